@@ -1,0 +1,148 @@
+"""Builds the bridge (store, Letta client, Bolt app, relay), serves it over HTTP or Socket Mode, stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge import __version__
+from bridge.config import Settings
+from bridge.letta.client import LettaClient
+from bridge.letta.runners import RunnerChooser
+from bridge.relay import Relay
+from bridge.slack.directory import Directory
+from bridge.slack.listeners import register_all
+from bridge.slack.post import SlackPoster
+from bridge.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+# A PaaS kills 30 s after SIGTERM; finish or record what is in flight well before that.
+STOP_GRACE_SECONDS = 20.0
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    # 429 means Slack did not process the call, so retrying after Retry-After is safe.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+def letta_client(settings: Settings) -> LettaClient:
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    return LettaClient(
+        settings.letta_base_url,
+        api_key=key,
+        project=settings.letta_project,
+        connect_timeout=settings.letta_connect_timeout,
+        read_timeout=settings.letta_read_timeout,
+    )
+
+
+class Bridge:
+    """Owns every long-lived object and the order they start and stop in."""
+
+    def __init__(self, settings: Settings, socket_mode: bool = False) -> None:
+        self.settings = settings
+        self.socket_mode = socket_mode
+        self.store: Store = open_store(settings.database_url)
+        self.letta = letta_client(settings)
+        self.slack = slack_client(settings)
+        self.chooser = RunnerChooser(self.letta, settings.letta_group_runner)
+        self.relay = Relay(
+            settings,
+            self.store,
+            self.chooser,
+            SlackPoster(self.slack, settings.slack_agent_usernames),
+            Directory(self.slack),
+        )
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        self.app = AsyncApp(
+            client=self.slack,
+            signing_secret=secret,
+            process_before_response=True,
+            request_verification_enabled=not socket_mode,
+        )
+        register_all(self.app, self.relay)
+        self.started_at = time.monotonic()
+        self.ready = False
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.relay.stop(STOP_GRACE_SECONDS)
+        await self.letta.aclose()
+        await self.store.close()
+
+    async def handle_slack(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        body: dict[str, Any] = {"status": "ok" if self.ready else "starting", "version": __version__}
+        return web.json_response(body, status=200 if self.ready else 503)
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/slack/events", self.handle_slack)
+        app.router.add_get("/healthz", self.healthz)
+        return app
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_http(settings: Settings) -> None:
+    bridge = Bridge(settings)
+    await bridge.start()
+    runner = web.AppRunner(bridge.web_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("bridge listening host=%s port=%s version=%s", settings.host, settings.port, __version__)
+    try:
+        await _wait_for_signal()
+        log.info("stopping: no new requests, finishing turns in flight")
+        await site.stop()
+    finally:
+        await bridge.stop()
+        await runner.cleanup()
+    log.info("bridge stopped")
+
+
+async def serve_socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    bridge = Bridge(settings, socket_mode=True)
+    await bridge.start()
+    assert settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(bridge.app, settings.slack_app_token.get_secret_value())
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("bridge connected over Socket Mode version=%s", __version__)
+    try:
+        await _wait_for_signal()
+        log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
+        await handler.disconnect_async()  # type: ignore[no-untyped-call]
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await bridge.stop()
+    log.info("bridge stopped")

@@ -1,0 +1,203 @@
+"""Command line: serve | socket | check | channels connect|list|disconnect.
+
+Exit status: 0 success, 1 a check or a lookup failed, 2 settings or usage are wrong. Errors are plain lines
+on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+
+from slack_sdk.errors import SlackApiError
+
+from bridge import __version__
+from bridge.config import Settings, SettingsError, load_settings, missing
+from bridge.domain import RUNNER_CHOICES, Binding
+from bridge.logs import setup_logging
+from bridge.store import Store, StoreError, open_store
+
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bridge",
+        description="Talk to a Letta multi-agent group from Slack. Settings come from environment "
+        "variables over config.toml (see config.example.toml).",
+    )
+    parser.add_argument("--version", action="version", version=f"letta-slack-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)")
+    sub.add_parser("socket", help="connect over Socket Mode (SLACK_APP_TOKEN), for local use with no public URL")
+    sub.add_parser("check", help="check each setting and connection; exit 0 only if all pass")
+    channels = sub.add_parser("channels", help="bind Slack channels to Letta groups or agents")
+    csub = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
+    connect = csub.add_parser("connect", help="bind a channel to group-<uuid>, or to agent-<uuid> [agent-<uuid> ...]")
+    connect.add_argument("channel", help="Slack channel id, e.g. C0123ABC (channel details > About)")
+    connect.add_argument("target", nargs="+", help="one group id, or agent ids in speaking order")
+    connect.add_argument("--runner", choices=RUNNER_CHOICES, default="auto", help="who runs the group's turn")
+    connect.add_argument("--team", help="Slack workspace id (default: the bot token's, from auth.test)")
+    listing = csub.add_parser("list", help="list bound channels")
+    listing.add_argument("--team", help="only this workspace")
+    disconnect = csub.add_parser("disconnect", help="remove a channel's binding")
+    disconnect.add_argument("channel")
+    disconnect.add_argument("--team", help="Slack workspace id (default: the bot token's)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in exc.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _require(settings: Settings, mode: str) -> None:
+    lines = missing(settings, mode)  # type: ignore[arg-type]
+    if lines:
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        print("Set them in the environment or in config.toml (see config.example.toml and README.md).", file=sys.stderr)
+        raise SystemExit(2)
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        from bridge.app import serve_http
+
+        _require(settings, "serve")
+        await serve_http(settings)
+        return 0
+    if args.command == "socket":
+        from bridge.app import serve_socket
+
+        _require(settings, "socket")
+        await serve_socket(settings)
+        return 0
+    if args.command == "check":
+        from bridge.checks import run_checks
+
+        checks = await run_checks(settings)
+        for check in checks:
+            print(check.line())
+        return 0 if all(c.ok for c in checks) else 1
+    return await _channels(args, settings)
+
+
+async def _team(settings: Settings, team: str | None) -> str:
+    if team:
+        return str(team)
+    if settings.slack_bot_token is None:
+        raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
+    from bridge.app import slack_client
+
+    try:
+        response = await slack_client(settings).auth_test()
+    except SlackApiError as exc:
+        raise CliError(f"Slack refused the bot token (auth.test: {exc.response.get('error')}).") from None
+    except Exception as exc:
+        raise CliError(f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}).") from None
+    return str(response["team_id"])
+
+
+def _channel(value: str) -> str:
+    if not CHANNEL_ID.fullmatch(value):
+        raise CliError(f"{value} is not a Slack channel id (like C0123ABC: open the channel details, About tab).", 2)
+    return value
+
+
+def _describe(binding: Binding) -> str:
+    t = binding.target
+    pattern = f" [{t.manager_type}]" if t.manager_type else ""
+    return f"{t.ref}{pattern} ({', '.join(a.name for a in t.agents)})"
+
+
+async def _channels(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        if args.action == "list":
+            return await _list(store, args.team)
+        team = await _team(settings, args.team)
+        if args.action == "disconnect":
+            previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
+            if previous is None:
+                raise CliError(f"{args.channel} is not connected.")
+            print(f"disconnected {args.channel} from {_describe(previous)}")
+            return 0
+        return await _connect(args, settings, store, team)
+    finally:
+        await store.close()
+
+
+async def _list(store: Store, team: str | None) -> int:
+    bindings = await store.list_bindings(team)
+    if not bindings:
+        print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
+        return 0
+    print(f"{'workspace':<12} {'channel':<12} {'runner':<7} {'bound by':<10} {'bound at':<17} target")
+    for b in bindings:
+        when = b.bound_at.strftime("%Y-%m-%d %H:%M")
+        print(f"{b.team_id:<12} {b.channel_id:<12} {b.runner:<7} {b.bound_by:<10} {when:<17} {_describe(b)}")
+    return 0
+
+
+async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
+    from bridge.app import letta_client
+    from bridge.letta.errors import LettaError
+    from bridge.letta.runners import RunnerChooser
+    from bridge.targets import TargetError, resolve_target
+
+    channel = _channel(args.channel)
+    lines = missing(settings, "letta")
+    if lines:
+        raise CliError(lines[0], 2)
+    client = letta_client(settings)
+    try:
+        try:
+            target = await resolve_target(client, args.target)
+        except TargetError as exc:
+            raise CliError(str(exc)) from None
+        binding = Binding(team_id=team, channel_id=channel, target=target, runner=args.runner, bound_by="cli")
+        try:
+            runner = await RunnerChooser(client, settings.letta_group_runner).choice(binding)
+        except LettaError as exc:
+            raise CliError(exc.explain("the health check")) from None
+    finally:
+        await client.aclose()
+    if target.kind == "group":
+        print(f"group {target.group_id}: {target.description or '(no description)'}")
+        print(f"pattern: {target.manager_type}")
+    print("agents, in speaking order:")
+    for agent in target.agents:
+        print(f"  {agent.name}  {agent.id}")
+    print(f"runner: {runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
+    previous = await store.put_binding(binding)
+    if previous is not None:
+        print(f"replaced: {_describe(previous)}")
+    print(f"connected {channel} in workspace {team}")
+    return 0

@@ -1,0 +1,112 @@
+"""Plain dataclasses the relay passes between the Slack side, the Letta side and the store.
+
+Neither `bridge.slack` nor `bridge.letta` imports the other; both speak these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+RunnerChoice = Literal["auto", "server", "bridge"]
+RUNNER_CHOICES: tuple[RunnerChoice, ...] = ("auto", "server", "bridge")
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a channel talks to: a Letta group, or an ordered list of agents (servers without groups)."""
+
+    kind: Literal["group", "agents"]
+    agents: tuple[AgentRef, ...]
+    group_id: str | None = None
+    manager_type: str | None = None
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        names = ", ".join(a.name for a in self.agents)
+        if self.kind == "group":
+            title = self.description or self.group_id or "group"
+            return f"{title}: {names}"
+        return f"agents: {names}"
+
+    @property
+    def ref(self) -> str:
+        return self.group_id or " ".join(a.id for a in self.agents)
+
+    def agent_named(self, name: str | None) -> AgentRef | None:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        return None
+
+
+@dataclass(frozen=True)
+class Binding:
+    team_id: str
+    channel_id: str
+    target: Target
+    runner: RunnerChoice = "auto"
+    bound_by: str = ""
+    bound_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One accepted human message that the channel's group must answer."""
+
+    team_id: str
+    channel_id: str
+    message_ts: str
+    thread_ts: str
+    user_id: str
+    text: str
+    event_id: str = ""
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """What the runners send for one turn: the text with its context prefix, and who said it."""
+
+    text: str
+    otid: str
+    sender: str | None
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    agent_name: str
+    text: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentFailure:
+    """An agent (or the whole group) could not answer; `message` is already in plain words."""
+
+    agent_name: str | None
+    message: str
+    kind: str
+    agent_id: str | None = None
+
+
+TurnEvent = AgentReply | AgentFailure
+
+
+class Transcript(Protocol):
+    """What each agent of a bridge-run group has not seen yet (durable, per binding).
+
+    `unseen` returns the other agents' replies past the agent's cursor and the sequence number they
+    reach; `delivered` moves the cursor there once the agent has been sent them, and records its reply.
+    """
+
+    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int]: ...
+
+    async def delivered(self, agent_id: str, upto: int, reply: AgentReply | None) -> None: ...

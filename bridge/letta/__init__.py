@@ -1,0 +1,1 @@
+"""The Letta side: HTTP client, wire models and the two ways of running a group's turn."""

@@ -1,0 +1,225 @@
+"""One `httpx.AsyncClient` per process; HTTP and transport failures become a few typed `LettaError`s.
+
+Sends are never retried here: Letta does not deduplicate, so a retried send is a second turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from bridge import __version__
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.models import (
+    AGENT_LIST,
+    GROUP_LIST,
+    Agent,
+    Group,
+    Health,
+    LettaResponse,
+    parse_error,
+)
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+L = TypeVar("L")
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+AGENT_ID = re.compile(rf"agent-{_UUID}")
+GROUP_ID = re.compile(rf"group-{_UUID}")
+
+
+def is_agent_id(value: str) -> bool:
+    return AGENT_ID.fullmatch(value) is not None
+
+
+def is_group_id(value: str) -> bool:
+    return GROUP_ID.fullmatch(value) is not None
+
+
+def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": text}], "otid": otid}
+    if sender:
+        message["name"] = sender
+    return message
+
+
+class AgentLocks:
+    """Letta runs two sends to one agent at once and mixes their contexts, so the bridge never does."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
+        # Sorted so that two group turns sharing agents cannot deadlock.
+        ids = sorted(set(agent_ids))
+        locks = [self._locks.setdefault(agent_id, asyncio.Lock()) for agent_id in ids]
+        acquired: list[asyncio.Lock] = []
+        try:
+            for lock in locks:
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in reversed(acquired):
+                lock.release()
+
+
+class LettaClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        project: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+    ) -> None:
+        headers = {"User-Agent": f"letta-slack-bridge/{__version__}", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if project:
+            headers["X-Project"] = project
+        self.base_url = base_url.rstrip("/")
+        self.locks = AgentLocks()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self) -> Health:
+        return await self._get("/v1/health/", Health)
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        return await self._get(f"/v1/agents/{agent_id}", Agent)
+
+    async def get_group(self, group_id: str) -> Group:
+        return await self._get(f"/v1/groups/{group_id}", Group)
+
+    async def list_agents(self, limit: int = 50, after: str | None = None) -> list[Agent]:
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        payload = await self._request("GET", "/v1/agents/", params=params)
+        return self._validate_list(payload, AGENT_LIST)
+
+    async def list_groups(self, limit: int = 50, after: str | None = None) -> list[Group]:
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        payload = await self._request("GET", "/v1/groups/", params=params)
+        return self._validate_list(payload, GROUP_LIST)
+
+    async def send_agent(self, agent_id: str, message: dict[str, Any]) -> LettaResponse:
+        async with self.locks.hold([agent_id]):
+            payload = await self._request("POST", f"/v1/agents/{agent_id}/messages", json={"messages": [message]})
+        return self._validate(payload, LettaResponse)
+
+    async def send_group(self, group_id: str, member_ids: list[str], message: dict[str, Any]) -> LettaResponse:
+        async with self.locks.hold(member_ids):
+            payload = await self._request("POST", f"/v1/groups/{group_id}/messages", json={"messages": [message]})
+        return self._validate(payload, LettaResponse)
+
+    async def _get(self, path: str, model: type[M]) -> M:
+        return self._validate(await self._request("GET", path), model)
+
+    def _validate(self, payload: Any, model: type[M]) -> M:
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise LettaError(Kind.BAD_RESPONSE, _short(exc), base_url=self.base_url) from None
+
+    def _validate_list(self, payload: Any, adapter: TypeAdapter[list[L]]) -> list[L]:
+        try:
+            return adapter.validate_python(payload)
+        except ValidationError as exc:
+            raise LettaError(Kind.BAD_RESPONSE, _short(exc), base_url=self.base_url) from None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        request_id = uuid.uuid4().hex[:12]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            response = await self._http.request(method, path, headers={"X-Request-Id": request_id}, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, method, path) from None
+        except httpx.TimeoutException as exc:
+            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, method, path) from None
+        except httpx.TransportError as exc:
+            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, method, path) from None
+        elapsed_ms = (loop.time() - started) * 1000
+        log.info(
+            "letta call method=%s path=%s status=%s ms=%.0f request_id=%s",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+            request_id,
+        )
+        if response.status_code >= 400:
+            raise self._error_for(response, request_id, method, path)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._fail(Kind.BAD_RESPONSE, "not JSON", response.status_code, request_id, method, path) from None
+
+    def _error_for(self, response: httpx.Response, request_id: str, method: str, path: str) -> LettaError:
+        status = response.status_code
+        try:
+            body = parse_error(response.json())
+            detail = body.describe()
+        except ValueError:
+            detail = response.text[:200]
+        if status in (401, 403):
+            kind = Kind.UNAUTHORIZED
+        elif status == 405 or (status == 404 and detail == "Not Found"):
+            kind = Kind.ROUTE_MISSING
+        elif status == 404:
+            kind = Kind.NOT_FOUND
+        elif status == 409:
+            kind = Kind.CONFLICT
+        elif status == 429:
+            kind = Kind.RATE_LIMITED
+        elif status >= 500:
+            kind = Kind.SERVER_ERROR
+        else:
+            kind = Kind.INVALID
+        return self._fail(kind, _clip(detail), status, request_id, method, path)
+
+    def _fail(self, kind: Kind, detail: str, status: int | None, request_id: str, method: str, path: str) -> LettaError:
+        log.warning(
+            "letta error kind=%s method=%s path=%s status=%s request_id=%s detail=%r",
+            kind,
+            method,
+            path,
+            status,
+            request_id,
+            detail,
+        )
+        return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid"
+    where = ".".join(str(p) for p in errors[0]["loc"])
+    return _clip(f"{where}: {errors[0]['msg']}")

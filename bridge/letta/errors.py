@@ -1,0 +1,90 @@
+"""The few kinds of Letta failure the bridge tells apart, each with a plain-words explanation."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    DISCONNECTED = "disconnected"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    ROUTE_MISSING = "route_missing"
+    INVALID = "invalid"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    RUN_FAILED = "run_failed"
+    BAD_RESPONSE = "bad_response"
+
+
+# Kinds after which the next agent would fail the same way: a bridge-run turn stops there.
+SERVER_WIDE = frozenset({Kind.UNREACHABLE, Kind.UNAUTHORIZED, Kind.RATE_LIMITED, Kind.TIMEOUT})
+
+
+class LettaError(Exception):
+    def __init__(
+        self,
+        kind: Kind,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        base_url: str = "",
+        request_id: str = "",
+    ) -> None:
+        super().__init__(f"{kind}: {status or ''} {detail}".strip())
+        self.kind = kind
+        self.detail = detail
+        self.status = status
+        self.base_url = base_url
+        self.request_id = request_id
+
+    def explain(self, what: str = "") -> str:
+        """One or two sentences a Slack user can act on; never a traceback."""
+        url = self.base_url or "the Letta server"
+        detail = f" ({self.detail})" if self.detail else ""
+        subject = what or "the agent"
+        match self.kind:
+            case Kind.UNREACHABLE:
+                return (
+                    f"I couldn't reach the Letta server at {url}. Check that it is running and that "
+                    "LETTA_BASE_URL is right, then ask again."
+                )
+            case Kind.TIMEOUT:
+                return f"The Letta server at {url} did not answer in time for {subject}. Ask again in a while."
+            case Kind.DISCONNECTED:
+                return (
+                    f"The connection to the Letta server dropped while {subject} was answering; "
+                    "the answer may be lost. Ask again if nothing follows."
+                )
+            case Kind.UNAUTHORIZED:
+                return (
+                    f"The Letta server rejected the bridge's API key (HTTP {self.status}). An operator "
+                    "needs to check LETTA_API_KEY."
+                )
+            case Kind.NOT_FOUND:
+                return (
+                    f"Letta does not know {subject}{detail}. It may have been deleted: "
+                    "rebind this channel with `python -m bridge channels connect`."
+                )
+            case Kind.ROUTE_MISSING:
+                return f"This Letta server has no route for that request{detail}."
+            case Kind.INVALID:
+                return f"Letta refused the request for {subject}{detail}."
+            case Kind.CONFLICT:
+                return f"{subject.capitalize()} is busy with another request{detail}. Ask again shortly."
+            case Kind.RATE_LIMITED:
+                return "Letta is rate-limiting the bridge (HTTP 429). Ask again in a minute."
+            case Kind.SERVER_ERROR:
+                said = f": {self.detail}" if self.detail else ""
+                return (
+                    f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
+                    "Ask again in a moment; if it keeps happening, check the Letta server's logs."
+                )
+            case Kind.RUN_FAILED:
+                return f"Letta started {subject}'s answer but it failed{detail}. Ask again in a moment."
+            case Kind.BAD_RESPONSE:
+                return f"Letta sent an answer for {subject} that the bridge could not read{detail}."
+        return f"Letta failed{detail}."

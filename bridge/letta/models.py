@@ -1,0 +1,225 @@
+"""Pydantic models of the Letta JSON the bridge reads, tolerant of what it does not know.
+
+Messages are a union discriminated on `message_type`; a type this bridge has never seen becomes
+`UnknownMessage` instead of a validation error, because servers add types between releases.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class TextPart(_Wire):
+    type: str = "text"
+    text: str | None = None
+
+
+Content = str | list[TextPart] | None
+
+
+def content_text(content: Content) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text or "" for part in content if part.type == "text")
+
+
+class MessageBase(_Wire):
+    id: str | None = None
+    date: str | None = None
+    name: str | None = None
+    otid: str | None = None
+    sender_id: str | None = None
+    step_id: str | None = None
+    run_id: str | None = None
+    is_err: bool | None = None
+    seq_id: int | None = None
+
+
+class AssistantMessage(MessageBase):
+    message_type: Literal["assistant_message"] = "assistant_message"
+    content: Content = None
+
+    @property
+    def text(self) -> str:
+        return content_text(self.content)
+
+
+class UserMessage(MessageBase):
+    message_type: Literal["user_message"] = "user_message"
+    content: Content = None
+
+
+class SystemMessage(MessageBase):
+    message_type: Literal["system_message"] = "system_message"
+    content: Content = None
+
+
+class ReasoningMessage(MessageBase):
+    message_type: Literal["reasoning_message"] = "reasoning_message"
+    reasoning: str | None = None
+
+
+class ToolCall(_Wire):
+    name: str | None = None
+    arguments: str | None = None
+    tool_call_id: str | None = None
+
+
+class ToolCallMessage(MessageBase):
+    message_type: Literal["tool_call_message"] = "tool_call_message"
+    tool_call: ToolCall | None = None
+
+
+class ToolReturnMessage(MessageBase):
+    message_type: Literal["tool_return_message"] = "tool_return_message"
+    tool_return: str | None = None
+    status: str | None = None
+    tool_call_id: str | None = None
+
+
+class StopReason(_Wire):
+    message_type: Literal["stop_reason"] = "stop_reason"
+    stop_reason: str
+
+
+class UsageStatistics(_Wire):
+    message_type: Literal["usage_statistics"] = "usage_statistics"
+    step_count: int | None = None
+    total_tokens: int | None = None
+
+
+class ErrorMessage(MessageBase):
+    """0.16.x stream error event."""
+
+    message_type: Literal["error_message"] = "error_message"
+    error_type: str | None = None
+    message: str | None = None
+    detail: str | None = None
+
+
+class Ping(MessageBase):
+    message_type: Literal["ping"] = "ping"
+
+
+class UnknownMessage(_Wire):
+    message_type: str | None = None
+
+
+_KNOWN: dict[str, type[BaseModel]] = {
+    "assistant_message": AssistantMessage,
+    "user_message": UserMessage,
+    "system_message": SystemMessage,
+    "reasoning_message": ReasoningMessage,
+    "tool_call_message": ToolCallMessage,
+    "tool_return_message": ToolReturnMessage,
+    "stop_reason": StopReason,
+    "usage_statistics": UsageStatistics,
+    "error_message": ErrorMessage,
+    "ping": Ping,
+}
+
+
+def _tag(value: Any) -> str:
+    kind = value.get("message_type") if isinstance(value, dict) else getattr(value, "message_type", None)
+    if kind in _KNOWN:
+        return str(kind)
+    log.info("letta: skipping a message of unknown type %r", kind)
+    return "unknown"
+
+
+LettaMessage = Annotated[
+    Annotated[AssistantMessage, Tag("assistant_message")]
+    | Annotated[UserMessage, Tag("user_message")]
+    | Annotated[SystemMessage, Tag("system_message")]
+    | Annotated[ReasoningMessage, Tag("reasoning_message")]
+    | Annotated[ToolCallMessage, Tag("tool_call_message")]
+    | Annotated[ToolReturnMessage, Tag("tool_return_message")]
+    | Annotated[StopReason, Tag("stop_reason")]
+    | Annotated[UsageStatistics, Tag("usage_statistics")]
+    | Annotated[ErrorMessage, Tag("error_message")]
+    | Annotated[Ping, Tag("ping")]
+    | Annotated[UnknownMessage, Tag("unknown")],
+    Discriminator(_tag),
+]
+
+MESSAGE_LIST: TypeAdapter[list[LettaMessage]] = TypeAdapter(list[LettaMessage])
+
+# Stop reasons that mean the turn failed on the server side, even inside a 200 answer.
+ERROR_STOP_REASONS = frozenset({"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call"})
+
+
+class LettaResponse(_Wire):
+    messages: list[LettaMessage] = []
+    stop_reason: StopReason | None = None
+    usage: UsageStatistics | None = None
+
+
+class Health(_Wire):
+    version: str
+    status: str | None = None
+
+
+class Agent(_Wire):
+    id: str
+    name: str
+    description: str | None = None
+
+
+class Group(_Wire):
+    id: str
+    manager_type: str = "round_robin"
+    agent_ids: list[str] = []
+    description: str | None = None
+    manager_agent_id: str | None = None
+    termination_token: str | None = None
+    max_turns: int | None = None
+
+
+GROUP_LIST: TypeAdapter[list[Group]] = TypeAdapter(list[Group])
+AGENT_LIST: TypeAdapter[list[Agent]] = TypeAdapter(list[Agent])
+
+
+class LLMError(_Wire):
+    type: str | None = None
+    message: str | None = None
+    detail: str | None = None
+
+
+class ErrorBody(_Wire):
+    """Error bodies come as `{"detail": str | list | dict}` (FastAPI) or `{"error": {...}}` (0.16.x LLM)."""
+
+    detail: str | list[Any] | dict[str, Any] | None = None
+    error: LLMError | str | None = None
+    code: str | None = None
+
+    def describe(self) -> str:
+        if isinstance(self.error, LLMError):
+            return self.error.message or self.error.detail or self.error.type or ""
+        if isinstance(self.error, str):
+            return self.error
+        if isinstance(self.detail, str):
+            return self.detail
+        if isinstance(self.detail, dict):
+            return str(self.detail.get("message") or self.detail.get("code") or self.detail)
+        if isinstance(self.detail, list) and self.detail:
+            first = self.detail[0]
+            return str(first.get("msg", first)) if isinstance(first, dict) else str(first)
+        return ""
+
+
+def parse_error(payload: Any) -> ErrorBody:
+    try:
+        return ErrorBody.model_validate(payload)
+    except ValidationError:
+        return ErrorBody(detail=str(payload)[:300])

@@ -1,0 +1,1 @@
+"""The Slack side: listeners, event decisions, rendering and posting."""

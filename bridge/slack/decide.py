@@ -1,0 +1,96 @@
+"""Pure decisions: an incoming Slack event becomes a `Turn` to run, or `Ignored` with a typed reason."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from bridge.domain import Turn
+
+
+class Reason(StrEnum):
+    FROM_BOT = "from_bot"
+    SUBTYPE = "subtype"
+    NO_USER = "no_user"
+    NO_CHANNEL = "no_channel"
+    EMPTY = "empty"
+    NOT_A_MENTION = "not_a_mention"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: Reason
+    detail: str = ""
+
+
+Decision = Turn | Ignored
+
+_TS = re.compile(r"\d{1,12}\.\d{1,9}")
+
+
+def unescape(text: str) -> str:
+    """Slack escapes exactly &, < and >; `&amp;` goes last so `&amp;lt;` stays `&lt;`."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def clean_text(text: str, bot_user_id: str | None) -> str:
+    """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    return unescape(" ".join(text.split()))
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> Decision:
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return Ignored(Reason.MALFORMED, "no event")
+    if event.get("bot_id") or (bot_id and event.get("bot_id") == bot_id):
+        return Ignored(Reason.FROM_BOT)
+    if event.get("subtype"):
+        return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    user = _str(event.get("user"))
+    if not user:
+        return Ignored(Reason.NO_USER)
+    if bot_user_id and user == bot_user_id:
+        return Ignored(Reason.FROM_BOT, "self")
+    channel = _str(event.get("channel"))
+    if not channel:
+        return Ignored(Reason.NO_CHANNEL)
+    ts = _str(event.get("ts"))
+    if not _TS.fullmatch(ts):
+        return Ignored(Reason.MALFORMED, "bad ts")
+    thread_ts = _str(event.get("thread_ts"))
+    if thread_ts and not _TS.fullmatch(thread_ts):
+        return Ignored(Reason.MALFORMED, "bad thread_ts")
+    text = clean_text(_str(event.get("text")), bot_user_id)
+    if not text:
+        return Ignored(Reason.EMPTY)
+    team = _str(body.get("team_id")) or _str(event.get("team"))
+    return Turn(
+        team_id=team,
+        channel_id=channel,
+        message_ts=ts,
+        thread_ts=thread_ts or ts,
+        user_id=user,
+        text=text,
+        event_id=_str(body.get("event_id")),
+    )
+
+
+def decide_message(body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> Decision:
+    """Plain messages do not start turns yet; mentions arrive as `app_mention` and are handled there."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return Ignored(Reason.MALFORMED, "no event")
+    if event.get("bot_id"):
+        return Ignored(Reason.FROM_BOT)
+    if event.get("subtype"):
+        return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    return Ignored(Reason.NOT_A_MENTION)

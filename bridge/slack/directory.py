@@ -1,0 +1,43 @@
+"""Names for people and channels (users.info, conversations.info), cached; a lookup failure is never fatal."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+
+class Directory:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._users: dict[str, str] = {}
+        self._channels: dict[str, str] = {}
+
+    async def user_name(self, user_id: str) -> str:
+        if user_id not in self._users:
+            name = user_id
+            try:
+                response = await self._client.users_info(user=user_id)
+                user = response.get("user") or {}
+                profile = user.get("profile") or {}
+                name = profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
+            except SlackApiError as exc:
+                log.info("slack users.info failed user=%s error=%s", user_id, exc.response.get("error"))
+                return user_id
+            self._users[user_id] = name
+        return self._users[user_id]
+
+    async def channel_name(self, channel_id: str) -> str:
+        if channel_id not in self._channels:
+            name = channel_id
+            try:
+                response = await self._client.conversations_info(channel=channel_id)
+                name = (response.get("channel") or {}).get("name") or channel_id
+            except SlackApiError as exc:
+                log.info("slack conversations.info failed channel=%s error=%s", channel_id, exc.response.get("error"))
+                return channel_id
+            self._channels[channel_id] = name
+        return self._channels[channel_id]

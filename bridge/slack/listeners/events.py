@@ -1,0 +1,43 @@
+"""Events API listeners: a listener for every subscribed event, so Slack never gets a 404 and retries."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bridge.domain import Turn
+from bridge.relay import Relay
+from bridge.slack.decide import Ignored, decide_mention, decide_message
+
+log = logging.getLogger(__name__)
+
+
+def _log_ignored(kind: str, body: dict[str, Any], decision: Ignored) -> None:
+    log.info(
+        "slack event ignored type=%s event_id=%s reason=%s %s",
+        kind,
+        body.get("event_id", ""),
+        decision.reason,
+        decision.detail,
+    )
+
+
+def register(app: AsyncApp, relay: Relay) -> None:
+    @app.event("app_mention")
+    async def on_mention(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        decision = decide_mention(body, context.bot_user_id, context.bot_id)
+        if isinstance(decision, Turn):
+            # Recorded durably here, before Bolt acknowledges; Letta is called later by the relay's tasks.
+            await relay.accept(decision)
+        else:
+            _log_ignored("app_mention", body, decision)
+
+    @app.event("message")
+    async def on_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        decision = decide_message(body, context.bot_user_id, context.bot_id)
+        if isinstance(decision, Turn):
+            await relay.accept(decision)
+        else:
+            _log_ignored("message", body, decision)

@@ -1,0 +1,337 @@
+"""The embedded default store: one SQLite file in WAL mode, created on first start, migrated in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+
+from bridge.domain import AgentRef, AgentReply, Binding, RunnerChoice, Target, Turn
+from bridge.store.base import HistoryEntry, StoreError
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE bindings (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL,
+        kind TEXT NOT NULL, group_id TEXT, agents TEXT NOT NULL,
+        manager_type TEXT, description TEXT NOT NULL DEFAULT '',
+        runner TEXT NOT NULL DEFAULT 'auto', bound_by TEXT NOT NULL DEFAULT '', bound_at TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id)
+    );
+    CREATE TABLE binding_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, runner TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL
+    );
+    CREATE TABLE seen_events (event_id TEXT PRIMARY KEY, at TEXT NOT NULL);
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, message_ts TEXT NOT NULL, thread_ts TEXT NOT NULL,
+        user_id TEXT NOT NULL, text TEXT NOT NULL, otid TEXT NOT NULL, event_id TEXT NOT NULL,
+        status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        UNIQUE (team_id, channel_id, message_ts)
+    );
+    CREATE INDEX turns_status ON turns (status);
+    CREATE TABLE posts (
+        turn_id INTEGER NOT NULL, seq INTEGER NOT NULL, agent_name TEXT NOT NULL, ts TEXT NOT NULL,
+        PRIMARY KEY (turn_id, seq)
+    );
+    CREATE TABLE transcript (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, seq)
+    );
+    CREATE TABLE cursors (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (team_id, channel_id, agent_id)
+    );
+    CREATE TABLE notices (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, kind)
+    );
+    """,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///bridge.db` is relative to the working directory, `sqlite:////var/x.db` absolute."""
+    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            return path or "bridge.db"
+    raise StoreError(f"not a sqlite URL: {url}")
+
+
+def _missing_folder(path: str) -> Path | None:
+    parent = Path(path).expanduser().absolute().parent
+    return None if parent.is_dir() else parent
+
+
+def _encode_target(target: Target) -> str:
+    return json.dumps([{"id": a.id, "name": a.name} for a in target.agents])
+
+
+def _binding(row: sqlite3.Row) -> Binding:
+    agents = tuple(AgentRef(a["id"], a["name"]) for a in json.loads(row["agents"]))
+    target = Target(
+        kind=row["kind"],
+        agents=agents,
+        group_id=row["group_id"],
+        manager_type=row["manager_type"],
+        description=row["description"],
+    )
+    return Binding(
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        target=target,
+        runner=row["runner"],
+        bound_by=row["bound_by"],
+        bound_at=datetime.fromisoformat(row["bound_at"]),
+    )
+
+
+class SqliteStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time on the shared connection; BEGIN IMMEDIATE takes the file lock
+        first, so that two processes (or a migration racing a start) serialise instead of deadlocking."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            parent = await asyncio.to_thread(_missing_folder, self.path)
+            if parent is not None:
+                raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        async with self._write() as db:
+            current = await self.schema_version()
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version={version}")
+
+    async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
+        async with self.db.execute(
+            "SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _binding(row) if row else None
+
+    async def put_binding(self, binding: Binding) -> Binding | None:
+        t = binding.target
+        async with self._write() as db:
+            previous = await self.get_binding(binding.team_id, binding.channel_id)
+            await db.execute(
+                "INSERT OR REPLACE INTO bindings (team_id, channel_id, kind, group_id, agents, manager_type,"
+                " description, runner, bound_by, bound_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    binding.team_id,
+                    binding.channel_id,
+                    t.kind,
+                    t.group_id,
+                    _encode_target(t),
+                    t.manager_type,
+                    t.description,
+                    binding.runner,
+                    binding.bound_by,
+                    binding.bound_at.isoformat(),
+                ),
+            )
+            top = await self._top_seq(binding.team_id, binding.channel_id)
+            for agent in t.agents:
+                # An agent new to this channel starts from now: it is not shown replies from before it joined.
+                await db.execute(
+                    "INSERT OR IGNORE INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)",
+                    (binding.team_id, binding.channel_id, agent.id, top),
+                )
+            await self._log(binding.team_id, binding.channel_id, "connect", t.ref, binding.runner, binding.bound_by)
+        return previous
+
+    async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
+        async with self._write() as db:
+            previous = await self.get_binding(team_id, channel_id)
+            if previous is None:
+                return None
+            await db.execute("DELETE FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
+            await self._log(team_id, channel_id, "disconnect", previous.target.ref, previous.runner, actor)
+        return previous
+
+    async def list_bindings(self, team_id: str | None = None) -> list[Binding]:
+        query = "SELECT * FROM bindings"
+        params: tuple[str, ...] = ()
+        if team_id is not None:
+            query += " WHERE team_id=?"
+            params = (team_id,)
+        async with self.db.execute(query + " ORDER BY team_id, channel_id", params) as cursor:
+            rows = await cursor.fetchall()
+        return [_binding(row) for row in rows]
+
+    async def set_runner(self, team_id: str, channel_id: str, runner: RunnerChoice, actor: str) -> None:
+        async with self._write() as db:
+            binding = await self.get_binding(team_id, channel_id)
+            if binding is None:
+                return
+            await db.execute(
+                "UPDATE bindings SET runner=? WHERE team_id=? AND channel_id=?", (runner, team_id, channel_id)
+            )
+            await self._log(team_id, channel_id, "runner", binding.target.ref, runner, actor)
+
+    async def history(self, team_id: str, channel_id: str, limit: int = 10) -> list[HistoryEntry]:
+        async with self.db.execute(
+            "SELECT action, target, runner, actor, at FROM binding_history WHERE team_id=? AND channel_id=?"
+            " ORDER BY id DESC LIMIT ?",
+            (team_id, channel_id, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], datetime.fromisoformat(r["at"]))
+            for r in rows
+        ]
+
+    async def _log(self, team_id: str, channel_id: str, action: str, target: str, runner: str, actor: str) -> None:
+        await self.db.execute(
+            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (team_id, channel_id, action, target, runner, actor, _now()),
+        )
+
+    async def accept_turn(self, turn: Turn, otid: str) -> int | None:
+        now = _now()
+        async with self._write() as db:
+            if turn.event_id:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (turn.event_id, now)
+                )
+                if cursor.rowcount == 0:
+                    return None
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid,"
+                " event_id, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    turn.team_id,
+                    turn.channel_id,
+                    turn.message_ts,
+                    turn.thread_ts,
+                    turn.user_id,
+                    turn.text,
+                    otid,
+                    turn.event_id,
+                    "received",
+                    now,
+                    now,
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            return cursor.lastrowid
+
+    async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=?", (status, error, _now(), turn_id)
+            )
+
+    async def record_post(self, turn_id: int, seq: int, agent_name: str, ts: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO posts (turn_id, seq, agent_name, ts) VALUES (?,?,?,?)",
+                (turn_id, seq, agent_name, ts),
+            )
+
+    async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO notices (team_id, channel_id, kind, at) VALUES (?,?,?,?)",
+                (team_id, channel_id, kind, _now()),
+            )
+            return cursor.rowcount > 0
+
+    async def _top_seq(self, team_id: str, channel_id: str) -> int:
+        async with self.db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?", (team_id, channel_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]:
+        async with self.db.execute(
+            "SELECT seq FROM cursors WHERE team_id=? AND channel_id=? AND agent_id=?", (team_id, channel_id, agent_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        top = await self._top_seq(team_id, channel_id)
+        since = int(row[0]) if row else top
+        async with self.db.execute(
+            "SELECT seq, agent_id, agent_name, text FROM transcript WHERE team_id=? AND channel_id=?"
+            " AND seq>? AND seq<=? AND agent_id<>? ORDER BY seq",
+            (team_id, channel_id, since, top, agent_id),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
+
+    async def delivered(
+        self, team_id: str, channel_id: str, agent_id: str, upto: int, reply: AgentReply | None
+    ) -> None:
+        """The agent has been shown everything up to `upto`; its own replies are never shown back to it."""
+        async with self._write() as db:
+            if reply is not None:
+                seq = await self._top_seq(team_id, channel_id) + 1
+                await db.execute(
+                    "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
+                )
+            await db.execute(
+                "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"
+                " ON CONFLICT (team_id, channel_id, agent_id) DO UPDATE SET seq=MAX(seq, excluded.seq)",
+                (team_id, channel_id, agent_id, upto),
+            )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bridge.domain import Turn
+from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message
+from tests.reference import SLACK, load
+
+BOT = "U0BOTABCD"
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    return load(SLACK / "events" / name)
+
+
+def test_mention_becomes_a_turn_with_the_bot_mention_stripped_and_unescaped() -> None:
+    decision = decide_mention(_fixture("app_mention.json"), BOT)
+    assert decision == Turn(
+        team_id="T0123ABCD",
+        channel_id="C0123ABCD",
+        message_ts="1764064800.123456",
+        thread_ts="1764064800.123456",
+        user_id="U0123ABCD",
+        text="what changed in the last deploy? <prod> & staging",
+        event_id="Ev0A1B2C3D4E",
+    )
+
+
+def test_mention_inside_a_thread_answers_in_the_root_thread() -> None:
+    decision = decide_mention(_fixture("app_mention_in_thread.json"), BOT)
+    assert isinstance(decision, Turn)
+    event = _fixture("app_mention_in_thread.json")["event"]
+    assert decision.thread_ts == event["thread_ts"] != decision.message_ts
+
+
+def test_only_the_bots_own_mention_is_stripped() -> None:
+    assert clean_text("<@U0BOTABCD> ask <@U0456EFGH> &amp;lt;", BOT) == "ask <@U0456EFGH> &lt;"
+
+
+def test_bot_posts_edits_and_empty_mentions_are_ignored_with_reasons() -> None:
+    bot = decide_mention(_fixture("message_bot.json"), BOT)
+    assert isinstance(bot, Ignored) and bot.reason == Reason.FROM_BOT
+    edited = decide_mention(_fixture("message_changed.json"), BOT)
+    assert isinstance(edited, Ignored)
+    empty = copy.deepcopy(_fixture("app_mention.json"))
+    empty["event"]["text"] = "<@U0BOTABCD>  "
+    assert decide_mention(empty, BOT) == Ignored(Reason.EMPTY)
+    mine = copy.deepcopy(_fixture("app_mention.json"))
+    mine["event"]["user"] = BOT
+    assert isinstance(decide_mention(mine, BOT), Ignored)
+
+
+def test_malformed_events_are_ignored_not_crashed_on() -> None:
+    for body in ({}, {"event": "x"}, {"event": {"user": "U1", "channel": "C1", "ts": "nope", "text": "hi"}}):
+        assert isinstance(decide_mention(body, BOT), Ignored)
+    no_channel = copy.deepcopy(_fixture("app_mention.json"))
+    del no_channel["event"]["channel"]
+    assert decide_mention(no_channel, BOT) == Ignored(Reason.NO_CHANNEL)
+
+
+def test_plain_messages_do_not_start_turns() -> None:
+    for name in ("message_in_thread.json", "message_bot.json", "message_bot_profile.json", "message_changed.json"):
+        assert isinstance(decide_message(_fixture(name), BOT), Ignored)

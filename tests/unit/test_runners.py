@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from bridge.domain import AgentReply
+from bridge.letta.runners import UNSEEN_HEADER, compose, parse_version, runner_for_version
+
+
+def test_compose_labels_each_unseen_reply_then_the_users_message() -> None:
+    text = compose([AgentReply("alice", "first"), AgentReply("bob", "second")], "[maria in #agents on Slack] go")
+    assert text == f"{UNSEEN_HEADER}\n[alice] first\n[bob] second\n\n[maria in #agents on Slack] go"
+    assert compose([], "just me") == "just me"
+
+
+def test_auto_uses_the_server_runner_only_below_0_12() -> None:
+    assert runner_for_version("0.11.7") == "server"
+    assert runner_for_version("0.11.0") == "server"
+    for version in ("0.12.0", "0.12.1", "0.16.4", "0.16.8", "1.0.0", "cloud"):
+        assert runner_for_version(version) == "bridge"
+    assert parse_version("v0.11") == (0, 11, 0)
+    assert parse_version("cloud") is None
