@@ -73,7 +73,7 @@ class Bridge:
             process_before_response=True,
             request_verification_enabled=not socket_mode,
         )
-        register_all(self.app, self.relay)
+        register_all(self.app, self.relay, self.store)
         self.started_at = time.monotonic()
         self.ready = False
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bridge.relay import Relay
-from bridge.slack.listeners import events
+from bridge.slack.listeners import commands, events
+from bridge.store import Store
 
 
-def register_all(app: AsyncApp, relay: Relay) -> None:
+def register_all(app: AsyncApp, relay: Relay, store: Store) -> None:
     events.register(app, relay)
+    commands.register(app, store)
