@@ -1,0 +1,125 @@
+"""Start the bridge as a user does (`python -m bridge ...`, env vars, a real SQLite file) and drive it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fakes.signing import event_body, mention_event, signed_headers
+
+REPO = Path(__file__).resolve().parents[2]
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LETTA_", "BRIDGE_"))}
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack_api_url,
+            "LETTA_BASE_URL": letta_url,
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        env=env,
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@dataclass
+class BridgeProcess:
+    env: dict[str, str]
+    mode: str = "serve"
+    cwd: Path = REPO
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_path: Path, wait: bool = True) -> BridgeProcess:
+        self.log_path = log_path
+        env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
+        log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", self.mode], env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if wait and self.mode == "serve":
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"bridge exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"bridge not healthy after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode or 0)
+
+    def post(self, body: bytes, content_type: str = "application/json", **headers: Any) -> httpx.Response:
+        signed = signed_headers(SIGNING_SECRET, body, content_type)
+        signed.update(headers)
+        return httpx.post(f"{self.url}/slack/events", content=body, headers=signed, timeout=10)
+
+    def mention(self, text: str, channel: str, user: str = "U0123ABCD", **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
+        """Send an app_mention as Slack would; returns the event and the bridge's answer."""
+        event = mention_event(text, channel=channel, user=user, **kwargs)
+        response = self.post(event_body(event))
+        return event, response
+
+
+def body_json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,619 @@
+"""A fake Letta server for tests, speaking the wire formats captured from real Letta servers.
+
+The server is aiohttp running on 127.0.0.1 in its own thread, with its own event loop, so sync
+tests can drive it. It plays one of the captured versions ("0.11.7", "0.12.1", "0.16.4",
+"0.16.8"). The version decides the response shapes, error bodies and group-send behaviour:
+- 0.11.7 runs the group. Sleeptime groups hang.
+- 0.12.1 and 0.16.4 answer 500.
+- 0.16.8 answers 405.
+Shapes come from ``letta_shapes``, which loads them from the captures in
+/work/shared/reference/letta. Where no capture exists, this module says so and borrows one:
+- 0.12.1 agent sends, history and errors use the 0.11.7 shapes. 0.12.1 runs the same
+  memgpt_v2 agent, but none of this was captured for 0.12.1.
+- Stream routes (``/messages/stream``) are not served: they get 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from . import letta_shapes as S
+from .letta_shapes import new_id, wire_date
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+ReplySpec = str | list[str] | Callable[[str], str | list[str]]
+_INTERNAL_ERROR = S.body("0.11.7", "llm500-agents-send")  # {"detail": "An internal server error occurred"}
+_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages")
+_SHAPES = {v: S.Shapes(v) for v in S.VERSIONS}
+
+
+@dataclass
+class Recorded:
+    """One HTTP request as the fake saw it. ``status`` and ``finished`` stay None until it is answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+    status: int | None = None
+    started: float = 0.0
+    finished: float | None = None
+
+
+@dataclass
+class AgentInput:
+    """One agent turn that actually ran, with what that agent received (to check routing and concurrency)."""
+
+    agent_id: str
+    agent_name: str
+    text: str
+    messages: list[dict[str, Any]]
+    otid: str | None
+    name: str | None
+    started: float
+    finished: float | None = None
+
+
+@dataclass
+class _Agent:
+    id: str
+    name: str
+    created: datetime
+    system_message_id: str
+
+
+@dataclass
+class _Rule:
+    kind: str  # "fail" or "hang"
+    method: str
+    pattern: re.Pattern[str]
+    times: int
+    status: int = 500
+    body: Any = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    raw: bytes | None = None
+
+
+@dataclass
+class _Stored:
+    seq: int
+    group_id: str | None
+    msg: dict[str, Any] = field(repr=False)
+
+
+class _Hung(Exception):
+    """Raised inside a handler when stop() releases a request that must never be answered."""
+
+
+class FakeLetta:
+    """A Letta server double. Set it up, start() it, point the code under test at ``base_url``."""
+
+    def __init__(self, version: str = "0.11.7", api_key: str | None = None) -> None:
+        if version not in S.VERSIONS:
+            raise ValueError(f"unknown Letta version {version!r}; known: {S.VERSIONS}")
+        self._version = version
+        self.api_key = api_key
+        self.base_url = ""
+        self._lock = threading.Lock()
+        self._agents: dict[str, _Agent] = {}
+        self._groups: dict[str, S.GroupSpec] = {}
+        self._replies: dict[str, ReplySpec] = {}
+        self._delays: dict[str, float] = {}
+        self._rules: list[_Rule] = []
+        self._requests: list[Recorded] = []
+        self._inputs: list[AgentInput] = []
+        self._overlaps: list[tuple[str, AgentInput, AgentInput]] = []
+        self._inflight: dict[str, list[AgentInput]] = {}
+        self._hist: dict[str, list[_Stored]] = {}
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self._start_error: BaseException | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> str:
+        """Start the server thread; return the base URL (no trailing slash)."""
+        if self._thread is not None:
+            return self.base_url
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-letta", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or self._start_error is not None:
+            raise RuntimeError(f"fake Letta failed to start: {self._start_error!r}")
+        return self.base_url
+
+    def stop(self) -> None:
+        """Release hung requests (their connections are dropped unanswered) and shut down."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._astop(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeLetta:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._astart())
+        except BaseException as exc:  # report to start() instead of dying silently
+            self._start_error = exc
+            ready.set()
+            loop.close()
+            return
+        self._loop = loop
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    async def _astart(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._entry)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def _astop(self) -> None:
+        assert self._stopping is not None and self._runner is not None
+        self._stopping.set()
+        await self._runner.cleanup()
+
+    # ---------------------------------------------------------------- test-side setup
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def set_version(self, version: str) -> None:
+        """Switch the Letta version the fake plays (e.g. to test an upgrade under a running bridge)."""
+        if version not in S.VERSIONS:
+            raise ValueError(f"unknown Letta version {version!r}; known: {S.VERSIONS}")
+        with self._lock:
+            self._version = version
+
+    def add_agent(self, name: str, agent_id: str | None = None) -> str:
+        """Create an agent; ids must look like agent-<uuid4>, or the fake answers as for a malformed id."""
+        aid = agent_id or new_id("agent")
+        with self._lock:
+            self._agents[aid] = _Agent(aid, name, datetime.now(UTC), new_id("message"))
+            self._hist.setdefault(aid, [])
+            self._inflight.setdefault(aid, [])
+        return aid
+
+    def add_group(self, agent_ids: list[str], manager_type: str = "round_robin", description: str = "",
+                  group_id: str | None = None, manager_agent_id: str | None = None,
+                  max_turns: int | None = None, termination_token: str | None = None) -> str:
+        """Create a group. A dynamic group gets Letta's default termination token "DONE!"."""
+        if manager_type == "dynamic" and termination_token is None:
+            termination_token = "DONE!"
+        gid = group_id or new_id("group")
+        with self._lock:
+            self._groups[gid] = S.GroupSpec(gid, manager_type, list(agent_ids), description, manager_agent_id,
+                                       max_turns, termination_token)
+        return gid
+
+    def set_reply(self, agent_id: str, reply: ReplySpec) -> None:
+        """What the agent answers. A callable gets the text the agent received. A list gives several messages."""
+        with self._lock:
+            self._replies[agent_id] = reply
+
+    def set_delay(self, agent_id: str, seconds: float) -> None:
+        """Simulated LLM time for each turn of that agent."""
+        with self._lock:
+            self._delays[agent_id] = seconds
+
+    def fail_next(self, method: str, path_regex: str, status: int, body: Any = None,
+                  headers: dict[str, str] | None = None, times: int = 1, delay: float = 0.0,
+                  raw: bytes | None = None) -> None:
+        """Answer the next ``times`` matching requests with this failure before any other handling.
+
+        ``method`` "*" matches any method, and ``path_regex`` is fullmatched against the path without
+        its query. When body is None the 0.11.7 500 body is sent. ``raw`` sends those exact bytes instead.
+        """
+        with self._lock:
+            self._rules.append(_Rule("fail", method.upper(), re.compile(path_regex), times, status,
+                                     body, headers, delay, raw))
+
+    def hang_next(self, method: str, path_regex: str, times: int = 1) -> None:
+        """Accept the next ``times`` matching requests and never answer them (until stop())."""
+        with self._lock:
+            self._rules.append(_Rule("hang", method.upper(), re.compile(path_regex), times))
+
+    # ---------------------------------------------------------------- test-side inspection
+    @property
+    def requests(self) -> list[Recorded]:
+        """Copies of every request so far, in arrival order."""
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    def sends(self) -> list[Recorded]:
+        """Only the POST .../messages sends (agents and groups)."""
+        return [r for r in self.requests if r.method == "POST" and _SEND_PATH.fullmatch(r.path)]
+
+    @property
+    def inputs(self) -> list[AgentInput]:
+        """Copies of every agent turn that ran, in start order."""
+        with self._lock:
+            return copy.deepcopy(self._inputs)
+
+    @property
+    def overlaps(self) -> list[tuple[str, AgentInput, AgentInput]]:
+        """Pairs of turns that ran at the same time on one agent (a real server allows it silently)."""
+        with self._lock:
+            return copy.deepcopy(self._overlaps)
+
+    @property
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        """Copies of each agent's stored messages (0.16.x GET also shows a leading system_message)."""
+        with self._lock:
+            return {aid: [copy.deepcopy(s.msg) for s in items] for aid, items in self._hist.items()}
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Poll ``predicate`` until it is true; raise AssertionError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s")
+            time.sleep(0.01)
+
+    # ---------------------------------------------------------------- HTTP plumbing
+    async def _entry(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        rec = Recorded(request.method, request.path, dict(request.query),
+                       {k.lower(): v for k, v in request.headers.items()}, parsed, raw, started=time.monotonic())
+        with self._lock:
+            self._requests.append(rec)
+            version = self._version
+        try:
+            resp = await self._handle(request, rec, version)
+        except _Hung:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError() from None
+        except Exception:  # a bug in a reply callable: answer like Letta does on a crash
+            traceback.print_exc()
+            resp = self._json(version, 500, _INTERNAL_ERROR)
+        with self._lock:
+            rec.status, rec.finished = resp.status, time.monotonic()
+        return resp
+
+    async def _hang(self) -> None:
+        assert self._stopping is not None
+        await self._stopping.wait()
+        raise _Hung()
+
+    def _json(self, version: str, status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+        """A JSON answer encoded like FastAPI's (compact, no ASCII escaping), with uvicorn's headers."""
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        hdrs = {"server": "uvicorn", "content-type": "application/json", **S.extra_headers(version), **(headers or {})}
+        return web.Response(status=status, body=data, headers=hdrs)
+
+    def _take_rule(self, method: str, path: str) -> _Rule | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.times > 0 and rule.method in ("*", method) and rule.pattern.fullmatch(path):
+                    rule.times -= 1
+                    return rule
+        return None
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        return headers.get("authorization") == f"Bearer {self.api_key}" or \
+            headers.get("x-bare-password") == f"password {self.api_key}"
+
+    def _routes(self, version: str) -> list[tuple[str, list[tuple[str, Handler]]]]:
+        """Path patterns with their methods. The first method is what a 405 'allow' names (Starlette)."""
+        group_msgs: list[tuple[str, Handler]] = [("GET", self._group_history)] if version == "0.16.8" else \
+            [("POST", self._group_send), ("GET", self._group_history)]
+        return [
+            (r"/v1/health/", [("GET", self._health)]),
+            (r"/v1/agents/", [("GET", self._agent_list)]),
+            (r"/v1/agents/(?P<agent_id>[^/]+)", [("GET", self._agent_get)]),
+            (r"/v1/agents/(?P<agent_id>[^/]+)/messages", [("GET", self._agent_history), ("POST", self._agent_send)]),
+            (r"/v1/groups/", [("GET", self._group_list)]),
+            (r"/v1/groups/count", [("GET", self._group_count)]),
+            (r"/v1/groups/(?P<group_id>[^/]+)", [("GET", self._group_get)]),
+            (r"/v1/groups/(?P<group_id>[^/]+)/messages", group_msgs),
+        ]
+
+    async def _handle(self, request: web.Request, rec: Recorded, v: str) -> web.StreamResponse:
+        rule = self._take_rule(rec.method, rec.path)
+        if rule is not None:
+            if rule.kind == "hang":
+                await self._hang()
+            if rule.delay:
+                await asyncio.sleep(rule.delay)
+            hdrs = {"server": "uvicorn", **S.extra_headers(v)}
+            if rule.raw is not None:
+                return web.Response(status=rule.status, body=rule.raw, headers={**hdrs, **(rule.headers or {})})
+            return self._json(v, rule.status, _INTERNAL_ERROR if rule.body is None else rule.body, rule.headers)
+        if self.api_key is not None and not (rec.method == "GET" and rec.path == "/v1/health/") \
+                and not self._authorized(rec.headers):
+            return self._json(v, 401, S.body(v, "auth-missing"))
+        routes = self._routes(v)
+        allow: str | None = None
+        for pattern, methods in routes:
+            m = re.fullmatch(pattern, rec.path)
+            if m is None:
+                continue
+            for method, handler in methods:
+                if method == rec.method or (rec.method == "HEAD" and method == "GET"):
+                    return await handler(request, rec, v, m.groupdict())
+            allow = allow or methods[0][0]
+        if allow is not None:
+            return self._json(v, 405, S.body(v, "error-group-send-wrong-method"), {"allow": allow})
+        toggled = rec.path[:-1] if rec.path.endswith("/") else rec.path + "/"
+        if rec.path != "/" and any(re.fullmatch(p, toggled) for p, _ in routes):  # Starlette redirect_slashes
+            query = f"?{request.query_string}" if request.query_string else ""
+            hdrs = {"server": "uvicorn", "location": f"http://{request.host}{toggled}{query}", **S.extra_headers(v)}
+            return web.Response(status=307, headers=hdrs)
+        return self._json(v, 404, S.body(v, "error-unknown-route"))
+
+    # ---------------------------------------------------------------- turns and history (S.TurnHost)
+    def _agent_name(self, agent_id: str) -> str:
+        with self._lock:
+            return self._agents[agent_id].name
+
+    def _store(self, agent_id: str, group_id: str | None, msgs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._hist.setdefault(agent_id, []).extend(_Stored(next(self._seq), group_id, m) for m in msgs)
+
+    def _begin_input(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
+                     name: str | None) -> AgentInput:
+        with self._lock:
+            agent = self._agents[agent_id]
+            inp = AgentInput(agent_id, agent.name, text, copy.deepcopy(messages), otid, name, time.monotonic())
+            running = self._inflight.setdefault(agent_id, [])
+            self._overlaps.extend((agent_id, other, inp) for other in running)
+            running.append(inp)
+            self._inputs.append(inp)
+        return inp
+
+    def _end_input(self, inp: AgentInput) -> None:
+        with self._lock:
+            inp.finished = time.monotonic()
+            self._inflight[inp.agent_id].remove(inp)
+
+    async def _llm_delay(self, agent_id: str) -> None:
+        with self._lock:
+            delay = self._delays.get(agent_id, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+
+    def _reply_for(self, agent_id: str, text: str, default: list[str] | None = None) -> list[str]:
+        with self._lock:
+            spec = self._replies.get(agent_id)
+            name = self._agents[agent_id].name
+        if spec is None:
+            return list(default) if default is not None else [f"{name} says hi"]
+        result = spec(text) if callable(spec) else spec
+        return [result] if isinstance(result, str) else list(result)
+
+    async def _run_turn(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
+                        name: str | None, default: list[str] | None = None) -> list[str]:
+        """One agent turn: counted as an input, in flight for the agent's delay, then its replies."""
+        inp = self._begin_input(agent_id, text, messages, otid, name)
+        try:
+            await self._llm_delay(agent_id)
+            return self._reply_for(agent_id, text, default)
+        finally:
+            self._end_input(inp)
+
+    # ---------------------------------------------------------------- handlers: health, agents
+    async def _health(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        body = S.body(v, "health")
+        body["version"] = v
+        return self._json(v, 200, body)
+
+    def _agent_obj(self, v: str, agent: _Agent) -> dict[str, Any]:
+        with self._lock:
+            ids = list(dict.fromkeys(s.msg["id"] for s in self._hist.get(agent.id, [])))
+        ids = ([agent.system_message_id] if S.is_v16(v) else []) + ids
+        return _SHAPES[v].agent(agent.id, agent.name, agent.created, agent.created, ids)
+
+    def _agent_check(self, v: str, agent_id: str, *, existence: bool = True) -> web.Response | None:
+        if not re.fullmatch(S.AGENT_ID_RE, agent_id):
+            status, body = S.malformed_agent_id(v, agent_id)
+            return self._json(v, status, body)
+        with self._lock:
+            known = agent_id in self._agents
+        if existence and not known:
+            return self._json(v, 404, S.agent_not_found(v, agent_id))
+        return None
+
+    async def _agent_list(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        with self._lock:
+            agents = list(self._agents.values())
+        q = request.query
+        if "name" in q:
+            agents = [a for a in agents if a.name == q["name"]]
+        if q.getall("tags", []):
+            agents = []  # fake agents carry no tags
+        items = [self._agent_obj(v, a) for a in agents]
+        page = S.page_objects(items, limit=S.to_int(q.get("limit"), 50), before=q.get("before"), after=q.get("after"),
+                              descending=q.get("order", "desc") != "asc")
+        return self._json(v, 200, page)
+
+    async def _agent_get(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        err = self._agent_check(v, p["agent_id"])
+        if err is not None:
+            return err
+        with self._lock:
+            agent = self._agents[p["agent_id"]]
+        return self._json(v, 200, self._agent_obj(v, agent))
+
+    async def _agent_history(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        """0.11.7/0.12.1 ignore ``order`` (newest page); 0.16.x honour it. Pages are always listed oldest-first."""
+        aid = p["agent_id"]
+        err = self._agent_check(v, aid)
+        if err is not None:
+            return err
+        q = request.query
+        with self._lock:
+            agent = self._agents[aid]
+            stored = [s for s in self._hist.get(aid, []) if "group_id" not in q or s.group_id == q["group_id"]]
+            entries = [copy.deepcopy(s.msg) for s in stored]
+        shapes = _SHAPES[v]
+        if S.is_v16(v):  # 0.16.x lists the agent's system prompt first; 0.11.7 hides it
+            entries.insert(0, shapes.message("system_message", id=agent.system_message_id,
+                                             date=wire_date(agent.created), content=shapes.system_prompt()))
+        types = q.getall("include_return_message_types", [])
+        if types:
+            entries = [e for e in entries if e["message_type"] in types]
+        newest = not S.is_v16(v) or q.get("order", "desc") != "asc"
+        page = S.page_messages(entries, limit=S.to_int(q.get("limit"), 100), before=q.get("before"),
+                               after=q.get("after"), newest=newest)
+        return self._json(v, 200, page)
+
+    async def _agent_send(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        """A direct send: user_message stored at once, the reply after the agent's delay."""
+        aid = p["agent_id"]
+        if S.is_v16(v) and (err := self._agent_check(v, aid, existence=False)) is not None:
+            return err  # 0.16.x validates the path pattern before the body
+        msgs, bad = S.parse_send(v, rec.raw)
+        if msgs is None:
+            return self._json(v, 422, bad)
+        err = self._agent_check(v, aid)
+        if err is not None:
+            return err
+        shapes, text = _SHAPES[v], S.joined_text(msgs)
+        first = msgs[0] if msgs else {}
+        otid, name = first.get("otid"), first.get("name")
+        step_id, run_id = new_id("step"), (new_id("run") if S.is_v16(v) else None)
+        stored_otid = str(uuid.uuid4()) if otid is None and v == "0.16.8" else otid  # 0.16.8 fills a missing otid
+        self._store(aid, None, [shapes.message("user_message", id=new_id("message"), name=name, otid=stored_otid,
+                                               step_id=step_id, run_id=run_id, content=text)])
+        replies = await self._run_turn(aid, text, msgs, otid, name)
+        out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
+        self._store(aid, None, out)
+        return self._json(v, 200, shapes.response(copy.deepcopy(out), steps))
+
+    # ---------------------------------------------------------------- handlers: groups
+    def _group_obj(self, v: str, g: S.GroupSpec) -> dict[str, Any]:
+        return _SHAPES[v].group(g.id, g.manager_type, g.agent_ids, g.description, g.manager_agent_id,
+                                g.max_turns, g.termination_token)
+
+    def _group_check(self, v: str, group_id: str) -> web.Response | None:
+        if not re.fullmatch(S.GROUP_ID_RE, group_id):
+            status, body = S.malformed_group_id(v, group_id)
+            return self._json(v, status, body)
+        with self._lock:
+            known = group_id in self._groups
+        return None if known else self._json(v, 404, S.group_not_found(v, group_id))
+
+    async def _group_list(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        """0.11.7 sorts by id, ignores ``order`` and returns [] for any ``after`` (as captured); later versions page."""
+        q = request.query
+        with self._lock:
+            groups = list(self._groups.values())
+        if "manager_type" in q:
+            groups = [g for g in groups if g.manager_type == q["manager_type"]]
+        items = [self._group_obj(v, g) for g in groups]
+        limit = S.to_int(q.get("limit"), 50)
+        if v == "0.11.7":
+            items = [] if "after" in q else sorted(items, key=lambda g: g["id"])
+            return self._json(v, 200, S.page_objects(items, limit=limit, before=q.get("before"), after=None,
+                                                     descending=False))
+        page = S.page_objects(items, limit=limit, before=q.get("before"), after=q.get("after"),
+                              descending=q.get("order") == "desc")
+        return self._json(v, 200, page)
+
+    async def _group_count(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        with self._lock:
+            return self._json(v, 200, len(self._groups))
+
+    async def _group_get(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        err = self._group_check(v, p["group_id"])
+        if err is not None:
+            return err
+        with self._lock:
+            group = self._groups[p["group_id"]]
+        return self._json(v, 200, self._group_obj(v, group))
+
+    async def _group_history(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        """0.11.7: merged member history for round_robin, 500 otherwise; 0.16.4: 500; 0.16.8: []."""
+        gid = p["group_id"]
+        if v == "0.12.1":  # not captured; assumed as broken as the send route
+            return self._json(v, 500, _INTERNAL_ERROR)
+        err = self._group_check(v, gid)
+        if err is not None:
+            return err
+        if v == "0.16.4":
+            return self._json(v, 500, S.body(v, "groups-history-round_robin"))
+        if v == "0.16.8":
+            return self._json(v, 200, [])
+        with self._lock:
+            group = self._groups[gid]
+            stored = sorted((s for items in self._hist.values() for s in items if s.group_id == gid),
+                            key=lambda s: s.seq)
+            entries = [copy.deepcopy(s.msg) for s in stored]
+        if group.manager_type != "round_robin":
+            return self._json(v, 500, _INTERNAL_ERROR)
+        q = request.query
+        page = S.page_messages(entries, limit=S.to_int(q.get("limit"), 10), before=q.get("before"),
+                               after=q.get("after"), newest=False)
+        return self._json(v, 200, page)
+
+    async def _group_send(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        """Group send per version: 0.11.7 runs it; 0.12.1 always 500; 0.16.4 validates, then 500.
+
+        0.16.8 never gets here: it has no POST route, so the router answers 405.
+        """
+        gid = p["group_id"]
+        failed = S.capture(v, "groups-send-round_robin")["response"]
+        if v == "0.12.1":
+            return self._json(v, failed["status"], failed["body"])
+        if v == "0.16.4" and not re.fullmatch(S.GROUP_ID_RE, gid):
+            return self._group_check(v, gid) or self._json(v, 500, _INTERNAL_ERROR)  # 422: path pattern first
+        msgs, bad = S.parse_send(v, rec.raw)
+        if msgs is None:
+            return self._json(v, 422, bad)
+        err = self._group_check(v, gid)  # 0.11.7 answers 404 'Group not found' for malformed ids too
+        if err is not None:
+            return err
+        if v == "0.16.4":
+            return self._json(v, failed["status"], failed["body"])
+        with self._lock:
+            group = copy.deepcopy(self._groups[gid])
+        text = S.joined_text(msgs)
+        first = msgs[0] if msgs else {}
+        otid, name = first.get("otid"), first.get("name")
+        runner = S.GROUP_RUNNERS.get(group.manager_type, S.run_round_robin)
+        try:
+            out, steps = await runner(self, _SHAPES[v], group, msgs, text, otid, name)
+        except S.NoSpeaker:
+            no_speaker = S.capture("0.11.7", "groups-send-dynamic-no-otid")["response"]
+            return self._json(v, no_speaker["status"], no_speaker["body"])
+        visible = [{**m, "step_id": None, "run_id": None} for m in copy.deepcopy(out)]  # 0.11.7 nulls both
+        return self._json(v, 200, _SHAPES[v].response(visible, steps))

@@ -1,0 +1,584 @@
+"""Wire shapes for the fake Letta server, built from real captures, and 0.11.7's group-send composition.
+
+Every shape here comes from the capture files under ``/work/shared/reference/letta``. They
+are loaded once at import, and the builders copy key names, key order and nulls from them. The
+goal is that a test passing against the fake also passes against a real server.
+Set ``LETTA_REFERENCE_DIR`` to read the captures from somewhere else.
+The group runners at the end rebuild how a 0.11.7 server joins agent turns into one response
+(round_robin, supervisor, dynamic, sleeptime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+VERSIONS: tuple[str, ...] = ("0.11.7", "0.12.1", "0.16.4", "0.16.8")
+MANAGER_TYPES: tuple[str, ...] = ("round_robin", "supervisor", "dynamic", "sleeptime")
+REFERENCE_DIR = Path(
+    os.environ.get("LETTA_REFERENCE_DIR")
+    or Path(__file__).resolve().parents[3] / "shared" / "reference" / "letta"
+)
+
+# Where a version has no capture of a file, borrow from the closest captured version.
+# 0.12.1 was only captured for setup and group sends, and it runs the same memgpt_v2 agent as 0.11.7.
+_FALLBACK: dict[str, tuple[str, ...]] = {
+    "0.11.7": ("0.11.7",),
+    "0.12.1": ("0.12.1", "0.11.7"),
+    "0.16.4": ("0.16.4", "0.16.8"),
+    "0.16.8": ("0.16.8", "0.16.4"),
+}
+_NEEDED: tuple[str, ...] = (
+    "health", "health-no-trailing-slash", "auth-missing", "agents-get", "agents-send",
+    "agents-history-alice", "error-unknown-route", "error-agent-get-malformed-id",
+    "error-agent-get-unknown-wellformed", "error-agent-send-malformed-body",
+    "error-group-get-malformed-id", "error-group-get-unknown-wellformed",
+    "error-group-send-invalid-json", "error-group-send-malformed-body-bad-role",
+    "error-group-send-wrong-method", "groups-send-round_robin", "groups-send-supervisor",
+    "groups-send-dynamic-no-otid", "groups-history-round_robin", "llm500-agents-send",
+    *(f"groups-get-{t}" for t in MANAGER_TYPES),
+)
+UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"
+UNKNOWN_GROUP_ID = "group-00000000-0000-4000-8000-000000000000"
+_UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+AGENT_ID_RE = rf"agent-{_UUID4}"  # the pattern 0.16.x enforces (see its 422 bodies)
+GROUP_ID_RE = rf"group-{_UUID4}"
+
+
+def _load_all() -> dict[tuple[str, str], dict[str, Any]]:
+    """Read each capture the fake needs, so a missing reference dir fails at import, loudly."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for version in VERSIONS:
+        for name in _NEEDED:
+            path = REFERENCE_DIR / version / f"{name}.json"
+            if path.exists():
+                out[(version, name)] = json.loads(path.read_text())
+    if not out:
+        raise RuntimeError(f"no Letta captures under {REFERENCE_DIR}; set LETTA_REFERENCE_DIR")
+    return out
+
+
+CAPTURES = _load_all()
+
+
+def capture(version: str, name: str) -> dict[str, Any]:
+    """A deep copy of one capture ({request, response}), borrowing from a close version if needed."""
+    for v in _FALLBACK[version]:
+        if (v, name) in CAPTURES:
+            return copy.deepcopy(CAPTURES[(v, name)])
+    raise KeyError(f"no capture {name!r} for Letta {version}")
+
+
+def body(version: str, name: str) -> Any:
+    """The captured response body (parsed JSON) of one capture."""
+    return capture(version, name)["response"]["body"]
+
+
+def body_422(version: str, name: str) -> Any:
+    """A captured 422 body. 0.16.8 answered its group-send error cases with 405, so they come from 0.16.4."""
+    for v in _FALLBACK[version]:
+        exchange = CAPTURES.get((v, name))
+        if exchange is not None and exchange["response"]["status"] == 422:
+            return copy.deepcopy(exchange["response"]["body"])
+    raise KeyError(f"no 422 capture {name!r} for Letta {version}")
+
+
+def is_v16(version: str) -> bool:
+    """0.16.x runs letta_v1_agent (no reasoning step) and answers validation errors with a string."""
+    return version.startswith("0.16")
+
+
+def extra_headers(version: str) -> dict[str, str]:
+    """Headers the real server adds to every answer (0.16.8 sends ``vary: Origin``)."""
+    return {k: v for k, v in capture(version, "health")["response"]["headers"] if k == "vary"}
+
+
+def new_id(prefix: str) -> str:
+    """Letta ids look like ``<prefix>-<uuid4>``."""
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+def otid_from_id(message_id: str, index: int) -> str:
+    """Server-made otid: the message uuid with its low 7 bits replaced by ``index`` (Letta's rule)."""
+    value = (int(message_id.split("-", 1)[1].replace("-", ""), 16) & ~0x7F) | (index & 0x7F)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def wire_date(when: datetime | None = None) -> str:
+    """Message ``date`` as Letta sends it: whole seconds, ``+00:00``."""
+    return (when or datetime.now(UTC)).replace(microsecond=0).isoformat()
+
+
+def alert_time(when: datetime) -> str:
+    """The ``time`` inside the JSON text Letta wraps around forwarded messages."""
+    return when.strftime("%Y-%m-%d %I:%M:%S %p UTC%z")
+
+
+def _replace_id(detail: str, old: str, new: str) -> str:
+    return detail.replace(old, new)
+
+
+def agent_not_found(version: str, agent_id: str) -> dict[str, Any]:
+    """404 body for an unknown agent id."""
+    b: dict[str, Any] = body(version, "error-agent-get-unknown-wellformed")
+    return {"detail": _replace_id(b["detail"], UNKNOWN_AGENT_ID, agent_id)}
+
+
+def group_not_found(version: str, group_id: str) -> dict[str, Any]:
+    """404 body for an unknown group id; the actor text is copied from that version's capture."""
+    b: dict[str, Any] = body(version, "error-group-get-unknown-wellformed")
+    return {"detail": _replace_id(b["detail"], UNKNOWN_GROUP_ID, group_id)}
+
+
+def malformed_agent_id(version: str, agent_id: str) -> tuple[int, dict[str, Any]]:
+    """0.11.7: 400 with a sentence; 0.16.x: 422 pattern mismatch with a string detail."""
+    cap = capture(version, "error-agent-get-malformed-id")
+    b = cap["response"]["body"]
+    if isinstance(b.get("detail"), str) and "trace_id" in b:
+        b["detail"] = b["detail"].replace(repr("not-an-agent-id"), repr(agent_id))
+    else:
+        b["detail"] = b["detail"].replace("not-an-agent-id", agent_id)
+    return cap["response"]["status"], b
+
+
+def malformed_group_id(version: str, group_id: str) -> tuple[int, dict[str, Any]]:
+    """0.11.7: the plain 404 'Group not found'; 0.16.x: 422 pattern mismatch."""
+    cap = capture(version, "error-group-get-malformed-id")
+    b = cap["response"]["body"]
+    if "trace_id" in b:
+        b["detail"] = b["detail"].replace(repr("not-a-group-id"), repr(group_id))
+        return cap["response"]["status"], b
+    return 404, group_not_found(version, group_id)
+
+
+def invalid_json(version: str, err: json.JSONDecodeError) -> dict[str, Any]:
+    """422 for a body that is not JSON (FastAPI reports the decode position and message)."""
+    b: dict[str, Any] = body_422(version, "error-group-send-invalid-json")
+    if "trace_id" in b:
+        old = "Expecting property name enclosed in double quotes"
+        b["detail"] = b["detail"].replace("('body', 1)", f"('body', {err.pos})").replace(repr(old), repr(err.msg))
+    else:
+        b["detail"][0]["loc"] = ["body", err.pos]
+        b["detail"][0]["ctx"]["error"] = err.msg
+    return b
+
+
+def missing_messages(version: str, payload: Any) -> dict[str, Any]:
+    """422 for a send body without ``messages`` (0.16.x also accepts ``input``)."""
+    b: dict[str, Any] = body_422(version, "error-agent-send-malformed-body")
+    if "trace_id" in b:
+        b["detail"] = b["detail"].replace("'input': {'msgs': []}", f"'input': {payload!r}")
+    else:
+        b["detail"][0]["input"] = payload
+    return b
+
+
+def bad_role(version: str, index: int, item: dict[str, Any]) -> dict[str, Any]:
+    """422 for a message whose role is not user/system/assistant."""
+    b: dict[str, Any] = body_422(version, "error-group-send-malformed-body-bad-role")
+    role = item.get("role")
+    if "trace_id" in b:
+        d = b["detail"].replace("'input': 'wizard'", f"'input': {role!r}")
+        b["detail"] = d.replace("('body', 'messages', 0,", f"('body', 'messages', {index},")
+        return b
+    for err in b["detail"]:
+        err["loc"][2] = index
+        if err["input"] == "wizard":
+            err["input"] = role
+        elif isinstance(err["input"], dict):
+            err["input"] = {**item, "type": item.get("type", "message")}
+    return b
+
+
+def validation_error(version: str, loc: list[Any], msg: str, typ: str, value: Any) -> dict[str, Any]:
+    """Any other 422, in the version's style: a JSON list (0.11.7) or a Python repr string (0.16.x)."""
+    err = {"type": typ, "loc": loc, "msg": msg, "input": value}
+    if is_v16(version):
+        return {"trace_id": "", "detail": repr([{**err, "loc": tuple(loc)}])}
+    return {"detail": [err]}
+
+
+def joined_text(messages: list[dict[str, Any]]) -> str:
+    """All text parts of all messages, joined with newlines: what the agent 'reads'."""
+    parts: list[str] = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "\n".join(parts)
+
+
+def to_int(value: str | None, default: int) -> int:
+    """Query integers; anything unparsable falls back to the route's default."""
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def parse_send(version: str, raw: bytes) -> tuple[list[dict[str, Any]] | None, Any]:
+    """Validate a send body the way FastAPI/pydantic would. Return (messages, None) or (None, the 422 body)."""
+    try:
+        payload = json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        return None, invalid_json(version, exc)
+    except ValueError:
+        return None, validation_error(version, ["body"], "Invalid UTF-8", "json_invalid", None)
+    if not isinstance(payload, dict) or ("messages" not in payload and not (is_v16(version) and "input" in payload)):
+        return None, missing_messages(version, payload)
+    msgs = payload.get("messages")
+    if msgs is None and is_v16(version):  # 0.16.x: {"input": "text"} is shorthand for one user message
+        msgs = [{"role": "user", "content": payload.get("input")}]
+    if not isinstance(msgs, list):
+        return None, validation_error(version, ["body", "messages"], "Input should be a valid list", "list_type", msgs)
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            return None, validation_error(version, ["body", "messages", i], "Input should be a valid dictionary",
+                                          "dict_type", m)
+        if m.get("role") not in ("user", "system", "assistant"):
+            return None, bad_role(version, i, m)
+        content = m.get("content")
+        ok = isinstance(content, str) or (isinstance(content, list) and all(
+            isinstance(p, dict) and (p.get("type") != "text" or isinstance(p.get("text"), str)) for p in content))
+        if not ok:
+            typ, msg = ("missing", "Field required") if content is None else \
+                ("string_type", "Input should be a valid string")
+            return None, validation_error(version, ["body", "messages", i, "content"], msg, typ, content)
+    return msgs, None
+
+
+_MESSAGE_DEFAULTS: dict[str, Any] = {
+    "name": None, "otid": None, "sender_id": None, "step_id": None, "is_err": None, "seq_id": None,
+    "run_id": None, "source": "non_reasoner_model", "reasoning": "Replying to the user.",
+    "signature": None, "status": "success", "stdout": None, "stderr": None,
+}
+
+
+class Shapes:
+    """Builds messages, responses, agents and groups exactly as one Letta version shapes them."""
+
+    def __init__(self, version: str) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"unknown Letta version {version!r}; known: {VERSIONS}")
+        self.version = version
+        self.reasoning_style = not is_v16(version)  # memgpt_v2: reasoning + send_message per step
+        self._send = body(version, "agents-send")
+        self._agent = body(version, "agents-get")
+        self._msg_keys: dict[str, list[str]] = {}
+        sources = (
+            self._send["messages"],
+            body(version, "agents-history-alice"),
+            body("0.11.7", "groups-send-supervisor")["messages"],
+            body("0.11.7", "groups-history-round_robin"),
+        )
+        for msgs in sources:
+            for m in msgs:
+                self._msg_keys.setdefault(m["message_type"], list(m))
+
+    def message(self, message_type: str, **values: Any) -> dict[str, Any]:
+        """One message with the captured key order; keys the version lacks are dropped."""
+        out: dict[str, Any] = {}
+        for key in self._msg_keys[message_type]:
+            if key in values:
+                out[key] = values[key]
+            elif key == "message_type":
+                out[key] = message_type
+            elif key == "date":
+                out[key] = wire_date()
+            else:
+                out[key] = _MESSAGE_DEFAULTS.get(key)
+        return out
+
+    def turn(self, replies: list[str], *, name: str | None, step_id: str, run_id: str | None,
+             date: str) -> tuple[list[dict[str, Any]], int]:
+        """The messages of one agent turn and its step count (one step per reply, at least one)."""
+        msgs: list[dict[str, Any]] = []
+        items: list[str | None] = list(replies) or [None]
+        for i, text in enumerate(items):
+            sid = step_id if i == 0 else new_id("step")
+            mid = new_id("message")
+            common = {"id": mid, "date": date, "name": name, "step_id": sid, "run_id": run_id}
+            idx = 0
+            if self.reasoning_style:
+                msgs.append(self.message("reasoning_message", otid=otid_from_id(mid, 0), **common))
+                idx = 1
+            if text is not None:
+                msgs.append(self.message("assistant_message", otid=otid_from_id(mid, idx), content=text, **common))
+        return msgs, len(items)
+
+    def alert(self, name: str, content: str, step_id: str | None, otid: str | None = None,
+              sender_id: str | None = None) -> dict[str, Any]:
+        """The system_message Letta stores when one agent's words are forwarded to another (0.11.7)."""
+        now = alert_time(datetime.now(UTC))
+        wrapped = json.dumps({"type": "system_alert", "message": content, "time": now})
+        return self.message("system_message", id=new_id("message"), name=name, otid=otid, sender_id=sender_id,
+                            step_id=step_id, content=wrapped)
+
+    def user_copy(self, text: str, otid: str | None, name: str | None, step_id: str, *,
+                  wrapped: bool) -> dict[str, Any]:
+        """A group member's copy of the user message; copies after the first are JSON-wrapped (0.11.7)."""
+        content = text
+        if wrapped:
+            now = alert_time(datetime.now(UTC))
+            content = json.dumps({"type": "user_message", "message": text, "time": now}, indent=2)
+        return self.message("user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id,
+                            content=content)
+
+    def usage(self, steps: int) -> dict[str, Any]:
+        """usage_statistics: the fake LLM costs 7 completion + 11 prompt tokens per step, as captured."""
+        computed = {
+            "completion_tokens": 7 * steps, "prompt_tokens": 11 * steps, "total_tokens": 18 * steps,
+            "step_count": steps, "steps_messages": None, "run_ids": None, "cached_input_tokens": 0,
+            "cache_write_tokens": 0, "reasoning_tokens": 0, "context_tokens": 18,
+        }
+        return {k: computed.get(k, v) for k, v in self._send["usage"].items()}
+
+    def response(self, messages: list[dict[str, Any]], steps: int) -> dict[str, Any]:
+        """A LettaResponse with the version's top-level keys (0.16.8 adds logprobs/turns)."""
+        out: dict[str, Any] = {}
+        for key, value in self._send.items():
+            if key == "messages":
+                out[key] = messages
+            elif key == "usage":
+                out[key] = self.usage(steps)
+            else:
+                out[key] = copy.deepcopy(value)
+        return out
+
+    def system_prompt(self) -> str:
+        """The system prompt text that 0.16.x history shows as the first system_message."""
+        return str(self._agent.get("system", ""))
+
+    def agent(self, agent_id: str, name: str, created: datetime, updated: datetime,
+              message_ids: list[str]) -> dict[str, Any]:
+        """An AgentState copied from that version's agents-get.json, with our id/name/times."""
+        out: dict[str, Any] = copy.deepcopy(self._agent)
+        if self.version == "0.11.7":  # naive timestamps; created_at without fraction
+            c, u = created.replace(tzinfo=None), updated.replace(tzinfo=None)
+            times = {"created_at": c.isoformat(timespec="seconds"), "updated_at": u.isoformat(timespec="microseconds")}
+        else:
+            fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+            times = {"created_at": created.strftime(fmt), "updated_at": updated.strftime(fmt)}
+        out.update(id=agent_id, name=name, message_ids=message_ids, description=None, tags=[], **times)
+        return out
+
+    def group(self, group_id: str, manager_type: str, agent_ids: list[str], description: str,
+              manager_agent_id: str | None, max_turns: int | None, termination_token: str | None) -> dict[str, Any]:
+        """A Group copied from that version's groups-get-<type>.json, with our values."""
+        kind = manager_type if manager_type in MANAGER_TYPES else "round_robin"
+        out: dict[str, Any] = copy.deepcopy(body(self.version, f"groups-get-{kind}"))
+        out.update(id=group_id, manager_type=manager_type, agent_ids=list(agent_ids), description=description,
+                   manager_agent_id=manager_agent_id, termination_token=termination_token, max_turns=max_turns)
+        return out
+
+
+def page_messages(entries: list[dict[str, Any]], *, limit: int, before: str | None, after: str | None,
+                  newest: bool) -> list[dict[str, Any]]:
+    """History paging: cut at the cursors, keep the newest (or oldest) ``limit``, list oldest-first."""
+    if limit <= 0:
+        return []
+    ids = [e["id"] for e in entries]
+    lo = max(i for i, x in enumerate(ids) if x == after) + 1 if after in ids else 0
+    hi = ids.index(before) if before in ids else len(entries)
+    cand = entries[lo:hi]
+    return cand[-limit:] if newest else cand[:limit]
+
+
+def page_objects(items: list[dict[str, Any]], *, limit: int, before: str | None, after: str | None,
+                 descending: bool) -> list[dict[str, Any]]:
+    """List paging for agents/groups: order first, then cursors relative to that order."""
+    seq = list(reversed(items)) if descending else list(items)
+    ids = [x["id"] for x in seq]
+    lo = ids.index(after) + 1 if after in ids else 0
+    hi = ids.index(before) if before in ids else len(seq)
+    cand = seq[lo:hi]
+    if limit <= 0:
+        return []
+    return cand[-limit:] if before in ids and after not in ids else cand[:limit]
+
+
+# ------------------------------------------------------------------------------------------------
+# 0.11.7 server-side group sends: how one send is built from agent turns and interleaved.
+# The "host" (FakeLetta) runs each turn, counting it as an AgentInput, and stores the history.
+
+SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
+Msgs = list[dict[str, Any]]
+
+
+@dataclass
+class GroupSpec:
+    """A group as the fake stores it (the wire object comes from Shapes.group)."""
+
+    id: str
+    manager_type: str
+    agent_ids: list[str]
+    description: str
+    manager_agent_id: str | None
+    max_turns: int | None
+    termination_token: str | None
+
+
+class NoSpeaker(Exception):
+    """The dynamic manager named nobody. Real 0.11.7 then fails the whole send with a 500."""
+
+
+class TurnHost(Protocol):
+    """What the group runners need from the server."""
+
+    def _agent_name(self, agent_id: str) -> str: ...
+    def _store(self, agent_id: str, group_id: str | None, msgs: Msgs) -> None: ...
+    def _begin_input(self, agent_id: str, text: str, messages: Msgs, otid: str | None, name: str | None) -> Any: ...
+    def _end_input(self, inp: Any) -> None: ...
+    async def _llm_delay(self, agent_id: str) -> None: ...
+    def _reply_for(self, agent_id: str, text: str, default: list[str] | None = None) -> list[str]: ...
+    async def _run_turn(self, agent_id: str, text: str, messages: Msgs, otid: str | None, name: str | None,
+                        default: list[str] | None = None) -> list[str]: ...
+    async def _hang(self) -> None: ...
+
+
+async def run_round_robin(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Msgs, text: str,
+                          otid: str | None, name: str | None) -> tuple[Msgs, int]:
+    """Members speak in agent_ids order for ``max_turns`` turns (default: one turn each).
+
+    A later speaker's AgentInput.text is the user text plus one line "<name>: <reply>" for each
+    earlier reply in this send. Its stored history shows those replies as system_message alerts,
+    as on the real server.
+    """
+    out: Msgs = []
+    steps, n = 0, len(group.agent_ids)
+    produced: list[tuple[str, dict[str, Any]]] = []  # (speaker id, its assistant message)
+    seen: dict[str, int] = {}  # speaker id -> how much of `produced` it has already been shown
+    lines: list[str] = []
+    for i in range((group.max_turns or n) if n else 0):
+        aid = group.agent_ids[i % n]
+        step_id = new_id("step")
+        pre = [] if aid in seen else [shapes.user_copy(text, otid, name, step_id, wrapped=i > 0)]
+        pre += [shapes.alert(host._agent_name(who), m["content"], step_id, m["otid"], who)
+                for who, m in produced[seen.get(aid, 0):] if who != aid]
+        host._store(aid, group.id, pre)
+        replies = await host._run_turn(aid, "\n".join([text, *lines]), msgs, otid, name)
+        speaker = host._agent_name(aid)
+        turn, used = shapes.turn(replies, name=speaker, step_id=step_id, run_id=None, date=wire_date())
+        host._store(aid, group.id, turn)
+        out, steps = out + turn, steps + used
+        produced += [(aid, m) for m in turn if m["message_type"] == "assistant_message"]
+        seen[aid] = len(produced)
+        lines += [f"{speaker}: {r}" for r in replies]
+    for aid, idx in seen.items():  # earlier speakers are told what the later ones said
+        host._store(aid, group.id, [shapes.alert(host._agent_name(who), m["content"], None, m["otid"], who)
+                                    for who, m in produced[idx:] if who != aid])
+    return out, steps
+
+
+async def run_supervisor(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Msgs, text: str,
+                         otid: str | None, name: str | None) -> tuple[Msgs, int]:
+    """The manager calls send_message_to_all_agents_in_group, then sends its own reply.
+
+    The manager passes the user's text on unchanged. Workers run concurrently; each worker's
+    AgentInput.text is Letta's "[Incoming message from agent with ID ...] <text>", with otid and
+    name None. The manager counts as one AgentInput that spans the whole send, with one delay.
+    usage.steps_messages stays null (the real server puts internal Message rows there).
+    """
+    mgr_id = group.manager_agent_id or ""
+    mgr = host._agent_name(mgr_id)
+    step1, mid1, call_id = new_id("step"), new_id("message"), f"call_{uuid.uuid4().hex[:24]}"
+    host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step1, wrapped=False)])
+    inp = host._begin_input(mgr_id, text, msgs, otid, name)
+    try:
+        await host._llm_delay(mgr_id)
+        args = json.dumps({"message": text, "request_heartbeat": False}, indent=2)
+        common = {"id": mid1, "date": wire_date(), "name": mgr, "step_id": step1}
+        out = [shapes.message("reasoning_message", otid=otid_from_id(mid1, 0), **common),
+               shapes.message("tool_call_message", otid=otid_from_id(mid1, 1), **common,
+                              tool_call={"name": SUPERVISOR_TOOL, "arguments": args, "tool_call_id": call_id})]
+        incoming = (f"[Incoming message from agent with ID '{mgr_id}' - to reply to this message, make sure to use "
+                    f"the 'send_message' at the end, and the system will notify the sender of your response] {text}")
+        results = await asyncio.gather(*(_supervised(host, shapes, mgr, a, incoming, msgs) for a in group.agent_ids))
+        said = json.dumps([f"{aid} said: '{reply}'" for aid, reply in zip(group.agent_ids, results, strict=True)])
+        mid2 = new_id("message")
+        out.append(shapes.message("tool_return_message", id=mid2, otid=otid_from_id(mid2, 0), date=wire_date(),
+                                  name=SUPERVISOR_TOOL, step_id=step1, tool_return=said, tool_call_id=call_id))
+        final, used = shapes.turn(host._reply_for(mgr_id, text), name=mgr, step_id=new_id("step"), run_id=None,
+                                  date=wire_date())
+        out += final
+        host._store(mgr_id, group.id, out)
+    finally:
+        host._end_input(inp)
+    return out, 1 + used
+
+
+async def _supervised(host: TurnHost, shapes: Shapes, mgr: str, agent_id: str, incoming: str, msgs: Msgs) -> str:
+    """One worker turn under a supervisor; returns its replies joined for the tool_return."""
+    step_id = new_id("step")
+    host._store(agent_id, None, [shapes.alert(mgr, incoming, step_id)])
+    replies = await host._run_turn(agent_id, incoming, msgs, None, None)
+    turn, _ = shapes.turn(replies, name=host._agent_name(agent_id), step_id=step_id, run_id=None, date=wire_date())
+    host._store(agent_id, None, turn)
+    return "\n".join(replies)
+
+
+async def run_dynamic(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Msgs, text: str,
+                      otid: str | None, name: str | None) -> tuple[Msgs, int]:
+    """The manager names the next speaker, then that worker speaks, for up to ``max_turns`` rounds (default: members).
+
+    - The manager's reply is its set_reply if it has one. Otherwise it names the members in turn.
+    - The first member whose name appears in that reply speaks. If none does, NoSpeaker is raised (the server's 500).
+    - A reply that contains termination_token ends the send.
+    - The manager and the worker both get the user text plus the "<name>: <reply>" lines so far.
+    """
+    mgr_id = group.manager_agent_id or ""
+    out: Msgs = []
+    lines: list[str] = []
+    steps, spoke, n = 0, set(), len(group.agent_ids)
+    host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, new_id("step"), wrapped=False)])
+    for i in range((group.max_turns or n) if n else 0):
+        so_far = "\n".join([text, *lines])
+        default = [host._agent_name(group.agent_ids[i % n])]
+        choice = ((await host._run_turn(mgr_id, so_far, msgs, otid, name, default)) or [""])[0]
+        turn, used = shapes.turn([choice], name=host._agent_name(mgr_id), step_id=new_id("step"), run_id=None,
+                                 date=wire_date())
+        host._store(mgr_id, group.id, turn)
+        out, steps = out + turn, steps + used
+        speaker = next((a for a in group.agent_ids if host._agent_name(a).lower() in choice.lower()), None)
+        if speaker is None:
+            raise NoSpeaker(choice)
+        step_id = new_id("step")
+        if speaker not in spoke:
+            spoke.add(speaker)
+            host._store(speaker, group.id, [shapes.user_copy(text, otid, name, step_id, wrapped=False)])
+        replies = await host._run_turn(speaker, so_far, msgs, otid, name)
+        turn, used = shapes.turn(replies, name=host._agent_name(speaker), step_id=step_id, run_id=None,
+                                 date=wire_date())
+        host._store(speaker, group.id, turn)
+        out, steps = out + turn, steps + used
+        lines += [f"{host._agent_name(speaker)}: {r}" for r in replies]
+        if group.termination_token and any(group.termination_token in r for r in replies):
+            break
+    return out, steps
+
+
+async def run_sleeptime(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Msgs, text: str,
+                        otid: str | None, name: str | None) -> tuple[Msgs, int]:
+    """The main agent answers (stored in its history), but the request never completes, as in 0.11.7."""
+    if group.manager_agent_id:
+        mgr_id, step_id = group.manager_agent_id, new_id("step")
+        host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step_id, wrapped=False)])
+        replies = await host._run_turn(mgr_id, text, msgs, otid, name)
+        turn, _ = shapes.turn(replies, name=host._agent_name(mgr_id), step_id=step_id, run_id=None, date=wire_date())
+        host._store(mgr_id, group.id, turn)
+    await host._hang()
+    raise AssertionError("unreachable: _hang() never returns")
+
+
+GROUP_RUNNERS = {"round_robin": run_round_robin, "supervisor": run_supervisor, "dynamic": run_dynamic,
+                 "sleeptime": run_sleeptime}
