@@ -63,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    # One-shot commands speak in their own plain lines; their logs would only repeat them.
+    daemon = args.command in ("serve", "socket")
+    level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
+    setup_logging(level, settings.log_format, settings.secrets())
     try:
         return asyncio.run(_dispatch(args, settings))
     except CliError as exc:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.runners import Runner, RunnerChooser
+from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
+from bridge.logs import Redactor
 from bridge.slack.directory import Directory
 from bridge.slack.post import SlackPoster, SlackPostError
 from bridge.store.base import BindingTranscript, Store
@@ -34,6 +35,12 @@ SERVER_500_HINT = (
     " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
 )
 NOTHING_SAID = "No agent had anything to say this time."
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} second" + ("" if seconds == 1 else "s")
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
         self._closing = False
+        self._redactor = Redactor(settings.secrets())
 
     @property
     def busy(self) -> int:
@@ -127,12 +135,13 @@ class Relay:
                 failures = await self._converse(job, binding)
             status = "done" if failures == 0 else "partial"
         except TimeoutError:
-            minutes = s.turn_deadline_seconds / 60
-            error = f"The agents did not finish within {minutes:g} minutes, so the bridge stopped waiting."
+            error = (
+                f"The agents did not finish within {_duration(s.turn_deadline_seconds)}, so the bridge stopped waiting."
+            )
             await self._say(turn, error + " Ask again, or ask an operator to check the Letta server.")
         except LettaError as exc:
             error = exc.explain(binding.target.description or "the group")
-            if exc.kind == Kind.SERVER_ERROR and await self._chooser.choice(binding) == "server":
+            if exc.kind == Kind.SERVER_ERROR and await self._group_send_broken(binding):
                 error += SERVER_500_HINT
             await self._say(turn, error)
         except SlackPostError as exc:
@@ -149,6 +158,14 @@ class Relay:
             )
             await self._store.finish_turn(job.turn_id, status, error)
             log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
+
+    async def _group_send_broken(self, binding: Binding) -> bool:
+        try:
+            return await self._chooser.choice(binding) == "server" and group_send_broken(
+                await self._chooser.server_version()
+            )
+        except LettaError:
+            return False
 
     async def _converse(self, job: Job, binding: Binding) -> int:
         """Run the turn and post as it goes; returns how many failures were reported in the thread."""
@@ -190,6 +207,7 @@ class Relay:
 
     async def _say(self, turn: Turn, text: str) -> None:
         try:
-            await self._poster.notice(turn.channel_id, turn.thread_ts, text)
+            # Error details can quote what a server echoed back; no secret reaches a thread.
+            await self._poster.notice(turn.channel_id, turn.thread_ts, self._redactor.redact(text))
         except SlackPostError:
             log.warning("could not tell the thread channel=%s ts=%s", turn.channel_id, turn.thread_ts)

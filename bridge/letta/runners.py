@@ -132,6 +132,12 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(part or 0) for part in match.groups())
 
 
+def group_send_broken(version: str) -> bool:
+    """Letta 0.12.0 to 0.16.4 answer every group send with a 500 (a server bug)."""
+    parsed = parse_version(version)
+    return parsed is not None and (0, 12, 0) <= parsed < (0, 16, 5)
+
+
 def runner_for_version(version: str) -> RunnerChoice:
     parsed = parse_version(version)
     return "server" if parsed is not None and parsed < SERVER_RUNNER_BELOW else "bridge"

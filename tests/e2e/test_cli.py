@@ -1,0 +1,116 @@
+"""The command line as an operator uses it: plain lines, exit codes, nothing saved on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.harness import REPO, base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+
+def test_serve_with_settings_missing_fails_fast_with_one_line_each(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        del env[name]
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert [e.split(":")[1].strip() for e in errors] == [
+        "missing SLACK_BOT_TOKEN", "missing SLACK_SIGNING_SECRET", "missing LETTA_API_KEY"
+    ]
+    assert all("Find it in" in e for e in errors)
+
+
+def test_bad_setting_values_are_plain_errors(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", PORT="not-a-port")
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "PORT" in done.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    done = run_cli({"PATH": "/usr/bin"} | {"HOME": str(REPO)}, "--help")
+    for word in ("serve", "socket", "check", "channels"):
+        assert word in done.stdout
+
+
+def test_connect_list_disconnect(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        group = letta.add_group([alice, bob], manager_type="round_robin", description="Research crew")
+        done = run_cli(env, "channels", "connect", "C0123ABC", group)
+        assert done.returncode == 0, done.stderr
+        assert "Research crew" in done.stdout and "round_robin" in done.stdout
+        assert f"alice  {alice}" in done.stdout and f"bob  {bob}" in done.stdout
+        assert "runner: bridge" in done.stdout and "workspace T0123ABCD" in done.stdout
+        again = run_cli(env, "channels", "connect", "C0123ABC", bob, alice, "--runner", "bridge")
+        assert again.returncode == 0 and f"replaced: {group}" in again.stdout
+        listing = run_cli(env, "channels", "list")
+        assert "C0123ABC" in listing.stdout and f"{bob} {alice}" in listing.stdout and "bob, alice" in listing.stdout
+        gone = run_cli(env, "channels", "disconnect", "C0123ABC")
+        assert gone.returncode == 0 and "disconnected C0123ABC" in gone.stdout
+        assert "no channels are connected" in run_cli(env, "channels", "list").stdout
+        assert run_cli(env, "channels", "disconnect", "C0123ABC").returncode == 1
+
+
+def _refused(env: dict[str, str], *target: str) -> str:
+    done = run_cli(env, "channels", "connect", "C0123ABC", *target)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "no channels are connected" in run_cli(env, "channels", "list").stdout, "something was saved"
+    return lines[0]
+
+
+def test_connect_refuses_bad_ids_unknown_targets_and_saves_nothing(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        empty = letta.add_group([])
+        assert "not a group id" in _refused(env, "group-nope")
+        assert "not an agent id" in _refused(env, "alice")
+        assert "not an agent id" in _refused(env, alice, "group-00000000-0000-4000-8000-000000000000")
+        assert "was not found" in _refused(env, "group-00000000-0000-4000-8000-000000000000")
+        assert "was not found" in _refused(env, "agent-00000000-0000-4000-8000-000000000000")
+        assert "has no agents" in _refused(env, empty)
+        assert "listed twice" in _refused(env, alice, alice)
+        assert "not a Slack channel id" in run_cli(env, "channels", "connect", "#general", alice).stderr
+
+
+def test_connect_refuses_when_letta_is_down_or_the_key_is_wrong(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8", api_key="right-key") as letta:
+        alice = letta.add_agent("alice")
+        wrong = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_API_KEY="wrong-key")
+        assert "rejected the bridge's API key" in _refused(wrong, alice)
+        right = dict(wrong, LETTA_API_KEY="right-key")
+        assert run_cli(right, "channels", "connect", "C0123ABC", alice).returncode == 0
+        [send] = [r for r in letta.requests if r.path == f"/v1/agents/{alice}"][-1:]
+        assert send.headers["authorization"] == "Bearer right-key"
+    down = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "c.db")
+    assert "couldn't reach the Letta server" in _refused(down, alice, "--team", "T0123ABCD")
+    assert "cannot reach Slack" in _refused(down, alice)
+
+
+def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_PROJECT="proj-1")
+        done = run_cli(env, "check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
+        assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
+        assert any("auto picks server" in line for line in lines)
+        assert any(line.startswith("ok   database:") and "schema v1" in line for line in lines)
+        assert letta.requests[-1].headers.get("x-project") == "proj-1"
+        letta.set_version("0.16.8")
+        assert any("auto picks bridge" in line for line in run_cli(env, "check").stdout.splitlines())
+    slack2 = FakeSlack(scopes="chat:write")
+    with slack2:
+        env = base_env(slack2.api_url, "http://127.0.0.1:9", tmp_path / "b.db")
+        done = run_cli(env, "check")
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert any(line.startswith("FAIL slack scopes: missing") for line in done.stdout.splitlines())
+        assert any(line.startswith("FAIL letta:") for line in done.stdout.splitlines())

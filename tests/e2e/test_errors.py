@@ -1,0 +1,163 @@
+"""Every Letta failure reaches the thread in plain words, on both runners; nothing is retried blindly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import World
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.e2e.test_mentions import letta_sends_to, thread_posts, wait_done
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+
+def send_route(world: World, crew_group: str) -> str:
+    """The path regex of the send the runner makes first."""
+    return rf"/v1/groups/{crew_group}/messages" if world.runner == "server" else r"/v1/agents/[^/]+/messages"
+
+
+def run_failing(world: World, status: int, body: object = None, raw: bytes | None = None) -> list[str]:
+    crew = world.bound_crew(("alice",))
+    world.letta.fail_next("POST", send_route(world, crew.group_id), status, body=body, raw=raw)
+    event, _ = world.bridge.mention("hello?", crew.channel)
+    wait_done(world, crew.channel, event["ts"])
+    assert "warning" in world.slack.reactions(crew.channel, event["ts"])
+    texts = [p.args["text"] for p in world.slack.posts(crew.channel, event["ts"])]
+    assert all("Traceback" not in t for t in texts)
+    assert len(letta_sends_to(world, [crew.group_id, *crew.agents.values()])) == 1, "a failed send was retried"
+    return texts
+
+
+def test_unknown_group_or_agent(world: World) -> None:
+    detail = "Group not found with id='x'" if world.runner == "server" else "Agent with ID agent-x not found"
+    [text] = run_failing(world, 404, {"detail": detail})
+    assert "does not know" in text and "channels connect" in text
+
+
+def test_rejected_key(world: World) -> None:
+    [text] = run_failing(world, 401, {"detail": "Unauthorized"})
+    assert "rejected the bridge's API key" in text and "LETTA_API_KEY" in text
+
+
+def test_letta_5xx(world: World) -> None:
+    [text] = run_failing(world, 500, {"detail": "An internal server error occurred"})
+    assert "HTTP 500" in text and "An internal server error occurred" in text
+
+
+def test_letta_llm_error_body_of_0_16(world: World) -> None:
+    body = {"error": {"type": "llm_error", "message": "An error occurred with the LLM request.", "detail": "x"}}
+    [text] = run_failing(world, 500, body)
+    assert "An error occurred with the LLM request." in text
+
+
+def test_error_inside_a_200_answer(world: World) -> None:
+    body = {"messages": [], "stop_reason": {"message_type": "stop_reason", "stop_reason": "llm_api_error"}}
+    [text] = run_failing(world, 200, body)
+    assert "failed" in text and "llm_api_error" in text
+
+
+def test_malformed_answer(world: World) -> None:
+    [text] = run_failing(world, 200, raw=b"<html>proxy error</html>")
+    assert "could not read" in text
+
+
+def test_no_agent_said_anything(world: World) -> None:
+    crew = world.bound_crew(("alice", "bob"))
+    for agent_id in crew.agents.values():
+        world.letta.set_reply(agent_id, [])
+    event, _ = world.bridge.mention("anything?", crew.channel)
+    [post] = thread_posts(world, crew.channel, event["ts"], 1)
+    assert post.args["text"] == "No agent had anything to say this time."
+
+
+def test_one_agent_failing_loses_nothing_else(world: World) -> None:
+    crew = world.bound_crew()
+    if world.runner == "server":
+        pytest.skip("on the server runner the group answers or fails as a whole (covered above)")
+    world.letta.fail_next("POST", rf"/v1/agents/{crew.agents['bob']}/messages", 500, {"detail": "boom"})
+    event, _ = world.bridge.mention("all of you", crew.channel)
+    posts = thread_posts(world, crew.channel, event["ts"], 3)
+    wait_done(world, crew.channel, event["ts"])
+    assert posts[0].args["username"] == "alice" and posts[0].args["text"] == "alice says hi"
+    assert "username" not in posts[1].args or posts[1].args.get("username") is None
+    assert "bob" in posts[1].args["text"] and "HTTP 500" in posts[1].args["text"]
+    assert posts[2].args["username"] == "carol"
+    # carol was still shown alice's reply, and not bob's (he gave none).
+    [carol] = [i for i in world.letta.inputs if i.agent_id == crew.agents["carol"]]
+    assert "[alice] alice says hi" in carol.text and "[bob]" not in carol.text
+
+
+def test_missing_group_route_switches_the_channel_to_the_bridge_runner_once(world: World) -> None:
+    crew = world.crew(("alice", "bob"))
+    world.slack.add_channel(crew.channel, "switchy")
+    world.connect(crew.channel, crew.group_id, runner="server")
+    if world.runner == "server":  # a 0.11.7 fake has the route: make it answer like 0.16.8 would
+        world.letta.fail_next("POST", rf"/v1/groups/{crew.group_id}/messages", 405, {"detail": "Method Not Allowed"},
+                              headers={"allow": "GET"})
+    first, _ = world.bridge.mention("one", crew.channel)
+    posts = thread_posts(world, crew.channel, first["ts"], 3)
+    wait_done(world, crew.channel, first["ts"])
+    assert "runs this channel's group" in posts[0].args["text"]
+    assert [p.args.get("username") for p in posts[1:]] == ["alice", "bob"]
+    second, _ = world.bridge.mention("two", crew.channel)
+    posts = thread_posts(world, crew.channel, second["ts"], 2)
+    wait_done(world, crew.channel, second["ts"])
+    assert [p.args.get("username") for p in posts] == ["alice", "bob"], "the channel was told twice"
+    group_sends = letta_sends_to(world, [crew.group_id])
+    assert len(group_sends) == 1
+    listing = run_cli(world.env, "channels", "list")
+    line = next(line for line in listing.stdout.splitlines() if crew.channel in line)
+    assert " bridge " in line
+
+
+def test_a_404_that_is_no_group_not_found_also_means_no_route(world: World) -> None:
+    if world.runner == "bridge":
+        pytest.skip("the agent route exists everywhere")
+    crew = world.crew(("alice",))
+    world.connect(crew.channel, crew.group_id)
+    world.letta.fail_next("POST", rf"/v1/groups/{crew.group_id}/messages", 404, {"detail": "Not Found"})
+    event, _ = world.bridge.mention("hi", crew.channel)
+    posts = thread_posts(world, crew.channel, event["ts"], 2)
+    assert posts[1].args.get("username") == "alice"
+
+
+@pytest.mark.parametrize("version", ["0.12.1", "0.16.4"])
+def test_forced_server_runner_on_a_broken_server_explains_the_fix(version: str, tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version=version) as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        group = letta.add_group([alice])
+        assert run_cli(env, "channels", "connect", "C0BROKEN1", group, "--runner", "server").returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("hi", "C0BROKEN1")
+            slack.wait_for(lambda: len(slack.posts("C0BROKEN1", event["ts"])) == 1)
+            text = slack.posts("C0BROKEN1", event["ts"])[0].args["text"]
+            assert "HTTP 500" in text and "--runner bridge" in text
+        finally:
+            bridge.stop()
+
+
+@pytest.mark.parametrize("version", ["0.11.7", "0.16.8"])
+def test_letta_unreachable_and_past_the_deadline(version: str, tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version=version) as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", TURN_DEADLINE_SECONDS="1")
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 3)
+        group = letta.add_group([alice])
+        assert run_cli(env, "channels", "connect", "C0SLOW001", group).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("slow?", "C0SLOW001")
+            slack.wait_for(lambda: len(slack.posts("C0SLOW001", event["ts"])) == 1, timeout=10)
+            text = slack.posts("C0SLOW001", event["ts"])[0].args["text"]
+            assert "did not finish within 1 second," in text
+            letta.stop()
+            event, _ = bridge.mention("anyone?", "C0SLOW001")
+            slack.wait_for(lambda: len(slack.posts("C0SLOW001", event["ts"])) == 1, timeout=10)
+            text = slack.posts("C0SLOW001", event["ts"])[0].args["text"]
+            assert "couldn't reach the Letta server" in text and letta.base_url in text
+        finally:
+            bridge.stop()
