@@ -140,6 +140,15 @@ class Relay:
             )
             await self._say(turn, error + " Ask again, or ask an operator to check the Letta server.")
         except LettaError as exc:
+            log.warning(
+                "turn failed turn_id=%s channel=%s target=%s kind=%s status=%s request_id=%s",
+                job.turn_id,
+                turn.channel_id,
+                binding.target.ref,
+                exc.kind,
+                exc.status,
+                exc.request_id,
+            )
             error = exc.explain(binding.target.description or "the group")
             if exc.kind == Kind.SERVER_ERROR and await self._group_send_broken(binding):
                 error += SERVER_500_HINT
