@@ -95,6 +95,7 @@ class AgentFailure:
     message: str
     kind: str
     agent_id: str | None = None
+    request_id: str = ""
 
 
 TurnEvent = AgentReply | AgentFailure

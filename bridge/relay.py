@@ -208,6 +208,15 @@ class Relay:
                     seq += 1
             elif isinstance(event, AgentFailure):
                 failures += 1
+                log.warning(
+                    "agent failed turn_id=%s channel=%s target=%s agent=%s kind=%s request_id=%s",
+                    job.turn_id,
+                    turn.channel_id,
+                    binding.target.ref,
+                    event.agent_id,
+                    event.kind,
+                    event.request_id,
+                )
                 await self._say(turn, event.message)
         if replies == 0 and failures == 0:
             await self._say(turn, NOTHING_SAID)

@@ -106,7 +106,7 @@ class BridgeRunner:
             try:
                 response = await self._client.send_agent(agent.id, message)
             except LettaError as error:
-                yield AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id)
+                yield AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id)
                 if error.kind in SERVER_WIDE:
                     rest = target.agents[index + 1 :]
                     if rest:

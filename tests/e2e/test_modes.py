@@ -101,7 +101,7 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
         sends = [r for r in letta.sends() if r.path == f"/v1/agents/{alice}/messages"]
         assert len(sends) == 2 and all(r.headers["authorization"] == "Bearer letta-secret-key-42" for r in sends)
         logs = bridge.logs()
-        assert "turn failed" in logs and f"target={alice}" in logs and "request_id=" in logs
+        assert "agent failed" in logs and f"target={alice}" in logs and "request_id=" in logs
         assert "turn finished" in logs and "bridge stopped" in logs
         for secret in (BOT_TOKEN, SIGNING_SECRET, "letta-secret-key-42"):
             assert secret not in logs
