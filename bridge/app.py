@@ -23,6 +23,7 @@ from bridge.slack.directory import Directory
 from bridge.slack.listeners import register_all
 from bridge.slack.post import SlackPoster
 from bridge.store import Store, open_store
+from bridge.turns import TurnWorker
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def letta_client(settings: Settings) -> LettaClient:
         project=settings.letta_project,
         connect_timeout=settings.letta_connect_timeout,
         read_timeout=settings.letta_read_timeout,
+        send_retries=settings.letta_send_retries,
+        retry_base=settings.letta_retry_base_seconds,
     )
 
 
@@ -59,13 +62,9 @@ class Bridge:
         self.letta = letta_client(settings)
         self.slack = slack_client(settings)
         self.chooser = RunnerChooser(self.letta, settings.letta_group_runner)
-        self.relay = Relay(
-            settings,
-            self.store,
-            self.chooser,
-            SlackPoster(self.slack, settings.slack_agent_usernames),
-            Directory(self.slack),
-        )
+        poster = SlackPoster(self.slack, settings.slack_agent_usernames)
+        worker = TurnWorker(settings, self.store, self.chooser, poster, Directory(self.slack))
+        self.relay = Relay(self.store, worker, poster, settings.max_concurrent_turns)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.app = AsyncApp(
             client=self.slack,
@@ -79,6 +78,7 @@ class Bridge:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.relay.resume()
         self.ready = True
 
     async def stop(self) -> None:

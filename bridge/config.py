@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     letta_connect_timeout: float = Field(default=10.0, gt=0)
     letta_read_timeout: float = Field(default=300.0, gt=0)
     letta_context_prefix: str = "[{user} in #{channel} on Slack] "
+    letta_send_retries: int = Field(default=3, ge=0, le=10)
+    letta_retry_base_seconds: float = Field(default=1.0, ge=0)
 
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
     max_concurrent_turns: int = Field(default=16, ge=1)

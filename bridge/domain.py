@@ -85,6 +85,8 @@ class AgentReply:
     agent_name: str
     text: str
     agent_id: str | None = None
+    step: str = ""
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class AgentFailure:
     kind: str
     agent_id: str | None = None
     request_id: str = ""
+    step: str = ""
+    index: int = 0
 
 
 TurnEvent = AgentReply | AgentFailure
@@ -105,9 +109,41 @@ class Transcript(Protocol):
     """What each agent of a bridge-run group has not seen yet (durable, per binding).
 
     `unseen` returns the other agents' replies past the agent's cursor and the sequence number they
-    reach; `delivered` moves the cursor there once the agent has been sent them, and records its reply.
+    reach; `Journal.answered(..., seen_upto=...)` moves the cursor there and records the agent's reply.
     """
 
     async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int]: ...
 
-    async def delivered(self, agent_id: str, upto: int, reply: AgentReply | None) -> None: ...
+
+StepState = Literal["sending", "answered", "failed"]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What is durably known of one Letta send of a turn (one agent, or the whole group)."""
+
+    state: StepState
+    replies: tuple[AgentReply, ...] = ()
+    failure: AgentFailure | None = None
+
+
+class Journal(Protocol):
+    """A turn's durable progress, so that a restarted bridge neither loses nor repeats a Letta send.
+
+    `sending` is written before the HTTP call; `answered` records the outcome together with the
+    transcript move for bridge-run agents, in one transaction.
+    """
+
+    otid: str
+
+    async def step(self, key: str) -> StepRecord | None: ...
+
+    async def sending(self, key: str) -> None: ...
+
+    async def answered(
+        self,
+        key: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None = None,
+        seen_upto: int | None = None,
+    ) -> None: ...

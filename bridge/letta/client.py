@@ -21,9 +21,11 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import (
     AGENT_LIST,
     GROUP_LIST,
+    MESSAGE_LIST,
     Agent,
     Group,
     Health,
+    LettaMessage,
     LettaResponse,
     parse_error,
 )
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")
+
+MAX_RETRY_DELAY = 30.0
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENT_ID = re.compile(rf"agent-{_UUID}")
@@ -83,6 +87,8 @@ class LettaClient:
         project: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
+        send_retries: int = 3,
+        retry_base: float = 1.0,
     ) -> None:
         headers = {"User-Agent": f"letta-slack-bridge/{__version__}", "Accept": "application/json"}
         if api_key:
@@ -91,6 +97,8 @@ class LettaClient:
             headers["X-Project"] = project
         self.base_url = base_url.rstrip("/")
         self.locks = AgentLocks()
+        self.send_retries = send_retries
+        self.retry_base = retry_base
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -123,15 +131,36 @@ class LettaClient:
         payload = await self._request("GET", "/v1/groups/", params=params)
         return self._validate_list(payload, GROUP_LIST)
 
+    async def history(self, agent_id: str, limit: int = 100, before: str | None = None) -> list[LettaMessage]:
+        params: dict[str, Any] = {"limit": limit}
+        if before:
+            params["before"] = before
+        payload = await self._request("GET", f"/v1/agents/{agent_id}/messages", params=params)
+        return self._validate_list(payload, MESSAGE_LIST)
+
     async def send_agent(self, agent_id: str, message: dict[str, Any]) -> LettaResponse:
         async with self.locks.hold([agent_id]):
-            payload = await self._request("POST", f"/v1/agents/{agent_id}/messages", json={"messages": [message]})
+            payload = await self._send(f"/v1/agents/{agent_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
 
     async def send_group(self, group_id: str, member_ids: list[str], message: dict[str, Any]) -> LettaResponse:
         async with self.locks.hold(member_ids):
-            payload = await self._request("POST", f"/v1/groups/{group_id}/messages", json={"messages": [message]})
+            payload = await self._send(f"/v1/groups/{group_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
+
+    async def _send(self, path: str, body: dict[str, Any]) -> Any:
+        """A send is retried only when Letta certainly did not run it (refused connection, 429, 503)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._request("POST", path, json=body)
+            except LettaError as error:
+                if not error.certainly_unsent or attempt >= self.send_retries:
+                    raise
+                delay = min(error.retry_after or self.retry_base * 2**attempt, MAX_RETRY_DELAY)
+                attempt += 1
+                log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
+                await asyncio.sleep(delay)
 
     async def _get(self, path: str, model: type[M]) -> M:
         return self._validate(await self._request("GET", path), model)
@@ -197,7 +226,9 @@ class LettaClient:
             kind = Kind.SERVER_ERROR
         else:
             kind = Kind.INVALID
-        return self._fail(kind, _clip(detail), status, request_id, method, path)
+        error = self._fail(kind, _clip(detail), status, request_id, method, path)
+        error.retry_after = _retry_after(response.headers.get("retry-after"))
+        return error
 
     def _fail(self, kind: Kind, detail: str, status: int | None, request_id: str, method: str, path: str) -> LettaError:
         log.warning(
@@ -210,6 +241,13 @@ class LettaClient:
             detail,
         )
         return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -40,6 +40,17 @@ class LettaError(Exception):
         self.status = status
         self.base_url = base_url
         self.request_id = request_id
+        self.retry_after: float | None = None
+
+    @property
+    def certainly_unsent(self) -> bool:
+        """Letta did not run the request: nothing reached it, or it refused before doing anything."""
+        return self.kind == Kind.UNREACHABLE or self.status in (429, 503)
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The request may have run: the answer was lost on the way back."""
+        return self.kind in (Kind.TIMEOUT, Kind.DISCONNECTED) or self.status in (502, 504)
 
     def explain(self, what: str = "") -> str:
         """One or two sentences a Slack user can act on; never a traceback."""

@@ -13,10 +13,23 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, Target, Transcript, TurnEvent, TurnInput
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    Binding,
+    Journal,
+    RunnerChoice,
+    StepRecord,
+    Target,
+    Transcript,
+    TurnEvent,
+    TurnInput,
+)
 from bridge.letta.client import LettaClient, user_message
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
 from bridge.letta.models import ERROR_STOP_REASONS, AssistantMessage, ErrorMessage, LettaResponse
+from bridge.letta.recovery import find_turn
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +40,9 @@ UNSEEN_HEADER = "Replies in your group since you last spoke:"
 class Runner(Protocol):
     name: str
 
-    def run(self, target: Target, turn: TurnInput, transcript: Transcript) -> AsyncIterator[TurnEvent]: ...
+    def run(
+        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]: ...
 
 
 def compose(unseen: Sequence[AgentReply], text: str) -> str:
@@ -73,56 +88,154 @@ def run_failure(response: LettaResponse) -> str | None:
     return None
 
 
+def _replay(record: StepRecord) -> list[TurnEvent]:
+    events: list[TurnEvent] = list(record.replies)
+    if record.failure is not None:
+        events.append(record.failure)
+    return events
+
+
 class ServerRunner:
+    """One group send; on a restart, a send whose outcome is unknown is looked up before it is repeated."""
+
     name = "server"
+    STEP = "group"
 
     def __init__(self, client: LettaClient) -> None:
         self._client = client
 
-    async def run(self, target: Target, turn: TurnInput, transcript: Transcript) -> AsyncIterator[TurnEvent]:
+    async def run(
+        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]:
         assert target.group_id is not None, "the server runner needs a group"
+        record = await journal.step(self.STEP)
+        if record is not None and record.state != "sending":
+            for event in _replay(record):
+                yield event
+            return
+        if record is not None:
+            recovered = await self._recover(target, journal.otid)
+            if recovered is not None:
+                await journal.answered(self.STEP, recovered)
+                for reply in recovered:
+                    yield reply
+                return
+        await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
-        response = await self._client.send_group(target.group_id, [a.id for a in target.agents], message)
+        try:
+            response = await self._client.send_group(target.group_id, [a.id for a in target.agents], message)
+        except LettaError as error:
+            if error.kind == Kind.ROUTE_MISSING:
+                raise
+            recovered = await self._recover(target, journal.otid) if error.outcome_unknown else None
+            if recovered:
+                await journal.answered(self.STEP, recovered)
+                for reply in recovered:
+                    yield reply
+                return
+            refused = AgentFailure(None, error.explain("the group"), error.kind, None, error.request_id, self.STEP)
+            await journal.answered(self.STEP, [], refused)
+            yield refused
+            return
         label = target.description or "the group"
-        for author, text in authored_replies(response, label):
+        replies = []
+        for index, (author, text) in enumerate(authored_replies(response, label)):
             agent = target.agent_named(author)
-            yield AgentReply(author, text, agent.id if agent else None)
-        failure = run_failure(response)
-        if failure:
-            error = LettaError(Kind.RUN_FAILED, failure, base_url=self._client.base_url)
-            yield AgentFailure(None, error.explain("the group"), error.kind)
+            replies.append(AgentReply(author, text, agent.id if agent else None, self.STEP, index))
+        failed = run_failure(response)
+        failure: AgentFailure | None = None
+        if failed:
+            run_error = LettaError(Kind.RUN_FAILED, failed, base_url=self._client.base_url)
+            failure = AgentFailure(
+                None, run_error.explain("the group"), run_error.kind, step=self.STEP, index=len(replies)
+            )
+        await journal.answered(self.STEP, replies, failure)
+        for event in _replay(StepRecord("answered", tuple(replies), failure)):
+            yield event
+
+    async def _recover(self, target: Target, otid: str) -> list[AgentReply] | None:
+        """The group's replies from the members' histories, or None when no member ever saw the otid."""
+        replies: list[AgentReply] = []
+        seen = False
+        for agent in target.agents:
+            found = await find_turn(self._client, agent.id, otid)
+            if found is None:
+                continue
+            seen = True
+            if found.texts:
+                text = "\n\n".join(found.texts)
+                replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
+        return replies if seen else None
 
 
 class BridgeRunner:
+    """Each agent in order; on a restart the turn resumes at the first agent that has not answered."""
+
     name = "bridge"
 
     def __init__(self, client: LettaClient) -> None:
         self._client = client
 
-    async def run(self, target: Target, turn: TurnInput, transcript: Transcript) -> AsyncIterator[TurnEvent]:
-        for index, agent in enumerate(target.agents):
-            unseen, upto = await transcript.unseen(agent.id)
-            message = user_message(compose(unseen, turn.text), turn.otid, turn.sender)
-            try:
-                response = await self._client.send_agent(agent.id, message)
-            except LettaError as error:
-                yield AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id)
-                if error.kind in SERVER_WIDE:
-                    rest = target.agents[index + 1 :]
-                    if rest:
-                        names = ", ".join(a.name for a in rest)
-                        yield AgentFailure(None, f"{names} were not asked, for the same reason.", error.kind)
-                    return
-                continue
-            texts = [text for _, text in authored_replies(response, agent.name)]
-            reply = AgentReply(agent.name, "\n\n".join(texts), agent.id) if texts else None
-            await transcript.delivered(agent.id, upto, reply)
-            if reply is not None:
-                yield reply
-            failure = run_failure(response)
-            if failure:
-                failed = LettaError(Kind.RUN_FAILED, failure, base_url=self._client.base_url)
-                yield AgentFailure(agent.name, failed.explain(agent.name), failed.kind, agent.id)
+    async def run(
+        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]:
+        for position, agent in enumerate(target.agents):
+            record = await journal.step(agent.id)
+            if record is not None and record.state != "sending":
+                events = _replay(record)
+            else:
+                events = await self._ask(agent, turn, transcript, journal, resumed=record is not None)
+            for event in events:
+                yield event
+            stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
+            if stop is not None:
+                rest = target.agents[position + 1 :]
+                if rest:
+                    names = ", ".join(a.name for a in rest)
+                    yield AgentFailure(
+                        None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
+                    )
+                return
+
+    async def _ask(
+        self, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, resumed: bool
+    ) -> list[TurnEvent]:
+        unseen, upto = await transcript.unseen(agent.id)
+        if resumed:
+            found = await find_turn(self._client, agent.id, journal.otid)
+            if found is not None:
+                return await self._answered(agent, list(found.texts), None, journal, upto)
+        await journal.sending(agent.id)
+        message = user_message(compose(unseen, turn.text), turn.otid, turn.sender)
+        try:
+            response = await self._client.send_agent(agent.id, message)
+        except LettaError as error:
+            if error.outcome_unknown:
+                found = await find_turn(self._client, agent.id, journal.otid)
+                if found is not None and found.texts:
+                    return await self._answered(agent, list(found.texts), None, journal, upto)
+            refused = AgentFailure(
+                agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, agent.id
+            )
+            await journal.answered(agent.id, [], refused)
+            return [refused]
+        texts = [text for _, text in authored_replies(response, agent.name)]
+        failed = run_failure(response)
+        failure: AgentFailure | None = None
+        if failed:
+            run_error = LettaError(Kind.RUN_FAILED, failed, base_url=self._client.base_url)
+            failure = AgentFailure(
+                agent.name, run_error.explain(agent.name), run_error.kind, agent.id, step=agent.id, index=1
+            )
+        return await self._answered(agent, texts, failure, journal, upto)
+
+    @staticmethod
+    async def _answered(
+        agent: AgentRef, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int
+    ) -> list[TurnEvent]:
+        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, agent.id, 0)] if texts else []
+        await journal.answered(agent.id, replies, failure, upto)
+        return _replay(StepRecord("answered", tuple(replies), failure))
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

@@ -1,15 +1,44 @@
-"""Everything the bridge posts to Slack; rate limits are retried by slack_sdk's handlers on the client."""
+"""Everything the bridge posts to Slack, and what each Slack failure means for the turn.
+
+Rate limits (429) are retried by slack_sdk's handler on the client: Slack did not process the call. A 5xx
+or a dropped connection may have posted, so before posting again the thread is read back to check.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.render import escape, reply_texts
+from bridge.slack.render import escape, reply_texts, split
 
 log = logging.getLogger(__name__)
+
+# The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
+PERMANENT = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "token_revoked",
+        "invalid_auth",
+        "account_inactive",
+        "not_authed",
+        "missing_scope",
+        "restricted_action",
+    }
+)
+UNKNOWN_OUTCOME_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Part:
+    text: str
+    username: str | None
 
 
 class SlackPostError(Exception):
@@ -17,6 +46,10 @@ class SlackPostError(Exception):
         super().__init__(f"{method}: {error}")
         self.method = method
         self.error = error
+
+    @property
+    def permanent(self) -> bool:
+        return self.error in PERMANENT
 
 
 def _error(exc: SlackApiError) -> str:
@@ -30,18 +63,56 @@ class SlackPoster:
     def __init__(self, client: AsyncWebClient, named_by_username: bool = True) -> None:
         self._client = client
         self._named_by_username = named_by_username
+        self._bot_id: str | None = None
 
-    async def reply(self, channel: str, thread_ts: str, agent_name: str, text: str) -> list[str]:
-        """Post one agent's reply into the thread, under its name; returns the posted timestamps."""
+    def parts(self, agent_name: str | None, text: str) -> list[Part]:
+        """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
+        if agent_name is None:
+            return [Part(p, None) for p in split(escape(text))]
         username = agent_name if self._named_by_username else None
-        posted: list[str] = []
-        for part in reply_texts(agent_name, text, self._named_by_username):
-            posted.append(await self._post(channel, thread_ts, part, username))
-        return posted
+        return [Part(p, username) for p in reply_texts(agent_name, text, self._named_by_username)]
 
-    async def notice(self, channel: str, thread_ts: str, text: str) -> str:
-        """A message from the bridge itself (errors, hints); the text is the bridge's, so only escaped."""
-        return await self._post(channel, thread_ts, escape(text), None)
+    async def post(self, channel: str, thread_ts: str, part: Part) -> str:
+        """Post one part into the thread; returns its ts. Raises SlackPostError."""
+        for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=part.text,
+                    username=part.username,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+                return str(response.get("ts", ""))
+            except SlackApiError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                error = _error(exc)
+                if status < 500:
+                    log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
+                    raise SlackPostError("chat.postMessage", error) from None
+                reason = f"http_{status}"
+            except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+                reason = type(exc).__name__
+            log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
+            found = await self._find_posted(channel, thread_ts, part.text)
+            if found:
+                return found
+            await asyncio.sleep(attempt + 1)
+        raise SlackPostError("chat.postMessage", reason)
+
+    async def _find_posted(self, channel: str, thread_ts: str, text: str) -> str | None:
+        """The ts of our own message with this text in the thread, if the failed post did land."""
+        try:
+            if self._bot_id is None:
+                self._bot_id = str((await self._client.auth_test()).get("bot_id") or "")
+            response = await self._client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError):
+            return None
+        for message in response.get("messages") or []:
+            if message.get("bot_id") == self._bot_id and message.get("text") == text:
+                return str(message.get("ts"))
+        return None
 
     async def react(self, channel: str, ts: str, name: str) -> None:
         try:
@@ -49,6 +120,8 @@ class SlackPoster:
         except SlackApiError as exc:
             if _error(exc) != "already_reacted":
                 log.warning("slack reactions.add failed channel=%s error=%s", channel, _error(exc))
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            log.warning("slack reactions.add failed channel=%s error=%s", channel, type(exc).__name__)
 
     async def unreact(self, channel: str, ts: str, name: str) -> None:
         try:
@@ -56,19 +129,5 @@ class SlackPoster:
         except SlackApiError as exc:
             if _error(exc) != "no_reaction":
                 log.warning("slack reactions.remove failed channel=%s error=%s", channel, _error(exc))
-
-    async def _post(self, channel: str, thread_ts: str, text: str, username: str | None) -> str:
-        try:
-            response = await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=text,
-                username=username,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as exc:
-            error = _error(exc)
-            log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
-            raise SlackPostError("chat.postMessage", error) from None
-        return str(response.get("ts", ""))
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            log.warning("slack reactions.remove failed channel=%s error=%s", channel, type(exc).__name__)

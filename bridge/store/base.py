@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bridge.domain import AgentReply, Binding, RunnerChoice, Turn
+from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
 
 
 class StoreError(Exception):
@@ -20,6 +20,24 @@ class HistoryEntry:
     runner: str
     actor: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    turn: Turn
+    turn_id: int
+    otid: str
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message the turn owes the thread (an agent's reply or a notice); `posted` holds the parts done."""
+
+    id: int
+    source: str
+    agent_name: str | None
+    text: str
+    posted: frozenset[int]
 
 
 class Store(Protocol):
@@ -51,17 +69,40 @@ class Store(Protocol):
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None: ...
 
-    async def record_post(self, turn_id: int, seq: int, agent_name: str, ts: str) -> None: ...
+    async def set_turn_status(self, turn_id: int, status: str) -> None: ...
+
+    async def unfinished_turns(self) -> list[PendingTurn]:
+        """Turns accepted but not finished (received, or running when the process stopped), oldest first."""
+        ...
+
+    async def get_step(self, turn_id: int, step: str) -> StepRecord | None: ...
+
+    async def step_sending(self, turn_id: int, step: str) -> None: ...
+
+    async def step_answered(
+        self,
+        turn_id: int,
+        step: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None,
+        seen: tuple[str, str, str, int] | None,
+    ) -> None: ...
+
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
+        """Owe the thread a message; adding the same source twice is a no-op."""
+        ...
+
+    async def outbox_pending(self, turn_id: int) -> list[OutboxItem]: ...
+
+    async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None: ...
+
+    async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         """True the first time a notice of this kind is due for the channel, False after."""
         ...
 
     async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]: ...
-
-    async def delivered(
-        self, team_id: str, channel_id: str, agent_id: str, upto: int, reply: AgentReply | None
-    ) -> None: ...
 
 
 class BindingTranscript:
@@ -75,8 +116,33 @@ class BindingTranscript:
     async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int]:
         return await self._store.unseen(self._team, self._channel, agent_id)
 
-    async def delivered(self, agent_id: str, upto: int, reply: AgentReply | None) -> None:
-        await self._store.delivered(self._team, self._channel, agent_id, upto, reply)
+
+class TurnJournal:
+    """Adapts the store to the runners' `Journal` for one turn; a bridge-run agent's reply moves the
+    binding's transcript in the same transaction as the step's outcome."""
+
+    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str) -> None:
+        self._store = store
+        self._turn_id = turn_id
+        self.otid = otid
+        self._team = team_id
+        self._channel = channel_id
+
+    async def step(self, key: str) -> StepRecord | None:
+        return await self._store.get_step(self._turn_id, key)
+
+    async def sending(self, key: str) -> None:
+        await self._store.step_sending(self._turn_id, key)
+
+    async def answered(
+        self,
+        key: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None = None,
+        seen_upto: int | None = None,
+    ) -> None:
+        seen = None if seen_upto is None else (self._team, self._channel, key, seen_upto)
+        await self._store.step_answered(self._turn_id, key, replies, failure, seen)
 
 
 def open_store(url: str) -> Store:

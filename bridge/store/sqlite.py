@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from bridge.domain import AgentRef, AgentReply, Binding, RunnerChoice, Target, Turn
-from bridge.store.base import HistoryEntry, StoreError
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
+from bridge.store.base import HistoryEntry, OutboxItem, PendingTurn, StoreError
 
 MIGRATIONS: list[str] = [
     """
@@ -54,6 +54,24 @@ MIGRATIONS: list[str] = [
     CREATE TABLE notices (
         team_id TEXT NOT NULL, channel_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
         PRIMARY KEY (team_id, channel_id, kind)
+    );
+    """,
+    """
+    DROP TABLE posts;
+    CREATE TABLE turn_steps (
+        turn_id INTEGER NOT NULL, step TEXT NOT NULL, state TEXT NOT NULL,
+        replies TEXT NOT NULL DEFAULT '[]', failure TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (turn_id, step)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        turn_id INTEGER NOT NULL, source TEXT NOT NULL, agent_name TEXT, text TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (turn_id, source)
+    );
+    CREATE TABLE outbox_posts (
+        outbox_id INTEGER NOT NULL, part INTEGER NOT NULL, ts TEXT NOT NULL,
+        PRIMARY KEY (outbox_id, part)
     );
     """,
 ]
@@ -281,13 +299,6 @@ class SqliteStore:
                 "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=?", (status, error, _now(), turn_id)
             )
 
-    async def record_post(self, turn_id: int, seq: int, agent_name: str, ts: str) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO posts (turn_id, seq, agent_name, ts) VALUES (?,?,?,?)",
-                (turn_id, seq, agent_name, ts),
-            )
-
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         async with self._write() as db:
             cursor = await db.execute(
@@ -318,20 +329,121 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
 
-    async def delivered(
-        self, team_id: str, channel_id: str, agent_id: str, upto: int, reply: AgentReply | None
-    ) -> None:
-        """The agent has been shown everything up to `upto`; its own replies are never shown back to it."""
+    async def set_turn_status(self, turn_id: int, status: str) -> None:
         async with self._write() as db:
-            if reply is not None:
-                seq = await self._top_seq(team_id, channel_id) + 1
-                await db.execute(
-                    "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
-                )
-            await db.execute(
-                "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"
-                " ON CONFLICT (team_id, channel_id, agent_id) DO UPDATE SET seq=MAX(seq, excluded.seq)",
-                (team_id, channel_id, agent_id, upto),
+            await db.execute("UPDATE turns SET status=?, updated_at=? WHERE id=?", (status, _now(), turn_id))
+
+    async def unfinished_turns(self) -> list[PendingTurn]:
+        async with self.db.execute("SELECT * FROM turns WHERE status IN ('received', 'running') ORDER BY id") as cursor:
+            rows = await cursor.fetchall()
+        return [
+            PendingTurn(
+                Turn(
+                    team_id=r["team_id"],
+                    channel_id=r["channel_id"],
+                    message_ts=r["message_ts"],
+                    thread_ts=r["thread_ts"],
+                    user_id=r["user_id"],
+                    text=r["text"],
+                    event_id=r["event_id"],
+                ),
+                r["id"],
+                r["otid"],
             )
+            for r in rows
+        ]
+
+    async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
+        async with self.db.execute(
+            "SELECT state, replies, failure FROM turn_steps WHERE turn_id=? AND step=?", (turn_id, step)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
+        failure = AgentFailure(**json.loads(row["failure"])) if row["failure"] else None
+        return StepRecord(row["state"], replies, failure)
+
+    async def step_sending(self, turn_id: int, step: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO turn_steps (turn_id, step, state, updated_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+                (turn_id, step, "sending", _now()),
+            )
+
+    async def step_answered(
+        self,
+        turn_id: int,
+        step: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None,
+        seen: tuple[str, str, str, int] | None,
+    ) -> None:
+        """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
+        state = "failed" if failure is not None and not replies else "answered"
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO turn_steps (turn_id, step, state, replies, failure, updated_at) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, replies=excluded.replies,"
+                " failure=excluded.failure, updated_at=excluded.updated_at",
+                (
+                    turn_id,
+                    step,
+                    state,
+                    json.dumps([r.__dict__ for r in replies]),
+                    json.dumps(failure.__dict__) if failure else None,
+                    _now(),
+                ),
+            )
+            if seen is not None:
+                team_id, channel_id, agent_id, upto = seen
+                for reply in replies:
+                    seq = await self._top_seq(team_id, channel_id) + 1
+                    await db.execute(
+                        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
+                        " VALUES (?,?,?,?,?,?)",
+                        (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
+                    )
+                await db.execute(
+                    "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"
+                    " ON CONFLICT (team_id, channel_id, agent_id) DO UPDATE SET seq=MAX(seq, excluded.seq)",
+                    (team_id, channel_id, agent_id, upto),
+                )
+
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text) VALUES (?,?,?,?)",
+                (turn_id, source, agent_name, text),
+            )
+
+    async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
+        async with self.db.execute(
+            "SELECT id, source, agent_name, text FROM outbox WHERE turn_id=? AND done=0 ORDER BY id", (turn_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        items = []
+        for r in rows:
+            async with self.db.execute("SELECT part FROM outbox_posts WHERE outbox_id=?", (r["id"],)) as cursor:
+                parts = frozenset(int(p[0]) for p in await cursor.fetchall())
+            items.append(OutboxItem(r["id"], r["source"], r["agent_name"], r["text"], parts))
+        return items
+
+    async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (outbox_id, part, ts)
+            )
+            if last:
+                await db.execute("UPDATE outbox SET done=1 WHERE id=?", (outbox_id,))
+
+    async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
+        """(agent name, ts) of everything posted for the turn, in order."""
+        async with self.db.execute(
+            "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=?"
+            " ORDER BY o.id, p.part",
+            (turn_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(r[0], r[1]) for r in rows]

@@ -38,6 +38,7 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
             "LETTA_BASE_URL": letta_url,
             "DATABASE_URL": f"sqlite:///{db_path}",
             "PYTHONUNBUFFERED": "1",
+            "LETTA_RETRY_BASE_SECONDS": "0.05",
         }
     )
     env.update(extra)

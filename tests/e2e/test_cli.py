@@ -103,7 +103,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
         assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
         assert any("auto picks server" in line for line in lines)
-        assert any(line.startswith("ok   database:") and "schema v1" in line for line in lines)
+        assert any(line.startswith("ok   database:") and "schema v2" in line for line in lines)
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
         letta.set_version("0.16.8")
         assert any("auto picks bridge" in line for line in run_cli(env, "check").stdout.splitlines())

@@ -153,7 +153,7 @@ def test_letta_unreachable_and_past_the_deadline(version: str, tmp_path: Path) -
             event, _ = bridge.mention("slow?", "C0SLOW001")
             slack.wait_for(lambda: len(slack.posts("C0SLOW001", event["ts"])) == 1, timeout=10)
             text = slack.posts("C0SLOW001", event["ts"])[0].args["text"]
-            assert "did not finish within 1 second," in text
+            assert "did not finish within 1 second." in text
             letta.stop()
             event, _ = bridge.mention("anyone?", "C0SLOW001")
             slack.wait_for(lambda: len(slack.posts("C0SLOW001", event["ts"])) == 1, timeout=10)

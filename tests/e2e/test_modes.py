@@ -73,10 +73,16 @@ def test_turns_run_in_order_per_channel_and_no_agent_ever_has_two_sends(version:
                     event, response = bridge.mention(f"question {n}", channel)
                     assert response.status_code == 200
                     sent[channel].append(event["ts"])
-            slack.wait_for(lambda: all(len(slack.posts(c)) == 6 for c in sent), 30)
+            def replies(channel: str) -> list:
+                return [p for p in slack.posts(channel) if p.args.get("username")]
+
+            slack.wait_for(lambda: all(len(replies(c)) == 6 for c in sent), 30)
             assert letta.overlaps == []
             for channel, order in sent.items():
-                posts = slack.posts(channel)
+                queued = [p.args for p in slack.posts(channel) if p.args["text"].startswith("Queued")]
+                assert [q["thread_ts"] for q in queued] == order[1:]
+                assert "after the 1 earlier message " in queued[0]["text"]
+                posts = replies(channel)
                 assert [p.args["thread_ts"] for p in posts] == [ts for ts in order for _ in range(2)]
                 assert [p.args["text"] for p in posts] == [f"question {n}" for n in range(3) for _ in range(2)]
             starts = sorted((i.started, i.agent_name) for i in letta.inputs)

@@ -1,0 +1,60 @@
+"""Finding a past send on Letta by the `otid` the bridge gave it, so a send is never repeated blindly.
+
+Letta has no lookup by otid: page back through an agent's history (newest page first; `before` pages to
+older messages on every captured version) until the `user_message` carrying the otid shows up. The turn's
+reply is the agent's `assistant_message`s after it, up to the next user message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bridge.letta.client import LettaClient
+from bridge.letta.models import AssistantMessage, LettaMessage, UserMessage
+
+PAGE = 100
+MAX_PAGES = 10
+
+
+@dataclass(frozen=True)
+class Found:
+    """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet)."""
+
+    texts: tuple[str, ...]
+
+
+def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
+    for index, message in enumerate(messages):
+        if isinstance(message, UserMessage) and message.otid == otid:
+            texts: list[str] = []
+            seen: set[str] = set()
+            for later in messages[index + 1 :]:
+                if isinstance(later, UserMessage):
+                    break
+                if isinstance(later, AssistantMessage) and later.text.strip():
+                    key = later.otid or later.id or str(len(texts))
+                    if key not in seen:
+                        seen.add(key)
+                        texts.append(later.text.strip())
+            return Found(tuple(texts))
+    return None
+
+
+async def find_turn(client: LettaClient, agent_id: str, otid: str) -> Found | None:
+    """None when Letta never saw the otid in this agent's recent history (safe to send again)."""
+    collected: list[LettaMessage] = []
+    before: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await client.history(agent_id, limit=PAGE, before=before)
+        if not page:
+            break
+        collected = [*page, *collected]
+        found = replies_after(collected, otid)
+        if found is not None:
+            return found
+        oldest = page[0].id if hasattr(page[0], "id") else None
+        if not oldest or oldest == before or len(page) < PAGE:
+            break
+        before = oldest
+    return None

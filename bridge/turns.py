@@ -1,0 +1,189 @@
+"""Running one accepted turn to its end: the runner's replies go through the store's outbox to the thread.
+
+Every message a turn owes the thread (an agent's reply, a failure said in plain words, a notice) is first
+written to the outbox, then posted part by part, each part recorded; so a restarted bridge posts what is
+missing and never a part twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bridge.config import Settings
+from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
+from bridge.logs import Redactor
+from bridge.slack.directory import Directory
+from bridge.slack.post import SlackPoster, SlackPostError
+from bridge.store.base import BindingTranscript, Store, TurnJournal
+
+log = logging.getLogger(__name__)
+
+UNBOUND = (
+    "This channel is not connected to a Letta group yet. An operator can connect it with "
+    "`python -m bridge channels connect {channel} <group-id>` (or a list of agent ids), then mention me again."
+)
+ROUTE_SWITCH = (
+    "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
+    "asking each agent in turn."
+)
+SERVER_500_HINT = (
+    " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
+)
+NOTHING_SAID = "No agent had anything to say this time."
+DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
+CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} second" + ("" if seconds == 1 else "s")
+
+
+@dataclass(frozen=True)
+class Job:
+    turn: Turn
+    turn_id: int
+    otid: str
+
+
+class TurnWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        chooser: RunnerChooser,
+        poster: SlackPoster,
+        directory: Directory,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._chooser = chooser
+        self._poster = poster
+        self._directory = directory
+        self._redactor = Redactor(settings.secrets())
+
+    async def run(self, job: Job) -> None:
+        """Run the turn to done, partial or failed. A cancellation (shutdown) leaves it to be resumed."""
+        turn, s = job.turn, self._settings
+        binding = await self._store.get_binding(turn.team_id, turn.channel_id)
+        if binding is None:
+            await self._owe(job, "notice:unbound", UNBOUND.format(channel=turn.channel_id))
+            await self._flush(job)
+            await self._store.finish_turn(job.turn_id, "unbound")
+            return
+        await self._store.set_turn_status(job.turn_id, "running")
+        await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        status, error = "failed", ""
+        try:
+            await self._flush(job)  # whatever a previous run of this turn owed the thread
+            try:
+                async with asyncio.timeout(s.turn_deadline_seconds):
+                    failures = await self._converse(job, binding)
+                status = "done" if failures == 0 else "partial"
+            except TimeoutError:
+                error = f"The agents did not finish within {_duration(s.turn_deadline_seconds)}."
+                await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
+            except LettaError as exc:
+                error = exc.explain(binding.target.description or "the group")
+                await self._owe(job, "notice:letta", error)
+            except SlackPostError:
+                raise
+            except Exception:
+                log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)
+                error = CRASHED
+                await self._owe(job, "notice:crash", CRASHED)
+            await self._flush(job)
+        except SlackPostError as exc:
+            status, error = "failed", f"Slack refused a post: {exc.error}"
+            log.error(
+                "turn cannot post turn_id=%s channel=%s slack_error=%s permanent=%s",
+                job.turn_id,
+                turn.channel_id,
+                exc.error,
+                exc.permanent,
+            )
+        await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        mark = s.slack_done_reaction if status == "done" else s.slack_failed_reaction
+        await self._poster.react(turn.channel_id, turn.message_ts, mark)
+        await self._store.finish_turn(job.turn_id, status, error)
+        log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
+
+    async def _converse(self, job: Job, binding: Binding) -> int:
+        """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
+        turn = job.turn
+        speaker = await self._directory.user_name(turn.user_id)
+        channel = await self._directory.channel_name(turn.channel_id)
+        prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
+        turn_input = TurnInput(text=prefix + turn.text, otid=job.otid, sender=speaker)
+        runner = await self._chooser.choose(binding)
+        try:
+            return await self._relay_events(job, binding, runner, turn_input)
+        except LettaError as exc:
+            if exc.kind != Kind.ROUTE_MISSING or runner is not self._chooser.server:
+                raise
+        # The server has no group send route: nothing was sent, so running the turn here is safe.
+        await self._store.set_runner(turn.team_id, turn.channel_id, "bridge", actor="bridge")
+        if await self._store.notice_once(turn.team_id, turn.channel_id, "route_missing"):
+            await self._owe(job, "notice:route_missing", ROUTE_SWITCH)
+        log.info("binding switched to the bridge runner channel=%s", turn.channel_id)
+        return await self._relay_events(job, binding, self._chooser.bridge, turn_input)
+
+    async def _relay_events(self, job: Job, binding: Binding, runner: Runner, turn_input: TurnInput) -> int:
+        turn = job.turn
+        transcript = BindingTranscript(self._store, turn.team_id, turn.channel_id)
+        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, turn.channel_id)
+        replies = failures = 0
+        async for event in runner.run(binding.target, turn_input, transcript, journal):
+            if isinstance(event, AgentReply):
+                replies += 1
+                await self._owe(job, f"reply:{event.step}:{event.index}", event.text, event.agent_name)
+            elif isinstance(event, AgentFailure):
+                failures += 1
+                log.warning(
+                    "agent failed turn_id=%s channel=%s target=%s agent=%s kind=%s request_id=%s",
+                    job.turn_id,
+                    turn.channel_id,
+                    binding.target.ref,
+                    event.agent_id,
+                    event.kind,
+                    event.request_id,
+                )
+                text = event.message
+                if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
+                    text += SERVER_500_HINT if await self._group_send_broken() else ""
+                await self._owe(job, f"fail:{event.step}:{event.index}", text)
+            await self._flush(job)
+        if replies == 0 and failures == 0:
+            await self._owe(job, "notice:nothing", NOTHING_SAID)
+        log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
+        return failures
+
+    async def _group_send_broken(self) -> bool:
+        try:
+            return group_send_broken(await self._chooser.server_version())
+        except LettaError:
+            return False
+
+    async def _owe(self, job: Job, source: str, text: str, agent_name: str | None = None) -> None:
+        if agent_name is None:
+            # Notices can quote what a server echoed back; no secret reaches a thread.
+            text = self._redactor.redact(text)
+        await self._store.outbox_add(job.turn_id, source, agent_name, text)
+
+    async def _flush(self, job: Job) -> None:
+        """Post every part the turn still owes, in order, recording each one."""
+        turn = job.turn
+        for item in await self._store.outbox_pending(job.turn_id):
+            parts = self._poster.parts(item.agent_name, item.text)
+            for index, part in enumerate(parts):
+                if index in item.posted:
+                    continue
+                ts = await self._poster.post(turn.channel_id, turn.thread_ts, part)
+                await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
+            if not parts:
+                await self._store.outbox_posted(item.id, 0, "", last=True)
