@@ -20,15 +20,13 @@ from bridge.letta.client import LettaClient
 from bridge.letta.runners import RunnerChooser
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
+from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.post import SlackPoster
 from bridge.store import Store, open_store
 from bridge.turns import TurnWorker
 
 log = logging.getLogger(__name__)
-
-# A PaaS kills 30 s after SIGTERM; finish or record what is in flight well before that.
-STOP_GRACE_SECONDS = 20.0
 
 
 def slack_client(settings: Settings) -> AsyncWebClient:
@@ -61,7 +59,9 @@ class Bridge:
         self.store: Store = open_store(settings.database_url)
         self.letta = letta_client(settings)
         self.slack = slack_client(settings)
-        self.chooser = RunnerChooser(self.letta, settings.letta_group_runner)
+        self.chooser = RunnerChooser(
+            self.letta, settings.letta_group_runner, patience=settings.letta_recovery_wait_seconds
+        )
         poster = SlackPoster(self.slack, settings.slack_agent_usernames)
         worker = TurnWorker(settings, self.store, self.chooser, poster, Directory(self.slack))
         self.relay = Relay(self.store, worker, poster, settings.max_concurrent_turns)
@@ -73,6 +73,8 @@ class Bridge:
             request_verification_enabled=not socket_mode,
         )
         register_all(self.app, self.relay, self.store)
+        # Socket Mode requests are not signed; only HTTP mode has a gate.
+        self.gate = Gate(secret) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
 
@@ -83,12 +85,23 @@ class Bridge:
 
     async def stop(self) -> None:
         self.ready = False
-        await self.relay.stop(STOP_GRACE_SECONDS)
+        await self.relay.stop(self.settings.shutdown_grace_seconds)
         await self.letta.aclose()
         await self.store.close()
 
     async def handle_slack(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        body = await request.read()
+        assert self.gate is not None, "HTTP mode needs the signing secret"
+        refusal = self.gate.check({k.lower(): v for k, v in request.headers.items()}, body)
+        if refusal is not None:
+            log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
+            return web.json_response({"error": refusal.reason}, status=refusal.status)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
+            log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
+            return web.json_response({"error": "malformed payload"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 

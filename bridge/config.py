@@ -54,9 +54,12 @@ class Settings(BaseSettings):
     letta_context_prefix: str = "[{user} in #{channel} on Slack] "
     letta_send_retries: int = Field(default=3, ge=0, le=10)
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
+    letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
 
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
     max_concurrent_turns: int = Field(default=16, ge=1)
+    # A PaaS kills 30 s after SIGTERM; finish or record what is in flight well before that.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=25)
 
     database_url: str = "sqlite:///bridge.db"
     host: str = "0.0.0.0"  # noqa: S104 - a PaaS routes to every interface

@@ -7,6 +7,7 @@ reply is the agent's `assistant_message`s after it, up to the next user message.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,3 +59,20 @@ async def find_turn(client: LettaClient, agent_id: str, otid: str) -> Found | No
             break
         before = oldest
     return None
+
+
+async def recover_turn(client: LettaClient, agent_id: str, otid: str, patience: float) -> Found | None:
+    """Like `find_turn`, but when Letta has the message and is still answering it, wait for the answer.
+
+    A bridge that died mid-send leaves the run going on the server; its reply lands in history later.
+    Gives up after `patience` seconds with whatever is there (possibly nothing).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.5
+    while True:
+        found = await find_turn(client, agent_id, otid)
+        if found is None or found.texts or loop.time() >= deadline:
+            return found
+        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+        delay = min(delay * 2, 5.0)

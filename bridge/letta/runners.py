@@ -29,7 +29,7 @@ from bridge.domain import (
 from bridge.letta.client import LettaClient, user_message
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
 from bridge.letta.models import ERROR_STOP_REASONS, AssistantMessage, ErrorMessage, LettaResponse
-from bridge.letta.recovery import find_turn
+from bridge.letta.recovery import find_turn, recover_turn
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ class ServerRunner:
     name = "server"
     STEP = "group"
 
-    def __init__(self, client: LettaClient) -> None:
+    def __init__(self, client: LettaClient, patience: float = 120.0) -> None:
         self._client = client
+        self._patience = patience
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -114,7 +115,7 @@ class ServerRunner:
                 yield event
             return
         if record is not None:
-            recovered = await self._recover(target, journal.otid)
+            recovered = await self._recover(target, journal.otid, self._patience)
             if recovered is not None:
                 await journal.answered(self.STEP, recovered)
                 for reply in recovered:
@@ -127,7 +128,7 @@ class ServerRunner:
         except LettaError as error:
             if error.kind == Kind.ROUTE_MISSING:
                 raise
-            recovered = await self._recover(target, journal.otid) if error.outcome_unknown else None
+            recovered = await self._recover(target, journal.otid, 0) if error.outcome_unknown else None
             if recovered:
                 await journal.answered(self.STEP, recovered)
                 for reply in recovered:
@@ -153,12 +154,12 @@ class ServerRunner:
         for event in _replay(StepRecord("answered", tuple(replies), failure)):
             yield event
 
-    async def _recover(self, target: Target, otid: str) -> list[AgentReply] | None:
+    async def _recover(self, target: Target, otid: str, patience: float) -> list[AgentReply] | None:
         """The group's replies from the members' histories, or None when no member ever saw the otid."""
         replies: list[AgentReply] = []
         seen = False
         for agent in target.agents:
-            found = await find_turn(self._client, agent.id, otid)
+            found = await recover_turn(self._client, agent.id, otid, patience)
             if found is None:
                 continue
             seen = True
@@ -173,8 +174,9 @@ class BridgeRunner:
 
     name = "bridge"
 
-    def __init__(self, client: LettaClient) -> None:
+    def __init__(self, client: LettaClient, patience: float = 120.0) -> None:
         self._client = client
+        self._patience = patience
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -202,7 +204,7 @@ class BridgeRunner:
     ) -> list[TurnEvent]:
         unseen, upto = await transcript.unseen(agent.id)
         if resumed:
-            found = await find_turn(self._client, agent.id, journal.otid)
+            found = await recover_turn(self._client, agent.id, journal.otid, self._patience)
             if found is not None:
                 return await self._answered(agent, list(found.texts), None, journal, upto)
         await journal.sending(agent.id)
@@ -259,14 +261,16 @@ def runner_for_version(version: str) -> RunnerChoice:
 class RunnerChooser:
     """Picks the runner for a binding; `auto` asks the server's version (cached for a few minutes)."""
 
-    def __init__(self, client: LettaClient, default: RunnerChoice, version_ttl: float = 300.0) -> None:
+    def __init__(
+        self, client: LettaClient, default: RunnerChoice, version_ttl: float = 300.0, patience: float = 120.0
+    ) -> None:
         self._client = client
         self._default = default
         self._ttl = version_ttl
         self._version: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
-        self.server = ServerRunner(client)
-        self.bridge = BridgeRunner(client)
+        self.server = ServerRunner(client, patience)
+        self.bridge = BridgeRunner(client, patience)
 
     async def server_version(self) -> str:
         async with self._lock:

@@ -98,6 +98,17 @@ class BridgeProcess:
     def logs(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """kill -9: no chance to finish or record anything."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> BridgeProcess:
+        assert self.log_path is not None
+        self.stop()
+        return self.start(self.log_path.with_suffix(".2.log"))
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc is None:
             return 0
@@ -110,8 +121,10 @@ class BridgeProcess:
                 self.proc.wait()
         return int(self.proc.returncode or 0)
 
-    def post(self, body: bytes, content_type: str = "application/json", **headers: Any) -> httpx.Response:
-        signed = signed_headers(SIGNING_SECRET, body, content_type)
+    def post(
+        self, body: bytes, content_type: str = "application/json", timestamp: int | None = None, **headers: Any
+    ) -> httpx.Response:
+        signed = signed_headers(SIGNING_SECRET, body, content_type, timestamp=timestamp)
         signed.update(headers)
         return httpx.post(f"{self.url}/slack/events", content=body, headers=signed, timeout=10)
 

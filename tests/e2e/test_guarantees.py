@@ -1,0 +1,296 @@
+"""Nothing lost, nothing twice: retries, kill -9, SIGTERM, outages, hostile input. Each test counts Letta turns
+(what the fake Letta's agents actually ran) and Slack posts."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, mention_event, signed_headers
+from tests.fakes.slack import FakeSlack
+
+
+@dataclass
+class Rig:
+    slack: FakeSlack
+    letta: FakeLetta
+    bridge: BridgeProcess
+    agents: dict[str, str]
+    channel: str
+
+    def turns_of(self, name: str) -> int:
+        return sum(1 for i in self.letta.inputs if i.agent_id == self.agents[name])
+
+    def replies(self, ts: str) -> list[str]:
+        return [p.args["username"] for p in self.slack.posts(self.channel, ts) if p.args.get("username")]
+
+
+def rig(tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", "carol"), **env: str) -> Rig:
+    slack, letta = FakeSlack(), FakeLetta(version=version)
+    slack.start(), letta.start()
+    agents = {n: letta.add_agent(n) for n in names}
+    group = letta.add_group(list(agents.values()))
+    settings = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", **env)
+    assert run_cli(settings, "channels", "connect", "C0GUARD01", group).returncode == 0
+    bridge = BridgeProcess(settings).start(tmp_path / "bridge.log")
+    return Rig(slack, letta, bridge, agents, "C0GUARD01")
+
+
+@pytest.fixture(params=["0.11.7", "0.16.8"], ids=["server-runner", "bridge-runner"])
+def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
+    r = rig(tmp_path, request.param)
+    yield r
+    r.bridge.stop()
+    r.letta.stop()
+    r.slack.stop()
+
+
+def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
+    event = mention_event("once", channel=guarded.channel)
+    body = event_body(event, event_id="EvONCE0001")
+    assert guarded.bridge.post(body).status_code == 200
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 10)
+    guarded.bridge.restart()
+    retry = guarded.bridge.post(body, timestamp=int(time.time()) + 2, **{"X-Slack-Retry-Num": "2"})
+    assert retry.status_code == 200
+    as_message = dict(event, type="message")
+    assert guarded.bridge.post(event_body(as_message, event_id="EvONCE0002")).status_code == 200
+    time.sleep(0.5)
+    assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
+    assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
+
+
+def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Rig) -> None:
+    guarded.letta.set_delay(guarded.agents["alice"], 1.5)
+    event, _ = guarded.bridge.mention("survive this", guarded.channel)
+    guarded.letta.wait_for(lambda: any(i.agent_name == "alice" for i in guarded.letta.inputs), 10)
+    guarded.bridge.kill()
+    guarded.letta.wait_for(lambda: all(i.finished for i in guarded.letta.inputs), 10)
+    guarded.bridge.restart()
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 20)
+    time.sleep(0.5)
+    assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
+    assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
+
+
+def test_kill_9_between_two_agents_resumes_at_the_next_agent(tmp_path: Path) -> None:
+    r = rig(tmp_path, "0.16.8")
+    try:
+        r.letta.set_delay(r.agents["bob"], 1.5)
+        event, _ = r.bridge.mention("relay race", r.channel)
+        r.slack.wait_for(lambda: r.replies(event["ts"]) == ["alice"], 10)
+        r.letta.wait_for(lambda: any(i.agent_name == "bob" for i in r.letta.inputs), 10)
+        r.bridge.kill()
+        r.bridge.restart()
+        r.slack.wait_for(lambda: len(r.replies(event["ts"])) == 3, 20)
+        time.sleep(0.5)
+        assert [r.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
+        assert r.replies(event["ts"]) == ["alice", "bob", "carol"]
+        [carol] = [i for i in r.letta.inputs if i.agent_name == "carol"]
+        assert "[alice] alice says hi" in carol.text and "[bob] bob says hi" in carol.text
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> None:
+    first_send = r"/v1/groups/[^/]+/messages" if guarded.letta.version == "0.11.7" else r"/v1/agents/[^/]+/messages"
+    guarded.letta.hang_next("POST", first_send)
+    event, _ = guarded.bridge.mention("lost in transit", guarded.channel)
+    guarded.letta.wait_for(lambda: len(guarded.letta.sends()) == 1, 10)
+    guarded.bridge.kill()
+    guarded.bridge.restart()
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 20)
+    assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
+
+
+def test_sigterm_finishes_the_turn_in_flight_and_exits_0(guarded: Rig) -> None:
+    guarded.letta.set_delay(guarded.agents["alice"], 1.0)
+    event, _ = guarded.bridge.mention("finish me", guarded.channel)
+    guarded.letta.wait_for(lambda: len(guarded.letta.inputs) >= 1, 10)
+    assert guarded.bridge.stop() == 0
+    assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
+
+
+def test_sigterm_past_the_grace_period_records_the_turn_and_the_next_start_ends_it(tmp_path: Path) -> None:
+    r = rig(tmp_path, "0.16.8", ("alice", "bob"), SHUTDOWN_GRACE_SECONDS="0.5")
+    try:
+        r.letta.set_delay(r.agents["bob"], 2.0)
+        event, _ = r.bridge.mention("long one", r.channel)
+        r.letta.wait_for(lambda: any(i.agent_name == "bob" for i in r.letta.inputs), 10)
+        assert r.bridge.stop() == 0
+        assert "recorded for the next start" in r.bridge.logs()
+        r.letta.wait_for(lambda: all(i.finished for i in r.letta.inputs), 10)
+        r.bridge.start(tmp_path / "again.log")
+        r.slack.wait_for(lambda: len(r.replies(event["ts"])) == 2, 20)
+        assert [r.turns_of("alice"), r.turns_of("bob")] == [1, 1]
+        assert r.replies(event["ts"]) == ["alice", "bob"]
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guarded: Rig) -> None:
+    route = r"/v1/groups/[^/]+/messages" if guarded.letta.version == "0.11.7" else r"/v1/agents/[^/]+/messages"
+    guarded.letta.fail_next("POST", route, 429, {"detail": "slow down"}, headers={"retry-after": "0"})
+    guarded.letta.fail_next("POST", route, 503, {"detail": "unavailable"})
+    event, _ = guarded.bridge.mention("try again", guarded.channel)
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 10)
+    assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
+    guarded.letta.fail_next("POST", route, 502, {"detail": "bad gateway"})
+    event, _ = guarded.bridge.mention("gateway", guarded.channel)
+    guarded.slack.wait_for(lambda: any("HTTP 502" in p.args["text"] for p in guarded.slack.posts(guarded.channel, event["ts"])), 10)
+    sends_for_turn = [r for r in guarded.letta.sends() if r.body and r.body["messages"][0].get("otid") ==
+                      guarded.letta.sends()[-1].body["messages"][0].get("otid")]
+    assert len([s for s in sends_for_turn if s.status == 502]) == 1
+
+
+def test_slack_rate_limit_and_server_errors_post_each_reply_exactly_once(guarded: Rig) -> None:
+    guarded.slack.fail_next("chat.postMessage", error="ratelimited", status=429, headers={"retry-after": "1"})
+    guarded.slack.fail_next("chat.postMessage", error="internal_error", status=500, times=1)
+    event, _ = guarded.bridge.mention("post carefully", guarded.channel)
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 20)
+    time.sleep(0.3)
+    assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
+
+
+@pytest.mark.parametrize("error", ["not_in_channel", "channel_not_found"])
+def test_a_channel_the_bot_cannot_post_in_fails_the_turn_plainly_in_the_logs(guarded: Rig, error: str) -> None:
+    guarded.slack.fail_next("chat.postMessage", error=error, times=10)
+    event, _ = guarded.bridge.mention("hello?", guarded.channel)
+    guarded.slack.wait_for(lambda: "warning" in guarded.slack.reactions(guarded.channel, event["ts"]), 10)
+    assert f"slack_error={error} permanent=True" in guarded.bridge.logs()
+    assert "Traceback" not in guarded.bridge.logs()
+    assert len(guarded.letta.sends()) == 1, "agents kept being asked though nothing could be posted"
+
+
+def test_a_token_revoked_mid_turn_stops_posting_and_says_why_in_the_logs(tmp_path: Path) -> None:
+    r = rig(tmp_path, "0.16.8", ("alice", "bob"))
+    try:
+        r.letta.set_delay(r.agents["bob"], 1.0)
+        event, _ = r.bridge.mention("revoke me", r.channel)
+        r.slack.wait_for(lambda: r.replies(event["ts"]) == ["alice"], 10)
+        r.slack.set_token_revoked(True)
+        r.letta.wait_for(lambda: r.turns_of("bob") == 1 and all(i.finished for i in r.letta.inputs), 10)
+        deadline = time.monotonic() + 10
+        while "turn cannot post" not in r.bridge.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "slack_error=token_revoked permanent=True" in r.bridge.logs()
+        assert "Traceback" not in r.bridge.logs()
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_reply_far_over_slacks_limits_is_split_never_truncated(tmp_path: Path) -> None:
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        paragraphs = [f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 60 for i in range(30)]
+        long_reply = "\n\n".join(paragraphs)
+        assert len(long_reply) > 40_000
+        r.letta.set_reply(r.agents["alice"], long_reply)
+        event, _ = r.bridge.mention("write a lot", r.channel)
+        r.slack.wait_for(lambda: "white_check_mark" in r.slack.reactions(r.channel, event["ts"]), 20)
+        parts = [p.args["text"] for p in r.slack.posts(r.channel, event["ts"])]
+        assert len(parts) > 10 and all(len(p) <= 4000 for p in parts)
+        assert " ".join(parts).split() == long_reply.split(), "a word was lost or changed"
+        assert all(p.startswith("Paragraph") for p in parts), "a split fell inside a paragraph"
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    r = rig(tmp_path_factory.mktemp("hostile"), "0.16.8", ("alice",))
+    yield r
+    r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+class TestHostileInput:
+    def _no_letta_call(self, target: Rig, response: httpx.Response, status: int) -> None:
+        assert response.status_code == status, response.text
+        time.sleep(0.2)
+        assert target.letta.sends() == []
+
+    def test_old_timestamp(self, target: Rig) -> None:
+        body = event_body(mention_event("old", channel=target.channel))
+        self._no_letta_call(target, target.bridge.post(body, timestamp=int(time.time()) - 301), 401)
+
+    def test_replayed_request(self, target: Rig) -> None:
+        target.letta.set_delay(target.agents["alice"], 0)
+        body = event_body(mention_event("replay", channel=target.channel))
+        headers = signed_headers(SIGNING_SECRET, body, "application/json")
+        first = httpx.post(f"{target.bridge.url}/slack/events", content=body, headers=headers)
+        assert first.status_code == 200
+        second = httpx.post(f"{target.bridge.url}/slack/events", content=body, headers=headers)
+        assert second.status_code == 401 and "replayed" in second.text
+        target.letta.wait_for(lambda: len(target.letta.sends()) == 1)
+        time.sleep(0.3)
+        assert len(target.letta.sends()) == 1
+
+    def test_oversized_body(self, target: Rig) -> None:
+        before = len(target.letta.sends())
+        body = event_body(mention_event("x" * (2 * 1024 * 1024), channel=target.channel))
+        response = target.bridge.post(body)
+        assert response.status_code == 413
+        assert len(target.letta.sends()) == before
+
+    @pytest.mark.parametrize(
+        "body,content_type",
+        [
+            (b"{not json", "application/json"),
+            (b"[1, 2]", "application/json"),
+            (b"payload=%7Bbroken", "application/x-www-form-urlencoded"),
+            (b"\xff\xfe", "application/json"),
+        ],
+    )
+    def test_malformed_bodies(self, target: Rig, body: bytes, content_type: str) -> None:
+        before = len(target.letta.sends())
+        response = target.bridge.post(body, content_type=content_type)
+        assert response.status_code == 400
+        assert len(target.letta.sends()) == before
+        assert "Traceback" not in target.bridge.logs()
+
+    def test_fuzzed_events_and_commands_never_crash_or_reach_letta(self, target: Rig) -> None:
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+
+        before = len(target.letta.sends())
+        json_values = st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+            max_leaves=12,
+        )
+        events = st.fixed_dictionaries(
+            {"type": st.sampled_from(["app_mention", "message", "reaction_added"]) | st.text(max_size=12)},
+            optional={"user": st.text(max_size=12) | st.none(), "text": st.text(max_size=80) | json_values,
+                      "ts": st.text(max_size=20) | st.integers(), "channel": st.just("C0UNBOUND") | json_values,
+                      "subtype": st.sampled_from(["bot_message", "message_changed"]), "bot_id": st.text(max_size=8)},
+        )
+
+        examples = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+
+        @settings(max_examples=examples, deadline=None, derandomize="FUZZ_EXAMPLES" not in os.environ,
+                  suppress_health_check=list(HealthCheck))
+        @given(event=events, command_text=st.text(max_size=60))
+        def fuzz(event: dict, command_text: str) -> None:
+            envelope = json.loads(event_body({"type": "app_mention"}))
+            envelope["event"] = event
+            response = target.bridge.post(json.dumps(envelope).encode())
+            assert response.status_code < 500, response.text
+            from tests.fakes.signing import command_body
+
+            command = command_body(command_text, channel_id="C0UNBOUND")
+            response = target.bridge.post(command, content_type="application/x-www-form-urlencoded")
+            assert response.status_code < 500, response.text
+
+        fuzz()
+        time.sleep(0.5)
+        assert len(target.letta.sends()) == before
+        assert "Traceback" not in target.bridge.logs()
