@@ -63,7 +63,7 @@ class Relay:
         """Queue the turns a previous process accepted but did not finish, oldest first."""
         pending = await self._store.unfinished_turns()
         for item in pending:
-            self._enqueue(Job(item.turn, item.turn_id, item.otid))
+            self._enqueue(Job(item.turn, item.turn_id, item.otid, resumed=True))
         if pending:
             log.info("resuming unfinished turns count=%d", len(pending))
         return len(pending)

@@ -49,6 +49,7 @@ class Job:
     turn: Turn
     turn_id: int
     otid: str
+    resumed: bool = False
 
 
 class TurnWorker:
@@ -183,7 +184,7 @@ class TurnWorker:
             for index, part in enumerate(parts):
                 if index in item.posted:
                     continue
-                ts = await self._poster.post(turn.channel_id, turn.thread_ts, part)
+                ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
             if not parts:
                 await self._store.outbox_posted(item.id, 0, "", last=True)

@@ -72,8 +72,16 @@ class SlackPoster:
         username = agent_name if self._named_by_username else None
         return [Part(p, username) for p in reply_texts(agent_name, text, self._named_by_username)]
 
-    async def post(self, channel: str, thread_ts: str, part: Part) -> str:
-        """Post one part into the thread; returns its ts. Raises SlackPostError."""
+    async def post(self, channel: str, thread_ts: str, part: Part, check_first: bool = False) -> str:
+        """Post one part into the thread; returns its ts. Raises SlackPostError.
+
+        `check_first` reads the thread before posting: after a crash, a part may have reached Slack
+        without the bridge having recorded it.
+        """
+        if check_first:
+            found = await self._find_posted(channel, thread_ts, part.text)
+            if found:
+                return found
         for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
             try:
                 response = await self._client.chat_postMessage(

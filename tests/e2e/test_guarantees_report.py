@@ -1,0 +1,18 @@
+"""The soak behind README's Guarantees figures, small enough for every CI run, on both runners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.guarantees_report import soak
+
+
+@pytest.mark.parametrize("version", ["0.11.7", "0.16.8"])
+def test_mentions_survive_duplicates_and_kills_exactly_once(version: str, tmp_path: Path) -> None:
+    figures = soak(tmp_path, mentions=10, kills=2, version=version, seed=7)
+    assert figures.kills == 2 and figures.duplicates > 0
+    assert figures.unanswered == 0, figures.lines()
+    assert figures.doubled == 0, figures.lines()
+    assert figures.letta_turns == figures.expected_turns, figures.lines()
