@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
 from bridge.config import Settings
+from bridge.configure import Configurator
 from bridge.letta.client import LettaClient
 from bridge.letta.runners import RunnerChooser
 from bridge.relay import Relay
@@ -23,6 +24,7 @@ from bridge.slack.directory import Directory
 from bridge.slack.listeners import register_all
 from bridge.slack.post import SlackPoster
 from bridge.store import Store, open_store
+from bridge.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,15 @@ class Bridge:
         self.letta = letta_client(settings)
         self.slack = slack_client(settings)
         self.chooser = RunnerChooser(self.letta, settings.letta_group_runner)
+        self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
+        self.tasks = Tasks()  # command lookups that run after Slack's ack
         self.relay = Relay(
             settings,
             self.store,
             self.chooser,
             SlackPoster(self.slack, settings.slack_agent_usernames),
             Directory(self.slack),
+            fallback=self.configurator.default_binding,
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.app = AsyncApp(
@@ -73,7 +78,7 @@ class Bridge:
             process_before_response=True,
             request_verification_enabled=not socket_mode,
         )
-        register_all(self.app, self.relay, self.store)
+        register_all(self.app, self.relay, self.configurator, self.tasks)
         self.started_at = time.monotonic()
         self.ready = False
 
@@ -83,7 +88,7 @@ class Bridge:
 
     async def stop(self) -> None:
         self.ready = False
-        await self.relay.stop(STOP_GRACE_SECONDS)
+        await asyncio.gather(self.relay.stop(STOP_GRACE_SECONDS), self.tasks.stop(STOP_GRACE_SECONDS))
         await self.letta.aclose()
         await self.store.close()
 

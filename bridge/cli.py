@@ -171,36 +171,30 @@ async def _list(store: Store, team: str | None) -> int:
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
     from bridge.app import letta_client
-    from bridge.letta.errors import LettaError
+    from bridge.configure import ConfigError, Configurator
     from bridge.letta.runners import RunnerChooser
-    from bridge.targets import TargetError, resolve_target
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
     client = letta_client(settings)
+    configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
-        try:
-            target = await resolve_target(client, args.target)
-        except TargetError as exc:
-            raise CliError(str(exc)) from None
-        binding = Binding(team_id=team, channel_id=channel, target=target, runner=args.runner, bound_by="cli")
-        try:
-            runner = await RunnerChooser(client, settings.letta_group_runner).choice(binding)
-        except LettaError as exc:
-            raise CliError(exc.explain("the health check")) from None
+        result = await configurator.connect(team, channel, args.target, actor="cli", runner=args.runner)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     finally:
         await client.aclose()
+    target = result.binding.target
     if target.kind == "group":
         print(f"group {target.group_id}: {target.description or '(no description)'}")
         print(f"pattern: {target.manager_type}")
     print("agents, in speaking order:")
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
-    print(f"runner: {runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
-    previous = await store.put_binding(binding)
-    if previous is not None:
-        print(f"replaced: {_describe(previous)}")
+    print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
+    if result.replaced is not None:
+        print(f"replaced: {_describe(result.replaced)}")
     print(f"connected {channel} in workspace {team}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.config import Settings
@@ -24,8 +25,8 @@ from bridge.store.base import BindingTranscript, Store
 log = logging.getLogger(__name__)
 
 UNBOUND = (
-    "This channel is not connected to a Letta group yet. An operator can connect it with "
-    "`python -m bridge channels connect {channel} <group-id>` (or a list of agent ids), then mention me again."
+    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
+    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
 )
 ROUTE_SWITCH = (
     "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
@@ -58,8 +59,10 @@ class Relay:
         chooser: RunnerChooser,
         poster: SlackPoster,
         directory: Directory,
+        fallback: Callable[[Turn], Awaitable[Binding | None]] | None = None,
     ) -> None:
         self._settings = settings
+        self._fallback = fallback  # the binding of an unbound channel or DM (the default target), if any
         self._store = store
         self._chooser = chooser
         self._poster = poster
@@ -123,8 +126,10 @@ class Relay:
     async def _run(self, job: Job) -> None:
         turn = job.turn
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
+        if binding is None and self._fallback is not None:
+            binding = await self._fallback(turn)
         if binding is None:
-            await self._say(turn, UNBOUND.format(channel=turn.channel_id))
+            await self._say(turn, UNBOUND.format(channel=turn.channel_id, command=self._settings.slack_command))
             await self._store.finish_turn(job.turn_id, "unbound")
             return
         s = self._settings
