@@ -22,6 +22,8 @@ CONNECT_AGENTS = "letta_connect_agents"
 CANCEL = "letta_cancel"
 AGENTS_BLOCK = "letta_agents_block"
 
+GROUP_ID = "&lt;group id&gt;"
+AGENT_ID = "&lt;agent id&gt;"
 OPTIONS_MAX = 100  # static_select and multi_static_select
 OPTION_TEXT_MAX = 75
 TEXT_BUDGET = 12_000  # Slack refuses block-heavy or very long ephemeral messages well before 40,000
@@ -89,8 +91,8 @@ def describe(target: Target) -> str:
 def usage(command: str, problem: str = "") -> Message:
     lines = [
         f"{problem} Here is what I understand:" if problem else "*Connect this channel to a Letta group:*",
-        f"`{command} connect group-<uuid>`: connect to a group (`{command} connect` alone shows a menu)",
-        f"`{command} connect agent-<uuid> agent-<uuid> …`: connect to agents, in speaking order",
+        f"`{command} connect group-&lt;uuid&gt;`: connect to a group (`{command} connect` alone shows a menu)",
+        f"`{command} connect agent-&lt;uuid&gt; agent-&lt;uuid&gt; …`: connect to agents, in speaking order",
         f"`{command} disconnect`: remove this channel's connection",
         f"`{command} status`: what this channel is connected to, who set it, and whether Letta answers",
         f"`{command} groups` / `{command} agents`: what the Letta server has",
@@ -210,23 +212,24 @@ def groups_list(catalog: Catalog, url: str, command: str) -> Message:
         )
     if not catalog.groups:
         return Message(f"The Letta server at {url} has no groups yet. `{command} agents` lists its agents.")
-    head = [f"*Groups on {url}* (connect one with `{command} connect <group id>`):"]
+    head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):"]
     if not catalog.complete:
         head.append("_The server has more than the bridge lists at once; these are the first._")
-    return Message(_fit(head, [_group_line(g) for g in catalog.groups], f"`{command} connect <group id>` takes any."))
+    items = [_group_line(g) for g in catalog.groups]
+    return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))
 
 
 def agents_list(catalog: Catalog, url: str, command: str) -> Message:
     if not catalog.agents:
         return Message(f"The Letta server at {url} has no agents yet.")
-    head = [f"*Agents on {url}* (connect some with `{command} connect <agent id> <agent id> …`):"]
+    head = [f"*Agents on {url}* (connect some with `{command} connect {AGENT_ID} {AGENT_ID} …`):"]
     if not catalog.complete:
         head.append("_The server has more than the bridge lists at once; these are the first._")
     items = [
         f"• *{escape(a.name)}* `{a.id}`" + (f": {escape(_clip(a.description, 150))}" if a.description else "")
         for a in catalog.agents
     ]
-    return Message(_fit(head, items, f"`{command} connect <agent id> …` takes any."))
+    return Message(_fit(head, items, f"`{command} connect {AGENT_ID} …` takes any."))
 
 
 def _group_option(t: Target) -> dict[str, Any]:
@@ -263,14 +266,16 @@ def menu(catalog: Catalog, url: str, command: str) -> Message:
     if not groups and not catalog.agents:
         return Message(f"The Letta server at {url} has no groups or agents yet, so there is nothing to connect.")
     if groups:
-        fallback, shown, what = "Choose a Letta group for this channel", len(groups), "<group id>` connects any group"
+        fallback, shown = "Choose a Letta group for this channel", len(groups)
+        what = f"{GROUP_ID}` connects any group"
         select = _select("static_select", PICK_GROUP, "Choose a group", [_group_option(t) for t in groups])
         blocks = [
             _section(f"Choose the Letta group this channel talks to (server {url}):"),
             {"type": "actions", "block_id": "letta_group_block", "elements": [select, _button("Cancel", CANCEL)]},
         ]
     else:
-        fallback, shown, what = "Choose Letta agents for this channel", len(catalog.agents), "<agent id> …` any agents"
+        fallback, shown = "Choose Letta agents for this channel", len(catalog.agents)
+        what = f"{AGENT_ID} …` any agents"
         why = "has no group routes" if catalog.groups is None else "has no groups"
         options = [_agent_option(a.name, a.id) for a in catalog.agents]
         buttons = [_button("Connect", CONNECT_AGENTS, "primary"), _button("Cancel", CANCEL)]

@@ -95,7 +95,7 @@ def test_long_lists_are_cut_to_fit_and_say_how_many_were_left_out() -> None:
 
 
 def test_usage_and_refusal_words() -> None:
-    assert "`/ask connect group-<uuid>`" in blocks.usage("/ask").text
+    assert "`/ask connect group-&lt;uuid&gt;`" in blocks.usage("/ask").text
     assert blocks.usage("/letta", "I don't know `x`.").text.startswith("I don't know `x`.")
     assert blocks.refused("workspace admins and owners", "/letta").text.startswith(
         "Only workspace admins and owners may change"
