@@ -89,3 +89,11 @@ def test_lists_from_toml_and_bad_values(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.slack_configure_users == ("U0AAA", "U0BBB") and settings.default_target == ("group-1",)
     assert first_error(monkeypatch, "SLACK_CONFIGURE_BY", "anyone").startswith("SLACK_CONFIGURE_BY")
     assert "slash command" in first_error(monkeypatch, "SLACK_COMMAND", "/Has Space")
+
+
+def test_every_setting_is_documented_in_the_example_file() -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    undocumented = [name for name in Settings.model_fields if f"{name} =" not in example]
+    assert undocumented == []
