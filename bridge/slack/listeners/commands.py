@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +73,7 @@ class CommandHandler:
         log.info(
             "command team=%s channel=%s user=%s action=%s", who.team_id, who.channel_id, who.user_id, parsed.action
         )
-        self._tasks.spawn(self._answer(self._run(parsed, who, client), respond), name=f"command {parsed.action}")
+        await self._start(parsed, who, client, respond, replace=False)
 
     async def on_choice(
         self, body: dict[str, Any], ids: list[str], context: AsyncBoltContext, respond: AsyncRespond,
@@ -87,13 +86,22 @@ class CommandHandler:
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         who = Invocation(str(context.team_id), str(channel), str((body.get("user") or {}).get("id", "")))
-        work = self._run(Command("connect", tuple(ids)), who, client)
-        self._tasks.spawn(self._answer(work, respond, replace=True), name="menu connect")
+        await self._start(Command("connect", tuple(ids)), who, client, respond, replace=True)
 
-    async def _answer(self, work: Awaitable[Message], respond: AsyncRespond, replace: bool = False) -> None:
+    async def _start(
+        self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
+    ) -> None:
+        """Run the command after the ack, in a task the bridge owns; when stopping, say so instead."""
+        work = self._answer(command, who, client, respond, replace)
+        if not self._tasks.spawn(work, name=f"command {command.action}"):
+            await respond(text="The bridge is restarting; try again in a minute.", replace_original=False)
+
+    async def _answer(
+        self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
+    ) -> None:
         try:
             async with asyncio.timeout(COMMAND_DEADLINE):
-                message = await work
+                message = await self._run(command, who, client)
         except TimeoutError:
             message = Message(
                 f"The Letta server did not answer within {COMMAND_DEADLINE:g} seconds, so I stopped waiting. "
