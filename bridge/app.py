@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
 from bridge.config import Settings
+from bridge.configure import Configurator
 from bridge.letta.client import LettaClient
 from bridge.letta.runners import RunnerChooser
 from bridge.relay import Relay
@@ -24,6 +25,7 @@ from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.post import SlackPoster
 from bridge.store import Store, open_store
+from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,12 @@ class Bridge:
         self.chooser = RunnerChooser(
             self.letta, settings.letta_group_runner, patience=settings.letta_recovery_wait_seconds
         )
+        self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
+        self.tasks = Tasks()  # command lookups that run after Slack's ack
         poster = SlackPoster(self.slack, settings.slack_agent_usernames)
-        worker = TurnWorker(settings, self.store, self.chooser, poster, Directory(self.slack))
+        worker = TurnWorker(
+            settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding
+        )
         self.relay = Relay(self.store, worker, poster, settings.max_concurrent_turns)
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.app = AsyncApp(
@@ -72,7 +78,7 @@ class Bridge:
             process_before_response=True,
             request_verification_enabled=not socket_mode,
         )
-        register_all(self.app, self.relay, self.store)
+        register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
         self.gate = Gate(secret) if not socket_mode else None
         self.started_at = time.monotonic()
@@ -85,7 +91,8 @@ class Bridge:
 
     async def stop(self) -> None:
         self.ready = False
-        await self.relay.stop(self.settings.shutdown_grace_seconds)
+        grace = self.settings.shutdown_grace_seconds
+        await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
         await self.letta.aclose()
         await self.store.close()
 

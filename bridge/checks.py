@@ -40,13 +40,14 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks.append(Check(not gaps, "settings", "; ".join(gaps) if gaps else "everything `serve` needs is set"))
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
-    checks.extend(await _slack(settings))
-    checks.extend(await _letta(settings))
+    checks.extend(await slack_checks(settings))
+    checks.extend(await letta_checks(settings))
     checks.append(await _database(settings))
     return checks
 
 
-async def _slack(settings: Settings) -> list[Check]:
+async def slack_checks(settings: Settings) -> list[Check]:
+    """auth.test with the bot token, then the scopes it was granted (also used by `init`)."""
     if settings.slack_bot_token is None:
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not set, so Slack cannot be checked")]
     client = slack_client(settings)
@@ -73,7 +74,8 @@ async def _slack(settings: Settings) -> list[Check]:
     return checks
 
 
-async def _letta(settings: Settings) -> list[Check]:
+async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
+    """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
     client = letta_client(settings)
     url = settings.letta_base_url
     try:
@@ -82,6 +84,8 @@ async def _letta(settings: Settings) -> list[Check]:
         except LettaError as exc:
             return [Check(False, "letta", exc.explain("the health check"))]
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
+        if not with_key:
+            return checks
         try:
             await client.list_agents(limit=1)
             checks.append(Check(True, "letta key", "accepted (listed agents)"))

@@ -1,4 +1,4 @@
-"""Command line: serve | socket | check | channels connect|list|disconnect.
+"""Command line: init | serve | socket | check | channels connect|list|disconnect.
 
 Exit status: 0 success, 1 a check or a lookup failed, 2 settings or usage are wrong. Errors are plain lines
 on stderr, never a traceback.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
+from bridge import init as setup
 from bridge.config import Settings, SettingsError, load_settings, missing
 from bridge.domain import RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"letta-slack-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    setup.add_arguments(
+        sub.add_parser("init", help="first run: ask for each setting, check it at once, write config.toml")
+    )
     sub.add_parser("serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)")
     sub.add_parser("socket", help="connect over Socket Mode (SLACK_APP_TOKEN), for local use with no public URL")
     sub.add_parser("check", help="check each setting and connection; exit 0 only if all pass")
@@ -57,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "init":  # before settings are loaded: they are what init sets up
+        setup_logging("ERROR", "text", [])
+        return setup.run_init(args)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -84,7 +91,11 @@ def _require(settings: Settings, mode: str) -> None:
     if lines:
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        print("Set them in the environment or in config.toml (see config.example.toml and README.md).", file=sys.stderr)
+        print(
+            "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
+            "config.toml (see config.example.toml and README.md).",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
 
@@ -171,36 +182,30 @@ async def _list(store: Store, team: str | None) -> int:
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
     from bridge.app import letta_client
-    from bridge.letta.errors import LettaError
+    from bridge.configure import ConfigError, Configurator
     from bridge.letta.runners import RunnerChooser
-    from bridge.targets import TargetError, resolve_target
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
     client = letta_client(settings)
+    configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
-        try:
-            target = await resolve_target(client, args.target)
-        except TargetError as exc:
-            raise CliError(str(exc)) from None
-        binding = Binding(team_id=team, channel_id=channel, target=target, runner=args.runner, bound_by="cli")
-        try:
-            runner = await RunnerChooser(client, settings.letta_group_runner).choice(binding)
-        except LettaError as exc:
-            raise CliError(exc.explain("the health check")) from None
+        result = await configurator.connect(team, channel, args.target, actor="cli", runner=args.runner)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     finally:
         await client.aclose()
+    target = result.binding.target
     if target.kind == "group":
         print(f"group {target.group_id}: {target.description or '(no description)'}")
         print(f"pattern: {target.manager_type}")
     print("agents, in speaking order:")
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
-    print(f"runner: {runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
-    previous = await store.put_binding(binding)
-    if previous is not None:
-        print(f"replaced: {_describe(previous)}")
+    print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
+    if result.replaced is not None:
+        print(f"replaced: {_describe(result.replaced)}")
     print(f"connected {channel} in workspace {team}")
     return 0

@@ -6,19 +6,21 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from bridge.domain import RunnerChoice
+from bridge.domain import ConfigureBy, RunnerChoice
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -44,6 +46,9 @@ class Settings(BaseSettings):
     slack_working_reaction: str = "eyes"
     slack_done_reaction: str = "white_check_mark"
     slack_failed_reaction: str = "warning"
+    slack_command: str = "/letta"
+    slack_configure_by: ConfigureBy = "admins"
+    slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
 
     letta_base_url: str = LETTA_CLOUD_URL
     letta_api_key: SecretStr | None = None
@@ -55,6 +60,8 @@ class Settings(BaseSettings):
     letta_send_retries: int = Field(default=3, ge=0, le=10)
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
+    default_target: Annotated[tuple[str, ...], NoDecode] = ()
+    default_target_in_channels: bool = False
 
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
     max_concurrent_turns: int = Field(default=16, ge=1)
@@ -76,6 +83,24 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_project(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_configure_users", "default_target", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> object:
+        # An environment variable holds ids separated by commas or spaces; TOML may give a real list.
+        if isinstance(value, str):
+            return tuple(part for part in re.split(r"[\s,]+", value) if part)
+        return value
+
+    @field_validator("slack_command")
+    @classmethod
+    def _command_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/"):
+            value = "/" + value
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("a slash command is / then up to 31 lower-case letters, digits, - or _ (like /letta)")
+        return value
 
     @field_validator("slack_api_url")
     @classmethod

@@ -11,6 +11,8 @@ from typing import Literal, Protocol
 
 RunnerChoice = Literal["auto", "server", "bridge"]
 RUNNER_CHOICES: tuple[RunnerChoice, ...] = ("auto", "server", "bridge")
+# Who may change a channel's binding from Slack (read-only commands are open to everyone).
+ConfigureBy = Literal["admins", "everyone", "creator"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,25 @@ class Binding:
     runner: RunnerChoice = "auto"
     bound_by: str = ""
     bound_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent as a server's agent list shows it."""
+
+    id: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a Letta server offers to bind. `groups` is None when the server has no group routes;
+    `complete` is False when a list was cut at the bridge's cap."""
+
+    groups: tuple[Target, ...] | None
+    agents: tuple[AgentInfo, ...]
+    complete: bool = True
 
 
 @dataclass(frozen=True)

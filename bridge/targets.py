@@ -1,6 +1,6 @@
 """Turn the ids someone typed into a checked `Target`: every id is looked up on Letta before anything is saved.
 
-Shared by `channels connect` and, later, the /letta command.
+Shared by `channels connect`, the /letta command (through `bridge.configure`) and the default target.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
     except LettaError as error:
         if error.kind == Kind.ROUTE_MISSING:
             raise TargetError(
-                "this Letta server has no groups; bind the agents themselves: "
-                "`channels connect <channel> agent-<uuid> agent-<uuid> ...`"
+                "this Letta server has no groups; bind the agents themselves, in speaking order: "
+                "agent-<uuid> agent-<uuid> ..."
             ) from None
         raise _lookup_failed(error, f"group {group_id}") from None
     if not group.agent_ids:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.config import Settings
@@ -23,8 +24,8 @@ from bridge.store.base import BindingTranscript, Store, TurnJournal
 log = logging.getLogger(__name__)
 
 UNBOUND = (
-    "This channel is not connected to a Letta group yet. An operator can connect it with "
-    "`python -m bridge channels connect {channel} <group-id>` (or a list of agent ids), then mention me again."
+    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
+    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
 )
 ROUTE_SWITCH = (
     "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
@@ -60,8 +61,10 @@ class TurnWorker:
         chooser: RunnerChooser,
         poster: SlackPoster,
         directory: Directory,
+        fallback: Callable[[Turn], Awaitable[Binding | None]] | None = None,
     ) -> None:
         self._settings = settings
+        self._fallback = fallback  # the binding of an unbound channel or DM (the default target), if any
         self._store = store
         self._chooser = chooser
         self._poster = poster
@@ -72,8 +75,11 @@ class TurnWorker:
         """Run the turn to done, partial or failed. A cancellation (shutdown) leaves it to be resumed."""
         turn, s = job.turn, self._settings
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
+        if binding is None and self._fallback is not None:
+            binding = await self._fallback(turn)
         if binding is None:
-            await self._owe(job, "notice:unbound", UNBOUND.format(channel=turn.channel_id))
+            unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
+            await self._owe(job, "notice:unbound", unbound)
             await self._flush(job)
             await self._store.finish_turn(job.turn_id, "unbound")
             return

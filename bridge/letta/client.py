@@ -9,9 +9,9 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -36,6 +36,18 @@ M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")
 
 MAX_RETRY_DELAY = 30.0
+
+
+class _Listed(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Item = TypeVar("Item", bound=_Listed)
+
+# Enough for any menu Slack can show (100 options); a bigger server is listed in part, and says so.
+LIST_CAP = 500
+PAGE_SIZE = 100
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENT_ID = re.compile(rf"agent-{_UUID}")
@@ -137,6 +149,14 @@ class LettaClient:
             params["before"] = before
         payload = await self._request("GET", f"/v1/agents/{agent_id}/messages", params=params)
         return self._validate_list(payload, MESSAGE_LIST)
+
+    async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
+        """Every group, page by page (`after` = the last id), up to `cap`."""
+        return await _every(self.list_groups, cap)
+
+    async def all_agents(self, cap: int = LIST_CAP) -> list[Agent]:
+        """Every agent, page by page, up to `cap`."""
+        return await _every(self.list_agents, cap)
 
     async def send_agent(self, agent_id: str, message: dict[str, Any]) -> LettaResponse:
         async with self.locks.hold([agent_id]):
@@ -248,6 +268,24 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
+
+
+async def _every(fetch: Callable[[int, str | None], Awaitable[list[Item]]], cap: int) -> list[Item]:
+    """Follow `after` cursors until a short or empty page. Letta 0.11.7 answers [] to any `after` for
+    groups, so there the first page is all there is; a page that repeats itself ends the walk too."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    after: str | None = None
+    while len(items) < cap:
+        limit = min(PAGE_SIZE, cap - len(items))
+        page = await fetch(limit, after)
+        fresh = [item for item in page if item.id not in seen]
+        items.extend(fresh)
+        seen.update(item.id for item in fresh)
+        if len(page) < limit or not fresh:
+            break
+        after = page[-1].id
+    return items
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -55,6 +55,11 @@ def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype"):
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    return _human_turn(body, event, bot_user_id)
+
+
+def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Decision:
+    """A person's message (no bot, no subtype) as a Turn, once its user, channel, ts and text check out."""
     user = _str(event.get("user"))
     if not user:
         return Ignored(Reason.NO_USER)
@@ -84,8 +89,11 @@ def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
     )
 
 
-def decide_message(body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> Decision:
-    """Plain messages do not start turns yet; mentions arrive as `app_mention` and are handled there."""
+def decide_message(
+    body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None, direct_messages: bool = False
+) -> Decision:
+    """Channel messages do not start turns (mentions arrive as `app_mention`); a person's direct message to
+    the bot does when `direct_messages` is on (a default target is configured)."""
     event = body.get("event")
     if not isinstance(event, dict):
         return Ignored(Reason.MALFORMED, "no event")
@@ -93,4 +101,6 @@ def decide_message(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype"):
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    if direct_messages and event.get("channel_type") == "im":
+        return _human_turn(body, event, bot_user_id)
     return Ignored(Reason.NOT_A_MENTION)

@@ -1,4 +1,5 @@
-"""Names for people and channels (users.info, conversations.info), cached; a lookup failure is never fatal."""
+"""Names for people and channels (users.info, conversations.info), cached, and the facts that decide who may
+configure the bridge (uncached); a lookup failure is never fatal."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.slack.permissions import Member
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +44,22 @@ class Directory:
                 return channel_id
             self._channels[channel_id] = name
         return self._channels[channel_id]
+
+
+async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, with_creator: bool) -> Member:
+    """What decides whether someone may configure: users.info (admin, owner) and, in `creator` mode,
+    conversations.info. Never cached, since rights change; a failed lookup grants nothing."""
+    is_admin = is_owner = created = False
+    try:
+        user = (await client.users_info(user=user_id)).get("user") or {}
+        is_admin = bool(user.get("is_admin"))
+        is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
+    except SlackApiError as exc:
+        log.warning("slack users.info failed user=%s error=%s", user_id, exc.response.get("error"))
+    if with_creator:
+        try:
+            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+            created = bool(channel.get("creator")) and channel.get("creator") == user_id
+        except SlackApiError as exc:
+            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, exc.response.get("error"))
+    return Member(user_id, is_admin=is_admin, is_owner=is_owner, created_channel=created)

@@ -8,6 +8,7 @@ from bridge.config import Settings, SettingsError, load_settings, missing
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "LETTA_API_KEY", "LETTA_BASE_URL",
+                 "SLACK_COMMAND", "SLACK_CONFIGURE_BY", "SLACK_CONFIGURE_USERS", "DEFAULT_TARGET",
                  "BRIDGE_CONFIG", "PORT", "SLACK_API_URL", "LETTA_GROUP_RUNNER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))
@@ -43,19 +44,56 @@ def test_environment_overrides_the_toml_file(monkeypatch: pytest.MonkeyPatch, tm
     assert settings.letta_group_runner == "server"
 
 
+def first_error(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> str:
+    """The first plain line load_settings raises with `name` set to `value` (then unset again)."""
+    with monkeypatch.context() as patch:
+        patch.setenv(name, value)
+        with pytest.raises(SettingsError) as err:
+            load_settings()
+    return err.value.lines[0]
+
+
 def test_invalid_values_and_a_missing_config_file_are_plain_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LETTA_GROUP_RUNNER", "sometimes")
-    with pytest.raises(SettingsError) as err:
-        load_settings()
-    assert err.value.lines[0].startswith("LETTA_GROUP_RUNNER")
-    monkeypatch.delenv("LETTA_GROUP_RUNNER")
-    monkeypatch.setenv("BRIDGE_CONFIG", "/nonexistent/bridge.toml")
-    with pytest.raises(SettingsError) as err:
-        load_settings()
-    assert "does not exist" in err.value.lines[0]
+    assert first_error(monkeypatch, "LETTA_GROUP_RUNNER", "sometimes").startswith("LETTA_GROUP_RUNNER")
+    assert "does not exist" in first_error(monkeypatch, "BRIDGE_CONFIG", "/nonexistent/bridge.toml")
 
 
 def test_secrets_never_print() -> None:
     settings = Settings(slack_bot_token="xoxb-secret-1", letta_api_key="letta-key-2")
     assert "xoxb-secret-1" not in repr(settings) and "letta-key-2" not in str(settings)
     assert set(settings.secrets()) == {"xoxb-secret-1", "letta-key-2"}
+
+
+def test_command_permission_and_default_target_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.slack_command == "/letta" and settings.slack_configure_by == "admins"
+    assert settings.slack_configure_users == ()
+    assert settings.default_target == () and settings.default_target_in_channels is False
+    monkeypatch.setenv("SLACK_COMMAND", "ask-crew")
+    monkeypatch.setenv("SLACK_CONFIGURE_BY", "creator")
+    monkeypatch.setenv("SLACK_CONFIGURE_USERS", "U0AAA, U0BBB U0CCC")
+    monkeypatch.setenv("DEFAULT_TARGET", "agent-1 agent-2")
+    settings = load_settings()
+    assert settings.slack_command == "/ask-crew" and settings.slack_configure_by == "creator"
+    assert settings.slack_configure_users == ("U0AAA", "U0BBB", "U0CCC")
+    assert settings.default_target == ("agent-1", "agent-2")
+
+
+def test_lists_from_toml_and_bad_values(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "bridge.toml"
+    path.write_text('slack_configure_users = ["U0AAA", "U0BBB"]\ndefault_target = "group-1"\n')
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    settings = load_settings()
+    assert settings.slack_configure_users == ("U0AAA", "U0BBB") and settings.default_target == ("group-1",)
+    assert first_error(monkeypatch, "SLACK_CONFIGURE_BY", "anyone").startswith("SLACK_CONFIGURE_BY")
+    assert "slash command" in first_error(monkeypatch, "SLACK_COMMAND", "/Has Space")
+
+
+def test_every_setting_is_documented_in_the_example_file() -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    undocumented = [name for name in Settings.model_fields if f"{name} =" not in example]
+    assert undocumented == []

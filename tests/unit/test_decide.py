@@ -62,3 +62,28 @@ def test_malformed_events_are_ignored_not_crashed_on() -> None:
 def test_plain_messages_do_not_start_turns() -> None:
     for name in ("message_in_thread.json", "message_bot.json", "message_bot_profile.json", "message_changed.json"):
         assert isinstance(decide_message(_fixture(name), BOT), Ignored)
+
+
+def _dm(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(_fixture("message_in_thread.json"))
+    body["event"].pop("thread_ts", None)
+    body["event"].pop("parent_user_id", None)
+    body["event"].update(channel="D0123ABCD", channel_type="im", text="hello &lt;there&gt;")
+    body["event"].update(changes)
+    return body
+
+
+def test_a_direct_message_starts_a_turn_only_when_dms_are_served() -> None:
+    assert decide_message(_dm(), BOT) == Ignored(Reason.NOT_A_MENTION)
+    turn = decide_message(_dm(), BOT, direct_messages=True)
+    assert isinstance(turn, Turn)
+    assert turn.channel_id == "D0123ABCD" and turn.text == "hello <there>" and turn.thread_ts == turn.message_ts
+
+
+def test_direct_messages_from_bots_edits_and_channels_are_still_ignored() -> None:
+    assert isinstance(decide_message(_dm(bot_id="B1"), BOT, direct_messages=True), Ignored)
+    assert isinstance(decide_message(_dm(subtype="message_changed"), BOT, direct_messages=True), Ignored)
+    assert isinstance(decide_message(_dm(user=BOT), BOT, direct_messages=True), Ignored)
+    assert decide_message(_dm(text="  "), BOT, direct_messages=True) == Ignored(Reason.EMPTY)
+    channel = decide_message(_dm(channel="C0123ABCD", channel_type="channel"), BOT, direct_messages=True)
+    assert channel == Ignored(Reason.NOT_A_MENTION)

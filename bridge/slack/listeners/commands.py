@@ -1,38 +1,207 @@
-"""The /letta slash command: read-only for now (help and status); binding is done with the CLI."""
+"""The /letta slash command and its menu's actions.
+
+Each request is acknowledged at once (Slack allows 3 seconds; Bolt runs with `process_before_response`), then
+the permission check and the Letta lookups run in a task the bridge owns, and the answer goes to the request's
+`response_url`. Parsing, permissions and wording are pure (`slack/commands.py`, `slack/permissions.py`,
+`slack/blocks.py`); binding is `bridge.configure`'s job.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.store import Store
+from bridge.configure import ConfigError, Configurator
+from bridge.slack import blocks
+from bridge.slack.blocks import Message
+from bridge.slack.commands import Command, Usage, parse
+from bridge.slack.directory import member_facts
+from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
+from bridge.tasks import Tasks
 
-USAGE = (
-    "*/letta status*: what this channel is connected to\n"
-    "*/letta help*: this text\n"
-    "An operator connects a channel on the bridge's host: "
-    "`python -m bridge channels connect {channel} group-<uuid>` (or agent ids, in speaking order). "
-    "Then mention me in the channel."
-)
+log = logging.getLogger(__name__)
+
+# Past this the caller is told, rather than left waiting on a Letta server that does not answer.
+COMMAND_DEADLINE = 60.0
 
 
-def register(app: AsyncApp, store: Store, command: str = "/letta") -> None:
-    @app.command(command)
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        words = str(command.get("text", "")).split()
-        channel = str(command.get("channel_id", ""))
-        if words[:1] == ["status"]:
-            binding = await store.get_binding(str(command.get("team_id", "")), channel)
-            if binding is None:
-                await ack(text="This channel is not connected to Letta.\n" + USAGE.format(channel=channel))
-                return
-            t = binding.target
-            agents = ", ".join(a.name for a in t.agents)
-            what = f"group {t.description or t.group_id} ({t.manager_type})" if t.kind == "group" else "agents"
-            when = binding.bound_at.strftime("%Y-%m-%d %H:%M UTC")
-            await ack(
-                text=f"Connected to {what}: {agents}. Runner: {binding.runner}. Set by {binding.bound_by} on {when}."
-            )
+@dataclass(frozen=True)
+class Invocation:
+    """Who asked, where: bindings are keyed by workspace and channel."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+
+
+def same_workspace(context: AsyncBoltContext) -> bool:
+    """The request's workspace must be the bot token's (auth.test); another workspace reads and changes nothing."""
+    auth = context.authorize_result
+    return auth is not None and bool(context.team_id) and auth.team_id == context.team_id
+
+
+class CommandHandler:
+    def __init__(self, configurator: Configurator, tasks: Tasks) -> None:
+        settings = configurator.settings
+        self.name = settings.slack_command
+        self._configurator = configurator
+        self._tasks = tasks
+        self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
+        self._url = settings.letta_base_url
+
+    async def on_command(
+        self,
+        ack: AsyncAck,
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        if not same_workspace(context):
+            log.warning("command from another workspace refused team=%s", command.get("team_id"))
+            await ack(**blocks.foreign_workspace().payload())
             return
-        await ack(text=USAGE.format(channel=channel))
+        parsed = parse(str(command.get("text", "")))
+        if isinstance(parsed, Usage):
+            await ack(**blocks.usage(self.name, parsed.problem).payload())
+            return
+        await ack()
+        who = Invocation(str(context.team_id), str(command.get("channel_id", "")), str(command.get("user_id", "")))
+        log.info(
+            "command team=%s channel=%s user=%s action=%s", who.team_id, who.channel_id, who.user_id, parsed.action
+        )
+        await self._start(parsed, who, client, respond, replace=False)
+
+    async def on_choice(
+        self,
+        body: dict[str, Any],
+        ids: list[str],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        """A pick in the menu (already acked): bind it and replace the menu with the answer."""
+        if not same_workspace(context):
+            log.warning("menu choice from another workspace refused team=%s", context.team_id)
+            await respond(**blocks.foreign_workspace().payload(), replace_original=True)
+            return
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+        who = Invocation(str(context.team_id), str(channel), str((body.get("user") or {}).get("id", "")))
+        await self._start(Command("connect", tuple(ids)), who, client, respond, replace=True)
+
+    async def _start(
+        self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
+    ) -> None:
+        """Run the command after the ack, in a task the bridge owns; when stopping, say so instead."""
+        work = self._answer(command, who, client, respond, replace)
+        if not self._tasks.spawn(work, name=f"command {command.action}"):
+            await respond(text="The bridge is restarting; try again in a minute.", replace_original=False)
+
+    async def _answer(
+        self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
+    ) -> None:
+        try:
+            async with asyncio.timeout(COMMAND_DEADLINE):
+                message = await self._run(command, who, client)
+        except TimeoutError:
+            message = Message(
+                f"The Letta server did not answer within {COMMAND_DEADLINE:g} seconds, so I stopped waiting. "
+                f"`{self.name} status` shows whether anything changed."
+            )
+        except ConfigError as exc:
+            message = blocks.problem(str(exc))
+        except Exception:
+            log.exception("command crashed")
+            message = Message("The bridge hit an unexpected error. An operator can find it in the logs.")
+        try:
+            await respond(**message.payload(), response_type="ephemeral", replace_original=replace)
+        except Exception as exc:  # an expired or used-up response_url: nobody is left to tell
+            log.warning("could not answer through response_url error=%s", type(exc).__name__)
+
+    async def _run(self, command: Command, who: Invocation, client: AsyncWebClient) -> Message:
+        if command.changes:
+            refusal = await self._refusal(who, client)
+            if refusal is not None:
+                return refusal
+        cfg = self._configurator
+        if command.action == "status":
+            return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)
+        if command.action == "groups":
+            return blocks.groups_list(await cfg.catalog(), self._url, self.name)
+        if command.action == "agents":
+            return blocks.agents_list(await cfg.catalog(), self._url, self.name)
+        if command.action == "disconnect":
+            previous = await cfg.disconnect(who.team_id, who.channel_id, actor=who.user_id)
+            message = blocks.disconnected(previous, self.name)
+            if previous is not None:
+                message = await self._announce(client, who, blocks.disconnect_notice(who.user_id, previous), message)
+            return message
+        if not command.ids:
+            return blocks.menu(await cfg.catalog(), self._url, self.name)
+        result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id)
+        notice = blocks.connect_notice(who.user_id, result.binding.target)
+        return await self._announce(client, who, notice, blocks.connected(result))
+
+    async def _refusal(self, who: Invocation, client: AsyncWebClient) -> Message | None:
+        member = Member(who.user_id)
+        if needs_lookup(who.user_id, self._policy):
+            member = await member_facts(client, who.user_id, who.channel_id, self._policy.by == "creator")
+        if may_configure(member, self._policy):
+            return None
+        log.info("configuration refused team=%s channel=%s user=%s", who.team_id, who.channel_id, who.user_id)
+        return blocks.refused(who_may_configure(self._policy), self.name)
+
+    async def _announce(self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message) -> Message:
+        """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
+        try:
+            await client.chat_postMessage(channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))
+            log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)
+            return Message(answer.text + blocks.notice_failed(error), answer.blocks)
+        return answer
+
+
+def register(app: AsyncApp, configurator: Configurator, tasks: Tasks) -> None:
+    handler = CommandHandler(configurator, tasks)
+
+    @app.command(handler.name)
+    async def on_command(
+        ack: AsyncAck,
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await handler.on_command(ack, command, context, respond, client)
+
+    @app.action(re.compile(f"^({blocks.PICK_GROUP}|{blocks.CONNECT_AGENTS})$"))
+    async def on_choice(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        ids = blocks.chosen(body)
+        if not ids:
+            await respond(text="Pick at least one agent first, then press Connect.", replace_original=False)
+            return
+        await handler.on_choice(body, ids, context, respond, client)
+
+    @app.action(blocks.PICK_AGENTS)
+    async def on_pick_agents(ack: AsyncAck) -> None:
+        await ack()  # the choice is read from the message's state when Connect is pressed
+
+    @app.action(blocks.CANCEL)
+    async def on_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        await respond(delete_original=True)

@@ -1,0 +1,184 @@
+"""Where a channel's binding is changed and inspected: ids -> a checked Target -> the store, plus what the
+Letta server offers, how things stand now, and the default target for DMs and unbound channels.
+
+Used by the /letta command and `channels connect`; speaks `bridge.domain` types so that the Slack side never
+sees Letta's wire format. Every failure is a `ConfigError` in plain words, raised before anything is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bridge.config import Settings
+from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
+from bridge.letta.client import LIST_CAP, LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.runners import RunnerChooser
+from bridge.store.base import HistoryEntry, Store
+from bridge.targets import TargetError, resolve_target
+
+log = logging.getLogger(__name__)
+
+# How long a resolved default target is trusted before its names are looked up again.
+DEFAULT_TARGET_TTL = 300.0
+HISTORY_SHOWN = 5
+
+
+class ConfigError(Exception):
+    """Nothing was changed; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    binding: Binding
+    runner: RunnerChoice
+    replaced: Binding | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Whether something answered just now, and what it said."""
+
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Status:
+    binding: Binding | None
+    history: list[HistoryEntry]
+    server: Probe
+    target: Probe | None
+    runner: RunnerChoice | None
+    default: str | None  # the default target's ids, when unbound mentions in this channel go there
+
+
+def is_direct(channel_id: str) -> bool:
+    return channel_id.startswith("D")
+
+
+class Configurator:
+    def __init__(self, settings: Settings, store: Store, letta: LettaClient, chooser: RunnerChooser) -> None:
+        self.settings = settings
+        self._store = store
+        self._letta = letta
+        self._chooser = chooser
+        self._default: tuple[float, Target] | None = None
+        self._default_lock = asyncio.Lock()
+
+    async def connect(
+        self, team: str, channel: str, ids: Sequence[str], actor: str, runner: RunnerChoice = "auto"
+    ) -> Connected:
+        """Look every id up, pick the runner, and only then save; returns what it replaced."""
+        try:
+            target = await resolve_target(self._letta, ids)
+        except TargetError as exc:
+            raise ConfigError(str(exc)) from None
+        binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
+        try:
+            used = await self._chooser.choice(binding)
+        except LettaError as exc:
+            raise ConfigError(exc.explain("the health check")) from None
+        replaced = await self._store.put_binding(binding)
+        log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
+        return Connected(binding, used, replaced)
+
+    async def disconnect(self, team: str, channel: str, actor: str) -> Binding | None:
+        """Remove the binding (the history keeps it); None when there was none."""
+        previous = await self._store.delete_binding(team, channel, actor=actor)
+        if previous is not None:
+            log.info("channel unbound team=%s channel=%s by=%s", team, channel, actor)
+        return previous
+
+    async def catalog(self) -> Catalog:
+        """The server's agents and groups (None when it has no group routes), each group's members named."""
+        try:
+            agents = await self._letta.all_agents()
+        except LettaError as exc:
+            raise ConfigError(exc.explain("the agent list")) from None
+        names = {a.id: a.name for a in agents}
+        try:
+            groups = await self._letta.all_groups()
+        except LettaError as exc:
+            if exc.kind != Kind.ROUTE_MISSING:
+                raise ConfigError(exc.explain("the group list")) from None
+            groups = None
+        targets = None
+        if groups is not None:
+            targets = tuple(
+                Target(
+                    kind="group",
+                    agents=tuple(AgentRef(i, names.get(i, i)) for i in g.agent_ids),
+                    group_id=g.id,
+                    manager_type=g.manager_type,
+                    description=g.description or "",
+                )
+                for g in groups
+            )
+        complete = len(agents) < LIST_CAP and (groups is None or len(groups) < LIST_CAP)
+        infos = tuple(AgentInfo(a.id, a.name, a.description or "") for a in agents)
+        return Catalog(targets, infos, complete)
+
+    async def status(self, team: str, channel: str) -> Status:
+        binding = await self._store.get_binding(team, channel)
+        history = await self._store.history(team, channel, limit=HISTORY_SHOWN)
+        server = await self._probe_server()
+        target = runner = None
+        if binding is not None and server.ok:
+            target = await self._probe_target(binding.target)
+            try:
+                runner = await self._chooser.choice(binding)
+            except LettaError:
+                runner = None
+        default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
+        return Status(binding, history, server, target, runner, default)
+
+    async def _probe_server(self) -> Probe:
+        try:
+            version = (await self._letta.health()).version
+        except LettaError as exc:
+            return Probe(False, exc.explain("the health check"))
+        return Probe(True, f"Letta {version} at {self._letta.base_url} answers")
+
+    async def _probe_target(self, target: Target) -> Probe:
+        try:
+            if target.group_id is not None:
+                group = await self._letta.get_group(target.group_id)
+                return Probe(True, f"the group answers, with {len(group.agent_ids)} agents")
+            await asyncio.gather(*(self._letta.get_agent(a.id) for a in target.agents))
+        except LettaError as exc:
+            what = f"group {target.group_id}" if target.group_id else "one of the agents"
+            if exc.kind == Kind.NOT_FOUND:
+                return Probe(False, f"Letta no longer knows {what}: connect the channel again")
+            return Probe(False, exc.explain(what))
+        return Probe(True, "every agent answers")
+
+    def default_applies(self, channel: str) -> bool:
+        """Unbound DMs go to the default target when one is set; unbound channels only if the operator says so."""
+        s = self.settings
+        return bool(s.default_target) and (is_direct(channel) or s.default_target_in_channels)
+
+    async def default_binding(self, turn: Turn) -> Binding | None:
+        """For the relay: the binding an unbound channel or DM uses, or None (the turn is answered as unbound)."""
+        if not self.default_applies(turn.channel_id):
+            return None
+        target = await self._default_target()
+        if target is None:
+            return None
+        return Binding(team_id=turn.team_id, channel_id=turn.channel_id, target=target, bound_by="default")
+
+    async def _default_target(self) -> Target | None:
+        async with self._default_lock:
+            now = asyncio.get_running_loop().time()
+            if self._default is not None and now - self._default[0] < DEFAULT_TARGET_TTL:
+                return self._default[1]
+            try:
+                target = await resolve_target(self._letta, self.settings.default_target)
+            except TargetError as exc:
+                log.warning("default target unusable: %s", exc)
+                return None
+            self._default = (now, target)
+            return target

@@ -1,0 +1,249 @@
+"""`python -m bridge init`: the first run, in the terminal.
+
+Asks for the Slack bot token and signing secret and the Letta URL and key (secrets with hidden input), checks
+each as soon as it is given (auth.test, GET /v1/health/, a list call with the key), writes config.toml with mode
+600 (an existing file only after a yes, or --force), prints the manifest with the operator's URL filled in, and
+ends with the command that starts the bridge. With --non-interactive (or no terminal) it takes flags and
+environment variables instead and fails, plainly, on anything missing or wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, Settings
+from bridge.manifest import EXAMPLE_URL, manifest, request_url
+
+DEFAULT_LETTA_URL = "http://localhost:8283"
+Verdict = tuple[bool, list[str]]
+
+
+class InitStopped(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Answers(Settings):
+    """Settings from the answers alone: an old config.toml or stray variables must not colour the checks."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str  # the config key, and the flag's and environment variable's name
+    label: str
+    secret: bool = False
+    default: str | None = None
+    optional: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return self.key.upper()
+
+
+BOT_TOKEN = Question("slack_bot_token", "Slack bot token (xoxb-…)", secret=True)
+SIGNING_SECRET = Question("slack_signing_secret", "Slack signing secret", secret=True)
+LETTA_URL = Question(
+    "letta_base_url", f"Letta server URL (Letta Cloud is {LETTA_CLOUD_URL})", default=DEFAULT_LETTA_URL
+)
+LETTA_KEY = Question("letta_api_key", "Letta API key (Enter for none)", secret=True, optional=True)
+PUBLIC_URL = Question(
+    "bridge_public_url", "Public https URL where Slack reaches this bridge (Enter to fill in later)", optional=True
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY):
+        parser.add_argument(q.flag, help=f"or {q.variable} (prefer the variable for secrets)")
+    parser.add_argument(
+        "--public-url", dest="bridge_public_url", help="or BRIDGE_PUBLIC_URL, e.g. https://bridge.example.com"
+    )
+    parser.add_argument("--config", help="the file to write (default: $BRIDGE_CONFIG or ./config.toml)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file without asking")
+    parser.add_argument(
+        "--non-interactive", action="store_true", help="never prompt: take flags and environment variables only"
+    )
+
+
+def run_init(args: argparse.Namespace) -> int:
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    try:
+        return Wizard(args, interactive).run()
+    except InitStopped as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except (KeyboardInterrupt, EOFError):
+        print("\ninit stopped; nothing was written.", file=sys.stderr)
+        return 130
+
+
+class Wizard:
+    def __init__(self, args: argparse.Namespace, interactive: bool) -> None:
+        self.args = args
+        self.interactive = interactive
+        self.path = Path(args.config or os.environ.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_FILE)
+        self.answers: dict[str, str] = {}
+        extra = {"slack_api_url": os.environ.get("SLACK_API_URL"), "letta_project": os.environ.get("LETTA_PROJECT")}
+        self.extra = {k: v for k, v in extra.items() if v}
+
+    def run(self) -> int:
+        self._may_write()
+        if self.interactive:
+            print("Setting up letta-slack-bridge. Secrets are typed without being shown; each answer is checked.\n")
+        elif missing := [q for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL) if self._given(q) is None]:
+            lines = [f"missing {q.flag} (or {q.variable})" for q in missing]
+            raise InitStopped("; ".join(lines) + ". Nothing was written.", 2)
+        self._ask(BOT_TOKEN, self._check_slack)
+        self._ask(SIGNING_SECRET, _check_signing_secret)
+        self._ask(LETTA_URL, self._check_letta_url)
+        self._ask(LETTA_KEY, self._check_letta_key)
+        public = self._ask(PUBLIC_URL, _check_public_url)
+        self._write()
+        self._finish(public)
+        return 0
+
+    def _may_write(self) -> None:
+        if not self.path.exists() or self.args.force:
+            return
+        if not self.interactive:
+            raise InitStopped(f"{self.path} already exists; pass --force to overwrite it. Nothing was written.")
+        if input(f"{self.path} already exists. Overwrite it? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise InitStopped(f"kept {self.path} as it was; nothing was written.")
+
+    def _given(self, q: Question) -> str | None:
+        value = getattr(self.args, q.key, None) or os.environ.get(q.variable)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    def _ask(self, q: Question, check: Callable[[str], Verdict]) -> str:
+        """The flag, the variable or a prompt; checked at once, asked again (interactive) until it passes."""
+        value = self._given(q)
+        while True:
+            if value is None:
+                value = self._prompt(q) if self.interactive else (q.default or "")
+            if value == "" and not q.optional:
+                if not self.interactive:
+                    raise InitStopped(f"missing {q.flag} (or {q.variable}). Nothing was written.", 2)
+                value = None
+                continue
+            ok, lines = check(value)
+            for line in lines:
+                print(line)
+            if ok:
+                self.answers[q.key] = value
+                return value
+            if not self.interactive:
+                raise InitStopped(f"{q.variable} did not pass its check (see above). Nothing was written.")
+            value = None
+
+    def _prompt(self, q: Question) -> str:
+        shown = f"{q.label} [{q.default}]: " if q.default else f"{q.label}: "
+        answer = getpass.getpass(shown) if q.secret else input(shown)
+        return answer.strip() or (q.default or "")
+
+    def _settings(self, **values: Any) -> Settings:
+        merged: dict[str, Any] = {**self.extra, **self.answers, **values}
+        merged.pop(PUBLIC_URL.key, None)
+        return _Answers(**merged)
+
+    def _check_slack(self, token: str) -> Verdict:
+        from bridge.checks import slack_checks
+
+        if not token.startswith("xoxb-"):
+            return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
+        checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))
+        # A missing scope is said, but the token works: reinstalling from the manifest below fixes it.
+        return checks[0].ok, [c.line() for c in checks]
+
+    def _check_letta_url(self, url: str) -> Verdict:
+        from bridge.checks import letta_checks
+
+        if not url.startswith(("http://", "https://")):
+            return False, ["FAIL letta: the URL starts with http:// or https://"]
+        checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))
+        return checks[0].ok, [c.line() for c in checks]
+
+    def _check_letta_key(self, key: str) -> Verdict:
+        from bridge.checks import letta_checks
+
+        checks = asyncio.run(letta_checks(self._settings(letta_api_key=key or None)))
+        return all(c.ok for c in checks), [c.line() for c in checks if c.name != "letta"]
+
+    def _write(self) -> None:
+        values = {k: v for k, v in self.answers.items() if v and k != PUBLIC_URL.key}
+        values.update(self.extra)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
+            "# It holds secrets: it is readable by its owner only (mode 600); keep it out of version control.",
+            "",
+            *(f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()),
+        ]
+        write_private(self.path, "\n".join(lines) + "\n")
+        print(f"\nWrote {self.path} (mode 600).")
+
+    def _finish(self, public: str) -> None:
+        command = os.environ.get("SLACK_COMMAND", "/letta").strip() or "/letta"
+        print("\nCreate the Slack app at https://api.slack.com/apps -> Create New App -> From a manifest, and paste:")
+        print("-" * 100)
+        print(manifest(public or EXAMPLE_URL, command if command.startswith("/") else "/" + command), end="")
+        print("-" * 100)
+        if not public:
+            print(f"Replace {EXAMPLE_URL} with the bridge's public URL (or use Socket Mode: see README.md).")
+        else:
+            print(f"Slack will send events, {command} and the menu's clicks to {request_url(public)}.")
+        python = os.path.relpath(sys.executable)
+        python = sys.executable if python.startswith("..") else python
+        prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
+        print("\nStart the bridge (from this folder):")
+        print(f"  {prefix}{shlex.quote(python)} -m bridge serve")
+        print(f"Then invite @letta to a channel and type `{command} connect` there.")
+
+
+def _check_signing_secret(secret: str) -> Verdict:
+    if not secret:
+        return False, [f"FAIL signing secret: empty. Find it in {SLACK_SIGNING_SECRET.where}."]
+    return True, ["ok   signing secret: set (Slack's first request to the bridge proves it)"]
+
+
+def _check_public_url(url: str) -> Verdict:
+    if not url:
+        return True, ["     public URL: not given yet; the manifest below keeps the example URL"]
+    if not url.startswith(("https://", "http://")):
+        return False, ["FAIL public URL: it starts with https:// (Slack only calls https URLs)"]
+    return True, [f"ok   public URL: Slack will call {request_url(url)}"]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write through a temporary file created with mode 600, then rename: no moment where others can read it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

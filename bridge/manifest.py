@@ -1,0 +1,81 @@
+"""The Slack app manifest, rendered for a public URL and a slash command name.
+
+`slack-app-manifest.yaml` in the repository is this text for the example URL (a test keeps the two equal);
+`python -m bridge init` prints it with the operator's URL filled in.
+"""
+
+from __future__ import annotations
+
+EXAMPLE_URL = "https://bridge.example.com"
+EVENTS_PATH = "/slack/events"
+
+_TEMPLATE = """\
+# Slack app manifest for letta-slack-bridge.
+# Create the app at https://api.slack.com/apps -> "Create New App" -> "From a manifest", paste this file,
+# and replace {example} with the public URL of `python -m bridge serve`
+# (all three URLs point at the same endpoint: {path}). `python -m bridge init` prints it filled in.
+#
+# Socket Mode instead (local use, no public URL): set settings.socket_mode_enabled to true, delete the three
+# url/request_url lines, create an app-level token with the connections:write scope (Basic Information ->
+# App-Level Tokens) and run `python -m bridge socket` with SLACK_APP_TOKEN set.
+_metadata:
+  major_version: 1
+  minor_version: 1
+display_information:
+  name: Letta Bridge
+  description: Talk to a Letta multi-agent group from Slack; every agent answers in the thread.
+  background_color: "#2c2d30"
+features:
+  app_home:
+    home_tab_enabled: false
+    messages_tab_enabled: true              # direct messages to the bot go to DEFAULT_TARGET
+    messages_tab_read_only_enabled: false
+  bot_user:
+    display_name: letta
+    always_online: true
+  slash_commands:
+    - command: {command}
+      url: {url}
+      description: Connect this channel to a Letta group, or see how it is connected
+      usage_hint: "connect [group-id | agent-ids] | disconnect | status | groups | agents | help"
+      should_escape: false
+oauth_config:
+  scopes:
+    bot:
+      - app_mentions:read       # app_mention events: the @mention that starts a turn
+      - channels:history        # message.channels events (public channels)
+      - groups:history          # message.groups events (private channels)
+      - im:history              # message.im events (direct messages)
+      - channels:read           # conversations.info: the channel name in the agents' context, its creator
+      - groups:read             # conversations.info on private channels
+      - chat:write              # post the agents' replies and the /letta notices
+      - chat:write.customize    # post each reply under its agent's name
+      - reactions:write         # the :eyes: / done mark on the mention
+      - users:read              # users.info: the speaker's display name; who is an admin (/letta)
+      - commands                # /letta
+settings:
+  event_subscriptions:
+    request_url: {url}
+    bot_events:
+      - app_mention
+      - message.channels
+      - message.groups
+      - message.im
+  interactivity:                            # the /letta menu, on the same endpoint
+    is_enabled: true
+    request_url: {url}
+  org_deploy_enabled: false
+  socket_mode_enabled: false
+  token_rotation_enabled: false
+"""
+
+
+def request_url(public_url: str) -> str:
+    """`https://x.example` (with or without a trailing slash or the events path) -> its events endpoint."""
+    base = public_url.strip().rstrip("/")
+    base = base.removesuffix(EVENTS_PATH)
+    return base + EVENTS_PATH
+
+
+def manifest(public_url: str = EXAMPLE_URL, command: str = "/letta") -> str:
+    return _TEMPLATE.format(example=EXAMPLE_URL, path=EVENTS_PATH, url=request_url(public_url), command=command)

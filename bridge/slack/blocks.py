@@ -1,0 +1,310 @@
+"""Pure: what the /letta command says, as Slack messages (mrkdwn text, Block Kit for the menu), escaped and
+within Slack's limits. Everything that came from Letta (descriptions, names) is escaped before it is shown."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bridge.domain import Binding, Catalog, Target
+from bridge.slack.render import escape
+
+if TYPE_CHECKING:
+    from bridge.configure import Connected, Status
+    from bridge.store.base import HistoryEntry
+
+# Action ids of the menu; the listener registers one handler for each.
+PICK_GROUP = "letta_connect_group"
+PICK_AGENTS = "letta_pick_agents"
+CONNECT_AGENTS = "letta_connect_agents"
+CANCEL = "letta_cancel"
+AGENTS_BLOCK = "letta_agents_block"
+
+GROUP_ID = "&lt;group id&gt;"
+AGENT_ID = "&lt;agent id&gt;"
+OPTIONS_MAX = 100  # static_select and multi_static_select
+OPTION_TEXT_MAX = 75
+TEXT_BUDGET = 12_000  # Slack refuses block-heavy or very long ephemeral messages well before 40,000
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_RUNNERS: dict[str, str] = {
+    "server": "the Letta server runs the group (one group send a turn)",
+    "bridge": "the bridge asks each agent in turn",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def payload(self) -> dict[str, Any]:
+        """Keyword arguments for Bolt's `ack()` / `respond()`."""
+        return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _clip(text, OPTION_TEXT_MAX) or "-", "emoji": True}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def actor(who: str) -> str:
+    if _USER_ID.fullmatch(who):
+        return f"<@{who}>"
+    return {"cli": "the command line", "bridge": "the bridge", "": "someone"}.get(who, escape(who))
+
+
+def when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def names(target: Target) -> str:
+    return escape(", ".join(a.name for a in target.agents))
+
+
+def title(target: Target) -> str:
+    """`*Research crew* (group-…)` or `agents`: what a channel is bound to, in one phrase."""
+    if target.kind == "group":
+        label = escape(target.description) if target.description else "a group"
+        return f"*{label}* (`{target.group_id}`)"
+    return "a list of agents"
+
+
+def describe(target: Target) -> str:
+    lines = [title(target)]
+    if target.kind == "group":
+        lines.append(f"Pattern: `{escape(target.manager_type or 'unknown')}`")
+    agents = ", ".join(f"{escape(a.name)} (`{a.id}`)" for a in target.agents)
+    lines.append(f"Agents, in speaking order: {agents}")
+    return "\n".join(lines)
+
+
+def usage(command: str, problem: str = "") -> Message:
+    lines = [
+        f"{problem} Here is what I understand:" if problem else "*Connect this channel to a Letta group:*",
+        f"`{command} connect group-&lt;uuid&gt;`: connect to a group (`{command} connect` alone shows a menu)",
+        f"`{command} connect agent-&lt;uuid&gt; agent-&lt;uuid&gt; …`: connect to agents, in speaking order",
+        f"`{command} disconnect`: remove this channel's connection",
+        f"`{command} status`: what this channel is connected to, who set it, and whether Letta answers",
+        f"`{command} groups` / `{command} agents`: what the Letta server has",
+        f"`{command} help`: this text",
+        "Then mention me in the channel: every agent answers in the thread.",
+    ]
+    return Message("\n".join(lines))
+
+
+def refused(rule: str, command: str) -> Message:
+    return Message(
+        f"Only {rule} may change what a channel is connected to, so nothing was changed. "
+        f"`{command} status` shows how this channel is connected."
+    )
+
+
+def foreign_workspace() -> Message:
+    return Message("This bridge serves another Slack workspace, so it reads and changes nothing for this one.")
+
+
+def problem(text: str) -> Message:
+    return Message(f"{_sentence(escape(text))} Nothing was changed.")
+
+
+def connected(result: Connected) -> Message:
+    b = result.binding
+    lines = [
+        f"Connected this channel to {describe(b.target)}",
+        f"Runner: `{result.runner}`, {_RUNNERS.get(result.runner, result.runner)}.",
+    ]
+    if result.replaced is not None:
+        lines.append(f"This replaces {title(result.replaced.target)}: {names(result.replaced.target)}.")
+    lines.append("Mention me here and each agent answers in the thread.")
+    return Message("\n".join(lines))
+
+
+def connect_notice(user_id: str, target: Target) -> str:
+    return f"<@{user_id}> connected this channel to {escape(target.label)}"
+
+
+def disconnected(previous: Binding | None, command: str) -> Message:
+    if previous is None:
+        return Message(f"This channel was not connected, so there was nothing to remove. `{command} status` shows it.")
+    return Message(
+        f"Disconnected this channel from {title(previous.target)}: {names(previous.target)}. "
+        "The change is kept in the channel's history."
+    )
+
+
+def disconnect_notice(user_id: str, previous: Binding) -> str:
+    return f"<@{user_id}> disconnected this channel from {escape(previous.target.label)}"
+
+
+def notice_failed(error: str) -> str:
+    if error in ("not_in_channel", "channel_not_found"):
+        return "\nI could not announce it in the channel: invite me first (`/invite @letta`), or I won't hear mentions."
+    return f"\nI could not announce it in the channel (Slack said `{escape(error)}`)."
+
+
+def _history_line(entry: HistoryEntry) -> str:
+    verb = {"connect": "connected to", "disconnect": "disconnected from", "runner": "runner set on"}.get(
+        entry.action, escape(entry.action)
+    )
+    return f"• {when(entry.at)}: {actor(entry.actor)} {verb} `{escape(entry.target)}` (runner {entry.runner})"
+
+
+def _mark(ok: bool) -> str:
+    return ":white_check_mark:" if ok else ":warning:"
+
+
+def status(st: Status, command: str) -> Message:
+    b = st.binding
+    if b is None:
+        lines = ["This channel is not connected to Letta."]
+        if st.default:
+            lines.append(f"Mentions here go to the default target `{escape(st.default)}`.")
+        lines.append(f"`{command} connect` connects it.")
+    else:
+        t = b.target
+        pattern = f", pattern `{escape(t.manager_type or 'unknown')}`" if t.kind == "group" else ""
+        lines = [
+            f"This channel is connected to {title(t)}{pattern}: {names(t)}.",
+            f"Set by {actor(b.bound_by)} on {when(b.bound_at)}. Runner: `{b.runner}`"
+            + (f" (now `{st.runner}`)." if st.runner and b.runner == "auto" else "."),
+        ]
+    lines.append(f"Right now: {_mark(st.server.ok)} {escape(st.server.detail)}")
+    if st.target is not None:
+        lines.append(f"{_mark(st.target.ok)} {escape(st.target.detail)}")
+    if st.history:
+        lines.append("*Last changes:*")
+        lines.extend(_history_line(e) for e in st.history)
+    return Message("\n".join(lines))
+
+
+def _fit(head: list[str], items: list[str], more_hint: str) -> str:
+    """As many items as fit the text budget, then how many were left out."""
+    out, used = list(head), sum(len(h) + 1 for h in head)
+    for index, item in enumerate(items):
+        if used + len(item) + 1 > TEXT_BUDGET - 200:
+            out.append(f"…and {len(items) - index} more. {more_hint}")
+            break
+        out.append(item)
+        used += len(item) + 1
+    return "\n".join(out)
+
+
+def _group_line(t: Target) -> str:
+    desc = escape(_clip(t.description, 150)) if t.description else "_(no description)_"
+    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {escape(_clip(names(t), 300))}"
+
+
+def groups_list(catalog: Catalog, url: str, command: str) -> Message:
+    if catalog.groups is None:
+        return Message(
+            f"The Letta server at {url} has no group routes, so channels are connected to agents, "
+            f"in speaking order: `{command} agents` lists them."
+        )
+    if not catalog.groups:
+        return Message(f"The Letta server at {url} has no groups yet. `{command} agents` lists its agents.")
+    head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):"]
+    if not catalog.complete:
+        head.append("_The server has more than the bridge lists at once; these are the first._")
+    items = [_group_line(g) for g in catalog.groups]
+    return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))
+
+
+def agents_list(catalog: Catalog, url: str, command: str) -> Message:
+    if not catalog.agents:
+        return Message(f"The Letta server at {url} has no agents yet.")
+    head = [f"*Agents on {url}* (connect some with `{command} connect {AGENT_ID} {AGENT_ID} …`):"]
+    if not catalog.complete:
+        head.append("_The server has more than the bridge lists at once; these are the first._")
+    items = [
+        f"• *{escape(a.name)}* `{a.id}`" + (f": {escape(_clip(a.description, 150))}" if a.description else "")
+        for a in catalog.agents
+    ]
+    return Message(_fit(head, items, f"`{command} connect {AGENT_ID} …` takes any."))
+
+
+def _group_option(t: Target) -> dict[str, Any]:
+    who = ", ".join(a.name for a in t.agents) or "no agents"
+    return {
+        "text": _plain(t.description or t.group_id or "group"),
+        "description": _plain(f"{t.manager_type or '?'}: {who}"),
+        "value": t.group_id,
+    }
+
+
+def _agent_option(name: str, agent_id: str) -> dict[str, Any]:
+    return {"text": _plain(name), "description": _plain(agent_id), "value": agent_id}
+
+
+def _button(text: str, action_id: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": _plain(text), "action_id": action_id, "value": action_id}
+    if style:
+        button["style"] = style
+    return button
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _select(kind: str, action_id: str, placeholder: str, options: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": kind, "action_id": action_id, "placeholder": _plain(placeholder), "options": options[:OPTIONS_MAX]}
+
+
+def menu(catalog: Catalog, url: str, command: str) -> Message:
+    """The ephemeral picker for `connect` without ids: the groups, or (no group routes) the agents."""
+    groups = catalog.groups or ()
+    if not groups and not catalog.agents:
+        return Message(f"The Letta server at {url} has no groups or agents yet, so there is nothing to connect.")
+    if groups:
+        fallback, shown = "Choose a Letta group for this channel", len(groups)
+        what = f"{GROUP_ID}` connects any group"
+        select = _select("static_select", PICK_GROUP, "Choose a group", [_group_option(t) for t in groups])
+        blocks = [
+            _section(f"Choose the Letta group this channel talks to (server {url}):"),
+            {"type": "actions", "block_id": "letta_group_block", "elements": [select, _button("Cancel", CANCEL)]},
+        ]
+    else:
+        fallback, shown = "Choose Letta agents for this channel", len(catalog.agents)
+        what = f"{AGENT_ID} …` any agents"
+        why = "has no group routes" if catalog.groups is None else "has no groups"
+        options = [_agent_option(a.name, a.id) for a in catalog.agents]
+        buttons = [_button("Connect", CONNECT_AGENTS, "primary"), _button("Cancel", CANCEL)]
+        blocks = [
+            _section(f"The Letta server at {url} {why}. Pick agents in the order they should speak, then *Connect*:"),
+            {
+                "type": "actions",
+                "block_id": AGENTS_BLOCK,
+                "elements": [_select("multi_static_select", PICK_AGENTS, "Choose agents", options)],
+            },
+            {"type": "actions", "block_id": "letta_agents_buttons", "elements": buttons},
+        ]
+    if shown > OPTIONS_MAX or not catalog.complete:
+        more = f"Only the first {OPTIONS_MAX} are listed; `{command} connect {what}."
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    return Message(fallback, blocks)
+
+
+def chosen(body: dict[str, Any]) -> list[str]:
+    """The ids a menu action chose: the group picked, or the agents selected when Connect was pressed."""
+    action = (body.get("actions") or [{}])[0]
+    if action.get("action_id") == PICK_GROUP:
+        value = (action.get("selected_option") or {}).get("value")
+        return [str(value)] if value else []
+    return picked_agents(body)
+
+
+def picked_agents(body: dict[str, Any]) -> list[str]:
+    """The agent ids chosen in the menu's multi-select, in the order Slack lists them (the order picked)."""
+    values = ((body.get("state") or {}).get("values") or {}).get(AGENTS_BLOCK) or {}
+    chosen = (values.get(PICK_AGENTS) or {}).get("selected_options") or []
+    return [str(o.get("value")) for o in chosen if isinstance(o, dict) and o.get("value")]

@@ -1,0 +1,52 @@
+"""Pure: may this member change a channel's binding? Slack lets anyone run a slash command, so the bridge decides.
+
+- `admins` (default): workspace admins and owners, plus the user ids listed in config.
+- `creator`: the channel's creator too (admins, owners and listed users keep their say).
+- `everyone`: every member of the workspace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.domain import ConfigureBy
+
+
+@dataclass(frozen=True)
+class Member:
+    """What Slack says about the person running the command (users.info, conversations.info)."""
+
+    user_id: str
+    is_admin: bool = False
+    is_owner: bool = False
+    created_channel: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    by: ConfigureBy = "admins"
+    users: frozenset[str] = frozenset()
+
+
+def may_configure(member: Member, policy: Policy) -> bool:
+    if policy.by == "everyone" or member.user_id in policy.users:
+        return True
+    if member.is_admin or member.is_owner:
+        return True
+    return policy.by == "creator" and member.created_channel
+
+
+def needs_lookup(member_id: str, policy: Policy) -> bool:
+    """Whether Slack must be asked about the member at all (not for `everyone` or a listed user)."""
+    return policy.by != "everyone" and member_id not in policy.users
+
+
+def who_may_configure(policy: Policy) -> str:
+    """The rule in words (Slack mrkdwn), for the refusal message."""
+    if policy.by == "everyone":
+        return "every member of this workspace"
+    who = ["workspace admins and owners"]
+    if policy.by == "creator":
+        who.insert(0, "the channel's creator")
+    who.extend(f"<@{user}>" for user in sorted(policy.users))
+    return ", ".join(who[:-1]) + " and " + who[-1] if len(who) > 1 else who[0]

@@ -1,0 +1,48 @@
+"""Background work the bridge owns (a command's Letta lookups after Slack's ack), so that stop can wait for it.
+
+A task that fails is logged, never lost silently; a task spawned while stopping is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Tasks:
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> bool:
+        """Run `work` in a tracked task; False (and `work` closed unrun) once stopping has begun."""
+        if self._stopping:
+            work.close()
+            log.warning("background work refused while stopping name=%s", name)
+            return False
+        task = asyncio.create_task(work, name=name)
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed name=%s", task.get_name(), exc_info=task.exception())
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new work, give what runs `grace` seconds, then cancel the rest and wait for it to unwind."""
+        self._stopping = True
+        if not self._running:
+            return
+        _, late = await asyncio.wait(set(self._running), timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)

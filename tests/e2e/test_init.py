@@ -1,0 +1,166 @@
+"""`python -m bridge init` as a new operator runs it: through a pseudo-terminal (hidden secrets, answers checked
+at once, asked again when wrong) and from flags and environment variables, against the fake Slack and Letta."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import stat
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import BOT_TOKEN, SIGNING_SECRET, base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+LETTA_KEY = "letta-key-for-init-42"
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeSlack, FakeLetta]]:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8", api_key=LETTA_KEY) as letta:
+        yield slack, letta
+
+
+def bare_env(slack: FakeSlack, tmp: Path) -> dict[str, str]:
+    """The environment of someone who has set nothing yet (the Slack API URL points at the fake)."""
+    env = base_env(slack.api_url, "http://unused", tmp / "unused.db")
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "LETTA_BASE_URL", "DATABASE_URL"):
+        env.pop(name)
+    return env
+
+
+class Terminal:
+    """`python -m bridge init` on a pseudo-terminal, so getpass really hides what is typed."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
+        self.seen = ""
+        self.read_upto = 0  # what expect() has matched so far; later expectations look past it
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become the bridge
+            os.chdir(cwd)
+            os.execve(sys.executable, [sys.executable, "-m", "bridge", "init", *args], env)
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen[self.read_upto :]:
+            if time.monotonic() > deadline or not self._read(deadline - time.monotonic()):
+                raise AssertionError(f"never saw {text!r}; the terminal shows:\n{self.seen}")
+        self.read_upto = self.seen.index(text, self.read_upto) + len(text)
+
+    def answer(self, prompt: str, text: str) -> None:
+        """Type `text` once `prompt` is on screen (typing earlier would beat getpass turning echo off)."""
+        self.expect(prompt)
+        os.write(self.fd, text.encode() + b"\r")
+
+    def finish(self, timeout: float = 30.0) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        while self._read(deadline - time.monotonic()):
+            pass
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status), self.seen
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not ready:
+            return False
+        try:
+            chunk = os.read(self.fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        self.seen += chunk.decode(errors="replace").replace("\r\n", "\n")
+        return bool(chunk)
+
+
+def test_init_in_a_terminal_checks_each_answer_hides_secrets_and_writes_a_private_config(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    slack, letta = fakes
+    env = bare_env(slack, tmp_path)
+    term = Terminal(env, tmp_path)
+    term.answer("Slack bot token (xoxb-…): ", "not-a-token")
+    term.expect("a bot token starts with xoxb-")
+    term.answer("Slack bot token (xoxb-…): ", "xoxb-wrong-token")
+    term.expect("FAIL slack: auth.test")
+    term.answer("Slack bot token (xoxb-…): ", BOT_TOKEN)
+    term.expect("ok   slack: auth.test")
+    term.answer("Slack signing secret: ", SIGNING_SECRET)
+    term.answer("Letta server URL", "http://127.0.0.1:9")
+    term.expect("couldn't reach the Letta server")
+    term.answer("Letta server URL", letta.base_url)
+    term.expect("ok   letta: reachable")
+    term.answer("Letta API key (Enter for none): ", "")
+    term.expect("rejected the bridge's API key")
+    term.answer("Letta API key (Enter for none): ", LETTA_KEY)
+    term.answer("Public https URL", "https://bridge.acme.test/")
+    code, screen = term.finish()
+    assert code == 0, screen
+    for secret in (BOT_TOKEN, SIGNING_SECRET, LETTA_KEY):
+        assert secret not in screen, "a secret was echoed"
+    assert "request_url: https://bridge.acme.test/slack/events" in screen
+    assert "url: https://bridge.acme.test/slack/events" in screen and "command: /letta" in screen
+    assert "-m bridge serve" in screen.splitlines()[-2] and "BRIDGE_CONFIG" not in screen
+    config = tmp_path / "config.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    values = tomllib.loads(config.read_text())
+    assert values == {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "letta_base_url": letta.base_url,
+        "letta_api_key": LETTA_KEY,
+        "slack_api_url": slack.api_url,
+    }
+    # What init wrote is enough: `check` passes with nothing else set.
+    checked = run_cli(env, "check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    again = Terminal(env, tmp_path)
+    again.answer("config.toml already exists. Overwrite it? [y/N] ", "n")
+    code, screen = again.finish()
+    assert code == 1 and "nothing was written" in screen
+    assert tomllib.loads(config.read_text()) == values
+
+
+def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, LETTA_API_KEY=LETTA_KEY)
+    target = tmp_path / "conf" / "bridge.toml"
+    target.parent.mkdir()
+    args = ["init", "--non-interactive", "--slack-signing-secret", SIGNING_SECRET, "--letta-base-url",
+            letta.base_url, "--config", str(target)]
+    done = run_cli(env, *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert tomllib.loads(target.read_text())["letta_api_key"] == LETTA_KEY
+    assert "url: https://bridge.example.com/slack/events" in done.stdout
+    assert "Replace https://bridge.example.com" in done.stdout
+    assert f"BRIDGE_CONFIG={target}" in done.stdout.splitlines()[-2]
+
+    refused = run_cli(env, *args, cwd=tmp_path)
+    assert refused.returncode == 1 and "already exists; pass --force" in refused.stderr
+    forced = run_cli(env, *args, "--force", "--public-url", "https://b.acme.test", cwd=tmp_path)
+    assert forced.returncode == 0 and "https://b.acme.test/slack/events" in forced.stdout
+
+    wrong_key = run_cli(dict(env, LETTA_API_KEY="nope"), *args, "--config", str(tmp_path / "other.toml"), cwd=tmp_path)
+    assert wrong_key.returncode == 1 and "LETTA_API_KEY did not pass its check" in wrong_key.stderr
+    assert "rejected the bridge's API key" in wrong_key.stdout
+    assert not (tmp_path / "other.toml").exists()
+
+    missing = run_cli(bare_env(slack, tmp_path), "init", "--non-interactive", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "missing --slack-bot-token (or SLACK_BOT_TOKEN)" in missing.stderr
+    assert "--letta-base-url (or LETTA_BASE_URL)" in missing.stderr
+
+
+def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
+    del env["SLACK_BOT_TOKEN"]
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and "python -m bridge init" in done.stderr

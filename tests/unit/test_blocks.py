@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bridge.configure import Connected, Probe, Status
+from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, Target
+from bridge.slack import blocks
+from bridge.store.base import HistoryEntry
+
+G = "group-2a295a94-fb48-4739-8bc1-a06c1a881e2b"
+ALICE = AgentRef("agent-00000000-0000-4000-8000-00000000000a", "alice")
+BOB = AgentRef("agent-00000000-0000-4000-8000-00000000000b", "bob")
+CREW = Target("group", (ALICE, BOB), G, "round_robin", "Research <crew> & co")
+AT = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+
+
+def binding(target: Target = CREW, by: str = "U0123ABCD") -> Binding:
+    return Binding("T0123ABCD", "C0123ABCD", target, "auto", by, AT)
+
+
+def test_connected_names_description_pattern_agents_runner_and_what_it_replaced() -> None:
+    old = Target("agents", (BOB,))
+    text = blocks.connected(Connected(binding(), "bridge", binding(old))).text
+    assert "Research &lt;crew&gt; &amp; co" in text and G in text and "`round_robin`" in text
+    assert f"alice (`{ALICE.id}`), bob (`{BOB.id}`)" in text
+    assert "Runner: `bridge`, the bridge asks each agent in turn" in text
+    assert "This replaces a list of agents: bob." in text
+
+
+def test_notices_mention_the_actor_and_escape_letta_text() -> None:
+    assert blocks.connect_notice("U0123ABCD", CREW) == (
+        "<@U0123ABCD> connected this channel to Research &lt;crew&gt; &amp; co: alice, bob"
+    )
+    assert blocks.disconnect_notice("U1", binding()).startswith("<@U1> disconnected this channel from Research")
+    hostile = Target("group", (AgentRef("agent-x", "<!channel>"),), G, "round_robin", "@here now")
+    notice = blocks.connect_notice("U1", hostile)
+    assert "<!channel>" not in notice and "@here" not in notice
+
+
+def test_status_shows_binding_setter_probes_and_history() -> None:
+    history = [HistoryEntry("disconnect", G, "auto", "U0456EFGH", AT), HistoryEntry("connect", G, "auto", "cli", AT)]
+    st = Status(binding(), history, Probe(True, "Letta 0.16.8 answers"), Probe(False, "group gone"), "bridge", None)
+    text = blocks.status(st, "/letta").text
+    assert "connected to *Research &lt;crew&gt; &amp; co*" in text and "pattern `round_robin`" in text
+    assert "Set by <@U0123ABCD> on 2026-01-02 03:04 UTC" in text and "(now `bridge`)" in text
+    assert ":white_check_mark: Letta 0.16.8 answers" in text and ":warning: group gone" in text
+    assert "<@U0456EFGH> disconnected from" in text and "the command line connected to" in text
+
+
+def test_status_of_an_unbound_channel_names_the_default_when_it_applies() -> None:
+    st = Status(None, [], Probe(False, "down"), None, None, G)
+    text = blocks.status(st, "/ask").text
+    assert "not connected" in text and f"default target `{G}`" in text and "`/ask connect`" in text
+
+
+def test_menu_lists_groups_with_pattern_and_agent_names_within_slack_limits() -> None:
+    groups = tuple(Target("group", (ALICE, BOB), f"group-{i}", "supervisor", "d" * 200) for i in range(130))
+    message = blocks.menu(Catalog(groups, ()), "http://letta", "/letta")
+    elements = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    [select] = [e for e in elements if e["type"] == "static_select"]
+    assert select["action_id"] == blocks.PICK_GROUP and len(select["options"]) == 100
+    first = select["options"][0]
+    assert first["value"] == "group-0" and len(first["text"]["text"]) <= 75
+    assert first["description"]["text"] == "supervisor: alice, bob"
+    assert any(b["type"] == "context" for b in message.blocks), "says that the list was cut"
+
+
+def test_menu_offers_agents_when_the_server_has_no_group_routes() -> None:
+    agents = (AgentInfo(ALICE.id, "alice"), AgentInfo(BOB.id, "bob"))
+    message = blocks.menu(Catalog(None, agents), "http://letta", "/letta")
+    kinds = [e.get("action_id") for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert kinds == [blocks.PICK_AGENTS, blocks.CONNECT_AGENTS, blocks.CANCEL]
+    assert "no group routes" in message.blocks[0]["text"]["text"]
+    assert "nothing to connect" in blocks.menu(Catalog((), ()), "u", "/letta").text
+
+
+def test_the_menu_choice_is_the_group_picked_or_the_agents_selected_in_order() -> None:
+    picked = {"selected_options": [{"value": BOB.id}, {"value": ALICE.id}]}
+    body = {
+        "actions": [{"action_id": blocks.CONNECT_AGENTS, "value": blocks.CONNECT_AGENTS}],
+        "state": {"values": {blocks.AGENTS_BLOCK: {blocks.PICK_AGENTS: picked}}},
+    }
+    assert blocks.chosen(body) == [BOB.id, ALICE.id]
+    assert blocks.chosen({}) == []
+    group = {"actions": [{"action_id": blocks.PICK_GROUP, "selected_option": {"value": G}}]}
+    assert blocks.chosen(group) == [G]
+
+
+def test_long_lists_are_cut_to_fit_and_say_how_many_were_left_out() -> None:
+    agents = tuple(AgentInfo(f"agent-{i:04d}", f"agent number {i}", "x" * 140) for i in range(400))
+    text = blocks.agents_list(Catalog((), agents), "http://letta", "/letta").text
+    assert len(text) <= blocks.TEXT_BUDGET and "more." in text
+    groups = blocks.groups_list(Catalog(None, agents), "http://letta", "/letta").text
+    assert "no group routes" in groups
+
+
+def test_usage_and_refusal_words() -> None:
+    assert "`/ask connect group-&lt;uuid&gt;`" in blocks.usage("/ask").text
+    assert blocks.usage("/letta", "I don't know `x`.").text.startswith("I don't know `x`.")
+    assert blocks.refused("workspace admins and owners", "/letta").text.startswith(
+        "Only workspace admins and owners may change"
+    )
+    assert blocks.problem("group x was not found.").text == "Group x was not found. Nothing was changed."

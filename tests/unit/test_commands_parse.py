@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.slack.commands import Command, Usage, parse
+
+G = "group-2a295a94-fb48-4739-8bc1-a06c1a881e2b"
+A1 = "agent-7f3c2a10-1b2c-4d5e-8f90-a1b2c3d4e5f6"
+A2 = "agent-00000000-0000-4000-8000-000000000000"
+
+
+def test_connect_with_a_group_or_agents_in_order() -> None:
+    assert parse(f"connect {G}") == Command("connect", (G,))
+    assert parse(f"connect {A1} {A2}") == Command("connect", (A1, A2))
+    assert parse(f"  CONNECT   `{A2}`, `{A1}` ") == Command("connect", (A2, A1))
+    assert parse(f"connect &lt;{G}&gt;") == Command("connect", (G,))
+
+
+def test_connect_alone_asks_for_the_menu() -> None:
+    assert parse("connect") == Command("connect", ())
+
+
+@pytest.mark.parametrize("text", ["status", "groups", "agents", "disconnect", "Status  "])
+def test_read_and_remove_commands(text: str) -> None:
+    command = parse(text)
+    assert isinstance(command, Command) and command.action == text.strip().lower() and command.ids == ()
+
+
+def test_only_connect_and_disconnect_change_anything() -> None:
+    changes = {a: Command(a).changes for a in ("connect", "disconnect", "status", "groups", "agents")}  # type: ignore[arg-type]
+    assert changes == {"connect": True, "disconnect": True, "status": False, "groups": False, "agents": False}
+
+
+@pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "?"])
+def test_help_and_empty_show_plain_usage(text: str) -> None:
+    assert parse(text) == Usage()
+
+
+def test_unknown_words_and_extra_arguments_say_what_was_wrong() -> None:
+    unknown = parse("frobnicate now")
+    assert isinstance(unknown, Usage) and "`frobnicate`" in unknown.problem
+    extra = parse(f"status {G}")
+    assert isinstance(extra, Usage) and "`status` takes nothing" in extra.problem
+
+
+@given(st.text(max_size=200))
+def test_any_text_parses_to_a_command_or_usage(text: str) -> None:
+    assert isinstance(parse(text), Command | Usage)

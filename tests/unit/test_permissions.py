@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
+
+ADMIN = Member("U0ADMIN01", is_admin=True)
+OWNER = Member("U0OWNER01", is_owner=True)
+LISTED = Member("U0LISTED1")
+PLAIN = Member("U0PLAIN01")
+CREATOR = Member("U0CREATE1", created_channel=True)
+
+
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        ("admins", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": False}),
+        ("creator", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": True}),
+        ("everyone", {"admin": True, "owner": True, "listed": True, "plain": True, "creator": True}),
+    ],
+)
+def test_the_permission_matrix(by: str, expected: dict[str, bool]) -> None:
+    policy = Policy(by, frozenset({"U0LISTED1"}))  # type: ignore[arg-type]
+    members = {"admin": ADMIN, "owner": OWNER, "listed": LISTED, "plain": PLAIN, "creator": CREATOR}
+    assert {name: may_configure(m, policy) for name, m in members.items()} == expected
+
+
+def test_slack_is_asked_only_when_it_can_change_the_answer() -> None:
+    assert needs_lookup("U0PLAIN01", Policy("admins", frozenset({"U0LISTED1"})))
+    assert not needs_lookup("U0LISTED1", Policy("admins", frozenset({"U0LISTED1"})))
+    assert not needs_lookup("U0PLAIN01", Policy("everyone"))
+
+
+def test_the_rule_in_words() -> None:
+    assert who_may_configure(Policy()) == "workspace admins and owners"
+    assert who_may_configure(Policy("admins", frozenset({"U2", "U1"}))) == (
+        "workspace admins and owners, <@U1> and <@U2>"
+    )
+    assert who_may_configure(Policy("creator")) == "the channel's creator and workspace admins and owners"
+    assert who_may_configure(Policy("everyone")) == "every member of this workspace"

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from bridge.letta.client import _every
+from bridge.tasks import Tasks
+
+
+@dataclass
+class Item:
+    id: str
+
+
+def test_paging_follows_after_until_a_short_page() -> None:
+    items = [Item(f"x{i:03d}") for i in range(250)]
+    calls: list[tuple[int, str | None]] = []
+
+    async def fetch(limit: int, after: str | None) -> list[Item]:
+        calls.append((limit, after))
+        start = 0 if after is None else next(i for i, it in enumerate(items) if it.id == after) + 1
+        return items[start : start + limit]
+
+    got = asyncio.run(_every(fetch, cap=1000))
+    assert got == items
+    assert calls == [(100, None), (100, "x099"), (100, "x199")]
+    assert asyncio.run(_every(fetch, cap=120)) == items[:120]
+
+
+def test_paging_stops_on_an_ignored_or_empty_cursor() -> None:
+    """0.11.7 answers [] to any `after` for groups; a server that ignores `after` repeats the first page."""
+    first = [Item(f"g{i}") for i in range(100)]
+
+    async def repeats(limit: int, after: str | None) -> list[Item]:
+        return first[:limit]
+
+    async def empty_after(limit: int, after: str | None) -> list[Item]:
+        return [] if after else first[:limit]
+
+    assert asyncio.run(_every(repeats, cap=1000)) == first
+    assert asyncio.run(_every(empty_after, cap=1000)) == first
+
+
+def test_tasks_run_log_failures_and_stop_cancels_what_is_late(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> list[str]:
+        tasks = Tasks()
+        done: list[str] = []
+
+        async def quick() -> None:
+            done.append("quick")
+
+        async def boom() -> None:
+            raise RuntimeError("boom")
+
+        async def slow() -> None:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                done.append("cancelled")
+                raise
+
+        assert tasks.spawn(quick(), "quick") and tasks.spawn(boom(), "boom") and tasks.spawn(slow(), "slow")
+        await asyncio.sleep(0.01)
+        await tasks.stop(0.05)
+        assert len(tasks) == 0
+        late = slow()
+        assert not tasks.spawn(late, "late")
+        return done
+
+    assert asyncio.run(main()) == ["quick", "cancelled"]
+    assert "background work failed name=boom" in caplog.text
