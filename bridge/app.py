@@ -62,7 +62,10 @@ class Bridge:
         self.letta = letta_client(settings)
         self.slack = slack_client(settings)
         self.chooser = RunnerChooser(
-            self.letta, settings.letta_group_runner, patience=settings.letta_recovery_wait_seconds
+            self.letta,
+            settings.letta_group_runner,
+            patience=settings.letta_recovery_wait_seconds,
+            streaming=settings.letta_streaming,
         )
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
         self.tasks = Tasks()  # command lookups that run after Slack's ack

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     letta_send_retries: int = Field(default=3, ge=0, le=10)
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
+    letta_streaming: bool = True
     default_target: Annotated[tuple[str, ...], NoDecode] = ()
     default_target_in_channels: bool = False
 

@@ -133,7 +133,7 @@ class Transcript(Protocol):
     reach; `Journal.answered(..., seen_upto=...)` moves the cursor there and records the agent's reply.
     """
 
-    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int]: ...
+    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int | None]: ...
 
 
 StepState = Literal["sending", "answered", "failed"]

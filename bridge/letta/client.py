@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import httpx
+from httpx_sse import aconnect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
@@ -28,7 +29,10 @@ from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
     parse_error,
+    run_failure,
 )
+from bridge.letta.stream import messages as stream_messages
+from bridge.letta.stream import sse_error_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,7 @@ class LettaClient:
         self.base_url = base_url.rstrip("/")
         self.locks = AgentLocks()
         self.send_retries = send_retries
+        self.no_stream_route: set[str] = set()  # "agents" / "groups": the server answered 404/405 to /stream
         self.retry_base = retry_base
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -167,6 +172,78 @@ class LettaClient:
         async with self.locks.hold(member_ids):
             payload = await self._send(f"/v1/groups/{group_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
+
+    async def stream_agent(
+        self, agent_id: str, message: dict[str, Any], tokens: bool = False
+    ) -> AsyncIterator[LettaMessage]:
+        body: dict[str, Any] = {"messages": [message]}
+        if tokens:
+            body["stream_tokens"] = True
+        async with self.locks.hold([agent_id]):
+            async for item in self._stream(f"/v1/agents/{agent_id}/messages/stream", body):
+                yield item
+
+    async def stream_group(
+        self, group_id: str, member_ids: list[str], message: dict[str, Any]
+    ) -> AsyncIterator[LettaMessage]:
+        async with self.locks.hold(member_ids):
+            async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", {"messages": [message]}):
+                yield item
+
+    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
+        """A streamed send; retried like `_send`, and only before anything has arrived."""
+        attempt = 0
+        while True:
+            request_id = uuid.uuid4().hex[:12]
+            started = asyncio.get_running_loop().time()
+            try:
+                async with aconnect_sse(
+                    self._http, "POST", path, json=body, headers={"X-Request-Id": request_id}
+                ) as source:
+                    response = source.response
+                    log.info(
+                        "letta stream method=POST path=%s status=%s ms=%.0f request_id=%s",
+                        path,
+                        response.status_code,
+                        (asyncio.get_running_loop().time() - started) * 1000,
+                        request_id,
+                    )
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise self._error_for(response, request_id, "POST", path)
+                    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                        # A proxy or server that answers the stream route with plain JSON.
+                        await response.aread()
+                        try:
+                            answer = self._validate(response.json(), LettaResponse)
+                        except ValueError:
+                            raise self._fail(
+                                Kind.BAD_RESPONSE, "not JSON", response.status_code, request_id, "POST", path
+                            ) from None
+                        for item in answer.messages:
+                            yield item
+                        failed = run_failure(answer)
+                        if failed:
+                            raise LettaError(Kind.RUN_FAILED, failed, base_url=self.base_url, request_id=request_id)
+                        return
+                    async for item in stream_messages(source, self.base_url):
+                        yield item
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                error = self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, "POST", path)
+            except httpx.TimeoutException as exc:
+                raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, "POST", path) from None
+            except httpx.TransportError as exc:
+                raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, "POST", path) from None
+            except LettaError as exc:
+                exc.request_id = exc.request_id or request_id
+                error = exc
+            if not error.certainly_unsent or attempt >= self.send_retries:
+                raise error
+            delay = min(error.retry_after or self.retry_base * 2**attempt, MAX_RETRY_DELAY)
+            attempt += 1
+            log.info("letta stream not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
+            await asyncio.sleep(delay)
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
         """A send is retried only when Letta certainly did not run it (refused connection, 429, 503)."""
@@ -231,7 +308,7 @@ class LettaClient:
             body = parse_error(response.json())
             detail = body.describe()
         except ValueError:
-            detail = response.text[:200]
+            detail = sse_error_text(response.text) or response.text[:200]
         if status in (401, 403):
             kind = Kind.UNAUTHORIZED
         elif status == 405 or (status == 404 and detail == "Not Found"):

@@ -223,3 +223,13 @@ def parse_error(payload: Any) -> ErrorBody:
         return ErrorBody.model_validate(payload)
     except ValidationError:
         return ErrorBody(detail=str(payload)[:300])
+
+
+def run_failure(response: LettaResponse) -> str | None:
+    """An error reported inside a 200 answer, in its own words, or None."""
+    for message in response.messages:
+        if isinstance(message, ErrorMessage):
+            return message.message or message.detail or message.error_type or "error"
+    if response.stop_reason and response.stop_reason.stop_reason in ERROR_STOP_REASONS:
+        return f"stop reason {response.stop_reason.stop_reason}"
+    return None

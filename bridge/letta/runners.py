@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.domain import (
     AgentFailure,
@@ -28,8 +28,9 @@ from bridge.domain import (
 )
 from bridge.letta.client import LettaClient, user_message
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
-from bridge.letta.models import ERROR_STOP_REASONS, AssistantMessage, ErrorMessage, LettaResponse
+from bridge.letta.models import AssistantMessage, LettaResponse, run_failure
 from bridge.letta.recovery import find_turn, recover_turn
+from bridge.letta.stream import Collector
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +79,6 @@ def authored_replies(response: LettaResponse, default_author: str) -> list[tuple
     return out
 
 
-def run_failure(response: LettaResponse) -> str | None:
-    """An error reported inside a 200 answer, in its own words, or None."""
-    for message in response.messages:
-        if isinstance(message, ErrorMessage):
-            return message.message or message.detail or message.error_type or "error"
-    if response.stop_reason and response.stop_reason.stop_reason in ERROR_STOP_REASONS:
-        return f"stop reason {response.stop_reason.stop_reason}"
-    return None
-
-
 def _replay(record: StepRecord) -> list[TurnEvent]:
     events: list[TurnEvent] = list(record.replies)
     if record.failure is not None:
@@ -95,15 +86,91 @@ def _replay(record: StepRecord) -> list[TurnEvent]:
     return events
 
 
+Spoken = tuple[str, str] | LettaError
+
+
+async def exchange(
+    client: LettaClient,
+    message: dict[str, Any],
+    author: str,
+    streaming: bool,
+    group: tuple[str, list[str]] | None = None,
+    agent_id: str | None = None,
+) -> AsyncIterator[Spoken]:
+    """One send to a group or an agent: yields each (author, text) as soon as that speaker has finished, then
+    an in-answer error if there was one. Raises LettaError only when nothing at all came back.
+
+    Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
+    """
+    kind = "groups" if group is not None else "agents"
+    if streaming and kind not in client.no_stream_route:
+        collector = Collector(author)
+        received = False
+        try:
+            if group is not None:
+                source = client.stream_group(group[0], group[1], message)
+            else:
+                assert agent_id is not None
+                source = client.stream_agent(agent_id, message)
+            async for item in source:
+                received = True
+                for spoken in collector.add(item):
+                    yield spoken
+        except LettaError as error:
+            if not received and error.kind == Kind.ROUTE_MISSING:
+                client.no_stream_route.add(kind)
+                log.info("letta has no %s stream route; using the plain send from now on", kind)
+            elif not received:
+                raise
+            else:
+                for spoken in collector.finish():
+                    yield spoken
+                yield error
+                return
+        else:
+            for spoken in collector.finish():
+                yield spoken
+            return
+    if group is not None:
+        response = await client.send_group(group[0], group[1], message)
+    else:
+        assert agent_id is not None
+        response = await client.send_agent(agent_id, message)
+    for spoken in authored_replies(response, author):
+        yield spoken
+    failed = run_failure(response)
+    if failed:
+        yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)
+
+
+class _Heard:
+    """The replies an interrupted group turn already has: what a member asked afterwards is shown, unlabelled
+    by the binding's transcript (the server keeps its group's context itself)."""
+
+    def __init__(self, replies: list[AgentReply]) -> None:
+        self.replies = replies
+
+    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int | None]:
+        return [r for r in self.replies if r.agent_id != agent_id], None
+
+
 class ServerRunner:
-    """One group send; on a restart, a send whose outcome is unknown is looked up before it is repeated."""
+    """One group send; on a restart, a send whose outcome is unknown is looked up before it is repeated.
+
+    A group turn cut short (the bridge died while some members had answered and others had not) is finished
+    agent by agent: the members who never got the message are asked directly, shown the replies so far.
+    """
 
     name = "server"
     STEP = "group"
 
-    def __init__(self, client: LettaClient, patience: float = 120.0) -> None:
+    def __init__(
+        self, client: LettaClient, bridge: BridgeRunner, patience: float = 120.0, streaming: bool = True
+    ) -> None:
         self._client = client
+        self._bridge = bridge
         self._patience = patience
+        self._streaming = streaming
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -113,60 +180,77 @@ class ServerRunner:
         if record is not None and record.state != "sending":
             for event in _replay(record):
                 yield event
+            async for event in self._finish(target, turn, journal, list(record.replies)):
+                yield event
             return
-        if record is not None:
-            recovered = await self._recover(target, journal.otid, self._patience)
-            if recovered is not None:
-                await journal.answered(self.STEP, recovered)
-                for reply in recovered:
-                    yield reply
-                return
+        if record is not None and await self._recovered(target, journal, self._patience):
+            async for event in self.run(target, turn, transcript, journal):
+                yield event
+            return
         await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
+        members = [a.id for a in target.agents]
+        label = target.description or "the group"
+        replies: list[AgentReply] = []
+        failure: AgentFailure | None = None
         try:
-            response = await self._client.send_group(target.group_id, [a.id for a in target.agents], message)
+            async for spoken in exchange(
+                self._client, message, label, self._streaming, group=(target.group_id, members)
+            ):
+                if isinstance(spoken, LettaError):
+                    failure = AgentFailure(
+                        None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP, len(replies)
+                    )
+                    continue
+                author, text = spoken
+                agent = target.agent_named(author)
+                reply = AgentReply(author, text, agent.id if agent else None, self.STEP, len(replies))
+                replies.append(reply)
+                yield reply
         except LettaError as error:
             if error.kind == Kind.ROUTE_MISSING:
                 raise
-            recovered = await self._recover(target, journal.otid, 0) if error.outcome_unknown else None
-            if recovered:
-                await journal.answered(self.STEP, recovered)
-                for reply in recovered:
-                    yield reply
+            if error.outcome_unknown and await self._recovered(target, journal, 0):
+                async for event in self.run(target, turn, transcript, journal):
+                    yield event
                 return
-            refused = AgentFailure(None, error.explain("the group"), error.kind, None, error.request_id, self.STEP)
-            await journal.answered(self.STEP, [], refused)
-            yield refused
-            return
-        label = target.description or "the group"
-        replies = []
-        for index, (author, text) in enumerate(authored_replies(response, label)):
-            agent = target.agent_named(author)
-            replies.append(AgentReply(author, text, agent.id if agent else None, self.STEP, index))
-        failed = run_failure(response)
-        failure: AgentFailure | None = None
-        if failed:
-            run_error = LettaError(Kind.RUN_FAILED, failed, base_url=self._client.base_url)
-            failure = AgentFailure(
-                None, run_error.explain("the group"), run_error.kind, step=self.STEP, index=len(replies)
-            )
+            failure = AgentFailure(None, error.explain("the group"), error.kind, None, error.request_id, self.STEP)
         await journal.answered(self.STEP, replies, failure)
-        for event in _replay(StepRecord("answered", tuple(replies), failure)):
-            yield event
+        if failure is not None:
+            yield failure
 
-    async def _recover(self, target: Target, otid: str, patience: float) -> list[AgentReply] | None:
-        """The group's replies from the members' histories, or None when no member ever saw the otid."""
+    async def _recovered(self, target: Target, journal: Journal, patience: float) -> bool:
+        """Look the send up in the members' histories; record what it got. False when no member saw it."""
         replies: list[AgentReply] = []
-        seen = False
+        missing: list[AgentRef] = []
         for agent in target.agents:
-            found = await recover_turn(self._client, agent.id, otid, patience)
+            found = await recover_turn(self._client, agent.id, journal.otid, patience)
             if found is None:
+                missing.append(agent)
+            elif found.texts:
+                replies.append(AgentReply(agent.name, "\n\n".join(found.texts), agent.id, self.STEP, len(replies)))
+        if len(missing) == len(target.agents):
+            return False
+        for agent in missing:
+            await journal.sending(agent.id)  # owed: finished by _finish, looked up first if it comes to that
+        await journal.answered(self.STEP, replies)
+        return True
+
+    async def _finish(
+        self, target: Target, turn: TurnInput, journal: Journal, heard: list[AgentReply]
+    ) -> AsyncIterator[TurnEvent]:
+        for agent in target.agents:
+            record = await journal.step(agent.id)
+            if record is None:
                 continue
-            seen = True
-            if found.texts:
-                text = "\n\n".join(found.texts)
-                replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
-        return replies if seen else None
+            if record.state != "sending":
+                events = _replay(record)
+            else:
+                events = await self._bridge._ask(agent, turn, _Heard(heard), journal, resumed=True)
+            for event in events:
+                if isinstance(event, AgentReply):
+                    heard.append(event)
+                yield event
 
 
 class BridgeRunner:
@@ -174,9 +258,10 @@ class BridgeRunner:
 
     name = "bridge"
 
-    def __init__(self, client: LettaClient, patience: float = 120.0) -> None:
+    def __init__(self, client: LettaClient, patience: float = 120.0, streaming: bool = True) -> None:
         self._client = client
         self._patience = patience
+        self._streaming = streaming
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -209,8 +294,16 @@ class BridgeRunner:
                 return await self._answered(agent, list(found.texts), None, journal, upto)
         await journal.sending(agent.id)
         message = user_message(compose(unseen, turn.text), turn.otid, turn.sender)
+        texts: list[str] = []
+        failure: AgentFailure | None = None
         try:
-            response = await self._client.send_agent(agent.id, message)
+            async for spoken in exchange(self._client, message, agent.name, self._streaming, agent_id=agent.id):
+                if isinstance(spoken, LettaError):
+                    failure = AgentFailure(
+                        agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, agent.id, 1
+                    )
+                else:
+                    texts.append(spoken[1])
         except LettaError as error:
             if error.outcome_unknown:
                 found = await find_turn(self._client, agent.id, journal.otid)
@@ -221,19 +314,11 @@ class BridgeRunner:
             )
             await journal.answered(agent.id, [], refused)
             return [refused]
-        texts = [text for _, text in authored_replies(response, agent.name)]
-        failed = run_failure(response)
-        failure: AgentFailure | None = None
-        if failed:
-            run_error = LettaError(Kind.RUN_FAILED, failed, base_url=self._client.base_url)
-            failure = AgentFailure(
-                agent.name, run_error.explain(agent.name), run_error.kind, agent.id, step=agent.id, index=1
-            )
         return await self._answered(agent, texts, failure, journal, upto)
 
     @staticmethod
     async def _answered(
-        agent: AgentRef, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int
+        agent: AgentRef, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int | None
     ) -> list[TurnEvent]:
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, agent.id, 0)] if texts else []
         await journal.answered(agent.id, replies, failure, upto)
@@ -262,15 +347,20 @@ class RunnerChooser:
     """Picks the runner for a binding; `auto` asks the server's version (cached for a few minutes)."""
 
     def __init__(
-        self, client: LettaClient, default: RunnerChoice, version_ttl: float = 300.0, patience: float = 120.0
+        self,
+        client: LettaClient,
+        default: RunnerChoice,
+        version_ttl: float = 300.0,
+        patience: float = 120.0,
+        streaming: bool = True,
     ) -> None:
         self._client = client
         self._default = default
         self._ttl = version_ttl
         self._version: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
-        self.server = ServerRunner(client, patience)
-        self.bridge = BridgeRunner(client, patience)
+        self.bridge = BridgeRunner(client, patience, streaming)
+        self.server = ServerRunner(client, self.bridge, patience, streaming)
 
     async def server_version(self) -> str:
         async with self._lock:

@@ -15,12 +15,18 @@ from tests.fakes.slack import FakeSlack
 
 def send_route(world: World, crew_group: str) -> str:
     """The path regex of the send the runner makes first."""
-    return rf"/v1/groups/{crew_group}/messages" if world.runner == "server" else r"/v1/agents/[^/]+/messages"
+    return (
+        rf"/v1/groups/{crew_group}/messages(/stream)?"
+        if world.runner == "server"
+        else r"/v1/agents/[^/]+/messages(/stream)?"
+    )
 
 
-def run_failing(world: World, status: int, body: object = None, raw: bytes | None = None) -> list[str]:
+def run_failing(
+    world: World, status: int, body: object = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+) -> list[str]:
     crew = world.bound_crew(("alice",))
-    world.letta.fail_next("POST", send_route(world, crew.group_id), status, body=body, raw=raw)
+    world.letta.fail_next("POST", send_route(world, crew.group_id), status, body=body, raw=raw, headers=headers)
     event, _ = world.bridge.mention("hello?", crew.channel)
     wait_done(world, crew.channel, event["ts"])
     assert "warning" in world.slack.reactions(crew.channel, event["ts"])
@@ -58,6 +64,32 @@ def test_error_inside_a_200_answer(world: World) -> None:
     assert "failed" in text and "llm_api_error" in text
 
 
+SSE = {"content-type": "text/event-stream; charset=utf-8"}
+STREAM_ERRORS = {
+    "0.11.7 group stream": b'data: {"error":"Stream failed (internal error occurred)"}\n\ndata: [DONE]\n\n',
+    "0.16.8 agent stream": (
+        b'data: {"message_type":"stop_reason","stop_reason":"llm_api_error"}\n\n'
+        b'event: error\ndata: {"message_type":"error_message","run_id":"run-1","error_type":"llm_error",'
+        b'"message":"An error occurred with the LLM request.","detail":"boom"}\n\ndata: [DONE]\n\n'
+    ),
+    "cut off": b'data: {"message_type":"ping","id":"ping-1"}\n\n',
+}
+
+
+@pytest.mark.parametrize("shape", list(STREAM_ERRORS))
+def test_error_inside_a_200_stream(world: World, shape: str) -> None:
+    [text] = run_failing(world, 200, raw=STREAM_ERRORS[shape], headers=SSE)
+    expected = {"cut off": "connection to the Letta server dropped"}.get(shape, "failed")
+    assert expected in text, text
+
+
+def test_an_error_status_with_an_sse_body(world: World) -> None:
+    body = (b'data: {"message_type":"stop_reason","stop_reason":"error"}\n\nevent: error\n'
+            b'data: {"error": "INTERNAL_SERVER_ERROR: upstream", "code": "INTERNAL_SERVER_ERROR"}\n\n')
+    [text] = run_failing(world, 500, raw=body, headers=SSE)
+    assert "HTTP 500" in text and "INTERNAL_SERVER_ERROR: upstream" in text
+
+
 def test_malformed_answer(world: World) -> None:
     [text] = run_failing(world, 200, raw=b"<html>proxy error</html>")
     assert "could not read" in text
@@ -76,7 +108,7 @@ def test_one_agent_failing_loses_nothing_else(world: World) -> None:
     crew = world.bound_crew()
     if world.runner == "server":
         pytest.skip("on the server runner the group answers or fails as a whole (covered above)")
-    world.letta.fail_next("POST", rf"/v1/agents/{crew.agents['bob']}/messages", 500, {"detail": "boom"})
+    world.letta.fail_next("POST", rf"/v1/agents/{crew.agents['bob']}/messages(/stream)?", 500, {"detail": "boom"})
     event, _ = world.bridge.mention("all of you", crew.channel)
     posts = thread_posts(world, crew.channel, event["ts"], 3)
     wait_done(world, crew.channel, event["ts"])
@@ -94,8 +126,14 @@ def test_missing_group_route_switches_the_channel_to_the_bridge_runner_once(worl
     world.slack.add_channel(crew.channel, "switchy")
     world.connect(crew.channel, crew.group_id, runner="server")
     if world.runner == "server":  # a 0.11.7 fake has the route: make it answer like 0.16.8 would
-        world.letta.fail_next("POST", rf"/v1/groups/{crew.group_id}/messages", 405, {"detail": "Method Not Allowed"},
-                              headers={"allow": "GET"})
+        world.letta.fail_next(
+            "POST",
+            rf"/v1/groups/{crew.group_id}/messages(/stream)?",
+            405,
+            {"detail": "Method Not Allowed"},
+            headers={"allow": "GET"},
+            times=2,  # the stream route, then the plain one: both gone, as on 0.16.8
+        )
     first, _ = world.bridge.mention("one", crew.channel)
     posts = thread_posts(world, crew.channel, first["ts"], 3)
     wait_done(world, crew.channel, first["ts"])
@@ -106,7 +144,7 @@ def test_missing_group_route_switches_the_channel_to_the_bridge_runner_once(worl
     wait_done(world, crew.channel, second["ts"])
     assert [p.args.get("username") for p in posts] == ["alice", "bob"], "the channel was told twice"
     group_sends = letta_sends_to(world, [crew.group_id])
-    assert len(group_sends) == 1
+    assert [s.status for s in group_sends] == [405, 405], "tried the stream route, then the plain one, then stopped"
     listing = run_cli(world.env, "channels", "list")
     line = next(line for line in listing.stdout.splitlines() if crew.channel in line)
     assert " bridge " in line
@@ -117,7 +155,7 @@ def test_a_404_that_is_no_group_not_found_also_means_no_route(world: World) -> N
         pytest.skip("the agent route exists everywhere")
     crew = world.crew(("alice",))
     world.connect(crew.channel, crew.group_id)
-    world.letta.fail_next("POST", rf"/v1/groups/{crew.group_id}/messages", 404, {"detail": "Not Found"})
+    world.letta.fail_next("POST", rf"/v1/groups/{crew.group_id}/messages(/stream)?", 404, {"detail": "Not Found"})
     event, _ = world.bridge.mention("hi", crew.channel)
     posts = thread_posts(world, crew.channel, event["ts"], 2)
     assert posts[1].args.get("username") == "alice"

@@ -102,7 +102,11 @@ def test_kill_9_between_two_agents_resumes_at_the_next_agent(tmp_path: Path) -> 
 
 
 def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> None:
-    first_send = r"/v1/groups/[^/]+/messages" if guarded.letta.version == "0.11.7" else r"/v1/agents/[^/]+/messages"
+    first_send = (
+        r"/v1/groups/[^/]+/messages(/stream)?"
+        if guarded.letta.version == "0.11.7"
+        else r"/v1/agents/[^/]+/messages(/stream)?"
+    )
     guarded.letta.hang_next("POST", first_send)
     event, _ = guarded.bridge.mention("lost in transit", guarded.channel)
     guarded.letta.wait_for(lambda: len(guarded.letta.sends()) == 1, 10)
@@ -138,7 +142,11 @@ def test_sigterm_past_the_grace_period_records_the_turn_and_the_next_start_ends_
 
 
 def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guarded: Rig) -> None:
-    route = r"/v1/groups/[^/]+/messages" if guarded.letta.version == "0.11.7" else r"/v1/agents/[^/]+/messages"
+    route = (
+        r"/v1/groups/[^/]+/messages(/stream)?"
+        if guarded.letta.version == "0.11.7"
+        else r"/v1/agents/[^/]+/messages(/stream)?"
+    )
     guarded.letta.fail_next("POST", route, 429, {"detail": "slow down"}, headers={"retry-after": "0"})
     guarded.letta.fail_next("POST", route, 503, {"detail": "unavailable"})
     event, _ = guarded.bridge.mention("try again", guarded.channel)
@@ -146,9 +154,14 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
     guarded.letta.fail_next("POST", route, 502, {"detail": "bad gateway"})
     event, _ = guarded.bridge.mention("gateway", guarded.channel)
-    guarded.slack.wait_for(lambda: any("HTTP 502" in p.args["text"] for p in guarded.slack.posts(guarded.channel, event["ts"])), 10)
-    sends_for_turn = [r for r in guarded.letta.sends() if r.body and r.body["messages"][0].get("otid") ==
-                      guarded.letta.sends()[-1].body["messages"][0].get("otid")]
+    guarded.slack.wait_for(
+        lambda: any("HTTP 502" in p.args["text"] for p in guarded.slack.posts(guarded.channel, event["ts"])), 10
+    )
+    sends_for_turn = [
+        r
+        for r in guarded.letta.sends()
+        if r.body and r.body["messages"][0].get("otid") == guarded.letta.sends()[-1].body["messages"][0].get("otid")
+    ]
     assert len([s for s in sends_for_turn if s.status == 502]) == 1
 
 
@@ -269,15 +282,24 @@ class TestHostileInput:
         )
         events = st.fixed_dictionaries(
             {"type": st.sampled_from(["app_mention", "message", "reaction_added"]) | st.text(max_size=12)},
-            optional={"user": st.text(max_size=12) | st.none(), "text": st.text(max_size=80) | json_values,
-                      "ts": st.text(max_size=20) | st.integers(), "channel": st.just("C0UNBOUND") | json_values,
-                      "subtype": st.sampled_from(["bot_message", "message_changed"]), "bot_id": st.text(max_size=8)},
+            optional={
+                "user": st.text(max_size=12) | st.none(),
+                "text": st.text(max_size=80) | json_values,
+                "ts": st.text(max_size=20) | st.integers(),
+                "channel": st.just("C0UNBOUND") | json_values,
+                "subtype": st.sampled_from(["bot_message", "message_changed"]),
+                "bot_id": st.text(max_size=8),
+            },
         )
 
         examples = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 
-        @settings(max_examples=examples, deadline=None, derandomize="FUZZ_EXAMPLES" not in os.environ,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize="FUZZ_EXAMPLES" not in os.environ,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(event=events, command_text=st.text(max_size=60))
         def fuzz(event: dict, command_text: str) -> None:
             envelope = json.loads(event_body({"type": "app_mention"}))

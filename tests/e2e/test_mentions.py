@@ -45,9 +45,9 @@ def test_each_agent_answers_in_the_thread_under_its_name_in_order(world: World) 
 
     sends = letta_sends_to(world, [crew.group_id, *crew.agents.values()])
     if world.runner == "server":
-        assert [s.path for s in sends] == [f"/v1/groups/{crew.group_id}/messages"]
+        assert [s.path for s in sends] == [f"/v1/groups/{crew.group_id}/messages/stream"]
     else:
-        assert [s.path for s in sends] == [f"/v1/agents/{crew.agents[n]}/messages" for n in ("alice", "bob", "carol")]
+        assert [s.path for s in sends] == [f"/v1/agents/{crew.agents[n]}/messages/stream" for n in ("alice", "bob", "carol")]
     for send in sends:
         [message] = send.body["messages"]
         assert message["role"] == "user" and message["name"] == "maria"
@@ -100,8 +100,8 @@ def test_agent_list_binding_always_runs_on_the_bridge(world: World) -> None:
     posts = thread_posts(world, channel, event["ts"], 2)
     assert [p.args["username"] for p in posts] == ["bob", "alice"]
     assert [s.path for s in letta_sends_to(world, [alice, bob])] == [
-        f"/v1/agents/{bob}/messages",
-        f"/v1/agents/{alice}/messages",
+        f"/v1/agents/{bob}/messages/stream",
+        f"/v1/agents/{alice}/messages/stream",
     ]
 
 
@@ -165,3 +165,14 @@ def test_a_retried_event_runs_once(world: World) -> None:
     wait_done(world, crew.channel, event["ts"])
     assert len(letta_sends_to(world, [crew.group_id, *crew.agents.values()])) == 1
     assert len(world.slack.posts(crew.channel, event["ts"])) == 1
+
+
+def test_the_first_reply_is_posted_while_later_agents_still_work(world: World) -> None:
+    crew = world.bound_crew(("alice", "bob"))
+    world.letta.set_delay(crew.agents["bob"], 1.5)
+    event, _ = world.bridge.mention("who is first?", crew.channel)
+    posts = thread_posts(world, crew.channel, event["ts"], 1)
+    assert posts[0].args["username"] == "alice"
+    bob = [i for i in world.letta.inputs if i.agent_id == crew.agents["bob"]]
+    assert not bob or bob[0].finished is None, "alice's reply waited for bob"
+    assert [p.args["username"] for p in thread_posts(world, crew.channel, event["ts"], 2)] == ["alice", "bob"]

@@ -96,7 +96,7 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_API_KEY="letta-secret-key-42",
                        LOG_LEVEL="DEBUG")
         alice = letta.add_agent("alice")
-        letta.fail_next("POST", rf"/v1/agents/{alice}/messages", 500, {"detail": f"echo {BOT_TOKEN}"})
+        letta.fail_next("POST", rf"/v1/agents/{alice}/messages(/stream)?", 500, {"detail": f"echo {BOT_TOKEN}"})
         assert run_cli(env, "channels", "connect", "C0SECRET1", alice).returncode == 0
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
         event, _ = bridge.mention("first fails", "C0SECRET1")
@@ -104,7 +104,7 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
         event, _ = bridge.mention("second works", "C0SECRET1")
         slack.wait_for(lambda: len(slack.posts("C0SECRET1", event["ts"])) == 1)
         assert bridge.stop() == 0
-        sends = [r for r in letta.sends() if r.path == f"/v1/agents/{alice}/messages"]
+        sends = [r for r in letta.sends() if r.path == f"/v1/agents/{alice}/messages/stream"]
         assert len(sends) == 2 and all(r.headers["authorization"] == "Bearer letta-secret-key-42" for r in sends)
         logs = bridge.logs()
         assert "agent failed" in logs and f"target={alice}" in logs and "request_id=" in logs

@@ -32,12 +32,13 @@ from typing import Any
 from aiohttp import web
 
 from . import letta_shapes as S
+from . import letta_stream
 from .letta_shapes import new_id, wire_date
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 ReplySpec = str | list[str] | Callable[[str], str | list[str]]
 _INTERNAL_ERROR = S.body("0.11.7", "llm500-agents-send")  # {"detail": "An internal server error occurred"}
-_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages")
+_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages(/stream)?")
 _SHAPES = {v: S.Shapes(v) for v in S.VERSIONS}
 
 
@@ -302,6 +303,10 @@ class FakeLetta:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError() from None
+        except ConnectionResetError:  # the client went away mid-stream (a test killed the bridge)
+            with self._lock:
+                rec.finished = time.monotonic()
+            raise asyncio.CancelledError() from None
         except Exception:  # a bug in a reply callable: answer like Letta does on a crash
             traceback.print_exc()
             resp = self._json(version, 500, _INTERNAL_ERROR)
@@ -336,6 +341,8 @@ class FakeLetta:
         """Path patterns with their methods. The first method is what a 405 'allow' names (Starlette)."""
         group_msgs: list[tuple[str, Handler]] = [("GET", self._group_history)] if version == "0.16.8" else \
             [("POST", self._group_send), ("GET", self._group_history)]
+        group_stream: list[tuple[str, Handler]] = [("GET", self._group_history)] if version == "0.16.8" else \
+            [("POST", self._group_stream)]
         return [
             (r"/v1/health/", [("GET", self._health)]),
             (r"/v1/agents/", [("GET", self._agent_list)]),
@@ -345,7 +352,22 @@ class FakeLetta:
             (r"/v1/groups/count", [("GET", self._group_count)]),
             (r"/v1/groups/(?P<group_id>[^/]+)", [("GET", self._group_get)]),
             (r"/v1/groups/(?P<group_id>[^/]+)/messages", group_msgs),
+            (r"/v1/agents/(?P<agent_id>[^/]+)/messages/stream", [("POST", self._agent_stream)]),
+            (r"/v1/groups/(?P<group_id>[^/]+)/messages/stream", group_stream),
         ]
+
+    async def _agent_stream(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+        return await letta_stream.agent_stream(self, request, rec, v, p)
+
+    async def _group_stream(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+        return await letta_stream.group_stream(self, request, rec, v, p)
+
+    def _shapes(self, version: str) -> S.Shapes:
+        return _SHAPES[version]
+
+    def _group_spec(self, group_id: str) -> S.GroupSpec:
+        with self._lock:
+            return copy.deepcopy(self._groups[group_id])
 
     async def _handle(self, request: web.Request, rec: Recorded, v: str) -> web.StreamResponse:
         rule = self._take_rule(rec.method, rec.path)

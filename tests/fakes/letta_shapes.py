@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 VERSIONS: tuple[str, ...] = ("0.11.7", "0.12.1", "0.16.4", "0.16.8")
@@ -447,7 +448,8 @@ class TurnHost(Protocol):
 
 
 async def run_round_robin(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Msgs, text: str,
-                          otid: str | None, name: str | None) -> tuple[Msgs, int]:
+                          otid: str | None, name: str | None,
+                          emit: Callable[[Msgs], Awaitable[None]] | None = None) -> tuple[Msgs, int]:
     """Members speak in agent_ids order for ``max_turns`` turns (default: one turn each).
 
     A later speaker's AgentInput.text is the user text plus one line "<name>: <reply>" for each
@@ -470,6 +472,8 @@ async def run_round_robin(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs
         speaker = host._agent_name(aid)
         turn, used = shapes.turn(replies, name=speaker, step_id=step_id, run_id=None, date=wire_date())
         host._store(aid, group.id, turn)
+        if emit is not None:  # a stream sends each speaker's messages as soon as it has spoken
+            await emit([{**m, "step_id": None, "run_id": None} for m in turn])
         out, steps = out + turn, steps + used
         produced += [(aid, m) for m in turn if m["message_type"] == "assistant_message"]
         seen[aid] = len(produced)

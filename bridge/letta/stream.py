@@ -1,0 +1,129 @@
+"""Reading Letta's SSE streams, whose framing differs by version (see ../shared/reference/letta §7, §8).
+
+An error can arrive as an `event: error`, as a bare `{"error": ...}` data line inside a 200, as an
+`error_message`, or as a non-2xx status whose body is itself SSE; a stream can also stop with no `[DONE]`.
+All of them become a `LettaError`; the messages before it have already been handed on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from httpx_sse import EventSource, ServerSentEvent
+from pydantic import TypeAdapter, ValidationError
+
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.models import (
+    ERROR_STOP_REASONS,
+    AssistantMessage,
+    LettaMessage,
+    StopReason,
+)
+
+MESSAGE: TypeAdapter[LettaMessage] = TypeAdapter(LettaMessage)
+
+
+def error_detail(data: Any) -> str | None:
+    """The error an SSE data payload carries, in any of the captured shapes, or None."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("message_type") == "error_message":
+        return str(data.get("message") or data.get("detail") or data.get("error_type") or "error")
+    if "message_type" not in data and "error" in data:
+        error = data["error"]
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("detail") or error)
+        return str(error)
+    return None
+
+
+def sse_error_text(body: str) -> str:
+    """The error detail inside an SSE body that came with an error status (0.11.7 agent stream on a 500)."""
+    for line in body.splitlines():
+        if line.startswith("data:"):
+            try:
+                detail = error_detail(json.loads(line[5:].strip()))
+            except ValueError:
+                continue
+            if detail:
+                return detail
+    return ""
+
+
+async def messages(source: EventSource, base_url: str) -> AsyncIterator[LettaMessage]:
+    done = stopped = False
+    stop_error: str | None = None
+    async for event in source.aiter_sse():
+        if event.data == "[DONE]":
+            done = True
+            break
+        data = _json(event, base_url)
+        detail = error_detail(data)
+        if detail is not None or event.event == "error":
+            raise LettaError(Kind.RUN_FAILED, detail or stop_error or "error event", base_url=base_url)
+        try:
+            message = MESSAGE.validate_python(data)
+        except ValidationError:
+            raise LettaError(Kind.BAD_RESPONSE, "a stream event the bridge could not read", base_url=base_url) from None
+        if isinstance(message, StopReason):
+            stopped = True
+            if message.stop_reason in ERROR_STOP_REASONS:
+                stop_error = f"stop reason {message.stop_reason}"
+        yield message
+    if stop_error:
+        raise LettaError(Kind.RUN_FAILED, stop_error, base_url=base_url)
+    if not done and not stopped:
+        raise LettaError(Kind.DISCONNECTED, "the stream ended before Letta said it was done", base_url=base_url)
+
+
+def _json(event: ServerSentEvent, base_url: str) -> Any:
+    try:
+        return json.loads(event.data)
+    except ValueError:
+        raise LettaError(Kind.BAD_RESPONSE, "a stream event was not JSON", base_url=base_url) from None
+
+
+@dataclass
+class Collector:
+    """Turns streamed assistant messages into replies as early as they are known to be complete.
+
+    A whole `assistant_message` (no token streaming) is complete when it arrives, so it is handed on at once:
+    the first agent's answer is posted while the next agent is still thinking. Token fragments share an otid
+    and are joined; such a message is complete when another message or speaker starts, or the stream ends.
+    A reasoning message may share an assistant message's id, so otid (not id) is the key.
+    """
+
+    default_author: str
+    tokens: bool = False
+    replies: list[tuple[str, str]] = field(default_factory=list)
+    _pending: tuple[str, str] | None = None  # (author, otid) of a message still growing
+    _text: str = ""
+
+    def add(self, message: LettaMessage) -> list[tuple[str, str]]:
+        if not isinstance(message, AssistantMessage):
+            return []
+        author = message.name or self.default_author
+        if not self.tokens:
+            return self._emit(author, message.text)
+        key = (author, message.otid or message.id or "")
+        done = self.finish() if self._pending is not None and self._pending != key else []
+        self._pending = key
+        self._text += message.text
+        return done
+
+    def finish(self) -> list[tuple[str, str]]:
+        if self._pending is None:
+            return []
+        author, text = self._pending[0], self._text
+        self._pending, self._text = None, ""
+        return self._emit(author, text)
+
+    def _emit(self, author: str, text: str) -> list[tuple[str, str]]:
+        text = text.strip()
+        if not text:
+            return []
+        self.replies.append((author, text))
+        return [(author, text)]

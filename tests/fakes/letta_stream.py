@@ -1,0 +1,115 @@
+"""The fake Letta's SSE routes (`/messages/stream`), framed per version as captured.
+
+- 0.11.7 agent stream: messages, stop_reason, usage_statistics, [DONE].
+- 0.11.7 group stream: each speaker's messages as soon as it has spoken (named), usage, [DONE]; no stop_reason.
+- 0.16.8 agent stream: a ping first, messages, stop_reason, usage, [DONE]; with stream_tokens the assistant
+  content arrives word by word, every fragment with the same id and otid.
+- 0.12.1 / 0.16.4 group stream: the same 500 as the plain group send; 0.16.8: no POST route (405).
+
+Errors inside a stream (an `event: error`, a `{"error": ...}` data line, a stream cut off with no [DONE]) are
+injected with `FakeLetta.fail_next(..., raw=b"data: ...", headers={"content-type": "text/event-stream"})`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import letta_shapes as S
+from .letta_shapes import new_id, wire_date
+
+if TYPE_CHECKING:
+    from .letta import FakeLetta, Recorded
+
+SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "server": "uvicorn"}
+
+
+def _frame(data: Any) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+def _ping(run_id: str | None) -> dict[str, Any]:
+    return {"id": new_id("ping"), "date": wire_date(), "name": None, "message_type": "ping", "otid": None,
+            "sender_id": None, "step_id": None, "is_err": None, "seq_id": None, "run_id": run_id}
+
+
+def _fragments(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """0.16.8 token streaming: one event per word, each carrying the same id and otid."""
+    words = re.findall(r"\S+\s*", message.get("content") or "") or [""]
+    return [{**message, "content": word} for word in words]
+
+
+async def agent_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+    aid = p["agent_id"]
+    msgs, bad = S.parse_send(v, rec.raw)
+    if msgs is None:
+        return fake._json(v, 422, bad)
+    err = fake._agent_check(v, aid)
+    if err is not None:
+        return err
+    shapes, text = fake._shapes(v), S.joined_text(msgs)
+    first = msgs[0] if msgs else {}
+    otid, name = first.get("otid"), first.get("name")
+    tokens = bool((rec.body or {}).get("stream_tokens"))
+    step_id, run_id = new_id("step"), (new_id("run") if S.is_v16(v) else None)
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
+    await response.prepare(request)
+    if v == "0.16.8":
+        await response.write(_frame(_ping(run_id)))
+    fake._store(aid, None, [shapes.message("user_message", id=new_id("message"), name=name, otid=otid,
+                                           step_id=step_id, run_id=run_id, content=text)])
+    replies = await fake._run_turn(aid, text, msgs, otid, name)
+    out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
+    fake._store(aid, None, out)
+    for message in copy.deepcopy(out):
+        events = _fragments(message) if tokens and v == "0.16.8" and message["message_type"] == "assistant_message" \
+            else [message]
+        for event in events:
+            await response.write(_frame(event))
+    await response.write(_frame({"message_type": "stop_reason", "stop_reason": "end_turn"}))
+    await response.write(_frame({"message_type": "usage_statistics", **{k: v2 for k, v2 in shapes.usage(steps).items()
+                                                                         if k != "message_type"}}))
+    await response.write(_frame("[DONE]"))
+    await response.write_eof()
+    return response
+
+
+async def group_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+    gid = p["group_id"]
+    if v in ("0.12.1", "0.16.4"):
+        failed = S.capture(v, "groups-send-round_robin")["response"]
+        return fake._json(v, failed["status"], failed["body"])
+    msgs, bad = S.parse_send(v, rec.raw)
+    if msgs is None:
+        return fake._json(v, 422, bad)
+    err = fake._group_check(v, gid)
+    if err is not None:
+        return err
+    group = fake._group_spec(gid)
+    text = S.joined_text(msgs)
+    first = msgs[0] if msgs else {}
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
+    await response.prepare(request)
+
+    async def emit(messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            await response.write(_frame(message))
+
+    if group.manager_type == "round_robin":
+        _, steps = await S.run_round_robin(fake, fake._shapes(v), group, msgs, text, first.get("otid"),
+                                           first.get("name"), emit)
+    else:
+        runner = S.GROUP_RUNNERS[group.manager_type]
+        out, steps = await runner(fake, fake._shapes(v), group, msgs, text, first.get("otid"), first.get("name"))
+        await emit([{**m, "step_id": None, "run_id": None} for m in out])
+    usage = {k: v2 for k, v2 in fake._shapes(v).usage(steps).items() if k not in ("cached_input_tokens",
+             "cache_write_tokens", "reasoning_tokens", "context_tokens")}
+    await response.write(_frame({"message_type": "usage_statistics", **usage}))
+    await response.write(_frame("[DONE]"))
+    await response.write_eof()
+    return response
