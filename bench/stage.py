@@ -66,7 +66,6 @@ class Stage:
     fakes: FakesProcess
     bridge: Server
     crews: list[Crew]
-    start_seconds: float
 
 
 @contextmanager
@@ -104,8 +103,8 @@ def stage(
         crews = proc.crews(name[:3].upper(), channels, agents, delay)
         bridge = server("bridge", proc, opts.out / name, **(env or {}))
         bind(Path(bridge.env["DATABASE_URL"].removeprefix("sqlite:///")), crews)
-        started = bridge.start()
+        bridge.start()
         try:
-            yield Stage(proc, bridge, crews, started)
+            yield Stage(proc, bridge, crews)
         finally:
             bridge.stop(kill=kill)

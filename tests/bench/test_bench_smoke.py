@@ -14,7 +14,7 @@ import pytest
 from bench.capacity import letta_seconds, peak_overlap
 from bench.fakes_proc import Crew, Post
 from bench.latency import first_reply, reply_lags
-from bench.profile_top import top
+from bench.profile_top import layers, top
 from bench.report import README_END, README_START, Figure, not_measured, replace_block, results, table, write_json
 from bench.run import parse
 from bench.stats import in_order, percentile, ratio, summary
@@ -113,5 +113,8 @@ def test_quick_options_and_the_not_measured_figure() -> None:
 def test_profile_summary_reads_collapsed_stacks() -> None:
     stacks = [(["main (a.py:1)", "work (b.py:2)"], 3), (["main (a.py:1)", "select (selectors.py:468)"], 1)]
     text = top(stacks, match="b.py")
-    assert "samples 4, idle in select/wait 25%" in text
+    assert "samples 4" in text
     assert "75.0%  work (b.py:2)" in text
+    shares = layers(stacks)
+    assert shares["other"] == 0.75 and sum(shares.values()) == 1.0
+    assert next(iter(shares)).startswith("idle") and shares[next(iter(shares))] == 0.25
