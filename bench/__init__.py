@@ -1,0 +1,1 @@
+"""Benchmarks for the bridge: `python -m bench.run` (see README.md, "Benchmarks")."""

@@ -1,0 +1,211 @@
+"""Acknowledgement under sustained load, the bridge's own overhead per turn, time to first reply."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.fakes_proc import Crew, FakesProcess, Post, Span
+from bench.floor import floor_turn
+from bench.load import Outcome, in_turn, mentions, open_loop, send
+from bench.procs import Server, bind, cpu_seconds
+from bench.report import Figure, not_measured
+from bench.stage import Options, fakes, server, stage
+from bench.stats import percentile, ratio, summary
+
+ACK_P99_MS = 50.0
+ACK_RATIO = 1.5
+OVERHEAD_P50_MS = 10.0
+FIRST_REPLY_MS = 100.0
+WARMUP = 20
+
+
+def _load(target: Server, channels: list[str], opts: Options, seconds: float) -> list[Outcome]:
+    """Warm the server up (Bolt's auth.test, first connections), then the measured open-loop run."""
+    asyncio.run(in_turn(target.url, mentions(channels, WARMUP, "warm-up")))
+    deliveries = mentions(channels, int(opts.ack_rate * seconds))
+    return asyncio.run(open_loop(target.url, deliveries, opts.ack_rate))
+
+
+def _ack_data(outcomes: list[Outcome], seconds: float) -> dict[str, Any]:
+    ok = [o for o in outcomes if o.status == 200]
+    return {
+        "requests": len(outcomes),
+        "not_200": len(outcomes) - len(ok),
+        "offered_per_s": round(len(outcomes) / seconds, 1) if seconds else 0,
+        "latency_ms": summary([o.latency for o in ok], 1000),
+        "generator_lateness_ms": summary([o.late for o in outcomes], 1000),
+    }
+
+
+def _bridge_run(
+    proc: FakesProcess, crews: list[Crew], folder: Path, opts: Options, seconds: float, drain: bool
+) -> dict[str, Any]:
+    """The bridge under the open-loop load, with the CPU each process used; `drain` waits for every turn."""
+    bridge = server("bridge", proc, folder)
+    bind(Path(bridge.env["DATABASE_URL"].removeprefix("sqlite:///")), crews)
+    bridge.start()
+    pids = {"bridge": bridge.pid, "fakes": proc.pid, "generator": os.getpid()}
+    try:
+        done_before = int(proc.call("done_count"))
+        cpu = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        outcomes = _load(bridge, [c.channel for c in crews], opts, seconds)
+        load_end = time.monotonic()
+        data = _ack_data(outcomes, seconds)
+        data["cpu_share_of_one_core"] = {k: round((cpu_seconds(pid) - cpu[k]) / seconds, 2) for k, pid in pids.items()}
+        data["turns_done_at_load_end"] = int(proc.call("done_count")) - done_before
+        if drain:
+            expected = done_before + len(outcomes) + WARMUP
+            done = proc.call("wait_done_count", expected, opts.drain_timeout, timeout=opts.drain_timeout + 30)
+            data["turns_done"] = int(done) - done_before
+            data["turns_expected"] = expected - done_before
+            data["drain_seconds_after_load"] = round(time.monotonic() - load_end, 2)
+        data["rss_kib"] = bridge.rss_kib()
+    finally:
+        bridge.stop(kill=not drain)
+    return data
+
+
+def ack(opts: Options) -> list[Figure]:
+    """p99 time to answer Slack at a sustained rate: bridge vs a bare Bolt app vs a null server, same run.
+
+    A last, shorter run sends to channels whose Letta never answers, so no turn gets past its first send:
+    the acknowledgement path alone, without the turns' work competing for the bridge's one event loop.
+    """
+    data: dict[str, Any] = {"rate_per_s": opts.ack_rate, "seconds": opts.ack_seconds, "runner": opts.ack_runner}
+    folder = opts.out / "ack"
+    with fakes(opts.ack_runner) as proc:
+        crews = proc.crews("ACK", opts.ack_channels, 2, 0.0)
+        for kind, seconds in (("null", opts.null_seconds), ("bare", opts.ack_seconds)):
+            baseline = server(kind, proc, folder)
+            baseline.start()
+            try:
+                data[kind] = _ack_data(_load(baseline, [c.channel for c in crews], opts, seconds), seconds)
+            finally:
+                baseline.stop()
+        data["bridge"] = _bridge_run(proc, crews, folder, opts, opts.ack_seconds, drain=True)
+        if opts.ack_isolated_seconds > 0:
+            parked = proc.crews("ACP", opts.ack_channels, 2, 3600.0)
+            data["bridge_turns_parked"] = _bridge_run(
+                proc, parked, opts.out / "ack-parked", opts, opts.ack_isolated_seconds, drain=False
+            )
+    bridge = data["bridge"]
+    p99, bare, null = bridge["latency_ms"]["p99"], data["bare"]["latency_ms"]["p99"], data["null"]["latency_ms"]["p99"]
+    r = ratio(p99, bare)
+    load = f"{opts.ack_rate:g} events/s for {opts.ack_seconds:g} s"
+    cpu = bridge["cpu_share_of_one_core"]
+    note = (
+        f"Open-loop generator (aiohttp, pre-signed bodies) in the bench process; the fakes in a process of their own. "
+        f"Generator floor, a raw aiohttp server on the same schedule: p99 {null:.2f} ms; the generator left p99 "
+        f"{bridge['generator_lateness_ms']['p99']:.2f} ms behind its schedule. Mentions go to {opts.ack_channels} "
+        f"bound channels ({opts.ack_runner} runner, Letta instant): {bridge['turns_done_at_load_end']} turns had "
+        f"finished when the load stopped, all {bridge.get('turns_done')} of {bridge.get('turns_expected')} "
+        f"{bridge.get('drain_seconds_after_load')} s later. CPU (share of one core) bridge {cpu['bridge']}, fakes "
+        f"{cpu['fakes']}, generator {cpu['generator']}."
+    )
+    alone = data.get("bridge_turns_parked")
+    if alone:
+        note += (
+            f" With every turn parked at its first Letta send ({opts.ack_isolated_seconds:g} s run), the bridge "
+            f"acknowledges at p99 {alone['latency_ms']['p99']:.2f} ms "
+            f"({ratio(alone['latency_ms']['p99'], bare):.2f}x the bare app)."
+        )
+    errors = bridge["not_200"]
+    return [
+        Figure(
+            "ack_p99",
+            f"Acknowledgement p99, {load}",
+            f"< {ACK_P99_MS:g} ms",
+            f"{p99:.2f} ms (p50 {bridge['latency_ms']['p50']:.2f} ms, {errors} not 200)",
+            p99 < ACK_P99_MS and errors == 0,
+            note,
+            data,
+        ),
+        Figure(
+            "ack_vs_bare",
+            "Acknowledgement p99 vs a bare slack-bolt app",
+            f"≤ {ACK_RATIO:g}x",
+            f"{r:.2f}x ({p99:.2f} ms vs {bare:.2f} ms)",
+            r <= ACK_RATIO,
+        ),
+    ]
+
+
+async def _overhead_loop(
+    stage_url: str, proc: FakesProcess, crews: list[Crew], runner: str, turns: int
+) -> tuple[list[float], list[float]]:
+    """Alternates one measured bridge turn and one floor run, so both see the same machine noise."""
+    bridge_times: list[float] = []
+    floor_times: list[float] = []
+    posted = int(proc.call("post_count"))
+    agents = len(crews[0].agents)
+    async with aiohttp.ClientSession() as client:
+        for i, delivery in enumerate(mentions([c.channel for c in crews], turns)):
+            began = time.monotonic()
+            await send(client, f"{stage_url}/slack/events", delivery)
+            proc.wait_done([(delivery.channel, delivery.ts)], 30)
+            last = max(p.at for p in proc.posts(posted) if p.thread_ts == delivery.ts)
+            bridge_times.append(last - began)
+            posted += agents
+            floor_times.append(await floor_turn(proc, crews[i % len(crews)], runner, client, i))
+            posted += agents
+    return bridge_times, floor_times
+
+
+def overhead(opts: Options, runner: str) -> Figure:
+    """Signed request to the last agent reply posted, Letta instant, 2-agent group, one turn at a time."""
+    with stage(f"overhead-{runner}", runner, opts, channels=10) as st:
+        url = st.bridge.url
+        asyncio.run(in_turn(url, mentions([c.channel for c in st.crews], len(st.crews), "warm-up")))
+        st.fakes.wait_posts(2 * len(st.crews), 30)
+        bridge_times, floor_times = asyncio.run(_overhead_loop(url, st.fakes, st.crews, runner, opts.overhead_turns))
+    p50 = percentile(bridge_times, 50) * 1000
+    floor = percentile(floor_times, 50) * 1000
+    data = {"bridge_ms": summary(bridge_times, 1000), "floor_ms": summary(floor_times, 1000)}
+    note = (
+        f"{opts.overhead_turns} turns, one at a time, each alternating with a floor run: the same reaction, Letta "
+        f"send(s) and posts made directly on one keep-alive connection (p50 {floor:.2f} ms), i.e. the fakes' own "
+        f"time. The bridge adds {p50 - floor:.2f} ms at the median over that floor ({ratio(p50, floor):.2f}x)."
+    )
+    return Figure(
+        f"overhead_{runner}",
+        f"Overhead, {runner} runner: signed request to last reply posted",
+        f"p50 < {OVERHEAD_P50_MS:g} ms",
+        f"p50 {p50:.2f} ms, p90 {data['bridge_ms']['p90']:.2f} ms (floor p50 {floor:.2f} ms)",
+        p50 < OVERHEAD_P50_MS,
+        note,
+        data,
+    )
+
+
+def reply_lags(spans: list[Span], posts: list[Post], crews: list[Crew]) -> list[float]:
+    """Per crew: seconds from Letta finishing the first agent's turn to that agent's first post in the channel.
+
+    This is the time-to-first-reply figure once streaming lands: run a stage with streaming on, mention each
+    crew once, and feed the fake Letta's spans and the fake Slack's posts here.
+    """
+    lags = []
+    for crew in crews:
+        agent_id, name = crew.agents[0]
+        ends = [end for a, _, _, end in spans if a == agent_id and end is not None]
+        if not ends:
+            continue
+        after = [p.at for p in posts if p.channel == crew.channel and p.username == name and p.at >= min(ends)]
+        if after:
+            lags.append(min(after) - min(ends))
+    return lags
+
+
+def first_reply() -> Figure:
+    """Not measured until streaming lands; then `reply_lags` gives the figure (see there)."""
+    return not_measured(
+        "first_reply",
+        "Time to first reply (streaming)",
+        f"≤ {FIRST_REPLY_MS:g} ms after Letta finishes that agent",
+        "streaming not implemented yet",
+    )
