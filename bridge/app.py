@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -48,6 +49,7 @@ def letta_client(settings: Settings) -> LettaClient:
         connect_timeout=settings.letta_connect_timeout,
         read_timeout=settings.letta_read_timeout,
         send_retries=settings.letta_send_retries,
+        max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,
     )
 
@@ -88,6 +90,8 @@ class Bridge:
         self.ready = False
 
     async def start(self) -> None:
+        # One pooled session for every Slack call; without it slack_sdk opens a connection per call.
+        self.slack.session = aiohttp.ClientSession()
         await self.store.open()
         await self.relay.resume()
         self.ready = True
@@ -97,6 +101,8 @@ class Bridge:
         grace = self.settings.shutdown_grace_seconds
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
         await self.letta.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
         await self.store.close()
 
     async def handle_slack(self, request: web.Request) -> web.Response:

@@ -105,6 +105,7 @@ class LettaClient:
         read_timeout: float = 300.0,
         send_retries: int = 3,
         retry_base: float = 1.0,
+        max_connections: int = 100,
     ) -> None:
         headers = {"User-Agent": f"letta-slack-bridge/{__version__}", "Accept": "application/json"}
         if api_key:
@@ -120,6 +121,8 @@ class LettaClient:
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            # httpx allows 100 connections by default, whatever MAX_CONCURRENT_TURNS says.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     async def aclose(self) -> None:
