@@ -75,7 +75,13 @@ class Bridge:
         worker = TurnWorker(
             settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding
         )
-        self.relay = Relay(self.store, worker, poster, settings.max_concurrent_turns)
+        self.relay = Relay(
+            self.store,
+            worker,
+            poster,
+            settings.max_concurrent_turns,
+            frozenset(settings.slack_thread_follow_ups_except),
+        )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.app = AsyncApp(
             client=self.slack,

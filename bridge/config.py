@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     slack_done_reaction: str = "white_check_mark"
     slack_failed_reaction: str = "warning"
     slack_command: str = "/letta"
+    slack_thread_follow_ups: bool = True
+    slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
     def _blank_project(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("slack_configure_users", "default_target", mode="before")
+    @field_validator("slack_configure_users", "default_target", "slack_thread_follow_ups_except", mode="before")
     @classmethod
     def _id_list(cls, value: object) -> object:
         # An environment variable holds ids separated by commas or spaces; TOML may give a real list.

@@ -90,6 +90,7 @@ class Turn:
     user_id: str
     text: str
     event_id: str = ""
+    follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
 
 
 @dataclass(frozen=True)

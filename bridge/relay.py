@@ -29,8 +29,16 @@ class RelayClosing(Exception):
 
 
 class Relay:
-    def __init__(self, store: Store, worker: TurnWorker, poster: SlackPoster, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        worker: TurnWorker,
+        poster: SlackPoster,
+        max_concurrent: int,
+        follow_ups_off: frozenset[str] = frozenset(),
+    ) -> None:
         self._store = store
+        self._follow_ups_off = follow_ups_off
         self._worker = worker
         self._poster = poster
         self._queues: dict[tuple[str, str], asyncio.Queue[Job]] = {}
@@ -47,6 +55,8 @@ class Relay:
         """Record the turn durably and queue it; returns at once, long before Letta answers."""
         if self._closing:
             raise RelayClosing("stopping")
+        if turn.follow_up and not await self._follows(turn):
+            return
         otid = str(uuid.uuid4())
         turn_id = await self._store.accept_turn(turn, otid)
         if turn_id is None:
@@ -58,6 +68,12 @@ class Relay:
         ahead = self._enqueue(Job(turn, turn_id, otid))
         if ahead:
             self.spawn(self._tell_queued(turn, ahead))
+
+    async def _follows(self, turn: Turn) -> bool:
+        """A thread reply without a mention is a turn only where the bot is already in the conversation."""
+        if turn.channel_id in self._follow_ups_off:
+            return False
+        return await self._store.thread_answered(turn.team_id, turn.channel_id, turn.thread_ts)
 
     async def resume(self) -> int:
         """Queue the turns a previous process accepted but did not finish, oldest first."""

@@ -17,6 +17,7 @@ from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
 from bridge.logs import Redactor
+from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
 from bridge.slack.post import SlackPoster, SlackPostError
 from bridge.store.base import BindingTranscript, Store, TurnJournal
@@ -37,6 +38,15 @@ SERVER_500_HINT = (
 NOTHING_SAID = "No agent had anything to say this time."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
+
+
+THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
+THREAD_CONTEXT_CHARS = 6000
+
+
+def _thinking(names: list[str]) -> str:
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{who} {'is' if len(names) == 1 else 'are'} thinking..."
 
 
 def _duration(seconds: float) -> str:
@@ -115,6 +125,7 @@ class TurnWorker:
                 exc.permanent,
             )
         await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        await self._poster.status(turn.channel_id, turn.thread_ts, "")
         mark = s.slack_done_reaction if status == "done" else s.slack_failed_reaction
         await self._poster.react(turn.channel_id, turn.message_ts, mark)
         await self._store.finish_turn(job.turn_id, status, error)
@@ -126,7 +137,10 @@ class TurnWorker:
         speaker = await self._directory.user_name(turn.user_id)
         channel = await self._directory.channel_name(turn.channel_id)
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
-        turn_input = TurnInput(text=prefix + turn.text, otid=job.otid, sender=speaker)
+        context = await self._thread_context(job)
+        turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker)
+        names = [a.name for a in binding.target.agents]
+        await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
         runner = await self._chooser.choose(binding)
         try:
             return await self._relay_events(job, binding, runner, turn_input)
@@ -169,6 +183,22 @@ class TurnWorker:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
         return failures
+
+    async def _thread_context(self, job: Job) -> str:
+        """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
+        turn = job.turn
+        if turn.thread_ts == turn.message_ts:
+            return ""
+        if await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, job.turn_id):
+            return ""
+        earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
+        if not earlier:
+            return ""
+        lines = [f"[{who}] {clean_text(text, None)}" for who, text in earlier]
+        body = "\n".join(lines)
+        if len(body) > THREAD_CONTEXT_CHARS:
+            body = "…" + body[-THREAD_CONTEXT_CHARS:]
+        return f"{THREAD_CONTEXT_HEADER}\n{body}\n\n"
 
     async def _group_send_broken(self) -> bool:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -90,10 +90,15 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
 
 
 def decide_message(
-    body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None, direct_messages: bool = False
+    body: dict[str, Any],
+    bot_user_id: str | None,
+    bot_id: str | None = None,
+    direct_messages: bool = False,
+    thread_follow_ups: bool = True,
 ) -> Decision:
-    """Channel messages do not start turns (mentions arrive as `app_mention`); a person's direct message to
-    the bot does when `direct_messages` is on (a default target is configured)."""
+    """A plain channel message starts no turn (mentions arrive as `app_mention`), except: a person's direct
+    message to the bot when `direct_messages` is on (a default target is configured), and a person's reply in
+    a thread, as a follow-up that the relay runs only where the bot has already answered."""
     event = body.get("event")
     if not isinstance(event, dict):
         return Ignored(Reason.MALFORMED, "no event")
@@ -103,4 +108,8 @@ def decide_message(
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
     if direct_messages and event.get("channel_type") == "im":
         return _human_turn(body, event, bot_user_id)
+    thread_ts, ts = _str(event.get("thread_ts")), _str(event.get("ts"))
+    if thread_follow_ups and thread_ts and thread_ts != ts:
+        decision = _human_turn(body, event, bot_user_id)
+        return replace(decision, follow_up=True) if isinstance(decision, Turn) else decision
     return Ignored(Reason.NOT_A_MENTION)

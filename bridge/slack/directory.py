@@ -45,6 +45,34 @@ class Directory:
             self._channels[channel_id] = name
         return self._channels[channel_id]
 
+    async def thread_before(
+        self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50
+    ) -> list[tuple[str, str]]:
+        """(speaker, text) of the people's messages in a thread before `before_ts`, oldest first, paginated.
+
+        Bots (this bridge's agents included) are left out: Letta agents remember what they said.
+        """
+        found: list[tuple[str, str]] = []
+        cursor: str | None = None
+        try:
+            for _ in range(10):
+                response = await self._client.conversations_replies(
+                    channel=channel_id, ts=thread_ts, limit=200, cursor=cursor
+                )
+                for message in response.get("messages") or []:
+                    ts = str(message.get("ts", ""))
+                    if message.get("bot_id") or message.get("subtype") or not message.get("user"):
+                        continue
+                    if _ts_key(ts) >= _ts_key(before_ts):
+                        continue
+                    found.append((await self.user_name(str(message["user"])), str(message.get("text", ""))))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.info("slack conversations.replies failed channel=%s error=%s", channel_id, exc.response.get("error"))
+        return found[-limit:]
+
 
 async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, with_creator: bool) -> Member:
     """What decides whether someone may configure: users.info (admin, owner) and, in `creator` mode,
@@ -63,3 +91,11 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
         except SlackApiError as exc:
             log.warning("slack conversations.info failed channel=%s error=%s", channel_id, exc.response.get("error"))
     return Member(user_id, is_admin=is_admin, is_owner=is_owner, created_channel=created)
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros or 0)
+    except ValueError:
+        return 0, 0

@@ -64,6 +64,7 @@ class SlackPoster:
         self._client = client
         self._named_by_username = named_by_username
         self._bot_id: str | None = None
+        self._status_works = True
 
     def parts(self, agent_name: str | None, text: str) -> list[Part]:
         """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
@@ -121,6 +122,17 @@ class SlackPoster:
             if message.get("bot_id") == self._bot_id and message.get("text") == text:
                 return str(message.get("ts"))
         return None
+
+    async def status(self, channel: str, thread_ts: str, text: str) -> None:
+        """The thread's status line ("bob is thinking..."); skipped for good once Slack refuses it."""
+        if not self._status_works:
+            return
+        try:
+            await self._client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=text)
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            self._status_works = False
+            error = _error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.info("slack thread status unavailable, not trying again error=%s", error)
 
     async def react(self, channel: str, ts: str, name: str) -> None:
         try:

@@ -299,6 +299,21 @@ class SqliteStore:
                 "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=?", (status, error, _now(), turn_id)
             )
 
+    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+        async with self.db.execute(
+            "SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND status<>'unbound' LIMIT 1",
+            (team_id, channel_id, thread_ts),
+        ) as cursor:
+            return await cursor.fetchone() is not None
+
+    async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND id<?",
+            (team_id, channel_id, thread_ts, turn_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         async with self._write() as db:
             cursor = await db.execute(

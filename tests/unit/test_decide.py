@@ -59,9 +59,10 @@ def test_malformed_events_are_ignored_not_crashed_on() -> None:
     assert decide_mention(no_channel, BOT) == Ignored(Reason.NO_CHANNEL)
 
 
-def test_plain_messages_do_not_start_turns() -> None:
-    for name in ("message_in_thread.json", "message_bot.json", "message_bot_profile.json", "message_changed.json"):
-        assert isinstance(decide_message(_fixture(name), BOT), Ignored)
+def test_plain_channel_messages_do_not_start_turns() -> None:
+    top_level = copy.deepcopy(_fixture("message_in_thread.json"))
+    del top_level["event"]["thread_ts"]
+    assert decide_message(top_level, BOT) == Ignored(Reason.NOT_A_MENTION)
 
 
 def _dm(**changes: Any) -> dict[str, Any]:
@@ -87,3 +88,12 @@ def test_direct_messages_from_bots_edits_and_channels_are_still_ignored() -> Non
     assert decide_message(_dm(text="  "), BOT, direct_messages=True) == Ignored(Reason.EMPTY)
     channel = decide_message(_dm(channel="C0123ABCD", channel_type="channel"), BOT, direct_messages=True)
     assert channel == Ignored(Reason.NOT_A_MENTION)
+
+
+def test_a_persons_thread_reply_is_a_follow_up_candidate_unless_switched_off() -> None:
+    decision = decide_message(_fixture("message_in_thread.json"), BOT)
+    assert isinstance(decision, Turn) and decision.follow_up
+    assert decision.thread_ts == "1764064800.123456" and decision.text == "thanks, also check the migration logs"
+    assert isinstance(decide_message(_fixture("message_in_thread.json"), BOT, thread_follow_ups=False), Ignored)
+    for name in ("message_bot.json", "message_bot_profile.json", "message_changed.json"):
+        assert isinstance(decide_message(_fixture(name), BOT), Ignored)

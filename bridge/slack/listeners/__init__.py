@@ -11,5 +11,11 @@ from bridge.tasks import Tasks
 
 
 def register_all(app: AsyncApp, relay: Relay, configurator: Configurator, tasks: Tasks) -> None:
-    events.register(app, relay, direct_messages=bool(configurator.settings.default_target))
+    settings = configurator.settings
+    events.register(
+        app,
+        relay,
+        direct_messages=bool(settings.default_target),
+        thread_follow_ups=settings.slack_thread_follow_ups,
+    )
     commands.register(app, configurator, tasks)

@@ -24,7 +24,7 @@ def _log_ignored(kind: str, body: dict[str, Any], decision: Ignored) -> None:
     )
 
 
-def register(app: AsyncApp, relay: Relay, direct_messages: bool = False) -> None:
+def register(app: AsyncApp, relay: Relay, direct_messages: bool = False, thread_follow_ups: bool = True) -> None:
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext) -> None:
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
@@ -36,7 +36,7 @@ def register(app: AsyncApp, relay: Relay, direct_messages: bool = False) -> None
 
     @app.event("message")
     async def on_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
-        decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages)
+        decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn):
             await relay.accept(decision)
         else:
