@@ -1,45 +1,114 @@
-"""Pure: an agent's reply becomes Slack message texts that are escaped, pinged by no one and split to fit."""
+"""Pure: an agent's reply becomes Slack message texts that are mrkdwn, escaped, pinged by no one and split to fit.
+
+The Markdown-to-mrkdwn conversion and the escaping live in `bridge.slack.markdown`; this module cuts the
+result into messages without breaking what mrkdwn cannot carry across two messages: an entity such as
+`&amp;`, a `<url|label>` link, or a code block (closed at the end of one part, reopened in the next).
+"""
 
 from __future__ import annotations
 
 import re
 
-# Slack truncates chat.postMessage text past 40,000 characters; stay well below, at paragraph breaks.
+from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
+
+__all__ = ["MAX_TEXT", "escape", "fallback_text", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"]
+
+# Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
 MAX_TEXT = 3500
+MIN_LIMIT = 16  # room for a reopened and a closed fence around a few characters of code
 
-_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_FENCE = "```"
+_OPEN = _FENCE + "\n"
+_CLOSE = "\n" + _FENCE
+_ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
 
-def escape(text: str) -> str:
-    """Escape &, < and > (so no `<!channel>` or `<@U…>` can be formed) and defuse plain @channel/@here."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
+def _fence_open(text: str) -> bool:
+    return text.count(_FENCE) % 2 == 1
+
+
+def _hard_cut(text: str, at: int, lo: int) -> int:
+    """Move a cut in the middle of a word back so it is not inside an entity or a run of backticks."""
+    amp = text.rfind("&", max(lo + 1, at - 4), at)
+    if amp != -1 and (m := _ENTITY.match(text, amp)) and m.end() > at:
+        at = amp
+    while at > lo + 1 and text[at - 1] == "`" == text[at]:
+        at -= 1
+    return at
+
+
+def _cut(text: str, window: int, lo: int = 0) -> tuple[int, int]:
+    """(end of this part, start of the rest) for a part of at most `window` characters that ends after
+    `lo`: at a paragraph break, else a line break, else a space, each looked for in the second half of the
+    window first (a short part wastes a message), else mid-word; never inside a link."""
+    half = max(lo + 1, window // 2)
+    for start, sep in ((half, "\n\n"), (half, "\n"), (half, " "), (lo + 1, "\n"), (lo + 1, " ")):
+        at = text.rfind(sep, start, window + len(sep))
+        if at > lo:
+            end, rest = at, at + len(sep)
+            break
+    else:
+        end = rest = _hard_cut(text, window, lo)
+    link = text.rfind("<", lo, end)
+    if link != -1 and ">" not in text[link:end]:
+        if link > lo:
+            return _cut(text, link, lo)  # end this part before the link
+        close = text.find(">", link)
+        if 0 <= close < window:
+            return _cut(text, window, close)  # the link opens the part: end it after the link
+    return end, rest
+
+
+def split_mrkdwn(text: str, limit: int) -> list[str]:
+    """Split mrkdwn into parts of at most `limit` characters, at paragraph, then line, then word boundaries.
+
+    A code block cut in two is closed at the end of one part and reopened at the start of the next, so
+    each part renders on its own. Only whitespace at the cuts is dropped.
+    """
+    if limit < MIN_LIMIT:
+        raise ValueError(f"limit must be at least {MIN_LIMIT}")
+    parts: list[str] = []
+    rest = text.strip()
+    reopen = False
+    while rest.strip():
+        head = _OPEN if reopen else ""
+        budget = limit - len(head)
+        if len(rest) <= budget:
+            parts.append(head + rest)
+            break
+        end, nxt = _cut(rest, budget)
+        if reopen != _fence_open(rest[:end]):
+            # Inside a code block at the cut: leave room for the closing fence.
+            end, nxt = _cut(rest, budget - len(_CLOSE))
+            opener = rest.rfind(_FENCE, 0, end)
+            if reopen != _fence_open(rest[:end]) and opener != -1 and not rest[opener + 3 : end].strip():
+                # The block would open at the very end of this part: start it in the next one instead.
+                if rest[:opener].strip():
+                    end = nxt = opener
+                else:
+                    end, nxt = _cut(rest, budget - len(_CLOSE), opener + len(_FENCE))
+        inside = reopen != _fence_open(rest[:end])
+        chunk = rest[:end].rstrip()
+        if inside:
+            after = rest[nxt:].lstrip()
+            if after.startswith(_FENCE):  # the block's own closing fence is next: take it instead of adding one
+                nxt = len(rest) - len(after) + len(_FENCE)
+                inside = False
+            chunk += _CLOSE
+        parts.append(head + chunk)
+        rest = rest[nxt:] if inside else rest[nxt:].lstrip()
+        reopen = inside
+    return parts
 
 
 def split(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries; nothing is dropped."""
-    chunks: list[str] = []
-    rest = text.strip()
-    while len(rest) > limit:
-        cut = rest.rfind("\n\n", 0, limit)
-        if cut <= 0:
-            cut = rest.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = rest.rfind(" ", 0, limit)
-        if cut <= 0:
-            cut = limit
-        chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        chunks.append(rest)
-    return chunks
+    """Split already escaped text (a bridge notice) into messages; see `split_mrkdwn`."""
+    return split_mrkdwn(text, limit)
 
 
 def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str]:
-    """Message texts for one agent's reply; without a custom username the name leads in bold."""
-    body = escape(text)
+    """Message texts for one agent's Markdown reply; without a custom username the name leads in bold."""
     prefix = "" if named_by_username else f"*{escape(agent_name)}*: "
-    parts = split(body, MAX_TEXT - len(prefix))
-    if not parts:
-        return []
-    return [prefix + parts[0], *(prefix + p for p in parts[1:])] if prefix else parts
+    parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(prefix) - 1)
+    # A quote or a code block must start its own line to be one.
+    return [prefix + ("\n" if prefix and part.startswith((">", _FENCE)) else "") + part for part in parts]

@@ -1,0 +1,47 @@
+"""What every mrkdwn text the bridge produces must satisfy, shared by the unit, property and corpus tests."""
+
+from __future__ import annotations
+
+import re
+
+FENCE = "```"
+# The only `<…>` the renderer may produce: a link to http(s)/mailto, its label optional.
+LINK = re.compile(r"<(?:https?://|mailto:)[^<>|\s]+(?:\|(?P<label>[^<>|\n]*))?>")
+ENTITY = re.compile(r"&(?:amp|lt|gt);")
+BROADCAST = re.compile(r"@(?:channel|here|everyone)", re.IGNORECASE)
+# What may stand before a quote's `>` on its line: indentation, a bullet or number, other quote markers.
+LINE_START = re.compile(r"^(?:[ \t]+|•|\d+[.)]|>(?= |$))*", re.MULTILINE)
+
+
+def _around(text: str, char: str) -> str:
+    at = text.index(char)
+    return text[max(0, at - 20) : at + 20]
+
+
+def unsafe(text: str) -> list[str]:
+    """Everything in `text` that could be a Slack control sequence, a ping, or a broken entity."""
+    problems: list[str] = []
+    for m in LINK.finditer(text):
+        url = m.group(0)[1:].split("|", 1)[0].rstrip(">")
+        if "&" in ENTITY.sub("", url):
+            problems.append(f"unescaped & in link URL: {m.group(0)!r}")
+    rest = LINK.sub(lambda m: m.group("label") or "", text)
+    if "<" in rest:
+        problems.append(f"'<' outside a link: {_around(rest, '<')!r}")
+    body = LINE_START.sub("", rest)
+    if ">" in body:
+        problems.append(f"'>' that is not a quote marker: {_around(body, '>')!r}")
+    if "&" in ENTITY.sub("", rest):
+        problems.append("'&' that is not &amp; &lt; or &gt;")
+    if m := BROADCAST.search(rest):
+        problems.append(f"a broadcast: {m.group(0)!r}")
+    return problems
+
+
+def balanced(text: str) -> bool:
+    return text.count(FENCE) % 2 == 0
+
+
+def visible(text: str) -> str:
+    """Non-whitespace content with every fence removed: what splitting must keep, in order."""
+    return "".join(text.replace(FENCE, "").split())
