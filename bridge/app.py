@@ -24,7 +24,7 @@ from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
-from bridge.slack.post import SlackPoster
+from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, open_store
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -71,7 +71,8 @@ class Bridge:
         )
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
         self.tasks = Tasks()  # command lookups that run after Slack's ack
-        poster = SlackPoster(self.slack, settings.slack_agent_usernames)
+        looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
+        poster = SlackPoster(self.slack, settings.slack_agent_usernames, looks)
         worker = TurnWorker(
             settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding
         )

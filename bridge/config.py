@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -35,6 +35,16 @@ def config_file() -> Path | None:
     return default if default.is_file() else None
 
 
+class AgentLook(BaseModel):
+    """How one agent appears in Slack (needs chat:write.customize)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
@@ -43,6 +53,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_agent_usernames: bool = True
+    slack_agents: dict[str, AgentLook] = {}
     slack_working_reaction: str = "eyes"
     slack_done_reaction: str = "white_check_mark"
     slack_failed_reaction: str = "warning"

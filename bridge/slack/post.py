@@ -39,6 +39,17 @@ UNKNOWN_OUTCOME_RETRIES = 2
 class Part:
     text: str
     username: str | None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Look:
+    """An agent's display name and icon in Slack, from config; the agent's own name when unset."""
+
+    display_name: str | None = None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
 
 
 class SlackPostError(Exception):
@@ -60,9 +71,12 @@ def _error(exc: SlackApiError) -> str:
 
 
 class SlackPoster:
-    def __init__(self, client: AsyncWebClient, named_by_username: bool = True) -> None:
+    def __init__(
+        self, client: AsyncWebClient, named_by_username: bool = True, looks: dict[str, Look] | None = None
+    ) -> None:
         self._client = client
         self._named_by_username = named_by_username
+        self._looks = looks or {}
         self._bot_id: str | None = None
         self._status_works = True
 
@@ -70,8 +84,11 @@ class SlackPoster:
         """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
         if agent_name is None:
             return [Part(p, None) for p in split(escape(text))]
-        username = agent_name if self._named_by_username else None
-        return [Part(p, username) for p in reply_texts(agent_name, text, self._named_by_username)]
+        look = self._looks.get(agent_name, Look())
+        shown = look.display_name or agent_name
+        if not self._named_by_username:
+            return [Part(p, None) for p in reply_texts(shown, text, False)]
+        return [Part(p, shown, look.icon_emoji, look.icon_url) for p in reply_texts(shown, text, True)]
 
     async def post(self, channel: str, thread_ts: str, part: Part, check_first: bool = False) -> str:
         """Post one part into the thread; returns its ts. Raises SlackPostError.
@@ -90,6 +107,8 @@ class SlackPoster:
                     thread_ts=thread_ts,
                     text=part.text,
                     username=part.username,
+                    icon_emoji=part.icon_emoji,
+                    icon_url=part.icon_url,
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -97,6 +116,16 @@ class SlackPoster:
             except SlackApiError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
                 error = _error(exc)
+                if error == "missing_scope" and part.username:
+                    # No chat:write.customize: from now on the name leads the text, in bold.
+                    if self._named_by_username:
+                        self._named_by_username = False
+                        log.warning(
+                            "slack refused custom usernames (missing chat:write.customize); "
+                            "replies now start with the agent's name in bold"
+                        )
+                    part = Part(f"*{escape(part.username)}*: {part.text}", None)
+                    continue
                 if status < 500:
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
                     raise SlackPostError("chat.postMessage", error) from None

@@ -113,3 +113,26 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
             assert secret not in logs
         for post in slack.posts("C0SECRET1"):
             assert BOT_TOKEN not in post.args["text"]
+
+
+def test_agent_looks_from_config_and_the_missing_scope_fallback(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        looks = '{"alice": {"display_name": "Alice (research)", "icon_emoji": ":owl:"}}'
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_AGENTS=looks)
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        assert run_cli(env, "channels", "connect", "C0LOOKS01", alice, bob).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("looks?", "C0LOOKS01")
+            slack.wait_for(lambda: len(slack.posts("C0LOOKS01", event["ts"])) == 2)
+            first, second = (p.args for p in slack.posts("C0LOOKS01", event["ts"]))
+            assert (first["username"], first["icon_emoji"]) == ("Alice (research)", ":owl:")
+            assert second["username"] == "bob" and "icon_emoji" not in second
+            slack.fail_next("chat.postMessage", error="missing_scope", times=1)
+            event, _ = bridge.mention("again", "C0LOOKS01")
+            slack.wait_for(lambda: len(slack.posts("C0LOOKS01", event["ts"])) == 2)
+            texts = [p.args["text"] for p in slack.posts("C0LOOKS01", event["ts"])]
+            assert texts == ["*Alice (research)*: alice says hi", "*bob*: bob says hi"]
+            assert bridge.logs().count("refused custom usernames") == 1
+        finally:
+            bridge.stop()
