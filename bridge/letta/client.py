@@ -66,10 +66,19 @@ def is_group_id(value: str) -> bool:
     return GROUP_ID.fullmatch(value) is not None
 
 
+def speaker_name(display_name: str | None) -> str | None:
+    """LLM providers accept only letters, digits, `_` and `-` in a message's name (at most 64)."""
+    if not display_name:
+        return None
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", display_name).strip("_")[:64]
+    return name or None
+
+
 def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": text}], "otid": otid}
-    if sender:
-        message["name"] = sender
+    name = speaker_name(sender)
+    if name:
+        message["name"] = name
     return message
 
 

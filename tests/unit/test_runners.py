@@ -17,3 +17,14 @@ def test_auto_uses_the_server_runner_only_below_0_12() -> None:
         assert runner_for_version(version) == "bridge"
     assert parse_version("v0.11") == (0, 11, 0)
     assert parse_version("cloud") is None
+
+
+def test_the_speaker_name_sent_to_letta_is_what_llm_providers_accept() -> None:
+    from bridge.letta.client import speaker_name, user_message
+
+    assert speaker_name("maria") == "maria"
+    assert speaker_name("María José (ops)") == "Mar_a_Jos_ops"
+    assert speaker_name("🙂") is None and speaker_name("") is None
+    assert len(speaker_name("x" * 100) or "") == 64
+    assert "name" not in user_message("hi", "otid-1", "🙂")
+    assert user_message("hi", "otid-1", "a b")["name"] == "a_b"
