@@ -14,6 +14,7 @@ import aiosqlite
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 from bridge.store.base import HistoryEntry, OutboxItem, PendingTurn, StoreError
+from bridge.store.locks import UrgentFirstLock
 
 MIGRATIONS: list[str] = [
     """
@@ -123,7 +124,7 @@ class SqliteStore:
         self.url = url
         self.path = sqlite_path(url)
         self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = UrgentFirstLock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -132,10 +133,11 @@ class SqliteStore:
         return self._db
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _write(self, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction at a time on the shared connection; BEGIN IMMEDIATE takes the file lock
-        first, so that two processes (or a migration racing a start) serialise instead of deadlocking."""
-        async with self._write_lock:
+        first, so that two processes (or a migration racing a start) serialise instead of deadlocking.
+        `urgent` writes (a new event, before Slack's ack) go ahead of queued turn bookkeeping."""
+        async with self._write_lock.hold(urgent):
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
@@ -265,7 +267,7 @@ class SqliteStore:
 
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:
         now = _now()
-        async with self._write() as db:
+        async with self._write(urgent=True) as db:
             if turn.event_id:
                 cursor = await db.execute(
                     "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (turn.event_id, now)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import asyncio
+
+from bridge.store.locks import UrgentFirstLock
+
+
+def test_urgent_holders_overtake_queued_ones_and_nothing_overlaps() -> None:
+    async def main() -> list[str]:
+        lock = UrgentFirstLock()
+        order: list[str] = []
+        inside = 0
+
+        async def hold(name: str, urgent: bool) -> None:
+            nonlocal inside
+            async with lock.hold(urgent):
+                inside += 1
+                assert inside == 1, "two holders at once"
+                order.append(name)
+                await asyncio.sleep(0.01)
+                inside -= 1
+
+        first = asyncio.create_task(hold("first", False))
+        await asyncio.sleep(0)
+        queued = [asyncio.create_task(hold(f"turn-{i}", False)) for i in range(3)]
+        await asyncio.sleep(0)
+        urgent = asyncio.create_task(hold("event", True))
+        await asyncio.gather(first, *queued, urgent)
+        return order
+
+    order = asyncio.run(main())
+    assert order[0] == "first" and order[1] == "event"
+    assert sorted(order[2:]) == ["turn-0", "turn-1", "turn-2"]
