@@ -17,6 +17,7 @@ from bridge.letta.errors import LettaError
 log = logging.getLogger(__name__)
 
 MANAGED = ("supervisor", "dynamic", "sleeptime")
+LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its max_turns
 
 
 async def with_manager(client: LettaClient, target: Target) -> Target:
@@ -46,9 +47,9 @@ class GroupDetails:
         self._lock = asyncio.Lock()
 
     async def complete(self, target: Target) -> Target:
-        if target.manager_type not in MANAGED or target.group_id is None:
+        if target.manager_type not in LOOKED_UP or target.group_id is None:
             return target
-        if target.manager is not None:
+        if target.manager is not None or (target.manager_type == "round_robin" and target.max_turns is not None):
             return target
         now = asyncio.get_running_loop().time()
         async with self._lock:

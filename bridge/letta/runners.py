@@ -102,7 +102,7 @@ class ServerRunner:
             return
         await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
-        members = [a.id for a in target.agents]
+        members = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]  # all locked
         label = target.description or "the group"
         replies: list[AgentReply] = []
         failure: AgentFailure | None = None
@@ -190,6 +190,14 @@ class ServerRunner:
                 yield event
 
 
+def speaking_order(target: Target) -> tuple[AgentRef, ...]:
+    """Round robin: the members in order, `max_turns` sends in all (default: one each), wrapping around."""
+    agents = target.agents
+    if target.kind != "group" or not target.max_turns or not agents:
+        return agents
+    return tuple(agents[i % len(agents)] for i in range(target.max_turns))
+
+
 class BridgeRunner(Step):
     """The group's pattern played agent by agent (bridge/letta/patterns.py); round robin and agent lists in
     order. On a restart the turn resumes at the first send that has not answered."""
@@ -216,7 +224,7 @@ class BridgeRunner(Step):
         elif target.broadcast:
             source = self._broadcast(target, turn, transcript, journal)
         else:
-            source = self._in_order(target.agents, turn, transcript, journal)
+            source = self._in_order(speaking_order(target), turn, transcript, journal)
         async for event in source:
             yield event
 
@@ -230,15 +238,18 @@ class BridgeRunner(Step):
     async def _in_order(
         self, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
+        sends: dict[str, int] = {}
         for position, agent in enumerate(agents):
-            events = await self.step(agent, turn, transcript, journal)
+            sends[agent.id] = sends.get(agent.id, 0) + 1
+            key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
+            events = await self.step(agent, turn, transcript, journal, key)
             for event in events:
                 yield event
             stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
             if stop is not None:
                 rest = agents[position + 1 :]
                 if rest:
-                    names = ", ".join(a.name for a in rest)
+                    names = ", ".join(dict.fromkeys(a.name for a in rest))
                     yield AgentFailure(
                         None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
                     )

@@ -114,3 +114,18 @@ def test_dynamic_manager_naming_nobody_ends_the_turn_in_plain_words(world: World
     else:  # 0.11.7 fails the send (a 500; the fake cuts its stream): the choice itself is never posted
         assert "let me think" not in text
 
+
+
+def test_round_robin_max_turns_from_the_group_record(world: World) -> None:
+    agents = {name: world.letta.add_agent(name) for name in ("alice", "bob")}
+    group_id = world.letta.add_group(list(agents.values()), max_turns=3, description="rr")
+    channel = new_channel()
+    world.slack.add_channel(channel, f"chan-{channel.lower()}")
+    world.connect(channel, group_id)
+    world.letta.set_reply(agents["alice"], lambda text: f"alice {text.count('[bob]') + text.count('bob:')}")
+    event, _ = world.bridge.mention("go round", channel)
+    crew = Managed(channel, group_id, "", agents)
+    posts = posted(world, crew, event["ts"], 3)
+    assert [who for who, _ in posts] == ["alice", "bob", "alice"]
+    assert posts[2][1] == "alice 1"  # the second time round, alice has heard bob
+    assert len(received(world, agents["alice"])) == 2 and len(received(world, agents["bob"])) == 1
