@@ -30,6 +30,12 @@ class Target:
     group_id: str | None = None
     manager_type: str | None = None
     description: str = ""
+    # The group's manager agent (supervisor, dynamic) or main agent (sleeptime); `agents` are the workers.
+    manager: AgentRef | None = None
+    max_turns: int | None = None
+    termination_token: str | None = None
+    # Bridge runner only: every agent gets the user's message at once, replies posted as they arrive.
+    broadcast: bool = False
 
     @property
     def label(self) -> str:
@@ -48,6 +54,17 @@ class Target:
             if agent.name == name:
                 return agent
         return None
+
+    def agent_with_id(self, agent_id: str | None) -> AgentRef | None:
+        for agent in self.agents:
+            if agent.id == agent_id:
+                return agent
+        return self.manager if self.manager is not None and self.manager.id == agent_id else None
+
+    @property
+    def pattern(self) -> str:
+        """How the group answers: its manager type, or the agents in order for an agent list."""
+        return self.manager_type or ("round_robin" if self.kind == "group" else "in order")
 
 
 @dataclass(frozen=True)

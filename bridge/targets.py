@@ -57,12 +57,16 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
     if not group.agent_ids:
         raise TargetError(f"group {group_id} has no agents, so nobody would answer.")
     agents = await _agents(client, group.agent_ids)
+    manager = (await _agents(client, [group.manager_agent_id]))[0] if group.manager_agent_id else None
     return Target(
         kind="group",
         agents=agents,
         group_id=group.id,
         manager_type=group.manager_type,
         description=group.description or "",
+        manager=manager,
+        max_turns=group.max_turns,
+        termination_token=group.termination_token,
     )
 
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.letta.client import LettaClient
-from bridge.letta.models import AssistantMessage, LettaMessage, UserMessage
+from bridge.letta.models import AssistantMessage, LettaMessage, ToolReturnMessage, UserMessage
+from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 PAGE = 100
 MAX_PAGES = 10
@@ -20,25 +21,30 @@ MAX_PAGES = 10
 
 @dataclass(frozen=True)
 class Found:
-    """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet)."""
+    """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet);
+    `workers` is what a supervisor's workers answered, read from its tool return, as (agent id, text)."""
 
     texts: tuple[str, ...]
+    workers: tuple[tuple[str, str], ...] = ()
 
 
 def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
     for index, message in enumerate(messages):
         if isinstance(message, UserMessage) and message.otid == otid:
             texts: list[str] = []
+            workers: list[tuple[str, str]] = []
             seen: set[str] = set()
             for later in messages[index + 1 :]:
                 if isinstance(later, UserMessage):
                     break
+                if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
+                    workers.extend(worker_replies(later.tool_return))
                 if isinstance(later, AssistantMessage) and later.text.strip():
                     key = later.otid or later.id or str(len(texts))
                     if key not in seen:
                         seen.add(key)
                         texts.append(later.text.strip())
-            return Found(tuple(texts))
+            return Found(tuple(texts), tuple(workers))
     return None
 
 

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+__all__ = ["UNSEEN_HEADER", "compose"]
 
 from bridge.domain import (
     AgentFailure,
@@ -28,14 +30,14 @@ from bridge.domain import (
 )
 from bridge.letta.client import LettaClient, user_message
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
-from bridge.letta.models import AssistantMessage, LettaResponse, run_failure
+from bridge.letta.exchange import attribute, exchange
+from bridge.letta.groups import GroupDetails
+from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
 from bridge.letta.recovery import find_turn, recover_turn
-from bridge.letta.stream import Collector
 
 log = logging.getLogger(__name__)
 
 SERVER_RUNNER_BELOW = (0, 12, 0)
-UNSEEN_HEADER = "Replies in your group since you last spoke:"
 
 
 class Runner(Protocol):
@@ -46,101 +48,11 @@ class Runner(Protocol):
     ) -> AsyncIterator[TurnEvent]: ...
 
 
-def compose(unseen: Sequence[AgentReply], text: str) -> str:
-    """The documented bridge-runner format: unseen group replies, each labelled, then the user's message."""
-    if not unseen:
-        return text
-    lines = [UNSEEN_HEADER, *(f"[{reply.agent_name}] {reply.text}" for reply in unseen), "", text]
-    return "\n".join(lines)
-
-
-def authored_replies(response: LettaResponse, default_author: str) -> list[tuple[str, str]]:
-    """(author, text) per agent in speaking order; consecutive messages of one author are joined.
-
-    Group replies name their author in `name`; direct agent replies have `name: null`.
-    """
-    seen: set[str] = set()
-    out: list[tuple[str, str]] = []
-    for message in response.messages:
-        if not isinstance(message, AssistantMessage):
-            continue
-        key = message.otid or f"{message.id}:{len(out)}"
-        if key in seen:
-            continue
-        seen.add(key)
-        text = message.text.strip()
-        if not text:
-            continue
-        author = message.name or default_author
-        if out and out[-1][0] == author:
-            out[-1] = (author, out[-1][1] + "\n\n" + text)
-        else:
-            out.append((author, text))
-    return out
-
-
 def _replay(record: StepRecord) -> list[TurnEvent]:
     events: list[TurnEvent] = list(record.replies)
     if record.failure is not None:
         events.append(record.failure)
     return events
-
-
-Spoken = tuple[str, str] | LettaError
-
-
-async def exchange(
-    client: LettaClient,
-    message: dict[str, Any],
-    author: str,
-    streaming: bool,
-    group: tuple[str, list[str]] | None = None,
-    agent_id: str | None = None,
-) -> AsyncIterator[Spoken]:
-    """One send to a group or an agent: yields each (author, text) as soon as that speaker has finished, then
-    an in-answer error if there was one. Raises LettaError only when nothing at all came back.
-
-    Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
-    """
-    kind = "groups" if group is not None else "agents"
-    if streaming and kind not in client.no_stream_route:
-        collector = Collector(author)
-        received = False
-        try:
-            if group is not None:
-                source = client.stream_group(group[0], group[1], message)
-            else:
-                assert agent_id is not None
-                source = client.stream_agent(agent_id, message)
-            async for item in source:
-                received = True
-                for spoken in collector.add(item):
-                    yield spoken
-        except LettaError as error:
-            if not received and error.kind == Kind.ROUTE_MISSING:
-                client.no_stream_route.add(kind)
-                log.info("letta has no %s stream route; using the plain send from now on", kind)
-            elif not received:
-                raise
-            else:
-                for spoken in collector.finish():
-                    yield spoken
-                yield error
-                return
-        else:
-            for spoken in collector.finish():
-                yield spoken
-            return
-    if group is not None:
-        response = await client.send_group(group[0], group[1], message)
-    else:
-        assert agent_id is not None
-        response = await client.send_agent(agent_id, message)
-    for spoken in authored_replies(response, author):
-        yield spoken
-    failed = run_failure(response)
-    if failed:
-        yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)
 
 
 class _Heard:
@@ -175,6 +87,7 @@ class ServerRunner:
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
+        target = await self._bridge.details.complete(target)
         assert target.group_id is not None, "the server runner needs a group"
         record = await journal.step(self.STEP)
         if record is not None and record.state != "sending":
@@ -189,7 +102,7 @@ class ServerRunner:
             return
         await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
-        members = [a.id for a in target.agents]
+        members = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]  # all locked
         label = target.description or "the group"
         replies: list[AgentReply] = []
         failure: AgentFailure | None = None
@@ -202,9 +115,9 @@ class ServerRunner:
                         None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP, len(replies)
                     )
                     continue
-                author, text = spoken
-                agent = target.agent_named(author)
-                reply = AgentReply(author, text, agent.id if agent else None, self.STEP, len(replies))
+                reply = attribute(target, spoken[0], spoken[1], self.STEP, len(replies))
+                if reply is None:
+                    continue
                 replies.append(reply)
                 yield reply
         except LettaError as error:
@@ -220,8 +133,32 @@ class ServerRunner:
             yield failure
 
     async def _recovered(self, target: Target, journal: Journal, patience: float) -> bool:
-        """Look the send up in the members' histories; record what it got. False when no member saw it."""
+        """Look the send up in the members' histories; record what it got. False when no member saw it.
+
+        A supervisor's or dynamic group's manager holds the user's message first (a supervisor's workers only
+        ever see the manager's words): when the manager has it, the send happened, and nobody is owed a direct
+        ask; a supervisor's workers are read back from the manager's tool return.
+        """
+        manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
         replies: list[AgentReply] = []
+        if manager is not None:
+            said = await recover_turn(self._client, manager.id, journal.otid, patience)
+            if said is None:
+                return False
+            for agent_id, text in said.workers:
+                reply = attribute(target, agent_id, text, self.STEP, len(replies))
+                if reply is not None and text:
+                    replies.append(reply)
+            if target.manager_type == "dynamic":
+                for agent in target.agents:
+                    found = await find_turn(self._client, agent.id, journal.otid)
+                    if found is not None and found.texts:
+                        text = "\n\n".join(found.texts)
+                        replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
+            elif said.texts:
+                replies.append(AgentReply(manager.name, "\n\n".join(said.texts), manager.id, self.STEP, len(replies)))
+            await journal.answered(self.STEP, replies)
+            return True
         missing: list[AgentRef] = []
         for agent in target.agents:
             found = await recover_turn(self._client, agent.id, journal.otid, patience)
@@ -253,8 +190,17 @@ class ServerRunner:
                 yield event
 
 
-class BridgeRunner:
-    """Each agent in order; on a restart the turn resumes at the first agent that has not answered."""
+def speaking_order(target: Target) -> tuple[AgentRef, ...]:
+    """Round robin: the members in order, `max_turns` sends in all (default: one each), wrapping around."""
+    agents = target.agents
+    if target.kind != "group" or not target.max_turns or not agents:
+        return agents
+    return tuple(agents[i % len(agents)] for i in range(target.max_turns))
+
+
+class BridgeRunner(Step):
+    """The group's pattern played agent by agent (bridge/letta/patterns.py); round robin and agent lists in
+    order. On a restart the turn resumes at the first send that has not answered."""
 
     name = "bridge"
 
@@ -262,66 +208,116 @@ class BridgeRunner:
         self._client = client
         self._patience = patience
         self._streaming = streaming
+        self.details = GroupDetails(client)
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
-        for position, agent in enumerate(target.agents):
-            record = await journal.step(agent.id)
-            if record is not None and record.state != "sending":
-                events = _replay(record)
-            else:
-                events = await self._ask(agent, turn, transcript, journal, resumed=record is not None)
+        target = await self.details.complete(target)
+        manager = target.manager if target.kind == "group" else None
+        if manager is not None and target.manager_type == "supervisor":
+            source = supervise(self, target, manager, turn, transcript, journal)
+        elif manager is not None and target.manager_type == "dynamic":
+            source = dynamic(self, target, manager, turn, transcript, journal)
+        elif manager is not None and target.manager_type == "sleeptime":
+            source = self._in_order((manager,), turn, transcript, journal)
+        elif target.broadcast:
+            source = self._broadcast(target, turn, transcript, journal)
+        else:
+            source = self._in_order(speaking_order(target), turn, transcript, journal)
+        async for event in source:
+            yield event
+
+    async def _broadcast(
+        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]:
+        async for events in together(self, target.agents, turn, transcript, journal):
+            for event in events:
+                yield event
+
+    async def _in_order(
+        self, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]:
+        sends: dict[str, int] = {}
+        for position, agent in enumerate(agents):
+            sends[agent.id] = sends.get(agent.id, 0) + 1
+            key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
+            events = await self.step(agent, turn, transcript, journal, key)
             for event in events:
                 yield event
             stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
             if stop is not None:
-                rest = target.agents[position + 1 :]
+                rest = agents[position + 1 :]
                 if rest:
-                    names = ", ".join(a.name for a in rest)
+                    names = ", ".join(dict.fromkeys(a.name for a in rest))
                     yield AgentFailure(
                         None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
                     )
                 return
 
-    async def _ask(
-        self, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, resumed: bool
+    async def step(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        key: str | None = None,
+        frame: Frame | None = None,
     ) -> list[TurnEvent]:
+        key = key or agent.id
+        record = await journal.step(key)
+        if record is not None and record.state != "sending":
+            return _replay(record)
+        return await self._ask(agent, turn, transcript, journal, record is not None, key, frame)
+
+    async def _ask(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        resumed: bool,
+        key: str | None = None,
+        frame: Frame | None = None,
+    ) -> list[TurnEvent]:
+        key = key or agent.id
+        otid = journal.otid if key == agent.id else step_otid(journal.otid, key)
         unseen, upto = await transcript.unseen(agent.id)
+        if key != agent.id:
+            upto = None  # only an agent's own first send of a turn moves its transcript cursor
         if resumed:
-            found = await recover_turn(self._client, agent.id, journal.otid, self._patience)
+            found = await recover_turn(self._client, agent.id, otid, self._patience)
             if found is not None:
-                return await self._answered(agent, list(found.texts), None, journal, upto)
-        await journal.sending(agent.id)
-        message = user_message(compose(unseen, turn.text), turn.otid, turn.sender)
+                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+        await journal.sending(key)
+        text = frame(unseen) if frame is not None else compose(unseen, turn.text)
+        message = user_message(text, otid, turn.sender)
         texts: list[str] = []
         failure: AgentFailure | None = None
         try:
             async for spoken in exchange(self._client, message, agent.name, self._streaming, agent_id=agent.id):
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
-                        agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, agent.id, 1
+                        agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
                     )
                 else:
                     texts.append(spoken[1])
         except LettaError as error:
             if error.outcome_unknown:
-                found = await find_turn(self._client, agent.id, journal.otid)
+                found = await find_turn(self._client, agent.id, otid)
                 if found is not None and found.texts:
-                    return await self._answered(agent, list(found.texts), None, journal, upto)
-            refused = AgentFailure(
-                agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, agent.id
-            )
-            await journal.answered(agent.id, [], refused)
+                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
+            refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+            await journal.answered(key, [], refused)
             return [refused]
-        return await self._answered(agent, texts, failure, journal, upto)
+        return await self._answered(agent, key, texts, failure, journal, upto)
 
     @staticmethod
     async def _answered(
-        agent: AgentRef, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int | None
+        agent: AgentRef, key: str, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int | None
     ) -> list[TurnEvent]:
-        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, agent.id, 0)] if texts else []
-        await journal.answered(agent.id, replies, failure, upto)
+        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0)] if texts else []
+        await journal.answered(key, replies, failure, upto)
         return _replay(StepRecord("answered", tuple(replies), failure))
 
 
@@ -370,8 +366,8 @@ class RunnerChooser:
             return self._version[1]
 
     async def choice(self, binding: Binding) -> RunnerChoice:
-        if binding.target.kind == "agents":
-            return "bridge"
+        if binding.target.kind == "agents" or binding.target.manager_type == "sleeptime":
+            return "bridge"  # a sleeptime group send never finishes on 0.11.7; its main agent is asked directly
         choice = binding.runner if binding.runner != "auto" else self._default
         if choice == "auto":
             choice = runner_for_version(await self.server_version())

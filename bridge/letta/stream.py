@@ -21,7 +21,9 @@ from bridge.letta.models import (
     AssistantMessage,
     LettaMessage,
     StopReason,
+    ToolReturnMessage,
 )
+from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 MESSAGE: TypeAdapter[LettaMessage] = TypeAdapter(LettaMessage)
 
@@ -86,6 +88,13 @@ def _json(event: ServerSentEvent, base_url: str) -> Any:
         raise LettaError(Kind.BAD_RESPONSE, "a stream event was not JSON", base_url=base_url) from None
 
 
+def supervised_replies(message: ToolReturnMessage) -> list[tuple[str, str]]:
+    """(agent id, reply) per worker when this is a supervisor's broadcast tool return, else []."""
+    if message.name != SUPERVISOR_TOOL and " said:" not in (message.tool_return or ""):
+        return []
+    return worker_replies(message.tool_return)
+
+
 @dataclass
 class Collector:
     """Turns streamed assistant messages into replies as early as they are known to be complete.
@@ -94,6 +103,8 @@ class Collector:
     the first agent's answer is posted while the next agent is still thinking. Token fragments share an otid
     and are joined; such a message is complete when another message or speaker starts, or the stream ends.
     A reasoning message may share an assistant message's id, so otid (not id) is the key.
+    A supervisor's `send_message_to_all_agents_in_group` tool return gives one reply per worker, authored by
+    the worker's agent id (the runner maps ids to names).
     """
 
     default_author: str
@@ -103,6 +114,14 @@ class Collector:
     _text: str = ""
 
     def add(self, message: LettaMessage) -> list[tuple[str, str]]:
+        if isinstance(message, ToolReturnMessage):
+            workers = supervised_replies(message)
+            if not workers:
+                return []
+            done = self.finish()
+            for worker in workers:
+                done += self._emit(*worker)
+            return done
         if not isinstance(message, AssistantMessage):
             return []
         author = message.name or self.default_author

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge.letta.exchange import authored_replies
 from bridge.letta.models import (
     AGENT_LIST,
     GROUP_LIST,
@@ -21,8 +22,8 @@ from bridge.letta.models import (
     UnknownMessage,
     UserMessage,
     parse_error,
+    run_failure,
 )
-from bridge.letta.runners import authored_replies, run_failure
 from tests.reference import LETTA, letta_captures, load
 
 CAPTURES = letta_captures()

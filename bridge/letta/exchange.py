@@ -1,0 +1,120 @@
+"""One send to a group or an agent, its replies read as (author, text) as each speaker finishes, and a group
+reply attributed to the member who said it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bridge.domain import AgentReply, Target
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.models import AssistantMessage, LettaResponse, ToolReturnMessage, run_failure
+from bridge.letta.stream import Collector, supervised_replies
+
+log = logging.getLogger(__name__)
+
+
+def authored_replies(response: LettaResponse, default_author: str) -> list[tuple[str, str]]:
+    """(author, text) per agent in speaking order; consecutive messages of one author are joined.
+
+    Group replies name their author in `name`; direct agent replies have `name: null`. A supervisor's workers
+    come out of its tool return, authored by agent id.
+    """
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for message in response.messages:
+        if isinstance(message, ToolReturnMessage):
+            out.extend((author, text) for author, text in supervised_replies(message) if text)
+            continue
+        if not isinstance(message, AssistantMessage):
+            continue
+        key = message.otid or f"{message.id}:{len(out)}"
+        if key in seen:
+            continue
+        seen.add(key)
+        text = message.text.strip()
+        if not text:
+            continue
+        author = message.name or default_author
+        if out and out[-1][0] == author:
+            out[-1] = (author, out[-1][1] + "\n\n" + text)
+        else:
+            out.append((author, text))
+    return out
+
+
+def attribute(target: Target, author: str, text: str, step: str, index: int) -> AgentReply | None:
+    """A group reply under its speaker's name; None for a dynamic manager's choice of the next speaker.
+
+    `author` is a message's `name`, or a worker's agent id out of a supervisor's tool return.
+    """
+    manager = target.manager
+    agent = target.agent_named(author) or target.agent_with_id(author)
+    if manager is not None and author in (manager.name, manager.id):
+        agent = manager
+    if target.manager_type == "dynamic" and (agent is None or agent == manager):
+        log.debug("dynamic group %s: the manager chose the next speaker", target.group_id)
+        return None
+    return AgentReply(agent.name if agent else author, text, agent.id if agent else None, step, index)
+
+
+Spoken = tuple[str, str] | LettaError
+
+
+async def exchange(
+    client: LettaClient,
+    message: dict[str, Any],
+    author: str,
+    streaming: bool,
+    group: tuple[str, list[str]] | None = None,
+    agent_id: str | None = None,
+) -> AsyncIterator[Spoken]:
+    """One send to a group or an agent: yields each (author, text) as soon as that speaker has finished, then
+    an in-answer error if there was one. Raises LettaError only when nothing at all came back.
+
+    Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
+    """
+    kind = "groups" if group is not None else "agents"
+    if streaming and kind not in client.no_stream_route:
+        collector = Collector(author)
+        received = False
+        try:
+            if group is not None:
+                source = client.stream_group(group[0], group[1], message)
+            else:
+                assert agent_id is not None
+                source = client.stream_agent(agent_id, message)
+            async for item in source:
+                received = True
+                for spoken in collector.add(item):
+                    yield spoken
+        except LettaError as error:
+            if not received and error.kind == Kind.ROUTE_MISSING:
+                client.no_stream_route.add(kind)
+                log.info("letta has no %s stream route; using the plain send from now on", kind)
+            elif not received:
+                raise
+            else:
+                for spoken in collector.finish():
+                    yield spoken
+                yield error
+                return
+        else:
+            for spoken in collector.finish():
+                yield spoken
+            return
+    if group is not None:
+        response = await client.send_group(group[0], group[1], message)
+    else:
+        assert agent_id is not None
+        response = await client.send_agent(agent_id, message)
+    for spoken in authored_replies(response, author):
+        yield spoken
+    failed = run_failure(response)
+    if failed:
+        yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)
+
+

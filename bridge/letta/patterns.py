@@ -1,0 +1,172 @@
+"""How the bridge runner plays each Letta group pattern, one journaled agent send at a time.
+
+- round robin (and an agent list): each agent in order (`BridgeRunner.run`).
+- supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
+  posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last.
+- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`); the member its answer names speaks;
+  up to `max_turns` rounds (default: one per member), ending early on the group's `termination_token` or on
+  an answer that names no member.
+- sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
+- broadcast: every agent at once, each reply posted as it arrives.
+
+Every send is one journal step: keyed by the agent id for an agent's first send in a turn (that step moves the
+agent's transcript cursor), `choose:<round>` for a dynamic manager's choice, `<agent id>#<n>` for a dynamic
+member's n-th send in one turn. Each step's otid is derived from the turn's, so a restart finds it in history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Journal, Target, Transcript, TurnEvent, TurnInput
+
+Frame = Callable[[list[AgentReply]], str]
+
+UNSEEN_HEADER = "Replies in your group since you last spoke:"
+WORKERS_HEADER = "Your workers answered:"
+SAID_HEADER = "Said so far in this turn:"
+DYNAMIC_PROMPT = (
+    "You choose who speaks next in this group. Members: {members}.\n"
+    "Answer with the name of the one member who should speak next{ending}."
+)
+NO_SPEAKER = "{manager} named no member to speak next, so the group has nothing more to say."
+
+
+def compose(unseen: Sequence[AgentReply], text: str) -> str:
+    """The documented bridge-runner format: unseen group replies, each labelled, then the user's message."""
+    if not unseen:
+        return text
+    return "\n".join([UNSEEN_HEADER, *labelled(unseen), "", text])
+
+
+def step_otid(otid: str, key: str) -> str:
+    """The otid of one send of a turn: the turn's own for an agent's first send, a derived uuid otherwise."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{otid}/{key}"))
+
+
+def labelled(replies: Sequence[AgentReply]) -> list[str]:
+    return [f"[{reply.agent_name}] {reply.text}" for reply in replies]
+
+
+def supervisor_message(older: Sequence[AgentReply], workers: Sequence[AgentReply], text: str) -> str:
+    """The manager's message: earlier unseen replies (the usual format), the user's message, then this turn's
+    worker replies under `WORKERS_HEADER`."""
+    return "\n".join([compose(older, text), "", WORKERS_HEADER, *labelled(workers)])
+
+
+def dynamic_prompt(text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None) -> str:
+    ending = f", or {token} if nobody needs to say more" if token else ""
+    parts = [text, ""]
+    if said:
+        parts += [SAID_HEADER, *labelled(said), ""]
+    parts.append(DYNAMIC_PROMPT.format(members=", ".join(members), ending=ending))
+    return "\n".join(parts)
+
+
+def chosen(answer: str, members: Sequence[AgentRef]) -> AgentRef | None:
+    """The member the manager's answer names: the whole answer if it is a name, else the name said first."""
+    plain = answer.strip().strip(".!\"'`*").strip().lower()
+    for agent in members:
+        if agent.name.lower() == plain:
+            return agent
+    best: tuple[int, AgentRef] | None = None
+    for agent in sorted(members, key=lambda a: -len(a.name)):
+        match = re.search(rf"(?<!\w){re.escape(agent.name.lower())}(?!\w)", answer.lower())
+        if match is not None and (best is None or match.start() < best[0]):
+            best = (match.start(), agent)
+    return best[1] if best else None
+
+
+class Step:
+    """One journaled send: replayed when done, asked (after a history lookup when it was in flight) otherwise."""
+
+    async def step(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        key: str | None = None,
+        frame: Frame | None = None,
+    ) -> list[TurnEvent]:
+        raise NotImplementedError
+
+
+async def together(
+    runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[list[TurnEvent]]:
+    """Every agent at once; each agent's events as soon as that agent is done."""
+    tasks = [asyncio.ensure_future(runner.step(agent, turn, transcript, journal)) for agent in agents]
+    try:
+        for done in asyncio.as_completed(tasks):
+            yield await done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def supervise(
+    runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[TurnEvent]:
+    heard: list[AgentReply] = []
+    async for events in together(runner, target.agents, turn, transcript, journal):
+        for event in events:
+            if isinstance(event, AgentReply):
+                heard.append(event)
+            yield event
+    if not heard:
+        return  # no worker answered: the manager would have nothing to supervise
+
+    def frame(unseen: list[AgentReply]) -> str:
+        this_turn = {(r.agent_id, r.text) for r in heard}
+        return supervisor_message([r for r in unseen if (r.agent_id, r.text) not in this_turn], heard, turn.text)
+
+    for event in await runner.step(manager, turn, transcript, journal, frame=frame):
+        yield event
+
+
+async def dynamic(
+    runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[TurnEvent]:
+    token = target.termination_token
+    members = [a.name for a in target.agents]
+    said: list[AgentReply] = []
+    sends: dict[str, int] = {}
+    for round_ in range(target.max_turns or len(target.agents)):
+        so_far = tuple(said)
+        def frame(_: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far) -> str:
+            return dynamic_prompt(turn.text, so_far, members, token)
+
+        events = await runner.step(manager, turn, transcript, journal, f"choose:{round_}", frame)
+        failures = [e for e in events if isinstance(e, AgentFailure)]
+        if failures:
+            for failure in failures:
+                yield failure
+            return
+        answer = "\n".join(e.text for e in events if isinstance(e, AgentReply))
+        if token and token in answer:
+            return
+        speaker = chosen(answer, target.agents)
+        if speaker is None:
+            if not said:
+                yield AgentFailure(
+                    manager.name, NO_SPEAKER.format(manager=manager.name), "no_speaker", manager.id,
+                    step=f"choose:{round_}",
+                )
+            return
+        count = sends.get(speaker.id, 0) + 1
+        sends[speaker.id] = count
+        key = speaker.id if count == 1 else f"{speaker.id}#{count}"
+        spoken = await runner.step(speaker, turn, transcript, journal, key)
+        for event in spoken:
+            if isinstance(event, AgentReply):
+                said.append(event)
+            yield event
+        if any(isinstance(e, AgentFailure) for e in spoken):
+            return
+        if token and any(isinstance(e, AgentReply) and token in e.text for e in spoken):
+            return
