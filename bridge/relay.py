@@ -22,7 +22,7 @@ from typing import Any
 from bridge.domain import Turn
 from bridge.logs import log_context, logged
 from bridge.metrics import UNMETERED, Metrics
-from bridge.slack.post import SlackPoster, SlackPostError
+from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
 from bridge.turns import Job, TurnWorker
@@ -136,6 +136,12 @@ class Relay:
     async def _work(self, key: tuple[str, str]) -> None:
         """One worker per binding: while this process holds the binding's lease, its turns run one at a time,
         oldest first. After letting the lease go it looks once more, for a turn accepted meanwhile."""
+        try:
+            await self._work_binding(key)
+        except Exception as exc:  # the database failed: the turns stay recorded, and the sweep comes back for them
+            log.warning("binding worker stopped binding=%s:%s error=%s", *key, type(exc).__name__)
+
+    async def _work_binding(self, key: tuple[str, str]) -> None:
         while not self._closing:
             self._again.discard(key)
             async with self._leases.hold(*key) as held:
@@ -181,15 +187,16 @@ class Relay:
         return True
 
     async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
-        ahead = sum(1 for p in await self._store.unfinished_turns(turn.team_id, turn.channel_id) if p.turn_id < turn_id)
-        if not ahead:
-            return
-        text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s")
         try:
+            earlier = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
+            ahead = sum(1 for p in earlier if p.turn_id < turn_id)
+            if not ahead:
+                return
+            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s")
             for part in self._poster.parts(None, text):
                 await self._poster.post(turn.channel_id, turn.thread_ts, part)
-        except SlackPostError:
-            log.info("could not say the turn is queued channel=%s", turn.channel_id)
+        except Exception as exc:  # a notice that cannot be given never stops anything
+            log.info("could not say the turn is queued channel=%s error=%s", turn.channel_id, type(exc).__name__)
 
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running turns finish within `grace` seconds, then cancel what is left.

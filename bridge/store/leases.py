@@ -53,24 +53,31 @@ class BindingLeases:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             try:
-                await self._store.release_binding(team_id, channel_id, self.owner)
+                async with asyncio.timeout(self.seconds / 4):
+                    await self._store.release_binding(team_id, channel_id, self.owner)
             except Exception as exc:  # it expires by itself
                 log.warning("could not release a lease binding=%s:%s error=%s", team_id, channel_id, type(exc).__name__)
 
     async def _keep(self, team_id: str, channel_id: str, holder: asyncio.Task[object]) -> None:
+        """Renew every third of the lease. When renewals fail (the database is unreachable from here, or this
+        process stalled), cancel the holder well before the lease can expire, so that it has stopped before
+        another process may take the binding over."""
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
+        renewed = loop.time()  # the lease runs until at least this + seconds, by the database's clock
+        give_up = self.seconds * 0.75
         while True:
-            await asyncio.sleep(self.seconds / 3)
+            await asyncio.sleep(max(0.0, renewed + self.seconds / 3 - loop.time()))
+            sent = loop.time()
+            kept: bool | None = None
             try:
-                kept: bool | None = await self._store.renew_binding(team_id, channel_id, self.owner, self.seconds)
+                async with asyncio.timeout(max(0.05, renewed + give_up - sent)):
+                    kept = await self._store.renew_binding(team_id, channel_id, self.owner, self.seconds)
             except Exception as exc:
-                kept = None
                 log.warning("could not renew a lease binding=%s:%s error=%s", team_id, channel_id, type(exc).__name__)
             if kept:
-                renewed = loop.time()
+                renewed = sent
                 continue
-            if kept is False or loop.time() - renewed > self.seconds * 0.8:
+            if kept is False or loop.time() - renewed >= give_up:
                 log.warning(
                     "lease lost binding=%s:%s owner=%s: stopping its turns here, the process holding it resumes them",
                     team_id,
@@ -79,3 +86,4 @@ class BindingLeases:
                 )
                 holder.cancel()
                 return
+            await asyncio.sleep(min(1.0, self.seconds / 10))  # retry a failed renewal soon, not at once

@@ -10,6 +10,7 @@ so two processes starting at once migrate once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import ssl
@@ -115,6 +116,7 @@ _CLIENT_ONLY = frozenset(
     }
 )
 UNFINISHED = "status IN ('received', 'running')"
+UNLOCK_TIMEOUT = 5.0
 
 
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -558,9 +560,13 @@ class PostgresStore:
                     await conn.execute("SELECT pg_advisory_lock($1)", key)
                 yield
             finally:
-                # Also frees a lock granted just as a cancelled wait gave up.
-                if not conn.is_closed():
-                    await conn.execute("SELECT pg_advisory_unlock_all()")
+                # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
+                # gets the connection closed instead: the server frees a session's locks when it ends.
+                try:
+                    async with asyncio.timeout(UNLOCK_TIMEOUT):
+                        await conn.execute("SELECT pg_advisory_unlock_all()")
+                except Exception:
+                    conn.terminate()
 
 
 def _reason(exc: BaseException) -> str:
