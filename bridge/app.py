@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import signal
 import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -18,31 +22,36 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.letta.client import LettaClient
+from bridge.letta.client import AgentLocks, LettaClient
 from bridge.letta.runners import RunnerChooser
+from bridge.logs import log_context
+from bridge.metrics import CONTENT_TYPE, MeteredLettaClient, MeteredSlackClient, Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, open_store
+from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
 
 log = logging.getLogger(__name__)
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
+def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    client = MeteredSlackClient(token=token, base_url=settings.slack_api_url)
+    if metrics is not None:
+        client.metrics = metrics
     # 429 means Slack did not process the call, so retrying after Retry-After is safe.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
 
 
-def letta_client(settings: Settings) -> LettaClient:
+def letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaClient:
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
-    return LettaClient(
+    client = MeteredLettaClient(
         settings.letta_base_url,
         api_key=key,
         project=settings.letta_project,
@@ -52,6 +61,24 @@ def letta_client(settings: Settings) -> LettaClient:
         max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,
     )
+    if metrics is not None:
+        client.metrics = metrics
+    return client
+
+
+class SharedAgentLocks(AgentLocks):
+    """The Letta client's in-process locks, then the store's: on Postgres, advisory locks that keep each agent
+    to one send in flight across every process sharing the database."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+
+    @asynccontextmanager
+    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
+        ids = sorted(set(agent_ids))
+        async with super().hold(ids), self._store.agent_lock(ids):
+            yield
 
 
 class Bridge:
@@ -60,9 +87,15 @@ class Bridge:
     def __init__(self, settings: Settings, socket_mode: bool = False) -> None:
         self.settings = settings
         self.socket_mode = socket_mode
-        self.store: Store = open_store(settings.database_url)
-        self.letta = letta_client(settings)
-        self.slack = slack_client(settings)
+        self.metrics = Metrics()
+        self.store: Store = open_store(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            lock_connections=settings.max_concurrent_turns,
+        )
+        self.letta = letta_client(settings, self.metrics)
+        self.letta.locks = SharedAgentLocks(self.store)
+        self.slack = slack_client(settings, self.metrics)
         self.chooser = RunnerChooser(
             self.letta,
             settings.letta_group_runner,
@@ -76,12 +109,16 @@ class Bridge:
         worker = TurnWorker(
             settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding
         )
+        worker.metrics = self.metrics
+        leases = BindingLeases(self.store, settings.turn_lease_seconds)
         self.relay = Relay(
             self.store,
             worker,
             poster,
             settings.max_concurrent_turns,
             frozenset(settings.slack_thread_follow_ups_except),
+            leases,
+            self.metrics,
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.app = AsyncApp(
@@ -113,6 +150,10 @@ class Bridge:
         await self.store.close()
 
     async def handle_slack(self, request: web.Request) -> web.Response:
+        with log_context(request_id=uuid.uuid4().hex[:12]):
+            return await self._handle_slack(request)
+
+    async def _handle_slack(self, request: web.Request) -> web.Response:
         body = await request.read()
         assert self.gate is not None, "HTTP mode needs the signing secret"
         refusal = self.gate.check({k.lower(): v for k, v in request.headers.items()}, body)
@@ -132,10 +173,33 @@ class Bridge:
         body: dict[str, Any] = {"status": "ok" if self.ready else "starting", "version": __version__}
         return web.json_response(body, status=200 if self.ready else 503)
 
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Ready to take Slack's requests: started, not stopping, and the database answers."""
+        if not self.ready:
+            return web.json_response({"status": "not ready"}, status=503)
+        try:
+            async with asyncio.timeout(3):
+                await self.store.ping()
+        except Exception as exc:
+            log.warning("not ready: the database does not answer error=%s", type(exc).__name__)
+            return web.json_response({"status": "database unavailable"}, status=503)
+        return web.json_response({"status": "ready", "version": __version__})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        token = self.settings.metrics_token
+        if token is not None:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+                refusal = {"error": "GET /metrics needs Authorization: Bearer METRICS_TOKEN"}
+                return web.json_response(refusal, status=401)
+        return web.Response(body=self.metrics.expose(), headers={"Content-Type": CONTENT_TYPE})
+
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post("/slack/events", self.handle_slack)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics_page)
         return app
 
 

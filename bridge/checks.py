@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
@@ -11,6 +12,7 @@ from bridge.config import Settings, missing
 from bridge.letta.errors import LettaError
 from bridge.letta.runners import runner_for_version
 from bridge.store import StoreError, open_store
+from bridge.store.base import display_url
 
 REQUIRED_SCOPES = (
     "app_mentions:read",
@@ -22,15 +24,28 @@ REQUIRED_SCOPES = (
 )
 
 
+# Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
+# whether a volume can keep the file).
+EPHEMERAL_HOSTS = (
+    ("DYNO", "Heroku", "heroku addons:create heroku-postgresql:essential-0", False),
+    ("K_SERVICE", "Cloud Run", "create a Cloud SQL for PostgreSQL instance and set DATABASE_URL to it", False),
+    ("RENDER", "Render", "create a Render PostgreSQL database and set DATABASE_URL to its internal URL", True),
+    ("FLY_APP_NAME", "Fly.io", "fly postgres create, then fly postgres attach (it sets DATABASE_URL)", True),
+    ("RAILWAY_ENVIRONMENT", "Railway", "add a PostgreSQL service, DATABASE_URL=${{Postgres.DATABASE_URL}}", True),
+)
+
+
 @dataclass(frozen=True)
 class Check:
+    """One line of `check`. A warning passes (ok) but is shown as `warn`: something to act on soon."""
+
     ok: bool
     name: str
     detail: str
     warning: bool = False
 
     def line(self) -> str:
-        mark = "ok  " if self.ok else ("warn" if self.warning else "FAIL")
+        mark = "warn" if self.warning else ("ok  " if self.ok else "FAIL")
         return f"{mark} {self.name}: {self.detail}"
 
 
@@ -43,7 +58,24 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks.extend(await slack_checks(settings))
     checks.extend(await letta_checks(settings))
     checks.append(await _database(settings))
+    if settings.database_url.startswith("sqlite:"):
+        checks.extend(ephemeral_sqlite(dict(os.environ)))
     return checks
+
+
+def ephemeral_sqlite(environ: dict[str, str]) -> list[Check]:
+    """A warning when SQLite runs on a host known to wipe its disk: bindings and delivery records go with it."""
+    for variable, platform, attach, volume_possible in EPHEMERAL_HOSTS:
+        if environ.get(variable):
+            unless = " unless the file is on a persistent volume" if volume_possible else ""
+            detail = (
+                f"SQLite on {platform} ({variable} is set): its file system is wiped on every restart and deploy"
+                f"{unless}, and with it every channel binding and delivery record. Attach PostgreSQL ({attach}), "
+                "make sure DATABASE_URL points to it (postgres://...), and restart; see README, "
+                '"Deploying on a PaaS with Postgres".'
+            )
+            return [Check(True, "database storage", detail, warning=True)]
+    return []
 
 
 async def slack_checks(settings: Settings) -> list[Check]:
@@ -109,6 +141,7 @@ async def _database(settings: Settings) -> Check:
     try:
         version = await store.schema_version()
         count = len(await store.list_bindings())
-        return Check(True, "database", f"{settings.database_url} (schema v{version}, {count} channel bindings)")
+        where = display_url(settings.database_url)
+        return Check(True, "database", f"{where} (schema v{version}, {count} channel bindings)")
     finally:
         await store.close()

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -83,12 +84,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=25)
 
     database_url: str = "sqlite:///bridge.db"
+    # Postgres only: connections a process keeps for queries; agent locks open up to max_concurrent_turns more.
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    # Several processes on one database: a process renews its bindings' leases every third of this; one that
+    # died leaves its turns to another process after at most this long.
+    turn_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
+    metrics_token: SecretStr | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a PaaS routes to every interface
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "letta_api_key", mode="before")
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "letta_api_key", "metrics_token", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -144,8 +153,16 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
-        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.letta_api_key]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.letta_api_key,
+            self.metrics_token,
+        ]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        password = urlsplit(self.database_url).password  # postgres://user:password@host/db
+        return found + ([password, unquote(password)] if password else [])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Structured log lines (text or JSON) with every known secret masked before anything is written."""
+"""Structured log lines (text or JSON) with every known secret masked before anything is written.
+
+Fields that belong to a whole piece of work (the turn's id, event id, channel and binding) are set once with
+`log_context(...)` and added to every line logged inside it; a line can add its own with `extra={...}`. In JSON
+each field is a key of its own; in text they follow the message as key=value.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,44 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Token shapes that must never be written, even when they are not this bridge's own.
 _TOKEN_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+
+
+_context: ContextVar[dict[str, object]] = ContextVar("bridge_log_context", default={})  # noqa: B039 - never mutated
+# Attributes every LogRecord has; anything else on a record is a field given by extra= or the context.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add `fields` to every line logged inside the block (and in tasks it starts)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def logged(name: str) -> object:
+    """A field of the current log context (None when unset)."""
+    return _context.get().get(name)
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            record.__dict__.setdefault(key, value)
+        return True
 
 
 class Redactor(logging.Filter):
@@ -25,6 +64,9 @@ class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.redact(record.getMessage())
         record.msg, record.args = message, None
+        for key, value in fields_of(record).items():
+            if isinstance(value, str):
+                setattr(record, key, self.redact(value))
         if record.exc_info:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
@@ -33,27 +75,38 @@ class Redactor(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        line.update(fields_of(record))
         if record.exc_text:
             line["error"] = record.exc_text
-        return json.dumps(line)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = [f"{k}={v}" for k, v in fields_of(record).items() if f"{k}=" not in record.getMessage()]
+        return " ".join([text, *extra]) if extra else text
 
 
 def setup_logging(level: str, fmt: str, secrets: list[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.addFilter(Redactor(secrets))
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
     # Third-party loggers echo request URLs and bodies at debug level; keep them at warning.
     for noisy in ("httpx", "httpcore", "slack_bolt", "slack_sdk", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
+    logging.getLogger("asyncpg").setLevel(logging.ERROR)

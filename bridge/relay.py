@@ -1,27 +1,36 @@
 """Where the Slack side and the Letta side meet: accepting turns, ordering them, owning their tasks.
 
-A mention is recorded in the store before Slack is acknowledged, queued behind earlier turns of the same
-binding, and run by `turns.TurnWorker` in a task the relay owns. On start, turns a previous process left
-unfinished are queued again; on stop, running turns get a grace period and are then cancelled, staying
-recorded for the next start.
+A mention is recorded in the store before Slack is acknowledged, and run by `turns.TurnWorker` in a task the
+relay owns. The store is the queue: a binding's worker takes its unfinished turns from the store, oldest
+first, one at a time, and only while this process holds the binding's lease, so that several processes sharing
+one database run each binding's turns once and in order. A turn accepted here for a binding another process
+holds is left to that process. On start, and every few seconds, bindings whose process stopped or died are
+taken over; on stop, running turns get a grace period and are then cancelled, staying recorded for the next
+start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import uuid
 from collections.abc import Coroutine
 from typing import Any
 
 from bridge.domain import Turn
-from bridge.slack.post import SlackPoster, SlackPostError
+from bridge.logs import log_context, logged
+from bridge.metrics import UNMETERED, Metrics
+from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
+from bridge.store.leases import BindingLeases
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
 
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this channel."
+FRESH_KEPT = 10_000
 
 
 class RelayClosing(Exception):
@@ -36,14 +45,21 @@ class Relay:
         poster: SlackPoster,
         max_concurrent: int,
         follow_ups_off: frozenset[str] = frozenset(),
+        leases: BindingLeases | None = None,
+        metrics: Metrics = UNMETERED,
     ) -> None:
         self._store = store
         self._follow_ups_off = follow_ups_off
         self._worker = worker
         self._poster = poster
-        self._queues: dict[tuple[str, str], asyncio.Queue[Job]] = {}
-        self._running: dict[tuple[str, str], int] = {}
+        self._leases = leases or BindingLeases(store, 30.0)
+        self._metrics = metrics
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
+        self._fresh: dict[int, str] = {}  # turns accepted here and not yet started -> the request that brought them
+        self._failed: set[int] = set()  # turns whose run crashed in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_concurrent)
         self._closing = False
 
@@ -52,22 +68,31 @@ class Relay:
         return len(self._tasks)
 
     async def accept(self, turn: Turn) -> None:
-        """Record the turn durably and queue it; returns at once, long before Letta answers."""
+        """Record the turn durably and wake its binding's worker; returns at once, long before Letta answers."""
         if self._closing:
             raise RelayClosing("stopping")
         if turn.follow_up and not await self._follows(turn):
             return
+        started = asyncio.get_running_loop().time()
         otid = str(uuid.uuid4())
         turn_id = await self._store.accept_turn(turn, otid)
+        self._metrics.event(duplicate=turn_id is None)
+        fields = {
+            "event_id": turn.event_id,
+            "channel": turn.channel_id,
+            "binding": f"{turn.team_id}:{turn.channel_id}",
+            "duration_ms": round((asyncio.get_running_loop().time() - started) * 1000, 1),
+        }
         if turn_id is None:
-            log.info(
-                "duplicate turn dropped event_id=%s channel=%s ts=%s", turn.event_id, turn.channel_id, turn.message_ts
-            )
+            log.info("duplicate event dropped ts=%s", turn.message_ts, extra=fields)
             return
-        log.info("turn accepted turn_id=%s event_id=%s channel=%s", turn_id, turn.event_id, turn.channel_id)
-        ahead = self._enqueue(Job(turn, turn_id, otid))
-        if ahead:
-            self.spawn(self._tell_queued(turn, ahead))
+        log.info("event accepted turn_id=%s", turn_id, extra=fields)
+        log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
+        self._fresh[turn_id] = str(logged("request_id") or "")
+        if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
+            del self._fresh[next(iter(self._fresh))]
+        self._wake((turn.team_id, turn.channel_id))
+        self.spawn(self._tell_queued(turn, turn_id))
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation."""
@@ -76,62 +101,123 @@ class Relay:
         return await self._store.thread_answered(turn.team_id, turn.channel_id, turn.thread_ts)
 
     async def resume(self) -> int:
-        """Queue the turns a previous process accepted but did not finish, oldest first."""
+        """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""
         pending = await self._store.unfinished_turns()
-        for item in pending:
-            self._enqueue(Job(item.turn, item.turn_id, item.otid, resumed=True))
+        await self._sweep()
         if pending:
             log.info("resuming unfinished turns count=%d", len(pending))
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), context=contextvars.Context())
         return len(pending)
 
-    def _enqueue(self, job: Job) -> int:
-        """Queue the job for its binding; returns how many turns are ahead of it."""
-        key = (job.turn.team_id, job.turn.channel_id)
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = asyncio.Queue()
-            self.spawn(self._drain(key, queue))
-        ahead = queue.qsize() + self._running.get(key, 0)
-        queue.put_nowait(job)
-        return ahead
+    async def _sweep(self) -> None:
+        for key in await self._store.orphaned_bindings():
+            self._wake(key)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def _sweep_forever(self) -> None:
+        """Every few seconds: bindings whose process died (its lease expired) are taken over here."""
+        while True:
+            await asyncio.sleep(self._leases.sweep_interval)
+            try:
+                await self._sweep()
+            except Exception as exc:
+                log.warning("could not look for orphaned turns error=%s", type(exc).__name__)
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        """Make sure a worker looks at the binding's unfinished turns."""
+        running = self._workers.get(key)
+        if running is not None and not running.done():
+            self._again.add(key)  # it looks at the store once more before it stops
+        elif not self._closing:
+            task = self._workers[key] = self.spawn(self._work(key))
+            task.add_done_callback(functools.partial(self._forget, key))
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._workers.get(key) is task:
+            del self._workers[key]
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a coroutine in a task the relay tracks, so that stop() can drain or cancel it."""
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _drain(self, key: tuple[str, str], queue: asyncio.Queue[Job]) -> None:
-        """One worker per binding: its turns run one at a time, in arrival order."""
+    async def _work(self, key: tuple[str, str]) -> None:
+        """One worker per binding: while this process holds the binding's lease, its turns run one at a time,
+        oldest first. After letting the lease go it looks once more, for a turn accepted meanwhile."""
         try:
-            while not queue.empty():
-                job = queue.get_nowait()
-                self._running[key] = 1
-                try:
-                    async with self._slots:
-                        await self._worker.run(job)
-                except Exception:
-                    log.exception("turn worker failed turn_id=%s", job.turn_id)
-                finally:
-                    self._running.pop(key, None)
-        finally:
-            if self._queues.get(key) is queue:
-                del self._queues[key]
+            await self._work_binding(key)
+        except Exception as exc:  # the database failed: the turns stay recorded, and the sweep comes back for them
+            log.warning("binding worker stopped binding=%s:%s error=%s", *key, type(exc).__name__)
 
-    async def _tell_queued(self, turn: Turn, ahead: int) -> None:
-        text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s")
+    async def _work_binding(self, key: tuple[str, str]) -> None:
+        while not self._closing:
+            self._again.discard(key)
+            async with self._leases.hold(*key) as held:
+                if not held:
+                    return  # another process runs this binding; it will find the turn in the store
+                while not self._closing and await self._run_next(key):
+                    pass
+            # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
+            if not await self._pending(key) and key not in self._again:
+                return
+
+    async def _pending(self, key: tuple[str, str]) -> list[Job]:
+        pending = [p for p in await self._store.unfinished_turns(*key) if p.turn_id not in self._failed]
+        self._metrics.depth(f"{key[0]}:{key[1]}", len(pending))
+        # A turn accepted here and not started yet cannot have posted anything; any other may have.
+        return [Job(p.turn, p.turn_id, p.otid, resumed=p.turn_id not in self._fresh) for p in pending]
+
+    async def _run_next(self, key: tuple[str, str]) -> bool:
+        """Run the binding's oldest unfinished turn; False when there is none."""
+        pending = await self._pending(key)
+        if not pending:
+            return False
+        job = pending[0]
+        request_id = self._fresh.pop(job.turn_id, "")
+        turn = job.turn
+        with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            status = "crashed"
+            try:
+                async with self._slots:
+                    started = loop.time()
+                    status = await self._worker.run(job)
+            except Exception:
+                log.exception("turn worker failed turn_id=%s", job.turn_id)
+                self._failed.add(job.turn_id)
+            seconds = loop.time() - started
+            self._metrics.turn_ended(status, seconds)
+            extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed}
+            if request_id:
+                extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
+            log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
+        return True
+
+    async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
         try:
+            earlier = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
+            ahead = sum(1 for p in earlier if p.turn_id < turn_id)
+            if not ahead:
+                return
+            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s")
             for part in self._poster.parts(None, text):
                 await self._poster.post(turn.channel_id, turn.thread_ts, part)
-        except SlackPostError:
-            log.info("could not say the turn is queued channel=%s", turn.channel_id)
+        except Exception as exc:  # a notice that cannot be given never stops anything
+            log.info("could not say the turn is queued channel=%s error=%s", turn.channel_id, type(exc).__name__)
 
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running turns finish within `grace` seconds, then cancel what is left.
 
-        A cancelled turn stays recorded as running and is resumed by the next start.
+        A cancelled turn stays recorded as running and is resumed by the next start (or, sharing a database,
+        by another process as soon as this one has let its lease go).
         """
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

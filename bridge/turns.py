@@ -17,6 +17,7 @@ from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
 from bridge.logs import Redactor
+from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
 from bridge.slack.post import SlackPoster, SlackPostError
@@ -64,6 +65,8 @@ class Job:
 
 
 class TurnWorker:
+    metrics: Metrics = UNMETERED  # app.py sets the app's own
+
     def __init__(
         self,
         settings: Settings,
@@ -81,8 +84,9 @@ class TurnWorker:
         self._directory = directory
         self._redactor = Redactor(settings.secrets())
 
-    async def run(self, job: Job) -> None:
-        """Run the turn to done, partial or failed. A cancellation (shutdown) leaves it to be resumed."""
+    async def run(self, job: Job) -> str:
+        """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
+        resumed."""
         turn, s = job.turn, self._settings
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
@@ -92,7 +96,7 @@ class TurnWorker:
             await self._owe(job, "notice:unbound", unbound)
             await self._flush(job)
             await self._store.finish_turn(job.turn_id, "unbound")
-            return
+            return "unbound"
         await self._store.set_turn_status(job.turn_id, "running")
         await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
         status, error = "failed", ""
@@ -130,6 +134,7 @@ class TurnWorker:
         await self._poster.react(turn.channel_id, turn.message_ts, mark)
         await self._store.finish_turn(job.turn_id, status, error)
         log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
+        return status
 
     async def _converse(self, job: Job, binding: Binding) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
@@ -222,5 +227,6 @@ class TurnWorker:
                     continue
                 ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
+                self.metrics.reply_posted(item.agent_name)
             if not parts:
                 await self._store.outbox_posted(item.id, 0, "", last=True)

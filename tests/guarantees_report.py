@@ -1,7 +1,10 @@
 """Rerunnable figures for the delivery guarantees: deliver mentions with duplicates, kill -9 the bridge at
 random moments, restart it, and count what Letta ran and what Slack got.
 
-    python -m tests.guarantees_report [--mentions 30] [--kills 5] [--runner bridge|server] [--seed 1]
+    python -m tests.guarantees_report [--mentions 30] [--kills 5] [--runner bridge|server] [--seed 1] [--postgres]
+
+--postgres runs the bridge on a throwaway PostgreSQL server (the machine's binaries, see tests/pg.py) instead of
+a SQLite file.
 
 Prints one line per figure and exits non-zero if any mention was answered twice or not at all.
 """
@@ -16,10 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.e2e.conftest import postgres_env
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, mention_event
 from tests.fakes.slack import FakeSlack
+from tests.pg import NO_BINARIES, PgServer
 
 AGENTS = ("alice", "bob")
 CHANNELS = ("C0SOAK001", "C0SOAK002", "C0SOAK003")
@@ -54,13 +59,14 @@ class Figures:
         ]
 
 
-def soak(workdir: Path, mentions: int, kills: int, version: str, seed: int) -> Figures:
+def soak(workdir: Path, mentions: int, kills: int, version: str, seed: int, database_url: str | None = None) -> Figures:
     rng = random.Random(seed)
     with FakeSlack() as slack, FakeLetta(version=version) as letta:
         ids = [letta.add_agent(name) for name in AGENTS]
         for agent_id in ids:
             letta.set_delay(agent_id, 0.15)
-        env = base_env(slack.api_url, letta.base_url, workdir / "soak.db", LETTA_RECOVERY_WAIT_SECONDS="5")
+        database = postgres_env(database_url) if database_url else {}
+        env = base_env(slack.api_url, letta.base_url, workdir / "soak.db", LETTA_RECOVERY_WAIT_SECONDS="5", **database)
         for channel in CHANNELS:
             group = letta.add_group(ids)
             assert run_cli(env, "channels", "connect", channel, group).returncode == 0
@@ -118,11 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--runner", choices=["bridge", "server"], default="bridge")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", action="store_true", help="run the bridge on a throwaway PostgreSQL server")
     args = parser.parse_args(argv)
     version = "0.11.7" if args.runner == "server" else "0.16.8"
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = soak(Path(tmp), args.mentions, args.kills, version, args.seed)
-    print(f"runner: {args.runner} (fake Letta {version})")
+    server = PgServer.find() if args.postgres else None
+    if args.postgres and server is None:
+        print(NO_BINARIES, file=sys.stderr)
+        return 2
+    try:
+        url = server.start().create_database() if server else None
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = soak(Path(tmp), args.mentions, args.kills, version, args.seed, url)
+    finally:
+        if server:
+            server.stop()
+    print(f"runner: {args.runner} (fake Letta {version}), database: {'PostgreSQL' if server else 'SQLite'}")
     for line in figures.lines():
         print(line)
     return 0 if figures.ok else 1

@@ -116,5 +116,3 @@ async def exchange(
     failed = run_failure(response)
     if failed:
         yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)
-
-

@@ -138,6 +138,7 @@ async def dynamic(
     sends: dict[str, int] = {}
     for round_ in range(target.max_turns or len(target.agents)):
         so_far = tuple(said)
+
         def frame(_: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far) -> str:
             return dynamic_prompt(turn.text, so_far, members, token)
 
@@ -154,7 +155,10 @@ async def dynamic(
         if speaker is None:
             if not said:
                 yield AgentFailure(
-                    manager.name, NO_SPEAKER.format(manager=manager.name), "no_speaker", manager.id,
+                    manager.name,
+                    NO_SPEAKER.format(manager=manager.name),
+                    "no_speaker",
+                    manager.id,
                     step=f"choose:{round_}",
                 )
             return

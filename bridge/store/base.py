@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 
 
 class StoreError(Exception):
@@ -38,6 +42,47 @@ class OutboxItem:
     agent_name: str | None
     text: str
     posted: frozenset[int]
+
+
+class Row(Protocol):
+    """A result row by column name: sqlite3.Row and asyncpg.Record both are."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def binding_from_row(row: Row) -> Binding:
+    """A `bindings` row; `agents` is JSON text, `bound_at` ISO text (SQLite) or a datetime (Postgres)."""
+    agents = tuple(AgentRef(a["id"], a["name"]) for a in json.loads(row["agents"]))
+    target = Target(
+        kind=row["kind"],
+        agents=agents,
+        group_id=row["group_id"],
+        manager_type=row["manager_type"],
+        description=row["description"],
+    )
+    bound_at = row["bound_at"]
+    return Binding(
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        target=target,
+        runner=row["runner"],
+        bound_by=row["bound_by"],
+        bound_at=bound_at if isinstance(bound_at, datetime) else datetime.fromisoformat(bound_at),
+    )
+
+
+def pending_from_row(row: Row) -> PendingTurn:
+    """A `turns` row."""
+    turn = Turn(
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        message_ts=row["message_ts"],
+        thread_ts=row["thread_ts"],
+        user_id=row["user_id"],
+        text=row["text"],
+        event_id=row["event_id"],
+    )
+    return PendingTurn(turn, int(row["id"]), row["otid"])
 
 
 class Store(Protocol):
@@ -77,8 +122,9 @@ class Store(Protocol):
 
     async def set_turn_status(self, turn_id: int, status: str) -> None: ...
 
-    async def unfinished_turns(self) -> list[PendingTurn]:
-        """Turns accepted but not finished (received, or running when the process stopped), oldest first."""
+    async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
+        """Turns accepted but not finished (received, or running when the process stopped), oldest first;
+        only the binding's when `team_id` and `channel_id` are given."""
         ...
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None: ...
@@ -109,6 +155,31 @@ class Store(Protocol):
         ...
 
     async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]: ...
+
+    async def ping(self) -> None:
+        """A trivial query; raises when the database cannot answer (GET /readyz)."""
+        ...
+
+    # Several processes on one database: a binding's turns are run by the process holding its lease.
+
+    async def claim_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        """Take the binding's lease for `seconds` when it is free, expired or already `owner`'s."""
+        ...
+
+    async def renew_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        """Extend `owner`'s lease; False when it is no longer `owner`'s (it expired and another took it)."""
+        ...
+
+    async def release_binding(self, team_id: str, channel_id: str, owner: str) -> None: ...
+
+    async def orphaned_bindings(self) -> list[tuple[str, str]]:
+        """Bindings with unfinished turns and no live lease (their process stopped or died), oldest turn first."""
+        ...
+
+    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Held around each Letta send, so that no agent has two sends in flight across processes sharing the
+        database (SQLite means one process, where the Letta client's own locks suffice)."""
+        ...
 
 
 class BindingTranscript:
@@ -151,13 +222,32 @@ class TurnJournal:
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)
 
 
-def open_store(url: str) -> Store:
+def display_url(url: str) -> str:
+    """The URL with its password masked, for logs and `check`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> Store:
+    """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
+    `postgresql://` (several processes). A Postgres process uses up to `pool_size` connections for queries and
+    `lock_connections` more, opened on demand, for the agent locks held during Letta sends."""
     if url.startswith("sqlite:"):
         from bridge.store.sqlite import SqliteStore
 
         return SqliteStore(url)
+    if url.startswith(("postgres://", "postgresql://")):
+        from bridge.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise StoreError(
-        f"DATABASE_URL uses the scheme {scheme!r}, which this bridge does not support yet; "
-        "use sqlite:///path/to/bridge.db"
+        f"DATABASE_URL uses the scheme {scheme!r}, which this bridge does not support; "
+        "use sqlite:///path/to/bridge.db or postgres://user:password@host:5432/database"
     )

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
 
-from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
-from bridge.store.base import HistoryEntry, OutboxItem, PendingTurn, StoreError
+from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
+from bridge.store.base import HistoryEntry, OutboxItem, PendingTurn, StoreError, binding_from_row, pending_from_row
 from bridge.store.locks import UrgentFirstLock
 
 MIGRATIONS: list[str] = [
@@ -100,31 +101,15 @@ def _encode_target(target: Target) -> str:
     return json.dumps([{"id": a.id, "name": a.name} for a in target.agents])
 
 
-def _binding(row: sqlite3.Row) -> Binding:
-    agents = tuple(AgentRef(a["id"], a["name"]) for a in json.loads(row["agents"]))
-    target = Target(
-        kind=row["kind"],
-        agents=agents,
-        group_id=row["group_id"],
-        manager_type=row["manager_type"],
-        description=row["description"],
-    )
-    return Binding(
-        team_id=row["team_id"],
-        channel_id=row["channel_id"],
-        target=target,
-        runner=row["runner"],
-        bound_by=row["bound_by"],
-        bound_at=datetime.fromisoformat(row["bound_at"]),
-    )
-
-
 class SqliteStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self._db: aiosqlite.Connection | None = None
         self._write_lock = UrgentFirstLock()
+        # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
+        # after a crash resumes at once instead of waiting for the dead process's leases to expire.
+        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -185,7 +170,7 @@ class SqliteStore:
             "SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id)
         ) as cursor:
             row = await cursor.fetchone()
-        return _binding(row) if row else None
+        return binding_from_row(row) if row else None
 
     async def put_binding(self, binding: Binding) -> Binding | None:
         t = binding.target
@@ -234,7 +219,7 @@ class SqliteStore:
             params = (team_id,)
         async with self.db.execute(query + " ORDER BY team_id, channel_id", params) as cursor:
             rows = await cursor.fetchall()
-        return [_binding(row) for row in rows]
+        return [binding_from_row(row) for row in rows]
 
     async def set_runner(self, team_id: str, channel_id: str, runner: RunnerChoice, actor: str) -> None:
         async with self._write() as db:
@@ -350,25 +335,15 @@ class SqliteStore:
         async with self._write() as db:
             await db.execute("UPDATE turns SET status=?, updated_at=? WHERE id=?", (status, _now(), turn_id))
 
-    async def unfinished_turns(self) -> list[PendingTurn]:
-        async with self.db.execute("SELECT * FROM turns WHERE status IN ('received', 'running') ORDER BY id") as cursor:
+    async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
+        query = "SELECT * FROM turns WHERE status IN ('received', 'running')"
+        params: tuple[str, ...] = ()
+        if team_id is not None and channel_id is not None:
+            query += " AND team_id=? AND channel_id=?"
+            params = (team_id, channel_id)
+        async with self.db.execute(query + " ORDER BY id", params) as cursor:
             rows = await cursor.fetchall()
-        return [
-            PendingTurn(
-                Turn(
-                    team_id=r["team_id"],
-                    channel_id=r["channel_id"],
-                    message_ts=r["message_ts"],
-                    thread_ts=r["thread_ts"],
-                    user_id=r["user_id"],
-                    text=r["text"],
-                    event_id=r["event_id"],
-                ),
-                r["id"],
-                r["otid"],
-            )
-            for r in rows
-        ]
+        return [pending_from_row(r) for r in rows]
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
         async with self.db.execute(
@@ -464,3 +439,45 @@ class SqliteStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return [(r[0], r[1]) for r in rows]
+
+    async def ping(self) -> None:
+        async with self.db.execute("SELECT 1") as cursor:
+            await cursor.fetchone()
+
+    def _live_lease(self, key: tuple[str, str]) -> str | None:
+        held = self._leases.get(key)
+        return held[0] if held is not None and held[1] > time.monotonic() else None
+
+    async def claim_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        key = (team_id, channel_id)
+        if self._live_lease(key) not in (None, owner):
+            return False
+        self._leases[key] = (owner, time.monotonic() + seconds)
+        return True
+
+    async def renew_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        key = (team_id, channel_id)
+        held = self._leases.get(key)
+        if held is None or held[0] != owner:
+            return False
+        self._leases[key] = (owner, time.monotonic() + seconds)
+        return True
+
+    async def release_binding(self, team_id: str, channel_id: str, owner: str) -> None:
+        held = self._leases.get((team_id, channel_id))
+        if held is not None and held[0] == owner:
+            del self._leases[(team_id, channel_id)]
+
+    async def orphaned_bindings(self) -> list[tuple[str, str]]:
+        async with self.db.execute(
+            "SELECT team_id, channel_id FROM turns WHERE status IN ('received', 'running')"
+            " GROUP BY team_id, channel_id ORDER BY MIN(id)"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        keys = [(str(r[0]), str(r[1])) for r in rows]
+        return [key for key in keys if self._live_lease(key) is None]
+
+    @asynccontextmanager
+    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
+        """One process: the Letta client's in-process locks already keep each agent to one send."""
+        yield

@@ -1,9 +1,11 @@
-"""Fixtures: the fakes on loopback, and one bridge process per runner ("server" on a 0.11.7 fake, "bridge" on 0.16.8)."""
+"""Fixtures: the fakes on loopback, and one bridge process per runner ("server" on a 0.11.7 fake, "bridge" on 0.16.8),
+on SQLite, or on Postgres where a test module asks for it (`world_params`)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,16 +59,27 @@ class World:
         return crew
 
 
-@pytest.fixture(scope="module", params=["server", "bridge"])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    runner = request.param
-    tmp = tmp_path_factory.mktemp(f"world-{runner}")
+def postgres_env(url: str) -> dict[str, str]:
+    """Settings for a bridge on a Postgres database; a short lease, so that a killed process's bindings are taken
+    over within seconds."""
+    return {"DATABASE_URL": url, "TURN_LEASE_SECONDS": "2"}
+
+
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """{} for SQLite (the harness's default file), or the settings for a fresh Postgres database."""
+    if backend == "sqlite":
+        return {}
+    return postgres_env(request.getfixturevalue("pg_server").create_database())
+
+
+@contextmanager
+def open_world(runner: str, tmp: Path, **settings: str) -> Iterator[World]:
     slack = FakeSlack()
     slack.start()
     slack.add_user("U0123ABCD", "maria", display_name="maria", real_name="Maria Example")
     letta = FakeLetta(version=SERVER_VERSION[runner])
     letta.start()
-    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", **settings)
     bridge = BridgeProcess(env).start(tmp / "bridge.log")
     try:
         yield World(runner, slack, letta, bridge, env)
@@ -74,6 +87,19 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         bridge.stop()
         letta.stop()
         slack.stop()
+
+
+def world_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """`runner` or `runner-postgres`."""
+    runner, _, backend = str(request.param).partition("-")
+    tmp = tmp_path_factory.mktemp(f"world-{request.param}")
+    with open_world(runner, tmp, **backend_env(request, backend or "sqlite")) as world:
+        yield world
+
+
+@pytest.fixture(scope="module", params=["server", "bridge"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from world_fixture(request, tmp_path_factory)
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tests.e2e.harness import REPO, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.pg import PgServer
 
 
 def test_serve_with_settings_missing_fails_fast_with_one_line_each(tmp_path: Path) -> None:
@@ -114,3 +116,26 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert done.returncode == 1 and "Traceback" not in done.stderr
         assert any(line.startswith("FAIL slack scopes: missing") for line in done.stdout.splitlines())
         assert any(line.startswith("FAIL letta:") for line in done.stdout.splitlines())
+
+
+def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_password(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DYNO="web.1")
+        done = run_cli(env, "check")
+        assert done.returncode == 0, "a warning is not a failure: " + done.stdout
+        [warning] = [line for line in done.stdout.splitlines() if line.startswith("warn")]
+        assert warning.startswith("warn database storage: SQLite on Heroku (DYNO is set)")
+        assert "heroku addons:create heroku-postgresql" in warning and "DATABASE_URL" in warning
+        parts = urlsplit(pg_server.create_database())
+        url = parts._replace(netloc=f"bridge:pw-never-shown@{parts.hostname}:{parts.port}").geturl()
+        done = run_cli(dict(env, DATABASE_URL=url), "check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not any(line.startswith("warn") for line in done.stdout.splitlines())
+        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v2" in line
+                   for line in done.stdout.splitlines()), done.stdout
+        assert "pw-never-shown" not in done.stdout + done.stderr
+        refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")
+        assert refused.returncode == 1 and "FAIL database: cannot open the database" in refused.stdout
+        assert "pw-never-shown" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import backend_env
 from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, mention_event, signed_headers
@@ -45,9 +46,13 @@ def rig(tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", 
     return Rig(slack, letta, bridge, agents, "C0GUARD01")
 
 
-@pytest.fixture(params=["0.11.7", "0.16.8"], ids=["server-runner", "bridge-runner"])
+@pytest.fixture(
+    params=[("0.11.7", "sqlite"), ("0.16.8", "sqlite"), ("0.16.8", "postgres")],
+    ids=["server-runner", "bridge-runner", "bridge-runner-postgres"],
+)
 def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
-    r = rig(tmp_path, request.param)
+    version, backend = request.param
+    r = rig(tmp_path, version, **backend_env(request, backend))
     yield r
     r.bridge.stop()
     r.letta.stop()
@@ -82,8 +87,11 @@ def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Ri
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
 
 
-def test_kill_9_between_two_agents_resumes_at_the_next_agent(tmp_path: Path) -> None:
-    r = rig(tmp_path, "0.16.8")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kill_9_between_two_agents_resumes_at_the_next_agent(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    r = rig(tmp_path, "0.16.8", **backend_env(request, backend))
     try:
         r.letta.set_delay(r.agents["bob"], 1.5)
         event, _ = r.bridge.mention("relay race", r.channel)

@@ -1,4 +1,4 @@
-"""The soak behind README's Guarantees figures, small enough for every CI run, on both runners."""
+"""The soak behind README's Guarantees figures, small enough for every CI run, on both runners and on Postgres."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.guarantees_report import soak
+from tests.pg import PgServer
 
 
 @pytest.mark.parametrize("version", ["0.11.7", "0.16.8"])
@@ -15,4 +16,10 @@ def test_mentions_survive_duplicates_and_kills_exactly_once(version: str, tmp_pa
     assert figures.kills == 2 and figures.duplicates > 0
     assert figures.unanswered == 0, figures.lines()
     assert figures.doubled == 0, figures.lines()
+    assert figures.letta_turns == figures.expected_turns, figures.lines()
+
+
+def test_the_soak_holds_on_postgres(pg_server: PgServer, tmp_path: Path) -> None:
+    figures = soak(tmp_path, mentions=10, kills=2, version="0.16.8", seed=7, database_url=pg_server.create_database())
+    assert figures.kills == 2 and figures.unanswered == 0 and figures.doubled == 0, figures.lines()
     assert figures.letta_turns == figures.expected_turns, figures.lines()

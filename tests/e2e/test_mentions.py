@@ -1,14 +1,23 @@
-"""One mention, end to end, on both runners: the right Letta requests, each agent's reply in the thread."""
+"""One mention, end to end, on both runners and both databases: the right Letta requests, each agent's reply in
+the thread."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from tests.e2e.conftest import World, new_channel
+import pytest
+
+from tests.e2e.conftest import World, new_channel, world_fixture
 from tests.e2e.harness import body_json
 from tests.fakes.signing import event_body, signed_headers
+
+
+@pytest.fixture(scope="module", params=["server", "bridge", "server-postgres", "bridge-postgres"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from world_fixture(request, tmp_path_factory)
 
 
 def thread_posts(world: World, channel: str, thread_ts: str, count: int, timeout: float = 10.0) -> list[Any]:

@@ -10,9 +10,9 @@ from bridge.store import Store, StoreError, open_store
 ALICE, BOB, CAROL = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob"), AgentRef("agent-c", "carol")
 
 
-def run(tmp_path: Path, body: Callable[[Store], Awaitable[None]]) -> None:
+def run(url: str, body: Callable[[Store], Awaitable[None]]) -> None:
     async def main() -> None:
-        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        store = open_store(url)
         await store.open()
         try:
             await body(store)
@@ -26,7 +26,7 @@ def group(*agents: AgentRef) -> Target:
     return Target(kind="group", agents=agents, group_id="group-1", manager_type="round_robin", description="crew")
 
 
-def test_file_is_created_migrated_and_reopened_without_loss(tmp_path: Path) -> None:
+def test_the_database_is_created_migrated_and_reopened_without_loss(database_url: str) -> None:
     async def first(store: Store) -> None:
         assert await store.schema_version() == 2
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), bound_by="cli"))
@@ -36,12 +36,11 @@ def test_file_is_created_migrated_and_reopened_without_loss(tmp_path: Path) -> N
         [binding] = await store.list_bindings()
         assert binding.target.agents == (ALICE, BOB) and binding.bound_by == "cli"
 
-    run(tmp_path, first)
-    run(tmp_path, second)
-    assert (tmp_path / "bridge.db").exists()
+    run(database_url, first)
+    run(database_url, second)
 
 
-def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(tmp_path: Path) -> None:
+def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(database_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.put_binding(Binding("T1", "C1", group(ALICE))) is None
         await store.put_binding(Binding("T2", "C1", group(BOB)))
@@ -53,10 +52,10 @@ def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(tmp_p
         assert await store.get_binding("T1", "C1") is None
         assert [h.action for h in await store.history("T1", "C1")] == ["disconnect", "connect", "connect"]
 
-    run(tmp_path, body)
+    run(database_url, body)
 
 
-def test_a_turn_is_accepted_once_by_event_id_and_by_message(tmp_path: Path) -> None:
+def test_a_turn_is_accepted_once_by_event_id_and_by_message(database_url: str) -> None:
     async def body(store: Store) -> None:
         turn = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", event_id="Ev1")
         assert await store.accept_turn(turn, "otid-1") is not None
@@ -64,10 +63,10 @@ def test_a_turn_is_accepted_once_by_event_id_and_by_message(tmp_path: Path) -> N
         same_message = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", event_id="Ev2")
         assert await store.accept_turn(same_message, "otid-3") is None
 
-    run(tmp_path, body)
+    run(database_url, body)
 
 
-def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(tmp_path: Path) -> None:
+def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(database_url: str) -> None:
     async def body(store: Store) -> None:
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB, CAROL)))
         async def answer(turn_id: int, agent: AgentRef, text: str) -> list[str]:
@@ -89,15 +88,15 @@ def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(tmp
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB, CAROL, dora)))
         assert (await store.unseen("T1", "C1", dora.id))[0] == []
 
-    run(tmp_path, body)
+    run(database_url, body)
 
 
-def test_notices_are_due_once(tmp_path: Path) -> None:
+def test_notices_are_due_once(database_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.notice_once("T1", "C1", "route_missing") is True
         assert await store.notice_once("T1", "C1", "route_missing") is False
 
-    run(tmp_path, body)
+    run(database_url, body)
 
 
 def test_unknown_schemes_and_missing_folders_are_plain_errors(tmp_path: Path) -> None:
@@ -120,7 +119,7 @@ def test_unknown_schemes_and_missing_folders_are_plain_errors(tmp_path: Path) ->
     asyncio.run(main())
 
 
-def test_outbox_owes_each_message_once_and_remembers_posted_parts(tmp_path: Path) -> None:
+def test_outbox_owes_each_message_once_and_remembers_posted_parts(database_url: str) -> None:
     async def body(store: Store) -> None:
         await store.outbox_add(7, "reply:a:0", "alice", "hello")
         await store.outbox_add(7, "reply:a:0", "alice", "hello again")
@@ -133,10 +132,10 @@ def test_outbox_owes_each_message_once_and_remembers_posted_parts(tmp_path: Path
         assert [i.source for i in await store.outbox_pending(7)] == ["fail:b:0"]
         assert await store.posts_of(7) == [("alice", "1.1"), ("alice", "1.2")]
 
-    run(tmp_path, body)
+    run(database_url, body)
 
 
-def test_unfinished_turns_come_back_oldest_first(tmp_path: Path) -> None:
+def test_unfinished_turns_come_back_oldest_first(database_url: str) -> None:
     async def body(store: Store) -> None:
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
@@ -146,4 +145,52 @@ def test_unfinished_turns_come_back_oldest_first(tmp_path: Path) -> None:
         await store.finish_turn(c, "done")
         assert [(p.turn_id, p.otid, p.turn.text) for p in await store.unfinished_turns()] == [(a, "o1", "a"), (b, "o2", "b")]
 
-    run(tmp_path, body)
+    run(database_url, body)
+
+
+def test_unfinished_turns_of_one_binding_and_text_postgres_cannot_hold(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "nul \x00 inside", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T1", "C2", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert a and b
+        [only] = await store.unfinished_turns("T1", "C1")
+        assert only.turn_id == a and only.turn.text.startswith("nul ")
+        assert [p.turn_id for p in await store.unfinished_turns()] == [a, b]
+        await store.ping()
+
+    run(database_url, body)
+
+
+def test_a_binding_lease_has_one_owner_until_released_or_expired(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        assert await store.claim_binding("T1", "C1", "web.1", 30)
+        assert await store.claim_binding("T1", "C1", "web.1", 30), "the owner may claim again"
+        assert not await store.claim_binding("T1", "C1", "web.2", 30)
+        assert await store.claim_binding("T1", "C2", "web.2", 30), "another binding is free"
+        assert await store.renew_binding("T1", "C1", "web.1", 30)
+        assert not await store.renew_binding("T1", "C1", "web.2", 30)
+        await store.release_binding("T1", "C1", "web.2")  # not web.2's: nothing happens
+        assert not await store.claim_binding("T1", "C1", "web.2", 30)
+        await store.release_binding("T1", "C1", "web.1")
+        assert await store.claim_binding("T1", "C1", "web.2", 0.2)
+        await asyncio.sleep(0.3)
+        assert await store.claim_binding("T1", "C1", "web.1", 30), "an expired lease is taken over"
+        assert not await store.renew_binding("T1", "C1", "web.2", 30), "the old owner learns it lost the lease"
+
+    run(database_url, body)
+
+
+def test_orphaned_bindings_are_those_with_unfinished_turns_and_no_live_lease(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        for n, channel in enumerate(("C1", "C2", "C3", "C1"), start=1):
+            turn_id = await store.accept_turn(Turn("T1", channel, f"1.00000{n}", "1", "U1", "x", f"Ev{n}"), "o")
+            assert turn_id
+            if channel == "C3":
+                await store.finish_turn(turn_id, "done")
+        assert await store.orphaned_bindings() == [("T1", "C1"), ("T1", "C2")]
+        assert await store.claim_binding("T1", "C1", "web.1", 0.2)
+        assert await store.orphaned_bindings() == [("T1", "C2")]
+        await asyncio.sleep(0.3)
+        assert await store.orphaned_bindings() == [("T1", "C1"), ("T1", "C2")], "its process died: C1 is orphaned"
+
+    run(database_url, body)

@@ -1,0 +1,148 @@
+"""What operators see in `GET /metrics` (Prometheus text format), in a registry each app owns.
+
+The hooks are small on purpose: the relay counts events, duplicates, turns and queue depth; `turns.py` counts
+messages posted; Letta and Slack calls are timed by thin subclasses of their clients built here, so that
+`letta/` and `slack/` stay unaware of metrics.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TURN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_IDS = re.compile(r"\b(agent|group|message|run|step)-[0-9a-f-]{8,}")
+
+
+def route(path: str) -> str:
+    """A Letta path with its ids replaced, so that labels stay few: /v1/agents/{agent}/messages."""
+    return _IDS.sub(lambda m: "{" + m.group(1) + "}", path.split("?", 1)[0])
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "bridge_events_received", "Mentions and messages the relay was offered, duplicates included", registry=r
+        )
+        self.duplicates = Counter(
+            "bridge_events_duplicate",
+            "Events dropped as already accepted: Slack retries, the message twin of a mention, or another process",
+            registry=r,
+        )
+        self.turns = Counter("bridge_turns", "Turns ended, by outcome", ["outcome"], registry=r)
+        self.turn_seconds = Histogram(
+            "bridge_turn_duration_seconds", "From start to end of a turn's run", buckets=TURN_BUCKETS, registry=r
+        )
+        self.letta_seconds = Histogram(
+            "bridge_letta_request_duration_seconds",
+            "Letta HTTP calls, by method and route",
+            ["method", "route"],
+            buckets=CALL_BUCKETS,
+            registry=r,
+        )
+        self.letta_errors = Counter("bridge_letta_errors", "Failed Letta calls, by kind", ["kind"], registry=r)
+        self.slack_seconds = Histogram(
+            "bridge_slack_request_duration_seconds",
+            "Slack Web API calls, by method",
+            ["method"],
+            buckets=CALL_BUCKETS,
+            registry=r,
+        )
+        self.slack_errors = Counter(
+            "bridge_slack_errors", "Failed Slack calls, by method and error", ["method", "error"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "bridge_queue_depth",
+            "Unfinished turns of a binding (team:channel), as last seen by this process",
+            ["binding"],
+            registry=r,
+        )
+        self.posted = Counter(
+            "bridge_replies_posted",
+            "Messages posted into threads: agent replies and bridge notices",
+            ["kind"],
+            registry=r,
+        )
+
+    def expose(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def event(self, duplicate: bool) -> None:
+        self.events.inc()
+        if duplicate:
+            self.duplicates.inc()
+
+    def turn_ended(self, outcome: str, seconds: float) -> None:
+        self.turns.labels(outcome).inc()
+        self.turn_seconds.observe(seconds)
+
+    def depth(self, binding: str, count: int) -> None:
+        self.queue_depth.labels(binding).set(count)
+
+    def reply_posted(self, agent_name: str | None) -> None:
+        self.posted.labels("notice" if agent_name is None else "agent").inc()
+
+    def letta_call(self, method: str, path: str, seconds: float, error: str | None) -> None:
+        self.letta_seconds.labels(method, route(path)).observe(seconds)
+        if error is not None:
+            self.letta_errors.labels(error).inc()
+
+    def slack_call(self, method: str, seconds: float, error: str | None) -> None:
+        self.slack_seconds.labels(method).observe(seconds)
+        if error is not None:
+            self.slack_errors.labels(method, error).inc()
+
+
+# What code outside the app counts into when nobody set a registry (the CLI, unit tests): never exposed.
+UNMETERED = Metrics()
+
+
+class MeteredLettaClient(LettaClient):
+    """Times every Letta call and counts failures by kind."""
+
+    metrics: Metrics = UNMETERED
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            return await super()._request(method, path, **kwargs)
+        except LettaError as exc:
+            error = str(exc.kind)
+            raise
+        finally:
+            self.metrics.letta_call(method, path, time.monotonic() - started, error)
+
+
+class MeteredSlackClient(AsyncWebClient):
+    """Times every Slack Web API call (Bolt's own included) and counts failures by Slack's error code."""
+
+    metrics: Metrics = UNMETERED
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            data = exc.response.data if exc.response is not None else None
+            error = str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            self.metrics.slack_call(api_method, time.monotonic() - started, error)

@@ -1,0 +1,599 @@
+"""The shared store for production on a PaaS: PostgreSQL through asyncpg with a connection pool.
+
+The same tables and semantics as the SQLite store, so that several `web` processes share one database:
+unique constraints drop a retried event whichever process it reaches; a binding's turns are run by the process
+holding its lease (`binding_leases`, taken with an upsert that only wins when the lease is free, expired or
+already the caller's); and each Letta send holds a session advisory lock per agent on a connection of its own,
+which PostgreSQL releases by itself when a process dies. Migrations run under a transaction-level advisory lock,
+so two processes starting at once migrate once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
+from bridge.store.base import (
+    HistoryEntry,
+    OutboxItem,
+    PendingTurn,
+    StoreError,
+    binding_from_row,
+    display_url,
+    pending_from_row,
+)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# Each entry brings the schema to its version; the numbers match the SQLite store's for the same tables.
+MIGRATIONS: dict[int, str] = {
+    2: """
+    CREATE TABLE bindings (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL,
+        kind TEXT NOT NULL, group_id TEXT, agents JSONB NOT NULL,
+        manager_type TEXT, description TEXT NOT NULL DEFAULT '',
+        runner TEXT NOT NULL DEFAULT 'auto', bound_by TEXT NOT NULL DEFAULT '', bound_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (team_id, channel_id)
+    );
+    CREATE TABLE binding_history (
+        id BIGSERIAL PRIMARY KEY,
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, runner TEXT NOT NULL, actor TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX binding_history_channel ON binding_history (team_id, channel_id, id);
+    CREATE TABLE seen_events (event_id TEXT PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now());
+    CREATE TABLE turns (
+        id BIGSERIAL PRIMARY KEY,
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, message_ts TEXT NOT NULL, thread_ts TEXT NOT NULL,
+        user_id TEXT NOT NULL, text TEXT NOT NULL, otid TEXT NOT NULL, event_id TEXT NOT NULL,
+        status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        UNIQUE (team_id, channel_id, message_ts)
+    );
+    CREATE INDEX turns_unfinished ON turns (team_id, channel_id, id) WHERE status IN ('received', 'running');
+    CREATE TABLE transcript (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, seq BIGINT NOT NULL,
+        agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, seq)
+    );
+    CREATE TABLE cursors (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, agent_id TEXT NOT NULL, seq BIGINT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, agent_id)
+    );
+    CREATE TABLE notices (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, kind TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (team_id, channel_id, kind)
+    );
+    CREATE TABLE turn_steps (
+        turn_id BIGINT NOT NULL, step TEXT NOT NULL, state TEXT NOT NULL,
+        replies JSONB NOT NULL DEFAULT '[]', failure JSONB, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (turn_id, step)
+    );
+    CREATE TABLE outbox (
+        id BIGSERIAL PRIMARY KEY,
+        turn_id BIGINT NOT NULL, source TEXT NOT NULL, agent_name TEXT, text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT false,
+        UNIQUE (turn_id, source)
+    );
+    CREATE TABLE outbox_posts (
+        outbox_id BIGINT NOT NULL, part INTEGER NOT NULL, ts TEXT NOT NULL,
+        PRIMARY KEY (outbox_id, part)
+    );
+    CREATE TABLE binding_leases (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (team_id, channel_id)
+    );
+    """,
+}
+
+# pg_advisory_xact_lock key for migrations; agent locks hash into the rest of the bigint space.
+MIGRATION_LOCK = 0x6C657474_61000001
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq connection options that PaaS URLs carry and asyncpg would otherwise send as server settings.
+_CLIENT_ONLY = frozenset(
+    {
+        "channel_binding",
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "requiressl",
+        "sslcompression",
+        "sslsni",
+        "pgbouncer",
+    }
+)
+UNFINISHED = "status IN ('received', 'running')"
+UNLOCK_TIMEOUT = 5.0
+
+
+def connect_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The DSN asyncpg gets and its keyword options: `sslmode` (as PaaS add-ons set it) becomes `ssl=`,
+    `connect_timeout` becomes `timeout=`, and libpq-only options are dropped."""
+    parts = urlsplit(url)
+    query: list[tuple[str, str]] = []
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "sslmode":
+            if value not in SSL_MODES:
+                raise StoreError(f"DATABASE_URL has sslmode={value}; use one of {', '.join(SSL_MODES)}")
+            options["ssl"] = value
+        elif key == "connect_timeout":
+            try:
+                options["timeout"] = float(value)
+            except ValueError:
+                raise StoreError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
+        elif key not in _CLIENT_ONLY:
+            query.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(query))), options
+
+
+def agent_lock_key(agent_id: str) -> int:
+    """A stable signed 64-bit key per agent for pg_advisory_lock."""
+    digest = hashlib.blake2b(f"letta-agent:{agent_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL; Slack and Letta text almost never does."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _json(value: Any) -> str:
+    return _clean(json.dumps(value))
+
+
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+
+
+class PostgresStore:
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
+        self.url = url
+        self._dsn, self._options = connect_options(url)
+        self._pool_size = pool_size
+        self._lock_connections = lock_connections
+        self._pool: Pool | None = None
+        self._locks: Pool | None = None
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        return self._pool
+
+    async def _create_pool(self, min_size: int, max_size: int) -> Pool:
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"application_name": "letta-slack-bridge"},
+            **self._options,
+        )
+
+    async def open(self) -> None:
+        where = display_url(self.url)
+        try:
+            self._pool = await self._create_pool(1, self._pool_size)
+            # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
+            self._locks = await self._create_pool(0, self._lock_connections)
+            await self._migrate()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
+            await self.close()
+            raise StoreError(f"cannot open the database {where}: {_reason(exc)}") from None
+
+    async def close(self) -> None:
+        for pool in (self._locks, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._locks = None
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def _migrate(self) -> None:
+        async with self._tx() as db:
+            # Taken first: a second process starting now waits here, then finds nothing left to do.
+            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            current = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for version in sorted(MIGRATIONS):
+                if version > current:
+                    await db.execute(MIGRATIONS[version])
+                    await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def schema_version(self) -> int:
+        return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
+        row = await self.pool.fetchrow("SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2", team_id, channel_id)
+        return binding_from_row(row) if row else None
+
+    async def put_binding(self, binding: Binding) -> Binding | None:
+        t = binding.target
+        agents = [{"id": a.id, "name": a.name} for a in t.agents]
+        async with self._tx() as db:
+            row = await db.fetchrow(
+                "SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2 FOR UPDATE",
+                binding.team_id,
+                binding.channel_id,
+            )
+            await db.execute(
+                "INSERT INTO bindings (team_id, channel_id, kind, group_id, agents, manager_type, description,"
+                " runner, bound_by, bound_at) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9,$10)"
+                " ON CONFLICT (team_id, channel_id) DO UPDATE SET kind=excluded.kind, group_id=excluded.group_id,"
+                " agents=excluded.agents, manager_type=excluded.manager_type, description=excluded.description,"
+                " runner=excluded.runner, bound_by=excluded.bound_by, bound_at=excluded.bound_at",
+                binding.team_id,
+                binding.channel_id,
+                t.kind,
+                t.group_id,
+                _json(agents),
+                t.manager_type,
+                _clean(t.description),
+                binding.runner,
+                binding.bound_by,
+                binding.bound_at,
+            )
+            top = await self._top_seq(db, binding.team_id, binding.channel_id)
+            # An agent new to this channel starts from now: it is not shown replies from before it joined.
+            await db.executemany(
+                "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+                [(binding.team_id, binding.channel_id, agent.id, top) for agent in t.agents],
+            )
+            await self._log(db, binding.team_id, binding.channel_id, "connect", t.ref, binding.runner, binding.bound_by)
+        return binding_from_row(row) if row else None
+
+    async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
+        async with self._tx() as db:
+            row = await db.fetchrow(
+                "DELETE FROM bindings WHERE team_id=$1 AND channel_id=$2 RETURNING *", team_id, channel_id
+            )
+            if row is None:
+                return None
+            previous = binding_from_row(row)
+            await self._log(db, team_id, channel_id, "disconnect", previous.target.ref, previous.runner, actor)
+        return previous
+
+    async def list_bindings(self, team_id: str | None = None) -> list[Binding]:
+        if team_id is None:
+            rows = await self.pool.fetch("SELECT * FROM bindings ORDER BY team_id, channel_id")
+        else:
+            rows = await self.pool.fetch("SELECT * FROM bindings WHERE team_id=$1 ORDER BY channel_id", team_id)
+        return [binding_from_row(row) for row in rows]
+
+    async def set_runner(self, team_id: str, channel_id: str, runner: RunnerChoice, actor: str) -> None:
+        async with self._tx() as db:
+            row = await db.fetchrow(
+                "UPDATE bindings SET runner=$3 WHERE team_id=$1 AND channel_id=$2 RETURNING *",
+                team_id,
+                channel_id,
+                runner,
+            )
+            if row is not None:
+                await self._log(db, team_id, channel_id, "runner", binding_from_row(row).target.ref, runner, actor)
+
+    async def history(self, team_id: str, channel_id: str, limit: int = 10) -> list[HistoryEntry]:
+        rows = await self.pool.fetch(
+            "SELECT action, target, runner, actor, at FROM binding_history WHERE team_id=$1 AND channel_id=$2"
+            " ORDER BY id DESC LIMIT $3",
+            team_id,
+            channel_id,
+            limit,
+        )
+        return [HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], r["at"]) for r in rows]
+
+    @staticmethod
+    async def _log(db: Conn, team_id: str, channel_id: str, action: str, target: str, runner: str, actor: str) -> None:
+        await db.execute(
+            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor)"
+            " VALUES ($1,$2,$3,$4,$5,$6)",
+            team_id,
+            channel_id,
+            action,
+            target,
+            runner,
+            actor,
+        )
+
+    async def accept_turn(self, turn: Turn, otid: str) -> int | None:
+        # Two processes given the same event: the second insert waits on the unique index for the first
+        # transaction, then finds the row and does nothing.
+        async with self._tx() as db:
+            if turn.event_id:
+                fresh = await db.fetchval(
+                    "INSERT INTO seen_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+                    _clean(turn.event_id),
+                )
+                if fresh is None:
+                    return None
+            turn_id = await db.fetchval(
+                "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received') ON CONFLICT DO NOTHING RETURNING id",
+                *(_clean(v) for v in (turn.team_id, turn.channel_id, turn.message_ts, turn.thread_ts, turn.user_id)),
+                _clean(turn.text),
+                otid,
+                _clean(turn.event_id),
+            )
+        return None if turn_id is None else int(turn_id)
+
+    async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
+        await self.pool.execute(
+            "UPDATE turns SET status=$2, error=$3, updated_at=now() WHERE id=$1", turn_id, status, _clean(error)
+        )
+
+    async def set_turn_status(self, turn_id: int, status: str) -> None:
+        await self.pool.execute("UPDATE turns SET status=$2, updated_at=now() WHERE id=$1", turn_id, status)
+
+    async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
+        if team_id is not None and channel_id is not None:
+            rows = await self.pool.fetch(
+                f"SELECT * FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2 ORDER BY id",  # noqa: S608
+                team_id,
+                channel_id,
+            )
+        else:
+            rows = await self.pool.fetch(f"SELECT * FROM turns WHERE {UNFINISHED} ORDER BY id")  # noqa: S608
+        return [pending_from_row(row) for row in rows]
+
+    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+        found = await self.pool.fetchval(
+            "SELECT true FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND status<>'unbound' LIMIT 1",
+            team_id,
+            channel_id,
+            thread_ts,
+        )
+        return found is not None
+
+    async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
+        count = await self.pool.fetchval(
+            "SELECT COUNT(*) FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND id<$4",
+            team_id,
+            channel_id,
+            thread_ts,
+            turn_id,
+        )
+        return int(count or 0)
+
+    async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
+        fresh = await self.pool.fetchval(
+            "INSERT INTO notices (team_id, channel_id, kind) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING RETURNING true",
+            team_id,
+            channel_id,
+            kind,
+        )
+        return fresh is not None
+
+    @staticmethod
+    async def _top_seq(db: Conn | Pool, team_id: str, channel_id: str) -> int:
+        return int(
+            await db.fetchval(
+                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=$1 AND channel_id=$2", team_id, channel_id
+            )
+        )
+
+    async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]:
+        async with self.pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
+            since = await db.fetchval(
+                "SELECT seq FROM cursors WHERE team_id=$1 AND channel_id=$2 AND agent_id=$3",
+                team_id,
+                channel_id,
+                agent_id,
+            )
+            top = await self._top_seq(db, team_id, channel_id)
+            rows = await db.fetch(
+                "SELECT agent_id, agent_name, text FROM transcript WHERE team_id=$1 AND channel_id=$2"
+                " AND seq>$3 AND seq<=$4 AND agent_id<>$5 ORDER BY seq",
+                team_id,
+                channel_id,
+                top if since is None else int(since),
+                top,
+                agent_id,
+            )
+        return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
+
+    async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
+        row = await self.pool.fetchrow(
+            "SELECT state, replies::text AS replies, failure::text AS failure FROM turn_steps"
+            " WHERE turn_id=$1 AND step=$2",
+            turn_id,
+            step,
+        )
+        if row is None:
+            return None
+        replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
+        failure = AgentFailure(**json.loads(row["failure"])) if row["failure"] else None
+        return StepRecord(row["state"], replies, failure)
+
+    async def step_sending(self, turn_id: int, step: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO turn_steps (turn_id, step, state) VALUES ($1,$2,'sending')"
+            " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=now()",
+            turn_id,
+            step,
+        )
+
+    async def step_answered(
+        self,
+        turn_id: int,
+        step: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None,
+        seen: tuple[str, str, str, int] | None,
+    ) -> None:
+        """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
+        state = "failed" if failure is not None and not replies else "answered"
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO turn_steps (turn_id, step, state, replies, failure) VALUES ($1,$2,$3,$4::jsonb,$5::jsonb)"
+                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, replies=excluded.replies,"
+                " failure=excluded.failure, updated_at=now()",
+                turn_id,
+                step,
+                state,
+                _json([r.__dict__ for r in replies]),
+                _json(failure.__dict__) if failure else None,
+            )
+            if seen is not None:
+                team_id, channel_id, agent_id, upto = seen
+                for reply in replies:
+                    await db.execute(
+                        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
+                        " SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM transcript"
+                        " WHERE team_id=$1 AND channel_id=$2",
+                        team_id,
+                        channel_id,
+                        agent_id,
+                        reply.agent_name,
+                        _clean(reply.text),
+                    )
+                await db.execute(
+                    "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4)"
+                    " ON CONFLICT (team_id, channel_id, agent_id)"
+                    " DO UPDATE SET seq=GREATEST(cursors.seq, excluded.seq)",
+                    team_id,
+                    channel_id,
+                    agent_id,
+                    upto,
+                )
+
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO outbox (turn_id, source, agent_name, text) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+            turn_id,
+            source,
+            agent_name,
+            _clean(text),
+        )
+
+    async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
+        rows = await self.pool.fetch(
+            "SELECT o.id, o.source, o.agent_name, o.text,"
+            " COALESCE(array_agg(p.part) FILTER (WHERE p.part IS NOT NULL), '{}') AS parts"
+            " FROM outbox o LEFT JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=$1 AND NOT o.done"
+            " GROUP BY o.id ORDER BY o.id",
+            turn_id,
+        )
+        return [
+            OutboxItem(int(r["id"]), r["source"], r["agent_name"], r["text"], frozenset(int(p) for p in r["parts"]))
+            for r in rows
+        ]
+
+    async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO outbox_posts (outbox_id, part, ts) VALUES ($1,$2,$3)"
+                " ON CONFLICT (outbox_id, part) DO UPDATE SET ts=excluded.ts",
+                outbox_id,
+                part,
+                ts,
+            )
+            if last:
+                await db.execute("UPDATE outbox SET done=true WHERE id=$1", outbox_id)
+
+    async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
+        """(agent name, ts) of everything posted for the turn, in order."""
+        rows = await self.pool.fetch(
+            "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=$1"
+            " ORDER BY o.id, p.part",
+            turn_id,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # --- several processes -----------------------------------------------------------------------------
+    # Lease times come from the database's clock, so processes on hosts whose clocks differ still agree.
+
+    async def claim_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        won = await self.pool.fetchval(
+            "INSERT INTO binding_leases (team_id, channel_id, owner, expires_at)"
+            " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
+            " ON CONFLICT (team_id, channel_id) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
+            " WHERE binding_leases.owner=excluded.owner OR binding_leases.expires_at < now()"
+            " RETURNING true",
+            team_id,
+            channel_id,
+            owner,
+            seconds,
+        )
+        return won is not None
+
+    async def renew_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
+        kept = await self.pool.fetchval(
+            "UPDATE binding_leases SET expires_at = now() + make_interval(secs => $4)"
+            " WHERE team_id=$1 AND channel_id=$2 AND owner=$3 RETURNING true",
+            team_id,
+            channel_id,
+            owner,
+            seconds,
+        )
+        return kept is not None
+
+    async def release_binding(self, team_id: str, channel_id: str, owner: str) -> None:
+        await self.pool.execute(
+            "DELETE FROM binding_leases WHERE team_id=$1 AND channel_id=$2 AND owner=$3", team_id, channel_id, owner
+        )
+
+    async def orphaned_bindings(self) -> list[tuple[str, str]]:
+        rows = await self.pool.fetch(
+            f"SELECT t.team_id, t.channel_id FROM turns t WHERE t.{UNFINISHED}"  # noqa: S608
+            " AND NOT EXISTS (SELECT 1 FROM binding_leases l WHERE l.team_id=t.team_id"
+            " AND l.channel_id=t.channel_id AND l.expires_at >= now())"
+            " GROUP BY t.team_id, t.channel_id ORDER BY MIN(t.id)"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    @asynccontextmanager
+    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
+        """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
+        A process that dies loses its connection, and PostgreSQL frees its locks with it."""
+        if self._locks is None:
+            raise StoreError("the store is not open")
+        keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
+        async with self._locks.acquire() as conn:
+            try:
+                for key in keys:
+                    await conn.execute("SELECT pg_advisory_lock($1)", key)
+                yield
+            finally:
+                # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
+                # gets the connection closed instead: the server frees a session's locks when it ends.
+                try:
+                    async with asyncio.timeout(UNLOCK_TIMEOUT):
+                        await conn.execute("SELECT pg_advisory_unlock_all()")
+                except Exception:
+                    conn.terminate()
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words and never with the password."""
+    if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+        return "the user name or password was refused"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "that database does not exist"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running there?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

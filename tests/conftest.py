@@ -1,0 +1,39 @@
+"""Fixtures shared by the unit and end-to-end suites: a throwaway PostgreSQL server for the whole session, and
+`database_url`, which runs a test once per backend (a fresh SQLite file, then a fresh Postgres database)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.pg import NO_BINARIES, PgServer
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = PgServer.find()
+    if server is None:
+        if os.environ.get("CI"):  # .ci/run installs them: in CI a missing server is a failure, not a skip
+            pytest.fail(NO_BINARIES)
+        pytest.skip(NO_BINARIES)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh, empty Postgres database."""
+    return pg_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.db'}"
+    return str(request.getfixturevalue("pg_url"))

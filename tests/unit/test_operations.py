@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from bridge.checks import EPHEMERAL_HOSTS, ephemeral_sqlite
+from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, log_context
+from bridge.metrics import Metrics, route
+
+
+def capture(formatter: logging.Formatter, secrets: list[str]) -> tuple[logging.Logger, io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(ContextFilter())
+    handler.addFilter(Redactor(secrets))
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(f"test.{id(out)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, out
+
+
+def test_json_lines_carry_context_and_extra_fields_with_secrets_masked() -> None:
+    logger, out = capture(JsonFormatter(), ["s3cret-value"])
+    with log_context(turn_id=7, binding="T1:C1"):
+        logger.info("turn ended turn_id=%s", 7, extra={"status": "done", "duration_ms": 12.5, "note": "s3cret-value"})
+    logger.info("outside xoxb-1234-abcd")
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["message"] == "turn ended turn_id=7"
+    assert (first["turn_id"], first["binding"], first["status"], first["duration_ms"]) == (7, "T1:C1", "done", 12.5)
+    assert first["note"] == "[redacted]"
+    assert "turn_id" not in second and second["message"] == "outside [redacted]"
+
+
+def test_text_lines_add_fields_the_message_does_not_already_say() -> None:
+    logger, out = capture(TextFormatter(), [])
+    with log_context(turn_id=3, channel="C1"):
+        logger.info("turn finished turn_id=%s", 3)
+    line = out.getvalue().strip()
+    assert line.endswith("turn finished turn_id=3 channel=C1")
+
+
+def test_letta_routes_lose_their_ids_and_each_app_has_its_own_registry() -> None:
+    assert route("/v1/agents/agent-0a4b52f1-1111-4222-8333-444455556666/messages") == "/v1/agents/{agent}/messages"
+    assert route("/v1/groups/group-0a4b52f1-1111-4222-8333-444455556666?limit=5") == "/v1/groups/{group}"
+    one, two = Metrics(), Metrics()
+    one.event(duplicate=True)
+    assert b"bridge_events_duplicate_total 1.0" in one.expose()
+    assert b"bridge_events_duplicate_total 0.0" in two.expose()
+
+
+@pytest.mark.parametrize("variable", [host[0] for host in EPHEMERAL_HOSTS])
+def test_sqlite_on_every_known_ephemeral_host_is_a_warning(variable: str) -> None:
+    [check] = ephemeral_sqlite({variable: "1"})
+    assert check.ok and check.warning and check.line().startswith("warn database storage: SQLite on")
+    assert "PostgreSQL" in check.detail and "DATABASE_URL" in check.detail
+
+
+def test_no_warning_on_an_ordinary_host() -> None:
+    assert ephemeral_sqlite({"HOME": "/root"}) == []

@@ -1,0 +1,119 @@
+"""What only the Postgres store does: URLs as PaaS add-ons write them, migrations raced by two processes, one
+event accepted once across processes, and agent locks that hold across processes and die with them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bridge.domain import Turn
+from bridge.store import StoreError, open_store
+from bridge.store.base import display_url
+from bridge.store.postgres import PostgresStore, connect_options
+from tests.pg import PgServer
+
+
+def test_paas_urls_keep_sslmode_and_lose_libpq_only_options() -> None:
+    dsn, options = connect_options(
+        "postgres://u:p@db.example.com:5432/d1?sslmode=require&channel_binding=require&connect_timeout=7"
+    )
+    assert dsn == "postgres://u:p@db.example.com:5432/d1"
+    assert options == {"ssl": "require", "timeout": 7.0}
+    assert connect_options("postgresql://u@h/d?application_name=x") == ("postgresql://u@h/d?application_name=x", {})
+    with pytest.raises(StoreError, match="sslmode=sometimes"):
+        connect_options("postgres://h/d?sslmode=sometimes")
+
+
+def test_both_schemes_pick_postgres_and_passwords_never_show() -> None:
+    assert isinstance(open_store("postgres://u:p@h/d"), PostgresStore)
+    assert isinstance(open_store("postgresql://u:p@h/d"), PostgresStore)
+    assert display_url("postgres://user:s3cret@db.example.com:5432/d?sslmode=require") == (
+        "postgres://user:***@db.example.com:5432/d?sslmode=require"
+    )
+    assert display_url("sqlite:///bridge.db") == "sqlite:///bridge.db"
+
+
+def test_an_unreachable_or_refused_database_is_one_plain_line(pg_server: PgServer) -> None:
+    async def main() -> None:
+        store = open_store("postgres://bridge:hunter2@127.0.0.1:9/nothing")
+        with pytest.raises(StoreError) as err:
+            await store.open()
+        assert "connection refused" in str(err.value) and "hunter2" not in str(err.value)
+        missing = open_store(pg_server.url("no_such_database"))
+        with pytest.raises(StoreError, match="does not exist"):
+            await missing.open()
+
+    asyncio.run(main())
+
+
+def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg_url: str) -> None:
+    async def main() -> None:
+        stores = [open_store(pg_url) for _ in range(4)]
+        await asyncio.gather(*(s.open() for s in stores))
+        try:
+            assert {await s.schema_version() for s in stores} == {2}
+            assert isinstance(stores[0], PostgresStore)
+            assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == 1
+            turn = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", event_id="EvRACE")
+            ids = await asyncio.gather(*(s.accept_turn(turn, f"otid-{n}") for n, s in enumerate(stores)))
+            assert len([i for i in ids if i is not None]) == 1
+            twin = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", event_id="EvTWIN")
+            assert await stores[1].accept_turn(twin, "otid-x") is None
+            claims = await asyncio.gather(*(s.claim_binding("T1", "C1", f"web.{n}", 30) for n, s in enumerate(stores)))
+            assert claims.count(True) == 1
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+
+    asyncio.run(main())
+
+
+def test_agent_locks_hold_across_processes_and_die_with_their_holder(pg_url: str) -> None:
+    async def main() -> None:
+        first, second = open_store(pg_url), open_store(pg_url)
+        await first.open(), await second.open()
+        try:
+            order: list[str] = []
+
+            async def send(store: PostgresStore | object, agents: list[str], name: str, hold: float) -> None:
+                assert isinstance(store, PostgresStore)
+                async with store.agent_lock(agents):
+                    order.append(f"{name} in")
+                    await asyncio.sleep(hold)
+                    order.append(f"{name} out")
+
+            # bob is shared: the group send [alice, bob] and the send to bob never overlap; carol is free.
+            started = time.monotonic()
+            await asyncio.gather(
+                send(first, ["agent-bob", "agent-alice"], "group", 0.4),
+                send(second, ["agent-bob"], "bob", 0.1),
+                send(second, ["agent-carol"], "carol", 0.1),
+            )
+            assert order.index("group out") < order.index("bob in") or order.index("bob out") < order.index("group in")
+            assert order.index("carol out") < order.index("group out"), "an unrelated agent waited"
+            assert time.monotonic() - started >= 0.5
+
+            # A holder whose connection dies (its process was killed) frees the lock at once.
+            holding = asyncio.Event()
+
+            async def hold_forever() -> None:
+                async with first.agent_lock(["agent-dora"]):
+                    holding.set()
+                    await asyncio.sleep(60)
+
+            holder = asyncio.create_task(hold_forever())
+            await holding.wait()
+            assert isinstance(first, PostgresStore)
+            await second.pool.execute(  # type: ignore[attr-defined]
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND pid<>pg_backend_pid()"
+            )
+            async with asyncio.timeout(5):
+                async with second.agent_lock(["agent-dora"]):
+                    pass
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+        finally:
+            await first.close(), await second.close()
+
+    asyncio.run(main())
