@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,6 +19,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.models import LettaMessage
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -125,6 +127,19 @@ class MeteredLettaClient(LettaClient):
             raise
         finally:
             self.metrics.letta_call(method, path, time.monotonic() - started, error)
+
+
+    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            async for item in super()._stream(path, body):
+                yield item
+        except LettaError as exc:
+            error = str(exc.kind)
+            raise
+        finally:
+            self.metrics.letta_call("POST", path, time.monotonic() - started, error)
 
 
 class MeteredSlackClient(AsyncWebClient):

@@ -53,7 +53,7 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
         try:
             # The script: a mention whose first agent fails (partial), delivered twice; a clean one; an unbound one.
-            letta.fail_next("POST", rf"/v1/agents/{alice}/messages", 500, {"detail": "boom"})
+            letta.fail_next("POST", rf"/v1/agents/{alice}/messages(/stream)?", 500, {"detail": "boom"})
             first = mention_event(f"first {MARKER}", channel=CHANNEL)
             body = event_body(first)
             assert bridge.post(body).status_code == 200
@@ -74,7 +74,7 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
             assert value(metrics, "bridge_turns_total", outcome="unbound") == 1
             assert value(metrics, "bridge_turn_duration_seconds_count") == 3
             sends = value(metrics, "bridge_letta_request_duration_seconds_count", method="POST",
-                          route="/v1/agents/{agent}/messages")
+                          route="/v1/agents/{agent}/messages/stream")
             assert sends == 4, "two turns, two agents each, the failed send included"
             assert value(metrics, "bridge_letta_errors_total", kind="server_error") == 1
             posted = len(slack.calls_to("chat.postMessage"))  # replies, notices, and a "Queued" line if one was due
@@ -116,7 +116,7 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
         assert {line["event_id"] for line in accepted} == {line["event_id"] for line in ended}
         [dropped] = [line for line in lines if line["message"].startswith("duplicate event dropped")]
         assert dropped["event_id"] == accepted[0]["event_id"]
-        letta_calls = [line for line in lines if line["message"].startswith("letta call")]
+        letta_calls = [line for line in lines if line["message"].startswith(("letta call", "letta stream"))]
         assert letta_calls and all(line.get("turn_id") and line.get("binding") for line in letta_calls)
         text = bridge.logs()
         for secret in (BOT_TOKEN, SIGNING_SECRET, LETTA_KEY, METRICS_TOKEN, DB_PASSWORD, "XYZZY"):
