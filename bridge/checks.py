@@ -140,8 +140,11 @@ async def _database(settings: Settings) -> Check:
         return Check(False, "database", str(exc))
     try:
         version = await store.schema_version()
-        count = len(await store.list_bindings())
+        bindings = await store.list_bindings()
         where = display_url(settings.database_url)
-        return Check(True, "database", f"{where} (schema v{version}, {count} channel bindings)")
+        shown = "; ".join(f"{b.channel_id} {b.target.pattern}/{b.runner}" for b in bindings[:10])
+        more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
+        listing = f": {shown}{more}" if bindings else ""
+        return Check(True, "database", f"{where} (schema v{version}, {len(bindings)} channel bindings{listing})")
     finally:
         await store.close()

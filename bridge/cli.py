@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("target", nargs="+", help="one group id, or agent ids in speaking order")
     connect.add_argument("--runner", choices=RUNNER_CHOICES, default="auto", help="who runs the group's turn")
     connect.add_argument("--team", help="Slack workspace id (default: the bot token's, from auth.test)")
+    connect.add_argument(
+        "--broadcast", action="store_true", help="every agent gets each message at once (bridge runner); fastest first"
+    )
     listing = csub.add_parser("list", help="list bound channels")
     listing.add_argument("--team", help="only this workspace")
     disconnect = csub.add_parser("disconnect", help="remove a channel's binding")
@@ -192,7 +195,9 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     client = letta_client(settings)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
-        result = await configurator.connect(team, channel, args.target, actor="cli", runner=args.runner)
+        result = await configurator.connect(
+            team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast
+        )
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -200,8 +205,14 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     target = result.binding.target
     if target.kind == "group":
         print(f"group {target.group_id}: {target.description or '(no description)'}")
-        print(f"pattern: {target.manager_type}")
-    print("agents, in speaking order:")
+    print(f"pattern: {target.pattern}")
+    if target.manager is not None:
+        role = "main agent" if target.manager_type == "sleeptime" else "manager"
+        print(f"{role}: {target.manager.name}  {target.manager.id}")
+    listed = "agents, all at once:" if target.broadcast else "agents, in speaking order:"
+    if target.manager_type == "sleeptime":
+        listed = "sleeptime agents (they never post):"
+    print(listed)
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
     print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))

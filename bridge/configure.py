@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.config import Settings
-from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
+from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import RunnerChooser
@@ -70,13 +70,26 @@ class Configurator:
         self._default_lock = asyncio.Lock()
 
     async def connect(
-        self, team: str, channel: str, ids: Sequence[str], actor: str, runner: RunnerChoice = "auto"
+        self,
+        team: str,
+        channel: str,
+        ids: Sequence[str],
+        actor: str,
+        runner: RunnerChoice = "auto",
+        broadcast: bool = False,
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced."""
         try:
             target = await resolve_target(self._letta, ids)
         except TargetError as exc:
             raise ConfigError(str(exc)) from None
+        if broadcast:
+            if target.manager_type not in (None, "round_robin"):
+                raise ConfigError(
+                    f"a {target.manager_type} group has its own way of answering; broadcast is for agent lists "
+                    "and round-robin groups."
+                )
+            target = replace(target, manager_type=BROADCAST, broadcast=True)
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
             used = await self._chooser.choice(binding)

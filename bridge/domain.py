@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 RunnerChoice = Literal["auto", "server", "bridge"]
+BROADCAST = "broadcast"
 RUNNER_CHOICES: tuple[RunnerChoice, ...] = ("auto", "server", "bridge")
 # Who may change a channel's binding from Slack (read-only commands are open to everyone).
 ConfigureBy = Literal["admins", "everyone", "creator"]
@@ -34,8 +35,13 @@ class Target:
     manager: AgentRef | None = None
     max_turns: int | None = None
     termination_token: str | None = None
-    # Bridge runner only: every agent gets the user's message at once, replies posted as they arrive.
+    # Bridge runner only: every agent gets the user's message at once, replies posted as they arrive. Stored
+    # as the binding's pattern (manager_type "broadcast"), so both stores keep it without a schema change.
     broadcast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.manager_type == BROADCAST and not self.broadcast:
+            object.__setattr__(self, "broadcast", True)
 
     @property
     def label(self) -> str:

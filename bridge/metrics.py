@@ -128,7 +128,6 @@ class MeteredLettaClient(LettaClient):
         finally:
             self.metrics.letta_call(method, path, time.monotonic() - started, error)
 
-
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
         started = time.monotonic()
         error: str | None = None

@@ -366,8 +366,10 @@ class RunnerChooser:
             return self._version[1]
 
     async def choice(self, binding: Binding) -> RunnerChoice:
-        if binding.target.kind == "agents" or binding.target.manager_type == "sleeptime":
-            return "bridge"  # a sleeptime group send never finishes on 0.11.7; its main agent is asked directly
+        if binding.target.kind == "agents" or binding.target.manager_type == "sleeptime" or binding.target.broadcast:
+            # A sleeptime group send never finishes on 0.11.7 (its main agent is asked directly); broadcast is
+            # a bridge-run pattern.
+            return "bridge"
         choice = binding.runner if binding.runner != "auto" else self._default
         if choice == "auto":
             choice = runner_for_version(await self.server_version())

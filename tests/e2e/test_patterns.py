@@ -8,6 +8,7 @@ groups-send-dynamic*.json, groups-get-*.json); see tests/fakes/letta_shapes.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import World, new_channel
@@ -129,3 +130,30 @@ def test_round_robin_max_turns_from_the_group_record(world: World) -> None:
     assert [who for who, _ in posts] == ["alice", "bob", "alice"]
     assert posts[2][1] == "alice 1"  # the second time round, alice has heard bob
     assert len(received(world, agents["alice"])) == 2 and len(received(world, agents["bob"])) == 1
+
+
+def test_broadcast_answers_fastest_first_and_is_shown_as_the_pattern(tmp_path: Path) -> None:
+    from tests.e2e.harness import BridgeProcess, base_env, run_cli
+    from tests.fakes.letta import FakeLetta
+    from tests.fakes.slack import FakeSlack
+
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        slow, fast = letta.add_agent("slow"), letta.add_agent("fast")
+        letta.set_delay(slow, 1.0)
+        letta.set_delay(fast, 0.1)
+        done = run_cli(env, "channels", "connect", "C0CAST001", slow, fast, "--broadcast")
+        assert done.returncode == 0, done.stderr
+        assert "pattern: broadcast" in done.stdout and "all at once" in done.stdout
+        assert "[broadcast]" in run_cli(env, "channels", "list").stdout
+        assert "C0CAST001 broadcast/auto" in run_cli(env, "check").stdout
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("everyone at once", "C0CAST001")
+            slack.wait_for(lambda: len(slack.posts("C0CAST001", event["ts"])) == 2, 10)
+            assert [p.args["username"] for p in slack.posts("C0CAST001", event["ts"])] == ["fast", "slow"]
+            starts = sorted(i.started for i in letta.inputs)
+            assert starts[1] - starts[0] < 0.5, "the agents were not asked at the same time"
+            assert all("everyone at once" in i.text for i in letta.inputs)
+        finally:
+            bridge.stop()
