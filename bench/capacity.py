@@ -147,7 +147,8 @@ def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
 
 def _thread_order(posts: list[Post], channel: str) -> list[str]:
     order: list[str] = []
-    for post in sorted((p for p in posts if p.channel == channel), key=lambda p: p.at):
+    # Agents' replies only: the bridge's own notices ("Queued: ...") go to a thread when it is accepted.
+    for post in sorted((p for p in posts if p.channel == channel and p.username), key=lambda p: p.at):
         if not order or order[-1] != post.thread_ts:
             order.append(post.thread_ts)
     return order
@@ -161,8 +162,13 @@ def busy(opts: Options, runner: str) -> Figure:
         deliveries = mentions([crew.channel], n)
         began = time.monotonic()
         outcomes = asyncio.run(in_turn(st.bridge.url, deliveries))
-        got = st.fakes.wait_posts(before + 2 * n, 60 + 4 * n * opts.busy_agent_delay)
-        posts: list[Post] = st.fakes.posts(before)
+        deadline = time.monotonic() + 60 + 4 * n * opts.busy_agent_delay
+        while True:  # agents' replies only: "Queued: ..." notices are posts too
+            posts: list[Post] = [p for p in st.fakes.posts(before) if p.username]
+            if len(posts) >= 2 * n or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        got = before + len(posts)
         spans: list[Span] = st.fakes.call("letta_spans")
     wall = max(p.at for p in posts) - began if posts else float("inf")
     letta = letta_seconds(spans, crew)

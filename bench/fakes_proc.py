@@ -57,7 +57,7 @@ def _make_slack() -> Any:
             ok = result[0] == 200 and result[2].get("ok")
             if ok and method == "chat.postMessage":
                 post = Post(
-                    str(args.get("channel")), str(args.get("thread_ts")), str(args.get("username")), time.monotonic()
+                    str(args.get("channel")), str(args.get("thread_ts")), str(args.get("username") or ""), time.monotonic()
                 )
                 with self.bench_cond:
                     self.bench_posts.append(post)
