@@ -26,7 +26,7 @@ README = HERE.parent / "README.md"
 Step = Callable[[Options], list[Figure]]
 STEPS: dict[str, Step] = {
     "startup": lambda o: [capacity.startup(o)],
-    "store": lambda o: [store_bench.sqlite(o), store_bench.postgres()],
+    "store": lambda o: [store_bench.sqlite(o), store_bench.postgres(o)],
     "overhead": lambda o: [latency.overhead(o, r) for r in RUNNERS],
     "first-reply": lambda o: [latency.first_reply(o, r) for r in RUNNERS],
     "busy": lambda o: [capacity.busy(o, r) for r in RUNNERS],

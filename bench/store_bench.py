@@ -51,8 +51,8 @@ def events(count: int, duplicate_share: float, seed: int = 10) -> list[Event]:
     return [event for _, event in keyed]
 
 
-async def _store_run(path: Path, batch: list[Event]) -> tuple[float, int, int, int]:
-    store = open_store(f"sqlite:///{path}")
+async def _store_run(path: Path | str, batch: list[Event]) -> tuple[float, int, int, int]:
+    store = open_store(path if isinstance(path, str) else f"sqlite:///{path}")
     await store.open()
     accepted = dropped_dups = kept_dups = 0
     try:
@@ -132,5 +132,48 @@ def sqlite(opts: Options) -> Figure:
     )
 
 
-def postgres() -> Figure:
-    return not_measured("store_postgres", "Store, Postgres", "report events/s", "Postgres store not implemented yet")
+async def _pg_raw_run(url: str, batch: list[Event]) -> float:
+    """The floor on Postgres: one INSERT per event on one connection, autocommit, no dedupe logic."""
+    import asyncpg
+
+    db = await asyncpg.connect(url)
+    try:
+        await db.execute("CREATE TABLE IF NOT EXISTS ev (event_id TEXT PRIMARY KEY, body TEXT)")
+        began = time.perf_counter()
+        for event in batch:
+            await db.execute(
+                "INSERT INTO ev VALUES ($1, $2) ON CONFLICT DO NOTHING", event.turn.event_id, event.turn.text
+            )
+        return time.perf_counter() - began
+    finally:
+        await db.close()
+
+
+def postgres(opts: Options) -> Figure:
+    """The same 10,000 events on a throwaway PostgreSQL from this machine's binaries (tests/pg.py)."""
+    from tests.pg import PgServer
+
+    server = PgServer.find()
+    if server is None:
+        return not_measured("store_postgres", "Store, Postgres", "report events/s", "no PostgreSQL binaries here")
+    server.start()
+    try:
+        batch = events(opts.store_events, opts.store_duplicates)
+        dups = sum(e.duplicate for e in batch)
+        raw = asyncio.run(_pg_raw_run(server.create_database("raw"), batch))
+        elapsed, accepted, dropped, kept = asyncio.run(_store_run(server.create_database("store"), batch))
+    finally:
+        server.stop()
+    rate, raw_rate = len(batch) / elapsed, len(batch) / raw
+    correct = accepted == len(batch) - dups and dropped == dups and kept == 0
+    return Figure(
+        "store_postgres",
+        f"Store, Postgres: {len(batch):,} events recorded and deduplicated",
+        "every duplicate dropped; report events/s",
+        f"{rate:,.0f} events/s ({ratio(rate, raw_rate):.2f}x a raw insert loop); {dropped} of {dups} duplicates dropped",
+        correct,
+        "The same events as for SQLite, one `accept_turn` after another, on a throwaway PostgreSQL 15 on loopback. "
+        "Baseline in the same run: one raw INSERT per event on one connection.",
+        {"events": len(batch), "duplicates": dups, "accepted": accepted, "duplicates_dropped": dropped,
+         "events_per_s": round(rate), "raw_insert_events_per_s": round(raw_rate)},
+    )
