@@ -14,7 +14,7 @@ from bench.fakes_proc import Crew, FakesProcess, Post, Span
 from bench.floor import floor_turn
 from bench.load import Outcome, in_turn, mentions, open_loop, send
 from bench.procs import Server, bind, cpu_seconds
-from bench.report import Figure, not_measured
+from bench.report import Figure
 from bench.stage import Options, fakes, server, stage
 from bench.stats import percentile, ratio, summary
 
