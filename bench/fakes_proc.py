@@ -56,9 +56,8 @@ def _make_slack() -> Any:
             result = super()._dispatch(method, args, token)
             ok = result[0] == 200 and result[2].get("ok")
             if ok and method == "chat.postMessage":
-                post = Post(
-                    str(args.get("channel")), str(args.get("thread_ts")), str(args.get("username") or ""), time.monotonic()
-                )
+                username = str(args.get("username") or "")
+                post = Post(str(args.get("channel")), str(args.get("thread_ts")), username, time.monotonic())
                 with self.bench_cond:
                     self.bench_posts.append(post)
                     self.bench_cond.notify_all()

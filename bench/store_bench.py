@@ -170,7 +170,8 @@ def postgres(opts: Options) -> Figure:
         "store_postgres",
         f"Store, Postgres: {len(batch):,} events recorded and deduplicated",
         "every duplicate dropped; report events/s",
-        f"{rate:,.0f} events/s ({ratio(rate, raw_rate):.2f}x a raw insert loop); {dropped} of {dups} duplicates dropped",
+        f"{rate:,.0f} events/s ({ratio(rate, raw_rate):.2f}x a raw insert loop); "
+        f"{dropped} of {dups} duplicates dropped",
         correct,
         "The same events as for SQLite, one `accept_turn` after another, on a throwaway PostgreSQL 15 on loopback. "
         "Baseline in the same run: one raw INSERT per event on one connection.",
