@@ -74,7 +74,11 @@ class BridgeProcess:
         env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
         log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", self.mode], env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bridge", self.mode],
+            env=env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         if wait and self.mode == "serve":
@@ -128,7 +132,9 @@ class BridgeProcess:
         signed.update(headers)
         return httpx.post(f"{self.url}/slack/events", content=body, headers=signed, timeout=10)
 
-    def mention(self, text: str, channel: str, user: str = "U0123ABCD", **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
+    def mention(
+        self, text: str, channel: str, user: str = "U0123ABCD", **kwargs: Any
+    ) -> tuple[dict[str, Any], httpx.Response]:
         """Send an app_mention as Slack would; returns the event and the bridge's answer."""
         event = mention_event(text, channel=channel, user=user, **kwargs)
         response = self.post(event_body(event))

@@ -26,9 +26,7 @@ def thread_posts(world: World, channel: str, thread_ts: str, count: int, timeout
 
 
 def wait_done(world: World, channel: str, ts: str) -> None:
-    world.slack.wait_for(
-        lambda: bool({"white_check_mark", "warning"} & world.slack.reactions(channel, ts)), timeout=10
-    )
+    world.slack.wait_for(lambda: bool({"white_check_mark", "warning"} & world.slack.reactions(channel, ts)), timeout=10)
 
 
 def letta_sends_to(world: World, ids: list[str]) -> list[Any]:
@@ -56,7 +54,9 @@ def test_each_agent_answers_in_the_thread_under_its_name_in_order(world: World) 
     if world.runner == "server":
         assert [s.path for s in sends] == [f"/v1/groups/{crew.group_id}/messages/stream"]
     else:
-        assert [s.path for s in sends] == [f"/v1/agents/{crew.agents[n]}/messages/stream" for n in ("alice", "bob", "carol")]
+        assert [s.path for s in sends] == [
+            f"/v1/agents/{crew.agents[n]}/messages/stream" for n in ("alice", "bob", "carol")
+        ]
     for send in sends:
         [message] = send.body["messages"]
         assert message["role"] == "user" and message["name"] == "maria"
@@ -87,7 +87,9 @@ def test_bridge_run_agents_see_the_group_replies_they_missed(world: World) -> No
     assert received[("carol", "round one")] == (
         f"{header}\n[alice] alice says hi\n[bob] bob says hi\n\n{prefix}round one"
     )
-    assert received[("alice", "round two")] == f"{header}\n[bob] bob says hi\n[carol] carol says hi\n\n{prefix}round two"
+    assert (
+        received[("alice", "round two")] == f"{header}\n[bob] bob says hi\n[carol] carol says hi\n\n{prefix}round two"
+    )
     assert received[("bob", "round two")] == (
         f"{header}\n[carol] carol says hi\n[alice] alice says hi\n\n{prefix}round two"
     )
@@ -135,7 +137,9 @@ def test_bad_signature_is_refused_with_401_and_no_letta_call(world: World) -> No
     before = len(world.letta.requests)
     response = httpx.post(f"{world.bridge.url}/slack/events", content=body, headers=headers)
     assert response.status_code == 401
-    unsigned = httpx.post(f"{world.bridge.url}/slack/events", content=body, headers={"content-type": "application/json"})
+    unsigned = httpx.post(
+        f"{world.bridge.url}/slack/events", content=body, headers={"content-type": "application/json"}
+    )
     assert unsigned.status_code == 401
     assert len(world.letta.requests) == before
     assert world.slack.posts(crew.channel) == []
@@ -151,12 +155,28 @@ def test_bot_messages_and_plain_messages_are_acknowledged_and_ignored(world: Wor
     crew = world.bound_crew(("alice",))
     before = len(world.letta.requests)
     for event in (
-        {"type": "message", "subtype": "bot_message", "bot_id": "B999", "text": "hi", "channel": crew.channel,
-         "ts": "1764064900.000001"},
-        {"type": "message", "user": "U0123ABCD", "text": "no mention", "channel": crew.channel,
-         "ts": "1764064900.000002"},
-        {"type": "app_mention", "bot_id": "B999", "text": "<@U0BOTABCD> loop?", "channel": crew.channel,
-         "ts": "1764064900.000003"},
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": "B999",
+            "text": "hi",
+            "channel": crew.channel,
+            "ts": "1764064900.000001",
+        },
+        {
+            "type": "message",
+            "user": "U0123ABCD",
+            "text": "no mention",
+            "channel": crew.channel,
+            "ts": "1764064900.000002",
+        },
+        {
+            "type": "app_mention",
+            "bot_id": "B999",
+            "text": "<@U0BOTABCD> loop?",
+            "channel": crew.channel,
+            "ts": "1764064900.000003",
+        },
     ):
         assert world.bridge.post(event_body(event)).status_code == 200
     assert len(world.letta.requests) == before

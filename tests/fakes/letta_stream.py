@@ -34,8 +34,18 @@ def _frame(data: Any) -> bytes:
 
 
 def _ping(run_id: str | None) -> dict[str, Any]:
-    return {"id": new_id("ping"), "date": wire_date(), "name": None, "message_type": "ping", "otid": None,
-            "sender_id": None, "step_id": None, "is_err": None, "seq_id": None, "run_id": run_id}
+    return {
+        "id": new_id("ping"),
+        "date": wire_date(),
+        "name": None,
+        "message_type": "ping",
+        "otid": None,
+        "sender_id": None,
+        "step_id": None,
+        "is_err": None,
+        "seq_id": None,
+        "run_id": run_id,
+    }
 
 
 def _fragments(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,7 +54,9 @@ def _fragments(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**message, "content": word} for word in words]
 
 
-async def agent_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+async def agent_stream(
+    fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]
+) -> web.StreamResponse:
     aid = p["agent_id"]
     msgs, bad = S.parse_send(v, rec.raw)
     if msgs is None:
@@ -61,25 +73,43 @@ async def agent_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: 
     await response.prepare(request)
     if v == "0.16.8":
         await response.write(_frame(_ping(run_id)))
-    fake._store(aid, None, [shapes.message("user_message", id=new_id("message"), name=name, otid=otid,
-                                           step_id=step_id, run_id=run_id, content=text)])
+    fake._store(
+        aid,
+        None,
+        [
+            shapes.message(
+                "user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id, run_id=run_id, content=text
+            )
+        ],
+    )
     replies = await fake._run_turn(aid, text, msgs, otid, name)
     out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
     fake._store(aid, None, out)
     for message in copy.deepcopy(out):
-        events = _fragments(message) if tokens and v == "0.16.8" and message["message_type"] == "assistant_message" \
+        events = (
+            _fragments(message)
+            if tokens and v == "0.16.8" and message["message_type"] == "assistant_message"
             else [message]
+        )
         for event in events:
             await response.write(_frame(event))
     await response.write(_frame({"message_type": "stop_reason", "stop_reason": "end_turn"}))
-    await response.write(_frame({"message_type": "usage_statistics", **{k: v2 for k, v2 in shapes.usage(steps).items()
-                                                                         if k != "message_type"}}))
+    await response.write(
+        _frame(
+            {
+                "message_type": "usage_statistics",
+                **{k: v2 for k, v2 in shapes.usage(steps).items() if k != "message_type"},
+            }
+        )
+    )
     await response.write(_frame("[DONE]"))
     await response.write_eof()
     return response
 
 
-async def group_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+async def group_stream(
+    fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]
+) -> web.StreamResponse:
     gid = p["group_id"]
     if v in ("0.12.1", "0.16.4"):
         failed = S.capture(v, "groups-send-round_robin")["response"]
@@ -101,14 +131,18 @@ async def group_stream(fake: FakeLetta, request: web.Request, rec: Recorded, v: 
             await response.write(_frame(message))
 
     if group.manager_type == "round_robin":
-        _, steps = await S.run_round_robin(fake, fake._shapes(v), group, msgs, text, first.get("otid"),
-                                           first.get("name"), emit)
+        _, steps = await S.run_round_robin(
+            fake, fake._shapes(v), group, msgs, text, first.get("otid"), first.get("name"), emit
+        )
     else:
         runner = S.GROUP_RUNNERS[group.manager_type]
         out, steps = await runner(fake, fake._shapes(v), group, msgs, text, first.get("otid"), first.get("name"))
         await emit([{**m, "step_id": None, "run_id": None} for m in out])
-    usage = {k: v2 for k, v2 in fake._shapes(v).usage(steps).items() if k not in ("cached_input_tokens",
-             "cache_write_tokens", "reasoning_tokens", "context_tokens")}
+    usage = {
+        k: v2
+        for k, v2 in fake._shapes(v).usage(steps).items()
+        if k not in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "context_tokens")
+    }
     await response.write(_frame({"message_type": "usage_statistics", **usage}))
     await response.write(_frame("[DONE]"))
     await response.write_eof()

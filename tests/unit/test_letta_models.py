@@ -110,7 +110,10 @@ def test_direct_agent_reply_has_no_name_on_every_version() -> None:
 
 def test_unknown_message_types_are_kept_as_unknown_not_errors() -> None:
     parsed = MESSAGE_LIST.validate_python(
-        [{"message_type": "hidden_reasoning_message", "id": "x"}, {"message_type": "assistant_message", "content": "hi"}]
+        [
+            {"message_type": "hidden_reasoning_message", "id": "x"},
+            {"message_type": "assistant_message", "content": "hi"},
+        ]
     )
     assert isinstance(parsed[0], UnknownMessage)
     assert isinstance(parsed[1], AssistantMessage)

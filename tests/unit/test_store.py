@@ -69,6 +69,7 @@ def test_a_turn_is_accepted_once_by_event_id_and_by_message(database_url: str) -
 def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(database_url: str) -> None:
     async def body(store: Store) -> None:
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB, CAROL)))
+
         async def answer(turn_id: int, agent: AgentRef, text: str) -> list[str]:
             unseen, upto = await store.unseen("T1", "C1", agent.id)
             reply = AgentReply(agent.name, text, agent.id)
@@ -77,7 +78,7 @@ def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(dat
 
         for agent in (ALICE, BOB, CAROL):
             await answer(1, agent, f"{agent.name} 1")
-        # Second turn: alice has not seen bob's and carol's first replies; bob has not seen carol's, nor alice's new one.
+        # Second turn: alice has not seen the first replies of bob and carol; bob not those of carol and alice.
         assert await answer(2, ALICE, "alice 2") == ["bob 1", "carol 1"]
         step = await store.get_step(2, ALICE.id)
         assert step is not None and step.state == "answered" and step.replies[0].text == "alice 2"
@@ -143,7 +144,10 @@ def test_unfinished_turns_come_back_oldest_first(database_url: str) -> None:
         assert a and b and c
         await store.set_turn_status(b, "running")
         await store.finish_turn(c, "done")
-        assert [(p.turn_id, p.otid, p.turn.text) for p in await store.unfinished_turns()] == [(a, "o1", "a"), (b, "o2", "b")]
+        assert [(p.turn_id, p.otid, p.turn.text) for p in await store.unfinished_turns()] == [
+            (a, "o1", "a"),
+            (b, "o2", "b"),
+        ]
 
     run(database_url, body)
 
