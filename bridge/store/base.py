@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -69,6 +70,14 @@ def binding_from_row(row: Row) -> Binding:
         bound_by=row["bound_by"],
         bound_at=bound_at if isinstance(bound_at, datetime) else datetime.fromisoformat(bound_at),
     )
+
+
+def step_outcome(replies: list[AgentReply], failure: AgentFailure | None) -> tuple[str, str, str | None]:
+    """(state, replies JSON, failure JSON) of an answered step, the same on every backend: a step that failed
+    but still said something counts as answered, so its replies are replayed."""
+    state = "failed" if failure is not None and not replies else "answered"
+    encoded = json.dumps([dataclasses.asdict(r) for r in replies])
+    return state, encoded, json.dumps(dataclasses.asdict(failure)) if failure else None
 
 
 def pending_from_row(row: Row) -> PendingTurn:

@@ -30,6 +30,7 @@ from bridge.store.base import (
     binding_from_row,
     display_url,
     pending_from_row,
+    step_outcome,
 )
 
 if TYPE_CHECKING:
@@ -443,7 +444,7 @@ class PostgresStore:
         seen: tuple[str, str, str, int] | None,
     ) -> None:
         """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
-        state = "failed" if failure is not None and not replies else "answered"
+        state, encoded, failed = step_outcome(replies, failure)
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO turn_steps (turn_id, step, state, replies, failure) VALUES ($1,$2,$3,$4::jsonb,$5::jsonb)"
@@ -452,8 +453,8 @@ class PostgresStore:
                 turn_id,
                 step,
                 state,
-                _json([r.__dict__ for r in replies]),
-                _json(failure.__dict__) if failure else None,
+                _clean(encoded),
+                _clean(failed) if failed else None,
             )
             if seen is not None:
                 team_id, channel_id, agent_id, upto = seen

@@ -14,7 +14,15 @@ from pathlib import Path
 import aiosqlite
 
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
-from bridge.store.base import HistoryEntry, OutboxItem, PendingTurn, StoreError, binding_from_row, pending_from_row
+from bridge.store.base import (
+    HistoryEntry,
+    OutboxItem,
+    PendingTurn,
+    StoreError,
+    binding_from_row,
+    pending_from_row,
+    step_outcome,
+)
 from bridge.store.locks import UrgentFirstLock
 
 MIGRATIONS: list[str] = [
@@ -373,7 +381,7 @@ class SqliteStore:
         seen: tuple[str, str, str, int] | None,
     ) -> None:
         """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
-        state = "failed" if failure is not None and not replies else "answered"
+        state, encoded, failed = step_outcome(replies, failure)
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO turn_steps (turn_id, step, state, replies, failure, updated_at) VALUES (?,?,?,?,?,?)"
@@ -383,8 +391,8 @@ class SqliteStore:
                     turn_id,
                     step,
                     state,
-                    json.dumps([r.__dict__ for r in replies]),
-                    json.dumps(failure.__dict__) if failure else None,
+                    encoded,
+                    failed,
                     _now(),
                 ),
             )
