@@ -30,6 +30,7 @@ from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
+from bridge.slack.live import LiveMessages
 from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, open_store
 from bridge.store.leases import BindingLeases
@@ -39,13 +40,14 @@ from bridge.turns import TurnWorker
 log = logging.getLogger(__name__)
 
 
-def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
+def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = MeteredSlackClient(token=token, base_url=settings.slack_api_url)
     if metrics is not None:
         client.metrics = metrics
-    # 429 means Slack did not process the call, so retrying after Retry-After is safe.
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    if wait_out_limits:
+        # 429 means Slack did not process the call, so retrying after Retry-After is safe.
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
 
 
@@ -101,13 +103,18 @@ class Bridge:
             settings.letta_group_runner,
             patience=settings.letta_recovery_wait_seconds,
             streaming=settings.letta_streaming,
+            tokens=settings.letta_stream_tokens,
+            max_turns=settings.letta_max_turns,
         )
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
         self.tasks = Tasks()  # command lookups that run after Slack's ack
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
         poster = SlackPoster(self.slack, settings.slack_agent_usernames, looks)
+        # Drafts of growing replies are skipped, not waited for, when Slack rate-limits them.
+        self.slack_drafts = slack_client(settings, self.metrics, wait_out_limits=False)
+        live = LiveMessages(self.slack, self.slack_drafts, settings.slack_live_replies)
         worker = TurnWorker(
-            settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding
+            settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding, live
         )
         worker.metrics = self.metrics
         leases = BindingLeases(self.store, settings.turn_lease_seconds)
@@ -136,6 +143,7 @@ class Bridge:
     async def start(self) -> None:
         # One pooled session for every Slack call; without it slack_sdk opens a connection per call.
         self.slack.session = aiohttp.ClientSession()
+        self.slack_drafts.session = self.slack.session
         await self.store.open()
         await self.relay.resume()
         self.ready = True

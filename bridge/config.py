@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     slack_command: str = "/letta"
     slack_thread_follow_ups: bool = True
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()
+    slack_live_replies: Literal["auto", "stream", "update"] = "auto"
+    slack_live_edit_seconds: float = Field(default=1.5, ge=0)
+    slack_show_reasoning: bool = False
+    slack_show_reasoning_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -75,6 +79,8 @@ class Settings(BaseSettings):
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
     letta_streaming: bool = True
+    letta_stream_tokens: bool = False
+    letta_max_turns: int | None = Field(default=None, ge=1, le=50)
     default_target: Annotated[tuple[str, ...], NoDecode] = ()
     default_target_in_channels: bool = False
 
@@ -96,7 +102,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "letta_api_key", "metrics_token", mode="before"
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "letta_api_key",
+        "metrics_token",
+        "letta_max_turns",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -107,7 +119,13 @@ class Settings(BaseSettings):
     def _blank_project(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("slack_configure_users", "default_target", "slack_thread_follow_ups_except", mode="before")
+    @field_validator(
+        "slack_configure_users",
+        "default_target",
+        "slack_thread_follow_ups_except",
+        "slack_show_reasoning_except",
+        mode="before",
+    )
     @classmethod
     def _id_list(cls, value: object) -> object:
         # An environment variable holds ids separated by commas or spaces; TOML may give a real list.
@@ -150,6 +168,9 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    def shows_reasoning(self, channel_id: str) -> bool:
+        return self.slack_show_reasoning != (channel_id in self.slack_show_reasoning_except)
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""

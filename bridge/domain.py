@@ -116,13 +116,33 @@ class Turn:
     follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
 
 
+class Drafts(Protocol):
+    """Where a reply still being streamed token by token is shown growing (the Slack thread's live message).
+
+    `step` and `index` name the reply the draft will become (`AgentReply.step`, `.index`); `text` is all of it
+    so far. Best effort: a draft that cannot be shown is dropped, the final reply is posted regardless.
+    """
+
+    async def grow(self, step: str, index: int, agent_name: str, text: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class TurnInput:
-    """What the runners send for one turn: the text with its context prefix, and who said it."""
+    """What the runners send for one turn: the text with its context prefix, who said it, and where drafts go
+    when replies are token-streamed."""
 
     text: str
     otid: str
     sender: str | None
+    drafts: Drafts | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """What an agent did on the way to its reply: a reasoning step, or a tool call and how it ended."""
+
+    kind: Literal["reasoning", "tool"]
+    text: str
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,14 @@ class AgentReply:
     agent_id: str | None = None
     step: str = ""
     index: int = 0
+    # Shown only in channels that ask for them; kept with the reply so a replayed step shows the same.
+    notes: tuple[Note, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON, notes are lists of dicts.
+        if any(not isinstance(n, Note) for n in self.notes) or not isinstance(self.notes, tuple):
+            notes = tuple(n if isinstance(n, Note) else Note(**n) for n in self.notes)
+            object.__setattr__(self, "notes", notes)
 
 
 @dataclass(frozen=True)

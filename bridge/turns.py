@@ -8,18 +8,21 @@ missing and never a part twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
+from bridge.drafts import TurnDrafts
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
+from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster, SlackPostError
 from bridge.store.base import BindingTranscript, Store, TurnJournal
 
@@ -40,6 +43,10 @@ NOTHING_SAID = "No agent had anything to say this time."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
 
+
+# Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
+REPLY = "reply:"
+NOTES = "notes:"
 
 THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
 THREAD_CONTEXT_CHARS = 6000
@@ -75,6 +82,7 @@ class TurnWorker:
         poster: SlackPoster,
         directory: Directory,
         fallback: Callable[[Turn], Awaitable[Binding | None]] | None = None,
+        live: LiveMessages | None = None,
     ) -> None:
         self._settings = settings
         self._fallback = fallback  # the binding of an unbound channel or DM (the default target), if any
@@ -82,29 +90,31 @@ class TurnWorker:
         self._chooser = chooser
         self._poster = poster
         self._directory = directory
+        self._live = live or LiveMessages(poster.client, mode=settings.slack_live_replies)
         self._redactor = Redactor(settings.secrets())
 
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
         resumed."""
         turn, s = job.turn, self._settings
+        drafts = TurnDrafts(self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds)
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
             binding = await self._fallback(turn)
         if binding is None:
             unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
             await self._owe(job, "notice:unbound", unbound)
-            await self._flush(job)
+            await self._flush(job, drafts)
             await self._store.finish_turn(job.turn_id, "unbound")
             return "unbound"
         await self._store.set_turn_status(job.turn_id, "running")
         await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
         status, error = "failed", ""
         try:
-            await self._flush(job)  # whatever a previous run of this turn owed the thread
+            await self._flush(job, drafts)  # whatever a previous run of this turn owed the thread
             try:
                 async with asyncio.timeout(s.turn_deadline_seconds):
-                    failures = await self._converse(job, binding)
+                    failures = await self._converse(job, binding, drafts)
                 status = "done" if failures == 0 else "partial"
             except TimeoutError:
                 error = f"The agents did not finish within {_duration(s.turn_deadline_seconds)}."
@@ -118,7 +128,8 @@ class TurnWorker:
                 log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)
-            await self._flush(job)
+            await drafts.abandon()
+            await self._flush(job, drafts)
         except SlackPostError as exc:
             status, error = "failed", f"Slack refused a post: {exc.error}"
             log.error(
@@ -136,19 +147,20 @@ class TurnWorker:
         log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
         return status
 
-    async def _converse(self, job: Job, binding: Binding) -> int:
+    async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
         speaker = await self._directory.user_name(turn.user_id)
         channel = await self._directory.channel_name(turn.channel_id)
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(job)
-        turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker)
+        growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
+        turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker, drafts=growing)
         names = [a.name for a in binding.target.agents]
         await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
         runner = await self._chooser.choose(binding)
         try:
-            return await self._relay_events(job, binding, runner, turn_input)
+            return await self._relay_events(job, binding, runner, turn_input, drafts)
         except LettaError as exc:
             if exc.kind != Kind.ROUTE_MISSING or runner is not self._chooser.server:
                 raise
@@ -157,9 +169,11 @@ class TurnWorker:
         if await self._store.notice_once(turn.team_id, turn.channel_id, "route_missing"):
             await self._owe(job, "notice:route_missing", ROUTE_SWITCH)
         log.info("binding switched to the bridge runner channel=%s", turn.channel_id)
-        return await self._relay_events(job, binding, self._chooser.bridge, turn_input)
+        return await self._relay_events(job, binding, self._chooser.bridge, turn_input, drafts)
 
-    async def _relay_events(self, job: Job, binding: Binding, runner: Runner, turn_input: TurnInput) -> int:
+    async def _relay_events(
+        self, job: Job, binding: Binding, runner: Runner, turn_input: TurnInput, drafts: TurnDrafts
+    ) -> int:
         turn = job.turn
         transcript = BindingTranscript(self._store, turn.team_id, turn.channel_id)
         journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, turn.channel_id)
@@ -167,7 +181,10 @@ class TurnWorker:
         async for event in runner.run(binding.target, turn_input, transcript, journal):
             if isinstance(event, AgentReply):
                 replies += 1
-                await self._owe(job, f"reply:{event.step}:{event.index}", event.text, event.agent_name)
+                await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
+                if event.notes and self._settings.shows_reasoning(turn.channel_id):
+                    encoded = json.dumps([[n.kind, n.text] for n in event.notes])
+                    await self._owe(job, f"{NOTES}{event.step}:{event.index}", encoded, event.agent_name)
             elif isinstance(event, AgentFailure):
                 failures += 1
                 log.warning(
@@ -183,7 +200,7 @@ class TurnWorker:
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
                     text += SERVER_500_HINT if await self._group_send_broken() else ""
                 await self._owe(job, f"fail:{event.step}:{event.index}", text)
-            await self._flush(job)
+            await self._flush(job, drafts)
         if replies == 0 and failures == 0:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
@@ -217,15 +234,23 @@ class TurnWorker:
             text = self._redactor.redact(text)
         await self._store.outbox_add(job.turn_id, source, agent_name, text)
 
-    async def _flush(self, job: Job) -> None:
-        """Post every part the turn still owes, in order, recording each one."""
+    async def _flush(self, job: Job, drafts: TurnDrafts) -> None:
+        """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
+        its draft when it had one."""
         turn = job.turn
         for item in await self._store.outbox_pending(job.turn_id):
-            parts = self._poster.parts(item.agent_name, item.text)
+            if item.source.startswith(NOTES):
+                parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
+            else:
+                parts = self._poster.parts(item.agent_name, item.text)
             for index, part in enumerate(parts):
                 if index in item.posted:
                     continue
-                ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
+                ts = None
+                if index == 0 and item.source.startswith(REPLY):
+                    ts = await drafts.replace(item.source[len(REPLY) :], part.text)
+                if ts is None:
+                    ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
                 self.metrics.reply_posted(item.agent_name)
             if not parts:

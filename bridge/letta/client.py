@@ -196,10 +196,13 @@ class LettaClient:
                 yield item
 
     async def stream_group(
-        self, group_id: str, member_ids: list[str], message: dict[str, Any]
+        self, group_id: str, member_ids: list[str], message: dict[str, Any], tokens: bool = False
     ) -> AsyncIterator[LettaMessage]:
+        body: dict[str, Any] = {"messages": [message]}
+        if tokens:
+            body["stream_tokens"] = True
         async with self.locks.hold(member_ids):
-            async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", {"messages": [message]}):
+            async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", body):
                 yield item
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:

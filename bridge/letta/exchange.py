@@ -5,13 +5,14 @@ reply attributed to the member who said it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NamedTuple
 
-from bridge.domain import AgentReply, Target
+from bridge.domain import AgentReply, Note, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import AssistantMessage, LettaResponse, ToolReturnMessage, run_failure
+from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import Collector, supervised_replies
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def authored_replies(response: LettaResponse, default_author: str) -> list[tuple
     return out
 
 
-def attribute(target: Target, author: str, text: str, step: str, index: int) -> AgentReply | None:
+def attribute(
+    target: Target, author: str, text: str, step: str, index: int, notes: tuple[Note, ...] = ()
+) -> AgentReply | None:
     """A group reply under its speaker's name; None for a dynamic manager's choice of the next speaker.
 
     `author` is a message's `name`, or a worker's agent id out of a supervisor's tool return.
@@ -58,10 +61,20 @@ def attribute(target: Target, author: str, text: str, step: str, index: int) -> 
     if target.manager_type == "dynamic" and (agent is None or agent == manager):
         log.debug("dynamic group %s: the manager chose the next speaker", target.group_id)
         return None
-    return AgentReply(agent.name if agent else author, text, agent.id if agent else None, step, index)
+    return AgentReply(agent.name if agent else author, text, agent.id if agent else None, step, index, notes)
 
 
-Spoken = tuple[str, str] | LettaError
+class Said(NamedTuple):
+    """One speaker's finished reply, and what it reasoned and which tools it called on the way."""
+
+    author: str
+    text: str
+    notes: tuple[Note, ...] = ()
+
+
+Spoken = Said | LettaError
+# Called with (author, text so far) while a token-streamed reply grows.
+Draft = Callable[[str, str], Awaitable[None]]
 
 
 async def exchange(
@@ -71,26 +84,34 @@ async def exchange(
     streaming: bool,
     group: tuple[str, list[str]] | None = None,
     agent_id: str | None = None,
+    tokens: bool = False,
+    draft: Draft | None = None,
 ) -> AsyncIterator[Spoken]:
-    """One send to a group or an agent: yields each (author, text) as soon as that speaker has finished, then
-    an in-answer error if there was one. Raises LettaError only when nothing at all came back.
+    """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
+    in-answer error if there was one. Raises LettaError only when nothing at all came back.
 
     Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
+    With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it.
     """
     kind = "groups" if group is not None else "agents"
+    notes = NoteTaker()
     if streaming and kind not in client.no_stream_route:
-        collector = Collector(author)
+        collector = Collector(author, tokens=tokens)
         received = False
         try:
             if group is not None:
-                source = client.stream_group(group[0], group[1], message)
+                source = client.stream_group(group[0], group[1], message, tokens=tokens)
             else:
                 assert agent_id is not None
-                source = client.stream_agent(agent_id, message)
+                source = client.stream_agent(agent_id, message, tokens=tokens)
             async for item in source:
                 received = True
+                notes.add(item, getattr(item, "name", None) or author)
                 for spoken in collector.add(item):
-                    yield spoken
+                    yield Said(*spoken, notes.pop(spoken[0]))
+                growing = collector.growing
+                if draft is not None and growing is not None and growing[1].strip():
+                    await draft(*growing)
         except LettaError as error:
             if not received and error.kind == Kind.ROUTE_MISSING:
                 client.no_stream_route.add(kind)
@@ -99,20 +120,22 @@ async def exchange(
                 raise
             else:
                 for spoken in collector.finish():
-                    yield spoken
+                    yield Said(*spoken, notes.pop(spoken[0]))
                 yield error
                 return
         else:
             for spoken in collector.finish():
-                yield spoken
+                yield Said(*spoken, notes.pop(spoken[0]))
             return
     if group is not None:
         response = await client.send_group(group[0], group[1], message)
     else:
         assert agent_id is not None
         response = await client.send_agent(agent_id, message)
-    for spoken in authored_replies(response, author):
-        yield spoken
+    for item in response.messages:
+        notes.add(item, getattr(item, "name", None) or author)
+    for spoken_author, text in authored_replies(response, author):
+        yield Said(spoken_author, text, notes.pop(spoken_author))
     failed = run_failure(response)
     if failed:
         yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +22,7 @@ from bridge.domain import (
     AgentReply,
     Binding,
     Journal,
+    Note,
     RunnerChoice,
     StepRecord,
     Target,
@@ -77,12 +79,18 @@ class ServerRunner:
     STEP = "group"
 
     def __init__(
-        self, client: LettaClient, bridge: BridgeRunner, patience: float = 120.0, streaming: bool = True
+        self,
+        client: LettaClient,
+        bridge: BridgeRunner,
+        patience: float = 120.0,
+        streaming: bool = True,
+        tokens: bool = False,
     ) -> None:
         self._client = client
         self._bridge = bridge
         self._patience = patience
         self._streaming = streaming
+        self._tokens = tokens
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -106,16 +114,28 @@ class ServerRunner:
         label = target.description or "the group"
         replies: list[AgentReply] = []
         failure: AgentFailure | None = None
+
+        async def draft(author: str, text: str) -> None:
+            growing = attribute(target, author, text, self.STEP, len(replies))
+            if growing is not None and turn.drafts is not None:
+                await turn.drafts.grow(self.STEP, len(replies), growing.agent_name, text)
+
         try:
             async for spoken in exchange(
-                self._client, message, label, self._streaming, group=(target.group_id, members)
+                self._client,
+                message,
+                label,
+                self._streaming,
+                group=(target.group_id, members),
+                tokens=self._tokens,
+                draft=draft if turn.drafts is not None else None,
             ):
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
                         None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP, len(replies)
                     )
                     continue
-                reply = attribute(target, spoken[0], spoken[1], self.STEP, len(replies))
+                reply = attribute(target, spoken.author, spoken.text, self.STEP, len(replies), spoken.notes)
                 if reply is None:
                     continue
                 replies.append(reply)
@@ -204,16 +224,27 @@ class BridgeRunner(Step):
 
     name = "bridge"
 
-    def __init__(self, client: LettaClient, patience: float = 120.0, streaming: bool = True) -> None:
+    def __init__(
+        self,
+        client: LettaClient,
+        patience: float = 120.0,
+        streaming: bool = True,
+        tokens: bool = False,
+        max_turns: int | None = None,
+    ) -> None:
         self._client = client
         self._patience = patience
         self._streaming = streaming
+        self._tokens = tokens
+        self._max_turns = max_turns  # when the group record has none (LETTA_MAX_TURNS)
         self.details = GroupDetails(client)
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
         target = await self.details.complete(target)
+        if target.kind == "group" and target.max_turns is None and self._max_turns is not None:
+            target = dataclasses.replace(target, max_turns=self._max_turns)
         manager = target.manager if target.kind == "group" else None
         if manager is not None and target.manager_type == "supervisor":
             source = supervise(self, target, manager, turn, transcript, journal)
@@ -283,8 +314,8 @@ class BridgeRunner(Step):
         key = key or agent.id
         otid = journal.otid if key == agent.id else step_otid(journal.otid, key)
         unseen, upto = await transcript.unseen(agent.id)
-        if key != agent.id:
-            upto = None  # only an agent's own first send of a turn moves its transcript cursor
+        if key != agent.id and not key.startswith(agent.id + "#"):
+            upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
         if resumed:
             found = await recover_turn(self._client, agent.id, otid, self._patience)
             if found is not None:
@@ -293,15 +324,31 @@ class BridgeRunner(Step):
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         message = user_message(text, otid, turn.sender)
         texts: list[str] = []
+        notes: list[Note] = []
         failure: AgentFailure | None = None
+        drafts = turn.drafts
+
+        async def draft(_author: str, text: str) -> None:
+            if drafts is not None:
+                await drafts.grow(key, 0, agent.name, "\n\n".join([*texts, text]))
+
         try:
-            async for spoken in exchange(self._client, message, agent.name, self._streaming, agent_id=agent.id):
+            async for spoken in exchange(
+                self._client,
+                message,
+                agent.name,
+                self._streaming,
+                agent_id=agent.id,
+                tokens=self._tokens,
+                draft=draft if drafts is not None else None,
+            ):
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
                         agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
                     )
                 else:
-                    texts.append(spoken[1])
+                    texts.append(spoken.text)
+                    notes.extend(spoken.notes)
         except LettaError as error:
             if error.outcome_unknown:
                 found = await find_turn(self._client, agent.id, otid)
@@ -310,13 +357,19 @@ class BridgeRunner(Step):
             refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
             await journal.answered(key, [], refused)
             return [refused]
-        return await self._answered(agent, key, texts, failure, journal, upto)
+        return await self._answered(agent, key, texts, failure, journal, upto, tuple(notes))
 
     @staticmethod
     async def _answered(
-        agent: AgentRef, key: str, texts: list[str], failure: AgentFailure | None, journal: Journal, upto: int | None
+        agent: AgentRef,
+        key: str,
+        texts: list[str],
+        failure: AgentFailure | None,
+        journal: Journal,
+        upto: int | None,
+        notes: tuple[Note, ...] = (),
     ) -> list[TurnEvent]:
-        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0)] if texts else []
+        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return _replay(StepRecord("answered", tuple(replies), failure))
 
@@ -349,14 +402,16 @@ class RunnerChooser:
         version_ttl: float = 300.0,
         patience: float = 120.0,
         streaming: bool = True,
+        tokens: bool = False,
+        max_turns: int | None = None,
     ) -> None:
         self._client = client
         self._default = default
         self._ttl = version_ttl
         self._version: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
-        self.bridge = BridgeRunner(client, patience, streaming)
-        self.server = ServerRunner(client, self.bridge, patience, streaming)
+        self.bridge = BridgeRunner(client, patience, streaming, tokens, max_turns)
+        self.server = ServerRunner(client, self.bridge, patience, streaming, tokens)
 
     async def server_version(self) -> str:
         async with self._lock:

@@ -123,6 +123,10 @@ class Collector:
                 done += self._emit(*worker)
             return done
         if not isinstance(message, AssistantMessage):
+            # In a group stream, another member speaking (its reasoning, say) completes the pending reply.
+            name = getattr(message, "name", None)
+            if self.tokens and self._pending is not None and name and name != self._pending[0]:
+                return self.finish()
             return []
         author = message.name or self.default_author
         if not self.tokens:
@@ -132,6 +136,11 @@ class Collector:
         self._pending = key
         self._text += message.text
         return done
+
+    @property
+    def growing(self) -> tuple[str, str] | None:
+        """(author, text so far) of a token-streamed message not yet complete."""
+        return None if self._pending is None else (self._pending[0], self._text)
 
     def finish(self) -> list[tuple[str, str]]:
         if self._pending is None:

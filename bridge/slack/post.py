@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.render import escape, reply_texts, split
+from bridge.slack.render import escape, notes_blocks, reply_texts, split
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,16 @@ UNKNOWN_OUTCOME_RETRIES = 2
 class Part:
     text: str
     username: str | None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+    blocks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who a message is posted as: the agent's name and icon, or the app itself (all None)."""
+
+    username: str | None = None
     icon_emoji: str | None = None
     icon_url: str | None = None
 
@@ -80,6 +91,24 @@ class SlackPoster:
         self._bot_id: str | None = None
         self._status_works = True
 
+    @property
+    def client(self) -> AsyncWebClient:
+        return self._client
+
+    def note_parts(self, agent_name: str, notes: list[list[str]]) -> list[Part]:
+        """An agent's reasoning and tool calls: one message of context blocks under its reply."""
+        author = self.author(agent_name)
+        fallback = f"{escape(agent_name)}: reasoning and tool calls"
+        blocks = tuple(notes_blocks([(kind, text) for kind, text in notes]))
+        return [Part(fallback, author.username, author.icon_emoji, author.icon_url, blocks)]
+
+    def author(self, agent_name: str) -> Author:
+        """Who an agent's messages are posted as; the app itself once Slack refused custom usernames."""
+        if not self._named_by_username:
+            return Author()
+        look = self._looks.get(agent_name, Look())
+        return Author(look.display_name or agent_name, look.icon_emoji, look.icon_url)
+
     def parts(self, agent_name: str | None, text: str) -> list[Part]:
         """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
         if agent_name is None:
@@ -109,6 +138,7 @@ class SlackPoster:
                     username=part.username,
                     icon_emoji=part.icon_emoji,
                     icon_url=part.icon_url,
+                    blocks=list(part.blocks) or None,
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -124,7 +154,7 @@ class SlackPoster:
                             "slack refused custom usernames (missing chat:write.customize); "
                             "replies now start with the agent's name in bold"
                         )
-                    part = Part(f"*{escape(part.username)}*: {part.text}", None)
+                    part = Part(f"*{escape(part.username)}*: {part.text}", None, blocks=part.blocks)
                     continue
                 if status < 500:
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)

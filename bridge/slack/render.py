@@ -8,10 +8,11 @@ result into messages without breaking what mrkdwn cannot carry across two messag
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
 
-__all__ = ["MAX_TEXT", "escape", "fallback_text", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"]
+__all__ = ["MAX_TEXT", "escape", "fallback_text", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"]
 
 # Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
 MAX_TEXT = 3500
@@ -112,3 +113,27 @@ def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str
     parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(prefix) - 1)
     # A quote or a code block must start its own line to be one.
     return [prefix + ("\n" if prefix and part.startswith((">", _FENCE)) else "") + part for part in parts]
+
+
+NOTE_MARK = {"reasoning": ":thought_balloon:", "tool": ":wrench:"}
+NOTE_CHARS = 300
+NOTES_PER_BLOCK = 10  # a context block's element limit
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def notes_blocks(notes: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Context blocks, one line per reasoning step or tool call, each clipped: compact by design."""
+    elements: list[dict[str, Any]] = []
+    for kind, text in notes:
+        clipped = escape(_clip(" ".join(text.split()), NOTE_CHARS))
+        body = "`" + clipped.replace("`", "'") + "`" if kind == "tool" else f"_{clipped}_"
+        elements.append({"type": "mrkdwn", "text": f"{NOTE_MARK.get(kind, '•')} {body}"})
+    shown = elements[: NOTES_PER_BLOCK * 5]  # at most five blocks under one reply
+    if len(elements) > len(shown):
+        shown[-1] = {"type": "mrkdwn", "text": f"… and {len(elements) - len(shown) + 1} more"}
+    return [
+        {"type": "context", "elements": shown[i : i + NOTES_PER_BLOCK]} for i in range(0, len(shown), NOTES_PER_BLOCK)
+    ]

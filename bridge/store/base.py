@@ -13,6 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 
+# Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
+LIVE = "live:"
+
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message says which and why, in plain words."""
@@ -157,6 +160,12 @@ class Store(Protocol):
 
     async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None: ...
 
+    async def live_started(self, turn_id: int, key: str, agent_name: str, ts: str) -> None:
+        """Record the ts of a reply's draft (a message growing while the agent writes), before it grows."""
+        ...
+
+    async def live_ts(self, turn_id: int, key: str) -> str | None: ...
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
@@ -227,7 +236,8 @@ class TurnJournal:
         failure: AgentFailure | None = None,
         seen_upto: int | None = None,
     ) -> None:
-        seen = None if seen_upto is None else (self._team, self._channel, key, seen_upto)
+        # An agent's second send in one turn (round robin past its members) is keyed `<agent id>#2`.
+        seen = None if seen_upto is None else (self._team, self._channel, key.partition("#")[0], seen_upto)
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)
 
 

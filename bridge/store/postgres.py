@@ -23,6 +23,7 @@ import asyncpg
 
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
 from bridge.store.base import (
+    LIVE,
     HistoryEntry,
     OutboxItem,
     PendingTurn,
@@ -513,11 +514,31 @@ class PostgresStore:
             if last:
                 await db.execute("UPDATE outbox SET done=true WHERE id=$1", outbox_id)
 
+    async def live_started(self, turn_id: int, key: str, agent_name: str, ts: str) -> None:
+        async with self._tx() as db:
+            outbox_id = await db.fetchval(
+                "INSERT INTO outbox (turn_id, source, agent_name, text, done) VALUES ($1,$2,$3,'',true)"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                turn_id,
+                LIVE + key,
+                agent_name,
+            )
+            if outbox_id is not None:
+                await db.execute("INSERT INTO outbox_posts (outbox_id, part, ts) VALUES ($1,0,$2)", outbox_id, ts)
+
+    async def live_ts(self, turn_id: int, key: str) -> str | None:
+        found = await self.pool.fetchval(
+            "SELECT p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=$1 AND o.source=$2",
+            turn_id,
+            LIVE + key,
+        )
+        return None if found is None else str(found)
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
-        """(agent name, ts) of everything posted for the turn, in order."""
+        """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
         rows = await self.pool.fetch(
             "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=$1"
-            " ORDER BY o.id, p.part",
+            " AND o.source NOT LIKE 'live:%' ORDER BY o.id, p.part",
             turn_id,
         )
         return [(r[0], r[1]) for r in rows]

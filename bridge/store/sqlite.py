@@ -15,6 +15,7 @@ import aiosqlite
 
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 from bridge.store.base import (
+    LIVE,
     HistoryEntry,
     OutboxItem,
     PendingTurn,
@@ -438,11 +439,30 @@ class SqliteStore:
             if last:
                 await db.execute("UPDATE outbox SET done=1 WHERE id=?", (outbox_id,))
 
+    async def live_started(self, turn_id: int, key: str, agent_name: str, ts: str) -> None:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text, done) VALUES (?,?,?,?,1)",
+                (turn_id, LIVE + key, agent_name, ""),
+            )
+            if cursor.rowcount:
+                await db.execute(
+                    "INSERT INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (cursor.lastrowid, 0, ts)
+                )
+
+    async def live_ts(self, turn_id: int, key: str) -> str | None:
+        async with self.db.execute(
+            "SELECT p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=? AND o.source=?",
+            (turn_id, LIVE + key),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
-        """(agent name, ts) of everything posted for the turn, in order."""
+        """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
         async with self.db.execute(
             "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=?"
-            " ORDER BY o.id, p.part",
+            " AND o.source NOT LIKE 'live:%' ORDER BY o.id, p.part",
             (turn_id,),
         ) as cursor:
             rows = await cursor.fetchall()

@@ -157,3 +157,27 @@ def test_broadcast_answers_fastest_first_and_is_shown_as_the_pattern(tmp_path: P
             assert all("everyone at once" in i.text for i in letta.inputs)
         finally:
             bridge.stop()
+
+
+def test_max_turns_from_config_and_a_repeat_speakers_reply_reaches_the_others(tmp_path: Path) -> None:
+    """LETTA_MAX_TURNS applies when the group record has none (bridge runner); alice's second reply of a turn
+    is in the group's transcript, so bob is shown it on the next turn."""
+    from tests.e2e.conftest import open_world
+
+    with open_world("bridge", tmp_path, LETTA_MAX_TURNS="3") as world:
+        agents = {name: world.letta.add_agent(name) for name in ("alice", "bob")}
+        group_id = world.letta.add_group(list(agents.values()), description="rr")
+        channel = new_channel()
+        world.slack.add_channel(channel, f"chan-{channel.lower()}")
+        world.connect(channel, group_id)
+        answers = iter(["alice first", "alice second", "alice third"])
+        world.letta.set_reply(agents["alice"], lambda _text: next(answers))
+        crew = Managed(channel, group_id, "", agents)
+        first, _ = world.bridge.mention("go round", channel)
+        assert [who for who, _ in posted(world, crew, first["ts"], 3)] == ["alice", "bob", "alice"]
+        second, _ = world.bridge.mention("and again", channel)
+        posted(world, crew, second["ts"], 3)
+        bob_second_turn = received(world, agents["bob"])[1]
+        assert "[alice] alice second" in bob_second_turn
+        assert "[alice] alice third" in bob_second_turn
+        assert bob_second_turn.count("alice first") == 0, "bob was shown a reply he had already seen"

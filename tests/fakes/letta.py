@@ -117,6 +117,7 @@ class FakeLetta:
         self._groups: dict[str, S.GroupSpec] = {}
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
+        self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
         self._rules: list[_Rule] = []
         self._requests: list[Recorded] = []
         self._inputs: list[AgentInput] = []

@@ -12,6 +12,7 @@ injected with `FakeLetta.fail_next(..., raw=b"data: ...", headers={"content-type
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -93,6 +94,8 @@ async def agent_stream(
         )
         for event in events:
             await response.write(_frame(event))
+            if len(events) > 1 and fake.token_delay:
+                await asyncio.sleep(fake.token_delay)
     await response.write(_frame({"message_type": "stop_reason", "stop_reason": "end_turn"}))
     await response.write(
         _frame(

@@ -670,6 +670,8 @@ class FakeSlack:
         ts = self._next_ts()
         msg = {"text": text, "bot_id": self.bot_id, "ts": ts, "type": "message", "subtype": "bot_message"}
         msg["app_id"] = self.app_id
+        if args.get("username"):
+            msg["username"] = args["username"]
         if args.get("thread_ts"):
             msg["thread_ts"] = args["thread_ts"]
         self._store(channel, msg)

@@ -1,0 +1,109 @@
+"""One turn's growing replies: the runners' drafts shown in the thread, throttled, and recorded in the store.
+
+A draft's message ts is recorded as soon as Slack gives it, so the finished reply replaces that message (here
+or, after a restart, in the next process) instead of being posted beside it: nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bridge.domain import Turn
+from bridge.slack.live import MORE, Draft, LiveMessages
+from bridge.slack.post import SlackPoster
+from bridge.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def live_key(step: str, index: int) -> str:
+    return f"{step}:{index}"
+
+
+@dataclass
+class _Growing:
+    draft: Draft
+    agent_name: str
+    shown_at: float
+    text: str = ""
+
+
+class TurnDrafts:
+    """The `Drafts` of one turn (see domain.Drafts)."""
+
+    def __init__(
+        self, store: Store, poster: SlackPoster, live: LiveMessages, turn: Turn, turn_id: int, interval: float
+    ) -> None:
+        self._store = store
+        self._poster = poster
+        self._live = live
+        self._turn = turn
+        self._turn_id = turn_id
+        self._interval = interval
+        self._growing: dict[str, _Growing] = {}
+        self._tried: dict[str, float] = {}  # drafts Slack refused to open: when, so as not to ask at every token
+        self._done: set[str] = set()
+
+    async def grow(self, step: str, index: int, agent_name: str, text: str) -> None:
+        key = live_key(step, index)
+        if key in self._done:
+            return
+        now = asyncio.get_running_loop().time()
+        growing = self._growing.get(key)
+        shown, markdown = self._shown(agent_name, text)
+        if growing is None:
+            if now - self._tried.get(key, -self._interval) < self._interval:
+                return
+            self._tried[key] = now
+            turn = self._turn
+            author = self._poster.author(agent_name)
+            draft = await self._live.start(
+                turn.channel_id, turn.thread_ts, shown, markdown, author, (turn.team_id, turn.user_id)
+            )
+            if draft is None:
+                return
+            await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
+            self._growing[key] = _Growing(draft, agent_name, now, text)
+            return
+        growing.text = text
+        if now - growing.shown_at < self._interval:
+            return
+        growing.shown_at = now
+        await self._live.grow(growing.draft, shown, markdown)
+
+    async def replace(self, step_key: str, text: str) -> str | None:
+        """Write a finished reply's first message over its draft; its ts, or None when there is no draft
+        or it cannot be edited (the reply is then posted anew)."""
+        self._done.add(step_key)
+        growing = self._growing.pop(step_key, None)
+        if growing is not None:
+            ts, streaming = growing.draft.ts, growing.draft.streaming
+        else:
+            found = await self._store.live_ts(self._turn_id, step_key)
+            if found is None:
+                return None
+            ts, streaming = found, None
+        ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming)
+        return ts if ok else None
+
+    async def abandon(self) -> None:
+        """The turn ended with drafts that never became replies (a deadline, a crash): mark them cut off."""
+        for key, growing in list(self._growing.items()):
+            self._done.add(key)
+            shown, _ = self._shown(growing.agent_name, growing.text)
+            await self._live.replace_with(
+                self._turn.channel_id, growing.draft.ts, shown + " _(cut off)_", growing.draft.streaming
+            )
+        self._growing.clear()
+
+    def _shown(self, agent_name: str, text: str) -> tuple[str, str]:
+        """(mrkdwn for chat.update, Markdown for a stream) of a draft: its first message's worth, named in
+        the text when Slack refuses custom usernames."""
+        parts = self._poster.parts(agent_name, text)
+        shown = parts[0].text if parts else ""
+        if len(parts) > 1:
+            shown += MORE
+        username = self._poster.author(agent_name).username
+        return shown, text if username else f"**{agent_name}**: {text}"
