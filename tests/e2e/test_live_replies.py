@@ -4,6 +4,7 @@ refused) and the finished reply replaces the draft; reasoning and tool calls und
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from tests.e2e.conftest import World, new_channel, open_world
 
 WORDS = " ".join(f"word{i}" for i in range(40))
+SSE = {"content-type": "text/event-stream; charset=utf-8"}
 LIVE = {"LETTA_STREAM_TOKENS": "true", "SLACK_LIVE_EDIT_SECONDS": "0.1"}
 
 
@@ -155,7 +157,7 @@ def test_reasoning_is_shown_under_the_reply_only_where_the_channel_asks(runner: 
         assert [p.args.get("username") for p in posts] == ["alice", "alice", "bob", "bob"]
         note = posts[1].args
         assert note["text"] == "alice: reasoning and tool calls"
-        blocks = note["blocks"] if isinstance(note["blocks"], list) else __import__("json").loads(note["blocks"])
+        blocks = note["blocks"] if isinstance(note["blocks"], list) else json.loads(note["blocks"])
         assert blocks[0]["type"] == "context"
         assert re.search(r"Replying to the user\.", blocks[0]["elements"][0]["text"])
 
@@ -180,3 +182,38 @@ def test_rate_limited_drafts_are_skipped_and_the_reply_still_lands_whole(live: W
     shown = agent_messages(live, channel, event["ts"])
     assert [(m.get("username"), m["text"]) for m in shown] == [("alice", WORDS)]
     assert "drafts paused for 30s" in live.bridge.logs()
+
+
+def _fragment(text: str) -> bytes:
+    message = {
+        "id": "message-7d2c6c4e-1111-4b7e-9a55-2f0a6a0c1d01",
+        "message_type": "assistant_message",
+        "otid": "7d2c6c4e-1111-4b7e-9a55-2f0a6a0c1d00",
+        "name": None,
+        "content": text,
+    }
+    return b"data: " + json.dumps(message).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("ending", ["cut off", "error event"])
+def test_a_token_stream_that_breaks_mid_reply_keeps_what_was_said_and_says_why(live: World, ending: str) -> None:
+    channel, agents = bind(live, ("alice",))
+    body = b'data: {"message_type":"ping","id":"ping-1"}\n\n' + b"".join(
+        _fragment(word) for word in ("The ", "deploy ", "went ", "fine ", "until ")
+    )
+    if ending == "error event":
+        body += (
+            b'data: {"message_type":"stop_reason","stop_reason":"llm_api_error"}\n\n'
+            b'event: error\ndata: {"message_type":"error_message","run_id":"run-1","error_type":"llm_error",'
+            b'"message":"An error occurred with the LLM request.","detail":"boom"}\n\ndata: [DONE]\n\n'
+        )
+    live.letta.fail_next("POST", f"/v1/agents/{agents['alice']}/messages/stream", 200, raw=body, headers=SSE)
+    event, _ = live.bridge.mention("how did it go?", channel)
+    wait_done(live, channel, event["ts"])
+    shown = agent_messages(live, channel, event["ts"])
+    assert shown[0].get("username") == "alice" and shown[0]["text"] == "The deploy went fine until"
+    assert len(calls(live, "chat.startStream", channel)) == 1, "the partial reply was posted beside its draft"
+    notice = shown[-1]["text"]
+    assert "alice" in notice
+    assert ("connection to the Letta server dropped" if ending == "cut off" else "failed") in notice, notice
+    assert "warning" in live.slack.reactions(channel, event["ts"])
