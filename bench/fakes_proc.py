@@ -49,12 +49,18 @@ def _make_slack() -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.bench_posts: list[Post] = []
+            self.bench_drafts: list[Post] = []  # token streaming: each reply's draft as it opens
             self.bench_done: dict[tuple[str, str], float] = {}
             self.bench_cond = threading.Condition()
 
         def _dispatch(self, method: str, args: dict[str, Any], token: str | None) -> Any:
             result = super()._dispatch(method, args, token)
             ok = result[0] == 200 and result[2].get("ok")
+            if ok and method == "chat.startStream":
+                username = str(args.get("username") or "")
+                draft = Post(str(args.get("channel")), str(args.get("thread_ts")), username, time.monotonic())
+                with self.bench_cond:
+                    self.bench_drafts.append(draft)
             if ok and method == "chat.postMessage":
                 username = str(args.get("username") or "")
                 post = Post(str(args.get("channel")), str(args.get("thread_ts")), username, time.monotonic())
@@ -138,6 +144,17 @@ class Host:
     def letta_spans(self) -> list[Span]:
         """(agent id, text, started, finished) for every agent turn Letta ran, in start order."""
         return [(i.agent_id, i.text, i.started, i.finished) for i in self.letta.inputs]
+
+    def drafts(self) -> list[Post]:
+        with self.slack.bench_cond:
+            return list(self.slack.bench_drafts)
+
+    def first_tokens(self) -> list[tuple[str, float]]:
+        """(agent id, when) of the first token-streamed fragment of each agent stream."""
+        return list(self.letta.first_tokens)
+
+    def set_token_delay(self, seconds: float) -> None:
+        self.letta.token_delay = seconds
 
     def letta_send_count(self) -> int:
         return len(self.letta.sends())

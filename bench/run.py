@@ -28,7 +28,7 @@ STEPS: dict[str, Step] = {
     "startup": lambda o: [capacity.startup(o)],
     "store": lambda o: [store_bench.sqlite(o), store_bench.postgres(o)],
     "overhead": lambda o: [latency.overhead(o, r) for r in RUNNERS],
-    "first-reply": lambda o: [latency.first_reply(o, r) for r in RUNNERS],
+    "first-reply": lambda o: [latency.first_reply(o, r) for r in RUNNERS] + [latency.first_draft(o)],
     "busy": lambda o: [capacity.busy(o, r) for r in RUNNERS],
     "fanout": lambda o: (
         [capacity.fanout(o, r, o.max_concurrent_turns or o.fanout_channels) for r in RUNNERS]

@@ -118,6 +118,7 @@ class FakeLetta:
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
         self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
+        self.first_tokens: list[tuple[str, float]] = []  # (agent id, monotonic time) of each stream's first fragment
         self._rules: list[_Rule] = []
         self._requests: list[Recorded] = []
         self._inputs: list[AgentInput] = []

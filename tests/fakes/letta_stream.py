@@ -16,6 +16,7 @@ import asyncio
 import copy
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -92,8 +93,10 @@ async def agent_stream(
             if tokens and v == "0.16.8" and message["message_type"] == "assistant_message"
             else [message]
         )
-        for event in events:
+        for position, event in enumerate(events):
             await response.write(_frame(event))
+            if len(events) > 1 and position == 0:
+                fake.first_tokens.append((aid, time.monotonic()))
             if len(events) > 1 and fake.token_delay:
                 await asyncio.sleep(fake.token_delay)
     await response.write(_frame({"message_type": "stop_reason", "stop_reason": "end_turn"}))
