@@ -22,7 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.letta.client import AgentLocks, LettaClient
+from bridge.letta.client import LettaClient
+from bridge.letta.locks import AgentLocks
 from bridge.letta.runners import RunnerChooser
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, MeteredLettaClient, MeteredSlackClient, Metrics

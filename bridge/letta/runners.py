@@ -28,12 +28,13 @@ from bridge.domain import (
     TurnEvent,
     TurnInput,
 )
-from bridge.letta.client import LettaClient, user_message
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
 from bridge.letta.exchange import attribute, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
 from bridge.letta.recovery import find_turn, recover_turn
+from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
 
