@@ -61,6 +61,7 @@ def letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaCli
         send_retries=settings.letta_send_retries,
         max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,
+        busy_wait=settings.letta_busy_wait_seconds,
     )
     if metrics is not None:
         client.metrics = metrics

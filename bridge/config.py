@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
     letta_streaming: bool = True
+    letta_conversations: bool = True
+    letta_conversations_except: Annotated[tuple[str, ...], NoDecode] = ()
+    letta_busy_wait_seconds: float = Field(default=300.0, ge=0)
     default_target: Annotated[tuple[str, ...], NoDecode] = ()
     default_target_in_channels: bool = False
 
@@ -107,7 +110,13 @@ class Settings(BaseSettings):
     def _blank_project(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("slack_configure_users", "default_target", "slack_thread_follow_ups_except", mode="before")
+    @field_validator(
+        "slack_configure_users",
+        "default_target",
+        "slack_thread_follow_ups_except",
+        "letta_conversations_except",
+        mode="before",
+    )
     @classmethod
     def _id_list(cls, value: object) -> object:
         # An environment variable holds ids separated by commas or spaces; TOML may give a real list.

@@ -116,13 +116,22 @@ class Turn:
     follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
 
 
+class Threads(Protocol):
+    """Where an agent hears the turn's Slack thread: a Letta conversation of its own per thread (Letta 0.16.8,
+    Cloud), made and stored on the thread's first send to that agent; None for the agent's one shared context."""
+
+    async def conversation(self, agent_id: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class TurnInput:
-    """What the runners send for one turn: the text with its context prefix, and who said it."""
+    """What the runners send for one turn: the text with its context prefix, who said it, and where (`threads`
+    is None where the thread is not a conversation)."""
 
     text: str
     otid: str
     sender: str | None
+    threads: Threads | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,12 @@ class BridgeRunner(Step):
         unseen, upto = await transcript.unseen(agent.id)
         if key != agent.id:
             upto = None  # only an agent's own first send of a turn moves its transcript cursor
+        try:
+            conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
+        except LettaError as error:  # the thread's conversation could not be made: nothing was sent
+            return await self._refused(agent, key, error, journal)
         if resumed:
-            found = await recover_turn(self._client, agent.id, otid, self._patience)
+            found = await recover_turn(self._client, agent.id, otid, self._patience, conversation)
             if found is not None:
                 return await self._answered(agent, key, list(found.texts), None, journal, upto)
         await journal.sending(key)
@@ -296,7 +300,9 @@ class BridgeRunner(Step):
         texts: list[str] = []
         failure: AgentFailure | None = None
         try:
-            async for spoken in exchange(self._client, message, agent.name, self._streaming, agent_id=agent.id):
+            async for spoken in exchange(
+                self._client, message, agent.name, self._streaming, agent_id=agent.id, conversation=conversation
+            ):
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
                         agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
@@ -305,13 +311,17 @@ class BridgeRunner(Step):
                     texts.append(spoken[1])
         except LettaError as error:
             if error.outcome_unknown:
-                found = await find_turn(self._client, agent.id, otid)
+                found = await find_turn(self._client, agent.id, otid, conversation)
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
-            refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
-            await journal.answered(key, [], refused)
-            return [refused]
+            return await self._refused(agent, key, error, journal)
         return await self._answered(agent, key, texts, failure, journal, upto)
+
+    @staticmethod
+    async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+        refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+        await journal.answered(key, [], refused)
+        return [refused]
 
     @staticmethod
     async def _answered(
@@ -351,6 +361,7 @@ class RunnerChooser:
         patience: float = 120.0,
         streaming: bool = True,
     ) -> None:
+        self.client = client
         self._client = client
         self._default = default
         self._ttl = version_ttl

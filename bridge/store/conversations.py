@@ -29,11 +29,12 @@ _GET = (
     "SELECT conversation_id FROM conversations"
     " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4"
 )
+# DO UPDATE (to itself) rather than DO NOTHING: it waits for a racing writer's row and returns it, where a
+# separate SELECT could still read the statement's older snapshot.
 _PUT = (
-    "WITH fresh AS (INSERT INTO conversations (team_id, channel_id, thread_ts, agent_id, conversation_id)"
-    " VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING RETURNING conversation_id)"
-    " SELECT conversation_id FROM fresh UNION ALL SELECT conversation_id FROM conversations"
-    " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4 LIMIT 1"
+    "INSERT INTO conversations (team_id, channel_id, thread_ts, agent_id, conversation_id) VALUES ($1,$2,$3,$4,$5)"
+    " ON CONFLICT (team_id, channel_id, thread_ts, agent_id)"
+    " DO UPDATE SET conversation_id = conversations.conversation_id RETURNING conversation_id"
 )
 
 

@@ -107,8 +107,12 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert any("auto picks server" in line for line in lines)
         assert any(line.startswith("ok   database:") and "schema v3" in line for line in lines)
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
+        assert any(line.startswith("ok   conversations: this server has none: the bridge keeps one context per agent")
+                   for line in lines)
         letta.set_version("0.16.8")
-        assert any("auto picks bridge" in line for line in run_cli(env, "check").stdout.splitlines())
+        lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
+        assert any("auto picks bridge" in line for line in lines)
+        assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
     with slack2:
         env = base_env(slack2.api_url, "http://127.0.0.1:9", tmp_path / "b.db")
