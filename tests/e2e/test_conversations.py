@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import backend_env
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_threads import reply_in_thread
 from tests.fakes.letta import AgentInput, FakeLetta
@@ -46,11 +47,11 @@ class Rig:
         return [i for i in self.letta.inputs if i.agent_id == agent_id]
 
 
-def _rig(version: str, tmp: Path) -> Iterator[Rig]:
+def _rig(version: str, tmp: Path, **backend: str) -> Iterator[Rig]:
     slack, letta = FakeSlack(), FakeLetta(version=version)
     slack.start(), letta.start()
     slack.add_user("U0123ABCD", "maria", display_name="maria")
-    settings = {"LETTA_CONVERSATIONS": "true", "LETTA_CONVERSATIONS_EXCEPT": OFF}
+    settings = {"LETTA_CONVERSATIONS": "true", "LETTA_CONVERSATIONS_EXCEPT": OFF, **backend}
     env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", **settings)
     bridge = BridgeProcess(env).start(tmp / "bridge.log")
     try:
@@ -61,9 +62,10 @@ def _rig(version: str, tmp: Path) -> Iterator[Rig]:
         slack.stop()
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    yield from _rig("0.16.8", tmp_path_factory.mktemp("conversations"))
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp(f"conversations-{request.param}")
+    yield from _rig("0.16.8", tmp, **backend_env(request, str(request.param)))
 
 
 def overlapped(a: AgentInput, b: AgentInput) -> bool:
@@ -95,6 +97,21 @@ def test_two_threads_run_at_once_each_in_its_own_conversation_and_a_thread_keeps
         assert [p.args.get("username") for p in rig.slack.posts(channel, thread) if p.args.get("username")][:1] == [
             "alice"
         ]
+
+
+def test_the_turns_of_one_thread_still_run_one_at_a_time_in_order(rig: Rig) -> None:
+    channel = "C0CONV0006"
+    alice = rig.bind(channel, "alice")["alice"]
+    rig.letta.set_delay(alice, 0.5)
+    root = rig.mention(channel, "first in the thread")
+    rig.letta.wait_for(lambda: len(rig.inputs(alice)) == 1, 10)
+    follow = reply_in_thread(rig, channel, root, "second in the thread")
+    rig.done(channel, root, follow["ts"])
+    a, b = rig.inputs(alice)
+    assert not overlapped(a, b) and a.conversation == b.conversation is not None
+    assert a.text.endswith("first in the thread") and b.text.endswith("second in the thread")
+    queued = [p.args["text"] for p in rig.slack.posts(channel, root) if p.args["text"].startswith("Queued")]
+    assert queued == ["Queued: I'll answer after the 1 earlier message in this thread."]
 
 
 def test_each_thread_shows_an_agent_only_that_threads_replies(rig: Rig) -> None:
