@@ -122,6 +122,10 @@ class Threads(Protocol):
 
     async def conversation(self, agent_id: str) -> str | None: ...
 
+    async def renew(self, agent_id: str, gone: str) -> str:
+        """The stored conversation `gone` no longer exists on Letta: a new one, stored in its place."""
+        ...
+
 
 @dataclass(frozen=True)
 class TurnInput:

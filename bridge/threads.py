@@ -29,18 +29,26 @@ class ThreadConversations:
         self._key = (team_id, channel_id, thread_ts)
 
     async def conversation(self, agent_id: str) -> str | None:
-        stored = await self._store.conversation(*self._key, agent_id)
+        stored = await self._store.conversation(self._key, agent_id)
         if stored is not None:
             return stored
         try:
-            made = await self._client.create_conversation(agent_id, summary=f"Slack {self._key[1]} {self._key[2]}")
+            made = await self._make(agent_id)
         except LettaError as error:
             if error.kind == Kind.ROUTE_MISSING:
                 log.info("letta has no conversations; the agent's own context is used agent=%s", agent_id)
                 return None
             raise
+        return await self._store.put_conversation(self._key, agent_id, made)
+
+    async def renew(self, agent_id: str, gone: str) -> str:
+        log.warning("conversation gone on letta agent=%s conversation=%s thread=%s", agent_id, gone, self._key[2])
+        return await self._store.put_conversation(self._key, agent_id, await self._make(agent_id), replacing=gone)
+
+    async def _make(self, agent_id: str) -> str:
+        made = await self._client.create_conversation(agent_id, summary=f"Slack {self._key[1]} {self._key[2]}")
         log.info("conversation created agent=%s conversation=%s thread=%s", agent_id, made.id, self._key[2])
-        return await self._store.put_conversation(*self._key, agent_id, made.id)
+        return made.id
 
 
 class ThreadPolicy:

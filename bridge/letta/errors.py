@@ -54,6 +54,11 @@ class LettaError(Exception):
         return self.kind == Kind.CONFLICT and self.run_id is not None
 
     @property
+    def conversation_gone(self) -> bool:
+        """A send to a conversation that was deleted (or never existed): nothing ran."""
+        return self.kind == Kind.NOT_FOUND and self.detail.startswith("Conversation not found")
+
+    @property
     def outcome_unknown(self) -> bool:
         """The request may have run: the answer was lost on the way back."""
         return self.kind in (Kind.TIMEOUT, Kind.DISCONNECTED) or self.status in (502, 504)

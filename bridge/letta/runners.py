@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["UNSEEN_HEADER", "compose"]
 
@@ -297,18 +297,15 @@ class BridgeRunner(Step):
         await journal.sending(key)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         message = user_message(text, otid, turn.sender)
-        texts: list[str] = []
-        failure: AgentFailure | None = None
         try:
-            async for spoken in exchange(
-                self._client, message, agent.name, self._streaming, agent_id=agent.id, conversation=conversation
-            ):
-                if isinstance(spoken, LettaError):
-                    failure = AgentFailure(
-                        agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
-                    )
-                else:
-                    texts.append(spoken[1])
+            try:
+                texts, failure = await self._said(agent, key, message, conversation)
+            except LettaError as error:
+                if conversation is None or turn.threads is None or not error.conversation_gone:
+                    raise
+                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                conversation = await turn.threads.renew(agent.id, conversation)
+                texts, failure = await self._said(agent, key, message, conversation)
         except LettaError as error:
             if error.outcome_unknown:
                 found = await find_turn(self._client, agent.id, otid, conversation)
@@ -316,6 +313,23 @@ class BridgeRunner(Step):
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
         return await self._answered(agent, key, texts, failure, journal, upto)
+
+    async def _said(
+        self, agent: AgentRef, key: str, message: dict[str, Any], conversation: str | None
+    ) -> tuple[list[str], AgentFailure | None]:
+        """One send's texts, and the error inside its answer if any; raises LettaError when nothing came back."""
+        texts: list[str] = []
+        failure: AgentFailure | None = None
+        async for spoken in exchange(
+            self._client, message, agent.name, self._streaming, agent_id=agent.id, conversation=conversation
+        ):
+            if isinstance(spoken, LettaError):
+                failure = AgentFailure(
+                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
+                )
+            else:
+                texts.append(spoken[1])
+        return texts, failure
 
     @staticmethod
     async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 
+ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
+
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message says which and why, in plain words."""
@@ -171,14 +173,15 @@ class Store(Protocol):
         transcript, which starts empty)."""
         ...
 
-    async def conversation(self, team_id: str, channel_id: str, thread_ts: str, agent_id: str) -> str | None:
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
         """The Letta conversation holding this agent's side of the Slack thread, if one was made."""
         ...
 
     async def put_conversation(
-        self, team_id: str, channel_id: str, thread_ts: str, agent_id: str, conversation_id: str
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
     ) -> str:
-        """Remember the thread's conversation for the agent; returns the one stored (the first writer wins)."""
+        """Remember the thread's conversation for the agent; returns the one stored (the first writer wins).
+        With `replacing`, a stored conversation that is gone on Letta gives way (unless another took its place)."""
         ...
 
     async def ping(self) -> None:

@@ -25,10 +25,7 @@ POSTGRES_V3 = """
     );
 """
 
-_GET = (
-    "SELECT conversation_id FROM conversations"
-    " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4"
-)
+_GET = "SELECT conversation_id FROM conversations WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4"
 # DO UPDATE (to itself) rather than DO NOTHING: it waits for a racing writer's row and returns it, where a
 # separate SELECT could still read the statement's older snapshot.
 _PUT = (
@@ -38,21 +35,29 @@ _PUT = (
 )
 
 
+_REPLACE = (
+    "UPDATE conversations SET conversation_id=$5"
+    " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4 AND conversation_id=$6"
+)
+
+
 class _Fetches(Protocol):
     """An asyncpg pool or connection."""
 
     async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
-async def postgres_get(db: _Fetches, team_id: str, channel_id: str, thread_ts: str, agent_id: str) -> str | None:
-    found = await db.fetchval(_GET, team_id, channel_id, thread_ts, agent_id)
+async def postgres_get(db: _Fetches, key: tuple[str, str, str, str]) -> str | None:
+    found = await db.fetchval(_GET, *key)
     return None if found is None else str(found)
 
 
 async def postgres_put(
-    db: _Fetches, team_id: str, channel_id: str, thread_ts: str, agent_id: str, conversation_id: str
+    db: _Fetches, key: tuple[str, str, str, str], conversation_id: str, replacing: str | None
 ) -> str:
-    stored = await db.fetchval(_PUT, team_id, channel_id, thread_ts, agent_id, conversation_id)
+    if replacing is not None:
+        await db.fetchval(_REPLACE, *key, conversation_id, replacing)
+    stored = await db.fetchval(_PUT, *key, conversation_id)
     return str(stored)
 
 

@@ -27,6 +27,7 @@ from bridge.store.base import (
     OutboxItem,
     PendingTurn,
     StoreError,
+    ThreadKey,
     binding_from_row,
     display_url,
     pending_from_row,
@@ -526,13 +527,13 @@ class PostgresStore:
         )
         return [(r[0], r[1]) for r in rows]
 
-    async def conversation(self, team_id: str, channel_id: str, thread_ts: str, agent_id: str) -> str | None:
-        return await postgres_get(self.pool, team_id, channel_id, thread_ts, agent_id)
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
+        return await postgres_get(self.pool, (*thread, agent_id))
 
     async def put_conversation(
-        self, team_id: str, channel_id: str, thread_ts: str, agent_id: str, conversation_id: str
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
     ) -> str:
-        return await postgres_put(self.pool, team_id, channel_id, thread_ts, agent_id, conversation_id)
+        return await postgres_put(self.pool, (*thread, agent_id), conversation_id, replacing)
 
     # --- several processes -----------------------------------------------------------------------------
     # Lease times come from the database's clock, so processes on hosts whose clocks differ still agree.

@@ -19,6 +19,7 @@ from bridge.store.base import (
     OutboxItem,
     PendingTurn,
     StoreError,
+    ThreadKey,
     binding_from_row,
     pending_from_row,
     step_outcome,
@@ -452,25 +453,29 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    async def conversation(self, team_id: str, channel_id: str, thread_ts: str, agent_id: str) -> str | None:
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
         async with self.db.execute(
             "SELECT conversation_id FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?",
-            (team_id, channel_id, thread_ts, agent_id),
+            (*thread, agent_id),
         ) as cursor:
             row = await cursor.fetchone()
         return None if row is None else str(row[0])
 
     async def put_conversation(
-        self, team_id: str, channel_id: str, thread_ts: str, agent_id: str, conversation_id: str
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
     ) -> str:
         async with self._write() as db:
             await db.execute(
+                "UPDATE conversations SET conversation_id=? WHERE team_id=? AND channel_id=? AND thread_ts=?"
+                " AND agent_id=? AND conversation_id=?",
+                (conversation_id, *thread, agent_id, replacing),
+            )
+            await db.execute(
                 "INSERT OR IGNORE INTO conversations (team_id, channel_id, thread_ts, agent_id, conversation_id,"
                 " created_at) VALUES (?,?,?,?,?,?)",
-                (team_id, channel_id, thread_ts, agent_id, conversation_id, _now()),
+                (*thread, agent_id, conversation_id, _now()),
             )
-        stored = await self.conversation(team_id, channel_id, thread_ts, agent_id)
-        return stored or conversation_id
+        return await self.conversation(thread, agent_id) or conversation_id
 
     async def ping(self) -> None:
         async with self.db.execute("SELECT 1") as cursor:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import backend_env
@@ -45,6 +46,14 @@ class Rig:
 
     def inputs(self, agent_id: str) -> list[AgentInput]:
         return [i for i in self.letta.inputs if i.agent_id == agent_id]
+
+    def answered_thread(self, channel: str) -> tuple[str, str, str]:
+        """A channel bound to alice, a thread she answered: (alice's id, the thread's ts, its conversation)."""
+        alice = self.bind(channel, "alice")["alice"]
+        root = self.mention(channel, "start")
+        self.done(channel, root)
+        [conv_id] = [c for c, v in self.letta.conversations.items() if v["agent_id"] == alice]
+        return alice, root, conv_id
 
 
 def _rig(version: str, tmp: Path, **backend: str) -> Iterator[Rig]:
@@ -142,10 +151,7 @@ def test_where_the_switch_is_off_the_channels_threads_share_the_agent_and_run_in
 
 def test_a_conversation_busy_with_another_run_is_waited_out_and_sent_once(rig: Rig) -> None:
     channel = "C0CONV0003"
-    alice = rig.bind(channel, "alice")["alice"]
-    root = rig.mention(channel, "start")
-    rig.done(channel, root)
-    [conv_id] = [c for c, v in rig.letta.conversations.items() if v["agent_id"] == alice]
+    alice, root, conv_id = rig.answered_thread(channel)
     rig.letta.busy_next(conv_id, times=2)
     follow = reply_in_thread(rig, channel, root, "while it is busy")
     rig.done(channel, follow["ts"])
@@ -154,6 +160,20 @@ def test_a_conversation_busy_with_another_run_is_waited_out_and_sent_once(rig: R
     assert len(rig.inputs(alice)) == 2  # the busy answers ran nothing, and the send was made once
     replies = [p for p in rig.slack.posts(channel, root) if p.args.get("username") == "alice"]
     assert len(replies) == 2
+
+
+def test_a_conversation_deleted_on_letta_is_replaced_and_the_thread_goes_on(rig: Rig) -> None:
+    channel = "C0CONV0007"
+    alice, root, gone = rig.answered_thread(channel)
+    assert httpx.delete(f"{rig.letta.base_url}/v1/conversations/{gone}").status_code == 200
+    follow = reply_in_thread(rig, channel, root, "still there?")
+    rig.done(channel, follow["ts"])
+    [fresh] = [c for c, v in rig.letta.conversations.items() if v["agent_id"] == alice]
+    again = reply_in_thread(rig, channel, root, "and now?")
+    rig.done(channel, again["ts"])
+    assert [i.conversation for i in rig.inputs(alice)] == [gone, fresh, fresh]
+    assert [r.status for r in rig.letta.sends() if gone in r.path] == [200, 404]
+    assert [p.args["text"] for p in rig.slack.posts(channel, root) if p.args.get("username")] == ["alice says hi"] * 3
 
 
 def test_after_a_crash_the_send_is_found_in_the_threads_conversation_not_made_again(tmp_path: Path) -> None:

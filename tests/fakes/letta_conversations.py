@@ -1,7 +1,8 @@
 """The fake Letta's conversation routes, as 0.16.8 answers them (older versions have none: 404 Not Found).
 
 - `POST /v1/conversations/?agent_id=`: a Conversation; 422 without `agent_id`, 404 for an unknown agent.
-- `GET /v1/conversations/` (bare array, newest first), `GET /v1/conversations/{id}`.
+- `GET /v1/conversations/` (bare array, newest first), `GET` and `DELETE /v1/conversations/{id}` (`200 null`;
+  then the id answers 404 everywhere).
 - `GET /v1/conversations/{id}/messages`: a bare array, newest first unless `order=asc`, the conversation's own
   system_message included; `before`, `after`, `limit`.
 - `POST /v1/conversations/{id}/messages`: SSE by default (the agent stream's framing, `stream_tokens` too),
@@ -40,6 +41,14 @@ def routes(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
     async def get(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
         return _check(fake, v, p["conv_id"]) or fake._json(v, 200, fake.conversations[p["conv_id"]])
 
+    async def delete(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        err = _check(fake, v, p["conv_id"])
+        if err is not None:
+            return err
+        with fake._lock:
+            del fake._conversations[p["conv_id"]]
+        return fake._json(v, 200, None)
+
     async def history(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
         return _history(fake, request, v, p["conv_id"])
 
@@ -48,7 +57,7 @@ def routes(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
 
     return [
         (r"/v1/conversations/", [("GET", listing), ("POST", create)]),
-        (r"/v1/conversations/(?P<conv_id>[^/]+)", [("GET", get)]),
+        (r"/v1/conversations/(?P<conv_id>[^/]+)", [("GET", get), ("DELETE", delete)]),
         (r"/v1/conversations/(?P<conv_id>[^/]+)/messages", [("GET", history), ("POST", send)]),
     ]
 

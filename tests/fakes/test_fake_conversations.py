@@ -139,6 +139,17 @@ def test_history_is_per_conversation_newest_first_while_the_agent_mixes_them(fak
     assert sum(m["message_type"] == "user_message" for m in mixed) == 2
 
 
+def test_a_deleted_conversation_answers_404_like_the_capture(fake: FakeLetta) -> None:
+    conv_id = create(fake)
+    deleted = httpx.delete(f"{fake.base_url}/v1/conversations/{conv_id}", timeout=5)
+    assert (deleted.status_code, deleted.json()) == (200, None)
+    gone = send(fake, conv_id, {**BODY, "streaming": False})
+    real = cap("0.16.8", "conversations-send-deleted")["response"]
+    assert gone.status_code == real["status"] == 404
+    assert gone.json()["detail"].startswith(f"Conversation not found with id='['{conv_id}']'")
+    assert real["body"]["detail"].startswith("Conversation not found with id='['conv-")
+
+
 def test_get_and_list_show_the_conversation(fake: FakeLetta) -> None:
     conv_id = create(fake)
     got = httpx.get(f"{fake.base_url}/v1/conversations/{conv_id}", timeout=5).json()

@@ -118,13 +118,21 @@ def test_a_threads_transcript_starts_empty_and_stays_out_of_the_channels(databas
 
 def test_a_threads_conversation_per_agent_is_kept_and_the_first_one_stored_wins(database_url: str) -> None:
     async def body(store: Store) -> None:
-        assert await store.conversation("T1", "C1", "1.000001", ALICE.id) is None
-        assert await store.put_conversation("T1", "C1", "1.000001", ALICE.id, "conv-a") == "conv-a"
-        assert await store.put_conversation("T1", "C1", "1.000001", ALICE.id, "conv-late") == "conv-a"
-        assert await store.put_conversation("T1", "C1", "1.000001", BOB.id, "conv-b") == "conv-b"
-        assert await store.put_conversation("T1", "C1", "2.000002", ALICE.id, "conv-c") == "conv-c"
-        assert await store.conversation("T1", "C1", "1.000001", ALICE.id) == "conv-a"
-        assert await store.conversation("T2", "C1", "1.000001", ALICE.id) is None
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) is None
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-late") == "conv-a"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), BOB.id, "conv-b") == "conv-b"
+        assert await store.put_conversation(("T1", "C1", "2.000002"), ALICE.id, "conv-c") == "conv-c"
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a"
+        assert await store.conversation(("T2", "C1", "1.000001"), ALICE.id) is None
+        # A conversation gone on Letta gives way to a new one, unless another already took its place.
+        assert (
+            await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a2", replacing="conv-a") == "conv-a2"
+        )
+        assert (
+            await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a3", replacing="conv-a") == "conv-a2"
+        )
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a2"
 
     run(database_url, body)
 
@@ -139,7 +147,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
 
     async def upgraded(store: Store) -> None:
         assert await store.schema_version() == 3
-        assert await store.put_conversation("T1", "C1", "1.000001", ALICE.id, "conv-a") == "conv-a"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
 
     run(url, downgrade)
     run(url, upgraded)
