@@ -22,7 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.letta.client import AgentLocks, LettaClient
+from bridge.letta.client import LettaClient
+from bridge.letta.locks import AgentLocks
 from bridge.letta.runners import RunnerChooser
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, MeteredLettaClient, MeteredSlackClient, Metrics
@@ -62,6 +63,7 @@ def letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaCli
         send_retries=settings.letta_send_retries,
         max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,
+        busy_wait=settings.letta_busy_wait_seconds,
     )
     if metrics is not None:
         client.metrics = metrics

@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, slack_client
 from bridge.config import Settings, missing
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.runners import runner_for_version
 from bridge.store import StoreError, open_store
@@ -127,9 +128,34 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
         why = "below 0.12.0: the server runs groups" if auto == "server" else "0.12.0 or later: the bridge runs groups"
         default = settings.letta_group_runner
         checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={default}; auto picks {auto} ({why})"))
+        checks.append(await _conversations(client, settings))
         return checks
     finally:
         await client.aclose()
+
+
+async def _conversations(client: LettaClient, settings: Settings) -> Check:
+    """Whether each Slack thread can be a Letta conversation, or every thread shares each agent's one context."""
+    try:
+        has = await client.has_conversations()
+    except LettaError as exc:
+        return Check(False, "conversations", exc.explain("the conversation list"))
+    if not has:
+        return Check(
+            True,
+            "conversations",
+            "this server has none: the bridge keeps one context per agent for all threads of a channel, "
+            "and runs a channel's turns one at a time",
+        )
+    if not settings.letta_conversations:
+        return Check(True, "conversations", "the server has them, but LETTA_CONVERSATIONS=false: one context per agent")
+    off = ", ".join(settings.letta_conversations_except)
+    return Check(
+        True,
+        "conversations",
+        "each Slack thread is a Letta conversation per agent (bridge-run channels); threads run in parallel"
+        + (f"; off in {off}" if off else ""),
+    )
 
 
 async def _database(settings: Settings) -> Check:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     letta_streaming: bool = True
     letta_stream_tokens: bool = False
     letta_max_turns: int | None = Field(default=None, ge=1, le=50)
+    letta_conversations: bool = True
+    letta_conversations_except: Annotated[tuple[str, ...], NoDecode] = ()
+    letta_busy_wait_seconds: float = Field(default=300.0, ge=0)
     default_target: Annotated[tuple[str, ...], NoDecode] = ()
     default_target_in_channels: bool = False
 
@@ -124,6 +127,7 @@ class Settings(BaseSettings):
         "default_target",
         "slack_thread_follow_ups_except",
         "slack_show_reasoning_except",
+        "letta_conversations_except",
         mode="before",
     )
     @classmethod

@@ -126,15 +126,27 @@ class Drafts(Protocol):
     async def grow(self, step: str, index: int, agent_name: str, text: str) -> None: ...
 
 
+class Threads(Protocol):
+    """Where an agent hears the turn's Slack thread: a Letta conversation of its own per thread (Letta 0.16.8,
+    Cloud), made and stored on the thread's first send to that agent; None for the agent's one shared context."""
+
+    async def conversation(self, agent_id: str) -> str | None: ...
+
+    async def renew(self, agent_id: str, gone: str) -> str:
+        """The stored conversation `gone` no longer exists on Letta: a new one, stored in its place."""
+        ...
+
+
 @dataclass(frozen=True)
 class TurnInput:
-    """What the runners send for one turn: the text with its context prefix, who said it, and where drafts go
-    when replies are token-streamed."""
+    """What the runners send for one turn: the text with its context prefix, who said it, where (`threads` is
+    None where the thread is not a conversation), and where drafts go when replies are token-streamed."""
 
     text: str
     otid: str
     sender: str | None
-    drafts: Drafts | None = None
+    threads: Threads | None = field(default=None, compare=False)
+    drafts: Drafts | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

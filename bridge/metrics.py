@@ -24,7 +24,7 @@ from bridge.letta.models import LettaMessage
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TURN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-_IDS = re.compile(r"\b(agent|group|message|run|step)-[0-9a-f-]{8,}")
+_IDS = re.compile(r"\b(agent|group|conv|message|run|step)-[0-9a-f-]{8,}")
 
 
 def route(path: str) -> str:

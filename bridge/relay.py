@@ -4,9 +4,10 @@ A mention is recorded in the store before Slack is acknowledged, and run by `tur
 relay owns. The store is the queue: a binding's worker takes its unfinished turns from the store, oldest
 first, one at a time, and only while this process holds the binding's lease, so that several processes sharing
 one database run each binding's turns once and in order. A turn accepted here for a binding another process
-holds is left to that process. On start, and every few seconds, bindings whose process stopped or died are
-taken over; on stop, running turns get a grace period and are then cancelled, staying recorded for the next
-start.
+holds is left to that process. Where a binding's threads are Letta conversations (`threads.py`), its turns are
+ordered per thread instead: each thread's turns one at a time, different threads at once, all under the
+binding's lease. On start, and every few seconds, bindings whose process stopped or died are taken over; on
+stop, running turns get a grace period and are then cancelled, staying recorded for the next start.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
 
-QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this channel."
+QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 FRESH_KEPT = 10_000
 
 
@@ -56,6 +57,7 @@ class Relay:
         self._metrics = metrics
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
+        self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._fresh: dict[int, str] = {}  # turns accepted here and not yet started -> the request that brought them
         self._failed: set[int] = set()  # turns whose run crashed in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,6 +130,8 @@ class Relay:
         running = self._workers.get(key)
         if running is not None and not running.done():
             self._again.add(key)  # it looks at the store once more before it stops
+            if key in self._nudges:
+                self._nudges[key].set()
         elif not self._closing:
             task = self._workers[key] = self.spawn(self._work(key))
             task.add_done_callback(functools.partial(self._forget, key))
@@ -157,6 +161,8 @@ class Relay:
             async with self._leases.hold(*key) as held:
                 if not held:
                     return  # another process runs this binding; it will find the turn in the store
+                if await self._worker.threads.in_parallel(*key):
+                    await self._run_threads(key)
                 while not self._closing and await self._run_next(key):
                     pass
             # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
@@ -169,12 +175,50 @@ class Relay:
         # A turn accepted here and not started yet cannot have posted anything; any other may have.
         return [Job(p.turn, p.turn_id, p.otid, resumed=p.turn_id not in self._fresh) for p in pending]
 
+    async def _run_threads(self, key: tuple[str, str]) -> None:
+        """Each thread's turns in order, different threads at the same time, until none is left (or the bridge
+        stops: running turns finish, no new one starts). A turn accepted meanwhile nudges it to look again."""
+        nudge = self._nudges[key] = asyncio.Event()
+        threads: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                nudge.clear()
+                if not self._closing:
+                    for job in await self._pending(key):
+                        running = threads.get(job.turn.thread_ts)
+                        if running is None or running.done():
+                            threads[job.turn.thread_ts] = asyncio.create_task(self._run_thread(key, job.turn.thread_ts))
+                live = {task for task in threads.values() if not task.done()}
+                if not live:
+                    return
+                woken = asyncio.ensure_future(nudge.wait())
+                await asyncio.wait({*live, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        finally:
+            self._nudges.pop(key, None)
+            for task in threads.values():
+                task.cancel()
+            await asyncio.gather(*threads.values(), return_exceptions=True)
+
+    async def _run_thread(self, key: tuple[str, str], thread_ts: str) -> None:
+        try:
+            while not self._closing:
+                pending = [job for job in await self._pending(key) if job.turn.thread_ts == thread_ts]
+                if not pending:
+                    return
+                await self._run_job(key, pending[0])
+        except Exception as exc:  # the database failed: the turns stay recorded for the sweep
+            log.warning("thread worker stopped binding=%s:%s error=%s", *key, type(exc).__name__)
+
     async def _run_next(self, key: tuple[str, str]) -> bool:
         """Run the binding's oldest unfinished turn; False when there is none."""
         pending = await self._pending(key)
         if not pending:
             return False
-        job = pending[0]
+        await self._run_job(key, pending[0])
+        return True
+
+    async def _run_job(self, key: tuple[str, str], job: Job) -> None:
         request_id = self._fresh.pop(job.turn_id, "")
         turn = job.turn
         with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
@@ -194,15 +238,17 @@ class Relay:
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
-        return True
 
     async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
         try:
             earlier = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
+            where = "channel"
+            if await self._worker.threads.in_parallel(turn.team_id, turn.channel_id):
+                earlier, where = [p for p in earlier if p.turn.thread_ts == turn.thread_ts], "thread"
             ahead = sum(1 for p in earlier if p.turn_id < turn_id)
             if not ahead:
                 return
-            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s")
+            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s", where=where)
             for part in self._poster.parts(None, text):
                 await self._poster.post(turn.channel_id, turn.thread_ts, part)
         except Exception as exc:  # a notice that cannot be given never stops anything

@@ -9,8 +9,9 @@ import asyncio
 from collections.abc import Sequence
 
 from bridge.domain import AgentRef, Target
-from bridge.letta.client import LettaClient, is_agent_id, is_group_id
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.wire import is_agent_id, is_group_id
 
 
 class TargetError(Exception):

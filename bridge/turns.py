@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
@@ -25,6 +25,8 @@ from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster, SlackPostError
 from bridge.store.base import BindingTranscript, Store, TurnJournal
+from bridge.store.conversations import thread_scope
+from bridge.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class TurnWorker:
         self._directory = directory
         self._live = live or LiveMessages(poster.client, mode=settings.slack_live_replies)
         self._redactor = Redactor(settings.secrets())
+        self.threads = ThreadPolicy(
+            store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
+        )
 
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
@@ -175,8 +180,14 @@ class TurnWorker:
         self, job: Job, binding: Binding, runner: Runner, turn_input: TurnInput, drafts: TurnDrafts
     ) -> int:
         turn = job.turn
-        transcript = BindingTranscript(self._store, turn.team_id, turn.channel_id)
-        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, turn.channel_id)
+        # A thread that is a Letta conversation has its own transcript: an agent is shown only this thread's replies.
+        threaded = runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
+        scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
+        transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
+        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, scope)
+        if threaded:
+            threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
+            turn_input = replace(turn_input, threads=threads)
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
             if isinstance(event, AgentReply):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -19,11 +17,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import AgentLocks
 from bridge.letta.models import (
     AGENT_LIST,
+    CONVERSATION_LIST,
     GROUP_LIST,
     MESSAGE_LIST,
     Agent,
+    Conversation,
     Group,
     Health,
     LettaMessage,
@@ -40,6 +41,7 @@ M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")
 
 MAX_RETRY_DELAY = 30.0
+MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
 
 
 class _Listed(Protocol):
@@ -53,56 +55,6 @@ Item = TypeVar("Item", bound=_Listed)
 LIST_CAP = 500
 PAGE_SIZE = 100
 
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-AGENT_ID = re.compile(rf"agent-{_UUID}")
-GROUP_ID = re.compile(rf"group-{_UUID}")
-
-
-def is_agent_id(value: str) -> bool:
-    return AGENT_ID.fullmatch(value) is not None
-
-
-def is_group_id(value: str) -> bool:
-    return GROUP_ID.fullmatch(value) is not None
-
-
-def speaker_name(display_name: str | None) -> str | None:
-    """LLM providers accept only letters, digits, `_` and `-` in a message's name (at most 64)."""
-    if not display_name:
-        return None
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", display_name).strip("_")[:64]
-    return name or None
-
-
-def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": text}], "otid": otid}
-    name = speaker_name(sender)
-    if name:
-        message["name"] = name
-    return message
-
-
-class AgentLocks:
-    """Letta runs two sends to one agent at once and mixes their contexts, so the bridge never does."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    @asynccontextmanager
-    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
-        # Sorted so that two group turns sharing agents cannot deadlock.
-        ids = sorted(set(agent_ids))
-        locks = [self._locks.setdefault(agent_id, asyncio.Lock()) for agent_id in ids]
-        acquired: list[asyncio.Lock] = []
-        try:
-            for lock in locks:
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in reversed(acquired):
-                lock.release()
-
 
 class LettaClient:
     def __init__(
@@ -115,6 +67,7 @@ class LettaClient:
         send_retries: int = 3,
         retry_base: float = 1.0,
         max_connections: int = 100,
+        busy_wait: float = 300.0,
     ) -> None:
         headers = {"User-Agent": f"letta-slack-bridge/{__version__}", "Accept": "application/json"}
         if api_key:
@@ -125,7 +78,9 @@ class LettaClient:
         self.locks = AgentLocks()
         self.send_retries = send_retries
         self.no_stream_route: set[str] = set()  # "agents" / "groups": the server answered 404/405 to /stream
+        self.conversations: bool | None = None  # whether the server has /v1/conversations; None until asked
         self.retry_base = retry_base
+        self.busy_wait = busy_wait
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -166,6 +121,59 @@ class LettaClient:
             params["before"] = before
         payload = await self._request("GET", f"/v1/agents/{agent_id}/messages", params=params)
         return self._validate_list(payload, MESSAGE_LIST)
+
+    async def has_conversations(self) -> bool:
+        """Whether the server has conversations (0.16.8, Cloud): the list route answers, or is missing (404)."""
+        if self.conversations is None:
+            try:
+                self._validate_list(
+                    await self._request("GET", "/v1/conversations/", params={"limit": 1}), CONVERSATION_LIST
+                )
+            except LettaError as error:
+                if error.kind != Kind.ROUTE_MISSING:
+                    raise
+                self.conversations = False
+            else:
+                self.conversations = True
+        return self.conversations
+
+    async def create_conversation(self, agent_id: str, summary: str | None = None) -> Conversation:
+        """A new thread on the agent; a server without the route is remembered (ROUTE_MISSING is raised)."""
+        body = {"summary": summary} if summary else {}
+        try:
+            payload = await self._request("POST", "/v1/conversations/", params={"agent_id": agent_id}, json=body)
+        except LettaError as error:
+            if error.kind == Kind.ROUTE_MISSING:
+                self.conversations = False
+            raise
+        return self._validate(payload, Conversation)
+
+    async def conversation_history(
+        self, conversation_id: str, limit: int = 100, before: str | None = None
+    ) -> list[LettaMessage]:
+        """One thread's messages, the newest `limit` before `before`, oldest first (as `history` lists them)."""
+        params: dict[str, Any] = {"limit": limit, "order": "desc"}
+        if before:
+            params["before"] = before
+        payload = await self._request("GET", f"/v1/conversations/{conversation_id}/messages", params=params)
+        return self._validate_list(payload, MESSAGE_LIST)[::-1]
+
+    async def send_conversation(self, conversation_id: str, message: dict[str, Any]) -> LettaResponse:
+        async with self.locks.hold([conversation_id]):
+            payload = await self._send(
+                f"/v1/conversations/{conversation_id}/messages", {"messages": [message], "streaming": False}
+            )
+        return self._validate(payload, LettaResponse)
+
+    async def stream_conversation(
+        self, conversation_id: str, message: dict[str, Any], tokens: bool = False
+    ) -> AsyncIterator[LettaMessage]:
+        body: dict[str, Any] = {"messages": [message], "streaming": True}
+        if tokens:
+            body["stream_tokens"] = True
+        async with self.locks.hold([conversation_id]):
+            async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
+                yield item
 
     async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
         """Every group, page by page (`after` = the last id), up to `cap`."""
@@ -208,6 +216,7 @@ class LettaClient:
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
         """A streamed send; retried like `_send`, and only before anything has arrived."""
         attempt = 0
+        waited = 0.0
         while True:
             request_id = uuid.uuid4().hex[:12]
             started = asyncio.get_running_loop().time()
@@ -253,26 +262,43 @@ class LettaClient:
             except LettaError as exc:
                 exc.request_id = exc.request_id or request_id
                 error = exc
-            if not error.certainly_unsent or attempt >= self.send_retries:
+            delay = self._retry_delay(error, attempt, waited)
+            if delay is None:
                 raise error
-            delay = min(error.retry_after or self.retry_base * 2**attempt, MAX_RETRY_DELAY)
             attempt += 1
+            waited += delay
             log.info("letta stream not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
             await asyncio.sleep(delay)
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
-        """A send is retried only when Letta certainly did not run it (refused connection, 429, 503)."""
+        """A send is retried only when Letta certainly did not run it (refused connection, 429, 503, a busy
+        conversation)."""
         attempt = 0
+        waited = 0.0
         while True:
             try:
                 return await self._request("POST", path, json=body)
             except LettaError as error:
-                if not error.certainly_unsent or attempt >= self.send_retries:
+                delay = self._retry_delay(error, attempt, waited)
+                if delay is None:
                     raise
-                delay = min(error.retry_after or self.retry_base * 2**attempt, MAX_RETRY_DELAY)
                 attempt += 1
+                waited += delay
                 log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
                 await asyncio.sleep(delay)
+
+    def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:
+        """How long to wait before sending again, or None to give up. A conversation busy with another run
+        (409 naming its run_id) is waited out for up to `busy_wait` seconds, looking again every few seconds;
+        any other unsent request gets `send_retries` retries with backoff."""
+        if error.busy:
+            if waited >= self.busy_wait:
+                return None
+            log.info("letta conversation busy run_id=%s, waiting", error.run_id)
+            return min(self.retry_base * 2.0**attempt, MAX_BUSY_DELAY, self.busy_wait - waited)
+        if not error.certainly_unsent or attempt >= self.send_retries:
+            return None
+        return min(error.retry_after or self.retry_base * 2.0**attempt, MAX_RETRY_DELAY)
 
     async def _get(self, path: str, model: type[M]) -> M:
         return self._validate(await self._request("GET", path), model)
@@ -319,9 +345,10 @@ class LettaClient:
 
     def _error_for(self, response: httpx.Response, request_id: str, method: str, path: str) -> LettaError:
         status = response.status_code
+        run_id: str | None = None
         try:
             body = parse_error(response.json())
-            detail = body.describe()
+            detail, run_id = body.describe(), body.run_id
         except ValueError:
             detail = sse_error_text(response.text) or response.text[:200]
         if status in (401, 403):
@@ -340,6 +367,7 @@ class LettaClient:
             kind = Kind.INVALID
         error = self._fail(kind, _clip(detail), status, request_id, method, path)
         error.retry_after = _retry_after(response.headers.get("retry-after"))
+        error.run_id = run_id if kind == Kind.CONFLICT else None
         return error
 
     def _fail(self, kind: Kind, detail: str, status: int | None, request_id: str, method: str, path: str) -> LettaError:

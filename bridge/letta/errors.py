@@ -41,11 +41,22 @@ class LettaError(Exception):
         self.base_url = base_url
         self.request_id = request_id
         self.retry_after: float | None = None
+        self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
 
     @property
     def certainly_unsent(self) -> bool:
         """Letta did not run the request: nothing reached it, or it refused before doing anything."""
-        return self.kind == Kind.UNREACHABLE or self.status in (429, 503)
+        return self.kind == Kind.UNREACHABLE or self.status in (429, 503) or self.busy
+
+    @property
+    def busy(self) -> bool:
+        """Another run holds the conversation (Letta with Redis): waited out, then sent again."""
+        return self.kind == Kind.CONFLICT and self.run_id is not None
+
+    @property
+    def conversation_gone(self) -> bool:
+        """A send to a conversation that was deleted (or never existed): nothing ran."""
+        return self.kind == Kind.NOT_FOUND and self.detail.startswith("Conversation not found")
 
     @property
     def outcome_unknown(self) -> bool:

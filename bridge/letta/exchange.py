@@ -86,14 +86,16 @@ async def exchange(
     agent_id: str | None = None,
     tokens: bool = False,
     draft: Draft | None = None,
+    conversation: str | None = None,
 ) -> AsyncIterator[Spoken]:
     """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
     in-answer error if there was one. Raises LettaError only when nothing at all came back.
 
     Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
-    With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it.
+    With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it. With
+    `conversation`, the agent's send goes to that conversation (its Slack thread).
     """
-    kind = "groups" if group is not None else "agents"
+    kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
     if streaming and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
@@ -101,6 +103,8 @@ async def exchange(
         try:
             if group is not None:
                 source = client.stream_group(group[0], group[1], message, tokens=tokens)
+            elif conversation is not None:
+                source = client.stream_conversation(conversation, message, tokens=tokens)
             else:
                 assert agent_id is not None
                 source = client.stream_agent(agent_id, message, tokens=tokens)
@@ -129,6 +133,8 @@ async def exchange(
             return
     if group is not None:
         response = await client.send_group(group[0], group[1], message)
+    elif conversation is not None:
+        response = await client.send_conversation(conversation, message)
     else:
         assert agent_id is not None
         response = await client.send_agent(agent_id, message)

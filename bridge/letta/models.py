@@ -186,7 +186,19 @@ class Group(_Wire):
     max_turns: int | None = None
 
 
+class Conversation(_Wire):
+    """One thread of an agent (Letta 0.16.8 and Cloud): its own messages, the agent's memory."""
+
+    id: str
+    agent_id: str
+    summary: str | None = None
+    in_context_message_ids: list[str] = []
+    last_message_at: str | None = None
+    created_at: str | None = None
+
+
 GROUP_LIST: TypeAdapter[list[Group]] = TypeAdapter(list[Group])
+CONVERSATION_LIST: TypeAdapter[list[Conversation]] = TypeAdapter(list[Conversation])
 AGENT_LIST: TypeAdapter[list[Agent]] = TypeAdapter(list[Agent])
 
 
@@ -202,6 +214,7 @@ class ErrorBody(_Wire):
     detail: str | list[Any] | dict[str, Any] | None = None
     error: LLMError | str | None = None
     code: str | None = None
+    run_id: str | None = None  # a 409: the run that holds the conversation
 
     def describe(self) -> str:
         if isinstance(self.error, LLMError):

@@ -2,7 +2,9 @@
 
 Letta has no lookup by otid: page back through an agent's history (newest page first; `before` pages to
 older messages on every captured version) until the `user_message` carrying the otid shows up. The turn's
-reply is the agent's `assistant_message`s after it, up to the next user message.
+reply is the agent's `assistant_message`s after it, up to the next user message. A send to a conversation is
+looked up in that conversation's history: the agent's own mixes every thread, so the next user message there
+may belong to another thread.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
     return None
 
 
-async def find_turn(client: LettaClient, agent_id: str, otid: str) -> Found | None:
-    """None when Letta never saw the otid in this agent's recent history (safe to send again)."""
+async def find_turn(client: LettaClient, agent_id: str, otid: str, conversation: str | None = None) -> Found | None:
+    """None when Letta never saw the otid in this agent's (or this conversation's) recent history (safe to send
+    again)."""
     collected: list[LettaMessage] = []
     before: str | None = None
     for _ in range(MAX_PAGES):
-        page = await client.history(agent_id, limit=PAGE, before=before)
+        if conversation is not None:
+            page = await client.conversation_history(conversation, limit=PAGE, before=before)
+        else:
+            page = await client.history(agent_id, limit=PAGE, before=before)
         if not page:
             break
         collected = [*page, *collected]
@@ -67,7 +73,9 @@ async def find_turn(client: LettaClient, agent_id: str, otid: str) -> Found | No
     return None
 
 
-async def recover_turn(client: LettaClient, agent_id: str, otid: str, patience: float) -> Found | None:
+async def recover_turn(
+    client: LettaClient, agent_id: str, otid: str, patience: float, conversation: str | None = None
+) -> Found | None:
     """Like `find_turn`, but when Letta has the message and is still answering it, wait for the answer.
 
     A bridge that died mid-send leaves the run going on the server; its reply lands in history later.
@@ -77,7 +85,7 @@ async def recover_turn(client: LettaClient, agent_id: str, otid: str, patience: 
     deadline = loop.time() + patience
     delay = 0.5
     while True:
-        found = await find_turn(client, agent_id, otid)
+        found = await find_turn(client, agent_id, otid, conversation)
         if found is None or found.texts or loop.time() >= deadline:
             return found
         await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))

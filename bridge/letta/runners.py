@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["UNSEEN_HEADER", "compose"]
 
@@ -21,6 +21,7 @@ from bridge.domain import (
     AgentRef,
     AgentReply,
     Binding,
+    Drafts,
     Journal,
     Note,
     RunnerChoice,
@@ -30,12 +31,13 @@ from bridge.domain import (
     TurnEvent,
     TurnInput,
 )
-from bridge.letta.client import LettaClient, user_message
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
 from bridge.letta.exchange import attribute, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
 from bridge.letta.recovery import find_turn, recover_turn
+from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
 
@@ -316,48 +318,71 @@ class BridgeRunner(Step):
         unseen, upto = await transcript.unseen(agent.id)
         if key != agent.id and not key.startswith(agent.id + "#"):
             upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
+        try:
+            conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
+        except LettaError as error:  # the thread's conversation could not be made: nothing was sent
+            return await self._refused(agent, key, error, journal)
         if resumed:
-            found = await recover_turn(self._client, agent.id, otid, self._patience)
+            found = await recover_turn(self._client, agent.id, otid, self._patience, conversation)
             if found is not None:
                 return await self._answered(agent, key, list(found.texts), None, journal, upto)
         await journal.sending(key)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         message = user_message(text, otid, turn.sender)
+        try:
+            try:
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts)
+            except LettaError as error:
+                if conversation is None or turn.threads is None or not error.conversation_gone:
+                    raise
+                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                conversation = await turn.threads.renew(agent.id, conversation)
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts)
+        except LettaError as error:
+            if error.outcome_unknown:
+                found = await find_turn(self._client, agent.id, otid, conversation)
+                if found is not None and found.texts:
+                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
+            return await self._refused(agent, key, error, journal)
+        return await self._answered(agent, key, texts, failure, journal, upto, notes)
+
+    async def _said(
+        self, agent: AgentRef, key: str, message: dict[str, Any], conversation: str | None, drafts: Drafts | None
+    ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
+        """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
+        came back. A token-streamed reply is shown growing in `drafts`."""
         texts: list[str] = []
         notes: list[Note] = []
         failure: AgentFailure | None = None
-        drafts = turn.drafts
 
         async def draft(_author: str, text: str) -> None:
             if drafts is not None:
                 await drafts.grow(key, 0, agent.name, "\n\n".join([*texts, text]))
 
-        try:
-            async for spoken in exchange(
-                self._client,
-                message,
-                agent.name,
-                self._streaming,
-                agent_id=agent.id,
-                tokens=self._tokens,
-                draft=draft if drafts is not None else None,
-            ):
-                if isinstance(spoken, LettaError):
-                    failure = AgentFailure(
-                        agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
-                    )
-                else:
-                    texts.append(spoken.text)
-                    notes.extend(spoken.notes)
-        except LettaError as error:
-            if error.outcome_unknown:
-                found = await find_turn(self._client, agent.id, otid)
-                if found is not None and found.texts:
-                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
-            refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
-            await journal.answered(key, [], refused)
-            return [refused]
-        return await self._answered(agent, key, texts, failure, journal, upto, tuple(notes))
+        async for spoken in exchange(
+            self._client,
+            message,
+            agent.name,
+            self._streaming,
+            agent_id=agent.id,
+            conversation=conversation,
+            tokens=self._tokens,
+            draft=draft if drafts is not None else None,
+        ):
+            if isinstance(spoken, LettaError):
+                failure = AgentFailure(
+                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
+                )
+            else:
+                texts.append(spoken.text)
+                notes.extend(spoken.notes)
+        return texts, tuple(notes), failure
+
+    @staticmethod
+    async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+        refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+        await journal.answered(key, [], refused)
+        return [refused]
 
     @staticmethod
     async def _answered(
@@ -405,6 +430,7 @@ class RunnerChooser:
         tokens: bool = False,
         max_turns: int | None = None,
     ) -> None:
+        self.client = client
         self._client = client
         self._default = default
         self._ttl = version_ttl

@@ -15,6 +15,7 @@ from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerCho
 
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
+ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
 
 
 class StoreError(Exception):
@@ -172,7 +173,24 @@ class Store(Protocol):
         """True the first time a notice of this kind is due for the channel, False after."""
         ...
 
-    async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]: ...
+    async def unseen(
+        self, team_id: str, channel_id: str, agent_id: str, from_start: bool = False
+    ) -> tuple[list[AgentReply], int]:
+        """The replies of other agents past the agent's cursor, and the top sequence number. An agent without a
+        cursor has seen everything (it joined the channel after them), or nothing with `from_start` (a thread's
+        transcript, which starts empty)."""
+        ...
+
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
+        """The Letta conversation holding this agent's side of the Slack thread, if one was made."""
+        ...
+
+    async def put_conversation(
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
+    ) -> str:
+        """Remember the thread's conversation for the agent; returns the one stored (the first writer wins).
+        With `replacing`, a stored conversation that is gone on Letta gives way (unless another took its place)."""
+        ...
 
     async def ping(self) -> None:
         """A trivial query; raises when the database cannot answer (GET /readyz)."""
@@ -201,15 +219,17 @@ class Store(Protocol):
 
 
 class BindingTranscript:
-    """Adapts the store to the runners' `Transcript` for one binding."""
+    """Adapts the store to the runners' `Transcript` for one binding, or for one of its threads when the thread
+    is a Letta conversation (`channel_id` is then `thread_scope(channel, thread_ts)`)."""
 
-    def __init__(self, store: Store, team_id: str, channel_id: str) -> None:
+    def __init__(self, store: Store, team_id: str, channel_id: str, thread: bool = False) -> None:
         self._store = store
         self._team = team_id
         self._channel = channel_id
+        self._thread = thread
 
     async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int]:
-        return await self._store.unseen(self._team, self._channel, agent_id)
+        return await self._store.unseen(self._team, self._channel, agent_id, from_start=self._thread)
 
 
 class TurnJournal:

@@ -28,11 +28,13 @@ from bridge.store.base import (
     OutboxItem,
     PendingTurn,
     StoreError,
+    ThreadKey,
     binding_from_row,
     display_url,
     pending_from_row,
     step_outcome,
 )
+from bridge.store.conversations import POSTGRES_V3, postgres_get, postgres_put
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -96,6 +98,7 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (team_id, channel_id)
     );
     """,
+    3: POSTGRES_V3,
 }
 
 # pg_advisory_xact_lock key for migrations; agent locks hash into the rest of the bigint space.
@@ -395,7 +398,9 @@ class PostgresStore:
             )
         )
 
-    async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]:
+    async def unseen(
+        self, team_id: str, channel_id: str, agent_id: str, from_start: bool = False
+    ) -> tuple[list[AgentReply], int]:
         async with self.pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
             since = await db.fetchval(
                 "SELECT seq FROM cursors WHERE team_id=$1 AND channel_id=$2 AND agent_id=$3",
@@ -409,7 +414,7 @@ class PostgresStore:
                 " AND seq>$3 AND seq<=$4 AND agent_id<>$5 ORDER BY seq",
                 team_id,
                 channel_id,
-                top if since is None else int(since),
+                (0 if from_start else top) if since is None else int(since),
                 top,
                 agent_id,
             )
@@ -542,6 +547,14 @@ class PostgresStore:
             turn_id,
         )
         return [(r[0], r[1]) for r in rows]
+
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
+        return await postgres_get(self.pool, (*thread, agent_id))
+
+    async def put_conversation(
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
+    ) -> str:
+        return await postgres_put(self.pool, (*thread, agent_id), conversation_id, replacing)
 
     # --- several processes -----------------------------------------------------------------------------
     # Lease times come from the database's clock, so processes on hosts whose clocks differ still agree.

@@ -20,10 +20,12 @@ from bridge.store.base import (
     OutboxItem,
     PendingTurn,
     StoreError,
+    ThreadKey,
     binding_from_row,
     pending_from_row,
     step_outcome,
 )
+from bridge.store.conversations import SQLITE_V3
 from bridge.store.locks import UrgentFirstLock
 
 MIGRATIONS: list[str] = [
@@ -85,6 +87,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (outbox_id, part)
     );
     """,
+    SQLITE_V3,
 ]
 
 
@@ -325,13 +328,15 @@ class SqliteStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def unseen(self, team_id: str, channel_id: str, agent_id: str) -> tuple[list[AgentReply], int]:
+    async def unseen(
+        self, team_id: str, channel_id: str, agent_id: str, from_start: bool = False
+    ) -> tuple[list[AgentReply], int]:
         async with self.db.execute(
             "SELECT seq FROM cursors WHERE team_id=? AND channel_id=? AND agent_id=?", (team_id, channel_id, agent_id)
         ) as cursor:
             row = await cursor.fetchone()
         top = await self._top_seq(team_id, channel_id)
-        since = int(row[0]) if row else top
+        since = int(row[0]) if row else 0 if from_start else top
         async with self.db.execute(
             "SELECT seq, agent_id, agent_name, text FROM transcript WHERE team_id=? AND channel_id=?"
             " AND seq>? AND seq<=? AND agent_id<>? ORDER BY seq",
@@ -467,6 +472,30 @@ class SqliteStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return [(r[0], r[1]) for r in rows]
+
+    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT conversation_id FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?",
+            (*thread, agent_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def put_conversation(
+        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
+    ) -> str:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE conversations SET conversation_id=? WHERE team_id=? AND channel_id=? AND thread_ts=?"
+                " AND agent_id=? AND conversation_id=?",
+                (conversation_id, *thread, agent_id, replacing),
+            )
+            await db.execute(
+                "INSERT OR IGNORE INTO conversations (team_id, channel_id, thread_ts, agent_id, conversation_id,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                (*thread, agent_id, conversation_id, _now()),
+            )
+        return await self.conversation(thread, agent_id) or conversation_id
 
     async def ping(self) -> None:
         async with self.db.execute("SELECT 1") as cursor:

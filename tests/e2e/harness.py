@@ -29,6 +29,8 @@ def free_port() -> int:
 
 
 def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) -> dict[str, str]:
+    """A bridge's environment. Threads are not Letta conversations unless a test says so (LETTA_CONVERSATIONS):
+    most tests pin down the agent route; tests/e2e/test_conversations.py covers conversations."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LETTA_", "BRIDGE_"))}
     env.update(
         {
@@ -39,6 +41,7 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
             "DATABASE_URL": f"sqlite:///{db_path}",
             "PYTHONUNBUFFERED": "1",
             "LETTA_RETRY_BASE_SECONDS": "0.05",
+            "LETTA_CONVERSATIONS": "false",
         }
     )
     env.update(extra)

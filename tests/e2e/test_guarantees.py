@@ -47,12 +47,15 @@ def rig(tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", 
 
 
 @pytest.fixture(
-    params=[("0.11.7", "sqlite"), ("0.16.8", "sqlite"), ("0.16.8", "postgres")],
-    ids=["server-runner", "bridge-runner", "bridge-runner-postgres"],
+    params=[("0.11.7", "sqlite"), ("0.16.8", "sqlite"), ("0.16.8", "postgres"), ("0.16.8", "conversations")],
+    ids=["server-runner", "bridge-runner", "bridge-runner-postgres", "bridge-runner-conversations"],
 )
 def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
+    """The server runner, the bridge runner on each backend, and the bridge runner with each thread a Letta
+    conversation (its sends and look-ups go to the conversation routes)."""
     version, backend = request.param
-    r = rig(tmp_path, version, **backend_env(request, backend))
+    settings = {"LETTA_CONVERSATIONS": "true"} if backend == "conversations" else backend_env(request, backend)
+    r = rig(tmp_path, version, **settings)
     yield r
     r.bridge.stop()
     r.letta.stop()
@@ -113,7 +116,7 @@ def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> Non
     first_send = (
         r"/v1/groups/[^/]+/messages(/stream)?"
         if guarded.letta.version == "0.11.7"
-        else r"/v1/agents/[^/]+/messages(/stream)?"
+        else r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
     )
     guarded.letta.hang_next("POST", first_send)
     event, _ = guarded.bridge.mention("lost in transit", guarded.channel)
@@ -153,7 +156,7 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
     route = (
         r"/v1/groups/[^/]+/messages(/stream)?"
         if guarded.letta.version == "0.11.7"
-        else r"/v1/agents/[^/]+/messages(/stream)?"
+        else r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
     )
     guarded.letta.fail_next("POST", route, 429, {"detail": "slow down"}, headers={"retry-after": "0"})
     guarded.letta.fail_next("POST", route, 503, {"detail": "unavailable"})

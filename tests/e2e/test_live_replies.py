@@ -217,3 +217,18 @@ def test_a_token_stream_that_breaks_mid_reply_keeps_what_was_said_and_says_why(l
     assert "alice" in notice
     assert ("connection to the Letta server dropped" if ending == "cut off" else "failed") in notice, notice
     assert "warning" in live.slack.reactions(channel, event["ts"])
+
+
+def test_a_thread_that_is_a_conversation_streams_tokens_through_it(tmp_path: Path) -> None:
+    with open_world("bridge", tmp_path, LETTA_CONVERSATIONS="true", **LIVE) as world:
+        world.letta.token_delay = 0.06
+        channel, agents = bind(world, ("alice",))
+        world.letta.set_reply(agents["alice"], WORDS)
+        event, _ = world.bridge.mention("in a conversation", channel)
+        wait_done(world, channel, event["ts"])
+        sends = [r for r in world.letta.sends() if r.path.startswith("/v1/conversations/")]
+        assert len(sends) == 1 and (sends[0].body or {}).get("stream_tokens") is True
+        assert not [r for r in world.letta.sends() if r.path.startswith("/v1/agents/")]
+        assert len(calls(world, "chat.appendStream", channel)) >= 2
+        shown = agent_messages(world, channel, event["ts"])
+        assert [(m.get("username"), m["text"]) for m in shown] == [("alice", WORDS)]

@@ -31,14 +31,14 @@ from typing import Any
 
 from aiohttp import web
 
+from . import letta_conversations, letta_stream
 from . import letta_shapes as S
-from . import letta_stream
 from .letta_shapes import new_id, wire_date
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 ReplySpec = str | list[str] | Callable[[str], str | list[str]]
 _INTERNAL_ERROR = S.body("0.11.7", "llm500-agents-send")  # {"detail": "An internal server error occurred"}
-_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages(/stream)?")
+_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages(/stream)?|/v1/conversations/[^/]+/messages")
 _SHAPES = {v: S.Shapes(v) for v in S.VERSIONS}
 
 
@@ -69,6 +69,7 @@ class AgentInput:
     name: str | None
     started: float
     finished: float | None = None
+    conversation: str | None = None  # the conversation it ran in (0.16.8), None for the agent's own thread
 
 
 @dataclass
@@ -81,7 +82,7 @@ class _Agent:
 
 @dataclass
 class _Rule:
-    kind: str  # "fail" or "hang"
+    kind: str  # "fail", "hang" or "busy"
     method: str
     pattern: re.Pattern[str]
     times: int
@@ -97,6 +98,7 @@ class _Stored:
     seq: int
     group_id: str | None
     msg: dict[str, Any] = field(repr=False)
+    conversation: str | None = None
 
 
 class _Hung(Exception):
@@ -125,6 +127,7 @@ class FakeLetta:
         self._overlaps: list[tuple[str, AgentInput, AgentInput]] = []
         self._inflight: dict[str, list[AgentInput]] = {}
         self._hist: dict[str, list[_Stored]] = {}
+        self._conversations: dict[str, dict[str, Any]] = {}  # id -> the Conversation object (0.16.8)
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -245,6 +248,13 @@ class FakeLetta:
             self._rules.append(_Rule("fail", method.upper(), re.compile(path_regex), times, status,
                                      body, headers, delay, raw))
 
+    def busy_next(self, conversation_id: str, times: int = 1) -> None:
+        """The next ``times`` sends to the conversation get the 409 a Redis-backed 0.16.8 gives while another
+        run holds it (captured body, a fresh run_id each time)."""
+        with self._lock:
+            self._rules.append(_Rule("busy", "POST", re.compile(rf"/v1/conversations/{conversation_id}/messages"),
+                                     times, 409))
+
     def hang_next(self, method: str, path_regex: str, times: int = 1) -> None:
         """Accept the next ``times`` matching requests and never answer them (until stop())."""
         with self._lock:
@@ -272,6 +282,18 @@ class FakeLetta:
         """Pairs of turns that ran at the same time on one agent (a real server allows it silently)."""
         with self._lock:
             return copy.deepcopy(self._overlaps)
+
+    @property
+    def conversations(self) -> dict[str, dict[str, Any]]:
+        """Copies of the conversations created so far, by id."""
+        with self._lock:
+            return copy.deepcopy(self._conversations)
+
+    def conversation_history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The conversation's stored messages, oldest first (its system_message included)."""
+        with self._lock:
+            return [copy.deepcopy(s.msg) for items in self._hist.values() for s in items
+                    if s.conversation == conversation_id]
 
     @property
     def history(self) -> dict[str, list[dict[str, Any]]]:
@@ -356,6 +378,7 @@ class FakeLetta:
             (r"/v1/groups/(?P<group_id>[^/]+)/messages", group_msgs),
             (r"/v1/agents/(?P<agent_id>[^/]+)/messages/stream", [("POST", self._agent_stream)]),
             (r"/v1/groups/(?P<group_id>[^/]+)/messages/stream", group_stream),
+            *(letta_conversations.routes(self) if version == "0.16.8" else []),
         ]
 
     async def _agent_stream(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
@@ -376,6 +399,8 @@ class FakeLetta:
         if rule is not None:
             if rule.kind == "hang":
                 await self._hang()
+            if rule.kind == "busy":
+                return self._json(v, 409, S.conversation_busy(new_id("run")))
             if rule.delay:
                 await asyncio.sleep(rule.delay)
             hdrs = {"server": "uvicorn", **S.extra_headers(v)}
@@ -409,17 +434,22 @@ class FakeLetta:
         with self._lock:
             return self._agents[agent_id].name
 
-    def _store(self, agent_id: str, group_id: str | None, msgs: list[dict[str, Any]]) -> None:
+    def _store(self, agent_id: str, group_id: str | None, msgs: list[dict[str, Any]],
+               conversation: str | None = None) -> None:
         with self._lock:
-            self._hist.setdefault(agent_id, []).extend(_Stored(next(self._seq), group_id, m) for m in msgs)
+            self._hist.setdefault(agent_id, []).extend(
+                _Stored(next(self._seq), group_id, m, conversation) for m in msgs)
 
     def _begin_input(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
-                     name: str | None) -> AgentInput:
+                     name: str | None, conversation: str | None = None) -> AgentInput:
+        """Overlaps are counted per thread: two conversations of one agent may run at once, as on 0.16.8."""
         with self._lock:
             agent = self._agents[agent_id]
-            inp = AgentInput(agent_id, agent.name, text, copy.deepcopy(messages), otid, name, time.monotonic())
-            running = self._inflight.setdefault(agent_id, [])
-            self._overlaps.extend((agent_id, other, inp) for other in running)
+            inp = AgentInput(agent_id, agent.name, text, copy.deepcopy(messages), otid, name, time.monotonic(),
+                             conversation=conversation)
+            key = conversation or agent_id
+            running = self._inflight.setdefault(key, [])
+            self._overlaps.extend((key, other, inp) for other in running)
             running.append(inp)
             self._inputs.append(inp)
         return inp
@@ -427,7 +457,7 @@ class FakeLetta:
     def _end_input(self, inp: AgentInput) -> None:
         with self._lock:
             inp.finished = time.monotonic()
-            self._inflight[inp.agent_id].remove(inp)
+            self._inflight[inp.conversation or inp.agent_id].remove(inp)
 
     async def _llm_delay(self, agent_id: str) -> None:
         with self._lock:
@@ -445,9 +475,10 @@ class FakeLetta:
         return [result] if isinstance(result, str) else list(result)
 
     async def _run_turn(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
-                        name: str | None, default: list[str] | None = None) -> list[str]:
+                        name: str | None, default: list[str] | None = None,
+                        conversation: str | None = None) -> list[str]:
         """One agent turn: counted as an input, in flight for the agent's delay, then its replies."""
-        inp = self._begin_input(agent_id, text, messages, otid, name)
+        inp = self._begin_input(agent_id, text, messages, otid, name, conversation)
         try:
             await self._llm_delay(agent_id)
             return self._reply_for(agent_id, text, default)

@@ -45,6 +45,8 @@ _NEEDED: tuple[str, ...] = (
     "error-group-send-wrong-method", "groups-send-round_robin", "groups-send-supervisor",
     "groups-send-dynamic-no-otid", "groups-history-round_robin", "llm500-agents-send",
     *(f"groups-get-{t}" for t in MANAGER_TYPES),
+    "conversations-create", "conversations-create-missing-agent-id", "conversations-create-unknown-agent",
+    "conversations-get-unknown", "conversations-get-malformed", "concurrent-redis-conversations-same-stream",
 )
 UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"
 UNKNOWN_GROUP_ID = "group-00000000-0000-4000-8000-000000000000"
@@ -131,6 +133,12 @@ def agent_not_found(version: str, agent_id: str) -> dict[str, Any]:
     """404 body for an unknown agent id."""
     b: dict[str, Any] = body(version, "error-agent-get-unknown-wellformed")
     return {"detail": _replace_id(b["detail"], UNKNOWN_AGENT_ID, agent_id)}
+
+
+def conversation_busy(run_id: str) -> dict[str, Any]:
+    """The 409 a Redis-backed 0.16.8 gives a send to a conversation another run holds, naming that run."""
+    b: dict[str, Any] = capture("0.16.8", "concurrent-redis-conversations-same-stream")["second"]["response"]["body"]
+    return {"detail": b["detail"].replace(b["run_id"], run_id), "run_id": run_id}
 
 
 def group_not_found(version: str, group_id: str) -> dict[str, Any]:

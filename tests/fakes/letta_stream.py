@@ -87,12 +87,23 @@ async def agent_stream(
     replies = await fake._run_turn(aid, text, msgs, otid, name)
     out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
     fake._store(aid, None, out)
+    await finish_turn_stream(fake, aid, response, shapes, out, steps, tokens and v == "0.16.8")
+    return response
+
+
+async def finish_turn_stream(
+    fake: FakeLetta,
+    aid: str,
+    response: web.StreamResponse,
+    shapes: S.Shapes,
+    out: list[dict[str, Any]],
+    steps: int,
+    tokens: bool,
+) -> None:
+    """An agent turn's messages (word by word with `tokens`), stop_reason, usage and [DONE], as 0.16.8 frames
+    them on the agent stream and on the conversation route alike."""
     for message in copy.deepcopy(out):
-        events = (
-            _fragments(message)
-            if tokens and v == "0.16.8" and message["message_type"] == "assistant_message"
-            else [message]
-        )
+        events = _fragments(message) if tokens and message["message_type"] == "assistant_message" else [message]
         for position, event in enumerate(events):
             await response.write(_frame(event))
             if len(events) > 1 and position == 0:
@@ -100,17 +111,10 @@ async def agent_stream(
             if len(events) > 1 and fake.token_delay:
                 await asyncio.sleep(fake.token_delay)
     await response.write(_frame({"message_type": "stop_reason", "stop_reason": "end_turn"}))
-    await response.write(
-        _frame(
-            {
-                "message_type": "usage_statistics",
-                **{k: v2 for k, v2 in shapes.usage(steps).items() if k != "message_type"},
-            }
-        )
-    )
+    usage = {k: v2 for k, v2 in shapes.usage(steps).items() if k != "message_type"}
+    await response.write(_frame({"message_type": "usage_statistics", **usage}))
     await response.write(_frame("[DONE]"))
     await response.write_eof()
-    return response
 
 
 async def group_stream(

@@ -11,10 +11,12 @@ import pytest
 from bridge.letta.exchange import authored_replies
 from bridge.letta.models import (
     AGENT_LIST,
+    CONVERSATION_LIST,
     GROUP_LIST,
     MESSAGE_LIST,
     Agent,
     AssistantMessage,
+    Conversation,
     Group,
     Health,
     LettaResponse,
@@ -73,6 +75,10 @@ def test_every_capture_the_bridge_reads_parses(path: Path) -> None:
                 assert group.manager_type and group.agent_ids
             elif method == "GET" and route == "/v1/groups/":
                 assert all(g.id.startswith("group-") for g in GROUP_LIST.validate_python(body))
+            elif re.fullmatch(r"/v1/conversations/(conv-[0-9a-f-]+)?", route) and method in ("GET", "POST", "PATCH"):
+                listed = body if isinstance(body, list) else [body]
+                for conversation in CONVERSATION_LIST.validate_python(listed):
+                    assert conversation.id.startswith("conv-") and conversation.agent_id.startswith("agent-")
             elif method == "POST" and route.endswith("/messages") and isinstance(body, dict):
                 parsed = LettaResponse.model_validate(body)
                 assert parsed.messages or parsed.stop_reason
@@ -140,3 +146,25 @@ def test_error_bodies_in_their_several_shapes_become_one_line() -> None:
 def test_stop_reason_error_inside_a_200_is_a_failure() -> None:
     parsed = LettaResponse(messages=[], stop_reason=StopReason(stop_reason="llm_api_error"))
     assert run_failure(parsed) == "stop reason llm_api_error"
+
+
+def test_conversations_parse_and_their_history_keeps_the_senders_otid() -> None:
+    created = Conversation.model_validate(_body("0.16.8/conversations-create.json"))
+    assert created.id.startswith("conv-") and created.summary == "slack C123 thread 1700000000.000100"
+    assert created.last_message_at is None and created.in_context_message_ids == []
+    parsed = [
+        CONVERSATION_LIST.validate_python(load(p)["response"]["body"])
+        for p in CAPTURES
+        if p.parent.name == "0.16.8" and p.name.startswith("conversations-list")
+    ]
+    assert parsed and all(c.id.startswith("conv-") for page in parsed for c in page)
+    sent = load(LETTA / "0.16.8/conversations-send.json")["request"]["body"]["messages"][0]
+    history = MESSAGE_LIST.validate_python(_body("0.16.8/conversations-messages.json"))
+    [user] = [m for m in history if isinstance(m, UserMessage) and m.otid == sent["otid"]]
+    assert user.name == "maria"
+
+
+def test_a_busy_conversation_names_its_run() -> None:
+    body = load(LETTA / "0.16.8/concurrent-redis-conversations-same-stream.json")["second"]["response"]["body"]
+    error = parse_error(body)
+    assert error.run_id is not None and error.run_id.startswith("run-") and error.describe().startswith("CONFLICT")

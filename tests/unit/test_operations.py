@@ -47,6 +47,9 @@ def test_text_lines_add_fields_the_message_does_not_already_say() -> None:
 def test_letta_routes_lose_their_ids_and_each_app_has_its_own_registry() -> None:
     assert route("/v1/agents/agent-0a4b52f1-1111-4222-8333-444455556666/messages") == "/v1/agents/{agent}/messages"
     assert route("/v1/groups/group-0a4b52f1-1111-4222-8333-444455556666?limit=5") == "/v1/groups/{group}"
+    assert route("/v1/conversations/conv-0a4b52f1-1111-4222-8333-444455556666/messages") == (
+        "/v1/conversations/{conv}/messages"
+    )
     one, two = Metrics(), Metrics()
     one.event(duplicate=True)
     assert b"bridge_events_duplicate_total 1.0" in one.expose()

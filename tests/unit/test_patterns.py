@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, StepRecord, Target, TurnEvent, TurnInput
 from bridge.letta.client import LettaClient
@@ -40,14 +37,6 @@ class MemoryJournal:
 class NoTranscript:
     async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int | None]:
         return [], None
-
-
-@pytest.fixture
-def letta() -> Iterator[FakeLetta]:
-    fake = FakeLetta(version="0.16.8")
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def run(letta: FakeLetta, target: Target, journal: MemoryJournal) -> list[TurnEvent]:

@@ -53,9 +53,14 @@ def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg
         stores = [open_store(pg_url) for _ in range(4)]
         await asyncio.gather(*(s.open() for s in stores))
         try:
-            assert {await s.schema_version() for s in stores} == {2}
+            assert {await s.schema_version() for s in stores} == {3}
             assert isinstance(stores[0], PostgresStore)
-            assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == 1
+            assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == 2
+            for thread in range(10):
+                made = [f"conv-{thread}-{n}" for n in range(len(stores))]
+                puts = [s.put_conversation(("T1", "C1", f"{thread}.0"), "agent-a", c) for s, c in zip(stores, made)]
+                kept = await asyncio.gather(*puts)
+                assert len(set(kept)) == 1 and kept[0] in made  # racing processes all get the one stored
             turn = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", event_id="EvRACE")
             ids = await asyncio.gather(*(s.accept_turn(turn, f"otid-{n}") for n, s in enumerate(stores)))
             assert len([i for i in ids if i is not None]) == 1

@@ -20,7 +20,7 @@ def test_auto_uses_the_server_runner_only_below_0_12() -> None:
 
 
 def test_the_speaker_name_sent_to_letta_is_what_llm_providers_accept() -> None:
-    from bridge.letta.client import speaker_name, user_message
+    from bridge.letta.wire import speaker_name, user_message
 
     assert speaker_name("maria") == "maria"
     assert speaker_name("María José (ops)") == "Mar_a_Jos_ops"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store, StoreError, open_store
+from bridge.store.conversations import thread_scope
+from bridge.store.sqlite import SqliteStore
 
 ALICE, BOB, CAROL = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob"), AgentRef("agent-c", "carol")
 
@@ -28,11 +30,11 @@ def group(*agents: AgentRef) -> Target:
 
 def test_the_database_is_created_migrated_and_reopened_without_loss(database_url: str) -> None:
     async def first(store: Store) -> None:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), bound_by="cli"))
 
     async def second(store: Store) -> None:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
         [binding] = await store.list_bindings()
         assert binding.target.agents == (ALICE, BOB) and binding.bound_by == "cli"
 
@@ -90,6 +92,65 @@ def test_transcript_shows_each_agent_only_the_others_replies_it_has_not_seen(dat
         assert (await store.unseen("T1", "C1", dora.id))[0] == []
 
     run(database_url, body)
+
+
+def test_a_threads_transcript_starts_empty_and_stays_out_of_the_channels(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "C1", group(ALICE, BOB)))
+        a, b = thread_scope("C1", "1.000001"), thread_scope("C1", "2.000002")
+
+        async def answer(turn_id: int, scope: str, agent: AgentRef, text: str) -> list[str]:
+            unseen, upto = await store.unseen("T1", scope, agent.id, from_start=True)
+            await store.step_answered(
+                turn_id, agent.id, [AgentReply(agent.name, text, agent.id)], None, ("T1", scope, agent.id, upto)
+            )
+            return [r.text for r in unseen]
+
+        assert await answer(1, a, ALICE, "alice in a") == []
+        assert await answer(2, b, ALICE, "alice in b") == []
+        assert await answer(1, a, BOB, "bob in a") == ["alice in a"]  # no cursor yet: the whole thread so far
+        assert await answer(2, b, BOB, "bob in b") == ["alice in b"]
+        assert await answer(3, a, ALICE, "alice again") == ["bob in a"]
+        assert (await store.unseen("T1", "C1", ALICE.id))[0] == []  # the channel's own transcript is untouched
+
+    run(database_url, body)
+
+
+def test_a_threads_conversation_per_agent_is_kept_and_the_first_one_stored_wins(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) is None
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-late") == "conv-a"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), BOB.id, "conv-b") == "conv-b"
+        assert await store.put_conversation(("T1", "C1", "2.000002"), ALICE.id, "conv-c") == "conv-c"
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a"
+        assert await store.conversation(("T2", "C1", "1.000001"), ALICE.id) is None
+        # A conversation gone on Letta gives way to a new one, unless another already took its place.
+        assert (
+            await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a2", replacing="conv-a") == "conv-a2"
+        )
+        assert (
+            await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a3", replacing="conv-a") == "conv-a2"
+        )
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a2"
+
+    run(database_url, body)
+
+
+def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+
+    async def downgrade(store: Store) -> None:
+        assert isinstance(store, SqliteStore)
+        await store.db.execute("DROP TABLE conversations")
+        await store.db.execute("PRAGMA user_version=2")
+
+    async def upgraded(store: Store) -> None:
+        assert await store.schema_version() == 3
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
+
+    run(url, downgrade)
+    run(url, upgraded)
 
 
 def test_notices_are_due_once(database_url: str) -> None:

@@ -1,0 +1,34 @@
+"""What the bridge puts on Letta's wire besides routes: the id shapes it accepts, and a user message."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+AGENT_ID = re.compile(rf"agent-{_UUID}")
+GROUP_ID = re.compile(rf"group-{_UUID}")
+
+
+def is_agent_id(value: str) -> bool:
+    return AGENT_ID.fullmatch(value) is not None
+
+
+def is_group_id(value: str) -> bool:
+    return GROUP_ID.fullmatch(value) is not None
+
+
+def speaker_name(display_name: str | None) -> str | None:
+    """LLM providers accept only letters, digits, `_` and `-` in a message's name (at most 64)."""
+    if not display_name:
+        return None
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", display_name).strip("_")[:64]
+    return name or None
+
+
+def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": text}], "otid": otid}
+    name = speaker_name(sender)
+    if name:
+        message["name"] = name
+    return message

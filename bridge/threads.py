@@ -1,0 +1,86 @@
+"""A Slack thread as Letta conversations: one per agent, made on the thread's first send to that agent.
+
+Letta 0.16.8 and Cloud keep a conversation's messages apart from the agent's other threads (its memory is
+shared), so two threads of one channel neither mix in an agent's context nor wait for each other. Where the
+server has no conversations, or the channel's switch is off, every thread shares the agent's one context and
+a channel's turns keep running one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bridge.domain import Binding
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.runners import RunnerChooser
+from bridge.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class ThreadConversations:
+    """The runners' `Threads` for one Slack thread: the stored conversation of each agent, or a new one stored
+    before anything is sent to it (so a restarted bridge looks a send up in the same conversation)."""
+
+    def __init__(self, store: Store, client: LettaClient, team_id: str, channel_id: str, thread_ts: str) -> None:
+        self._store = store
+        self._client = client
+        self._key = (team_id, channel_id, thread_ts)
+
+    async def conversation(self, agent_id: str) -> str | None:
+        stored = await self._store.conversation(self._key, agent_id)
+        if stored is not None:
+            return stored
+        try:
+            made = await self._make(agent_id)
+        except LettaError as error:
+            if error.kind == Kind.ROUTE_MISSING:
+                log.info("letta has no conversations; the agent's own context is used agent=%s", agent_id)
+                return None
+            raise
+        return await self._store.put_conversation(self._key, agent_id, made)
+
+    async def renew(self, agent_id: str, gone: str) -> str:
+        log.warning("conversation gone on letta agent=%s conversation=%s thread=%s", agent_id, gone, self._key[2])
+        return await self._store.put_conversation(self._key, agent_id, await self._make(agent_id), replacing=gone)
+
+    async def _make(self, agent_id: str) -> str:
+        made = await self._client.create_conversation(agent_id, summary=f"Slack {self._key[1]} {self._key[2]}")
+        log.info("conversation created agent=%s conversation=%s thread=%s", agent_id, made.id, self._key[2])
+        return made.id
+
+
+class ThreadPolicy:
+    """Whether a binding's threads are conversations: the channel's switch, the bridge runner (a server-run group
+    has no conversations), and a server that has them."""
+
+    def __init__(self, store: Store, chooser: RunnerChooser, enabled: bool, off_in: frozenset[str]) -> None:
+        self._store = store
+        self._chooser = chooser
+        self._enabled = enabled
+        self._off_in = off_in
+
+    def switched_on(self, channel_id: str) -> bool:
+        return self._enabled and channel_id not in self._off_in
+
+    async def threaded(self, binding: Binding) -> bool:
+        """Raises LettaError while the server cannot say whether it has conversations."""
+        return await self._chooser.choice(binding) == "bridge" and await self.bridge_run_threaded(binding.channel_id)
+
+    async def bridge_run_threaded(self, channel_id: str) -> bool:
+        """For a turn the bridge runner runs. Raises LettaError while the server cannot say."""
+        return self.switched_on(channel_id) and await self._chooser.client.has_conversations()
+
+    async def in_parallel(self, team_id: str, channel_id: str) -> bool:
+        """For the relay: may the binding's threads run at the same time? In doubt, no (in order is always safe)."""
+        if not self.switched_on(channel_id):
+            return False
+        try:
+            binding = await self._store.get_binding(team_id, channel_id)
+            return binding is not None and await self.threaded(binding)
+        except LettaError:
+            return False
+
+    def conversations(self, team_id: str, channel_id: str, thread_ts: str) -> ThreadConversations:
+        return ThreadConversations(self._store, self._chooser.client, team_id, channel_id, thread_ts)

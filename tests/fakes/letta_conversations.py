@@ -1,0 +1,175 @@
+"""The fake Letta's conversation routes, as 0.16.8 answers them (older versions have none: 404 Not Found).
+
+- `POST /v1/conversations/?agent_id=`: a Conversation; 422 without `agent_id`, 404 for an unknown agent.
+- `GET /v1/conversations/` (bare array, newest first), `GET` and `DELETE /v1/conversations/{id}` (`200 null`;
+  then the id answers 404 everywhere).
+- `GET /v1/conversations/{id}/messages`: a bare array, newest first unless `order=asc`, the conversation's own
+  system_message included; `before`, `after`, `limit`.
+- `POST /v1/conversations/{id}/messages`: SSE by default (the agent stream's framing, `stream_tokens` too),
+  a LettaResponse with `"streaming": false`.
+
+A conversation's messages are stored in its agent's history, tagged, so the agent route shows every thread
+mixed (as captured) and the conversation route shows one.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import letta_shapes as S
+from . import letta_stream
+from .letta_shapes import new_id, wire_date
+
+if TYPE_CHECKING:
+    from .letta import FakeLetta, Handler, Recorded
+
+UNKNOWN_CONVERSATION_ID = "conv-00000000-0000-4000-8000-000000000000"
+MIN_ID_LENGTH = 41  # shorter ids are refused by the path's validation (422), as captured
+
+
+def routes(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
+    async def create(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        return _create(fake, request, rec, v)
+
+    async def listing(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        return _list(fake, request, v)
+
+    async def get(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        return _check(fake, v, p["conv_id"]) or fake._json(v, 200, fake.conversations[p["conv_id"]])
+
+    async def delete(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        err = _check(fake, v, p["conv_id"])
+        if err is not None:
+            return err
+        with fake._lock:
+            del fake._conversations[p["conv_id"]]
+        return fake._json(v, 200, None)
+
+    async def history(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        return _history(fake, request, v, p["conv_id"])
+
+    async def send(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
+        return await _send(fake, request, rec, v, p["conv_id"])
+
+    return [
+        (r"/v1/conversations/", [("GET", listing), ("POST", create)]),
+        (r"/v1/conversations/(?P<conv_id>[^/]+)", [("GET", get), ("DELETE", delete)]),
+        (r"/v1/conversations/(?P<conv_id>[^/]+)/messages", [("GET", history), ("POST", send)]),
+    ]
+
+
+def _conversation(agent_id: str, summary: str | None) -> dict[str, Any]:
+    """A Conversation with the captured keys in the captured order."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    template: dict[str, Any] = S.body("0.16.8", "conversations-create")
+    values = {
+        "id": new_id("conv"),
+        "agent_id": agent_id,
+        "summary": summary,
+        "created_at": now,
+        "updated_at": now,
+        "in_context_message_ids": [],
+        "isolated_block_ids": [],
+        "last_message_at": None,
+    }
+    return {key: values.get(key, value) for key, value in template.items()}
+
+
+def _create(fake: FakeLetta, request: web.Request, rec: Recorded, v: str) -> web.Response:
+    agent_id = request.query.get("agent_id")
+    if agent_id is None:
+        return fake._json(v, 422, S.body(v, "conversations-create-missing-agent-id"))
+    with fake._lock:
+        known = agent_id in fake._agents
+    if not known:
+        return fake._json(v, 404, S.body(v, "conversations-create-unknown-agent"))
+    conversation = _conversation(agent_id, rec.body.get("summary") if isinstance(rec.body, dict) else None)
+    system = fake._shapes(v).message(
+        "system_message", id=new_id("message"), date=wire_date(), content=fake._shapes(v).system_prompt()
+    )
+    conversation["in_context_message_ids"] = [system["id"]]
+    with fake._lock:
+        fake._conversations[conversation["id"]] = conversation
+    fake._store(agent_id, None, [system], conversation["id"])
+    created = dict(conversation, in_context_message_ids=[])  # the create answer lists none yet (captured)
+    return fake._json(v, 200, created)
+
+
+def _list(fake: FakeLetta, request: web.Request, v: str) -> web.Response:
+    q = request.query
+    items = [c for c in fake.conversations.values() if "agent_id" not in q or c["agent_id"] == q["agent_id"]]
+    page = S.page_objects(
+        items,
+        limit=S.to_int(q.get("limit"), 50),
+        before=None,
+        after=q.get("after"),
+        descending=q.get("order", "desc") != "asc",
+    )
+    return fake._json(v, 200, page)
+
+
+def _check(fake: FakeLetta, v: str, conv_id: str) -> web.Response | None:
+    if len(conv_id) < MIN_ID_LENGTH:
+        malformed = S.body(v, "conversations-get-malformed")
+        return fake._json(v, 422, {**malformed, "detail": malformed["detail"].replace("not-a-conv", conv_id)})
+    with fake._lock:
+        known = conv_id in fake._conversations
+    if known:
+        return None
+    unknown = S.body(v, "conversations-get-unknown")
+    return fake._json(v, 404, {"detail": unknown["detail"].replace(UNKNOWN_CONVERSATION_ID, conv_id)})
+
+
+def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web.Response:
+    err = _check(fake, v, conv_id)
+    if err is not None:
+        return err
+    q = request.query
+    entries = fake.conversation_history(conv_id)
+    types = q.getall("include_return_message_types", [])
+    if types:
+        entries = [e for e in entries if e["message_type"] in types]
+    newest = q.get("order", "desc") != "asc"
+    page = S.page_messages(
+        entries, limit=S.to_int(q.get("limit"), 100), before=q.get("before"), after=q.get("after"), newest=newest
+    )
+    return fake._json(v, 200, page[::-1] if newest else page)  # desc really lists newest first here
+
+
+async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, conv_id: str) -> web.StreamResponse:
+    msgs, bad = S.parse_send(v, rec.raw)
+    if msgs is None:
+        return fake._json(v, 422, bad)
+    err = _check(fake, v, conv_id)
+    if err is not None:
+        return err
+    with fake._lock:
+        conversation = fake._conversations[conv_id]
+        conversation["last_message_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        agent_id = conversation["agent_id"]
+    shapes, text = fake._shapes(v), S.joined_text(msgs)
+    first = msgs[0] if msgs else {}
+    otid, name = first.get("otid"), first.get("name")
+    options = rec.body if isinstance(rec.body, dict) else {}
+    step_id, run_id = new_id("step"), new_id("run")
+    response: web.StreamResponse | None = None
+    if options.get("streaming", True):
+        response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(v)})
+        await response.prepare(request)
+        await response.write(letta_stream._frame(letta_stream._ping(run_id)))
+    user = shapes.message(
+        "user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id, run_id=run_id, content=text
+    )
+    fake._store(agent_id, None, [user], conv_id)
+    replies = await fake._run_turn(agent_id, text, msgs, otid, name, conversation=conv_id)
+    out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
+    fake._store(agent_id, None, out, conv_id)
+    if response is None:
+        return fake._json(v, 200, shapes.response(copy.deepcopy(out), steps))
+    tokens = bool(options.get("stream_tokens"))
+    await letta_stream.finish_turn_stream(fake, agent_id, response, shapes, out, steps, tokens)
+    return response
