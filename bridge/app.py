@@ -22,9 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import Settings
 from bridge.configure import Configurator
+from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
-from bridge.letta.runners import RunnerChooser
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, MeteredLettaClient, MeteredSlackClient, Metrics
 from bridge.relay import Relay

@@ -9,9 +9,9 @@ from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, slack_client
 from bridge.config import Settings, missing
+from bridge.letta.chooser import runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
-from bridge.letta.runners import runner_for_version
 from bridge.store import StoreError, open_store
 from bridge.store.base import display_url
 

@@ -186,7 +186,7 @@ async def _list(store: Store, team: str | None) -> int:
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
     from bridge.app import letta_client
     from bridge.configure import ConfigError, Configurator
-    from bridge.letta.runners import RunnerChooser
+    from bridge.letta.chooser import RunnerChooser
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")

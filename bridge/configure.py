@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 from bridge.config import Settings
 from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
+from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.runners import RunnerChooser
 from bridge.store.base import HistoryEntry, Store
 from bridge.targets import TargetError, resolve_target
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 
 from bridge.domain import Binding
+from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.runners import RunnerChooser
 from bridge.store.base import Store
 
 log = logging.getLogger(__name__)

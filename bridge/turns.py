@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.drafts import TurnDrafts
+from bridge.letta.chooser import RunnerChooser, group_send_broken
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.runners import Runner, RunnerChooser, group_send_broken
+from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text

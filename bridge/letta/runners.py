@@ -1,4 +1,4 @@
-"""The two ways of running a group's turn, behind one interface, and choosing between them.
+"""The two ways of running a group's turn, behind one interface (chooser.py picks one per binding).
 
 - `ServerRunner`: one `POST /v1/groups/{id}/messages`; the server runs the group (Letta up to 0.11).
 - `BridgeRunner`: the bridge sends to each agent in turn over `POST /v1/agents/{id}/messages`, showing
@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -20,11 +18,9 @@ from bridge.domain import (
     AgentFailure,
     AgentRef,
     AgentReply,
-    Binding,
     Drafts,
     Journal,
     Note,
-    RunnerChoice,
     StepRecord,
     Target,
     Transcript,
@@ -40,8 +36,6 @@ from bridge.letta.recovery import find_turn, recover_turn
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
-
-SERVER_RUNNER_BELOW = (0, 12, 0)
 
 
 class Runner(Protocol):
@@ -397,64 +391,3 @@ class BridgeRunner(Step):
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return _replay(StepRecord("answered", tuple(replies), failure))
-
-
-def parse_version(text: str) -> tuple[int, ...] | None:
-    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
-    if not match:
-        return None
-    return tuple(int(part or 0) for part in match.groups())
-
-
-def group_send_broken(version: str) -> bool:
-    """Letta 0.12.0 to 0.16.4 answer every group send with a 500 (a server bug)."""
-    parsed = parse_version(version)
-    return parsed is not None and (0, 12, 0) <= parsed < (0, 16, 5)
-
-
-def runner_for_version(version: str) -> RunnerChoice:
-    parsed = parse_version(version)
-    return "server" if parsed is not None and parsed < SERVER_RUNNER_BELOW else "bridge"
-
-
-class RunnerChooser:
-    """Picks the runner for a binding; `auto` asks the server's version (cached for a few minutes)."""
-
-    def __init__(
-        self,
-        client: LettaClient,
-        default: RunnerChoice,
-        version_ttl: float = 300.0,
-        patience: float = 120.0,
-        streaming: bool = True,
-        tokens: bool = False,
-        max_turns: int | None = None,
-    ) -> None:
-        self.client = client
-        self._client = client
-        self._default = default
-        self._ttl = version_ttl
-        self._version: tuple[float, str] | None = None
-        self._lock = asyncio.Lock()
-        self.bridge = BridgeRunner(client, patience, streaming, tokens, max_turns)
-        self.server = ServerRunner(client, self.bridge, patience, streaming, tokens)
-
-    async def server_version(self) -> str:
-        async with self._lock:
-            now = asyncio.get_running_loop().time()
-            if self._version is None or now - self._version[0] > self._ttl:
-                self._version = (now, (await self._client.health()).version)
-            return self._version[1]
-
-    async def choice(self, binding: Binding) -> RunnerChoice:
-        if binding.target.kind == "agents" or binding.target.manager_type == "sleeptime" or binding.target.broadcast:
-            # A sleeptime group send never finishes on 0.11.7 (its main agent is asked directly); broadcast is
-            # a bridge-run pattern.
-            return "bridge"
-        choice = binding.runner if binding.runner != "auto" else self._default
-        if choice == "auto":
-            choice = runner_for_version(await self.server_version())
-        return choice
-
-    async def choose(self, binding: Binding) -> Runner:
-        return self.server if await self.choice(binding) == "server" else self.bridge

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from bridge.domain import AgentReply
-from bridge.letta.runners import UNSEEN_HEADER, compose, parse_version, runner_for_version
+from bridge.letta.chooser import parse_version, runner_for_version
+from bridge.letta.runners import UNSEEN_HEADER, compose
 
 
 def test_compose_labels_each_unseen_reply_then_the_users_message() -> None:
