@@ -34,9 +34,17 @@ class TurnDrafts:
     """The `Drafts` of one turn (see domain.Drafts)."""
 
     def __init__(
-        self, store: Store, poster: SlackPoster, live: LiveMessages, turn: Turn, turn_id: int, interval: float
+        self,
+        store: Store,
+        poster: SlackPoster,
+        live: LiveMessages,
+        turn: Turn,
+        turn_id: int,
+        interval: float,
+        resumed: bool = False,
     ) -> None:
         self._store = store
+        self._resumed = resumed  # only a turn run before can have a draft this run does not know of
         self._poster = poster
         self._live = live
         self._turn = turn
@@ -80,6 +88,8 @@ class TurnDrafts:
         growing = self._growing.pop(step_key, None)
         if growing is not None:
             ts, streaming = growing.draft.ts, growing.draft.streaming
+        elif not self._resumed:
+            return None
         else:
             found = await self._store.live_ts(self._turn_id, step_key)
             if found is None:

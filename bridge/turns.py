@@ -103,7 +103,9 @@ class TurnWorker:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
         resumed."""
         turn, s = job.turn, self._settings
-        drafts = TurnDrafts(self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds)
+        drafts = TurnDrafts(
+            self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed
+        )
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
             binding = await self._fallback(turn)
