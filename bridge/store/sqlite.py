@@ -25,70 +25,8 @@ from bridge.store.base import (
     pending_from_row,
     step_outcome,
 )
-from bridge.store.conversations import SQLITE_V3
 from bridge.store.locks import UrgentFirstLock
-
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE bindings (
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL,
-        kind TEXT NOT NULL, group_id TEXT, agents TEXT NOT NULL,
-        manager_type TEXT, description TEXT NOT NULL DEFAULT '',
-        runner TEXT NOT NULL DEFAULT 'auto', bound_by TEXT NOT NULL DEFAULT '', bound_at TEXT NOT NULL,
-        PRIMARY KEY (team_id, channel_id)
-    );
-    CREATE TABLE binding_history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, action TEXT NOT NULL,
-        target TEXT NOT NULL, runner TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL
-    );
-    CREATE TABLE seen_events (event_id TEXT PRIMARY KEY, at TEXT NOT NULL);
-    CREATE TABLE turns (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, message_ts TEXT NOT NULL, thread_ts TEXT NOT NULL,
-        user_id TEXT NOT NULL, text TEXT NOT NULL, otid TEXT NOT NULL, event_id TEXT NOT NULL,
-        status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        UNIQUE (team_id, channel_id, message_ts)
-    );
-    CREATE INDEX turns_status ON turns (status);
-    CREATE TABLE posts (
-        turn_id INTEGER NOT NULL, seq INTEGER NOT NULL, agent_name TEXT NOT NULL, ts TEXT NOT NULL,
-        PRIMARY KEY (turn_id, seq)
-    );
-    CREATE TABLE transcript (
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, seq INTEGER NOT NULL,
-        agent_id TEXT NOT NULL, agent_name TEXT NOT NULL, text TEXT NOT NULL,
-        PRIMARY KEY (team_id, channel_id, seq)
-    );
-    CREATE TABLE cursors (
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
-        PRIMARY KEY (team_id, channel_id, agent_id)
-    );
-    CREATE TABLE notices (
-        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
-        PRIMARY KEY (team_id, channel_id, kind)
-    );
-    """,
-    """
-    DROP TABLE posts;
-    CREATE TABLE turn_steps (
-        turn_id INTEGER NOT NULL, step TEXT NOT NULL, state TEXT NOT NULL,
-        replies TEXT NOT NULL DEFAULT '[]', failure TEXT, updated_at TEXT NOT NULL,
-        PRIMARY KEY (turn_id, step)
-    );
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        turn_id INTEGER NOT NULL, source TEXT NOT NULL, agent_name TEXT, text TEXT NOT NULL,
-        done INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (turn_id, source)
-    );
-    CREATE TABLE outbox_posts (
-        outbox_id INTEGER NOT NULL, part INTEGER NOT NULL, ts TEXT NOT NULL,
-        PRIMARY KEY (outbox_id, part)
-    );
-    """,
-    SQLITE_V3,
-]
+from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 
 def _now() -> str:

@@ -232,3 +232,24 @@ def test_a_thread_that_is_a_conversation_streams_tokens_through_it(tmp_path: Pat
         assert len(calls(world, "chat.appendStream", channel)) >= 2
         shown = agent_messages(world, channel, event["ts"])
         assert [(m.get("username"), m["text"]) for m in shown] == [("alice", WORDS)]
+
+
+def test_broadcast_drafts_grow_side_by_side_and_each_becomes_its_reply(live: World) -> None:
+    slow, fast = live.letta.add_agent("slow"), live.letta.add_agent("fast")
+    channel = new_channel()
+    live.slack.add_channel(channel, f"chan-{channel.lower()}")
+    live.connect(channel, slow, fast, "--broadcast")
+    live.letta.set_reply(slow, "slow " + WORDS)
+    live.letta.set_reply(fast, "fast " + WORDS)
+    live.letta.token_delay = 0.03
+    event, _ = live.bridge.mention("everyone at once", channel)
+    wait_done(live, channel, event["ts"])
+    started = calls(live, "chat.startStream", channel)
+    assert sorted(c.args["username"] for c in started) == ["fast", "slow"]
+    spans = {c.args["username"]: c.at for c in started}
+    stops = {c.args["ts"]: c.at for c in calls(live, "chat.stopStream", channel)}
+    by_name = {c.args["username"]: c.response["ts"] for c in started}
+    assert max(spans.values()) < min(stops[ts] for ts in by_name.values()), "the drafts did not grow side by side"
+    shown = sorted((m.get("username"), m["text"]) for m in agent_messages(live, channel, event["ts"]))
+    assert shown == [("fast", "fast " + WORDS), ("slow", "slow " + WORDS)]
+    assert not live.slack.posts(channel, event["ts"])
