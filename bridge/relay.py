@@ -241,11 +241,14 @@ class Relay:
 
     async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
         try:
-            earlier = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
+            unfinished = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
+            earlier = [p for p in unfinished if p.turn_id < turn_id]
+            if not earlier:
+                return  # the usual case, settled without asking how the binding's threads run
             where = "channel"
             if await self._worker.threads.in_parallel(turn.team_id, turn.channel_id):
                 earlier, where = [p for p in earlier if p.turn.thread_ts == turn.thread_ts], "thread"
-            ahead = sum(1 for p in earlier if p.turn_id < turn_id)
+            ahead = len(earlier)
             if not ahead:
                 return
             text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s", where=where)
