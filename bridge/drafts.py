@@ -60,11 +60,11 @@ class TurnDrafts:
             return
         now = asyncio.get_running_loop().time()
         growing = self._growing.get(key)
-        shown, markdown = self._shown(agent_name, text)
         if growing is None:
             if now - self._tried.get(key, -self._interval) < self._interval:
                 return
             self._tried[key] = now
+            shown, markdown = self._shown(agent_name, text)  # rendered only when shown: drafts come per token
             turn = self._turn
             author = self._poster.author(agent_name)
             draft = await self._live.start(
@@ -79,7 +79,7 @@ class TurnDrafts:
         if now - growing.shown_at < self._interval:
             return
         growing.shown_at = now
-        await self._live.grow(growing.draft, shown, markdown)
+        await self._live.grow(growing.draft, *self._shown(agent_name, text))
 
     async def replace(self, step_key: str, text: str) -> str | None:
         """Write a finished reply's first message over its draft; its ts, or None when there is no draft

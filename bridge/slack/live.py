@@ -14,18 +14,16 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.markdown import escape
-from bridge.slack.post import Author
+from bridge.slack.post import FAILURES, Author, slack_error
 from bridge.slack.render import MAX_TEXT
 
 log = logging.getLogger(__name__)
 
 LiveMode = Literal["auto", "stream", "update"]
-FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 MORE = " …"
 
 
@@ -37,12 +35,6 @@ class Draft:
     ts: str
     streaming: bool
     sent: str = ""
-
-
-def _error(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error", "unknown"))
-    return type(exc).__name__
 
 
 def stream_text(markdown: str) -> str:
@@ -109,7 +101,7 @@ class LiveMessages:
                 )
                 return Draft(channel, str(response.get("ts", "")), True, seed)
             except FAILURES as exc:
-                error = _error(exc)
+                error = slack_error(exc)
                 self._refused(exc)
                 if error in ("ratelimited", "rate_limited") or self._mode == "stream":
                     log.info("slack chat.startStream refused error=%s; draft skipped", error)
@@ -129,7 +121,7 @@ class LiveMessages:
             )
         except FAILURES as exc:
             self._refused(exc)
-            log.info("slack draft not posted error=%s", _error(exc))
+            log.info("slack draft not posted error=%s", slack_error(exc))
             return None
         return Draft(channel, str(response.get("ts", "")), False)
 
@@ -150,7 +142,7 @@ class LiveMessages:
                 await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text)
         except FAILURES as exc:
             self._refused(exc)
-            log.info("slack draft not updated error=%s", _error(exc))
+            log.info("slack draft not updated error=%s", slack_error(exc))
 
     async def replace_with(self, channel: str, ts: str, text: str, streaming: bool | None) -> bool:
         """Write the finished reply's first message over the draft. False when the draft cannot be edited
@@ -160,10 +152,10 @@ class LiveMessages:
                 await self._client.chat_stopStream(channel=channel, ts=ts)
             except FAILURES as exc:
                 if streaming:
-                    log.info("slack chat.stopStream failed error=%s", _error(exc))
+                    log.info("slack chat.stopStream failed error=%s", slack_error(exc))
         try:
             await self._client.chat_update(channel=channel, ts=ts, text=text)
             return True
         except FAILURES as exc:
-            log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", _error(exc))
+            log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", slack_error(exc))
             return False

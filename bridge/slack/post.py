@@ -74,11 +74,15 @@ class SlackPostError(Exception):
         return self.error in PERMANENT
 
 
-def _error(exc: SlackApiError) -> str:
-    data = exc.response.data if exc.response is not None else None
-    if isinstance(data, dict):
-        return str(data.get("error", "unknown"))
-    return "unknown"
+# Every way a Slack call can fail (SlackApiError is a SlackClientError).
+FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
+
+
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code for a refused call, else the failure's type (a timeout, a dropped connection)."""
+    if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
+        return str(exc.response.data.get("error", "unknown"))
+    return "unknown" if isinstance(exc, SlackApiError) else type(exc).__name__
 
 
 class SlackPoster:
@@ -145,7 +149,7 @@ class SlackPoster:
                 return str(response.get("ts", ""))
             except SlackApiError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
-                error = _error(exc)
+                error = slack_error(exc)
                 if error == "missing_scope" and part.username:
                     # No chat:write.customize: from now on the name leads the text, in bold.
                     if self._named_by_username:
@@ -160,7 +164,7 @@ class SlackPoster:
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
                     raise SlackPostError("chat.postMessage", error) from None
                 reason = f"http_{status}"
-            except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
             found = await self._find_posted(channel, thread_ts, part.text)
@@ -175,7 +179,7 @@ class SlackPoster:
             if self._bot_id is None:
                 self._bot_id = str((await self._client.auth_test()).get("bot_id") or "")
             response = await self._client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
-        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError):
+        except FAILURES:
             return None
         for message in response.get("messages") or []:
             if message.get("bot_id") == self._bot_id and message.get("text") == text:
@@ -188,25 +192,25 @@ class SlackPoster:
             return
         try:
             await self._client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=text)
-        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+        except FAILURES as exc:
             self._status_works = False
-            error = _error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            error = slack_error(exc)
             log.info("slack thread status unavailable, not trying again error=%s", error)
 
     async def react(self, channel: str, ts: str, name: str) -> None:
         try:
             await self._client.reactions_add(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
-            if _error(exc) != "already_reacted":
-                log.warning("slack reactions.add failed channel=%s error=%s", channel, _error(exc))
-        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            if slack_error(exc) != "already_reacted":
+                log.warning("slack reactions.add failed channel=%s error=%s", channel, slack_error(exc))
+        except FAILURES as exc:
             log.warning("slack reactions.add failed channel=%s error=%s", channel, type(exc).__name__)
 
     async def unreact(self, channel: str, ts: str, name: str) -> None:
         try:
             await self._client.reactions_remove(channel=channel, timestamp=ts, name=name)
         except SlackApiError as exc:
-            if _error(exc) != "no_reaction":
-                log.warning("slack reactions.remove failed channel=%s error=%s", channel, _error(exc))
-        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            if slack_error(exc) != "no_reaction":
+                log.warning("slack reactions.remove failed channel=%s error=%s", channel, slack_error(exc))
+        except FAILURES as exc:
             log.warning("slack reactions.remove failed channel=%s error=%s", channel, type(exc).__name__)
