@@ -1,13 +1,12 @@
-"""Paths to the shared reference captures (../shared/reference), overridable for unusual checkouts."""
+"""Paths to the captured wire data the quick suite reads: ``reference/`` in this repository (see its README)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(os.environ.get("BRIDGE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"))
+ROOT = Path(__file__).resolve().parents[1] / "reference"
 LETTA = ROOT / "letta"
 SLACK = ROOT / "slack"
 

@@ -1,7 +1,7 @@
 """Each group pattern end to end on both runners ("server" on a 0.11.7 fake, "bridge" on 0.16.8): who is posted,
 under which name, in which order, and what each bridge-run agent received.
 
-The fake builds its answers from the captures in ../shared/reference/letta (groups-send-supervisor.json,
+The fake builds its answers from the captures in reference/letta (groups-send-supervisor.json,
 groups-send-dynamic*.json, groups-get-*.json); see tests/fakes/letta_shapes.py.
 """
 

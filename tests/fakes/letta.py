@@ -7,7 +7,7 @@ tests can drive it. It plays one of the captured versions ("0.11.7", "0.12.1", "
 - 0.12.1 and 0.16.4 answer 500.
 - 0.16.8 answers 405.
 Shapes come from ``letta_shapes``, which loads them from the captures in
-/work/shared/reference/letta. Where no capture exists, this module says so and borrows one:
+reference/letta in this repository. Where no capture exists, this module says so and borrows one:
 - 0.12.1 agent sends, history and errors use the 0.11.7 shapes. 0.12.1 runs the same
   memgpt_v2 agent, but none of this was captured for 0.12.1.
 - Stream routes (``/messages/stream``) are not served: they get 404.

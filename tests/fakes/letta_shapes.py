@@ -1,9 +1,8 @@
 """Wire shapes for the fake Letta server, built from real captures, and 0.11.7's group-send composition.
 
-Every shape here comes from the capture files under ``/work/shared/reference/letta``. They
+Every shape here comes from the capture files under ``reference/letta`` in this repository. They
 are loaded once at import, and the builders copy key names, key order and nulls from them. The
 goal is that a test passing against the fake also passes against a real server.
-Set ``LETTA_REFERENCE_DIR`` to read the captures from somewhere else.
 The group runners at the end rebuild how a 0.11.7 server joins agent turns into one response
 (round_robin, supervisor, dynamic, sleeptime).
 """
@@ -13,20 +12,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
+
+from tests.reference import LETTA
 
 VERSIONS: tuple[str, ...] = ("0.11.7", "0.12.1", "0.16.4", "0.16.8")
 MANAGER_TYPES: tuple[str, ...] = ("round_robin", "supervisor", "dynamic", "sleeptime")
-REFERENCE_DIR = Path(
-    os.environ.get("LETTA_REFERENCE_DIR")
-    or Path(__file__).resolve().parents[3] / "shared" / "reference" / "letta"
-)
+REFERENCE_DIR = LETTA
 
 # Where a version has no capture of a file, borrow from the closest captured version.
 # 0.12.1 was only captured for setup and group sends, and it runs the same memgpt_v2 agent as 0.11.7.
@@ -64,7 +60,7 @@ def _load_all() -> dict[tuple[str, str], dict[str, Any]]:
             if path.exists():
                 out[(version, name)] = json.loads(path.read_text())
     if not out:
-        raise RuntimeError(f"no Letta captures under {REFERENCE_DIR}; set LETTA_REFERENCE_DIR")
+        raise RuntimeError(f"no Letta captures under {REFERENCE_DIR}: the repository's reference/ folder is missing")
     return out
 
 

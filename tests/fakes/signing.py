@@ -1,7 +1,7 @@
 """Build and sign requests the way Slack sends them to the bridge (Events API, slash commands, actions).
 
 Slack signs the raw bytes it puts on the wire, so these helpers return ``bytes`` and the signing
-helpers take exactly those bytes.  Formats follow /work/shared/reference/slack (http.md and the
+helpers take exactly those bytes.  Formats follow reference/slack (http.md and the
 events/, commands/, interactivity/ fixtures); the self-tests check byte-exact reproduction.
 """
 

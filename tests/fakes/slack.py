@@ -2,7 +2,7 @@
 
 It runs an aiohttp server on its own thread and event loop so synchronous tests, Bolt apps and
 slack_sdk clients in any loop can talk to it.  Response bodies, statuses and headers come from
-the reference files in shared/reference/slack/web-api (override the root with SLACK_REFERENCE_DIR),
+the reference files in reference/slack/web-api in this repository,
 so the bridge is tested against the documented wire format rather than against our own guesses.
 """
 
@@ -14,7 +14,6 @@ import copy
 import inspect
 import itertools
 import json
-import os
 import threading
 import time
 import uuid
@@ -27,8 +26,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-_DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "slack"
-REFERENCE_DIR = Path(os.environ.get("SLACK_REFERENCE_DIR") or _DEFAULT_REFERENCE_DIR)
+from tests.reference import SLACK
+
+REFERENCE_DIR = SLACK
 JSON_CT = "application/json; charset=utf-8"
 RESPONSE_URL_MAX_USES = 5
 
@@ -37,7 +37,7 @@ def _load_reference(root: Path) -> dict[str, dict[str, Any]]:
     """method -> {case -> {status, headers, body}} from web-api/*.json (fail loudly if missing)."""
     folder = root / "web-api"
     if not folder.is_dir():
-        raise FileNotFoundError(f"Slack reference not found at {folder}; set SLACK_REFERENCE_DIR")
+        raise FileNotFoundError(f"Slack reference not found at {folder}: the repository's reference/ folder is missing")
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text("utf-8"))

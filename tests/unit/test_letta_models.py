@@ -1,4 +1,4 @@
-"""Every Letta response in ../shared/reference/letta that the bridge reads parses, on every version."""
+"""Every Letta response in reference/letta that the bridge reads parses, on every version."""
 
 from __future__ import annotations
 

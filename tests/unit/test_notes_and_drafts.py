@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 from bridge.domain import AgentReply, Note
@@ -12,8 +11,9 @@ from bridge.letta.models import LettaResponse
 from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import MESSAGE, Collector
 from bridge.slack.render import notes_blocks
+from tests.reference import LETTA
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "letta"
+REF = LETTA
 
 
 def _capture(version: str, name: str) -> dict[str, Any]:
