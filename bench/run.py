@@ -1,17 +1,20 @@
 """Run the benchmarks: `python -m bench.run` (about 6 minutes) or `python -m bench.run --quick` (a smoke run).
 
 Every figure is a ratio or a percentile against a baseline measured in the same run. Results go to
-bench/results.json (or --results); --readme rewrites the table in README.md's "Benchmarks" section.
+bench/results.json (or --results); --readme rewrites the summary table in README.md and the full table with its
+notes in docs/benchmarks.md; --render does only that, from an existing results file, without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python bench/run.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -22,6 +25,7 @@ from bench.stage import RUNNERS, Options
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
+DOCS = HERE.parent / "docs" / "benchmarks.md"
 
 Step = Callable[[Options], list[Figure]]
 STEPS: dict[str, Step] = {
@@ -49,7 +53,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         type=Path,
         help="where to write the JSON (default bench/results.json; bench/out/results-quick.json with --quick)",
     )
-    parser.add_argument("--readme", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite the tables in README.md and docs/benchmarks.md"
+    )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite those tables from the results file; run nothing"
+    )
     defaults = Options()
     for f in fields(Options):
         if f.name == "out":
@@ -70,8 +79,18 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     return args, opts
 
 
+def publish(data: dict[str, Any]) -> None:
+    """README shows the figures at a glance; docs/benchmarks.md shows them with how each was measured."""
+    README.write_text(replace_block(README.read_text(), table(data)))
+    DOCS.write_text(replace_block(DOCS.read_text(), table(data) + "\n\n" + notes(data)))
+    print(f"tables updated: {README}, {DOCS}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opts = parse(argv)
+    if args.render:
+        publish(json.loads((args.results or HERE / "results.json").read_text()))
+        return 0
     chosen = [name for name in ORDER if not args.only or name in args.only]
     figures: list[Figure] = []
     began = time.monotonic()
@@ -92,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     block = table(data) + "\n\n" + notes(data)
     print("\n" + block + f"\n\nwritten to {path} in {options['elapsed_s']} s")
     if args.readme:
-        README.write_text(replace_block(README.read_text(), block))
-        print(f"README table updated: {README}")
+        publish(data)
     return 0
 
 

@@ -12,6 +12,12 @@ import pytest
 from tests.pg import NO_BINARIES, PgServer
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Two workers per core for `-n auto`: most of an end-to-end test's time is spent waiting on a subprocess or a
+    fake's timer, so one worker per core leaves the cores half idle."""
+    return 2 * (os.cpu_count() or 1)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     server = PgServer.find()

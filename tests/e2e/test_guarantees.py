@@ -77,6 +77,7 @@ def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Rig) -> None:
     guarded.letta.set_delay(guarded.agents["alice"], 1.5)
     event, _ = guarded.bridge.mention("survive this", guarded.channel)
@@ -90,6 +91,7 @@ def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Ri
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_kill_9_between_two_agents_resumes_at_the_next_agent(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest

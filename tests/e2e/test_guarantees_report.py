@@ -1,4 +1,4 @@
-"""The soak behind README's Guarantees figures, small enough for every CI run, on both runners and on Postgres."""
+"""The soak behind docs/guarantees.md's figures, small enough for CI's slow stage, on both runners and on Postgres."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from tests.guarantees_report import soak
 from tests.pg import PgServer
+
+pytestmark = pytest.mark.slow  # soak, kill -9 or several processes: .ci/run's slow stage
 
 
 @pytest.mark.parametrize("version", ["0.11.7", "0.16.8"])

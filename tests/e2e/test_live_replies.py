@@ -126,6 +126,7 @@ def test_server_run_group_token_stream_posts_each_member_once(tmp_path: Path) ->
         ]
 
 
+@pytest.mark.slow
 def test_kill_9_while_a_reply_grows_then_restart_replaces_the_draft(live: World) -> None:
     channel, agents = bind(live, ("alice",))
     live.letta.token_delay = 0.15

@@ -14,6 +14,8 @@ from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 
+pytestmark = pytest.mark.slow  # soak, kill -9 or several processes: .ci/run's slow stage
+
 
 @dataclass
 class Crew:

@@ -23,6 +23,8 @@ from tests.fakes.signing import event_body, mention_event
 from tests.fakes.slack import FakeSlack
 from tests.pg import PgServer
 
+pytestmark = pytest.mark.slow  # soak, kill -9 or several processes: .ci/run's slow stage
+
 LEASE = 2.0
 C1, C2 = "C0PROC001", "C0PROC002"
 QUESTION = re.compile(r"question \d+")

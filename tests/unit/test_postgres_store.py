@@ -48,6 +48,7 @@ def test_an_unreachable_or_refused_database_is_one_plain_line(pg_server: PgServe
     asyncio.run(main())
 
 
+@pytest.mark.slow
 def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg_url: str) -> None:
     async def main() -> None:
         stores = [open_store(pg_url) for _ in range(4)]
