@@ -22,7 +22,7 @@ from tests.reference import LETTA
 
 VERSIONS: tuple[str, ...] = ("0.11.7", "0.12.1", "0.16.4", "0.16.8")
 MANAGER_TYPES: tuple[str, ...] = ("round_robin", "supervisor", "dynamic", "sleeptime")
-REFERENCE_DIR = LETTA
+CAPTURES_DIR = LETTA
 
 # Where a version has no capture of a file, borrow from the closest captured version.
 # 0.12.1 was only captured for setup and group sends, and it runs the same memgpt_v2 agent as 0.11.7.
@@ -56,11 +56,11 @@ def _load_all() -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for version in VERSIONS:
         for name in _NEEDED:
-            path = REFERENCE_DIR / version / f"{name}.json"
+            path = CAPTURES_DIR / version / f"{name}.json"
             if path.exists():
                 out[(version, name)] = json.loads(path.read_text())
     if not out:
-        raise RuntimeError(f"no Letta captures under {REFERENCE_DIR}: the repository's reference/ folder is missing")
+        raise RuntimeError(f"no Letta captures under {CAPTURES_DIR}: the repository's reference/ folder is missing")
     return out
 
 

@@ -28,7 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from tests.reference import SLACK
 
-REFERENCE_DIR = SLACK
+CAPTURES_DIR = SLACK
 JSON_CT = "application/json; charset=utf-8"
 RESPONSE_URL_MAX_USES = 5
 
@@ -45,7 +45,7 @@ def _load_reference(root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-REFERENCE = _load_reference(REFERENCE_DIR)
+REFERENCE = _load_reference(CAPTURES_DIR)
 DEFAULT_SCOPES: str = REFERENCE["auth.test"]["ok"]["headers"]["x-oauth-scopes"]
 
 

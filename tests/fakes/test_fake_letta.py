@@ -28,12 +28,12 @@ VOLATILE = {"id", "date", "otid", "step_id", "run_id"}  # differ on every real r
 
 def cap(version: str, name: str) -> dict[str, Any]:
     """One capture file, read fresh."""
-    data: dict[str, Any] = json.loads((S.REFERENCE_DIR / version / f"{name}.json").read_text())
+    data: dict[str, Any] = json.loads((S.CAPTURES_DIR / version / f"{name}.json").read_text())
     return data
 
 
 def cap_files(version: str, prefix: str) -> list[str]:
-    return sorted(p.stem for p in (S.REFERENCE_DIR / version).glob(f"{prefix}*.json"))
+    return sorted(p.stem for p in (S.CAPTURES_DIR / version).glob(f"{prefix}*.json"))
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from .signing import (
     slack_json,
     slack_signature,
 )
-from .slack import DEFAULT_SCOPES, REFERENCE_DIR, FakeSlack
+from .slack import CAPTURES_DIR, DEFAULT_SCOPES, FakeSlack
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,7 +35,7 @@ CHANNEL = "C0123ABCD"
 
 
 def _ref_json(rel: str) -> Any:
-    return json.loads((REFERENCE_DIR / rel).read_text("utf-8"))
+    return json.loads((CAPTURES_DIR / rel).read_text("utf-8"))
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def _client(fake: FakeSlack, **kwargs: Any) -> AsyncWebClient:
 def test_signature_worked_examples_from_http_md() -> None:
     """The three vectors in http.md (A: command + JSON, B: Slack's documented example)."""
     secret_a = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-    command = (REFERENCE_DIR / "commands" / "slash_letta_connect.txt").read_bytes()
+    command = (CAPTURES_DIR / "commands" / "slash_letta_connect.txt").read_bytes()
     assert len(command) == 443
     assert (
         slack_signature(secret_a, "1764064800", command)
@@ -102,9 +102,9 @@ def test_signed_headers_pass_slack_sdk_verifier() -> None:
 
 def test_command_and_action_bodies_match_fixtures_byte_for_byte() -> None:
     command = command_body("connect agent-7f3c2a10-1b2c-4d5e-8f90-a1b2c3d4e5f6")
-    assert command == (REFERENCE_DIR / "commands" / "slash_letta_connect.txt").read_bytes()
+    assert command == (CAPTURES_DIR / "commands" / "slash_letta_connect.txt").read_bytes()
     payload = _ref_json("interactivity/block_actions_static_select.json")
-    expected = (REFERENCE_DIR / "interactivity" / "block_actions_static_select.txt").read_bytes()
+    expected = (CAPTURES_DIR / "interactivity" / "block_actions_static_select.txt").read_bytes()
     assert action_body(payload) == expected
 
 
