@@ -25,13 +25,15 @@ from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
+from bridge.letta.metered import MeteredLettaClient
 from bridge.logs import log_context
-from bridge.metrics import CONTENT_TYPE, MeteredLettaClient, MeteredSlackClient, Metrics
+from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.live import LiveMessages
+from bridge.slack.metered import MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, open_store
 from bridge.store.leases import BindingLeases

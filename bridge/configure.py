@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bridge.config import Settings
-from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
+from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, RunnerChoice, Target, Turn
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.store.base import HistoryEntry, Store
+from bridge.store.base import Store
 from bridge.targets import TargetError, resolve_target
 
 log = logging.getLogger(__name__)

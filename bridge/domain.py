@@ -84,6 +84,17 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    """One change to a channel's binding (connect, disconnect), as `/letta status` shows it."""
+
+    action: str
+    target: str
+    runner: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class AgentInfo:
     """An agent as a server's agent list shows it."""
 

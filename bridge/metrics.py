@@ -1,25 +1,15 @@
 """What operators see in `GET /metrics` (Prometheus text format), in a registry each app owns.
 
 The hooks are small on purpose: the relay counts events, duplicates, turns and queue depth; `turns.py` counts
-messages posted; Letta and Slack calls are timed by thin subclasses of their clients built here, so that
-`letta/` and `slack/` stay unaware of metrics.
+messages posted; Letta and Slack calls are timed by thin subclasses of their clients that live beside them
+(`letta/metered.py`, `slack/metered.py`) and count into this registry. This module knows neither side.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
-
-from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
-from bridge.letta.models import LettaMessage
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -110,53 +100,3 @@ class Metrics:
 
 # What code outside the app counts into when nobody set a registry (the CLI, unit tests): never exposed.
 UNMETERED = Metrics()
-
-
-class MeteredLettaClient(LettaClient):
-    """Times every Letta call and counts failures by kind."""
-
-    metrics: Metrics = UNMETERED
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        error: str | None = None
-        try:
-            return await super()._request(method, path, **kwargs)
-        except LettaError as exc:
-            error = str(exc.kind)
-            raise
-        finally:
-            self.metrics.letta_call(method, path, time.monotonic() - started, error)
-
-    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
-        started = time.monotonic()
-        error: str | None = None
-        try:
-            async for item in super()._stream(path, body):
-                yield item
-        except LettaError as exc:
-            error = str(exc.kind)
-            raise
-        finally:
-            self.metrics.letta_call("POST", path, time.monotonic() - started, error)
-
-
-class MeteredSlackClient(AsyncWebClient):
-    """Times every Slack Web API call (Bolt's own included) and counts failures by Slack's error code."""
-
-    metrics: Metrics = UNMETERED
-
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        started = time.monotonic()
-        error: str | None = None
-        try:
-            return await super().api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            data = exc.response.data if exc.response is not None else None
-            error = str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
-            raise
-        except Exception as exc:
-            error = type(exc).__name__
-            raise
-        finally:
-            self.metrics.slack_call(api_method, time.monotonic() - started, error)

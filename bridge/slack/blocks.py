@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.domain import Binding, Catalog, Target
+from bridge.domain import Binding, Catalog, HistoryEntry, Target
 from bridge.slack.render import escape
 
 if TYPE_CHECKING:
     from bridge.configure import Connected, Status
-    from bridge.store.base import HistoryEntry
 
 # Action ids of the menu; the listener registers one handler for each.
 PICK_GROUP = "letta_connect_group"

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
+from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
 
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
@@ -20,15 +21,6 @@ ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message says which and why, in plain words."""
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    action: str
-    target: str
-    runner: str
-    actor: str
-    at: datetime
 
 
 @dataclass(frozen=True)

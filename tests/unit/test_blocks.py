@@ -3,9 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bridge.configure import Connected, Probe, Status
-from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, Target
+from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, Target
 from bridge.slack import blocks
-from bridge.store.base import HistoryEntry
 
 G = "group-2a295a94-fb48-4739-8bc1-a06c1a881e2b"
 ALICE = AgentRef("agent-00000000-0000-4000-8000-00000000000a", "alice")
