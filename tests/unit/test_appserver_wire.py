@@ -127,7 +127,7 @@ def test_a_failing_model_is_said_in_plain_words() -> None:
     assert len(events) == 1  # the intermediate stop_reason deltas do not end it: turn_finished does
     error = events[0].error
     assert error is not None and error.kind == Kind.RUN_FAILED
-    assert error.detail.startswith("the model provider failed: 500:") and "fake upstream failure" in error.detail
+    assert error.detail == "the model provider failed: HTTP 500: fake upstream failure"
     assert "{" not in plain('{"error": {"error": {"message": "boom"}}}')
 
 

@@ -13,6 +13,7 @@ Why (reference/letta/app-server/README.md §5, §6, §10):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from bridge.letta.appserver.wire import (
@@ -182,21 +183,28 @@ def conversation_stuck(error: LettaError) -> bool:
 
 
 def plain(error: str | None, limit: int = 200) -> str:
-    """The words inside an error text; a provider failure comes as JSON text `{"error":{"error":{message}}}`."""
+    """The words inside an error text. A provider failure comes as JSON text `{"error":{"error":{message}}}`
+    whose message is itself `<status>: <the provider's JSON body>` (capture ws-llm-error-500.json)."""
     if not error:
         return ""
-    text = error
+    text = _message(error)
+    status = re.fullmatch(r"(\d{3}): (\{.*\})", text, re.DOTALL)
+    if status:
+        text = f"HTTP {status[1]}: {_message(status[2])}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message(text: str) -> str:
     try:
-        data = json.loads(error)
+        data = json.loads(text)
     except ValueError:
-        data = None
+        return text
     while isinstance(data, dict):
         inner = data.get("error")
         if isinstance(inner, dict):
             data = inner
             continue
         message = data.get("message") or data.get("detail") or inner
-        text = str(message) if message else text
-        break
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return str(message) if message else text
+    return text
