@@ -195,6 +195,7 @@ class AppServerClient:
                 client_tool_allowlist=None if self.tools else [],
             )
             accepted = await self._input(runtime, payload)
+            connection = self.socket.connections  # the turn lives on this connection; an older drop is past
             if not accepted.accepted:
                 raise LettaError(Kind.INVALID, plain(accepted.error) or "input refused", base_url=self.base_url)
             reader = TurnReader(otid, queued=accepted.disposition == "queued", base_url=self.base_url)
@@ -213,6 +214,8 @@ class AppServerClient:
                         error = LettaError(Kind.TIMEOUT, detail, base_url=self.base_url)
                         yield Finished(None, reader.finish(None).replies, None, error)
                         return
+                    if isinstance(item, Dropped) and item.connection < connection:
+                        continue
                     if isinstance(item, Dropped):
                         error = LettaError(Kind.DISCONNECTED, item.reason, base_url=self.base_url)
                         finished = True

@@ -39,9 +39,10 @@ class SocketBusy(Exception):
 
 @dataclass(frozen=True)
 class Dropped:
-    """Put on a subscription when the socket it listens on is lost."""
+    """Put on a subscription when the socket it listens on is lost; `connection` is the lost one's number."""
 
     reason: str
+    connection: int = 0
 
 
 Item = Frame | Dropped
@@ -277,7 +278,7 @@ class AppServerSocket:
                 future.set_exception(self._error(Kind.DISCONNECTED, f"connection lost: {reason}", request_id))
         for listeners in self._subscriptions.values():
             for subscription in listeners:
-                subscription.queue.put_nowait(Dropped(reason))
+                subscription.queue.put_nowait(Dropped(reason, self.connections))
 
     def _error(self, kind: Kind, detail: str, request_id: str = "") -> LettaError:
         return LettaError(kind, detail, base_url=self.ws_url, request_id=request_id)
