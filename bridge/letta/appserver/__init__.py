@@ -1,0 +1,35 @@
+"""The Letta App Server (self-hosted Letta since Letta Code: one WebSocket protocol, no REST API).
+
+`AppServerClient` (client.py) over one long-lived socket (socket.py); the frames as pydantic models (wire.py);
+one turn's frames read as the bridge's events (turn.py). Not wired into the runners yet (docs/app-server.md).
+"""
+
+from bridge.letta.appserver.client import AppServerClient, FoundSend, ServerInfo, endpoints
+from bridge.letta.appserver.socket import AppServerSocket, SocketBusy
+from bridge.letta.appserver.turn import (
+    Finished,
+    Reasoning,
+    TextDelta,
+    ToolCalled,
+    ToolDenied,
+    ToolReturned,
+    TurnEvent,
+    conversation_stuck,
+)
+
+__all__ = [
+    "AppServerClient",
+    "AppServerSocket",
+    "Finished",
+    "FoundSend",
+    "Reasoning",
+    "ServerInfo",
+    "SocketBusy",
+    "TextDelta",
+    "ToolCalled",
+    "ToolDenied",
+    "ToolReturned",
+    "TurnEvent",
+    "conversation_stuck",
+    "endpoints",
+]

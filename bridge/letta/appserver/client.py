@@ -1,0 +1,362 @@
+"""`AppServerClient`: what the bridge asks of a Letta App Server, over the one socket of `socket.py`.
+
+Failures are `LettaError`s of the kinds in `bridge/letta/errors.py`, so the rest of the bridge words them as it
+does for the REST servers. Sends are never repeated here: the App Server has no idempotency (the same
+`client_message_id` twice runs twice, README §5), so a send whose outcome is unknown is looked up in the
+conversation's history by its otid (`find_send`) before anyone sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import ValidationError
+
+from bridge import __version__
+from bridge.domain import AgentInfo
+from bridge.letta.appserver import wire
+from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
+from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain
+from bridge.letta.client import _every as every
+from bridge.letta.errors import Kind, LettaError
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=wire.Answer)
+
+PAGE = 20  # agent_list's own default (README §3)
+HISTORY_PAGE = 50
+HISTORY_PAGES = 20
+DENIED = (
+    "The Slack bridge cannot ask anyone to approve this tool yet, so it was not run. "
+    "Answer without it, or say what you would need."
+)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What `GET /app-server-info` said. Reaching it at all means the bridge's token (if any) was accepted."""
+
+    version: str
+    protocol_version: int | None
+    backend: str | None
+    capabilities: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def protocol_supported(self) -> bool:
+        return self.protocol_version == wire.PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class FoundSend:
+    """A send found in a conversation's history by its otid; `replies` are what the agent answered after it
+    (maybe nothing yet, or a truncated reply of a turn the server cancelled)."""
+
+    message_id: str | None
+    replies: tuple[str, ...]
+
+
+def endpoints(base_url: str) -> tuple[str, str]:
+    """(http base, WebSocket URL) for LETTA_BASE_URL given as ws(s)://host:port[/ws] or http(s)://host:port."""
+    parts = urlsplit(base_url.rstrip("/"))
+    secure = parts.scheme in ("wss", "https")
+    path = parts.path[: -len("/ws")] if parts.path.endswith("/ws") else parts.path
+    http = urlunsplit(("https" if secure else "http", parts.netloc, path, "", ""))
+    ws = urlunsplit(("wss" if secure else "ws", parts.netloc, path + "/ws", "", ""))
+    return http, ws
+
+
+class AppServerClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        request_timeout: float = 15.0,
+        connect_timeout: float = 10.0,
+        tools: bool = False,
+        abort_wait: float = 5.0,
+        backoff_base: float = 0.5,
+        heartbeat: float | None = 30.0,
+    ) -> None:
+        self.http_url, ws_url = endpoints(base_url)
+        self.base_url = base_url
+        self._api_key = api_key
+        self.tools = tools  # off unless an operator turns them on
+        self.abort_wait = abort_wait
+        self.socket = AppServerSocket(
+            ws_url,
+            api_key,
+            connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+            backoff_base=backoff_base,
+            heartbeat=heartbeat,
+        )
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._standard: set[tuple[int, str]] = set()  # (connection, conversation) put in `standard` mode
+
+    async def aclose(self, wait: float = 0.0, force: bool = False) -> None:
+        """Close the socket once no turn runs (see `AppServerSocket.close`)."""
+        await self.socket.close(wait, force)
+
+    # ------------------------------------------------------------ the server
+
+    async def describe(self) -> ServerInfo:
+        """GET /app-server-info: version and protocol; a 401 means LETTA_API_KEY is wrong or missing, a 404
+        that this is no App Server (the REST servers have no such route)."""
+        headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        url = self.http_url + "/app-server-info"
+        try:
+            async with httpx.AsyncClient(timeout=self.socket.request_timeout) as http:
+                response = await http.get(url, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.base_url) from None
+        except httpx.TimeoutException as exc:
+            raise LettaError(Kind.TIMEOUT, type(exc).__name__, base_url=self.base_url) from None
+        except httpx.TransportError as exc:
+            raise LettaError(Kind.DISCONNECTED, type(exc).__name__, base_url=self.base_url) from None
+        status = response.status_code
+        if status >= 400:
+            kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
+            detail = _error_text(response) or response.reason_phrase
+            raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=self.base_url)
+        try:
+            info = wire.AppServerInfoResponse.model_validate(response.json())
+        except (ValueError, ValidationError):
+            raise LettaError(Kind.BAD_RESPONSE, "app-server-info", status=status, base_url=self.base_url) from None
+        return ServerInfo(info.letta_code_version or "unknown", info.protocol_version, info.backend, info.capabilities)
+
+    # ------------------------------------------------------------ agents
+
+    async def list_agents(self, limit: int = PAGE, after: str | None = None) -> list[AgentInfo]:
+        query: dict[str, Any] = {"limit": limit}
+        if after:
+            query["after"] = after
+        answer = await self._ask(wire.AgentList(query=query), wire.AgentListResponse)
+        return [AgentInfo(a.id, a.name, a.description or "") for a in answer.agents]
+
+    async def all_agents(self, cap: int = 500) -> list[AgentInfo]:
+        """Page by `after` = the last id until a short page (the answer names no cursor, README §3)."""
+        return await every(self.list_agents, cap)
+
+    # ------------------------------------------------------------ conversations
+
+    async def create_conversation(self, agent_id: str, thread_key: str) -> wire.Conversation:
+        """A conversation of its own for one Slack thread, its key in `summary` so the map can be rebuilt.
+        0.34.12 stores a summary given at creation; where one is not (0.32.18 was not seen to), it is set after."""
+        body = {"agent_id": agent_id, "summary": thread_key}
+        made = await self._ask(wire.ConversationCreate(body=body), wire.ConversationResponse)
+        conversation = _conversation(made, self.base_url)
+        if conversation.summary != thread_key:
+            update = wire.ConversationUpdate(conversation_id=conversation.id, body={"summary": thread_key})
+            conversation = _conversation(await self._ask(update, wire.ConversationResponse), self.base_url)
+        return conversation
+
+    async def list_conversations(self, agent_id: str) -> list[wire.Conversation]:
+        """The agent's conversations, most recently updated first (`default` is never listed)."""
+        answer = await self._ask(wire.ConversationList(query={"agent_id": agent_id}), wire.ConversationListResponse)
+        return answer.conversations
+
+    async def find_conversation(self, agent_id: str, thread_key: str) -> wire.Conversation | None:
+        """The thread's conversation by the key in its summary (there is no lookup by key on the server)."""
+        found = [c for c in await self.list_conversations(agent_id) if c.summary == thread_key]
+        return found[0] if found else None
+
+    # ------------------------------------------------------------ one message, streamed
+
+    async def send(
+        self, agent_id: str, conversation_id: str, text: str, otid: str, deadline: float | None = None
+    ) -> AsyncIterator[TurnEvent]:
+        """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
+
+        Raises LettaError only when the server never took the message (or its answer was lost: TIMEOUT /
+        DISCONNECTED, outcome unknown: look it up with `find_send`). One send per conversation at a time from
+        this process. Past `deadline` seconds the turn is aborted and ends with a TIMEOUT error (the server
+        retries a failing model for about 35 s and waits on a hanging one for over an hour).
+        """
+        if conversation_id == "default":
+            raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
+        runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
+            if self.tools:
+                await self._standard_mode(runtime)
+            payload = wire.CreateMessage(
+                messages=[wire.OutgoingMessage(content=text, client_message_id=otid)],
+                client_tool_allowlist=None if self.tools else [],
+            )
+            accepted = await self._input(runtime, payload)
+            connection = self.socket.connections  # the turn lives on this connection; an older drop is past
+            if not accepted.accepted:
+                raise LettaError(Kind.INVALID, plain(accepted.error) or "input refused", base_url=self.base_url)
+            reader = TurnReader(otid, queued=accepted.disposition == "queued", base_url=self.base_url)
+            loop = asyncio.get_running_loop()
+            ends = None if deadline is None else loop.time() + deadline
+            finished = False
+            try:
+                while True:
+                    left = None if ends is None else max(0.0, ends - loop.time())
+                    try:
+                        item = await subscription.next(left)
+                    except TimeoutError:
+                        finished = True
+                        await self._stop(runtime, subscription, reader)
+                        detail = f"no answer within {deadline or 0:.0f} s; the bridge stopped it"
+                        error = LettaError(Kind.TIMEOUT, detail, base_url=self.base_url)
+                        yield Finished(None, reader.finish(None).replies, None, error)
+                        return
+                    if isinstance(item, Dropped) and item.connection < connection:
+                        continue
+                    if isinstance(item, Dropped):
+                        error = LettaError(Kind.DISCONNECTED, item.reason, base_url=self.base_url)
+                        finished = True
+                        yield Finished(None, reader.finish(None).replies, None, error)
+                        return
+                    if isinstance(item, wire.ControlRequest):
+                        yield await self._deny(runtime, item)
+                        continue
+                    if isinstance(item, wire.ExternalToolCallRequest):
+                        await self._refuse_external(item)
+                        continue
+                    for event in reader.feed(item):
+                        finished = finished or isinstance(event, Finished)
+                        yield event
+                        if finished:
+                            return
+            finally:
+                if not finished:  # the caller stopped reading (cancelled): stop the server's turn too
+                    await asyncio.shield(self._stop(runtime, subscription, reader))
+
+    async def _input(self, runtime: wire.Runtime, payload: wire.CreateMessage) -> wire.InputAccepted:
+        frame = wire.Input(request_id=self.socket.new_id("input"), runtime=runtime, payload=payload)
+        return await self._ask(frame, wire.InputAccepted)
+
+    async def _stop(self, runtime: wire.Runtime, subscription: Subscription, reader: TurnReader) -> None:
+        """Abort the turn, then give the server `abort_wait` seconds to end it, so that the socket is not closed
+        under it. (The abort answers at once; `cancelled` comes when the model call in flight returns.)"""
+        with contextlib.suppress(LettaError):
+            await self.abort(runtime.agent_id, runtime.conversation_id)
+        ends = asyncio.get_running_loop().time() + self.abort_wait
+        with contextlib.suppress(TimeoutError):
+            while (left := ends - asyncio.get_running_loop().time()) > 0:
+                item = await subscription.next(left)
+                if isinstance(item, Dropped) or any(isinstance(e, Finished) for e in reader.feed(item)):
+                    return
+
+    async def _standard_mode(self, runtime: wire.Runtime) -> None:
+        """With tools allowed, a conversation runs in `standard` mode: a tool that is not read-only asks first."""
+        key = (self.socket.connections, runtime.conversation_id)
+        if key in self._standard:
+            return
+        start = wire.RuntimeStart(
+            request_id=self.socket.new_id("runtime"),
+            agent_id=runtime.agent_id,
+            conversation_id=runtime.conversation_id,
+            mode="standard",
+            client_info={"name": "letta-slack-bridge", "version": __version__},
+        )
+        await self._ask(start, wire.RuntimeStartResponse)
+        self._standard.add((self.socket.connections, runtime.conversation_id))
+
+    async def _deny(self, runtime: wire.Runtime, request: wire.ControlRequest) -> TurnEvent:
+        """Until the approval flow exists, a tool that asks is refused, with a reason the model can use."""
+        if request.request_id:
+            decision = wire.ApprovalDecision(behavior="deny", message=DENIED)
+            answer = wire.ApprovalResponse(request_id=request.request_id, decision=decision)
+            frame = wire.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
+            with contextlib.suppress(LettaError):
+                await self.socket.send(frame.dump())
+        return denial(request, DENIED)
+
+    async def _refuse_external(self, request: wire.ExternalToolCallRequest) -> None:
+        if request.request_id:
+            frame = wire.ExternalToolCallResponse(request_id=request.request_id, error="not available from Slack")
+            with contextlib.suppress(LettaError):
+                await self.socket.send(frame.dump())
+
+    # ------------------------------------------------------------ after the fact
+
+    async def abort(self, agent_id: str, conversation_id: str) -> bool:
+        """Ask the server to stop the conversation's turn; False when nothing ran. It answers at once, but the
+        turn only ends (`cancelled`) when the model call in flight returns (README §8)."""
+        runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
+        frame = wire.AbortMessage(request_id=self.socket.new_id("abort"), runtime=runtime)
+        answer = await self._ask(frame, wire.AbortMessageResponse, within=self.abort_wait)
+        return answer.aborted
+
+    async def history(
+        self, conversation_id: str, limit: int = HISTORY_PAGE, before: str | None = None
+    ) -> tuple[list[wire.Delta], str | None]:
+        """One page of the conversation, newest first, and the `before` cursor of the next older page."""
+        query: dict[str, Any] = {"order": "desc", "limit": limit}
+        if before:
+            query["before"] = before
+        frame = wire.ConversationMessagesList(conversation_id=conversation_id, query=query)
+        answer = await self._ask(frame, wire.MessagesListResponse)
+        return list(answer.messages), (answer.next_before if answer.messages else None)
+
+    async def find_send(self, conversation_id: str, otid: str) -> FoundSend | None:
+        """The user message whose otid is the send's client_message_id, and the replies after it; None when
+        the server never stored it (sending again is safe)."""
+        newer: list[wire.Delta] = []  # oldest first: what came after the page being read
+        before: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page, before = await self.history(conversation_id, before=before)
+            for index, message in enumerate(page):
+                if isinstance(message, wire.UserDelta) and message.otid == otid:
+                    later = [*reversed(page[:index]), *newer]
+                    return FoundSend(message.id, _replies(later))
+            newer = [*reversed(page), *newer]
+            if before is None:
+                break
+        return None
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _ask(self, frame: wire.Sent, answer: type[A], within: float | None = None) -> A:
+        if frame.request_id is None:
+            frame.request_id = self.socket.new_id(frame.type)
+        got = await self.socket.request(frame.dump(), within)
+        if not isinstance(got, answer):
+            raise LettaError(Kind.BAD_RESPONSE, f"{got.type} answered {frame.type}", base_url=self.base_url)
+        if got.success is False:
+            said = plain(got.error) or "refused"
+            kind = Kind.NOT_FOUND if said.endswith("not found") else Kind.INVALID
+            raise LettaError(kind, said, base_url=self.base_url, request_id=frame.request_id)
+        return got
+
+
+def _replies(later: list[wire.Delta]) -> tuple[str, ...]:
+    texts: list[str] = []
+    for message in later:
+        if isinstance(message, wire.UserDelta):
+            break
+        if isinstance(message, wire.AssistantDelta) and message.text.strip():
+            texts.append(message.text.strip())
+    return tuple(texts)
+
+
+def _conversation(answer: wire.ConversationResponse, base_url: str) -> wire.Conversation:
+    if answer.conversation is None:
+        raise LettaError(Kind.BAD_RESPONSE, "no conversation in the answer", base_url=base_url)
+    return answer.conversation
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or "")
+    return str(error or "")

@@ -1,0 +1,284 @@
+"""The one long-lived WebSocket to a Letta App Server, shared by every turn of the process.
+
+Why it is built this way (reference/letta/app-server/README.md):
+- The server answers a command by echoing its `request_id`, and drops a frame it cannot read without a word
+  (§2): every request here carries its own id and its own timeout.
+- A turn's frames carry no request id, only `runtime {agent_id, conversation_id}`: a turn subscribes to its
+  runtime before it sends, and the reader hands it every frame of that runtime.
+- Closing a socket cancels the turns it started and leaves a truncated reply in history (§9); on 0.34.12 the
+  conversation then refuses every input until the server restarts. So the socket is never closed while a turn
+  runs: `close` waits for them, and refuses (SocketBusy) when they outlast its wait, unless forced.
+- A dropped socket is reconnected with backoff; what was waiting on it fails at once as DISCONNECTED (the
+  server has cancelled the turns that socket started).
+- Server pings (every 30 s, §2) are answered by aiohttp (autoping); our own heartbeat finds a dead peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bridge import __version__
+from bridge.letta.appserver.wire import Frame, Runtime, parse_frame
+from bridge.letta.errors import Kind, LettaError
+
+log = logging.getLogger(__name__)
+
+
+class SocketBusy(Exception):
+    """`close` was asked to close while turns still run on the socket."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Put on a subscription when the socket it listens on is lost; `connection` is the lost one's number."""
+
+    reason: str
+    connection: int = 0
+
+
+Item = Frame | Dropped
+
+
+@dataclass(eq=False)
+class Subscription:
+    """The frames of one runtime (a conversation), in arrival order. `turn` ones count as running turns."""
+
+    runtime: Runtime
+    turn: bool
+    queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
+
+    async def next(self, within: float | None) -> Item:
+        """The next frame; raises TimeoutError after `within` seconds (None: wait as long as it takes)."""
+        return await asyncio.wait_for(self.queue.get(), within)
+
+
+class AppServerSocket:
+    def __init__(
+        self,
+        ws_url: str,
+        token: str | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 15.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        heartbeat: float | None = 30.0,
+    ) -> None:
+        self.ws_url = ws_url
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.heartbeat = heartbeat
+        self.connections = 0  # successful connects so far; a reconnect makes it > 1
+        self._headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"  # capability-token auth (README §13)
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[Frame]] = {}
+        self._subscriptions: dict[tuple[str, str], list[Subscription]] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._turns_idle = asyncio.Event()
+        self._turns_idle.set()
+        self._turns = 0
+        self._last_error: LettaError | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ lifetime
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._closing = False
+            self._runner = asyncio.create_task(self._run(), name="app-server-socket")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def running_turns(self) -> int:
+        return self._turns
+
+    async def close(self, wait: float = 0.0, force: bool = False) -> None:
+        """Close once no turn runs. Waits up to `wait` seconds for running turns; if some still run, raises
+        SocketBusy and leaves the socket open, unless `force` (their turns are then cancelled by the server)."""
+        if self._turns:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._turns_idle.wait(), wait)
+            if self._turns and not force:
+                raise SocketBusy(f"{self._turns} turn(s) still running on the App Server socket")
+            if self._turns:
+                log.warning("app server: closing the socket under %d running turn(s)", self._turns)
+        self._closing = True
+        runner, self._runner = self._runner, None
+        if self._ws is not None:
+            await self._ws.close()
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._lost("the bridge closed the connection")
+
+    # ------------------------------------------------------------ requests
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    async def request(self, frame: dict[str, Any], within: float | None = None) -> Frame:
+        """Send one command and wait (`within` seconds, else the request timeout) for the frame that echoes its
+        `request_id`."""
+        request_id = frame.get("request_id")
+        assert isinstance(request_id, str), "a request needs a request_id"
+        timeout = self.request_timeout if within is None else within
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.send(frame)
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise self._error(
+                Kind.TIMEOUT, f"no answer to {frame.get('type')} within {timeout:.0f} s", request_id
+            ) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Send one frame, connecting first if need be (UNREACHABLE / UNAUTHORIZED when that fails)."""
+        ws = await self._connection()
+        try:
+            await ws.send_json(frame)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise self._error(Kind.DISCONNECTED, f"the frame could not be sent ({type(exc).__name__})") from None
+
+    # ------------------------------------------------------------ subscriptions
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, runtime: Runtime, turn: bool = False) -> AsyncIterator[Subscription]:
+        """The frames of `runtime` while the block runs. A `turn` subscription counts as a running turn
+        (`close` waits for it); a new one is refused while the socket closes."""
+        if turn and self._closing:
+            raise self._error(Kind.UNREACHABLE, "the bridge is stopping")
+        key = (runtime.agent_id, runtime.conversation_id)
+        subscription = Subscription(runtime, turn)
+        self._subscriptions.setdefault(key, []).append(subscription)
+        if turn:
+            self._turns += 1
+            self._turns_idle.clear()
+        try:
+            yield subscription
+        finally:
+            listeners = self._subscriptions.get(key, [])
+            if subscription in listeners:
+                listeners.remove(subscription)
+            if not listeners:
+                self._subscriptions.pop(key, None)
+            if turn:
+                self._turns -= 1
+                if not self._turns:
+                    self._turns_idle.set()
+
+    # ------------------------------------------------------------ the connection
+
+    async def _connection(self) -> aiohttp.ClientWebSocketResponse:
+        self.start()
+        try:
+            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+        except TimeoutError:
+            error = self._last_error or self._error(Kind.UNREACHABLE, "no connection")
+            raise LettaError(error.kind, error.detail, status=error.status, base_url=self.ws_url) from None
+        assert self._ws is not None
+        return self._ws
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._connect()
+            except LettaError as error:
+                self._last_error = error
+                delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+                attempt += 1
+                log.warning("app server: cannot connect (%s); again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            reason = await self._read()
+            self._lost(reason)
+            if not self._closing:
+                log.warning("app server: connection lost (%s); reconnecting", reason)
+                await asyncio.sleep(self.backoff_base * random.random())  # noqa: S311
+
+    async def _connect(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            # No Origin header: the server refuses one unless --ws-auth is on (README §1).
+            self._ws = await self._session.ws_connect(
+                self.ws_url,
+                headers=self._headers,
+                heartbeat=self.heartbeat,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                max_msg_size=0,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
+            raise LettaError(kind, exc.message, status=exc.status, base_url=self.ws_url) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.ws_url) from None
+        self._last_error = None
+        self.connections += 1
+        self._connected.set()
+        log.info("app server: connected to %s (connection %d)", self.ws_url, self.connections)
+
+    async def _read(self) -> str:
+        ws = self._ws
+        assert ws is not None
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                frame = parse_frame(message.data)
+                if frame is not None:
+                    self._dispatch(frame)
+            elif message.type == aiohttp.WSMsgType.ERROR:
+                return f"error: {ws.exception()!r}"
+        return f"closed (code {ws.close_code})"
+
+    def _dispatch(self, frame: Frame) -> None:
+        request_id = frame.request_id
+        future = self._pending.get(request_id) if request_id else None
+        if future is not None and not future.done():
+            future.set_result(frame)
+            return
+        runtime = frame.runtime
+        if runtime is None:
+            return
+        for subscription in self._subscriptions.get((runtime.agent_id, runtime.conversation_id), []):
+            subscription.queue.put_nowait(frame)
+
+    def _lost(self, reason: str) -> None:
+        """The connection is gone: whatever waited on it learns so now (the server cancels its turns)."""
+        self._connected.clear()
+        self._ws = None
+        for request_id, future in list(self._pending.items()):
+            if not future.done():
+                future.set_exception(self._error(Kind.DISCONNECTED, f"connection lost: {reason}", request_id))
+        for listeners in self._subscriptions.values():
+            for subscription in listeners:
+                subscription.queue.put_nowait(Dropped(reason, self.connections))
+
+    def _error(self, kind: Kind, detail: str, request_id: str = "") -> LettaError:
+        return LettaError(kind, detail, base_url=self.ws_url, request_id=request_id)
