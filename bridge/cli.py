@@ -103,17 +103,14 @@ def _require(settings: Settings, mode: str) -> None:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "serve":
-        from bridge.app import serve_http
+    if args.command in ("serve", "socket"):
+        from bridge.app import StartError, serve_http, serve_socket
 
-        _require(settings, "serve")
-        await serve_http(settings)
-        return 0
-    if args.command == "socket":
-        from bridge.app import serve_socket
-
-        _require(settings, "socket")
-        await serve_socket(settings)
+        _require(settings, args.command)
+        try:
+            await (serve_http if args.command == "serve" else serve_socket)(settings)
+        except StartError as exc:
+            raise CliError(str(exc)) from None
         return 0
     if args.command == "check":
         from bridge.checks import run_checks

@@ -219,6 +219,26 @@ LETTA_API_KEY = Requirement(
 )
 
 
+# Why Slack refuses a token (auth.test, apps.connections.open), for the person at the terminal.
+_TOKEN_REFUSALS = {
+    "invalid_auth": "the token is wrong, or it was revoked when the app was reinstalled or removed",
+    "not_authed": "no token reached Slack",
+    "account_inactive": "the app was removed from the workspace, or its bot user was deactivated",
+    "token_revoked": "the token was revoked (the app was reinstalled or removed)",
+    "token_expired": "the token expired (the app has token rotation on, which the bridge does not support)",
+    "not_allowed_token_type": "it is the wrong kind of token",
+}
+
+
+def slack_refused(requirement: Requirement, error: str) -> str:
+    """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
+    why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
+    return (
+        f"Slack refused {requirement.variable} ({error}): {why}. Copy the current token from {requirement.where} "
+        "and set it again."
+    )
+
+
 class SettingsError(Exception):
     """Settings are missing or invalid; each line says which, why it matters and where to find it."""
 
