@@ -53,7 +53,9 @@ class Check:
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     gaps = missing(settings, "serve")
-    checks.append(Check(not gaps, "settings", "; ".join(gaps) if gaps else "everything `serve` needs is set"))
+    checks.extend(Check(False, "settings", gap) for gap in gaps)
+    if not gaps:
+        checks.append(Check(True, "settings", "everything `serve` needs is set"))
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
     checks.extend(await slack_checks(settings))

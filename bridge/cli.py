@@ -19,9 +19,13 @@ from bridge import init as setup
 from bridge.config import Settings, SettingsError, load_settings, missing
 from bridge.domain import RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
-from bridge.store import Store, StoreError, open_store
+from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+SET_THEM_UP = (
+    "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
+    "config.toml (see config.example.toml and README.md)."
+)
 
 
 class CliError(Exception):
@@ -73,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)
         return 2
+    try:
+        check_database_url(settings.database_url)
+    except DatabaseUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
@@ -94,11 +103,7 @@ def _require(settings: Settings, mode: str) -> None:
     if lines:
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        print(
-            "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
-            "config.toml (see config.example.toml and README.md).",
-            file=sys.stderr,
-        )
+        print(SET_THEM_UP, file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -118,6 +123,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         checks = await run_checks(settings)
         for check in checks:
             print(check.line())
+        if any(c.name == "settings" and not c.ok for c in checks):
+            print(SET_THEM_UP, file=sys.stderr)
+            return 2
         return 0 if all(c.ok for c in checks) else 1
     return await _channels(args, settings)
 

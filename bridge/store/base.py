@@ -273,20 +273,52 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> Store:
-    """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
-    `postgresql://` (several processes). A Postgres process uses up to `pool_size` connections for queries and
-    `lock_connections` more, opened on demand, for the agent locks held during Letta sends."""
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+POSTGRES_EXTRA = "pip install 'letta-slack-bridge[postgres]'"
+
+
+class DatabaseUrlError(StoreError):
+    """DATABASE_URL cannot be used by this installation (a scheme it does not know, or PostgreSQL without its
+    driver): a settings problem, said before anything is opened."""
+
+
+def _postgres_driver_installed() -> bool:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_database_url(url: str) -> None:
+    """Raise DatabaseUrlError, in plain words, when DATABASE_URL names nothing this installation can open."""
     if url.startswith("sqlite:"):
-        from bridge.store.sqlite import SqliteStore
-
-        return SqliteStore(url)
-    if url.startswith(("postgres://", "postgresql://")):
-        from bridge.store.postgres import PostgresStore
-
-        return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections)
+        return
+    if url.startswith(POSTGRES_SCHEMES):
+        if not _postgres_driver_installed():
+            raise DatabaseUrlError(
+                "DATABASE_URL asks for PostgreSQL, but its driver (asyncpg) is not installed. Install the postgres "
+                f"extra ({POSTGRES_EXTRA}; from a checkout: pip install -e '.[postgres]'), or set DATABASE_URL to "
+                "sqlite:///path/to/bridge.db."
+            )
+        return
     scheme = url.split(":", 1)[0] if ":" in url else url
-    raise StoreError(
+    raise DatabaseUrlError(
         f"DATABASE_URL uses the scheme {scheme!r}, which this bridge does not support; "
         "use sqlite:///path/to/bridge.db or postgres://user:password@host:5432/database"
     )
+
+
+def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> Store:
+    """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
+    `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
+    connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
+    sends."""
+    check_database_url(url)
+    if url.startswith(POSTGRES_SCHEMES):
+        from bridge.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections)
+    from bridge.store.sqlite import SqliteStore
+
+    return SqliteStore(url)

@@ -32,6 +32,15 @@ def serve_until_exit(
     return proc.returncode, out, err, time.monotonic() - started
 
 
+def one_error_line(stderr: str) -> str:
+    """The one line a failed start prints: no traceback, no leftover session or thread complaining on exit."""
+    assert "Traceback" not in stderr and "Unclosed" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
 def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -42,11 +51,8 @@ def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_1_at_once(tmp_path: 
         code, _, err, took = serve_until_exit(env, tmp_path)
     assert code == 1, err
     assert took < 10, f"took {took:.1f}s to exit"
-    assert "Traceback" not in err and "Unclosed" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
-    assert "PORT" in lines[0]
+    line = one_error_line(err)
+    assert f"127.0.0.1:{port}" in line and "already in use" in line and "PORT" in line
 
 
 def test_serve_with_an_unreachable_database_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:
@@ -55,10 +61,7 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line_and_exits_1_at_o
     code, _, err, took = serve_until_exit(env, tmp_path)
     assert code == 1, err
     assert took < 10, f"took {took:.1f}s to exit"
-    assert "Traceback" not in err and "Unclosed" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: cannot open the database postgres://bridge:***@127.0.0.1:9/bridge")
+    assert one_error_line(err).startswith("error: cannot open the database postgres://bridge:***@127.0.0.1:9/bridge")
 
 
 def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
@@ -66,10 +69,8 @@ def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tm
         env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-revoked")
         code, _, err, took = serve_until_exit(env, tmp_path, mode="socket")
     assert code == 1 and took < 10, err
-    assert "Traceback" not in err and "Unclosed" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level Tokens" in lines[0]
+    line = one_error_line(err)
+    assert line.startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level Tokens" in line
 
 
 def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
