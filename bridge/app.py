@@ -37,6 +37,7 @@ from bridge.slack.listeners import register_all
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import FAILURES, Look, SlackPoster, slack_error
 from bridge.store import Store, StoreError, open_store
+from bridge.store.base import database_name, missing_sqlite_file
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -278,7 +279,13 @@ async def _started(bridge: Bridge) -> AsyncIterator[None]:
         await bridge.stop()
 
 
+def _database_words(settings: Settings, new: bool) -> str:
+    name = database_name(settings.database_url)
+    return f"{name} (new: no channels are connected in it yet)" if new else name
+
+
 async def serve_http(settings: Settings) -> None:
+    new = missing_sqlite_file(settings.database_url) is not None
     bridge = Bridge(settings)
     runner = web.AppRunner(bridge.web_app(), access_log=None)
     try:
@@ -289,7 +296,13 @@ async def serve_http(settings: Settings) -> None:
                 await site.start()
             except OSError as exc:
                 raise StartError(_cannot_listen(settings, exc)) from None
-            log.info("bridge listening host=%s port=%s version=%s", settings.host, settings.port, __version__)
+            log.info(
+                "bridge listening host=%s port=%s version=%s database=%s",
+                settings.host,
+                settings.port,
+                __version__,
+                _database_words(settings, new),
+            )
             await _wait_for_signal()
             log.info("stopping: no new requests, finishing turns in flight")
             await site.stop()
@@ -301,21 +314,26 @@ async def serve_http(settings: Settings) -> None:
 async def serve_socket(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    bridge = Bridge(settings, socket_mode=True)
+    new = missing_sqlite_file(settings.database_url) is not None
     assert settings.slack_app_token is not None
+    app_token = settings.slack_app_token.get_secret_value()
+    try:
+        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
+        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
+    except FAILURES as exc:
+        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
+    bridge = Bridge(settings, socket_mode=True)
     async with _started(bridge):
-        app_token = settings.slack_app_token.get_secret_value()
-        try:
-            # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
-            await bridge.slack.apps_connections_open(app_token=app_token)
-        except SlackApiError as exc:
-            raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
-        except FAILURES as exc:
-            raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
         handler = AsyncSocketModeHandler(bridge.app, app_token)
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("bridge connected over Socket Mode version=%s", __version__)
+            log.info(
+                "bridge connected over Socket Mode version=%s database=%s",
+                __version__,
+                _database_words(settings, new),
+            )
             await _wait_for_signal()
             log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
             await handler.disconnect_async()  # type: ignore[no-untyped-call]

@@ -13,7 +13,7 @@ from bridge.letta.chooser import runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.store import StoreError, open_store
-from bridge.store.base import display_url
+from bridge.store.base import database_name, missing_sqlite_file
 
 REQUIRED_SCOPES = (
     "app_mentions:read",
@@ -161,15 +161,28 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
 
 
 async def _database(settings: Settings) -> Check:
+    url = settings.database_url
+    where = f"SQLite file {database_name(url)}" if url.startswith("sqlite:") else database_name(url)
+    absent = missing_sqlite_file(url)
+    if absent is not None:  # `check` creates nothing
+        if not absent.parent.is_dir():
+            return Check(False, "database", f"{absent}: the folder {absent.parent} does not exist")
+        return Check(
+            True,
+            "database",
+            f"{absent} does not exist yet: `serve` creates it, with no channels connected. If channels were "
+            "connected before, they are in another file: a relative DATABASE_URL path starts in the config "
+            "file's folder (else the current folder).",
+            warning=True,
+        )
     try:
-        store = open_store(settings.database_url)
+        store = open_store(url)
         await store.open()
     except StoreError as exc:
         return Check(False, "database", str(exc))
     try:
         version = await store.schema_version()
         bindings = await store.list_bindings()
-        where = display_url(settings.database_url)
         shown = "; ".join(f"{b.channel_id} {b.target.pattern}/{b.runner}" for b in bindings[:10])
         more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
         listing = f": {shown}{more}" if bindings else ""

@@ -20,6 +20,7 @@ from bridge.config import Settings, SettingsError, load_settings, missing
 from bridge.domain import RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
+from bridge.store.base import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 SET_THEM_UP = (
@@ -159,11 +160,15 @@ def _describe(binding: Binding) -> str:
 
 
 async def _channels(args: argparse.Namespace, settings: Settings) -> int:
+    absent = missing_sqlite_file(settings.database_url)
+    if args.action != "connect" and absent is not None:  # nothing to list or remove: create nothing either
+        print(f"no channels are connected yet: {absent} does not exist yet (serve or channels connect creates it)")
+        return 0 if args.action == "list" else 1
     store = open_store(settings.database_url)
     await store.open()
     try:
         if args.action == "list":
-            return await _list(store, args.team)
+            return await _list(store, args.team, database_name(settings.database_url))
         team = await _team(settings, args.team)
         if args.action == "disconnect":
             previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
@@ -176,8 +181,9 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
-async def _list(store: Store, team: str | None) -> int:
+async def _list(store: Store, team: str | None, database: str) -> int:
     bindings = await store.list_bindings(team)
+    print(f"database: {database}")
     if not bindings:
         print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
         return 0
@@ -223,5 +229,5 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
     if result.replaced is not None:
         print(f"replaced: {_describe(result.replaced)}")
-    print(f"connected {channel} in workspace {team}")
+    print(f"connected {channel} in workspace {team} (saved in {database_name(settings.database_url)})")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from bridge.domain import ConfigureBy, RunnerChoice
+from bridge.store.base import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -34,6 +35,24 @@ def config_file() -> Path | None:
         return Path(named)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
+
+
+def settings_folder() -> Path:
+    """Where relative paths in the settings start: the config file's folder, else the current folder."""
+    path = config_file()
+    return (path.parent if path is not None else Path()).absolute()
+
+
+def absolute_sqlite_url(url: str, folder: Path) -> str:
+    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`; absolute paths, :memory: and Postgres URLs are
+    returned as they are."""
+    if not url.startswith("sqlite:"):
+        return url
+    path = sqlite_path(url)
+    file = Path(path).expanduser()
+    if path == ":memory:" or file.is_absolute():
+        return url
+    return f"sqlite:///{folder / file}"
 
 
 class AgentLook(BaseModel):
@@ -157,6 +176,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _database_file_from_the_config_folder(self) -> Settings:
+        # Started from another folder, a relative path would silently open a new, empty store.
+        self.database_url = absolute_sqlite_url(self.database_url, settings_folder())
+        return self
 
     @classmethod
     def settings_customise_sources(

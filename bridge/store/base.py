@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -259,6 +260,32 @@ class TurnJournal:
         # An agent's second send in one turn (round robin past its members) is keyed `<agent id>#2`.
         seen = None if seen_upto is None else (self._team, self._channel, key.partition("#")[0], seen_upto)
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:` URL: `sqlite:///bridge.db` is the relative path bridge.db (config.py makes it
+    absolute, from the config file's folder), `sqlite:////var/x.db` the absolute /var/x.db."""
+    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            return path or "bridge.db"
+    raise StoreError(f"not a sqlite URL: {url}")
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file DATABASE_URL names when it does not exist yet (a read-only command must not create it)."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return None
+    file = Path(path).expanduser()
+    return None if file.exists() else file
+
+
+def database_name(url: str) -> str:
+    """The database for people: a SQLite file's path, or a server's URL with its password masked."""
+    return sqlite_path(url) if url.startswith("sqlite:") else display_url(url)
 
 
 def display_url(url: str) -> str:

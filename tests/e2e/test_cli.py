@@ -105,13 +105,17 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
         assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
         assert any("auto picks server" in line for line in lines)
-        assert any(line.startswith("ok   database:") and "schema v3" in line for line in lines)
+        assert any(line.startswith("warn database:") and "does not exist yet" in line for line in lines)
+        assert not (tmp_path / "b.db").exists(), "check created the database"
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
         assert any(line.startswith("ok   conversations: this server has none: the bridge keeps one context per agent")
                    for line in lines)
         letta.set_version("0.16.8")
+        assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
         assert any("auto picks bridge" in line for line in lines)
+        assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v3, 1 channel bindings")
+                   for line in lines)
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
     with slack2:
@@ -129,7 +133,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DYNO="web.1")
         done = run_cli(env, "check")
         assert done.returncode == 0, "a warning is not a failure: " + done.stdout
-        [warning] = [line for line in done.stdout.splitlines() if line.startswith("warn")]
+        [warning] = [line for line in done.stdout.splitlines() if line.startswith("warn database storage")]
         assert warning.startswith("warn database storage: SQLite on Heroku (DYNO is set)")
         assert "heroku addons:create heroku-postgresql" in warning and "DATABASE_URL" in warning
         parts = urlsplit(pg_server.create_database())
