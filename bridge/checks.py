@@ -12,18 +12,9 @@ from bridge.config import Settings, missing
 from bridge.letta.chooser import runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.manifest import SCOPES
 from bridge.store import StoreError, open_store
 from bridge.store.base import database_name, missing_sqlite_file
-
-REQUIRED_SCOPES = (
-    "app_mentions:read",
-    "chat:write",
-    "chat:write.customize",
-    "reactions:write",
-    "users:read",
-    "channels:read",
-)
-
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -95,17 +86,38 @@ async def slack_checks(settings: Settings) -> list[Check]:
         return [Check(False, "slack", f"cannot reach Slack at {settings.slack_api_url}: {type(exc).__name__}")]
     who = f"as @{response.get('user')} in {response.get('team')} ({response.get('team_id')})"
     checks = [Check(True, "slack", f"auth.test {who}")]
-    header = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
-    have = {s.strip() for s in str(header).split(",") if s.strip()}
-    lacking = [s for s in REQUIRED_SCOPES if s not in have]
-    if lacking:
-        checks.append(
-            Check(
-                False, "slack scopes", f"missing {', '.join(lacking)}: reinstall the app from slack-app-manifest.yaml"
+    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
+    if not header.strip():
+        return [*checks, Check(True, "slack scopes", "Slack did not say which scopes the token has", warning=True)]
+    return checks + scope_checks({s.strip() for s in header.split(",") if s.strip()})
+
+
+ADD_SCOPES = (
+    "in the Slack app settings > OAuth & Permissions > Scopes (or create the app from the manifest "
+    "`python -m bridge init` prints), then reinstall the app to the workspace."
+)
+
+
+def scope_checks(granted: set[str]) -> list[Check]:
+    """The bot scopes the bridge's manifest asks for, against those the token has: a required one missing fails,
+    an optional one missing warns (and says what the bridge does without it)."""
+    checks = []
+    required = [s for s in SCOPES if not s.optional and s.name not in granted]
+    if required:
+        if len(required) <= 3:
+            named = ", ".join(f"{s.name} ({s.purpose})" for s in required)
+        else:
+            named = ", ".join(s.name for s in required)
+        them = "it" if len(required) == 1 else "them"
+        checks.append(Check(False, "slack scopes", f"missing {named}. Add {them} {ADD_SCOPES}"))
+    for scope in SCOPES:
+        if scope.optional and scope.name not in granted:
+            detail = (
+                f"{scope.name} (optional) is not granted: {scope.without}. To {scope.purpose}, add it {ADD_SCOPES}"
             )
-        )
-    else:
-        checks.append(Check(True, "slack scopes", ", ".join(REQUIRED_SCOPES)))
+            checks.append(Check(True, "slack scopes", detail, warning=True))
+    if not checks:
+        checks.append(Check(True, "slack scopes", f"all {len(SCOPES)} the manifest asks for"))
     return checks
 
 

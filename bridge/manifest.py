@@ -1,13 +1,49 @@
 """The Slack app manifest, rendered for a public URL and a slash command name.
 
 `slack-app-manifest.yaml` in the repository is this text for the example URL (a test keeps the two equal);
-`python -m bridge init` prints it with the operator's URL filled in.
+`python -m bridge init` prints it with the operator's URL filled in; `check` judges a token's scopes by SCOPES.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 EXAMPLE_URL = "https://bridge.example.com"
 EVENTS_PATH = "/slack/events"
+
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A bot scope the manifest asks for; `check` fails without a required one and warns without an optional one
+    (`without` says what the bridge does then)."""
+
+    name: str
+    purpose: str
+    without: str = ""
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.without)
+
+
+SCOPES = (
+    Scope("app_mentions:read", "app_mention events: the @mention that starts a turn"),
+    Scope("channels:history", "message.channels events (public channels)"),
+    Scope("groups:history", "message.groups events (private channels)"),
+    Scope("im:history", "message.im events (direct messages)"),
+    Scope("channels:read", "conversations.info: the channel name in the agents' context, its creator"),
+    Scope("groups:read", "conversations.info on private channels"),
+    Scope("chat:write", "post the agents' replies and the /letta notices"),
+    Scope(
+        "chat:write.customize",
+        "post each reply under its agent's name",
+        without="each reply is posted under the bot's name and starts with the agent's name in bold",
+    ),
+    Scope("reactions:write", "the :eyes: / done mark on the mention"),
+    Scope("users:read", "users.info: the speaker's display name; who is an admin (/letta)"),
+    Scope("commands", "/letta"),
+)
 
 _TEMPLATE = """\
 # Slack app manifest for letta-slack-bridge.
@@ -42,17 +78,7 @@ features:
 oauth_config:
   scopes:
     bot:
-      - app_mentions:read       # app_mention events: the @mention that starts a turn
-      - channels:history        # message.channels events (public channels)
-      - groups:history          # message.groups events (private channels)
-      - im:history              # message.im events (direct messages)
-      - channels:read           # conversations.info: the channel name in the agents' context, its creator
-      - groups:read             # conversations.info on private channels
-      - chat:write              # post the agents' replies and the /letta notices
-      - chat:write.customize    # post each reply under its agent's name
-      - reactions:write         # the :eyes: / done mark on the mention
-      - users:read              # users.info: the speaker's display name; who is an admin (/letta)
-      - commands                # /letta
+{scopes}
 settings:
   event_subscriptions:
     request_url: {url}
@@ -78,4 +104,7 @@ def request_url(public_url: str) -> str:
 
 
 def manifest(public_url: str = EXAMPLE_URL, command: str = "/letta") -> str:
-    return _TEMPLATE.format(example=EXAMPLE_URL, path=EVENTS_PATH, url=request_url(public_url), command=command)
+    scopes = "\n".join(f"      - {s.name:<24}# {s.purpose}" for s in SCOPES)
+    return _TEMPLATE.format(
+        example=EXAMPLE_URL, path=EVENTS_PATH, url=request_url(public_url), command=command, scopes=scopes
+    )
