@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, slack_client
-from bridge.config import Settings, missing
+from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
 from bridge.letta.chooser import runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.manifest import SCOPES
+from bridge.slack.post import slack_error
 from bridge.store import StoreError, open_store
 from bridge.store.base import database_name, missing_sqlite_file
 
@@ -80,10 +81,9 @@ async def slack_checks(settings: Settings) -> list[Check]:
     try:
         response = await client.auth_test()
     except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else "unknown"
-        return [Check(False, "slack", f"auth.test at {settings.slack_api_url} failed: {error}")]
+        return [Check(False, "slack", slack_refused(SLACK_BOT_TOKEN, slack_error(exc)))]
     except Exception as exc:
-        return [Check(False, "slack", f"cannot reach Slack at {settings.slack_api_url}: {type(exc).__name__}")]
+        return [Check(False, "slack", slack_unreachable(settings, exc))]
     who = f"as @{response.get('user')} in {response.get('team')} ({response.get('team_id')})"
     checks = [Check(True, "slack", f"auth.test {who}")]
     header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
@@ -121,6 +121,13 @@ def scope_checks(granted: set[str]) -> list[Check]:
     return checks
 
 
+def slack_unreachable(settings: Settings, exc: BaseException) -> str:
+    return (
+        f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}): check this host's connection to "
+        "the internet (a proxy or firewall), and SLACK_API_URL if you set it."
+    )
+
+
 async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
     """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
     client = letta_client(settings)
@@ -129,7 +136,7 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
         try:
             version = (await client.health()).version
         except LettaError as exc:
-            return [Check(False, "letta", exc.explain("the health check"))]
+            return [Check(False, "letta", exc.for_operator("the health check"))]
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
         if not with_key:
             return checks
@@ -137,7 +144,8 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
             await client.list_agents(limit=1)
             checks.append(Check(True, "letta key", "accepted (listed agents)"))
         except LettaError as exc:
-            checks.append(Check(False, "letta key", exc.explain("the agent list")))
+            # The calls after this one would fail the same way: one line says it.
+            return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))]
         auto = runner_for_version(version)
         why = "below 0.12.0: the server runs groups" if auto == "server" else "0.12.0 or later: the bridge runs groups"
         default = settings.letta_group_runner
@@ -153,7 +161,7 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
     try:
         has = await client.has_conversations()
     except LettaError as exc:
-        return Check(False, "conversations", exc.explain("the conversation list"))
+        return Check(False, "conversations", exc.for_operator("the conversation list"))
     if not has:
         return Check(
             True,

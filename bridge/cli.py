@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge import init as setup
-from bridge.config import Settings, SettingsError, load_settings, missing
+from bridge.config import SLACK_BOT_TOKEN, Settings, SettingsError, load_settings, missing, slack_refused
 from bridge.domain import RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
@@ -137,13 +137,15 @@ async def _team(settings: Settings, team: str | None) -> str:
     if settings.slack_bot_token is None:
         raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
     from bridge.app import slack_client
+    from bridge.checks import slack_unreachable
+    from bridge.slack.post import slack_error
 
     try:
         response = await slack_client(settings).auth_test()
     except SlackApiError as exc:
-        raise CliError(f"Slack refused the bot token (auth.test: {exc.response.get('error')}).") from None
+        raise CliError(slack_refused(SLACK_BOT_TOKEN, slack_error(exc))) from None
     except Exception as exc:
-        raise CliError(f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}).") from None
+        raise CliError(slack_unreachable(settings, exc)) from None
     return str(response["team_id"])
 
 
@@ -210,7 +212,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
             team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast
         )
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(exc.for_operator) from None
     finally:
         await client.aclose()
     target = result.binding.target

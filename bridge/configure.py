@@ -28,7 +28,16 @@ HISTORY_SHOWN = 5
 
 
 class ConfigError(Exception):
-    """Nothing was changed; the message says why in plain words."""
+    """Nothing was changed; the message says why in plain words to a person in Slack, `for_operator` to the person
+    at the terminal (`channels connect`) where the two differ."""
+
+    def __init__(self, message: str, for_operator: str | None = None) -> None:
+        super().__init__(message)
+        self.for_operator = for_operator or message
+
+    @classmethod
+    def letta(cls, error: LettaError, what: str) -> ConfigError:
+        return cls(error.explain(what), error.for_operator(what))
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Configurator:
         try:
             target = await resolve_target(self._letta, ids)
         except TargetError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc), exc.for_operator) from None
         if broadcast:
             if target.manager_type not in (None, "round_robin"):
                 raise ConfigError(
@@ -94,7 +103,7 @@ class Configurator:
         try:
             used = await self._chooser.choice(binding)
         except LettaError as exc:
-            raise ConfigError(exc.explain("the health check")) from None
+            raise ConfigError.letta(exc, "the health check") from None
         replaced = await self._store.put_binding(binding)
         log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
         return Connected(binding, used, replaced)
@@ -111,13 +120,13 @@ class Configurator:
         try:
             agents = await self._letta.all_agents()
         except LettaError as exc:
-            raise ConfigError(exc.explain("the agent list")) from None
+            raise ConfigError.letta(exc, "the agent list") from None
         names = {a.id: a.name for a in agents}
         try:
             groups = await self._letta.all_groups()
         except LettaError as exc:
             if exc.kind != Kind.ROUTE_MISSING:
-                raise ConfigError(exc.explain("the group list")) from None
+                raise ConfigError.letta(exc, "the group list") from None
             groups = None
         targets = None
         if groups is not None:

@@ -86,13 +86,18 @@ def test_connect_refuses_when_letta_is_down_or_the_key_is_wrong(tmp_path: Path) 
     with FakeSlack() as slack, FakeLetta(version="0.16.8", api_key="right-key") as letta:
         alice = letta.add_agent("alice")
         wrong = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_API_KEY="wrong-key")
-        assert "rejected the bridge's API key" in _refused(wrong, alice)
+        refusal = _refused(wrong, alice)
+        assert "rejected the API key (HTTP 401): LETTA_API_KEY is missing, wrong or revoked" in refusal
+        assert "operator" not in refusal
+        refused = _refused(dict(wrong, SLACK_BOT_TOKEN="xoxb-revoked"), alice)
+        assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in refused and "OAuth & Permissions" in refused
         right = dict(wrong, LETTA_API_KEY="right-key")
         assert run_cli(right, "channels", "connect", "C0123ABC", alice).returncode == 0
         [send] = [r for r in letta.requests if r.path == f"/v1/agents/{alice}"][-1:]
         assert send.headers["authorization"] == "Bearer right-key"
     down = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "c.db")
-    assert "couldn't reach the Letta server" in _refused(down, alice, "--team", "T0123ABCD")
+    unreachable = _refused(down, alice, "--team", "T0123ABCD")
+    assert "cannot reach the Letta server at http://127.0.0.1:9" in unreachable and "ask again" not in unreachable
     assert "cannot reach Slack" in _refused(down, alice)
 
 

@@ -88,22 +88,26 @@ def test_init_in_a_terminal_checks_each_answer_hides_secrets_and_writes_a_privat
     term.answer("Slack bot token (xoxb-…): ", "not-a-token")
     term.expect("a bot token starts with xoxb-")
     term.answer("Slack bot token (xoxb-…): ", "xoxb-wrong-token")
-    term.expect("FAIL slack: auth.test")
+    term.expect("FAIL slack: Slack refused SLACK_BOT_TOKEN (invalid_auth): the token is wrong")
     term.answer("Slack bot token (xoxb-…): ", BOT_TOKEN)
     term.expect("ok   slack: auth.test")
     term.answer("Slack signing secret: ", SIGNING_SECRET)
     term.answer("Letta server URL", "http://127.0.0.1:9")
-    term.expect("couldn't reach the Letta server")
+    term.expect("FAIL letta: cannot reach the Letta server at http://127.0.0.1:9")
     term.answer("Letta server URL", letta.base_url)
     term.expect("ok   letta: reachable")
     term.answer("Letta API key (Enter for none): ", "")
-    term.expect("rejected the bridge's API key")
+    term.expect("FAIL letta key: the Letta server at")
+    term.expect("rejected the API key (HTTP 401)")
+    assert term.seen.count("rejected the API key") == 1, "said twice"
     term.answer("Letta API key (Enter for none): ", LETTA_KEY)
     term.answer("Public https URL", "https://bridge.acme.test/")
     code, screen = term.finish()
     assert code == 0, screen
     for secret in (BOT_TOKEN, SIGNING_SECRET, LETTA_KEY):
         assert secret not in screen, "a secret was echoed"
+    for slack_words in ("ask again", "An operator", "I couldn't"):
+        assert slack_words not in screen, "a sentence written for Slack reached the terminal"
     assert "request_url: https://bridge.acme.test/slack/events" in screen
     assert "url: https://bridge.acme.test/slack/events" in screen and "command: /letta" in screen
     assert "-m bridge serve" in screen.splitlines()[-2] and "BRIDGE_CONFIG" not in screen
@@ -150,7 +154,7 @@ def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeL
 
     wrong_key = run_cli(dict(env, LETTA_API_KEY="nope"), *args, "--config", str(tmp_path / "other.toml"), cwd=tmp_path)
     assert wrong_key.returncode == 1 and "LETTA_API_KEY did not pass its check" in wrong_key.stderr
-    assert "rejected the bridge's API key" in wrong_key.stdout
+    assert "rejected the API key" in wrong_key.stdout and "operator" not in wrong_key.stdout
     assert not (tmp_path / "other.toml").exists()
 
     missing = run_cli(bare_env(slack, tmp_path), "init", "--non-interactive", cwd=tmp_path)
