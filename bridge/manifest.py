@@ -45,12 +45,20 @@ SCOPES = (
     Scope("commands", "/letta"),
 )
 
-_TEMPLATE = """\
+_EXAMPLE_HEADER = """\
 # Slack app manifest for letta-slack-bridge.
 # Create the app at https://api.slack.com/apps -> "Create New App" -> "From a manifest", paste this file,
 # and replace {example} with the public URL of `python -m bridge serve`
 # (all three URLs point at the same endpoint: {path}). `python -m bridge init` prints it filled in.
-#
+"""
+_FILLED_HEADER = """\
+# Slack app manifest for letta-slack-bridge, with the bridge's public URL filled in.
+# Create the app at https://api.slack.com/apps -> "Create New App" -> "From a manifest" and paste this text
+# as it is (all three URLs point at the bridge's endpoint, {path}).
+"""
+
+_TEMPLATE = """\
+{header}#
 # Socket Mode instead (local use, no public URL): set settings.socket_mode_enabled to true, delete the three
 # url/request_url lines, create an app-level token with the connections:write scope (Basic Information ->
 # App-Level Tokens) and run `python -m bridge socket` with SLACK_APP_TOKEN set.
@@ -104,7 +112,10 @@ def request_url(public_url: str) -> str:
 
 
 def manifest(public_url: str = EXAMPLE_URL, command: str = "/letta") -> str:
+    url = request_url(public_url)
+    if url == request_url(EXAMPLE_URL):
+        header = _EXAMPLE_HEADER.format(example=EXAMPLE_URL, path=EVENTS_PATH)
+    else:
+        header = _FILLED_HEADER.format(path=EVENTS_PATH)
     scopes = "\n".join(f"      - {s.name:<24}# {s.purpose}" for s in SCOPES)
-    return _TEMPLATE.format(
-        example=EXAMPLE_URL, path=EVENTS_PATH, url=request_url(public_url), command=command, scopes=scopes
-    )
+    return _TEMPLATE.format(header=header, url=url, command=command, scopes=scopes)
