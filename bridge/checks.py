@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, slack_client
 from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
-from bridge.letta.chooser import runner_for_version
+from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.manifest import SCOPES
@@ -51,8 +51,9 @@ async def run_checks(settings: Settings) -> list[Check]:
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
     checks.extend(await slack_checks(settings))
-    checks.extend(await letta_checks(settings))
-    checks.append(await _database(settings))
+    letta, version = await _letta_checks(settings)
+    checks.extend(letta)
+    checks.append(await _database(settings, version))
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))
     return checks
@@ -130,28 +131,32 @@ def slack_unreachable(settings: Settings, exc: BaseException) -> str:
 
 async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
     """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
+    return (await _letta_checks(settings, with_key))[0]
+
+
+async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
+    """The checks, and the server's version when it answered."""
     client = letta_client(settings)
     url = settings.letta_base_url
     try:
         try:
             version = (await client.health()).version
         except LettaError as exc:
-            return [Check(False, "letta", exc.for_operator("the health check"))]
+            return [Check(False, "letta", exc.for_operator("the health check"))], None
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
         if not with_key:
-            return checks
+            return checks, version
         try:
             await client.list_agents(limit=1)
             checks.append(Check(True, "letta key", "accepted (listed agents)"))
         except LettaError as exc:
             # The calls after this one would fail the same way: one line says it.
-            return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))]
-        auto = runner_for_version(version)
-        why = "below 0.12.0: the server runs groups" if auto == "server" else "0.12.0 or later: the bridge runs groups"
+            return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))], version
         default = settings.letta_group_runner
-        checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={default}; auto picks {auto} ({why})"))
+        use = by_version(default, version) if default == "auto" else RunnerUse(default, default)
+        checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={use}"))
         checks.append(await _conversations(client, settings))
-        return checks
+        return checks, version
     finally:
         await client.aclose()
 
@@ -180,7 +185,7 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
     )
 
 
-async def _database(settings: Settings) -> Check:
+async def _database(settings: Settings, letta_version: str | None) -> Check:
     url = settings.database_url
     where = f"SQLite file {database_name(url)}" if url.startswith("sqlite:") else database_name(url)
     absent = missing_sqlite_file(url)
@@ -203,7 +208,10 @@ async def _database(settings: Settings) -> Check:
     try:
         version = await store.schema_version()
         bindings = await store.list_bindings()
-        shown = "; ".join(f"{b.channel_id} {b.target.pattern}/{b.runner}" for b in bindings[:10])
+        default = settings.letta_group_runner
+        shown = "; ".join(
+            f"{b.channel_id} {b.target.pattern}, runner {resolve(b, default, letta_version)}" for b in bindings[:10]
+        )
         more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
         listing = f": {shown}{more}" if bindings else ""
         return Check(True, "database", f"{where} (schema v{version}, {len(bindings)} channel bindings{listing})")

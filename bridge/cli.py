@@ -170,7 +170,7 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
     await store.open()
     try:
         if args.action == "list":
-            return await _list(store, args.team, database_name(settings.database_url))
+            return await _list(store, settings, args.team)
         team = await _team(settings, args.team)
         if args.action == "disconnect":
             previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
@@ -183,17 +183,44 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
-async def _list(store: Store, team: str | None, database: str) -> int:
+async def _list(store: Store, settings: Settings, team: str | None) -> int:
     bindings = await store.list_bindings(team)
-    print(f"database: {database}")
+    print(f"database: {database_name(settings.database_url)}")
     if not bindings:
         print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
         return 0
-    print(f"{'workspace':<12} {'channel':<12} {'runner':<7} {'bound by':<10} {'bound at':<17} target")
-    for b in bindings:
+    runners = await _runner_uses(settings, bindings)
+    width = max(len("runner"), *(len(r) for r in runners))
+    print(f"{'workspace':<12} {'channel':<12} {'runner':<{width}} {'bound by':<10} {'bound at':<17} target")
+    for b, runner in zip(bindings, runners, strict=True):
         when = b.bound_at.strftime("%Y-%m-%d %H:%M")
-        print(f"{b.team_id:<12} {b.channel_id:<12} {b.runner:<7} {b.bound_by:<10} {when:<17} {_describe(b)}")
+        print(f"{b.team_id:<12} {b.channel_id:<12} {runner:<{width}} {b.bound_by:<10} {when:<17} {_describe(b)}")
     return 0
+
+
+async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]:
+    """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed)."""
+    from bridge.app import letta_client
+    from bridge.letta.chooser import resolve
+    from bridge.letta.errors import LettaError
+
+    version: str | None = None
+    asked = False
+    uses = []
+    for b in bindings:
+        use = resolve(b, settings.letta_group_runner, version)
+        if use.used is None and not asked:
+            asked = True
+            client = letta_client(settings)
+            try:
+                version = (await client.health()).version
+            except LettaError:
+                pass  # said as "not known now"
+            finally:
+                await client.aclose()
+            use = resolve(b, settings.letta_group_runner, version)
+        uses.append(str(use))
+    return uses
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
@@ -228,7 +255,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     print(listed)
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
-    print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
+    print(f"runner: {result.use}")
     if result.replaced is not None:
         print(f"replaced: {_describe(result.replaced)}")
     print(f"connected {channel} in workspace {team} (saved in {database_name(settings.database_url)})")

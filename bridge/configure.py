@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from bridge.config import Settings
 from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, RunnerChoice, Target, Turn
-from bridge.letta.chooser import RunnerChooser
+from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.store.base import HistoryEntry, Store
@@ -43,8 +43,13 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Connected:
     binding: Binding
-    runner: RunnerChoice
+    use: RunnerUse  # the binding's runner setting and what it resolves to
     replaced: Binding | None
+
+    @property
+    def runner(self) -> RunnerChoice:
+        assert self.use.used is not None
+        return self.use.used
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,12 @@ class Configurator:
             target = replace(target, manager_type=BROADCAST, broadcast=True)
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
-            used = await self._chooser.choice(binding)
+            use = await self._chooser.use(binding)
         except LettaError as exc:
             raise ConfigError.letta(exc, "the health check") from None
         replaced = await self._store.put_binding(binding)
         log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
-        return Connected(binding, used, replaced)
+        return Connected(binding, use, replaced)
 
     async def disconnect(self, team: str, channel: str, actor: str) -> Binding | None:
         """Remove the binding (the history keeps it); None when there was none."""

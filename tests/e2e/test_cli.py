@@ -46,9 +46,14 @@ def test_connect_list_disconnect(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "Research crew" in done.stdout and "round_robin" in done.stdout
         assert f"alice  {alice}" in done.stdout and f"bob  {bob}" in done.stdout
-        assert "runner: bridge" in done.stdout and "workspace T0123ABCD" in done.stdout
+        assert "runner: auto (bridge on Letta 0.16.8)\n" in done.stdout and "workspace T0123ABCD" in done.stdout
+        assert run_cli(env, "channels", "connect", "C0456DEF", group, "--runner", "server").returncode == 0
+        listing = run_cli(env, "channels", "list").stdout
+        assert any("C0123ABC" in row and " auto (bridge on Letta 0.16.8) " in row for row in listing.splitlines())
+        assert any("C0456DEF" in row and " server " in row for row in listing.splitlines())
+        assert run_cli(env, "channels", "disconnect", "C0456DEF").returncode == 0
         again = run_cli(env, "channels", "connect", "C0123ABC", bob, alice, "--runner", "bridge")
-        assert again.returncode == 0 and f"replaced: {group}" in again.stdout
+        assert again.returncode == 0 and f"replaced: {group}" in again.stdout and "runner: bridge\n" in again.stdout
         listing = run_cli(env, "channels", "list")
         assert "C0123ABC" in listing.stdout and f"{bob} {alice}" in listing.stdout and "bob, alice" in listing.stdout
         gone = run_cli(env, "channels", "disconnect", "C0123ABC")
@@ -109,7 +114,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         lines = done.stdout.splitlines()
         assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
         assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
-        assert any("auto picks server" in line for line in lines)
+        assert "ok   runner: LETTA_GROUP_RUNNER=auto (server on Letta 0.11.7)" in lines
         assert any(line.startswith("warn database:") and "does not exist yet" in line for line in lines)
         assert not (tmp_path / "b.db").exists(), "check created the database"
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
@@ -118,9 +123,9 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         letta.set_version("0.16.8")
         assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
-        assert any("auto picks bridge" in line for line in lines)
+        assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
         assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v3, 1 channel bindings")
-                   for line in lines)
+                   and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
     with slack2:
