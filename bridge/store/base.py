@@ -322,12 +322,21 @@ def check_database_url(url: str) -> None:
     if url.startswith("sqlite:"):
         return
     if url.startswith(POSTGRES_SCHEMES):
+        try:
+            urlsplit(url).port  # noqa: B018 - raises on a malformed host or port
+        except ValueError as exc:
+            raise DatabaseUrlError(
+                f"DATABASE_URL cannot be read ({exc}); the form is postgres://user:password@host:5432/database"
+            ) from None
         if not _postgres_driver_installed():
             raise DatabaseUrlError(
                 "DATABASE_URL asks for PostgreSQL, but its driver (asyncpg) is not installed. Install the postgres "
                 f"extra ({POSTGRES_EXTRA}; from a checkout: pip install -e '.[postgres]'), or set DATABASE_URL to "
                 "sqlite:///path/to/bridge.db."
             )
+        from bridge.store.postgres import connect_options
+
+        connect_options(url)  # its sslmode and connect_timeout
         return
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise DatabaseUrlError(

@@ -30,6 +30,20 @@ def test_an_unsupported_database_url_is_a_settings_error(command: tuple[str, ...
     assert list(tmp_path.iterdir()) == [], "nothing is created"
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgres://bridge:pw-never-shown@[bad/x", "DATABASE_URL cannot be read"),
+    ("postgres://bridge:pw-never-shown@h:port/x", "DATABASE_URL cannot be read"),
+    ("postgres://bridge:pw-never-shown@127.0.0.1:9/x?sslmode=bogus", "DATABASE_URL has sslmode=bogus"),
+])
+def test_a_malformed_postgres_url_is_a_settings_error(url: str, said: str, tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", DATABASE_URL=url)
+    for command in (("serve",), ("check",)):
+        done = run_cli(env, *command, cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        [line] = errors(done)
+        assert said in line and "pw-never-shown" not in done.stdout + done.stderr
+
+
 def test_check_with_settings_missing_exits_2_and_names_each(tmp_path: Path) -> None:
     with FakeSlack() as slack:
         env = base_env(slack.api_url, "https://api.letta.com", tmp_path / "b.db")
