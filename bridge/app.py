@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
+import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
-from bridge.config import Settings
+from bridge.config import SLACK_APP_TOKEN, Settings, slack_refused
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -34,8 +37,9 @@ from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.live import LiveMessages
 from bridge.slack.metered import MeteredSlackClient
-from bridge.slack.post import Look, SlackPoster
-from bridge.store import Store, open_store
+from bridge.slack.post import FAILURES, Look, SlackPoster, slack_error
+from bridge.store import Store, StoreError, open_store
+from bridge.store.base import database_name, missing_sqlite_file
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -87,6 +91,19 @@ class SharedAgentLocks(AgentLocks):
             yield
 
 
+@contextmanager
+def _environment_without(name: str) -> Iterator[None]:
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, and warns that it will not use it when it is
+    given a client too (it uses the client's token). The bridge gives it the client it built from the settings, so
+    Bolt is built with the variable out of its sight; it is back as soon as the app exists."""
+    value = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[name] = value
+
+
 class Bridge:
     """Owns every long-lived object and the order they start and stop in."""
 
@@ -132,12 +149,13 @@ class Bridge:
             self.metrics,
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        self.app = AsyncApp(
-            client=self.slack,
-            signing_secret=secret,
-            process_before_response=True,
-            request_verification_enabled=not socket_mode,
-        )
+        with _environment_without("SLACK_BOT_TOKEN"):
+            self.app = AsyncApp(
+                client=self.slack,
+                signing_secret=secret,
+                process_before_response=True,
+                request_verification_enabled=not socket_mode,
+            )
         register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
         self.gate = Gate(secret) if not socket_mode else None
@@ -223,20 +241,74 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-async def serve_http(settings: Settings) -> None:
-    bridge = Bridge(settings)
-    await bridge.start()
-    runner = web.AppRunner(bridge.web_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    log.info("bridge listening host=%s port=%s version=%s", settings.host, settings.port, __version__)
+class StartError(Exception):
+    """The bridge could not start; the message says why and what to do, in one line."""
+
+
+def _cannot_listen(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another bridge, or another program, holds the port)"
+        fix = "stop it, or set PORT to a free port"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+        fix = "set PORT to a port above 1024, such as 3000"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "this host has no such address"
+        fix = "set HOST to one of its addresses, or to 0.0.0.0 for all of them"
+    else:
+        why, fix = exc.strerror or str(exc), "check HOST and PORT"
+    return f"cannot listen on {where}: {why}; {fix}."
+
+
+@asynccontextmanager
+async def _started(bridge: Bridge) -> AsyncIterator[None]:
+    """Start the bridge, and stop whatever was started however the body ends: a start that fails half-way leaves
+    no session, pool or database thread behind to keep the process alive. A failure to start that is not already
+    a plain StartError or StoreError becomes one line (the traceback only at DEBUG)."""
     try:
-        await _wait_for_signal()
-        log.info("stopping: no new requests, finishing turns in flight")
-        await site.stop()
+        try:
+            await bridge.start()
+            yield
+        except (StartError, StoreError):
+            raise
+        except Exception as exc:
+            if bridge.ready:
+                raise
+            log.debug("start failed", exc_info=True)
+            raise StartError(f"the bridge could not start: {type(exc).__name__}: {exc}") from None
     finally:
         await bridge.stop()
+
+
+def _database_words(settings: Settings, new: bool) -> str:
+    name = database_name(settings.database_url)
+    return f"{name} (new: no channels are connected in it yet)" if new else name
+
+
+async def serve_http(settings: Settings) -> None:
+    new = missing_sqlite_file(settings.database_url) is not None
+    bridge = Bridge(settings)
+    runner = web.AppRunner(bridge.web_app(), access_log=None)
+    try:
+        async with _started(bridge):
+            await runner.setup()
+            site = web.TCPSite(runner, settings.host, settings.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise StartError(_cannot_listen(settings, exc)) from None
+            log.info(
+                "bridge listening host=%s port=%s version=%s database=%s",
+                settings.host,
+                settings.port,
+                __version__,
+                _database_words(settings, new),
+            )
+            await _wait_for_signal()
+            log.info("stopping: no new requests, finishing turns in flight")
+            await site.stop()
+    finally:
         await runner.cleanup()
     log.info("bridge stopped")
 
@@ -244,17 +316,29 @@ async def serve_http(settings: Settings) -> None:
 async def serve_socket(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    bridge = Bridge(settings, socket_mode=True)
-    await bridge.start()
+    new = missing_sqlite_file(settings.database_url) is not None
     assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(bridge.app, settings.slack_app_token.get_secret_value())
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    log.info("bridge connected over Socket Mode version=%s", __version__)
+    app_token = settings.slack_app_token.get_secret_value()
     try:
-        await _wait_for_signal()
-        log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
-        await handler.disconnect_async()  # type: ignore[no-untyped-call]
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
-        await bridge.stop()
+        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
+        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
+    except FAILURES as exc:
+        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
+    bridge = Bridge(settings, socket_mode=True)
+    async with _started(bridge):
+        handler = AsyncSocketModeHandler(bridge.app, app_token)
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info(
+                "bridge connected over Socket Mode version=%s database=%s",
+                __version__,
+                _database_words(settings, new),
+            )
+            await _wait_for_signal()
+            log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
+            await handler.disconnect_async()  # type: ignore[no-untyped-call]
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
     log.info("bridge stopped")

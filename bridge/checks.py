@@ -8,22 +8,14 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, slack_client
-from bridge.config import Settings, missing
-from bridge.letta.chooser import runner_for_version
+from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
+from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.manifest import SCOPES
+from bridge.slack.post import slack_error
 from bridge.store import StoreError, open_store
-from bridge.store.base import display_url
-
-REQUIRED_SCOPES = (
-    "app_mentions:read",
-    "chat:write",
-    "chat:write.customize",
-    "reactions:write",
-    "users:read",
-    "channels:read",
-)
-
+from bridge.store.base import database_name, missing_sqlite_file
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -53,12 +45,15 @@ class Check:
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     gaps = missing(settings, "serve")
-    checks.append(Check(not gaps, "settings", "; ".join(gaps) if gaps else "everything `serve` needs is set"))
+    checks.extend(Check(False, "settings", gap) for gap in gaps)
+    if not gaps:
+        checks.append(Check(True, "settings", "everything `serve` needs is set"))
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
     checks.extend(await slack_checks(settings))
-    checks.extend(await letta_checks(settings))
-    checks.append(await _database(settings))
+    letta, version = await _letta_checks(settings)
+    checks.extend(letta)
+    checks.append(await _database(settings, version))
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))
     return checks
@@ -87,49 +82,81 @@ async def slack_checks(settings: Settings) -> list[Check]:
     try:
         response = await client.auth_test()
     except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else "unknown"
-        return [Check(False, "slack", f"auth.test at {settings.slack_api_url} failed: {error}")]
+        return [Check(False, "slack", slack_refused(SLACK_BOT_TOKEN, slack_error(exc)))]
     except Exception as exc:
-        return [Check(False, "slack", f"cannot reach Slack at {settings.slack_api_url}: {type(exc).__name__}")]
+        return [Check(False, "slack", slack_unreachable(settings, exc))]
     who = f"as @{response.get('user')} in {response.get('team')} ({response.get('team_id')})"
     checks = [Check(True, "slack", f"auth.test {who}")]
-    header = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
-    have = {s.strip() for s in str(header).split(",") if s.strip()}
-    lacking = [s for s in REQUIRED_SCOPES if s not in have]
-    if lacking:
-        checks.append(
-            Check(
-                False, "slack scopes", f"missing {', '.join(lacking)}: reinstall the app from slack-app-manifest.yaml"
+    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
+    if not header.strip():
+        return [*checks, Check(True, "slack scopes", "Slack did not say which scopes the token has", warning=True)]
+    return checks + scope_checks({s.strip() for s in header.split(",") if s.strip()})
+
+
+ADD_SCOPES = (
+    "in the Slack app settings > OAuth & Permissions > Scopes (or create the app from the manifest "
+    "`python -m bridge init` prints), then reinstall the app to the workspace."
+)
+
+
+def scope_checks(granted: set[str]) -> list[Check]:
+    """The bot scopes the bridge's manifest asks for, against those the token has: a required one missing fails,
+    an optional one missing warns (and says what the bridge does without it)."""
+    checks = []
+    required = [s for s in SCOPES if not s.optional and s.name not in granted]
+    if required:
+        if len(required) <= 3:
+            named = ", ".join(f"{s.name} ({s.purpose})" for s in required)
+        else:
+            named = ", ".join(s.name for s in required)
+        them = "it" if len(required) == 1 else "them"
+        checks.append(Check(False, "slack scopes", f"missing {named}. Add {them} {ADD_SCOPES}"))
+    for scope in SCOPES:
+        if scope.optional and scope.name not in granted:
+            detail = (
+                f"{scope.name} (optional) is not granted: {scope.without}. To {scope.purpose}, add it {ADD_SCOPES}"
             )
-        )
-    else:
-        checks.append(Check(True, "slack scopes", ", ".join(REQUIRED_SCOPES)))
+            checks.append(Check(True, "slack scopes", detail, warning=True))
+    if not checks:
+        checks.append(Check(True, "slack scopes", f"all {len(SCOPES)} the manifest asks for"))
     return checks
+
+
+def slack_unreachable(settings: Settings, exc: BaseException) -> str:
+    return (
+        f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}): check this host's connection to "
+        "the internet (a proxy or firewall), and SLACK_API_URL if you set it."
+    )
 
 
 async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
     """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
+    return (await _letta_checks(settings, with_key))[0]
+
+
+async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
+    """The checks, and the server's version when it answered."""
     client = letta_client(settings)
     url = settings.letta_base_url
     try:
         try:
             version = (await client.health()).version
         except LettaError as exc:
-            return [Check(False, "letta", exc.explain("the health check"))]
+            return [Check(False, "letta", exc.for_operator("the health check"))], None
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
         if not with_key:
-            return checks
+            return checks, version
         try:
             await client.list_agents(limit=1)
             checks.append(Check(True, "letta key", "accepted (listed agents)"))
         except LettaError as exc:
-            checks.append(Check(False, "letta key", exc.explain("the agent list")))
-        auto = runner_for_version(version)
-        why = "below 0.12.0: the server runs groups" if auto == "server" else "0.12.0 or later: the bridge runs groups"
+            # The calls after this one would fail the same way: one line says it.
+            return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))], version
         default = settings.letta_group_runner
-        checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={default}; auto picks {auto} ({why})"))
+        use = by_version(default, version) if default == "auto" else RunnerUse(default, default)
+        checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={use}"))
         checks.append(await _conversations(client, settings))
-        return checks
+        return checks, version
     finally:
         await client.aclose()
 
@@ -139,7 +166,7 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
     try:
         has = await client.has_conversations()
     except LettaError as exc:
-        return Check(False, "conversations", exc.explain("the conversation list"))
+        return Check(False, "conversations", exc.for_operator("the conversation list"))
     if not has:
         return Check(
             True,
@@ -158,17 +185,33 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
     )
 
 
-async def _database(settings: Settings) -> Check:
+async def _database(settings: Settings, letta_version: str | None) -> Check:
+    url = settings.database_url
+    where = f"SQLite file {database_name(url)}" if url.startswith("sqlite:") else database_name(url)
+    absent = missing_sqlite_file(url)
+    if absent is not None:  # `check` creates nothing
+        if not absent.parent.is_dir():
+            return Check(False, "database", f"{absent}: the folder {absent.parent} does not exist")
+        return Check(
+            True,
+            "database",
+            f"{absent} does not exist yet: `serve` creates it, with no channels connected. If channels were "
+            "connected before, they are in another file: a relative DATABASE_URL path starts in the config "
+            "file's folder (else the current folder).",
+            warning=True,
+        )
     try:
-        store = open_store(settings.database_url)
+        store = open_store(url)
         await store.open()
     except StoreError as exc:
         return Check(False, "database", str(exc))
     try:
         version = await store.schema_version()
         bindings = await store.list_bindings()
-        where = display_url(settings.database_url)
-        shown = "; ".join(f"{b.channel_id} {b.target.pattern}/{b.runner}" for b in bindings[:10])
+        default = settings.letta_group_runner
+        shown = "; ".join(
+            f"{b.channel_id} {b.target.pattern}, runner {resolve(b, default, letta_version)}" for b in bindings[:10]
+        )
         more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
         listing = f": {shown}{more}" if bindings else ""
         return Check(True, "database", f"{where} (schema v{version}, {len(bindings)} channel bindings{listing})")

@@ -16,12 +16,17 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge import init as setup
-from bridge.config import Settings, SettingsError, load_settings, missing
+from bridge.config import SLACK_BOT_TOKEN, Settings, SettingsError, load_settings, missing, slack_refused
 from bridge.domain import RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
-from bridge.store import Store, StoreError, open_store
+from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
+from bridge.store.base import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+SET_THEM_UP = (
+    "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
+    "config.toml (see config.example.toml and README.md)."
+)
 
 
 class CliError(Exception):
@@ -73,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)
         return 2
+    try:
+        check_database_url(settings.database_url)
+    except DatabaseUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
@@ -94,26 +104,19 @@ def _require(settings: Settings, mode: str) -> None:
     if lines:
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        print(
-            "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
-            "config.toml (see config.example.toml and README.md).",
-            file=sys.stderr,
-        )
+        print(SET_THEM_UP, file=sys.stderr)
         raise SystemExit(2)
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "serve":
-        from bridge.app import serve_http
+    if args.command in ("serve", "socket"):
+        from bridge.app import StartError, serve_http, serve_socket
 
-        _require(settings, "serve")
-        await serve_http(settings)
-        return 0
-    if args.command == "socket":
-        from bridge.app import serve_socket
-
-        _require(settings, "socket")
-        await serve_socket(settings)
+        _require(settings, args.command)
+        try:
+            await (serve_http if args.command == "serve" else serve_socket)(settings)
+        except StartError as exc:
+            raise CliError(str(exc)) from None
         return 0
     if args.command == "check":
         from bridge.checks import run_checks
@@ -121,6 +124,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         checks = await run_checks(settings)
         for check in checks:
             print(check.line())
+        if any(c.name == "settings" and not c.ok for c in checks):
+            print(SET_THEM_UP, file=sys.stderr)
+            return 2
         return 0 if all(c.ok for c in checks) else 1
     return await _channels(args, settings)
 
@@ -131,13 +137,15 @@ async def _team(settings: Settings, team: str | None) -> str:
     if settings.slack_bot_token is None:
         raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
     from bridge.app import slack_client
+    from bridge.checks import slack_unreachable
+    from bridge.slack.post import slack_error
 
     try:
         response = await slack_client(settings).auth_test()
     except SlackApiError as exc:
-        raise CliError(f"Slack refused the bot token (auth.test: {exc.response.get('error')}).") from None
+        raise CliError(slack_refused(SLACK_BOT_TOKEN, slack_error(exc))) from None
     except Exception as exc:
-        raise CliError(f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}).") from None
+        raise CliError(slack_unreachable(settings, exc)) from None
     return str(response["team_id"])
 
 
@@ -154,11 +162,15 @@ def _describe(binding: Binding) -> str:
 
 
 async def _channels(args: argparse.Namespace, settings: Settings) -> int:
+    absent = missing_sqlite_file(settings.database_url)
+    if args.action != "connect" and absent is not None:  # nothing to list or remove: create nothing either
+        print(f"no channels are connected yet: {absent} does not exist yet (serve or channels connect creates it)")
+        return 0 if args.action == "list" else 1
     store = open_store(settings.database_url)
     await store.open()
     try:
         if args.action == "list":
-            return await _list(store, args.team)
+            return await _list(store, settings, args.team)
         team = await _team(settings, args.team)
         if args.action == "disconnect":
             previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
@@ -171,16 +183,44 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
-async def _list(store: Store, team: str | None) -> int:
+async def _list(store: Store, settings: Settings, team: str | None) -> int:
     bindings = await store.list_bindings(team)
+    print(f"database: {database_name(settings.database_url)}")
     if not bindings:
         print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
         return 0
-    print(f"{'workspace':<12} {'channel':<12} {'runner':<7} {'bound by':<10} {'bound at':<17} target")
-    for b in bindings:
+    runners = await _runner_uses(settings, bindings)
+    width = max(len("runner"), *(len(r) for r in runners))
+    print(f"{'workspace':<12} {'channel':<12} {'runner':<{width}} {'bound by':<10} {'bound at':<17} target")
+    for b, runner in zip(bindings, runners, strict=True):
         when = b.bound_at.strftime("%Y-%m-%d %H:%M")
-        print(f"{b.team_id:<12} {b.channel_id:<12} {b.runner:<7} {b.bound_by:<10} {when:<17} {_describe(b)}")
+        print(f"{b.team_id:<12} {b.channel_id:<12} {runner:<{width}} {b.bound_by:<10} {when:<17} {_describe(b)}")
     return 0
+
+
+async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]:
+    """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed)."""
+    from bridge.app import letta_client
+    from bridge.letta.chooser import resolve
+    from bridge.letta.errors import LettaError
+
+    version: str | None = None
+    asked = False
+    uses = []
+    for b in bindings:
+        use = resolve(b, settings.letta_group_runner, version)
+        if use.used is None and not asked:
+            asked = True
+            client = letta_client(settings)
+            try:
+                version = (await client.health()).version
+            except LettaError:
+                pass  # said as "not known now"
+            finally:
+                await client.aclose()
+            use = resolve(b, settings.letta_group_runner, version)
+        uses.append(str(use))
+    return uses
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
@@ -199,7 +239,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
             team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast
         )
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(exc.for_operator) from None
     finally:
         await client.aclose()
     target = result.binding.target
@@ -215,8 +255,8 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     print(listed)
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
-    print(f"runner: {result.runner}" + ("" if args.runner == "auto" else " (set with --runner)"))
+    print(f"runner: {result.use}")
     if result.replaced is not None:
         print(f"replaced: {_describe(result.replaced)}")
-    print(f"connected {channel} in workspace {team}")
+    print(f"connected {channel} in workspace {team} (saved in {database_name(settings.database_url)})")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from bridge.domain import ConfigureBy, RunnerChoice
+from bridge.store.base import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -34,6 +35,24 @@ def config_file() -> Path | None:
         return Path(named)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
+
+
+def settings_folder() -> Path:
+    """Where relative paths in the settings start: the config file's folder, else the current folder."""
+    path = config_file()
+    return (path.parent if path is not None else Path()).absolute()
+
+
+def absolute_sqlite_url(url: str, folder: Path) -> str:
+    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`; absolute paths, :memory: and Postgres URLs are
+    returned as they are."""
+    if not url.startswith("sqlite:"):
+        return url
+    path = sqlite_path(url)
+    file = Path(path).expanduser()
+    if path == ":memory:" or file.is_absolute():
+        return url
+    return f"sqlite:///{folder / file}"
 
 
 class AgentLook(BaseModel):
@@ -158,6 +177,12 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _database_file_from_the_config_folder(self) -> Settings:
+        # Started from another folder, a relative path would silently open a new, empty store.
+        self.database_url = absolute_sqlite_url(self.database_url, settings_folder())
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -217,6 +242,26 @@ LETTA_API_KEY = Requirement(
     "authenticates the bridge to Letta Cloud",
     "Letta Cloud > API keys (or set LETTA_BASE_URL to your self-hosted server)",
 )
+
+
+# Why Slack refuses a token (auth.test, apps.connections.open), for the person at the terminal.
+_TOKEN_REFUSALS = {
+    "invalid_auth": "the token is wrong, or it was revoked when the app was reinstalled or removed",
+    "not_authed": "no token reached Slack",
+    "account_inactive": "the app was removed from the workspace, or its bot user was deactivated",
+    "token_revoked": "the token was revoked (the app was reinstalled or removed)",
+    "token_expired": "the token expired (the app has token rotation on, which the bridge does not support)",
+    "not_allowed_token_type": "it is the wrong kind of token",
+}
+
+
+def slack_refused(requirement: Requirement, error: str) -> str:
+    """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
+    why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
+    return (
+        f"Slack refused {requirement.variable} ({error}): {why}. Copy the current token from {requirement.where} "
+        "and set it again."
+    )
 
 
 class SettingsError(Exception):

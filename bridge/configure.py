@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from bridge.config import Settings
 from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, RunnerChoice, Target, Turn
-from bridge.letta.chooser import RunnerChooser
+from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.store.base import Store
@@ -28,14 +28,28 @@ HISTORY_SHOWN = 5
 
 
 class ConfigError(Exception):
-    """Nothing was changed; the message says why in plain words."""
+    """Nothing was changed; the message says why in plain words to a person in Slack, `for_operator` to the person
+    at the terminal (`channels connect`) where the two differ."""
+
+    def __init__(self, message: str, for_operator: str | None = None) -> None:
+        super().__init__(message)
+        self.for_operator = for_operator or message
+
+    @classmethod
+    def letta(cls, error: LettaError, what: str) -> ConfigError:
+        return cls(error.explain(what), error.for_operator(what))
 
 
 @dataclass(frozen=True)
 class Connected:
     binding: Binding
-    runner: RunnerChoice
+    use: RunnerUse  # the binding's runner setting and what it resolves to
     replaced: Binding | None
+
+    @property
+    def runner(self) -> RunnerChoice:
+        assert self.use.used is not None
+        return self.use.used
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,7 @@ class Configurator:
         try:
             target = await resolve_target(self._letta, ids)
         except TargetError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc), exc.for_operator) from None
         if broadcast:
             if target.manager_type not in (None, "round_robin"):
                 raise ConfigError(
@@ -92,12 +106,12 @@ class Configurator:
             target = replace(target, manager_type=BROADCAST, broadcast=True)
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
-            used = await self._chooser.choice(binding)
+            use = await self._chooser.use(binding)
         except LettaError as exc:
-            raise ConfigError(exc.explain("the health check")) from None
+            raise ConfigError.letta(exc, "the health check") from None
         replaced = await self._store.put_binding(binding)
         log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
-        return Connected(binding, used, replaced)
+        return Connected(binding, use, replaced)
 
     async def disconnect(self, team: str, channel: str, actor: str) -> Binding | None:
         """Remove the binding (the history keeps it); None when there was none."""
@@ -111,13 +125,13 @@ class Configurator:
         try:
             agents = await self._letta.all_agents()
         except LettaError as exc:
-            raise ConfigError(exc.explain("the agent list")) from None
+            raise ConfigError.letta(exc, "the agent list") from None
         names = {a.id: a.name for a in agents}
         try:
             groups = await self._letta.all_groups()
         except LettaError as exc:
             if exc.kind != Kind.ROUTE_MISSING:
-                raise ConfigError(exc.explain("the group list")) from None
+                raise ConfigError.letta(exc, "the group list") from None
             groups = None
         targets = None
         if groups is not None:

@@ -1,9 +1,10 @@
 """`python -m bridge init`: the first run, in the terminal.
 
-Asks for the Slack bot token and signing secret and the Letta URL and key (secrets with hidden input), checks
-each as soon as it is given (auth.test, GET /v1/health/, a list call with the key), writes config.toml with mode
-600 (an existing file only after a yes, or --force), prints the manifest with the operator's URL filled in, and
-ends with the command that starts the bridge. With --non-interactive (or no terminal) it takes flags and
+Asks for the bridge's public URL and prints the Slack app manifest with it filled in (the app is created from it,
+and only then has secrets to give), then for the Slack bot token and signing secret and the Letta URL and key
+(secrets with hidden input); checks each as soon as it is given (auth.test, GET /v1/health/, a list call with the
+key), writes config.toml with mode 600 (an existing file only after a yes, or --force), and ends with the command
+that starts the bridge. With --non-interactive (or no terminal) it takes flags and
 environment variables instead and fails, plainly, on anything missing or wrong.
 """
 
@@ -55,6 +56,13 @@ class Question:
     secret: bool = False
     default: str | None = None
     optional: bool = False
+    where: str = ""  # where to find the answer, said when it is left empty
+
+    @property
+    def help(self) -> str:
+        if self.secret:
+            return f"or ${self.variable} (better for a secret: a flag shows up in ps)"
+        return f"or ${self.variable}" + (f"; default {self.default}" if self.default else "")
 
     @property
     def flag(self) -> str:
@@ -65,8 +73,10 @@ class Question:
         return self.key.upper()
 
 
-BOT_TOKEN = Question("slack_bot_token", "Slack bot token (xoxb-…)", secret=True)
-SIGNING_SECRET = Question("slack_signing_secret", "Slack signing secret", secret=True)
+BOT_TOKEN = Question("slack_bot_token", "Slack bot token (xoxb-…)", secret=True, where=SLACK_BOT_TOKEN.where)
+SIGNING_SECRET = Question(
+    "slack_signing_secret", "Slack signing secret", secret=True, where=SLACK_SIGNING_SECRET.where
+)
 LETTA_URL = Question(
     "letta_base_url", f"Letta server URL (Letta Cloud is {LETTA_CLOUD_URL})", default=DEFAULT_LETTA_URL
 )
@@ -78,9 +88,9 @@ PUBLIC_URL = Question(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY):
-        parser.add_argument(q.flag, help=f"or {q.variable} (prefer the variable for secrets)")
+        parser.add_argument(q.flag, help=q.help)
     parser.add_argument(
-        "--public-url", dest="bridge_public_url", help="or BRIDGE_PUBLIC_URL, e.g. https://bridge.example.com"
+        "--public-url", dest="bridge_public_url", help="or $BRIDGE_PUBLIC_URL, e.g. https://bridge.example.com"
     )
     parser.add_argument("--config", help="the file to write (default: $BRIDGE_CONFIG or ./config.toml)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file without asking")
@@ -94,7 +104,10 @@ def run_init(args: argparse.Namespace) -> int:
     try:
         return Wizard(args, interactive).run()
     except InitStopped as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if exc.code == 0:  # the operator chose to stop: no error
+            print(exc)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         return exc.code
     except (KeyboardInterrupt, EOFError):
         print("\ninit stopped; nothing was written.", file=sys.stderr)
@@ -113,17 +126,20 @@ class Wizard:
     def run(self) -> int:
         self._may_write()
         if self.interactive:
-            print("Setting up letta-slack-bridge. Secrets are typed without being shown; each answer is checked.\n")
+            print(
+                "Setting up letta-slack-bridge: first the Slack app (it needs the bridge's public URL and gives you "
+                "its two secrets), then Letta.\nSecrets are typed without being shown; each answer is checked.\n"
+            )
         elif missing := [q for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL) if self._given(q) is None]:
             lines = [f"missing {q.flag} (or {q.variable})" for q in missing]
             raise InitStopped("; ".join(lines) + ". Nothing was written.", 2)
+        self._manifest(self._ask(PUBLIC_URL, _check_public_url))
         self._ask(BOT_TOKEN, self._check_slack)
         self._ask(SIGNING_SECRET, _check_signing_secret)
         self._ask(LETTA_URL, self._check_letta_url)
         self._ask(LETTA_KEY, self._check_letta_key)
-        public = self._ask(PUBLIC_URL, _check_public_url)
         self._write()
-        self._finish(public)
+        self._finish()
         return 0
 
     def _may_write(self) -> None:
@@ -132,7 +148,11 @@ class Wizard:
         if not self.interactive:
             raise InitStopped(f"{self.path} already exists; pass --force to overwrite it. Nothing was written.")
         if input(f"{self.path} already exists. Overwrite it? [y/N] ").strip().lower() not in ("y", "yes"):
-            raise InitStopped(f"kept {self.path} as it was; nothing was written.")
+            raise InitStopped(
+                f"Kept {self.path} as it was. `python -m bridge check` checks what it holds; "
+                "`python -m bridge init --force` starts over.",
+                0,
+            )
 
     def _given(self, q: Question) -> str | None:
         value = getattr(self.args, q.key, None) or os.environ.get(q.variable)
@@ -147,6 +167,8 @@ class Wizard:
             if value == "" and not q.optional:
                 if not self.interactive:
                     raise InitStopped(f"missing {q.flag} (or {q.variable}). Nothing was written.", 2)
+                where = f"; find it in {q.where}" if q.where else ""
+                print(f"Nothing typed: the bridge needs its {q.label}{where}.")
                 value = None
                 continue
             ok, lines = check(value)
@@ -175,7 +197,7 @@ class Wizard:
         if not token.startswith("xoxb-"):
             return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
         checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))
-        # A missing scope is said, but the token works: reinstalling from the manifest below fixes it.
+        # A missing scope is said, but the token works: reinstalling from the manifest above fixes it.
         return checks[0].ok, [c.line() for c in checks]
 
     def _check_letta_url(self, url: str) -> Verdict:
@@ -205,7 +227,8 @@ class Wizard:
         write_private(self.path, "\n".join(lines) + "\n")
         print(f"\nWrote {self.path} (mode 600).")
 
-    def _finish(self, public: str) -> None:
+    def _manifest(self, public: str) -> None:
+        """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""
         command = os.environ.get("SLACK_COMMAND", "/letta").strip() or "/letta"
         print("\nCreate the Slack app at https://api.slack.com/apps -> Create New App -> From a manifest, and paste:")
         print("-" * 100)
@@ -215,6 +238,14 @@ class Wizard:
             print(f"Replace {EXAMPLE_URL} with the bridge's public URL (or use Socket Mode: see README.md).")
         else:
             print(f"Slack will send events, {command} and the menu's clicks to {request_url(public)}.")
+        if self.interactive:
+            print(
+                "Then install the app to your workspace (Install App), and copy its two secrets: the Bot User OAuth "
+                "Token (OAuth & Permissions) and the Signing Secret (Basic Information > App Credentials).\n"
+            )
+
+    def _finish(self) -> None:
+        command = os.environ.get("SLACK_COMMAND", "/letta").strip() or "/letta"
         python = os.path.relpath(sys.executable)
         python = sys.executable if python.startswith("..") else python
         prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
@@ -231,7 +262,7 @@ def _check_signing_secret(secret: str) -> Verdict:
 
 def _check_public_url(url: str) -> Verdict:
     if not url:
-        return True, ["     public URL: not given yet; the manifest below keeps the example URL"]
+        return True, ["     public URL: not given yet; the manifest keeps the example URL"]
     if not url.startswith(("https://", "http://")):
         return False, ["FAIL public URL: it starts with https:// (Slack only calls https URLs)"]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]

@@ -1,20 +1,64 @@
 """The Slack app manifest, rendered for a public URL and a slash command name.
 
 `slack-app-manifest.yaml` in the repository is this text for the example URL (a test keeps the two equal);
-`python -m bridge init` prints it with the operator's URL filled in.
+`python -m bridge init` prints it with the operator's URL filled in; `check` judges a token's scopes by SCOPES.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 EXAMPLE_URL = "https://bridge.example.com"
 EVENTS_PATH = "/slack/events"
 
-_TEMPLATE = """\
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A bot scope the manifest asks for; `check` fails without a required one and warns without an optional one
+    (`without` says what the bridge does then)."""
+
+    name: str
+    purpose: str
+    without: str = ""
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.without)
+
+
+SCOPES = (
+    Scope("app_mentions:read", "app_mention events: the @mention that starts a turn"),
+    Scope("channels:history", "message.channels events (public channels)"),
+    Scope("groups:history", "message.groups events (private channels)"),
+    Scope("im:history", "message.im events (direct messages)"),
+    Scope("channels:read", "conversations.info: the channel name in the agents' context, its creator"),
+    Scope("groups:read", "conversations.info on private channels"),
+    Scope("chat:write", "post the agents' replies and the /letta notices"),
+    Scope(
+        "chat:write.customize",
+        "post each reply under its agent's name",
+        without="each reply is posted under the bot's name and starts with the agent's name in bold",
+    ),
+    Scope("reactions:write", "the :eyes: / done mark on the mention"),
+    Scope("users:read", "users.info: the speaker's display name; who is an admin (/letta)"),
+    Scope("commands", "/letta"),
+)
+
+_EXAMPLE_HEADER = """\
 # Slack app manifest for letta-slack-bridge.
 # Create the app at https://api.slack.com/apps -> "Create New App" -> "From a manifest", paste this file,
 # and replace {example} with the public URL of `python -m bridge serve`
 # (all three URLs point at the same endpoint: {path}). `python -m bridge init` prints it filled in.
-#
+"""
+_FILLED_HEADER = """\
+# Slack app manifest for letta-slack-bridge, with the bridge's public URL filled in.
+# Create the app at https://api.slack.com/apps -> "Create New App" -> "From a manifest" and paste this text
+# as it is (all three URLs point at the bridge's endpoint, {path}).
+"""
+
+_TEMPLATE = """\
+{header}#
 # Socket Mode instead (local use, no public URL): set settings.socket_mode_enabled to true, delete the three
 # url/request_url lines, create an app-level token with the connections:write scope (Basic Information ->
 # App-Level Tokens) and run `python -m bridge socket` with SLACK_APP_TOKEN set.
@@ -42,17 +86,7 @@ features:
 oauth_config:
   scopes:
     bot:
-      - app_mentions:read       # app_mention events: the @mention that starts a turn
-      - channels:history        # message.channels events (public channels)
-      - groups:history          # message.groups events (private channels)
-      - im:history              # message.im events (direct messages)
-      - channels:read           # conversations.info: the channel name in the agents' context, its creator
-      - groups:read             # conversations.info on private channels
-      - chat:write              # post the agents' replies and the /letta notices
-      - chat:write.customize    # post each reply under its agent's name
-      - reactions:write         # the :eyes: / done mark on the mention
-      - users:read              # users.info: the speaker's display name; who is an admin (/letta)
-      - commands                # /letta
+{scopes}
 settings:
   event_subscriptions:
     request_url: {url}
@@ -78,4 +112,10 @@ def request_url(public_url: str) -> str:
 
 
 def manifest(public_url: str = EXAMPLE_URL, command: str = "/letta") -> str:
-    return _TEMPLATE.format(example=EXAMPLE_URL, path=EVENTS_PATH, url=request_url(public_url), command=command)
+    url = request_url(public_url)
+    if url == request_url(EXAMPLE_URL):
+        header = _EXAMPLE_HEADER.format(example=EXAMPLE_URL, path=EVENTS_PATH)
+    else:
+        header = _FILLED_HEADER.format(path=EVENTS_PATH)
+    scopes = "\n".join(f"      - {s.name:<24}# {s.purpose}" for s in SCOPES)
+    return _TEMPLATE.format(header=header, url=url, command=command, scopes=scopes)

@@ -15,7 +15,12 @@ from bridge.letta.wire import is_agent_id, is_group_id
 
 
 class TargetError(Exception):
-    """The ids cannot be bound; the message says why in plain words."""
+    """The ids cannot be bound; the message says why in plain words (`for_operator`: to the person at the
+    terminal, where that differs)."""
+
+    def __init__(self, message: str, for_operator: str | None = None) -> None:
+        super().__init__(message)
+        self.for_operator = for_operator or message
 
 
 def _lookup_failed(error: LettaError, what: str) -> TargetError:
@@ -23,7 +28,7 @@ def _lookup_failed(error: LettaError, what: str) -> TargetError:
         return TargetError(f"{what} was not found on the Letta server at {error.base_url}.")
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
-    return TargetError(error.explain(what))
+    return TargetError(error.explain(what), error.for_operator(what))
 
 
 async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:

@@ -110,3 +110,50 @@ class LettaError(Exception):
             case Kind.BAD_RESPONSE:
                 return f"Letta sent an answer for {subject} that the bridge could not read{detail}."
         return f"Letta failed{detail}."
+
+    def for_operator(self, what: str) -> str:
+        """The same failure for the person at the terminal (`check`, `init`, `channels`): what failed, the likely
+        cause and what to do there. `explain` is for people in Slack."""
+        url = self.base_url or "LETTA_BASE_URL"
+        detail = f" ({self.detail})" if self.detail else ""
+        match self.kind:
+            case Kind.UNREACHABLE:
+                return (
+                    f"cannot reach the Letta server at {url}{detail}: nothing answers there. Start the server, or "
+                    "set LETTA_BASE_URL to where it runs (Letta Cloud is https://api.letta.com)."
+                )
+            case Kind.TIMEOUT:
+                return (
+                    f"the Letta server at {url} did not answer {what} in time{detail}: it may be overloaded, or a "
+                    "firewall drops the connection. Check that it is up and reachable from this host, then try again."
+                )
+            case Kind.DISCONNECTED:
+                return (
+                    f"the connection to the Letta server at {url} dropped during {what}: it may have restarted "
+                    "(see its logs). Try again."
+                )
+            case Kind.UNAUTHORIZED:
+                return (
+                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): LETTA_API_KEY is missing, "
+                    "wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted server: "
+                    "the password it was started with)."
+                )
+            case Kind.RATE_LIMITED:
+                return f"the Letta server at {url} is rate-limiting this key (HTTP 429). Wait a minute, then try again."
+            case Kind.NOT_FOUND | Kind.ROUTE_MISSING:
+                return (
+                    f"the server at {url} has no route for {what} (HTTP {self.status}){detail}: "
+                    "check that LETTA_BASE_URL is the Letta server's address, without /v1 or another path."
+                )
+            case Kind.SERVER_ERROR:
+                return (
+                    f"the Letta server at {url} failed on {what} (HTTP {self.status}{detail}). Its logs say why; "
+                    "try again once it is fixed."
+                )
+            case Kind.BAD_RESPONSE:
+                return (
+                    f"the server at {url} answered {what} with something that is not Letta's{detail}: check that "
+                    "LETTA_BASE_URL is a Letta server."
+                )
+        status = f"HTTP {self.status}" if self.status else self.kind
+        return f"the Letta server at {url} refused {what} ({status}){detail}."

@@ -116,11 +116,16 @@ def problem(text: str) -> Message:
     return Message(f"{_sentence(escape(text))} Nothing was changed.")
 
 
+def _now(result: Connected) -> str:
+    use = result.use
+    return "" if use.used == use.setting else f" (now `{use.used}` {escape(use.why)})"
+
+
 def connected(result: Connected) -> Message:
     b = result.binding
     lines = [
         f"Connected this channel to {describe(b.target)}",
-        f"Runner: `{result.runner}`, {_RUNNERS.get(result.runner, result.runner)}.",
+        f"Runner: `{result.use.setting}`{_now(result)}, {_RUNNERS.get(result.runner, result.runner)}.",
     ]
     if result.replaced is not None:
         lines.append(f"This replaces {title(result.replaced.target)}: {names(result.replaced.target)}.")

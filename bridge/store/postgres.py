@@ -24,6 +24,7 @@ import asyncpg
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
 from bridge.store.base import (
     LIVE,
+    DatabaseUrlError,
     HistoryEntry,
     OutboxItem,
     PendingTurn,
@@ -73,13 +74,13 @@ def connect_options(url: str) -> tuple[str, dict[str, Any]]:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "sslmode":
             if value not in SSL_MODES:
-                raise StoreError(f"DATABASE_URL has sslmode={value}; use one of {', '.join(SSL_MODES)}")
+                raise DatabaseUrlError(f"DATABASE_URL has sslmode={value}; use one of {', '.join(SSL_MODES)}")
             options["ssl"] = value
         elif key == "connect_timeout":
             try:
                 options["timeout"] = float(value)
             except ValueError:
-                raise StoreError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
+                raise DatabaseUrlError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
         elif key not in _CLIENT_ONLY:
             query.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(query))), options

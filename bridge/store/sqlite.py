@@ -23,6 +23,7 @@ from bridge.store.base import (
     ThreadKey,
     binding_from_row,
     pending_from_row,
+    sqlite_path,
     step_outcome,
 )
 from bridge.store.locks import UrgentFirstLock
@@ -31,15 +32,6 @@ from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def sqlite_path(url: str) -> str:
-    """`sqlite:///bridge.db` is relative to the working directory, `sqlite:////var/x.db` absolute."""
-    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
-        if url.startswith(prefix):
-            path = url[len(prefix) :]
-            return path or "bridge.db"
-    raise StoreError(f"not a sqlite URL: {url}")
 
 
 def _missing_folder(path: str) -> Path | None:
@@ -94,6 +86,7 @@ class SqliteStore:
             await self._db.execute("PRAGMA busy_timeout=5000")
             await self._migrate()
         except sqlite3.Error as exc:
+            await self.close()
             raise StoreError(f"cannot open the database {self.path}: {exc}") from None
 
     async def close(self) -> None:

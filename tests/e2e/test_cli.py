@@ -46,9 +46,14 @@ def test_connect_list_disconnect(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "Research crew" in done.stdout and "round_robin" in done.stdout
         assert f"alice  {alice}" in done.stdout and f"bob  {bob}" in done.stdout
-        assert "runner: bridge" in done.stdout and "workspace T0123ABCD" in done.stdout
+        assert "runner: auto (bridge on Letta 0.16.8)\n" in done.stdout and "workspace T0123ABCD" in done.stdout
+        assert run_cli(env, "channels", "connect", "C0456DEF", group, "--runner", "server").returncode == 0
+        listing = run_cli(env, "channels", "list").stdout
+        assert any("C0123ABC" in row and " auto (bridge on Letta 0.16.8) " in row for row in listing.splitlines())
+        assert any("C0456DEF" in row and " server " in row for row in listing.splitlines())
+        assert run_cli(env, "channels", "disconnect", "C0456DEF").returncode == 0
         again = run_cli(env, "channels", "connect", "C0123ABC", bob, alice, "--runner", "bridge")
-        assert again.returncode == 0 and f"replaced: {group}" in again.stdout
+        assert again.returncode == 0 and f"replaced: {group}" in again.stdout and "runner: bridge\n" in again.stdout
         listing = run_cli(env, "channels", "list")
         assert "C0123ABC" in listing.stdout and f"{bob} {alice}" in listing.stdout and "bob, alice" in listing.stdout
         gone = run_cli(env, "channels", "disconnect", "C0123ABC")
@@ -86,13 +91,18 @@ def test_connect_refuses_when_letta_is_down_or_the_key_is_wrong(tmp_path: Path) 
     with FakeSlack() as slack, FakeLetta(version="0.16.8", api_key="right-key") as letta:
         alice = letta.add_agent("alice")
         wrong = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_API_KEY="wrong-key")
-        assert "rejected the bridge's API key" in _refused(wrong, alice)
+        refusal = _refused(wrong, alice)
+        assert "rejected the API key (HTTP 401): LETTA_API_KEY is missing, wrong or revoked" in refusal
+        assert "operator" not in refusal
+        refused = _refused(dict(wrong, SLACK_BOT_TOKEN="xoxb-revoked"), alice)
+        assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in refused and "OAuth & Permissions" in refused
         right = dict(wrong, LETTA_API_KEY="right-key")
         assert run_cli(right, "channels", "connect", "C0123ABC", alice).returncode == 0
         [send] = [r for r in letta.requests if r.path == f"/v1/agents/{alice}"][-1:]
         assert send.headers["authorization"] == "Bearer right-key"
     down = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "c.db")
-    assert "couldn't reach the Letta server" in _refused(down, alice, "--team", "T0123ABCD")
+    unreachable = _refused(down, alice, "--team", "T0123ABCD")
+    assert "cannot reach the Letta server at http://127.0.0.1:9" in unreachable and "ask again" not in unreachable
     assert "cannot reach Slack" in _refused(down, alice)
 
 
@@ -104,14 +114,18 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         lines = done.stdout.splitlines()
         assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
         assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
-        assert any("auto picks server" in line for line in lines)
-        assert any(line.startswith("ok   database:") and "schema v3" in line for line in lines)
+        assert "ok   runner: LETTA_GROUP_RUNNER=auto (server on Letta 0.11.7)" in lines
+        assert any(line.startswith("warn database:") and "does not exist yet" in line for line in lines)
+        assert not (tmp_path / "b.db").exists(), "check created the database"
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
         assert any(line.startswith("ok   conversations: this server has none: the bridge keeps one context per agent")
                    for line in lines)
         letta.set_version("0.16.8")
+        assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
-        assert any("auto picks bridge" in line for line in lines)
+        assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
+        assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v3, 1 channel bindings")
+                   and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
     with slack2:
@@ -129,7 +143,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DYNO="web.1")
         done = run_cli(env, "check")
         assert done.returncode == 0, "a warning is not a failure: " + done.stdout
-        [warning] = [line for line in done.stdout.splitlines() if line.startswith("warn")]
+        [warning] = [line for line in done.stdout.splitlines() if line.startswith("warn database storage")]
         assert warning.startswith("warn database storage: SQLite on Heroku (DYNO is set)")
         assert "heroku addons:create heroku-postgresql" in warning and "DATABASE_URL" in warning
         parts = urlsplit(pg_server.create_database())

@@ -85,27 +85,38 @@ def test_init_in_a_terminal_checks_each_answer_hides_secrets_and_writes_a_privat
     slack, letta = fakes
     env = bare_env(slack, tmp_path)
     term = Terminal(env, tmp_path)
+    term.answer("Public https URL", "https://bridge.acme.test/")
+    # The app is created from the manifest first; only then has it a token to give.
+    term.expect("request_url: https://bridge.acme.test/slack/events")
+    term.expect("copy its two secrets")
+    term.answer("Slack bot token (xoxb-…): ", "")
+    term.expect("Nothing typed: the bridge needs its Slack bot token (xoxb-…); find it in Slack app settings > OAuth")
     term.answer("Slack bot token (xoxb-…): ", "not-a-token")
     term.expect("a bot token starts with xoxb-")
     term.answer("Slack bot token (xoxb-…): ", "xoxb-wrong-token")
-    term.expect("FAIL slack: auth.test")
+    term.expect("FAIL slack: Slack refused SLACK_BOT_TOKEN (invalid_auth): the token is wrong")
     term.answer("Slack bot token (xoxb-…): ", BOT_TOKEN)
     term.expect("ok   slack: auth.test")
     term.answer("Slack signing secret: ", SIGNING_SECRET)
     term.answer("Letta server URL", "http://127.0.0.1:9")
-    term.expect("couldn't reach the Letta server")
+    term.expect("FAIL letta: cannot reach the Letta server at http://127.0.0.1:9")
     term.answer("Letta server URL", letta.base_url)
     term.expect("ok   letta: reachable")
     term.answer("Letta API key (Enter for none): ", "")
-    term.expect("rejected the bridge's API key")
+    term.expect("FAIL letta key: the Letta server at")
+    term.expect("rejected the API key (HTTP 401)")
+    assert term.seen.count("rejected the API key") == 1, "said twice"
     term.answer("Letta API key (Enter for none): ", LETTA_KEY)
-    term.answer("Public https URL", "https://bridge.acme.test/")
     code, screen = term.finish()
     assert code == 0, screen
     for secret in (BOT_TOKEN, SIGNING_SECRET, LETTA_KEY):
         assert secret not in screen, "a secret was echoed"
+    for slack_words in ("ask again", "An operator", "I couldn't"):
+        assert slack_words not in screen, "a sentence written for Slack reached the terminal"
     assert "request_url: https://bridge.acme.test/slack/events" in screen
     assert "url: https://bridge.acme.test/slack/events" in screen and "command: /letta" in screen
+    assert "bridge.example.com" not in screen, "the filled-in manifest still says to replace the example URL"
+    assert screen.index("request_url:") < screen.index("Slack bot token"), "the manifest comes before the token"
     assert "-m bridge serve" in screen.splitlines()[-2] and "BRIDGE_CONFIG" not in screen
     config = tmp_path / "config.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -121,11 +132,17 @@ def test_init_in_a_terminal_checks_each_answer_hides_secrets_and_writes_a_privat
     checked = run_cli(env, "check", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    again = Terminal(env, tmp_path)
+
+def test_declining_to_overwrite_the_config_is_calm_and_keeps_it(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('slack_bot_token = "xoxb-kept"\n')
+    again = Terminal(bare_env(fakes[0], tmp_path), tmp_path)
     again.answer("config.toml already exists. Overwrite it? [y/N] ", "n")
     code, screen = again.finish()
-    assert code == 1 and "nothing was written" in screen
-    assert tomllib.loads(config.read_text()) == values
+    assert code == 0 and "Kept config.toml as it was" in screen and "error" not in screen
+    assert config.read_text() == 'slack_bot_token = "xoxb-kept"\n'
 
 
 def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
@@ -150,7 +167,7 @@ def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeL
 
     wrong_key = run_cli(dict(env, LETTA_API_KEY="nope"), *args, "--config", str(tmp_path / "other.toml"), cwd=tmp_path)
     assert wrong_key.returncode == 1 and "LETTA_API_KEY did not pass its check" in wrong_key.stderr
-    assert "rejected the bridge's API key" in wrong_key.stdout
+    assert "rejected the API key" in wrong_key.stdout and "operator" not in wrong_key.stdout
     assert not (tmp_path / "other.toml").exists()
 
     missing = run_cli(bare_env(slack, tmp_path), "init", "--non-interactive", cwd=tmp_path)
@@ -164,3 +181,11 @@ def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     del env["SLACK_BOT_TOKEN"]
     done = run_cli(env, "serve", cwd=tmp_path)
     assert done.returncode == 2 and "python -m bridge init" in done.stderr
+
+
+def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
+    done = run_cli({"PATH": "/usr/bin"}, "init", "--help")
+    flags = " ".join(done.stdout.split())  # argparse wraps the help text
+    assert "--letta-base-url LETTA_BASE_URL or $LETTA_BASE_URL; default http://localhost:8283" in flags
+    assert "--slack-bot-token SLACK_BOT_TOKEN or $SLACK_BOT_TOKEN (better for a secret" in flags
+    assert flags.count("secret:") == 3, "the bot token, the signing secret and the Letta key"

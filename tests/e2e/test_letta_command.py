@@ -68,7 +68,7 @@ def test_connect_a_group_answers_saves_announces_and_mentions_reach_it(sw: Slash
     text = sw.ask(f"connect {group}", ch)
     assert "Connected this channel to *Research crew*" in text and group in text
     assert "Pattern: `round_robin`" in text and f"alice (`{alice}`), bob (`{bob}`)" in text
-    assert "Runner: `bridge`" in text
+    assert "Runner: `auto` (now `bridge` on Letta 0.16.8)" in text
     assert sw.binding(ch) == ("group", group, ADMIN)
     assert sw.notices(ch) == [f"<@{ADMIN}> connected this channel to Research crew: alice, bob"]
     event, _ = sw.bridge.mention("hello crew", ch)

@@ -146,7 +146,7 @@ def test_broadcast_answers_fastest_first_and_is_shown_as_the_pattern(tmp_path: P
         assert done.returncode == 0, done.stderr
         assert "pattern: broadcast" in done.stdout and "all at once" in done.stdout
         assert "[broadcast]" in run_cli(env, "channels", "list").stdout
-        assert "C0CAST001 broadcast/auto" in run_cli(env, "check").stdout
+        assert "C0CAST001 broadcast, runner auto (bridge for a list of agents)" in run_cli(env, "check").stdout
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
         try:
             event, _ = bridge.mention("everyone at once", "C0CAST001")

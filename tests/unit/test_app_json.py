@@ -57,5 +57,5 @@ def test_postgres_add_on_web_formation_and_a_buildpack_that_can_install_us(app: 
     assert procfile["web"].strip() == "python -m bridge serve"
     assert set(app["formation"]) <= set(procfile) and app["formation"]["web"]["quantity"] >= 1
     assert app["buildpacks"] == [{"url": "heroku/python"}]
-    assert "." in (ROOT / "requirements.txt").read_text().splitlines()
+    assert ".[postgres]" in (ROOT / "requirements.txt").read_text().splitlines()
     assert (ROOT / ".python-version").read_text().strip() == "3.11"

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from bridge.configure import Connected, Probe, Status
 from bridge.domain import AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, Target
+from bridge.letta.chooser import RunnerUse
 from bridge.slack import blocks
 
 G = "group-2a295a94-fb48-4739-8bc1-a06c1a881e2b"
@@ -19,10 +20,10 @@ def binding(target: Target = CREW, by: str = "U0123ABCD") -> Binding:
 
 def test_connected_names_description_pattern_agents_runner_and_what_it_replaced() -> None:
     old = Target("agents", (BOB,))
-    text = blocks.connected(Connected(binding(), "bridge", binding(old))).text
+    text = blocks.connected(Connected(binding(), RunnerUse("auto", "bridge", "on Letta 0.16.8"), binding(old))).text
     assert "Research &lt;crew&gt; &amp; co" in text and G in text and "`round_robin`" in text
     assert f"alice (`{ALICE.id}`), bob (`{BOB.id}`)" in text
-    assert "Runner: `bridge`, the bridge asks each agent in turn" in text
+    assert "Runner: `auto` (now `bridge` on Letta 0.16.8), the bridge asks each agent in turn" in text
     assert "This replaces a list of agents: bob." in text
 
 

@@ -12,6 +12,7 @@ def test_the_operators_url_and_command_are_filled_in_everywhere() -> None:
     text = manifest("https://bridge.acme.test/", "/crew")
     assert text.count("https://bridge.acme.test/slack/events") == 3 and "command: /crew" in text
     assert "messages_tab_enabled: true" in text and "- commands" in text
+    assert "bridge.example.com" not in text and "replace" not in text, "a filled-in manifest says to fill it in"
 
 
 def test_request_url_takes_a_base_or_the_full_endpoint() -> None:

@@ -1,0 +1,43 @@
+"""`python -m bridge check` judges what a person at the terminal must act on: Slack scopes as the manifest asks
+for them (required ones fail, optional ones warn), in sentences written for that person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.manifest import SCOPES
+from tests.e2e.harness import base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+ALL_SCOPES = [s.name for s in SCOPES]
+
+
+def check_with_scopes(scopes: list[str], tmp_path: Path) -> tuple[int, list[str]]:
+    with FakeSlack(scopes=",".join(scopes)) as slack, FakeLetta(version="0.16.8") as letta:
+        done = run_cli(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), "check", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    return done.returncode, [line for line in done.stdout.splitlines() if line.split(":")[0].endswith("slack scopes")]
+
+
+@pytest.mark.parametrize("lacking", ["commands", "channels:history", "groups:history", "im:history", "groups:read"])
+def test_a_missing_required_scope_fails(lacking: str, tmp_path: Path) -> None:
+    code, lines = check_with_scopes([s for s in ALL_SCOPES if s != lacking], tmp_path)
+    assert code == 1
+    [line] = lines
+    assert line.startswith(f"FAIL slack scopes: missing {lacking} (") and "reinstall the app" in line
+
+
+def test_only_the_optional_customize_scope_missing_warns_and_passes(tmp_path: Path) -> None:
+    code, lines = check_with_scopes([s for s in ALL_SCOPES if s != "chat:write.customize"], tmp_path)
+    assert code == 0, lines
+    [line] = lines
+    assert line.startswith("warn slack scopes: chat:write.customize (optional) is not granted")
+    assert "agent's name in bold" in line
+
+
+def test_every_scope_of_the_manifest_passes_and_extra_ones_do_no_harm(tmp_path: Path) -> None:
+    code, lines = check_with_scopes([*ALL_SCOPES, "mpim:history"], tmp_path)
+    assert code == 0 and lines == [f"ok   slack scopes: all {len(ALL_SCOPES)} the manifest asks for"]

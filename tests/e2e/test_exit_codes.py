@@ -1,0 +1,79 @@
+"""Exit status as README says: 0 success, 1 a check or lookup failed, 2 missing or invalid settings; per command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import REPO, base_env, run_cli
+from tests.fakes.slack import FakeSlack
+
+COMMANDS = (("serve",), ("socket",), ("check",), ("channels", "list"), ("channels", "connect", "C0123ABC", "group-x"))
+
+
+def errors(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in done.stderr, done.stderr
+    return [line for line in done.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_unsupported_database_url_is_a_settings_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", DATABASE_URL="mysql://x",
+                   SLACK_APP_TOKEN="xapp-1")
+    done = run_cli(env, *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = errors(done)
+    assert "DATABASE_URL uses the scheme 'mysql'" in line and "sqlite:///" in line
+    assert list(tmp_path.iterdir()) == [], "nothing is created"
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgres://bridge:pw-never-shown@[bad/x", "DATABASE_URL cannot be read"),
+    ("postgres://bridge:pw-never-shown@h:port/x", "DATABASE_URL cannot be read"),
+    ("postgres://bridge:pw-never-shown@127.0.0.1:9/x?sslmode=bogus", "DATABASE_URL has sslmode=bogus"),
+])
+def test_a_malformed_postgres_url_is_a_settings_error(url: str, said: str, tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", DATABASE_URL=url)
+    for command in (("serve",), ("check",)):
+        done = run_cli(env, *command, cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        [line] = errors(done)
+        assert said in line and "pw-never-shown" not in done.stdout + done.stderr
+
+
+def test_check_with_settings_missing_exits_2_and_names_each(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        env = base_env(slack.api_url, "https://api.letta.com", tmp_path / "b.db")
+        del env["SLACK_SIGNING_SECRET"]
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL settings:")]
+    assert [line.split(":")[1].strip() for line in failed] == ["missing SLACK_SIGNING_SECRET", "missing LETTA_API_KEY"]
+    assert "python -m bridge init" in done.stderr
+
+
+def test_check_with_everything_set_but_a_failing_connection_exits_1(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db")
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ok   settings:" in done.stdout and "FAIL letta:" in done.stdout
+
+
+BLOCK_ASYNCPG = "import sys; sys.modules['asyncpg'] = None; from bridge.cli import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize("command", [("serve",), ("check",), ("channels", "list")], ids=" ".join)
+def test_postgres_without_the_extra_says_how_to_install_it(command: tuple[str, ...], tmp_path: Path) -> None:
+    """An installation without the postgres extra (asyncpg made unimportable) and a postgres:// DATABASE_URL."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db",
+                   DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/bridge")
+    done = subprocess.run([sys.executable, "-c", BLOCK_ASYNCPG, *command], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = errors(done)
+    assert "asyncpg" in line and "pip install 'letta-slack-bridge[postgres]'" in line
+    assert "pw-never-shown" not in done.stdout + done.stderr

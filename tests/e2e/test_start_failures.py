@@ -1,0 +1,85 @@
+"""`serve` that cannot start says why in one plain line on stderr and exits at once; a normal start is quiet."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e.harness import REPO, BridgeProcess, base_env
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+
+def serve_until_exit(
+    env: dict[str, str], cwd: Path, mode: str = "serve", timeout: float = 20.0
+) -> tuple[int, str, str, float]:
+    """`python -m bridge serve` (or `socket`); (exit code, stdout, stderr, seconds taken). A process still running
+    after `timeout` seconds is killed and fails the test."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", mode], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"serve was still running after {timeout}s:\n{err}") from None
+    return proc.returncode, out, err, time.monotonic() - started
+
+
+def one_error_line(stderr: str) -> str:
+    """The one line a failed start prints: no traceback, no leftover session or thread complaining on exit."""
+    assert "Traceback" not in stderr and "Unclosed" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", HOST="127.0.0.1",
+                       PORT=str(port))
+        code, _, err, took = serve_until_exit(env, tmp_path)
+    assert code == 1, err
+    assert took < 10, f"took {took:.1f}s to exit"
+    line = one_error_line(err)
+    assert f"127.0.0.1:{port}" in line and "already in use" in line and "PORT" in line
+
+
+def test_serve_with_an_unreachable_database_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", HOST="127.0.0.1",
+                   PORT="0", DATABASE_URL="postgres://bridge:pw@127.0.0.1:9/bridge")
+    code, _, err, took = serve_until_exit(env, tmp_path)
+    assert code == 1, err
+    assert took < 10, f"took {took:.1f}s to exit"
+    assert one_error_line(err).startswith("error: cannot open the database postgres://bridge:***@127.0.0.1:9/bridge")
+
+
+def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-revoked")
+        code, _, err, took = serve_until_exit(env, tmp_path, mode="socket")
+    assert code == 1 and took < 10, err
+    line = one_error_line(err)
+    assert line.startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level Tokens" in line
+
+
+def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), cwd=REPO)
+        bridge.start(tmp_path / "bridge.log")
+        try:
+            logs = bridge.logs()
+        finally:
+            assert bridge.stop() == 0
+    assert "bridge listening" in logs
+    assert "WARNING" not in logs and "will be unused" not in logs, logs
