@@ -47,12 +47,12 @@ class Directory:
 
     async def thread_before(
         self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50
-    ) -> list[tuple[str, str]]:
-        """(speaker, text) of the people's messages in a thread before `before_ts`, oldest first, paginated.
+    ) -> list[tuple[str, str, str]]:
+        """(user id, speaker, text) of the people's messages in a thread before `before_ts`, oldest first, paginated.
 
         Bots (this bridge's agents included) are left out: Letta agents remember what they said.
         """
-        found: list[tuple[str, str]] = []
+        found: list[tuple[str, str, str]] = []
         cursor: str | None = None
         try:
             for _ in range(10):
@@ -65,7 +65,8 @@ class Directory:
                         continue
                     if _ts_key(ts) >= _ts_key(before_ts):
                         continue
-                    found.append((await self.user_name(str(message["user"])), str(message.get("text", ""))))
+                    user = str(message["user"])
+                    found.append((user, await self.user_name(user), str(message.get("text", ""))))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break

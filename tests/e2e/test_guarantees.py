@@ -18,6 +18,7 @@ from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, mention_event, signed_headers
 from tests.fakes.slack import FakeSlack
+from tests.quoting import said
 
 
 @dataclass
@@ -107,7 +108,7 @@ def test_kill_9_between_two_agents_resumes_at_the_next_agent(
         assert [r.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
         assert r.replies(event["ts"]) == ["alice", "bob", "carol"]
         [carol] = [i for i in r.letta.inputs if i.agent_name == "carol"]
-        assert "[alice] alice says hi" in carol.text and "[bob] bob says hi" in carol.text
+        assert said("alice", "alice says hi") in carol.text and said("bob", "bob says hi") in carol.text
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 
