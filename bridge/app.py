@@ -96,6 +96,7 @@ class Bridge:
             settings.database_url,
             pool_size=settings.database_pool_size,
             lock_connections=settings.max_concurrent_turns,
+            serving=True,
         )
         self.letta = letta_client(settings, self.metrics)
         self.letta.locks = SharedAgentLocks(self.store)

@@ -273,14 +273,15 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> Store:
+def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16, serving: bool = False) -> Store:
     """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
     `postgresql://` (several processes). A Postgres process uses up to `pool_size` connections for queries and
-    `lock_connections` more, opened on demand, for the agent locks held during Letta sends."""
+    `lock_connections` more, opened on demand, for the agent locks held during Letta sends. A `serving` process
+    (serve, socket) holds a SQLite file for itself: a second one is refused."""
     if url.startswith("sqlite:"):
         from bridge.store.sqlite import SqliteStore
 
-        return SqliteStore(url)
+        return SqliteStore(url, exclusive=serving)
     if url.startswith(("postgres://", "postgresql://")):
         from bridge.store.postgres import PostgresStore
 
