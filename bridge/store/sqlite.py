@@ -76,6 +76,21 @@ def hold_exclusively(path: str) -> int:
     return fd
 
 
+def private_files(path: str) -> None:
+    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
+    and SHM files the database's mode), and an older world-readable file is tightened."""
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, PRIVATE)
+            log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
+
+
 class SqliteStore:
     def __init__(self, url: str, exclusive: bool = False) -> None:
         self.url = url
@@ -117,6 +132,7 @@ class SqliteStore:
                 raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
             if self._exclusive and self._lock_fd is None:
                 self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
+            await asyncio.to_thread(private_files, self.path)
         try:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = sqlite3.Row

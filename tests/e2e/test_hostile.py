@@ -93,3 +93,18 @@ def test_a_second_process_on_one_sqlite_file_is_refused_in_one_line(fresh: tuple
     again = BridgeProcess(env).start(tmp / "again.log")
     again.stop()
 
+
+def test_the_database_and_its_wal_files_are_private(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        assert run_cli(env, "channels", "connect", "C0MODE0001", alice).returncode == 0
+        event, _ = bridge.mention("hello", "C0MODE0001")
+        slack.wait_for(lambda: len(slack.posts("C0MODE0001", event["ts"])) == 1, 10)
+        files = [p for p in tmp.iterdir() if p.name.startswith("bridge.db")]
+        assert {p.name for p in files} >= {"bridge.db", "bridge.db-wal", "bridge.db-shm"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o600" for p in files}
+    finally:
+        bridge.stop()
