@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import Settings
 from bridge.configure import Configurator
+from bridge.http import GuardedSite, limits, read_body
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
@@ -165,7 +166,12 @@ class Bridge:
             return await self._handle_slack(request)
 
     async def _handle_slack(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request, self.settings.http_body_timeout)
+        if body is None:
+            log.debug("slack request body not sent in time; connection closed")  # a flood must not flood the log
+            slow = web.json_response({"error": "request body not sent in time"}, status=408)
+            slow.force_close()
+            return slow
         assert self.gate is not None, "HTTP mode needs the signing secret"
         refusal = self.gate.check({k.lower(): v for k, v in request.headers.items()}, body)
         if refusal is not None:
@@ -225,11 +231,19 @@ async def _wait_for_signal() -> None:
 async def serve_http(settings: Settings) -> None:
     bridge = Bridge(settings)
     await bridge.start()
-    runner = web.AppRunner(bridge.web_app(), access_log=None)
+    runner = web.AppRunner(
+        bridge.web_app(),
+        access_log=None,
+        keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
+        lingering_time=1.0,  # a refused request's unread body is not waited for long
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
+    site = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
     await site.start()
-    log.info("bridge listening host=%s port=%s version=%s", settings.host, settings.port, __version__)
+    log.info(
+        "bridge listening host=%s port=%s version=%s max_connections=%d", settings.host, settings.port, __version__, cap
+    )
     try:
         await _wait_for_signal()
         log.info("stopping: no new requests, finishing turns in flight")

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     turn_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
     metrics_token: SecretStr | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a PaaS routes to every interface
+    # A client's request head must arrive within this long of connecting (or of the previous response on a
+    # kept-alive connection, which is closed once idle this long); its body within http_body_timeout.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_max_connections: int = Field(default=256, ge=8, le=65535)
+    http_backlog: int = Field(default=128, ge=1, le=65535)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -67,6 +68,7 @@ class BridgeProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
+    open_files: int | None = None  # the process's file limit (ulimit -n), when a test sets one
 
     @property
     def url(self) -> str:
@@ -76,6 +78,12 @@ class BridgeProcess:
         self.log_path = log_path
         env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
         log = log_path.open("w")
+        limit = self.open_files
+
+        def limits() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge", self.mode],
             env=env,
@@ -83,6 +91,7 @@ class BridgeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limits if limit is not None else None,
         )
         if wait and self.mode == "serve":
             self.wait_healthy()

@@ -3,12 +3,14 @@ SQLite file, malformed requests, slow clients, long threads, replays, credential
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import World
 from tests.e2e.harness import BridgeProcess, base_env, free_port, run_cli
@@ -107,4 +109,49 @@ def test_the_database_and_its_wal_files_are_private(fresh: tuple[FakeSlack, Fake
         assert {p.name for p in files} >= {"bridge.db", "bridge.db-wal", "bridge.db-shm"}
         assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o600" for p in files}
     finally:
+        bridge.stop()
+
+
+def _drained(sock: socket.socket, deadline: float) -> bool:
+    """True once the bridge has closed the connection (whatever it said first)."""
+    sock.settimeout(max(0.05, deadline - time.monotonic()))
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except (TimeoutError, OSError) as exc:
+        return isinstance(exc, ConnectionResetError)
+
+
+@pytest.mark.slow
+def test_clients_that_never_finish_a_request_are_closed_and_everyone_else_is_served(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", HTTP_HEADER_TIMEOUT="2", HTTP_BODY_TIMEOUT="2")
+    assert run_cli(env, "channels", "connect", "C0SLOW0001", alice).returncode == 0
+    bridge = BridgeProcess(env, open_files=256).start(tmp / "bridge.log")
+    slow: list[socket.socket] = []
+    try:
+        for i in range(300):  # more half-sent requests than the bridge has files
+            sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=5)
+            if i % 3:
+                sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+            else:  # a whole head, then a body that never comes
+                sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{")
+            slow.append(sock)
+        started = time.monotonic()
+        event, response = bridge.mention("still there?", "C0SLOW0001")
+        assert response.status_code == 200 and time.monotonic() - started < 5
+        assert httpx.get(f"{bridge.url}/healthz", timeout=5).status_code == 200
+        slack.wait_for(lambda: len(slack.posts("C0SLOW0001", event["ts"])) == 1, 15)
+        deadline = time.monotonic() + 6
+        assert all(_drained(sock, deadline) for sock in slow), "a slow client was never closed"
+        logs = bridge.logs()
+        assert "Too many open files" not in logs and "Traceback" not in logs
+        assert len(logs.splitlines()) < 40, logs[-3000:]
+    finally:
+        for sock in slow:
+            sock.close()
         bridge.stop()
