@@ -274,7 +274,9 @@ class TurnWorker:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text)
                 if ts is None:
-                    ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
+                    ts = await self._poster.post(
+                        turn.channel_id, turn.thread_ts, part, check_first=job.resumed, after=turn.message_ts
+                    )
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
                 self.metrics.reply_posted(item.agent_name)
             if not parts:

@@ -155,3 +155,28 @@ def test_clients_that_never_finish_a_request_are_closed_and_everyone_else_is_ser
         for sock in slow:
             sock.close()
         bridge.stop()
+
+
+def test_a_post_that_landed_in_a_long_thread_is_found_not_posted_twice(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Issue 16.6: the check after a Slack 5xx reads the thread from the turn's message on, page by page."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0LONG0001", alice).returncode == 0
+    root = slack.add_message("C0LONG0001", "a busy thread")
+    for i in range(260):
+        slack.add_message("C0LONG0001", f"message {i}", thread_ts=root)
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        slack.land_then_fail_next("chat.postMessage", status=500)
+        mention = mention_event("sum it up", channel="C0LONG0001", thread_ts=root)
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0LONG0001", mention["ts"]), 20)
+        replies = [m for m in slack.messages("C0LONG0001", root) if m.get("bot_id")]
+        assert [m["text"] for m in replies] == ["alice says hi"], "the reply was posted twice"
+        lookups = [c for c in slack.calls_to("conversations.replies") if c.args.get("oldest")]
+        assert lookups and all(c.args["oldest"] == mention["ts"] for c in lookups)
+    finally:
+        bridge.stop()

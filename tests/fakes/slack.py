@@ -146,6 +146,7 @@ class FakeSlack:
         self.socket_sent: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._failures: dict[str, list[list[Any]]] = {}  # method -> [[status, headers, body, remaining]]
+        self._landed_failures: dict[str, int] = {}  # method -> how many more calls succeed yet answer 500
         self._revoked = False
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
@@ -323,6 +324,12 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).append([status, final_headers, body, times])
 
+    def land_then_fail_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work (a post lands), then answer ``status`` as if
+        they had failed: the caller cannot know whether they did."""
+        with self._lock:
+            self._landed_failures[method] = self._landed_failures.get(method, 0) + times
+
     def set_token_revoked(self, revoked: bool = True) -> None:
         """While set, every Web API call answers ``{"ok": false, "error": "token_revoked"}``."""
         with self._lock:
@@ -479,6 +486,9 @@ class FakeSlack:
         result = handler(args)
         if isinstance(result, str):
             return self._error(method, result)
+        if self._landed_failures.get(method):
+            self._landed_failures[method] -= 1
+            return 500, {"content-type": "text/html"}, {"ok": False, "error": "internal_error"}
         ok_case = REFERENCE.get(method, {}).get("ok")
         headers = {"content-type": JSON_CT}
         if ok_case is not None:
@@ -631,6 +641,13 @@ class FakeSlack:
         if not ts or not thread:
             return "thread_not_found"
         thread.sort(key=lambda m: _ts_key(m["ts"]))
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        if args.get("oldest"):
+            oldest = _ts_key(str(args["oldest"]))
+            thread = [m for m in thread if _ts_key(m["ts"]) > oldest or (inclusive and _ts_key(m["ts"]) == oldest)]
+        if args.get("latest"):
+            latest = _ts_key(str(args["latest"]))
+            thread = [m for m in thread if _ts_key(m["ts"]) < latest or (inclusive and _ts_key(m["ts"]) == latest)]
         try:
             offset = int(base64.b64decode(str(args["cursor"])).decode().split(":")[1]) if args.get("cursor") else 0
             limit = max(1, int(args.get("limit") or 1000))
