@@ -114,11 +114,17 @@ class Bridge:
         self.tasks = Tasks()  # command lookups that run after Slack's ack
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
         poster = SlackPoster(self.slack, settings.slack_agent_usernames, looks)
-        # Drafts of growing replies are skipped, not waited for, when Slack rate-limits them.
+        # Drafts of growing replies and thread reads are skipped, not waited for, when Slack rate-limits them.
         self.slack_drafts = slack_client(settings, self.metrics, wait_out_limits=False)
         live = LiveMessages(self.slack, self.slack_drafts, settings.slack_live_replies)
         worker = TurnWorker(
-            settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding, live
+            settings,
+            self.store,
+            self.chooser,
+            poster,
+            Directory(self.slack, reads=self.slack_drafts),
+            self.configurator.default_binding,
+            live,
         )
         worker.metrics = self.metrics
         leases = BindingLeases(self.store, settings.turn_lease_seconds)

@@ -180,3 +180,64 @@ def test_a_post_that_landed_in_a_long_thread_is_found_not_posted_twice(
         assert lookups and all(c.args["oldest"] == mention["ts"] for c in lookups)
     finally:
         bridge.stop()
+
+
+def _long_thread(slack: FakeSlack, channel: str, count: int) -> tuple[str, str]:
+    """A thread of `count` people's messages, ten seconds apart, ending just now; returns (root, mention ts)."""
+    slack.add_user("U0BOB00001", "bob_human", display_name="bob_human")
+    now = int(time.time())
+    start = now - 10 * count
+    root = slack.add_message(channel, "message 0", ts=f"{start}.000001")
+    for i in range(1, count):
+        user = "U0123ABCD" if i % 2 else "U0BOB00001"
+        slack.add_message(channel, f"message {i}", user=user, ts=f"{start + 10 * i}.000001", thread_ts=root)
+    return root, f"{now + 1}.000002"
+
+
+def _context_lines(text: str) -> list[str]:
+    got = read(text)
+    return [said for kind, _, said in got.quoted() if kind == "person"]
+
+
+def test_thread_context_is_the_newest_part_of_a_long_thread(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    """Issue 16.7: in a 3,000-message thread the agents get the 50 messages just before the mention, and only
+    the speakers of those are looked up."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0CTX00001", alice).returncode == 0
+    root, ts = _long_thread(slack, "C0CTX00001", 3000)
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        mention = mention_event("what now?", channel="C0CTX00001", thread_ts=root, ts=ts)
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0CTX00001", ts), 20)
+        [sent] = [i.text for i in letta.inputs]
+        assert _context_lines(sent) == [f"message {i}" for i in range(2950, 3000)]
+        assert len(slack.calls_to("users.info")) <= 3
+        assert len(slack.calls_to("conversations.replies")) <= 10
+    finally:
+        bridge.stop()
+
+
+def test_thread_context_under_slacks_strict_limit_goes_on_with_less(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    """One conversations.replies call a minute and 15 messages a call: the turn runs at once, with the context
+    that first call gave, from the newest hour of the thread."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0CTX00002", alice).returncode == 0
+    root, ts = _long_thread(slack, "C0CTX00002", 3000)
+    slack.replies_per_call, slack.replies_calls = 15, 1
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        started = time.monotonic()
+        mention = mention_event("what now?", channel="C0CTX00002", thread_ts=root, ts=ts)
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0CTX00002", ts), 20)
+        assert time.monotonic() - started < 10, "the bridge waited out Slack's rate limit"
+        [sent] = [i.text for i in letta.inputs]
+        lines = _context_lines(sent)
+        assert 0 < len(lines) <= 15 and all(int(line.split()[1]) >= 3000 - 360 for line in lines), lines
+    finally:
+        bridge.stop()

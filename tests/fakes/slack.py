@@ -147,6 +147,10 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._failures: dict[str, list[list[Any]]] = {}  # method -> [[status, headers, body, remaining]]
         self._landed_failures: dict[str, int] = {}  # method -> how many more calls succeed yet answer 500
+        # Slack's rule since 2025 for apps outside the Marketplace: conversations.replies gives at most this many
+        # messages a call, and after `replies_calls` calls answers 429 ratelimited (None: no such limits).
+        self.replies_per_call: int | None = None
+        self.replies_calls: int | None = None
         self._revoked = False
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
@@ -500,6 +504,8 @@ class FakeSlack:
         case = REFERENCE.get(method, {}).get(error)
         if case is not None:
             return case["status"], dict(case["headers"]), copy.deepcopy(case["body"])
+        if error == "ratelimited":
+            return 429, {"content-type": JSON_CT, "retry-after": "60"}, {"ok": False, "error": error}
         return 200, {"content-type": JSON_CT}, {"ok": False, "error": error}
 
     # ------------------------------------------------------------------ state helpers
@@ -632,6 +638,10 @@ class FakeSlack:
         return {"ok": True, "channel": copy.deepcopy(channel)} if channel else "channel_not_found"
 
     def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        if self.replies_calls is not None:
+            if self.replies_calls <= 0:
+                return "ratelimited"
+            self.replies_calls -= 1
         channel, ts = args.get("channel"), args.get("ts")
         if not channel:
             return "channel_not_found"
@@ -651,6 +661,7 @@ class FakeSlack:
         try:
             offset = int(base64.b64decode(str(args["cursor"])).decode().split(":")[1]) if args.get("cursor") else 0
             limit = max(1, int(args.get("limit") or 1000))
+            limit = min(limit, self.replies_per_call or limit)
         except (ValueError, IndexError):
             return "invalid_cursor"
         end = offset + limit
