@@ -146,7 +146,7 @@ class Bridge:
         )
         register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
-        self.gate = Gate(secret) if not socket_mode else None
+        self.gate = Gate(secret, self.store.first_signature) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
 
@@ -179,7 +179,7 @@ class Bridge:
             slow.force_close()
             return slow
         assert self.gate is not None, "HTTP mode needs the signing secret"
-        refusal = self.gate.check({k.lower(): v for k, v in request.headers.items()}, body)
+        refusal = await self.gate.admit({k.lower(): v for k, v in request.headers.items()}, body)
         if refusal is not None:
             log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -32,10 +30,26 @@ class Refusal:
     reason: str
 
 
+# Records a signature until the given epoch time; False when it is already recorded (Store.first_signature).
+FirstSeen = Callable[[str, float], Awaitable[bool]]
+
+
 class Gate:
-    def __init__(self, signing_secret: str) -> None:
+    """`check` is the signature, the timestamp and the body's shape; `first_time` the replay check, against the
+    store (so a replay is refused after a restart, and by every process sharing a database)."""
+
+    def __init__(self, signing_secret: str, first_seen: FirstSeen) -> None:
         self._verifier = SignatureVerifier(signing_secret)
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._first_seen = first_seen
+
+    async def admit(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
+        refusal = self.check(headers, body)
+        if refusal is not None:
+            return refusal
+        timestamp = int(headers["x-slack-request-timestamp"])
+        if not await self._first_seen(headers["x-slack-signature"], timestamp + REPLAY_WINDOW + 1):
+            return Refusal(401, "replayed request")
+        return None
 
     def check(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
         timestamp = headers.get("x-slack-request-timestamp", "")
@@ -50,21 +64,9 @@ class Gate:
             return Refusal(400, "body is not UTF-8")
         if not self._verifier.is_valid(text, timestamp, signature):
             return Refusal(401, "invalid or expired signature")
-        if not self._first_time(signature):
-            return Refusal(401, "replayed request")
         if not well_formed(headers.get("content-type", ""), text):
             return Refusal(400, "malformed body")
         return None
-
-    def _first_time(self, signature: str) -> bool:
-        now = time.monotonic()
-        while self._seen and next(iter(self._seen.values())) < now - REPLAY_WINDOW:
-            self._seen.popitem(last=False)
-        if signature in self._seen:
-            return False
-        self._seen[signature] = now
-        return True
-
 
 def well_formed(content_type: str, text: str) -> bool:
     """JSON bodies are one Events API object; form bodies are a slash command, an SSL check, or an

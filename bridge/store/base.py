@@ -169,6 +169,11 @@ class Store(Protocol):
 
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
+    async def first_signature(self, signature: str, expires_at: float) -> bool:
+        """Record a Slack request's signature until `expires_at` (epoch seconds, the end of its replay window);
+        False when it was already recorded and has not expired: the request is a replay. Expired ones go."""
+        ...
+
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         """True the first time a notice of this kind is due for the channel, False after."""
         ...

@@ -301,6 +301,14 @@ class SqliteStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def first_signature(self, signature: str, expires_at: float) -> bool:
+        async with self._write(urgent=True) as db:
+            await db.execute("DELETE FROM seen_signatures WHERE expires_at < ?", (time.time(),))
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO seen_signatures (signature, expires_at) VALUES (?,?)", (signature, expires_at)
+            )
+            return cursor.rowcount > 0
+
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         async with self._write() as db:
             cursor = await db.execute(

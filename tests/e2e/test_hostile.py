@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import World
-from tests.e2e.harness import BridgeProcess, base_env, free_port, run_cli
+from tests.e2e.conftest import World, backend_env
+from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, free_port, run_cli
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import event_body, mention_event
+from tests.fakes.signing import command_body, event_body, mention_event, signed_headers
 from tests.fakes.slack import FakeSlack
 from tests.quoting import person_line, read
 
@@ -239,5 +239,25 @@ def test_thread_context_under_slacks_strict_limit_goes_on_with_less(fresh: tuple
         [sent] = [i.text for i in letta.inputs]
         lines = _context_lines(sent)
         assert 0 < len(lines) <= 15 and all(int(line.split()[1]) >= 3000 - 360 for line in lines), lines
+    finally:
+        bridge.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_signed_request_replayed_after_a_restart_is_refused(
+    fresh: tuple[FakeSlack, FakeLetta, Path], request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Issue 16.8: seen signatures live in the store, for their 5-minute window, shared by processes."""
+    slack, letta, tmp = fresh
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", **backend_env(request, backend))
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        body = command_body("help", channel_id="C0REPLAY01")
+        headers = signed_headers(SIGNING_SECRET, body, "application/x-www-form-urlencoded")
+        first = httpx.post(f"{bridge.url}/slack/events", content=body, headers=headers, timeout=10)
+        assert first.status_code == 200
+        bridge.restart()
+        again = httpx.post(f"{bridge.url}/slack/events", content=body, headers=headers, timeout=10)
+        assert again.status_code == 401 and "replayed" in again.text
     finally:
         bridge.stop()
