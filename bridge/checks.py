@@ -12,6 +12,7 @@ from bridge.config import Settings, missing
 from bridge.letta.chooser import runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.logs import shown_url
 from bridge.store import StoreError, open_store
 from bridge.store.base import display_url
 
@@ -110,7 +111,7 @@ async def slack_checks(settings: Settings) -> list[Check]:
 async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
     """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
     client = letta_client(settings)
-    url = settings.letta_base_url
+    url = shown_url(settings.letta_base_url)
     try:
         try:
             version = (await client.health()).version

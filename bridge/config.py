@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     slack_show_reasoning_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
+    # What `groups` and `agents` show to members who may not configure: names only, nothing, or everything.
+    slack_catalog: Literal["names", "configurers", "everyone"] = "names"
 
     letta_base_url: str = LETTA_CLOUD_URL
     letta_api_key: SecretStr | None = None
@@ -192,8 +194,10 @@ class Settings(BaseSettings):
             self.metrics_token,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-        password = urlsplit(self.database_url).password  # postgres://user:password@host/db
-        return found + ([password, unquote(password)] if password else [])
+        for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
+            password = urlsplit(url).password
+            found += [password, unquote(password)] if password else []
+        return found
 
 
 @dataclass(frozen=True)

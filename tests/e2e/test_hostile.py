@@ -261,3 +261,26 @@ def test_a_signed_request_replayed_after_a_restart_is_refused(
         assert again.status_code == 401 and "replayed" in again.text
     finally:
         bridge.stop()
+
+
+def test_letta_url_credentials_are_never_shown_and_the_catalogue_can_be_closed(tmp_path: Path) -> None:
+    """Issue 16.4: LETTA_BASE_URL=http://user:password@... shows as http://***@... in /letta answers and logs;
+    SLACK_CATALOG=configurers refuses the lists to members who may not configure."""
+    from tests.e2e.slash import ADMIN, MEMBER, slash_world
+
+    with slash_world(tmp_path, SLACK_CATALOG="configurers") as sw:
+        sw.bridge.stop()
+        port = sw.letta.base_url.rsplit(":", 1)[1]
+        sw.bridge.env["LETTA_BASE_URL"] = f"http://lettauser:s3cret-pass@127.0.0.1:{port}"
+        sw.bridge.start(tmp_path / "secret.log")
+        alice = sw.letta.add_agent("alice")
+        group = sw.letta.add_group([alice], description="crew")
+        answers = [sw.ask(text, "C0CRED0001", user=ADMIN) for text in ("status", "groups", "agents")]
+        assert group in answers[1] and alice in answers[2]
+        assert all("***@127.0.0.1" in a for a in answers[1:]), answers
+        sw.letta.fail_next("GET", r"/v1/agents/", 500, {"detail": "boom"})
+        answers.append(sw.ask("agents", "C0CRED0001", user=ADMIN))
+        refused = [sw.ask(text, "C0CRED0001", user=MEMBER) for text in ("groups", "agents")]
+        assert all(r.startswith("Only workspace admins") and alice not in r for r in refused), refused
+        shown = "\n".join([*answers, *refused, sw.bridge.logs()])
+        assert "s3cret-pass" not in shown and "lettauser" not in shown
