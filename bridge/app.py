@@ -146,7 +146,8 @@ class Bridge:
         )
         register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
-        self.gate = Gate(secret, self.store.first_signature) if not socket_mode else None
+        hosts = settings.slack_response_url_hosts
+        self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
 

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
     # What `groups` and `agents` show to members who may not configure: names only, nothing, or everything.
     slack_catalog: Literal["names", "configurers", "everyone"] = "names"
+    # Hosts (host or host:port) a request's response_url may point at besides Slack's own; only tests set it.
+    slack_response_url_hosts: Annotated[tuple[str, ...], NoDecode] = ()
 
     letta_base_url: str = LETTA_CLOUD_URL
     letta_api_key: SecretStr | None = None
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
         "slack_thread_follow_ups_except",
         "slack_show_reasoning_except",
         "letta_conversations_except",
+        "slack_response_url_hosts",
         mode="before",
     )
     @classmethod

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -22,6 +22,8 @@ REPLAY_WINDOW = 300  # seconds, as Slack's own timestamp rule
 MAX_DEPTH = 32  # Slack's payloads nest a dozen levels at most (Block Kit in a view in a payload)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+# Where Slack's response_url points (commercial and GovSlack); the bridge posts answers nowhere else.
+SLACK_HOOK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,10 @@ class Gate:
     """`check` is the signature, the timestamp and the body's shape; `first_time` the replay check, against the
     store (so a replay is refused after a restart, and by every process sharing a database)."""
 
-    def __init__(self, signing_secret: str, first_seen: FirstSeen) -> None:
+    def __init__(self, signing_secret: str, first_seen: FirstSeen, response_hosts: Iterable[str] = ()) -> None:
         self._verifier = SignatureVerifier(signing_secret)
         self._first_seen = first_seen
+        self._response_hosts = frozenset(response_hosts)
 
     async def admit(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
         refusal = self.check(headers, body)
@@ -66,7 +69,34 @@ class Gate:
             return Refusal(401, "invalid or expired signature")
         if not well_formed(headers.get("content-type", ""), text):
             return Refusal(400, "malformed body")
+        if not all(self._slacks(url) for url in response_urls(headers.get("content-type", ""), text)):
+            return Refusal(400, "response_url is not Slack's")
         return None
+
+    def _slacks(self, url: str) -> bool:
+        """A response_url on Slack's own hosts (https), or on a host the settings allow (tests)."""
+        try:
+            parts = urlsplit(url)
+            netloc = parts.netloc
+        except ValueError:
+            return False
+        if "@" in netloc:
+            return False
+        if parts.scheme == "https" and parts.hostname in SLACK_HOOK_HOSTS and parts.port in (None, 443):
+            return True
+        return netloc in self._response_hosts
+
+def response_urls(content_type: str, text: str) -> list[str]:
+    """The response_url of a slash command or of an interactivity payload (the body is well formed)."""
+    if content_type.startswith("application/json"):
+        return []
+    fields = parse_qs(text, keep_blank_values=True)
+    urls = list(fields.get("response_url", []))
+    if "payload" in fields:
+        payload = json.loads(fields["payload"][0])
+        urls += [payload["response_url"]] if isinstance(payload.get("response_url"), str) else []
+    return urls
+
 
 def well_formed(content_type: str, text: str) -> bool:
     """JSON bodies are one Events API object; form bodies are a slash command, an SSL check, or an

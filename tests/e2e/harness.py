@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -43,6 +44,8 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
             "PYTHONUNBUFFERED": "1",
             "LETTA_RETRY_BASE_SECONDS": "0.05",
             "LETTA_CONVERSATIONS": "false",
+            # The fake Slack's response_url answers on its own host, which the bridge must be told it may use.
+            "SLACK_RESPONSE_URL_HOSTS": urlsplit(slack_api_url).netloc,
         }
     )
     env.update(extra)

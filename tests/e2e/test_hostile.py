@@ -16,7 +16,7 @@ from tests.e2e.conftest import World, backend_env
 from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, free_port, run_cli
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import command_body, event_body, mention_event, signed_headers
+from tests.fakes.signing import action_body, command_body, event_body, mention_event, signed_headers
 from tests.fakes.slack import FakeSlack
 from tests.quoting import person_line, read
 
@@ -284,3 +284,24 @@ def test_letta_url_credentials_are_never_shown_and_the_catalogue_can_be_closed(t
         assert all(r.startswith("Only workspace admins") and alice not in r for r in refused), refused
         shown = "\n".join([*answers, *refused, sw.bridge.logs()])
         assert "s3cret-pass" not in shown and "lettauser" not in shown
+
+
+def test_answers_go_only_to_slacks_own_response_url_hosts(tmp_path: Path) -> None:
+    """Issue 16.9: a signed command or menu choice whose response_url is not on hooks.slack.com (or a host the
+    settings allow) is refused, and nothing is posted anywhere."""
+    from tests.e2e.slash import ADMIN, FORM, TEAM, slash_world
+
+    with slash_world(tmp_path) as sw:
+        alice = sw.letta.add_agent("alice")
+        before = len(sw.letta.requests)
+        for url in ("http://127.0.0.1:9/steal", "https://hooks.slack.com.evil.test/commands/1",
+                    "https://evil.test@hooks.slack.com/x", "http://hooks.slack.com/commands/1"):
+            body = command_body("agents", channel_id="C0HOOK0001", user_id=ADMIN, team_id=TEAM, response_url=url)
+            response = sw.bridge.post(body, content_type=FORM)
+            assert response.status_code == 400 and "response_url" in response.text, (url, response.text)
+            payload = {"type": "block_actions", "response_url": url, "user": {"id": ADMIN},
+                       "actions": [{"action_id": "letta_cancel", "block_id": "b"}]}
+            assert sw.bridge.post(action_body(payload), content_type=FORM).status_code == 400
+        time.sleep(0.3)
+        assert len(sw.letta.requests) == before and sw.slack.response_posts == []
+        assert alice in sw.ask("agents", "C0HOOK0001", user=ADMIN)  # the fake's own host, allowed by the tests
