@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import signal
 import time
@@ -211,6 +212,10 @@ class Bridge:
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token
+        if token is None and not _loopback(request.remote):
+            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
+            return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
+                                     status=403)
         if token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
@@ -225,6 +230,13 @@ class Bridge:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
         return app
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 async def _wait_for_signal() -> None:
@@ -251,6 +263,8 @@ async def serve_http(settings: Settings) -> None:
     log.info(
         "bridge listening host=%s port=%s version=%s max_connections=%d", settings.host, settings.port, __version__, cap
     )
+    if settings.metrics_token is None:
+        log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
     try:
         await _wait_for_signal()
         log.info("stopping: no new requests, finishing turns in flight")

@@ -72,6 +72,7 @@ class BridgeProcess:
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
     open_files: int | None = None  # the process's file limit (ulimit -n), when a test sets one
+    host: str = "127.0.0.1"  # where it listens (tests reach it on 127.0.0.1 either way)
 
     @property
     def url(self) -> str:
@@ -79,7 +80,7 @@ class BridgeProcess:
 
     def start(self, log_path: Path, wait: bool = True) -> BridgeProcess:
         self.log_path = log_path
-        env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
+        env = dict(self.env, PORT=str(self.port), HOST=self.host)
         log = log_path.open("w")
         limit = self.open_files
 

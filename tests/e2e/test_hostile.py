@@ -305,3 +305,43 @@ def test_answers_go_only_to_slacks_own_response_url_hosts(tmp_path: Path) -> Non
         time.sleep(0.3)
         assert len(sw.letta.requests) == before and sw.slack.response_posts == []
         assert alice in sw.ask("agents", "C0HOOK0001", user=ADMIN)  # the fake's own host, allowed by the tests
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its network (not loopback), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.255", 9))
+            address = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_metrics_without_a_token_answer_loopback_only_and_bindings_leave_no_series(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Issue 16.12: no METRICS_TOKEN, no /metrics beyond this host; a binding's queue series goes with its queue."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    letta.set_delay(alice, 1.5)
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0METR0001", alice).returncode == 0
+    bridge = BridgeProcess(env, host="0.0.0.0").start(tmp / "bridge.log")
+    try:
+        event, _ = bridge.mention("count me", "C0METR0001")
+        letta.wait_for(lambda: len(letta.sends()) == 1)
+        busy = httpx.get(f"{bridge.url}/metrics", timeout=5)
+        assert busy.status_code == 200 and 'binding="T0123ABCD:C0METR0001"' in busy.text
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0METR0001", event["ts"]), 10)
+        time.sleep(0.3)
+        idle = httpx.get(f"{bridge.url}/metrics", timeout=5).text
+        assert "C0METR0001" not in idle, "an idle binding kept its series"
+        assert "answers loopback clients only" in bridge.logs()
+        outward = _outward_address()
+        if outward is not None:
+            refused = httpx.get(f"http://{outward}:{bridge.port}/metrics", timeout=5)
+            assert refused.status_code == 403 and "METRICS_TOKEN" in refused.text
+            assert httpx.get(f"http://{outward}:{bridge.port}/healthz", timeout=5).status_code == 200
+    finally:
+        bridge.stop()
