@@ -311,7 +311,7 @@ def _outward_address() -> str | None:
     """This machine's address on its network (not loopback), if it has one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            s.connect(("192.0.2.255", 9))
+            s.connect(("10.255.255.255", 1))
             address = str(s.getsockname()[0])
         except OSError:
             return None
