@@ -44,6 +44,7 @@ SERVER_500_HINT = (
     " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
 )
 NOTHING_SAID = "No agent had anything to say this time."
+EMPTY_REPLY = "{agent} sent an empty reply."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
 
@@ -207,7 +208,10 @@ class TurnWorker:
             turn_input = replace(turn_input, threads=threads)
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
-            if isinstance(event, AgentReply):
+            if isinstance(event, AgentReply) and not event.text.strip():
+                failures += 1  # nothing to post, and not a success either: the thread is told
+                await self._owe(job, f"fail:{event.step}:{event.index}", EMPTY_REPLY.format(agent=event.agent_name))
+            elif isinstance(event, AgentReply):
                 replies += 1
                 await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
                 if event.notes and self._settings.shows_reasoning(turn.channel_id):

@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.decide import SPOKEN_SUBTYPES
 from bridge.slack.permissions import Member
 from bridge.slack.post import FAILURES
 
@@ -134,7 +135,8 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
 
 def _spoken(message: dict[str, Any]) -> bool:
     """A person's own message (no bot, no edit, join or other event)."""
-    return not message.get("bot_id") and not message.get("subtype") and isinstance(message.get("user"), str)
+    subtype = message.get("subtype")
+    return not message.get("bot_id") and subtype in (None, *SPOKEN_SUBTYPES) and isinstance(message.get("user"), str)
 
 
 def _minus(ts: tuple[int, int], seconds: float) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from tests.e2e.conftest import World, backend_env
 from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, free_port, run_cli
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import action_body, command_body, event_body, mention_event, signed_headers
+from tests.fakes.signing import action_body, command_body, event_body, mention_event, next_ts, signed_headers
 from tests.fakes.slack import FakeSlack
 from tests.quoting import person_line, read
 
@@ -343,5 +343,47 @@ def test_metrics_without_a_token_answer_loopback_only_and_bindings_leave_no_seri
             refused = httpx.get(f"http://{outward}:{bridge.port}/metrics", timeout=5)
             assert refused.status_code == 403 and "METRICS_TOKEN" in refused.text
             assert httpx.get(f"http://{outward}:{bridge.port}/healthz", timeout=5).status_code == 200
+    finally:
+        bridge.stop()
+
+
+def test_people_are_heard_whatever_slack_calls_their_message_and_nothing_is_silently_dropped(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Issue 16.11: a file share's text and a thread reply also sent to the channel are follow-ups and thread
+    context; a mention of only invisible characters reaches no agent; an empty reply is said in the thread."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0DROP0001", alice).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        root = slack.add_message("C0DROP0001", "the plan")
+        slack.add_message("C0DROP0001", "see the attached diagram", thread_ts=root)
+        with slack._lock:
+            slack._messages["C0DROP0001"][-1]["subtype"] = "file_share"
+        mention = mention_event("what do you think?", channel="C0DROP0001", thread_ts=root)
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0DROP0001", mention["ts"]), 10)
+        assert "see the attached diagram" in _context_lines(letta.inputs[-1].text)
+
+        for subtype, words in (("file_share", "here is the log file"), ("thread_broadcast", "and everyone: ship")):
+            ts = next_ts()
+            event = {"type": "message", "subtype": subtype, "user": "U0123ABCD", "text": words, "ts": ts,
+                     "thread_ts": root, "channel": "C0DROP0001", "channel_type": "channel", "event_ts": ts}
+            assert bridge.post(event_body(event)).status_code == 200
+            slack.wait_for(lambda ts=ts: "white_check_mark" in slack.reactions("C0DROP0001", ts), 10)
+            assert letta.inputs[-1].text.endswith(words)
+
+        sends = len(letta.sends())
+        _, response = bridge.mention("\u200b \u2060", "C0DROP0001")
+        assert response.status_code == 200
+        time.sleep(0.5)
+        assert len(letta.sends()) == sends and "reason=empty" in bridge.logs()
+
+        letta.set_reply(alice, "  \n\t ")
+        event, _ = bridge.mention("say nothing", "C0DROP0001")
+        slack.wait_for(lambda: "warning" in slack.reactions("C0DROP0001", event["ts"]), 10)
+        assert [p.args["text"] for p in slack.posts("C0DROP0001", event["ts"])] == ["alice sent an empty reply."]
     finally:
         bridge.stop()
