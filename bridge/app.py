@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
+import ipaddress
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge import __version__
 from bridge.config import SLACK_APP_TOKEN, Settings, slack_refused
 from bridge.configure import Configurator
+from bridge.http import GuardedSite, limits, read_body
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
@@ -115,6 +117,7 @@ class Bridge:
             settings.database_url,
             pool_size=settings.database_pool_size,
             lock_connections=settings.max_concurrent_turns,
+            serving=True,
         )
         self.letta = letta_client(settings, self.metrics)
         self.letta.locks = SharedAgentLocks(self.store)
@@ -131,11 +134,17 @@ class Bridge:
         self.tasks = Tasks()  # command lookups that run after Slack's ack
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
         poster = SlackPoster(self.slack, settings.slack_agent_usernames, looks)
-        # Drafts of growing replies are skipped, not waited for, when Slack rate-limits them.
+        # Drafts of growing replies and thread reads are skipped, not waited for, when Slack rate-limits them.
         self.slack_drafts = slack_client(settings, self.metrics, wait_out_limits=False)
         live = LiveMessages(self.slack, self.slack_drafts, settings.slack_live_replies)
         worker = TurnWorker(
-            settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding, live
+            settings,
+            self.store,
+            self.chooser,
+            poster,
+            Directory(self.slack, reads=self.slack_drafts),
+            self.configurator.default_binding,
+            live,
         )
         worker.metrics = self.metrics
         leases = BindingLeases(self.store, settings.turn_lease_seconds)
@@ -158,7 +167,8 @@ class Bridge:
             )
         register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
-        self.gate = Gate(secret) if not socket_mode else None
+        hosts = settings.slack_response_url_hosts
+        self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
 
@@ -184,9 +194,14 @@ class Bridge:
             return await self._handle_slack(request)
 
     async def _handle_slack(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request, self.settings.http_body_timeout)
+        if body is None:
+            log.debug("slack request body not sent in time; connection closed")  # a flood must not flood the log
+            slow = web.json_response({"error": "request body not sent in time"}, status=408)
+            slow.force_close()
+            return slow
         assert self.gate is not None, "HTTP mode needs the signing secret"
-        refusal = self.gate.check({k.lower(): v for k, v in request.headers.items()}, body)
+        refusal = await self.gate.admit({k.lower(): v for k, v in request.headers.items()}, body)
         if refusal is not None:
             log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)
@@ -217,6 +232,10 @@ class Bridge:
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token
+        if token is None and not _loopback(request.remote):
+            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
+            return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
+                                     status=403)
         if token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
@@ -231,6 +250,13 @@ class Bridge:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
         return app
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 async def _wait_for_signal() -> None:
@@ -289,22 +315,31 @@ def _database_words(settings: Settings, new: bool) -> str:
 async def serve_http(settings: Settings) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
     bridge = Bridge(settings)
-    runner = web.AppRunner(bridge.web_app(), access_log=None)
+    runner = web.AppRunner(
+        bridge.web_app(),
+        access_log=None,
+        keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
+        lingering_time=1.0,  # a refused request's unread body is not waited for long
+    )
     try:
         async with _started(bridge):
             await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port)
+            cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
+            site = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
             try:
                 await site.start()
             except OSError as exc:
                 raise StartError(_cannot_listen(settings, exc)) from None
             log.info(
-                "bridge listening host=%s port=%s version=%s database=%s",
+                "bridge listening host=%s port=%s version=%s database=%s max_connections=%d",
                 settings.host,
                 settings.port,
                 __version__,
                 _database_words(settings, new),
+                cap,
             )
+            if settings.metrics_token is None:
+                log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
             await _wait_for_signal()
             log.info("stopping: no new requests, finishing turns in flight")
             await site.stop()

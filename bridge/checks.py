@@ -12,6 +12,7 @@ from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
 from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.logs import shown_url
 from bridge.manifest import SCOPES
 from bridge.slack.post import slack_error
 from bridge.store import StoreError, open_store
@@ -137,7 +138,7 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
 async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
     """The checks, and the server's version when it answered."""
     client = letta_client(settings)
-    url = settings.letta_base_url
+    url = shown_url(settings.letta_base_url)
     try:
         try:
             version = (await client.health()).version

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     slack_show_reasoning_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
+    # What `groups` and `agents` show to members who may not configure: names only, nothing, or everything.
+    slack_catalog: Literal["names", "configurers", "everyone"] = "names"
+    # Hosts (host or host:port) a request's response_url may point at besides Slack's own; only tests set it.
+    slack_response_url_hosts: Annotated[tuple[str, ...], NoDecode] = ()
 
     letta_base_url: str = LETTA_CLOUD_URL
     letta_api_key: SecretStr | None = None
@@ -119,6 +123,12 @@ class Settings(BaseSettings):
     turn_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
     metrics_token: SecretStr | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a PaaS routes to every interface
+    # A client's request head must arrive within this long of connecting (or of the previous response on a
+    # kept-alive connection, which is closed once idle this long); its body within http_body_timeout.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_max_connections: int = Field(default=256, ge=8, le=65535)
+    http_backlog: int = Field(default=128, ge=1, le=65535)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -147,6 +157,7 @@ class Settings(BaseSettings):
         "slack_thread_follow_ups_except",
         "slack_show_reasoning_except",
         "letta_conversations_except",
+        "slack_response_url_hosts",
         mode="before",
     )
     @classmethod
@@ -211,8 +222,10 @@ class Settings(BaseSettings):
             self.metrics_token,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-        password = urlsplit(self.database_url).password  # postgres://user:password@host/db
-        return found + ([password, unquote(password)] if password else [])
+        for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
+            password = urlsplit(url).password
+            found += [password, unquote(password)] if password else []
+        return found
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, Hist
 from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.targets import TargetError, resolve_target
 
@@ -168,7 +169,7 @@ class Configurator:
             version = (await self._letta.health()).version
         except LettaError as exc:
             return Probe(False, exc.explain("the health check"))
-        return Probe(True, f"Letta {version} at {self._letta.base_url} answers")
+        return Probe(True, f"Letta {version} at {shown_url(self._letta.base_url)} answers")
 
     async def _probe_target(self, target: Target) -> Probe:
         try:

@@ -55,6 +55,11 @@ class Target:
     def ref(self) -> str:
         return self.group_id or " ".join(a.id for a in self.agents)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every agent's name, the manager's too: no person may be shown under one of them."""
+        return tuple(a.name for a in (*self.agents, *((self.manager,) if self.manager else ())))
+
     def agent_named(self, name: str | None) -> AgentRef | None:
         for agent in self.agents:
             if agent.name == name:

@@ -18,6 +18,13 @@ from datetime import UTC, datetime
 
 # Token shapes that must never be written, even when they are not this bridge's own.
 _TOKEN_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+# The user and password in any URL (http://user:password@host): never shown, whoever's they are.
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+def shown_url(url: str) -> str:
+    """A URL as logs and Slack may show it: any user and password masked (`http://***@letta:8283`)."""
+    return _URL_CREDENTIALS.sub(r"\1***@", url)
 
 
 _context: ContextVar[dict[str, object]] = ContextVar("bridge_log_context", default={})  # noqa: B039 - never mutated
@@ -59,7 +66,7 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
-        return _TOKEN_SHAPES.sub("[redacted]", text)
+        return shown_url(_TOKEN_SHAPES.sub("[redacted]", text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.redact(record.getMessage())

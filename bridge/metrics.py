@@ -82,7 +82,14 @@ class Metrics:
         self.turn_seconds.observe(seconds)
 
     def depth(self, binding: str, count: int) -> None:
-        self.queue_depth.labels(binding).set(count)
+        """A binding's series exists only while it has unfinished turns: ids never pile up as labels."""
+        if count > 0:
+            self.queue_depth.labels(binding).set(count)
+            return
+        try:
+            self.queue_depth.remove(binding)
+        except KeyError:
+            pass
 
     def reply_posted(self, agent_name: str | None) -> None:
         self.posted.labels("notice" if agent_name is None else "agent").inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bridge.config import Settings
@@ -18,6 +18,7 @@ from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.drafts import TurnDrafts
 from bridge.letta.chooser import RunnerChooser, group_send_broken
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.quoting import block, label, person_label, quoted
 from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
@@ -43,6 +44,7 @@ SERVER_500_HINT = (
     " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
 )
 NOTHING_SAID = "No agent had anything to say this time."
+EMPTY_REPLY = "{agent} sent an empty reply."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
 
@@ -53,6 +55,18 @@ NOTES = "notes:"
 
 THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
 THREAD_CONTEXT_CHARS = 6000
+
+
+def thread_context(earlier: Sequence[tuple[str, str, str]], agents: Sequence[str]) -> str:
+    """A thread's earlier messages ((user id, name, Slack text), oldest first) as a quoted block, newest kept
+    within THREAD_CONTEXT_CHARS; each person labelled as no agent is."""
+    lines = [
+        quoted("person", person_label(who, uid, agents), clean_text(text, None)[:THREAD_CONTEXT_CHARS])
+        for uid, who, text in earlier
+    ]
+    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
+        lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
+    return block(THREAD_CONTEXT_HEADER, lines) + "\n\n" if lines else ""
 
 
 def _thinking(names: list[str]) -> str:
@@ -158,10 +172,11 @@ class TurnWorker:
     async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
-        speaker = await self._directory.user_name(turn.user_id)
-        channel = await self._directory.channel_name(turn.channel_id)
+        agents = binding.target.names
+        speaker = person_label(await self._directory.user_name(turn.user_id), turn.user_id, agents)
+        channel = label(await self._directory.channel_name(turn.channel_id), turn.channel_id)
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
-        context = await self._thread_context(job)
+        context = await self._thread_context(job, agents)
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
         turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker, drafts=growing)
         names = [a.name for a in binding.target.agents]
@@ -193,7 +208,10 @@ class TurnWorker:
             turn_input = replace(turn_input, threads=threads)
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
-            if isinstance(event, AgentReply):
+            if isinstance(event, AgentReply) and not event.text.strip():
+                failures += 1  # nothing to post, and not a success either: the thread is told
+                await self._owe(job, f"fail:{event.step}:{event.index}", EMPTY_REPLY.format(agent=event.agent_name))
+            elif isinstance(event, AgentReply):
                 replies += 1
                 await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
                 if event.notes and self._settings.shows_reasoning(turn.channel_id):
@@ -220,7 +238,7 @@ class TurnWorker:
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
         return failures
 
-    async def _thread_context(self, job: Job) -> str:
+    async def _thread_context(self, job: Job, agents: Sequence[str]) -> str:
         """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
         turn = job.turn
         if turn.thread_ts == turn.message_ts:
@@ -230,11 +248,7 @@ class TurnWorker:
         earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
         if not earlier:
             return ""
-        lines = [f"[{who}] {clean_text(text, None)}" for who, text in earlier]
-        body = "\n".join(lines)
-        if len(body) > THREAD_CONTEXT_CHARS:
-            body = "…" + body[-THREAD_CONTEXT_CHARS:]
-        return f"{THREAD_CONTEXT_HEADER}\n{body}\n\n"
+        return thread_context(earlier, agents)
 
     async def _group_send_broken(self) -> bool:
         try:
@@ -264,7 +278,9 @@ class TurnWorker:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text)
                 if ts is None:
-                    ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
+                    ts = await self._poster.post(
+                        turn.channel_id, turn.thread_ts, part, check_first=job.resumed, after=turn.message_ts
+                    )
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
                 self.metrics.reply_posted(item.agent_name)
             if not parts:

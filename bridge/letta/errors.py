@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bridge.logs import shown_url
+
 
 class Kind(StrEnum):
     UNREACHABLE = "unreachable"
@@ -38,7 +40,7 @@ class LettaError(Exception):
         self.kind = kind
         self.detail = detail
         self.status = status
-        self.base_url = base_url
+        self.base_url = shown_url(base_url)  # said in threads and answers: never its user and password
         self.request_id = request_id
         self.retry_after: float | None = None
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing

@@ -37,11 +37,13 @@ def authored_replies(response: LettaResponse, default_author: str) -> list[tuple
             continue
         seen.add(key)
         text = message.text.strip()
-        if not text:
-            continue
         author = message.name or default_author
+        if not text:
+            if not out or out[-1][0] != author:
+                out.append((author, ""))  # a blank message: said in the thread as an empty reply
+            continue
         if out and out[-1][0] == author:
-            out[-1] = (author, out[-1][1] + "\n\n" + text)
+            out[-1] = (author, "\n\n".join(t for t in (out[-1][1], text) if t))
         else:
             out.append((author, text))
     return out

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Journal, Target, Transcript, TurnEvent, TurnInput
+from bridge.letta.quoting import block, quoted
 
 Frame = Callable[[list[AgentReply]], str]
 
@@ -36,10 +37,11 @@ NO_SPEAKER = "{manager} named no member to speak next, so the group has nothing 
 
 
 def compose(unseen: Sequence[AgentReply], text: str) -> str:
-    """The documented bridge-runner format: unseen group replies, each labelled, then the user's message."""
+    """The documented bridge-runner format: unseen group replies, one quoted line each (letta/quoting.py),
+    then the user's message."""
     if not unseen:
         return text
-    return "\n".join([UNSEEN_HEADER, *labelled(unseen), "", text])
+    return "\n".join([block(UNSEEN_HEADER, labelled(unseen)), "", text])
 
 
 def step_otid(otid: str, key: str) -> str:
@@ -48,20 +50,20 @@ def step_otid(otid: str, key: str) -> str:
 
 
 def labelled(replies: Sequence[AgentReply]) -> list[str]:
-    return [f"[{reply.agent_name}] {reply.text}" for reply in replies]
+    return [quoted("agent", reply.agent_name, reply.text) for reply in replies]
 
 
 def supervisor_message(older: Sequence[AgentReply], workers: Sequence[AgentReply], text: str) -> str:
     """The manager's message: earlier unseen replies (the usual format), the user's message, then this turn's
     worker replies under `WORKERS_HEADER`."""
-    return "\n".join([compose(older, text), "", WORKERS_HEADER, *labelled(workers)])
+    return "\n".join([compose(older, text), "", block(WORKERS_HEADER, labelled(workers))])
 
 
 def dynamic_prompt(text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None) -> str:
     ending = f", or {token} if nobody needs to say more" if token else ""
     parts = [text, ""]
     if said:
-        parts += [SAID_HEADER, *labelled(said), ""]
+        parts += [block(SAID_HEADER, labelled(said)), ""]
     parts.append(DYNAMIC_PROMPT.format(members=", ".join(members), ending=ending))
     return "\n".join(parts)
 

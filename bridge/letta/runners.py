@@ -132,7 +132,7 @@ class ServerRunner:
                     )
                     continue
                 reply = attribute(target, spoken.author, spoken.text, self.STEP, len(replies), spoken.notes)
-                if reply is None:
+                if reply is None or (not reply.text and any(r.agent_name == reply.agent_name for r in replies)):
                     continue
                 replies.append(reply)
                 yield reply
@@ -348,6 +348,7 @@ class BridgeRunner(Step):
         texts: list[str] = []
         notes: list[Note] = []
         failure: AgentFailure | None = None
+        blank = False  # a message came back with no words: an empty reply, unlike no message at all
 
         async def draft(_author: str, text: str) -> None:
             if drafts is not None:
@@ -367,10 +368,12 @@ class BridgeRunner(Step):
                 failure = AgentFailure(
                     agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
                 )
-            else:
+            elif spoken.text:
                 texts.append(spoken.text)
                 notes.extend(spoken.notes)
-        return texts, tuple(notes), failure
+            else:
+                blank = True
+        return texts or ([""] if blank else []), tuple(notes), failure
 
     @staticmethod
     async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:

@@ -152,6 +152,6 @@ class Collector:
     def _emit(self, author: str, text: str) -> list[tuple[str, str]]:
         text = text.strip()
         if not text:
-            return []
+            return [(author, "")]  # a blank message: said in the thread as an empty reply, never posted as one
         self.replies.append((author, text))
         return [(author, text)]

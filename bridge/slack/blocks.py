@@ -208,7 +208,9 @@ def _group_line(t: Target) -> str:
     return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {escape(_clip(names(t), 300))}"
 
 
-def groups_list(catalog: Catalog, url: str, command: str) -> Message:
+def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) -> Message:
+    """Every group: its description, id, pattern and members; without `details` (a member who may not
+    configure, SLACK_CATALOG=names) only its pattern and members' names."""
     if catalog.groups is None:
         return Message(
             f"The Letta server at {url} has no group routes, so channels are connected to agents, "
@@ -219,13 +221,21 @@ def groups_list(catalog: Catalog, url: str, command: str) -> Message:
     head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):"]
     if not catalog.complete:
         head.append("_The server has more than the bridge lists at once; these are the first._")
+    if not details:
+        head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):"]
+        items = [f"• pattern `{escape(g.manager_type or '?')}`: {escape(_clip(names(g), 300))}" for g in catalog.groups]
+        return Message(_fit(head, items, ""))
     items = [_group_line(g) for g in catalog.groups]
     return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))
 
 
-def agents_list(catalog: Catalog, url: str, command: str) -> Message:
+def agents_list(catalog: Catalog, url: str, command: str, details: bool = True) -> Message:
+    """Every agent: its name, id and description; without `details`, its name only."""
     if not catalog.agents:
         return Message(f"The Letta server at {url} has no agents yet.")
+    if not details:
+        head = [f"*Agents on {url}* (ids and descriptions are shown to those who may configure):"]
+        return Message(_fit(head, [f"• *{escape(a.name)}*" for a in catalog.agents], ""))
     head = [f"*Agents on {url}* (connect some with `{command} connect {AGENT_ID} {AGENT_ID} …`):"]
     if not catalog.complete:
         head.append("_The server has more than the bridge lists at once; these are the first._")

@@ -29,6 +29,12 @@ class Ignored:
 Decision = Turn | Ignored
 
 _TS = re.compile(r"\d{1,12}\.\d{1,9}")
+# A person's own words, though Slack gives the message a subtype: the text of a file share (the files
+# themselves are not passed on), and a thread reply also sent to the channel.
+SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+# Invisible characters (zero-width spaces and joiners, the BOM, directional marks): a message of only these
+# says nothing.
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
 
 
 def unescape(text: str) -> str:
@@ -40,7 +46,7 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
     """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    return unescape(" ".join(text.split()))
+    return unescape(" ".join(text.split())) if _INVISIBLE.sub("", text).strip() else ""
 
 
 def _str(value: Any) -> str:
@@ -53,7 +59,7 @@ def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
         return Ignored(Reason.MALFORMED, "no event")
     if event.get("bot_id") or (bot_id and event.get("bot_id") == bot_id):
         return Ignored(Reason.FROM_BOT)
-    if event.get("subtype"):
+    if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
     return _human_turn(body, event, bot_user_id)
 
@@ -104,7 +110,7 @@ def decide_message(
         return Ignored(Reason.MALFORMED, "no event")
     if event.get("bot_id"):
         return Ignored(Reason.FROM_BOT)
-    if event.get("subtype"):
+    if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
     if direct_messages and event.get("channel_type") == "im":
         return _human_turn(body, event, bot_user_id)

@@ -34,6 +34,7 @@ PERMANENT = frozenset(
     }
 )
 UNKNOWN_OUTCOME_RETRIES = 2
+LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,17 @@ class SlackPoster:
             return [Part(p, None) for p in reply_texts(shown, text, False)]
         return [Part(p, shown, look.icon_emoji, look.icon_url) for p in reply_texts(shown, text, True)]
 
-    async def post(self, channel: str, thread_ts: str, part: Part, check_first: bool = False) -> str:
+    async def post(
+        self, channel: str, thread_ts: str, part: Part, check_first: bool = False, after: str | None = None
+    ) -> str:
         """Post one part into the thread; returns its ts. Raises SlackPostError.
 
         `check_first` reads the thread before posting: after a crash, a part may have reached Slack
-        without the bridge having recorded it.
+        without the bridge having recorded it. `after` is the ts of the turn's message: a post of the turn
+        can only be later, so only that part of the thread is read.
         """
         if check_first:
-            found = await self._find_posted(channel, thread_ts, part.text)
+            found = await self._find_posted(channel, thread_ts, part.text, after)
             if found:
                 return found
         for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
@@ -167,23 +171,32 @@ class SlackPoster:
             except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
-            found = await self._find_posted(channel, thread_ts, part.text)
+            found = await self._find_posted(channel, thread_ts, part.text, after)
             if found:
                 return found
             await asyncio.sleep(attempt + 1)
         raise SlackPostError("chat.postMessage", reason)
 
-    async def _find_posted(self, channel: str, thread_ts: str, text: str) -> str | None:
-        """The ts of our own message with this text in the thread, if the failed post did land."""
+    async def _find_posted(self, channel: str, thread_ts: str, text: str, after: str | None = None) -> str | None:
+        """The ts of our own message with this text in the thread, if the failed post did land: the thread
+        from `after` on (the turn's own message), page by page, however long the thread."""
+        cursor: str | None = None
         try:
             if self._bot_id is None:
                 self._bot_id = str((await self._client.auth_test()).get("bot_id") or "")
-            response = await self._client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+            for _ in range(LOOKUP_PAGES):
+                response = await self._client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=200, cursor=cursor, oldest=after, inclusive=bool(after)
+                )
+                for message in response.get("messages") or []:
+                    if message.get("bot_id") == self._bot_id and message.get("text") == text:
+                        return str(message.get("ts"))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    return None
         except FAILURES:
             return None
-        for message in response.get("messages") or []:
-            if message.get("bot_id") == self._bot_id and message.get("text") == text:
-                return str(message.get("ts"))
+        log.warning("slack thread too long to check for a post channel=%s thread=%s", channel, thread_ts)
         return None
 
     async def status(self, channel: str, thread_ts: str, text: str) -> None:

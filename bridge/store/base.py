@@ -162,6 +162,11 @@ class Store(Protocol):
 
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
+    async def first_signature(self, signature: str, expires_at: float) -> bool:
+        """Record a Slack request's signature until `expires_at` (epoch seconds, the end of its replay window);
+        False when it was already recorded and has not expired: the request is a replay. Expired ones go."""
+        ...
+
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         """True the first time a notice of this kind is due for the channel, False after."""
         ...
@@ -337,11 +342,11 @@ def check_database_url(url: str) -> None:
     )
 
 
-def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> Store:
+def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16, serving: bool = False) -> Store:
     """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
     `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
     connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
-    sends."""
+    sends. A `serving` process (serve, socket) holds a SQLite file for itself: a second one is refused."""
     check_database_url(url)
     if url.startswith(POSTGRES_SCHEMES):
         from bridge.store.postgres import PostgresStore
@@ -349,4 +354,4 @@ def open_store(url: str, *, pool_size: int = 5, lock_connections: int = 16) -> S
         return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections)
     from bridge.store.sqlite import SqliteStore
 
-    return SqliteStore(url)
+    return SqliteStore(url, exclusive=serving)

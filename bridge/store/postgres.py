@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -114,6 +115,7 @@ class PostgresStore:
         self._lock_connections = lock_connections
         self._pool: Pool | None = None
         self._locks: Pool | None = None
+        self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
 
     @property
     def pool(self) -> Pool:
@@ -321,6 +323,20 @@ class PostgresStore:
             turn_id,
         )
         return int(count or 0)
+
+    async def first_signature(self, signature: str, expires_at: float) -> bool:
+        # An expired row is taken over by the upsert; the rest of the expired ones go now and then.
+        fresh = await self.pool.fetchval(
+            "INSERT INTO seen_signatures (signature, expires_at) VALUES ($1,$2) ON CONFLICT (signature) DO UPDATE"
+            " SET expires_at = EXCLUDED.expires_at WHERE seen_signatures.expires_at < $3 RETURNING true",
+            signature,
+            expires_at,
+            time.time(),
+        )
+        self._signatures += 1
+        if self._signatures % 100 == 0:
+            await self.pool.execute("DELETE FROM seen_signatures WHERE expires_at < $1", time.time())
+        return fresh is not None
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         fresh = await self.pool.fetchval(

@@ -65,6 +65,10 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     """,
     SQLITE_V3,
+    """
+    CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
+    """,
 ]
 
 
@@ -127,4 +131,9 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     );
     """,
     3: POSTGRES_V3,
+    # Slack request signatures seen within their replay window (slack/gate.py), shared by every process.
+    4: """
+    CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
+    """,
 }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -29,6 +32,9 @@ from bridge.store.base import (
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
+log = logging.getLogger(__name__)
+PRIVATE = 0o600
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
@@ -43,10 +49,48 @@ def _encode_target(target: Target) -> str:
     return json.dumps([{"id": a.id, "name": a.name} for a in target.agents])
 
 
+def hold_exclusively(path: str) -> int:
+    """Lock `<path>.lock` for this process (flock, released by the kernel when the process ends, however it
+    ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep."""
+    lock_path = f"{path}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"another bridge process (pid {holder}) is already using {path}; a SQLite database serves one "
+            "process: stop that one first, or use PostgreSQL (DATABASE_URL=postgres://...) to run several"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def private_files(path: str) -> None:
+    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
+    and SHM files the database's mode), and an older world-readable file is tightened."""
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, PRIVATE)
+            log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
+
+
 class SqliteStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, exclusive: bool = False) -> None:
         self.url = url
         self.path = sqlite_path(url)
+        self._exclusive = exclusive
+        self._lock_fd: int | None = None
+        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None:
+            self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
         self._db: aiosqlite.Connection | None = None
         self._write_lock = UrgentFirstLock()
         # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
@@ -78,6 +122,9 @@ class SqliteStore:
             parent = await asyncio.to_thread(_missing_folder, self.path)
             if parent is not None:
                 raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
+            if self._exclusive and self._lock_fd is None:
+                self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
+            await asyncio.to_thread(private_files, self.path)
         try:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -93,6 +140,9 @@ class SqliteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the flock goes with it
+            self._lock_fd = None
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -243,6 +293,14 @@ class SqliteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def first_signature(self, signature: str, expires_at: float) -> bool:
+        async with self._write(urgent=True) as db:
+            await db.execute("DELETE FROM seen_signatures WHERE expires_at < ?", (time.time(),))
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO seen_signatures (signature, expires_at) VALUES (?,?)", (signature, expires_at)
+            )
+            return cursor.rowcount > 0
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         async with self._write() as db:

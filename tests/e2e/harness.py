@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +44,8 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
             "PYTHONUNBUFFERED": "1",
             "LETTA_RETRY_BASE_SECONDS": "0.05",
             "LETTA_CONVERSATIONS": "false",
+            # The fake Slack's response_url answers on its own host, which the bridge must be told it may use.
+            "SLACK_RESPONSE_URL_HOSTS": urlsplit(slack_api_url).netloc,
         }
     )
     env.update(extra)
@@ -67,6 +71,8 @@ class BridgeProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
+    open_files: int | None = None  # the process's file limit (ulimit -n), when a test sets one
+    host: str = "127.0.0.1"  # where it listens (tests reach it on 127.0.0.1 either way)
 
     @property
     def url(self) -> str:
@@ -74,8 +80,14 @@ class BridgeProcess:
 
     def start(self, log_path: Path, wait: bool = True) -> BridgeProcess:
         self.log_path = log_path
-        env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
+        env = dict(self.env, PORT=str(self.port), HOST=self.host)
         log = log_path.open("w")
+        limit = self.open_files
+
+        def limits() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge", self.mode],
             env=env,
@@ -83,6 +95,7 @@ class BridgeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limits if limit is not None else None,
         )
         if wait and self.mode == "serve":
             self.wait_healthy()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bridge.store.schema import SQLITE_MIGRATIONS
 from tests.e2e.harness import REPO, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 from tests.pg import PgServer
+
+LATEST = len(SQLITE_MIGRATIONS)  # the schema version a fresh database reaches
 
 
 def test_serve_with_settings_missing_fails_fast_with_one_line_each(tmp_path: Path) -> None:
@@ -124,7 +127,8 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
         assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
-        assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v3, 1 channel bindings")
+        db_line = f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v{LATEST}, 1 channel bindings"
+        assert any(line.startswith(db_line)
                    and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
@@ -151,7 +155,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         done = run_cli(dict(env, DATABASE_URL=url), "check")
         assert done.returncode == 0, done.stdout + done.stderr
         assert not any(line.startswith("warn") for line in done.stdout.splitlines())
-        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v3" in line
+        assert any(line.startswith("ok   database: postgresql://bridge:***@") and f"schema v{LATEST}" in line
                    for line in done.stdout.splitlines()), done.stdout
         assert "pw-never-shown" not in done.stdout + done.stderr
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")

@@ -17,6 +17,7 @@ from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_threads import reply_in_thread
 from tests.fakes.letta import AgentInput, FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.quoting import said
 
 OFF = "C0CONVOFF"  # a channel where the switch is off
 
@@ -132,11 +133,11 @@ def test_each_thread_shows_an_agent_only_that_threads_replies(rig: Rig) -> None:
     second = rig.mention(channel, "thread B question")
     rig.done(channel, second)
     bob_in_b = rig.inputs(agents["bob"])[-1]
-    assert "[alice] answer B" in bob_in_b.text and "answer A" not in bob_in_b.text
+    assert said("alice", "answer B") in bob_in_b.text and "answer A" not in bob_in_b.text
     follow = reply_in_thread(rig, channel, first, "more on A")
     rig.done(channel, follow["ts"])
     alice_again = rig.inputs(agents["alice"])[-1]
-    assert "[bob] bob says hi" in alice_again.text and "answer B" not in alice_again.text
+    assert said("bob", "bob says hi") in alice_again.text and "answer B" not in alice_again.text
 
 
 def test_where_the_switch_is_off_the_channels_threads_share_the_agent_and_run_in_order(rig: Rig) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bridge.store.schema import SQLITE_MIGRATIONS
 from tests.e2e.harness import REPO, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+
+LATEST = len(SQLITE_MIGRATIONS)  # the schema version a fresh database reaches
 
 
 def test_check_with_no_settings_creates_nothing(tmp_path: Path) -> None:
@@ -39,7 +42,8 @@ def test_the_default_database_lives_beside_the_config_file_whatever_the_folder(t
         listing = run_cli(from_elsewhere, "channels", "list", cwd=elsewhere)
         assert "C0123ABC" in listing.stdout and str(home / "bridge.db") in listing.stdout, listing.stdout
         checked = run_cli(from_elsewhere, "check", cwd=elsewhere)
-        assert f"ok   database: SQLite file {home / 'bridge.db'} (schema v3, 1 channel bindings" in checked.stdout
+        db_line = f"ok   database: SQLite file {home / 'bridge.db'} (schema v{LATEST}, 1 channel bindings"
+        assert db_line in checked.stdout
         bridge = BridgeProcess(from_elsewhere, cwd=elsewhere).start(tmp_path / "bridge.log")
         try:
             assert f"database={home / 'bridge.db'}" in bridge.logs()

@@ -11,6 +11,7 @@ from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_mentions import letta_sends_to, thread_posts, wait_done
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.quoting import said
 
 
 def send_route(world: World, crew_group: str) -> str:
@@ -118,7 +119,7 @@ def test_one_agent_failing_loses_nothing_else(world: World) -> None:
     assert posts[2].args["username"] == "carol"
     # carol was still shown alice's reply, and not bob's (he gave none).
     [carol] = [i for i in world.letta.inputs if i.agent_id == crew.agents["carol"]]
-    assert "[alice] alice says hi" in carol.text and "[bob]" not in carol.text
+    assert said("alice", "alice says hi") in carol.text and '"agent": "bob"' not in carol.text
 
 
 def test_missing_group_route_switches_the_channel_to_the_bridge_runner_once(world: World) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ import pytest
 from tests.e2e.conftest import backend_env
 from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import event_body, mention_event, signed_headers
+from tests.fakes.signing import action_body, event_body, mention_event, signed_headers, slack_signature
 from tests.fakes.slack import FakeSlack
+from tests.quoting import said
 
 
 @dataclass
@@ -109,7 +111,7 @@ def test_kill_9_between_two_agents_resumes_at_the_next_agent(
         assert [r.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
         assert r.replies(event["ts"]) == ["alice", "bob", "carol"]
         [carol] = [i for i in r.letta.inputs if i.agent_name == "carol"]
-        assert "[alice] alice says hi" in carol.text and "[bob] bob says hi" in carol.text
+        assert said("alice", "alice says hi") in carol.text and said("bob", "bob says hi") in carol.text
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 
@@ -324,6 +326,118 @@ class TestHostileInput:
             command = command_body(command_text, channel_id="C0UNBOUND")
             response = target.bridge.post(command, content_type="application/x-www-form-urlencoded")
             assert response.status_code < 500, response.text
+
+        fuzz()
+        time.sleep(0.5)
+        assert len(target.letta.sends()) == before
+        assert "Traceback" not in target.bridge.logs()
+
+
+DEEP = 20000
+UNSIGNED_TIMESTAMPS = ["abc", "1e9", "9" * 5000, "1 2", "-1", "1.5", "\u0661\u0662"]
+MALFORMED_SIGNED = {
+    "event null": (b'{"type":"event_callback","event":null}', "application/json"),
+    "event a string": (b'{"type":"event_callback","event":"str"}', "application/json"),
+    "event without type": (b'{"event":"str"}', "application/json"),
+    "event type a list": (b'{"type":"event_callback","event":{"type":[1]}}', "application/json"),
+    "type a number": (b'{"type":5}', "application/json"),
+    "deep json": (b'{"a":' * DEEP + b"1" + b"}" * DEEP, "application/json"),
+    "deep json list": (b'{"a":' + b"[" * DEEP + b"]" * DEEP + b"}", "application/json"),
+    "deep form payload": (
+        b"payload=" + quote_plus('{"type":"block_actions","a":' + "[" * DEEP + "]" * DEEP + "}").encode(),
+        "application/x-www-form-urlencoded",
+    ),
+    "actions a string": (action_body({"type": "block_actions", "actions": "x"}), "application/x-www-form-urlencoded"),
+    "actions [{}]": (action_body({"type": "block_actions", "actions": [{}]}), "application/x-www-form-urlencoded"),
+    "actions [1]": (action_body({"type": "block_actions", "actions": [1]}), "application/x-www-form-urlencoded"),
+    "payload type missing": (action_body({"actions": []}), "application/x-www-form-urlencoded"),
+    "payload user a string": (
+        action_body({"type": "block_actions", "user": "U1", "actions": [{"action_id": "x", "block_id": "b"}]}),
+        "application/x-www-form-urlencoded",
+    ),
+    "command without command": (b"text=connect&user_id=U1", "application/x-www-form-urlencoded"),
+}
+
+
+class TestMalformedRequests:
+    """Issue 16.5: bad requests get 400 or 401, never a 500 (which Slack retries), and nothing runs."""
+
+    @pytest.mark.parametrize("timestamp", UNSIGNED_TIMESTAMPS, ids=["abc", "1e9", "5000 digits", "inner space", "-1",
+                                                                   "1.5", "arabic digits"])
+    def test_a_timestamp_that_is_no_number_is_401(self, target: Rig, timestamp: str) -> None:
+        before = len(target.letta.sends())
+        body = event_body(mention_event("ts", channel=target.channel))
+        for signature in ("v0=abc", slack_signature(SIGNING_SECRET, timestamp, body)):
+            headers = {"content-type": "application/json", "x-slack-request-timestamp": timestamp.encode(),
+                       "x-slack-signature": signature}
+            response = httpx.post(f"{target.bridge.url}/slack/events", content=body, headers=headers)
+            assert response.status_code == 401, response.text
+        time.sleep(0.2)
+        assert len(target.letta.sends()) == before
+
+    @pytest.mark.parametrize("case", list(MALFORMED_SIGNED))
+    def test_signed_bodies_not_shaped_like_slacks_are_400(self, target: Rig, case: str) -> None:
+        before = len(target.letta.sends())
+        body, content_type = MALFORMED_SIGNED[case]
+        response = target.bridge.post(body, content_type=content_type)
+        assert response.status_code == 400, response.text
+        assert len(target.letta.sends()) == before
+        assert "Traceback" not in target.bridge.logs() and "RecursionError" not in target.bridge.logs()
+
+    def test_fuzzed_shapes_of_events_and_actions_never_500(self, target: Rig) -> None:
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+
+        before = len(target.letta.sends())
+        scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+        values = st.recursive(
+            scalars,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+            max_leaves=8,
+        )
+        slack_types = st.sampled_from(["event_callback", "url_verification", "app_rate_limited"]) | values
+        event = values | st.fixed_dictionaries(
+            {},
+            optional={
+                "type": st.sampled_from(["app_mention", "message"]) | values,
+                "user": values, "text": values, "ts": values, "channel": values, "thread_ts": values,
+                "subtype": values, "bot_id": values, "channel_type": values, "files": values,
+            },
+        )
+        envelope = st.fixed_dictionaries(
+            {},
+            optional={"type": slack_types, "event": event, "team_id": values, "event_id": values,
+                      "challenge": values, "authorizations": values, "api_app_id": values},
+        )
+        action = values | st.fixed_dictionaries(
+            {}, optional={"action_id": values, "block_id": values, "type": values, "value": values,
+                          "selected_option": values, "selected_options": values},
+        )
+        payload = st.fixed_dictionaries(
+            {},
+            optional={
+                "type": st.sampled_from(["block_actions", "view_submission", "shortcut", "message_action"]) | values,
+                "actions": values | st.lists(action, max_size=3), "user": values, "team": values,
+                "channel": values, "container": values, "response_url": values, "state": values, "view": values,
+            },
+        )
+        fields = st.lists(
+            st.tuples(st.sampled_from(["command", "text", "team_id", "channel_id", "user_id", "response_url",
+                                       "token", "trigger_id"]) | st.text(max_size=8), st.text(max_size=20)),
+            max_size=8,
+        )
+
+        @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
+                  derandomize="FUZZ_EXAMPLES" not in os.environ, suppress_health_check=list(HealthCheck))
+        @given(envelope=envelope, payload=payload, fields=fields)
+        def fuzz(envelope: dict, payload: dict, fields: list[tuple[str, str]]) -> None:
+            for body, content_type in (
+                (json.dumps(envelope).encode(), "application/json"),
+                (action_body(payload), "application/x-www-form-urlencoded"),
+                (urlencode(fields).encode(), "application/x-www-form-urlencoded"),
+            ):
+                response = target.bridge.post(body, content_type=content_type)
+                assert response.status_code < 500, (body, response.text)
 
         fuzz()
         time.sleep(0.5)

@@ -156,10 +156,15 @@ def test_disconnect_keeps_history_and_status_shows_who_when_and_liveness(sw: Sla
 
 def test_groups_and_agents_list_what_the_server_has(sw: Slash) -> None:
     group, (alice, _) = crew(sw, description="Listed crew")
-    groups = sw.ask("groups", channel(), user=MEMBER)
+    groups = sw.ask("groups", channel(), user=ADMIN)
     assert f"*Listed crew* `{group}`, pattern `round_robin`: alice, bob" in groups
-    agents = sw.ask("agents", channel(), user=MEMBER)
+    agents = sw.ask("agents", channel(), user=ADMIN)
     assert f"*alice* `{alice}`" in agents
+    # Members who may not configure see names only (SLACK_CATALOG=names, the default).
+    groups = sw.ask("groups", channel(), user=MEMBER)
+    assert "pattern `round_robin`: alice, bob" in groups and group not in groups and "Listed crew" not in groups
+    agents = sw.ask("agents", channel(), user=MEMBER)
+    assert "*alice*" in agents and alice not in agents
     paged = [r for r in sw.letta.requests if r.path in ("/v1/groups/", "/v1/agents/")]
     assert paged and all(r.query.get("limit") == "100" for r in paged)
 

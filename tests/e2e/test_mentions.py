@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.conftest import World, new_channel, world_fixture
 from tests.e2e.harness import body_json
 from tests.fakes.signing import event_body, signed_headers
+from tests.quoting import said
 
 
 @pytest.fixture(scope="module", params=["server", "bridge", "server-postgres", "bridge-postgres"])
@@ -83,16 +84,11 @@ def test_bridge_run_agents_see_the_group_replies_they_missed(world: World) -> No
     prefix = f"[maria in #chan-{crew.channel.lower()} on Slack] "
     assert received[("alice", "round one")] == prefix + "round one"
     header = "Replies in your group since you last spoke:"
-    assert received[("bob", "round one")] == f"{header}\n[alice] alice says hi\n\n{prefix}round one"
-    assert received[("carol", "round one")] == (
-        f"{header}\n[alice] alice says hi\n[bob] bob says hi\n\n{prefix}round one"
-    )
-    assert (
-        received[("alice", "round two")] == f"{header}\n[bob] bob says hi\n[carol] carol says hi\n\n{prefix}round two"
-    )
-    assert received[("bob", "round two")] == (
-        f"{header}\n[carol] carol says hi\n[alice] alice says hi\n\n{prefix}round two"
-    )
+    a, b, c = (said(n, f"{n} says hi") for n in ("alice", "bob", "carol"))
+    assert received[("bob", "round one")] == f"{header}\n{a}\n\n{prefix}round one"
+    assert received[("carol", "round one")] == f"{header}\n{a}\n{b}\n\n{prefix}round one"
+    assert received[("alice", "round two")] == f"{header}\n{b}\n{c}\n\n{prefix}round two"
+    assert received[("bob", "round two")] == f"{header}\n{c}\n{a}\n\n{prefix}round two"
 
 
 def test_a_mention_inside_a_thread_is_answered_in_that_thread(world: World) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.e2e.conftest import World, new_channel
 from tests.e2e.test_mentions import letta_sends_to, thread_posts, wait_done
+from tests.quoting import said
 
 
 @dataclass
@@ -65,12 +66,14 @@ def test_supervisor_posts_each_worker_under_its_name_then_the_manager(world: Wor
         assert received(world, crew.agents[name]) == [prefix + "status please"]
     [to_manager] = received(world, crew.manager)
     assert to_manager.startswith(prefix + "status please\n\nYour workers answered:\n")
-    assert "[alice] alice says hi" in to_manager and "[bob] bob says: 'it's \"done\"'" in to_manager
+    assert said("alice", "alice says hi") in to_manager and said("bob", "bob says: 'it's \"done\"'") in to_manager
 
 
 def test_dynamic_posts_the_speakers_not_the_managers_choices(world: World) -> None:
     crew = managed(world, "dynamic", "mgr_dyn", max_turns=2)
-    world.letta.set_reply(crew.manager, lambda text: "bob" if "[bob]" not in text and "bob:" not in text else "carol")
+    world.letta.set_reply(
+        crew.manager, lambda text: "bob" if '"agent": "bob"' not in text and "bob:" not in text else "carol"
+    )
     event, _ = world.bridge.mention("who knows?", crew.channel)
     posts = posted(world, crew, event["ts"], 2)
     assert posts == [("bob", "bob says hi"), ("carol", "carol says hi")]
@@ -80,9 +83,9 @@ def test_dynamic_posts_the_speakers_not_the_managers_choices(world: World) -> No
         return
     choices = received(world, crew.manager)
     assert len(choices) == 2 and all("Members: alice, bob, carol" in c for c in choices)
-    assert "[bob] bob says hi" in choices[1]
+    assert said("bob", "bob says hi") in choices[1]
     [to_carol] = received(world, crew.agents["carol"])
-    assert "[bob] bob says hi" in to_carol
+    assert said("bob", "bob says hi") in to_carol
 
 
 def test_sleeptime_only_the_main_agent_answers_on_the_bridge(world: World) -> None:
@@ -123,7 +126,8 @@ def test_round_robin_max_turns_from_the_group_record(world: World) -> None:
     channel = new_channel()
     world.slack.add_channel(channel, f"chan-{channel.lower()}")
     world.connect(channel, group_id)
-    world.letta.set_reply(agents["alice"], lambda text: f"alice {text.count('[bob]') + text.count('bob:')}")
+    bob = '"agent": "bob"'
+    world.letta.set_reply(agents["alice"], lambda text: f"alice {text.count(bob) + text.count('bob:')}")
     event, _ = world.bridge.mention("go round", channel)
     crew = Managed(channel, group_id, "", agents)
     posts = posted(world, crew, event["ts"], 3)
@@ -178,6 +182,6 @@ def test_max_turns_from_config_and_a_repeat_speakers_reply_reaches_the_others(tm
         second, _ = world.bridge.mention("and again", channel)
         posted(world, crew, second["ts"], 3)
         bob_second_turn = received(world, agents["bob"])[1]
-        assert "[alice] alice second" in bob_second_turn
-        assert "[alice] alice third" in bob_second_turn
+        assert said("alice", "alice second") in bob_second_turn
+        assert said("alice", "alice third") in bob_second_turn
         assert bob_second_turn.count("alice first") == 0, "bob was shown a reply he had already seen"

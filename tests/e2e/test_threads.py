@@ -8,6 +8,7 @@ from typing import Any
 from tests.e2e.conftest import World
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.signing import event_body, next_ts
+from tests.quoting import heard
 
 
 def reply_in_thread(world: World, channel: str, thread_ts: str, text: str, user: str = "U0123ABCD") -> dict[str, Any]:
@@ -73,7 +74,8 @@ def test_first_mention_in_an_existing_thread_brings_its_earlier_messages_once(wo
     thread_posts(world, crew.channel, root_ts, 1)
     sent = agent_inputs(world, crew.agents["alice"])[-1]
     assert "Earlier in this Slack thread" in sent
-    assert "[bob_human] Shall we ship on Friday?" in sent and "[maria] Only if the tests are green & fast" in sent
+    assert heard("bob_human", "Shall we ship on Friday?") in sent
+    assert heard("maria", "Only if the tests are green & fast") in sent
     assert sent.index("Shall we ship") < sent.index("what do you think?")
     wait_done(world, crew.channel, mention["ts"])
     reply_in_thread(world, crew.channel, root_ts, "and now?")

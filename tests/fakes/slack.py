@@ -146,6 +146,11 @@ class FakeSlack:
         self.socket_sent: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._failures: dict[str, list[list[Any]]] = {}  # method -> [[status, headers, body, remaining]]
+        self._landed_failures: dict[str, int] = {}  # method -> how many more calls succeed yet answer 500
+        # Slack's rule since 2025 for apps outside the Marketplace: conversations.replies gives at most this many
+        # messages a call, and after `replies_calls` calls answers 429 ratelimited (None: no such limits).
+        self.replies_per_call: int | None = None
+        self.replies_calls: int | None = None
         self._revoked = False
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
@@ -323,6 +328,12 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).append([status, final_headers, body, times])
 
+    def land_then_fail_next(self, method: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work (a post lands), then answer ``status`` as if
+        they had failed: the caller cannot know whether they did."""
+        with self._lock:
+            self._landed_failures[method] = self._landed_failures.get(method, 0) + times
+
     def set_token_revoked(self, revoked: bool = True) -> None:
         """While set, every Web API call answers ``{"ok": false, "error": "token_revoked"}``."""
         with self._lock:
@@ -479,6 +490,9 @@ class FakeSlack:
         result = handler(args)
         if isinstance(result, str):
             return self._error(method, result)
+        if self._landed_failures.get(method):
+            self._landed_failures[method] -= 1
+            return 500, {"content-type": "text/html"}, {"ok": False, "error": "internal_error"}
         ok_case = REFERENCE.get(method, {}).get("ok")
         headers = {"content-type": JSON_CT}
         if ok_case is not None:
@@ -490,6 +504,8 @@ class FakeSlack:
         case = REFERENCE.get(method, {}).get(error)
         if case is not None:
             return case["status"], dict(case["headers"]), copy.deepcopy(case["body"])
+        if error == "ratelimited":
+            return 429, {"content-type": JSON_CT, "retry-after": "60"}, {"ok": False, "error": error}
         return 200, {"content-type": JSON_CT}, {"ok": False, "error": error}
 
     # ------------------------------------------------------------------ state helpers
@@ -622,6 +638,10 @@ class FakeSlack:
         return {"ok": True, "channel": copy.deepcopy(channel)} if channel else "channel_not_found"
 
     def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        if self.replies_calls is not None:
+            if self.replies_calls <= 0:
+                return "ratelimited"
+            self.replies_calls -= 1
         channel, ts = args.get("channel"), args.get("ts")
         if not channel:
             return "channel_not_found"
@@ -631,9 +651,17 @@ class FakeSlack:
         if not ts or not thread:
             return "thread_not_found"
         thread.sort(key=lambda m: _ts_key(m["ts"]))
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        if args.get("oldest"):
+            oldest = _ts_key(str(args["oldest"]))
+            thread = [m for m in thread if _ts_key(m["ts"]) > oldest or (inclusive and _ts_key(m["ts"]) == oldest)]
+        if args.get("latest"):
+            latest = _ts_key(str(args["latest"]))
+            thread = [m for m in thread if _ts_key(m["ts"]) < latest or (inclusive and _ts_key(m["ts"]) == latest)]
         try:
             offset = int(base64.b64decode(str(args["cursor"])).decode().split(":")[1]) if args.get("cursor") else 0
             limit = max(1, int(args.get("limit") or 1000))
+            limit = min(limit, self.replies_per_call or limit)
         except (ValueError, IndexError):
             return "invalid_cursor"
         end = offset + limit

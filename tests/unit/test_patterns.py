@@ -82,7 +82,7 @@ def test_the_dynamic_prompt_is_documented_and_each_send_has_its_own_otid() -> No
     said = [AgentReply("bob", "bob says hi")]
     prompt = dynamic_prompt("[maria] go", said, ["alice", "bob"], "DONE!")
     assert prompt == (
-        "[maria] go\n\nSaid so far in this turn:\n[bob] bob says hi\n\n"
+        '[maria] go\n\nSaid so far in this turn:\n{"agent": "bob", "text": "bob says hi"}\n\n'
         "You choose who speaks next in this group. Members: alice, bob.\n"
         "Answer with the name of the one member who should speak next, or DONE! if nobody needs to say more."
     )

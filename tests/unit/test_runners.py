@@ -7,7 +7,8 @@ from bridge.letta.runners import UNSEEN_HEADER, compose
 
 def test_compose_labels_each_unseen_reply_then_the_users_message() -> None:
     text = compose([AgentReply("alice", "first"), AgentReply("bob", "second")], "[maria in #agents on Slack] go")
-    assert text == f"{UNSEEN_HEADER}\n[alice] first\n[bob] second\n\n[maria in #agents on Slack] go"
+    lines = '{"agent": "alice", "text": "first"}\n{"agent": "bob", "text": "second"}'
+    assert text == f"{UNSEEN_HEADER}\n{lines}\n\n[maria in #agents on Slack] go"
     assert compose([], "just me") == "just me"
 
 

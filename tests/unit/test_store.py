@@ -30,11 +30,11 @@ def group(*agents: AgentRef) -> Target:
 
 def test_the_database_is_created_migrated_and_reopened_without_loss(database_url: str) -> None:
     async def first(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), bound_by="cli"))
 
     async def second(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         [binding] = await store.list_bindings()
         assert binding.target.agents == (ALICE, BOB) and binding.bound_by == "cli"
 
@@ -146,7 +146,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
 
     run(url, downgrade)
@@ -259,3 +259,21 @@ def test_orphaned_bindings_are_those_with_unfinished_turns_and_no_live_lease(dat
         assert await store.orphaned_bindings() == [("T1", "C1"), ("T1", "C2")], "its process died: C1 is orphaned"
 
     run(database_url, body)
+
+
+def test_a_signature_is_seen_once_until_its_window_ends_across_reopens(database_url: str) -> None:
+    import time
+
+    now = time.time()
+
+    async def first(store: Store) -> None:
+        assert await store.first_signature("v0=aa", now + 300)
+        assert not await store.first_signature("v0=aa", now + 300)
+        assert await store.first_signature("v0=old", now - 1)  # its window is over: a replay would be stale
+        assert await store.first_signature("v0=old", now + 300)  # and expired rows give way
+
+    async def second(store: Store) -> None:
+        assert not await store.first_signature("v0=aa", now + 300), "a restart forgot a signature"
+
+    run(database_url, first)
+    run(database_url, second)

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.configure import ConfigError, Configurator
+from bridge.logs import shown_url
 from bridge.slack import blocks
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
@@ -54,7 +55,8 @@ class CommandHandler:
         self._configurator = configurator
         self._tasks = tasks
         self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
-        self._url = settings.letta_base_url
+        self._url = shown_url(settings.letta_base_url)
+        self._catalog = settings.slack_catalog
 
     async def on_command(
         self,
@@ -133,10 +135,15 @@ class CommandHandler:
         cfg = self._configurator
         if command.action == "status":
             return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)
-        if command.action == "groups":
-            return blocks.groups_list(await cfg.catalog(), self._url, self.name)
-        if command.action == "agents":
-            return blocks.agents_list(await cfg.catalog(), self._url, self.name)
+        if command.action in ("groups", "agents"):
+            details = True
+            if self._catalog != "everyone":
+                refusal = await self._refusal(who, client)
+                if refusal is not None and self._catalog == "configurers":
+                    return refusal
+                details = refusal is None
+            listing = blocks.groups_list if command.action == "groups" else blocks.agents_list
+            return listing(await cfg.catalog(), self._url, self.name, details)
         if command.action == "disconnect":
             previous = await cfg.disconnect(who.team_id, who.channel_id, actor=who.user_id)
             message = blocks.disconnected(previous, self.name)

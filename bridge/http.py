@@ -1,0 +1,108 @@
+"""The HTTP server's guards against clients that never finish a request.
+
+- A request's head must arrive within `http_header_timeout` of connecting, or of the previous response on a
+  kept-alive connection (aiohttp's keep-alive timer, which it arms on connect and closes idle handlers with);
+  so an idle keep-alive connection is closed after that long too.
+- A request's body must arrive within `http_body_timeout` (`read_body`); past it the answer is 408 and the
+  connection is closed.
+- At most `http_max_connections` connections at once (fewer when the process's file limit asks for it):
+  when full, the connection that has waited longest for its request head is closed to make room; when every
+  connection is busy with a request, the newcomer gets a 503 (Slack delivers it again) and is closed.
+
+So a slow or half-open client is closed, everyone else is served, and the process never runs out of files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger(__name__)
+
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+WARN_EVERY = 60.0  # seconds between two log lines about a full server
+
+
+RESERVED_FILES = 64  # for Letta, Slack, the database and logs
+
+
+def limits(connections: int, backlog: int) -> tuple[int, int]:
+    """(connections, backlog) that fit the process's open-file limit: asyncio accepts up to `backlog`
+    connections at once before the cap can close any, so both together stay below the limit, leaving
+    RESERVED_FILES for everything else."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return connections, backlog
+    backlog = max(1, min(backlog, soft // 4))
+    return max(8, min(connections, soft - backlog - RESERVED_FILES)), backlog
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: one 503, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(BUSY)
+        transport.close()
+
+
+def _waiting_for_a_request(handler: RequestHandler) -> bool:
+    """Connected (or kept alive) with no complete request head yet."""
+    waiter = handler._waiter
+    return waiter is not None and not waiter.done()
+
+
+class GuardedSite(web.TCPSite):
+    """A TCP site whose accept path keeps the number of connections under a cap."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self.max_connections = max_connections
+        self._last_warning = 0.0
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; the server is made below, as TCPSite would
+        server = self._runner.server
+        assert server is not None
+
+        def accept() -> asyncio.BaseProtocol:
+            connections = server.connections
+            if len(connections) >= self.max_connections:
+                idle = next((h for h in connections if _waiting_for_a_request(h)), None)
+                if idle is None:
+                    self._warn("every connection is busy with a request; a new one got 503")
+                    return _Busy()
+                idle.force_close()  # the longest-waiting idle or half-sent connection makes room
+                self._warn("connections at the cap; closing those that wait longest for a request")
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            accept,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+
+    def _warn(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning("http %s max_connections=%d", what, self.max_connections)
+
+
+async def read_body(request: web.Request, seconds: float) -> bytes | None:
+    """The request's body, or None when the client did not send it within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        return None
