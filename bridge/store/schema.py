@@ -4,6 +4,7 @@ schema_version. Version numbers match across backends for the same tables."""
 from __future__ import annotations
 
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
+from bridge.store.installations import POSTGRES_V4, SQLITE_V4
 
 SQLITE_MIGRATIONS: list[str] = [
     """
@@ -65,6 +66,7 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     """,
     SQLITE_V3,
+    SQLITE_V4,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
 ]
 
 
@@ -127,4 +129,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     );
     """,
     3: POSTGRES_V3,
+    4: POSTGRES_V4,
 }

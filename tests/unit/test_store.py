@@ -30,11 +30,11 @@ def group(*agents: AgentRef) -> Target:
 
 def test_the_database_is_created_migrated_and_reopened_without_loss(database_url: str) -> None:
     async def first(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), bound_by="cli"))
 
     async def second(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         [binding] = await store.list_bindings()
         assert binding.target.agents == (ALICE, BOB) and binding.bound_by == "cli"
 
@@ -143,10 +143,12 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
     async def downgrade(store: Store) -> None:
         assert isinstance(store, SqliteStore)
         await store.db.execute("DROP TABLE conversations")
+        for table in ("slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets"):  # v4
+            await store.db.execute(f"DROP TABLE {table}")
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
 
     run(url, downgrade)
