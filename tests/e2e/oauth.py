@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from cryptography.fernet import Fernet
@@ -113,6 +114,13 @@ class Many:
     def command(self, text: str, channel: str, team: str, user: str = ADMIN) -> tuple[httpx.Response, str]:
         url = self.slack.response_url()
         body = command_body(text, channel_id=channel, user_id=user, team_id=team, response_url=url)
+        installed = self.teams.get(team, Installed(team))
+        if installed.enterprise_id is not None:  # Enterprise Grid adds the org (docs: slash command payloads)
+            fields = parse_qsl(body.decode(), keep_blank_values=True)
+            fields = [(k, v) for k, v in fields if k != "is_enterprise_install"]
+            fields += [("enterprise_id", installed.enterprise_id), ("enterprise_name", "Acme Org")]
+            fields += [("is_enterprise_install", "true" if installed.org_wide else "false")]
+            body = urlencode(fields).encode()
         return self.bridge.post(body, content_type=FORM), url
 
     def answer(self, url: str, timeout: float = 10.0) -> str:
@@ -122,6 +130,7 @@ class Many:
     def submit_setup(self, team: str, url: str, key: str = "", user: str = ADMIN) -> httpx.Response:
         payload = copy.deepcopy(load(SLACK / "interactivity" / "view_submission.json"))
         payload["team"]["id"] = payload["user"]["team_id"] = team
+        payload["view"]["team_id"] = payload["view"]["app_installed_team_id"] = team
         payload["user"]["id"] = user
         values = payload["view"]["state"]["values"]
         values["letta_url"]["url"]["value"] = url or None
