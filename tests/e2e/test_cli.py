@@ -124,7 +124,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
         assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
-        assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v3, 1 channel bindings")
+        assert any(line.startswith(f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v4, 1 channel bindings")
                    and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
     slack2 = FakeSlack(scopes="chat:write")
@@ -151,7 +151,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         done = run_cli(dict(env, DATABASE_URL=url), "check")
         assert done.returncode == 0, done.stdout + done.stderr
         assert not any(line.startswith("warn") for line in done.stdout.splitlines())
-        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v3" in line
+        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v4" in line
                    for line in done.stdout.splitlines()), done.stdout
         assert "pw-never-shown" not in done.stdout + done.stderr
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")

@@ -39,7 +39,7 @@ def test_the_default_database_lives_beside_the_config_file_whatever_the_folder(t
         listing = run_cli(from_elsewhere, "channels", "list", cwd=elsewhere)
         assert "C0123ABC" in listing.stdout and str(home / "bridge.db") in listing.stdout, listing.stdout
         checked = run_cli(from_elsewhere, "check", cwd=elsewhere)
-        assert f"ok   database: SQLite file {home / 'bridge.db'} (schema v3, 1 channel bindings" in checked.stdout
+        assert f"ok   database: SQLite file {home / 'bridge.db'} (schema v4, 1 channel bindings" in checked.stdout
         bridge = BridgeProcess(from_elsewhere, cwd=elsewhere).start(tmp_path / "bridge.log")
         try:
             assert f"database={home / 'bridge.db'}" in bridge.logs()
