@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -45,6 +45,9 @@ from bridge.store.base import database_name, missing_sqlite_file
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
+
+if TYPE_CHECKING:
+    from bridge.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -158,33 +161,126 @@ class Bridge:
             self.metrics,
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        with _environment_without("SLACK_BOT_TOKEN"):
-            self.app = AsyncApp(
-                client=self.slack,
-                signing_secret=secret,
-                process_before_response=True,
-                request_verification_enabled=not socket_mode,
-            )
-        register_all(self.app, self.relay, self.configurator, self.tasks)
+        self.workspaces: Workspaces | None = None
+        self._purger: asyncio.Task[None] | None = None
+        if settings.oauth:
+            self._many_workspaces(secret, leases)
+        else:
+            with _environment_without("SLACK_BOT_TOKEN"):
+                self.app = AsyncApp(
+                    client=self.slack,
+                    signing_secret=secret,
+                    process_before_response=True,
+                    request_verification_enabled=not socket_mode,
+                )
+            register_all(self.app, self.relay, self.configurator, self.tasks)
         # Socket Mode requests are not signed; only HTTP mode has a gate.
         hosts = settings.slack_response_url_hosts
         self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
 
+    def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
+        """OAuth mode: Bolt's install flow and per-request authorize over the bridge's own installation store;
+        each workspace's turns and commands run with its own token and its own Letta (workspaces.py)."""
+        from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+        from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+
+        from bridge.manifest import SCOPES
+        from bridge.store.crypto import Cipher, CipherError
+        from bridge.store.installations import BridgeInstallationStore, BridgeStateStore
+        from bridge.workspaces import WorkspaceAuthorize, WorkspaceRelay, Workspaces, WorkspaceWorkers
+
+        s = self.settings
+        assert s.slack_client_id is not None and s.slack_client_secret is not None
+        if s.bridge_encryption_key is None:
+            raise StartError("OAuth mode needs BRIDGE_ENCRYPTION_KEY to store each workspace's bot token encrypted.")
+        try:
+            cipher = Cipher(s.bridge_encryption_key.get_secret_value())
+        except CipherError as exc:
+            raise StartError(str(exc)) from None
+        days = None if s.uninstalled_bindings == "keep" else s.uninstalled_bindings_days
+        installs = BridgeInstallationStore(self.store, cipher, purge_days=days)
+        workspaces = self.workspaces = Workspaces(s, self.store, installs, self.metrics, self._letta_for)
+        default = workspaces.letta.get(s)  # the environment's server: the default of every workspace
+        self.letta, self.chooser = default.client, default.chooser
+        self.configurator = Configurator(s, self.store, self.letta, self.chooser)
+        relay = WorkspaceRelay(
+            self.store,
+            WorkspaceWorkers(workspaces),
+            SlackPoster(self.slack),
+            s.max_concurrent_turns,
+            frozenset(s.slack_thread_follow_ups_except),
+            leases,
+            self.metrics,
+        )
+        relay.workspaces = workspaces
+        self.relay = relay
+        state_secret = s.slack_state_secret.get_secret_value() if s.slack_state_secret else None
+        client_secret = s.slack_client_secret.get_secret_value()
+        oauth = AsyncOAuthSettings(
+            client_id=s.slack_client_id,
+            client_secret=client_secret,
+            scopes=[scope.name for scope in SCOPES],
+            user_scopes=[],
+            redirect_uri=s.slack_redirect_uri,
+            authorization_url=s.slack_oauth_authorize_url,
+            installation_store=installs,
+            state_store=BridgeStateStore(installs, state_secret),
+            token_rotation_expiration_minutes=s.slack_token_rotation_minutes,
+            logger=log,
+        )
+        authorize = WorkspaceAuthorize(
+            workspaces,
+            logger=log,
+            installation_store=installs,
+            client_id=s.slack_client_id,
+            client_secret=client_secret,
+            token_rotation_expiration_minutes=s.slack_token_rotation_minutes,
+            client=AsyncWebClient(base_url=s.slack_api_url),
+        )
+        with _environment_without("SLACK_BOT_TOKEN"):
+            self.app = AsyncApp(
+                client=self.slack,
+                signing_secret=secret,
+                process_before_response=True,
+                authorize=authorize,
+                oauth_flow=AsyncOAuthFlow(client=self.slack, settings=oauth),
+            )
+        register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
+
+    def _letta_for(self, settings: Settings) -> LettaClient:
+        return letta_client(settings, self.metrics)
+
+    async def _purge_forever(self) -> None:
+        """Bindings of workspaces that removed the app go once their time is up (UNINSTALLED_BINDINGS_DAYS)."""
+        assert self.workspaces is not None
+        while True:
+            try:
+                await self.workspaces.purge()
+            except Exception as exc:
+                log.warning("could not delete the bindings of removed workspaces error=%s", type(exc).__name__)
+            await asyncio.sleep(3600)
+
     async def start(self) -> None:
         # One pooled session for every Slack call; without it slack_sdk opens a connection per call.
         self.slack.session = aiohttp.ClientSession()
         self.slack_drafts.session = self.slack.session
         await self.store.open()
+        if self.workspaces is not None:
+            self.workspaces.session = self.slack.session
+            self._purger = asyncio.create_task(self._purge_forever())
         await self.relay.resume()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
         grace = self.settings.shutdown_grace_seconds
+        if self._purger is not None:
+            self._purger.cancel()
+            await asyncio.gather(self._purger, return_exceptions=True)
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
-        await self.letta.aclose()
+        await (self.workspaces.aclose() if self.workspaces is not None else self.letta.aclose())
         if self.slack.session is not None:
             await self.slack.session.close()
         await self.store.close()
@@ -243,8 +339,25 @@ class Bridge:
                 return web.json_response(refusal, status=401)
         return web.Response(body=self.metrics.expose(), headers={"Content-Type": CONTENT_TYPE})
 
+    async def oauth_page(self, request: web.Request) -> web.Response:
+        """GET /slack/install (the Add to Slack page) and /slack/oauth_redirect (Slack sends the installer back
+        here with a code and the state): Bolt's OAuth flow, over the bridge's own stores."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        with log_context(request_id=uuid.uuid4().hex[:12]):
+            bolt_request = await to_bolt_request(request)
+            if request.path == flow.install_path:
+                response = await flow.handle_installation(bolt_request)
+            else:
+                response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(response)
+
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
+        flow = self.app.oauth_flow
+        if self.workspaces is not None and flow is not None:
+            app.router.add_get(flow.install_path, self.oauth_page)
+            app.router.add_get(flow.redirect_uri_path, self.oauth_page)
         app.router.add_post("/slack/events", self.handle_slack)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -351,6 +464,11 @@ async def serve_http(settings: Settings) -> None:
 async def serve_socket(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    if settings.oauth:
+        raise StartError(
+            "Slack's OAuth install needs the bridge reachable over HTTPS: run `serve` (SLACK_CLIENT_ID is set), "
+            "or unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to use Socket Mode with one bot token."
+        )
     new = missing_sqlite_file(settings.database_url) is not None
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()

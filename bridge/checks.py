@@ -51,7 +51,12 @@ async def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check(True, "settings", "everything `serve` needs is set"))
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
-    checks.extend(await slack_checks(settings))
+    if settings.oauth:
+        from bridge.workspace_admin import workspace_checks
+
+        checks.extend(await workspace_checks(settings))
+    else:
+        checks.extend(await slack_checks(settings))
     letta, version = await _letta_checks(settings)
     checks.extend(letta)
     checks.append(await _database(settings, version))

@@ -1,4 +1,4 @@
-"""Command line: init | serve | socket | check | channels connect|list|disconnect.
+"""Command line: init | serve | socket | check | channels connect|list|disconnect | workspaces list|remove.
 
 Exit status: 0 success, 1 a check or a lookup failed, 2 settings or usage are wrong. Errors are plain lines
 on stderr, never a traceback.
@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="serve Slack's HTTP requests on $PORT (POST /slack/events, GET /healthz)")
     sub.add_parser("socket", help="connect over Socket Mode (SLACK_APP_TOKEN), for local use with no public URL")
     sub.add_parser("check", help="check each setting and connection; exit 0 only if all pass")
+    spaces = sub.add_parser("workspaces", help="OAuth mode: the workspaces that installed the app")
+    wsub = spaces.add_subparsers(dest="action", required=True, metavar="ACTION")
+    wsub.add_parser("list", help="each installed workspace (or Enterprise Grid org), its channels and Letta server")
+    remove = wsub.add_parser("remove", help="delete a workspace's tokens and end its work, as an uninstall does")
+    remove.add_argument("workspace", help="a workspace id (T0123ABC), or an org id (E0123ABC) for an org-wide install")
     channels = sub.add_parser("channels", help="bind Slack channels to Letta groups or agents")
     csub = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
     connect = csub.add_parser("connect", help="bind a channel to group-<uuid>, or to agent-<uuid> [agent-<uuid> ...]")
@@ -128,7 +133,23 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(SET_THEM_UP, file=sys.stderr)
             return 2
         return 0 if all(c.ok for c in checks) else 1
+    if args.command == "workspaces":
+        return await _workspaces(args, settings)
     return await _channels(args, settings)
+
+
+async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.workspace_admin import list_workspaces, remove_workspace
+
+    if args.action == "list":
+        for line in await list_workspaces(settings):
+            print(line)
+        return 0
+    said = await remove_workspace(settings, args.workspace)
+    if said is None:
+        raise CliError(f"{args.workspace} has not installed the app (`python -m bridge workspaces list` shows them).")
+    print(said)
+    return 0
 
 
 async def _team(settings: Settings, team: str | None) -> str:

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Many workspaces (docs/workspaces.md): Slack's OAuth install instead of one bot token.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    slack_oauth_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_redirect_uri: str | None = None
+    slack_token_rotation_minutes: int = Field(default=120, ge=1, le=720)
+    bridge_encryption_key: SecretStr | None = None
+    uninstalled_bindings: Literal["delete", "keep"] = "delete"
+    uninstalled_bindings_days: float = Field(default=30.0, ge=0)
     slack_agent_usernames: bool = True
     slack_agents: dict[str, AgentLook] = {}
     slack_working_reaction: str = "eyes"
@@ -140,6 +150,11 @@ class Settings(BaseSettings):
         "letta_api_key",
         "metrics_token",
         "letta_max_turns",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_state_secret",
+        "slack_redirect_uri",
+        "bridge_encryption_key",
         mode="before",
     )
     @classmethod
@@ -209,6 +224,11 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
+    @property
+    def oauth(self) -> bool:
+        """Many workspaces, each installed through Slack's OAuth flow, instead of one bot token."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
     def shows_reasoning(self, channel_id: str) -> bool:
         return self.slack_show_reasoning != (channel_id in self.slack_show_reasoning_except)
 
@@ -220,6 +240,9 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.letta_api_key,
             self.metrics_token,
+            self.slack_client_secret,
+            self.slack_state_secret,
+            self.bridge_encryption_key,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
@@ -250,6 +273,23 @@ SLACK_APP_TOKEN = Requirement(
     "opens the Socket Mode connection (starts with xapp-)",
     "Slack app settings > Basic Information > App-Level Tokens (scope connections:write)",
 )
+BRIDGE_ENCRYPTION_KEY = Requirement(
+    "BRIDGE_ENCRYPTION_KEY",
+    "encrypts each workspace's bot token and Letta key in the database (OAuth mode stores them; without a key it "
+    "would store them in the clear, so it does not start)",
+    'the output of `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`, '
+    "kept in your secret manager (losing it means every workspace installs the app again)",
+)
+SLACK_CLIENT_SECRET = Requirement(
+    "SLACK_CLIENT_SECRET",
+    "with SLACK_CLIENT_ID, lets the bridge finish Slack's OAuth install",
+    "Slack app settings > Basic Information > App Credentials > Client Secret",
+)
+SLACK_CLIENT_ID = Requirement(
+    "SLACK_CLIENT_ID",
+    "with SLACK_CLIENT_SECRET, lets the bridge finish Slack's OAuth install",
+    "Slack app settings > Basic Information > App Credentials > Client ID",
+)
 LETTA_API_KEY = Requirement(
     "LETTA_API_KEY",
     "authenticates the bridge to Letta Cloud",
@@ -263,7 +303,8 @@ _TOKEN_REFUSALS = {
     "not_authed": "no token reached Slack",
     "account_inactive": "the app was removed from the workspace, or its bot user was deactivated",
     "token_revoked": "the token was revoked (the app was reinstalled or removed)",
-    "token_expired": "the token expired (the app has token rotation on, which the bridge does not support)",
+    "token_expired": "the token expired (the app has token rotation on: only OAuth mode renews tokens, see "
+    "docs/workspaces.md)",
     "not_allowed_token_type": "it is the wrong kind of token",
 }
 
@@ -304,14 +345,22 @@ def load_settings() -> Settings:
 def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> list[str]:
     """Plain-words lines for each setting `mode` needs but does not have."""
     needed: list[Requirement] = []
-    if mode in ("serve", "socket", "slack"):
+    if settings.slack_client_id is not None and settings.slack_client_secret is None:
+        needed.append(SLACK_CLIENT_SECRET)
+    elif settings.slack_client_secret is not None and settings.slack_client_id is None:
+        needed.append(SLACK_CLIENT_ID)
+    if settings.oauth:
+        if mode in ("serve", "socket") and settings.bridge_encryption_key is None:
+            needed.append(BRIDGE_ENCRYPTION_KEY)
+    elif mode in ("serve", "socket", "slack"):
         if settings.slack_bot_token is None:
             needed.append(SLACK_BOT_TOKEN)
     if mode == "serve" and settings.slack_signing_secret is None:
         needed.append(SLACK_SIGNING_SECRET)
     if mode == "socket" and settings.slack_app_token is None:
         needed.append(SLACK_APP_TOKEN)
-    if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL:
+    # In OAuth mode each workspace may set its own Letta (/letta setup): the environment's is only the default.
+    if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL and not settings.oauth:
         if settings.letta_api_key is None:
             needed.append(LETTA_API_KEY)
     return [f"missing {r.variable}: {r.purpose}. Find it in {r.where}." for r in needed]

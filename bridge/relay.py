@@ -252,10 +252,15 @@ class Relay:
             if not ahead:
                 return
             text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s", where=where)
-            for part in self._poster.parts(None, text):
-                await self._poster.post(turn.channel_id, turn.thread_ts, part)
+            poster = await self._poster_of(turn.team_id)
+            for part in poster.parts(None, text):
+                await poster.post(turn.channel_id, turn.thread_ts, part)
         except Exception as exc:  # a notice that cannot be given never stops anything
             log.info("could not say the turn is queued channel=%s error=%s", turn.channel_id, type(exc).__name__)
+
+    async def _poster_of(self, team_id: str) -> SlackPoster:
+        """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""
+        return self._poster
 
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running turns finish within `grace` seconds, then cancel what is left.

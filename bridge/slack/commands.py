@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["connect", "disconnect", "status", "groups", "agents"]
+Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup"]
 
 # Commands that change a binding, and so need permission; the others only read.
-CHANGES: frozenset[Action] = frozenset({"connect", "disconnect"})
+CHANGES: frozenset[Action] = frozenset({"connect", "disconnect", "setup"})
 _ACTIONS: dict[str, Action] = {
     "connect": "connect",
     "bind": "connect",
@@ -21,6 +21,7 @@ _ACTIONS: dict[str, Action] = {
     "status": "status",
     "groups": "groups",
     "agents": "agents",
+    "setup": "setup",  # OAuth mode: this workspace's Letta server (docs/workspaces.md)
 }
 # People paste ids in backticks, quotes or Slack's <…> and separate them with commas.
 _WRAPPERS = "`'\"<>()[]"

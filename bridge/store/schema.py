@@ -4,6 +4,7 @@ schema_version. Version numbers match across backends for the same tables."""
 from __future__ import annotations
 
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
+from bridge.store.installations import POSTGRES_V5, SQLITE_V5
 
 SQLITE_MIGRATIONS: list[str] = [
     """
@@ -69,6 +70,7 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL);
     CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
     """,
+    SQLITE_V5,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
 ]
 
 
@@ -136,4 +138,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL);
     CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
     """,
+    5: POSTGRES_V5,
 }

@@ -7,7 +7,10 @@ from pathlib import Path
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store, StoreError, open_store
 from bridge.store.conversations import thread_scope
+from bridge.store.schema import SQLITE_MIGRATIONS
 from bridge.store.sqlite import SqliteStore
+
+LATEST = len(SQLITE_MIGRATIONS)  # the schema version a fresh database reaches
 
 ALICE, BOB, CAROL = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob"), AgentRef("agent-c", "carol")
 
@@ -30,11 +33,11 @@ def group(*agents: AgentRef) -> Target:
 
 def test_the_database_is_created_migrated_and_reopened_without_loss(database_url: str) -> None:
     async def first(store: Store) -> None:
-        assert await store.schema_version() == 4
+        assert await store.schema_version() == LATEST
         await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), bound_by="cli"))
 
     async def second(store: Store) -> None:
-        assert await store.schema_version() == 4
+        assert await store.schema_version() == LATEST
         [binding] = await store.list_bindings()
         assert binding.target.agents == (ALICE, BOB) and binding.bound_by == "cli"
 
@@ -143,10 +146,12 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
     async def downgrade(store: Store) -> None:
         assert isinstance(store, SqliteStore)
         await store.db.execute("DROP TABLE conversations")
+        for table in ("seen_signatures", "slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets"):
+            await store.db.execute(f"DROP TABLE {table}")  # v4 and v5
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:
-        assert await store.schema_version() == 4
+        assert await store.schema_version() == LATEST
         assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a") == "conv-a"
 
     run(url, downgrade)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ from bridge.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
+SETUP_SINGLE = (
+    "This bridge serves one workspace, with the Letta server its operator set (LETTA_BASE_URL); `setup` is for "
+    "bridges installed in many workspaces."
+)
 # Past this the caller is told, rather than left waiting on a Letta server that does not answer.
 COMMAND_DEADLINE = 60.0
 
@@ -42,21 +47,41 @@ class Invocation:
     user_id: str
 
 
-def same_workspace(context: AsyncBoltContext) -> bool:
-    """The request's workspace must be the bot token's (auth.test); another workspace reads and changes nothing."""
+def same_workspace(context: AsyncBoltContext, many: bool = False) -> bool:
+    """The request's workspace must be the bot token's (auth.test); another workspace reads and changes nothing.
+    With many workspaces (OAuth mode), it must be one that installed the app (Bolt found its installation)."""
     auth = context.authorize_result
+    if many:
+        return auth is not None and bool(context.team_id)
     return auth is not None and bool(context.team_id) and auth.team_id == context.team_id
 
 
+# OAuth mode: each workspace's own Configurator (its Letta server), and /letta setup's modal.
+Configurators = Callable[[str], Awaitable[Configurator]]
+Setup = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext, AsyncWebClient], Awaitable[None]]
+
+
 class CommandHandler:
-    def __init__(self, configurator: Configurator, tasks: Tasks) -> None:
+    def __init__(
+        self,
+        configurator: Configurator,
+        tasks: Tasks,
+        configurators: Configurators | None = None,
+        setup: Setup | None = None,
+    ) -> None:
         settings = configurator.settings
         self.name = settings.slack_command
         self._configurator = configurator
+        self._configurators = configurators
+        self._setup = setup
         self._tasks = tasks
         self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
-        self._url = shown_url(settings.letta_base_url)
         self._catalog = settings.slack_catalog
+
+    async def _for(self, team_id: str) -> Configurator:
+        if self._configurators is None:
+            return self._configurator
+        return await self._configurators(team_id)
 
     async def on_command(
         self,
@@ -66,13 +91,19 @@ class CommandHandler:
         respond: AsyncRespond,
         client: AsyncWebClient,
     ) -> None:
-        if not same_workspace(context):
+        if not same_workspace(context, many=self._configurators is not None):
             log.warning("command from another workspace refused team=%s", command.get("team_id"))
             await ack(**blocks.foreign_workspace().payload())
             return
         parsed = parse(str(command.get("text", "")))
         if isinstance(parsed, Usage):
             await ack(**blocks.usage(self.name, parsed.problem).payload())
+            return
+        if parsed.action == "setup":
+            if self._setup is None:
+                await ack(text=SETUP_SINGLE)
+            else:
+                await self._setup(ack, command, context, client)
             return
         await ack()
         who = Invocation(str(context.team_id), str(command.get("channel_id", "")), str(command.get("user_id", "")))
@@ -90,7 +121,7 @@ class CommandHandler:
         client: AsyncWebClient,
     ) -> None:
         """A pick in the menu (already acked): bind it and replace the menu with the answer."""
-        if not same_workspace(context):
+        if not same_workspace(context, many=self._configurators is not None):
             log.warning("menu choice from another workspace refused team=%s", context.team_id)
             await respond(**blocks.foreign_workspace().payload(), replace_original=True)
             return
@@ -132,7 +163,8 @@ class CommandHandler:
             refusal = await self._refusal(who, client)
             if refusal is not None:
                 return refusal
-        cfg = self._configurator
+        cfg = await self._for(who.team_id)
+        url = cfg.settings.letta_base_url
         if command.action == "status":
             return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)
         if command.action in ("groups", "agents"):
@@ -143,7 +175,7 @@ class CommandHandler:
                     return refusal
                 details = refusal is None
             listing = blocks.groups_list if command.action == "groups" else blocks.agents_list
-            return listing(await cfg.catalog(), self._url, self.name, details)
+            return listing(await cfg.catalog(), shown_url(url), self.name, details)
         if command.action == "disconnect":
             previous = await cfg.disconnect(who.team_id, who.channel_id, actor=who.user_id)
             message = blocks.disconnected(previous, self.name)
@@ -151,7 +183,7 @@ class CommandHandler:
                 message = await self._announce(client, who, blocks.disconnect_notice(who.user_id, previous), message)
             return message
         if not command.ids:
-            return blocks.menu(await cfg.catalog(), self._url, self.name)
+            return blocks.menu(await cfg.catalog(), url, self.name)
         result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id)
         notice = blocks.connect_notice(who.user_id, result.binding.target)
         return await self._announce(client, who, notice, blocks.connected(result))
@@ -176,8 +208,14 @@ class CommandHandler:
         return answer
 
 
-def register(app: AsyncApp, configurator: Configurator, tasks: Tasks) -> None:
-    handler = CommandHandler(configurator, tasks)
+def register(
+    app: AsyncApp,
+    configurator: Configurator,
+    tasks: Tasks,
+    configurators: Configurators | None = None,
+    setup: Setup | None = None,
+) -> None:
+    handler = CommandHandler(configurator, tasks, configurators, setup)
 
     @app.command(handler.name)
     async def on_command(

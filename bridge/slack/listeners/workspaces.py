@@ -1,0 +1,145 @@
+"""OAuth mode's Slack surfaces: `/letta setup` (a modal where a workspace's admins set its Letta server and key)
+and the events that end an installation (`app_uninstalled`, `tokens_revoked`).
+
+The key typed in the modal is never shown again: the modal opens with the URL only, and neither the answer nor
+any log line repeats the key. It is checked against the server before it is saved (encrypted).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.slack.directory import member_facts
+from bridge.slack.listeners.commands import Setup
+from bridge.slack.permissions import Member, Policy, may_configure
+
+if TYPE_CHECKING:
+    from bridge.workspaces import Workspaces
+
+log = logging.getLogger(__name__)
+
+SETUP_VIEW = "letta_setup"
+URL_BLOCK, URL_INPUT = "letta_url", "url"
+KEY_BLOCK, KEY_INPUT = "letta_key", "key"
+ADMINS = Policy("admins", frozenset())
+ADMINS_ONLY = "Only workspace admins and owners can set this workspace's Letta server."
+
+
+def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
+    url: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": URL_INPUT,
+        "placeholder": {"type": "plain_text", "text": default[:150]},
+    }
+    if own:
+        url["initial_value"] = current
+    where = f"this workspace's own server, {current}" if own else f"the bridge's default server, {default}"
+    return {
+        "type": "modal",
+        "callback_id": SETUP_VIEW,
+        "title": {"type": "plain_text", "text": "Letta server"},
+        "submit": {"type": "plain_text", "text": "Check and save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"This workspace uses {where}."}},
+            {
+                "type": "input",
+                "block_id": URL_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Server URL (empty: the bridge's default)"},
+                "element": url,
+            },
+            {
+                "type": "input",
+                "block_id": KEY_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "API key (stored encrypted, never shown again)"},
+                "element": {"type": "plain_text_input", "action_id": KEY_INPUT},
+            },
+        ],
+    }
+
+
+def done_view(url: str, default: str) -> dict[str, Any]:
+    said = f"This workspace now uses the Letta server at {url}." if url else (
+        f"This workspace now uses the bridge's default Letta server, {default}."
+    )
+    return {
+        "type": "modal",
+        "callback_id": SETUP_VIEW + "_done",
+        "title": {"type": "plain_text", "text": "Letta server"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": said + " The key was checked first."}}],
+    }
+
+
+def _value(view: dict[str, Any], block: str, action: str) -> str:
+    state = ((view.get("state") or {}).get("values") or {}).get(block) or {}
+    return str((state.get(action) or {}).get("value") or "").strip()
+
+
+async def _is_admin(client: AsyncWebClient, user_id: str) -> bool:
+    member = await member_facts(client, user_id, "", False) if user_id else Member(user_id)
+    return may_configure(member, ADMINS)
+
+
+def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
+    """The listeners; returns what `/letta setup` runs (commands.py calls it)."""
+    default = workspaces.settings.letta_base_url
+
+    async def open_setup(
+        ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        user = str(command.get("user_id", ""))
+        if not await _is_admin(client, user):
+            log.info("letta setup refused team=%s user=%s", context.team_id, user)
+            await ack(text=ADMINS_ONLY + " Nothing was changed.")
+            return
+        await ack()
+        current, own = await workspaces.letta_of(str(context.team_id))
+        try:
+            await client.views_open(trigger_id=command.get("trigger_id"), view=setup_view(current, own, default))
+        except SlackApiError as exc:
+            log.warning("slack views.open failed error=%s", exc.response.get("error"))
+
+    @app.view(SETUP_VIEW)
+    async def on_setup(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        view = body.get("view") or {}
+        user = str((body.get("user") or {}).get("id", ""))
+        team = str(context.team_id or "")
+        if not await _is_admin(client, user):
+            await ack(response_action="errors", errors={URL_BLOCK: ADMINS_ONLY})
+            return
+        url, key = _value(view, URL_BLOCK, URL_INPUT), _value(view, KEY_BLOCK, KEY_INPUT)
+        problem = await workspaces.save_letta(team, url, key, user)
+        if problem is not None:
+            await ack(response_action="errors", errors={KEY_BLOCK if key else URL_BLOCK: problem[:2000]})
+            return
+        await ack(response_action="update", view=done_view(url.rstrip("/"), default))
+
+    async def removed(context: AsyncBoltContext, why: str) -> None:
+        team, enterprise = context.team_id, context.enterprise_id
+        found = await workspaces.installs.installed(team or "", enterprise or "")
+        teams = await workspaces.installs.workspaces_of(found) if found is not None else []
+        if team and team not in teams:
+            teams.append(team)
+        await workspaces.installs.async_delete_all(enterprise_id=enterprise, team_id=team)
+        await workspaces.removed(teams, why)
+
+    @app.event("app_uninstalled")
+    async def on_uninstalled(context: AsyncBoltContext) -> None:
+        await removed(context, "the app was uninstalled")
+
+    @app.event("tokens_revoked")
+    async def on_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            await removed(context, "the bot token was revoked")
+        else:  # user tokens only: the bridge keeps none
+            log.info("slack user tokens revoked team=%s (none are kept)", context.team_id)
+
+    return open_setup

@@ -1,0 +1,430 @@
+"""Many workspaces (schema v5): Slack installations, OAuth states and each workspace's own settings, in the
+bridge's own database, through Bolt's async installation-store and state-store interfaces.
+
+Every secret (the installation as Slack gave it, with its bot token and refresh token; a workspace's Letta key;
+the generated state secret) is stored encrypted (`crypto.Cipher`); only what `workspaces list` and `check`
+show is kept in the clear (ids, names, when). One implementation serves both backends: the queries are written
+once with `$n` placeholders, which the SQLite side turns into `?n`.
+
+An installation is keyed by (enterprise_id, team_id) with '' for "none": a workspace's install is ('' or its
+org, the workspace); an Enterprise Grid org-wide install is (the org, ''), and serves every workspace of the org.
+`slack_workspaces` records each workspace the bridge has served (its org, for Grid) and its Letta settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from logging import Logger
+from typing import Any
+
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.models.bot import Bot
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+
+from bridge.store.base import Store
+from bridge.store.crypto import Cipher
+
+log = logging.getLogger(__name__)
+
+_TABLES = """
+    CREATE TABLE slack_installations (
+        enterprise_id TEXT NOT NULL, team_id TEXT NOT NULL, is_enterprise_install INTEGER NOT NULL,
+        team_name TEXT NOT NULL DEFAULT '', enterprise_name TEXT NOT NULL DEFAULT '',
+        bot_user_id TEXT NOT NULL DEFAULT '', secret TEXT NOT NULL, expires_at {real},
+        installed_at {real} NOT NULL, updated_at {real} NOT NULL,
+        PRIMARY KEY (enterprise_id, team_id)
+    );
+    CREATE TABLE oauth_states (state TEXT PRIMARY KEY, expires_at {real} NOT NULL);
+    CREATE TABLE slack_workspaces (
+        team_id TEXT PRIMARY KEY, enterprise_id TEXT NOT NULL DEFAULT '', team_name TEXT NOT NULL DEFAULT '',
+        letta_base_url TEXT, letta_api_key TEXT, letta_set_by TEXT, letta_set_at {real},
+        removed_at {real}, purge_after {real}
+    );
+    CREATE TABLE bridge_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+SQLITE_V5 = _TABLES.format(real="REAL")
+POSTGRES_V5 = _TABLES.format(real="DOUBLE PRECISION")
+
+STATE_SECONDS = 600
+
+
+class Sql:
+    """The few queries this module needs, on either backend's connection (SQLite: one write at a time)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store: Any = store
+        self._sqlite = hasattr(store, "_write")
+
+    def _text(self, query: str) -> str:
+        return re.sub(r"\$(\d+)", r"?\1", query) if self._sqlite else query
+
+    async def fetch(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        if self._sqlite:
+            async with self._store.db.execute(self._text(query), args) as cursor:
+                return [dict(row) for row in await cursor.fetchall()]
+        return [dict(row) for row in await self._store.pool.fetch(query, *args)]
+
+    async def execute(self, query: str, *args: Any) -> int:
+        """Rows changed."""
+        if self._sqlite:
+            async with self._store._write() as db:
+                cursor = await db.execute(self._text(query), args)
+                return int(cursor.rowcount)
+        status = await self._store.pool.execute(query, *args)
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class InstalledWorkspace:
+    """An installation as `workspaces list` and `check` show it: no secret."""
+
+    enterprise_id: str
+    team_id: str
+    is_enterprise_install: bool
+    team_name: str
+    enterprise_name: str
+    bot_user_id: str
+    installed_at: float
+    expires_at: float | None
+
+    @property
+    def key(self) -> str:
+        """The id a person types: the workspace, or the org for an org-wide install."""
+        return self.team_id or self.enterprise_id
+
+    @property
+    def name(self) -> str:
+        return self.team_name or self.enterprise_name or self.key
+
+
+@dataclass(frozen=True)
+class WorkspaceLetta:
+    """A workspace's own Letta server, set with /letta setup."""
+
+    base_url: str
+    api_key: str | None
+    set_by: str
+    set_at: float
+
+
+def _key(enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> tuple[str, str]:
+    if org_wide:
+        return enterprise_id or "", ""
+    return enterprise_id or "", team_id or ""
+
+
+class BridgeInstallationStore(AsyncInstallationStore):
+    """Bolt's async installation store over the bridge's Store; bot installations only (the app asks for no user
+    scopes), each stored whole and encrypted."""
+
+    def __init__(self, store: Store, cipher: Cipher, purge_days: float | None = 30.0) -> None:
+        self.sql = Sql(store)
+        self.cipher = cipher
+        self.purge_days = purge_days  # bindings of an uninstalled workspace go after this; None keeps them
+
+    @property
+    def logger(self) -> Logger:
+        return log
+
+    # ---------------------------------------------------------------- Bolt's interface
+
+    async def async_save(self, installation: Installation) -> None:
+        enterprise, team = _key(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
+        data = installation.to_dict_for_copying()
+        secret = self.cipher.encrypt(json.dumps(data, default=str))
+        now = time.time()
+        await self.sql.execute(
+            "INSERT INTO slack_installations (enterprise_id, team_id, is_enterprise_install, team_name,"
+            " enterprise_name, bot_user_id, secret, expires_at, installed_at, updated_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (enterprise_id, team_id) DO UPDATE SET"
+            " is_enterprise_install=excluded.is_enterprise_install, team_name=excluded.team_name,"
+            " enterprise_name=excluded.enterprise_name, bot_user_id=excluded.bot_user_id, secret=excluded.secret,"
+            " expires_at=excluded.expires_at, updated_at=excluded.updated_at",
+            enterprise,
+            team,
+            1 if installation.is_enterprise_install else 0,
+            installation.team_name or "",
+            installation.enterprise_name or "",
+            installation.bot_user_id or "",
+            secret,
+            float(installation.bot_token_expires_at) if installation.bot_token_expires_at else None,
+            float(installation.installed_at or now),
+            now,
+        )
+        if team:
+            await self.seen(team, enterprise, installation.team_name or "", reinstalled=True)
+        else:  # an org-wide install: every workspace of the org it had served is back
+            await self.sql.execute(
+                "UPDATE slack_workspaces SET removed_at=NULL, purge_after=NULL WHERE enterprise_id=$1", enterprise
+            )
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        raise NotImplementedError("the bridge saves whole installations (async_save)")
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        keys = [_key(enterprise_id, team_id, is_enterprise_install)]
+        if enterprise_id and not is_enterprise_install:
+            keys.append((enterprise_id, ""))  # a workspace of an org whose install is org-wide
+        for enterprise, team in keys:
+            rows = await self.sql.fetch(
+                "SELECT secret FROM slack_installations WHERE enterprise_id=$1 AND team_id=$2", enterprise, team
+            )
+            if rows:
+                return Installation(**json.loads(self.cipher.decrypt(rows[0]["secret"])))
+        return None
+
+    async def async_find_bot(
+        self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+    ) -> Bot | None:
+        found = await self.async_find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+        )
+        return None if found is None or not found.bot_token else found.to_bot()
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        if user_id is None:  # user tokens are never stored: only the whole (bot) installation is deleted
+            await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        """Delete the installation serving this workspace (its own, else its org's org-wide one)."""
+        found = await self.installed(team_id or "", enterprise_id or "")
+        if found is not None:
+            await self.sql.execute(
+                "DELETE FROM slack_installations WHERE enterprise_id=$1 AND team_id=$2",
+                found.enterprise_id,
+                found.team_id,
+            )
+
+    # ---------------------------------------------------------------- the bridge's own questions
+
+    async def installations(self) -> list[InstalledWorkspace]:
+        rows = await self.sql.fetch(
+            "SELECT enterprise_id, team_id, is_enterprise_install, team_name, enterprise_name, bot_user_id,"
+            " installed_at, expires_at FROM slack_installations ORDER BY enterprise_id, team_id"
+        )
+        return [
+            InstalledWorkspace(
+                r["enterprise_id"],
+                r["team_id"],
+                bool(r["is_enterprise_install"]),
+                r["team_name"],
+                r["enterprise_name"],
+                r["bot_user_id"],
+                float(r["installed_at"]),
+                None if r["expires_at"] is None else float(r["expires_at"]),
+            )
+            for r in rows
+        ]
+
+    async def installed(self, team_id: str, enterprise_id: str = "") -> InstalledWorkspace | None:
+        """The installation that serves this workspace: its own, else its org's (the org recorded when the bridge
+        first served it, or given)."""
+        if not enterprise_id and team_id:
+            rows = await self.sql.fetch("SELECT enterprise_id FROM slack_workspaces WHERE team_id=$1", team_id)
+            enterprise_id = rows[0]["enterprise_id"] if rows else ""
+        for install in await self.installations():
+            if team_id and install.team_id == team_id:
+                return install
+        for install in await self.installations():
+            if enterprise_id and install.enterprise_id == enterprise_id and not install.team_id:
+                return install
+        return None
+
+    async def installation_for(self, team_id: str) -> Installation | None:
+        """The full installation (with its tokens) serving this workspace, for work outside a Slack request."""
+        found = await self.installed(team_id)
+        if found is None:
+            return None
+        return await self.async_find_installation(
+            enterprise_id=found.enterprise_id or None,
+            team_id=found.team_id or None,
+            is_enterprise_install=found.is_enterprise_install,
+        )
+
+    async def seen(self, team_id: str, enterprise_id: str, team_name: str = "", reinstalled: bool = False) -> None:
+        """Record a workspace the bridge serves, with its org (Enterprise Grid); a reinstall cancels a removal."""
+        if reinstalled:
+            await self.sql.execute(
+                "INSERT INTO slack_workspaces (team_id, enterprise_id, team_name) VALUES ($1,$2,$3)"
+                " ON CONFLICT (team_id) DO UPDATE SET enterprise_id=excluded.enterprise_id,"
+                " team_name=excluded.team_name, removed_at=NULL, purge_after=NULL",
+                team_id,
+                enterprise_id,
+                team_name,
+            )
+            return
+        await self.sql.execute(
+            "INSERT INTO slack_workspaces (team_id, enterprise_id, team_name) VALUES ($1,$2,$3)"
+            " ON CONFLICT (team_id) DO UPDATE SET enterprise_id=excluded.enterprise_id,"
+            " removed_at=NULL, purge_after=NULL",
+            team_id,
+            enterprise_id,
+            team_name,
+        )
+
+    async def workspace_org(self, team_id: str) -> str | None:
+        rows = await self.sql.fetch("SELECT enterprise_id FROM slack_workspaces WHERE team_id=$1", team_id)
+        return None if not rows else str(rows[0]["enterprise_id"])
+
+    async def workspaces_of(self, installed: InstalledWorkspace) -> list[str]:
+        """The workspaces an installation serves: its own, or every workspace of the org seen so far."""
+        if installed.team_id:
+            return [installed.team_id]
+        rows = await self.sql.fetch(
+            "SELECT team_id FROM slack_workspaces WHERE enterprise_id=$1 ORDER BY team_id", installed.enterprise_id
+        )
+        return [str(r["team_id"]) for r in rows]
+
+    async def mark_removed(self, team_ids: list[str], now: float | None = None) -> None:
+        """The app was uninstalled from these workspaces: their bindings go after `purge_days` (or are kept)."""
+        now = time.time() if now is None else now
+        purge = None if self.purge_days is None else now + self.purge_days * 86400
+        for team in team_ids:
+            await self.sql.execute(
+                "INSERT INTO slack_workspaces (team_id, removed_at, purge_after) VALUES ($1,$2,$3)"
+                " ON CONFLICT (team_id) DO UPDATE SET removed_at=excluded.removed_at,"
+                " purge_after=excluded.purge_after",
+                team,
+                now,
+                purge,
+            )
+
+    async def due_for_purge(self, now: float | None = None) -> list[str]:
+        now = time.time() if now is None else now
+        rows = await self.sql.fetch(
+            "SELECT team_id FROM slack_workspaces WHERE purge_after IS NOT NULL AND purge_after<=$1", now
+        )
+        return [str(r["team_id"]) for r in rows]
+
+    async def purged(self, team_id: str) -> None:
+        await self.sql.execute("UPDATE slack_workspaces SET purge_after=NULL WHERE team_id=$1", team_id)
+
+    async def end_unfinished_turns(self, team_id: str) -> list[int]:
+        """The workspace's accepted turns that had not finished end here (status `uninstalled`); nothing is posted."""
+        rows = await self.sql.fetch(
+            "SELECT id FROM turns WHERE team_id=$1 AND status IN ('received', 'running') ORDER BY id", team_id
+        )
+        ids = [int(r["id"]) for r in rows]
+        if ids:
+            now = time.time()
+            stamp = _timestamp(self.sql, now)
+            await self.sql.execute(
+                "UPDATE turns SET status='uninstalled', error='the app was removed from the workspace',"
+                " updated_at=$2 WHERE team_id=$1 AND status IN ('received', 'running')",
+                team_id,
+                stamp,
+            )
+        return ids
+
+    # ---------------------------------------------------------------- per-workspace Letta
+
+    async def letta(self, team_id: str) -> WorkspaceLetta | None:
+        rows = await self.sql.fetch(
+            "SELECT letta_base_url, letta_api_key, letta_set_by, letta_set_at FROM slack_workspaces WHERE team_id=$1",
+            team_id,
+        )
+        if not rows or not rows[0]["letta_base_url"]:
+            return None
+        r = rows[0]
+        key = self.cipher.decrypt(r["letta_api_key"]) if r["letta_api_key"] else None
+        return WorkspaceLetta(r["letta_base_url"], key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
+
+    async def set_letta(self, team_id: str, base_url: str | None, api_key: str | None, actor: str) -> None:
+        """Save the workspace's Letta server and key (encrypted); no URL means the environment's default."""
+        encrypted = self.cipher.encrypt(api_key) if api_key else None
+        await self.sql.execute(
+            "INSERT INTO slack_workspaces (team_id, letta_base_url, letta_api_key, letta_set_by, letta_set_at)"
+            " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (team_id) DO UPDATE SET letta_base_url=excluded.letta_base_url,"
+            " letta_api_key=excluded.letta_api_key, letta_set_by=excluded.letta_set_by,"
+            " letta_set_at=excluded.letta_set_at",
+            team_id,
+            base_url,
+            encrypted if base_url else None,
+            actor,
+            time.time(),
+        )
+
+    # ---------------------------------------------------------------- a generated secret
+
+    async def secret(self, name: str) -> str:
+        """A random secret made once and kept (encrypted) in the database, shared by every process."""
+        made = secrets.token_urlsafe(32)
+        await self.sql.execute(
+            "INSERT INTO bridge_secrets (name, value) VALUES ($1,$2) ON CONFLICT (name) DO NOTHING",
+            name,
+            self.cipher.encrypt(made),
+        )
+        rows = await self.sql.fetch("SELECT value FROM bridge_secrets WHERE name=$1", name)
+        return self.cipher.decrypt(rows[0]["value"])
+
+
+def _timestamp(sql: Sql, now: float) -> Any:
+    """`turns.updated_at` as each backend keeps it: ISO text (SQLite) or a timestamptz (Postgres)."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.isoformat() if sql._sqlite else moment
+
+
+class BridgeStateStore(AsyncOAuthStateStore):
+    """OAuth `state` values: random, signed with the state secret, kept in the database until used once or
+    expired, so that a forged, replayed or stale redirect is refused whichever process it reaches."""
+
+    def __init__(self, store: BridgeInstallationStore, secret: str | None, expiration_seconds: int = STATE_SECONDS):
+        self._installs = store
+        self._secret = secret
+        self.expiration_seconds = expiration_seconds
+
+    @property
+    def logger(self) -> Logger:
+        return log
+
+    async def _key(self) -> bytes:
+        if self._secret is None:
+            self._secret = await self._installs.secret("slack_state_secret")
+        return self._secret.encode()
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        nonce = secrets.token_urlsafe(24)
+        signature = hmac.new(await self._key(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
+        state = f"{nonce}.{signature}"
+        now = time.time()
+        await self._installs.sql.execute("DELETE FROM oauth_states WHERE expires_at<$1", now)
+        await self._installs.sql.execute(
+            "INSERT INTO oauth_states (state, expires_at) VALUES ($1,$2)", state, now + self.expiration_seconds
+        )
+        return state
+
+    async def async_consume(self, state: str) -> bool:
+        nonce, _, signature = (state or "").partition(".")
+        expected = hmac.new(await self._key(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
+        if not nonce or not hmac.compare_digest(signature, expected):
+            log.warning("oauth state refused reason=not signed by this bridge")
+            return False
+        deleted = await self._installs.sql.execute(
+            "DELETE FROM oauth_states WHERE state=$1 AND expires_at>=$2", state, time.time()
+        )
+        if not deleted:
+            log.warning("oauth state refused reason=unknown, used or expired")
+        return deleted > 0

@@ -1,0 +1,152 @@
+"""OAuth mode from the host: `workspaces list|remove` and the lines `check` prints for each installed workspace."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from cryptography.fernet import Fernet
+from slack_sdk.errors import SlackApiError
+
+from bridge.checks import Check
+from bridge.config import Settings
+from bridge.letta.errors import LettaError
+from bridge.store import Store, open_store
+from bridge.store.base import missing_sqlite_file
+from bridge.store.crypto import Cipher, CipherError
+from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
+
+
+def installation_store(settings: Settings, store: Store) -> BridgeInstallationStore:
+    """Listing and removing decrypt nothing: without the key, a throwaway one stands in."""
+    key = settings.bridge_encryption_key.get_secret_value() if settings.bridge_encryption_key else None
+    days = None if settings.uninstalled_bindings == "keep" else settings.uninstalled_bindings_days
+    return BridgeInstallationStore(store, Cipher(key or Fernet.generate_key().decode()), purge_days=days)
+
+
+def _when(seconds: float | None) -> str:
+    return "-" if seconds is None else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def describe(found: InstalledWorkspace) -> str:
+    kind = f"org-wide install of {found.enterprise_id}" if found.is_enterprise_install else "workspace"
+    org = f" in org {found.enterprise_id}" if found.enterprise_id and not found.is_enterprise_install else ""
+    return f"{found.key} {found.name!r} ({kind}{org})"
+
+
+async def list_workspaces(settings: Settings) -> list[str]:
+    if missing_sqlite_file(settings.database_url) is not None:
+        return ["no workspace has installed the app yet (the database does not exist yet)"]
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        installs = installation_store(settings, store)
+        found = await installs.installations()
+        if not found:
+            return ["no workspace has installed the app yet: send its admins to https://<your host>/slack/install"]
+        lines = [f"{'workspace':<12} {'kind':<10} {'org':<12} {'installed':<17} {'channels':>8}  letta  name"]
+        for install in found:
+            teams = await installs.workspaces_of(install)
+            channels = sum([len(await store.list_bindings(team)) for team in teams])
+            own = [await installs.letta(team) for team in teams] if install.team_id else []
+            letta = own[0].base_url if own and own[0] is not None else "default"
+            kind = "org-wide" if install.is_enterprise_install else "workspace"
+            lines.append(
+                f"{install.key:<12} {kind:<10} {install.enterprise_id or '-':<12} {_when(install.installed_at):<17}"
+                f" {channels:>8}  {letta}  {install.name}"
+            )
+        return lines
+    finally:
+        await store.close()
+
+
+async def remove_workspace(settings: Settings, key: str) -> str | None:
+    """Delete a workspace's (or an org's) installation as an uninstall would; None when it is not installed."""
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        installs = installation_store(settings, store)
+        found = next((i for i in await installs.installations() if key in (i.key, i.team_id)), None)
+        if found is None:
+            return None
+        teams = await installs.workspaces_of(found) or ([found.team_id] if found.team_id else [])
+        await installs.async_delete_all(enterprise_id=found.enterprise_id or None, team_id=found.team_id or None)
+        ended = [turn for team in teams for turn in await installs.end_unfinished_turns(team)]
+        await installs.mark_removed(teams)
+        kept = (
+            "its channel bindings are kept (UNINSTALLED_BINDINGS=keep)"
+            if installs.purge_days is None
+            else f"its channel bindings are deleted after {installs.purge_days:g} days unless it installs again"
+        )
+        return f"removed {describe(found)}: its tokens are deleted, {len(ended)} unfinished turns ended, {kept}."
+    finally:
+        await store.close()
+
+
+async def workspace_checks(settings: Settings) -> list[Check]:
+    """OAuth mode: each installed workspace's Slack token (auth.test) and its Letta server (health)."""
+    from bridge.app import letta_client, slack_client
+    from bridge.slack.post import slack_error
+
+    if settings.bridge_encryption_key is None:
+        return [Check(False, "workspaces", "BRIDGE_ENCRYPTION_KEY is not set, so no workspace's token can be read")]
+    try:
+        Cipher(settings.bridge_encryption_key.get_secret_value())
+    except CipherError as exc:
+        return [Check(False, "workspaces", str(exc))]
+    if missing_sqlite_file(settings.database_url) is not None:
+        return [Check(True, "workspaces", "none installed yet (the database does not exist yet)", warning=True)]
+    store = open_store(settings.database_url)
+    await store.open()
+    checks: list[Check] = []
+    try:
+        installs = installation_store(settings, store)
+        found = await installs.installations()
+        if not found:
+            return [Check(True, "workspaces", "none installed yet: open /slack/install to add the app", warning=True)]
+        checks.append(Check(True, "workspaces", f"{len(found)} installed"))
+        for install in found:
+            name = f"workspace {install.key}"
+            try:
+                full = await installs.async_find_installation(
+                    enterprise_id=install.enterprise_id or None,
+                    team_id=install.team_id or None,
+                    is_enterprise_install=install.is_enterprise_install,
+                )
+            except CipherError as exc:
+                checks.append(Check(False, name, str(exc)))
+                continue
+            token = full.bot_token if full is not None else None
+            expiring = install.expires_at is not None and install.expires_at < time.time()
+            slack = slack_client(settings.model_copy(update={"slack_bot_token": None}), wait_out_limits=False)
+            ok = True
+            try:
+                if expiring:
+                    slack_state = "its rotating Slack token expired and is renewed on its next use"
+                else:
+                    await slack.auth_test(token=token)
+                    slack_state = "Slack token accepted"
+            except SlackApiError as exc:
+                slack_state, ok = f"Slack refused its token ({slack_error(exc)})", False
+            except Exception as exc:
+                slack_state, ok = f"Slack unreachable ({type(exc).__name__})", False
+            own = await installs.letta(install.team_id) if install.team_id else None
+            ws_settings = settings
+            if own is not None:
+                from pydantic import SecretStr
+
+                key = SecretStr(own.api_key) if own.api_key else None
+                ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
+            letta = letta_client(ws_settings)
+            try:
+                version = (await letta.health()).version
+                letta_state = f"Letta {ws_settings.letta_base_url} version {version}"
+            except LettaError as exc:
+                letta_state, ok = f"Letta {ws_settings.letta_base_url}: {exc.for_operator('the health check')}", False
+            finally:
+                await letta.aclose()
+            channels = len(await store.list_bindings(install.team_id)) if install.team_id else 0
+            checks.append(Check(ok, name, f"{describe(install)}: {slack_state}; {letta_state}; {channels} channels"))
+        return checks
+    finally:
+        await store.close()

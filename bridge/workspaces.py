@@ -1,0 +1,422 @@
+"""OAuth mode: one bridge, many workspaces.
+
+Each installed workspace gets what a single-workspace bridge has once: a Slack client holding its own bot token
+(read from the installation store, renewed before it expires when the app has token rotation on), the poster,
+directory and drafts over it, and its Letta server: its own (set with /letta setup) or the environment's default.
+Letta clients, runner choosers and their caches and locks are kept per server (URL and key), so two workspaces on
+two servers never share one, while workspaces on one server share its agents' locks.
+
+The relay stays one: `WorkspaceWorkers` runs each turn with its workspace's worker, `WorkspaceRelay` says a
+queued turn with its workspace's poster. A workspace that uninstalls the app or whose tokens are revoked is
+`removed`: its tokens are deleted, its queued turns end (a log line each, nothing is posted), its running turns
+are cancelled, and its bindings are deleted later (UNINSTALLED_BINDINGS_DAYS) or kept (UNINSTALLED_BINDINGS=keep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_sdk.errors import SlackApiError, SlackTokenRotationError
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bridge.config import Settings
+from bridge.configure import Configurator
+from bridge.letta.chooser import RunnerChooser
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
+from bridge.letta.locks import AgentLocks
+from bridge.metrics import Metrics
+from bridge.relay import Relay
+from bridge.slack.directory import Directory
+from bridge.slack.live import LiveMessages
+from bridge.slack.metered import MeteredSlackClient
+from bridge.slack.post import Look, SlackPoster
+from bridge.store.base import Store
+from bridge.store.installations import BridgeInstallationStore
+from bridge.threads import ThreadPolicy
+from bridge.turns import Job, TurnWorker
+
+log = logging.getLogger(__name__)
+
+TOKEN_CACHE_SECONDS = 10.0  # another process's rotation or removal is seen within this
+SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seconds
+
+
+class WorkspaceGone(Exception):
+    """The workspace has no installation (never installed, uninstalled, or its tokens were revoked)."""
+
+
+def server_id(settings: Settings) -> str:
+    """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else ""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-"
+    return f"{settings.letta_base_url}#{digest}"
+
+
+class ServerAgentLocks(AgentLocks):
+    """An agent's send lock, in this process and (Postgres) across processes, keyed by its server too: two
+    servers' agents never wait on each other, whatever their ids."""
+
+    def __init__(self, store: Store, server: str) -> None:
+        super().__init__()
+        self._store = store
+        self._server = server
+
+    @asynccontextmanager
+    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
+        ids = sorted(set(agent_ids))
+        async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]):
+            yield
+
+
+@dataclass
+class LettaServer:
+    client: LettaClient
+    chooser: RunnerChooser
+
+
+class LettaServers:
+    """One client and runner chooser per Letta server, made on first use and closed on stop."""
+
+    def __init__(self, store: Store, make_client: Callable[[Settings], LettaClient]) -> None:
+        self._store = store
+        self._make = make_client
+        self._servers: dict[str, LettaServer] = {}
+
+    def get(self, settings: Settings) -> LettaServer:
+        key = server_id(settings)
+        found = self._servers.get(key)
+        if found is None:
+            client = self._make(settings)
+            client.locks = ServerAgentLocks(self._store, key)
+            chooser = RunnerChooser(
+                client,
+                settings.letta_group_runner,
+                patience=settings.letta_recovery_wait_seconds,
+                streaming=settings.letta_streaming,
+                tokens=settings.letta_stream_tokens,
+                max_turns=settings.letta_max_turns,
+            )
+            found = self._servers[key] = LettaServer(client, chooser)
+        return found
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.client.aclose() for s in self._servers.values()), return_exceptions=True)
+        self._servers.clear()
+
+
+class WorkspaceSlackClient(MeteredSlackClient):
+    """A Slack client for one workspace: each call carries the workspace's current bot token."""
+
+    def __init__(self, workspaces: Workspaces, team_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._workspaces = workspaces
+        self.team_id = team_id
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        installation = await self._workspaces.installation(self.team_id)
+        self.token = installation.bot_token
+        return await super().api_call(api_method, **kwargs)
+
+
+@dataclass
+class Kit:
+    """What one workspace's turns and commands run with."""
+
+    team_id: str
+    server: str
+    settings: Settings
+    slack: WorkspaceSlackClient
+    poster: SlackPoster
+    chooser: RunnerChooser
+    configurator: Configurator
+    worker: TurnWorker
+
+
+class Workspaces:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        installs: BridgeInstallationStore,
+        metrics: Metrics,
+        make_letta: Callable[[Settings], LettaClient],
+    ) -> None:
+        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+        self.settings = settings
+        self.store = store
+        self.installs = installs
+        self.metrics = metrics
+        self.letta = LettaServers(store, make_letta)
+        self.session: aiohttp.ClientSession | None = None
+        self._rotator = AsyncTokenRotator(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            client=AsyncWebClient(base_url=settings.slack_api_url),
+        )
+        self._cache: dict[str, tuple[float, Installation]] = {}
+        self._kits: dict[str, Kit] = {}
+        self._rotating: dict[str, asyncio.Lock] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._running: dict[str, set[asyncio.Task[str]]] = {}
+        self._removed: set[str] = set()
+
+    # ------------------------------------------------------------------ tokens
+
+    async def installation(self, team_id: str) -> Installation:
+        """The installation serving the workspace, its bot token renewed first when it is about to expire."""
+        cached = self._cache.get(team_id)
+        if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS and not self._expiring(cached[1]):
+            return cached[1]
+        found = await self.installs.installation_for(team_id)
+        if found is None or not found.bot_token:
+            self._cache.pop(team_id, None)
+            raise WorkspaceGone(team_id)
+        rotated = await self.rotated(found)
+        found = rotated or found
+        self._cache[team_id] = (time.monotonic(), found)
+        return found
+
+    def _expiring(self, installation: Installation) -> bool:
+        expires = installation.bot_token_expires_at
+        margin = self.settings.slack_token_rotation_minutes * 60
+        return expires is not None and float(expires) <= time.time() + margin
+
+    async def rotated(self, installation: Installation) -> Installation | None:
+        """The installation with fresh tokens if its bot token expires within SLACK_TOKEN_ROTATION_MINUTES, saved
+        before use; None when it needs none. One process at a time (the store's lock on Postgres), and the one
+        that waited reads the tokens the first one saved instead of spending the used refresh token again."""
+        if installation.bot_refresh_token is None or not self._expiring(installation):
+            return None
+        key = f"{installation.enterprise_id or ''}/{installation.team_id or ''}"
+        lock = self._rotating.setdefault(key, asyncio.Lock())
+        async with lock, self.store.agent_lock([f"slack-token-rotation:{key}"]):
+            current = await self.installs.async_find_installation(
+                enterprise_id=installation.enterprise_id,
+                team_id=installation.team_id,
+                is_enterprise_install=installation.is_enterprise_install,
+            )
+            if current is None:
+                raise WorkspaceGone(installation.team_id or installation.enterprise_id or "")
+            if not self._expiring(current):
+                return current
+            try:
+                fresh = await self._rotator.perform_token_rotation(
+                    installation=current, minutes_before_expiration=self.settings.slack_token_rotation_minutes
+                )
+            except (SlackTokenRotationError, SlackApiError) as exc:
+                log.warning("slack token rotation failed workspace=%s error=%s", key, type(exc).__name__)
+                raise
+            if fresh is None:
+                return current
+            await self.installs.async_save(fresh)
+            log.info("slack bot token renewed workspace=%s", key)
+            return fresh
+
+    async def seen(self, team_id: str | None, enterprise_id: str | None) -> None:
+        """Record the workspace (and its org) the first time this process serves it."""
+        if team_id and (team_id, enterprise_id or "") not in self._seen:
+            await self.installs.seen(team_id, enterprise_id or "")
+            self._seen.add((team_id, enterprise_id or ""))
+
+    # ------------------------------------------------------------------ per-workspace settings and kits
+
+    async def settings_for(self, team_id: str) -> Settings:
+        """The environment's settings with the workspace's own Letta server, if it set one."""
+        own = await self.installs.letta(team_id)
+        if own is None:
+            return self.settings
+        key = SecretStr(own.api_key) if own.api_key else None
+        return self.settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
+
+    async def kit(self, team_id: str) -> Kit:
+        settings = await self.settings_for(team_id)
+        server = server_id(settings)
+        kit = self._kits.get(team_id)
+        if kit is not None and kit.server == server:
+            return kit
+        letta = self.letta.get(settings)
+        slack = self._slack(team_id, retry=True)
+        drafts = self._slack(team_id, retry=False)
+        looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
+        poster = SlackPoster(slack, settings.slack_agent_usernames, looks)
+        configurator = Configurator(settings, self.store, letta.client, letta.chooser)
+        live = LiveMessages(slack, drafts, settings.slack_live_replies)
+        worker = TurnWorker(
+            settings, self.store, letta.chooser, poster, Directory(slack), configurator.default_binding, live
+        )
+        worker.metrics = self.metrics
+        kit = self._kits[team_id] = Kit(team_id, server, settings, slack, poster, letta.chooser, configurator, worker)
+        return kit
+
+    def _slack(self, team_id: str, retry: bool) -> WorkspaceSlackClient:
+        from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+
+        client = WorkspaceSlackClient(self, team_id, base_url=self.settings.slack_api_url, session=self.session)
+        client.metrics = self.metrics
+        if retry:
+            client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        return client
+
+    async def configurator(self, team_id: str) -> Configurator:
+        return (await self.kit(team_id)).configurator
+
+    async def letta_of(self, team_id: str) -> tuple[str, bool]:
+        """The workspace's Letta URL, and whether it is its own (else the environment's default)."""
+        own = await self.installs.letta(team_id)
+        return (own.base_url, True) if own is not None else (self.settings.letta_base_url, False)
+
+    async def save_letta(self, team_id: str, base_url: str, api_key: str, actor: str) -> str | None:
+        """Check the server and the key, then save them (the key encrypted); the problem in words, or None.
+        An empty URL puts the workspace back on the environment's default server."""
+        base_url = base_url.strip().rstrip("/")
+        if not base_url:
+            await self.installs.set_letta(team_id, None, None, actor)
+            log.info("workspace letta reset to the default team=%s by=%s", team_id, actor)
+            return None
+        if not base_url.startswith(("http://", "https://")):
+            return "The server URL starts with https:// (or http:// on a private network)."
+        candidate = self.settings.model_copy(
+            update={"letta_base_url": base_url, "letta_api_key": SecretStr(api_key) if api_key else None}
+        )
+        client = self.letta.get(candidate).client
+        try:
+            async with asyncio.timeout(SETUP_CHECK_SECONDS):
+                await client.health()
+                await client.list_agents(limit=1)
+        except TimeoutError:
+            return f"{base_url} did not answer within {SETUP_CHECK_SECONDS:g} seconds; nothing was saved."
+        except LettaError as exc:
+            return exc.explain("the Letta server") + " Nothing was saved."
+        await self.installs.set_letta(team_id, base_url, api_key or None, actor)
+        log.info("workspace letta set team=%s url=%s by=%s", team_id, base_url, actor)
+        return None
+
+    # ------------------------------------------------------------------ turns
+
+    async def run(self, job: Job) -> str:
+        """Run a turn with its workspace's worker; a workspace that is gone ends it without a word to Slack."""
+        team = job.turn.team_id
+        try:
+            kit = await self.kit(team)
+            await self.installation(team)
+        except WorkspaceGone:
+            return await self._ended(job)
+        task: asyncio.Task[str] = asyncio.ensure_future(kit.worker.run(job))
+        self._running.setdefault(team, set()).add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if team in self._removed and current is not None and not current.cancelling():
+                return await self._ended(job)
+            raise
+        except WorkspaceGone:
+            return await self._ended(job)
+        finally:
+            self._running.get(team, set()).discard(task)
+
+    async def _ended(self, job: Job) -> str:
+        await self.store.finish_turn(job.turn_id, "uninstalled", "the app was removed from the workspace")
+        log.info("turn ended: the workspace removed the app turn_id=%s team=%s", job.turn_id, job.turn.team_id)
+        return "uninstalled"
+
+    async def removed(self, team_ids: list[str], why: str) -> None:
+        """The app was uninstalled, or its tokens revoked: stop the workspaces' work and forget their tokens."""
+        for team in team_ids:
+            self._removed.add(team)
+            self._cache.pop(team, None)
+            self._kits.pop(team, None)
+            for turn_id in await self.installs.end_unfinished_turns(team):
+                log.info("turn ended: %s turn_id=%s team=%s", why, turn_id, team)
+            for task in list(self._running.get(team, ())):
+                task.cancel()
+        await self.installs.mark_removed(team_ids)
+        log.info("workspace removed: %s teams=%s", why, ",".join(team_ids))
+
+    def reinstalled(self, team_id: str | None) -> None:
+        if team_id:
+            self._removed.discard(team_id)
+            self._cache.pop(team_id, None)
+
+    async def purge(self) -> int:
+        """Delete the bindings of workspaces removed more than UNINSTALLED_BINDINGS_DAYS ago."""
+        count = 0
+        for team in await self.installs.due_for_purge():
+            for binding in await self.store.list_bindings(team):
+                await self.store.delete_binding(team, binding.channel_id, actor="uninstalled")
+                count += 1
+            await self.installs.purged(team)
+            log.info("bindings of a removed workspace deleted team=%s", team)
+        return count
+
+    async def aclose(self) -> None:
+        await self.letta.aclose()
+
+
+class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
+    """Bolt's authorize over the bridge's installation store: records each workspace (and its org) it serves, and
+    renews tokens through `Workspaces.rotated` (one process at a time)."""
+
+    def __init__(self, workspaces: Workspaces, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._workspaces = workspaces
+
+    async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None, **kwargs: Any) -> Any:
+        result = await super().__call__(context=context, enterprise_id=enterprise_id, team_id=team_id, **kwargs)
+        if result is not None and team_id:
+            await self._workspaces.seen(team_id, enterprise_id)
+        return result
+
+    async def _rotate_and_save_tokens_if_necessary(self, installation: Installation | None) -> Installation | None:
+        if installation is None:
+            return None
+        return await self._workspaces.rotated(installation)
+
+
+class WorkspaceThreads(ThreadPolicy):
+    """Whether a binding's threads run at once, asked of its workspace's server."""
+
+    def __init__(self, workspaces: Workspaces) -> None:  # no ThreadPolicy state of its own
+        self._workspaces = workspaces
+
+    async def in_parallel(self, team_id: str, channel_id: str) -> bool:
+        try:
+            kit = await self._workspaces.kit(team_id)
+        except WorkspaceGone:
+            return False
+        return await kit.worker.threads.in_parallel(team_id, channel_id)
+
+
+class WorkspaceWorkers(TurnWorker):
+    """The relay's worker in OAuth mode: each turn runs with its workspace's own worker."""
+
+    def __init__(self, workspaces: Workspaces) -> None:
+        self._workspaces = workspaces
+        self.threads = WorkspaceThreads(workspaces)
+
+    async def run(self, job: Job) -> str:
+        return await self._workspaces.run(job)
+
+
+class WorkspaceRelay(Relay):
+    """The relay with each queued turn's notice said by its workspace's poster."""
+
+    workspaces: Workspaces
+
+    async def _poster_of(self, team_id: str) -> SlackPoster:
+        return (await self.workspaces.kit(team_id)).poster
+

@@ -1,0 +1,195 @@
+"""One bridge, many workspaces (issue 21): installed through Slack's OAuth redirect flow, each workspace on its own
+Letta server, isolation, uninstall and revocation, token rotation, Enterprise Grid; on SQLite here, on Postgres with
+two processes in test_workspaces_postgres.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from tests.e2e.oauth import Installed, Many, many_world
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import Grant
+
+ACME, BETA = "T0ACME001", "T0BETA002"
+
+
+def bind(world: Many, team: str, channel: str, letta: FakeLetta, names: tuple[str, ...]) -> dict[str, str]:
+    agents = {name: letta.add_agent(name) for name in names}
+    group = letta.add_group(list(agents.values()), description=f"{team} crew")
+    world.slack.add_channel(channel, f"chan-{channel.lower()}")
+    ack, url = world.command(f"connect {group}", channel, team)
+    assert ack.status_code == 200, ack.text
+    assert "Connected this channel" in world.answer(url), world.answer(url)
+    return agents
+
+
+def done(world: Many, channel: str, ts: str, timeout: float = 15.0) -> None:
+    world.slack.wait_for(lambda: bool({"white_check_mark", "warning"} & world.slack.reactions(channel, ts)), timeout)
+
+
+def test_a_forged_state_is_refused_and_a_real_install_serves_its_workspace(tmp_path: Path) -> None:
+    with many_world(tmp_path) as world:
+        # Nothing installed yet: a mention is refused before it is recorded.
+        _, refused = world.mention("anyone?", "C0ACME001", ACME)
+        assert refused.status_code == 200 and "install" in refused.text.lower()
+
+        _, cookie = world.install_page()
+        forged = world.redirect(f"code={world.slack.code_for(Grant(ACME, 'Acme'))}&state=forged.state", "forged.state")
+        assert forged.status_code == 401, forged.text
+        mismatch = world.redirect("code=x&state=" + cookie, "another")
+        assert mismatch.status_code == 400, mismatch.text
+        assert world.slack.calls_to("oauth.v2.access") == []  # no code was exchanged for a forged state
+
+        done_page = world.install(Grant(ACME, "Acme"))
+        assert done_page.status_code == 200, done_page.text
+        [access] = world.slack.calls_to("oauth.v2.access")
+        assert access.ok and access.headers["authorization"].startswith("Basic ")  # client id and secret
+        [token] = world.slack.tokens_of(ACME)
+        with sqlite3.connect(world.db) as db:
+            dump = "\n".join(db.iterdump())
+        assert token not in dump and "team_id" in dump  # stored encrypted
+        assert token not in world.bridge.logs()
+
+        # The same state cannot be used twice.
+        _, cookie = world.install_page()
+        world.slack.install_next(Grant(BETA, "Beta"))
+        assert world.redirect(f"code=x&state={cookie}", cookie).status_code in (200, 401)
+        assert world.redirect(f"code=x&state={cookie}", cookie).status_code == 401
+
+        agents = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        event, response = world.mention("hello acme", "C0ACME001", ACME)
+        assert response.status_code == 200
+        done(world, "C0ACME001", event["ts"])
+        [post] = world.slack.posts("C0ACME001", event["ts"])
+        assert post.token == token and post.args["username"] == "alice"
+        assert any(f"/{agents['alice']}/" in s.path for s in world.letta.sends())
+
+
+def test_two_workspaces_on_two_letta_servers_never_mix(tmp_path: Path) -> None:
+    other = FakeLetta(version="0.16.8", api_key="sk-beta-letta")
+    other.start()
+    try:
+        with many_world(tmp_path) as world:
+            assert world.install(Grant(ACME, "Acme")).status_code == 200
+            assert world.install(Grant(BETA, "Beta", bot_user_id="U0BOTBETA", bot_id="B0BETA001")).status_code == 200
+
+            # Beta's admin sets its own server: a wrong key is refused inline and nothing is saved.
+            ack, url = world.command("setup", "C0BETA001", BETA, user="U0MEMBER1")
+            assert "Only workspace admins" in ack.text
+            ack, _ = world.command("setup", "C0BETA001", BETA)
+            assert ack.status_code == 200 and ack.text == ""
+            [opened] = world.slack.calls_to("views.open")
+            assert opened.ok and "initial_value" not in str(opened.args["view"]).split("letta_key")[1]
+            wrong = world.submit_setup(BETA, other.base_url, "sk-wrong")
+            assert wrong.status_code == 200 and '"response_action":"errors"' in wrong.text.replace(" ", "")
+            saved = world.submit_setup(BETA, other.base_url, "sk-beta-letta")
+            assert saved.status_code == 200 and "update" in saved.text, saved.text
+            assert "sk-beta-letta" not in saved.text and "sk-beta-letta" not in world.bridge.logs()
+            with sqlite3.connect(world.db) as db:
+                assert "sk-beta-letta" not in "\n".join(db.iterdump())
+
+            acme = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+            beta = bind(world, BETA, "C0BETA001", other, ("bruno",))
+            world.letta.set_delay(acme["alice"], 0.5)
+            other.set_delay(beta["bruno"], 0.5)
+            a, _ = world.mention("hello from acme", "C0ACME001", ACME)
+            b, _ = world.mention("hello from beta", "C0BETA001", BETA)
+            done(world, "C0ACME001", a["ts"])
+            done(world, "C0BETA001", b["ts"])
+            [pa] = world.slack.posts("C0ACME001", a["ts"])
+            [pb] = world.slack.posts("C0BETA001", b["ts"])
+            assert pa.args["username"] == "alice" and pb.args["username"] == "bruno"
+            assert pa.token in world.slack.tokens_of(ACME) and pb.token in world.slack.tokens_of(BETA)
+            assert all("hello from beta" not in str(s.body) for s in world.letta.sends())
+            assert all("hello from acme" not in str(s.body) for s in other.sends())
+            assert any("hello from beta" in str(s.body) for s in other.sends())
+
+            # /letta status in one workspace says nothing of the other.
+            _, url = world.command("status", "C0ACME001", ACME)
+            status = world.answer(url)
+            assert "alice" in status and "bruno" not in status and other.base_url not in status
+
+            listing = world.cli("workspaces", "list")
+            assert listing.returncode == 0, listing.stderr
+            assert ACME in listing.stdout and BETA in listing.stdout and other.base_url in listing.stdout
+            check = world.cli("check")
+            assert f"workspace {ACME}" in check.stdout and f"workspace {BETA}" in check.stdout, check.stdout
+            assert other.base_url in check.stdout
+    finally:
+        other.stop()
+
+
+def test_revoked_mid_turn_the_workspace_stops_and_says_nothing(tmp_path: Path) -> None:
+    with many_world(tmp_path, UNINSTALLED_BINDINGS="keep") as world:
+        assert world.install(Grant(ACME, "Acme")).status_code == 200
+        assert world.install(Grant(BETA, "Beta")).status_code == 200
+        agents = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        world.letta.set_delay(agents["alice"], 3.0)
+        first, _ = world.mention("a long one", "C0ACME001", ACME)
+        queued, _ = world.mention("and another", "C0ACME001", ACME)
+        world.slack.wait_for(lambda: "eyes" in world.slack.reactions("C0ACME001", first["ts"]), 10)
+        posts_before = len(world.slack.posts("C0ACME001"))
+        world.slack.revoke(ACME)  # Slack's side, then its event
+        assert world.event("tokens_revoked", ACME).status_code == 200
+        time.sleep(4.0)
+        assert len(world.slack.posts("C0ACME001")) == posts_before  # nothing posted after the revocation
+        logs = world.bridge.logs()
+        assert "the bot token was revoked" in logs and "turn ended" in logs
+        with sqlite3.connect(world.db) as db:
+            statuses = dict(db.execute("SELECT message_ts, status FROM turns").fetchall())
+            kept = db.execute("SELECT count(*) FROM bindings WHERE team_id=?", (ACME,)).fetchone()[0]
+        assert statuses[first["ts"]] == "uninstalled" and statuses[queued["ts"]] == "uninstalled"
+        assert kept == 1  # UNINSTALLED_BINDINGS=keep
+
+        # A request from the workspace that is gone is refused before it is recorded.
+        late, answer = world.mention("still there?", "C0ACME001", ACME)
+        assert answer.status_code == 200 and "install" in answer.text.lower()
+        with sqlite3.connect(world.db) as db:
+            assert db.execute("SELECT count(*) FROM turns WHERE message_ts=?", (late["ts"],)).fetchone()[0] == 0
+
+        # The other workspace goes on; removing it from the host works like an uninstall.
+        removed = world.cli("workspaces", "remove", BETA)
+        assert removed.returncode == 0 and "tokens are deleted" in removed.stdout, removed.stderr
+        assert BETA not in world.cli("workspaces", "list").stdout
+
+
+def test_a_rotating_token_expiring_mid_turn_is_renewed(tmp_path: Path) -> None:
+    with many_world(tmp_path, SLACK_TOKEN_ROTATION_MINUTES="1") as world:
+        # Tokens live 62 s; the bridge renews them within their last minute, so at once and again each 2 s.
+        assert world.install(Grant(ACME, "Acme", rotation=True, expires_in=62)).status_code == 200
+        agents = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        world.letta.set_delay(agents["alice"], 2.5)
+        event, _ = world.mention("rotate please", "C0ACME001", ACME)
+        done(world, "C0ACME001", event["ts"])
+        [post] = world.slack.posts("C0ACME001", event["ts"])
+        refreshes = [c for c in world.slack.calls_to("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"]
+        assert refreshes and all(c.ok for c in refreshes)  # no refresh token was spent twice
+        assert post.token.startswith("xoxe.xoxb-") and post.ok
+        assert not [c for c in world.slack.calls if c.error == "token_expired"]
+
+
+def test_an_org_wide_enterprise_grid_install_serves_each_workspace_of_the_org(tmp_path: Path) -> None:
+    with many_world(tmp_path) as world:
+        grant = Grant(None, "", enterprise_id="E0ORG0001", enterprise_name="Acme Org", org_wide=True)
+        assert world.install(grant).status_code == 200
+        for team in ("T0GRIDA01", "T0GRIDB02"):  # two workspaces the org admin added the app to
+            world.teams[team] = Installed(team, "E0ORG0001", org_wide=True)
+        a = bind(world, "T0GRIDA01", "C0GRIDA01", world.letta, ("alice",))
+        b = bind(world, "T0GRIDB02", "C0GRIDB02", world.letta, ("bob",))
+        assert a and b
+        ea, _ = world.mention("from grid a", "C0GRIDA01", "T0GRIDA01")
+        eb, _ = world.mention("from grid b", "C0GRIDB02", "T0GRIDB02")
+        done(world, "C0GRIDA01", ea["ts"])
+        done(world, "C0GRIDB02", eb["ts"])
+        [org_token] = world.slack.tokens_of("E0ORG0001")
+        assert [p.token for p in world.slack.posts("C0GRIDA01", ea["ts"])] == [org_token]
+        assert [p.args["username"] for p in world.slack.posts("C0GRIDB02", eb["ts"])] == ["bob"]
+        with sqlite3.connect(world.db) as db:
+            rows = set(db.execute("SELECT team_id, enterprise_id FROM slack_workspaces").fetchall())
+            bound = set(db.execute("SELECT team_id, channel_id FROM bindings").fetchall())
+        assert {("T0GRIDA01", "E0ORG0001"), ("T0GRIDB02", "E0ORG0001")} <= rows  # enterprise_id recorded
+        assert bound == {("T0GRIDA01", "C0GRIDA01"), ("T0GRIDB02", "C0GRIDB02")}  # keyed by workspace, channel
+        listing = world.cli("workspaces", "list").stdout
+        assert "E0ORG0001" in listing and "org-wide" in listing

@@ -1,0 +1,147 @@
+"""The installation and state stores over the bridge's own database, on both backends: tokens encrypted at rest,
+Enterprise Grid installs found for each workspace of the org, states used once, workspaces' Letta settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from cryptography.fernet import Fernet
+from slack_sdk.oauth.installation_store.models.installation import Installation
+
+from bridge.domain import Turn
+from bridge.store import Store, open_store
+from bridge.store.crypto import Cipher, CipherError
+from bridge.store.installations import BridgeInstallationStore, BridgeStateStore, Sql
+
+KEY = Fernet.generate_key().decode()
+
+
+def run(url: str, body: Callable[[Store, BridgeInstallationStore], Awaitable[None]], key: str = KEY) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        await store.open()
+        try:
+            await body(store, BridgeInstallationStore(store, Cipher(key)))
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def install(team: str | None, enterprise: str | None = None, org_wide: bool = False, **extra: object) -> Installation:
+    return Installation(
+        app_id="A0123ABCD",
+        enterprise_id=enterprise,
+        enterprise_name="Acme Org" if enterprise else None,
+        team_id=team,
+        team_name=f"team {team}" if team else None,
+        bot_token=f"xoxb-secret-{team or enterprise}",
+        bot_id="B0123ABCD",
+        bot_user_id="U0BOTABCD",
+        bot_scopes="chat:write,commands",
+        user_id="U0INSTALL",
+        is_enterprise_install=org_wide,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_an_installation_is_saved_encrypted_found_and_deleted(database_url: str) -> None:
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        await installs.async_save(install("T1", bot_refresh_token="xoxe-1-refresh", bot_token_expires_in=43200))
+        rows = await Sql(store).fetch("SELECT * FROM slack_installations")
+        assert len(rows) == 1 and rows[0]["team_id"] == "T1" and rows[0]["team_name"] == "team T1"
+        assert "xoxb-secret" not in str(rows) and "xoxe-1-refresh" not in str(rows)
+        found = await installs.async_find_installation(enterprise_id=None, team_id="T1")
+        assert found is not None and found.bot_token == "xoxb-secret-T1" and found.bot_refresh_token == "xoxe-1-refresh"
+        assert found.bot_token_expires_at is not None and found.bot_token_expires_at > time.time() + 40000
+        bot = await installs.async_find_bot(enterprise_id=None, team_id="T1")
+        assert bot is not None and bot.bot_token == "xoxb-secret-T1"
+        assert await installs.async_find_installation(enterprise_id=None, team_id="T2") is None
+        [listed] = await installs.installations()
+        assert listed.key == "T1" and not listed.is_enterprise_install and listed.expires_at is not None
+        assert (await installs.installation_for("T1")) is not None
+        await installs.async_delete_all(enterprise_id=None, team_id="T1")
+        assert await installs.async_find_installation(enterprise_id=None, team_id="T1") is None
+        assert await installs.installations() == []
+
+    run(database_url, body)
+
+
+def test_an_org_wide_install_serves_every_workspace_of_its_org(database_url: str) -> None:
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        await installs.async_save(install(None, "E1", org_wide=True))
+        await installs.async_save(install("T9", None))
+        for team in ("T1", "T2"):  # what Bolt asks for an event from a workspace of the org
+            found = await installs.async_find_installation(enterprise_id="E1", team_id=team, is_enterprise_install=True)
+            assert found is not None and found.bot_token == "xoxb-secret-E1"
+            found = await installs.async_find_installation(enterprise_id="E1", team_id=team)
+            assert found is not None and found.bot_token == "xoxb-secret-E1"
+        await installs.seen("T1", "E1")
+        await installs.seen("T2", "E1")
+        found = await installs.installation_for("T2")  # a turn knows only its workspace
+        assert found is not None and found.bot_token == "xoxb-secret-E1"
+        org = await installs.installed("T1")
+        assert org is not None and org.is_enterprise_install and org.key == "E1" and org.name == "Acme Org"
+        assert await installs.workspaces_of(org) == ["T1", "T2"]
+        assert await installs.workspace_org("T2") == "E1"
+        await installs.async_delete_all(enterprise_id="E1", team_id="T2")  # app_uninstalled from the org
+        assert await installs.installation_for("T1") is None
+        assert [i.key for i in await installs.installations()] == ["T9"]
+
+    run(database_url, body)
+
+
+def test_a_state_is_used_once_and_a_forged_or_expired_one_is_refused(database_url: str) -> None:
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        states = BridgeStateStore(installs, secret=None)
+        state = await states.async_issue()
+        assert await states.async_consume(state) is True
+        assert await states.async_consume(state) is False  # replayed
+        nonce = state.split(".")[0]
+        assert await states.async_consume(nonce + ".0000") is False  # forged signature
+        assert await states.async_consume("") is False
+        other = BridgeStateStore(installs, secret=None)  # another process: the same generated secret
+        second = await other.async_issue()
+        assert await states.async_consume(second) is True
+        stale = BridgeStateStore(installs, secret="given", expiration_seconds=-1)
+        assert await stale.async_consume(await stale.async_issue()) is False
+        rows = await Sql(store).fetch("SELECT value FROM bridge_secrets")
+        assert len(rows) == 1 and rows[0]["value"].startswith("gAAAA")  # Fernet, not the secret itself
+
+    run(database_url, body)
+
+
+def test_a_workspace_letta_key_is_encrypted_and_removal_ends_its_turns(database_url: str) -> None:
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        assert await installs.letta("T1") is None
+        await installs.set_letta("T1", "http://letta.example:8283", "sk-letta-secret", "U0ADMIN")
+        saved = await installs.letta("T1")
+        assert saved is not None and saved.api_key == "sk-letta-secret" and saved.set_by == "U0ADMIN"
+        assert "sk-letta-secret" not in str(await Sql(store).fetch("SELECT * FROM slack_workspaces"))
+        await installs.set_letta("T1", None, None, "U0ADMIN")  # back to the environment's default
+        assert await installs.letta("T1") is None
+
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T2", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert await installs.end_unfinished_turns("T1") == [a]
+        assert [p.turn_id for p in await store.unfinished_turns()] == [b]
+        await installs.mark_removed(["T1"], now=1000.0)
+        assert await installs.due_for_purge(now=1000.0 + 29 * 86400) == []
+        assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == ["T1"]
+        await installs.async_save(install("T1"))  # reinstalled: nothing is purged
+        assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == []
+
+    run(database_url, body)
+
+
+def test_a_wrong_or_changed_key_is_said_in_plain_words(tmp_path: object) -> None:
+    with pytest.raises(CipherError, match="not a Fernet key"):
+        Cipher("not-a-key")
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    secret = Cipher(old).encrypt("xoxb-1")
+    with pytest.raises(CipherError, match="does not decrypt"):
+        Cipher(new).decrypt(secret)
+    assert Cipher(f"{new},{old}").decrypt(secret) == "xoxb-1"  # rotation: the new key first, the old one kept
