@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["connect", "disconnect", "status", "groups", "agents"]
+Action = Literal["connect", "disconnect", "status", "groups", "agents", "stop"]
 
 # Commands that change a binding, and so need permission; the others only read.
 CHANGES: frozenset[Action] = frozenset({"connect", "disconnect"})
@@ -21,6 +21,7 @@ _ACTIONS: dict[str, Action] = {
     "status": "status",
     "groups": "groups",
     "agents": "agents",
+    "stop": "stop",
 }
 # People paste ids in backticks, quotes or Slack's <…> and separate them with commas.
 _WRAPPERS = "`'\"<>()[]"

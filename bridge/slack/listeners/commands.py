@@ -24,6 +24,7 @@ from bridge.slack import blocks
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
 from bridge.slack.directory import member_facts
+from bridge.slack.listeners.sessions import StopHandler, stop_answer
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.tasks import Tasks
 
@@ -49,11 +50,12 @@ def same_workspace(context: AsyncBoltContext) -> bool:
 
 
 class CommandHandler:
-    def __init__(self, configurator: Configurator, tasks: Tasks) -> None:
+    def __init__(self, configurator: Configurator, tasks: Tasks, stops: StopHandler | None = None) -> None:
         settings = configurator.settings
         self.name = settings.slack_command
         self._configurator = configurator
         self._tasks = tasks
+        self._stops = stops
         self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
         self._url = shown_url(settings.letta_base_url)
         self._catalog = settings.slack_catalog
@@ -133,6 +135,10 @@ class CommandHandler:
             if refusal is not None:
                 return refusal
         cfg = self._configurator
+        if command.action == "stop" and self._stops is not None:
+            # Slash commands cannot be run inside a thread: this stops the channel's turns the caller may stop.
+            outcome = await self._stops.stop(client, who.team_id, who.channel_id, None, who.user_id)
+            return Message(stop_answer(outcome, channel_wide=True))
         if command.action == "status":
             return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)
         if command.action in ("groups", "agents"):
@@ -176,8 +182,8 @@ class CommandHandler:
         return answer
 
 
-def register(app: AsyncApp, configurator: Configurator, tasks: Tasks) -> None:
-    handler = CommandHandler(configurator, tasks)
+def register(app: AsyncApp, configurator: Configurator, tasks: Tasks, stops: StopHandler | None = None) -> None:
+    handler = CommandHandler(configurator, tasks, stops)
 
     @app.command(handler.name)
     async def on_command(
