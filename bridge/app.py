@@ -234,9 +234,8 @@ class Bridge:
         token = self.settings.metrics_token
         if token is None and not _loopback(request.remote):
             # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
-            return web.json_response(
-                {"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"}, status=403
-            )
+            return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
+                                     status=403)
         if token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):

@@ -114,7 +114,9 @@ def scope_checks(granted: set[str]) -> list[Check]:
         checks.append(Check(False, "slack scopes", f"missing {named}. Add {them} {ADD_SCOPES}"))
     for scope in SCOPES:
         if scope.optional and scope.name not in granted:
-            detail = f"{scope.name} (optional) is not granted: {scope.without}. To {scope.purpose}, add it {ADD_SCOPES}"
+            detail = (
+                f"{scope.name} (optional) is not granted: {scope.without}. To {scope.purpose}, add it {ADD_SCOPES}"
+            )
             checks.append(Check(True, "slack scopes", detail, warning=True))
     if not checks:
         checks.append(Check(True, "slack scopes", f"all {len(SCOPES)} the manifest asks for"))

@@ -74,7 +74,9 @@ class Question:
 
 
 BOT_TOKEN = Question("slack_bot_token", "Slack bot token (xoxb-…)", secret=True, where=SLACK_BOT_TOKEN.where)
-SIGNING_SECRET = Question("slack_signing_secret", "Slack signing secret", secret=True, where=SLACK_SIGNING_SECRET.where)
+SIGNING_SECRET = Question(
+    "slack_signing_secret", "Slack signing secret", secret=True, where=SLACK_SIGNING_SECRET.where
+)
 LETTA_URL = Question(
     "letta_base_url", f"Letta server URL (Letta Cloud is {LETTA_CLOUD_URL})", default=DEFAULT_LETTA_URL
 )

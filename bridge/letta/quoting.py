@@ -47,7 +47,9 @@ def label(name: str, fallback: str = "someone") -> str:
     """A name as it may appear in a prefix such as `[maria in #research on Slack]`: one line of printable
     characters, no square brackets, whitespace collapsed, at most 64 characters."""
     name = unicodedata.normalize("NFKC", name)
-    kept = "".join(" " if c.isspace() else c for c in name if unicodedata.category(c) not in _DROPPED or c.isspace())
+    kept = "".join(
+        " " if c.isspace() else c for c in name if unicodedata.category(c) not in _DROPPED or c.isspace()
+    )
     kept = " ".join(kept.replace("[", "(").replace("]", ")").split())[:LABEL_CHARS].strip()
     return kept or fallback
 

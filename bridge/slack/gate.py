@@ -86,7 +86,6 @@ class Gate:
             return True
         return netloc in self._response_hosts
 
-
 def response_urls(content_type: str, text: str) -> list[str]:
     """The response_url of a slash command or of an interactivity payload (the body is well formed)."""
     if content_type.startswith("application/json"):
