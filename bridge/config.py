@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     slack_working_reaction: str = "eyes"
     slack_done_reaction: str = "white_check_mark"
     slack_failed_reaction: str = "warning"
+    slack_stopped_reaction: str = "black_square_for_stop"
+    # Who may stop a thread's turns besides the person who asked and those who may configure: "anyone" in it.
+    slack_stop_by: Literal["asker", "anyone"] = "asker"
+    # Slack's agent sessions (working state, native Stop button); where refused, reactions, the status line and
+    # an ephemeral Stop button for the asker (slack_stop_button) stand in.
+    slack_sessions: bool = True
+    slack_stop_button: bool = True
     slack_command: str = "/letta"
     slack_thread_follow_ups: bool = True
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()
@@ -121,6 +128,8 @@ class Settings(BaseSettings):
     default_target_in_channels: bool = False
 
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
+    # How often a running turn looks whether another process stopped it (0: never; a stop here is immediate).
+    turn_stop_poll_seconds: float = Field(default=2.0, ge=0)
     max_concurrent_turns: int = Field(default=16, ge=1)
     # A PaaS kills 30 s after SIGTERM; finish or record what is in flight well before that.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=25)

@@ -98,15 +98,18 @@ class TurnDrafts:
         ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming)
         return ts if ok else None
 
-    async def abandon(self) -> None:
-        """The turn ended with drafts that never became replies (a deadline, a crash): mark them cut off."""
+    async def abandon(self, mark: str = " _(cut off)_") -> bool:
+        """The turn ended with drafts that never became replies (a deadline, a crash, a stop): mark them (cut
+        off, stopped by someone). Whether there was any."""
+        had = bool(self._growing)
         for key, growing in list(self._growing.items()):
             self._done.add(key)
             shown, _ = self._shown(growing.agent_name, growing.text)
             await self._live.replace_with(
-                self._turn.channel_id, growing.draft.ts, shown + " _(cut off)_", growing.draft.streaming
+                self._turn.channel_id, growing.draft.ts, shown + mark, growing.draft.streaming
             )
         self._growing.clear()
+        return had
 
     def _shown(self, agent_name: str, text: str) -> tuple[str, str]:
         """(mrkdwn for chat.update, Markdown for a stream) of a draft: its first message's worth, named in

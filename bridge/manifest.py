@@ -12,7 +12,6 @@ EXAMPLE_URL = "https://bridge.example.com"
 EVENTS_PATH = "/slack/events"
 
 
-
 @dataclass(frozen=True)
 class Scope:
     """A bot scope the manifest asks for; `check` fails without a required one and warns without an optional one
@@ -43,6 +42,11 @@ SCOPES = (
     Scope("reactions:write", "the :eyes: / done mark on the mention"),
     Scope("users:read", "users.info: the speaker's display name; who is an admin (/letta)"),
     Scope("commands", "/letta"),
+    Scope(
+        "assistant:write",
+        "agent sessions: Slack's own working state and Stop button on every turn (declaring the app an agent adds it)",
+        without="turns show the :eyes: reaction, the status line and a Stop button for the person who asked instead",
+    ),
 )
 
 _EXAMPLE_HEADER = """\
@@ -77,11 +81,13 @@ features:
   bot_user:
     display_name: letta
     always_online: true
+  assistant_view:                           # declares the app an agent: sessions, Stop, the DM agent view
+    assistant_description: Letta agents answer here; each turn shows its progress and a Stop button.
   slash_commands:
     - command: {command}
       url: {url}
       description: Connect this channel to a Letta group, or see how it is connected
-      usage_hint: "connect [group-id | agent-ids] | disconnect | status | groups | agents | help"
+      usage_hint: "connect [group-id | agent-ids] | disconnect | status | stop | groups | agents | help"
       should_escape: false
 oauth_config:
   scopes:
@@ -95,7 +101,8 @@ settings:
       - message.channels
       - message.groups
       - message.im
-  interactivity:                            # the /letta menu, on the same endpoint
+      - agent_session_stopped               # a person pressed a session's Stop button
+  interactivity:                            # the /letta menu, Stop and feedback buttons, on the same endpoint
     is_enabled: true
     request_url: {url}
   org_deploy_enabled: false

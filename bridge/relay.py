@@ -66,6 +66,10 @@ class Relay:
         self._closing = False
 
     @property
+    def worker(self) -> TurnWorker:
+        return self._worker
+
+    @property
     def busy(self) -> int:
         return len(self._tasks)
 

@@ -25,8 +25,11 @@ from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
-from bridge.slack.post import SlackPoster, SlackPostError
-from bridge.store.base import BindingTranscript, Store, TurnJournal
+from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.render import escape
+from bridge.slack.sessions import Sessions, session_title
+from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
+from bridge.store.base import BindingTranscript, Store
 from bridge.store.conversations import thread_scope
 from bridge.threads import ThreadPolicy
 
@@ -47,6 +50,8 @@ NOTHING_SAID = "No agent had anything to say this time."
 EMPTY_REPLY = "{agent} sent an empty reply."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
+STOPPED = "Stopped by <@{user}>."
+STOPPED_DRAFT = " _(stopped by <@{user}>)_"
 
 
 # Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
@@ -112,6 +117,12 @@ class TurnWorker:
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
         )
+        self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
+        self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
@@ -130,14 +141,43 @@ class TurnWorker:
             await self._store.finish_turn(job.turn_id, "unbound")
             return "unbound"
         await self._store.set_turn_status(job.turn_id, "running")
-        await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        if await self._store.turn_stopped_by(job.turn_id) is not None:
+            return "stopped"  # stopped while it waited its turn: never started
+        async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
+            running.target = binding.target
+            return await self._run(job, binding, drafts, running)
+
+    async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:
+        turn, s = job.turn, self._settings
+        agents = binding.target.agents
+        author = self._poster.author(agents[0].name) if agents else None
+        title = session_title(turn.text)
+        running.session = await self.sessions.set(
+            turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
+        )
+        if not running.session:
+            await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+            await self.sessions.offer_stop(turn.channel_id, turn.thread_ts, turn.user_id)
         status, error = "failed", ""
         try:
-            await self._flush(job, drafts)  # whatever a previous run of this turn owed the thread
+            inner: asyncio.Task[int] | None = None
             try:
+                await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
+                inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running))
                 async with asyncio.timeout(s.turn_deadline_seconds):
-                    failures = await self._converse(job, binding, drafts)
+                    failures = await inner
                 status = "done" if failures == 0 else "partial"
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if running.stopped_by is None or (task is not None and task.cancelling()):
+                    if inner is not None:
+                        inner.cancel()  # the bridge is stopping: the turn stays recorded for the next start
+                    raise
+                status, error = "stopped", f"stopped by {running.stopped_by}"
+            except TurnStopped as stop:
+                running.stopped_by = running.stopped_by or stop.by
+                await self.stops.cancel_letta(running)
+                status, error = "stopped", f"stopped by {stop.by}"
             except TimeoutError:
                 error = f"The agents did not finish within {_duration(s.turn_deadline_seconds)}."
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
@@ -150,8 +190,14 @@ class TurnWorker:
                 log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)
-            await drafts.abandon()
-            await self._flush(job, drafts)
+            if status == "stopped":
+                by = running.stopped_by or ""
+                if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
+                    stopped = Part(STOPPED.format(user=escape(by)), None)  # mrkdwn: the mention is meant
+                    await self._poster.post(turn.channel_id, turn.thread_ts, stopped)
+            else:
+                await drafts.abandon()
+                await self._flush(job, drafts, running)
         except SlackPostError as exc:
             status, error = "failed", f"Slack refused a post: {exc.error}"
             log.error(
@@ -161,15 +207,19 @@ class TurnWorker:
                 exc.error,
                 exc.permanent,
             )
+        if running.session and await self.sessions.set(turn.channel_id, turn.thread_ts, "active"):
+            await self._store.finish_turn(job.turn_id, status, error)
+            log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
+            return status
         await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
         await self._poster.status(turn.channel_id, turn.thread_ts, "")
-        mark = s.slack_done_reaction if status == "done" else s.slack_failed_reaction
+        mark = {"done": s.slack_done_reaction, "stopped": s.slack_stopped_reaction}.get(status, s.slack_failed_reaction)
         await self._poster.react(turn.channel_id, turn.message_ts, mark)
         await self._store.finish_turn(job.turn_id, status, error)
         log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
         return status
 
-    async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts) -> int:
+    async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
         agents = binding.target.names
@@ -180,10 +230,11 @@ class TurnWorker:
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
         turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker, drafts=growing)
         names = [a.name for a in binding.target.agents]
-        await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
+        if not running.session:
+            await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
         runner = await self._chooser.choose(binding)
         try:
-            return await self._relay_events(job, binding, runner, turn_input, drafts)
+            return await self._relay_events(job, binding, runner, turn_input, drafts, running)
         except LettaError as exc:
             if exc.kind != Kind.ROUTE_MISSING or runner is not self._chooser.server:
                 raise
@@ -192,17 +243,24 @@ class TurnWorker:
         if await self._store.notice_once(turn.team_id, turn.channel_id, "route_missing"):
             await self._owe(job, "notice:route_missing", ROUTE_SWITCH)
         log.info("binding switched to the bridge runner channel=%s", turn.channel_id)
-        return await self._relay_events(job, binding, self._chooser.bridge, turn_input, drafts)
+        return await self._relay_events(job, binding, self._chooser.bridge, turn_input, drafts, running)
 
     async def _relay_events(
-        self, job: Job, binding: Binding, runner: Runner, turn_input: TurnInput, drafts: TurnDrafts
+        self,
+        job: Job,
+        binding: Binding,
+        runner: Runner,
+        turn_input: TurnInput,
+        drafts: TurnDrafts,
+        running: RunningTurn,
     ) -> int:
         turn = job.turn
         # A thread that is a Letta conversation has its own transcript: an agent is shown only this thread's replies.
         threaded = runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
         scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
-        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, scope)
+        running.threaded = threaded
+        journal = TrackedJournal(self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending)
         if threaded:
             threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
             turn_input = replace(turn_input, threads=threads)
@@ -232,7 +290,7 @@ class TurnWorker:
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
                     text += SERVER_500_HINT if await self._group_send_broken() else ""
                 await self._owe(job, f"fail:{event.step}:{event.index}", text)
-            await self._flush(job, drafts)
+            await self._flush(job, drafts, running)
         if replies == 0 and failures == 0:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
@@ -262,11 +320,17 @@ class TurnWorker:
             text = self._redactor.redact(text)
         await self._store.outbox_add(job.turn_id, source, agent_name, text)
 
-    async def _flush(self, job: Job, drafts: TurnDrafts) -> None:
+    async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
         """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
-        its draft when it had one."""
+        its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
         turn = job.turn
-        for item in await self._store.outbox_pending(job.turn_id):
+        pending = await self._store.outbox_pending(job.turn_id)
+        if running is not None and pending:
+            running.check()
+            by = await self._store.turn_stopped_by(job.turn_id)  # another process may have stopped it
+            if by is not None:
+                raise TurnStopped(by)
+        for item in pending:
             if item.source.startswith(NOTES):
                 parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
             else:

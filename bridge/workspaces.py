@@ -242,6 +242,10 @@ class Workspaces:
         key = SecretStr(own.api_key) if own.api_key else None
         return self.settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
 
+    def kits(self) -> list[Kit]:
+        """The workspaces this process has served so far (each with its own worker)."""
+        return list(self._kits.values())
+
     async def kit(self, team_id: str) -> Kit:
         settings = await self.settings_for(team_id)
         server = server_id(settings)
@@ -270,6 +274,10 @@ class Workspaces:
         if retry:
             client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         return client
+
+    @property
+    def stops(self) -> WorkspaceStops:
+        return WorkspaceStops(self)
 
     async def configurator(self, team_id: str) -> Configurator:
         return (await self.kit(team_id)).configurator
@@ -399,6 +407,19 @@ class WorkspaceThreads(ThreadPolicy):
         except WorkspaceGone:
             return False
         return await kit.worker.threads.in_parallel(team_id, channel_id)
+
+
+class WorkspaceStops:
+    """Stopping a turn in OAuth mode: it runs on its workspace's worker, so every worker of this process is asked."""
+
+    def __init__(self, workspaces: Workspaces) -> None:
+        self._workspaces = workspaces
+
+    async def stop(self, turn_id: int, by: str) -> bool:
+        for kit in list(self._workspaces.kits()):
+            if await kit.worker.stops.stop(turn_id, by):
+                return True
+        return False
 
 
 class WorkspaceWorkers(TurnWorker):

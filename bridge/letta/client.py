@@ -175,6 +175,24 @@ class LettaClient:
             async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
                 yield item
 
+    async def cancel_agent(self, agent_id: str) -> dict[str, str]:
+        """Cancel the agent's active runs (POST /v1/agents/{id}/messages/cancel): {run id: "cancelled"}, or {}
+        when none is running (409). A model call in flight is not interrupted: the run ends after it."""
+        return await self._cancel(f"/v1/agents/{agent_id}/messages/cancel")
+
+    async def cancel_conversation(self, conversation_id: str) -> dict[str, str]:
+        """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`."""
+        return await self._cancel(f"/v1/conversations/{conversation_id}/cancel")
+
+    async def _cancel(self, path: str) -> dict[str, str]:
+        try:
+            payload = await self._request("POST", path)
+        except LettaError as error:
+            if error.status == 409:  # "No active runs to cancel"
+                return {}
+            raise
+        return {str(k): str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
+
     async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
         """Every group, page by page (`after` = the last id), up to `cap`."""
         return await _every(self.list_groups, cap)

@@ -95,6 +95,7 @@ def usage(command: str, problem: str = "") -> Message:
         f"`{command} disconnect`: remove this channel's connection",
         f"`{command} status`: what this channel is connected to, who set it, and whether Letta answers",
         f"`{command} groups` / `{command} agents`: what the Letta server has",
+        f"`{command} stop`: stop the agents' work in this channel (in a thread, say `stop` to me, or press Stop)",
         f"`{command} help`: this text",
         "Then mention me in the channel: every agent answers in the thread.",
     ]

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup"]
+Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup", "stop"]
 
 # Commands that change a binding, and so need permission; the others only read.
 CHANGES: frozenset[Action] = frozenset({"connect", "disconnect", "setup"})
@@ -22,6 +22,7 @@ _ACTIONS: dict[str, Action] = {
     "groups": "groups",
     "agents": "agents",
     "setup": "setup",  # OAuth mode: this workspace's Letta server (docs/workspaces.md)
+    "stop": "stop",
 }
 # People paste ids in backticks, quotes or Slack's <…> and separate them with commas.
 _WRAPPERS = "`'\"<>()[]"

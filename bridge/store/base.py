@@ -126,7 +126,18 @@ class Store(Protocol):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int: ...
 
-    async def set_turn_status(self, turn_id: int, status: str) -> None: ...
+    async def set_turn_status(self, turn_id: int, status: str) -> None:
+        """Neither this nor `finish_turn` changes a turn that was stopped."""
+        ...
+
+    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+        """Mark the thread's (the channel's, with thread_ts None) received and running turns `stopped` by the
+        member `by`; a stopped turn is never run or resumed. Returns their ids, oldest first."""
+        ...
+
+    async def turn_stopped_by(self, turn_id: int) -> str | None:
+        """Who stopped the turn, or None while it is not stopped."""
+        ...
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         """Turns accepted but not finished (received, or running when the process stopped), oldest first;

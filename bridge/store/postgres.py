@@ -288,11 +288,33 @@ class PostgresStore:
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         await self.pool.execute(
-            "UPDATE turns SET status=$2, error=$3, updated_at=now() WHERE id=$1", turn_id, status, _clean(error)
+            "UPDATE turns SET status=$2, error=$3, updated_at=now() WHERE id=$1 AND status<>'stopped'",
+            turn_id,
+            status,
+            _clean(error),
         )
 
+    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+        rows = await self.pool.fetch(
+            "UPDATE turns SET status='stopped', error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"
+            " AND ($3::text IS NULL OR thread_ts=$3) AND status IN ('received', 'running') RETURNING id",
+            team_id,
+            channel_id,
+            thread_ts,
+            _clean(f"stopped by {by}"),
+        )
+        return sorted(int(r["id"]) for r in rows)
+
+    async def turn_stopped_by(self, turn_id: int) -> str | None:
+        row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)
+        if row is None or row["status"] != "stopped":
+            return None
+        return str(row["error"]).removeprefix("stopped by ")
+
     async def set_turn_status(self, turn_id: int, status: str) -> None:
-        await self.pool.execute("UPDATE turns SET status=$2, updated_at=now() WHERE id=$1", turn_id, status)
+        await self.pool.execute(
+            "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status<>'stopped'", turn_id, status
+        )
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         if team_id is not None and channel_id is not None:

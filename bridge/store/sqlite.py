@@ -276,8 +276,27 @@ class SqliteStore:
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         async with self._write() as db:
             await db.execute(
-                "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=?", (status, error, _now(), turn_id)
+                "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=? AND status<>'stopped'",
+                (status, error, _now(), turn_id),
             )
+
+    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+        query = "UPDATE turns SET status='stopped', error=?, updated_at=? WHERE team_id=? AND channel_id=?"
+        params: tuple[str, ...] = (f"stopped by {by}", _now(), team_id, channel_id)
+        if thread_ts is not None:
+            query += " AND thread_ts=?"
+            params += (thread_ts,)
+        async with self._write() as db:
+            cursor = await db.execute(query + " AND status IN ('received', 'running') RETURNING id", params)
+            rows = await cursor.fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    async def turn_stopped_by(self, turn_id: int) -> str | None:
+        async with self.db.execute("SELECT status, error FROM turns WHERE id=?", (turn_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None or row[0] != "stopped":
+            return None
+        return str(row[1]).removeprefix("stopped by ")
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         async with self.db.execute(
@@ -336,7 +355,9 @@ class SqliteStore:
 
     async def set_turn_status(self, turn_id: int, status: str) -> None:
         async with self._write() as db:
-            await db.execute("UPDATE turns SET status=?, updated_at=? WHERE id=?", (status, _now(), turn_id))
+            await db.execute(
+                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'", (status, _now(), turn_id)
+            )
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         query = "SELECT * FROM turns WHERE status IN ('received', 'running')"

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_conversations, letta_stream
+from . import letta_cancel, letta_conversations, letta_stream
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -70,6 +70,8 @@ class AgentInput:
     started: float
     finished: float | None = None
     conversation: str | None = None  # the conversation it ran in (0.16.8), None for the agent's own thread
+    run_id: str | None = None
+    cancelled: bool = False  # a cancel route reached it while it ran (letta_cancel.py)
 
 
 @dataclass
@@ -129,6 +131,7 @@ class FakeLetta:
         self._hist: dict[str, list[_Stored]] = {}
         self._conversations: dict[str, dict[str, Any]] = {}  # id -> the Conversation object (0.16.8)
         self._seq = itertools.count()
+        self.cancels: list[tuple[str, str, list[str]]] = []  # (agents|conversations, id, runs cancelled)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -379,6 +382,7 @@ class FakeLetta:
             (r"/v1/agents/(?P<agent_id>[^/]+)/messages/stream", [("POST", self._agent_stream)]),
             (r"/v1/groups/(?P<group_id>[^/]+)/messages/stream", group_stream),
             *(letta_conversations.routes(self) if version == "0.16.8" else []),
+            *(letta_cancel.routes(self) if version == "0.16.8" else []),
         ]
 
     async def _agent_stream(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
@@ -478,10 +482,18 @@ class FakeLetta:
                         name: str | None, default: list[str] | None = None,
                         conversation: str | None = None) -> list[str]:
         """One agent turn: counted as an input, in flight for the agent's delay, then its replies."""
+        replies, _ = await self._run_cancellable(agent_id, text, messages, otid, name, default, conversation)
+        return replies
+
+    async def _run_cancellable(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
+                               name: str | None, default: list[str] | None = None, conversation: str | None = None,
+                               run_id: str | None = None) -> tuple[list[str], bool]:
+        """`_run_turn`, also saying whether a cancel reached the run (the model call is never interrupted)."""
         inp = self._begin_input(agent_id, text, messages, otid, name, conversation)
+        inp.run_id = run_id
         try:
             await self._llm_delay(agent_id)
-            return self._reply_for(agent_id, text, default)
+            return self._reply_for(agent_id, text, default), inp.cancelled
         finally:
             self._end_input(inp)
 

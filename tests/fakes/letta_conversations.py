@@ -165,11 +165,14 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
         "user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id, run_id=run_id, content=text
     )
     fake._store(agent_id, None, [user], conv_id)
-    replies = await fake._run_turn(agent_id, text, msgs, otid, name, conversation=conv_id)
+    replies, cancelled = await fake._run_cancellable(agent_id, text, msgs, otid, name, conversation=conv_id,
+                                                     run_id=run_id)
     out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
     fake._store(agent_id, None, out, conv_id)
     if response is None:
         return fake._json(v, 200, shapes.response(copy.deepcopy(out), steps))
+    if cancelled:
+        return await letta_stream.cancelled_stream(response)
     tokens = bool(options.get("stream_tokens"))
     await letta_stream.finish_turn_stream(fake, agent_id, response, shapes, out, steps, tokens)
     return response

@@ -84,10 +84,20 @@ async def agent_stream(
             )
         ],
     )
-    replies = await fake._run_turn(aid, text, msgs, otid, name)
+    replies, cancelled = await fake._run_cancellable(aid, text, msgs, otid, name, run_id=run_id)
     out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
     fake._store(aid, None, out)
+    if cancelled:
+        return await cancelled_stream(response)
     await finish_turn_stream(fake, aid, response, shapes, out, steps, tokens and v == "0.16.8")
+    return response
+
+
+async def cancelled_stream(response: web.StreamResponse) -> web.StreamResponse:
+    """A run cancelled while its model call ran: the reply is stored, the stream says only `cancelled`, and
+    closes without [DONE] (0.16.8/agents-stream-cancelled.json)."""
+    await response.write(_frame({"message_type": "stop_reason", "stop_reason": "cancelled"}))
+    await response.write_eof()
     return response
 
 

@@ -197,6 +197,13 @@ class FakeSlack:
         self._refresh: dict[str, Grant] = {}
         self._caller: Grant | None = None
         self._headers: dict[str, str] = {}
+        # Agent sessions (agents.sessions.*): only an app declared as an agent may have them; the others are
+        # refused as reference/slack/web-api/agents.sessions.setStatus.json says.
+        self.agent_app = False
+        self.stop_event_subscribed = True
+        self.sessions: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, thread_ts) -> the session
+        self.session_log: list[tuple[str, str, str]] = []  # (channel, thread_ts, status) in the order set
+        self.ephemerals: list[dict[str, Any]] = []  # chat.postEphemeral messages, as sent
         self._seed_reference_identities()
 
     # ------------------------------------------------------------------ OAuth (oauth.v2.access.json)
@@ -838,6 +845,49 @@ class FakeSlack:
         if "status" not in args:
             return "invalid_arguments"
         return {"ok": True}
+
+    def _api_agents_sessions_setStatus(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        status = str(args.get("status") or "")
+        if status not in ("active", "processing", "suspended", "closed"):
+            return "invalid_arguments"
+        if not self.agent_app:
+            return "missing_scope"
+        channel, thread_ts = str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")
+        if not channel or not thread_ts:
+            return "invalid_arguments"
+        key = (channel, thread_ts)
+        session = self.sessions.get(key)
+        if session is None:  # created by the first call: title and initiator count only then
+            session = {"title": args.get("title") or "", "initiator": args.get("initiator_user_id")}
+            self.sessions[key] = session
+        session["status"] = status
+        for field_name in ("username", "icon_emoji", "icon_url"):
+            if args.get(field_name):
+                session[field_name] = args[field_name]
+        self.session_log.append((channel, thread_ts, status))
+        case = "ok" if self.stop_event_subscribed else "ok_not_subscribed"
+        body = _ref_body("agents.sessions.setStatus", case)
+        body.update(status=status, agent_status=status, title=session["title"])
+        return body
+
+    def _api_agents_sessions_rename(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        session = self.sessions.get((str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")))
+        if session is None:
+            return "session_not_found"
+        session["title"] = str(args.get("title") or "")
+        return {"ok": True}
+
+    def session_statuses(self, channel: str, thread_ts: str) -> list[str]:
+        with self._lock:
+            return [status for c, t, status in self.session_log if (c, t) == (channel, thread_ts)]
+
+    def _api_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        if not args.get("channel"):
+            return "channel_not_found"
+        if not args.get("user"):
+            return "user_not_in_channel"
+        self.ephemerals.append({**args, "blocks": _jsonish(args.get("blocks"))})
+        return {"ok": True, "message_ts": self._next_ts()}
 
     def _api_chat_startStream(self, args: dict[str, Any]) -> dict[str, Any] | str:
         channel = str(args.get("channel") or "")

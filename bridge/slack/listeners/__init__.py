@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.configure import Configurator
 from bridge.relay import Relay
-from bridge.slack.listeners import commands, events
+from bridge.slack.listeners import commands, events, sessions
 from bridge.slack.listeners import workspaces as installs
+from bridge.slack.permissions import Policy
+from bridge.slack.sessions import Sessions
+from bridge.stopping import Stopping
 from bridge.tasks import Tasks
 
 if TYPE_CHECKING:
@@ -20,14 +24,28 @@ def register_all(
     app: AsyncApp, relay: Relay, configurator: Configurator, tasks: Tasks, workspaces: Workspaces | None = None
 ) -> None:
     settings = configurator.settings
+    worker = relay.worker
+    policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
+    if workspaces is None:
+        stopping = Stopping(worker.store, worker.stops, settings.slack_stop_by)
+        stops = sessions.StopHandler(stopping, lambda _client: worker.sessions, tasks, policy)
+    else:  # each workspace's turns run on its own worker, with its own Slack token and Letta server
+        stopping = Stopping(workspaces.store, workspaces.stops, settings.slack_stop_by)
+
+        def sessions_of(client: AsyncWebClient) -> Sessions:
+            return Sessions(client, settings.slack_sessions, settings.slack_stop_button)
+
+        stops = sessions.StopHandler(stopping, sessions_of, tasks, policy)
     events.register(
         app,
         relay,
         direct_messages=bool(settings.default_target),
         thread_follow_ups=settings.slack_thread_follow_ups,
+        stops=stops,
     )
+    sessions.register(app, stops)
     if workspaces is None:
-        commands.register(app, configurator, tasks)
+        commands.register(app, configurator, tasks, stops=stops)
         return
     setup = installs.register(app, workspaces)
-    commands.register(app, configurator, tasks, workspaces.configurator, setup)
+    commands.register(app, configurator, tasks, workspaces.configurator, setup, stops=stops)

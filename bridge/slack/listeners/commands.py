@@ -25,6 +25,7 @@ from bridge.slack import blocks
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
 from bridge.slack.directory import member_facts
+from bridge.slack.listeners.sessions import StopHandler, stop_answer
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.tasks import Tasks
 
@@ -68,6 +69,7 @@ class CommandHandler:
         tasks: Tasks,
         configurators: Configurators | None = None,
         setup: Setup | None = None,
+        stops: StopHandler | None = None,
     ) -> None:
         settings = configurator.settings
         self.name = settings.slack_command
@@ -75,6 +77,7 @@ class CommandHandler:
         self._configurators = configurators
         self._setup = setup
         self._tasks = tasks
+        self._stops = stops
         self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
         self._catalog = settings.slack_catalog
 
@@ -165,6 +168,10 @@ class CommandHandler:
                 return refusal
         cfg = await self._for(who.team_id)
         url = cfg.settings.letta_base_url
+        if command.action == "stop" and self._stops is not None:
+            # Slash commands cannot be run inside a thread: this stops the channel's turns the caller may stop.
+            outcome = await self._stops.stop(client, who.team_id, who.channel_id, None, who.user_id)
+            return Message(stop_answer(outcome, channel_wide=True))
         if command.action == "status":
             return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)
         if command.action in ("groups", "agents"):
@@ -214,8 +221,9 @@ def register(
     tasks: Tasks,
     configurators: Configurators | None = None,
     setup: Setup | None = None,
+    stops: StopHandler | None = None,
 ) -> None:
-    handler = CommandHandler(configurator, tasks, configurators, setup)
+    handler = CommandHandler(configurator, tasks, configurators, setup, stops)
 
     @app.command(handler.name)
     async def on_command(

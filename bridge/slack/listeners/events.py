@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.relay import Relay
 from bridge.slack.decide import Ignored, decide_mention, decide_message
+from bridge.slack.listeners.sessions import StopHandler, is_stop
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +26,26 @@ def _log_ignored(kind: str, body: dict[str, Any], decision: Ignored) -> None:
     )
 
 
-def register(app: AsyncApp, relay: Relay, direct_messages: bool = False, thread_follow_ups: bool = True) -> None:
+def register(
+    app: AsyncApp,
+    relay: Relay,
+    direct_messages: bool = False,
+    thread_follow_ups: bool = True,
+    stops: StopHandler | None = None,
+) -> None:
+    def stopped(turn: Turn, client: AsyncWebClient) -> bool:
+        """`stop` said to the bot in a thread stops the thread's work instead of becoming a turn."""
+        if stops is None or turn.thread_ts == turn.message_ts or not is_stop(turn.text):
+            return False
+        if stops.first_time(turn.channel_id, turn.message_ts):  # a mention also comes as a message
+            stops.spawn(stops.on_stop_word(client, turn, quiet=turn.follow_up), "stop word")
+        return True
+
     @app.event("app_mention")
-    async def on_mention(body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
+        if isinstance(decision, Turn) and stopped(decision, client):
+            return
         if isinstance(decision, Turn):
             # Recorded durably here, before Bolt acknowledges; Letta is called later by the relay's tasks.
             await relay.accept(decision)
@@ -35,8 +53,10 @@ def register(app: AsyncApp, relay: Relay, direct_messages: bool = False, thread_
             _log_ignored("app_mention", body, decision)
 
     @app.event("message")
-    async def on_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_message(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
+        if isinstance(decision, Turn) and stopped(decision, client):
+            return
         if isinstance(decision, Turn):
             await relay.accept(decision)
         else:

@@ -1,0 +1,146 @@
+"""Stopping a thread's work from Slack: the session's native Stop button (`agent_session_stopped`), the bridge's
+fallback Stop button, and a `stop` said to the bot in the thread. Each is acknowledged at once; the stop (the
+store, the Letta cancel calls) runs in a task the bridge owns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.domain import Turn
+from bridge.slack.directory import member_facts
+from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
+from bridge.slack.post import FAILURES, slack_error
+from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
+from bridge.stopping import StopOutcome, Stopping
+from bridge.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+STOP_WORDS = frozenset({"stop", "stop!", "/stop", "cancel"})
+NOTHING = "Nothing is running in this thread."
+NOTHING_CHANNEL = "Nothing is running in this channel."
+
+
+def is_stop(text: str) -> bool:
+    return text.strip().lower() in STOP_WORDS
+
+
+def configurer_check(
+    client: AsyncWebClient, policy: Policy, user_id: str, channel_id: str
+) -> Callable[[], Awaitable[bool]]:
+    """Whether the member may configure the channel, asked of Slack only when needed."""
+
+    async def check() -> bool:
+        member = Member(user_id)
+        if needs_lookup(user_id, policy):
+            member = await member_facts(client, user_id, channel_id, policy.by == "creator")
+        return may_configure(member, policy)
+
+    return check
+
+
+def stop_answer(outcome: StopOutcome, channel_wide: bool = False) -> str:
+    if outcome.refused is not None:
+        askers = ", ".join(f"<@{a}>" for a in outcome.askers)
+        return f"Only {outcome.refused} may stop this ({askers} asked)."
+    if outcome.stopped == 0:
+        return NOTHING_CHANNEL if channel_wide else NOTHING
+    return f"Stopped {outcome.stopped} turn{'' if outcome.stopped == 1 else 's'}."
+
+
+class StopHandler:
+    def __init__(
+        self, stopping: Stopping, sessions: Callable[[AsyncWebClient], Sessions], tasks: Tasks, policy: Policy
+    ) -> None:
+        self.stopping = stopping
+        self._sessions = sessions  # the sessions seen through the request's client (its workspace's, in OAuth mode)
+        self._tasks = tasks
+        self.policy = policy
+        self._seen: dict[tuple[str, str], None] = {}  # stop words already handled (a mention and its message twin)
+
+    async def stop(
+        self, client: AsyncWebClient, team: str, channel: str, thread_ts: str | None, user: str
+    ) -> StopOutcome:
+        return await self.stopping.request(
+            team,
+            channel,
+            thread_ts,
+            user,
+            configurer_check(client, self.policy, user, channel),
+            who_may_configure(self.policy),
+        )
+
+    async def tell(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, text: str) -> None:
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
+        except FAILURES as exc:
+            log.info("slack chat.postEphemeral failed error=%s", slack_error(exc))
+
+    async def on_session_stopped(self, client: AsyncWebClient, team: str, event: dict[str, Any]) -> None:
+        channel, thread_ts, user = str(event.get("channel", "")), str(event.get("thread_ts", "")), event.get("user")
+        outcome = await self.stop(client, team, channel, thread_ts, str(user or ""))
+        if outcome.refused is not None:
+            await self.tell(client, channel, thread_ts, str(user or ""), stop_answer(outcome))
+            return
+        if outcome.stopped == 0:  # nothing ran: the session must still leave `processing`
+            await self._sessions(client).set(channel, thread_ts, "active")
+
+    async def on_stop_word(self, client: AsyncWebClient, turn: Turn, quiet: bool) -> None:
+        """`quiet`: a follow-up without a mention, in a thread where nothing may run; nobody asked the bot."""
+        outcome = await self.stop(client, turn.team_id, turn.channel_id, turn.thread_ts, turn.user_id)
+        if outcome.refused is not None or (outcome.stopped == 0 and not quiet):
+            await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, stop_answer(outcome))
+
+    def first_time(self, channel: str, message_ts: str) -> bool:
+        key = (channel, message_ts)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > 1000:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+    def spawn(self, work: Awaitable[None], name: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("stop failed")
+
+        if not self._tasks.spawn(run(), name=name):
+            log.info("stop not run: the bridge is stopping")
+
+
+def register(app: AsyncApp, handler: StopHandler) -> None:
+    @app.event("agent_session_stopped")
+    async def on_session_stopped(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        team = str(body.get("team_id") or "")
+        log.info(
+            "slack session stopped channel=%s thread=%s user=%s",
+            event.get("channel"),
+            event.get("thread_ts"),
+            event.get("user"),
+        )
+        handler.spawn(handler.on_session_stopped(client, team, event), "session stopped")
+
+    @app.action(STOP_ACTION)
+    async def on_stop_button(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        target = stop_target(str(action.get("value") or ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        if target is None:
+            return
+
+        async def work() -> None:
+            outcome = await handler.stop(client, str(context.team_id or ""), target[0], target[1], user)
+            await respond(text=stop_answer(outcome), replace_original=True, response_type="ephemeral")
+
+        handler.spawn(work(), "stop button")

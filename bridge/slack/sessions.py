@@ -1,0 +1,145 @@
+"""Slack's agent sessions for a thread's turns, and the fallbacks where the app cannot have them.
+
+A turn sets its thread's session to `processing` (Slack then shows its working state and a native Stop button),
+`active` when it ends, `suspended` while it waits for a person. Only apps declared as agents can create
+sessions (that adds the `assistant:write` scope); the first refusal is remembered and said once in the log,
+and from then on the turn shows the 👀/✅ reactions, the status line and, for the person who asked, an
+ephemeral Stop button instead (see docs/sessions.md and reference/slack/web-api/agents.sessions.setStatus.json).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.slack.decide import clean_text
+from bridge.slack.post import FAILURES, Author, slack_error
+
+log = logging.getLogger(__name__)
+
+SessionStatus = Literal["processing", "active", "suspended", "closed"]
+TITLE_CHARS = 200  # Slack's limit for a session's title
+STOP_ACTION = "letta_stop_turn"
+STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
+NOT_SUBSCRIBED = "missing_agent_session_stopped_event_subscription"
+
+
+def session_title(text: str) -> str:
+    """A session's title: the message's first line, Slack's markup undone, clipped to Slack's 200 characters."""
+    line = next((ln.strip() for ln in clean_text(text, None).splitlines() if ln.strip()), "") or "Letta agents"
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def stop_blocks(channel: str, thread_ts: str) -> list[dict[str, Any]]:
+    """The fallback Stop button (where sessions are unavailable): its value names the thread."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": STOP_TEXT}},
+        {
+            "type": "actions",
+            "block_id": "letta_stop",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": STOP_ACTION,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Stop"},
+                    "value": f"{channel}|{thread_ts}",
+                }
+            ],
+        },
+    ]
+
+
+def stop_target(value: str) -> tuple[str, str] | None:
+    """(channel, thread_ts) from a Stop button's value."""
+    channel, _, thread_ts = value.partition("|")
+    return (channel, thread_ts) if channel and thread_ts else None
+
+
+class Sessions:
+    """Agent sessions, remembered as unavailable after Slack's first refusal (not a transient failure)."""
+
+    def __init__(self, client: AsyncWebClient, enabled: bool = True, stop_button: bool = True) -> None:
+        self._client = client
+        self._works: bool | None = None if enabled else False  # None: not asked yet
+        self._stop_button = stop_button
+        self._warned: set[str] = set()
+        self.refusal = "" if enabled else "off (SLACK_SESSIONS=false)"
+
+    @property
+    def available(self) -> bool | None:
+        """True once a session was set, False once refused (or off), None before the first try."""
+        return self._works
+
+    async def set(
+        self,
+        channel: str,
+        thread_ts: str,
+        status: SessionStatus,
+        title: str | None = None,
+        author: Author | None = None,
+        initiator: str | None = None,
+    ) -> bool:
+        """Set the thread's session status (creating the session, with its title, name and icon); False when
+        sessions are unavailable or this call failed, so that the caller shows the fallbacks."""
+        if self._works is False:
+            return False
+        who = author or Author()
+        try:
+            response = await self._client.agents_sessions_setStatus(
+                channel_id=channel,
+                thread_ts=thread_ts,
+                status=status,
+                title=title,
+                initiator_user_id=initiator,
+                username=who.username,
+                icon_emoji=who.icon_emoji,
+                icon_url=who.icon_url,
+            )
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            status_code = exc.response.status_code if exc.response is not None else 0
+            if status_code >= 500 or error in ("ratelimited", "rate_limited", "internal_error", "fatal_error"):
+                log.info("slack agents.sessions.setStatus failed error=%s; this turn uses the fallbacks", error)
+                return False
+            self._works = False
+            self.refusal = error
+            log.warning(
+                "slack agent sessions unavailable (error=%s); turns show reactions, the status line and a Stop "
+                "button instead. Declare the app as an agent (it adds assistant:write) to use them",
+                error,
+            )
+            return False
+        except FAILURES as exc:
+            log.info("slack agents.sessions.setStatus failed error=%s; this turn uses the fallbacks", slack_error(exc))
+            return False
+        self._works = True
+        warning = str(response.get("warning") or "")
+        for each in filter(None, warning.split(",")):
+            if each not in self._warned:
+                self._warned.add(each)
+                hint = " (subscribe the app to agent_session_stopped)" if each == NOT_SUBSCRIBED else ""
+                log.warning("slack agents.sessions.setStatus warning=%s%s", each, hint)
+        return True
+
+    async def rename(self, channel: str, thread_ts: str, title: str) -> None:
+        if self._works is not True:
+            return
+        try:
+            await self._client.agents_sessions_rename(channel_id=channel, thread_ts=thread_ts, title=title)
+        except FAILURES as exc:
+            log.info("slack agents.sessions.rename failed error=%s", slack_error(exc))
+
+    async def offer_stop(self, channel: str, thread_ts: str, user: str) -> None:
+        """The fallback Stop button, shown only to the person who asked (an ephemeral message in the thread)."""
+        if not self._stop_button or not user:
+            return
+        try:
+            await self._client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, text=STOP_TEXT, blocks=stop_blocks(channel, thread_ts)
+            )
+        except FAILURES as exc:
+            log.info("slack Stop button not shown error=%s", slack_error(exc))

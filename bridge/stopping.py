@@ -1,0 +1,228 @@
+"""Stopping a thread's work: the running turn, its queued turns, and the Letta runs behind them.
+
+A stop comes from Slack's own Stop button (`agent_session_stopped`), the bridge's fallback Stop button, a
+`stop` mention in the thread, or `/letta stop` (slash commands cannot be run inside threads, so it stops the
+channel's turns). The order matters:
+
+1. the turns are marked `stopped` in the store first: a stopped turn is never run, resumed or finished as
+   anything else, in this process or another one sharing the database;
+2. the Letta runs in flight are cancelled (conversation or agent cancel route): Letta does not interrupt a model
+   call already running, so the run ends after it, its stream with `stop_reason: cancelled`;
+3. the turn's task is cancelled here: nothing more is posted for it, and the next agents of a group turn are
+   never asked. A process running a turn another process stopped sees the mark within `poll` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bridge.domain import AgentFailure, AgentReply, Target
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
+from bridge.store.base import PendingTurn, Store, TurnJournal
+
+log = logging.getLogger(__name__)
+
+_AGENT_ID = re.compile(r"agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CANCEL_DEADLINE = 10.0  # seconds for the cancel calls of one stop
+StopBy = Literal["asker", "anyone"]
+
+
+class TurnStopped(Exception):
+    """Raised inside a turn that was stopped (seen before a post): the turn ends as `stopped`."""
+
+    def __init__(self, by: str) -> None:
+        super().__init__(f"stopped by {by}")
+        self.by = by
+
+
+@dataclass
+class RunningTurn:
+    """A turn running in this process: what a stop must cancel."""
+
+    turn_id: int
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    task: asyncio.Task[int] | None = None
+    target: Target | None = None
+    threaded: bool = False  # the thread's agents run in Letta conversations
+    sending: set[str] = field(default_factory=set)  # journal steps sent and not answered yet
+    stopped_by: str | None = None
+    session: bool = False  # the thread's Slack agent session shows the turn (else the fallbacks do)
+
+    def check(self) -> None:
+        """Raise TurnStopped once the turn was stopped: called before anything is posted."""
+        if self.stopped_by is not None:
+            raise TurnStopped(self.stopped_by)
+
+
+class TrackedJournal(TurnJournal):
+    """The turn's journal, also remembering which sends are in flight (the ones a stop cancels on Letta)."""
+
+    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str, sending: set[str]):
+        super().__init__(store, turn_id, otid, team_id, channel_id)
+        self._sending = sending
+
+    async def sending(self, key: str) -> None:
+        await super().sending(key)
+        self._sending.add(key)
+
+    async def answered(
+        self,
+        key: str,
+        replies: list[AgentReply],
+        failure: AgentFailure | None = None,
+        seen_upto: int | None = None,
+    ) -> None:
+        await super().answered(key, replies, failure, seen_upto)
+        self._sending.discard(key)
+
+
+class TurnStops:
+    """The turns running in this process, and stopping one of them (Letta first, then the task)."""
+
+    def __init__(self, store: Store, client: LettaClient, poll: float = 2.0) -> None:
+        self._store = store
+        self._client = client
+        self._poll = poll
+        self.running: dict[int, RunningTurn] = {}
+
+    @contextlib.asynccontextmanager
+    async def track(self, turn_id: int, team_id: str, channel_id: str, thread_ts: str) -> AsyncIterator[RunningTurn]:
+        """Register the turn while it runs; a watcher notices a stop recorded by another process."""
+        running = self.running[turn_id] = RunningTurn(turn_id, team_id, channel_id, thread_ts)
+        watcher = asyncio.create_task(self._watch(running)) if self._poll > 0 else None
+        try:
+            yield running
+        finally:
+            self.running.pop(turn_id, None)
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _watch(self, running: RunningTurn) -> None:
+        while running.stopped_by is None:
+            await asyncio.sleep(self._poll)
+            try:
+                by = await self._store.turn_stopped_by(running.turn_id)
+            except Exception as exc:  # the database hiccuped: look again next time
+                log.debug("could not read the turn's status error=%s", type(exc).__name__)
+                continue
+            if by is not None:
+                await self.stop(running.turn_id, by)
+
+    async def stop(self, turn_id: int, by: str) -> bool:
+        """Stop the turn if it runs here: cancel its Letta runs, then its task. False when it does not run here."""
+        running = self.running.get(turn_id)
+        if running is None or running.stopped_by is not None:
+            return False
+        running.stopped_by = by
+        log.info("turn stopped turn_id=%s channel=%s by=%s", turn_id, running.channel_id, by)
+        try:
+            async with asyncio.timeout(CANCEL_DEADLINE):
+                await self.cancel_letta(running)
+        except TimeoutError:
+            log.warning("letta cancel took too long turn_id=%s", turn_id)
+        if running.task is not None:
+            running.task.cancel()
+        return True
+
+    async def cancel_letta(self, running: RunningTurn) -> list[str]:
+        """Cancel the runs of the sends in flight; returns the routes' targets (agent or conversation ids)."""
+        agents: list[str] = []
+        for key in sorted(running.sending):
+            named = _AGENT_ID.findall(key)
+            if not named and running.target is not None:  # a group send: every member may be running
+                target = running.target
+                named = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]
+            agents.extend(a for a in named if a not in agents)
+        cancelled: list[str] = []
+        thread = (running.team_id, running.channel_id, running.thread_ts)
+        for agent_id in agents:
+            conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
+            try:
+                if conversation is not None:
+                    runs = await self._client.cancel_conversation(conversation)
+                else:
+                    runs = await self._client.cancel_agent(agent_id)
+            except LettaError as error:
+                log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
+                continue
+            cancelled.append(conversation or agent_id)
+            log.info("letta run cancelled agent=%s conversation=%s runs=%s", agent_id, conversation, ",".join(runs))
+        return cancelled
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """What a stop did: how many turns it stopped, or why it was refused (the rule in words)."""
+
+    stopped: int = 0
+    refused: str | None = None
+    askers: tuple[str, ...] = ()
+
+
+def stop_rule(by: StopBy, configurers: str) -> str:
+    if by == "anyone":
+        return "anyone in the channel"
+    return f"the person who asked, or {configurers}"
+
+
+class Stoppable(Protocol):
+    """Whatever can stop a turn running in this process: one worker's `TurnStops`, or (OAuth mode) every
+    workspace's, asked in turn."""
+
+    async def stop(self, turn_id: int, by: str) -> bool: ...
+
+
+class Stopping:
+    """A request to stop a thread's (or a channel's) turns: who may, then the store, then the running turns."""
+
+    def __init__(self, store: Store, stops: Stoppable, by: StopBy = "asker") -> None:
+        self._store = store
+        self._stops = stops
+        self._by = by
+
+    async def request(
+        self,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str | None,
+        user_id: str,
+        may_configure: Callable[[], Awaitable[bool]],
+        configurers: str = "people who may configure the channel",
+    ) -> StopOutcome:
+        """Stop the thread's running and queued turns (every thread of the channel when thread_ts is None) that
+        `user_id` may stop: a thread's turns are the asker's to stop (the asker of its running, or first, turn),
+        anyone's with SLACK_STOP_BY=anyone, and always a configurer's."""
+        pending = [
+            p
+            for p in await self._store.unfinished_turns(team_id, channel_id)
+            if thread_ts is None or p.turn.thread_ts == thread_ts
+        ]
+        if not pending:
+            return StopOutcome()
+        threads: dict[str, PendingTurn] = {}
+        for p in pending:
+            threads.setdefault(p.turn.thread_ts, p)  # oldest first: the running one, or the next to run
+        allowed = [t for t, p in threads.items() if self._by == "anyone" or p.turn.user_id == user_id]
+        if len(allowed) < len(threads) and await may_configure():
+            allowed = list(threads)
+        if not allowed:
+            askers = tuple(dict.fromkeys(p.turn.user_id for p in threads.values()))
+            log.info("stop refused channel=%s thread=%s user=%s", channel_id, thread_ts, user_id)
+            return StopOutcome(refused=stop_rule(self._by, configurers), askers=askers)
+        stopped: list[int] = []
+        for thread in allowed:
+            stopped += await self._store.stop_turns(team_id, channel_id, thread, user_id)
+        for turn_id in stopped:
+            await self._stops.stop(turn_id, user_id)
+        log.info("stop channel=%s thread=%s user=%s turns=%d", channel_id, thread_ts, user_id, len(stopped))
+        return StopOutcome(len(stopped))
