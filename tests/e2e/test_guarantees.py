@@ -78,13 +78,15 @@ def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
 
 
 def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Rig) -> None:
-    guarded.letta.set_delay(guarded.agents["alice"], 1.5)
+    """Restarted while alice is still answering: her message is not in Letta's history yet (a real server stores it
+    when the step ends), so only the active run says the send happened."""
+    guarded.letta.set_delay(guarded.agents["alice"], 4.0)
     event, _ = guarded.bridge.mention("survive this", guarded.channel)
     guarded.letta.wait_for(lambda: any(i.agent_name == "alice" for i in guarded.letta.inputs), 10)
     guarded.bridge.kill()
-    guarded.letta.wait_for(lambda: all(i.finished for i in guarded.letta.inputs), 10)
     guarded.bridge.restart()
-    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 20)
+    assert not all(i.finished for i in guarded.letta.inputs), "the bridge must be back before alice has answered"
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 30)
     time.sleep(0.5)
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
