@@ -376,6 +376,26 @@ class FakeLetta:
                     return rule
         return None
 
+    @staticmethod
+    def _agent_alias(rec: Recorded) -> str:
+        """A send to an agent's own thread (`/v1/conversations/default/messages` with `agent_id`) is also matched by
+        a rule written for that agent's send route (`/v1/agents/{id}/messages` or `/messages/stream`)."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if rec.path != "/v1/conversations/default/messages" or not body.get("agent_id"):
+            return ""
+        return f"/v1/agents/{body['agent_id']}/messages" + ("/stream" if body.get("streaming", True) else "")
+
+    def asked(self, rec: Recorded) -> str:
+        """The agent or group a send went to: its path's id, or the body's agent_id for the default thread."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if rec.path.startswith("/v1/conversations/default/") and body.get("agent_id"):
+            return str(body["agent_id"])
+        if rec.path.startswith("/v1/conversations/"):
+            with self._lock:
+                conversation = self._conversations.get(rec.path.split("/")[3])
+            return str(conversation["agent_id"]) if conversation else rec.path.split("/")[3]
+        return rec.path.split("/")[3]
+
     def _authorized(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Bearer {self.api_key}" or \
             headers.get("x-bare-password") == f"password {self.api_key}"
@@ -415,7 +435,7 @@ class FakeLetta:
             return copy.deepcopy(self._groups[group_id])
 
     async def _handle(self, request: web.Request, rec: Recorded, v: str) -> web.StreamResponse:
-        rule = self._take_rule(rec.method, rec.path)
+        rule = self._take_rule(rec.method, rec.path) or self._take_rule(rec.method, self._agent_alias(rec))
         if rule is not None:
             if rule.kind == "hang":
                 await self._hang()

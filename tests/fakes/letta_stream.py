@@ -130,9 +130,16 @@ async def group_stream(
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
     await response.prepare(request)
 
+    gone: list[bool] = []
+
     async def emit(messages: list[dict[str, Any]]) -> None:
+        """A 0.11.7 group runs in a task of its own: a client that went away stops the stream, not the group."""
         for message in messages:
-            await response.write(_frame(message))
+            if not gone:
+                try:
+                    await response.write(_frame(message))
+                except (ConnectionResetError, RuntimeError):
+                    gone.append(True)
 
     if group.manager_type == "round_robin":
         _, steps = await S.run_round_robin(
@@ -147,7 +154,8 @@ async def group_stream(
         for k, v2 in fake._shapes(v).usage(steps).items()
         if k not in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "context_tokens")
     }
-    await response.write(_frame({"message_type": "usage_statistics", **usage}))
-    await response.write(_frame("[DONE]"))
-    await response.write_eof()
+    await emit([{"message_type": "usage_statistics", **usage}])
+    await emit(["[DONE]"])  # type: ignore[list-item]
+    if not gone:
+        await response.write_eof()
     return response
