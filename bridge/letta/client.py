@@ -166,7 +166,13 @@ class LettaClient:
         if agent_id and conversation_id == DEFAULT_CONVERSATION:
             params["agent_id"] = agent_id
         payload = await self._request("GET", f"/v1/conversations/{conversation_id}/messages", params=params)
-        return self._validate_list(payload, MESSAGE_LIST)[::-1]
+        page = self._validate_list(payload, MESSAGE_LIST)
+        # A named conversation lists `desc` newest first; 0.16.8's `default` thread lists oldest first whatever the
+        # order (reference §19, visible-conversations-default-history-during-send): go by the dates.
+        if conversation_id != DEFAULT_CONVERSATION:
+            return page[::-1]
+        dates = [d for d in (getattr(m, "date", None) for m in page) if d is not None]
+        return page[::-1] if len(dates) > 1 and dates[0] > dates[-1] else page
 
     async def send_conversation(
         self, conversation_id: str, message: dict[str, Any], agent_id: str | None = None

@@ -334,7 +334,6 @@ class BridgeRunner(Step):
         since: datetime | None = None,
     ) -> list[TurnEvent]:
         key = key or agent.id
-        otid = journal.otid if key == agent.id else step_otid(journal.otid, key)
         unseen, upto = await transcript.unseen(agent.id)
         if key != agent.id and not key.startswith(agent.id + "#"):
             upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
@@ -346,6 +345,9 @@ class BridgeRunner(Step):
             resumable = conversation is not None and await self._client.has_resume()
         except LettaError as error:  # the thread's conversation could not be made: nothing was sent
             return await self._refused(agent, key, error, journal)
+        # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
+        # that run: each agent's send of the turn gets an otid of its own there.
+        otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
         background = Progress(otid) if resumable else None
         if resumed:
             found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
@@ -393,10 +395,10 @@ class BridgeRunner(Step):
         reached Letta (no run carried its otid, or none is going and history lacks it), so it may be made again."""
         if background is not None and conversation is not None:
             message = {"otid": otid}
-            background.attach = True
+            attached = Progress(otid, attach=True)
             try:
                 draft = _drafting(drafts, key, agent.name, [])
-                return [s async for s in self._exchange(agent, message, conversation, draft, background)]
+                return [s async for s in self._exchange(agent, message, conversation, draft, attached)]
             except LettaError as error:
                 if error.kind == Kind.NOT_FOUND:
                     log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)

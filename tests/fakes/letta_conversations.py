@@ -145,6 +145,8 @@ def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web
     page = S.page_messages(
         entries, limit=S.to_int(q.get("limit"), 100), before=q.get("before"), after=q.get("after"), newest=newest
     )
+    if conv_id == DEFAULT:  # the default thread lists oldest first whatever the order (visible-conversations-default-…)
+        return fake._json(v, 200, page)
     return fake._json(v, 200, page[::-1] if newest else page)  # desc really lists newest first here
 
 

@@ -161,3 +161,15 @@ def test_with_redis_a_background_run_goes_on_when_its_request_is_gone(letta: Fak
     time.sleep(0.8)
     assert user_otids(letta.history[ivy]) == [body["messages"][0]["otid"]]  # type: ignore[index]
     assert letta.active_runs() == []
+
+
+def test_0_16_8_lists_the_default_thread_oldest_first_whatever_the_order(letta: FakeLetta) -> None:
+    real = cap("0.16.8", "visible-conversations-default-history-during-send")
+    assert real["request"]["path"].endswith("order=desc")
+    assert [m["message_type"] for m in real["response"]["body"]][:2] == ["system_message", "user_message"]
+    ivy = letta.add_agent("ivy")
+    body = {"messages": [user("default thread")], "agent_id": ivy}
+    assert httpx.post(f"{letta.base_url}/v1/conversations/default/messages", json=body).status_code == 200
+    listed = httpx.get(f"{letta.base_url}/v1/conversations/default/messages",
+                       params={"agent_id": ivy, "order": "desc"}).json()
+    assert [m["message_type"] for m in listed] == ["user_message", "assistant_message"]

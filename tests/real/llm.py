@@ -4,8 +4,9 @@ It answers deterministically, from what Letta sends it:
 - the agent's name comes from its persona block ("My name is alice."); its reply is "<name> says hi";
 - it calls `send_message` when Letta offers it (0.11.7's memgpt_v2 agents), with every other required argument
   filled ("Replying to the user." for the inner thoughts), and answers in plain content otherwise (0.16.8);
-- a supervisor manager calls `send_message_to_all_agents_in_group` first; "use tool NAME" in the user's text calls
-  tool NAME;
+- a supervisor manager calls `send_message_to_all_agents_in_group` first (unless the bridge already gave it its
+  workers' answers); a dynamic group's manager names "alice", then says "DONE!" once alice has spoken;
+  "use tool NAME" in the user's text calls tool NAME;
 - "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500; `POST /_control`
   sets a delay for every call ({"delay": 6}) and `GET /_calls` lists (agent name, latest user text) per call;
 - `stream: true` gets SSE chunks (content word by word, a tool call in two argument fragments);
@@ -33,6 +34,7 @@ NAME = re.compile(r"My name is (\w+)")
 SLOW = re.compile(r"\[slow (\d+(?:\.\d+)?)\]")
 TOOL = re.compile(r"use tool (\w+)")
 SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
+CHOOSE = re.compile(r"Choose the most suitable agent|You choose who speaks next")
 
 
 def _text(content: Any) -> str:
@@ -145,10 +147,12 @@ class FakeLLM:
                                      status=500)
         tools = {t["function"]["name"]: t["function"] for t in body.get("tools") or [] if t.get("type") == "function"}
         reply = f"{name} says hi"
+        if CHOOSE.search(last_user):  # a dynamic group's manager (0.11.7's prompt or the bridge runner's)
+            reply = "DONE!" if "alice says hi" in last_user else "alice"
         call: tuple[str, dict[str, Any]] | None = None
         asked = TOOL.search(last_user)
         if last.get("role") == "user":
-            if SUPERVISOR_TOOL in tools:
+            if SUPERVISOR_TOOL in tools and "Your workers answered:" not in last_user:
                 call = (SUPERVISOR_TOOL, _fill(tools[SUPERVISOR_TOOL]["parameters"], {"message": last_user}))
             elif asked and asked.group(1) in tools:
                 tool = asked.group(1)
