@@ -224,14 +224,19 @@ class LettaClient:
             if not await self.has_conversations():
                 self.resumable = False
                 return False
+            # A probe, not a failure: asked outside `_request`, so that its expected 503 is neither logged as an
+            # error nor counted in the metrics.
+            path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
             try:
-                await self._request("POST", f"/v1/conversations/{DEFAULT_CONVERSATION}/stream", json={})
-            except LettaError as error:
-                if error.kind in (Kind.UNREACHABLE, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.UNAUTHORIZED):
-                    raise
-                self.resumable = error.status not in (503, 404, 405)
-            else:
-                self.resumable = True
+                async with self._http.stream("POST", path, json={}) as response:
+                    status = response.status_code
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", "POST", path) from None
+            except httpx.TransportError as exc:
+                raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, "", "POST", path) from None
+            if status in (401, 403):
+                raise LettaError(Kind.UNAUTHORIZED, status=status, base_url=self.base_url)
+            self.resumable = status not in (503, 404, 405)
             log.info("letta background runs resumable=%s", self.resumable)
         return self.resumable
 

@@ -10,7 +10,7 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
   message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
   conversation is looked up in that conversation's history: the agent's own mixes every thread.
 - A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
-  it (bounded by `patience`).
+  it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
 
 from __future__ import annotations

@@ -38,12 +38,6 @@ from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
 
-UNCONFIRMED_KIND = "unconfirmed"
-UNCONFIRMED = (
-    "The bridge restarted while {group} was being asked, and no member has the message yet: it may still be "
-    "answering, or it never got the message. Ask again if nothing follows."
-)
-STILL_RUNNING = "{agent} was still answering when the bridge stopped waiting; its answer is in Letta's history."
 
 
 class Runner(Protocol):
@@ -108,18 +102,12 @@ class ServerRunner:
             async for event in self._finish(target, turn, journal, list(record.replies)):
                 yield event
             return
-        if record is not None:
-            if await self._recovered(target, journal, self._patience):
-                async for event in self.run(target, turn, transcript, journal):
-                    yield event
-                return
-            # Nobody has the message, and a group send lists no run: it may never have reached Letta, or its first
-            # member may still be answering. Asking again could ask the group twice, so the thread is told instead.
-            label = target.description or "the group"
-            unconfirmed = AgentFailure(None, UNCONFIRMED.format(group=label), UNCONFIRMED_KIND, step=self.STEP)
-            await journal.answered(self.STEP, [], unconfirmed)
-            yield unconfirmed
+        if record is not None and await self._recovered(target, journal, self._wait(record.since)):
+            async for event in self.run(target, turn, transcript, journal):
+                yield event
             return
+        # No member has the message `patience` seconds after it was sent: a group send lists no run, but no member's
+        # step lasts that long, so it never reached Letta (docs/guarantees.md) and is sent again.
         await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
         members = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]  # all locked
@@ -163,6 +151,12 @@ class ServerRunner:
         await journal.answered(self.STEP, replies, failure)
         if failure is not None:
             yield failure
+
+    def _wait(self, since: datetime | None) -> float:
+        """How much longer to watch the members: up to `patience` seconds after the send was journaled."""
+        if since is None:
+            return self._patience
+        return max(0.0, self._patience - (datetime.now(UTC) - since).total_seconds())
 
     async def _recovered(self, target: Target, journal: Journal, patience: float) -> bool:
         """Look the send up in the members' histories; record what it got. False when no member saw it.
