@@ -107,9 +107,12 @@ class Configurator:
             target = replace(target, manager_type=BROADCAST, broadcast=True)
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
+            refused = await self._chooser.refusal(binding)
             use = await self._chooser.use(binding)
         except LettaError as exc:
             raise ConfigError.letta(exc, "the health check") from None
+        if refused is not None:
+            raise ConfigError(refused)
         replaced = await self._store.put_binding(binding)
         log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
         return Connected(binding, use, replaced)

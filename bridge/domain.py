@@ -226,6 +226,7 @@ class StepRecord:
     state: StepState
     replies: tuple[AgentReply, ...] = ()
     failure: AgentFailure | None = None
+    since: datetime | None = None  # when the step's state was written (for `sending`: just before the send)
 
 
 class Journal(Protocol):

@@ -26,6 +26,20 @@ def group_send_broken(version: str) -> bool:
     return parsed is not None and (0, 12, 0) <= parsed < (0, 16, 5)
 
 
+MANAGER_RUNS_GROUP = ("supervisor", "dynamic")
+MANAGER_REFUSAL = (
+    "On Letta {version} a {kind} group always runs on the server, because a message sent straight to its manager "
+    "runs the whole group, so `--runner bridge` cannot be used for it there."
+)
+
+
+def manager_runs_group(version: str, manager_type: str | None) -> bool:
+    """Below 0.12 a direct send to a supervisor's or dynamic group's manager runs its whole group (the server loads
+    the manager's group): the bridge runner would ask every worker twice."""
+    parsed = parse_version(version)
+    return manager_type in MANAGER_RUNS_GROUP and parsed is not None and parsed < SERVER_RUNNER_BELOW
+
+
 def runner_for_version(version: str) -> RunnerChoice:
     parsed = parse_version(version)
     return "server" if parsed is not None and parsed < SERVER_RUNNER_BELOW else "bridge"
@@ -108,12 +122,30 @@ class RunnerChooser:
     async def use(self, binding: Binding) -> RunnerUse:
         """The binding's setting and the runner it resolves to (asking the server's version only when needed)."""
         use = resolve(binding, self._default, None)
-        return use if use.used is not None else resolve(binding, self._default, await self.server_version())
+        if use.used is None:
+            use = resolve(binding, self._default, await self.server_version())
+        kind = binding.target.manager_type
+        if use.used == "bridge" and kind in MANAGER_RUNS_GROUP:
+            version = await self.server_version()
+            if manager_runs_group(version, kind):
+                # A binding saved before, or LETTA_GROUP_RUNNER=bridge: a send to the manager runs its whole group
+                # on this server, so the server runs it all the same.
+                return RunnerUse(use.setting, "server", f"for a {kind} group on Letta {version}")
+        return use
 
     async def choice(self, binding: Binding) -> RunnerChoice:
         used = (await self.use(binding)).used
         assert used is not None, "use() resolves or raises"
         return used
+
+    async def refusal(self, binding: Binding) -> str | None:
+        """Why the binding's explicit runner cannot be used on this server, in one sentence; None when it can."""
+        if binding.runner != "bridge" or binding.target.manager_type not in MANAGER_RUNS_GROUP:
+            return None
+        version = await self.server_version()
+        if not manager_runs_group(version, binding.target.manager_type):
+            return None
+        return MANAGER_REFUSAL.format(version=version, kind=binding.target.manager_type)
 
     async def choose(self, binding: Binding) -> Runner:
         return self.server if await self.choice(binding) == "server" else self.bridge

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -42,6 +44,9 @@ L = TypeVar("L")
 
 MAX_RETRY_DELAY = 30.0
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
+DEFAULT_CONVERSATION = "default"  # with an agent_id: the agent's own thread, locked like a conversation (0.16.8)
+RUNS_ROUTE_BELOW = (0, 12)  # servers below list active runs at /v1/runs/active?agent_ids=
+CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, when runs are compared to a send
 
 
 class _Listed(Protocol):
@@ -79,6 +84,8 @@ class LettaClient:
         self.send_retries = send_retries
         self.no_stream_route: set[str] = set()  # "agents" / "groups": the server answered 404/405 to /stream
         self.conversations: bool | None = None  # whether the server has /v1/conversations; None until asked
+        self.resumable: bool | None = None  # background runs and stream resume (Redis, Cloud); None until asked
+        self._legacy_runs: bool | None = None  # active runs at /v1/runs/active (below 0.12); None until asked
         self.retry_base = retry_base
         self.busy_wait = busy_wait
         self._http = httpx.AsyncClient(
@@ -149,29 +156,50 @@ class LettaClient:
         return self._validate(payload, Conversation)
 
     async def conversation_history(
-        self, conversation_id: str, limit: int = 100, before: str | None = None
+        self, conversation_id: str, limit: int = 100, before: str | None = None, agent_id: str | None = None
     ) -> list[LettaMessage]:
-        """One thread's messages, the newest `limit` before `before`, oldest first (as `history` lists them)."""
+        """One thread's messages, the newest `limit` before `before`, oldest first (as `history` lists them);
+        `default` with `agent_id` is the agent's own thread."""
         params: dict[str, Any] = {"limit": limit, "order": "desc"}
         if before:
             params["before"] = before
+        if agent_id and conversation_id == DEFAULT_CONVERSATION:
+            params["agent_id"] = agent_id
         payload = await self._request("GET", f"/v1/conversations/{conversation_id}/messages", params=params)
-        return self._validate_list(payload, MESSAGE_LIST)[::-1]
+        page = self._validate_list(payload, MESSAGE_LIST)
+        # A named conversation lists `desc` newest first; 0.16.8's `default` thread lists oldest first whatever the
+        # order (reference §19, visible-conversations-default-history-during-send): go by the dates.
+        if conversation_id != DEFAULT_CONVERSATION:
+            return page[::-1]
+        dates = [d for d in (getattr(m, "date", None) for m in page) if d is not None]
+        return page[::-1] if len(dates) > 1 and dates[0] > dates[-1] else page
 
-    async def send_conversation(self, conversation_id: str, message: dict[str, Any]) -> LettaResponse:
-        async with self.locks.hold([conversation_id]):
-            payload = await self._send(
-                f"/v1/conversations/{conversation_id}/messages", {"messages": [message], "streaming": False}
-            )
+    async def send_conversation(
+        self, conversation_id: str, message: dict[str, Any], agent_id: str | None = None
+    ) -> LettaResponse:
+        """A plain (not streamed) conversation send. 0.16.8 never ends such a send's run (reference §19), which
+        would make the send look as if it were still running: the runners stream to conversations."""
+        body = self._conversation_body(conversation_id, message, agent_id, streaming=False)
+        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
+            payload = await self._send(f"/v1/conversations/{conversation_id}/messages", body)
         return self._validate(payload, LettaResponse)
 
     async def stream_conversation(
-        self, conversation_id: str, message: dict[str, Any], tokens: bool = False
+        self,
+        conversation_id: str,
+        message: dict[str, Any],
+        tokens: bool = False,
+        agent_id: str | None = None,
+        background: bool = False,
     ) -> AsyncIterator[LettaMessage]:
-        body: dict[str, Any] = {"messages": [message], "streaming": True}
+        """A streamed conversation send (`default` + `agent_id`: the agent's own thread). With `background` the run
+        goes on without this request, and `resume_conversation` re-attaches to it by its otid (Redis servers)."""
+        body = self._conversation_body(conversation_id, message, agent_id, streaming=True)
         if tokens:
             body["stream_tokens"] = True
-        async with self.locks.hold([conversation_id]):
+        if background:
+            body["background"] = True
+        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
             async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
                 yield item
 
@@ -192,6 +220,79 @@ class LettaClient:
                 return {}
             raise
         return {str(k): str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
+
+    async def resume_conversation(
+        self, conversation_id: str, otid: str, agent_id: str | None = None, starting_after: int | None = None
+    ) -> AsyncIterator[LettaMessage]:
+        """The events of the background run that carried `otid`, finished or not (from the first, or after
+        `seq_id` `starting_after`). A 404 (Kind.NOT_FOUND) means no run ever carried it."""
+        body: dict[str, Any] = {"otid": otid}
+        if agent_id and conversation_id == DEFAULT_CONVERSATION:
+            body["agent_id"] = agent_id
+        if starting_after is not None:
+            body["starting_after"] = starting_after
+        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
+            async for item in self._stream(f"/v1/conversations/{conversation_id}/stream", body):
+                yield item
+
+    async def has_resume(self) -> bool:
+        """Whether the server keeps background runs resumable (0.16.8 with Redis, Letta Cloud): its resume route
+        answers anything but 503 (no Redis) or a missing route."""
+        if self.resumable is None:
+            if not await self.has_conversations():
+                self.resumable = False
+                return False
+            # A probe, not a failure: asked outside `_request`, so that its expected 503 is neither logged as an
+            # error nor counted in the metrics.
+            path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
+            try:
+                async with self._http.stream("POST", path, json={}) as response:
+                    status = response.status_code
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", "POST", path) from None
+            except httpx.TransportError as exc:
+                raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, "", "POST", path) from None
+            if status in (401, 403):
+                raise LettaError(Kind.UNAUTHORIZED, status=status, base_url=self.base_url)
+            self.resumable = status not in (503, 404, 405)
+            log.info("letta background runs resumable=%s", self.resumable)
+        return self.resumable
+
+    async def active_runs(
+        self, agent_id: str, conversation_id: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The agent's runs that are still going (in `conversation_id`, or outside every conversation when None),
+        created no earlier than `since` (less the clocks' slack): the ones a send made then could be.
+
+        0.11.x lists them at `/v1/runs/active?agent_ids=`, later servers at `/v1/runs/?agent_id=&active=true`.
+        """
+        if self._legacy_runs is None:
+            match = re.match(r"^v?(\d+)\.(\d+)", (await self.health()).version)
+            self._legacy_runs = match is not None and (int(match[1]), int(match[2])) < RUNS_ROUTE_BELOW
+        if self._legacy_runs:
+            payload = await self._request("GET", "/v1/runs/active", params={"agent_ids": agent_id})
+        else:
+            params: dict[str, Any] = {"agent_id": agent_id, "active": "true", "limit": 100}
+            if conversation_id not in (None, DEFAULT_CONVERSATION):
+                params["conversation_id"] = conversation_id
+            payload = await self._request("GET", "/v1/runs/", params=params)
+        if not isinstance(payload, list):
+            raise LettaError(Kind.BAD_RESPONSE, "the run list is not a list", base_url=self.base_url)
+        runs = [r for r in payload if isinstance(r, dict) and r.get("status") in ("created", "running")]
+        if not self._legacy_runs and conversation_id in (None, DEFAULT_CONVERSATION):
+            runs = [r for r in runs if not r.get("conversation_id")]
+        if since is not None:
+            runs = [r for r in runs if (_created(r) or since) >= since - CLOCK_SLACK]
+        return runs
+
+    @staticmethod
+    def _conversation_body(
+        conversation_id: str, message: dict[str, Any], agent_id: str | None, streaming: bool
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"messages": [message], "streaming": streaming}
+        if conversation_id == DEFAULT_CONVERSATION:
+            body["agent_id"] = agent_id
+        return body
 
     async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
         """Every group, page by page (`after` = the last id), up to `cap`."""
@@ -399,6 +500,19 @@ class LettaClient:
             detail,
         )
         return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+
+
+def _lock_key(conversation_id: str, agent_id: str | None) -> str:
+    """The agent's own thread shares the agent's lock with the agent routes; a conversation has its own."""
+    return agent_id if conversation_id == DEFAULT_CONVERSATION and agent_id else conversation_id
+
+
+def _created(run: dict[str, Any]) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(run.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from bridge.domain import AgentReply, Note, Target
@@ -75,6 +76,25 @@ class Said(NamedTuple):
 
 
 Spoken = Said | LettaError
+
+
+@dataclass
+class Progress:
+    """Where a background run's stream has got to: its run and the last `seq_id` received (Redis servers). A stream
+    that drops is re-attached from there; after a restart the run is found again by the send's otid."""
+
+    otid: str | None = None
+    run_id: str | None = None
+    seq_id: int | None = None
+    attach: bool = False  # re-attach to the run of the message's otid instead of sending it (a restarted bridge)
+
+    def saw(self, item: Any) -> None:
+        run_id, seq_id = getattr(item, "run_id", None), getattr(item, "seq_id", None)
+        if run_id and run_id != self.run_id:
+            self.run_id = run_id
+            log.info("letta background run run_id=%s otid=%s", run_id, self.otid)
+        if isinstance(seq_id, int):
+            self.seq_id = seq_id
 # Called with (author, text so far) while a token-streamed reply grows.
 Draft = Callable[[str, str], Awaitable[None]]
 
@@ -89,54 +109,73 @@ async def exchange(
     tokens: bool = False,
     draft: Draft | None = None,
     conversation: str | None = None,
+    background: Progress | None = None,
 ) -> AsyncIterator[Spoken]:
     """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
     in-answer error if there was one. Raises LettaError only when nothing at all came back.
 
     Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
     With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it. With
-    `conversation`, the agent's send goes to that conversation (its Slack thread).
+    `conversation`, the agent's send goes to that conversation (its Slack thread, or `default`: the agent's own);
+    a conversation send always streams (0.16.8 never ends a plain one's run). With `background` (Redis servers) the
+    run goes on without this request, a dropped stream is re-attached where it stopped, and `background.attach`
+    re-attaches to the run of the message's otid instead of sending (a restarted bridge).
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
-    if streaming and kind not in client.no_stream_route:
+    if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
         received = False
-        try:
-            if group is not None:
-                source = client.stream_group(group[0], group[1], message, tokens=tokens)
-            elif conversation is not None:
-                source = client.stream_conversation(conversation, message, tokens=tokens)
-            else:
-                assert agent_id is not None
-                source = client.stream_agent(agent_id, message, tokens=tokens)
-            async for item in source:
-                received = True
-                notes.add(item, getattr(item, "name", None) or author)
-                for spoken in collector.add(item):
-                    yield Said(*spoken, notes.pop(spoken[0]))
-                growing = collector.growing
-                if draft is not None and growing is not None and growing[1].strip():
-                    await draft(*growing)
-        except LettaError as error:
-            if not received and error.kind == Kind.ROUTE_MISSING:
-                client.no_stream_route.add(kind)
-                log.info("letta has no %s stream route; using the plain send from now on", kind)
-            elif not received:
-                raise
-            else:
+        if group is not None:
+            source = client.stream_group(group[0], group[1], message, tokens=tokens)
+        elif conversation is not None and background is not None and background.attach:
+            source = client.resume_conversation(conversation, str(message.get("otid")), agent_id)
+        elif conversation is not None:
+            source = client.stream_conversation(
+                conversation, message, tokens=tokens, agent_id=agent_id, background=background is not None
+            )
+        else:
+            assert agent_id is not None
+            source = client.stream_agent(agent_id, message, tokens=tokens)
+        while True:
+            try:
+                async for item in source:
+                    received = True
+                    if background is not None:
+                        background.saw(item)
+                    notes.add(item, getattr(item, "name", None) or author)
+                    for spoken in collector.add(item):
+                        yield Said(*spoken, notes.pop(spoken[0]))
+                    growing = collector.growing
+                    if draft is not None and growing is not None and growing[1].strip():
+                        await draft(*growing)
+            except LettaError as error:
+                if received and error.outcome_unknown and background is not None and background.run_id:
+                    # The connection dropped, not the run: pick its stream up after the last event received.
+                    assert conversation is not None
+                    log.info("letta stream dropped, re-attaching run_id=%s after=%s", background.run_id,
+                             background.seq_id)
+                    source = client.resume_conversation(
+                        conversation, str(message.get("otid")), agent_id, starting_after=background.seq_id
+                    )
+                    continue
+                if not received and error.kind == Kind.ROUTE_MISSING and kind != "conversations":
+                    client.no_stream_route.add(kind)
+                    log.info("letta has no %s stream route; using the plain send from now on", kind)
+                    break
+                if not received:
+                    raise
                 for spoken in collector.finish():
                     yield Said(*spoken, notes.pop(spoken[0]))
                 yield error
                 return
-        else:
             for spoken in collector.finish():
                 yield Said(*spoken, notes.pop(spoken[0]))
             return
     if group is not None:
         response = await client.send_group(group[0], group[1], message)
     elif conversation is not None:
-        response = await client.send_conversation(conversation, message)
+        response = await client.send_conversation(conversation, message, agent_id)
     else:
         assert agent_id is not None
         response = await client.send_agent(agent_id, message)

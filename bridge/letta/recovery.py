@@ -1,24 +1,35 @@
-"""Finding a past send on Letta by the `otid` the bridge gave it, so a send is never repeated blindly.
+"""Finding out what became of a send whose outcome is unknown (the bridge died, or the answer was lost on the way
+back), so that an agent that may still be answering is never asked again.
 
-Letta has no lookup by otid: page back through an agent's history (newest page first; `before` pages to
-older messages on every captured version) until the `user_message` carrying the otid shows up. The turn's
-reply is the agent's `assistant_message`s after it, up to the next user message. A send to a conversation is
-looked up in that conversation's history: the agent's own mixes every thread, so the next user message there
-may belong to another thread.
+A real Letta server stores the user message, with the bridge's `otid`, only when the agent's step ends; until
+then the send shows only as an active run (reference/letta/README.md §19). So:
+- `settle`: wait until the agent (or the conversation) has no active run that the send could be, then look the
+  otid up in history. The wait has no bound of its own: the turn's deadline ends it.
+- Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
+  carrying the otid shows up. The turn's reply is the agent's `assistant_message`s after it, up to the next user
+  message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
+  conversation is looked up in that conversation's history: the agent's own mixes every thread.
+- A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
+  it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bridge.letta.client import LettaClient
 from bridge.letta.models import AssistantMessage, LettaMessage, ToolReturnMessage, UserMessage
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
+log = logging.getLogger(__name__)
+
 PAGE = 100
 MAX_PAGES = 10
+POLL = 1.0  # seconds between looks at a run that is still going
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,9 @@ class Found:
     workers: tuple[tuple[str, str], ...] = ()
 
 
-def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
+def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | None = None) -> Found | None:
+    """What followed the otid's user message; with `author`, assistant messages named for someone else (a worker's
+    words in a 0.11.7 manager's history) are not the agent's reply."""
     for index, message in enumerate(messages):
         if isinstance(message, UserMessage) and message.otid == otid:
             texts: list[str] = []
@@ -42,6 +55,8 @@ def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
                 if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
                     workers.extend(worker_replies(later.tool_return))
                 if isinstance(later, AssistantMessage) and later.text.strip():
+                    if author is not None and later.name not in (None, author):
+                        continue
                     key = later.otid or later.id or str(len(texts))
                     if key not in seen:
                         seen.add(key)
@@ -50,20 +65,21 @@ def replies_after(messages: Sequence[LettaMessage], otid: str) -> Found | None:
     return None
 
 
-async def find_turn(client: LettaClient, agent_id: str, otid: str, conversation: str | None = None) -> Found | None:
-    """None when Letta never saw the otid in this agent's (or this conversation's) recent history (safe to send
-    again)."""
+async def find_turn(
+    client: LettaClient, agent_id: str, otid: str, conversation: str | None = None, author: str | None = None
+) -> Found | None:
+    """None when Letta never stored the otid in this agent's (or this conversation's) recent history."""
     collected: list[LettaMessage] = []
     before: str | None = None
     for _ in range(MAX_PAGES):
         if conversation is not None:
-            page = await client.conversation_history(conversation, limit=PAGE, before=before)
+            page = await client.conversation_history(conversation, limit=PAGE, before=before, agent_id=agent_id)
         else:
             page = await client.history(agent_id, limit=PAGE, before=before)
         if not page:
             break
         collected = [*page, *collected]
-        found = replies_after(collected, otid)
+        found = replies_after(collected, otid, author)
         if found is not None:
             return found
         oldest = page[0].id if hasattr(page[0], "id") else None
@@ -73,20 +89,39 @@ async def find_turn(client: LettaClient, agent_id: str, otid: str, conversation:
     return None
 
 
-async def recover_turn(
-    client: LettaClient, agent_id: str, otid: str, patience: float, conversation: str | None = None
+async def settle(
+    client: LettaClient,
+    agent_id: str,
+    otid: str,
+    since: datetime | None,
+    conversation: str | None = None,
+    author: str | None = None,
 ) -> Found | None:
-    """Like `find_turn`, but when Letta has the message and is still answering it, wait for the answer.
+    """Wait while the agent (the conversation; `default` or None: the agent's own thread) has a run that a send
+    made at `since` could be, then look the otid up. None: no such run is going and Letta never stored the send,
+    so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on."""
+    delay = 0.25
+    while runs := await client.active_runs(agent_id, conversation, since):
+        log.info("letta send may still be running agent=%s otid=%s runs=%s", agent_id, otid, len(runs))
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL * 4)
+    return await find_turn(client, agent_id, otid, conversation, author)
 
-    A bridge that died mid-send leaves the run going on the server; its reply lands in history later.
-    Gives up after `patience` seconds with whatever is there (possibly nothing).
-    """
+
+async def group_settled(
+    client: LettaClient, members: Sequence[tuple[str, str]], otid: str, patience: float
+) -> dict[str, Found]:
+    """A 0.11.7 group send, which lists no run: what each member (agent id, name) stored for it, once every member
+    that has the otid has answered it and either all have it or none has shown up for `patience` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
-    delay = 0.5
     while True:
-        found = await find_turn(client, agent_id, otid, conversation)
-        if found is None or found.texts or loop.time() >= deadline:
+        found: dict[str, Found] = {}
+        for agent_id, name in members:
+            said = await find_turn(client, agent_id, otid, author=name)
+            if said is not None:
+                found[agent_id] = said
+        answered = all(f.texts or f.workers for f in found.values())
+        if (len(found) == len(members) and answered) or loop.time() >= deadline:
             return found
-        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 5.0)
+        await asyncio.sleep(POLL)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 __all__ = ["UNSEEN_HEADER", "compose"]
@@ -27,15 +28,16 @@ from bridge.domain import (
     TurnEvent,
     TurnInput,
 )
-from bridge.letta.client import LettaClient
+from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
-from bridge.letta.exchange import attribute, exchange
+from bridge.letta.exchange import Draft, Progress, Said, Spoken, attribute, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
-from bridge.letta.recovery import find_turn, recover_turn
+from bridge.letta.recovery import Found, group_settled, settle
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
+
 
 
 class Runner(Protocol):
@@ -100,10 +102,12 @@ class ServerRunner:
             async for event in self._finish(target, turn, journal, list(record.replies)):
                 yield event
             return
-        if record is not None and await self._recovered(target, journal, self._patience):
+        if record is not None and await self._recovered(target, journal, self._wait(record.since)):
             async for event in self.run(target, turn, transcript, journal):
                 yield event
             return
+        # No member has the message `patience` seconds after it was sent: a group send lists no run, but no member's
+        # step lasts that long, so it never reached Letta (docs/guarantees.md) and is sent again.
         await journal.sending(self.STEP)
         message = user_message(turn.text, turn.otid, turn.sender)
         members = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]  # all locked
@@ -139,7 +143,7 @@ class ServerRunner:
         except LettaError as error:
             if error.kind == Kind.ROUTE_MISSING:
                 raise
-            if error.outcome_unknown and await self._recovered(target, journal, 0):
+            if error.outcome_unknown and await self._recovered(target, journal, self._patience):
                 async for event in self.run(target, turn, transcript, journal):
                     yield event
                 return
@@ -148,9 +152,18 @@ class ServerRunner:
         if failure is not None:
             yield failure
 
+    def _wait(self, since: datetime | None) -> float:
+        """How much longer to watch the members: up to `patience` seconds after the send was journaled."""
+        if since is None:
+            return self._patience
+        return max(0.0, self._patience - (datetime.now(UTC) - since).total_seconds())
+
     async def _recovered(self, target: Target, journal: Journal, patience: float) -> bool:
         """Look the send up in the members' histories; record what it got. False when no member saw it.
 
+        A group send lists no run on the servers that run groups (0.11.x), and each member stores the user's
+        message only when its own step ends: so the members are watched until every one the send reached has
+        answered, for up to `patience` seconds (reference/letta/README.md §19).
         A supervisor's or dynamic group's manager holds the user's message first (a supervisor's workers only
         ever see the manager's words): when the manager has it, the send happened, and nobody is owed a direct
         ask; a supervisor's workers are read back from the manager's tool return.
@@ -158,7 +171,8 @@ class ServerRunner:
         manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
         replies: list[AgentReply] = []
         if manager is not None:
-            said = await recover_turn(self._client, manager.id, journal.otid, patience)
+            seen = await group_settled(self._client, [(manager.id, manager.name)], journal.otid, patience)
+            said = seen.get(manager.id)
             if said is None:
                 return False
             for agent_id, text in said.workers:
@@ -166,8 +180,11 @@ class ServerRunner:
                 if reply is not None and text:
                     replies.append(reply)
             if target.manager_type == "dynamic":
+                spoke = await group_settled(
+                    self._client, [(a.id, a.name) for a in target.agents], journal.otid, min(patience, 5.0)
+                )
                 for agent in target.agents:
-                    found = await find_turn(self._client, agent.id, journal.otid)
+                    found = spoke.get(agent.id)
                     if found is not None and found.texts:
                         text = "\n\n".join(found.texts)
                         replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
@@ -175,15 +192,16 @@ class ServerRunner:
                 replies.append(AgentReply(manager.name, "\n\n".join(said.texts), manager.id, self.STEP, len(replies)))
             await journal.answered(self.STEP, replies)
             return True
+        seen = await group_settled(self._client, [(a.id, a.name) for a in target.agents], journal.otid, patience)
+        if not seen:
+            return False
         missing: list[AgentRef] = []
         for agent in target.agents:
-            found = await recover_turn(self._client, agent.id, journal.otid, patience)
+            found = seen.get(agent.id)
             if found is None:
                 missing.append(agent)
             elif found.texts:
                 replies.append(AgentReply(agent.name, "\n\n".join(found.texts), agent.id, self.STEP, len(replies)))
-        if len(missing) == len(target.agents):
-            return False
         for agent in missing:
             await journal.sending(agent.id)  # owed: finished by _finish, looked up first if it comes to that
         await journal.answered(self.STEP, replies)
@@ -199,7 +217,7 @@ class ServerRunner:
             if record.state != "sending":
                 events = _replay(record)
             else:
-                events = await self._bridge._ask(agent, turn, _Heard(heard), journal, resumed=True)
+                events = await self._bridge._ask(agent, turn, _Heard(heard), journal, True, since=record.since)
             for event in events:
                 if isinstance(event, AgentReply):
                     heard.append(event)
@@ -295,7 +313,8 @@ class BridgeRunner(Step):
         record = await journal.step(key)
         if record is not None and record.state != "sending":
             return _replay(record)
-        return await self._ask(agent, turn, transcript, journal, record is not None, key, frame)
+        since = record.since if record is not None else None
+        return await self._ask(agent, turn, transcript, journal, record is not None, key, frame, since)
 
     async def _ask(
         self,
@@ -306,42 +325,120 @@ class BridgeRunner(Step):
         resumed: bool,
         key: str | None = None,
         frame: Frame | None = None,
+        since: datetime | None = None,
     ) -> list[TurnEvent]:
         key = key or agent.id
-        otid = journal.otid if key == agent.id else step_otid(journal.otid, key)
         unseen, upto = await transcript.unseen(agent.id)
         if key != agent.id and not key.startswith(agent.id + "#"):
             upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
         try:
             conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
+            if conversation is None and await self._client.has_conversations():
+                # Agent-direct mode: the agent's own thread, which a server with Redis locks (a 409 names the run).
+                conversation = DEFAULT_CONVERSATION
+            resumable = conversation is not None and await self._client.has_resume()
         except LettaError as error:  # the thread's conversation could not be made: nothing was sent
             return await self._refused(agent, key, error, journal)
+        # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
+        # that run: each agent's send of the turn gets an otid of its own there.
+        otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
+        background = Progress(otid) if resumable else None
         if resumed:
-            found = await recover_turn(self._client, agent.id, otid, self._patience, conversation)
+            found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
+            if isinstance(found, list):
+                return await self._answered(agent, key, *self._texts(found), journal, upto)
             if found is not None:
                 return await self._answered(agent, key, list(found.texts), None, journal, upto)
         await journal.sending(key)
+        sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         message = user_message(text, otid, turn.sender)
         try:
             try:
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts)
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts, background)
             except LettaError as error:
-                if conversation is None or turn.threads is None or not error.conversation_gone:
+                if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
                 # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts)
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts, background)
         except LettaError as error:
             if error.outcome_unknown:
-                found = await find_turn(self._client, agent.id, otid, conversation)
+                found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                if isinstance(found, list):
+                    return await self._answered(agent, key, *self._texts(found), journal, upto)
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
         return await self._answered(agent, key, texts, failure, journal, upto, notes)
 
+    async def _outcome(
+        self,
+        agent: AgentRef,
+        key: str,
+        otid: str,
+        since: datetime | None,
+        conversation: str | None,
+        background: Progress | None,
+        drafts: Drafts | None,
+    ) -> Found | list[Spoken] | None:
+        """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
+        be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
+        come back), else once the agent has no run the send could be, looked up in history. None: the send never
+        reached Letta (no run carried its otid, or none is going and history lacks it), so it may be made again."""
+        if background is not None and conversation is not None:
+            message = {"otid": otid}
+            attached = Progress(otid, attach=True)
+            try:
+                draft = _drafting(drafts, key, agent.name, [])
+                return [s async for s in self._exchange(agent, message, conversation, draft, attached)]
+            except LettaError as error:
+                if error.kind == Kind.NOT_FOUND:
+                    log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)
+                    return None
+                log.warning("re-attaching to otid=%s failed (%s); waiting for the agent instead", otid, error.kind)
+        return await settle(self._client, agent.id, otid, since, conversation, agent.name)
+
+    def _texts(self, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
+        texts = [s.text for s in spoken if isinstance(s, Said)]
+        errors = [s for s in spoken if isinstance(s, LettaError)]
+        if not errors:
+            return texts, None
+        return texts, AgentFailure(None, errors[-1].explain(), errors[-1].kind, None, errors[-1].request_id)
+
+    def _exchange(
+        self,
+        agent: AgentRef,
+        message: dict[str, Any],
+        conversation: str | None,
+        draft: Draft | None,
+        background: Progress | None,
+    ) -> AsyncIterator[Spoken]:
+        """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
+        return _own(
+            agent,
+            exchange(
+                self._client,
+                message,
+                agent.name,
+                self._streaming,
+                agent_id=agent.id,
+                conversation=conversation,
+                tokens=self._tokens,
+                draft=draft,
+                background=background,
+            ),
+        )
+
     async def _said(
-        self, agent: AgentRef, key: str, message: dict[str, Any], conversation: str | None, drafts: Drafts | None
+        self,
+        agent: AgentRef,
+        key: str,
+        message: dict[str, Any],
+        conversation: str | None,
+        drafts: Drafts | None,
+        background: Progress | None = None,
     ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
         """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
         came back. A token-streamed reply is shown growing in `drafts`."""
@@ -349,20 +446,8 @@ class BridgeRunner(Step):
         notes: list[Note] = []
         failure: AgentFailure | None = None
         blank = False  # a message came back with no words: an empty reply, unlike no message at all
-
-        async def draft(_author: str, text: str) -> None:
-            if drafts is not None:
-                await drafts.grow(key, 0, agent.name, "\n\n".join([*texts, text]))
-
-        async for spoken in exchange(
-            self._client,
-            message,
-            agent.name,
-            self._streaming,
-            agent_id=agent.id,
-            conversation=conversation,
-            tokens=self._tokens,
-            draft=draft if drafts is not None else None,
+        async for spoken in self._exchange(
+            agent, message, conversation, _drafting(drafts, key, agent.name, texts), background
         ):
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
@@ -394,3 +479,23 @@ class BridgeRunner(Step):
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return _replay(StepRecord("answered", tuple(replies), failure))
+
+
+async def _own(agent: AgentRef, spoken: AsyncIterator[Spoken]) -> AsyncIterator[Spoken]:
+    async for item in spoken:
+        if isinstance(item, Said) and item.author not in (agent.name, agent.id):
+            log.info("not %s's words, left out author=%s", agent.name, item.author)
+            continue
+        yield item
+
+
+def _drafting(drafts: Drafts | None, key: str, name: str, done: list[str]) -> Draft | None:
+    """A token-streamed reply growing in its draft, after the texts `done` so far (only the asked agent's words)."""
+    if drafts is None:
+        return None
+
+    async def draft(author: str, text: str) -> None:
+        if author == name:
+            await drafts.grow(key, 0, name, "\n\n".join([*done, text]))
+
+    return draft

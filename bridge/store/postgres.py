@@ -401,7 +401,7 @@ class PostgresStore:
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
         row = await self.pool.fetchrow(
-            "SELECT state, replies::text AS replies, failure::text AS failure FROM turn_steps"
+            "SELECT state, replies::text AS replies, failure::text AS failure, updated_at FROM turn_steps"
             " WHERE turn_id=$1 AND step=$2",
             turn_id,
             step,
@@ -410,7 +410,7 @@ class PostgresStore:
             return None
         replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
         failure = AgentFailure(**json.loads(row["failure"])) if row["failure"] else None
-        return StepRecord(row["state"], replies, failure)
+        return StepRecord(row["state"], replies, failure, row["updated_at"])
 
     async def step_sending(self, turn_id: int, step: str) -> None:
         await self.pool.execute(

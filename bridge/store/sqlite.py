@@ -371,14 +371,14 @@ class SqliteStore:
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
         async with self.db.execute(
-            "SELECT state, replies, failure FROM turn_steps WHERE turn_id=? AND step=?", (turn_id, step)
+            "SELECT state, replies, failure, updated_at FROM turn_steps WHERE turn_id=? AND step=?", (turn_id, step)
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return None
         replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
         failure = AgentFailure(**json.loads(row["failure"])) if row["failure"] else None
-        return StepRecord(row["state"], replies, failure)
+        return StepRecord(row["state"], replies, failure, datetime.fromisoformat(row["updated_at"]))
 
     async def step_sending(self, turn_id: int, step: str) -> None:
         async with self._write() as db:

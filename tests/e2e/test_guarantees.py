@@ -37,8 +37,10 @@ class Rig:
         return [p.args["username"] for p in self.slack.posts(self.channel, ts) if p.args.get("username")]
 
 
-def rig(tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", "carol"), **env: str) -> Rig:
-    slack, letta = FakeSlack(), FakeLetta(version=version)
+def rig(
+    tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", "carol"), redis: bool = False, **env: str
+) -> Rig:
+    slack, letta = FakeSlack(), FakeLetta(version=version, redis=redis)
     slack.start(), letta.start()
     agents = {n: letta.add_agent(n) for n in names}
     group = letta.add_group(list(agents.values()))
@@ -49,15 +51,30 @@ def rig(tmp_path: Path, version: str, names: tuple[str, ...] = ("alice", "bob", 
 
 
 @pytest.fixture(
-    params=[("0.11.7", "sqlite"), ("0.16.8", "sqlite"), ("0.16.8", "postgres"), ("0.16.8", "conversations")],
-    ids=["server-runner", "bridge-runner", "bridge-runner-postgres", "bridge-runner-conversations"],
+    params=[
+        ("0.11.7", "sqlite"),
+        ("0.16.8", "sqlite"),
+        ("0.16.8", "postgres"),
+        ("0.16.8", "conversations"),
+        ("0.16.8", "redis"),
+    ],
+    ids=[
+        "server-runner",
+        "bridge-runner",
+        "bridge-runner-postgres",
+        "bridge-runner-conversations",
+        "bridge-runner-redis",
+    ],
 )
 def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     """The server runner, the bridge runner on each backend, and the bridge runner with each thread a Letta
     conversation (its sends and look-ups go to the conversation routes)."""
     version, backend = request.param
-    settings = {"LETTA_CONVERSATIONS": "true"} if backend == "conversations" else backend_env(request, backend)
-    r = rig(tmp_path, version, **settings)
+    settings = {"LETTA_CONVERSATIONS": "true"} if backend == "conversations" else {}
+    settings.update(backend_env(request, backend) if backend in ("sqlite", "postgres") else {})
+    if version == "0.11.7":  # a group send lists no run: how long the members are watched after a restart
+        settings["LETTA_RECOVERY_WAIT_SECONDS"] = "6"
+    r = rig(tmp_path, version, redis=backend == "redis", **settings)
     yield r
     r.bridge.stop()
     r.letta.stop()
@@ -81,13 +98,15 @@ def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
 
 @pytest.mark.slow
 def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Rig) -> None:
-    guarded.letta.set_delay(guarded.agents["alice"], 1.5)
+    """Restarted while alice is still answering: her message is not in Letta's history yet (a real server stores it
+    when the step ends), so only the active run says the send happened."""
+    guarded.letta.set_delay(guarded.agents["alice"], 4.0)
     event, _ = guarded.bridge.mention("survive this", guarded.channel)
     guarded.letta.wait_for(lambda: any(i.agent_name == "alice" for i in guarded.letta.inputs), 10)
     guarded.bridge.kill()
-    guarded.letta.wait_for(lambda: all(i.finished for i in guarded.letta.inputs), 10)
     guarded.bridge.restart()
-    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 20)
+    assert not all(i.finished for i in guarded.letta.inputs), "the bridge must be back before alice has answered"
+    guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 30)
     time.sleep(0.5)
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
@@ -117,12 +136,11 @@ def test_kill_9_between_two_agents_resumes_at_the_next_agent(
 
 
 def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> None:
-    first_send = (
-        r"/v1/groups/[^/]+/messages(/stream)?"
-        if guarded.letta.version == "0.11.7"
-        else r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
-    )
-    guarded.letta.hang_next("POST", first_send)
+    """Where the send is an agent's run, "no run going and nothing in history" proves it never reached the agent.
+    A 0.11.x group send is no run: no member has it the recovery wait after it was sent, so it never reached Letta."""
+    agents = r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
+    group = r"/v1/groups/[^/]+/messages(/stream)?"
+    guarded.letta.hang_next("POST", group if guarded.letta.version == "0.11.7" else agents)
     event, _ = guarded.bridge.mention("lost in transit", guarded.channel)
     guarded.letta.wait_for(lambda: len(guarded.letta.sends()) == 1, 10)
     guarded.bridge.kill()
@@ -172,12 +190,7 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
     guarded.slack.wait_for(
         lambda: any("HTTP 502" in p.args["text"] for p in guarded.slack.posts(guarded.channel, event["ts"])), 10
     )
-    sends_for_turn = [
-        r
-        for r in guarded.letta.sends()
-        if r.body and r.body["messages"][0].get("otid") == guarded.letta.sends()[-1].body["messages"][0].get("otid")
-    ]
-    assert len([s for s in sends_for_turn if s.status == 502]) == 1
+    assert len([s for s in guarded.letta.sends() if s.status == 502]) == 1
 
 
 def test_slack_rate_limit_and_server_errors_post_each_reply_exactly_once(guarded: Rig) -> None:

@@ -290,9 +290,9 @@ def test_a_mention_in_a_newly_bound_channel_reaches_the_new_group(world: World) 
     event, _ = world.bridge.mention("and now?", ch)
     world.slack.wait_for(lambda: len(world.slack.posts(ch, event["ts"])) == 1)
     assert [p.args["username"] for p in world.slack.posts(ch, event["ts"])] == ["xena"]
-    last = world.letta.sends()[-1].path
-    expected = f"/v1/groups/{second.group_id}/messages" if world.runner == "server" else second.agents["xena"]
-    assert expected in last
+    last = world.letta.sends()[-1]
+    expected = second.group_id if world.runner == "server" else second.agents["xena"]
+    assert world.letta.asked(last) == expected
 
 
 def direct_message(text: str, channel: str = "D0123ABCD") -> dict[str, Any]:

@@ -107,7 +107,7 @@ def test_without_token_streaming_replies_are_posted_whole(tmp_path: Path) -> Non
         wait_done(world, channel, event["ts"])
         assert not world.slack.calls_to("chat.startStream") and not world.slack.calls_to("chat.update")
         assert [p.args["text"] for p in world.slack.posts(channel, event["ts"])] == [WORDS, "bob says hi"]
-        sends = [r for r in world.letta.requests if r.path.endswith("/messages/stream")]
+        sends = world.letta.sends()
         assert sends and not any((r.body or {}).get("stream_tokens") for r in sends)
 
 

@@ -31,7 +31,7 @@ def wait_done(world: World, channel: str, ts: str) -> None:
 
 
 def letta_sends_to(world: World, ids: list[str]) -> list[Any]:
-    return [r for r in world.letta.sends() if any(f"/{i}/" in r.path for i in ids)]
+    return [r for r in world.letta.sends() if world.letta.asked(r) in ids]
 
 
 def test_each_agent_answers_in_the_thread_under_its_name_in_order(world: World) -> None:
@@ -55,8 +55,9 @@ def test_each_agent_answers_in_the_thread_under_its_name_in_order(world: World) 
     if world.runner == "server":
         assert [s.path for s in sends] == [f"/v1/groups/{crew.group_id}/messages/stream"]
     else:
-        assert [s.path for s in sends] == [
-            f"/v1/agents/{crew.agents[n]}/messages/stream" for n in ("alice", "bob", "carol")
+        # agent-direct mode: each agent's own thread, which a server with Redis locks
+        assert [(s.path, world.letta.asked(s)) for s in sends] == [
+            ("/v1/conversations/default/messages", crew.agents[n]) for n in ("alice", "bob", "carol")
         ]
     for send in sends:
         [message] = send.body["messages"]
@@ -106,10 +107,7 @@ def test_agent_list_binding_always_runs_on_the_bridge(world: World) -> None:
     event, _ = world.bridge.mention("hello", channel)
     posts = thread_posts(world, channel, event["ts"], 2)
     assert [p.args["username"] for p in posts] == ["bob", "alice"]
-    assert [s.path for s in letta_sends_to(world, [alice, bob])] == [
-        f"/v1/agents/{bob}/messages/stream",
-        f"/v1/agents/{alice}/messages/stream",
-    ]
+    assert [world.letta.asked(s) for s in letta_sends_to(world, [alice, bob])] == [bob, alice]
 
 
 def test_unbound_channel_gets_one_reply_explaining_how_to_bind(world: World) -> None:

@@ -104,7 +104,7 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
         event, _ = bridge.mention("second works", "C0SECRET1")
         slack.wait_for(lambda: len(slack.posts("C0SECRET1", event["ts"])) == 1)
         assert bridge.stop() == 0
-        sends = [r for r in letta.sends() if r.path == f"/v1/agents/{alice}/messages/stream"]
+        sends = [r for r in letta.sends() if letta.asked(r) == alice]
         assert len(sends) == 2 and all(r.headers["authorization"] == "Bearer letta-secret-key-42" for r in sends)
         logs = bridge.logs()
         assert "agent failed" in logs and f"target={alice}" in logs and "request_id=" in logs

@@ -74,7 +74,7 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
             assert value(metrics, "bridge_turns_total", outcome="unbound") == 1
             assert value(metrics, "bridge_turn_duration_seconds_count") == 3
             sends = value(metrics, "bridge_letta_request_duration_seconds_count", method="POST",
-                          route="/v1/agents/{agent}/messages/stream")
+                          route="/v1/conversations/default/messages")  # each agent's own thread
             assert sends == 4, "two turns, two agents each, the failed send included"
             assert value(metrics, "bridge_letta_errors_total", kind="server_error") == 1
             posted = len(slack.calls_to("chat.postMessage"))  # replies, notices, and a "Queued" line if one was due

@@ -175,7 +175,7 @@ def test_where_sessions_are_refused_reactions_status_and_a_stop_button_stand_in(
     assert [c.error for c in refused] == ["missing_scope"]
     rig.slack.wait_for(lambda: bool(rig.slack.ephemerals))
     assert rig.slack.ephemerals[0]["user"] == ASKER
-    assert rig.slack.calls_to("assistant.threads.setStatus")
+    rig.slack.wait_for(lambda: bool(rig.slack.calls_to("assistant.threads.setStatus")))
     url = rig.press_stop(ASKER)
     wait_status(rig, root["ts"], "stopped")
     rig.slack.wait_for(lambda: any(p["_url"] == url for p in rig.slack.response_posts))

@@ -64,7 +64,7 @@ def test_a_forged_state_is_refused_and_a_real_install_serves_its_workspace(tmp_p
         done(world, "C0ACME001", event["ts"])
         [post] = world.slack.posts("C0ACME001", event["ts"])
         assert post.token == token and post.args["username"] == "alice"
-        assert any(f"/{agents['alice']}/" in s.path for s in world.letta.sends())
+        assert [i.agent_id for i in world.letta.inputs] == [agents['alice']]  # asked on this workspace's Letta
 
 
 def test_two_workspaces_on_two_letta_servers_never_mix(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ reference/letta in this repository. Where no capture exists, this module says so
 - 0.12.1 agent sends, history and errors use the 0.11.7 shapes. 0.12.1 runs the same
   memgpt_v2 agent, but none of this was captured for 0.12.1.
 - Stream routes (``/messages/stream``) are not served: they get 404.
+
+As on every real server, a sent user message (with its otid) is stored only when the agent's step ends, and the
+send is listed as an active run meanwhile (``letta_runs``; reference README section 19). ``redis=True`` plays a
+0.16.8 started with Redis: conversation locks, background runs and stream resume (section 14).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_cancel, letta_conversations, letta_stream
+from . import letta_cancel, letta_conversations, letta_runs, letta_stream
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -110,11 +114,14 @@ class _Hung(Exception):
 class FakeLetta:
     """A Letta server double. Set it up, start() it, point the code under test at ``base_url``."""
 
-    def __init__(self, version: str = "0.11.7", api_key: str | None = None) -> None:
+    def __init__(self, version: str = "0.11.7", api_key: str | None = None, redis: bool = False) -> None:
         if version not in S.VERSIONS:
             raise ValueError(f"unknown Letta version {version!r}; known: {S.VERSIONS}")
         self._version = version
         self.api_key = api_key
+        self.redis = redis  # 0.16.8 with Redis: locks, background runs, stream resume
+        self._runs: dict[str, letta_runs.Run] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         self.base_url = ""
         self._lock = threading.Lock()
         self._agents: dict[str, _Agent] = {}
@@ -286,17 +293,29 @@ class FakeLetta:
         with self._lock:
             return copy.deepcopy(self._overlaps)
 
+    def active_runs(self) -> list[str]:
+        """The ids of the runs a real server would list as active now."""
+        with self._lock:
+            return [r.id for r in self._runs.values() if r.active]
+
     @property
     def conversations(self) -> dict[str, dict[str, Any]]:
         """Copies of the conversations created so far, by id."""
         with self._lock:
             return copy.deepcopy(self._conversations)
 
-    def conversation_history(self, conversation_id: str) -> list[dict[str, Any]]:
-        """The conversation's stored messages, oldest first (its system_message included)."""
+    def conversation_history(self, conversation_id: str | None, agent_id: str | None = None) -> list[dict[str, Any]]:
+        """The conversation's stored messages, oldest first (its system_message included); with None and an
+        agent id, that agent's own (`default`) thread."""
         with self._lock:
-            return [copy.deepcopy(s.msg) for items in self._hist.values() for s in items
-                    if s.conversation == conversation_id]
+            return [copy.deepcopy(s.msg) for aid, items in self._hist.items() for s in items
+                    if s.conversation == conversation_id and (agent_id is None or aid == agent_id)]
+
+    def _background(self, work: Awaitable[None]) -> None:
+        """Work that goes on after its request is gone (a background run)."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def history(self) -> dict[str, list[dict[str, Any]]]:
@@ -360,6 +379,26 @@ class FakeLetta:
                     return rule
         return None
 
+    @staticmethod
+    def _agent_alias(rec: Recorded) -> str:
+        """A send to an agent's own thread (`/v1/conversations/default/messages` with `agent_id`) is also matched by
+        a rule written for that agent's send route (`/v1/agents/{id}/messages` or `/messages/stream`)."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if rec.path != "/v1/conversations/default/messages" or not body.get("agent_id"):
+            return ""
+        return f"/v1/agents/{body['agent_id']}/messages" + ("/stream" if body.get("streaming", True) else "")
+
+    def asked(self, rec: Recorded) -> str:
+        """The agent or group a send went to: its path's id, or the body's agent_id for the default thread."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if rec.path.startswith("/v1/conversations/default/") and body.get("agent_id"):
+            return str(body["agent_id"])
+        if rec.path.startswith("/v1/conversations/"):
+            with self._lock:
+                conversation = self._conversations.get(rec.path.split("/")[3])
+            return str(conversation["agent_id"]) if conversation else rec.path.split("/")[3]
+        return rec.path.split("/")[3]
+
     def _authorized(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Bearer {self.api_key}" or \
             headers.get("x-bare-password") == f"password {self.api_key}"
@@ -381,6 +420,7 @@ class FakeLetta:
             (r"/v1/groups/(?P<group_id>[^/]+)/messages", group_msgs),
             (r"/v1/agents/(?P<agent_id>[^/]+)/messages/stream", [("POST", self._agent_stream)]),
             (r"/v1/groups/(?P<group_id>[^/]+)/messages/stream", group_stream),
+            *letta_runs.routes(self, version),
             *(letta_conversations.routes(self) if version == "0.16.8" else []),
             *(letta_cancel.routes(self) if version == "0.16.8" else []),
         ]
@@ -399,7 +439,7 @@ class FakeLetta:
             return copy.deepcopy(self._groups[group_id])
 
     async def _handle(self, request: web.Request, rec: Recorded, v: str) -> web.StreamResponse:
-        rule = self._take_rule(rec.method, rec.path)
+        rule = self._take_rule(rec.method, rec.path) or self._take_rule(rec.method, self._agent_alias(rec))
         if rule is not None:
             if rule.kind == "hang":
                 await self._hang()
@@ -577,14 +617,46 @@ class FakeLetta:
         shapes, text = _SHAPES[v], S.joined_text(msgs)
         first = msgs[0] if msgs else {}
         otid, name = first.get("otid"), first.get("name")
-        step_id, run_id = new_id("step"), (new_id("run") if S.is_v16(v) else None)
-        stored_otid = str(uuid.uuid4()) if otid is None and v == "0.16.8" else otid  # 0.16.8 fills a missing otid
-        self._store(aid, None, [shapes.message("user_message", id=new_id("message"), name=name, otid=stored_otid,
-                                               step_id=step_id, run_id=run_id, content=text)])
-        replies = await self._run_turn(aid, text, msgs, otid, name)
-        out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
-        self._store(aid, None, out)
+        run = letta_runs.start(self, aid, "send_message")
+        try:
+            managed = await self._as_manager(v, aid, msgs, text, otid, name)
+            if managed is not None:
+                return self._json(v, 200, shapes.response(*managed))
+            out, steps = await self.agent_turn(v, aid, msgs, run)
+        finally:
+            letta_runs.end(run)
         return self._json(v, 200, shapes.response(copy.deepcopy(out), steps))
+
+    async def agent_turn(self, v: str, aid: str, msgs: list[dict[str, Any]], run: letta_runs.Run,
+                         conversation: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """One agent step as a real server runs it: the LLM call, then the user message (with its otid) and the
+        replies stored together when the step ends (reference README section 19)."""
+        shapes, text = _SHAPES[v], S.joined_text(msgs)
+        first = msgs[0] if msgs else {}
+        otid, name = first.get("otid"), first.get("name")
+        step_id, run_id = new_id("step"), (run.id if S.is_v16(v) else None)
+        stored_otid = str(uuid.uuid4()) if otid is None and v == "0.16.8" else otid  # 0.16.8 fills a missing otid
+        replies, run.cancelled = await self._run_cancellable(aid, text, msgs, otid, name, conversation=conversation,
+                                                             run_id=run.id)
+        user = shapes.message("user_message", id=new_id("message"), name=name, otid=stored_otid, step_id=step_id,
+                              run_id=run_id, content=text)
+        out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
+        self._store(aid, None, [user, *out], conversation)
+        return out, steps
+
+    async def _as_manager(self, v: str, aid: str, msgs: list[dict[str, Any]], text: str, otid: str | None,
+                          name: str | None) -> tuple[list[dict[str, Any]], int] | None:
+        """0.11.7 runs a direct send to a supervisor's or dynamic group's manager as the whole group (it loads the
+        manager's group: `agents-send-supervisor-manager`); None for any other agent."""
+        if v != "0.11.7":
+            return None
+        with self._lock:
+            group = next((copy.deepcopy(g) for g in self._groups.values() if g.manager_agent_id == aid
+                          and g.manager_type in ("supervisor", "dynamic")), None)
+        if group is None:
+            return None
+        out, steps = await S.GROUP_RUNNERS[group.manager_type](self, _SHAPES[v], group, msgs, text, otid, name)
+        return out, steps
 
     # ---------------------------------------------------------------- handlers: groups
     def _group_obj(self, v: str, g: S.GroupSpec) -> dict[str, Any]:

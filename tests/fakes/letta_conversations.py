@@ -6,7 +6,8 @@
 - `GET /v1/conversations/{id}/messages`: a bare array, newest first unless `order=asc`, the conversation's own
   system_message included; `before`, `after`, `limit`.
 - `POST /v1/conversations/{id}/messages`: SSE by default (the agent stream's framing, `stream_tokens` too),
-  a LettaResponse with `"streaming": false`.
+  a LettaResponse with `"streaming": false`; `default` with `agent_id` in the body sends to the agent's own thread,
+  and `GET /v1/conversations/default/messages?agent_id=` lists it. Runs, locks and background sends: `letta_runs`.
 
 A conversation's messages are stored in its agent's history, tagged, so the agent route shows every thread
 mixed (as captured) and the conversation route shows one.
@@ -20,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import letta_runs, letta_stream
 from . import letta_shapes as S
-from . import letta_stream
 from .letta_shapes import new_id, wire_date
 
 if TYPE_CHECKING:
     from .letta import FakeLetta, Handler, Recorded
 
 UNKNOWN_CONVERSATION_ID = "conv-00000000-0000-4000-8000-000000000000"
+DEFAULT = "default"  # with an agent_id: the agent's own thread (agent-direct mode, section 13)
 MIN_ID_LENGTH = 41  # shorter ids are refused by the path's validation (422), as captured
 
 
@@ -125,11 +127,17 @@ def _check(fake: FakeLetta, v: str, conv_id: str) -> web.Response | None:
 
 
 def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web.Response:
-    err = _check(fake, v, conv_id)
-    if err is not None:
-        return err
     q = request.query
-    entries = fake.conversation_history(conv_id)
+    if conv_id == DEFAULT and q.get("agent_id"):
+        err = fake._agent_check(v, q["agent_id"])
+        if err is not None:
+            return err
+        entries = fake.conversation_history(None, q["agent_id"])
+    else:
+        err = _check(fake, v, conv_id)
+        if err is not None:
+            return err
+        entries = fake.conversation_history(conv_id)
     types = q.getall("include_return_message_types", [])
     if types:
         entries = [e for e in entries if e["message_type"] in types]
@@ -137,42 +145,90 @@ def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web
     page = S.page_messages(
         entries, limit=S.to_int(q.get("limit"), 100), before=q.get("before"), after=q.get("after"), newest=newest
     )
+    if conv_id == DEFAULT:  # the default thread lists oldest first whatever the order (visible-conversations-default-…)
+        return fake._json(v, 200, page)
     return fake._json(v, 200, page[::-1] if newest else page)  # desc really lists newest first here
 
 
 async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, conv_id: str) -> web.StreamResponse:
+    """A conversation send (`default` + `agent_id` in the body: the agent's own thread, agent-direct mode)."""
     msgs, bad = S.parse_send(v, rec.raw)
     if msgs is None:
         return fake._json(v, 422, bad)
-    err = _check(fake, v, conv_id)
-    if err is not None:
-        return err
-    with fake._lock:
-        conversation = fake._conversations[conv_id]
-        conversation["last_message_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        agent_id = conversation["agent_id"]
-    shapes, text = fake._shapes(v), S.joined_text(msgs)
-    first = msgs[0] if msgs else {}
-    otid, name = first.get("otid"), first.get("name")
     options = rec.body if isinstance(rec.body, dict) else {}
-    step_id, run_id = new_id("step"), new_id("run")
-    response: web.StreamResponse | None = None
-    if options.get("streaming", True):
-        response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(v)})
-        await response.prepare(request)
-        await response.write(letta_stream._frame(letta_stream._ping(run_id)))
-    user = shapes.message(
-        "user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id, run_id=run_id, content=text
+    if conv_id == DEFAULT:
+        agent_id = str(options.get("agent_id") or "")
+        err = fake._agent_check(v, agent_id)
+        if err is not None:
+            return err
+        conversation: str | None = None
+    else:
+        err = _check(fake, v, conv_id)
+        if err is not None:
+            return err
+        with fake._lock:
+            record = fake._conversations[conv_id]
+            record["last_message_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            agent_id = record["agent_id"]
+        conversation = conv_id
+    first = msgs[0] if msgs else {}
+    otid = first.get("otid")
+    streaming = bool(options.get("streaming", True))
+    background = streaming and bool(options.get("background"))
+    # Redis locks a conversation for a streamed send, and the default thread (by agent id) for any send.
+    lock = (agent_id if conversation is None else conversation) if streaming or conversation is None else None
+    if fake.redis:
+        same = letta_runs.by_otid(fake, otid) if background and otid else None
+        if same is not None and same.active:  # a retry of a background send: attached to the first run
+            return await letta_runs.follow(fake, request, v, same, None)
+        holder = letta_runs.holder(fake, lock) if lock is not None else None
+        if holder is not None:
+            return fake._json(v, 409, S.conversation_busy(holder.id))
+    run = letta_runs.start(
+        fake, agent_id, "send_conversation_message" if conversation else "send_message", conversation=conversation,
+        lock=lock if fake.redis else None, otid=otid, background=background,
     )
-    fake._store(agent_id, None, [user], conv_id)
-    replies, cancelled = await fake._run_cancellable(agent_id, text, msgs, otid, name, conversation=conv_id,
-                                                     run_id=run_id)
-    out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
-    fake._store(agent_id, None, out, conv_id)
+    if streaming:
+        letta_runs.running(run)  # a streamed send's run is `running`, a plain one's stays `created` (section 19)
+    tokens = bool(options.get("stream_tokens"))
+    if background:
+        fake._background(_in_background(fake, v, agent_id, msgs, run, conversation, tokens))
+        return await letta_runs.follow(fake, request, v, run, None)
+    shapes = fake._shapes(v)
+    response: web.StreamResponse | None = None
+    try:
+        if streaming:
+            response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(v)})
+            await response.prepare(request)
+            await response.write(letta_stream._frame(letta_stream._ping(run.id)))
+        out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
+    finally:
+        letta_runs.end(run, leak=not streaming)  # 0.16.8 never ends a non-streamed conversation send's run
     if response is None:
         return fake._json(v, 200, shapes.response(copy.deepcopy(out), steps))
-    if cancelled:
+    if run.cancelled:
         return await letta_stream.cancelled_stream(response)
-    tokens = bool(options.get("stream_tokens"))
     await letta_stream.finish_turn_stream(fake, agent_id, response, shapes, out, steps, tokens)
     return response
+
+
+async def _in_background(fake: FakeLetta, v: str, agent_id: str, msgs: list[dict[str, Any]], run: letta_runs.Run,
+                         conversation: str | None, tokens: bool) -> None:
+    """A background run: its events numbered with seq_id, kept for whoever attaches (captured framing)."""
+    run.add(letta_stream._ping(run.id) | {"seq_id": 0})
+    try:
+        out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
+        if run.cancelled:  # the reply is stored, the stream says only `cancelled` (letta_cancel.py)
+            run.add({"message_type": "stop_reason", "stop_reason": "cancelled"})
+            return
+        for message in copy.deepcopy(out):
+            parts = letta_stream._fragments(message) if tokens and message["message_type"] == "assistant_message" \
+                else [message]
+            for part in parts:
+                run.add(part)
+        run.add({"message_type": "stop_reason", "stop_reason": "end_turn"})
+        usage = {k: v2 for k, v2 in fake._shapes(v).usage(steps).items() if k != "message_type"}
+        run.add({"message_type": "usage_statistics", **usage})
+        run.add("[DONE]")
+    finally:
+        letta_runs.end(run)

@@ -43,6 +43,8 @@ _NEEDED: tuple[str, ...] = (
     *(f"groups-get-{t}" for t in MANAGER_TYPES),
     "conversations-create", "conversations-create-missing-agent-id", "conversations-create-unknown-agent",
     "conversations-get-unknown", "conversations-get-malformed", "concurrent-redis-conversations-same-stream",
+    "runs-active-during-send", "conversations-stream-resume-without-redis", "redis-conversations-stream-resume-idle",
+    "redis-conversations-stream-resume-unknown-otid",
 )
 UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"
 UNKNOWN_GROUP_ID = "group-00000000-0000-4000-8000-000000000000"
@@ -471,11 +473,10 @@ async def run_round_robin(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs
         pre = [] if aid in seen else [shapes.user_copy(text, otid, name, step_id, wrapped=i > 0)]
         pre += [shapes.alert(host._agent_name(who), m["content"], step_id, m["otid"], who)
                 for who, m in produced[seen.get(aid, 0):] if who != aid]
-        host._store(aid, group.id, pre)
         replies = await host._run_turn(aid, "\n".join([text, *lines]), msgs, otid, name)
         speaker = host._agent_name(aid)
         turn, used = shapes.turn(replies, name=speaker, step_id=step_id, run_id=None, date=wire_date())
-        host._store(aid, group.id, turn)
+        host._store(aid, group.id, pre + turn)  # the member's copy of the user message lands when its step ends
         if emit is not None:  # a stream sends each speaker's messages as soon as it has spoken
             await emit([{**m, "step_id": None, "run_id": None} for m in turn])
         out, steps = out + turn, steps + used
@@ -500,7 +501,6 @@ async def run_supervisor(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs:
     mgr_id = group.manager_agent_id or ""
     mgr = host._agent_name(mgr_id)
     step1, mid1, call_id = new_id("step"), new_id("message"), f"call_{uuid.uuid4().hex[:24]}"
-    host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step1, wrapped=False)])
     inp = host._begin_input(mgr_id, text, msgs, otid, name)
     try:
         await host._llm_delay(mgr_id)
@@ -519,7 +519,8 @@ async def run_supervisor(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs:
         final, used = shapes.turn(host._reply_for(mgr_id, text), name=mgr, step_id=new_id("step"), run_id=None,
                                   date=wire_date())
         out += final
-        host._store(mgr_id, group.id, out)
+        # The manager's first step spans its tool call, so the user message lands with the whole answer.
+        host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step1, wrapped=False), *out])
     finally:
         host._end_input(inp)
     return out, 1 + used
@@ -528,10 +529,9 @@ async def run_supervisor(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs:
 async def _supervised(host: TurnHost, shapes: Shapes, mgr: str, agent_id: str, incoming: str, msgs: Msgs) -> str:
     """One worker turn under a supervisor; returns its replies joined for the tool_return."""
     step_id = new_id("step")
-    host._store(agent_id, None, [shapes.alert(mgr, incoming, step_id)])
     replies = await host._run_turn(agent_id, incoming, msgs, None, None)
     turn, _ = shapes.turn(replies, name=host._agent_name(agent_id), step_id=step_id, run_id=None, date=wire_date())
-    host._store(agent_id, None, turn)
+    host._store(agent_id, None, [shapes.alert(mgr, incoming, step_id), *turn])
     return "\n".join(replies)
 
 
@@ -548,26 +548,26 @@ async def run_dynamic(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: Ms
     out: Msgs = []
     lines: list[str] = []
     steps, spoke, n = 0, set(), len(group.agent_ids)
-    host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, new_id("step"), wrapped=False)])
+    pending = [shapes.user_copy(text, otid, name, new_id("step"), wrapped=False)]  # lands with the first step
     for i in range((group.max_turns or n) if n else 0):
         so_far = "\n".join([text, *lines])
         default = [host._agent_name(group.agent_ids[i % n])]
         choice = ((await host._run_turn(mgr_id, so_far, msgs, otid, name, default)) or [""])[0]
         turn, used = shapes.turn([choice], name=host._agent_name(mgr_id), step_id=new_id("step"), run_id=None,
                                  date=wire_date())
-        host._store(mgr_id, group.id, turn)
+        host._store(mgr_id, group.id, pending + turn)
+        pending = []
         out, steps = out + turn, steps + used
         speaker = next((a for a in group.agent_ids if host._agent_name(a).lower() in choice.lower()), None)
         if speaker is None:
             raise NoSpeaker(choice)
         step_id = new_id("step")
-        if speaker not in spoke:
-            spoke.add(speaker)
-            host._store(speaker, group.id, [shapes.user_copy(text, otid, name, step_id, wrapped=False)])
+        copy_ = [] if speaker in spoke else [shapes.user_copy(text, otid, name, step_id, wrapped=False)]
+        spoke.add(speaker)
         replies = await host._run_turn(speaker, so_far, msgs, otid, name)
         turn, used = shapes.turn(replies, name=host._agent_name(speaker), step_id=step_id, run_id=None,
                                  date=wire_date())
-        host._store(speaker, group.id, turn)
+        host._store(speaker, group.id, copy_ + turn)
         out, steps = out + turn, steps + used
         lines += [f"{host._agent_name(speaker)}: {r}" for r in replies]
         if group.termination_token and any(group.termination_token in r for r in replies):
@@ -580,10 +580,9 @@ async def run_sleeptime(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs: 
     """The main agent answers (stored in its history), but the request never completes, as in 0.11.7."""
     if group.manager_agent_id:
         mgr_id, step_id = group.manager_agent_id, new_id("step")
-        host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step_id, wrapped=False)])
         replies = await host._run_turn(mgr_id, text, msgs, otid, name)
         turn, _ = shapes.turn(replies, name=host._agent_name(mgr_id), step_id=step_id, run_id=None, date=wire_date())
-        host._store(mgr_id, group.id, turn)
+        host._store(mgr_id, group.id, [shapes.user_copy(text, otid, name, step_id, wrapped=False), *turn])
     await host._hang()
     raise AssertionError("unreachable: _hang() never returns")
 

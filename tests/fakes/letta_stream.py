@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import letta_runs
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -66,28 +67,21 @@ async def agent_stream(
     err = fake._agent_check(v, aid)
     if err is not None:
         return err
-    shapes, text = fake._shapes(v), S.joined_text(msgs)
-    first = msgs[0] if msgs else {}
-    otid, name = first.get("otid"), first.get("name")
+    shapes = fake._shapes(v)
     tokens = bool((rec.body or {}).get("stream_tokens"))
-    step_id, run_id = new_id("step"), (new_id("run") if S.is_v16(v) else None)
-    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
-    await response.prepare(request)
-    if v == "0.16.8":
-        await response.write(_frame(_ping(run_id)))
-    fake._store(
-        aid,
-        None,
-        [
-            shapes.message(
-                "user_message", id=new_id("message"), name=name, otid=otid, step_id=step_id, run_id=run_id, content=text
-            )
-        ],
-    )
-    replies, cancelled = await fake._run_cancellable(aid, text, msgs, otid, name, run_id=run_id)
-    out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
-    fake._store(aid, None, out)
-    if cancelled:
+    run = letta_runs.start(fake, aid, "send_message_streaming")
+    letta_runs.running(run)  # a streamed send's run is `running`, a plain one's stays `created` (section 19)
+    try:
+        response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
+        await response.prepare(request)
+        if v == "0.16.8":
+            await response.write(_frame(_ping(run.id)))
+        first = msgs[0] if msgs else {}
+        managed = await fake._as_manager(v, aid, msgs, S.joined_text(msgs), first.get("otid"), first.get("name"))
+        out, steps = managed if managed is not None else await fake.agent_turn(v, aid, msgs, run)
+    finally:
+        letta_runs.end(run)
+    if run.cancelled:
         return await cancelled_stream(response)
     await finish_turn_stream(fake, aid, response, shapes, out, steps, tokens and v == "0.16.8")
     return response
@@ -146,9 +140,16 @@ async def group_stream(
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
     await response.prepare(request)
 
+    gone: list[bool] = []
+
     async def emit(messages: list[dict[str, Any]]) -> None:
+        """A 0.11.7 group runs in a task of its own: a client that went away stops the stream, not the group."""
         for message in messages:
-            await response.write(_frame(message))
+            if not gone:
+                try:
+                    await response.write(_frame(message))
+                except (ConnectionResetError, RuntimeError):
+                    gone.append(True)
 
     if group.manager_type == "round_robin":
         _, steps = await S.run_round_robin(
@@ -163,7 +164,8 @@ async def group_stream(
         for k, v2 in fake._shapes(v).usage(steps).items()
         if k not in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "context_tokens")
     }
-    await response.write(_frame({"message_type": "usage_statistics", **usage}))
-    await response.write(_frame("[DONE]"))
-    await response.write_eof()
+    await emit([{"message_type": "usage_statistics", **usage}])
+    await emit(["[DONE]"])  # type: ignore[list-item]
+    if not gone:
+        await response.write_eof()
     return response
