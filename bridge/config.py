@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # an ephemeral Stop button for the asker (slack_stop_button) stand in.
     slack_sessions: bool = True
     slack_stop_button: bool = True
+    # Feedback buttons (thumbs up / down) under each agent's final reply, recorded once per person and reply.
+    slack_feedback: bool = True
     slack_command: str = "/letta"
     slack_thread_follow_ups: bool = True
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()

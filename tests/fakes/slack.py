@@ -97,6 +97,34 @@ def _chunk_text(args: dict[str, Any]) -> str | None:
     return text + "".join(str(c.get("text", "")) for c in chunks if c.get("type") == "markdown_text")
 
 
+def _blocks_error(blocks: Any) -> str | None:
+    """Slack's limits for the blocks the bridge sends (reference/slack/limits.md, docs.slack.dev's context actions
+    block and feedback buttons element): None when they may be posted, else the error Slack answers."""
+    if not isinstance(blocks, list):
+        return None
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "section" and len(str((block.get("text") or {}).get("text", ""))) > 3000:
+            return "invalid_blocks"
+        if kind != "context_actions":
+            continue
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 5:
+            return "invalid_blocks"
+        for element in elements:
+            if element.get("type") not in ("feedback_buttons", "icon_button"):
+                return "invalid_blocks"
+            if element.get("type") != "feedback_buttons":
+                continue
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                if not isinstance(button, dict) or (button.get("text") or {}).get("type") != "plain_text":
+                    return "invalid_blocks"
+                if len(button["text"].get("text", "")) > 75 or not 0 < len(str(button.get("value", ""))) <= 2000:
+                    return "invalid_blocks"
+    return None
+
+
 @dataclass
 class Call:
     """One Web API request as the fake received it (``status``/``response`` = what it answered)."""
@@ -720,6 +748,8 @@ class FakeSlack:
             return "no_text"
         if blocks is not None and not isinstance(blocks, list):
             return "invalid_blocks_format"
+        if _blocks_error(blocks):
+            return "invalid_blocks"
         extra: dict[str, Any] = {}
         text = str(text or md or "")
         if len(text) > 40_000:
@@ -762,6 +792,8 @@ class FakeSlack:
             return "no_text"
         if text and len(str(text)) > 4_000:
             return "msg_too_long"
+        if _blocks_error(blocks):
+            return "invalid_blocks"
         msg = self._find(channel, str(ts))
         if msg is None:
             return "message_not_found"
