@@ -153,6 +153,8 @@ class TurnWorker:
         agents = binding.target.agents
         author = self._poster.author(agents[0].name) if agents else None
         title = session_title(turn.text)
+        if turn.channel_id.startswith("D"):  # a DM thread in Slack's agent view: titled by its message
+            await self.sessions.set_title(turn.channel_id, turn.thread_ts, title)
         running.session = await self.sessions.set(
             turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
         )

@@ -232,6 +232,9 @@ class FakeSlack:
         self.sessions: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, thread_ts) -> the session
         self.session_log: list[tuple[str, str, str]] = []  # (channel, thread_ts, status) in the order set
         self.ephemerals: list[dict[str, Any]] = []  # chat.postEphemeral messages, as sent
+        # The agent view of a DM (assistant.threads.*): each thread's title and suggested prompts.
+        self.thread_titles: dict[tuple[str, str], str] = {}
+        self.suggested: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._seed_reference_identities()
 
     # ------------------------------------------------------------------ OAuth (oauth.v2.access.json)
@@ -876,6 +879,22 @@ class FakeSlack:
             return "invalid_thread_ts"
         if "status" not in args:
             return "invalid_arguments"
+        return {"ok": True}
+
+    def _api_assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        channel, thread_ts, title = args.get("channel_id"), args.get("thread_ts"), args.get("title")
+        if not channel or not thread_ts or not title:
+            return "invalid_arguments"
+        self.thread_titles[(str(channel), str(thread_ts))] = str(title)
+        return {"ok": True}
+
+    def _api_assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        prompts = _jsonish(args.get("prompts"))
+        if not args.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return "invalid_arguments"
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            return "invalid_arguments"
+        self.suggested[(str(args["channel_id"]), str(args.get("thread_ts") or ""))] = prompts
         return {"ok": True}
 
     def _api_agents_sessions_setStatus(self, args: dict[str, Any]) -> dict[str, Any] | str:

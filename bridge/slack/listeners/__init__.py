@@ -36,6 +36,8 @@ def register_all(
             return Sessions(client, settings.slack_sessions, settings.slack_stop_button)
 
         stops = sessions.StopHandler(stopping, sessions_of, tasks, policy)
+    if settings.default_target:
+        stops.prompts = settings.slack_suggested_prompts
     events.register(
         app,
         relay,
