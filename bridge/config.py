@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     # an ephemeral Stop button for the asker (slack_stop_button) stand in.
     slack_sessions: bool = True
     slack_stop_button: bool = True
+    # Feedback buttons (thumbs up / down) under each agent's final reply, recorded once per person and reply.
+    slack_feedback: bool = True
+    # Slack's agent view of a DM with the bot: the prompts a new thread suggests (up to 4; in the environment
+    # separated by `|`), none to suggest nothing. The thread runs against DEFAULT_TARGET.
+    slack_suggested_prompts: Annotated[tuple[str, ...], NoDecode] = (
+        "What can you help me with?",
+        "Summarise what we discussed last time.",
+    )
     slack_command: str = "/letta"
     slack_thread_follow_ups: bool = True
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()
@@ -189,6 +197,13 @@ class Settings(BaseSettings):
         # An environment variable holds ids separated by commas or spaces; TOML may give a real list.
         if isinstance(value, str):
             return tuple(part for part in re.split(r"[\s,]+", value) if part)
+        return value
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split("|") if part.strip())
         return value
 
     @field_validator("slack_command")

@@ -19,6 +19,7 @@ from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.store.base import Store
+from bridge.store.feedback import AgentFeedback, FeedbackStore
 from bridge.targets import TargetError, resolve_target
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Status:
     target: Probe | None
     runner: RunnerChoice | None
     default: str | None  # the default target's ids, when unbound mentions in this channel go there
+    feedback: tuple[AgentFeedback, ...] = ()  # each agent's 👍/👎 on its replies in this channel
 
 
 def is_direct(channel_id: str) -> bool:
@@ -165,7 +167,8 @@ class Configurator:
             except LettaError:
                 runner = None
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
-        return Status(binding, history, server, target, runner, default)
+        feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
+        return Status(binding, history, server, target, runner, default, feedback)
 
     async def _probe_server(self) -> Probe:
         try:

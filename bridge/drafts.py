@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.domain import Turn
 from bridge.slack.live import MORE, Draft, LiveMessages
@@ -81,7 +82,7 @@ class TurnDrafts:
         growing.shown_at = now
         await self._live.grow(growing.draft, *self._shown(agent_name, text))
 
-    async def replace(self, step_key: str, text: str) -> str | None:
+    async def replace(self, step_key: str, text: str, actions: tuple[dict[str, Any], ...] = ()) -> str | None:
         """Write a finished reply's first message over its draft; its ts, or None when there is no draft
         or it cannot be edited (the reply is then posted anew)."""
         self._done.add(step_key)
@@ -95,7 +96,7 @@ class TurnDrafts:
             if found is None:
                 return None
             ts, streaming = found, None
-        ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming)
+        ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming, actions)
         return ts if ok else None
 
     async def abandon(self, mark: str = " _(cut off)_") -> bool:

@@ -102,6 +102,7 @@ settings:
       - message.groups
       - message.im
       - agent_session_stopped               # a person pressed a session's Stop button
+      - assistant_thread_started            # a DM thread opened in the agent view: suggested prompts
   interactivity:                            # the /letta menu, Stop and feedback buttons, on the same endpoint
     is_enabled: true
     request_url: {url}

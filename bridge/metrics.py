@@ -69,6 +69,13 @@ class Metrics:
             registry=r,
         )
 
+        self.feedback_votes = Counter(
+            "bridge_feedback",
+            "Feedback on agents' replies as recorded: a first vote, or a changed one, by agent and vote",
+            ["agent", "vote", "change"],
+            registry=r,
+        )
+
     def expose(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -93,6 +100,11 @@ class Metrics:
 
     def reply_posted(self, agent_name: str | None) -> None:
         self.posted.labels("notice" if agent_name is None else "agent").inc()
+
+    def feedback(self, agent_name: str, vote: str, outcome: str) -> None:
+        """A press that was recorded (`new` or `changed`); a repeated press counts nothing."""
+        if outcome in ("new", "changed"):
+            self.feedback_votes.labels(agent_name, vote, outcome).inc()
 
     def letta_call(self, method: str, path: str, seconds: float, error: str | None) -> None:
         self.letta_seconds.labels(method, route(path)).observe(seconds)

@@ -24,6 +24,7 @@ from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
+from bridge.slack.feedback import feedback_actions
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
@@ -152,6 +153,8 @@ class TurnWorker:
         agents = binding.target.agents
         author = self._poster.author(agents[0].name) if agents else None
         title = session_title(turn.text)
+        if turn.channel_id.startswith("D"):  # a DM thread in Slack's agent view: titled by its message
+            await self.sessions.set_title(turn.channel_id, turn.thread_ts, title)
         running.session = await self.sessions.set(
             turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
         )
@@ -338,9 +341,13 @@ class TurnWorker:
             for index, part in enumerate(parts):
                 if index in item.posted:
                     continue
+                if self._settings.slack_feedback and item.source.startswith(REPLY) and index == len(parts) - 1:
+                    # The reply's last message carries the feedback buttons (bridge/slack/feedback.py).
+                    actions = feedback_actions(job.turn_id, item.source[len(REPLY) :], item.agent_name or "")
+                    part = replace(part, actions=actions)
                 ts = None
                 if index == 0 and item.source.startswith(REPLY):
-                    ts = await drafts.replace(item.source[len(REPLY) :], part.text)
+                    ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
                     ts = await self._poster.post(
                         turn.channel_id, turn.thread_ts, part, check_first=job.resumed, after=turn.message_ts

@@ -186,6 +186,9 @@ def status(st: Status, command: str) -> Message:
     lines.append(f"Right now: {_mark(st.server.ok)} {escape(st.server.detail)}")
     if st.target is not None:
         lines.append(f"{_mark(st.target.ok)} {escape(st.target.detail)}")
+    if st.feedback:
+        votes = ", ".join(f"{escape(f.agent_name)} 👍 {f.up} 👎 {f.down}" for f in st.feedback)
+        lines.append(f"*Feedback on replies here:* {votes}")
     if st.history:
         lines.append("*Last changes:*")
         lines.extend(_history_line(e) for e in st.history)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.feedback import with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import FAILURES, Author, slack_error
 from bridge.slack.render import MAX_TEXT
@@ -144,7 +145,9 @@ class LiveMessages:
             self._refused(exc)
             log.info("slack draft not updated error=%s", slack_error(exc))
 
-    async def replace_with(self, channel: str, ts: str, text: str, streaming: bool | None) -> bool:
+    async def replace_with(
+        self, channel: str, ts: str, text: str, streaming: bool | None, actions: tuple[dict[str, Any], ...] = ()
+    ) -> bool:
         """Write the finished reply's first message over the draft. False when the draft cannot be edited
         (deleted, too old): the caller posts the reply anew. `streaming` None: not known (after a restart)."""
         if streaming is not False:
@@ -154,7 +157,7 @@ class LiveMessages:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
         try:
-            await self._client.chat_update(channel=channel, ts=ts, text=text)
+            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=with_actions(text, actions))
             return True
         except FAILURES as exc:
             log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", slack_error(exc))

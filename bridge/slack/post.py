@@ -15,6 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.feedback import with_actions
 from bridge.slack.render import escape, notes_blocks, reply_texts, split
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class Part:
     icon_emoji: str | None = None
     icon_url: str | None = None
     blocks: tuple[dict[str, Any], ...] = ()
+    actions: tuple[dict[str, Any], ...] = ()  # blocks after the text (feedback buttons): the text goes in sections
+
+    def all_blocks(self) -> list[dict[str, Any]] | None:
+        return list(self.blocks) or with_actions(self.text, self.actions)
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ class SlackPoster:
                     username=part.username,
                     icon_emoji=part.icon_emoji,
                     icon_url=part.icon_url,
-                    blocks=list(part.blocks) or None,
+                    blocks=part.all_blocks(),
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -162,7 +167,9 @@ class SlackPoster:
                             "slack refused custom usernames (missing chat:write.customize); "
                             "replies now start with the agent's name in bold"
                         )
-                    part = Part(f"*{escape(part.username)}*: {part.text}", None, blocks=part.blocks)
+                    part = Part(
+                        f"*{escape(part.username)}*: {part.text}", None, blocks=part.blocks, actions=part.actions
+                    )
                     continue
                 if status < 500:
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)

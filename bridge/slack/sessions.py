@@ -24,6 +24,8 @@ SessionStatus = Literal["processing", "active", "suspended", "closed"]
 TITLE_CHARS = 200  # Slack's limit for a session's title
 STOP_ACTION = "letta_stop_turn"
 STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
+MAX_PROMPTS = 4  # Slack's limit for suggested prompts
+MAX_PROMPT_TITLE = 75
 NOT_SUBSCRIBED = "missing_agent_session_stopped_event_subscription"
 
 
@@ -132,6 +134,25 @@ class Sessions:
             await self._client.agents_sessions_rename(channel_id=channel, thread_ts=thread_ts, title=title)
         except FAILURES as exc:
             log.info("slack agents.sessions.rename failed error=%s", slack_error(exc))
+
+    async def set_title(self, channel: str, thread_ts: str, title: str) -> None:
+        """A DM thread's title in Slack's agent view (assistant.threads.setTitle); best effort."""
+        try:
+            await self._client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread_ts, title=title)
+        except FAILURES as exc:
+            log.info("slack assistant.threads.setTitle failed error=%s", slack_error(exc))
+
+    async def suggest(self, channel: str, thread_ts: str, prompts: tuple[str, ...]) -> None:
+        """The prompts a new agent-view thread offers (assistant.threads.setSuggestedPrompts, at most 4)."""
+        if not prompts:
+            return
+        shown = [{"title": p[:MAX_PROMPT_TITLE], "message": p} for p in prompts[:MAX_PROMPTS]]
+        try:
+            await self._client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel, thread_ts=thread_ts, prompts=shown
+            )
+        except FAILURES as exc:
+            log.info("slack assistant.threads.setSuggestedPrompts failed error=%s", slack_error(exc))
 
     async def offer_stop(self, channel: str, thread_ts: str, user: str) -> None:
         """The fallback Stop button, shown only to the person who asked (an ephemeral message in the thread)."""

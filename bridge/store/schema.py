@@ -4,6 +4,7 @@ schema_version. Version numbers match across backends for the same tables."""
 from __future__ import annotations
 
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
+from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
 
 SQLITE_MIGRATIONS: list[str] = [
@@ -71,6 +72,7 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
     """,
     SQLITE_V5,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
+    SQLITE_V6,  # feedback on agents' replies (feedback.py)
 ]
 
 
@@ -139,4 +141,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS seen_signatures_expiry ON seen_signatures (expires_at);
     """,
     5: POSTGRES_V5,
+    6: POSTGRES_V6,
 }

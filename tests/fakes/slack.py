@@ -97,6 +97,34 @@ def _chunk_text(args: dict[str, Any]) -> str | None:
     return text + "".join(str(c.get("text", "")) for c in chunks if c.get("type") == "markdown_text")
 
 
+def _blocks_error(blocks: Any) -> str | None:
+    """Slack's limits for the blocks the bridge sends (reference/slack/limits.md, docs.slack.dev's context actions
+    block and feedback buttons element): None when they may be posted, else the error Slack answers."""
+    if not isinstance(blocks, list):
+        return None
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "section" and len(str((block.get("text") or {}).get("text", ""))) > 3000:
+            return "invalid_blocks"
+        if kind != "context_actions":
+            continue
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 5:
+            return "invalid_blocks"
+        for element in elements:
+            if element.get("type") not in ("feedback_buttons", "icon_button"):
+                return "invalid_blocks"
+            if element.get("type") != "feedback_buttons":
+                continue
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                if not isinstance(button, dict) or (button.get("text") or {}).get("type") != "plain_text":
+                    return "invalid_blocks"
+                if len(button["text"].get("text", "")) > 75 or not 0 < len(str(button.get("value", ""))) <= 2000:
+                    return "invalid_blocks"
+    return None
+
+
 @dataclass
 class Call:
     """One Web API request as the fake received it (``status``/``response`` = what it answered)."""
@@ -204,6 +232,9 @@ class FakeSlack:
         self.sessions: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, thread_ts) -> the session
         self.session_log: list[tuple[str, str, str]] = []  # (channel, thread_ts, status) in the order set
         self.ephemerals: list[dict[str, Any]] = []  # chat.postEphemeral messages, as sent
+        # The agent view of a DM (assistant.threads.*): each thread's title and suggested prompts.
+        self.thread_titles: dict[tuple[str, str], str] = {}
+        self.suggested: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._seed_reference_identities()
 
     # ------------------------------------------------------------------ OAuth (oauth.v2.access.json)
@@ -720,6 +751,8 @@ class FakeSlack:
             return "no_text"
         if blocks is not None and not isinstance(blocks, list):
             return "invalid_blocks_format"
+        if _blocks_error(blocks):
+            return "invalid_blocks"
         extra: dict[str, Any] = {}
         text = str(text or md or "")
         if len(text) > 40_000:
@@ -762,6 +795,8 @@ class FakeSlack:
             return "no_text"
         if text and len(str(text)) > 4_000:
             return "msg_too_long"
+        if _blocks_error(blocks):
+            return "invalid_blocks"
         msg = self._find(channel, str(ts))
         if msg is None:
             return "message_not_found"
@@ -844,6 +879,22 @@ class FakeSlack:
             return "invalid_thread_ts"
         if "status" not in args:
             return "invalid_arguments"
+        return {"ok": True}
+
+    def _api_assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        channel, thread_ts, title = args.get("channel_id"), args.get("thread_ts"), args.get("title")
+        if not channel or not thread_ts or not title:
+            return "invalid_arguments"
+        self.thread_titles[(str(channel), str(thread_ts))] = str(title)
+        return {"ok": True}
+
+    def _api_assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        prompts = _jsonish(args.get("prompts"))
+        if not args.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return "invalid_arguments"
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            return "invalid_arguments"
+        self.suggested[(str(args["channel_id"]), str(args.get("thread_ts") or ""))] = prompts
         return {"ok": True}
 
     def _api_agents_sessions_setStatus(self, args: dict[str, Any]) -> dict[str, Any] | str:

@@ -101,3 +101,12 @@ def test_usage_and_refusal_words() -> None:
         "Only workspace admins and owners may change"
     )
     assert blocks.problem("group x was not found.").text == "Group x was not found. Nothing was changed."
+
+
+def test_status_shows_each_agents_feedback() -> None:
+    from bridge.store.feedback import AgentFeedback
+
+    feedback = (AgentFeedback("alice", 3, 1), AgentFeedback("<bob>", 0, 2))
+    st = Status(binding(), [], Probe(True, "ok"), None, None, None, feedback)
+    text = blocks.status(st, "/letta").text
+    assert "*Feedback on replies here:* alice 👍 3 👎 1, &lt;bob&gt; 👍 0 👎 2" in text

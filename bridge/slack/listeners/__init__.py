@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.configure import Configurator
 from bridge.relay import Relay
-from bridge.slack.listeners import commands, events, sessions
+from bridge.slack.listeners import commands, events, feedback, sessions
 from bridge.slack.listeners import workspaces as installs
 from bridge.slack.permissions import Policy
 from bridge.slack.sessions import Sessions
@@ -36,6 +36,8 @@ def register_all(
             return Sessions(client, settings.slack_sessions, settings.slack_stop_button)
 
         stops = sessions.StopHandler(stopping, sessions_of, tasks, policy)
+    if settings.default_target:
+        stops.prompts = settings.slack_suggested_prompts
     events.register(
         app,
         relay,
@@ -44,6 +46,10 @@ def register_all(
         stops=stops,
     )
     sessions.register(app, stops)
+    if workspaces is None:
+        feedback.register(app, worker.store, worker.metrics)
+    else:
+        feedback.register(app, workspaces.store, workspaces.metrics)
     if workspaces is None:
         commands.register(app, configurator, tasks, stops=stops)
         return

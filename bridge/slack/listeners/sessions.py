@@ -61,6 +61,7 @@ class StopHandler:
         self._sessions = sessions  # the sessions seen through the request's client (its workspace's, in OAuth mode)
         self._tasks = tasks
         self.policy = policy
+        self.prompts: tuple[str, ...] = ()  # suggested in a new DM thread (set where DEFAULT_TARGET is)
         self._seen: dict[tuple[str, str], None] = {}  # stop words already handled (a mention and its message twin)
 
     async def stop(
@@ -74,6 +75,9 @@ class StopHandler:
             configurer_check(client, self.policy, user, channel),
             who_may_configure(self.policy),
         )
+
+    def sessions(self, client: AsyncWebClient) -> Sessions:
+        return self._sessions(client)
 
     async def tell(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, text: str) -> None:
         try:
@@ -127,6 +131,15 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
             event.get("user"),
         )
         handler.spawn(handler.on_session_stopped(client, team, event), "session stopped")
+
+    @app.event("assistant_thread_started")
+    async def on_thread_started(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        # A DM thread opened in Slack's agent view: offer the prompts; its turns run against DEFAULT_TARGET.
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = str(thread.get("channel_id") or ""), str(thread.get("thread_ts") or "")
+        log.info("slack agent thread started channel=%s thread=%s", channel, thread_ts)
+        if channel and thread_ts and handler.prompts:
+            handler.spawn(handler.sessions(client).suggest(channel, thread_ts, handler.prompts), "suggested prompts")
 
     @app.action(STOP_ACTION)
     async def on_stop_button(
