@@ -146,7 +146,8 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
     async def downgrade(store: Store) -> None:
         assert isinstance(store, SqliteStore)
         await store.db.execute("DROP TABLE conversations")
-        later = ("seen_signatures", "slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets", "feedback")
+        later = ("seen_signatures", "slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets")
+        later += ("feedback",)
         for table in later:
             await store.db.execute(f"DROP TABLE {table}")  # v4 to v6
         await store.db.execute("PRAGMA user_version=2")
