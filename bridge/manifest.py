@@ -103,6 +103,8 @@ settings:
       - message.im
       - agent_session_stopped               # a person pressed a session's Stop button
       - assistant_thread_started            # a DM thread opened in the agent view: suggested prompts
+      - app_uninstalled                     # the app was removed: its tokens no longer work
+      - tokens_revoked                      # the same, for one token
   interactivity:                            # the /letta menu, Stop and feedback buttons, on the same endpoint
     is_enabled: true
     request_url: {url}

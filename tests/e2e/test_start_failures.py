@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.e2e.harness import REPO, BridgeProcess, base_env
 from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body
 from tests.fakes.slack import FakeSlack
 
 
@@ -83,3 +84,23 @@ def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
             assert bridge.stop() == 0
     assert "bridge listening" in logs
     assert "WARNING" not in logs and "will be unused" not in logs, logs
+
+
+def test_single_workspace_mode_says_plainly_when_the_app_is_uninstalled_or_its_token_revoked(tmp_path: Path) -> None:
+    """The manifest subscribes to app_uninstalled and tokens_revoked (OAuth mode acts on them); a single-workspace
+    bridge acknowledges them and tells the operator what to do, instead of a 404 that Slack would retry."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db")).start(tmp_path / "b.log")
+        try:
+            gone = bridge.post(event_body({"type": "app_uninstalled", "event_ts": "1700000000.000100"}))
+            revoked = bridge.post(
+                event_body({"type": "tokens_revoked", "tokens": {"bot": ["U0BOTABCD"]}, "event_ts": "1700000001.1"})
+            )
+            assert gone.status_code == 200 and revoked.status_code == 200
+            deadline = time.monotonic() + 5
+            while bridge.logs().count("SLACK_BOT_TOKEN no longer works") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert bridge.logs().count("SLACK_BOT_TOKEN no longer works") == 2, bridge.logs()
+            assert "uninstalled from workspace T0123ABCD" in bridge.logs()
+        finally:
+            bridge.stop()

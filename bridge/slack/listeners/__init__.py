@@ -51,6 +51,7 @@ def register_all(
     else:
         feedback.register(app, workspaces.store, workspaces.metrics)
     if workspaces is None:
+        installs.register_single(app)
         commands.register(app, configurator, tasks, stops=stops)
         return
     setup = installs.register(app, workspaces)

@@ -143,3 +143,26 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
             log.info("slack user tokens revoked team=%s (none are kept)", context.team_id)
 
     return open_setup
+
+
+def register_single(app: AsyncApp) -> None:
+    """Single-workspace mode hears the same events (the manifest subscribes to them): the bot token in the
+    environment no longer works, which only the operator can mend, so it is said plainly in the log."""
+
+    @app.event("app_uninstalled")
+    async def on_uninstalled(context: AsyncBoltContext) -> None:
+        log.error(
+            "the Slack app was uninstalled from workspace %s: SLACK_BOT_TOKEN no longer works; reinstall the app "
+            "and set its new bot token",
+            context.team_id,
+        )
+
+    @app.event("tokens_revoked")
+    async def on_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            log.error(
+                "the bot token of workspace %s was revoked: SLACK_BOT_TOKEN no longer works; reinstall the app and "
+                "set its new bot token",
+                context.team_id,
+            )
+
