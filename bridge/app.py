@@ -27,6 +27,7 @@ from bridge import __version__
 from bridge.config import SLACK_APP_TOKEN, Settings, slack_refused
 from bridge.configure import Configurator
 from bridge.http import GuardedSite, limits, read_body
+from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
@@ -63,8 +64,17 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_li
     return client
 
 
-def letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaClient:
+def letta_client(settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None) -> LettaClient:
+    """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
+    a REST server's."""
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
+        return AppServerLetta(
+            settings.letta_base_url,
+            api_key=key,
+            connect_timeout=settings.letta_connect_timeout,
+            request_timeout=min(settings.letta_read_timeout, 30.0),
+        )
     client = MeteredLettaClient(
         settings.letta_base_url,
         api_key=key,
@@ -79,6 +89,12 @@ def letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaCli
     if metrics is not None:
         client.metrics = metrics
     return client
+
+
+async def letta_kind(settings: Settings) -> ServerKind:
+    """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
 
 
 class SharedAgentLocks(AgentLocks):
@@ -112,7 +128,7 @@ def _environment_without(name: str) -> Iterator[None]:
 class Bridge:
     """Owns every long-lived object and the order they start and stop in."""
 
-    def __init__(self, settings: Settings, socket_mode: bool = False) -> None:
+    def __init__(self, settings: Settings, socket_mode: bool = False, letta: ServerKind | None = None) -> None:
         self.settings = settings
         self.socket_mode = socket_mode
         self.metrics = Metrics()
@@ -122,7 +138,7 @@ class Bridge:
             lock_connections=settings.max_concurrent_turns,
             serving=True,
         )
-        self.letta = letta_client(settings, self.metrics)
+        self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
         self.letta.locks = SharedAgentLocks(self.store)
         self.slack = slack_client(settings, self.metrics)
         self.chooser = RunnerChooser(
@@ -132,6 +148,7 @@ class Bridge:
             streaming=settings.letta_streaming,
             tokens=settings.letta_stream_tokens,
             max_turns=settings.letta_max_turns,
+            app_server_deadline=settings.turn_deadline_seconds,
         )
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
         self.tasks = Tasks()  # command lookups that run after Slack's ack
@@ -280,7 +297,14 @@ class Bridge:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
-        await (self.workspaces.aclose() if self.workspaces is not None else self.letta.aclose())
+        if self.workspaces is not None:
+            await self.workspaces.aclose()
+        elif isinstance(self.letta, AppServerLetta):
+            # Closing the socket cancels its turns on the server: the turns had their grace above; any still
+            # running get it once more here, then the socket closes under them.
+            await self.letta.aclose(wait=grace)
+        else:
+            await self.letta.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
         await self.store.close()
@@ -427,7 +451,7 @@ def _database_words(settings: Settings, new: bool) -> str:
 
 async def serve_http(settings: Settings) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, letta=await letta_kind(settings))
     runner = web.AppRunner(
         bridge.web_app(),
         access_log=None,
@@ -479,7 +503,7 @@ async def serve_socket(settings: Settings) -> None:
         raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
     except FAILURES as exc:
         raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
-    bridge = Bridge(settings, socket_mode=True)
+    bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
         handler = AsyncSocketModeHandler(bridge.app, app_token)
         try:

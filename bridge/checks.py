@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 
-from bridge.app import letta_client, slack_client
+from bridge.app import letta_client, letta_kind, slack_client
 from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
+from bridge.letta.appserver.wire import PROTOCOL_VERSION
+from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
@@ -142,8 +144,13 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
 
 async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
     """The checks, and the server's version when it answered."""
-    client = letta_client(settings)
+    client = letta_client(settings, kind=await letta_kind(settings))
     url = shown_url(settings.letta_base_url)
+    if isinstance(client, AppServerLetta):
+        try:
+            return await _app_server_checks(client, url, with_key)
+        finally:
+            await client.aclose()
     try:
         try:
             version = (await client.health()).version
@@ -165,6 +172,32 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         return checks, version
     finally:
         await client.aclose()
+
+
+async def _app_server_checks(client: AppServerLetta, url: str, with_key: bool) -> tuple[list[Check], str | None]:
+    """A Letta App Server: its version and protocol (GET /app-server-info, which the token must pass), then its
+    agents over the WebSocket."""
+    try:
+        info = await client.describe()
+    except LettaError as exc:
+        return [Check(False, "letta", exc.for_operator("GET /app-server-info"))], None
+    protocol = f"protocol {info.protocol_version}"
+    if not info.protocol_supported:
+        protocol += f" (the bridge speaks protocol {PROTOCOL_VERSION}: replies may not be read right)"
+    reached = f"Letta App Server reachable at {url}, version {info.version}, {protocol}"
+    checks = [Check(info.protocol_supported, "letta", reached, warning=not info.protocol_supported)]
+    if not with_key:
+        return checks, info.version
+    try:
+        agents = await client.all_agents()
+    except LettaError as exc:
+        return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))], info.version
+    auth = "accepted" if client.keyed else "not needed (no LETTA_API_KEY; the server asked for none)"
+    checks.append(Check(True, "letta key", f"{auth}; {len(agents)} agents on the server"))
+    checks.append(Check(True, "runner", "the App Server has no groups: the bridge asks a channel's agents in turn"))
+    threads = "each Slack thread is an App Server conversation per agent; threads run in parallel"
+    checks.append(Check(True, "conversations", threads))
+    return checks, info.version
 
 
 async def _conversations(client: LettaClient, settings: Settings) -> Check:

@@ -221,7 +221,7 @@ async def _list(store: Store, settings: Settings, team: str | None) -> int:
 
 async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]:
     """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed)."""
-    from bridge.app import letta_client
+    from bridge.app import letta_client, letta_kind
     from bridge.letta.chooser import resolve
     from bridge.letta.errors import LettaError
 
@@ -232,7 +232,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
         use = resolve(b, settings.letta_group_runner, version)
         if use.used is None and not asked:
             asked = True
-            client = letta_client(settings)
+            client = letta_client(settings, kind=await letta_kind(settings))
             try:
                 version = (await client.health()).version
             except LettaError:
@@ -245,7 +245,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
-    from bridge.app import letta_client
+    from bridge.app import letta_client, letta_kind
     from bridge.configure import ConfigError, Configurator
     from bridge.letta.chooser import RunnerChooser
 
@@ -253,7 +253,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
-    client = letta_client(settings)
+    client = letta_client(settings, kind=await letta_kind(settings))
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
         result = await configurator.connect(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from bridge.domain import AgentRef, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.wire import is_agent_id, is_group_id
+from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
 
 
 class TargetError(Exception):
@@ -36,7 +36,19 @@ async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
         raise TargetError("give a group id (group-<uuid>) or one or more agent ids (agent-<uuid>).")
     if len(ids) == 1 and ids[0].startswith("group-"):
         return await _resolve_group(client, ids[0])
-    bad = [i for i in ids if not is_agent_id(i)]
+    app_server = client.app_server
+    bad = [i for i in ids if not is_agent_id(i, app_server)]
+    if bad and app_server:
+        raise TargetError(
+            f"{', '.join(bad)} is not an agent id of this Letta App Server: expected agent-local-<uuid> "
+            "(the App Server has no groups: bind its agents, in speaking order)."
+        )
+    local = [i for i in bad if is_app_server_agent_id(i)]
+    if local:
+        raise TargetError(
+            f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at {client.base_url} is "
+            "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents."
+        )
     if bad:
         hint = " (a group is bound alone, without agent ids)" if any(i.startswith("group-") for i in ids) else ""
         raise TargetError(

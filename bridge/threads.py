@@ -62,6 +62,8 @@ class ThreadPolicy:
         self._off_in = off_in
 
     def switched_on(self, channel_id: str) -> bool:
+        if self._chooser.client.app_server:
+            return True
         return self._enabled and channel_id not in self._off_in
 
     async def threaded(self, binding: Binding) -> bool:
@@ -70,6 +72,8 @@ class ThreadPolicy:
 
     async def bridge_run_threaded(self, channel_id: str) -> bool:
         """For a turn the bridge runner runs. Raises LettaError while the server cannot say."""
+        if self._chooser.client.app_server:
+            return True  # every thread is a conversation there: an agent's `default` is never used
         return self.switched_on(channel_id) and await self._chooser.client.has_conversations()
 
     async def in_parallel(self, team_id: str, channel_id: str) -> bool:

@@ -259,7 +259,9 @@ class TurnWorker:
     ) -> int:
         turn = job.turn
         # A thread that is a Letta conversation has its own transcript: an agent is shown only this thread's replies.
-        threaded = runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
+        threaded = runner is self._chooser.appserver or (
+            runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
+        )  # an App Server's threads are always conversations (its agents' `default` is never used)
         scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
         running.threaded = threaded

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 
 from bridge.domain import Binding, RunnerChoice, Target
+from bridge.letta.appserver_letta import AppServerLetta
+from bridge.letta.appserver_runner import AppServerRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.runners import BridgeRunner, Runner, ServerRunner
 
@@ -102,6 +104,7 @@ class RunnerChooser:
         streaming: bool = True,
         tokens: bool = False,
         max_turns: int | None = None,
+        app_server_deadline: float | None = None,
     ) -> None:
         self.client = client
         self._client = client
@@ -111,6 +114,10 @@ class RunnerChooser:
         self._lock = asyncio.Lock()
         self.bridge = BridgeRunner(client, patience, streaming, tokens, max_turns)
         self.server = ServerRunner(client, self.bridge, patience, streaming, tokens)
+        # A Letta App Server: every binding is a list of agents the bridge asks in turn over its socket.
+        self.appserver: Runner | None = None
+        if isinstance(client, AppServerLetta):
+            self.appserver = AppServerRunner(client, tokens=streaming and tokens, deadline=app_server_deadline)
 
     async def server_version(self) -> str:
         async with self._lock:
@@ -121,6 +128,8 @@ class RunnerChooser:
 
     async def use(self, binding: Binding) -> RunnerUse:
         """The binding's setting and the runner it resolves to (asking the server's version only when needed)."""
+        if self.appserver is not None:
+            return RunnerUse(binding.runner, "bridge", "on the Letta App Server")
         use = resolve(binding, self._default, None)
         if use.used is None:
             use = resolve(binding, self._default, await self.server_version())
@@ -140,6 +149,8 @@ class RunnerChooser:
 
     async def refusal(self, binding: Binding) -> str | None:
         """Why the binding's explicit runner cannot be used on this server, in one sentence; None when it can."""
+        if self.appserver is not None and binding.runner == "server":
+            return "The Letta App Server has no groups to run: the bridge asks the agents in turn (`--runner auto`)."
         if binding.runner != "bridge" or binding.target.manager_type not in MANAGER_RUNS_GROUP:
             return None
         version = await self.server_version()
@@ -148,4 +159,6 @@ class RunnerChooser:
         return MANAGER_REFUSAL.format(version=version, kind=binding.target.manager_type)
 
     async def choose(self, binding: Binding) -> Runner:
+        if self.appserver is not None:
+            return self.appserver
         return self.server if await self.choice(binding) == "server" else self.bridge

@@ -62,6 +62,8 @@ PAGE_SIZE = 100
 
 
 class LettaClient:
+    app_server = False  # a Letta App Server behind this face (bridge/letta/appserver_letta.py)
+
     def __init__(
         self,
         base_url: str,

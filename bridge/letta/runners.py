@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -48,7 +48,7 @@ class Runner(Protocol):
     ) -> AsyncIterator[TurnEvent]: ...
 
 
-def _replay(record: StepRecord) -> list[TurnEvent]:
+def replay(record: StepRecord) -> list[TurnEvent]:
     events: list[TurnEvent] = list(record.replies)
     if record.failure is not None:
         events.append(record.failure)
@@ -97,7 +97,7 @@ class ServerRunner:
         assert target.group_id is not None, "the server runner needs a group"
         record = await journal.step(self.STEP)
         if record is not None and record.state != "sending":
-            for event in _replay(record):
+            for event in replay(record):
                 yield event
             async for event in self._finish(target, turn, journal, list(record.replies)):
                 yield event
@@ -215,13 +215,36 @@ class ServerRunner:
             if record is None:
                 continue
             if record.state != "sending":
-                events = _replay(record)
+                events = replay(record)
             else:
                 events = await self._bridge._ask(agent, turn, _Heard(heard), journal, True, since=record.since)
             for event in events:
                 if isinstance(event, AgentReply):
                     heard.append(event)
                 yield event
+
+
+async def in_order(
+    agents: Sequence[AgentRef], ask: Callable[[AgentRef, str], Awaitable[list[TurnEvent]]]
+) -> AsyncIterator[TurnEvent]:
+    """Each agent asked in turn (`ask(agent, step key)`; an agent's later sends are keyed `<id>#2`, ...); a
+    failure the next agents would meet too (SERVER_WIDE) ends the turn, and says who was not asked."""
+    sends: dict[str, int] = {}
+    for position, agent in enumerate(agents):
+        sends[agent.id] = sends.get(agent.id, 0) + 1
+        key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
+        events = await ask(agent, key)
+        for event in events:
+            yield event
+        stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
+        if stop is not None:
+            rest = agents[position + 1 :]
+            if rest:
+                names = ", ".join(dict.fromkeys(a.name for a in rest))
+                yield AgentFailure(
+                    None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
+                )
+            return
 
 
 def speaking_order(target: Target) -> tuple[AgentRef, ...]:
@@ -283,22 +306,11 @@ class BridgeRunner(Step):
     async def _in_order(
         self, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
-        sends: dict[str, int] = {}
-        for position, agent in enumerate(agents):
-            sends[agent.id] = sends.get(agent.id, 0) + 1
-            key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
-            events = await self.step(agent, turn, transcript, journal, key)
-            for event in events:
-                yield event
-            stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
-            if stop is not None:
-                rest = agents[position + 1 :]
-                if rest:
-                    names = ", ".join(dict.fromkeys(a.name for a in rest))
-                    yield AgentFailure(
-                        None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
-                    )
-                return
+        async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
+            return await self.step(agent, turn, transcript, journal, key)
+
+        async for event in in_order(agents, ask):
+            yield event
 
     async def step(
         self,
@@ -312,7 +324,7 @@ class BridgeRunner(Step):
         key = key or agent.id
         record = await journal.step(key)
         if record is not None and record.state != "sending":
-            return _replay(record)
+            return replay(record)
         since = record.since if record is not None else None
         return await self._ask(agent, turn, transcript, journal, record is not None, key, frame, since)
 
@@ -462,9 +474,7 @@ class BridgeRunner(Step):
 
     @staticmethod
     async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
-        refused = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
-        await journal.answered(key, [], refused)
-        return [refused]
+        return await refused(agent, key, error, journal)
 
     @staticmethod
     async def _answered(
@@ -478,7 +488,14 @@ class BridgeRunner(Step):
     ) -> list[TurnEvent]:
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
-        return _replay(StepRecord("answered", tuple(replies), failure))
+        return replay(StepRecord("answered", tuple(replies), failure))
+
+
+async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+    """A send that never happened (or was refused): the agent's failure, journaled."""
+    failure = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+    await journal.answered(key, [], failure)
+    return [failure]
 
 
 async def _own(agent: AgentRef, spoken: AsyncIterator[Spoken]) -> AsyncIterator[Spoken]:

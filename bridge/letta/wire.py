@@ -8,10 +8,17 @@ from typing import Any
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENT_ID = re.compile(rf"agent-{_UUID}")
 GROUP_ID = re.compile(rf"group-{_UUID}")
+APP_SERVER_AGENT_ID = re.compile(rf"agent-local-{_UUID}")  # the Letta App Server's (capture ws-agent-create-*)
 
 
-def is_agent_id(value: str) -> bool:
-    return AGENT_ID.fullmatch(value) is not None
+def is_agent_id(value: str, app_server: bool = False) -> bool:
+    """An agent id of the server's kind: agent-<uuid> on REST servers and Cloud, agent-local-<uuid> on an App
+    Server."""
+    return (APP_SERVER_AGENT_ID if app_server else AGENT_ID).fullmatch(value) is not None
+
+
+def is_app_server_agent_id(value: str) -> bool:
+    return APP_SERVER_AGENT_ID.fullmatch(value) is not None
 
 
 def is_group_id(value: str) -> bool:

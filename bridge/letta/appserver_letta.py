@@ -1,0 +1,130 @@
+"""The Letta App Server behind the `LettaClient` face that the rest of the bridge asks (configure, targets,
+checks, threads, the chooser), and how the bridge tells the server kinds apart.
+
+Only what those callers need is translated: the version (`/app-server-info`), agents, a conversation per
+Slack thread. The App Server has no groups (`ROUTE_MISSING`, as a REST server without group routes says), no
+background runs. Sends go through `AppServerRunner` (appserver_runner.py), which speaks `AppServerClient`
+itself. Stop and abort from Slack are not wired yet (docs/app-server.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from bridge import __version__
+from bridge.letta.appserver import AppServerClient, ServerInfo, endpoints
+from bridge.letta.client import LIST_CAP, LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.models import Agent, Conversation, Group, Health
+
+log = logging.getLogger(__name__)
+
+ServerKind = Literal["app-server", "rest"]
+NO_GROUPS = "the Letta App Server has no groups"
+
+
+def kind_by_scheme(base_url: str) -> ServerKind | None:
+    """ws:// and wss:// are App Servers; for http(s):// the server has to be asked (`server_kind`)."""
+    scheme = urlsplit(base_url).scheme.lower()
+    return "app-server" if scheme in ("ws", "wss") else None
+
+
+async def server_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind:
+    """An App Server answers `GET /app-server-info` (200, or 401 to a wrong token); a REST server has no such
+    route. A server that does not answer at all is taken for REST, as before (its own checks say why)."""
+    by_scheme = kind_by_scheme(base_url)
+    if by_scheme is not None:
+        return by_scheme
+    http, _ = endpoints(base_url)
+    headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        async with httpx.AsyncClient(timeout=within) as client:
+            response = await client.get(http + "/app-server-info", headers=headers)
+    except httpx.HTTPError:
+        return "rest"
+    if response.status_code == 401 or (response.status_code == 200 and _is_info(response)):
+        return "app-server"
+    return "rest"
+
+
+def _is_info(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and ("protocol_version" in body or "letta_code_version" in body)
+
+
+class AppServerLetta(LettaClient):
+    """`LettaClient` for an App Server: one `AppServerClient` (one socket per process) under the same methods."""
+
+    app_server = True
+
+    def __init__(self, base_url: str, api_key: str | None = None, **options: float) -> None:
+        http, _ = endpoints(base_url)
+        super().__init__(http, api_key)  # its httpx client is never used for a route: the App Server has none
+        self.base_url = base_url.rstrip("/")
+        self.app = AppServerClient(
+            base_url,
+            api_key,
+            request_timeout=float(options.get("request_timeout", 15.0)),
+            connect_timeout=float(options.get("connect_timeout", 10.0)),
+        )
+        self.keyed = bool(api_key)
+        self.conversations = True
+        self.resumable = False
+        self.info: ServerInfo | None = None
+
+    async def aclose(self, wait: float = 0.0) -> None:
+        """Close the socket once no turn runs, waiting up to `wait` seconds; then under whatever still runs."""
+        try:
+            await self.app.aclose(wait=wait, force=True)
+        finally:
+            await super().aclose()
+
+    async def describe(self) -> ServerInfo:
+        self.info = await self.app.describe()
+        return self.info
+
+    async def health(self) -> Health:
+        return Health(version=(await self.describe()).version, status="ok")
+
+    async def list_agents(self, limit: int = 50, after: str | None = None) -> list[Agent]:
+        listed = await self.app.list_agents(limit, after)
+        return [Agent(id=a.id, name=a.name, description=a.description) for a in listed]
+
+    async def all_agents(self, cap: int = LIST_CAP) -> list[Agent]:
+        return [Agent(id=a.id, name=a.name, description=a.description) for a in await self.app.all_agents(cap)]
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        """There is no lookup by id on the App Server: the list, paged."""
+        for agent in await self.all_agents():
+            if agent.id == agent_id:
+                return agent
+        raise LettaError(Kind.NOT_FOUND, f"Agent {agent_id} not found", base_url=self.base_url)
+
+    async def get_group(self, group_id: str) -> Group:
+        raise LettaError(Kind.ROUTE_MISSING, NO_GROUPS, base_url=self.base_url)
+
+    async def list_groups(self, limit: int = 50, after: str | None = None) -> list[Group]:
+        raise LettaError(Kind.ROUTE_MISSING, NO_GROUPS, base_url=self.base_url)
+
+    async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
+        raise LettaError(Kind.ROUTE_MISSING, NO_GROUPS, base_url=self.base_url)
+
+    async def has_conversations(self) -> bool:
+        return True
+
+    async def has_resume(self) -> bool:
+        return False
+
+    async def create_conversation(self, agent_id: str, summary: str | None = None) -> Conversation:
+        """A conversation of the thread's own, the thread's key in its summary (never the agent's `default`)."""
+        made = await self.app.create_conversation(agent_id, summary or "")
+        return Conversation(id=made.id, agent_id=agent_id, summary=made.summary)

@@ -1,0 +1,188 @@
+"""The bridge on a Letta App Server (issue 15): LETTA_BASE_URL=ws://..., the fake App Server of
+tests/fakes/appserver.py (captured frames). `check` names it, `channels connect` takes its agent-local ids, a
+mention is answered by each agent of the channel in order, in the thread's own conversations, and a bridge killed
+mid-turn asks nobody twice."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.fakes.appserver import FakeAppServer
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+_channels = itertools.count(1)
+
+
+@dataclass
+class Rig:
+    slack: FakeSlack
+    app: FakeAppServer
+    bridge: BridgeProcess
+    env: dict[str, str]
+
+    def bind(self, *agents: tuple[str, str]) -> tuple[str, dict[str, str]]:
+        """A new channel bound to new agents (name, mode), in that order."""
+        channel = f"C{next(_channels):04d}APPS"
+        ids = {name: self.app.add_agent(name, mode) for name, mode in agents}
+        self.slack.add_channel(channel, f"chan-{channel.lower()}")
+        done = run_cli(self.env, "channels", "connect", channel, *ids.values())
+        assert done.returncode == 0, done.stderr + done.stdout
+        return channel, ids
+
+    def mention(self, channel: str, text: str, **kwargs: Any) -> str:
+        event, response = self.bridge.mention(text, channel, **kwargs)
+        assert response.status_code == 200
+        return str(event["ts"])
+
+    def done(self, channel: str, ts: str, timeout: float = 20.0) -> set[str]:
+        self.slack.wait_for(lambda: bool({"white_check_mark", "warning"} & self.slack.reactions(channel, ts)), timeout)
+        return self.slack.reactions(channel, ts)
+
+    def said(self, channel: str, thread_ts: str) -> list[tuple[str, str]]:
+        return [(p.args.get("username", ""), p.args["text"]) for p in self.slack.posts(channel, thread_ts)]
+
+    def inputs(self, agent_id: str) -> list[Any]:
+        return [t for t in self.app.inputs if t.agent_id == agent_id]
+
+
+def _rig(tmp: Path) -> Iterator[Rig]:
+    slack = FakeSlack()
+    slack.start()
+    slack.add_user("U0123ABCD", "maria", display_name="maria")
+    app = FakeAppServer(scale=0.001)
+    app.start()
+    env = base_env(slack.api_url, app.url, tmp / "bridge.db", TURN_DEADLINE_SECONDS="30")
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        yield Rig(slack, app, bridge, env)
+    finally:
+        bridge.stop()
+        app.stop()
+        slack.stop()
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    yield from _rig(tmp_path_factory.mktemp("app-server"))
+
+
+def test_check_names_the_app_server_its_version_and_agents(rig: Rig) -> None:
+    rig.app.add_agent("zed")
+    done = run_cli(rig.env, "check")
+    lines = done.stdout.splitlines()
+    [letta] = [line for line in lines if line.startswith("ok   letta:")]
+    assert f"Letta App Server reachable at {rig.app.url}, version 0.32.18, protocol 1" in letta
+    [key] = [line for line in lines if line.startswith("ok   letta key:")]
+    assert "not needed" in key and f"{len(rig.app.agents)} agents on the server" in key
+
+
+def test_channels_connect_takes_agent_local_ids_and_refuses_others(rig: Rig) -> None:
+    channel, ids = rig.bind(("ann", "ok"), ("ben", "ok"))
+    listed = run_cli(rig.env, "channels", "list")
+    assert all(agent in listed.stdout for agent in ids.values()) and "bridge" in listed.stdout
+    rest_shaped = run_cli(rig.env, "channels", "connect", channel, "agent-00000000-0000-4000-8000-000000000000")
+    assert rest_shaped.returncode != 0
+    assert "is not an agent id of this Letta App Server: expected agent-local-<uuid>" in rest_shaped.stderr
+    group = run_cli(rig.env, "channels", "connect", channel, "group-00000000-0000-4000-8000-000000000000")
+    assert group.returncode != 0 and "no groups" in group.stderr
+    unknown = run_cli(rig.env, "channels", "connect", channel, "agent-local-00000000-0000-4000-8000-000000000000")
+    assert unknown.returncode != 0 and "was not found" in unknown.stderr
+
+
+def test_a_rest_server_refuses_agent_local_ids_and_http_finds_the_app_server(rig: Rig, tmp_path: Path) -> None:
+    rest = FakeLetta(version="0.16.8")
+    rest.start()
+    try:
+        env = dict(rig.env, LETTA_BASE_URL=rest.base_url, DATABASE_URL=f"sqlite:///{tmp_path / 'rest.db'}")
+        done = run_cli(env, "channels", "connect", "C0REST", "agent-local-00000000-0000-4000-8000-000000000000")
+    finally:
+        rest.stop()
+    assert done.returncode != 0
+    said = f"is an agent id of a Letta App Server, but the Letta server at {rest.base_url} is a REST server"
+    assert said in done.stderr
+    # http:// to an App Server: told apart by GET /app-server-info
+    http = dict(rig.env, LETTA_BASE_URL=rig.app.url.replace("ws://", "http://"))
+    assert "ok   letta: Letta App Server reachable at" in run_cli(http, "check").stdout
+
+
+def test_each_agent_answers_in_order_in_the_threads_own_conversations(rig: Rig) -> None:
+    channel, ids = rig.bind(("alice", "ok"), ("bob", "ok"), ("carol", "ok"))
+    root = rig.mention(channel, "what should we ship first?")
+    assert rig.done(channel, root) == {"white_check_mark"}
+    assert rig.said(channel, root) == [("alice", "alice says hi"), ("bob", "bob says hi"), ("carol", "carol says hi")]
+    first = {name: rig.inputs(agent) for name, agent in ids.items()}
+    assert all(len(turns) == 1 for turns in first.values())
+    conversations = {name: turns[0].conversation for name, turns in first.items()}
+    assert len(set(conversations.values())) == 3 and "default" not in conversations.values()
+    for name, conv in conversations.items():
+        assert rig.app.convs[conv].agent_id == ids[name]
+        assert rig.app.convs[conv].summary == f"Slack {channel} {root}"  # the thread's key
+    assert first["alice"][0].text.endswith("what should we ship first?")
+    assert "Replies in your group since you last spoke:" in first["bob"][0].text
+    assert "alice says hi" in first["bob"][0].text and "bob says hi" in first["carol"][0].text
+    sent = [f for f in rig.app.received if isinstance(f, dict) and f.get("type") == "input"]
+    assert all(f["payload"]["client_tool_allowlist"] == [] for f in sent)  # tools off
+
+    again = rig.mention(channel, "and then?", thread_ts=root)
+    assert rig.done(channel, again) == {"white_check_mark"}
+    everyone = [("alice", "alice says hi"), ("bob", "bob says hi"), ("carol", "carol says hi")]
+    assert rig.said(channel, root)[3:] == everyone
+    for name, agent in ids.items():
+        turns = rig.inputs(agent)
+        assert len(turns) == 2 and turns[1].conversation == conversations[name]  # the thread's, reused
+    assert "carol says hi" in rig.inputs(ids["alice"])[1].text  # what alice missed of the thread
+
+    other = rig.mention(channel, "a new thread")
+    assert rig.done(channel, other) == {"white_check_mark"}
+    assert rig.inputs(ids["alice"])[2].conversation != conversations["alice"]
+
+
+def test_a_failing_model_is_said_in_plain_words(rig: Rig) -> None:
+    channel, _ = rig.bind(("dora", "500"), ("eve", "ok"))
+    root = rig.mention(channel, "hello")
+    assert rig.done(channel, root) == {"warning"}
+    said = rig.said(channel, root)
+    assert said[-1] == ("eve", "eve says hi")
+    [failure] = [text for _, text in said if "dora" in text]
+    assert "the model provider failed" in failure and "{" not in failure
+
+
+def test_a_stuck_conversation_is_replaced_and_the_message_sent_once_more(rig: Rig) -> None:
+    channel, ids = rig.bind(("finn", "ok"),)
+    root = rig.mention(channel, "first")
+    rig.done(channel, root)
+    [turn] = rig.inputs(ids["finn"])
+    stuck = turn.conversation
+    rig.app.call(setattr, rig.app.convs[stuck], "stuck", f"Conversation {stuck} already has an active run (x)")
+    again = rig.mention(channel, "second", thread_ts=root)
+    assert rig.done(channel, again) == {"white_check_mark"}
+    assert rig.said(channel, root)[-1] == ("finn", "finn says hi")
+    [_, renewed] = rig.inputs(ids["finn"])
+    assert renewed.conversation != stuck and rig.app.convs[renewed.conversation].summary == f"Slack {channel} {root}"
+
+
+@pytest.mark.slow
+def test_killed_mid_turn_then_restarted_nobody_is_asked_twice(tmp_path: Path) -> None:
+    for rig in _rig(tmp_path):
+        channel, ids = rig.bind(("gus", "ok"), ("hal", "slow:2"), ("ivy", "ok"))
+        root = rig.mention(channel, "go")
+        rig.slack.wait_for(lambda: len(rig.inputs(ids["hal"])) == 1, 20)
+        rig.bridge.kill()  # hal's model call is in flight: the socket closes under it
+        rig.bridge.restart()
+        assert rig.done(channel, root, timeout=30)
+        said = rig.said(channel, root)
+        assert said[0] == ("gus", "gus says hi") and said[-1] == ("ivy", "ivy says hi")
+        assert [len(rig.inputs(agent)) for agent in ids.values()] == [1, 1, 1]  # nobody asked twice
+        assert any("hal" in text for _, text in said[1:-1])  # hal's cut-off answer, or why there is none
+        # hal's conversation is stuck on the server now; the thread's next turn gets a new one
+        again = rig.mention(channel, "again", thread_ts=root)
+        assert rig.done(channel, again) == {"white_check_mark"}
+        assert rig.said(channel, root)[-3:] == [("gus", "gus says hi"), ("hal", "hal says hi"), ("ivy", "ivy says hi")]
