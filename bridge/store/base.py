@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 
+# A turn still owed an answer; written exactly so in every query, which lets SQLite use its partial indexes.
+UNFINISHED = "status IN ('received', 'running')"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
 ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
@@ -139,6 +141,25 @@ class Store(Protocol):
         """Turns accepted but not finished (received, or running when the process stopped), oldest first;
         only the binding's when `team_id` and `channel_id` are given."""
         ...
+
+    async def next_turn(
+        self, team_id: str, channel_id: str, thread_ts: str | None = None, skip: Collection[int] = ()
+    ) -> PendingTurn | None:
+        """The binding's (the thread's) oldest unfinished turn not in `skip`: one indexed row, whatever the
+        backlog."""
+        ...
+
+    async def waiting_threads(self, team_id: str, channel_id: str) -> list[str]:
+        """The threads of the binding with unfinished turns, the one waiting longest first."""
+        ...
+
+    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+        """How many unfinished turns come before the thread's newest unfinished one: in the whole binding, or
+        in the thread alone (`in_thread`, where a binding's threads run at once). 0 when none of the thread's
+        turns waits behind another."""
+        ...
+
+    async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int: ...
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None: ...
 

@@ -5,6 +5,23 @@ from __future__ import annotations
 
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 
+# Schema v4: the queue read by indexes, so that accepting a mention, finding the next turn and counting what
+# waits cost the same with 10 or 10,000 turns queued. The partial indexes hold unfinished turns only; their WHERE
+# must be written exactly so in a query for SQLite to use them (store.base.UNFINISHED).
+_V4_COMMON = """
+    CREATE INDEX IF NOT EXISTS turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id)
+        WHERE status IN ('received', 'running');
+    CREATE INDEX IF NOT EXISTS turns_thread ON turns (team_id, channel_id, thread_ts, id);
+"""
+SQLITE_V4 = (
+    """
+    CREATE INDEX IF NOT EXISTS turns_unfinished ON turns (team_id, channel_id, id)
+        WHERE status IN ('received', 'running');
+"""
+    + _V4_COMMON
+)
+POSTGRES_V4 = _V4_COMMON  # Postgres has had turns_unfinished since its first migration
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -65,6 +82,7 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     """,
     SQLITE_V3,
+    SQLITE_V4,
 ]
 
 
@@ -127,4 +145,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     );
     """,
     3: POSTGRES_V3,
+    4: POSTGRES_V4,
 }
