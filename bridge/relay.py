@@ -25,6 +25,7 @@ from typing import Any
 from bridge.domain import Turn
 from bridge.logs import log_context, logged
 from bridge.metrics import UNMETERED, Metrics
+from bridge.notices import QueueNotices
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -32,7 +33,6 @@ from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
 
-QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
 
@@ -68,6 +68,7 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_concurrent)
+        self.notices = QueueNotices(store, poster, worker.threads.in_parallel)
         self._closing = False
 
     @property
@@ -99,7 +100,7 @@ class Relay:
         if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
             del self._fresh[next(iter(self._fresh))]
         self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
-        self.spawn(self._tell_queued(turn, turn_id))
+        self.notices.waiting(turn)
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation."""
@@ -271,23 +272,6 @@ class Relay:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
 
-    async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
-        try:
-            ahead = await self._store.turns_ahead(turn.team_id, turn.channel_id, turn.thread_ts, in_thread=False)
-            if not ahead:
-                return  # the usual case, settled without asking how the binding's threads run
-            where = "channel"
-            if await self._worker.threads.in_parallel(turn.team_id, turn.channel_id):
-                where = "thread"
-                ahead = await self._store.turns_ahead(turn.team_id, turn.channel_id, turn.thread_ts, in_thread=True)
-            if not ahead:
-                return
-            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s", where=where)
-            for part in self._poster.parts(None, text):
-                await self._poster.post(turn.channel_id, turn.thread_ts, part)
-        except Exception as exc:  # a notice that cannot be given never stops anything
-            log.info("could not say the turn is queued channel=%s error=%s", turn.channel_id, type(exc).__name__)
-
     async def stop(self, grace: float) -> None:
         """Stop taking work, let running turns finish within `grace` seconds, then cancel what is left.
 
@@ -295,6 +279,7 @@ class Relay:
         by another process as soon as this one has let its lease go).
         """
         self._closing = True
+        await self.notices.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
