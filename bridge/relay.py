@@ -183,8 +183,9 @@ class Relay:
         await self._gauge(key, empty=pending is None and thread_ts is None)
         if pending is None:
             return None
-        # A turn accepted here and not started yet cannot have posted anything; any other may have.
-        return Job(pending.turn, pending.turn_id, pending.otid, resumed=pending.turn_id not in self._fresh)
+        # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
+        resumed = pending.started or pending.turn_id not in self._fresh
+        return Job(pending.turn, pending.turn_id, pending.otid, resumed=resumed)
 
     async def _gauge(self, key: tuple[str, str], empty: bool) -> None:
         """The queue depth gauge: counted at most every DEPTH_EVERY seconds per binding, so that a long queue

@@ -25,7 +25,7 @@ from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster, SlackPostError
-from bridge.store.base import BindingTranscript, Store, TurnJournal
+from bridge.store.base import BindingTranscript, OutboxItem, Store, TurnJournal
 from bridge.store.conversations import thread_scope
 from bridge.threads import ThreadPolicy
 
@@ -53,6 +53,9 @@ NOTES = "notes:"
 
 THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
 THREAD_CONTEXT_CHARS = 6000
+# Seconds a turn runs before its thread shows "alice is thinking...": a turn answered sooner needs no status line
+# (Slack clears it at the first reply anyway), and costs two Slack calls fewer.
+STATUS_AFTER = 1.0
 
 
 def _thinking(names: list[str]) -> str:
@@ -64,6 +67,31 @@ def _duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:g} minutes"
     return f"{seconds:g} second" + ("" if seconds == 1 else "s")
+
+
+class StatusLine:
+    """A thread's status line, shown only once the turn has run STATUS_AFTER seconds, cleared only if shown."""
+
+    def __init__(self, poster: SlackPoster, channel_id: str, thread_ts: str) -> None:
+        self._poster = poster
+        self._where = (channel_id, thread_ts)
+        self._later: asyncio.Task[None] | None = None
+        self._shown = False
+
+    def show_later(self, text: str, delay: float = STATUS_AFTER) -> None:
+        self._later = asyncio.ensure_future(self._show(text, delay))
+
+    async def _show(self, text: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._shown = True
+        await self._poster.status(*self._where, text)
+
+    async def clear(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            await asyncio.gather(self._later, return_exceptions=True)
+        if self._shown:
+            await self._poster.status(*self._where, "")
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,10 @@ class TurnWorker:
         self._directory = directory
         self._live = live or LiveMessages(poster.client, mode=settings.slack_live_replies)
         self._redactor = Redactor(settings.secrets())
+        self._fresh_steps: dict[int, set[str]] = {}  # per running fresh turn: the journal steps written so far
+        # Per running fresh turn: what it owes the thread, as added by this run (nothing else can be owed), so
+        # that posting does not read the outbox back after every reply.
+        self._owed: dict[int, list[OutboxItem]] = {}
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
         )
@@ -106,6 +138,16 @@ class TurnWorker:
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed
         )
+        if not job.resumed:
+            self._owed[job.turn_id] = []
+        try:
+            return await self._run(job, drafts)
+        finally:
+            self._owed.pop(job.turn_id, None)
+            self._fresh_steps.pop(job.turn_id, None)
+
+    async def _run(self, job: Job, drafts: TurnDrafts) -> str:
+        turn, s = job.turn, self._settings
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
             binding = await self._fallback(turn)
@@ -115,14 +157,36 @@ class TurnWorker:
             await self._flush(job, drafts)
             await self._store.finish_turn(job.turn_id, "unbound")
             return "unbound"
-        await self._store.set_turn_status(job.turn_id, "running")
-        await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        # Marked running while the turn starts, before anything is sent (a fresh turn's journal is not looked up,
+        # so a turn that may have sent must say so first); 👀 is not waited for. Both done before the turn ends.
+        marked = asyncio.ensure_future(self._store.set_turn_status(job.turn_id, "running"))
+        seen = asyncio.ensure_future(self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction))
+        line = StatusLine(self._poster, turn.channel_id, turn.thread_ts)
+        try:
+            status, error = await self._run_bound(job, binding, drafts, line, marked)
+        finally:
+            await line.clear()
+            await asyncio.gather(seen, return_exceptions=True)
+            await marked
+        await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
+        mark = s.slack_done_reaction if status == "done" else s.slack_failed_reaction
+        await self._poster.react(turn.channel_id, turn.message_ts, mark)
+        await self._store.finish_turn(job.turn_id, status, error)
+        log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
+        return status
+
+    async def _run_bound(
+        self, job: Job, binding: Binding, drafts: TurnDrafts, line: StatusLine, marked: asyncio.Future[None]
+    ) -> tuple[str, str]:
+        """The turn's conversation and its posts; (status, error)."""
+        turn, s = job.turn, self._settings
         status, error = "failed", ""
         try:
-            await self._flush(job, drafts)  # whatever a previous run of this turn owed the thread
+            if job.resumed:  # a turn that never started here owes the thread nothing yet
+                await self._flush(job, drafts)  # whatever a previous run of this turn owed the thread
             try:
                 async with asyncio.timeout(s.turn_deadline_seconds):
-                    failures = await self._converse(job, binding, drafts)
+                    failures = await self._converse(job, binding, drafts, line, marked)
                 status = "done" if failures == 0 else "partial"
             except TimeoutError:
                 error = f"The agents did not finish within {_duration(s.turn_deadline_seconds)}."
@@ -147,26 +211,24 @@ class TurnWorker:
                 exc.error,
                 exc.permanent,
             )
-        await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
-        await self._poster.status(turn.channel_id, turn.thread_ts, "")
-        mark = s.slack_done_reaction if status == "done" else s.slack_failed_reaction
-        await self._poster.react(turn.channel_id, turn.message_ts, mark)
-        await self._store.finish_turn(job.turn_id, status, error)
-        log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
-        return status
+        return status, error
 
-    async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts) -> int:
+    async def _converse(
+        self, job: Job, binding: Binding, drafts: TurnDrafts, line: StatusLine, marked: asyncio.Future[None]
+    ) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
-        speaker = await self._directory.user_name(turn.user_id)
-        channel = await self._directory.channel_name(turn.channel_id)
+        speaker, channel = await asyncio.gather(
+            self._directory.user_name(turn.user_id), self._directory.channel_name(turn.channel_id)
+        )
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(job)
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
         turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker, drafts=growing)
         names = [a.name for a in binding.target.agents]
-        await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
+        line.show_later(_thinking(names))
         runner = await self._chooser.choose(binding)
+        await marked
         try:
             return await self._relay_events(job, binding, runner, turn_input, drafts)
         except LettaError as exc:
@@ -187,7 +249,7 @@ class TurnWorker:
         threaded = runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
         scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
-        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, scope)
+        journal = TurnJournal(self._store, job.turn_id, job.otid, turn.team_id, scope, self._written(job))
         if threaded:
             threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
             turn_input = replace(turn_input, threads=threads)
@@ -220,6 +282,12 @@ class TurnWorker:
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
         return failures
 
+    def _written(self, job: Job) -> set[str] | None:
+        """The steps this run of a fresh turn has written (shared by a rerun on the bridge runner), else None."""
+        if job.resumed:
+            return None
+        return self._fresh_steps.setdefault(job.turn_id, set())
+
     async def _thread_context(self, job: Job) -> str:
         """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
         turn = job.turn
@@ -246,13 +314,17 @@ class TurnWorker:
         if agent_name is None:
             # Notices can quote what a server echoed back; no secret reaches a thread.
             text = self._redactor.redact(text)
-        await self._store.outbox_add(job.turn_id, source, agent_name, text)
+        added = await self._store.outbox_add(job.turn_id, source, agent_name, text)
+        owed = self._owed.get(job.turn_id)
+        if owed is not None and added is not None:
+            owed.append(OutboxItem(added, source, agent_name, text, frozenset()))
 
     async def _flush(self, job: Job, drafts: TurnDrafts) -> None:
         """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
         its draft when it had one."""
         turn = job.turn
-        for item in await self._store.outbox_pending(job.turn_id):
+        owed = self._owed.get(job.turn_id)
+        for item in list(owed) if owed is not None else await self._store.outbox_pending(job.turn_id):
             if item.source.startswith(NOTES):
                 parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
             else:
@@ -267,5 +339,9 @@ class TurnWorker:
                     ts = await self._poster.post(turn.channel_id, turn.thread_ts, part, check_first=job.resumed)
                 await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
                 self.metrics.reply_posted(item.agent_name)
+                if owed is not None:  # a part posted is never posted again, even if a later one fails
+                    owed[owed.index(item)] = item = replace(item, posted=item.posted | {index})
             if not parts:
                 await self._store.outbox_posted(item.id, 0, "", last=True)
+            if owed is not None:
+                owed.remove(item)

@@ -470,14 +470,16 @@ class PostgresStore:
                     upto,
                 )
 
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
-        await self.pool.execute(
-            "INSERT INTO outbox (turn_id, source, agent_name, text) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
+        added = await self.pool.fetchval(
+            "INSERT INTO outbox (turn_id, source, agent_name, text) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING"
+            " RETURNING id",
             turn_id,
             source,
             agent_name,
             _clean(text),
         )
+        return None if added is None else int(added)
 
     async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
         rows = await self.pool.fetch(

@@ -459,13 +459,15 @@ class SqliteStore:
 
         await self._transact(answered)
 
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
-        await self._transact(
-            lambda conn: conn.execute(
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
+        def add(conn: sqlite3.Connection) -> int | None:
+            cursor = conn.execute(
                 "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text) VALUES (?,?,?,?)",
                 (turn_id, source, agent_name, text),
             )
-        )
+            return cursor.lastrowid if cursor.rowcount else None
+
+        return await self._transact(add)
 
     async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
         rows = await self._all(

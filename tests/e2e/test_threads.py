@@ -83,8 +83,16 @@ def test_first_mention_in_an_existing_thread_brings_its_earlier_messages_once(wo
 
 def test_the_thread_shows_who_is_thinking_and_clears_it(world: World) -> None:
     crew = world.bound_crew(("alice", "bob"))
+    world.letta.set_delay(crew.agents["alice"], 1.5)  # long enough for a status line to matter
+
+    def statuses(ts: str) -> list[str]:
+        calls = world.slack.calls_to("assistant.threads.setStatus")
+        return [c.args.get("status") for c in calls if c.args.get("thread_ts") == ts]
+
     event, _ = world.bridge.mention("status?", crew.channel)
     wait_done(world, crew.channel, event["ts"])
-    statuses = [c.args.get("status") for c in world.slack.calls_to("assistant.threads.setStatus")
-                if c.args.get("thread_ts") == event["ts"]]
-    assert statuses == ["alice and bob are thinking...", ""]
+    assert statuses(event["ts"]) == ["alice and bob are thinking...", ""]
+    world.letta.set_delay(crew.agents["alice"], 0.0)
+    quick, _ = world.bridge.mention("quick one?", crew.channel)
+    wait_done(world, crew.channel, quick["ts"])
+    assert statuses(quick["ts"]) == [], "a turn answered within a second needs no status line"
