@@ -249,7 +249,8 @@ def _backlog_figure(key: str, backend: str, opts: Options, times: dict[str, dict
         "listing_the_queue_ms_median": {size: round(v * 1000, 3) for size, v in listing.items()},
     }
     note = (
-        f"{opts.store_cycles} turns through each of two stores whose binding has {short} and {int(long):,} turns queued, "
+        f"{opts.store_cycles} turns through each of two stores whose binding has {short} and {int(long):,} turns "
+        "queued, "
         f"alternating: `accept_turn` of a new turn plus `next_turn` (the binding's oldest, one indexed row) per turn, "
         f"median {per_turn[short] * 1000:.3f} ms and {per_turn[long] * 1000:.3f} ms. For the record, listing the "
         f"binding's unfinished turns (what each mention and each turn used to do) takes {listing[short] * 1000:.2f} ms "

@@ -40,6 +40,10 @@ from bridge.turns import TurnWorker
 
 log = logging.getLogger(__name__)
 
+# Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
+# MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
+POSTGRES_LOCK_CONNECTIONS = 16
+
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -95,7 +99,7 @@ class Bridge:
         self.store: Store = open_store(
             settings.database_url,
             pool_size=settings.database_pool_size,
-            lock_connections=settings.max_concurrent_turns,
+            lock_connections=min(settings.max_concurrent_turns, POSTGRES_LOCK_CONNECTIONS),
         )
         self.letta = letta_client(settings, self.metrics)
         self.letta.locks = SharedAgentLocks(self.store)

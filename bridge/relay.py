@@ -99,8 +99,9 @@ class Relay:
         self._fresh[turn_id] = str(logged("request_id") or "")
         if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
             del self._fresh[next(iter(self._fresh))]
-        self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
-        self.notices.waiting(turn)
+        if self._wake((turn.team_id, turn.channel_id), turn.thread_ts):
+            # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
+            self.notices.waiting(turn)
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation."""
@@ -131,8 +132,9 @@ class Relay:
             except Exception as exc:
                 log.warning("could not look for orphaned turns error=%s", type(exc).__name__)
 
-    def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> None:
-        """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads)."""
+    def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
+        """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).
+        True when the binding's worker was already at work."""
         running = self._workers.get(key)
         if running is not None and not running.done():
             self._again.add(key)  # it looks at the store once more before it stops
@@ -140,9 +142,11 @@ class Relay:
                 if thread_ts is not None and key in self._thread_wakes:
                     self._thread_wakes[key][thread_ts] = None
                 self._nudges[key].set()
-        elif not self._closing:
+            return True
+        if not self._closing:
             task = self._workers[key] = self.spawn(self._work(key))
             task.add_done_callback(functools.partial(self._forget, key))
+        return False
 
     def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._workers.get(key) is task:

@@ -62,7 +62,7 @@ _CLIENT_ONLY = frozenset(
     }
 )
 UNLOCK_TIMEOUT = 5.0
-ACCEPT_CONNECTIONS = 2
+ACCEPT_CONNECTIONS = 1
 # One statement, so one round trip: the event is marked seen and its turn inserted together, or neither.
 _ACCEPT = (
     "WITH seen AS (INSERT INTO seen_events (event_id) VALUES ($8) ON CONFLICT DO NOTHING RETURNING 1)"
