@@ -105,7 +105,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert any(line.startswith("ok   slack: auth.test") and "T0123ABCD" in line for line in lines)
         assert any(line.startswith("ok   letta:") and "0.11.7" in line for line in lines)
         assert any("auto picks server" in line for line in lines)
-        assert any(line.startswith("ok   database:") and "schema v3" in line for line in lines)
+        assert any(line.startswith("ok   database:") and "schema v4" in line for line in lines)
         assert letta.requests[-1].headers.get("x-project") == "proj-1"
         assert any(line.startswith("ok   conversations: this server has none: the bridge keeps one context per agent")
                    for line in lines)
@@ -137,7 +137,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         done = run_cli(dict(env, DATABASE_URL=url), "check")
         assert done.returncode == 0, done.stdout + done.stderr
         assert not any(line.startswith("warn") for line in done.stdout.splitlines())
-        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v3" in line
+        assert any(line.startswith("ok   database: postgresql://bridge:***@") and "schema v4" in line
                    for line in done.stdout.splitlines()), done.stdout
         assert "pw-never-shown" not in done.stdout + done.stderr
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")
