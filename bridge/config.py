@@ -89,7 +89,7 @@ class Settings(BaseSettings):
 
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
     # Turns running at once across channels. High enough that a burst over many channels (a start-up after an
-    # outage) never waits in rounds: a turn waiting on Letta costs about 30 KiB and one socket, so the limit
+    # outage) never waits in rounds: a turn waiting on Letta holds little memory and one socket, so the limit
     # only guards against runaway memory. On Postgres each send also holds a connection for its agent lock,
     # at most POSTGRES_LOCK_CONNECTIONS (app.py) at once, so the database's connection limit is never reached.
     max_concurrent_turns: int = Field(default=256, ge=1)
