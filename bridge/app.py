@@ -123,6 +123,7 @@ class Bridge:
             settings, self.store, self.chooser, poster, Directory(self.slack), self.configurator.default_binding, live
         )
         worker.metrics = self.metrics
+        self.worker = worker
         leases = BindingLeases(self.store, settings.turn_lease_seconds)
         self.relay = Relay(
             self.store,
@@ -165,7 +166,8 @@ class Bridge:
 
     async def handle_slack(self, request: web.Request) -> web.Response:
         with log_context(request_id=uuid.uuid4().hex[:12]):
-            return await self._handle_slack(request)
+            async with self.worker.ack_first.answering():
+                return await self._handle_slack(request)
 
     async def _handle_slack(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -27,6 +27,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster, SlackPostError
 from bridge.store.base import BindingTranscript, OutboxItem, Store, TurnJournal
 from bridge.store.conversations import thread_scope
+from bridge.store.locks import AckFirst
 from bridge.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class TurnWorker:
         # Per running fresh turn: what it owes the thread, as added by this run (nothing else can be owed), so
         # that posting does not read the outbox back after every reply.
         self._owed: dict[int, list[OutboxItem]] = {}
+        self.ack_first = AckFirst()  # app.py marks each Slack request it answers
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
         )
@@ -138,6 +140,7 @@ class TurnWorker:
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed
         )
+        await self.ack_first.give_way()
         if not job.resumed:
             self._owed[job.turn_id] = []
         try:
@@ -255,6 +258,7 @@ class TurnWorker:
             turn_input = replace(turn_input, threads=threads)
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
+            await self.ack_first.give_way()
             if isinstance(event, AgentReply):
                 replies += 1
                 await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
@@ -332,6 +336,7 @@ class TurnWorker:
             for index, part in enumerate(parts):
                 if index in item.posted:
                     continue
+                await self.ack_first.give_way()
                 ts = None
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text)
