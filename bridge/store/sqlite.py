@@ -31,6 +31,7 @@ from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 T = TypeVar("T")
+WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
 Params = tuple[Any, ...]
 
 
@@ -64,7 +65,8 @@ class SqliteStore:
         # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
         # acknowledgement's write never waits behind them on the writer's thread.
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = UrgentFirstLock()
+        self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
+        self._queued = asyncio.Semaphore(WRITES_QUEUED)
         # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}
@@ -91,11 +93,16 @@ class SqliteStore:
 
     async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
         """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
-        there back to back, so the write lock is held for the database's own time, not for as many turns of a
-        busy event loop as the transaction has statements."""
+        there back to back, queued on that thread without waiting for the event loop between two of them (a
+        lock handed from one writer to the next would cost a turn of a busy loop each, and bound the writes).
+        Bookkeeping has at most WRITES_QUEUED transactions waiting there, so an urgent one (a new event, which
+        Slack waits for) is never far from the front. The rare multi-statement transaction (`_write`) holds the
+        write lock; a single-trip one that finds it open goes after it."""
         db = self.db
 
-        def run(conn: sqlite3.Connection) -> T:
+        def run(conn: sqlite3.Connection) -> tuple[bool, T | None]:
+            if conn.in_transaction:  # a `_write` transaction is between two of its statements
+                return False, None
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
@@ -103,10 +110,17 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return result
+            return True, result
 
-        async with self._write_lock.hold(urgent):
-            return await _in_thread(db, run)
+        if urgent:
+            done, result = await _in_thread(db, run)
+        else:
+            async with self._queued:
+                done, result = await _in_thread(db, run)
+        if not done:
+            async with self._write_lock.hold(urgent):
+                done, result = await _in_thread(db, run)
+        return result  # type: ignore[return-value]  # T, as `work` returned it
 
     @property
     def _reads(self) -> aiosqlite.Connection:
