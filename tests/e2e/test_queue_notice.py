@@ -37,7 +37,7 @@ def test_a_thread_waiting_behind_many_mentions_gets_one_notice_kept_current(tmp_
         assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
         try:
-            letta.set_delay(alice, 8.0)  # the first turn holds the channel while the thread fills up
+            letta.set_delay(alice, 12.0)  # the first turn holds the channel while the thread fills up
             root, _ = bridge.mention("the first question", CHANNEL)
             letta.wait_for(lambda: len(letta.inputs) == 1, 10)
             letta.set_delay(alice, 0.0)

@@ -54,7 +54,7 @@ def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg
         stores = [open_store(pg_url) for _ in range(4)]
         await asyncio.gather(*(s.open() for s in stores))
         try:
-            assert {await s.schema_version() for s in stores} == {3}
+            assert {await s.schema_version() for s in stores} == {4}
             assert isinstance(stores[0], PostgresStore)
             assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == 2
             for thread in range(10):
