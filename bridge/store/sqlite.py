@@ -31,7 +31,7 @@ from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 T = TypeVar("T")
-WRITES_QUEUED = 16  # bookkeeping transactions waiting on the writer's thread at once
+WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
 Params = tuple[Any, ...]
 
 
