@@ -34,8 +34,8 @@ def kind_by_scheme(base_url: str) -> ServerKind | None:
 
 
 async def server_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind:
-    """An App Server answers `GET /app-server-info` (200, or 401 to a wrong token); a REST server has no such
-    route. A server that does not answer at all is taken for REST, as before (its own checks say why)."""
+    """An App Server answers `GET /app-server-info` (200, or its own 401 to a wrong token); a REST server has no
+    such route. A server that does not answer at all is taken for REST, as before (its own checks say why)."""
     by_scheme = kind_by_scheme(base_url)
     if by_scheme is not None:
         return by_scheme
@@ -48,17 +48,31 @@ async def server_kind(base_url: str, api_key: str | None = None, within: float =
             response = await client.get(http + "/app-server-info", headers=headers)
     except httpx.HTTPError:
         return "rest"
-    if response.status_code == 401 or (response.status_code == 200 and _is_info(response)):
+    if response.status_code == 200 and _is_info(response):
+        return "app-server"
+    if response.status_code == 401 and _app_server_refusal(response):
         return "app-server"
     return "rest"
 
 
-def _is_info(response: httpx.Response) -> bool:
+def _body(response: httpx.Response) -> object:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        return False
+        return None
+
+
+def _is_info(response: httpx.Response) -> bool:
+    body = _body(response)
     return isinstance(body, dict) and ("protocol_version" in body or "letta_code_version" in body)
+
+
+def _app_server_refusal(response: httpx.Response) -> bool:
+    """The App Server refuses a token as `{"error": "missing|invalid websocket bearer token"}`
+    (app-server/auth-http-app-server-info-*.json); a REST server with a password answers every route with
+    `{"detail": "Unauthorized"}` (0.16.8/auth-missing.json), so a 401 alone says nothing about the kind."""
+    body = _body(response)
+    return isinstance(body, dict) and "bearer token" in str(body.get("error", ""))
 
 
 class AppServerLetta(LettaClient):
