@@ -12,7 +12,10 @@ from bridge.domain import Turn
 from bridge.store import StoreError, open_store
 from bridge.store.base import display_url
 from bridge.store.postgres import PostgresStore, connect_options
+from bridge.store.schema import SQLITE_MIGRATIONS
 from tests.pg import PgServer
+
+LATEST = len(SQLITE_MIGRATIONS)  # the schema version a fresh database reaches
 
 
 def test_paas_urls_keep_sslmode_and_lose_libpq_only_options() -> None:
@@ -54,9 +57,9 @@ def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg
         stores = [open_store(pg_url) for _ in range(4)]
         await asyncio.gather(*(s.open() for s in stores))
         try:
-            assert {await s.schema_version() for s in stores} == {4}
+            assert {await s.schema_version() for s in stores} == {LATEST}
             assert isinstance(stores[0], PostgresStore)
-            assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == 3
+            assert await stores[0].pool.fetchval("SELECT count(*) FROM schema_version") == LATEST - 1
             for thread in range(10):
                 made = [f"conv-{thread}-{n}" for n in range(len(stores))]
                 puts = [s.put_conversation(("T1", "C1", f"{thread}.0"), "agent-a", c) for s, c in zip(stores, made)]
