@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,13 +19,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 
-def build() -> web.Application:
+def build(record: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> web.Application:
+    """The app; `record` runs inside the listener, before the acknowledgement (bench/recording_app.py)."""
     client = AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
     app = AsyncApp(client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"], process_before_response=True)
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any]) -> None:
-        return None
+        if record is not None:
+            await record(body)
 
     async def handle_slack(request: web.Request) -> web.Response:
         bolt_response = await app.async_dispatch(await to_bolt_request(request))
@@ -39,8 +42,8 @@ def build() -> web.Application:
     return web_app
 
 
-async def serve() -> None:
-    runner = web.AppRunner(build(), access_log=None)
+async def serve(app: web.Application | None = None) -> None:
+    runner = web.AppRunner(app or build(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000")))
     await site.start()

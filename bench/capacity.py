@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from bench.fakes_proc import Crew, FakesProcess, Post, Span
 from bench.floor import floor_fanout
-from bench.load import Outcome, burst, in_turn, mentions
+from bench.load import Outcome, burst, in_turn, mentions, open_loop
 from bench.report import Figure
 from bench.stage import Options, Stage, fakes, server, stage
 from bench.stats import in_order, ratio
@@ -20,6 +21,7 @@ FANOUT_RATIO = 1.15
 BUSY_RATIO = 1.1
 RSS_MB = 150.0
 START_SECONDS = 2.0
+NOTICE_CALLS = 10
 
 DEFAULT_LIMIT = Settings.model_fields["max_concurrent_turns"].default
 
@@ -192,6 +194,56 @@ def busy(opts: Options, runner: str) -> Figure:
         f"in order, ≤ {BUSY_RATIO:g}x {n} Letta turns",
         f"{'in order' if ordered else 'OUT OF ORDER'}, {r:.3f}x ({wall:.2f} s vs {letta:.2f} s)",
         ordered and r <= BUSY_RATIO and got - before >= 2 * n,
+        note,
+        data,
+    )
+
+
+def notices(opts: Options) -> Figure:
+    """Mentions queued in one thread behind a turn that holds the channel: the Slack calls of its queue notice."""
+    n = opts.notice_mentions
+    with stage("notices", "bridge", opts, channels=2) as st:
+        _warm(st)
+        crew = st.crews[0]
+        ids = [a for a, _ in crew.agents]
+        st.fakes.call("set_delay", ids[:1], 2.0)  # the thread's first turn holds the channel
+        [root] = mentions([crew.channel], 1, "first")
+        asyncio.run(in_turn(st.bridge.url, [root]))
+        time.sleep(0.3)
+        st.fakes.call("set_delay", ids, opts.notice_agent_delay)
+        deliveries = mentions([crew.channel], n, "and also", thread_ts=root.ts)
+        began = time.monotonic()
+        outcomes = asyncio.run(open_loop(st.bridge.url, deliveries, opts.ack_rate))
+        done = st.fakes.wait_done(
+            [(d.channel, d.ts) for d in [root, *deliveries]], 60 + 10 * n * opts.notice_agent_delay
+        )
+        drained = time.monotonic() - began
+        calls = st.fakes.call("notice_calls", crew.channel, root.ts)
+        spans: list[Span] = st.fakes.call("letta_spans")
+    total = calls["posts"] + calls["edits"]
+    asked = [int(m[-1]) for _, text, _, _ in spans if (m := re.findall(r"and also #(\d+)", text))]
+    ordered = asked[::2] == list(range(n)) == asked[1::2]  # each mention to both agents, in the order sent
+    data = {
+        "queued_mentions": n,
+        "turns_done": done,
+        "in_order": ordered,
+        "notice_posts": calls["posts"],
+        "notice_edits": calls["edits"],
+        "drain_s": round(drained, 2),
+        "acks_not_200": sum(o.status != 200 for o in outcomes),
+    }
+    note = (
+        f"{n} mentions sent at {opts.ack_rate:g}/s into one thread while its first turn holds the channel for 2 s; "
+        f"then each agent answers in {opts.notice_agent_delay:g} s, and the queue drained {drained:.1f} s after the "
+        f"burst began. Baseline: one notice per queued mention, as before, is {n} calls. The thread's one notice was "
+        f"posted {calls['posts']} time(s) and edited {calls['edits']} times; all {done} turns finished."
+    )
+    return Figure(
+        "notice_calls",
+        f"Slack calls for {n} queued mentions in one thread",
+        f"≤ {NOTICE_CALLS}",
+        f"{total} calls ({calls['posts']} post, {calls['edits']} edits; {n} before)",
+        total <= NOTICE_CALLS and done == n + 1 and ordered,
         note,
         data,
     )

@@ -156,6 +156,17 @@ class Host:
     def set_token_delay(self, seconds: float) -> None:
         self.letta.token_delay = seconds
 
+    def notice_calls(self, channel: str, thread_ts: str | None = None) -> dict[str, int]:
+        """The Slack calls the bridge made for queue notices in a channel (a thread): posts, and edits of them."""
+        posts = [
+            c
+            for c in self.slack.posts(channel, thread_ts)
+            if str(c.args.get("text", "")).startswith("Queued") and c.response
+        ]
+        ts = {str(c.response["ts"]) for c in posts if c.response}
+        edits = [c for c in self.slack.calls_to("chat.update") if c.ok and c.args.get("ts") in ts]
+        return {"posts": len(posts), "edits": len(edits)}
+
     def letta_send_count(self) -> int:
         return len(self.letta.sends())
 

@@ -37,12 +37,15 @@ class Outcome:
     late: float  # seconds the request left after its slot (open loop only)
 
 
-def mentions(channels: Sequence[str], count: int, text: str = "what should we ship first?") -> list[Delivery]:
-    """`count` mentions, round-robin over `channels`, each signed now (Bolt accepts 5 minutes of skew)."""
+def mentions(
+    channels: Sequence[str], count: int, text: str = "what should we ship first?", thread_ts: str | None = None
+) -> list[Delivery]:
+    """`count` mentions, round-robin over `channels` (inside one thread with `thread_ts`), each signed now (Bolt
+    accepts 5 minutes of skew)."""
     out = []
     for i in range(count):
         channel = channels[i % len(channels)]
-        event = mention_event(f"{text} #{i}", channel=channel)
+        event = mention_event(f"{text} #{i}", channel=channel, thread_ts=thread_ts)
         body = event_body(event)
         out.append(Delivery(channel, event["ts"], body, signed_headers(SIGNING_SECRET, body, JSON)))
     return out

@@ -23,7 +23,12 @@ from tests.e2e.harness import REPO, base_env, free_port
 
 TEAM_ID = "T0123ABCD"  # the fake Slack's workspace, which the bot token belongs to
 
-MODULES = {"bridge": ("bridge", "serve"), "bare": ("bench.bare_app",), "null": ("bench.null_app",)}
+MODULES = {
+    "bridge": ("bridge", "serve"),
+    "bare": ("bench.bare_app",),
+    "recording": ("bench.recording_app",),
+    "null": ("bench.null_app",),
+}
 
 
 def bridge_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) -> dict[str, str]:

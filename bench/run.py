@@ -31,6 +31,9 @@ Step = Callable[[Options], list[Figure]]
 STEPS: dict[str, Step] = {
     "startup": lambda o: [capacity.startup(o)],
     "store": lambda o: [store_bench.sqlite(o), store_bench.postgres(o)],
+    "backlog": lambda o: [store_bench.backlog_sqlite(o), store_bench.backlog_postgres(o)],
+    "burst": lambda o: [latency.burst(o)],
+    "notices": lambda o: [capacity.notices(o)],
     "overhead": lambda o: [latency.overhead(o, r) for r in RUNNERS],
     "first-reply": lambda o: [latency.first_reply(o, r) for r in RUNNERS] + [latency.first_draft(o)],
     "busy": lambda o: [capacity.busy(o, r) for r in RUNNERS],
@@ -41,7 +44,19 @@ STEPS: dict[str, Step] = {
     "memory": lambda o: [capacity.memory(o)],
     "ack": latency.ack,
 }
-ORDER = ("ack", "overhead", "fanout", "busy", "first-reply", "memory", "startup", "store")
+ORDER = (
+    "ack",
+    "burst",
+    "overhead",
+    "fanout",
+    "busy",
+    "notices",
+    "first-reply",
+    "memory",
+    "startup",
+    "store",
+    "backlog",
+)
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
@@ -53,9 +68,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         type=Path,
         help="where to write the JSON (default bench/results.json; bench/out/results-quick.json with --quick)",
     )
-    parser.add_argument(
-        "--readme", action="store_true", help="rewrite the tables in README.md and docs/benchmarks.md"
-    )
+    parser.add_argument("--readme", action="store_true", help="rewrite the tables in README.md and docs/benchmarks.md")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite those tables from the results file; run nothing"
     )

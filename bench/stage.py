@@ -32,6 +32,10 @@ class Options:
     fanout_agent_delay: float = 2.0  # seconds Letta takes per agent send (bridge runner)
     busy_mentions: int = 20
     busy_agent_delay: float = 0.25
+    notice_mentions: int = 100  # mentions queued in one thread behind a turn that holds the channel
+    notice_agent_delay: float = 0.05
+    store_backlog: int = 10_000  # the long queue of the store's per-turn cost figure (the short one is 10)
+    store_cycles: int = 1000
     memory_turns: int = 1000
     startup_runs: int = 3
     store_events: int = 10_000
@@ -55,6 +59,9 @@ class Options:
             fanout_agent_delay=0.5,
             busy_mentions=5,
             busy_agent_delay=0.1,
+            notice_mentions=20,
+            store_backlog=1000,
+            store_cycles=200,
             memory_turns=100,
             startup_runs=1,
             store_events=1000,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,9 +14,11 @@ import aiosqlite
 
 from bench.report import Figure, not_measured
 from bench.stage import Options
-from bench.stats import ratio
+from bench.stats import ratio, summary
 from bridge.domain import Turn
-from bridge.store import open_store
+from bridge.store import Store, open_store
+
+BACKLOG_RATIO = 1.2
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,116 @@ def postgres(opts: Options) -> Figure:
         correct,
         "The same events as for SQLite, one `accept_turn` after another, on a throwaway PostgreSQL 15 on loopback. "
         "Baseline in the same run: one raw INSERT per event on one connection.",
-        {"events": len(batch), "duplicates": dups, "accepted": accepted, "duplicates_dropped": dropped,
-         "events_per_s": round(rate), "raw_insert_events_per_s": round(raw_rate)},
+        {
+            "events": len(batch),
+            "duplicates": dups,
+            "accepted": accepted,
+            "duplicates_dropped": dropped,
+            "events_per_s": round(rate),
+            "raw_insert_events_per_s": round(raw_rate),
+        },
     )
+
+
+async def _fill(store: Store, backlog: int, channel: str) -> None:
+    """`backlog` unfinished turns queued in one binding (not timed)."""
+    for i in range(backlog):
+        turn = Turn("T0123ABCD", channel, f"1600000000.{i:06d}", f"1600000000.{i:06d}", "U1", f"queued {i}", f"Q{i}")
+        await store.accept_turn(turn, f"otid-q{i}")
+
+
+async def _cycles(urls: dict[int, str], cycles: int) -> dict[str, dict[str, list[float]]]:
+    """Per turn, what the relay asks the store: accept a new turn, then take the binding's next one (timed);
+    finish it, so the backlog stays the same (not timed). Two stores, a short and a long backlog, alternating
+    turn by turn so that both see the same machine noise. The old way, listing the binding's unfinished turns,
+    is timed alongside for the record."""
+    stores = {}
+    for size, url in urls.items():
+        store = open_store(url)
+        await store.open()
+        await _fill(store, size, "CBACKLOG1")
+        stores[size] = store
+    times: dict[str, dict[str, list[float]]] = {str(s): {"accept": [], "next": [], "list": []} for s in stores}
+    try:
+        for i in range(cycles):
+            for size, store in stores.items():
+                turn = Turn(
+                    "T0123ABCD", "CBACKLOG1", f"1700000000.{i:06d}", f"1700000000.{i:06d}", "U1", "new", f"N{i}"
+                )
+                began = time.perf_counter()
+                await store.accept_turn(turn, f"otid-n{i}")
+                accepted = time.perf_counter()
+                pending = await store.next_turn("T0123ABCD", "CBACKLOG1")
+                took = time.perf_counter()
+                assert pending is not None
+                await store.finish_turn(pending.turn_id, "done")
+                if i % 10 == 0:
+                    listed = time.perf_counter()
+                    await store.unfinished_turns("T0123ABCD", "CBACKLOG1")
+                    times[str(size)]["list"].append(time.perf_counter() - listed)
+                times[str(size)]["accept"].append(accepted - began)
+                times[str(size)]["next"].append(took - accepted)
+    finally:
+        for store in stores.values():
+            await store.close()
+    return times
+
+
+def _backlog_figure(key: str, backend: str, opts: Options, times: dict[str, dict[str, list[float]]]) -> Figure:
+    short, long = "10", str(opts.store_backlog)
+    per_turn = {
+        size: statistics.median(a + n for a, n in zip(times[size]["accept"], times[size]["next"], strict=True))
+        for size in (short, long)
+    }
+    r = ratio(per_turn[long], per_turn[short])
+    listing = {size: statistics.median(times[size]["list"]) for size in (short, long)}
+    data = {
+        "cycles": opts.store_cycles,
+        "per_turn_ms_median": {size: round(v * 1000, 3) for size, v in per_turn.items()},
+        "accept_ms": {size: summary(times[size]["accept"], 1000) for size in (short, long)},
+        "next_turn_ms": {size: summary(times[size]["next"], 1000) for size in (short, long)},
+        "listing_the_queue_ms_median": {size: round(v * 1000, 3) for size, v in listing.items()},
+    }
+    note = (
+        f"{opts.store_cycles} turns through each of two stores whose binding has {short} and {int(long):,} turns "
+        "queued, "
+        f"alternating: `accept_turn` of a new turn plus `next_turn` (the binding's oldest, one indexed row) per turn, "
+        f"median {per_turn[short] * 1000:.3f} ms and {per_turn[long] * 1000:.3f} ms. For the record, listing the "
+        f"binding's unfinished turns (what each mention and each turn used to do) takes {listing[short] * 1000:.2f} ms "
+        f"and {listing[long] * 1000:.2f} ms."
+    )
+    return Figure(
+        key,
+        f"Store, {backend}: accept + next turn with {int(long):,} turns queued vs {short}",
+        f"ratio ≤ {BACKLOG_RATIO:g}",
+        f"{r:.2f} ({per_turn[long] * 1000:.3f} ms vs {per_turn[short] * 1000:.3f} ms)",
+        r <= BACKLOG_RATIO,
+        note,
+        data,
+    )
+
+
+def backlog_sqlite(opts: Options) -> Figure:
+    folder = opts.out / "store-backlog"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db*"):
+        stale.unlink()
+    urls = {size: f"sqlite:///{folder}/backlog-{size}.db" for size in (10, opts.store_backlog)}
+    times = asyncio.run(_cycles(urls, opts.store_cycles))
+    return _backlog_figure("store_backlog_sqlite", "SQLite", opts, times)
+
+
+def backlog_postgres(opts: Options) -> Figure:
+    from tests.pg import PgServer
+
+    server = PgServer.find()
+    title = "Store, Postgres: accept + next turn, long queue vs short"
+    if server is None:
+        return not_measured("store_backlog_postgres", title, f"ratio ≤ {BACKLOG_RATIO:g}", "no PostgreSQL binaries")
+    server.start()
+    try:
+        urls = {size: server.create_database(f"backlog{size}") for size in (10, opts.store_backlog)}
+        times = asyncio.run(_cycles(urls, opts.store_cycles))
+    finally:
+        server.stop()
+    return _backlog_figure("store_backlog_postgres", "Postgres", opts, times)

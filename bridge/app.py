@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
+# MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
+POSTGRES_LOCK_CONNECTIONS = 16
+
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -135,7 +139,7 @@ class Bridge:
         self.store: Store = open_store(
             settings.database_url,
             pool_size=settings.database_pool_size,
-            lock_connections=settings.max_concurrent_turns,
+            lock_connections=min(settings.max_concurrent_turns, POSTGRES_LOCK_CONNECTIONS),
             serving=True,
         )
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
@@ -167,6 +171,7 @@ class Bridge:
             live,
         )
         worker.metrics = self.metrics
+        self.worker = worker
         leases = BindingLeases(self.store, settings.turn_lease_seconds)
         self.relay = Relay(
             self.store,
@@ -311,7 +316,8 @@ class Bridge:
 
     async def handle_slack(self, request: web.Request) -> web.Response:
         with log_context(request_id=uuid.uuid4().hex[:12]):
-            return await self._handle_slack(request)
+            async with self.worker.ack_first.answering():
+                return await self._handle_slack(request)
 
     async def _handle_slack(self, request: web.Request) -> web.Response:
         body = await read_body(request, self.settings.http_body_timeout)

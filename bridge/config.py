@@ -138,7 +138,11 @@ class Settings(BaseSettings):
     turn_deadline_seconds: float = Field(default=600.0, gt=0)
     # How often a running turn looks whether another process stopped it (0: never; a stop here is immediate).
     turn_stop_poll_seconds: float = Field(default=2.0, ge=0)
-    max_concurrent_turns: int = Field(default=16, ge=1)
+    # Turns running at once across channels. High enough that a burst over many channels (a start-up after an
+    # outage) never waits in rounds: a turn waiting on Letta holds little memory and one socket, so the limit
+    # only guards against runaway memory. On Postgres each send also holds a connection for its agent lock,
+    # at most POSTGRES_LOCK_CONNECTIONS (app.py) at once, so the database's connection limit is never reached.
+    max_concurrent_turns: int = Field(default=256, ge=1)
     # A PaaS kills 30 s after SIGTERM; finish or record what is in flight well before that.
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=25)
 

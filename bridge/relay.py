@@ -3,11 +3,13 @@
 A mention is recorded in the store before Slack is acknowledged, and run by `turns.TurnWorker` in a task the
 relay owns. The store is the queue: a binding's worker takes its unfinished turns from the store, oldest
 first, one at a time, and only while this process holds the binding's lease, so that several processes sharing
-one database run each binding's turns once and in order. A turn accepted here for a binding another process
-holds is left to that process. Where a binding's threads are Letta conversations (`threads.py`), its turns are
-ordered per thread instead: each thread's turns one at a time, different threads at once, all under the
-binding's lease. On start, and every few seconds, bindings whose process stopped or died are taken over; on
-stop, running turns get a grace period and are then cancelled, staying recorded for the next start.
+one database run each binding's turns once and in order. The worker asks the store for the next turn only (one
+indexed row), never for the whole queue, so a backlog of any length costs each turn the same. A turn accepted
+here for a binding another process holds is left to that process. Where a binding's threads are Letta
+conversations (`threads.py`), its turns are ordered per thread instead: each thread's turns one at a time,
+different threads at once, all under the binding's lease. On start, and every few seconds, bindings whose
+process stopped or died are taken over; on stop, running turns get a grace period and are then cancelled,
+staying recorded for the next start.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from bridge.domain import Turn
 from bridge.logs import log_context, logged
 from bridge.metrics import UNMETERED, Metrics
+from bridge.notices import QueueNotices
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -30,8 +33,8 @@ from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
 
-QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 FRESH_KEPT = 10_000
+DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
 
 
 class RelayClosing(Exception):
@@ -58,11 +61,14 @@ class Relay:
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
+        self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
+        self._depth_at: dict[tuple[str, str], float] = {}
         self._fresh: dict[int, str] = {}  # turns accepted here and not yet started -> the request that brought them
         self._failed: set[int] = set()  # turns whose run crashed in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_concurrent)
+        self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel)
         self._closing = False
 
     @property
@@ -97,8 +103,9 @@ class Relay:
         self._fresh[turn_id] = str(logged("request_id") or "")
         if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
             del self._fresh[next(iter(self._fresh))]
-        self._wake((turn.team_id, turn.channel_id))
-        self.spawn(self._tell_queued(turn, turn_id))
+        if self._wake((turn.team_id, turn.channel_id), turn.thread_ts):
+            # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
+            self.notices.waiting(turn)
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation."""
@@ -108,13 +115,13 @@ class Relay:
 
     async def resume(self) -> int:
         """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""
-        pending = await self._store.unfinished_turns()
+        pending = await self._store.count_unfinished()
         await self._sweep()
         if pending:
-            log.info("resuming unfinished turns count=%d", len(pending))
+            log.info("resuming unfinished turns count=%d", pending)
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), context=contextvars.Context())
-        return len(pending)
+        return pending
 
     async def _sweep(self) -> None:
         for key in await self._store.orphaned_bindings():
@@ -129,16 +136,21 @@ class Relay:
             except Exception as exc:
                 log.warning("could not look for orphaned turns error=%s", type(exc).__name__)
 
-    def _wake(self, key: tuple[str, str]) -> None:
-        """Make sure a worker looks at the binding's unfinished turns."""
+    def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
+        """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).
+        True when the binding's worker was already at work."""
         running = self._workers.get(key)
         if running is not None and not running.done():
             self._again.add(key)  # it looks at the store once more before it stops
             if key in self._nudges:
+                if thread_ts is not None and key in self._thread_wakes:
+                    self._thread_wakes[key][thread_ts] = None
                 self._nudges[key].set()
-        elif not self._closing:
+            return True
+        if not self._closing:
             task = self._workers[key] = self.spawn(self._work(key))
             task.add_done_callback(functools.partial(self._forget, key))
+        return False
 
     def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._workers.get(key) is task:
@@ -170,56 +182,82 @@ class Relay:
                 while not self._closing and await self._run_next(key):
                     pass
             # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
-            if not await self._pending(key) and key not in self._again:
+            if await self._next(key) is None and key not in self._again:
                 return
 
-    async def _pending(self, key: tuple[str, str]) -> list[Job]:
-        pending = [p for p in await self._store.unfinished_turns(*key) if p.turn_id not in self._failed]
-        self._metrics.depth(f"{key[0]}:{key[1]}", len(pending))
-        # A turn accepted here and not started yet cannot have posted anything; any other may have.
-        return [Job(p.turn, p.turn_id, p.otid, resumed=p.turn_id not in self._fresh) for p in pending]
+    async def _next(self, key: tuple[str, str], thread_ts: str | None = None) -> Job | None:
+        """The binding's (the thread's) oldest unfinished turn, as one indexed row; None when there is none."""
+        pending = await self._store.next_turn(*key, thread_ts, skip=self._failed)
+        await self._gauge(key, empty=pending is None and thread_ts is None)
+        if pending is None:
+            return None
+        # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
+        resumed = pending.started or pending.turn_id not in self._fresh
+        return Job(pending.turn, pending.turn_id, pending.otid, resumed=resumed)
+
+    async def _gauge(self, key: tuple[str, str], empty: bool) -> None:
+        """The queue depth gauge: counted at most every DEPTH_EVERY seconds per binding, so that a long queue
+        does not make each turn slower; 0 as soon as the binding's queue is seen empty."""
+        now = asyncio.get_running_loop().time()
+        if not empty and now - self._depth_at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
+            return
+        self._depth_at[key] = now
+        depth = 0 if empty and not self._failed else await self._store.count_unfinished(*key)
+        self._metrics.depth(f"{key[0]}:{key[1]}", depth)
 
     async def _run_threads(self, key: tuple[str, str]) -> None:
         """Each thread's turns in order, different threads at the same time, until none is left (or the bridge
-        stops: running turns finish, no new one starts). A turn accepted meanwhile nudges it to look again."""
+        stops: running turns finish, no new one starts). A turn accepted meanwhile nudges it to look at its
+        thread; the binding's threads are read from the store once, when it starts."""
         nudge = self._nudges[key] = asyncio.Event()
+        wanted = self._thread_wakes[key] = {}
+        again: set[str] = set()  # threads whose task must look once more before it stops
         threads: dict[str, asyncio.Task[None]] = {}
         try:
+            for thread_ts in await self._store.waiting_threads(*key):
+                wanted[thread_ts] = None
             while True:
                 nudge.clear()
                 if not self._closing:
-                    for job in await self._pending(key):
-                        running = threads.get(job.turn.thread_ts)
+                    for thread_ts in list(wanted):
+                        running = threads.get(thread_ts)
                         if running is None or running.done():
-                            threads[job.turn.thread_ts] = asyncio.create_task(self._run_thread(key, job.turn.thread_ts))
-                live = {task for task in threads.values() if not task.done()}
-                if not live:
+                            threads[thread_ts] = asyncio.create_task(self._run_thread(key, thread_ts, again))
+                        else:
+                            again.add(thread_ts)
+                wanted.clear()
+                threads = {t: task for t, task in threads.items() if not task.done()}
+                if not threads:
                     return
                 woken = asyncio.ensure_future(nudge.wait())
-                await asyncio.wait({*live, woken}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({*threads.values(), woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
         finally:
             self._nudges.pop(key, None)
+            self._thread_wakes.pop(key, None)
             for task in threads.values():
                 task.cancel()
             await asyncio.gather(*threads.values(), return_exceptions=True)
 
-    async def _run_thread(self, key: tuple[str, str], thread_ts: str) -> None:
+    async def _run_thread(self, key: tuple[str, str], thread_ts: str, again: set[str]) -> None:
         try:
             while not self._closing:
-                pending = [job for job in await self._pending(key) if job.turn.thread_ts == thread_ts]
-                if not pending:
+                again.discard(thread_ts)
+                job = await self._next(key, thread_ts)
+                if job is None:
+                    if thread_ts in again:  # a turn was accepted into the thread while the query ran
+                        continue
                     return
-                await self._run_job(key, pending[0])
+                await self._run_job(key, job)
         except Exception as exc:  # the database failed: the turns stay recorded for the sweep
             log.warning("thread worker stopped binding=%s:%s error=%s", *key, type(exc).__name__)
 
     async def _run_next(self, key: tuple[str, str]) -> bool:
         """Run the binding's oldest unfinished turn; False when there is none."""
-        pending = await self._pending(key)
-        if not pending:
+        job = await self._next(key)
+        if job is None:
             return False
-        await self._run_job(key, pending[0])
+        await self._run_job(key, job)
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
@@ -243,25 +281,6 @@ class Relay:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
 
-    async def _tell_queued(self, turn: Turn, turn_id: int) -> None:
-        try:
-            unfinished = await self._store.unfinished_turns(turn.team_id, turn.channel_id)
-            earlier = [p for p in unfinished if p.turn_id < turn_id]
-            if not earlier:
-                return  # the usual case, settled without asking how the binding's threads run
-            where = "channel"
-            if await self._worker.threads.in_parallel(turn.team_id, turn.channel_id):
-                earlier, where = [p for p in earlier if p.turn.thread_ts == turn.thread_ts], "thread"
-            ahead = len(earlier)
-            if not ahead:
-                return
-            text = QUEUED.format(count=ahead, s="" if ahead == 1 else "s", where=where)
-            poster = await self._poster_of(turn.team_id)
-            for part in poster.parts(None, text):
-                await poster.post(turn.channel_id, turn.thread_ts, part)
-        except Exception as exc:  # a notice that cannot be given never stops anything
-            log.info("could not say the turn is queued channel=%s error=%s", turn.channel_id, type(exc).__name__)
-
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""
         return self._poster
@@ -273,6 +292,7 @@ class Relay:
         by another process as soon as this one has let its lease go).
         """
         self._closing = True
+        await self.notices.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -32,6 +32,7 @@ from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
 from bridge.store.base import BindingTranscript, Store
 from bridge.store.conversations import thread_scope
+from bridge.store.locks import AckFirst
 from bridge.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class TurnWorker:
         self._poster = poster
         self._directory = directory
         self._live = live or LiveMessages(poster.client, mode=settings.slack_live_replies)
+        self.ack_first = AckFirst()  # app.py marks each Slack request it answers; turns give way to them
         self._redactor = Redactor(settings.secrets())
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
@@ -128,6 +130,7 @@ class TurnWorker:
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
         resumed."""
+        await self.ack_first.give_way()
         turn, s = job.turn, self._settings
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed
@@ -271,6 +274,7 @@ class TurnWorker:
             turn_input = replace(turn_input, threads=threads)
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
+            await self.ack_first.give_way()
             if isinstance(event, AgentReply) and not event.text.strip():
                 failures += 1  # nothing to post, and not a success either: the thread is told
                 await self._owe(job, f"fail:{event.step}:{event.index}", EMPTY_REPLY.format(agent=event.agent_name))
@@ -336,6 +340,7 @@ class TurnWorker:
             if by is not None:
                 raise TurnStopped(by)
         for item in pending:
+            await self.ack_first.give_way()
             if item.source.startswith(NOTES):
                 parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
             else:

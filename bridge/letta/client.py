@@ -61,6 +61,11 @@ LIST_CAP = 500
 PAGE_SIZE = 100
 
 
+# Idle connections kept for the next send. httpcore looks at every pooled connection (a syscall for each idle one)
+# whenever a request needs one, so a pool that kept hundreds after a burst made each later send slower.
+KEEPALIVE = 32
+
+
 class LettaClient:
     app_server = False  # a Letta App Server behind this face (bridge/letta/appserver_letta.py)
 
@@ -95,7 +100,7 @@ class LettaClient:
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             # httpx allows 100 connections by default, whatever MAX_CONCURRENT_TURNS says.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEEPALIVE),
         )
 
     async def aclose(self) -> None:

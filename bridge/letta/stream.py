@@ -7,11 +7,14 @@ All of them become a `LettaError`; the messages before it have already been hand
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from httpx_sse import EventSource, ServerSentEvent
 from pydantic import TypeAdapter, ValidationError
 
@@ -26,6 +29,9 @@ from bridge.letta.models import (
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 MESSAGE: TypeAdapter[LettaMessage] = TypeAdapter(LettaMessage)
+# After [DONE] Letta ends the response; reading that end (briefly) lets httpx keep the connection for the next
+# send instead of closing it and connecting anew.
+DRAIN_SECONDS = 0.5
 
 
 def error_detail(data: Any) -> str | None:
@@ -58,9 +64,14 @@ def sse_error_text(body: str) -> str:
 async def messages(source: EventSource, base_url: str) -> AsyncIterator[LettaMessage]:
     done = stopped = False
     stop_error: str | None = None
-    async for event in source.aiter_sse():
+    events = source.aiter_sse()
+    async for event in events:
         if event.data == "[DONE]":
             done = True
+            with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    async for _ in events:
+                        pass
             break
         data = _json(event, base_url)
         detail = error_detail(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
 
+# A turn still owed an answer; written exactly so in every query, which lets SQLite use its partial indexes.
+UNFINISHED = "status IN ('received', 'running')"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
 ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
@@ -29,6 +31,7 @@ class PendingTurn:
     turn: Turn
     turn_id: int
     otid: str
+    started: bool = False  # some process marked it running: it may have sent to Letta and posted
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def pending_from_row(row: Row) -> PendingTurn:
         text=row["text"],
         event_id=row["event_id"],
     )
-    return PendingTurn(turn, int(row["id"]), row["otid"])
+    return PendingTurn(turn, int(row["id"]), row["otid"], started=row["status"] == "running")
 
 
 class Store(Protocol):
@@ -144,6 +147,25 @@ class Store(Protocol):
         only the binding's when `team_id` and `channel_id` are given."""
         ...
 
+    async def next_turn(
+        self, team_id: str, channel_id: str, thread_ts: str | None = None, skip: Collection[int] = ()
+    ) -> PendingTurn | None:
+        """The binding's (the thread's) oldest unfinished turn not in `skip`: one indexed row, whatever the
+        backlog."""
+        ...
+
+    async def waiting_threads(self, team_id: str, channel_id: str) -> list[str]:
+        """The threads of the binding with unfinished turns, the one waiting longest first."""
+        ...
+
+    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+        """How many unfinished turns come before the thread's newest unfinished one: in the whole binding, or
+        in the thread alone (`in_thread`, where a binding's threads run at once). 0 when none of the thread's
+        turns waits behind another."""
+        ...
+
+    async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int: ...
+
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None: ...
 
     async def step_sending(self, turn_id: int, step: str) -> None: ...
@@ -157,8 +179,8 @@ class Store(Protocol):
         seen: tuple[str, str, str, int] | None,
     ) -> None: ...
 
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
-        """Owe the thread a message; adding the same source twice is a no-op."""
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
+        """Owe the thread a message; returns its id. Adding the same source twice is a no-op (None)."""
         ...
 
     async def outbox_pending(self, turn_id: int) -> list[OutboxItem]: ...
@@ -243,19 +265,30 @@ class BindingTranscript:
 
 class TurnJournal:
     """Adapts the store to the runners' `Journal` for one turn; a bridge-run agent's reply moves the
-    binding's transcript in the same transaction as the step's outcome."""
+    binding's transcript in the same transaction as the step's outcome.
 
-    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str) -> None:
+    `written` is given for a turn that never ran before (accepted by this process and started now): the keys
+    of the steps this run has written so far. Any other step of such a turn cannot exist, so it is not looked up.
+    """
+
+    def __init__(
+        self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str, written: set[str] | None = None
+    ) -> None:
         self._store = store
         self._turn_id = turn_id
         self.otid = otid
         self._team = team_id
         self._channel = channel_id
+        self._written = written
 
     async def step(self, key: str) -> StepRecord | None:
+        if self._written is not None and key not in self._written:
+            return None
         return await self._store.get_step(self._turn_id, key)
 
     async def sending(self, key: str) -> None:
+        if self._written is not None:
+            self._written.add(key)
         await self._store.step_sending(self._turn_id, key)
 
     async def answered(
@@ -265,6 +298,8 @@ class TurnJournal:
         failure: AgentFailure | None = None,
         seen_upto: int | None = None,
     ) -> None:
+        if self._written is not None:
+            self._written.add(key)
         # An agent's second send in one turn (round robin past its members) is keyed `<agent id>#2`.
         seen = None if seen_upto is None else (self._team, self._channel, key.partition("#")[0], seen_upto)
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)

@@ -37,3 +37,29 @@ class UrgentFirstLock:
             yield
         finally:
             self._lock.release()
+
+
+class AckFirst:
+    """Turns give way to Slack's acknowledgements: while a request is being answered, a turn about to take its
+    next step (a post, a store write, its next agent) waits until none is. Acknowledgements and turns share one
+    event loop, and a request's steps otherwise queue behind every turn's ready work."""
+
+    def __init__(self) -> None:
+        self._answering = 0
+        self._clear = asyncio.Event()
+        self._clear.set()
+
+    @asynccontextmanager
+    async def answering(self) -> AsyncIterator[None]:
+        self._answering += 1
+        self._clear.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._clear.set()
+
+    async def give_way(self) -> None:
+        if self._answering:
+            await self._clear.wait()

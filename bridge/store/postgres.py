@@ -15,7 +15,7 @@ import hashlib
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +25,7 @@ import asyncpg
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Turn
 from bridge.store.base import (
     LIVE,
+    UNFINISHED,
     DatabaseUrlError,
     HistoryEntry,
     OutboxItem,
@@ -62,8 +63,19 @@ _CLIENT_ONLY = frozenset(
         "pgbouncer",
     }
 )
-UNFINISHED = "status IN ('received', 'running')"
 UNLOCK_TIMEOUT = 5.0
+ACCEPT_CONNECTIONS = 1
+# One statement, so one round trip: the event is marked seen and its turn inserted together, or neither.
+_ACCEPT = (
+    "WITH seen AS (INSERT INTO seen_events (event_id) VALUES ($8) ON CONFLICT DO NOTHING RETURNING 1)"
+    " INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
+    " SELECT $1,$2,$3,$4,$5,$6,$7,$8,'received' WHERE EXISTS (SELECT 1 FROM seen)"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
+_ACCEPT_UNSEEN = (
+    "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
+    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received') ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -116,6 +128,9 @@ class PostgresStore:
         self._pool: Pool | None = None
         self._locks: Pool | None = None
         self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
+        # Accepting an event (Slack waits for its ack) has connections of its own: it never queues for the
+        # pool behind the turns' bookkeeping.
+        self._accepts: Pool | None = None
 
     @property
     def pool(self) -> Pool:
@@ -139,15 +154,16 @@ class PostgresStore:
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
             self._locks = await self._create_pool(0, self._lock_connections)
             await self._migrate()
+            self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
             raise StoreError(f"cannot open the database {where}: {_reason(exc)}") from None
 
     async def close(self) -> None:
-        for pool in (self._locks, self._pool):
+        for pool in (self._accepts, self._locks, self._pool):
             if pool is not None:
                 await pool.close()
-        self._pool = self._locks = None
+        self._pool = self._locks = self._accepts = None
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Conn]:
@@ -268,22 +284,11 @@ class PostgresStore:
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:
         # Two processes given the same event: the second insert waits on the unique index for the first
         # transaction, then finds the row and does nothing.
-        async with self._tx() as db:
-            if turn.event_id:
-                fresh = await db.fetchval(
-                    "INSERT INTO seen_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
-                    _clean(turn.event_id),
-                )
-                if fresh is None:
-                    return None
-            turn_id = await db.fetchval(
-                "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received') ON CONFLICT DO NOTHING RETURNING id",
-                *(_clean(v) for v in (turn.team_id, turn.channel_id, turn.message_ts, turn.thread_ts, turn.user_id)),
-                _clean(turn.text),
-                otid,
-                _clean(turn.event_id),
-            )
+        pool = self._accepts or self.pool
+        values = (turn.team_id, turn.channel_id, turn.message_ts, turn.thread_ts, turn.user_id, turn.text, otid)
+        turn_id = await pool.fetchval(
+            _ACCEPT if turn.event_id else _ACCEPT_UNSEEN, *(_clean(v) for v in values), _clean(turn.event_id)
+        )
         return None if turn_id is None else int(turn_id)
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
@@ -316,16 +321,56 @@ class PostgresStore:
             "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status<>'stopped'", turn_id, status
         )
 
+    @staticmethod
+    def _unfinished(select: str, team_id: str | None, channel_id: str | None) -> tuple[str, list[object]]:
+        """`SELECT <select> FROM turns` of the unfinished turns: all of them, or the binding's."""
+        query = f"SELECT {select} FROM turns WHERE {UNFINISHED}"  # noqa: S608
+        if team_id is None or channel_id is None:
+            return query, []
+        return query + " AND team_id=$1 AND channel_id=$2", [team_id, channel_id]
+
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
-        if team_id is not None and channel_id is not None:
-            rows = await self.pool.fetch(
-                f"SELECT * FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2 ORDER BY id",  # noqa: S608
-                team_id,
-                channel_id,
-            )
-        else:
-            rows = await self.pool.fetch(f"SELECT * FROM turns WHERE {UNFINISHED} ORDER BY id")  # noqa: S608
-        return [pending_from_row(row) for row in rows]
+        query, args = self._unfinished("*", team_id, channel_id)
+        return [pending_from_row(row) for row in await self.pool.fetch(query + " ORDER BY id", *args)]
+
+    async def next_turn(
+        self, team_id: str, channel_id: str, thread_ts: str | None = None, skip: Collection[int] = ()
+    ) -> PendingTurn | None:
+        query = f"SELECT * FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2"  # noqa: S608
+        args: list[object] = [team_id, channel_id]
+        if thread_ts is not None:
+            args.append(thread_ts)
+            query += f" AND thread_ts=${len(args)}"
+        if skip:
+            args.append(sorted(skip))
+            query += f" AND id <> ALL(${len(args)}::bigint[])"
+        row = await self.pool.fetchrow(query + " ORDER BY id LIMIT 1", *args)
+        return pending_from_row(row) if row else None
+
+    async def waiting_threads(self, team_id: str, channel_id: str) -> list[str]:
+        rows = await self.pool.fetch(
+            f"SELECT thread_ts FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2"  # noqa: S608
+            " GROUP BY thread_ts ORDER BY MIN(id)",
+            team_id,
+            channel_id,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+        scope = " AND t.thread_ts=$3" if in_thread else ""
+        count = await self.pool.fetchval(
+            f"SELECT COUNT(*) FROM turns t WHERE t.{UNFINISHED} AND t.team_id=$1 AND t.channel_id=$2{scope}"  # noqa: S608
+            f" AND t.id < (SELECT MAX(id) FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2"
+            " AND thread_ts=$3)",
+            team_id,
+            channel_id,
+            thread_ts,
+        )
+        return int(count or 0)
+
+    async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int:
+        query, args = self._unfinished("COUNT(*)", team_id, channel_id)
+        return int(await self.pool.fetchval(query, *args) or 0)
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         found = await self.pool.fetchval(
@@ -464,14 +509,16 @@ class PostgresStore:
                     upto,
                 )
 
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
-        await self.pool.execute(
-            "INSERT INTO outbox (turn_id, source, agent_name, text) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
+        added = await self.pool.fetchval(
+            "INSERT INTO outbox (turn_id, source, agent_name, text) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING"
+            " RETURNING id",
             turn_id,
             source,
             agent_name,
             _clean(text),
         )
+        return None if added is None else int(added)
 
     async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
         rows = await self.pool.fetch(

@@ -7,6 +7,23 @@ from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
 
+# Schema v7: the queue read by indexes, so that accepting a mention, finding the next turn and counting what
+# waits cost the same with 10 or 10,000 turns queued. The partial indexes hold unfinished turns only; their WHERE
+# must be written exactly so in a query for SQLite to use them (store.base.UNFINISHED).
+_V7_COMMON = """
+    CREATE INDEX IF NOT EXISTS turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id)
+        WHERE status IN ('received', 'running');
+    CREATE INDEX IF NOT EXISTS turns_thread ON turns (team_id, channel_id, thread_ts, id);
+"""
+SQLITE_V7 = (
+    """
+    CREATE INDEX IF NOT EXISTS turns_unfinished ON turns (team_id, channel_id, id)
+        WHERE status IN ('received', 'running');
+"""
+    + _V7_COMMON
+)
+POSTGRES_V7 = _V7_COMMON  # Postgres has had turns_unfinished since its first migration
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -73,6 +90,7 @@ SQLITE_MIGRATIONS: list[str] = [
     """,
     SQLITE_V5,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
     SQLITE_V6,  # feedback on agents' replies (feedback.py)
+    SQLITE_V7,  # the queue read by indexes (above)
 ]
 
 
@@ -142,4 +160,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     """,
     5: POSTGRES_V5,
     6: POSTGRES_V6,
+    7: POSTGRES_V7,
 }

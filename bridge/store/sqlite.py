@@ -9,16 +9,18 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
 from bridge.store.base import (
     LIVE,
+    UNFINISHED,
     HistoryEntry,
     OutboxItem,
     PendingTurn,
@@ -34,6 +36,9 @@ from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 log = logging.getLogger(__name__)
 PRIVATE = 0o600
+T = TypeVar("T")
+WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
+Params = tuple[Any, ...]
 
 
 def _now() -> str:
@@ -92,7 +97,11 @@ class SqliteStore:
         if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None:
             self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
         self._db: aiosqlite.Connection | None = None
-        self._write_lock = UrgentFirstLock()
+        # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
+        # acknowledgement's write never waits behind them on the writer's thread.
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
+        self._queued = asyncio.Semaphore(WRITES_QUEUED)
         # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}
@@ -117,6 +126,49 @@ class SqliteStore:
                 raise
             await self.db.execute("COMMIT")
 
+    async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
+        """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
+        there back to back, queued on that thread without waiting for the event loop between two of them (a
+        lock handed from one writer to the next would cost a turn of a busy loop each, and bound the writes).
+        Bookkeeping has at most WRITES_QUEUED transactions waiting there, so an urgent one (a new event, which
+        Slack waits for) is never far from the front. The rare multi-statement transaction (`_write`) holds the
+        write lock; a single-trip one that finds it open goes after it."""
+        db = self.db
+
+        def run(conn: sqlite3.Connection) -> tuple[bool, T | None]:
+            if conn.in_transaction:  # a `_write` transaction is between two of its statements
+                return False, None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return True, result
+
+        if urgent:
+            done, result = await _in_thread(db, run)
+        else:
+            async with self._queued:
+                done, result = await _in_thread(db, run)
+        if not done:
+            async with self._write_lock.hold(urgent):
+                done, result = await _in_thread(db, run)
+        return result  # type: ignore[return-value]  # T, as `work` returned it
+
+    @property
+    def _reads(self) -> aiosqlite.Connection:
+        return self._reader or self.db
+
+    async def _all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A query's rows in one trip to the reader's thread."""
+        return list(await self._reads.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
     async def open(self) -> None:
         if self.path != ":memory:":
             parent = await asyncio.to_thread(_missing_folder, self.path)
@@ -132,11 +184,18 @@ class SqliteStore:
             await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.execute("PRAGMA busy_timeout=5000")
             await self._migrate()
+            if self.path != ":memory:":  # a second connection to :memory: would be another database
+                self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+                self._reader.row_factory = sqlite3.Row
+                await self._reader.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open the database {self.path}: {exc}") from None
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -159,6 +218,11 @@ class SqliteStore:
                     await db.execute(f"PRAGMA user_version={version}")
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
+        row = await self._one("SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
+        return binding_from_row(row) if row else None
+
+    async def _binding_in_write(self, team_id: str, channel_id: str) -> Binding | None:
+        """The binding as the open write transaction sees it."""
         async with self.db.execute(
             "SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id)
         ) as cursor:
@@ -168,7 +232,7 @@ class SqliteStore:
     async def put_binding(self, binding: Binding) -> Binding | None:
         t = binding.target
         async with self._write() as db:
-            previous = await self.get_binding(binding.team_id, binding.channel_id)
+            previous = await self._binding_in_write(binding.team_id, binding.channel_id)
             await db.execute(
                 "INSERT OR REPLACE INTO bindings (team_id, channel_id, kind, group_id, agents, manager_type,"
                 " description, runner, bound_by, bound_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -185,7 +249,9 @@ class SqliteStore:
                     binding.bound_at.isoformat(),
                 ),
             )
-            top = await self._top_seq(binding.team_id, binding.channel_id)
+            async with db.execute(_TOP_SEQ, (binding.team_id, binding.channel_id)) as cursor:
+                row = await cursor.fetchone()
+            top = int(row[0]) if row else 0
             for agent in t.agents:
                 # An agent new to this channel starts from now: it is not shown replies from before it joined.
                 await db.execute(
@@ -197,7 +263,7 @@ class SqliteStore:
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
         async with self._write() as db:
-            previous = await self.get_binding(team_id, channel_id)
+            previous = await self._binding_in_write(team_id, channel_id)
             if previous is None:
                 return None
             await db.execute("DELETE FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
@@ -210,13 +276,12 @@ class SqliteStore:
         if team_id is not None:
             query += " WHERE team_id=?"
             params = (team_id,)
-        async with self.db.execute(query + " ORDER BY team_id, channel_id", params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._all(query + " ORDER BY team_id, channel_id", params)
         return [binding_from_row(row) for row in rows]
 
     async def set_runner(self, team_id: str, channel_id: str, runner: RunnerChoice, actor: str) -> None:
         async with self._write() as db:
-            binding = await self.get_binding(team_id, channel_id)
+            binding = await self._binding_in_write(team_id, channel_id)
             if binding is None:
                 return
             await db.execute(
@@ -225,12 +290,11 @@ class SqliteStore:
             await self._log(team_id, channel_id, "runner", binding.target.ref, runner, actor)
 
     async def history(self, team_id: str, channel_id: str, limit: int = 10) -> list[HistoryEntry]:
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT action, target, runner, actor, at FROM binding_history WHERE team_id=? AND channel_id=?"
             " ORDER BY id DESC LIMIT ?",
             (team_id, channel_id, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], datetime.fromisoformat(r["at"]))
             for r in rows
@@ -245,40 +309,44 @@ class SqliteStore:
 
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:
         now = _now()
-        async with self._write(urgent=True) as db:
+        row = (
+            turn.team_id,
+            turn.channel_id,
+            turn.message_ts,
+            turn.thread_ts,
+            turn.user_id,
+            turn.text,
+            otid,
+            turn.event_id,
+            "received",
+            now,
+            now,
+        )
+
+        def accept(conn: sqlite3.Connection) -> int | None:
             if turn.event_id:
-                cursor = await db.execute(
+                seen = conn.execute(
                     "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (turn.event_id, now)
                 )
-                if cursor.rowcount == 0:
+                if seen.rowcount == 0:
                     return None
-            cursor = await db.execute(
+            cursor = conn.execute(
                 "INSERT OR IGNORE INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid,"
                 " event_id, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    turn.team_id,
-                    turn.channel_id,
-                    turn.message_ts,
-                    turn.thread_ts,
-                    turn.user_id,
-                    turn.text,
-                    otid,
-                    turn.event_id,
-                    "received",
-                    now,
-                    now,
-                ),
+                row,
             )
-            if cursor.rowcount == 0:
-                return None
-            return cursor.lastrowid
+            return cursor.lastrowid if cursor.rowcount else None
+
+        # Slack waits for this one: it goes ahead of every queued bookkeeping write.
+        return await self._transact(accept, urgent=True)
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
-        async with self._write() as db:
-            await db.execute(
+        await self._transact(
+            lambda conn: conn.execute(
                 "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=? AND status<>'stopped'",
                 (status, error, _now(), turn_id),
             )
+        )
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
         query = "UPDATE turns SET status='stopped', error=?, updated_at=? WHERE team_id=? AND channel_id=?"
@@ -299,18 +367,17 @@ class SqliteStore:
         return str(row[1]).removeprefix("stopped by ")
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        async with self.db.execute(
+        row = await self._one(
             "SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND status<>'unbound' LIMIT 1",
             (team_id, channel_id, thread_ts),
-        ) as cursor:
-            return await cursor.fetchone() is not None
+        )
+        return row is not None
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
-        async with self.db.execute(
+        row = await self._one(
             "SELECT COUNT(*) FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND id<?",
             (team_id, channel_id, thread_ts, turn_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return int(row[0]) if row else 0
 
     async def first_signature(self, signature: str, expires_at: float) -> bool:
@@ -322,58 +389,111 @@ class SqliteStore:
             return cursor.rowcount > 0
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def once(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
                 "INSERT OR IGNORE INTO notices (team_id, channel_id, kind, at) VALUES (?,?,?,?)",
                 (team_id, channel_id, kind, _now()),
             )
             return cursor.rowcount > 0
 
-    async def _top_seq(self, team_id: str, channel_id: str) -> int:
-        async with self.db.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?", (team_id, channel_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return await self._transact(once)
 
     async def unseen(
         self, team_id: str, channel_id: str, agent_id: str, from_start: bool = False
     ) -> tuple[list[AgentReply], int]:
-        async with self.db.execute(
-            "SELECT seq FROM cursors WHERE team_id=? AND channel_id=? AND agent_id=?", (team_id, channel_id, agent_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        top = await self._top_seq(team_id, channel_id)
-        since = int(row[0]) if row else 0 if from_start else top
-        async with self.db.execute(
-            "SELECT seq, agent_id, agent_name, text FROM transcript WHERE team_id=? AND channel_id=?"
-            " AND seq>? AND seq<=? AND agent_id<>? ORDER BY seq",
-            (team_id, channel_id, since, top, agent_id),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
+        def read(conn: sqlite3.Connection) -> tuple[list[AgentReply], int]:
+            # One read transaction: the cursor and the top of the transcript as of the same moment.
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute(
+                    "SELECT seq FROM cursors WHERE team_id=? AND channel_id=? AND agent_id=?",
+                    (team_id, channel_id, agent_id),
+                ).fetchone()
+                top = _top_seq(conn, team_id, channel_id)
+                since = int(row[0]) if row else 0 if from_start else top
+                rows = conn.execute(
+                    "SELECT seq, agent_id, agent_name, text FROM transcript WHERE team_id=? AND channel_id=?"
+                    " AND seq>? AND seq<=? AND agent_id<>? ORDER BY seq",
+                    (team_id, channel_id, since, top, agent_id),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
+
+        if self._reader is None:  # :memory: has one connection, shared with the writer
+            async with self._write_lock.hold():
+                return await _in_thread(self.db, read)
+        return await _in_thread(self._reader, read)
 
     async def set_turn_status(self, turn_id: int, status: str) -> None:
-        async with self._write() as db:
-            await db.execute(
+        await self._transact(
+            lambda conn: conn.execute(
                 "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'", (status, _now(), turn_id)
             )
+        )
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
-        query = "SELECT * FROM turns WHERE status IN ('received', 'running')"
+        query = f"SELECT * FROM turns WHERE {UNFINISHED}"  # noqa: S608
         params: tuple[str, ...] = ()
         if team_id is not None and channel_id is not None:
             query += " AND team_id=? AND channel_id=?"
             params = (team_id, channel_id)
-        async with self.db.execute(query + " ORDER BY id", params) as cursor:
-            rows = await cursor.fetchall()
-        return [pending_from_row(r) for r in rows]
+        return [pending_from_row(r) for r in await self._all(query + " ORDER BY id", params)]
+
+    async def next_turn(
+        self, team_id: str, channel_id: str, thread_ts: str | None = None, skip: Collection[int] = ()
+    ) -> PendingTurn | None:
+        index = "turns_unfinished" if thread_ts is None else "turns_unfinished_thread"
+        query = f"SELECT * FROM turns INDEXED BY {index} WHERE {UNFINISHED} AND team_id=? AND channel_id=?"  # noqa: S608
+        params: list[Any] = [team_id, channel_id]
+        if thread_ts is not None:
+            query += " AND thread_ts=?"
+            params.append(thread_ts)
+        if skip:
+            query += f" AND id NOT IN ({','.join('?' * len(skip))})"
+            params += sorted(skip)
+        row = await self._one(query + " ORDER BY id LIMIT 1", tuple(params))
+        return pending_from_row(row) if row else None
+
+    async def waiting_threads(self, team_id: str, channel_id: str) -> list[str]:
+        rows = await self._all(
+            f"SELECT thread_ts FROM turns INDEXED BY turns_unfinished_thread WHERE {UNFINISHED}"  # noqa: S608
+            " AND team_id=? AND channel_id=? GROUP BY thread_ts ORDER BY MIN(id)",
+            (team_id, channel_id),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+        newest = await self._one(
+            f"SELECT MAX(id) FROM turns INDEXED BY turns_unfinished_thread WHERE {UNFINISHED}"  # noqa: S608
+            " AND team_id=? AND channel_id=? AND thread_ts=?",
+            (team_id, channel_id, thread_ts),
+        )
+        if newest is None or newest[0] is None:
+            return 0
+        index = "turns_unfinished_thread" if in_thread else "turns_unfinished"
+        query = f"SELECT COUNT(*) FROM turns INDEXED BY {index} WHERE {UNFINISHED} AND team_id=? AND channel_id=?"  # noqa: S608
+        params: Params = (team_id, channel_id)
+        if in_thread:
+            query += " AND thread_ts=?"
+            params += (thread_ts,)
+        row = await self._one(query + " AND id<?", (*params, int(newest[0])))
+        return int(row[0]) if row else 0
+
+    async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int:
+        query = f"SELECT COUNT(*) FROM turns WHERE {UNFINISHED}"  # noqa: S608
+        params: Params = ()
+        if team_id is not None and channel_id is not None:
+            query = f"SELECT COUNT(*) FROM turns INDEXED BY turns_unfinished WHERE {UNFINISHED}"  # noqa: S608
+            query += " AND team_id=? AND channel_id=?"
+            params = (team_id, channel_id)
+        row = await self._one(query, params)
+        return int(row[0]) if row else 0
 
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
-        async with self.db.execute(
+        row = await self._one(
             "SELECT state, replies, failure, updated_at FROM turn_steps WHERE turn_id=? AND step=?", (turn_id, step)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
@@ -381,12 +501,13 @@ class SqliteStore:
         return StepRecord(row["state"], replies, failure, datetime.fromisoformat(row["updated_at"]))
 
     async def step_sending(self, turn_id: int, step: str) -> None:
-        async with self._write() as db:
-            await db.execute(
+        await self._transact(
+            lambda conn: conn.execute(
                 "INSERT INTO turn_steps (turn_id, step, state, updated_at) VALUES (?,?,?,?)"
                 " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
                 (turn_id, step, "sending", _now()),
             )
+        )
 
     async def step_answered(
         self,
@@ -398,97 +519,100 @@ class SqliteStore:
     ) -> None:
         """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
         state, encoded, failed = step_outcome(replies, failure)
-        async with self._write() as db:
-            await db.execute(
+
+        def answered(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO turn_steps (turn_id, step, state, replies, failure, updated_at) VALUES (?,?,?,?,?,?)"
                 " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, replies=excluded.replies,"
                 " failure=excluded.failure, updated_at=excluded.updated_at",
-                (
-                    turn_id,
-                    step,
-                    state,
-                    encoded,
-                    failed,
-                    _now(),
-                ),
+                (turn_id, step, state, encoded, failed, _now()),
             )
             if seen is not None:
                 team_id, channel_id, agent_id, upto = seen
                 for reply in replies:
-                    seq = await self._top_seq(team_id, channel_id) + 1
-                    await db.execute(
+                    seq = _top_seq(conn, team_id, channel_id) + 1
+                    conn.execute(
                         "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
                         " VALUES (?,?,?,?,?,?)",
                         (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
                     )
-                await db.execute(
+                conn.execute(
                     "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"
                     " ON CONFLICT (team_id, channel_id, agent_id) DO UPDATE SET seq=MAX(seq, excluded.seq)",
                     (team_id, channel_id, agent_id, upto),
                 )
 
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> None:
-        async with self._write() as db:
-            await db.execute(
+        await self._transact(answered)
+
+    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
+        def add(conn: sqlite3.Connection) -> int | None:
+            cursor = conn.execute(
                 "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text) VALUES (?,?,?,?)",
                 (turn_id, source, agent_name, text),
             )
+            return cursor.lastrowid if cursor.rowcount else None
+
+        return await self._transact(add)
 
     async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
-        async with self.db.execute(
-            "SELECT id, source, agent_name, text FROM outbox WHERE turn_id=? AND done=0 ORDER BY id", (turn_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
-        items = []
-        for r in rows:
-            async with self.db.execute("SELECT part FROM outbox_posts WHERE outbox_id=?", (r["id"],)) as cursor:
-                parts = frozenset(int(p[0]) for p in await cursor.fetchall())
-            items.append(OutboxItem(r["id"], r["source"], r["agent_name"], r["text"], parts))
-        return items
+        rows = await self._all(
+            "SELECT o.id, o.source, o.agent_name, o.text, GROUP_CONCAT(p.part) AS parts FROM outbox o"
+            " LEFT JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=? AND o.done=0 GROUP BY o.id ORDER BY o.id",
+            (turn_id,),
+        )
+        return [
+            OutboxItem(
+                r["id"],
+                r["source"],
+                r["agent_name"],
+                r["text"],
+                frozenset(int(p) for p in str(r["parts"]).split(",")) if r["parts"] is not None else frozenset(),
+            )
+            for r in rows
+        ]
 
     async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None:
-        async with self._write() as db:
-            await db.execute(
+        def posted(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT OR REPLACE INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (outbox_id, part, ts)
             )
             if last:
-                await db.execute("UPDATE outbox SET done=1 WHERE id=?", (outbox_id,))
+                conn.execute("UPDATE outbox SET done=1 WHERE id=?", (outbox_id,))
+
+        await self._transact(posted)
 
     async def live_started(self, turn_id: int, key: str, agent_name: str, ts: str) -> None:
-        async with self._write() as db:
-            cursor = await db.execute(
+        def started(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
                 "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text, done) VALUES (?,?,?,?,1)",
                 (turn_id, LIVE + key, agent_name, ""),
             )
             if cursor.rowcount:
-                await db.execute(
-                    "INSERT INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (cursor.lastrowid, 0, ts)
-                )
+                conn.execute("INSERT INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (cursor.lastrowid, 0, ts))
+
+        await self._transact(started)
 
     async def live_ts(self, turn_id: int, key: str) -> str | None:
-        async with self.db.execute(
+        row = await self._one(
             "SELECT p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=? AND o.source=?",
             (turn_id, LIVE + key),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return None if row is None else str(row[0])
 
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
         """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=?"
             " AND o.source NOT LIKE 'live:%' ORDER BY o.id, p.part",
             (turn_id,),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
-        async with self.db.execute(
+        row = await self._one(
             "SELECT conversation_id FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?",
             (*thread, agent_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return None if row is None else str(row[0])
 
     async def put_conversation(
@@ -508,8 +632,7 @@ class SqliteStore:
         return await self.conversation(thread, agent_id) or conversation_id
 
     async def ping(self) -> None:
-        async with self.db.execute("SELECT 1") as cursor:
-            await cursor.fetchone()
+        await self._one("SELECT 1")
 
     def _live_lease(self, key: tuple[str, str]) -> str | None:
         held = self._leases.get(key)
@@ -536,11 +659,10 @@ class SqliteStore:
             del self._leases[(team_id, channel_id)]
 
     async def orphaned_bindings(self) -> list[tuple[str, str]]:
-        async with self.db.execute(
-            "SELECT team_id, channel_id FROM turns WHERE status IN ('received', 'running')"
-            " GROUP BY team_id, channel_id ORDER BY MIN(id)"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._all(
+            f"SELECT team_id, channel_id FROM turns WHERE {UNFINISHED} GROUP BY team_id, channel_id"  # noqa: S608
+            " ORDER BY MIN(id)"
+        )
         keys = [(str(r[0]), str(r[1])) for r in rows]
         return [key for key in keys if self._live_lease(key) is None]
 
@@ -548,3 +670,17 @@ class SqliteStore:
     async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
         """One process: the Letta client's in-process locks already keep each agent to one send."""
         yield
+
+
+_TOP_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?"
+
+
+def _top_seq(conn: sqlite3.Connection, team_id: str, channel_id: str) -> int:
+    row = conn.execute(_TOP_SEQ, (team_id, channel_id)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the connection's own thread in one trip (aiosqlite's public calls are one statement each)."""
+    result: T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
+    return result

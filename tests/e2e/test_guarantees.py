@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -456,3 +457,55 @@ class TestMalformedRequests:
         time.sleep(0.5)
         assert len(target.letta.sends()) == before
         assert "Traceback" not in target.bridge.logs()
+
+
+def _tag(text: str) -> str:
+    """The question a deep-backlog mention asked ("q17"): the last one in what an agent received."""
+    return str(re.findall(r"\bq\d+\b", text)[-1])
+
+
+@pytest.mark.slow
+def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Rig) -> None:
+    """A burst far faster than the agents answer, into one channel: 90 top-level mentions and 30 more in one
+    thread, every fifth delivered twice (Slack's retry) and with its message twin, the bridge killed with -9
+    while the backlog drains. Each mention still reaches each agent once, in the order it was sent (per thread
+    where threads are conversations), with no agent ever given two sends at once; each thread's replies come
+    in its mentions' order."""
+    r = guarded
+    for name, agent in r.agents.items():  # distinct texts: a resumed turn recognises its posts by their text
+        r.letta.set_reply(agent, lambda text, name=name: f"{name} {_tag(text)}")
+    r.letta.set_delay(r.agents["alice"], 1.5)  # the first turn holds the channel while the backlog builds
+    first, _ = r.bridge.mention("q0", r.channel)
+    r.letta.wait_for(lambda: len(r.letta.inputs) == 1, 10)
+    sent: list[tuple[str, str]] = [("q0", first["ts"])]  # (tag, thread) in the order Slack delivered them
+    for n in range(1, 121):
+        thread = first["ts"] if n > 90 else None
+        event = mention_event(f"q{n}", channel=r.channel, thread_ts=thread)
+        body = event_body(event)
+        assert r.bridge.post(body).status_code == 200
+        if n % 5 == 0:
+            retry = r.bridge.post(body, timestamp=int(time.time()) + 1, **{"X-Slack-Retry-Num": "1"})
+            assert retry.status_code == 200
+            twin = event_body(dict(event, type="message"))
+            assert r.bridge.post(twin).status_code == 200
+        sent.append((f"q{n}", event.get("thread_ts") or event["ts"]))
+    r.letta.set_delay(r.agents["alice"], 0.0)
+    r.letta.wait_for(lambda: len(r.letta.inputs) >= 3 * 40, 60)
+    r.bridge.kill()
+    r.bridge.restart()
+    r.slack.wait_for(lambda: len([p for p in r.slack.posts(r.channel) if p.args.get("username")]) >= 3 * len(sent), 60)
+    time.sleep(0.5)
+
+    assert r.letta.overlaps == []
+    for name, agent in r.agents.items():
+        ran = [_tag(i.text) for i in sorted(r.letta.inputs, key=lambda i: i.started) if i.agent_id == agent]
+        assert sorted(ran) == sorted(t for t, _ in sent), f"{name} ran a turn twice or missed one"
+        by_thread = r.letta.version == "0.16.8" and r.bridge.env.get("LETTA_CONVERSATIONS") == "true"
+        if by_thread:  # threads at once, each thread in order
+            for thread in {t for _, t in sent}:
+                assert [x for x in ran if (x, thread) in sent] == [x for x, t in sent if t == thread]
+        else:
+            assert ran == [t for t, _ in sent], f"{name} ran the channel's turns out of order"
+    for thread in {t for _, t in sent}:
+        posted = [p.args["text"] for p in r.slack.posts(r.channel, thread) if p.args.get("username")]
+        assert posted == [f"{name} {x}" for x, t in sent if t == thread for name in ("alice", "bob", "carol")]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bridge.app import POSTGRES_LOCK_CONNECTIONS
 from bridge.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_the_default_values_are_valid_settings(app: dict[str, Any], monkeypatch:
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.log_format == "json" and settings.max_concurrent_turns == 4
-    per_process = settings.database_pool_size + settings.max_concurrent_turns
+    per_process = settings.database_pool_size + 1 + min(settings.max_concurrent_turns, POSTGRES_LOCK_CONNECTIONS)
     assert 2 * per_process <= 20, "two web processes must fit the essential-0 plan's 20 connections"
 
 

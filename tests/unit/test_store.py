@@ -233,6 +233,57 @@ def test_unfinished_turns_of_one_binding_and_text_postgres_cannot_hold(database_
     run(database_url, body)
 
 
+def test_the_queue_is_read_a_turn_at_a_time_and_counted(database_url: str) -> None:
+    """next_turn, waiting_threads, turns_ahead and count_unfinished: what the relay asks instead of the whole
+    queue. Two threads in C1 (root R1 with a follow-up, root R2), one turn in C2, one in another workspace."""
+
+    async def body(store: Store) -> None:
+        async def accept(team: str, channel: str, ts: str, thread: str) -> int:
+            turn_id = await store.accept_turn(Turn(team, channel, ts, thread, "U1", ts, f"Ev{team}{channel}{ts}"), ts)
+            assert turn_id is not None
+            return turn_id
+
+        r1 = await accept("T1", "C1", "1.000001", "1.000001")
+        r2 = await accept("T1", "C1", "1.000002", "1.000002")
+        r1_follow = await accept("T1", "C1", "1.000003", "1.000001")
+        other_channel = await accept("T1", "C2", "1.000004", "1.000004")
+        await accept("T2", "C1", "1.000005", "1.000005")
+
+        async def next_id(thread: str | None = None, skip: tuple[int, ...] = ()) -> int | None:
+            found = await store.next_turn("T1", "C1", thread, skip=skip)
+            return None if found is None else found.turn_id
+
+        assert await next_id() == r1
+        first = await store.next_turn("T1", "C1")
+        assert first is not None and first.otid == "1.000001" and first.turn.thread_ts == "1.000001"
+        assert await next_id("1.000001") == r1 and await next_id("1.000002") == r2
+        assert await next_id(skip=(r1,)) == r2, "a turn that crashed here is stepped over"
+        assert await next_id("1.000001", skip=(r1,)) == r1_follow
+        assert await store.waiting_threads("T1", "C1") == ["1.000001", "1.000002"]
+        assert await store.count_unfinished("T1", "C1") == 3 and await store.count_unfinished() == 5
+        # Ahead of the thread's newest waiting turn: in the binding (channel order) or in the thread alone.
+        assert await store.turns_ahead("T1", "C1", "1.000001", in_thread=False) == 2
+        assert await store.turns_ahead("T1", "C1", "1.000001", in_thread=True) == 1
+        assert await store.turns_ahead("T1", "C1", "1.000002", in_thread=False) == 1
+        assert await store.turns_ahead("T1", "C1", "1.000002", in_thread=True) == 0
+        assert await store.turns_ahead("T1", "C1", "9.999999", in_thread=False) == 0, "a thread with nothing queued"
+
+        await store.set_turn_status(r1, "running")  # running is still unfinished: it is ahead of the others
+        assert await next_id() == r1 and await store.turns_ahead("T1", "C1", "1.000002", in_thread=False) == 1
+        await store.finish_turn(r1, "done")
+        assert await next_id() == r2 and await next_id("1.000001") == r1_follow
+        assert await store.turns_ahead("T1", "C1", "1.000001", in_thread=False) == 1
+        await store.finish_turn(r2, "done")
+        await store.finish_turn(r1_follow, "failed")
+        assert await next_id() is None and await store.waiting_threads("T1", "C1") == []
+        assert await store.count_unfinished("T1", "C1") == 0
+        assert await store.turns_ahead("T1", "C1", "1.000001", in_thread=False) == 0
+        found = await store.next_turn("T1", "C2")
+        assert found is not None and found.turn_id == other_channel
+
+    run(database_url, body)
+
+
 def test_a_binding_lease_has_one_owner_until_released_or_expired(database_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.claim_binding("T1", "C1", "web.1", 30)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.store.locks import UrgentFirstLock
+from bridge.store.locks import AckFirst, UrgentFirstLock
 
 
 def test_urgent_holders_overtake_queued_ones_and_nothing_overlaps() -> None:
@@ -31,3 +31,26 @@ def test_urgent_holders_overtake_queued_ones_and_nothing_overlaps() -> None:
     order = asyncio.run(main())
     assert order[0] == "first" and order[1] == "event"
     assert sorted(order[2:]) == ["turn-0", "turn-1", "turn-2"]
+
+
+def test_turns_give_way_while_slack_is_being_answered() -> None:
+
+    async def main() -> None:
+        gate, steps = AckFirst(), list[str]()
+        await gate.give_way()  # nothing being answered: no wait
+
+        async def turn_step() -> None:
+            await gate.give_way()
+            steps.append("turn")
+
+        async with gate.answering():
+            waiting = asyncio.create_task(turn_step())
+            async with gate.answering():
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert steps == [], "a turn's next step waits for every request in flight"
+            steps.append("ack")
+        await waiting
+        assert steps == ["ack", "turn"]
+
+    asyncio.run(main())

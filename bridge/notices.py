@@ -1,0 +1,200 @@
+"""The queue notice: one message per waiting thread, posted once and edited in place as the queue moves.
+
+A mention that has to wait behind others gets a notice in its thread ("Queued: I'll answer after the 3 earlier
+messages in this channel."). However many of the thread's mentions wait, the thread has one notice, counting
+what is ahead of its newest waiting mention (the one whose author waits longest), kept current by editing it.
+
+Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
+task, within Slack's rate limits, whatever the burst:
+- at most one new notice a second in a channel after a burst of POST_BURST (chat.postMessage allows about one
+  message a second per channel, short bursts tolerated); a thread whose turn has started by the time its notice
+  is due gets none;
+- at most one notice edit every EDIT_SPACING seconds in the process (chat.update is Tier 3, about 50 a minute
+  for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
+- an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
+  fell and the notice is STALE_SECONDS old: a queue of N costs a thread about log2(N) edits, not N messages.
+When the thread's last waiting mention starts, its notice is left as it is (what it promised came true).
+Notices are best effort: nothing here ever stops or delays a turn, and a restart forgets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bridge.domain import Turn
+from bridge.slack.post import FAILURES, SlackPoster, slack_error
+from bridge.store.base import Store, ThreadKey
+
+log = logging.getLogger(__name__)
+
+QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
+POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
+POST_BURST = 3
+EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
+NOTICE_SPACING = 5.0  # seconds between two edits of one notice
+STALE_SECONDS = 60.0  # a notice whose count fell is edited at least this often, even by less than half
+CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
+
+InParallel = Callable[[str, str], Awaitable[bool]]
+
+
+def queued_text(count: int, where: str) -> str:
+    return QUEUED.format(count=count, s="" if count == 1 else "s", where=where)
+
+
+def worth_editing(shown: int, now_ahead: int, seconds_since_edit: float) -> bool:
+    """Whether a notice showing `shown` should be edited to `now_ahead` (> 0)."""
+    if now_ahead > shown:
+        return True
+    if now_ahead == shown:
+        return False
+    return now_ahead <= shown // 2 or seconds_since_edit >= STALE_SECONDS
+
+
+@dataclass
+class Notice:
+    thread: ThreadKey
+    ts: str
+    where: str
+    shown: int
+    edited_at: float
+    checked_at: float = field(default=0.0)
+
+
+class QueueNotices:
+    def __init__(
+        self, store: Store, poster_of: Callable[[str], Awaitable[SlackPoster]], in_parallel: InParallel
+    ) -> None:
+        self._store = store
+        self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
+        self._in_parallel = in_parallel
+        self._due: dict[tuple[str, str], dict[str, None]] = {}  # channel -> threads to tell, oldest first
+        self._posts: dict[tuple[str, str], tuple[float, float]] = {}  # channel -> (posts allowed, as of when)
+        self._shown: dict[ThreadKey, Notice] = {}
+        self._next_edit = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def waiting(self, turn: Turn) -> None:
+        """A turn was accepted into its thread: the thread may be waiting now. Costs no query."""
+        thread = (turn.team_id, turn.channel_id, turn.thread_ts)
+        if thread in self._shown:
+            self._shown[thread].checked_at = 0.0  # look at its count first
+            return
+        channel = (turn.team_id, turn.channel_id)
+        pending = self._due.setdefault(channel, {})
+        pending[turn.thread_ts] = None
+        if len(pending) == 1:
+            self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self._round(loop.time())
+            except Exception as exc:  # a notice that cannot be given never stops anything
+                log.info("queue notices skipped a round error=%s", type(exc).__name__)
+            now = loop.time()
+            waits = [self._post_at(channel, now) for channel in self._due]
+            if self._shown:
+                waits.append(max(self._next_edit, now + 0.5))
+            self._wake.clear()
+            if not waits:
+                await self._wake.wait()
+                continue
+            try:
+                async with asyncio.timeout(max(0.0, min(waits) - now)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _round(self, now: float) -> None:
+        for channel in list(self._due):
+            if self._post_at(channel, now) <= now:
+                await self._post_next(channel, now)
+        if self._shown and self._next_edit <= now:
+            await self._refresh(now)
+
+    async def _post_next(self, channel: tuple[str, str], now: float) -> None:
+        """The channel's oldest thread still waiting gets its notice; threads no longer waiting are dropped."""
+        pending = self._due[channel]
+        while pending:
+            thread_ts = next(iter(pending))
+            del pending[thread_ts]
+            thread = (*channel, thread_ts)
+            where, ahead = await self._count(thread, None)
+            if ahead:
+                try:
+                    poster = await self._poster_of(channel[0])
+                    ts = await poster.post(channel[1], thread_ts, poster.parts(None, queued_text(ahead, where))[0])
+                except Exception as exc:
+                    log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
+                    break
+                finally:
+                    allowed, at = self._allowance(channel, now)
+                    self._posts[channel] = (allowed - 1, at)
+                self._shown[thread] = Notice(thread, ts, where, ahead, now, now)
+                break
+        if not pending:
+            del self._due[channel]
+
+    def _allowance(self, channel: tuple[str, str], now: float) -> tuple[float, float]:
+        """How many notices the channel may be posted now (a token bucket: POST_BURST, refilled 1/POST_SPACING)."""
+        allowed, at = self._posts.get(channel, (POST_BURST, now))
+        allowed = min(float(POST_BURST), allowed + (now - at) / POST_SPACING)
+        if allowed >= POST_BURST:
+            self._posts.pop(channel, None)  # a full bucket need not be remembered
+        return allowed, now
+
+    def _post_at(self, channel: tuple[str, str], now: float) -> float:
+        allowed, _ = self._allowance(channel, now)
+        return now if allowed >= 1 else now + (1 - allowed) * POST_SPACING
+
+    async def _refresh(self, now: float) -> None:
+        """Look up the counts of the notices looked at least recently; edit the first that is worth it."""
+        due = sorted(
+            (n for n in self._shown.values() if now - n.edited_at >= NOTICE_SPACING), key=lambda n: n.checked_at
+        )
+        for notice in due[:CHECKS_PER_ROUND]:
+            notice.checked_at = now
+            where, ahead = await self._count(notice.thread, notice.where)
+            if not ahead:
+                del self._shown[notice.thread]  # the thread's turn has started: the notice said what happened
+                continue
+            if not worth_editing(notice.shown, ahead, now - notice.edited_at):
+                continue
+            self._next_edit = now + EDIT_SPACING
+            notice.edited_at, notice.shown = now, ahead
+            try:
+                poster = await self._poster_of(notice.thread[0])
+                text = poster.parts(None, queued_text(ahead, where))[0].text
+                await poster.client.chat_update(channel=notice.thread[1], ts=notice.ts, text=text)
+            except FAILURES as exc:
+                log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
+                del self._shown[notice.thread]
+            return
+
+    async def _count(self, thread: ThreadKey, where: str | None) -> tuple[str, int]:
+        """Where the thread waits ("channel", or "thread" where a binding's threads run at once) and how many
+        turns are ahead of its newest waiting one."""
+        team_id, channel_id, thread_ts = thread
+        if where is None:
+            ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=False)
+            if not ahead:
+                return "channel", 0  # the usual case, settled without asking how the binding's threads run
+            if not await self._in_parallel(team_id, channel_id):
+                return "channel", ahead
+            where = "thread"
+        return where, await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=where == "thread")
