@@ -55,7 +55,10 @@ def test_a_thread_waiting_behind_many_mentions_gets_one_notice_kept_current(tmp_
             assert [p["thread_ts"] for p in posts] == [root["ts"], other["ts"]], "one notice per waiting thread"
             assert count(posts[1]["text"]) == 7 and posts[1]["text"].endswith("in this channel.")
             [in_root] = [p for p in slack.messages(CHANNEL, root["ts"]) if p["text"].startswith("Queued")]
-            assert count(in_root["text"]) == 6, "the thread's one notice was edited in place to the current count"
+            # One message, edited in place: it reached the six waiting, and while the thread drains it may be edited
+            # down again (it is kept current), never above what waited.
+            assert 6 in [count(a["text"]) for _, a in calls], "the notice was brought up to the six waiting"
+            assert 1 <= count(in_root["text"]) <= 6, in_root["text"]
             edits = [a for kind, a in calls if kind == "edit"]
             assert len(edits) <= 2 and all(e["channel"] == CHANNEL for e in edits)
             assert edits or count(posts[0]["text"]) == 6, "a notice that fell behind the queue was edited"
