@@ -177,6 +177,7 @@ def test_a_conversation_deleted_on_letta_is_replaced_and_the_thread_goes_on(rig:
     assert [p.args["text"] for p in rig.slack.posts(channel, root) if p.args.get("username")] == ["alice says hi"] * 3
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_after_a_crash_the_send_is_found_in_the_threads_conversation_not_made_again(tmp_path: Path) -> None:
     for r in _rig("0.16.8", tmp_path):
         channel = "C0CONV0004"

@@ -82,6 +82,7 @@ def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     r.slack.stop()
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
     event = mention_event("once", channel=guarded.channel)
     body = event_body(event, event_id="EvONCE0001")
@@ -136,6 +137,7 @@ def test_kill_9_between_two_agents_resumes_at_the_next_agent(
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> None:
     """Where the send is an agent's run, "no run going and nothing in history" proves it never reached the agent.
     A 0.11.x group send is no run: no member has it the recovery wait after it was sent, so it never reached Letta."""
@@ -150,6 +152,7 @@ def test_a_send_letta_never_saw_is_sent_again_after_a_crash(guarded: Rig) -> Non
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_sigterm_finishes_the_turn_in_flight_and_exits_0(guarded: Rig) -> None:
     guarded.letta.set_delay(guarded.agents["alice"], 1.0)
     event, _ = guarded.bridge.mention("finish me", guarded.channel)
@@ -158,6 +161,7 @@ def test_sigterm_finishes_the_turn_in_flight_and_exits_0(guarded: Rig) -> None:
     assert guarded.replies(event["ts"]) == ["alice", "bob", "carol"]
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_sigterm_past_the_grace_period_records_the_turn_and_the_next_start_ends_it(tmp_path: Path) -> None:
     r = rig(tmp_path, "0.16.8", ("alice", "bob"), SHUTDOWN_GRACE_SECONDS="0.5")
     try:

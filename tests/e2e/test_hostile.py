@@ -249,6 +249,7 @@ def test_thread_context_under_slacks_strict_limit_goes_on_with_less(fresh: tuple
         bridge.stop()
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_signed_request_replayed_after_a_restart_is_refused(
     fresh: tuple[FakeSlack, FakeLetta, Path], request: pytest.FixtureRequest, backend: str

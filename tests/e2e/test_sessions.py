@@ -116,6 +116,7 @@ def test_a_session_shows_the_whole_turn(rig: Rig) -> None:
     assert rig.slack.ephemerals == []
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_stop_during_the_first_of_three_agents_stops_the_turn_in_letta(rig: Rig) -> None:
     rig.letta.set_delay(rig.agents["alice"], 3.0)
     root = rig.mention("a long question")
