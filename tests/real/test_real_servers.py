@@ -42,6 +42,16 @@ class Bound:
     def names(self, ts: str) -> list[str]:
         return [name for name, _ in self.said(ts)]
 
+    def server_failed(self) -> set[str]:
+        """Agents whose run the real server itself failed (`kind=run_failed` in the bridge's log; seen once on a
+        loaded CI machine, 0.16.8 failing one of three concurrent runs after 30 s). The bridge then says so in the
+        thread and never asks again: such an agent is left out of who must have spoken, not of the once-only
+        counts."""
+        ids = {v: k for k, v in self.agents.items()}
+        return {ids[w.split("=", 1)[1]] for line in self.bridge.logs().splitlines()
+                if "agent failed" in line and "kind=run_failed" in line
+                for w in line.split() if w.startswith("agent=") and w.split("=", 1)[1] in ids}
+
     def wait_replies(self, ts: str, timeout: float = 120) -> list[str]:
         """Wait for the turn's end (its ✅ or ⚠️), then the agents who spoke, in order."""
         done = {"white_check_mark", "warning"}
@@ -123,6 +133,10 @@ def test_a_mention_is_answered_by_each_agent_once(stage: Stage, kind: str, patte
         text = f"hello {uuid.uuid4().hex[:8]}"
         ts = b.mention(text)
         said = b.wait_replies(ts)
+        failed = b.server_failed()
+        if failed:
+            print(f"{kind} {pattern} {runner}: the real server failed the runs of {sorted(failed)}")
+            b.speakers = [n for n in b.speakers if n not in failed]
         if pattern == "dynamic" and runner == "server":  # 0.11.7 asks the chosen member up to max_turns times
             assert set(said) == {"alice"}
         elif pattern == "supervisor" and runner == "bridge":  # the bridge asks a supervisor's workers at once
@@ -133,6 +147,8 @@ def test_a_mention_is_answered_by_each_agent_once(stage: Stage, kind: str, patte
         if pattern != "supervisor" or runner == "bridge":
             asked = [n for n in NAMES if n in b.speakers]
             assert [b.server.setup.user_messages_with(b.agents[n], text) for n in asked] == [1] * len(asked)
+        for name in failed:  # a failed run may or may not have stored its message, but never twice
+            assert b.server.setup.user_messages_with(b.agents[name], text) <= 1
 
 
 def test_a_supervisor_with_the_bridge_runner_is_refused_on_0_11(stage: Stage, tmp_path: Path) -> None:
