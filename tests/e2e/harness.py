@@ -125,9 +125,19 @@ class BridgeProcess:
         self.proc.wait()
 
     def restart(self) -> BridgeProcess:
+        """Stop (if still running) and start again. Under xdist another test may take the freed port in between; the
+        bridge then says so in one line and exits, and the restart moves to a fresh port."""
         assert self.log_path is not None
         self.stop()
-        return self.start(self.log_path.with_suffix(".2.log"))
+        log_path = self.log_path.with_suffix(".2.log")
+        for _ in range(3):
+            try:
+                return self.start(log_path)
+            except AssertionError:
+                if "address is already in use" not in self.logs():
+                    raise
+                self.port = free_port()
+        return self.start(log_path)
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc is None:
