@@ -266,29 +266,19 @@ class BindingTranscript:
 class TurnJournal:
     """Adapts the store to the runners' `Journal` for one turn; a bridge-run agent's reply moves the
     binding's transcript in the same transaction as the step's outcome.
-
-    `written` is given for a turn that never ran before (accepted by this process and started now): the keys
-    of the steps this run has written so far. Any other step of such a turn cannot exist, so it is not looked up.
     """
 
-    def __init__(
-        self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str, written: set[str] | None = None
-    ) -> None:
+    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str) -> None:
         self._store = store
         self._turn_id = turn_id
         self.otid = otid
         self._team = team_id
         self._channel = channel_id
-        self._written = written
 
     async def step(self, key: str) -> StepRecord | None:
-        if self._written is not None and key not in self._written:
-            return None
         return await self._store.get_step(self._turn_id, key)
 
     async def sending(self, key: str) -> None:
-        if self._written is not None:
-            self._written.add(key)
         await self._store.step_sending(self._turn_id, key)
 
     async def answered(
@@ -298,8 +288,6 @@ class TurnJournal:
         failure: AgentFailure | None = None,
         seen_upto: int | None = None,
     ) -> None:
-        if self._written is not None:
-            self._written.add(key)
         # An agent's second send in one turn (round robin past its members) is keyed `<agent id>#2`.
         seen = None if seen_upto is None else (self._team, self._channel, key.partition("#")[0], seen_upto)
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)
