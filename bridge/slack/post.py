@@ -139,7 +139,7 @@ class SlackPoster:
         can only be later, so only that part of the thread is read.
         """
         if check_first:
-            found = await self._find_posted(channel, thread_ts, part.text, after)
+            found = await self._find_posted(channel, thread_ts, part, after)
             if found:
                 return found
         for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
@@ -178,15 +178,16 @@ class SlackPoster:
             except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
-            found = await self._find_posted(channel, thread_ts, part.text, after)
+            found = await self._find_posted(channel, thread_ts, part, after)
             if found:
                 return found
             await asyncio.sleep(attempt + 1)
         raise SlackPostError("chat.postMessage", reason)
 
-    async def _find_posted(self, channel: str, thread_ts: str, text: str, after: str | None = None) -> str | None:
-        """The ts of our own message with this text in the thread, if the failed post did land: the thread
-        from `after` on (the turn's own message), page by page, however long the thread."""
+    async def _find_posted(self, channel: str, thread_ts: str, part: Part, after: str | None = None) -> str | None:
+        """The ts of our own message with this text, under this name, in the thread, if the failed post did land:
+        the thread from `after` on (the turn's own message), page by page, however long the thread. The name
+        counts: two agents may say the same words, and mistaking one's post for the other's would lose it."""
         cursor: str | None = None
         try:
             if self._bot_id is None:
@@ -196,7 +197,11 @@ class SlackPoster:
                     channel=channel, ts=thread_ts, limit=200, cursor=cursor, oldest=after, inclusive=bool(after)
                 )
                 for message in response.get("messages") or []:
-                    if message.get("bot_id") == self._bot_id and message.get("text") == text:
+                    if (
+                        message.get("bot_id") == self._bot_id
+                        and message.get("text") == part.text
+                        and (part.username is None or message.get("username") == part.username)
+                    ):
                         return str(message.get("ts"))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:

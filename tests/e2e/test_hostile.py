@@ -394,3 +394,28 @@ def test_people_are_heard_whatever_slack_calls_their_message_and_nothing_is_sile
         assert [p.args["text"] for p in slack.posts("C0DROP0001", event["ts"])] == ["alice sent an empty reply."]
     finally:
         bridge.stop()
+
+
+def test_two_agents_with_the_same_words_each_get_their_post_when_one_outcome_is_unknown(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """The check after a failed post matches the agent's name too: bob's post, whose outcome is unknown, is not
+    mistaken for alice's identical reply already in the thread (and so lost)."""
+    slack, letta, tmp = fresh
+    alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+    for agent in (alice, bob):
+        letta.set_reply(agent, "agreed")
+    letta.set_delay(bob, 1.5)
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0SAME0001", alice, bob).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        mention = mention_event("do you agree?", channel="C0SAME0001")
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: len(slack.posts("C0SAME0001", mention["ts"])) == 1, 15)
+        slack.fail_next("chat.postMessage", status=500)  # bob's post did not land, and the bridge cannot know
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions("C0SAME0001", mention["ts"]), 20)
+        replies = [m for m in slack.messages("C0SAME0001", mention["ts"]) if m.get("bot_id")]
+        assert [(m.get("username"), m["text"]) for m in replies] == [("alice", "agreed"), ("bob", "agreed")]
+    finally:
+        bridge.stop()
