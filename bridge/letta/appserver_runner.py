@@ -199,7 +199,8 @@ def tool_progress(event: object, named: dict[str, ToolCalled]) -> ToolProgress |
         named[event.tool_call_id] = event
         return ToolProgress(event.tool_call_id, event.name or "tool", one_line(event.arguments), "pending")
     if isinstance(event, ToolDenied):
-        return ToolProgress(event.tool_call_id, event.name or "tool", "", "failed", one_line(event.reason))
+        args = one_line(named[event.tool_call_id].arguments) if event.tool_call_id in named else ""
+        return ToolProgress(event.tool_call_id, event.name or "tool", args, "failed", one_line(event.reason))
     call_id = event.tool_call_id if isinstance(event, ToolStarted | ToolReturned) else None
     call = named.get(call_id or "")
     if call is None:

@@ -22,7 +22,7 @@ from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import FAILURES, Author, slack_error
 from bridge.slack.render import MAX_TEXT
-from bridge.slack.tasks import TaskDisplay, task_card
+from bridge.slack.tasks import FINAL, TaskDisplay, task_card
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,9 @@ class LiveMessages:
     async def task(self, draft: Draft, chunk: dict[str, Any]) -> None:
         """Move a task of a stream on (a tool call's new state). Not spaced like text, since a task moves a few
         times only; while Slack's Retry-After lasts, or when the call fails, it waits for the draft's next call."""
-        if not draft.streaming or draft.tasks.get(chunk["id"]) == chunk:
-            return
+        before = draft.tasks.get(chunk["id"])
+        if not draft.streaming or before == chunk or (before is not None and before["status"] in FINAL):
+            return  # a task that ended stays as it ended (the App Server repeats a tool's return)
         draft.tasks[chunk["id"]] = draft.unsent[chunk["id"]] = chunk
         if asyncio.get_running_loop().time() < self._paused_at:
             return

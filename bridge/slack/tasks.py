@@ -18,6 +18,7 @@ from bridge.slack.render import clip
 
 TaskDisplay = Literal["timeline", "plan", "off"]
 STATUS: dict[ToolState, str] = {"pending": "pending", "running": "in_progress", "done": "complete", "failed": "error"}
+FINAL = ("complete", "error")
 TASK_CHARS = 256
 
 

@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import World, new_channel, open_world
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_live_replies import agent_messages, calls, wait_done
+from tests.fakes.appserver import FakeAppServer
+from tests.fakes.slack import FakeSlack
 
 TOOLS = [("shout", True), ("explode", False)]
 
@@ -92,3 +95,42 @@ def test_tasks_hide_the_arguments_where_reasoning_is_not_shown(tmp_path: Path) -
         updates = [u for t in world.slack.stream_tasks[(channel, started.response["ts"])].values() for u in t]
         assert updates and not any("details" in u or "output" in u for u in updates)
         assert [m["text"] for m in agent_messages(world, channel, event["ts"])] == ["alice says hi"]
+
+
+def test_on_the_app_server_a_read_only_tool_completes_and_a_refused_one_is_an_error(tmp_path: Path) -> None:
+    slack = FakeSlack()
+    slack.start()
+    slack.add_user("U0123ABCD", "maria", display_name="maria")
+    app = FakeAppServer(scale=0.001)
+    app.start()
+    channel = new_channel()
+    settings = {"LETTA_STREAM_TOKENS": "true", "SLACK_LIVE_EDIT_SECONDS": "0.1", "LETTA_APP_SERVER_TOOLS": "true",
+                "SLACK_SHOW_REASONING_EXCEPT": channel}
+    env = base_env(slack.api_url, app.url, tmp_path / "bridge.db", **settings)
+    bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+    try:
+        alice = app.add_agent("alice")
+        app.set_tools(alice, [("Bash", True), ("Write", False)])  # read-only runs; Write asks, and is refused
+        slack.add_channel(channel, f"chan-{channel.lower()}")
+        done = run_cli(env, "channels", "connect", channel, alice)
+        assert done.returncode == 0, done.stderr + done.stdout
+        event, _ = bridge.mention("use your tools", channel)
+        slack.wait_for(lambda: bool({"white_check_mark", "warning"} & slack.reactions(channel, event["ts"])), 20)
+
+        (started,) = [c for c in slack.calls_to("chat.startStream") if c.ok]
+        tasks = slack.stream_tasks[(channel, started.response["ts"])]
+        assert [(t[0]["title"], [u["status"] for u in t]) for t in tasks.values()] == [
+            ("Bash", ["pending", "in_progress", "complete"]),
+            ("Write", ["pending", "error"]),
+        ]
+        assert "approve" in list(tasks.values())[1][-1]["output"]  # why it failed: the bridge's refusal
+        (reply,) = [m for m in slack.messages(channel, event["ts"]) if m.get("bot_id") and m["ts"] != event["ts"]]
+        assert reply["text"] == "alice says hi"
+        assert [(b["title"], b["status"]) for b in _blocks(reply) if b["type"] == "task_card"] == [
+            ("Bash", "complete"),
+            ("Write", "error"),
+        ]
+    finally:
+        bridge.stop()
+        app.stop()
+        slack.stop()
