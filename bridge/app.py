@@ -76,6 +76,7 @@ def letta_client(settings: Settings, metrics: Metrics | None = None, kind: Serve
         return AppServerLetta(
             settings.letta_base_url,
             api_key=key,
+            tools=settings.letta_app_server_tools,
             connect_timeout=settings.letta_connect_timeout,
             request_timeout=min(settings.letta_read_timeout, 30.0),
         )
@@ -160,7 +161,7 @@ class Bridge:
         poster = SlackPoster(self.slack, settings.slack_agent_usernames, looks)
         # Drafts of growing replies and thread reads are skipped, not waited for, when Slack rate-limits them.
         self.slack_drafts = slack_client(settings, self.metrics, wait_out_limits=False)
-        live = LiveMessages(self.slack, self.slack_drafts, settings.slack_live_replies)
+        live = LiveMessages(self.slack, self.slack_drafts, settings.slack_live_replies, settings.slack_task_display)
         worker = TurnWorker(
             settings,
             self.store,

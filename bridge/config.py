@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_live_replies: Literal["auto", "stream", "update"] = "auto"
     slack_live_edit_seconds: float = Field(default=1.5, ge=0)
+    # A streamed reply shows the agent's tool calls as tasks: one by one (timeline), gathered in a plan, or not.
+    slack_task_display: Literal["timeline", "plan", "off"] = "timeline"
     slack_show_reasoning: bool = False
     slack_show_reasoning_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
@@ -128,6 +130,8 @@ class Settings(BaseSettings):
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
     letta_streaming: bool = True
     letta_stream_tokens: bool = False
+    # The App Server's shell and file tools for its agents (off: every message is sent with no tools allowed).
+    letta_app_server_tools: bool = False
     letta_max_turns: int | None = Field(default=None, ge=1, le=50)
     letta_conversations: bool = True
     letta_conversations_except: Annotated[tuple[str, ...], NoDecode] = ()

@@ -132,6 +132,21 @@ class Turn:
     follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
 
 
+ToolState = Literal["pending", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class ToolProgress:
+    """One tool call of a reply still being written, as far as it got: `call_id` names it across its updates,
+    `args` is its arguments on one line, `output` why it failed (empty otherwise)."""
+
+    call_id: str
+    name: str
+    args: str
+    state: ToolState
+    output: str = ""
+
+
 class Drafts(Protocol):
     """Where a reply still being streamed token by token is shown growing (the Slack thread's live message).
 
@@ -140,6 +155,10 @@ class Drafts(Protocol):
     """
 
     async def grow(self, step: str, index: int, agent_name: str, text: str) -> None: ...
+
+    async def tool(self, step: str, index: int, agent_name: str, progress: ToolProgress) -> None:
+        """A tool call of that reply started, ran or ended (shown as a task where drafts are Slack streams)."""
+        ...
 
 
 class Threads(Protocol):

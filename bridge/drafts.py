@@ -2,6 +2,8 @@
 
 A draft's message ts is recorded as soon as Slack gives it, so the finished reply replaces that message (here
 or, after a restart, in the next process) instead of being posted beside it: nothing is posted twice.
+Where drafts are Slack streams, the reply's tool calls show in it as tasks, as they happen (a first tool call
+opens the stream before any text).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.domain import Turn
+from bridge.domain import ToolProgress, Turn
 from bridge.slack.live import MORE, Draft, LiveMessages
 from bridge.slack.post import SlackPoster
+from bridge.slack.tasks import task_chunk
 from bridge.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -43,8 +46,10 @@ class TurnDrafts:
         turn_id: int,
         interval: float,
         resumed: bool = False,
+        details: bool = False,
     ) -> None:
         self._store = store
+        self._details = details  # a task shows the call's arguments and failure (where reasoning is shown)
         self._resumed = resumed  # only a turn run before can have a draft this run does not know of
         self._poster = poster
         self._live = live
@@ -66,15 +71,7 @@ class TurnDrafts:
                 return
             self._tried[key] = now
             shown, markdown = self._shown(agent_name, text)  # rendered only when shown: drafts come per token
-            turn = self._turn
-            author = self._poster.author(agent_name)
-            draft = await self._live.start(
-                turn.channel_id, turn.thread_ts, shown, markdown, author, (turn.team_id, turn.user_id)
-            )
-            if draft is None:
-                return
-            await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
-            self._growing[key] = _Growing(draft, agent_name, now, text)
+            await self._start(key, agent_name, text, shown, markdown)
             return
         growing.text = text
         if now - growing.shown_at < self._interval:
@@ -82,13 +79,43 @@ class TurnDrafts:
         growing.shown_at = now
         await self._live.grow(growing.draft, *self._shown(agent_name, text))
 
+    async def tool(self, step: str, index: int, agent_name: str, progress: ToolProgress) -> None:
+        """A tool call of the reply as a task of its stream; nothing where drafts are not streams."""
+        key = live_key(step, index)
+        if key in self._done or self._live.tasks == "off" or not self._live.streams:
+            return
+        chunk = task_chunk(progress, self._details)
+        growing = self._growing.get(key)
+        if growing is None:
+            await self._start(key, agent_name, "", "", "", chunk)
+        else:
+            await self._live.task(growing.draft, chunk)
+
+    def showed_tasks(self, step_key: str) -> bool:
+        """Whether the reply's draft shows its tool calls as tasks (then they are not repeated as notes)."""
+        growing = self._growing.get(step_key)
+        return growing is not None and bool(growing.draft.tasks)
+
+    async def _start(
+        self, key: str, agent_name: str, text: str, shown: str, markdown: str, task: dict[str, Any] | None = None
+    ) -> None:
+        turn = self._turn
+        author = self._poster.author(agent_name)
+        recipient = (turn.team_id, turn.user_id)
+        draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
+        if draft is None:
+            return
+        await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
+        self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
+
     async def replace(self, step_key: str, text: str, actions: tuple[dict[str, Any], ...] = ()) -> str | None:
         """Write a finished reply's first message over its draft; its ts, or None when there is no draft
         or it cannot be edited (the reply is then posted anew)."""
         self._done.add(step_key)
         growing = self._growing.pop(step_key, None)
-        if growing is not None:
-            ts, streaming = growing.draft.ts, growing.draft.streaming
+        draft = growing.draft if growing is not None else None
+        if draft is not None:
+            ts, streaming = draft.ts, draft.streaming
         elif not self._resumed:
             return None
         else:
@@ -96,7 +123,7 @@ class TurnDrafts:
             if found is None:
                 return None
             ts, streaming = found, None
-        ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming, actions)
+        ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming, actions, draft)
         return ts if ok else None
 
     async def abandon(self, mark: str = " _(cut off)_") -> bool:
@@ -106,9 +133,8 @@ class TurnDrafts:
         for key, growing in list(self._growing.items()):
             self._done.add(key)
             shown, _ = self._shown(growing.agent_name, growing.text)
-            await self._live.replace_with(
-                self._turn.channel_id, growing.draft.ts, shown + mark, growing.draft.streaming
-            )
+            draft = growing.draft
+            await self._live.replace_with(self._turn.channel_id, draft.ts, shown + mark, draft.streaming, (), draft)
         self._growing.clear()
         return had
 

@@ -114,7 +114,7 @@ class TurnWorker:
         self._chooser = chooser
         self._poster = poster
         self._directory = directory
-        self._live = live or LiveMessages(poster.client, mode=settings.slack_live_replies)
+        self._live = live or LiveMessages(poster.client, None, settings.slack_live_replies, settings.slack_task_display)
         self.ack_first = AckFirst()  # app.py marks each Slack request it answers; turns give way to them
         self._redactor = Redactor(settings.secrets())
         self.threads = ThreadPolicy(
@@ -132,8 +132,9 @@ class TurnWorker:
         resumed."""
         await self.ack_first.give_way()
         turn, s = job.turn, self._settings
+        details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(
-            self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed
+            self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details
         )
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
@@ -281,8 +282,11 @@ class TurnWorker:
             elif isinstance(event, AgentReply):
                 replies += 1
                 await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
-                if event.notes and self._settings.shows_reasoning(turn.channel_id):
-                    encoded = json.dumps([[n.kind, n.text] for n in event.notes])
+                notes = event.notes
+                if drafts.showed_tasks(f"{event.step}:{event.index}"):  # its tool calls are in the reply as tasks
+                    notes = tuple(n for n in notes if n.kind != "tool")
+                if notes and self._settings.shows_reasoning(turn.channel_id):
+                    encoded = json.dumps([[n.kind, n.text] for n in notes])
                     await self._owe(job, f"{NOTES}{event.step}:{event.index}", encoded, event.agent_name)
             elif isinstance(event, AgentFailure):
                 failures += 1

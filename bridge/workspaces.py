@@ -258,7 +258,7 @@ class Workspaces:
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
         poster = SlackPoster(slack, settings.slack_agent_usernames, looks)
         configurator = Configurator(settings, self.store, letta.client, letta.chooser)
-        live = LiveMessages(slack, drafts, settings.slack_live_replies)
+        live = LiveMessages(slack, drafts, settings.slack_live_replies, settings.slack_task_display)
         worker = TurnWorker(
             settings, self.store, letta.chooser, poster, Directory(slack), configurator.default_binding, live
         )

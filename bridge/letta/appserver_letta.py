@@ -80,7 +80,7 @@ class AppServerLetta(LettaClient):
 
     app_server = True
 
-    def __init__(self, base_url: str, api_key: str | None = None, **options: float) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, tools: bool = False, **options: float) -> None:
         http, _ = endpoints(base_url)
         super().__init__(http, api_key)  # its httpx client is never used for a route: the App Server has none
         self.base_url = base_url.rstrip("/")
@@ -89,6 +89,7 @@ class AppServerLetta(LettaClient):
             api_key,
             request_timeout=float(options.get("request_timeout", 15.0)),
             connect_timeout=float(options.get("connect_timeout", 10.0)),
+            tools=tools,
         )
         self.keyed = bool(api_key)
         self.conversations = True

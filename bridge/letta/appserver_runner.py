@@ -28,16 +28,27 @@ from bridge.domain import (
     Note,
     StepRecord,
     Target,
+    ToolProgress,
+    ToolState,
     Transcript,
     TurnEvent,
     TurnInput,
 )
-from bridge.letta.appserver import Finished, Reasoning, TextDelta, ToolCalled, ToolDenied, ToolReturned
+from bridge.letta.appserver import (
+    Finished,
+    Reasoning,
+    TextDelta,
+    ToolCalled,
+    ToolDenied,
+    ToolReturned,
+    ToolStarted,
+)
 from bridge.letta.appserver import conversation_stuck as stuck
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.patterns import compose, step_otid
 from bridge.letta.runners import in_order, refused, replay, speaking_order
+from bridge.letta.toolprogress import one_line
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +141,12 @@ class AppServerRunner:
         growing: dict[str, str] = {}  # message id -> its text so far, in order
         reasoning: dict[str, str] = {}
         calls: dict[str, str] = {}
+        named: dict[str, ToolCalled] = {}
         try:
             async for event in self._client.app.send(agent.id, conversation, text, otid, self._deadline):
+                progress = tool_progress(event, named)
+                if progress is not None and self._tokens and drafts is not None:
+                    await drafts.tool(key, 0, agent.name, progress)
                 if isinstance(event, TextDelta):
                     growing[event.message_id] = event.text
                     if self._tokens and drafts is not None and event.text.strip():
@@ -175,6 +190,27 @@ class AppServerRunner:
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return replay(StepRecord("answered", tuple(replies), failure))
+
+
+def tool_progress(event: object, named: dict[str, ToolCalled]) -> ToolProgress | None:
+    """A tool call's move, from the App Server's frames (README §7): asked (pending: the server classifies it),
+    started (running), returned or refused by the bridge (done or failed). `named` keeps each call's name."""
+    if isinstance(event, ToolCalled):
+        named[event.tool_call_id] = event
+        return ToolProgress(event.tool_call_id, event.name or "tool", one_line(event.arguments), "pending")
+    if isinstance(event, ToolDenied):
+        args = one_line(named[event.tool_call_id].arguments) if event.tool_call_id in named else ""
+        return ToolProgress(event.tool_call_id, event.name or "tool", args, "failed", one_line(event.reason))
+    call_id = event.tool_call_id if isinstance(event, ToolStarted | ToolReturned) else None
+    call = named.get(call_id or "")
+    if call is None:
+        return None
+    if isinstance(event, ToolStarted):
+        state: ToolState = "running"
+    else:
+        state = "failed" if isinstance(event, ToolReturned) and event.status == "error" else "done"
+    output = one_line(event.text) if isinstance(event, ToolReturned) and state == "failed" else ""
+    return ToolProgress(call.tool_call_id, call.name or "tool", one_line(call.arguments), state, output)
 
 
 def _renew(error: LettaError) -> bool:

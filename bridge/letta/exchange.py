@@ -15,6 +15,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import AssistantMessage, LettaResponse, ToolReturnMessage, run_failure
 from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import Collector, supervised_replies
+from bridge.letta.toolprogress import Report, ToolWatch
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,14 @@ async def exchange(
     draft: Draft | None = None,
     conversation: str | None = None,
     background: Progress | None = None,
+    tools: Report | None = None,
 ) -> AsyncIterator[Spoken]:
     """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
     in-answer error if there was one. Raises LettaError only when nothing at all came back.
 
     Streams when asked to; a server without the stream route gets the plain send instead, and is remembered.
-    With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it. With
+    With `tokens`, a reply arrives in fragments and `draft` is shown each longer version of it, `tools` each move
+    of a tool call on the way (toolprogress.py). With
     `conversation`, the agent's send goes to that conversation (its Slack thread, or `default`: the agent's own);
     a conversation send always streams (0.16.8 never ends a plain one's run). With `background` (Redis servers) the
     run goes on without this request, a dropped stream is re-attached where it stopped, and `background.attach`
@@ -123,6 +126,7 @@ async def exchange(
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
+    watch = ToolWatch()
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
         received = False
@@ -144,6 +148,9 @@ async def exchange(
                     if background is not None:
                         background.saw(item)
                     notes.add(item, getattr(item, "name", None) or author)
+                    if tools is not None:
+                        for who, progress in watch.add(item, getattr(item, "name", None) or author):
+                            await tools(who, progress)
                     for spoken in collector.add(item):
                         yield Said(*spoken, notes.pop(spoken[0]))
                     growing = collector.growing

@@ -24,6 +24,7 @@ from bridge.domain import (
     Note,
     StepRecord,
     Target,
+    ToolProgress,
     Transcript,
     TurnEvent,
     TurnInput,
@@ -34,6 +35,7 @@ from bridge.letta.exchange import Draft, Progress, Said, Spoken, attribute, exch
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
 from bridge.letta.recovery import Found, group_settled, settle
+from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,11 @@ class ServerRunner:
             if growing is not None and turn.drafts is not None:
                 await turn.drafts.grow(self.STEP, len(replies), growing.agent_name, text)
 
+        async def tool(author: str, progress: ToolProgress) -> None:
+            caller = attribute(target, author, "", self.STEP, len(replies))
+            if caller is not None and turn.drafts is not None:
+                await turn.drafts.tool(self.STEP, len(replies), caller.agent_name, progress)
+
         try:
             async for spoken in exchange(
                 self._client,
@@ -129,6 +136,7 @@ class ServerRunner:
                 group=(target.group_id, members),
                 tokens=self._tokens,
                 draft=draft if turn.drafts is not None else None,
+                tools=tool if turn.drafts is not None else None,
             ):
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
@@ -404,7 +412,8 @@ class BridgeRunner(Step):
             attached = Progress(otid, attach=True)
             try:
                 draft = _drafting(drafts, key, agent.name, [])
-                return [s async for s in self._exchange(agent, message, conversation, draft, attached)]
+                tools = reporting(drafts, key, agent.name)
+                return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
             except LettaError as error:
                 if error.kind == Kind.NOT_FOUND:
                     log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)
@@ -426,6 +435,7 @@ class BridgeRunner(Step):
         conversation: str | None,
         draft: Draft | None,
         background: Progress | None,
+        tools: Report | None = None,
     ) -> AsyncIterator[Spoken]:
         """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
         return _own(
@@ -440,6 +450,7 @@ class BridgeRunner(Step):
                 tokens=self._tokens,
                 draft=draft,
                 background=background,
+                tools=tools,
             ),
         )
 
@@ -458,9 +469,8 @@ class BridgeRunner(Step):
         notes: list[Note] = []
         failure: AgentFailure | None = None
         blank = False  # a message came back with no words: an empty reply, unlike no message at all
-        async for spoken in self._exchange(
-            agent, message, conversation, _drafting(drafts, key, agent.name, texts), background
-        ):
+        draft, tools = _drafting(drafts, key, agent.name, texts), reporting(drafts, key, agent.name)
+        async for spoken in self._exchange(agent, message, conversation, draft, background, tools):
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
                     agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1

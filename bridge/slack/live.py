@@ -5,22 +5,24 @@ chat.appendStream with each new piece of Markdown, then chat.stopStream), where 
 message edited with chat.update (at most 4,000 characters). The first refusal of chat.startStream switches the
 process to chat.update for good. Drafts are best effort: a draft Slack refuses is dropped, and the finished
 reply is always written over the draft (or posted anew when the draft cannot be edited), so nothing is lost.
+A stream also shows the agent's tool calls as tasks (tasks.py); a message edited in place never does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.feedback import with_actions
+from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import FAILURES, Author, slack_error
 from bridge.slack.render import MAX_TEXT
+from bridge.slack.tasks import FINAL, TaskDisplay, task_card
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,15 @@ MORE = " …"
 
 @dataclass
 class Draft:
-    """One growing message: its ts, whether it is a Slack stream, and the Markdown streamed into it so far."""
+    """One growing message: its ts, whether it is a Slack stream, the Markdown streamed into it so far, and its
+    tasks (each one's latest chunk by id; `unsent`: those Slack has not had yet, sent with the next call)."""
 
     channel: str
     ts: str
     streaming: bool
     sent: str = ""
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unsent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def stream_text(markdown: str) -> str:
@@ -53,12 +58,20 @@ class LiveMessages:
     """`drafts` is a client that does not wait out rate limits (a draft is skipped instead, and the process
     pauses its drafts for Retry-After); `client` retries them, for the finished reply."""
 
-    def __init__(self, client: AsyncWebClient, drafts: AsyncWebClient | None = None, mode: LiveMode = "auto") -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        drafts: AsyncWebClient | None = None,
+        mode: LiveMode = "auto",
+        tasks: TaskDisplay = "timeline",
+    ) -> None:
         self._client = client
         self._drafts = drafts or client
         self._streams = mode != "update"
         self._mode = mode
+        self.tasks = tasks
         self._free_at = 0.0  # no draft call before this (loop time)
+        self._paused_at = 0.0  # no draft call at all before this: Slack's Retry-After (loop time)
 
     def _may_edit(self, spacing: float) -> bool:
         now = asyncio.get_running_loop().time()
@@ -70,7 +83,7 @@ class LiveMessages:
     def _refused(self, exc: BaseException) -> None:
         if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
             retry_after = float(exc.response.headers.get("retry-after", "1") or 1)
-            self._free_at = asyncio.get_running_loop().time() + retry_after
+            self._free_at = self._paused_at = asyncio.get_running_loop().time() + retry_after
             log.info("slack rate-limited a draft; drafts paused for %.0fs", retry_after)
 
     @property
@@ -85,22 +98,29 @@ class LiveMessages:
         markdown: str,
         author: Author,
         recipient: tuple[str, str],
+        task: dict[str, Any] | None = None,
     ) -> Draft | None:
-        """Open the draft: a stream seeded with `markdown`, or a message with the mrkdwn `text`."""
+        """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
+        `text`; a task alone opens nothing where streams are refused."""
         if self._streams:
             seed = stream_text(markdown)[:MAX_TEXT]
             try:
                 response = await self._drafts.chat_startStream(
                     channel=channel,
                     thread_ts=thread_ts,
-                    markdown_text=seed,
+                    markdown_text=seed or None,
+                    chunks=[task] if task else None,
+                    task_display_mode=None if self.tasks == "off" else self.tasks,
                     recipient_team_id=recipient[0],
                     recipient_user_id=recipient[1],
                     username=author.username,
                     icon_emoji=author.icon_emoji,
                     icon_url=author.icon_url,
                 )
-                return Draft(channel, str(response.get("ts", "")), True, seed)
+                draft = Draft(channel, str(response.get("ts", "")), True, seed)
+                if task:
+                    draft.tasks[task["id"]] = task
+                return draft
             except FAILURES as exc:
                 error = slack_error(exc)
                 self._refused(exc)
@@ -109,6 +129,8 @@ class LiveMessages:
                     return None
                 self._streams = False
                 log.warning("slack streaming messages unavailable (error=%s); growing replies by chat.update", error)
+        if task:
+            return None
         try:
             response = await self._drafts.chat_postMessage(
                 channel=channel,
@@ -135,9 +157,13 @@ class LiveMessages:
                     return
                 if not self._may_edit(APPEND_SPACING):
                     return
-                await self._drafts.chat_appendStream(
-                    channel=draft.channel, ts=draft.ts, markdown_text=whole[len(draft.sent) :]
-                )
+                piece = whole[len(draft.sent) :]
+                if draft.unsent:  # tasks Slack has not had yet go with the text, in one call
+                    chunks = [{"type": "markdown_text", "text": piece}, *draft.unsent.values()]
+                    await self._drafts.chat_appendStream(channel=draft.channel, ts=draft.ts, chunks=chunks)
+                    draft.unsent.clear()
+                else:
+                    await self._drafts.chat_appendStream(channel=draft.channel, ts=draft.ts, markdown_text=piece)
                 draft.sent = whole
             elif self._may_edit(UPDATE_SPACING):
                 await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text)
@@ -145,19 +171,45 @@ class LiveMessages:
             self._refused(exc)
             log.info("slack draft not updated error=%s", slack_error(exc))
 
+    async def task(self, draft: Draft, chunk: dict[str, Any]) -> None:
+        """Move a task of a stream on (a tool call's new state). Not spaced like text, since a task moves a few
+        times only; while Slack's Retry-After lasts, or when the call fails, it waits for the draft's next call."""
+        before = draft.tasks.get(chunk["id"])
+        if not draft.streaming or before == chunk or (before is not None and before["status"] in FINAL):
+            return  # a task that ended stays as it ended (the App Server repeats a tool's return)
+        draft.tasks[chunk["id"]] = draft.unsent[chunk["id"]] = chunk
+        if asyncio.get_running_loop().time() < self._paused_at:
+            return
+        try:
+            await self._drafts.chat_appendStream(channel=draft.channel, ts=draft.ts, chunks=list(draft.unsent.values()))
+            draft.unsent.clear()
+        except FAILURES as exc:
+            self._refused(exc)
+            log.info("slack task not updated error=%s", slack_error(exc))
+
     async def replace_with(
-        self, channel: str, ts: str, text: str, streaming: bool | None, actions: tuple[dict[str, Any], ...] = ()
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        streaming: bool | None,
+        actions: tuple[dict[str, Any], ...] = (),
+        draft: Draft | None = None,
     ) -> bool:
-        """Write the finished reply's first message over the draft. False when the draft cannot be edited
-        (deleted, too old): the caller posts the reply anew. `streaming` None: not known (after a restart)."""
+        """Write the finished reply's first message over the draft, the draft's tasks kept above it as task
+        cards. False when the draft cannot be edited (deleted, too old): the caller posts the reply anew.
+        `streaming` None: not known (after a restart)."""
+        unsent = list(draft.unsent.values()) if draft is not None else []
         if streaming is not False:
             try:
-                await self._client.chat_stopStream(channel=channel, ts=ts)
+                await self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None)
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
+        cards = [task_card(chunk) for chunk in draft.tasks.values()] if draft is not None else []
+        blocks = cards + text_blocks(text) + list(actions) if cards else with_actions(text, actions)
         try:
-            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=with_actions(text, actions))
+            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
             return True
         except FAILURES as exc:
             log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", slack_error(exc))

@@ -120,7 +120,7 @@ NOTE_CHARS = 300
 NOTES_PER_BLOCK = 10  # a context block's element limit
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -128,7 +128,7 @@ def notes_blocks(notes: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Context blocks, one line per reasoning step or tool call, each clipped: compact by design."""
     elements: list[dict[str, Any]] = []
     for kind, text in notes:
-        clipped = escape(_clip(" ".join(text.split()), NOTE_CHARS))
+        clipped = escape(clip(" ".join(text.split()), NOTE_CHARS))
         body = "`" + clipped.replace("`", "'") + "`" if kind == "tool" else f"_{clipped}_"
         elements.append({"type": "mrkdwn", "text": f"{NOTE_MARK.get(kind, '•')} {body}"})
     shown = elements[: NOTES_PER_BLOCK * 5]  # at most five blocks under one reply

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes import appserver_tools
 from tests.reference import APP_SERVER, load
 
 Json = dict[str, Any]
@@ -99,6 +100,7 @@ class Turn:
     run_id: str = ""
     aborted: asyncio.Event = field(default_factory=asyncio.Event)
     cut: bool = False  # the socket that started it closed (capture ws-disconnect-mid-turn-*)
+    no_tools: bool = False  # the input allowed none (client_tool_allowlist: [])
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Conv:
     running: Turn | None = None
     stuck: str | None = None  # observed 0.34.12: "already has an active run (local-run-M)" until a restart
     interrupted: bool = False
+    mode: str = "unrestricted"  # runtime_start's permission mode (README §7)
     attached: set[web.WebSocketResponse] = field(default_factory=set)
 
 
@@ -128,6 +131,8 @@ class FakeAppServer:
         self.received: list[Any] = []  # every frame a client sent, parsed (or the raw text)
         self.inputs: list[Turn] = []  # every message input that reached a model
         self.drop: list[str] = []  # frame types to drop (once each) without an answer
+        self.tools: dict[str, list[appserver_tools.Tool]] = {}  # agent id -> the tools it calls before replying
+        self.approvals: dict[str, asyncio.Future[Json]] = {}  # control_request id -> the client's decision
         self._ids = itertools.count(1)
         self._runs = itertools.count(1)
         self._seq: dict[web.WebSocketResponse, itertools.count[int]] = {}
@@ -175,6 +180,10 @@ class FakeAppServer:
         self.agents[agent_id] = agent
         self.modes[agent_id] = mode
         return agent_id
+
+    def set_tools(self, agent_id: str, tools: list[appserver_tools.Tool]) -> None:
+        """The agent calls these tools ((name, read-only)) before each reply, where the input allows tools."""
+        self.tools[agent_id] = list(tools)
 
     def drop_connections(self) -> None:
         """Close every socket from the server's side (what the client sees when the server goes away)."""
@@ -354,6 +363,7 @@ class FakeAppServer:
         conv = self.convs.get(frame.get("conversation_id", ""))
         if conv is not None:
             conv.attached.add(ws)  # capture ws-runtime-start-during-turn.json: it receives the turn's frames
+            conv.mode = str(frame.get("mode") or conv.mode)
         runtime = {"agent_id": frame.get("agent_id"), "conversation_id": frame.get("conversation_id")}
         answer = {"type": "runtime_start_response", "request_id": frame["request_id"], "success": conv is not None}
         await self._send(ws, {**answer, "runtime": runtime} if conv else {**answer, "error": "Conversation not found"})
@@ -374,6 +384,12 @@ class FakeAppServer:
         if not isinstance(runtime, dict):
             return  # capture ws-malformed-frames.json ("input" without runtime or payload: nothing)
         conv = self.convs.get(runtime.get("conversation_id", ""))
+        if payload.get("kind") == "approval_response" and payload.get("request_id") in self.approvals:
+            self.approvals[payload["request_id"]].set_result(payload.get("decision") or {})
+            accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
+            accepted.pop("disposition", None)  # capture ws-approval-allow.json: no disposition
+            await self._send(ws, accepted)
+            return
         if payload.get("kind") != "create_message" or not isinstance(payload.get("messages"), list):
             said = "Unsupported input payload kind: " + str(payload.get("kind"))
             if payload.get("kind") == "create_message":
@@ -389,6 +405,7 @@ class FakeAppServer:
             message.get("content", ""),
             ws,
             f"batch-direct-{uuid.uuid4()}",
+            no_tools=payload.get("client_tool_allowlist") == [],
         )
         queued = conv is not None and (conv.running is not None or conv.interrupted)
         accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
@@ -470,6 +487,9 @@ class FakeAppServer:
         loop = _like(_T["loop"], loop_status={**_T["loop"]["loop_status"], "active_run_ids": [turn.run_id]})
         loop["loop_status"]["client_message_ids_by_run_id"] = runs
         await self._emit(conv, loop, runtime)
+        tools = self.tools.get(turn.agent_id)
+        if tools and not turn.no_tools:
+            await appserver_tools.play(self, conv, turn, runtime, tools, conv.mode)
         message_id = f"ui-msg-{next(self._ids)}"
         words = f"{agent['name']} says hi".split(" ")
         for index, word in enumerate(words):

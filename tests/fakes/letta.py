@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_cancel, letta_conversations, letta_runs, letta_stream
+from . import letta_cancel, letta_conversations, letta_runs, letta_stream, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -128,6 +128,7 @@ class FakeLetta:
         self._groups: dict[str, S.GroupSpec] = {}
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
+        self._tools: dict[str, list[letta_tools.Tool]] = {}
         self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
         self.first_tokens: list[tuple[str, float]] = []  # (agent id, monotonic time) of each stream's first fragment
         self._rules: list[_Rule] = []
@@ -240,6 +241,11 @@ class FakeLetta:
         """What the agent answers. A callable gets the text the agent received. A list gives several messages."""
         with self._lock:
             self._replies[agent_id] = reply
+
+    def set_tools(self, agent_id: str, tools: list[letta_tools.Tool]) -> None:
+        """0.16.8: the agent calls these tools ((name, succeeds)) in turn before each reply (letta_tools.py)."""
+        with self._lock:
+            self._tools[agent_id] = list(tools)
 
     def set_delay(self, agent_id: str, seconds: float) -> None:
         """Simulated LLM time for each turn of that agent."""
@@ -641,6 +647,9 @@ class FakeLetta:
         user = shapes.message("user_message", id=new_id("message"), name=name, otid=stored_otid, step_id=step_id,
                               run_id=run_id, content=text)
         out, steps = shapes.turn(replies, name=None, step_id=step_id, run_id=run_id, date=wire_date())
+        tools = self._tools.get(aid) if v == "0.16.8" else None
+        if tools:
+            out, steps = [*letta_tools.tool_messages(tools, step_id, run_id), *out], steps + len(tools)
         self._store(aid, None, [user, *out], conversation)
         return out, steps
 

@@ -44,7 +44,7 @@ _NEEDED: tuple[str, ...] = (
     "conversations-create", "conversations-create-missing-agent-id", "conversations-create-unknown-agent",
     "conversations-get-unknown", "conversations-get-malformed", "concurrent-redis-conversations-same-stream",
     "runs-active-during-send", "conversations-stream-resume-without-redis", "redis-conversations-stream-resume-idle",
-    "redis-conversations-stream-resume-unknown-otid",
+    "redis-conversations-stream-resume-unknown-otid", "agents-stream-tokens-two-tools",
 )
 UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"
 UNKNOWN_GROUP_ID = "group-00000000-0000-4000-8000-000000000000"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import letta_runs
+from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -107,7 +107,11 @@ async def finish_turn_stream(
     """An agent turn's messages (word by word with `tokens`), stop_reason, usage and [DONE], as 0.16.8 frames
     them on the agent stream and on the conversation route alike."""
     for message in copy.deepcopy(out):
-        events = _fragments(message) if tokens and message["message_type"] == "assistant_message" else [message]
+        events = [message]
+        if tokens and message["message_type"] == "assistant_message":
+            events = _fragments(message)
+        elif tokens and message["message_type"] == "tool_call_message":
+            events = letta_tools.call_fragments(message)
         for position, event in enumerate(events):
             await response.write(_frame(event))
             if len(events) > 1 and position == 0:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes.slack_stream import check_chunks, task_card_error
 from tests.reference import SLACK
 
 CAPTURES_DIR = SLACK
@@ -105,6 +106,8 @@ def _blocks_error(blocks: Any) -> str | None:
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "section" and len(str((block.get("text") or {}).get("text", ""))) > 3000:
+            return "invalid_blocks"
+        if kind == "task_card" and task_card_error(block):
             return "invalid_blocks"
         if kind != "context_actions":
             continue
@@ -209,6 +212,8 @@ class FakeSlack:
         self._channels: dict[str, dict[str, Any]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._streaming: set[tuple[str, str]] = set()
+        # Each stream's tasks: (channel, ts) -> task id -> its task_update chunks in order (slack_stream.py).
+        self.stream_tasks: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
         self._reactions: set[tuple[str, str, str]] = set()
         self._hooks: dict[str, int] = {}
         self._hook_ids = itertools.count(1)
@@ -950,9 +955,13 @@ class FakeSlack:
             if not args.get("recipient_team_id"):
                 return "missing_recipient_team_id"
         text = _chunk_text(args)
-        if text is None:
+        tasks: dict[str, list[dict[str, Any]]] = {}
+        if text is None or check_chunks(_jsonish(args.get("chunks")), tasks):
             return "invalid_chunks"
+        if args.get("task_display_mode") not in (None, "timeline", "plan"):
+            return "invalid_arguments"
         ts = self._next_ts()
+        self.stream_tasks[(channel, ts)] = tasks
         msg = {"text": text, "bot_id": self.bot_id, "ts": ts, "type": "message", "subtype": "bot_message"}
         msg["app_id"] = self.app_id
         if args.get("username"):
@@ -973,7 +982,7 @@ class FakeSlack:
         if (channel, ts) not in self._streaming:
             return "message_not_in_streaming_state"
         text = _chunk_text(args)
-        if text is None:
+        if text is None or check_chunks(_jsonish(args.get("chunks")), self.stream_tasks.setdefault((channel, ts), {})):
             return "invalid_chunks"
         msg["text"] += text
         return msg, channel

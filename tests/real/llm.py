@@ -6,7 +6,7 @@ It answers deterministically, from what Letta sends it:
   filled ("Replying to the user." for the inner thoughts), and answers in plain content otherwise (0.16.8);
 - a supervisor manager calls `send_message_to_all_agents_in_group` first (unless the bridge already gave it its
   workers' answers); a dynamic group's manager names "alice", then says "DONE!" once alice has spoken;
-  "use tool NAME" in the user's text calls tool NAME;
+  "use tool NAME" in the user's text calls tool NAME (several: each in turn, one per model call);
 - "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500; `POST /_control`
   sets a delay for every call ({"delay": 6}) and `GET /_calls` lists (agent name, latest user text) per call;
 - `stream: true` gets SSE chunks (content word by word, a tool call in two argument fragments);
@@ -62,6 +62,17 @@ def _fill(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             kind = (props.get(key) or {}).get("type")
             args[key] = False if kind == "boolean" else 0 if kind in ("integer", "number") else "ok"
     return args
+
+
+def _calls_since_user(messages: list[dict[str, Any]]) -> int:
+    """How many tool calls the model made since the latest user message (each asked tool is called once)."""
+    count = 0
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            break
+        if message.get("role") == "assistant":
+            count += len(message.get("tool_calls") or [])
+    return count
 
 
 class FakeLLM:
@@ -150,13 +161,12 @@ class FakeLLM:
         if CHOOSE.search(last_user):  # a dynamic group's manager (0.11.7's prompt or the bridge runner's)
             reply = "DONE!" if "alice says hi" in last_user else "alice"
         call: tuple[str, dict[str, Any]] | None = None
-        asked = TOOL.search(last_user)
-        if last.get("role") == "user":
-            if SUPERVISOR_TOOL in tools and "Your workers answered:" not in last_user:
-                call = (SUPERVISOR_TOOL, _fill(tools[SUPERVISOR_TOOL]["parameters"], {"message": last_user}))
-            elif asked and asked.group(1) in tools:
-                tool = asked.group(1)
-                call = (tool, _fill(tools[tool]["parameters"], {}))
+        asked = [tool for tool in TOOL.findall(last_user) if tool in tools]
+        called = _calls_since_user(messages)
+        if last.get("role") == "user" and SUPERVISOR_TOOL in tools and "Your workers answered:" not in last_user:
+            call = (SUPERVISOR_TOOL, _fill(tools[SUPERVISOR_TOOL]["parameters"], {"message": last_user}))
+        elif called < len(asked):
+            call = (asked[called], _fill(tools[asked[called]]["parameters"], {}))
         if call is None and "send_message" in tools:
             call = ("send_message", _fill(tools["send_message"]["parameters"], {"message": reply}))
         if body.get("stream"):

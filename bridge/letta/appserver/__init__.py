@@ -13,6 +13,7 @@ from bridge.letta.appserver.turn import (
     ToolCalled,
     ToolDenied,
     ToolReturned,
+    ToolStarted,
     TurnEvent,
     conversation_stuck,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ToolCalled",
     "ToolDenied",
     "ToolReturned",
+    "ToolStarted",
     "TurnEvent",
     "conversation_stuck",
     "endpoints",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bridge.letta.appserver.wire import (
     ApprovalRequestDelta,
     AssistantDelta,
+    ClientToolStartDelta,
     ControlRequest,
     Frame,
     LoopErrorDelta,
@@ -58,6 +59,13 @@ class ToolCalled:
 
 
 @dataclass(frozen=True)
+class ToolStarted:
+    """The server began running an allowed tool call (`client_tool_start`, capture ws-tool-call-unrestricted)."""
+
+    tool_call_id: str
+
+
+@dataclass(frozen=True)
 class ToolReturned:
     tool_call_id: str
     status: str
@@ -84,7 +92,7 @@ class Finished:
     error: LettaError | None = None
 
 
-TurnEvent = TextDelta | Reasoning | ToolCalled | ToolReturned | ToolDenied | Finished
+TurnEvent = TextDelta | Reasoning | ToolCalled | ToolStarted | ToolReturned | ToolDenied | Finished
 
 
 class TurnReader:
@@ -146,6 +154,8 @@ class TurnReader:
             call_id = call.tool_call_id or ""
             self.tools[call_id] = call.name or ""
             return [ToolCalled(call_id, call.name or "", call.arguments or "")]
+        if isinstance(delta, ClientToolStartDelta):
+            return [ToolStarted(delta.tool_call_id or "")]
         if isinstance(delta, ToolReturnDelta):
             return [ToolReturned(delta.tool_call_id or "", delta.status or "", delta.tool_return or "")]
         if isinstance(delta, LoopErrorDelta) and delta.message:
