@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     slack_show_reasoning_except: Annotated[tuple[str, ...], NoDecode] = ()
     slack_configure_by: ConfigureBy = "admins"
     slack_configure_users: Annotated[tuple[str, ...], NoDecode] = ()
+    # Who may approve or deny an agent's tool call (its card in the thread): the person who asked, the channel's
+    # configurers, anyone in the channel, or the members listed in SLACK_APPROVE_USERS.
+    slack_approve_by: Literal["asker", "configurers", "channel", "users"] = "asker"
+    slack_approve_users: Annotated[tuple[str, ...], NoDecode] = ()
+    # An approval nobody decided within this time is denied (the agent is told why, the card says so).
+    approval_timeout_seconds: float = Field(default=900.0, gt=0, le=86400)
     # What `groups` and `agents` show to members who may not configure: names only, nothing, or everything.
     slack_catalog: Literal["names", "configurers", "everyone"] = "names"
     # Hosts (host or host:port) a request's response_url may point at besides Slack's own; only tests set it.
@@ -130,12 +136,14 @@ class Settings(BaseSettings):
     letta_recovery_wait_seconds: float = Field(default=120.0, ge=0)
     letta_streaming: bool = True
     letta_stream_tokens: bool = False
-    # The App Server's shell and file tools for its agents (off: every message is sent with no tools allowed).
-    letta_app_server_tools: bool = False
     letta_max_turns: int | None = Field(default=None, ge=1, le=50)
     letta_conversations: bool = True
     letta_conversations_except: Annotated[tuple[str, ...], NoDecode] = ()
     letta_busy_wait_seconds: float = Field(default=300.0, ge=0)
+    # Letta App Server: whether agents may use the server host's own tools (Bash, Read, Write...); each one that is
+    # not read-only is asked in Slack first. Off: every message goes with no tools at all.
+    letta_tools: bool = False
+    letta_tools_except: Annotated[tuple[str, ...], NoDecode] = ()
     default_target: Annotated[tuple[str, ...], NoDecode] = ()
     default_target_in_channels: bool = False
 
@@ -193,6 +201,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "slack_configure_users",
+        "slack_approve_users",
+        "letta_tools_except",
         "default_target",
         "slack_thread_follow_ups_except",
         "slack_show_reasoning_except",
@@ -236,6 +246,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _approvers_listed(self) -> Settings:
+        if self.slack_approve_by == "users" and not self.slack_approve_users:
+            raise ValueError("SLACK_APPROVE_BY=users needs SLACK_APPROVE_USERS: the Slack user ids who may decide")
+        return self
+
+    @model_validator(mode="after")
     def _database_file_from_the_config_folder(self) -> Settings:
         # Started from another folder, a relative path would silently open a new, empty store.
         self.database_url = absolute_sqlite_url(self.database_url, settings_folder())
@@ -263,6 +279,9 @@ class Settings(BaseSettings):
 
     def shows_reasoning(self, channel_id: str) -> bool:
         return self.slack_show_reasoning != (channel_id in self.slack_show_reasoning_except)
+
+    def tools_in(self, channel_id: str) -> bool:
+        return self.letta_tools != (channel_id in self.letta_tools_except)
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""

@@ -173,15 +173,75 @@ class Threads(Protocol):
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call an agent wants to run; `arguments` as the model wrote them (JSON text, usually)."""
+
+    tool_call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An agent stopped to ask whether its tool calls may run (a REST turn's `stop_reason: requires_approval`, an
+    App Server's `control_request` `can_use_tool`). `step` is the journal step it belongs to; `request_id` the
+    server's handle (the approval request message, or `perm-<tool_call_id>`); `conversation` where it waits."""
+
+    agent_name: str
+    agent_id: str
+    step: str
+    calls: tuple[ToolCall, ...]
+    request_id: str = ""
+    conversation: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's (or the timeout's) answer to one tool call."""
+
+    tool_call_id: str
+    approve: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """A request recorded before a restart: `sent` once its decisions may have reached Letta."""
+
+    request: ApprovalRequest
+    sent: bool
+
+
+class Approvals(Protocol):
+    """Where a turn asks people about tool calls (the Slack thread's approval cards), durably and once.
+
+    `decide` posts a card per call (once, even across restarts) and waits for every call's decision, the
+    timeout denying what nobody decided; `sending` is recorded before the decisions go to Letta; `settled` says
+    how that ended (`refused`: the server's words when it rejected them as stale); `resumed` is the request a
+    step had recorded before a restart, if any."""
+
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]: ...
+
+    async def sending(self, request: ApprovalRequest) -> None: ...
+
+    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None: ...
+
+    async def resumed(self, step: str) -> PendingApproval | None: ...
+
+
+@dataclass(frozen=True)
 class TurnInput:
     """What the runners send for one turn: the text with its context prefix, who said it, where (`threads` is
-    None where the thread is not a conversation), and where drafts go when replies are token-streamed."""
+    None where the thread is not a conversation), where drafts go when replies are token-streamed, where tool
+    calls are approved, and whether the agents may use the server's own tools (App Server: asked in Slack)."""
 
     text: str
     otid: str
     sender: str | None
     threads: Threads | None = field(default=None, compare=False)
     drafts: Drafts | None = field(default=None, compare=False)
+    approvals: Approvals | None = field(default=None, compare=False)
+    tools: bool = False
 
 
 @dataclass(frozen=True)

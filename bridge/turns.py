@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from bridge.approvals import ApprovalDesk, TurnApprovals
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.drafts import TurnDrafts
@@ -122,6 +123,7 @@ class TurnWorker:
         )
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
+        self.desk = ApprovalDesk(store, settings)
 
     @property
     def store(self) -> Store:
@@ -168,10 +170,14 @@ class TurnWorker:
         status, error = "failed", ""
         try:
             inner: asyncio.Task[int] | None = None
+            approvals = TurnApprovals(
+                self.desk, self._poster, self.sessions, turn, job.turn_id, running, s.approval_timeout_seconds,
+                job.resumed,
+            )
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
-                inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running))
-                async with asyncio.timeout(s.turn_deadline_seconds):
+                inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running, approvals))
+                async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
                     failures = await inner
                 status = "done" if failures == 0 else "partial"
             except asyncio.CancelledError:
@@ -226,7 +232,9 @@ class TurnWorker:
         log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
         return status
 
-    async def _converse(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> int:
+    async def _converse(
+        self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn, approvals: TurnApprovals
+    ) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
         agents = binding.target.names
@@ -235,7 +243,10 @@ class TurnWorker:
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(job, agents)
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
-        turn_input = TurnInput(text=context + prefix + turn.text, otid=job.otid, sender=speaker, drafts=growing)
+        turn_input = TurnInput(
+            context + prefix + turn.text, job.otid, speaker, drafts=growing, approvals=approvals,
+            tools=self._settings.tools_in(turn.channel_id),
+        )
         names = [a.name for a in binding.target.agents]
         if not running.session:
             await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))

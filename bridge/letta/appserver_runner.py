@@ -23,21 +23,25 @@ from bridge.domain import (
     AgentFailure,
     AgentRef,
     AgentReply,
-    Drafts,
+    ApprovalRequest,
+    Decision,
     Journal,
     Note,
     StepRecord,
     Target,
+    ToolCall,
     ToolProgress,
     ToolState,
     Transcript,
     TurnEvent,
     TurnInput,
 )
+from bridge.letta.approving import NOBODY
 from bridge.letta.appserver import (
     Finished,
     Reasoning,
     TextDelta,
+    ToolAsked,
     ToolCalled,
     ToolDenied,
     ToolReturned,
@@ -53,6 +57,10 @@ from bridge.letta.toolprogress import one_line
 log = logging.getLogger(__name__)
 
 CUT_OFF = "{agent}'s answer was cut off when the bridge stopped; nothing more of it was kept."
+ENDED = (
+    "The bridge restarted while this waited, and the App Server ends a turn whose connection closed, so this "
+    "decision can no longer be used. Ask again."
+)
 
 
 @dataclass
@@ -96,6 +104,9 @@ class AppServerRunner:
             if conversation is None:
                 raise LettaError(Kind.INVALID, "no conversation for the thread")
             if record is not None:  # sent before a restart, or not: its conversation's history says
+                pending = await turn.approvals.resumed(key) if turn.approvals is not None else None
+                if pending is not None and turn.approvals is not None:
+                    await turn.approvals.settled(pending.request, ENDED)  # the closed socket ended that turn
                 found = await self._client.app.find_send(conversation, otid)
                 if found is not None:
                     log.info("app server: send found after a restart otid=%s agent=%s", otid, agent.id)
@@ -114,7 +125,7 @@ class AppServerRunner:
         await journal.sending(key)
         text = compose(unseen, turn.text)
         async with self._client.locks.hold([conversation]):  # a conversation's own lock, as on REST servers
-            heard = await self._send(agent, key, conversation, text, otid, turn.drafts)
+            heard = await self._send(agent, key, conversation, text, otid, turn)
             if heard.error is not None and not heard.texts and _renew(heard.error):
                 # Stuck until the server restarts, or gone: nothing of this message was stored or run there.
                 assert turn.threads is not None
@@ -122,7 +133,7 @@ class AppServerRunner:
                     conversation = await turn.threads.renew(agent.id, conversation)
                 except LettaError as error:
                     return await refused(agent, key, error, journal)
-                heard = await self._send(agent, key, conversation, text, otid, turn.drafts)
+                heard = await self._send(agent, key, conversation, text, otid, turn)
         failure = None
         if heard.error is not None:
             failed = heard.error
@@ -135,19 +146,22 @@ class AppServerRunner:
         return await self._answered(agent, key, heard.texts, tuple(heard.notes), failure, journal, upto)
 
     async def _send(
-        self, agent: AgentRef, key: str, conversation: str, text: str, otid: str, drafts: Drafts | None
+        self, agent: AgentRef, key: str, conversation: str, text: str, otid: str, turn: TurnInput
     ) -> _Heard:
-        heard = _Heard()
+        heard, drafts = _Heard(), turn.drafts
         growing: dict[str, str] = {}  # message id -> its text so far, in order
         reasoning: dict[str, str] = {}
         calls: dict[str, str] = {}
         named: dict[str, ToolCalled] = {}
         try:
-            async for event in self._client.app.send(agent.id, conversation, text, otid, self._deadline):
+            sent = self._client.app.send(agent.id, conversation, text, otid, self._deadline, turn.tools)
+            async for event in sent:
                 progress = tool_progress(event, named)
                 if progress is not None and self._tokens and drafts is not None:
                     await drafts.tool(key, 0, agent.name, progress)
-                if isinstance(event, TextDelta):
+                if isinstance(event, ToolAsked):
+                    await self._decide(agent, key, conversation, event, turn)
+                elif isinstance(event, TextDelta):
                     growing[event.message_id] = event.text
                     if self._tokens and drafts is not None and event.text.strip():
                         await drafts.grow(key, 0, agent.name, "\n\n".join(t.strip() for t in growing.values()))
@@ -169,6 +183,24 @@ class AppServerRunner:
         notes = [Note("reasoning", " ".join(t.split())) for t in reasoning.values() if t.strip()]
         heard.notes = notes + heard.notes
         return heard
+
+    async def _decide(self, agent: AgentRef, key: str, conversation: str, asked: ToolAsked, turn: TurnInput) -> None:
+        """A tool the server asks about, decided by people (the turn waits) and answered; a stale answer said on
+        its card."""
+        call = ToolCall(asked.tool_call_id, asked.name, asked.arguments)
+        request = ApprovalRequest(agent.name, agent.id, key, (call,), asked.request_id, conversation)
+        approvals = turn.approvals
+        decision = (await approvals.decide(request))[0] if approvals else Decision(call.tool_call_id, False, NOBODY)
+        if approvals is not None:
+            await approvals.sending(request)
+        refused = await self._client.app.answer(
+            agent.id, conversation, asked.request_id, decision.approve, decision.reason
+        )
+        if refused is not None:
+            log.info("app server refused a decision request_id=%s: %s", asked.request_id, refused)
+        if approvals is not None:
+            stale = LettaError(Kind.INVALID, refused) if refused is not None else None
+            await approvals.settled(request, stale.explain(agent.name) if stale is not None else None)
 
     async def _find(self, conversation: str, otid: str) -> list[str] | None:
         try:

@@ -61,6 +61,18 @@ class LettaError(Exception):
         return self.kind == Kind.NOT_FOUND and self.detail.startswith("Conversation not found")
 
     @property
+    def pending_approval(self) -> bool:
+        """The agent (or conversation) waits for a decision on a tool call, and Letta refuses new messages until
+        it has one (0.16.8: a 409 `PENDING_APPROVAL`, or a stream's CONFLICT error; reference section 17)."""
+        return "waiting for approval" in self.detail or "PENDING_APPROVAL" in self.detail
+
+    @property
+    def stale_decision(self) -> bool:
+        """Letta rejected a decision on tool calls it no longer waits for (400 `Invalid tool call IDs`; the App
+        Server: `Approval request is no longer pending`)."""
+        return "Invalid tool call IDs" in self.detail or "no longer pending" in self.detail
+
+    @property
     def outcome_unknown(self) -> bool:
         """The request may have run: the answer was lost on the way back."""
         return self.kind in (Kind.TIMEOUT, Kind.DISCONNECTED) or self.status in (502, 504)
@@ -70,6 +82,16 @@ class LettaError(Exception):
         url = self.base_url or "the Letta server"
         detail = f" ({self.detail})" if self.detail else ""
         subject = what or "the agent"
+        if self.pending_approval:
+            return (
+                f"{subject.capitalize()} is waiting for someone to approve or deny a tool call, and Letta takes no "
+                "new message until then. Decide on it (its card in the thread), then ask again."
+            )
+        if self.stale_decision:
+            return (
+                f"Letta no longer waited for that decision on {subject}'s tool call{detail}, so it was not used: "
+                "the request had already been answered or had ended."
+            )
         match self.kind:
             case Kind.UNREACHABLE:
                 return (

@@ -9,10 +9,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from bridge.domain import AgentReply, Note, Target
+from bridge.domain import AgentReply, Note, Target, ToolCall
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.models import AssistantMessage, LettaResponse, ToolReturnMessage, run_failure
+from bridge.letta.models import (
+    ApprovalRequestMessage,
+    AssistantMessage,
+    LettaMessage,
+    LettaResponse,
+    ToolReturnMessage,
+    run_failure,
+)
 from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import Collector, supervised_replies
 from bridge.letta.toolprogress import Report, ToolWatch
@@ -76,7 +83,22 @@ class Said(NamedTuple):
     notes: tuple[Note, ...] = ()
 
 
-Spoken = Said | LettaError
+class Asked(NamedTuple):
+    """The agent stopped to ask whether its tool calls may run (an `approval_request_message`, then
+    `stop_reason: requires_approval`); `request_id` is that message's id."""
+
+    request_id: str
+    calls: tuple[ToolCall, ...]
+
+
+def asked(item: LettaMessage) -> Asked | None:
+    if not isinstance(item, ApprovalRequestMessage) or not item.calls:
+        return None
+    calls = tuple(ToolCall(c.tool_call_id or "", c.name or "tool", c.arguments or "") for c in item.calls)
+    return Asked(item.id or "", calls)
+
+
+Spoken = Said | Asked | LettaError
 
 
 @dataclass
@@ -153,6 +175,8 @@ async def exchange(
                             await tools(who, progress)
                     for spoken in collector.add(item):
                         yield Said(*spoken, notes.pop(spoken[0]))
+                    if (question := asked(item)) is not None:
+                        yield question
                     growing = collector.growing
                     if draft is not None and growing is not None and growing[1].strip():
                         await draft(*growing)
@@ -190,6 +214,9 @@ async def exchange(
         notes.add(item, getattr(item, "name", None) or author)
     for spoken_author, text in authored_replies(response, author):
         yield Said(spoken_author, text, notes.pop(spoken_author))
+    for item in response.messages:
+        if (question := asked(item)) is not None:
+            yield question
     failed = run_failure(response)
     if failed:
         yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)

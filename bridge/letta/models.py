@@ -81,6 +81,19 @@ class ToolCallMessage(MessageBase):
     tool_call: ToolCall | None = None
 
 
+class ApprovalRequestMessage(MessageBase):
+    """0.16.8: the agent asks whether its tool calls may run; the turn then stops with `requires_approval`
+    (reference/letta/README.md section 17). Its `otid` equals its `id`."""
+
+    message_type: Literal["approval_request_message"] = "approval_request_message"
+    tool_call: ToolCall | None = None
+    tool_calls: list[ToolCall] = []
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return self.tool_calls or ([self.tool_call] if self.tool_call is not None else [])
+
+
 class ToolReturnMessage(MessageBase):
     message_type: Literal["tool_return_message"] = "tool_return_message"
     tool_return: str | None = None
@@ -123,6 +136,7 @@ _KNOWN: dict[str, type[BaseModel]] = {
     "reasoning_message": ReasoningMessage,
     "tool_call_message": ToolCallMessage,
     "tool_return_message": ToolReturnMessage,
+    "approval_request_message": ApprovalRequestMessage,
     "stop_reason": StopReason,
     "usage_statistics": UsageStatistics,
     "error_message": ErrorMessage,
@@ -145,6 +159,7 @@ LettaMessage = Annotated[
     | Annotated[ReasoningMessage, Tag("reasoning_message")]
     | Annotated[ToolCallMessage, Tag("tool_call_message")]
     | Annotated[ToolReturnMessage, Tag("tool_return_message")]
+    | Annotated[ApprovalRequestMessage, Tag("approval_request_message")]
     | Annotated[StopReason, Tag("stop_reason")]
     | Annotated[UsageStatistics, Tag("usage_statistics")]
     | Annotated[ErrorMessage, Tag("error_message")]

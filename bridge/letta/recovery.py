@@ -35,10 +35,12 @@ POLL = 1.0  # seconds between looks at a run that is still going
 @dataclass(frozen=True)
 class Found:
     """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet);
-    `workers` is what a supervisor's workers answered, read from its tool return, as (agent id, text)."""
+    `workers` is what a supervisor's workers answered, read from its tool return, as (agent id, text);
+    `tool_returns` the tool calls that returned after it (a decision on a tool call reached Letta)."""
 
     texts: tuple[str, ...]
     workers: tuple[tuple[str, str], ...] = ()
+    tool_returns: tuple[str, ...] = ()
 
 
 def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | None = None) -> Found | None:
@@ -48,10 +50,13 @@ def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | Non
         if isinstance(message, UserMessage) and message.otid == otid:
             texts: list[str] = []
             workers: list[tuple[str, str]] = []
+            returned: list[str] = []
             seen: set[str] = set()
             for later in messages[index + 1 :]:
                 if isinstance(later, UserMessage):
                     break
+                if isinstance(later, ToolReturnMessage) and later.tool_call_id:
+                    returned.append(later.tool_call_id)
                 if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
                     workers.extend(worker_replies(later.tool_return))
                 if isinstance(later, AssistantMessage) and later.text.strip():
@@ -61,7 +66,7 @@ def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | Non
                     if key not in seen:
                         seen.add(key)
                         texts.append(later.text.strip())
-            return Found(tuple(texts), tuple(workers))
+            return Found(tuple(texts), tuple(workers), tuple(returned))
     return None
 
 

@@ -22,6 +22,7 @@ from bridge.domain import (
     Drafts,
     Journal,
     Note,
+    PendingApproval,
     StepRecord,
     Target,
     ToolProgress,
@@ -29,9 +30,10 @@ from bridge.domain import (
     TurnEvent,
     TurnInput,
 )
+from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
-from bridge.letta.exchange import Draft, Progress, Said, Spoken, attribute, exchange
+from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, attribute, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
 from bridge.letta.recovery import Found, group_settled, settle
@@ -138,6 +140,8 @@ class ServerRunner:
                 draft=draft if turn.drafts is not None else None,
                 tools=tool if turn.drafts is not None else None,
             ):
+                if isinstance(spoken, Asked):
+                    continue  # a group send (Letta 0.11) never asks: approvals came later, on agent sends
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
                         None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP, len(replies)
@@ -363,6 +367,9 @@ class BridgeRunner(Step):
         # that run: each agent's send of the turn gets an otid of its own there.
         otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
         background = Progress(otid) if resumable else None
+        pending = await turn.approvals.resumed(key) if resumed and turn.approvals is not None else None
+        if pending is not None:  # it asked for an approval before a restart: the send is past, the decision is not
+            return await self._decided(agent, key, otid, since, pending, turn, journal, upto)
         if resumed:
             found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
             if isinstance(found, list):
@@ -375,14 +382,14 @@ class BridgeRunner(Step):
         message = user_message(text, otid, turn.sender)
         try:
             try:
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts, background)
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
                 # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn.drafts, background)
+                texts, notes, failure = await self._said(agent, key, message, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
@@ -454,23 +461,74 @@ class BridgeRunner(Step):
             ),
         )
 
+    async def _decided(
+        self,
+        agent: AgentRef,
+        key: str,
+        otid: str,
+        since: datetime | None,
+        pending: PendingApproval,
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+    ) -> list[TurnEvent]:
+        """A step that asked for approval before a restart: the decision is awaited (its cards are already in the
+        thread) and sent, unless it may have been sent already: then history says whether it reached Letta."""
+        request, conversation = pending.request, pending.request.conversation
+        if pending.sent:
+            found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
+            if reached(request, found):
+                assert found is not None and turn.approvals is not None
+                await turn.approvals.settled(request)
+                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+        approving = self._approving(agent, key, conversation, turn)
+        answered = approving.answer(request, await approving.decide(request))
+        try:
+            texts, notes, failure = await self._heard(agent, key, approving.run(answered), turn.drafts)
+        except LettaError as error:
+            return await self._refused(agent, key, error, journal)
+        return await self._answered(agent, key, texts, failure, journal, upto, notes)
+
+    def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
+        def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
+            draft = _drafting(turn.drafts, key, agent.name, [])
+            return self._exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
+
+        return Approving(turn.approvals, agent, key, conversation, send)
+
     async def _said(
         self,
         agent: AgentRef,
         key: str,
         message: dict[str, Any],
         conversation: str | None,
-        drafts: Drafts | None,
+        turn: TurnInput,
         background: Progress | None = None,
     ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
         """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
-        came back. A token-streamed reply is shown growing in `drafts`."""
+        came back. A token-streamed reply is shown growing in `drafts`; tool calls the agent asks to run wait for
+        people's decisions (`Approving`) and the agent's words after them are part of the reply."""
         texts: list[str] = []
+        draft, tools = _drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
+        source = self._exchange(agent, message, conversation, draft, background, tools)
+        return await self._heard(agent, key, self._approving(agent, key, conversation, turn).run(source), turn.drafts,
+                                 texts)
+
+    @staticmethod
+    async def _heard(
+        agent: AgentRef,
+        key: str,
+        source: AsyncIterator[Spoken],
+        drafts: Drafts | None,
+        texts: list[str] | None = None,
+    ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
+        texts = [] if texts is None else texts
         notes: list[Note] = []
         failure: AgentFailure | None = None
         blank = False  # a message came back with no words: an empty reply, unlike no message at all
-        draft, tools = _drafting(drafts, key, agent.name, texts), reporting(drafts, key, agent.name)
-        async for spoken in self._exchange(agent, message, conversation, draft, background, tools):
+        async for spoken in source:
+            if isinstance(spoken, Asked):
+                continue  # answered inside `Approving`
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
                     agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1

@@ -1,9 +1,13 @@
-"""What the bridge puts on Letta's wire besides routes: the id shapes it accepts, and a user message."""
+"""What the bridge puts on Letta's wire besides routes: the id shapes it accepts, a user message, and the
+decisions on tool calls an agent asked about."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
+
+from bridge.domain import Decision
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENT_ID = re.compile(rf"agent-{_UUID}")
@@ -39,3 +43,15 @@ def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
     if name:
         message["name"] = name
     return message
+
+
+def approval_message(decisions: Sequence[Decision]) -> dict[str, Any]:
+    """The decisions on an agent's pending tool calls, one `approvals` entry each; a denial carries its reason
+    (reference/letta/README.md section 17: approval-approve.json, approval-conversation-deny-stream.json)."""
+    approvals: list[dict[str, Any]] = []
+    for d in decisions:
+        entry: dict[str, Any] = {"type": "approval", "approve": d.approve, "tool_call_id": d.tool_call_id}
+        if not d.approve and d.reason:
+            entry["reason"] = d.reason
+        approvals.append(entry)
+    return {"type": "approval", "approvals": approvals}

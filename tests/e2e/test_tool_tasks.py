@@ -98,19 +98,20 @@ def test_tasks_hide_the_arguments_where_reasoning_is_not_shown(tmp_path: Path) -
 
 
 def test_on_the_app_server_a_read_only_tool_completes_and_a_refused_one_is_an_error(tmp_path: Path) -> None:
+    """Write asks for approval; nobody decides within APPROVAL_TIMEOUT_SECONDS, so it is denied, an error task."""
     slack = FakeSlack()
     slack.start()
     slack.add_user("U0123ABCD", "maria", display_name="maria")
     app = FakeAppServer(scale=0.001)
     app.start()
     channel = new_channel()
-    settings = {"LETTA_STREAM_TOKENS": "true", "SLACK_LIVE_EDIT_SECONDS": "0.1", "LETTA_APP_SERVER_TOOLS": "true",
-                "SLACK_SHOW_REASONING_EXCEPT": channel}
+    settings = {"LETTA_STREAM_TOKENS": "true", "SLACK_LIVE_EDIT_SECONDS": "0.1", "LETTA_TOOLS": "true",
+                "SLACK_SHOW_REASONING_EXCEPT": channel, "APPROVAL_TIMEOUT_SECONDS": "1"}
     env = base_env(slack.api_url, app.url, tmp_path / "bridge.db", **settings)
     bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
     try:
         alice = app.add_agent("alice")
-        app.set_tools(alice, [("Bash", True), ("Write", False)])  # read-only runs; Write asks, and is refused
+        app.set_tools(alice, [("Bash", True), ("Write", False)])  # read-only runs; Write asks, and times out
         slack.add_channel(channel, f"chan-{channel.lower()}")
         done = run_cli(env, "channels", "connect", channel, alice)
         assert done.returncode == 0, done.stderr + done.stdout
@@ -123,8 +124,9 @@ def test_on_the_app_server_a_read_only_tool_completes_and_a_refused_one_is_an_er
             ("Bash", ["pending", "in_progress", "complete"]),
             ("Write", ["pending", "error"]),
         ]
-        assert "approve" in list(tasks.values())[1][-1]["output"]  # why it failed: the bridge's refusal
-        (reply,) = [m for m in slack.messages(channel, event["ts"]) if m.get("bot_id") and m["ts"] != event["ts"]]
+        assert "approve" in list(tasks.values())[1][-1]["output"]  # why it failed: nobody approved in time
+        reply, card = [m for m in slack.messages(channel, event["ts"]) if m.get("bot_id") and m["ts"] != event["ts"]]
+        assert "Write" in card["text"]  # the card, written while the reply streamed above it
         assert reply["text"] == "alice says hi"
         assert [(b["title"], b["status"]) for b in _blocks(reply) if b["type"] == "task_card"] == [
             ("Bash", "complete"),

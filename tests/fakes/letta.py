@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_cancel, letta_conversations, letta_runs, letta_stream, letta_tools
+from . import letta_approvals, letta_cancel, letta_conversations, letta_runs, letta_stream, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -140,6 +140,7 @@ class FakeLetta:
         self._conversations: dict[str, dict[str, Any]] = {}  # id -> the Conversation object (0.16.8)
         self._seq = itertools.count()
         self.cancels: list[tuple[str, str, list[str]]] = []  # (agents|conversations, id, runs cancelled)
+        self.approval_state = letta_approvals.ApprovalState()  # tool approvals (0.16.8, letta_approvals.py)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -251,6 +252,17 @@ class FakeLetta:
         """Simulated LLM time for each turn of that agent."""
         with self._lock:
             self._delays[agent_id] = seconds
+
+    def ask_approval(self, agent_id: str, *calls: tuple[str, str]) -> None:
+        """The agent's next message is answered with a request to run these tools (name, JSON arguments), which
+        waits for a decision (0.16.8, letta_approvals.py)."""
+        with self._lock:
+            self.approval_state.asks.setdefault(agent_id, []).append(list(calls))
+
+    def approval_decisions(self) -> list[dict[str, Any]]:
+        """Every `approval` message the fake received, in order."""
+        with self._lock:
+            return copy.deepcopy(self.approval_state.decisions)
 
     def fail_next(self, method: str, path_regex: str, status: int, body: Any = None,
                   headers: dict[str, str] | None = None, times: int = 1, delay: float = 0.0,
@@ -460,6 +472,9 @@ class FakeLetta:
         if self.api_key is not None and not (rec.method == "GET" and rec.path == "/v1/health/") \
                 and not self._authorized(rec.headers):
             return self._json(v, 401, S.body(v, "auth-missing"))
+        approvals = await letta_approvals.handle(self, request, rec)
+        if approvals is not None:
+            return approvals
         routes = self._routes(v)
         allow: str | None = None
         for pattern, methods in routes:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bridge.config import Settings, SettingsError, load_settings, missing
 
@@ -97,3 +98,10 @@ def test_every_setting_is_documented_in_the_example_file() -> None:
     example = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
     undocumented = [name for name in Settings.model_fields if f"{name} =" not in example]
     assert undocumented == []
+
+
+def test_approvals_by_a_list_need_the_list() -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(slack_approve_by="users")
+    assert "SLACK_APPROVE_USERS" in str(error.value)
+    assert Settings(slack_approve_by="users", slack_approve_users="U1, U2").slack_approve_users == ("U1", "U2")

@@ -23,7 +23,7 @@ from bridge import __version__
 from bridge.domain import AgentInfo
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
-from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain
+from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
 
@@ -35,8 +35,8 @@ PAGE = 20  # agent_list's own default (README §3)
 HISTORY_PAGE = 50
 HISTORY_PAGES = 20
 DENIED = (
-    "The Slack bridge cannot ask anyone to approve this tool yet, so it was not run. "
-    "Answer without it, or say what you would need."
+    "Tools are turned off for this Slack channel, so this one was not run. Answer without it, or say what you "
+    "would need."
 )
 
 
@@ -174,25 +174,35 @@ class AppServerClient:
     # ------------------------------------------------------------ one message, streamed
 
     async def send(
-        self, agent_id: str, conversation_id: str, text: str, otid: str, deadline: float | None = None
+        self,
+        agent_id: str,
+        conversation_id: str,
+        text: str,
+        otid: str,
+        deadline: float | None = None,
+        tools: bool | None = None,
     ) -> AsyncIterator[TurnEvent]:
         """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
 
         Raises LettaError only when the server never took the message (or its answer was lost: TIMEOUT /
         DISCONNECTED, outcome unknown: look it up with `find_send`). One send per conversation at a time from
         this process. Past `deadline` seconds the turn is aborted and ends with a TIMEOUT error (the server
-        retries a failing model for about 35 s and waits on a hanging one for over an hour).
+        retries a failing model for about 35 s and waits on a hanging one for over an hour). With `tools` (the
+        client's own setting when None) the conversation runs in `standard` mode and a tool that is not read-only
+        is a `ToolAsked`, answered with `answer` before the next event is read; the time the caller takes to
+        answer does not count against `deadline`.
         """
         if conversation_id == "default":
             raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
+        tools = self.tools if tools is None else tools
         runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
         async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
-            if self.tools:
+            if tools:
                 await self._standard_mode(runtime)
             payload = wire.CreateMessage(
                 messages=[wire.OutgoingMessage(content=text, client_message_id=otid)],
-                client_tool_allowlist=None if self.tools else [],
+                client_tool_allowlist=None if tools else [],
             )
             accepted = await self._input(runtime, payload)
             connection = self.socket.connections  # the turn lives on this connection; an older drop is past
@@ -221,8 +231,13 @@ class AppServerClient:
                         finished = True
                         yield Finished(None, reader.finish(None).replies, None, error)
                         return
-                    if isinstance(item, wire.ControlRequest):
+                    if isinstance(item, wire.ControlRequest) and not tools:
                         yield await self._deny(runtime, item)
+                        continue
+                    if isinstance(item, wire.ControlRequest):
+                        paused = loop.time()
+                        yield question(item)  # the caller answers it before asking for the next event
+                        ends = None if ends is None else ends + loop.time() - paused
                         continue
                     if isinstance(item, wire.ExternalToolCallRequest):
                         await self._refuse_external(item)
@@ -267,8 +282,20 @@ class AppServerClient:
         await self._ask(start, wire.RuntimeStartResponse)
         self._standard.add((self.socket.connections, runtime.conversation_id))
 
+    async def answer(
+        self, agent_id: str, conversation_id: str, request_id: str, allow: bool, reason: str
+    ) -> str | None:
+        """Answer a `ToolAsked` (`approval_response`, README section 7); None when the server took it, else its
+        words (a request no longer pending: "Approval request is no longer pending")."""
+        runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
+        decision = wire.ApprovalDecision(behavior="allow" if allow else "deny", message=None if allow else reason)
+        answer = wire.ApprovalResponse(request_id=request_id, decision=decision)
+        frame = wire.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
+        accepted = await self._ask(frame, wire.InputAccepted)
+        return None if accepted.accepted else plain(accepted.error) or "refused"
+
     async def _deny(self, runtime: wire.Runtime, request: wire.ControlRequest) -> TurnEvent:
-        """Until the approval flow exists, a tool that asks is refused, with a reason the model can use."""
+        """With tools off, a tool that asks anyway is refused, with a reason the model can use."""
         if request.request_id:
             decision = wire.ApprovalDecision(behavior="deny", message=DENIED)
             answer = wire.ApprovalResponse(request_id=request.request_id, decision=decision)

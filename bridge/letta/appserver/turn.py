@@ -82,6 +82,17 @@ class ToolDenied:
 
 
 @dataclass(frozen=True)
+class ToolAsked:
+    """The server asks whether a tool may run (`control_request` `can_use_tool`, README section 7): answered
+    with `AppServerClient.answer` for `request_id` ("perm-<tool_call_id>") while the turn waits."""
+
+    request_id: str
+    tool_call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """The turn's end. `replies` are its assistant messages in order (one text per `delta.id`); `error` is set
     when it failed (with `stop_reason` as the server said it, or None when it never said)."""
@@ -92,7 +103,7 @@ class Finished:
     error: LettaError | None = None
 
 
-TurnEvent = TextDelta | Reasoning | ToolCalled | ToolStarted | ToolReturned | ToolDenied | Finished
+TurnEvent = TextDelta | Reasoning | ToolCalled | ToolStarted | ToolReturned | ToolDenied | ToolAsked | Finished
 
 
 class TurnReader:
@@ -165,6 +176,12 @@ class TurnReader:
 
 def denial(request: ControlRequest, reason: str) -> ToolDenied:
     return ToolDenied(request.request.tool_call_id or "", request.request.tool_name or "", reason)
+
+
+def question(request: ControlRequest) -> ToolAsked:
+    asked = request.request
+    arguments = json.dumps(asked.input, ensure_ascii=False) if asked.input is not None else ""
+    return ToolAsked(request.request_id or "", asked.tool_call_id or "", asked.tool_name or "tool", arguments)
 
 
 def turn_error(stop_reason: str | None, error: str | None, base_url: str = "") -> LettaError | None:

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.approvals import ApprovalDesk
 from bridge.configure import Configurator
 from bridge.relay import Relay
-from bridge.slack.listeners import commands, events, feedback, sessions
+from bridge.slack.listeners import approvals, commands, events, feedback, sessions
 from bridge.slack.listeners import workspaces as installs
 from bridge.slack.permissions import Policy
 from bridge.slack.sessions import Sessions
@@ -48,8 +49,10 @@ def register_all(
     sessions.register(app, stops)
     if workspaces is None:
         feedback.register(app, worker.store, worker.metrics)
-    else:
+        approvals.register(app, worker.desk, tasks, policy)
+    else:  # a decision reaches the workspace's waiting turn through the store (TURN_STOP_POLL_SECONDS)
         feedback.register(app, workspaces.store, workspaces.metrics)
+        approvals.register(app, ApprovalDesk(workspaces.store, settings), tasks, policy)
     if workspaces is None:
         installs.register_single(app)
         commands.register(app, configurator, tasks, stops=stops)

@@ -1,0 +1,287 @@
+"""Tool approvals in a Slack thread: the cards a turn posts, the decisions people make on them, and the turn
+waiting for those decisions.
+
+- `TurnApprovals` is a turn's `Approvals` (domain.py): each tool call an agent asks about is recorded in the store
+  (`approvals` table) before its card is posted under the agent's name; the thread's session is `suspended` while
+  it waits. The wait holds no Slack ack and blocks no other thread (it is the turn's own task); it does not count
+  against the turn's deadline, and it ends at the decision or at APPROVAL_TIMEOUT_SECONDS, denied with a reason.
+- `ApprovalDesk` decides: who may (SLACK_APPROVE_BY), then the store's conditional UPDATE, which only the first
+  decision wins (a double click, two people at once, Slack retrying, a timeout racing a click, another process);
+  only then is the waiting turn woken (at once in this process, within TURN_STOP_POLL_SECONDS in another) and the
+  card updated in place to say who decided what and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.config import Settings
+from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
+from bridge.slack.approvals import (
+    card_blocks,
+    card_text,
+    decided_blocks,
+    may_decide,
+    verdict_line,
+    who_may_decide,
+)
+from bridge.slack.post import FAILURES, Part, SlackPoster, slack_error
+from bridge.slack.sessions import Sessions
+from bridge.stopping import RunningTurn
+from bridge.store.approvals import Approval, ApprovalStore, Asked
+from bridge.store.base import Store
+
+log = logging.getLogger(__name__)
+
+TIMED_OUT = "Nobody approved this tool call within {minutes:g} minutes, so it was denied."
+GONE = "This approval is no longer known to the bridge."
+ALREADY = "Already decided: {line}"
+NOT_YOURS = "Only {who} may decide on this tool call."
+STOPPED = "the turn was stopped"
+Pressed = Literal["approve", "deny"]
+
+
+def card_lines(row: Approval, refused: str | None = None) -> list[str]:
+    """What became of a request, for its card: the decision, then (when Letta refused it) why it was not used."""
+    lines: list[str] = []
+    if row.decided_at is not None:
+        if not row.decided_by:
+            lines.append(verdict_line("timed_out", "", row.decided_at))
+        else:
+            verdict: Literal["approved", "denied"] = "approved" if row.approve else "denied"
+            lines.append(verdict_line(verdict, row.decided_by, row.decided_at, "" if row.approve else row.reason))
+    if refused is not None:
+        lines.append(verdict_line("stale", "", time.time(), refused))
+    elif row.outcome == "stopped":
+        lines.append(verdict_line("ended", "", time.time(), STOPPED))
+    return lines
+
+
+class ApprovalDesk:
+    """The decisions, once each, and the turns of this process that wait for them."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = ApprovalStore(store)
+        self._settings = settings
+        self._waiting: dict[int, asyncio.Event] = {}
+
+    async def press(
+        self,
+        client: AsyncWebClient,
+        team: str,
+        user: str,
+        approval_id: int,
+        pressed: Pressed,
+        reason: str,
+        may_configure: Callable[[str], Awaitable[bool]],
+        show: bool = True,
+    ) -> str | None:
+        """Decide if `user` may and nobody did before; None when decided, else what to tell `user` (only them).
+        The card is updated here unless `show` is False (the caller updates it after answering Slack)."""
+        row = await self.allowed(team, user, approval_id, may_configure)
+        if isinstance(row, str):
+            return row
+        if not await self.store.decide(approval_id, user, pressed == "approve", reason):
+            decided = await self.store.get(approval_id)
+            return ALREADY.format(line=card_lines(decided)[0]) if decided and decided.decided else GONE
+        log.info("approval decided approval_id=%s by=%s decision=%s", approval_id, user, pressed)
+        self.wake(approval_id)
+        decided = await self.store.get(approval_id)
+        if decided is not None and show:
+            await self.show(client, decided)
+        return None
+
+    async def allowed(
+        self, team: str, user: str, approval_id: int, may_configure: Callable[[str], Awaitable[bool]]
+    ) -> Approval | str:
+        """The open request `user` may decide, or what to tell them."""
+        row = await self.store.get(approval_id)
+        if row is None or row.asked.team_id != team:
+            return GONE
+        if row.decided or row.outcome is not None:
+            lines = card_lines(row)
+            return ALREADY.format(line=lines[0]) if lines else GONE
+        s = self._settings
+        verdict = may_decide(s.slack_approve_by, user, row.asked.asked_by, s.slack_approve_users)
+        if verdict is None:
+            verdict = await may_configure(row.asked.channel_id)
+        if not verdict:
+            log.info("approval refused approval_id=%s user=%s", approval_id, user)
+            return NOT_YOURS.format(who=who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users))
+        return row
+
+    def wake(self, approval_id: int) -> None:
+        event = self._waiting.get(approval_id)
+        if event is not None:
+            event.set()
+
+    async def wait(self, ids: list[int], deadline: float) -> list[Approval]:
+        """Until every request is decided; at `deadline` (a loop time) the undecided ones are denied."""
+        loop = asyncio.get_running_loop()
+        poll = self._settings.turn_stop_poll_seconds or 2.0
+        event = asyncio.Event()
+        for approval_id in ids:
+            self._waiting[approval_id] = event
+        try:
+            while True:
+                event.clear()
+                rows = [row for row in [await self.store.get(i) for i in ids] if row is not None]
+                undecided = [row for row in rows if not row.decided]
+                if not undecided:
+                    return rows
+                left = deadline - loop.time()
+                if left <= 0:
+                    minutes = self._settings.approval_timeout_seconds / 60
+                    for row in undecided:
+                        await self.store.decide(row.id, "", False, TIMED_OUT.format(minutes=round(minutes, 1)))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(poll, left)):
+                        await event.wait()
+        finally:
+            for approval_id in ids:
+                self._waiting.pop(approval_id, None)
+
+    async def show(self, client: AsyncWebClient, row: Approval, refused: str | None = None) -> None:
+        """The card updated in place: the request as it was asked, and what became of it. Best effort."""
+        if not row.card_ts:
+            return
+        a = row.asked
+        try:
+            await client.chat_update(
+                channel=a.channel_id,
+                ts=row.card_ts,
+                text=card_text(a.agent_name, a.tool_name, row.id),
+                blocks=list(decided_blocks(a.agent_name, a.tool_name, a.arguments, card_lines(row, refused))),
+            )
+        except FAILURES as exc:
+            log.warning("slack approval card not updated approval_id=%s error=%s", row.id, slack_error(exc))
+
+
+class TurnApprovals:
+    """One turn's `Approvals`: its cards, its waits, what became of its decisions."""
+
+    def __init__(
+        self,
+        desk: ApprovalDesk,
+        poster: SlackPoster,
+        sessions: Sessions,
+        turn: Turn,
+        turn_id: int,
+        running: RunningTurn,
+        timeout: float,
+        resumed: bool = False,
+    ) -> None:
+        self._desk = desk
+        self._poster = poster
+        self._sessions = sessions
+        self._turn = turn
+        self._turn_id = turn_id
+        self._running = running
+        self._timeout = timeout
+        self._resumed = resumed
+        self.deadline: asyncio.Timeout | None = None  # the turn's own: moved on by the time spent waiting
+
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        rows = await self._desk.store.ask([self._asked(request, call) for call in request.calls])
+        ids = {c.tool_call_id for c in request.calls}
+        rows = [row for row in rows if row.asked.tool_call_id in ids]
+        for row in rows:
+            if row.card_ts is None and not row.decided:
+                await self._card(row)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # The timeout runs from when the question was first asked, across restarts.
+        ends = started + min(row.created_at for row in rows) + self._timeout - time.time()
+        await self._suspend(True)
+        try:
+            decided = await self._desk.wait([row.id for row in rows], ends)
+        except asyncio.CancelledError:
+            if self._running.stopped_by is not None:  # stopped by a person: these cards will never be used
+                await asyncio.shield(self._stopped(rows))
+            raise
+        finally:
+            if self.deadline is not None and self.deadline.when() is not None:
+                self.deadline.reschedule(self.deadline.when() + loop.time() - started)  # type: ignore[operator]
+        await self._suspend(False)
+        for row in decided:
+            if not row.decided_by:  # the timeout decided: its card says so
+                await self._desk.show(self._poster.client, row)
+        by_call = {row.asked.tool_call_id: row for row in decided}
+        return tuple(
+            Decision(c.tool_call_id, bool(by_call[c.tool_call_id].approve), by_call[c.tool_call_id].reason)
+            for c in request.calls
+        )
+
+    async def sending(self, request: ApprovalRequest) -> None:
+        for row in await self._rows(request):
+            await self._desk.store.sending(row.id)
+
+    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None:
+        for row in await self._rows(request):
+            await self._desk.store.settle(row.id, "stale" if refused is not None else "sent")
+            if refused is not None:
+                await self._desk.show(self._poster.client, row, refused)
+
+    async def resumed(self, step: str) -> PendingApproval | None:
+        rows = [row for row in await self._desk.store.for_step(self._turn_id, step) if row.outcome is None]
+        if not rows:
+            return None
+        first = rows[0].asked
+        calls = tuple(ToolCall(r.asked.tool_call_id, r.asked.tool_name, r.asked.arguments) for r in rows)
+        request = ApprovalRequest(
+            first.agent_name, first.agent_id, step, calls, first.request_id, first.conversation_id
+        )
+        return PendingApproval(request, any(row.sent_at is not None for row in rows))
+
+    async def _rows(self, request: ApprovalRequest) -> list[Approval]:
+        ids = {c.tool_call_id for c in request.calls}
+        return [r for r in await self._desk.store.for_step(self._turn_id, request.step) if r.asked.tool_call_id in ids]
+
+    def _asked(self, request: ApprovalRequest, call: ToolCall) -> Asked:
+        t = self._turn
+        return Asked(
+            self._turn_id,
+            request.step,
+            call.tool_call_id,
+            t.team_id,
+            t.channel_id,
+            t.thread_ts,
+            request.agent_id,
+            request.agent_name,
+            request.conversation,
+            request.request_id,
+            call.name,
+            call.arguments,
+            t.user_id,
+        )
+
+    async def _card(self, row: Approval) -> None:
+        a, t = row.asked, self._turn
+        author = self._poster.author(a.agent_name)
+        blocks = card_blocks(row.id, a.agent_name, a.tool_name, a.arguments)
+        part = Part(
+            card_text(a.agent_name, a.tool_name, row.id), author.username, author.icon_emoji, author.icon_url, blocks
+        )
+        ts = await self._poster.post(t.channel_id, t.thread_ts, part, check_first=self._resumed, after=t.message_ts)
+        await self._desk.store.card_posted(row.id, ts)
+        log.info("approval card posted approval_id=%s agent=%s tool=%s", row.id, a.agent_id, a.tool_name)
+
+    async def _suspend(self, waiting: bool) -> None:
+        if self._running.session:
+            t = self._turn
+            await self._sessions.set(t.channel_id, t.thread_ts, "suspended" if waiting else "processing")
+
+    async def _stopped(self, rows: list[Approval]) -> None:
+        for row in rows:
+            await self._desk.store.settle(row.id, "stopped")
+            settled = await self._desk.store.get(row.id)
+            if settled is not None:
+                await self._desk.show(self._poster.client, settled)

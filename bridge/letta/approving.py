@@ -1,0 +1,96 @@
+"""Tool approvals on the REST servers (0.16.8, Cloud): a send that stops with `requires_approval` goes on once
+people have decided.
+
+The agent's `approval_request_message` (reference/letta/README.md section 17) becomes an `ApprovalRequest` for
+the turn's `Approvals` (cards in the Slack thread, decided once, or denied at the timeout). The decisions go back
+as one `approval` message to the same agent or conversation, streamed like any send, and what the agent says
+then is read on as part of the same reply; it may ask again. The server rejects a decision it no longer waits
+for (400 `Invalid tool call IDs`): that is said plainly, and the card says so too. Sending the same decision
+twice is NOT rejected once the tool ran (the server runs another turn), so a decision that may have been sent
+before a restart is looked up in history first (`reached`), never sent blind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision
+from bridge.letta.errors import LettaError
+from bridge.letta.exchange import Asked, Spoken
+from bridge.letta.recovery import Found
+from bridge.letta.wire import approval_message
+
+log = logging.getLogger(__name__)
+
+NOBODY = "Nobody could be asked in Slack to approve this tool call, so it was not run."
+
+Send = Callable[[dict[str, Any]], AsyncIterator[Spoken]]
+
+
+class Approving:
+    """One agent send's questions answered in turn; every other thing it says passes through unchanged."""
+
+    def __init__(
+        self, approvals: Approvals | None, agent: AgentRef, key: str, conversation: str | None, send: Send
+    ) -> None:
+        self._approvals = approvals
+        self._agent = agent
+        self._key = key
+        self._conversation = conversation
+        self._send = send
+
+    def request(self, questions: list[Asked]) -> ApprovalRequest:
+        calls = tuple(call for q in questions for call in q.calls)
+        return ApprovalRequest(
+            self._agent.name, self._agent.id, self._key, calls, questions[-1].request_id, self._conversation
+        )
+
+    async def run(self, source: AsyncIterator[Spoken]) -> AsyncIterator[Spoken]:
+        while True:
+            questions: list[Asked] = []
+            async for spoken in source:
+                if isinstance(spoken, Asked):
+                    questions.append(spoken)
+                else:
+                    yield spoken
+            if not questions:
+                return
+            request = self.request(questions)
+            log.info(
+                "letta agent asks for approval agent=%s step=%s tools=%s",
+                self._agent.id,
+                self._key,
+                ",".join(c.name for c in request.calls),
+            )
+            source = self.answer(request, await self.decide(request))
+
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        if self._approvals is None:
+            return tuple(Decision(c.tool_call_id, False, NOBODY) for c in request.calls)
+        return await self._approvals.decide(request)
+
+    async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
+        """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error."""
+        if self._approvals is not None:
+            await self._approvals.sending(request)
+        try:
+            async for spoken in self._send(approval_message(decisions)):
+                yield spoken
+        except LettaError as error:
+            if not error.stale_decision:
+                raise
+            log.info("letta refused a stale decision agent=%s step=%s", self._agent.id, self._key)
+            if self._approvals is not None:
+                await self._approvals.settled(request, error.explain(self._agent.name))
+            yield error
+            return
+        if self._approvals is not None:
+            await self._approvals.settled(request)
+
+
+def reached(request: ApprovalRequest, found: Found | None) -> bool:
+    """Whether a decision sent before a restart reached Letta: a tool return for one of its calls is in history."""
+    ids = {c.tool_call_id for c in request.calls}
+    return found is not None and any(i in ids for i in found.tool_returns)

@@ -1,0 +1,170 @@
+"""Pure: the approval card an agent's tool call gets in its Slack thread, the card once decided, the modal that
+asks a denial's reason, who may decide, and reading a press or a submitted reason back.
+
+The arguments are the model's words: pretty-printed when they are JSON, clipped, escaped (no `<!channel>`, no
+mention can be formed) and shown in a code block that they cannot close. Each button's value is the approval's
+row id in the store, so a press is decided without reading anything back from Slack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bridge.slack.render import escape
+
+APPROVE_ACTION = "letta_approve_tool"
+DENY_ACTION = "letta_deny_tool"
+DENY_VIEW = "letta_deny_reason"
+REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
+ARGUMENT_CHARS = 1500  # of the pretty-printed arguments shown on a card (a section holds 3,000)
+REASON_CHARS = 300
+ApproveBy = Literal["asker", "configurers", "channel", "users"]
+Verdict = Literal["approved", "denied", "timed_out", "stale", "ended"]
+
+
+def shown_arguments(arguments: str) -> str:
+    """The arguments pretty-printed (JSON), clipped to ARGUMENT_CHARS, escaped, in a code block they cannot end."""
+    try:
+        text = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except ValueError:
+        text = arguments
+    if len(text) > ARGUMENT_CHARS:
+        text = text[: ARGUMENT_CHARS - 1] + "…"
+    text = escape(text).replace("```", "`\u200b``")
+    return f"```{text or ' '}```"
+
+
+def _asks(agent: str, tool: str, arguments: str) -> dict[str, Any]:
+    name = escape(tool).replace("`", "'")
+    said = f"*{escape(agent)}* wants to run `{name}`:\n{shown_arguments(arguments)}"
+    return {"type": "section", "block_id": "letta_tool", "text": {"type": "mrkdwn", "text": said}}
+
+
+def card_text(agent: str, tool: str, approval_id: int) -> str:
+    """The notification text (and the fallback where blocks are not shown); the id keeps two cards for the same
+    tool apart (a post is looked for by its text after a restart)."""
+    return f"{escape(agent)} asks to run the tool {escape(tool)} (approval #{approval_id}): approve or deny it here."
+
+
+def card_blocks(approval_id: int, agent: str, tool: str, arguments: str) -> tuple[dict[str, Any], ...]:
+    """The card waiting for a decision: the tool, its arguments, Approve and Deny."""
+    value = str(approval_id)
+    return (
+        _asks(agent, tool, arguments),
+        {
+            "type": "actions",
+            "block_id": f"letta_approval_{approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": DENY_ACTION,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Deny"},
+                    "value": value,
+                },
+            ],
+        },
+    )
+
+
+def _when(at: float) -> str:
+    """A time each reader sees in their own time zone (Slack's date token), UTC as the fallback."""
+    fallback = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at)}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def verdict_line(verdict: Verdict, by: str, at: float, reason: str = "") -> str:
+    because = f": {escape(reason)}" if reason else ""
+    match verdict:
+        case "approved":
+            return f":white_check_mark: Approved by <@{escape(by)}> {_when(at)}"
+        case "denied":
+            return f":no_entry_sign: Denied by <@{escape(by)}> {_when(at)}{because}"
+        case "timed_out":
+            return f":hourglass: Nobody decided in time, so it was denied {_when(at)}"
+        case "stale":
+            return f":warning: Letta no longer waited for this decision {_when(at)}{because}"
+    return f":octagonal_sign: Not used {_when(at)}{because}"
+
+
+def decided_blocks(agent: str, tool: str, arguments: str, lines: list[str]) -> tuple[dict[str, Any], ...]:
+    """The card once decided: the same request, what became of it, no buttons."""
+    context = {"type": "context", "elements": [{"type": "mrkdwn", "text": line[:3000]} for line in lines[:10]]}
+    return (_asks(agent, tool, arguments), context)
+
+
+def deny_view(approval_id: int, tool: str) -> dict[str, Any]:
+    """The modal a Deny opens: a short reason, which the agent is told."""
+    return {
+        "type": "modal",
+        "callback_id": DENY_VIEW,
+        "private_metadata": str(approval_id),
+        "title": {"type": "plain_text", "text": "Deny the tool call"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": f"Why not run {tool}?"[:2000]},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "max_length": REASON_CHARS,
+                    "placeholder": {"type": "plain_text", "text": "The agent is told this reason."},
+                },
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Reason:
+    approval_id: int
+    text: str
+
+
+def read_press(value: str) -> int | None:
+    """The approval a button's value names; None when it is not one of ours."""
+    return int(value) if value.isdigit() else None
+
+
+def read_reason(view: dict[str, Any]) -> Reason | None:
+    """The approval and the reason from a submitted Deny modal; None when it is not one of ours."""
+    approval = read_press(str(view.get("private_metadata") or ""))
+    if approval is None:
+        return None
+    values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
+    text = str((values.get(REASON_INPUT) or {}).get("value") or "")
+    return Reason(approval, " ".join(text.split())[:REASON_CHARS])
+
+
+def may_decide(by: ApproveBy, user: str, asker: str, users: tuple[str, ...]) -> bool | None:
+    """Whether the member may decide; None when only Slack can say (configurers: ask `may_configure`)."""
+    if by == "channel":
+        return True
+    if by == "users":
+        return user in users
+    if by == "configurers":
+        return None
+    return user == asker
+
+
+def who_may_decide(by: ApproveBy, asker: str, users: tuple[str, ...]) -> str:
+    """The rule in words, for the ephemeral refusal."""
+    if by == "users":
+        return "the people this bridge lists for approvals (" + ", ".join(f"<@{u}>" for u in users) + ")"
+    if by == "configurers":
+        return "the people who may configure this channel"
+    return f"<@{asker}>, who asked"

@@ -1,0 +1,127 @@
+"""An approval card's buttons and the Deny modal. Approve is acknowledged at once and decided in a task the bridge
+owns; Deny opens a modal for a short reason (after the caller's right to decide is checked), and the submitted
+reason decides before the modal's answer, so that a refusal can be shown in it. Anyone who may not decide is told
+so, only them, and nothing changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.approvals import ApprovalDesk, Pressed
+from bridge.slack.approvals import (
+    APPROVE_ACTION,
+    DENY_ACTION,
+    DENY_VIEW,
+    REASON_BLOCK,
+    deny_view,
+    read_press,
+    read_reason,
+)
+from bridge.slack.listeners.sessions import configurer_check
+from bridge.slack.permissions import Policy
+from bridge.slack.post import FAILURES, slack_error
+from bridge.store.approvals import Approval
+from bridge.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) -> None:
+    def configurer(client: AsyncWebClient, user: str) -> Callable[[str], Awaitable[bool]]:
+        async def check(channel: str) -> bool:
+            return await configurer_check(client, policy, user, channel)()
+
+        return check
+
+    def spawn(work: Awaitable[None], name: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("approval %s failed", name)
+
+        if not tasks.spawn(run(), name=name):
+            log.info("approval %s not run: the bridge is stopping", name)
+
+    async def tell(client: AsyncWebClient, body: dict[str, Any], user: str, text: str) -> None:
+        channel = str((body.get("channel") or {}).get("id") or "")
+        thread = str(((body.get("message") or {}).get("thread_ts")) or "") or None
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, text=text)
+        except FAILURES as exc:
+            log.info("slack chat.postEphemeral failed error=%s", slack_error(exc))
+
+    def pressed(body: dict[str, Any], context: AsyncBoltContext) -> tuple[int | None, str, str]:
+        action = (body.get("actions") or [{}])[0]
+        user = str((body.get("user") or {}).get("id", ""))
+        return read_press(str(action.get("value") or "")), user, str(context.team_id or "")
+
+    @app.action(APPROVE_ACTION)
+    async def on_approve(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        approval, user, team = pressed(body, context)
+        if approval is None or not user:
+            return
+
+        async def work() -> None:
+            told = await desk.press(client, team, user, approval, "approve", "", configurer(client, user))
+            if told is not None:
+                await tell(client, body, user, told)
+
+        spawn(work(), "approve")
+
+    @app.action(DENY_ACTION)
+    async def on_deny(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        approval, user, team = pressed(body, context)
+        if approval is None or not user:
+            return
+
+        async def work() -> None:
+            row = await desk.allowed(team, user, approval, configurer(client, user))
+            if not isinstance(row, Approval):
+                await tell(client, body, user, row)
+                return
+            try:  # within the 3 s the trigger lives: nothing slow ran before it
+                await client.views_open(trigger_id=body.get("trigger_id"), view=deny_view(row.id, row.asked.tool_name))
+            except FAILURES as exc:
+                log.warning("slack deny modal not opened approval_id=%s error=%s", row.id, slack_error(exc))
+
+        spawn(work(), "deny")
+
+    @app.view(DENY_VIEW)
+    async def on_reason(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        reason = read_reason(body.get("view") or {})
+        user = str((body.get("user") or {}).get("id", ""))
+        if reason is None or not user:
+            await ack()
+            return
+        decision: Pressed = "deny"
+        told = await desk.press(
+            client,
+            str(context.team_id or ""),
+            user,
+            reason.approval_id,
+            decision,
+            reason.text,
+            configurer(client, user),
+            show=False,
+        )
+        if told is not None:
+            await ack(response_action="errors", errors={REASON_BLOCK: told[:2000]})
+            return
+        await ack()
+
+        async def show() -> None:
+            row = await desk.store.get(reason.approval_id)
+            if row is not None:
+                await desk.show(client, row)
+
+        spawn(show(), "card")

@@ -1,0 +1,200 @@
+"""The fake Letta 0.16.8's tool approvals, shaped by the captures (reference/letta/README.md section 17):
+
+- an agent told to `ask_approval` answers its next message with an `approval_request_message` (its `otid` equal to
+  its `id`, one `tool_calls` entry per call) and `stop_reason: requires_approval`, non-streamed or streamed;
+- while that waits, a new user message to the same thread (the agent's own, or one conversation: the pending
+  state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
+  (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
+- an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message` each,
+  `success`, or `error` with the captured denial text) and then the agent's next turn; other ids get the captured
+  400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
+  (approval-approve-again.json: the server does not reject it).
+
+Several calls in one request were not captured with more than one entry; the wire's lists hold them, and the fake
+expects one decision for each, as the 400 text ("Expected '[...]'") implies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import letta_runs, letta_stream
+from . import letta_shapes as S
+from .letta_shapes import new_id, wire_date
+
+if TYPE_CHECKING:
+    from .letta import FakeLetta, Recorded
+
+V = "0.16.8"
+DENIED = "Error: request to call tool denied. User reason: {reason}"
+
+
+@dataclass
+class Pending:
+    request_id: str
+    calls: list[dict[str, str]]
+
+
+@dataclass
+class ApprovalState:
+    asks: dict[str, list[list[tuple[str, str]]]] = field(default_factory=dict)  # agent -> queued requests
+    pending: dict[str, Pending] = field(default_factory=dict)  # thread key (conversation or agent) -> pending
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # every approval message received
+
+
+def _thread(fake: FakeLetta, rec: Recorded) -> tuple[str, str | None] | None:
+    """(agent id, conversation or None) of a send route."""
+    parts = rec.path.split("/")
+    body = rec.body if isinstance(rec.body, dict) else {}
+    if rec.path.startswith("/v1/agents/") and len(parts) >= 5 and parts[4] == "messages":
+        return parts[3], None
+    if rec.path.startswith("/v1/conversations/") and rec.path.endswith("/messages"):
+        if parts[3] == "default":
+            return str(body.get("agent_id") or ""), None
+        with fake._lock:
+            record = fake._conversations.get(parts[3])
+        return (str(record["agent_id"]), parts[3]) if record else None
+    return None
+
+
+def _streamed(rec: Recorded) -> bool:
+    body = rec.body if isinstance(rec.body, dict) else {}
+    return rec.path.endswith("/stream") or (rec.path.startswith("/v1/conversations/") and body.get("streaming", True))
+
+
+async def handle(fake: FakeLetta, request: web.Request, rec: Recorded) -> web.StreamResponse | None:
+    """Answer a send that approvals concern; None for every other request (the fake's usual routes)."""
+    if rec.method != "POST" or fake.version != V:
+        return None
+    where = _thread(fake, rec)
+    if where is None:
+        return None
+    agent_id, conversation = where
+    key = conversation or agent_id
+    body = rec.body if isinstance(rec.body, dict) else {}
+    messages = body.get("messages") or []
+    first = messages[0] if messages and isinstance(messages[0], dict) else {}
+    state = fake.approval_state
+    with fake._lock:
+        pending = state.pending.get(key)
+        asks = state.asks.get(agent_id) or []
+    if first.get("type") == "approval":
+        return await _decided(fake, request, rec, agent_id, conversation, first, pending)
+    if pending is not None:
+        return await _refused(fake, request, rec, conversation)
+    if asks:
+        return await _ask(fake, request, rec, agent_id, conversation, first)
+    return None
+
+
+async def _ask(
+    fake: FakeLetta, request: web.Request, rec: Recorded, agent_id: str, conversation: str | None,
+    first: dict[str, Any],
+) -> web.StreamResponse:
+    template = S.body(V, "approval-send")["messages"][0]
+    with fake._lock:
+        calls = fake.approval_state.asks[agent_id].pop(0)
+    mid, run_id, step_id = new_id("message"), new_id("run"), new_id("step")
+    tool_calls = [
+        {"name": name, "arguments": arguments, "tool_call_id": f"call_{new_id('x')[2:14]}"} for name, arguments in calls
+    ]
+    asked = {**template, "id": mid, "otid": mid, "date": wire_date(), "run_id": run_id, "step_id": step_id,
+             "tool_call": tool_calls[0], "tool_calls": tool_calls}
+    text = S.joined_text([first])
+    inp = fake._begin_input(agent_id, text, [first], first.get("otid"), first.get("name"), conversation)
+    fake._end_input(inp)
+    user = fake._shapes(V).message("user_message", id=new_id("message"), name=first.get("name"),
+                                   otid=first.get("otid"), step_id=step_id, run_id=run_id, content=text)
+    fake._store(agent_id, None, [user, asked], conversation)
+    with fake._lock:
+        fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
+    return await _answer(fake, request, rec, [asked], "requires_approval")
+
+
+async def _decided(
+    fake: FakeLetta, request: web.Request, rec: Recorded, agent_id: str, conversation: str | None,
+    decision: dict[str, Any], pending: Pending | None,
+) -> web.StreamResponse:
+    approvals = decision.get("approvals") or [
+        {"approve": decision.get("approve"), "tool_call_id": decision.get("approval_request_id")}
+    ]
+    with fake._lock:
+        fake.approval_state.decisions.append(copy.deepcopy(decision))
+    got = [str(a.get("tool_call_id")) for a in approvals]
+    if pending is not None:
+        expected = [c["tool_call_id"] for c in pending.calls]
+        if sorted(got) != sorted(expected):
+            wrong = S.body(V, "approval-approve-wrong-id")["detail"]
+            detail = wrong.replace("['call_fake41']", str(expected)).replace("['call_doesnotexist']", str(got))
+            return fake._json(V, 400, {"detail": detail})
+    run = letta_runs.start(fake, agent_id, "send_message", conversation=conversation)
+    try:
+        returned: list[dict[str, Any]] = []
+        template = S.body(V, "approval-approve")["messages"][0]
+        for entry in approvals if pending is not None else []:
+            call = next(c for c in pending.calls if c["tool_call_id"] == entry.get("tool_call_id"))
+            ok = bool(entry.get("approve"))
+            result = _run_tool(call) if ok else DENIED.format(reason=entry.get("reason") or "")
+            status = "success" if ok else "error"
+            mid = new_id("message")
+            returned.append({**template, "id": mid, "otid": mid[8:44] + "80", "date": wire_date(), "run_id": run.id,
+                             "name": call["name"] if ok else None, "tool_return": result, "status": status,
+                             "tool_call_id": call["tool_call_id"],
+                             "tool_returns": [{**template["tool_returns"][0], "tool_return": result,
+                                               "status": status, "tool_call_id": call["tool_call_id"]}]})
+        with fake._lock:
+            fake.approval_state.pending.pop(conversation or agent_id, None)
+        replies, _ = await fake._run_cancellable(agent_id, "", [decision], None, None, conversation=conversation,
+                                                 run_id=run.id)
+        out, _ = fake._shapes(V).turn(replies, name=None, step_id=new_id("step"), run_id=run.id, date=wire_date())
+        fake._store(agent_id, None, [*returned, *out], conversation)
+    finally:
+        letta_runs.end(run)
+    return await _answer(fake, request, rec, [*returned, *out], "end_turn")
+
+
+def _run_tool(call: dict[str, str]) -> str:
+    try:
+        arguments = json.loads(call["arguments"])
+    except ValueError:
+        arguments = {}
+    return str(arguments.get("message", "ok")).upper() if isinstance(arguments, dict) else "OK"
+
+
+async def _refused(
+    fake: FakeLetta, request: web.Request, rec: Recorded, conversation: str | None
+) -> web.StreamResponse:
+    if _streamed(rec):
+        raw = str(S.capture(V, "approval-pending-new-message-stream")["response"]["body_raw"])
+        response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(V)})
+        await response.prepare(request)
+        await response.write(raw.encode())
+        await response.write_eof()
+        return response
+    name = "approval-conversation-pending-new-message" if conversation else "approval-pending-new-message"
+    return fake._json(V, 409, S.body(V, name))
+
+
+async def _answer(
+    fake: FakeLetta, request: web.Request, rec: Recorded, out: list[dict[str, Any]], stop: str
+) -> web.StreamResponse:
+    if not _streamed(rec):
+        answer = fake._shapes(V).response(copy.deepcopy(out), 1)
+        answer["stop_reason"] = {"message_type": "stop_reason", "stop_reason": stop}
+        return fake._json(V, 200, answer)
+    response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(V)})
+    await response.prepare(request)
+    await response.write(letta_stream._frame(letta_stream._ping(out[0].get("run_id") if out else None)))
+    for message in out:
+        await response.write(letta_stream._frame(message))
+    await response.write(letta_stream._frame({"message_type": "stop_reason", "stop_reason": stop}))
+    usage = {k: v for k, v in fake._shapes(V).usage(1).items() if k != "message_type"}
+    await response.write(letta_stream._frame({"message_type": "usage_statistics", **usage}))
+    await response.write(letta_stream._frame("[DONE]"))
+    await response.write_eof()
+    return response
