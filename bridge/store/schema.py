@@ -24,6 +24,12 @@ SQLITE_V7 = (
 )
 POSTGRES_V7 = _V7_COMMON  # Postgres has had turns_unfinished since its first migration
 
+# Schema v8: a bridge-defined group (issue 15): a binding of agents may name its own manager (supervisor, dynamic)
+# and turn limits, where the server has no group record to hold them (the App Server, Letta Cloud, 0.16.5+).
+_V8_COLUMNS = ("manager_id TEXT", "manager_name TEXT", "max_turns INTEGER", "termination_token TEXT")
+SQLITE_V8 = "".join(f"ALTER TABLE bindings ADD COLUMN {column};\n" for column in _V8_COLUMNS)
+POSTGRES_V8 = "".join(f"ALTER TABLE bindings ADD COLUMN IF NOT EXISTS {column};\n" for column in _V8_COLUMNS)
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -91,6 +97,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V5,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
     SQLITE_V6,  # feedback on agents' replies (feedback.py)
     SQLITE_V7,  # the queue read by indexes (above)
+    SQLITE_V8,  # a bridge-defined group's manager and limits (above)
 ]
 
 
@@ -161,4 +168,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     5: POSTGRES_V5,
     6: POSTGRES_V6,
     7: POSTGRES_V7,
+    8: POSTGRES_V8,
 }
