@@ -215,8 +215,9 @@ class LettaClient:
         when none is running (409). A model call in flight is not interrupted: the run ends after it."""
         return await self._cancel(f"/v1/agents/{agent_id}/messages/cancel")
 
-    async def cancel_conversation(self, conversation_id: str) -> dict[str, str]:
-        """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`."""
+    async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
+        """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`. `agent_id`
+        (the conversation's agent) is for servers that address a conversation with its agent."""
         return await self._cancel(f"/v1/conversations/{conversation_id}/cancel")
 
     async def _cancel(self, path: str) -> dict[str, str]:

@@ -6,6 +6,8 @@ mid-turn asks nobody twice."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,14 @@ class Rig:
 
     def inputs(self, agent_id: str) -> list[Any]:
         return [t for t in self.app.inputs if t.agent_id == agent_id]
+
+    def status(self, ts: str) -> str:
+        with sqlite3.connect(self.env["DATABASE_URL"].removeprefix("sqlite:///")) as db:
+            row = db.execute("SELECT status FROM turns WHERE message_ts=?", (ts,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def sent(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.app.received if isinstance(f, dict) and f.get("type") == kind]
 
 
 def _rig(tmp: Path) -> Iterator[Rig]:
@@ -258,3 +268,23 @@ def test_a_pattern_that_cannot_work_is_refused_and_the_binding_kept(rig: Rig) ->
     root = rig.mention(channel, "count off")
     assert rig.done(channel, root) == {"white_check_mark"}
     assert [name for name, _ in rig.said(channel, root)] == ["lu", "mo", "lu"]
+
+
+def test_stop_aborts_the_app_server_turn_and_it_is_never_resumed(rig: Rig) -> None:
+    channel, ids = rig.bind(("stu", "hang"), ("tia", "ok"))
+    root = rig.mention(channel, "a question that never ends")
+    rig.slack.wait_for(lambda: len(rig.inputs(ids["stu"])) == 1, 20)
+    [turn] = rig.inputs(ids["stu"])
+    _, response = rig.bridge.mention("stop", channel, thread_ts=root)
+    assert response.status_code == 200
+    rig.slack.wait_for(lambda: rig.status(root) == "stopped", 20)
+    # The stop itself aborted the thread's conversation (not only the cancelled task's clean-up), with its agent.
+    rig.slack.wait_for(lambda: f"letta run cancelled agent={ids['stu']} conversation={turn.conversation}"
+                       in rig.bridge.logs(), 10)
+    aborts = [f["runtime"] for f in rig.sent("abort_message")]
+    assert aborts and all(a == {"agent_id": ids["stu"], "conversation_id": turn.conversation} for a in aborts)
+    rig.slack.wait_for(lambda: [p for _, p in rig.said(channel, root)] == ["Stopped by <@U0123ABCD>."], 10)
+    assert rig.inputs(ids["tia"]) == []  # the next agent is never asked
+    rig.bridge.restart()
+    time.sleep(1.5)
+    assert rig.status(root) == "stopped" and len(rig.inputs(ids["stu"])) == 1 and rig.inputs(ids["tia"]) == []
