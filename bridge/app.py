@@ -76,6 +76,7 @@ def letta_client(settings: Settings, metrics: Metrics | None = None, kind: Serve
         return AppServerLetta(
             settings.letta_base_url,
             api_key=key,
+            metrics=metrics,
             connect_timeout=settings.letta_connect_timeout,
             request_timeout=min(settings.letta_read_timeout, 30.0),
         )

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from bridge import __version__
-from bridge.letta.appserver import AppServerClient, ServerInfo, endpoints
+from bridge.letta.appserver import ServerInfo, endpoints
+from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
+from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +78,25 @@ def _app_server_refusal(response: httpx.Response) -> bool:
 
 
 class AppServerLetta(LettaClient):
-    """`LettaClient` for an App Server: one `AppServerClient` (one socket per process) under the same methods."""
+    """`LettaClient` for an App Server: one `AppServerClient` (one socket per process, metered) under the same
+    methods."""
 
     app_server = True
 
-    def __init__(self, base_url: str, api_key: str | None = None, **options: float) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, metrics: Metrics | None = None, **options: float
+    ) -> None:
         http, _ = endpoints(base_url)
         super().__init__(http, api_key)  # its httpx client is never used for a route: the App Server has none
         self.base_url = base_url.rstrip("/")
-        self.app = AppServerClient(
+        self.app = MeteredAppServerClient(
             base_url,
             api_key,
             request_timeout=float(options.get("request_timeout", 15.0)),
             connect_timeout=float(options.get("connect_timeout", 10.0)),
         )
+        if metrics is not None:
+            self.app.metrics = metrics
         self.keyed = bool(api_key)
         self.conversations = True
         self.resumable = False

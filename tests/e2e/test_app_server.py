@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
@@ -170,6 +171,9 @@ def test_a_failing_model_is_said_in_plain_words(rig: Rig) -> None:
     assert said[-1] == ("eve", "eve says hi")
     [failure] = [text for _, text in said if "dora" in text]
     assert "the model provider failed" in failure and "{" not in failure
+    metrics = httpx.get(f"{rig.bridge.url}/metrics", timeout=5).text  # App Server calls are metered too
+    assert 'method="WS",route="turn"' in metrics and 'method="WS",route="conversation_create"' in metrics
+    assert 'bridge_letta_errors_total{kind="run_failed"}' in metrics
 
 
 def test_a_stuck_conversation_is_replaced_and_the_message_sent_once_more(rig: Rig) -> None:
