@@ -103,7 +103,8 @@ class LettaClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEEPALIVE),
         )
 
-    async def aclose(self) -> None:
+    async def aclose(self, wait: float = 0.0) -> None:
+        """Close the connections (`wait`: for clients whose closing cancels turns still running; REST's do not)."""
         await self._http.aclose()
 
     async def health(self) -> Health:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.client import A, AppServerClient, ServerInfo
@@ -44,7 +44,7 @@ class MeteredAppServerClient(AppServerClient):
 
     async def send(
         self, agent_id: str, conversation_id: str, text: str, otid: str, deadline: float | None = None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         started, error = time.monotonic(), None
         try:
             # Closed with this one, so that the turn's own clean-up (an abort when left unread) runs at once.
