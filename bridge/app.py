@@ -76,6 +76,7 @@ def letta_client(settings: Settings, metrics: Metrics | None = None, kind: Serve
         return AppServerLetta(
             settings.letta_base_url,
             api_key=key,
+            metrics=metrics,
             connect_timeout=settings.letta_connect_timeout,
             request_timeout=min(settings.letta_read_timeout, 30.0),
         )
@@ -224,7 +225,7 @@ class Bridge:
         days = None if s.uninstalled_bindings == "keep" else s.uninstalled_bindings_days
         installs = BridgeInstallationStore(self.store, cipher, purge_days=days)
         workspaces = self.workspaces = Workspaces(s, self.store, installs, self.metrics, self._letta_for)
-        default = workspaces.letta.get(s)  # the environment's server: the default of every workspace
+        default = workspaces.letta.add(s, self.letta)  # the environment's server: every workspace's default
         self.letta, self.chooser = default.client, default.chooser
         self.configurator = Configurator(s, self.store, self.letta, self.chooser)
         relay = WorkspaceRelay(
@@ -271,8 +272,9 @@ class Bridge:
             )
         register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
 
-    def _letta_for(self, settings: Settings) -> LettaClient:
-        return letta_client(settings, self.metrics)
+    async def _letta_for(self, settings: Settings) -> LettaClient:
+        """A workspace's own Letta server: a REST server or an App Server, found out per server (`letta_kind`)."""
+        return letta_client(settings, self.metrics, await letta_kind(settings))
 
     async def _purge_forever(self) -> None:
         """Bindings of workspaces that removed the app go once their time is up (UNINSTALLED_BINDINGS_DAYS)."""
@@ -302,14 +304,12 @@ class Bridge:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
+        # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; any
+        # still running get it once more here, then the socket closes under them.
         if self.workspaces is not None:
-            await self.workspaces.aclose()
-        elif isinstance(self.letta, AppServerLetta):
-            # Closing the socket cancels its turns on the server: the turns had their grace above; any still
-            # running get it once more here, then the socket closes under them.
-            await self.letta.aclose(wait=grace)
+            await self.workspaces.aclose(wait=grace)
         else:
-            await self.letta.aclose()
+            await self.letta.aclose(wait=grace)
         if self.slack.session is not None:
             await self.slack.session.close()
         await self.store.close()

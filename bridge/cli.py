@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bridge import __version__
 from bridge import init as setup
 from bridge.config import SLACK_BOT_TOKEN, Settings, SettingsError, load_settings, missing, slack_refused
-from bridge.domain import RUNNER_CHOICES, Binding
+from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
 from bridge.store.base import database_name, missing_sqlite_file
@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument(
         "--broadcast", action="store_true", help="every agent gets each message at once (bridge runner); fastest first"
     )
+    connect.add_argument(
+        "--pattern",
+        choices=PATTERNS,
+        help="agents only: the group pattern the bridge plays for them (a bridge-defined group; default: in order)",
+    )
+    connect.add_argument("--manager", metavar="AGENT_ID", help="supervisor, dynamic: the manager (not in the list)")
+    connect.add_argument("--max-turns", type=int, help="round_robin, dynamic: sends per message in all")
+    connect.add_argument("--termination-token", help="dynamic: the manager's word that ends the turn early")
     listing = csub.add_parser("list", help="list bound channels")
     listing.add_argument("--team", help="only this workspace")
     disconnect = csub.add_parser("disconnect", help="remove a channel's binding")
@@ -178,7 +186,8 @@ def _channel(value: str) -> str:
 
 def _describe(binding: Binding) -> str:
     t = binding.target
-    pattern = f" [{t.manager_type}]" if t.manager_type else ""
+    manager = f" manager {t.manager.name}" if t.manager is not None and t.kind == "agents" else ""
+    pattern = f" [{t.manager_type}{manager}]" if t.manager_type else ""
     return f"{t.ref}{pattern} ({', '.join(a.name for a in t.agents)})"
 
 
@@ -248,6 +257,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     from bridge.app import letta_client, letta_kind
     from bridge.configure import ConfigError, Configurator
     from bridge.letta.chooser import RunnerChooser
+    from bridge.targets import Pattern
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
@@ -257,7 +267,13 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
         result = await configurator.connect(
-            team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast
+            team,
+            channel,
+            args.target,
+            actor="cli",
+            runner=args.runner,
+            broadcast=args.broadcast,
+            pattern=Pattern(args.pattern, args.manager, args.max_turns, args.termination_token),
         )
     except ConfigError as exc:
         raise CliError(exc.for_operator) from None
@@ -270,6 +286,10 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     if target.manager is not None:
         role = "main agent" if target.manager_type == "sleeptime" else "manager"
         print(f"{role}: {target.manager.name}  {target.manager.id}")
+    if target.kind == "agents" and target.max_turns is not None:
+        print(f"max turns: {target.max_turns}")
+    if target.kind == "agents" and target.termination_token:
+        print(f"termination token: {target.termination_token}")
     listed = "agents, all at once:" if target.broadcast else "agents, in speaking order:"
     if target.manager_type == "sleeptime":
         listed = "sleeptime agents (they never post):"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bridge.config import Settings
 from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, RunnerChoice, Target, Turn
@@ -20,7 +20,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore
-from bridge.targets import TargetError, resolve_target
+from bridge.targets import Pattern, TargetError, resolve_target, with_pattern
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +94,17 @@ class Configurator:
         actor: str,
         runner: RunnerChoice = "auto",
         broadcast: bool = False,
+        pattern: Pattern | None = None,
     ) -> Connected:
-        """Look every id up, pick the runner, and only then save; returns what it replaced."""
+        """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
+        list of agents a bridge-defined group (`broadcast` is `Pattern("broadcast")`)."""
+        if broadcast:
+            pattern = Pattern(BROADCAST)
         try:
             target = await resolve_target(self._letta, ids)
+            target = await with_pattern(self._letta, target, pattern or Pattern())
         except TargetError as exc:
             raise ConfigError(str(exc), exc.for_operator) from None
-        if broadcast:
-            if target.manager_type not in (None, "round_robin"):
-                raise ConfigError(
-                    f"a {target.manager_type} group has its own way of answering; broadcast is for agent lists "
-                    "and round-robin groups."
-                )
-            target = replace(target, manager_type=BROADCAST, broadcast=True)
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
             refused = await self._chooser.refusal(binding)

@@ -11,6 +11,8 @@ from typing import Literal, Protocol
 
 RunnerChoice = Literal["auto", "server", "bridge"]
 BROADCAST = "broadcast"
+# The patterns the bridge plays for a list of agents (a bridge-defined group; letta/patterns.py).
+PATTERNS = ("round_robin", "supervisor", "dynamic", BROADCAST)
 RUNNER_CHOICES: tuple[RunnerChoice, ...] = ("auto", "server", "bridge")
 # Who may change a channel's binding from Slack (read-only commands are open to everyone).
 ConfigureBy = Literal["admins", "everyone", "creator"]
@@ -49,6 +51,9 @@ class Target:
         if self.kind == "group":
             title = self.description or self.group_id or "group"
             return f"{title}: {names}"
+        if self.manager_type:  # a bridge-defined group
+            manager = f", managed by {self.manager.name}" if self.manager else ""
+            return f"{self.manager_type} group of agents{manager}: {names}"
         return f"agents: {names}"
 
     @property
@@ -56,9 +61,14 @@ class Target:
         return self.group_id or " ".join(a.id for a in self.agents)
 
     @property
+    def members(self) -> tuple[AgentRef, ...]:
+        """Every agent the target may ask: its agents, then its manager."""
+        return (*self.agents, *((self.manager,) if self.manager else ()))
+
+    @property
     def names(self) -> tuple[str, ...]:
         """Every agent's name, the manager's too: no person may be shown under one of them."""
-        return tuple(a.name for a in (*self.agents, *((self.manager,) if self.manager else ())))
+        return tuple(a.name for a in self.members)
 
     def agent_named(self, name: str | None) -> AgentRef | None:
         for agent in self.agents:

@@ -2,7 +2,8 @@
 
 The hooks are small on purpose: the relay counts events, duplicates, turns and queue depth; `turns.py` counts
 messages posted; Letta and Slack calls are timed by thin subclasses of their clients that live beside them
-(`letta/metered.py`, `slack/metered.py`) and count into this registry. This module knows neither side.
+(`letta/metered.py`, `letta/appserver/metered.py`, `slack/metered.py`) and count into this registry. This
+module knows neither side.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Metrics:
         )
         self.letta_seconds = Histogram(
             "bridge_letta_request_duration_seconds",
-            "Letta HTTP calls, by method and route",
+            "Letta calls, by method and route (HTTP routes; an App Server's WS requests by frame type, and turns)",
             ["method", "route"],
             buckets=CALL_BUCKETS,
             registry=r,

@@ -6,8 +6,9 @@ channel's turns). The order matters:
 
 1. the turns are marked `stopped` in the store first: a stopped turn is never run, resumed or finished as
    anything else, in this process or another one sharing the database;
-2. the Letta runs in flight are cancelled (conversation or agent cancel route): Letta does not interrupt a model
-   call already running, so the run ends after it, its stream with `stop_reason: cancelled`;
+2. the Letta runs in flight are cancelled (conversation or agent cancel route; on an App Server, `abort_message`
+   for the thread's conversation): Letta does not interrupt a model call already running, so the run ends after
+   it, its stream with `stop_reason: cancelled`;
 3. the turn's task is cancelled here: nothing more is posted for it, and the next agents of a group turn are
    never asked. A process running a turn another process stopped sees the mark within `poll` seconds.
 """
@@ -29,7 +30,8 @@ from bridge.store.base import PendingTurn, Store, TurnJournal
 
 log = logging.getLogger(__name__)
 
-_AGENT_ID = re.compile(r"agent-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A step key names its agent (`agent-<uuid>`, or an App Server's `agent-local-<uuid>`), letta/patterns.py.
+_AGENT_ID = re.compile(r"agent-(?:local-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CANCEL_DEADLINE = 10.0  # seconds for the cancel calls of one stop
 StopBy = Literal["asker", "anyone"]
 
@@ -149,7 +151,7 @@ class TurnStops:
             conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
             try:
                 if conversation is not None:
-                    runs = await self._client.cancel_conversation(conversation)
+                    runs = await self._client.cancel_conversation(conversation, agent_id)
                 else:
                     runs = await self._client.cancel_agent(agent_id)
             except LettaError as error:

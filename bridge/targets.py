@@ -1,14 +1,18 @@
 """Turn the ids someone typed into a checked `Target`: every id is looked up on Letta before anything is saved.
 
-Shared by `channels connect`, the /letta command (through `bridge.configure`) and the default target.
+Shared by `channels connect`, the /letta command (through `bridge.configure`) and the default target. A list of
+agents may be given a pattern the bridge plays (`with_pattern`): a bridge-defined group, for servers that keep no
+group records (the App Server, Letta Cloud, 0.16.5+), which behaves as a Letta group of that pattern does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from bridge.domain import AgentRef, Target
+from bridge.domain import BROADCAST, PATTERNS, AgentRef, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
@@ -29,6 +33,68 @@ def _lookup_failed(error: LettaError, what: str) -> TargetError:
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
     return TargetError(error.explain(what), error.for_operator(what))
+
+
+MAX_TURNS = 50
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """How a bridge-defined group answers, as typed: `name` None keeps the target as it is."""
+
+    name: str | None = None
+    manager: str | None = None  # an agent id
+    max_turns: int | None = None
+    termination_token: str | None = None
+
+
+async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
+    """`target` given the pattern, every rule checked (and the manager looked up) before anything is saved."""
+    name = pattern.name
+    if name is None:
+        if pattern.manager or pattern.max_turns is not None or pattern.termination_token:
+            raise TargetError("--manager, --max-turns and --termination-token go with --pattern.")
+        return target
+    if name not in PATTERNS:
+        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.")
+    if target.kind == "group":
+        if name == BROADCAST and target.manager_type in (None, "round_robin") and pattern == Pattern(BROADCAST):
+            return dataclasses.replace(target, manager_type=BROADCAST, broadcast=True)
+        if name == BROADCAST:
+            raise TargetError(
+                f"a {target.manager_type} group has its own way of answering; broadcast is for agent lists "
+                "and round-robin groups."
+            )
+        raise TargetError(
+            f"group {target.group_id} has its own pattern on the server ({target.manager_type}); to give agents "
+            "a pattern of the bridge's, bind the agents themselves with --pattern."
+        )
+    managed = name in ("supervisor", "dynamic")
+    if managed and not pattern.manager:
+        raise TargetError(f"a {name} group needs a manager: --manager <agent id>, an agent not in the list.")
+    if not managed and pattern.manager:
+        raise TargetError(f"a {name} group has no manager; --manager goes with supervisor and dynamic.")
+    if pattern.max_turns is not None and name not in ("round_robin", "dynamic"):
+        raise TargetError(f"--max-turns goes with round_robin and dynamic, not {name}.")
+    if pattern.max_turns is not None and not 1 <= pattern.max_turns <= MAX_TURNS:
+        raise TargetError(f"--max-turns is a number from 1 to {MAX_TURNS}.")
+    if pattern.termination_token and name != "dynamic":
+        raise TargetError("--termination-token goes with the dynamic pattern only.")
+    manager = None
+    if pattern.manager:
+        if pattern.manager in {a.id for a in target.agents}:
+            raise TargetError("the manager is listed among the agents too; name it with --manager only.")
+        if not is_agent_id(pattern.manager, client.app_server):
+            raise TargetError(f"{pattern.manager} is not an agent id of this Letta server.")
+        [manager] = await _agents(client, [pattern.manager])
+    return dataclasses.replace(
+        target,
+        manager_type=name,
+        manager=manager,
+        max_turns=pattern.max_turns,
+        termination_token=pattern.termination_token or None,
+        broadcast=name == BROADCAST,
+    )
 
 
 async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:

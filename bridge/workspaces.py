@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -89,32 +89,42 @@ class LettaServer:
 
 
 class LettaServers:
-    """One client and runner chooser per Letta server, made on first use and closed on stop."""
+    """One client and runner chooser per Letta server, made on first use and closed on stop. `make_client` finds
+    out which kind of server a URL is (a REST server or an App Server, each workspace's own) and builds its client."""
 
-    def __init__(self, store: Store, make_client: Callable[[Settings], LettaClient]) -> None:
+    def __init__(self, store: Store, make_client: Callable[[Settings], Awaitable[LettaClient]]) -> None:
         self._store = store
         self._make = make_client
         self._servers: dict[str, LettaServer] = {}
+        self._making = asyncio.Lock()
 
-    def get(self, settings: Settings) -> LettaServer:
+    def add(self, settings: Settings, client: LettaClient) -> LettaServer:
+        """The server of `settings`, with a client made already (the environment's default server)."""
         key = server_id(settings)
-        found = self._servers.get(key)
-        if found is None:
-            client = self._make(settings)
-            client.locks = ServerAgentLocks(self._store, key)
-            chooser = RunnerChooser(
-                client,
-                settings.letta_group_runner,
-                patience=settings.letta_recovery_wait_seconds,
-                streaming=settings.letta_streaming,
-                tokens=settings.letta_stream_tokens,
-                max_turns=settings.letta_max_turns,
-            )
-            found = self._servers[key] = LettaServer(client, chooser)
+        client.locks = ServerAgentLocks(self._store, key)
+        chooser = RunnerChooser(
+            client,
+            settings.letta_group_runner,
+            patience=settings.letta_recovery_wait_seconds,
+            streaming=settings.letta_streaming,
+            tokens=settings.letta_stream_tokens,
+            max_turns=settings.letta_max_turns,
+            app_server_deadline=settings.turn_deadline_seconds,
+        )
+        found = self._servers[key] = LettaServer(client, chooser)
         return found
 
-    async def aclose(self) -> None:
-        await asyncio.gather(*(s.client.aclose() for s in self._servers.values()), return_exceptions=True)
+    async def get(self, settings: Settings) -> LettaServer:
+        found = self._servers.get(server_id(settings))
+        if found is not None:
+            return found
+        async with self._making:  # one client per server, however many turns ask for it at once
+            found = self._servers.get(server_id(settings))
+            return found if found is not None else self.add(settings, await self._make(settings))
+
+    async def aclose(self, wait: float = 0.0) -> None:
+        """Close every client; an App Server's socket once its turns end, waiting up to `wait` seconds."""
+        await asyncio.gather(*(s.client.aclose(wait) for s in self._servers.values()), return_exceptions=True)
         self._servers.clear()
 
 
@@ -153,7 +163,7 @@ class Workspaces:
         store: Store,
         installs: BridgeInstallationStore,
         metrics: Metrics,
-        make_letta: Callable[[Settings], LettaClient],
+        make_letta: Callable[[Settings], Awaitable[LettaClient]],
     ) -> None:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         self.settings = settings
@@ -252,7 +262,7 @@ class Workspaces:
         kit = self._kits.get(team_id)
         if kit is not None and kit.server == server:
             return kit
-        letta = self.letta.get(settings)
+        letta = await self.letta.get(settings)
         slack = self._slack(team_id, retry=True)
         drafts = self._slack(team_id, retry=False)
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
@@ -295,12 +305,15 @@ class Workspaces:
             await self.installs.set_letta(team_id, None, None, actor)
             log.info("workspace letta reset to the default team=%s by=%s", team_id, actor)
             return None
-        if not base_url.startswith(("http://", "https://")):
-            return "The server URL starts with https:// (or http:// on a private network)."
+        if not base_url.startswith(("http://", "https://", "ws://", "wss://")):
+            return (
+                "The server URL starts with https:// (or http:// on a private network); a Letta App Server's may "
+                "start with wss:// or ws://."
+            )
         candidate = self.settings.model_copy(
             update={"letta_base_url": base_url, "letta_api_key": SecretStr(api_key) if api_key else None}
         )
-        client = self.letta.get(candidate).client
+        client = (await self.letta.get(candidate)).client
         try:
             async with asyncio.timeout(SETUP_CHECK_SECONDS):
                 await client.health()
@@ -371,8 +384,8 @@ class Workspaces:
             log.info("bindings of a removed workspace deleted team=%s", team)
         return count
 
-    async def aclose(self) -> None:
-        await self.letta.aclose()
+    async def aclose(self, wait: float = 0.0) -> None:
+        await self.letta.aclose(wait)
 
 
 class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):

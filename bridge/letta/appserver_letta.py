@@ -4,7 +4,7 @@ checks, threads, the chooser), and how the bridge tells the server kinds apart.
 Only what those callers need is translated: the version (`/app-server-info`), agents, a conversation per
 Slack thread. The App Server has no groups (`ROUTE_MISSING`, as a REST server without group routes says), no
 background runs. Sends go through `AppServerRunner` (appserver_runner.py), which speaks `AppServerClient`
-itself. Stop and abort from Slack are not wired yet (docs/app-server.md).
+itself. A Stop from Slack cancels a conversation's turn with `abort_message` (`cancel_conversation`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from bridge import __version__
-from bridge.letta.appserver import AppServerClient, ServerInfo, endpoints
+from bridge.letta.appserver import ServerInfo, endpoints
+from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
+from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +78,31 @@ def _app_server_refusal(response: httpx.Response) -> bool:
 
 
 class AppServerLetta(LettaClient):
-    """`LettaClient` for an App Server: one `AppServerClient` (one socket per process) under the same methods."""
+    """`LettaClient` for an App Server: one `AppServerClient` (one socket per process, metered) under the same
+    methods."""
 
     app_server = True
 
-    def __init__(self, base_url: str, api_key: str | None = None, tools: bool = False, **options: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        metrics: Metrics | None = None,
+        tools: bool = False,
+        **options: float,
+    ) -> None:
         http, _ = endpoints(base_url)
         super().__init__(http, api_key)  # its httpx client is never used for a route: the App Server has none
         self.base_url = base_url.rstrip("/")
-        self.app = AppServerClient(
+        self.app = MeteredAppServerClient(
             base_url,
             api_key,
             request_timeout=float(options.get("request_timeout", 15.0)),
             connect_timeout=float(options.get("connect_timeout", 10.0)),
             tools=tools,
         )
+        if metrics is not None:
+            self.app.metrics = metrics
         self.keyed = bool(api_key)
         self.conversations = True
         self.resumable = False
@@ -138,6 +150,19 @@ class AppServerLetta(LettaClient):
 
     async def has_resume(self) -> bool:
         return False
+
+    async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
+        """`abort_message` for the conversation's turn: {conversation: "cancelled"}, or {} when nothing ran. The
+        server answers at once; the turn ends (`cancelled`) when the model call in flight returns (README §8)."""
+        if agent_id is None:
+            raise LettaError(Kind.INVALID, "an App Server turn is aborted with its agent", base_url=self.base_url)
+        aborted = await self.app.abort(agent_id, conversation_id)
+        return {conversation_id: "cancelled"} if aborted else {}
+
+    async def cancel_agent(self, agent_id: str) -> dict[str, str]:
+        """Every turn on the App Server runs in a conversation (never `default` for channels): nothing to abort
+        by agent alone."""
+        raise LettaError(Kind.INVALID, "the App Server aborts conversations, not agents", base_url=self.base_url)
 
     async def create_conversation(self, agent_id: str, summary: str | None = None) -> Conversation:
         """A conversation of the thread's own, the thread's key in its summary (never the agent's `default`)."""

@@ -1,7 +1,8 @@
 """`AppServerRunner`: a binding's agents asked in turn over the Letta App Server (one WebSocket, no REST).
 
-The App Server has no groups, so a binding is an ordered list of agents, asked one each, in order, as
-`BridgeRunner` asks an agent list: each agent is shown the replies of the thread it has not seen yet
+The App Server has no groups, so a binding is a list of agents with the pattern the bridge plays for it
+(`patterns.play`, the same code and message formats as `BridgeRunner` on REST servers): in order (round robin),
+supervisor, dynamic or broadcast. Each agent is shown the replies of the thread it has not seen yet
 (`patterns.compose`, the documented format) ahead of the person's message. Each agent answers in the Slack
 thread's own conversation (one per thread and agent, made and stored before the first send, never `default`).
 
@@ -50,8 +51,8 @@ from bridge.letta.appserver import (
 from bridge.letta.appserver import conversation_stuck as stuck
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.patterns import compose, step_otid
-from bridge.letta.runners import in_order, refused, replay, speaking_order
+from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
+from bridge.letta.runners import refused
 from bridge.letta.toolprogress import one_line
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class _Heard:
     error: LettaError | None = None
 
 
-class AppServerRunner:
+class AppServerRunner(Step):
     name = "app-server"
 
     def __init__(self, client: AppServerLetta, tokens: bool = False, deadline: float | None = None) -> None:
@@ -83,19 +84,22 @@ class AppServerRunner:
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
-        async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
-            return await self.step(agent, turn, transcript, journal, key)
-
-        async for event in in_order(speaking_order(target), ask):
+        async for event in play(self, target, turn, transcript, journal):
             yield event
 
-    async def step(
-        self, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, key: str
+    async def ask(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        key: str,
+        frame: Frame | None,
+        record: StepRecord | None,
     ) -> list[TurnEvent]:
-        record = await journal.step(key)
-        if record is not None and record.state != "sending":
-            return replay(record)
         unseen, upto = await transcript.unseen(agent.id)
+        if key != agent.id and not key.startswith(agent.id + "#"):
+            upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
         otid = journal.otid if key == agent.id else step_otid(journal.otid, key)
         try:
             if turn.threads is None:
@@ -123,7 +127,7 @@ class AppServerRunner:
         except LettaError as error:  # nothing was sent
             return await refused(agent, key, error, journal)
         await journal.sending(key)
-        text = compose(unseen, turn.text)
+        text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         async with self._client.locks.hold([conversation]):  # a conversation's own lock, as on REST servers
             heard = await self._send(agent, key, conversation, text, otid, turn)
             if heard.error is not None and not heard.texts and _renew(heard.error):

@@ -133,7 +133,7 @@ class RunnerChooser:
         use = resolve(binding, self._default, None)
         if use.used is None:
             use = resolve(binding, self._default, await self.server_version())
-        kind = binding.target.manager_type
+        kind = binding.target.manager_type if binding.target.kind == "group" else None  # a Letta group's own
         if use.used == "bridge" and kind in MANAGER_RUNS_GROUP:
             version = await self.server_version()
             if manager_runs_group(version, kind):
@@ -152,6 +152,8 @@ class RunnerChooser:
         if self.appserver is not None and binding.runner == "server":
             return "The Letta App Server has no groups to run: the bridge asks the agents in turn (`--runner auto`)."
         if binding.runner != "bridge" or binding.target.manager_type not in MANAGER_RUNS_GROUP:
+            return None
+        if binding.target.kind != "group":  # a bridge-defined group: its manager is an agent like any other
             return None
         version = await self.server_version()
         if not manager_runs_group(version, binding.target.manager_type):

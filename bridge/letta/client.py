@@ -103,7 +103,8 @@ class LettaClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEEPALIVE),
         )
 
-    async def aclose(self) -> None:
+    async def aclose(self, wait: float = 0.0) -> None:
+        """Close the connections (`wait`: for clients whose closing cancels turns still running; REST's do not)."""
         await self._http.aclose()
 
     async def health(self) -> Health:
@@ -215,8 +216,9 @@ class LettaClient:
         when none is running (409). A model call in flight is not interrupted: the run ends after it."""
         return await self._cancel(f"/v1/agents/{agent_id}/messages/cancel")
 
-    async def cancel_conversation(self, conversation_id: str) -> dict[str, str]:
-        """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`."""
+    async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
+        """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`. `agent_id`
+        (the conversation's agent) is for servers that address a conversation with its agent."""
         return await self._cancel(f"/v1/conversations/{conversation_id}/cancel")
 
     async def _cancel(self, path: str) -> dict[str, str]:

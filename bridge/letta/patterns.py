@@ -1,6 +1,6 @@
 """How the bridge runner plays each Letta group pattern, one journaled agent send at a time.
 
-- round robin (and an agent list): each agent in order (`BridgeRunner.run`).
+- round robin (and an agent list): each agent in order, `max_turns` sends in all where set.
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
   posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last.
 - dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`); the member its answer names speaks;
@@ -8,6 +8,11 @@
   an answer that names no member.
 - sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
 - broadcast: every agent at once, each reply posted as it arrives.
+
+`play` picks the pattern; a runner only says how one agent is asked (`Step.step`), so the REST bridge runner and
+the App Server runner play the same patterns with the same message formats. A binding of agents may carry a
+pattern of its own (a bridge-defined group: `channels connect ... --pattern supervisor --manager agent-...`),
+played the same way as a Letta group record's.
 
 Every send is one journal step: keyed by the agent id for an agent's first send in a turn (that step moves the
 agent's transcript cursor), `choose:<round>` for a dynamic manager's choice, `<agent id>#<n>` for a dynamic
@@ -19,9 +24,20 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from bridge.domain import AgentFailure, AgentRef, AgentReply, Journal, Target, Transcript, TurnEvent, TurnInput
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    Journal,
+    StepRecord,
+    Target,
+    Transcript,
+    TurnEvent,
+    TurnInput,
+)
+from bridge.letta.errors import SERVER_WIDE
 from bridge.letta.quoting import block, quoted
 
 Frame = Callable[[list[AgentReply]], str]
@@ -82,6 +98,14 @@ def chosen(answer: str, members: Sequence[AgentRef]) -> AgentRef | None:
     return best[1] if best else None
 
 
+def replay(record: StepRecord) -> list[TurnEvent]:
+    """A journaled step's outcome, as its events."""
+    events: list[TurnEvent] = list(record.replies)
+    if record.failure is not None:
+        events.append(record.failure)
+    return events
+
+
 class Step:
     """One journaled send: replayed when done, asked (after a history lookup when it was in flight) otherwise."""
 
@@ -94,6 +118,23 @@ class Step:
         key: str | None = None,
         frame: Frame | None = None,
     ) -> list[TurnEvent]:
+        key = key or agent.id
+        record = await journal.step(key)
+        if record is not None and record.state != "sending":
+            return replay(record)
+        return await self.ask(agent, turn, transcript, journal, key, frame, record)
+
+    async def ask(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        key: str,
+        frame: Frame | None,
+        record: StepRecord | None,
+    ) -> list[TurnEvent]:
+        """Ask `agent` once (`record`: the step was in flight before a restart: look it up before sending)."""
         raise NotImplementedError
 
 
@@ -176,3 +217,68 @@ async def dynamic(
             return
         if token and any(isinstance(e, AgentReply) and token in e.text for e in spoken):
             return
+
+
+def play(
+    runner: Step, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[TurnEvent]:
+    """The target's pattern, each send made by `runner.step`: a Letta group's or a bridge-defined group's."""
+    manager = target.manager
+    if manager is not None and target.manager_type == "supervisor":
+        return supervise(runner, target, manager, turn, transcript, journal)
+    if manager is not None and target.manager_type == "dynamic":
+        return dynamic(runner, target, manager, turn, transcript, journal)
+    if manager is not None and target.manager_type == "sleeptime":
+        return _in_order(runner, (manager,), turn, transcript, journal)
+    if target.broadcast:
+        return _broadcast(runner, target.agents, turn, transcript, journal)
+    return _in_order(runner, speaking_order(target), turn, transcript, journal)
+
+
+async def _broadcast(
+    runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[TurnEvent]:
+    async for events in together(runner, agents, turn, transcript, journal):
+        for event in events:
+            yield event
+
+
+async def _in_order(
+    runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
+) -> AsyncIterator[TurnEvent]:
+    async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
+        return await runner.step(agent, turn, transcript, journal, key)
+
+    async for event in in_order(agents, ask):
+        yield event
+
+
+async def in_order(
+    agents: Sequence[AgentRef], ask: Callable[[AgentRef, str], Awaitable[list[TurnEvent]]]
+) -> AsyncIterator[TurnEvent]:
+    """Each agent asked in turn (`ask(agent, step key)`; an agent's later sends are keyed `<id>#2`, ...); a
+    failure the next agents would meet too (SERVER_WIDE) ends the turn, and says who was not asked."""
+    sends: dict[str, int] = {}
+    for position, agent in enumerate(agents):
+        sends[agent.id] = sends.get(agent.id, 0) + 1
+        key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
+        events = await ask(agent, key)
+        for event in events:
+            yield event
+        stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
+        if stop is not None:
+            rest = agents[position + 1 :]
+            if rest:
+                names = ", ".join(dict.fromkeys(a.name for a in rest))
+                yield AgentFailure(
+                    None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
+                )
+            return
+
+
+def speaking_order(target: Target) -> tuple[AgentRef, ...]:
+    """Round robin: the members in order, `max_turns` sends in all (default: one each), wrapping around."""
+    agents = target.agents
+    if not target.max_turns or not agents or target.manager_type not in (None, "round_robin"):
+        return agents
+    return tuple(agents[i % len(agents)] for i in range(target.max_turns))

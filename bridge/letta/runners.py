@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["UNSEEN_HEADER", "compose"]
+__all__ = ["UNSEEN_HEADER", "compose", "replay"]
 
 from bridge.domain import (
     AgentFailure,
@@ -32,10 +32,10 @@ from bridge.domain import (
 )
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
-from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, attribute, exchange
 from bridge.letta.groups import GroupDetails
-from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, dynamic, step_otid, supervise, together
+from bridge.letta.patterns import UNSEEN_HEADER, Frame, Step, compose, play, replay, step_otid
 from bridge.letta.recovery import Found, group_settled, settle
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
@@ -50,13 +50,6 @@ class Runner(Protocol):
     def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]: ...
-
-
-def replay(record: StepRecord) -> list[TurnEvent]:
-    events: list[TurnEvent] = list(record.replies)
-    if record.failure is not None:
-        events.append(record.failure)
-    return events
 
 
 class _Heard:
@@ -236,39 +229,8 @@ class ServerRunner:
                 yield event
 
 
-async def in_order(
-    agents: Sequence[AgentRef], ask: Callable[[AgentRef, str], Awaitable[list[TurnEvent]]]
-) -> AsyncIterator[TurnEvent]:
-    """Each agent asked in turn (`ask(agent, step key)`; an agent's later sends are keyed `<id>#2`, ...); a
-    failure the next agents would meet too (SERVER_WIDE) ends the turn, and says who was not asked."""
-    sends: dict[str, int] = {}
-    for position, agent in enumerate(agents):
-        sends[agent.id] = sends.get(agent.id, 0) + 1
-        key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
-        events = await ask(agent, key)
-        for event in events:
-            yield event
-        stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
-        if stop is not None:
-            rest = agents[position + 1 :]
-            if rest:
-                names = ", ".join(dict.fromkeys(a.name for a in rest))
-                yield AgentFailure(
-                    None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
-                )
-            return
-
-
-def speaking_order(target: Target) -> tuple[AgentRef, ...]:
-    """Round robin: the members in order, `max_turns` sends in all (default: one each), wrapping around."""
-    agents = target.agents
-    if target.kind != "group" or not target.max_turns or not agents:
-        return agents
-    return tuple(agents[i % len(agents)] for i in range(target.max_turns))
-
-
 class BridgeRunner(Step):
-    """The group's pattern played agent by agent (bridge/letta/patterns.py); round robin and agent lists in
+    """The group's pattern played agent by agent over REST (`patterns.play`); round robin and agent lists in
     order. On a restart the turn resumes at the first send that has not answered."""
 
     name = "bridge"
@@ -294,49 +256,19 @@ class BridgeRunner(Step):
         target = await self.details.complete(target)
         if target.kind == "group" and target.max_turns is None and self._max_turns is not None:
             target = dataclasses.replace(target, max_turns=self._max_turns)
-        manager = target.manager if target.kind == "group" else None
-        if manager is not None and target.manager_type == "supervisor":
-            source = supervise(self, target, manager, turn, transcript, journal)
-        elif manager is not None and target.manager_type == "dynamic":
-            source = dynamic(self, target, manager, turn, transcript, journal)
-        elif manager is not None and target.manager_type == "sleeptime":
-            source = self._in_order((manager,), turn, transcript, journal)
-        elif target.broadcast:
-            source = self._broadcast(target, turn, transcript, journal)
-        else:
-            source = self._in_order(speaking_order(target), turn, transcript, journal)
-        async for event in source:
+        async for event in play(self, target, turn, transcript, journal):
             yield event
 
-    async def _broadcast(
-        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
-    ) -> AsyncIterator[TurnEvent]:
-        async for events in together(self, target.agents, turn, transcript, journal):
-            for event in events:
-                yield event
-
-    async def _in_order(
-        self, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
-    ) -> AsyncIterator[TurnEvent]:
-        async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
-            return await self.step(agent, turn, transcript, journal, key)
-
-        async for event in in_order(agents, ask):
-            yield event
-
-    async def step(
+    async def ask(
         self,
         agent: AgentRef,
         turn: TurnInput,
         transcript: Transcript,
         journal: Journal,
-        key: str | None = None,
-        frame: Frame | None = None,
+        key: str,
+        frame: Frame | None,
+        record: StepRecord | None,
     ) -> list[TurnEvent]:
-        key = key or agent.id
-        record = await journal.step(key)
-        if record is not None and record.state != "sending":
-            return replay(record)
         since = record.since if record is not None else None
         return await self._ask(agent, turn, transcript, journal, record is not None, key, frame, since)
 

@@ -54,12 +54,16 @@ class Row(Protocol):
 def binding_from_row(row: Row) -> Binding:
     """A `bindings` row; `agents` is JSON text, `bound_at` ISO text (SQLite) or a datetime (Postgres)."""
     agents = tuple(AgentRef(a["id"], a["name"]) for a in json.loads(row["agents"]))
+    manager = AgentRef(row["manager_id"], row["manager_name"] or row["manager_id"]) if row["manager_id"] else None
     target = Target(
         kind=row["kind"],
         agents=agents,
         group_id=row["group_id"],
         manager_type=row["manager_type"],
         description=row["description"],
+        manager=manager,
+        max_turns=row["max_turns"],
+        termination_token=row["termination_token"],
     )
     bound_at = row["bound_at"]
     return Binding(
@@ -70,6 +74,16 @@ def binding_from_row(row: Row) -> Binding:
         bound_by=row["bound_by"],
         bound_at=bound_at if isinstance(bound_at, datetime) else datetime.fromisoformat(bound_at),
     )
+
+
+def binding_columns(target: Target) -> tuple[str | None, str | None, int | None, str | None]:
+    """(manager_id, manager_name, max_turns, termination_token) as the `bindings` row keeps them (schema v9): a
+    bridge-defined group's own; a Letta group's live on its record and are looked up there (letta/groups.py)."""
+    if target.kind == "group":
+        return None, None, None, None
+    manager = target.manager
+    return (manager.id if manager else None, manager.name if manager else None, target.max_turns,
+            target.termination_token)
 
 
 def step_outcome(replies: list[AgentReply], failure: AgentFailure | None) -> tuple[str, str, str | None]:

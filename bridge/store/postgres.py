@@ -32,6 +32,7 @@ from bridge.store.base import (
     PendingTurn,
     StoreError,
     ThreadKey,
+    binding_columns,
     binding_from_row,
     display_url,
     pending_from_row,
@@ -205,10 +206,13 @@ class PostgresStore:
             )
             await db.execute(
                 "INSERT INTO bindings (team_id, channel_id, kind, group_id, agents, manager_type, description,"
-                " runner, bound_by, bound_at) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9,$10)"
+                " runner, bound_by, bound_at, manager_id, manager_name, max_turns, termination_token)"
+                " VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
                 " ON CONFLICT (team_id, channel_id) DO UPDATE SET kind=excluded.kind, group_id=excluded.group_id,"
                 " agents=excluded.agents, manager_type=excluded.manager_type, description=excluded.description,"
-                " runner=excluded.runner, bound_by=excluded.bound_by, bound_at=excluded.bound_at",
+                " runner=excluded.runner, bound_by=excluded.bound_by, bound_at=excluded.bound_at,"
+                " manager_id=excluded.manager_id, manager_name=excluded.manager_name, max_turns=excluded.max_turns,"
+                " termination_token=excluded.termination_token",
                 binding.team_id,
                 binding.channel_id,
                 t.kind,
@@ -219,12 +223,13 @@ class PostgresStore:
                 binding.runner,
                 binding.bound_by,
                 binding.bound_at,
+                *binding_columns(t),
             )
             top = await self._top_seq(db, binding.team_id, binding.channel_id)
             # An agent new to this channel starts from now: it is not shown replies from before it joined.
             await db.executemany(
                 "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
-                [(binding.team_id, binding.channel_id, agent.id, top) for agent in t.agents],
+                [(binding.team_id, binding.channel_id, agent.id, top) for agent in t.members],
             )
             await self._log(db, binding.team_id, binding.channel_id, "connect", t.ref, binding.runner, binding.bound_by)
         return binding_from_row(row) if row else None

@@ -25,6 +25,12 @@ SQLITE_V7 = (
 )
 POSTGRES_V7 = _V7_COMMON  # Postgres has had turns_unfinished since its first migration
 
+# Schema v9: a bridge-defined group (issue 15): a binding of agents may name its own manager (supervisor, dynamic)
+# and turn limits, where the server has no group record to hold them (the App Server, Letta Cloud, 0.16.5+).
+_V9_COLUMNS = ("manager_id TEXT", "manager_name TEXT", "max_turns INTEGER", "termination_token TEXT")
+SQLITE_V9 = "".join(f"ALTER TABLE bindings ADD COLUMN {column};\n" for column in _V9_COLUMNS)
+POSTGRES_V9 = "".join(f"ALTER TABLE bindings ADD COLUMN IF NOT EXISTS {column};\n" for column in _V9_COLUMNS)
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -93,6 +99,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V6,  # feedback on agents' replies (feedback.py)
     SQLITE_V7,  # the queue read by indexes (above)
     SQLITE_V8,  # tool calls waiting for a person's approval, and the decision (approvals.py)
+    SQLITE_V9,  # a bridge-defined group's manager and limits (above)
 ]
 
 
@@ -164,4 +171,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     6: POSTGRES_V6,
     7: POSTGRES_V7,
     8: POSTGRES_V8,
+    9: POSTGRES_V9,
 }

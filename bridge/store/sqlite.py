@@ -26,6 +26,7 @@ from bridge.store.base import (
     PendingTurn,
     StoreError,
     ThreadKey,
+    binding_columns,
     binding_from_row,
     pending_from_row,
     sqlite_path,
@@ -235,7 +236,8 @@ class SqliteStore:
             previous = await self._binding_in_write(binding.team_id, binding.channel_id)
             await db.execute(
                 "INSERT OR REPLACE INTO bindings (team_id, channel_id, kind, group_id, agents, manager_type,"
-                " description, runner, bound_by, bound_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " description, runner, bound_by, bound_at, manager_id, manager_name, max_turns, termination_token)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     binding.team_id,
                     binding.channel_id,
@@ -247,12 +249,13 @@ class SqliteStore:
                     binding.runner,
                     binding.bound_by,
                     binding.bound_at.isoformat(),
+                    *binding_columns(t),
                 ),
             )
             async with db.execute(_TOP_SEQ, (binding.team_id, binding.channel_id)) as cursor:
                 row = await cursor.fetchone()
             top = int(row[0]) if row else 0
-            for agent in t.agents:
+            for agent in t.members:
                 # An agent new to this channel starts from now: it is not shown replies from before it joined.
                 await db.execute(
                     "INSERT OR IGNORE INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)",

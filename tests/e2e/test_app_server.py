@@ -6,11 +6,14 @@ mid-turn asks nobody twice."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
@@ -28,14 +31,21 @@ class Rig:
     bridge: BridgeProcess
     env: dict[str, str]
 
-    def bind(self, *agents: tuple[str, str]) -> tuple[str, dict[str, str]]:
-        """A new channel bound to new agents (name, mode), in that order."""
+    def bind(self, *agents: tuple[str, str], options: tuple[str, ...] = ()) -> tuple[str, dict[str, str]]:
+        """A new channel bound to new agents (name, mode), in that order, with `channels connect` options."""
         channel = f"C{next(_channels):04d}APPS"
         ids = {name: self.app.add_agent(name, mode) for name, mode in agents}
         self.slack.add_channel(channel, f"chan-{channel.lower()}")
-        done = run_cli(self.env, "channels", "connect", channel, *ids.values())
+        done = run_cli(self.env, "channels", "connect", channel, *ids.values(), *options)
         assert done.returncode == 0, done.stderr + done.stdout
         return channel, ids
+
+    def managed(self, pattern: str, manager: tuple[str, str], *agents: tuple[str, str],
+                options: tuple[str, ...] = ()) -> tuple[str, dict[str, str]]:
+        """A bridge-defined group: `agents` with `manager` (name, mode) as its manager."""
+        boss = self.app.add_agent(*manager)
+        channel, ids = self.bind(*agents, options=("--pattern", pattern, "--manager", boss, *options))
+        return channel, {**ids, manager[0]: boss}
 
     def mention(self, channel: str, text: str, **kwargs: Any) -> str:
         event, response = self.bridge.mention(text, channel, **kwargs)
@@ -51,6 +61,14 @@ class Rig:
 
     def inputs(self, agent_id: str) -> list[Any]:
         return [t for t in self.app.inputs if t.agent_id == agent_id]
+
+    def status(self, ts: str) -> str:
+        with sqlite3.connect(self.env["DATABASE_URL"].removeprefix("sqlite:///")) as db:
+            row = db.execute("SELECT status FROM turns WHERE message_ts=?", (ts,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def sent(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.app.received if isinstance(f, dict) and f.get("type") == kind]
 
 
 def _rig(tmp: Path) -> Iterator[Rig]:
@@ -153,6 +171,9 @@ def test_a_failing_model_is_said_in_plain_words(rig: Rig) -> None:
     assert said[-1] == ("eve", "eve says hi")
     [failure] = [text for _, text in said if "dora" in text]
     assert "the model provider failed" in failure and "{" not in failure
+    metrics = httpx.get(f"{rig.bridge.url}/metrics", timeout=5).text  # App Server calls are metered too
+    assert 'method="WS",route="turn"' in metrics and 'method="WS",route="conversation_create"' in metrics
+    assert 'bridge_letta_errors_total{kind="run_failed"}' in metrics
 
 
 def test_a_stuck_conversation_is_replaced_and_the_message_sent_once_more(rig: Rig) -> None:
@@ -186,3 +207,88 @@ def test_killed_mid_turn_then_restarted_nobody_is_asked_twice(tmp_path: Path) ->
         again = rig.mention(channel, "again", thread_ts=root)
         assert rig.done(channel, again) == {"white_check_mark"}
         assert rig.said(channel, root)[-3:] == [("gus", "gus says hi"), ("hal", "hal says hi"), ("ivy", "ivy says hi")]
+
+
+def test_a_bridge_defined_supervisor_hears_its_workers_and_answers_last(rig: Rig) -> None:
+    channel, ids = rig.managed("supervisor", ("sam", "ok"), ("wes", "ok"), ("wyn", "ok"))
+    listed = run_cli(rig.env, "channels", "list")
+    assert "[supervisor manager sam] (wes, wyn)" in listed.stdout
+    root = rig.mention(channel, "plan the launch")
+    assert rig.done(channel, root) == {"white_check_mark"}
+    said = rig.said(channel, root)
+    assert sorted(said[:2]) == [("wes", "wes says hi"), ("wyn", "wyn says hi")] and said[2] == ("sam", "sam says hi")
+    assert [len(rig.inputs(ids[n])) for n in ("wes", "wyn", "sam")] == [1, 1, 1]
+    [asked] = rig.inputs(ids["sam"])
+    assert "Your workers answered:" in asked.text and "wes says hi" in asked.text and "wyn says hi" in asked.text
+    assert asked.text.index("plan the launch") < asked.text.index("Your workers answered:")  # the documented format
+    assert len({t.conversation for n in ids for t in rig.inputs(ids[n])}) == 3  # one conversation each
+
+
+def test_a_bridge_defined_dynamic_group_speaks_as_its_manager_chooses(rig: Rig) -> None:
+    channel, ids = rig.managed(
+        "dynamic", ("dee", "choose:kit"), ("jo", "ok"), ("kit", "ok"), options=("--termination-token", "DONE!")
+    )
+    root = rig.mention(channel, "who knows?")
+    assert rig.done(channel, root) == {"white_check_mark"}
+    assert rig.said(channel, root) == [("kit", "kit says hi")]  # the manager's choices are never posted
+    choices = rig.inputs(ids["dee"])
+    assert len(choices) == 2 and "You choose who speaks next in this group. Members: jo, kit" in choices[0].text
+    assert "Said so far in this turn:" in choices[1].text and "kit says hi" in choices[1].text
+    assert rig.inputs(ids["jo"]) == [] and len(rig.inputs(ids["kit"])) == 1
+
+
+def test_a_broadcast_asks_every_agent_at_once(rig: Rig) -> None:
+    channel, ids = rig.bind(("bo", "slow:1"), ("cy", "ok"), ("di", "ok"), options=("--pattern", "broadcast"))
+    root = rig.mention(channel, "all hands")
+    assert rig.done(channel, root) == {"white_check_mark"}
+    said = rig.said(channel, root)
+    assert sorted(said) == [("bo", "bo says hi"), ("cy", "cy says hi"), ("di", "di says hi")]
+    assert said[-1] == ("bo", "bo says hi")  # the slow one last: nobody waited for it
+    assert all("Replies in your group" not in rig.inputs(agent)[0].text for agent in ids.values())
+
+
+def test_a_pattern_that_cannot_work_is_refused_and_the_binding_kept(rig: Rig) -> None:
+    channel, ids = rig.bind(("lu", "ok"), ("mo", "ok"))
+    other = rig.app.add_agent("ned")
+    refusals = {
+        ("--pattern", "supervisor"): "a supervisor group needs a manager",
+        ("--pattern", "dynamic", "--manager", ids["lu"]): "the manager is listed among the agents too",
+        ("--pattern", "broadcast", "--manager", other): "a broadcast group has no manager",
+        ("--pattern", "supervisor", "--manager", other, "--max-turns", "2"): "--max-turns goes with round_robin",
+        ("--pattern", "round_robin", "--termination-token", "X"): "--termination-token goes with the dynamic",
+        ("--pattern", "dynamic", "--manager", "agent-local-00000000-0000-4000-8000-000000000000"): "was not found",
+        ("--manager", other): "go with --pattern",
+        ("--pattern", "round_robin", "--max-turns", "0"): "--max-turns is a number from 1 to 50",
+    }
+    for options, said in refusals.items():
+        done = run_cli(rig.env, "channels", "connect", channel, ids["lu"], ids["mo"], *options)
+        assert done.returncode != 0 and said in done.stderr, (options, done.stderr)
+    listed = [line for line in run_cli(rig.env, "channels", "list").stdout.splitlines() if channel in line]
+    assert len(listed) == 1 and "[" not in listed[0]  # still the plain list it was
+    # round robin with max_turns: the list wraps around
+    done = run_cli(rig.env, "channels", "connect", channel, ids["lu"], ids["mo"], "--pattern", "round_robin",
+                   "--max-turns", "3")
+    assert done.returncode == 0 and "max turns: 3" in done.stdout, done.stderr
+    root = rig.mention(channel, "count off")
+    assert rig.done(channel, root) == {"white_check_mark"}
+    assert [name for name, _ in rig.said(channel, root)] == ["lu", "mo", "lu"]
+
+
+def test_stop_aborts_the_app_server_turn_and_it_is_never_resumed(rig: Rig) -> None:
+    channel, ids = rig.bind(("stu", "hang"), ("tia", "ok"))
+    root = rig.mention(channel, "a question that never ends")
+    rig.slack.wait_for(lambda: len(rig.inputs(ids["stu"])) == 1, 20)
+    [turn] = rig.inputs(ids["stu"])
+    _, response = rig.bridge.mention("stop", channel, thread_ts=root)
+    assert response.status_code == 200
+    rig.slack.wait_for(lambda: rig.status(root) == "stopped", 20)
+    # The stop itself aborted the thread's conversation (not only the cancelled task's clean-up), with its agent.
+    rig.slack.wait_for(lambda: f"letta run cancelled agent={ids['stu']} conversation={turn.conversation}"
+                       in rig.bridge.logs(), 10)
+    aborts = [f["runtime"] for f in rig.sent("abort_message")]
+    assert aborts and all(a == {"agent_id": ids["stu"], "conversation_id": turn.conversation} for a in aborts)
+    rig.slack.wait_for(lambda: [p for _, p in rig.said(channel, root)] == ["Stopped by <@U0123ABCD>."], 10)
+    assert rig.inputs(ids["tia"]) == []  # the next agent is never asked
+    rig.bridge.restart()
+    time.sleep(1.5)
+    assert rig.status(root) == "stopped" and len(rig.inputs(ids["stu"])) == 1 and rig.inputs(ids["tia"]) == []

@@ -8,7 +8,8 @@ here, see tests/real/test_appserver_real.py and the README's §9).
 Like tests/fakes/letta.py it runs in its own thread and loop, so that sync and async tests can drive it.
 Agents answer "<name> says hi", one word per chunk. Per agent `mode`: "ok", "slow:S" (the model call takes S
 seconds), "hang" (it never returns until aborted, then after `hang_release` s), "500" (the model fails: the
-captured retry ladder of ws-llm-error-500.json replayed, its 35 s scaled by `scale`).
+captured retry ladder of ws-llm-error-500.json replayed, its 35 s scaled by `scale`), "choose:NAME" (a dynamic
+group's manager, as tests/real/llm.py answers: "NAME" until NAME's reply is in what it is shown, then "DONE!").
 """
 
 from __future__ import annotations
@@ -491,7 +492,7 @@ class FakeAppServer:
         if tools and not turn.no_tools:
             await appserver_tools.play(self, conv, turn, runtime, tools, conv.mode)
         message_id = f"ui-msg-{next(self._ids)}"
-        words = f"{agent['name']} says hi".split(" ")
+        words = self._answer(agent["name"], mode, turn.text).split(" ")
         for index, word in enumerate(words):
             piece = word if index == len(words) - 1 else word + " "
             delta = _like(_T["assistant"]["delta"], id=message_id, date=_now(), agent_id=turn.agent_id)
@@ -506,6 +507,13 @@ class FakeAppServer:
             delta = _like(_T[name]["delta"], run_id=turn.run_id)
             await self._emit(conv, _like(_T[name], delta=delta), runtime)
         await self._emit(conv, _like(_T["finished"], turn_id=turn.turn_id, run_id=turn.run_id), runtime)
+
+    @staticmethod
+    def _answer(name: str, mode: str, text: str) -> str:
+        if mode.startswith("choose:"):
+            chosen = mode.split(":", 1)[1]
+            return "DONE!" if f"{chosen} says hi" in text else chosen
+        return f"{name} says hi"
 
     async def _cancelled(self, conv: Conv, turn: Turn, runtime: Json, first_chunk: str) -> None:
         if turn.cut:  # capture ws-disconnect-mid-turn-no-reconnect.json: the first chunk stays in history

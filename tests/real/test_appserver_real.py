@@ -23,6 +23,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import pytest
 
 from bridge.letta.appserver import AppServerClient, Finished, TextDelta, TurnEvent, conversation_stuck
 from bridge.letta.errors import Kind
+from tests.real.conftest import REQUIRED
 from tests.real.fake_model import MODEL, FakeModel
 
 pytestmark = pytest.mark.real
@@ -52,26 +54,37 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, FakeModel]]:
+@contextmanager
+def app_server(llm_url: str) -> Iterator[str]:
+    """A real App Server driven by the model at `llm_url`, its ws:// URL; skipped (failed where the stage is
+    required) when the tool or the server is missing."""
     if not SCRIPT.is_file():
-        pytest.skip(f"no {SCRIPT} (the real-server stage needs ../shared/tools)")
+        message = f"no {SCRIPT} (the real-server stage needs ../shared/tools)"
+        pytest.fail(message) if REQUIRED else pytest.skip(message)
     if not (HOME / "appserver" / "bin" / "letta").exists():
-        pytest.skip(f"the App Server is not installed under {HOME}: run {SCRIPT} install")
+        message = f"the App Server is not installed under {HOME}: run {SCRIPT} install"
+        pytest.fail(message) if REQUIRED else pytest.skip(message)
     _subreaper()
-    model = FakeModel()
-    model.start()
     port = _free_port()
     started = subprocess.run(
-        [str(SCRIPT), "start", "app-server", str(port), model.url], capture_output=True, text=True, timeout=120
+        [str(SCRIPT), "start", "app-server", str(port), llm_url], capture_output=True, text=True, timeout=120
     )
     if started.returncode != 0:
-        model.stop()
         pytest.fail(f"the App Server did not start: {started.stderr[-2000:]}")
     try:
-        yield f"ws://127.0.0.1:{port}", model
+        yield f"ws://127.0.0.1:{port}"
     finally:
         subprocess.run([str(SCRIPT), "stop", str(port)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, FakeModel]]:
+    model = FakeModel()
+    model.start()
+    try:
+        with app_server(model.url) as url:
+            yield url, model
+    finally:
         model.stop()
 
 
@@ -86,8 +99,8 @@ def run(url: str, body: Any, **options: Any) -> Any:
     return asyncio.run(main())
 
 
-async def make_agent(client: AppServerClient, name: str) -> str:
-    body = {"name": name, "model": f"openai-compatible/{MODEL}", "system": f"You are {name}. My name is {name}."}
+async def make_agent(client: AppServerClient, name: str, model: str = MODEL) -> str:
+    body = {"name": name, "model": f"openai-compatible/{model}", "system": f"You are {name}. My name is {name}."}
     frame = {"type": "agent_create", "request_id": client.socket.new_id("agent"), "body": body}
     answer = await client.socket.request(frame, 60.0)
     agent = getattr(answer, "agent", None)
@@ -152,7 +165,7 @@ def test_the_deadline_aborts_and_the_next_message_runs(server: tuple[str, FakeMo
 
 
 def test_a_socket_closed_mid_turn_leaves_the_conversation_refusing(server: tuple[str, FakeModel]) -> None:
-    """The 0.34.12 behaviour the fake copies: the cut conversation refuses inputs, a new one works."""
+    """The 0.34.12 behaviour the fake copies: the cut conversation refuses inputs (not always), a new one works."""
     url, model = server
 
     async def body(client: AppServerClient) -> None:
@@ -169,9 +182,15 @@ def test_a_socket_closed_mid_turn_leaves_the_conversation_refusing(server: tuple
         model.mode = "ok"
         again = AppServerClient(url, request_timeout=30.0)  # a closed client stays closed
         try:
-            refused = await turn(again, dave, conversation.id, "otid-again", deadline=60)
-            assert isinstance(refused[-1], Finished) and refused[-1].error is not None
-            assert conversation_stuck(refused[-1].error), refused[-1].error
+            after = await turn(again, dave, conversation.id, "otid-again", deadline=60)
+            assert isinstance(after[-1], Finished)
+            # Usually refused until the server restarts; once in a full stage run (a loaded machine) the cut
+            # conversation took the next message and answered it. Either way nothing is lost or doubled.
+            if after[-1].error is not None:
+                assert conversation_stuck(after[-1].error), after[-1].error
+            else:
+                print("the cut conversation was not stuck this time")
+                assert after[-1].replies == ("dave says hi",)
             fresh = await again.create_conversation(dave, "T1:C1:1700000000.000300")
             events = await turn(again, dave, fresh.id, "otid-fresh", deadline=60)
             assert isinstance(events[-1], Finished) and events[-1].replies == ("dave says hi",)

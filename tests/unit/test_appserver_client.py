@@ -284,3 +284,35 @@ def test_the_default_conversation_is_never_used(fake: FakeAppServer) -> None:
     with pytest.raises(LettaError) as error:
         run(fake, lambda c: turn(c, alice, "default", "otid-d"))
     assert error.value.kind == Kind.INVALID
+
+
+def test_the_metered_client_times_requests_and_turns_and_counts_failures(fake: FakeAppServer) -> None:
+    from bridge.letta.appserver.metered import MeteredAppServerClient
+    from bridge.metrics import Metrics
+
+    ok, failing = fake.add_agent("mia"), fake.add_agent("max", "500")
+    metrics = Metrics()
+
+    async def main() -> None:
+        client = MeteredAppServerClient(fake.url, request_timeout=2.0, backoff_base=0.05)
+        client.metrics = metrics
+        try:
+            await client.describe()
+            first = await client.create_conversation(ok, "T1 C1 1.0")
+            second = await client.create_conversation(failing, "T1 C1 1.0")
+            assert isinstance((await turn(client, ok, first.id, "otid-ok"))[-1], Finished)
+            assert (await turn(client, failing, second.id, "otid-500"))[-1].error is not None  # type: ignore[union-attr]
+        finally:
+            await client.aclose(wait=5.0, force=True)
+
+    asyncio.run(main())
+    page = metrics.expose().decode()
+
+    def count(method: str, route: str) -> float:
+        line = f'bridge_letta_request_duration_seconds_count{{method="{method}",route="{route}"}}'
+        return float(next(x for x in page.splitlines() if x.startswith(line)).split()[-1])
+
+    assert count("GET", "/app-server-info") == 1 and count("WS", "conversation_create") == 2
+    assert count("WS", "input") == 2 and count("WS", "turn") == 2
+    errors = [x for x in page.splitlines() if x.startswith("bridge_letta_errors_total")]
+    assert errors == ['bridge_letta_errors_total{kind="run_failed"} 1.0']  # the failed turn, counted once

@@ -45,6 +45,21 @@ def test_the_database_is_created_migrated_and_reopened_without_loss(database_url
     run(database_url, second)
 
 
+def test_a_bridge_defined_group_keeps_its_manager_and_limits(database_url: str) -> None:
+    boss = AgentRef("agent-boss", "boss")
+    dynamic = Target("agents", (ALICE, BOB), manager_type="dynamic", manager=boss, max_turns=3, termination_token="OK")
+
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "C1", dynamic))
+        await store.put_binding(Binding("T1", "C2", group(ALICE)))
+        kept = await store.get_binding("T1", "C1")
+        assert kept is not None and kept.target == dynamic
+        plain = await store.get_binding("T1", "C2")
+        assert plain is not None and plain.target.manager is None and plain.target.max_turns is None
+
+    run(database_url, body)
+
+
 def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(database_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.put_binding(Binding("T1", "C1", group(ALICE))) is None
@@ -150,6 +165,8 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         later += ("feedback", "approvals")
         for table in later:
             await store.db.execute(f"DROP TABLE {table}")  # v4 to v8
+        for column in ("manager_id", "manager_name", "max_turns", "termination_token"):
+            await store.db.execute(f"ALTER TABLE bindings DROP COLUMN {column}")  # v9
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

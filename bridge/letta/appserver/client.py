@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -181,7 +181,7 @@ class AppServerClient:
         otid: str,
         deadline: float | None = None,
         tools: bool | None = None,
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
 
         Raises LettaError only when the server never took the message (or its answer was lost: TIMEOUT /
