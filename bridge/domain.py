@@ -119,6 +119,29 @@ class Catalog:
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file shared with a message, as Slack described it (no bytes): enough to describe it to an agent and to
+    fetch it later. `url` is empty when Slack withheld the file's details (a Slack Connect file)."""
+
+    id: str
+    name: str
+    mimetype: str = ""
+    filetype: str = ""
+    size: int = 0
+    permalink: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image for the agents: its media type and its bytes, base64 (as both Letta wires carry it)."""
+
+    media_type: str
+    data: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Turn:
     """One accepted human message that the channel's group must answer."""
 
@@ -130,6 +153,7 @@ class Turn:
     text: str
     event_id: str = ""
     follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
+    files: tuple[SharedFile, ...] = ()
 
 
 class Drafts(Protocol):
@@ -156,11 +180,13 @@ class Threads(Protocol):
 @dataclass(frozen=True)
 class TurnInput:
     """What the runners send for one turn: the text with its context prefix, who said it, where (`threads` is
-    None where the thread is not a conversation), and where drafts go when replies are token-streamed."""
+    None where the thread is not a conversation), and where drafts go when replies are token-streamed. `images`
+    go with the text to every agent asked (files that are not images are described in the text)."""
 
     text: str
     otid: str
     sender: str | None
+    images: tuple[Image, ...] = ()
     threads: Threads | None = field(default=None, compare=False)
     drafts: Drafts | None = field(default=None, compare=False)
 

@@ -23,7 +23,6 @@ from bridge.domain import (
     AgentFailure,
     AgentRef,
     AgentReply,
-    Drafts,
     Journal,
     Note,
     StepRecord,
@@ -103,7 +102,7 @@ class AppServerRunner:
         await journal.sending(key)
         text = compose(unseen, turn.text)
         async with self._client.locks.hold([conversation]):  # a conversation's own lock, as on REST servers
-            heard = await self._send(agent, key, conversation, text, otid, turn.drafts)
+            heard = await self._send(agent, key, conversation, text, otid, turn)
             if heard.error is not None and not heard.texts and _renew(heard.error):
                 # Stuck until the server restarts, or gone: nothing of this message was stored or run there.
                 assert turn.threads is not None
@@ -111,7 +110,7 @@ class AppServerRunner:
                     conversation = await turn.threads.renew(agent.id, conversation)
                 except LettaError as error:
                     return await refused(agent, key, error, journal)
-                heard = await self._send(agent, key, conversation, text, otid, turn.drafts)
+                heard = await self._send(agent, key, conversation, text, otid, turn)
         failure = None
         if heard.error is not None:
             failed = heard.error
@@ -124,14 +123,16 @@ class AppServerRunner:
         return await self._answered(agent, key, heard.texts, tuple(heard.notes), failure, journal, upto)
 
     async def _send(
-        self, agent: AgentRef, key: str, conversation: str, text: str, otid: str, drafts: Drafts | None
+        self, agent: AgentRef, key: str, conversation: str, text: str, otid: str, turn: TurnInput
     ) -> _Heard:
         heard = _Heard()
+        drafts = turn.drafts
         growing: dict[str, str] = {}  # message id -> its text so far, in order
         reasoning: dict[str, str] = {}
         calls: dict[str, str] = {}
         try:
-            async for event in self._client.app.send(agent.id, conversation, text, otid, self._deadline):
+            sent = self._client.app.send(agent.id, conversation, text, otid, self._deadline, turn.images)
+            async for event in sent:
                 if isinstance(event, TextDelta):
                     growing[event.message_id] = event.text
                     if self._tokens and drafts is not None and event.text.strip():

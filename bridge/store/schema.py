@@ -3,6 +3,7 @@ schema_version. Version numbers match across backends for the same tables."""
 
 from __future__ import annotations
 
+from bridge.store.attachments import POSTGRES_V8, SQLITE_V8
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
@@ -91,6 +92,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V5,  # many workspaces: installations, OAuth states, each workspace's settings (installations.py)
     SQLITE_V6,  # feedback on agents' replies (feedback.py)
     SQLITE_V7,  # the queue read by indexes (above)
+    SQLITE_V8,  # a turn's shared files and what they became for the agents (attachments.py)
 ]
 
 
@@ -161,4 +163,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     5: POSTGRES_V5,
     6: POSTGRES_V6,
     7: POSTGRES_V7,
+    8: POSTGRES_V8,
 }

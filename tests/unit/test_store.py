@@ -147,9 +147,10 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         assert isinstance(store, SqliteStore)
         await store.db.execute("DROP TABLE conversations")
         later = ("seen_signatures", "slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets")
-        later += ("feedback",)
+        later += ("feedback", "turn_attachments")
         for table in later:
-            await store.db.execute(f"DROP TABLE {table}")  # v4 to v6
+            await store.db.execute(f"DROP TABLE {table}")  # v4 to v8
+        await store.db.execute("ALTER TABLE turns DROP COLUMN files")  # v8
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -20,12 +20,13 @@ import httpx
 from pydantic import ValidationError
 
 from bridge import __version__
-from bridge.domain import AgentInfo
+from bridge.domain import AgentInfo, Image
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +175,21 @@ class AppServerClient:
     # ------------------------------------------------------------ one message, streamed
 
     async def send(
-        self, agent_id: str, conversation_id: str, text: str, otid: str, deadline: float | None = None
+        self,
+        agent_id: str,
+        conversation_id: str,
+        text: str,
+        otid: str,
+        deadline: float | None = None,
+        images: Sequence[Image] = (),
     ) -> AsyncIterator[TurnEvent]:
         """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
 
         Raises LettaError only when the server never took the message (or its answer was lost: TIMEOUT /
         DISCONNECTED, outcome unknown: look it up with `find_send`). One send per conversation at a time from
         this process. Past `deadline` seconds the turn is aborted and ends with a TIMEOUT error (the server
-        retries a failing model for about 35 s and waits on a hanging one for over an hour).
+        retries a failing model for about 35 s and waits on a hanging one for over an hour). `images` go as content
+        parts after the text; one the server cannot decode is dropped, never the text with it.
         """
         if conversation_id == "default":
             raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
@@ -190,9 +198,13 @@ class AppServerClient:
         async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
             if self.tools:
                 await self._standard_mode(runtime)
+            content: str | list[dict[str, Any]] = text
+            if images:
+                content = [{"type": "text", "text": text}, *(image_part(i) for i in images)]
             payload = wire.CreateMessage(
-                messages=[wire.OutgoingMessage(content=text, client_message_id=otid)],
+                messages=[wire.OutgoingMessage(content=content, client_message_id=otid)],
                 client_tool_allowlist=None if self.tools else [],
+                image_failure_mode="drop" if images else None,
             )
             accepted = await self._input(runtime, payload)
             connection = self.socket.connections  # the turn lives on this connection; an older drop is past
