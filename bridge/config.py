@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "What can you help me with?",
         "Summarise what we discussed last time.",
     )
+    # Files shared with a mention or in a followed thread (docs/files.md): images up to FILE_MAX_BYTES go to the
+    # agents as images; other files are described, small text files inlined (clipped) when FILE_INLINE_TEXT is on.
+    file_max_bytes: int = Field(default=5_000_000, ge=1, le=50_000_000)
+    file_inline_text: bool = False
+    file_inline_chars: int = Field(default=4000, ge=100, le=100_000)
     slack_command: str = "/letta"
     slack_thread_follow_ups: bool = True
     slack_thread_follow_ups_except: Annotated[tuple[str, ...], NoDecode] = ()

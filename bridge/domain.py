@@ -129,6 +129,29 @@ class Catalog:
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file shared with a message, as Slack described it (no bytes): enough to describe it to an agent and to
+    fetch it later. `url` is empty when Slack withheld the file's details (a Slack Connect file)."""
+
+    id: str
+    name: str
+    mimetype: str = ""
+    filetype: str = ""
+    size: int = 0
+    permalink: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image for the agents: its media type and its bytes, base64 (as both Letta wires carry it)."""
+
+    media_type: str
+    data: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Turn:
     """One accepted human message that the channel's group must answer."""
 
@@ -140,6 +163,7 @@ class Turn:
     text: str
     event_id: str = ""
     follow_up: bool = False  # a reply in a thread without a mention: runs only if the bot already answered there
+    files: tuple[SharedFile, ...] = ()
 
 
 ToolState = Literal["pending", "running", "done", "failed"]
@@ -243,11 +267,13 @@ class Approvals(Protocol):
 class TurnInput:
     """What the runners send for one turn: the text with its context prefix, who said it, where (`threads` is
     None where the thread is not a conversation), where drafts go when replies are token-streamed, where tool
-    calls are approved, and whether the agents may use the server's own tools (App Server: asked in Slack)."""
+    calls are approved, and whether the agents may use the server's own tools (App Server: asked in Slack).
+    `images` go with the text to every agent asked (files that are not images are described in the text)."""
 
     text: str
     otid: str
     sender: str | None
+    images: tuple[Image, ...] = ()
     threads: Threads | None = field(default=None, compare=False)
     drafts: Drafts | None = field(default=None, compare=False)
     approvals: Approvals | None = field(default=None, compare=False)

@@ -41,6 +41,11 @@ SCOPES = (
     ),
     Scope("reactions:write", "the :eyes: / done mark on the mention"),
     Scope("users:read", "users.info: the speaker's display name; who is an admin (/letta)"),
+    Scope(
+        "files:read",
+        "fetch the images and text files shared with a mention for the agents",
+        without="shared files are only named to the agents (name, type, size, link), never fetched",
+    ),
     Scope("commands", "/letta"),
     Scope(
         "assistant:write",

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bridge.approvals import ApprovalDesk, TurnApprovals
+from bridge.attachments import Prepared, describe, prepare
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.drafts import TurnDrafts
@@ -24,13 +25,15 @@ from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.slack.decide import clean_text
-from bridge.slack.directory import Directory
+from bridge.slack.directory import Directory, Earlier
 from bridge.slack.feedback import feedback_actions
+from bridge.slack.files import FileFetcher
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
+from bridge.store.attachments import AttachmentStore
 from bridge.store.base import BindingTranscript, Store
 from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
@@ -65,12 +68,17 @@ THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
 THREAD_CONTEXT_CHARS = 6000
 
 
-def thread_context(earlier: Sequence[tuple[str, str, str]], agents: Sequence[str]) -> str:
-    """A thread's earlier messages ((user id, name, Slack text), oldest first) as a quoted block, newest kept
-    within THREAD_CONTEXT_CHARS; each person labelled as no agent is."""
+def thread_context(earlier: Sequence[Earlier], agents: Sequence[str]) -> str:
+    """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS; each
+    person labelled as no agent is, the files they shared described (never fetched)."""
     lines = [
-        quoted("person", person_label(who, uid, agents), clean_text(text, None)[:THREAD_CONTEXT_CHARS])
-        for uid, who, text in earlier
+        quoted(
+            "person",
+            person_label(m.name, m.user_id, agents),
+            clean_text(m.text, None)[:THREAD_CONTEXT_CHARS],
+            [json.loads(describe(f)) for f in m.files],
+        )
+        for m in earlier
     ]
     while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
         lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
@@ -124,6 +132,8 @@ class TurnWorker:
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
+        self._fetcher = FileFetcher(lambda: poster.client.token)
+        self._attachments = AttachmentStore(store)
 
     @property
     def store(self) -> Store:
@@ -152,7 +162,10 @@ class TurnWorker:
             return "stopped"  # stopped while it waited its turn: never started
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
             running.target = binding.target
-            return await self._run(job, binding, drafts, running)
+            status = await self._run(job, binding, drafts, running)
+        if turn.files:
+            await self._attachments.drop(job.turn_id)  # the turn is over: its files' bytes are kept no longer
+        return status
 
     async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:
         turn, s = job.turn, self._settings
@@ -242,9 +255,13 @@ class TurnWorker:
         channel = label(await self._directory.channel_name(turn.channel_id), turn.channel_id)
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(job, agents)
+        files = await self._files(job)
+        if files.missing:
+            await self._owe(job, "notice:files", files.note())
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
+        text = context + files.text + prefix + turn.text
         turn_input = TurnInput(
-            context + prefix + turn.text, job.otid, speaker, drafts=growing, approvals=approvals,
+            text=text, otid=job.otid, sender=speaker, drafts=growing, images=files.images, approvals=approvals,
             tools=self._settings.tools_in(turn.channel_id),
         )
         names = [a.name for a in binding.target.agents]
@@ -331,6 +348,19 @@ class TurnWorker:
         if not earlier:
             return ""
         return thread_context(earlier, agents)
+
+    async def _files(self, job: Job) -> Prepared:
+        """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""
+        if not job.turn.files:
+            return Prepared()
+        kept = await self._attachments.kept(job.turn_id)
+        if kept is None:
+            s = self._settings
+            fresh = await prepare(
+                job.turn.files, self._fetcher.fetch, s.file_max_bytes, s.file_inline_text, s.file_inline_chars
+            )
+            kept = await self._attachments.keep(job.turn_id, fresh.dump())
+        return Prepared.load(kept)
 
     async def _group_send_broken(self) -> bool:
         try:

@@ -158,7 +158,9 @@ class AppServerRunner(Step):
         calls: dict[str, str] = {}
         named: dict[str, ToolCalled] = {}
         try:
-            sent = self._client.app.send(agent.id, conversation, text, otid, self._deadline, turn.tools)
+            sent = self._client.app.send(
+                agent.id, conversation, text, otid, self._deadline, turn.tools, turn.images
+            )
             async for event in sent:
                 progress = tool_progress(event, named)
                 if progress is not None and self._tokens and drafts is not None:

@@ -30,9 +30,12 @@ _DROPPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 LABEL_CHARS = 64
 
 
-def quoted(speaker: Speaker, name: str, text: str) -> str:
-    """One line of a quoted block: a JSON object no content can break out of."""
-    line = json.dumps({speaker: name, "text": text}, ensure_ascii=False)
+def quoted(speaker: Speaker, name: str, text: str, files: Sequence[dict[str, str]] = ()) -> str:
+    """One line of a quoted block: a JSON object no content can break out of (with the files shared, if any)."""
+    fields: dict[str, object] = {speaker: name, "text": text}
+    if files:
+        fields["files"] = list(files)
+    line = json.dumps(fields, ensure_ascii=False)
     for char, escaped in _LINE_BREAKS.items():
         line = line.replace(char, escaped)
     return line

@@ -106,7 +106,7 @@ class ServerRunner:
         # No member has the message `patience` seconds after it was sent: a group send lists no run, but no member's
         # step lasts that long, so it never reached Letta (docs/guarantees.md) and is sent again.
         await journal.sending(self.STEP)
-        message = user_message(turn.text, turn.otid, turn.sender)
+        message = user_message(turn.text, turn.otid, turn.sender, turn.images)
         members = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]  # all locked
         label = target.description or "the group"
         replies: list[AgentReply] = []
@@ -311,7 +311,7 @@ class BridgeRunner(Step):
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
-        message = user_message(text, otid, turn.sender)
+        message = user_message(text, otid, turn.sender, turn.images)
         try:
             try:
                 texts, notes, failure = await self._said(agent, key, message, conversation, turn, background)

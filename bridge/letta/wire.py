@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.domain import Decision
+from bridge.domain import Decision, Image
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 AGENT_ID = re.compile(rf"agent-{_UUID}")
@@ -37,8 +37,15 @@ def speaker_name(display_name: str | None) -> str | None:
     return name or None
 
 
-def user_message(text: str, otid: str, sender: str | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "user", "content": [{"type": "text", "text": text}], "otid": otid}
+def image_part(image: Image) -> dict[str, Any]:
+    """An image as a user content part: the same shape on REST servers (reference/letta/README.md §18) and the App
+    Server (app-server/README.md §18)."""
+    return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
+
+
+def user_message(text: str, otid: str, sender: str | None, images: Sequence[Image] = ()) -> dict[str, Any]:
+    parts = [{"type": "text", "text": text}, *(image_part(i) for i in images)]
+    message: dict[str, Any] = {"role": "user", "content": parts, "otid": otid}
     name = speaker_name(sender)
     if name:
         message["name"] = name

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.domain import Turn
+from bridge.slack.files import shared_files
 
 
 class Reason(StrEnum):
@@ -29,8 +30,8 @@ class Ignored:
 Decision = Turn | Ignored
 
 _TS = re.compile(r"\d{1,12}\.\d{1,9}")
-# A person's own words, though Slack gives the message a subtype: the text of a file share (the files
-# themselves are not passed on), and a thread reply also sent to the channel.
+# A person's own words, though Slack gives the message a subtype: a file share (its files go with the turn), and
+# a thread reply also sent to the channel.
 SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 # Invisible characters (zero-width spaces and joiners, the BOM, directional marks): a message of only these
 # says nothing.
@@ -81,7 +82,8 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
     if thread_ts and not _TS.fullmatch(thread_ts):
         return Ignored(Reason.MALFORMED, "bad thread_ts")
     text = clean_text(_str(event.get("text")), bot_user_id)
-    if not text:
+    files = shared_files(event)
+    if not text and not files:
         return Ignored(Reason.EMPTY)
     team = _str(body.get("team_id")) or _str(event.get("team"))
     return Turn(
@@ -92,6 +94,7 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
         user_id=user,
         text=text,
         event_id=_str(body.get("event_id")),
+        files=files,
     )
 
 

@@ -4,12 +4,15 @@ configure the bridge (uncached); a lookup failure is never fatal."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.domain import SharedFile
 from bridge.slack.decide import SPOKEN_SUBTYPES
+from bridge.slack.files import shared_files
 from bridge.slack.permissions import Member
 from bridge.slack.post import FAILURES
 
@@ -17,6 +20,16 @@ log = logging.getLogger(__name__)
 
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A person's earlier message in a thread: who, their Slack text, the files they shared."""
+
+    user_id: str
+    name: str
+    text: str
+    files: tuple[SharedFile, ...] = ()
 
 
 class Directory:
@@ -54,8 +67,8 @@ class Directory:
 
     async def thread_before(
         self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50
-    ) -> list[tuple[str, str, str]]:
-        """(user id, speaker, text) of the last `limit` people's messages in a thread before `before_ts`,
+    ) -> list[Earlier]:
+        """The last `limit` people's messages in a thread before `before_ts`,
         oldest first; only their speakers are looked up.
 
         conversations.replies reads a thread oldest first, so the newest part is found by time: a window
@@ -87,10 +100,11 @@ class Directory:
             known_small = span
             span = (span + known_big) / 2 if known_big else span * 8
         best.sort(key=lambda m: _ts_key(str(m.get("ts", ""))))
-        found: list[tuple[str, str, str]] = []
+        found: list[Earlier] = []
         for message in best[-limit:]:
             user = str(message["user"])
-            found.append((user, await self.user_name(user), str(message.get("text", ""))))
+            text = str(message.get("text", ""))
+            found.append(Earlier(user, await self.user_name(user), text, shared_files(message)))
         return found
 
     async def _replies(

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    Binding,
+    RunnerChoice,
+    SharedFile,
+    StepRecord,
+    Target,
+    Turn,
+)
 from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
 
 # A turn still owed an answer; written exactly so in every query, which lets SQLite use its partial indexes.
@@ -94,6 +104,15 @@ def step_outcome(replies: list[AgentReply], failure: AgentFailure | None) -> tup
     return state, encoded, json.dumps(dataclasses.asdict(failure)) if failure else None
 
 
+def files_json(files: tuple[SharedFile, ...]) -> str:
+    """A turn's shared files as stored in `turns.files` (schema v10)."""
+    return json.dumps([dataclasses.asdict(f) for f in files])
+
+
+def files_from_json(text: str | None) -> tuple[SharedFile, ...]:
+    return tuple(SharedFile(**item) for item in json.loads(text or "[]"))
+
+
 def pending_from_row(row: Row) -> PendingTurn:
     """A `turns` row."""
     turn = Turn(
@@ -104,6 +123,7 @@ def pending_from_row(row: Row) -> PendingTurn:
         user_id=row["user_id"],
         text=row["text"],
         event_id=row["event_id"],
+        files=files_from_json(row["files"]),
     )
     return PendingTurn(turn, int(row["id"]), row["otid"], started=row["status"] == "running")
 

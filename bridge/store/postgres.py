@@ -35,6 +35,7 @@ from bridge.store.base import (
     binding_columns,
     binding_from_row,
     display_url,
+    files_json,
     pending_from_row,
     step_outcome,
 )
@@ -69,13 +70,13 @@ ACCEPT_CONNECTIONS = 1
 # One statement, so one round trip: the event is marked seen and its turn inserted together, or neither.
 _ACCEPT = (
     "WITH seen AS (INSERT INTO seen_events (event_id) VALUES ($8) ON CONFLICT DO NOTHING RETURNING 1)"
-    " INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
-    " SELECT $1,$2,$3,$4,$5,$6,$7,$8,'received' WHERE EXISTS (SELECT 1 FROM seen)"
+    " INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status, files)"
+    " SELECT $1,$2,$3,$4,$5,$6,$7,$8,'received',$9 WHERE EXISTS (SELECT 1 FROM seen)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 _ACCEPT_UNSEEN = (
-    "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status)"
-    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received') ON CONFLICT DO NOTHING RETURNING id"
+    "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status, files)"
+    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received',$9) ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -292,7 +293,10 @@ class PostgresStore:
         pool = self._accepts or self.pool
         values = (turn.team_id, turn.channel_id, turn.message_ts, turn.thread_ts, turn.user_id, turn.text, otid)
         turn_id = await pool.fetchval(
-            _ACCEPT if turn.event_id else _ACCEPT_UNSEEN, *(_clean(v) for v in values), _clean(turn.event_id)
+            _ACCEPT if turn.event_id else _ACCEPT_UNSEEN,
+            *(_clean(v) for v in values),
+            _clean(turn.event_id),
+            _clean(files_json(turn.files)),
         )
         return None if turn_id is None else int(turn_id)
 

@@ -4,6 +4,7 @@ schema_version. Version numbers match across backends for the same tables."""
 from __future__ import annotations
 
 from bridge.store.approvals import POSTGRES_V8, SQLITE_V8
+from bridge.store.attachments import POSTGRES_V10, SQLITE_V10
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
@@ -100,6 +101,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V7,  # the queue read by indexes (above)
     SQLITE_V8,  # tool calls waiting for a person's approval, and the decision (approvals.py)
     SQLITE_V9,  # a bridge-defined group's manager and limits (above)
+    SQLITE_V10,  # a turn's shared files and what they became for the agents (attachments.py)
 ]
 
 
@@ -172,4 +174,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     7: POSTGRES_V7,
     8: POSTGRES_V8,
     9: POSTGRES_V9,
+    10: POSTGRES_V10,
 }

@@ -28,6 +28,7 @@ from bridge.store.base import (
     ThreadKey,
     binding_columns,
     binding_from_row,
+    files_json,
     pending_from_row,
     sqlite_path,
     step_outcome,
@@ -324,6 +325,7 @@ class SqliteStore:
             "received",
             now,
             now,
+            files_json(turn.files),
         )
 
         def accept(conn: sqlite3.Connection) -> int | None:
@@ -335,7 +337,7 @@ class SqliteStore:
                     return None
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid,"
-                " event_id, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " event_id, status, created_at, updated_at, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             return cursor.lastrowid if cursor.rowcount else None

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes import appserver_tools
+from tests.fakes.appserver_images import FAILED, FAILED_DELTA, MODES, read_content
 from tests.reference import APP_SERVER, load
 
 Json = dict[str, Any]
@@ -102,6 +103,7 @@ class Turn:
     aborted: asyncio.Event = field(default_factory=asyncio.Event)
     cut: bool = False  # the socket that started it closed (capture ws-disconnect-mid-turn-*)
     no_tools: bool = False  # the input allowed none (client_tool_allowlist: [])
+    images: list[Json] = field(default_factory=list)  # the image parts kept (appserver_images.py)
 
 
 @dataclass
@@ -391,22 +393,29 @@ class FakeAppServer:
             accepted.pop("disposition", None)  # capture ws-approval-allow.json: no disposition
             await self._send(ws, accepted)
             return
-        if payload.get("kind") != "create_message" or not isinstance(payload.get("messages"), list):
+        mode = payload.get("image_failure_mode")
+        if payload.get("kind") != "create_message" or not isinstance(payload.get("messages"), list) or (
+            mode not in MODES
+        ):
             said = "Unsupported input payload kind: " + str(payload.get("kind"))
             if payload.get("kind") == "create_message":
                 said = "Protocol violation: input.kind=create_message requires payload.messages[]"
+            if mode not in MODES:  # from the server's source (letta.js), as its other protocol violations
+                said = "Protocol violation: input.payload.image_failure_mode must be strict or drop"
             delta = _like(_T["bad_input"]["delta"], message=said, id=f"lifecycle-{uuid.uuid4()}")
             await self._send(ws, _like(_T["bad_input"], delta=delta, runtime=runtime))
             return
         message = (payload["messages"] or [{}])[0]
+        text, images, unreadable = read_content(message.get("content", ""), mode)
         turn = Turn(
             runtime.get("conversation_id", ""),
             runtime.get("agent_id", ""),
             message.get("client_message_id", ""),
-            message.get("content", ""),
+            text,
             ws,
             f"batch-direct-{uuid.uuid4()}",
             no_tools=payload.get("client_tool_allowlist") == [],
+            images=images,
         )
         queued = conv is not None and (conv.running is not None or conv.interrupted)
         accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
@@ -414,6 +423,11 @@ class FakeAppServer:
         await self._send(ws, accepted)
         if conv is None or conv.stuck:
             await self._refuse(ws, runtime, turn, conv)
+            return
+        if unreadable:  # capture ws-image-bad-data.json: the turn fails before any model call, nothing stored
+            delta = _like(FAILED_DELTA["delta"], id=f"lifecycle-{uuid.uuid4()}", client_message_ids=[turn.cmid])
+            await self._send(ws, _like(FAILED_DELTA, delta=delta, runtime=runtime))
+            await self._send(ws, _like(FAILED, turn_id=f"turn-{uuid.uuid4()}", runtime=runtime))
             return
         conv.attached.add(ws)  # the sender receives its turn (capture ws-two-sockets-queue-then-sender-…)
         conv.queue.append(turn)
@@ -452,8 +466,9 @@ class FakeAppServer:
             finally:
                 conv.running = None
 
-    def _store(self, conv: Conv, role: str, text: str, **extra: Any) -> Json:
-        content = [{"type": "text", "text": text}]
+    def _store(self, conv: Conv, role: str, text: str, parts: list[Json] | None = None, **extra: Any) -> Json:
+        # images after the text; an image alone has no text part (capture ws-image-history.json)
+        content = [*([{"type": "text", "text": text}] if text or not parts else []), *(parts or [])]
         if role == "user" and not any(m["message_type"] == "user_message" for m in conv.messages):
             content = [_REMINDER, *content]  # README §11: the first one has reminders, your text is last
         message = {"id": f"ui-msg-{next(self._ids)}", "date": _now(), "agent_id": conv.agent_id}
@@ -468,7 +483,7 @@ class FakeAppServer:
         if conv.interrupted:  # capture ws-abort-during-llm-call.json: inserted before the next user message
             self._store(conv, "user", _INTERRUPTED, otid=str(uuid.uuid4()))
             conv.interrupted = False
-        self._store(conv, "user", turn.text, otid=turn.cmid)
+        self._store(conv, "user", turn.text, turn.images, otid=turn.cmid)
         turn.run_id = f"local-run-{next(self._runs)}"
         agent = self.agents.get(turn.agent_id) or {"name": "agent"}
         mode = self.modes.get(turn.agent_id, "ok")

@@ -235,6 +235,12 @@ def to_int(value: str | None, default: int) -> int:
         return default
 
 
+def _image_ok(part: dict[str, Any]) -> bool:
+    source = part.get("source")
+    return isinstance(source, dict) and source.get("type") == "base64" and isinstance(source.get("media_type"), str) \
+        and isinstance(source.get("data"), str)
+
+
 def parse_send(version: str, raw: bytes) -> tuple[list[dict[str, Any]] | None, Any]:
     """Validate a send body the way FastAPI/pydantic would. Return (messages, None) or (None, the 422 body)."""
     try:
@@ -259,6 +265,12 @@ def parse_send(version: str, raw: bytes) -> tuple[list[dict[str, Any]] | None, A
         content = m.get("content")
         ok = isinstance(content, str) or (isinstance(content, list) and all(
             isinstance(p, dict) and (p.get("type") != "text" or isinstance(p.get("text"), str)) for p in content))
+        if ok and isinstance(content, list) and not all(_image_ok(p) for p in content if p.get("type") == "image"):
+            # reference/letta/README.md §18: an image part without its media_type is refused (the data is not read)
+            if version == "0.16.8":
+                return None, capture(version, "image-send-missing-media-type")["response"]["body"]
+            return None, validation_error(version, ["body", "messages", i, "content"], "Field required", "missing",
+                                          content)
         if not ok:
             typ, msg = ("missing", "Field required") if content is None else \
                 ("string_type", "Input should be a valid string")

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes.slack_files import SlackFileServer
 from tests.fakes.slack_stream import check_chunks, task_card_error
 from tests.reference import SLACK
 
@@ -179,7 +180,7 @@ class Issued:
     expires_at: float | None
 
 
-class FakeSlack:
+class FakeSlack(SlackFileServer):
     """Fake Slack workspace; start() it, point AsyncWebClient(base_url=fake.api_url) at it, inspect calls."""
 
     def __init__(
@@ -240,6 +241,7 @@ class FakeSlack:
         # The agent view of a DM (assistant.threads.*): each thread's title and suggested prompts.
         self.thread_titles: dict[tuple[str, str], str] = {}
         self.suggested: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._init_files()
         self._seed_reference_identities()
 
     # ------------------------------------------------------------------ OAuth (oauth.v2.access.json)
@@ -372,6 +374,7 @@ class FakeSlack:
         app.router.add_post("/response/{hook}", self._handle_response_url)
         app.router.add_get("/ws", self._handle_ws)
         app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
+        app.router.add_get("/files-pri/{key}/download/{name}", self._handle_file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -453,12 +456,21 @@ class FakeSlack:
             self._channels[channel_id] = channel
 
     def add_message(
-        self, channel: str, text: str, user: str = "U0123ABCD", ts: str | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        user: str = "U0123ABCD",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
     ) -> str:
-        """Seed a human message (e.g. a thread root) so conversations.replies can return it; returns its ts."""
+        """Seed a human message (e.g. a thread root) so conversations.replies can return it; returns its ts. With
+        `files`, a file share (reference/slack/events/message_file_share.json)."""
         ts = ts or self._next_ts()
         msg: dict[str, Any] = {"user": user, "type": "message", "ts": ts, "client_msg_id": str(uuid.uuid4())}
         msg.update(text=text, team=self.team_id)
+        if files:
+            msg.update(files=files, subtype="file_share", upload=True)
         if thread_ts:
             msg["thread_ts"] = thread_ts
             parent = self._find(channel, thread_ts)

@@ -402,3 +402,19 @@ def test_socket_mode_round_trip(fake: FakeSlack) -> None:
     event = payload["event"]
     assert [m["text"] for m in fake.messages(CHANNEL, thread_ts=event["ts"])] == [event["text"]]  # remembered
     fake.wait_for(lambda: not fake.socket_connected())
+
+
+def test_a_file_is_served_to_the_bot_token_only() -> None:
+    """reference/slack/files.md: a missing or wrong token gets the sign-in page (HTML, 200), not the bytes."""
+    import httpx
+
+    with FakeSlack() as slack:
+        file = slack.add_file("a.png", b"\x89PNG\r\n\x1a\nxx", "image/png")
+        url, bot = file["url_private_download"], {"Authorization": f"Bearer {slack.bot_token}"}
+        ok = httpx.get(url, headers=bot)
+        assert ok.status_code == 200 and ok.content == b"\x89PNG\r\n\x1a\nxx"
+        assert ok.headers["content-type"] == "image/png"
+        for headers in ({}, {"Authorization": "Bearer xoxb-wrong"}):
+            page = httpx.get(url, headers=headers)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert httpx.get(url.replace(file["id"], "F0"), headers=bot).status_code == 404

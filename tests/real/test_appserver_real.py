@@ -217,3 +217,32 @@ def test_a_failing_model_ends_after_the_servers_retries(server: tuple[str, FakeM
         assert finished.error is not None and finished.error.detail.startswith("the model provider failed: HTTP 500")
 
     run(url, body)
+
+
+def test_an_image_part_is_taken_and_kept_in_history_and_a_broken_one_keeps_the_text(
+    server: tuple[str, FakeModel],
+) -> None:
+    """reference/letta/app-server/README.md §18 on the real server, through the bridge's own client."""
+    from bridge.domain import Image
+    from bridge.letta.appserver.deltas import UserDelta
+
+    url, model = server
+    model.mode = "ok"
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+
+    async def body(client: AppServerClient) -> None:
+        gus = await make_agent(client, "gus")
+        conversation = await client.create_conversation(gus, "T1:C1:1700000000.000500")
+        good = await turn(client, gus, conversation.id, "otid-img", deadline=60, images=[Image("image/png", png)])
+        assert isinstance(good[-1], Finished) and good[-1].replies == ("gus says hi",), good[-1]
+        broken = [Image("image/png", "bm90IGFuIGltYWdl")]
+        kept = await turn(client, gus, conversation.id, "otid-broken", deadline=60, images=broken)
+        assert isinstance(kept[-1], Finished) and kept[-1].replies == ("gus says hi",), kept[-1]
+        messages, _ = await client.history(conversation.id)
+        users = {m.otid: m.content for m in messages if isinstance(m, UserDelta)}
+        parts, dropped = users["otid-img"], users["otid-broken"]
+        assert isinstance(parts, list) and parts[-1].type == "image"
+        assert (parts[-1].model_extra or {})["source"]["data"] == png
+        assert isinstance(dropped, list) and all(p.type == "text" for p in dropped)  # the image left out, text kept
+
+    run(url, body)

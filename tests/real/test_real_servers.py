@@ -195,3 +195,23 @@ def test_kill_9_mid_turn_leaves_exactly_one_user_message_per_agent(stage: Stage,
         print(f"kill -9 {kind} {runner} {settings}: user messages per agent {counts}, posted {said}")
         assert counts == [1, 1, 1]
         assert said == list(NAMES)
+
+
+def test_an_image_shared_with_a_mention_reaches_each_agent_on_real_0_16_8(stage: Stage, tmp_path: Path) -> None:
+    """docs/files.md on a real server: each agent's real history holds the mention with the image part after it
+    (stored as `source.type: letta`, reference/letta/README.md §18)."""
+    import base64
+
+    from tests.fakes.signing import event_body, mention_event
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    with bound(stage, "0.16.8", tmp_path) as b:
+        event = mention_event("what is in this picture?", channel=b.channel)
+        event["files"] = [b.slack.add_file("dot.png", base64.b64decode(png), "image/png")]
+        assert b.bridge.post(event_body(event)).status_code == 200
+        assert b.wait_replies(str(event["ts"])) == list(NAMES)
+        for name in NAMES:
+            [sent] = [m for m in b.server.setup.history(b.agents[name]) if m.get("message_type") == "user_message"
+                      and "what is in this picture?" in str(m.get("content"))]
+            images = [p for p in sent["content"] if isinstance(p, dict) and p.get("type") == "image"]
+            assert len(images) == 1 and images[0]["source"]["data"] == png, sent["content"]

@@ -11,6 +11,7 @@ from bridge.letta.patterns import compose, dynamic_prompt, supervisor_message
 from bridge.letta.quoting import _key, label, person_label
 from bridge.letta.wire import speaker_name, user_message
 from bridge.slack.decide import clean_text
+from bridge.slack.directory import Earlier
 from bridge.turns import thread_context
 from tests.quoting import person_line, read
 
@@ -37,7 +38,8 @@ def person_message(user: str, channel: str, raw: str, earlier: list[tuple[str, s
     """What turns.py makes of a person's message: (context + prefix + text, the person's label, the clean text)."""
     speaker = person_label(user, "U0123ABCD", AGENTS)
     text = clean_text(raw, None)
-    return thread_context(earlier, AGENTS) + PREFIX.format(user=speaker, channel=label(channel)) + text, speaker, text
+    context = thread_context([Earlier(uid, who, said) for uid, who, said in earlier], AGENTS)
+    return context + PREFIX.format(user=speaker, channel=label(channel)) + text, speaker, text
 
 
 def expected_thread(earlier: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

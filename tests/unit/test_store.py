@@ -162,11 +162,12 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         assert isinstance(store, SqliteStore)
         await store.db.execute("DROP TABLE conversations")
         later = ("seen_signatures", "slack_installations", "oauth_states", "slack_workspaces", "bridge_secrets")
-        later += ("feedback", "approvals")
+        later += ("feedback", "approvals", "turn_attachments")
         for table in later:
-            await store.db.execute(f"DROP TABLE {table}")  # v4 to v8
+            await store.db.execute(f"DROP TABLE {table}")  # v4 to v10
         for column in ("manager_id", "manager_name", "max_turns", "termination_token"):
             await store.db.execute(f"ALTER TABLE bindings DROP COLUMN {column}")  # v9
+        await store.db.execute("ALTER TABLE turns DROP COLUMN files")  # v10
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

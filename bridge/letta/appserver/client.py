@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -20,12 +20,13 @@ import httpx
 from pydantic import ValidationError
 
 from bridge import __version__
-from bridge.domain import AgentInfo
+from bridge.domain import AgentInfo, Image
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ class AppServerClient:
         otid: str,
         deadline: float | None = None,
         tools: bool | None = None,
+        images: Sequence[Image] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
 
@@ -190,7 +192,8 @@ class AppServerClient:
         retries a failing model for about 35 s and waits on a hanging one for over an hour). With `tools` (the
         client's own setting when None) the conversation runs in `standard` mode and a tool that is not read-only
         is a `ToolAsked`, answered with `answer` before the next event is read; the time the caller takes to
-        answer does not count against `deadline`.
+        answer does not count against `deadline`. `images` go as content parts after the text; one the server
+        cannot decode is dropped, never the text with it.
         """
         if conversation_id == "default":
             raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
@@ -200,9 +203,13 @@ class AppServerClient:
         async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
             if tools:
                 await self._standard_mode(runtime)
+            content: str | list[dict[str, Any]] = text
+            if images:
+                content = [{"type": "text", "text": text}, *(image_part(i) for i in images)]
             payload = wire.CreateMessage(
-                messages=[wire.OutgoingMessage(content=text, client_message_id=otid)],
+                messages=[wire.OutgoingMessage(content=content, client_message_id=otid)],
                 client_tool_allowlist=None if tools else [],
+                image_failure_mode="drop" if images else None,
             )
             accepted = await self._input(runtime, payload)
             connection = self.socket.connections  # the turn lives on this connection; an older drop is past

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
+from bridge.domain import Image
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.client import A, AppServerClient, ServerInfo
 from bridge.letta.appserver.turn import Finished, TurnEvent
@@ -50,11 +51,13 @@ class MeteredAppServerClient(AppServerClient):
         otid: str,
         deadline: float | None = None,
         tools: bool | None = None,
+        images: Sequence[Image] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         started, error = time.monotonic(), None
         try:
             # Closed with this one, so that the turn's own clean-up (an abort when left unread) runs at once.
-            async with contextlib.aclosing(super().send(agent_id, conversation_id, text, otid, deadline, tools)) as events:
+            sent = super().send(agent_id, conversation_id, text, otid, deadline, tools, images)
+            async with contextlib.aclosing(sent) as events:
                 async for event in events:
                     if isinstance(event, Finished) and event.error is not None:
                         error = str(event.error.kind)

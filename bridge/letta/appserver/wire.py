@@ -115,7 +115,7 @@ class RuntimeStart(Sent):
 
 class OutgoingMessage(_Wire):
     role: Literal["user"] = "user"
-    content: str
+    content: str | list[dict[str, Any]]  # text, or content parts (text and images, README §18)
     client_message_id: str  # comes back as the user message's `otid` in history
 
 
@@ -123,6 +123,8 @@ class CreateMessage(_Wire):
     kind: Literal["create_message"] = "create_message"
     messages: list[OutgoingMessage]
     client_tool_allowlist: list[str] | None = None
+    # An image the server cannot decode fails the whole turn, text and all, unless dropped (README §18).
+    image_failure_mode: Literal["strict", "drop"] | None = None
 
 
 class ApprovalDecision(_Wire):
