@@ -256,8 +256,8 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
     from bridge.app import letta_client, letta_kind
     from bridge.configure import ConfigError, Configurator
+    from bridge.domain import Pattern
     from bridge.letta.chooser import RunnerChooser
-    from bridge.targets import Pattern
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")

@@ -13,14 +13,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.config import Settings
-from bridge.domain import BROADCAST, AgentInfo, AgentRef, Binding, Catalog, HistoryEntry, RunnerChoice, Target, Turn
+from bridge.domain import (
+    BROADCAST,
+    AgentInfo,
+    AgentRef,
+    Binding,
+    Catalog,
+    HistoryEntry,
+    Pattern,
+    RunnerChoice,
+    Target,
+    Turn,
+)
 from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore
-from bridge.targets import Pattern, TargetError, resolve_target, with_pattern
+from bridge.targets import TargetError, resolve_target, with_pattern
 
 log = logging.getLogger(__name__)
 

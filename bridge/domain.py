@@ -19,6 +19,17 @@ ConfigureBy = Literal["admins", "everyone", "creator"]
 
 
 @dataclass(frozen=True)
+class Pattern:
+    """A pattern asked for a list of agents, as a person gave it (CLI flags, /letta words or the menu): `name`
+    None keeps the target as it is. `bridge.targets.with_pattern` checks it against the rules."""
+
+    name: str | None = None
+    manager: str | None = None  # an agent id
+    max_turns: int | None = None
+    termination_token: str | None = None
+
+
+@dataclass(frozen=True)
 class AgentRef:
     id: str
     name: str

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from bridge.domain import BROADCAST, PATTERNS, AgentRef, Target
+from bridge.domain import BROADCAST, PATTERNS, AgentRef, Pattern, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
@@ -38,14 +37,27 @@ def _lookup_failed(error: LettaError, what: str) -> TargetError:
 MAX_TURNS = 50
 
 
-@dataclass(frozen=True)
-class Pattern:
-    """How a bridge-defined group answers, as typed: `name` None keeps the target as it is."""
+# How each option is spelled where the person gave it: `channels connect` flags, or /letta's words (typed as
+# `manager=agent-…`, or picked in the menu).
+_CLI = {
+    "pattern": "--pattern",
+    "manager": "--manager",
+    "manager_is": "--manager <agent id>",
+    "max_turns": "--max-turns",
+    "token": "--termination-token",
+}
+_SLACK = {
+    "pattern": "a pattern",
+    "manager": "manager",
+    "manager_is": "manager=<agent id>",
+    "max_turns": "max_turns",
+    "token": "termination_token",
+}
 
-    name: str | None = None
-    manager: str | None = None  # an agent id
-    max_turns: int | None = None
-    termination_token: str | None = None
+
+def _refusal(rule: str, **facts: object) -> TargetError:
+    """One rule, worded for Slack and for the terminal: `{manager}` and the like become the option's spelling."""
+    return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts))
 
 
 async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
@@ -53,7 +65,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
     name = pattern.name
     if name is None:
         if pattern.manager or pattern.max_turns is not None or pattern.termination_token:
-            raise TargetError("--manager, --max-turns and --termination-token go with --pattern.")
+            raise _refusal("{manager}, {max_turns} and {token} go with {pattern}.")
         return target
     if name not in PATTERNS:
         raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.")
@@ -65,25 +77,27 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
                 f"a {target.manager_type} group has its own way of answering; broadcast is for agent lists "
                 "and round-robin groups."
             )
-        raise TargetError(
-            f"group {target.group_id} has its own pattern on the server ({target.manager_type}); to give agents "
-            "a pattern of the bridge's, bind the agents themselves with --pattern."
+        raise _refusal(
+            "group {group} has its own pattern on the server ({kind}); to give agents a pattern of the bridge's, "
+            "bind the agents themselves with {pattern}.",
+            group=target.group_id,
+            kind=target.manager_type,
         )
     managed = name in ("supervisor", "dynamic")
     if managed and not pattern.manager:
-        raise TargetError(f"a {name} group needs a manager: --manager <agent id>, an agent not in the list.")
+        raise _refusal("a {name} group needs a manager: {manager_is}, an agent not in the list.", name=name)
     if not managed and pattern.manager:
-        raise TargetError(f"a {name} group has no manager; --manager goes with supervisor and dynamic.")
+        raise _refusal("a {name} group has no manager; {manager} goes with supervisor and dynamic.", name=name)
     if pattern.max_turns is not None and name not in ("round_robin", "dynamic"):
-        raise TargetError(f"--max-turns goes with round_robin and dynamic, not {name}.")
+        raise _refusal("{max_turns} goes with round_robin and dynamic, not {name}.", name=name)
     if pattern.max_turns is not None and not 1 <= pattern.max_turns <= MAX_TURNS:
-        raise TargetError(f"--max-turns is a number from 1 to {MAX_TURNS}.")
+        raise _refusal("{max_turns} is a number from 1 to {most}.", most=MAX_TURNS)
     if pattern.termination_token and name != "dynamic":
-        raise TargetError("--termination-token goes with the dynamic pattern only.")
+        raise _refusal("{token} goes with the dynamic pattern only.")
     manager = None
     if pattern.manager:
         if pattern.manager in {a.id for a in target.agents}:
-            raise TargetError("the manager is listed among the agents too; name it with --manager only.")
+            raise _refusal("the manager is listed among the agents too; name it with {manager_is} only.")
         if not is_agent_id(pattern.manager, client.app_server):
             raise TargetError(f"{pattern.manager} is not an agent id of this Letta server.")
         [manager] = await _agents(client, [pattern.manager])

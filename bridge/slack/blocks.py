@@ -1,5 +1,6 @@
-"""Pure: what the /letta command says, as Slack messages (mrkdwn text, Block Kit for the menu), escaped and
-within Slack's limits. Everything that came from Letta (descriptions, names) is escaped before it is shown."""
+"""Pure: what the /letta command says, as Slack messages (mrkdwn text; the connect menu is `slack/menu.py`),
+escaped and within Slack's limits. Everything that came from Letta (descriptions, names) is escaped before it is
+shown."""
 
 from __future__ import annotations
 
@@ -14,17 +15,8 @@ from bridge.slack.render import escape
 if TYPE_CHECKING:
     from bridge.configure import Connected, Status
 
-# Action ids of the menu; the listener registers one handler for each.
-PICK_GROUP = "letta_connect_group"
-PICK_AGENTS = "letta_pick_agents"
-CONNECT_AGENTS = "letta_connect_agents"
-CANCEL = "letta_cancel"
-AGENTS_BLOCK = "letta_agents_block"
-
 GROUP_ID = "&lt;group id&gt;"
 AGENT_ID = "&lt;agent id&gt;"
-OPTIONS_MAX = 100  # static_select and multi_static_select
-OPTION_TEXT_MAX = 75
 TEXT_BUDGET = 12_000  # Slack refuses block-heavy or very long ephemeral messages well before 40,000
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _RUNNERS: dict[str, str] = {
@@ -43,13 +35,9 @@ class Message:
         return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": _clip(text, OPTION_TEXT_MAX) or "-", "emoji": True}
 
 
 def _sentence(text: str) -> str:
@@ -78,10 +66,27 @@ def title(target: Target) -> str:
     return "a list of agents"
 
 
+def pattern(target: Target) -> str:
+    """How the target answers: a group's pattern, or a bridge-defined group's with its manager and limits ("" for
+    a plain list of agents)."""
+    if target.kind == "group":
+        return f"`{escape(target.manager_type or 'unknown')}`"
+    if not target.manager_type:
+        return ""
+    parts = [f"`{escape(target.manager_type)}`"]
+    if target.manager is not None:
+        parts.append(f"manager {escape(target.manager.name)} (`{target.manager.id}`)")
+    if target.max_turns is not None:
+        parts.append(f"max turns {target.max_turns}")
+    if target.termination_token:
+        parts.append(f"termination token {escape(target.termination_token)}")
+    return ", ".join(parts)
+
+
 def describe(target: Target) -> str:
     lines = [title(target)]
-    if target.kind == "group":
-        lines.append(f"Pattern: `{escape(target.manager_type or 'unknown')}`")
+    if pattern(target):
+        lines.append(f"Pattern: {pattern(target)}")
     agents = ", ".join(f"{escape(a.name)} (`{a.id}`)" for a in target.agents)
     lines.append(f"Agents, in speaking order: {agents}")
     return "\n".join(lines)
@@ -92,6 +97,8 @@ def usage(command: str, problem: str = "") -> Message:
         f"{problem} Here is what I understand:" if problem else "*Connect this channel to a Letta group:*",
         f"`{command} connect group-&lt;uuid&gt;`: connect to a group (`{command} connect` alone shows a menu)",
         f"`{command} connect agent-&lt;uuid&gt; agent-&lt;uuid&gt; …`: connect to agents, in speaking order",
+        f"`{command} connect agent-… agent-… pattern=supervisor manager=agent-…`: give them a pattern "
+        "(`round_robin`, `supervisor`, `dynamic`, `broadcast`; `max_turns=`, `token=`)",
         f"`{command} disconnect`: remove this channel's connection",
         f"`{command} status`: what this channel is connected to, who set it, and whether Letta answers",
         f"`{command} groups` / `{command} agents`: what the Letta server has",
@@ -177,9 +184,9 @@ def status(st: Status, command: str) -> Message:
         lines.append(f"`{command} connect` connects it.")
     else:
         t = b.target
-        pattern = f", pattern `{escape(t.manager_type or 'unknown')}`" if t.kind == "group" else ""
+        how = f", pattern {pattern(t)}" if pattern(t) else ""
         lines = [
-            f"This channel is connected to {title(t)}{pattern}: {names(t)}.",
+            f"This channel is connected to {title(t)}{how}: {names(t)}.",
             f"Set by {actor(b.bound_by)} on {when(b.bound_at)}. Runner: `{b.runner}`"
             + (f" (now `{st.runner}`)." if st.runner and b.runner == "auto" else "."),
         ]
@@ -208,8 +215,8 @@ def _fit(head: list[str], items: list[str], more_hint: str) -> str:
 
 
 def _group_line(t: Target) -> str:
-    desc = escape(_clip(t.description, 150)) if t.description else "_(no description)_"
-    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {escape(_clip(names(t), 300))}"
+    desc = escape(clip(t.description, 150)) if t.description else "_(no description)_"
+    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {escape(clip(names(t), 300))}"
 
 
 def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) -> Message:
@@ -227,7 +234,7 @@ def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) 
         head.append("_The server has more than the bridge lists at once; these are the first._")
     if not details:
         head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):"]
-        items = [f"• pattern `{escape(g.manager_type or '?')}`: {escape(_clip(names(g), 300))}" for g in catalog.groups]
+        items = [f"• pattern `{escape(g.manager_type or '?')}`: {escape(clip(names(g), 300))}" for g in catalog.groups]
         return Message(_fit(head, items, ""))
     items = [_group_line(g) for g in catalog.groups]
     return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))
@@ -244,85 +251,7 @@ def agents_list(catalog: Catalog, url: str, command: str, details: bool = True) 
     if not catalog.complete:
         head.append("_The server has more than the bridge lists at once; these are the first._")
     items = [
-        f"• *{escape(a.name)}* `{a.id}`" + (f": {escape(_clip(a.description, 150))}" if a.description else "")
+        f"• *{escape(a.name)}* `{a.id}`" + (f": {escape(clip(a.description, 150))}" if a.description else "")
         for a in catalog.agents
     ]
     return Message(_fit(head, items, f"`{command} connect {AGENT_ID} …` takes any."))
-
-
-def _group_option(t: Target) -> dict[str, Any]:
-    who = ", ".join(a.name for a in t.agents) or "no agents"
-    return {
-        "text": _plain(t.description or t.group_id or "group"),
-        "description": _plain(f"{t.manager_type or '?'}: {who}"),
-        "value": t.group_id,
-    }
-
-
-def _agent_option(name: str, agent_id: str) -> dict[str, Any]:
-    return {"text": _plain(name), "description": _plain(agent_id), "value": agent_id}
-
-
-def _button(text: str, action_id: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "text": _plain(text), "action_id": action_id, "value": action_id}
-    if style:
-        button["style"] = style
-    return button
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _select(kind: str, action_id: str, placeholder: str, options: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": kind, "action_id": action_id, "placeholder": _plain(placeholder), "options": options[:OPTIONS_MAX]}
-
-
-def menu(catalog: Catalog, url: str, command: str) -> Message:
-    """The ephemeral picker for `connect` without ids: the groups, or (no group routes) the agents."""
-    groups = catalog.groups or ()
-    if not groups and not catalog.agents:
-        return Message(f"The Letta server at {url} has no groups or agents yet, so there is nothing to connect.")
-    if groups:
-        fallback, shown = "Choose a Letta group for this channel", len(groups)
-        what = f"{GROUP_ID}` connects any group"
-        select = _select("static_select", PICK_GROUP, "Choose a group", [_group_option(t) for t in groups])
-        blocks = [
-            _section(f"Choose the Letta group this channel talks to (server {url}):"),
-            {"type": "actions", "block_id": "letta_group_block", "elements": [select, _button("Cancel", CANCEL)]},
-        ]
-    else:
-        fallback, shown = "Choose Letta agents for this channel", len(catalog.agents)
-        what = f"{AGENT_ID} …` any agents"
-        why = "has no group routes" if catalog.groups is None else "has no groups"
-        options = [_agent_option(a.name, a.id) for a in catalog.agents]
-        buttons = [_button("Connect", CONNECT_AGENTS, "primary"), _button("Cancel", CANCEL)]
-        blocks = [
-            _section(f"The Letta server at {url} {why}. Pick agents in the order they should speak, then *Connect*:"),
-            {
-                "type": "actions",
-                "block_id": AGENTS_BLOCK,
-                "elements": [_select("multi_static_select", PICK_AGENTS, "Choose agents", options)],
-            },
-            {"type": "actions", "block_id": "letta_agents_buttons", "elements": buttons},
-        ]
-    if shown > OPTIONS_MAX or not catalog.complete:
-        more = f"Only the first {OPTIONS_MAX} are listed; `{command} connect {what}."
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    return Message(fallback, blocks)
-
-
-def chosen(body: dict[str, Any]) -> list[str]:
-    """The ids a menu action chose: the group picked, or the agents selected when Connect was pressed."""
-    action = (body.get("actions") or [{}])[0]
-    if action.get("action_id") == PICK_GROUP:
-        value = (action.get("selected_option") or {}).get("value")
-        return [str(value)] if value else []
-    return picked_agents(body)
-
-
-def picked_agents(body: dict[str, Any]) -> list[str]:
-    """The agent ids chosen in the menu's multi-select, in the order Slack lists them (the order picked)."""
-    values = ((body.get("state") or {}).get("values") or {}).get(AGENTS_BLOCK) or {}
-    chosen = (values.get(PICK_AGENTS) or {}).get("selected_options") or []
-    return [str(o.get("value")) for o in chosen if isinstance(o, dict) and o.get("value")]

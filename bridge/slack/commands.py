@@ -1,6 +1,8 @@
 """Pure: the text after the slash command becomes a `Command` to run, or `Usage` (with what was wrong, if anything).
 
 Ids are only split and cleaned here; their shape and existence are checked where Letta is known (`bridge.targets`).
+`connect` also takes a bridge-defined group's options as `name=value` words (`pattern=supervisor
+manager=agent-…`), read into a `Pattern` here and checked by the same rules as `channels connect`'s flags.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from bridge.domain import Pattern
 
 Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup", "stop"]
 
@@ -26,12 +30,22 @@ _ACTIONS: dict[str, Action] = {
 }
 # People paste ids in backticks, quotes or Slack's <…> and separate them with commas.
 _WRAPPERS = "`'\"<>()[]"
+# `connect`'s options, as typed, and the Pattern field each sets.
+_OPTIONS = {
+    "pattern": "name",
+    "manager": "manager",
+    "max_turns": "max_turns",
+    "termination_token": "termination_token",
+    "token": "termination_token",
+}
 
 
 @dataclass(frozen=True)
 class Command:
     action: Action
     ids: tuple[str, ...] = ()
+    pattern: Pattern | None = None  # connect: a bridge-defined group's pattern, when one was given
+    agents_menu: bool = False  # connect without ids: the menu's agent picker, even where the server has groups
 
     @property
     def changes(self) -> bool:
@@ -60,4 +74,38 @@ def parse(text: str) -> Command | Usage:
         return Usage(f"I don't know `{first[:40]}`.")
     if action != "connect" and rest:
         return Usage(f"`{first}` takes nothing after it.")
-    return Command(action, rest)
+    ids = tuple(w for w in rest if "=" not in w)
+    pattern = _pattern([w for w in rest if "=" in w])
+    if isinstance(pattern, Usage):
+        return pattern
+    if pattern is not None and not ids:
+        return Usage("Give the agents too: `connect agent-… agent-… pattern=…`.")
+    return Command(action, ids, pattern)
+
+
+def _pattern(options: list[str]) -> Pattern | Usage | None:
+    """`pattern=…`, `manager=…`, `max_turns=…`, `termination_token=…` (or `token=…`), each once."""
+    if not options:
+        return None
+    given: dict[str, str] = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        key, value = key.lower().replace("-", "_"), value.strip(_WRAPPERS)
+        field = _OPTIONS.get(key)
+        if field is None:
+            return Usage(f"I don't know the option `{key[:40]}`: use pattern=, manager=, max_turns= or token=.")
+        if field in given:
+            return Usage(f"`{key}` is given twice.")
+        if not value:
+            return Usage(f"`{key}=` needs a value.")
+        given[field] = value
+    turns = given.get("max_turns")
+    if turns is not None and not turns.isdigit():
+        return Usage(f"`max_turns` is a number, not `{turns[:40]}`.")
+    name = given.get("name")
+    return Pattern(
+        name=name.lower().replace("-", "_") if name else None,
+        manager=given.get("manager"),
+        max_turns=int(turns) if turns is not None else None,
+        termination_token=given.get("termination_token"),
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.harness import BridgeProcess, base_env
+from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import action_body, command_body
 from tests.fakes.slack import FakeSlack
@@ -57,7 +58,7 @@ class Answer:
 @dataclass
 class Slash:
     slack: FakeSlack
-    letta: FakeLetta
+    letta: FakeLetta | FakeAppServer
     bridge: BridgeProcess
     env: dict[str, str]
     db: Path
@@ -88,6 +89,16 @@ class Slash:
         ack = self.bridge.post(action_body(payload), content_type=FORM)
         return Answer(ack, time.monotonic() - started, url, self.slack)
 
+    def pattern(self, channel: str, team: str = TEAM) -> tuple[Any, ...] | None:
+        """(manager_type, manager_id, max_turns, termination_token) as stored, or None."""
+        with sqlite3.connect(self.db) as db:
+            row = db.execute(
+                "SELECT manager_type, manager_id, max_turns, termination_token FROM bindings "
+                "WHERE team_id=? AND channel_id=?",
+                (team, channel),
+            ).fetchone()
+        return None if row is None else tuple(row)
+
     def binding(self, channel: str, team: str = TEAM) -> tuple[str, str, str] | None:
         """(kind, target ids, bound_by) as stored, or None."""
         with sqlite3.connect(self.db) as db:
@@ -103,13 +114,15 @@ class Slash:
 
 @contextmanager
 def slash_world(tmp: Path, version: str = "0.16.8", **settings: str) -> Iterator[Slash]:
+    """The bridge with a fake Slack and a fake Letta of `version` ("app-server": the fake App Server)."""
     slack = FakeSlack()
     slack.start()
     add_people(slack)
-    letta = FakeLetta(version=version)
+    letta = FakeAppServer(scale=0.001) if version == "app-server" else FakeLetta(version=version)
     letta.start()
     db = tmp / "bridge.db"
-    env = base_env(slack.api_url, letta.base_url, db, **settings)
+    url = letta.url if isinstance(letta, FakeAppServer) else letta.base_url
+    env = base_env(slack.api_url, url, db, **settings)
     world = Slash(slack, letta, BridgeProcess(env).start(tmp / "bridge.log"), env, db)
     try:
         yield world
@@ -134,3 +147,17 @@ def button(action_id: str) -> dict[str, Any]:
 def agents_state(*agent_ids: str) -> dict[str, Any]:
     options = [{"text": {"type": "plain_text", "text": a}, "value": a} for a in agent_ids]
     return {"letta_agents_block": {"letta_pick_agents": {"type": "multi_static_select", "selected_options": options}}}
+
+
+def pattern_state(*agent_ids: str, pattern: str | None = None, manager: str | None = None,
+                  max_turns: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """The menu's state when Connect is pressed: the agents picked, and the pattern row's selects (shaped like the
+    captured static_select) and the termination token's input (shaped like view_submission.json's inputs)."""
+    def select(value: str | None) -> dict[str, Any]:
+        chosen = {"text": {"type": "plain_text", "text": value}, "value": value} if value else None
+        return {"type": "static_select", "selected_option": chosen}
+
+    row = {"letta_pick_pattern": select(pattern), "letta_pick_manager": select(manager),
+           "letta_pick_max_turns": select(max_turns)}
+    ending = {"letta_termination": {"type": "plain_text_input", "value": token}}
+    return {**agents_state(*agent_ids), "letta_pattern_block": row, "letta_termination_block": ending}

@@ -193,7 +193,7 @@ def test_without_group_routes_the_menu_offers_agents_and_connect_binds_them_in_o
     ch = channel()
     menu = sw.send("connect", ch).wait()
     kinds = [e["type"] for b in menu["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert kinds == ["multi_static_select", "button", "button"]
+    assert kinds == ["multi_static_select", "static_select", "static_select", "static_select", "button", "button"]
     assert "no group routes" in menu["blocks"][0]["text"]["text"]
     assert "Pick at least one agent" in sw.choose(ch, button("letta_connect_agents")).text
     post = sw.choose(ch, button("letta_connect_agents"), state=agents_state(fred, erin)).wait()

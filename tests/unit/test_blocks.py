@@ -27,6 +27,17 @@ def test_connected_names_description_pattern_agents_runner_and_what_it_replaced(
     assert "This replaces a list of agents: bob." in text
 
 
+def test_a_bridge_defined_group_shows_its_pattern_manager_and_limits() -> None:
+    boss = AgentRef("agent-00000000-0000-4000-8000-0000000000cc", "<boss>")
+    crew = Target("agents", (ALICE, BOB), manager_type="dynamic", manager=boss, max_turns=4, termination_token="DONE!")
+    text = blocks.connected(Connected(binding(crew), RunnerUse("auto", "bridge", ""), None)).text
+    assert f"Pattern: `dynamic`, manager &lt;boss&gt; (`{boss.id}`), max turns 4, termination token DONE!" in text
+    st = Status(binding(crew), [], Probe(True, "up"), None, "bridge", None)
+    assert "a list of agents, pattern `dynamic`, manager &lt;boss&gt;" in blocks.status(st, "/letta").text
+    plain = blocks.status(Status(binding(Target("agents", (ALICE,))), [], Probe(True, "up"), None, None, None), "/l")
+    assert "a list of agents: alice." in plain.text
+
+
 def test_notices_mention_the_actor_and_escape_letta_text() -> None:
     assert blocks.connect_notice("U0123ABCD", CREW) == (
         "<@U0123ABCD> connected this channel to Research &lt;crew&gt; &amp; co: alice, bob"
@@ -51,39 +62,6 @@ def test_status_of_an_unbound_channel_names_the_default_when_it_applies() -> Non
     st = Status(None, [], Probe(False, "down"), None, None, G)
     text = blocks.status(st, "/ask").text
     assert "not connected" in text and f"default target `{G}`" in text and "`/ask connect`" in text
-
-
-def test_menu_lists_groups_with_pattern_and_agent_names_within_slack_limits() -> None:
-    groups = tuple(Target("group", (ALICE, BOB), f"group-{i}", "supervisor", "d" * 200) for i in range(130))
-    message = blocks.menu(Catalog(groups, ()), "http://letta", "/letta")
-    elements = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    [select] = [e for e in elements if e["type"] == "static_select"]
-    assert select["action_id"] == blocks.PICK_GROUP and len(select["options"]) == 100
-    first = select["options"][0]
-    assert first["value"] == "group-0" and len(first["text"]["text"]) <= 75
-    assert first["description"]["text"] == "supervisor: alice, bob"
-    assert any(b["type"] == "context" for b in message.blocks), "says that the list was cut"
-
-
-def test_menu_offers_agents_when_the_server_has_no_group_routes() -> None:
-    agents = (AgentInfo(ALICE.id, "alice"), AgentInfo(BOB.id, "bob"))
-    message = blocks.menu(Catalog(None, agents), "http://letta", "/letta")
-    kinds = [e.get("action_id") for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert kinds == [blocks.PICK_AGENTS, blocks.CONNECT_AGENTS, blocks.CANCEL]
-    assert "no group routes" in message.blocks[0]["text"]["text"]
-    assert "nothing to connect" in blocks.menu(Catalog((), ()), "u", "/letta").text
-
-
-def test_the_menu_choice_is_the_group_picked_or_the_agents_selected_in_order() -> None:
-    picked = {"selected_options": [{"value": BOB.id}, {"value": ALICE.id}]}
-    body = {
-        "actions": [{"action_id": blocks.CONNECT_AGENTS, "value": blocks.CONNECT_AGENTS}],
-        "state": {"values": {blocks.AGENTS_BLOCK: {blocks.PICK_AGENTS: picked}}},
-    }
-    assert blocks.chosen(body) == [BOB.id, ALICE.id]
-    assert blocks.chosen({}) == []
-    group = {"actions": [{"action_id": blocks.PICK_GROUP, "selected_option": {"value": G}}]}
-    assert blocks.chosen(group) == [G]
 
 
 def test_long_lists_are_cut_to_fit_and_say_how_many_were_left_out() -> None:

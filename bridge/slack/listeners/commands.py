@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.configure import ConfigError, Configurator
 from bridge.logs import shown_url
-from bridge.slack import blocks
+from bridge.slack import blocks, menu
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
 from bridge.slack.directory import member_facts
@@ -118,19 +118,19 @@ class CommandHandler:
     async def on_choice(
         self,
         body: dict[str, Any],
-        ids: list[str],
+        command: Command,
         context: AsyncBoltContext,
         respond: AsyncRespond,
         client: AsyncWebClient,
     ) -> None:
-        """A pick in the menu (already acked): bind it and replace the menu with the answer."""
+        """A pick in the menu (already acked): bind it, or show the agent picker, replacing the menu."""
         if not same_workspace(context, many=self._configurators is not None):
             log.warning("menu choice from another workspace refused team=%s", context.team_id)
             await respond(**blocks.foreign_workspace().payload(), replace_original=True)
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         who = Invocation(str(context.team_id), str(channel), str((body.get("user") or {}).get("id", "")))
-        await self._start(Command("connect", tuple(ids)), who, client, respond, replace=True)
+        await self._start(command, who, client, respond, replace=True)
 
     async def _start(
         self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
@@ -190,8 +190,8 @@ class CommandHandler:
                 message = await self._announce(client, who, blocks.disconnect_notice(who.user_id, previous), message)
             return message
         if not command.ids:
-            return blocks.menu(await cfg.catalog(), url, self.name)
-        result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id)
+            return menu.menu(await cfg.catalog(), url, self.name, agents=command.agents_menu)
+        result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id, pattern=command.pattern)
         notice = blocks.connect_notice(who.user_id, result.binding.target)
         return await self._announce(client, who, notice, blocks.connected(result))
 
@@ -235,7 +235,7 @@ def register(
     ) -> None:
         await handler.on_command(ack, command, context, respond, client)
 
-    @app.action(re.compile(f"^({blocks.PICK_GROUP}|{blocks.CONNECT_AGENTS})$"))
+    @app.action(re.compile(f"^({menu.PICK_GROUP}|{menu.CONNECT_AGENTS}|{menu.SHOW_AGENTS})$"))
     async def on_choice(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -244,17 +244,18 @@ def register(
         client: AsyncWebClient,
     ) -> None:
         await ack()
-        ids = blocks.chosen(body)
-        if not ids:
-            await respond(text="Pick at least one agent first, then press Connect.", replace_original=False)
+        choice = menu.chosen(body)
+        if isinstance(choice, str):  # the menu stays, to be put right
+            await respond(text=f"{choice} Nothing was changed.", replace_original=False)
             return
-        await handler.on_choice(body, ids, context, respond, client)
+        command = Command("connect", choice.ids, choice.pattern, agents_menu=choice.agents_menu)
+        await handler.on_choice(body, command, context, respond, client)
 
-    @app.action(blocks.PICK_AGENTS)
-    async def on_pick_agents(ack: AsyncAck) -> None:
-        await ack()  # the choice is read from the message's state when Connect is pressed
+    @app.action(re.compile(f"^({'|'.join(menu.SELECTS)})$"))
+    async def on_select(ack: AsyncAck) -> None:
+        await ack()  # the choice is read from the menu's state when Connect is pressed
 
-    @app.action(blocks.CANCEL)
+    @app.action(menu.CANCEL)
     async def on_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
         await respond(delete_original=True)
