@@ -5,13 +5,16 @@ named in the thread while the text still goes."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import World, open_world
 from tests.e2e.test_app_server import Rig, _rig
+from tests.e2e.test_guarantees import rig as guarantee_rig
 from tests.fakes.signing import event_body, mention_event
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
@@ -138,3 +141,55 @@ def test_earlier_files_in_the_thread_are_described_never_fetched(world: World) -
     [content] = sent_contents(world, [crew.group_id, *crew.agents.values()])
     assert '"text": "the report", "files": [{"file": "report.pdf", "type": "application/pdf"' in content[0]["text"]
     assert len(world.slack.file_fetches) == before
+
+
+def fetches(slack: Any, file: dict[str, Any]) -> int:
+    return sum(1 for file_id, _ in slack.file_fetches if file_id == file["id"])
+
+
+@pytest.mark.slow  # kill -9 and a restart: .ci/run's slow stage
+def test_killed_while_the_first_agent_thinks_the_resumed_turn_sends_the_same_image_and_text(tmp_path: Path) -> None:
+    """The prepared files are stored before the first send: after kill -9 the file is gone from Slack, yet the next
+    agent gets the same image part and text as the first, nobody is asked twice and the file is fetched once."""
+    r = guarantee_rig(tmp_path, "0.16.8", names=("alice", "bob"))
+    try:
+        r.letta.set_delay(r.agents["alice"], 4.0)
+        dot = r.slack.add_file("dot.png", PNG, "image/png")
+        ts = share(r.bridge, r.channel, "what is in this?", [dot])
+        r.letta.wait_for(lambda: any(i.agent_name == "alice" for i in r.letta.inputs), 10)
+        r.bridge.kill()
+        del r.slack.served[dot["id"]]  # fetched again, it would now be missing
+        r.bridge.restart()
+        assert not all(i.finished for i in r.letta.inputs), "the bridge must be back before alice has answered"
+        r.slack.wait_for(lambda: len(r.replies(ts)) == 2, 30)
+        time.sleep(0.5)
+        assert [r.turns_of(n) for n in ("alice", "bob")] == [1, 1]
+        assert r.replies(ts) == ["alice", "bob"]
+        sends = {r.letta.asked(s): s.body["messages"][0]["content"] for s in r.letta.sends()}
+        alice, bob = sends[r.agents["alice"]], sends[r.agents["bob"]]
+        image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}}
+        assert alice[1:] == bob[1:] == [image]
+        assert '"file": "dot.png"' in alice[0]["text"] and bob[0]["text"].endswith(alice[0]["text"])
+        assert fetches(r.slack, dot) == 1
+        assert not any("could not pass on" in p.args["text"] for p in r.slack.posts(r.channel, ts))
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+@pytest.mark.slow
+def test_app_server_killed_mid_turn_resumes_with_the_same_image_and_text(tmp_path: Path) -> None:
+    for rig in _rig(tmp_path):
+        channel, ids = rig.bind(("gus", "slow:2"), ("hal", "ok"))
+        dot = rig.slack.add_file("dot.png", PNG, "image/png")
+        ts = share(rig.bridge, channel, "what is in this?", [dot])
+        rig.slack.wait_for(lambda: len(rig.inputs(ids["gus"])) == 1, 20)
+        rig.bridge.kill()  # gus's model call is in flight: the socket closes under it
+        del rig.slack.served[dot["id"]]
+        rig.bridge.restart()
+        assert rig.done(channel, ts, timeout=30)
+        assert [len(rig.inputs(agent)) for agent in ids.values()] == [1, 1]  # nobody asked twice
+        [gus], [hal] = rig.inputs(ids["gus"]), rig.inputs(ids["hal"])
+        assert [p["source"]["data"] for p in gus.images] == [p["source"]["data"] for p in hal.images] == [PNG_B64]
+        assert '"file": "dot.png"' in gus.text and hal.text.endswith(gus.text)
+        assert fetches(rig.slack, dot) == 1
+        assert not any("could not pass on" in text for _, text in rig.said(channel, ts))
