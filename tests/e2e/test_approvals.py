@@ -90,6 +90,9 @@ def test_a_new_message_while_a_card_waits_waits_behind_it(rig: Rig[FakeLetta]) -
     later = rig.bridge.mention("are you there?", rig.channel, user=ASKER, thread_ts=root["ts"])[0]
     rig.slack.wait_for(lambda: rig.status(later["ts"]) == "received", 5)
     assert not [i for i in rig.letta.inputs if i.text.endswith("are you there?")]  # never sent into a 409
+    rig.slack.wait_for(lambda: any(r.startswith("Queued") for r in rig.replies(root["ts"])))
+    [notice] = [r for r in rig.replies(root["ts"]) if r.startswith("Queued")]
+    assert notice.endswith("one of them waits for someone to approve or deny finn's tool call `shout` on its card.")
     rig.press(rig.cards(root["ts"])[0], "letta_approve_tool", ASKER)
     rig.slack.wait_for(lambda: rig.status(later["ts"]) == "done", 10)
     assert [r.status for r in rig.letta.requests if r.method == "POST" and "messages" in r.path] == [200, 200, 200]
