@@ -17,15 +17,13 @@ import httpx
 
 from tests.e2e.conftest import new_channel
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
-from tests.fakes.appserver import FakeAppServer
-from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import action_body, next_ts
 from tests.fakes.slack import FakeSlack
 from tests.reference import SLACK, load
 
 ASKER, STRANGER = "U0123ABCD", "U0STRANGE"
 FORM = "application/x-www-form-urlencoded"
-L = TypeVar("L", FakeLetta, FakeAppServer)
+L = TypeVar("L")  # the Letta side: a fake, or a real server's handle
 
 
 @dataclass
@@ -109,8 +107,9 @@ def actions(post: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def open_rig(tmp_path: Path, letta: L, agent: str, **settings: str) -> Iterator[Rig[L]]:
-    """The fake Slack, and a bridge bound to `agent` on the (started) `letta`; stopped and checked at the end."""
+def open_rig(tmp_path: Path, letta: L, url: str, agent: str, **settings: str) -> Iterator[Rig[L]]:
+    """The fake Slack, and a bridge bound to `agent` on the (started) `letta` at `url`; stopped and checked at the
+    end."""
     slack = FakeSlack()
     slack.start()
     slack.agent_app = True  # sessions: `suspended` while a card waits
@@ -119,7 +118,6 @@ def open_rig(tmp_path: Path, letta: L, agent: str, **settings: str) -> Iterator[
     channel = new_channel()
     slack.add_channel(channel, "tools")
     db = tmp_path / "bridge.db"
-    url = letta.url if isinstance(letta, FakeAppServer) else letta.base_url
     env = base_env(slack.api_url, url, db, **settings)
     done = run_cli(env, "channels", "connect", channel, agent)
     assert done.returncode == 0, done.stderr + done.stdout

@@ -21,7 +21,7 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig[FakeLett
     letta = FakeLetta(version="0.16.8")
     letta.start()
     try:
-        with open_rig(tmp_path, letta, letta.add_agent("finn"), **getattr(request, "param", {})) as rig:
+        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn"), **getattr(request, "param", {})) as rig:
             yield rig
     finally:
         letta.stop()

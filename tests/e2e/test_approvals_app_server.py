@@ -22,7 +22,7 @@ def rig(tmp_path: Path) -> Iterator[Rig[FakeAppServer]]:
     try:
         alice = app.add_agent("alice")
         app.set_tools(alice, [("Write", False)])  # not read-only: asks in standard mode
-        with open_rig(tmp_path, app, alice, LETTA_TOOLS="true") as rig:
+        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true") as rig:
             yield rig
     finally:
         app.stop()

@@ -25,7 +25,7 @@ def test_on_0_16_8_the_card_survives_a_kill_and_decides_once(tmp_path: Path) -> 
     with FakeLetta(version="0.16.8") as letta:
         finn = letta.add_agent("finn")
         letta.ask_approval(finn, SHOUT)
-        with open_rig(tmp_path, letta, finn) as rig:
+        with open_rig(tmp_path, letta, letta.base_url, finn) as rig:
             root = rig.mention("please use tool shout")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
             rig.bridge.kill()
@@ -48,7 +48,7 @@ def test_on_the_app_server_a_restart_ends_the_card_and_says_so(tmp_path: Path) -
     try:
         alice = app.add_agent("alice")
         app.set_tools(alice, [("Write", False)])
-        with open_rig(tmp_path, app, alice, LETTA_TOOLS="true") as rig:
+        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true") as rig:
             root = rig.mention("please write the file")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
             rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"])[-1:] == ["suspended"])
