@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
-from bridge.config import SLACK_APP_TOKEN, Settings, slack_refused
+from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import GuardedSite, limits, read_body
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
@@ -35,6 +35,7 @@ from bridge.letta.metered import MeteredLettaClient
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
+from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all

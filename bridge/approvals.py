@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 TIMED_OUT = "Nobody approved this tool call within {minutes:g} minutes, so it was denied."
 GONE = "This approval is no longer known to the bridge."
+CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was sent."
 ALREADY = "Already decided: {line}"
 NOT_YOURS = "Only {who} may decide on this tool call."
 STOPPED = "the turn was stopped"
@@ -107,7 +108,7 @@ class ApprovalDesk:
             return GONE
         if row.decided or row.outcome is not None:
             lines = card_lines(row)
-            return ALREADY.format(line=lines[0]) if lines else GONE
+            return ALREADY.format(line=lines[0]) if lines else CLOSED
         s = self._settings
         verdict = may_decide(s.slack_approve_by, user, row.asked.asked_by, s.slack_approve_users)
         if verdict is None:
@@ -228,7 +229,7 @@ class TurnApprovals:
         for row in await self._rows(request):
             await self._desk.store.settle(row.id, "stale" if refused is not None else "sent")
             if refused is not None:
-                await self._desk.show(self._poster.client, row, refused)
+                await self._desk.show(self._poster.client, await self._known_card(row), refused)
 
     async def resumed(self, step: str) -> PendingApproval | None:
         rows = [row for row in await self._desk.store.for_step(self._turn_id, step) if row.outcome is None]
@@ -263,16 +264,30 @@ class TurnApprovals:
             t.user_id,
         )
 
-    async def _card(self, row: Approval) -> None:
-        a, t = row.asked, self._turn
+    def _part(self, row: Approval) -> Part:
+        a = row.asked
         author = self._poster.author(a.agent_name)
         blocks = card_blocks(row.id, a.agent_name, a.tool_name, a.arguments)
-        part = Part(
-            card_text(a.agent_name, a.tool_name, row.id), author.username, author.icon_emoji, author.icon_url, blocks
-        )
+        text = card_text(a.agent_name, a.tool_name, row.id)
+        return Part(text, author.username, author.icon_emoji, author.icon_url, blocks)
+
+    async def _card(self, row: Approval) -> None:
+        a, t = row.asked, self._turn
+        part = self._part(row)
         ts = await self._poster.post(t.channel_id, t.thread_ts, part, check_first=self._resumed, after=t.message_ts)
         await self._desk.store.card_posted(row.id, ts)
         log.info("approval card posted approval_id=%s agent=%s tool=%s", row.id, a.agent_id, a.tool_name)
+
+    async def _known_card(self, row: Approval) -> Approval:
+        """A card the bridge posted but died before recording is found in the thread, so that it can be updated."""
+        if row.card_ts is not None or not self._resumed:
+            return row
+        t = self._turn
+        ts = await self._poster.find_posted(t.channel_id, t.thread_ts, self._part(row), t.message_ts)
+        if ts is None:
+            return row
+        await self._desk.store.card_posted(row.id, ts)
+        return await self._desk.store.get(row.id) or row
 
     async def _suspend(self, waiting: bool) -> None:
         if self._running.session:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from bridge.app import letta_client, letta_kind, slack_client
-from bridge.config import SLACK_BOT_TOKEN, Settings, missing, slack_refused
+from bridge.config import Settings
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve
@@ -16,6 +16,7 @@ from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
+from bridge.requirements import SLACK_BOT_TOKEN, missing, slack_refused
 from bridge.slack.post import slack_error
 from bridge.store import StoreError, open_store
 from bridge.store.base import database_name, missing_sqlite_file

@@ -16,9 +16,10 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge import init as setup
-from bridge.config import SLACK_BOT_TOKEN, Settings, SettingsError, load_settings, missing, slack_refused
+from bridge.config import Settings, SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
+from bridge.requirements import SLACK_BOT_TOKEN, missing, slack_refused
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
 from bridge.store.base import database_name, missing_sqlite_file
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -307,73 +306,6 @@ class Settings(BaseSettings):
         return found
 
 
-@dataclass(frozen=True)
-class Requirement:
-    variable: str
-    purpose: str
-    where: str
-
-
-SLACK_BOT_TOKEN = Requirement(
-    "SLACK_BOT_TOKEN",
-    "the bot token the bridge posts with (starts with xoxb-)",
-    "Slack app settings > OAuth & Permissions > Bot User OAuth Token",
-)
-SLACK_SIGNING_SECRET = Requirement(
-    "SLACK_SIGNING_SECRET",
-    "proves that requests to /slack/events come from Slack",
-    "Slack app settings > Basic Information > App Credentials > Signing Secret",
-)
-SLACK_APP_TOKEN = Requirement(
-    "SLACK_APP_TOKEN",
-    "opens the Socket Mode connection (starts with xapp-)",
-    "Slack app settings > Basic Information > App-Level Tokens (scope connections:write)",
-)
-BRIDGE_ENCRYPTION_KEY = Requirement(
-    "BRIDGE_ENCRYPTION_KEY",
-    "encrypts each workspace's bot token and Letta key in the database (OAuth mode stores them; without a key it "
-    "would store them in the clear, so it does not start)",
-    'the output of `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`, '
-    "kept in your secret manager (losing it means every workspace installs the app again)",
-)
-SLACK_CLIENT_SECRET = Requirement(
-    "SLACK_CLIENT_SECRET",
-    "with SLACK_CLIENT_ID, lets the bridge finish Slack's OAuth install",
-    "Slack app settings > Basic Information > App Credentials > Client Secret",
-)
-SLACK_CLIENT_ID = Requirement(
-    "SLACK_CLIENT_ID",
-    "with SLACK_CLIENT_SECRET, lets the bridge finish Slack's OAuth install",
-    "Slack app settings > Basic Information > App Credentials > Client ID",
-)
-LETTA_API_KEY = Requirement(
-    "LETTA_API_KEY",
-    "authenticates the bridge to Letta Cloud",
-    "Letta Cloud > API keys (or set LETTA_BASE_URL to your self-hosted server)",
-)
-
-
-# Why Slack refuses a token (auth.test, apps.connections.open), for the person at the terminal.
-_TOKEN_REFUSALS = {
-    "invalid_auth": "the token is wrong, or it was revoked when the app was reinstalled or removed",
-    "not_authed": "no token reached Slack",
-    "account_inactive": "the app was removed from the workspace, or its bot user was deactivated",
-    "token_revoked": "the token was revoked (the app was reinstalled or removed)",
-    "token_expired": "the token expired (the app has token rotation on: only OAuth mode renews tokens, see "
-    "docs/workspaces.md)",
-    "not_allowed_token_type": "it is the wrong kind of token",
-}
-
-
-def slack_refused(requirement: Requirement, error: str) -> str:
-    """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
-    why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
-    return (
-        f"Slack refused {requirement.variable} ({error}): {why}. Copy the current token from {requirement.where} "
-        "and set it again."
-    )
-
-
 class SettingsError(Exception):
     """Settings are missing or invalid; each line says which, why it matters and where to find it."""
 
@@ -396,27 +328,3 @@ def load_settings() -> Settings:
         raise SettingsError(lines) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
-
-
-def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> list[str]:
-    """Plain-words lines for each setting `mode` needs but does not have."""
-    needed: list[Requirement] = []
-    if settings.slack_client_id is not None and settings.slack_client_secret is None:
-        needed.append(SLACK_CLIENT_SECRET)
-    elif settings.slack_client_secret is not None and settings.slack_client_id is None:
-        needed.append(SLACK_CLIENT_ID)
-    if settings.oauth:
-        if mode in ("serve", "socket") and settings.bridge_encryption_key is None:
-            needed.append(BRIDGE_ENCRYPTION_KEY)
-    elif mode in ("serve", "socket", "slack"):
-        if settings.slack_bot_token is None:
-            needed.append(SLACK_BOT_TOKEN)
-    if mode == "serve" and settings.slack_signing_secret is None:
-        needed.append(SLACK_SIGNING_SECRET)
-    if mode == "socket" and settings.slack_app_token is None:
-        needed.append(SLACK_APP_TOKEN)
-    # In OAuth mode each workspace may set its own Letta (/letta setup): the environment's is only the default.
-    if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL and not settings.oauth:
-        if settings.letta_api_key is None:
-            needed.append(LETTA_API_KEY)
-    return [f"missing {r.variable}: {r.purpose}. Find it in {r.where}." for r in needed]

@@ -26,8 +26,9 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, Settings
+from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, Settings
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
+from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
 
 DEFAULT_LETTA_URL = "http://localhost:8283"
 Verdict = tuple[bool, list[str]]

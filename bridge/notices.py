@@ -1,8 +1,10 @@
 """The queue notice: one message per waiting thread, posted once and edited in place as the queue moves.
 
 A mention that has to wait behind others gets a notice in its thread ("Queued: I'll answer after the 3 earlier
-messages in this channel."). However many of the thread's mentions wait, the thread has one notice, counting
-what is ahead of its newest waiting mention (the one whose author waits longest), kept current by editing it.
+messages in this channel."), which says so when one of them waits for a person to decide on a tool call (an
+approval card: that wait has no bound but APPROVAL_TIMEOUT_SECONDS). However many of the thread's mentions wait,
+the thread has one notice, counting what is ahead of its newest waiting mention (the one whose author waits
+longest), kept current by editing it.
 
 Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
 task, within Slack's rate limits, whatever the burst:
@@ -27,11 +29,13 @@ from dataclasses import dataclass, field
 
 from bridge.domain import Turn
 from bridge.slack.post import FAILURES, SlackPoster, slack_error
+from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
 
 log = logging.getLogger(__name__)
 
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
+WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
 POST_BURST = 3
 EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
@@ -42,8 +46,12 @@ CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each 
 InParallel = Callable[[str, str], Awaitable[bool]]
 
 
-def queued_text(count: int, where: str) -> str:
-    return QUEUED.format(count=count, s="" if count == 1 else "s", where=where)
+def queued_text(count: int, where: str, approval: Pending | None = None) -> str:
+    """The notice's words; where a tool call ahead waits for a person's decision, that is why (and it may be long)."""
+    text = QUEUED.format(count=count, s="" if count == 1 else "s", where=where)
+    if approval is None:
+        return text
+    return text[:-1] + "; " + WAITS.format(agent=approval.agent, tool=approval.tool)
 
 
 def worth_editing(shown: int, now_ahead: int, seconds_since_edit: float) -> bool:
@@ -55,6 +63,14 @@ def worth_editing(shown: int, now_ahead: int, seconds_since_edit: float) -> bool
     return now_ahead <= shown // 2 or seconds_since_edit >= STALE_SECONDS
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A tool call ahead of the thread's message that waits for a person's decision."""
+
+    agent: str
+    tool: str
+
+
 @dataclass
 class Notice:
     thread: ThreadKey
@@ -63,6 +79,7 @@ class Notice:
     shown: int
     edited_at: float
     checked_at: float = field(default=0.0)
+    approval: Pending | None = None
 
 
 class QueueNotices:
@@ -70,6 +87,7 @@ class QueueNotices:
         self, store: Store, poster_of: Callable[[str], Awaitable[SlackPoster]], in_parallel: InParallel
     ) -> None:
         self._store = store
+        self._approvals = ApprovalStore(store)
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
         self._in_parallel = in_parallel
         self._due: dict[tuple[str, str], dict[str, None]] = {}  # channel -> threads to tell, oldest first
@@ -135,17 +153,19 @@ class QueueNotices:
             del pending[thread_ts]
             thread = (*channel, thread_ts)
             where, ahead = await self._count(thread, None)
+            approval = await self._approval(thread, where) if ahead else None
             if ahead:
                 try:
                     poster = await self._poster_of(channel[0])
-                    ts = await poster.post(channel[1], thread_ts, poster.parts(None, queued_text(ahead, where))[0])
+                    part = poster.parts(None, queued_text(ahead, where, approval))[0]
+                    ts = await poster.post(channel[1], thread_ts, part)
                 except Exception as exc:
                     log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
                     break
                 finally:
                     allowed, at = self._allowance(channel, now)
                     self._posts[channel] = (allowed - 1, at)
-                self._shown[thread] = Notice(thread, ts, where, ahead, now, now)
+                self._shown[thread] = Notice(thread, ts, where, ahead, now, now, approval)
                 break
         if not pending:
             del self._due[channel]
@@ -173,18 +193,26 @@ class QueueNotices:
             if not ahead:
                 del self._shown[notice.thread]  # the thread's turn has started: the notice said what happened
                 continue
-            if not worth_editing(notice.shown, ahead, now - notice.edited_at):
+            approval = await self._approval(notice.thread, where)
+            if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
             self._next_edit = now + EDIT_SPACING
-            notice.edited_at, notice.shown = now, ahead
+            notice.edited_at, notice.shown, notice.approval = now, ahead, approval
             try:
                 poster = await self._poster_of(notice.thread[0])
-                text = poster.parts(None, queued_text(ahead, where))[0].text
+                text = poster.parts(None, queued_text(ahead, where, approval))[0].text
                 await poster.client.chat_update(channel=notice.thread[1], ts=notice.ts, text=text)
             except FAILURES as exc:
                 log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
                 del self._shown[notice.thread]
             return
+
+    async def _approval(self, thread: ThreadKey, where: str) -> Pending | None:
+        """A tool call waiting for a decision where the thread waits (its thread, or its channel)."""
+        team_id, channel_id, thread_ts = thread
+        rows = await self._approvals.open_in(team_id, channel_id, thread_ts if where == "thread" else "")
+        waiting = [row for row in rows if not row.decided]
+        return Pending(waiting[0].asked.agent_name, waiting[0].asked.tool_name) if waiting else None
 
     async def _count(self, thread: ThreadKey, where: str | None) -> tuple[str, int]:
         """Where the thread waits ("channel", or "thread" where a binding's threads run at once) and how many

@@ -10,22 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bridge.approvals import ApprovalDesk, TurnApprovals
-from bridge.attachments import Prepared, describe, prepare
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
 from bridge.drafts import TurnDrafts
 from bridge.letta.chooser import RunnerChooser, group_send_broken
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.quoting import block, label, person_label, quoted
 from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
-from bridge.slack.decide import clean_text
-from bridge.slack.directory import Directory, Earlier
+from bridge.slack.directory import Directory
 from bridge.slack.feedback import feedback_actions
 from bridge.slack.files import FileFetcher
 from bridge.slack.live import LiveMessages
@@ -33,11 +30,11 @@ from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
-from bridge.store.attachments import AttachmentStore
 from bridge.store.base import BindingTranscript, Store
 from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
 from bridge.threads import ThreadPolicy
+from bridge.turn_input import InputAssembly
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +60,6 @@ STOPPED_DRAFT = " _(stopped by <@{user}>)_"
 # Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
 REPLY = "reply:"
 NOTES = "notes:"
-
-THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
-THREAD_CONTEXT_CHARS = 6000
-
-
-def thread_context(earlier: Sequence[Earlier], agents: Sequence[str]) -> str:
-    """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS; each
-    person labelled as no agent is, the files they shared described (never fetched)."""
-    lines = [
-        quoted(
-            "person",
-            person_label(m.name, m.user_id, agents),
-            clean_text(m.text, None)[:THREAD_CONTEXT_CHARS],
-            [json.loads(describe(f)) for f in m.files],
-        )
-        for m in earlier
-    ]
-    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
-        lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
-    return block(THREAD_CONTEXT_HEADER, lines) + "\n\n" if lines else ""
-
 
 def _thinking(names: list[str]) -> str:
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -122,7 +98,6 @@ class TurnWorker:
         self._store = store
         self._chooser = chooser
         self._poster = poster
-        self._directory = directory
         self._live = live or LiveMessages(poster.client, None, settings.slack_live_replies, settings.slack_task_display)
         self.ack_first = AckFirst()  # app.py marks each Slack request it answers; turns give way to them
         self._redactor = Redactor(settings.secrets())
@@ -132,8 +107,7 @@ class TurnWorker:
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
-        self._fetcher = FileFetcher(lambda: poster.client.token)
-        self._attachments = AttachmentStore(store)
+        self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
 
     @property
     def store(self) -> Store:
@@ -164,7 +138,7 @@ class TurnWorker:
             running.target = binding.target
             status = await self._run(job, binding, drafts, running)
         if turn.files:
-            await self._attachments.drop(job.turn_id)  # the turn is over: its files' bytes are kept no longer
+            await self._inputs.drop(job.turn_id)  # the turn is over: its files' bytes are kept no longer
         return status
 
     async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:
@@ -250,19 +224,13 @@ class TurnWorker:
     ) -> int:
         """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
         turn = job.turn
-        agents = binding.target.names
-        speaker = person_label(await self._directory.user_name(turn.user_id), turn.user_id, agents)
-        channel = label(await self._directory.channel_name(turn.channel_id), turn.channel_id)
-        prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
-        context = await self._thread_context(job, agents)
-        files = await self._files(job)
-        if files.missing:
-            await self._owe(job, "notice:files", files.note())
+        asked = await self._inputs.assemble(turn, job.turn_id, binding.target.names)
+        if asked.files.missing:
+            await self._owe(job, "notice:files", asked.files.note())
         growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
-        text = context + files.text + prefix + turn.text
         turn_input = TurnInput(
-            text=text, otid=job.otid, sender=speaker, drafts=growing, images=files.images, approvals=approvals,
-            tools=self._settings.tools_in(turn.channel_id),
+            text=asked.text, otid=job.otid, sender=asked.speaker, drafts=growing, images=asked.files.images,
+            approvals=approvals, tools=self._settings.tools_in(turn.channel_id),
         )
         names = [a.name for a in binding.target.agents]
         if not running.session:
@@ -336,31 +304,6 @@ class TurnWorker:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
         log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
         return failures
-
-    async def _thread_context(self, job: Job, agents: Sequence[str]) -> str:
-        """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
-        turn = job.turn
-        if turn.thread_ts == turn.message_ts:
-            return ""
-        if await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, job.turn_id):
-            return ""
-        earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
-        if not earlier:
-            return ""
-        return thread_context(earlier, agents)
-
-    async def _files(self, job: Job) -> Prepared:
-        """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""
-        if not job.turn.files:
-            return Prepared()
-        kept = await self._attachments.kept(job.turn_id)
-        if kept is None:
-            s = self._settings
-            fresh = await prepare(
-                job.turn.files, self._fetcher.fetch, s.file_max_bytes, s.file_inline_text, s.file_inline_chars
-            )
-            kept = await self._attachments.keep(job.turn_id, fresh.dump())
-        return Prepared.load(kept)
 
     async def _group_send_broken(self) -> bool:
         try:

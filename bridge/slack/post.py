@@ -139,7 +139,7 @@ class SlackPoster:
         can only be later, so only that part of the thread is read.
         """
         if check_first:
-            found = await self._find_posted(channel, thread_ts, part, after)
+            found = await self.find_posted(channel, thread_ts, part, after)
             if found:
                 return found
         for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
@@ -178,13 +178,13 @@ class SlackPoster:
             except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
-            found = await self._find_posted(channel, thread_ts, part, after)
+            found = await self.find_posted(channel, thread_ts, part, after)
             if found:
                 return found
             await asyncio.sleep(attempt + 1)
         raise SlackPostError("chat.postMessage", reason)
 
-    async def _find_posted(self, channel: str, thread_ts: str, part: Part, after: str | None = None) -> str | None:
+    async def find_posted(self, channel: str, thread_ts: str, part: Part, after: str | None = None) -> str | None:
         """The ts of our own message with this text, under this name, in the thread, if the failed post did land:
         the thread from `after` on (the turn's own message), page by page, however long the thread. The name
         counts: two agents may say the same words, and mistaking one's post for the other's would lose it."""

@@ -3,117 +3,32 @@ the agent's name, Approve or Deny (with a reason), decided once whoever clicks, 
 
 from __future__ import annotations
 
-import copy
 import json
-import sqlite3
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import new_channel
-from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.e2e.approval_rig import ASKER, STRANGER, Rig, open_rig
 from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import action_body, next_ts
-from tests.fakes.slack import FakeSlack
-from tests.reference import SLACK, load
 
-ASKER, STRANGER = "U0123ABCD", "U0STRANGE"
-FORM = "application/x-www-form-urlencoded"
 SHOUT = ("shout", '{"message": "finn says <!channel> hi"}')
 
 
-@dataclass
-class Rig:
-    slack: FakeSlack
-    letta: FakeLetta
-    bridge: BridgeProcess
-    db: Path
-    channel: str
-    finn: str
-
-    def mention(self, text: str, user: str = ASKER) -> dict[str, Any]:
-        event, response = self.bridge.mention(text, self.channel, user=user)
-        assert response.status_code == 200
-        return event
-
-    def status(self, ts: str) -> str:
-        with sqlite3.connect(self.db) as db:
-            row = db.execute("SELECT status FROM turns WHERE message_ts=?", (ts,)).fetchone()
-        return str(row[0]) if row else ""
-
-    def cards(self, thread_ts: str) -> list[Any]:
-        return [p for p in self.slack.posts(self.channel, thread_ts) if _actions(p)]
-
-    def replies(self, thread_ts: str) -> list[str]:
-        return [str(p.args.get("text")) for p in self.slack.posts(self.channel, thread_ts) if not _actions(p)]
-
-    def press(self, card: Any, action: str, user: str) -> None:
-        button = next(e for e in _actions(card) if e["action_id"] == action)
-        payload = copy.deepcopy(load(SLACK / "interactivity" / "block_actions_feedback_buttons.json"))
-        payload.pop("_source", None)
-        payload["response_url"] = self.slack.response_url()
-        payload["actions"] = [{**button, "block_id": "letta_approval", "action_ts": next_ts()}]
-        payload["user"].update(id=user)
-        payload["channel"]["id"] = payload["container"]["channel_id"] = self.channel
-        payload["container"]["message_ts"] = card.response["ts"]
-        assert self.bridge.post(action_body(payload), content_type=FORM).status_code == 200
-
-    def submit_reason(self, view: dict[str, Any], reason: str, user: str) -> Any:
-        payload = copy.deepcopy(load(SLACK / "interactivity" / "view_submission.json"))
-        payload["user"]["id"] = user
-        payload["view"].update(callback_id=view["callback_id"], private_metadata=view["private_metadata"])
-        payload["view"]["state"]["values"] = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
-        return self.bridge.post(action_body(payload), content_type=FORM)
-
-    def updates(self, card: Any) -> list[str]:
-        """The card's texts after each update (its context lines)."""
-        out = []
-        for call in self.slack.calls_to("chat.update"):
-            if call.args.get("ts") == card.response["ts"]:
-                blocks = call.args.get("blocks") or []
-                blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
-                out.append(" ".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]))
-        return out
-
-
-def _actions(post: Any) -> list[dict[str, Any]]:
-    blocks = post.args.get("blocks") or []
-    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
-    return [e for b in blocks if b.get("type") == "actions" for e in b["elements"] if "approve" in e["action_id"]
-            or "deny" in e["action_id"]]
-
-
 @pytest.fixture
-def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    settings = getattr(request, "param", {})
-    slack = FakeSlack()
-    slack.start()
-    slack.agent_app = True  # sessions: `suspended` while a card waits
-    slack.add_user(ASKER, "maria", display_name="maria")
-    slack.add_user(STRANGER, "sam", display_name="sam")
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig[FakeLetta]]:
     letta = FakeLetta(version="0.16.8")
     letta.start()
-    finn = letta.add_agent("finn")
-    channel = new_channel()
-    slack.add_channel(channel, "tools")
-    db = tmp_path / "bridge.db"
-    env = base_env(slack.api_url, letta.base_url, db, **settings)
-    assert run_cli(env, "channels", "connect", channel, finn).returncode == 0
-    bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
     try:
-        yield Rig(slack, letta, bridge, db, channel, finn)
-        assert "Traceback" not in bridge.logs(), bridge.logs()
+        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn"), **getattr(request, "param", {})) as rig:
+            yield rig
     finally:
-        bridge.stop()
         letta.stop()
-        slack.stop()
 
 
-def test_approve_runs_the_tool_once_and_the_agent_goes_on(rig: Rig) -> None:
-    rig.letta.ask_approval(rig.finn, SHOUT)
+def test_approve_runs_the_tool_once_and_the_agent_goes_on(rig: Rig[FakeLetta]) -> None:
+    rig.letta.ask_approval(rig.agent, SHOUT)
     root = rig.mention("please use tool shout")
     rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
     card = rig.cards(root["ts"])[0]
@@ -135,8 +50,8 @@ def test_approve_runs_the_tool_once_and_the_agent_goes_on(rig: Rig) -> None:
     assert rig.slack.session_statuses(rig.channel, root["ts"])[-2:] == ["processing", "active"]
 
 
-def test_deny_asks_a_reason_and_the_agent_is_told_it(rig: Rig) -> None:
-    rig.letta.ask_approval(rig.finn, SHOUT)
+def test_deny_asks_a_reason_and_the_agent_is_told_it(rig: Rig[FakeLetta]) -> None:
+    rig.letta.ask_approval(rig.agent, SHOUT)
     root = rig.mention("please use tool shout")
     rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
     card = rig.cards(root["ts"])[0]
@@ -155,8 +70,8 @@ def test_deny_asks_a_reason_and_the_agent_is_told_it(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("rig", [{"APPROVAL_TIMEOUT_SECONDS": "1", "SLACK_APPROVE_BY": "channel"}], indirect=True)
-def test_a_card_nobody_decides_is_denied_at_the_timeout_and_says_so(rig: Rig) -> None:
-    rig.letta.ask_approval(rig.finn, SHOUT, ("shout", '{"message": "again"}'))  # two calls in one request
+def test_a_card_nobody_decides_is_denied_at_the_timeout_and_says_so(rig: Rig[FakeLetta]) -> None:
+    rig.letta.ask_approval(rig.agent, SHOUT, ("shout", '{"message": "again"}'))  # two calls in one request
     root = rig.mention("please use tool shout twice")
     rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 2, 10)
     first, second = rig.cards(root["ts"])
@@ -168,13 +83,46 @@ def test_a_card_nobody_decides_is_denied_at_the_timeout_and_says_so(rig: Rig) ->
     rig.slack.wait_for(lambda: any("Nobody decided in time" in u for u in rig.updates(second)))
 
 
-def test_a_new_message_while_a_card_waits_waits_behind_it(rig: Rig) -> None:
-    rig.letta.ask_approval(rig.finn, SHOUT)
+def test_a_new_message_while_a_card_waits_waits_behind_it(rig: Rig[FakeLetta]) -> None:
+    rig.letta.ask_approval(rig.agent, SHOUT)
     root = rig.mention("please use tool shout")
     rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
     later = rig.bridge.mention("are you there?", rig.channel, user=ASKER, thread_ts=root["ts"])[0]
     rig.slack.wait_for(lambda: rig.status(later["ts"]) == "received", 5)
     assert not [i for i in rig.letta.inputs if i.text.endswith("are you there?")]  # never sent into a 409
+    rig.slack.wait_for(lambda: any(r.startswith("Queued") for r in rig.replies(root["ts"])))
+    [notice] = [r for r in rig.replies(root["ts"]) if r.startswith("Queued")]
+    assert notice.endswith("one of them waits for someone to approve or deny finn's tool call `shout` on its card.")
     rig.press(rig.cards(root["ts"])[0], "letta_approve_tool", ASKER)
     rig.slack.wait_for(lambda: rig.status(later["ts"]) == "done", 10)
     assert [r.status for r in rig.letta.requests if r.method == "POST" and "messages" in r.path] == [200, 200, 200]
+
+
+@pytest.mark.parametrize("rig", [{"SLACK_APPROVE_BY": "channel"}], indirect=True)
+def test_two_people_at_once_decide_once_and_the_loser_is_told(rig: Rig[FakeLetta]) -> None:
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    card = rig.cards(root["ts"])[0]
+    bodies = {user: rig.press_body(card, "letta_approve_tool", user) for user in (ASKER, STRANGER)}
+    ready = threading.Barrier(2)
+    answers: dict[str, int] = {}
+
+    def click(user: str) -> None:
+        ready.wait()
+        answers[user] = rig.post(bodies[user]).status_code
+
+    clicks = [threading.Thread(target=click, args=(user,)) for user in bodies]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join(15)
+    assert answers == {ASKER: 200, STRANGER: 200}
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 10)
+    rig.slack.wait_for(lambda: len(rig.slack.ephemerals) == 1)
+    [told] = rig.slack.ephemerals  # only the loser, only to them, in plain words naming the winner
+    winner = ASKER if told["user"] == STRANGER else STRANGER
+    assert told["text"].startswith(f"Already decided: :white_check_mark: Approved by <@{winner}> <!date^")
+    assert [[a["approve"] for a in d["approvals"]] for d in rig.letta.approval_decisions()] == [[True]]
+    rig.slack.wait_for(lambda: any(f"Approved by <@{winner}>" in u for u in rig.updates(card)))
+    assert rig.replies(root["ts"])[-1].endswith("finn says hi")

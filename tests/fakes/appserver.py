@@ -104,6 +104,7 @@ class Turn:
     cut: bool = False  # the socket that started it closed (capture ws-disconnect-mid-turn-*)
     no_tools: bool = False  # the input allowed none (client_tool_allowlist: [])
     images: list[Json] = field(default_factory=list)  # the image parts kept (appserver_images.py)
+    earlier_runs: list[str] = field(default_factory=list)  # runs before a tool decision (appserver_tools.py)
 
 
 @dataclass
@@ -387,11 +388,8 @@ class FakeAppServer:
         if not isinstance(runtime, dict):
             return  # capture ws-malformed-frames.json ("input" without runtime or payload: nothing)
         conv = self.convs.get(runtime.get("conversation_id", ""))
-        if payload.get("kind") == "approval_response" and payload.get("request_id") in self.approvals:
-            self.approvals[payload["request_id"]].set_result(payload.get("decision") or {})
-            accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
-            accepted.pop("disposition", None)  # capture ws-approval-allow.json: no disposition
-            await self._send(ws, accepted)
+        if payload.get("kind") == "approval_response":
+            await self._approval_response(ws, frame, runtime, payload)
             return
         mode = payload.get("image_failure_mode")
         if payload.get("kind") != "create_message" or not isinstance(payload.get("messages"), list) or (
@@ -439,6 +437,18 @@ class FakeAppServer:
             task = asyncio.ensure_future(self._drain(conv, runtime))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _approval_response(self, ws: web.WebSocketResponse, frame: Json, runtime: Json, payload: Json) -> None:
+        """capture ws-approval-allow.json: accepted, no disposition; capture ws-approval-pending-queue-abort-resume:
+        a request_id not pending is refused in words."""
+        waiting = self.approvals.get(str(payload.get("request_id")))
+        accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
+        accepted.pop("disposition", None)
+        if waiting is None or waiting.done():
+            accepted.update(accepted=False, error=appserver_tools.NOT_PENDING)
+        else:
+            waiting.set_result(payload.get("decision") or {})
+        await self._send(ws, accepted)
 
     async def _refuse(self, ws: web.WebSocketResponse, runtime: Json, turn: Turn, conv: Conv | None) -> None:
         """capture ws-input-unknown-conversation.json; observed 0.34.12 for a stuck conversation (same shape,
@@ -499,13 +509,18 @@ class FakeAppServer:
         if turn.aborted.is_set() or turn.cut:
             await self._cancelled(conv, turn, runtime, f"{agent['name']} ")
             return
-        runs = {t.run_id: [t.cmid] for t in self.inputs if t.conversation == conv.id and t.run_id}
-        loop = _like(_T["loop"], loop_status={**_T["loop"]["loop_status"], "active_run_ids": [turn.run_id]})
-        loop["loop_status"]["client_message_ids_by_run_id"] = runs
-        await self._emit(conv, loop, runtime)
+        await self._emit(conv, self._loop_status(conv, turn), runtime)
         tools = self.tools.get(turn.agent_id)
+        outcome = "ran"
         if tools and not turn.no_tools:
-            await appserver_tools.play(self, conv, turn, runtime, tools, conv.mode)
+            outcome = await appserver_tools.play(self, conv, turn, runtime, tools, conv.mode)
+        if outcome == "cancelled":
+            await self._cancelled(conv, turn, runtime, "")
+            return
+        if outcome == "asked":  # captures ws-approval-*: the model's next step is a new run of the same input
+            turn.earlier_runs.append(turn.run_id)
+            turn.run_id = f"local-run-{next(self._runs)}"
+            await self._emit(conv, self._loop_status(conv, turn), runtime)
         message_id = f"ui-msg-{next(self._ids)}"
         words = self._answer(agent["name"], mode, turn.text).split(" ")
         for index, word in enumerate(words):
@@ -523,6 +538,12 @@ class FakeAppServer:
             await self._emit(conv, _like(_T[name], delta=delta), runtime)
         await self._emit(conv, _like(_T["finished"], turn_id=turn.turn_id, run_id=turn.run_id), runtime)
 
+    def _loop_status(self, conv: Conv, turn: Turn) -> Json:
+        runs = {r: [t.cmid] for t in self.inputs if t.conversation == conv.id for r in [*t.earlier_runs, t.run_id] if r}
+        loop = _like(_T["loop"], loop_status={**_T["loop"]["loop_status"], "active_run_ids": [turn.run_id]})
+        loop["loop_status"]["client_message_ids_by_run_id"] = runs
+        return loop
+
     @staticmethod
     def _answer(name: str, mode: str, text: str) -> str:
         if mode.startswith("choose:"):
@@ -532,7 +553,8 @@ class FakeAppServer:
 
     async def _cancelled(self, conv: Conv, turn: Turn, runtime: Json, first_chunk: str) -> None:
         if turn.cut:  # capture ws-disconnect-mid-turn-no-reconnect.json: the first chunk stays in history
-            self._store(conv, "assistant", first_chunk, _cut=True)
+            if first_chunk:
+                self._store(conv, "assistant", first_chunk, _cut=True)
             conv.stuck = f"Conversation {conv.id} already has an active run ({turn.run_id})"  # observed 0.34.12
             for queued in conv.queue:  # observed 0.34.12: a message queued behind it is cancelled with it
                 queued.cut = True

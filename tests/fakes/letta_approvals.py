@@ -6,7 +6,8 @@
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
 - an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message` each,
-  `success`, or `error` with the captured denial text) and then the agent's next turn; other ids get the captured
+  `success`, or `error` with the captured denial text) and then the agent's next turn; history keeps the
+  `approval_response_message` before the returns; other ids get the captured
   400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
   (approval-approve-again.json: the server does not reject it).
 
@@ -152,10 +153,22 @@ async def _decided(
         replies, _ = await fake._run_cancellable(agent_id, "", [decision], None, None, conversation=conversation,
                                                  run_id=run.id)
         out, _ = fake._shapes(V).turn(replies, name=None, step_id=new_id("step"), run_id=run.id, date=wire_date())
-        fake._store(agent_id, None, [*returned, *out], conversation)
+        fake._store(agent_id, None, [_response(approvals, run.id), *returned, *out], conversation)
     finally:
         letta_runs.end(run)
     return await _answer(fake, request, rec, [*returned, *out], "end_turn")
+
+
+def _response(approvals: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """History keeps the decision between the request and the tool's return (approval-history-final.json, and
+    seen again on a real 0.16.8 by tests/real/test_approvals_real.py)."""
+    kept = next(m for m in S.body(V, "approval-history-final") if m.get("message_type") == "approval_response_message")
+    first = approvals[0] if approvals else {}
+    listed = [{"type": "approval", "tool_call_id": a.get("tool_call_id"), "approve": a.get("approve"),
+               "reason": a.get("reason")} for a in approvals]
+    return {**copy.deepcopy(kept), "id": new_id("message"), "date": wire_date(), "run_id": run_id,
+            "approvals": listed, "approve": first.get("approve"), "approval_request_id": first.get("tool_call_id"),
+            "reason": first.get("reason")}
 
 
 def _run_tool(call: dict[str, str]) -> str:

@@ -45,7 +45,8 @@ _NEEDED: tuple[str, ...] = (
     "conversations-get-unknown", "conversations-get-malformed", "concurrent-redis-conversations-same-stream",
     "runs-active-during-send", "conversations-stream-resume-without-redis", "redis-conversations-stream-resume-idle",
     "redis-conversations-stream-resume-unknown-otid", "agents-stream-tokens-two-tools",
-    "approval-send", "approval-approve", "approval-approve-wrong-id", "approval-pending-new-message",
+    "approval-send", "approval-history-final", "approval-approve", "approval-approve-wrong-id",
+    "approval-pending-new-message",
     "approval-conversation-pending-new-message", "approval-pending-new-message-stream",
 )
 UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bridge.config import Settings, SettingsError, load_settings, missing
+from bridge.config import Settings, SettingsError, load_settings
+from bridge.requirements import missing
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from bridge.notices import STALE_SECONDS, queued_text, worth_editing
+from bridge.notices import STALE_SECONDS, Pending, queued_text, worth_editing
 
 
 def test_the_notice_says_how_many_messages_are_ahead_and_where() -> None:
     assert queued_text(1, "thread") == "Queued: I'll answer after the 1 earlier message in this thread."
     assert queued_text(3, "channel") == "Queued: I'll answer after the 3 earlier messages in this channel."
+
+
+def test_the_notice_says_when_a_tool_call_ahead_waits_for_a_decision() -> None:
+    assert queued_text(1, "thread", Pending("finn", "shout")) == (
+        "Queued: I'll answer after the 1 earlier message in this thread; one of them waits for someone to approve"
+        " or deny finn's tool call `shout` on its card."
+    )
 
 
 def test_a_notice_never_understates_and_follows_a_falling_count_in_halves() -> None:

@@ -12,7 +12,7 @@ from bridge.letta.quoting import _key, label, person_label
 from bridge.letta.wire import speaker_name, user_message
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Earlier
-from bridge.turns import thread_context
+from bridge.turn_input import thread_context
 from tests.quoting import person_line, read
 
 PREFIX = Settings().letta_context_prefix

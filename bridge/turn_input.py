@@ -1,0 +1,91 @@
+"""What the agents are sent for a turn: the person's words under the context prefix (who speaks, in which
+channel), the thread's earlier messages when the bot is first asked inside an existing thread, and the turn's
+files as the agents get them (prepared once and kept, so a resumed turn sends the same)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bridge.attachments import Prepared, describe, prepare
+from bridge.config import Settings
+from bridge.domain import Turn
+from bridge.letta.quoting import block, label, person_label, quoted
+from bridge.slack.decide import clean_text
+from bridge.slack.directory import Directory, Earlier
+from bridge.slack.files import FileFetcher
+from bridge.store.attachments import AttachmentStore
+from bridge.store.base import Store
+
+THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
+THREAD_CONTEXT_CHARS = 6000
+
+
+def thread_context(earlier: Sequence[Earlier], agents: Sequence[str]) -> str:
+    """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS; each
+    person labelled as no agent is, the files they shared described (never fetched)."""
+    lines = [
+        quoted(
+            "person",
+            person_label(m.name, m.user_id, agents),
+            clean_text(m.text, None)[:THREAD_CONTEXT_CHARS],
+            [json.loads(describe(f)) for f in m.files],
+        )
+        for m in earlier
+    ]
+    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
+        lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
+    return block(THREAD_CONTEXT_HEADER, lines) + "\n\n" if lines else ""
+
+
+@dataclass(frozen=True)
+class Assembled:
+    text: str  # all the agents read of the turn, in order: thread context, files, prefix, the person's words
+    speaker: str  # the person's label (never an agent's name)
+    files: Prepared
+
+
+class InputAssembly:
+    def __init__(self, settings: Settings, store: Store, directory: Directory, fetcher: FileFetcher) -> None:
+        self._settings = settings
+        self._store = store
+        self._directory = directory
+        self._fetcher = fetcher
+        self._attachments = AttachmentStore(store)
+
+    async def assemble(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> Assembled:
+        speaker = person_label(await self._directory.user_name(turn.user_id), turn.user_id, agents)
+        channel = label(await self._directory.channel_name(turn.channel_id), turn.channel_id)
+        prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
+        context = await self._thread_context(turn, turn_id, agents)
+        files = await self._files(turn, turn_id)
+        return Assembled(context + files.text + prefix + turn.text, speaker, files)
+
+    async def drop(self, turn_id: int) -> None:
+        """The turn is over: its files' bytes are kept no longer."""
+        await self._attachments.drop(turn_id)
+
+    async def _thread_context(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> str:
+        """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
+        if turn.thread_ts == turn.message_ts:
+            return ""
+        if await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, turn_id):
+            return ""
+        earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
+        if not earlier:
+            return ""
+        return thread_context(earlier, agents)
+
+    async def _files(self, turn: Turn, turn_id: int) -> Prepared:
+        """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""
+        if not turn.files:
+            return Prepared()
+        kept = await self._attachments.kept(turn_id)
+        if kept is None:
+            s = self._settings
+            fresh = await prepare(
+                turn.files, self._fetcher.fetch, s.file_max_bytes, s.file_inline_text, s.file_inline_chars
+            )
+            kept = await self._attachments.keep(turn_id, fresh.dump())
+        return Prepared.load(kept)
