@@ -11,12 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.forkserver import stop_fork_server
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 
 SERVER_VERSION = {"server": "0.11.7", "bridge": "0.16.8"}
 _channels = itertools.count(1)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_fork_server()
 
 
 def new_channel() -> str:

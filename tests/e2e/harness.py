@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
+import selectors
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
 
+from tests.e2e.forkserver import Forked, fork_server
 from tests.fakes.signing import event_body, mention_event, signed_headers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,14 +56,52 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
 
 
 def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        env=env,
-        cwd=cwd or REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`python -m bridge ARGS`, run to its end, its output captured."""
+    server = fork_server()
+    if server is None:
+        command = [sys.executable, "-m", "bridge", *args]
+        return subprocess.run(command, env=env, cwd=cwd or REPO, capture_output=True, text=True, timeout=60)
+    with open(os.devnull, "rb") as stdin:
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            proc = server.spawn(list(args), env, cwd or REPO, (stdin.fileno(), out_write, err_write))
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+    with open(out_read, "rb") as out, open(err_read, "rb") as err:
+        stdout, stderr = read_both(out, err, timeout=60)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, int(proc.returncode or 0), _text(stdout), _text(stderr))
+
+
+def read_both(out: BinaryIO, err: BinaryIO, timeout: float) -> tuple[bytes, bytes]:
+    """Both pipes to their end (a process may fill one while the other is read)."""
+    chunks: dict[BinaryIO, list[bytes]] = {out: [], err: []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for pipe in chunks:
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired("python -m bridge", timeout)
+            for key, _ in selector.select(left):
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fileobj].append(data)  # type: ignore[index]
+                else:
+                    selector.unregister(key.fileobj)
+    return b"".join(chunks[out]), b"".join(chunks[err])
+
+
+def _text(data: bytes) -> str:
+    """As `subprocess.run(text=True)` decodes: the locale's encoding, universal newlines."""
+    return io.TextIOWrapper(io.BytesIO(data)).read()
 
 
 @dataclass
@@ -69,7 +110,7 @@ class BridgeProcess:
     mode: str = "serve"
     cwd: Path = REPO
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[str] | Forked | None = None
     log_path: Path | None = None
     open_files: int | None = None  # the process's file limit (ulimit -n), when a test sets one
     host: str = "127.0.0.1"  # where it listens (tests reach it on 127.0.0.1 either way)
@@ -88,15 +129,21 @@ class BridgeProcess:
             if limit is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", self.mode],
-            env=env,
-            cwd=self.cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=limits if limit is not None else None,
-        )
+        server = fork_server()
+        if server is not None:
+            with log, open(os.devnull, "rb") as stdin:
+                fds = (stdin.fileno(), log.fileno(), log.fileno())
+                self.proc = server.spawn([self.mode], env, self.cwd, fds, limit)
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge", self.mode],
+                env=env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=limits if limit is not None else None,
+            )
         if wait and self.mode == "serve":
             self.wait_healthy()
         return self
