@@ -3,11 +3,12 @@
 Most of a bridge process's start-up CPU is importing Python modules (about 0.6 s of 0.8 s), and the quick suite
 starts a few hundred of them. So each test worker keeps one fork server: an interpreter that imports every bridge
 module once and then, per command, forks a child that takes the test's argv, environment, working folder, file
-limit, stdin/stdout/stderr, and runs `bridge/__main__.py` as `python -m bridge` would. The child is a process of
-its own (signals, `kill -9`, exit status, atexit and non-daemon threads at exit behave as they do for a fresh
-interpreter); only nothing is imported in it after the environment is set, which no bridge module needs (none
-reads the environment when imported). Tests of start-up itself (tests/e2e/test_start_failures.py,
-test_exit_codes.py, test_init.py) start fresh interpreters, and `E2E_FRESH_PROCESSES=1` makes every start one.
+limit and stdin/stdout/stderr, and runs `bridge/__main__.py` as `python -m bridge` would. The child is a process of
+its own: signals, `kill -9`, its exit status, atexit, non-daemon threads and the interpreter's shutdown behave as
+for a fresh interpreter. The one difference is that its modules were imported before its environment was set,
+which no bridge module minds (none reads the environment when imported). Start-up itself is tested with fresh
+interpreters (test_start_failures.py, test_init.py's terminal session, test_exit_codes.py's missing asyncpg;
+test_forkserver.py compares both ways), and `E2E_FRESH_PROCESSES=1` makes every start a fresh one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -36,7 +38,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 FRESH = os.environ.get("E2E_FRESH_PROCESSES", "") not in ("", "0")
 _MESSAGE = 1 << 20
-STOP = b"stop"
 
 
 # --- the server (run as `python -m tests.e2e.forkserver SOCKET`) ---
@@ -62,7 +63,8 @@ def preload() -> None:
 
 def serve(path: str) -> Request:
     """Fork a child per request; returns only in a child, with what it is to become. Each request's connection
-    gets the child's pid, then its exit status (as `Popen.returncode` gives it) once it has ended."""
+    gets the child's pid, then its exit status (as `Popen.returncode` gives it) once it has ended. Standard input
+    is the test worker's pipe: its end (the worker stopped the server, or died) ends the server."""
     preload()
     if threading.active_count() != 1:  # a fork copies only the forking thread: nothing may run beside it
         raise RuntimeError(f"importing the bridge started threads: {threading.enumerate()}")
@@ -79,7 +81,9 @@ def serve(path: str) -> Request:
     print("ready", flush=True)
     waiting: dict[int, socket.socket] = {}
     while True:
-        readable, _, _ = select.select([listener.fileno(), wake_read], [], [])
+        readable, _, _ = select.select([listener.fileno(), wake_read, sys.stdin.fileno()], [], [])
+        if sys.stdin.fileno() in readable and not os.read(sys.stdin.fileno(), 4096):
+            raise SystemExit(0)
         if wake_read in readable:
             os.read(wake_read, 4096)
             _reap(waiting)
@@ -87,8 +91,6 @@ def serve(path: str) -> Request:
             continue
         conn, _ = listener.accept()
         message, fds, _, _ = socket.recv_fds(conn, _MESSAGE, 3)
-        if message == STOP:
-            break
         if not message:  # the test went away before asking
             conn.close()
             continue
@@ -105,7 +107,6 @@ def serve(path: str) -> Request:
             os.close(fd)
         conn.send(str(pid).encode())
         waiting[pid] = conn
-    raise SystemExit(0)
 
 
 def _reap(waiting: dict[int, socket.socket]) -> None:
@@ -139,6 +140,7 @@ def become(request: Request) -> None:
     os.chdir(request.cwd)
     os.environ.clear()
     os.environ.update(request.env)
+    time.tzset()  # an interpreter reads TZ as it starts
     if request.open_files is not None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (request.open_files, request.open_files))
     unbuffered = bool(request.env.get("PYTHONUNBUFFERED"))
@@ -198,7 +200,8 @@ class ForkServer:
         self.path = os.path.join(self._folder, "socket")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LETTA_", "BRIDGE_"))}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.forkserver", self.path], cwd=REPO, env=env, stdout=subprocess.PIPE
+            [sys.executable, "-m", "tests.e2e.forkserver", self.path],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != b"ready":
@@ -214,12 +217,8 @@ class ForkServer:
         return Forked([sys.executable, "-m", "bridge", *argv], conn)
 
     def stop(self) -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
-            try:
-                conn.connect(self.path)
-                conn.send(STOP)
-            except OSError:
-                self._proc.kill()
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
         try:
             self._proc.wait(10)
         except subprocess.TimeoutExpired:
