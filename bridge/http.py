@@ -34,13 +34,14 @@ RESERVED_FILES = 64  # for Letta, Slack, the database and logs
 
 def limits(connections: int, backlog: int) -> tuple[int, int]:
     """(connections, backlog) that fit the process's open-file limit: asyncio accepts up to `backlog`
-    connections at once before the cap can close any, so both together stay below the limit, leaving
-    RESERVED_FILES for everything else."""
+    connections at once before the cap can close any, and the sockets the cap closes are released only a loop
+    turn later, so twice the backlog is budgeted beside the connections, leaving RESERVED_FILES for everything
+    else."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return connections, backlog
-    backlog = max(1, min(backlog, soft // 4))
-    return max(8, min(connections, soft - backlog - RESERVED_FILES)), backlog
+    backlog = max(1, min(backlog, soft // 8))
+    return max(8, min(connections, soft - 2 * backlog - RESERVED_FILES)), backlog
 
 
 class _Busy(asyncio.Protocol):
