@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from bridge.domain import Binding, RunnerChoice, Target
 from bridge.letta.appserver_letta import AppServerLetta
@@ -13,6 +14,7 @@ from bridge.letta.client import LettaClient
 from bridge.letta.runners import BridgeRunner, Runner, ServerRunner
 
 SERVER_RUNNER_BELOW = (0, 12, 0)
+FEEDBACK_FROM = (0, 16, 0)  # PATCH /v1/steps/{id}/feedback with a JSON body (reference 0.16.8/steps-feedback-*)
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -125,6 +127,17 @@ class RunnerChooser:
             if self._version is None or now - self._version[0] > self._ttl:
                 self._version = (now, (await self._client.health()).version)
             return self._version[1]
+
+    async def step_feedback(self, step_id: str, vote: Literal["up", "down"]) -> bool:
+        """Send a vote on a reply's step where the server takes one in the captured shape (REST 0.16 and later,
+        Cloud); False elsewhere: the App Server has no steps, and 0.11.7 reads its feedback from the query."""
+        if self.appserver is not None:
+            return False
+        parsed = parse_version(await self.server_version())
+        if parsed is not None and parsed < FEEDBACK_FROM:
+            return False
+        await self._client.step_feedback(step_id, vote)
+        return True
 
     async def use(self, binding: Binding) -> RunnerUse:
         """The binding's setting and the runner it resolves to (asking the server's version only when needed)."""

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -229,6 +229,12 @@ class LettaClient:
                 return {}
             raise
         return {str(k): str(v) for k, v in payload.items()} if isinstance(payload, dict) else {}
+
+    async def step_feedback(self, step_id: str, vote: Literal["up", "down"]) -> None:
+        """A person's vote on the step that produced a reply (PATCH /v1/steps/{id}/feedback, 0.16.8 and Cloud); a
+        later vote replaces the earlier one. An unknown step raises LettaError (404)."""
+        body: dict[str, Any] = {"feedback": "positive" if vote == "up" else "negative", "tags": []}
+        await self._request("PATCH", f"/v1/steps/{step_id}/feedback", json=body)
 
     async def resume_conversation(
         self, conversation_id: str, otid: str, agent_id: str | None = None, starting_after: int | None = None

@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_approvals, letta_cancel, letta_conversations, letta_runs, letta_stream, letta_tools
+from . import letta_approvals, letta_cancel, letta_conversations, letta_runs, letta_steps, letta_stream, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -140,6 +140,7 @@ class FakeLetta:
         self._conversations: dict[str, dict[str, Any]] = {}  # id -> the Conversation object (0.16.8)
         self._seq = itertools.count()
         self.cancels: list[tuple[str, str, list[str]]] = []  # (agents|conversations, id, runs cancelled)
+        self.step_feedback: list[tuple[str, str | None]] = []  # (step id, feedback) per PATCH (letta_steps.py)
         self.approval_state = letta_approvals.ApprovalState()  # tool approvals (0.16.8, letta_approvals.py)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -441,6 +442,7 @@ class FakeLetta:
             *letta_runs.routes(self, version),
             *(letta_conversations.routes(self) if version == "0.16.8" else []),
             *(letta_cancel.routes(self) if version == "0.16.8" else []),
+            *(letta_steps.routes(self) if version == "0.16.8" else []),
         ]
 
     async def _agent_stream(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
@@ -504,6 +506,11 @@ class FakeLetta:
         with self._lock:
             self._hist.setdefault(agent_id, []).extend(
                 _Stored(next(self._seq), group_id, m, conversation) for m in msgs)
+
+    def step_ids(self) -> set[str]:
+        """Every step a message the fake stored came from."""
+        with self._lock:
+            return {str(s.msg["step_id"]) for hist in self._hist.values() for s in hist if s.msg.get("step_id")}
 
     def _begin_input(self, agent_id: str, text: str, messages: list[dict[str, Any]], otid: str | None,
                      name: str | None, conversation: str | None = None) -> AgentInput:

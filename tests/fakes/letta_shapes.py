@@ -33,6 +33,7 @@ _FALLBACK: dict[str, tuple[str, ...]] = {
     "0.16.8": ("0.16.8", "0.16.4"),
 }
 _NEEDED: tuple[str, ...] = (
+    "steps-feedback-positive", "steps-feedback-unknown-step",
     "health", "health-no-trailing-slash", "auth-missing", "agents-get", "agents-send",
     "agents-history-alice", "error-unknown-route", "error-agent-get-malformed-id",
     "error-agent-get-unknown-wellformed", "error-agent-send-malformed-body",
