@@ -308,6 +308,7 @@ class AgentReply:
     index: int = 0
     # Shown only in channels that ask for them; kept with the reply so a replayed step shows the same.
     notes: tuple[Note, ...] = ()
+    step_id: str = ""  # the Letta step that wrote its last words, where the server names it (feedback goes there)
 
     def __post_init__(self) -> None:
         # Read back from JSON, notes are lists of dicts.

@@ -110,6 +110,10 @@ class TurnWorker:
         self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
 
     @property
+    def chooser(self) -> RunnerChooser:
+        return self._chooser
+
+    @property
     def store(self) -> Store:
         return self._store
 

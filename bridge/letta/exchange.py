@@ -75,12 +75,20 @@ def attribute(
     return AgentReply(agent.name if agent else author, text, agent.id if agent else None, step, index, notes)
 
 
+def _step(steps: dict[str, str], item: object, author: str) -> None:
+    """Remember the step of a speaker's latest words (an assistant message's `step_id`)."""
+    step_id = getattr(item, "step_id", None)
+    if getattr(item, "message_type", None) == "assistant_message" and isinstance(step_id, str) and step_id:
+        steps[getattr(item, "name", None) or author] = step_id
+
+
 class Said(NamedTuple):
     """One speaker's finished reply, and what it reasoned and which tools it called on the way."""
 
     author: str
     text: str
     notes: tuple[Note, ...] = ()
+    step_id: str = ""  # the Letta step that wrote it (REST 0.16+): where a feedback vote on it goes
 
 
 class Asked(NamedTuple):
@@ -148,6 +156,7 @@ async def exchange(
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
+    steps: dict[str, str] = {}
     watch = ToolWatch()
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
@@ -170,11 +179,12 @@ async def exchange(
                     if background is not None:
                         background.saw(item)
                     notes.add(item, getattr(item, "name", None) or author)
+                    _step(steps, item, author)
                     if tools is not None:
                         for who, progress in watch.add(item, getattr(item, "name", None) or author):
                             await tools(who, progress)
                     for spoken in collector.add(item):
-                        yield Said(*spoken, notes.pop(spoken[0]))
+                        yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
                     if (question := asked(item)) is not None:
                         yield question
                     growing = collector.growing
@@ -197,11 +207,11 @@ async def exchange(
                 if not received:
                     raise
                 for spoken in collector.finish():
-                    yield Said(*spoken, notes.pop(spoken[0]))
+                    yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
                 yield error
                 return
             for spoken in collector.finish():
-                yield Said(*spoken, notes.pop(spoken[0]))
+                yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
             return
     if group is not None:
         response = await client.send_group(group[0], group[1], message)
@@ -212,8 +222,9 @@ async def exchange(
         response = await client.send_agent(agent_id, message)
     for item in response.messages:
         notes.add(item, getattr(item, "name", None) or author)
+        _step(steps, item, author)
     for spoken_author, text in authored_replies(response, author):
-        yield Said(spoken_author, text, notes.pop(spoken_author))
+        yield Said(spoken_author, text, notes.pop(spoken_author), steps.pop(spoken_author, ""))
     for item in response.messages:
         if (question := asked(item)) is not None:
             yield question

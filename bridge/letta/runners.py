@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["UNSEEN_HEADER", "compose", "replay"]
 
@@ -314,14 +314,14 @@ class BridgeRunner(Step):
         message = user_message(text, otid, turn.sender, turn.images)
         try:
             try:
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn, background)
+                heard = await self._said(agent, key, message, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
                 # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
-                texts, notes, failure = await self._said(agent, key, message, conversation, turn, background)
+                heard = await self._said(agent, key, message, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
@@ -330,7 +330,7 @@ class BridgeRunner(Step):
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
-        return await self._answered(agent, key, texts, failure, journal, upto, notes)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
 
     async def _outcome(
         self,
@@ -416,10 +416,10 @@ class BridgeRunner(Step):
         approving = self._approving(agent, key, conversation, turn)
         answered = approving.answer(request, await approving.decide(request))
         try:
-            texts, notes, failure = await self._heard(agent, key, approving.run(answered), turn.drafts)
+            heard = await self._heard(agent, key, approving.run(answered), turn.drafts)
         except LettaError as error:
             return await self._refused(agent, key, error, journal)
-        return await self._answered(agent, key, texts, failure, journal, upto, notes)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
 
     def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
         def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
@@ -436,7 +436,7 @@ class BridgeRunner(Step):
         conversation: str | None,
         turn: TurnInput,
         background: Progress | None = None,
-    ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
+    ) -> Heard:
         """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
         came back. A token-streamed reply is shown growing in `drafts`; tool calls the agent asks to run wait for
         people's decisions (`Approving`) and the agent's words after them are part of the reply."""
@@ -453,8 +453,9 @@ class BridgeRunner(Step):
         source: AsyncIterator[Spoken],
         drafts: Drafts | None,
         texts: list[str] | None = None,
-    ) -> tuple[list[str], tuple[Note, ...], AgentFailure | None]:
+    ) -> Heard:
         texts = [] if texts is None else texts
+        step_id = ""  # the Letta step of the reply's last words, which a feedback vote is about
         notes: list[Note] = []
         failure: AgentFailure | None = None
         blank = False  # a message came back with no words: an empty reply, unlike no message at all
@@ -468,9 +469,10 @@ class BridgeRunner(Step):
             elif spoken.text:
                 texts.append(spoken.text)
                 notes.extend(spoken.notes)
+                step_id = spoken.step_id or step_id
             else:
                 blank = True
-        return texts or ([""] if blank else []), tuple(notes), failure
+        return Heard(texts or ([""] if blank else []), failure, tuple(notes), step_id)
 
     @staticmethod
     async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
@@ -485,10 +487,21 @@ class BridgeRunner(Step):
         journal: Journal,
         upto: int | None,
         notes: tuple[Note, ...] = (),
+        step_id: str = "",
     ) -> list[TurnEvent]:
-        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
+        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes, step_id)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return replay(StepRecord("answered", tuple(replies), failure))
+
+
+class Heard(NamedTuple):
+    """What one send brought back, in `_answered`'s order: the texts, the failure inside the answer, the notes, and
+    the Letta step of the last words (empty where the server names none)."""
+
+    texts: list[str]
+    failure: AgentFailure | None
+    notes: tuple[Note, ...]
+    step_id: str
 
 
 async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:

@@ -17,11 +17,12 @@ FEEDBACK_ACTION = "letta_feedback"
 SECTION_CHARS = 3000  # a section block's text limit
 VALUE_CHARS = 2000  # a feedback button's value limit
 UP, DOWN = "👍", "👎"
+Vote = Literal["up", "down"]
 
 
 @dataclass(frozen=True)
 class Press:
-    vote: Literal["up", "down"]
+    vote: Vote
     turn_id: int
     reply: str
     agent_name: str

@@ -1,5 +1,6 @@
 """Feedback buttons under each agent's final reply (issue 18): a press is recorded once per person and reply,
-a change of mind (up, then down) replaces the vote, /metrics counts what was recorded."""
+a change of mind (up, then down) replaces the vote, /metrics counts what was recorded, and Letta 0.16.8 is told
+each recorded vote on the step that wrote the reply."""
 
 # ruff: noqa: F811 - `rig` is test_sessions' fixture, taken by the tests as a parameter
 
@@ -69,3 +70,8 @@ def test_feedback_pressed_twice_is_recorded_once_and_a_change_of_mind_replaces_i
     assert 'bridge_feedback_total{agent="alice",change="changed",vote="down"} 1.0' in page
     assert 'bridge_feedback_total{agent="bob",change="new",vote="down"} 1.0' in page
     assert rig.bridge.logs().count("outcome=same") == 1
+    # Letta 0.16.8 is told each recorded vote (not the repeated one) on the step that wrote the reply.
+    rig.slack.wait_for(lambda: len(rig.letta.step_feedback) == 3)
+    (a1, first), (b, second), (a2, third) = rig.letta.step_feedback
+    assert (first, second, third) == ("positive", "negative", "negative")
+    assert a1 == a2 != b and {a1, b} <= rig.letta.step_ids()

@@ -9,7 +9,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.approvals import ApprovalDesk
 from bridge.configure import Configurator
+from bridge.letta.chooser import RunnerChooser
 from bridge.relay import Relay
+from bridge.slack.feedback import Vote
 from bridge.slack.listeners import approvals, commands, events, feedback, sessions
 from bridge.slack.listeners import workspaces as installs
 from bridge.slack.permissions import Policy
@@ -48,10 +50,11 @@ def register_all(
     )
     sessions.register(app, stops)
     if workspaces is None:
-        feedback.register(app, worker.store, worker.metrics)
+        feedback.register(app, worker.store, worker.metrics, feedback.Votes(_to_letta(worker.chooser), tasks))
         approvals.register(app, worker.desk, tasks, policy)
     else:  # a decision reaches the workspace's waiting turn through the store (TURN_STOP_POLL_SECONDS)
-        feedback.register(app, workspaces.store, workspaces.metrics)
+        votes = feedback.Votes(_to_workspace_letta(workspaces), tasks)
+        feedback.register(app, workspaces.store, workspaces.metrics, votes)
         approvals.register(app, ApprovalDesk(workspaces.store, settings), tasks, policy)
     if workspaces is None:
         installs.register_single(app)
@@ -59,3 +62,18 @@ def register_all(
         return
     setup = installs.register(app, workspaces)
     commands.register(app, configurator, tasks, workspaces.configurator, setup, stops=stops)
+
+
+
+def _to_letta(chooser: RunnerChooser) -> feedback.SendVote:
+    async def send(_team_id: str, step_id: str, vote: Vote) -> bool:
+        return await chooser.step_feedback(step_id, vote)
+
+    return send
+
+
+def _to_workspace_letta(workspaces: Workspaces) -> feedback.SendVote:
+    async def send(team_id: str, step_id: str, vote: Vote) -> bool:
+        return await (await workspaces.kit(team_id)).chooser.step_feedback(step_id, vote)
+
+    return send
