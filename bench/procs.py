@@ -32,8 +32,12 @@ MODULES = {
 
 
 def bridge_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) -> dict[str, str]:
-    """The environment a user would set, pointed at the fakes (as tests/e2e/harness.py does)."""
-    return base_env(slack_api_url, letta_url, db_path, **extra)
+    """The environment a user would set, pointed at the fakes (as tests/e2e/harness.py does), with the bridge's
+    own defaults where the tests' environment changes one for its assertions."""
+    env = base_env(slack_api_url, letta_url, db_path)
+    del env["SLACK_WORKING_AFTER_SECONDS"]
+    env.update(extra)
+    return env
 
 
 async def _bind(db_url: str, crews: list[Crew]) -> None:

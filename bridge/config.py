@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     slack_agent_usernames: bool = True
     slack_agents: dict[str, AgentLook] = {}
     slack_working_reaction: str = "eyes"
+    # Where sessions are refused: how long a turn works before the working reaction, the status line and the
+    # Stop button show (0: at once). A turn answered sooner shows only its replies and the done reaction.
+    slack_working_after_seconds: float = Field(default=1.0, ge=0, le=60)
     slack_done_reaction: str = "white_check_mark"
     slack_failed_reaction: str = "warning"
     slack_stopped_reaction: str = "black_square_for_stop"

@@ -68,8 +68,17 @@ class RunningTurn:
 class TrackedJournal(TurnJournal):
     """The turn's journal, also remembering which sends are in flight (the ones a stop cancels on Letta)."""
 
-    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str, sending: set[str]):
-        super().__init__(store, turn_id, otid, team_id, channel_id)
+    def __init__(
+        self,
+        store: Store,
+        turn_id: int,
+        otid: str,
+        team_id: str,
+        channel_id: str,
+        sending: set[str],
+        written: set[str] | None = None,
+    ) -> None:
+        super().__init__(store, turn_id, otid, team_id, channel_id, written)
         self._sending = sending
 
     async def sending(self, key: str) -> None:

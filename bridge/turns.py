@@ -22,6 +22,8 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
+from bridge.outbox import TurnOutbox
+from bridge.presence import Presence
 from bridge.slack.directory import Directory
 from bridge.slack.feedback import feedback_actions
 from bridge.slack.files import FileFetcher
@@ -61,11 +63,6 @@ STOPPED_DRAFT = " _(stopped by <@{user}>)_"
 REPLY = "reply:"
 NOTES = "notes:"
 
-def _thinking(names: list[str]) -> str:
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"{who} {'is' if len(names) == 1 else 'are'} thinking..."
-
-
 def _duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:g} minutes"
@@ -104,9 +101,13 @@ class TurnWorker:
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
         )
-        self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
+        # Only a database other processes share can hold a stop this process was not told of.
+        self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds if store.shared else 0)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
+        # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
+        self._outboxes: dict[int, TurnOutbox] = {}
+        self._journaled: dict[int, set[str]] = {}
         self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
 
     @property
@@ -120,6 +121,19 @@ class TurnWorker:
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
         resumed."""
+        self._outboxes[job.turn_id] = TurnOutbox(self._store, job.turn_id, fresh=not job.resumed)
+        if not job.resumed:
+            self._journaled[job.turn_id] = set()
+        try:
+            return await self._take(job)
+        finally:
+            self._outboxes.pop(job.turn_id, None)
+            self._journaled.pop(job.turn_id, None)
+
+    def _outbox(self, job: Job) -> TurnOutbox:
+        return self._outboxes.get(job.turn_id) or TurnOutbox(self._store, job.turn_id, fresh=False)
+
+    async def _take(self, job: Job) -> str:
         await self.ack_first.give_way()
         turn, s = job.turn, self._settings
         details = s.shows_reasoning(turn.channel_id)
@@ -135,8 +149,7 @@ class TurnWorker:
             await self._flush(job, drafts)
             await self._store.finish_turn(job.turn_id, "unbound")
             return "unbound"
-        await self._store.set_turn_status(job.turn_id, "running")
-        if await self._store.turn_stopped_by(job.turn_id) is not None:
+        if not await self._store.set_turn_status(job.turn_id, "running"):
             return "stopped"  # stopped while it waited its turn: never started
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
             running.target = binding.target
@@ -155,9 +168,21 @@ class TurnWorker:
         running.session = await self.sessions.set(
             turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
         )
+        presence = Presence(
+            self._poster, self.sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
+            s.slack_working_reaction, s.slack_working_after_seconds,
+        )
         if not running.session:
-            await self._poster.react(turn.channel_id, turn.message_ts, s.slack_working_reaction)
-            await self.sessions.offer_stop(turn.channel_id, turn.thread_ts, turn.user_id)
+            presence.start([a.name for a in agents])
+        try:
+            return await self._run_shown(job, binding, drafts, running, presence)
+        finally:
+            presence.abandon()  # a no-op once it ended; a cancelled turn sends no more signs
+
+    async def _run_shown(
+        self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn, presence: Presence
+    ) -> str:
+        turn, s = job.turn, self._settings
         status, error = "failed", ""
         try:
             inner: asyncio.Task[int] | None = None
@@ -215,8 +240,7 @@ class TurnWorker:
             await self._store.finish_turn(job.turn_id, status, error)
             log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
             return status
-        await self._poster.unreact(turn.channel_id, turn.message_ts, s.slack_working_reaction)
-        await self._poster.status(turn.channel_id, turn.thread_ts, "")
+        await presence.end()
         mark = {"done": s.slack_done_reaction, "stopped": s.slack_stopped_reaction}.get(status, s.slack_failed_reaction)
         await self._poster.react(turn.channel_id, turn.message_ts, mark)
         await self._store.finish_turn(job.turn_id, status, error)
@@ -236,9 +260,6 @@ class TurnWorker:
             text=asked.text, otid=job.otid, sender=asked.speaker, drafts=growing, images=asked.files.images,
             approvals=approvals, tools=self._settings.tools_in(turn.channel_id),
         )
-        names = [a.name for a in binding.target.agents]
-        if not running.session:
-            await self._poster.status(turn.channel_id, turn.thread_ts, _thinking(names))
         runner = await self._chooser.choose(binding)
         try:
             return await self._relay_events(job, binding, runner, turn_input, drafts, running)
@@ -269,7 +290,9 @@ class TurnWorker:
         scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
         running.threaded = threaded
-        journal = TrackedJournal(self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending)
+        journal = TrackedJournal(
+            self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending, self._journaled.get(job.turn_id)
+        )
         if threaded:
             threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
             turn_input = replace(turn_input, threads=threads)
@@ -319,18 +342,20 @@ class TurnWorker:
         if agent_name is None:
             # Notices can quote what a server echoed back; no secret reaches a thread.
             text = self._redactor.redact(text)
-        await self._store.outbox_add(job.turn_id, source, agent_name, text)
+        await self._outbox(job).add(source, agent_name, text)
 
     async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
         """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
         its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
         turn = job.turn
-        pending = await self._store.outbox_pending(job.turn_id)
+        outbox = self._outbox(job)
+        pending = await outbox.pending()
         if running is not None and pending:
             running.check()
-            by = await self._store.turn_stopped_by(job.turn_id)  # another process may have stopped it
-            if by is not None:
-                raise TurnStopped(by)
+            if self._store.shared:  # another process may have stopped it
+                by = await self._store.turn_stopped_by(job.turn_id)
+                if by is not None:
+                    raise TurnStopped(by)
         for item in pending:
             await self.ack_first.give_way()
             if item.source.startswith(NOTES):
@@ -351,7 +376,7 @@ class TurnWorker:
                     ts = await self._poster.post(
                         turn.channel_id, turn.thread_ts, part, check_first=job.resumed, after=turn.message_ts
                     )
-                await self._store.outbox_posted(item.id, index, ts, last=index == len(parts) - 1)
+                await outbox.posted(item, index, ts, last=index == len(parts) - 1)
                 self.metrics.reply_posted(item.agent_name)
             if not parts:
-                await self._store.outbox_posted(item.id, 0, "", last=True)
+                await outbox.posted(item, 0, "", last=True)

@@ -130,6 +130,9 @@ def pending_from_row(row: Row) -> PendingTurn:
 
 class Store(Protocol):
     url: str
+    # Whether other processes may write to the database while this one runs (Postgres): only then must a turn
+    # look in the database for a stop that it was not told of in this process.
+    shared: bool
 
     async def open(self) -> None: ...
 
@@ -163,8 +166,8 @@ class Store(Protocol):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int: ...
 
-    async def set_turn_status(self, turn_id: int, status: str) -> None:
-        """Neither this nor `finish_turn` changes a turn that was stopped."""
+    async def set_turn_status(self, turn_id: int, status: str) -> bool:
+        """Neither this nor `finish_turn` changes a turn that was stopped: False when it was (or is no more)."""
         ...
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
@@ -300,19 +303,29 @@ class BindingTranscript:
 class TurnJournal:
     """Adapts the store to the runners' `Journal` for one turn; a bridge-run agent's reply moves the
     binding's transcript in the same transaction as the step's outcome.
+
+    `written` is given for a turn that started fresh in this process: it had no steps before, so a step not
+    written since (the keys this set collects) has no record, and looking for one needs no read.
     """
 
-    def __init__(self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str) -> None:
+    def __init__(
+        self, store: Store, turn_id: int, otid: str, team_id: str, channel_id: str, written: set[str] | None = None
+    ) -> None:
         self._store = store
         self._turn_id = turn_id
         self.otid = otid
         self._team = team_id
         self._channel = channel_id
+        self._written = written
 
     async def step(self, key: str) -> StepRecord | None:
+        if self._written is not None and key not in self._written:
+            return None
         return await self._store.get_step(self._turn_id, key)
 
     async def sending(self, key: str) -> None:
+        if self._written is not None:
+            self._written.add(key)  # first: a record may exist as soon as the write is under way
         await self._store.step_sending(self._turn_id, key)
 
     async def answered(
@@ -324,6 +337,8 @@ class TurnJournal:
     ) -> None:
         # An agent's second send in one turn (round robin past its members) is keyed `<agent id>#2`.
         seen = None if seen_upto is None else (self._team, self._channel, key.partition("#")[0], seen_upto)
+        if self._written is not None:
+            self._written.add(key)
         await self._store.step_answered(self._turn_id, key, replies, failure, seen)
 
 

@@ -124,6 +124,7 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 class PostgresStore:
     def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
         self.url = url
+        self.shared = True
         self._dsn, self._options = connect_options(url)
         self._pool_size = pool_size
         self._lock_connections = lock_connections
@@ -325,10 +326,11 @@ class PostgresStore:
             return None
         return str(row["error"]).removeprefix("stopped by ")
 
-    async def set_turn_status(self, turn_id: int, status: str) -> None:
-        await self.pool.execute(
+    async def set_turn_status(self, turn_id: int, status: str) -> bool:
+        done = await self.pool.execute(
             "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status<>'stopped'", turn_id, status
         )
+        return str(done) == "UPDATE 1"
 
     @staticmethod
     def _unfinished(select: str, team_id: str | None, channel_id: str | None) -> tuple[str, list[object]]:

@@ -93,6 +93,7 @@ def private_files(path: str) -> None:
 class SqliteStore:
     def __init__(self, url: str, exclusive: bool = False) -> None:
         self.url = url
+        self.shared = False  # one serving process holds the file (`<db>.lock`)
         self.path = sqlite_path(url)
         self._exclusive = exclusive
         self._lock_fd: int | None = None
@@ -430,12 +431,13 @@ class SqliteStore:
                 return await _in_thread(self.db, read)
         return await _in_thread(self._reader, read)
 
-    async def set_turn_status(self, turn_id: int, status: str) -> None:
-        await self._transact(
+    async def set_turn_status(self, turn_id: int, status: str) -> bool:
+        changed: int = await self._transact(
             lambda conn: conn.execute(
                 "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'", (status, _now(), turn_id)
-            )
+            ).rowcount
         )
+        return changed == 1
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         query = f"SELECT * FROM turns WHERE {UNFINISHED}"  # noqa: S608

@@ -35,7 +35,9 @@ def free_port() -> int:
 
 def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) -> dict[str, str]:
     """A bridge's environment. Threads are not Letta conversations unless a test says so (LETTA_CONVERSATIONS):
-    most tests pin down the agent route; tests/e2e/test_conversations.py covers conversations."""
+    most tests pin down the agent route; tests/e2e/test_conversations.py covers conversations. A turn's working
+    signs show at once (SLACK_WORKING_AFTER_SECONDS=0), so a test against an instant Letta still sees them;
+    tests/e2e/test_presence.py covers the default delay."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LETTA_", "BRIDGE_"))}
     env.update(
         {
@@ -47,6 +49,7 @@ def base_env(slack_api_url: str, letta_url: str, db_path: Path, **extra: str) ->
             "PYTHONUNBUFFERED": "1",
             "LETTA_RETRY_BASE_SECONDS": "0.05",
             "LETTA_CONVERSATIONS": "false",
+            "SLACK_WORKING_AFTER_SECONDS": "0",
             # The fake Slack's response_url answers on its own host, which the bridge must be told it may use.
             "SLACK_RESPONSE_URL_HOSTS": urlsplit(slack_api_url).netloc,
         }

@@ -1,0 +1,41 @@
+"""What a turn owes its thread, as the store's outbox rows: each written before it is posted, each part recorded
+as it is posted, so a restarted bridge posts what is missing and never a part twice.
+
+A turn that starts fresh in this process (accepted here, never marked running: it owes nothing from before)
+also keeps its rows in memory as it writes them, so finding what it still owes needs no read of the database.
+A resumed turn reads them back, as a restart must.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bridge.store.base import OutboxItem, Store
+
+
+class TurnOutbox:
+    def __init__(self, store: Store, turn_id: int, fresh: bool) -> None:
+        self._store = store
+        self._turn_id = turn_id
+        self._kept: dict[int, OutboxItem] | None = {} if fresh else None  # by id, so in the store's order
+
+    async def add(self, source: str, agent_name: str | None, text: str) -> None:
+        """Owe the thread a message; the same source twice is owed once."""
+        item_id = await self._store.outbox_add(self._turn_id, source, agent_name, text)
+        if item_id is not None and self._kept is not None:
+            self._kept[item_id] = OutboxItem(item_id, source, agent_name, text, frozenset())
+
+    async def pending(self) -> list[OutboxItem]:
+        """What is still owed, oldest first, with the parts of each already posted."""
+        if self._kept is None:
+            return await self._store.outbox_pending(self._turn_id)
+        return list(self._kept.values())
+
+    async def posted(self, item: OutboxItem, part: int, ts: str, last: bool) -> None:
+        await self._store.outbox_posted(item.id, part, ts, last=last)
+        if self._kept is None or item.id not in self._kept:
+            return
+        if last:
+            del self._kept[item.id]
+        else:
+            self._kept[item.id] = replace(self._kept[item.id], posted=self._kept[item.id].posted | {part})

@@ -1,0 +1,76 @@
+"""The fallback signs that a turn is working, shown only once it has worked a while.
+
+Where Slack's agent sessions are refused, a turn shows it is working by a reaction on the asking message, the
+thread's status line ("alice is thinking...") and an ephemeral Stop button. A turn whose agents answer within
+`SLACK_WORKING_AFTER_SECONDS` shows none of them: its replies say it was heard, and the three calls (and the two
+that take them back) would be most of a fast turn's Slack traffic, made before its first Letta send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from bridge.slack.post import SlackPoster
+from bridge.slack.sessions import Sessions
+
+
+def thinking(names: list[str]) -> str:
+    """The status line for the agents a turn asks."""
+    if not names:
+        return "thinking..."
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{who} {'is' if len(names) == 1 else 'are'} thinking..."
+
+
+class Presence:
+    """One turn's working signs: `start` schedules them `after` seconds on, `end` cancels them if they were not
+    begun, else waits for them and takes back what they put up (the reaction, the status line)."""
+
+    def __init__(
+        self,
+        poster: SlackPoster,
+        sessions: Sessions,
+        channel: str,
+        thread_ts: str,
+        message_ts: str,
+        user: str,
+        reaction: str,
+        after: float,
+    ) -> None:
+        self._poster, self._sessions = poster, sessions
+        self._channel, self._thread_ts, self._message_ts, self._user = channel, thread_ts, message_ts, user
+        self._reaction, self._after = reaction, after
+        self._task: asyncio.Task[None] | None = None
+        self.shown = False  # set as the first sign goes out: from then on they are taken back at the end
+
+    def start(self, names: list[str]) -> None:
+        self._task = asyncio.create_task(self._show(names))
+
+    async def _show(self, names: list[str]) -> None:
+        if self._after > 0:
+            await asyncio.sleep(self._after)
+        self.shown = True
+        await self._poster.react(self._channel, self._message_ts, self._reaction)
+        await self._sessions.offer_stop(self._channel, self._thread_ts, self._user)
+        await self._poster.status(self._channel, self._thread_ts, thinking(names))
+
+    async def end(self) -> None:
+        """Called once, when the turn is over (or cancelled: then the signs are only abandoned)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if not self.shown:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        with contextlib.suppress(Exception):  # each sign's call logs its own failure
+            await asyncio.shield(task)  # signs half put up are finished, so each can be taken back
+        await self._poster.unreact(self._channel, self._message_ts, self._reaction)
+        await self._poster.status(self._channel, self._thread_ts, "")
+
+    def abandon(self) -> None:
+        """The turn is cancelled (the bridge is stopping): nothing more is sent for it."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
