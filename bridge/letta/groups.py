@@ -38,13 +38,16 @@ async def with_manager(client: LettaClient, target: Target) -> Target:
 
 
 class GroupDetails:
-    """`with_manager`, cached per group for `ttl` seconds; a failed lookup leaves the target as it was."""
+    """`with_manager`, cached per group for `ttl` seconds; a failed lookup leaves the target as it was.
+
+    Each group has a lock of its own: turns of one group wait for its one lookup, while a burst over many groups
+    (a start-up after an outage) looks them all up at once instead of one after another."""
 
     def __init__(self, client: LettaClient, ttl: float = 300.0) -> None:
         self._client = client
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Target]] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def complete(self, target: Target) -> Target:
         if target.manager_type not in LOOKED_UP or target.group_id is None:
@@ -52,7 +55,7 @@ class GroupDetails:
         if target.manager is not None or (target.manager_type == "round_robin" and target.max_turns is not None):
             return target
         now = asyncio.get_running_loop().time()
-        async with self._lock:
+        async with self._locks.setdefault(target.group_id, asyncio.Lock()):
             cached = self._cache.get(target.group_id)
             if cached is not None and now - cached[0] < self._ttl and cached[1].agents == target.agents:
                 return cached[1]

@@ -1,0 +1,52 @@
+"""bridge/letta/groups.py GroupDetails: one lookup per group (cached), different groups looked up at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.domain import AgentRef, Target
+from bridge.letta.groups import GroupDetails
+from bridge.letta.models import Group
+
+
+class SlowLetta:
+    """get_group waits until released, counting how many lookups are in flight at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.in_flight = 0
+        self.most = 0
+        self.release = asyncio.Event()
+
+    async def get_group(self, group_id: str) -> Group:
+        self.calls.append(group_id)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        return Group.model_validate(
+            {"id": group_id, "manager_type": "round_robin", "agent_ids": ["agent-a"], "max_turns": 3}
+        )
+
+
+def target(group_id: str) -> Target:
+    return Target("group", (AgentRef("agent-a", "alice"),), group_id, "round_robin", "crew")
+
+
+def test_many_groups_are_looked_up_at_once_and_each_group_once() -> None:
+    async def main() -> tuple[SlowLetta, list[Target]]:
+        letta = SlowLetta()
+        fake: Any = letta
+        details = GroupDetails(fake)
+        asks = [details.complete(target(g)) for g in ("group-1", "group-2", "group-3", "group-1", "group-2")]
+        gathered = asyncio.gather(*asks)
+        for _ in range(20):  # let every lookup start that can
+            await asyncio.sleep(0)
+        letta.release.set()
+        return letta, list(await gathered)
+
+    letta, done = asyncio.run(main())
+    assert letta.most == 3  # before the fix, one lookup at a time for every group: 1
+    assert sorted(letta.calls) == ["group-1", "group-2", "group-3"]  # the repeats waited for their group's
+    assert all(t.max_turns == 3 for t in done)
