@@ -297,7 +297,8 @@ def memory(opts: Options, runner: str = "bridge") -> Figure:
         "memory",
         f"Resident memory with {n} turns in flight",
         f"< {RSS_MB:g} MB",
-        f"{mb:.1f} MB (peak {peak:.1f} MB, idle {idle_mb:.1f} MB, {ratio(mb, idle_mb):.2f}x idle)",
+        f"{mb:.1f} MB (peak {peak:.1f} MB, idle {idle_mb:.1f} MB, {ratio(mb, idle_mb):.2f}x idle)"
+        + (f", {data['acks_not_200']} of {n} acks not 200" if data["acks_not_200"] else ""),
         peak < RSS_MB and data["acks_not_200"] == 0,
         note,
         data,

@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     # kept-alive connection, which is closed once idle this long); its body within http_body_timeout.
     http_header_timeout: float = Field(default=10.0, gt=0, le=300)
     http_body_timeout: float = Field(default=10.0, gt=0, le=300)
-    http_max_connections: int = Field(default=256, ge=8, le=65535)
+    http_max_connections: int = Field(default=1024, ge=8, le=65535)
     http_backlog: int = Field(default=128, ge=1, le=65535)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
