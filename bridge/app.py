@@ -339,6 +339,7 @@ class Bridge:
             log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
             return web.json_response({"error": "malformed payload"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
+        await self.store.record_signatures()  # a mention's was written with its turn; anything else's now
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, _request: web.Request) -> web.Response:

@@ -237,6 +237,11 @@ class Store(Protocol):
         False when it was already recorded and has not expired: the request is a replay. Expired ones go."""
         ...
 
+    async def record_signatures(self) -> None:
+        """Write the signatures checked by `first_signature` and not yet written; called before a request's
+        answer goes out, so an answered request's signature is refused after a restart too."""
+        ...
+
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         """True the first time a notice of this kind is due for the channel, False after."""
         ...

@@ -402,6 +402,9 @@ class PostgresStore:
         )
         return int(count or 0)
 
+    async def record_signatures(self) -> None:
+        """Nothing waits: `first_signature` writes each one at once, for every process sharing the database."""
+
     async def first_signature(self, signature: str, expires_at: float) -> bool:
         # An expired row is taken over by the upsert; the rest of the expired ones go now and then.
         fresh = await self.pool.fetchval(

@@ -35,6 +35,7 @@ from bridge.store.base import (
 )
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
+from bridge.store.signatures import SeenSignatures
 
 log = logging.getLogger(__name__)
 PRIVATE = 0o600
@@ -108,6 +109,7 @@ class SqliteStore:
         # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -343,8 +345,9 @@ class SqliteStore:
             )
             return cursor.lastrowid if cursor.rowcount else None
 
-        # Slack waits for this one: it goes ahead of every queued bookkeeping write.
-        return await self._transact(accept, urgent=True)
+        # Slack waits for this one: it goes ahead of every queued bookkeeping write, and carries the signatures
+        # checked since the last write (the request's own among them).
+        return await self._with_signatures(self._signatures.take() if self._signatures else [], accept)
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         await self._transact(
@@ -387,12 +390,31 @@ class SqliteStore:
         return int(row[0]) if row else 0
 
     async def first_signature(self, signature: str, expires_at: float) -> bool:
-        async with self._write(urgent=True) as db:
-            await db.execute("DELETE FROM seen_signatures WHERE expires_at < ?", (time.time(),))
-            cursor = await db.execute(
-                "INSERT OR IGNORE INTO seen_signatures (signature, expires_at) VALUES (?,?)", (signature, expires_at)
-            )
-            return cursor.rowcount > 0
+        """Checked in memory; written with the request's first write or by `record_signatures` (signatures.py)."""
+        if self._signatures is None:
+            signatures = SeenSignatures()
+            await self._transact(signatures.load, urgent=True)
+            self._signatures = self._signatures or signatures
+        return self._signatures.first(signature, expires_at)
+
+    async def record_signatures(self) -> None:
+        taken = self._signatures.take() if self._signatures is not None else []
+        if taken:
+            await self._with_signatures(taken, lambda conn: None)
+
+    async def _with_signatures(self, taken: list[tuple[str, float]], work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in an urgent transaction that first writes the signatures taken; given back if it fails."""
+
+        def both(conn: sqlite3.Connection) -> T:
+            SeenSignatures.write(conn, taken)
+            return work(conn)
+
+        try:
+            return await self._transact(both, urgent=True)
+        except BaseException:
+            if self._signatures is not None:
+                self._signatures.give_back(taken)
+            raise
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         def once(conn: sqlite3.Connection) -> bool:

@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store, StoreError, open_store
 from bridge.store.conversations import thread_scope
@@ -360,9 +362,33 @@ def test_a_signature_is_seen_once_until_its_window_ends_across_reopens(database_
         assert not await store.first_signature("v0=aa", now + 300)
         assert await store.first_signature("v0=old", now - 1)  # its window is over: a replay would be stale
         assert await store.first_signature("v0=old", now + 300)  # and expired rows give way
+        await store.record_signatures()  # the request is answered
 
     async def second(store: Store) -> None:
         assert not await store.first_signature("v0=aa", now + 300), "a restart forgot a signature"
 
+    run(database_url, first)
+    run(database_url, second)
+
+
+def test_a_signature_is_written_with_the_requests_turn_or_before_its_answer(database_url: str) -> None:
+    import time
+
+    now = time.time()
+
+    async def first(store: Store) -> None:
+        assert await store.first_signature("v0=mention", now + 300)
+        assert await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        assert await store.first_signature("v0=command", now + 300)
+        await store.record_signatures()
+        assert await store.first_signature("v0=unanswered", now + 300)  # the process dies before answering
+
+    async def second(store: Store) -> None:
+        assert not await store.first_signature("v0=mention", now + 300), "written with the accepted turn"
+        assert not await store.first_signature("v0=command", now + 300), "written before the answer"
+        assert await store.first_signature("v0=unanswered", now + 300), "never answered: Slack sends it again"
+
+    if database_url.startswith("postgres"):
+        pytest.skip("Postgres writes each signature as it is checked, for every process sharing the database")
     run(database_url, first)
     run(database_url, second)
