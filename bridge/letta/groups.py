@@ -49,8 +49,11 @@ class GroupDetails:
         self._cache: dict[str, tuple[float, Target]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def complete(self, target: Target) -> Target:
-        if target.manager_type not in LOOKED_UP or target.group_id is None:
+    async def complete(self, target: Target, limits: bool = True) -> Target:
+        """`limits=False` where Letta plays the group itself (the server runner): only a manager, which the
+        bridge locks and recovers through, is looked up; a round robin group's max_turns is Letta's business."""
+        looked_up = LOOKED_UP if limits else MANAGED
+        if target.manager_type not in looked_up or target.group_id is None:
             return target
         if target.manager is not None or (target.manager_type == "round_robin" and target.max_turns is not None):
             return target

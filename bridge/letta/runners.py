@@ -90,7 +90,7 @@ class ServerRunner:
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
-        target = await self._bridge.details.complete(target)
+        target = await self._bridge.details.complete(target, limits=False)
         assert target.group_id is not None, "the server runner needs a group"
         record = await journal.step(self.STEP)
         if record is not None and record.state != "sending":

@@ -50,3 +50,18 @@ def test_many_groups_are_looked_up_at_once_and_each_group_once() -> None:
     assert letta.most == 3  # before the fix, one lookup at a time for every group: 1
     assert sorted(letta.calls) == ["group-1", "group-2", "group-3"]  # the repeats waited for their group's
     assert all(t.max_turns == 3 for t in done)
+
+
+def test_where_letta_plays_the_group_only_a_manager_is_looked_up() -> None:
+    async def main() -> list[str]:
+        letta = SlowLetta()
+        letta.release.set()
+        fake: Any = letta
+        details = GroupDetails(fake)
+        await details.complete(target("group-rr"), limits=False)  # the server runner: nothing to look up
+        supervised = Target("group", (AgentRef("agent-a", "alice"),), "group-sup", "supervisor", "crew")
+        await details.complete(supervised, limits=False)
+        await details.complete(target("group-rr"))  # the bridge runner plays it: it needs max_turns
+        return letta.calls
+
+    assert asyncio.run(main()) == ["group-sup", "group-rr"]
