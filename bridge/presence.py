@@ -4,12 +4,19 @@ Where Slack's agent sessions are refused, a turn shows it is working by a reacti
 thread's status line ("alice is thinking...") and an ephemeral Stop button. A turn whose agents answer within
 `SLACK_WORKING_AFTER_SECONDS` shows none of them: its replies say it was heard, and the three calls (and the two
 that take them back) would be most of a fast turn's Slack traffic, made before its first Letta send.
+
+The signs are best effort, within a budget (`SignBudget`): a burst of slow turns (a start-up after an outage,
+an overloaded bridge) would otherwise fire them all at once, competing with Slack's acknowledgements for the
+event loop and running into Slack's rate limits (reactions are Tier 3, about 50 a minute). A turn whose signs
+find the budget spent shows none; it still gets its replies and its done reaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
@@ -21,6 +28,23 @@ def thinking(names: list[str]) -> str:
         return "thinking..."
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"{who} {'is' if len(names) == 1 else 'are'} thinking..."
+
+
+class SignBudget:
+    """A token bucket: `burst` turns' signs at once, then `per_second` more each second."""
+
+    def __init__(self, burst: int = 10, per_second: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._burst, self._rate, self._clock = float(burst), per_second, clock
+        self._tokens, self._at = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class Presence:
@@ -37,10 +61,12 @@ class Presence:
         user: str,
         reaction: str,
         after: float,
+        budget: SignBudget | None = None,
     ) -> None:
         self._poster, self._sessions = poster, sessions
         self._channel, self._thread_ts, self._message_ts, self._user = channel, thread_ts, message_ts, user
         self._reaction, self._after = reaction, after
+        self._budget = budget
         self._task: asyncio.Task[None] | None = None
         self.shown = False  # set as the first sign goes out: from then on they are taken back at the end
 
@@ -50,6 +76,8 @@ class Presence:
     async def _show(self, names: list[str]) -> None:
         if self._after > 0:
             await asyncio.sleep(self._after)
+        if self._budget is not None and not self._budget.take():
+            return  # spent: this turn shows no signs (and takes none back)
         self.shown = True
         await self._poster.react(self._channel, self._message_ts, self._reaction)
         await self._sessions.offer_stop(self._channel, self._thread_ts, self._user)

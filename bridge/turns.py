@@ -23,7 +23,7 @@ from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
-from bridge.presence import Presence
+from bridge.presence import Presence, SignBudget
 from bridge.slack.directory import Directory
 from bridge.slack.feedback import feedback_actions
 from bridge.slack.files import FileFetcher
@@ -106,6 +106,7 @@ class TurnWorker:
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
+        self._signs = SignBudget()  # this worker's turns' working signs (a workspace's, in OAuth mode)
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
         self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
@@ -170,7 +171,7 @@ class TurnWorker:
         )
         presence = Presence(
             self._poster, self.sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
-            s.slack_working_reaction, s.slack_working_after_seconds,
+            s.slack_working_reaction, s.slack_working_after_seconds, self._signs,
         )
         if not running.session:
             presence.start([a.name for a in agents])

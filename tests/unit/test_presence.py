@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from bridge.config import Settings
-from bridge.presence import Presence, thinking
+from bridge.presence import Presence, SignBudget, thinking
 
 
 class Recorder:
@@ -106,3 +106,37 @@ def test_a_cancelled_turn_abandons_its_signs() -> None:
         return rec.calls
 
     assert asyncio.run(main()) == [("react", "eyes")]
+
+
+def test_the_sign_budget_allows_a_burst_then_one_a_second() -> None:
+    now = [0.0]
+    budget = SignBudget(burst=3, per_second=1.0, clock=lambda: now[0])
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+    now[0] = 0.5
+    assert budget.take() is False
+    now[0] = 1.0
+    assert budget.take() is True and budget.take() is False
+    now[0] = 100.0  # a quiet while refills the burst, no more
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_turn_whose_signs_find_the_budget_spent_shows_none() -> None:
+    async def main() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        budget = SignBudget(burst=1, per_second=0.001)
+        first, second = Recorder(), Recorder()
+        fake_first: Any = first
+        fake_second: Any = second
+        shown = [
+            Presence(fake, fake, "C1", "1.000", "1.000", "U1", "eyes", 0.0, budget)
+            for fake in (fake_first, fake_second)
+        ]
+        for p in shown:
+            p.start(["alice"])
+        await asyncio.sleep(0.05)
+        for p in shown:
+            await p.end()
+        return first.calls, second.calls
+
+    first, second = asyncio.run(main())
+    assert [c[0] for c in first] == ["react", "stop", "status", "unreact", "status"]
+    assert second == []  # nothing shown, nothing taken back
