@@ -105,8 +105,8 @@ class TurnWorker:
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds if store.shared else 0)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
-        # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._signs = SignBudget()  # this worker's turns' working signs (a workspace's, in OAuth mode)
+        # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
         self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
