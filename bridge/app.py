@@ -339,7 +339,12 @@ class Bridge:
             log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
             return web.json_response({"error": "malformed payload"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
-        await self.store.record_signatures()  # a mention's was written with its turn; anything else's now
+        try:
+            await self.store.record_signatures()  # a mention's was written with its turn; anything else's now
+        except StoreError as exc:
+            # Not answered 200 without its signature on disk: Slack delivers it again.
+            log.warning("slack request not recorded, answered 500 error=%s", exc)
+            return web.json_response({"error": "the request could not be recorded"}, status=500)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, _request: web.Request) -> web.Response:

@@ -3,7 +3,10 @@ as it is posted, so a restarted bridge posts what is missing and never a part tw
 
 A turn that starts fresh in this process (accepted here, never marked running: it owes nothing from before)
 also keeps its rows in memory as it writes them, so finding what it still owes needs no read of the database.
-A resumed turn reads them back, as a restart must.
+A resumed turn reads them back, as a restart must. So does a fresh one as soon as memory may differ from the
+database: a write that did not return (cancelled at the turn's deadline, or failed: it may still have been
+committed), or a row that was there already (another process wrote it, then died before marking the turn
+running).
 """
 
 from __future__ import annotations
@@ -21,8 +24,16 @@ class TurnOutbox:
 
     async def add(self, source: str, agent_name: str | None, text: str) -> None:
         """Owe the thread a message; the same source twice is owed once."""
-        item_id = await self._store.outbox_add(self._turn_id, source, agent_name, text)
-        if item_id is not None and self._kept is not None:
+        try:
+            item_id = await self._store.outbox_add(self._turn_id, source, agent_name, text)
+        except BaseException:
+            self._kept = None
+            raise
+        if self._kept is None:
+            return
+        if item_id is None:
+            self._kept = None  # the row was there already: only the database knows what of it was posted
+        else:
             self._kept[item_id] = OutboxItem(item_id, source, agent_name, text, frozenset())
 
     async def pending(self) -> list[OutboxItem]:
@@ -32,7 +43,11 @@ class TurnOutbox:
         return list(self._kept.values())
 
     async def posted(self, item: OutboxItem, part: int, ts: str, last: bool) -> None:
-        await self._store.outbox_posted(item.id, part, ts, last=last)
+        try:
+            await self._store.outbox_posted(item.id, part, ts, last=last)
+        except BaseException:
+            self._kept = None
+            raise
         if self._kept is None or item.id not in self._kept:
             return
         if last:

@@ -62,11 +62,13 @@ class Presence:
         reaction: str,
         after: float,
         budget: SignBudget | None = None,
+        resumed: bool = False,
     ) -> None:
         self._poster, self._sessions = poster, sessions
         self._channel, self._thread_ts, self._message_ts, self._user = channel, thread_ts, message_ts, user
         self._reaction, self._after = reaction, after
         self._budget = budget
+        self._resumed = resumed  # an earlier run of the turn may have put signs up: they are taken back anyway
         self._task: asyncio.Task[None] | None = None
         self.shown = False  # set as the first sign goes out: from then on they are taken back at the end
 
@@ -86,17 +88,16 @@ class Presence:
     async def end(self) -> None:
         """Called once, when the turn is over (or cancelled: then the signs are only abandoned)."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        if not self.shown:
+        if task is not None and not self.shown:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            return
-        with contextlib.suppress(Exception):  # each sign's call logs its own failure
-            await asyncio.shield(task)  # signs half put up are finished, so each can be taken back
-        await self._poster.unreact(self._channel, self._message_ts, self._reaction)
-        await self._poster.status(self._channel, self._thread_ts, "")
+        elif task is not None:
+            with contextlib.suppress(Exception):  # each sign's call logs its own failure
+                await asyncio.shield(task)  # signs half put up are finished, so each can be taken back
+        if self.shown or self._resumed:
+            await self._poster.unreact(self._channel, self._message_ts, self._reaction)
+            await self._poster.status(self._channel, self._thread_ts, "")
 
     def abandon(self) -> None:
         """The turn is cancelled (the bridge is stopping): nothing more is sent for it."""

@@ -101,8 +101,7 @@ class TurnWorker:
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
         )
-        # Only a database other processes share can hold a stop this process was not told of.
-        self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds if store.shared else 0)
+        self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
         self._signs = SignBudget()  # this worker's turns' working signs (a workspace's, in OAuth mode)
@@ -171,7 +170,7 @@ class TurnWorker:
         )
         presence = Presence(
             self._poster, self.sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
-            s.slack_working_reaction, s.slack_working_after_seconds, self._signs,
+            s.slack_working_reaction, s.slack_working_after_seconds, self._signs, job.resumed,
         )
         if not running.session:
             presence.start([a.name for a in agents])
@@ -353,10 +352,11 @@ class TurnWorker:
         pending = await outbox.pending()
         if running is not None and pending:
             running.check()
-            if self._store.shared:  # another process may have stopped it
-                by = await self._store.turn_stopped_by(job.turn_id)
-                if by is not None:
-                    raise TurnStopped(by)
+            # A stop recorded but not yet delivered here: another process's, a workspace kit replaced since the
+            # turn began (OAuth mode), or a channel-wide stop still cancelling earlier turns' Letta runs.
+            by = await self._store.turn_stopped_by(job.turn_id)
+            if by is not None:
+                raise TurnStopped(by)
         for item in pending:
             await self.ack_first.give_way()
             if item.source.startswith(NOTES):

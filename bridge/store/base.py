@@ -130,9 +130,6 @@ def pending_from_row(row: Row) -> PendingTurn:
 
 class Store(Protocol):
     url: str
-    # Whether other processes may write to the database while this one runs (Postgres): only then must a turn
-    # look in the database for a stop that it was not told of in this process.
-    shared: bool
 
     async def open(self) -> None: ...
 

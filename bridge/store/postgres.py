@@ -124,7 +124,6 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 class PostgresStore:
     def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
         self.url = url
-        self.shared = True
         self._dsn, self._options = connect_options(url)
         self._pool_size = pool_size
         self._lock_connections = lock_connections

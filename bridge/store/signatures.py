@@ -7,15 +7,33 @@ all in memory (the unexpired ones loaded on open, each new one added as it is ch
 without a trip, and a new signature only waits to be written. It is written in the same transaction as the
 request's first write (a mention's accepted turn) or, for a request that writes nothing, before its answer goes
 out (`Store.record_signatures`): a request answered 200 has its signature in the database, so a replay after a
-restart is refused too.
+restart is refused too. Another request's write may carry this one's signature: `record_signatures` then waits
+for that write too, and fails if it failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+from dataclasses import dataclass, field
+
+from bridge.store.base import StoreError
 
 PRUNE_EVERY = 1000  # new signatures between two sweeps of the expired ones out of memory
+
+
+@dataclass(eq=False)  # each batch is itself (kept in a set while it is written)
+class Batch:
+    """Signatures taken for one write transaction, and how it went."""
+
+    signatures: list[tuple[str, float]]
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    ok: bool = False
+
+
+class SignatureWriteFailed(StoreError):
+    """A write carrying checked signatures failed: the requests they belong to must not be answered 200."""
 
 
 class SeenSignatures:
@@ -23,6 +41,7 @@ class SeenSignatures:
         self._seen: dict[str, float] = {}  # signature -> when its window ends (epoch seconds)
         self._unwritten: list[tuple[str, float]] = []
         self._added = 0
+        self._writing: set[Batch] = set()
 
     def load(self, conn: sqlite3.Connection) -> None:
         """On open, in the writer's thread: the expired rows go, the others are remembered."""
@@ -43,13 +62,31 @@ class SeenSignatures:
             self._seen = {sig: end for sig, end in self._seen.items() if end >= now}
         return True
 
-    def take(self) -> list[tuple[str, float]]:
-        """The signatures to write with the next transaction; `give_back` them if it fails."""
-        taken, self._unwritten = self._unwritten, []
-        return taken
+    def take(self) -> Batch:
+        """The signatures to write with the next transaction; `finish` it when that ends."""
+        batch = Batch(self._unwritten)
+        self._unwritten = []
+        if batch.signatures:
+            self._writing.add(batch)
+        return batch
 
-    def give_back(self, taken: list[tuple[str, float]]) -> None:
-        self._unwritten[:0] = taken
+    def finish(self, batch: Batch, ok: bool) -> None:
+        """A failed batch's signatures wait for the next write again."""
+        if not ok:
+            self._unwritten[:0] = batch.signatures
+        batch.ok = ok
+        batch.done.set()
+        self._writing.discard(batch)
+
+    def writing(self) -> list[Batch]:
+        return list(self._writing)
+
+    @staticmethod
+    async def written(batches: list[Batch]) -> None:
+        for batch in batches:
+            await batch.done.wait()
+            if not batch.ok:
+                raise SignatureWriteFailed("a write carrying request signatures failed")
 
     @staticmethod
     def write(conn: sqlite3.Connection, taken: list[tuple[str, float]]) -> None:

@@ -94,7 +94,6 @@ def private_files(path: str) -> None:
 class SqliteStore:
     def __init__(self, url: str, exclusive: bool = False) -> None:
         self.url = url
-        self.shared = False  # one serving process holds the file (`<db>.lock`)
         self.path = sqlite_path(url)
         self._exclusive = exclusive
         self._lock_fd: int | None = None
@@ -347,7 +346,7 @@ class SqliteStore:
 
         # Slack waits for this one: it goes ahead of every queued bookkeeping write, and carries the signatures
         # checked since the last write (the request's own among them).
-        return await self._with_signatures(self._signatures.take() if self._signatures else [], accept)
+        return await self._with_signatures(accept)
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         await self._transact(
@@ -398,23 +397,33 @@ class SqliteStore:
         return self._signatures.first(signature, expires_at)
 
     async def record_signatures(self) -> None:
-        taken = self._signatures.take() if self._signatures is not None else []
-        if taken:
-            await self._with_signatures(taken, lambda conn: None)
+        """Every signature checked so far is in the database when this returns: those not yet taken are written
+        now, and the writes already carrying others (another request's, maybe this one's) are waited for."""
+        if self._signatures is None:
+            return
+        earlier = self._signatures.writing()
+        await self._with_signatures(lambda conn: None, only_if_any=True)
+        await SeenSignatures.written(earlier)
 
-    async def _with_signatures(self, taken: list[tuple[str, float]], work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` in an urgent transaction that first writes the signatures taken; given back if it fails."""
+    async def _with_signatures(self, work: Callable[[sqlite3.Connection], T], only_if_any: bool = False) -> T | None:
+        """`work` in an urgent transaction that first writes the signatures checked since the last such write."""
+        batch = self._signatures.take() if self._signatures is not None else None
+        if batch is None or not batch.signatures:
+            return None if only_if_any else await self._transact(work, urgent=True)
+        signatures = self._signatures
+        assert signatures is not None
 
         def both(conn: sqlite3.Connection) -> T:
-            SeenSignatures.write(conn, taken)
+            SeenSignatures.write(conn, batch.signatures)
             return work(conn)
 
+        ok = False
         try:
-            return await self._transact(both, urgent=True)
-        except BaseException:
-            if self._signatures is not None:
-                self._signatures.give_back(taken)
-            raise
+            result = await self._transact(both, urgent=True)
+            ok = True
+            return result
+        finally:
+            signatures.finish(batch, ok)
 
     async def notice_once(self, team_id: str, channel_id: str, kind: str) -> bool:
         def once(conn: sqlite3.Connection) -> bool:

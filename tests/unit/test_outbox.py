@@ -53,7 +53,6 @@ def test_a_fresh_outbox_keeps_what_it_owes_without_reading_it_back(tmp_path: Pat
         outbox = TurnOutbox(counting, turn_id, fresh=True)
         await outbox.add("reply:a:0", "alice", "one")
         await outbox.add("reply:b:0", "bob", "two")
-        await outbox.add("reply:a:0", "alice", "one again")  # the same source is owed once
         [first, second] = await outbox.pending()
         assert (first.source, first.text, second.source) == ("reply:a:0", "one", "reply:b:0")
         await outbox.posted(first, 0, "1.1", last=True)
@@ -63,6 +62,8 @@ def test_a_fresh_outbox_keeps_what_it_owes_without_reading_it_back(tmp_path: Pat
         assert counting.reads == []
         # the database holds the same: a resumed turn (or a restart) reads it back
         assert [(i.source, i.posted) for i in await store.outbox_pending(turn_id)] == [("reply:b:0", frozenset({0}))]
+        await outbox.add("reply:b:0", "bob", "two again")  # the same source is owed once (read back from now on)
+        assert [(i.text, i.posted) for i in await outbox.pending()] == [("two", frozenset({0}))]
 
     run(tmp_path, body)
 
@@ -97,5 +98,36 @@ def test_a_resumed_journal_reads_every_step(tmp_path: Path) -> None:
         journal = TurnJournal(counting, turn_id, "o1", "T1", "C1")
         record = await journal.step("agent-a")
         assert record is not None and record.state == "sending" and counting.reads == ["get_step"]
+
+    run(tmp_path, body)
+
+
+def test_a_fresh_outbox_reads_the_database_once_a_write_did_not_return(tmp_path: Path) -> None:
+    """Cancelled at the turn's deadline, the write may still have been committed: only the database knows."""
+
+    async def body(store: SqliteStore, counting: Any, turn_id: int) -> None:
+        class Cancelled(Counting):
+            async def outbox_add(self, *args: Any) -> Any:
+                await store.outbox_add(*args)  # committed in the writer's thread ...
+                raise asyncio.CancelledError  # ... while the turn's task is cancelled
+
+        outbox = TurnOutbox(Cancelled(store), turn_id, fresh=True)
+        try:
+            await outbox.add("reply:a:0", "alice", "one")
+        except asyncio.CancelledError:
+            pass
+        assert [i.source for i in await outbox.pending()] == ["reply:a:0"]  # the last flush still posts it
+
+    run(tmp_path, body)
+
+
+def test_a_fresh_outbox_reads_the_database_when_a_row_was_there_already(tmp_path: Path) -> None:
+    """Another process wrote the notice and died before marking the turn running: it is still owed."""
+
+    async def body(store: SqliteStore, counting: Any, turn_id: int) -> None:
+        await store.outbox_add(turn_id, "notice:unbound", None, "not connected")
+        outbox = TurnOutbox(counting, turn_id, fresh=True)
+        await outbox.add("notice:unbound", None, "not connected")
+        assert [i.source for i in await outbox.pending()] == ["notice:unbound"]
 
     run(tmp_path, body)

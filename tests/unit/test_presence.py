@@ -140,3 +140,16 @@ def test_a_turn_whose_signs_find_the_budget_spent_shows_none() -> None:
     first, second = asyncio.run(main())
     assert [c[0] for c in first] == ["react", "stop", "status", "unreact", "status"]
     assert second == []  # nothing shown, nothing taken back
+
+
+def test_a_resumed_turn_takes_back_signs_an_earlier_run_may_have_put_up() -> None:
+    async def main() -> list[tuple[str, str]]:
+        rec = Recorder()
+        fake: Any = rec
+        shown = Presence(fake, fake, "C1", "1.000", "1.000", "U1", "eyes", 5.0, resumed=True)
+        shown.start(["alice"])
+        await asyncio.sleep(0.01)
+        await shown.end()  # over before its own signs were due
+        return rec.calls
+
+    assert asyncio.run(main()) == [("unreact", "eyes"), ("status", "")]

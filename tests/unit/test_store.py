@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,3 +394,52 @@ def test_a_signature_is_written_with_the_requests_turn_or_before_its_answer(data
         pytest.skip("Postgres writes each signature as it is checked, for every process sharing the database")
     run(database_url, first)
     run(database_url, second)
+
+
+def test_a_request_whose_signature_another_write_carries_waits_for_that_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests checked at once: A's record_signatures takes both; B's must not return (and be answered 200)
+    before that write is on disk, and must fail if it fails."""
+    import time
+
+    from bridge.store.signatures import SeenSignatures, SignatureWriteFailed
+
+    slow_write = SeenSignatures.write
+    fail = [False]
+
+    def write(conn: Any, taken: list[tuple[str, float]]) -> None:
+        time.sleep(0.3)  # in the writer's thread: the transaction is still open when B asks
+        if fail[0]:
+            raise sqlite3.OperationalError("disk I/O error")
+        slow_write(conn, taken)
+
+    monkeypatch.setattr(SeenSignatures, "write", staticmethod(write))
+    url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    now = time.time()
+
+    async def on_disk(store: Store) -> list[str]:
+        assert isinstance(store, SqliteStore)
+        rows = await store._all("SELECT signature FROM seen_signatures ORDER BY signature", ())
+        return [r["signature"] for r in rows]
+
+    async def body(store: Store) -> None:
+        assert await store.first_signature("v0=a", now + 300) and await store.first_signature("v0=b", now + 300)
+        first = asyncio.create_task(store.record_signatures())  # A's: takes a and b
+        await asyncio.sleep(0.05)
+        await store.record_signatures()  # B's: nothing left to take, but b is not on disk yet
+        assert await on_disk(store) == ["v0=a", "v0=b"]
+        await first
+        fail[0] = True
+        assert await store.first_signature("v0=c", now + 300) and await store.first_signature("v0=d", now + 300)
+        failing = asyncio.create_task(store.record_signatures())
+        await asyncio.sleep(0.05)
+        with pytest.raises(SignatureWriteFailed):
+            await store.record_signatures()
+        with pytest.raises(sqlite3.OperationalError):
+            await failing
+        fail[0] = False
+        await store.record_signatures()  # the failed write's signatures were kept for the next one
+        assert await on_disk(store) == ["v0=a", "v0=b", "v0=c", "v0=d"]
+
+    run(url, body)
