@@ -97,6 +97,19 @@ def letta_client(settings: Settings, metrics: Metrics | None = None, kind: Serve
     return client
 
 
+def runner_chooser(settings: Settings, client: LettaClient) -> RunnerChooser:
+    """The runners for one Letta server, as the settings ask (the environment's server, or a workspace's)."""
+    return RunnerChooser(
+        client,
+        settings.letta_group_runner,
+        patience=settings.letta_recovery_wait_seconds,
+        streaming=settings.letta_streaming,
+        tokens=settings.letta_stream_tokens,
+        max_turns=settings.letta_max_turns,
+        app_server_deadline=settings.turn_deadline_seconds,
+    )
+
+
 async def letta_kind(settings: Settings) -> ServerKind:
     """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
@@ -147,15 +160,7 @@ class Bridge:
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
         self.letta.locks = SharedAgentLocks(self.store)
         self.slack = slack_client(settings, self.metrics)
-        self.chooser = RunnerChooser(
-            self.letta,
-            settings.letta_group_runner,
-            patience=settings.letta_recovery_wait_seconds,
-            streaming=settings.letta_streaming,
-            tokens=settings.letta_stream_tokens,
-            max_turns=settings.letta_max_turns,
-            app_server_deadline=settings.turn_deadline_seconds,
-        )
+        self.chooser = runner_chooser(settings, self.letta)
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
         self.tasks = Tasks()  # command lookups that run after Slack's ack
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}

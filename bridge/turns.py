@@ -131,7 +131,7 @@ class TurnWorker:
             self._journaled.pop(job.turn_id, None)
 
     def _outbox(self, job: Job) -> TurnOutbox:
-        return self._outboxes.get(job.turn_id) or TurnOutbox(self._store, job.turn_id, fresh=False)
+        return self._outboxes[job.turn_id]  # `run` made it for the whole of the turn
 
     async def _take(self, job: Job) -> str:
         await self.ack_first.give_way()

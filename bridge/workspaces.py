@@ -32,6 +32,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bridge.app import runner_chooser
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
@@ -102,16 +103,7 @@ class LettaServers:
         """The server of `settings`, with a client made already (the environment's default server)."""
         key = server_id(settings)
         client.locks = ServerAgentLocks(self._store, key)
-        chooser = RunnerChooser(
-            client,
-            settings.letta_group_runner,
-            patience=settings.letta_recovery_wait_seconds,
-            streaming=settings.letta_streaming,
-            tokens=settings.letta_stream_tokens,
-            max_turns=settings.letta_max_turns,
-            app_server_deadline=settings.turn_deadline_seconds,
-        )
-        found = self._servers[key] = LettaServer(client, chooser)
+        found = self._servers[key] = LettaServer(client, runner_chooser(settings, client))
         return found
 
     async def get(self, settings: Settings) -> LettaServer:
