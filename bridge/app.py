@@ -8,7 +8,9 @@ import hmac
 import ipaddress
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -24,9 +26,12 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
+from bridge.arrivals import Arrivals
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.http import GuardedSite, limits, read_body
+from bridge.http import GuardedSite, body_too_slow, limits, read_body
+from bridge.inbox import Arrival, Inbox, inbox_path
+from bridge.ingress import PEER_HEADER, Ingress, IngressError
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -43,7 +48,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.metered import MeteredSlackClient
 from bridge.slack.post import FAILURES, Look, SlackPoster, slack_error
 from bridge.store import Store, StoreError, open_store
-from bridge.store.base import database_name, missing_sqlite_file
+from bridge.store.base import database_name, missing_sqlite_file, sqlite_path
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -208,6 +213,7 @@ class Bridge:
         self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
+        self.behind_ingress = False  # HTTP requests come through the ingress thread (app.Front)
 
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
         """OAuth mode: Bolt's install flow and per-request authorize over the bridge's own installation store;
@@ -328,10 +334,7 @@ class Bridge:
     async def _handle_slack(self, request: web.Request) -> web.Response:
         body = await read_body(request, self.settings.http_body_timeout)
         if body is None:
-            log.debug("slack request body not sent in time; connection closed")  # a flood must not flood the log
-            slow = web.json_response({"error": "request body not sent in time"}, status=408)
-            slow.force_close()
-            return slow
+            return body_too_slow()
         assert self.gate is not None, "HTTP mode needs the signing secret"
         refusal = await self.gate.admit({k.lower(): v for k, v in request.headers.items()}, body)
         if refusal is not None:
@@ -370,7 +373,8 @@ class Bridge:
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token
-        if token is None and not _loopback(request.remote):
+        peer = request.headers.get(PEER_HEADER) if self.behind_ingress else request.remote
+        if token is None and not _loopback(peer):
             # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
             return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
                                      status=403)
@@ -476,31 +480,84 @@ async def serve_http(settings: Settings) -> None:
         keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
         lingering_time=1.0,  # a refused request's unread body is not waited for long
     )
+    front = Front(bridge) if settings.http_events_inbox and settings.database_url.startswith("sqlite:") else None
     try:
         async with _started(bridge):
             await runner.setup()
-            cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
-            site = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
-            try:
-                await site.start()
-            except OSError as exc:
-                raise StartError(_cannot_listen(settings, exc)) from None
+            if front is not None:
+                cap = await front.start(runner)
+            else:
+                cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
+                site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise StartError(_cannot_listen(settings, exc)) from None
             log.info(
-                "bridge listening host=%s port=%s version=%s database=%s max_connections=%d",
+                "bridge listening host=%s port=%s version=%s database=%s max_connections=%d events_inbox=%s",
                 settings.host,
                 settings.port,
                 __version__,
                 _database_words(settings, new),
                 cap,
+                "on" if front is not None else "off",
             )
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
             await _wait_for_signal()
             log.info("stopping: no new requests, finishing turns in flight")
-            await site.stop()
+            if front is not None:
+                await front.stop(settings.shutdown_grace_seconds)
+            else:
+                await site.stop()
     finally:
+        if front is not None:
+            await front.close()
         await runner.cleanup()
     log.info("bridge stopped")
+
+
+class Front:
+    """HTTP mode on SQLite: the ingress thread listens on HOST:PORT and records each event in the inbox before
+    its ack (ingress.py); the main app listens on a Unix socket for the requests it passes on, and `arrivals`
+    hands the recorded events to Bolt here."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        settings = bridge.settings
+        assert bridge.gate is not None
+        self._settings = settings
+        self._folder = tempfile.mkdtemp(prefix="letta-bridge-")  # mode 700: this user's processes only
+        self._socket = os.path.join(self._folder, "app.sock")
+        self._site: web.UnixSite | None = None
+        inbox = Inbox(inbox_path(sqlite_path(settings.database_url)))
+        self.ingress = Ingress(settings, bridge.gate.check, inbox, self._arrive, self._socket)
+        self.arrivals = Arrivals(bridge.app.async_dispatch, self.ingress.handled, self.ingress.failed)
+        bridge.behind_ingress = True
+
+    def _arrive(self, arrival: Arrival) -> None:
+        self.arrivals.arrive(arrival)
+
+    async def start(self, runner: web.AppRunner) -> int:
+        self._site = web.UnixSite(runner, self._socket)
+        await self._site.start()
+        try:
+            return await self.ingress.start()
+        except OSError as exc:
+            raise StartError(_cannot_listen(self._settings, exc)) from None
+        except IngressError as exc:
+            raise StartError(str(exc)) from None
+
+    async def stop(self, grace: float) -> None:
+        """No new requests; the events already acknowledged handled (or left in the inbox for the next start)."""
+        await self.ingress.stop_listening()
+        await self.arrivals.stop(grace)
+        if self._site is not None:
+            await self._site.stop()
+
+    async def close(self) -> None:
+        await self.arrivals.stop(0)
+        await self.ingress.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 async def serve_socket(settings: Settings) -> None:

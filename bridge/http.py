@@ -104,6 +104,14 @@ class GuardedSite(web.TCPSite):
             log.warning("http %s max_connections=%d", what, self.max_connections)
 
 
+def body_too_slow() -> web.Response:
+    """The answer to a request whose body did not arrive in time: 408, and the connection closed."""
+    log.debug("request body not sent in time; connection closed")  # a flood must not flood the log
+    slow = web.json_response({"error": "request body not sent in time"}, status=408)
+    slow.force_close()
+    return slow
+
+
 async def read_body(request: web.Request, seconds: float) -> bytes | None:
     """The request's body, or None when the client did not send it within `seconds`."""
     try:

@@ -8,6 +8,7 @@ import os
 import resource
 import selectors
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -215,6 +216,19 @@ class BridgeProcess:
         event = mention_event(text, channel=channel, user=user, **kwargs)
         response = self.post(event_body(event))
         return event, response
+
+
+def inbox_drained(db_path: Path, timeout: float = 10.0) -> None:
+    """Every event the bridge acknowledged has been handled: its events inbox (`<db>.inbox`) is empty."""
+    inbox = Path(f"{db_path}.inbox")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if inbox.exists():
+            with sqlite3.connect(inbox) as db:
+                if db.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"events still in {inbox} after {timeout}s")
 
 
 def body_json(body: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tests.e2e.harness import inbox_drained
 from tests.e2e.oauth import Installed, Many, many_world
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import Grant
@@ -31,9 +32,14 @@ def done(world: Many, channel: str, ts: str, timeout: float = 15.0) -> None:
 
 def test_a_forged_state_is_refused_and_a_real_install_serves_its_workspace(tmp_path: Path) -> None:
     with many_world(tmp_path) as world:
-        # Nothing installed yet: a mention is refused before it is recorded.
-        _, refused = world.mention("anyone?", "C0ACME001", ACME)
-        assert refused.status_code == 200 and "install" in refused.text.lower()
+        # Nothing installed yet: a mention is acknowledged (Slack must not retry it) and never becomes a turn.
+        refused_event, refused = world.mention("anyone?", "C0ACME001", ACME)
+        assert refused.status_code == 200, refused.text
+        inbox_drained(world.db)
+        with sqlite3.connect(world.db) as db:
+            made = db.execute("SELECT count(*) FROM turns WHERE message_ts=?", (refused_event["ts"],)).fetchone()[0]
+        assert made == 0
+        assert "authorize" in world.bridge.logs().lower(), world.bridge.logs()
 
         _, cookie = world.install_page()
         forged = world.redirect(f"code={world.slack.code_for(Grant(ACME, 'Acme'))}&state=forged.state", "forged.state")
@@ -129,6 +135,7 @@ def test_revoked_mid_turn_the_workspace_stops_and_says_nothing(tmp_path: Path) -
         world.letta.set_delay(agents["alice"], 3.0)
         first, _ = world.mention("a long one", "C0ACME001", ACME)
         queued, _ = world.mention("and another", "C0ACME001", ACME)
+        inbox_drained(world.db)  # both turns recorded before the revocation
         world.slack.wait_for(lambda: "eyes" in world.slack.reactions("C0ACME001", first["ts"]), 10)
         posts_before = len(world.slack.posts("C0ACME001"))
         world.slack.revoke(ACME)  # Slack's side, then its event
@@ -143,9 +150,10 @@ def test_revoked_mid_turn_the_workspace_stops_and_says_nothing(tmp_path: Path) -
         assert statuses[first["ts"]] == "uninstalled" and statuses[queued["ts"]] == "uninstalled"
         assert kept == 1  # UNINSTALLED_BINDINGS=keep
 
-        # A request from the workspace that is gone is refused before it is recorded.
+        # A request from the workspace that is gone is acknowledged and never becomes a turn.
         late, answer = world.mention("still there?", "C0ACME001", ACME)
-        assert answer.status_code == 200 and "install" in answer.text.lower()
+        assert answer.status_code == 200, answer.text
+        inbox_drained(world.db)
         with sqlite3.connect(world.db) as db:
             assert db.execute("SELECT count(*) FROM turns WHERE message_ts=?", (late["ts"],)).fetchone()[0] == 0
 

@@ -1,0 +1,126 @@
+"""The events inbox: each Events API request's body recorded in a SQLite file of its own before Slack's ack.
+
+The ingress thread (`ingress.py`) is its only user: it owns the connection, so every call here is synchronous and
+short (WAL, synchronous=NORMAL: one commit, no fsync, a few tens of microseconds), made on the ingress thread's
+loop and never on the main one. A file of its own, beside the database (`<db>.inbox`), so that recording an event
+never waits for the store's write lock, which turn bookkeeping holds most of the time under load.
+
+A row is removed once the main loop has handled its event (the turn it made is in the store, or it was ignored).
+Rows still there when the process starts are handed over again: the store drops an event it already has (by its
+event id and its message), so a crash between handling and removal repeats nothing. The request's signature is
+kept until its replay window ends, in the same transaction as its row: a replayed request is refused even after
+a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PRIVATE = 0o600
+PRUNE_EVERY = 1000  # recorded events between two sweeps of expired signatures
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, headers TEXT NOT NULL, body BLOB NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)",
+)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One recorded event, as the main loop dispatches it: the request's headers (lower-cased) and body."""
+
+    id: int
+    headers: dict[str, str]
+    body: bytes
+    attempts: int = 0
+
+
+class Replayed(Exception):
+    """The request's signature was recorded before, within its window."""
+
+
+def inbox_path(database_path: str) -> str:
+    """Where a SQLite database's inbox lives: beside it, or in memory with an in-memory database."""
+    return ":memory:" if database_path == ":memory:" else f"{database_path}.inbox"
+
+
+class Inbox:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._recorded = 0
+
+    def open(self) -> list[Arrival]:
+        """Open (creating it, readable by its owner only) and return the events still to be handled, oldest
+        first."""
+        if self.path != ":memory:":
+            if not os.path.exists(self.path):
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE))
+            os.chmod(self.path, PRIVATE)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
+            db.execute(f"PRAGMA {pragma}")
+        for statement in SCHEMA:
+            db.execute(statement)
+        db.execute("DELETE FROM signatures WHERE expires_at < ?", (time.time(),))
+        self._db = db
+        rows = db.execute("SELECT id, headers, body, attempts FROM inbox ORDER BY id").fetchall()
+        return [Arrival(int(i), json.loads(h), bytes(b), int(a)) for i, h, b, a in rows]
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise sqlite3.ProgrammingError("the inbox is not open")
+        return self._db
+
+    def record(self, signature: str, expires_at: float, headers: Mapping[str, str], body: bytes) -> Arrival:
+        """The event and its signature in one transaction; Replayed when the signature is already there."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            taken = db.execute(
+                "INSERT OR IGNORE INTO signatures (signature, expires_at) VALUES (?, ?)", (signature, expires_at)
+            )
+            if taken.rowcount == 0:
+                raise Replayed
+            cursor = db.execute(
+                "INSERT INTO inbox (headers, body) VALUES (?, ?)", (json.dumps(dict(headers)), body)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._recorded += 1
+        if self._recorded % PRUNE_EVERY == 0:
+            db.execute("DELETE FROM signatures WHERE expires_at < ?", (time.time(),))
+        assert cursor.lastrowid is not None
+        return Arrival(cursor.lastrowid, dict(headers), body)
+
+    def remove(self, ids: Iterable[int]) -> None:
+        self._each("DELETE FROM inbox WHERE id = ?", ids)
+
+    def attempted(self, ids: Iterable[int]) -> None:
+        """One more failed attempt for each (so a restart knows how many were made)."""
+        self._each("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", ids)
+
+    def _each(self, statement: str, ids: Iterable[int]) -> None:
+        """One transaction for the batch (autocommit would commit each row on its own)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(statement, [(i,) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,88 @@
+"""bridge/ingress.py on its own thread: a signed event is recorded and handed over before its 200; anything
+else is passed on to the main app unchanged (with the client's address, which a client cannot forge); a refused
+request is answered without reaching either."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import aiohttp
+from aiohttp import web
+
+from bridge.config import Settings
+from bridge.inbox import Arrival, Inbox
+from bridge.ingress import PEER_HEADER, Ingress
+from bridge.slack.gate import Gate
+from tests.fakes.signing import event_body, mention_event, signed_headers
+
+SECRET = "ingress-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings(port: int) -> Settings:
+    values = dict(host="127.0.0.1", port=port, http_header_timeout=5.0, http_body_timeout=5.0,
+                  http_max_connections=64, http_backlog=16)
+    return cast(Settings, SimpleNamespace(**values))
+
+
+def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    arrivals: list[Arrival] = []
+
+    async def backend(request: web.Request) -> web.Response:
+        seen.append({"path": request.path, "peer": request.headers.get(PEER_HEADER), "body": await request.text()})
+        return web.json_response({"from": "main"}, status=201, headers={"Set-Cookie": "a=b"})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", backend)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        sock = str(tmp_path / "app.sock")
+        await web.UnixSite(runner, sock).start()
+        port = free_port()
+        inbox = Inbox(str(tmp_path / "bridge.db.inbox"))
+        ingress = Ingress(settings(port), Gate(SECRET, _never).check, inbox, arrivals.append, sock)
+        await ingress.start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                body = event_body(mention_event("hi", channel="C1"))
+                headers = signed_headers(SECRET, body, "application/json")
+                async with http.post(f"{url}/slack/events", data=body, headers=headers) as r:
+                    assert (r.status, await r.text()) == (200, "")
+                async with http.post(f"{url}/slack/events", data=body, headers=headers) as r:
+                    assert r.status == 401 and "replayed" in await r.text()
+                forged = dict(headers, **{"X-Slack-Signature": "v0=" + "0" * 64})
+                async with http.post(f"{url}/slack/events", data=body, headers=forged) as r:
+                    assert r.status == 401
+                challenge = json.dumps({"type": "url_verification", "challenge": "c", "token": "t"}).encode()
+                signed = signed_headers(SECRET, challenge, "application/json")
+                async with http.post(f"{url}/slack/events", data=challenge, headers=signed) as r:
+                    assert r.status == 201 and r.headers["Set-Cookie"] == "a=b"
+                async with http.get(f"{url}/metrics", headers={PEER_HEADER: "10.9.9.9"}) as r:
+                    assert r.status == 201
+            await asyncio.sleep(0.05)  # the hand-over is a call_soon_threadsafe onto this loop
+        finally:
+            await ingress.close()
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert len(arrivals) == 1 and json.loads(arrivals[0].body)["event"]["text"].endswith("hi")
+    assert [s["path"] for s in seen] == ["/slack/events", "/metrics"]
+    assert all(s["peer"] == "127.0.0.1" for s in seen)  # the client's own address, not the one it sent
+    assert json.loads(seen[0]["body"])["challenge"] == "c"
+
+
+async def _never(signature: str, until: float) -> bool:
+    raise AssertionError("the ingress checks replays against its inbox, not the store")
