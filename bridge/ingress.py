@@ -39,7 +39,7 @@ from bridge.slack.gate import REPLAY_WINDOW, Refusal
 log = logging.getLogger(__name__)
 
 PEER_HEADER = "X-Bridge-Peer"  # the client's address, set by the ingress on every request it passes on
-SWITCH_INTERVAL = 0.0002  # seconds a thread may hold the interpreter lock while another waits for it
+SWITCH_INTERVAL = 0.0001  # seconds a thread may hold the interpreter lock while another waits for it
 FLUSH_EVERY = 0.1  # seconds between two batches of handled events removed from the inbox
 EVENTS_PATH = "/slack/events"
 HOP_BY_HOP = frozenset(
