@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
 # MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
 POSTGRES_LOCK_CONNECTIONS = 16
+ARRIVALS_GRACE = 2.0  # seconds a stop waits for acknowledged events to become turns
 
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
@@ -550,7 +551,9 @@ class Front:
     async def stop(self, grace: float) -> None:
         """No new requests; the events already acknowledged handled (or left in the inbox for the next start)."""
         await self.ingress.stop_listening()
-        await self.arrivals.stop(grace)
+        # Handing an event to Bolt takes milliseconds; what is still in hand after a moment waits to be tried
+        # again, and stays in the inbox for the next start, so the turns keep their whole grace.
+        await self.arrivals.stop(min(grace, ARRIVALS_GRACE))
         if self._site is not None:
             await self._site.stop()
 
