@@ -288,15 +288,11 @@ def memory(opts: Options, runner: str = "bridge") -> Figure:
         "loaded_rss_mb": round(mb, 1),
         "peak_rss_mb": round(peak, 1),
         "kib_per_turn": round((loaded["VmRSS"] - idle["VmRSS"]) / n, 1),
-        "ingress_private_mb": round(loaded["children_private"] / 1024, 1),
     }
     note = (
         f"{n} channels, one mention each, Letta holding every send (MAX_CONCURRENT_TURNS={n}, {runner} runner); "
         f"{sends} Letta sends were open when measured. Baseline: the same process idle after one turn, "
-        f"{idle_mb:.1f} MB; {data['kib_per_turn']} KiB per turn in flight. Each figure is the main process's "
-        f"resident memory plus the memory only the ingress process holds ({data['ingress_private_mb']} MB; the "
-        "pages it shares with the main process, which forked it, are counted there). The bridge is killed "
-        "afterwards."
+        f"{idle_mb:.1f} MB; {data['kib_per_turn']} KiB per turn in flight. The bridge is killed afterwards."
     )
     return Figure(
         "memory",

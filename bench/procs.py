@@ -57,52 +57,20 @@ def bind(db_path: Path, crews: list[Crew]) -> None:
     asyncio.run(_bind(f"sqlite:///{db_path}", crews))
 
 
-def children(pid: int) -> list[int]:
-    """The processes `pid` started that still run (the bridge's ingress process, with HTTP_EVENTS_INBOX)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def private_kib(pid: int) -> int:
-    """Memory only this process holds (Private_Clean + Private_Dirty): what a forked child adds to its parent,
-    whose shared pages the parent's RSS already counts."""
-    total = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("Private_Clean", "Private_Dirty"):
-            total += int(value.split()[0])
-    return total
-
-
 def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/<pid>/status, each plus the private memory
-    of its child processes now (`children_private`)."""
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/<pid>/status."""
     out: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
-    extra = sum(private_kib(child) for child in children(pid))
-    out = {key: value + extra for key, value in out.items()}
-    out["children_private"] = extra
     return out
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and all its threads so far, from /proc/<pid>/stat, plus that of
-    its child processes still running."""
-
-    def own(p: int) -> float:
-        fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    return own(pid) + sum(own(child) for child in children(pid))
+    """User plus system CPU time of a process and all its threads so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

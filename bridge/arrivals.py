@@ -1,4 +1,4 @@
-"""Events the ingress process recorded and acknowledged, handled on the main loop as Bolt would have before the ack.
+"""Events the ingress recorded and acknowledged, handled on the main loop as Bolt would have before the ack.
 
 Each event goes to Bolt in a task the bridge owns (its listeners decide, and record the turn in the store); then
 its inbox row is removed. An attempt that fails (Bolt answers 5xx: the store did not take the turn) is made again

@@ -11,7 +11,6 @@ import asyncio
 import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
@@ -23,9 +22,6 @@ from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, slack_refused
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
 from bridge.store.base import database_name, missing_sqlite_file
-
-if TYPE_CHECKING:
-    from bridge.ingress import Forked
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 SET_THEM_UP = (
@@ -105,15 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
     setup_logging(level, settings.log_format, settings.secrets())
-    forked = None
-    if args.command == "serve":
-        _require(settings, "serve")
-        from bridge.ingress import fork_ingress, wanted
-
-        if wanted(settings):
-            forked = fork_ingress(settings)  # before the event loop and any thread exist
     try:
-        return asyncio.run(_dispatch(args, settings, forked))
+        return asyncio.run(_dispatch(args, settings))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
@@ -133,16 +122,13 @@ def _require(settings: Settings, mode: str) -> None:
         raise SystemExit(2)
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings, forked: Forked | None = None) -> int:
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("serve", "socket"):
         from bridge.app import StartError, serve_http, serve_socket
 
         _require(settings, args.command)
         try:
-            if args.command == "serve":
-                await serve_http(settings, forked)
-            else:
-                await serve_socket(settings)
+            await (serve_http if args.command == "serve" else serve_socket)(settings)
         except StartError as exc:
             raise CliError(str(exc)) from None
         return 0

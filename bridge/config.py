@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     http_body_timeout: float = Field(default=10.0, gt=0, le=300)
     http_max_connections: int = Field(default=1024, ge=8, le=65535)
     http_backlog: int = Field(default=128, ge=1, le=65535)
-    # SQLite only: Slack's events are recorded in an inbox file beside the database and acknowledged by a process
+    # SQLite only: Slack's events are recorded in an inbox file beside the database and acknowledged on a thread
     # of their own (ingress.py), so a burst of turns never slows an acknowledgement down. Off: on the main loop.
     http_events_inbox: bool = True
     port: int = Field(default=3000, ge=0, le=65535)

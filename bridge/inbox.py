@@ -1,8 +1,8 @@
 """The events inbox: each Events API request's body recorded in a SQLite file of its own before Slack's ack.
 
-The ingress process (`ingress.py`) is its only user: it owns the connection, so every call here is synchronous
-and short (WAL, synchronous=NORMAL: one commit, no fsync, a few tens of microseconds), made on the ingress's loop,
-which does nothing else. A file of its own, beside the database (`<db>.inbox`), so that recording an event
+The ingress thread (`ingress.py`) is its only user: it owns the connection, so every call here is synchronous and
+short (WAL, synchronous=NORMAL: one commit, no fsync, a few tens of microseconds), made on the ingress thread's
+loop and never on the main one. A file of its own, beside the database (`<db>.inbox`), so that recording an event
 never waits for the store's write lock, which turn bookkeeping holds most of the time under load.
 
 A row is removed once the main loop has handled its event (the turn it made is in the store, or it was ignored).

@@ -1,20 +1,14 @@
-"""The events inbox (HTTP_EVENTS_INBOX, on by default with SQLite): an event acknowledged by the ingress process
-but not yet made a turn when the bridge died is made one at the next start; the ingress ends with the main
-process however it ends, and a dead ingress stops the bridge in plain words; with the inbox off, events are
+"""The events inbox (HTTP_EVENTS_INBOX, on by default with SQLite): an event acknowledged by the ingress thread
+but not yet made a turn when the process died is made one at the next start; with the inbox off, events are
 acknowledged on the main loop and no inbox file exists."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
 
-from bench.procs import children
 from bridge.inbox import Inbox
 from tests.e2e.conftest import open_world
 from tests.e2e.harness import SIGNING_SECRET, inbox_drained
@@ -59,42 +53,3 @@ def test_with_the_inbox_off_events_are_acknowledged_on_the_main_loop(tmp_path: P
         finished(world.slack, crew.channel, event["ts"])
         assert not Path(f"{tmp_path / 'bridge.db'}.inbox").exists()
         assert "events_inbox=off" in world.bridge.logs()
-
-
-def ingress_of(pid: int) -> int:
-    """The bridge's ingress process: its one child."""
-    found = children(pid)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            return True
-        if state == "Z":  # ended, waiting for its parent (here: init) to reap it
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def test_the_ingress_process_ends_with_the_main_one_however_it_ends(tmp_path: Path) -> None:
-    with open_world("bridge", tmp_path) as world:
-        assert world.bridge.proc is not None
-        ingress = ingress_of(world.bridge.proc.pid)
-        world.bridge.kill()
-        assert gone(ingress), "the ingress outlived a kill -9 of the main process"
-        with socket.socket() as probe:  # its port is free again
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((world.bridge.host, world.bridge.port))
-
-
-def test_a_dead_ingress_stops_the_bridge_with_a_plain_line_and_status_1(tmp_path: Path) -> None:
-    with open_world("bridge", tmp_path) as world:
-        assert world.bridge.proc is not None
-        os.kill(ingress_of(world.bridge.proc.pid), signal.SIGKILL)
-        assert world.bridge.proc.wait(30) == 1
-        assert "error: the HTTP ingress process ended on its own" in world.bridge.logs()
