@@ -1,6 +1,6 @@
 """bridge/ingress.py on its own thread: a signed event is recorded and handed over before its 200; anything
 else is passed on to the main app unchanged (with the client's address, which a client cannot forge); a refused
-request is answered without reaching either."""
+request is answered without reaching either; once it stops listening, a kept-alive connection gets a 503."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_pat
                     assert r.status == 201 and r.headers["Set-Cookie"] == "a=b"
                 async with http.get(f"{url}/metrics", headers={PEER_HEADER: "10.9.9.9"}) as r:
                     assert r.status == 201
+                await ingress.stop_listening()
+                try:  # a kept-alive connection is refused; a new one finds nobody listening
+                    async with http.post(f"{url}/slack/events", data=body, headers=headers) as r:
+                        assert r.status == 503
+                except aiohttp.ClientConnectionError:
+                    pass
             await asyncio.sleep(0.05)  # the hand-over is a call_soon_threadsafe onto this loop
         finally:
             await ingress.close()
