@@ -31,6 +31,7 @@ from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import GuardedSite, body_too_slow, limits, read_body
 from bridge.inbox import Arrival, Inbox, inbox_path
+from bridge.inbox import waiting as inbox_waiting
 from bridge.ingress import PEER_HEADER, Ingress, IngressError
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
@@ -488,6 +489,7 @@ async def serve_http(settings: Settings) -> None:
             if front is not None:
                 cap = await front.start(runner)
             else:
+                await _warn_of_a_waiting_inbox(settings)
                 cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
                 site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
                 try:
@@ -516,6 +518,21 @@ async def serve_http(settings: Settings) -> None:
             await front.close()
         await runner.cleanup()
     log.info("bridge stopped")
+
+
+async def _warn_of_a_waiting_inbox(settings: Settings) -> None:
+    """Events a run with the inbox acknowledged and left behind are handed over only by a run with the inbox on."""
+    if not settings.database_url.startswith("sqlite:"):
+        return
+    path = inbox_path(sqlite_path(settings.database_url))
+    count = await asyncio.to_thread(inbox_waiting, path)
+    if count:
+        log.warning(
+            "%d acknowledged events wait in %s and are not handled while HTTP_EVENTS_INBOX is off; start once with "
+            "it on (the default) to make them turns",
+            count,
+            path,
+        )
 
 
 class Front:

@@ -24,7 +24,7 @@ from bridge.tasks import Tasks
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4  # Slack delivers an event once and retries it three times
-PAUSES = (1.0, 5.0, 30.0)  # seconds before the second, third and fourth attempts
+PAUSES = (1.0, 60.0, 300.0)  # seconds before the second, third and fourth attempts (Slack: at once, 1 min, 5 min)
 
 Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
 Report = Callable[[Arrival], None]

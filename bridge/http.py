@@ -33,19 +33,20 @@ RESERVED_FILES = 64  # for the database, logs and the like
 OUTGOING_FILES = 256  # for connections to Letta and Slack (at most a quarter of the open-file limit)
 
 
-def limits(connections: int, backlog: int) -> tuple[int, int]:
+def limits(connections: int, backlog: int, reserved: int = 0) -> tuple[int, int]:
     """(connections, backlog) that fit the process's open-file limit: asyncio accepts up to `backlog`
     connections at once before the cap can close any, and the sockets the cap closes are released only a loop
     turn later, so twice the backlog is budgeted beside the connections, leaving RESERVED_FILES for everything
     else, and OUTGOING_FILES (a quarter of the limit at most) for the connections the bridge makes to Letta and
-    Slack, so that a flood of idle clients cannot starve a turn of a socket. With the common limit of 1024 files
-    that leaves 448 connections."""
+    Slack, so that a flood of idle clients cannot starve a turn of a socket, and `reserved` for the caller's own
+    (the ingress's connections to the main app). With the common limit of 1024 files that leaves 448 connections
+    (384 behind the ingress)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return connections, backlog
     backlog = max(1, min(backlog, soft // 8))
     outgoing = min(OUTGOING_FILES, soft // 4)
-    return max(8, min(connections, soft - 2 * backlog - RESERVED_FILES - outgoing)), backlog
+    return max(8, min(connections, soft - 2 * backlog - RESERVED_FILES - outgoing - reserved)), backlog
 
 
 class _Busy(asyncio.Protocol):

@@ -14,6 +14,7 @@ a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -48,6 +49,17 @@ class Replayed(Exception):
 def inbox_path(database_path: str) -> str:
     """Where a SQLite database's inbox lives: beside it, or in memory with an in-memory database."""
     return ":memory:" if database_path == ":memory:" else f"{database_path}.inbox"
+
+
+def waiting(path: str) -> int:
+    """Events an inbox file still holds, read without creating or changing anything (0 when there is none)."""
+    if path == ":memory:" or not os.path.exists(path):
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM inbox").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 class Inbox:

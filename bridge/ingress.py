@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from bridge.config import Settings
 from bridge.http import GuardedSite, body_too_slow, limits, read_body
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 PEER_HEADER = "X-Bridge-Peer"  # the client's address, set by the ingress on every request it passes on
 SWITCH_INTERVAL = 0.0001  # seconds a thread may hold the interpreter lock while another waits for it
 FLUSH_EVERY = 0.1  # seconds between two batches of handled events removed from the inbox
+# Connections to the main app at once (each two files: this end and the main app's); more requests wait for one.
+PASS_ON_CONNECTIONS = 32
 EVENTS_PATH = "/slack/events"
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer",
@@ -181,8 +184,9 @@ class Ingress:
             raise IngressError(f"cannot open the events inbox {self._inbox.path}: {exc}") from None
         s = self._settings
         session = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=self._backend, limit=0),
+            connector=aiohttp.UnixConnector(path=self._backend, limit=PASS_ON_CONNECTIONS, keepalive_timeout=5),
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a cookie the main app sets is its client's, not everyone's
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         )
         app = web.Application(client_max_size=1024 * 1024)
@@ -190,7 +194,7 @@ class Ingress:
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=s.http_header_timeout, lingering_time=1.0)
         try:
             await runner.setup()
-            cap, backlog = limits(s.http_max_connections, s.http_backlog)
+            cap, backlog = limits(s.http_max_connections, s.http_backlog, reserved=2 * PASS_ON_CONNECTIONS)
             site = GuardedSite(runner, s.host, s.port, cap, backlog=backlog)
             await site.start()
             for arrival in waiting:
@@ -251,14 +255,21 @@ class Ingress:
         self._hand_over(arrival)
         return web.Response(status=200)
 
+    @staticmethod
+    def _same_url(request: web.Request) -> URL:
+        """The request's path and query exactly as the client sent them: normalised (`/slack/./events`), the
+        main app would see the events path this ingress did not, and skip its inbox's replay check."""
+        path, _, query = request.raw_path.partition("?")
+        return URL.build(scheme="http", host="bridge", path=path, query_string=query, encoded=True)
+
     async def _pass_on(self, request: web.Request, session: aiohttp.ClientSession, body: bytes) -> web.Response:
-        headers: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP and k.lower() != "x-bridge-peer"
-        )
+        # The body was read decoded, so its Content-Encoding no longer applies.
+        dropped = HOP_BY_HOP | {PEER_HEADER.lower(), "content-encoding"}
+        headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in dropped)
         headers[PEER_HEADER] = request.remote or ""
         try:
             async with session.request(
-                request.method, f"http://bridge{request.rel_url}", headers=headers, data=body, allow_redirects=False
+                request.method, self._same_url(request), headers=headers, data=body, allow_redirects=False
             ) as answer:
                 content = await answer.read()
                 kept = CIMultiDict((k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP)

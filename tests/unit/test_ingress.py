@@ -35,12 +35,27 @@ def settings(port: int) -> Settings:
     return cast(Settings, SimpleNamespace(**values))
 
 
+async def raw_post(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """A request whose path no client library would normalise first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
 def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
     arrivals: list[Arrival] = []
 
     async def backend(request: web.Request) -> web.Response:
-        seen.append({"path": request.path, "peer": request.headers.get(PEER_HEADER), "body": await request.text()})
+        seen.append({"path": request.raw_path, "peer": request.headers.get(PEER_HEADER),
+                     "cookie": request.headers.get("Cookie"), "body": await request.text()})
         return web.json_response({"from": "main"}, status=201, headers={"Set-Cookie": "a=b"})
 
     async def main() -> None:
@@ -72,6 +87,9 @@ def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_pat
                     assert r.status == 201 and r.headers["Set-Cookie"] == "a=b"
                 async with http.get(f"{url}/metrics", headers={PEER_HEADER: "10.9.9.9"}) as r:
                     assert r.status == 201
+                # The events path spelled another way is passed on as spelled: the main app does not take it for
+                # its events path (where the inbox's replay check would be skipped).
+                assert await raw_post(port, "/slack/./events", body, headers) == 201
                 await ingress.stop_listening()
                 try:  # a kept-alive connection is refused; a new one finds nobody listening
                     async with http.post(f"{url}/slack/events", data=body, headers=headers) as r:
@@ -85,8 +103,9 @@ def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_pat
 
     asyncio.run(main())
     assert len(arrivals) == 1 and json.loads(arrivals[0].body)["event"]["text"].endswith("hi")
-    assert [s["path"] for s in seen] == ["/slack/events", "/metrics"]
+    assert [s["path"] for s in seen] == ["/slack/events", "/metrics", "/slack/./events"]
     assert all(s["peer"] == "127.0.0.1" for s in seen)  # the client's own address, not the one it sent
+    assert all(s["cookie"] is None for s in seen)  # a cookie the main app set went to its client only
     assert json.loads(seen[0]["body"])["challenge"] == "c"
 
 
