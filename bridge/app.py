@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import hmac
 import ipaddress
 import logging
 import os
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -26,13 +23,11 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
-from bridge.arrivals import Arrivals
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.http import GuardedSite, body_too_slow, limits, read_body
-from bridge.inbox import Arrival, Inbox, inbox_path
-from bridge.inbox import waiting as inbox_waiting
-from bridge.ingress import PEER_HEADER, Ingress, IngressError
+from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
+from bridge.http import GuardedSite, body_too_slow, cannot_listen, limits, read_body
+from bridge.ingress import PEER_HEADER
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -49,7 +44,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.metered import MeteredSlackClient
 from bridge.slack.post import FAILURES, Look, SlackPoster, slack_error
 from bridge.store import Store, StoreError, open_store
-from bridge.store.base import database_name, missing_sqlite_file, sqlite_path
+from bridge.store.base import database_name, missing_sqlite_file
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -62,7 +57,6 @@ log = logging.getLogger(__name__)
 # Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
 # MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
 POSTGRES_LOCK_CONNECTIONS = 16
-ARRIVALS_GRACE = 2.0  # seconds a stop waits for acknowledged events to become turns
 
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
@@ -215,7 +209,7 @@ class Bridge:
         self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
-        self.behind_ingress = False  # HTTP requests come through the ingress thread (app.Front)
+        self.behind_ingress = False  # HTTP requests come through the ingress thread (front.py)
 
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
         """OAuth mode: Bolt's install flow and per-request authorize over the bridge's own installation store;
@@ -432,22 +426,6 @@ class StartError(Exception):
     """The bridge could not start; the message says why and what to do, in one line."""
 
 
-def _cannot_listen(settings: Settings, exc: OSError) -> str:
-    where = f"{settings.host}:{settings.port}"
-    if exc.errno == errno.EADDRINUSE:
-        why = "the address is already in use (another bridge, or another program, holds the port)"
-        fix = "stop it, or set PORT to a free port"
-    elif exc.errno == errno.EACCES:
-        why = "permission denied (ports below 1024 need privileges)"
-        fix = "set PORT to a port above 1024, such as 3000"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = "this host has no such address"
-        fix = "set HOST to one of its addresses, or to 0.0.0.0 for all of them"
-    else:
-        why, fix = exc.strerror or str(exc), "check HOST and PORT"
-    return f"cannot listen on {where}: {why}; {fix}."
-
-
 @asynccontextmanager
 async def _started(bridge: Bridge) -> AsyncIterator[None]:
     """Start the bridge, and stop whatever was started however the body ends: a start that fails half-way leaves
@@ -482,20 +460,27 @@ async def serve_http(settings: Settings) -> None:
         keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
         lingering_time=1.0,  # a refused request's unread body is not waited for long
     )
-    front = Front(bridge) if settings.http_events_inbox and settings.database_url.startswith("sqlite:") else None
+    front = None
+    if settings.http_events_inbox and settings.database_url.startswith("sqlite:"):
+        assert bridge.gate is not None
+        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch)
+        bridge.behind_ingress = True
     try:
         async with _started(bridge):
             await runner.setup()
             if front is not None:
-                cap = await front.start(runner)
+                try:
+                    cap = await front.start(runner)
+                except FrontError as exc:
+                    raise StartError(str(exc)) from None
             else:
-                await _warn_of_a_waiting_inbox(settings)
+                await warn_of_a_waiting_inbox(settings)
                 cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
                 site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
                 try:
                     await site.start()
                 except OSError as exc:
-                    raise StartError(_cannot_listen(settings, exc)) from None
+                    raise StartError(cannot_listen(settings.host, settings.port, exc)) from None
             log.info(
                 "bridge listening host=%s port=%s version=%s database=%s max_connections=%d events_inbox=%s",
                 settings.host,
@@ -518,66 +503,6 @@ async def serve_http(settings: Settings) -> None:
             await front.close()
         await runner.cleanup()
     log.info("bridge stopped")
-
-
-async def _warn_of_a_waiting_inbox(settings: Settings) -> None:
-    """Events a run with the inbox acknowledged and left behind are handed over only by a run with the inbox on."""
-    if not settings.database_url.startswith("sqlite:"):
-        return
-    path = inbox_path(sqlite_path(settings.database_url))
-    count = await asyncio.to_thread(inbox_waiting, path)
-    if count:
-        log.warning(
-            "%d acknowledged events wait in %s and are not handled while HTTP_EVENTS_INBOX is off; start once with "
-            "it on (the default) to make them turns",
-            count,
-            path,
-        )
-
-
-class Front:
-    """HTTP mode on SQLite: the ingress thread listens on HOST:PORT and records each event in the inbox before
-    its ack (ingress.py); the main app listens on a Unix socket for the requests it passes on, and `arrivals`
-    hands the recorded events to Bolt here."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        settings = bridge.settings
-        assert bridge.gate is not None
-        self._settings = settings
-        self._folder = tempfile.mkdtemp(prefix="letta-bridge-")  # mode 700: this user's processes only
-        self._socket = os.path.join(self._folder, "app.sock")
-        self._site: web.UnixSite | None = None
-        inbox = Inbox(inbox_path(sqlite_path(settings.database_url)))
-        self.ingress = Ingress(settings, bridge.gate.check, inbox, self._arrive, self._socket)
-        self.arrivals = Arrivals(bridge.app.async_dispatch, self.ingress.handled, self.ingress.failed)
-        bridge.behind_ingress = True
-
-    def _arrive(self, arrival: Arrival) -> None:
-        self.arrivals.arrive(arrival)
-
-    async def start(self, runner: web.AppRunner) -> int:
-        self._site = web.UnixSite(runner, self._socket)
-        await self._site.start()
-        try:
-            return await self.ingress.start()
-        except OSError as exc:
-            raise StartError(_cannot_listen(self._settings, exc)) from None
-        except IngressError as exc:
-            raise StartError(str(exc)) from None
-
-    async def stop(self, grace: float) -> None:
-        """No new requests; the events already acknowledged handled (or left in the inbox for the next start)."""
-        await self.ingress.stop_listening()
-        # Handing an event to Bolt takes milliseconds; what is still in hand after a moment waits to be tried
-        # again, and stays in the inbox for the next start, so the turns keep their whole grace.
-        await self.arrivals.stop(min(grace, ARRIVALS_GRACE))
-        if self._site is not None:
-            await self._site.stop()
-
-    async def close(self) -> None:
-        await self.arrivals.stop(0)
-        await self.ingress.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 async def serve_socket(settings: Settings) -> None:

@@ -15,6 +15,7 @@ So a slow or half-open client is closed, everyone else is served, and the proces
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
 import time
@@ -111,6 +112,23 @@ def body_too_slow() -> web.Response:
     slow = web.json_response({"error": "request body not sent in time"}, status=408)
     slow.force_close()
     return slow
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why the server could not listen on host:port, and what to do, in one line."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another bridge, or another program, holds the port)"
+        fix = "stop it, or set PORT to a free port"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+        fix = "set PORT to a port above 1024, such as 3000"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "this host has no such address"
+        fix = "set HOST to one of its addresses, or to 0.0.0.0 for all of them"
+    else:
+        why, fix = exc.strerror or str(exc), "check HOST and PORT"
+    return f"cannot listen on {where}: {why}; {fix}."
 
 
 async def read_body(request: web.Request, seconds: float) -> bytes | None:
