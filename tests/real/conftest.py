@@ -9,6 +9,8 @@ Set REAL_LETTA_HOME where `letta-server.sh install` put the servers (default ~/.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,12 +52,29 @@ def _tool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(TOOL), *args], capture_output=True, text=True, timeout=300)
 
 
+def quiet_port() -> int:
+    """A free port below the kernel's ephemeral range. The tool's PostgreSQL listens on a fixed port (55432 by
+    default), which lies inside that range: any outgoing connection of the stage's own processes can hold it as
+    its local port, and PostgreSQL then cannot start ("Address already in use", seen once in CI)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(20000, min(low, 32768)), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 @pytest.fixture(scope="session")
 def stage() -> Iterator[Stage]:
     if not TOOL.exists():
         if REQUIRED:
             pytest.fail(f"the real-server stage needs {TOOL}, which is missing")
         pytest.skip(f"no {TOOL}: the real-server stage runs where ../shared/tools is beside the clone")
+    os.environ.setdefault("REAL_LETTA_PG_PORT", str(quiet_port()))  # read by the tool (its subprocesses inherit it)
+    _tool("stop", "all")  # a PostgreSQL left running on another port by an earlier run would be taken as this one
     llm = FakeLLM()
     llm_url = llm.start()
     wanted = [("0.11.7", "0.11.7", ()), ("0.16.8", "0.16.8", ()), ("0.16.8+redis", "0.16.8", ("redis",))]
