@@ -91,7 +91,6 @@ class Ingress:
         self._done: list[int] = []
         self._failed: list[int] = []
         self._flushing: asyncio.TimerHandle | None = None
-        self._stopping = False
         self._previous_interval = sys.getswitchinterval()
 
     async def start(self) -> int:
@@ -203,7 +202,6 @@ class Ingress:
                 log.info("events left in the inbox by the last run handed over count=%d", len(waiting))
             self._listening.set_result(cap)
             await self._stop_listening.wait()
-            self._stopping = True  # a kept-alive connection may still bring one: refused, Slack retries it
             await site.stop()
             self._stopped_listening.set_result(None)
             await self._close.wait()
@@ -221,7 +219,8 @@ class Ingress:
 
     def _handler(self, session: aiohttp.ClientSession) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            if self._stopping:
+            if self._stop_listening is not None and self._stop_listening.is_set():
+                # A kept-alive connection may still bring one after the listener closed: refused, Slack retries it.
                 busy = web.json_response({"error": "the bridge is stopping"}, status=503)
                 busy.force_close()
                 return busy
