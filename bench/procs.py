@@ -130,7 +130,7 @@ class Server:
                 "--pid",
                 str(self.proc.pid),
                 "--rate",
-                "200",
+                os.environ.get("BENCH_PROFILE_RATE", "200"),
                 "--format",
                 "raw",
                 "--nonblocking",
