@@ -1,226 +1,44 @@
-"""The embedded default store: one SQLite file in WAL mode, created on first start, migrated in order."""
+"""The embedded default store: one SQLite file in WAL mode, created on first start, migrated in order.
+
+This module holds the bindings and their history, the queue of turns, replay signatures, notices and the
+binding leases (in memory: SQLite means one process); `sqlite_journal.py` a running turn's record and
+`sqlite_connection.py` the file and its threads."""
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import json
-import logging
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
-import aiosqlite
-
-from bridge.domain import AgentFailure, AgentReply, Binding, RunnerChoice, StepRecord, Target, Turn
+from bridge.domain import Binding, RunnerChoice, Target, Turn
 from bridge.store.base import (
-    LIVE,
     UNFINISHED,
     HistoryEntry,
-    OutboxItem,
     PendingTurn,
-    StoreError,
-    ThreadKey,
     binding_columns,
     binding_from_row,
     files_json,
     pending_from_row,
-    sqlite_path,
-    step_outcome,
 )
-from bridge.store.locks import UrgentFirstLock
-from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 from bridge.store.signatures import SeenSignatures
-
-log = logging.getLogger(__name__)
-PRIVATE = 0o600
-T = TypeVar("T")
-WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
-Params = tuple[Any, ...]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+from bridge.store.sqlite_connection import (
+    TOP_SEQ,
+    Params,
+    T,
+    now_text,
+)
+from bridge.store.sqlite_journal import SqliteJournal
 
 
-def _missing_folder(path: str) -> Path | None:
-    parent = Path(path).expanduser().absolute().parent
-    return None if parent.is_dir() else parent
-
-
-def _encode_target(target: Target) -> str:
+def encode_target(target: Target) -> str:
     return json.dumps([{"id": a.id, "name": a.name} for a in target.agents])
 
 
-def hold_exclusively(path: str) -> int:
-    """Lock `<path>.lock` for this process (flock, released by the kernel when the process ends, however it
-    ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep."""
-    lock_path = f"{path}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreError(
-            f"another bridge process (pid {holder}) is already using {path}; a SQLite database serves one "
-            "process: stop that one first, or use PostgreSQL (DATABASE_URL=postgres://...) to run several"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def private_files(path: str) -> None:
-    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
-    and SHM files the database's mode), and an older world-readable file is tightened."""
-    if not os.path.exists(path):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
-    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
-        try:
-            mode = os.stat(name).st_mode & 0o777
-        except FileNotFoundError:
-            continue
-        if mode & 0o077:
-            os.chmod(name, PRIVATE)
-            log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
-
-
-class SqliteStore:
-    def __init__(self, url: str, exclusive: bool = False) -> None:
-        self.url = url
-        self.path = sqlite_path(url)
-        self._exclusive = exclusive
-        self._lock_fd: int | None = None
-        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None:
-            self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
-        self._db: aiosqlite.Connection | None = None
-        # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
-        # acknowledgement's write never waits behind them on the writer's thread.
-        self._reader: aiosqlite.Connection | None = None
-        self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
-        self._queued = asyncio.Semaphore(WRITES_QUEUED)
-        # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
-        # after a crash resumes at once instead of waiting for the dead process's leases to expire.
-        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
-        self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("the store is not open")
-        return self._db
-
-    @asynccontextmanager
-    async def _write(self, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time on the shared connection; BEGIN IMMEDIATE takes the file lock
-        first, so that two processes (or a migration racing a start) serialise instead of deadlocking.
-        `urgent` writes (a new event, before Slack's ack) go ahead of queued turn bookkeeping."""
-        async with self._write_lock.hold(urgent):
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-
-    async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
-        """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
-        there back to back, queued on that thread without waiting for the event loop between two of them (a
-        lock handed from one writer to the next would cost a turn of a busy loop each, and bound the writes).
-        Bookkeeping has at most WRITES_QUEUED transactions waiting there, so an urgent one (a new event, which
-        Slack waits for) is never far from the front. The rare multi-statement transaction (`_write`) holds the
-        write lock; a single-trip one that finds it open goes after it."""
-        db = self.db
-
-        def run(conn: sqlite3.Connection) -> tuple[bool, T | None]:
-            if conn.in_transaction:  # a `_write` transaction is between two of its statements
-                return False, None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return True, result
-
-        if urgent:
-            done, result = await _in_thread(db, run)
-        else:
-            async with self._queued:
-                done, result = await _in_thread(db, run)
-        if not done:
-            async with self._write_lock.hold(urgent):
-                done, result = await _in_thread(db, run)
-        return result  # type: ignore[return-value]  # T, as `work` returned it
-
-    @property
-    def _reads(self) -> aiosqlite.Connection:
-        return self._reader or self.db
-
-    async def _all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        """A query's rows in one trip to the reader's thread."""
-        return list(await self._reads.execute_fetchall(sql, params))
-
-    async def _one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
-
-    async def open(self) -> None:
-        if self.path != ":memory:":
-            parent = await asyncio.to_thread(_missing_folder, self.path)
-            if parent is not None:
-                raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
-            if self._exclusive and self._lock_fd is None:
-                self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
-            await asyncio.to_thread(private_files, self.path)
-        try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._migrate()
-            if self.path != ":memory:":  # a second connection to :memory: would be another database
-                self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-                self._reader.row_factory = sqlite3.Row
-                await self._reader.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error as exc:
-            await self.close()
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from None
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # the flock goes with it
-            self._lock_fd = None
-
-    async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _migrate(self) -> None:
-        async with self._write() as db:
-            current = await self.schema_version()
-            for version, script in enumerate(MIGRATIONS, start=1):
-                if version > current:
-                    for statement in filter(str.strip, script.split(";")):
-                        await db.execute(statement)
-                    await db.execute(f"PRAGMA user_version={version}")
-
+class SqliteStore(SqliteJournal):
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
         row = await self._one("SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
         return binding_from_row(row) if row else None
@@ -246,7 +64,7 @@ class SqliteStore:
                     binding.channel_id,
                     t.kind,
                     t.group_id,
-                    _encode_target(t),
+                    encode_target(t),
                     t.manager_type,
                     t.description,
                     binding.runner,
@@ -255,7 +73,7 @@ class SqliteStore:
                     *binding_columns(t),
                 ),
             )
-            async with db.execute(_TOP_SEQ, (binding.team_id, binding.channel_id)) as cursor:
+            async with db.execute(TOP_SEQ, (binding.team_id, binding.channel_id)) as cursor:
                 row = await cursor.fetchone()
             top = int(row[0]) if row else 0
             for agent in t.members:
@@ -310,11 +128,11 @@ class SqliteStore:
         await self.db.execute(
             "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor, at)"
             " VALUES (?,?,?,?,?,?,?)",
-            (team_id, channel_id, action, target, runner, actor, _now()),
+            (team_id, channel_id, action, target, runner, actor, now_text()),
         )
 
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:
-        now = _now()
+        now = now_text()
         row = (
             turn.team_id,
             turn.channel_id,
@@ -352,13 +170,13 @@ class SqliteStore:
         await self._transact(
             lambda conn: conn.execute(
                 "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=? AND status<>'stopped'",
-                (status, error, _now(), turn_id),
+                (status, error, now_text(), turn_id),
             )
         )
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
         query = "UPDATE turns SET status='stopped', error=?, updated_at=? WHERE team_id=? AND channel_id=?"
-        params: tuple[str, ...] = (f"stopped by {by}", _now(), team_id, channel_id)
+        params: tuple[str, ...] = (f"stopped by {by}", now_text(), team_id, channel_id)
         if thread_ts is not None:
             query += " AND thread_ts=?"
             params += (thread_ts,)
@@ -429,43 +247,17 @@ class SqliteStore:
         def once(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO notices (team_id, channel_id, kind, at) VALUES (?,?,?,?)",
-                (team_id, channel_id, kind, _now()),
+                (team_id, channel_id, kind, now_text()),
             )
             return cursor.rowcount > 0
 
         return await self._transact(once)
 
-    async def unseen(
-        self, team_id: str, channel_id: str, agent_id: str, from_start: bool = False
-    ) -> tuple[list[AgentReply], int]:
-        def read(conn: sqlite3.Connection) -> tuple[list[AgentReply], int]:
-            # One read transaction: the cursor and the top of the transcript as of the same moment.
-            conn.execute("BEGIN")
-            try:
-                row = conn.execute(
-                    "SELECT seq FROM cursors WHERE team_id=? AND channel_id=? AND agent_id=?",
-                    (team_id, channel_id, agent_id),
-                ).fetchone()
-                top = _top_seq(conn, team_id, channel_id)
-                since = int(row[0]) if row else 0 if from_start else top
-                rows = conn.execute(
-                    "SELECT seq, agent_id, agent_name, text FROM transcript WHERE team_id=? AND channel_id=?"
-                    " AND seq>? AND seq<=? AND agent_id<>? ORDER BY seq",
-                    (team_id, channel_id, since, top, agent_id),
-                ).fetchall()
-            finally:
-                conn.execute("COMMIT")
-            return [AgentReply(r["agent_name"], r["text"], r["agent_id"]) for r in rows], top
-
-        if self._reader is None:  # :memory: has one connection, shared with the writer
-            async with self._write_lock.hold():
-                return await _in_thread(self.db, read)
-        return await _in_thread(self._reader, read)
-
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
         changed: int = await self._transact(
             lambda conn: conn.execute(
-                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'", (status, _now(), turn_id)
+                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'",
+                (status, now_text(), turn_id),
             ).rowcount
         )
         return changed == 1
@@ -528,150 +320,6 @@ class SqliteStore:
         row = await self._one(query, params)
         return int(row[0]) if row else 0
 
-    async def get_step(self, turn_id: int, step: str) -> StepRecord | None:
-        row = await self._one(
-            "SELECT state, replies, failure, updated_at FROM turn_steps WHERE turn_id=? AND step=?", (turn_id, step)
-        )
-        if row is None:
-            return None
-        replies = tuple(AgentReply(**r) for r in json.loads(row["replies"]))
-        failure = AgentFailure(**json.loads(row["failure"])) if row["failure"] else None
-        return StepRecord(row["state"], replies, failure, datetime.fromisoformat(row["updated_at"]))
-
-    async def step_sending(self, turn_id: int, step: str) -> None:
-        await self._transact(
-            lambda conn: conn.execute(
-                "INSERT INTO turn_steps (turn_id, step, state, updated_at) VALUES (?,?,?,?)"
-                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-                (turn_id, step, "sending", _now()),
-            )
-        )
-
-    async def step_answered(
-        self,
-        turn_id: int,
-        step: str,
-        replies: list[AgentReply],
-        failure: AgentFailure | None,
-        seen: tuple[str, str, str, int] | None,
-    ) -> None:
-        """The step's outcome and, for a bridge-run agent, its transcript move, in one transaction."""
-        state, encoded, failed = step_outcome(replies, failure)
-
-        def answered(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO turn_steps (turn_id, step, state, replies, failure, updated_at) VALUES (?,?,?,?,?,?)"
-                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, replies=excluded.replies,"
-                " failure=excluded.failure, updated_at=excluded.updated_at",
-                (turn_id, step, state, encoded, failed, _now()),
-            )
-            if seen is not None:
-                team_id, channel_id, agent_id, upto = seen
-                for reply in replies:
-                    seq = _top_seq(conn, team_id, channel_id) + 1
-                    conn.execute(
-                        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
-                        " VALUES (?,?,?,?,?,?)",
-                        (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
-                    )
-                conn.execute(
-                    "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"
-                    " ON CONFLICT (team_id, channel_id, agent_id) DO UPDATE SET seq=MAX(seq, excluded.seq)",
-                    (team_id, channel_id, agent_id, upto),
-                )
-
-        await self._transact(answered)
-
-    async def outbox_add(self, turn_id: int, source: str, agent_name: str | None, text: str) -> int | None:
-        def add(conn: sqlite3.Connection) -> int | None:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text) VALUES (?,?,?,?)",
-                (turn_id, source, agent_name, text),
-            )
-            return cursor.lastrowid if cursor.rowcount else None
-
-        return await self._transact(add)
-
-    async def outbox_pending(self, turn_id: int) -> list[OutboxItem]:
-        rows = await self._all(
-            "SELECT o.id, o.source, o.agent_name, o.text, GROUP_CONCAT(p.part) AS parts FROM outbox o"
-            " LEFT JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=? AND o.done=0 GROUP BY o.id ORDER BY o.id",
-            (turn_id,),
-        )
-        return [
-            OutboxItem(
-                r["id"],
-                r["source"],
-                r["agent_name"],
-                r["text"],
-                frozenset(int(p) for p in str(r["parts"]).split(",")) if r["parts"] is not None else frozenset(),
-            )
-            for r in rows
-        ]
-
-    async def outbox_posted(self, outbox_id: int, part: int, ts: str, last: bool) -> None:
-        def posted(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (outbox_id, part, ts)
-            )
-            if last:
-                conn.execute("UPDATE outbox SET done=1 WHERE id=?", (outbox_id,))
-
-        await self._transact(posted)
-
-    async def live_started(self, turn_id: int, key: str, agent_name: str, ts: str) -> None:
-        def started(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO outbox (turn_id, source, agent_name, text, done) VALUES (?,?,?,?,1)",
-                (turn_id, LIVE + key, agent_name, ""),
-            )
-            if cursor.rowcount:
-                conn.execute("INSERT INTO outbox_posts (outbox_id, part, ts) VALUES (?,?,?)", (cursor.lastrowid, 0, ts))
-
-        await self._transact(started)
-
-    async def live_ts(self, turn_id: int, key: str) -> str | None:
-        row = await self._one(
-            "SELECT p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=? AND o.source=?",
-            (turn_id, LIVE + key),
-        )
-        return None if row is None else str(row[0])
-
-    async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
-        """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
-        rows = await self._all(
-            "SELECT o.agent_name, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=?"
-            " AND o.source NOT LIKE 'live:%' ORDER BY o.id, p.part",
-            (turn_id,),
-        )
-        return [(r[0], r[1]) for r in rows]
-
-    async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
-        row = await self._one(
-            "SELECT conversation_id FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?",
-            (*thread, agent_id),
-        )
-        return None if row is None else str(row[0])
-
-    async def put_conversation(
-        self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
-    ) -> str:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE conversations SET conversation_id=? WHERE team_id=? AND channel_id=? AND thread_ts=?"
-                " AND agent_id=? AND conversation_id=?",
-                (conversation_id, *thread, agent_id, replacing),
-            )
-            await db.execute(
-                "INSERT OR IGNORE INTO conversations (team_id, channel_id, thread_ts, agent_id, conversation_id,"
-                " created_at) VALUES (?,?,?,?,?,?)",
-                (*thread, agent_id, conversation_id, _now()),
-            )
-        return await self.conversation(thread, agent_id) or conversation_id
-
-    async def ping(self) -> None:
-        await self._one("SELECT 1")
-
     def _live_lease(self, key: tuple[str, str]) -> str | None:
         held = self._leases.get(key)
         return held[0] if held is not None and held[1] > time.monotonic() else None
@@ -708,17 +356,3 @@ class SqliteStore:
     async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
         """One process: the Letta client's in-process locks already keep each agent to one send."""
         yield
-
-
-_TOP_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?"
-
-
-def _top_seq(conn: sqlite3.Connection, team_id: str, channel_id: str) -> int:
-    row = conn.execute(_TOP_SEQ, (team_id, channel_id)).fetchone()
-    return int(row[0]) if row else 0
-
-
-async def _in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` on the connection's own thread in one trip (aiosqlite's public calls are one statement each)."""
-    result: T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
-    return result

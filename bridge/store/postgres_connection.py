@@ -1,0 +1,203 @@
+"""The Postgres store's connections: the pools (turns' bookkeeping, acknowledgements, agent locks), migrations
+under an advisory lock, and the DATABASE_URL options asyncpg is given. The tables are used in
+`postgres_journal.py` (a turn's steps, outbox and transcript) and `postgres.py` (the rest)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from bridge.store.base import DatabaseUrlError, StoreError, display_url
+from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+
+# pg_advisory_xact_lock key for migrations; agent locks hash into the rest of the bigint space.
+MIGRATION_LOCK = 0x6C657474_61000001
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq connection options that PaaS URLs carry and asyncpg would otherwise send as server settings.
+_CLIENT_ONLY = frozenset(
+    {
+        "channel_binding",
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "requiressl",
+        "sslcompression",
+        "sslsni",
+        "pgbouncer",
+    }
+)
+UNLOCK_TIMEOUT = 5.0
+ACCEPT_CONNECTIONS = 1
+def connect_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The DSN asyncpg gets and its keyword options: `sslmode` (as PaaS add-ons set it) becomes `ssl=`,
+    `connect_timeout` becomes `timeout=`, and libpq-only options are dropped."""
+    parts = urlsplit(url)
+    query: list[tuple[str, str]] = []
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "sslmode":
+            if value not in SSL_MODES:
+                raise DatabaseUrlError(f"DATABASE_URL has sslmode={value}; use one of {', '.join(SSL_MODES)}")
+            options["ssl"] = value
+        elif key == "connect_timeout":
+            try:
+                options["timeout"] = float(value)
+            except ValueError:
+                raise DatabaseUrlError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
+        elif key not in _CLIENT_ONLY:
+            query.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(query))), options
+
+
+def agent_lock_key(agent_id: str) -> int:
+    """A stable signed 64-bit key per agent for pg_advisory_lock."""
+    digest = hashlib.blake2b(f"letta-agent:{agent_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def clean(text: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL; Slack and Letta text almost never does."""
+    return text.replace("\x00", "\ufffd")
+
+
+def as_json(value: Any) -> str:
+    return clean(json.dumps(value))
+
+
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+
+
+class PostgresConnection:
+    """The pools; the store's methods are its subclasses'."""
+
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
+        self.url = url
+        self._dsn, self._options = connect_options(url)
+        self._pool_size = pool_size
+        self._lock_connections = lock_connections
+        self._pool: Pool | None = None
+        self._locks: Pool | None = None
+        self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
+        # Accepting an event (Slack waits for its ack) has connections of its own: it never queues for the
+        # pool behind the turns' bookkeeping.
+        self._accepts: Pool | None = None
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        return self._pool
+
+    async def _create_pool(self, min_size: int, max_size: int) -> Pool:
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"application_name": "letta-slack-bridge"},
+            **self._options,
+        )
+
+    async def open(self) -> None:
+        where = display_url(self.url)
+        try:
+            self._pool = await self._create_pool(1, self._pool_size)
+            # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
+            self._locks = await self._create_pool(0, self._lock_connections)
+            await self._migrate()
+            self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
+            await self.close()
+            raise StoreError(f"cannot open the database {where}: {_reason(exc)}") from None
+
+    async def close(self) -> None:
+        for pool in (self._accepts, self._locks, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._locks = self._accepts = None
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def _migrate(self) -> None:
+        async with self._tx() as db:
+            # Taken first: a second process starting now waits here, then finds nothing left to do.
+            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            current = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for version in sorted(MIGRATIONS):
+                if version > current:
+                    await db.execute(MIGRATIONS[version])
+                    await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def schema_version(self) -> int:
+        return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    @staticmethod
+    async def _top_seq(db: Conn | Pool, team_id: str, channel_id: str) -> int:
+        return int(
+            await db.fetchval(
+                "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=$1 AND channel_id=$2", team_id, channel_id
+            )
+        )
+
+    @asynccontextmanager
+    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
+        """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
+        A process that dies loses its connection, and PostgreSQL frees its locks with it."""
+        if self._locks is None:
+            raise StoreError("the store is not open")
+        keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
+        async with self._locks.acquire() as conn:
+            try:
+                for key in keys:
+                    await conn.execute("SELECT pg_advisory_lock($1)", key)
+                yield
+            finally:
+                # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
+                # gets the connection closed instead: the server frees a session's locks when it ends.
+                try:
+                    async with asyncio.timeout(UNLOCK_TIMEOUT):
+                        await conn.execute("SELECT pg_advisory_unlock_all()")
+                except Exception:
+                    conn.terminate()
+
+
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words and never with the password."""
+    if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+        return "the user name or password was refused"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "that database does not exist"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running there?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,222 @@
+"""The SQLite store's connection: the file (locked for one process, private), WAL, the writer's and the
+reader's threads, single-trip transactions and migrations. The store's tables are used in `sqlite_journal.py`
+(a turn's steps, outbox and transcript) and `sqlite.py` (bindings, the turn queue, signatures, leases)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bridge.store.base import StoreError, sqlite_path
+from bridge.store.locks import UrgentFirstLock
+from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
+from bridge.store.signatures import SeenSignatures
+
+log = logging.getLogger(__name__)
+PRIVATE = 0o600
+T = TypeVar("T")
+WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
+Params = tuple[Any, ...]
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _missing_folder(path: str) -> Path | None:
+    parent = Path(path).expanduser().absolute().parent
+    return None if parent.is_dir() else parent
+
+
+def hold_exclusively(path: str) -> int:
+    """Lock `<path>.lock` for this process (flock, released by the kernel when the process ends, however it
+    ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep."""
+    lock_path = f"{path}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"another bridge process (pid {holder}) is already using {path}; a SQLite database serves one "
+            "process: stop that one first, or use PostgreSQL (DATABASE_URL=postgres://...) to run several"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def private_files(path: str) -> None:
+    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
+    and SHM files the database's mode), and an older world-readable file is tightened."""
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, PRIVATE)
+            log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
+
+
+class SqliteConnection:
+    """The file and its two connections; the store's methods are its subclasses'."""
+
+    def __init__(self, url: str, exclusive: bool = False) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._exclusive = exclusive
+        self._lock_fd: int | None = None
+        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None:
+            self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
+        self._db: aiosqlite.Connection | None = None
+        # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
+        # acknowledgement's write never waits behind them on the writer's thread.
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
+        self._queued = asyncio.Semaphore(WRITES_QUEUED)
+        # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
+        # after a crash resumes at once instead of waiting for the dead process's leases to expire.
+        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _write(self, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time on the shared connection; BEGIN IMMEDIATE takes the file lock
+        first, so that two processes (or a migration racing a start) serialise instead of deadlocking.
+        `urgent` writes (a new event, before Slack's ack) go ahead of queued turn bookkeeping."""
+        async with self._write_lock.hold(urgent):
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
+        """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
+        there back to back, queued on that thread without waiting for the event loop between two of them (a
+        lock handed from one writer to the next would cost a turn of a busy loop each, and bound the writes).
+        Bookkeeping has at most WRITES_QUEUED transactions waiting there, so an urgent one (a new event, which
+        Slack waits for) is never far from the front. The rare multi-statement transaction (`_write`) holds the
+        write lock; a single-trip one that finds it open goes after it."""
+        db = self.db
+
+        def run(conn: sqlite3.Connection) -> tuple[bool, T | None]:
+            if conn.in_transaction:  # a `_write` transaction is between two of its statements
+                return False, None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return True, result
+
+        if urgent:
+            done, result = await in_thread(db, run)
+        else:
+            async with self._queued:
+                done, result = await in_thread(db, run)
+        if not done:
+            async with self._write_lock.hold(urgent):
+                done, result = await in_thread(db, run)
+        return result  # type: ignore[return-value]  # T, as `work` returned it
+
+    @property
+    def _reads(self) -> aiosqlite.Connection:
+        return self._reader or self.db
+
+    async def _all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A query's rows in one trip to the reader's thread."""
+        return list(await self._reads.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            parent = await asyncio.to_thread(_missing_folder, self.path)
+            if parent is not None:
+                raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
+            if self._exclusive and self._lock_fd is None:
+                self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
+            await asyncio.to_thread(private_files, self.path)
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._migrate()
+            if self.path != ":memory:":  # a second connection to :memory: would be another database
+                self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+                self._reader.row_factory = sqlite3.Row
+                await self._reader.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the flock goes with it
+            self._lock_fd = None
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        async with self._write() as db:
+            current = await self.schema_version()
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version={version}")
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+
+TOP_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?"
+
+
+def top_seq(conn: sqlite3.Connection, team_id: str, channel_id: str) -> int:
+    row = conn.execute(TOP_SEQ, (team_id, channel_id)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the connection's own thread in one trip (aiosqlite's public calls are one statement each)."""
+    result: T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
+    return result
