@@ -10,8 +10,9 @@ from typing import Literal
 from bridge.domain import Binding, RunnerChoice, Target
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.appserver_runner import AppServerRunner
+from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
-from bridge.letta.runners import BridgeRunner, Runner, ServerRunner
+from bridge.letta.runners import Runner, ServerRunner
 
 SERVER_RUNNER_BELOW = (0, 12, 0)
 FEEDBACK_FROM = (0, 16, 0)  # PATCH /v1/steps/{id}/feedback with a JSON body (reference 0.16.8/steps-feedback-*)

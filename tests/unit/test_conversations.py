@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from bridge.domain import AgentRef, AgentReply, StepRecord, Target, TurnEvent, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import AssistantMessage, UserMessage
 from bridge.letta.recovery import find_turn
-from bridge.letta.runners import BridgeRunner
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, StepRecord, Target, TurnEvent, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.patterns import chosen, dynamic_prompt, step_otid
-from bridge.letta.runners import BridgeRunner
 from tests.fakes.letta import FakeLetta
 
 OTID = "2988596c-00b3-45b5-a8bc-ace1e823ddc3"

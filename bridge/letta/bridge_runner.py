@@ -1,0 +1,339 @@
+"""`BridgeRunner`: the bridge runs the group itself, sending to each agent in turn over REST and showing each
+the group replies it has not seen yet (works on every server, and for agent-list bindings). Each send is
+journaled before it is made, and a resumed turn looks for what a send it journaled did before sending again."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    Drafts,
+    Journal,
+    Note,
+    PendingApproval,
+    StepRecord,
+    Target,
+    Transcript,
+    TurnEvent,
+    TurnInput,
+)
+from bridge.letta.approving import Approving, reached
+from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
+from bridge.letta.groups import GroupDetails
+from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
+from bridge.letta.recovery import Found, settle
+from bridge.letta.toolprogress import Report, reporting
+from bridge.letta.wire import user_message
+
+log = logging.getLogger(__name__)
+
+
+class BridgeRunner(Step):
+    """The group's pattern played agent by agent over REST (`patterns.play`); round robin and agent lists in
+    order. On a restart the turn resumes at the first send that has not answered."""
+
+    name = "bridge"
+
+    def __init__(
+        self,
+        client: LettaClient,
+        patience: float = 120.0,
+        streaming: bool = True,
+        tokens: bool = False,
+        max_turns: int | None = None,
+    ) -> None:
+        self._client = client
+        self._patience = patience
+        self._streaming = streaming
+        self._tokens = tokens
+        self._max_turns = max_turns  # when the group record has none (LETTA_MAX_TURNS)
+        self.details = GroupDetails(client)
+
+    async def run(
+        self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
+    ) -> AsyncIterator[TurnEvent]:
+        target = await self.details.complete(target)
+        if target.kind == "group" and target.max_turns is None and self._max_turns is not None:
+            target = dataclasses.replace(target, max_turns=self._max_turns)
+        async for event in play(self, target, turn, transcript, journal):
+            yield event
+
+    async def ask(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        key: str,
+        frame: Frame | None,
+        record: StepRecord | None,
+    ) -> list[TurnEvent]:
+        since = record.since if record is not None else None
+        return await self._ask(agent, turn, transcript, journal, record is not None, key, frame, since)
+
+    async def _ask(
+        self,
+        agent: AgentRef,
+        turn: TurnInput,
+        transcript: Transcript,
+        journal: Journal,
+        resumed: bool,
+        key: str | None = None,
+        frame: Frame | None = None,
+        since: datetime | None = None,
+    ) -> list[TurnEvent]:
+        key = key or agent.id
+        unseen, upto = await transcript.unseen(agent.id)
+        if key != agent.id and not key.startswith(agent.id + "#"):
+            upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
+        try:
+            conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
+            if conversation is None and await self._client.has_conversations():
+                # Agent-direct mode: the agent's own thread, which a server with Redis locks (a 409 names the run).
+                conversation = DEFAULT_CONVERSATION
+            resumable = conversation is not None and await self._client.has_resume()
+        except LettaError as error:  # the thread's conversation could not be made: nothing was sent
+            return await self._refused(agent, key, error, journal)
+        # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
+        # that run: each agent's send of the turn gets an otid of its own there.
+        otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
+        background = Progress(otid) if resumable else None
+        pending = await turn.approvals.resumed(key) if resumed and turn.approvals is not None else None
+        if pending is not None:  # it asked for an approval before a restart: the send is past, the decision is not
+            return await self._decided(agent, key, otid, since, pending, turn, journal, upto)
+        if resumed:
+            found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
+            if isinstance(found, list):
+                return await self._answered(agent, key, *self._texts(found), journal, upto)
+            if found is not None:
+                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+        await journal.sending(key)
+        sent_at = datetime.now(UTC)
+        text = frame(unseen) if frame is not None else compose(unseen, turn.text)
+        message = user_message(text, otid, turn.sender, turn.images)
+        try:
+            try:
+                heard = await self._said(agent, key, message, conversation, turn, background)
+            except LettaError as error:
+                if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
+                    raise
+                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                assert conversation is not None
+                conversation = await turn.threads.renew(agent.id, conversation)
+                heard = await self._said(agent, key, message, conversation, turn, background)
+        except LettaError as error:
+            if error.outcome_unknown:
+                found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                if isinstance(found, list):
+                    return await self._answered(agent, key, *self._texts(found), journal, upto)
+                if found is not None and found.texts:
+                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
+            return await self._refused(agent, key, error, journal)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+
+    async def _outcome(
+        self,
+        agent: AgentRef,
+        key: str,
+        otid: str,
+        since: datetime | None,
+        conversation: str | None,
+        background: Progress | None,
+        drafts: Drafts | None,
+    ) -> Found | list[Spoken] | None:
+        """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
+        be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
+        come back), else once the agent has no run the send could be, looked up in history. None: the send never
+        reached Letta (no run carried its otid, or none is going and history lacks it), so it may be made again."""
+        if background is not None and conversation is not None:
+            message = {"otid": otid}
+            attached = Progress(otid, attach=True)
+            try:
+                draft = _drafting(drafts, key, agent.name, [])
+                tools = reporting(drafts, key, agent.name)
+                return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
+            except LettaError as error:
+                if error.kind == Kind.NOT_FOUND:
+                    log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)
+                    return None
+                log.warning("re-attaching to otid=%s failed (%s); waiting for the agent instead", otid, error.kind)
+        return await settle(self._client, agent.id, otid, since, conversation, agent.name)
+
+    def _texts(self, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
+        texts = [s.text for s in spoken if isinstance(s, Said)]
+        errors = [s for s in spoken if isinstance(s, LettaError)]
+        if not errors:
+            return texts, None
+        return texts, AgentFailure(None, errors[-1].explain(), errors[-1].kind, None, errors[-1].request_id)
+
+    def _exchange(
+        self,
+        agent: AgentRef,
+        message: dict[str, Any],
+        conversation: str | None,
+        draft: Draft | None,
+        background: Progress | None,
+        tools: Report | None = None,
+    ) -> AsyncIterator[Spoken]:
+        """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
+        return _own(
+            agent,
+            exchange(
+                self._client,
+                message,
+                agent.name,
+                self._streaming,
+                agent_id=agent.id,
+                conversation=conversation,
+                tokens=self._tokens,
+                draft=draft,
+                background=background,
+                tools=tools,
+            ),
+        )
+
+    async def _decided(
+        self,
+        agent: AgentRef,
+        key: str,
+        otid: str,
+        since: datetime | None,
+        pending: PendingApproval,
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+    ) -> list[TurnEvent]:
+        """A step that asked for approval before a restart: the decision is awaited (its cards are already in the
+        thread) and sent, unless it may have been sent already: then history says whether it reached Letta."""
+        request, conversation = pending.request, pending.request.conversation
+        if pending.sent:
+            found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
+            if reached(request, found):
+                assert found is not None and turn.approvals is not None
+                await turn.approvals.settled(request)
+                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+        approving = self._approving(agent, key, conversation, turn)
+        answered = approving.answer(request, await approving.decide(request))
+        try:
+            heard = await self._heard(agent, key, approving.run(answered), turn.drafts)
+        except LettaError as error:
+            return await self._refused(agent, key, error, journal)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+
+    def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
+        def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
+            draft = _drafting(turn.drafts, key, agent.name, [])
+            return self._exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
+
+        return Approving(turn.approvals, agent, key, conversation, send)
+
+    async def _said(
+        self,
+        agent: AgentRef,
+        key: str,
+        message: dict[str, Any],
+        conversation: str | None,
+        turn: TurnInput,
+        background: Progress | None = None,
+    ) -> Heard:
+        """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
+        came back. A token-streamed reply is shown growing in `drafts`; tool calls the agent asks to run wait for
+        people's decisions (`Approving`) and the agent's words after them are part of the reply."""
+        texts: list[str] = []
+        draft, tools = _drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
+        source = self._exchange(agent, message, conversation, draft, background, tools)
+        return await self._heard(agent, key, self._approving(agent, key, conversation, turn).run(source), turn.drafts,
+                                 texts)
+
+    @staticmethod
+    async def _heard(
+        agent: AgentRef,
+        key: str,
+        source: AsyncIterator[Spoken],
+        drafts: Drafts | None,
+        texts: list[str] | None = None,
+    ) -> Heard:
+        texts = [] if texts is None else texts
+        step_id = ""  # the Letta step of the reply's last words, which a feedback vote is about
+        notes: list[Note] = []
+        failure: AgentFailure | None = None
+        blank = False  # a message came back with no words: an empty reply, unlike no message at all
+        async for spoken in source:
+            if isinstance(spoken, Asked):
+                continue  # answered inside `Approving`
+            if isinstance(spoken, LettaError):
+                failure = AgentFailure(
+                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
+                )
+            elif spoken.text:
+                texts.append(spoken.text)
+                notes.extend(spoken.notes)
+                step_id = spoken.step_id or step_id
+            else:
+                blank = True
+        return Heard(texts or ([""] if blank else []), failure, tuple(notes), step_id)
+
+    @staticmethod
+    async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+        return await refused(agent, key, error, journal)
+
+    @staticmethod
+    async def _answered(
+        agent: AgentRef,
+        key: str,
+        texts: list[str],
+        failure: AgentFailure | None,
+        journal: Journal,
+        upto: int | None,
+        notes: tuple[Note, ...] = (),
+        step_id: str = "",
+    ) -> list[TurnEvent]:
+        replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes, step_id)] if texts else []
+        await journal.answered(key, replies, failure, upto)
+        return replay(StepRecord("answered", tuple(replies), failure))
+
+
+class Heard(NamedTuple):
+    """What one send brought back, in `_answered`'s order: the texts, the failure inside the answer, the notes, and
+    the Letta step of the last words (empty where the server names none)."""
+
+    texts: list[str]
+    failure: AgentFailure | None
+    notes: tuple[Note, ...]
+    step_id: str
+
+
+async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+    """A send that never happened (or was refused): the agent's failure, journaled."""
+    failure = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+    await journal.answered(key, [], failure)
+    return [failure]
+
+
+async def _own(agent: AgentRef, spoken: AsyncIterator[Spoken]) -> AsyncIterator[Spoken]:
+    async for item in spoken:
+        if isinstance(item, Said) and item.author not in (agent.name, agent.id):
+            log.info("not %s's words, left out author=%s", agent.name, item.author)
+            continue
+        yield item
+
+
+def _drafting(drafts: Drafts | None, key: str, name: str, done: list[str]) -> Draft | None:
+    """A token-streamed reply growing in its draft, after the texts `done` so far (only the asked agent's words)."""
+    if drafts is None:
+        return None
+
+    async def draft(author: str, text: str) -> None:
+        if author == name:
+            await drafts.grow(key, 0, name, "\n\n".join([*done, text]))
+
+    return draft
