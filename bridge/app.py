@@ -1,4 +1,5 @@
-"""Builds the bridge (store, Letta client, Bolt app, relay), serves it over HTTP or Socket Mode, stops it cleanly."""
+"""Builds the bridge (store, Letta client, Bolt app, relay) and its HTTP routes; `serve.py` runs it, `clients.py` builds
+the Slack and Letta clients."""
 
 from __future__ import annotations
 
@@ -7,44 +8,35 @@ import hmac
 import ipaddress
 import logging
 import os
-import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
+from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client
 from bridge.config import Settings
 from bridge.configure import Configurator
-from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
-from bridge.http import GuardedSite, body_too_slow, cannot_listen, limits, read_body
+from bridge.http import body_too_slow, read_body
 from bridge.ingress import PEER_HEADER
-from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
-from bridge.letta.chooser import RunnerChooser
+from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
-from bridge.letta.locks import AgentLocks
-from bridge.letta.metered import MeteredLettaClient
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
-from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.live import LiveMessages
-from bridge.slack.metered import MeteredSlackClient
-from bridge.slack.post import FAILURES, Look, SlackPoster, slack_error
+from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, StoreError, open_store
-from bridge.store.base import database_name, missing_sqlite_file
 from bridge.store.leases import BindingLeases
 from bridge.tasks import Tasks
 from bridge.turns import TurnWorker
@@ -59,79 +51,6 @@ log = logging.getLogger(__name__)
 POSTGRES_LOCK_CONNECTIONS = 16
 
 
-def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = MeteredSlackClient(token=token, base_url=settings.slack_api_url)
-    if metrics is not None:
-        client.metrics = metrics
-    if wait_out_limits:
-        # 429 means Slack did not process the call, so retrying after Retry-After is safe.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    return client
-
-
-def letta_client(settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None) -> LettaClient:
-    """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
-    a REST server's."""
-    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
-    if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
-        return AppServerLetta(
-            settings.letta_base_url,
-            api_key=key,
-            metrics=metrics,
-            connect_timeout=settings.letta_connect_timeout,
-            request_timeout=min(settings.letta_read_timeout, 30.0),
-        )
-    client = MeteredLettaClient(
-        settings.letta_base_url,
-        api_key=key,
-        project=settings.letta_project,
-        connect_timeout=settings.letta_connect_timeout,
-        read_timeout=settings.letta_read_timeout,
-        send_retries=settings.letta_send_retries,
-        max_connections=max(100, 2 * settings.max_concurrent_turns),
-        retry_base=settings.letta_retry_base_seconds,
-        busy_wait=settings.letta_busy_wait_seconds,
-    )
-    if metrics is not None:
-        client.metrics = metrics
-    return client
-
-
-def runner_chooser(settings: Settings, client: LettaClient) -> RunnerChooser:
-    """The runners for one Letta server, as the settings ask (the environment's server, or a workspace's)."""
-    return RunnerChooser(
-        client,
-        settings.letta_group_runner,
-        patience=settings.letta_recovery_wait_seconds,
-        streaming=settings.letta_streaming,
-        tokens=settings.letta_stream_tokens,
-        max_turns=settings.letta_max_turns,
-        app_server_deadline=settings.turn_deadline_seconds,
-    )
-
-
-async def letta_kind(settings: Settings) -> ServerKind:
-    """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
-    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
-    return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
-
-
-class SharedAgentLocks(AgentLocks):
-    """The Letta client's in-process locks, then the store's: on Postgres, advisory locks that keep each agent
-    to one send in flight across every process sharing the database."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__()
-        self._store = store
-
-    @asynccontextmanager
-    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
-        ids = sorted(set(agent_ids))
-        async with super().hold(ids), self._store.agent_lock(ids):
-            yield
-
-
 @contextmanager
 def _environment_without(name: str) -> Iterator[None]:
     """Bolt reads SLACK_BOT_TOKEN from the environment by itself, and warns that it will not use it when it is
@@ -143,6 +62,10 @@ def _environment_without(name: str) -> Iterator[None]:
     finally:
         if value is not None:
             os.environ[name] = value
+
+
+class StartError(Exception):
+    """The bridge could not start; the message says why and what to do, in one line."""
 
 
 class Bridge:
@@ -412,130 +335,3 @@ def _loopback(address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-class StartError(Exception):
-    """The bridge could not start; the message says why and what to do, in one line."""
-
-
-@asynccontextmanager
-async def _started(bridge: Bridge) -> AsyncIterator[None]:
-    """Start the bridge, and stop whatever was started however the body ends: a start that fails half-way leaves
-    no session, pool or database thread behind to keep the process alive. A failure to start that is not already
-    a plain StartError or StoreError becomes one line (the traceback only at DEBUG)."""
-    try:
-        try:
-            await bridge.start()
-            yield
-        except (StartError, StoreError):
-            raise
-        except Exception as exc:
-            if bridge.ready:
-                raise
-            log.debug("start failed", exc_info=True)
-            raise StartError(f"the bridge could not start: {type(exc).__name__}: {exc}") from None
-    finally:
-        await bridge.stop()
-
-
-def _database_words(settings: Settings, new: bool) -> str:
-    name = database_name(settings.database_url)
-    return f"{name} (new: no channels are connected in it yet)" if new else name
-
-
-async def serve_http(settings: Settings) -> None:
-    new = missing_sqlite_file(settings.database_url) is not None
-    bridge = Bridge(settings, letta=await letta_kind(settings))
-    runner = web.AppRunner(
-        bridge.web_app(),
-        access_log=None,
-        keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
-        lingering_time=1.0,  # a refused request's unread body is not waited for long
-    )
-    front = None
-    if settings.http_events_inbox and settings.database_url.startswith("sqlite:"):
-        assert bridge.gate is not None
-        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch)
-        bridge.behind_ingress = True
-    try:
-        async with _started(bridge):
-            await runner.setup()
-            if front is not None:
-                try:
-                    cap = await front.start(runner)
-                except FrontError as exc:
-                    raise StartError(str(exc)) from None
-            else:
-                await warn_of_a_waiting_inbox(settings)
-                cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
-                site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
-                try:
-                    await site.start()
-                except OSError as exc:
-                    raise StartError(cannot_listen(settings.host, settings.port, exc)) from None
-            log.info(
-                "bridge listening host=%s port=%s version=%s database=%s max_connections=%d events_inbox=%s",
-                settings.host,
-                settings.port,
-                __version__,
-                _database_words(settings, new),
-                cap,
-                "on" if front is not None else "off",
-            )
-            if settings.metrics_token is None:
-                log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
-            await _wait_for_signal()
-            log.info("stopping: no new requests, finishing turns in flight")
-            if front is not None:
-                await front.stop(settings.shutdown_grace_seconds)
-            else:
-                await site.stop()
-    finally:
-        if front is not None:
-            await front.close()
-        await runner.cleanup()
-    log.info("bridge stopped")
-
-
-async def serve_socket(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    if settings.oauth:
-        raise StartError(
-            "Slack's OAuth install needs the bridge reachable over HTTPS: run `serve` (SLACK_CLIENT_ID is set), "
-            "or unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to use Socket Mode with one bot token."
-        )
-    new = missing_sqlite_file(settings.database_url) is not None
-    assert settings.slack_app_token is not None
-    app_token = settings.slack_app_token.get_secret_value()
-    try:
-        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
-        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
-    except SlackApiError as exc:
-        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
-    except FAILURES as exc:
-        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
-    bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
-    async with _started(bridge):
-        handler = AsyncSocketModeHandler(bridge.app, app_token)
-        try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info(
-                "bridge connected over Socket Mode version=%s database=%s",
-                __version__,
-                _database_words(settings, new),
-            )
-            await _wait_for_signal()
-            log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
-            await handler.disconnect_async()  # type: ignore[no-untyped-call]
-        finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
-    log.info("bridge stopped")

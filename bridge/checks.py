@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 
-from bridge.app import letta_client, letta_kind, slack_client
+from bridge.clients import letta_client, letta_kind, slack_client
 from bridge.config import Settings
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta

@@ -124,7 +124,8 @@ def _require(settings: Settings, mode: str) -> None:
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("serve", "socket"):
-        from bridge.app import StartError, serve_http, serve_socket
+        from bridge.app import StartError
+        from bridge.serve import serve_http, serve_socket
 
         _require(settings, args.command)
         try:
@@ -166,8 +167,8 @@ async def _team(settings: Settings, team: str | None) -> str:
         return str(team)
     if settings.slack_bot_token is None:
         raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
-    from bridge.app import slack_client
     from bridge.checks import slack_unreachable
+    from bridge.clients import slack_client
     from bridge.slack.post import slack_error
 
     try:
@@ -231,7 +232,7 @@ async def _list(store: Store, settings: Settings, team: str | None) -> int:
 
 async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]:
     """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed)."""
-    from bridge.app import letta_client, letta_kind
+    from bridge.clients import letta_client, letta_kind
     from bridge.letta.chooser import resolve
     from bridge.letta.errors import LettaError
 
@@ -255,7 +256,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
-    from bridge.app import letta_client, letta_kind
+    from bridge.clients import letta_client, letta_kind
     from bridge.configure import ConfigError, Configurator
     from bridge.domain import Pattern
     from bridge.letta.chooser import RunnerChooser

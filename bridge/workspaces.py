@@ -32,7 +32,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.app import runner_chooser
+from bridge.clients import runner_chooser
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser

@@ -1,0 +1,93 @@
+"""The Slack and Letta clients the settings ask for (metered when given the metrics), and the runners for a Letta
+server: built here for `serve`, for each workspace (OAuth mode) and for the CLI's checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.config import Settings
+from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
+from bridge.letta.chooser import RunnerChooser
+from bridge.letta.client import LettaClient
+from bridge.letta.locks import AgentLocks
+from bridge.letta.metered import MeteredLettaClient
+from bridge.metrics import Metrics
+from bridge.slack.metered import MeteredSlackClient
+from bridge.store import Store
+
+
+def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = MeteredSlackClient(token=token, base_url=settings.slack_api_url)
+    if metrics is not None:
+        client.metrics = metrics
+    if wait_out_limits:
+        # 429 means Slack did not process the call, so retrying after Retry-After is safe.
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+def letta_client(settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None) -> LettaClient:
+    """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
+    a REST server's."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
+        return AppServerLetta(
+            settings.letta_base_url,
+            api_key=key,
+            metrics=metrics,
+            connect_timeout=settings.letta_connect_timeout,
+            request_timeout=min(settings.letta_read_timeout, 30.0),
+        )
+    client = MeteredLettaClient(
+        settings.letta_base_url,
+        api_key=key,
+        project=settings.letta_project,
+        connect_timeout=settings.letta_connect_timeout,
+        read_timeout=settings.letta_read_timeout,
+        send_retries=settings.letta_send_retries,
+        max_connections=max(100, 2 * settings.max_concurrent_turns),
+        retry_base=settings.letta_retry_base_seconds,
+        busy_wait=settings.letta_busy_wait_seconds,
+    )
+    if metrics is not None:
+        client.metrics = metrics
+    return client
+
+
+def runner_chooser(settings: Settings, client: LettaClient) -> RunnerChooser:
+    """The runners for one Letta server, as the settings ask (the environment's server, or a workspace's)."""
+    return RunnerChooser(
+        client,
+        settings.letta_group_runner,
+        patience=settings.letta_recovery_wait_seconds,
+        streaming=settings.letta_streaming,
+        tokens=settings.letta_stream_tokens,
+        max_turns=settings.letta_max_turns,
+        app_server_deadline=settings.turn_deadline_seconds,
+    )
+
+
+async def letta_kind(settings: Settings) -> ServerKind:
+    """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
+
+
+class SharedAgentLocks(AgentLocks):
+    """The Letta client's in-process locks, then the store's: on Postgres, advisory locks that keep each agent
+    to one send in flight across every process sharing the database."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self._store = store
+
+    @asynccontextmanager
+    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
+        ids = sorted(set(agent_ids))
+        async with super().hold(ids), self._store.agent_lock(ids):
+            yield

@@ -1,0 +1,149 @@
+"""`serve` and `socket`: start the bridge, listen (HTTP, behind the events ingress on SQLite, or Socket Mode), wait
+for SIGTERM or SIGINT, and stop it cleanly; a start that cannot succeed ends in one plain StartError line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+
+from bridge import __version__
+from bridge.app import Bridge, StartError
+from bridge.clients import letta_kind, slack_client
+from bridge.config import Settings
+from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
+from bridge.http import GuardedSite, cannot_listen, limits
+from bridge.requirements import SLACK_APP_TOKEN, slack_refused
+from bridge.slack.post import FAILURES, slack_error
+from bridge.store import StoreError
+from bridge.store.base import database_name, missing_sqlite_file
+
+log = logging.getLogger(__name__)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@asynccontextmanager
+async def _started(bridge: Bridge) -> AsyncIterator[None]:
+    """Start the bridge, and stop whatever was started however the body ends: a start that fails half-way leaves
+    no session, pool or database thread behind to keep the process alive. A failure to start that is not already
+    a plain StartError or StoreError becomes one line (the traceback only at DEBUG)."""
+    try:
+        try:
+            await bridge.start()
+            yield
+        except (StartError, StoreError):
+            raise
+        except Exception as exc:
+            if bridge.ready:
+                raise
+            log.debug("start failed", exc_info=True)
+            raise StartError(f"the bridge could not start: {type(exc).__name__}: {exc}") from None
+    finally:
+        await bridge.stop()
+
+
+def _database_words(settings: Settings, new: bool) -> str:
+    name = database_name(settings.database_url)
+    return f"{name} (new: no channels are connected in it yet)" if new else name
+
+
+async def serve_http(settings: Settings) -> None:
+    new = missing_sqlite_file(settings.database_url) is not None
+    bridge = Bridge(settings, letta=await letta_kind(settings))
+    runner = web.AppRunner(
+        bridge.web_app(),
+        access_log=None,
+        keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
+        lingering_time=1.0,  # a refused request's unread body is not waited for long
+    )
+    front = None
+    if settings.http_events_inbox and settings.database_url.startswith("sqlite:"):
+        assert bridge.gate is not None
+        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch)
+        bridge.behind_ingress = True
+    try:
+        async with _started(bridge):
+            await runner.setup()
+            if front is not None:
+                try:
+                    cap = await front.start(runner)
+                except FrontError as exc:
+                    raise StartError(str(exc)) from None
+            else:
+                await warn_of_a_waiting_inbox(settings)
+                cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
+                site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise StartError(cannot_listen(settings.host, settings.port, exc)) from None
+            log.info(
+                "bridge listening host=%s port=%s version=%s database=%s max_connections=%d events_inbox=%s",
+                settings.host,
+                settings.port,
+                __version__,
+                _database_words(settings, new),
+                cap,
+                "on" if front is not None else "off",
+            )
+            if settings.metrics_token is None:
+                log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
+            await _wait_for_signal()
+            log.info("stopping: no new requests, finishing turns in flight")
+            if front is not None:
+                await front.stop(settings.shutdown_grace_seconds)
+            else:
+                await site.stop()
+    finally:
+        if front is not None:
+            await front.close()
+        await runner.cleanup()
+    log.info("bridge stopped")
+
+
+async def serve_socket(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    if settings.oauth:
+        raise StartError(
+            "Slack's OAuth install needs the bridge reachable over HTTPS: run `serve` (SLACK_CLIENT_ID is set), "
+            "or unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to use Socket Mode with one bot token."
+        )
+    new = missing_sqlite_file(settings.database_url) is not None
+    assert settings.slack_app_token is not None
+    app_token = settings.slack_app_token.get_secret_value()
+    try:
+        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
+        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
+    except FAILURES as exc:
+        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
+    bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
+    async with _started(bridge):
+        handler = AsyncSocketModeHandler(bridge.app, app_token)
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info(
+                "bridge connected over Socket Mode version=%s database=%s",
+                __version__,
+                _database_words(settings, new),
+            )
+            await _wait_for_signal()
+            log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
+            await handler.disconnect_async()  # type: ignore[no-untyped-call]
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+    log.info("bridge stopped")
