@@ -142,7 +142,8 @@ class Bridge:
 
         from bridge.manifest import SCOPES
         from bridge.store.crypto import Cipher, CipherError
-        from bridge.store.installations import BridgeInstallationStore, BridgeStateStore
+        from bridge.store.installations import BridgeInstallationStore
+        from bridge.store.oauth_state import BridgeStateStore
         from bridge.workspaces import WorkspaceAuthorize, WorkspaceRelay, Workspaces, WorkspaceWorkers
 
         s = self.settings

@@ -1,10 +1,14 @@
 """The Slack and Letta clients the settings ask for (metered when given the metrics), and the runners for a Letta
-server: built here for `serve`, for each workspace (OAuth mode) and for the CLI's checks."""
+server: built here for `serve`, for each workspace (OAuth mode: one client per Letta server, `LettaServers`) and
+for the CLI's checks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -91,3 +95,63 @@ class SharedAgentLocks(AgentLocks):
         ids = sorted(set(agent_ids))
         async with super().hold(ids), self._store.agent_lock(ids):
             yield
+
+
+def server_id(settings: Settings) -> str:
+    """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else ""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-"
+    return f"{settings.letta_base_url}#{digest}"
+
+
+class ServerAgentLocks(AgentLocks):
+    """An agent's send lock, in this process and (Postgres) across processes, keyed by its server too: two
+    servers' agents never wait on each other, whatever their ids."""
+
+    def __init__(self, store: Store, server: str) -> None:
+        super().__init__()
+        self._store = store
+        self._server = server
+
+    @asynccontextmanager
+    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
+        ids = sorted(set(agent_ids))
+        async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]):
+            yield
+
+
+@dataclass
+class LettaServer:
+    client: LettaClient
+    chooser: RunnerChooser
+
+
+class LettaServers:
+    """One client and runner chooser per Letta server, made on first use and closed on stop. `make_client` finds
+    out which kind of server a URL is (a REST server or an App Server, each workspace's own) and builds its client."""
+
+    def __init__(self, store: Store, make_client: Callable[[Settings], Awaitable[LettaClient]]) -> None:
+        self._store = store
+        self._make = make_client
+        self._servers: dict[str, LettaServer] = {}
+        self._making = asyncio.Lock()
+
+    def add(self, settings: Settings, client: LettaClient) -> LettaServer:
+        """The server of `settings`, with a client made already (the environment's default server)."""
+        key = server_id(settings)
+        client.locks = ServerAgentLocks(self._store, key)
+        found = self._servers[key] = LettaServer(client, runner_chooser(settings, client))
+        return found
+
+    async def get(self, settings: Settings) -> LettaServer:
+        found = self._servers.get(server_id(settings))
+        if found is not None:
+            return found
+        async with self._making:  # one client per server, however many turns ask for it at once
+            found = self._servers.get(server_id(settings))
+            return found if found is not None else self.add(settings, await self._make(settings))
+
+    async def aclose(self, wait: float = 0.0) -> None:
+        """Close every client; an App Server's socket once its turns end, waiting up to `wait` seconds."""
+        await asyncio.gather(*(s.client.aclose(wait) for s in self._servers.values()), return_exceptions=True)
+        self._servers.clear()

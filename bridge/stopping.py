@@ -26,7 +26,8 @@ from typing import Literal, Protocol
 from bridge.domain import AgentFailure, AgentReply, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
-from bridge.store.base import PendingTurn, Store, TurnJournal
+from bridge.store.base import PendingTurn, Store
+from bridge.store.turn_record import TurnJournal
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
-from bridge.store.base import BindingTranscript, Store
+from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
+from bridge.store.turn_record import BindingTranscript
 from bridge.threads import ThreadPolicy
 from bridge.turn_input import InputAssembly
 

@@ -15,11 +15,9 @@ are cancelled, and its bindings are deleted later (UNINSTALLED_BINDINGS_DAYS) or
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +30,12 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.clients import runner_chooser
+from bridge.clients import LettaServers, server_id
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
-from bridge.letta.locks import AgentLocks
 from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
@@ -58,66 +55,6 @@ SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seco
 
 class WorkspaceGone(Exception):
     """The workspace has no installation (never installed, uninstalled, or its tokens were revoked)."""
-
-
-def server_id(settings: Settings) -> str:
-    """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
-    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else ""
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12] if key else "-"
-    return f"{settings.letta_base_url}#{digest}"
-
-
-class ServerAgentLocks(AgentLocks):
-    """An agent's send lock, in this process and (Postgres) across processes, keyed by its server too: two
-    servers' agents never wait on each other, whatever their ids."""
-
-    def __init__(self, store: Store, server: str) -> None:
-        super().__init__()
-        self._store = store
-        self._server = server
-
-    @asynccontextmanager
-    async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
-        ids = sorted(set(agent_ids))
-        async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]):
-            yield
-
-
-@dataclass
-class LettaServer:
-    client: LettaClient
-    chooser: RunnerChooser
-
-
-class LettaServers:
-    """One client and runner chooser per Letta server, made on first use and closed on stop. `make_client` finds
-    out which kind of server a URL is (a REST server or an App Server, each workspace's own) and builds its client."""
-
-    def __init__(self, store: Store, make_client: Callable[[Settings], Awaitable[LettaClient]]) -> None:
-        self._store = store
-        self._make = make_client
-        self._servers: dict[str, LettaServer] = {}
-        self._making = asyncio.Lock()
-
-    def add(self, settings: Settings, client: LettaClient) -> LettaServer:
-        """The server of `settings`, with a client made already (the environment's default server)."""
-        key = server_id(settings)
-        client.locks = ServerAgentLocks(self._store, key)
-        found = self._servers[key] = LettaServer(client, runner_chooser(settings, client))
-        return found
-
-    async def get(self, settings: Settings) -> LettaServer:
-        found = self._servers.get(server_id(settings))
-        if found is not None:
-            return found
-        async with self._making:  # one client per server, however many turns ask for it at once
-            found = self._servers.get(server_id(settings))
-            return found if found is not None else self.add(settings, await self._make(settings))
-
-    async def aclose(self, wait: float = 0.0) -> None:
-        """Close every client; an App Server's socket once its turns end, waiting up to `wait` seconds."""
-        await asyncio.gather(*(s.client.aclose(wait) for s in self._servers.values()), return_exceptions=True)
-        self._servers.clear()
 
 
 class WorkspaceSlackClient(MeteredSlackClient):
@@ -445,4 +382,3 @@ class WorkspaceRelay(Relay):
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         return (await self.workspaces.kit(team_id)).poster
-

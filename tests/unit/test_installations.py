@@ -14,7 +14,8 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from bridge.domain import Turn
 from bridge.store import Store, open_store
 from bridge.store.crypto import Cipher, CipherError
-from bridge.store.installations import BridgeInstallationStore, BridgeStateStore, Sql
+from bridge.store.installations import BridgeInstallationStore, Sql
+from bridge.store.oauth_state import BridgeStateStore
 
 KEY = Fernet.generate_key().decode()
 

@@ -10,8 +10,8 @@ from typing import Any
 from bridge.domain import AgentReply, Turn
 from bridge.outbox import TurnOutbox
 from bridge.store import open_store
-from bridge.store.base import TurnJournal
 from bridge.store.sqlite import SqliteStore
+from bridge.store.turn_record import TurnJournal
 
 
 class Counting:
