@@ -27,9 +27,19 @@ PRUNE_EVERY = 1000  # recorded events between two sweeps of expired signatures
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, headers TEXT NOT NULL, body BLOB NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0)",
+    " attempts INTEGER NOT NULL DEFAULT 0, signature TEXT NOT NULL DEFAULT '', expires_at REAL NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)",
+    # An event's signature is kept beyond its row (until its replay window ends) by the row's own INSERT: one
+    # statement, so recording an event is one trip into SQLite (each trip gives the interpreter lock away and has
+    # to win it back from the main thread), and a replay fails it whole.
+    "CREATE TRIGGER IF NOT EXISTS inbox_signature AFTER INSERT ON inbox WHEN NEW.signature <> '' BEGIN"
+    " INSERT INTO signatures (signature, expires_at) VALUES (NEW.signature, NEW.expires_at); END",
 )
+# Columns an inbox made by an earlier version lacks (its rows, from before, carry no signature).
+ADDED_COLUMNS = {
+    "signature": "ALTER TABLE inbox ADD COLUMN signature TEXT NOT NULL DEFAULT ''",
+    "expires_at": "ALTER TABLE inbox ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,12 @@ class Inbox:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
             db.execute(f"PRAGMA {pragma}")
-        for statement in SCHEMA:
+        db.execute(SCHEMA[0])
+        columns = {row[1] for row in db.execute("PRAGMA table_info(inbox)")}
+        for column, statement in ADDED_COLUMNS.items():
+            if column not in columns:
+                db.execute(statement)
+        for statement in SCHEMA[1:]:
             db.execute(statement)
         db.execute("DELETE FROM signatures WHERE expires_at < ?", (time.time(),))
         self._db = db
@@ -92,22 +107,18 @@ class Inbox:
         return self._db
 
     def record(self, signature: str, expires_at: float, headers: Mapping[str, str], body: bytes) -> Arrival:
-        """The event and its signature in one transaction; Replayed when the signature is already there."""
+        """The event and its signature in one statement (its own transaction); Replayed when the signature is
+        already there."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            taken = db.execute(
-                "INSERT OR IGNORE INTO signatures (signature, expires_at) VALUES (?, ?)", (signature, expires_at)
-            )
-            if taken.rowcount == 0:
-                raise Replayed
             cursor = db.execute(
-                "INSERT INTO inbox (headers, body) VALUES (?, ?)", (json.dumps(dict(headers)), body)
+                "INSERT INTO inbox (headers, body, signature, expires_at) VALUES (?, ?, ?, ?)",
+                (json.dumps(dict(headers)), body, signature, expires_at),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname != "SQLITE_CONSTRAINT_PRIMARYKEY":
+                raise  # not the signature's key: a write that failed, not a replay
+            raise Replayed from None  # the trigger found the signature kept: nothing was written
         self._recorded += 1
         if self._recorded % PRUNE_EVERY == 0:
             db.execute("DELETE FROM signatures WHERE expires_at < ?", (time.time(),))

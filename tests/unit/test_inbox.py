@@ -1,9 +1,10 @@
-"""bridge/inbox.py: an event and its signature in one transaction, a replay refused (after a reopen too), rows
+"""bridge/inbox.py: an event and its signature in one statement, a replay refused (after a reopen too), rows
 left over handed back in order, removals and attempts kept, the file private."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -81,4 +82,27 @@ def test_an_event_that_cannot_be_written_raises_and_leaves_nothing_half_done(tmp
     # The signature went back with the event: the same request delivered again is not taken for a replay.
     inbox.db.execute("DROP TRIGGER full")
     assert inbox.record("v0=a", later(), HEADERS, b"{}").body == b"{}"
+    inbox.close()
+
+
+def test_an_inbox_from_an_earlier_version_keeps_its_rows_and_refuses_replays(tmp_path: Path) -> None:
+    """Its table had no signature columns (the signature was a second INSERT): they are added on open."""
+    path = str(tmp_path / "old.inbox")
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute(
+        "CREATE TABLE inbox (id INTEGER PRIMARY KEY, headers TEXT NOT NULL, body BLOB NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0)"
+    )
+    old.execute("CREATE TABLE signatures (signature TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+    old.execute("INSERT INTO inbox (headers, body, attempts) VALUES (?, ?, 1)", ('{"a": "b"}', b'{"n":1}'))
+    old.execute("INSERT INTO signatures VALUES ('v0=before', ?)", (later(),))
+    old.close()
+    inbox = Inbox(path)
+    assert [(a.body, a.headers, a.attempts) for a in inbox.open()] == [(b'{"n":1}', {"a": "b"}, 1)]
+    with pytest.raises(Replayed):
+        inbox.record("v0=before", later(), HEADERS, b"{}")
+    inbox.record("v0=new", later(), HEADERS, b'{"n":2}')
+    with pytest.raises(Replayed):
+        inbox.record("v0=new", later(), HEADERS, b'{"n":3}')
+    assert [a.body for a in Inbox(path).open()] == [b'{"n":1}', b'{"n":2}']
     inbox.close()
