@@ -17,6 +17,7 @@ of a millisecond per hand-over rather than by its backlog.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
@@ -88,8 +89,12 @@ class Ingress:
         self._close: asyncio.Event | None = None
         self._listening: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._stopped_listening: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._done: list[int] = []
-        self._failed: list[int] = []
+        # Both directions cross threads through a deque and a flag: one wake-up of the other loop per batch,
+        # not one per event (each wake-up is a write to that loop's self-pipe, and a turn of the interpreter lock).
+        self._arrived: collections.deque[Arrival] = collections.deque()
+        self._delivering = False  # a drain of `_arrived` is scheduled on the main loop
+        self._reports: collections.deque[tuple[bool, int]] = collections.deque()  # (handled, row id)
+        self._reporting = False  # a flush of `_reports` is scheduled on the ingress loop
         self._flushing: asyncio.TimerHandle | None = None
         self._previous_interval = sys.getswitchinterval()
 
@@ -130,30 +135,38 @@ class Ingress:
 
     def handled(self, arrival: Arrival) -> None:
         """Called on the main loop: the event is in the store (or was ignored); its row can go."""
-        self._later(self._done, arrival.id)
+        self._report(True, arrival.id)
 
     def failed(self, arrival: Arrival) -> None:
         """Called on the main loop: an attempt failed; the row stays, with its count of attempts."""
-        self._later(self._failed, arrival.id)
+        self._report(False, arrival.id)
 
-    def _later(self, batch: list[int], row: int) -> None:
+    def _report(self, handled: bool, row: int) -> None:
+        self._reports.append((handled, row))
+        if self._reporting:
+            return  # the flush already scheduled takes this one too
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # the row stays, and is handed over at the next start
+        self._reporting = True
         try:
-            loop.call_soon_threadsafe(self._queue, batch, row)
+            loop.call_soon_threadsafe(self._flush_soon)
         except RuntimeError:  # closed in between
             pass
 
-    def _queue(self, batch: list[int], row: int) -> None:
-        batch.append(row)
+    def _flush_soon(self) -> None:
         if self._flushing is None:
             assert self._loop is not None
             self._flushing = self._loop.call_later(FLUSH_EVERY, self._flush)
 
     def _flush(self) -> None:
         self._flushing = None
-        done, failed, self._done, self._failed = self._done, self._failed, [], []
+        self._reporting = False  # first: a report made from now on schedules the next flush
+        done: list[int] = []
+        failed: list[int] = []
+        while self._reports:
+            handled, row = self._reports.popleft()
+            (done if handled else failed).append(row)
         try:
             if done:
                 self._inbox.remove(done)
@@ -214,8 +227,17 @@ class Ingress:
             self._inbox.close()
 
     def _hand_over(self, arrival: Arrival) -> None:
-        assert self._main is not None
-        self._main.call_soon_threadsafe(self._deliver, arrival)
+        self._arrived.append(arrival)
+        if not self._delivering:
+            assert self._main is not None
+            self._delivering = True
+            self._main.call_soon_threadsafe(self._deliver_arrived)
+
+    def _deliver_arrived(self) -> None:
+        """On the main loop: every event handed over so far, in the order they were recorded."""
+        self._delivering = False  # first: an event handed over from now on schedules the next drain
+        while self._arrived:
+            self._deliver(self._arrived.popleft())
 
     def _handler(self, session: aiohttp.ClientSession) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:

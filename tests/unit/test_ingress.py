@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.config import Settings
-from bridge.inbox import Arrival, Inbox
+from bridge.inbox import Arrival, Inbox, waiting
 from bridge.ingress import PEER_HEADER, Ingress
 from bridge.slack.gate import Gate
 from tests.fakes.signing import event_body, mention_event, signed_headers
@@ -111,3 +111,50 @@ def test_events_are_recorded_others_passed_on_and_refusals_answered_here(tmp_pat
 
 async def _never(signature: str, until: float) -> bool:
     raise AssertionError("the ingress checks replays against its inbox, not the store")
+
+
+def test_a_burst_is_handed_over_in_recorded_order_and_its_handled_rows_removed(tmp_path: Path) -> None:
+    """Hand-overs and reports cross the threads in batches (one wake-up each way per batch): none is lost or
+    reordered, however the two threads interleave."""
+    arrivals: list[Arrival] = []
+    path = str(tmp_path / "bridge.db.inbox")
+
+    async def main() -> None:
+        port = free_port()
+        ingress = Ingress(settings(port), Gate(SECRET, _never).check, Inbox(path), arrivals.append, "/nowhere")
+        await ingress.start()
+
+        async def post(http: aiohttp.ClientSession, n: int) -> int:
+            body = event_body(mention_event(f"burst {n}", channel="C1"))
+            headers = signed_headers(SECRET, body, "application/json")
+            async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as r:
+                return r.status
+
+        try:
+            async with aiohttp.ClientSession() as http:
+                assert await asyncio.gather(*(post(http, n) for n in range(60))) == [200] * 60
+            for _ in range(100):
+                if len(arrivals) == 60:
+                    break
+                await asyncio.sleep(0.01)
+            for arrival in arrivals[:20]:
+                ingress.handled(arrival)
+            await asyncio.sleep(0.3)  # rows go in batches, every FLUSH_EVERY
+            assert waiting(path) == 40
+            for arrival in arrivals[20:45]:
+                ingress.handled(arrival)
+            for arrival in arrivals[45:50]:
+                ingress.failed(arrival)
+            await asyncio.sleep(0.3)
+            assert waiting(path) == 15  # the failed ones stay, counted
+        finally:
+            await ingress.close()  # what is reported by now is written on the way out
+
+    asyncio.run(main())
+    ids = [a.id for a in arrivals]
+    assert len(ids) == 60 and ids == sorted(ids)
+    left = Inbox(path)
+    rows = left.open()
+    assert [r.id for r in rows] == ids[45:]
+    assert [r.attempts for r in rows] == [1] * 5 + [0] * 10
+    left.close()
