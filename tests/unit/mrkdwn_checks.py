@@ -45,3 +45,9 @@ def balanced(text: str) -> bool:
 def visible(text: str) -> str:
     """Non-whitespace content with every fence removed: what splitting must keep, in order."""
     return "".join(text.replace(FENCE, "").split())
+
+
+def kept(parts: list[str]) -> str:
+    """What a split's parts show, together: each part's own `visible` (the fences a split adds are its own; and
+    joined first, a part ending in two backticks and the next starting with one would read as a fence)."""
+    return "".join(visible(part) for part in parts)

@@ -15,7 +15,7 @@ from bridge.slack.render import (
     split_mrkdwn,
     to_mrkdwn,
 )
-from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, unsafe, visible
+from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, kept, unsafe, visible
 
 ZW = "\u200b"
 
@@ -236,7 +236,7 @@ def test_split_closes_a_code_block_and_reopens_it_in_the_next_part() -> None:
     parts = split_mrkdwn(text, 200)
     assert len(parts) > 2 and all(len(p) <= 200 and balanced(p) for p in parts)
     assert all(p.startswith("```\n") for p in parts[1:-1])
-    assert visible("".join(parts)) == visible(text)
+    assert kept(parts) == visible(text)
 
 
 def test_split_does_not_leave_an_empty_block_at_either_end_of_a_part() -> None:
@@ -317,7 +317,7 @@ def test_property_split_respects_the_limit_keeps_fences_and_loses_nothing(markdo
     if all(len(m.group(0)) <= limit - 4 for m in LINK.finditer(text)):  # a longer link cannot stay whole
         assert all(unsafe(p) == [] for p in parts), parts
     assert all("&" not in re.sub(r"&(?:amp|lt|gt);", "", p) for p in parts)
-    assert visible("".join(parts)) == visible(text)
+    assert kept(parts) == visible(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -325,7 +325,7 @@ def test_property_split_respects_the_limit_keeps_fences_and_loses_nothing(markdo
 def test_property_split_of_any_text_respects_the_limit_and_loses_nothing(text: str, limit: int) -> None:
     parts = split_mrkdwn(text, limit)
     assert all(0 < len(p) <= limit for p in parts)
-    assert visible("".join(parts)) == visible(text)
+    assert kept(parts) == visible(text)
 
 
 @settings(max_examples=200, deadline=None)
