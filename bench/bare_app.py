@@ -1,4 +1,4 @@
-"""The baseline: a bare slack-bolt AsyncApp that only acknowledges, served exactly as bridge/app.py serves.
+"""The baseline: a bare slack-bolt AsyncApp that only acknowledges, served exactly as bridge/serve.py serves.
 
 Same signing secret, same `process_before_response`, same aiohttp adapter and routes; its app_mention
 listener does nothing. Run as `python -m bench.bare_app` with SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
