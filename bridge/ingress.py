@@ -25,7 +25,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +39,7 @@ from bridge.logs import log_context
 from bridge.slack.gate import REPLAY_WINDOW, Refusal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PEER_HEADER = "X-Bridge-Peer"  # the client's address, set by the ingress on every request it passes on
 SWITCH_INTERVAL = 0.0001  # seconds a thread may hold the interpreter lock while another waits for it
@@ -66,6 +67,31 @@ def is_event_callback(headers: Mapping[str, str], body: bytes) -> bool:
     return bool(json.loads(body).get("type") == "event_callback")
 
 
+class Batches(Generic[T]):
+    """Items one thread passes to another's event loop a batch at a time: one wake-up of that loop per batch, not
+    one per item (each is a write to the loop's self-pipe, and a turn of the interpreter lock for both threads)."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._waking = False  # the taker has been woken (or is being) and has not taken yet
+
+    def put(self, item: T) -> bool:
+        """Add `item`; True when the caller must wake the taker, which then calls `take`."""
+        self._items.append(item)
+        if self._waking:
+            return False
+        self._waking = True
+        return True
+
+    def take(self) -> list[T]:
+        """Everything put so far, in order. The flag goes first: an item put from now on wakes the taker again."""
+        self._waking = False
+        items = []
+        while self._items:
+            items.append(self._items.popleft())
+        return items
+
+
 class Ingress:
     """Started and stopped from the main loop; everything else of it runs on its own thread."""
 
@@ -89,12 +115,8 @@ class Ingress:
         self._close: asyncio.Event | None = None
         self._listening: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._stopped_listening: concurrent.futures.Future[None] = concurrent.futures.Future()
-        # Both directions cross threads through a deque and a flag: one wake-up of the other loop per batch,
-        # not one per event (each wake-up is a write to that loop's self-pipe, and a turn of the interpreter lock).
-        self._arrived: collections.deque[Arrival] = collections.deque()
-        self._delivering = False  # a drain of `_arrived` is scheduled on the main loop
-        self._reports: collections.deque[tuple[bool, int]] = collections.deque()  # (handled, row id)
-        self._reporting = False  # a flush of `_reports` is scheduled on the ingress loop
+        self._arrived: Batches[Arrival] = Batches()  # to the main loop
+        self._reports: Batches[tuple[bool, int]] = Batches()  # (handled, row id), back to this thread's loop
         self._flushing: asyncio.TimerHandle | None = None
         self._previous_interval = sys.getswitchinterval()
 
@@ -142,13 +164,11 @@ class Ingress:
         self._report(False, arrival.id)
 
     def _report(self, handled: bool, row: int) -> None:
-        self._reports.append((handled, row))
-        if self._reporting:
+        if not self._reports.put((handled, row)):
             return  # the flush already scheduled takes this one too
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # the row stays, and is handed over at the next start
-        self._reporting = True
         try:
             loop.call_soon_threadsafe(self._flush_soon)
         except RuntimeError:  # closed in between
@@ -161,11 +181,9 @@ class Ingress:
 
     def _flush(self) -> None:
         self._flushing = None
-        self._reporting = False  # first: a report made from now on schedules the next flush
         done: list[int] = []
         failed: list[int] = []
-        while self._reports:
-            handled, row = self._reports.popleft()
+        for handled, row in self._reports.take():
             (done if handled else failed).append(row)
         try:
             if done:
@@ -227,17 +245,14 @@ class Ingress:
             self._inbox.close()
 
     def _hand_over(self, arrival: Arrival) -> None:
-        self._arrived.append(arrival)
-        if not self._delivering:
+        if self._arrived.put(arrival):
             assert self._main is not None
-            self._delivering = True
             self._main.call_soon_threadsafe(self._deliver_arrived)
 
     def _deliver_arrived(self) -> None:
         """On the main loop: every event handed over so far, in the order they were recorded."""
-        self._delivering = False  # first: an event handed over from now on schedules the next drain
-        while self._arrived:
-            self._deliver(self._arrived.popleft())
+        for arrival in self._arrived.take():
+            self._deliver(arrival)
 
     def _handler(self, session: aiohttp.ClientSession) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
