@@ -46,6 +46,10 @@ _ACCEPT_UNSEEN = (
 
 
 class PostgresStore(PostgresJournal):
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
+        super().__init__(url, pool_size, lock_connections)
+        self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
+
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
         row = await self.pool.fetchrow("SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2", team_id, channel_id)
         return binding_from_row(row) if row else None

@@ -94,7 +94,6 @@ class PostgresConnection:
         self._lock_connections = lock_connections
         self._pool: Pool | None = None
         self._locks: Pool | None = None
-        self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
         # Accepting an event (Slack waits for its ack) has connections of its own: it never queues for the
         # pool behind the turns' bookkeeping.
         self._accepts: Pool | None = None

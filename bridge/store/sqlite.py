@@ -39,6 +39,13 @@ def encode_target(target: Target) -> str:
 
 
 class SqliteStore(SqliteJournal):
+    def __init__(self, url: str, exclusive: bool = False) -> None:
+        super().__init__(url, exclusive)
+        # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
+        # after a crash resumes at once instead of waiting for the dead process's leases to expire.
+        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
+
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
         row = await self._one("SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
         return binding_from_row(row) if row else None

@@ -20,7 +20,6 @@ import aiosqlite
 from bridge.store.base import StoreError, sqlite_path
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
-from bridge.store.signatures import SeenSignatures
 
 log = logging.getLogger(__name__)
 PRIVATE = 0o600
@@ -88,10 +87,6 @@ class SqliteConnection:
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
         self._queued = asyncio.Semaphore(WRITES_QUEUED)
-        # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
-        # after a crash resumes at once instead of waiting for the dead process's leases to expire.
-        self._leases: dict[tuple[str, str], tuple[str, float]] = {}
-        self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
 
     @property
     def db(self) -> aiosqlite.Connection:
