@@ -276,7 +276,7 @@ class Relay:
                 self._failed.add(job.turn_id)
             seconds = loop.time() - started
             self._metrics.turn_ended(status, seconds)
-            extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed}
+            extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed, **job.ran}
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)

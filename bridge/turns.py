@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bridge.approvals import ApprovalDesk, TurnApprovals
 from bridge.config import Settings
@@ -76,6 +76,8 @@ class Job:
     turn_id: int
     otid: str
     resumed: bool = False
+    # What running it showed (runner, replies, failures), for the one line the relay logs when the turn ends.
+    ran: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 class TurnWorker:
@@ -239,13 +241,11 @@ class TurnWorker:
             )
         if running.session and await self.sessions.set(turn.channel_id, turn.thread_ts, "active"):
             await self._store.finish_turn(job.turn_id, status, error)
-            log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
             return status
         await presence.end()
         mark = {"done": s.slack_done_reaction, "stopped": s.slack_stopped_reaction}.get(status, s.slack_failed_reaction)
         await self._poster.react(turn.channel_id, turn.message_ts, mark)
         await self._store.finish_turn(job.turn_id, status, error)
-        log.info("turn finished turn_id=%s channel=%s status=%s", job.turn_id, turn.channel_id, status)
         return status
 
     async def _converse(
@@ -330,7 +330,7 @@ class TurnWorker:
             await self._flush(job, drafts, running)
         if replies == 0 and failures == 0:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
-        log.info("turn ran turn_id=%s runner=%s replies=%d failures=%d", job.turn_id, runner.name, replies, failures)
+        job.ran.update(runner=runner.name, replies=replies, failures=failures)
         return failures
 
     async def _group_send_broken(self) -> bool:

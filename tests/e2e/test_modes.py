@@ -108,7 +108,8 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
         assert len(sends) == 2 and all(r.headers["authorization"] == "Bearer letta-secret-key-42" for r in sends)
         logs = bridge.logs()
         assert "agent failed" in logs and f"target={alice}" in logs and "request_id=" in logs
-        assert "turn finished" in logs and "bridge stopped" in logs
+        assert "replies=0 failures=1" in logs and "replies=1 failures=0" in logs
+        assert "turn ended" in logs and "bridge stopped" in logs
         for secret in (BOT_TOKEN, SIGNING_SECRET, "letta-secret-key-42"):
             assert secret not in logs
         for post in slack.posts("C0SECRET1"):

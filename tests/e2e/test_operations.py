@@ -113,6 +113,12 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
             for key in ("event_id", "channel", "binding", "request_id", "duration_ms"):
                 assert line.get(key) not in (None, ""), (key, line)
         assert sorted(line["status"] for line in ended) == ["done", "done", "partial", "unbound"]
+        for line in ended:  # the one line a turn ends with says what it ran, too
+            if line["status"] == "unbound":
+                assert "replies" not in line
+            else:
+                assert line["runner"] and line["replies"] + line["failures"] == 2, line
+        assert [line["failures"] for line in ended if line["status"] == "partial"] == [1]
         assert {line["event_id"] for line in accepted} == {line["event_id"] for line in ended}
         [dropped] = [line for line in lines if line["message"].startswith("duplicate event dropped")]
         assert dropped["event_id"] == accepted[0]["event_id"]
