@@ -199,7 +199,7 @@ class Workspaces:
         configurator = Configurator(settings, self.store, letta.client, letta.chooser)
         live = LiveMessages(slack, drafts, settings.slack_live_replies, settings.slack_task_display)
         worker = TurnWorker(
-            settings, self.store, letta.chooser, poster, Directory(slack), configurator.default_binding, live
+            settings, self.store, letta.chooser, poster, Directory(slack, drafts), configurator.default_binding, live
         )
         worker.metrics = self.metrics
         kit = self._kits[team_id] = Kit(team_id, server, settings, slack, poster, letta.chooser, configurator, worker)

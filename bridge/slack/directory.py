@@ -3,7 +3,10 @@ configure the bridge (uncached); a lookup failure is never fatal."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
+NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
 
 
 @dataclass(frozen=True)
@@ -33,37 +37,57 @@ class Earlier:
 
 
 class Directory:
-    def __init__(self, client: AsyncWebClient, reads: AsyncWebClient | None = None) -> None:
+    """Names are looked up once per process, through the client that does not wait out rate limits: a turn never
+    waits for a name. A burst of turns asking for one name makes one call, and a method Slack has rate-limited
+    (users.info is Tier 4, conversations.info Tier 3, per workspace) is not asked again until its Retry-After has
+    passed; meanwhile the id stands in for the name."""
+
+    def __init__(
+        self, client: AsyncWebClient, reads: AsyncWebClient | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
-        self._reads = reads or client  # thread reads: a client that does not wait out rate limits
+        self._reads = reads or client  # name lookups and thread reads: a client that does not wait out rate limits
+        self._clock = clock
         self._users: dict[str, str] = {}
         self._channels: dict[str, str] = {}
+        self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
 
     async def user_name(self, user_id: str) -> str:
-        if user_id not in self._users:
-            name = user_id
-            try:
-                response = await self._client.users_info(user=user_id)
-                user = response.get("user") or {}
-                profile = user.get("profile") or {}
-                name = profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
-            except SlackApiError as exc:
-                log.info("slack users.info failed user=%s error=%s", user_id, exc.response.get("error"))
-                return user_id
-            self._users[user_id] = name
-        return self._users[user_id]
+        return await self._name("users.info", user_id, self._users)
 
     async def channel_name(self, channel_id: str) -> str:
-        if channel_id not in self._channels:
-            name = channel_id
-            try:
-                response = await self._client.conversations_info(channel=channel_id)
-                name = (response.get("channel") or {}).get("name") or channel_id
-            except SlackApiError as exc:
-                log.info("slack conversations.info failed channel=%s error=%s", channel_id, exc.response.get("error"))
-                return channel_id
-            self._channels[channel_id] = name
-        return self._channels[channel_id]
+        return await self._name("conversations.info", channel_id, self._channels)
+
+    async def _name(self, method: str, key: str, cache: dict[str, str]) -> str:
+        if key in cache:
+            return cache[key]
+        if self._clock() < self._paused.get(method, 0.0):
+            return key
+        looking = self._looking.get((method, key))
+        if looking is None:
+            looking = self._looking[(method, key)] = asyncio.ensure_future(self._look_up(method, key, cache))
+            looking.add_done_callback(lambda _: self._looking.pop((method, key), None))
+        return await asyncio.shield(looking)  # one caller cancelled leaves the lookup to the others
+
+    async def _look_up(self, method: str, key: str, cache: dict[str, str]) -> str:
+        try:
+            if method == "users.info":
+                user = (await self._reads.users_info(user=key)).get("user") or {}
+                profile = user.get("profile") or {}
+                name = profile.get("display_name") or profile.get("real_name") or user.get("name") or key
+            else:
+                channel = (await self._reads.conversations_info(channel=key)).get("channel") or {}
+                name = channel.get("name") or key
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            if exc.response is not None and (exc.response.status_code == 429 or error == "ratelimited"):
+                wait = _retry_after(exc.response.headers)
+                self._paused[method] = self._clock() + (NAME_PAUSE_SECONDS if wait is None else wait)
+            log.info("slack %s failed id=%s error=%s", method, key, error)
+            return key
+        cache[key] = name
+        return name
 
     async def thread_before(
         self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50
@@ -168,3 +192,13 @@ def _ts_key(ts: str) -> tuple[int, int]:
         return int(seconds), int(micros or 0)
     except ValueError:
         return 0, 0
+
+
+def _retry_after(headers: Mapping[str, object] | None) -> float | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(str(value)))
+            except ValueError:
+                return None
+    return None

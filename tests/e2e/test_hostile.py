@@ -419,3 +419,29 @@ def test_two_agents_with_the_same_words_each_get_their_post_when_one_outcome_is_
         assert [(m.get("username"), m["text"]) for m in replies] == [("alice", "agreed"), ("bob", "agreed")]
     finally:
         bridge.stop()
+
+
+def test_a_rate_limited_name_lookup_never_holds_a_turn(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    """Issue 20: after a restart, a burst of turns asks Slack for many names at once (conversations.info is
+    Tier 3, users.info Tier 4). Rate-limited for 30 s, the turns go on at once with the ids in their prefix,
+    and neither method is asked again while Slack's Retry-After lasts."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0NAMES001", alice).returncode == 0
+    slack.fail_next("conversations.info", "ratelimited", headers={"retry-after": "30"})
+    slack.fail_next("users.info", "ratelimited", headers={"retry-after": "30"})
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        started = time.monotonic()
+        events = [mention_event(f"alert {i}", channel="C0NAMES001", ts=next_ts()) for i in range(3)]
+        for event in events:
+            assert bridge.post(event_body(event)).status_code == 200
+        for event in events:
+            slack.wait_for(lambda e=event: "white_check_mark" in slack.reactions("C0NAMES001", e["ts"]), 20)
+        assert time.monotonic() - started < 10, "a turn waited out Slack's rate limit on a name"
+        user = events[0]["user"]
+        assert [i.text for i in letta.inputs] == [f"[{user} in #C0NAMES001 on Slack] alert {i}" for i in range(3)]
+        assert len(slack.calls_to("conversations.info")) == 1 and len(slack.calls_to("users.info")) == 1
+    finally:
+        bridge.stop()

@@ -1,0 +1,130 @@
+"""Name lookups under a burst: one call per name however many turns ask at once, never a wait for Slack's
+rate limit (users.info is Tier 4, conversations.info Tier 3: ../shared/reference/slack/limits.md), and no
+further calls to a rate-limited method until its Retry-After has passed."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bridge.slack.directory import NAME_PAUSE_SECONDS, Directory
+
+
+class Answers:
+    """A Slack client double for the two name methods: each call is recorded, then answered in turn from
+    `script` (a name, or a 429 with its Retry-After), once `gate` is open."""
+
+    def __init__(self, *script: str | tuple[int, str | None]) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[str, str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def _answer(self, method: str, key: str, shape: str) -> AsyncSlackResponse:
+        self.calls.append((method, key))
+        await self.gate.wait()
+        step = self.script.pop(0)
+        if isinstance(step, tuple):
+            status, retry_after = step
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            body = {"ok": False, "error": "ratelimited"}
+            response = AsyncSlackResponse(
+                client=self, http_verb="POST", api_url=method, req_args={}, data=body, headers=headers,
+                status_code=status,
+            )
+            raise SlackApiError("ratelimited", response)
+        data: dict[str, Any] = {"ok": True, shape: {"name": step, "profile": {"display_name": step}}}
+        return AsyncSlackResponse(
+            client=self, http_verb="POST", api_url=method, req_args={}, data=data, headers={}, status_code=200
+        )
+
+    async def users_info(self, user: str) -> AsyncSlackResponse:
+        return await self._answer("users.info", user, "user")
+
+    async def conversations_info(self, channel: str) -> AsyncSlackResponse:
+        return await self._answer("conversations.info", channel, "channel")
+
+
+class Unused:
+    """The client that waits out rate limits: a name lookup must never go through it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a name was looked up through the waiting client ({name})")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """The test, run on an event loop of its own."""
+    return functools.wraps(test)(lambda: asyncio.run(test()))
+
+
+def directory(reads: Answers, clock: Clock | None = None) -> Directory:
+    return Directory(Unused(), reads, clock or Clock())  # type: ignore[arg-type]  # doubles of AsyncWebClient
+
+
+@run
+async def test_a_burst_of_turns_asking_one_name_makes_one_call() -> None:
+    reads = Answers("alerts-bot")
+    names = directory(reads)
+    reads.gate.clear()
+    asked = [asyncio.ensure_future(names.user_name("U0ALERTS1")) for _ in range(50)]
+    await asyncio.sleep(0)
+    reads.gate.set()
+    assert await asyncio.gather(*asked) == ["alerts-bot"] * 50
+    assert await names.user_name("U0ALERTS1") == "alerts-bot"
+    assert reads.calls == [("users.info", "U0ALERTS1")]
+
+
+@run
+async def test_one_caller_cancelled_leaves_the_lookup_to_the_others() -> None:
+    reads = Answers("general")
+    names = directory(reads)
+    reads.gate.clear()
+    first = asyncio.ensure_future(names.channel_name("C0GENERAL"))
+    second = asyncio.ensure_future(names.channel_name("C0GENERAL"))
+    await asyncio.sleep(0)
+    first.cancel()
+    reads.gate.set()
+    assert await second == "general"
+    assert reads.calls == [("conversations.info", "C0GENERAL")]
+
+
+@run
+async def test_a_rate_limited_method_is_not_asked_again_until_its_retry_after_has_passed() -> None:
+    clock = Clock()
+    reads = Answers((429, "20"), "alice", "general")
+    names = directory(reads, clock)
+    assert await names.channel_name("C0GENERAL") == "C0GENERAL", "the id stands in, at once"
+    assert await names.channel_name("C0RANDOM1") == "C0RANDOM1"
+    assert await names.user_name("U0ALICE01") == "alice", "users.info is limited on its own"
+    assert reads.calls == [("conversations.info", "C0GENERAL"), ("users.info", "U0ALICE01")]
+    clock.now += 19
+    assert await names.channel_name("C0GENERAL") == "C0GENERAL"
+    clock.now += 2
+    assert await names.channel_name("C0GENERAL") == "general", "asked again once Retry-After has passed"
+    assert len(reads.calls) == 3
+
+
+@run
+async def test_a_rate_limit_without_retry_after_pauses_for_slacks_usual_wait() -> None:
+    clock = Clock()
+    reads = Answers((429, None), "general")
+    names = directory(reads, clock)
+    assert await names.channel_name("C0GENERAL") == "C0GENERAL"
+    clock.now += NAME_PAUSE_SECONDS - 1
+    assert await names.channel_name("C0GENERAL") == "C0GENERAL"
+    clock.now += 2
+    assert await names.channel_name("C0GENERAL") == "general"
+    assert len(reads.calls) == 2
