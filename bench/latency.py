@@ -220,21 +220,25 @@ def overhead(opts: Options, runner: str) -> Figure:
         url = st.bridge.url
         asyncio.run(in_turn(url, mentions([c.channel for c in st.crews], len(st.crews), "warm-up")))
         st.fakes.wait_posts(2 * len(st.crews), 30)
-        cpu = st.bridge.cpu_seconds()
+        user, kernel = st.bridge.cpu_split()
         bridge_times, floor_times = asyncio.run(_overhead_loop(url, st.fakes, st.crews, runner, opts.overhead_turns))
-        cpu_ms = (st.bridge.cpu_seconds() - cpu) * 1000 / opts.overhead_turns
+        user_after, kernel_after = st.bridge.cpu_split()
+        cpu_ms = (user_after - user + kernel_after - kernel) * 1000 / opts.overhead_turns
+        kernel_ms = (kernel_after - kernel) * 1000 / opts.overhead_turns
     p50 = percentile(bridge_times, 50) * 1000
     floor = percentile(floor_times, 50) * 1000
     data = {
         "bridge_ms": summary(bridge_times, 1000),
         "floor_ms": summary(floor_times, 1000),
         "bridge_cpu_ms_per_turn": round(cpu_ms, 2),
+        "bridge_kernel_cpu_ms_per_turn": round(kernel_ms, 2),
     }
     note = (
         f"{opts.overhead_turns} turns, one at a time, each alternating with a floor run: the same reaction, Letta "
         f"send(s) and posts made directly on one keep-alive connection (p50 {floor:.2f} ms), i.e. the fakes' own "
         f"time. The bridge adds {p50 - floor:.2f} ms at the median over that floor ({ratio(p50, floor):.2f}x). "
-        f"The bridge process used {cpu_ms:.2f} ms of CPU per turn (all its threads, the turn's end included), "
+        f"The bridge process used {cpu_ms:.2f} ms of CPU per turn ({kernel_ms:.2f} ms of it in the kernel; all its "
+        "threads, the turn's end included), "
         "a steadier measure than the time on a shared machine."
     )
     return Figure(

@@ -67,10 +67,16 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and all its threads so far, from /proc/<pid>/stat."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system (kernel) CPU seconds of a process and all its threads so far, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its threads so far."""
+    return sum(cpu_split(pid))
 
 
 @dataclass
@@ -116,7 +122,8 @@ class Server:
         raise RuntimeError(f"{self.kind} not healthy after {timeout:g}s; see {self.log_path}")
 
     def _profile(self) -> None:
-        """With BENCH_PROFILE=<folder>, sample the bridge with py-spy (collapsed stacks) until it stops."""
+        """With BENCH_PROFILE=<folder>, sample the bridge with py-spy (collapsed stacks) until it stops;
+        BENCH_PROFILE_ARGS adds py-spy options (`--gil` samples only the thread holding the interpreter lock)."""
         folder = os.environ.get("BENCH_PROFILE")
         if not folder or self.kind != "bridge" or self.proc is None:
             return
@@ -136,6 +143,7 @@ class Server:
                 "--nonblocking",
                 "--output",
                 str(out),
+                *os.environ.get("BENCH_PROFILE_ARGS", "").split(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -162,3 +170,6 @@ class Server:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_split(self) -> tuple[float, float]:
+        return cpu_split(self.pid)
