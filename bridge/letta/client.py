@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
-import httpx
-
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import (
     AGENT_LIST,
@@ -201,13 +199,7 @@ class LettaClient(LettaTransport):
             # A probe, not a failure: asked outside `_request`, so that its expected 503 is neither logged as an
             # error nor counted in the metrics.
             path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
-            try:
-                async with self._http.stream("POST", path, json={}) as response:
-                    status = response.status_code
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", "POST", path) from None
-            except httpx.TransportError as exc:
-                raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, "", "POST", path) from None
+            status = await self._probe("POST", path, json={})
             if status in (401, 403):
                 raise LettaError(Kind.UNAUTHORIZED, status=status, base_url=self.base_url)
             self.resumable = status not in (503, 404, 405)

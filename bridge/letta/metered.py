@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from bridge.letta.client import LettaClient
@@ -17,11 +17,13 @@ class MeteredLettaClient(LettaClient):
 
     metrics: Metrics = UNMETERED
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, params: Mapping[str, object] | None = None, json: object = None
+    ) -> Any:
         started = time.monotonic()
         error: str | None = None
         try:
-            return await super()._request(method, path, **kwargs)
+            return await super()._request(method, path, params, json)
         except LettaError as exc:
             error = str(exc.kind)
             raise

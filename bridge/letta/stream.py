@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource, ServerSentEvent
+import aiohttp
 from pydantic import TypeAdapter, ValidationError
 
 from bridge.letta.errors import Kind, LettaError
@@ -26,10 +25,11 @@ from bridge.letta.models import (
     StopReason,
     ToolReturnMessage,
 )
+from bridge.letta.sse import SseEvent
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 MESSAGE: TypeAdapter[LettaMessage] = TypeAdapter(LettaMessage)
-# After [DONE] Letta ends the response; reading that end (briefly) lets httpx keep the connection for the next
+# After [DONE] Letta ends the response; reading that end (briefly) lets aiohttp keep the connection for the next
 # send instead of closing it and connecting anew.
 DRAIN_SECONDS = 0.5
 
@@ -61,14 +61,13 @@ def sse_error_text(body: str) -> str:
     return ""
 
 
-async def messages(source: EventSource, base_url: str) -> AsyncIterator[LettaMessage]:
+async def messages(events: AsyncIterator[SseEvent], base_url: str) -> AsyncIterator[LettaMessage]:
     done = stopped = False
     stop_error: str | None = None
-    events = source.aiter_sse()
     async for event in events:
         if event.data == "[DONE]":
             done = True
-            with contextlib.suppress(TimeoutError, httpx.HTTPError):
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError):
                 async with asyncio.timeout(DRAIN_SECONDS):
                     async for _ in events:
                         pass
@@ -92,7 +91,7 @@ async def messages(source: EventSource, base_url: str) -> AsyncIterator[LettaMes
         raise LettaError(Kind.DISCONNECTED, "the stream ended before Letta said it was done", base_url=base_url)
 
 
-def _json(event: ServerSentEvent, base_url: str) -> Any:
+def _json(event: SseEvent, base_url: str) -> Any:
     try:
         return json.loads(event.data)
     except ValueError:

@@ -1,5 +1,9 @@
-"""The REST client's HTTP: one `httpx.AsyncClient` per process, and HTTP and transport failures made into a few
-typed `LettaError`s. The routes are `client.py`'s.
+"""The REST client's HTTP: one aiohttp `ClientSession` per process (per event loop), and HTTP and transport
+failures made into a few typed `LettaError`s. The routes are `client.py`'s.
+
+aiohttp rather than httpx: a streamed send cost 1.05 ms of CPU through httpx and httpx-sse and 0.33 ms through
+aiohttp (the same fake, the same machine; issue 20's notes), and the bridge runs on aiohttp already (Bolt's
+`AsyncApp`, slack_sdk's client, the App Server's socket).
 
 Sends are never retried unless Letta certainly did not run them: Letta does not deduplicate, so a retried send is
 a second turn.
@@ -8,13 +12,15 @@ a second turn.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
-from httpx_sse import aconnect_sse
+import aiohttp
+from multidict import CIMultiDictProxy
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
@@ -26,6 +32,7 @@ from bridge.letta.models import (
     parse_error,
     run_failure,
 )
+from bridge.letta.sse import sse_events
 from bridge.letta.stream import messages as stream_messages
 from bridge.letta.stream import sse_error_text
 
@@ -36,10 +43,26 @@ L = TypeVar("L")
 
 MAX_RETRY_DELAY = 30.0
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
+SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+# Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
+UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+TIMEOUTS = (aiohttp.ServerTimeoutError, TimeoutError)
 
-# Idle connections kept for the next send. httpcore looks at every pooled connection (a syscall for each idle one)
-# whenever a request needs one, so a pool that kept hundreds after a burst made each later send slower.
-KEEPALIVE = 32
+
+@dataclass(frozen=True)
+class Answer:
+    """A response read whole: what `_error_for` and the callers of `_request` need of it."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 class LettaTransport:
@@ -71,17 +94,30 @@ class LettaTransport:
         self._legacy_runs: bool | None = None  # active runs at /v1/runs/active (below 0.12); None until asked
         self.retry_base = retry_base
         self.busy_wait = busy_wait
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            # httpx allows 100 connections by default, whatever MAX_CONCURRENT_TURNS says.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEEPALIVE),
-        )
+        self._headers = headers
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The session, made on first use in each event loop (aiohttp binds it to the loop it was made in). It
+        reads HTTP(S)_PROXY and NO_PROXY from the environment, as httpx did."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session_loop is not loop:
+            self._session_loop = loop
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                trust_env=True,
+            )
+        return self._session
 
     async def aclose(self, wait: float = 0.0) -> None:
         """Close the connections (`wait`: for clients whose closing cancels turns still running; REST's do not)."""
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
         """A streamed send; retried like `_send`, and only before anything has arrived."""
@@ -91,43 +127,40 @@ class LettaTransport:
             request_id = uuid.uuid4().hex[:12]
             started = asyncio.get_running_loop().time()
             try:
-                async with aconnect_sse(
-                    self._http, "POST", path, json=body, headers={"X-Request-Id": request_id}
-                ) as source:
-                    response = source.response
+                headers = {"X-Request-Id": request_id, **SSE_HEADERS}
+                async with self._http().post(self.base_url + path, json=body, headers=headers) as response:
                     log.info(
                         "letta stream method=POST path=%s status=%s ms=%.0f request_id=%s",
                         path,
-                        response.status_code,
+                        response.status,
                         (asyncio.get_running_loop().time() - started) * 1000,
                         request_id,
                     )
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise self._error_for(response, request_id, "POST", path)
+                    if response.status >= 400:
+                        raise self._error_for(await _answer(response), request_id, "POST", path)
                     if not response.headers.get("content-type", "").startswith("text/event-stream"):
                         # A proxy or server that answers the stream route with plain JSON.
-                        await response.aread()
+                        answer = await _answer(response)
                         try:
-                            answer = self._validate(response.json(), LettaResponse)
+                            payload = self._validate(answer.json(), LettaResponse)
                         except ValueError:
                             raise self._fail(
-                                Kind.BAD_RESPONSE, "not JSON", response.status_code, request_id, "POST", path
+                                Kind.BAD_RESPONSE, "not JSON", answer.status, request_id, "POST", path
                             ) from None
-                        for item in answer.messages:
+                        for item in payload.messages:
                             yield item
-                        failed = run_failure(answer)
+                        failed = run_failure(payload)
                         if failed:
                             raise LettaError(Kind.RUN_FAILED, failed, base_url=self.base_url, request_id=request_id)
                         return
-                    async for item in stream_messages(source, self.base_url):
+                    async for item in stream_messages(sse_events(response.content.iter_any()), self.base_url):
                         yield item
                     return
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except UNSENT as exc:
                 error = self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, "POST", path)
-            except httpx.TimeoutException as exc:
+            except TIMEOUTS as exc:
                 raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, "POST", path) from None
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, "POST", path) from None
             except LettaError as exc:
                 exc.request_id = exc.request_id or request_id
@@ -185,36 +218,66 @@ class LettaTransport:
         except ValidationError as exc:
             raise LettaError(Kind.BAD_RESPONSE, _short(exc), base_url=self.base_url) from None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, params: Mapping[str, object] | None = None, json: object = None
+    ) -> Any:
         request_id = uuid.uuid4().hex[:12]
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
-            response = await self._http.request(method, path, headers={"X-Request-Id": request_id}, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, method, path) from None
-        except httpx.TimeoutException as exc:
-            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, method, path) from None
-        except httpx.TransportError as exc:
-            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, method, path) from None
+        answer = await self._exchange(method, path, request_id, params, json)
         elapsed_ms = (loop.time() - started) * 1000
         log.info(
             "letta call method=%s path=%s status=%s ms=%.0f request_id=%s",
             method,
             path,
-            response.status_code,
+            answer.status,
             elapsed_ms,
             request_id,
         )
-        if response.status_code >= 400:
-            raise self._error_for(response, request_id, method, path)
+        if answer.status >= 400:
+            raise self._error_for(answer, request_id, method, path)
         try:
-            return response.json()
+            return answer.json()
         except ValueError:
-            raise self._fail(Kind.BAD_RESPONSE, "not JSON", response.status_code, request_id, method, path) from None
+            raise self._fail(Kind.BAD_RESPONSE, "not JSON", answer.status, request_id, method, path) from None
 
-    def _error_for(self, response: httpx.Response, request_id: str, method: str, path: str) -> LettaError:
-        status = response.status_code
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        request_id: str = "",
+        params: Mapping[str, object] | None = None,
+        json: object = None,
+    ) -> Answer:
+        """One request, its answer read whole; a failure on the wire made a `LettaError` (and logged)."""
+        query = {k: str(v) for k, v in (params or {}).items()}
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        try:
+            async with self._http().request(
+                method, self.base_url + path, params=query or None, json=json, headers=headers
+            ) as response:
+                return await _answer(response)
+        except UNSENT as exc:
+            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, method, path) from None
+        except TIMEOUTS as exc:
+            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, method, path) from None
+        except aiohttp.ClientError as exc:
+            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, method, path) from None
+
+    async def _probe(self, method: str, path: str, json: object = None) -> int:
+        """The status a route answers, its body left unread (a probe that finds a stream does not wait for it)."""
+        try:
+            async with self._http().request(method, self.base_url + path, json=json) as response:
+                return response.status
+        except UNSENT as exc:
+            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", method, path) from None
+        except TIMEOUTS as exc:
+            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, "", method, path) from None
+        except aiohttp.ClientError as exc:
+            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, "", method, path) from None
+
+    def _error_for(self, response: Answer, request_id: str, method: str, path: str) -> LettaError:
+        status = response.status
         run_id: str | None = None
         try:
             body = parse_error(response.json())
@@ -251,6 +314,11 @@ class LettaTransport:
             detail,
         )
         return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+
+
+async def _answer(response: aiohttp.ClientResponse) -> Answer:
+    headers: CIMultiDictProxy[str] = response.headers
+    return Answer(response.status, headers, await response.read())
 
 
 def _retry_after(value: str | None) -> float | None:

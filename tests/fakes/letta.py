@@ -374,6 +374,11 @@ class FakeLetta:
             raise asyncio.CancelledError() from None
         except Exception:  # a bug in a reply callable: answer like Letta does on a crash
             traceback.print_exc()
+            if request.writer.output_size and request.transport is not None:
+                # A stream already under way: uvicorn (Letta's server) can send no 500 then, and closes the
+                # connection instead ("Exception in ASGI application" after the response started).
+                request.transport.abort()
+                raise asyncio.CancelledError() from None
             resp = self._json(version, 500, _INTERNAL_ERROR)
         with self._lock:
             rec.status, rec.finished = resp.status, time.monotonic()

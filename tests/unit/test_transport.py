@@ -1,0 +1,96 @@
+"""What the REST transport makes of failures on the wire, against raw servers on 127.0.0.1: only a refused
+connection (certainly unsent) is sent again; a stall or a cut mid-stream is reported once, never retried (Letta does
+not deduplicate: a second send is a second turn)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+FIRST = b'data: {"message_type":"ping","id":"p"}\n\n'
+Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(HEAD + b"%x\r\n%s\r\n" % (len(FIRST), FIRST))
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(HEAD + b"%x\r\n%s\r\n" % (len(FIRST), FIRST))
+    await writer.drain()
+    writer.transport.abort()
+
+
+async def close_unanswered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.transport.abort()
+
+
+async def failure(behaviour: Behaviour, streamed: bool) -> tuple[LettaError, int]:
+    """The error a send to a server behaving so ends in, and how many requests the server received."""
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await reader.readuntil(b"\r\n\r\n")
+        requests += 1
+        await behaviour(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = LettaClient(f"http://127.0.0.1:{port}", read_timeout=0.3, retry_base=0.01)
+    try:
+        with pytest.raises(LettaError) as caught:
+            if streamed:
+                async for _ in client.stream_agent("agent-1", {"role": "user", "content": "hi"}):
+                    pass
+            else:
+                await client.send_agent("agent-1", {"role": "user", "content": "hi"})
+    finally:
+        await client.aclose()
+        server.close()
+    return caught.value, requests
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_stall_is_a_timeout_and_is_never_sent_again(streamed: bool) -> None:
+    error, requests = asyncio.run(failure(stall, streamed))
+    assert (error.kind, requests) == (Kind.TIMEOUT, 1)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_stream_cut_short_is_a_disconnect_and_is_never_sent_again(streamed: bool) -> None:
+    error, requests = asyncio.run(failure(cut, streamed))
+    assert (error.kind, requests) == (Kind.DISCONNECTED, 1)
+
+
+def test_a_connection_closed_before_any_answer_is_a_disconnect_and_is_never_sent_again() -> None:
+    error, requests = asyncio.run(failure(close_unanswered, True))
+    assert (error.kind, requests) == (Kind.DISCONNECTED, 1)
+
+
+def test_a_refused_connection_is_unreachable_after_its_retries() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+
+    async def send() -> LettaError:
+        client = LettaClient(f"http://127.0.0.1:{port}", retry_base=0.01, send_retries=2)
+        try:
+            with pytest.raises(LettaError) as caught:
+                async for _ in client.stream_agent("agent-1", {"role": "user", "content": "hi"}):
+                    pass
+            return caught.value
+        finally:
+            await client.aclose()
+
+    error = asyncio.run(send())
+    assert error.kind == Kind.UNREACHABLE and error.certainly_unsent
