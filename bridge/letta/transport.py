@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -99,10 +101,12 @@ class LettaTransport:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        # HTTP(S)_PROXY and NO_PROXY, read once, as httpx did: aiohttp's trust_env reads them (and ~/.netrc) again
+        # on a worker thread for every request.
+        self.proxy = env_proxy(self.base_url)
 
     def _http(self) -> aiohttp.ClientSession:
-        """The session, made on first use in each event loop (aiohttp binds it to the loop it was made in). It
-        reads HTTP(S)_PROXY and NO_PROXY from the environment, as httpx did."""
+        """The session, made on first use in each event loop (aiohttp binds it to the loop it was made in)."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session_loop is not loop:
             self._session_loop = loop
@@ -110,7 +114,6 @@ class LettaTransport:
                 headers=self._headers,
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
-                trust_env=True,
             )
         return self._session
 
@@ -128,7 +131,9 @@ class LettaTransport:
             started = asyncio.get_running_loop().time()
             try:
                 headers = {"X-Request-Id": request_id, **SSE_HEADERS}
-                async with self._http().post(self.base_url + path, json=body, headers=headers) as response:
+                async with self._http().post(
+                    self.base_url + path, json=body, headers=headers, proxy=self.proxy
+                ) as response:
                     log.info(
                         "letta stream method=POST path=%s status=%s ms=%.0f request_id=%s",
                         path,
@@ -254,7 +259,7 @@ class LettaTransport:
         headers = {"X-Request-Id": request_id} if request_id else {}
         try:
             async with self._http().request(
-                method, self.base_url + path, params=query or None, json=json, headers=headers
+                method, self.base_url + path, params=query or None, json=json, headers=headers, proxy=self.proxy
             ) as response:
                 return await _answer(response)
         except UNSENT as exc:
@@ -267,7 +272,7 @@ class LettaTransport:
     async def _probe(self, method: str, path: str, json: object = None) -> int:
         """The status a route answers, its body left unread (a probe that finds a stream does not wait for it)."""
         try:
-            async with self._http().request(method, self.base_url + path, json=json) as response:
+            async with self._http().request(method, self.base_url + path, json=json, proxy=self.proxy) as response:
                 return response.status
         except UNSENT as exc:
             raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", method, path) from None
@@ -314,6 +319,15 @@ class LettaTransport:
             detail,
         )
         return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY), unless NO_PROXY exempts it."""
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
 async def _answer(response: aiohttp.ClientResponse) -> Answer:

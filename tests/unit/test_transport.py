@@ -94,3 +94,39 @@ def test_a_refused_connection_is_unreachable_after_its_retries() -> None:
 
     error = asyncio.run(send())
     assert error.kind == Kind.UNREACHABLE and error.certainly_unsent
+
+
+HEALTH = b'{"version":"0.16.8","status":"ok"}'
+
+
+def test_the_environments_proxy_carries_every_request_unless_no_proxy_exempts_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY as httpx honoured it, read once when the client is made (not on a thread per request)."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(HEALTH), HEALTH))
+        await writer.drain()
+        writer.close()
+
+    async def ask(no_proxy: str) -> str:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+        client = LettaClient("http://letta.invalid:8283", send_retries=0, connect_timeout=2)
+        try:
+            return (await client.health()).version
+        except LettaError as error:
+            return str(error.kind)
+        finally:
+            await client.aclose()
+            server.close()
+
+    assert asyncio.run(ask("example.org")) == "0.16.8"
+    assert seen == [b"GET http://letta.invalid:8283/v1/health/ HTTP/1.1"]
+    assert asyncio.run(ask("letta.invalid")) == str(Kind.UNREACHABLE), "exempt: asked directly, and no such host"
+    assert len(seen) == 1
