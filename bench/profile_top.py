@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, Callable[[list[str]], bool]]] = [
     ("idle (waiting in select, or the SQLite thread waiting for work)", _idle),
     ("acknowledging (Bolt, decide, Relay.accept with its store write)", _any("Bridge.handle_slack")),
     ("Slack Web API calls (slack_sdk, aiohttp)", _any("slack_sdk/web")),
-    ("Letta calls (httpx, pydantic)", _any("bridge/letta/client.py", "bridge/letta/transport.py")),
+    ("Letta calls (aiohttp, pydantic)", _any("bridge/letta/client.py", "bridge/letta/transport.py")),
     ("store (bridge/store and the aiosqlite thread)", _any("bridge/store/", "aiosqlite")),
     ("logging", _any("logging/__init__")),
     ("event loop plumbing", lambda frames: any("asyncio/" in frame for frame in frames[-2:])),

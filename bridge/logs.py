@@ -113,7 +113,7 @@ def setup_logging(level: str, fmt: str, secrets: list[str]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
     # Third-party loggers echo request URLs and bodies at debug level; keep them at warning.
-    for noisy in ("httpx", "httpcore", "slack_bolt", "slack_sdk", "aiohttp.access"):
+    for noisy in ("slack_bolt", "slack_sdk", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
     logging.getLogger("asyncpg").setLevel(logging.ERROR)

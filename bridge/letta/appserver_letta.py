@@ -13,14 +13,13 @@ import logging
 from typing import Literal
 from urllib.parse import urlsplit
 
-import httpx
-
 from bridge import __version__
 from bridge.letta.appserver import ServerInfo, endpoints
 from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LIST_CAP, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
+from bridge.letta.transport import Answer, get_once
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,30 +45,29 @@ async def server_kind(base_url: str, api_key: str | None = None, within: float =
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     try:
-        async with httpx.AsyncClient(timeout=within) as client:
-            response = await client.get(http + "/app-server-info", headers=headers)
-    except httpx.HTTPError:
+        response = await get_once(http + "/app-server-info", headers, within, base_url)
+    except LettaError:
         return "rest"
-    if response.status_code == 200 and _is_info(response):
+    if response.status == 200 and _is_info(response):
         return "app-server"
-    if response.status_code == 401 and _app_server_refusal(response):
+    if response.status == 401 and _app_server_refusal(response):
         return "app-server"
     return "rest"
 
 
-def _body(response: httpx.Response) -> object:
+def _body(response: Answer) -> object:
     try:
         return response.json()
     except ValueError:
         return None
 
 
-def _is_info(response: httpx.Response) -> bool:
+def _is_info(response: Answer) -> bool:
     body = _body(response)
     return isinstance(body, dict) and ("protocol_version" in body or "letta_code_version" in body)
 
 
-def _app_server_refusal(response: httpx.Response) -> bool:
+def _app_server_refusal(response: Answer) -> bool:
     """The App Server refuses a token as `{"error": "missing|invalid websocket bearer token"}`
     (app-server/auth-http-app-server-info-*.json); a REST server with a password answers every route with
     `{"detail": "Unauthorized"}` (0.16.8/auth-missing.json), so a 401 alone says nothing about the kind."""
@@ -92,7 +90,7 @@ class AppServerLetta(LettaClient):
         **options: float,
     ) -> None:
         http, _ = endpoints(base_url)
-        super().__init__(http, api_key)  # its httpx client is never used for a route: the App Server has none
+        super().__init__(http, api_key)  # its HTTP session is never made: the App Server has no REST route
         self.base_url = base_url.rstrip("/")
         self.app = MeteredAppServerClient(
             base_url,

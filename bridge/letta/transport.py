@@ -58,6 +58,7 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    reason: str = ""
 
     @property
     def text(self) -> str:
@@ -332,7 +333,24 @@ def env_proxy(url: str) -> str | None:
 
 async def _answer(response: aiohttp.ClientResponse) -> Answer:
     headers: CIMultiDictProxy[str] = response.headers
-    return Answer(response.status, headers, await response.read())
+    return Answer(response.status, headers, await response.read(), response.reason or "")
+
+
+async def get_once(url: str, headers: Mapping[str, str], within: float, base_url: str) -> Answer:
+    """One GET on a connection of its own, answered within `within` seconds (a probe made once per start); a
+    failure on the wire is a `LettaError` of the kind `_exchange` would give it."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session,
+            session.get(url, headers=headers, proxy=env_proxy(url)) as response,
+        ):
+            return await _answer(response)
+    except UNSENT as exc:
+        raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=base_url) from None
+    except TIMEOUTS as exc:
+        raise LettaError(Kind.TIMEOUT, type(exc).__name__, base_url=base_url) from None
+    except aiohttp.ClientError as exc:
+        raise LettaError(Kind.DISCONNECTED, type(exc).__name__, base_url=base_url) from None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -316,3 +317,26 @@ def test_the_metered_client_times_requests_and_turns_and_counts_failures(fake: F
     assert count("WS", "input") == 2 and count("WS", "turn") == 2
     errors = [x for x in page.splitlines() if x.startswith("bridge_letta_errors_total")]
     assert errors == ['bridge_letta_errors_total{kind="run_failed"} 1.0']  # the failed turn, counted once
+
+
+def test_a_server_is_told_by_its_app_server_info_route(fake: FakeAppServer) -> None:
+    """`http(s)://` is asked: the App Server answers GET /app-server-info (or refuses a token as only it does);
+    a REST server has no such route, and a server that does not answer is taken for REST (its checks say why)."""
+    from bridge.letta.appserver_letta import server_kind
+    from tests.fakes.letta import FakeLetta
+
+    locked = FakeAppServer(token="s3cret")
+    locked.start()
+    rest = FakeLetta(version="0.16.8")
+    rest.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        silent = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed below: nothing answers there
+    try:
+        assert asyncio.run(server_kind(fake.url.replace("ws://", "http://"))) == "app-server"
+        assert asyncio.run(server_kind(locked.url.replace("ws://", "http://"), "wrong")) == "app-server"
+        assert asyncio.run(server_kind(rest.base_url)) == "rest"
+        assert asyncio.run(server_kind(silent, within=1.0)) == "rest"
+    finally:
+        locked.stop()
+        rest.stop()

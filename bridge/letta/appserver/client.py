@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import ValidationError
 
 from bridge import __version__
@@ -26,6 +25,7 @@ from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.transport import Answer, get_once
 from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
@@ -115,20 +115,13 @@ class AppServerClient:
         headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        url = self.http_url + "/app-server-info"
-        try:
-            async with httpx.AsyncClient(timeout=self.socket.request_timeout) as http:
-                response = await http.get(url, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.base_url) from None
-        except httpx.TimeoutException as exc:
-            raise LettaError(Kind.TIMEOUT, type(exc).__name__, base_url=self.base_url) from None
-        except httpx.TransportError as exc:
-            raise LettaError(Kind.DISCONNECTED, type(exc).__name__, base_url=self.base_url) from None
-        status = response.status_code
+        response = await get_once(
+            self.http_url + "/app-server-info", headers, self.socket.request_timeout, self.base_url
+        )
+        status = response.status
         if status >= 400:
             kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
-            detail = _error_text(response) or response.reason_phrase
+            detail = _error_text(response) or response.reason
             raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=self.base_url)
         try:
             info = wire.AppServerInfoResponse.model_validate(response.json())
@@ -385,7 +378,7 @@ def _conversation(answer: wire.ConversationResponse, base_url: str) -> wire.Conv
     return answer.conversation
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:
