@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.inbox import Inbox, Replayed, inbox_path
+from bridge.inbox import WAL_BYTES, Inbox, Replayed, inbox_path
 
 HEADERS = {"content-type": "application/json", "x-slack-retry-num": "1"}
 
@@ -106,3 +106,25 @@ def test_an_inbox_from_an_earlier_version_keeps_its_rows_and_refuses_replays(tmp
         inbox.record("v0=new", later(), HEADERS, b'{"n":3}')
     assert [a.body for a in Inbox(path).open()] == [b'{"n":1}', b'{"n":2}']
     inbox.close()
+
+
+def test_the_write_ahead_log_is_copied_by_a_thread_of_its_own_never_in_a_commit(tmp_path: Path) -> None:
+    """An acknowledgement's commit never copies the log into the file (SQLite would, past 1000 pages, with an
+    fsync): the inbox's connection does not, and the checkpointer's thread keeps the log short meanwhile."""
+    path = str(tmp_path / "x.inbox")
+    inbox = Inbox(path, checkpoint_every=0.05)
+    inbox.open()
+    try:
+        assert inbox.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        body = b"x" * 2000
+        for n in range(4000):  # some 60 MB through the log (the row, its signature, their indexes)
+            inbox.record(f"v0={n}", later(), HEADERS, body)
+            if n % 500 == 0:
+                time.sleep(0.06)  # a burst's pauses: the checkpointer's turns
+        time.sleep(0.2)
+        inbox.record("v0=last", later(), HEADERS, body)  # the first write after a complete copy restarts the log
+        assert os.path.getsize(path + "-wal") <= WAL_BYTES, "the log grew as if nothing copied it"
+    finally:
+        inbox.close()
+    assert not os.path.exists(path + "-wal"), "closed last, the inbox's connection leaves no log behind"
+    assert len(Inbox(path).open()) == 4001
