@@ -63,7 +63,7 @@ class Relay:
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
         self._depth_at: dict[tuple[str, str], float] = {}
-        self._fresh: dict[int, str] = {}  # turns accepted here and not yet started -> the request that brought them
+        self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
         self._failed: set[int] = set()  # turns whose run crashed in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -87,7 +87,16 @@ class Relay:
             return
         started = asyncio.get_running_loop().time()
         otid = str(uuid.uuid4())
-        turn_id = await self._store.accept_turn(turn, otid)
+        # Known fresh before it is stored: a worker already running for the binding can take the turn as soon as
+        # its row is committed, before this coroutine runs again.
+        self._fresh[otid] = str(logged("request_id") or "")
+        if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
+            del self._fresh[next(iter(self._fresh))]
+        try:
+            turn_id = await self._store.accept_turn(turn, otid)
+        except BaseException:
+            self._fresh.pop(otid, None)
+            raise
         self._metrics.event(duplicate=turn_id is None)
         fields = {
             "event_id": turn.event_id,
@@ -96,13 +105,11 @@ class Relay:
             "duration_ms": round((asyncio.get_running_loop().time() - started) * 1000, 1),
         }
         if turn_id is None:
+            self._fresh.pop(otid, None)
             log.info("duplicate event dropped ts=%s", turn.message_ts, extra=fields)
             return
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
-        self._fresh[turn_id] = str(logged("request_id") or "")
-        if len(self._fresh) > FRESH_KEPT:  # turns another process ran are never popped here
-            del self._fresh[next(iter(self._fresh))]
         if self._wake((turn.team_id, turn.channel_id), turn.thread_ts):
             # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
             self.notices.waiting(turn)
@@ -192,7 +199,7 @@ class Relay:
         if pending is None:
             return None
         # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
-        resumed = pending.started or pending.turn_id not in self._fresh
+        resumed = pending.started or pending.otid not in self._fresh
         return Job(pending.turn, pending.turn_id, pending.otid, resumed=resumed)
 
     async def _gauge(self, key: tuple[str, str], empty: bool) -> None:
@@ -261,7 +268,7 @@ class Relay:
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
-        request_id = self._fresh.pop(job.turn_id, "")
+        request_id = self._fresh.pop(job.otid, "")
         turn = job.turn
         with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
             loop = asyncio.get_running_loop()
