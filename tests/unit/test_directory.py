@@ -1,5 +1,5 @@
 """Name lookups under a burst: one call per name however many turns ask at once, never a wait for Slack's
-rate limit (users.info is Tier 4, conversations.info Tier 3: ../shared/reference/slack/limits.md), and no
+rate limit (users.info is Tier 4, conversations.info Tier 3, in Slack's published limits), and no
 further calls to a rate-limited method until its Retry-After has passed."""
 
 from __future__ import annotations
