@@ -49,6 +49,16 @@ SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 # Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
 UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 TIMEOUTS = (aiohttp.ServerTimeoutError, TimeoutError)
+WIRE_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+def wire_kind(exc: BaseException) -> Kind:
+    """What a failure on the wire means for a send: only one that certainly sent nothing may be retried."""
+    if isinstance(exc, UNSENT):
+        return Kind.UNREACHABLE
+    if isinstance(exc, TIMEOUTS):
+        return Kind.TIMEOUT
+    return Kind.DISCONNECTED
 
 
 @dataclass(frozen=True)
@@ -162,12 +172,8 @@ class LettaTransport:
                     async for item in stream_messages(sse_events(response.content.iter_any()), self.base_url):
                         yield item
                     return
-            except UNSENT as exc:
-                error = self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, "POST", path)
-            except TIMEOUTS as exc:
-                raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, "POST", path) from None
-            except aiohttp.ClientError as exc:
-                raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, "POST", path) from None
+            except WIRE_ERRORS as exc:  # retried below only when certainly unsent
+                error = self._fail(wire_kind(exc), type(exc).__name__, None, request_id, "POST", path)
             except LettaError as exc:
                 exc.request_id = exc.request_id or request_id
                 error = exc
@@ -263,24 +269,16 @@ class LettaTransport:
                 method, self.base_url + path, params=query or None, json=json, headers=headers, proxy=self.proxy
             ) as response:
                 return await _answer(response)
-        except UNSENT as exc:
-            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, request_id, method, path) from None
-        except TIMEOUTS as exc:
-            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, request_id, method, path) from None
-        except aiohttp.ClientError as exc:
-            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, request_id, method, path) from None
+        except WIRE_ERRORS as exc:
+            raise self._fail(wire_kind(exc), type(exc).__name__, None, request_id, method, path) from None
 
     async def _probe(self, method: str, path: str, json: object = None) -> int:
         """The status a route answers, its body left unread (a probe that finds a stream does not wait for it)."""
         try:
             async with self._http().request(method, self.base_url + path, json=json, proxy=self.proxy) as response:
                 return response.status
-        except UNSENT as exc:
-            raise self._fail(Kind.UNREACHABLE, type(exc).__name__, None, "", method, path) from None
-        except TIMEOUTS as exc:
-            raise self._fail(Kind.TIMEOUT, type(exc).__name__, None, "", method, path) from None
-        except aiohttp.ClientError as exc:
-            raise self._fail(Kind.DISCONNECTED, type(exc).__name__, None, "", method, path) from None
+        except WIRE_ERRORS as exc:
+            raise self._fail(wire_kind(exc), type(exc).__name__, None, "", method, path) from None
 
     def _error_for(self, response: Answer, request_id: str, method: str, path: str) -> LettaError:
         status = response.status
@@ -345,12 +343,8 @@ async def get_once(url: str, headers: Mapping[str, str], within: float, base_url
             session.get(url, headers=headers, proxy=env_proxy(url)) as response,
         ):
             return await _answer(response)
-    except UNSENT as exc:
-        raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=base_url) from None
-    except TIMEOUTS as exc:
-        raise LettaError(Kind.TIMEOUT, type(exc).__name__, base_url=base_url) from None
-    except aiohttp.ClientError as exc:
-        raise LettaError(Kind.DISCONNECTED, type(exc).__name__, base_url=base_url) from None
+    except WIRE_ERRORS as exc:
+        raise LettaError(wire_kind(exc), type(exc).__name__, base_url=base_url) from None
 
 
 def _retry_after(value: str | None) -> float | None:
