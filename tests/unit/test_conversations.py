@@ -85,6 +85,8 @@ def test_a_busy_conversation_is_waited_out_then_sent_once(letta: FakeLetta) -> N
         return made.id
 
     conv_id = with_client(letta, body)
+    # The fake notes a stream's status once its handler returns, which can be just after the client read the end.
+    letta.wait_for(lambda: all(r.status is not None for r in letta.sends()))
     assert [r.status for r in letta.sends()] == [409, 409, 200]
     assert len(letta.inputs) == 1 and letta.inputs[0].conversation == conv_id
 
