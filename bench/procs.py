@@ -123,7 +123,8 @@ class Server:
 
     def _profile(self) -> None:
         """With BENCH_PROFILE=<folder>, sample the bridge with py-spy (collapsed stacks) until it stops;
-        BENCH_PROFILE_ARGS adds py-spy options (`--gil` samples only the thread holding the interpreter lock)."""
+        BENCH_PROFILE_ARGS adds py-spy options (`--gil` samples only the thread holding the interpreter lock);
+        BENCH_PROFILE_FORMAT=speedscope keeps the samples in time order (with `--idle`, a timeline)."""
         folder = os.environ.get("BENCH_PROFILE")
         if not folder or self.kind != "bridge" or self.proc is None:
             return
@@ -139,7 +140,7 @@ class Server:
                 "--rate",
                 os.environ.get("BENCH_PROFILE_RATE", "200"),
                 "--format",
-                "raw",
+                os.environ.get("BENCH_PROFILE_FORMAT", "raw"),
                 "--nonblocking",
                 "--output",
                 str(out),
