@@ -18,7 +18,6 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import __version__
 from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client
@@ -35,6 +34,7 @@ from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
 from bridge.slack.live import LiveMessages
+from bridge.slack.metered import MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster
 from bridge.store import Store, StoreError, open_store
 from bridge.store.leases import BindingLeases
@@ -192,7 +192,7 @@ class Bridge:
             client_id=s.slack_client_id,
             client_secret=client_secret,
             token_rotation_expiration_minutes=s.slack_token_rotation_minutes,
-            client=AsyncWebClient(base_url=s.slack_api_url),
+            client=MeteredSlackClient(base_url=s.slack_api_url),
         )
         with _environment_without("SLACK_BOT_TOKEN"):
             self.app = AsyncApp(

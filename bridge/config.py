@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from bridge.domain import ConfigureBy, RunnerChoice
+from bridge.proxies import check_environment, passwords
 from bridge.store.base import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
@@ -309,7 +310,7 @@ class Settings(BaseSettings):
         for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
             password = urlsplit(url).password
             found += [password, unquote(password)] if password else []
-        return found
+        return found + passwords()  # http://user:password@proxy:3128
 
 
 class SettingsError(Exception):
@@ -325,7 +326,7 @@ def load_settings() -> Settings:
     if path is not None and not path.is_file():
         raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -334,3 +335,7 @@ def load_settings() -> Settings:
         raise SettingsError(lines) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
+    proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call
+    if proxies:
+        raise SettingsError(proxies)
+    return settings

@@ -19,6 +19,7 @@ from bridge.clients import letta_kind, slack_client
 from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
+from bridge.proxies import proxy_for
 from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import FAILURES, slack_error
 from bridge.store import StoreError
@@ -145,6 +146,8 @@ async def serve_socket(settings: Settings) -> None:
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
         handler = AsyncSocketModeHandler(bridge.app, app_token)
+        # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
+        handler.client.proxy = proxy_for(settings.slack_api_url)
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info(

@@ -27,7 +27,6 @@ from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAutho
 from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.clients import LettaServers, server_id
@@ -104,7 +103,7 @@ class Workspaces:
         self._rotator = AsyncTokenRotator(
             client_id=settings.slack_client_id,
             client_secret=settings.slack_client_secret.get_secret_value(),
-            client=AsyncWebClient(base_url=settings.slack_api_url),
+            client=MeteredSlackClient(base_url=settings.slack_api_url),
         )
         self._cache: dict[str, tuple[float, Installation]] = {}
         self._kits: dict[str, Kit] = {}

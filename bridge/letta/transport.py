@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -37,6 +35,7 @@ from bridge.letta.models import (
 from bridge.letta.sse import sse_events
 from bridge.letta.stream import messages as stream_messages
 from bridge.letta.stream import sse_error_text
+from bridge.proxies import proxy_for
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +111,9 @@ class LettaTransport:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
-        # HTTP(S)_PROXY and NO_PROXY, read once, as httpx did: aiohttp's trust_env reads them (and ~/.netrc) again
+        # The environment's proxy (bridge/proxies.py), read once: aiohttp's trust_env reads it (and ~/.netrc) again
         # on a worker thread for every request.
-        self.proxy = env_proxy(self.base_url)
+        self.proxy = proxy_for(self.base_url)
 
     def _http(self) -> aiohttp.ClientSession:
         """The session, made on first use in each event loop (aiohttp binds it to the loop it was made in)."""
@@ -320,15 +319,6 @@ class LettaTransport:
         return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
 
 
-def env_proxy(url: str) -> str | None:
-    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY), unless NO_PROXY exempts it."""
-    parts = urlsplit(url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    return proxies.get(parts.scheme) or proxies.get("all") or None
-
-
 async def _answer(response: aiohttp.ClientResponse) -> Answer:
     headers: CIMultiDictProxy[str] = response.headers
     return Answer(response.status, headers, await response.read(), response.reason or "")
@@ -340,7 +330,7 @@ async def get_once(url: str, headers: Mapping[str, str], within: float, base_url
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session,
-            session.get(url, headers=headers, proxy=env_proxy(url)) as response,
+            session.get(url, headers=headers, proxy=proxy_for(url)) as response,
         ):
             return await _answer(response)
     except WIRE_ERRORS as exc:

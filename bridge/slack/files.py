@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from bridge.domain import SharedFile
+from bridge.proxies import proxy_for
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class FileFetcher:
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(file.url, headers=headers) as response,
+                session.get(file.url, headers=headers, proxy=proxy_for(file.url)) as response,
             ):
                 if response.status != 200:
                     log.info("file fetch refused file=%s status=%s", file.id, response.status)

@@ -77,3 +77,16 @@ def test_postgres_without_the_extra_says_how_to_install_it(command: tuple[str, .
     [line] = errors(done)
     assert "asyncpg" in line and "pip install 'letta-slack-bridge[postgres]'" in line
     assert "pw-never-shown" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_unusable_proxy_variable_is_a_settings_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Every connection takes the environment's proxy: one the bridge cannot speak to stops it at once, named."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1",
+                   HTTPS_PROXY="socks5://me:pw-never-shown@10.0.0.1:1080")
+    done = run_cli(env, *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = errors(done)
+    assert line.startswith("error: HTTPS_PROXY names a socks5:// proxy") and "http://host:port" in line
+    assert "pw-never-shown" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is created"

@@ -29,6 +29,7 @@ import aiohttp
 from bridge import __version__
 from bridge.letta.appserver.wire import Frame, Runtime, parse_frame
 from bridge.letta.errors import Kind, LettaError
+from bridge.proxies import proxy_for
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,7 @@ class AppServerSocket:
                 heartbeat=self.heartbeat,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                 max_msg_size=0,
+                proxy=proxy_for(self.ws_url),
             )
         except aiohttp.WSServerHandshakeError as exc:
             kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
