@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncApp
 
 from bridge import __version__
 from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client
@@ -30,6 +29,7 @@ from bridge.letta.client import LettaClient
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
+from bridge.slack.bolt_app import BridgeApp
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
@@ -120,7 +120,7 @@ class Bridge:
             self._many_workspaces(secret, leases)
         else:
             with _environment_without("SLACK_BOT_TOKEN"):
-                self.app = AsyncApp(
+                self.app = BridgeApp(
                     client=self.slack,
                     signing_secret=secret,
                     process_before_response=True,
@@ -195,7 +195,7 @@ class Bridge:
             client=MeteredSlackClient(base_url=s.slack_api_url),
         )
         with _environment_without("SLACK_BOT_TOKEN"):
-            self.app = AsyncApp(
+            self.app = BridgeApp(
                 client=self.slack,
                 signing_secret=secret,
                 process_before_response=True,
