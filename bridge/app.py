@@ -9,7 +9,6 @@ import ipaddress
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_ch
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
+from bridge.ids import request_id
 from bridge.ingress import PEER_HEADER
 from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
@@ -247,7 +247,7 @@ class Bridge:
         await self.store.close()
 
     async def handle_slack(self, request: web.Request) -> web.Response:
-        with log_context(request_id=uuid.uuid4().hex[:12]):
+        with log_context(request_id=request_id()):
             async with self.worker.ack_first.answering():
                 return await self._handle_slack(request)
 
@@ -310,7 +310,7 @@ class Bridge:
         here with a code and the state): Bolt's OAuth flow, over the bridge's own stores."""
         flow = self.app.oauth_flow
         assert flow is not None
-        with log_context(request_id=uuid.uuid4().hex[:12]):
+        with log_context(request_id=request_id()):
             bolt_request = await to_bolt_request(request)
             if request.path == flow.install_path:
                 response = await flow.handle_installation(bolt_request)

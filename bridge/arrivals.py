@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bridge.ids import request_id
 from bridge.inbox import Arrival
 from bridge.logs import log_context
 from bridge.tasks import Tasks
@@ -45,7 +45,7 @@ class Arrivals:
         self._tasks.spawn(self._handle(arrival), "slack event")
 
     async def _handle(self, arrival: Arrival) -> None:
-        with log_context(request_id=uuid.uuid4().hex[:12]):
+        with log_context(request_id=request_id()):
             for attempt in range(arrival.attempts + 1, MAX_ATTEMPTS + 1):
                 if await self._attempt(arrival):
                     self._handled(arrival)

@@ -23,7 +23,6 @@ import json
 import logging
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +33,7 @@ from yarl import URL
 
 from bridge.config import Settings
 from bridge.http import GuardedSite, body_too_slow, limits, read_body
+from bridge.ids import request_id
 from bridge.inbox import Arrival, Inbox, Replayed
 from bridge.logs import log_context
 from bridge.slack.gate import REPLAY_WINDOW, Refusal
@@ -266,7 +266,7 @@ class Ingress:
                 return body_too_slow()
             if request.method == "POST" and request.path == EVENTS_PATH:
                 headers = {k.lower(): v for k, v in request.headers.items()}
-                with log_context(request_id=uuid.uuid4().hex[:12]):
+                with log_context(request_id=request_id()):
                     refusal = self._check(headers, body)
                     if refusal is not None:
                         log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)

@@ -18,11 +18,11 @@ import asyncio
 import contextvars
 import functools
 import logging
-import uuid
 from collections.abc import Coroutine
 from typing import Any
 
 from bridge.domain import Turn
+from bridge.ids import otid as new_otid
 from bridge.logs import log_context, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import QueueNotices
@@ -86,7 +86,7 @@ class Relay:
         if turn.follow_up and not await self._follows(turn):
             return
         started = asyncio.get_running_loop().time()
-        otid = str(uuid.uuid4())
+        otid = new_otid()
         # Known fresh before it is stored: a worker already running for the binding can take the turn as soon as
         # its row is committed, before this coroutine runs again.
         self._fresh[otid] = str(logged("request_id") or "")

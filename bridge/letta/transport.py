@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
+from bridge.ids import request_id as new_request_id
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import AgentLocks
 from bridge.letta.models import (
@@ -137,7 +137,7 @@ class LettaTransport:
         attempt = 0
         waited = 0.0
         while True:
-            request_id = uuid.uuid4().hex[:12]
+            request_id = new_request_id()
             started = asyncio.get_running_loop().time()
             try:
                 headers = {"X-Request-Id": request_id, **SSE_HEADERS}
@@ -232,7 +232,7 @@ class LettaTransport:
     async def _request(
         self, method: str, path: str, params: Mapping[str, object] | None = None, json: object = None
     ) -> Any:
-        request_id = uuid.uuid4().hex[:12]
+        request_id = new_request_id()
         loop = asyncio.get_running_loop()
         started = loop.time()
         answer = await self._exchange(method, path, request_id, params, json)
