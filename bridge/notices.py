@@ -93,6 +93,8 @@ class QueueNotices:
         self._due: dict[tuple[str, str], dict[str, None]] = {}  # channel -> threads to tell, oldest first
         self._posts: dict[tuple[str, str], tuple[float, float]] = {}  # channel -> (posts allowed, as of when)
         self._shown: dict[ThreadKey, Notice] = {}
+        # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
+        self._posting: dict[ThreadKey, bool] = {}
         self._next_edit = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +104,9 @@ class QueueNotices:
         thread = (turn.team_id, turn.channel_id, turn.thread_ts)
         if thread in self._shown:
             self._shown[thread].checked_at = 0.0  # look at its count first
+            return
+        if thread in self._posting:
+            self._posting[thread] = True  # its notice is on its way: edited, not posted again
             return
         channel = (turn.team_id, turn.channel_id)
         pending = self._due.setdefault(channel, {})
@@ -152,23 +157,40 @@ class QueueNotices:
             thread_ts = next(iter(pending))
             del pending[thread_ts]
             thread = (*channel, thread_ts)
-            where, ahead = await self._count(thread, None)
-            approval = await self._approval(thread, where) if ahead else None
-            if ahead:
-                try:
-                    poster = await self._poster_of(channel[0])
-                    part = poster.parts(None, queued_text(ahead, where, approval))[0]
-                    ts = await poster.post(channel[1], thread_ts, part)
-                except Exception as exc:
-                    log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
-                    break
-                finally:
-                    allowed, at = self._allowance(channel, now)
-                    self._posts[channel] = (allowed - 1, at)
-                self._shown[thread] = Notice(thread, ts, where, ahead, now, now, approval)
+            self._posting[thread] = False
+            try:
+                shown, stop = await self._post_one(channel, thread, now)
+            finally:
+                again = self._posting.pop(thread)
+            if shown is not None:
+                if again:
+                    shown.checked_at = 0.0  # a mention arrived while it was posted: counted at the next edit
+                self._shown[thread] = shown
+            elif again:
+                pending[thread_ts] = None  # a mention arrived while it was looked at: looked at again
+            if stop:
                 break
         if not pending:
             del self._due[channel]
+
+    async def _post_one(self, channel: tuple[str, str], thread: ThreadKey, now: float) -> tuple[Notice | None, bool]:
+        """The thread's notice, if it waits (None when it does not, or the post failed); True when the round for
+        the channel is over (a notice was posted, or Slack refused one)."""
+        where, ahead = await self._count(thread, None)
+        if not ahead:
+            return None, False
+        approval = await self._approval(thread, where)
+        try:
+            poster = await self._poster_of(channel[0])
+            part = poster.parts(None, queued_text(ahead, where, approval))[0]
+            ts = await poster.post(channel[1], thread[2], part)
+        except Exception as exc:
+            log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
+            return None, True
+        finally:
+            allowed, at = self._allowance(channel, now)
+            self._posts[channel] = (allowed - 1, at)
+        return Notice(thread, ts, where, ahead, now, now, approval), True
 
     def _allowance(self, channel: tuple[str, str], now: float) -> tuple[float, float]:
         """How many notices the channel may be posted now (a token bucket: POST_BURST, refilled 1/POST_SPACING)."""

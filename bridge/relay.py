@@ -184,10 +184,16 @@ class Relay:
             async with self._leases.hold(*key) as held:
                 if not held:
                     return  # another process runs this binding; it will find the turn in the store
-                if await self._worker.threads.in_parallel(*key):
+                parallel = await self._worker.threads.in_parallel(*key)
+                while not self._closing:
+                    if not parallel:
+                        if not await self._run_next(key):
+                            break
+                        continue
                     await self._run_threads(key)
-                while not self._closing and await self._run_next(key):
-                    pass
+                    # A turn committed as the threads' loop ended: its thread runs at once with any other's.
+                    if await self._next(key) is None:
+                        break
             # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
             if await self._next(key) is None and key not in self._again:
                 return

@@ -1,6 +1,7 @@
 """bridge/relay.py: a turn accepted in this process is run as fresh (not resumed) and logged with the request that
 brought it, even when a worker already running for its binding takes it the moment its row is committed, before
-the accepting coroutine has run again."""
+the accepting coroutine has run again; a binding whose threads run at once keeps running them at once whatever
+the timing of an accept; a waiting thread gets one queue notice, however its mentions arrive."""
 
 from __future__ import annotations
 
@@ -38,13 +39,13 @@ class Worker:
     """Runs nothing: holds the first turn until told to go on, records each job it is given, and finishes it in
     the store as the real worker does."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, parallel: bool = False) -> None:
         self.store = store
         self.jobs: list[Job] = []
         self.go_on = asyncio.Event()
 
         async def in_parallel(team_id: str, channel_id: str) -> bool:
-            return False
+            return parallel
 
         self.threads = SimpleNamespace(in_parallel=in_parallel)
 
@@ -83,3 +84,97 @@ def test_a_turn_taken_by_a_running_worker_before_its_accept_returns_is_fresh(tmp
             await store.close()
 
     assert asyncio.run(main()) == [(1, False), (2, False)]
+
+
+class ThreadWorker(Worker):
+    """A binding whose threads run at once: each turn is held until its text is released."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, parallel=True)
+        self.release: dict[str, asyncio.Event] = {}
+
+    def let_go(self, text: str) -> None:
+        self.release.setdefault(text, asyncio.Event()).set()
+
+    async def run(self, job: Job) -> str:
+        self.jobs.append(job)
+        await self.release.setdefault(job.turn.text, asyncio.Event()).wait()
+        await self.store.finish_turn(job.turn_id, "done")
+        return "done"
+
+
+def test_threads_keep_running_at_once_after_a_turn_is_committed_as_their_loop_ends(tmp_path: Path) -> None:
+    """Before, a turn committed between a thread's last turn and the end of the threads' loop was run by the
+    binding's one-at-a-time loop, and every other thread's mention waited behind it."""
+
+    async def main() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        late = LateAccepts(store)
+        worker = ThreadWorker(store)
+        relay = Relay(late, worker, None, max_concurrent=8)  # type: ignore[arg-type]  # doubles
+        try:
+            await relay.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "A1", "Ev1"))
+            while not worker.jobs:
+                await asyncio.sleep(0.01)
+            late.late = True  # B1's row is committed; its accept returns a moment later
+            b1 = asyncio.ensure_future(relay.accept(Turn("T1", "C1", "2.000001", "2.000001", "U1", "B1", "Ev2")))
+            await asyncio.sleep(0.05)
+            worker.let_go("A1")  # thread A's last turn ends meanwhile
+            await b1
+            late.late = False
+            await asyncio.sleep(0.1)
+            await relay.accept(Turn("T1", "C1", "3.000001", "3.000001", "U1", "C1", "Ev3"))  # a third thread
+            await asyncio.sleep(0.3)
+            return [job.turn.text for job in worker.jobs]
+        finally:
+            for text in ("A1", "B1", "C1"):
+                worker.let_go(text)
+            await relay.stop(1.0)
+            await store.close()
+
+    assert asyncio.run(main()) == ["A1", "B1", "C1"], "C1's thread does not wait for B1's"
+
+
+class SlowPoster:
+    """Posts queue notices as chat.postMessage does, a round trip later."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str]] = []
+        self.edits: list[tuple[str, str]] = []
+
+    def parts(self, agent: object, text: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(text=text)]
+
+    async def post(self, channel: str, thread_ts: str, part: SimpleNamespace, **_: object) -> str:
+        await asyncio.sleep(0.3)
+        self.posts.append((thread_ts, part.text))
+        return f"9.{len(self.posts):06d}"
+
+    async def edit(self, channel: str, ts: str, part: SimpleNamespace, **_: object) -> None:
+        self.edits.append((ts, part.text))
+
+
+def test_a_mention_into_a_thread_whose_notice_is_being_posted_gets_no_second_notice(tmp_path: Path) -> None:
+    async def main() -> list[tuple[str, str]]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        worker = Worker(store)
+        poster = SlowPoster()
+        relay = Relay(store, worker, poster, max_concurrent=4)  # type: ignore[arg-type]  # doubles
+        try:
+            await relay.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "busy", "Ev1"))
+            while not worker.jobs:
+                await asyncio.sleep(0.01)  # the channel's worker holds the first turn
+            await relay.accept(Turn("T1", "C1", "2.000001", "2.000001", "U2", "a", "Ev2"))
+            await asyncio.sleep(0.1)  # its thread's notice is being posted
+            await relay.accept(Turn("T1", "C1", "2.000002", "2.000001", "U2", "b", "Ev3"))  # the same thread
+            await asyncio.sleep(1.5)
+            return poster.posts
+        finally:
+            worker.go_on.set()
+            await relay.stop(1.0)
+            await store.close()
+
+    [(thread_ts, text)] = asyncio.run(main())
+    assert thread_ts == "2.000001" and "1 earlier message" in text
