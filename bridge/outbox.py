@@ -21,6 +21,9 @@ class TurnOutbox:
         self._store = store
         self._turn_id = turn_id
         self._kept: dict[int, OutboxItem] | None = {} if fresh else None  # by id, so in the store's order
+        # A part's post began and did not return (the turn's deadline, a stop): it may be in Slack unrecorded,
+        # so its next post reads the thread first, as a resumed turn's does.
+        self.in_doubt = False
 
     async def add(self, source: str, agent_name: str | None, text: str) -> None:
         """Owe the thread a message; the same source twice is owed once."""

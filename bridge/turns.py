@@ -222,14 +222,18 @@ class TurnWorker:
                 log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)
+            if status != "stopped":
+                await drafts.abandon()
+                try:
+                    await self._flush(job, drafts, running)
+                except TurnStopped as stop:  # a stop recorded as the agents finished: what is owed stays unposted
+                    running.stopped_by = running.stopped_by or stop.by
+                    status, error = "stopped", f"stopped by {running.stopped_by}"
             if status == "stopped":
                 by = running.stopped_by or ""
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
                     stopped = Part(STOPPED.format(user=escape(by)), None)  # mrkdwn: the mention is meant
                     await self._poster.post(turn.channel_id, turn.thread_ts, stopped)
-            else:
-                await drafts.abandon()
-                await self._flush(job, drafts, running)
         except SlackPostError as exc:
             status, error = "failed", f"Slack refused a post: {exc.error}"
             log.error(
@@ -372,13 +376,15 @@ class TurnWorker:
                     actions = feedback_actions(job.turn_id, item.source[len(REPLY) :], item.agent_name or "")
                     part = replace(part, actions=actions)
                 ts = None
+                check_first, outbox.in_doubt = job.resumed or outbox.in_doubt, True
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
                     ts = await self._poster.post(
-                        turn.channel_id, turn.thread_ts, part, check_first=job.resumed, after=turn.message_ts
+                        turn.channel_id, turn.thread_ts, part, check_first=check_first, after=turn.message_ts
                     )
                 await outbox.posted(item, index, ts, last=index == len(parts) - 1)
+                outbox.in_doubt = False
                 self.metrics.reply_posted(item.agent_name)
             if not parts:
                 await outbox.posted(item, 0, "", last=True)

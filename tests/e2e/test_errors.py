@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -198,5 +199,27 @@ def test_letta_unreachable_and_past_the_deadline(version: str, tmp_path: Path) -
             slack.wait_for(lambda: len(slack.posts("C0SLOW001", event["ts"])) == 1, timeout=10)
             text = slack.posts("C0SLOW001", event["ts"])[0].args["text"]
             assert "couldn't reach the Letta server" in text and letta.base_url in text
+        finally:
+            bridge.stop()
+
+
+def test_a_reply_whose_post_is_in_flight_at_the_deadline_is_posted_once(tmp_path: Path) -> None:
+    """Slack has the reply, its answer is on the way back, and the deadline cancels the wait: the turn's last
+    flush reads the thread before posting it again (before, the thread got the reply twice)."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", TURN_DEADLINE_SECONDS="1")
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 0.5)
+        assert run_cli(env, "channels", "connect", "C0LATE001", alice).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            slack.answer_delays["chat.postMessage"] = 1.5  # the reply lands at once, answered after the deadline
+            event, _ = bridge.mention("in time?", "C0LATE001")
+            slack.wait_for(lambda: len(slack.posts("C0LATE001", event["ts"])) == 2, timeout=15)
+            slack.answer_delays.clear()
+            time.sleep(2.0)  # whatever else the turn would post
+            texts = [p.args["text"] for p in slack.posts("C0LATE001", event["ts"])]
+            assert texts.count("alice says hi") == 1, texts
+            assert "did not finish within 1 second." in texts[-1]
         finally:
             bridge.stop()

@@ -204,6 +204,8 @@ class FakeSlack(SlackFileServer):
         self._lock = threading.RLock()
         self._failures: dict[str, list[list[Any]]] = {}  # method -> [[status, headers, body, remaining]]
         self._landed_failures: dict[str, int] = {}  # method -> how many more calls succeed yet answer 500
+        # method -> seconds a call waits, done, before it is answered (a slow answer on the way back).
+        self.answer_delays: dict[str, float] = {}
         # Slack's rule since 2025 for apps outside the Marketplace: conversations.replies gives at most this many
         # messages a call, and after `replies_calls` calls answers 429 ratelimited (None: no such limits).
         self.replies_per_call: int | None = None
@@ -648,6 +650,9 @@ class FakeSlack(SlackFileServer):
             status, out_headers, body = self._dispatch(method, args, token)
             call.status, call.response = status, body
             self.calls.append(call)
+            delay = self.answer_delays.get(method, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         return web.Response(status=status, body=json.dumps(body).encode(), headers=out_headers)
 
     def _dispatch(self, method: str, args: dict[str, Any], token: str | None) -> _Result:
