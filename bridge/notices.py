@@ -98,6 +98,7 @@ class QueueNotices:
         self._next_edit = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # the bridge is stopping: no notice is started any more
 
     def waiting(self, turn: Turn) -> None:
         """A turn was accepted into its thread: the thread may be waiting now. Costs no query."""
@@ -108,6 +109,8 @@ class QueueNotices:
         if thread in self._posting:
             self._posting[thread] = True  # its notice is on its way: edited, not posted again
             return
+        if self._stopped:
+            return  # an accept that began before the stop (Socket Mode): its turn waits for the next start
         channel = (turn.team_id, turn.channel_id)
         pending = self._due.setdefault(channel, {})
         pending[turn.thread_ts] = None
@@ -117,6 +120,7 @@ class QueueNotices:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -178,3 +178,30 @@ def test_a_mention_into_a_thread_whose_notice_is_being_posted_gets_no_second_not
 
     [(thread_ts, text)] = asyncio.run(main())
     assert thread_ts == "2.000001" and "1 earlier message" in text
+
+
+def test_no_queue_notice_starts_once_the_notices_are_stopped(tmp_path: Path) -> None:
+    """An accept that began before the bridge stopped (Socket Mode has no ingress to close first) starts no
+    notice task that nothing would cancel."""
+
+    async def main() -> tuple[list[tuple[str, str]], bool]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        worker = Worker(store)
+        poster = SlowPoster()
+        relay = Relay(store, worker, poster, max_concurrent=4)  # type: ignore[arg-type]  # doubles
+        try:
+            await relay.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "busy", "Ev1"))
+            while not worker.jobs:
+                await asyncio.sleep(0.01)
+            await relay.notices.stop()
+            relay.notices.waiting(Turn("T1", "C1", "2.000001", "2.000001", "U2", "late", "Ev2"))
+            await asyncio.sleep(0.5)
+            return poster.posts, relay.notices._task is None
+        finally:
+            worker.go_on.set()
+            await relay.stop(1.0)
+            await store.close()
+
+    posts, no_task = asyncio.run(main())
+    assert posts == [] and no_task
