@@ -19,6 +19,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from bridge.domain import Turn
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
+# A turn whose run raised (the database failed a moment, most often) is run again after these pauses, still first
+# in its binding's line, as resumed; after the last it is left for the next start, and the binding goes on.
+CRASH_PAUSES = (1.0, 5.0)
 
 
 class RelayClosing(Exception):
@@ -64,7 +68,7 @@ class Relay:
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
         self._depth_at: dict[tuple[str, str], float] = {}
         self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
-        self._failed: set[int] = set()  # turns whose run crashed in this process: left for the next start
+        self._failed: set[int] = set()  # turns whose runs kept crashing in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -280,13 +284,20 @@ class Relay:
             loop = asyncio.get_running_loop()
             started = loop.time()
             status = "crashed"
-            try:
-                async with self._slots:
-                    started = loop.time()
-                    status = await self._worker.run(job)
-            except Exception:
-                log.exception("turn worker failed turn_id=%s", job.turn_id)
-                self._failed.add(job.turn_id)
+            for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
+                try:
+                    async with self._slots:
+                        started = loop.time()
+                        status = await self._worker.run(job)
+                    break
+                except Exception:
+                    log.exception("turn worker failed turn_id=%s", job.turn_id)
+                if pause is None or self._closing:
+                    log.error("turn left for the next start after %d failed runs turn_id=%s", runs, job.turn_id)
+                    self._failed.add(job.turn_id)
+                    break
+                await asyncio.sleep(pause)
+                job = replace(job, resumed=True)  # what the failed run sent or posted, its journal and outbox say
             seconds = loop.time() - started
             self._metrics.turn_ended(status, seconds)
             extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed, **job.ran}

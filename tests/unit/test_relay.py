@@ -10,6 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+import bridge.relay as relay_module
 from bridge.domain import Turn
 from bridge.logs import log_context
 from bridge.relay import Relay
@@ -205,3 +208,47 @@ def test_no_queue_notice_starts_once_the_notices_are_stopped(tmp_path: Path) -> 
 
     posts, no_task = asyncio.run(main())
     assert posts == [] and no_task
+
+
+class CrashingWorker(Worker):
+    """Its runs of the turns named in `crashes` raise that many times (the database failing a moment)."""
+
+    def __init__(self, store: Store, crashes: dict[str, int]) -> None:
+        super().__init__(store)
+        self.crashes = crashes
+
+    async def run(self, job: Job) -> str:
+        self.jobs.append(job)
+        if self.crashes.get(job.turn.text, 0) > 0:
+            self.crashes[job.turn.text] -= 1
+            raise ConnectionError("the database went away")
+        await self.store.finish_turn(job.turn_id, "done")
+        return "done"
+
+
+def test_a_turn_whose_run_fails_runs_again_in_its_place_then_is_left_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, one failed run (a database blip) left the turn for the next start, and the turns after it ran
+    first."""
+    monkeypatch.setattr(relay_module, "CRASH_PAUSES", (0.05, 0.05))
+
+    async def main(crashes: dict[str, int]) -> list[tuple[str, bool]]:
+        store = open_store(f"sqlite:///{tmp_path / (str(len(crashes)) + str(sum(crashes.values())) + '.db')}")
+        await store.open()
+        worker = CrashingWorker(store, crashes)
+        relay = Relay(store, worker, None, max_concurrent=4)  # type: ignore[arg-type]  # doubles
+        try:
+            for n, text in enumerate(("first", "second"), start=1):
+                await relay.accept(Turn("T1", "C1", f"{n}.000001", f"{n}.000001", "U1", text, f"Ev{n}"))
+            while not any(job.turn.text == "second" for job in worker.jobs):
+                await asyncio.sleep(0.01)
+            return [(job.turn.text, job.resumed) for job in worker.jobs]
+        finally:
+            await relay.stop(1.0)
+            await store.close()
+
+    once = asyncio.run(main({"first": 1}))
+    assert once == [("first", False), ("first", True), ("second", False)]
+    always = asyncio.run(main({"first": 99}))
+    assert always == [("first", False), ("first", True), ("first", True), ("second", False)]
