@@ -63,7 +63,9 @@ class Question:
     def help(self) -> str:
         if self.secret:
             return f"or ${self.variable} (better for a secret: a flag shows up in ps)"
-        return f"or ${self.variable}" + (f"; default {self.default}" if self.default else "")
+        if self.default:  # only the prompt offers it: --non-interactive stops when the value is not given
+            return f"or ${self.variable}; needed with --non-interactive (the prompt suggests {self.default})"
+        return f"or ${self.variable}"
 
     @property
     def flag(self) -> str:

@@ -186,6 +186,8 @@ def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
 def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
     done = run_cli({"PATH": "/usr/bin"}, "init", "--help")
     flags = " ".join(done.stdout.split())  # argparse wraps the help text
-    assert "--letta-base-url LETTA_BASE_URL or $LETTA_BASE_URL; default http://localhost:8283" in flags
+    # The default is only the prompt's: --non-interactive asks for it (the settings' own default is Letta Cloud).
+    assert ("--letta-base-url LETTA_BASE_URL or $LETTA_BASE_URL; needed with --non-interactive (the prompt suggests "
+            "http://localhost:8283)") in flags
     assert "--slack-bot-token SLACK_BOT_TOKEN or $SLACK_BOT_TOKEN (better for a secret" in flags
     assert flags.count("secret:") == 3, "the bot token, the signing secret and the Letta key"
