@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import SecretStr
+
 from bridge.config import LETTA_CLOUD_URL, Settings
 
 
@@ -54,6 +56,15 @@ LETTA_API_KEY = Requirement(
     "Letta Cloud > API keys (or set LETTA_BASE_URL to your self-hosted server)",
 )
 
+# What config.example.toml holds for them: a copy left unedited sets them, but to nothing Slack or Letta accepts.
+PLACEHOLDERS = {
+    "SLACK_BOT_TOKEN": "xoxb-...",
+    "SLACK_SIGNING_SECRET": "...",
+    "SLACK_APP_TOKEN": "xapp-...",
+    "SLACK_CLIENT_SECRET": "...",
+    "LETTA_API_KEY": "...",
+}
+
 
 # Why Slack refuses a token (auth.test, apps.connections.open), for the person at the terminal.
 _TOKEN_REFUSALS = {
@@ -77,24 +88,39 @@ def slack_refused(requirement: Requirement, error: str) -> str:
 
 
 def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> list[str]:
-    """Plain-words lines for each setting `mode` needs but does not have."""
+    """Plain-words lines for each setting `mode` needs but does not have, or has as the example's placeholder."""
+
+    def given(r: Requirement) -> str | None:
+        value = getattr(settings, r.variable.lower())
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def unusable(r: Requirement) -> bool:
+        return given(r) in (None, PLACEHOLDERS.get(r.variable))
+
     needed: list[Requirement] = []
-    if settings.slack_client_id is not None and settings.slack_client_secret is None:
-        needed.append(SLACK_CLIENT_SECRET)
-    elif settings.slack_client_secret is not None and settings.slack_client_id is None:
-        needed.append(SLACK_CLIENT_ID)
+    if settings.slack_client_id is not None or settings.slack_client_secret is not None:
+        needed += [r for r in (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET) if unusable(r)]
     if settings.oauth:
         if mode in ("serve", "socket") and settings.bridge_encryption_key is None:
             needed.append(BRIDGE_ENCRYPTION_KEY)
     elif mode in ("serve", "socket", "slack"):
-        if settings.slack_bot_token is None:
+        if unusable(SLACK_BOT_TOKEN):
             needed.append(SLACK_BOT_TOKEN)
-    if mode == "serve" and settings.slack_signing_secret is None:
+    if mode == "serve" and unusable(SLACK_SIGNING_SECRET):
         needed.append(SLACK_SIGNING_SECRET)
-    if mode == "socket" and settings.slack_app_token is None:
+    if mode == "socket" and unusable(SLACK_APP_TOKEN):
         needed.append(SLACK_APP_TOKEN)
     # In OAuth mode each workspace may set its own Letta (/letta setup): the environment's is only the default.
     if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL and not settings.oauth:
-        if settings.letta_api_key is None:
+        if unusable(LETTA_API_KEY):
             needed.append(LETTA_API_KEY)
-    return [f"missing {r.variable}: {r.purpose}. Find it in {r.where}." for r in needed]
+    return [_gap(r, given(r)) for r in needed]
+
+
+def _gap(r: Requirement, value: str | None) -> str:
+    if value is None:
+        return f"missing {r.variable}: {r.purpose}. Find it in {r.where}."
+    return (
+        f'{r.variable} is still the example\'s placeholder "{value}" (config.example.toml): {r.purpose}. '
+        f"Find it in {r.where}."
+    )

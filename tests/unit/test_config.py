@@ -106,3 +106,27 @@ def test_approvals_by_a_list_need_the_list() -> None:
         Settings(slack_approve_by="users")
     assert "SLACK_APPROVE_USERS" in str(error.value)
     assert Settings(slack_approve_by="users", slack_approve_users="U1, U2").slack_approve_users == ("U1", "U2")
+
+
+def test_a_copy_of_the_example_left_unedited_is_not_ready_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each placeholder config.example.toml holds (uncommented or not) counts as unset, and is said to be one."""
+    import re
+    from pathlib import Path
+
+    from bridge.requirements import PLACEHOLDERS
+
+    example = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    for variable, placeholder in PLACEHOLDERS.items():
+        assert re.search(rf'^(# )?{variable.lower()} = "{re.escape(placeholder)}"$', example, re.M), variable
+    Path("config.toml").write_text(example)
+    lines = missing(load_settings(), "serve")
+    assert [line.split(" is ")[0] for line in lines] == ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]
+    assert 'still the example\'s placeholder "xoxb-..."' in lines[0] and "Find it in" in lines[0]
+    uncommented = re.sub(r"^# (slack_app_token|letta_api_key) = ", r"\1 = ", example, flags=re.M)
+    Path("config.toml").write_text(uncommented.replace('letta_base_url = "http://localhost:8283"', ""))
+    assert [line.split(" is ")[0] for line in missing(load_settings(), "socket")] == [
+        "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "LETTA_API_KEY"
+    ]
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1234567890.0987654321")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", PLACEHOLDERS["SLACK_CLIENT_SECRET"])
+    assert missing(load_settings(), "letta")[0].startswith("SLACK_CLIENT_SECRET is still the example's placeholder")
