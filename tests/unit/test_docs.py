@@ -24,3 +24,12 @@ def test_readme_gives_the_letta_url_the_settings_default_to() -> None:
     default = Settings.model_fields["letta_base_url"].default
     assert table_row(readme, "LETTA_BASE_URL")[1] == f"`{default}`"
     assert not re.search(r"`LETTA_BASE_URL`[^|]*\| `http://localhost:8283`", readme)
+
+
+def test_readme_names_the_scopes_check_only_warns_about() -> None:
+    from bridge.manifest import SCOPES
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"the scopes the manifest asks for, ([^;]*) only warned about;", readme)
+    assert said is not None
+    assert set(re.findall(r"`([^`]+)`", said.group(1))) == {s.name for s in SCOPES if s.optional}
