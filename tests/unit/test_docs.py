@@ -33,3 +33,29 @@ def test_readme_names_the_scopes_check_only_warns_about() -> None:
     said = re.search(r"the scopes the manifest asks for, ([^;]*) only warned about;", readme)
     assert said is not None
     assert set(re.findall(r"`([^`]+)`", said.group(1))) == {s.name for s in SCOPES if s.optional}
+
+
+def test_gitignore_covers_every_file_serve_keeps_beside_its_sqlite_database(tmp_path: Path) -> None:
+    import asyncio
+    from fnmatch import fnmatch
+
+    from bridge.inbox import Inbox, inbox_path
+    from bridge.store import open_store
+
+    async def serve_files() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}", serving=True)
+        await store.open()
+        inbox = Inbox(inbox_path(str(tmp_path / "bridge.db")))
+        inbox.open()
+        try:
+            inbox.record("v0=a", 4e9, {}, b"{}")
+            return sorted(p.name for p in tmp_path.iterdir())
+        finally:
+            inbox.close()
+            await store.close()
+
+    names = asyncio.run(serve_files())
+    assert {"bridge.db", "bridge.db.lock", "bridge.db.inbox", "bridge.db.inbox-wal"} <= set(names)
+    lines = (ROOT / ".gitignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#") and "/" not in line]
+    assert [name for name in names if not any(fnmatch(name, p) for p in patterns)] == []
