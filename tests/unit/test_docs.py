@@ -59,3 +59,18 @@ def test_gitignore_covers_every_file_serve_keeps_beside_its_sqlite_database(tmp_
     lines = (ROOT / ".gitignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#") and "/" not in line]
     assert [name for name in names if not any(fnmatch(name, p) for p in patterns)] == []
+
+
+def test_operations_names_every_option_of_channels_connect() -> None:
+    import argparse
+
+    from bridge.cli import build_parser
+
+    def sub(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        [choices] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return choices[name]
+
+    connect = sub(sub(build_parser(), "channels"), "connect")
+    options = {o for a in connect._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    row = table_row((ROOT / "docs" / "operations.md").read_text(), "python -m bridge channels connect C… group-…")
+    assert options == set(re.findall(r"`(--[a-z-]+)`", row[1]))
