@@ -321,6 +321,14 @@ class SettingsError(Exception):
         self.lines = lines
 
 
+def _plain(location: tuple[int | str, ...], message: str) -> str:
+    """One of pydantic's errors as a line for the terminal: the variable, then why, without pydantic's own words
+    ("Value error, ") or a location when the error is about the settings as a whole (a model validator's)."""
+    name = ".".join(str(part) for part in location).upper()
+    message = message.removeprefix("Value error, ")
+    return f"{name}: {message}" if name else message
+
+
 def load_settings() -> Settings:
     path = config_file()
     if path is not None and not path.is_file():
@@ -328,11 +336,7 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError(lines) from None
+        raise SettingsError([_plain(err["loc"], err["msg"]) for err in exc.errors()]) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
     proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call

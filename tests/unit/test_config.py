@@ -90,7 +90,13 @@ def test_lists_from_toml_and_bad_values(monkeypatch: pytest.MonkeyPatch, tmp_pat
     settings = load_settings()
     assert settings.slack_configure_users == ("U0AAA", "U0BBB") and settings.default_target == ("group-1",)
     assert first_error(monkeypatch, "SLACK_CONFIGURE_BY", "anyone").startswith("SLACK_CONFIGURE_BY")
-    assert "slash command" in first_error(monkeypatch, "SLACK_COMMAND", "/Has Space")
+    assert first_error(monkeypatch, "SLACK_COMMAND", "/Has Space").startswith("SLACK_COMMAND: a slash command is")
+
+
+def test_a_validator_s_error_reads_without_pydantic_s_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert first_error(monkeypatch, "SLACK_APPROVE_BY", "users").startswith(
+        "SLACK_APPROVE_BY=users needs SLACK_APPROVE_USERS: "
+    )
 
 
 def test_every_setting_is_documented_in_the_example_file() -> None:
