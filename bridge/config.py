@@ -26,6 +26,8 @@ from bridge.store.base import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
+LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
+SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 
 
 def config_file() -> Path | None:
@@ -53,6 +55,36 @@ def absolute_sqlite_url(url: str, folder: Path) -> str:
     if path == ":memory:" or file.is_absolute():
         return url
     return f"sqlite:///{folder / file}"
+
+
+def _masked(url: str) -> str:
+    """`url` with whatever precedes its host's @ (a user and password) masked, scheme or not."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}://***@{host}" if sep else f"***@{host}"
+
+
+def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` cannot be `variable`'s, in one line that names it (None when it can). Without a scheme a client
+    takes the host for one and later fails in words that blame the connection, not the setting."""
+    shown = _masked(url)
+    if not url:
+        return f"{variable} is empty: write it as {schemes[0]}://host:port, or leave it out for its default"
+    if "://" not in url:
+        return f"{variable}={shown} has no scheme: write it as {schemes[0]}://{shown} (or {schemes[1]}://…)"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
+        return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
+    try:
+        parts.port  # noqa: B018 (a port that is not a number is found only when it is read)
+    except ValueError:
+        return f"{variable}={shown} has a port that is not a number: write it as {schemes[0]}://host:port"
+    if not parts.hostname:
+        return f"{variable}={shown} has no host: write it as {schemes[0]}://host:port"
+    return None
 
 
 class AgentLook(BaseModel):
@@ -247,13 +279,21 @@ class Settings(BaseSettings):
 
     @field_validator("slack_api_url")
     @classmethod
-    def _trailing_slash(cls, value: str) -> str:
+    def _slack_url(cls, value: str) -> str:
+        value = value.strip()
+        problem = url_problem("SLACK_API_URL", value, SLACK_SCHEMES)
+        if problem:
+            raise ValueError(problem)
         # AsyncWebClient joins with urljoin: without the slash the last path segment is dropped.
         return value if value.endswith("/") else value + "/"
 
     @field_validator("letta_base_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _letta_url(cls, value: str) -> str:
+        value = value.strip()
+        problem = url_problem("LETTA_BASE_URL", value, LETTA_SCHEMES)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -321,12 +361,16 @@ class SettingsError(Exception):
         self.lines = lines
 
 
-def _plain(location: tuple[int | str, ...], message: str) -> str:
-    """One of pydantic's errors as a line for the terminal: the variable, then why, without pydantic's own words
-    ("Value error, ") or a location when the error is about the settings as a whole (a model validator's)."""
-    name = ".".join(str(part) for part in location).upper()
-    message = message.removeprefix("Value error, ")
-    return f"{name}: {message}" if name else message
+def plain_errors(exc: ValidationError) -> list[str]:
+    """pydantic's errors as lines for the terminal: the variable, then why, without pydantic's own words
+    ("Value error, ") or a location when the error is about the settings as a whole (a model validator's) or
+    already names the variable."""
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]).upper()
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name and not message.startswith(name) else message)
+    return lines
 
 
 def load_settings() -> Settings:
@@ -336,7 +380,7 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise SettingsError([_plain(err["loc"], err["msg"]) for err in exc.errors()]) from None
+        raise SettingsError(plain_errors(exc)) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
     proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call

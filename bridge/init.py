@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, Settings
+from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, LETTA_SCHEMES, Settings, plain_errors, url_problem
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
 
@@ -127,6 +128,10 @@ class Wizard:
         self.extra = {k: v for k, v in extra.items() if v}
 
     def run(self) -> int:
+        try:  # SLACK_API_URL and LETTA_PROJECT come from the environment: a bad one stops init before any question
+            self._settings()
+        except ValidationError as exc:
+            raise InitStopped("; ".join(plain_errors(exc)) + ". Nothing was written.", 2) from None
         self._may_write()
         if self.interactive:
             print(
@@ -206,8 +211,9 @@ class Wizard:
     def _check_letta_url(self, url: str) -> Verdict:
         from bridge.checks import letta_checks
 
-        if not url.startswith(("http://", "https://")):
-            return False, ["FAIL letta: the URL starts with http:// or https://"]
+        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES)
+        if problem:
+            return False, [f"FAIL letta: {problem}"]
         checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))
         return checks[0].ok, [c.line() for c in checks]
 

@@ -44,6 +44,17 @@ def test_a_malformed_postgres_url_is_a_settings_error(url: str, said: str, tmp_p
         assert said in line and "pw-never-shown" not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_letta_url_without_a_scheme_is_a_settings_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "localhost:8283", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1")
+    done = run_cli(env, *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert errors(done) == [
+        "error: LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…)"
+    ]
+    assert list(tmp_path.iterdir()) == [], "nothing is created"
+
+
 def test_check_with_settings_missing_exits_2_and_names_each(tmp_path: Path) -> None:
     with FakeSlack() as slack:
         env = base_env(slack.api_url, "https://api.letta.com", tmp_path / "b.db")

@@ -176,6 +176,21 @@ def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeL
     assert "--letta-base-url (or LETTA_BASE_URL)" in missing.stderr
 
 
+def test_init_names_a_server_url_it_cannot_use(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    slack, _ = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET)
+    refused = {"localhost:8283": "has no scheme: write it as http://localhost:8283", "http://": "has no host"}
+    for url, said in refused.items():
+        done = run_cli(env, "init", "--non-interactive", "--letta-base-url", url, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"FAIL letta: LETTA_BASE_URL={url} {said}" in done.stdout
+    done = run_cli(dict(env, SLACK_API_URL="slack.com/api"), "init", "--non-interactive", "--letta-base-url",
+                   "http://127.0.0.1:9", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "error: SLACK_API_URL=slack.com/api has no scheme" in done.stderr
+    assert not (tmp_path / "config.toml").exists()
+
+
 def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
     del env["SLACK_BOT_TOKEN"]

@@ -136,3 +136,21 @@ def test_a_copy_of_the_example_left_unedited_is_not_ready_to_serve(monkeypatch: 
     monkeypatch.setenv("SLACK_CLIENT_ID", "1234567890.0987654321")
     monkeypatch.setenv("SLACK_CLIENT_SECRET", PLACEHOLDERS["SLACK_CLIENT_SECRET"])
     assert missing(load_settings(), "letta")[0].startswith("SLACK_CLIENT_SECRET is still the example's placeholder")
+
+
+def test_a_server_url_without_a_scheme_or_host_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken as it was, `localhost:8283` made `check` blame a dropped connection: the setting is named instead."""
+    assert first_error(monkeypatch, "LETTA_BASE_URL", "localhost:8283") == (
+        "LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…)"
+    )
+    assert first_error(monkeypatch, "SLACK_API_URL", "slack.com/api") == (
+        "SLACK_API_URL=slack.com/api has no scheme: write it as https://slack.com/api (or http://…)"
+    )
+    assert "start it with http://, https://, ws:// or wss://" in first_error(monkeypatch, "LETTA_BASE_URL", "ftp://h")
+    assert "has no host" in first_error(monkeypatch, "LETTA_BASE_URL", "http://")
+    assert "is empty" in first_error(monkeypatch, "LETTA_BASE_URL", " ")
+    said = first_error(monkeypatch, "LETTA_BASE_URL", "user:pw-never-shown@letta:8283")
+    assert said.startswith("LETTA_BASE_URL=***@letta:8283 has no scheme") and "pw-never-shown" not in said
+    for url in ("http://localhost:8283", "https://api.letta.com", "ws://127.0.0.1:8284/ws", "wss://letta.example"):
+        monkeypatch.setenv("LETTA_BASE_URL", url)
+        assert load_settings().letta_base_url == url
