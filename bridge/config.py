@@ -5,6 +5,7 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
@@ -26,6 +28,13 @@ from bridge.store.base import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
+# pydantic-settings names a value it could not parse by its field and source only ("SourceError" below).
+_UNPARSED = re.compile(r'field "(\w+)" from source "(\w+)"')
+# Environment variables the settings read as JSON, as config.example.toml shows them.
+JSON_EXAMPLES = {
+    "slack_agents": """SLACK_AGENTS='{"alice": {"display_name": "Alice", "icon_emoji": ":owl:"}}' """
+    "(each agent's Letta name, then any of display_name, icon_emoji and icon_url)",
+}
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 
@@ -373,6 +382,22 @@ def plain_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
+def unparsed(exc: SourceError, path: Path | None) -> str:
+    """A value a settings source could not parse, in one line that names it: a variable that is not JSON is the
+    environment's doing, so the config file is blamed only for what its own source could not read."""
+    found = _UNPARSED.search(str(exc))
+    cause = exc.__cause__
+    if found and found.group(2) == "EnvSettingsSource":
+        name = found.group(1)
+        if isinstance(cause, json.JSONDecodeError):
+            like = JSON_EXAMPLES.get(name, "a JSON value")
+            return f"{name.upper()} is not JSON ({cause}): write it as {like}"
+        return f"{name.upper()} cannot be read from the environment: {cause or exc}"
+    if path is not None:
+        return f"could not read the config file {path}: {exc}"
+    return f"could not read the settings: {exc}"
+
+
 def load_settings() -> Settings:
     path = config_file()
     if path is not None and not path.is_file():
@@ -381,6 +406,8 @@ def load_settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         raise SettingsError(plain_errors(exc)) from None
+    except SourceError as exc:
+        raise SettingsError([unparsed(exc, path)]) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
     proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call

@@ -154,3 +154,17 @@ def test_a_server_url_without_a_scheme_or_host_is_refused_naming_the_variable(mo
     for url in ("http://localhost:8283", "https://api.letta.com", "ws://127.0.0.1:8284/ws", "wss://letta.example"):
         monkeypatch.setenv("LETTA_BASE_URL", url)
         assert load_settings().letta_base_url == url
+
+
+def test_a_variable_that_is_not_json_is_named_and_the_config_file_is_blamed_only_for_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    said = first_error(monkeypatch, "SLACK_AGENTS", "notjson")
+    assert said.startswith("SLACK_AGENTS is not JSON (Expecting value")
+    assert """write it as SLACK_AGENTS='{"alice": {"display_name": "Alice", "icon_emoji": ":owl:"}}'""" in said
+    Path("config.toml").write_text("port = 4000\n")
+    assert first_error(monkeypatch, "SLACK_AGENTS", "notjson").startswith("SLACK_AGENTS is not JSON")
+    Path("config.toml").write_text("port = \n")
+    assert first_error(monkeypatch, "PORT", "4000").startswith("could not read the config file config.toml: ")
