@@ -19,15 +19,11 @@ from bridge import init as setup
 from bridge.config import Settings, SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
-from bridge.requirements import SLACK_BOT_TOKEN, missing, slack_refused
+from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
 from bridge.store.base import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
-SET_THEM_UP = (
-    "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
-    "config.toml (see config.example.toml and README.md)."
-)
 
 
 class CliError(Exception):
@@ -118,7 +114,7 @@ def _require(settings: Settings, mode: str) -> None:
     if lines:
         for line in lines:
             print(f"error: {line}", file=sys.stderr)
-        print(SET_THEM_UP, file=sys.stderr)
+        print(set_them_up(settings), file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -140,7 +136,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for check in checks:
             print(check.line())
         if any(c.name == "settings" and not c.ok for c in checks):
-            print(SET_THEM_UP, file=sys.stderr)
+            print(set_them_up(settings), file=sys.stderr)
             return 2
         return 0 if all(c.ok for c in checks) else 1
     if args.command == "workspaces":

@@ -25,6 +25,7 @@ from pydantic_settings import SettingsError as SourceError
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
 from bridge.store.base import sqlite_path
+from bridge.store.crypto import Cipher, CipherError
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -245,6 +246,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bridge_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked with the other settings, not when OAuth mode first uses it, so that a key that cannot work stops
+        every command as a settings error (exit 2)."""
+        if value is not None:
+            try:
+                Cipher(value.get_secret_value())
+            except CipherError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("letta_project", mode="before")
     @classmethod

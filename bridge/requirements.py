@@ -117,6 +117,20 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
     return [_gap(r, given(r)) for r in needed]
 
 
+def set_them_up(settings: Settings) -> str:
+    """What to do about the lines `missing` gave. `init` sets up one bot token; OAuth mode's settings are for
+    docs/workspaces.md to explain."""
+    if settings.slack_client_id is not None or settings.slack_client_secret is not None:
+        return (
+            "OAuth mode: set them in the environment or in config.toml, as docs/workspaces.md (Turning it on) "
+            "describes; `python -m bridge init` sets up a single bot token only."
+        )
+    return (
+        "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
+        "config.toml (see config.example.toml and README.md)."
+    )
+
+
 def _gap(r: Requirement, value: str | None) -> str:
     if value is None:
         return f"missing {r.variable}: {r.purpose}. Find it in {r.where}."

@@ -55,6 +55,26 @@ def test_a_letta_url_without_a_scheme_is_a_settings_error(command: tuple[str, ..
     assert list(tmp_path.iterdir()) == [], "nothing is created"
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_encryption_key_that_cannot_work_is_a_settings_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1",
+                   SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="s", BRIDGE_ENCRYPTION_KEY="key-never-shown")
+    done = run_cli(env, *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = errors(done)
+    assert line.startswith("error: BRIDGE_ENCRYPTION_KEY is not a Fernet key") and "Fernet.generate_key()" in line
+    assert "key-never-shown" not in done.stdout + done.stderr
+
+
+def test_oauth_settings_missing_point_to_the_workspaces_doc_not_init(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_CLIENT_ID="1.2",
+                   SLACK_CLIENT_SECRET="s")
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert [line.split(":")[1] for line in errors(done)] == [" missing BRIDGE_ENCRYPTION_KEY"]
+    assert "docs/workspaces.md" in done.stderr and "Run `python -m bridge init`" not in done.stderr
+
+
 def test_check_with_settings_missing_exits_2_and_names_each(tmp_path: Path) -> None:
     with FakeSlack() as slack:
         env = base_env(slack.api_url, "https://api.letta.com", tmp_path / "b.db")
