@@ -5,7 +5,6 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
+from bridge.config_errors import plain_errors, unparsed, url_problem
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
 from bridge.store.base import sqlite_path
@@ -29,13 +29,6 @@ from bridge.store.crypto import Cipher, CipherError
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
-# pydantic-settings names a value it could not parse by its field and source only ("SourceError" below).
-_UNPARSED = re.compile(r'field "(\w+)" from source "(\w+)"')
-# Environment variables the settings read as JSON, as config.example.toml shows them.
-JSON_EXAMPLES = {
-    "slack_agents": """SLACK_AGENTS='{"alice": {"display_name": "Alice", "icon_emoji": ":owl:"}}' """
-    "(each agent's Letta name, then any of display_name, icon_emoji and icon_url)",
-}
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 
@@ -65,36 +58,6 @@ def absolute_sqlite_url(url: str, folder: Path) -> str:
     if path == ":memory:" or file.is_absolute():
         return url
     return f"sqlite:///{folder / file}"
-
-
-def _masked(url: str) -> str:
-    """`url` with whatever precedes its host's @ (a user and password) masked, scheme or not."""
-    head, at, host = url.rpartition("@")
-    if not at:
-        return url
-    scheme, sep, _ = head.partition("://")
-    return f"{scheme}://***@{host}" if sep else f"***@{host}"
-
-
-def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None:
-    """Why `url` cannot be `variable`'s, in one line that names it (None when it can). Without a scheme a client
-    takes the host for one and later fails in words that blame the connection, not the setting."""
-    shown = _masked(url)
-    if not url:
-        return f"{variable} is empty: write it as {schemes[0]}://host:port, or leave it out for its default"
-    if "://" not in url:
-        return f"{variable}={shown} has no scheme: write it as {schemes[0]}://{shown} (or {schemes[1]}://…)"
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in schemes:
-        allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
-        return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
-    try:
-        parts.port  # noqa: B018 (a port that is not a number is found only when it is read)
-    except ValueError:
-        return f"{variable}={shown} has a port that is not a number: write it as {schemes[0]}://host:port"
-    if not parts.hostname:
-        return f"{variable}={shown} has no host: write it as {schemes[0]}://host:port"
-    return None
 
 
 class AgentLook(BaseModel):
@@ -381,34 +344,6 @@ class SettingsError(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
-
-
-def plain_errors(exc: ValidationError) -> list[str]:
-    """pydantic's errors as lines for the terminal: the variable, then why, without pydantic's own words
-    ("Value error, ") or a location when the error is about the settings as a whole (a model validator's) or
-    already names the variable."""
-    lines = []
-    for err in exc.errors():
-        name = ".".join(str(part) for part in err["loc"]).upper()
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}" if name and not message.startswith(name) else message)
-    return lines
-
-
-def unparsed(exc: SourceError, path: Path | None) -> str:
-    """A value a settings source could not parse, in one line that names it: a variable that is not JSON is the
-    environment's doing, so the config file is blamed only for what its own source could not read."""
-    found = _UNPARSED.search(str(exc))
-    cause = exc.__cause__
-    if found and found.group(2) == "EnvSettingsSource":
-        name = found.group(1)
-        if isinstance(cause, json.JSONDecodeError):
-            like = JSON_EXAMPLES.get(name, "a JSON value")
-            return f"{name.upper()} is not JSON ({cause}): write it as {like}"
-        return f"{name.upper()} cannot be read from the environment: {cause or exc}"
-    if path is not None:
-        return f"could not read the config file {path}: {exc}"
-    return f"could not read the settings: {exc}"
 
 
 def load_settings() -> Settings:
