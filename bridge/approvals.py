@@ -201,6 +201,12 @@ class TurnApprovals:
         started = loop.time()
         # The timeout runs from when the question was first asked, across restarts.
         ends = started + min(row.created_at for row in rows) + self._timeout - time.time()
+        # The wait for a person does not count against the turn's deadline: it is off while they decide.
+        deadline = self.deadline
+        when = deadline.when() if deadline is not None else None
+        left = None if when is None else when - started
+        if deadline is not None and left is not None:
+            deadline.reschedule(None)
         await self._suspend(True)
         try:
             decided = await self._desk.wait([row.id for row in rows], ends)
@@ -209,8 +215,8 @@ class TurnApprovals:
                 await asyncio.shield(self._stopped(rows))
             raise
         finally:
-            if self.deadline is not None and self.deadline.when() is not None:
-                self.deadline.reschedule(self.deadline.when() + loop.time() - started)  # type: ignore[operator]
+            if deadline is not None and left is not None and not deadline.expired():
+                deadline.reschedule(loop.time() + left)
         await self._suspend(False)
         for row in decided:
             if not row.decided_by:  # the timeout decided: its card says so

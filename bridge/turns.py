@@ -195,6 +195,7 @@ class TurnWorker:
             )
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
+                running.check()  # a stop that came while there was no task yet to cancel: Letta is not asked
                 inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running, approvals))
                 async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
                     failures = await inner
