@@ -4,6 +4,7 @@ reply attributed to the member who said it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from bridge.letta.stream import Collector, supervised_replies
 from bridge.letta.toolprogress import Report, ToolWatch
 
 log = logging.getLogger(__name__)
+
+# Pauses before each re-attach to a dropped background stream that brings no event back (a gateway answering 502
+# while Letta restarts, say): about 45 s in all, then the turn says what failed, instead of asking in a loop.
+REATTACH_PAUSES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0)
 
 
 def authored_replies(response: LettaResponse, default_author: str) -> list[tuple[str, str]]:
@@ -161,6 +166,7 @@ async def exchange(
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
         received = False
+        reattached = 0  # re-attaches in a row that brought no event
         if group is not None:
             source = client.stream_group(group[0], group[1], message, tokens=tokens)
         elif conversation is not None and background is not None and background.attach:
@@ -176,6 +182,7 @@ async def exchange(
             try:
                 async for item in source:
                     received = True
+                    reattached = 0
                     if background is not None:
                         background.saw(item)
                     notes.add(item, getattr(item, "name", None) or author)
@@ -191,11 +198,19 @@ async def exchange(
                     if draft is not None and growing is not None and growing[1].strip():
                         await draft(*growing)
             except LettaError as error:
-                if received and error.outcome_unknown and background is not None and background.run_id:
+                if (
+                    received
+                    and error.outcome_unknown
+                    and background is not None
+                    and background.run_id
+                    and reattached < len(REATTACH_PAUSES)
+                ):
                     # The connection dropped, not the run: pick its stream up after the last event received.
                     assert conversation is not None
-                    log.info("letta stream dropped, re-attaching run_id=%s after=%s", background.run_id,
-                             background.seq_id)
+                    await asyncio.sleep(REATTACH_PAUSES[reattached])
+                    reattached += 1
+                    log.info("letta stream dropped, re-attaching run_id=%s after=%s attempt=%d", background.run_id,
+                             background.seq_id, reattached)
                     source = client.resume_conversation(
                         conversation, str(message.get("otid")), agent_id, starting_after=background.seq_id
                     )

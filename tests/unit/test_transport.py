@@ -130,3 +130,50 @@ def test_the_environments_proxy_carries_every_request_unless_no_proxy_exempts_th
     assert seen == [b"GET http://letta.invalid:8283/v1/health/ HTTP/1.1"]
     assert asyncio.run(ask("letta.invalid")) == str(Kind.UNREACHABLE), "exempt: asked directly, and no such host"
     assert len(seen) == 1
+
+
+STREAM_EVENT = b'data: {"message_type":"ping","id":"p","run_id":"run-1","seq_id":1}\n\n'
+
+
+def test_a_dropped_background_stream_whose_re_attach_keeps_failing_is_not_asked_again_in_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gateway answering 502 while Letta restarts: the re-attaches pause longer each time, then the turn is told
+    what failed (before, some 1,200 re-attaches a second until the turn's deadline)."""
+    from bridge.letta import exchange as exchange_module
+
+    monkeypatch.setattr(exchange_module, "REATTACH_PAUSES", (0.0, 0.2, 0.4))
+    resumes: list[float] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"/stream " in head.split(b"\r\n")[0]:  # POST /v1/conversations/{id}/stream: the re-attach
+            resumes.append(asyncio.get_running_loop().time())
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(HEAD + b"%x\r\n%s\r\n" % (len(STREAM_EVENT), STREAM_EVENT))  # the send: one event, then cut
+        await writer.drain()
+        writer.transport.abort()
+
+    async def go() -> list[object]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", send_retries=0)
+        message = {"role": "user", "content": "hi", "otid": "o-1"}
+        try:
+            return [
+                item
+                async for item in exchange_module.exchange(
+                    client, message, "alice", True, agent_id="agent-1", conversation="conv-1",
+                    background=exchange_module.Progress("o-1"),
+                )
+            ]
+        finally:
+            await client.aclose()
+            server.close()
+
+    said = asyncio.run(asyncio.wait_for(go(), 10))
+    assert len(resumes) == 3, resumes
+    assert resumes[2] - resumes[1] >= 0.35 and resumes[1] - resumes[0] >= 0.15, "each pause longer than the last"
+    assert isinstance(said[-1], LettaError) and said[-1].kind == Kind.SERVER_ERROR
