@@ -157,7 +157,8 @@ class ServerRunner:
         return max(0.0, self._patience - (datetime.now(UTC) - since).total_seconds())
 
     async def _recovered(self, target: Target, journal: Journal, patience: float) -> bool:
-        """Look the send up in the members' histories; record what it got. False when no member saw it.
+        """Look the send up in the members' histories; record what it got, one reply per message as the live stream
+        numbered them (the outbox keys a reply by that number). False when no member saw it.
 
         A group send lists no run on the servers that run groups (0.11.x), and each member stores the user's
         message only when its own step ends: so the members are watched until every one the send reached has
@@ -183,11 +184,11 @@ class ServerRunner:
                 )
                 for agent in target.agents:
                     found = spoke.get(agent.id)
-                    if found is not None and found.texts:
-                        text = "\n\n".join(found.texts)
+                    for text in found.texts if found is not None else ():
                         replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
-            elif said.texts:
-                replies.append(AgentReply(manager.name, "\n\n".join(said.texts), manager.id, self.STEP, len(replies)))
+            else:
+                for text in said.texts:
+                    replies.append(AgentReply(manager.name, text, manager.id, self.STEP, len(replies)))
             await journal.answered(self.STEP, replies)
             return True
         seen = await group_settled(self._client, [(a.id, a.name) for a in target.agents], journal.otid, patience)
@@ -198,8 +199,9 @@ class ServerRunner:
             found = seen.get(agent.id)
             if found is None:
                 missing.append(agent)
-            elif found.texts:
-                replies.append(AgentReply(agent.name, "\n\n".join(found.texts), agent.id, self.STEP, len(replies)))
+            else:
+                for text in found.texts:  # one reply per message, numbered as the live stream numbered them
+                    replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
         for agent in missing:
             await journal.sending(agent.id)  # owed: finished by _finish, looked up first if it comes to that
         await journal.answered(self.STEP, replies)
