@@ -44,11 +44,12 @@ class LettaError(Exception):
         self.request_id = request_id
         self.retry_after: float | None = None
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
+        self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
 
     @property
     def certainly_unsent(self) -> bool:
         """Letta did not run the request: nothing reached it, or it refused before doing anything."""
-        return self.kind == Kind.UNREACHABLE or self.status in (429, 503) or self.busy
+        return self.kind == Kind.UNREACHABLE or (self.status in (429, 503) and not self.loop_ran) or self.busy
 
     @property
     def busy(self) -> bool:
@@ -121,6 +122,11 @@ class LettaError(Exception):
                 return f"Letta refused the request for {subject}{detail}."
             case Kind.CONFLICT:
                 return f"{subject.capitalize()} is busy with another request{detail}. Ask again shortly."
+            case Kind.RATE_LIMITED if self.loop_ran:
+                return (
+                    f"{subject.capitalize()}'s model provider is rate-limiting it{detail}. The bridge did not send "
+                    "the message again, since Letta may have begun answering it: ask again in a minute."
+                )
             case Kind.RATE_LIMITED:
                 return "Letta is rate-limiting the bridge (HTTP 429). Ask again in a minute."
             case Kind.SERVER_ERROR:

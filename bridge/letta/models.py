@@ -231,6 +231,15 @@ class ErrorBody(_Wire):
     code: str | None = None
     run_id: str | None = None  # a 409: the run that holds the conversation
 
+    def from_agent_loop(self, status: int) -> bool:
+        """Letta's own handlers' answer to a send whose agent loop had begun: its model rate-limited (429
+        `llm_rate_limit`) or failing (`llm_*`), or its provider or database unavailable (a 503 `detail`). Each step
+        the loop finished is stored, so sending again could be a second turn. A proxy's or gateway's 429 or 503,
+        answered before Letta, has neither shape."""
+        if isinstance(self.error, LLMError) and (self.error.type or "").startswith("llm_"):
+            return True
+        return status == 503 and self.detail is not None
+
     def describe(self) -> str:
         if isinstance(self.error, LLMError):
             return self.error.message or self.error.detail or self.error.type or ""

@@ -282,9 +282,11 @@ class LettaTransport:
     def _error_for(self, response: Answer, request_id: str, method: str, path: str) -> LettaError:
         status = response.status
         run_id: str | None = None
+        loop_ran = False
         try:
             body = parse_error(response.json())
             detail, run_id = body.describe(), body.run_id
+            loop_ran = body.from_agent_loop(status)
         except ValueError:
             detail = sse_error_text(response.text) or response.text[:200]
         if status in (401, 403):
@@ -304,6 +306,7 @@ class LettaTransport:
         error = self._fail(kind, _clip(detail), status, request_id, method, path)
         error.retry_after = _retry_after(response.headers.get("retry-after"))
         error.run_id = run_id if kind == Kind.CONFLICT else None
+        error.loop_ran = loop_ran
         return error
 
     def _fail(self, kind: Kind, detail: str, status: int | None, request_id: str, method: str, path: str) -> LettaError:

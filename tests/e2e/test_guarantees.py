@@ -186,7 +186,8 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
         else r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
     )
     guarded.letta.fail_next("POST", route, 429, {"detail": "slow down"}, headers={"retry-after": "0"})
-    guarded.letta.fail_next("POST", route, 503, {"detail": "unavailable"})
+    gateway = b"<html><body><h1>503 Service Unavailable</h1></body></html>"  # a proxy's, answered before Letta
+    guarded.letta.fail_next("POST", route, 503, raw=gateway, headers={"content-type": "text/html"})
     event, _ = guarded.bridge.mention("try again", guarded.channel)
     guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 10)
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]
@@ -196,6 +197,17 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
         lambda: any("HTTP 502" in p.args["text"] for p in guarded.slack.posts(guarded.channel, event["ts"])), 10
     )
     assert len([s for s in guarded.letta.sends() if s.status == 502]) == 1
+    guarded.slack.wait_for(lambda: "warning" in guarded.slack.reactions(guarded.channel, event["ts"]), 10)
+    # Letta's own 429 from inside the agent loop (letta/server/rest_api/app.py): the steps before it are stored.
+    model_limited = {"error": {"type": "llm_rate_limit", "message": "Rate limit exceeded for LLM model provider.",
+                               "detail": "429 from the provider"}}
+    guarded.letta.fail_next("POST", route, 429, model_limited)
+    event, _ = guarded.bridge.mention("busy model", guarded.channel)
+    guarded.slack.wait_for(
+        lambda: any("model provider is rate-limiting" in p.args["text"]
+                    for p in guarded.slack.posts(guarded.channel, event["ts"])), 10
+    )
+    assert len([s for s in guarded.letta.sends() if s.status == 429]) == 2, "the gateway's retried; Letta's not"
 
 
 def test_slack_rate_limit_and_server_errors_post_each_reply_exactly_once(guarded: Rig) -> None:

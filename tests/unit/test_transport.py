@@ -177,3 +177,49 @@ def test_a_dropped_background_stream_whose_re_attach_keeps_failing_is_not_asked_
     assert len(resumes) == 3, resumes
     assert resumes[2] - resumes[1] >= 0.35 and resumes[1] - resumes[0] >= 0.15, "each pause longer than the last"
     assert isinstance(said[-1], LettaError) and said[-1].kind == Kind.SERVER_ERROR
+
+
+LLM_RATE_LIMIT = (b'{"error": {"type": "llm_rate_limit", "message": "Rate limit exceeded for LLM model provider. '
+                  b'Please wait before making another request.", "detail": "429 from the provider"}}')
+
+
+@pytest.mark.parametrize(("status", "body", "asked"), [
+    (429, LLM_RATE_LIMIT, 1),  # the agent loop's model was rate-limited: steps before it are stored
+    (503, b'{"detail": "The database is temporarily unavailable. Please try again later."}', 1),
+    (429, b"<html>slow down</html>", 3),  # a gateway's, answered before Letta: sent again
+    (503, b"<html>503 Service Unavailable</html>", 3),
+])
+def test_a_send_is_sent_again_only_when_a_429_or_503_came_from_before_letta(
+    status: int, body: bytes, asked: int
+) -> None:
+    """Letta answers 429 `llm_rate_limit` and 503 from inside the agent loop (letta/server/rest_api/app.py), after
+    the steps it finished were stored: sending again would be a second turn. Before, every 429 and 503 was
+    taken as certainly unsent."""
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length")), 0)
+        await reader.readexactly(length)
+        requests.append(head.split(b"\r\n")[0])
+        kind = b"application/json" if body.startswith(b"{") else b"text/html"
+        writer.write(b"HTTP/1.1 %d Busy\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (status, kind, len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def send() -> LettaError:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", send_retries=2, retry_base=0.01)
+        try:
+            await client.send_agent("agent-1", {"role": "user", "content": "hi", "otid": "o-1"})
+        except LettaError as error:
+            return error
+        finally:
+            await client.aclose()
+            server.close()
+        raise AssertionError("the send did not fail")
+
+    error = asyncio.run(send())
+    assert len(requests) == asked and error.status == status
