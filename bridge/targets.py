@@ -15,6 +15,7 @@ from bridge.domain import BROADCAST, PATTERNS, AgentRef, Pattern, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
+from bridge.logs import shown_url
 
 
 class TargetError(Exception):
@@ -126,7 +127,8 @@ async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
     local = [i for i in bad if is_app_server_agent_id(i)]
     if local:
         raise TargetError(
-            f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at {client.base_url} is "
+            f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at "
+            f"{shown_url(client.base_url)} is "
             "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents."
         )
     if bad:

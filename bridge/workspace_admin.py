@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bridge.checks import Check
 from bridge.config import Settings
 from bridge.letta.errors import LettaError
+from bridge.logs import shown_url
 from bridge.store import Store, open_store
 from bridge.store.base import missing_sqlite_file
 from bridge.store.crypto import Cipher, CipherError
@@ -49,7 +50,7 @@ async def list_workspaces(settings: Settings) -> list[str]:
             teams = await installs.workspaces_of(install)
             channels = sum([len(await store.list_bindings(team)) for team in teams])
             own = [await installs.letta(team) for team in teams] if install.team_id else []
-            letta = own[0].base_url if own and own[0] is not None else "default"
+            letta = shown_url(own[0].base_url) if own and own[0] is not None else "default"
             kind = "org-wide" if install.is_enterprise_install else "workspace"
             lines.append(
                 f"{install.key:<12} {kind:<10} {install.enterprise_id or '-':<12} {_when(install.installed_at):<17}"
@@ -140,9 +141,10 @@ async def workspace_checks(settings: Settings) -> list[Check]:
             letta = letta_client(ws_settings)
             try:
                 version = (await letta.health()).version
-                letta_state = f"Letta {ws_settings.letta_base_url} version {version}"
+                letta_state = f"Letta {shown_url(ws_settings.letta_base_url)} version {version}"
             except LettaError as exc:
-                letta_state, ok = f"Letta {ws_settings.letta_base_url}: {exc.for_operator('the health check')}", False
+                shown = shown_url(ws_settings.letta_base_url)
+                letta_state, ok = f"Letta {shown}: {exc.for_operator('the health check')}", False
             finally:
                 await letta.aclose()
             channels = len(await store.list_bindings(install.team_id)) if install.team_id else 0

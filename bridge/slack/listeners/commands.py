@@ -167,7 +167,7 @@ class CommandHandler:
             if refusal is not None:
                 return refusal
         cfg = await self._for(who.team_id)
-        url = cfg.settings.letta_base_url
+        url = shown_url(cfg.settings.letta_base_url)  # said in Slack: never its user and password
         if command.action == "stop" and self._stops is not None:
             # Slash commands cannot be run inside a thread: this stops the channel's turns the caller may stop.
             outcome = await self._stops.stop(client, who.team_id, who.channel_id, None, who.user_id)

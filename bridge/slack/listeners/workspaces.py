@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.logs import shown_url
 from bridge.slack.directory import member_facts
 from bridge.slack.listeners.commands import Setup
 from bridge.slack.permissions import Member, Policy, may_configure
@@ -31,6 +32,9 @@ ADMINS_ONLY = "Only workspace admins and owners can set this workspace's Letta s
 
 
 def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
+    """The form; the default server's user and password are the bridge operator's, never shown to a workspace,
+    and the workspace's own are not said back in text (its admins typed them: the input keeps them to edit)."""
+    default = shown_url(default)
     url: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": URL_INPUT,
@@ -38,7 +42,7 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
     }
     if own:
         url["initial_value"] = current
-    where = f"this workspace's own server, {current}" if own else f"the bridge's default server, {default}"
+    where = f"this workspace's own server, {shown_url(current)}" if own else f"the bridge's default server, {default}"
     return {
         "type": "modal",
         "callback_id": SETUP_VIEW,
@@ -66,8 +70,8 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
 
 
 def done_view(url: str, default: str) -> dict[str, Any]:
-    said = f"This workspace now uses the Letta server at {url}." if url else (
-        f"This workspace now uses the bridge's default Letta server, {default}."
+    said = f"This workspace now uses the Letta server at {shown_url(url)}." if url else (
+        f"This workspace now uses the bridge's default Letta server, {shown_url(default)}."
     )
     return {
         "type": "modal",
