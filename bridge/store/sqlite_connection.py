@@ -100,13 +100,15 @@ class SqliteConnection:
         first, so that two processes (or a migration racing a start) serialise instead of deadlocking.
         `urgent` writes (a new event, before Slack's ack) go ahead of queued turn bookkeeping."""
         async with self._write_lock.hold(urgent):
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await self.db.execute("BEGIN IMMEDIATE")
                 yield self.db
+                await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                # A statement whose await was cancelled still runs on the writer's thread: the rollback queued
+                # after it ends whatever it left open, or every later write would find a transaction open.
+                await asyncio.shield(in_thread(self.db, _end_transaction))
                 raise
-            await self.db.execute("COMMIT")
 
     async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
         """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
@@ -123,10 +125,10 @@ class SqliteConnection:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _end_transaction(conn)
                 raise
-            conn.execute("COMMIT")
             return True, result
 
         if urgent:
@@ -215,3 +217,9 @@ async def in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection
     """Run `work` on the connection's own thread in one trip (aiosqlite's public calls are one statement each)."""
     result: T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
     return result
+
+
+def _end_transaction(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction open on `conn`, if any (a failed COMMIT leaves it open)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

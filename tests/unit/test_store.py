@@ -443,3 +443,28 @@ def test_a_request_whose_signature_another_write_carries_waits_for_that_write(
         assert await on_disk(store) == ["v0=a", "v0=b", "v0=c", "v0=d"]
 
     run(url, body)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+def test_a_write_cancelled_midway_leaves_no_transaction_open(tmp_path: Path, steps: int) -> None:
+    """A turn cancelled (its deadline, a Stop, shutdown) while a multi-statement write awaits one of its
+    statements: the statement still runs on the writer's thread. Before, a cancelled BEGIN was never rolled back,
+    and every later write found a transaction open: accept_turn took a new event for a duplicate."""
+
+    async def main() -> tuple[int | None, int]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        try:
+            put = asyncio.ensure_future(store.put_conversation(("T1", "C1", "1.0"), "agent-a", "conv-1"))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            put.cancel()
+            await asyncio.gather(put, return_exceptions=True)
+            turn = Turn("T1", "C1", "2.000001", "2.000001", "U1", "hi", event_id="Ev1")
+            turn_id = await store.accept_turn(turn, "otid-1")
+            return turn_id, await store.count_unfinished()
+        finally:
+            await store.close()
+
+    turn_id, unfinished = asyncio.run(main())
+    assert turn_id is not None and unfinished == 1
