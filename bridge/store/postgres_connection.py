@@ -70,6 +70,12 @@ def agent_lock_key(agent_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def transcript_lock_key(team_id: str, channel_id: str) -> int:
+    """The pg_advisory_xact_lock key under which a binding's transcript gets its next numbers."""
+    digest = hashlib.blake2b(f"letta-transcript:{team_id}:{channel_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def clean(text: str) -> str:
     """PostgreSQL text and jsonb cannot hold NUL; Slack and Letta text almost never does."""
     return text.replace("\x00", "\ufffd")

@@ -8,7 +8,7 @@ import json
 from bridge.domain import AgentFailure, AgentReply, StepRecord
 from bridge.store.base import LIVE, OutboxItem, ThreadKey, step_outcome
 from bridge.store.conversations import postgres_get, postgres_put
-from bridge.store.postgres_connection import PostgresConnection, clean
+from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
 
 
 class PostgresJournal(PostgresConnection):
@@ -80,6 +80,10 @@ class PostgresJournal(PostgresConnection):
             )
             if seen is not None:
                 team_id, channel_id, agent_id, upto = seen
+                if replies:
+                    # Agents asked at once (a broadcast, a supervisor's workers) answer at once: each number is
+                    # the binding's last one plus one, so their transactions take it in turn.
+                    await db.execute("SELECT pg_advisory_xact_lock($1)", transcript_lock_key(team_id, channel_id))
                 for reply in replies:
                     await db.execute(
                         "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bridge.domain import Turn
+from bridge.domain import AgentReply, Turn
 from bridge.store import StoreError, open_store
 from bridge.store.base import display_url
 from bridge.store.postgres import PostgresStore, connect_options
@@ -126,3 +126,31 @@ def test_agent_locks_hold_across_processes_and_die_with_their_holder(pg_url: str
             await first.close(), await second.close()
 
     asyncio.run(main())
+
+
+def test_agents_answering_at_once_each_get_their_transcript_number(pg_url: str) -> None:
+    """A broadcast asks its agents at once and journals each answer with its transcript move as it comes; each
+    number was the binding's last plus one, read under Postgres's default isolation, so two answers at the same
+    moment took the same one and the second failed the turn (UniqueViolationError)."""
+
+    async def main() -> list[object]:
+        store = open_store(pg_url)
+        await store.open()
+        try:
+            failed: list[object] = []
+            for n in range(20):
+                results = await asyncio.gather(
+                    *(
+                        store.step_answered(
+                            n, agent, [AgentReply(agent, f"hi from {agent}", agent)], None, ("T1", f"C{n}", agent, 0)
+                        )
+                        for agent in ("a1", "a2", "a3")
+                    ),
+                    return_exceptions=True,
+                )
+                failed += [r for r in results if isinstance(r, BaseException)]
+            return failed
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == []
