@@ -134,7 +134,7 @@ class LettaServers:
         self._store = store
         self._make = make_client
         self._servers: dict[str, LettaServer] = {}
-        self._making = asyncio.Lock()
+        self._making: dict[str, asyncio.Lock] = {}  # per server: a slow one holds up no other
 
     def add(self, settings: Settings, client: LettaClient) -> LettaServer:
         """The server of `settings`, with a client made already (the environment's default server)."""
@@ -144,11 +144,12 @@ class LettaServers:
         return found
 
     async def get(self, settings: Settings) -> LettaServer:
-        found = self._servers.get(server_id(settings))
+        key = server_id(settings)
+        found = self._servers.get(key)
         if found is not None:
             return found
-        async with self._making:  # one client per server, however many turns ask for it at once
-            found = self._servers.get(server_id(settings))
+        async with self._making.setdefault(key, asyncio.Lock()):  # one client per server, however many ask at once
+            found = self._servers.get(key)
             return found if found is not None else self.add(settings, await self._make(settings))
 
     async def aclose(self, wait: float = 0.0) -> None:

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from bridge.config_errors import plain_errors, unparsed, url_problem
+from bridge.config_errors import plain_errors, two_credentials, unparsed, url_problem
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
 from bridge.store.base import sqlite_path
@@ -280,6 +280,14 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_letta_credential(self) -> Settings:
+        key = self.letta_api_key.get_secret_value() if self.letta_api_key else None
+        problem = two_credentials(self.letta_base_url, key, ("LETTA_BASE_URL", "LETTA_API_KEY"))
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _approvers_listed(self) -> Settings:

@@ -76,3 +76,15 @@ def unparsed(exc: SourceError, path: Path | None) -> str:
     if path is not None:
         return f"could not read the config file {path}: {exc}"
     return f"could not read the settings: {exc}"
+
+
+def two_credentials(url: str, api_key: str | None, variables: tuple[str, str]) -> str | None:
+    """Why a Letta URL with a user and password and an API key cannot both be sent (None when they can): a request
+    carries one Authorization header, and aiohttp refuses to choose."""
+    if not api_key or not urlsplit(url).username:
+        return None
+    address, key = variables
+    return (
+        f"{address} carries a user and password, and {key} is set: a request to Letta carries only one of them. "
+        f"Keep {key} for Letta's own key, or the URL's user:password@ only for a proxy that asks for it."
+    )

@@ -31,10 +31,12 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.clients import LettaServers, server_id
 from bridge.config import Settings
+from bridge.config_errors import two_credentials
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.logs import shown_url
 from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
@@ -99,6 +101,7 @@ class Workspaces:
         self.installs = installs
         self.metrics = metrics
         self.letta = LettaServers(store, make_letta)
+        self._make_letta = make_letta
         self.session: aiohttp.ClientSession | None = None
         self._rotator = AsyncTokenRotator(
             client_id=settings.slack_client_id,
@@ -238,18 +241,27 @@ class Workspaces:
                 "The server URL starts with https:// (or http:// on a private network); a Letta App Server's may "
                 "start with wss:// or ws://."
             )
+        both = two_credentials(base_url, api_key, ("The server URL", "the API key"))
+        if both:
+            return both + " Nothing was saved."
         candidate = self.settings.model_copy(
             update={"letta_base_url": base_url, "letta_api_key": SecretStr(api_key) if api_key else None}
         )
-        client = (await self.letta.get(candidate)).client
+        # Slack waits 3 s for this answer: finding out the server's kind counts too. The client is the check's
+        # own: nothing is kept of a server that is not saved.
+        client: LettaClient | None = None
         try:
             async with asyncio.timeout(SETUP_CHECK_SECONDS):
+                client = await self._make_letta(candidate)
                 await client.health()
                 await client.list_agents(limit=1)
         except TimeoutError:
-            return f"{base_url} did not answer within {SETUP_CHECK_SECONDS:g} seconds; nothing was saved."
+            return f"{shown_url(base_url)} did not answer within {SETUP_CHECK_SECONDS:g} seconds; nothing was saved."
         except LettaError as exc:
             return exc.explain("the Letta server") + " Nothing was saved."
+        finally:
+            if client is not None:
+                await client.aclose()
         await self.installs.set_letta(team_id, base_url, api_key or None, actor)
         log.info("workspace letta set team=%s url=%s by=%s", team_id, base_url, actor)
         return None

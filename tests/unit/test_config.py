@@ -168,3 +168,15 @@ def test_a_variable_that_is_not_json_is_named_and_the_config_file_is_blamed_only
     assert first_error(monkeypatch, "SLACK_AGENTS", "notjson").startswith("SLACK_AGENTS is not JSON")
     Path("config.toml").write_text("port = \n")
     assert first_error(monkeypatch, "PORT", "4000").startswith("could not read the config file config.toml: ")
+
+
+def test_a_letta_url_with_a_password_and_an_api_key_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LETTA_BASE_URL", "https://me:pw-never-shown@letta.example")
+    monkeypatch.setenv("LETTA_API_KEY", "key-1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    [line] = caught.value.lines
+    assert line.startswith("LETTA_BASE_URL carries a user and password, and LETTA_API_KEY is set")
+    assert "pw-never-shown" not in line
+    monkeypatch.delenv("LETTA_API_KEY")
+    assert load_settings().letta_base_url == "https://me:pw-never-shown@letta.example", "a proxy's password alone"

@@ -1,0 +1,56 @@
+"""/letta setup's check (Workspaces.save_letta) answers within Slack's 3 seconds, whatever the server does: finding
+out its kind counts against the same budget, and a server that is not saved leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bridge.clients import letta_client, letta_kind
+from bridge.config import Settings
+from bridge.metrics import Metrics
+from bridge.workspaces import SETUP_CHECK_SECONDS, Workspaces
+
+
+def test_a_server_that_accepts_and_never_answers_is_refused_within_slacks_three_seconds() -> None:
+    """Before, the server's kind was probed (up to LETTA_CONNECT_TIMEOUT, 10 s by default) before the check's
+    2.5 s began: Slack showed its own error, and the probe held up every other workspace's first turn."""
+
+    async def main() -> tuple[float, str | None, int]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = Settings(slack_client_id="1.2", slack_client_secret="s", letta_connect_timeout=6.0)
+
+        async def make(s: Settings) -> Any:
+            return letta_client(s, None, await letta_kind(s))
+
+        workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+        started = time.monotonic()
+        problem = await workspaces.save_letta("T1", f"http://127.0.0.1:{port}", "k", "U1")
+        took = time.monotonic() - started
+        kept = len(workspaces.letta._servers)
+        server.close()
+        return took, problem, kept
+
+    took, problem, kept = asyncio.run(main())
+    assert took < SETUP_CHECK_SECONDS + 0.4, f"answered after {took:.1f} s"
+    assert problem is not None and "did not answer within" in problem
+    assert kept == 0, "a server that was not saved has no client kept"
+
+
+def test_a_url_with_a_password_and_a_key_is_refused_in_words() -> None:
+    """A request carries one Authorization header: aiohttp refuses a URL's user and password beside the key's
+    (a ValueError, which reached Slack as an unexpected error)."""
+
+    async def make(s: Settings) -> Any:
+        raise AssertionError("nothing is asked of such a server")
+
+    settings = Settings(slack_client_id="1.2", slack_client_secret="s")
+    workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+    problem = asyncio.run(workspaces.save_letta("T1", "https://me:pw-never-shown@letta.example", "k", "U1"))
+    assert problem is not None and "carries a user and password" in problem and "Nothing was saved" in problem
+    assert "pw-never-shown" not in problem
