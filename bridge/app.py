@@ -29,7 +29,7 @@ from bridge.letta.client import LettaClient
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
-from bridge.slack.bolt_app import BridgeApp
+from bridge.slack.bolt_app import BridgeApp, as_bolt_reads_it
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
@@ -261,7 +261,7 @@ class Bridge:
             log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)
         try:
-            bolt_request = await to_bolt_request(request)
+            bolt_request = as_bolt_reads_it(await to_bolt_request(request))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
             log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
@@ -311,7 +311,7 @@ class Bridge:
         flow = self.app.oauth_flow
         assert flow is not None
         with log_context(request_id=request_id()):
-            bolt_request = await to_bolt_request(request)
+            bolt_request = as_bolt_reads_it(await to_bolt_request(request))
             if request.path == flow.install_path:
                 response = await flow.handle_installation(bolt_request)
             else:

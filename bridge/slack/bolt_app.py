@@ -1,4 +1,5 @@
-"""Bolt's AsyncApp, with the Slack client it makes for each request taking the bridge's proxy.
+"""Bolt's AsyncApp, with the Slack client it makes for each request taking the bridge's proxy; and a request's
+form body given to Bolt already read where Bolt would misread it.
 
 Bolt copies its client's settings into a new client per request, but slack_sdk reads a proxy of None as "ask the
 environment" (HTTPS_PROXY, ignoring NO_PROXY and ALL_PROXY): a call made while answering a request (the first
@@ -7,8 +8,12 @@ request's auth.test, a listener's views.open) would leave by another route than 
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+
+FORM = "application/x-www-form-urlencoded"
 
 
 class BridgeApp(AsyncApp):
@@ -17,3 +22,19 @@ class BridgeApp(AsyncApp):
         client = req.context.client
         if client is not None:
             client.proxy = self.client.proxy  # the bridge's rule, bridge/proxies.py (None: direct)
+
+
+def as_bolt_reads_it(request: AsyncBoltRequest) -> AsyncBoltRequest:
+    """The request, with a form body Bolt would misread given to it already read.
+
+    Bolt takes any form body in which the word "payload" appears for an interactivity payload, and reads one
+    without a `payload` field as nothing: `/letta status` typed in #payloads, or any command whose text says
+    "payload", went unanswered (404 "unhandled request"). The gate has checked the signature before this; Bolt's
+    "socket_mode" is what makes it take a body already read, and skip checking it again.
+    """
+    if request.body or request.content_type != FORM or "payload" not in request.raw_body:
+        return request
+    fields = dict(parse_qsl(request.raw_body, keep_blank_values=True))
+    if "payload" in fields:
+        return request
+    return AsyncBoltRequest(body=fields, query=request.query, headers=request.headers, mode="socket_mode")

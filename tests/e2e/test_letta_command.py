@@ -62,6 +62,16 @@ def test_help_and_unknown_words_are_answered_in_the_ack_without_letta(sw: Slash)
     assert len(sw.letta.requests) == before
 
 
+def test_a_command_from_a_channel_named_payloads_is_answered(sw: Slash) -> None:
+    """Bolt reads a form body in which the word "payload" appears as an interactivity payload: before, /letta in
+    #payloads, or with "payload" in its text, was answered 404 "unhandled request" and Slack showed its own error."""
+    for channel_name, text in (("payloads", "help"), ("agents", "payload")):
+        body = command_body(text, channel_id=channel(), user_id=MEMBER, team_id=TEAM, channel_name=channel_name,
+                            response_url=sw.slack.response_url())
+        ack = sw.bridge.post(body, content_type=FORM)
+        assert ack.status_code == 200 and "/letta connect group-&lt;uuid&gt;" in ack.text, (ack.status_code, ack.text)
+
+
 def test_connect_a_group_answers_saves_announces_and_mentions_reach_it(sw: Slash) -> None:
     group, (alice, bob) = crew(sw)
     ch = channel()
