@@ -39,6 +39,9 @@ DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the dep
 # A turn whose run raised (the database failed a moment, most often) is run again after these pauses, still first
 # in its binding's line, as resumed; after the last it is left for the next start, and the binding goes on.
 CRASH_PAUSES = (1.0, 5.0)
+# While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
+# another process (several share a Postgres database) cannot nudge this one, which holds the binding.
+THREADS_LOOK_EVERY = 2.0
 
 
 class RelayClosing(Exception):
@@ -247,8 +250,13 @@ class Relay:
                 if not threads:
                     return
                 woken = asyncio.ensure_future(nudge.wait())
-                await asyncio.wait({*threads.values(), woken}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {*threads.values(), woken}, timeout=THREADS_LOOK_EVERY, return_when=asyncio.FIRST_COMPLETED
+                )
                 woken.cancel()
+                if not done:
+                    for thread_ts in await self._store.waiting_threads(*key):
+                        wanted[thread_ts] = None
         finally:
             self._nudges.pop(key, None)
             self._thread_wakes.pop(key, None)

@@ -252,3 +252,39 @@ def test_a_turn_whose_run_fails_runs_again_in_its_place_then_is_left_for_the_nex
     assert once == [("first", False), ("first", True), ("second", False)]
     always = asyncio.run(main({"first": 99}))
     assert always == [("first", False), ("first", True), ("first", True), ("second", False)]
+
+
+def test_a_new_thread_accepted_by_another_process_starts_beside_the_holders_running_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes on one database. Process A holds the binding and runs thread 1 (a long turn: a tool call
+    waiting for approval, say); a mention in thread 2 reaches process B, which cannot take the binding and leaves
+    the turn to A. Before, A started it only when all its running threads were done."""
+    from bridge.store.leases import BindingLeases
+
+    monkeypatch.setattr(relay_module, "THREADS_LOOK_EVERY", 0.2)
+
+    async def main() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        worker_a, worker_b = ThreadWorker(store), ThreadWorker(store)
+        relay_a = Relay(store, worker_a, None, 8, leases=BindingLeases(store, 3.0, "web.1"))  # type: ignore[arg-type]
+        relay_b = Relay(store, worker_b, None, 8, leases=BindingLeases(store, 3.0, "web.2"))  # type: ignore[arg-type]
+        for relay in (relay_a, relay_b):
+            relay.notices.waiting = lambda turn: None  # type: ignore[method-assign]
+        try:
+            await relay_a.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "thread-1", "Ev1"))
+            while not worker_a.jobs:
+                await asyncio.sleep(0.01)
+            await relay_b.accept(Turn("T1", "C1", "2.000001", "2.000001", "U1", "thread-2", "Ev2"))
+            await asyncio.sleep(1.0)  # less than the lease: process A is alive and holds the binding
+            return [job.turn.text for job in worker_a.jobs + worker_b.jobs]
+        finally:
+            for worker in (worker_a, worker_b):
+                for text in ("thread-1", "thread-2"):
+                    worker.let_go(text)
+            await relay_a.stop(1.0)
+            await relay_b.stop(1.0)
+            await store.close()
+
+    assert asyncio.run(main()) == ["thread-1", "thread-2"]
