@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -99,6 +100,13 @@ def publish(data: dict[str, Any]) -> None:
     print(f"tables updated: {README}, {DOCS}")
 
 
+def settle(seconds: float = 2.0) -> None:
+    """Before each benchmark: what the last one wrote is flushed to disk, and the machine is left a moment, so
+    that one benchmark's writeback (the burst leaves thousands of events on disk) is not the next one's noise."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opts = parse(argv)
     if args.render:
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     began = time.monotonic()
     for name in chosen:
+        settle()
         step_began = time.monotonic()
         print(f"[bench] {name} ...", flush=True)
         new = STEPS[name](opts)
