@@ -244,7 +244,7 @@ class TurnWorker:
                 exc.error,
                 exc.permanent,
             )
-        if running.session and await self.sessions.set(turn.channel_id, turn.thread_ts, "active"):
+        if running.session and await self.sessions.set(turn.channel_id, turn.thread_ts, "active", attempts=3):
             await self._store.finish_turn(job.turn_id, status, error)
             return status
         await presence.end()

@@ -9,6 +9,7 @@ ephemeral Stop button instead (see docs/sessions.md and reference/slack/web-api/
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
@@ -84,9 +85,30 @@ class Sessions:
         title: str | None = None,
         author: Author | None = None,
         initiator: str | None = None,
+        attempts: int = 1,
     ) -> bool:
         """Set the thread's session status (creating the session, with its title, name and icon); False when
-        sessions are unavailable or this call failed, so that the caller shows the fallbacks."""
+        sessions are unavailable or this call failed, so that the caller shows the fallbacks. A call Slack failed
+        for a while (5xx, rate-limited, the connection) is made `attempts` times, a second more apart each time:
+        a turn's last status, `active`, left unset keeps the session `processing` for good."""
+        for attempt in range(attempts):
+            done = await self._set_once(channel, thread_ts, status, title, author, initiator)
+            if done is not None:
+                return done
+            if attempt + 1 < attempts:
+                await asyncio.sleep(attempt + 1)
+        return False
+
+    async def _set_once(
+        self,
+        channel: str,
+        thread_ts: str,
+        status: SessionStatus,
+        title: str | None,
+        author: Author | None,
+        initiator: str | None,
+    ) -> bool | None:
+        """One setStatus call: True, False (sessions unavailable), or None when it failed for a while."""
         if self._works is False:
             return False
         who = author or Author()
@@ -105,8 +127,8 @@ class Sessions:
             error = slack_error(exc)
             status_code = exc.response.status_code if exc.response is not None else 0
             if status_code >= 500 or error in ("ratelimited", "rate_limited", "internal_error", "fatal_error"):
-                log.info("slack agents.sessions.setStatus failed error=%s; this turn uses the fallbacks", error)
-                return False
+                log.info("slack agents.sessions.setStatus failed error=%s", error)
+                return None
             self._works = False
             self.refusal = error
             log.warning(
@@ -116,8 +138,8 @@ class Sessions:
             )
             return False
         except FAILURES as exc:
-            log.info("slack agents.sessions.setStatus failed error=%s; this turn uses the fallbacks", slack_error(exc))
-            return False
+            log.info("slack agents.sessions.setStatus failed error=%s", slack_error(exc))
+            return None
         self._works = True
         warning = str(response.get("warning") or "")
         for each in filter(None, warning.split(",")):

@@ -116,6 +116,18 @@ def test_a_session_shows_the_whole_turn(rig: Rig) -> None:
     assert rig.slack.ephemerals == []
 
 
+def test_a_turns_last_status_is_set_though_slack_fails_it_for_a_while(rig: Rig) -> None:
+    """A 5xx on the turn's last setStatus left the session `processing` for good (the fallback ✅ went up beside
+    it); it is asked again, a second more apart each time."""
+    rig.letta.set_delay(rig.agents["alice"], 1.0)
+    root = rig.mention("steady?")
+    rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"]) == ["processing"])
+    rig.slack.fail_next("agents.sessions.setStatus", error="internal_error", status=500, times=2)
+    rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"])[-1:] == ["active"], timeout=15)
+    assert rig.slack.reactions(rig.channel, root["ts"]) == set()
+    assert len(rig.agent_posts(root["ts"])) == 3
+
+
 @pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
 def test_stop_during_the_first_of_three_agents_stops_the_turn_in_letta(rig: Rig) -> None:
     rig.letta.set_delay(rig.agents["alice"], 3.0)
