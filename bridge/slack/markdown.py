@@ -49,6 +49,13 @@ def _safe(text: str) -> str:
     return _FENCE_RUN.sub(lambda m: "\u200b".join(m.group()), escape(text))
 
 
+def _code_span(text: str) -> str:
+    """Inline code's content between its two backticks: none of its own backticks may join another (or the
+    wrapping ones) into a run of three, which Slack reads as a code block's fence."""
+    inner = re.sub(r"`{2,}", lambda m: "\u200b".join(m.group()), escape(text))
+    return ("\u200b" if inner.startswith("`") else "") + inner + ("\u200b" if inner.endswith("`") else "")
+
+
 def _linkable(url: str) -> bool:
     """http(s), or mailto to a plain address (an autolink such as `<!subteam^S1|@x>` parses as an email)."""
     return url.lower().startswith(_WEB_SCHEMES) or _MAILTO.fullmatch(url) is not None
@@ -92,7 +99,7 @@ def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
         elif kind in ("softbreak", "hardbreak"):
             out.append(" " if ctx.plain else "\n")
         elif kind == "code_inline":
-            out.append(child.content if ctx.plain else f"`{_safe(child.content)}`")
+            out.append(child.content if ctx.plain else f"`{_code_span(child.content)}`")
         elif kind in ("strong", "em", "s"):
             marker = {"strong": "*", "em": "_", "s": "~"}[kind]
             if ctx.plain or marker in ctx.open:

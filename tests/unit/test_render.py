@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.slack.render import (
@@ -301,6 +301,9 @@ markdown_text = st.lists(
 
 @settings(max_examples=400, deadline=None)
 @given(markdown_text)
+@example("` `` `")  # inline code holding backticks: with the wrapping ones, a run of three opened a code block
+@example("x ``` ``a ``` y")
+@example("a `` `foo` `` b")
 def test_property_no_control_sequence_ping_or_bare_ampersand(markdown: str) -> None:
     out = to_mrkdwn(markdown)
     assert unsafe(out) == [], (markdown, out)
