@@ -25,6 +25,7 @@ from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, TaskDisplay, task_card
 
 log = logging.getLogger(__name__)
+REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
 
 LiveMode = Literal["auto", "stream", "update"]
 MORE = " …"
@@ -169,6 +170,7 @@ class LiveMessages:
                 await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text)
         except FAILURES as exc:
             self._refused(exc)
+            _forget_refused(draft, exc)
             log.info("slack draft not updated error=%s", slack_error(exc))
 
     async def task(self, draft: Draft, chunk: dict[str, Any]) -> None:
@@ -185,6 +187,7 @@ class LiveMessages:
             draft.unsent.clear()
         except FAILURES as exc:
             self._refused(exc)
+            _forget_refused(draft, exc)
             log.info("slack task not updated error=%s", slack_error(exc))
 
     async def replace_with(
@@ -202,15 +205,46 @@ class LiveMessages:
         unsent = list(draft.unsent.values()) if draft is not None else []
         if streaming is not False:
             try:
-                await self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None)
+                try:
+                    await self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None)
+                except FAILURES as exc:
+                    if not unsent or not _invalid(exc):
+                        raise
+                    await self._client.chat_stopStream(channel=channel, ts=ts)  # stopped without what it refused
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
         cards = [task_card(chunk) for chunk in draft.tasks.values()] if draft is not None else []
         blocks = cards + text_blocks(text) + list(actions) if cards else with_actions(text, actions)
-        try:
-            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-            return True
-        except FAILURES as exc:
-            log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", slack_error(exc))
-            return False
+        for attempt in range(REPLACE_ATTEMPTS):
+            try:
+                await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                return True
+            except FAILURES as exc:
+                # An edit whose outcome is unknown (a 5xx, the connection) may have landed: the same edit again
+                # is harmless, where a new post would show the reply twice.
+                if not _outcome_unknown(exc) or attempt + 1 == REPLACE_ATTEMPTS:
+                    log.warning("slack draft could not be replaced by the reply error=%s; posting it anew",
+                                slack_error(exc))
+                    return False
+                await asyncio.sleep(attempt + 0.5)
+        return False
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Slack may have done the call: it failed on its side (5xx) or on the way (a timeout, the connection)."""
+    if isinstance(exc, SlackApiError):
+        return exc.response is not None and exc.response.status_code >= 500
+    return True
+
+
+def _invalid(exc: BaseException) -> bool:
+    """Slack refused the call for what it held (`invalid_chunks`, `invalid_arguments`): sent again, it fails again."""
+    return slack_error(exc).startswith("invalid_")
+
+
+def _forget_refused(draft: Draft, exc: BaseException) -> None:
+    """Tasks a call took to Slack and Slack refused as invalid are dropped: each later call would carry them again,
+    fail again, and the draft would stop growing (and never be stopped, so the reply could not replace it)."""
+    if _invalid(exc):
+        draft.unsent.clear()

@@ -44,6 +44,21 @@ def escape(text: str) -> str:
     return _defuse(_entities(text))
 
 
+def escape_within(text: str, limit: int) -> str:
+    """`escape`d, then at most `limit` characters (an ellipsis ending what was cut), never cut inside an entity:
+    Slack's limits count the escaped text."""
+    safe = escape(text)
+    if len(safe) <= limit:
+        return safe
+    out = ""
+    for char in _defuse(text):
+        piece = _entities(char)
+        if len(out) + len(piece) + 1 > limit:
+            break
+        out += piece
+    return out + "…"
+
+
 def _safe(text: str) -> str:
     """`escape`, and break runs of three backticks, which would open or close a code block in Slack."""
     return _FENCE_RUN.sub(lambda m: "\u200b".join(m.group()), escape(text))

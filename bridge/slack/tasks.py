@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bridge.domain import ToolProgress, ToolState
-from bridge.slack.markdown import escape
-from bridge.slack.render import clip
+from bridge.slack.markdown import escape_within
 
 TaskDisplay = Literal["timeline", "plan", "off"]
 STATUS: dict[ToolState, str] = {"pending": "pending", "running": "in_progress", "done": "complete", "failed": "error"}
@@ -23,7 +22,7 @@ TASK_CHARS = 256
 
 
 def _text(text: str) -> str:
-    return escape(clip(" ".join(text.split()), TASK_CHARS))
+    return escape_within(" ".join(text.split()), TASK_CHARS)
 
 
 def task_chunk(progress: ToolProgress, details: bool) -> dict[str, Any]:

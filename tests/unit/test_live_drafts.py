@@ -1,0 +1,93 @@
+"""A streamed draft and its reply (bridge/slack/live.py, bridge/slack/tasks.py) against the fake Slack: a tool
+call's details within Slack's 256 characters once escaped (clipped first, an argument full of & grew past it,
+Slack refused the chunk, and the draft, carrying it on every call, froze, was never stopped, and the reply was
+posted beside it); a chunk Slack refused is not carried again; an edit that landed but answered 500 is made
+again, not posted anew beside the draft."""
+
+from __future__ import annotations
+
+import asyncio
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.domain import ToolProgress
+from bridge.slack.live import LiveMessages
+from bridge.slack.post import Author
+from bridge.slack.tasks import task_chunk
+from tests.fakes.slack import FakeSlack
+
+ARGS = '{"url": "https://example.com/search?' + "a=1&" * 70 + '"}'  # 300 chars, 70 ampersands
+
+
+def test_task_details_stay_within_slacks_256_characters_after_escaping() -> None:
+    chunk = task_chunk(ToolProgress("call_1", "fetch", ARGS, "running"), details=True)
+    assert len(chunk["details"]) <= 256, len(chunk["details"])
+
+
+def test_an_escaped_task_does_not_freeze_the_draft_or_duplicate_the_reply() -> None:
+    fake = FakeSlack()
+    fake.start()
+    try:
+        fake.add_channel("C1", "general")
+        root = fake.add_message("C1", "hi")
+
+        async def run() -> bool:
+            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+            draft = await live.start("C1", root, "", "Looking", Author("alice"), (fake.team_id, "U0123ABCD"))
+            assert draft is not None and draft.streaming
+            await live.task(draft, task_chunk(ToolProgress("call_1", "fetch", ARGS, "running"), details=True))
+            await asyncio.sleep(0.7)
+            await live.grow(draft, "", "Looking it up now")
+            assert draft.sent.endswith("it up now"), "the draft stopped growing"
+            return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
+
+        assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    finally:
+        fake.stop()
+
+
+def test_a_replace_that_landed_but_answered_500_is_not_posted_again() -> None:
+    """chat.update applied but answered 500: before, replace_with said False and the caller posted the reply anew."""
+    fake = FakeSlack()
+    fake.start()
+    try:
+        fake.add_channel("C1", "general")
+        root = fake.add_message("C1", "hi")
+
+        async def run() -> bool:
+            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url), mode="update")
+            draft = await live.start("C1", root, "Look", "Look", Author("alice"), (fake.team_id, "U0123ABCD"))
+            assert draft is not None and not draft.streaming
+            fake.land_then_fail_next("chat.update", 500)
+            return await live.replace_with("C1", draft.ts, "Found it.", False, (), draft)
+
+        ok = asyncio.run(run())
+        shown = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
+        assert ok or "Found it." not in shown, f"the reply is already shown {shown}, and will be posted again"
+    finally:
+        fake.stop()
+
+
+def test_a_task_chunk_slack_refuses_is_not_carried_by_every_later_call() -> None:
+    fake = FakeSlack()
+    fake.start()
+    try:
+        fake.add_channel("C1", "general")
+        root = fake.add_message("C1", "hi")
+
+        async def run() -> bool:
+            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+            draft = await live.start("C1", root, "", "Looking", Author("alice"), (fake.team_id, "U0123ABCD"))
+            assert draft is not None and draft.streaming
+            refused = task_chunk(ToolProgress("call_1", "fetch", "{}", "running"), details=True)
+            refused["details"] = "x" * 300  # over Slack's 256: invalid_chunks
+            await live.task(draft, refused)
+            assert not draft.unsent, "the refused chunk is dropped"
+            await asyncio.sleep(0.7)
+            await live.grow(draft, "", "Looking it up now")
+            assert draft.sent.endswith("it up now"), "the draft stopped growing"
+            return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
+
+        assert asyncio.run(run())
+    finally:
+        fake.stop()
