@@ -7,11 +7,14 @@ again, not posted anew beside the draft."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import ToolProgress
-from bridge.slack.live import LiveMessages
+from bridge.slack.live import Draft, LiveMessages
 from bridge.slack.post import Author
 from bridge.slack.tasks import task_chunk
 from tests.fakes.slack import FakeSlack
@@ -19,75 +22,65 @@ from tests.fakes.slack import FakeSlack
 ARGS = '{"url": "https://example.com/search?' + "a=1&" * 70 + '"}'  # 300 chars, 70 ampersands
 
 
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        yield slack
+
+
+async def started(fake: FakeSlack, root: str, **options: Any) -> tuple[LiveMessages, Draft]:
+    live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url), **options)
+    first = "Look" if options.get("mode") == "update" else ""
+    draft = await live.start("C1", root, first, "Look" if first else "Looking", Author("alice"),
+                             (fake.team_id, "U0123ABCD"))
+    assert draft is not None
+    return live, draft
+
+
+async def grown_and_replaced(live: LiveMessages, draft: Draft) -> bool:
+    await asyncio.sleep(0.7)
+    await live.grow(draft, "", "Looking it up now")
+    assert draft.sent.endswith("it up now"), "the draft stopped growing"
+    return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
+
+
 def test_task_details_stay_within_slacks_256_characters_after_escaping() -> None:
     chunk = task_chunk(ToolProgress("call_1", "fetch", ARGS, "running"), details=True)
     assert len(chunk["details"]) <= 256, len(chunk["details"])
 
 
-def test_an_escaped_task_does_not_freeze_the_draft_or_duplicate_the_reply() -> None:
-    fake = FakeSlack()
-    fake.start()
-    try:
-        fake.add_channel("C1", "general")
-        root = fake.add_message("C1", "hi")
+def test_an_escaped_task_does_not_freeze_the_draft_or_duplicate_the_reply(fake: FakeSlack) -> None:
+    async def run() -> bool:
+        live, draft = await started(fake, fake.add_message("C1", "hi"))
+        await live.task(draft, task_chunk(ToolProgress("call_1", "fetch", ARGS, "running"), details=True))
+        return await grown_and_replaced(live, draft)
 
-        async def run() -> bool:
-            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
-            draft = await live.start("C1", root, "", "Looking", Author("alice"), (fake.team_id, "U0123ABCD"))
-            assert draft is not None and draft.streaming
-            await live.task(draft, task_chunk(ToolProgress("call_1", "fetch", ARGS, "running"), details=True))
-            await asyncio.sleep(0.7)
-            await live.grow(draft, "", "Looking it up now")
-            assert draft.sent.endswith("it up now"), "the draft stopped growing"
-            return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
-
-        assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
-    finally:
-        fake.stop()
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
 
 
-def test_a_replace_that_landed_but_answered_500_is_not_posted_again() -> None:
+def test_a_task_chunk_slack_refuses_is_not_carried_by_every_later_call(fake: FakeSlack) -> None:
+    async def run() -> bool:
+        live, draft = await started(fake, fake.add_message("C1", "hi"))
+        refused = task_chunk(ToolProgress("call_1", "fetch", "{}", "running"), details=True)
+        refused["details"] = "x" * 300  # over Slack's 256: invalid_chunks
+        await live.task(draft, refused)
+        assert not draft.unsent, "the refused chunk is dropped"
+        return await grown_and_replaced(live, draft)
+
+    assert asyncio.run(run())
+
+
+def test_a_replace_that_landed_but_answered_500_is_not_posted_again(fake: FakeSlack) -> None:
     """chat.update applied but answered 500: before, replace_with said False and the caller posted the reply anew."""
-    fake = FakeSlack()
-    fake.start()
-    try:
-        fake.add_channel("C1", "general")
-        root = fake.add_message("C1", "hi")
+    root = fake.add_message("C1", "hi")
 
-        async def run() -> bool:
-            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url), mode="update")
-            draft = await live.start("C1", root, "Look", "Look", Author("alice"), (fake.team_id, "U0123ABCD"))
-            assert draft is not None and not draft.streaming
-            fake.land_then_fail_next("chat.update", 500)
-            return await live.replace_with("C1", draft.ts, "Found it.", False, (), draft)
+    async def run() -> bool:
+        live, draft = await started(fake, root, mode="update")
+        assert not draft.streaming
+        fake.land_then_fail_next("chat.update", 500)
+        return await live.replace_with("C1", draft.ts, "Found it.", False, (), draft)
 
-        ok = asyncio.run(run())
-        shown = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
-        assert ok or "Found it." not in shown, f"the reply is already shown {shown}, and will be posted again"
-    finally:
-        fake.stop()
-
-
-def test_a_task_chunk_slack_refuses_is_not_carried_by_every_later_call() -> None:
-    fake = FakeSlack()
-    fake.start()
-    try:
-        fake.add_channel("C1", "general")
-        root = fake.add_message("C1", "hi")
-
-        async def run() -> bool:
-            live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
-            draft = await live.start("C1", root, "", "Looking", Author("alice"), (fake.team_id, "U0123ABCD"))
-            assert draft is not None and draft.streaming
-            refused = task_chunk(ToolProgress("call_1", "fetch", "{}", "running"), details=True)
-            refused["details"] = "x" * 300  # over Slack's 256: invalid_chunks
-            await live.task(draft, refused)
-            assert not draft.unsent, "the refused chunk is dropped"
-            await asyncio.sleep(0.7)
-            await live.grow(draft, "", "Looking it up now")
-            assert draft.sent.endswith("it up now"), "the draft stopped growing"
-            return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
-
-        assert asyncio.run(run())
-    finally:
-        fake.stop()
+    ok = asyncio.run(run())
+    shown = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
+    assert ok and shown == ["Found it."], shown
