@@ -58,6 +58,10 @@ from bridge.letta.toolprogress import one_line
 log = logging.getLogger(__name__)
 
 CUT_OFF = "{agent}'s answer was cut off when the bridge stopped; nothing more of it was kept."
+CUT_SHORT = (
+    "The connection to the Letta App Server dropped while {agent} was answering: the server kept only what is "
+    "above, which may be part of the answer. Ask again for the rest."
+)
 ENDED = (
     "The bridge restarted while this waited, and the App Server ends a turn whose connection closed, so this "
     "decision can no longer be used. Ask again."
@@ -146,7 +150,10 @@ class AppServerRunner(Step):
         if heard.error is not None and not heard.texts and heard.error.outcome_unknown:
             stored = await self._find(conversation, otid)  # the answer was lost on the way: history may have it
             if stored:
-                return await self._answered(agent, key, stored, (), None, journal, upto)
+                # The server ends a turn whose socket dropped, keeping what was written so far: maybe a stub.
+                short = AgentFailure(agent.name, CUT_SHORT.format(agent=agent.name), heard.error.kind, agent.id,
+                                     heard.error.request_id, key, 1)
+                return await self._answered(agent, key, stored, (), short, journal, upto)
         return await self._answered(agent, key, heard.texts, tuple(heard.notes), failure, journal, upto)
 
     async def _send(
