@@ -80,7 +80,7 @@ def soak(workdir: Path, mentions: int, kills: int, version: str, seed: int, data
                 time.sleep(rng.uniform(0.0, 0.4))  # land the kill anywhere in a turn
                 bridge.kill()
                 restarts += 1
-                bridge.start(workdir / f"soak-{restarts}.log")
+                bridge.restart(workdir / f"soak-{restarts}.log")  # on a fresh port if another test took this one
             channel = rng.choice(CHANNELS)
             event = mention_event(f"question {n}", channel=channel)
             body = event_body(event)

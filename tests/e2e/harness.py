@@ -175,12 +175,12 @@ class BridgeProcess:
         self.proc.kill()
         self.proc.wait()
 
-    def restart(self) -> BridgeProcess:
+    def restart(self, log_path: Path | None = None) -> BridgeProcess:
         """Stop (if still running) and start again. Under xdist another test may take the freed port in between; the
         bridge then says so in one line and exits, and the restart moves to a fresh port."""
         assert self.log_path is not None
         self.stop()
-        log_path = self.log_path.with_suffix(".2.log")
+        log_path = log_path or self.log_path.with_suffix(".2.log")
         for _ in range(3):
             try:
                 return self.start(log_path)
