@@ -30,8 +30,8 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.clients import LettaServers, server_id
-from bridge.config import Settings
-from bridge.config_errors import two_credentials
+from bridge.config import LETTA_SCHEMES, Settings
+from bridge.config_errors import two_credentials, url_problem
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -236,10 +236,10 @@ class Workspaces:
             await self.installs.set_letta(team_id, None, None, actor)
             log.info("workspace letta reset to the default team=%s by=%s", team_id, actor)
             return None
-        if not base_url.startswith(("http://", "https://", "ws://", "wss://")):
+        if url_problem("LETTA_BASE_URL", base_url, LETTA_SCHEMES) is not None:  # the settings' own rule
             return (
-                "The server URL starts with https:// (or http:// on a private network); a Letta App Server's may "
-                "start with wss:// or ws://."
+                "The server URL is a full address such as https://letta.example.com (http:// on a private network); "
+                "a Letta App Server's may start with wss:// or ws://."
             )
         both = two_credentials(base_url, api_key, ("The server URL", "the API key"))
         if both:

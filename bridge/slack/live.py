@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
-from bridge.slack.post import FAILURES, Author, slack_error
+from bridge.slack.post import FAILURES, Author, outcome_unknown, slack_error
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, TaskDisplay, task_card
 
@@ -223,19 +223,12 @@ class LiveMessages:
             except FAILURES as exc:
                 # An edit whose outcome is unknown (a 5xx, the connection) may have landed: the same edit again
                 # is harmless, where a new post would show the reply twice.
-                if not _outcome_unknown(exc) or attempt + 1 == REPLACE_ATTEMPTS:
+                if not outcome_unknown(exc) or attempt + 1 == REPLACE_ATTEMPTS:
                     log.warning("slack draft could not be replaced by the reply error=%s; posting it anew",
                                 slack_error(exc))
                     return False
                 await asyncio.sleep(attempt + 0.5)
         return False
-
-
-def _outcome_unknown(exc: BaseException) -> bool:
-    """Slack may have done the call: it failed on its side (5xx) or on the way (a timeout, the connection)."""
-    if isinstance(exc, SlackApiError):
-        return exc.response is not None and exc.response.status_code >= 500
-    return True
 
 
 def _invalid(exc: BaseException) -> bool:

@@ -56,7 +56,7 @@ def escape_within(text: str, limit: int) -> str:
         if len(out) + len(piece) + 1 > limit:
             break
         out += piece
-    return out + "…"
+    return out.rstrip() + "…"
 
 
 def _safe(text: str) -> str:
@@ -283,13 +283,4 @@ def fallback_text(markdown: str, limit: int = 150) -> str:
         texts = _plain_text(SyntaxTreeNode(_PARSER.parse(markdown)))
     except RecursionError:
         texts = [markdown]
-    plain = _defuse(" ".join(" ".join(texts).split()))
-    if len(_entities(plain)) <= limit:
-        return _entities(plain)
-    out = ""
-    for char in plain:
-        piece = _entities(char)
-        if len(out) + len(piece) + 1 > limit:
-            break
-        out += piece
-    return out.rstrip() + "…"
+    return escape_within(" ".join(" ".join(texts).split()), limit)

@@ -84,6 +84,13 @@ class SlackPostError(Exception):
 FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
 
 
+def outcome_unknown(exc: BaseException) -> bool:
+    """Slack may have done the call: it failed on Slack's side (5xx) or on the way (a timeout, the connection)."""
+    if isinstance(exc, SlackApiError):
+        return exc.response is not None and exc.response.status_code >= 500
+    return True
+
+
 def slack_error(exc: BaseException) -> str:
     """Slack's error code for a refused call, else the failure's type (a timeout, a dropped connection)."""
     if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
@@ -171,7 +178,7 @@ class SlackPoster:
                         f"*{escape(part.username)}*: {part.text}", None, blocks=part.blocks, actions=part.actions
                     )
                     continue
-                if status < 500:
+                if not outcome_unknown(exc):
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
                     raise SlackPostError("chat.postMessage", error) from None
                 reason = f"http_{status}"

@@ -54,3 +54,14 @@ def test_a_url_with_a_password_and_a_key_is_refused_in_words() -> None:
     problem = asyncio.run(workspaces.save_letta("T1", "https://me:pw-never-shown@letta.example", "k", "U1"))
     assert problem is not None and "carries a user and password" in problem and "Nothing was saved" in problem
     assert "pw-never-shown" not in problem
+
+
+def test_an_address_the_settings_would_refuse_is_refused_by_setup_too() -> None:
+    async def make(s: Settings) -> Any:
+        raise AssertionError("nothing is asked of such a server")
+
+    settings = Settings(slack_client_id="1.2", slack_client_secret="s")
+    workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+    for url in ("letta.example.com", "ftp://letta.example.com", "https://letta.example.com:port"):
+        problem = asyncio.run(workspaces.save_letta("T1", url, "", "U1"))
+        assert problem is not None and "full address" in problem, url
