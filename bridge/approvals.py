@@ -179,8 +179,11 @@ class TurnApprovals:
         running: RunningTurn,
         timeout: float,
         resumed: bool = False,
+        before_card: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._desk = desk
+        # A card is a new message in the thread: what the turn owes before it is posted first (post_order.py).
+        self._before_card = before_card
         self._poster = poster
         self._sessions = sessions
         self._turn = turn
@@ -279,6 +282,8 @@ class TurnApprovals:
 
     async def _card(self, row: Approval) -> None:
         a, t = row.asked, self._turn
+        if self._before_card is not None:
+            await self._before_card()
         part = self._part(row)
         ts = await self._poster.post(t.channel_id, t.thread_ts, part, check_first=self._resumed, after=t.message_ts)
         await self._desk.store.card_posted(row.id, ts)

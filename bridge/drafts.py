@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,11 @@ class TurnDrafts:
         interval: float,
         resumed: bool = False,
         details: bool = False,
+        before_new: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # A new draft is a new message in the thread: what the turn owes before it is posted first (post_order.py).
+        self._before_new = before_new
         self._details = details  # a task shows the call's arguments and failure (where reasoning is shown)
         self._resumed = resumed  # only a turn run before can have a draft this run does not know of
         self._poster = poster
@@ -100,11 +104,14 @@ class TurnDrafts:
         self, key: str, agent_name: str, text: str, shown: str, markdown: str, task: dict[str, Any] | None = None
     ) -> None:
         turn = self._turn
+        if self._before_new is not None:
+            await self._before_new()
         author = self._poster.author(agent_name)
         recipient = (turn.team_id, turn.user_id)
         draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
         if draft is None:
             return
+        self._poster.landed(turn.channel_id)
         await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
         self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
 

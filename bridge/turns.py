@@ -23,6 +23,7 @@ from bridge.letta.runners import Runner
 from bridge.logs import Redactor
 from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
+from bridge.post_order import PostOrder
 from bridge.presence import Presence, SignBudget
 from bridge.slack.directory import Directory
 from bridge.slack.feedback import feedback_actions
@@ -78,6 +79,7 @@ class Job:
     resumed: bool = False
     # What running it showed (runner, replies, failures), for the one line the relay logs when the turn ends.
     ran: dict[str, object] = field(default_factory=dict, compare=False)
+    order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
 
 
 class TurnWorker:
@@ -141,7 +143,8 @@ class TurnWorker:
         turn, s = job.turn, self._settings
         details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(
-            self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details
+            self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details,
+            job.order.caught_up,
         )
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
         if binding is None and self._fallback is not None:
@@ -191,7 +194,7 @@ class TurnWorker:
             inner: asyncio.Task[int] | None = None
             approvals = TurnApprovals(
                 self.desk, self._poster, self.sessions, turn, job.turn_id, running, s.approval_timeout_seconds,
-                job.resumed,
+                job.resumed, job.order.caught_up,
             )
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
@@ -302,6 +305,26 @@ class TurnWorker:
         if threaded:
             threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
             turn_input = replace(turn_input, threads=threads)
+        asking = self._ask(job, binding, runner, turn_input, transcript, journal, drafts)
+        replies, failures = await job.order.ask_while_posting(asking, lambda: self._flush(job, drafts, running))
+        if replies == 0 and failures == 0:
+            await self._owe(job, "notice:nothing", NOTHING_SAID)
+        job.ran.update(runner=runner.name, replies=replies, failures=failures)
+        return failures
+
+    async def _ask(
+        self,
+        job: Job,
+        binding: Binding,
+        runner: Runner,
+        turn_input: TurnInput,
+        transcript: BindingTranscript,
+        journal: TrackedJournal,
+        drafts: TurnDrafts,
+    ) -> tuple[int, int]:
+        """The runner's events written to the outbox as they come (posted meanwhile by `_relay_events`): how many
+        replies and failures."""
+        turn = job.turn
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
             await self.ack_first.give_way()
@@ -332,11 +355,11 @@ class TurnWorker:
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
                     text += SERVER_500_HINT if await self._group_send_broken() else ""
                 await self._owe(job, f"fail:{event.step}:{event.index}", text)
-            await self._flush(job, drafts, running)
-        if replies == 0 and failures == 0:
-            await self._owe(job, "notice:nothing", NOTHING_SAID)
-        job.ran.update(runner=runner.name, replies=replies, failures=failures)
-        return failures
+            job.order.owed()
+            if not self._poster.known_postable(turn.channel_id):
+                # No agent more is asked before a first post shows that the thread can be posted in.
+                await job.order.caught_up()
+        return replies, failures
 
     async def _group_send_broken(self) -> bool:
         try:

@@ -107,6 +107,15 @@ class SlackPoster:
         self._looks = looks or {}
         self._bot_id: str | None = None
         self._status_works = True
+        self._postable: set[str] = set()  # channels a post landed in, until one is refused for good
+
+    def known_postable(self, channel: str) -> bool:
+        """Whether a post in this channel landed, and none has been refused for good since."""
+        return channel in self._postable
+
+    def landed(self, channel: str) -> None:
+        """A message of the bot's was just posted in this channel (a reply here, or a draft elsewhere)."""
+        self._postable.add(channel)
 
     @property
     def client(self) -> AsyncWebClient:
@@ -162,6 +171,7 @@ class SlackPoster:
                     unfurl_links=False,
                     unfurl_media=False,
                 )
+                self.landed(channel)
                 return str(response.get("ts", ""))
             except SlackApiError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
@@ -180,7 +190,10 @@ class SlackPoster:
                     continue
                 if not outcome_unknown(exc):
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
-                    raise SlackPostError("chat.postMessage", error) from None
+                    failure = SlackPostError("chat.postMessage", error)
+                    if failure.permanent:
+                        self._postable.discard(channel)
+                    raise failure from None
                 reason = f"http_{status}"
             except FAILURES as exc:
                 reason = type(exc).__name__

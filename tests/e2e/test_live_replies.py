@@ -254,3 +254,28 @@ def test_broadcast_drafts_grow_side_by_side_and_each_becomes_its_reply(live: Wor
     shown = sorted((m.get("username"), m["text"]) for m in agent_messages(live, channel, event["ts"]))
     assert shown == [("fast", "fast " + WORDS), ("slow", "slow " + WORDS)]
     assert not live.slack.posts(channel, event["ts"])
+
+
+def test_a_later_agent_s_draft_waits_for_every_part_of_the_reply_before_it(live: World) -> None:
+    """Bob is asked while alice's long reply is still being posted (bridge/post_order.py), but his draft, a new
+    message in the thread, only starts once her last part is in."""
+    channel, agents = bind(live)
+    long_reply = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 60 for i in range(8))
+    live.letta.set_reply(agents["alice"], long_reply)
+    live.letta.token_delay = 0.0005
+    first, _ = live.bridge.mention("first", channel)  # the channel takes posts: from now on bob is asked at once
+    wait_done(live, channel, first["ts"], 30)
+    live.slack.answer_delays["chat.postMessage"] = 0.5
+    event, _ = live.bridge.mention("second", channel)
+    wait_done(live, channel, event["ts"], 30)
+
+    alice_parts = live.slack.posts(channel, event["ts"])
+    assert alice_parts and {p.args["username"] for p in alice_parts} == {"alice"}  # the parts after the draft
+    bob_draft = [c for c in calls(live, "chat.startStream", channel) if c.args["thread_ts"] == event["ts"]][-1]
+    assert bob_draft.args["username"] == "bob"
+    bob_asked = next(i.started for i in live.letta.inputs if i.agent_name == "bob" and "second" in i.text)
+    last_part_answered = alice_parts[-1].at + 0.5
+    assert bob_asked < last_part_answered, "bob was not asked while alice's reply was posted"
+    assert bob_draft.at >= last_part_answered, "bob's draft came in between alice's parts"
+    shown = agent_messages(live, channel, event["ts"])
+    assert [m.get("username") for m in shown] == ["alice"] * (len(shown) - 1) + ["bob"]
