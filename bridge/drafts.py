@@ -2,6 +2,9 @@
 
 A draft's message ts is recorded as soon as Slack gives it, so the finished reply replaces that message (here
 or, after a restart, in the next process) instead of being posted beside it: nothing is posted twice.
+A resumed turn whose reply grows again (its send re-attached or made anew) grows it in the draft the earlier run
+recorded, never in a second one; a draft of the earlier run that no reply replaces is closed when the turn ends.
+Only the turn's own drafts are touched: another turn's, maybe running in another process, never are.
 Where drafts are Slack streams, the reply's tool calls show in it as tasks, as they happen (a first tool call
 opens the stream before any text).
 """
@@ -21,6 +24,9 @@ from bridge.slack.tasks import task_chunk
 from bridge.store.base import Store
 
 log = logging.getLogger(__name__)
+
+
+CUT_OFF = " _(cut off)_"
 
 
 def live_key(step: str, index: int) -> str:
@@ -63,6 +69,7 @@ class TurnDrafts:
         self._growing: dict[str, _Growing] = {}
         self._tried: dict[str, float] = {}  # drafts Slack refused to open: when, so as not to ask at every token
         self._done: set[str] = set()
+        self._earlier: dict[str, str | None] = {}  # a resumed turn's drafts recorded by its earlier run, by key
 
     async def grow(self, step: str, index: int, agent_name: str, text: str) -> None:
         key = live_key(step, index)
@@ -104,16 +111,32 @@ class TurnDrafts:
         self, key: str, agent_name: str, text: str, shown: str, markdown: str, task: dict[str, Any] | None = None
     ) -> None:
         turn = self._turn
-        if self._before_new is not None:
-            await self._before_new()
-        author = self._poster.author(agent_name)
-        recipient = (turn.team_id, turn.user_id)
-        draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
-        if draft is None:
-            return
-        self._poster.landed(turn.channel_id)
-        await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
+        earlier = await self._earlier_draft(key)
+        if earlier is not None:
+            draft = await self._live.adopt(turn.channel_id, earlier)
+            if draft is None:
+                return
+            if shown:
+                await self._live.grow(draft, shown, markdown)
+        else:
+            if self._before_new is not None:
+                await self._before_new()
+            author = self._poster.author(agent_name)
+            recipient = (turn.team_id, turn.user_id)
+            draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
+            if draft is None:
+                return
+            self._poster.landed(turn.channel_id)
+            await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
         self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
+
+    async def _earlier_draft(self, key: str) -> str | None:
+        """The ts of the draft an earlier run of this turn recorded for the reply; a fresh turn has none."""
+        if not self._resumed:
+            return None
+        if key not in self._earlier:
+            self._earlier[key] = await self._store.live_ts(self._turn_id, key)
+        return self._earlier[key]
 
     async def replace(self, step_key: str, text: str, actions: tuple[dict[str, Any], ...] = ()) -> str | None:
         """Write a finished reply's first message over its draft; its ts, or None when there is no draft
@@ -133,7 +156,7 @@ class TurnDrafts:
         ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming, actions, draft)
         return ts if ok else None
 
-    async def abandon(self, mark: str = " _(cut off)_") -> bool:
+    async def abandon(self, mark: str = CUT_OFF) -> bool:
         """The turn ended with drafts that never became replies (a deadline, a crash, a stop): mark them (cut
         off, stopped by someone). Whether there was any."""
         had = bool(self._growing)
@@ -143,7 +166,18 @@ class TurnDrafts:
             draft = growing.draft
             await self._live.replace_with(self._turn.channel_id, draft.ts, shown + mark, draft.streaming, (), draft)
         self._growing.clear()
+        if self._resumed:
+            await self._close_earlier()
         return had
+
+    async def _close_earlier(self) -> None:
+        """Stop the streams the earlier run of this turn left that no reply of the turn was written over (its
+        send answered nothing, failed, or was stopped): they would stay in the thread, never finished. A reply
+        still owed is written over its draft afterwards all the same."""
+        for key, ts in await self._store.live_unreplaced(self._turn_id):
+            if key not in self._done:
+                self._done.add(key)
+                await self._live.close(self._turn.channel_id, ts, CUT_OFF)
 
     def _shown(self, agent_name: str, text: str) -> tuple[str, str]:
         """(mrkdwn for chat.update, Markdown for a stream) of a draft: its first message's worth, named in

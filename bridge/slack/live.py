@@ -6,6 +6,8 @@ message edited with chat.update (at most 4,000 characters). The first refusal of
 process to chat.update for good. Drafts are best effort: a draft Slack refuses is dropped, and the finished
 reply is always written over the draft (or posted anew when the draft cannot be edited), so nothing is lost.
 A stream also shows the agent's tool calls as tasks (tasks.py); a message edited in place never does.
+A draft a dead process left is taken over by the run that resumes its turn: its stream stopped, then edited in
+place (what was streamed into it is not known, so nothing can be appended), or stopped with a mark.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from bridge.slack.tasks import FINAL, TaskDisplay, task_card
 
 log = logging.getLogger(__name__)
 REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
+
+NOT_STREAMING = "message_not_in_streaming_state"  # stopped, expired, or never a stream: already finished
 
 LiveMode = Literal["auto", "stream", "update"]
 MORE = " …"
@@ -148,6 +152,32 @@ class LiveMessages:
             log.info("slack draft not posted error=%s", slack_error(exc))
             return None
         return Draft(channel, str(response.get("ts", "")), False)
+
+    async def adopt(self, channel: str, ts: str) -> Draft | None:
+        """Take over a draft an earlier run of the turn left (that process died): its stream, if it still is one,
+        is stopped, and it grows on by chat.update (the Markdown streamed into it is not known, so nothing can be
+        appended). None while it may still be streaming: Slack refuses to edit a message in that state."""
+        if self._mode == "update":
+            return Draft(channel, ts, False)  # never a stream
+        try:
+            await self._drafts.chat_stopStream(channel=channel, ts=ts)
+        except FAILURES as exc:
+            if slack_error(exc) != NOT_STREAMING:
+                self._refused(exc)
+                log.info("slack earlier draft not taken over error=%s", slack_error(exc))
+                return None
+        return Draft(channel, ts, False)
+
+    async def close(self, channel: str, ts: str, mark: str) -> None:
+        """Stop a stream an earlier run of the turn left open and that no reply replaces, `mark` (Markdown)
+        appended. A draft that is no stream any more is left as it is: its text is not known here."""
+        if self._mode == "update":
+            return
+        try:
+            await self._client.chat_stopStream(channel=channel, ts=ts, markdown_text=mark)
+        except FAILURES as exc:
+            if slack_error(exc) != NOT_STREAMING:
+                log.info("slack earlier draft not closed error=%s", slack_error(exc))
 
     async def grow(self, draft: Draft, text: str, markdown: str) -> None:
         """Show the longer draft: the new Markdown appended to a stream, or the message's text replaced."""

@@ -227,6 +227,10 @@ class Store(Protocol):
 
     async def live_ts(self, turn_id: int, key: str) -> str | None: ...
 
+    async def live_unreplaced(self, turn_id: int) -> list[tuple[str, str]]:
+        """(key, ts) of the turn's drafts that no posted part of the turn was written over, oldest first."""
+        ...
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
     async def first_signature(self, signature: str, expires_at: float) -> bool:

@@ -161,6 +161,15 @@ class PostgresJournal(PostgresConnection):
         )
         return None if found is None else str(found)
 
+    async def live_unreplaced(self, turn_id: int) -> list[tuple[str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT o.source, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=$1"
+            " AND o.source LIKE 'live:%' AND p.ts NOT IN (SELECT q.ts FROM outbox r JOIN outbox_posts q"
+            " ON q.outbox_id=r.id WHERE r.turn_id=$1 AND r.source NOT LIKE 'live:%') ORDER BY o.id",
+            turn_id,
+        )
+        return [(str(r[0])[len(LIVE) :], str(r[1])) for r in rows]
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
         """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
         rows = await self.pool.fetch(

@@ -152,6 +152,15 @@ class SqliteJournal(SqliteConnection):
         )
         return None if row is None else str(row[0])
 
+    async def live_unreplaced(self, turn_id: int) -> list[tuple[str, str]]:
+        rows = await self._all(
+            "SELECT o.source, p.ts FROM outbox o JOIN outbox_posts p ON p.outbox_id=o.id WHERE o.turn_id=?"
+            " AND o.source LIKE 'live:%' AND p.ts NOT IN (SELECT q.ts FROM outbox r JOIN outbox_posts q"
+            " ON q.outbox_id=r.id WHERE r.turn_id=? AND r.source NOT LIKE 'live:%') ORDER BY o.id",
+            (turn_id, turn_id),
+        )
+        return [(str(r[0])[len(LIVE) :], str(r[1])) for r in rows]
+
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]:
         """(agent name, ts) of everything posted for the turn, in order (a draft counts as its reply)."""
         rows = await self._all(

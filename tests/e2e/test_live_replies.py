@@ -142,6 +142,28 @@ def test_kill_9_while_a_reply_grows_then_restart_replaces_the_draft(live: World)
     assert len([i for i in live.letta.inputs if i.agent_id == agents["alice"]]) == 1
 
 
+@pytest.mark.slow
+def test_kill_9_while_a_reply_grows_then_the_resumed_turn_finishes_that_draft(live: World) -> None:
+    """Letta with Redis: the restarted bridge re-attaches to alice's run still going and streams it again. Before,
+    it opened a second draft for it and the first stayed in the thread, a stream never stopped, half the reply."""
+    live.letta.redis = True
+    channel, agents = bind(live, ("alice",))
+    live.letta.token_delay = 0.15
+    live.letta.set_reply(agents["alice"], WORDS)
+    event, _ = live.bridge.mention("survive the stream", channel)
+    live.slack.wait_for(lambda: bool(calls(live, "chat.appendStream", channel)), 15)
+    live.bridge.kill()
+    live.bridge.restart()
+    wait_done(live, channel, event["ts"], 30)
+    attached = [r for r in live.letta.requests if r.path.endswith("/stream") and (r.body or {}).get("otid")]
+    assert attached, "the restarted bridge did not re-attach to alice's run"
+    shown = agent_messages(live, channel, event["ts"])
+    assert [(m.get("username"), m["text"]) for m in shown] == [("alice", WORDS)]
+    assert not live.slack.open_streams(), "a draft was left streaming"
+    assert len(calls(live, "chat.startStream", channel)) == 1, "the resumed turn opened a second draft"
+    assert len([i for i in live.letta.inputs if i.agent_id == agents["alice"]]) == 1
+
+
 @pytest.mark.parametrize("runner", ["server", "bridge"])
 def test_reasoning_is_shown_under_the_reply_only_where_the_channel_asks(runner: str, tmp_path: Path) -> None:
     shown_here = new_channel()

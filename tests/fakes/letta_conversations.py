@@ -15,6 +15,7 @@ mixed (as captured) and the conversation route shows one.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -226,6 +227,8 @@ async def _in_background(fake: FakeLetta, v: str, agent_id: str, msgs: list[dict
                 else [message]
             for part in parts:
                 run.add(part)
+                if len(parts) > 1 and fake.token_delay:  # tokens reach Redis as the model writes them
+                    await asyncio.sleep(fake.token_delay)
         run.add({"message_type": "stop_reason", "stop_reason": "end_turn"})
         usage = {k: v2 for k, v2 in fake._shapes(v).usage(steps).items() if k != "message_type"}
         run.add({"message_type": "usage_statistics", **usage})

@@ -392,6 +392,11 @@ class FakeSlack(SlackFileServer):
             await self._runner.cleanup()
 
     # ------------------------------------------------------------------ test-facing API
+    def open_streams(self) -> list[tuple[str, str]]:
+        """(channel, ts) of the streaming messages not stopped yet."""
+        with self._lock:
+            return sorted(self._streaming)
+
     def calls_to(self, method: str) -> list[Call]:
         """All calls of one Web API method, in arrival order."""
         with self._lock:
