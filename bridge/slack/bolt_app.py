@@ -4,19 +4,48 @@ form body given to Bolt already read where Bolt would misread it.
 Bolt copies its client's settings into a new client per request, but slack_sdk reads a proxy of None as "ask the
 environment" (HTTPS_PROXY, ignoring NO_PROXY and ALL_PROXY): a call made while answering a request (the first
 request's auth.test, a listener's views.open) would leave by another route than the bridge's own calls.
+
+Bolt answers 200 when its authorize finds nothing or meets a SlackApiError, which ends the request for good; a
+request that can be served later (a token renewal Slack refused for a while) is raised as `TryLater` instead, which
+Bolt answers 500, so that it is delivered again: by Slack, or by arrivals.py from the events inbox.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware_error_handler import AsyncDefaultMiddlewareErrorHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 
 
+class TryLater(Exception):
+    """Raised inside Bolt's middleware (its authorize) for a request that cannot be served now but may be later."""
+
+
+class MiddlewareErrors(AsyncDefaultMiddlewareErrorHandler):
+    """Bolt's handler of a middleware's exception (the request is answered 500), saying a `TryLater` in one line:
+    it is an expected condition, not a crash to show with its traceback."""
+
+    async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        if isinstance(error, TryLater):
+            log.warning("slack request answered 500, to be delivered again: %s", error)
+            return
+        await super().handle(error, request, response)
+
+
 class BridgeApp(AsyncApp):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._async_middleware_error_handler = MiddlewareErrors(self._framework_logger)
+
     def _init_context(self, req: AsyncBoltRequest) -> None:
         super()._init_context(req)
         client = req.context.client
