@@ -39,10 +39,11 @@ from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.metrics import Metrics
 from bridge.relay import Relay
+from bridge.slack.bolt_app import TryLater
 from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
 from bridge.slack.metered import MeteredSlackClient
-from bridge.slack.post import Look, SlackPoster
+from bridge.slack.post import Look, SlackPoster, slack_error
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore
 from bridge.threads import ThreadPolicy
@@ -52,10 +53,19 @@ log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SECONDS = 10.0  # another process's rotation or removal is seen within this
 SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seconds
+# oauth.v2.access errors that say nothing against the refresh token or the app's credentials: Slack's own trouble.
+PASSING_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
 
 class WorkspaceGone(Exception):
     """The workspace has no installation (never installed, uninstalled, or its tokens were revoked)."""
+
+
+def renewal_may_pass(exc: SlackApiError) -> bool:
+    """Whether a refused token renewal may work when tried again: Slack's rate limit or its trouble (429, 5xx), not
+    a refresh token or app credentials it refused (invalid_refresh_token, bad_client_secret, ...)."""
+    status = exc.response.status_code if exc.response is not None else 0
+    return status == 429 or status >= 500 or slack_error(exc) in PASSING_ERRORS
 
 
 class WorkspaceSlackClient(MeteredSlackClient):
@@ -159,7 +169,8 @@ class Workspaces:
                     installation=current, minutes_before_expiration=self.settings.slack_token_rotation_minutes
                 )
             except (SlackTokenRotationError, SlackApiError) as exc:
-                log.warning("slack token rotation failed workspace=%s error=%s", key, type(exc).__name__)
+                refused = exc.api_error if isinstance(exc, SlackTokenRotationError) else exc
+                log.warning("slack token rotation failed workspace=%s error=%s", key, slack_error(refused))
                 raise
             if fresh is None:
                 return current
@@ -343,9 +354,25 @@ class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
         return result
 
     async def _rotate_and_save_tokens_if_necessary(self, installation: Installation | None) -> Installation | None:
+        """Renewed tokens, or None when none were needed. Bolt reads a SlackTokenRotationError as "not installed"
+        and answers 200, losing the request: a renewal that may work later is raised as TryLater (answered 500,
+        delivered again) instead, and only one that cannot (its refresh token refused) is left to Bolt. Slack out of
+        reach was a 500 already, but logged as a crash."""
         if installation is None:
             return None
-        return await self._workspaces.rotated(installation)
+        team = installation.team_id or installation.enterprise_id or ""
+        try:
+            return await self._workspaces.rotated(installation)
+        except (SlackTokenRotationError, SlackApiError) as exc:
+            refused = exc.api_error if isinstance(exc, SlackTokenRotationError) else exc
+            error = slack_error(refused)
+            if renewal_may_pass(refused):
+                raise TryLater(f"the bot token could not be renewed workspace={team} error={error}") from exc
+            log.error("slack request dropped: the bot token cannot be renewed error=%s workspace=%s; the workspace "
+                      "must install the app again", error, team)
+            raise
+        except (aiohttp.ClientError, TimeoutError) as exc:  # Slack out of reach
+            raise TryLater(f"the bot token could not be renewed workspace={team} error={type(exc).__name__}") from exc
 
 
 class WorkspaceThreads(ThreadPolicy):

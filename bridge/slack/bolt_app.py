@@ -3,25 +3,108 @@ form body given to Bolt already read where Bolt would misread it.
 
 Bolt copies its client's settings into a new client per request, but slack_sdk reads a proxy of None as "ask the
 environment" (HTTPS_PROXY, ignoring NO_PROXY and ALL_PROXY): a call made while answering a request (the first
-request's auth.test, a listener's views.open) would leave by another route than the bridge's own calls.
+request's auth.test, a listener's views.open) would leave by another route than the bridge's own calls. Its
+respond() had both faults: it took the client's proxy (the rule's answer for Slack's API host, not for the
+response_url's) and, where that was None, HTTPS_PROXY again; `RoutedRespond` asks the rule for the response_url.
+
+Bolt answers 200 when its authorize finds nothing or meets a SlackApiError, which ends the request for good; a
+request that can be served later (a token renewal Slack refused for a while) is raised as `TryLater` instead, which
+Bolt answers 500, so that it is delivered again: by Slack, or by arrivals.py from the events inbox.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from ssl import SSLContext
+from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.respond.internals import _build_message
+from slack_bolt.middleware.async_middleware_error_handler import AsyncDefaultMiddlewareErrorHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import Block
+from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bridge.proxies import proxy_for
+
+log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 
 
+class TryLater(Exception):
+    """Raised inside Bolt's middleware (its authorize) for a request that cannot be served now but may be later."""
+
+
+class MiddlewareErrors(AsyncDefaultMiddlewareErrorHandler):
+    """Bolt's handler of a middleware's exception (the request is answered 500), saying a `TryLater` in one line:
+    it is an expected condition, not a crash to show with its traceback."""
+
+    async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        if isinstance(error, TryLater):
+            log.warning("slack request answered 500, to be delivered again: %s", error)
+            return
+        await super().handle(error, request, response)
+
+
+class RoutedRespond(AsyncRespond):
+    """Bolt's respond(), its connection to the response_url routed by the bridge's rule for that URL."""
+
+    def __init__(self, *, response_url: str | None, ssl: SSLContext | None = None) -> None:
+        super().__init__(response_url=response_url, proxy=proxy_for(response_url) if response_url else None, ssl=ssl)
+
+    async def __call__(
+        self,
+        text: str | dict[str, Any] = "",
+        blocks: Sequence[dict[str, Any] | Block] | None = None,
+        attachments: Sequence[dict[str, Any] | Attachment] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+        unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        client = AsyncWebhookClient(url=self.response_url, ssl=self.ssl)
+        client.proxy = self.proxy  # after __init__, which takes HTTPS_PROXY for a proxy of None (direct)
+        if isinstance(text, dict):
+            return await client.send_dict(_build_message(**text))
+        message = _build_message(
+            text=text,
+            blocks=blocks,
+            attachments=attachments,
+            response_type=response_type,
+            replace_original=replace_original,
+            delete_original=delete_original,
+            unfurl_links=unfurl_links,
+            unfurl_media=unfurl_media,
+            thread_ts=thread_ts,
+            metadata=metadata,
+        )
+        return await client.send_dict(message)
+
+
 class BridgeApp(AsyncApp):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._async_middleware_error_handler = MiddlewareErrors(self._framework_logger)
+
     def _init_context(self, req: AsyncBoltRequest) -> None:
         super()._init_context(req)
         client = req.context.client
         if client is not None:
             client.proxy = self.client.proxy  # the bridge's rule, bridge/proxies.py (None: direct)
+        req.context["respond"] = RoutedRespond(response_url=req.context.response_url,
+                                               ssl=client.ssl if client is not None else None)
 
 
 def as_bolt_reads_it(request: AsyncBoltRequest) -> AsyncBoltRequest:

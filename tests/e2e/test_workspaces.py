@@ -11,7 +11,8 @@ from pathlib import Path
 from tests.e2e.harness import inbox_drained
 from tests.e2e.oauth import Installed, Many, many_world
 from tests.fakes.letta import FakeLetta
-from tests.fakes.slack import Grant
+from tests.fakes.signing import event_body, mention_event
+from tests.fakes.slack import Call, Grant
 
 ACME, BETA = "T0ACME001", "T0BETA002"
 
@@ -176,6 +177,64 @@ def test_a_rotating_token_expiring_mid_turn_is_renewed(tmp_path: Path) -> None:
         assert refreshes and all(c.ok for c in refreshes)  # no refresh token was spent twice
         assert post.token.startswith("xoxe.xoxb-") and post.ok
         assert not [c for c in world.slack.calls if c.error == "token_expired"]
+
+
+def renewals(world: Many) -> list[Call]:
+    return [c for c in world.slack.calls_to("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"]
+
+
+def always_renewing(world: Many) -> int:
+    """Acme installed with tokens that always expire within SLACK_TOKEN_ROTATION_MINUTES (1), so that each request
+    renews its token first, and a channel bound; the renewals made so far."""
+    assert world.install(Grant(ACME, "Acme", rotation=True, expires_in=60)).status_code == 200
+    bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+    return len(renewals(world))
+
+
+def test_a_mention_whose_token_renewal_fails_for_a_while_is_tried_again(tmp_path: Path) -> None:
+    with many_world(tmp_path, SLACK_TOKEN_ROTATION_MINUTES="1") as world:
+        before = always_renewing(world)
+        world.slack.fail_next("oauth.v2.access", "ratelimited")  # Slack's rate limit, once
+        event, ack = world.mention("renew, then answer", "C0ACME001", ACME)
+        assert ack.status_code == 200
+        done(world, "C0ACME001", event["ts"])
+        [post] = world.slack.posts("C0ACME001", event["ts"])
+        assert post.args["username"] == "alice" and post.token.startswith("xoxe.xoxb-")
+        failed, renewed = renewals(world)[before : before + 2]
+        assert failed.status == 429 and renewed.ok  # the first attempt's renewal was refused, the retry's worked
+        logs = world.bridge.logs()
+        assert "to be delivered again: the bot token could not be renewed" in logs
+        assert "slack event not handled" in logs and "status=500" in logs
+
+
+def test_without_the_inbox_a_failed_renewal_is_answered_500_for_slack_to_deliver_again(tmp_path: Path) -> None:
+    with many_world(tmp_path, SLACK_TOKEN_ROTATION_MINUTES="1", HTTP_EVENTS_INBOX="false") as world:
+        before = always_renewing(world)
+        world.slack.fail_next("oauth.v2.access", "service_unavailable")  # one of Slack's errors for every method
+        event = mention_event("renew, then answer", channel="C0ACME001", team=ACME)
+        body = world.envelope(event_body(event, team_id=ACME), ACME)
+        assert world.bridge.post(body).status_code == 500
+        retried = world.bridge.post(body, timestamp=int(time.time()) + 1, **{"x-slack-retry-num": "1"})
+        assert retried.status_code == 200, retried.text  # Slack's retry: the same body, signed again
+        done(world, "C0ACME001", event["ts"])
+        assert [p.args["username"] for p in world.slack.posts("C0ACME001", event["ts"])] == ["alice"]
+        assert renewals(world)[before].error == "service_unavailable"
+
+
+def test_a_mention_whose_refresh_token_is_refused_is_dropped_with_a_line(tmp_path: Path) -> None:
+    with many_world(tmp_path, SLACK_TOKEN_ROTATION_MINUTES="1") as world:
+        before = always_renewing(world)
+        world.slack.fail_next("oauth.v2.access", "invalid_refresh_token")
+        event, ack = world.mention("never answered", "C0ACME001", ACME)
+        assert ack.status_code == 200
+        inbox_drained(world.db)
+        time.sleep(1.5)  # past the pause before a second attempt: none is made
+        assert len(renewals(world)) == before + 1
+        with sqlite3.connect(world.db) as db:
+            assert db.execute("SELECT count(*) FROM turns WHERE message_ts=?", (event["ts"],)).fetchone()[0] == 0
+        assert "slack request dropped: the bot token cannot be renewed error=invalid_refresh_token" in (
+            world.bridge.logs()
+        )
 
 
 def test_an_org_wide_enterprise_grid_install_serves_each_workspace_of_the_org(tmp_path: Path) -> None:
