@@ -204,6 +204,10 @@ class Store(Protocol):
 
     async def step_sending(self, turn_id: int, step: str) -> None: ...
 
+    async def sending_steps(self, turn_id: int) -> list[str]:
+        """The turn's steps journaled `sending` and never answered: sends that may still run on Letta."""
+        ...
+
     async def step_answered(
         self,
         turn_id: int,
