@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # A step key names its agent (`agent-<uuid>`, or an App Server's `agent-local-<uuid>`), letta/patterns.py.
 _AGENT_ID = re.compile(r"agent-(?:local-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CANCEL_DEADLINE = 10.0  # seconds for the cancel calls of one stop
+LOCK_WAIT = 2.0  # seconds a cancel of an earlier run's send waits for its agent's send lock
 StopBy = Literal["asker", "anyone"]
 
 
@@ -147,29 +148,62 @@ class TurnStops:
         return True
 
     async def cancel_letta(self, running: RunningTurn) -> list[str]:
-        """Cancel the runs of the sends in flight; returns the routes' targets (agent or conversation ids)."""
-        agents: list[str] = []
-        for key in sorted(running.sending):
-            named = _AGENT_ID.findall(key)
-            if not named and running.target is not None:  # a group send: every member may be running
-                target = running.target
-                named = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]
-            agents.extend(a for a in named if a not in agents)
-        cancelled: list[str] = []
+        """Cancel the runs of the turn's sends in flight; returns the routes' targets (agent or conversation ids).
+
+        This run's sends hold their agents' locks, so those agents' runs are theirs. A send an earlier run of the
+        turn journaled and never saw answered (its process was killed: the turn was resumed, or is taken over to
+        end its stop) may still run on Letta, but its lock died with that process: it is cancelled only under
+        the lock, if taken within LOCK_WAIT, so that a send another turn is making to the agent is never cancelled.
+        """
+        try:
+            earlier = set(await self._store.sending_steps(running.turn_id)) - running.sending
+        except Exception as exc:  # the database hiccuped: this run's own sends are still cancelled
+            log.warning("could not read the turn's journal error=%s", type(exc).__name__)
+            earlier = set()
+        mine = _agents(running.sending, running.target)
         thread = (running.team_id, running.channel_id, running.thread_ts)
-        for agent_id in agents:
+        cancelled: list[str | None] = []
+        for agent_id in mine:
             conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
+            cancelled.append(await self._cancel(agent_id, conversation))
+        for agent_id in (a for a in _agents(earlier, running.target) if a not in mine):
+            conversation = await self._store.conversation(thread, agent_id)
+            cancelled.append(await self._cancel_locked(agent_id, conversation))
+        return [c for c in cancelled if c is not None]
+
+    async def _cancel_locked(self, agent_id: str, conversation: str | None) -> str | None:
+        """Cancel under the send lock the runners hold for the route (the agent's, or the conversation's)."""
+        async with contextlib.AsyncExitStack() as held:
             try:
-                if conversation is not None:
-                    runs = await self._client.cancel_conversation(conversation, agent_id)
-                else:
-                    runs = await self._client.cancel_agent(agent_id)
-            except LettaError as error:
-                log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
-                continue
-            cancelled.append(conversation or agent_id)
-            log.info("letta run cancelled agent=%s conversation=%s runs=%s", agent_id, conversation, ",".join(runs))
-        return cancelled
+                async with asyncio.timeout(LOCK_WAIT):
+                    await held.enter_async_context(self._client.locks.hold([conversation or agent_id]))
+            except TimeoutError:
+                log.info("letta cancel left out: another send holds the agent agent=%s", agent_id)
+                return None
+            return await self._cancel(agent_id, conversation)
+
+    async def _cancel(self, agent_id: str, conversation: str | None) -> str | None:
+        try:
+            if conversation is not None:
+                runs = await self._client.cancel_conversation(conversation, agent_id)
+            else:
+                runs = await self._client.cancel_agent(agent_id)
+        except LettaError as error:
+            log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
+            return None
+        log.info("letta run cancelled agent=%s conversation=%s runs=%s", agent_id, conversation, ",".join(runs))
+        return conversation or agent_id
+
+
+def _agents(keys: set[str], target: Target | None) -> list[str]:
+    """The agents the journal steps name; a group send's step names none: every member may be running."""
+    agents: list[str] = []
+    for key in sorted(keys):
+        named = _AGENT_ID.findall(key)
+        if not named and target is not None:
+            named = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]
+        agents.extend(a for a in named if a not in agents)
+    return agents
 
 
 @dataclass(frozen=True)

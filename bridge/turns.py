@@ -32,6 +32,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
+from bridge.stop_end import STOPPED, StopEnd
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
 from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
@@ -57,7 +58,6 @@ NOTHING_SAID = "No agent had anything to say this time."
 EMPTY_REPLY = "{agent} sent an empty reply."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
-STOPPED = "Stopped by <@{user}>."
 STOPPED_DRAFT = " _(stopped by <@{user}>)_"
 
 
@@ -77,6 +77,7 @@ class Job:
     turn_id: int
     otid: str
     resumed: bool = False
+    stopped_by: str | None = None  # stopped while its process was gone: only the stop's end is left (stop_end.py)
     # What running it showed (runner, replies, failures), for the one line the relay logs when the turn ends.
     ran: dict[str, object] = field(default_factory=dict, compare=False)
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
@@ -109,6 +110,7 @@ class TurnWorker:
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
+        self.stop_end = StopEnd(store, self.stops, poster, self.sessions, self.desk, settings)
         self._signs = SignBudget()  # this worker's turns' working signs (a workspace's, in OAuth mode)
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
@@ -141,14 +143,19 @@ class TurnWorker:
     async def _take(self, job: Job) -> str:
         await self.ack_first.give_way()
         turn, s = job.turn, self._settings
+        binding = await self._store.get_binding(turn.team_id, turn.channel_id)
+        if binding is None and self._fallback is not None:
+            binding = await self._fallback(turn)
+        if job.stopped_by is not None:  # never run again: its stop is ended here, the agents are not asked
+            await self.stop_end.finish(turn, job.turn_id, job.stopped_by, binding.target if binding else None)
+            if turn.files:
+                await self._inputs.drop(job.turn_id)
+            return "stopped"
         details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details,
             job.order.caught_up,
         )
-        binding = await self._store.get_binding(turn.team_id, turn.channel_id)
-        if binding is None and self._fallback is not None:
-            binding = await self._fallback(turn)
         if binding is None:
             unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
             await self._owe(job, "notice:unbound", unbound)
@@ -156,7 +163,7 @@ class TurnWorker:
             await self._store.finish_turn(job.turn_id, "unbound")
             return "unbound"
         if not await self._store.set_turn_status(job.turn_id, "running"):
-            return "stopped"  # stopped while it waited its turn: never started
+            return "stopped"  # stopped while it waited its turn (or, running before, is now handed back to end)
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
             running.target = binding.target
             status = await self._run(job, binding, drafts, running)

@@ -25,8 +25,12 @@ from bridge.domain import (
 )
 from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
 
-# A turn still owed an answer; written exactly so in every query, which lets SQLite use its partial indexes.
-UNFINISHED = "status IN ('received', 'running')"
+# A turn still owed an answer, or (`stopping`) a stop's end: written exactly so in every query, which lets SQLite
+# use its partial indexes (schema v11). A running turn that is stopped is `stopping` until the process running it,
+# or the one taking its binding over when that process died, has taken its working signs back.
+UNFINISHED = "status IN ('received', 'running', 'stopping')"
+# A stop: a turn that never started is done with; a running one is left `stopping` for its stop's end.
+STOPS = "status = CASE status WHEN 'running' THEN 'stopping' ELSE 'stopped' END"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
 ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
@@ -42,6 +46,7 @@ class PendingTurn:
     turn_id: int
     otid: str
     started: bool = False  # some process marked it running: it may have sent to Letta and posted
+    stopped_by: str | None = None  # it was stopped while running: only its stop is left to finish (stop_end.py)
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,14 @@ def pending_from_row(row: Row) -> PendingTurn:
         event_id=row["event_id"],
         files=files_from_json(row["files"]),
     )
-    return PendingTurn(turn, int(row["id"]), row["otid"], started=row["status"] == "running")
+    status = str(row["status"])
+    stopped_by = stopper(str(row["error"])) if status == "stopping" else None
+    return PendingTurn(turn, int(row["id"]), row["otid"], started=status != "received", stopped_by=stopped_by)
+
+
+def stopper(error: str) -> str:
+    """Who stopped a turn, from the `error` a stop writes ("stopped by U123")."""
+    return error.removeprefix("stopped by ")
 
 
 class Store(Protocol):
@@ -164,16 +176,18 @@ class Store(Protocol):
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int: ...
 
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
-        """Neither this nor `finish_turn` changes a turn that was stopped: False when it was (or is no more)."""
+        """Only a received or running turn changes: False when it was stopped (or ended). `finish_turn` ends a
+        `stopping` turn as `stopped` (with its stopper), whatever status it is given, and leaves an ended one."""
         ...
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
-        """Mark the thread's (the channel's, with thread_ts None) received and running turns `stopped` by the
-        member `by`; a stopped turn is never run or resumed. Returns their ids, oldest first."""
+        """Stop the thread's (the channel's, with thread_ts None) received and running turns, by the member `by`:
+        a received one is `stopped`, a running one `stopping` (still unfinished, so that the binding's holder, or
+        the process taking the binding over, finishes its stop). Neither is run again. Their ids, oldest first."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
-        """Who stopped the turn, or None while it is not stopped."""
+        """Who stopped the turn (`stopping` or `stopped`), or None while it is not stopped."""
         ...
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
@@ -203,6 +217,10 @@ class Store(Protocol):
     async def get_step(self, turn_id: int, step: str) -> StepRecord | None: ...
 
     async def step_sending(self, turn_id: int, step: str) -> None: ...
+
+    async def sending_steps(self, turn_id: int) -> list[str]:
+        """The turn's steps journaled `sending` and never answered: sends that may still run on Letta."""
+        ...
 
     async def step_answered(
         self,

@@ -26,7 +26,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bridge.store.base import Store
+from bridge.store.base import UNFINISHED, Store
 from bridge.store.crypto import Cipher
 
 log = logging.getLogger(__name__)
@@ -320,15 +320,15 @@ class BridgeInstallationStore(AsyncInstallationStore):
     async def end_unfinished_turns(self, team_id: str) -> list[int]:
         """The workspace's accepted turns that had not finished end here (status `uninstalled`); nothing is posted."""
         rows = await self.sql.fetch(
-            "SELECT id FROM turns WHERE team_id=$1 AND status IN ('received', 'running') ORDER BY id", team_id
+            f"SELECT id FROM turns WHERE team_id=$1 AND {UNFINISHED} ORDER BY id", team_id  # noqa: S608
         )
         ids = [int(r["id"]) for r in rows]
         if ids:
             now = time.time()
             stamp = _timestamp(self.sql, now)
             await self.sql.execute(
-                "UPDATE turns SET status='uninstalled', error='the app was removed from the workspace',"
-                " updated_at=$2 WHERE team_id=$1 AND status IN ('received', 'running')",
+                "UPDATE turns SET status='uninstalled', error='the app was removed from the workspace',"  # noqa: S608
+                f" updated_at=$2 WHERE team_id=$1 AND {UNFINISHED}",
                 team_id,
                 stamp,
             )

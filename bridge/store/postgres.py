@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bridge.domain import Binding, RunnerChoice, Turn
 from bridge.store.base import (
+    STOPS,
     UNFINISHED,
     HistoryEntry,
     PendingTurn,
@@ -23,6 +24,7 @@ from bridge.store.base import (
     binding_from_row,
     files_json,
     pending_from_row,
+    stopper,
 )
 from bridge.store.postgres_connection import as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
@@ -42,6 +44,12 @@ _ACCEPT = (
 _ACCEPT_UNSEEN = (
     "INSERT INTO turns (team_id, channel_id, message_ts, thread_ts, user_id, text, otid, event_id, status, files)"
     " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'received',$9) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+# A turn's end ($2 status, $3 error): a `stopping` one ends as stopped, keeping who stopped it.
+FINISHED_PG = (
+    "status = CASE status WHEN 'stopping' THEN 'stopped' ELSE $2 END,"
+    " error = CASE status WHEN 'stopping' THEN error ELSE $3 END, updated_at=now()"
 )
 
 
@@ -160,7 +168,7 @@ class PostgresStore(PostgresJournal):
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         await self.pool.execute(
-            "UPDATE turns SET status=$2, error=$3, updated_at=now() WHERE id=$1 AND status<>'stopped'",
+            f"UPDATE turns SET {FINISHED_PG} WHERE id=$1 AND status<>'stopped'",  # noqa: S608
             turn_id,
             status,
             clean(error),
@@ -168,7 +176,7 @@ class PostgresStore(PostgresJournal):
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
         rows = await self.pool.fetch(
-            "UPDATE turns SET status='stopped', error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"
+            f"UPDATE turns SET {STOPS}, error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"  # noqa: S608
             " AND ($3::text IS NULL OR thread_ts=$3) AND status IN ('received', 'running') RETURNING id",
             team_id,
             channel_id,
@@ -179,13 +187,15 @@ class PostgresStore(PostgresJournal):
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)
-        if row is None or row["status"] != "stopped":
+        if row is None or row["status"] not in ("stopping", "stopped"):
             return None
-        return str(row["error"]).removeprefix("stopped by ")
+        return stopper(str(row["error"]))
 
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
         done = await self.pool.execute(
-            "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status<>'stopped'", turn_id, status
+            "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status IN ('received', 'running')",
+            turn_id,
+            status,
         )
         return str(done) == "UPDATE 1"
 

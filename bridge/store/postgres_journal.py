@@ -57,6 +57,12 @@ class PostgresJournal(PostgresConnection):
             step,
         )
 
+    async def sending_steps(self, turn_id: int) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT step FROM turn_steps WHERE turn_id=$1 AND state='sending' ORDER BY step", turn_id
+        )
+        return [str(r[0]) for r in rows]
+
     async def step_answered(
         self,
         turn_id: int,

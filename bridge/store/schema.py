@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from bridge.store.approvals import POSTGRES_V8, SQLITE_V8
 from bridge.store.attachments import POSTGRES_V10, SQLITE_V10
+from bridge.store.base import UNFINISHED
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
 
 # Schema v7: the queue read by indexes, so that accepting a mention, finding the next turn and counting what
 # waits cost the same with 10 or 10,000 turns queued. The partial indexes hold unfinished turns only; their WHERE
-# must be written exactly so in a query for SQLite to use them (store.base.UNFINISHED).
+# must be written exactly so in a query for SQLite to use them (store.base.UNFINISHED, as v11 makes them again).
 _V7_COMMON = """
     CREATE INDEX IF NOT EXISTS turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id)
         WHERE status IN ('received', 'running');
@@ -31,6 +32,16 @@ POSTGRES_V7 = _V7_COMMON  # Postgres has had turns_unfinished since its first mi
 _V9_COLUMNS = ("manager_id TEXT", "manager_name TEXT", "max_turns INTEGER", "termination_token TEXT")
 SQLITE_V9 = "".join(f"ALTER TABLE bindings ADD COLUMN {column};\n" for column in _V9_COLUMNS)
 POSTGRES_V9 = "".join(f"ALTER TABLE bindings ADD COLUMN IF NOT EXISTS {column};\n" for column in _V9_COLUMNS)
+
+# Schema v11: a running turn that is stopped is `stopping` until its stop has ended (its working signs taken back,
+# by its own process or, when that one died, by the one taking its binding over), and counts as unfinished so
+# that the sweep finds it: the queue's partial indexes are made again with the new WHERE (the same on both).
+V11 = f"""
+    DROP INDEX IF EXISTS turns_unfinished;
+    DROP INDEX IF EXISTS turns_unfinished_thread;
+    CREATE INDEX turns_unfinished ON turns (team_id, channel_id, id) WHERE {UNFINISHED};
+    CREATE INDEX turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id) WHERE {UNFINISHED};
+"""
 
 SQLITE_MIGRATIONS: list[str] = [
     """
@@ -102,6 +113,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V8,  # tool calls waiting for a person's approval, and the decision (approvals.py)
     SQLITE_V9,  # a bridge-defined group's manager and limits (above)
     SQLITE_V10,  # a turn's shared files and what they became for the agents (attachments.py)
+    V11,  # `stopping` turns are unfinished (above)
 ]
 
 
@@ -175,4 +187,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     8: POSTGRES_V8,
     9: POSTGRES_V9,
     10: POSTGRES_V10,
+    11: V11,
 }

@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
 from bridge.store.base import (
+    STOPS,
     UNFINISHED,
     HistoryEntry,
     PendingTurn,
@@ -23,6 +24,7 @@ from bridge.store.base import (
     binding_from_row,
     files_json,
     pending_from_row,
+    stopper,
 )
 from bridge.store.signatures import SeenSignatures
 from bridge.store.sqlite_connection import (
@@ -32,6 +34,12 @@ from bridge.store.sqlite_connection import (
     now_text,
 )
 from bridge.store.sqlite_journal import SqliteJournal
+
+# A turn's end (status, error, time): a `stopping` one ends as stopped, keeping who stopped it.
+FINISHED = (
+    "status = CASE status WHEN 'stopping' THEN 'stopped' ELSE ? END,"
+    " error = CASE status WHEN 'stopping' THEN error ELSE ? END, updated_at=?"
+)
 
 
 def encode_target(target: Target) -> str:
@@ -176,13 +184,13 @@ class SqliteStore(SqliteJournal):
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
         await self._transact(
             lambda conn: conn.execute(
-                "UPDATE turns SET status=?, error=?, updated_at=? WHERE id=? AND status<>'stopped'",
+                f"UPDATE turns SET {FINISHED} WHERE id=? AND status<>'stopped'",  # noqa: S608
                 (status, error, now_text(), turn_id),
             )
         )
 
     async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
-        query = "UPDATE turns SET status='stopped', error=?, updated_at=? WHERE team_id=? AND channel_id=?"
+        query = f"UPDATE turns SET {STOPS}, error=?, updated_at=? WHERE team_id=? AND channel_id=?"  # noqa: S608
         params: tuple[str, ...] = (f"stopped by {by}", now_text(), team_id, channel_id)
         if thread_ts is not None:
             query += " AND thread_ts=?"
@@ -195,9 +203,9 @@ class SqliteStore(SqliteJournal):
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         async with self.db.execute("SELECT status, error FROM turns WHERE id=?", (turn_id,)) as cursor:
             row = await cursor.fetchone()
-        if row is None or row[0] != "stopped":
+        if row is None or row[0] not in ("stopping", "stopped"):
             return None
-        return str(row[1]).removeprefix("stopped by ")
+        return stopper(str(row[1]))
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         row = await self._one(
@@ -263,7 +271,7 @@ class SqliteStore(SqliteJournal):
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
         changed: int = await self._transact(
             lambda conn: conn.execute(
-                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status<>'stopped'",
+                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status IN ('received', 'running')",
                 (status, now_text(), turn_id),
             ).rowcount
         )

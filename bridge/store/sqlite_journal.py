@@ -62,6 +62,12 @@ class SqliteJournal(SqliteConnection):
             )
         )
 
+    async def sending_steps(self, turn_id: int) -> list[str]:
+        rows = await self._all(
+            "SELECT step FROM turn_steps WHERE turn_id=? AND state='sending' ORDER BY step", (turn_id,)
+        )
+        return [str(r[0]) for r in rows]
+
     async def step_answered(
         self,
         turn_id: int,

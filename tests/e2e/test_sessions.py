@@ -154,6 +154,29 @@ def test_stop_during_the_first_of_three_agents_stops_the_turn_in_letta(rig: Rig)
     assert rig.status(root["ts"]) == "stopped"
 
 
+@pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
+def test_after_kill_9_a_stop_of_the_resumed_turn_cancels_the_run_the_killed_process_began(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """The process is killed in the middle of alice's send and started again: it resumes the turn, waiting for
+    alice's run to end before looking her reply up. Before, a stop then cancelled only the sends of the resumed
+    run (none): alice's run went on."""
+    rig.letta.set_delay(rig.agents["alice"], 8.0)
+    root = rig.mention("a long question")
+    rig.letta.wait_for(lambda: rig.asked("alice") == 1, timeout=10)
+    rig.bridge.kill()
+    rig.bridge.start(tmp_path / "again.log")
+    rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"]) == ["processing"] * 2)
+    rig.session_stopped(root["ts"], ASKER)
+    wait_status(rig, root["ts"], "stopped")
+    rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"])[-1:] == ["active"])
+    assert [p.args["text"] for p in rig.slack.posts(rig.channel, root["ts"])] == [f"Stopped by <@{ASKER}>."]
+    rig.letta.wait_for(lambda: bool(rig.letta.cancels), timeout=5)
+    assert [(kind, ident) for kind, ident, _runs in rig.letta.cancels] == [("agents", rig.agents["alice"])]
+    time.sleep(1.0)
+    assert (rig.asked("alice"), rig.asked("bob"), rig.asked("carol")) == (1, 0, 0)
+
+
 def test_stop_by_someone_not_allowed_is_refused(rig: Rig) -> None:
     rig.letta.set_delay(rig.agents["alice"], 1.5)
     root = rig.mention("keep going")

@@ -1,0 +1,74 @@
+"""The end of a stop whose turn no process was running any more: its process was killed or crashed mid-turn.
+
+A running turn cannot be told it is stopped once its process is gone, and nobody else knows what signs it had put
+up. So a stop leaves a running turn `stopping`, which still counts as unfinished: the process that takes the
+binding over (the sweep, after the dead process's lease ran out; on SQLite, the next start) is handed the turn
+and ends its stop here instead of running it. The agents are never asked again; the runs the dead process had in
+flight are cancelled (under their agents' locks: stopping.TurnStops.cancel_letta), the turn's approval cards say
+it was stopped, the thread is told once (the post is looked for in the thread first, in case an earlier end of
+this stop died after it), the session is set `active` (or, where sessions are unavailable, the 👀 and the status
+line are taken back and ⏹ put up), and then the turn is marked stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bridge.approvals import ApprovalDesk
+from bridge.config import Settings
+from bridge.domain import Target, Turn
+from bridge.presence import Presence
+from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.render import escape
+from bridge.slack.sessions import Sessions
+from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops
+from bridge.store.base import Store
+
+log = logging.getLogger(__name__)
+
+STOPPED = "Stopped by <@{user}>."
+
+
+class StopEnd:
+    """Ends the stops of turns handed to this process's worker as `stopping` (Job.stopped_by)."""
+
+    def __init__(
+        self,
+        store: Store,
+        stops: TurnStops,
+        poster: SlackPoster,
+        sessions: Sessions,
+        desk: ApprovalDesk,
+        settings: Settings,
+    ) -> None:
+        self._store, self._stops, self._poster, self._sessions, self._desk = store, stops, poster, sessions, desk
+        self._working, self._stopped = settings.slack_working_reaction, settings.slack_stopped_reaction
+
+    async def finish(self, turn: Turn, turn_id: int, by: str, target: Target | None) -> None:
+        running = RunningTurn(turn_id, turn.team_id, turn.channel_id, turn.thread_ts, target=target)
+        try:
+            async with asyncio.timeout(CANCEL_DEADLINE):
+                await self._stops.cancel_letta(running)
+        except TimeoutError:
+            log.warning("letta cancel took too long turn_id=%s", turn_id)
+        for row in await self._desk.store.open_in(turn.team_id, turn.channel_id, turn.thread_ts):
+            if row.asked.turn_id == turn_id:  # its card can no longer be used
+                await self._desk.store.settle(row.id, "stopped")
+                settled = await self._desk.store.get(row.id)
+                if settled is not None:
+                    await self._desk.show(self._poster.client, settled)
+        notice = Part(STOPPED.format(user=escape(by)), None)  # mrkdwn: the mention is meant
+        try:
+            await self._poster.post(turn.channel_id, turn.thread_ts, notice, check_first=True, after=turn.message_ts)
+        except SlackPostError as exc:
+            log.warning("stop notice not posted turn_id=%s slack_error=%s", turn_id, exc.error)
+        if not await self._sessions.set(turn.channel_id, turn.thread_ts, "active", attempts=3):
+            signs = Presence(
+                self._poster, self._sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
+                self._working, 0, resumed=True,
+            )
+            await signs.end()  # never started here: takes back what the dead process may have put up
+            await self._poster.react(turn.channel_id, turn.message_ts, self._stopped)
+        await self._store.finish_turn(turn_id, "stopped", f"stopped by {by}")
+        log.info("stop ended for a turn no process ran turn_id=%s channel=%s by=%s", turn_id, turn.channel_id, by)

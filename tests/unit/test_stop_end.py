@@ -1,0 +1,108 @@
+"""The end of a stop whose turn's process died, in the process taking the binding over (bridge/stop_end.py): the
+runs the dead process had in flight cancelled (under the agent's send lock, so that another channel's send is
+never cancelled), the turn's approval cards closed, the stop said once, the session (or the fallback signs) taken
+back, the turn marked stopped; the agents are never asked. Slack and Letta are doubles; the store is a real SQLite
+file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bridge.approvals import ApprovalDesk
+from bridge.domain import Binding, Target
+from bridge.metrics import UNMETERED
+from bridge.stop_end import StopEnd
+from bridge.stopping import TurnStops
+from bridge.store import Store, open_store
+from bridge.store.approvals import Asked
+from bridge.store.locks import AckFirst
+from bridge.turns import Job, TurnWorker
+from tests.unit.test_stop_cancel import ALICE, BOB, TURN, Letta
+
+
+class Recorder:
+    """Any async call, recorded with its keyword arguments; `set` (a session's status) answers `session`."""
+
+    def __init__(self, session: bool = False) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.session = session
+        self.client = SimpleNamespace(chat_update=self.chat_update)
+
+    async def chat_update(self, **kwargs: Any) -> None:
+        self.calls.append(("chat_update", kwargs["ts"]))
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, *args, *sorted(kwargs.items())))
+            return self.session if name == "set" else "9.000001" if name == "post" else None
+
+        return call
+
+
+async def stopping_turn(store: Store) -> int:
+    """A turn the dead process was running: alice's send in flight, a tool call of bob's waiting on its card."""
+    await store.put_binding(Binding("T1", "C1", Target("agents", (ALICE, BOB))))
+    turn_id = await store.accept_turn(TURN, "otid-1")
+    assert turn_id is not None and await store.set_turn_status(turn_id, "running")
+    await store.step_sending(turn_id, ALICE.id)
+    desk_store = ApprovalDesk(store, SimpleNamespace()).store  # type: ignore[arg-type]
+    [row] = await desk_store.ask([Asked(turn_id, BOB.id, "call-1", "T1", "C1", "1.000001", BOB.id, "bob", None,
+                                       "req-1", "shout", "{}", "U1")])
+    await desk_store.card_posted(row.id, "5.000001")
+    assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [turn_id]
+    return turn_id
+
+
+@pytest.mark.parametrize("session", [True, False], ids=["session", "fallbacks"])
+def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp_path: Path, session: bool) -> None:
+    async def main() -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        try:
+            turn_id = await stopping_turn(store)
+            pending = await store.next_turn("T1", "C1")
+            assert pending is not None and pending.stopped_by == "U9"
+            settings = SimpleNamespace(
+                slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop",
+                approval_timeout_seconds=60, slack_approve_by="asker", slack_approve_users=(),
+            )
+            poster, sessions, letta = Recorder(), Recorder(session), Letta()
+            worker = object.__new__(TurnWorker)  # what a turn's run uses before it would ask the agents
+            worker._settings, worker._store, worker._poster = settings, store, poster  # type: ignore[assignment]
+            worker.sessions, worker._fallback, worker.metrics = sessions, None, UNMETERED  # type: ignore[assignment]
+            worker.ack_first, worker._outboxes, worker._journaled = AckFirst(), {}, {}
+            worker.desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
+            worker.stops = TurnStops(store, letta, 0)  # type: ignore[arg-type]
+            worker.stop_end = StopEnd(store, worker.stops, poster, sessions, worker.desk, settings)  # type: ignore[arg-type]
+            asked: list[str] = []
+
+            async def converse(*_: Any) -> int:
+                asked.append("the agents were asked")
+                return 0
+
+            worker._converse = converse  # type: ignore[method-assign]
+            job = Job(pending.turn, turn_id, pending.otid, resumed=True, stopped_by=pending.stopped_by)
+            assert await worker.run(job) == "stopped"
+            assert asked == [] and letta.cancels == [ALICE.id]
+            posts = [c for c in poster.calls if c[0] == "post"]
+            assert len(posts) == 1 and posts[0][3].text == "Stopped by <@U9>." and ("check_first", True) in posts[0]
+            assert ("chat_update", "5.000001") in poster.calls  # bob's card: the turn was stopped
+            [card] = await worker.desk.store.for_step(turn_id, BOB.id)
+            assert card.outcome == "stopped"
+            assert ("set", "C1", "1.000001", "active", ("attempts", 3)) in sessions.calls
+            signs = [c[:4] for c in poster.calls if c[0] in ("react", "unreact", "status")]
+            if session:
+                assert signs == []
+            else:
+                assert signs == [("unreact", "C1", "1.000001", "eyes"), ("status", "C1", "1.000001", ""),
+                                 ("react", "C1", "1.000001", "black_square_for_stop")]
+            assert await store.count_unfinished() == 0 and await store.turn_stopped_by(turn_id) == "U9"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
