@@ -385,6 +385,7 @@ class TurnWorker:
         running.check()
         by = await self._store.turn_stopped_by(job.turn_id)
         if by is not None:
+            running.stopped_by = by  # known here from now on: what the runner is cancelled in sees a stop
             raise TurnStopped(by)
 
     async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
