@@ -197,9 +197,13 @@ class TurnApprovals:
         rows = await self._desk.store.ask([self._asked(request, call) for call in request.calls])
         ids = {c.tool_call_id for c in request.calls}
         rows = [row for row in rows if row.asked.tool_call_id in ids]
-        for row in rows:
-            if row.card_ts is None and not row.decided:
-                await self._card(row)
+        try:
+            for row in rows:
+                if row.card_ts is None and not row.decided:
+                    await self._card(row)  # waits for the replies owed before it: a stop may land meanwhile
+        except asyncio.CancelledError:
+            await self._if_stopped(rows)
+            raise
         loop = asyncio.get_running_loop()
         started = loop.time()
         # The timeout runs from when the question was first asked, across restarts.
@@ -214,8 +218,7 @@ class TurnApprovals:
         try:
             decided = await self._desk.wait([row.id for row in rows], ends)
         except asyncio.CancelledError:
-            if self._running.stopped_by is not None:  # stopped by a person: these cards will never be used
-                await asyncio.shield(self._stopped(rows))
+            await self._if_stopped(rows)
             raise
         finally:
             if deadline is not None and left is not None and not deadline.expired():
@@ -304,6 +307,12 @@ class TurnApprovals:
         if self._running.session:
             t = self._turn
             await self._sessions.set(t.channel_id, t.thread_ts, "suspended" if waiting else "processing")
+
+    async def _if_stopped(self, rows: list[Approval]) -> None:
+        """The turn was cancelled: if stopped by a person, these requests will never be used (their cards, if
+        posted, say so); otherwise (the bridge stopping) they stay open for the turn's next run."""
+        if self._running.stopped_by is not None:
+            await asyncio.shield(self._stopped(rows))
 
     async def _stopped(self, rows: list[Approval]) -> None:
         for row in rows:

@@ -312,7 +312,7 @@ class TurnWorker:
         if threaded:
             threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
             turn_input = replace(turn_input, threads=threads)
-        asking = self._ask(job, binding, runner, turn_input, transcript, journal, drafts)
+        asking = self._ask(job, binding, runner, turn_input, transcript, journal, drafts, running)
         replies, failures = await job.order.ask_while_posting(asking, lambda: self._flush(job, drafts, running))
         if replies == 0 and failures == 0:
             await self._owe(job, "notice:nothing", NOTHING_SAID)
@@ -328,6 +328,7 @@ class TurnWorker:
         transcript: BindingTranscript,
         journal: TrackedJournal,
         drafts: TurnDrafts,
+        running: RunningTurn,
     ) -> tuple[int, int]:
         """The runner's events written to the outbox as they come (posted meanwhile by `_relay_events`): how many
         replies and failures."""
@@ -364,8 +365,12 @@ class TurnWorker:
                 await self._owe(job, f"fail:{event.step}:{event.index}", text)
             job.order.owed()
             if not self._poster.known_postable(turn.channel_id):
-                # No agent more is asked before a first post shows that the thread can be posted in.
+                # No agent more is asked before a first post shows that the thread can be posted in (its flush
+                # also looks for a stop).
                 await job.order.caught_up()
+            else:
+                # The flush may be busy with a slow post: a stop is looked for here, before the next agent.
+                await self._check_stop(job, running)
         return replies, failures
 
     async def _group_send_broken(self) -> bool:
@@ -380,6 +385,16 @@ class TurnWorker:
             text = self._redactor.redact(text)
         await self._outbox(job).add(source, agent_name, text)
 
+    async def _check_stop(self, job: Job, running: RunningTurn) -> None:
+        """Raise TurnStopped if the turn was stopped: delivered here, or only recorded (another process's stop, a
+        workspace kit replaced since the turn began in OAuth mode, a channel-wide stop still cancelling earlier
+        turns' Letta runs)."""
+        running.check()
+        by = await self._store.turn_stopped_by(job.turn_id)
+        if by is not None:
+            running.stopped_by = by  # known here from now on: what the runner is cancelled in sees a stop
+            raise TurnStopped(by)
+
     async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
         """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
         its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
@@ -387,12 +402,7 @@ class TurnWorker:
         outbox = self._outbox(job)
         pending = await outbox.pending()
         if running is not None and pending:
-            running.check()
-            # A stop recorded but not yet delivered here: another process's, a workspace kit replaced since the
-            # turn began (OAuth mode), or a channel-wide stop still cancelling earlier turns' Letta runs.
-            by = await self._store.turn_stopped_by(job.turn_id)
-            if by is not None:
-                raise TurnStopped(by)
+            await self._check_stop(job, running)
         for item in pending:
             await self.ack_first.give_way()
             if item.source.startswith(NOTES):

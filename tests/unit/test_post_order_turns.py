@@ -1,0 +1,144 @@
+"""A turn whose runner runs on while its replies are posted (bridge/post_order.py), meeting a stop: the posting
+task cannot notice it while a slow post is under way, so the runner must, before it asks another agent; and a
+card that waited for the replies before it is settled as stopped. Everything around the worker is a double; the
+store is real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bridge.domain import AgentReply, ApprovalRequest, ToolCall, TurnInput
+from bridge.store.approvals import Approval
+from bridge.turns import Job, TurnWorker
+from tests.unit.test_turn_end import Recorder, settings, worker_for
+
+STOPS = pytest.mark.parametrize("delivered", [True, False], ids=["stop-delivered-here", "stop-recorded-elsewhere"])
+Events = Callable[[TurnInput, Callable[[], Any]], AsyncIterator[AgentReply]]
+
+
+async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str, TurnWorker, Job]:
+    """Run a turn whose runner yields `events` (given its input and a function that stops the turn, delivered
+    here or only recorded); Slack answers the first post, and Letta the cancel, only after 0.3 s."""
+    worker, store, job, poster = await worker_for(tmp_path, settings())
+    await store.set_turn_status(job.turn_id, "running")
+    slack, letta_cancel = asyncio.Event(), asyncio.Event()
+    stopping: list[asyncio.Task[bool]] = []
+
+    async def post(*_: Any, **__: Any) -> str:
+        await slack.wait()
+        return "9.000001"
+
+    async def cancel_letta(_running: Any) -> list[str]:
+        await letta_cancel.wait()
+        return []
+
+    async def stop() -> None:
+        if delivered:
+            stopping.append(asyncio.create_task(worker.stops.stop(job.turn_id, "U1")))
+            await asyncio.sleep(0)
+        else:
+            await store.stop_turns("T1", "C1", "1.000001", "U1")
+
+    poster.post = post  # type: ignore[method-assign]
+    poster.known_postable = lambda _channel: True  # type: ignore[attr-defined]
+    worker.stops.cancel_letta = cancel_letta  # type: ignore[method-assign]
+    worker._chooser = SimpleNamespace(appserver=None, bridge=None, server=None)  # type: ignore[assignment]
+    worker._journaled = {}
+
+    class Runner:
+        name = "bridge"
+
+        def run(self, _target: Any, turn_input: TurnInput, *_: Any) -> AsyncIterator[AgentReply]:
+            return events(turn_input, stop)
+
+    async def converse(_job: Any, binding: Any, drafts: Any, running: Any, approvals: Any) -> int:
+        turn_input = TurnInput("hi", job.otid, None, approvals=approvals)
+        return await worker._relay_events(job, binding, Runner(), turn_input, drafts, running)  # type: ignore[arg-type]
+
+    async def slack_and_letta_answer() -> None:
+        await asyncio.sleep(0.3)
+        slack.set()
+        letta_cancel.set()
+
+    worker._converse = converse  # type: ignore[method-assign]
+    drafts = SimpleNamespace(
+        abandon=lambda *_: asyncio.sleep(0, False),
+        showed_tasks=lambda _k: False,
+        replace=lambda *_: asyncio.sleep(0),
+    )
+    target = SimpleNamespace(description="the crew", ref="group-1", agents=())
+    answering = asyncio.create_task(slack_and_letta_answer())
+    async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
+        running.target = target  # type: ignore[assignment]
+        status = await worker._run_shown(job, SimpleNamespace(target=target), drafts, running, Recorder())  # type: ignore[arg-type]
+    await asyncio.gather(answering, *stopping)
+    return status, worker, job
+
+
+def reply(agent: str) -> AgentReply:
+    return AgentReply(agent, f"hello from {agent}", f"agent-{agent}", f"agent-{agent}", 0)
+
+
+@STOPS
+def test_a_stop_while_a_reply_is_posted_asks_no_agent_more(tmp_path: Path, delivered: bool) -> None:
+    """Alice's reply is being posted (Slack is slow) while bob answers; a stop lands as he does: delivered here
+    (TurnStops.stop: `stopped_by` set, then Letta's cancel round trip before the turn's task is cancelled), or
+    only recorded (a channel-wide stop still cancelling an earlier turn's runs, another process, a workspace kit
+    replaced). Before, the flush after each reply checked for a stop before the runner went on to the next agent;
+    the runner now went straight on and carol was asked after the stop."""
+    asked: list[str] = []
+
+    async def events(_input: TurnInput, stop: Callable[[], Any]) -> AsyncIterator[AgentReply]:
+        asked.append("alice")
+        yield reply("alice")
+        asked.append("bob")
+        await stop()
+        await asyncio.sleep(0.05)  # bob's model call ends as the stop lands
+        yield reply("bob")
+        asked.append("carol")
+        yield reply("carol")
+
+    async def main() -> str:
+        status, worker, _job = await run_turn(tmp_path, delivered, events)
+        await worker.store.close()
+        return status
+
+    assert asyncio.run(main()) == "stopped"
+    assert asked == ["alice", "bob"], "an agent was asked after the turn was stopped"
+
+
+@STOPS
+def test_a_card_waiting_for_the_replies_before_it_is_settled_when_the_turn_is_stopped(
+    tmp_path: Path, delivered: bool
+) -> None:
+    """Carol's tool call needs a card, which waits until alice's and bob's replies are posted (Slack is slow);
+    the turn is stopped meanwhile. Her request was recorded and never settled: every later queue notice in the
+    channel said a tool call waited for someone to approve it on its card, a card that was never posted."""
+
+    async def events(turn_input: TurnInput, stop: Callable[[], Any]) -> AsyncIterator[AgentReply]:
+        yield reply("alice")
+        yield reply("bob")
+        await stop()
+        assert turn_input.approvals is not None
+        request = ApprovalRequest("carol", "agent-carol", "agent-carol", (ToolCall("call-1", "shout", "{}"),))
+        await turn_input.approvals.decide(request)
+        yield reply("carol")
+
+    async def main() -> tuple[str, list[Approval], list[Approval]]:
+        status, worker, job = await run_turn(tmp_path, delivered, events)
+        open_rows = await worker.desk.store.open_in("T1", "C1")
+        rows = await worker.desk.store.for_step(job.turn_id, "agent-carol")
+        await worker.store.close()
+        return status, open_rows, rows
+
+    status, open_rows, rows = asyncio.run(main())
+    assert status == "stopped"
+    assert [row.card_ts for row in rows] == [None], "the card was posted though the turn was stopped"
+    assert open_rows == [], "the stopped turn's tool call still waits for a decision"
+    assert [row.outcome for row in rows] == ["stopped"]
