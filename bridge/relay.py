@@ -27,6 +27,7 @@ from bridge.ids import otid as new_otid
 from bridge.logs import log_context, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import QueueNotices
+from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -305,7 +306,8 @@ class Relay:
                     self._failed.add(job.turn_id)
                     break
                 await asyncio.sleep(pause)
-                job = replace(job, resumed=True)  # what the failed run sent or posted, its journal and outbox say
+                # What the failed run sent or posted, its journal and outbox say; its count of posts starts anew.
+                job = replace(job, resumed=True, order=PostOrder())
             seconds = loop.time() - started
             self._metrics.turn_ended(status, seconds)
             extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed, **job.ran}

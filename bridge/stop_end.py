@@ -24,10 +24,10 @@ from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops
 from bridge.store.base import Store
+from bridge.turn_words import STOPPED
 
 log = logging.getLogger(__name__)
 
-STOPPED = "Stopped by <@{user}>."
 
 
 class StopEnd:

@@ -147,6 +147,16 @@ class TurnStops:
             running.task.cancel()
         return True
 
+    async def check(self, running: RunningTurn) -> None:
+        """Raise TurnStopped if the turn was stopped: delivered here, or only recorded (another process's stop, a
+        workspace kit replaced since the turn began in OAuth mode, a channel-wide stop still cancelling earlier
+        turns' Letta runs). Called before each post, and before each next agent."""
+        running.check()
+        by = await self._store.turn_stopped_by(running.turn_id)
+        if by is not None:
+            running.stopped_by = by  # known here from now on: what the runner is cancelled in sees a stop
+            raise TurnStopped(by)
+
     async def cancel_letta(self, running: RunningTurn) -> list[str]:
         """Cancel the runs of the turn's sends in flight; returns the routes' targets (agent or conversation ids).
 

@@ -32,7 +32,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
-from bridge.stop_end import STOPPED, StopEnd
+from bridge.stop_end import StopEnd
 from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
 from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
@@ -40,35 +40,24 @@ from bridge.store.locks import AckFirst
 from bridge.store.turn_record import BindingTranscript
 from bridge.threads import ThreadPolicy
 from bridge.turn_input import InputAssembly
+from bridge.turn_words import (
+    CRASHED,
+    DEADLINE_HINT,
+    EMPTY_REPLY,
+    NOTHING_SAID,
+    ROUTE_SWITCH,
+    SERVER_500_HINT,
+    STOPPED,
+    STOPPED_DRAFT,
+    UNBOUND,
+    not_finished_within,
+)
 
 log = logging.getLogger(__name__)
-
-UNBOUND = (
-    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
-    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
-)
-ROUTE_SWITCH = (
-    "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
-    "asking each agent in turn."
-)
-SERVER_500_HINT = (
-    " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
-)
-NOTHING_SAID = "No agent had anything to say this time."
-EMPTY_REPLY = "{agent} sent an empty reply."
-DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
-CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
-STOPPED_DRAFT = " _(stopped by <@{user}>)_"
-
 
 # Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
 REPLY = "reply:"
 NOTES = "notes:"
-
-def _duration(seconds: float) -> str:
-    if seconds >= 120:
-        return f"{seconds / 60:g} minutes"
-    return f"{seconds:g} second" + ("" if seconds == 1 else "s")
 
 
 @dataclass(frozen=True)
@@ -222,7 +211,7 @@ class TurnWorker:
                 await self.stops.cancel_letta(running)
                 status, error = "stopped", f"stopped by {stop.by}"
             except TimeoutError:
-                error = f"The agents did not finish within {_duration(s.turn_deadline_seconds)}."
+                error = not_finished_within(s.turn_deadline_seconds)
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
             except LettaError as exc:
                 error = exc.explain(binding.target.description or "the group")
@@ -370,7 +359,7 @@ class TurnWorker:
                 await job.order.caught_up()
             else:
                 # The flush may be busy with a slow post: a stop is looked for here, before the next agent.
-                await self._check_stop(job, running)
+                await self.stops.check(running)
         return replies, failures
 
     async def _group_send_broken(self) -> bool:
@@ -385,16 +374,6 @@ class TurnWorker:
             text = self._redactor.redact(text)
         await self._outbox(job).add(source, agent_name, text)
 
-    async def _check_stop(self, job: Job, running: RunningTurn) -> None:
-        """Raise TurnStopped if the turn was stopped: delivered here, or only recorded (another process's stop, a
-        workspace kit replaced since the turn began in OAuth mode, a channel-wide stop still cancelling earlier
-        turns' Letta runs)."""
-        running.check()
-        by = await self._store.turn_stopped_by(job.turn_id)
-        if by is not None:
-            running.stopped_by = by  # known here from now on: what the runner is cancelled in sees a stop
-            raise TurnStopped(by)
-
     async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
         """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
         its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
@@ -402,7 +381,7 @@ class TurnWorker:
         outbox = self._outbox(job)
         pending = await outbox.pending()
         if running is not None and pending:
-            await self._check_stop(job, running)
+            await self.stops.check(running)
         for item in pending:
             await self.ack_first.give_way()
             if item.source.startswith(NOTES):

@@ -57,7 +57,7 @@ def test_a_stop_recorded_before_the_last_flush_ends_the_turn_as_stopped(tmp_path
         worker._store, worker._poster, worker.sessions, worker.desk = store, poster, Recorder(), None  # type: ignore[assignment]
         worker.ack_first, worker._redactor, worker.metrics = AckFirst(), Redactor(()), UNMETERED
         worker._outboxes = {turn_id: TurnOutbox(store, turn_id, fresh=True)}
-        worker.stops = SimpleNamespace(cancel_letta=lambda running: asyncio.sleep(0))  # type: ignore[assignment]
+        worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]  # no run to cancel
         running = RunningTurn(turn_id, "T1", "C1", "1.000001")
 
         async def converse(*_: Any) -> int:

@@ -1,0 +1,31 @@
+"""What a turn says in its thread in the bridge's own words (as opposed to an agent's): the notices for an unbound
+channel, a switched runner, nothing said, an empty reply, a deadline, a crash, a stop."""
+
+from __future__ import annotations
+
+UNBOUND = (
+    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
+    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
+)
+ROUTE_SWITCH = (
+    "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
+    "asking each agent in turn."
+)
+SERVER_500_HINT = (
+    " Letta 0.12.0 to 0.16.4 fail every group send; connecting the channel with `--runner bridge` avoids it."
+)
+NOTHING_SAID = "No agent had anything to say this time."
+EMPTY_REPLY = "{agent} sent an empty reply."
+DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
+CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
+STOPPED_DRAFT = " _(stopped by <@{user}>)_"
+STOPPED = "Stopped by <@{user}>."
+
+
+def not_finished_within(seconds: float) -> str:
+    """The deadline notice's first sentence, the deadline in the unit a person would say it in."""
+    if seconds >= 120:
+        shown = f"{seconds / 60:g} minutes"
+    else:
+        shown = f"{seconds:g} second" + ("" if seconds == 1 else "s")
+    return f"The agents did not finish within {shown}."
