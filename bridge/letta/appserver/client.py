@@ -25,6 +25,7 @@ from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import KeyedLocks
 from bridge.letta.transport import Answer, get_once
 from bridge.letta.wire import image_part
 
@@ -100,7 +101,7 @@ class AppServerClient:
             backoff_base=backoff_base,
             heartbeat=heartbeat,
         )
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # one send per conversation at a time; none kept for idle ones
         self._standard: set[tuple[int, str]] = set()  # (connection, conversation) put in `standard` mode
 
     async def aclose(self, wait: float = 0.0, force: bool = False) -> None:
@@ -192,8 +193,7 @@ class AppServerClient:
             raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
         tools = self.tools if tools is None else tools
         runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
-        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
+        async with self._locks.hold(conversation_id), self.socket.subscribe(runtime, turn=True) as subscription:
             if tools:
                 await self._standard_mode(runtime)
             content: str | list[dict[str, Any]] = text
