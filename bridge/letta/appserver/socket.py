@@ -64,8 +64,10 @@ class Subscription:
         self.queue.put_nowait(item)
 
     async def next(self, within: float | None) -> Item:
-        """The next frame; raises TimeoutError after `within` seconds (None: wait as long as it takes)."""
-        return await asyncio.wait_for(self.queue.get(), within)
+        """The next frame; raises TimeoutError after `within` seconds (None: wait as long as it takes). Not
+        wait_for: on 3.11 it returns a frame that arrives as the reader is cancelled, and drops the cancel."""
+        async with asyncio.timeout(within):
+            return await self.queue.get()
 
 
 class AppServerSocket:
