@@ -1,6 +1,6 @@
 """Taking an input back on a real App Server (PyPI letta==0.34.12): the protocol facts the fake's queue and abort
-copy (tests/fakes/appserver_queue.py, FakeAppServer.freeze). None of it is in the 0.32.18 captures except the
-parked queue.
+copy (tests/fakes/appserver_queue.py, FakeAppServer.freeze) and bridge/letta/appserver/withdraw.py relies on,
+then the bridge's own client doing it. None of it is in the 0.32.18 captures except the parked queue.
 
 - `abort_message` with `run_id` stops only that run: another id, or any id before the model has begun to answer
   (the run has no id yet), is answered `aborted: false` and nothing changes. Named while it streams, it ends the
@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bridge.letta.appserver import AppServerClient, wire
+from bridge.letta.appserver import AppServerClient, TurnEvent, wire
+from bridge.letta.errors import Kind, LettaError
 from tests.real import test_appserver_real
 from tests.real.fake_model import FakeModel
 from tests.real.test_appserver_real import HOME, make_agent, run
@@ -200,3 +201,64 @@ def test_a_stalled_server_runs_what_it_was_sent_even_behind_an_abort(server: tup
         assert otids == ["otid-held"] and replies == ["kim says hi"]
 
     run(url, body)
+
+
+def test_the_bridge_takes_back_an_input_a_stalled_server_accepts_late(server: tuple[str, FakeModel]) -> None:
+    url, model = server
+    signal_server = _stall(url)
+
+    async def body(client: AppServerClient) -> None:
+        max_ = await make_agent(client, "max")
+        conversation = (await client.create_conversation(max_, "T1:C1:1700000001.000350")).id
+        model.mode = "slow:2"
+        async with watching(client, max_, conversation) as frames:
+            signal_server(signal.SIGSTOP)
+            resume = asyncio.get_running_loop().call_later(2.5, signal_server, signal.SIGCONT)  # within as long again
+            events: list[TurnEvent] = []
+            try:
+                with pytest.raises(LettaError) as error:  # the bridge stops waiting for its acceptance after 1.5 s
+                    async for event in client.send(max_, conversation, "hello", "otid-given-up", deadline=60):
+                        events.append(event)
+            finally:
+                resume.cancel()
+                signal_server(signal.SIGCONT)
+            assert error.value.kind == Kind.TIMEOUT and not events
+            ended = await until(frames, finished)
+            assert ended.stop_reason == "cancelled", ended
+        otids, replies = await stored(client, conversation)
+        # Stopped before the server stored it, nothing is kept; after, the message (and maybe the reply's first
+        # chunk), but never the whole reply.
+        assert otids in ([], ["otid-given-up"]) and "max says hi" not in replies, (otids, replies)
+
+    run(url, body, request_timeout=1.5)
+
+
+def test_a_stop_takes_a_queued_send_out_and_the_turn_ahead_answers(server: tuple[str, FakeModel]) -> None:
+    url, model = server
+
+    async def body(client: AppServerClient) -> None:
+        lu = await make_agent(client, "lu")
+        conversation = (await client.create_conversation(lu, "T1:C1:1700000001.000400")).id
+        runtime = {"agent_id": lu, "conversation_id": conversation}
+        model.mode = "slow:2"
+        async with watching(client, lu, conversation) as frames:
+            await ask(client, message(runtime, "otid-ahead"))
+            sending = asyncio.ensure_future(
+                _events(client.send(lu, conversation, "hello", "otid-stopped", deadline=60)))
+            await until(frames, lambda f: isinstance(f, wire.UpdateQueue) and any(
+                q.client_message_id == "otid-stopped" for q in f.queue))
+            assert await client.abort(lu, conversation)  # as a person's Stop does (stopping.py)
+            sending.cancel()
+            [stopped] = await asyncio.gather(sending, return_exceptions=True)
+            assert isinstance(stopped, asyncio.CancelledError), stopped  # at once, not at its deadline
+            ended = await until(frames, finished)
+            assert ended.stop_reason == "end_turn", ended
+        otids, replies = await stored(client, conversation)
+        assert otids == ["otid-ahead"] and replies == ["lu says hi"]
+
+    run(url, body)
+
+
+async def _events(events: Any) -> list[TurnEvent]:
+    return [event async for event in events]
+
