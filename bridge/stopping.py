@@ -6,9 +6,10 @@ channel's turns). The order matters:
 
 1. the turns are marked `stopped` in the store first: a stopped turn is never run, resumed or finished as
    anything else, in this process or another one sharing the database;
-2. the Letta runs in flight are cancelled (conversation or agent cancel route; on an App Server, `abort_message`
-   for the thread's conversation): Letta does not interrupt a model call already running, so the run ends after
-   it, its stream with `stop_reason: cancelled`;
+2. the Letta runs in flight are cancelled (conversation or agent cancel route; on an App Server, this process's
+   own message to the thread's conversation is taken back: out of the queue, or aborted by its run, never the
+   turn ahead of it, letta/appserver/withdraw.py): Letta does not interrupt a model call already running, so the
+   run ends after it, its stream with `stop_reason: cancelled`;
 3. the turn's task is cancelled here: nothing more is posted for it, and the next agents of a group turn are
    never asked. A process running a turn another process stopped sees the mark within `poll` seconds.
 """

@@ -4,7 +4,7 @@ checks, threads, the chooser), and how the bridge tells the server kinds apart.
 Only what those callers need is translated: the version (`/app-server-info`), agents, a conversation per
 Slack thread. The App Server has no groups (`ROUTE_MISSING`, as a REST server without group routes says), no
 background runs. Sends go through `AppServerRunner` (appserver_runner.py), which speaks `AppServerClient`
-itself. A Stop from Slack cancels a conversation's turn with `abort_message` (`cancel_conversation`).
+itself. A Stop from Slack takes back this process's message to the conversation (`cancel_conversation`).
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ class AppServerLetta(LettaClient):
         return False
 
     async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
-        """`abort_message` for the conversation's turn: {conversation: "cancelled"}, or {} when nothing ran. The
+        """This process's message to the conversation taken back (`AppServerClient.abort`: out of the queue, or
+        its run aborted; never another turn): {conversation: "cancelled"}, or {} when nothing of it ran. The
         server answers at once; the turn ends (`cancelled`) when the model call in flight returns (README §8)."""
         if agent_id is None:
             raise LettaError(Kind.INVALID, "an App Server turn is aborted with its agent", base_url=self.base_url)

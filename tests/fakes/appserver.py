@@ -10,6 +10,7 @@ Agents answer "<name> says hi", one word per chunk. Per agent `mode`: "ok", "slo
 seconds), "hang" (it never returns until aborted, then after `hang_release` s), "500" (the model fails: the
 captured retry ladder of ws-llm-error-500.json replayed, its 35 s scaled by `scale`), "choose:NAME" (a dynamic
 group's manager, as tests/real/llm.py answers: "NAME" until NAME's reply is in what it is shown, then "DONE!").
+The queue and the abort are in appserver_queue.py; `freeze` stalls the server as SIGSTOP does a real one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes import appserver_tools
+from tests.fakes import appserver_queue, appserver_tools
 from tests.fakes.appserver_images import FAILED, FAILED_DELTA, MODES, read_content
 from tests.reference import APP_SERVER, load
 
@@ -60,7 +61,6 @@ _T: dict[str, Json] = {
     "usage": _first(_TURN, "stream_delta", "usage_statistics"),
     "stop": _first(_TURN, "stream_delta", "stop_reason"),
     "finished": _first(_TURN, "turn_finished"),
-    "queue": _first("ws-busy-same-conversation-queued.json", "update_queue"),
     "echo": _first("ws-busy-same-conversation-queued.json", "stream_delta", "user_message"),
     "failed": _first("ws-input-unknown-conversation.json", "turn_finished"),
     "loop_error": _first("ws-input-unknown-conversation.json", "stream_delta", "loop_error"),
@@ -105,6 +105,10 @@ class Turn:
     no_tools: bool = False  # the input allowed none (client_tool_allowlist: [])
     images: list[Json] = field(default_factory=list)  # the image parts kept (appserver_images.py)
     earlier_runs: list[str] = field(default_factory=list)  # runs before a tool decision (appserver_tools.py)
+    streamed: bool = False  # the model began to answer: the run has an id on the server (appserver_queue.py)
+    item_id: str = ""  # its queue item id while it waits in the queue
+    enqueued_at: str = ""
+    paused: bool = False  # parked by an abort (appserver_queue.py)
 
 
 @dataclass
@@ -121,6 +125,8 @@ class Conv:
     interrupted: bool = False
     mode: str = "unrestricted"  # runtime_start's permission mode (README §7)
     attached: set[web.WebSocketResponse] = field(default_factory=set)
+    draining: bool = False  # a task runs its queue
+    items: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 class FakeAppServer:
@@ -144,6 +150,7 @@ class FakeAppServer:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._held: list[tuple[web.WebSocketResponse, str]] | None = None  # frames received while frozen
 
     # ------------------------------------------------------------ control (from the test's thread)
 
@@ -188,6 +195,21 @@ class FakeAppServer:
     def set_tools(self, agent_id: str, tools: list[appserver_tools.Tool]) -> None:
         """The agent calls these tools ((name, read-only)) before each reply, where the input allows tools."""
         self.tools[agent_id] = list(tools)
+
+    def freeze(self) -> None:
+        """Stall the server: frames are received but not read until `thaw` (observed 0.34.12 stopped with SIGSTOP
+        and resumed: it answers and runs what it was sent, in order, tests/real/test_appserver_withdraw_real.py)."""
+        self.call(lambda: setattr(self, "_held", []))
+
+    def thaw(self) -> None:
+        async def resume() -> None:
+            while self._held:
+                ws, text = self._held.pop(0)
+                await self._frame(ws, text)
+            self._held = None
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(resume(), self._loop).result(10)
 
     def drop_connections(self) -> None:
         """Close every socket from the server's side (what the client sees when the server goes away)."""
@@ -257,7 +279,9 @@ class FakeAppServer:
         self._seq[ws] = itertools.count(1)  # event_seq counts per socket (capture ws-two-sockets-who-receives)
         try:
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
+                if message.type == WSMsgType.TEXT and self._held is not None:
+                    self._held.append((ws, message.data))
+                elif message.type == WSMsgType.TEXT:
                     await self._frame(ws, message.data)
                 # binary frames: dropped silently (capture ws-malformed-frames.json)
         finally:
@@ -373,15 +397,10 @@ class FakeAppServer:
         await self._send(ws, {**answer, "runtime": runtime} if conv else {**answer, "error": "Conversation not found"})
 
     async def _on_abort_message(self, ws: web.WebSocketResponse, frame: Json) -> None:
-        """capture ws-abort-*.json: "Interrupted" and the answer at once; `cancelled` when the model returns."""
-        runtime = frame.get("runtime") or {}
-        conv = self.convs.get(runtime.get("conversation_id", ""))
-        turn = conv.running if conv is not None else None
-        if turn is not None and conv is not None:
-            turn.aborted.set()
-            await self._emit(conv, _like(_T["interrupted"]), runtime)
-        answer = _like(_T["aborted"], request_id=frame["request_id"], runtime=runtime, aborted=turn is not None)
-        await self._send(ws, answer)
+        await appserver_queue.abort(self, ws, frame, _like(_T["interrupted"]), _T["aborted"])
+
+    async def _on_remove_queue_item(self, ws: web.WebSocketResponse, frame: Json) -> None:
+        await appserver_queue.remove(self, ws, frame)
 
     async def _on_input(self, ws: web.WebSocketResponse, frame: Json) -> None:
         runtime, payload = frame.get("runtime"), frame.get("payload") or {}
@@ -415,7 +434,7 @@ class FakeAppServer:
             no_tools=payload.get("client_tool_allowlist") == [],
             images=images,
         )
-        queued = conv is not None and (conv.running is not None or conv.interrupted)
+        queued = conv is not None and (conv.running is not None or conv.draining or conv.interrupted)
         accepted = _like(_T["accepted"], request_id=frame.get("request_id"), runtime=runtime)
         accepted["disposition"] = "queued" if queued else "started"  # capture ws-busy-same-conversation-queued
         await self._send(ws, accepted)
@@ -428,12 +447,14 @@ class FakeAppServer:
             await self._send(ws, _like(FAILED, turn_id=f"turn-{uuid.uuid4()}", runtime=runtime))
             return
         conv.attached.add(ws)  # the sender receives its turn (capture ws-two-sockets-queue-then-sender-…)
+        for parked in conv.queue:  # observed 0.34.12: a new input lets the inputs an abort parked run
+            parked.paused = False
         conv.queue.append(turn)
         if queued:
-            entry = {"id": "q-1", "client_message_id": turn.cmid, "kind": "message", "source": "user"}
-            entry.update(content=turn.text, enqueued_at=_now())
-            await self._emit(conv, _like(_T["queue"], queue=[entry], removed=[]), runtime)
-        if conv.running is None:
+            turn.item_id, turn.enqueued_at = f"q-{next(conv.items)}", _now()
+            await appserver_queue.show(self, conv, runtime)
+        if not conv.draining:
+            conv.draining = True
             task = asyncio.ensure_future(self._drain(conv, runtime))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -461,8 +482,14 @@ class FakeAppServer:
         await self._send(ws, _like(_T["loop_error"], delta=delta, runtime=runtime))
 
     async def _drain(self, conv: Conv, runtime: Json) -> None:
+        try:
+            await self._run_queue(conv, runtime)
+        finally:
+            conv.draining = False
+
+    async def _run_queue(self, conv: Conv, runtime: Json) -> None:
         batch = 0
-        while conv.queue:
+        while conv.queue and not conv.queue[0].paused:
             turn = conv.queue.pop(0)
             conv.running = turn
             if batch or conv.interrupted:  # a turn taken from the queue (capture ws-busy-same-conversation-queued)
@@ -509,6 +536,7 @@ class FakeAppServer:
         if turn.aborted.is_set() or turn.cut:
             await self._cancelled(conv, turn, runtime, f"{agent['name']} ")
             return
+        turn.streamed = True
         await self._emit(conv, self._loop_status(conv, turn), runtime)
         tools = self.tools.get(turn.agent_id)
         outcome = "ran"
@@ -530,6 +558,9 @@ class FakeAppServer:
             delta["seq_id"] = index + 1
             await self._emit(conv, _like(_T["assistant"], delta=delta), runtime)
             await asyncio.sleep(0.005)
+            if turn.aborted.is_set() and not turn.cut:  # observed 0.34.12: the stream ends there, nothing stored
+                await self._cancelled(conv, turn, runtime, "")
+                return
         self._store(conv, "assistant", " ".join(words))
         conv.messages[-1]["id"] = message_id  # the deltas' id is the message's id in history (README §5)
         agent["last_run_completion"] = _now()
@@ -560,7 +591,12 @@ class FakeAppServer:
                 queued.cut = True
         else:
             conv.interrupted = True
-        await self._emit(conv, _like(_T["cancelled"], turn_id=turn.turn_id), runtime)
+        cancelled = _like(_T["cancelled"], turn_id=turn.turn_id)
+        if turn.streamed:  # observed 0.34.12: the run's id (before `runtime`), once it has one
+            keys = list(cancelled)
+            keys.insert(keys.index("runtime"), "run_id")
+            cancelled = {k: turn.run_id if k == "run_id" else cancelled[k] for k in keys}
+        await self._emit(conv, cancelled, runtime)
 
     async def _replay_500(self, conv: Conv, turn: Turn, runtime: Json) -> None:
         """capture ws-llm-error-500.json, frame for frame after input_accepted, its timing scaled."""

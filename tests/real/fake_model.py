@@ -3,7 +3,8 @@
 
 It answers "<name> says hi" (the name from "My name is NAME" in the system prompt), one word per chunk, so that a
 reply's join by `delta.id` is visible. `mode` switches it: "ok", "slow:S" (wait S seconds, then answer),
-"hang" (never answers until the server stops), "500" (every call fails). Every request body is kept in
+"hang" (never answers until the server stops), "500" (every call fails), "drip:S" (the first word at once, the
+rest S seconds later: a run whose id the server has streamed, still running). Every request body is kept in
 `requests`, so a test can see which tools the App Server offered the model.
 """
 
@@ -132,7 +133,7 @@ class FakeModel:
         await chunk({"role": "assistant", "content": ""})
         for index, word in enumerate(words):
             await chunk({"content": word if index == len(words) - 1 else word + " "})
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(float(mode.split(":", 1)[1]) if mode.startswith("drip:") and index == 0 else 0.01)
         await chunk({}, "stop", usage={"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

@@ -90,7 +90,8 @@ def server() -> Iterator[tuple[str, FakeModel]]:
 
 def run(url: str, body: Any, **options: Any) -> Any:
     async def main() -> Any:
-        client = AppServerClient(url, request_timeout=30.0, **options)
+        options.setdefault("request_timeout", 30.0)
+        client = AppServerClient(url, **options)
         try:
             return await body(client)
         finally:

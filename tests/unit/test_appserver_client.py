@@ -18,8 +18,10 @@ from bridge.letta.appserver import (
     TurnEvent,
     conversation_stuck,
     endpoints,
+    wire,
 )
 from bridge.letta.appserver import client as app_client
+from bridge.letta.appserver.socket import Subscription
 from bridge.letta.errors import Kind, LettaError
 from tests.fakes.appserver import FakeAppServer
 
@@ -340,3 +342,20 @@ def test_a_server_is_told_by_its_app_server_info_route(fake: FakeAppServer) -> N
     finally:
         locked.stop()
         rest.stop()
+
+
+def test_a_read_cancelled_as_a_frame_arrives_is_cancelled_and_leaves_the_frame() -> None:
+    """A Stop cancels the turn's task just as the frames of its own withdrawal arrive; Python 3.11's wait_for
+    returned the frame and dropped the cancel, and the stopped turn read on until its deadline."""
+
+    async def main() -> None:
+        subscription = Subscription(wire.Runtime(agent_id="agent-local-1", conversation_id="local-conv-1"), True)
+        reading = asyncio.ensure_future(subscription.next(5.0))
+        await asyncio.sleep(0)
+        subscription.put(wire.UpdateQueue())  # the read's wait completes...
+        reading.cancel()  # ...and the read is cancelled, in the same turn of the loop
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert subscription.queue.qsize() == 1
+
+    asyncio.run(main())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -23,14 +23,17 @@ from bridge.domain import AgentInfo, Image
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
+from bridge.letta.appserver.withdraw import Sent, ended, withdraw
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import KeyedLocks
 from bridge.letta.transport import Answer, get_once
 from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=wire.Answer)
+Written = Callable[[int], None]
 
 PAGE = 20  # agent_list's own default (README §3)
 HISTORY_PAGE = 50
@@ -100,7 +103,8 @@ class AppServerClient:
             backoff_base=backoff_base,
             heartbeat=heartbeat,
         )
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # one send per conversation at a time; none kept for idle ones
+        self._sending: dict[str, Sent] = {}  # conversation -> the input this process has in flight there
         self._standard: set[tuple[int, str]] = set()  # (connection, conversation) put in `standard` mode
 
     async def aclose(self, wait: float = 0.0, force: bool = False) -> None:
@@ -180,20 +184,20 @@ class AppServerClient:
         """Send `text` to one agent's conversation and yield the turn's events, the last one `Finished`.
 
         Raises LettaError only when the server never took the message (or its answer was lost: TIMEOUT /
-        DISCONNECTED, outcome unknown: look it up with `find_send`). One send per conversation at a time from
-        this process. Past `deadline` seconds the turn is aborted and ends with a TIMEOUT error (the server
-        retries a failing model for about 35 s and waits on a hanging one for over an hour). With `tools` (the
-        client's own setting when None) the conversation runs in `standard` mode and a tool that is not read-only
-        is a `ToolAsked`, answered with `answer` before the next event is read; the time the caller takes to
-        answer does not count against `deadline`. `images` go as content parts after the text; one the server
-        cannot decode is dropped, never the text with it.
+        DISCONNECTED, outcome unknown: look it up with `find_send`; one it may still run is taken back first).
+        One send per conversation at a time from this process. Past `deadline` seconds the message is taken back
+        (withdraw.py) and the turn ends with a TIMEOUT error (the server retries a failing model for about 35 s
+        and waits on a hanging one for over an hour). With `tools` (the client's own setting when None) the
+        conversation runs in `standard` mode and a tool that is not read-only is a `ToolAsked`, answered with
+        `answer` before the next event is read; the time the caller takes to answer does not count against
+        `deadline`. `images` go as content parts after the text; one the server cannot decode is dropped, never
+        the text with it.
         """
         if conversation_id == "default":
             raise LettaError(Kind.INVALID, "the bridge never uses an agent's default conversation")
         tools = self.tools if tools is None else tools
         runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
-        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock, self.socket.subscribe(runtime, turn=True) as subscription:
+        async with self._locks.hold(conversation_id), self.socket.subscribe(runtime, turn=True) as subscription:
             if tools:
                 await self._standard_mode(runtime)
             content: str | list[dict[str, Any]] = text
@@ -204,68 +208,80 @@ class AppServerClient:
                 client_tool_allowlist=None if tools else [],
                 image_failure_mode="drop" if images else None,
             )
-            accepted = await self._input(runtime, payload)
-            connection = self.socket.connections  # the turn lives on this connection; an older drop is past
-            if not accepted.accepted:
-                raise LettaError(Kind.INVALID, plain(accepted.error) or "input refused", base_url=self.base_url)
-            reader = TurnReader(otid, queued=accepted.disposition == "queued", base_url=self.base_url)
-            loop = asyncio.get_running_loop()
-            ends = None if deadline is None else loop.time() + deadline
-            finished = False
+            frame = wire.Input(request_id=self.socket.new_id("input"), runtime=runtime, payload=payload)
+            sent = self._sending[conversation_id] = Sent(runtime, otid, frame.request_id or "")
+            subscription.watch = sent.see  # told of every frame of the conversation as it arrives, read or not
             try:
-                while True:
-                    left = None if ends is None else max(0.0, ends - loop.time())
-                    try:
-                        item = await subscription.next(left)
-                    except TimeoutError:
-                        finished = True
-                        await self._stop(runtime, subscription, reader)
-                        detail = f"no answer within {deadline or 0:.0f} s; the bridge stopped it"
-                        error = LettaError(Kind.TIMEOUT, detail, base_url=self.base_url)
-                        yield Finished(None, reader.finish(None).replies, None, error)
-                        return
-                    if isinstance(item, Dropped) and item.connection < connection:
-                        continue
-                    if isinstance(item, Dropped):
-                        error = LettaError(Kind.DISCONNECTED, item.reason, base_url=self.base_url)
-                        finished = True
-                        yield Finished(None, reader.finish(None).replies, None, error)
-                        return
-                    if isinstance(item, wire.ControlRequest) and not tools:
-                        yield await self._deny(runtime, item)
-                        continue
-                    if isinstance(item, wire.ControlRequest):
-                        paused = loop.time()
-                        yield question(item)  # the caller answers it before asking for the next event
-                        ends = None if ends is None else ends + loop.time() - paused
-                        continue
-                    if isinstance(item, wire.ExternalToolCallRequest):
-                        await self._refuse_external(item)
-                        continue
-                    for event in reader.feed(item):
-                        finished = finished or isinstance(event, Finished)
-                        yield event
-                        if finished:
-                            return
+                async for event in self._turn(sent, frame, subscription, tools, deadline):
+                    yield event
             finally:
-                if not finished:  # the caller stopped reading (cancelled): stop the server's turn too
-                    await asyncio.shield(self._stop(runtime, subscription, reader))
+                self._sending.pop(conversation_id, None)
 
-    async def _input(self, runtime: wire.Runtime, payload: wire.CreateMessage) -> wire.InputAccepted:
-        frame = wire.Input(request_id=self.socket.new_id("input"), runtime=runtime, payload=payload)
-        return await self._ask(frame, wire.InputAccepted)
-
-    async def _stop(self, runtime: wire.Runtime, subscription: Subscription, reader: TurnReader) -> None:
-        """Abort the turn, then give the server `abort_wait` seconds to end it, so that the socket is not closed
-        under it. (The abort answers at once; `cancelled` comes when the model call in flight returns.)"""
-        with contextlib.suppress(LettaError):
-            await self.abort(runtime.agent_id, runtime.conversation_id)
-        ends = asyncio.get_running_loop().time() + self.abort_wait
-        with contextlib.suppress(TimeoutError):
-            while (left := ends - asyncio.get_running_loop().time()) > 0:
-                item = await subscription.next(left)
-                if isinstance(item, Dropped) or any(isinstance(e, Finished) for e in reader.feed(item)):
+    async def _turn(
+        self, sent: Sent, frame: wire.Input, subscription: Subscription, tools: bool, deadline: float | None
+    ) -> AsyncGenerator[TurnEvent, None]:
+        runtime = sent.runtime
+        try:
+            accepted = await self._ask(frame, wire.InputAccepted, written=sent.sent_on)
+        except (LettaError, asyncio.CancelledError) as failed:  # given up waiting: the server may run it still
+            if not isinstance(failed, LettaError) or failed.kind == Kind.TIMEOUT:
+                await asyncio.shield(self._stop(sent, within=self.socket.request_timeout))
+            raise
+        sent.accept(accepted)
+        connection = self.socket.connections  # the turn lives on this connection; an older drop is past
+        if not accepted.accepted:
+            raise LettaError(Kind.INVALID, plain(accepted.error) or "input refused", base_url=self.base_url)
+        reader = TurnReader(sent.otid, queued=accepted.disposition == "queued", base_url=self.base_url)
+        loop = asyncio.get_running_loop()
+        ends = None if deadline is None else loop.time() + deadline
+        finished = False
+        try:
+            while True:
+                left = None if ends is None else max(0.0, ends - loop.time())
+                try:
+                    item = await subscription.next(left)
+                except TimeoutError:
+                    finished = True
+                    await self._stop(sent)
+                    detail = f"no answer within {deadline or 0:.0f} s; the bridge stopped it"
+                    error = LettaError(Kind.TIMEOUT, detail, base_url=self.base_url)
+                    yield Finished(None, reader.finish(None).replies, None, error)
                     return
+                if isinstance(item, Dropped) and item.connection < connection:
+                    continue
+                if isinstance(item, Dropped):
+                    error = LettaError(Kind.DISCONNECTED, item.reason, base_url=self.base_url)
+                    finished = True
+                    yield Finished(None, reader.finish(None).replies, None, error)
+                    return
+                if isinstance(item, wire.ControlRequest) and not tools:
+                    yield await self._deny(runtime, item)
+                    continue
+                if isinstance(item, wire.ControlRequest):
+                    paused = loop.time()
+                    yield question(item)  # the caller answers it before asking for the next event
+                    ends = None if ends is None else ends + loop.time() - paused
+                    continue
+                if isinstance(item, wire.ExternalToolCallRequest):
+                    await self._refuse_external(item)
+                    continue
+                for event in reader.feed(item):
+                    finished = finished or isinstance(event, Finished)
+                    yield event
+                    if finished:
+                        return
+        finally:
+            if not finished:  # the caller stopped reading (cancelled): stop the server's turn too
+                await asyncio.shield(self._stop(sent))
+
+    async def _stop(self, sent: Sent, within: float | None = None) -> bool:
+        """Take the input back (withdraw.py; `within`: how long the server may take to say what became of it),
+        then give its turn `abort_wait` seconds to end (when the model call in flight returns), so that the socket
+        is not closed under it."""
+        within = self.abort_wait if within is None else within
+        withdrawn = await withdraw(sent, self._ask, self.socket.new_id, within, self.abort_wait)
+        await ended(sent, self.abort_wait)
+        return withdrawn
 
     async def _standard_mode(self, runtime: wire.Runtime) -> None:
         """With tools allowed, a conversation runs in `standard` mode: a tool that is not read-only asks first."""
@@ -313,12 +329,13 @@ class AppServerClient:
     # ------------------------------------------------------------ after the fact
 
     async def abort(self, agent_id: str, conversation_id: str) -> bool:
-        """Ask the server to stop the conversation's turn; False when nothing ran. It answers at once, but the
-        turn only ends (`cancelled`) when the model call in flight returns (README §8)."""
-        runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
-        frame = wire.AbortMessage(request_id=self.socket.new_id("abort"), runtime=runtime)
-        answer = await self._ask(frame, wire.AbortMessageResponse, within=self.abort_wait)
-        return answer.aborted
+        """Take back this process's send in the conversation (a person's Stop, withdraw.py); False when nothing
+        of it ran. With no send of ours there nothing is sent: an abort without a run id would stop whatever the
+        conversation runs. The turn ends (`cancelled`) when the model call in flight returns (README §8)."""
+        sent = self._sending.get(conversation_id)
+        if sent is None or sent.runtime.agent_id != agent_id:
+            return False
+        return await withdraw(sent, self._ask, self.socket.new_id, self.abort_wait, self.abort_wait)
 
     async def history(
         self, conversation_id: str, limit: int = HISTORY_PAGE, before: str | None = None
@@ -349,10 +366,12 @@ class AppServerClient:
 
     # ------------------------------------------------------------ plumbing
 
-    async def _ask(self, frame: wire.Sent, answer: type[A], within: float | None = None) -> A:
+    async def _ask(
+        self, frame: wire.Sent, answer: type[A], within: float | None = None, written: Written | None = None
+    ) -> A:
         if frame.request_id is None:
             frame.request_id = self.socket.new_id(frame.type)
-        got = await self.socket.request(frame.dump(), within)
+        got = await self.socket.request(frame.dump(), within, written)
         if not isinstance(got, answer):
             raise LettaError(Kind.BAD_RESPONSE, f"{got.type} answered {frame.type}", base_url=self.base_url)
         if got.success is False:

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Sequence
 
 from bridge.domain import Image
 from bridge.letta.appserver import wire
-from bridge.letta.appserver.client import A, AppServerClient, ServerInfo
+from bridge.letta.appserver.client import A, AppServerClient, ServerInfo, Written
 from bridge.letta.appserver.turn import Finished, TurnEvent
 from bridge.letta.errors import LettaError
 from bridge.metrics import UNMETERED, Metrics
@@ -33,10 +33,12 @@ class MeteredAppServerClient(AppServerClient):
         finally:
             self.metrics.letta_call("GET", "/app-server-info", time.monotonic() - started, error)
 
-    async def _ask(self, frame: wire.Sent, answer: type[A], within: float | None = None) -> A:
+    async def _ask(
+        self, frame: wire.Sent, answer: type[A], within: float | None = None, written: Written | None = None
+    ) -> A:
         started, error = time.monotonic(), None
         try:
-            return await super()._ask(frame, answer, within)
+            return await super()._ask(frame, answer, within, written)
         except LettaError as exc:
             error = str(exc.kind)
             raise

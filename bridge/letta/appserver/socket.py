@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +56,18 @@ class Subscription:
     runtime: Runtime
     turn: bool
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
+    watch: Callable[[Item], None] | None = None  # also told of each item as it arrives, read or not
+
+    def put(self, item: Item) -> None:
+        if self.watch is not None:
+            self.watch(item)
+        self.queue.put_nowait(item)
 
     async def next(self, within: float | None) -> Item:
-        """The next frame; raises TimeoutError after `within` seconds (None: wait as long as it takes)."""
-        return await asyncio.wait_for(self.queue.get(), within)
+        """The next frame; raises TimeoutError after `within` seconds (None: wait as long as it takes). Not
+        wait_for: on 3.11 it returns a frame that arrives as the reader is cancelled, and drops the cancel."""
+        async with asyncio.timeout(within):
+            return await self.queue.get()
 
 
 class AppServerSocket:
@@ -140,9 +148,11 @@ class AppServerSocket:
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
-    async def request(self, frame: dict[str, Any], within: float | None = None) -> Frame:
+    async def request(
+        self, frame: dict[str, Any], within: float | None = None, written: Callable[[int], None] | None = None
+    ) -> Frame:
         """Send one command and wait (`within` seconds, else the request timeout) for the frame that echoes its
-        `request_id`."""
+        `request_id`; `written` is told the connection's number once the frame has left."""
         request_id = frame.get("request_id")
         assert isinstance(request_id, str), "a request needs a request_id"
         timeout = self.request_timeout if within is None else within
@@ -150,6 +160,8 @@ class AppServerSocket:
         self._pending[request_id] = future
         try:
             await self.send(frame)
+            if written is not None:
+                written(self.connections)
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             raise self._error(
@@ -269,7 +281,7 @@ class AppServerSocket:
         if runtime is None:
             return
         for subscription in self._subscriptions.get((runtime.agent_id, runtime.conversation_id), []):
-            subscription.queue.put_nowait(frame)
+            subscription.put(frame)
 
     def _lost(self, reason: str) -> None:
         """The connection is gone: whatever waited on it learns so now (the server cancels its turns)."""
@@ -280,7 +292,7 @@ class AppServerSocket:
                 future.set_exception(self._error(Kind.DISCONNECTED, f"connection lost: {reason}", request_id))
         for listeners in self._subscriptions.values():
             for subscription in listeners:
-                subscription.queue.put_nowait(Dropped(reason, self.connections))
+                subscription.put(Dropped(reason, self.connections))
 
     def _error(self, kind: Kind, detail: str, request_id: str = "") -> LettaError:
         return LettaError(kind, detail, base_url=self.ws_url, request_id=request_id)

@@ -145,8 +145,19 @@ class Input(Sent):
 
 
 class AbortMessage(Sent):
+    """Without `run_id` it stops whatever turn the conversation runs; with one, only that run (withdraw.py)."""
+
     type: Literal["abort_message"] = "abort_message"
     runtime: Runtime
+    run_id: str | None = None
+
+
+class RemoveQueueItem(Sent):
+    """Takes a queued input out of its conversation's queue before it runs (observed 0.34.12)."""
+
+    type: Literal["remove_queue_item"] = "remove_queue_item"
+    runtime: Runtime
+    item_id: str
 
 
 class ExternalToolCallResponse(Sent):
@@ -242,6 +253,32 @@ class AbortMessageResponse(Answer):
     aborted: bool = False
 
 
+class RemoveQueueItemResponse(Answer):
+    """`success: false` when no such item waits any more (it ran, or was removed). No `runtime` (0.34.12)."""
+
+    type: Literal["remove_queue_item_response"] = "remove_queue_item_response"
+    item_id: str | None = None
+
+
+class QueueItem(_Wire):
+    id: str
+    client_message_id: str | None = None
+    paused: bool | None = None  # set by an abort: it waits for `resume_queue` or the next input
+
+
+class QueueRemoval(_Wire):
+    client_message_id: str | None = None
+    disposition: str | None = None  # "dequeued" (it starts now) or "cancelled" (taken out)
+
+
+class UpdateQueue(_Frame):
+    """The conversation's queue after a change, and what just left it (README §6)."""
+
+    type: Literal["update_queue"] = "update_queue"
+    queue: list[QueueItem] = []
+    removed: list[QueueRemoval] = []
+
+
 class StreamDelta(_Frame):
     type: Literal["stream_delta"] = "stream_delta"
     delta: Delta = Field(default_factory=UnknownDelta)
@@ -303,6 +340,8 @@ _FRAMES: dict[str, str] = {
     "runtime_start_response": "runtime_start",
     "input_accepted": "input_accepted",
     "abort_message_response": "abort",
+    "remove_queue_item_response": "remove_queue_item",
+    "update_queue": "queue",
     "stream_delta": "delta",
     "turn_finished": "turn_finished",
     "update_loop_status": "loop_status",
@@ -325,6 +364,8 @@ Frame = Annotated[
     | Annotated[RuntimeStartResponse, Tag("runtime_start")]
     | Annotated[InputAccepted, Tag("input_accepted")]
     | Annotated[AbortMessageResponse, Tag("abort")]
+    | Annotated[RemoveQueueItemResponse, Tag("remove_queue_item")]
+    | Annotated[UpdateQueue, Tag("queue")]
     | Annotated[StreamDelta, Tag("delta")]
     | Annotated[TurnFinished, Tag("turn_finished")]
     | Annotated[UpdateLoopStatus, Tag("loop_status")]
