@@ -126,7 +126,7 @@ async def serve_http(settings: Settings) -> None:
 
 
 async def serve_socket(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from bridge.slack.socket_mode import SocketMode, SocketModeError
 
     if settings.oauth:
         raise StartError(
@@ -145,11 +145,12 @@ async def serve_socket(settings: Settings) -> None:
         raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
-        handler = AsyncSocketModeHandler(bridge.app, app_token)
-        # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
-        handler.client.proxy = proxy_for(settings.slack_api_url)
+        connection = SocketMode(bridge.app, app_token, proxy_for(settings.slack_api_url))
         try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
+            try:
+                await connection.open()
+            except SocketModeError as exc:
+                raise StartError(str(exc)) from None
             log.info(
                 "bridge connected over Socket Mode version=%s database=%s",
                 __version__,
@@ -157,7 +158,7 @@ async def serve_socket(settings: Settings) -> None:
             )
             await _wait_for_signal()
             log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
-            await handler.disconnect_async()  # type: ignore[no-untyped-call]
+            await connection.disconnect()
         finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
+            await connection.close()
     log.info("bridge stopped")

@@ -74,6 +74,23 @@ def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tm
     assert line.startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level Tokens" in line
 
 
+def test_socket_mode_that_cannot_open_its_websocket_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    """Slack's Web API answers but its WebSocket host cannot be reached (a proxy or firewall that lets slack.com
+    through, not WebSockets): one line naming the host, not a traceback every few seconds from a process that
+    never starts and never ends."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))  # a port nobody listens on
+        port = holder.getsockname()[1]
+        with FakeSlack() as slack:
+            slack.socket_url = f"ws://127.0.0.1:{port}/link/?ticket=secret-ticket&app_id={slack.app_id}"
+            env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+            code, _, err, took = serve_until_exit(env, tmp_path, mode="socket")
+    assert code == 1 and took < 10, err
+    line = one_error_line(err)
+    assert "Socket Mode" in line and f"127.0.0.1:{port}" in line and "proxy or firewall" in line, line
+    assert "secret-ticket" not in line, "the connection's one-time ticket is not shown"
+
+
 def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
         bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), cwd=REPO)

@@ -1,0 +1,128 @@
+"""Socket Mode: Bolt's handler on slack_sdk's aiohttp client, its connection's failures said in plain words.
+
+slack_sdk retries a connection that fails forever, with a traceback in the log each time (every ping interval):
+a first connection that cannot be opened (Slack's WebSocket host unreachable from here, while its Web API
+answers) left `socket` neither started nor ended. The client's log is read instead (`ConnectFailures`, a filter
+on the logger it is given): the first connection's failure ends `open` with one sentence; a later one (a
+reconnection, which the client keeps trying) is one line without the traceback, and the client's next attempt
+asks Slack for a fresh URL: it would otherwise try the failed one again forever, though Slack's next URL may name
+another of its hosts (wss-primary, wss-backup) and an unused ticket may expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+
+from bridge.slack.post import slack_error
+
+log = logging.getLogger(__name__)
+
+# How slack_sdk's client logs a connection attempt that failed (with the exception), before it tries again.
+CONNECT_FAILED = "Failed to connect"
+
+
+class SocketModeError(Exception):
+    """The Socket Mode connection could not be opened; the message says why and what to do, in one line."""
+
+
+def why(exc: BaseException) -> str:
+    """A failed connection in words, never with its URL (it carries the connection's one-time ticket)."""
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"the server answered HTTP {exc.status} instead of opening a WebSocket"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the proxy answered HTTP {exc.status}"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"cannot connect to the proxy {exc.host}:{exc.port} ({_os_words(exc.os_error)})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _os_words(exc.os_error)
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered {slack_error(exc)}"
+    return type(exc).__name__
+
+
+def _os_words(error: OSError) -> str:
+    """`connection refused`, `temporary failure in name resolution`: the system's words for it."""
+    words = error.strerror if isinstance(error, socket.gaierror) or not error.errno else os.strerror(error.errno)
+    words = words or str(error) or type(error).__name__
+    return words[:1].lower() + words[1:]
+
+
+class ConnectFailures(logging.Filter):
+    """Reads the client's log: the first connection's failure is handed to `SocketMode.open` (and nothing more is
+    logged, the bridge says it); a later one is logged in one line, without its traceback, and its URL dropped so
+    that the client's next attempt asks Slack for a fresh one."""
+
+    def __init__(self, client: SocketModeClient) -> None:
+        super().__init__()
+        self._client = client
+        self.first: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self.connected = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.first.done() and not self.connected:
+            return False  # the start failed and is being said; the client's closing words would only repeat it
+        failure = record.exc_info[1] if record.exc_info else None
+        if failure is None or not str(record.msg).startswith(CONNECT_FAILED):
+            return True
+        if not self.connected:
+            self.first.set_result(failure)
+            return False
+        self._client.wss_uri = None
+        record.msg, record.args = "socket mode connection failed, trying again: %s", (why(failure),)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+class SocketMode:
+    """The bridge's one Socket Mode connection: opened once (or a sentence says why not), kept open by the client
+    (reconnecting when Slack asks or the socket drops), closed on stop."""
+
+    def __init__(self, app: AsyncApp, app_token: str, proxy: str | None) -> None:
+        self._log = logging.getLogger(f"{__name__}.client")
+        self.handler = AsyncSocketModeHandler(app, app_token, logger=self._log)
+        self._failures = ConnectFailures(self.handler.client)
+        self._log.addFilter(self._failures)
+        # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
+        self.handler.client.proxy = proxy
+
+    async def open(self) -> None:
+        """Connect; SocketModeError if the first attempt fails (the client alone would try forever)."""
+        connecting = asyncio.ensure_future(self.handler.connect_async())  # type: ignore[no-untyped-call]
+        first = self._failures.first
+        await asyncio.wait({connecting, first}, return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done():
+            connecting.result()
+            self._failures.connected = True
+            return
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+        raise SocketModeError(self._cannot_open(first.result()))
+
+    def _cannot_open(self, exc: BaseException) -> str:
+        host = urlsplit(self.handler.client.wss_uri or "").netloc or "Slack's WebSocket host"
+        if isinstance(exc, SlackApiError):
+            return f"Slack did not open a Socket Mode connection ({slack_error(exc)}); try again in a minute."
+        return (
+            f"cannot open the Socket Mode connection to {host}: {why(exc)}. Slack's Web API answered, so a proxy "
+            f"or firewall between here and Slack may let its API through but not WebSocket connections to {host}."
+        )
+
+    async def disconnect(self) -> None:
+        """No more envelopes: the socket closes (Slack delivers what was not acknowledged again, elsewhere)."""
+        await self.handler.disconnect_async()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        await self.handler.close_async()  # type: ignore[no-untyped-call]
+        self._log.removeFilter(self._failures)

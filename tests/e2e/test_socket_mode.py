@@ -1,0 +1,45 @@
+"""`python -m bridge socket` past its start: the connection Slack drops is opened again, in plain words."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from tests.e2e.harness import APP_TOKEN, BridgeProcess, base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, mention_event
+from tests.fakes.slack import FakeSlack
+
+
+def test_a_dropped_socket_whose_host_is_unreachable_is_retried_in_one_line_each_then_with_a_fresh_url(
+    tmp_path: Path,
+) -> None:
+    """Slack drops the connection and the next URL it hands out cannot be reached (its WebSocket hosts are
+    wss-primary and wss-backup): each failed attempt is one log line, not a traceback, and the next attempt asks
+    Slack for a fresh URL instead of retrying the dead one forever."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta, socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))  # a port nobody listens on
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
+        alice = letta.add_agent("alice")
+        assert run_cli(env, "channels", "connect", "C0SOCKET2", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            opened = len(slack.calls_to("apps.connections.open"))
+            slack.socket_url = f"ws://127.0.0.1:{dead.getsockname()[1]}/link/?ticket=dead-ticket"
+            slack.drop_sockets()
+            slack.wait_for(lambda: "socket mode connection failed, trying again" in bridge.logs(), timeout=10)
+            slack.socket_url = None  # Slack's next URL names a host that answers
+            slack.wait_for(slack.socket_connected, timeout=25)
+            assert len(slack.calls_to("apps.connections.open")) >= opened + 2, "a fresh URL was asked for"
+            event = mention_event("after the reconnection", channel="C0SOCKET2")
+            slack.send_socket_event(json.loads(event_body(event)))
+            slack.wait_for(lambda: len(slack.posts("C0SOCKET2", event["ts"])) == 1, timeout=10)
+            assert bridge.stop() == 0
+        finally:
+            bridge.stop()
+        logs = bridge.logs()
+        assert "Traceback" not in logs, logs
+        assert "socket mode connection failed, trying again: connection refused" in logs
+        assert "dead-ticket" not in logs, "the connection's one-time ticket is not logged"
