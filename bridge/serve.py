@@ -20,12 +20,13 @@ from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.proxies import proxy_for
-from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import FAILURES, slack_error
 from bridge.store import StoreError
 from bridge.store.base import database_name, missing_sqlite_file
 
 log = logging.getLogger(__name__)
+
+RATE_LIMITED_TRIES = 3  # apps.connections.open answered 429 twice is waited out; a third time ends the start
 
 
 async def _wait_for_signal() -> None:
@@ -125,6 +126,28 @@ async def serve_http(settings: Settings) -> None:
     log.info("bridge stopped")
 
 
+async def _socket_mode_allowed(settings: Settings, app_token: str) -> None:
+    """apps.connections.open asked once before anything starts: the Socket Mode client would retry a refused token
+    forever. A rate limit (a Tier 1 method: a bridge started again and again) is waited out as Slack asks."""
+    from bridge.checks import slack_unreachable
+    from bridge.slack.socket_mode import not_opened, retry_after
+
+    client = slack_client(settings, wait_out_limits=False)
+    for attempt in range(RATE_LIMITED_TRIES):
+        try:
+            await client.apps_connections_open(app_token=app_token)
+            return
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error != "ratelimited" or attempt == RATE_LIMITED_TRIES - 1:
+                raise StartError(not_opened(error)) from None
+            wait = retry_after(exc)
+            log.info("Slack asks to wait before the Socket Mode connection opens (rate limit): waiting %g s", wait)
+            await asyncio.sleep(wait)
+        except FAILURES as exc:
+            raise StartError(slack_unreachable(settings, exc)) from None
+
+
 async def serve_socket(settings: Settings) -> None:
     from bridge.slack.socket_mode import SocketMode, SocketModeError
 
@@ -136,13 +159,7 @@ async def serve_socket(settings: Settings) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()
-    try:
-        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
-        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
-    except SlackApiError as exc:
-        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
-    except FAILURES as exc:
-        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
+    await _socket_mode_allowed(settings, app_token)
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
         connection = SocketMode(bridge.app, app_token, proxy_for(settings.slack_api_url))

@@ -23,9 +23,17 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 
+from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import slack_error
 
 log = logging.getLogger(__name__)
+
+# apps.connections.open's answers that fault the app-level token itself; its others say nothing against it.
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
+     "missing_scope"}
+)
+SLACK_SIDE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
 # How slack_sdk's client logs a connection attempt that failed (with the exception), before it tries again.
 CONNECT_FAILED = "Failed to connect"
@@ -33,6 +41,36 @@ CONNECT_FAILED = "Failed to connect"
 
 class SocketModeError(Exception):
     """The Socket Mode connection could not be opened; the message says why and what to do, in one line."""
+
+
+def not_opened(error: str) -> str:
+    """Why Slack did not open a Socket Mode connection (apps.connections.open's error), and what to do."""
+    if error in TOKEN_ERRORS:
+        return slack_refused(SLACK_APP_TOKEN, error)
+    if error == "ratelimited":
+        return (
+            "Slack is limiting how often this app opens Socket Mode connections (ratelimited): wait a minute, "
+            "then start the bridge again."
+        )
+    if error in SLACK_SIDE:
+        return (
+            f"Slack could not open a Socket Mode connection ({error}, a failure on Slack's side): try again in a "
+            "minute; https://slack-status.com says whether Slack is having trouble."
+        )
+    return (
+        f"Slack did not open a Socket Mode connection ({error}): check that Socket Mode is on in the app's "
+        "settings (Socket Mode) and that the app is installed in the workspace."
+    )
+
+
+def retry_after(exc: SlackApiError) -> float:
+    """The seconds a 429 asks to wait (Retry-After), 30 if it does not say."""
+    headers = exc.response.headers if exc.response is not None else {}
+    given = next((str(v) for k, v in headers.items() if k.lower() == "retry-after"), "30")
+    try:
+        return max(0.0, float(given))
+    except ValueError:
+        return 30.0
 
 
 def why(exc: BaseException) -> str:
@@ -113,7 +151,7 @@ class SocketMode:
     def _cannot_open(self, exc: BaseException) -> str:
         host = urlsplit(self.handler.client.wss_uri or "").netloc or "Slack's WebSocket host"
         if isinstance(exc, SlackApiError):
-            return f"Slack did not open a Socket Mode connection ({slack_error(exc)}); try again in a minute."
+            return not_opened(slack_error(exc))
         return (
             f"cannot open the Socket Mode connection to {host}: {why(exc)}. Slack's Web API answered, so a proxy "
             f"or firewall between here and Slack may let its API through but not WebSocket connections to {host}."
