@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_TRIES = 3  # apps.connections.open answered 429 twice is waited out; a third time ends the start
 
 
-async def _wait_for_signal() -> None:
+def _on_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, from now on (no longer the process's end)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _wait_for_signal() -> None:
+    await _on_signal().wait()
 
 
 @asynccontextmanager
@@ -162,6 +167,7 @@ async def serve_socket(settings: Settings) -> None:
     await _socket_mode_allowed(settings, app_token)
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
+        stop = _on_signal()  # a signal while the connection opens stops the bridge once it has
         connection = SocketMode(bridge.app, app_token, proxy_for(settings.slack_api_url))
         try:
             try:
@@ -173,9 +179,14 @@ async def serve_socket(settings: Settings) -> None:
                 __version__,
                 _database_words(settings, new),
             )
-            await _wait_for_signal()
-            log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
+            refused = await connection.serve_until(stop.wait())
+            if refused is not None:
+                log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
+            else:
+                log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
             await connection.disconnect()
         finally:
             await connection.close()
+        if refused is not None:
+            raise StartError(refused)  # after the turns in flight: `_started` stops the bridge on the way out
     log.info("bridge stopped")

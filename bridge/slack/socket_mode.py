@@ -15,6 +15,8 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,6 +24,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import slack_error
@@ -35,6 +38,7 @@ TOKEN_ERRORS = frozenset(
 )
 SLACK_SIDE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
+PING_SECONDS = 10  # Bolt's: the client pings this often, and waits this long between two connection attempts
 # How slack_sdk's client logs a connection attempt that failed (with the exception), before it tries again.
 CONNECT_FAILED = "Failed to connect"
 
@@ -97,12 +101,49 @@ def _os_words(error: OSError) -> str:
     return words[:1].lower() + words[1:]
 
 
+class Client(SocketModeClient):
+    """slack_sdk's client, asking Slack for each new URL itself: a rate limit waited out (as slack_sdk does), and a
+    token Slack refuses handed to the bridge (`refused`) instead of asked again every few seconds, forever."""
+
+    def __init__(self, app_token: str, logger: logging.Logger, web_client: AsyncWebClient) -> None:
+        super().__init__(app_token=app_token, logger=logger, web_client=web_client, ping_interval=PING_SECONDS)
+        self.refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def issue_new_wss_url(self) -> str:
+        try:
+            response = await self.web_client.apps_connections_open(app_token=self.app_token)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error == "ratelimited":
+                wait = retry_after(exc)
+                self.logger.info("Slack asks to wait before a new Socket Mode connection (rate limit): %g s", wait)
+                await asyncio.sleep(wait)
+                return await self.issue_new_wss_url()
+            if error in TOKEN_ERRORS and not self.refused.done():
+                self.refused.set_result(error)
+            raise
+        return str(response["url"])
+
+
+class Handler(AsyncSocketModeHandler):
+    """Bolt's handler (each envelope dispatched to the app, then acknowledged with its answer) on `Client`."""
+
+    client: Client
+
+    def __init__(self, app: AsyncApp, app_token: str, logger: logging.Logger) -> None:
+        self.app = app
+        self.app_token = app_token
+        self.client = Client(app_token, logger, app.client)
+        self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]  # as Bolt's own
+
+
 class ConnectFailures(logging.Filter):
     """Reads the client's log: the first connection's failure is handed to `SocketMode.open` (and nothing more is
     logged, the bridge says it); a later one is logged in one line, without its traceback, and its URL dropped so
-    that the client's next attempt asks Slack for a fresh one."""
+    that the client's next attempt asks Slack for a fresh one. Once Slack refuses the token, the bridge says so
+    and stops: the client's own words about it are left out."""
 
-    def __init__(self, client: SocketModeClient) -> None:
+    def __init__(self, client: Client) -> None:
         super().__init__()
         self._client = client
         self.first: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -112,11 +153,16 @@ class ConnectFailures(logging.Filter):
         if self.first.done() and not self.connected:
             return False  # the start failed and is being said; the client's closing words would only repeat it
         failure = record.exc_info[1] if record.exc_info else None
-        if failure is None or not str(record.msg).startswith(CONNECT_FAILED):
-            return True
-        if not self.connected:
+        connect_failed = failure is not None and str(record.msg).startswith(CONNECT_FAILED)
+        if connect_failed and not self.connected:
+            assert failure is not None
             self.first.set_result(failure)
             return False
+        if self._client.refused.done():
+            return False
+        if not connect_failed:
+            return True
+        assert failure is not None
         self._client.wss_uri = None
         record.msg, record.args = "socket mode connection failed, trying again: %s", (why(failure),)
         record.exc_info, record.exc_text = None, None
@@ -129,7 +175,7 @@ class SocketMode:
 
     def __init__(self, app: AsyncApp, app_token: str, proxy: str | None) -> None:
         self._log = logging.getLogger(f"{__name__}.client")
-        self.handler = AsyncSocketModeHandler(app, app_token, logger=self._log)
+        self.handler = Handler(app, app_token, self._log)
         self._failures = ConnectFailures(self.handler.client)
         self._log.addFilter(self._failures)
         # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
@@ -139,7 +185,7 @@ class SocketMode:
         """Connect; SocketModeError if the first attempt fails (the client alone would try forever)."""
         connecting = asyncio.ensure_future(self.handler.connect_async())  # type: ignore[no-untyped-call]
         first = self._failures.first
-        await asyncio.wait({connecting, first}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([connecting, first], return_when=asyncio.FIRST_COMPLETED)
         if connecting.done():
             connecting.result()
             self._failures.connected = True
@@ -156,6 +202,18 @@ class SocketMode:
             f"cannot open the Socket Mode connection to {host}: {why(exc)}. Slack's Web API answered, so a proxy "
             f"or firewall between here and Slack may let its API through but not WebSocket connections to {host}."
         )
+
+    async def serve_until(self, stop: Awaitable[object]) -> str | None:
+        """Until `stop` (a signal) is done; or until Slack refuses the token at a reconnection: then its sentence
+        (nothing can be received any more)."""
+        stopping = asyncio.ensure_future(stop)
+        refused = self.handler.client.refused
+        either: list[asyncio.Future[Any]] = [stopping, refused]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not refused.done():
+            return None
+        stopping.cancel()
+        return not_opened(refused.result())
 
     async def disconnect(self) -> None:
         """No more envelopes: the socket closes (Slack delivers what was not acknowledged again, elsewhere)."""

@@ -43,3 +43,31 @@ def test_a_dropped_socket_whose_host_is_unreachable_is_retried_in_one_line_each_
         assert "Traceback" not in logs, logs
         assert "socket mode connection failed, trying again: connection refused" in logs
         assert "dead-ticket" not in logs, "the connection's one-time ticket is not logged"
+
+
+def test_an_app_token_refused_on_a_reconnection_stops_the_bridge_in_words_after_its_turns(tmp_path: Path) -> None:
+    """The app-level token is revoked (regenerated in the app's settings) while the bridge runs: at its next
+    reconnection Slack refuses it. A bridge that can no longer receive anything finishes the turn it has, says
+    why in one line and exits 1, instead of staying up, deaf, logging the refusal every few seconds."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 1.5)
+        assert run_cli(env, "channels", "connect", "C0SOCKET3", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            event = mention_event("a slow one", channel="C0SOCKET3")
+            slack.send_socket_event(json.loads(event_body(event)))
+            slack.wait_for(lambda: "event accepted" in bridge.logs(), timeout=10)
+            slack.app_token = "xapp-regenerated"  # the old one is refused from now on
+            slack.drop_sockets()
+            assert bridge.proc is not None
+            code = bridge.proc.wait(20)
+        finally:
+            bridge.stop()
+        assert code == 1, bridge.logs()
+        assert len(slack.posts("C0SOCKET3", event["ts"])) == 1, "the turn in flight was finished"
+    logs = bridge.logs()
+    assert logs.strip().splitlines()[-1].startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)"), logs
+    assert logs.count("invalid_auth") == 1, logs
