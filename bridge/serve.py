@@ -168,7 +168,9 @@ async def serve_socket(settings: Settings) -> None:
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
         stop = _on_signal()  # a signal while the connection opens stops the bridge once it has
-        connection = SocketMode(bridge.app, app_token, proxy_for(settings.slack_api_url))
+        connection = SocketMode(
+            bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
+        )
         try:
             try:
                 await connection.open()

@@ -15,7 +15,8 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,8 +25,11 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.ids import request_id
+from bridge.logs import log_context
 from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import slack_error
 
@@ -38,6 +42,7 @@ TOKEN_ERRORS = frozenset(
 )
 SLACK_SIDE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
+Answering = Callable[[], AbstractAsyncContextManager[None]]  # AckFirst.answering: turns give way meanwhile
 PING_SECONDS = 10  # Bolt's: the client pings this often, and waits this long between two connection attempts
 # How slack_sdk's client logs a connection attempt that failed (with the exception), before it tries again.
 CONNECT_FAILED = "Failed to connect"
@@ -126,15 +131,23 @@ class Client(SocketModeClient):
 
 
 class Handler(AsyncSocketModeHandler):
-    """Bolt's handler (each envelope dispatched to the app, then acknowledged with its answer) on `Client`."""
+    """Bolt's handler (each envelope dispatched to the app, then acknowledged with its answer) on `Client`; each
+    envelope handled as app.py handles a request: a request_id on every line logged for it, and turns giving way
+    (`answering`) until it is acknowledged."""
 
     client: Client
 
-    def __init__(self, app: AsyncApp, app_token: str, logger: logging.Logger) -> None:
+    def __init__(self, app: AsyncApp, app_token: str, logger: logging.Logger, answering: Answering) -> None:
         self.app = app
         self.app_token = app_token
         self.client = Client(app_token, logger, app.client)
         self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]  # as Bolt's own
+        self._answering = answering
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        with log_context(request_id=request_id()):
+            async with self._answering():
+                await super().handle(client, req)
 
 
 class ConnectFailures(logging.Filter):
@@ -173,9 +186,9 @@ class SocketMode:
     """The bridge's one Socket Mode connection: opened once (or a sentence says why not), kept open by the client
     (reconnecting when Slack asks or the socket drops), closed on stop."""
 
-    def __init__(self, app: AsyncApp, app_token: str, proxy: str | None) -> None:
+    def __init__(self, app: AsyncApp, app_token: str, proxy: str | None, answering: Answering) -> None:
         self._log = logging.getLogger(f"{__name__}.client")
-        self.handler = Handler(app, app_token, self._log)
+        self.handler = Handler(app, app_token, self._log, answering)
         self._failures = ConnectFailures(self.handler.client)
         self._log.addFilter(self._failures)
         # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
