@@ -1,9 +1,11 @@
-"""`python -m bridge socket` past its start: the connection Slack drops is opened again, in plain words."""
+"""`python -m bridge socket` past its start: Slack dropping or refreshing the connection, a token refused, an event
+delivered again."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 from tests.e2e.harness import APP_TOKEN, BridgeProcess, base_env, run_cli
@@ -71,3 +73,31 @@ def test_an_app_token_refused_on_a_reconnection_stops_the_bridge_in_words_after_
     logs = bridge.logs()
     assert logs.strip().splitlines()[-1].startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)"), logs
     assert logs.count("invalid_auth") == 1, logs
+
+
+def test_an_event_delivered_again_after_slack_refreshes_the_connection_is_one_turn(tmp_path: Path) -> None:
+    """Slack asks for a new connection (`disconnect`, refresh_requested) and delivers an event again, in a new
+    envelope with retry_attempt set: both envelopes are acknowledged, the agent is asked once, one reply."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
+        alice = letta.add_agent("alice")
+        assert run_cli(env, "channels", "connect", "C0SOCKET4", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            opened = len(slack.calls_to("apps.connections.open"))
+            payload = json.loads(event_body(mention_event("only once", channel="C0SOCKET4")))
+            first = slack.send_socket_event(payload)
+            slack.send_socket_disconnect("refresh_requested")
+            slack.wait_for(lambda: len(slack.calls_to("apps.connections.open")) > opened and slack.socket_connected())
+            again = slack.send_socket_event(payload, retry_attempt=1, retry_reason="timeout")
+            acked = lambda: {a.get("envelope_id") for a in slack.socket_acks}  # noqa: E731
+            slack.wait_for(lambda: {first, again} <= acked(), timeout=10)
+            slack.wait_for(lambda: len(slack.posts("C0SOCKET4")) == 1, timeout=10)
+            time.sleep(0.5)  # a second turn would have asked and posted by now
+            assert len(slack.posts("C0SOCKET4")) == 1
+            assert len([r for r in letta.sends() if letta.asked(r) == alice]) == 1
+            assert bridge.stop() == 0
+        finally:
+            bridge.stop()
+        assert "duplicate event dropped" in bridge.logs()

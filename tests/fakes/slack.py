@@ -561,8 +561,12 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             return any(not ws.closed for ws in self._sockets)
 
-    def send_socket_event(self, payload: dict[str, Any], envelope_type: str = "events_api") -> str:
-        """Push one envelope to every connected socket client; returns its envelope_id."""
+    def send_socket_event(
+        self, payload: dict[str, Any], envelope_type: str = "events_api", retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Push one envelope to every connected socket client; returns its envelope_id. Slack delivers an event
+        it has no acknowledgement for again, in a new envelope with `retry_attempt` and `retry_reason` set."""
         if self._loop is None:
             raise RuntimeError("FakeSlack is not started")
         envelope = {
@@ -570,8 +574,8 @@ class FakeSlack(SlackFileServer):
             "payload": payload,
             "type": envelope_type,
             "accepts_response_payload": envelope_type != "events_api",
-            "retry_attempt": 0,
-            "retry_reason": "",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
         }
         sent = asyncio.run_coroutine_threadsafe(self._broadcast(envelope), self._loop).result(10)
         if not sent:
@@ -579,6 +583,15 @@ class FakeSlack(SlackFileServer):
         if payload.get("type") == "event_callback" and isinstance(payload.get("event"), dict):
             self.remember_event(payload["event"])
         return str(envelope["envelope_id"])
+
+    def send_socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Slack's `disconnect` message (reason `warning` ahead of a close, `refresh_requested` when it wants the
+        client on a new connection): the client is to open a new one."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack is not started")
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        if not asyncio.run_coroutine_threadsafe(self._broadcast(message), self._loop).result(10):
+            raise AssertionError("send_socket_disconnect: no Socket Mode client is connected")
 
     def drop_sockets(self) -> None:
         """Close every Socket Mode connection from Slack's side, as a socket that drops (or a host restarting) does;
