@@ -6,7 +6,9 @@ answers) left `socket` neither started nor ended. The client's log is read inste
 on the logger it is given): the first connection's failure ends `open` with one sentence; a later one (a
 reconnection, which the client keeps trying) is one line without the traceback, and the client's next attempt
 asks Slack for a fresh URL: it would otherwise try the failed one again forever, though Slack's next URL may name
-another of its hosts (wss-primary, wss-backup) and an unused ticket may expire.
+another of its hosts (wss-primary, wss-backup) and an unused ticket may expire. A token Slack refuses when the
+client asks for a new URL ends the run (`serve_until`) instead of being asked again forever. Each envelope is
+handled as app.py handles an HTTP request: a request_id for its log lines, turns giving way until it is acked.
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ from bridge.ids import request_id
 from bridge.logs import log_context
 from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import slack_error
-
-log = logging.getLogger(__name__)
 
 # apps.connections.open's answers that fault the app-level token itself; its others say nothing against it.
 TOKEN_ERRORS = frozenset(
