@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from slack_sdk.errors import SlackApiError
 
@@ -16,8 +17,9 @@ from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
-from bridge.requirements import SLACK_BOT_TOKEN, missing, slack_refused
-from bridge.slack.post import slack_error
+from bridge.requirements import PLACEHOLDERS, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, missing, slack_refused
+from bridge.slack.post import FAILURES, slack_error
+from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.base import database_name, missing_sqlite_file
 
@@ -48,12 +50,19 @@ class Check:
 
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
-    gaps = missing(settings, "serve")
-    checks.extend(Check(False, "settings", gap) for gap in gaps)
-    if not gaps:
-        checks.append(Check(True, "settings", "everything `serve` needs is set"))
+    # SLACK_APP_TOKEN set means Socket Mode may be how this bridge runs: `socket` needs no signing secret.
+    socket = settings.slack_app_token is not None and not settings.oauth
+    modes: tuple[Literal["serve", "socket"], ...] = ("serve", "socket") if socket else ("serve",)
+    ready = [mode for mode in modes if not missing(settings, mode)]
+    if ready:
+        needs = " and ".join(f"`{mode}`" for mode in ready)
+        checks.append(Check(True, "settings", f"everything {needs} need{'s' if len(ready) == 1 else ''} is set"))
+    else:
+        checks.extend(Check(False, "settings", gap) for gap in missing(settings, modes[-1]))
     if settings.slack_app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
+    elif socket and settings.slack_app_token.get_secret_value() != PLACEHOLDERS[SLACK_APP_TOKEN.variable]:
+        checks.append(await socket_check(settings))
     if settings.oauth:
         from bridge.workspace_admin import workspace_checks
 
@@ -66,6 +75,22 @@ async def run_checks(settings: Settings) -> list[Check]:
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))
     return checks
+
+
+async def socket_check(settings: Settings) -> Check:
+    """apps.connections.open with SLACK_APP_TOKEN, as `socket` asks it first (the URL it gives is left unused)."""
+    assert settings.slack_app_token is not None
+    try:
+        await slack_client(settings, wait_out_limits=False).apps_connections_open(
+            app_token=settings.slack_app_token.get_secret_value()
+        )
+    except SlackApiError as exc:
+        error = slack_error(exc)
+        passing = error == "ratelimited" or error in SLACK_SIDE  # Slack's doing, nothing against the settings
+        return Check(passing, "socket mode", not_opened(error), warning=passing)
+    except FAILURES as exc:
+        return Check(False, "socket mode", slack_unreachable(settings, exc))
+    return Check(True, "socket mode", "SLACK_APP_TOKEN accepted (apps.connections.open)")
 
 
 def ephemeral_sqlite(environ: dict[str, str]) -> list[Check]:

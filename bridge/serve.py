@@ -20,20 +20,26 @@ from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.proxies import proxy_for
-from bridge.requirements import SLACK_APP_TOKEN, slack_refused
 from bridge.slack.post import FAILURES, slack_error
 from bridge.store import StoreError
 from bridge.store.base import database_name, missing_sqlite_file
 
 log = logging.getLogger(__name__)
 
+RATE_LIMITED_TRIES = 3  # apps.connections.open answered 429 twice is waited out; a third time ends the start
 
-async def _wait_for_signal() -> None:
+
+def _on_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, from now on (no longer the process's end)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _wait_for_signal() -> None:
+    await _on_signal().wait()
 
 
 @asynccontextmanager
@@ -125,8 +131,30 @@ async def serve_http(settings: Settings) -> None:
     log.info("bridge stopped")
 
 
+async def _socket_mode_allowed(settings: Settings, app_token: str) -> None:
+    """apps.connections.open asked once before anything starts: the Socket Mode client would retry a refused token
+    forever. A rate limit (a Tier 1 method: a bridge started again and again) is waited out as Slack asks."""
+    from bridge.checks import slack_unreachable
+    from bridge.slack.socket_mode import not_opened, retry_after
+
+    client = slack_client(settings, wait_out_limits=False)
+    for attempt in range(RATE_LIMITED_TRIES):
+        try:
+            await client.apps_connections_open(app_token=app_token)
+            return
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error != "ratelimited" or attempt == RATE_LIMITED_TRIES - 1:
+                raise StartError(not_opened(error)) from None
+            wait = retry_after(exc)
+            log.info("Slack asks to wait before the Socket Mode connection opens (rate limit): waiting %g s", wait)
+            await asyncio.sleep(wait)
+        except FAILURES as exc:
+            raise StartError(slack_unreachable(settings, exc)) from None
+
+
 async def serve_socket(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from bridge.slack.socket_mode import SocketMode, SocketModeError
 
     if settings.oauth:
         raise StartError(
@@ -136,28 +164,31 @@ async def serve_socket(settings: Settings) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()
-    try:
-        # Asked once first: the Socket Mode client would retry a refused token forever, a traceback each time.
-        await slack_client(settings, wait_out_limits=False).apps_connections_open(app_token=app_token)
-    except SlackApiError as exc:
-        raise StartError(slack_refused(SLACK_APP_TOKEN, slack_error(exc))) from None
-    except FAILURES as exc:
-        raise StartError(f"cannot reach Slack at {settings.slack_api_url}: {slack_error(exc)}.") from None
+    await _socket_mode_allowed(settings, app_token)
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
-        handler = AsyncSocketModeHandler(bridge.app, app_token)
-        # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
-        handler.client.proxy = proxy_for(settings.slack_api_url)
+        stop = _on_signal()  # a signal while the connection opens stops the bridge once it has
+        connection = SocketMode(
+            bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
+        )
         try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
+            try:
+                await connection.open()
+            except SocketModeError as exc:
+                raise StartError(str(exc)) from None
             log.info(
                 "bridge connected over Socket Mode version=%s database=%s",
                 __version__,
                 _database_words(settings, new),
             )
-            await _wait_for_signal()
-            log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
-            await handler.disconnect_async()  # type: ignore[no-untyped-call]
+            refused = await connection.serve_until(stop.wait())
+            if refused is not None:
+                log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
+            else:
+                log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
+            await connection.disconnect()
         finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
+            await connection.close()
+        if refused is not None:
+            raise StartError(refused)  # after the turns in flight: `_started` stops the bridge on the way out
     log.info("bridge stopped")

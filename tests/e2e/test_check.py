@@ -41,3 +41,28 @@ def test_only_the_optional_customize_scope_missing_warns_and_passes(tmp_path: Pa
 def test_every_scope_of_the_manifest_passes_and_extra_ones_do_no_harm(tmp_path: Path) -> None:
     code, lines = check_with_scopes([*ALL_SCOPES, "mpim:history"], tmp_path)
     assert code == 0 and lines == [f"ok   slack scopes: all {len(ALL_SCOPES)} the manifest asks for"]
+
+
+def check_for_socket_mode(app_token: str, tmp_path: Path) -> tuple[int, list[str]]:
+    """`check` as README's Socket Mode section sets a bridge up: SLACK_APP_TOKEN, no signing secret."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=app_token)
+        del env["SLACK_SIGNING_SECRET"]
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stdout.splitlines()
+
+
+def test_socket_mode_needs_no_signing_secret_and_its_app_token_is_checked(tmp_path: Path) -> None:
+    code, lines = check_for_socket_mode("xapp-test-token", tmp_path)
+    assert code == 0, lines
+    assert "ok   settings: everything `socket` needs is set" in lines
+    assert "ok   socket mode: SLACK_APP_TOKEN accepted (apps.connections.open)" in lines
+    assert not any("SIGNING_SECRET" in line for line in lines if line.startswith("FAIL"))
+
+
+def test_a_refused_app_token_fails_the_check_in_the_words_socket_would_use(tmp_path: Path) -> None:
+    code, lines = check_for_socket_mode("xapp-revoked", tmp_path)
+    assert code == 1, lines
+    [line] = [line for line in lines if line.startswith("FAIL")]
+    assert line.startswith("FAIL socket mode: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level" in line

@@ -74,6 +74,52 @@ def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tm
     assert line.startswith("error: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level Tokens" in line
 
 
+def test_socket_mode_that_slack_fails_on_its_side_is_not_blamed_on_the_token(tmp_path: Path) -> None:
+    """apps.connections.open answering internal_error (a failure on Slack's side, in its documented errors) says
+    so: not "Slack refused SLACK_APP_TOKEN... copy the current token", which sends the user after a good token."""
+    with FakeSlack() as slack:
+        slack.fail_next("apps.connections.open", "internal_error")
+        env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+        code, _, err, took = serve_until_exit(env, tmp_path, mode="socket")
+    assert code == 1 and took < 10, err
+    line = one_error_line(err)
+    assert "internal_error" in line and "Slack's side" in line and "try again" in line, line
+    assert "refused" not in line and "Copy the current token" not in line, line
+
+
+def test_socket_mode_rate_limited_at_start_waits_as_slack_asks_then_connects(tmp_path: Path) -> None:
+    """apps.connections.open is a Tier 1 method: a bridge started again and again may be told to wait (429,
+    Retry-After). It waits, says so, and connects, instead of telling the user their token is wrong."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        slack.fail_next("apps.connections.open", "ratelimited", headers={"Retry-After": "1"})
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            logs = bridge.logs()
+        finally:
+            assert bridge.stop() == 0
+    assert "rate limit" in logs and "waiting 1 s" in logs, logs
+    assert "refused" not in logs and "Traceback" not in logs, logs
+
+
+def test_socket_mode_that_cannot_open_its_websocket_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    """Slack's Web API answers but its WebSocket host cannot be reached (a proxy or firewall that lets slack.com
+    through, not WebSockets): one line naming the host, not a traceback every few seconds from a process that
+    never starts and never ends."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))  # a port nobody listens on
+        port = holder.getsockname()[1]
+        with FakeSlack() as slack:
+            slack.socket_url = f"ws://127.0.0.1:{port}/link/?ticket=secret-ticket&app_id={slack.app_id}"
+            env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+            code, _, err, took = serve_until_exit(env, tmp_path, mode="socket")
+    assert code == 1 and took < 10, err
+    line = one_error_line(err)
+    assert "Socket Mode" in line and f"127.0.0.1:{port}" in line and "proxy or firewall" in line, line
+    assert "secret-ticket" not in line, "the connection's one-time ticket is not shown"
+
+
 def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
         bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), cwd=REPO)

@@ -222,6 +222,10 @@ class FakeSlack(SlackFileServer):
         self._hook_ids = itertools.count(1)
         self._last_ts_us = 0
         self._sockets: set[web.WebSocketResponse] = set()
+        # Where apps.connections.open sends the client; None: this fake's own /ws. Real Slack's URL is on another
+        # host (wss-primary.slack.com) than its Web API: a test points this at a port nobody listens on to play
+        # that host unreachable from here (a firewall or proxy that lets slack.com through, not WebSockets).
+        self.socket_url: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -384,10 +388,7 @@ class FakeSlack(SlackFileServer):
         return int(self._runner.addresses[0][1])
 
     async def _astop(self) -> None:
-        with self._lock:
-            sockets = list(self._sockets)
-        for ws in sockets:
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake slack shutting down")
+        await self._close_sockets()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -560,8 +561,12 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             return any(not ws.closed for ws in self._sockets)
 
-    def send_socket_event(self, payload: dict[str, Any], envelope_type: str = "events_api") -> str:
-        """Push one envelope to every connected socket client; returns its envelope_id."""
+    def send_socket_event(
+        self, payload: dict[str, Any], envelope_type: str = "events_api", retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Push one envelope to every connected socket client; returns its envelope_id. Slack delivers an event
+        it has no acknowledgement for again, in a new envelope with `retry_attempt` and `retry_reason` set."""
         if self._loop is None:
             raise RuntimeError("FakeSlack is not started")
         envelope = {
@@ -569,8 +574,8 @@ class FakeSlack(SlackFileServer):
             "payload": payload,
             "type": envelope_type,
             "accepts_response_payload": envelope_type != "events_api",
-            "retry_attempt": 0,
-            "retry_reason": "",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
         }
         sent = asyncio.run_coroutine_threadsafe(self._broadcast(envelope), self._loop).result(10)
         if not sent:
@@ -578,6 +583,28 @@ class FakeSlack(SlackFileServer):
         if payload.get("type") == "event_callback" and isinstance(payload.get("event"), dict):
             self.remember_event(payload["event"])
         return str(envelope["envelope_id"])
+
+    def send_socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Slack's `disconnect` message (reason `warning` ahead of a close, `refresh_requested` when it wants the
+        client on a new connection): the client is to open a new one."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack is not started")
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        if not asyncio.run_coroutine_threadsafe(self._broadcast(message), self._loop).result(10):
+            raise AssertionError("send_socket_disconnect: no Socket Mode client is connected")
+
+    def drop_sockets(self) -> None:
+        """Close every Socket Mode connection from Slack's side, as a socket that drops (or a host restarting) does;
+        the client is to open a new one."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack is not started")
+        asyncio.run_coroutine_threadsafe(self._close_sockets(), self._loop).result(10)
+
+    async def _close_sockets(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for ws in sockets:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake slack closed the connection")
 
     def remember_event(self, event: dict[str, Any]) -> None:
         """Store a user ``message``/``app_mention`` event as channel history (conversations.replies sees it).
@@ -765,7 +792,7 @@ class FakeSlack(SlackFileServer):
         return body
 
     def _api_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any] | str:
-        return {"ok": True, "url": self.base_url.replace("http://", "ws://") + "ws"}
+        return {"ok": True, "url": self.socket_url or self.base_url.replace("http://", "ws://") + "ws"}
 
     def _api_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any] | str:
         channel = args.get("channel")
