@@ -153,6 +153,7 @@ class CommandHandler:
             )
         except ConfigError as exc:
             message = blocks.problem(str(exc))
+            replace = False  # nothing changed: a menu stays, with what was picked, to be put right
         except Exception:
             log.exception("command crashed")
             message = Message("The bridge hit an unexpected error. An operator can find it in the logs.")
