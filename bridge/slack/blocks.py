@@ -109,11 +109,24 @@ def usage(command: str, problem: str = "") -> Message:
     return Message("\n".join(lines))
 
 
-def refused(rule: str, command: str) -> Message:
-    return Message(
-        f"Only {rule} may change what a channel is connected to, so nothing was changed. "
-        f"`{command} status` shows how this channel is connected."
-    )
+def refused(rule: str, command: str, admin_unknown: str | None = None, creator_unknown: str | None = None) -> Message:
+    """The rule, and what Slack would not say about the caller (its error), so that an admin or a channel's
+    creator refused only because a lookup failed is told why."""
+    lines = [f"Only {rule} may change what a channel is connected to, so nothing was changed."]
+    if admin_unknown:
+        lines.append(
+            f"Slack would not tell me whether you are a workspace admin (`{escape(admin_unknown)}`); if that "
+            "persists, an operator can run `python -m bridge check`."
+        )
+    if creator_unknown == "channel_not_found":
+        lines.append(
+            "Slack would not tell me who created this channel (`channel_not_found`): in a private channel, invite "
+            "me first (`/invite @letta`)."
+        )
+    elif creator_unknown:
+        lines.append(f"Slack would not tell me who created this channel (`{escape(creator_unknown)}`).")
+    lines.append(f"`{command} status` shows how this channel is connected.")
+    return Message(" ".join(lines))
 
 
 def foreign_workspace() -> Message:

@@ -20,6 +20,10 @@ class Member:
     is_admin: bool = False
     is_owner: bool = False
     created_channel: bool = False
+    # The Slack error that kept users.info (admin, owner) or conversations.info (creator) from saying, if any: a
+    # failed lookup grants nothing, and the refusal says why it could not tell.
+    admin_unknown: str | None = None
+    creator_unknown: str | None = None
 
 
 @dataclass(frozen=True)

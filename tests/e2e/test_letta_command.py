@@ -339,3 +339,29 @@ def test_without_a_default_target_dms_are_ignored(sw: Slash) -> None:
     assert sw.bridge.post(event_body(dm)).status_code == 200
     time.sleep(0.3)
     assert sw.slack.posts("D0456EFGH") == [] and len(sw.letta.requests) == before
+
+
+def test_a_refusal_says_when_slack_would_not_say_who_you_are(tmp_path: Path) -> None:
+    """A failed lookup grants nothing, but an admin told "only admins may" (users.info refused: a missing scope),
+    or a private channel's creator told "only the creator may" (conversations.info answers channel_not_found
+    until the bot is in it) was left with a refusal that made no sense."""
+    from tests.e2e.slash import CREATOR
+
+    with slash_world(tmp_path, SLACK_CONFIGURE_BY="creator") as world:
+        group, _ = crew(world)
+        world.slack.fail_next("users.info", "missing_scope")
+        refused = world.ask(f"connect {group}", "C0SCOPE01")
+        assert refused.startswith("Only the channel's creator and workspace admins and owners may change")
+        assert "Slack would not tell me whether you are a workspace admin (`missing_scope`)" in refused, refused
+        assert "python -m bridge check" in refused
+        refused = world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)  # private, the bot not in it yet
+        assert "Slack would not tell me who created this channel (`channel_not_found`)" in refused, refused
+        assert "invite me first (`/invite @letta`)" in refused
+        plain = world.ask(f"connect {group}", "C0PRIVATE", user=MEMBER)
+        assert "would not tell me" in plain  # the same for anyone: the bridge cannot know who created it
+        world.slack.add_channel("C0PRIVATE", "secret", creator=CREATOR, is_private=True)
+        assert "Connected" in world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)
+        world.slack.add_channel("C0OTHERS1", "theirs", creator=CREATOR)
+        refused = world.ask(f"connect {group}", "C0OTHERS1", user=MEMBER)
+        assert "would not tell me" not in refused and refused.startswith("Only the channel's creator")
+        assert world.binding("C0SCOPE01") is None and world.binding("C0OTHERS1") is None

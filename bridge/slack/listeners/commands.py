@@ -203,7 +203,7 @@ class CommandHandler:
         if may_configure(member, self._policy):
             return None
         log.info("configuration refused team=%s channel=%s user=%s", who.team_id, who.channel_id, who.user_id)
-        return blocks.refused(who_may_configure(self._policy), self.name)
+        return blocks.refused(who_may_configure(self._policy), self.name, member.admin_unknown, member.creator_unknown)
 
     async def _announce(self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
