@@ -109,6 +109,13 @@ class Configurator:
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
         list of agents a bridge-defined group (`broadcast` is `Pattern("broadcast")`)."""
+        if is_direct(channel) and not self.settings.default_target:
+            raise ConfigError(
+                "a direct message cannot be connected: I answer direct messages only when the operator sets "
+                "DEFAULT_TARGET, which is not set. Connect a channel instead, and mention me there.",
+                f"{channel} is a direct message, and without DEFAULT_TARGET the bridge ignores direct messages, so "
+                "its binding would never be used: connect a channel (C…), or set DEFAULT_TARGET.",
+            )
         if broadcast:
             pattern = Pattern(BROADCAST)
         try:

@@ -163,3 +163,16 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")
         assert refused.returncode == 1 and "FAIL database: cannot open the database" in refused.stdout
         assert "pw-never-shown" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_connect_refuses_a_dm_that_would_never_be_answered(tmp_path: Path) -> None:
+    """Without DEFAULT_TARGET the bridge ignores direct messages: a DM's binding was saved all the same."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        done = run_cli(env, "channels", "connect", "D0123ABCD", alice)
+        assert done.returncode == 1 and "D0123ABCD is a direct message" in done.stderr, done.stderr
+        assert "DEFAULT_TARGET" in done.stderr and "Traceback" not in done.stderr
+        assert "no channels are connected" in run_cli(env, "channels", "list").stdout
+        with_default = dict(env, DEFAULT_TARGET=alice)  # there a DM's own binding is used before the default
+        assert run_cli(with_default, "channels", "connect", "D0123ABCD", alice).returncode == 0

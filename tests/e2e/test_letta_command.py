@@ -365,3 +365,13 @@ def test_a_refusal_says_when_slack_would_not_say_who_you_are(tmp_path: Path) -> 
         refused = world.ask(f"connect {group}", "C0OTHERS1", user=MEMBER)
         assert "would not tell me" not in refused and refused.startswith("Only the channel's creator")
         assert world.binding("C0SCOPE01") is None and world.binding("C0OTHERS1") is None
+
+
+def test_connect_in_a_dm_without_a_default_target_is_refused_not_saved_to_be_ignored(sw: Slash) -> None:
+    """Without DEFAULT_TARGET direct messages are ignored, so a DM's binding would never be used: /letta connect
+    in a DM said "Connected ... Mention me here" and then nothing ever answered there."""
+    group, _ = crew(sw)
+    text = sw.ask(f"connect {group}", "D0DMCONN1")
+    assert "A direct message cannot be connected" in text and "DEFAULT_TARGET" in text, text
+    assert text.endswith("Nothing was changed.")
+    assert sw.binding("D0DMCONN1") is None and sw.notices("D0DMCONN1") == []
