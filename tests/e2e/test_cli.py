@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -176,3 +177,23 @@ def test_connect_refuses_a_dm_that_would_never_be_answered(tmp_path: Path) -> No
         assert "no channels are connected" in run_cli(env, "channels", "list").stdout
         with_default = dict(env, DEFAULT_TARGET=alice)  # there a DM's own binding is used before the default
         assert run_cli(with_default, "channels", "connect", "D0123ABCD", alice).returncode == 0
+
+
+def test_the_command_line_does_not_wait_minutes_on_a_letta_that_never_answers(tmp_path: Path) -> None:
+    """A Letta that takes the connection and never answers kept `check` waiting LETTA_READ_TIMEOUT (5 minutes by
+    default) on its health check, and `channels connect` and `list` as long on their lookups. One-shot lookups
+    wait LETTA_LOOKUP_TIMEOUT (30 s by default) instead; sends keep LETTA_READ_TIMEOUT."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_LOOKUP_TIMEOUT="1")
+        assert run_cli(env, "channels", "connect", "C0123ABC", alice).returncode == 0
+        letta.hang_next("GET", r"/v1/health/?", times=2)
+        started = time.monotonic()
+        done = run_cli(env, "check")
+        assert done.returncode == 1 and "did not answer the health check in time" in done.stdout, done.stdout
+        listing = run_cli(env, "channels", "list")
+        assert listing.returncode == 0 and "C0123ABC" in listing.stdout, listing.stderr
+        letta.hang_next("GET", rf"/v1/agents/{alice}/?")
+        refused = run_cli(env, "channels", "connect", "C0456DEF", alice)
+        assert refused.returncode == 1 and "did not answer" in refused.stderr, refused.stderr
+        assert time.monotonic() - started < 20
