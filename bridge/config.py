@@ -143,8 +143,8 @@ class Settings(BaseSettings):
     letta_group_runner: RunnerChoice = "auto"
     letta_connect_timeout: float = Field(default=10.0, gt=0)
     letta_read_timeout: float = Field(default=300.0, gt=0)
-    # The command line's one-shot lookups (check, channels, workspaces): a Letta that never answers is said to be
-    # one within this, not after the read timeout that agent turns need.
+    # One-shot lookups (check, channels, workspaces; /letta status's probes): a Letta that never answers is said to
+    # be one within this, not after the read timeout that agent turns need.
     letta_lookup_timeout: float = Field(default=30.0, gt=0)
     letta_context_prefix: str = "[{user} in #{channel} on Slack] "
     letta_send_retries: int = Field(default=3, ge=0, le=10)

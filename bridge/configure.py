@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from bridge.config import Settings
@@ -174,10 +174,10 @@ class Configurator:
     async def status(self, team: str, channel: str) -> Status:
         binding = await self._store.get_binding(team, channel)
         history = await self._store.history(team, channel, limit=HISTORY_SHOWN)
-        server = await self._probe_server()
+        server = await self._bounded(self._probe_server())
         target = runner = None
         if binding is not None and server.ok:
-            target = await self._probe_target(binding.target)
+            target = await self._bounded(self._probe_target(binding.target))
             try:
                 runner = await self._chooser.choice(binding)
             except LettaError:
@@ -185,6 +185,18 @@ class Configurator:
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
         feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
         return Status(binding, history, server, target, runner, default, feedback)
+
+    async def _bounded(self, probe: Awaitable[Probe]) -> Probe:
+        """A probe that waits LETTA_LOOKUP_TIMEOUT at most: status is asked when the agents are silent, and must
+        say what it knows (the binding, from the store) though Letta never answers."""
+        within = self.settings.letta_lookup_timeout
+        try:
+            async with asyncio.timeout(within):
+                return await probe
+        except TimeoutError:
+            unit = "second" if within == 1 else "seconds"
+            url = shown_url(self._letta.base_url)
+            return Probe(False, f"The Letta server at {url} did not answer within {within:g} {unit}.")
 
     async def _probe_server(self) -> Probe:
         try:

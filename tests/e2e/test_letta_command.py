@@ -28,6 +28,7 @@ from tests.e2e.slash import (
     group_choice,
     slash_world,
 )
+from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import command_body, event_body, next_ts, signed_headers
 
 MISSING_GROUP = "group-00000000-0000-4000-8000-000000000000"
@@ -375,3 +376,21 @@ def test_connect_in_a_dm_without_a_default_target_is_refused_not_saved_to_be_ign
     assert "A direct message cannot be connected" in text and "DEFAULT_TARGET" in text, text
     assert text.endswith("Nothing was changed.")
     assert sw.binding("D0DMCONN1") is None and sw.notices("D0DMCONN1") == []
+
+
+def test_status_says_the_binding_when_letta_never_answers(tmp_path: Path) -> None:
+    """Status is what one runs when the agents are silent: against a Letta that takes the connection and never
+    answers, it said only "did not answer within 60 seconds" after a minute, not even what the channel is bound
+    to. Its probes wait LETTA_LOOKUP_TIMEOUT; the binding and its history come from the store regardless."""
+    with slash_world(tmp_path, LETTA_LOOKUP_TIMEOUT="1") as world:
+        group, _ = crew(world)
+        world.ask(f"connect {group}", "C0HANGS01")
+        assert isinstance(world.letta, FakeLetta)
+        world.letta.hang_next("GET", r"/v1/health/?")
+        answer = world.send("status", "C0HANGS01")
+        status = answer.text
+        assert "This channel is connected to *Research crew*" in status, status
+        assert ":warning: The Letta server at" in status and "did not answer within 1 second" in status, status
+        world.letta.hang_next("GET", rf"/v1/groups/{group}/?")
+        status = world.ask("status", "C0HANGS01")
+        assert ":white_check_mark: Letta" in status and ":warning: The Letta server at" in status, status
