@@ -115,7 +115,7 @@ def refused(rule: str, command: str, admin_unknown: str | None = None, creator_u
     lines = [f"Only {rule} may change what a channel is connected to, so nothing was changed."]
     if admin_unknown:
         lines.append(
-            f"Slack would not tell me whether you are a workspace admin (`{escape(admin_unknown)}`); if that "
+            f"Slack would not tell me about your account (`{escape(admin_unknown)}`); if that "
             "persists, an operator can run `python -m bridge check`."
         )
     if creator_unknown == "channel_not_found":

@@ -153,14 +153,15 @@ class Directory:
 
 
 async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, with_creator: bool) -> Member:
-    """What decides whether someone may configure: users.info (admin, owner) and, in `creator` mode,
+    """What decides whether someone may configure: users.info (admin, owner, guest) and, in `creator` mode,
     conversations.info. Never cached, since rights change; a failed lookup grants nothing."""
-    is_admin = is_owner = created = False
+    is_admin = is_owner = created = guest = False
     admin_unknown = creator_unknown = None
     try:
         user = (await client.users_info(user=user_id)).get("user") or {}
         is_admin = bool(user.get("is_admin"))
         is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
+        guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
     except SlackApiError as exc:
         admin_unknown = str(exc.response.get("error") or "unknown")
         log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
@@ -171,7 +172,7 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
         except SlackApiError as exc:
             creator_unknown = str(exc.response.get("error") or "unknown")
             log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
-    return Member(user_id, is_admin, is_owner, created, admin_unknown, creator_unknown)
+    return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
 
 
 def _spoken(message: dict[str, Any]) -> bool:

@@ -271,6 +271,13 @@ def test_everyone_mode_and_a_renamed_command(tmp_path: Path) -> None:
         group, _ = crew(world)
         answer = world.send(f"connect {group}", "C0EVERY01", user=MEMBER, command="/crew")
         assert "Connected" in answer.text and world.binding("C0EVERY01") == ("group", group, MEMBER)
+        # Everyone is every member, not a guest: a customer in a shared channel could rebind or unbind it.
+        for guest, kind in (("U0GUEST01", "multi"), ("U0GUEST02", "single")):
+            world.slack.add_user(guest, f"guest-{kind}", guest=kind)
+            for text in ("disconnect", f"connect {group}"):
+                refused = world.send(text, "C0EVERY01", user=guest, command="/crew").text
+                assert refused.startswith("Only members of this workspace (not guests) may change"), refused
+        assert world.binding("C0EVERY01") == ("group", group, MEMBER)
         assert "`/crew status`" in world.send("help", "C0EVERY01", command="/crew").ack.text
         assert world.send("status", "C0EVERY01", command="/letta").ack.status_code == 404
 
@@ -353,7 +360,7 @@ def test_a_refusal_says_when_slack_would_not_say_who_you_are(tmp_path: Path) -> 
         world.slack.fail_next("users.info", "missing_scope")
         refused = world.ask(f"connect {group}", "C0SCOPE01")
         assert refused.startswith("Only the channel's creator and workspace admins and owners may change")
-        assert "Slack would not tell me whether you are a workspace admin (`missing_scope`)" in refused, refused
+        assert "Slack would not tell me about your account (`missing_scope`)" in refused, refused
         assert "python -m bridge check" in refused
         refused = world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)  # private, the bot not in it yet
         assert "Slack would not tell me who created this channel (`channel_not_found`)" in refused, refused
