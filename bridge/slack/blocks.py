@@ -109,10 +109,20 @@ def usage(command: str, problem: str = "") -> Message:
     return Message("\n".join(lines))
 
 
-def refused(rule: str, command: str, admin_unknown: str | None = None, creator_unknown: str | None = None) -> Message:
+def refused(
+    rule: str,
+    command: str,
+    admin_unknown: str | None = None,
+    creator_unknown: str | None = None,
+    listing: bool = False,
+) -> Message:
     """The rule, and what Slack would not say about the caller (its error), so that an admin or a channel's
-    creator refused only because a lookup failed is told why."""
-    lines = [f"Only {rule} may change what a channel is connected to, so nothing was changed."]
+    creator refused only because a lookup failed is told why. `listing`: `groups` or `agents` was asked for
+    (SLACK_CATALOG=configurers), which changes nothing."""
+    if listing:
+        lines = [f"Only {rule} may see the Letta server's groups and agents here."]
+    else:
+        lines = [f"Only {rule} may change what a channel is connected to, so nothing was changed."]
     if admin_unknown:
         lines.append(
             f"Slack would not tell me about your account (`{escape(admin_unknown)}`); if that "
