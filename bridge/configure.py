@@ -8,6 +8,7 @@ sees Letta's wire format. Every failure is a `ConfigError` in plain words, raise
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class Configurator:
         pattern: Pattern | None = None,
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
-        list of agents a bridge-defined group (`broadcast` is `Pattern("broadcast")`)."""
+        list of agents a bridge-defined group (`broadcast`, the CLI's flag, is `--pattern broadcast`)."""
         if is_direct(channel) and not self.settings.default_target:
             raise ConfigError(
                 "a direct message cannot be connected: I answer direct messages only when the operator sets "
@@ -117,7 +118,10 @@ class Configurator:
                 "its binding would never be used: connect a channel (C…), or set DEFAULT_TARGET.",
             )
         if broadcast:
-            pattern = Pattern(BROADCAST)
+            asked = pattern or Pattern()
+            if asked.name not in (None, BROADCAST):
+                raise ConfigError(f"--broadcast and --pattern {asked.name} ask for two patterns: give one of them.")
+            pattern = dataclasses.replace(asked, name=BROADCAST)  # its other options are refused as broadcast's
         try:
             target = await resolve_target(self._letta, ids)
             target = await with_pattern(self._letta, target, pattern or Pattern())

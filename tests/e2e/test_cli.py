@@ -197,3 +197,17 @@ def test_the_command_line_does_not_wait_minutes_on_a_letta_that_never_answers(tm
         refused = run_cli(env, "channels", "connect", "C0456DEF", alice)
         assert refused.returncode == 1 and "did not answer" in refused.stderr, refused.stderr
         assert time.monotonic() - started < 20
+
+
+def test_broadcast_with_another_patterns_options_is_refused_not_dropped(tmp_path: Path) -> None:
+    """`--broadcast --pattern supervisor --manager M` bound a broadcast and dropped the supervisor and its manager
+    without a word; `--broadcast --max-turns 3` dropped the max turns."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        a, b, boss = letta.add_agent("a"), letta.add_agent("b"), letta.add_agent("boss")
+        said = _refused(env, a, b, "--broadcast", "--pattern", "supervisor", "--manager", boss)
+        assert "--broadcast" in said and "--pattern supervisor" in said, said
+        said = _refused(env, a, b, "--broadcast", "--max-turns", "3")
+        assert "--max-turns goes with round_robin and dynamic, not broadcast" in said, said
+        done = run_cli(env, "channels", "connect", "C0123ABC", a, b, "--broadcast", "--pattern", "broadcast")
+        assert done.returncode == 0 and "pattern: broadcast" in done.stdout, done.stderr
