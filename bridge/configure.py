@@ -83,6 +83,7 @@ class Status:
     runner: RunnerChoice | None
     default: str | None  # the default target's ids, when unbound mentions in this channel go there
     feedback: tuple[AgentFeedback, ...] = ()  # each agent's 👍/👎 on its replies in this channel
+    ignored_dm: bool = False  # a direct message, and direct messages are ignored (no DEFAULT_TARGET)
 
 
 def is_direct(channel_id: str) -> bool:
@@ -188,7 +189,8 @@ class Configurator:
                 runner = None
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
         feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
-        return Status(binding, history, server, target, runner, default, feedback)
+        ignored_dm = is_direct(channel) and not self.settings.default_target
+        return Status(binding, history, server, target, runner, default, feedback, ignored_dm)
 
     async def _bounded(self, probe: Awaitable[Probe]) -> Probe:
         """A probe that waits LETTA_LOOKUP_TIMEOUT at most: status is asked when the agents are silent, and must

@@ -204,7 +204,13 @@ def status(st: Status, command: str) -> Message:
         lines = ["This channel is not connected to Letta."]
         if st.default:
             lines.append(f"Mentions here go to the default target `{escape(st.default)}`.")
-        lines.append(f"`{command} connect` connects it.")
+        if st.ignored_dm:
+            lines.append(
+                "I answer direct messages only when the operator sets DEFAULT_TARGET, which is not set: connect a "
+                "channel instead, and mention me there."
+            )
+        else:
+            lines.append(f"`{command} connect` connects it.")
     else:
         t = b.target
         how = f", pattern {pattern(t)}" if pattern(t) else ""

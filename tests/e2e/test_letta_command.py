@@ -383,6 +383,9 @@ def test_connect_in_a_dm_without_a_default_target_is_refused_not_saved_to_be_ign
     assert "A direct message cannot be connected" in text and "DEFAULT_TARGET" in text, text
     assert text.endswith("Nothing was changed.")
     assert sw.binding("D0DMCONN1") is None and sw.notices("D0DMCONN1") == []
+    status = sw.ask("status", "D0DMCONN1")  # it said "`/letta connect` connects it", which is refused here
+    assert "I answer direct messages only when the operator sets DEFAULT_TARGET" in status, status
+    assert "connect` connects it" not in status
 
 
 def test_status_says_the_binding_when_letta_never_answers(tmp_path: Path) -> None:
