@@ -170,7 +170,7 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
 
 async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
     """The checks, and the server's version when it answered."""
-    client = letta_client(settings, kind=await letta_kind(settings))
+    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
     url = shown_url(settings.letta_base_url)
     if isinstance(client, AppServerLetta):
         try:

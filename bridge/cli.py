@@ -239,7 +239,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
         use = resolve(b, settings.letta_group_runner, version)
         if use.used is None and not asked:
             asked = True
-            client = letta_client(settings, kind=await letta_kind(settings))
+            client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
             try:
                 version = (await client.health()).version
             except LettaError:
@@ -261,7 +261,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
-    client = letta_client(settings, kind=await letta_kind(settings))
+    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
         result = await configurator.connect(

@@ -35,24 +35,28 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_li
     return client
 
 
-def letta_client(settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None) -> LettaClient:
+def letta_client(
+    settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None, lookups: bool = False
+) -> LettaClient:
     """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
-    a REST server's."""
+    a REST server's. `lookups`: the command line's, whose answers wait LETTA_LOOKUP_TIMEOUT, not the read timeout
+    agent turns need."""
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    read_timeout = settings.letta_lookup_timeout if lookups else settings.letta_read_timeout
     if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
         return AppServerLetta(
             settings.letta_base_url,
             api_key=key,
             metrics=metrics,
             connect_timeout=settings.letta_connect_timeout,
-            request_timeout=min(settings.letta_read_timeout, 30.0),
+            request_timeout=min(read_timeout, 30.0),
         )
     client = MeteredLettaClient(
         settings.letta_base_url,
         api_key=key,
         project=settings.letta_project,
         connect_timeout=settings.letta_connect_timeout,
-        read_timeout=settings.letta_read_timeout,
+        read_timeout=read_timeout,
         send_retries=settings.letta_send_retries,
         max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,

@@ -31,6 +31,7 @@ LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
+USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
 
 
 def config_file() -> Path | None:
@@ -143,6 +144,9 @@ class Settings(BaseSettings):
     letta_group_runner: RunnerChoice = "auto"
     letta_connect_timeout: float = Field(default=10.0, gt=0)
     letta_read_timeout: float = Field(default=300.0, gt=0)
+    # One-shot lookups (check, channels, workspaces; /letta status's probes): a Letta that never answers is said to
+    # be one within this, not after the read timeout that agent turns need.
+    letta_lookup_timeout: float = Field(default=30.0, gt=0)
     letta_context_prefix: str = "[{user} in #{channel} on Slack] "
     letta_send_retries: int = Field(default=3, ge=0, le=10)
     letta_retry_base_seconds: float = Field(default=1.0, ge=0)
@@ -244,6 +248,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part for part in re.split(r"[\s,]+", value) if part)
         return value
+
+    @field_validator("slack_configure_users", "slack_approve_users")
+    @classmethod
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Slack user ids, as a copied mention (<@U0123|name>) or lower-cased too; a name or an email would grant
+        nobody, silently, so it is refused."""
+        ids = []
+        for given in value:
+            user = re.sub(r"^<@([^|>]*)(\|[^>]*)?>$", r"\1", given.strip()).upper()
+            if not USER_ID.fullmatch(user):
+                raise ValueError(
+                    f"{given[:40]} is not a Slack user id (like U0123ABCD: in Slack, open the person's profile, "
+                    "then ⋮ > Copy member ID)"
+                )
+            ids.append(user)
+        return tuple(ids)
 
     @field_validator("slack_suggested_prompts", mode="before")
     @classmethod

@@ -8,8 +8,9 @@ sees Letta's wire format. Every failure is a `ConfigError` in plain words, raise
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from bridge.config import Settings
@@ -82,6 +83,7 @@ class Status:
     runner: RunnerChoice | None
     default: str | None  # the default target's ids, when unbound mentions in this channel go there
     feedback: tuple[AgentFeedback, ...] = ()  # each agent's 👍/👎 on its replies in this channel
+    ignored_dm: bool = False  # a direct message, and direct messages are ignored (no DEFAULT_TARGET)
 
 
 def is_direct(channel_id: str) -> bool:
@@ -108,9 +110,19 @@ class Configurator:
         pattern: Pattern | None = None,
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
-        list of agents a bridge-defined group (`broadcast` is `Pattern("broadcast")`)."""
+        list of agents a bridge-defined group (`broadcast`, the CLI's flag, is `--pattern broadcast`)."""
+        if is_direct(channel) and not self.settings.default_target:
+            raise ConfigError(
+                "a direct message cannot be connected: I answer direct messages only when the operator sets "
+                "DEFAULT_TARGET, which is not set. Connect a channel instead, and mention me there.",
+                f"{channel} is a direct message, and without DEFAULT_TARGET the bridge ignores direct messages, so "
+                "its binding would never be used: connect a channel (C…), or set DEFAULT_TARGET.",
+            )
         if broadcast:
-            pattern = Pattern(BROADCAST)
+            asked = pattern or Pattern()
+            if asked.name not in (None, BROADCAST):
+                raise ConfigError(f"--broadcast and --pattern {asked.name} ask for two patterns: give one of them.")
+            pattern = dataclasses.replace(asked, name=BROADCAST)  # its other options are refused as broadcast's
         try:
             target = await resolve_target(self._letta, ids)
             target = await with_pattern(self._letta, target, pattern or Pattern())
@@ -167,17 +179,30 @@ class Configurator:
     async def status(self, team: str, channel: str) -> Status:
         binding = await self._store.get_binding(team, channel)
         history = await self._store.history(team, channel, limit=HISTORY_SHOWN)
-        server = await self._probe_server()
+        server = await self._bounded(self._probe_server())
         target = runner = None
         if binding is not None and server.ok:
-            target = await self._probe_target(binding.target)
+            target = await self._bounded(self._probe_target(binding.target))
             try:
                 runner = await self._chooser.choice(binding)
             except LettaError:
                 runner = None
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
         feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
-        return Status(binding, history, server, target, runner, default, feedback)
+        ignored_dm = is_direct(channel) and not self.settings.default_target
+        return Status(binding, history, server, target, runner, default, feedback, ignored_dm)
+
+    async def _bounded(self, probe: Awaitable[Probe]) -> Probe:
+        """A probe that waits LETTA_LOOKUP_TIMEOUT at most: status is asked when the agents are silent, and must
+        say what it knows (the binding, from the store) though Letta never answers."""
+        within = self.settings.letta_lookup_timeout
+        try:
+            async with asyncio.timeout(within):
+                return await probe
+        except TimeoutError:
+            unit = "second" if within == 1 else "seconds"
+            url = shown_url(self._letta.base_url)
+            return Probe(False, f"The Letta server at {url} did not answer within {within:g} {unit}.")
 
     async def _probe_server(self) -> Probe:
         try:

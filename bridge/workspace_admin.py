@@ -138,7 +138,7 @@ async def workspace_checks(settings: Settings) -> list[Check]:
 
                 key = SecretStr(own.api_key) if own.api_key else None
                 ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
-            letta = letta_client(ws_settings)
+            letta = letta_client(ws_settings, lookups=True)
             try:
                 version = (await letta.health()).version
                 letta_state = f"Letta {shown_url(ws_settings.letta_base_url)} version {version}"

@@ -109,11 +109,34 @@ def usage(command: str, problem: str = "") -> Message:
     return Message("\n".join(lines))
 
 
-def refused(rule: str, command: str) -> Message:
-    return Message(
-        f"Only {rule} may change what a channel is connected to, so nothing was changed. "
-        f"`{command} status` shows how this channel is connected."
-    )
+def refused(
+    rule: str,
+    command: str,
+    admin_unknown: str | None = None,
+    creator_unknown: str | None = None,
+    listing: bool = False,
+) -> Message:
+    """The rule, and what Slack would not say about the caller (its error), so that an admin or a channel's
+    creator refused only because a lookup failed is told why. `listing`: `groups` or `agents` was asked for
+    (SLACK_CATALOG=configurers), which changes nothing."""
+    if listing:
+        lines = [f"Only {rule} may see the Letta server's groups and agents here."]
+    else:
+        lines = [f"Only {rule} may change what a channel is connected to, so nothing was changed."]
+    if admin_unknown:
+        lines.append(
+            f"Slack would not tell me about your account (`{escape(admin_unknown)}`); if that "
+            "persists, an operator can run `python -m bridge check`."
+        )
+    if creator_unknown == "channel_not_found":
+        lines.append(
+            "Slack would not tell me who created this channel (`channel_not_found`): in a private channel, invite "
+            "me first (`/invite @letta`)."
+        )
+    elif creator_unknown:
+        lines.append(f"Slack would not tell me who created this channel (`{escape(creator_unknown)}`).")
+    lines.append(f"`{command} status` shows how this channel is connected.")
+    return Message(" ".join(lines))
 
 
 def foreign_workspace() -> Message:
@@ -181,7 +204,13 @@ def status(st: Status, command: str) -> Message:
         lines = ["This channel is not connected to Letta."]
         if st.default:
             lines.append(f"Mentions here go to the default target `{escape(st.default)}`.")
-        lines.append(f"`{command} connect` connects it.")
+        if st.ignored_dm:
+            lines.append(
+                "I answer direct messages only when the operator sets DEFAULT_TARGET, which is not set: connect a "
+                "channel instead, and mention me there."
+            )
+        else:
+            lines.append(f"`{command} connect` connects it.")
     else:
         t = b.target
         how = f", pattern {pattern(t)}" if pattern(t) else ""

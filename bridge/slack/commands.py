@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge.domain import Pattern
+from bridge.slack.decide import INVISIBLE
 
 Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup", "stop"]
 
@@ -28,8 +29,9 @@ _ACTIONS: dict[str, Action] = {
     "setup": "setup",  # OAuth mode: this workspace's Letta server (docs/workspaces.md)
     "stop": "stop",
 }
-# People paste ids in backticks, quotes or Slack's <…> and separate them with commas.
-_WRAPPERS = "`'\"<>()[]"
+# People paste ids in backticks, quotes (a phone's smart quotes too) or Slack's <…> and separate them with commas;
+# invisible characters copied with an id are dropped.
+_WRAPPERS = "`'\"<>()[]“”‘’„‚«»‹›"
 # `connect`'s options, as typed, and the Pattern field each sets.
 _OPTIONS = {
     "pattern": "name",
@@ -60,7 +62,7 @@ class Usage:
 
 
 def words(text: str) -> list[str]:
-    cleaned = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    cleaned = INVISIBLE.sub("", text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
     return [w.strip(_WRAPPERS) for w in re.split(r"[\s,]+", cleaned) if w.strip(_WRAPPERS)]
 
 
@@ -100,7 +102,7 @@ def _pattern(options: list[str]) -> Pattern | Usage | None:
             return Usage(f"`{key}=` needs a value.")
         given[field] = value
     turns = given.get("max_turns")
-    if turns is not None and not turns.isdigit():
+    if turns is not None and not turns.isdecimal():  # not isdigit: it is true for ², which int() refuses
         return Usage(f"`max_turns` is a number, not `{turns[:40]}`.")
     name = given.get("name")
     return Pattern(

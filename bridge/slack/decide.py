@@ -35,7 +35,7 @@ _TS = re.compile(r"\d{1,12}\.\d{1,9}")
 SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 # Invisible characters (zero-width spaces and joiners, the BOM, directional marks): a message of only these
 # says nothing.
-_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
+INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
 
 
 def unescape(text: str) -> str:
@@ -47,7 +47,7 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
     """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    return unescape(" ".join(text.split())) if _INVISIBLE.sub("", text).strip() else ""
+    return unescape(" ".join(text.split())) if INVISIBLE.sub("", text).strip() else ""
 
 
 def _str(value: Any) -> str:

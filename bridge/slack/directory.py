@@ -153,22 +153,26 @@ class Directory:
 
 
 async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, with_creator: bool) -> Member:
-    """What decides whether someone may configure: users.info (admin, owner) and, in `creator` mode,
+    """What decides whether someone may configure: users.info (admin, owner, guest) and, in `creator` mode,
     conversations.info. Never cached, since rights change; a failed lookup grants nothing."""
-    is_admin = is_owner = created = False
+    is_admin = is_owner = created = guest = False
+    admin_unknown = creator_unknown = None
     try:
         user = (await client.users_info(user=user_id)).get("user") or {}
         is_admin = bool(user.get("is_admin"))
         is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
+        guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
     except SlackApiError as exc:
-        log.warning("slack users.info failed user=%s error=%s", user_id, exc.response.get("error"))
+        admin_unknown = str(exc.response.get("error") or "unknown")
+        log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
     if with_creator:
         try:
             channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             created = bool(channel.get("creator")) and channel.get("creator") == user_id
         except SlackApiError as exc:
-            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, exc.response.get("error"))
-    return Member(user_id, is_admin=is_admin, is_owner=is_owner, created_channel=created)
+            creator_unknown = str(exc.response.get("error") or "unknown")
+            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
+    return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
 
 
 def _spoken(message: dict[str, Any]) -> bool:

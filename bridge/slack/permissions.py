@@ -3,6 +3,9 @@
 - `admins` (default): workspace admins and owners, plus the user ids listed in config.
 - `creator`: the channel's creator too (admins, owners and listed users keep their say).
 - `everyone`: every member of the workspace.
+
+Guests (multi- and single-channel) configure in no mode unless listed: a customer in a shared channel must not
+rebind it. So Slack is asked about everyone not listed, and a lookup that failed grants nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ class Member:
     is_admin: bool = False
     is_owner: bool = False
     created_channel: bool = False
+    is_guest: bool = False
+    # The Slack error that kept users.info (admin, owner) or conversations.info (creator) from saying, if any: a
+    # failed lookup grants nothing, and the refusal says why it could not tell.
+    admin_unknown: str | None = None
+    creator_unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,22 +37,24 @@ class Policy:
 
 
 def may_configure(member: Member, policy: Policy) -> bool:
-    if policy.by == "everyone" or member.user_id in policy.users:
+    if member.user_id in policy.users:
         return True
     if member.is_admin or member.is_owner:
         return True
-    return policy.by == "creator" and member.created_channel
+    if member.is_guest or member.admin_unknown is not None:
+        return False
+    return policy.by == "everyone" or (policy.by == "creator" and member.created_channel)
 
 
 def needs_lookup(member_id: str, policy: Policy) -> bool:
-    """Whether Slack must be asked about the member at all (not for `everyone` or a listed user)."""
-    return policy.by != "everyone" and member_id not in policy.users
+    """Whether Slack must be asked about the member at all (not for a listed user)."""
+    return member_id not in policy.users
 
 
 def who_may_configure(policy: Policy) -> str:
     """The rule in words (Slack mrkdwn), for the refusal message."""
     if policy.by == "everyone":
-        return "every member of this workspace"
+        return "members of this workspace (not guests)" + "".join(f", <@{u}>" for u in sorted(policy.users))
     who = ["workspace admins and owners"]
     if policy.by == "creator":
         who.insert(0, "the channel's creator")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -163,3 +164,50 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")
         assert refused.returncode == 1 and "FAIL database: cannot open the database" in refused.stdout
         assert "pw-never-shown" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_connect_refuses_a_dm_that_would_never_be_answered(tmp_path: Path) -> None:
+    """Without DEFAULT_TARGET the bridge ignores direct messages: a DM's binding was saved all the same."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        done = run_cli(env, "channels", "connect", "D0123ABCD", alice)
+        assert done.returncode == 1 and "D0123ABCD is a direct message" in done.stderr, done.stderr
+        assert "DEFAULT_TARGET" in done.stderr and "Traceback" not in done.stderr
+        assert "no channels are connected" in run_cli(env, "channels", "list").stdout
+        with_default = dict(env, DEFAULT_TARGET=alice)  # there a DM's own binding is used before the default
+        assert run_cli(with_default, "channels", "connect", "D0123ABCD", alice).returncode == 0
+
+
+def test_the_command_line_does_not_wait_minutes_on_a_letta_that_never_answers(tmp_path: Path) -> None:
+    """A Letta that takes the connection and never answers kept `check` waiting LETTA_READ_TIMEOUT (5 minutes by
+    default) on its health check, and `channels connect` and `list` as long on their lookups. One-shot lookups
+    wait LETTA_LOOKUP_TIMEOUT (30 s by default) instead; sends keep LETTA_READ_TIMEOUT."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_LOOKUP_TIMEOUT="1")
+        assert run_cli(env, "channels", "connect", "C0123ABC", alice).returncode == 0
+        letta.hang_next("GET", r"/v1/health/?", times=2)
+        started = time.monotonic()
+        done = run_cli(env, "check")
+        assert done.returncode == 1 and "did not answer the health check in time" in done.stdout, done.stdout
+        listing = run_cli(env, "channels", "list")
+        assert listing.returncode == 0 and "C0123ABC" in listing.stdout, listing.stderr
+        letta.hang_next("GET", rf"/v1/agents/{alice}/?")
+        refused = run_cli(env, "channels", "connect", "C0456DEF", alice)
+        assert refused.returncode == 1 and "did not answer" in refused.stderr, refused.stderr
+        assert time.monotonic() - started < 20
+
+
+def test_broadcast_with_another_patterns_options_is_refused_not_dropped(tmp_path: Path) -> None:
+    """`--broadcast --pattern supervisor --manager M` bound a broadcast and dropped the supervisor and its manager
+    without a word; `--broadcast --max-turns 3` dropped the max turns."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        a, b, boss = letta.add_agent("a"), letta.add_agent("b"), letta.add_agent("boss")
+        said = _refused(env, a, b, "--broadcast", "--pattern", "supervisor", "--manager", boss)
+        assert "--broadcast" in said and "--pattern supervisor" in said, said
+        said = _refused(env, a, b, "--broadcast", "--max-turns", "3")
+        assert "--max-turns goes with round_robin and dynamic, not broadcast" in said, said
+        done = run_cli(env, "channels", "connect", "C0123ABC", a, b, "--broadcast", "--pattern", "broadcast")
+        assert done.returncode == 0 and "pattern: broadcast" in done.stdout, done.stderr

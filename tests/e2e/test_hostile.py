@@ -289,6 +289,8 @@ def test_letta_url_credentials_are_never_shown_and_the_catalogue_can_be_closed(t
         answers.append(sw.ask("agents", "C0CRED0001", user=ADMIN))
         refused = [sw.ask(text, "C0CRED0001", user=MEMBER) for text in ("groups", "agents")]
         assert all(r.startswith("Only workspace admins") and alice not in r for r in refused), refused
+        # Asking for a list changes nothing: the refusal says what may not be seen, not that a change was refused.
+        assert all("may see the Letta server's groups and agents" in r and "changed" not in r for r in refused)
         shown = "\n".join([*answers, *refused, sw.bridge.logs()])
         assert "s3cret-pass" not in shown and "lettauser" not in shown
 

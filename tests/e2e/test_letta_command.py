@@ -28,6 +28,7 @@ from tests.e2e.slash import (
     group_choice,
     slash_world,
 )
+from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import command_body, event_body, next_ts, signed_headers
 
 MISSING_GROUP = "group-00000000-0000-4000-8000-000000000000"
@@ -270,6 +271,13 @@ def test_everyone_mode_and_a_renamed_command(tmp_path: Path) -> None:
         group, _ = crew(world)
         answer = world.send(f"connect {group}", "C0EVERY01", user=MEMBER, command="/crew")
         assert "Connected" in answer.text and world.binding("C0EVERY01") == ("group", group, MEMBER)
+        # Everyone is every member, not a guest: a customer in a shared channel could rebind or unbind it.
+        for guest, kind in (("U0GUEST01", "multi"), ("U0GUEST02", "single")):
+            world.slack.add_user(guest, f"guest-{kind}", guest=kind)
+            for text in ("disconnect", f"connect {group}"):
+                refused = world.send(text, "C0EVERY01", user=guest, command="/crew").text
+                assert refused.startswith("Only members of this workspace (not guests) may change"), refused
+        assert world.binding("C0EVERY01") == ("group", group, MEMBER)
         assert "`/crew status`" in world.send("help", "C0EVERY01", command="/crew").ack.text
         assert world.send("status", "C0EVERY01", command="/letta").ack.status_code == 404
 
@@ -339,3 +347,60 @@ def test_without_a_default_target_dms_are_ignored(sw: Slash) -> None:
     assert sw.bridge.post(event_body(dm)).status_code == 200
     time.sleep(0.3)
     assert sw.slack.posts("D0456EFGH") == [] and len(sw.letta.requests) == before
+
+
+def test_a_refusal_says_when_slack_would_not_say_who_you_are(tmp_path: Path) -> None:
+    """A failed lookup grants nothing, but an admin told "only admins may" (users.info refused: a missing scope),
+    or a private channel's creator told "only the creator may" (conversations.info answers channel_not_found
+    until the bot is in it) was left with a refusal that made no sense."""
+    from tests.e2e.slash import CREATOR
+
+    with slash_world(tmp_path, SLACK_CONFIGURE_BY="creator") as world:
+        group, _ = crew(world)
+        world.slack.fail_next("users.info", "missing_scope")
+        refused = world.ask(f"connect {group}", "C0SCOPE01")
+        assert refused.startswith("Only the channel's creator and workspace admins and owners may change")
+        assert "Slack would not tell me about your account (`missing_scope`)" in refused, refused
+        assert "python -m bridge check" in refused
+        refused = world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)  # private, the bot not in it yet
+        assert "Slack would not tell me who created this channel (`channel_not_found`)" in refused, refused
+        assert "invite me first (`/invite @letta`)" in refused
+        plain = world.ask(f"connect {group}", "C0PRIVATE", user=MEMBER)
+        assert "would not tell me" in plain  # the same for anyone: the bridge cannot know who created it
+        world.slack.add_channel("C0PRIVATE", "secret", creator=CREATOR, is_private=True)
+        assert "Connected" in world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)
+        world.slack.add_channel("C0OTHERS1", "theirs", creator=CREATOR)
+        refused = world.ask(f"connect {group}", "C0OTHERS1", user=MEMBER)
+        assert "would not tell me" not in refused and refused.startswith("Only the channel's creator")
+        assert world.binding("C0SCOPE01") is None and world.binding("C0OTHERS1") is None
+
+
+def test_connect_in_a_dm_without_a_default_target_is_refused_not_saved_to_be_ignored(sw: Slash) -> None:
+    """Without DEFAULT_TARGET direct messages are ignored, so a DM's binding would never be used: /letta connect
+    in a DM said "Connected ... Mention me here" and then nothing ever answered there."""
+    group, _ = crew(sw)
+    text = sw.ask(f"connect {group}", "D0DMCONN1")
+    assert "A direct message cannot be connected" in text and "DEFAULT_TARGET" in text, text
+    assert text.endswith("Nothing was changed.")
+    assert sw.binding("D0DMCONN1") is None and sw.notices("D0DMCONN1") == []
+    status = sw.ask("status", "D0DMCONN1")  # it said "`/letta connect` connects it", which is refused here
+    assert "I answer direct messages only when the operator sets DEFAULT_TARGET" in status, status
+    assert "connect` connects it" not in status
+
+
+def test_status_says_the_binding_when_letta_never_answers(tmp_path: Path) -> None:
+    """Status is what one runs when the agents are silent: against a Letta that takes the connection and never
+    answers, it said only "did not answer within 60 seconds" after a minute, not even what the channel is bound
+    to. Its probes wait LETTA_LOOKUP_TIMEOUT; the binding and its history come from the store regardless."""
+    with slash_world(tmp_path, LETTA_LOOKUP_TIMEOUT="1") as world:
+        group, _ = crew(world)
+        world.ask(f"connect {group}", "C0HANGS01")
+        assert isinstance(world.letta, FakeLetta)
+        world.letta.hang_next("GET", r"/v1/health/?")
+        answer = world.send("status", "C0HANGS01")
+        status = answer.text
+        assert "This channel is connected to *Research crew*" in status, status
+        assert ":warning: The Letta server at" in status and "did not answer within 1 second" in status, status
+        world.letta.hang_next("GET", rf"/v1/groups/{group}/?")
+        status = world.ask("status", "C0HANGS01")
+        assert ":white_check_mark: Letta" in status and ":warning: The Letta server at" in status, status

@@ -103,8 +103,10 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
         "Pick at least one agent first": pattern_state(pattern="supervisor", manager=ned),
     }
     for said, state in pressed.items():
-        text = sw.choose(ch, button("letta_connect_agents"), state=state).text
-        assert said in text and "Nothing was changed." in text, (said, text)
+        post = sw.choose(ch, button("letta_connect_agents"), state=state).wait()
+        assert said in post["text"] and "Nothing was changed." in post["text"], (said, post["text"])
+        # Answered beside the menu, which stays with what was picked, to be put right.
+        assert post["replace_original"] is False, (said, post)
     typed = {
         f"connect {lu} {mo} pattern=supervisor": "A supervisor group needs a manager: manager=&lt;agent id&gt;",
         f"connect {lu} {mo} pattern=supervisor manager={gone}": f"Agent {gone} was not found",

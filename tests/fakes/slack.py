@@ -439,13 +439,16 @@ class FakeSlack(SlackFileServer):
         is_admin: bool = False,
         is_owner: bool = False,
         is_bot: bool = False,
+        guest: str = "",
     ) -> None:
-        """Register a user served by users.info (shaped like users.info.json's ok / ok_bot_user)."""
+        """Register a user served by users.info (shaped like users.info.json's ok / ok_bot_user); `guest`: "multi"
+        (is_restricted) or "single" (is_ultra_restricted), as the capture's notes say."""
         user = _ref_body("users.info", "ok_bot_user" if is_bot else "ok")["user"]
         real = real_name or name
         first, _, last = real.partition(" ")
         user.update(id=user_id, team_id=self.team_id, name=name, real_name=real)
         user.update(is_admin=is_admin, is_owner=is_owner, is_primary_owner=False, is_bot=is_bot)
+        user.update(is_restricted=guest in ("multi", "single"), is_ultra_restricted=guest == "single")
         profile = user["profile"]
         profile.update(real_name=real, real_name_normalized=real, first_name=first, last_name=last)
         profile.update(display_name=display_name, display_name_normalized=display_name, team=self.team_id)

@@ -77,3 +77,28 @@ def test_connect_takes_a_bridge_defined_groups_options_as_words() -> None:
 def test_bad_options_say_what_was_wrong(text: str, said: str) -> None:
     usage = parse(text)
     assert isinstance(usage, Usage) and said in usage.problem, usage
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"connect “{A1}” ‘{A2}’",  # a phone's smart quotes
+        f"connect «{A1}», {A2}\u200b",  # guillemets, a zero-width space pasted with an id
+        f"connect \u2060{A1}\ufeff {A2}",  # a word joiner and a byte-order mark
+    ],
+)
+def test_ids_come_clean_of_smart_quotes_and_invisible_characters(text: str) -> None:
+    assert parse(text) == Command("connect", (A1, A2))
+
+
+def test_option_values_come_clean_of_smart_quotes() -> None:
+    """A phone turns "DONE" into “DONE”: kept as typed, the manager saying DONE would never end the turn."""
+    typed = parse(f"connect {A1} pattern=dynamic manager=“{A2}” token=“DONE”")
+    assert typed == Command("connect", (A1,), Pattern("dynamic", A2, None, "DONE"))
+
+
+@pytest.mark.parametrize("turns", ["²", "½", "3.0"])
+def test_max_turns_in_other_digits_is_usage_not_a_crash(turns: str) -> None:
+    """`str.isdigit` is true for ² (which `int` refuses): the command crashed before its ack."""
+    usage = parse(f"connect {A1} pattern=dynamic manager={A2} max_turns={turns}")
+    assert isinstance(usage, Usage) and "`max_turns` is a number" in usage.problem, usage

@@ -180,3 +180,17 @@ def test_a_letta_url_with_a_password_and_an_api_key_is_a_settings_error(monkeypa
     assert "pw-never-shown" not in line
     monkeypatch.delenv("LETTA_API_KEY")
     assert load_settings().letta_base_url == "https://me:pw-never-shown@letta.example", "a proxy's password alone"
+
+
+@pytest.mark.parametrize("variable", ["SLACK_CONFIGURE_USERS", "SLACK_APPROVE_USERS"])
+def test_user_lists_take_ids_as_slack_shows_them_and_refuse_what_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """`@alice` or an email granted nobody, silently; a mention copied from Slack (<@U0AAA>), a lower-cased id
+    too, though they name someone."""
+    monkeypatch.delenv("SLACK_APPROVE_USERS", raising=False)
+    monkeypatch.setenv(variable, "<@U0AAA>, u0bbb <@W0CCC|carol>")
+    assert getattr(load_settings(), variable.lower()) == ("U0AAA", "U0BBB", "W0CCC")
+    for value in ("@alice", "alice@example.com", "U0AAA,#general"):
+        said = first_error(monkeypatch, variable, value)
+        assert said.startswith(f"{variable}: ") and "is not a Slack user id" in said and "Copy member ID" in said, said

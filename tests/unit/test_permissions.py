@@ -9,26 +9,35 @@ OWNER = Member("U0OWNER01", is_owner=True)
 LISTED = Member("U0LISTED1")
 PLAIN = Member("U0PLAIN01")
 CREATOR = Member("U0CREATE1", created_channel=True)
+GUEST = Member("U0GUEST01", is_guest=True)
+UNKNOWN = Member("U0UNKNOWN", admin_unknown="ratelimited")  # users.info failed: nothing is known about them
 
 
 @pytest.mark.parametrize(
     ("by", "expected"),
     [
-        ("admins", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": False}),
-        ("creator", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": True}),
-        ("everyone", {"admin": True, "owner": True, "listed": True, "plain": True, "creator": True}),
+        ("admins", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": False, "guest": False,
+                    "unknown": False}),
+        ("creator", {"admin": True, "owner": True, "listed": True, "plain": False, "creator": True, "guest": False,
+                     "unknown": False}),
+        # Every member, not a guest (multi- or single-channel): a customer in a shared channel rebound it.
+        ("everyone", {"admin": True, "owner": True, "listed": True, "plain": True, "creator": True, "guest": False,
+                      "unknown": False}),
     ],
 )
 def test_the_permission_matrix(by: str, expected: dict[str, bool]) -> None:
     policy = Policy(by, frozenset({"U0LISTED1"}))  # type: ignore[arg-type]
-    members = {"admin": ADMIN, "owner": OWNER, "listed": LISTED, "plain": PLAIN, "creator": CREATOR}
+    members = {"admin": ADMIN, "owner": OWNER, "listed": LISTED, "plain": PLAIN, "creator": CREATOR,
+               "guest": GUEST, "unknown": UNKNOWN}
     assert {name: may_configure(m, policy) for name, m in members.items()} == expected
 
 
 def test_slack_is_asked_only_when_it_can_change_the_answer() -> None:
     assert needs_lookup("U0PLAIN01", Policy("admins", frozenset({"U0LISTED1"})))
     assert not needs_lookup("U0LISTED1", Policy("admins", frozenset({"U0LISTED1"})))
-    assert not needs_lookup("U0PLAIN01", Policy("everyone"))
+    assert needs_lookup("U0PLAIN01", Policy("everyone"))  # whether they are a guest
+    assert not needs_lookup("U0LISTED1", Policy("everyone", frozenset({"U0LISTED1"})))
+    assert may_configure(Member("U0GUEST01", is_guest=True), Policy("everyone", frozenset({"U0GUEST01"})))
 
 
 def test_the_rule_in_words() -> None:
@@ -37,4 +46,4 @@ def test_the_rule_in_words() -> None:
         "workspace admins and owners, <@U1> and <@U2>"
     )
     assert who_may_configure(Policy("creator")) == "the channel's creator and workspace admins and owners"
-    assert who_may_configure(Policy("everyone")) == "every member of this workspace"
+    assert who_may_configure(Policy("everyone")) == "members of this workspace (not guests)"

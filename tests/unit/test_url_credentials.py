@@ -23,7 +23,7 @@ ALICE = AgentInfo("agent-00000000-0000-4000-8000-00000000000a", "alice", "")
 
 class Configurator:
     settings = SimpleNamespace(
-        letta_base_url=URL, slack_command="/letta", slack_configure_by="everyone", slack_configure_users=(),
+        letta_base_url=URL, slack_command="/letta", slack_configure_by="everyone", slack_configure_users=("U1",),
         slack_catalog="everyone",
     )
 

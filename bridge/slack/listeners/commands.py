@@ -153,6 +153,7 @@ class CommandHandler:
             )
         except ConfigError as exc:
             message = blocks.problem(str(exc))
+            replace = False  # nothing changed: a menu stays, with what was picked, to be put right
         except Exception:
             log.exception("command crashed")
             message = Message("The bridge hit an unexpected error. An operator can find it in the logs.")
@@ -177,7 +178,7 @@ class CommandHandler:
         if command.action in ("groups", "agents"):
             details = True
             if self._catalog != "everyone":
-                refusal = await self._refusal(who, client)
+                refusal = await self._refusal(who, client, listing=True)
                 if refusal is not None and self._catalog == "configurers":
                     return refusal
                 details = refusal is None
@@ -195,14 +196,15 @@ class CommandHandler:
         notice = blocks.connect_notice(who.user_id, result.binding.target)
         return await self._announce(client, who, notice, blocks.connected(result))
 
-    async def _refusal(self, who: Invocation, client: AsyncWebClient) -> Message | None:
+    async def _refusal(self, who: Invocation, client: AsyncWebClient, listing: bool = False) -> Message | None:
         member = Member(who.user_id)
         if needs_lookup(who.user_id, self._policy):
             member = await member_facts(client, who.user_id, who.channel_id, self._policy.by == "creator")
         if may_configure(member, self._policy):
             return None
         log.info("configuration refused team=%s channel=%s user=%s", who.team_id, who.channel_id, who.user_id)
-        return blocks.refused(who_may_configure(self._policy), self.name)
+        rule = who_may_configure(self._policy)
+        return blocks.refused(rule, self.name, member.admin_unknown, member.creator_unknown, listing)
 
     async def _announce(self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
