@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,19 +340,38 @@ class Workspaces:
         await self.letta.aclose(wait)
 
 
+_REFUSED: ContextVar[bool] = ContextVar("token_renewal_refused", default=False)  # this request's, for __call__
+
+
 class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
     """Bolt's authorize over the bridge's installation store: records each workspace (and its org) it serves, and
     renews tokens through `Workspaces.rotated` (one process at a time)."""
 
     def __init__(self, workspaces: Workspaces, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # Bolt keeps each token's auth.test answer (cache_enabled): one round trip to Slack per token, not one
+        # before every request, which a burst would also push past auth.test's rate limit.
+        super().__init__(cache_enabled=True, **kwargs)
         self._workspaces = workspaces
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None, **kwargs: Any) -> Any:
-        result = await super().__call__(context=context, enterprise_id=enterprise_id, team_id=team_id, **kwargs)
+        """Bolt's answer; but where Bolt found the workspace's bot and only Slack's auth.test failed (Bolt reads
+        any failure as "not installed", answered 200: the request lost), TryLater, so it is delivered again."""
+        refused = _REFUSED.set(False)
+        try:
+            result = await super().__call__(context=context, enterprise_id=enterprise_id, team_id=team_id, **kwargs)
+            if result is None and not _REFUSED.get() and await self._installed(context, enterprise_id, team_id):
+                raise TryLater(f"Slack did not confirm the bot token workspace={team_id or enterprise_id}")
+        finally:
+            _REFUSED.reset(refused)
         if result is not None and team_id:
             await self._workspaces.seen(team_id, enterprise_id)
         return result
+
+    async def _installed(self, context: Any, enterprise_id: str | None, team_id: str | None) -> bool:
+        bot = await self.installation_store.async_find_bot(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=context.is_enterprise_install
+        )
+        return bot is not None and bool(bot.bot_token)
 
     async def _rotate_and_save_tokens_if_necessary(self, installation: Installation | None) -> Installation | None:
         """Renewed tokens, or None when none were needed. Bolt reads a SlackTokenRotationError as "not installed"
@@ -370,6 +390,7 @@ class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
                 raise TryLater(f"the bot token could not be renewed workspace={team} error={error}") from exc
             log.error("slack request dropped: the bot token cannot be renewed error=%s workspace=%s; the workspace "
                       "must install the app again", error, team)
+            _REFUSED.set(True)
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:  # Slack out of reach
             raise TryLater(f"the bot token could not be renewed workspace={team} error={type(exc).__name__}") from exc

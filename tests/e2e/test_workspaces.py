@@ -260,3 +260,41 @@ def test_an_org_wide_enterprise_grid_install_serves_each_workspace_of_the_org(tm
         assert bound == {("T0GRIDA01", "C0GRIDA01"), ("T0GRIDB02", "C0GRIDB02")}  # keyed by workspace, channel
         listing = world.cli("workspaces", "list").stdout
         assert "E0ORG0001" in listing and "org-wide" in listing
+
+
+def _auth_tests(world: Many, team: str) -> int:
+    tokens = set(world.slack.tokens_of(team))
+    return sum(1 for c in world.slack.calls_to("auth.test") if c.token in tokens)
+
+
+def test_slack_is_asked_who_the_bot_is_once_per_token_not_at_every_mention(tmp_path: Path) -> None:
+    """Bolt's authorize asks auth.test before each request unless told to keep the answer: a round trip before
+    every mention, and a burst past auth.test's rate limit would lose mentions (see the next test)."""
+    with many_world(tmp_path) as world:
+        assert world.install(Grant(ACME, "Acme")).status_code == 200
+        bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        first, _ = world.mention("first", "C0ACME001", ACME)
+        done(world, "C0ACME001", first["ts"])
+        asked = _auth_tests(world, ACME)
+        for text in ("second", "third"):
+            event, _ = world.mention(text, "C0ACME001", ACME)
+            done(world, "C0ACME001", event["ts"])
+        assert _auth_tests(world, ACME) == asked
+
+
+def test_a_mention_whose_auth_test_fails_for_a_while_is_tried_again(tmp_path: Path) -> None:
+    """Bolt reads an auth.test that failed on Slack's side as "not installed" and answers 200: the mention was
+    lost."""
+    with many_world(tmp_path) as world:
+        assert world.install(Grant(ACME, "Acme")).status_code == 200
+        world.slack.add_channel("C0ACME001", "chan-c0acme001")
+        agents = {"alice": world.letta.add_agent("alice")}
+        group = world.letta.add_group(list(agents.values()), description="crew")
+        bound = world.cli("channels", "connect", "C0ACME001", group, "--team", ACME)  # not through Bolt's authorize
+        assert bound.returncode == 0, bound.stderr
+        world.slack.fail_next("auth.test", error="internal_error")  # (a 429 the client waits out itself)
+        event, ack = world.mention("are you there?", "C0ACME001", ACME)
+        assert ack.status_code == 200
+        done(world, "C0ACME001", event["ts"], 20)
+        assert [p.args["username"] for p in world.slack.posts("C0ACME001", event["ts"])] == ["alice"]
+        assert "to be delivered again" in world.bridge.logs()
