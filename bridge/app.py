@@ -144,7 +144,8 @@ class Bridge:
         from bridge.store.crypto import Cipher, CipherError
         from bridge.store.installations import BridgeInstallationStore
         from bridge.store.oauth_state import BridgeStateStore
-        from bridge.workspaces import WorkspaceAuthorize, WorkspaceRelay, Workspaces, WorkspaceWorkers
+        from bridge.workspace_authorize import WorkspaceAuthorize
+        from bridge.workspaces import WorkspaceRelay, Workspaces, WorkspaceWorkers
 
         s = self.settings
         assert s.slack_client_id is not None and s.slack_client_secret is not None

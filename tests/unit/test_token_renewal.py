@@ -23,7 +23,8 @@ from bridge.slack.bolt_app import TryLater
 from bridge.store import open_store
 from bridge.store.crypto import Cipher
 from bridge.store.installations import BridgeInstallationStore
-from bridge.workspaces import WorkspaceAuthorize, Workspaces, renewal_may_pass
+from bridge.workspace_authorize import WorkspaceAuthorize, renewal_may_pass
+from bridge.workspaces import Workspaces
 
 JSON = "application/json; charset=utf-8"
 
