@@ -217,6 +217,8 @@ class TurnWorker:
                 error = exc.explain(binding.target.description or "the group")
                 await self._owe(job, "notice:letta", error)
             except SlackPostError:
+                if running.sending:  # the agent asked while the post was made answers nobody now
+                    await self.stops.cancel_letta(running)
                 raise
             except Exception:
                 log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)

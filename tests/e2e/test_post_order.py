@@ -72,3 +72,25 @@ def test_an_approval_card_waits_for_every_part_of_the_reply_before_it(tmp_path: 
         r.bridge.stop()
         r.letta.stop()
         r.slack.stop()
+
+
+def test_a_post_refused_for_good_cancels_the_agent_asked_meanwhile(tmp_path: Path) -> None:
+    """The bot was removed from a channel it had posted in: alice's reply is refused for good while bob is being
+    asked. Bob's run would answer nobody: it is cancelled on Letta, and carol is never asked."""
+    r = rig(tmp_path, "0.16.8")
+    try:
+        first, _ = r.bridge.mention("first", r.channel)
+        r.slack.wait_for(lambda: len(r.replies(first["ts"])) == 3, 20)
+        r.letta.set_delay(r.agents["bob"], 5.0)
+        r.slack.fail_next("chat.postMessage", error="not_in_channel", times=10)
+        r.slack.answer_delays["chat.postMessage"] = POST_ANSWER  # refused after a round trip, as Slack does
+        second, _ = r.bridge.mention("second", r.channel)
+        r.slack.wait_for(lambda: "warning" in r.slack.reactions(r.channel, second["ts"]), 20)
+        r.letta.wait_for(lambda: all(i.finished for i in r.letta.inputs), 10)
+        [bob] = [i for i in r.letta.inputs if i.agent_name == "bob" and "second" in i.text]
+        assert bob.cancelled, "bob's run went on for a reply nobody could see"
+        assert r.turns_of("carol") == 1
+    finally:
+        r.bridge.stop()
+        r.letta.stop()
+        r.slack.stop()
