@@ -101,8 +101,10 @@ def test_a_retry_after_a_restart_still_runs_once(guarded: Rig) -> None:
 @pytest.mark.slow
 def test_kill_9_during_a_send_then_restart_neither_loses_nor_repeats(guarded: Rig) -> None:
     """Restarted while alice is still answering: her message is not in Letta's history yet (a real server stores it
-    when the step ends), so only the active run says the send happened."""
-    guarded.letta.set_delay(guarded.agents["alice"], 4.0)
+    when the step ends), so only the active run says the send happened. Alice takes long enough for a restart on
+    a loaded machine (one took over 4 s here), and less than the server runner's LETTA_RECOVERY_WAIT_SECONDS (6),
+    past which an unseen group send counts as never made."""
+    guarded.letta.set_delay(guarded.agents["alice"], 5.0)
     event, _ = guarded.bridge.mention("survive this", guarded.channel)
     guarded.letta.wait_for(lambda: any(i.agent_name == "alice" for i in guarded.letta.inputs), 10)
     guarded.bridge.kill()
