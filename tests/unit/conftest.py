@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
 
 
@@ -16,3 +17,12 @@ def letta() -> Iterator[FakeLetta]:
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAppServer]:
+    """A fake Letta App Server on loopback, its turns' delays scaled down."""
+    server = FakeAppServer(scale=0.001)
+    server.start()
+    yield server
+    server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -24,14 +24,6 @@ from bridge.letta.appserver import client as app_client
 from bridge.letta.appserver.socket import Subscription
 from bridge.letta.errors import Kind, LettaError
 from tests.fakes.appserver import FakeAppServer
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAppServer]:
-    server = FakeAppServer(scale=0.001)
-    server.start()
-    yield server
-    server.stop()
 
 
 def run(fake: FakeAppServer, body: Callable[[AppServerClient], Awaitable[Any]], **options: Any) -> Any:

@@ -4,7 +4,6 @@ against the fake App Server (tests/fakes/appserver.py, appserver_queue.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,30 +11,7 @@ import pytest
 from bridge.letta.appserver import AppServerClient, Finished, TextDelta, TurnEvent
 from bridge.letta.errors import Kind, LettaError
 from tests.fakes.appserver import FakeAppServer
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAppServer]:
-    server = FakeAppServer(scale=0.001)
-    server.start()
-    yield server
-    server.stop()
-
-
-def run(fake: FakeAppServer, body: Callable[[AppServerClient], Awaitable[Any]], **options: Any) -> Any:
-    async def main() -> Any:
-        options.setdefault("request_timeout", 2.0)
-        client = AppServerClient(fake.url, backoff_base=0.05, **options)
-        try:
-            return await body(client)
-        finally:
-            await client.aclose(wait=5.0, force=True)
-
-    return asyncio.run(main())
-
-
-async def turn(client: AppServerClient, agent: str, conversation: str, otid: str, **kw: Any) -> list[TurnEvent]:
-    return [event async for event in client.send(agent, conversation, f"hello {otid}", otid, **kw)]
+from tests.unit.test_appserver_client import run, turn
 
 
 async def thaw_after(fake: FakeAppServer, delay: float) -> None:

@@ -6,7 +6,6 @@ SQLite file and on the throwaway Postgres (tests/pg.py), including a database ma
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import pytest
@@ -15,26 +14,15 @@ import bridge.store.postgres_connection as postgres_connection
 import bridge.store.sqlite_connection as sqlite_connection
 from bridge.domain import Turn
 from bridge.relay import Relay
-from bridge.store import Store, open_store
+from bridge.store import Store
 from bridge.store.leases import BindingLeases
 from bridge.store.postgres import PostgresStore
 from bridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from bridge.store.sqlite import SqliteStore
 from bridge.turns import Job
+from tests.unit.test_store import run
 
 PREVIOUS = 10  # the schema version before `stopping` counted as unfinished
-
-
-def run(url: str, body: Callable[[Store], Awaitable[None]]) -> None:
-    async def main() -> None:
-        store = open_store(url)
-        await store.open()
-        try:
-            await body(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
 
 
 def mention(n: int, thread: int | None = None) -> Turn:
