@@ -3,9 +3,9 @@
 - round robin (and an agent list): each agent in order, `max_turns` sends in all where set.
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
   posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last.
-- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`); the member its answer names speaks;
-  up to `max_turns` rounds (default: one per member), ending early on the group's `termination_token` or on
-  an answer that names no member.
+- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, never drafted in the thread); the member its
+  answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
+  `termination_token` or on an answer that names no member.
 - sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
 - broadcast: every agent at once, each reply posted as it arrives.
 
@@ -22,6 +22,7 @@ member's n-th send in one turn. Each step's otid is derived from the turn's, so 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -177,6 +178,7 @@ async def dynamic(
 ) -> AsyncIterator[TurnEvent]:
     token = target.termination_token
     members = [a.name for a in target.agents]
+    choosing = dataclasses.replace(turn, drafts=None)  # the manager's choice is never shown in the thread
     said: list[AgentReply] = []
     sends: dict[str, int] = {}
     for round_ in range(target.max_turns or len(target.agents)):
@@ -185,7 +187,7 @@ async def dynamic(
         def frame(_: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far) -> str:
             return dynamic_prompt(turn.text, so_far, members, token)
 
-        events = await runner.step(manager, turn, transcript, journal, f"choose:{round_}", frame)
+        events = await runner.step(manager, choosing, transcript, journal, f"choose:{round_}", frame)
         failures = [e for e in events if isinstance(e, AgentFailure)]
         if failures:
             for failure in failures:
