@@ -51,6 +51,8 @@ DYNAMIC_PROMPT = (
     "Answer with the name of the one member who should speak next{ending}."
 )
 NO_SPEAKER = "{manager} named no member to speak next, so the group has nothing more to say."
+NO_MANAGER = "This {kind} group has no manager agent on Letta, so nobody was asked: give it one, then ask again."
+MANAGED = ("supervisor", "dynamic", "sleeptime")
 
 
 def compose(unseen: Sequence[AgentReply], text: str) -> str:
@@ -226,6 +228,8 @@ def play(
 ) -> AsyncIterator[TurnEvent]:
     """The target's pattern, each send made by `runner.step`: a Letta group's or a bridge-defined group's."""
     manager = target.manager
+    if manager is None and target.manager_type in MANAGED:
+        return _unmanaged(target)
     if manager is not None and target.manager_type == "supervisor":
         return supervise(runner, target, manager, turn, transcript, journal)
     if manager is not None and target.manager_type == "dynamic":
@@ -235,6 +239,11 @@ def play(
     if target.broadcast:
         return _broadcast(runner, target.agents, turn, transcript, journal)
     return _in_order(runner, speaking_order(target), turn, transcript, journal)
+
+
+async def _unmanaged(target: Target) -> AsyncIterator[TurnEvent]:
+    """A managed group without its manager: nobody is asked in its place."""
+    yield AgentFailure(None, NO_MANAGER.format(kind=target.manager_type), "no_manager", step="manager")
 
 
 async def _broadcast(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.domain import AgentRef, AgentReply, Target, ToolProgress, TurnEvent, TurnInput
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, ToolProgress, TurnEvent, TurnInput
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
 
@@ -48,3 +49,29 @@ def test_a_dynamic_managers_choice_is_never_drafted_in_the_thread(letta: FakeLet
     assert [(e.agent_name, e.text) for e in events if isinstance(e, AgentReply)] == [("alice", "alice says hi")]
     assert {name for _, name, _ in drafts.grown} == {"alice"}, f"the manager's choice was shown: {drafts.grown}"
 
+
+def test_a_managed_group_whose_record_cannot_be_read_asks_nobody_in_its_place(letta: FakeLetta) -> None:
+    """Before: the failed lookup left the target without its manager, and the turn was played in order, asking
+    the sleeptime agent (or a supervisor's workers without their manager, a dynamic group's members in turn)."""
+    cases = (("sleeptime", "sleeper"), ("supervisor", "worker"), ("dynamic", "member"))
+    for manager_type, name in cases:
+        member, boss = letta.add_agent(name), letta.add_agent("boss")
+        group = letta.add_group([member], manager_type=manager_type, manager_agent_id=boss)
+        letta.fail_next("GET", rf"/v1/groups/{group}/?", 500)
+        target = Target("group", (AgentRef(member, name),), group, manager_type)
+        try:
+            events = run(letta, target)
+        except LettaError as error:
+            events = [AgentFailure(None, error.explain("the group"), error.kind)]
+        assert [i.agent_name for i in letta.inputs if i.agent_id == member] == [], f"{manager_type}: {name} asked"
+        assert [e for e in events if isinstance(e, AgentReply)] == []
+        assert any(isinstance(e, AgentFailure) for e in events), f"{manager_type}: the thread is told nothing"
+
+
+def test_a_managed_group_whose_record_names_no_manager_asks_nobody(letta: FakeLetta) -> None:
+    worker = letta.add_agent("worker")
+    group = letta.add_group([worker], manager_type="supervisor")
+    events = run(letta, Target("group", (AgentRef(worker, "worker"),), group, "supervisor"))
+    assert letta.inputs == []
+    [failure] = events
+    assert isinstance(failure, AgentFailure) and "no manager agent" in failure.message
