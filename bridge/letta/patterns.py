@@ -78,27 +78,33 @@ def supervisor_message(older: Sequence[AgentReply], workers: Sequence[AgentReply
     return "\n".join([compose(older, text), "", block(WORKERS_HEADER, labelled(workers))])
 
 
-def dynamic_prompt(text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None) -> str:
+def dynamic_prompt(
+    text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None, last: str | None = None
+) -> str:
+    """`members`: those who may speak next (everyone but `last`, the member who just spoke)."""
     ending = f", or {token} if nobody needs to say more" if token else ""
     parts = [text, ""]
     if said:
         parts += [block(SAID_HEADER, labelled(said)), ""]
-    parts.append(DYNAMIC_PROMPT.format(members=", ".join(members), ending=ending))
+    offered = ", ".join(members) + (f" ({last} just spoke)" if last else "")
+    parts.append(DYNAMIC_PROMPT.format(members=offered, ending=ending))
     return "\n".join(parts)
 
 
 def chosen(answer: str, members: Sequence[AgentRef]) -> AgentRef | None:
-    """The member the manager's answer names: the whole answer if it is a name, else the name said first."""
+    """The member the manager's answer names: the whole answer if it is a name (or an id), else the name (or
+    id) said first. Letta's own manager is offered the members by id, so an answer may name one that way."""
     plain = answer.strip().strip(".!\"'`*").strip().lower()
     for agent in members:
-        if agent.name.lower() == plain:
+        if plain in (agent.name.lower(), agent.id.lower()):
             return agent
-    best: tuple[int, AgentRef] | None = None
-    for agent in sorted(members, key=lambda a: -len(a.name)):
-        match = re.search(rf"(?<!\w){re.escape(agent.name.lower())}(?!\w)", answer.lower())
-        if match is not None and (best is None or match.start() < best[0]):
-            best = (match.start(), agent)
-    return best[1] if best else None
+    best: tuple[int, int, AgentRef] | None = None
+    for agent in members:
+        for word in (agent.name.lower(), agent.id.lower()):
+            match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", answer.lower())
+            if match is not None and (best is None or (match.start(), -len(word)) < best[:2]):
+                best = (match.start(), -len(word), agent)
+    return best[2] if best else None
 
 
 def replay(record: StepRecord) -> list[TurnEvent]:
@@ -179,15 +185,22 @@ async def dynamic(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     token = target.termination_token
-    members = [a.name for a in target.agents]
     choosing = dataclasses.replace(turn, drafts=None)  # the manager's choice is never shown in the thread
     said: list[AgentReply] = []
     sends: dict[str, int] = {}
+    last: AgentRef | None = None
     for round_ in range(target.max_turns or len(target.agents)):
-        so_far = tuple(said)
+        # As in Letta's DynamicMultiAgent, the member who just spoke is not offered the floor again.
+        options = [a for a in target.agents if last is None or a.id != last.id]
+        if not options:
+            return
+        so_far, names, just = tuple(said), [a.name for a in options], last.name if last else None
 
-        def frame(_: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far) -> str:
-            return dynamic_prompt(turn.text, so_far, members, token)
+        def frame(
+            _: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far, names: list[str] = names,
+            just: str | None = just,
+        ) -> str:
+            return dynamic_prompt(turn.text, so_far, names, token, just)
 
         events = await runner.step(manager, choosing, transcript, journal, f"choose:{round_}", frame)
         failures = [e for e in events if isinstance(e, AgentFailure)]
@@ -198,7 +211,7 @@ async def dynamic(
         answer = "\n".join(e.text for e in events if isinstance(e, AgentReply))
         if token and token in answer:
             return
-        speaker = chosen(answer, target.agents)
+        speaker = chosen(answer, options)
         if speaker is None:
             if not said:
                 yield AgentFailure(
@@ -213,6 +226,7 @@ async def dynamic(
         sends[speaker.id] = count
         key = speaker.id if count == 1 else f"{speaker.id}#{count}"
         spoken = await runner.step(speaker, turn, transcript, journal, key)
+        last = speaker
         for event in spoken:
             if isinstance(event, AgentReply):
                 said.append(event)

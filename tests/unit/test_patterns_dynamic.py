@@ -75,3 +75,28 @@ def test_a_managed_group_whose_record_names_no_manager_asks_nobody(letta: FakeLe
     assert letta.inputs == []
     [failure] = events
     assert isinstance(failure, AgentFailure) and "no manager agent" in failure.message
+
+
+def test_a_dynamic_manager_never_gives_the_floor_back_to_who_just_spoke(letta: FakeLetta) -> None:
+    """Letta's DynamicMultiAgent offers the manager every member but the last speaker; before, the bridge offered
+    everyone and took the name said first, so 'bob has answered, alice next' asked bob twice in a row."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    handover = "bob has answered; alice should add the numbers"
+    letta.set_reply(boss, lambda text: handover if "bob says" in text else "bob")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="dynamic",
+                    manager=AgentRef(boss, "boss"), max_turns=2)
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["bob", "alice"]
+    choices = [i.text for i in letta.inputs if i.agent_id == boss]
+    assert "Members: alice, bob." in choices[0] and "Members: alice (bob just spoke)." in choices[1]
+
+
+def test_a_dynamic_managers_choice_by_agent_id_is_understood(letta: FakeLetta) -> None:
+    """Letta lists the options by id and labels each member's memory block with it, so a manager may answer
+    with an id: before, that was read as naming nobody and the turn ended unanswered."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    letta.set_reply(boss, f"Next speaker: {bob}")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="dynamic",
+                    manager=AgentRef(boss, "boss"), max_turns=1)
+    events = run(letta, target)
+    assert [(e.agent_name, e.text) for e in events] == [("bob", "bob says hi")]
