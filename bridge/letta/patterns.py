@@ -63,6 +63,13 @@ def compose(unseen: Sequence[AgentReply], text: str) -> str:
     return "\n".join([block(UNSEEN_HEADER, labelled(unseen)), "", text])
 
 
+def again(unseen: Sequence[AgentReply], text: str) -> str:
+    """An agent's later send in one turn (round robin past its members, a dynamic member's next word): only the
+    group's replies since it last spoke, as Letta's own managers pass them; the person's message only when
+    nothing is new."""
+    return block(UNSEEN_HEADER, labelled(unseen)) if unseen else text
+
+
 def step_otid(otid: str, key: str) -> str:
     """The otid of one send of a turn: the turn's own for an agent's first send, a derived uuid otherwise."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{otid}/{key}"))
@@ -147,6 +154,17 @@ class Step:
         raise NotImplementedError
 
 
+def speak(
+    runner: Step, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, key: str
+) -> Awaitable[list[TurnEvent]]:
+    """One of `agent`'s sends of the turn: its first carries the person's message (and files), a later one
+    (`<id>#n`) only what the group said since (`again`), never the person's words a second time."""
+    if key == agent.id:
+        return runner.step(agent, turn, transcript, journal, key)
+    later = dataclasses.replace(turn, images=(), sender=None)
+    return runner.step(agent, later, transcript, journal, key, lambda unseen: again(unseen, turn.text))
+
+
 async def together(
     runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[list[TurnEvent]]:
@@ -225,7 +243,7 @@ async def dynamic(
         count = sends.get(speaker.id, 0) + 1
         sends[speaker.id] = count
         key = speaker.id if count == 1 else f"{speaker.id}#{count}"
-        spoken = await runner.step(speaker, turn, transcript, journal, key)
+        spoken = await speak(runner, speaker, turn, transcript, journal, key)
         last = speaker
         for event in spoken:
             if isinstance(event, AgentReply):
@@ -272,7 +290,7 @@ async def _in_order(
     runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
-        return await runner.step(agent, turn, transcript, journal, key)
+        return await speak(runner, agent, turn, transcript, journal, key)
 
     async for event in in_order(agents, ask):
         yield event

@@ -10,7 +10,7 @@ from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from tests.fakes.letta import FakeLetta
-from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
+from tests.unit.test_patterns import OTID, MemoryJournal
 
 
 class SeenDrafts:
@@ -26,13 +26,36 @@ class SeenDrafts:
         self.grown.append((step, agent_name, progress.name))
 
 
+class SharedTranscript(MemoryJournal):
+    """A journal that also keeps the group's transcript as the store does: each agent's replies in order, and
+    how far each agent has seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[AgentReply] = []
+        self.cursors: dict[str, int] = {}
+
+    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int | None]:
+        since = self.cursors.get(agent_id, 0)
+        return [r for r in self.said[since:] if r.agent_id != agent_id], len(self.said)
+
+    async def answered(
+        self, key: str, replies: list[AgentReply], failure: AgentFailure | None = None, seen_upto: int | None = None
+    ) -> None:
+        await super().answered(key, replies, failure, seen_upto)
+        if seen_upto is not None:
+            self.said.extend(replies)
+            self.cursors[key.partition("#")[0]] = max(seen_upto, self.cursors.get(key.partition("#")[0], 0))
+
+
 def run(letta: FakeLetta, target: Target, drafts: SeenDrafts | None = None, tokens: bool = False) -> list[TurnEvent]:
     async def go() -> list[TurnEvent]:
         client = LettaClient(letta.base_url)
         try:
             runner = BridgeRunner(client, patience=1.0, tokens=tokens)
             turn = TurnInput("hi all", OTID, "maria", drafts=drafts)
-            return [e async for e in runner.run(target, turn, NoTranscript(), MemoryJournal())]
+            journal = SharedTranscript()
+            return [e async for e in runner.run(target, turn, journal, journal)]
         finally:
             await client.aclose()
 
@@ -100,3 +123,17 @@ def test_a_dynamic_managers_choice_by_agent_id_is_understood(letta: FakeLetta) -
                     manager=AgentRef(boss, "boss"), max_turns=1)
     events = run(letta, target)
     assert [(e.agent_name, e.text) for e in events] == [("bob", "bob says hi")]
+
+
+def test_an_agents_later_send_in_a_turn_brings_only_what_is_new(letta: FakeLetta) -> None:
+    """Letta's round robin and dynamic managers hand an agent asked again only the messages since it last spoke;
+    before, the person's message (with its images and thread context) was sent again, as if asked twice."""
+    alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="round_robin",
+                    max_turns=3)
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["alice", "bob", "alice"]
+    first, again = [i for i in letta.inputs if i.agent_id == alice]
+    assert first.text == "hi all" and first.name == "maria"
+    assert again.text == 'Replies in your group since you last spoke:\n{"agent": "bob", "text": "bob says hi"}'
+    assert again.name is None
