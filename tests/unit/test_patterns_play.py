@@ -137,3 +137,30 @@ def test_an_agents_later_send_in_a_turn_brings_only_what_is_new(letta: FakeLetta
     assert first.text == "hi all" and first.name == "maria"
     assert again.text == 'Replies in your group since you last spoke:\n{"agent": "bob", "text": "bob says hi"}'
     assert again.name is None
+
+
+STREAM_ERROR = (
+    b'data: {"message_type":"stop_reason","stop_reason":"llm_api_error"}\n\n'
+    b'event: error\ndata: {"message_type":"error_message","run_id":"run-1","error_type":"llm_error",'
+    b'"message":"An error occurred with the LLM request.","detail":"boom"}\n\ndata: [DONE]\n\n'
+)
+
+
+def test_each_agent_whose_lost_send_is_found_failed_is_named_in_the_thread() -> None:
+    """A send whose answer was lost (a 502) is re-attached to its background run (Redis); a run that ended in an
+    error was said as 'the agent' with no step of its own, so a second such agent's failure took the first one's
+    place in the outbox (`fail::0`) and was never said."""
+    letta = FakeLetta(version="0.16.8", redis=True)
+    letta.start()
+    try:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        letta.fail_next("POST", r"/v1/conversations/default/messages", 502, times=2)
+        sse = {"content-type": "text/event-stream; charset=utf-8"}
+        letta.fail_next("POST", r"/v1/conversations/default/stream", 200, raw=STREAM_ERROR, headers=sse, times=3)
+        events = run(letta, Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob"))))
+    finally:
+        letta.stop()
+    failures = [e for e in events if isinstance(e, AgentFailure)]
+    assert [f.agent_name for f in failures] == ["alice", "bob"], failures
+    assert len({(f.step, f.index) for f in failures}) == 2, "two failures under one outbox key: one is never said"
+    assert all("LLM request" in f.message for f in failures)
