@@ -310,11 +310,12 @@ async def in_order(
             yield event
         stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
         if stop is not None:
-            rest = agents[position + 1 :]
+            rest = list(dict.fromkeys(a.name for a in agents[position + 1 :] if a.id not in sends))
             if rest:
-                names = ", ".join(dict.fromkeys(a.name for a in rest))
+                verb = "was" if len(rest) == 1 else "were"
                 yield AgentFailure(
-                    None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
+                    None, f"{', '.join(rest)} {verb} not asked, for the same reason.", stop.kind, step="rest",
+                    index=position,
                 )
             return
 

@@ -8,7 +8,8 @@ import asyncio
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, ToolProgress, TurnEvent, TurnInput
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.patterns import in_order
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal
 
@@ -164,3 +165,19 @@ def test_each_agent_whose_lost_send_is_found_failed_is_named_in_the_thread() -> 
     assert [f.agent_name for f in failures] == ["alice", "bob"], failures
     assert len({(f.step, f.index) for f in failures}) == 2, "two failures under one outbox key: one is never said"
     assert all("LLM request" in f.message for f in failures)
+
+
+def test_after_a_server_wide_failure_only_the_agents_never_asked_are_named() -> None:
+    """Round robin past its members: alice's failure meant 'bob, alice were not asked', though alice was."""
+    alice, bob = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
+
+    async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
+        return [AgentFailure(agent.name, "unreachable", Kind.UNREACHABLE, agent.id, step=key)]
+
+    async def go() -> list[TurnEvent]:
+        return [e async for e in in_order((alice, bob, alice, bob), ask)]
+
+    events = asyncio.run(go())
+    assert [e.message for e in events if isinstance(e, AgentFailure)] == [
+        "unreachable", "bob was not asked, for the same reason."
+    ]
