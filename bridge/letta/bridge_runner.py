@@ -113,7 +113,7 @@ class BridgeRunner(Step):
         if resumed:
             found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
             if isinstance(found, list):
-                return await self._answered(agent, key, *self._texts(found), journal, upto)
+                return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
             if found is not None:
                 return await self._answered(agent, key, list(found.texts), None, journal, upto)
         await journal.sending(key)
@@ -134,7 +134,7 @@ class BridgeRunner(Step):
             if error.outcome_unknown:
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 if isinstance(found, list):
-                    return await self._answered(agent, key, *self._texts(found), journal, upto)
+                    return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
@@ -168,12 +168,16 @@ class BridgeRunner(Step):
                 log.warning("re-attaching to otid=%s failed (%s); waiting for the agent instead", otid, error.kind)
         return await settle(self._client, agent.id, otid, since, conversation, agent.name)
 
-    def _texts(self, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
+    @staticmethod
+    def _texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
+        """A re-attached run's texts, and its error as the agent's failure in the step (as a live send's is)."""
         texts = [s.text for s in spoken if isinstance(s, Said)]
         errors = [s for s in spoken if isinstance(s, LettaError)]
         if not errors:
             return texts, None
-        return texts, AgentFailure(None, errors[-1].explain(), errors[-1].kind, None, errors[-1].request_id)
+        failed = errors[-1]
+        explained = failed.explain(agent.name)
+        return texts, AgentFailure(agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1)
 
     def _exchange(
         self,

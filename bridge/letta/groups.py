@@ -13,10 +13,10 @@ import logging
 from bridge.domain import AgentRef, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.patterns import MANAGED
 
 log = logging.getLogger(__name__)
 
-MANAGED = ("supervisor", "dynamic", "sleeptime")
 LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its max_turns
 
 
@@ -51,7 +51,10 @@ class GroupDetails:
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
         """`limits=False` where Letta plays the group itself (the server runner): only a manager, which the
-        bridge locks and recovers through, is looked up; a round robin group's max_turns is Letta's business."""
+        bridge locks and recovers through, is looked up; a round robin group's max_turns is Letta's business.
+
+        Where the bridge plays a managed group, a failed lookup is raised: without its manager the group cannot be
+        played, and playing it as a list would ask the wrong agents (a sleeptime group's background agents)."""
         looked_up = LOOKED_UP if limits else MANAGED
         if target.manager_type not in looked_up or target.group_id is None:
             return target
@@ -66,6 +69,8 @@ class GroupDetails:
                 full = await with_manager(self._client, target)
             except LettaError as error:
                 log.warning("group %s: its manager could not be looked up: %s", target.group_id, error)
+                if limits and target.manager_type in MANAGED:
+                    raise
                 return target
             self._cache[target.group_id] = (now, full)
             return full

@@ -3,9 +3,9 @@
 - round robin (and an agent list): each agent in order, `max_turns` sends in all where set.
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
   posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last.
-- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`); the member its answer names speaks;
-  up to `max_turns` rounds (default: one per member), ending early on the group's `termination_token` or on
-  an answer that names no member.
+- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, never drafted in the thread); the member its
+  answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
+  `termination_token` or on an answer that names no member.
 - sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
 - broadcast: every agent at once, each reply posted as it arrives.
 
@@ -22,6 +22,7 @@ member's n-th send in one turn. Each step's otid is derived from the turn's, so 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -50,6 +51,8 @@ DYNAMIC_PROMPT = (
     "Answer with the name of the one member who should speak next{ending}."
 )
 NO_SPEAKER = "{manager} named no member to speak next, so the group has nothing more to say."
+NO_MANAGER = "This {kind} group has no manager agent on Letta, so nobody was asked: give it one, then ask again."
+MANAGED = ("supervisor", "dynamic", "sleeptime")
 
 
 def compose(unseen: Sequence[AgentReply], text: str) -> str:
@@ -58,6 +61,13 @@ def compose(unseen: Sequence[AgentReply], text: str) -> str:
     if not unseen:
         return text
     return "\n".join([block(UNSEEN_HEADER, labelled(unseen)), "", text])
+
+
+def again(unseen: Sequence[AgentReply], text: str) -> str:
+    """An agent's later send in one turn (round robin past its members, a dynamic member's next word): only the
+    group's replies since it last spoke, as Letta's own managers pass them; the person's message only when
+    nothing is new."""
+    return block(UNSEEN_HEADER, labelled(unseen)) if unseen else text
 
 
 def step_otid(otid: str, key: str) -> str:
@@ -75,27 +85,33 @@ def supervisor_message(older: Sequence[AgentReply], workers: Sequence[AgentReply
     return "\n".join([compose(older, text), "", block(WORKERS_HEADER, labelled(workers))])
 
 
-def dynamic_prompt(text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None) -> str:
+def dynamic_prompt(
+    text: str, said: Sequence[AgentReply], members: Sequence[str], token: str | None, last: str | None = None
+) -> str:
+    """`members`: those who may speak next (everyone but `last`, the member who just spoke)."""
     ending = f", or {token} if nobody needs to say more" if token else ""
     parts = [text, ""]
     if said:
         parts += [block(SAID_HEADER, labelled(said)), ""]
-    parts.append(DYNAMIC_PROMPT.format(members=", ".join(members), ending=ending))
+    offered = ", ".join(members) + (f" ({last} just spoke)" if last else "")
+    parts.append(DYNAMIC_PROMPT.format(members=offered, ending=ending))
     return "\n".join(parts)
 
 
 def chosen(answer: str, members: Sequence[AgentRef]) -> AgentRef | None:
-    """The member the manager's answer names: the whole answer if it is a name, else the name said first."""
+    """The member the manager's answer names: the whole answer if it is a name (or an id), else the name (or
+    id) said first. Letta's own manager is offered the members by id, so an answer may name one that way."""
     plain = answer.strip().strip(".!\"'`*").strip().lower()
     for agent in members:
-        if agent.name.lower() == plain:
+        if plain in (agent.name.lower(), agent.id.lower()):
             return agent
-    best: tuple[int, AgentRef] | None = None
-    for agent in sorted(members, key=lambda a: -len(a.name)):
-        match = re.search(rf"(?<!\w){re.escape(agent.name.lower())}(?!\w)", answer.lower())
-        if match is not None and (best is None or match.start() < best[0]):
-            best = (match.start(), agent)
-    return best[1] if best else None
+    best: tuple[int, int, AgentRef] | None = None
+    for agent in members:
+        for word in (agent.name.lower(), agent.id.lower()):
+            match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", answer.lower())
+            if match is not None and (best is None or (match.start(), -len(word)) < best[:2]):
+                best = (match.start(), -len(word), agent)
+    return best[2] if best else None
 
 
 def replay(record: StepRecord) -> list[TurnEvent]:
@@ -138,6 +154,17 @@ class Step:
         raise NotImplementedError
 
 
+def speak(
+    runner: Step, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, key: str
+) -> Awaitable[list[TurnEvent]]:
+    """One of `agent`'s sends of the turn: its first carries the person's message (and files), a later one
+    (`<id>#n`) only what the group said since (`again`), never the person's words a second time."""
+    if key == agent.id:
+        return runner.step(agent, turn, transcript, journal, key)
+    later = dataclasses.replace(turn, images=(), sender=None)
+    return runner.step(agent, later, transcript, journal, key, lambda unseen: again(unseen, turn.text))
+
+
 async def together(
     runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[list[TurnEvent]]:
@@ -176,16 +203,24 @@ async def dynamic(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     token = target.termination_token
-    members = [a.name for a in target.agents]
+    choosing = dataclasses.replace(turn, drafts=None)  # the manager's choice is never shown in the thread
     said: list[AgentReply] = []
     sends: dict[str, int] = {}
+    last: AgentRef | None = None
     for round_ in range(target.max_turns or len(target.agents)):
-        so_far = tuple(said)
+        # As in Letta's DynamicMultiAgent, the member who just spoke is not offered the floor again.
+        options = [a for a in target.agents if last is None or a.id != last.id]
+        if not options:
+            return
+        so_far, names, just = tuple(said), [a.name for a in options], last.name if last else None
 
-        def frame(_: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far) -> str:
-            return dynamic_prompt(turn.text, so_far, members, token)
+        def frame(
+            _: list[AgentReply], so_far: tuple[AgentReply, ...] = so_far, names: list[str] = names,
+            just: str | None = just,
+        ) -> str:
+            return dynamic_prompt(turn.text, so_far, names, token, just)
 
-        events = await runner.step(manager, turn, transcript, journal, f"choose:{round_}", frame)
+        events = await runner.step(manager, choosing, transcript, journal, f"choose:{round_}", frame)
         failures = [e for e in events if isinstance(e, AgentFailure)]
         if failures:
             for failure in failures:
@@ -194,7 +229,7 @@ async def dynamic(
         answer = "\n".join(e.text for e in events if isinstance(e, AgentReply))
         if token and token in answer:
             return
-        speaker = chosen(answer, target.agents)
+        speaker = chosen(answer, options)
         if speaker is None:
             if not said:
                 yield AgentFailure(
@@ -208,7 +243,8 @@ async def dynamic(
         count = sends.get(speaker.id, 0) + 1
         sends[speaker.id] = count
         key = speaker.id if count == 1 else f"{speaker.id}#{count}"
-        spoken = await runner.step(speaker, turn, transcript, journal, key)
+        spoken = await speak(runner, speaker, turn, transcript, journal, key)
+        last = speaker
         for event in spoken:
             if isinstance(event, AgentReply):
                 said.append(event)
@@ -224,6 +260,8 @@ def play(
 ) -> AsyncIterator[TurnEvent]:
     """The target's pattern, each send made by `runner.step`: a Letta group's or a bridge-defined group's."""
     manager = target.manager
+    if manager is None and target.manager_type in MANAGED:
+        return _unmanaged(target)
     if manager is not None and target.manager_type == "supervisor":
         return supervise(runner, target, manager, turn, transcript, journal)
     if manager is not None and target.manager_type == "dynamic":
@@ -233,6 +271,11 @@ def play(
     if target.broadcast:
         return _broadcast(runner, target.agents, turn, transcript, journal)
     return _in_order(runner, speaking_order(target), turn, transcript, journal)
+
+
+async def _unmanaged(target: Target) -> AsyncIterator[TurnEvent]:
+    """A managed group without its manager: nobody is asked in its place."""
+    yield AgentFailure(None, NO_MANAGER.format(kind=target.manager_type), "no_manager", step="manager")
 
 
 async def _broadcast(
@@ -247,7 +290,7 @@ async def _in_order(
     runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
-        return await runner.step(agent, turn, transcript, journal, key)
+        return await speak(runner, agent, turn, transcript, journal, key)
 
     async for event in in_order(agents, ask):
         yield event
@@ -267,11 +310,12 @@ async def in_order(
             yield event
         stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)
         if stop is not None:
-            rest = agents[position + 1 :]
+            rest = list(dict.fromkeys(a.name for a in agents[position + 1 :] if a.id not in sends))
             if rest:
-                names = ", ".join(dict.fromkeys(a.name for a in rest))
+                verb = "was" if len(rest) == 1 else "were"
                 yield AgentFailure(
-                    None, f"{names} were not asked, for the same reason.", stop.kind, step="rest", index=position
+                    None, f"{', '.join(rest)} {verb} not asked, for the same reason.", stop.kind, step="rest",
+                    index=position,
                 )
             return
 

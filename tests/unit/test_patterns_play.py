@@ -1,0 +1,183 @@
+"""bridge/letta/patterns.py as a team running Letta groups sees it: a dynamic manager's choice never shown in the
+thread, a managed group whose manager could not be looked up never played as if it had none."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, ToolProgress, TurnEvent, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
+from bridge.letta.patterns import in_order
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_patterns import OTID, MemoryJournal
+
+
+class SeenDrafts:
+    """Every draft a runner grows, by step."""
+
+    def __init__(self) -> None:
+        self.grown: list[tuple[str, str, str]] = []
+
+    async def grow(self, step: str, index: int, agent_name: str, text: str) -> None:
+        self.grown.append((step, agent_name, text))
+
+    async def tool(self, step: str, index: int, agent_name: str, progress: ToolProgress) -> None:
+        self.grown.append((step, agent_name, progress.name))
+
+
+class SharedTranscript(MemoryJournal):
+    """A journal that also keeps the group's transcript as the store does: each agent's replies in order, and
+    how far each agent has seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[AgentReply] = []
+        self.cursors: dict[str, int] = {}
+
+    async def unseen(self, agent_id: str) -> tuple[list[AgentReply], int | None]:
+        since = self.cursors.get(agent_id, 0)
+        return [r for r in self.said[since:] if r.agent_id != agent_id], len(self.said)
+
+    async def answered(
+        self, key: str, replies: list[AgentReply], failure: AgentFailure | None = None, seen_upto: int | None = None
+    ) -> None:
+        await super().answered(key, replies, failure, seen_upto)
+        if seen_upto is not None:
+            self.said.extend(replies)
+            self.cursors[key.partition("#")[0]] = max(seen_upto, self.cursors.get(key.partition("#")[0], 0))
+
+
+def run(letta: FakeLetta, target: Target, drafts: SeenDrafts | None = None, tokens: bool = False) -> list[TurnEvent]:
+    async def go() -> list[TurnEvent]:
+        client = LettaClient(letta.base_url)
+        try:
+            runner = BridgeRunner(client, patience=1.0, tokens=tokens)
+            turn = TurnInput("hi all", OTID, "maria", drafts=drafts)
+            journal = SharedTranscript()
+            return [e async for e in runner.run(target, turn, journal, journal)]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_dynamic_managers_choice_is_never_drafted_in_the_thread(letta: FakeLetta) -> None:
+    alice, boss = letta.add_agent("alice"), letta.add_agent("boss")
+    letta.set_reply(boss, lambda text: "DONE!" if '"agent": "alice"' in text else "alice")
+    target = Target("agents", (AgentRef(alice, "alice"),), manager_type="dynamic", manager=AgentRef(boss, "boss"),
+                    max_turns=3, termination_token="DONE!")
+    drafts = SeenDrafts()
+    events = run(letta, target, drafts, tokens=True)
+    assert [(e.agent_name, e.text) for e in events if isinstance(e, AgentReply)] == [("alice", "alice says hi")]
+    assert {name for _, name, _ in drafts.grown} == {"alice"}, f"the manager's choice was shown: {drafts.grown}"
+
+
+def test_a_managed_group_whose_record_cannot_be_read_asks_nobody_in_its_place(letta: FakeLetta) -> None:
+    """Before: the failed lookup left the target without its manager, and the turn was played in order, asking
+    the sleeptime agent (or a supervisor's workers without their manager, a dynamic group's members in turn)."""
+    cases = (("sleeptime", "sleeper"), ("supervisor", "worker"), ("dynamic", "member"))
+    for manager_type, name in cases:
+        member, boss = letta.add_agent(name), letta.add_agent("boss")
+        group = letta.add_group([member], manager_type=manager_type, manager_agent_id=boss)
+        letta.fail_next("GET", rf"/v1/groups/{group}/?", 500)
+        target = Target("group", (AgentRef(member, name),), group, manager_type)
+        try:
+            events = run(letta, target)
+        except LettaError as error:
+            events = [AgentFailure(None, error.explain("the group"), error.kind)]
+        assert [i.agent_name for i in letta.inputs if i.agent_id == member] == [], f"{manager_type}: {name} asked"
+        assert [e for e in events if isinstance(e, AgentReply)] == []
+        assert any(isinstance(e, AgentFailure) for e in events), f"{manager_type}: the thread is told nothing"
+
+
+def test_a_managed_group_whose_record_names_no_manager_asks_nobody(letta: FakeLetta) -> None:
+    worker = letta.add_agent("worker")
+    group = letta.add_group([worker], manager_type="supervisor")
+    events = run(letta, Target("group", (AgentRef(worker, "worker"),), group, "supervisor"))
+    assert letta.inputs == []
+    [failure] = events
+    assert isinstance(failure, AgentFailure) and "no manager agent" in failure.message
+
+
+def test_a_dynamic_manager_never_gives_the_floor_back_to_who_just_spoke(letta: FakeLetta) -> None:
+    """Letta's DynamicMultiAgent offers the manager every member but the last speaker; before, the bridge offered
+    everyone and took the name said first, so 'bob has answered, alice next' asked bob twice in a row."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    handover = "bob has answered; alice should add the numbers"
+    letta.set_reply(boss, lambda text: handover if "bob says" in text else "bob")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="dynamic",
+                    manager=AgentRef(boss, "boss"), max_turns=2)
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["bob", "alice"]
+    choices = [i.text for i in letta.inputs if i.agent_id == boss]
+    assert "Members: alice, bob." in choices[0] and "Members: alice (bob just spoke)." in choices[1]
+
+
+def test_a_dynamic_managers_choice_by_agent_id_is_understood(letta: FakeLetta) -> None:
+    """Letta lists the options by id and labels each member's memory block with it, so a manager may answer
+    with an id: before, that was read as naming nobody and the turn ended unanswered."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    letta.set_reply(boss, f"Next speaker: {bob}")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="dynamic",
+                    manager=AgentRef(boss, "boss"), max_turns=1)
+    events = run(letta, target)
+    assert [(e.agent_name, e.text) for e in events] == [("bob", "bob says hi")]
+
+
+def test_an_agents_later_send_in_a_turn_brings_only_what_is_new(letta: FakeLetta) -> None:
+    """Letta's round robin and dynamic managers hand an agent asked again only the messages since it last spoke;
+    before, the person's message (with its images and thread context) was sent again, as if asked twice."""
+    alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="round_robin",
+                    max_turns=3)
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["alice", "bob", "alice"]
+    first, again = [i for i in letta.inputs if i.agent_id == alice]
+    assert first.text == "hi all" and first.name == "maria"
+    assert again.text == 'Replies in your group since you last spoke:\n{"agent": "bob", "text": "bob says hi"}'
+    assert again.name is None
+
+
+STREAM_ERROR = (
+    b'data: {"message_type":"stop_reason","stop_reason":"llm_api_error"}\n\n'
+    b'event: error\ndata: {"message_type":"error_message","run_id":"run-1","error_type":"llm_error",'
+    b'"message":"An error occurred with the LLM request.","detail":"boom"}\n\ndata: [DONE]\n\n'
+)
+
+
+def test_each_agent_whose_lost_send_is_found_failed_is_named_in_the_thread() -> None:
+    """A send whose answer was lost (a 502) is re-attached to its background run (Redis); a run that ended in an
+    error was said as 'the agent' with no step of its own, so a second such agent's failure took the first one's
+    place in the outbox (`fail::0`) and was never said."""
+    letta = FakeLetta(version="0.16.8", redis=True)
+    letta.start()
+    try:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        letta.fail_next("POST", r"/v1/conversations/default/messages", 502, times=2)
+        sse = {"content-type": "text/event-stream; charset=utf-8"}
+        letta.fail_next("POST", r"/v1/conversations/default/stream", 200, raw=STREAM_ERROR, headers=sse, times=3)
+        events = run(letta, Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob"))))
+    finally:
+        letta.stop()
+    failures = [e for e in events if isinstance(e, AgentFailure)]
+    assert [f.agent_name for f in failures] == ["alice", "bob"], failures
+    assert len({(f.step, f.index) for f in failures}) == 2, "two failures under one outbox key: one is never said"
+    assert all("LLM request" in f.message for f in failures)
+
+
+def test_after_a_server_wide_failure_only_the_agents_never_asked_are_named() -> None:
+    """Round robin past its members: alice's failure meant 'bob, alice were not asked', though alice was."""
+    alice, bob = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
+
+    async def ask(agent: AgentRef, key: str) -> list[TurnEvent]:
+        return [AgentFailure(agent.name, "unreachable", Kind.UNREACHABLE, agent.id, step=key)]
+
+    async def go() -> list[TurnEvent]:
+        return [e async for e in in_order((alice, bob, alice, bob), ask)]
+
+    events = asyncio.run(go())
+    assert [e.message for e in events if isinstance(e, AgentFailure)] == [
+        "unreachable", "bob was not asked, for the same reason."
+    ]
