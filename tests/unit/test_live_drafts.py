@@ -84,3 +84,22 @@ def test_a_replace_that_landed_but_answered_500_is_not_posted_again(fake: FakeSl
     ok = asyncio.run(run())
     shown = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
     assert ok and shown == ["Found it."], shown
+
+
+def test_a_draft_cut_inside_a_broadcast_word_grows_on(fake: FakeSlack) -> None:
+    """A draft shown as `Ask @her`, then `Ask @here…`: the word, defused once whole (`@\u200bhere`), no longer
+    continued what was streamed, and the draft froze at `Ask @her` until the reply replaced it."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> Draft:
+        live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+        draft = await live.start("C1", root, "", "Ask @her", Author("alice"), (fake.team_id, "U0123ABCD"))
+        assert draft is not None
+        for markdown in ("Ask @here", "Ask @here to look at the logs"):
+            await asyncio.sleep(0.7)
+            await live.grow(draft, "", markdown)
+        return draft
+
+    draft = asyncio.run(run())
+    assert draft.sent == "Ask @\u200bhere to look at the logs", draft.sent
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == [draft.sent]
