@@ -25,7 +25,7 @@ from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import FAILURES, Author, outcome_unknown, slack_error
 from bridge.slack.render import MAX_TEXT
-from bridge.slack.tasks import FINAL, TaskDisplay, task_card
+from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 
 log = logging.getLogger(__name__)
 REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
@@ -255,8 +255,9 @@ class LiveMessages:
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
-        cards = [task_card(chunk) for chunk in draft.tasks.values()] if draft is not None else []
-        blocks = cards + text_blocks(text) + list(actions) if cards else with_actions(text, actions)
+        body = text_blocks(text) + list(actions)
+        cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
+        blocks = cards + body if cards else with_actions(text, actions)
         for attempt in range(REPLACE_ATTEMPTS):
             try:
                 await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
