@@ -12,7 +12,9 @@ from typing import Any
 
 from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
 
-__all__ = ["MAX_TEXT", "escape", "fallback_text", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"]
+__all__ = [
+    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"
+]
 
 # Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
 MAX_TEXT = 3500
@@ -107,12 +109,22 @@ def split(text: str, limit: int = MAX_TEXT) -> list[str]:
     return split_mrkdwn(text, limit)
 
 
+def named(agent_name: str, part: str) -> str:
+    """A part led by the agent's name in bold (no custom username); a quote or a code block must start its own line
+    to be one."""
+    return name_prefix(agent_name) + ("\n" if part.startswith((">", _FENCE)) else "") + part
+
+
+def name_prefix(agent_name: str) -> str:
+    return f"*{escape(agent_name)}*: "
+
+
 def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str]:
     """Message texts for one agent's Markdown reply; without a custom username the name leads in bold."""
-    prefix = "" if named_by_username else f"*{escape(agent_name)}*: "
-    parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(prefix) - 1)
-    # A quote or a code block must start its own line to be one.
-    return [prefix + ("\n" if prefix and part.startswith((">", _FENCE)) else "") + part for part in parts]
+    if named_by_username:
+        return split_mrkdwn(to_mrkdwn(text), MAX_TEXT - 1)
+    parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(name_prefix(agent_name)) - 1)
+    return [named(agent_name, part) for part in parts]
 
 
 NOTE_MARK = {"reasoning": ":thought_balloon:", "tool": ":wrench:"}
