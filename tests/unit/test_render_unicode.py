@@ -3,11 +3,15 @@ family emoji, a skin tone, a letter and its accent or vowel sign)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.slack.render import reply_texts, split_mrkdwn
+from tests.unit.mrkdwn_checks import kept, visible
 
 ZWJ = "\u200d"
 
@@ -41,3 +45,19 @@ def test_a_cut_without_spaces_keeps_each_character_whole(unit: str, limit: int) 
         if _regional(unit[0]):
             assert sum(map(_regional, part)) % 2 == 0, "a flag cut in two"
     assert not _joins_back(reply_texts("bob", unit * 2000, True)[1][0])
+
+
+UNITS = ["a", "b", " ", "\n", "`", "&amp;", "&lt;", "名"]
+UNITS += ["🇺🇸", "🇫🇷", "👨\u200d👩\u200d👧", "👍🏽", "e\u0301", "ก\u0e35", "❤\ufe0f"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(UNITS), max_size=120), st.integers(min_value=16, max_value=60))
+def test_property_no_cut_inside_a_character(units: list[str], limit: int) -> None:
+    text = "".join(units)
+    parts = split_mrkdwn(text, limit)
+    assert all(len(p) <= limit for p in parts)
+    assert kept(parts) == visible(text)
+    for part in parts:
+        assert not _joins_back(part[0]) and not part.endswith(ZWJ), parts
+        assert all(len(run) % 2 == 0 for run in re.findall("[\U0001f1e6-\U0001f1ff]+", part)), "a flag cut in two"
