@@ -136,13 +136,17 @@ def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
 
 
 def _in_word(siblings: list[SyntaxTreeNode], index: int) -> bool:
-    """Whether an emphasis span touches a letter or digit on either side (CommonMark allows `*` inside words)."""
+    """Whether an emphasis span touches a Latin letter or a digit on either side (CommonMark allows `*` inside
+    words: `2*3*4`). Next to other scripts (Chinese, Japanese: no spaces between words) it stays emphasis."""
     before = siblings[index - 1] if index > 0 else None
     after = siblings[index + 1] if index + 1 < len(siblings) else None
-    return bool(
-        (before is not None and before.type == "text" and before.content[-1:].isalnum())
-        or (after is not None and after.type == "text" and after.content[:1].isalnum())
+    return (before is not None and before.type == "text" and _word_char(before.content[-1:])) or (
+        after is not None and after.type == "text" and _word_char(after.content[:1])
     )
+
+
+def _word_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()
 
 
 def _link_or_image(node: SyntaxTreeNode, ctx: _Inline) -> str:

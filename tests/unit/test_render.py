@@ -192,6 +192,7 @@ def test_emphasis_is_not_nested_inside_itself_and_spans_no_line_break() -> None:
         ("| f |\n|---|\n| a*b*c |", "```\nf\n-----\na*b*c\n```"),
         ("[x*y*z](https://e.com)", "<https://e.com|x*y*z>"),
         ("a *b* c, (**d**), *e*.", "a _b_ c, (*d*), _e_."),
+        ("这是**重要**的", "这是*重要*的"),
     ],
 )
 def test_emphasis_inside_a_word_keeps_its_markers(markdown: str, mrkdwn: str) -> None:
