@@ -54,8 +54,10 @@ def when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def names(target: Target) -> str:
-    return escape(", ".join(a.name for a in target.agents))
+def names(target: Target, limit: int | None = None) -> str:
+    """The members' names, escaped (after clipping to `limit`, so that no entity is cut or escaped twice)."""
+    joined = ", ".join(a.name for a in target.agents)
+    return escape(clip(joined, limit) if limit else joined)
 
 
 def title(target: Target) -> str:
@@ -245,7 +247,7 @@ def _fit(head: list[str], items: list[str], more_hint: str) -> str:
 
 def _group_line(t: Target) -> str:
     desc = escape(clip(t.description, 150)) if t.description else "_(no description)_"
-    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {escape(clip(names(t), 300))}"
+    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {names(t, 300)}"
 
 
 def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) -> Message:
@@ -263,7 +265,7 @@ def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) 
         head.append("_The server has more than the bridge lists at once; these are the first._")
     if not details:
         head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):"]
-        items = [f"• pattern `{escape(g.manager_type or '?')}`: {escape(clip(names(g), 300))}" for g in catalog.groups]
+        items = [f"• pattern `{escape(g.manager_type or '?')}`: {names(g, 300)}" for g in catalog.groups]
         return Message(_fit(head, items, ""))
     items = [_group_line(g) for g in catalog.groups]
     return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))

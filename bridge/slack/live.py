@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import FAILURES, Author, outcome_unknown, slack_error
 from bridge.slack.render import MAX_TEXT
-from bridge.slack.tasks import FINAL, TaskDisplay, task_card
+from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 
 log = logging.getLogger(__name__)
 REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
@@ -48,9 +49,19 @@ class Draft:
     unsent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+_TRAILING_WORD = re.compile(r"@[a-z]*\Z", re.IGNORECASE)
+_BROADCASTS = ("channel", "here", "everyone")
+
+
 def stream_text(markdown: str) -> str:
-    """An agent's draft as streamed Markdown: nothing in it can ping or form a Slack control sequence."""
-    return escape(markdown)
+    """An agent's draft as streamed Markdown, at most MAX_TEXT characters: nothing in it can ping or form a Slack
+    control sequence. A stream can only be appended to, so a draft ending in what may still become @here or
+    @channel holds it back: once whole, the word is defused (`@\u200bhere`) and would not continue the stream."""
+    safe = escape(markdown)
+    tail = _TRAILING_WORD.search(safe)
+    if tail and any(word.startswith(tail.group()[1:].lower()) for word in _BROADCASTS):
+        safe = safe[: tail.start()]
+    return safe[:MAX_TEXT]
 
 
 # Least seconds between two draft edits in the whole process: chat.update is Tier 3 (about 50 a minute per
@@ -108,7 +119,7 @@ class LiveMessages:
         """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
         `text`; a task alone opens nothing where streams are refused."""
         if self._streams:
-            seed = stream_text(markdown)[:MAX_TEXT]
+            seed = stream_text(markdown)
             try:
                 response = await self._drafts.chat_startStream(
                     channel=channel,
@@ -183,7 +194,7 @@ class LiveMessages:
         """Show the longer draft: the new Markdown appended to a stream, or the message's text replaced."""
         try:
             if draft.streaming:
-                whole = stream_text(markdown)[:MAX_TEXT]
+                whole = stream_text(markdown)
                 if not whole.startswith(draft.sent) or len(whole) == len(draft.sent):
                     return
                 if not self._may_edit(APPEND_SPACING):
@@ -244,8 +255,9 @@ class LiveMessages:
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
-        cards = [task_card(chunk) for chunk in draft.tasks.values()] if draft is not None else []
-        blocks = cards + text_blocks(text) + list(actions) if cards else with_actions(text, actions)
+        body = text_blocks(text) + list(actions)
+        cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
+        blocks = cards + body if cards else with_actions(text, actions)
         for attempt in range(REPLACE_ATTEMPTS):
             try:
                 await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)

@@ -107,7 +107,7 @@ class _Inline:
 def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
     """Inline children as mrkdwn (escaped), or as raw plain text when `ctx.plain` (the caller escapes)."""
     out: list[str] = []
-    for child in node.children:
+    for index, child in enumerate(node.children):
         kind = child.type
         if kind == "text":
             out.append(child.content if ctx.plain else _safe(child.content))
@@ -115,6 +115,9 @@ def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
             out.append(" " if ctx.plain else "\n")
         elif kind == "code_inline":
             out.append(child.content if ctx.plain else f"`{_code_span(child.content)}`")
+        elif kind in ("strong", "em", "s") and _in_word(node.children, index):
+            # mrkdwn emphasises whole words only: `2*3*4` would show as `2_3_4` (plain text: `234`).
+            out.append(child.markup + _inline(child, ctx) + child.markup)
         elif kind in ("strong", "em", "s"):
             marker = {"strong": "*", "em": "_", "s": "~"}[kind]
             if ctx.plain or marker in ctx.open:
@@ -130,6 +133,20 @@ def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
         else:
             out.append(child.content if ctx.plain else _safe(child.content))
     return "".join(out)
+
+
+def _in_word(siblings: list[SyntaxTreeNode], index: int) -> bool:
+    """Whether an emphasis span touches a Latin letter or a digit on either side (CommonMark allows `*` inside
+    words: `2*3*4`). Next to other scripts (Chinese, Japanese: no spaces between words) it stays emphasis."""
+    before = siblings[index - 1] if index > 0 else None
+    after = siblings[index + 1] if index + 1 < len(siblings) else None
+    return (before is not None and before.type == "text" and _word_char(before.content[-1:])) or (
+        after is not None and after.type == "text" and _word_char(after.content[:1])
+    )
+
+
+def _word_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()
 
 
 def _link_or_image(node: SyntaxTreeNode, ctx: _Inline) -> str:

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import with_actions
-from bridge.slack.render import escape, notes_blocks, reply_texts, split
+from bridge.slack.render import escape, named, notes_blocks, reply_texts, split
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,7 @@ class SlackPoster:
                             "slack refused custom usernames (missing chat:write.customize); "
                             "replies now start with the agent's name in bold"
                         )
-                    part = Part(
-                        f"*{escape(part.username)}*: {part.text}", None, blocks=part.blocks, actions=part.actions
-                    )
+                    part = Part(named(part.username, part.text), None, blocks=part.blocks, actions=part.actions)
                     continue
                 if not outcome_unknown(exc):
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)

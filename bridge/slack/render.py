@@ -8,11 +8,14 @@ result into messages without breaking what mrkdwn cannot carry across two messag
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
 
-__all__ = ["MAX_TEXT", "escape", "fallback_text", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"]
+__all__ = [
+    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"
+]
 
 # Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
 MAX_TEXT = 3500
@@ -22,20 +25,56 @@ _FENCE = "```"
 _OPEN = _FENCE + "\n"
 _CLOSE = "\n" + _FENCE
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
+_JOINER = "\u200d"
 
 
 def _fence_open(text: str) -> bool:
     return text.count(_FENCE) % 2 == 1
 
 
+def _joins_back(char: str) -> bool:
+    """Whether a character belongs to the one before it on screen: a mark (accent, vowel sign), a joiner, a
+    variation selector, a skin tone, a tag (of a subdivision flag)."""
+    return (
+        unicodedata.category(char)[0] == "M"
+        or char in _JOINER
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or "\U000e0020" <= char <= "\U000e007f"
+    )
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def _inside_character(text: str, at: int) -> bool:
+    """Whether a cut before `text[at]` would split what a reader sees as one character (a flag is two regional
+    indicators, counted in pairs from the start of their run)."""
+    if _joins_back(text[at]) or text[at - 1] in _JOINER:
+        return True
+    if not _regional(text[at]):
+        return False
+    run = at
+    while run > 0 and _regional(text[run - 1]):
+        run -= 1
+    return (at - run) % 2 == 1
+
+
 def _hard_cut(text: str, at: int, lo: int) -> int:
-    """Move a cut in the middle of a word back so it is not inside an entity or a run of backticks."""
-    amp = text.rfind("&", max(lo + 1, at - 4), at)
-    if amp != -1 and (m := _ENTITY.match(text, amp)) and m.end() > at:
-        at = amp
-    while at > lo + 1 and text[at - 1] == "`" == text[at]:
-        at -= 1
-    return at
+    """Move a cut in the middle of a word back so it is not inside an entity, a run of backticks, or a character
+    made of several code points (an emoji sequence, a letter and its marks)."""
+    while True:
+        before = at
+        amp = text.rfind("&", max(lo + 1, at - 4), at)
+        if amp != -1 and (m := _ENTITY.match(text, amp)) and m.end() > at:
+            at = amp
+        while at > lo + 1 and text[at - 1] == "`" == text[at]:
+            at -= 1
+        while at > lo + 1 and _inside_character(text, at):
+            at -= 1
+        if at == before:
+            return at
 
 
 def _cut(text: str, window: int, lo: int = 0) -> tuple[int, int]:
@@ -107,12 +146,22 @@ def split(text: str, limit: int = MAX_TEXT) -> list[str]:
     return split_mrkdwn(text, limit)
 
 
+def named(agent_name: str, part: str) -> str:
+    """A part led by the agent's name in bold (no custom username); a quote or a code block must start its own line
+    to be one."""
+    return name_prefix(agent_name) + ("\n" if part.startswith((">", _FENCE)) else "") + part
+
+
+def name_prefix(agent_name: str) -> str:
+    return f"*{escape(agent_name)}*: "
+
+
 def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str]:
     """Message texts for one agent's Markdown reply; without a custom username the name leads in bold."""
-    prefix = "" if named_by_username else f"*{escape(agent_name)}*: "
-    parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(prefix) - 1)
-    # A quote or a code block must start its own line to be one.
-    return [prefix + ("\n" if prefix and part.startswith((">", _FENCE)) else "") + part for part in parts]
+    if named_by_username:
+        return split_mrkdwn(to_mrkdwn(text), MAX_TEXT - 1)
+    parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(name_prefix(agent_name)) - 1)
+    return [named(agent_name, part) for part in parts]
 
 
 NOTE_MARK = {"reasoning": ":thought_balloon:", "tool": ":wrench:"}

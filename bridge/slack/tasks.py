@@ -19,6 +19,7 @@ TaskDisplay = Literal["timeline", "plan", "off"]
 STATUS: dict[ToolState, str] = {"pending": "pending", "running": "in_progress", "done": "complete", "failed": "error"}
 FINAL = ("complete", "error")
 TASK_CHARS = 256
+MAX_BLOCKS = 50  # blocks in one message
 
 
 def _text(text: str) -> str:
@@ -54,3 +55,14 @@ def task_card(chunk: dict[str, Any]) -> dict[str, Any]:
         if chunk.get(field):
             card[field] = _rich(chunk[field])
     return card
+
+
+def task_cards(chunks: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
+    """The cards of a reply's tasks in at most `room` blocks (what the reply's text and buttons leave of a message's
+    50): past that, the rest counted in one line, or the reply could not replace its draft."""
+    cards = [task_card(chunk) for chunk in chunks]
+    if len(cards) <= room:
+        return cards
+    shown = cards[: max(room - 1, 0)]
+    more = {"type": "mrkdwn", "text": f"… and {len(cards) - len(shown)} more tool calls"}
+    return [*shown, {"type": "context", "elements": [more]}]

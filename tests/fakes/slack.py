@@ -104,6 +104,8 @@ def _blocks_error(blocks: Any) -> str | None:
     block and feedback buttons element): None when they may be posted, else the error Slack answers."""
     if not isinstance(blocks, list):
         return None
+    if len(blocks) > 50:  # blocks per message (reference/slack/limits.md)
+        return "invalid_blocks"
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "section" and len(str((block.get("text") or {}).get("text", ""))) > 3000:

@@ -72,6 +72,14 @@ def test_long_lists_are_cut_to_fit_and_say_how_many_were_left_out() -> None:
     assert "no group routes" in groups
 
 
+def test_group_lists_escape_member_names_once() -> None:
+    rnd = Target("group", (AgentRef("agent-r", "R&D <bot>"), BOB), G, "round_robin", "Q&A")
+    for details in (True, False):
+        text = blocks.groups_list(Catalog((rnd,), ()), "http://letta", "/letta", details).text
+        assert "R&amp;D &lt;bot&gt;, bob" in text, text
+        assert "&amp;amp;" not in text and "&amp;lt;" not in text
+
+
 def test_usage_and_refusal_words() -> None:
     assert "`/ask connect group-&lt;uuid&gt;`" in blocks.usage("/ask").text
     assert blocks.usage("/letta", "I don't know `x`.").text.startswith("I don't know `x`.")

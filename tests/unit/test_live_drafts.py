@@ -14,6 +14,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import ToolProgress
+from bridge.slack.feedback import feedback_actions
 from bridge.slack.live import Draft, LiveMessages
 from bridge.slack.post import Author
 from bridge.slack.tasks import task_chunk
@@ -84,3 +85,41 @@ def test_a_replace_that_landed_but_answered_500_is_not_posted_again(fake: FakeSl
     ok = asyncio.run(run())
     shown = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
     assert ok and shown == ["Found it."], shown
+
+
+def test_a_draft_cut_inside_a_broadcast_word_grows_on(fake: FakeSlack) -> None:
+    """A draft shown as `Ask @her`, then `Ask @here…`: the word, defused once whole (`@\u200bhere`), no longer
+    continued what was streamed, and the draft froze at `Ask @her` until the reply replaced it."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> Draft:
+        live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+        draft = await live.start("C1", root, "", "Ask @her", Author("alice"), (fake.team_id, "U0123ABCD"))
+        assert draft is not None
+        for markdown in ("Ask @here", "Ask @here to look at the logs"):
+            await asyncio.sleep(0.7)
+            await live.grow(draft, "", markdown)
+        return draft
+
+    draft = asyncio.run(run())
+    assert draft.sent == "Ask @\u200bhere to look at the logs", draft.sent
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == [draft.sent]
+
+
+def test_a_reply_after_many_tool_calls_still_replaces_its_draft(fake: FakeSlack) -> None:
+    """60 tool calls: a task card each, with the reply's text and its feedback buttons, went past Slack's 50 blocks;
+    chat.update was refused and the reply was posted anew beside the stopped draft."""
+    root = fake.add_message("C1", "hi")
+    actions = feedback_actions(7, "s1:0", "alice")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root)
+        for n in range(60):
+            await live.task(draft, task_chunk(ToolProgress(f"call_{n}", "search", "{}", "done"), details=False))
+        return await live.replace_with("C1", draft.ts, "Found it.", True, actions, draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    [message] = [m for m in fake.messages("C1", root) if m.get("bot_id")]
+    assert len(message["blocks"]) <= 50 and message["blocks"][-1] == actions[0]
+    assert message["text"] == "Found it." and "60" not in message["text"]
+    assert "13 more" in str(message["blocks"][-3]), message["blocks"][-3]

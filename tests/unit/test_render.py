@@ -182,6 +182,24 @@ def test_emphasis_is_not_nested_inside_itself_and_spans_no_line_break() -> None:
     assert to_mrkdwn("**one  \ntwo**") == "*one*\n*two*"
 
 
+@pytest.mark.parametrize(
+    ("markdown", "mrkdwn"),
+    [
+        ("2*3*4 = 24", "2*3*4 = 24"),
+        ("ver*y* good", "ver*y* good"),
+        ("word**bold**word", "word**bold**word"),
+        ("~~gone~~text", "~~gone~~text"),
+        ("| f |\n|---|\n| a*b*c |", "```\nf\n-----\na*b*c\n```"),
+        ("[x*y*z](https://e.com)", "<https://e.com|x*y*z>"),
+        ("a *b* c, (**d**), *e*.", "a _b_ c, (*d*), _e_."),
+        ("这是**重要**的", "这是*重要*的"),
+    ],
+)
+def test_emphasis_inside_a_word_keeps_its_markers(markdown: str, mrkdwn: str) -> None:
+    """mrkdwn cannot emphasise inside a word: `2*3*4` became `2_3_4` (or `234` in a table cell), another text."""
+    assert to_mrkdwn(markdown) == mrkdwn
+
+
 def test_an_image_inside_a_link_labels_it_with_its_alt_text() -> None:
     src = "[![build](https://ci.example.com/b.svg)](https://ci.example.com/job?x=1&y=2)"
     assert to_mrkdwn(src) == "<https://ci.example.com/job?x=1&amp;y=2|build>"
