@@ -447,6 +447,7 @@ class FakeLetta:
             *letta_runs.routes(self, version),
             *(letta_conversations.routes(self) if version == "0.16.8" else []),
             *(letta_cancel.routes(self) if version == "0.16.8" else []),
+            *(letta_cancel.routes_0117(self) if version == "0.11.7" else []),
             *(letta_steps.routes(self) if version == "0.16.8" else []),
         ]
 
