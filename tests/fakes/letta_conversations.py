@@ -210,7 +210,10 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
             response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(v)})
             await response.prepare(request)
             await response.write(letta_stream._frame(letta_stream._ping(run.id)))
-        out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
+            out, steps = await letta_stream.pinging(fake, response, run.id,
+                                                    fake.agent_turn(v, agent_id, msgs, run, conversation))
+        else:
+            out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
     finally:
         letta_runs.end(run, leak=not streaming)  # 0.16.8 never ends a non-streamed conversation send's run
     if response is None:

@@ -4,8 +4,10 @@ tests/real/capture_edges.py)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -149,3 +151,21 @@ def test_0_11_7_answers_a_cancel_and_cancels_nothing(letta: FakeLetta) -> None:
     assert got.status_code == real["status"] == 200 and list(got.json().values()) == ["cancelled"]
     real_stream = cap("0.11.7", "agents-stream-cancelled")["response"]["events"]
     assert kinds(events(answers[0])) == kinds([e["data"] for e in real_stream])  # it ran to its end
+
+
+def test_0_16_8_streams_ping_while_the_model_works(letta: FakeLetta) -> None:
+    real = [e["data"] for e in cap("0.16.8", "llmhang-agents-stream")["response"]["events"]]
+    pings = [datetime.fromisoformat(e["date"]) for e in real if isinstance(e, dict) and e["message_type"] == "ping"]
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(pings)}
+    assert len(pings) > 3 and gaps == {letta.ping_interval} == {20.0}
+    ivy = letta.add_agent("ivy")
+    letta.set_delay(ivy, 0.7)
+    letta.ping_interval = 0.15
+    conv = conversation(letta, ivy)
+    streamed = [httpx.post(f"{letta.base_url}/v1/agents/{ivy}/messages/stream",
+                           json={"messages": [user("slow model")]}, timeout=10),
+                httpx.post(f"{letta.base_url}/v1/conversations/{conv}/messages",
+                           json={"messages": [user("slow model")]}, timeout=10)]
+    for answer in streamed:
+        got = kinds(events(answer))
+        assert got[:4] == ["ping"] * 4 and got[-4:] == ["assistant_message", "end_turn", "usage_statistics", "[DONE]"]
