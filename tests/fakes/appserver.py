@@ -426,7 +426,9 @@ class FakeAppServer:
         text, images, unreadable = read_content(message.get("content", ""), mode)
         turn = Turn(
             runtime.get("conversation_id", ""),
-            runtime.get("agent_id", ""),
+            # the conversation's own agent answers, whatever agent the runtime names (capture
+            # ws-input-agent-conversation-mismatch.json)
+            conv.agent_id if conv is not None else runtime.get("agent_id", ""),
             message.get("client_message_id", ""),
             text,
             ws,

@@ -129,6 +129,7 @@ class FakeLetta:
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
         self._tools: dict[str, list[letta_tools.Tool]] = {}
+        self.ping_interval = 20.0  # seconds between 0.16.8's stream pings while the model works (llmhang-agents-stream)
         self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
         self.first_tokens: list[tuple[str, float]] = []  # (agent id, monotonic time) of each stream's first fragment
         self._rules: list[_Rule] = []
@@ -447,6 +448,7 @@ class FakeLetta:
             *letta_runs.routes(self, version),
             *(letta_conversations.routes(self) if version == "0.16.8" else []),
             *(letta_cancel.routes(self) if version == "0.16.8" else []),
+            *(letta_cancel.routes_0117(self) if version == "0.11.7" else []),
             *(letta_steps.routes(self) if version == "0.16.8" else []),
         ]
 

@@ -1,12 +1,19 @@
-"""The fake Letta's cancel routes (0.16.8), played as captured (reference/letta/README.md, "Cancel"):
+"""The fake Letta's cancel routes, played as captured (reference/letta/README.md, "Cancel", and section 22):
 
-- `POST /v1/agents/{id}/messages/cancel` and `POST /v1/conversations/{id}/cancel` answer `200 {"run-…":
+- 0.16.8: `POST /v1/agents/{id}/messages/cancel` and `POST /v1/conversations/{id}/cancel` answer `200 {"run-…":
   "cancelled"}` while a run is active (0.16.8/agents-cancel-during-*.json, conversations-cancel-during-stream.json),
-  `409` with the captured detail when none is (agents-cancel-idle.json, conversations-cancel-idle.json);
+  `409` with the captured detail when none is (agents-cancel-idle.json, conversations-cancel-idle.json), and `404`
+  for a conversation that does not exist (redis-conversations-cancel-unknown.json);
+- the agent route cancels every active run of the agent, its conversations' too (redis-agents-cancel-during-
+  background.json), and a non-streamed conversation send's run that 0.16.8 leaves `created` after it answered
+  (redis-agents-cancel-after-nonstream-conversation-send.json);
 - a cancel does not interrupt the model call in flight: the turn runs to its end and its reply is still stored;
 - a stream whose run was cancelled then ends with `stop_reason: cancelled` and no [DONE], and no reply
   (agents-stream-cancelled.json, conversations-stream-cancelled.json); a non-streamed send answers as usual
-  (agents-send-cancelled.json: 200, end_turn).
+  (agents-send-cancelled.json: 200, end_turn);
+- 0.11.7 has the agent route too, and cancels nothing: `200 {}` when idle, `200 {"run-…": "cancelled"}` naming
+  the active run, which runs on and ends `end_turn` (0.11.7/agents-cancel-idle.json, agents-cancel-during-stream,
+  agents-stream-cancelled).
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import letta_runs
 from . import letta_shapes as S
+from .letta_conversations import UNKNOWN_CONVERSATION_ID
 from .letta_shapes import new_id
 
 if TYPE_CHECKING:
@@ -41,7 +50,23 @@ def routes(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
     ]
 
 
+def routes_0117(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
+    async def agent(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        with fake._lock:
+            named = [r.id for r in fake._runs.values() if r.active and r.agent_id == p["agent_id"]]
+            fake.cancels.append(("agents", p["agent_id"], []))  # nothing is cancelled: the runs go on
+        return fake._json(v, 200, dict.fromkeys(named, "cancelled"))
+
+    return [(r"/v1/agents/(?P<agent_id>[^/]+)/messages/cancel", [("POST", agent)])]
+
+
 def _cancel(fake: FakeLetta, v: str, kind: str, ident: str) -> web.Response:
+    if kind == "conversations":
+        with fake._lock:
+            known = ident in fake._conversations
+        if not known:  # redis-conversations-cancel-unknown.json
+            unknown = S.body(v, "redis-conversations-cancel-unknown")
+            return fake._json(v, 404, {"detail": unknown["detail"].replace(UNKNOWN_CONVERSATION_ID, ident)})
     with fake._lock:
         running = [
             inp
@@ -52,7 +77,15 @@ def _cancel(fake: FakeLetta, v: str, kind: str, ident: str) -> web.Response:
         for inp in running:
             inp.cancelled = True
             inp.run_id = inp.run_id or new_id("run")
-        fake.cancels.append((kind, ident, [inp.run_id or "" for inp in running]))
-    if not running:
+        taken = {inp.run_id for inp in running}
+        # a run still listed active with no model call of its own (0.16.8 leaves a non-streamed conversation send's
+        # run `created`): the agent route names and cancels it too
+        leaked = [r for r in fake._runs.values() if kind == "agents" and r.agent_id == ident and r.active
+                  and r.leaked and r.id not in taken]
+        for run in leaked:
+            letta_runs.end(run, "cancelled")
+        ids = [inp.run_id or "" for inp in running] + [r.id for r in leaked]
+        fake.cancels.append((kind, ident, ids))
+    if not ids:
         return fake._json(v, 409, _idle(v, kind, ident))
-    return fake._json(v, 200, {inp.run_id: "cancelled" for inp in running})
+    return fake._json(v, 200, dict.fromkeys(ids, "cancelled"))

@@ -7,7 +7,9 @@
   system_message included; `before`, `after`, `limit`.
 - `POST /v1/conversations/{id}/messages`: SSE by default (the agent stream's framing, `stream_tokens` too),
   a LettaResponse with `"streaming": false`; `default` with `agent_id` in the body sends to the agent's own thread,
-  and `GET /v1/conversations/default/messages?agent_id=` lists it. Runs, locks and background sends: `letta_runs`.
+  and `GET /v1/conversations/default/messages?agent_id=` lists it (without `agent_id`: 404, `default` taken for an
+  id). Runs, locks and background sends: `letta_runs`; `background: true` needs Redis (`FakeLetta(redis=True)`):
+  without it the send is refused 503 and nothing is stored (conversations-background-without-redis.json).
 
 A conversation's messages are stored in its agent's history, tagged, so the agent route shows every thread
 mixed (as captured) and the conversation route shows one.
@@ -159,6 +161,8 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
     options = rec.body if isinstance(rec.body, dict) else {}
     if conv_id == DEFAULT:
         agent_id = str(options.get("agent_id") or "")
+        if not agent_id:  # no agent: `default` is taken for a conversation id (redis-conversations-default-send-…)
+            return fake._json(v, 404, S.body(v, "redis-conversations-default-send-without-agent-id"))
         err = fake._agent_check(v, agent_id)
         if err is not None:
             return err
@@ -178,9 +182,13 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
     background = streaming and bool(options.get("background"))
     # Redis locks a conversation for a streamed send, and the default thread (by agent id) for any send.
     lock = (agent_id if conversation is None else conversation) if streaming or conversation is None else None
+    if background and not fake.redis:  # refused before any run or message (conversations-background-without-redis)
+        refused = S.capture(v, "conversations-background-without-redis")["response"]
+        return fake._json(v, refused["status"], refused["body"])
     if fake.redis:
         same = letta_runs.by_otid(fake, otid) if background and otid else None
-        if same is not None and same.active:  # a retry of a background send: attached to the first run
+        if same is not None:  # a retry of a background send, running or finished, is attached to the first run
+            # (concurrent-redis-conversations-same-otid-background, redis-conversations-same-otid-background-after-…)
             return await letta_runs.follow(fake, request, v, same, None)
         holder = letta_runs.holder(fake, lock) if lock is not None else None
         if holder is not None:
@@ -202,7 +210,10 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
             response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(v)})
             await response.prepare(request)
             await response.write(letta_stream._frame(letta_stream._ping(run.id)))
-        out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
+            out, steps = await letta_stream.pinging(fake, response, run.id,
+                                                    fake.agent_turn(v, agent_id, msgs, run, conversation))
+        else:
+            out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
     finally:
         letta_runs.end(run, leak=not streaming)  # 0.16.8 never ends a non-streamed conversation send's run
     if response is None:
@@ -219,8 +230,10 @@ async def _in_background(fake: FakeLetta, v: str, agent_id: str, msgs: list[dict
     run.add(letta_stream._ping(run.id) | {"seq_id": 0})
     try:
         out, steps = await fake.agent_turn(v, agent_id, msgs, run, conversation)
-        if run.cancelled:  # the reply is stored, the stream says only `cancelled` (letta_cancel.py)
+        if run.cancelled:  # the reply is stored; the stream says only `cancelled`, then [DONE], unlike a
+            # foreground stream (redis-conversations-background-cancelled.json)
             run.add({"message_type": "stop_reason", "stop_reason": "cancelled"})
+            run.add("[DONE]")
             return
         for message in copy.deepcopy(out):
             parts = letta_stream._fragments(message) if tokens and message["message_type"] == "assistant_message" \

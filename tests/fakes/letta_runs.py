@@ -10,9 +10,11 @@
   and any send to the `default` thread while the agent's default thread is busy, get the captured 409 naming the
   running run; a background send (`background: true`) runs on after its request is gone, numbers its events with
   `seq_id`, and a same-otid background retry is attached to the first run (`concurrent-redis-conversations-same-otid-
-  background`); `POST /v1/conversations/{id}/stream` re-attaches (`{}`: the active background run; `otid` or
-  `run_id`: that run, finished or not; `starting_after`), answering 400 with nothing active and 404 for an unknown
-  otid. Without Redis that route answers 503 (`conversations-stream-resume-without-redis`).
+  background`), even once that run has ended (`redis-conversations-same-otid-background-after-finish`: the finished
+  run's events again, no second turn); `POST /v1/conversations/{id}/stream` re-attaches (`{}`: the active
+  background run; `otid` or `run_id`: that run, finished or not; `starting_after`), answering 400 with nothing
+  active and 404 for an unknown otid or run id (`redis-conversations-stream-resume-unknown-run-id`).
+  Without Redis that route answers 503 (`conversations-stream-resume-without-redis`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .letta import FakeLetta, Handler, Recorded
 
 ACTIVE = ("created", "running")
+UNKNOWN_RUN_ID = "run-00000000-0000-4000-8000-000000000000"  # the id the unknown-run capture asked for
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Run:
     events: list[Any] = field(default_factory=list)  # a background run's frames, in order
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False  # a cancel reached it while its model call ran (letta_cancel.py)
+    leaked: bool = False  # its send answered, and 0.16.8 still lists it `created` (see `end`)
 
     @property
     def active(self) -> bool:
@@ -78,7 +82,7 @@ def end(run: Run, status: str = "completed", leak: bool = False) -> None:
     stays `created`."""
     run.lock = None
     if leak:
-        run.status, run.conversation = "created", None
+        run.status, run.conversation, run.leaked = "created", None, True
         return
     run.status = status
     run.changed.set()
@@ -170,8 +174,9 @@ async def _resume(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, 
     if body.get("run_id"):
         with fake._lock:
             run = fake._runs.get(body["run_id"])
-        if run is None:
-            return fake._json(v, 404, {"detail": f"Run {body['run_id']} not found."})
+        if run is None:  # redis-conversations-stream-resume-unknown-run-id.json
+            unknown = S.body(v, "redis-conversations-stream-resume-unknown-run-id")
+            return fake._json(v, 404, {"detail": unknown["detail"].replace(UNKNOWN_RUN_ID, body["run_id"])})
     elif body.get("otid"):
         run = by_otid(fake, body["otid"])
         if run is None:

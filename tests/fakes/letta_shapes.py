@@ -49,6 +49,10 @@ _NEEDED: tuple[str, ...] = (
     "approval-send", "approval-history-final", "approval-approve", "approval-approve-wrong-id",
     "approval-pending-new-message",
     "approval-conversation-pending-new-message", "approval-pending-new-message-stream",
+    # reference/letta/README.md section 22 (tests/real/capture_edges.py)
+    "conversations-background-without-redis", "redis-conversations-cancel-unknown",
+    "redis-conversations-stream-resume-unknown-run-id", "redis-conversations-default-send-without-agent-id",
+    "agents-cancel-idle", "conversations-cancel-idle", "agents-cancel-during-stream",
 )
 UNKNOWN_AGENT_ID = "agent-00000000-0000-4000-8000-000000000000"
 UNKNOWN_GROUP_ID = "group-00000000-0000-4000-8000-000000000000"

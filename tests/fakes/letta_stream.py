@@ -2,7 +2,8 @@
 
 - 0.11.7 agent stream: messages, stop_reason, usage_statistics, [DONE].
 - 0.11.7 group stream: each speaker's messages as soon as it has spoken (named), usage, [DONE]; no stop_reason.
-- 0.16.8 agent stream: a ping first, messages, stop_reason, usage, [DONE]; with stream_tokens the assistant
+- 0.16.8 agent stream: a ping first and one every `FakeLetta.ping_interval` (20 s) while the model works, messages,
+  stop_reason, usage, [DONE]; with stream_tokens the assistant
   content arrives word by word, every fragment with the same id and otid.
 - 0.12.1 / 0.16.4 group stream: the same 500 as the plain group send; 0.16.8: no POST route (405).
 
@@ -17,7 +18,8 @@ import copy
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -28,6 +30,7 @@ from .letta_shapes import new_id, wire_date
 if TYPE_CHECKING:
     from .letta import FakeLetta, Recorded
 
+T = TypeVar("T")
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "server": "uvicorn"}
 
 
@@ -49,6 +52,20 @@ def _ping(run_id: str | None) -> dict[str, Any]:
         "seq_id": None,
         "run_id": run_id,
     }
+
+
+async def pinging(fake: FakeLetta, response: web.StreamResponse, run_id: str, work: Awaitable[T]) -> T:
+    """Await the turn, writing a ping every `fake.ping_interval` seconds meanwhile, as 0.16.8 does while it waits on
+    the model (20 s apart in 0.16.8/llmhang-agents-stream.json). A client gone stops the pings, not the turn."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=fake.ping_interval)
+        if done:
+            return task.result()
+        try:
+            await response.write(_frame(_ping(run_id)))
+        except (ConnectionResetError, RuntimeError):
+            return await task
 
 
 def _fragments(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,11 +91,15 @@ async def agent_stream(
     try:
         response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **S.extra_headers(v)})
         await response.prepare(request)
-        if v == "0.16.8":
-            await response.write(_frame(_ping(run.id)))
         first = msgs[0] if msgs else {}
         managed = await fake._as_manager(v, aid, msgs, S.joined_text(msgs), first.get("otid"), first.get("name"))
-        out, steps = managed if managed is not None else await fake.agent_turn(v, aid, msgs, run)
+        if managed is not None:
+            out, steps = managed
+        elif v == "0.16.8":
+            await response.write(_frame(_ping(run.id)))
+            out, steps = await pinging(fake, response, run.id, fake.agent_turn(v, aid, msgs, run))
+        else:
+            out, steps = await fake.agent_turn(v, aid, msgs, run)
     finally:
         letta_runs.end(run)
     if run.cancelled:
