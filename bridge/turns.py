@@ -163,6 +163,7 @@ class TurnWorker:
     async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:
         turn, s = job.turn, self._settings
         agents = binding.target.agents
+        await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
         author = self._poster.author(agents[0].name) if agents else None
         title = session_title(turn.text)
         if turn.channel_id.startswith("D"):  # a DM thread in Slack's agent view: titled by its message

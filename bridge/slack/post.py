@@ -106,8 +106,39 @@ class SlackPoster:
         self._named_by_username = named_by_username
         self._looks = looks or {}
         self._bot_id: str | None = None
+        self._learning: asyncio.Future[None] | None = None
         self._status_works = True
         self._postable: set[str] = set()  # channels a post landed in, until one is refused for good
+
+    async def learn(self) -> None:
+        """Ask Slack once who the bot is and what its token was granted, before the first turn builds a message.
+
+        Slack ignores `username` and the icons without chat:write.customize (chat.postMessage's notes in
+        reference/slack), so a reply would carry no agent's name at all: without the scope, the name leads the
+        text from the first message on. Concurrent turns share the one auth.test; a failed one is asked again by
+        the next turn, and until then the names stay custom usernames."""
+        if self._bot_id is not None:
+            return
+        if self._learning is None:
+            self._learning = asyncio.ensure_future(self._ask_who())
+        learning = self._learning
+        try:
+            await asyncio.shield(learning)
+        except FAILURES as exc:
+            log.warning("slack auth.test failed error=%s", slack_error(exc))
+            if self._learning is learning:
+                self._learning = None
+
+    async def _ask_who(self) -> None:
+        response = await self._client.auth_test()
+        granted = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
+        if self._named_by_username and granted and "chat:write.customize" not in granted.split(","):
+            self._named_by_username = False
+            log.warning(
+                "the bot token lacks chat:write.customize, with which Slack shows agents' names; "
+                "replies start with the agent's name in bold"
+            )
+        self._bot_id = str(response.get("bot_id") or "")
 
     def known_postable(self, channel: str) -> bool:
         """Whether a post in this channel landed, and none has been refused for good since."""
@@ -208,8 +239,9 @@ class SlackPoster:
         counts: two agents may say the same words, and mistaking one's post for the other's would lose it."""
         cursor: str | None = None
         try:
-            if self._bot_id is None:
-                self._bot_id = str((await self._client.auth_test()).get("bot_id") or "")
+            await self.learn()
+            if self._bot_id is None:  # Slack did not say who the bot is: nothing can be told apart as ours
+                return None
             for _ in range(LOOKUP_PAGES):
                 response = await self._client.conversations_replies(
                     channel=channel, ts=thread_ts, limit=200, cursor=cursor, oldest=after, inclusive=bool(after)

@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.harness import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, mention_event
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import DEFAULT_SCOPES, FakeSlack
 
 
 def test_socket_mode_acknowledges_the_envelope_and_runs_the_turn(tmp_path: Path) -> None:
@@ -114,6 +114,26 @@ def test_sigterm_stops_cleanly_and_logs_never_hold_a_secret(tmp_path: Path) -> N
             assert secret not in logs
         for post in slack.posts("C0SECRET1"):
             assert BOT_TOKEN not in post.args["text"]
+
+
+def test_without_chat_write_customize_names_lead_the_text_from_the_first_reply(tmp_path: Path) -> None:
+    """Slack ignores `username` without chat:write.customize: the scopes auth.test reports decide, before the first
+    post, that the agent's name leads the text (else the first replies carried no name at all)."""
+    scopes = ",".join(s for s in DEFAULT_SCOPES.split(",") if s != "chat:write.customize")
+    with FakeSlack(scopes=scopes) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        assert run_cli(env, "channels", "connect", "C0NOSCOPE", alice, bob).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("names?", "C0NOSCOPE")
+            slack.wait_for(lambda: len(slack.posts("C0NOSCOPE", event["ts"])) == 2)
+            posts = [p.args for p in slack.posts("C0NOSCOPE", event["ts"])]
+            assert [p["text"] for p in posts] == ["*alice*: alice says hi", "*bob*: bob says hi"]
+            assert not any(p.get("username") for p in posts)
+            assert bridge.logs().count("lacks chat:write.customize") == 1
+        finally:
+            bridge.stop()
 
 
 def test_agent_looks_from_config_and_the_missing_scope_fallback(tmp_path: Path) -> None:

@@ -818,6 +818,8 @@ class FakeSlack(SlackFileServer):
             text = text[:40_000]
             extra["response_metadata"] = _ref_body("chat.postMessage", "ok_truncated_text")["response_metadata"]
         ts, thread_ts, username = self._next_ts(), args.get("thread_ts"), args.get("username")
+        if "chat:write.customize" not in self.scopes.split(","):
+            username = None  # "username/icon_emoji/icon_url only take effect with chat:write.customize" (reference)
         if username:
             msg = _ref_body("chat.postMessage", "ok_with_custom_username")["message"]
             msg["username"] = username
@@ -1018,7 +1020,7 @@ class FakeSlack(SlackFileServer):
         self.stream_tasks[(channel, ts)] = tasks
         msg = {"text": text, "bot_id": self.bot_id, "ts": ts, "type": "message", "subtype": "bot_message"}
         msg["app_id"] = self.app_id
-        if args.get("username"):
+        if args.get("username") and "chat:write.customize" in self.scopes.split(","):
             msg["username"] = args["username"]
         if args.get("thread_ts"):
             msg["thread_ts"] = args["thread_ts"]
