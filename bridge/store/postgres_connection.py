@@ -5,6 +5,7 @@ under an advisory lock, and the DATABASE_URL options asyncpg is given. The table
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import ssl
@@ -184,12 +185,15 @@ class PostgresConnection:
                 yield
             finally:
                 # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
-                # gets the connection closed instead: the server frees a session's locks when it ends.
+                # gets the connection closed instead: the server frees a session's locks when it ends. A session
+                # the server already ended (a restart) left the pool with its locks: there is nothing to free,
+                # and the send it guarded has its answer all the same.
                 try:
                     async with asyncio.timeout(UNLOCK_TIMEOUT):
                         await conn.execute("SELECT pg_advisory_unlock_all()")
                 except Exception:
-                    conn.terminate()
+                    with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
+                        conn.terminate()
 
 
 

@@ -154,3 +154,28 @@ def test_agents_answering_at_once_each_get_their_transcript_number(pg_url: str) 
             await store.close()
 
     assert asyncio.run(main()) == []
+
+
+def test_a_send_whose_lock_connection_the_server_ended_still_returns_its_reply(pg_url: str) -> None:
+    """Postgres restarted (or ended the session) while a Letta send held an agent lock: the send's reply arrived
+    all the same, but leaving the lock raised InterfaceError (the connection was already back in the pool), so
+    the turn crashed and the agent's answer never reached Slack. Nothing is held any more: leaving is quiet."""
+
+    async def main() -> None:
+        store, other = open_store(pg_url), open_store(pg_url)
+        await store.open(), await other.open()
+        assert isinstance(store, PostgresStore) and isinstance(other, PostgresStore)
+        try:
+            async with store.agent_lock(["agent-erin"]):
+                await other.pool.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND pid<>pg_backend_pid()"
+                )
+                await asyncio.sleep(0.3)  # the server's goodbye reaches the holder's connection
+                reply = "erin's answer"
+            assert reply == "erin's answer"
+            async with asyncio.timeout(5), store.agent_lock(["agent-erin"]):  # the lock's pool still serves
+                pass
+        finally:
+            await store.close(), await other.close()
+
+    asyncio.run(main())
