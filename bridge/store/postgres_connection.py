@@ -44,9 +44,14 @@ _CLIENT_ONLY = frozenset(
 )
 UNLOCK_TIMEOUT = 5.0
 ACCEPT_CONNECTIONS = 1
+# Seconds to open a connection when DATABASE_URL has no connect_timeout: asyncpg's own 60 s outlasts a platform's
+# boot timeout (Heroku's is 60 s), so a start would be killed before it said the database does not answer.
+CONNECT_TIMEOUT = 10.0
+
+
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
     """The DSN asyncpg gets and its keyword options: `sslmode` (as PaaS add-ons set it) becomes `ssl=`,
-    `connect_timeout` becomes `timeout=`, and libpq-only options are dropped."""
+    `connect_timeout` becomes `timeout=` (CONNECT_TIMEOUT without it), and libpq-only options are dropped."""
     parts = urlsplit(url)
     query: list[tuple[str, str]] = []
     options: dict[str, Any] = {}
@@ -62,6 +67,7 @@ def connect_options(url: str) -> tuple[str, dict[str, Any]]:
                 raise DatabaseUrlError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
         elif key not in _CLIENT_ONLY:
             query.append((key, value))
+    options.setdefault("timeout", CONNECT_TIMEOUT)
     return urlunsplit(parts._replace(query=urlencode(query))), options
 
 
