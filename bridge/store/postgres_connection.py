@@ -100,8 +100,9 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 class PostgresConnection:
     """The pools; the store's methods are its subclasses'."""
 
-    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16, migrate: bool = True) -> None:
         self.url = url
+        self._migrates = migrate  # False for `check`, which creates nothing
         self._dsn, self._options = connect_options(url)
         self._pool_size = pool_size
         self._lock_connections = lock_connections
@@ -132,7 +133,8 @@ class PostgresConnection:
             self._pool = await self._create_pool(1, self._pool_size)
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
             self._locks = await self._create_pool(0, self._lock_connections)
-            await self._migrate()
+            if self._migrates:
+                await self._migrate()
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
@@ -164,6 +166,9 @@ class PostgresConnection:
                     await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
 
     async def schema_version(self) -> int:
+        """0 for a database the bridge has not created its tables in yet (opened without migrating)."""
+        if await self.pool.fetchval("SELECT to_regclass('schema_version')") is None:
+            return 0
         return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
     async def ping(self) -> None:
