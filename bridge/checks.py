@@ -22,6 +22,7 @@ from bridge.slack.post import FAILURES, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.base import database_name, missing_sqlite_file
+from bridge.store.schema import POSTGRES_MIGRATIONS
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -266,12 +267,18 @@ async def _database(settings: Settings, letta_version: str | None) -> Check:
             warning=True,
         )
     try:
-        store = open_store(url)
+        store = open_store(url, migrate=False)  # `check` creates nothing: a Postgres database keeps its tables as is
         await store.open()
     except StoreError as exc:
         return Check(False, "database", str(exc))
     try:
         version = await store.schema_version()
+        if version == 0:
+            return Check(True, "database", f"{where} (no tables yet: `serve` creates them; no channels are "
+                         "connected in it yet)", warning=True)
+        if version < max(POSTGRES_MIGRATIONS) and not url.startswith("sqlite:"):
+            return Check(True, "database", f"{where} (schema v{version}: the next `serve` migrates it to "
+                         f"v{max(POSTGRES_MIGRATIONS)})", warning=True)
         bindings = await store.list_bindings()
         default = settings.letta_group_runner
         shown = "; ".join(

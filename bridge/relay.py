@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
 # A turn whose run raised (the database failed a moment, most often) is run again after these pauses, still first
-# in its binding's line, as resumed; after the last it is left for the next start, and the binding goes on.
+# in its binding's line, as resumed, once the database answers; after the last it is left for the next start, and
+# the binding goes on.
 CRASH_PAUSES = (1.0, 5.0)
+DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does not answer
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
@@ -306,6 +308,7 @@ class Relay:
                     self._failed.add(job.turn_id)
                     break
                 await asyncio.sleep(pause)
+                await self._database_answers()
                 # What the failed run sent or posted, its journal and outbox say; its count of posts starts anew.
                 job = replace(job, resumed=True, order=PostOrder())
             seconds = loop.time() - started
@@ -314,6 +317,18 @@ class Relay:
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
+
+    async def _database_answers(self) -> None:
+        """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,
+        and three such runs left the turn for the next start, a day away with one web process. An outage longer
+        than the lease ends here: the lease keeper cancels this worker, and the sweep brings the turn back."""
+        while not self._closing:
+            try:
+                await self._store.ping()
+                return
+            except Exception as exc:
+                log.warning("the database does not answer, waiting to run the turn again error=%s", type(exc).__name__)
+            await asyncio.sleep(DATABASE_LOOK_EVERY)
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""

@@ -54,8 +54,8 @@ FINISHED_PG = (
 
 
 class PostgresStore(PostgresJournal):
-    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
-        super().__init__(url, pool_size, lock_connections)
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16, migrate: bool = True) -> None:
+        super().__init__(url, pool_size, lock_connections, migrate)
         self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:

@@ -5,6 +5,7 @@ under an advisory lock, and the DATABASE_URL options asyncpg is given. The table
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import ssl
@@ -43,9 +44,14 @@ _CLIENT_ONLY = frozenset(
 )
 UNLOCK_TIMEOUT = 5.0
 ACCEPT_CONNECTIONS = 1
+# Seconds to open a connection when DATABASE_URL has no connect_timeout: asyncpg's own 60 s outlasts a platform's
+# boot timeout (Heroku's is 60 s), so a start would be killed before it said the database does not answer.
+CONNECT_TIMEOUT = 10.0
+
+
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
     """The DSN asyncpg gets and its keyword options: `sslmode` (as PaaS add-ons set it) becomes `ssl=`,
-    `connect_timeout` becomes `timeout=`, and libpq-only options are dropped."""
+    `connect_timeout` becomes `timeout=` (CONNECT_TIMEOUT without it), and libpq-only options are dropped."""
     parts = urlsplit(url)
     query: list[tuple[str, str]] = []
     options: dict[str, Any] = {}
@@ -61,6 +67,7 @@ def connect_options(url: str) -> tuple[str, dict[str, Any]]:
                 raise DatabaseUrlError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
         elif key not in _CLIENT_ONLY:
             query.append((key, value))
+    options.setdefault("timeout", CONNECT_TIMEOUT)
     return urlunsplit(parts._replace(query=urlencode(query))), options
 
 
@@ -93,8 +100,9 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 class PostgresConnection:
     """The pools; the store's methods are its subclasses'."""
 
-    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16) -> None:
+    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16, migrate: bool = True) -> None:
         self.url = url
+        self._migrates = migrate  # False for `check`, which creates nothing
         self._dsn, self._options = connect_options(url)
         self._pool_size = pool_size
         self._lock_connections = lock_connections
@@ -125,7 +133,8 @@ class PostgresConnection:
             self._pool = await self._create_pool(1, self._pool_size)
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
             self._locks = await self._create_pool(0, self._lock_connections)
-            await self._migrate()
+            if self._migrates:
+                await self._migrate()
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
@@ -157,6 +166,9 @@ class PostgresConnection:
                     await db.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
 
     async def schema_version(self) -> int:
+        """0 for a database the bridge has not created its tables in yet (opened without migrating)."""
+        if await self.pool.fetchval("SELECT to_regclass('schema_version')") is None:
+            return 0
         return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
     async def ping(self) -> None:
@@ -184,12 +196,15 @@ class PostgresConnection:
                 yield
             finally:
                 # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
-                # gets the connection closed instead: the server frees a session's locks when it ends.
+                # gets the connection closed instead: the server frees a session's locks when it ends. A session
+                # the server already ended (a restart) left the pool with its locks: there is nothing to free,
+                # and the send it guarded has its answer all the same.
                 try:
                     async with asyncio.timeout(UNLOCK_TIMEOUT):
                         await conn.execute("SELECT pg_advisory_unlock_all()")
                 except Exception:
-                    conn.terminate()
+                    with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
+                        conn.terminate()
 
 
 

@@ -11,6 +11,7 @@ from bridge.manifest import SCOPES
 from tests.e2e.harness import base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.pg import PgServer
 
 ALL_SCOPES = [s.name for s in SCOPES]
 
@@ -66,3 +67,18 @@ def test_a_refused_app_token_fails_the_check_in_the_words_socket_would_use(tmp_p
     assert code == 1, lines
     [line] = [line for line in lines if line.startswith("FAIL")]
     assert line.startswith("FAIL socket mode: Slack refused SLACK_APP_TOKEN (invalid_auth)") and "App-Level" in line
+
+
+def test_check_on_an_empty_postgres_database_creates_nothing(pg_server: PgServer, tmp_path: Path) -> None:
+    """`check` promises to create nothing; on Postgres it ran the migrations, so pointing it at the wrong database
+    (or running a newer checkout's `check` against production) created or upgraded the bridge's tables there."""
+    url = pg_server.create_database()
+    name = url.rsplit("/", 1)[1]
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.split(":")[0].endswith(" database")]
+    assert line.startswith("warn database:") and "no tables yet" in line, line
+    assert done.returncode == 0, done.stdout
+    assert pg_server.psql("SELECT count(*) FROM pg_tables WHERE schemaname='public'", name) == "0"

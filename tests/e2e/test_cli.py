@@ -153,6 +153,7 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         assert "heroku addons:create heroku-postgresql" in warning and "DATABASE_URL" in warning
         parts = urlsplit(pg_server.create_database())
         url = parts._replace(netloc=f"bridge:pw-never-shown@{parts.hostname}:{parts.port}").geturl()
+        assert run_cli(dict(env, DATABASE_URL=url), "channels", "list").returncode == 0  # its tables made
         done = run_cli(dict(env, DATABASE_URL=url), "check")
         assert done.returncode == 0, done.stdout + done.stderr
         # Only the optional session scope may warn (the reference app predates agent sessions).

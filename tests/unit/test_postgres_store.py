@@ -12,6 +12,7 @@ from bridge.domain import AgentReply, Turn
 from bridge.store import StoreError, open_store
 from bridge.store.base import display_url
 from bridge.store.postgres import PostgresStore, connect_options
+from bridge.store.postgres_connection import CONNECT_TIMEOUT
 from bridge.store.schema import SQLITE_MIGRATIONS
 from tests.pg import PgServer
 
@@ -24,7 +25,10 @@ def test_paas_urls_keep_sslmode_and_lose_libpq_only_options() -> None:
     )
     assert dsn == "postgres://u:p@db.example.com:5432/d1"
     assert options == {"ssl": "require", "timeout": 7.0}
-    assert connect_options("postgresql://u@h/d?application_name=x") == ("postgresql://u@h/d?application_name=x", {})
+    assert connect_options("postgresql://u@h/d?application_name=x") == (
+        "postgresql://u@h/d?application_name=x",
+        {"timeout": CONNECT_TIMEOUT},
+    )
     with pytest.raises(StoreError, match="sslmode=sometimes"):
         connect_options("postgres://h/d?sslmode=sometimes")
 
@@ -154,3 +158,49 @@ def test_agents_answering_at_once_each_get_their_transcript_number(pg_url: str) 
             await store.close()
 
     assert asyncio.run(main()) == []
+
+
+def test_a_send_whose_lock_connection_the_server_ended_still_returns_its_reply(pg_url: str) -> None:
+    """Postgres restarted (or ended the session) while a Letta send held an agent lock: the send's reply arrived
+    all the same, but leaving the lock raised InterfaceError (the connection was already back in the pool), so
+    the turn crashed and the agent's answer never reached Slack. Nothing is held any more: leaving is quiet."""
+
+    async def main() -> None:
+        store, other = open_store(pg_url), open_store(pg_url)
+        await store.open(), await other.open()
+        assert isinstance(store, PostgresStore) and isinstance(other, PostgresStore)
+        try:
+            async with store.agent_lock(["agent-erin"]):
+                await other.pool.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND pid<>pg_backend_pid()"
+                )
+                await asyncio.sleep(0.3)  # the server's goodbye reaches the holder's connection
+                reply = "erin's answer"
+            assert reply == "erin's answer"
+            async with asyncio.timeout(5), store.agent_lock(["agent-erin"]):  # the lock's pool still serves
+                pass
+        finally:
+            await store.close(), await other.close()
+
+    asyncio.run(main())
+
+
+def test_a_database_that_never_answers_is_said_in_time_for_the_platform(tmp_path: object) -> None:
+    """A host that takes the connection but never answers (a firewall, a Postgres stuck in its restart): asyncpg
+    waited 60 s, so `check` hung a minute and `serve` was killed by the platform's boot timeout (Heroku's R10 at
+    60 s) before it could say why. Without `connect_timeout` in the URL, the bridge gives up sooner, in words."""
+
+    async def main() -> None:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        try:
+            store = open_store(f"postgres://u:pw@127.0.0.1:{port}/db?sslmode=disable")
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="no answer in time"):
+                async with asyncio.timeout(30):
+                    await store.open()
+            assert time.monotonic() - started < 15
+        finally:
+            silent.close()
+
+    asyncio.run(main())

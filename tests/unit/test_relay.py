@@ -295,3 +295,46 @@ def test_a_turn_whose_run_fails_runs_again_in_its_place_then_is_left_for_the_nex
             return [(job.turn.text, job.resumed) for job in rig.worker.jobs]
 
     assert asyncio.run(main()) == runs
+
+
+def test_a_turn_that_failed_while_the_database_was_away_runs_once_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Postgres restarting for longer than the pauses between runs (a maintenance, a failover): every run failed
+    while it was away, so the turn was left for the next start, which with one web process is the next daily
+    restart. Runs made while the database does not answer are not tries: the turn runs again once it answers."""
+    monkeypatch.setattr(relay_module, "CRASH_PAUSES", (0.05, 0.05))
+    away = asyncio.Event()
+
+    class Away(Worker):
+        async def run(self, job: Job) -> str:
+            self.jobs.append(job)
+            if away.is_set():
+                raise ConnectionError("the database went away")
+            return await super().run(job)
+
+    async def main() -> list[tuple[str, bool]]:
+        async with relaying(tmp_path / "b.db", Away) as rig:
+            rig.worker.finish()
+            real_ping = rig.store.ping
+
+            async def ping() -> None:
+                if away.is_set():
+                    raise ConnectionRefusedError("the database went away")
+                await real_ping()
+
+            rig.late.ping = ping  # type: ignore[attr-defined]  # the relay's store answers no ping while away
+            away.set()
+            await rig.relay.accept(mention(1, "first"))
+            await asyncio.sleep(0.6)  # far longer than both pauses
+            away.clear()
+            await asyncio.wait_for(until_done(rig.store), 5)  # before: never, the turn was set aside
+            return [(job.turn.text, job.resumed) for job in rig.worker.jobs]
+
+    runs = asyncio.run(main())
+    assert runs[0] == ("first", False) and runs[-1] == ("first", True)
+
+
+async def until_done(store: Store) -> None:
+    while await store.count_unfinished():
+        await asyncio.sleep(0.02)
