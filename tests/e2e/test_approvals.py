@@ -145,3 +145,20 @@ def test_a_request_streamed_in_fragments_gets_one_whole_card(rig: Rig[FakeLetta]
     [decision] = rig.letta.approval_decisions()
     assert [a["approve"] for a in decision["approvals"]] == [True]
     assert str(rig.slack.messages(rig.channel, root["ts"])[-1].get("text")).endswith("finn says hi")
+
+
+def test_a_stop_while_the_card_waits_denies_the_call_so_the_agent_is_not_left_blocked(rig: Rig[FakeLetta]) -> None:
+    """0.16.8 keeps a request pending until it gets a decision, whatever is cancelled (a cancel finds no run; the
+    next message gets 409 PENDING_APPROVAL, seen on a real server): a Stop denies it, so the thread goes on."""
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    rig.bridge.mention("stop", rig.channel, user=ASKER, thread_ts=root["ts"])
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "stopped", 10)
+    rig.slack.wait_for(lambda: len(rig.letta.approval_decisions()) == 1, 10)
+    [decision] = rig.letta.approval_decisions()
+    assert [(a["approve"], a["reason"]) for a in decision["approvals"]] == [(False, "the turn was stopped")]
+    later = rig.bridge.mention("are you there?", rig.channel, user=ASKER, thread_ts=root["ts"])[0]
+    rig.slack.wait_for(lambda: rig.status(later["ts"]) in ENDED, 10)
+    assert rig.status(later["ts"]) == "done", rig.replies(root["ts"])
+    assert not any("approve or deny" in r for r in rig.replies(root["ts"]))
