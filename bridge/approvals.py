@@ -233,6 +233,10 @@ class TurnApprovals:
             for c in request.calls
         )
 
+    @property
+    def stopped(self) -> bool:
+        return self._running.stopped_by is not None
+
     async def sending(self, request: ApprovalRequest) -> None:
         for row in await self._rows(request):
             await self._desk.store.sending(row.id)

@@ -273,6 +273,11 @@ class Approvals(Protocol):
 
     async def resumed(self, step: str) -> PendingApproval | None: ...
 
+    @property
+    def stopped(self) -> bool:
+        """A person stopped the turn: what it waited for will never be decided in Slack."""
+        ...
+
 
 @dataclass(frozen=True)
 class TurnInput:

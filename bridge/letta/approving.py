@@ -7,11 +7,15 @@ as one `approval` message to the same agent or conversation, streamed like any s
 then is read on as part of the same reply; it may ask again. The server rejects a decision it no longer waits
 for (400 `Invalid tool call IDs`): that is said plainly, and the card says so too. Sending the same decision
 twice is NOT rejected once the tool ran (the server runs another turn), so a decision that may have been sent
-before a restart is looked up in history first (`reached`), never sent blind.
+before a restart is looked up in history first (`reached`), never sent blind. A request stays pending on the server
+until it is decided, whatever is cancelled (a cancel finds no run; every later message is refused 409
+PENDING_APPROVAL): a turn a person stops while it waits denies its calls (`withdraw`), so the agent is not left
+blocked; what the agent says to that is not shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,6 +29,7 @@ from bridge.letta.wire import approval_message
 log = logging.getLogger(__name__)
 
 NOBODY = "Nobody could be asked in Slack to approve this tool call, so it was not run."
+STOPPED = "the turn was stopped"
 
 Send = Callable[[dict[str, Any]], AsyncIterator[Spoken]]
 
@@ -33,13 +38,20 @@ class Approving:
     """One agent send's questions answered in turn; every other thing it says passes through unchanged."""
 
     def __init__(
-        self, approvals: Approvals | None, agent: AgentRef, key: str, conversation: str | None, send: Send
+        self,
+        approvals: Approvals | None,
+        agent: AgentRef,
+        key: str,
+        conversation: str | None,
+        send: Send,
+        quiet: Send | None = None,
     ) -> None:
         self._approvals = approvals
         self._agent = agent
         self._key = key
         self._conversation = conversation
         self._send = send
+        self._quiet = quiet or send  # a send that shows nothing in Slack (no draft, no tool tasks)
 
     def request(self, questions: list[Asked]) -> ApprovalRequest:
         calls = tuple(call for q in questions for call in q.calls)
@@ -69,7 +81,24 @@ class Approving:
     async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
         if self._approvals is None:
             return tuple(Decision(c.tool_call_id, False, NOBODY) for c in request.calls)
-        return await self._approvals.decide(request)
+        try:
+            return await self._approvals.decide(request)
+        except asyncio.CancelledError:
+            if self._approvals.stopped:
+                await asyncio.shield(self.withdraw(request))
+            raise
+
+    async def withdraw(self, request: ApprovalRequest) -> None:
+        """The turn was stopped while its request waited: every call denied, so that the agent takes messages again;
+        the agent's answer to it is read and dropped."""
+        decisions = tuple(Decision(c.tool_call_id, False, STOPPED) for c in request.calls)
+        try:
+            async for _ in self._quiet(approval_message(decisions)):
+                pass
+        except LettaError as error:
+            log.warning("letta approval not withdrawn agent=%s error=%s", self._agent.id, error.kind)
+            return
+        log.info("letta approval withdrawn (turn stopped) agent=%s step=%s", self._agent.id, self._key)
 
     async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
         """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error."""

@@ -238,7 +238,10 @@ class BridgeRunner(Step):
             draft = _drafting(turn.drafts, key, agent.name, [])
             return self._exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
 
-        return Approving(turn.approvals, agent, key, conversation, send)
+        def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
+            return self._exchange(agent, message, conversation, None, None)
+
+        return Approving(turn.approvals, agent, key, conversation, send, quiet)
 
     async def _said(
         self,

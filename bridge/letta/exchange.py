@@ -105,10 +105,38 @@ class Asked(NamedTuple):
 
 
 def asked(item: LettaMessage) -> Asked | None:
-    if not isinstance(item, ApprovalRequestMessage) or not item.calls:
-        return None
-    calls = tuple(ToolCall(c.tool_call_id or "", c.name or "tool", c.arguments or "") for c in item.calls)
-    return Asked(item.id or "", calls)
+    """The question a whole `approval_request_message` asks."""
+    questions = Questions()
+    questions.add(item)
+    found = questions.done()
+    return found[0] if found else None
+
+
+class Questions:
+    """Approval requests as a send brings them: each whole, or (stream_tokens) in fragments of one message, the
+    same id and tool_call_id on each, the first naming the tool, every one carrying more of its arguments
+    (approval-stream-tokens.json). Asked once the send has ended, when every fragment is in."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, dict[str, list[str]]] = {}  # message id -> tool_call_id -> [name, arguments]
+
+    def add(self, item: LettaMessage) -> None:
+        if not isinstance(item, ApprovalRequestMessage):
+            return
+        calls = self._calls.setdefault(item.id or "", {})
+        for call in item.calls:
+            known = calls.setdefault(call.tool_call_id or "", ["", ""])
+            known[0] = known[0] or call.name or ""
+            known[1] += call.arguments or ""
+
+    def done(self) -> list[Asked]:
+        found = [
+            Asked(request_id, tuple(ToolCall(i, name or "tool", arguments) for i, (name, arguments) in calls.items()))
+            for request_id, calls in self._calls.items()
+            if calls
+        ]
+        self._calls = {}
+        return found
 
 
 Spoken = Said | Asked | LettaError
@@ -161,6 +189,7 @@ async def exchange(
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
+    questions = Questions()
     steps: dict[str, str] = {}
     watch = ToolWatch()
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
@@ -192,8 +221,7 @@ async def exchange(
                             await tools(who, progress)
                     for spoken in collector.add(item):
                         yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
-                    if (question := asked(item)) is not None:
-                        yield question
+                    questions.add(item)
                     growing = collector.growing
                     if draft is not None and growing is not None and growing[1].strip():
                         await draft(*growing)
@@ -223,10 +251,14 @@ async def exchange(
                     raise
                 for spoken in collector.finish():
                     yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
+                for question in questions.done():
+                    yield question
                 yield error
                 return
             for spoken in collector.finish():
                 yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
+            for question in questions.done():
+                yield question
             return
     if group is not None:
         response = await client.send_group(group[0], group[1], message)
@@ -241,8 +273,9 @@ async def exchange(
     for spoken_author, text in authored_replies(response, author):
         yield Said(spoken_author, text, notes.pop(spoken_author), steps.pop(spoken_author, ""))
     for item in response.messages:
-        if (question := asked(item)) is not None:
-            yield question
+        questions.add(item)
+    for question in questions.done():
+        yield question
     failed = run_failure(response)
     if failed:
         yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)

@@ -83,14 +83,17 @@ class ToolCallMessage(MessageBase):
 
 class ApprovalRequestMessage(MessageBase):
     """0.16.8: the agent asks whether its tool calls may run; the turn then stops with `requires_approval`
-    (reference/letta/README.md section 17). Its `otid` equals its `id`."""
+    (reference/letta/README.md section 17). Its `otid` equals its `id`. With stream_tokens it arrives in fragments
+    of one message, `tool_calls` then one delta object, not a list (approval-stream-tokens.json)."""
 
     message_type: Literal["approval_request_message"] = "approval_request_message"
     tool_call: ToolCall | None = None
-    tool_calls: list[ToolCall] = []
+    tool_calls: list[ToolCall] | ToolCall | None = None
 
     @property
     def calls(self) -> list[ToolCall]:
+        if isinstance(self.tool_calls, ToolCall):
+            return [self.tool_calls]
         return self.tool_calls or ([self.tool_call] if self.tool_call is not None else [])
 
 

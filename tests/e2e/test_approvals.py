@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.approval_rig import ASKER, STRANGER, Rig, open_rig
 from tests.fakes.letta import FakeLetta
 
+ENDED = {"done", "partial", "failed"}
 SHOUT = ("shout", '{"message": "finn says <!channel> hi"}')
 
 
@@ -126,3 +127,38 @@ def test_two_people_at_once_decide_once_and_the_loser_is_told(rig: Rig[FakeLetta
     assert [[a["approve"] for a in d["approvals"]] for d in rig.letta.approval_decisions()] == [[True]]
     rig.slack.wait_for(lambda: any(f"Approved by <@{winner}>" in u for u in rig.updates(card)))
     assert rig.replies(root["ts"])[-1].endswith("finn says hi")
+
+
+@pytest.mark.parametrize("rig", [{"LETTA_STREAM_TOKENS": "true"}], indirect=True)
+def test_a_request_streamed_in_fragments_gets_one_whole_card(rig: Rig[FakeLetta]) -> None:
+    """With tokens streaming, 0.16.8 sends the request in fragments (approval-stream-tokens.json): one card, with
+    the whole arguments, and one decision for its one call."""
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1 or rig.status(root["ts"]) in ENDED, 10)
+    assert rig.status(root["ts"]) == "running", rig.replies(root["ts"])
+    [card] = rig.cards(root["ts"])
+    assert "`shout`" in json.dumps(card.args["blocks"]) and "finn says &lt;!channel&gt; hi" in json.dumps(
+        card.args["blocks"])
+    rig.press(card, "letta_approve_tool", ASKER)
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 10)
+    [decision] = rig.letta.approval_decisions()
+    assert [a["approve"] for a in decision["approvals"]] == [True]
+    assert str(rig.slack.messages(rig.channel, root["ts"])[-1].get("text")).endswith("finn says hi")
+
+
+def test_a_stop_while_the_card_waits_denies_the_call_so_the_agent_is_not_left_blocked(rig: Rig[FakeLetta]) -> None:
+    """0.16.8 keeps a request pending until it gets a decision, whatever is cancelled (a cancel finds no run; the
+    next message gets 409 PENDING_APPROVAL, seen on a real server): a Stop denies it, so the thread goes on."""
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    rig.bridge.mention("stop", rig.channel, user=ASKER, thread_ts=root["ts"])
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "stopped", 10)
+    rig.slack.wait_for(lambda: len(rig.letta.approval_decisions()) == 1, 10)
+    [decision] = rig.letta.approval_decisions()
+    assert [(a["approve"], a["reason"]) for a in decision["approvals"]] == [(False, "the turn was stopped")]
+    later = rig.bridge.mention("are you there?", rig.channel, user=ASKER, thread_ts=root["ts"])[0]
+    rig.slack.wait_for(lambda: rig.status(later["ts"]) in ENDED, 10)
+    assert rig.status(later["ts"]) == "done", rig.replies(root["ts"])
+    assert not any("approve or deny" in r for r in rig.replies(root["ts"]))

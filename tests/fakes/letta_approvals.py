@@ -1,7 +1,10 @@
 """The fake Letta 0.16.8's tool approvals, shaped by the captures (reference/letta/README.md section 17):
 
 - an agent told to `ask_approval` answers its next message with an `approval_request_message` (its `otid` equal to
-  its `id`, one `tool_calls` entry per call) and `stop_reason: requires_approval`, non-streamed or streamed;
+  its `id`, one `tool_calls` entry per call) and `stop_reason: requires_approval`, non-streamed or streamed; with
+  `stream_tokens` the request streams in fragments of that one message, as approval-stream-tokens.json shows: each
+  fragment's `tool_call` and `tool_calls` one object (not a list), the first naming the tool with the start of its
+  arguments, the next `name: null` with the rest;
 - while that waits, a new user message to the same thread (the agent's own, or one conversation: the pending
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
@@ -114,7 +117,25 @@ async def _ask(
     fake._store(agent_id, None, [user, asked], conversation)
     with fake._lock:
         fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
-    return await _answer(fake, request, rec, [asked], "requires_approval")
+    tokens = bool(body_of(rec).get("stream_tokens")) and _streamed(rec)
+    return await _answer(fake, request, rec, _fragments(asked) if tokens else [asked], "requires_approval")
+
+
+def body_of(rec: Recorded) -> dict[str, Any]:
+    return rec.body if isinstance(rec.body, dict) else {}
+
+
+def _fragments(asked: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole approval request as 0.16.8 streams it with stream_tokens (approval-stream-tokens.json): per call, its
+    arguments in two fragments of the same message, `tool_call` and `tool_calls` each one delta object."""
+    out: list[dict[str, Any]] = []
+    for call in asked["tool_calls"]:
+        arguments = call["arguments"]
+        half = len(arguments) // 2
+        for name, part in ((call["name"], arguments[:half]), (None, arguments[half:])):
+            delta = {"name": name, "arguments": part, "tool_call_id": call["tool_call_id"]}
+            out.append({**asked, "tool_call": delta, "tool_calls": dict(delta)})
+    return out
 
 
 async def _decided(

@@ -196,3 +196,22 @@ def test_busy_next_answers_the_captured_conflict_once(fake: FakeLetta) -> None:
     assert busy.json()["run_id"] in busy.json()["detail"] and busy.json()["detail"].startswith("CONFLICT: ")
     assert send(fake, conv_id, BODY).status_code == 200
     assert len(fake.inputs) == 1 and S.is_v16(fake.version)
+
+
+def test_an_approval_request_streams_in_fragments_with_stream_tokens(fake: FakeLetta) -> None:
+    """As approval-conversation-send-stream-tokens.json: fragments of one message, `tool_calls` one object each,
+    the first naming the tool, the rest `name: null`, the arguments whole once joined."""
+    real = [e["data"] for e in cap("0.16.8", "approval-conversation-send-stream-tokens")["response"]["events"]]
+    fake.ask_approval(DORA["id"], ("shout", '{"message": "ok"}'))
+    got = events(send(fake, create(fake), {**BODY, "stream_tokens": True}))
+
+    def fragments(stream: list[Any]) -> list[dict[str, Any]]:
+        return [e for e in stream if isinstance(e, dict) and e.get("message_type") == "approval_request_message"]
+
+    for frames in (fragments(real), fragments(got)):
+        assert len({f["id"] for f in frames}) == 1 and all(f["otid"] == f["id"] for f in frames)
+        assert all(isinstance(f["tool_calls"], dict) and f["tool_calls"] == f["tool_call"] for f in frames)
+        assert [f["tool_call"]["name"] for f in frames] == ["shout", None]
+        assert "".join(f["tool_call"]["arguments"] for f in frames) == '{"message": "ok"}'
+        assert list(frames[0]) == list(fragments(real)[0])
+    assert [e["message_type"] for e in got if isinstance(e, dict)][-2:] == ["stop_reason", "usage_statistics"]

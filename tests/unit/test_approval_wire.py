@@ -9,7 +9,7 @@ from bridge.domain import Decision, ToolCall
 from bridge.letta.appserver import wire
 from bridge.letta.appserver.turn import question
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.exchange import Asked, asked
+from bridge.letta.exchange import Asked, Questions, asked
 from bridge.letta.models import MESSAGE_LIST, LettaResponse, parse_error
 from bridge.letta.recovery import replies_after
 from bridge.letta.wire import approval_message
@@ -57,3 +57,15 @@ def test_an_app_server_permission_request_is_a_question() -> None:
     got = question(request)
     assert (got.request_id, got.tool_call_id, got.name) == ("perm-call_fake9", "call_fake9", "Bash")
     assert json.loads(got.arguments) == {"command": "echo capture-tool-ok", "description": ""}
+
+
+def test_a_request_streamed_in_fragments_is_one_whole_question() -> None:
+    """0.16.8 with stream_tokens (approval-stream-tokens.json): fragments of one message, `tool_calls` an object."""
+    events = [e["data"] for e in load(V / "approval-stream-tokens.json")["response"]["events"] if e["data"] != "[DONE]"]
+    questions = Questions()
+    for item in MESSAGE_LIST.validate_python(events):
+        questions.add(item)
+    [question] = questions.done()
+    [call] = question.calls
+    assert call.name == "shout" and call.arguments == '{"message": "ok"}' and call.tool_call_id.startswith("call_")
+    assert question.request_id == events[1]["id"]
