@@ -54,6 +54,19 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def installed_team(body: dict[str, Any]) -> str:
+    """The workspace whose installation the event came through, as Bolt's `context.team_id` reads it (bindings
+    are keyed by it): in a Slack Connect channel the envelope's `team_id` is the workspace the event happened
+    in, maybe another organisation's, so `authorizations[0].team_id` comes first."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], dict):
+        installed = _str(authorizations[0].get("team_id"))
+        if installed:
+            return installed
+    event = body.get("event")
+    return _str(body.get("team_id")) or (_str(event.get("team")) if isinstance(event, dict) else "")
+
+
 def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> Decision:
     event = body.get("event")
     if not isinstance(event, dict):
@@ -85,9 +98,8 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
     files = shared_files(event)
     if not text and not files:
         return Ignored(Reason.EMPTY)
-    team = _str(body.get("team_id")) or _str(event.get("team"))
     return Turn(
-        team_id=team,
+        team_id=installed_team(body),
         channel_id=channel,
         message_ts=ts,
         thread_ts=thread_ts or ts,
