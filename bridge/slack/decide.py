@@ -19,6 +19,7 @@ class Reason(StrEnum):
     EMPTY = "empty"
     NOT_A_MENTION = "not_a_mention"
     MALFORMED = "malformed"
+    EDITED = "edited"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    if event.get("edited"):  # sent again for an edited mention, or an edit that adds one: no new question
+        return Ignored(Reason.EDITED)
     return _human_turn(body, event, bot_user_id)
 
 
@@ -127,6 +130,8 @@ def decide_message(
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    if event.get("edited"):
+        return Ignored(Reason.EDITED)
     if direct_messages and event.get("channel_type") == "im":
         return _human_turn(body, event, bot_user_id)
     thread_ts, ts = _str(event.get("thread_ts")), _str(event.get("ts"))

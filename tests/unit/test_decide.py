@@ -123,3 +123,11 @@ def test_without_authorizations_the_envelopes_workspace_is_used() -> None:
     decision = decide_mention(body, BOT)
     assert isinstance(decision, Turn) and decision.team_id == "T0123ABCD"
 
+
+def test_an_edited_mention_never_asks_the_agents_again() -> None:
+    """Slack sends app_mention again, with `edited`, for an edit of a message that mentions the bot (or an edit
+    that adds the mention): an edit is not a new question."""
+    assert decide_mention(_fixture("app_mention_edited.json"), BOT) == Ignored(Reason.EDITED)
+    edited_reply = copy.deepcopy(_fixture("message_in_thread.json"))
+    edited_reply["event"]["edited"] = {"user": "U0123ABCD", "ts": "1764064930.000000"}
+    assert decide_message(edited_reply, BOT) == Ignored(Reason.EDITED)
