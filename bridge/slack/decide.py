@@ -37,6 +37,8 @@ SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 # Invisible characters (zero-width spaces and joiners, the BOM, directional marks): a message of only these
 # says nothing.
 INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
+# A message that opens with a person's or a user group's mention: said to them.
+ADDRESSED = re.compile(r"\s*<(?:@([UW][A-Z0-9]+)|!subteam\^[A-Z0-9]+)[|>]")
 
 
 def unescape(text: str) -> str:
@@ -136,6 +138,17 @@ def decide_message(
         return _human_turn(body, event, bot_user_id)
     thread_ts, ts = _str(event.get("thread_ts")), _str(event.get("ts"))
     if thread_follow_ups and thread_ts and thread_ts != ts:
+        if _addressed_elsewhere(_str(event.get("text")), bot_user_id):
+            return Ignored(Reason.NOT_A_MENTION, "to someone else")
         decision = _human_turn(body, event, bot_user_id)
         return replace(decision, follow_up=True) if isinstance(decision, Turn) else decision
     return Ignored(Reason.NOT_A_MENTION)
+
+
+def _addressed_elsewhere(text: str, bot_user_id: str | None) -> bool:
+    """A thread reply that opens with another person's or a user group's mention, and never mentions the bot:
+    said to them (a colleague asked in the bot's thread), not to the agents."""
+    opening = ADDRESSED.match(text)
+    if opening is None or opening.group(1) == bot_user_id:
+        return False
+    return not (bot_user_id and re.search(rf"<@{re.escape(bot_user_id)}[|>]", text))

@@ -131,3 +131,21 @@ def test_an_edited_mention_never_asks_the_agents_again() -> None:
     edited_reply = copy.deepcopy(_fixture("message_in_thread.json"))
     edited_reply["event"]["edited"] = {"user": "U0123ABCD", "ts": "1764064930.000000"}
     assert decide_message(edited_reply, BOT) == Ignored(Reason.EDITED)
+
+
+def _reply(text: str) -> dict[str, Any]:
+    body = copy.deepcopy(_fixture("message_in_thread.json"))
+    body["event"]["text"] = text
+    return body
+
+
+def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
+    """In the bot's thread, a reply that opens by mentioning another person or a user group speaks to them, not
+    to the agents; a reply that only names someone further on is still the agents'."""
+    for text in ("<@U0456EFGH> can you confirm the numbers?", "<!subteam^S0123ABCD|@oncall> please look",
+                 "  <@W0456EFGH|bob> ?"):
+        decision = decide_message(_reply(text), BOT)
+        assert isinstance(decision, Ignored) and decision.reason == Reason.NOT_A_MENTION, text
+    for text in ("thanks <@U0456EFGH>, now summarise it", "<@U0BOTABCD> and <@U0456EFGH>: go on"):
+        decision = decide_message(_reply(text), BOT)
+        assert isinstance(decision, Turn) and decision.follow_up, text
