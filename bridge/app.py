@@ -112,6 +112,7 @@ class Bridge:
             frozenset(settings.slack_thread_follow_ups_except),
             leases,
             self.metrics,
+            self.configurator.default_applies,
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.workspaces: Workspaces | None = None
@@ -169,6 +170,7 @@ class Bridge:
             frozenset(s.slack_thread_follow_ups_except),
             leases,
             self.metrics,
+            self.configurator.default_applies,
         )
         relay.workspaces = workspaces
         self.relay = relay

@@ -18,7 +18,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -61,9 +61,11 @@ class Relay:
         follow_ups_off: frozenset[str] = frozenset(),
         leases: BindingLeases | None = None,
         metrics: Metrics = UNMETERED,
+        default_applies: Callable[[str], bool] = lambda _channel: False,
     ) -> None:
         self._store = store
         self._follow_ups_off = follow_ups_off
+        self._default_applies = default_applies  # an unbound channel's turns go to the default target
         self._worker = worker
         self._poster = poster
         self._leases = leases or BindingLeases(store, 30.0)
@@ -125,10 +127,15 @@ class Relay:
             self.notices.waiting(turn)
 
     async def _follows(self, turn: Turn) -> bool:
-        """A thread reply without a mention is a turn only where the bot is already in the conversation."""
+        """A thread reply without a mention is a turn only where the bot is already in the conversation, and
+        something would answer it: in a channel disconnected since, it asked nobody (no 'not connected' notice)."""
         if turn.channel_id in self._follow_ups_off:
             return False
-        return await self._store.thread_answered(turn.team_id, turn.channel_id, turn.thread_ts)
+        if not await self._store.thread_answered(turn.team_id, turn.channel_id, turn.thread_ts):
+            return False
+        if self._default_applies(turn.channel_id):
+            return True
+        return await self._store.get_binding(turn.team_id, turn.channel_id) is not None
 
     async def resume(self) -> int:
         """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""

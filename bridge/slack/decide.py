@@ -19,6 +19,7 @@ class Reason(StrEnum):
     EMPTY = "empty"
     NOT_A_MENTION = "not_a_mention"
     MALFORMED = "malformed"
+    EDITED = "edited"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 # Invisible characters (zero-width spaces and joiners, the BOM, directional marks): a message of only these
 # says nothing.
 INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
+# A message that opens with a person's or a user group's mention: said to them.
+ADDRESSED = re.compile(r"\s*<(?:@([UW][A-Z0-9]+)|!subteam\^[A-Z0-9]+)[|>]")
 
 
 def unescape(text: str) -> str:
@@ -54,6 +57,19 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def installed_team(body: dict[str, Any]) -> str:
+    """The workspace whose installation the event came through, as Bolt's `context.team_id` reads it (bindings
+    are keyed by it): in a Slack Connect channel the envelope's `team_id` is the workspace the event happened
+    in, maybe another organisation's, so `authorizations[0].team_id` comes first."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], dict):
+        installed = _str(authorizations[0].get("team_id"))
+        if installed:
+            return installed
+    event = body.get("event")
+    return _str(body.get("team_id")) or (_str(event.get("team")) if isinstance(event, dict) else "")
+
+
 def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> Decision:
     event = body.get("event")
     if not isinstance(event, dict):
@@ -62,6 +78,8 @@ def decide_mention(body: dict[str, Any], bot_user_id: str | None, bot_id: str | 
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    if event.get("edited"):  # sent again for an edited mention, or an edit that adds one: no new question
+        return Ignored(Reason.EDITED)
     return _human_turn(body, event, bot_user_id)
 
 
@@ -85,9 +103,8 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
     files = shared_files(event)
     if not text and not files:
         return Ignored(Reason.EMPTY)
-    team = _str(body.get("team_id")) or _str(event.get("team"))
     return Turn(
-        team_id=team,
+        team_id=installed_team(body),
         channel_id=channel,
         message_ts=ts,
         thread_ts=thread_ts or ts,
@@ -115,10 +132,23 @@ def decide_message(
         return Ignored(Reason.FROM_BOT)
     if event.get("subtype") and event.get("subtype") not in SPOKEN_SUBTYPES:
         return Ignored(Reason.SUBTYPE, _str(event.get("subtype")))
+    if event.get("edited"):
+        return Ignored(Reason.EDITED)
     if direct_messages and event.get("channel_type") == "im":
         return _human_turn(body, event, bot_user_id)
     thread_ts, ts = _str(event.get("thread_ts")), _str(event.get("ts"))
     if thread_follow_ups and thread_ts and thread_ts != ts:
+        if _addressed_elsewhere(_str(event.get("text")), bot_user_id):
+            return Ignored(Reason.NOT_A_MENTION, "to someone else")
         decision = _human_turn(body, event, bot_user_id)
         return replace(decision, follow_up=True) if isinstance(decision, Turn) else decision
     return Ignored(Reason.NOT_A_MENTION)
+
+
+def _addressed_elsewhere(text: str, bot_user_id: str | None) -> bool:
+    """A thread reply that opens with another person's or a user group's mention, and never mentions the bot:
+    said to them (a colleague asked in the bot's thread), not to the agents."""
+    opening = ADDRESSED.match(text)
+    if opening is None or opening.group(1) == bot_user_id:
+        return False
+    return not (bot_user_id and re.search(rf"<@{re.escape(bot_user_id)}[|>]", text))

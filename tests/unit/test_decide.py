@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from slack_bolt.request.internals import extract_team_id
+
 from bridge.domain import Turn
 from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message
 from tests.reference import SLACK, load
@@ -97,3 +99,53 @@ def test_a_persons_thread_reply_is_a_follow_up_candidate_unless_switched_off() -
     assert isinstance(decide_message(_fixture("message_in_thread.json"), BOT, thread_follow_ups=False), Ignored)
     for name in ("message_bot.json", "message_bot_profile.json", "message_changed.json"):
         assert isinstance(decide_message(_fixture(name), BOT), Ignored)
+
+
+def test_a_slack_connect_mention_is_the_installing_workspaces_turn() -> None:
+    """In a channel shared with another organisation, the envelope's team_id is the workspace the event happened
+    in; the binding (keyed by Bolt's context.team_id, authorizations[0]) is the installing workspace's."""
+    body = _fixture("app_mention_slack_connect.json")
+    decision = decide_mention(body, BOT)
+    assert isinstance(decision, Turn)
+    assert decision.team_id == "T0123ABCD" == extract_team_id(body) != body["team_id"]
+    follow_up = copy.deepcopy(body)
+    follow_up["event"].update(type="message", channel_type="channel", thread_ts="1764065000.000001")
+    reply = decide_message(follow_up, BOT)
+    assert isinstance(reply, Turn) and reply.team_id == "T0123ABCD"
+
+
+def test_without_authorizations_the_envelopes_workspace_is_used() -> None:
+    body = copy.deepcopy(_fixture("app_mention.json"))
+    del body["authorizations"]
+    decision = decide_mention(body, BOT)
+    assert isinstance(decision, Turn) and decision.team_id == "T0123ABCD"
+    body["authorizations"] = [{"enterprise_id": "E1", "team_id": None, "is_enterprise_install": True}]
+    decision = decide_mention(body, BOT)
+    assert isinstance(decision, Turn) and decision.team_id == "T0123ABCD"
+
+
+def test_an_edited_mention_never_asks_the_agents_again() -> None:
+    """Slack sends app_mention again, with `edited`, for an edit of a message that mentions the bot (or an edit
+    that adds the mention): an edit is not a new question."""
+    assert decide_mention(_fixture("app_mention_edited.json"), BOT) == Ignored(Reason.EDITED)
+    edited_reply = copy.deepcopy(_fixture("message_in_thread.json"))
+    edited_reply["event"]["edited"] = {"user": "U0123ABCD", "ts": "1764064930.000000"}
+    assert decide_message(edited_reply, BOT) == Ignored(Reason.EDITED)
+
+
+def _reply(text: str) -> dict[str, Any]:
+    body = copy.deepcopy(_fixture("message_in_thread.json"))
+    body["event"]["text"] = text
+    return body
+
+
+def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
+    """In the bot's thread, a reply that opens by mentioning another person or a user group speaks to them, not
+    to the agents; a reply that only names someone further on is still the agents'."""
+    for text in ("<@U0456EFGH> can you confirm the numbers?", "<!subteam^S0123ABCD|@oncall> please look",
+                 "  <@W0456EFGH|bob> ?"):
+        decision = decide_message(_reply(text), BOT)
+        assert isinstance(decision, Ignored) and decision.reason == Reason.NOT_A_MENTION, text
+    for text in ("thanks <@U0456EFGH>, now summarise it", "<@U0BOTABCD> and <@U0456EFGH>: go on"):
+        decision = decide_message(_reply(text), BOT)
+        assert isinstance(decision, Turn) and decision.follow_up, text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import bridge.relay as relay_module
-from bridge.domain import Turn
+from bridge.domain import AgentRef, Binding, Target, Turn
 from bridge.logs import log_context
 from bridge.relay import Relay
 from bridge.store.base import Store, open_store
@@ -338,3 +338,26 @@ def test_a_turn_that_failed_while_the_database_was_away_runs_once_it_answers(
 async def until_done(store: Store) -> None:
     while await store.count_unfinished():
         await asyncio.sleep(0.02)
+
+
+def test_a_follow_up_in_a_channel_no_longer_connected_is_not_a_turn(tmp_path: Path) -> None:
+    """After /letta disconnect, people talking on in a thread the bot once answered were each told 'this channel
+    is not connected': a reply without a mention asked nobody, so it runs only where something would answer."""
+
+    def reply(n: int, text: str) -> Turn:
+        return replace(mention(n, text, thread=1), follow_up=True)
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker) as rig:
+            rig.worker.finish()
+            crew = Target(kind="group", agents=(AgentRef("agent-a", "alice"),), group_id="group-1")
+            await rig.store.put_binding(Binding("T1", "C1", crew))
+            await rig.relay.accept(mention(1, "question"))
+            await rig.relay.accept(reply(2, "bound: a follow-up"))
+            await until(lambda: len(rig.worker.jobs) == 2)
+            await rig.store.delete_binding("T1", "C1", actor="U1")
+            await rig.relay.accept(reply(3, "unbound: people talking"))
+            await asyncio.sleep(0.1)
+            return rig.worker.texts()
+
+    assert asyncio.run(main()) == ["question", "bound: a follow-up"]

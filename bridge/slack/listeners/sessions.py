@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
+from bridge.slack.decide import installed_team
 from bridge.slack.directory import member_facts
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.slack.post import FAILURES, slack_error
@@ -123,7 +124,7 @@ class StopHandler:
 def register(app: AsyncApp, handler: StopHandler) -> None:
     @app.event("agent_session_stopped")
     async def on_session_stopped(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
-        team = str(body.get("team_id") or "")
+        team = installed_team(body)  # a Slack Connect channel's envelope names the workspace it happened in
         log.info(
             "slack session stopped channel=%s thread=%s user=%s",
             event.get("channel"),

@@ -1,0 +1,89 @@
+"""bridge/slack/listeners: events reach the bridge keyed by the installing workspace, as Bolt's context.team_id
+(which keys every binding /letta makes) reads it, also in a Slack Connect channel another organisation hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Awaitable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.domain import Turn
+from bridge.slack.listeners import events, sessions
+from tests.reference import SLACK, load
+
+INSTALLED, HOST = "T0123ABCD", "T0EXTERNL"
+
+
+async def _authorize(**_: Any) -> AuthorizeResult:
+    return AuthorizeResult(enterprise_id=None, team_id=INSTALLED, bot_user_id="U0BOTABCD", bot_id="B0123ABCD",
+                           bot_token="xoxb-test")  # a fake token, never sent
+
+
+class Stops:
+    """The StopHandler's surface the listener uses: which workspace a stop was asked for."""
+
+    def __init__(self) -> None:
+        self.teams: list[str] = []
+        self.tasks: list[asyncio.Future[None]] = []
+        self.prompts: tuple[str, ...] = ()
+
+    async def on_session_stopped(self, client: AsyncWebClient, team: str, event: dict[str, Any]) -> None:
+        self.teams.append(team)
+
+    def spawn(self, work: Awaitable[None], name: str) -> None:
+        self.tasks.append(asyncio.ensure_future(work))
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+
+    async def accept(self, turn: Turn) -> None:
+        self.turns.append(turn)
+
+
+async def _dispatch(app: AsyncApp, body: dict[str, Any]) -> None:
+    request = AsyncBoltRequest(body=json.dumps(body), headers={"content-type": ["application/json"]},
+                               mode="socket_mode")
+    assert (await app.async_dispatch(request)).status == 200
+
+
+def _app() -> AsyncApp:
+    return AsyncApp(authorize=_authorize, request_verification_enabled=False, process_before_response=True)
+
+
+def _shared(body: dict[str, Any]) -> dict[str, Any]:
+    """The event as it comes from a Slack Connect channel hosted by another organisation's workspace."""
+    shared = copy.deepcopy(body)
+    shared.update(team_id=HOST, context_team_id=HOST, is_ext_shared_channel=True)
+    return shared
+
+
+def test_a_stop_pressed_in_a_slack_connect_channel_stops_the_installing_workspaces_turns() -> None:
+    async def main() -> list[str]:
+        app = _app()
+        stops = Stops()
+        sessions.register(app, stops)  # type: ignore[arg-type]  # a double
+        await _dispatch(app, _shared(load(SLACK / "events" / "agent_session_stopped.json")))
+        await asyncio.sleep(0.01)
+        return stops.teams
+
+    assert asyncio.run(main()) == [INSTALLED]
+
+
+def test_a_mention_by_another_organisations_person_is_a_turn_of_the_installing_workspace() -> None:
+    async def main() -> list[Turn]:
+        app, relay = _app(), Relay()
+        events.register(app, relay)  # type: ignore[arg-type]  # a double
+        await _dispatch(app, load(SLACK / "events" / "app_mention_slack_connect.json"))
+        return relay.turns
+
+    [turn] = asyncio.run(main())
+    assert (turn.team_id, turn.channel_id, turn.user_id) == (INSTALLED, "C0SHARED1", "U0EXTPERS")
