@@ -100,10 +100,12 @@ class Workspaces:
         self.letta = LettaServers(store, make_letta)
         self._make_letta = make_letta
         self.session: aiohttp.ClientSession | None = None
+        renewals = MeteredSlackClient(base_url=settings.slack_api_url)
+        renewals.metrics = metrics  # oauth.v2.access, timed and its failures counted with every other Slack call
         self._rotator = AsyncTokenRotator(
             client_id=settings.slack_client_id,
             client_secret=settings.slack_client_secret.get_secret_value(),
-            client=MeteredSlackClient(base_url=settings.slack_api_url),
+            client=renewals,
         )
         self._cache: dict[str, tuple[float, Installation]] = {}
         self._kits: dict[str, Kit] = {}

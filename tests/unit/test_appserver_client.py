@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from bridge.letta.appserver import (
 from bridge.letta.appserver import client as app_client
 from bridge.letta.appserver.socket import Subscription
 from bridge.letta.errors import Kind, LettaError
+from bridge.logs import ContextFilter, log_context
 from tests.fakes.appserver import FakeAppServer
 
 
@@ -351,3 +353,31 @@ def test_a_read_cancelled_as_a_frame_arrives_is_cancelled_and_leaves_the_frame()
         assert subscription.queue.qsize() == 1
 
     asyncio.run(main())
+
+
+def test_the_socket_logs_as_the_process_not_as_the_turn_that_first_used_it(fake: FakeAppServer) -> None:
+    """The socket is opened by whichever turn needs it first, but outlives it: its lines (connected, lost,
+    reconnected) must not carry that turn's ids, or an operator follows the wrong turn."""
+    alice = fake.add_agent("alice")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.addFilter(ContextFilter())  # as setup_logging does: the context is read as the line is logged
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("bridge.letta.appserver.socket")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+
+    async def body(client: AppServerClient) -> None:
+        with log_context(turn_id=41, binding="T1:C1"):
+            await client.create_conversation(alice, "T1:C1:6.0")
+        fake.drop_connections()
+        await asyncio.sleep(0.3)
+        await client.list_agents()
+
+    try:
+        run(fake, body)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert any("connection lost" in r.getMessage() for r in seen)
+    assert [r.getMessage() for r in seen if getattr(r, "turn_id", None) is not None] == []

@@ -141,3 +141,20 @@ def test_stop_reasons_as_error_kinds() -> None:
     assert agent is not None and agent.kind == Kind.NOT_FOUND
     cancelled = turn_error("cancelled", None)
     assert cancelled is not None and cancelled.kind == Kind.RUN_FAILED
+
+
+def test_an_unreadable_frame_is_logged_without_the_words_it_carries(caplog: pytest.LogCaptureFixture) -> None:
+    """A frame of a shape this bridge cannot read is one warning line, saying where and why; what people or
+    agents wrote is logged only at DEBUG (docs/operations.md), so pydantic's copy of the input stays out."""
+    said = {"type": "text", "text": "the launch codes are XYZZY-1138"}
+    frames = [
+        {"type": "stream_delta", "delta": {"message_type": "assistant_message", "content": said}},
+        {"type": "conversation_messages_list_response", "request_id": "r1",
+         "messages": [{"message_type": "user_message", "content": said}]},
+    ]
+    caplog.set_level("WARNING", logger="bridge.letta.appserver.wire")
+    for frame in frames:
+        assert wire.parse_frame(json.dumps(frame)) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("content" in line for line in lines), lines
+    assert not [line for line in lines if "XYZZY" in line], lines

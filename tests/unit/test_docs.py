@@ -74,3 +74,22 @@ def test_operations_names_every_option_of_channels_connect() -> None:
     options = {o for a in connect._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
     row = table_row((ROOT / "docs" / "operations.md").read_text(), "python -m bridge channels connect C… group-…")
     assert options == set(re.findall(r"`(--[a-z-]+)`", row[1]))
+
+
+def test_operations_names_every_metric_with_its_labels_and_no_other() -> None:
+    """An operator builds dashboards and alerts from docs/operations.md: each series /metrics has is named there
+    with its labels, and nothing named there is missing from /metrics."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from bridge.metrics import Metrics
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    documented = {
+        name: frozenset(filter(None, labels.split(",")))
+        for name, labels in re.findall(r"`(bridge_[a-z_]+)(?:\{([a-z_,]*)\})?`", text)
+    }
+    metrics = [m for m in vars(Metrics()).values() if isinstance(m, MetricWrapperBase)]
+    exposed = {
+        f"{m._name}_total" if m._type == "counter" else m._name: frozenset(m._labelnames) for m in metrics
+    }
+    assert documented == exposed

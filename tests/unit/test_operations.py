@@ -65,3 +65,19 @@ def test_sqlite_on_every_known_ephemeral_host_is_a_warning(variable: str) -> Non
 
 def test_no_warning_on_an_ordinary_host() -> None:
     assert ephemeral_sqlite({"HOME": "/root"}) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "xoxe-1-My0xLTIxMjM0NTY3ODkwLWFiY2RlZg",  # a rotating bot token's refresh token (OAuth mode keeps them)
+        "xoxe.xoxb-1-MS0yLTIxMjM0NTY3ODkw",  # a rotating bot token
+        "xoxc-2123456789-abcdef",  # a browser client's token
+        "xoxb-2123456789-abcdef",
+    ],
+)
+def test_every_slack_token_shape_is_masked_even_when_it_is_not_the_bridges(token: str) -> None:
+    logger, out = capture(TextFormatter(), [])
+    logger.warning("slack said something about token=%s", token)
+    line = out.getvalue()
+    assert token.split("-", 1)[1] not in line, line

@@ -99,3 +99,36 @@ def test_a_renewal_that_cannot_reach_slack_is_tried_later(tmp_path: Path) -> Non
             await store.close()
 
     asyncio.run(main())
+
+
+def test_token_renewals_are_counted_in_the_apps_metrics(tmp_path: Path) -> None:
+    """oauth.v2.access (a bot token renewed) is the call an OAuth operator alerts on: it counts into the app's
+    registry, not into the one nobody scrapes."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(slack_client_id="1.2", slack_client_secret="s", slack_signing_secret="sign",
+                        bridge_encryption_key=Fernet.generate_key(),
+                        slack_api_url=f"http://127.0.0.1:{port}/api/", database_url=f"sqlite:///{tmp_path / 'b.db'}")
+
+    async def main() -> None:
+        from bridge.app import Bridge
+
+        bridge = Bridge(settings)
+        assert bridge.workspaces is not None
+        await bridge.store.open()
+        try:
+            expiring = Installation(app_id="A1", team_id="T1", bot_token="xoxe.xoxb-1-old", bot_id="B1",
+                                    bot_user_id="U0BOT", bot_refresh_token="xoxe-1-r", bot_token_expires_in=60,
+                                    user_id="U1")
+            await bridge.workspaces.installs.async_save(expiring)
+            authorize = bridge.app._async_authorize
+            assert isinstance(authorize, WorkspaceAuthorize)
+            with pytest.raises(TryLater):
+                await authorize._rotate_and_save_tokens_if_necessary(expiring)
+        finally:
+            await bridge.store.close()
+        page = bridge.metrics.expose().decode()
+        assert 'bridge_slack_errors_total{error="ClientConnectorError",method="oauth.v2.access"} 1.0' in page
+
+    asyncio.run(main())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import random
@@ -110,7 +111,8 @@ class AppServerSocket:
     def start(self) -> None:
         if self._runner is None:
             self._closing = False
-            self._runner = asyncio.create_task(self._run(), name="app-server-socket")
+            # A context of its own: the turn or request that first needs the socket must not lend it its log ids.
+            self._runner = asyncio.create_task(self._run(), name="app-server-socket", context=contextvars.Context())
 
     @property
     def connected(self) -> bool:

@@ -392,5 +392,8 @@ def parse_frame(text: str) -> Frame | None:
     try:
         return FRAME.validate_python(data)
     except ValidationError as exc:
-        log.warning("app server: unreadable %s frame: %s", data.get("type"), exc.errors()[:1])
+        # Where and why only: pydantic's `input` would copy what people or agents wrote into the log.
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        log.warning("app server: unreadable %s frame: %s: %s", data.get("type"), where, first["msg"])
         return None
