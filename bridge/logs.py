@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Token shapes that must never be written, even when they are not this bridge's own.
-_TOKEN_SHAPES = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+_TOKEN_SHAPES = re.compile(r"\b(xox[abposre]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")  # xoxe-: a refresh token
 # The user and password in any URL (http://user:password@host): never shown, whoever's they are.
 _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 

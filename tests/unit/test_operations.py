@@ -65,3 +65,12 @@ def test_sqlite_on_every_known_ephemeral_host_is_a_warning(variable: str) -> Non
 
 def test_no_warning_on_an_ordinary_host() -> None:
     assert ephemeral_sqlite({"HOME": "/root"}) == []
+
+
+def test_a_workspace_refresh_token_is_masked_though_it_is_no_setting() -> None:
+    """OAuth mode's tokens are each workspace's, not the settings': only their shape can mask them. A refresh
+    token (`xoxe-1-…`) and a rotating bot token (`xoxe.xoxb-1-…`) were missing from the shapes."""
+    logger, out = capture(TextFormatter(), [])
+    logger.info("renewal answer refresh_token=xoxe-1-My4xLTEyMy1hYmM access=xoxe.xoxb-1-MS0yLTM")
+    line = out.getvalue()
+    assert "My4xLTEyMy1hYmM" not in line and "MS0yLTM" not in line, line
