@@ -27,7 +27,7 @@ from bridge.post_order import PostOrder
 from bridge.presence import Presence, SignBudget
 from bridge.slack.directory import Directory
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.files import FileFetcher
+from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
@@ -104,7 +104,8 @@ class TurnWorker:
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
-        self._inputs = InputAssembly(settings, store, directory, FileFetcher(lambda: poster.client.token))
+        fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
+        self._inputs = InputAssembly(settings, store, directory, fetcher)
 
     @property
     def chooser(self) -> RunnerChooser:

@@ -241,6 +241,10 @@ class Workspaces:
                 "The server URL is a full address such as https://letta.example.com (http:// on a private network); "
                 "a Letta App Server's may start with wss:// or ws://."
             )
+        if "?" in base_url or "#" in base_url:
+            # Every call appends its path: after a `?` or `#` it would no longer be a path, and the check would read
+            # whatever page the URL names (on the bridge's own network too) and say its first words back.
+            return "The server URL cannot have a query (?…) or a fragment (#…): give the server's address only."
         both = two_credentials(base_url, api_key, ("The server URL", "the API key"))
         if both:
             return both + " Nothing was saved."

@@ -3,14 +3,22 @@
 Slack serves a file's bytes at its `url_private_download` to a request carrying the bot token as
 `Authorization: Bearer` (scope `files:read`). Without a token Slack's answer is its sign-in page, an HTML 200, not
 an error (reference/slack/files.md), so an HTML answer for a file that is not HTML counts as refused.
+
+The token goes only to Slack's own file hosts (`slack_file_host`): a file object's `url_private` is not always
+Slack's (a remote file, from `files.remote.add` or a Google Drive share, carries its external address there, and
+any app in the workspace can make one that points anywhere, an internal address included). Redirects are followed
+only while they stay on those hosts.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from bridge.domain import SharedFile
 from bridge.proxies import proxy_for
@@ -19,6 +27,11 @@ log = logging.getLogger(__name__)
 
 FETCH_SECONDS = 30.0
 CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Where Slack serves files (commercial and GovSlack), over https on its default port only.
+SLACK_FILE_DOMAINS = ("slack.com", "slack-gov.com")
+NOT_SLACKS = "it is not on Slack's file servers"
 
 
 class FetchError(Exception):
@@ -35,6 +48,27 @@ def _int(value: Any) -> int:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def slack_file_host(url: str, hosts: Iterable[str] = ()) -> bool:
+    """Whether the bot token may go to `url`: https on Slack's file domains (port 443, no user part), or a host the
+    settings name (`host:port`: the fake Slack's in tests)."""
+    try:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if "@" in parts.netloc or not hostname:
+        return False
+    if parts.scheme in ("http", "https") and parts.netloc in set(hosts):
+        return True
+    on_slack = any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS)
+    return parts.scheme == "https" and port in (None, 443) and on_slack
+
+
+def file_hosts(api_url: str) -> tuple[str, ...]:
+    """The host of SLACK_API_URL (the operator's: a fake Slack in tests serves files there too)."""
+    return (urlsplit(api_url).netloc,)
 
 
 def shared_files(event: dict[str, Any]) -> tuple[SharedFile, ...]:
@@ -62,11 +96,13 @@ def shared_files(event: dict[str, Any]) -> tuple[SharedFile, ...]:
 
 class FileFetcher:
     """Downloads a shared file with the bot token, never more than `limit` bytes; async (aiohttp), so nothing waits
-    on the event loop. `token` is read at each fetch: in OAuth mode the workspace's token is renewed."""
+    on the event loop. `token` is read at each fetch: in OAuth mode the workspace's token is renewed. `hosts` are
+    allowed beside Slack's own file hosts (tests: the fake Slack's `host:port`)."""
 
-    def __init__(self, token: Any, timeout: float = FETCH_SECONDS) -> None:
+    def __init__(self, token: Any, timeout: float = FETCH_SECONDS, hosts: Iterable[str] = ()) -> None:
         self._token = token  # a str, or a callable returning the current one
         self._timeout = timeout
+        self._hosts = tuple(hosts)
 
     def _bearer(self) -> str:
         token = self._token() if callable(self._token) else self._token
@@ -78,26 +114,46 @@ class FileFetcher:
         if file.size > limit:
             raise FetchError("it is too big")
         timeout = aiohttp.ClientTimeout(total=self._timeout)
-        headers = {"Authorization": f"Bearer {self._bearer()}"}
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(file.url, headers=headers, proxy=proxy_for(file.url)) as response,
-            ):
-                if response.status != 200:
-                    log.info("file fetch refused file=%s status=%s", file.id, response.status)
-                    refused = response.status in (401, 403)
-                    raise FetchError("the bot may not read it" if refused else "Slack did not serve it")
-                served = response.content_type.lower()
-                if served == "text/html" and not file.mimetype.lower().startswith("text/html"):
-                    log.info("file fetch got a sign-in page file=%s", file.id)
-                    raise FetchError("the bot may not read it")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    body.extend(chunk)
-                    if len(body) > limit:
-                        raise FetchError("it is too big")
-                return bytes(body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                return await self._get(session, file, limit)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.info("file fetch failed file=%s error=%s", file.id, type(exc).__name__)
             raise FetchError("Slack did not serve it") from exc
+
+    async def _get(self, session: aiohttp.ClientSession, file: SharedFile, limit: int) -> bytes:
+        """GET the file with the token, following redirects one hop at a time, each checked before it is asked."""
+        url = file.url
+        headers = {"Authorization": f"Bearer {self._bearer()}"}
+        for _ in range(MAX_REDIRECTS + 1):
+            if not slack_file_host(url, self._hosts):
+                log.warning("file fetch refused: not on a Slack file host file=%s", file.id)
+                raise FetchError(NOT_SLACKS)
+            async with session.get(url, headers=headers, proxy=proxy_for(url), allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status in REDIRECTS and location:
+                    after = URL(url).join(URL(location))
+                    if after.origin() != URL(url).origin():
+                        headers = {}  # as aiohttp does: the token stays with the origin it was meant for
+                    url = str(after)
+                    continue
+                return await _body(response, file, limit)
+        raise FetchError("Slack did not serve it")
+
+
+async def _body(response: aiohttp.ClientResponse, file: SharedFile, limit: int) -> bytes:
+    """The answer's bytes, at most `limit`; a refusal (an error status, Slack's sign-in page) in plain words."""
+    if response.status != 200:
+        log.info("file fetch refused file=%s status=%s", file.id, response.status)
+        refused = response.status in (401, 403)
+        raise FetchError("the bot may not read it" if refused else "Slack did not serve it")
+    served = response.content_type.lower()
+    if served == "text/html" and not file.mimetype.lower().startswith("text/html"):
+        log.info("file fetch got a sign-in page file=%s", file.id)
+        raise FetchError("the bot may not read it")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK):
+        body.extend(chunk)
+        if len(body) > limit:
+            raise FetchError("it is too big")
+    return bytes(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
@@ -20,6 +21,13 @@ _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 _FENCE_RUN = re.compile(r"`{3,}")
 _WEB_SCHEMES = ("http://", "https://")
 _MAILTO = re.compile(r"mailto:[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?:\?[^\s|<>]*)?", re.IGNORECASE)
+# What in a link's label names an address: a URL, a www. host, an email, or a domain on a common top-level
+# domain (file names such as README.md or app.py are not domains here).
+_ADDRESS = re.compile(
+    r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|ai|app|dev|me|tv|us|uk|eu|de|fr|ca|au|jp"
+    r"|cn|ru|in|br|nl|ch|se|xyz|site|online|cloud|link|page|ly|gl|to|so|sh|gg)\b(?:[/:?#][^\s<>]*)?"
+)
 _PIPE = "∣"  # stands in for `|`, which would end a link's URL or label early
 _FENCE = "```"
 _RULE = "———"
@@ -86,12 +94,34 @@ def _label(text: str) -> str:
 
 
 def _link(url: str, label: str) -> str:
-    """`<url|label>`, or `<url>` when the label would only repeat the address."""
-    if url.lower().startswith("mailto:"):
+    """`<url|label>`, or `<url>` when the label would only repeat the address. A label that names another address
+    than the link's (`[https://good](https://evil)`) is shown as text with the real address after it."""
+    mailto = url.lower().startswith("mailto:")
+    if mailto:
         label = label or url[len("mailto:") :]
     elif not label or label == url:
         return f"<{_url(url)}>"
+    if _disguised(url, label):
+        shown = f"<{_url(url)}|{_label(url[len('mailto:'):])}>" if mailto else f"<{_url(url)}>"
+        return f"{_safe(label)} ({shown})"
     return f"<{_url(url)}|{_label(label)}>"
+
+
+def _host(address: str) -> str:
+    """An address's host (lower case, without `www.`), or an email's whole address (lower case)."""
+    if "://" not in address and "@" in address.split("/", 1)[0]:
+        return address.lower().removeprefix("mailto:").split("?", 1)[0]
+    try:
+        host = urlsplit(address if "://" in address else "http://" + address).hostname or ""
+    except ValueError:
+        return ""
+    return host.lower().removeprefix("www.")
+
+
+def _disguised(url: str, label: str) -> bool:
+    """Whether the label names an address other than where the link goes."""
+    target = _host(url)
+    return any(_host(found) != target for found in _ADDRESS.findall(label))
 
 
 @dataclass

@@ -48,8 +48,11 @@ class BridgeStateStore(AsyncOAuthStateStore):
 
     async def async_consume(self, state: str) -> bool:
         nonce, _, signature = (state or "").partition(".")
+        if not nonce or not state.isascii():  # every state issued is; compare_digest raises on any other str
+            log.warning("oauth state refused reason=not signed by this bridge")
+            return False
         expected = hmac.new(await self._key(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
-        if not nonce or not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature, expected):
             log.warning("oauth state refused reason=not signed by this bridge")
             return False
         deleted = await self._installs.sql.execute(

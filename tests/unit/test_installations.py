@@ -146,3 +146,15 @@ def test_a_wrong_or_changed_key_is_said_in_plain_words(tmp_path: object) -> None
     with pytest.raises(CipherError, match="does not decrypt"):
         Cipher(new).decrypt(secret)
     assert Cipher(f"{new},{old}").decrypt(secret) == "xoxb-1"  # rotation: the new key first, the old one kept
+
+
+def test_a_state_that_is_not_ascii_is_refused_not_a_crash(database_url: str) -> None:
+    """Before, `?state=x.é` on /slack/oauth_redirect raised TypeError in hmac.compare_digest (str with non-ASCII
+    characters): anyone could make the callback answer 500 with a traceback in the log."""
+
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        states = BridgeStateStore(installs, secret="given")
+        for forged in ("x.é", "é.0000", "\udcff.00", "x.\x00"):
+            assert await states.async_consume(forged) is False, forged
+
+    run(database_url, body)

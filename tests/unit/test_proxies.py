@@ -138,7 +138,7 @@ def test_file_downloads_take_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         async with loopback_proxy(seen, b"hello", b"text/plain") as proxy:
             monkeypatch.setenv("HTTP_PROXY", proxy)
             shared = SharedFile(id="F1", name="a.txt", mimetype="text/plain", size=5, url="http://files.invalid/a.txt")
-            return await FileFetcher("xoxb-1", timeout=5).fetch(shared, 100)
+            return await FileFetcher("xoxb-1", timeout=5, hosts=("files.invalid",)).fetch(shared, 100)
 
     assert asyncio.run(fetch()) == b"hello"
     assert seen == [b"GET http://files.invalid/a.txt HTTP/1.1"]

@@ -65,3 +65,40 @@ def test_an_address_the_settings_would_refuse_is_refused_by_setup_too() -> None:
     for url in ("letta.example.com", "ftp://letta.example.com", "https://letta.example.com:port"):
         problem = asyncio.run(workspaces.save_letta("T1", url, "", "U1"))
         assert problem is not None and "full address" in problem, url
+
+
+def test_a_url_with_a_query_or_fragment_cannot_read_another_page_of_an_internal_host() -> None:
+    """Before, `http://internal/secret?` made the check's `GET <url>/v1/health/` a GET of /secret (the rest became
+    the query), and up to 200 characters of its answer came back in the form's error: a workspace admin of a
+    multi-workspace bridge could read pages on the bridge's own network (a cloud metadata service, say)."""
+
+    async def main() -> tuple[list[str], list[str | None]]:
+        asked: list[str] = []
+
+        async def internal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            asked.append(head.split(b" ")[1].decode())
+            secret = b"AKIA-INTERNAL-SECRET"
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(secret), secret))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(internal, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = Settings(slack_client_id="1.2", slack_client_secret="s")
+
+        async def make(s: Settings) -> Any:
+            return letta_client(s, None, await letta_kind(s))
+
+        workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+        problems = []
+        for tail in ("/latest/meta-data/creds?", "/latest/meta-data/creds#", "/creds?x=1"):
+            problems.append(await workspaces.save_letta("T1", f"http://127.0.0.1:{port}{tail}", "", "U1"))
+        server.close()
+        return asked, problems
+
+    asked, problems = asyncio.run(main())
+    assert all(p is not None and "AKIA-INTERNAL-SECRET" not in p for p in problems), problems
+    assert asked == [], f"the internal host was asked for {asked}"
+    assert all(p is not None and "query" in p for p in problems), problems

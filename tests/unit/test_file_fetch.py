@@ -1,0 +1,107 @@
+"""Where the bot token goes when a shared file is fetched: only to Slack's own file hosts.
+
+A file object's `url_private` is not always Slack's: a remote file (`files.remote.add`, a Google Drive file) carries
+its external address there, and any app in the workspace can make one pointing anywhere. Before, the bridge sent
+`Authorization: Bearer <bot token>` to whatever address the file object named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+
+from bridge.domain import SharedFile
+from bridge.slack.files import FetchError, FileFetcher, slack_file_host
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
+
+
+@asynccontextmanager
+async def server(handler: web.RequestHandler) -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback server answering every GET with `handler`; yields its netloc and the Authorization headers seen."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return await handler(request)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def png(_request: web.Request) -> web.Response:
+    return web.Response(body=PNG, content_type="image/png")
+
+
+def shared(url: str) -> SharedFile:
+    return SharedFile(id="F1", name="chart.png", mimetype="image/png", size=len(PNG), url=url)
+
+
+def test_slack_file_hosts() -> None:
+    assert slack_file_host("https://files.slack.com/files-pri/T1-F1/download/a.png")
+    assert slack_file_host("https://files.slack-gov.com/files-pri/T1-F1/a.png")
+    assert not slack_file_host("http://files.slack.com/files-pri/T1-F1/a.png")  # the token in the clear
+    assert not slack_file_host("https://files.slack.com:8443/a.png")
+    assert not slack_file_host("https://files.slack.com@evil.example/a.png")
+    assert not slack_file_host("https://files.slack.com.evil.example/a.png")
+    assert not slack_file_host("https://evilslack.com/a.png")
+    assert not slack_file_host("https://docs.google.com/document/d/1")
+    assert not slack_file_host("http://169.254.169.254/latest/meta-data/")
+    assert not slack_file_host("https://[::1/")
+    assert slack_file_host("http://127.0.0.1:9000/files-pri/a.png", ("127.0.0.1:9000",))  # the fake Slack's
+
+
+def test_the_token_is_not_sent_to_a_host_that_is_not_slacks() -> None:
+    async def run() -> tuple[str, list[str]]:
+        async with server(png) as (netloc, seen):
+            fetcher = FileFetcher("xoxb-secret", timeout=5)  # no extra hosts: only Slack's own
+            with pytest.raises(FetchError) as refused:
+                await fetcher.fetch(shared(f"http://{netloc}/external.png"), 1000)
+            return refused.value.reason, seen
+
+    reason, seen = asyncio.run(run())
+    assert seen == [], f"the bridge made a request to a host that is not Slack's: {seen}"
+    assert reason == "it is not on Slack's file servers"
+
+
+def test_a_file_on_an_allowed_host_is_fetched_with_the_token() -> None:
+    async def run() -> tuple[bytes, list[str]]:
+        async with server(png) as (netloc, seen):
+            fetcher = FileFetcher("xoxb-secret", timeout=5, hosts=(netloc,))
+            data = await fetcher.fetch(shared(f"http://{netloc}/a"), 1000)
+            return data, seen
+
+    data, seen = asyncio.run(run())
+    assert data == PNG and seen == ["Bearer xoxb-secret"]
+
+
+def test_a_redirect_off_slacks_hosts_is_not_followed() -> None:
+    async def run() -> tuple[str, list[str], list[str]]:
+        async with server(png) as (elsewhere, seen_elsewhere):
+
+            async def redirect(_request: web.Request) -> web.Response:
+                raise web.HTTPFound(f"http://{elsewhere}/internal")
+
+            async with server(redirect) as (slack, _seen):
+                fetcher = FileFetcher("xoxb-secret", timeout=5, hosts=(slack,))
+                with pytest.raises(FetchError) as refused:
+                    await fetcher.fetch(shared(f"http://{slack}/a.png"), 1000)
+                return refused.value.reason, seen_elsewhere, _seen
+
+    reason, seen_elsewhere, seen_slack = asyncio.run(run())
+    assert seen_slack == ["Bearer xoxb-secret"]
+    assert seen_elsewhere == [], "a redirect took the fetch off Slack's hosts"
+    assert reason == "it is not on Slack's file servers"
