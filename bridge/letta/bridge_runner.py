@@ -177,7 +177,9 @@ class BridgeRunner(Step):
             return texts, None
         failed = errors[-1]
         explained = failed.explain(agent.name)
-        return texts, AgentFailure(agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1)
+        return texts, AgentFailure(
+            agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval
+        )
 
     def _exchange(
         self,
@@ -279,7 +281,8 @@ class BridgeRunner(Step):
                 continue  # answered inside `Approving`
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
-                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
+                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1,
+                    spoken.pending_approval,
                 )
             elif spoken.text:
                 texts.append(spoken.text)
@@ -321,7 +324,10 @@ class Heard(NamedTuple):
 
 async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
     """A send that never happened (or was refused): the agent's failure, journaled."""
-    failure = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+    failure = AgentFailure(
+        agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key,
+        pending_approval=error.pending_approval,
+    )
     await journal.answered(key, [], failure)
     return [failure]
 

@@ -51,6 +51,9 @@ _DECIDE = (
 )
 _SENDING = "UPDATE approvals SET sent_at=$2 WHERE id=$1 AND sent_at IS NULL"
 _SETTLE = "UPDATE approvals SET outcome=$2 WHERE id=$1 AND outcome IS NULL"
+_OPEN_FOR = (
+    "SELECT * FROM approvals WHERE team_id=$1 AND agent_id=$2 AND outcome IS NULL AND card_ts IS NOT NULL ORDER BY id"
+)
 _OPEN_IN = (
     "SELECT * FROM approvals WHERE team_id=$1 AND channel_id=$2 AND outcome IS NULL"
     " AND ($3 = '' OR thread_ts=$3) ORDER BY id"
@@ -182,3 +185,7 @@ class ApprovalStore:
     async def open_in(self, team_id: str, channel_id: str, thread_ts: str = "") -> list[Approval]:
         """Requests not settled yet in the channel (in one thread when `thread_ts` is given), oldest first."""
         return [_approval(r) for r in await self._sql.fetch(_OPEN_IN, team_id, channel_id, thread_ts)]
+
+    async def waiting_for(self, team_id: str, agent_id: str) -> list[Approval]:
+        """The agent's requests whose cards are in Slack and not settled yet, in any channel, oldest first."""
+        return [_approval(r) for r in await self._sql.fetch(_OPEN_FOR, team_id, agent_id)]
