@@ -183,3 +183,14 @@ def test_another_channel_refused_while_the_card_waits_is_told_where_the_card_is(
     [told] = [str(p.args.get("text")) for p in rig.slack.posts(other, elsewhere["ts"])]
     assert "approve or deny" in told
     assert told.endswith("Decide on its card, in a thread of #tools, then ask again."), told
+
+
+def test_words_said_before_the_request_are_posted_once(rig: Rig[FakeLetta]) -> None:
+    """0.16.8 sends the words of the model answer that asks for the tool first (approval-said-first-stream.json)."""
+    rig.letta.ask_approval(rig.agent, SHOUT, said="Let me do that.")
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    rig.press(rig.cards(root["ts"])[0], "letta_approve_tool", ASKER)
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 10)
+    said = " ".join(rig.replies(root["ts"]))
+    assert said.count("Let me do that.") == 1 and said.index("Let me do that.") < said.index("finn says hi"), said
