@@ -2,7 +2,8 @@
 words come as an `assistant_message` before the `approval_request_message` of the same send, and history keeps them
 (reference/letta/README.md section 17).
 
-    python -m tests.real.capture_approval_said_first http://127.0.0.1:8783 http://127.0.0.1:8599/v1 reference/letta/0.16.8
+    python -m tests.real.capture_approval_said_first http://127.0.0.1:8783 http://127.0.0.1:8599/v1 \
+        reference/letta/0.16.8
 
 Needs the fake LLM of tests/real/llm.py at the second argument ("[say first]": content beside the tool call).
 """
