@@ -23,7 +23,9 @@ from typing import Literal
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
-from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
+from bridge.domain import AgentFailure, ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
+from bridge.letta.client import DEFAULT_CONVERSATION as DEFAULT
+from bridge.letta.errors import PENDING
 from bridge.slack.approvals import (
     card_blocks,
     card_text,
@@ -46,6 +48,8 @@ CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was
 ALREADY = "Already decided: {line}"
 NOT_YOURS = "Only {who} may decide on this tool call."
 STOPPED = "the turn was stopped"
+HERE = "Decide on its card above in this thread, then ask again."
+ELSEWHERE = "Decide on its card, in a thread of {channel}, then ask again."
 Pressed = Literal["approve", "deny"]
 
 
@@ -70,6 +74,7 @@ class ApprovalDesk:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = ApprovalStore(store)
+        self._base = store
         self._settings = settings
         self._waiting: dict[int, asyncio.Event] = {}
 
@@ -117,6 +122,32 @@ class ApprovalDesk:
             log.info("approval refused approval_id=%s user=%s", approval_id, user)
             return NOT_YOURS.format(who=who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users))
         return row
+
+    async def refused(self, turn: Turn, failure: AgentFailure, channel_name: Callable[[str], Awaitable[str]]) -> str:
+        """What to tell `turn`'s thread when Letta refused the agent's message because it waits for a decision:
+        where its card is, when it is one of the bridge's (where threads are not conversations, it may be in
+        another channel); the failure's own words otherwise (another client's request)."""
+        if failure.agent_id is None:
+            return failure.message
+        thread = (turn.team_id, turn.channel_id, turn.thread_ts)
+        where = await self._where(turn, failure.agent_id, await self._base.conversation(thread, failure.agent_id),
+                                  channel_name)
+        if where is None:
+            return failure.message
+        return f"{PENDING.format(subject=(failure.agent_name or 'the agent').capitalize())} {where}"
+
+    async def _where(
+        self, turn: Turn, agent_id: str, conversation: str | None, channel_name: Callable[[str], Awaitable[str]]
+    ) -> str | None:
+        for row in await self.store.waiting_for(turn.team_id, agent_id):
+            a = row.asked
+            if (a.conversation_id or DEFAULT) != (conversation or DEFAULT):
+                continue  # a request in another conversation blocks only that one
+            if (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts):
+                return HERE
+            return ELSEWHERE.format(channel="this channel" if a.channel_id == turn.channel_id
+                                    else "#" + await channel_name(a.channel_id))
+        return None
 
     def wake(self, approval_id: int) -> None:
         event = self._waiting.get(approval_id)

@@ -333,6 +333,7 @@ class AgentFailure:
     request_id: str = ""
     step: str = ""
     index: int = 0
+    pending_approval: bool = False  # Letta refused the message: the agent waits for a decision on a tool call
 
 
 TurnEvent = AgentReply | AgentFailure

@@ -4,10 +4,13 @@ A running turn cannot be told it is stopped once its process is gone, and nobody
 up. So a stop leaves a running turn `stopping`, which still counts as unfinished: the process that takes the
 binding over (the sweep, after the dead process's lease ran out; on SQLite, the next start) is handed the turn
 and ends its stop here instead of running it. The agents are never asked again; the runs the dead process had in
-flight are cancelled (under their agents' locks: stopping.TurnStops.cancel_letta), the turn's approval cards say
-it was stopped, the thread is told once (the post is looked for in the thread first, in case an earlier end of
-this stop died after it), the session is set `active` (or, where sessions are unavailable, the 👀 and the status
-line are taken back and ⏹ put up), and then the turn is marked stopped.
+flight are cancelled (under their agents' locks: stopping.TurnStops.cancel_letta); a tool call still pending on
+Letta is denied ("the turn was stopped"), since 0.16.8 keeps it pending whatever is cancelled and refuses the
+agent's later messages, unless a decision on it may have been sent (the store's `sent_at`, marked before any
+denial: once only), and what the agent answers is dropped; the turn's approval cards say it was stopped, the thread
+is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
+session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
+up), and then the turn is marked stopped.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import logging
 
 from bridge.approvals import ApprovalDesk
 from bridge.config import Settings
-from bridge.domain import Target, Turn
+from bridge.domain import AgentRef, Target, Turn
+from bridge.letta.approving import deny
+from bridge.letta.appserver_letta import AppServerLetta
+from bridge.letta.client import LettaClient
 from bridge.presence import Presence
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops
+from bridge.store.approvals import Approval
 from bridge.store.base import Store
 from bridge.turn_words import STOPPED
 
@@ -43,6 +50,7 @@ class StopEnd:
         settings: Settings,
     ) -> None:
         self._store, self._stops, self._poster, self._sessions, self._desk = store, stops, poster, sessions, desk
+        self._client: LettaClient = stops.client
         self._working, self._stopped = settings.slack_working_reaction, settings.slack_stopped_reaction
 
     async def finish(self, turn: Turn, turn_id: int, by: str, target: Target | None) -> None:
@@ -52,6 +60,7 @@ class StopEnd:
                 await self._stops.cancel_letta(running)
         except TimeoutError:
             log.warning("letta cancel took too long turn_id=%s", turn_id)
+        await self._withdraw(turn_id)
         for row in await self._desk.store.open_in(turn.team_id, turn.channel_id, turn.thread_ts):
             if row.asked.turn_id == turn_id:  # its card can no longer be used
                 await self._desk.store.settle(row.id, "stopped")
@@ -72,3 +81,20 @@ class StopEnd:
             await self._poster.react(turn.channel_id, turn.message_ts, self._stopped)
         await self._store.finish_turn(turn_id, "stopped", f"stopped by {by}")
         log.info("stop ended for a turn no process ran turn_id=%s channel=%s by=%s", turn_id, turn.channel_id, by)
+
+    async def _withdraw(self, turn_id: int) -> None:
+        """Deny each request of the turn that no decision was sent for: the agent takes messages again. An App
+        Server ended the turn when the dead process's socket closed: nothing waits there."""
+        if isinstance(self._client, AppServerLetta):
+            return
+        steps: dict[str, list[Approval]] = {}
+        for row in await self._desk.store.for_turn(turn_id):
+            steps.setdefault(row.asked.step, []).append(row)
+        for rows in steps.values():
+            if any(r.sent_at is not None or r.outcome not in (None, "stopped") for r in rows):
+                continue  # a decision may have reached Letta: denying after it would start another turn
+            if not all([await self._desk.store.sending(r.id) for r in rows]):
+                continue
+            a = rows[0].asked
+            await deny(self._client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
+                       tuple(r.asked.tool_call_id for r in rows))

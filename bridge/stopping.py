@@ -108,6 +108,10 @@ class TurnStops:
         self._poll = poll
         self.running: dict[int, RunningTurn] = {}
 
+    @property
+    def client(self) -> LettaClient:
+        return self._client
+
     @contextlib.asynccontextmanager
     async def track(self, turn_id: int, team_id: str, channel_id: str, thread_ts: str) -> AsyncIterator[RunningTurn]:
         """Register the turn while it runs; a watcher notices a stop recorded by another process."""

@@ -104,6 +104,7 @@ class TurnWorker:
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
+        self._directory = directory
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
         self._inputs = InputAssembly(settings, store, directory, fetcher)
 
@@ -353,6 +354,8 @@ class TurnWorker:
                     event.request_id,
                 )
                 text = event.message
+                if event.pending_approval:  # where the card is that it waits for
+                    text = await self.desk.refused(turn, event, self._directory.channel_name)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
                     text += SERVER_500_HINT if await self._group_send_broken() else ""
                 await self._owe(job, f"fail:{event.step}:{event.index}", text)

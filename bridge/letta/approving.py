@@ -10,7 +10,9 @@ twice is NOT rejected once the tool ran (the server runs another turn), so a dec
 before a restart is looked up in history first (`reached`), never sent blind. A request stays pending on the server
 until it is decided, whatever is cancelled (a cancel finds no run; every later message is refused 409
 PENDING_APPROVAL): a turn a person stops while it waits denies its calls (`withdraw`), so the agent is not left
-blocked; what the agent says to that is not shown.
+blocked; what the agent says to that is not shown. A turn stopped while its process was gone is denied the same
+way by the process that ends the stop (`deny`, stop_end.py). Either marks the request as sent first, so that it is
+denied once.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
-from bridge.letta.exchange import Asked, Spoken
+from bridge.letta.exchange import Asked, Spoken, exchange
 from bridge.letta.recovery import Found
 from bridge.letta.wire import approval_message
 
@@ -91,14 +94,9 @@ class Approving:
     async def withdraw(self, request: ApprovalRequest) -> None:
         """The turn was stopped while its request waited: every call denied, so that the agent takes messages again;
         the agent's answer to it is read and dropped."""
-        decisions = tuple(Decision(c.tool_call_id, False, STOPPED) for c in request.calls)
-        try:
-            async for _ in self._quiet(approval_message(decisions)):
-                pass
-        except LettaError as error:
-            log.warning("letta approval not withdrawn agent=%s error=%s", self._agent.id, error.kind)
-            return
-        log.info("letta approval withdrawn (turn stopped) agent=%s step=%s", self._agent.id, self._key)
+        if self._approvals is not None:
+            await self._approvals.sending(request)  # a process ending this stop later never denies it again
+        await _denied(self._quiet, self._agent.id, tuple(c.tool_call_id for c in request.calls))
 
     async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
         """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error."""
@@ -117,6 +115,26 @@ class Approving:
             return
         if self._approvals is not None:
             await self._approvals.settled(request)
+
+
+async def deny(client: LettaClient, agent: AgentRef, conversation: str | None, tool_call_ids: tuple[str, ...]) -> None:
+    """Deny a stopped turn's calls still pending on Letta (the turn's process is gone); the answer is dropped."""
+
+    def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
+        return exchange(client, message, agent.name, True, agent_id=agent.id, conversation=conversation)
+
+    await _denied(quiet, agent.id, tool_call_ids)
+
+
+async def _denied(send: Send, agent_id: str, tool_call_ids: tuple[str, ...]) -> None:
+    decisions = tuple(Decision(i, False, STOPPED) for i in tool_call_ids)
+    try:
+        async for _ in send(approval_message(decisions)):
+            pass
+    except LettaError as error:
+        log.warning("letta approval not withdrawn agent=%s error=%s", agent_id, error.kind)
+        return
+    log.info("letta approval withdrawn (turn stopped) agent=%s calls=%s", agent_id, ",".join(tool_call_ids))
 
 
 def reached(request: ApprovalRequest, found: Found | None) -> bool:

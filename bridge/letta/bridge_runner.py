@@ -30,7 +30,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
-from bridge.letta.recovery import Found, settle
+from bridge.letta.recovery import Found, find_turn, settle
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
@@ -177,7 +177,9 @@ class BridgeRunner(Step):
             return texts, None
         failed = errors[-1]
         explained = failed.explain(agent.name)
-        return texts, AgentFailure(agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1)
+        return texts, AgentFailure(
+            agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval
+        )
 
     def _exchange(
         self,
@@ -217,7 +219,9 @@ class BridgeRunner(Step):
         upto: int | None,
     ) -> list[TurnEvent]:
         """A step that asked for approval before a restart: the decision is awaited (its cards are already in the
-        thread) and sent, unless it may have been sent already: then history says whether it reached Letta."""
+        thread) and sent, unless it may have been sent already: then history says whether it reached Letta. What
+        the agent said before asking (0.16.8 sends the words of the same model answer first,
+        approval-said-first-stream.json) is read back from history, so that the reply still begins with it."""
         request, conversation = pending.request, pending.request.conversation
         if pending.sent:
             found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
@@ -225,10 +229,17 @@ class BridgeRunner(Step):
                 assert found is not None and turn.approvals is not None
                 await turn.approvals.settled(request)
                 return await self._answered(agent, key, list(found.texts), None, journal, upto)
+        else:
+            try:
+                found = await find_turn(self._client, agent.id, otid, conversation, agent.name)
+            except LettaError as error:  # only its first words are missed: the decision still matters more
+                log.warning("letta history not read agent=%s kind=%s", agent.id, error.kind)
+                found = None
         approving = self._approving(agent, key, conversation, turn)
         answered = approving.answer(request, await approving.decide(request))
         try:
-            heard = await self._heard(agent, key, approving.run(answered), turn.drafts)
+            said = list(found.texts) if found is not None else []
+            heard = await self._heard(agent, key, approving.run(answered), turn.drafts, said)
         except LettaError as error:
             return await self._refused(agent, key, error, journal)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
@@ -279,7 +290,8 @@ class BridgeRunner(Step):
                 continue  # answered inside `Approving`
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
-                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1
+                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1,
+                    spoken.pending_approval,
                 )
             elif spoken.text:
                 texts.append(spoken.text)
@@ -321,7 +333,10 @@ class Heard(NamedTuple):
 
 async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
     """A send that never happened (or was refused): the agent's failure, journaled."""
-    failure = AgentFailure(agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key)
+    failure = AgentFailure(
+        agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key,
+        pending_approval=error.pending_approval,
+    )
     await journal.answered(key, [], failure)
     return [failure]
 

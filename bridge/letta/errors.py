@@ -26,6 +26,9 @@ class Kind(StrEnum):
 SERVER_WIDE = frozenset({Kind.UNREACHABLE, Kind.UNAUTHORIZED, Kind.RATE_LIMITED, Kind.TIMEOUT})
 
 
+PENDING = "{subject} is waiting for someone to approve or deny a tool call, and Letta takes no new message until then."
+
+
 class LettaError(Exception):
     def __init__(
         self,
@@ -83,11 +86,8 @@ class LettaError(Exception):
         url = self.base_url or "the Letta server"
         detail = f" ({self.detail})" if self.detail else ""
         subject = what or "the agent"
-        if self.pending_approval:
-            return (
-                f"{subject.capitalize()} is waiting for someone to approve or deny a tool call, and Letta takes no "
-                "new message until then. Decide on it (its card in the thread), then ask again."
-            )
+        if self.pending_approval:  # where its card is, the turn says when the bridge knows (approvals.py)
+            return f"{PENDING.format(subject=subject.capitalize())} Decide on it, then ask again."
         if self.stale_decision:
             return (
                 f"Letta no longer waited for that decision on {subject}'s tool call{detail}, so it was not used: "

@@ -42,6 +42,7 @@ _ASK = (
     " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (turn_id, step, tool_call_id) DO NOTHING"
 )
 _FOR_STEP = "SELECT * FROM approvals WHERE turn_id=$1 AND step=$2 ORDER BY id"
+_FOR_TURN = "SELECT * FROM approvals WHERE turn_id=$1 ORDER BY id"
 _ONE = "SELECT * FROM approvals WHERE id=$1"
 _CARD = "UPDATE approvals SET card_ts=$2 WHERE id=$1 AND card_ts IS NULL"
 _DECIDE = (
@@ -50,6 +51,9 @@ _DECIDE = (
 )
 _SENDING = "UPDATE approvals SET sent_at=$2 WHERE id=$1 AND sent_at IS NULL"
 _SETTLE = "UPDATE approvals SET outcome=$2 WHERE id=$1 AND outcome IS NULL"
+_OPEN_FOR = (
+    "SELECT * FROM approvals WHERE team_id=$1 AND agent_id=$2 AND outcome IS NULL AND card_ts IS NOT NULL ORDER BY id"
+)
 _OPEN_IN = (
     "SELECT * FROM approvals WHERE team_id=$1 AND channel_id=$2 AND outcome IS NULL"
     " AND ($3 = '' OR thread_ts=$3) ORDER BY id"
@@ -156,6 +160,9 @@ class ApprovalStore:
     async def for_step(self, turn_id: int, step: str) -> list[Approval]:
         return [_approval(r) for r in await self._sql.fetch(_FOR_STEP, turn_id, step)]
 
+    async def for_turn(self, turn_id: int) -> list[Approval]:
+        return [_approval(r) for r in await self._sql.fetch(_FOR_TURN, turn_id)]
+
     async def get(self, approval_id: int) -> Approval | None:
         rows = await self._sql.fetch(_ONE, approval_id)
         return _approval(rows[0]) if rows else None
@@ -167,9 +174,10 @@ class ApprovalStore:
         """Record the decision; False when it was already decided (or settled): the first decision stands."""
         return await self._sql.execute(_DECIDE, approval_id, by, int(approve), reason, time.time()) == 1
 
-    async def sending(self, approval_id: int) -> None:
-        """Written just before the decision goes to Letta: after a restart, a decision sent may have run."""
-        await self._sql.execute(_SENDING, approval_id, time.time())
+    async def sending(self, approval_id: int) -> bool:
+        """Written just before the decision goes to Letta: after a restart, a decision sent may have run. False when
+        one was marked as sent before."""
+        return await self._sql.execute(_SENDING, approval_id, time.time()) == 1
 
     async def settle(self, approval_id: int, outcome: Outcome) -> None:
         await self._sql.execute(_SETTLE, approval_id, outcome)
@@ -177,3 +185,7 @@ class ApprovalStore:
     async def open_in(self, team_id: str, channel_id: str, thread_ts: str = "") -> list[Approval]:
         """Requests not settled yet in the channel (in one thread when `thread_ts` is given), oldest first."""
         return [_approval(r) for r in await self._sql.fetch(_OPEN_IN, team_id, channel_id, thread_ts)]
+
+    async def waiting_for(self, team_id: str, agent_id: str) -> list[Approval]:
+        """The agent's requests whose cards are in Slack and not settled yet, in any channel, oldest first."""
+        return [_approval(r) for r in await self._sql.fetch(_OPEN_FOR, team_id, agent_id)]

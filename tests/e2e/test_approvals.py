@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.approval_rig import ASKER, STRANGER, Rig, open_rig
+from tests.e2e.conftest import new_channel
+from tests.e2e.harness import run_cli
 from tests.fakes.letta import FakeLetta
 
 ENDED = {"done", "partial", "failed"}
@@ -162,3 +164,33 @@ def test_a_stop_while_the_card_waits_denies_the_call_so_the_agent_is_not_left_bl
     rig.slack.wait_for(lambda: rig.status(later["ts"]) in ENDED, 10)
     assert rig.status(later["ts"]) == "done", rig.replies(root["ts"])
     assert not any("approve or deny" in r for r in rig.replies(root["ts"]))
+
+
+@pytest.mark.parametrize("rig", [{"LETTA_CONVERSATIONS": "false"}], indirect=True)
+def test_another_channel_refused_while_the_card_waits_is_told_where_the_card_is(rig: Rig[FakeLetta]) -> None:
+    """Threads are not conversations and the agent is shared: while finn's card waits in #tools, 0.16.8 refuses a
+    message to finn from another channel (409 PENDING_APPROVAL). Before, that channel was told to decide on "its
+    card in the thread", a card it had never seen. It is now told which channel the card is in."""
+    other = new_channel()
+    rig.slack.add_channel(other, "general")
+    done = run_cli(rig.bridge.env, "channels", "connect", other, rig.agent)
+    assert done.returncode == 0, done.stderr + done.stdout
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    elsewhere = rig.bridge.mention("hello from general", other, user=ASKER)[0]
+    rig.slack.wait_for(lambda: len(rig.slack.posts(other, elsewhere["ts"])) > 0, 10)
+    [told] = [str(p.args.get("text")) for p in rig.slack.posts(other, elsewhere["ts"])]
+    assert "approve or deny" in told
+    assert told.endswith("Decide on its card, in a thread of #tools, then ask again."), told
+
+
+def test_words_said_before_the_request_are_posted_once(rig: Rig[FakeLetta]) -> None:
+    """0.16.8 sends the words of the model answer that asks for the tool first (approval-said-first-stream.json)."""
+    rig.letta.ask_approval(rig.agent, SHOUT, said="Let me do that.")
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    rig.press(rig.cards(root["ts"])[0], "letta_approve_tool", ASKER)
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 10)
+    said = " ".join(rig.replies(root["ts"]))
+    assert said.count("Let me do that.") == 1 and said.index("Let me do that.") < said.index("finn says hi"), said

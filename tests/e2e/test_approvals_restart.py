@@ -42,6 +42,25 @@ def test_on_0_16_8_the_card_survives_a_kill_and_decides_once(tmp_path: Path) -> 
             rig.slack.wait_for(lambda: any("Approved by <@U0123ABCD>" in u for u in rig.updates(card)))
 
 
+def test_on_0_16_8_the_words_said_before_the_request_are_posted_once_after_a_kill(tmp_path: Path) -> None:
+    """The agent says something in the same answer as its tool call (approval-said-first-stream.json); the bridge is
+    killed while the card waits. Before, the resumed turn posted only what the agent said after the decision."""
+    with FakeLetta(version="0.16.8") as letta:
+        finn = letta.add_agent("finn")
+        letta.ask_approval(finn, SHOUT, said="Let me do that.")
+        with open_rig(tmp_path, letta, letta.base_url, finn) as rig:
+            root = rig.mention("please use tool shout")
+            rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+            rig.bridge.kill()
+            rig.bridge.restart()
+            [card] = rig.cards(root["ts"])
+            rig.press(card, "letta_approve_tool", ASKER)
+            rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 15)
+            said = " ".join(rig.replies(root["ts"]))
+            assert said.count("Let me do that.") == 1, said
+            assert said.index("Let me do that.") < said.index("finn says hi"), said
+
+
 def test_on_the_app_server_a_restart_ends_the_card_and_says_so(tmp_path: Path) -> None:
     app = FakeAppServer(scale=0.001)
     app.start()

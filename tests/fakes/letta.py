@@ -255,11 +255,12 @@ class FakeLetta:
         with self._lock:
             self._delays[agent_id] = seconds
 
-    def ask_approval(self, agent_id: str, *calls: tuple[str, str]) -> None:
+    def ask_approval(self, agent_id: str, *calls: tuple[str, str], said: str = "") -> None:
         """The agent's next message is answered with a request to run these tools (name, JSON arguments), which
-        waits for a decision (0.16.8, letta_approvals.py)."""
+        waits for a decision (0.16.8, letta_approvals.py); `said`: words the agent says first, in the same answer."""
         with self._lock:
             self.approval_state.asks.setdefault(agent_id, []).append(list(calls))
+            self.approval_state.said.setdefault(agent_id, []).append(said)
 
     def approval_decisions(self) -> list[dict[str, Any]]:
         """Every `approval` message the fake received, in order."""

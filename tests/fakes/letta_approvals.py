@@ -12,7 +12,10 @@
   `success`, or `error` with the captured denial text) and then the agent's next turn; history keeps the
   `approval_response_message` before the returns; other ids get the captured
   400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
-  (approval-approve-again.json: the server does not reject it).
+  (approval-approve-again.json: the server does not reject it);
+- words the agent says in the same model answer as its tool call come first, as an `assistant_message` of the same
+  `id` (its `otid` the id's uuid ending in `80`), in the answer and in history (approval-said-first-stream.json,
+  approval-said-first-history.json).
 
 Several calls in one request were not captured with more than one entry; the wire's lists hold them, and the fake
 expects one decision for each, as the 400 text ("Expected '[...]'") implies.
@@ -47,6 +50,7 @@ class Pending:
 @dataclass
 class ApprovalState:
     asks: dict[str, list[list[tuple[str, str]]]] = field(default_factory=dict)  # agent -> queued requests
+    said: dict[str, list[str]] = field(default_factory=dict)  # agent -> the words before each queued request
     pending: dict[str, Pending] = field(default_factory=dict)  # thread key (conversation or agent) -> pending
     decisions: list[dict[str, Any]] = field(default_factory=list)  # every approval message received
 
@@ -103,6 +107,7 @@ async def _ask(
     template = S.body(V, "approval-send")["messages"][0]
     with fake._lock:
         calls = fake.approval_state.asks[agent_id].pop(0)
+        words = fake.approval_state.said[agent_id].pop(0)
     mid, run_id, step_id = new_id("message"), new_id("run"), new_id("step")
     tool_calls = [
         {"name": name, "arguments": arguments, "tool_call_id": f"call_{new_id('x')[2:14]}"} for name, arguments in calls
@@ -114,11 +119,17 @@ async def _ask(
     fake._end_input(inp)
     user = fake._shapes(V).message("user_message", id=new_id("message"), name=first.get("name"),
                                    otid=first.get("otid"), step_id=step_id, run_id=run_id, content=text)
-    fake._store(agent_id, None, [user, asked], conversation)
+    said = []
+    if words:
+        template = next(e["data"] for e in S.capture(V, "approval-said-first-stream")["response"]["events"]
+                        if isinstance(e["data"], dict) and e["data"].get("message_type") == "assistant_message")
+        said = [{**template, "id": mid, "otid": mid[8:42] + "80", "date": asked["date"], "run_id": run_id,
+                 "step_id": step_id, "content": words}]
+    fake._store(agent_id, None, [user, *said, asked], conversation)
     with fake._lock:
         fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
     tokens = bool(body_of(rec).get("stream_tokens")) and _streamed(rec)
-    return await _answer(fake, request, rec, _fragments(asked) if tokens else [asked], "requires_approval")
+    return await _answer(fake, request, rec, [*said, *(_fragments(asked) if tokens else [asked])], "requires_approval")
 
 
 def body_of(rec: Recorded) -> dict[str, Any]:

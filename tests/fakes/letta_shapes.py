@@ -48,7 +48,7 @@ _NEEDED: tuple[str, ...] = (
     "redis-conversations-stream-resume-unknown-otid", "agents-stream-tokens-two-tools",
     "approval-send", "approval-history-final", "approval-approve", "approval-approve-wrong-id",
     "approval-pending-new-message",
-    "approval-conversation-pending-new-message", "approval-pending-new-message-stream",
+    "approval-conversation-pending-new-message", "approval-pending-new-message-stream", "approval-said-first-stream",
     # reference/letta/README.md section 22 (tests/real/capture_edges.py)
     "conversations-background-without-redis", "redis-conversations-cancel-unknown",
     "redis-conversations-stream-resume-unknown-run-id", "redis-conversations-default-send-without-agent-id",

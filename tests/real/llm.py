@@ -6,7 +6,8 @@ It answers deterministically, from what Letta sends it:
   filled ("Replying to the user." for the inner thoughts), and answers in plain content otherwise (0.16.8);
 - a supervisor manager calls `send_message_to_all_agents_in_group` first (unless the bridge already gave it its
   workers' answers); a dynamic group's manager names "alice", then says "DONE!" once alice has spoken;
-  "use tool NAME" in the user's text calls tool NAME (several: each in turn, one per model call);
+  "use tool NAME" in the user's text calls tool NAME (several: each in turn, one per model call); with "[say first]"
+  the first call also says "Let me do that." (content beside the tool call, in the same model answer);
 - "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500; `POST /_control`
   sets a delay for every call ({"delay": 6}) and `GET /_calls` lists (agent name, latest user text) per call;
 - `stream: true` gets SSE chunks (content word by word, a tool call in two argument fragments);
@@ -33,6 +34,7 @@ DIM = 1536
 NAME = re.compile(r"My name is (\w+)")
 SLOW = re.compile(r"\[slow (\d+(?:\.\d+)?)\]")
 TOOL = re.compile(r"use tool (\w+)")
+FIRST = "Let me do that."
 SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
 CHOOSE = re.compile(r"Choose the most suitable agent|You choose who speaks next")
 
@@ -169,9 +171,10 @@ class FakeLLM:
             call = (asked[called], _fill(tools[asked[called]]["parameters"], {}))
         if call is None and "send_message" in tools:
             call = ("send_message", _fill(tools["send_message"]["parameters"], {"message": reply}))
+        first = FIRST if call and called == 0 and "[say first]" in last_user and last.get("role") == "user" else None
         if body.get("stream"):
-            return await self._stream(request, body, reply, call)
-        message: dict[str, Any] = {"role": "assistant", "content": None if call else reply}
+            return await self._stream(request, body, reply, call, first)
+        message: dict[str, Any] = {"role": "assistant", "content": first if call else reply}
         if call:
             message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
                                       "function": {"name": call[0], "arguments": json.dumps(call[1])}}]
@@ -183,7 +186,7 @@ class FakeLLM:
         })
 
     async def _stream(self, request: web.Request, body: dict[str, Any], reply: str,
-                      call: tuple[str, dict[str, Any]] | None) -> web.StreamResponse:
+                      call: tuple[str, dict[str, Any]] | None, first: str | None = None) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
@@ -194,6 +197,8 @@ class FakeLLM:
             await response.write(f"data: {json.dumps(data)}\n\n".encode())
 
         await chunk({"role": "assistant", "content": ""})
+        if call and first:
+            await chunk({"content": first})
         if call:
             arguments = json.dumps(call[1])
             half = len(arguments) // 2

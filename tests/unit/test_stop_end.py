@@ -1,8 +1,8 @@
 """The end of a stop whose turn's process died, in the process taking the binding over (bridge/stop_end.py): the
 runs the dead process had in flight cancelled (under the agent's send lock, so that another channel's send is
-never cancelled), the turn's approval cards closed, the stop said once, the session (or the fallback signs) taken
-back, the turn marked stopped; the agents are never asked. Slack and Letta are doubles; the store is a real SQLite
-file."""
+never cancelled), a tool call still pending on Letta denied once, the turn's approval cards closed, the stop said
+once, the session (or the fallback signs) taken back, the turn marked stopped; the agents are never asked. Slack
+and Letta are doubles (or the fake Letta 0.16.8); the store is a real SQLite file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 
 from bridge.approvals import ApprovalDesk
-from bridge.domain import Binding, Target
+from bridge.domain import AgentRef, Binding, Target
+from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
+from bridge.letta.exchange import Asked as Question
+from bridge.letta.exchange import Said, exchange
+from bridge.letta.wire import user_message
 from bridge.metrics import UNMETERED
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
@@ -22,6 +26,7 @@ from bridge.store import Store, open_store
 from bridge.store.approvals import Asked
 from bridge.store.locks import AckFirst
 from bridge.turns import Job, TurnWorker
+from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import ALICE, BOB, TURN, Letta
 
 
@@ -42,6 +47,20 @@ class Recorder:
             return self.session if name == "set" else "9.000001" if name == "post" else None
 
         return call
+
+
+class Denied(Letta):
+    """The cancel routes, and the agent route's stream, which records what it is sent and answers nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.no_stream_route: set[str] = set()
+        self.sent: list[tuple[str, Any]] = []
+
+    async def stream_agent(self, agent_id: str, message: Any, **_: Any) -> Any:
+        self.sent.append((agent_id, message))
+        return
+        yield
 
 
 async def stopping_turn(store: Store) -> int:
@@ -71,7 +90,7 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
                 slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop",
                 approval_timeout_seconds=60, slack_approve_by="asker", slack_approve_users=(),
             )
-            poster, sessions, letta = Recorder(), Recorder(session), Letta()
+            poster, sessions, letta = Recorder(), Recorder(session), Denied()
             worker = object.__new__(TurnWorker)  # what a turn's run uses before it would ask the agents
             worker._settings, worker._store, worker._poster = settings, store, poster  # type: ignore[assignment]
             worker.sessions, worker._fallback, worker.metrics = sessions, None, UNMETERED  # type: ignore[assignment]
@@ -89,6 +108,9 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
             job = Job(pending.turn, turn_id, pending.otid, resumed=True, stopped_by=pending.stopped_by)
             assert await worker.run(job) == "stopped"
             assert asked == [] and letta.cancels == [ALICE.id]
+            denial = {"type": "approval", "approvals": [{"type": "approval", "approve": False, "tool_call_id": "call-1",
+                                                         "reason": "the turn was stopped"}]}
+            assert letta.sent == [(BOB.id, denial)]  # bob's call, still pending on Letta
             posts = [c for c in poster.calls if c[0] == "post"]
             assert len(posts) == 1 and posts[0][3].text == "Stopped by <@U9>." and ("check_first", True) in posts[0]
             assert ("chat_update", "5.000001") in poster.calls  # bob's card: the turn was stopped
@@ -106,3 +128,64 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
             await store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("conversation", [False, True], ids=["agent", "conversation"])
+def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once(
+    tmp_path: Path, conversation: bool
+) -> None:
+    """A turn killed while its card waited, then stopped: 0.16.8 keeps the request pending whatever is cancelled,
+    and refused every later message to the agent (that thread) with 409 PENDING_APPROVAL. Before, the process
+    ending the stop closed the card and sent Letta nothing. Now it denies the call, once (a second end of the same
+    stop, after a crash, sends nothing), and never where a decision may already have been sent."""
+    async def main(letta: FakeLetta, finn: str, sent_before: bool) -> tuple[list[dict[str, Any]], Any, list[Any]]:
+        store = open_store(f"sqlite:///{tmp_path / f'{sent_before}.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url)
+        try:
+            route = DEFAULT_CONVERSATION if conversation else None
+            spoken = [s async for s in exchange(client, user_message("use shout", "otid-x", "maria"), "finn", True,
+                                                agent_id=finn, conversation=route)]
+            [question] = [s for s in spoken if isinstance(s, Question)]
+            agent = Target("agents", (AgentRef(finn, "finn"),))
+            await store.put_binding(Binding("T1", "C1", agent))
+            turn_id = await store.accept_turn(TURN, "otid-1")
+            assert turn_id is not None and await store.set_turn_status(turn_id, "running")
+            settings = SimpleNamespace(slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop")
+            desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
+            rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn",
+                                               route, question.request_id, c.name, c.arguments, "U1")
+                                         for c in question.calls])
+            for row in rows:
+                await desk.store.card_posted(row.id, "5.000001")
+                if sent_before:  # a person decided and it was being sent when the process died
+                    await desk.store.decide(row.id, "U1", True, "")
+                    await desk.store.sending(row.id)
+            assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [turn_id]
+            poster, sessions = Recorder(), Recorder(True)
+            end = StopEnd(store, TurnStops(store, client, 0), poster, sessions, desk, settings)  # type: ignore[arg-type]
+            await end.finish(TURN, turn_id, "U9", agent)
+            await end.finish(TURN, turn_id, "U9", agent)  # its end died after the denial: ended again
+            [card] = await desk.store.for_step(turn_id, finn)
+            decisions = letta.approval_decisions()
+            later = [s async for s in exchange(client, user_message("next", "otid-y", "maria"), "finn", True,
+                                               agent_id=finn, conversation=route)]
+            return decisions, card, later
+        finally:
+            await client.aclose()
+            await store.close()
+
+    for sent_before in (False, True):
+        with FakeLetta(version="0.16.8") as letta:
+            finn = letta.add_agent("finn")
+            letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
+            decisions, card, later = asyncio.run(main(letta, finn, sent_before))
+        assert card.outcome == "stopped"
+        if sent_before:
+            assert decisions == [], "a decision that may have been sent was followed by a denial"
+            continue
+        assert [[(a["approve"], a.get("reason")) for a in d["approvals"]] for d in decisions] == [
+            [(False, "the turn was stopped")]
+        ]
+        assert card.sent_at is not None  # recorded before it went: never sent twice
+        assert [s.text for s in later if isinstance(s, Said)] == ["finn says hi"]  # the agent takes messages again
