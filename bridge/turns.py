@@ -21,12 +21,11 @@ from bridge.letta.chooser import RunnerChooser, group_send_broken
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.runners import Runner
 from bridge.logs import Redactor
-from bridge.metrics import UNMETERED, Metrics
+from bridge.metrics import Metrics
 from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence, SignBudget
 from bridge.slack.directory import Directory
-from bridge.slack.feedback import feedback_actions
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
@@ -39,6 +38,7 @@ from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
 from bridge.store.turn_record import BindingTranscript
 from bridge.threads import ThreadPolicy
+from bridge.turn_flush import NOTES, REPLY, TurnFlush
 from bridge.turn_input import InputAssembly
 from bridge.turn_words import (
     CRASHED,
@@ -55,11 +55,6 @@ from bridge.turn_words import (
 
 log = logging.getLogger(__name__)
 
-# Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
-REPLY = "reply:"
-NOTES = "notes:"
-
-
 @dataclass(frozen=True)
 class Job:
     turn: Turn
@@ -73,7 +68,6 @@ class Job:
 
 
 class TurnWorker:
-    metrics: Metrics = UNMETERED  # app.py sets the app's own
 
     def __init__(
         self,
@@ -107,6 +101,16 @@ class TurnWorker:
         self._directory = directory
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
         self._inputs = InputAssembly(settings, store, directory, fetcher)
+        self._posting = TurnFlush(settings, poster, self.stops, self.ack_first)
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._posting.metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:
+        """app.py sets the app's own."""
+        self._posting.metrics = metrics
 
     @property
     def chooser(self) -> RunnerChooser:
@@ -382,36 +386,7 @@ class TurnWorker:
         await self._outbox(job).add(source, agent_name, text)
 
     async def _flush(self, job: Job, drafts: TurnDrafts, running: RunningTurn | None = None) -> None:
-        """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
-        its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
-        turn = job.turn
-        outbox = self._outbox(job)
-        pending = await outbox.pending()
-        if running is not None and pending:
-            await self.stops.check(running)
-        for item in pending:
-            await self.ack_first.give_way()
-            if item.source.startswith(NOTES):
-                parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
-            else:
-                parts = self._poster.parts(item.agent_name, item.text)
-            for index, part in enumerate(parts):
-                if index in item.posted:
-                    continue
-                if self._settings.slack_feedback and item.source.startswith(REPLY) and index == len(parts) - 1:
-                    # The reply's last message carries the feedback buttons (bridge/slack/feedback.py).
-                    actions = feedback_actions(job.turn_id, item.source[len(REPLY) :], item.agent_name or "")
-                    part = replace(part, actions=actions)
-                ts = None
-                check_first, outbox.in_doubt = job.resumed or outbox.in_doubt, True
-                if index == 0 and item.source.startswith(REPLY):
-                    ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
-                if ts is None:
-                    ts = await self._poster.post(
-                        turn.channel_id, turn.thread_ts, part, check_first=check_first, after=turn.message_ts
-                    )
-                await outbox.posted(item, index, ts, last=index == len(parts) - 1)
-                outbox.in_doubt = False
-                self.metrics.reply_posted(item.agent_name)
-            if not parts:
-                await outbox.posted(item, 0, "", last=True)
+        t = job.turn
+        await self._posting.flush(
+            self._outbox(job), job.turn_id, t.channel_id, t.thread_ts, t.message_ts, job.resumed, drafts, running
+        )

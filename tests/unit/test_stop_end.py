@@ -19,12 +19,12 @@ from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.exchange import Asked as Question
 from bridge.letta.exchange import Said, exchange
 from bridge.letta.wire import user_message
-from bridge.metrics import UNMETERED
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
 from bridge.store import Store, open_store
 from bridge.store.approvals import Asked
 from bridge.store.locks import AckFirst
+from bridge.turn_flush import TurnFlush
 from bridge.turns import Job, TurnWorker
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import ALICE, BOB, TURN, Letta
@@ -93,10 +93,11 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
             poster, sessions, letta = Recorder(), Recorder(session), Denied()
             worker = object.__new__(TurnWorker)  # what a turn's run uses before it would ask the agents
             worker._settings, worker._store, worker._poster = settings, store, poster  # type: ignore[assignment]
-            worker.sessions, worker._fallback, worker.metrics = sessions, None, UNMETERED  # type: ignore[assignment]
+            worker.sessions, worker._fallback = sessions, None  # type: ignore[assignment]
             worker.ack_first, worker._outboxes, worker._journaled = AckFirst(), {}, {}
             worker.desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
             worker.stops = TurnStops(store, letta, 0)  # type: ignore[arg-type]
+            worker._posting = TurnFlush(settings, poster, worker.stops, worker.ack_first)  # type: ignore[arg-type]
             worker.stop_end = StopEnd(store, worker.stops, poster, sessions, worker.desk, settings)  # type: ignore[arg-type]
             asked: list[str] = []
 

@@ -13,12 +13,12 @@ from typing import Any
 from bridge.approvals import ApprovalDesk
 from bridge.domain import ApprovalRequest, ToolCall, Turn
 from bridge.logs import Redactor
-from bridge.metrics import UNMETERED
 from bridge.outbox import TurnOutbox
 from bridge.slack.post import Author, Part
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store.base import open_store
 from bridge.store.locks import AckFirst
+from bridge.turn_flush import TurnFlush
 from bridge.turns import NOTHING_SAID, Job, TurnWorker
 
 
@@ -55,9 +55,10 @@ def test_a_stop_recorded_before_the_last_flush_ends_the_turn_as_stopped(tmp_path
             slack_stopped_reaction="black_square_for_stop", slack_failed_reaction="warning", slack_feedback=False,
         )
         worker._store, worker._poster, worker.sessions, worker.desk = store, poster, Recorder(), None  # type: ignore[assignment]
-        worker.ack_first, worker._redactor, worker.metrics = AckFirst(), Redactor(()), UNMETERED
+        worker.ack_first, worker._redactor = AckFirst(), Redactor(())
         worker._outboxes = {turn_id: TurnOutbox(store, turn_id, fresh=True)}
         worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]  # no run to cancel
+        worker._posting = TurnFlush(worker._settings, worker._poster, worker.stops, worker.ack_first)
         running = RunningTurn(turn_id, "T1", "C1", "1.000001")
 
         async def converse(*_: Any) -> int:
@@ -119,10 +120,11 @@ async def worker_for(tmp_path: Path, s: SimpleNamespace) -> tuple[TurnWorker, An
     worker._settings = s  # type: ignore[assignment]
     worker._store, worker._poster, worker.sessions = store, poster, Recorder()  # type: ignore[assignment]
     worker.desk = ApprovalDesk(store, s)  # type: ignore[arg-type]
-    worker.ack_first, worker._redactor, worker.metrics = AckFirst(), Redactor(()), UNMETERED
+    worker.ack_first, worker._redactor = AckFirst(), Redactor(())
     worker._outboxes = {turn_id: TurnOutbox(store, turn_id, fresh=True)}
     worker._signs = None  # type: ignore[assignment]
     worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]
+    worker._posting = TurnFlush(worker._settings, worker._poster, worker.stops, worker.ack_first)
     return worker, store, job, poster
 
 

@@ -1,0 +1,73 @@
+"""Posting what a turn owes its thread: the outbox's entries in order, each split into Slack messages, each
+message recorded as it lands, so a restarted bridge posts only what is missing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from bridge.config import Settings
+from bridge.drafts import TurnDrafts
+from bridge.metrics import UNMETERED, Metrics
+from bridge.outbox import TurnOutbox
+from bridge.slack.feedback import feedback_actions
+from bridge.slack.post import SlackPoster
+from bridge.stopping import RunningTurn, TurnStops
+from bridge.store.locks import AckFirst
+
+# Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
+REPLY = "reply:"
+NOTES = "notes:"
+
+
+class TurnFlush:
+    """One worker's posting of its turns' outboxes."""
+
+    metrics: Metrics = UNMETERED  # the worker's, set with it
+
+    def __init__(self, settings: Settings, poster: SlackPoster, stops: TurnStops, ack_first: AckFirst) -> None:
+        self._settings = settings
+        self._poster = poster
+        self._stops = stops
+        self._ack_first = ack_first
+
+    async def flush(
+        self,
+        outbox: TurnOutbox,
+        turn_id: int,
+        channel: str,
+        thread_ts: str,
+        message_ts: str,
+        resumed: bool,
+        drafts: TurnDrafts,
+        running: RunningTurn | None = None,
+    ) -> None:
+        """Post every part the turn still owes, in order, recording each one. A reply's first part goes over
+        its draft when it had one. A stopped turn posts nothing more (TurnStopped)."""
+        pending = await outbox.pending()
+        if running is not None and pending:
+            await self._stops.check(running)
+        for item in pending:
+            await self._ack_first.give_way()
+            if item.source.startswith(NOTES):
+                parts = self._poster.note_parts(item.agent_name or "", json.loads(item.text))
+            else:
+                parts = self._poster.parts(item.agent_name, item.text)
+            for index, part in enumerate(parts):
+                if index in item.posted:
+                    continue
+                if self._settings.slack_feedback and item.source.startswith(REPLY) and index == len(parts) - 1:
+                    # The reply's last message carries the feedback buttons (bridge/slack/feedback.py).
+                    actions = feedback_actions(turn_id, item.source[len(REPLY) :], item.agent_name or "")
+                    part = replace(part, actions=actions)
+                ts = None
+                check_first, outbox.in_doubt = resumed or outbox.in_doubt, True
+                if index == 0 and item.source.startswith(REPLY):
+                    ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
+                if ts is None:
+                    ts = await self._poster.post(channel, thread_ts, part, check_first=check_first, after=message_ts)
+                await outbox.posted(item, index, ts, last=index == len(parts) - 1)
+                outbox.in_doubt = False
+                self.metrics.reply_posted(item.agent_name)
+            if not parts:
+                await outbox.posted(item, 0, "", last=True)
