@@ -172,9 +172,8 @@ class Configurator:
                 )
                 for g in groups
             )
-        complete = len(agents) < LIST_CAP and (groups is None or len(groups) < LIST_CAP)
         infos = tuple(AgentInfo(a.id, a.name, a.description or "") for a in agents)
-        return Catalog(targets, infos, complete)
+        return Catalog(targets, infos, len(agents) < LIST_CAP, groups is None or len(groups) < LIST_CAP)
 
     async def status(self, team: str, channel: str) -> Status:
         binding = await self._store.get_binding(team, channel)

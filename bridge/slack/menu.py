@@ -132,7 +132,7 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
     if not groups and not catalog.agents:
         return Message(f"The Letta server at {url} has no groups or agents yet, so there is nothing to connect.")
     if groups:
-        fallback, shown = "Choose a Letta group for this channel", len(groups)
+        fallback, shown, complete = "Choose a Letta group for this channel", len(groups), catalog.groups_complete
         what = f"{GROUP_ID}` connects any group"
         select = _select("static_select", PICK_GROUP, "Choose a group", [_group_option(t) for t in groups])
         buttons = [_button("Pick agents instead", SHOW_AGENTS)] if catalog.agents else []
@@ -142,7 +142,7 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
             {"type": "actions", "block_id": "letta_group_block", "elements": elements},
         ]
     else:
-        fallback, shown = "Choose Letta agents for this channel", len(catalog.agents)
+        fallback, shown, complete = "Choose Letta agents for this channel", len(catalog.agents), catalog.agents_complete
         what = f"{AGENT_ID} …` any agents"
         why = " has no group routes." if catalog.groups is None else "" if catalog.groups else " has no groups."
         blocks = [
@@ -152,7 +152,7 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
             ),
             *_agent_form(catalog),
         ]
-    if shown > OPTIONS_MAX or not catalog.complete:
+    if shown > OPTIONS_MAX or not complete:
         more = f"Only the first {OPTIONS_MAX} are listed; `{command} connect {what}."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
     return Message(fallback, blocks)

@@ -1,0 +1,58 @@
+"""/letta's lists and connect menu on a big Letta server (hundreds of agents, a few groups): what was cut is said,
+and only what was cut; agents sharing a name can be told apart in the menu."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.configure import Configurator
+from bridge.domain import Catalog
+from bridge.letta.client import LIST_CAP, LettaClient
+from bridge.slack import blocks, menu
+from tests.fakes.letta import FakeLetta
+
+CUT = "more than the bridge lists"
+
+
+def catalog(letta: FakeLetta) -> Catalog:
+    async def go() -> Catalog:
+        client = LettaClient(letta.base_url)
+        try:
+            return await Configurator(None, None, client, None).catalog()  # type: ignore[arg-type]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def contexts(message: blocks.Message) -> str:
+    return " ".join(e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"])
+
+
+def test_many_agents_and_a_few_groups_only_the_agents_are_said_to_be_cut(letta: FakeLetta) -> None:
+    ids = [letta.add_agent(f"agent {n}") for n in range(LIST_CAP + 20)]
+    for n in range(3):
+        letta.add_group(ids[n : n + 2], description=f"crew {n}")
+    found = catalog(letta)
+    assert len(found.agents) == LIST_CAP and found.groups is not None and len(found.groups) == 3
+    for details in (True, False):
+        groups = blocks.groups_list(found, "http://letta", "/letta", details).text
+        assert CUT not in groups, "all three groups are listed"
+        agents = blocks.agents_list(found, "http://letta", "/letta", details).text
+        assert CUT in agents, f"the agents were cut at {LIST_CAP} (details={details})"
+    group_menu = menu.menu(found, "http://letta", "/letta")
+    assert "Only the first" not in contexts(group_menu), "the group menu lists every group"
+    agent_menu = menu.menu(found, "http://letta", "/letta", agents=True)
+    assert "Only the first 100" in contexts(agent_menu)
+
+
+def test_many_groups_and_a_few_agents_only_the_groups_are_said_to_be_cut(letta: FakeLetta) -> None:
+    ids = [letta.add_agent(f"agent {n}") for n in range(3)]
+    for n in range(LIST_CAP + 5):
+        letta.add_group(ids[:2], description=f"crew {n}")
+    found = catalog(letta)
+    assert len(found.agents) == 3 and found.groups is not None and len(found.groups) == LIST_CAP
+    for details in (True, False):
+        assert CUT in blocks.groups_list(found, "http://letta", "/letta", details).text
+        assert CUT not in blocks.agents_list(found, "http://letta", "/letta", details).text
+    assert "Only the first" not in contexts(menu.menu(found, "http://letta", "/letta", agents=True))
