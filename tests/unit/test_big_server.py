@@ -56,3 +56,17 @@ def test_many_groups_and_a_few_agents_only_the_groups_are_said_to_be_cut(letta: 
         assert CUT in blocks.groups_list(found, "http://letta", "/letta", details).text
         assert CUT not in blocks.agents_list(found, "http://letta", "/letta", details).text
     assert "Only the first" not in contexts(menu.menu(found, "http://letta", "/letta", agents=True))
+
+
+def test_a_groups_members_beyond_the_listed_agents_are_named_not_shown_as_ids(letta: FakeLetta) -> None:
+    oldest = [letta.add_agent(name) for name in ("Ada", "Brio")]  # 0.16.8 lists the newest first: these are cut
+    for n in range(LIST_CAP + 3):
+        letta.add_agent(f"agent {n}")
+    letta.add_group(oldest, description="old crew")
+    found = catalog(letta)
+    assert not set(oldest) & {a.id for a in found.agents}
+    assert "Ada, Brio" in blocks.groups_list(found, "http://letta", "/letta").text
+    [option] = next(b for b in menu.menu(found, "http://letta", "/letta").blocks if b["type"] == "actions")[
+        "elements"
+    ][0]["options"]
+    assert option["description"]["text"] == "round_robin: Ada, Brio"
