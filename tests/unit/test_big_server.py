@@ -70,3 +70,24 @@ def test_a_groups_members_beyond_the_listed_agents_are_named_not_shown_as_ids(le
         "elements"
     ][0]["options"]
     assert option["description"]["text"] == "round_robin: Ada, Brio"
+
+
+def test_agents_or_groups_sharing_a_name_can_be_told_apart_once_picked(letta: FakeLetta) -> None:
+    """A picked option shows only its text (the id in its description is gone from the chip): two "Helper"s
+    would look the same in the multi-select and as manager."""
+    long = "Research helper with a very long name that Slack would clip at seventy-five characters"
+    twins = [letta.add_agent(name) for name in ("Helper", "Helper", long, long, "Solo 🤖")]
+    letta.add_group(twins[:2], description="crew")
+    letta.add_group(twins[:2], description="crew")
+    found = catalog(letta)
+    agent_menu = menu.menu(found, "http://letta", "/letta", agents=True)
+    for select in (e for b in agent_menu.blocks if b["type"] == "actions" for e in b["elements"]):
+        if select["action_id"] in (menu.PICK_AGENTS, menu.PICK_MANAGER):
+            texts = {o["value"]: o["text"]["text"] for o in select["options"]}
+            assert len(set(texts.values())) == len(texts), texts
+            assert all(len(t) <= menu.OPTION_TEXT_MAX for t in texts.values())
+            assert texts[twins[4]] == "Solo 🤖", "a name no other agent has is shown as it is"
+            assert all(f"(…{t[-6:]})" in texts[t] for t in twins[:4]), "the id's tail tells twins apart"
+    group_menu = menu.menu(found, "http://letta", "/letta")
+    options = next(b for b in group_menu.blocks if b["type"] == "actions")["elements"][0]["options"]
+    assert len({o["text"]["text"] for o in options}) == 2
