@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # How long a resolved default target is trusted before its names are looked up again.
 DEFAULT_TARGET_TTL = 300.0
 HISTORY_SHOWN = 5
+# Group members missing from the (capped) agent list, looked up by id for the catalogue: at most this many.
+MEMBER_LOOKUPS = 100
+MEMBER_LOOKUPS_AT_ONCE = 8
 
 
 class ConfigError(Exception):
@@ -162,6 +165,7 @@ class Configurator:
             groups = None
         targets = None
         if groups is not None:
+            names.update(await self._member_names({i for g in groups for i in g.agent_ids} - names.keys()))
             targets = tuple(
                 Target(
                     kind="group",
@@ -172,9 +176,22 @@ class Configurator:
                 )
                 for g in groups
             )
-        complete = len(agents) < LIST_CAP and (groups is None or len(groups) < LIST_CAP)
         infos = tuple(AgentInfo(a.id, a.name, a.description or "") for a in agents)
-        return Catalog(targets, infos, complete)
+        return Catalog(targets, infos, len(agents) < LIST_CAP, groups is None or len(groups) < LIST_CAP)
+
+    async def _member_names(self, ids: set[str]) -> dict[str, str]:
+        """Names of group members the agent list left out (a server with more agents than LIST_CAP), looked up
+        one by one, a few at once and MEMBER_LOOKUPS at most; a member not found is shown by its id."""
+        gate = asyncio.Semaphore(MEMBER_LOOKUPS_AT_ONCE)
+
+        async def name(agent_id: str) -> tuple[str, str]:
+            async with gate:
+                try:
+                    return agent_id, (await self._letta.get_agent(agent_id)).name
+                except LettaError:
+                    return agent_id, agent_id
+
+        return dict(await asyncio.gather(*(name(i) for i in sorted(ids)[:MEMBER_LOOKUPS])))
 
     async def status(self, team: str, channel: str) -> Status:
         binding = await self._store.get_binding(team, channel)

@@ -132,11 +132,13 @@ class AgentInfo:
 @dataclass(frozen=True)
 class Catalog:
     """What a Letta server offers to bind. `groups` is None when the server has no group routes;
-    `complete` is False when a list was cut at the bridge's cap."""
+    `agents_complete` or `groups_complete` is False when that list was cut at the bridge's cap (each said of its
+    own list only: a server with many agents and a few groups lists every group)."""
 
     groups: tuple[Target, ...] | None
     agents: tuple[AgentInfo, ...]
-    complete: bool = True
+    agents_complete: bool = True
+    groups_complete: bool = True
 
 
 @dataclass(frozen=True)

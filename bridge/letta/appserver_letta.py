@@ -128,11 +128,9 @@ class AppServerLetta(LettaClient):
         return [Agent(id=a.id, name=a.name, description=a.description) for a in await self.app.all_agents(cap)]
 
     async def get_agent(self, agent_id: str) -> Agent:
-        """There is no lookup by id on the App Server: the list, paged."""
-        for agent in await self.all_agents():
-            if agent.id == agent_id:
-                return agent
-        raise LettaError(Kind.NOT_FOUND, f"Agent {agent_id} not found", base_url=self.base_url)
+        """`agent_retrieve`: an agent past the first LIST_CAP of the list is found too (README §3)."""
+        a = await self.app.retrieve_agent(agent_id)
+        return Agent(id=a.id, name=a.name, description=a.description)
 
     async def get_group(self, group_id: str) -> Group:
         raise LettaError(Kind.ROUTE_MISSING, NO_GROUPS, base_url=self.base_url)

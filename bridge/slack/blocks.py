@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 GROUP_ID = "&lt;group id&gt;"
 AGENT_ID = "&lt;agent id&gt;"
+CUT = "_The server has more than the bridge lists at once; these are the first._"
 TEXT_BUDGET = 12_000  # Slack refuses block-heavy or very long ephemeral messages well before 40,000
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _RUNNERS: dict[str, str] = {
@@ -260,13 +261,12 @@ def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) 
         )
     if not catalog.groups:
         return Message(f"The Letta server at {url} has no groups yet. `{command} agents` lists its agents.")
-    head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):"]
-    if not catalog.complete:
-        head.append("_The server has more than the bridge lists at once; these are the first._")
+    cut = [] if catalog.groups_complete else [CUT]
     if not details:
-        head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):"]
+        head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):", *cut]
         items = [f"• pattern `{escape(g.manager_type or '?')}`: {names(g, 300)}" for g in catalog.groups]
         return Message(_fit(head, items, ""))
+    head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):", *cut]
     items = [_group_line(g) for g in catalog.groups]
     return Message(_fit(head, items, f"`{command} connect {GROUP_ID}` takes any."))
 
@@ -275,12 +275,11 @@ def agents_list(catalog: Catalog, url: str, command: str, details: bool = True) 
     """Every agent: its name, id and description; without `details`, its name only."""
     if not catalog.agents:
         return Message(f"The Letta server at {url} has no agents yet.")
+    cut = [] if catalog.agents_complete else [CUT]
     if not details:
-        head = [f"*Agents on {url}* (ids and descriptions are shown to those who may configure):"]
+        head = [f"*Agents on {url}* (ids and descriptions are shown to those who may configure):", *cut]
         return Message(_fit(head, [f"• *{escape(a.name)}*" for a in catalog.agents], ""))
-    head = [f"*Agents on {url}* (connect some with `{command} connect {AGENT_ID} {AGENT_ID} …`):"]
-    if not catalog.complete:
-        head.append("_The server has more than the bridge lists at once; these are the first._")
+    head = [f"*Agents on {url}* (connect some with `{command} connect {AGENT_ID} {AGENT_ID} …`):", *cut]
     items = [
         f"• *{escape(a.name)}* `{a.id}`" + (f": {escape(clip(a.description, 150))}" if a.description else "")
         for a in catalog.agents

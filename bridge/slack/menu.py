@@ -8,6 +8,7 @@ the same rules as `channels connect`'s flags (`bridge.targets.with_pattern`) bef
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,27 @@ def _option(text: str, value: str, description: str = "") -> dict[str, Any]:
     return option
 
 
-def _group_option(t: Target) -> dict[str, Any]:
-    who = ", ".join(a.name for a in t.agents) or "no agents"
-    return _option(t.description or t.group_id or "group", str(t.group_id), f"{t.manager_type or '?'}: {who}")
+def _labels(named: list[tuple[str, str]]) -> list[str]:
+    """Each (name, id)'s option text: the name, or, where clipped names coincide, the name with its id's tail,
+    since a picked option shows only its text (its description, the id, is gone from the chip)."""
+    clipped = [clip(name, OPTION_TEXT_MAX) for name, _ in named]
+    seen = Counter(c.casefold() for c in clipped)
+    labels = []
+    for (name, value), short in zip(named, clipped, strict=True):
+        if seen[short.casefold()] > 1:
+            tail = f"(…{value[-6:]})"
+            short = f"{clip(name, OPTION_TEXT_MAX - len(tail) - 1)} {tail}".lstrip()
+        labels.append(short)
+    return labels
+
+
+def _group_options(groups: tuple[Target, ...]) -> list[dict[str, Any]]:
+    named = [(t.description or t.group_id or "group", str(t.group_id)) for t in groups[:OPTIONS_MAX]]
+    options = []
+    for t, label in zip(groups, _labels(named), strict=False):
+        who = ", ".join(a.name for a in t.agents) or "no agents"
+        options.append(_option(label, str(t.group_id), f"{t.manager_type or '?'}: {who}"))
+    return options
 
 
 def _button(text: str, action_id: str, style: str | None = None) -> dict[str, Any]:
@@ -91,7 +110,10 @@ def _select(kind: str, action_id: str, placeholder: str, options: list[dict[str,
 
 def _agent_form(catalog: Catalog) -> list[dict[str, Any]]:
     """Agents in speaking order, their pattern, manager and limits, then Connect."""
-    agents = [_option(a.name, a.id, a.id) for a in catalog.agents]
+    listed = catalog.agents[:OPTIONS_MAX]
+    agents = [
+        _option(label, a.id, a.id) for a, label in zip(listed, _labels([(a.name, a.id) for a in listed]), strict=True)
+    ]
     patterns = [_option(label, value) for value, label in PATTERN_CHOICES.items()]
     pattern = _select("static_select", PICK_PATTERN, "How they answer", patterns)
     pattern["initial_option"] = patterns[0]
@@ -132,9 +154,9 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
     if not groups and not catalog.agents:
         return Message(f"The Letta server at {url} has no groups or agents yet, so there is nothing to connect.")
     if groups:
-        fallback, shown = "Choose a Letta group for this channel", len(groups)
+        fallback, shown, complete = "Choose a Letta group for this channel", len(groups), catalog.groups_complete
         what = f"{GROUP_ID}` connects any group"
-        select = _select("static_select", PICK_GROUP, "Choose a group", [_group_option(t) for t in groups])
+        select = _select("static_select", PICK_GROUP, "Choose a group", _group_options(groups))
         buttons = [_button("Pick agents instead", SHOW_AGENTS)] if catalog.agents else []
         elements = [select, *buttons, _button("Cancel", CANCEL)]
         blocks = [
@@ -142,7 +164,7 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
             {"type": "actions", "block_id": "letta_group_block", "elements": elements},
         ]
     else:
-        fallback, shown = "Choose Letta agents for this channel", len(catalog.agents)
+        fallback, shown, complete = "Choose Letta agents for this channel", len(catalog.agents), catalog.agents_complete
         what = f"{AGENT_ID} …` any agents"
         why = " has no group routes." if catalog.groups is None else "" if catalog.groups else " has no groups."
         blocks = [
@@ -152,7 +174,7 @@ def menu(catalog: Catalog, url: str, command: str, agents: bool = False) -> Mess
             ),
             *_agent_form(catalog),
         ]
-    if shown > OPTIONS_MAX or not catalog.complete:
+    if shown > OPTIONS_MAX or not complete:
         more = f"Only the first {OPTIONS_MAX} are listed; `{command} connect {what}."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
     return Message(fallback, blocks)

@@ -335,6 +335,15 @@ class FakeAppServer:
         answer = {"type": "agent_list_response", "request_id": frame["request_id"], "success": True, "agents": agents}
         await self._send(ws, answer)
 
+    async def _on_agent_retrieve(self, ws: web.WebSocketResponse, frame: Json) -> None:
+        """capture ws-agent-retrieve.json; an unknown id: ws-agent-retrieve-unknown.json."""
+        agent = self.agents.get(str(frame.get("agent_id")))
+        answer = {"type": "agent_retrieve_response", "request_id": frame["request_id"], "success": agent is not None,
+                  "agent": agent}
+        if agent is None:
+            answer["error"] = f"Agent {frame.get('agent_id')} not found"
+        await self._send(ws, answer)
+
     def _conversation(self, conv: Conv) -> Json:
         return _like(
             _T["conversation"],

@@ -20,6 +20,7 @@ KNOWN_FRAMES = set(wire._FRAMES)
 SENT_MODELS: dict[str, type[wire.Sent]] = {
     "app_server_info": wire.AppServerInfo,
     "agent_list": wire.AgentList,
+    "agent_retrieve": wire.AgentRetrieve,
     "conversation_create": wire.ConversationCreate,
     "conversation_update": wire.ConversationUpdate,
     "conversation_list": wire.ConversationList,

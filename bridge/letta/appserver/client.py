@@ -142,6 +142,13 @@ class AppServerClient:
         answer = await self._ask(wire.AgentList(query=query), wire.AgentListResponse)
         return [AgentInfo(a.id, a.name, a.description or "") for a in answer.agents]
 
+    async def retrieve_agent(self, agent_id: str) -> AgentInfo:
+        """One agent by its id, however many the server has (an unknown id: Kind.NOT_FOUND)."""
+        answer = await self._ask(wire.AgentRetrieve(agent_id=agent_id), wire.AgentRetrieveResponse)
+        if answer.agent is None:
+            raise LettaError(Kind.NOT_FOUND, f"Agent {agent_id} not found", base_url=self.base_url)
+        return AgentInfo(answer.agent.id, answer.agent.name, answer.agent.description or "")
+
     async def all_agents(self, cap: int = 500) -> list[AgentInfo]:
         """Page by `after` = the last id until a short page (the answer names no cursor, README §3)."""
         return await every(self.list_agents, cap)

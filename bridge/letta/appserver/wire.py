@@ -81,6 +81,11 @@ class AgentList(Sent):
     query: dict[str, Any] | None = None
 
 
+class AgentRetrieve(Sent):
+    type: Literal["agent_retrieve"] = "agent_retrieve"
+    agent_id: str
+
+
 class ConversationCreate(Sent):
     type: Literal["conversation_create"] = "conversation_create"
     body: dict[str, Any]
@@ -217,6 +222,13 @@ class AgentListResponse(Answer):
     agents: list[Agent] = []
 
 
+class AgentRetrieveResponse(Answer):
+    """An unknown id: success false, agent null, error "Agent … not found" (README §3)."""
+
+    type: Literal["agent_retrieve_response"] = "agent_retrieve_response"
+    agent: Agent | None = None
+
+
 class ConversationResponse(Answer):
     """conversation_create / _update / _retrieve answers."""
 
@@ -332,6 +344,7 @@ class UnknownFrame(_Frame):
 _FRAMES: dict[str, str] = {
     "app_server_info_response": "info",
     "agent_list_response": "agents",
+    "agent_retrieve_response": "agent",
     "conversation_create_response": "conversation",
     "conversation_update_response": "conversation",
     "conversation_retrieve_response": "conversation",
@@ -358,6 +371,7 @@ def _frame_tag(value: Any) -> str:
 Frame = Annotated[
     Annotated[AppServerInfoResponse, Tag("info")]
     | Annotated[AgentListResponse, Tag("agents")]
+    | Annotated[AgentRetrieveResponse, Tag("agent")]
     | Annotated[ConversationResponse, Tag("conversation")]
     | Annotated[ConversationListResponse, Tag("conversations")]
     | Annotated[MessagesListResponse, Tag("messages")]
