@@ -67,7 +67,8 @@ class InputAssembly:
         await self._attachments.drop(turn_id)
 
     async def _thread_context(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> str:
-        """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread."""
+        """The thread's earlier messages, once: when the bot is first mentioned inside an existing thread, until
+        a turn there has reached the agents (an unbound or refused one gave them nothing)."""
         if turn.thread_ts == turn.message_ts:
             return ""
         if await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, turn_id):

@@ -151,18 +151,27 @@ class LettaClient(LettaTransport):
                 yield item
 
     async def cancel_agent(self, agent_id: str) -> dict[str, str]:
-        """Cancel the agent's active runs (POST /v1/agents/{id}/messages/cancel): {run id: "cancelled"}, or {}
-        when none is running (409). A model call in flight is not interrupted: the run ends after it."""
-        return await self._cancel(f"/v1/agents/{agent_id}/messages/cancel")
+        """Cancel the agent's active runs outside every conversation (POST /v1/agents/{id}/messages/cancel):
+        {run id: "cancelled"}, or {} when none is running (409). A model call in flight is not interrupted: the
+        run ends after it. Where the server has conversations the route would cancel the agent's runs in all of
+        them (other Slack threads, other clients): the runs of the agent's own thread are named instead."""
+        path = f"/v1/agents/{agent_id}/messages/cancel"
+        if not await self.has_conversations():
+            return await self._cancel(path)
+        own = [str(r["id"]) for r in await self.active_runs(agent_id) if r.get("id")]
+        if not own:
+            return {}
+        answer = await self._cancel(path, {"run_ids": own})
+        return {run: state for run, state in answer.items() if state == "cancelled"}
 
     async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
         """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`. `agent_id`
         (the conversation's agent) is for servers that address a conversation with its agent."""
         return await self._cancel(f"/v1/conversations/{conversation_id}/cancel")
 
-    async def _cancel(self, path: str) -> dict[str, str]:
+    async def _cancel(self, path: str, body: dict[str, Any] | None = None) -> dict[str, str]:
         try:
-            payload = await self._request("POST", path)
+            payload = await self._request("POST", path, json=body)
         except LettaError as error:
             if error.status == 409:  # "No active runs to cancel"
                 return {}

@@ -173,7 +173,10 @@ class Store(Protocol):
         """Whether the bridge has taken up a turn in this thread (so replies there are follow-ups)."""
         ...
 
-    async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int: ...
+    async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
+        """How many of the thread's turns before `turn_id` an agent answered (a step answered): one that never
+        reached the agents (unbound, refused, Letta down, stopped first) gave them no thread context."""
+        ...
 
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
         """Only a received or running turn changes: False when it was stopped (or ended). `finish_turn` ends a

@@ -216,7 +216,8 @@ class SqliteStore(SqliteJournal):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         row = await self._one(
-            "SELECT COUNT(*) FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND id<?",
+            "SELECT COUNT(*) FROM turns t WHERE team_id=? AND channel_id=? AND thread_ts=? AND id<?"
+            " AND EXISTS (SELECT 1 FROM turn_steps s WHERE s.turn_id=t.id AND s.state='answered')",
             (team_id, channel_id, thread_ts, turn_id),
         )
         return int(row[0]) if row else 0

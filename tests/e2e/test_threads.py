@@ -90,3 +90,26 @@ def test_the_thread_shows_who_is_thinking_and_clears_it(world: World) -> None:
     statuses = [c.args.get("status") for c in world.slack.calls_to("assistant.threads.setStatus")
                 if c.args.get("thread_ts") == event["ts"]]
     assert statuses == ["alice and bob are thinking...", ""]
+
+
+def test_the_thread_context_waits_for_a_turn_that_reached_the_agents(world: World) -> None:
+    """The first mention inside a people's thread came before the channel was connected: the bridge said how to
+    connect it, and no agent heard anything. Asked again once connected, the agents used to get no thread context
+    (an earlier turn of the thread existed), so they answered blind to the thread."""
+    crew = world.crew(("alice",))
+    world.slack.add_channel(crew.channel, f"chan-{crew.channel.lower()}")
+    world.slack.add_user("U0456EFGH", "bob_human", display_name="bob_human")
+    root_ts = world.slack.add_message(crew.channel, "Shall we ship on Friday?", user="U0456EFGH")
+    from tests.fakes.signing import mention_event
+
+    unbound = mention_event("what do you think?", channel=crew.channel, thread_ts=root_ts)
+    assert world.bridge.post(event_body(unbound)).status_code == 200
+    thread_posts(world, crew.channel, root_ts, 1)  # how to connect the channel
+    assert agent_inputs(world, crew.agents["alice"]) == []
+    world.connect(crew.channel, crew.group_id)
+    again = mention_event("now, what do you think?", channel=crew.channel, thread_ts=root_ts)
+    assert world.bridge.post(event_body(again)).status_code == 200
+    thread_posts(world, crew.channel, root_ts, 2)
+    sent = agent_inputs(world, crew.agents["alice"])[-1]
+    assert "Earlier in this Slack thread" in sent
+    assert heard("bob_human", "Shall we ship on Friday?") in sent

@@ -5,8 +5,11 @@
   `409` with the captured detail when none is (agents-cancel-idle.json, conversations-cancel-idle.json), and `404`
   for a conversation that does not exist (redis-conversations-cancel-unknown.json);
 - the agent route cancels every active run of the agent, its conversations' too (redis-agents-cancel-during-
-  background.json), and a non-streamed conversation send's run that 0.16.8 leaves `created` after it answered
-  (redis-agents-cancel-after-nonstream-conversation-send.json);
+  background.json; Letta's `cancel_message` lists the agent's runs whatever their conversation), and a
+  non-streamed conversation send's run that 0.16.8 leaves `created` after it answered
+  (redis-agents-cancel-after-nonstream-conversation-send.json); given `{"run_ids": [...]}`, just those runs: each
+  named `cancelled` (an ended one too: Letta's `cancel_run` is a no-op there), an unknown id `failed`
+  (agents-cancel-unknown-run-id.json), never a 409;
 - a cancel does not interrupt the model call in flight: the turn runs to its end and its reply is still stored;
 - a stream whose run was cancelled then ends with `stop_reason: cancelled` and no [DONE], and no reply
   (agents-stream-cancelled.json, conversations-stream-cancelled.json); a non-streamed send answers as usual
@@ -39,6 +42,9 @@ def _idle(v: str, kind: str, ident: str) -> dict[str, Any]:
 
 def routes(fake: FakeLetta) -> list[tuple[str, list[tuple[str, Handler]]]]:
     async def agent(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
+        named = rec.body.get("run_ids") if isinstance(rec.body, dict) else None
+        if named:
+            return _cancel_named(fake, v, p["agent_id"], [str(r) for r in named])
         return _cancel(fake, v, "agents", p["agent_id"])
 
     async def conversation(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
@@ -89,3 +95,19 @@ def _cancel(fake: FakeLetta, v: str, kind: str, ident: str) -> web.Response:
     if not ids:
         return fake._json(v, 409, _idle(v, kind, ident))
     return fake._json(v, 200, dict.fromkeys(ids, "cancelled"))
+
+
+def _cancel_named(fake: FakeLetta, v: str, agent_id: str, named: list[str]) -> web.Response:
+    """The agent route given `run_ids`: those runs only (Letta's `cancel_message` then lists nothing itself)."""
+    with fake._lock:
+        answer = {run_id: "cancelled" if run_id in fake._runs else "failed" for run_id in named}
+        for inputs in fake._inflight.values():
+            for inp in inputs:
+                if inp.run_id in named:
+                    inp.cancelled = True
+        for run_id in named:
+            run = fake._runs.get(run_id)
+            if run is not None and run.active and run.leaked:
+                letta_runs.end(run, "cancelled")
+        fake.cancels.append(("agents", agent_id, [r for r in named if answer[r] == "cancelled"]))
+    return fake._json(v, 200, answer)
