@@ -26,7 +26,7 @@ from bridge.domain import (
 )
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
@@ -153,7 +153,7 @@ class BridgeRunner(Step):
         """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
         be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
         come back), else once the agent has no run the send could be, looked up in history. None: the send never
-        reached Letta (no run carried its otid, or none is going and history lacks it), so it may be made again."""
+        reached Letta (no run it could be is going, and history lacks it), so it may be made again."""
         if background is not None and conversation is not None:
             message = {"otid": otid}
             attached = Progress(otid, attach=True)
@@ -162,10 +162,9 @@ class BridgeRunner(Step):
                 tools = reporting(drafts, key, agent.name)
                 return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
             except LettaError as error:
-                if error.kind == Kind.NOT_FOUND:
-                    log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)
-                    return None
-                log.warning("re-attaching to otid=%s failed (%s); waiting for the agent instead", otid, error.kind)
+                # A 404 names no run for the otid: it never reached Letta, or its mapping expired (Redis keeps it 3
+                # hours) or was lost with Redis. Only history tells them apart.
+                log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
         return await settle(self._client, agent.id, otid, since, conversation, agent.name)
 
     @staticmethod

@@ -1,0 +1,48 @@
+"""What a resumed REST send does when the server no longer says which run carried it: never asked twice."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
+from bridge.letta.client import LettaClient
+from tests.fakes import letta_shapes as S
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
+
+
+async def play(client: LettaClient, target: Target, journal: MemoryJournal) -> list[TurnEvent]:
+    runner = BridgeRunner(client, patience=1.0)
+    return [e async for e in runner.run(target, TurnInput("hi all", OTID, "maria"), NoTranscript(), journal)]
+
+
+def test_a_resumed_send_whose_otid_letta_no_longer_maps_to_a_run_is_looked_up_not_sent_again() -> None:
+    """0.16.8 keeps an otid's run in Redis for 3 hours (OTID_RUN_TTL_SECONDS), then answers the re-attach 404 'No
+    run found for otid=… The run may have expired or never existed.' A turn resumed after that (the bridge was down
+    for the afternoon) took the 404 for 'never reached Letta' and asked the agent a second time."""
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        alice = letta.add_agent("alice")
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        journal = MemoryJournal()
+
+        async def go() -> tuple[list[TurnEvent], list[TurnEvent]]:
+            client = LettaClient(letta.base_url)  # one client: it has found out the server keeps runs resumable
+            try:
+                first = await play(client, target, journal)
+                # The process died before it recorded the answer: the step is still `sending` when the turn resumes.
+                since = datetime.now(UTC) - timedelta(minutes=1)
+                steps = journal.steps.items()
+                journal.steps = {k: dataclasses.replace(r, state="sending", since=since) for k, r in steps}
+                expired = S.body("0.16.8", "redis-conversations-stream-resume-unknown-otid")
+                letta.fail_next("POST", r"/v1/conversations/default/stream", 404, body=expired)
+                return first, await play(client, target, journal)
+            finally:
+                await client.aclose()
+
+        first, again = asyncio.run(go())
+        assert [e.text for e in first if isinstance(e, AgentReply)] == ["alice says hi"]
+        assert len(letta.sends()) == 1, "the agent was asked a second time"
+        assert [e.text for e in again if isinstance(e, AgentReply)] == ["alice says hi"]
