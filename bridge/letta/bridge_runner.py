@@ -26,7 +26,7 @@ from bridge.domain import (
 )
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
@@ -35,6 +35,8 @@ from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
+
+CUT_OFF = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED})  # a stream lost on the way: the run itself may go on
 
 
 class BridgeRunner(Step):
@@ -138,7 +140,22 @@ class BridgeRunner(Step):
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
+        if heard.failure is not None and heard.failure.kind in CUT_OFF:
+            # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
+            found = await self._finished(agent, otid, sent_at, conversation)
+            if found is not None and found.texts:
+                return await self._answered(agent, key, list(found.texts), None, journal, upto, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+
+    async def _finished(
+        self, agent: AgentRef, otid: str, sent_at: datetime, conversation: str | None
+    ) -> Found | None:
+        """What a send whose stream was cut off left in history once its run is over; None if it cannot be read."""
+        try:
+            return await settle(self._client, agent.id, otid, sent_at, conversation, agent.name)
+        except LettaError as error:
+            log.warning("letta history not read after a lost stream agent=%s kind=%s", agent.id, error.kind)
+            return None
 
     async def _outcome(
         self,

@@ -46,3 +46,24 @@ def test_a_resumed_send_whose_otid_letta_no_longer_maps_to_a_run_is_looked_up_no
         assert [e.text for e in first if isinstance(e, AgentReply)] == ["alice says hi"]
         assert len(letta.sends()) == 1, "the agent was asked a second time"
         assert [e.text for e in again if isinstance(e, AgentReply)] == ["alice says hi"]
+
+
+def test_a_stream_that_goes_quiet_after_its_first_event_loses_no_reply() -> None:
+    """Letta (without Redis) runs a streamed send to its end when the client goes away: the run is shielded from
+    the disconnect, and the reply is stored. The bridge gave up on the quiet stream, said the agent did not
+    answer in time, and never showed the reply the agent went on to give: the person asks again (a second turn)."""
+    with FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 1.0)  # after the first ping, nothing for a second: longer than the read timeout
+        target = Target("agents", (AgentRef(alice, "alice"),))
+
+        async def go() -> list[TurnEvent]:
+            client = LettaClient(letta.base_url, read_timeout=0.3)
+            try:
+                return await play(client, target, MemoryJournal())
+            finally:
+                await client.aclose()
+
+        events = asyncio.run(go())
+        assert len(letta.sends()) == 1
+        assert [e.text for e in events if isinstance(e, AgentReply)] == ["alice says hi"], events
