@@ -67,3 +67,24 @@ def test_a_stream_that_goes_quiet_after_its_first_event_loses_no_reply() -> None
         events = asyncio.run(go())
         assert len(letta.sends()) == 1
         assert [e.text for e in events if isinstance(e, AgentReply)] == ["alice says hi"], events
+
+
+def test_a_gateways_502_to_the_resume_probe_does_not_make_every_later_send_ask_for_a_background_run() -> None:
+    """Whether the server keeps runs resumable is asked once (its resume route: 503 without Redis). A 502 from a
+    proxy in front of Letta (restarting) was taken for 'resumable' and kept: on a server without Redis, every later
+    send asked for a background run and was refused 503 until the bridge restarted."""
+    with FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        letta.fail_next("POST", r"/v1/conversations/default/stream", 502, body={"detail": "Bad Gateway"})
+
+        async def go() -> list[list[TurnEvent]]:
+            client = LettaClient(letta.base_url)
+            try:
+                return [await play(client, target, MemoryJournal()) for _ in range(2)]
+            finally:
+                await client.aclose()
+
+        first, second = asyncio.run(go())
+        assert [e.text for e in second if isinstance(e, AgentReply)] == ["alice says hi"], second
+        assert len(letta.sends()) == len([e for e in first + second if isinstance(e, AgentReply)])
