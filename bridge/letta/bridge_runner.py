@@ -36,6 +36,8 @@ from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
 
+CUT_OFF = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED})  # a stream lost on the way: the run itself may go on
+
 
 class BridgeRunner(Step):
     """The group's pattern played agent by agent over REST (`patterns.play`); round robin and agent lists in
@@ -138,7 +140,22 @@ class BridgeRunner(Step):
                 if found is not None and found.texts:
                     return await self._answered(agent, key, list(found.texts), None, journal, upto)
             return await self._refused(agent, key, error, journal)
+        if heard.failure is not None and heard.failure.kind in CUT_OFF:
+            # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
+            found = await self._finished(agent, otid, sent_at, conversation)
+            if found is not None and found.texts:
+                return await self._answered(agent, key, list(found.texts), None, journal, upto, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+
+    async def _finished(
+        self, agent: AgentRef, otid: str, sent_at: datetime, conversation: str | None
+    ) -> Found | None:
+        """What a send whose stream was cut off left in history once its run is over; None if it cannot be read."""
+        try:
+            return await settle(self._client, agent.id, otid, sent_at, conversation, agent.name)
+        except LettaError as error:
+            log.warning("letta history not read after a lost stream agent=%s kind=%s", agent.id, error.kind)
+            return None
 
     async def _outcome(
         self,
@@ -153,7 +170,7 @@ class BridgeRunner(Step):
         """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
         be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
         come back), else once the agent has no run the send could be, looked up in history. None: the send never
-        reached Letta (no run carried its otid, or none is going and history lacks it), so it may be made again."""
+        reached Letta (no run it could be is going, and history lacks it), so it may be made again."""
         if background is not None and conversation is not None:
             message = {"otid": otid}
             attached = Progress(otid, attach=True)
@@ -162,10 +179,9 @@ class BridgeRunner(Step):
                 tools = reporting(drafts, key, agent.name)
                 return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
             except LettaError as error:
-                if error.kind == Kind.NOT_FOUND:
-                    log.info("no run carried otid=%s agent=%s: it never reached Letta", otid, agent.id)
-                    return None
-                log.warning("re-attaching to otid=%s failed (%s); waiting for the agent instead", otid, error.kind)
+                # A 404 names no run for the otid: it never reached Letta, or its mapping expired (Redis keeps it 3
+                # hours) or was lost with Redis. Only history tells them apart.
+                log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
         return await settle(self._client, agent.id, otid, since, conversation, agent.name)
 
     @staticmethod

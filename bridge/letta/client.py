@@ -200,7 +200,8 @@ class LettaClient(LettaTransport):
 
     async def has_resume(self) -> bool:
         """Whether the server keeps background runs resumable (0.16.8 with Redis, Letta Cloud): its resume route
-        answers anything but 503 (no Redis) or a missing route."""
+        answers anything but Letta's 503 (no Redis) or a missing route. Any other 5xx, 408 or 429 decides nothing
+        (raised as SERVER_ERROR: the send waiting on it is not made)."""
         if self.resumable is None:
             if not await self.has_conversations():
                 self.resumable = False
@@ -208,9 +209,14 @@ class LettaClient(LettaTransport):
             # A probe, not a failure: asked outside `_request`, so that its expected 503 is neither logged as an
             # error nor counted in the metrics.
             path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
-            status = await self._probe("POST", path, json={})
+            status, body = await self._probe("POST", path, json={})
             if status in (401, 403):
                 raise LettaError(Kind.UNAUTHORIZED, status=status, base_url=self.base_url)
+            if (status >= 500 or status in (408, 429)) and not (status == 503 and "Redis" in body):
+                # A gateway's or an overloaded server's answer, not the route's: asked again next time. Kept, it would
+                # decide every later send (and the otid each is looked up by after a restart).
+                raise LettaError(Kind.SERVER_ERROR, "the resume route did not answer", status=status,
+                                 base_url=self.base_url)
             self.resumable = status not in (503, 404, 405)
             log.info("letta background runs resumable=%s", self.resumable)
         return self.resumable

@@ -173,8 +173,26 @@ LettaMessage = Annotated[
 
 MESSAGE_LIST: TypeAdapter[list[LettaMessage]] = TypeAdapter(list[LettaMessage])
 
-# Stop reasons that mean the turn failed on the server side, even inside a 200 answer.
-ERROR_STOP_REASONS = frozenset({"error", "llm_api_error", "invalid_llm_response", "invalid_tool_call", "no_tool_call"})
+# Stop reasons whose run Letta ends `failed` or `cancelled` (0.16.8's StopReasonType.run_status), even inside a 200
+# answer: the words before them are not the whole reply. Each with what it means, where the reason alone says little.
+ERROR_STOP_REASONS: dict[str, str] = {
+    "error": "",
+    "llm_api_error": "",
+    "invalid_llm_response": "",
+    "invalid_tool_call": "",
+    "no_tool_call": "",
+    "max_tokens_exceeded": "the model reached its output limit, so the answer is cut short",
+    "context_window_overflow_in_system_prompt": "the agent's instructions no longer fit its model's context window",
+    "insufficient_credits": "the Letta account has no credits left",
+    "cancelled": "the answer was cancelled on the Letta server",
+}
+
+
+def stop_failure(reason: str) -> str | None:
+    """Why a run that stopped for `reason` failed, in words; None when it ended normally (or waits for approval)."""
+    if reason not in ERROR_STOP_REASONS:
+        return None
+    return ERROR_STOP_REASONS[reason] or f"stop reason {reason}"
 
 
 class LettaResponse(_Wire):
@@ -270,6 +288,4 @@ def run_failure(response: LettaResponse) -> str | None:
     for message in response.messages:
         if isinstance(message, ErrorMessage):
             return message.message or message.detail or message.error_type or "error"
-    if response.stop_reason and response.stop_reason.stop_reason in ERROR_STOP_REASONS:
-        return f"stop reason {response.stop_reason.stop_reason}"
-    return None
+    return stop_failure(response.stop_reason.stop_reason) if response.stop_reason else None

@@ -24,7 +24,7 @@ class SseDecoder:
     an event is dispatched at a blank line once any field was given; a line starting with ':' is a comment."""
 
     def __init__(self) -> None:
-        self._partial = b""
+        self._partial: list[bytes] = []  # the start of a line still to come, in the chunks it came in
         self._held_cr = False
         self._event = ""
         self._data: list[str] = []
@@ -36,13 +36,18 @@ class SseDecoder:
             self._held_cr = False
             chunk = chunk[1:] if chunk.startswith(b"\n") else chunk
         self._held_cr = chunk.endswith(b"\r")
-        lines = (self._partial + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        self._partial = lines.pop()  # what follows the last line end: the start of a line still to come
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # Inside a long line (a large event): kept, not joined to what came before and scanned again, which
+            # made a large event's reading quadratic in its size.
+            self._partial.append(chunk)
+            return []
+        lines = b"".join([*self._partial, chunk]).replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._partial = [lines.pop()]  # what follows the last line end: the start of a line still to come
         return [event for event in map(self._line, lines) if event is not None]
 
     def end(self) -> list[SseEvent]:
         """The stream is over: an unterminated last line still counts (it dispatches nothing: it is not blank)."""
-        line, self._partial, self._held_cr = self._partial, b"", False
+        line, self._partial, self._held_cr = b"".join(self._partial), [], False
         event = self._line(line) if line else None
         return [event] if event is not None else []
 

@@ -19,11 +19,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import (
-    ERROR_STOP_REASONS,
     AssistantMessage,
     LettaMessage,
     StopReason,
     ToolReturnMessage,
+    stop_failure,
 )
 from bridge.letta.sse import SseEvent
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
@@ -82,8 +82,7 @@ async def messages(events: AsyncIterator[SseEvent], base_url: str) -> AsyncItera
             raise LettaError(Kind.BAD_RESPONSE, "a stream event the bridge could not read", base_url=base_url) from None
         if isinstance(message, StopReason):
             stopped = True
-            if message.stop_reason in ERROR_STOP_REASONS:
-                stop_error = f"stop reason {message.stop_reason}"
+            stop_error = stop_failure(message.stop_reason) or stop_error
         yield message
     if stop_error:
         raise LettaError(Kind.RUN_FAILED, stop_error, base_url=base_url)

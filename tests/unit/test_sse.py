@@ -94,3 +94,18 @@ def test_the_async_reader_flushes_an_unterminated_stream() -> None:
         return [event async for event in sse_events(chunks())]
 
     assert asyncio.run(read()) == [SseEvent("one")]
+
+
+def test_a_very_large_event_in_small_chunks_is_read_in_linear_time() -> None:
+    """An event of several megabytes (a tool's long return) arrives in the socket's small chunks; each chunk was
+    joined to everything before it and scanned again, so 8 MB in 8 KB chunks held the event loop (every turn, every
+    Socket Mode acknowledgement) for seconds."""
+    import time
+
+    payload = b'data: {"message_type":"tool_return_message","tool_return":"' + b"x" * 8_000_000 + b'"}\n\n'
+    decoder = SseDecoder()
+    started = time.process_time()
+    events = [e for i in range(0, len(payload), 8192) for e in decoder.feed(payload[i : i + 8192])]
+    took = time.process_time() - started
+    assert len(events) == 1 and len(events[0].data) == len(payload) - len("data: ") - 2
+    assert took < 1.0, f"{took:.1f} s of CPU for one 8 MB event"
