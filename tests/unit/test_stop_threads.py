@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bridge.domain import AgentRef, Target, Turn
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import AssistantMessage, LettaMessage
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store import open_store
@@ -58,4 +59,12 @@ def test_a_stop_in_a_channel_without_conversations_leaves_the_agents_other_threa
 async def _drain(
     client: LettaClient, conversation: str, body: dict[str, object], agent: str | None
 ) -> list[LettaMessage]:
-    return [m async for m in client.stream_conversation(conversation, body, agent_id=agent)]
+    """What the send said; a run that ended cancelled is a run failure (models.stop_failure): nothing said."""
+    said: list[LettaMessage] = []
+    try:
+        async for item in client.stream_conversation(conversation, body, agent_id=agent):
+            said.append(item)
+    except LettaError as error:
+        assert error.kind == Kind.RUN_FAILED and "cancelled" in error.detail, error
+        return []
+    return said
