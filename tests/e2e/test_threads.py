@@ -48,7 +48,7 @@ def test_a_reply_in_the_bots_thread_in_a_group_dm_needs_no_mention(world: World)
     thread follow-ups used to never reach the bridge, since the app subscribed to no message.mpim event."""
     crew = world.crew(("alice",))
     group_dm = "G" + crew.channel[1:]  # a group DM's id, as Slack's message.mpim payload shows one
-    world.slack.add_channel(group_dm, "mpdm-maria--bob_human--letta-1", is_private=True)
+    world.slack.add_channel(group_dm, "mpdm-maria--bob_human--letta-1", is_mpim=True)
     world.connect(group_dm, crew.group_id)
     root, _ = world.bridge.mention("first question", group_dm)
     wait_done(world, group_dm, root["ts"])
@@ -56,6 +56,23 @@ def test_a_reply_in_the_bots_thread_in_a_group_dm_needs_no_mention(world: World)
     wait_done(world, group_dm, follow["ts"])
     assert agent_inputs(world, crew.agents["alice"])[-1].endswith("and a follow-up, no mention")
     assert [p.args.get("username") for p in thread_posts(world, group_dm, root["ts"], 2)] == ["alice", "alice"]
+
+
+def test_first_mention_in_a_group_dm_thread_brings_its_earlier_messages(world: World) -> None:
+    """As in a private channel, the thread is read (conversations.replies, with mpim:history) for context."""
+    crew = world.crew(("alice",))
+    group_dm = "G" + crew.channel[1:]
+    world.slack.add_channel(group_dm, "mpdm-maria--bob_human--letta-1", is_mpim=True)
+    world.connect(group_dm, crew.group_id)
+    world.slack.add_user("U0456EFGH", "bob_human", display_name="bob_human")
+    root_ts = world.slack.add_message(group_dm, "Lunch at noon or one?", user="U0456EFGH")
+    from tests.fakes.signing import mention_event
+
+    mention = mention_event("which suits the team?", channel=group_dm, thread_ts=root_ts)
+    assert world.bridge.post(event_body(mention)).status_code == 200
+    thread_posts(world, group_dm, root_ts, 1)
+    sent = agent_inputs(world, crew.agents["alice"])[-1]
+    assert heard("bob_human", "Lunch at noon or one?") in sent
 
 
 def test_replies_in_threads_the_bot_never_joined_are_ignored(world: World) -> None:
