@@ -31,6 +31,11 @@ SCOPES = (
     Scope("channels:history", "message.channels events (public channels)"),
     Scope("groups:history", "message.groups events (private channels)"),
     Scope("im:history", "message.im events (direct messages)"),
+    Scope(
+        "mpim:history",
+        "receive message.mpim events (group DMs: follow-ups in the bot's threads) and read those threads",
+        without="in group DMs only @mentions reach the agents (no follow-ups without one, no earlier thread messages)",
+    ),
     Scope("channels:read", "conversations.info: the channel name in the agents' context, its creator"),
     Scope("groups:read", "conversations.info on private channels"),
     Scope("chat:write", "post the agents' replies and the /letta notices"),
@@ -106,6 +111,7 @@ settings:
       - message.channels
       - message.groups
       - message.im
+      - message.mpim                        # group DMs: follow-ups in the bot's threads (scope mpim:history)
       - agent_session_stopped               # a person pressed a session's Stop button
       - assistant_thread_started            # a DM thread opened in the agent view: suggested prompts
       - app_uninstalled                     # the app was removed: its tokens no longer work

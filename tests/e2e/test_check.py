@@ -39,8 +39,17 @@ def test_only_the_optional_customize_scope_missing_warns_and_passes(tmp_path: Pa
     assert "agent's name in bold" in line
 
 
+def test_an_install_without_group_dm_history_still_passes_with_a_warning(tmp_path: Path) -> None:
+    """An app installed before the manifest asked for mpim:history keeps working; check says what it misses."""
+    code, lines = check_with_scopes([s for s in ALL_SCOPES if s != "mpim:history"], tmp_path)
+    assert code == 0, lines
+    [line] = lines
+    assert line.startswith("warn slack scopes: mpim:history (optional) is not granted")
+    assert "group DM" in line and "reinstall the app" in line
+
+
 def test_every_scope_of_the_manifest_passes_and_extra_ones_do_no_harm(tmp_path: Path) -> None:
-    code, lines = check_with_scopes([*ALL_SCOPES, "mpim:history"], tmp_path)
+    code, lines = check_with_scopes([*ALL_SCOPES, "mpim:read"], tmp_path)
     assert code == 0 and lines == [f"ok   slack scopes: all {len(ALL_SCOPES)} the manifest asks for"]
 
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bridge.manifest import manifest
 from tests.e2e.conftest import World
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.signing import event_body, next_ts
+from tests.fakes.slack_delivery import bot_events, delivered
 from tests.quoting import heard
 
 
-def reply_in_thread(world: World, channel: str, thread_ts: str, text: str, user: str = "U0123ABCD") -> dict[str, Any]:
+def reply_in_thread(
+    world: World, channel: str, thread_ts: str, text: str, user: str = "U0123ABCD", kind: str = "channel"
+) -> dict[str, Any]:
+    """A person's thread reply, sent to the bridge only if Slack would send it to an app installed from the
+    bridge's manifest with the fake's scopes (`kind` is its conversation's `channel_type`)."""
     ts = next_ts()
     event = {"user": user, "type": "message", "ts": ts, "text": text, "team": "T0123ABCD", "thread_ts": thread_ts,
-             "parent_user_id": user, "channel": channel, "event_ts": ts, "channel_type": "channel"}
+             "parent_user_id": user, "channel": channel, "event_ts": ts, "channel_type": kind}
     world.slack.add_message(channel, text, user=user, ts=ts, thread_ts=thread_ts)
-    assert world.bridge.post(event_body(event)).status_code == 200
+    if delivered(event, bot_events(manifest()), world.slack.scopes):
+        assert world.bridge.post(event_body(event)).status_code == 200
     return event
 
 
@@ -34,6 +41,38 @@ def test_a_reply_in_a_thread_the_bot_answered_needs_no_mention(world: World) -> 
     assert agent_inputs(world, crew.agents["alice"])[-1].endswith("and a follow-up, no mention")
     wait_done(world, crew.channel, follow["ts"])
     assert world.slack.reactions(crew.channel, follow["ts"]) == {"white_check_mark"}
+
+
+def test_a_reply_in_the_bots_thread_in_a_group_dm_needs_no_mention(world: World) -> None:
+    """A group DM (several people and the bot) connected with /letta connect behaves as a private channel: its
+    thread follow-ups used to never reach the bridge, since the app subscribed to no message.mpim event."""
+    crew = world.crew(("alice",))
+    group_dm = "G" + crew.channel[1:]  # a group DM's id, as Slack's message.mpim payload shows one
+    world.slack.add_channel(group_dm, "mpdm-maria--bob_human--letta-1", is_mpim=True)
+    world.connect(group_dm, crew.group_id)
+    root, _ = world.bridge.mention("first question", group_dm)
+    wait_done(world, group_dm, root["ts"])
+    follow = reply_in_thread(world, group_dm, root["ts"], "and a follow-up, no mention", kind="mpim")
+    wait_done(world, group_dm, follow["ts"])
+    assert agent_inputs(world, crew.agents["alice"])[-1].endswith("and a follow-up, no mention")
+    assert [p.args.get("username") for p in thread_posts(world, group_dm, root["ts"], 2)] == ["alice", "alice"]
+
+
+def test_first_mention_in_a_group_dm_thread_brings_its_earlier_messages(world: World) -> None:
+    """As in a private channel, the thread is read (conversations.replies, with mpim:history) for context."""
+    crew = world.crew(("alice",))
+    group_dm = "G" + crew.channel[1:]
+    world.slack.add_channel(group_dm, "mpdm-maria--bob_human--letta-1", is_mpim=True)
+    world.connect(group_dm, crew.group_id)
+    world.slack.add_user("U0456EFGH", "bob_human", display_name="bob_human")
+    root_ts = world.slack.add_message(group_dm, "Lunch at noon or one?", user="U0456EFGH")
+    from tests.fakes.signing import mention_event
+
+    mention = mention_event("which suits the team?", channel=group_dm, thread_ts=root_ts)
+    assert world.bridge.post(event_body(mention)).status_code == 200
+    thread_posts(world, group_dm, root_ts, 1)
+    sent = agent_inputs(world, crew.agents["alice"])[-1]
+    assert heard("bob_human", "Lunch at noon or one?") in sent
 
 
 def test_replies_in_threads_the_bot_never_joined_are_ignored(world: World) -> None:

@@ -459,10 +459,16 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             self._users[user_id] = user
 
-    def add_channel(self, channel_id: str, name: str, creator: str = "U0123ABCD", is_private: bool = False) -> None:
-        """Register a channel served by conversations.info (shaped like conversations.info.json)."""
-        channel = _ref_body("conversations.info", "ok_private" if is_private else "ok")["channel"]
+    def add_channel(
+        self, channel_id: str, name: str, creator: str = "U0123ABCD", is_private: bool = False, is_mpim: bool = False
+    ) -> None:
+        """Register a channel served by conversations.info (shaped like conversations.info.json); `is_mpim`: a
+        group DM (docs.slack.dev/reference/objects/mpim-object: private, neither channel nor group), whose thread
+        conversations.replies reads only with mpim:history."""
+        channel = _ref_body("conversations.info", "ok_private" if is_private or is_mpim else "ok")["channel"]
         channel.update(id=channel_id, name=name, name_normalized=name, creator=creator, is_private=is_private)
+        if is_mpim:
+            channel.update(is_mpim=True, is_private=True, is_channel=False, is_group=False)
         channel.update(context_team_id=self.team_id, shared_team_ids=[self.team_id])
         channel["topic"]["creator"] = channel["purpose"]["creator"] = creator
         with self._lock:
@@ -904,6 +910,10 @@ class FakeSlack(SlackFileServer):
         channel, ts = args.get("channel"), args.get("ts")
         if not channel:
             return "channel_not_found"
+        if self._channels.get(str(channel), {}).get("is_mpim") and "mpim:history" not in self.scopes.split(","):
+            refused = _ref_body("conversations.replies", "missing_scope")
+            refused.update(needed="mpim:history", provided=self.scopes)
+            return refused
         target = self._find(str(channel), str(ts))
         root = target.get("thread_ts", ts) if target else ts
         thread = [m for m in self._messages.get(str(channel), []) if root in (m.get("ts"), m.get("thread_ts"))]

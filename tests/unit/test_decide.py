@@ -101,6 +101,26 @@ def test_a_persons_thread_reply_is_a_follow_up_candidate_unless_switched_off() -
         assert isinstance(decide_message(_fixture(name), BOT), Ignored)
 
 
+def _group_dm(**changes: Any) -> dict[str, Any]:
+    """A person's thread reply in a group DM (several people and the bot), as message.mpim delivers it."""
+    body = _fixture("message_mpim_in_thread.json")
+    body["event"].update(changes)
+    return body
+
+
+def test_a_group_dm_is_served_like_a_private_channel() -> None:
+    """A reply in the bot's thread is a follow-up; a message outside a thread, without a mention, is not (it is
+    no DM to the bot, so no default target takes it); a mention there arrives as app_mention."""
+    follow_up = decide_message(_group_dm(), BOT, direct_messages=True)
+    assert isinstance(follow_up, Turn) and follow_up.follow_up and follow_up.channel_id == "G024BE91L"
+    assert follow_up.thread_ts == "1764064800.123456" and follow_up.text == "thanks, also check the migration logs"
+    top_level = _group_dm()
+    del top_level["event"]["thread_ts"]
+    assert decide_message(top_level, BOT, direct_messages=True) == Ignored(Reason.NOT_A_MENTION)
+    to_bob = decide_message(_group_dm(text="<@U0456EFGH> can you look?"), BOT)
+    assert to_bob == Ignored(Reason.NOT_A_MENTION, "to someone else")
+
+
 def test_a_slack_connect_mention_is_the_installing_workspaces_turn() -> None:
     """In a channel shared with another organisation, the envelope's team_id is the workspace the event happened
     in; the binding (keyed by Bolt's context.team_id, authorizations[0]) is the installing workspace's."""

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from bridge.manifest import manifest, request_url
+from bridge.manifest import SCOPES, manifest, request_url
 from tests.e2e.harness import REPO
+from tests.fakes.slack_delivery import MESSAGE_EVENTS, bot_events
 
 
 def test_the_repositorys_manifest_is_the_rendered_one() -> None:
@@ -18,3 +19,13 @@ def test_the_operators_url_and_command_are_filled_in_everywhere() -> None:
 def test_request_url_takes_a_base_or_the_full_endpoint() -> None:
     for given in ("https://x.test", "https://x.test/", "https://x.test/slack/events", " https://x.test/slack/events/"):
         assert request_url(given) == "https://x.test/slack/events"
+
+
+def test_thread_follow_ups_reach_the_bridge_in_every_kind_of_conversation() -> None:
+    """A follow-up without a mention is a `message` event, which Slack sends only under the subscription of its
+    conversation's kind, with that kind's history scope: a group DM (mpim) was missing both, so its follow-ups
+    never arrived while those in channels, private channels and DMs did."""
+    events, scopes = bot_events(manifest()), {s.name for s in SCOPES}
+    for kind, (event, scope) in MESSAGE_EVENTS.items():
+        assert event in events, f"{kind}: no {event} subscription"
+        assert scope in scopes, f"{kind}: no {scope} scope"
