@@ -21,7 +21,7 @@ from bridge.requirements import PLACEHOLDERS, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, 
 from bridge.slack.post import FAILURES, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
-from bridge.store.base import database_name, missing_sqlite_file
+from bridge.store.database_url import database_name, missing_sqlite_file
 from bridge.store.schema import POSTGRES_MIGRATIONS
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,

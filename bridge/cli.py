@@ -21,7 +21,7 @@ from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
 from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
-from bridge.store.base import database_name, missing_sqlite_file
+from bridge.store.database_url import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 

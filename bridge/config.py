@@ -24,8 +24,8 @@ from pydantic_settings import SettingsError as SourceError
 from bridge.config_errors import plain_errors, two_credentials, unparsed, url_problem
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
-from bridge.store.base import sqlite_path
 from bridge.store.crypto import Cipher, CipherError
+from bridge.store.database_url import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 DEFAULT_CONFIG_FILE = "config.toml"

@@ -19,7 +19,7 @@ from bridge.http import cannot_listen
 from bridge.inbox import Arrival, Inbox, inbox_path
 from bridge.inbox import waiting as inbox_waiting
 from bridge.ingress import Check, Ingress, IngressError
-from bridge.store.base import sqlite_path
+from bridge.store.database_url import sqlite_path
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.proxies import proxy_for
 from bridge.slack.post import FAILURES, slack_error
 from bridge.store import StoreError
-from bridge.store.base import database_name, missing_sqlite_file
+from bridge.store.database_url import database_name, missing_sqlite_file
 
 log = logging.getLogger(__name__)
 

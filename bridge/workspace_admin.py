@@ -13,8 +13,8 @@ from bridge.config import Settings
 from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.store import Store, open_store
-from bridge.store.base import missing_sqlite_file
 from bridge.store.crypto import Cipher, CipherError
+from bridge.store.database_url import missing_sqlite_file
 from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
 
 

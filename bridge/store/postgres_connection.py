@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from bridge.store.base import DatabaseUrlError, StoreError, display_url
+from bridge.store.base import StoreError
+from bridge.store.database_url import DatabaseUrlError, display_url
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
 
 if TYPE_CHECKING:

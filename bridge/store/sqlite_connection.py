@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bridge.store.base import StoreError, sqlite_path
+from bridge.store.base import StoreError
+from bridge.store.database_url import sqlite_path
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.domain import AgentReply, Turn
 from bridge.store import StoreError, open_store
-from bridge.store.base import display_url
+from bridge.store.database_url import display_url
 from bridge.store.postgres import PostgresStore, connect_options
 from bridge.store.postgres_connection import CONNECT_TIMEOUT
 from bridge.store.schema import SQLITE_MIGRATIONS

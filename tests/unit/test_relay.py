@@ -20,7 +20,8 @@ import bridge.relay as relay_module
 from bridge.domain import AgentRef, Binding, Target, Turn
 from bridge.logs import log_context
 from bridge.relay import Relay
-from bridge.store.base import Store, open_store
+from bridge.store.base import Store
+from bridge.store.database_url import open_store
 from bridge.store.leases import BindingLeases
 from bridge.turns import Job
 

@@ -16,7 +16,7 @@ from bridge.logs import Redactor
 from bridge.outbox import TurnOutbox
 from bridge.slack.post import Author, Part
 from bridge.stopping import RunningTurn, TurnStops
-from bridge.store.base import open_store
+from bridge.store.database_url import open_store
 from bridge.store.locks import AckFirst
 from bridge.turn_flush import TurnFlush
 from bridge.turns import NOTHING_SAID, Job, TurnWorker

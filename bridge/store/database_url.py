@@ -1,0 +1,110 @@
+"""DATABASE_URL: which backend it names, its file or its name shown without a password, checked before anything
+is opened, and the store it opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bridge.store.base import Store, StoreError
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:` URL: `sqlite:///bridge.db` is the relative path bridge.db (config.py makes it
+    absolute, from the config file's folder), `sqlite:////var/x.db` the absolute /var/x.db."""
+    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            return path or "bridge.db"
+    raise StoreError(f"not a sqlite URL: {url}")
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file DATABASE_URL names when it does not exist yet (a read-only command must not create it)."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return None
+    file = Path(path).expanduser()
+    return None if file.exists() else file
+
+
+def database_name(url: str) -> str:
+    """The database for people: a SQLite file's path, or a server's URL with its password masked."""
+    return sqlite_path(url) if url.startswith("sqlite:") else display_url(url)
+
+
+def display_url(url: str) -> str:
+    """The URL with its password masked, for logs and `check`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+POSTGRES_EXTRA = "pip install 'letta-slack-bridge[postgres]'"
+
+
+class DatabaseUrlError(StoreError):
+    """DATABASE_URL cannot be used by this installation (a scheme it does not know, or PostgreSQL without its
+    driver): a settings problem, said before anything is opened."""
+
+
+def _postgres_driver_installed() -> bool:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_database_url(url: str) -> None:
+    """Raise DatabaseUrlError, in plain words, when DATABASE_URL names nothing this installation can open."""
+    if url.startswith("sqlite:"):
+        return
+    if url.startswith(POSTGRES_SCHEMES):
+        try:
+            urlsplit(url).port  # noqa: B018 - raises on a malformed host or port
+        except ValueError as exc:
+            raise DatabaseUrlError(
+                f"DATABASE_URL cannot be read ({exc}); the form is postgres://user:password@host:5432/database"
+            ) from None
+        if not _postgres_driver_installed():
+            raise DatabaseUrlError(
+                "DATABASE_URL asks for PostgreSQL, but its driver (asyncpg) is not installed. Install the postgres "
+                f"extra ({POSTGRES_EXTRA}; from a checkout: pip install -e '.[postgres]'), or set DATABASE_URL to "
+                "sqlite:///path/to/bridge.db."
+            )
+        from bridge.store.postgres import connect_options
+
+        connect_options(url)  # its sslmode and connect_timeout
+        return
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise DatabaseUrlError(
+        f"DATABASE_URL uses the scheme {scheme!r}, which this bridge does not support; "
+        "use sqlite:///path/to/bridge.db or postgres://user:password@host:5432/database"
+    )
+
+
+def open_store(
+    url: str, *, pool_size: int = 5, lock_connections: int = 16, serving: bool = False, migrate: bool = True
+) -> Store:
+    """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
+    `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
+    connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
+    sends; `migrate=False` (`check`) leaves its tables as they are. A `serving` process (serve, socket) holds a
+    SQLite file for itself: a second one is refused."""
+    check_database_url(url)
+    if url.startswith(POSTGRES_SCHEMES):
+        from bridge.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections, migrate=migrate)
+    from bridge.store.sqlite import SqliteStore
+
+    return SqliteStore(url, exclusive=serving)
