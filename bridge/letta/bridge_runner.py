@@ -121,16 +121,19 @@ class BridgeRunner(Step):
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
-        message = user_message(text, otid, turn.sender, turn.images)
+        earlier = await turn.threads.earlier(agent.id) if turn.threads is not None else ""
+        message = user_message(earlier + text, otid, turn.sender, turn.images)
         try:
             try:
                 heard = await self._said(agent, key, message, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
-                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one,
+                # which starts with the thread so far.
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
+                message = user_message(await turn.threads.earlier(agent.id) + text, otid, turn.sender, turn.images)
                 heard = await self._said(agent, key, message, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
