@@ -230,6 +230,29 @@ def test_after_a_crash_the_send_is_found_in_the_threads_conversation_not_made_ag
         assert looked_up and all(q.path == f"/v1/conversations/{sent.conversation}/messages" for q in looked_up)
 
 
+@pytest.mark.slow  # a kill mid-turn
+def test_a_send_whose_conversation_was_deleted_while_the_bridge_was_down_is_not_made_again(tmp_path: Path) -> None:
+    for r in _rig("0.16.8", tmp_path):
+        channel = "C0CONV0008"
+        alice = r.bind(channel, "alice")["alice"]
+        r.letta.set_delay(alice, 1.5)
+        root = r.mention(channel, "before the crash")
+        r.letta.wait_for(lambda: len(r.inputs(alice)) == 1, 10)
+        r.bridge.kill()
+        r.letta.wait_for(lambda: all(i.finished for i in r.letta.inputs), 10)
+        [gone] = r.letta.conversations
+        assert httpx.delete(f"{r.letta.base_url}/v1/conversations/{gone}").status_code == 200
+        r.bridge.restart()
+        r.slack.wait_for(lambda: "warning" in r.slack.reactions(channel, root), 20)
+        assert len(r.inputs(alice)) == 1  # what it answered went with its conversation: it is not asked again
+        said_there = [p.args["text"] for p in r.slack.posts(channel, root)]
+        assert any("deleted on Letta while the bridge was restarting" in t for t in said_there), said_there
+        assert not any("unexpected error" in t for t in said_there), said_there
+        follow = reply_in_thread(r, channel, root, "try again")
+        r.done(channel, follow["ts"])
+        assert len(r.inputs(alice)) == 2 and r.inputs(alice)[1].conversation not in (None, gone)
+
+
 def test_a_server_without_conversations_runs_a_channels_threads_in_order(tmp_path: Path) -> None:
     for r in _rig("0.16.4", tmp_path):
         channel = "C0CONV0005"
