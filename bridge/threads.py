@@ -8,7 +8,9 @@ a channel's turns keep running one at a time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from bridge.domain import Binding
 from bridge.letta.chooser import RunnerChooser
@@ -23,10 +25,21 @@ class ThreadConversations:
     """The runners' `Threads` for one Slack thread: the stored conversation of each agent, or a new one stored
     before anything is sent to it (so a restarted bridge looks a send up in the same conversation)."""
 
-    def __init__(self, store: Store, client: LettaClient, team_id: str, channel_id: str, thread_ts: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: LettaClient,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str,
+        history: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
         self._store = store
         self._client = client
         self._key = (team_id, channel_id, thread_ts)
+        self._history = history
+        self._read: asyncio.Task[str] | None = None  # the thread so far, read once for every agent owed it
+        self._owed: set[str] = set()  # agents whose conversation was made in this turn and not yet sent to
 
     async def conversation(self, agent_id: str) -> str | None:
         stored = await self._store.conversation(self._key, agent_id)
@@ -39,11 +52,28 @@ class ThreadConversations:
                 log.info("letta has no conversations; the agent's own context is used agent=%s", agent_id)
                 return None
             raise
-        return await self._store.put_conversation(self._key, agent_id, made)
+        stored = await self._store.put_conversation(self._key, agent_id, made)
+        if stored == made:  # a racing writer's conversation is theirs to fill
+            self._owed.add(agent_id)
+        return stored
 
     async def renew(self, agent_id: str, gone: str) -> str:
         log.warning("conversation gone on letta agent=%s conversation=%s thread=%s", agent_id, gone, self._key[2])
-        return await self._store.put_conversation(self._key, agent_id, await self._make(agent_id), replacing=gone)
+        made = await self._make(agent_id)
+        stored = await self._store.put_conversation(self._key, agent_id, made, replacing=gone)
+        if stored == made:
+            self._owed.add(agent_id)
+        return stored
+
+    async def earlier(self, agent_id: str) -> str:
+        """The thread so far, once, for an agent whose conversation was just made: it starts with nothing of the
+        thread, which may have had turns before (see InputAssembly.history). Empty otherwise."""
+        if agent_id not in self._owed or self._history is None:
+            return ""
+        self._owed.discard(agent_id)
+        if self._read is None:
+            self._read = asyncio.ensure_future(self._history())
+        return await asyncio.shield(self._read)
 
     async def _make(self, agent_id: str) -> str:
         made = await self._client.create_conversation(agent_id, summary=f"Slack {self._key[1]} {self._key[2]}")
@@ -86,5 +116,7 @@ class ThreadPolicy:
         except LettaError:
             return False
 
-    def conversations(self, team_id: str, channel_id: str, thread_ts: str) -> ThreadConversations:
-        return ThreadConversations(self._store, self._chooser.client, team_id, channel_id, thread_ts)
+    def conversations(
+        self, team_id: str, channel_id: str, thread_ts: str, history: Callable[[], Awaitable[str]] | None = None
+    ) -> ThreadConversations:
+        return ThreadConversations(self._store, self._chooser.client, team_id, channel_id, thread_ts, history)

@@ -5,7 +5,7 @@ files as the agents get them (prepared once and kept, so a resumed turn sends th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bridge.attachments import Prepared, describe, prepare
@@ -19,14 +19,24 @@ from bridge.store.attachments import AttachmentStore
 from bridge.store.base import Store
 
 THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
+THREAD_HISTORY_HEADER = "Earlier in this Slack thread, before this conversation of yours began:"
 THREAD_CONTEXT_CHARS = 6000
 
 
-def thread_context(earlier: Sequence[Earlier], agents: Sequence[str]) -> str:
+def thread_context(
+    earlier: Sequence[Earlier],
+    agents: Sequence[str],
+    replies: Mapping[str, tuple[str, str]] | None = None,
+    header: str = THREAD_CONTEXT_HEADER,
+) -> str:
     """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS; each
-    person labelled as no agent is, the files they shared described (never fetched)."""
+    person labelled as no agent is, the files they shared described (never fetched); the bot's posts found in
+    `replies` (by ts: agent name, its words) quoted as that agent's."""
+    replies = replies or {}
     lines = [
-        quoted(
+        quoted("agent", replies[m.ts][0], replies[m.ts][1][:THREAD_CONTEXT_CHARS])
+        if m.ts in replies
+        else quoted(
             "person",
             person_label(m.name, m.user_id, agents),
             clean_text(m.text, None)[:THREAD_CONTEXT_CHARS],
@@ -36,7 +46,7 @@ def thread_context(earlier: Sequence[Earlier], agents: Sequence[str]) -> str:
     ]
     while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
         lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
-    return block(THREAD_CONTEXT_HEADER, lines) + "\n\n" if lines else ""
+    return block(header, lines) + "\n\n" if lines else ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,19 @@ class InputAssembly:
         if not earlier:
             return ""
         return thread_context(earlier, agents)
+
+    async def history(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> str:
+        """The thread so far, for an agent whose conversation of it was made after turns there reached agents
+        (conversations switched on, one deleted on Letta and replaced, an agent new to the thread): people's
+        messages and the agents' replies before this turn, as the thread context is bounded; empty when no
+        earlier turn reached the agents (the thread context, if any, is then in the turn's text already)."""
+        if not await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, turn_id):
+            return ""
+        replies = await self._store.thread_replies(turn.team_id, turn.channel_id, turn.thread_ts)
+        earlier = await self._directory.thread_before(
+            turn.channel_id, turn.thread_ts, turn.message_ts, ours=frozenset(replies)
+        )
+        return thread_context(earlier, agents, replies, THREAD_HISTORY_HEADER)
 
     async def _files(self, turn: Turn, turn_id: int) -> Prepared:
         """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""

@@ -308,7 +308,12 @@ class TurnWorker:
             self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending, self._journaled.get(job.turn_id)
         )
         if threaded:
-            threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts)
+            names = binding.target.names
+
+            async def history() -> str:
+                return await self._inputs.history(turn, job.turn_id, names)
+
+            threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts, history)
             turn_input = replace(turn_input, threads=threads)
         asking = self._ask(job, binding, runner, turn_input, transcript, journal, drafts, running)
         replies, failures = await job.order.ask_while_posting(asking, lambda: self._flush(job, drafts, running))

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from bridge.letta.patterns import DYNAMIC_PROMPT, SAID_HEADER, UNSEEN_HEADER, WORKERS_HEADER
 from bridge.letta.quoting import quoted
-from bridge.turn_input import THREAD_CONTEXT_HEADER
+from bridge.turn_input import THREAD_CONTEXT_HEADER, THREAD_HISTORY_HEADER
 
-HEADERS = {UNSEEN_HEADER, WORKERS_HEADER, SAID_HEADER, THREAD_CONTEXT_HEADER}
+HEADERS = {UNSEEN_HEADER, WORKERS_HEADER, SAID_HEADER, THREAD_CONTEXT_HEADER, THREAD_HISTORY_HEADER}
 
 
 @dataclass

@@ -133,15 +133,15 @@ class AppServerRunner(Step):
         await journal.sending(key)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         async with self._client.locks.hold([conversation]):  # a conversation's own lock, as on REST servers
-            heard = await self._send(agent, key, conversation, text, otid, turn)
+            heard = await self._send(agent, key, conversation, await turn.threads.earlier(agent.id) + text, otid, turn)
             if heard.error is not None and not heard.texts and _renew(heard.error):
                 # Stuck until the server restarts, or gone: nothing of this message was stored or run there.
-                assert turn.threads is not None
                 try:
                     conversation = await turn.threads.renew(agent.id, conversation)
                 except LettaError as error:
                     return await refused(agent, key, error, journal)
-                heard = await self._send(agent, key, conversation, text, otid, turn)
+                earlier = await turn.threads.earlier(agent.id)  # the new conversation starts with the thread so far
+                heard = await self._send(agent, key, conversation, earlier + text, otid, turn)
         failure = None
         if heard.error is not None:
             failed = heard.error

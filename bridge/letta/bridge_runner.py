@@ -37,6 +37,10 @@ from bridge.letta.wire import user_message
 log = logging.getLogger(__name__)
 
 CUT_OFF = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED})  # a stream lost on the way: the run itself may go on
+LOST_WITH_CONVERSATION = (
+    "{agent}'s conversation for this thread was deleted on Letta while the bridge was restarting, and whatever "
+    "{agent} answered went with it. Ask again to get an answer in a new conversation."
+)
 
 
 class BridgeRunner(Step):
@@ -113,7 +117,12 @@ class BridgeRunner(Step):
         if pending is not None:  # it asked for an approval before a restart: the send is past, the decision is not
             return await self._decided(agent, key, otid, since, pending, turn, journal, upto)
         if resumed:
-            found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
+            try:
+                found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
+            except LettaError as error:
+                if not error.conversation_gone:
+                    raise
+                return await self._lost(agent, key, error, journal)
             if isinstance(found, list):
                 return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
             if found is not None:
@@ -121,16 +130,22 @@ class BridgeRunner(Step):
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
-        message = user_message(text, otid, turn.sender, turn.images)
+        earlier = await turn.threads.earlier(agent.id) if turn.threads is not None else ""
+        message = user_message(earlier + text, otid, turn.sender, turn.images)
         try:
             try:
                 heard = await self._said(agent, key, message, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
-                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one.
+                if resumed:
+                    # Journaled before a restart; history (empty once it is gone) cannot say it never ran.
+                    return await self._lost(agent, key, error, journal)
+                # The thread's conversation was deleted on Letta, so nothing was sent: the thread gets a new one,
+                # which starts with the thread so far.
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
+                message = user_message(await turn.threads.earlier(agent.id) + text, otid, turn.sender, turn.images)
                 heard = await self._said(agent, key, message, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
@@ -320,6 +335,14 @@ class BridgeRunner(Step):
     @staticmethod
     async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
         return await refused(agent, key, error, journal)
+
+    @staticmethod
+    async def _lost(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+        """A resumed send whose conversation was deleted meanwhile: what it did went with it; never made again."""
+        explained = LOST_WITH_CONVERSATION.format(agent=agent.name)
+        failure = AgentFailure(agent.name, explained, error.kind, agent.id, error.request_id, key)
+        await journal.answered(key, [], failure)
+        return [failure]
 
     @staticmethod
     async def _answered(

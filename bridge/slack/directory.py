@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +28,14 @@ NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Sla
 
 @dataclass(frozen=True)
 class Earlier:
-    """A person's earlier message in a thread: who, their Slack text, the files they shared."""
+    """A person's earlier message in a thread: who, their Slack text, the files they shared; or one of the bot's
+    own posts asked for (no user)."""
 
     user_id: str
     name: str
     text: str
     files: tuple[SharedFile, ...] = ()
+    ts: str = ""
 
 
 class Directory:
@@ -90,16 +92,17 @@ class Directory:
         return name
 
     async def thread_before(
-        self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50
+        self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50, ours: Collection[str] = ()
     ) -> list[Earlier]:
-        """The last `limit` people's messages in a thread before `before_ts`,
-        oldest first; only their speakers are looked up.
+        """The last `limit` people's messages in a thread before `before_ts` (and the bot's posts whose ts is in
+        `ours`), oldest first; only their speakers are looked up.
 
         conversations.replies reads a thread oldest first, so the newest part is found by time: a window
         reaching back from `before_ts` (an hour at first), narrowed while it holds more than one page, widened
         while it holds fewer than `limit` messages, at most THREAD_CALLS calls. Rate-limited (429 or
         `ratelimited`, as apps outside the Marketplace are after one call a minute), it goes on with what it
-        has. Bots (this bridge's agents included) are left out: Letta agents remember what they said.
+        has. Bots (this bridge's agents included) are left out, but for `ours`: Letta agents remember what they said,
+        except in a conversation made after they said it.
         """
         best: list[dict[str, Any]] = []  # the messages of the last complete window, else of a partial one
         complete = False
@@ -111,7 +114,9 @@ class Directory:
             if page is None:
                 break
             messages, more = page
-            messages = [m for m in messages if _spoken(m) and _ts_key(str(m.get("ts", ""))) < before]
+            messages = [
+                m for m in messages if (_spoken(m) or m.get("ts") in ours) and _ts_key(str(m.get("ts", ""))) < before
+            ]
             if more:
                 known_big = span
                 if not complete:
@@ -126,9 +131,12 @@ class Directory:
         best.sort(key=lambda m: _ts_key(str(m.get("ts", ""))))
         found: list[Earlier] = []
         for message in best[-limit:]:
+            ts, text = str(message.get("ts", "")), str(message.get("text", ""))
+            if ts in ours:
+                found.append(Earlier("", "", text, ts=ts))
+                continue
             user = str(message["user"])
-            text = str(message.get("text", ""))
-            found.append(Earlier(user, await self.user_name(user), text, shared_files(message)))
+            found.append(Earlier(user, await self.user_name(user), text, shared_files(message), ts))
         return found
 
     async def _replies(

@@ -252,6 +252,11 @@ class Store(Protocol):
 
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
+    async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
+        """The agents' replies posted in a thread (outbox sources `reply:`, turn_flush.REPLY), by the ts of each
+        reply's first message: (agent name, the reply as the agent wrote it)."""
+        ...
+
     async def first_signature(self, signature: str, expires_at: float) -> bool:
         """Record a Slack request's signature until `expires_at` (epoch seconds, the end of its replay window);
         False when it was already recorded and has not expired: the request is a replay. Expired ones go."""

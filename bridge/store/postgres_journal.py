@@ -185,6 +185,15 @@ class PostgresJournal(PostgresConnection):
         )
         return [(r[0], r[1]) for r in rows]
 
+    async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT p.ts, o.agent_name, o.text FROM turns t JOIN outbox o ON o.turn_id=t.id"
+            " JOIN outbox_posts p ON p.outbox_id=o.id WHERE t.team_id=$1 AND t.channel_id=$2 AND t.thread_ts=$3"
+            " AND o.agent_name IS NOT NULL AND o.source LIKE 'reply:%' AND p.part=0",
+            team_id, channel_id, thread_ts,
+        )
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
     async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
         return await postgres_get(self.pool, (*thread, agent_id))
 

@@ -176,6 +176,15 @@ class SqliteJournal(SqliteConnection):
         )
         return [(r[0], r[1]) for r in rows]
 
+    async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
+        rows = await self._all(
+            "SELECT p.ts, o.agent_name, o.text FROM turns t JOIN outbox o ON o.turn_id=t.id"
+            " JOIN outbox_posts p ON p.outbox_id=o.id WHERE t.team_id=? AND t.channel_id=? AND t.thread_ts=?"
+            " AND o.agent_name IS NOT NULL AND o.source LIKE 'reply:%' AND p.part=0",
+            (team_id, channel_id, thread_ts),
+        )
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
     async def conversation(self, thread: ThreadKey, agent_id: str) -> str | None:
         row = await self._one(
             "SELECT conversation_id FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?",

@@ -12,12 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge.turn_input import THREAD_HISTORY_HEADER
 from tests.e2e.conftest import backend_env
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_threads import reply_in_thread
 from tests.fakes.letta import AgentInput, FakeLetta
 from tests.fakes.slack import FakeSlack
-from tests.quoting import said
+from tests.quoting import read, said
 
 OFF = "C0CONVOFF"  # a channel where the switch is off
 
@@ -39,6 +40,7 @@ class Rig:
 
     def mention(self, channel: str, text: str) -> str:
         event, response = self.bridge.mention(text, channel)
+        self.slack.remember_event(event)  # in the channel's history, as Slack keeps it
         assert response.status_code == 200
         return str(event["ts"])
 
@@ -173,8 +175,40 @@ def test_a_conversation_deleted_on_letta_is_replaced_and_the_thread_goes_on(rig:
     again = reply_in_thread(rig, channel, root, "and now?")
     rig.done(channel, again["ts"])
     assert [i.conversation for i in rig.inputs(alice)] == [gone, fresh, fresh]
+    # The new conversation starts empty: its first send carries the thread so far, once.
+    first, second = rig.inputs(alice)[1:]
+    assert history(first.text) == [("person", "maria", "<@U0BOTABCD> start"), ("agent", "alice", "alice says hi")]
+    assert history(second.text) == []
     assert [r.status for r in rig.letta.sends() if gone in r.path] == [200, 404]
     assert [p.args["text"] for p in rig.slack.posts(channel, root) if p.args.get("username")] == ["alice says hi"] * 3
+
+
+def history(text: str) -> list[tuple[str, str, str]]:
+    """The thread's earlier messages an agent was given with its first send in a new conversation."""
+    return [e for header, entries in read(text).blocks if header == THREAD_HISTORY_HEADER for e in entries]
+
+
+def test_a_thread_answered_before_conversations_were_on_gives_its_new_conversation_the_exchange(
+    tmp_path: Path,
+) -> None:
+    for r in _rig("0.16.8", tmp_path):
+        alice = r.bind(OFF, "alice")["alice"]
+        root = r.mention(OFF, "what is the plan?")
+        r.done(OFF, root)
+        assert r.inputs(alice)[0].conversation is None
+        r.bridge.env = dict(r.bridge.env, LETTA_CONVERSATIONS_EXCEPT="")
+        r.bridge.restart()
+        follow = reply_in_thread(r, OFF, root, "and then?")
+        r.done(OFF, follow["ts"])
+        again = reply_in_thread(r, OFF, root, "thanks")
+        r.done(OFF, again["ts"])
+        _, first, second = r.inputs(alice)
+        assert first.conversation is not None and second.conversation == first.conversation
+        asked, answered = history(first.text)
+        assert asked == ("person", "maria", "<@U0BOTABCD> what is the plan?")
+        assert answered == ("agent", "alice", "alice says hi")
+        assert read(first.text).own[-1].endswith("and then?")
+        assert history(second.text) == []  # once
 
 
 @pytest.mark.slow  # a kill or restart mid-turn: .ci/run's slow stage
@@ -194,6 +228,29 @@ def test_after_a_crash_the_send_is_found_in_the_threads_conversation_not_made_ag
         assert [p.args["text"] for p in r.slack.posts(channel, root) if p.args.get("username")] == ["alice says hi"]
         looked_up = [q for q in r.letta.requests if q.method == "GET" and q.path.endswith("/messages")]
         assert looked_up and all(q.path == f"/v1/conversations/{sent.conversation}/messages" for q in looked_up)
+
+
+@pytest.mark.slow  # a kill mid-turn
+def test_a_send_whose_conversation_was_deleted_while_the_bridge_was_down_is_not_made_again(tmp_path: Path) -> None:
+    for r in _rig("0.16.8", tmp_path):
+        channel = "C0CONV0008"
+        alice = r.bind(channel, "alice")["alice"]
+        r.letta.set_delay(alice, 1.5)
+        root = r.mention(channel, "before the crash")
+        r.letta.wait_for(lambda: len(r.inputs(alice)) == 1, 10)
+        r.bridge.kill()
+        r.letta.wait_for(lambda: all(i.finished for i in r.letta.inputs), 10)
+        [gone] = r.letta.conversations
+        assert httpx.delete(f"{r.letta.base_url}/v1/conversations/{gone}").status_code == 200
+        r.bridge.restart()
+        r.slack.wait_for(lambda: "warning" in r.slack.reactions(channel, root), 20)
+        assert len(r.inputs(alice)) == 1  # what it answered went with its conversation: it is not asked again
+        said_there = [p.args["text"] for p in r.slack.posts(channel, root)]
+        assert any("deleted on Letta while the bridge was restarting" in t for t in said_there), said_there
+        assert not any("unexpected error" in t for t in said_there), said_there
+        follow = reply_in_thread(r, channel, root, "try again")
+        r.done(channel, follow["ts"])
+        assert len(r.inputs(alice)) == 2 and r.inputs(alice)[1].conversation not in (None, gone)
 
 
 def test_a_server_without_conversations_runs_a_channels_threads_in_order(tmp_path: Path) -> None:

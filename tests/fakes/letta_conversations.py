@@ -2,9 +2,10 @@
 
 - `POST /v1/conversations/?agent_id=`: a Conversation; 422 without `agent_id`, 404 for an unknown agent.
 - `GET /v1/conversations/` (bare array, newest first), `GET` and `DELETE /v1/conversations/{id}` (`200 null`;
-  then the id answers 404 everywhere).
+  then the id answers 404 everywhere but its message list).
 - `GET /v1/conversations/{id}/messages`: a bare array, newest first unless `order=asc`, the conversation's own
-  system_message included; `before`, `after`, `limit`.
+  system_message included; `before`, `after`, `limit`. A deleted or unknown conversation lists `[]` (200), as
+  a real 0.16.8 server answers (its route never looks the conversation up).
 - `POST /v1/conversations/{id}/messages`: SSE by default (the agent stream's framing, `stream_tokens` too),
   a LettaResponse with `"streaming": false`; `default` with `agent_id` in the body sends to the agent's own thread,
   and `GET /v1/conversations/default/messages?agent_id=` lists it (without `agent_id`: 404, `default` taken for an
@@ -138,9 +139,11 @@ def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web
         entries = fake.conversation_history(None, q["agent_id"])
     else:
         err = _check(fake, v, conv_id)
-        if err is not None:
+        if err is not None and err.status != 404:
             return err
-        entries = fake.conversation_history(conv_id)
+        # An unknown or deleted conversation's messages list empty, not 404: the route looks only at the
+        # conversation's (soft-deleted) message links (checked against a real 0.16.8 server).
+        entries = [] if err is not None else fake.conversation_history(conv_id)
     types = q.getall("include_return_message_types", [])
     if types:
         entries = [e for e in entries if e["message_type"] in types]

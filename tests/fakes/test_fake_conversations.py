@@ -150,6 +150,17 @@ def test_a_deleted_conversation_answers_404_like_the_capture(fake: FakeLetta) ->
     assert real["body"]["detail"].startswith("Conversation not found with id='['conv-")
 
 
+def test_a_deleted_or_unknown_conversation_lists_no_messages_rather_than_404(fake: FakeLetta) -> None:
+    conv_id = create(fake)
+    assert send(fake, conv_id, {**BODY, "streaming": False}).status_code == 200
+    assert httpx.delete(f"{fake.base_url}/v1/conversations/{conv_id}", timeout=5).status_code == 200
+    unknown = "conv-00000000-0000-4000-8000-000000000000"
+    for gone in (conv_id, unknown):
+        listed = httpx.get(f"{fake.base_url}/v1/conversations/{gone}/messages", timeout=5)
+        assert (listed.status_code, listed.json()) == (200, [])
+        assert httpx.get(f"{fake.base_url}/v1/conversations/{gone}", timeout=5).status_code == 404
+
+
 def test_get_and_list_show_the_conversation(fake: FakeLetta) -> None:
     conv_id = create(fake)
     got = httpx.get(f"{fake.base_url}/v1/conversations/{conv_id}", timeout=5).json()

@@ -45,6 +45,9 @@ class Threads:
     async def renew(self, agent_id: str, gone: str) -> str:
         raise AssertionError("not expected")
 
+    async def earlier(self, agent_id: str) -> str:
+        return ""
+
 
 def test_a_reply_found_after_a_drop_is_posted_with_word_that_it_may_be_cut_short(
     monkeypatch: pytest.MonkeyPatch,

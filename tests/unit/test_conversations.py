@@ -132,6 +132,9 @@ class OneThread:
     async def conversation(self, agent_id: str) -> str | None:
         return self.conversation_id
 
+    async def earlier(self, agent_id: str) -> str:
+        return ""
+
 
 def test_the_bridge_runner_sends_to_the_threads_conversation_and_recovers_from_its_history(letta: FakeLetta) -> None:
     dora = letta.add_agent("dora")
