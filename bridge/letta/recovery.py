@@ -8,7 +8,9 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
   carrying the otid shows up. The turn's reply is the agent's `assistant_message`s after it, up to the next user
   message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
-  conversation is looked up in that conversation's history: the agent's own mixes every thread.
+  conversation is looked up in that conversation's history: the agent's own mixes every thread. A send may be
+  looked up by several otids (the two an agent's first send of a turn may have carried: which one depended on
+  whether the server kept background runs when it was made).
 - A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
   it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
@@ -31,6 +33,8 @@ PAGE = 100
 MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
 
+Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
+
 
 @dataclass(frozen=True)
 class Found:
@@ -43,11 +47,12 @@ class Found:
     tool_returns: tuple[str, ...] = ()
 
 
-def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | None = None) -> Found | None:
+def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | None = None) -> Found | None:
     """What followed the otid's user message; with `author`, assistant messages named for someone else (a worker's
     words in a 0.11.7 manager's history) are not the agent's reply."""
+    otids = (otid,) if isinstance(otid, str) else otid
     for index, message in enumerate(messages):
-        if isinstance(message, UserMessage) and message.otid == otid:
+        if isinstance(message, UserMessage) and message.otid in otids:
             texts: list[str] = []
             workers: list[tuple[str, str]] = []
             returned: list[str] = []
@@ -71,7 +76,7 @@ def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | Non
 
 
 async def find_turn(
-    client: LettaClient, agent_id: str, otid: str, conversation: str | None = None, author: str | None = None
+    client: LettaClient, agent_id: str, otid: Otids, conversation: str | None = None, author: str | None = None
 ) -> Found | None:
     """None when Letta never stored the otid in this agent's (or this conversation's) recent history."""
     collected: list[LettaMessage] = []
@@ -97,7 +102,7 @@ async def find_turn(
 async def settle(
     client: LettaClient,
     agent_id: str,
-    otid: str,
+    otid: Otids,
     since: datetime | None,
     conversation: str | None = None,
     author: str | None = None,

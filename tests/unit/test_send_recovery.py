@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
@@ -88,3 +90,33 @@ def test_a_gateways_502_to_the_resume_probe_does_not_make_every_later_send_ask_f
         first, second = asyncio.run(go())
         assert [e.text for e in second if isinstance(e, AgentReply)] == ["alice says hi"], second
         assert len(letta.sends()) == len([e for e in first + second if isinstance(e, AgentReply)])
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["redis-lost", "redis-gained"])
+def test_a_send_resumed_after_letta_gained_or_lost_redis_is_found_not_made_again(before: bool) -> None:
+    """The otid of an agent's first send depends on whether the server keeps background runs (Redis). A process
+    that died mid-send and one that resumed the turn after Letta was restarted with (or without) Redis disagreed:
+    the lookup used the other otid, found nothing in history, and the agent was asked a second time."""
+    with FakeLetta(version="0.16.8", redis=before) as letta:
+        alice = letta.add_agent("alice")
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        journal = MemoryJournal()
+
+        async def go() -> tuple[list[TurnEvent], list[TurnEvent]]:
+            dead, resuming = LettaClient(letta.base_url), LettaClient(letta.base_url)
+            try:
+                first = await play(dead, target, journal)
+                since = datetime.now(UTC) - timedelta(minutes=1)
+                steps = journal.steps.items()
+                journal.steps = {k: dataclasses.replace(r, state="sending", since=since) for k, r in steps}
+                letta.redis = not before  # Letta restarted with (or without) Redis before the turn was resumed
+                return first, await play(resuming, target, journal)
+            finally:
+                await dead.aclose()
+                await resuming.aclose()
+
+        first, again = asyncio.run(go())
+        assert [e.text for e in first if isinstance(e, AgentReply)] == ["alice says hi"]
+        assert len(letta.sends()) == 1, "the agent was asked a second time"
+        assert [e.text for e in again if isinstance(e, AgentReply)] == ["alice says hi"]
+
