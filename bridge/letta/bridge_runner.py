@@ -27,7 +27,7 @@ from bridge.domain import (
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
+from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, asked, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
 from bridge.letta.recovery import Found, Otids, find_turn, settle
@@ -121,7 +121,7 @@ class BridgeRunner(Step):
             if isinstance(found, list):
                 return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
             if found is not None:
-                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+                return await self._recovered(agent, key, found, conversation, turn, journal, upto)
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
@@ -141,14 +141,14 @@ class BridgeRunner(Step):
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 if isinstance(found, list):
                     return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
-                if found is not None and found.texts:
-                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
+                if found is not None and (found.texts or found.asked):
+                    return await self._recovered(agent, key, found, conversation, turn, journal, upto)
             return await self._refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
             # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
             found = await self._finished(agent, otid, sent_at, conversation)
-            if found is not None and found.texts:
-                return await self._answered(agent, key, list(found.texts), None, journal, upto, heard.notes)
+            if found is not None and (found.texts or found.asked):
+                return await self._recovered(agent, key, found, conversation, turn, journal, upto, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
 
     async def _finished(
@@ -189,6 +189,36 @@ class BridgeRunner(Step):
                 # hours) or was lost with Redis. Only history tells them apart.
                 log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
         return await settle(self._client, agent.id, sent or otid, since, conversation, agent.name)
+
+    async def _recovered(
+        self,
+        agent: AgentRef,
+        key: str,
+        found: Found,
+        conversation: str | None,
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+        notes: tuple[Note, ...] = (),
+    ) -> list[TurnEvent]:
+        """A send's outcome read from history. An approval request there that Letta still waits on is asked about
+        in the thread as a live send's would be, and the agent read on: left alone, it would refuse every later
+        message (409 PENDING_APPROVAL) with no card to decide it."""
+        if not found.asked:
+            return await self._answered(agent, key, list(found.texts), None, journal, upto, notes)
+
+        async def questions() -> AsyncIterator[Spoken]:
+            for request in found.asked:
+                if (question := asked(request)) is not None:
+                    yield question
+
+        try:
+            approving = self._approving(agent, key, conversation, turn)
+            heard = await self._heard(agent, key, approving.run(questions()), turn.drafts, list(found.texts))
+        except LettaError as error:
+            return await self._refused(agent, key, error, journal)
+        notes = (*notes, *heard.notes)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, notes, heard.step_id)
 
     @staticmethod
     def _texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:

@@ -11,6 +11,8 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
   conversation is looked up in that conversation's history: the agent's own mixes every thread. A send may be
   looked up by several otids (the two an agent's first send of a turn may have carried: which one depended on
   whether the server kept background runs when it was made).
+- An `approval_request_message` after the otid's user message with no tool return for its calls yet is a request
+  Letta still waits on (`Found.asked`): the agent takes no other message until it is decided.
 - A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
   it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
@@ -24,7 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bridge.letta.client import LettaClient
-from bridge.letta.models import AssistantMessage, LettaMessage, ToolReturnMessage, UserMessage
+from bridge.letta.models import (
+    ApprovalRequestMessage,
+    AssistantMessage,
+    LettaMessage,
+    ToolReturnMessage,
+    UserMessage,
+)
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 log = logging.getLogger(__name__)
@@ -40,11 +48,13 @@ Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carr
 class Found:
     """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet);
     `workers` is what a supervisor's workers answered, read from its tool return, as (agent id, text);
-    `tool_returns` the tool calls that returned after it (a decision on a tool call reached Letta)."""
+    `tool_returns` the tool calls that returned after it (a decision on a tool call reached Letta); `asked` the
+    approval requests after it that Letta still waits on (no tool return for any of their calls)."""
 
     texts: tuple[str, ...]
     workers: tuple[tuple[str, str], ...] = ()
     tool_returns: tuple[str, ...] = ()
+    asked: tuple[ApprovalRequestMessage, ...] = ()
 
 
 def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | None = None) -> Found | None:
@@ -56,10 +66,13 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
             texts: list[str] = []
             workers: list[tuple[str, str]] = []
             returned: list[str] = []
+            asked: list[ApprovalRequestMessage] = []
             seen: set[str] = set()
             for later in messages[index + 1 :]:
                 if isinstance(later, UserMessage):
                     break
+                if isinstance(later, ApprovalRequestMessage):
+                    asked.append(later)
                 if isinstance(later, ToolReturnMessage) and later.tool_call_id:
                     returned.append(later.tool_call_id)
                 if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
@@ -71,7 +84,8 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
                     if key not in seen:
                         seen.add(key)
                         texts.append(later.text.strip())
-            return Found(tuple(texts), tuple(workers), tuple(returned))
+            waiting = tuple(a for a in asked if not any(c.tool_call_id in returned for c in a.calls))
+            return Found(tuple(texts), tuple(workers), tuple(returned), waiting)
     return None
 
 
