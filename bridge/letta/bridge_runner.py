@@ -27,10 +27,10 @@ from bridge.domain import (
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, exchange
+from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, asked, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
-from bridge.letta.recovery import Found, find_turn, settle
+from bridge.letta.recovery import Found, Otids, find_turn, settle
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
@@ -113,12 +113,16 @@ class BridgeRunner(Step):
         # that run: each agent's send of the turn gets an otid of its own there.
         otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
         background = Progress(otid) if resumable else None
+        # A resumed send was made by a process that may have seen the server otherwise (Letta restarted with or
+        # without Redis since): it is looked up by either otid it can have carried.
+        other = journal.otid if otid != journal.otid else step_otid(journal.otid, key)
+        sent: Otids = (otid, other) if key == agent.id else otid
         pending = await turn.approvals.resumed(key) if resumed and turn.approvals is not None else None
         if pending is not None:  # it asked for an approval before a restart: the send is past, the decision is not
-            return await self._decided(agent, key, otid, since, pending, turn, journal, upto)
+            return await self._decided(agent, key, sent, since, pending, turn, journal, upto)
         if resumed:
             try:
-                found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts)
+                found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts, sent)
             except LettaError as error:
                 if not error.conversation_gone:
                     raise
@@ -126,7 +130,7 @@ class BridgeRunner(Step):
             if isinstance(found, list):
                 return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
             if found is not None:
-                return await self._answered(agent, key, list(found.texts), None, journal, upto)
+                return await self._recovered(agent, key, found, conversation, turn, journal, upto)
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
@@ -152,14 +156,14 @@ class BridgeRunner(Step):
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 if isinstance(found, list):
                     return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
-                if found is not None and found.texts:
-                    return await self._answered(agent, key, list(found.texts), None, journal, upto)
+                if found is not None and (found.texts or found.asked):
+                    return await self._recovered(agent, key, found, conversation, turn, journal, upto)
             return await self._refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
             # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
             found = await self._finished(agent, otid, sent_at, conversation)
-            if found is not None and found.texts:
-                return await self._answered(agent, key, list(found.texts), None, journal, upto, heard.notes)
+            if found is not None and (found.texts or found.asked):
+                return await self._recovered(agent, key, found, conversation, turn, journal, upto, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
 
     async def _finished(
@@ -181,11 +185,13 @@ class BridgeRunner(Step):
         conversation: str | None,
         background: Progress | None,
         drafts: Drafts | None,
+        sent: Otids | None = None,
     ) -> Found | list[Spoken] | None:
         """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
         be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
-        come back), else once the agent has no run the send could be, looked up in history. None: the send never
-        reached Letta (no run it could be is going, and history lacks it), so it may be made again."""
+        come back), else once the agent has no run the send could be, looked up in history (by every otid in
+        `sent` it may have carried, else `otid`). None: the send never reached Letta (no run it could be is going,
+        and history lacks it), so it may be made again."""
         if background is not None and conversation is not None:
             message = {"otid": otid}
             attached = Progress(otid, attach=True)
@@ -197,7 +203,37 @@ class BridgeRunner(Step):
                 # A 404 names no run for the otid: it never reached Letta, or its mapping expired (Redis keeps it 3
                 # hours) or was lost with Redis. Only history tells them apart.
                 log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
-        return await settle(self._client, agent.id, otid, since, conversation, agent.name)
+        return await settle(self._client, agent.id, sent or otid, since, conversation, agent.name)
+
+    async def _recovered(
+        self,
+        agent: AgentRef,
+        key: str,
+        found: Found,
+        conversation: str | None,
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+        notes: tuple[Note, ...] = (),
+    ) -> list[TurnEvent]:
+        """A send's outcome read from history. An approval request there that Letta still waits on is asked about
+        in the thread as a live send's would be, and the agent read on: left alone, it would refuse every later
+        message (409 PENDING_APPROVAL) with no card to decide it."""
+        if not found.asked:
+            return await self._answered(agent, key, list(found.texts), None, journal, upto, notes)
+
+        async def questions() -> AsyncIterator[Spoken]:
+            for request in found.asked:
+                if (question := asked(request)) is not None:
+                    yield question
+
+        try:
+            approving = self._approving(agent, key, conversation, turn)
+            heard = await self._heard(agent, key, approving.run(questions()), turn.drafts, list(found.texts))
+        except LettaError as error:
+            return await self._refused(agent, key, error, journal)
+        notes = (*notes, *heard.notes)
+        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, notes, heard.step_id)
 
     @staticmethod
     def _texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
@@ -242,7 +278,7 @@ class BridgeRunner(Step):
         self,
         agent: AgentRef,
         key: str,
-        otid: str,
+        otid: Otids,
         since: datetime | None,
         pending: PendingApproval,
         turn: TurnInput,

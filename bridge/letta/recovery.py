@@ -8,7 +8,11 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
   carrying the otid shows up. The turn's reply is the agent's `assistant_message`s after it, up to the next user
   message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
-  conversation is looked up in that conversation's history: the agent's own mixes every thread.
+  conversation is looked up in that conversation's history: the agent's own mixes every thread. A send may be
+  looked up by several otids (the two an agent's first send of a turn may have carried: which one depended on
+  whether the server kept background runs when it was made).
+- An `approval_request_message` after the otid's user message with no tool return for its calls yet is a request
+  Letta still waits on (`Found.asked`): the agent takes no other message until it is decided.
 - A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
   it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
@@ -22,7 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bridge.letta.client import LettaClient
-from bridge.letta.models import AssistantMessage, LettaMessage, ToolReturnMessage, UserMessage
+from bridge.letta.models import (
+    ApprovalRequestMessage,
+    AssistantMessage,
+    LettaMessage,
+    ToolReturnMessage,
+    UserMessage,
+)
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 log = logging.getLogger(__name__)
@@ -31,30 +41,38 @@ PAGE = 100
 MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
 
+Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
+
 
 @dataclass(frozen=True)
 class Found:
     """The otid's user message exists; `texts` is what the agent answered after it (maybe nothing yet);
     `workers` is what a supervisor's workers answered, read from its tool return, as (agent id, text);
-    `tool_returns` the tool calls that returned after it (a decision on a tool call reached Letta)."""
+    `tool_returns` the tool calls that returned after it (a decision on a tool call reached Letta); `asked` the
+    approval requests after it that Letta still waits on (no tool return for any of their calls)."""
 
     texts: tuple[str, ...]
     workers: tuple[tuple[str, str], ...] = ()
     tool_returns: tuple[str, ...] = ()
+    asked: tuple[ApprovalRequestMessage, ...] = ()
 
 
-def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | None = None) -> Found | None:
+def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | None = None) -> Found | None:
     """What followed the otid's user message; with `author`, assistant messages named for someone else (a worker's
     words in a 0.11.7 manager's history) are not the agent's reply."""
+    otids = (otid,) if isinstance(otid, str) else otid
     for index, message in enumerate(messages):
-        if isinstance(message, UserMessage) and message.otid == otid:
+        if isinstance(message, UserMessage) and message.otid in otids:
             texts: list[str] = []
             workers: list[tuple[str, str]] = []
             returned: list[str] = []
+            asked: list[ApprovalRequestMessage] = []
             seen: set[str] = set()
             for later in messages[index + 1 :]:
                 if isinstance(later, UserMessage):
                     break
+                if isinstance(later, ApprovalRequestMessage):
+                    asked.append(later)
                 if isinstance(later, ToolReturnMessage) and later.tool_call_id:
                     returned.append(later.tool_call_id)
                 if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
@@ -66,12 +84,13 @@ def replies_after(messages: Sequence[LettaMessage], otid: str, author: str | Non
                     if key not in seen:
                         seen.add(key)
                         texts.append(later.text.strip())
-            return Found(tuple(texts), tuple(workers), tuple(returned))
+            waiting = tuple(a for a in asked if not any(c.tool_call_id in returned for c in a.calls))
+            return Found(tuple(texts), tuple(workers), tuple(returned), waiting)
     return None
 
 
 async def find_turn(
-    client: LettaClient, agent_id: str, otid: str, conversation: str | None = None, author: str | None = None
+    client: LettaClient, agent_id: str, otid: Otids, conversation: str | None = None, author: str | None = None
 ) -> Found | None:
     """None when Letta never stored the otid in this agent's (or this conversation's) recent history."""
     collected: list[LettaMessage] = []
@@ -97,7 +116,7 @@ async def find_turn(
 async def settle(
     client: LettaClient,
     agent_id: str,
-    otid: str,
+    otid: Otids,
     since: datetime | None,
     conversation: str | None = None,
     author: str | None = None,

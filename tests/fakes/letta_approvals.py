@@ -5,6 +5,8 @@
   `stream_tokens` the request streams in fragments of that one message, as approval-stream-tokens.json shows: each
   fragment's `tool_call` and `tool_calls` one object (not a list), the first naming the tool with the start of its
   arguments, the next `name: null` with the rest;
+- the request takes the model's time first (`set_delay`), as every send does (section 19): a run listed active, a
+  stream's ping first and every `ping_interval`, nothing stored until the step ends, the run over once it asks;
 - while that waits, a new user message to the same thread (the agent's own, or one conversation: the pending
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
@@ -108,15 +110,29 @@ async def _ask(
     with fake._lock:
         calls = fake.approval_state.asks[agent_id].pop(0)
         words = fake.approval_state.said[agent_id].pop(0)
-    mid, run_id, step_id = new_id("message"), new_id("run"), new_id("step")
+    # The model's time, as on every send (reference README section 19): a run listed active, a stream's pings, and
+    # nothing stored until the step ends. A client gone meanwhile stops the pings, not the step.
+    run = letta_runs.start(fake, agent_id, "send_message", conversation=conversation)
+    response: web.StreamResponse | None = None
+    text = S.joined_text([first])
+    inp = fake._begin_input(agent_id, text, [first], first.get("otid"), first.get("name"), conversation)
+    try:
+        if _streamed(rec):
+            letta_runs.running(run)
+            response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(V)})
+            await response.prepare(request)
+            await response.write(letta_stream._frame(letta_stream._ping(run.id)))
+            await letta_stream.pinging(fake, response, run.id, fake._llm_delay(agent_id))
+        else:
+            await fake._llm_delay(agent_id)
+    finally:
+        fake._end_input(inp)
+    mid, run_id, step_id = new_id("message"), run.id, new_id("step")
     tool_calls = [
         {"name": name, "arguments": arguments, "tool_call_id": f"call_{new_id('x')[2:14]}"} for name, arguments in calls
     ]
     asked = {**template, "id": mid, "otid": mid, "date": wire_date(), "run_id": run_id, "step_id": step_id,
              "tool_call": tool_calls[0], "tool_calls": tool_calls}
-    text = S.joined_text([first])
-    inp = fake._begin_input(agent_id, text, [first], first.get("otid"), first.get("name"), conversation)
-    fake._end_input(inp)
     user = fake._shapes(V).message("user_message", id=new_id("message"), name=first.get("name"),
                                    otid=first.get("otid"), step_id=step_id, run_id=run_id, content=text)
     said = []
@@ -128,8 +144,10 @@ async def _ask(
     fake._store(agent_id, None, [user, *said, asked], conversation)
     with fake._lock:
         fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
+    letta_runs.end(run)
     tokens = bool(body_of(rec).get("stream_tokens")) and _streamed(rec)
-    return await _answer(fake, request, rec, [*said, *(_fragments(asked) if tokens else [asked])], "requires_approval")
+    out = [*said, *(_fragments(asked) if tokens else [asked])]
+    return await _answer(fake, request, rec, out, "requires_approval", response)
 
 
 def body_of(rec: Recorded) -> dict[str, Any]:
@@ -226,15 +244,18 @@ async def _refused(
 
 
 async def _answer(
-    fake: FakeLetta, request: web.Request, rec: Recorded, out: list[dict[str, Any]], stop: str
+    fake: FakeLetta, request: web.Request, rec: Recorded, out: list[dict[str, Any]], stop: str,
+    response: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
+    """The answer; `response`: a stream already begun (its ping written) while the model worked."""
     if not _streamed(rec):
         answer = fake._shapes(V).response(copy.deepcopy(out), 1)
         answer["stop_reason"] = {"message_type": "stop_reason", "stop_reason": stop}
         return fake._json(V, 200, answer)
-    response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(V)})
-    await response.prepare(request)
-    await response.write(letta_stream._frame(letta_stream._ping(out[0].get("run_id") if out else None)))
+    if response is None:
+        response = web.StreamResponse(status=200, headers={**letta_stream.SSE_HEADERS, **S.extra_headers(V)})
+        await response.prepare(request)
+        await response.write(letta_stream._frame(letta_stream._ping(out[0].get("run_id") if out else None)))
     for message in out:
         await response.write(letta_stream._frame(message))
     await response.write(letta_stream._frame({"message_type": "stop_reason", "stop_reason": stop}))

@@ -6,7 +6,18 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
+import pytest
+
+from bridge.domain import (
+    AgentRef,
+    AgentReply,
+    ApprovalRequest,
+    Decision,
+    PendingApproval,
+    Target,
+    TurnEvent,
+    TurnInput,
+)
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from tests.fakes import letta_shapes as S
@@ -88,3 +99,120 @@ def test_a_gateways_502_to_the_resume_probe_does_not_make_every_later_send_ask_f
         first, second = asyncio.run(go())
         assert [e.text for e in second if isinstance(e, AgentReply)] == ["alice says hi"], second
         assert len(letta.sends()) == len([e for e in first + second if isinstance(e, AgentReply)])
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["redis-lost", "redis-gained"])
+def test_a_send_resumed_after_letta_gained_or_lost_redis_is_found_not_made_again(before: bool) -> None:
+    """The otid of an agent's first send depends on whether the server keeps background runs (Redis). A process
+    that died mid-send and one that resumed the turn after Letta was restarted with (or without) Redis disagreed:
+    the lookup used the other otid, found nothing in history, and the agent was asked a second time."""
+    with FakeLetta(version="0.16.8", redis=before) as letta:
+        alice = letta.add_agent("alice")
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        journal = MemoryJournal()
+
+        async def go() -> tuple[list[TurnEvent], list[TurnEvent]]:
+            dead, resuming = LettaClient(letta.base_url), LettaClient(letta.base_url)
+            try:
+                first = await play(dead, target, journal)
+                since = datetime.now(UTC) - timedelta(minutes=1)
+                steps = journal.steps.items()
+                journal.steps = {k: dataclasses.replace(r, state="sending", since=since) for k, r in steps}
+                letta.redis = not before  # Letta restarted with (or without) Redis before the turn was resumed
+                return first, await play(resuming, target, journal)
+            finally:
+                await dead.aclose()
+                await resuming.aclose()
+
+        first, again = asyncio.run(go())
+        assert [e.text for e in first if isinstance(e, AgentReply)] == ["alice says hi"]
+        assert len(letta.sends()) == 1, "the agent was asked a second time"
+        assert [e.text for e in again if isinstance(e, AgentReply)] == ["alice says hi"]
+
+
+class Cards:
+    """The thread's approval cards: each request asked about is kept, and approved at once."""
+
+    stopped = False
+
+    def __init__(self, letta: FakeLetta, agent_id: str) -> None:
+        self.asked: list[ApprovalRequest] = []
+        self._letta, self._agent = letta, agent_id
+
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        self.asked.append(request)
+        self._letta.set_delay(self._agent, 0.0)  # the agent's answer to the decision comes at once
+        return tuple(Decision(c.tool_call_id, True) for c in request.calls)
+
+    async def sending(self, request: ApprovalRequest) -> None:
+        pass
+
+    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None:
+        pass
+
+    async def resumed(self, step: str) -> PendingApproval | None:
+        return None
+
+
+def test_an_approval_request_whose_stream_was_lost_gets_its_card_and_the_agent_is_not_left_blocked() -> None:
+    """The stream dropped before the agent's `approval_request_message` came; the run went on and asked for approval
+    on Letta. The bridge read history for a reply, found none, and said the agent did not answer: no card was ever
+    posted, and every later message to the agent was refused 409 PENDING_APPROVAL."""
+    with FakeLetta(version="0.16.8") as letta:
+        finn = letta.add_agent("finn")
+        letta.ask_approval(finn, ("shout", '{"message": "hello"}'))
+        letta.set_delay(finn, 1.0)  # quiet after the first ping for longer than the read timeout
+        target = Target("agents", (AgentRef(finn, "finn"),))
+        cards = Cards(letta, finn)
+
+        async def go() -> list[TurnEvent]:
+            client = LettaClient(letta.base_url, read_timeout=0.3)
+            try:
+                runner = BridgeRunner(client, patience=1.0)
+                turn = TurnInput("please shout", OTID, "maria", approvals=cards)
+                return [e async for e in runner.run(target, turn, NoTranscript(), MemoryJournal())]
+            finally:
+                await client.aclose()
+
+        events = asyncio.run(go())
+        assert [c.name for r in cards.asked for c in r.calls] == ["shout"], "no card for the request Letta waits on"
+        assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
+        assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
+        assert [e.text for e in events if isinstance(e, AgentReply)] == ["finn says hi"], events
+
+
+class Died(Exception):
+    """The process was killed before the request's card was recorded."""
+
+
+def test_a_turn_resumed_after_its_process_died_before_the_card_asks_about_the_request_found_in_history() -> None:
+    """The process died after Letta asked for approval but before the card was recorded; the resumed turn found the
+    send in history with no reply, ended the step empty, and left the agent refusing every later message."""
+    with FakeLetta(version="0.16.8") as letta:
+        finn = letta.add_agent("finn")
+        letta.ask_approval(finn, ("shout", '{"message": "hello"}'))
+        target = Target("agents", (AgentRef(finn, "finn"),))
+        journal, cards = MemoryJournal(), Cards(letta, finn)
+
+        class Dying(Cards):
+            async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+                raise Died
+
+        async def go() -> list[TurnEvent]:
+            client = LettaClient(letta.base_url)
+            try:
+                runner = BridgeRunner(client, patience=1.0)
+                turn = TurnInput("please shout", OTID, "maria", approvals=Dying(letta, finn))
+                with pytest.raises(Died):
+                    [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                assert [r.state for r in journal.steps.values()] == ["sending"]
+                turn = dataclasses.replace(turn, approvals=cards)
+                return [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+            finally:
+                await client.aclose()
+
+        events = asyncio.run(go())
+        assert [c.name for r in cards.asked for c in r.calls] == ["shout"], "no card for the request Letta waits on"
+        assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
+        assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
+        assert [e.text for e in events if isinstance(e, AgentReply)] == ["finn says hi"], events
