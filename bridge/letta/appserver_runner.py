@@ -50,9 +50,9 @@ from bridge.letta.appserver import (
 )
 from bridge.letta.appserver import conversation_stuck as stuck
 from bridge.letta.appserver_letta import AppServerLetta
-from bridge.letta.bridge_runner import refused
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
+from bridge.letta.send_parts import refused
 from bridge.letta.toolprogress import one_line
 
 log = logging.getLogger(__name__)

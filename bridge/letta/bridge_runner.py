@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from bridge.domain import (
     AgentFailure,
@@ -31,6 +31,7 @@ from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, asked, e
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
 from bridge.letta.recovery import Found, Otids, find_turn, settle
+from bridge.letta.send_parts import Heard, drafting, own, refused
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
@@ -196,7 +197,7 @@ class BridgeRunner(Step):
             message = {"otid": otid}
             attached = Progress(otid, attach=True)
             try:
-                draft = _drafting(drafts, key, agent.name, [])
+                draft = drafting(drafts, key, agent.name, [])
                 tools = reporting(drafts, key, agent.name)
                 return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
             except LettaError as error:
@@ -258,7 +259,7 @@ class BridgeRunner(Step):
         tools: Report | None = None,
     ) -> AsyncIterator[Spoken]:
         """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
-        return _own(
+        return own(
             agent,
             exchange(
                 self._client,
@@ -313,7 +314,7 @@ class BridgeRunner(Step):
 
     def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
         def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
-            draft = _drafting(turn.drafts, key, agent.name, [])
+            draft = drafting(turn.drafts, key, agent.name, [])
             return self._exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
 
         def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
@@ -334,7 +335,7 @@ class BridgeRunner(Step):
         came back. A token-streamed reply is shown growing in `drafts`; tool calls the agent asks to run wait for
         people's decisions (`Approving`) and the agent's words after them are part of the reply."""
         texts: list[str] = []
-        draft, tools = _drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
+        draft, tools = drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
         source = self._exchange(agent, message, conversation, draft, background, tools)
         return await self._heard(agent, key, self._approving(agent, key, conversation, turn).run(source), turn.drafts,
                                  texts)
@@ -394,43 +395,3 @@ class BridgeRunner(Step):
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes, step_id)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return replay(StepRecord("answered", tuple(replies), failure))
-
-
-class Heard(NamedTuple):
-    """What one send brought back, in `_answered`'s order: the texts, the failure inside the answer, the notes, and
-    the Letta step of the last words (empty where the server names none)."""
-
-    texts: list[str]
-    failure: AgentFailure | None
-    notes: tuple[Note, ...]
-    step_id: str
-
-
-async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
-    """A send that never happened (or was refused): the agent's failure, journaled."""
-    failure = AgentFailure(
-        agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key,
-        pending_approval=error.pending_approval,
-    )
-    await journal.answered(key, [], failure)
-    return [failure]
-
-
-async def _own(agent: AgentRef, spoken: AsyncIterator[Spoken]) -> AsyncIterator[Spoken]:
-    async for item in spoken:
-        if isinstance(item, Said) and item.author not in (agent.name, agent.id):
-            log.info("not %s's words, left out author=%s", agent.name, item.author)
-            continue
-        yield item
-
-
-def _drafting(drafts: Drafts | None, key: str, name: str, done: list[str]) -> Draft | None:
-    """A token-streamed reply growing in its draft, after the texts `done` so far (only the asked agent's words)."""
-    if drafts is None:
-        return None
-
-    async def draft(author: str, text: str) -> None:
-        if author == name:
-            await drafts.grow(key, 0, name, "\n\n".join([*done, text]))
-
-    return draft
