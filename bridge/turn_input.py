@@ -92,7 +92,10 @@ class InputAssembly:
         """The thread so far, for an agent whose conversation of it was made after turns there reached agents
         (conversations switched on, one deleted on Letta and replaced, an agent new to the thread): people's
         messages and the agents' replies before this turn, as the thread context is bounded; empty when no
-        earlier turn reached the agents (the thread context, if any, is then in the turn's text already)."""
+        earlier turn reached the agents (the thread context, if any, is then in the turn's text already). A mention
+        that starts its thread has nothing before it there: nothing is read."""
+        if turn.thread_ts == turn.message_ts:
+            return ""
         if not await self._store.earlier_turns_in_thread(turn.team_id, turn.channel_id, turn.thread_ts, turn_id):
             return ""
         replies = await self._store.thread_replies(turn.team_id, turn.channel_id, turn.thread_ts)
