@@ -6,8 +6,8 @@ an error (reference/slack/files.md), so an HTML answer for a file that is not HT
 
 The token goes only to Slack's own file hosts (`slack_file_host`): a file object's `url_private` is not always
 Slack's (a remote file, from `files.remote.add` or a Google Drive share, carries its external address there, and
-any app in the workspace can make one that points anywhere, an internal address included). Redirects are followed
-only while they stay on those hosts.
+any app in the workspace can make one that points anywhere, an internal address included). A redirect off those
+hosts is followed only to an https address, without the token (a signed storage or CDN address).
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ def slack_file_host(url: str, hosts: Iterable[str] = ()) -> bool:
         return True
     on_slack = any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS)
     return parts.scheme == "https" and port in (None, 443) and on_slack
+
+
+def redirect_allowed(url: str, hosts: Iterable[str] = ()) -> bool:
+    """Where a download may be redirected: Slack's file hosts, or any https address (Slack may hand a download on to
+    a storage or CDN host with a signed address), the token dropped once it leaves the origin; never plain http."""
+    return slack_file_host(url, hosts) or urlsplit(url).scheme == "https"
 
 
 def file_hosts(api_url: str) -> tuple[str, ...]:
@@ -124,17 +130,20 @@ class FileFetcher:
     async def _get(self, session: aiohttp.ClientSession, file: SharedFile, limit: int) -> bytes:
         """GET the file with the token, following redirects one hop at a time, each checked before it is asked."""
         url = file.url
+        if not slack_file_host(url, self._hosts):
+            log.warning("file fetch refused: not on a Slack file host file=%s", file.id)
+            raise FetchError(NOT_SLACKS)
         headers = {"Authorization": f"Bearer {self._bearer()}"}
         for _ in range(MAX_REDIRECTS + 1):
-            if not slack_file_host(url, self._hosts):
-                log.warning("file fetch refused: not on a Slack file host file=%s", file.id)
-                raise FetchError(NOT_SLACKS)
             async with session.get(url, headers=headers, proxy=proxy_for(url), allow_redirects=False) as response:
                 location = response.headers.get("Location")
                 if response.status in REDIRECTS and location:
                     after = URL(url).join(URL(location))
                     if after.origin() != URL(url).origin():
                         headers = {}  # as aiohttp does: the token stays with the origin it was meant for
+                    if not redirect_allowed(str(after), self._hosts):
+                        log.warning("file fetch refused: redirected off Slack's file hosts file=%s", file.id)
+                        raise FetchError(NOT_SLACKS)
                     url = str(after)
                     continue
                 return await _body(response, file, limit)

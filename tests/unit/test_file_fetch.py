@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from bridge.domain import SharedFile
-from bridge.slack.files import FetchError, FileFetcher, slack_file_host
+from bridge.slack.files import FetchError, FileFetcher, redirect_allowed, slack_file_host
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
 
@@ -105,3 +105,13 @@ def test_a_redirect_off_slacks_hosts_is_not_followed() -> None:
     assert seen_slack == ["Bearer xoxb-secret"]
     assert seen_elsewhere == [], "a redirect took the fetch off Slack's hosts"
     assert reason == "it is not on Slack's file servers"
+
+
+def test_a_redirect_may_go_on_to_an_https_storage_address_never_to_plain_http() -> None:
+    """Slack may hand a download on to a signed storage or CDN address: followed (without the token, which stays
+    with its origin); a plain-http address off Slack's hosts is not (the case above)."""
+    assert redirect_allowed("https://files.slack.com/files-pri/T1-F1/download/a.png")
+    assert redirect_allowed("https://slack-files-cdn.example-storage.net/T1/F1/a.png?sig=abc")
+    assert not redirect_allowed("http://10.0.0.5/latest/meta-data")
+    assert not redirect_allowed("ftp://files.slack.com/a.png")
+    assert redirect_allowed("http://127.0.0.1:3999/a.png", hosts=("127.0.0.1:3999",))
