@@ -18,7 +18,7 @@ from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
 from bridge.requirements import PLACEHOLDERS, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, missing, slack_refused
-from bridge.slack.post import FAILURES, slack_error
+from bridge.slack.post import FAILURES, granted_scopes, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
@@ -122,10 +122,10 @@ async def slack_checks(settings: Settings) -> list[Check]:
         return [Check(False, "slack", slack_unreachable(settings, exc))]
     who = f"as @{response.get('user')} in {response.get('team')} ({response.get('team_id')})"
     checks = [Check(True, "slack", f"auth.test {who}")]
-    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
-    if not header.strip():
+    granted = granted_scopes(response)
+    if granted is None:
         return [*checks, Check(True, "slack scopes", "Slack did not say which scopes the token has", warning=True)]
-    return checks + scope_checks({s.strip() for s in header.split(",") if s.strip()})
+    return checks + scope_checks(set(granted))
 
 
 ADD_SCOPES = (

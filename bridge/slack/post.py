@@ -91,6 +91,13 @@ def outcome_unknown(exc: BaseException) -> bool:
     return True
 
 
+def granted_scopes(response: Any) -> frozenset[str] | None:
+    """The scopes a Web API answer says its token was granted (`x-oauth-scopes`); None when it does not say."""
+    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
+    scopes = frozenset(s.strip() for s in header.split(",") if s.strip())
+    return scopes or None
+
+
 def slack_error(exc: BaseException) -> str:
     """Slack's error code for a refused call, else the failure's type (a timeout, a dropped connection)."""
     if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
@@ -131,8 +138,8 @@ class SlackPoster:
 
     async def _ask_who(self) -> None:
         response = await self._client.auth_test()
-        granted = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
-        if self._named_by_username and granted and "chat:write.customize" not in granted.split(","):
+        granted = granted_scopes(response)
+        if self._named_by_username and granted is not None and "chat:write.customize" not in granted:
             self._named_by_username = False
             log.warning(
                 "the bot token lacks chat:write.customize, with which Slack shows agents' names; "

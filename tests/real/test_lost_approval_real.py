@@ -10,40 +10,16 @@ import uuid
 from bridge.domain import (
     AgentRef,
     AgentReply,
-    ApprovalRequest,
-    Decision,
-    PendingApproval,
     Target,
     TurnEvent,
     TurnInput,
 )
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from tests.approving import ApproveAll
 from tests.real.capture_tools import SHOUT
 from tests.real.conftest import Stage
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
-
-
-class Approve:
-    """Every request asked about is kept and approved at once."""
-
-    stopped = False
-
-    def __init__(self) -> None:
-        self.asked: list[ApprovalRequest] = []
-
-    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
-        self.asked.append(request)
-        return tuple(Decision(c.tool_call_id, True) for c in request.calls)
-
-    async def sending(self, request: ApprovalRequest) -> None:
-        pass
-
-    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None:
-        pass
-
-    async def resumed(self, step: str) -> PendingApproval | None:
-        return None
 
 
 def test_an_approval_request_whose_stream_was_lost_gets_its_card_on_real_0_16_8(stage: Stage) -> None:
@@ -55,7 +31,7 @@ def test_an_approval_request_whose_stream_was_lost_gets_its_card_on_real_0_16_8(
     setup.http.patch(f"/v1/agents/{finn}/tools/attach/{made.json()['id']}").raise_for_status()
     setup.http.patch(f"/v1/agents/{finn}/tools/approval/shout", json={"requires_approval": True}).raise_for_status()
     marker = f"please use tool shout [slow 12] {uuid.uuid4().hex[:8]}"  # quiet for longer than the read timeout
-    cards = Approve()
+    cards = ApproveAll()
 
     async def go() -> list[TurnEvent]:
         client = LettaClient(server.url, read_timeout=6.0)

@@ -59,7 +59,7 @@ def _app() -> AsyncApp:
     return AsyncApp(authorize=_authorize, request_verification_enabled=False, process_before_response=True)
 
 
-def _shared(body: dict[str, Any]) -> dict[str, Any]:
+def _slack_connect(body: dict[str, Any]) -> dict[str, Any]:
     """The event as it comes from a Slack Connect channel hosted by another organisation's workspace."""
     shared = copy.deepcopy(body)
     shared.update(team_id=HOST, context_team_id=HOST, is_ext_shared_channel=True)
@@ -71,7 +71,7 @@ def test_a_stop_pressed_in_a_slack_connect_channel_stops_the_installing_workspac
         app = _app()
         stops = Stops()
         sessions.register(app, stops)  # type: ignore[arg-type]  # a double
-        await _dispatch(app, _shared(load(SLACK / "events" / "agent_session_stopped.json")))
+        await _dispatch(app, _slack_connect(load(SLACK / "events" / "agent_session_stopped.json")))
         await asyncio.sleep(0.01)
         return stops.teams
 

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bridge.domain import SharedFile
 from bridge.slack.files import FetchError, FileFetcher, redirect_allowed, slack_file_host
+from tests.loopback import serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
 
@@ -31,15 +32,8 @@ async def server(handler: web.RequestHandler) -> AsyncIterator[tuple[str, list[s
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield f"127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
 
 
 async def png(_request: web.Request) -> web.Response:

@@ -13,13 +13,13 @@ from bridge.domain import (
     AgentReply,
     ApprovalRequest,
     Decision,
-    PendingApproval,
     Target,
     TurnEvent,
     TurnInput,
 )
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from tests.approving import ApproveAll
 from tests.fakes import letta_shapes as S
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
@@ -130,28 +130,17 @@ def test_a_send_resumed_after_letta_gained_or_lost_redis_is_found_not_made_again
         assert [e.text for e in again if isinstance(e, AgentReply)] == ["alice says hi"]
 
 
-class Cards:
-    """The thread's approval cards: each request asked about is kept, and approved at once."""
-
-    stopped = False
+class Cards(ApproveAll):
+    """The thread's approval cards: each request asked about is kept, and approved at once; the agent's answer to
+    the decision then comes at once."""
 
     def __init__(self, letta: FakeLetta, agent_id: str) -> None:
-        self.asked: list[ApprovalRequest] = []
+        super().__init__()
         self._letta, self._agent = letta, agent_id
 
     async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
-        self.asked.append(request)
-        self._letta.set_delay(self._agent, 0.0)  # the agent's answer to the decision comes at once
-        return tuple(Decision(c.tool_call_id, True) for c in request.calls)
-
-    async def sending(self, request: ApprovalRequest) -> None:
-        pass
-
-    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None:
-        pass
-
-    async def resumed(self, step: str) -> PendingApproval | None:
-        return None
+        self._letta.set_delay(self._agent, 0.0)
+        return await super().decide(request)
 
 
 def test_an_approval_request_whose_stream_was_lost_gets_its_card_and_the_agent_is_not_left_blocked() -> None:

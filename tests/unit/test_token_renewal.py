@@ -25,6 +25,7 @@ from bridge.store.crypto import Cipher
 from bridge.store.installations import BridgeInstallationStore
 from bridge.workspace_authorize import WorkspaceAuthorize, renewal_may_pass
 from bridge.workspaces import Workspaces
+from tests.loopback import serving
 
 JSON = "application/json; charset=utf-8"
 
@@ -37,19 +38,12 @@ async def refusal(status: int, content_type: str, body: str) -> SlackApiError:
 
     app = web.Application()
     app.router.add_post("/api/oauth.v2.access", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         client = AsyncWebClient(base_url=f"http://127.0.0.1:{port}/api/")
         with pytest.raises(SlackApiError) as caught:
             await client.oauth_v2_access(client_id="c", client_secret="s", grant_type="refresh_token",
                                          refresh_token="xoxe-1-x")
         return caught.value
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(
