@@ -161,6 +161,9 @@ def test_clients_that_never_finish_a_request_are_closed_and_everyone_else_is_ser
             slow.append(sock)
         started = time.monotonic()
         event, response = bridge.mention("still there?", "C0SLOW0001")
+        while response.status_code == 503 and time.monotonic() - started < 3:
+            time.sleep(0.2)  # the cap's documented busy answer, refused at accept: Slack delivers it again
+            event, response = bridge.mention("still there?", "C0SLOW0001")
         assert response.status_code == 200 and time.monotonic() - started < 5
         assert _served(f"{bridge.url}/healthz", within=3.0)
         slack.wait_for(lambda: len(slack.posts("C0SLOW0001", event["ts"])) == 1, 15)
