@@ -6,8 +6,10 @@
 - A request's body must arrive within `http_body_timeout` (`read_body`); past it the answer is 408 and the
   connection is closed.
 - At most `http_max_connections` connections at once (fewer when the process's file limit asks for it):
-  when full, the connection that has waited longest for its request head is closed to make room; when every
-  connection is busy with a request, the newcomer gets a 503 (Slack delivers it again) and is closed.
+  when full, the connection that has waited longest for its request head is closed to make room, or else the
+  one that has waited longest for its request's body (a client that sends a head and never its body holds a
+  connection for the whole body timeout; a flood of them would otherwise turn every newcomer away); when every
+  connection is busy with a whole request, the newcomer gets a 503 (Slack delivers it again) and is closed.
 
 So a slow or half-open client is closed, everyone else is served, and the process never runs out of files.
 """
@@ -59,6 +61,9 @@ class _Busy(asyncio.Protocol):
         transport.close()
 
 
+_reading: dict[RequestHandler, float] = {}  # connections whose handler waits in read_body, and since when
+
+
 def _waiting_for_a_request(handler: RequestHandler) -> bool:
     """Connected (or kept alive) with no complete request head yet."""
     waiter = handler._waiter
@@ -81,12 +86,15 @@ class GuardedSite(web.TCPSite):
         def accept() -> asyncio.BaseProtocol:
             connections = server.connections
             if len(connections) >= self.max_connections:
-                idle = next((h for h in connections if _waiting_for_a_request(h)), None)
+                idle = next((h for h in connections if _waiting_for_a_request(h)), None) or _longest_reading(
+                    connections
+                )
                 if idle is None:
                     self._warn("every connection is busy with a request; a new one got 503")
                     return _Busy()
+                _reading.pop(idle, None)
                 idle.force_close()  # the longest-waiting idle or half-sent connection makes room
-                self._warn("connections at the cap; closing those that wait longest for a request")
+                self._warn("connections at the cap; closing those that wait longest for a request or its body")
             return server()
 
         loop = asyncio.get_running_loop()
@@ -131,10 +139,22 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {where}: {why}; {fix}."
 
 
+def _longest_reading(connections: list[RequestHandler]) -> RequestHandler | None:
+    """Of these connections, the one that has waited longest for its request's body (connections are listed
+    in the order they were accepted, but a kept-alive one may start its request late, so the times decide)."""
+    waiting = [(since, i) for i, h in enumerate(connections) if (since := _reading.get(h)) is not None]
+    return connections[min(waiting)[1]] if waiting else None
+
+
 async def read_body(request: web.Request, seconds: float) -> bytes | None:
-    """The request's body, or None when the client did not send it within `seconds`."""
+    """The request's body, or None when the client did not send it within `seconds`, hung up before it had,
+    or was closed to make room for a newcomer (GuardedSite) while it waited."""
+    handler = request.protocol
+    _reading[handler] = time.monotonic()
     try:
         async with asyncio.timeout(seconds):
             return await request.read()
-    except TimeoutError:
+    except (TimeoutError, ConnectionResetError):
         return None
+    finally:
+        _reading.pop(handler, None)

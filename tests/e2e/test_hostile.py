@@ -128,19 +128,6 @@ def _drained(sock: socket.socket, deadline: float) -> bool:
         return isinstance(exc, ConnectionResetError)
 
 
-def _served(url: str, within: float) -> bool:
-    """A 200 within `within` seconds. At the cap (8 connections under this test's 256 files), a newcomer that
-    finds every connection busy with a request whose body never comes gets the documented 503 until the body
-    timeout frees one (bridge/http.py); Slack and load balancers ask again, and so does this."""
-    deadline = time.monotonic() + within
-    while True:
-        if httpx.get(url, timeout=5).status_code == 200:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_clients_that_never_finish_a_request_are_closed_and_everyone_else_is_served(
     fresh: tuple[FakeSlack, FakeLetta, Path],
@@ -159,13 +146,10 @@ def test_clients_that_never_finish_a_request_are_closed_and_everyone_else_is_ser
             else:  # a whole head, then a body that never comes
                 sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{")
             slow.append(sock)
-        started = time.monotonic()
+        started = time.monotonic()  # at the cap (8 connections under 256 files), the longest-waiting makes room
         event, response = bridge.mention("still there?", "C0SLOW0001")
-        while response.status_code == 503 and time.monotonic() - started < 3:
-            time.sleep(0.2)  # the cap's documented busy answer, refused at accept: Slack delivers it again
-            event, response = bridge.mention("still there?", "C0SLOW0001")
         assert response.status_code == 200 and time.monotonic() - started < 5
-        assert _served(f"{bridge.url}/healthz", within=3.0)
+        assert httpx.get(f"{bridge.url}/healthz", timeout=5).status_code == 200
         slack.wait_for(lambda: len(slack.posts("C0SLOW0001", event["ts"])) == 1, 15)
         deadline = time.monotonic() + 6
         assert all(_drained(sock, deadline) for sock in slow), "a slow client was never closed"
