@@ -5,7 +5,8 @@ read, outgoing.py sent); one turn's frames read as the bridge's events (turn.py)
 (docs/app-server.md).
 """
 
-from bridge.letta.appserver.client import AppServerClient, FoundSend, ServerInfo, endpoints
+from bridge.letta.appserver.client import AppServerClient, FoundSend
+from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, SocketBusy
 from bridge.letta.appserver.turn import (
     Finished,

@@ -12,22 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import ValidationError
 
 from bridge import __version__
 from bridge.domain import AgentInfo, Image
-from bridge.letta.appserver import outgoing, wire
+from bridge.letta.appserver import outgoing, probe, wire
+from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.appserver.withdraw import Sent, ended, withdraw
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import KeyedLocks
-from bridge.letta.transport import Answer, get_once
 from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
@@ -45,36 +42,12 @@ DENIED = (
 
 
 @dataclass(frozen=True)
-class ServerInfo:
-    """What `GET /app-server-info` said. Reaching it at all means the bridge's token (if any) was accepted."""
-
-    version: str
-    protocol_version: int | None
-    backend: str | None
-    capabilities: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def protocol_supported(self) -> bool:
-        return self.protocol_version == wire.PROTOCOL_VERSION
-
-
-@dataclass(frozen=True)
 class FoundSend:
     """A send found in a conversation's history by its otid; `replies` are what the agent answered after it
     (maybe nothing yet, or a truncated reply of a turn the server cancelled)."""
 
     message_id: str | None
     replies: tuple[str, ...]
-
-
-def endpoints(base_url: str) -> tuple[str, str]:
-    """(http base, WebSocket URL) for LETTA_BASE_URL given as ws(s)://host:port[/ws] or http(s)://host:port."""
-    parts = urlsplit(base_url.rstrip("/"))
-    secure = parts.scheme in ("wss", "https")
-    path = parts.path[: -len("/ws")] if parts.path.endswith("/ws") else parts.path
-    http = urlunsplit(("https" if secure else "http", parts.netloc, path, "", ""))
-    ws = urlunsplit(("wss" if secure else "ws", parts.netloc, path + "/ws", "", ""))
-    return http, ws
 
 
 class AppServerClient:
@@ -114,24 +87,8 @@ class AppServerClient:
     # ------------------------------------------------------------ the server
 
     async def describe(self) -> ServerInfo:
-        """GET /app-server-info: version and protocol; a 401 means LETTA_API_KEY is wrong or missing, a 404
-        that this is no App Server (the REST servers have no such route)."""
-        headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        response = await get_once(
-            self.http_url + "/app-server-info", headers, self.socket.request_timeout, self.base_url
-        )
-        status = response.status
-        if status >= 400:
-            kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
-            detail = _error_text(response) or response.reason
-            raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=self.base_url)
-        try:
-            info = wire.AppServerInfoResponse.model_validate(response.json())
-        except (ValueError, ValidationError):
-            raise LettaError(Kind.BAD_RESPONSE, "app-server-info", status=status, base_url=self.base_url) from None
-        return ServerInfo(info.letta_code_version or "unknown", info.protocol_version, info.backend, info.capabilities)
+        """What the server says it is: `GET /app-server-info` over HTTP, not the socket (probe.py)."""
+        return await probe.describe(self.http_url, self._api_key, self.socket.request_timeout, self.base_url)
 
     # ------------------------------------------------------------ agents
 
@@ -403,13 +360,3 @@ def _conversation(answer: wire.ConversationResponse, base_url: str) -> wire.Conv
         raise LettaError(Kind.BAD_RESPONSE, "no conversation in the answer", base_url=base_url)
     return answer.conversation
 
-
-def _error_text(response: Answer) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or "")
-    return str(error or "")

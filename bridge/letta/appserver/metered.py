@@ -14,7 +14,8 @@ from collections.abc import AsyncGenerator, Sequence
 
 from bridge.domain import Image
 from bridge.letta.appserver import outgoing
-from bridge.letta.appserver.client import A, AppServerClient, ServerInfo, Written
+from bridge.letta.appserver.client import A, AppServerClient, Written
+from bridge.letta.appserver.probe import ServerInfo
 from bridge.letta.appserver.turn import Finished, TurnEvent
 from bridge.letta.errors import LettaError
 from bridge.metrics import UNMETERED, Metrics
