@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge.letta.appserver import wire
+from bridge.letta.appserver import outgoing, wire
 from bridge.letta.appserver.turn import TextDelta, TurnReader, plain, turn_error
 from bridge.letta.errors import Kind
 from tests.reference import APP_SERVER, app_server_captures, load
@@ -17,15 +17,15 @@ CAPTURES = app_server_captures()
 WEBSOCKET = [p for p in CAPTURES if load(p).get("transport") == "websocket"]
 KNOWN_FRAMES = set(wire._FRAMES)
 
-SENT_MODELS: dict[str, type[wire.Sent]] = {
-    "app_server_info": wire.AppServerInfo,
-    "agent_list": wire.AgentList,
-    "agent_retrieve": wire.AgentRetrieve,
-    "conversation_create": wire.ConversationCreate,
-    "conversation_update": wire.ConversationUpdate,
-    "conversation_list": wire.ConversationList,
-    "conversation_messages_list": wire.ConversationMessagesList,
-    "abort_message": wire.AbortMessage,
+SENT_MODELS: dict[str, type[outgoing.Sent]] = {
+    "app_server_info": outgoing.AppServerInfo,
+    "agent_list": outgoing.AgentList,
+    "agent_retrieve": outgoing.AgentRetrieve,
+    "conversation_create": outgoing.ConversationCreate,
+    "conversation_update": outgoing.ConversationUpdate,
+    "conversation_list": outgoing.ConversationList,
+    "conversation_messages_list": outgoing.ConversationMessagesList,
+    "abort_message": outgoing.AbortMessage,
 }
 
 
@@ -65,22 +65,22 @@ def test_the_frames_the_bridge_sends_have_the_captured_shape(path: Path) -> None
         data: Any = sent.get("json")
         if not isinstance(data, dict) or "request_id" not in data:
             continue
-        model: type[wire.Sent] | None = SENT_MODELS.get(data.get("type", ""))
+        model: type[outgoing.Sent] | None = SENT_MODELS.get(data.get("type", ""))
         kind = data.get("payload", {}).get("kind")
         if data.get("type") == "input" and kind in ("create_message", "approval_response"):
             if isinstance(data["payload"].get("messages"), list) and not data["payload"]["messages"]:
                 continue
-            model = wire.Input
+            model = outgoing.Input
         if model is not None:
             assert model.model_validate(data).dump() == data
 
 
 def test_a_sent_message_keeps_an_empty_tool_allowlist() -> None:
     runtime = wire.Runtime(agent_id="agent-local-x", conversation_id="local-conv-1")
-    payload = wire.CreateMessage(
-        messages=[wire.OutgoingMessage(content="hi", client_message_id="otid-1")], client_tool_allowlist=[]
+    payload = outgoing.CreateMessage(
+        messages=[outgoing.OutgoingMessage(content="hi", client_message_id="otid-1")], client_tool_allowlist=[]
     )
-    frame = wire.Input(request_id="input-1", runtime=runtime, payload=payload).dump()
+    frame = outgoing.Input(request_id="input-1", runtime=runtime, payload=payload).dump()
     captured = next(
         f["json"]
         for f in load(APP_SERVER / "ws-turn-client-tool-allowlist-empty.json")["frames"]

@@ -1,10 +1,12 @@
 """The Letta App Server (self-hosted Letta since Letta Code: one WebSocket protocol, no REST API).
 
-`AppServerClient` (client.py) over one long-lived socket (socket.py); the frames as pydantic models (wire.py);
-one turn's frames read as the bridge's events (turn.py). Not wired into the runners yet (docs/app-server.md).
+`AppServerClient` (client.py) over one long-lived socket (socket.py); the frames as pydantic models (wire.py
+read, outgoing.py sent); one turn's frames read as the bridge's events (turn.py). Not wired into the runners yet
+(docs/app-server.md).
 """
 
-from bridge.letta.appserver.client import AppServerClient, FoundSend, ServerInfo, endpoints
+from bridge.letta.appserver.client import AppServerClient, FoundSend
+from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, SocketBusy
 from bridge.letta.appserver.turn import (
     Finished,

@@ -12,22 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import ValidationError
 
 from bridge import __version__
 from bridge.domain import AgentInfo, Image
-from bridge.letta.appserver import wire
+from bridge.letta.appserver import outgoing, probe, wire
+from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.appserver.withdraw import Sent, ended, withdraw
 from bridge.letta.client import _every as every
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import KeyedLocks
-from bridge.letta.transport import Answer, get_once
 from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)
@@ -45,36 +42,12 @@ DENIED = (
 
 
 @dataclass(frozen=True)
-class ServerInfo:
-    """What `GET /app-server-info` said. Reaching it at all means the bridge's token (if any) was accepted."""
-
-    version: str
-    protocol_version: int | None
-    backend: str | None
-    capabilities: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def protocol_supported(self) -> bool:
-        return self.protocol_version == wire.PROTOCOL_VERSION
-
-
-@dataclass(frozen=True)
 class FoundSend:
     """A send found in a conversation's history by its otid; `replies` are what the agent answered after it
     (maybe nothing yet, or a truncated reply of a turn the server cancelled)."""
 
     message_id: str | None
     replies: tuple[str, ...]
-
-
-def endpoints(base_url: str) -> tuple[str, str]:
-    """(http base, WebSocket URL) for LETTA_BASE_URL given as ws(s)://host:port[/ws] or http(s)://host:port."""
-    parts = urlsplit(base_url.rstrip("/"))
-    secure = parts.scheme in ("wss", "https")
-    path = parts.path[: -len("/ws")] if parts.path.endswith("/ws") else parts.path
-    http = urlunsplit(("https" if secure else "http", parts.netloc, path, "", ""))
-    ws = urlunsplit(("wss" if secure else "ws", parts.netloc, path + "/ws", "", ""))
-    return http, ws
 
 
 class AppServerClient:
@@ -114,24 +87,8 @@ class AppServerClient:
     # ------------------------------------------------------------ the server
 
     async def describe(self) -> ServerInfo:
-        """GET /app-server-info: version and protocol; a 401 means LETTA_API_KEY is wrong or missing, a 404
-        that this is no App Server (the REST servers have no such route)."""
-        headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        response = await get_once(
-            self.http_url + "/app-server-info", headers, self.socket.request_timeout, self.base_url
-        )
-        status = response.status
-        if status >= 400:
-            kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
-            detail = _error_text(response) or response.reason
-            raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=self.base_url)
-        try:
-            info = wire.AppServerInfoResponse.model_validate(response.json())
-        except (ValueError, ValidationError):
-            raise LettaError(Kind.BAD_RESPONSE, "app-server-info", status=status, base_url=self.base_url) from None
-        return ServerInfo(info.letta_code_version or "unknown", info.protocol_version, info.backend, info.capabilities)
+        """What the server says it is: `GET /app-server-info` over HTTP, not the socket (probe.py)."""
+        return await probe.describe(self.http_url, self._api_key, self.socket.request_timeout, self.base_url)
 
     # ------------------------------------------------------------ agents
 
@@ -139,12 +96,12 @@ class AppServerClient:
         query: dict[str, Any] = {"limit": limit}
         if after:
             query["after"] = after
-        answer = await self._ask(wire.AgentList(query=query), wire.AgentListResponse)
+        answer = await self._ask(outgoing.AgentList(query=query), wire.AgentListResponse)
         return [AgentInfo(a.id, a.name, a.description or "") for a in answer.agents]
 
     async def retrieve_agent(self, agent_id: str) -> AgentInfo:
         """One agent by its id, however many the server has (an unknown id: Kind.NOT_FOUND)."""
-        answer = await self._ask(wire.AgentRetrieve(agent_id=agent_id), wire.AgentRetrieveResponse)
+        answer = await self._ask(outgoing.AgentRetrieve(agent_id=agent_id), wire.AgentRetrieveResponse)
         if answer.agent is None:
             raise LettaError(Kind.NOT_FOUND, f"Agent {agent_id} not found", base_url=self.base_url)
         return AgentInfo(answer.agent.id, answer.agent.name, answer.agent.description or "")
@@ -159,16 +116,16 @@ class AppServerClient:
         """A conversation of its own for one Slack thread, its key in `summary` so the map can be rebuilt.
         0.34.12 stores a summary given at creation; where one is not (0.32.18 was not seen to), it is set after."""
         body = {"agent_id": agent_id, "summary": thread_key}
-        made = await self._ask(wire.ConversationCreate(body=body), wire.ConversationResponse)
+        made = await self._ask(outgoing.ConversationCreate(body=body), wire.ConversationResponse)
         conversation = _conversation(made, self.base_url)
         if conversation.summary != thread_key:
-            update = wire.ConversationUpdate(conversation_id=conversation.id, body={"summary": thread_key})
+            update = outgoing.ConversationUpdate(conversation_id=conversation.id, body={"summary": thread_key})
             conversation = _conversation(await self._ask(update, wire.ConversationResponse), self.base_url)
         return conversation
 
     async def list_conversations(self, agent_id: str) -> list[wire.Conversation]:
         """The agent's conversations, most recently updated first (`default` is never listed)."""
-        answer = await self._ask(wire.ConversationList(query={"agent_id": agent_id}), wire.ConversationListResponse)
+        answer = await self._ask(outgoing.ConversationList(query={"agent_id": agent_id}), wire.ConversationListResponse)
         return answer.conversations
 
     async def find_conversation(self, agent_id: str, thread_key: str) -> wire.Conversation | None:
@@ -210,12 +167,12 @@ class AppServerClient:
             content: str | list[dict[str, Any]] = text
             if images:
                 content = [{"type": "text", "text": text}, *(image_part(i) for i in images)]
-            payload = wire.CreateMessage(
-                messages=[wire.OutgoingMessage(content=content, client_message_id=otid)],
+            payload = outgoing.CreateMessage(
+                messages=[outgoing.OutgoingMessage(content=content, client_message_id=otid)],
                 client_tool_allowlist=None if tools else [],
                 image_failure_mode="drop" if images else None,
             )
-            frame = wire.Input(request_id=self.socket.new_id("input"), runtime=runtime, payload=payload)
+            frame = outgoing.Input(request_id=self.socket.new_id("input"), runtime=runtime, payload=payload)
             sent = self._sending[conversation_id] = Sent(runtime, otid, frame.request_id or "")
             subscription.watch = sent.see  # told of every frame of the conversation as it arrives, read or not
             try:
@@ -225,7 +182,7 @@ class AppServerClient:
                 self._sending.pop(conversation_id, None)
 
     async def _turn(
-        self, sent: Sent, frame: wire.Input, subscription: Subscription, tools: bool, deadline: float | None
+        self, sent: Sent, frame: outgoing.Input, subscription: Subscription, tools: bool, deadline: float | None
     ) -> AsyncGenerator[TurnEvent, None]:
         runtime = sent.runtime
         try:
@@ -295,7 +252,7 @@ class AppServerClient:
         key = (self.socket.connections, runtime.conversation_id)
         if key in self._standard:
             return
-        start = wire.RuntimeStart(
+        start = outgoing.RuntimeStart(
             request_id=self.socket.new_id("runtime"),
             agent_id=runtime.agent_id,
             conversation_id=runtime.conversation_id,
@@ -311,25 +268,25 @@ class AppServerClient:
         """Answer a `ToolAsked` (`approval_response`, README section 7); None when the server took it, else its
         words (a request no longer pending: "Approval request is no longer pending")."""
         runtime = wire.Runtime(agent_id=agent_id, conversation_id=conversation_id)
-        decision = wire.ApprovalDecision(behavior="allow" if allow else "deny", message=None if allow else reason)
-        answer = wire.ApprovalResponse(request_id=request_id, decision=decision)
-        frame = wire.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
+        decision = outgoing.ApprovalDecision(behavior="allow" if allow else "deny", message=None if allow else reason)
+        answer = outgoing.ApprovalResponse(request_id=request_id, decision=decision)
+        frame = outgoing.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
         accepted = await self._ask(frame, wire.InputAccepted)
         return None if accepted.accepted else plain(accepted.error) or "refused"
 
     async def _deny(self, runtime: wire.Runtime, request: wire.ControlRequest) -> TurnEvent:
         """With tools off, a tool that asks anyway is refused, with a reason the model can use."""
         if request.request_id:
-            decision = wire.ApprovalDecision(behavior="deny", message=DENIED)
-            answer = wire.ApprovalResponse(request_id=request.request_id, decision=decision)
-            frame = wire.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
+            decision = outgoing.ApprovalDecision(behavior="deny", message=DENIED)
+            answer = outgoing.ApprovalResponse(request_id=request.request_id, decision=decision)
+            frame = outgoing.Input(request_id=self.socket.new_id("approval"), runtime=runtime, payload=answer)
             with contextlib.suppress(LettaError):
                 await self.socket.send(frame.dump())
         return denial(request, DENIED)
 
     async def _refuse_external(self, request: wire.ExternalToolCallRequest) -> None:
         if request.request_id:
-            frame = wire.ExternalToolCallResponse(request_id=request.request_id, error="not available from Slack")
+            frame = outgoing.ExternalToolCallResponse(request_id=request.request_id, error="not available from Slack")
             with contextlib.suppress(LettaError):
                 await self.socket.send(frame.dump())
 
@@ -351,7 +308,7 @@ class AppServerClient:
         query: dict[str, Any] = {"order": "desc", "limit": limit}
         if before:
             query["before"] = before
-        frame = wire.ConversationMessagesList(conversation_id=conversation_id, query=query)
+        frame = outgoing.ConversationMessagesList(conversation_id=conversation_id, query=query)
         answer = await self._ask(frame, wire.MessagesListResponse)
         return list(answer.messages), (answer.next_before if answer.messages else None)
 
@@ -374,7 +331,7 @@ class AppServerClient:
     # ------------------------------------------------------------ plumbing
 
     async def _ask(
-        self, frame: wire.Sent, answer: type[A], within: float | None = None, written: Written | None = None
+        self, frame: outgoing.Sent, answer: type[A], within: float | None = None, written: Written | None = None
     ) -> A:
         if frame.request_id is None:
             frame.request_id = self.socket.new_id(frame.type)
@@ -403,13 +360,3 @@ def _conversation(answer: wire.ConversationResponse, base_url: str) -> wire.Conv
         raise LettaError(Kind.BAD_RESPONSE, "no conversation in the answer", base_url=base_url)
     return answer.conversation
 
-
-def _error_text(response: Answer) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or "")
-    return str(error or "")

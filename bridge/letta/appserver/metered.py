@@ -13,8 +13,9 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 
 from bridge.domain import Image
-from bridge.letta.appserver import wire
-from bridge.letta.appserver.client import A, AppServerClient, ServerInfo, Written
+from bridge.letta.appserver import outgoing
+from bridge.letta.appserver.client import A, AppServerClient, Written
+from bridge.letta.appserver.probe import ServerInfo
 from bridge.letta.appserver.turn import Finished, TurnEvent
 from bridge.letta.errors import LettaError
 from bridge.metrics import UNMETERED, Metrics
@@ -34,7 +35,7 @@ class MeteredAppServerClient(AppServerClient):
             self.metrics.letta_call("GET", "/app-server-info", time.monotonic() - started, error)
 
     async def _ask(
-        self, frame: wire.Sent, answer: type[A], within: float | None = None, written: Written | None = None
+        self, frame: outgoing.Sent, answer: type[A], within: float | None = None, written: Written | None = None
     ) -> A:
         started, error = time.monotonic(), None
         try:

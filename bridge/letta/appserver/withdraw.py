@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bridge.letta.appserver import wire
+from bridge.letta.appserver import outgoing, wire
 from bridge.letta.appserver.socket import Dropped, Item
 from bridge.letta.errors import LettaError
 
@@ -107,7 +107,7 @@ class Sent:
                 await self.changed.wait()
 
 
-Ask = Callable[[wire.Sent, type[wire.Answer], float], Awaitable[wire.Answer]]  # AppServerClient._ask
+Ask = Callable[[outgoing.Sent, type[wire.Answer], float], Awaitable[wire.Answer]]  # AppServerClient._ask
 
 
 async def withdraw(sent: Sent, ask: Ask, new_id: Callable[[str], str], within: float, answer_within: float) -> bool:
@@ -118,14 +118,14 @@ async def withdraw(sent: Sent, ask: Ask, new_id: Callable[[str], str], within: f
         return False
 
     async def abort(run_id: str | None) -> bool:
-        frame = wire.AbortMessage(request_id=new_id("abort"), runtime=sent.runtime, run_id=run_id)
+        frame = outgoing.AbortMessage(request_id=new_id("abort"), runtime=sent.runtime, run_id=run_id)
         with contextlib.suppress(LettaError):
             answer = await ask(frame, wire.AbortMessageResponse, answer_within)
             return isinstance(answer, wire.AbortMessageResponse) and answer.aborted
         return False
 
     async def remove(item_id: str) -> bool:
-        frame = wire.RemoveQueueItem(request_id=new_id("remove"), runtime=sent.runtime, item_id=item_id)
+        frame = outgoing.RemoveQueueItem(request_id=new_id("remove"), runtime=sent.runtime, item_id=item_id)
         with contextlib.suppress(LettaError):  # `success: false`: it left the queue meanwhile (it runs, or ran)
             await ask(frame, wire.RemoveQueueItemResponse, answer_within)
             return True
