@@ -1,8 +1,8 @@
 """The Letta App Server (self-hosted Letta since Letta Code: one WebSocket protocol, no REST API).
 
 `AppServerClient` (client.py) over one long-lived socket (socket.py); the frames as pydantic models (wire.py
-read, outgoing.py sent); one turn's frames read as the bridge's events (turn.py). Not wired into the runners yet
-(docs/app-server.md).
+read, outgoing.py sent); one turn's frames read as the bridge's events (turn.py). The bridge's Letta interface over it
+is `bridge/letta/appserver_letta.py`, its runner `bridge/letta/appserver_runner.py` (docs/app-server.md).
 """
 
 from bridge.letta.appserver.client import AppServerClient, FoundSend
