@@ -24,6 +24,7 @@ from bridge.store.base import (
     binding_from_row,
     files_json,
     pending_from_row,
+    stop_word_key,
     stopper,
 )
 from bridge.store.signatures import SeenSignatures
@@ -206,6 +207,16 @@ class SqliteStore(SqliteJournal):
         if row is None or row[0] not in ("stopping", "stopped"):
             return None
         return stopper(str(row[1]))
+
+    async def first_stop_word(self, team_id: str, channel_id: str, message_ts: str) -> bool:
+        key = stop_word_key(team_id, channel_id, message_ts)
+
+        def take(conn: sqlite3.Connection) -> bool:
+            seen = conn.execute("INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (key, now_text()))
+            return seen.rowcount == 1
+
+        # Before Slack's ack, as accept_turn: ahead of the queued bookkeeping, with the signatures checked so far.
+        return await self._with_signatures(take) is True
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         row = await self._one(

@@ -63,7 +63,6 @@ class StopHandler:
         self._tasks = tasks
         self.policy = policy
         self.prompts: tuple[str, ...] = ()  # suggested in a new DM thread (set where DEFAULT_TARGET is)
-        self._seen: dict[tuple[str, str], None] = {}  # stop words already handled (a mention and its message twin)
 
     async def stop(
         self, client: AsyncWebClient, team: str, channel: str, thread_ts: str | None, user: str
@@ -101,14 +100,10 @@ class StopHandler:
         if outcome.refused is not None or (outcome.stopped == 0 and not quiet):
             await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, stop_answer(outcome))
 
-    def first_time(self, channel: str, message_ts: str) -> bool:
-        key = (channel, message_ts)
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > 1000:
-            del self._seen[next(iter(self._seen))]
-        return True
+    async def first_time(self, turn: Turn) -> bool:
+        """Once per message across every process on the database: Slack's retry of the event (to any process)
+        and the mention's message twin are not a second stop, nor a second "Nothing is running"."""
+        return await self.stopping.first_word(turn.team_id, turn.channel_id, turn.message_ts)
 
     def spawn(self, work: Awaitable[None], name: str) -> None:
         async def run() -> None:
