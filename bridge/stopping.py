@@ -251,9 +251,9 @@ class Stopping:
         self._stops = stops
         self._by = by
 
-    async def first_word(self, team_id: str, channel_id: str, message_ts: str) -> bool:
-        """Whether the stop said in this message is this copy's to act on (see Store.first_stop_word)."""
-        return await self._store.first_stop_word(team_id, channel_id, message_ts)
+    async def first(self, key: str) -> bool:
+        """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
+        return await self._store.first_stop(key)
 
     async def request(
         self,

@@ -197,10 +197,10 @@ class Store(Protocol):
         """Who stopped the turn (`stopping` or `stopped`), or None while it is not stopped."""
         ...
 
-    async def first_stop_word(self, team_id: str, channel_id: str, message_ts: str) -> bool:
-        """Take up the stop said in this message: False when a process (this one or another on the database)
-        already did, for Slack's retry of the event or the mention's message twin. Marked seen as a turn's event
-        is, so that a second copy never stops again nor says nothing is running."""
+    async def first_stop(self, key: str) -> bool:
+        """Take up a stop event (a stop word by `stop_word_key`, Slack's Stop by its event id): False when a
+        process (this one or another on the database) already did, for Slack's retry of the event or a mention's
+        message twin. Marked seen as a turn's event is, so that a copy never stops again nor answers again."""
         ...
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:

@@ -24,7 +24,6 @@ from bridge.store.base import (
     binding_from_row,
     files_json,
     pending_from_row,
-    stop_word_key,
     stopper,
 )
 from bridge.store.postgres_connection import as_json, clean, connect_options
@@ -192,12 +191,11 @@ class PostgresStore(PostgresJournal):
             return None
         return stopper(str(row["error"]))
 
-    async def first_stop_word(self, team_id: str, channel_id: str, message_ts: str) -> bool:
+    async def first_stop(self, key: str) -> bool:
         # As accept_turn's: two processes given a copy each, the second waits on the key for the first's insert.
         pool = self._accepts or self.pool
         taken = await pool.fetchval(
-            "INSERT INTO seen_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-            clean(stop_word_key(team_id, channel_id, message_ts)),
+            "INSERT INTO seen_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1", clean(key)
         )
         return taken is not None
 

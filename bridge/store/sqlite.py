@@ -24,7 +24,6 @@ from bridge.store.base import (
     binding_from_row,
     files_json,
     pending_from_row,
-    stop_word_key,
     stopper,
 )
 from bridge.store.signatures import SeenSignatures
@@ -208,9 +207,7 @@ class SqliteStore(SqliteJournal):
             return None
         return stopper(str(row[1]))
 
-    async def first_stop_word(self, team_id: str, channel_id: str, message_ts: str) -> bool:
-        key = stop_word_key(team_id, channel_id, message_ts)
-
+    async def first_stop(self, key: str) -> bool:
         def take(conn: sqlite3.Connection) -> bool:
             seen = conn.execute("INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (key, now_text()))
             return seen.rowcount == 1

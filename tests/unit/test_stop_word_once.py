@@ -1,10 +1,12 @@
-"""A `stop` said in a thread is acted on once, whichever process Slack delivers it to: several bridge processes on
-one Postgres database (a PaaS's dynos), Slack's retry of the event reaching another one, or the mention's message
-twin. The first copy stops the thread; a later copy must neither stop again nor answer "Nothing is running"."""
+"""A stop is acted on once, whichever process Slack delivers it to: several bridge processes on one Postgres
+database (a PaaS's dynos), Slack's retry of the event reaching another one, or a `stop` mention's message twin.
+The first copy stops the thread; a later copy must neither stop again nor answer "Nothing is running"."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,13 +23,15 @@ from bridge.stopping import Stopping
 from bridge.store import Store, open_store
 from bridge.tasks import Tasks
 from tests.fakes.signing import event_body, mention_event, next_ts
+from tests.fakes.slack import FakeSlack
+from tests.reference import SLACK, load
 
-TEAM, CHANNEL, ASKER = "T0123ABCD", "C0123ABCD", "U0123ABCD"
+TEAM, CHANNEL, ASKER, STRANGER = "T0123ABCD", "C0123ABCD", "U0123ABCD", "U0STRANGR"
 
 
 async def _authorize(**_: Any) -> AuthorizeResult:
     return AuthorizeResult(enterprise_id=None, team_id=TEAM, bot_user_id="U0BOTABCD", bot_id="B0123ABCD",
-                           bot_token="xoxb-test")  # a fake token, never sent
+                           bot_token="xoxb-test-token")  # the fake Slack's
 
 
 class Running:
@@ -41,19 +45,25 @@ class Running:
         return False
 
 
-class Told(sessions.StopHandler):
-    """The real handler, what it would tell the person kept instead of posted (no Slack here)."""
+class SessionStates:
+    """The thread's session as the handler sets it (Slack's agent sessions, not called here)."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    async def set(self, channel: str, thread_ts: str, state: str) -> None:
+        self.states.append(state)
+
+
+class Handler(sessions.StopHandler):
+    """The real handler, the session's states kept by a double (what it tells people goes to the fake Slack)."""
 
     def __init__(self, stopping: Stopping, tasks: Tasks) -> None:
-        super().__init__(stopping, self._no_sessions, tasks, Policy())
-        self.told: list[str] = []
+        self.session = SessionStates()
+        super().__init__(stopping, self._sessions_of, tasks, Policy())
 
-    @staticmethod
-    def _no_sessions(_client: AsyncWebClient) -> Sessions:
-        raise AssertionError("a stop word never touches the session")
-
-    async def tell(self, client: AsyncWebClient, channel: str, thread_ts: str, user: str, text: str) -> None:
-        self.told.append(text)
+    def _sessions_of(self, _client: AsyncWebClient) -> Sessions:
+        return self.session  # type: ignore[return-value]  # a double
 
 
 class NoTurns:
@@ -64,11 +74,13 @@ class NoTurns:
 class Process:
     """One bridge process's listeners, on its own store over the shared database."""
 
-    def __init__(self, store: Store) -> None:
-        self.app = AsyncApp(authorize=_authorize, request_verification_enabled=False, process_before_response=True)
+    def __init__(self, store: Store, slack: FakeSlack) -> None:
+        self.app = AsyncApp(client=AsyncWebClient(base_url=slack.api_url), authorize=_authorize,
+                            request_verification_enabled=False, process_before_response=True)
         self.tasks, self.running = Tasks(), Running()
-        self.handler = Told(Stopping(store, self.running), self.tasks)
+        self.handler = Handler(Stopping(store, self.running), self.tasks)
         events.register(self.app, NoTurns(), stops=self.handler)  # type: ignore[arg-type]  # a double
+        sessions.register(self.app, self.handler)
 
     async def deliver(self, body: bytes) -> None:
         request = AsyncBoltRequest(body=body.decode(), headers={"content-type": ["application/json"]},
@@ -77,18 +89,24 @@ class Process:
         await self.tasks.stop(5.0)
 
 
-def _two_processes(url: str, body: Callable[[Store, Process, Process], Awaitable[None]]) -> None:
-    async def main() -> None:
+def _two_processes(url: str, body: Callable[[Store, Process, Process], Awaitable[None]]) -> list[str]:
+    """Run `body` with two processes' listeners on the database; returns what Slack was asked to tell people."""
+
+    async def main(slack: FakeSlack) -> None:
         first, second = open_store(url), open_store(url)
         await first.open()
         await second.open()
         try:
-            await body(first, Process(first), Process(second))
+            await body(first, Process(first, slack), Process(second, slack))
         finally:
             await first.close()
             await second.close()
 
-    asyncio.run(main())
+    with FakeSlack() as slack:
+        slack.add_user(ASKER, "asker")
+        slack.add_user(STRANGER, "stranger")
+        asyncio.run(main(slack))
+        return [str(e["text"]) for e in slack.ephemerals]
 
 
 async def _running_turn(store: Store) -> tuple[int, str]:
@@ -107,9 +125,8 @@ def test_a_stop_retried_to_another_process_stops_once_and_says_nothing_is_runnin
         await web2.deliver(stop)  # Slack's retry of the same event, taken by the other dyno
         assert await store.turn_stopped_by(turn_id) == ASKER
         assert web1.running.stopped + web2.running.stopped == [turn_id]
-        assert web1.handler.told + web2.handler.told == []  # no "Nothing is running in this thread."
 
-    _two_processes(database_url, body)
+    assert _two_processes(database_url, body) == []  # no "Nothing is running in this thread."
 
 
 def test_a_stop_mentions_message_twin_in_another_process_is_not_a_second_stop(database_url: str) -> None:
@@ -120,6 +137,36 @@ def test_a_stop_mentions_message_twin_in_another_process_is_not_a_second_stop(da
         await web1.deliver(event_body(twin))  # the twin first: a follow-up, quiet when nothing runs
         await web2.deliver(event_body(mention))
         assert web1.running.stopped + web2.running.stopped == [turn_id]
-        assert web1.handler.told + web2.handler.told == []
 
-    _two_processes(database_url, body)
+    assert _two_processes(database_url, body) == []
+
+
+def _session_stopped(root: str, user: str) -> bytes:
+    """Slack's Stop pressed on the thread's session (events/agent_session_stopped.json), as wire bytes."""
+    body = copy.deepcopy(load(SLACK / "events" / "agent_session_stopped.json"))
+    body["event"].update(channel=CHANNEL, thread_ts=root, user=user)
+    return json.dumps(body).encode()
+
+
+def test_slacks_stop_retried_to_another_process_leaves_the_session_to_the_stopped_turn(database_url: str) -> None:
+    async def body(store: Store, web1: Process, web2: Process) -> None:
+        turn_id, root = await _running_turn(store)
+        stop = _session_stopped(root, ASKER)
+        await web1.deliver(stop)
+        await web2.deliver(stop)  # the retry: nothing runs any more, so it would set the session active
+        assert web1.running.stopped + web2.running.stopped == [turn_id]
+        assert web1.handler.session.states + web2.handler.session.states == []  # the turn's own end does it
+
+    assert _two_processes(database_url, body) == []
+
+
+def test_a_refused_stop_retried_to_another_process_is_refused_once(database_url: str) -> None:
+    async def body(store: Store, web1: Process, web2: Process) -> None:
+        turn_id, root = await _running_turn(store)
+        stop = _session_stopped(root, STRANGER)
+        await web1.deliver(stop)
+        await web2.deliver(stop)
+        assert await store.turn_stopped_by(turn_id) is None
+
+    [refusal] = _two_processes(database_url, body)  # not said twice
+    assert refusal.startswith("Only ") and f"<@{ASKER}>" in refusal

@@ -18,6 +18,7 @@ from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup
 from bridge.slack.post import FAILURES, slack_error
 from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
 from bridge.stopping import StopOutcome, Stopping
+from bridge.store.base import stop_word_key
 from bridge.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,13 @@ class StopHandler:
     async def first_time(self, turn: Turn) -> bool:
         """Once per message across every process on the database: Slack's retry of the event (to any process)
         and the mention's message twin are not a second stop, nor a second "Nothing is running"."""
-        return await self.stopping.first_word(turn.team_id, turn.channel_id, turn.message_ts)
+        return await self.stopping.first(stop_word_key(turn.team_id, turn.channel_id, turn.message_ts))
+
+    async def first_event(self, body: dict[str, Any]) -> bool:
+        """Once per event id across every process: Slack's retry of its Stop is not a second stop (a second
+        refusal, or the session set active over whatever the thread does next)."""
+        event_id = str(body.get("event_id") or "")
+        return not event_id or await self.stopping.first(event_id)
 
     def spawn(self, work: Awaitable[None], name: str) -> None:
         async def run() -> None:
@@ -126,6 +133,9 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
             event.get("thread_ts"),
             event.get("user"),
         )
+        if not await handler.first_event(body):  # taken before the ack, as a mention's turn is
+            log.info("slack session stopped again event_id=%s: already taken up", body.get("event_id"))
+            return
         handler.spawn(handler.on_session_stopped(client, team, event), "session stopped")
 
     @app.event("assistant_thread_started")
