@@ -251,6 +251,10 @@ class Stopping:
         self._stops = stops
         self._by = by
 
+    async def first(self, key: str) -> bool:
+        """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
+        return await self._store.first_stop(key)
+
     async def request(
         self,
         team_id: str,

@@ -133,6 +133,12 @@ def pending_from_row(row: Row) -> PendingTurn:
     return PendingTurn(turn, int(row["id"]), row["otid"], started=status != "received", stopped_by=stopped_by)
 
 
+def stop_word_key(team_id: str, channel_id: str, message_ts: str) -> str:
+    """A stop word's row among the accepted events: keyed by its message, which its retries and its message
+    twin (another event id) share; the spaces keep it apart from every Slack event id."""
+    return f"stop {team_id} {channel_id} {message_ts}"
+
+
 def stopper(error: str) -> str:
     """Who stopped a turn, from the `error` a stop writes ("stopped by U123")."""
     return error.removeprefix("stopped by ")
@@ -189,6 +195,12 @@ class Store(Protocol):
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         """Who stopped the turn (`stopping` or `stopped`), or None while it is not stopped."""
+        ...
+
+    async def first_stop(self, key: str) -> bool:
+        """Take up a stop event (a stop word by `stop_word_key`, Slack's Stop by its event id): False when a
+        process (this one or another on the database) already did, for Slack's retry of the event or a mention's
+        message twin. Marked seen as a turn's event is, so that a copy never stops again nor answers again."""
         ...
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:

@@ -191,6 +191,14 @@ class PostgresStore(PostgresJournal):
             return None
         return stopper(str(row["error"]))
 
+    async def first_stop(self, key: str) -> bool:
+        # As accept_turn's: two processes given a copy each, the second waits on the key for the first's insert.
+        pool = self._accepts or self.pool
+        taken = await pool.fetchval(
+            "INSERT INTO seen_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1", clean(key)
+        )
+        return taken is not None
+
     async def set_turn_status(self, turn_id: int, status: str) -> bool:
         done = await self.pool.execute(
             "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status IN ('received', 'running')",

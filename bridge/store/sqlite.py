@@ -207,6 +207,14 @@ class SqliteStore(SqliteJournal):
             return None
         return stopper(str(row[1]))
 
+    async def first_stop(self, key: str) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            seen = conn.execute("INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (key, now_text()))
+            return seen.rowcount == 1
+
+        # Before Slack's ack, as accept_turn: ahead of the queued bookkeeping, with the signatures checked so far.
+        return await self._with_signatures(take) is True
+
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         row = await self._one(
             "SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND status<>'unbound' LIMIT 1",

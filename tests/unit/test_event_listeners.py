@@ -37,6 +37,9 @@ class Stops:
     async def on_session_stopped(self, client: AsyncWebClient, team: str, event: dict[str, Any]) -> None:
         self.teams.append(team)
 
+    async def first_event(self, body: dict[str, Any]) -> bool:
+        return True
+
     def spawn(self, work: Awaitable[None], name: str) -> None:
         self.tasks.append(asyncio.ensure_future(work))
 

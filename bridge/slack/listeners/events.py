@@ -33,18 +33,19 @@ def register(
     thread_follow_ups: bool = True,
     stops: StopHandler | None = None,
 ) -> None:
-    def stopped(turn: Turn, client: AsyncWebClient) -> bool:
-        """`stop` said to the bot in a thread stops the thread's work instead of becoming a turn."""
+    async def stopped(turn: Turn, client: AsyncWebClient) -> bool:
+        """`stop` said to the bot in a thread stops the thread's work instead of becoming a turn; taken up in the
+        store before the ack, as a turn is accepted, so that a copy of it anywhere else is dropped."""
         if stops is None or turn.thread_ts == turn.message_ts or not is_stop(turn.text):
             return False
-        if stops.first_time(turn.channel_id, turn.message_ts):  # a mention also comes as a message
+        if await stops.first_time(turn):  # a retry, or the mention's message twin, finds it taken
             stops.spawn(stops.on_stop_word(client, turn, quiet=turn.follow_up), "stop word")
         return True
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
-        if isinstance(decision, Turn) and stopped(decision, client):
+        if isinstance(decision, Turn) and await stopped(decision, client):
             return
         if isinstance(decision, Turn):
             # Recorded durably here, before Bolt acknowledges; Letta is called later by the relay's tasks.
@@ -55,7 +56,7 @@ def register(
     @app.event("message")
     async def on_message(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
-        if isinstance(decision, Turn) and stopped(decision, client):
+        if isinstance(decision, Turn) and await stopped(decision, client):
             return
         if isinstance(decision, Turn):
             await relay.accept(decision)

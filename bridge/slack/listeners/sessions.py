@@ -18,6 +18,7 @@ from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup
 from bridge.slack.post import FAILURES, slack_error
 from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
 from bridge.stopping import StopOutcome, Stopping
+from bridge.store.base import stop_word_key
 from bridge.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ class StopHandler:
         self._tasks = tasks
         self.policy = policy
         self.prompts: tuple[str, ...] = ()  # suggested in a new DM thread (set where DEFAULT_TARGET is)
-        self._seen: dict[tuple[str, str], None] = {}  # stop words already handled (a mention and its message twin)
 
     async def stop(
         self, client: AsyncWebClient, team: str, channel: str, thread_ts: str | None, user: str
@@ -101,14 +101,16 @@ class StopHandler:
         if outcome.refused is not None or (outcome.stopped == 0 and not quiet):
             await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, stop_answer(outcome))
 
-    def first_time(self, channel: str, message_ts: str) -> bool:
-        key = (channel, message_ts)
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > 1000:
-            del self._seen[next(iter(self._seen))]
-        return True
+    async def first_time(self, turn: Turn) -> bool:
+        """Once per message across every process on the database: Slack's retry of the event (to any process)
+        and the mention's message twin are not a second stop, nor a second "Nothing is running"."""
+        return await self.stopping.first(stop_word_key(turn.team_id, turn.channel_id, turn.message_ts))
+
+    async def first_event(self, body: dict[str, Any]) -> bool:
+        """Once per event id across every process: Slack's retry of its Stop is not a second stop (a second
+        refusal, or the session set active over whatever the thread does next)."""
+        event_id = str(body.get("event_id") or "")
+        return not event_id or await self.stopping.first(event_id)
 
     def spawn(self, work: Awaitable[None], name: str) -> None:
         async def run() -> None:
@@ -131,6 +133,9 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
             event.get("thread_ts"),
             event.get("user"),
         )
+        if not await handler.first_event(body):  # taken before the ack, as a mention's turn is
+            log.info("slack session stopped again event_id=%s: already taken up", body.get("event_id"))
+            return
         handler.spawn(handler.on_session_stopped(client, team, event), "session stopped")
 
     @app.event("assistant_thread_started")
