@@ -145,6 +145,7 @@ async def _serve_http(settings: Settings, signals: Signals) -> None:
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
             await signals.stop.wait()
+            bridge.stopping = True  # /healthz says so before the ingress or the site stops listening
             log.info("stopping: no new requests, finishing turns in flight")
             if front is not None:
                 await front.stop(settings.shutdown_grace_seconds)
