@@ -133,6 +133,7 @@ class Bridge:
         self.gate = Gate(secret, self.store.first_signature, hosts) if not socket_mode else None
         self.started_at = time.monotonic()
         self.ready = False
+        self.stopping = False  # set at SIGTERM: /healthz and /readyz answer 503 while what is in flight finishes
         self.behind_ingress = False  # HTTP requests come through the ingress thread (front.py)
 
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
@@ -233,6 +234,7 @@ class Bridge:
         self.ready = True
 
     async def stop(self) -> None:
+        self.stopping = True
         self.ready = False
         grace = self.settings.shutdown_grace_seconds
         if self._purger is not None:
@@ -279,12 +281,14 @@ class Bridge:
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        body: dict[str, Any] = {"status": "ok" if self.ready else "starting", "version": __version__}
-        return web.json_response(body, status=200 if self.ready else 503)
+        """`ok` (200) once started; `starting` (503) before, `stopping` (503) from SIGTERM on, while it drains."""
+        status = "stopping" if self.stopping else "ok" if self.ready else "starting"
+        body: dict[str, Any] = {"status": status, "version": __version__}
+        return web.json_response(body, status=200 if status == "ok" else 503)
 
     async def readyz(self, _request: web.Request) -> web.Response:
         """Ready to take Slack's requests: started, not stopping, and the database answers."""
-        if not self.ready:
+        if not self.ready or self.stopping:
             return web.json_response({"status": "not ready"}, status=503)
         try:
             async with asyncio.timeout(3):

@@ -7,7 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -29,17 +29,38 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_TRIES = 3  # apps.connections.open answered 429 twice is waited out; a third time ends the start
 
 
-def _on_signal() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT, from now on (no longer the process's end)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+class Signals:
+    """SIGTERM and SIGINT from the moment `serve` or `socket` runs. Until the bridge serves, a signal cancels the
+    start wherever it is (the Letta check, the database and its migrations, Slack, the port: a PaaS restart may
+    come mid-boot), and what was started is stopped on the way out; from then on it only sets `stop`, and the
+    bridge drains."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.serving = False
+        self.cut_short: str | None = None  # the signal that cancelled the start
+        self._start = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        self.stop.set()
+        if not self.serving and self.cut_short is None and self._start is not None:
+            self.cut_short = sig.name
+            self._start.cancel()
 
 
-async def _wait_for_signal() -> None:
-    await _on_signal().wait()
+async def _stoppable(serve: Callable[[Settings, Signals], Awaitable[None]], settings: Settings) -> None:
+    """Run `serve`; a signal that cancelled its start is a stop like any other (one line, nothing raised)."""
+    signals = Signals()
+    try:
+        await serve(settings, signals)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if signals.cut_short is None or task is None or task.uncancel() > 0:
+            raise
+        log.info("bridge stopped before it had started (%s)", signals.cut_short)
 
 
 @asynccontextmanager
@@ -78,6 +99,10 @@ def _database_words(settings: Settings, new: bool) -> str:
 
 
 async def serve_http(settings: Settings) -> None:
+    await _stoppable(_serve_http, settings)
+
+
+async def _serve_http(settings: Settings, signals: Signals) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
     bridge = Bridge(settings, letta=await letta_kind(settings))
     runner = web.AppRunner(
@@ -107,6 +132,7 @@ async def serve_http(settings: Settings) -> None:
                     await site.start()
                 except OSError as exc:
                     raise StartError(cannot_listen(settings.host, settings.port, exc)) from None
+            signals.serving = True
             log.info(
                 "bridge listening host=%s port=%s version=%s database=%s max_connections=%d events_inbox=%s",
                 settings.host,
@@ -118,7 +144,8 @@ async def serve_http(settings: Settings) -> None:
             )
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
-            await _wait_for_signal()
+            await signals.stop.wait()
+            bridge.stopping = True  # /healthz says so before the ingress or the site stops listening
             log.info("stopping: no new requests, finishing turns in flight")
             if front is not None:
                 await front.stop(settings.shutdown_grace_seconds)
@@ -154,6 +181,10 @@ async def _socket_mode_allowed(settings: Settings, app_token: str) -> None:
 
 
 async def serve_socket(settings: Settings) -> None:
+    await _stoppable(_serve_socket, settings)
+
+
+async def _serve_socket(settings: Settings, signals: Signals) -> None:
     from bridge.slack.socket_mode import SocketMode, SocketModeError
 
     if settings.oauth:
@@ -167,7 +198,6 @@ async def serve_socket(settings: Settings) -> None:
     await _socket_mode_allowed(settings, app_token)
     bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
     async with _started(bridge):
-        stop = _on_signal()  # a signal while the connection opens stops the bridge once it has
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )
@@ -176,12 +206,13 @@ async def serve_socket(settings: Settings) -> None:
                 await connection.open()
             except SocketModeError as exc:
                 raise StartError(str(exc)) from None
+            signals.serving = True
             log.info(
                 "bridge connected over Socket Mode version=%s database=%s",
                 __version__,
                 _database_words(settings, new),
             )
-            refused = await connection.serve_until(stop.wait())
+            refused = await connection.serve_until(signals.stop.wait())
             if refused is not None:
                 log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
             else:
