@@ -24,6 +24,9 @@ class Kind(StrEnum):
 
 # Kinds after which the next agent would fail the same way: a bridge-run turn stops there.
 SERVER_WIDE = frozenset({Kind.UNREACHABLE, Kind.UNAUTHORIZED, Kind.RATE_LIMITED, Kind.TIMEOUT})
+# Statuses besides 502 and 504 that a gateway answers of its own after it may have forwarded the request: 503
+# (Envoy's reset, Heroku's router timeout: nothing in the status proves it never went on), Cloudflare's 520 and 524.
+MAYBE_FORWARDED = frozenset({503, 520, 524})
 
 
 PENDING = "{subject} is waiting for someone to approve or deny a tool call, and Letta takes no new message until then."
@@ -48,11 +51,14 @@ class LettaError(Exception):
         self.retry_after: float | None = None
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
+        self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
 
     @property
     def certainly_unsent(self) -> bool:
-        """Letta did not run the request: nothing reached it, or it refused before doing anything."""
-        return self.kind == Kind.UNREACHABLE or (self.status in (429, 503) and not self.loop_ran) or self.busy
+        """Letta did not run the request: nothing reached it (a refused connection, a gateway's answer that proves it
+        never sent it on), or it refused before doing anything (a 429 not from the agent loop). A 503 proves
+        nothing by itself: a gateway answers it after forwarding too (`outcome_unknown`)."""
+        return self.kind == Kind.UNREACHABLE or (self.status == 429 and not self.loop_ran) or self.busy
 
     @property
     def busy(self) -> bool:
@@ -78,8 +84,12 @@ class LettaError(Exception):
 
     @property
     def outcome_unknown(self) -> bool:
-        """The request may have run: the answer was lost on the way back."""
-        return self.kind in (Kind.TIMEOUT, Kind.DISCONNECTED) or self.status in (502, 504)
+        """The request may have run: the answer was lost on the way back, or a gateway answered of its own after it
+        may have forwarded the request (Letta's own 503 from inside the agent loop is an answer, not this)."""
+        if self.kind in (Kind.TIMEOUT, Kind.DISCONNECTED) or self.status in (502, 504):
+            return True
+        maybe = self.status in MAYBE_FORWARDED or bool(self.gateway)
+        return self.kind == Kind.SERVER_ERROR and maybe and not self.loop_ran
 
     def explain(self, what: str = "") -> str:
         """One or two sentences a Slack user can act on; never a traceback."""
@@ -94,6 +104,11 @@ class LettaError(Exception):
                 "the request had already been answered or had ended."
             )
         match self.kind:
+            case Kind.UNREACHABLE if self.gateway:
+                return (
+                    f"I couldn't reach the Letta server at {url}: {self.detail} (HTTP {self.status}). "
+                    "Ask again in a moment; if it keeps happening, check that the Letta server is running."
+                )
             case Kind.UNREACHABLE:
                 return (
                     f"I couldn't reach the Letta server at {url}. Check that it is running and that "
@@ -129,6 +144,12 @@ class LettaError(Exception):
                 )
             case Kind.RATE_LIMITED:
                 return "Letta is rate-limiting the bridge (HTTP 429). Ask again in a minute."
+            case Kind.SERVER_ERROR if self.gateway:
+                return (
+                    f"The message to {subject} may have reached Letta, but no answer came back: {self.detail} "
+                    f"(HTTP {self.status}). The bridge did not send it again, so that {subject} is not asked twice; "
+                    "ask again in a moment."
+                )
             case Kind.SERVER_ERROR:
                 said = f": {self.detail}" if self.detail else ""
                 return (

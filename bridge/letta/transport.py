@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
 from bridge.ids import request_id as new_request_id
+from bridge.letta import gateways
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import AgentLocks
 from bridge.letta.models import (
@@ -185,8 +186,8 @@ class LettaTransport:
             await asyncio.sleep(delay)
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
-        """A send is retried only when Letta certainly did not run it (refused connection, 429, 503, a busy
-        conversation)."""
+        """A send is retried only when Letta certainly did not run it (refused connection, a gateway's answer that
+        proves it never forwarded it, 429, a busy conversation)."""
         attempt = 0
         waited = 0.0
         while True:
@@ -290,8 +291,13 @@ class LettaTransport:
             detail, run_id = body.describe(), body.run_id
             loop_ran = body.from_agent_loop(status)
         except ValueError:
-            detail = sse_error_text(response.text) or response.text[:200]
-        if status in (401, 403):
+            detail = sse_error_text(response.text) or gateways.plain(response.text[:2000])[:200]
+        gateway = gateways.read(status, response.headers, response.text[:2000])
+        if gateway is not None:
+            detail = gateway.said
+        if gateway is not None and gateway.unsent:
+            kind = Kind.UNREACHABLE  # the gateway says it never got the request to Letta
+        elif status in (401, 403):
             kind = Kind.UNAUTHORIZED
         elif status == 405 or (status == 404 and detail == "Not Found"):
             kind = Kind.ROUTE_MISSING
@@ -309,6 +315,7 @@ class LettaTransport:
         error.retry_after = _retry_after(response.headers.get("retry-after"))
         error.run_id = run_id if kind == Kind.CONFLICT else None
         error.loop_ran = loop_ran
+        error.gateway = gateway.name if gateway is not None else ""
         return error
 
     def _fail(self, kind: Kind, detail: str, status: int | None, request_id: str, method: str, path: str) -> LettaError:

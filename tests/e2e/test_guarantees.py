@@ -188,8 +188,8 @@ def test_letta_refusals_that_ran_nothing_are_retried_and_the_others_are_not(guar
         else r"/v1/(agents|conversations)/[^/]+/messages(/stream)?"
     )
     guarded.letta.fail_next("POST", route, 429, {"detail": "slow down"}, headers={"retry-after": "0"})
-    gateway = b"<html><body><h1>503 Service Unavailable</h1></body></html>"  # a proxy's, answered before Letta
-    guarded.letta.fail_next("POST", route, 503, raw=gateway, headers={"content-type": "text/html"})
+    gateway = b"no healthy upstream"  # Envoy's own, with nowhere to send the request: answered before Letta
+    guarded.letta.fail_next("POST", route, 503, raw=gateway, headers={"content-type": "text/plain"})
     event, _ = guarded.bridge.mention("try again", guarded.channel)
     guarded.slack.wait_for(lambda: len(guarded.replies(event["ts"])) == 3, 10)
     assert [guarded.turns_of(n) for n in ("alice", "bob", "carol")] == [1, 1, 1]

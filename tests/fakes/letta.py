@@ -35,7 +35,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import letta_approvals, letta_cancel, letta_conversations, letta_runs, letta_steps, letta_stream, letta_tools
+from . import (
+    letta_approvals,
+    letta_cancel,
+    letta_conversations,
+    letta_gateway,
+    letta_runs,
+    letta_steps,
+    letta_stream,
+    letta_tools,
+)
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -88,7 +97,7 @@ class _Agent:
 
 @dataclass
 class _Rule:
-    kind: str  # "fail", "hang" or "busy"
+    kind: str  # "fail", "hang", "busy" or "gateway"
     method: str
     pattern: re.Pattern[str]
     times: int
@@ -279,6 +288,15 @@ class FakeLetta:
             self._rules.append(_Rule("fail", method.upper(), re.compile(path_regex), times, status,
                                      body, headers, delay, raw))
 
+    def gateway_next(self, method: str, path_regex: str, status: int, raw: bytes, headers: dict[str, str],
+                     times: int = 1) -> None:
+        """The next ``times`` matching requests pass through a gateway that forwards each to Letta, which runs it
+        and stores the turn, and then answers ``status`` with these bytes and headers of its own
+        (letta_gateway.py): a Cloudflare 524, an Envoy 503 after the upstream reset."""
+        with self._lock:
+            self._rules.append(_Rule("gateway", method.upper(), re.compile(path_regex), times, status,
+                                     None, headers, 0.0, raw))
+
     def busy_next(self, conversation_id: str, times: int = 1) -> None:
         """The next ``times`` sends to the conversation get the 409 a Redis-backed 0.16.8 gives while another
         run holds it (captured body, a fresh run_id each time)."""
@@ -361,11 +379,13 @@ class FakeLetta:
             parsed = None
         rec = Recorded(request.method, request.path, dict(request.query),
                        {k.lower(): v for k, v in request.headers.items()}, parsed, raw, started=time.monotonic())
+        hop = letta_gateway.HOP in rec.headers  # a gateway's own request: the client's is recorded already
         with self._lock:
-            self._requests.append(rec)
+            if not hop:
+                self._requests.append(rec)
             version = self._version
         try:
-            resp = await self._handle(request, rec, version)
+            resp = await self._handle(request, rec, version, hop)
         except _Hung:
             if request.transport is not None:
                 request.transport.abort()
@@ -466,9 +486,12 @@ class FakeLetta:
         with self._lock:
             return copy.deepcopy(self._groups[group_id])
 
-    async def _handle(self, request: web.Request, rec: Recorded, v: str) -> web.StreamResponse:
-        rule = self._take_rule(rec.method, rec.path) or self._take_rule(rec.method, self._agent_alias(rec))
+    async def _handle(self, request: web.Request, rec: Recorded, v: str, hop: bool = False) -> web.StreamResponse:
+        rule = None if hop else \
+            self._take_rule(rec.method, rec.path) or self._take_rule(rec.method, self._agent_alias(rec))
         if rule is not None:
+            if rule.kind == "gateway":
+                return await letta_gateway.forward_then_fail(self, request, rec.raw, rule)
             if rule.kind == "hang":
                 await self._hang()
             if rule.kind == "busy":

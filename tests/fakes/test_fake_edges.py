@@ -169,3 +169,16 @@ def test_0_16_8_streams_ping_while_the_model_works(letta: FakeLetta) -> None:
     for answer in streamed:
         got = kinds(events(answer))
         assert got[:4] == ["ping"] * 4 and got[-4:] == ["assistant_message", "end_turn", "usage_statistics", "[DONE]"]
+
+
+def test_a_gateway_in_front_forwards_the_send_then_answers_its_own_error(letta: FakeLetta) -> None:
+    """`gateway_next`: Letta runs the forwarded send to its end and stores it; the client gets the gateway's status,
+    bytes and headers, and the gateway's hop is not counted as a second request."""
+    ivy = letta.add_agent("ivy")
+    page = b"<html><title>524: A timeout occurred</title></html>"
+    letta.gateway_next("POST", rf"/v1/agents/{ivy}/messages", 524, page, {"server": "cloudflare", "cf-ray": "8f1d-AMS"})
+    got = httpx.post(f"{letta.base_url}/v1/agents/{ivy}/messages", json={"messages": [user("through the gateway")]})
+    assert (got.status_code, got.content, got.headers["server"], got.headers["cf-ray"]) == (
+        524, page, "cloudflare", "8f1d-AMS")
+    assert len(letta.sends()) == 1 and [i.text for i in letta.inputs] == ["through the gateway"]
+    assert [m["content"] for m in letta.history[ivy] if m["message_type"] == "assistant_message"] == ["ivy says hi"]

@@ -187,14 +187,16 @@ LLM_RATE_LIMIT = (b'{"error": {"type": "llm_rate_limit", "message": "Rate limit 
     (429, LLM_RATE_LIMIT, 1),  # the agent loop's model was rate-limited: steps before it are stored
     (503, b'{"detail": "The database is temporarily unavailable. Please try again later."}', 1),
     (429, b"<html>slow down</html>", 3),  # a gateway's, answered before Letta: sent again
-    (503, b"<html>503 Service Unavailable</html>", 3),
+    (503, b"<html>503 Service Unavailable</html>", 1),  # a gateway's, which may have forwarded it first
+    (503, b"no healthy upstream", 3),  # Envoy's: it had nowhere to send it
 ])
 def test_a_send_is_sent_again_only_when_a_429_or_503_came_from_before_letta(
     status: int, body: bytes, asked: int
 ) -> None:
     """Letta answers 429 `llm_rate_limit` and 503 from inside the agent loop (letta/server/rest_api/app.py), after
     the steps it finished were stored: sending again would be a second turn. Before, every 429 and 503 was
-    taken as certainly unsent."""
+    taken as certainly unsent. A gateway's 503 is sent again only when its body proves it never forwarded the send
+    (tests/unit/test_gateway_errors.py)."""
     requests: list[bytes] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -203,7 +205,7 @@ def test_a_send_is_sent_again_only_when_a_429_or_503_came_from_before_letta(
                        if line.lower().startswith(b"content-length")), 0)
         await reader.readexactly(length)
         requests.append(head.split(b"\r\n")[0])
-        kind = b"application/json" if body.startswith(b"{") else b"text/html"
+        kind = {b"{": b"application/json", b"<": b"text/html"}.get(body[:1], b"text/plain")
         writer.write(b"HTTP/1.1 %d Busy\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
                      % (status, kind, len(body), body))
         await writer.drain()
