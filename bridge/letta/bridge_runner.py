@@ -27,11 +27,11 @@ from bridge.domain import (
 from bridge.letta.approving import Approving, reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.exchange import Asked, Draft, Progress, Said, Spoken, asked, exchange
+from bridge.letta.exchange import Asked, Draft, Progress, Spoken, asked, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
 from bridge.letta.recovery import Found, Otids, find_turn, settle
-from bridge.letta.send_parts import Heard, drafting, own, refused
+from bridge.letta.send_parts import Heard, drafting, each, own, reattached_texts, refused
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
 
@@ -129,7 +129,7 @@ class BridgeRunner(Step):
                     raise
                 return await self._lost(agent, key, error, journal)
             if isinstance(found, list):
-                return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
+                return await self._reattached(agent, key, found, conversation, turn, journal, upto)
             if found is not None:
                 return await self._recovered(agent, key, found, conversation, turn, journal, upto)
         await journal.sending(key)
@@ -156,7 +156,7 @@ class BridgeRunner(Step):
             if error.outcome_unknown:
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 if isinstance(found, list):
-                    return await self._answered(agent, key, *self._texts(agent, key, found), journal, upto)
+                    return await self._reattached(agent, key, found, conversation, turn, journal, upto)
                 if found is not None and (found.texts or found.asked):
                     return await self._recovered(agent, key, found, conversation, turn, journal, upto)
             return await self._refused(agent, key, error, journal)
@@ -222,32 +222,46 @@ class BridgeRunner(Step):
         message (409 PENDING_APPROVAL) with no card to decide it."""
         if not found.asked:
             return await self._answered(agent, key, list(found.texts), None, journal, upto, notes)
+        questions = [q for q in (asked(r) for r in found.asked) if q is not None]
+        source = self._approving(agent, key, conversation, turn).run(each(questions))
+        return await self._read_on(agent, key, source, turn, journal, upto, list(found.texts), notes)
 
-        async def questions() -> AsyncIterator[Spoken]:
-            for request in found.asked:
-                if (question := asked(request)) is not None:
-                    yield question
+    async def _reattached(
+        self,
+        agent: AgentRef,
+        key: str,
+        spoken: list[Spoken],
+        conversation: str | None,
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+    ) -> list[TurnEvent]:
+        """A re-attached run's replies. A run that stopped to ask for approval brings its request again
+        (redis-approval-stream-resume-by-otid): it is asked about in the thread as a live send's would be, and the
+        agent read on; left alone, the agent would refuse every later message (409 PENDING_APPROVAL)."""
+        if not any(isinstance(s, Asked) for s in spoken):
+            return await self._answered(agent, key, *reattached_texts(agent, key, spoken), journal, upto)
+        source = self._approving(agent, key, conversation, turn).run(each(spoken))
+        return await self._read_on(agent, key, source, turn, journal, upto)
 
+    async def _read_on(
+        self,
+        agent: AgentRef,
+        key: str,
+        source: AsyncIterator[Spoken],
+        turn: TurnInput,
+        journal: Journal,
+        upto: int | None,
+        said: list[str] | None = None,
+        notes: tuple[Note, ...] = (),
+    ) -> list[TurnEvent]:
+        """The step answered from what the agent says through its approvals, after the words `said` earlier."""
         try:
-            approving = self._approving(agent, key, conversation, turn)
-            heard = await self._heard(agent, key, approving.run(questions()), turn.drafts, list(found.texts))
+            heard = await self._heard(agent, key, source, turn.drafts, said)
         except LettaError as error:
             return await self._refused(agent, key, error, journal)
         notes = (*notes, *heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, notes, heard.step_id)
-
-    @staticmethod
-    def _texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
-        """A re-attached run's texts, and its error as the agent's failure in the step (as a live send's is)."""
-        texts = [s.text for s in spoken if isinstance(s, Said)]
-        errors = [s for s in spoken if isinstance(s, LettaError)]
-        if not errors:
-            return texts, None
-        failed = errors[-1]
-        explained = failed.explain(agent.name)
-        return texts, AgentFailure(
-            agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval
-        )
 
     def _exchange(
         self,
@@ -304,13 +318,8 @@ class BridgeRunner(Step):
                 log.warning("letta history not read agent=%s kind=%s", agent.id, error.kind)
                 found = None
         approving = self._approving(agent, key, conversation, turn)
-        answered = approving.answer(request, await approving.decide(request))
-        try:
-            said = list(found.texts) if found is not None else []
-            heard = await self._heard(agent, key, approving.run(answered), turn.drafts, said)
-        except LettaError as error:
-            return await self._refused(agent, key, error, journal)
-        return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+        answered = approving.run(approving.answer(request, await approving.decide(request)))
+        return await self._read_on(agent, key, answered, turn, journal, upto, list(found.texts) if found else [])
 
     def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
         def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
@@ -395,3 +404,4 @@ class BridgeRunner(Step):
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes, step_id)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return replay(StepRecord("answered", tuple(replies), failure))
+

@@ -1,10 +1,10 @@
-"""The pieces of one agent's REST send the bridge runner puts together: what it brought back, its refusal as the
-agent's failure, only the asked agent's words, and its growing draft."""
+"""The pieces of one agent's REST send the bridge runner puts together: what it brought back (or a re-attached run
+brought again), its refusal as the agent's failure, only the asked agent's words, and its growing draft."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple
 
 from bridge.domain import AgentFailure, AgentRef, Drafts, Journal, Note, TurnEvent
@@ -53,3 +53,22 @@ def drafting(drafts: Drafts | None, key: str, name: str, done: list[str]) -> Dra
             await drafts.grow(key, 0, name, "\n\n".join([*done, text]))
 
     return draft
+
+
+def reattached_texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
+    """A re-attached run's texts, and its error as the agent's failure in the step (as a live send's is)."""
+    texts = [s.text for s in spoken if isinstance(s, Said)]
+    errors = [s for s in spoken if isinstance(s, LettaError)]
+    if not errors:
+        return texts, None
+    failed = errors[-1]
+    explained = failed.explain(agent.name)
+    return texts, AgentFailure(
+        agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval
+    )
+
+
+async def each(items: Sequence[Spoken]) -> AsyncIterator[Spoken]:
+    """What a send said, read again (a re-attached run's replies, requests found in history)."""
+    for item in items:
+        yield item

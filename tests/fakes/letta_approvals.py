@@ -7,6 +7,8 @@
   arguments, the next `name: null` with the rest;
 - the request takes the model's time first (`set_delay`), as every send does (section 19): a run listed active, a
   stream's ping first and every `ping_interval`, nothing stored until the step ends, the run over once it asks;
+  with Redis a background send's run keeps its numbered events, and re-attaching to it by its otid sends them
+  again (redis-approval-background-send-stream, redis-approval-stream-resume-by-otid);
 - while that waits, a new user message to the same thread (the agent's own, or one conversation: the pending
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
@@ -106,16 +108,25 @@ async def _ask(
     fake: FakeLetta, request: web.Request, rec: Recorded, agent_id: str, conversation: str | None,
     first: dict[str, Any],
 ) -> web.StreamResponse:
-    template = S.body(V, "approval-send")["messages"][0]
     with fake._lock:
         calls = fake.approval_state.asks[agent_id].pop(0)
         words = fake.approval_state.said[agent_id].pop(0)
+    tokens = bool(body_of(rec).get("stream_tokens")) and _streamed(rec)
+    if fake.redis and _streamed(rec) and body_of(rec).get("background"):
+        # A background run (Redis): its events numbered and kept, re-attached by its otid whether it still runs or
+        # has stopped to ask (redis-approval-background-send-stream, redis-approval-stream-resume-by-otid).
+        lock = conversation or agent_id
+        run = letta_runs.start(fake, agent_id, "send_message", conversation=conversation, lock=lock,
+                               otid=first.get("otid"), background=True)
+        letta_runs.running(run)
+        fake._background(_in_background(fake, run, agent_id, conversation, first, calls, words, tokens))
+        return await letta_runs.follow(fake, request, V, run, None)
     # The model's time, as on every send (reference README section 19): a run listed active, a stream's pings, and
     # nothing stored until the step ends. A client gone meanwhile stops the pings, not the step.
     run = letta_runs.start(fake, agent_id, "send_message", conversation=conversation)
     response: web.StreamResponse | None = None
-    text = S.joined_text([first])
-    inp = fake._begin_input(agent_id, text, [first], first.get("otid"), first.get("name"), conversation)
+    inp = fake._begin_input(agent_id, S.joined_text([first]), [first], first.get("otid"), first.get("name"),
+                            conversation)
     try:
         if _streamed(rec):
             letta_runs.running(run)
@@ -127,14 +138,49 @@ async def _ask(
             await fake._llm_delay(agent_id)
     finally:
         fake._end_input(inp)
-    mid, run_id, step_id = new_id("message"), run.id, new_id("step")
+    out = _asked(fake, run.id, agent_id, conversation, first, calls, words, tokens)
+    letta_runs.end(run)
+    return await _answer(fake, request, rec, out, "requires_approval", response)
+
+
+async def _in_background(
+    fake: FakeLetta, run: letta_runs.Run, agent_id: str, conversation: str | None, first: dict[str, Any],
+    calls: list[tuple[str, str]], words: str, tokens: bool,
+) -> None:
+    """The model's time, then the words and the request as the run's numbered events, the run over once it asks."""
+    run.add(letta_stream._ping(run.id) | {"seq_id": 0})
+    inp = fake._begin_input(agent_id, S.joined_text([first]), [first], first.get("otid"), first.get("name"),
+                            conversation)
+    try:
+        await fake._llm_delay(agent_id)
+    finally:
+        fake._end_input(inp)
+    try:
+        for message in _asked(fake, run.id, agent_id, conversation, first, calls, words, tokens):
+            run.add(message)
+        run.add({"message_type": "stop_reason", "stop_reason": "requires_approval"})
+        usage = {k: v for k, v in fake._shapes(V).usage(1).items() if k != "message_type"}
+        run.add({"message_type": "usage_statistics", **usage})
+        run.add("[DONE]")
+    finally:
+        letta_runs.end(run)
+
+
+def _asked(
+    fake: FakeLetta, run_id: str, agent_id: str, conversation: str | None, first: dict[str, Any],
+    calls: list[tuple[str, str]], words: str, tokens: bool,
+) -> list[dict[str, Any]]:
+    """The step's end: the user message, the words and the request stored, the request pending; what is sent."""
+    template = S.body(V, "approval-send")["messages"][0]
+    mid, step_id = new_id("message"), new_id("step")
     tool_calls = [
         {"name": name, "arguments": arguments, "tool_call_id": f"call_{new_id('x')[2:14]}"} for name, arguments in calls
     ]
     asked = {**template, "id": mid, "otid": mid, "date": wire_date(), "run_id": run_id, "step_id": step_id,
              "tool_call": tool_calls[0], "tool_calls": tool_calls}
     user = fake._shapes(V).message("user_message", id=new_id("message"), name=first.get("name"),
-                                   otid=first.get("otid"), step_id=step_id, run_id=run_id, content=text)
+                                   otid=first.get("otid"), step_id=step_id, run_id=run_id,
+                                   content=S.joined_text([first]))
     said = []
     if words:
         template = next(e["data"] for e in S.capture(V, "approval-said-first-stream")["response"]["events"]
@@ -144,10 +190,7 @@ async def _ask(
     fake._store(agent_id, None, [user, *said, asked], conversation)
     with fake._lock:
         fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
-    letta_runs.end(run)
-    tokens = bool(body_of(rec).get("stream_tokens")) and _streamed(rec)
-    out = [*said, *(_fragments(asked) if tokens else [asked])]
-    return await _answer(fake, request, rec, out, "requires_approval", response)
+    return [*said, *(_fragments(asked) if tokens else [asked])]
 
 
 def body_of(rec: Recorded) -> dict[str, Any]:

@@ -173,3 +173,29 @@ def test_0_16_8_lists_the_default_thread_oldest_first_whatever_the_order(letta: 
     listed = httpx.get(f"{letta.base_url}/v1/conversations/default/messages",
                        params={"agent_id": ivy, "order": "desc"}).json()
     assert [m["message_type"] for m in listed] == ["user_message", "assistant_message"]
+
+
+def _shape(events: list[Any]) -> list[Any]:
+    return [(e["message_type"], e.get("seq_id")) if isinstance(e, dict) else e for e in events]
+
+
+@pytest.mark.parametrize("letta", ["0.16.8+redis"], indirect=True)
+def test_with_redis_a_background_run_that_asks_for_approval_is_re_attached_with_its_request(letta: FakeLetta) -> None:
+    finn = letta.add_agent("finn")
+    letta.ask_approval(finn, ("shout", '{"message": "ok"}'), said="Let me do that.")
+    message = user("[say first] please use tool shout")
+    body = {"messages": [message], "streaming": True, "background": True, "agent_id": finn}
+    sent = httpx.post(f"{letta.base_url}/v1/conversations/default/messages", json=body, timeout=10)
+    resume = {"otid": message["otid"], "agent_id": finn}
+    url = f"{letta.base_url}/v1/conversations/default/stream"
+    again = httpx.post(url, json=resume, timeout=10)
+    after = httpx.post(url, json={**resume, "starting_after": 1}, timeout=10)
+    for answer, name in ((sent, "approval-background-send-stream"), (again, "approval-stream-resume-by-otid"),
+                         (after, "approval-stream-resume-starting-after")):
+        real = [e["data"] for e in cap("0.16.8", f"redis-{name}")["response"]["events"]]
+        assert _shape(events(answer)) == _shape(real), name
+    assert events(again) == events(sent)
+    history = httpx.get(f"{letta.base_url}/v1/conversations/default/messages", params={"agent_id": finn}).json()
+    real_history = cap("0.16.8", "redis-approval-history-after-background")["response"]["body"]
+    kinds = [m["message_type"] for m in real_history]
+    assert [m["message_type"] for m in history] == kinds[kinds.index("user_message"):]  # the fake lists no system

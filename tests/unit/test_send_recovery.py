@@ -205,3 +205,38 @@ def test_a_turn_resumed_after_its_process_died_before_the_card_asks_about_the_re
         assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
         assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
         assert [e.text for e in events if isinstance(e, AgentReply)] == ["finn says hi"], events
+
+
+def test_a_turn_resumed_with_redis_after_its_process_died_before_the_card_asks_about_the_re_attached_request() -> None:
+    """With Redis the resumed turn re-attaches to the send's run by its otid, and the run's stream carries the
+    approval request again (redis-approval-stream-resume-by-otid). The bridge kept only the words it re-read: no card,
+    the turn ended without the agent's answer, and the agent refused every later message (409 PENDING_APPROVAL)."""
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        finn = letta.add_agent("finn")
+        letta.ask_approval(finn, ("shout", '{"message": "hello"}'), said="Let me do that.")
+        target = Target("agents", (AgentRef(finn, "finn"),))
+        journal, cards = MemoryJournal(), Cards(letta, finn)
+
+        class Dying(Cards):
+            async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+                raise Died
+
+        async def go() -> list[TurnEvent]:
+            client = LettaClient(letta.base_url)
+            try:
+                runner = BridgeRunner(client, patience=1.0)
+                turn = TurnInput("please shout", OTID, "maria", approvals=Dying(letta, finn))
+                with pytest.raises(Died):
+                    [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                turn = dataclasses.replace(turn, approvals=cards)
+                return [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+            finally:
+                await client.aclose()
+
+        events = asyncio.run(go())
+        attached = [r for r in letta.requests if r.path.endswith("/stream") and (r.body or {}).get("otid")]
+        assert [r.status for r in attached] == [200], "the resumed turn did not re-attach to the run"
+        assert [c.name for r in cards.asked for c in r.calls] == ["shout"], "no card for the request Letta waits on"
+        assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
+        assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
+        assert [e.text for e in events if isinstance(e, AgentReply)] == ["Let me do that.\n\nfinn says hi"], events
