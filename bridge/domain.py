@@ -218,6 +218,11 @@ class Threads(Protocol):
         """The stored conversation `gone` no longer exists on Letta: a new one, stored in its place."""
         ...
 
+    async def forget(self, agent_id: str, stale: str) -> None:
+        """The thread leaves the stored conversation `stale`: its next send to the agent makes a new one (whose
+        first send carries the thread so far, as any new one's does)."""
+        ...
+
     async def earlier(self, agent_id: str) -> str:
         """What the agent's first send in a conversation made for it this turn is prefixed with: the thread so
         far, once, when the thread had turns before; empty otherwise."""

@@ -65,6 +65,13 @@ class ThreadConversations:
             self._owed.add(agent_id)
         return stored
 
+    async def forget(self, agent_id: str, stale: str) -> None:
+        """Leave `stale` for good. Nothing is made now: the next turn would not know the new one starts empty, so
+        the conversation is made when next needed, where `conversation` marks it owed the thread so far."""
+        log.info("conversation left agent=%s conversation=%s thread=%s", agent_id, stale, self._key[2])
+        await self._store.forget_conversation(self._key, agent_id, stale)
+        self._owed.discard(agent_id)
+
     async def earlier(self, agent_id: str) -> str:
         """The thread so far, once, for an agent whose conversation was just made: it starts with nothing of the
         thread, which may have had turns before (see InputAssembly.history). Empty otherwise."""

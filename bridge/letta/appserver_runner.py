@@ -8,14 +8,14 @@ thread's own conversation (one per thread and agent, made and stored before the 
 
 No send is ever made twice: the step is journaled `sending` before it, and after a restart a step still
 `sending` is looked up in its conversation's history by its otid (`find_send`): not there, it never reached
-the server and is sent; there, its stored reply is taken and the thread's conversation with that agent is
-replaced (a turn cut by a closed socket leaves it stuck on 0.34.12). A conversation the server holds stuck ("already has
-an active run", until it restarts) is replaced by a new one for the thread, and the message sent once more.
+the server and is sent; there, its stored reply is taken and the thread leaves that conversation (a turn cut by
+a closed socket leaves it stuck on 0.34.12): its next send to the agent makes a new one, which starts with the
+thread so far. A conversation the server holds stuck ("already has an active run", until it restarts) is
+replaced by a new one for the thread, and the message sent once more.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -120,9 +120,8 @@ class AppServerRunner(Step):
                     log.info("app server: send found after a restart otid=%s agent=%s", otid, agent.id)
                     # Its turn was running when the bridge's socket closed: 0.34.12 then holds the conversation
                     # stuck until the server restarts (and queues behind the dying turn before that), so the
-                    # thread's next turn goes to a new one.
-                    with contextlib.suppress(LettaError):
-                        await turn.threads.renew(agent.id, conversation)
+                    # thread's next send to the agent makes a new one, which carries the thread so far.
+                    await turn.threads.forget(agent.id, conversation)
                     failure = None
                     if not found.replies:
                         failure = AgentFailure(agent.name, CUT_OFF.format(agent=agent.name), Kind.RUN_FAILED,

@@ -302,6 +302,11 @@ class Store(Protocol):
         With `replacing`, a stored conversation that is gone on Letta gives way (unless another took its place)."""
         ...
 
+    async def forget_conversation(self, thread: ThreadKey, agent_id: str, conversation_id: str) -> None:
+        """The thread's next send to the agent goes to a new conversation (made then, so that its first send
+        carries the thread so far); nothing changes when another conversation already took this one's place."""
+        ...
+
     async def ping(self) -> None:
         """A trivial query; raises when the database cannot answer (GET /readyz)."""
         ...

@@ -1,8 +1,10 @@
 """The `conversations` table (schema v3): which Letta conversation holds each agent's side of a Slack thread.
 
 Written once, on the thread's first send to that agent, before the send; read by every later turn of the
-thread and by recovery after a restart. Both backends share this file's rules: the first id stored for a
-(thread, agent) wins, so a racing second writer gets the stored one back.
+thread and by recovery after a restart. Replaced when Letta no longer has it; forgotten when the thread must
+leave it (an App Server conversation stuck after a restart), so that the next send makes a new one. Both
+backends share this file's rules: the first id stored for a (thread, agent) wins, so a racing second writer
+gets the stored one back.
 """
 
 from __future__ import annotations
@@ -39,12 +41,18 @@ _REPLACE = (
     "UPDATE conversations SET conversation_id=$5"
     " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4 AND conversation_id=$6"
 )
+_FORGET = (
+    "DELETE FROM conversations"
+    " WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND agent_id=$4 AND conversation_id=$5"
+)
 
 
 class _Fetches(Protocol):
     """An asyncpg pool or connection."""
 
     async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    async def execute(self, query: str, *args: Any) -> Any: ...
 
 
 async def postgres_get(db: _Fetches, key: tuple[str, str, str, str]) -> str | None:
@@ -59,6 +67,10 @@ async def postgres_put(
         await db.fetchval(_REPLACE, *key, conversation_id, replacing)
     stored = await db.fetchval(_PUT, *key, conversation_id)
     return str(stored)
+
+
+async def postgres_forget(db: _Fetches, key: tuple[str, str, str, str], conversation_id: str) -> None:
+    await db.execute(_FORGET, *key, conversation_id)
 
 
 def thread_scope(channel_id: str, thread_ts: str) -> str:

@@ -7,7 +7,7 @@ import json
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
 from bridge.store.base import LIVE, OutboxItem, ThreadKey, step_outcome
-from bridge.store.conversations import postgres_get, postgres_put
+from bridge.store.conversations import postgres_forget, postgres_get, postgres_put
 from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
 
 
@@ -201,3 +201,6 @@ class PostgresJournal(PostgresConnection):
         self, thread: ThreadKey, agent_id: str, conversation_id: str, replacing: str | None = None
     ) -> str:
         return await postgres_put(self.pool, (*thread, agent_id), conversation_id, replacing)
+
+    async def forget_conversation(self, thread: ThreadKey, agent_id: str, conversation_id: str) -> None:
+        await postgres_forget(self.pool, (*thread, agent_id), conversation_id)

@@ -207,3 +207,11 @@ class SqliteJournal(SqliteConnection):
                 (*thread, agent_id, conversation_id, now_text()),
             )
         return await self.conversation(thread, agent_id) or conversation_id
+
+    async def forget_conversation(self, thread: ThreadKey, agent_id: str, conversation_id: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "DELETE FROM conversations WHERE team_id=? AND channel_id=? AND thread_ts=? AND agent_id=?"
+                " AND conversation_id=?",
+                (*thread, agent_id, conversation_id),
+            )

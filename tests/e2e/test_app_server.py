@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.turn_input import THREAD_HISTORY_HEADER
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.quoting import read
 
 _channels = itertools.count(1)
 
@@ -49,6 +51,7 @@ class Rig:
 
     def mention(self, channel: str, text: str, **kwargs: Any) -> str:
         event, response = self.bridge.mention(text, channel, **kwargs)
+        self.slack.remember_event(event)  # in the channel's history, as Slack keeps it
         assert response.status_code == 200
         return str(event["ts"])
 
@@ -207,6 +210,12 @@ def test_killed_mid_turn_then_restarted_nobody_is_asked_twice(tmp_path: Path) ->
         again = rig.mention(channel, "again", thread_ts=root)
         assert rig.done(channel, again) == {"white_check_mark"}
         assert rig.said(channel, root)[-3:] == [("gus", "gus says hi"), ("hal", "hal says hi"), ("ivy", "ivy says hi")]
+        cut, renewed = rig.inputs(ids["hal"])
+        assert renewed.conversation != cut.conversation
+        # ...which starts empty: hal is told what the thread said before it, as any new conversation is
+        so_far = dict(read(renewed.text).blocks)[THREAD_HISTORY_HEADER]
+        assert so_far[:2] == [("person", "maria", "<@U0BOTABCD> go"), ("agent", "gus", "gus says hi")]
+        assert "Earlier in this Slack thread" not in rig.inputs(ids["gus"])[1].text  # its conversation goes on
 
 
 def test_a_bridge_defined_supervisor_hears_its_workers_and_answers_last(rig: Rig) -> None:

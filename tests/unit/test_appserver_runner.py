@@ -1,20 +1,28 @@
 """bridge/letta/appserver_runner.py: a socket dropped mid-turn before any text reached the bridge. The server
 ends the turn and keeps what the model had written so far (capture ws-disconnect-mid-turn-no-reconnect.json:
 socket a got no text, history holds 'bob '). The runner finds it by otid and posts it, saying it may be only
-part of the answer; before, the stub was posted as the agent's whole reply."""
+part of the answer; before, the stub was posted as the agent's whole reply. A send found after a restart gives
+the thread a new conversation with that agent, whose first message then carries the thread so far."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bridge.domain import AgentFailure, AgentRef, AgentReply, TurnInput
+from bridge.domain import AgentFailure, AgentRef, AgentReply, StepRecord, Target, TurnInput
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.appserver_runner import AppServerRunner
+from bridge.slack.directory import Earlier
+from bridge.store import open_store
+from bridge.threads import ThreadConversations
+from bridge.turn_input import THREAD_HISTORY_HEADER, thread_context
 from tests.fakes.appserver import FakeAppServer
+from tests.quoting import read
+from tests.unit.test_patterns import MemoryJournal, NoTranscript
 
 
 class Journal:
@@ -82,3 +90,54 @@ def test_a_reply_found_after_a_drop_is_posted_with_word_that_it_may_be_cut_short
     assert [r.text for r in replies] == ["dave"], "what the server kept is posted"
     [failure] = failures
     assert "dropped while dave was answering" in failure.message and "part of the answer" in failure.message
+
+
+def test_a_conversation_renewed_after_a_restart_gives_the_threads_next_turn_the_thread_so_far(tmp_path: Path) -> None:
+    """The bridge was killed after hal's send reached the server: the resumed turn finds it by otid and the thread
+    gets a new conversation with hal (the old one is stuck on 0.34.12). That conversation starts empty, so the
+    thread's next turn tells hal what was said before, once."""
+    fake = FakeAppServer(scale=0.001)
+    fake.start()
+    hal = fake.add_agent("hal")
+    target = Target("agents", (AgentRef(hal, "hal"),))
+    so_far = [Earlier("U1", "maria", "go", ts="1.0"), Earlier("", "", "hal says hi", ts="1.1")]
+
+    async def history() -> str:
+        return thread_context(so_far, ["hal"], {"1.1": ("hal", "hal says hi")}, THREAD_HISTORY_HEADER)
+
+    async def main() -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        letta = AppServerLetta(fake.url)
+        runner = AppServerRunner(letta, deadline=30)
+
+        async def turn(text: str, journal: MemoryJournal) -> None:
+            threads = ThreadConversations(store, letta, "T1", "C1", "1.0", history)  # one per turn, as turns.py
+            said = TurnInput(text, journal.otid, "maria", threads=threads)
+            [reply] = [e async for e in runner.run(target, said, NoTranscript(), journal)]
+            assert isinstance(reply, AgentReply) and reply.text == "hal says hi"
+
+        try:
+            killed = MemoryJournal()
+            await turn("go", killed)
+            killed.steps[hal] = StepRecord("sending")  # what the killed process's journal said
+            await turn("go", killed)  # resumed: found by its otid, not sent again
+            for text, otid in (("and then?", "5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10"),
+                               ("and now?", "6c1f5b2d-45c2-4cd5-8e66-2a7b5d2e8f21")):
+                later = MemoryJournal()
+                later.otid = otid
+                await turn(text, later)
+        finally:
+            await letta.aclose(wait=1)
+            await store.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        fake.stop()
+    first, renewed, after = [(t.conversation, read(t.text)) for t in fake.inputs]
+    assert renewed[0] != first[0] and after[0] == renewed[0]  # nobody asked twice; the next turn in a new one
+    blocks = dict(renewed[1].blocks)
+    assert blocks[THREAD_HISTORY_HEADER] == [("person", "maria", "go"), ("agent", "hal", "hal says hi")]
+    assert renewed[1].own[-1] == "and then?"
+    assert after[1].blocks == [] and after[1].own == ["and now?"]  # once

@@ -155,6 +155,13 @@ def test_a_threads_conversation_per_agent_is_kept_and_the_first_one_stored_wins(
             await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a3", replacing="conv-a") == "conv-a2"
         )
         assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a2"
+        # A conversation the thread leaves is forgotten, unless another already took its place.
+        await store.forget_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a")
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-a2"
+        await store.forget_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a2")
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) is None
+        assert await store.conversation(("T1", "C1", "1.000001"), BOB.id) == "conv-b"
+        assert await store.put_conversation(("T1", "C1", "1.000001"), ALICE.id, "conv-a4") == "conv-a4"
 
     run(database_url, body)
 
