@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from bridge.store.sqlite_connection import foreign_file
+
 log = logging.getLogger(__name__)
 
 PRIVATE = 0o600
@@ -119,6 +121,8 @@ class Inbox:
         """Open (creating it, readable by its owner only) and return the events still to be handled, oldest
         first."""
         if self.path != ":memory:":
+            if foreign_file(self.path):  # never tightened nor written: it is someone else's
+                raise ValueError("file is not a database")
             if not os.path.exists(self.path):
                 os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE))
             os.chmod(self.path, PRIVATE)

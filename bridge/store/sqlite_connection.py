@@ -9,6 +9,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -57,6 +58,24 @@ def hold_exclusively(path: str) -> int:
     return fd
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def foreign_file(path: str) -> bool:
+    """Whether `path` holds something other than a SQLite database (a DATABASE_URL mistyped onto a config file or
+    a folder, say): such a file is never locked beside, tightened or written; opening it says it is not one."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return True  # a folder, a device, a pipe: never the bridge's to change
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return False  # created as the bridge's own
+    except PermissionError:
+        return False  # SQLite's own open says so
+    return head not in (b"", SQLITE_HEADER)
+
+
 def private_files(path: str) -> None:
     """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
     and SHM files the database's mode), and an older world-readable file is tightened."""
@@ -80,7 +99,7 @@ class SqliteConnection:
         self.path = sqlite_path(url)
         self._exclusive = exclusive
         self._lock_fd: int | None = None
-        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None:
+        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None and not foreign_file(self.path):
             self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
         self._db: aiosqlite.Connection | None = None
         # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
@@ -159,6 +178,13 @@ class SqliteConnection:
             parent = await asyncio.to_thread(_missing_folder, self.path)
             if parent is not None:
                 raise StoreError(f"cannot create the database {self.path}: the folder {parent} does not exist")
+            if await asyncio.to_thread(os.path.isdir, self.path):
+                raise StoreError(
+                    f"cannot open the database {self.path}: it is a folder; DATABASE_URL names the database file "
+                    f"(for example sqlite:///{os.path.join(self.path, 'bridge.db')})"
+                )
+            if await asyncio.to_thread(foreign_file, self.path):
+                raise StoreError(f"cannot open the database {self.path}: file is not a database (left as it was)")
             if self._exclusive and self._lock_fd is None:
                 self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
             await asyncio.to_thread(private_files, self.path)

@@ -60,3 +60,36 @@ def test_without_a_config_file_the_current_folder_holds_it_and_list_creates_noth
     assert f"{tmp_path / 'bridge.db'} does not exist yet" in listing.stdout
     assert list(tmp_path.iterdir()) == []
     assert REPO != tmp_path
+
+
+def test_a_database_url_naming_a_file_that_is_not_a_database_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """A DATABASE_URL mistyped onto another file (a config, /etc/passwd): every command says it is not a database
+    and changes nothing of it, its mode included (the bridge tightens only its own database files to 600)."""
+    other = tmp_path / "accounts"
+    other.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    other.chmod(0o644)
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "unused.db")
+    env["DATABASE_URL"] = f"sqlite:///{other}"
+    for command in (("check",), ("channels", "list"), ("serve",)):
+        done = run_cli(env, *command, cwd=tmp_path)
+        assert done.returncode != 0 and "file is not a database" in done.stdout + done.stderr, (command, done)
+        assert "Traceback" not in done.stderr
+        assert oct(other.stat().st_mode & 0o777) == "0o644", command
+        assert other.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts"], command
+
+
+def test_a_database_url_naming_a_folder_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    """DATABASE_URL=sqlite:////tmp (a folder typed for a file): refused in one line, the folder's mode untouched
+    (it used to be tightened to 600, which locks every other user out of a shared folder)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "unused.db")
+    env["DATABASE_URL"] = f"sqlite:///{shared}"
+    for command in (("check",), ("channels", "list"), ("serve",)):
+        done = run_cli(env, *command, cwd=tmp_path)
+        assert done.returncode != 0 and f"{shared}: it is a folder" in done.stdout + done.stderr, (command, done)
+        assert "Traceback" not in done.stderr
+        assert oct(shared.stat().st_mode & 0o7777) == "0o1777", command
+        assert list(shared.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shared"], command

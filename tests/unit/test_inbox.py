@@ -128,3 +128,12 @@ def test_the_write_ahead_log_is_copied_by_a_thread_of_its_own_never_in_a_commit(
         inbox.close()
     assert not os.path.exists(path + "-wal"), "closed last, the inbox's connection leaves no log behind"
     assert len(Inbox(path).open()) == 4001
+
+
+def test_an_inbox_path_holding_another_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    other = tmp_path / "bridge.db.inbox"
+    other.write_text("not mine\n")
+    other.chmod(0o644)
+    with pytest.raises(ValueError, match="not a database"):
+        Inbox(str(other)).open()
+    assert stat.S_IMODE(os.stat(other).st_mode) == 0o644 and other.read_text() == "not mine\n"
