@@ -57,6 +57,11 @@ class SocketModeError(Exception):
 
 def not_opened(error: str) -> str:
     """Why Slack did not open a Socket Mode connection (apps.connections.open's error), and what to do."""
+    if error == "missing_scope":  # the same token copied again cannot help
+        return (
+            f"Slack refused {SLACK_APP_TOKEN.variable} (missing_scope): it lacks the scope connections:write. "
+            "Generate one with that scope in Slack app settings > Basic Information > App-Level Tokens and set it."
+        )
     if error in TOKEN_ERRORS:
         return slack_refused(SLACK_APP_TOKEN, error)
     if error == "ratelimited":

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.slack_response import SlackResponse
 
 from bridge.logs import logged
-from bridge.slack.socket_mode import SocketMode
+from bridge.slack.socket_mode import SocketMode, not_opened
 from bridge.store.locks import AckFirst
 
 
@@ -139,3 +139,11 @@ def test_an_envelope_whose_socket_dropped_before_its_ack_is_one_line_not_a_trace
     assert [r.getMessage() for r in said] == [
         "socket mode connection closed before envelope e-dropped was acknowledged: Slack delivers it again"
     ]
+
+
+def test_an_app_level_token_without_connections_write_is_told_to_get_one_with_it() -> None:
+    """An app-level token made with another scope (authorizations:read, app_configurations:write): Slack answers
+    missing_scope. Copying the same token again cannot help: the sentence says which scope a new one needs."""
+    said = not_opened("missing_scope")
+    assert said.startswith("Slack refused SLACK_APP_TOKEN (missing_scope): it lacks the scope connections:write")
+    assert "Generate" in said and "no more detail" not in said and "Copy the current token" not in said
