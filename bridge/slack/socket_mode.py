@@ -8,7 +8,8 @@ reconnection, which the client keeps trying) is one line without the traceback, 
 asks Slack for a fresh URL: it would otherwise try the failed one again forever, though Slack's next URL may name
 another of its hosts (wss-primary, wss-backup) and an unused ticket may expire. A token Slack refuses when the
 client asks for a new URL ends the run (`serve_until`) instead of being asked again forever. Each envelope is
-handled as app.py handles an HTTP request: a request_id for its log lines, turns giving way until it is acked.
+handled as app.py handles an HTTP request: a request_id for its log lines, turns giving way until it is acked; an
+ack the socket closed under is one line (an event was recorded before it: Slack's next delivery is a duplicate).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ Answering = Callable[[], AbstractAsyncContextManager[None]]  # AckFirst.answerin
 PING_SECONDS = 10  # Bolt's: the client pings this often, and waits this long between two connection attempts
 # How slack_sdk's client logs a connection attempt that failed (with the exception), before it tries again.
 CONNECT_FAILED = "Failed to connect"
+# How it logs an ack it could not write (the socket closed), before raising to the bridge's handler, which says it.
+SEND_FAILED = "is no longer active. Failed to send a message"
 
 
 class SocketModeError(Exception):
@@ -54,6 +57,11 @@ class SocketModeError(Exception):
 
 def not_opened(error: str) -> str:
     """Why Slack did not open a Socket Mode connection (apps.connections.open's error), and what to do."""
+    if error == "missing_scope":  # the same token copied again cannot help
+        return (
+            f"Slack refused {SLACK_APP_TOKEN.variable} (missing_scope): it lacks the scope connections:write. "
+            "Generate one with that scope in Slack app settings > Basic Information > App-Level Tokens and set it."
+        )
     if error in TOKEN_ERRORS:
         return slack_refused(SLACK_APP_TOKEN, error)
     if error == "ratelimited":
@@ -129,6 +137,17 @@ class Client(SocketModeClient):
             raise
         return str(response["url"])
 
+    async def connect_to_new_endpoint(self, force: bool = False) -> None:
+        """slack_sdk asks Slack for a new URL here outside its connect loop, and each of its callers (Slack's
+        `disconnect`, a closed or stale socket) logs the failure its own way: a traceback, or the SDK's error over
+        several lines. One line instead; the client's monitor tries again while the socket is closed."""
+        try:
+            await super().connect_to_new_endpoint(force)
+        except Exception as exc:
+            if self.closed:
+                return
+            self.logger.error("socket mode connection failed, trying again: %s", why(exc))
+
 
 class Handler(AsyncSocketModeHandler):
     """Bolt's handler (each envelope dispatched to the app, then acknowledged with its answer) on `Client`; each
@@ -147,7 +166,14 @@ class Handler(AsyncSocketModeHandler):
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         with log_context(request_id=request_id()):
             async with self._answering():
-                await super().handle(client, req)
+                try:
+                    await super().handle(client, req)
+                except ConnectionError:  # the ack's write: the socket it came on closed meanwhile
+                    self.client.logger.info(
+                        "socket mode connection closed before envelope %s was acknowledged: %s",
+                        req.envelope_id,
+                        "Slack delivers it again" if req.type == "events_api" else "Slack shows the person a failure",
+                    )
 
 
 class ConnectFailures(logging.Filter):
@@ -171,7 +197,7 @@ class ConnectFailures(logging.Filter):
             assert failure is not None
             self.first.set_result(failure)
             return False
-        if self._client.refused.done():
+        if self._client.refused.done() or SEND_FAILED in str(record.msg):
             return False
         if not connect_failed:
             return True

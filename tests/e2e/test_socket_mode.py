@@ -101,3 +101,31 @@ def test_an_event_delivered_again_after_slack_refreshes_the_connection_is_one_tu
         finally:
             bridge.stop()
         assert "duplicate event dropped" in bridge.logs()
+
+
+def test_a_refresh_slack_will_not_give_a_url_for_at_once_is_one_line_then_the_next_connection_works(
+    tmp_path: Path,
+) -> None:
+    """Slack asks for a new connection (`disconnect`) and apps.connections.open fails on its side at that moment:
+    one plain line, no traceback; Slack closes the old connection, the bridge asks again, and events flow."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
+        alice = letta.add_agent("alice")
+        assert run_cli(env, "channels", "connect", "C0SOCKET5", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            opened = len(slack.calls_to("apps.connections.open"))
+            slack.fail_next("apps.connections.open", "internal_error")
+            slack.send_socket_disconnect("refresh_requested", close_after=0.5)
+            slack.wait_for(lambda: len(slack.calls_to("apps.connections.open")) >= opened + 2, timeout=15)
+            slack.wait_for(slack.socket_connected, timeout=10)
+            event = mention_event("after the refresh", channel="C0SOCKET5")
+            slack.send_socket_event(json.loads(event_body(event)))
+            slack.wait_for(lambda: len(slack.posts("C0SOCKET5", event["ts"])) == 1, timeout=10)
+            assert bridge.stop() == 0
+        finally:
+            bridge.stop()
+        logs = bridge.logs()
+        assert "Traceback" not in logs, logs
+        assert logs.count("socket mode connection failed, trying again: Slack answered internal_error") == 1, logs

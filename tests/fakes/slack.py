@@ -595,14 +595,24 @@ class FakeSlack(SlackFileServer):
             self.remember_event(payload["event"])
         return str(envelope["envelope_id"])
 
-    def send_socket_disconnect(self, reason: str = "refresh_requested") -> None:
+    def send_socket_disconnect(self, reason: str = "refresh_requested", close_after: float = 1.0) -> None:
         """Slack's `disconnect` message (reason `warning` ahead of a close, `refresh_requested` when it wants the
-        client on a new connection): the client is to open a new one."""
+        client on a new connection): the client is to open a new one, and Slack then closes the connection it
+        told to go whether or not the client did (here `close_after` seconds later)."""
         if self._loop is None:
             raise RuntimeError("FakeSlack is not started")
+        with self._lock:
+            told = [ws for ws in self._sockets if not ws.closed]
         message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
         if not asyncio.run_coroutine_threadsafe(self._broadcast(message), self._loop).result(10):
             raise AssertionError("send_socket_disconnect: no Socket Mode client is connected")
+
+        async def close_told() -> None:
+            await asyncio.sleep(close_after)
+            for ws in told:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake slack refreshed the connection")
+
+        asyncio.run_coroutine_threadsafe(close_told(), self._loop)
 
     def drop_sockets(self) -> None:
         """Close every Socket Mode connection from Slack's side, as a socket that drops (or a host restarting) does;
