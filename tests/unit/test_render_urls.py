@@ -81,13 +81,14 @@ def test_texts_slack_renders_unseen_stay_defused_everywhere() -> None:
 # --- property: any URL holding the words survives, wherever it stands ---------------------------------
 
 _WORDS = ["@channel", "@here", "@everyone", "@Here", "@CHANNEL", "@channelname", "@here_x"]
-_SEGMENT = st.text(alphabet="abcxyz0123456789-._~%=+", min_size=1, max_size=6)
+# No `_`, `*` or `~` pairs: Markdown reads them as emphasis even inside a bare URL (CommonMark has no bare URLs).
+_SEGMENT = st.text(alphabet="abcxyz0123456789-.%=+", min_size=1, max_size=6)
 urls = st.builds(
     lambda scheme, host, parts: f"{scheme}{host}.com/" + "/".join(parts),
     st.sampled_from(["https://", "http://"]),
     st.text(alphabet="abcdefgh", min_size=1, max_size=8),
     st.lists(st.one_of(_SEGMENT, st.sampled_from(_WORDS)), min_size=1, max_size=4).filter(
-        lambda parts: any(p in _WORDS for p in parts) and parts[-1][-1] not in ".~_"
+        lambda parts: any(p in _WORDS for p in parts) and parts[-1][-1] != "."
     ),
 )
 _PROSE = st.sampled_from(["", "see ", "@here ", "a, ", "(", "**", "- ", "> ", "1. ", "word @channel "])
