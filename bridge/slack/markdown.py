@@ -18,6 +18,10 @@ from markdown_it.tree import SyntaxTreeNode
 
 # No word boundary: whether Slack would ping `@here_` or `@channel-ops` is unknown, so those are broken too.
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
+# A URL or an email as Slack links it in text: up to a space, a `<`, `>` or backtick; `_bare` trims what ends a
+# sentence rather than the address.
+_BARE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>`]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_TRAILING = ".,:;!?'\"*_~"
 _FENCE_RUN = re.compile(r"`{3,}")
 _WEB_SCHEMES = ("http://", "https://")
 _MAILTO = re.compile(r"mailto:[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?:\?[^\s|<>]*)?", re.IGNORECASE)
@@ -43,13 +47,32 @@ def _entities(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _defuse(text: str) -> str:
-    return _BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
+def _bare(text: str) -> list[tuple[int, int]]:
+    """Where the URLs and emails in a text are, without the punctuation after them (a `)` only when unmatched)."""
+    spans: list[tuple[int, int]] = []
+    for m in _BARE.finditer(text):
+        end = m.end()
+        while end > m.start() and (
+            text[end - 1] in _TRAILING
+            or (text[end - 1] == ")" and text.count("(", m.start(), end) < text.count(")", m.start(), end))
+        ):
+            end -= 1
+        spans.append((m.start(), end))
+    return spans
+
+
+def _defuse(text: str, keep_urls: bool = False) -> str:
+    """A zero-width space after the `@` of each broadcast word; with `keep_urls`, not inside a URL or an email,
+    where it would break the address (only where Slack reads no mention: code, a link's label)."""
+    spans = _bare(text) if keep_urls else []
+    return _BROADCAST.sub(
+        lambda m: m.group() if any(a <= m.start() < b for a, b in spans) else "@\u200b" + m.group(1), text
+    )
 
 
 def escape(text: str) -> str:
     """Escape &, < and > (so no `<!channel>` or `<@U…>` can be formed) and defuse plain @channel/@here."""
-    return _defuse(_entities(text))
+    return _entities(_defuse(text))
 
 
 def escape_within(text: str, limit: int) -> str:
@@ -67,15 +90,31 @@ def escape_within(text: str, limit: int) -> str:
     return out.rstrip() + "…"
 
 
-def _safe(text: str) -> str:
-    """`escape`, and break runs of three backticks, which would open or close a code block in Slack."""
-    return _FENCE_RUN.sub(lambda m: "\u200b".join(m.group()), escape(text))
+def _safe(text: str, keep_urls: bool = False) -> str:
+    """`escape` (see `_defuse` for `keep_urls`), and break runs of three backticks, which would open or close a
+    code block in Slack."""
+    return _FENCE_RUN.sub(lambda m: "\u200b".join(m.group()), _entities(_defuse(text, keep_urls)))
+
+
+def _text(text: str) -> str:
+    """A text node: `_safe`, except that a bare URL or email holding a broadcast word becomes a link made here:
+    defused, it would break; left to Slack to link, whether Slack reads a mention in it first is not documented."""
+    out: list[str] = []
+    done = 0
+    for start, end in _bare(text):
+        address = text[start:end]
+        if _BROADCAST.search(address):
+            url = "http://" + address if address[:4].lower() == "www." else address
+            url = url if "://" in url else "mailto:" + url
+            out += [_safe(text[done:start]), _link(url, address)]
+            done = end
+    return "".join(out) + _safe(text[done:])
 
 
 def _code_span(text: str) -> str:
     """Inline code's content between its two backticks: none of its own backticks may join another (or the
     wrapping ones) into a run of three, which Slack reads as a code block's fence."""
-    inner = re.sub(r"`{2,}", lambda m: "\u200b".join(m.group()), escape(text))
+    inner = re.sub(r"`{2,}", lambda m: "\u200b".join(m.group()), _entities(_defuse(text, keep_urls=True)))
     return ("\u200b" if inner.startswith("`") else "") + inner + ("\u200b" if inner.endswith("`") else "")
 
 
@@ -90,7 +129,7 @@ def _url(url: str) -> str:
 
 
 def _label(text: str) -> str:
-    return _safe(" ".join(text.split())).replace("|", _PIPE)
+    return _safe(" ".join(text.split()), keep_urls=True).replace("|", _PIPE)
 
 
 def _link(url: str, label: str) -> str:
@@ -140,7 +179,7 @@ def _inline(node: SyntaxTreeNode, ctx: _Inline) -> str:
     for index, child in enumerate(node.children):
         kind = child.type
         if kind == "text":
-            out.append(child.content if ctx.plain else _safe(child.content))
+            out.append(child.content if ctx.plain else _text(child.content))
         elif kind in ("softbreak", "hardbreak"):
             out.append(" " if ctx.plain else "\n")
         elif kind == "code_inline":
@@ -209,7 +248,8 @@ def _text_lines(text: str) -> list[_Line]:
 
 def _code_lines(content: str) -> list[_Line]:
     body = content[:-1] if content.endswith("\n") else content
-    return [_Line(_FENCE, True), *(_Line(line, True) for line in _safe(body).split("\n")), _Line(_FENCE, True)]
+    lines = _safe(body, keep_urls=True).split("\n")
+    return [_Line(_FENCE, True), *(_Line(line, True) for line in lines), _Line(_FENCE, True)]
 
 
 def _blocks(nodes: list[SyntaxTreeNode], gap: bool = True) -> list[_Line]:
@@ -302,7 +342,7 @@ def _table(node: SyntaxTreeNode) -> list[_Line]:
     widths = [max((_width(r[i][0]) for r in rows if i < len(r)), default=0) for i in range(columns)]
     out = [" | ".join(_align(t, s, widths[i]) for i, (t, s) in enumerate(r)).rstrip() for r in rows]
     out.insert(1, "-+-".join("-" * max(w, 1) for w in widths))
-    return [_Line(_FENCE, True), *(_Line(_safe(line), True) for line in out), _Line(_FENCE, True)]
+    return [_Line(_FENCE, True), *(_Line(_safe(line, keep_urls=True), True) for line in out), _Line(_FENCE, True)]
 
 
 def to_mrkdwn(markdown: str) -> str:
