@@ -35,6 +35,24 @@ def test_bad_setting_values_are_plain_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr and "PORT" in done.stderr
 
 
+def test_a_misspelt_key_in_the_config_file_is_named_not_silently_ignored(tmp_path: Path) -> None:
+    """A typo in config.toml must not read as a setting left out: the key is named, with the one it resembles."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    del env["SLACK_BOT_TOKEN"]
+    (tmp_path / "config.toml").write_text('slack_bot_tokn = "xoxb-typed-here"\n[slack]\nport = 3000\n')
+    for command in ("check", "serve"):
+        done = run_cli(env, command, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "xoxb-typed-here" not in done.stdout + done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [
+            "error: config.toml has a key the bridge does not know: slack_bot_tokn (did you mean slack_bot_token?); "
+            "every key is in config.example.toml.",
+            "error: config.toml has a key the bridge does not know: slack (a table; settings are top-level keys, "
+            "like port = 3000); every key is in config.example.toml.",
+        ], done.stderr
+
+
 def test_help_lists_the_commands() -> None:
     done = run_cli({"PATH": "/usr/bin"} | {"HOME": str(REPO)}, "--help")
     for word in ("serve", "socket", "check", "channels"):
