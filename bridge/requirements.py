@@ -115,7 +115,7 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
     if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL and not settings.oauth:
         if unusable(LETTA_API_KEY):
             needed.append(LETTA_API_KEY)
-    return [_gap(r, given(r)) for r in needed]
+    return [gap(r, given(r)) for r in needed]
 
 
 def set_them_up(settings: Settings) -> str:
@@ -164,11 +164,11 @@ def wrong_kinds(settings: Settings) -> list[str]:
     for r in (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN):
         value = getattr(settings, r.variable.lower())
         if value is not None and wrong_kind(r, value.get_secret_value()) is not None:
-            lines.append(_gap(r, value.get_secret_value()))
+            lines.append(gap(r, value.get_secret_value()))
     return lines
 
 
-def _gap(r: Requirement, value: str | None) -> str:
+def gap(r: Requirement, value: str | None) -> str:
     if value is None:
         return f"missing {r.variable}: {r.purpose}. Find it in {r.where}."
     if (kind := wrong_kind(r, value)) is not None:
