@@ -109,6 +109,21 @@ def test_connect_refuses_bad_ids_unknown_targets_and_saves_nothing(tmp_path: Pat
         assert "not a Slack channel id" in run_cli(env, "channels", "connect", "#general", alice).stderr
 
 
+def test_an_id_letta_refuses_as_malformed_is_said_in_words_not_as_its_validation_dump(tmp_path: Path) -> None:
+    """0.16 answers 422 with pydantic's error list for an id that is a UUID but not a version 4 one (as a hand-made
+    or mistyped id is): the person reads what Letta's ids look like, not a Python repr."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        for target in ("agent-00000000-0000-0000-0000-000000000000", "group-00000000-0000-0000-0000-000000000000"):
+            line = _refused(env, target)
+            kind = target.split("-")[0]
+            assert line == (
+                f"error: the Letta server refused {kind} {target}: its {kind} ids are {kind}-<uuid4> (the third part "
+                f"starts with 4), so no {kind} has this one. Copy the id from the Letta server (`/letta {kind}s` "
+                "lists them)."
+            ), line
+
+
 def test_connect_refuses_when_letta_is_down_or_the_key_is_wrong(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeLetta(version="0.16.8", api_key="right-key") as letta:
         alice = letta.add_agent("alice")
