@@ -35,6 +35,20 @@ def test_bad_setting_values_are_plain_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr and "PORT" in done.stderr
 
 
+def test_a_database_url_without_a_scheme_is_told_how_to_write_it(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    said = {
+        "bridge.db": "DATABASE_URL=bridge.db has no scheme: for a SQLite file write sqlite:///bridge.db",
+        "/var/lib/b.db": "DATABASE_URL=/var/lib/b.db has no scheme: for a SQLite file write sqlite:////var/lib/b.db",
+        "bridge:pw@db.internal/bridge": "DATABASE_URL=***@db.internal/bridge has no scheme: for PostgreSQL write",
+    }
+    for url, line in said.items():
+        done = run_cli(dict(env, DATABASE_URL=url), "check", cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {line}"), done.stderr
+        assert "pw@" not in done.stderr
+    assert not list(tmp_path.iterdir()), "nothing is created"
+
+
 def test_a_misspelt_key_in_the_config_file_is_named_not_silently_ignored(tmp_path: Path) -> None:
     """A typo in config.toml must not read as a setting left out: the key is named, with the one it resembles."""
     env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
