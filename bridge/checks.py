@@ -17,7 +17,15 @@ from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
-from bridge.requirements import PLACEHOLDERS, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, missing, slack_refused
+from bridge.requirements import (
+    PLACEHOLDERS,
+    SLACK_APP_TOKEN,
+    SLACK_BOT_TOKEN,
+    missing,
+    slack_refused,
+    wrong_kind,
+    wrong_kinds,
+)
 from bridge.slack.post import FAILURES, granted_scopes, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
@@ -55,14 +63,17 @@ async def run_checks(settings: Settings) -> list[Check]:
     socket = settings.slack_app_token is not None and not settings.oauth
     modes: tuple[Literal["serve", "socket"], ...] = ("serve", "socket") if socket else ("serve",)
     ready = [mode for mode in modes if not missing(settings, mode)]
-    if ready:
+    misfits = wrong_kinds(settings)  # a token in the wrong setting is wrong whichever mode runs
+    if ready and not misfits:
         needs = " and ".join(f"`{mode}`" for mode in ready)
         checks.append(Check(True, "settings", f"everything {needs} need{'s' if len(ready) == 1 else ''} is set"))
     else:
-        checks.extend(Check(False, "settings", gap) for gap in missing(settings, modes[-1]))
-    if settings.slack_app_token is None:
+        gaps = [] if ready else missing(settings, modes[-1])
+        checks.extend(Check(False, "settings", gap) for gap in dict.fromkeys(gaps + misfits))
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))
-    elif socket and settings.slack_app_token.get_secret_value() != PLACEHOLDERS[SLACK_APP_TOKEN.variable]:
+    elif socket and app_token != PLACEHOLDERS[SLACK_APP_TOKEN.variable] and not wrong_kind(SLACK_APP_TOKEN, app_token):
         checks.append(await socket_check(settings))
     if settings.oauth:
         from bridge.workspace_admin import workspace_checks
@@ -113,6 +124,8 @@ async def slack_checks(settings: Settings) -> list[Check]:
     """auth.test with the bot token, then the scopes it was granted (also used by `init`)."""
     if settings.slack_bot_token is None:
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not set, so Slack cannot be checked")]
+    if wrong_kind(SLACK_BOT_TOKEN, settings.slack_bot_token.get_secret_value()):
+        return [Check(False, "slack", "SLACK_BOT_TOKEN is not a bot token (see above), so Slack cannot be checked")]
     client = slack_client(settings)
     try:
         response = await client.auth_test()

@@ -5,8 +5,10 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -374,18 +376,42 @@ class SettingsError(Exception):
         self.lines = lines
 
 
+def unknown_keys(path: Path) -> list[str]:
+    """A line for each key of the config file that is no setting: the model ignores them (the environment holds
+    every variable of the machine), so a misspelt key would otherwise read as a setting left out."""
+    with path.open("rb") as file:
+        keys = tomllib.load(file)
+    known = set(Settings.model_fields)
+    lines = []
+    for key, value in keys.items():
+        if key.lower() in known:
+            continue
+        close = difflib.get_close_matches(key.lower(), known, n=1)
+        if isinstance(value, dict):
+            hint = "a table; settings are top-level keys, like port = 3000"
+        else:
+            hint = f"did you mean {close[0]}?" if close else "no setting has that name"
+        lines.append(
+            f"{path} has a key the bridge does not know: {key} ({hint}); every key is in config.example.toml."
+        )
+    return lines
+
+
 def load_settings() -> Settings:
     path = config_file()
     if path is not None and not path.is_file():
         raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
     try:
         settings = Settings()
+        unknown = unknown_keys(path) if path is not None else []
     except ValidationError as exc:
         raise SettingsError(plain_errors(exc)) from None
     except SourceError as exc:
         raise SettingsError([unparsed(exc, path)]) from None
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
+    if unknown:
+        raise SettingsError(unknown)
     proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call
     if proxies:
         raise SettingsError(proxies)

@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import plain_errors, url_problem
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
-from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
+from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, gap, wrong_kind
 
 DEFAULT_LETTA_URL = "http://localhost:8283"
 Verdict = tuple[bool, list[str]]
@@ -152,6 +152,19 @@ class Wizard:
         return 0
 
     def _may_write(self) -> None:
+        folder = self.path.absolute().parent
+        if not folder.is_dir():
+            raise InitStopped(
+                f"cannot write {self.path}: the folder {folder} does not exist. Create it, or pass --config with a "
+                "file in a folder that exists. Nothing was written.",
+                2,
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InitStopped(
+                f"cannot write {self.path}: this user may not create files in {folder}. Pass --config with a file "
+                "in a folder you may write. Nothing was written.",
+                2,
+            )
         if not self.path.exists() or self.args.force:
             return
         if not self.interactive:
@@ -234,7 +247,10 @@ class Wizard:
             "",
             *(f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()),
         ]
-        write_private(self.path, "\n".join(lines) + "\n")
+        try:
+            write_private(self.path, "\n".join(lines) + "\n")
+        except OSError as exc:
+            raise InitStopped(f"cannot write {self.path}: {exc.strerror or exc}. Nothing was written.") from None
         print(f"\nWrote {self.path} (mode 600).")
 
     def _manifest(self, public: str) -> None:
@@ -267,6 +283,8 @@ class Wizard:
 def _check_signing_secret(secret: str) -> Verdict:
     if not secret:
         return False, [f"FAIL signing secret: empty. Find it in {SLACK_SIGNING_SECRET.where}."]
+    if wrong_kind(SLACK_SIGNING_SECRET, secret):
+        return False, [f"FAIL signing secret: {gap(SLACK_SIGNING_SECRET, secret)}"]
     return True, ["ok   signing secret: set (Slack's first request to the bridge proves it)"]
 
 

@@ -95,7 +95,8 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
         return value.get_secret_value() if isinstance(value, SecretStr) else value
 
     def unusable(r: Requirement) -> bool:
-        return given(r) in (None, PLACEHOLDERS.get(r.variable))
+        value = given(r)
+        return value in (None, PLACEHOLDERS.get(r.variable)) or wrong_kind(r, value) is not None
 
     needed: list[Requirement] = []
     if settings.slack_client_id is not None or settings.slack_client_secret is not None:
@@ -114,7 +115,7 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
     if mode in ("serve", "socket", "letta") and settings.letta_base_url == LETTA_CLOUD_URL and not settings.oauth:
         if unusable(LETTA_API_KEY):
             needed.append(LETTA_API_KEY)
-    return [_gap(r, given(r)) for r in needed]
+    return [gap(r, given(r)) for r in needed]
 
 
 def set_them_up(settings: Settings) -> str:
@@ -131,9 +132,47 @@ def set_them_up(settings: Settings) -> str:
     )
 
 
-def _gap(r: Requirement, value: str | None) -> str:
+# How each kind of Slack token starts; a value pasted into the wrong setting is named by its kind.
+TOKEN_KINDS = (
+    ("xoxe.xoxb-", "a bot token"),
+    ("xoxb-", "a bot token"),
+    ("xapp-", "an app-level token"),
+    ("xoxp-", "a user token"),
+    ("xoxe-", "a refresh token"),
+)
+# The kinds a setting takes (a rotating bot token starts with xoxe.xoxb-); the signing secret is no token at all.
+_KINDS_TAKEN = {"SLACK_BOT_TOKEN": ("xoxe.xoxb-", "xoxb-"), "SLACK_APP_TOKEN": ("xapp-",), "SLACK_SIGNING_SECRET": ()}
+
+
+def wrong_kind(r: Requirement, value: str | None) -> str | None:
+    """Why `value` cannot be `r`'s, by its kind alone (the value itself is never repeated), or None."""
+    taken = _KINDS_TAKEN.get(r.variable)
+    if taken is None or value is None:
+        return None
+    value = value.strip()
+    if taken and value.startswith(taken):
+        return None
+    kind = next(((prefix, name) for prefix, name in TOKEN_KINDS if value.startswith(prefix)), None)
+    if kind is None:
+        return None if not taken else f"{r.variable} is not a Slack token"
+    return f"{r.variable} is {kind[1]} ({kind[0]}…)"
+
+
+def wrong_kinds(settings: Settings) -> list[str]:
+    """A line for each Slack secret that is set but holds another kind of value (a token in the wrong setting)."""
+    lines = []
+    for r in (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN):
+        value = getattr(settings, r.variable.lower())
+        if value is not None and wrong_kind(r, value.get_secret_value()) is not None:
+            lines.append(gap(r, value.get_secret_value()))
+    return lines
+
+
+def gap(r: Requirement, value: str | None) -> str:
     if value is None:
         return f"missing {r.variable}: {r.purpose}. Find it in {r.where}."
+    if (kind := wrong_kind(r, value)) is not None:
+        return f"{kind}, not the one it needs: {r.purpose}. Find it in {r.where}."
     return (
         f'{r.variable} is still the example\'s placeholder "{value}" (config.example.toml): {r.purpose}. '
         f"Find it in {r.where}."

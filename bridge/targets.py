@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from bridge.domain import BROADCAST, PATTERNS, AgentRef, Pattern, Target
@@ -27,9 +28,19 @@ class TargetError(Exception):
         self.for_operator = for_operator or message
 
 
+# Letta 0.16's 422 for a path id that is not `<kind>-<uuid4>`: pydantic's error list, as a Python repr.
+_ID_PATTERN = re.compile(r"should match pattern '(agent|group)-\{uuid4\}'")
+
+
 def _lookup_failed(error: LettaError, what: str) -> TargetError:
     if error.kind == Kind.NOT_FOUND:
         return TargetError(f"{what} was not found on the Letta server at {error.base_url}.")
+    if error.kind == Kind.INVALID and (shape := _ID_PATTERN.search(error.detail or "")):
+        kind = shape.group(1)
+        return TargetError(
+            f"the Letta server refused {what}: its {kind} ids are {kind}-<uuid4> (the third part starts with 4), "
+            f"so no {kind} has this one. Copy the id from the Letta server (`/letta {kind}s` lists them)."
+        )
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
     return TargetError(error.explain(what), error.for_operator(what))

@@ -85,10 +85,26 @@ def check_database_url(url: str) -> None:
 
         connect_options(url)  # its sslmode and connect_timeout
         return
-    scheme = url.split(":", 1)[0] if ":" in url else url
+    if "://" not in url:
+        raise DatabaseUrlError(_no_scheme(url))
+    scheme = url.split(":", 1)[0]
     raise DatabaseUrlError(
         f"DATABASE_URL uses the scheme {scheme!r}, which this bridge does not support; "
         "use sqlite:///path/to/bridge.db or postgres://user:password@host:5432/database"
+    )
+
+
+def _no_scheme(url: str) -> str:
+    """A path or address given without its scheme, with the URL it was likely meant as (a password masked)."""
+    _, at, host = url.rpartition("@")
+    if at:
+        return (
+            f"DATABASE_URL=***@{host} has no scheme: for PostgreSQL write postgres://user:password@{host} "
+            "(or, for a SQLite file, sqlite:///path/to/bridge.db)"
+        )
+    return (
+        f"DATABASE_URL={url} has no scheme: for a SQLite file write sqlite:///{url} (or, for PostgreSQL, "
+        "postgres://user:password@host:5432/database)"
     )
 
 

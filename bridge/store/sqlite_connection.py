@@ -39,11 +39,28 @@ def _missing_folder(path: str) -> Path | None:
     return None if parent.is_dir() else parent
 
 
+def cannot_create(path: str, exc: OSError) -> StoreError:
+    """A file beside the database that could not be made (a folder this user may not write, a read-only disk),
+    in one sentence that says what to change."""
+    file = Path(path).expanduser().absolute()
+    return StoreError(
+        f"cannot create the database's file {file.name} in {file.parent} ({exc.strerror or exc}): set "
+        "DATABASE_URL to a file in a folder this user may write, or make that folder writable."
+    )
+
+
+def create_private(path: str, flags: int = os.O_RDWR | os.O_CREAT) -> int:
+    """os.open with mode 600; StoreError (cannot_create) when the file cannot be made."""
+    try:
+        return os.open(path, flags, PRIVATE)
+    except OSError as exc:
+        raise cannot_create(path, exc) from None
+
+
 def hold_exclusively(path: str) -> int:
     """Lock `<path>.lock` for this process (flock, released by the kernel when the process ends, however it
     ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep."""
-    lock_path = f"{path}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE)
+    fd = create_private(f"{path}.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -80,7 +97,7 @@ def private_files(path: str) -> None:
     """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
     and SHM files the database's mode), and an older world-readable file is tightened."""
     if not os.path.exists(path):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE))
+        os.close(create_private(path))
     for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
         try:
             mode = os.stat(name).st_mode & 0o777

@@ -91,3 +91,31 @@ def test_check_on_an_empty_postgres_database_creates_nothing(pg_server: PgServer
     assert line.startswith("warn database:") and "no tables yet" in line, line
     assert done.returncode == 0, done.stdout
     assert pg_server.psql("SELECT count(*) FROM pg_tables WHERE schemaname='public'", name) == "0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("SLACK_BOT_TOKEN", "xapp-1-A0123-4567-abcdef", "SLACK_BOT_TOKEN is an app-level token (xapp-…)"),
+        ("SLACK_BOT_TOKEN", "xoxp-1234-5678-abcdef", "SLACK_BOT_TOKEN is a user token (xoxp-…)"),
+        ("SLACK_BOT_TOKEN", "0123456789abcdef0123456789abcdef", "SLACK_BOT_TOKEN is not a Slack token"),
+        ("SLACK_APP_TOKEN", "xoxb-1234-5678-abcdef", "SLACK_APP_TOKEN is a bot token (xoxb-…)"),
+        ("SLACK_SIGNING_SECRET", "xoxb-1234-5678-abcdef", "SLACK_SIGNING_SECRET is a bot token (xoxb-…)"),
+    ],
+)
+def test_a_value_pasted_into_the_wrong_setting_is_named_as_such(
+    variable: str, value: str, said: str, tmp_path: Path
+) -> None:
+    """Slack's answer to a token of the wrong kind ("invalid_auth": wrong or revoked) sends a person hunting for a
+    newer token; the kind it is, and where the right one is, sends them to the right place. Exit 2: a setting."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", **{variable: value})
+        done = run_cli(env, "check", cwd=tmp_path)
+        served = run_cli(env, "socket" if variable == "SLACK_APP_TOKEN" else "serve", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout
+    line = next(line for line in done.stdout.splitlines() if line.startswith("FAIL"))
+    assert "Slack refused" not in done.stdout, "a token of the wrong kind is not sent to Slack to be refused"
+    assert line.startswith(f"FAIL settings: {said}, not "), line
+    assert "Find it in Slack app settings" in line
+    assert value not in done.stdout + done.stderr + served.stdout + served.stderr
+    assert served.returncode == 2 and f"error: {said}" in served.stderr, served.stderr

@@ -35,6 +35,38 @@ def test_bad_setting_values_are_plain_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr and "PORT" in done.stderr
 
 
+def test_a_database_url_without_a_scheme_is_told_how_to_write_it(tmp_path: Path) -> None:
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    said = {
+        "bridge.db": "DATABASE_URL=bridge.db has no scheme: for a SQLite file write sqlite:///bridge.db",
+        "/var/lib/b.db": "DATABASE_URL=/var/lib/b.db has no scheme: for a SQLite file write sqlite:////var/lib/b.db",
+        "bridge:pw@db.internal/bridge": "DATABASE_URL=***@db.internal/bridge has no scheme: for PostgreSQL write",
+    }
+    for url, line in said.items():
+        done = run_cli(dict(env, DATABASE_URL=url), "check", cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {line}"), done.stderr
+        assert "pw@" not in done.stderr
+    assert not list(tmp_path.iterdir()), "nothing is created"
+
+
+def test_a_misspelt_key_in_the_config_file_is_named_not_silently_ignored(tmp_path: Path) -> None:
+    """A typo in config.toml must not read as a setting left out: the key is named, with the one it resembles."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    del env["SLACK_BOT_TOKEN"]
+    (tmp_path / "config.toml").write_text('slack_bot_tokn = "xoxb-typed-here"\n[slack]\nport = 3000\n')
+    for command in ("check", "serve"):
+        done = run_cli(env, command, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "xoxb-typed-here" not in done.stdout + done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [
+            "error: config.toml has a key the bridge does not know: slack_bot_tokn (did you mean slack_bot_token?); "
+            "every key is in config.example.toml.",
+            "error: config.toml has a key the bridge does not know: slack (a table; settings are top-level keys, "
+            "like port = 3000); every key is in config.example.toml.",
+        ], done.stderr
+
+
 def test_help_lists_the_commands() -> None:
     done = run_cli({"PATH": "/usr/bin"} | {"HOME": str(REPO)}, "--help")
     for word in ("serve", "socket", "check", "channels"):
@@ -89,6 +121,21 @@ def test_connect_refuses_bad_ids_unknown_targets_and_saves_nothing(tmp_path: Pat
         assert "has no agents" in _refused(env, empty)
         assert "listed twice" in _refused(env, alice, alice)
         assert "not a Slack channel id" in run_cli(env, "channels", "connect", "#general", alice).stderr
+
+
+def test_an_id_letta_refuses_as_malformed_is_said_in_words_not_as_its_validation_dump(tmp_path: Path) -> None:
+    """0.16 answers 422 with pydantic's error list for an id that is a UUID but not a version 4 one (as a hand-made
+    or mistyped id is): the person reads what Letta's ids look like, not a Python repr."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        for target in ("agent-00000000-0000-0000-0000-000000000000", "group-00000000-0000-0000-0000-000000000000"):
+            line = _refused(env, target)
+            kind = target.split("-")[0]
+            assert line == (
+                f"error: the Letta server refused {kind} {target}: its {kind} ids are {kind}-<uuid4> (the third part "
+                f"starts with 4), so no {kind} has this one. Copy the id from the Letta server (`/letta {kind}s` "
+                "lists them)."
+            ), line
 
 
 def test_connect_refuses_when_letta_is_down_or_the_key_is_wrong(tmp_path: Path) -> None:

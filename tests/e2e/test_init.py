@@ -191,6 +191,36 @@ def test_init_names_a_server_url_it_cannot_use(fakes: tuple[FakeSlack, FakeLetta
     assert not (tmp_path / "config.toml").exists()
 
 
+def test_init_says_at_once_when_it_could_not_write_the_file(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """The file's folder is judged before a single question: answers typed for a file that cannot be written
+    would be lost, and the write's failure was a traceback."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY, LETTA_BASE_URL=letta.base_url)
+    nowhere = tmp_path / "no-such-folder" / "config.toml"
+    done = run_cli(env, "init", "--non-interactive", "--config", str(nowhere), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: cannot write {nowhere}: the folder {nowhere.parent} does not exist. Create it, or pass --config "
+        "with a file in a folder that exists. Nothing was written."
+    ]
+    assert "auth.test" not in done.stdout, "no answer is checked for a file that cannot be written"
+    assert not slack.calls_to("auth.test")
+
+
+def test_init_refuses_a_token_as_the_signing_secret(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=BOT_TOKEN,
+               LETTA_API_KEY=LETTA_KEY, LETTA_BASE_URL=letta.base_url)
+    done = run_cli(env, "init", "--non-interactive", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "FAIL signing secret: SLACK_SIGNING_SECRET is a bot token (xoxb-…), not the one it needs" in done.stdout
+    assert "SLACK_SIGNING_SECRET did not pass its check" in done.stderr
+    assert not (tmp_path / "config.toml").exists()
+
+
 def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
     del env["SLACK_BOT_TOKEN"]

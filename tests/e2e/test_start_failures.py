@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -150,3 +151,23 @@ def test_single_workspace_mode_says_plainly_when_the_app_is_uninstalled_or_its_t
             assert "uninstalled from workspace T0123ABCD" in bridge.logs()
         finally:
             bridge.stop()
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process may not create files in: a read-only one, or /proc where permissions do not bind
+    (root)."""
+    if os.geteuid() == 0:
+        return Path("/proc")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def test_serve_with_a_database_folder_it_cannot_write_says_so_in_one_line(tmp_path: Path) -> None:
+    folder = unwritable_folder(tmp_path)
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", folder / "b.db", HOST="127.0.0.1", PORT="0")
+    code, _, err, _ = serve_until_exit(env, tmp_path)
+    assert code == 1, err
+    line = one_error_line(err)
+    assert f"cannot create the database's file b.db.lock in {folder}" in line and "DATABASE_URL" in line, line
