@@ -20,7 +20,7 @@ from bridge.config import Settings, SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
-from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
@@ -87,11 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)
-        return 2
-    try:
-        check_database_url(settings.database_url)
-    except DatabaseUrlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
