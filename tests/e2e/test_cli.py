@@ -232,6 +232,30 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         assert "pw-never-shown" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_connect_refuses_a_malformed_id_as_usage_and_any_refusal_creates_nothing(tmp_path: Path) -> None:
+    """A bad channel id exited 2 but a bad group or agent id 1 (docs/operations.md: 2 is a command used wrongly, 1
+    a lookup that failed); and every refusal left an empty bridge.db behind, opened before the ids were looked at."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        malformed = {
+            ("general", alice): "general is not a Slack channel id",
+            ("C0123ABC", "group-xyz"): "group-xyz is not a group id",
+            ("C0123ABC", "agentx"): "agentx is not an agent id",
+            ("C0123ABC", alice, "bob"): "bob is not an agent id",
+        }
+        for args, said in malformed.items():
+            done = run_cli(env, "channels", "connect", *args, cwd=tmp_path)
+            assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr
+            assert done.stderr.startswith(f"error: {said}"), done.stderr
+        absent = "group-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
+        done = run_cli(env, "channels", "connect", "C0123ABC", absent, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert list(tmp_path.iterdir()) == [], "a refused connect creates nothing"
+        assert run_cli(env, "channels", "connect", "C0123ABC", alice, cwd=tmp_path).returncode == 0
+        assert (tmp_path / "b.db").exists()
+
+
 def test_connect_refuses_a_dm_that_would_never_be_answered(tmp_path: Path) -> None:
     """Without DEFAULT_TARGET the bridge ignores direct messages: a DM's binding was saved all the same."""
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
