@@ -20,7 +20,7 @@ from bridge.config import Settings, SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
-from bridge.store import DatabaseUrlError, Store, StoreError, check_database_url, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
@@ -87,11 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)
-        return 2
-    try:
-        check_database_url(settings.database_url)
-    except DatabaseUrlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
@@ -195,18 +190,18 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no channels are connected yet: {absent} does not exist yet (serve or channels connect creates it)")
         return 0 if args.action == "list" else 1
     store = open_store(settings.database_url)
+    if args.action == "connect":  # it opens the store only once the binding is accepted
+        return await _connect(args, settings, store)
     await store.open()
     try:
         if args.action == "list":
             return await _list(store, settings, args.team)
         team = await _team(settings, args.team)
-        if args.action == "disconnect":
-            previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
-            if previous is None:
-                raise CliError(f"{args.channel} is not connected.")
-            print(f"disconnected {args.channel} from {_describe(previous)}")
-            return 0
-        return await _connect(args, settings, store, team)
+        previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
+        if previous is None:
+            raise CliError(f"{args.channel} is not connected.")
+        print(f"disconnected {args.channel} from {_describe(previous)}")
+        return 0
     finally:
         await store.close()
 
@@ -251,11 +246,14 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
     return uses
 
 
-async def _connect(args: argparse.Namespace, settings: Settings, store: Store, team: str) -> int:
+async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """Every check first, ids as given (exit 2) and then as Letta knows them (exit 1); the database is opened,
+    and a SQLite file created, only to save a binding that passed them all."""
     from bridge.clients import letta_client, letta_kind
     from bridge.configure import ConfigError, Configurator
     from bridge.domain import Pattern
     from bridge.letta.chooser import RunnerChooser
+    from bridge.targets import TargetError, check_ids
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
@@ -264,7 +262,9 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     try:
-        result = await configurator.connect(
+        check_ids(args.target, client.app_server, client.base_url)
+        team = await _team(settings, args.team)
+        prepared = await configurator.prepare(
             team,
             channel,
             args.target,
@@ -273,10 +273,17 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
             broadcast=args.broadcast,
             pattern=Pattern(args.pattern, args.manager, args.max_turns, args.termination_token),
         )
+    except TargetError as exc:
+        raise CliError(exc.for_operator, 2) from None
     except ConfigError as exc:
         raise CliError(exc.for_operator) from None
     finally:
         await client.aclose()
+    await store.open()
+    try:
+        result = await configurator.save(prepared)
+    finally:
+        await store.close()
     target = result.binding.target
     if target.kind == "group":
         print(f"group {target.group_id}: {target.description or '(no description)'}")
@@ -297,5 +304,6 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store, t
     print(f"runner: {result.use}")
     if result.replaced is not None:
         print(f"replaced: {_describe(result.replaced)}")
-    print(f"connected {channel} in workspace {team} (saved in {database_name(settings.database_url)})")
+    saved = database_name(settings.database_url)
+    print(f"connected {channel} in workspace {result.binding.team_id} (saved in {saved})")
     return 0

@@ -5,7 +5,6 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -23,9 +22,18 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from bridge.config_errors import plain_errors, two_credentials, unparsed, url_problem
+from bridge.config_errors import (
+    database_problem,
+    json_setting,
+    plain_errors,
+    two_credentials,
+    unknown_keys,
+    unparsed,
+    url_problem,
+)
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
+from bridge.settings_words import Origin
 from bridge.store.crypto import Cipher, CipherError
 from bridge.store.database_url import sqlite_path
 
@@ -91,7 +99,7 @@ class Settings(BaseSettings):
     uninstalled_bindings: Literal["delete", "keep"] = "delete"
     uninstalled_bindings_days: float = Field(default=30.0, ge=0)
     slack_agent_usernames: bool = True
-    slack_agents: dict[str, AgentLook] = {}
+    slack_agents: Annotated[dict[str, AgentLook], NoDecode] = {}
     slack_working_reaction: str = "eyes"
     # Where sessions are refused: how long a turn works before the working reaction, the status line and the
     # Stop button show (0: at once). A turn answered sooner shows only its replies and the done reaction.
@@ -195,7 +203,7 @@ class Settings(BaseSettings):
     # of their own (ingress.py), so a burst of turns never slows an acknowledgement down. Off: on the main loop.
     http_events_inbox: bool = True
     port: int = Field(default=3000, ge=0, le=65535)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
     @field_validator(
@@ -227,6 +235,16 @@ class Settings(BaseSettings):
             except CipherError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("slack_agents", mode="before")
+    @classmethod
+    def _agents_json(cls, value: object) -> object:
+        return json_setting("slack_agents", value)
 
     @field_validator("letta_project", mode="before")
     @classmethod
@@ -376,43 +394,34 @@ class SettingsError(Exception):
         self.lines = lines
 
 
-def unknown_keys(path: Path) -> list[str]:
-    """A line for each key of the config file that is no setting: the model ignores them (the environment holds
-    every variable of the machine), so a misspelt key would otherwise read as a setting left out."""
-    with path.open("rb") as file:
-        keys = tomllib.load(file)
-    known = set(Settings.model_fields)
-    lines = []
-    for key, value in keys.items():
-        if key.lower() in known:
-            continue
-        close = difflib.get_close_matches(key.lower(), known, n=1)
-        if isinstance(value, dict):
-            hint = "a table; settings are top-level keys, like port = 3000"
-        else:
-            hint = f"did you mean {close[0]}?" if close else "no setting has that name"
-        lines.append(
-            f"{path} has a key the bridge does not know: {key} ({hint}); every key is in config.example.toml."
-        )
-    return lines
-
-
 def load_settings() -> Settings:
+    """The settings, or a SettingsError with a line for every problem found: values, the config file's unknown
+    keys, DATABASE_URL and the proxies, all at once rather than one per run."""
     path = config_file()
     if path is not None and not path.is_file():
         raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
     try:
-        settings = Settings()
-        unknown = unknown_keys(path) if path is not None else []
-    except ValidationError as exc:
-        raise SettingsError(plain_errors(exc)) from None
-    except SourceError as exc:
-        raise SettingsError([unparsed(exc, path)]) from None
+        keys = _read_toml(path) if path is not None else {}
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
-    if unknown:
-        raise SettingsError(unknown)
-    proxies = check_environment()  # every connection takes them: a bad one is named at start, not on each call
-    if proxies:
-        raise SettingsError(proxies)
+    origin = Origin(dict(os.environ), path, keys)
+    settings: Settings | None = None
+    lines: list[str] = []
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        lines += plain_errors(exc, Settings, origin)
+    except SourceError as exc:
+        raise SettingsError([unparsed(exc, path)]) from None
+    lines += unknown_keys(path, keys, set(Settings.model_fields)) if path is not None else []
+    url = settings.database_url if settings is not None else origin.of("database_url")[1]
+    lines += database_problem(Settings.model_fields["database_url"].default if url is None else url)
+    lines += check_environment()  # every connection takes the proxies: a bad one is named at start
+    if lines or settings is None:
+        raise SettingsError(lines)
     return settings
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    with path.open("rb") as file:
+        return tomllib.load(file)

@@ -3,13 +3,18 @@ vocabulary, and a value a settings source could not parse, named by its variable
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError as SourceError
+
+from bridge.settings_words import Origin, sentence
+from bridge.store.database_url import DatabaseUrlError, check_database_url
 
 # pydantic-settings names a value it could not parse by its field and source only ("SourceError" below).
 _UNPARSED = re.compile(r'field "(\w+)" from source "(\w+)"')
@@ -18,6 +23,18 @@ JSON_EXAMPLES = {
     "slack_agents": """SLACK_AGENTS='{"alice": {"display_name": "Alice", "icon_emoji": ":owl:"}}' """
     "(each agent's Letta name, then any of display_name, icon_emoji and icon_url)",
 }
+
+
+def json_setting(name: str, value: object) -> object:
+    """An environment variable's JSON, parsed here rather than by the settings source, so that a value that is not
+    JSON is one more plain line among the others instead of the only one said."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        like = JSON_EXAMPLES.get(name, "a JSON value")
+        raise ValueError(f"{name.upper()} is not JSON ({exc}): write it as {like}") from None
 
 
 def _masked(url: str) -> str:
@@ -50,16 +67,9 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     return None
 
 
-def plain_errors(exc: ValidationError) -> list[str]:
-    """pydantic's errors as lines for the terminal: the variable, then why, without pydantic's own words
-    ("Value error, ") or a location when the error is about the settings as a whole (a model validator's) or
-    already names the variable."""
-    lines = []
-    for err in exc.errors():
-        name = ".".join(str(part) for part in err["loc"]).upper()
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}" if name and not message.startswith(name) else message)
-    return lines
+def plain_errors(exc: ValidationError, model: type[BaseModel], origin: Origin | None = None) -> list[str]:
+    """pydantic's errors as one plain sentence per bad setting (settings_words.py words them by error type)."""
+    return [sentence(err, model, origin or Origin(os.environ)) for err in exc.errors()]
 
 
 def unparsed(exc: SourceError, path: Path | None) -> str:
@@ -88,3 +98,33 @@ def two_credentials(url: str, api_key: str | None, variables: tuple[str, str]) -
         f"{address} carries a user and password, and {key} is set: a request to Letta carries only one of them. "
         f"Keep {key} for Letta's own key, or the URL's user:password@ only for a proxy that asks for it."
     )
+
+
+def unknown_keys(path: Path, keys: dict[str, object], known: set[str]) -> list[str]:
+    """A line for each key of the config file that is no setting: the model ignores them (the environment holds
+    every variable of the machine), so a misspelt key would otherwise read as a setting left out."""
+    lines = []
+    for key, value in keys.items():
+        if key.lower() in known:
+            continue
+        close = difflib.get_close_matches(key.lower(), known, n=1)
+        if isinstance(value, dict):
+            hint = "a table; settings are top-level keys, like port = 3000"
+        else:
+            hint = f"did you mean {close[0]}?" if close else "no setting has that name"
+        lines.append(
+            f"{path} has a key the bridge does not know: {key} ({hint}); every key is in config.example.toml."
+        )
+    return lines
+
+
+def database_problem(url: object) -> list[str]:
+    """DATABASE_URL's scheme and driver, checked even when other settings are bad, so that all are said at once
+    (a value that is no text at all has its own line already)."""
+    if not isinstance(url, str):
+        return []
+    try:
+        check_database_url(url)
+    except DatabaseUrlError as exc:
+        return [str(exc)]
+    return []

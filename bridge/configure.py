@@ -114,6 +114,30 @@ class Configurator:
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
         list of agents a bridge-defined group (`broadcast`, the CLI's flag, is `--pattern broadcast`)."""
+        return await self.save(await self.prepare(team, channel, ids, actor, runner, broadcast, pattern))
+
+    async def save(self, prepared: Connected) -> Connected:
+        """Save what `prepare` accepted; returns it with the binding it replaced."""
+        binding = prepared.binding
+        replaced = await self._store.put_binding(binding)
+        log.info(
+            "channel bound team=%s channel=%s target=%s by=%s",
+            binding.team_id, binding.channel_id, binding.target.ref, binding.bound_by,
+        )
+        return dataclasses.replace(prepared, replaced=replaced)
+
+    async def prepare(
+        self,
+        team: str,
+        channel: str,
+        ids: Sequence[str],
+        actor: str,
+        runner: RunnerChoice = "auto",
+        broadcast: bool = False,
+        pattern: Pattern | None = None,
+    ) -> Connected:
+        """`connect` without the saving, which touches no store: the command line opens its database only for a
+        binding that will be saved, so that a refusal creates nothing."""
         if is_direct(channel) and not self.settings.default_target:
             raise ConfigError(
                 "a direct message cannot be connected: I answer direct messages only when the operator sets "
@@ -139,9 +163,7 @@ class Configurator:
             raise ConfigError.letta(exc, "the health check") from None
         if refused is not None:
             raise ConfigError(refused)
-        replaced = await self._store.put_binding(binding)
-        log.info("channel bound team=%s channel=%s target=%s by=%s", team, channel, target.ref, actor)
-        return Connected(binding, use, replaced)
+        return Connected(binding, use, None)
 
     async def disconnect(self, team: str, channel: str, actor: str) -> Binding | None:
         """Remove the binding (the history keeps it); None when there was none."""

@@ -132,7 +132,7 @@ class Wizard:
         try:  # SLACK_API_URL and LETTA_PROJECT come from the environment: a bad one stops init before any question
             self._settings()
         except ValidationError as exc:
-            raise InitStopped("; ".join(plain_errors(exc)) + ". Nothing was written.", 2) from None
+            raise InitStopped("; ".join(plain_errors(exc, Settings)) + ". Nothing was written.", 2) from None
         self._may_write()
         if self.interactive:
             print(

@@ -123,12 +123,15 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
     )
 
 
-async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
+def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
+    """Raise TargetError when `ids` are not a group id or agent ids at all: said before anything is looked up or
+    opened (the command line takes it as a command used wrongly, exit 2)."""
     if not ids:
         raise TargetError("give a group id (group-<uuid>) or one or more agent ids (agent-<uuid>).")
     if len(ids) == 1 and ids[0].startswith("group-"):
-        return await _resolve_group(client, ids[0])
-    app_server = client.app_server
+        if not is_group_id(ids[0]):
+            raise TargetError(f"{ids[0]} is not a group id: expected group-<uuid>.")
+        return
     bad = [i for i in ids if not is_agent_id(i, app_server)]
     if bad and app_server:
         raise TargetError(
@@ -139,7 +142,7 @@ async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
     if local:
         raise TargetError(
             f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at "
-            f"{shown_url(client.base_url)} is "
+            f"{shown_url(base_url)} is "
             "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents."
         )
     if bad:
@@ -149,13 +152,17 @@ async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
         )
     if len(set(ids)) != len(ids):
         raise TargetError("an agent is listed twice; each agent can answer once per turn.")
+
+
+async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
+    check_ids(ids, client.app_server, client.base_url)
+    if len(ids) == 1 and ids[0].startswith("group-"):
+        return await _resolve_group(client, ids[0])
     agents = await _agents(client, ids)
     return Target(kind="agents", agents=agents)
 
 
 async def _resolve_group(client: LettaClient, group_id: str) -> Target:
-    if not is_group_id(group_id):
-        raise TargetError(f"{group_id} is not a group id: expected group-<uuid>.")
     try:
         group = await client.get_group(group_id)
     except LettaError as error:

@@ -29,10 +29,28 @@ def test_serve_with_settings_missing_fails_fast_with_one_line_each(tmp_path: Pat
     assert all("Find it in" in e for e in errors)
 
 
-def test_bad_setting_values_are_plain_errors(tmp_path: Path) -> None:
-    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", PORT="not-a-port")
-    done = run_cli(env, "serve", cwd=tmp_path)
-    assert done.returncode == 2 and "Traceback" not in done.stderr and "PORT" in done.stderr
+def test_bad_setting_values_are_plain_errors_all_at_once(tmp_path: Path) -> None:
+    """pydantic's own words ("Input should be a valid integer") and one bad setting per run: each is one sentence
+    naming the setting as written, the value and what is allowed; a secret's value is never repeated."""
+    env = base_env(
+        "http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", PORT="not-a-port", LOG_LEVEL="LOUD",
+        DATABASE_URL="b.db",
+    )
+    (tmp_path / "config.toml").write_text('slack_signing_secret = 12345678\nletta_read_timeout = "1s"\n')
+    del env["SLACK_SIGNING_SECRET"]
+    for command in ("serve", "check", "channels"):
+        done = run_cli(env, command, *(["list"] if command == "channels" else []), cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "12345678" not in done.stderr
+        assert done.stderr.splitlines() == [
+            "error: config.toml: slack_signing_secret must be text, in quotes",
+            "error: config.toml: letta_read_timeout must be a number of seconds greater than 0, written without a "
+            "unit; got '1s'",
+            "error: PORT must be a whole number from 0 to 65535; got 'not-a-port'",
+            "error: LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR or CRITICAL; got 'LOUD'",
+            "error: DATABASE_URL=b.db has no scheme: for a SQLite file write sqlite:///b.db (or, for PostgreSQL, "
+            "postgres://user:password@host:5432/database)",
+        ], done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"], "nothing is created"
 
 
 def test_a_database_url_without_a_scheme_is_told_how_to_write_it(tmp_path: Path) -> None:
@@ -212,6 +230,30 @@ def test_check_warns_about_sqlite_on_an_ephemeral_disk_and_masks_a_postgres_pass
         refused = run_cli(dict(env, DATABASE_URL="postgres://bridge:pw-never-shown@127.0.0.1:9/x"), "check")
         assert refused.returncode == 1 and "FAIL database: cannot open the database" in refused.stdout
         assert "pw-never-shown" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_connect_refuses_a_malformed_id_as_usage_and_any_refusal_creates_nothing(tmp_path: Path) -> None:
+    """A bad channel id exited 2 but a bad group or agent id 1 (docs/operations.md: 2 is a command used wrongly, 1
+    a lookup that failed); and every refusal left an empty bridge.db behind, opened before the ids were looked at."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        alice = letta.add_agent("alice")
+        malformed = {
+            ("general", alice): "general is not a Slack channel id",
+            ("C0123ABC", "group-xyz"): "group-xyz is not a group id",
+            ("C0123ABC", "agentx"): "agentx is not an agent id",
+            ("C0123ABC", alice, "bob"): "bob is not an agent id",
+        }
+        for args, said in malformed.items():
+            done = run_cli(env, "channels", "connect", *args, cwd=tmp_path)
+            assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr
+            assert done.stderr.startswith(f"error: {said}"), done.stderr
+        absent = "group-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
+        done = run_cli(env, "channels", "connect", "C0123ABC", absent, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert list(tmp_path.iterdir()) == [], "a refused connect creates nothing"
+        assert run_cli(env, "channels", "connect", "C0123ABC", alice, cwd=tmp_path).returncode == 0
+        assert (tmp_path / "b.db").exists()
 
 
 def test_connect_refuses_a_dm_that_would_never_be_answered(tmp_path: Path) -> None:

@@ -1,0 +1,124 @@
+"""A bad setting is said in one plain sentence: its name as the person wrote it (the environment's upper case,
+config.toml's lower case), the value given (never a secret's), and what is allowed; every bad setting at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bridge.config import Settings, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.lower() in Settings.model_fields or name == "BRIDGE_CONFIG":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def errors(monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    return caught.value.lines
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("PORT", "abc", "PORT must be a whole number from 0 to 65535; got 'abc'"),
+        ("PORT", "70000", "PORT must be a whole number from 0 to 65535; got '70000'"),
+        ("MAX_CONCURRENT_TURNS", "-1", "MAX_CONCURRENT_TURNS must be a whole number of at least 1; got '-1'"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR or CRITICAL; got 'LOUD'"),
+        (
+            "SLACK_THREAD_FOLLOW_UPS",
+            "maybe",
+            "SLACK_THREAD_FOLLOW_UPS must be true or false (or yes/no, on/off, 1/0); got 'maybe'",
+        ),
+        (
+            "LETTA_READ_TIMEOUT",
+            "1s",
+            "LETTA_READ_TIMEOUT must be a number of seconds greater than 0, written without a unit; got '1s'",
+        ),
+        (
+            "SLACK_WORKING_AFTER_SECONDS",
+            "90",
+            "SLACK_WORKING_AFTER_SECONDS must be a number of seconds from 0 to 60; got '90'",
+        ),
+        (
+            "SLACK_TOKEN_ROTATION_MINUTES",
+            "1.5",
+            "SLACK_TOKEN_ROTATION_MINUTES must be a whole number of minutes from 1 to 720; got '1.5'",
+        ),
+        ("SLACK_LIVE_REPLIES", "fast", "SLACK_LIVE_REPLIES must be one of auto, stream or update; got 'fast'"),
+        ("SLACK_AGENTS", "[1]", "SLACK_AGENTS must be a JSON object, like "),
+    ],
+)
+def test_a_bad_environment_value_is_one_plain_sentence(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, said: str
+) -> None:
+    [line] = errors(monkeypatch, **{name: value})
+    assert line.startswith(said), line
+    assert "Input should" not in line and "valid" not in line
+
+
+def test_every_bad_setting_is_said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = errors(
+        monkeypatch, PORT="abc", LOG_LEVEL="LOUD", SLACK_AGENTS="notjson", LETTA_BASE_URL="localhost:8283",
+        DATABASE_URL="bridge.db",
+    )
+    assert [line.split()[0] for line in lines] == [
+        "SLACK_AGENTS", "LETTA_BASE_URL=localhost:8283", "PORT", "LOG_LEVEL", "DATABASE_URL=bridge.db"
+    ], lines
+
+
+def test_a_config_file_value_is_named_as_its_key_and_the_environment_s_as_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Path("config.toml").write_text(
+        'port = "abc"\nslack_thread_follow_ups = "maybe"\ndefault_target = 3\nletta_conversations_except = [1]\n'
+        'slack_suggested_prompts = "one"\nmax_concurrent_turns = 0\nprot = 1\n'
+    )
+    lines = errors(monkeypatch, SLACK_THREAD_FOLLOW_UPS="often")
+    assert lines == [
+        "SLACK_THREAD_FOLLOW_UPS must be true or false (or yes/no, on/off, 1/0); got 'often'",
+        "config.toml: letta_conversations_except must be a list of text, like [\"a\", \"b\"]; got [1]",
+        "config.toml: default_target must be a list of text, like [\"a\", \"b\"]; got 3",
+        "config.toml: max_concurrent_turns must be a whole number of at least 1; got 0",
+        "config.toml: port must be a whole number from 0 to 65535; got 'abc'",
+        "config.toml has a key the bridge does not know: prot (did you mean port?); every key is in "
+        "config.example.toml.",
+    ], lines
+    monkeypatch.setenv("PORT", "4000")  # the environment wins: the file's bad port is not what is used
+    assert not any(line.startswith("config.toml: port ") for line in errors(monkeypatch))
+
+
+def test_a_secret_s_value_is_never_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path("config.toml").write_text(
+        'slack_bot_token = ["xoxb-never-shown"]\nslack_signing_secret = 12345678\nletta_api_key = {k = "sk-hidden"}\n'
+        'slack_client_secret = true\ndatabase_url = ["postgres://u:pw-hidden@db/x"]\n'
+    )
+    lines = errors(monkeypatch, SLACK_APP_TOKEN="")
+    said = "\n".join(lines)
+    assert [line.split(" must ")[0] for line in lines] == [
+        "config.toml: slack_bot_token", "config.toml: slack_signing_secret", "config.toml: slack_client_secret",
+        "config.toml: letta_api_key", "config.toml: database_url",
+    ], lines
+    for secret in ("xoxb-never-shown", "12345678", "sk-hidden", "True", "true", "pw-hidden"):
+        assert secret not in said, said
+
+
+def test_a_url_s_password_is_masked_in_what_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    [line] = errors(monkeypatch, PORT="https://u:pw-hid@h")
+    assert line.startswith("PORT must be a whole number") and "pw-hid" not in line and "***@h" in line, line
+
+
+def test_an_agent_look_with_a_key_it_does_not_take_names_the_agent_and_the_keys_it_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [line] = errors(monkeypatch, SLACK_AGENTS='{"alice": {"icon": ":owl:"}}')
+    assert line == "SLACK_AGENTS: alice has icon, which is none of display_name, icon_emoji or icon_url", line
