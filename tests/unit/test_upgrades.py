@@ -1,0 +1,129 @@
+"""An older bridge's database, with data in it, opened by this version: migrated to the latest schema, nothing lost,
+the unfinished turns found once (the running one with its journal, so no agent is asked again)
+(tests/unit/old_databases.py builds the older ones)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from bridge.domain import AgentRef, AgentReply, Turn
+from bridge.store import Store, open_store
+from bridge.store.approvals import ApprovalStore
+from bridge.store.feedback import FeedbackStore
+from bridge.store.installations import Sql
+from bridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from tests.pg import PgServer
+from tests.unit.old_databases import OldRows, old_database
+
+LATEST = len(SQLITE_MIGRATIONS)
+SQLITE_VERSIONS = range(1, LATEST)
+POSTGRES_VERSIONS = range(min(POSTGRES_MIGRATIONS), LATEST)  # Postgres began at v2
+
+
+def run(url: str, body: Callable[[Store], Awaitable[None]]) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        await store.open()
+        try:
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+async def count(store: Store, table: str) -> int:
+    rows = await Sql(store).fetch(f"SELECT count(*) AS n FROM {table}")
+    return int(rows[0]["n"])
+
+
+def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
+    async def check(store: Store) -> None:
+        assert await store.schema_version() == LATEST
+        bindings = {b.channel_id: b for b in await store.list_bindings()}
+        assert set(bindings) == ({"C1", "C2", "C3"} if version >= 9 else {"C1", "C2"})
+        crew = bindings["C1"].target
+        assert (crew.kind, crew.group_id, crew.agents, crew.description) == (
+            "group",
+            "group-1",
+            (AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")),
+            "crew",
+        )
+        assert crew.manager is None and crew.max_turns is None
+        assert (bindings["C2"].runner, bindings["C2"].bound_by) == ("bridge", "U2")
+        if version >= 9:
+            assert bindings["C3"].target.manager == AgentRef("agent-boss", "boss")
+            assert bindings["C3"].target.termination_token == "DONE"
+        assert len(await store.history("T1", "C1")) == 1
+
+        # The unfinished turns, each once, oldest first; the finished one is not among them.
+        pending = await store.unfinished_turns()
+        assert [p.turn_id for p in pending] == [old.running, old.queued, old.other]
+        assert [p.started for p in pending] == [True, False, False]
+        assert pending[0].otid == "00000000-0000-4000-8000-000000000001"
+        nxt = await store.next_turn("T1", "C1")
+        assert nxt is not None and nxt.turn_id == old.running
+        assert await store.count_unfinished() == 3 and await store.count_unfinished("T1", "C1") == 2
+        assert await store.waiting_threads("T1", "C1") == ["2.000001"]
+        assert sorted(await store.orphaned_bindings()) == [("T1", "C1"), ("T1", "C2")]
+        # A retried event for an old message is still a duplicate; a new one is numbered after the old rows.
+        again = Turn("T1", "C1", "2.000001", "2.000001", "U1", "question 1", event_id="Ev1")
+        assert await store.accept_turn(again, "otid-x") is None
+        fresh = await store.accept_turn(Turn("T1", "C1", "5.000001", "5.000001", "U1", "new", event_id="Ev9"), "o")
+        assert fresh is not None and fresh > old.other
+        assert await store.notice_once("T1", "C1", "route_missing") is False
+
+        unseen, _ = await store.unseen("T1", "C1", "agent-b", from_start=True)
+        assert unseen == [AgentReply("alice", "hi from alice", "agent-a")]
+        if version >= 2:  # the running turn's journal and outbox: answered steps replay, posted parts stay posted
+            step = await store.get_step(old.running, "agent-a")
+            assert step is not None and step.state == "answered"
+            assert [r.text for r in step.replies] == ["hi from alice"]
+            assert await store.sending_steps(old.running) == ["agent-b"]
+            [owed] = await store.outbox_pending(old.running)
+            assert (owed.text, owed.posted) == ("hi from alice", frozenset({0}))
+            assert await store.outbox_pending(old.done) == []
+        if version >= 3:
+            assert await store.conversation(("T1", "C1", "2.000001"), "agent-a") == "conv-a"
+        if version >= 4:
+            assert await store.first_signature("v0=seen", 4_000_000_000.0) is False
+        if version >= 5:
+            for table in ("slack_installations", "slack_workspaces", "bridge_secrets", "oauth_states"):
+                assert await count(store, table) == 1, table
+        if version >= 6:
+            [votes] = await FeedbackStore(store).counts("T1", "C1")
+            assert (votes.agent_name, votes.up) == ("alice", 1)
+        if version >= 8:
+            [approval] = await ApprovalStore(store).for_turn(old.running)
+            assert approval.id == old.approval and approval.card_ts == "2.000003"
+            assert [a.id for a in await ApprovalStore(store).open_in("T1", "C1")] == [old.approval]
+        other = next(p for p in pending if p.turn_id == old.other)
+        assert [f.name for f in other.turn.files] == (["notes.txt"] if version >= 10 else [])
+
+    return check
+
+
+def upgrade(url: str, version: int) -> None:
+    old = asyncio.run(old_database(url, version))
+    run(url, upgraded(version, old))
+    run(url, _reopened)
+
+
+async def _reopened(store: Store) -> None:
+    """A second start finds the latest schema and migrates nothing again."""
+    assert await store.schema_version() == LATEST
+
+
+@pytest.mark.parametrize("version", SQLITE_VERSIONS)
+def test_an_older_sqlite_database_with_data_is_migrated_without_loss(tmp_path: Path, version: int) -> None:
+    upgrade(f"sqlite:///{tmp_path / 'bridge.db'}", version)
+
+
+@pytest.mark.parametrize("version", POSTGRES_VERSIONS)
+def test_an_older_postgres_database_with_data_is_migrated_without_loss(pg_server: PgServer, version: int) -> None:
+    upgrade(pg_server.create_database(), version)
+
