@@ -1,6 +1,6 @@
 """An older bridge's database, with data in it, opened by this version: migrated to the latest schema, nothing lost,
-the unfinished turns found once (the running one with its journal, so no agent is asked again)
-(tests/unit/old_databases.py builds the older ones)."""
+the unfinished turns found once (the running one with its journal, so no agent is asked again); a database from a
+newer bridge refused untouched (tests/unit/old_databases.py builds the older ones)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.domain import AgentRef, AgentReply, Turn
-from bridge.store import Store, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.approvals import ApprovalStore
 from bridge.store.feedback import FeedbackStore
 from bridge.store.installations import Sql
@@ -127,3 +127,76 @@ def test_an_older_sqlite_database_with_data_is_migrated_without_loss(tmp_path: P
 def test_an_older_postgres_database_with_data_is_migrated_without_loss(pg_server: PgServer, version: int) -> None:
     upgrade(pg_server.create_database(), version)
 
+
+def snapshot(url: str, pg_server: PgServer | None) -> object:
+    """Everything a start could change: the SQLite file's bytes (and its WAL's), or Postgres's tables and rows."""
+    if url.startswith("sqlite:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return [p.read_bytes() if p.exists() else None for p in (path, Path(f"{path}-wal"))]
+    assert pg_server is not None
+    name = url.rsplit("/", 1)[1]
+    return [
+        pg_server.psql(
+            "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname='public'", name
+        ),
+        pg_server.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version", name),
+        pg_server.psql(
+            "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname='public'", name
+        ),
+        pg_server.psql("SELECT count(*) FROM turns", name),
+    ]
+
+
+def newer(url: str) -> None:
+    """The latest schema, then what a later bridge would add: a version above this one's, a table of its own."""
+    run(url, _reopened)
+
+    async def later() -> None:
+        if url.startswith("sqlite:"):
+            import sqlite3
+
+            with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+                db.execute("CREATE TABLE later (x TEXT)")
+                db.execute(f"PRAGMA user_version={LATEST + 1}")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return
+        import asyncpg
+
+        db = await asyncpg.connect(url)
+        try:
+            await db.execute("CREATE TABLE later (x TEXT)")
+            await db.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
+        finally:
+            await db.close()
+
+    asyncio.run(later())
+
+
+@pytest.mark.parametrize("migrate", [True, False], ids=["serve", "check"])
+def test_a_database_from_a_newer_bridge_is_refused_in_one_sentence_and_left_as_it_was(
+    database_url: str, request: pytest.FixtureRequest, migrate: bool
+) -> None:
+    """Rolled back to an older release (or an older checkout pointed at production), the bridge found tables it did
+    not know and ran on them as if they were its own."""
+    pg = request.getfixturevalue("pg_server") if database_url.startswith("postgres") else None
+    newer(database_url)
+    before = snapshot(database_url, pg)
+
+    async def start() -> str:
+        store = open_store(database_url, migrate=migrate)
+        try:
+            await store.open()
+        except StoreError as exc:
+            return str(exc)
+        try:
+            version = await store.schema_version()
+        finally:
+            await store.close()
+        return f"opened at v{version}"
+
+    said = asyncio.run(start())
+    if migrate:
+        assert f"v{LATEST + 1}" in said and "newer" in said and "\n" not in said, said
+    else:  # `check` opens it to say which version it is (tests/e2e/test_check.py)
+        assert said == f"opened at v{LATEST + 1}"
+    assert snapshot(database_url, pg) == before
