@@ -5,9 +5,14 @@ newer bridge refused untouched (tests/unit/old_databases.py builds the older one
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bridge.domain import AgentRef, AgentReply, Turn
@@ -153,15 +158,11 @@ def newer(url: str) -> None:
 
     async def later() -> None:
         if url.startswith("sqlite:"):
-            import sqlite3
-
             with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
                 db.execute("CREATE TABLE later (x TEXT)")
                 db.execute(f"PRAGMA user_version={LATEST + 1}")
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return
-        import asyncpg
-
         db = await asyncpg.connect(url)
         try:
             await db.execute("CREATE TABLE later (x TEXT)")
@@ -200,3 +201,58 @@ def test_a_database_from_a_newer_bridge_is_refused_in_one_sentence_and_left_as_i
     else:  # `check` opens it to say which version it is (tests/e2e/test_check.py)
         assert said == f"opened at v{LATEST + 1}"
     assert snapshot(database_url, pg) == before
+
+
+SLOW = {  # a statement that keeps the migration's transaction open until the process is killed
+    "sqlite": "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n",
+    "postgres": "SELECT pg_sleep(4)",  # PostgreSQL ends a dead client's statement only when it returns
+}
+MIGRATING = """
+import asyncio, sys
+from bridge.store import open_store, postgres_connection, sqlite_connection
+from bridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+url, slow = sys.argv[1], sys.argv[2]
+cut = len(SQLITE_MIGRATIONS) - 2  # v9 applied, then the process dies inside v10
+sqlite_connection.MIGRATIONS = [*SQLITE_MIGRATIONS[:cut], SQLITE_MIGRATIONS[cut] + ";" + slow]
+postgres_connection.MIGRATIONS = {**{v: s for v, s in POSTGRES_MIGRATIONS.items() if v < cut + 1},
+                                  cut + 1: POSTGRES_MIGRATIONS[cut + 1] + ";" + slow}
+print("migrating", flush=True)
+asyncio.run(open_store(url).open())
+"""
+
+
+def test_a_migration_killed_midway_leaves_the_old_version_and_the_next_start_completes(database_url: str) -> None:
+    """Killed (a deploy's SIGKILL, the OOM killer) inside a migration: the database is left at the version it had,
+    whole, and the next start applies every migration and finds the older rows."""
+    old = asyncio.run(old_database(database_url, LATEST - 4))
+    backend = "sqlite" if database_url.startswith("sqlite:") else "postgres"
+    child = subprocess.Popen(
+        [sys.executable, "-c", MIGRATING, database_url, SLOW[backend]], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "migrating"
+        time.sleep(1.5)
+        assert child.poll() is None, "the migration ended before it was killed"
+    finally:
+        child.kill()
+        child.wait()
+    run(database_url, upgraded(LATEST - 4, old))
+
+
+def test_processes_starting_at_once_on_an_older_postgres_database_migrate_it_once(pg_server: PgServer) -> None:
+    """Several processes of a deploy start together on the old database: one migrates, the others wait for its
+    lock and find nothing left to do; none fails, and the rows are there once."""
+    url = pg_server.create_database()
+    old = asyncio.run(old_database(url, min(POSTGRES_MIGRATIONS)))
+
+    async def starts() -> None:
+        stores = [open_store(url) for _ in range(4)]
+        await asyncio.gather(*(store.open() for store in stores))
+        try:
+            assert [await store.schema_version() for store in stores] == [LATEST] * 4
+            assert await count(stores[0], "schema_version") == len(POSTGRES_MIGRATIONS)
+        finally:
+            await asyncio.gather(*(store.close() for store in stores))
+
+    asyncio.run(starts())
+    run(url, upgraded(min(POSTGRES_MIGRATIONS), old))
