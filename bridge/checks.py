@@ -30,7 +30,7 @@ from bridge.slack.post import FAILURES, granted_scopes, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
-from bridge.store.schema import POSTGRES_MIGRATIONS
+from bridge.store.schema import LATEST, newer_schema
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -289,9 +289,11 @@ async def _database(settings: Settings, letta_version: str | None) -> Check:
         if version == 0:
             return Check(True, "database", f"{where} (no tables yet: `serve` creates them; no channels are "
                          "connected in it yet)", warning=True)
-        if version < max(POSTGRES_MIGRATIONS) and not url.startswith("sqlite:"):
+        if version > LATEST:
+            return Check(False, "database", str(newer_schema(version, where)))
+        if version < LATEST:
             return Check(True, "database", f"{where} (schema v{version}: the next `serve` migrates it to "
-                         f"v{max(POSTGRES_MIGRATIONS)})", warning=True)
+                         f"v{LATEST})", warning=True)
         bindings = await store.list_bindings()
         default = settings.letta_group_runner
         shown = "; ".join(

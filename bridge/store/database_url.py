@@ -114,8 +114,8 @@ def open_store(
     """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
     `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
     connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
-    sends; `migrate=False` (`check`) leaves its tables as they are. A `serving` process (serve, socket) holds a
-    SQLite file for itself: a second one is refused."""
+    sends; `migrate=False` (`check`) leaves the tables as they are, on either backend. A `serving` process (serve,
+    socket) holds a SQLite file for itself: a second one is refused."""
     check_database_url(url)
     if url.startswith(POSTGRES_SCHEMES):
         from bridge.store.postgres import PostgresStore
@@ -123,4 +123,4 @@ def open_store(
         return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections, migrate=migrate)
     from bridge.store.sqlite import SqliteStore
 
-    return SqliteStore(url, exclusive=serving)
+    return SqliteStore(url, exclusive=serving, migrate=migrate)

@@ -19,6 +19,7 @@ import asyncpg
 from bridge.store.base import StoreError
 from bridge.store.database_url import DatabaseUrlError, display_url
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
+from bridge.store.schema import newer_schema
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -140,6 +141,9 @@ class PostgresConnection:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
             raise StoreError(f"cannot open the database {where}: {_reason(exc)}") from None
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         for pool in (self._accepts, self._locks, self._pool):
@@ -161,6 +165,8 @@ class PostgresConnection:
                 " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
             current = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            if current > max(MIGRATIONS):  # rolled back with the transaction: a newer bridge's tables stay as they are
+                raise newer_schema(current, display_url(self.url))
             for version in sorted(MIGRATIONS):
                 if version > current:
                     await db.execute(MIGRATIONS[version])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bridge.store.approvals import POSTGRES_V8, SQLITE_V8
 from bridge.store.attachments import POSTGRES_V10, SQLITE_V10
-from bridge.store.base import UNFINISHED
+from bridge.store.base import UNFINISHED, StoreError
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
@@ -189,3 +189,15 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     10: POSTGRES_V10,
     11: V11,
 }
+
+LATEST = len(SQLITE_MIGRATIONS)
+assert max(POSTGRES_MIGRATIONS) == LATEST, "both backends reach the same version"
+
+
+def newer_schema(version: int, where: str) -> StoreError:
+    """A database a later bridge has migrated: its tables may mean what this code does not know, so it is left as
+    it is rather than run on (a rollback to an older release, an older checkout pointed at production)."""
+    return StoreError(
+        f"the database {where} is at schema v{version}, newer than this bridge's v{LATEST}: it was upgraded by a "
+        "newer version of the bridge, so run that version (or a later one) against it; it was left as it was"
+    )

@@ -47,8 +47,8 @@ def encode_target(target: Target) -> str:
 
 
 class SqliteStore(SqliteJournal):
-    def __init__(self, url: str, exclusive: bool = False) -> None:
-        super().__init__(url, exclusive)
+    def __init__(self, url: str, exclusive: bool = False, migrate: bool = True) -> None:
+        super().__init__(url, exclusive, migrate)
         # SQLite means one process: binding leases live in memory (owner, monotonic expiry), so a restart
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}

@@ -22,6 +22,7 @@ from bridge.store.base import StoreError
 from bridge.store.database_url import sqlite_path
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
+from bridge.store.schema import newer_schema
 
 log = logging.getLogger(__name__)
 PRIVATE = 0o600
@@ -111,10 +112,11 @@ def private_files(path: str) -> None:
 class SqliteConnection:
     """The file and its two connections; the store's methods are its subclasses'."""
 
-    def __init__(self, url: str, exclusive: bool = False) -> None:
+    def __init__(self, url: str, exclusive: bool = False, migrate: bool = True) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self._exclusive = exclusive
+        self._migrates = migrate  # False for `check`, which changes nothing: an older file keeps its schema
         self._lock_fd: int | None = None
         if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None and not foreign_file(self.path):
             self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
@@ -208,10 +210,14 @@ class SqliteConnection:
         try:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._migrate()
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            if self._migrates:
+                version = await self.schema_version()  # read first: a newer bridge's file is never written
+                if version > len(MIGRATIONS):
+                    raise newer_schema(version, self.path)
+                await self._db.execute("PRAGMA journal_mode=WAL")
+                await self._migrate()
             if self.path != ":memory:":  # a second connection to :memory: would be another database
                 self._reader = await aiosqlite.connect(self.path, isolation_level=None)
                 self._reader.row_factory = sqlite3.Row
@@ -219,6 +225,9 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -239,6 +248,8 @@ class SqliteConnection:
     async def _migrate(self) -> None:
         async with self._write() as db:
             current = await self.schema_version()
+            if current > len(MIGRATIONS):  # a newer bridge migrated it since this process read its version
+                raise newer_schema(current, self.path)
             for version, script in enumerate(MIGRATIONS, start=1):
                 if version > current:
                     for statement in filter(str.strip, script.split(";")):

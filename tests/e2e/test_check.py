@@ -3,17 +3,25 @@ for them (required ones fail, optional ones warn), in sentences written for that
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bridge.manifest import SCOPES
+from bridge.store import open_store
+from bridge.store.schema import SQLITE_MIGRATIONS
 from tests.e2e.harness import base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 from tests.pg import PgServer
+from tests.unit.old_databases import old_sqlite
 
 ALL_SCOPES = [s.name for s in SCOPES]
+LATEST = len(SQLITE_MIGRATIONS)  # the schema version this bridge migrates to
 
 
 def check_with_scopes(scopes: list[str], tmp_path: Path) -> tuple[int, list[str]]:
@@ -119,3 +127,54 @@ def test_a_value_pasted_into_the_wrong_setting_is_named_as_such(
     assert "Find it in Slack app settings" in line
     assert value not in done.stdout + done.stderr + served.stdout + served.stderr
     assert served.returncode == 2 and f"error: {said}" in served.stderr, served.stderr
+
+
+def check_database(url: str, tmp_path: Path) -> tuple[int, str]:
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.split(":")[0].endswith(" database")]
+    return done.returncode, line
+
+
+def test_check_on_an_older_sqlite_file_says_serve_migrates_it_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """On SQLite, `check` migrated the file: a newer checkout's `check` upgraded the file a running older bridge
+    was using, under it."""
+    path = tmp_path / "b.db"
+    asyncio.run(old_sqlite(f"sqlite:///{path}", LATEST - 1))
+    code, line = check_database(f"sqlite:///{path}", tmp_path)
+    assert line.startswith("warn database:") and f"schema v{LATEST - 1}: the next `serve` migrates it" in line, line
+    assert code == 0
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_check_fails_on_a_database_a_newer_bridge_upgraded(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_server").create_database()
+    asyncio.run(newer(url))
+    code, line = check_database(url, tmp_path)
+    newer_than = f"schema v{LATEST + 1}, newer than this bridge's v{LATEST}"
+    assert line.startswith("FAIL database:") and newer_than in line, line
+    assert code != 0
+
+
+async def newer(url: str) -> None:
+    """The latest schema, marked as a later bridge's."""
+    store = open_store(url)
+    await store.open()
+    await store.close()
+    if url.startswith("sqlite:"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            db.execute(f"PRAGMA user_version={LATEST + 1}")
+        return
+    db = await asyncpg.connect(url)
+    try:
+        await db.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
+    finally:
+        await db.close()
