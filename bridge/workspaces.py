@@ -143,7 +143,7 @@ class Workspaces:
             return None
         key = f"{installation.enterprise_id or ''}/{installation.team_id or ''}"
         lock = self._rotating.setdefault(key, asyncio.Lock())
-        async with lock, self.store.agent_lock([f"slack-token-rotation:{key}"]):
+        async with lock, self.store.token_lock(f"slack-token-rotation:{key}"):
             current = await self.installs.async_find_installation(
                 enterprise_id=installation.enterprise_id,
                 team_id=installation.team_id,
