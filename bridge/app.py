@@ -139,7 +139,6 @@ class Bridge:
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
         """OAuth mode: Bolt's install flow and per-request authorize over the bridge's own installation store;
         each workspace's turns and commands run with its own token and its own Letta (workspaces.py)."""
-        from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
         from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
         from bridge.manifest import SCOPES
@@ -147,6 +146,7 @@ class Bridge:
         from bridge.store.installations import BridgeInstallationStore
         from bridge.store.oauth_state import BridgeStateStore
         from bridge.workspace_authorize import WorkspaceAuthorize
+        from bridge.workspace_install import WorkspaceInstall
         from bridge.workspaces import WorkspaceRelay, Workspaces, WorkspaceWorkers
 
         s = self.settings
@@ -204,7 +204,7 @@ class Bridge:
                 signing_secret=secret,
                 process_before_response=True,
                 authorize=authorize,
-                oauth_flow=AsyncOAuthFlow(client=self.slack, settings=oauth),
+                oauth_flow=WorkspaceInstall(client=self.slack, settings=oauth),
             )
         register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
 

@@ -39,6 +39,11 @@ LOCK_WAIT = 2.0  # seconds a cancel of an earlier run's send waits for its agent
 StopBy = Literal["asker", "anyone"]
 
 
+class TurnAbandoned(Exception):
+    """Raised inside a turn whose Slack side is gone (OAuth mode: its workspace removed the app, seen by another
+    process): the turn ends at once, its Letta runs cancelled, nothing posted, and whoever runs it says why."""
+
+
 class TurnStopped(Exception):
     """Raised inside a turn that was stopped (seen before a post): the turn ends as `stopped`."""
 

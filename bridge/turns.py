@@ -32,7 +32,7 @@ from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions, session_title
 from bridge.stop_end import StopEnd
-from bridge.stopping import RunningTurn, TrackedJournal, TurnStopped, TurnStops
+from bridge.stopping import RunningTurn, TrackedJournal, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
@@ -223,7 +223,7 @@ class TurnWorker:
             except LettaError as exc:
                 error = exc.explain(binding.target.description or "the group")
                 await self._owe(job, "notice:letta", error)
-            except SlackPostError:
+            except (SlackPostError, TurnAbandoned):
                 if running.sending:  # the agent asked while the post was made answers nobody now
                     await self.stops.cancel_letta(running)
                 raise

@@ -42,6 +42,7 @@ from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
 from bridge.slack.metered import MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster, slack_error
+from bridge.stopping import TurnAbandoned
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore
 from bridge.threads import ThreadPolicy
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SECONDS = 10.0  # another process's rotation or removal is seen within this
 SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seconds
-class WorkspaceGone(Exception):
-    """The workspace has no installation (never installed, uninstalled, or its tokens were revoked)."""
+class WorkspaceGone(TurnAbandoned):
+    """The workspace has no installation (never installed, uninstalled, or its tokens were revoked); a turn that
+    finds it so at a Slack call ends without a word (`Workspaces.run`)."""
 
 
 class WorkspaceSlackClient(MeteredSlackClient):
@@ -143,7 +145,7 @@ class Workspaces:
             return None
         key = f"{installation.enterprise_id or ''}/{installation.team_id or ''}"
         lock = self._rotating.setdefault(key, asyncio.Lock())
-        async with lock, self.store.agent_lock([f"slack-token-rotation:{key}"]):
+        async with lock, self.store.token_lock(f"slack-token-rotation:{key}"):
             current = await self.installs.async_find_installation(
                 enterprise_id=installation.enterprise_id,
                 team_id=installation.team_id,

@@ -331,3 +331,8 @@ class Store(Protocol):
         """Held around each Letta send, so that no agent has two sends in flight across processes sharing the
         database (SQLite means one process, where the Letta client's own locks suffice)."""
         ...
+
+    def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Held while a workspace's Slack tokens are renewed, so that two processes never spend one refresh token,
+        on connections of its own: a send holding an agent lock may be waiting for the renewed token."""
+        ...

@@ -248,6 +248,15 @@ class BridgeInstallationStore(AsyncInstallationStore):
                 return install
         return None
 
+    async def installed_since(self, found: InstalledWorkspace) -> float | None:
+        """When this installation was last made through Slack's install (a renewal of its tokens keeps the time)."""
+        full = await self.async_find_installation(
+            enterprise_id=found.enterprise_id or None,
+            team_id=found.team_id or None,
+            is_enterprise_install=found.is_enterprise_install,
+        )
+        return None if full is None else float(full.installed_at)
+
     async def installation_for(self, team_id: str) -> Installation | None:
         """The full installation (with its tokens) serving this workspace, for work outside a Slack request."""
         found = await self.installed(team_id)

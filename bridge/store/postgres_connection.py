@@ -10,7 +10,7 @@ import hashlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # pg_advisory_xact_lock key for migrations; agent locks hash into the rest of the bigint space.
 MIGRATION_LOCK = 0x6C657474_61000001
+RENEWAL_CONNECTIONS = 2  # Slack token renewals under way at once (each one workspace's, for one answer of Slack's)
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # libpq connection options that PaaS URLs carry and asyncpg would otherwise send as server settings.
 _CLIENT_ONLY = frozenset(
@@ -110,6 +111,9 @@ class PostgresConnection:
         self._lock_connections = lock_connections
         self._pool: Pool | None = None
         self._locks: Pool | None = None
+        # Token renewals (OAuth mode) hold a lock of their own while Slack answers: never a connection of the agent
+        # locks' pool, which a send whose growing reply needs the renewed token may be holding.
+        self._renewals: Pool | None = None
         # Accepting an event (Slack waits for its ack) has connections of its own: it never queues for the
         # pool behind the turns' bookkeeping.
         self._accepts: Pool | None = None
@@ -135,6 +139,7 @@ class PostgresConnection:
             self._pool = await self._create_pool(1, self._pool_size)
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
             self._locks = await self._create_pool(0, self._lock_connections)
+            self._renewals = await self._create_pool(0, RENEWAL_CONNECTIONS)
             if self._migrates:
                 await self._migrate()
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
@@ -146,10 +151,10 @@ class PostgresConnection:
             raise
 
     async def close(self) -> None:
-        for pool in (self._accepts, self._locks, self._pool):
+        for pool in (self._accepts, self._renewals, self._locks, self._pool):
             if pool is not None:
                 await pool.close()
-        self._pool = self._locks = self._accepts = None
+        self._pool = self._locks = self._renewals = self._accepts = None
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Conn]:
@@ -189,31 +194,37 @@ class PostgresConnection:
             )
         )
 
-    @asynccontextmanager
-    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
+    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
         """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
         A process that dies loses its connection, and PostgreSQL frees its locks with it."""
-        if self._locks is None:
-            raise StoreError("the store is not open")
-        keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
-        async with self._locks.acquire() as conn:
+        return _advisory(self._locks, sorted({agent_lock_key(agent_id) for agent_id in agent_ids}))
+
+    def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
+        """A workspace's token renewal, one process at a time, on connections no agent lock holds."""
+        return _advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
+
+
+@asynccontextmanager
+async def _advisory(pool: Pool | None, keys: list[int]) -> AsyncIterator[None]:
+    """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end."""
+    if pool is None:
+        raise StoreError("the store is not open")
+    async with pool.acquire() as conn:
+        try:
+            for key in keys:
+                await conn.execute("SELECT pg_advisory_lock($1)", key)
+            yield
+        finally:
+            # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
+            # gets the connection closed instead: the server frees a session's locks when it ends. A session
+            # the server already ended (a restart) left the pool with its locks: there is nothing to free,
+            # and the send it guarded has its answer all the same.
             try:
-                for key in keys:
-                    await conn.execute("SELECT pg_advisory_lock($1)", key)
-                yield
-            finally:
-                # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
-                # gets the connection closed instead: the server frees a session's locks when it ends. A session
-                # the server already ended (a restart) left the pool with its locks: there is nothing to free,
-                # and the send it guarded has its answer all the same.
-                try:
-                    async with asyncio.timeout(UNLOCK_TIMEOUT):
-                        await conn.execute("SELECT pg_advisory_unlock_all()")
-                except Exception:
-                    with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
-                        conn.terminate()
-
-
+                async with asyncio.timeout(UNLOCK_TIMEOUT):
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:
+                with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
+                    conn.terminate()
 
 
 def _reason(exc: BaseException) -> str:

@@ -380,3 +380,8 @@ class SqliteStore(SqliteJournal):
     async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
         """One process: the Letta client's in-process locks already keep each agent to one send."""
         yield
+
+    @asynccontextmanager
+    async def token_lock(self, name: str) -> AsyncIterator[None]:
+        """One process: the renewal's in-process lock suffices."""
+        yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,11 +105,13 @@ class Many:
         body = self.envelope(event_body(event, team_id=team), team)
         return event, self.bridge.post(body)
 
-    def event(self, name: str, team: str) -> httpx.Response:
-        """app_uninstalled / tokens_revoked, shaped like reference/slack/events/<name>.json."""
+    def event(self, name: str, team: str, at: float | None = None) -> httpx.Response:
+        """app_uninstalled / tokens_revoked, shaped like reference/slack/events/<name>.json, that happened `at`
+        (now, unless given: Slack's retry of a late delivery keeps the time it happened)."""
         data = copy.deepcopy(load(SLACK / "events" / f"{name}.json"))
         data["team_id"] = team
         data["event_id"] = f"Ev{name[:6]}{team}"
+        data["event_time"] = int(time.time() if at is None else at)
         return self.bridge.post(self.envelope(slack_json(data), team))
 
     def command(self, text: str, channel: str, team: str, user: str = ADMIN) -> tuple[httpx.Response, str]:

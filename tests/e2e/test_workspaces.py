@@ -164,6 +164,44 @@ def test_revoked_mid_turn_the_workspace_stops_and_says_nothing(tmp_path: Path) -
         assert BETA not in world.cli("workspaces", "list").stdout
 
 
+def test_a_workspace_removed_from_the_host_mid_turn_ends_its_turn_in_one_line(tmp_path: Path) -> None:
+    """`workspaces remove` runs in a process of its own: the serving process learns of it at its turn's next Slack
+    call (its token cache lives 10 s), which finds no installation."""
+    with many_world(tmp_path, UNINSTALLED_BINDINGS="keep") as world:
+        assert world.install(Grant(ACME, "Acme")).status_code == 200
+        agents = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        world.letta.set_delay(agents["alice"], 11.0)  # the reply comes after the token cache has expired
+        event, _ = world.mention("a long one", "C0ACME001", ACME)
+        world.slack.wait_for(lambda: "eyes" in world.slack.reactions("C0ACME001", event["ts"]), 10)
+        posts_before = len(world.slack.posts("C0ACME001"))
+        removed = world.cli("workspaces", "remove", ACME)
+        assert removed.returncode == 0 and "1 unfinished turns ended" in removed.stdout, removed.stdout
+        world.slack.wait_for(lambda: "turn ended" in world.bridge.logs(), 20)
+        assert "status=uninstalled" in world.bridge.logs() and "turn crashed" not in world.bridge.logs()
+        assert len(world.slack.posts("C0ACME001")) == posts_before  # nothing said: the workspace removed the app
+        with sqlite3.connect(world.db) as db:
+            assert db.execute("SELECT status FROM turns").fetchall() == [("uninstalled",)]
+
+def test_an_uninstall_delivered_after_the_workspace_installed_again_leaves_the_new_install(tmp_path: Path) -> None:
+    """Slack delivers an event again for up to an hour when the bridge did not answer it (down, restarting): an
+    uninstall's events that come after the workspace installed the app again are about the tokens it replaced."""
+    with many_world(tmp_path) as world:
+        assert world.install(Grant(ACME, "Acme")).status_code == 200
+        bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        uninstalled_at = time.time()
+        world.slack.revoke(ACME)  # uninstalled in Slack; its events do not reach the bridge yet
+        time.sleep(1.1)
+        assert world.install(Grant(ACME, "Acme")).status_code == 200  # and installed again
+        new_token = world.slack.tokens_of(ACME)[-1]
+        assert world.event("app_uninstalled", ACME, at=uninstalled_at).status_code == 200
+        assert world.event("tokens_revoked", ACME, at=uninstalled_at).status_code == 200
+        event, _ = world.mention("still bound?", "C0ACME001", ACME)
+        done(world, "C0ACME001", event["ts"])
+        [post] = world.slack.posts("C0ACME001", event["ts"])
+        assert post.token == new_token and post.args["username"] == "alice"
+        assert ACME in world.cli("workspaces", "list").stdout
+        assert "came before the workspace installed the app again" in world.bridge.logs()
+
 def test_a_rotating_token_expiring_mid_turn_is_renewed(tmp_path: Path) -> None:
     with many_world(tmp_path, SLACK_TOKEN_ROTATION_MINUTES="1") as world:
         # Tokens live 62 s; the bridge renews them within their last minute, so at once and again each 2 s.

@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.conftest import postgres_env
 from tests.e2e.harness import BridgeProcess
 from tests.e2e.oauth import many_world
-from tests.e2e.test_workspaces import ACME, BETA, bind, done
+from tests.e2e.test_workspaces import ACME, BETA, bind, done, renewals
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import Grant
 from tests.pg import PgServer
@@ -56,3 +56,21 @@ def test_two_processes_serve_two_workspaces_on_two_servers(tmp_path: Path, pg_se
                 assert "Traceback" not in second.logs(), second.logs()
     finally:
         other.stop()
+
+
+
+@pytest.mark.slow
+def test_a_token_renewed_mid_turn_while_its_send_holds_the_agent_lock(tmp_path: Path, pg_server: PgServer) -> None:
+    """A reply growing in Slack (LETTA_STREAM_TOKENS) makes Slack calls while its send holds the agent's lock, one
+    connection of the lock pool (MAX_CONCURRENT_TURNS=1: the only one). A renewal that waited for a connection of
+    that pool waited for the send, which waited for the renewal: the turn hung until SIGTERM."""
+    settings = postgres_env(pg_server.create_database())
+    tokens = {"LETTA_STREAM_TOKENS": "true", "MAX_CONCURRENT_TURNS": "1", "SLACK_TOKEN_ROTATION_MINUTES": "1"}
+    with many_world(tmp_path, **tokens, **settings) as world:
+        assert world.install(Grant(ACME, "Acme", rotation=True, expires_in=62)).status_code == 200
+        agents = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
+        world.letta.set_delay(agents["alice"], 12.0)  # past the bridge's token cache (10 s): the draft renews
+        event, _ = world.mention("rotate please", "C0ACME001", ACME)
+        world.slack.wait_for(lambda: "white_check_mark" in world.slack.reactions("C0ACME001", event["ts"]), 40)
+        assert renewals(world) and all(c.ok for c in renewals(world))  # renewed mid-turn (fresh at the mention)
+        assert not [c for c in world.slack.calls if c.error == "token_expired"]

@@ -126,9 +126,18 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
             return
         await ack(response_action="update", view=done_view(url.rstrip("/"), default))
 
-    async def removed(context: AsyncBoltContext, why: str) -> None:
+    async def removed(context: AsyncBoltContext, body: dict[str, Any], why: str) -> None:
         team, enterprise = context.team_id, context.enterprise_id
         found = await workspaces.installs.installed(team or "", enterprise or "")
+        happened = body.get("event_time")
+        if found is not None and isinstance(happened, int | float):
+            since = await workspaces.installs.installed_since(found)
+            if since is not None and int(since) > happened:
+                # A late delivery (Slack retries for an hour): the tokens it speaks of were replaced since. Slack's
+                # event_time is in whole seconds: an event of the install's own second is taken as it says.
+                log.info("slack event ignored: %s, but it came before the workspace installed the app again "
+                         "team=%s event_time=%s installed_at=%.0f", why, team or enterprise, happened, since)
+                return
         teams = await workspaces.installs.workspaces_of(found) if found is not None else []
         if team and team not in teams:
             teams.append(team)
@@ -136,13 +145,13 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
         await workspaces.removed(teams, why)
 
     @app.event("app_uninstalled")
-    async def on_uninstalled(context: AsyncBoltContext) -> None:
-        await removed(context, "the app was uninstalled")
+    async def on_uninstalled(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await removed(context, body, "the app was uninstalled")
 
     @app.event("tokens_revoked")
-    async def on_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_revoked(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         if (event.get("tokens") or {}).get("bot"):
-            await removed(context, "the bot token was revoked")
+            await removed(context, body, "the bot token was revoked")
         else:  # user tokens only: the bridge keeps none
             log.info("slack user tokens revoked team=%s (none are kept)", context.team_id)
 
