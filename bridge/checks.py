@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -29,8 +30,9 @@ from bridge.requirements import (
 from bridge.slack.post import FAILURES, granted_scopes, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
-from bridge.store.database_url import database_name, missing_sqlite_file
+from bridge.store.database_url import database_name, missing_sqlite_file, sqlite_path
 from bridge.store.schema import LATEST, newer_schema
+from bridge.store.sqlite_connection import foreign_file, loose_files
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -265,6 +267,31 @@ async def _conversations(client: LettaClient, settings: Settings) -> Check:
 
 
 async def _database(settings: Settings, letta_version: str | None) -> Check:
+    """The database's line; on SQLite, with the files others may read, which `check` names and leaves as they
+    are (`serve` tightens them)."""
+    check = await _database_state(settings, letta_version)
+    url = settings.database_url
+    if not url.startswith("sqlite:") or missing_sqlite_file(url) is not None:
+        return check
+    loose = await asyncio.to_thread(readable_by_others, sqlite_path(url))
+    if loose is None:
+        return check
+    return Check(check.ok, check.name, f"{check.detail}; {loose}", warning=check.ok)
+
+
+def readable_by_others(path: str) -> str | None:
+    """The SQLite files others may read, in words, or None (a file that is no database is not the bridge's)."""
+    loose = {} if foreign_file(path) else loose_files(path)
+    if not loose:
+        return None
+    if list(loose) == [path]:
+        return f"readable by others (mode {loose[path]:o}): `serve` makes it 600"
+    named = ", ".join(f"{os.path.basename(name)} mode {mode:o}" for name, mode in loose.items())
+    them = "it" if len(loose) == 1 else "them"
+    return f"readable by others ({named}): `serve` makes {them} 600"
+
+
+async def _database_state(settings: Settings, letta_version: str | None) -> Check:
     url = settings.database_url
     where = f"SQLite file {database_name(url)}" if url.startswith("sqlite:") else database_name(url)
     absent = missing_sqlite_file(url)

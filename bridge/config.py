@@ -1,4 +1,5 @@
-"""The one place settings are read: environment variables over an optional TOML file over defaults.
+"""The one place settings are read: environment variables over an optional TOML file (found and read by
+config_file.py) over defaults.
 
 Every key is documented in config.example.toml. Secrets are `SecretStr` so they never print.
 """
@@ -7,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -31,44 +30,16 @@ from bridge.config_errors import (
     unparsed,
     url_problem,
 )
+from bridge.config_file import absolute_sqlite_url, config_file, read_keys, settings_folder
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import check_environment, passwords
 from bridge.settings_words import Origin
 from bridge.store.crypto import Cipher, CipherError
-from bridge.store.database_url import sqlite_path
 
 LETTA_CLOUD_URL = "https://api.letta.com"
-DEFAULT_CONFIG_FILE = "config.toml"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
-
-
-def config_file() -> Path | None:
-    """`BRIDGE_CONFIG` if set (it must exist), else ./config.toml when present."""
-    named = os.environ.get("BRIDGE_CONFIG")
-    if named:
-        return Path(named)
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
-
-
-def settings_folder() -> Path:
-    """Where relative paths in the settings start: the config file's folder, else the current folder."""
-    path = config_file()
-    return (path.parent if path is not None else Path()).absolute()
-
-
-def absolute_sqlite_url(url: str, folder: Path) -> str:
-    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`; absolute paths, :memory: and Postgres URLs are
-    returned as they are."""
-    if not url.startswith("sqlite:"):
-        return url
-    path = sqlite_path(url)
-    file = Path(path).expanduser()
-    if path == ":memory:" or file.is_absolute():
-        return url
-    return f"sqlite:///{folder / file}"
 
 
 class AgentLook(BaseModel):
@@ -211,6 +182,7 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "slack_app_token",
         "letta_api_key",
+        "letta_project",
         "metrics_token",
         "letta_max_turns",
         "slack_client_id",
@@ -245,11 +217,6 @@ class Settings(BaseSettings):
     @classmethod
     def _agents_json(cls, value: object) -> object:
         return json_setting("slack_agents", value)
-
-    @field_validator("letta_project", mode="before")
-    @classmethod
-    def _blank_project(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
         "slack_configure_users",
@@ -401,7 +368,7 @@ def load_settings() -> Settings:
     if path is not None and not path.is_file():
         raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
     try:
-        keys = _read_toml(path) if path is not None else {}
+        keys = read_keys(path) if path is not None else {}
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
     origin = Origin(dict(os.environ), path, keys)
@@ -420,8 +387,3 @@ def load_settings() -> Settings:
     if lines or settings is None:
         raise SettingsError(lines)
     return settings
-
-
-def _read_toml(path: Path) -> dict[str, object]:
-    with path.open("rb") as file:
-        return tomllib.load(file)

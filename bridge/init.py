@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from bridge.config import DEFAULT_CONFIG_FILE, LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
+from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import plain_errors, url_problem
+from bridge.config_file import DEFAULT_CONFIG_FILE
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, gap, wrong_kind
 

@@ -94,19 +94,28 @@ def foreign_file(path: str) -> bool:
     return head not in (b"", SQLITE_HEADER)
 
 
-def private_files(path: str) -> None:
-    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
-    and SHM files the database's mode), and an older world-readable file is tightened."""
-    if not os.path.exists(path):
-        os.close(create_private(path))
+def loose_files(path: str) -> dict[str, int]:
+    """The database's files (it, its WAL, SHM and rollback journal) that others may read or write, with their
+    modes: `serve` tightens them (private_files), `check` names them."""
+    loose = {}
     for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
         try:
             mode = os.stat(name).st_mode & 0o777
         except FileNotFoundError:
             continue
         if mode & 0o077:
-            os.chmod(name, PRIVATE)
-            log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
+            loose[name] = mode
+    return loose
+
+
+def private_files(path: str) -> None:
+    """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
+    and SHM files the database's mode), and an older world-readable file is tightened."""
+    if not os.path.exists(path):
+        os.close(create_private(path))
+    for name, mode in loose_files(path).items():
+        os.chmod(name, PRIVATE)
+        log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
 
 
 class SqliteConnection:
@@ -116,7 +125,7 @@ class SqliteConnection:
         self.url = url
         self.path = sqlite_path(url)
         self._exclusive = exclusive
-        self._migrates = migrate  # False for `check`, which changes nothing: an older file keeps its schema
+        self._migrates = migrate  # False for `check`, which changes nothing: an older file keeps its schema and mode
         self._lock_fd: int | None = None
         if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None and not foreign_file(self.path):
             self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
@@ -206,7 +215,8 @@ class SqliteConnection:
                 raise StoreError(f"cannot open the database {self.path}: file is not a database (left as it was)")
             if self._exclusive and self._lock_fd is None:
                 self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
-            await asyncio.to_thread(private_files, self.path)
+            if self._migrates:  # `check` names a loose file (loose_files) instead of tightening it
+                await asyncio.to_thread(private_files, self.path)
         try:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = sqlite3.Row

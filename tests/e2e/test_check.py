@@ -14,7 +14,7 @@ import pytest
 from bridge.manifest import SCOPES
 from bridge.store import open_store
 from bridge.store.schema import SQLITE_MIGRATIONS
-from tests.e2e.harness import base_env, run_cli
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 from tests.pg import PgServer
@@ -178,3 +178,26 @@ async def newer(url: str) -> None:
         await db.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST + 1)
     finally:
         await db.close()
+
+
+def test_check_reports_a_database_readable_by_others_and_leaves_it_for_serve_to_tighten(tmp_path: Path) -> None:
+    """`check` promises to change nothing, yet it tightened an older world-readable SQLite file to 600 as it
+    opened it: it says so instead, and `serve` still tightens it."""
+    path = tmp_path / "b.db"
+    asyncio.run(newest(f"sqlite:///{path}"))
+    path.chmod(0o644)
+    code, line = check_database(f"sqlite:///{path}", tmp_path)
+    assert oct(path.stat().st_mode & 0o777) == "0o644", "check changed the file's mode"
+    assert line.startswith("warn database:") and f"schema v{LATEST}" in line, line
+    assert line.endswith("readable by others (mode 644): `serve` makes it 600"), line
+    assert code == 0
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, path)).start(tmp_path / "bridge.log")
+        bridge.stop()
+    assert oct(path.stat().st_mode & 0o777) == "0o600", "serve no longer tightens it"
+
+
+async def newest(url: str) -> None:
+    store = open_store(url)
+    await store.open()
+    await store.close()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import Settings, absolute_sqlite_url
+from bridge.config import Settings
+from bridge.config_file import absolute_sqlite_url
 from bridge.store import DatabaseUrlError, StoreError, check_database_url, open_store
 
 

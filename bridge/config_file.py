@@ -1,0 +1,47 @@
+"""Where the settings file is and what it holds: BRIDGE_CONFIG or ./config.toml, its keys as written, and the
+folder relative paths in the settings start from (a relative SQLite path is made absolute there). The Settings
+model that reads it, over the environment, is config.py's."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from bridge.store.database_url import sqlite_path
+
+DEFAULT_CONFIG_FILE = "config.toml"
+
+
+def config_file() -> Path | None:
+    """`BRIDGE_CONFIG` if set (it must exist), else ./config.toml when present."""
+    named = os.environ.get("BRIDGE_CONFIG")
+    if named:
+        return Path(named)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def settings_folder() -> Path:
+    """Where relative paths in the settings start: the config file's folder, else the current folder."""
+    path = config_file()
+    return (path.parent if path is not None else Path()).absolute()
+
+
+def absolute_sqlite_url(url: str, folder: Path) -> str:
+    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`; absolute paths, :memory: and Postgres URLs are
+    returned as they are."""
+    if not url.startswith("sqlite:"):
+        return url
+    path = sqlite_path(url)
+    file = Path(path).expanduser()
+    if path == ":memory:" or file.is_absolute():
+        return url
+    return f"sqlite:///{folder / file}"
+
+
+def read_keys(path: Path) -> dict[str, object]:
+    """The file's keys as written (OSError, or ValueError when it is not TOML), so that a key that is no setting
+    can be named."""
+    with path.open("rb") as file:
+        return tomllib.load(file)
