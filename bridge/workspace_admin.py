@@ -12,10 +12,11 @@ from bridge.checks import Check
 from bridge.config import Settings
 from bridge.letta.errors import LettaError
 from bridge.logs import shown_url
-from bridge.store import Store, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.crypto import Cipher, CipherError
 from bridge.store.database_url import missing_sqlite_file
 from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
+from bridge.store.schema import LATEST
 
 
 def installation_store(settings: Settings, store: Store) -> BridgeInstallationStore:
@@ -97,10 +98,18 @@ async def workspace_checks(settings: Settings) -> list[Check]:
         return [Check(False, "workspaces", str(exc))]
     if missing_sqlite_file(settings.database_url) is not None:
         return [Check(True, "workspaces", "none installed yet (the database does not exist yet)", warning=True)]
-    store = open_store(settings.database_url)
-    await store.open()
+    store = open_store(settings.database_url, migrate=False)  # `check` changes nothing; the database line says why
+    try:
+        await store.open()
+    except StoreError:
+        return [Check(True, "workspaces", "not checked: the database line says why", warning=True)]
     checks: list[Check] = []
     try:
+        schema = await store.schema_version()
+        if schema > LATEST:
+            return [Check(True, "workspaces", "not checked: the database line says why", warning=True)]
+        if schema < LATEST:
+            return [Check(True, "workspaces", "checked once `serve` has migrated the database", warning=True)]
         installs = installation_store(settings, store)
         found = await installs.installations()
         if not found:

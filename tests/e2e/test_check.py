@@ -201,3 +201,20 @@ async def newest(url: str) -> None:
     store = open_store(url)
     await store.open()
     await store.close()
+
+
+def test_check_in_oauth_mode_leaves_an_older_database_for_serve_to_migrate(tmp_path: Path) -> None:
+    """OAuth mode's workspace lines opened the store as `serve` does, so `check` migrated the file after its own
+    database line had just said `serve` would."""
+    from tests.e2e.oauth import oauth_env
+
+    path = tmp_path / "b.db"
+    asyncio.run(old_sqlite(f"sqlite:///{path}", LATEST - 1))
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = oauth_env(slack, letta, path, 3000)
+        done = run_cli(env, "check", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.split(":")[0].endswith(" workspaces")]
+    assert line.startswith("warn workspaces:") and "once `serve` has migrated the database" in line, line
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
