@@ -172,7 +172,9 @@ class TurnWorker:
         await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
         author = self._poster.author(agents[0].name) if agents else None
         title = session_title(turn.text)
-        if turn.channel_id.startswith("D"):  # a DM thread in Slack's agent view: titled by its message
+        if turn.channel_id.startswith("D") and not await self._store.earlier_turns_in_thread(
+            turn.team_id, turn.channel_id, turn.thread_ts, job.turn_id
+        ):  # a DM thread in Slack's agent view: titled by its first question, never renamed by a follow-up
             await self.sessions.set_title(turn.channel_id, turn.thread_ts, title)
         running.session = await self.sessions.set(
             turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
