@@ -269,15 +269,14 @@ class Configurator:
         return bool(s.default_target) and (is_direct(channel) or s.default_target_in_channels)
 
     async def default_binding(self, turn: Turn) -> Binding | None:
-        """For the relay: the binding an unbound channel or DM uses, or None (the turn is answered as unbound)."""
+        """For the relay: the binding an unbound channel or DM uses, or None (the turn is answered as unbound).
+        TargetError, in words, where the default applies but has never been looked up successfully."""
         if not self.default_applies(turn.channel_id):
             return None
         target = await self._default_target()
-        if target is None:
-            return None
         return Binding(team_id=turn.team_id, channel_id=turn.channel_id, target=target, bound_by="default")
 
-    async def _default_target(self) -> Target | None:
+    async def _default_target(self) -> Target:
         async with self._default_lock:
             now = asyncio.get_running_loop().time()
             if self._default is not None and now - self._default[0] < DEFAULT_TARGET_TTL:
@@ -285,7 +284,12 @@ class Configurator:
             try:
                 target = await resolve_target(self._letta, self.settings.default_target)
             except TargetError as exc:
-                log.warning("default target unusable: %s", exc)
-                return None
+                if self._default is None:
+                    log.warning("default target unusable: %s", exc)
+                    raise
+                # Looked up before: Letta's trouble of the moment does not turn DMs away (the send says what is
+                # wrong, if anything is); the next turn looks it up again.
+                log.warning("default target not looked up again, the last lookup used: %s", exc)
+                return self._default[1]
             self._default = (now, target)
             return target

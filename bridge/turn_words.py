@@ -7,6 +7,9 @@ UNBOUND = (
     "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
     "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
 )
+DEFAULT_UNUSABLE = (
+    "Nothing can answer here right now: the bridge's default Letta target (`{target}`) cannot be used: {reason}"
+)
 ROUTE_SWITCH = (
     "This Letta server cannot run groups itself, so from now on the bridge runs this channel's group, "
     "asking each agent in turn."

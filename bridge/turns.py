@@ -37,12 +37,14 @@ from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
 from bridge.store.turn_record import BindingTranscript
+from bridge.targets import TargetError
 from bridge.threads import ThreadPolicy
 from bridge.turn_flush import NOTES, REPLY, TurnFlush
 from bridge.turn_input import InputAssembly
 from bridge.turn_words import (
     CRASHED,
     DEADLINE_HINT,
+    DEFAULT_UNUSABLE,
     EMPTY_REPLY,
     NOTHING_SAID,
     ROUTE_SWITCH,
@@ -139,8 +141,12 @@ class TurnWorker:
         await self.ack_first.give_way()
         turn, s = job.turn, self._settings
         binding = await self._store.get_binding(turn.team_id, turn.channel_id)
+        unusable = ""  # why the default target, which this turn goes to, cannot be used
         if binding is None and self._fallback is not None:
-            binding = await self._fallback(turn)
+            try:
+                binding = await self._fallback(turn)
+            except TargetError as exc:
+                unusable = str(exc)
         if job.stopped_by is not None:  # never run again: its stop is ended here, the agents are not asked
             await self.stop_end.finish(turn, job.turn_id, job.stopped_by, binding.target if binding else None)
             if turn.files:
@@ -151,6 +157,12 @@ class TurnWorker:
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details,
             job.order.caught_up,
         )
+        if binding is None and unusable:
+            notice = DEFAULT_UNUSABLE.format(target=" ".join(s.default_target), reason=unusable)
+            await self._owe(job, "notice:default", notice)
+            await self._flush(job, drafts)
+            await self._store.finish_turn(job.turn_id, "failed", unusable)
+            return "failed"
         if binding is None:
             unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
             await self._owe(job, "notice:unbound", unbound)
@@ -172,7 +184,9 @@ class TurnWorker:
         await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
         author = self._poster.author(agents[0].name) if agents else None
         title = session_title(turn.text)
-        if turn.channel_id.startswith("D"):  # a DM thread in Slack's agent view: titled by its message
+        if turn.channel_id.startswith("D") and not await self._store.earlier_turns_in_thread(
+            turn.team_id, turn.channel_id, turn.thread_ts, job.turn_id
+        ):  # a DM thread in Slack's agent view: titled by its first question, never renamed by a follow-up
             await self.sessions.set_title(turn.channel_id, turn.thread_ts, title)
         running.session = await self.sessions.set(
             turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id

@@ -91,6 +91,16 @@ def outcome_unknown(exc: BaseException) -> bool:
     return True
 
 
+# Slack's own trouble, said in a body: the call may work the next time.
+PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
+
+
+def passing(exc: BaseException) -> bool:
+    """A failure that says nothing about whether the call can work (Slack's trouble, a rate limit, the way
+    there), as opposed to a refusal, which will be made again."""
+    return outcome_unknown(exc) or (isinstance(exc, SlackApiError) and slack_error(exc) in PASSING_ERRORS)
+
+
 def granted_scopes(response: Any) -> frozenset[str] | None:
     """The scopes a Web API answer says its token was granted (`x-oauth-scopes`); None when it does not say."""
     header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
@@ -269,14 +279,19 @@ class SlackPoster:
         return None
 
     async def status(self, channel: str, thread_ts: str, text: str) -> None:
-        """The thread's status line ("bob is thinking..."); skipped for good once Slack refuses it."""
+        """The thread's status line ("bob is thinking..."); skipped for good once Slack refuses it. A failure that
+        may pass (a rate limit, a 5xx, a timeout) turns it off for nobody: the lines other turns show must still be
+        taken back, and the next turn shows its own."""
         if not self._status_works:
             return
         try:
             await self._client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=text)
         except FAILURES as exc:
-            self._status_works = False
             error = slack_error(exc)
+            if passing(exc):
+                log.info("slack assistant.threads.setStatus failed error=%s", error)
+                return
+            self._status_works = False
             log.info("slack thread status unavailable, not trying again error=%s", error)
 
     async def react(self, channel: str, ts: str, name: str) -> None:

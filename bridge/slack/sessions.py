@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.decide import clean_text
-from bridge.slack.post import FAILURES, Author, slack_error
+from bridge.slack.post import FAILURES, Author, passing, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,7 @@ class Sessions:
             )
         except SlackApiError as exc:
             error = slack_error(exc)
-            status_code = exc.response.status_code if exc.response is not None else 0
-            if status_code >= 500 or error in ("ratelimited", "rate_limited", "internal_error", "fatal_error"):
+            if passing(exc):
                 log.info("slack agents.sessions.setStatus failed error=%s", error)
                 return None
             self._works = False

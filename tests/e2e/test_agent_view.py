@@ -50,3 +50,29 @@ def test_a_dm_thread_in_the_agent_view_gets_prompts_a_title_and_the_default_targ
         bridge.stop()
         letta.stop()
         slack.stop()
+
+
+def test_a_follow_up_in_an_agent_view_thread_keeps_the_thread_s_title(tmp_path: Path) -> None:
+    """Every DM turn titled its thread: a follow-up ("thanks!") renamed the thread in the agent view's history,
+    which then listed the conversation by its last words instead of what it is about."""
+    slack, letta = FakeSlack(), FakeLetta(version="0.16.8")
+    slack.start()
+    letta.start()
+    slack.agent_app = True
+    dora = letta.add_agent("dora")
+    bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", DEFAULT_TARGET=dora))
+    bridge.start(tmp_path / "bridge.log")
+    try:
+        root = next_ts()
+        for n, text in enumerate(["Rollback plan for the billing service", "thanks!"], start=1):
+            ts = next_ts()
+            message = {"type": "message", "channel": DM, "user": ASKER, "text": text, "ts": ts}
+            message.update(thread_ts=root, channel_type="im", event_ts=ts, team=slack.team_id)
+            assert bridge.post(event_body(message)).status_code == 200
+            slack.wait_for(lambda n=n: len(slack.session_statuses(DM, root)) == 2 * n, timeout=15)
+        assert slack.thread_titles[(DM, root)] == "Rollback plan for the billing service"
+        assert len(slack.calls_to("assistant.threads.setTitle")) == 1
+    finally:
+        bridge.stop()
+        letta.stop()
+        slack.stop()

@@ -341,6 +341,20 @@ def test_dms_and_if_wanted_unbound_channels_go_to_the_default_target(tmp_path: P
         assert world.binding("C0UNBOUND") is None and world.binding("D0123ABCD") is None
 
 
+def test_a_dm_whose_default_target_cannot_be_used_is_told_so_not_to_connect_the_channel(tmp_path: Path) -> None:
+    """A DM while DEFAULT_TARGET could not be looked up (its agent deleted, Letta down) was answered "This
+    channel is not connected to a Letta group yet. Connect it with `/letta connect`...": advice nobody in a DM
+    can follow, hiding why nothing answered."""
+    gone = f"agent-{uuid.uuid4()}"
+    with slash_world(tmp_path, DEFAULT_TARGET=gone) as world:
+        dm = direct_message("hello in private")
+        assert world.bridge.post(event_body(dm)).status_code == 200
+        world.slack.wait_for(lambda: len(world.slack.posts("D0123ABCD", dm["ts"])) == 1, timeout=15)
+        text = world.slack.posts("D0123ABCD", dm["ts"])[0].args["text"]
+        assert "not connected" not in text and "connect" not in text, text
+        assert "default Letta target" in text and gone in text and "was not found" in text, text
+
+
 def test_without_a_default_target_dms_are_ignored(sw: Slash) -> None:
     before = len(sw.letta.requests)
     dm = direct_message("hello?", channel="D0456EFGH")

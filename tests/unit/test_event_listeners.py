@@ -90,3 +90,17 @@ def test_a_mention_by_another_organisations_person_is_a_turn_of_the_installing_w
 
     [turn] = asyncio.run(main())
     assert (turn.team_id, turn.channel_id, turn.user_id) == (INSTALLED, "C0SHARED1", "U0EXTPERS")
+
+
+def test_the_agent_view_moving_to_another_channel_is_acknowledged() -> None:
+    """Slack's agent-app guides subscribe an app to assistant_thread_context_changed: with no listener Bolt
+    answered 404 ("Unhandled request", a warning each time a person moved between channels with the agent view
+    open) and Slack delivered it again. The bridge has no use for the context: it is acknowledged, nothing more."""
+
+    async def main() -> None:
+        app, stops = _app(), Stops()
+        sessions.register(app, stops)  # type: ignore[arg-type]  # a double
+        await _dispatch(app, load(SLACK / "events" / "assistant_thread_context_changed.json"))
+        assert stops.tasks == []
+
+    asyncio.run(main())

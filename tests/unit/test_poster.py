@@ -31,3 +31,35 @@ def test_a_reply_refused_its_custom_name_keeps_a_leading_quote_or_code_block(fak
     [posted] = [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
     assert posted == poster.parts("bob", reply)[0].text  # what a reply is from then on: the same text
     assert posted.startswith("*bob*: \n"), posted
+
+
+def test_a_status_line_slack_failed_for_a_while_is_still_taken_back(fake: FakeSlack) -> None:
+    """One setStatus that Slack rate-limited (another thread's) turned the status line off for good: the thread
+    already showing "alice is thinking..." was never cleared, and no later turn showed one until a restart."""
+    alice, bob, later = fake.add_message("C1", "one"), fake.add_message("C1", "two"), fake.add_message("C1", "three")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+
+    async def main() -> None:
+        await poster.status("C1", alice, "alice is thinking...")
+        fake.fail_next("assistant.threads.setStatus", error="ratelimited")
+        await poster.status("C1", bob, "bob is thinking...")
+        await poster.status("C1", alice, "")  # alice's turn is over: its line is taken back
+        await poster.status("C1", later, "carol is thinking...")
+
+    asyncio.run(main())
+    sent = [(c.args["thread_ts"], c.args["status"]) for c in fake.calls_to("assistant.threads.setStatus")]
+    assert sent[-2:] == [(alice, ""), (later, "carol is thinking...")], sent
+
+
+def test_a_status_line_slack_refuses_is_not_asked_for_again(fake: FakeSlack) -> None:
+    """A refusal (the token lacks the scope) is for good: no turn asks again."""
+    root = fake.add_message("C1", "one")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    fake.fail_next("assistant.threads.setStatus", error="missing_scope")
+
+    async def main() -> None:
+        await poster.status("C1", root, "alice is thinking...")
+        await poster.status("C1", root, "")
+
+    asyncio.run(main())
+    assert len(fake.calls_to("assistant.threads.setStatus")) == 1

@@ -147,6 +147,11 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
         if channel and thread_ts and handler.prompts:
             handler.spawn(handler.sessions(client).suggest(channel, thread_ts, handler.prompts), "suggested prompts")
 
+    @app.event("assistant_thread_context_changed")
+    async def on_context_changed() -> None:
+        """The channel a person views beside the agent view: the bridge has no use for it, but an app subscribed
+        to it as Slack's agent-app guides say must acknowledge it, or Slack delivers it again."""
+
     @app.action(STOP_ACTION)
     async def on_stop_button(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
