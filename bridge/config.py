@@ -212,11 +212,11 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
-        """Any case, and the logging module's other names for two levels (WARN, FATAL), which set the level before
-        the five were checked: a deployment that has one keeps starting."""
+        """Any case, blank as unset (INFO), and the logging module's other names for two levels (WARN, FATAL):
+        each set the level before the five were checked, so a deployment that has one keeps starting."""
         if not isinstance(value, str):
             return value
-        level = value.strip().upper()
+        level = value.strip().upper() or "INFO"
         return LEVEL_ALIASES.get(level, level)
 
     @field_validator("slack_agents", mode="before")
