@@ -40,6 +40,7 @@ LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
+LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # logging's own aliases (logging.getLevelNamesMapping)
 
 
 class AgentLook(BaseModel):
@@ -211,7 +212,12 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+        """Any case, blank as unset (INFO), and the logging module's other names for two levels (WARN, FATAL):
+        each set the level before the five were checked, so a deployment that has one keeps starting."""
+        if not isinstance(value, str):
+            return value
+        level = value.strip().upper() or "INFO"
+        return LEVEL_ALIASES.get(level, level)
 
     @field_validator("slack_agents", mode="before")
     @classmethod

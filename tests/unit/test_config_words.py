@@ -122,3 +122,16 @@ def test_an_agent_look_with_a_key_it_does_not_take_names_the_agent_and_the_keys_
 ) -> None:
     [line] = errors(monkeypatch, SLACK_AGENTS='{"alice": {"icon": ":owl:"}}')
     assert line == "SLACK_AGENTS: alice has icon, which is none of display_name, icon_emoji or icon_url", line
+
+
+@pytest.mark.parametrize(
+    ("given", "level"), [("warn", "WARNING"), ("WARN", "WARNING"), ("fatal", "CRITICAL"), ("", "INFO"), (" ", "INFO")]
+)
+def test_a_log_level_the_logging_module_takes_still_starts(
+    monkeypatch: pytest.MonkeyPatch, given: str, level: str
+) -> None:
+    """LOG_LEVEL=WARN (and FATAL) set the level before settings named the five levels, and a blank one (a compose
+    file's `LOG_LEVEL: ${LOG_LEVEL}`) meant INFO, as a blank setting is unset; a deployment with one must still
+    start, at that level."""
+    monkeypatch.setenv("LOG_LEVEL", given)
+    assert load_settings().log_level == level
