@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
+from bridge.domain import Turn
 from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
 
@@ -103,3 +104,15 @@ class Presence:
         """The turn is cancelled (the bridge is stopping): nothing more is sent for it."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+
+async def take_back(poster: SlackPoster, sessions: Sessions, turn: Turn, reaction: str) -> bool:
+    """What a run of the turn in a process gone since showed as working, taken back by one that never showed it:
+    the session set `active`, or where there is none, the reaction and the status line. True when a session."""
+    if await sessions.set(turn.channel_id, turn.thread_ts, "active", attempts=3):
+        return True
+    signs = Presence(
+        poster, sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id, reaction, 0, resumed=True
+    )
+    await signs.end()  # never started here: takes back what the earlier run may have put up
+    return False

@@ -223,7 +223,9 @@ class Relay:
             return None
         # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
         resumed = pending.started or pending.otid not in self._fresh
-        return Job(pending.turn, pending.turn_id, pending.otid, resumed=resumed, stopped_by=pending.stopped_by)
+        return Job(
+            pending.turn, pending.turn_id, pending.otid, resumed, pending.stopped_by, started=pending.started
+        )
 
     async def _gauge(self, key: tuple[str, str], empty: bool) -> None:
         """The queue depth gauge: counted at most every DEPTH_EVERY seconds per binding, so that a long queue

@@ -24,7 +24,7 @@ from bridge.domain import AgentRef, Target, Turn
 from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
-from bridge.presence import Presence
+from bridge.presence import take_back
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
@@ -72,12 +72,7 @@ class StopEnd:
             await self._poster.post(turn.channel_id, turn.thread_ts, notice, check_first=True, after=turn.message_ts)
         except SlackPostError as exc:
             log.warning("stop notice not posted turn_id=%s slack_error=%s", turn_id, exc.error)
-        if not await self._sessions.set(turn.channel_id, turn.thread_ts, "active", attempts=3):
-            signs = Presence(
-                self._poster, self._sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
-                self._working, 0, resumed=True,
-            )
-            await signs.end()  # never started here: takes back what the dead process may have put up
+        if not await take_back(self._poster, self._sessions, turn, self._working):
             await self._poster.react(turn.channel_id, turn.message_ts, self._stopped)
         await self._store.finish_turn(turn_id, "stopped", f"stopped by {by}")
         log.info("stop ended for a turn no process ran turn_id=%s channel=%s by=%s", turn_id, turn.channel_id, by)

@@ -24,7 +24,7 @@ from bridge.logs import Redactor
 from bridge.metrics import Metrics
 from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
-from bridge.presence import Presence, SignBudget
+from bridge.presence import Presence, SignBudget, take_back
 from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
@@ -64,6 +64,7 @@ class Job:
     otid: str
     resumed: bool = False
     stopped_by: str | None = None  # stopped while its process was gone: only the stop's end is left (stop_end.py)
+    started: bool = False  # a run marked it running: it may have put up signs, a session, drafts
     # What running it showed (runner, replies, failures), for the one line the relay logs when the turn ends.
     ran: dict[str, object] = field(default_factory=dict, compare=False)
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
@@ -159,16 +160,10 @@ class TurnWorker:
         )
         if binding is None and unusable:
             notice = DEFAULT_UNUSABLE.format(target=" ".join(s.default_target), reason=unusable)
-            await self._owe(job, "notice:default", notice)
-            await self._flush(job, drafts)
-            await self._store.finish_turn(job.turn_id, "failed", unusable)
-            return "failed"
+            return await self._end_unrun(job, drafts, "notice:default", notice, "failed", unusable)
         if binding is None:
             unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
-            await self._owe(job, "notice:unbound", unbound)
-            await self._flush(job, drafts)
-            await self._store.finish_turn(job.turn_id, "unbound")
-            return "unbound"
+            return await self._end_unrun(job, drafts, "notice:unbound", unbound, "unbound")
         if not await self._store.set_turn_status(job.turn_id, "running"):
             return "stopped"  # stopped while it waited its turn (or, running before, is now handed back to end)
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
@@ -176,6 +171,20 @@ class TurnWorker:
             status = await self._run(job, binding, drafts, running)
         if turn.files:
             await self._inputs.drop(job.turn_id)  # the turn is over: its files' bytes are kept no longer
+        return status
+
+    async def _end_unrun(
+        self, job: Job, drafts: TurnDrafts, source: str, notice: str, status: str, error: str = ""
+    ) -> str:
+        """A turn that cannot run ended with its notice; what an earlier run of it (in a process gone since, its
+        channel disconnected meanwhile) put up is taken back (session or signs), its drafts closed."""
+        await self._owe(job, source, notice)
+        if job.started:
+            await drafts.abandon()
+        await self._flush(job, drafts)
+        if job.started:
+            await take_back(self._poster, self.sessions, job.turn, self._settings.slack_working_reaction)
+        await self._store.finish_turn(job.turn_id, status, error)
         return status
 
     async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store.models.installation import Installation
@@ -31,6 +32,24 @@ def renewal_may_pass(exc: SlackApiError) -> bool:
     return status == 429 or status >= 500 or slack_error(exc) in PASSING_ERRORS
 
 
+class LatestPerWorkspace(dict[str, AuthorizeResult]):
+    """Bolt's authorize cache (token -> auth.test's answer) holding only each workspace's latest token: a renewed
+    token's answer replaces its predecessor's, which no request carries any more, instead of piling up beside it
+    (two renewals a day per workspace, for as long as the process runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tokens: dict[tuple[str | None, str | None], str] = {}
+
+    def __setitem__(self, token: str, result: AuthorizeResult) -> None:
+        key = (result.enterprise_id, result.team_id)
+        earlier = self._tokens.get(key)
+        if earlier is not None and earlier != token:
+            self.pop(earlier, None)
+        self._tokens[key] = token
+        super().__setitem__(token, result)
+
+
 _REFUSED: ContextVar[bool] = ContextVar("token_renewal_refused", default=False)  # this request's, for __call__
 
 
@@ -40,8 +59,10 @@ class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
 
     def __init__(self, workspaces: Workspaces, **kwargs: Any) -> None:
         # Bolt keeps each token's auth.test answer (cache_enabled): one round trip to Slack per token, not one
-        # before every request, which a burst would also push past auth.test's rate limit.
+        # before every request, which a burst would also push past auth.test's rate limit; only the workspace's
+        # current token's is kept.
         super().__init__(cache_enabled=True, **kwargs)
+        self.authorize_result_cache = LatestPerWorkspace()
         self._workspaces = workspaces
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None, **kwargs: Any) -> Any:
