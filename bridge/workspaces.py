@@ -314,11 +314,6 @@ class Workspaces:
         await self.installs.mark_removed(team_ids)
         log.info("workspace removed: %s teams=%s", why, ",".join(team_ids))
 
-    def reinstalled(self, team_id: str | None) -> None:
-        if team_id:
-            self._removed.discard(team_id)
-            self._cache.pop(team_id, None)
-
     async def purge(self) -> int:
         """Delete the bindings of workspaces removed more than UNINSTALLED_BINDINGS_DAYS ago."""
         count = 0
