@@ -24,13 +24,13 @@ from bridge.logs import Redactor
 from bridge.metrics import Metrics
 from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
-from bridge.presence import Presence, SignBudget, take_back
+from bridge.presence import Presence
 from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
-from bridge.slack.sessions import Sessions, session_title
+from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd
 from bridge.stopping import RunningTurn, TrackedJournal, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store
@@ -41,6 +41,7 @@ from bridge.targets import TargetError
 from bridge.threads import ThreadPolicy
 from bridge.turn_flush import NOTES, REPLY, TurnFlush
 from bridge.turn_input import InputAssembly
+from bridge.turn_shown import TurnShown
 from bridge.turn_words import (
     CRASHED,
     DEADLINE_HINT,
@@ -97,7 +98,7 @@ class TurnWorker:
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
         self.stop_end = StopEnd(store, self.stops, poster, self.sessions, self.desk, settings)
-        self._signs = SignBudget()  # this worker's turns' working signs (a workspace's, in OAuth mode)
+        self._shown = TurnShown(settings, store, poster, self.sessions)  # a turn's session or working signs
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
@@ -183,29 +184,12 @@ class TurnWorker:
             await drafts.abandon()
         await self._flush(job, drafts)
         if job.started:
-            await take_back(self._poster, self.sessions, job.turn, self._settings.slack_working_reaction)
+            await self._shown.take_back(job.turn)
         await self._store.finish_turn(job.turn_id, status, error)
         return status
 
     async def _run(self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn) -> str:
-        turn, s = job.turn, self._settings
-        agents = binding.target.agents
-        await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
-        author = self._poster.author(agents[0].name) if agents else None
-        title = session_title(turn.text)
-        if turn.channel_id.startswith("D") and not await self._store.earlier_turns_in_thread(
-            turn.team_id, turn.channel_id, turn.thread_ts, job.turn_id
-        ):  # a DM thread in Slack's agent view: titled by its first question, never renamed by a follow-up
-            await self.sessions.set_title(turn.channel_id, turn.thread_ts, title)
-        running.session = await self.sessions.set(
-            turn.channel_id, turn.thread_ts, "processing", title, author, turn.user_id
-        )
-        presence = Presence(
-            self._poster, self.sessions, turn.channel_id, turn.thread_ts, turn.message_ts, turn.user_id,
-            s.slack_working_reaction, s.slack_working_after_seconds, self._signs, job.resumed,
-        )
-        if not running.session:
-            presence.start([a.name for a in agents])
+        presence = await self._shown.start(job.turn, job.turn_id, job.resumed, binding.target.agents, running)
         try:
             return await self._run_shown(job, binding, drafts, running, presence)
         finally:
@@ -275,12 +259,7 @@ class TurnWorker:
                 exc.error,
                 exc.permanent,
             )
-        if running.session and await self.sessions.set(turn.channel_id, turn.thread_ts, "active", attempts=3):
-            await self._store.finish_turn(job.turn_id, status, error)
-            return status
-        await presence.end()
-        mark = {"done": s.slack_done_reaction, "stopped": s.slack_stopped_reaction}.get(status, s.slack_failed_reaction)
-        await self._poster.react(turn.channel_id, turn.message_ts, mark)
+        await self._shown.end(turn, running, presence, status)
         await self._store.finish_turn(job.turn_id, status, error)
         return status
 

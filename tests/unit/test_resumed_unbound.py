@@ -20,6 +20,7 @@ from bridge.stopping import TurnStops
 from bridge.store.database_url import open_store
 from bridge.store.locks import AckFirst
 from bridge.turn_flush import TurnFlush
+from bridge.turn_shown import TurnShown
 from bridge.turns import TurnWorker
 from tests.unit.test_turn_end import Poster, Recorder
 
@@ -51,6 +52,7 @@ def restarted_worker(store: Any, sessions: Sessions) -> tuple[TurnWorker, Poster
     worker.ack_first, worker._redactor, worker._outboxes, worker._journaled = AckFirst(), Redactor(()), {}, {}
     worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]
     worker._posting = TurnFlush(s, poster, worker.stops, worker.ack_first)  # type: ignore[arg-type]
+    worker._shown = TurnShown(s, store, poster, sessions)  # type: ignore[arg-type]
 
     async def in_parallel(*_: str) -> bool:
         return False

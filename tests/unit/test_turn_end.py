@@ -19,6 +19,7 @@ from bridge.stopping import RunningTurn, TurnStops
 from bridge.store.database_url import open_store
 from bridge.store.locks import AckFirst
 from bridge.turn_flush import TurnFlush
+from bridge.turn_shown import TurnShown
 from bridge.turns import NOTHING_SAID, Job, TurnWorker
 
 
@@ -59,6 +60,7 @@ def test_a_stop_recorded_before_the_last_flush_ends_the_turn_as_stopped(tmp_path
         worker._outboxes = {turn_id: TurnOutbox(store, turn_id, fresh=True)}
         worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]  # no run to cancel
         worker._posting = TurnFlush(worker._settings, worker._poster, worker.stops, worker.ack_first)
+        worker._shown = TurnShown(worker._settings, store, poster, worker.sessions)
         running = RunningTurn(turn_id, "T1", "C1", "1.000001")
 
         async def converse(*_: Any) -> int:
@@ -122,7 +124,7 @@ async def worker_for(tmp_path: Path, s: SimpleNamespace) -> tuple[TurnWorker, An
     worker.desk = ApprovalDesk(store, s)  # type: ignore[arg-type]
     worker.ack_first, worker._redactor = AckFirst(), Redactor(())
     worker._outboxes = {turn_id: TurnOutbox(store, turn_id, fresh=True)}
-    worker._signs = None  # type: ignore[assignment]
+    worker._shown = TurnShown(s, store, poster, worker.sessions)  # type: ignore[arg-type]
     worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]
     worker._posting = TurnFlush(worker._settings, worker._poster, worker.stops, worker.ack_first)
     return worker, store, job, poster
@@ -181,6 +183,7 @@ def test_a_stop_delivered_before_the_turn_task_exists_keeps_letta_from_being_ask
                 return False
 
         worker.sessions = Sessions()  # type: ignore[assignment]
+        worker._shown = TurnShown(worker._settings, store, worker._poster, worker.sessions)
 
         async def converse(*_: Any) -> int:
             asked.append("letta asked")  # the runner's first send
