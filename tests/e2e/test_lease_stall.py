@@ -65,3 +65,41 @@ def test_a_process_stalled_past_its_lease_posts_nothing_more_of_the_turn(pg_serv
         finally:
             web1.stop()
             web2.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_process_frozen_mid_send_does_not_keep_its_agent_lock_from_the_process_taking_over(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A process frozen (or its host gone without closing its connections) holds its agent's advisory lock for as
+    long as PostgreSQL keeps its session. Before: the process taking the binding over waited on that lock until
+    the turn's deadline (10 minutes), and every later turn of the agent did the same."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 3.0)
+        letta.set_reply(alice, lambda text: "alice answers")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "unused.db",
+                       **postgres_env(pg_server.create_database()))
+        assert run_cli(env, "channels", "connect", CHANNEL, letta.add_group([alice])).returncode == 0
+        web1 = BridgeProcess(env).start(tmp_path / "web1.log")
+        web2 = BridgeProcess(env).start(tmp_path / "web2.log")
+        assert web1.proc is not None
+        try:
+            _, answered = web1.mention("hello", channel=CHANNEL)
+            assert answered.status_code == 200
+            letta.wait_for(lambda: any(i.finished is None for i in letta.inputs), 10)
+            web1.proc.send_signal(signal.SIGSTOP)  # for good: its sessions stay open, its lease runs out
+
+            def replies() -> list[str]:
+                return [str(p.args["text"]) for p in slack.posts(CHANNEL) if p.args.get("username")]
+
+            slack.wait_for(lambda: bool(replies()), 25)  # taken over: the answer is found in alice's history
+            _, answered = web2.mention("and now?", channel=CHANNEL)  # a new send to alice: it needs her lock
+            assert answered.status_code == 200
+            slack.wait_for(lambda: len(replies()) == 2, 25)
+            assert replies() == ["alice answers", "alice answers"]
+            assert len(letta.inputs) == 2, "alice was asked twice"
+        finally:
+            web1.proc.send_signal(signal.SIGCONT)
+            web1.stop()
+            web2.stop()

@@ -204,3 +204,37 @@ def test_a_database_that_never_answers_is_said_in_time_for_the_platform(tmp_path
             silent.close()
 
     asyncio.run(main())
+
+
+def test_an_agent_lock_is_taken_from_a_process_whose_heartbeat_ran_out_and_only_then(pg_url: str) -> None:
+    """A process frozen (or whose host vanished, its connections left open) keeps its sessions, and PostgreSQL its
+    advisory locks, for hours. Before: every later send to the agent, from any process, waited on the lock until
+    its turn's deadline."""
+
+    async def main() -> None:
+        frozen = PostgresStore(pg_url, alive_seconds=1.0)
+        other = PostgresStore(pg_url, alive_seconds=1.0)
+        await frozen.open(), await other.open()
+        try:
+            holding = asyncio.Event()
+
+            async def hold() -> None:
+                async with frozen.agent_lock(["agent-fay"]):
+                    holding.set()
+                    await asyncio.sleep(60)
+
+            holder = asyncio.create_task(hold())
+            await holding.wait()
+            with pytest.raises(TimeoutError):  # a live holder keeps its lock, however long the wait
+                async with asyncio.timeout(3.5), other.agent_lock(["agent-fay"]):
+                    pass
+            assert frozen._beating is not None
+            frozen._beating.cancel()  # frozen: its heartbeat stops, its session stays
+            async with asyncio.timeout(6), other.agent_lock(["agent-fay"]):
+                pass
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+        finally:
+            await frozen.close(), await other.close()
+
+    asyncio.run(main())
