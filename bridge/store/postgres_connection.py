@@ -5,13 +5,12 @@ under an advisory lock, and the DATABASE_URL options asyncpg is given. The table
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,6 +19,7 @@ import asyncpg
 
 from bridge.store.base import StoreError
 from bridge.store.database_url import DatabaseUrlError, display_url
+from bridge.store.postgres_locks import SendRecord, advisory
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
 from bridge.store.schema import newer_schema
 
@@ -48,7 +48,6 @@ _CLIENT_ONLY = frozenset(
         "pgbouncer",
     }
 )
-UNLOCK_TIMEOUT = 5.0
 APP_NAME = "letta-slack-bridge"
 # An agent lock waited for this long is looked at: a holder whose process's heartbeat ran out has its session ended.
 LOCK_LOOK_EVERY = 2.0
@@ -147,6 +146,7 @@ class PostgresConnection:
         self.process = uuid.uuid4().hex[:16]
         self._alive_seconds = alive_seconds
         self._beating: asyncio.Task[None] | None = None
+        self._sends = SendRecord(self.process, lambda: self.pool, LOCK_LOOK_EVERY)
 
     @property
     def pool(self) -> Pool:
@@ -248,6 +248,7 @@ class PostgresConnection:
             await asyncio.sleep(self._alive_seconds / 3)
             try:
                 await self._beat()
+                await self._sends.sweep()
                 beats += 1
                 if beats % 100 == 0:
                     await self.pool.execute("DELETE FROM bridge_processes WHERE expires_at < now() - interval '1 day'")
@@ -280,44 +281,12 @@ class PostgresConnection:
         """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
         A process that dies loses its connection, and PostgreSQL frees its locks with it."""
         keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
-        return _advisory(self._locks, keys, self._end_dead_holders)
+        sends = self._sends if self._beating is not None else None  # recorded where this process has a heartbeat
+        return advisory(self._locks, keys, self._end_dead_holders, sends, uuid.uuid4().hex)
 
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """A workspace's token renewal, one process at a time, on connections no agent lock holds."""
-        return _advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
-
-
-@asynccontextmanager
-async def _advisory(
-    pool: Pool | None, keys: list[int], waited: Callable[[int], Awaitable[None]] | None = None
-) -> AsyncIterator[None]:
-    """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end. Where
-    the pool's sessions have a lock_timeout, `waited(key)` runs each time a wait for a key times out."""
-    if pool is None:
-        raise StoreError("the store is not open")
-    async with pool.acquire() as conn:
-        try:
-            for key in keys:
-                while True:
-                    try:
-                        await conn.execute("SELECT pg_advisory_lock($1)", key)
-                        break
-                    except asyncpg.LockNotAvailableError:
-                        if waited is None:
-                            raise
-                        await waited(key)
-            yield
-        finally:
-            # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
-            # gets the connection closed instead: the server frees a session's locks when it ends. A session
-            # the server already ended (a restart) left the pool with its locks: there is nothing to free,
-            # and the send it guarded has its answer all the same.
-            try:
-                async with asyncio.timeout(UNLOCK_TIMEOUT):
-                    await conn.execute("SELECT pg_advisory_unlock_all()")
-            except Exception:
-                with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
-                    conn.terminate()
+        return advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
 
 
 def _reason(exc: BaseException) -> str:

@@ -115,6 +115,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V10,  # a turn's shared files and what they became for the agents (attachments.py)
     V11,  # `stopping` turns are unfinished (above)
     "",  # Postgres's process heartbeats (below): SQLite means one process
+    "",  # Postgres's agent sends in flight (below)
 ]
 
 
@@ -192,6 +193,9 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     # Each process's heartbeat, by the database's clock: an agent lock held by a session of a process whose
     # heartbeat ran out (frozen, or its host gone with its connections open) is taken from it (postgres_connection.py).
     12: "CREATE TABLE bridge_processes (owner TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL);",
+    # Each agent send in flight, by agent lock key: a database restart frees the advisory lock, not the send
+    # (postgres_locks.py).
+    13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
 }
 
 LATEST = len(SQLITE_MIGRATIONS)
