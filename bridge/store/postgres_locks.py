@@ -51,11 +51,17 @@ class SendRecord:
     async def claim(self, conn: Conn, key: int, token: str) -> None:
         """Record the send; while another live process's send to the agent is recorded, wait for it."""
         waited = False
-        while await conn.fetchval(_CLAIM_SEND, key, self.owner, token) is None:
+        while not await self._claimed(conn, key, token):
             if not waited:
                 log.warning("waiting for a send another process made before the database restarted")
                 waited = True
             await asyncio.sleep(self._look_every)
+
+    async def _claimed(self, conn: Conn, key: int, token: str) -> bool:
+        try:
+            return await conn.fetchval(_CLAIM_SEND, key, self.owner, token) is not None
+        except asyncpg.LockNotAvailableError:  # the row is being deleted (the lock pool's lock_timeout): look again
+            return False
 
     async def end(self, conn: Conn, token: str) -> None:
         for where in (conn, self._pool()):
