@@ -80,6 +80,7 @@ class Bridge:
             pool_size=settings.database_pool_size,
             lock_connections=min(settings.max_concurrent_turns, POSTGRES_LOCK_CONNECTIONS),
             serving=True,
+            alive_seconds=settings.turn_lease_seconds,  # a process frozen that long loses its agent locks
         )
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
         self.letta.locks = SharedAgentLocks(self.store)

@@ -22,6 +22,7 @@ from bridge.letta.metered import MeteredLettaClient
 from bridge.metrics import Metrics
 from bridge.slack.metered import MeteredSlackClient
 from bridge.store import Store
+from bridge.store.leases import check_lease
 
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
@@ -98,6 +99,7 @@ class SharedAgentLocks(AgentLocks):
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
         ids = sorted(set(agent_ids))
         async with super().hold(ids), self._store.agent_lock(ids):
+            check_lease()  # a worker frozen past its lease while it waited asks nobody
             yield
 
 
@@ -121,6 +123,7 @@ class ServerAgentLocks(AgentLocks):
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
         ids = sorted(set(agent_ids))
         async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]):
+            check_lease()
             yield
 
 

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import with_actions
 from bridge.slack.render import escape, named, notes_blocks, reply_texts, split
+from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class SlackPoster:
             if found:
                 return found
         for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
+            check_lease()  # a turn's worker that stalled past its binding's lease posts nothing more
             try:
                 response = await self._client.chat_postMessage(
                     channel=channel,

@@ -109,18 +109,27 @@ def _no_scheme(url: str) -> str:
 
 
 def open_store(
-    url: str, *, pool_size: int = 5, lock_connections: int = 16, serving: bool = False, migrate: bool = True
+    url: str,
+    *,
+    pool_size: int = 5,
+    lock_connections: int = 16,
+    serving: bool = False,
+    migrate: bool = True,
+    alive_seconds: float = 30.0,
 ) -> Store:
     """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
     `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
     connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
-    sends; `migrate=False` (`check`) leaves the tables as they are, on either backend. A `serving` process (serve,
-    socket) holds a SQLite file for itself: a second one is refused."""
+    sends, and renews its heartbeat every third of `alive_seconds` (an agent lock of a process whose heartbeat ran
+    out is taken from it); `migrate=False` (`check`) leaves the tables as they are, on either backend. A `serving`
+    process (serve, socket) holds a SQLite file for itself: a second one is refused."""
     check_database_url(url)
     if url.startswith(POSTGRES_SCHEMES):
         from bridge.store.postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pool_size, lock_connections=lock_connections, migrate=migrate)
+        return PostgresStore(
+            url, pool_size=pool_size, lock_connections=lock_connections, migrate=migrate, alive_seconds=alive_seconds
+        )
     from bridge.store.sqlite import SqliteStore
 
     return SqliteStore(url, exclusive=serving, migrate=migrate)

@@ -26,7 +26,7 @@ from bridge.store.base import (
     pending_from_row,
     stopper,
 )
-from bridge.store.postgres_connection import as_json, clean, connect_options
+from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
 
 if TYPE_CHECKING:
@@ -54,8 +54,15 @@ FINISHED_PG = (
 
 
 class PostgresStore(PostgresJournal):
-    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16, migrate: bool = True) -> None:
-        super().__init__(url, pool_size, lock_connections, migrate)
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 5,
+        lock_connections: int = 16,
+        migrate: bool = True,
+        alive_seconds: float = ALIVE_SECONDS,
+    ) -> None:
+        super().__init__(url, pool_size, lock_connections, migrate, alive_seconds)
         self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:

@@ -5,10 +5,11 @@ under an advisory lock, and the DATABASE_URL options asyncpg is given. The table
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
+import logging
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -18,12 +19,14 @@ import asyncpg
 
 from bridge.store.base import StoreError
 from bridge.store.database_url import DatabaseUrlError, display_url
+from bridge.store.postgres_locks import SendRecord, advisory
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
 from bridge.store.schema import newer_schema
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key for migrations; agent locks hash into the rest of the bigint space.
 MIGRATION_LOCK = 0x6C657474_61000001
@@ -45,7 +48,20 @@ _CLIENT_ONLY = frozenset(
         "pgbouncer",
     }
 )
-UNLOCK_TIMEOUT = 5.0
+APP_NAME = "letta-slack-bridge"
+# An agent lock waited for this long is looked at: a holder whose process's heartbeat ran out has its session ended.
+LOCK_LOOK_EVERY = 2.0
+# The heartbeat's length when the store is not told the lease's (TURN_LEASE_SECONDS): renewed every third of it.
+ALIVE_SECONDS = 30.0
+# A granted agent lock (one bigint key: classid, objid and objsubid 1) held by a session of a process whose heartbeat
+# ran out, or that never had one while its name says it should: ended, which frees its locks.
+_END_DEAD_HOLDERS = (
+    "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND a.application_name LIKE $2"
+    " AND NOT EXISTS (SELECT 1 FROM bridge_processes p"
+    " WHERE p.owner = substr(a.application_name, $3) AND p.expires_at >= now())"
+)
 ACCEPT_CONNECTIONS = 1
 # Seconds to open a connection when DATABASE_URL has no connect_timeout: asyncpg's own 60 s outlasts a platform's
 # boot timeout (Heroku's is 60 s), so a start would be killed before it said the database does not answer.
@@ -103,7 +119,14 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 class PostgresConnection:
     """The pools; the store's methods are its subclasses'."""
 
-    def __init__(self, url: str, pool_size: int = 5, lock_connections: int = 16, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 5,
+        lock_connections: int = 16,
+        migrate: bool = True,
+        alive_seconds: float = ALIVE_SECONDS,
+    ) -> None:
         self.url = url
         self._migrates = migrate  # False for `check`, which creates nothing
         self._dsn, self._options = connect_options(url)
@@ -117,6 +140,13 @@ class PostgresConnection:
         # Accepting an event (Slack waits for its ack) has connections of its own: it never queues for the
         # pool behind the turns' bookkeeping.
         self._accepts: Pool | None = None
+        # This process on its agent locks' sessions and in `bridge_processes`, renewed while it runs: a process
+        # frozen, or whose host vanished without closing its connections, keeps its sessions open (PostgreSQL may
+        # notice hours later), and another process takes its agent locks once its heartbeat has run out.
+        self.process = uuid.uuid4().hex[:16]
+        self._alive_seconds = alive_seconds
+        self._beating: asyncio.Task[None] | None = None
+        self._sends = SendRecord(self.process, lambda: self.pool, LOCK_LOOK_EVERY)
 
     @property
     def pool(self) -> Pool:
@@ -124,12 +154,12 @@ class PostgresConnection:
             raise StoreError("the store is not open")
         return self._pool
 
-    async def _create_pool(self, min_size: int, max_size: int) -> Pool:
+    async def _create_pool(self, min_size: int, max_size: int, **settings: str) -> Pool:
         return await asyncpg.create_pool(
             self._dsn,
             min_size=min_size,
             max_size=max_size,
-            server_settings={"application_name": "letta-slack-bridge"},
+            server_settings={"application_name": APP_NAME, **settings},
             **self._options,
         )
 
@@ -137,11 +167,18 @@ class PostgresConnection:
         where = display_url(self.url)
         try:
             self._pool = await self._create_pool(1, self._pool_size)
-            # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand.
-            self._locks = await self._create_pool(0, self._lock_connections)
             self._renewals = await self._create_pool(0, RENEWAL_CONNECTIONS)
+            beating = False
             if self._migrates:
                 await self._migrate()
+                beating = await self._first_beat()  # before any agent lock: none of this process's is taken from it
+            # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand, waiting
+            # LOCK_LOOK_EVERY at most before a look at who holds the lock, and named after this process where it
+            # keeps a heartbeat (one opened for `check` takes no lock and keeps none: its name says so).
+            name = f"{APP_NAME}:{self.process}" if beating else APP_NAME
+            self._locks = await self._create_pool(
+                0, self._lock_connections, application_name=name, lock_timeout=str(int(LOCK_LOOK_EVERY * 1000))
+            )
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
@@ -151,6 +188,10 @@ class PostgresConnection:
             raise
 
     async def close(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+            self._beating = None
         for pool in (self._accepts, self._renewals, self._locks, self._pool):
             if pool is not None:
                 await pool.close()
@@ -183,6 +224,48 @@ class PostgresConnection:
             return 0
         return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
+    async def _beat(self) -> None:
+        await self.pool.execute(
+            "INSERT INTO bridge_processes (owner, expires_at) VALUES ($1, now() + make_interval(secs => $2))"
+            " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
+            self.process,
+            self._alive_seconds,
+        )
+
+    async def _first_beat(self) -> bool:
+        """Start the heartbeat; False on a schema without its table (one a test pinned to an older version)."""
+        try:
+            await self._beat()
+        except asyncpg.UndefinedTableError:
+            return False
+        self._beating = asyncio.create_task(self._beat_forever())
+        return True
+
+    async def _beat_forever(self) -> None:
+        """Renew the heartbeat every third of its length; once in a while, clear those of processes long gone."""
+        beats = 0
+        while True:
+            await asyncio.sleep(self._alive_seconds / 3)
+            try:
+                await self._beat()
+                await self._sends.sweep()
+                beats += 1
+                if beats % 100 == 0:
+                    await self.pool.execute("DELETE FROM bridge_processes WHERE expires_at < now() - interval '1 day'")
+            except Exception as exc:
+                log.warning("could not renew this process's heartbeat error=%s", type(exc).__name__)
+
+    async def _end_dead_holders(self, key: int) -> None:
+        """Free an agent lock held by a process whose heartbeat ran out: its session is ended."""
+        prefix = f"{APP_NAME}:"
+        try:
+            ended = await self.pool.fetch(_END_DEAD_HOLDERS, key, prefix + "%", len(prefix) + 1)
+        except asyncpg.PostgresError as exc:  # not allowed to end it, say: the wait goes on, as before heartbeats
+            log.warning("could not look at an agent lock's holder error=%s", type(exc).__name__)
+            return
+        if ended:
+            log.warning("ended the agent lock session of a process whose heartbeat ran out count=%d", len(ended))
+
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
@@ -197,34 +280,13 @@ class PostgresConnection:
     def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
         """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
         A process that dies loses its connection, and PostgreSQL frees its locks with it."""
-        return _advisory(self._locks, sorted({agent_lock_key(agent_id) for agent_id in agent_ids}))
+        keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
+        sends = self._sends if self._beating is not None else None  # recorded where this process has a heartbeat
+        return advisory(self._locks, keys, self._end_dead_holders, sends, uuid.uuid4().hex)
 
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """A workspace's token renewal, one process at a time, on connections no agent lock holds."""
-        return _advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
-
-
-@asynccontextmanager
-async def _advisory(pool: Pool | None, keys: list[int]) -> AsyncIterator[None]:
-    """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end."""
-    if pool is None:
-        raise StoreError("the store is not open")
-    async with pool.acquire() as conn:
-        try:
-            for key in keys:
-                await conn.execute("SELECT pg_advisory_lock($1)", key)
-            yield
-        finally:
-            # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
-            # gets the connection closed instead: the server frees a session's locks when it ends. A session
-            # the server already ended (a restart) left the pool with its locks: there is nothing to free,
-            # and the send it guarded has its answer all the same.
-            try:
-                async with asyncio.timeout(UNLOCK_TIMEOUT):
-                    await conn.execute("SELECT pg_advisory_unlock_all()")
-            except Exception:
-                with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
-                    conn.terminate()
+        return advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
 
 
 def _reason(exc: BaseException) -> str:

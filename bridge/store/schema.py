@@ -114,6 +114,8 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V9,  # a bridge-defined group's manager and limits (above)
     SQLITE_V10,  # a turn's shared files and what they became for the agents (attachments.py)
     V11,  # `stopping` turns are unfinished (above)
+    "",  # Postgres's process heartbeats (below): SQLite means one process
+    "",  # Postgres's agent sends in flight (below)
 ]
 
 
@@ -188,6 +190,12 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     9: POSTGRES_V9,
     10: POSTGRES_V10,
     11: V11,
+    # Each process's heartbeat, by the database's clock: an agent lock held by a session of a process whose
+    # heartbeat ran out (frozen, or its host gone with its connections open) is taken from it (postgres_connection.py).
+    12: "CREATE TABLE bridge_processes (owner TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL);",
+    # Each agent send in flight, by agent lock key: a database restart frees the advisory lock, not the send
+    # (postgres_locks.py).
+    13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.clients import SharedAgentLocks
+from bridge.slack.post import SlackPoster
 from bridge.store.leases import BindingLeases
+from tests.fakes.slack import FakeSlack
 
 LEASE = 1.0
 
@@ -73,3 +79,81 @@ def test_a_renewed_lease_keeps_its_worker_and_a_held_one_is_refused() -> None:
     assert store.renewals >= 3 and store.released
     refused = FakeStore(claim=False)
     assert asyncio.run(hold_for(refused, 1))[0] == "refused" and not refused.released
+
+
+def test_a_worker_stalled_past_its_lease_posts_nothing_when_it_runs_again() -> None:
+    """A process frozen (a host pause, a blocked event loop) past its lease was taken over by another; when it ran
+    again, its worker's next step came before its lease keeper had run at all, and posted to the thread again
+    what the other process had already posted (seen end to end in tests/e2e/test_lease_stall.py)."""
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        root = slack.add_message("C1", "hi")
+        poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
+        [part] = poster.parts("alice", "the next part")
+
+        async def stalled() -> str:
+            leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+
+            async def work() -> None:
+                async with leases.hold("T1", "C1"):
+                    time.sleep(1.2 * LEASE)  # frozen: nothing of this process runs, its keeper neither
+                    await poster.post("C1", root, part)
+
+            try:
+                await asyncio.create_task(work())
+            except asyncio.CancelledError:
+                return "cancelled"
+            return "posted"
+
+        assert asyncio.run(stalled()) == "cancelled"
+        assert [m for m in slack.messages("C1", root) if m.get("bot_id")] == []
+
+
+def test_a_worker_stalled_past_its_lease_asks_no_agent_when_it_runs_again() -> None:
+    """The same stall just before a Letta send: the agent lock granted, the send is not made."""
+    sent: list[str] = []
+
+    async def stalled() -> str:
+        leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+        locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
+
+        async def work() -> None:
+            async with leases.hold("T1", "C1"):
+                time.sleep(1.2 * LEASE)
+                async with locks.hold(["agent-1"]):
+                    sent.append("agent-1")
+
+        try:
+            await asyncio.create_task(work())
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "sent"
+
+    assert asyncio.run(stalled()) == "cancelled"
+    assert sent == []
+
+
+def test_a_step_outside_any_lease_or_after_its_release_is_not_stopped() -> None:
+    async def steps() -> list[str]:
+        done: list[str] = []
+        locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
+        async with locks.hold(["agent-1"]):
+            done.append("no lease")
+        leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+        async with leases.hold("T1", "C1"):
+            async with locks.hold(["agent-1"]):
+                done.append("held")
+        time.sleep(1.2 * LEASE)
+        async with locks.hold(["agent-1"]):
+            done.append("released")
+        return done
+
+    assert asyncio.run(steps()) == ["no lease", "held", "released"]
+
+
+class FakeLockStore:
+    """The store's agent lock, free at once (an advisory lock nobody else holds)."""
+
+    @asynccontextmanager
+    async def agent_lock(self, _ids: Any) -> AsyncIterator[None]:
+        yield

@@ -84,7 +84,7 @@ def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg
 
 def test_agent_locks_hold_across_processes_and_die_with_their_holder(pg_url: str) -> None:
     async def main() -> None:
-        first, second = open_store(pg_url), open_store(pg_url)
+        first, second = PostgresStore(pg_url, alive_seconds=1.0), PostgresStore(pg_url, alive_seconds=1.0)
         await first.open(), await second.open()
         try:
             order: list[str] = []
@@ -107,7 +107,8 @@ def test_agent_locks_hold_across_processes_and_die_with_their_holder(pg_url: str
             assert order.index("carol out") < order.index("group out"), "an unrelated agent waited"
             assert time.monotonic() - started >= 0.5
 
-            # A holder whose connection dies (its process was killed) frees the lock at once.
+            # A holder whose process was killed (its connection dies, its heartbeat stops) frees the lock as soon as
+            # its heartbeat has run out: until then the send it made may still be running at Letta.
             holding = asyncio.Event()
 
             async def hold_forever() -> None:
@@ -117,7 +118,8 @@ def test_agent_locks_hold_across_processes_and_die_with_their_holder(pg_url: str
 
             holder = asyncio.create_task(hold_forever())
             await holding.wait()
-            assert isinstance(first, PostgresStore)
+            assert isinstance(first, PostgresStore) and first._beating is not None
+            first._beating.cancel()
             await second.pool.execute(  # type: ignore[attr-defined]
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND pid<>pg_backend_pid()"
             )
@@ -202,5 +204,73 @@ def test_a_database_that_never_answers_is_said_in_time_for_the_platform(tmp_path
             assert time.monotonic() - started < 15
         finally:
             silent.close()
+
+    asyncio.run(main())
+
+
+def test_an_agent_lock_is_taken_from_a_process_whose_heartbeat_ran_out_and_only_then(pg_url: str) -> None:
+    """A process frozen (or whose host vanished, its connections left open) keeps its sessions, and PostgreSQL its
+    advisory locks, for hours. Before: every later send to the agent, from any process, waited on the lock until
+    its turn's deadline."""
+
+    async def main() -> None:
+        frozen = PostgresStore(pg_url, alive_seconds=1.0)
+        other = PostgresStore(pg_url, alive_seconds=1.0)
+        await frozen.open(), await other.open()
+        try:
+            holding = asyncio.Event()
+
+            async def hold() -> None:
+                async with frozen.agent_lock(["agent-fay"]):
+                    holding.set()
+                    await asyncio.sleep(60)
+
+            holder = asyncio.create_task(hold())
+            await holding.wait()
+            with pytest.raises(TimeoutError):  # a live holder keeps its lock, however long the wait
+                async with asyncio.timeout(3.5), other.agent_lock(["agent-fay"]):
+                    pass
+            assert frozen._beating is not None
+            frozen._beating.cancel()  # frozen: its heartbeat stops, its session stays
+            async with asyncio.timeout(6), other.agent_lock(["agent-fay"]):
+                pass
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+        finally:
+            await frozen.close(), await other.close()
+
+    asyncio.run(main())
+
+
+def test_a_send_whose_lock_a_restart_freed_keeps_the_agent_from_another_process(pg_url: str) -> None:
+    """The database restarted (every session ended) while a send was at Letta: its advisory lock is gone, its
+    record is not, and another live process waits for the send to end before asking the agent."""
+
+    async def main() -> None:
+        first = PostgresStore(pg_url, alive_seconds=30.0)
+        second = PostgresStore(pg_url, alive_seconds=30.0)
+        await first.open(), await second.open()
+        try:
+            holding, done = asyncio.Event(), asyncio.Event()
+
+            async def send() -> None:
+                async with first.agent_lock(["agent-gus"]):
+                    holding.set()
+                    await done.wait()
+
+            sending = asyncio.create_task(send())
+            await holding.wait()
+            await second.pool.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND pid<>pg_backend_pid()"
+            )
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(3.0), second.agent_lock(["agent-gus"]):
+                    pass
+            done.set()
+            await sending
+            async with asyncio.timeout(5), second.agent_lock(["agent-gus"]):
+                pass
+        finally:
+            await first.close(), await second.close()
 
     asyncio.run(main())

@@ -1,0 +1,123 @@
+"""Postgres's locks across processes: session advisory locks, and the record of each agent send in flight.
+
+An advisory lock lives in its session, so it goes when the session does: a process killed frees its agents at
+once, but so does a database restart (or failover) under a send still running at Letta. Each agent send is
+therefore also a row of `agent_sends`, written once the lock is granted and deleted when the send ends: a
+process given the lock while another's row stands (the restart freed the lock, not the send) waits until that
+row is gone, or its process's heartbeat ran out (`bridge_processes`: it is dead or frozen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from bridge.store.base import StoreError
+
+if TYPE_CHECKING:
+    from bridge.store.postgres_connection import Conn, Pool
+
+log = logging.getLogger(__name__)
+
+UNLOCK_TIMEOUT = 5.0
+# A send recorded by a process whose heartbeat runs is waited for; one of a dead process's, or this one's (its own
+# locks keep its sends apart), is taken over.
+_CLAIM_SEND = (
+    "INSERT INTO agent_sends (key, owner, token) VALUES ($1, $2, $3)"
+    " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, token = excluded.token"
+    " WHERE agent_sends.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM bridge_processes p"
+    " WHERE p.owner = agent_sends.owner AND p.expires_at >= now())"
+    " RETURNING true"
+)
+_END_SENDS = "DELETE FROM agent_sends WHERE token = ANY($1::text[])"
+
+
+class SendRecord:
+    """This process's rows of `agent_sends`: written under the lock, deleted as the send ends, or later (the
+    heartbeat retries) when the database did not answer then."""
+
+    def __init__(self, owner: str, pool: Callable[[], Pool], look_every: float) -> None:
+        self.owner = owner
+        self._pool = pool
+        self._look_every = look_every
+        self.left: set[str] = set()  # tokens whose rows could not be deleted yet
+
+    async def claim(self, conn: Conn, key: int, token: str) -> None:
+        """Record the send; while another live process's send to the agent is recorded, wait for it."""
+        waited = False
+        while not await self._claimed(conn, key, token):
+            if not waited:
+                log.warning("waiting for a send another process made before the database restarted")
+                waited = True
+            await asyncio.sleep(self._look_every)
+
+    async def _claimed(self, conn: Conn, key: int, token: str) -> bool:
+        try:
+            return await conn.fetchval(_CLAIM_SEND, key, self.owner, token) is not None
+        except asyncpg.LockNotAvailableError:  # the row is being deleted (the lock pool's lock_timeout): look again
+            return False
+
+    async def end(self, conn: Conn, token: str) -> None:
+        for where in (conn, self._pool()):
+            try:
+                async with asyncio.timeout(UNLOCK_TIMEOUT):
+                    await where.execute(_END_SENDS, [token])
+                return
+            except Exception:  # noqa: S112 - the session is gone (a restart): the pool's next connection tries
+                continue
+        self.left.add(token)
+
+    async def sweep(self) -> None:
+        """Delete the rows a database that did not answer left behind (called with each heartbeat)."""
+        if self.left:
+            tokens = sorted(self.left)
+            await self._pool().execute(_END_SENDS, tokens)
+            self.left.difference_update(tokens)
+
+
+@asynccontextmanager
+async def advisory(
+    pool: Pool | None,
+    keys: list[int],
+    waited: Callable[[int], Awaitable[None]] | None = None,
+    sends: SendRecord | None = None,
+    token: str = "",
+) -> AsyncIterator[None]:
+    """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end. Where
+    the pool's sessions have a lock_timeout, `waited(key)` runs each time a wait for a key times out. With
+    `sends`, each key's send is recorded under `token` once its lock is granted."""
+    if pool is None:
+        raise StoreError("the store is not open")
+    async with pool.acquire() as conn:
+        try:
+            for key in keys:
+                while True:
+                    try:
+                        await conn.execute("SELECT pg_advisory_lock($1)", key)
+                        break
+                    except asyncpg.LockNotAvailableError:
+                        if waited is None:
+                            raise
+                        await waited(key)
+                if sends is not None:
+                    await sends.claim(conn, key, token)
+            yield
+        finally:
+            if sends is not None:
+                await sends.end(conn, token)
+            # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
+            # gets the connection closed instead: the server frees a session's locks when it ends. A session
+            # the server already ended (a restart) left the pool with its locks: there is nothing to free,
+            # and the send it guarded has its answer all the same.
+            try:
+                async with asyncio.timeout(UNLOCK_TIMEOUT):
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:
+                with contextlib.suppress(asyncpg.InterfaceError):  # already released: the session is gone
+                    conn.terminate()
