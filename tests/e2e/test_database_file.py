@@ -81,15 +81,15 @@ def test_a_database_url_naming_a_file_that_is_not_a_database_leaves_it_as_it_was
 
 def test_a_database_url_naming_a_folder_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
     """DATABASE_URL=sqlite:////tmp (a folder typed for a file): refused in one line, the folder's mode untouched
-    (it used to be tightened to 600, which locks every other user out of a shared folder)."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o1777)
+    (it used to be tightened to 600, which locks every other user out of a folder meant for everyone)."""
+    common = tmp_path / "common"
+    common.mkdir()
+    common.chmod(0o1777)
     env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "unused.db")
-    env["DATABASE_URL"] = f"sqlite:///{shared}"
+    env["DATABASE_URL"] = f"sqlite:///{common}"
     for command in (("check",), ("channels", "list"), ("serve",)):
         done = run_cli(env, *command, cwd=tmp_path)
-        assert done.returncode != 0 and f"{shared}: it is a folder" in done.stdout + done.stderr, (command, done)
+        assert done.returncode != 0 and f"{common}: it is a folder" in done.stdout + done.stderr, (command, done)
         assert "Traceback" not in done.stderr
-        assert oct(shared.stat().st_mode & 0o7777) == "0o1777", command
-        assert list(shared.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shared"], command
+        assert oct(common.stat().st_mode & 0o7777) == "0o1777", command
+        assert list(common.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["common"], command

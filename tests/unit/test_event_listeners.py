@@ -64,9 +64,9 @@ def _app() -> AsyncApp:
 
 def _slack_connect(body: dict[str, Any]) -> dict[str, Any]:
     """The event as it comes from a Slack Connect channel hosted by another organisation's workspace."""
-    shared = copy.deepcopy(body)
-    shared.update(team_id=HOST, context_team_id=HOST, is_ext_shared_channel=True)
-    return shared
+    hosted = copy.deepcopy(body)
+    hosted.update(team_id=HOST, context_team_id=HOST, is_ext_shared_channel=True)
+    return hosted
 
 
 def test_a_stop_pressed_in_a_slack_connect_channel_stops_the_installing_workspaces_turns() -> None:

@@ -171,7 +171,29 @@ def test_an_approval_request_whose_stream_was_lost_gets_its_card_and_the_agent_i
 
 
 class Died(Exception):
-    """The process was killed before the request's card was recorded."""
+    """The process ending while the card is being asked (what a kill leaves: the send journaled as sending)."""
+
+
+async def _died_at_the_card_then_resumed(letta: FakeLetta, agent: str, target: Target, cards: Cards) -> list[TurnEvent]:
+    """A turn whose process died as its card was being asked, then the same turn resumed with `cards` answering:
+    the resumed run's events."""
+
+    class Dying(Cards):
+        async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+            raise Died
+
+    journal = MemoryJournal()
+    client = LettaClient(letta.base_url)
+    try:
+        runner = BridgeRunner(client, patience=1.0)
+        turn = TurnInput("please shout", OTID, "maria", approvals=Dying(letta, agent))
+        with pytest.raises(Died):
+            [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+        assert [r.state for r in journal.steps.values()] == ["sending"]
+        turn = dataclasses.replace(turn, approvals=cards)
+        return [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+    finally:
+        await client.aclose()
 
 
 def test_a_turn_resumed_after_its_process_died_before_the_card_asks_about_the_request_found_in_history() -> None:
@@ -181,26 +203,8 @@ def test_a_turn_resumed_after_its_process_died_before_the_card_asks_about_the_re
         finn = letta.add_agent("finn")
         letta.ask_approval(finn, ("shout", '{"message": "hello"}'))
         target = Target("agents", (AgentRef(finn, "finn"),))
-        journal, cards = MemoryJournal(), Cards(letta, finn)
-
-        class Dying(Cards):
-            async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
-                raise Died
-
-        async def go() -> list[TurnEvent]:
-            client = LettaClient(letta.base_url)
-            try:
-                runner = BridgeRunner(client, patience=1.0)
-                turn = TurnInput("please shout", OTID, "maria", approvals=Dying(letta, finn))
-                with pytest.raises(Died):
-                    [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-                assert [r.state for r in journal.steps.values()] == ["sending"]
-                turn = dataclasses.replace(turn, approvals=cards)
-                return [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-            finally:
-                await client.aclose()
-
-        events = asyncio.run(go())
+        cards = Cards(letta, finn)
+        events = asyncio.run(_died_at_the_card_then_resumed(letta, finn, target, cards))
         assert [c.name for r in cards.asked for c in r.calls] == ["shout"], "no card for the request Letta waits on"
         assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
         assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
@@ -215,25 +219,8 @@ def test_a_turn_resumed_with_redis_after_its_process_died_before_the_card_asks_a
         finn = letta.add_agent("finn")
         letta.ask_approval(finn, ("shout", '{"message": "hello"}'), said="Let me do that.")
         target = Target("agents", (AgentRef(finn, "finn"),))
-        journal, cards = MemoryJournal(), Cards(letta, finn)
-
-        class Dying(Cards):
-            async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
-                raise Died
-
-        async def go() -> list[TurnEvent]:
-            client = LettaClient(letta.base_url)
-            try:
-                runner = BridgeRunner(client, patience=1.0)
-                turn = TurnInput("please shout", OTID, "maria", approvals=Dying(letta, finn))
-                with pytest.raises(Died):
-                    [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-                turn = dataclasses.replace(turn, approvals=cards)
-                return [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-            finally:
-                await client.aclose()
-
-        events = asyncio.run(go())
+        cards = Cards(letta, finn)
+        events = asyncio.run(_died_at_the_card_then_resumed(letta, finn, target, cards))
         attached = [r for r in letta.requests if r.path.endswith("/stream") and (r.body or {}).get("otid")]
         assert [r.status for r in attached] == [200], "the resumed turn did not re-attach to the run"
         assert [c.name for r in cards.asked for c in r.calls] == ["shout"], "no card for the request Letta waits on"
