@@ -28,6 +28,7 @@ from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
 from bridge.logs import log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
+from bridge.pruner import Pruner
 from bridge.relay import Relay
 from bridge.slack.bolt_app import BridgeApp, as_bolt_reads_it
 from bridge.slack.directory import Directory
@@ -118,6 +119,7 @@ class Bridge:
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self.workspaces: Workspaces | None = None
         self._purger: asyncio.Task[None] | None = None
+        self.pruner = Pruner(self.store, settings.finished_turns_days)
         if settings.oauth:
             self._many_workspaces(secret, leases)
         else:
@@ -232,6 +234,7 @@ class Bridge:
             self.workspaces.session = self.slack.session
             self._purger = asyncio.create_task(self._purge_forever())
         await self.relay.resume()
+        self.pruner.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -241,6 +244,7 @@ class Bridge:
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
+        await self.pruner.stop()
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
         # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; any
         # still running get it once more here, then the socket closes under them.

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     bridge_encryption_key: SecretStr | None = None
     uninstalled_bindings: Literal["delete", "keep"] = "delete"
     uninstalled_bindings_days: float = Field(default=30.0, ge=0)
+    # Finished turns (the texts, replies and records they leave) are deleted after this many days; 0 keeps them.
+    finished_turns_days: int = Field(default=90, ge=0)
     slack_agent_usernames: bool = True
     slack_agents: Annotated[dict[str, AgentLook], NoDecode] = {}
     slack_working_reaction: str = "eyes"
