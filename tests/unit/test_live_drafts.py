@@ -123,3 +123,21 @@ def test_a_reply_after_many_tool_calls_still_replaces_its_draft(fake: FakeSlack)
     assert len(message["blocks"]) <= 50 and message["blocks"][-1] == actions[0]
     assert message["text"] == "Found it." and "60" not in message["text"]
     assert "13 more" in str(message["blocks"][-3]), message["blocks"][-3]
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "msg_blocks_too_long"])
+def test_a_reply_whose_blocks_slack_refuses_still_replaces_its_draft(fake: FakeSlack, error: str) -> None:
+    """chat.update refused the reply's blocks (its task cards and buttons; many long tool calls pass the ~13,000
+    characters of blocks Slack takes): the reply was posted anew beside its stopped draft, shown twice."""
+    root = fake.add_message("C1", "hi")
+    actions = feedback_actions(7, "s1:0", "alice")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root)
+        await live.task(draft, task_chunk(ToolProgress("call_1", "search", ARGS, "done"), details=True))
+        fake.fail_next("chat.update", error=error)
+        return await live.replace_with("C1", draft.ts, "Found it.", True, actions, draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    [message] = [m for m in fake.messages("C1", root) if m.get("bot_id")]
+    assert message["text"] == "Found it."
