@@ -11,10 +11,12 @@ import re
 import unicodedata
 from typing import Any
 
+from bridge.slack.decide import INVISIBLE
 from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
 
 __all__ = [
-    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"
+    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "shows_nothing", "split",
+    "split_mrkdwn", "to_mrkdwn",
 ]
 
 # Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
@@ -162,6 +164,12 @@ def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str
         return split_mrkdwn(to_mrkdwn(text), MAX_TEXT - 1)
     parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(name_prefix(agent_name)) - 1)
     return [named(agent_name, part) for part in parts]
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether a reply would show no text in Slack: Markdown that renders to nothing (`[]()`, an empty heading)
+    or only whitespace and invisible characters. Such a reply is said to be empty rather than posted."""
+    return not INVISIBLE.sub("", to_mrkdwn(text)).strip()
 
 
 NOTE_MARK = {"reasoning": ":thought_balloon:", "tool": ":wrench:"}
