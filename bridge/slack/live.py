@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -23,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
-from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, slack_error
+from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, patiently, slack_error
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 
@@ -247,11 +248,11 @@ class LiveMessages:
         if streaming is not False:
             try:
                 try:
-                    await self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None)
+                    await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None))
                 except FAILURES as exc:
                     if not unsent or not _invalid(exc):
                         raise
-                    await self._client.chat_stopStream(channel=channel, ts=ts)  # stopped without what it refused
+                    await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts))  # without them
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
@@ -263,7 +264,7 @@ class LiveMessages:
         blocks, attempt = choices.pop(0), 0
         while True:
             try:
-                await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                await patiently(partial(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks))
                 return True
             except FAILURES as exc:
                 if slack_error(exc) in BLOCKS_REFUSED and choices:

@@ -1,15 +1,17 @@
 """Everything the bridge posts to Slack, and what each Slack failure means for the turn.
 
-Rate limits (429) are retried by slack_sdk's handler on the client: Slack did not process the call. A 5xx
-or a dropped connection may have posted, so before posting again the thread is read back to check.
+Rate limits (429) are retried by slack_sdk's handler on the client, then here (as is `rate_limited`), each after
+the wait Slack asks for: Slack did not process the call. A 5xx or a dropped connection may have posted, so before
+posting again the thread is read back to check. A message whose blocks Slack refuses is posted as its text alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -20,6 +22,7 @@ from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_tex
 from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
 PERMANENT = frozenset(
@@ -108,6 +111,28 @@ def retry_after(exc: SlackApiError, waits: int) -> float:
         return min(max(float(given), 0.0), LONGEST_WAIT)
     except ValueError:
         return min(2.0 ** (waits - 1), LONGEST_WAIT)
+
+
+def rate_limited(exc: BaseException) -> bool:
+    """Slack refused the call for coming too fast (HTTP 429, or `rate_limited` in the body): it did not process it."""
+    if not isinstance(exc, SlackApiError):
+        return False
+    return (exc.response is not None and exc.response.status_code == 429) or slack_error(exc) in RATE_LIMITS
+
+
+async def patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """A call made again while Slack rate-limits it, after the wait it asks for, up to RATE_LIMIT_WAITS more times."""
+    waits = 0
+    while True:
+        try:
+            return await call()
+        except SlackApiError as exc:
+            if not rate_limited(exc) or waits == RATE_LIMIT_WAITS:
+                raise
+            waits += 1
+            wait = retry_after(exc, waits)
+            log.info("slack rate-limited a call error=%s wait=%.0fs", slack_error(exc), wait)
+            await asyncio.sleep(wait)
 
 
 class SlackPostError(Exception):
@@ -281,7 +306,7 @@ class SlackPoster:
                     log.warning("slack refused a message's blocks channel=%s error=%s; its text alone", channel, error)
                     part = plain(part)
                     continue
-                if (status == 429 or error in RATE_LIMITS) and waits < RATE_LIMIT_WAITS:
+                if rate_limited(exc) and waits < RATE_LIMIT_WAITS:
                     # Slack did not process the post: it is made again once the wait Slack asks for is over.
                     waits += 1
                     wait = retry_after(exc, waits)
