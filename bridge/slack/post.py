@@ -81,6 +81,14 @@ class Look:
     icon_url: str | None = None
 
 
+def dispensable(part: Part) -> bool:
+    """Whether a part says all it must without its blocks: a reply's text without its feedback buttons, notes as
+    lines; never an approval card, whose buttons are the point of it."""
+    if part.actions:
+        return True
+    return bool(part.blocks) and all(block.get("type") == "context" for block in part.blocks)
+
+
 def plain(part: Part) -> Part:
     """A part without its blocks, for when Slack refuses them: a reply's text without its feedback buttons, or
     notes' lines (their context blocks' texts) as long as one message holds, the rest counted."""
@@ -302,7 +310,7 @@ class SlackPoster:
                         )
                     part = Part(named(part.username, part.text), None, blocks=part.blocks, actions=part.actions)
                     continue
-                if error in BLOCKS_REFUSED and part.all_blocks():
+                if error in BLOCKS_REFUSED and dispensable(part):
                     log.warning("slack refused a message's blocks channel=%s error=%s; its text alone", channel, error)
                     part = plain(part)
                     continue
