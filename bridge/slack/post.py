@@ -39,6 +39,19 @@ PERMANENT = frozenset(
     }
 )
 UNKNOWN_OUTCOME_RETRIES = 2
+# Slack refusing a message for what it holds (chat.postMessage's errors in reference/slack/web-api).
+REFUSED = frozenset(
+    {
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "too_many_attachments",
+        "no_text",
+        "markdown_text_conflict",
+        "invalid_arguments",
+    }
+)
 # chat.postMessage's two refusals for posting too fast: HTTP 429 `ratelimited` (with Retry-After; the client
 # waits it out three times first) and `rate_limited` ("posted too many messages", HTTP 200, no Retry-After).
 # Slack did not process the post either way, so it is made again after the wait, up to this many more times.
@@ -152,6 +165,11 @@ class SlackPostError(Exception):
     @property
     def permanent(self) -> bool:
         return self.error in PERMANENT
+
+    @property
+    def refused(self) -> bool:
+        """Slack refused this message for what it holds: the same message would be refused again, another not."""
+        return self.error in REFUSED
 
 
 # Every way a Slack call can fail (SlackApiError is a SlackClientError).
