@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+from pydantic import SecretStr
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.clients import slack_client
 from bridge.slack.feedback import feedback_actions
 from bridge.slack.post import SlackPoster
 from tests.fakes.slack import FakeSlack
@@ -124,3 +127,15 @@ def test_a_post_that_fell_back_to_text_is_found_after_a_crash(fake: FakeSlack) -
     fake.fail_next("chat.postMessage", error="invalid_blocks")
     asyncio.run(poster.post("C1", root, part, check_first=True))
     assert len(_bot_texts(fake, root)) == 1
+
+
+def test_a_post_whose_answer_was_lost_is_not_made_twice(fake: FakeSlack) -> None:
+    """The connection dropped after Slack had posted (a proxy, a load balancer): slack_sdk's default handler made
+    the post again at once, unseen by the poster's check of the thread, and the reply showed twice."""
+    root = fake.add_message("C1", "hi")
+    settings = SimpleNamespace(slack_bot_token=SecretStr(fake.bot_token), slack_api_url=fake.api_url)
+    poster = SlackPoster(slack_client(settings))  # type: ignore[arg-type]  # the client serve builds
+    [part] = poster.parts("bob", "the answer")
+    fake.land_then_drop_next("chat.postMessage")
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
