@@ -239,7 +239,7 @@ class TurnWorker:
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)
             if status != "stopped":
-                await drafts.abandon()
+                await drafts.abandon(finished=status != "failed")
                 try:
                     await self._flush(job, drafts, running)
                 except TurnStopped as stop:  # a stop recorded as the agents finished: what is owed stays unposted
