@@ -24,7 +24,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
-from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, patiently, slack_error
+from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, slack_error
+from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 

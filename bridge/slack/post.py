@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import with_actions
+from bridge.slack.ratelimits import RATE_LIMIT_WAITS, rate_limited, retry_after
 from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_texts, split
 from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
 PERMANENT = frozenset(
@@ -52,12 +51,6 @@ REFUSED = frozenset(
         "invalid_arguments",
     }
 )
-# chat.postMessage's two refusals for posting too fast: HTTP 429 `ratelimited` (with Retry-After; the client
-# waits it out three times first) and `rate_limited` ("posted too many messages", HTTP 200, no Retry-After).
-# Slack did not process the post either way, so it is made again after the wait, up to this many more times.
-RATE_LIMITS = frozenset({"ratelimited", "rate_limited"})
-RATE_LIMIT_WAITS = 5
-LONGEST_WAIT = 60.0
 # Slack's refusals of a message's blocks (reference/slack/limits.md): its text is posted without them instead.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
@@ -122,38 +115,6 @@ def plain(part: Part) -> Part:
             break
         kept.append(line)
     return Part("\n".join(kept) or part.text, part.username, part.icon_emoji, part.icon_url)
-
-
-def retry_after(exc: SlackApiError, waits: int) -> float:
-    """The seconds Slack asked a rate-limited call to wait (Retry-After), else 1, 2, 4... by the waits so far."""
-    headers = exc.response.headers if exc.response is not None else {}
-    given = next((str(v) for k, v in (headers or {}).items() if k.lower() == "retry-after"), "")
-    try:
-        return min(max(float(given), 0.0), LONGEST_WAIT)
-    except ValueError:
-        return min(2.0 ** (waits - 1), LONGEST_WAIT)
-
-
-def rate_limited(exc: BaseException) -> bool:
-    """Slack refused the call for coming too fast (HTTP 429, or `rate_limited` in the body): it did not process it."""
-    if not isinstance(exc, SlackApiError):
-        return False
-    return (exc.response is not None and exc.response.status_code == 429) or slack_error(exc) in RATE_LIMITS
-
-
-async def patiently(call: Callable[[], Awaitable[T]]) -> T:
-    """A call made again while Slack rate-limits it, after the wait it asks for, up to RATE_LIMIT_WAITS more times."""
-    waits = 0
-    while True:
-        try:
-            return await call()
-        except SlackApiError as exc:
-            if not rate_limited(exc) or waits == RATE_LIMIT_WAITS:
-                raise
-            waits += 1
-            wait = retry_after(exc, waits)
-            log.info("slack rate-limited a call error=%s wait=%.0fs", slack_error(exc), wait)
-            await asyncio.sleep(wait)
 
 
 class SlackPostError(Exception):
