@@ -156,15 +156,17 @@ class TurnDrafts:
         ok = await self._live.replace_with(self._turn.channel_id, ts, text, streaming, actions, draft)
         return ts if ok else None
 
-    async def abandon(self, mark: str = CUT_OFF) -> bool:
+    async def abandon(self, mark: str = CUT_OFF, finished: bool = False) -> bool:
         """The turn ended with drafts that never became replies (a deadline, a crash, a stop): mark them (cut
-        off, stopped by someone). Whether there was any."""
+        off, stopped by someone). A turn that `finished` leaves no mark on a draft of only tool calls: the agent
+        ran them and said nothing, nothing was cut off. Whether there was any."""
         had = bool(self._growing)
         for key, growing in list(self._growing.items()):
             self._done.add(key)
             shown, _ = self._shown(growing.agent_name, growing.text)
             draft = growing.draft
-            await self._live.replace_with(self._turn.channel_id, draft.ts, shown + mark, draft.streaming, (), draft)
+            end = "" if finished and not shown and draft.tasks else mark
+            await self._live.replace_with(self._turn.channel_id, draft.ts, shown + end, draft.streaming, (), draft)
         self._growing.clear()
         if self._resumed:
             await self._close_earlier()

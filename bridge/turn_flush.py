@@ -11,13 +11,22 @@ from bridge.drafts import TurnDrafts
 from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import SlackPoster
+from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.render import escape
 from bridge.stopping import RunningTurn, TurnStops
+from bridge.store.base import OutboxItem
 from bridge.store.locks import AckFirst
+from bridge.turn_words import REFUSED_PART
 
 # Outbox sources: an agent's reply, and its reasoning and tool calls (shown where the channel asks).
 REPLY = "reply:"
 NOTES = "notes:"
+
+
+def _whose(item: OutboxItem) -> str:
+    if item.agent_name is None:
+        return "the bridge's notice"
+    return f"{item.agent_name}'s " + ("reasoning and tool calls" if item.source.startswith(NOTES) else "reply")
 
 
 class TurnFlush:
@@ -65,9 +74,22 @@ class TurnFlush:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
-                    ts = await self._poster.post(channel, thread_ts, part, check_first=check_first, after=message_ts)
+                    ts = await self._post(item, part, channel, thread_ts, message_ts, check_first)
                 await outbox.posted(item, index, ts, last=index == len(parts) - 1)
                 outbox.in_doubt = False
                 self.metrics.reply_posted(item.agent_name)
             if not parts:
                 await outbox.posted(item, 0, "", last=True)
+
+    async def _post(
+        self, item: OutboxItem, part: Part, channel: str, thread_ts: str, message_ts: str, check_first: bool
+    ) -> str:
+        """Post one part; one Slack refuses for what it holds is replaced by a notice saying so, and the rest of
+        the turn is still posted (a channel the bot cannot post in still fails the turn)."""
+        try:
+            return await self._poster.post(channel, thread_ts, part, check_first=check_first, after=message_ts)
+        except SlackPostError as exc:
+            if not exc.refused:
+                raise
+            told = Part(escape(REFUSED_PART.format(whose=_whose(item), error=exc.error)), None)
+            return await self._poster.post(channel, thread_ts, told, check_first=check_first, after=message_ts)

@@ -19,6 +19,7 @@ SERVER_500_HINT = (
 )
 NOTHING_SAID = "No agent had anything to say this time."
 EMPTY_REPLY = "{agent} sent an empty reply."
+REFUSED_PART = "Slack refused a message of {whose} ({error}), so that part is missing here."
 DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to check the Letta server."
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
 STOPPED_DRAFT = " _(stopped by <@{user}>)_"

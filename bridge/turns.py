@@ -29,7 +29,7 @@ from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Part, SlackPoster, SlackPostError
-from bridge.slack.render import escape
+from bridge.slack.render import escape, shows_nothing
 from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd
 from bridge.stopping import RunningTurn, TrackedJournal, TurnAbandoned, TurnStopped, TurnStops
@@ -239,7 +239,7 @@ class TurnWorker:
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)
             if status != "stopped":
-                await drafts.abandon()
+                await drafts.abandon(finished=status != "failed")
                 try:
                     await self._flush(job, drafts, running)
                 except TurnStopped as stop:  # a stop recorded as the agents finished: what is owed stays unposted
@@ -341,7 +341,7 @@ class TurnWorker:
         replies = failures = 0
         async for event in runner.run(binding.target, turn_input, transcript, journal):
             await self.ack_first.give_way()
-            if isinstance(event, AgentReply) and not event.text.strip():
+            if isinstance(event, AgentReply) and shows_nothing(event.text):
                 failures += 1  # nothing to post, and not a success either: the thread is told
                 await self._owe(job, f"fail:{event.step}:{event.index}", EMPTY_REPLY.format(agent=event.agent_name))
             elif isinstance(event, AgentReply):

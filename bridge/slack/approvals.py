@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bridge.slack.markdown import escape_within
 from bridge.slack.render import escape
 
 APPROVE_ACTION = "letta_approve_tool"
 DENY_ACTION = "letta_deny_tool"
 DENY_VIEW = "letta_deny_reason"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
-ARGUMENT_CHARS = 1500  # of the pretty-printed arguments shown on a card (a section holds 3,000)
+ARGUMENT_CHARS = 1500  # of the pretty-printed arguments shown on a card, escaped (a section holds 3,000)
+NAME_CHARS = 200  # of the agent's and the tool's names on a card, escaped
 REASON_CHARS = 300
 ApproveBy = Literal["asker", "configurers", "channel", "users"]
 Verdict = Literal["approved", "denied", "timed_out", "stale", "ended"]
@@ -31,15 +33,13 @@ def shown_arguments(arguments: str) -> str:
         text = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
     except ValueError:
         text = arguments
-    if len(text) > ARGUMENT_CHARS:
-        text = text[: ARGUMENT_CHARS - 1] + "…"
-    text = escape(text).replace("```", "`\u200b``")
+    text = escape_within(text, ARGUMENT_CHARS).replace("```", "`\u200b``")  # clipped as Slack counts: escaped
     return f"```{text or ' '}```"
 
 
 def _asks(agent: str, tool: str, arguments: str) -> dict[str, Any]:
-    name = escape(tool).replace("`", "'")
-    said = f"*{escape(agent)}* wants to run `{name}`:\n{shown_arguments(arguments)}"
+    name = escape_within(tool, NAME_CHARS).replace("`", "'")
+    said = f"*{escape_within(agent, NAME_CHARS)}* wants to run `{name}`:\n{shown_arguments(arguments)}"
     return {"type": "section", "block_id": "letta_tool", "text": {"type": "mrkdwn", "text": said}}
 
 

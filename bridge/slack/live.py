@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -23,7 +24,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
-from bridge.slack.post import FAILURES, Author, outcome_unknown, slack_error
+from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, slack_error
+from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 
@@ -247,30 +249,38 @@ class LiveMessages:
         if streaming is not False:
             try:
                 try:
-                    await self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None)
+                    await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None))
                 except FAILURES as exc:
                     if not unsent or not _invalid(exc):
                         raise
-                    await self._client.chat_stopStream(channel=channel, ts=ts)  # stopped without what it refused
+                    await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts))  # without them
             except FAILURES as exc:
                 if streaming:
                     log.info("slack chat.stopStream failed error=%s", slack_error(exc))
         body = text_blocks(text) + list(actions)
         cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
-        blocks = cards + body if cards else with_actions(text, actions)
-        for attempt in range(REPLACE_ATTEMPTS):
+        # Slack refusing the blocks (task cards, buttons) is no reason to show the reply twice: fewer are tried.
+        choices: list[list[dict[str, Any]] | None] = [cards + body] if cards else []
+        choices += [with_actions(text, actions), None] if actions else [None]
+        blocks, attempt = choices.pop(0), 0
+        while True:
             try:
-                await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                await patiently(partial(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks))
                 return True
             except FAILURES as exc:
+                if slack_error(exc) in BLOCKS_REFUSED and choices:
+                    log.warning("slack refused a reply's blocks error=%s; replacing its draft with less",
+                                slack_error(exc))
+                    blocks = choices.pop(0)
+                    continue
                 # An edit whose outcome is unknown (a 5xx, the connection) may have landed: the same edit again
                 # is harmless, where a new post would show the reply twice.
-                if not outcome_unknown(exc) or attempt + 1 == REPLACE_ATTEMPTS:
+                attempt += 1
+                if not outcome_unknown(exc) or attempt == REPLACE_ATTEMPTS:
                     log.warning("slack draft could not be replaced by the reply error=%s; posting it anew",
                                 slack_error(exc))
                     return False
-                await asyncio.sleep(attempt + 0.5)
-        return False
+                await asyncio.sleep(attempt - 0.5)
 
 
 def _invalid(exc: BaseException) -> bool:

@@ -4,23 +4,51 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
 
+# A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
+# show it twice. post.py reads the thread back first instead.
+NOT_REPEATED = frozenset({"chat.postMessage"})
+
+
+class RepeatSafeRetry(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's retry of a call whose connection failed, except for a call that is not safe to make twice."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if urlsplit(request.url).path.rsplit("/", 1)[-1] in NOT_REPEATED:
+            return False
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
 
 class MeteredSlackClient(AsyncWebClient):
     """Times every Slack Web API call (Bolt's own included) and counts failures by Slack's error code; its proxy
-    is the bridge's rule for Slack's URL (bridge/proxies.py), not slack_sdk's, which ignores NO_PROXY."""
+    is the bridge's rule for Slack's URL (bridge/proxies.py), not slack_sdk's, which ignores NO_PROXY; a post whose
+    connection failed is not made again blindly (RepeatSafeRetry)."""
 
     metrics: Metrics = UNMETERED
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if kwargs.get("retry_handlers") is None:
+            self.retry_handlers = [RepeatSafeRetry()]  # in place of slack_sdk's default, which repeats any call
         if not kwargs.get("proxy"):
             self.proxy = proxy_for(self.base_url)
 

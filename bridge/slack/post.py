@@ -1,7 +1,8 @@
 """Everything the bridge posts to Slack, and what each Slack failure means for the turn.
 
-Rate limits (429) are retried by slack_sdk's handler on the client: Slack did not process the call. A 5xx
-or a dropped connection may have posted, so before posting again the thread is read back to check.
+Rate limits (429) are retried by slack_sdk's handler on the client, then here (as is `rate_limited`), each after
+the wait Slack asks for: Slack did not process the call. A 5xx or a dropped connection may have posted, so before
+posting again the thread is read back to check. A message whose blocks Slack refuses is posted as its text alone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.feedback import with_actions
-from bridge.slack.render import escape, named, notes_blocks, reply_texts, split
+from bridge.slack.ratelimits import RATE_LIMIT_WAITS, rate_limited, retry_after
+from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_texts, split
 from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,21 @@ PERMANENT = frozenset(
     }
 )
 UNKNOWN_OUTCOME_RETRIES = 2
+# Slack refusing a message for what it holds (chat.postMessage's errors in reference/slack/web-api).
+REFUSED = frozenset(
+    {
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "too_many_attachments",
+        "no_text",
+        "markdown_text_conflict",
+        "invalid_arguments",
+    }
+)
+# Slack's refusals of a message's blocks (reference/slack/limits.md): its text is posted without them instead.
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
 
 
@@ -70,6 +87,36 @@ class Look:
     icon_url: str | None = None
 
 
+def dispensable(part: Part) -> bool:
+    """Whether a part says all it must without its blocks: a reply's text without its feedback buttons, notes as
+    lines; never an approval card, whose buttons are the point of it."""
+    if part.actions:
+        return True
+    return bool(part.blocks) and all(block.get("type") == "context" for block in part.blocks)
+
+
+def plain(part: Part) -> Part:
+    """A part without its blocks, for when Slack refuses them: a reply's text without its feedback buttons, or
+    notes' lines (their context blocks' texts) as long as one message holds, the rest counted."""
+    if not part.blocks:
+        return Part(part.text, part.username, part.icon_emoji, part.icon_url)
+    lines = [
+        str(element.get("text", ""))
+        for block in part.blocks
+        for element in block.get("elements", [])
+        if element.get("type") == "mrkdwn"
+    ]
+    kept: list[str] = []
+    room = MAX_TEXT - len(f"… and {len(lines)} more")
+    for n, line in enumerate(lines):
+        room -= len(line) + 1
+        if room < 0:
+            kept.append(f"… and {len(lines) - n} more")
+            break
+        kept.append(line)
+    return Part("\n".join(kept) or part.text, part.username, part.icon_emoji, part.icon_url)
+
+
 class SlackPostError(Exception):
     def __init__(self, method: str, error: str) -> None:
         super().__init__(f"{method}: {error}")
@@ -79,6 +126,11 @@ class SlackPostError(Exception):
     @property
     def permanent(self) -> bool:
         return self.error in PERMANENT
+
+    @property
+    def refused(self) -> bool:
+        """Slack refused this message for what it holds: the same message would be refused again, another not."""
+        return self.error in REFUSED
 
 
 # Every way a Slack call can fail (SlackApiError is a SlackClientError).
@@ -207,7 +259,8 @@ class SlackPoster:
             found = await self.find_posted(channel, thread_ts, part, after)
             if found:
                 return found
-        for attempt in range(UNKNOWN_OUTCOME_RETRIES + 1):
+        unknown = waits = 0
+        while True:
             check_lease()  # a turn's worker that stalled past its binding's lease posts nothing more
             try:
                 response = await self._client.chat_postMessage(
@@ -236,6 +289,17 @@ class SlackPoster:
                         )
                     part = Part(named(part.username, part.text), None, blocks=part.blocks, actions=part.actions)
                     continue
+                if error in BLOCKS_REFUSED and dispensable(part):
+                    log.warning("slack refused a message's blocks channel=%s error=%s; its text alone", channel, error)
+                    part = plain(part)
+                    continue
+                if rate_limited(exc) and waits < RATE_LIMIT_WAITS:
+                    # Slack did not process the post: it is made again once the wait Slack asks for is over.
+                    waits += 1
+                    wait = retry_after(exc, waits)
+                    log.warning("slack rate-limited a post channel=%s error=%s wait=%.0fs", channel, error, wait)
+                    await asyncio.sleep(wait)
+                    continue
                 if not outcome_unknown(exc):
                     log.warning("slack chat.postMessage failed channel=%s error=%s", channel, error)
                     failure = SlackPostError("chat.postMessage", error)
@@ -245,18 +309,22 @@ class SlackPoster:
                 reason = f"http_{status}"
             except FAILURES as exc:
                 reason = type(exc).__name__
-            log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, attempt)
+            log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, unknown)
             found = await self.find_posted(channel, thread_ts, part, after)
             if found:
                 return found
-            await asyncio.sleep(attempt + 1)
-        raise SlackPostError("chat.postMessage", reason)
+            if unknown == UNKNOWN_OUTCOME_RETRIES:
+                raise SlackPostError("chat.postMessage", reason)
+            unknown += 1
+            await asyncio.sleep(unknown)
 
     async def find_posted(self, channel: str, thread_ts: str, part: Part, after: str | None = None) -> str | None:
         """The ts of our own message with this text, under this name, in the thread, if the failed post did land:
         the thread from `after` on (the turn's own message), page by page, however long the thread. The name
-        counts: two agents may say the same words, and mistaking one's post for the other's would lose it."""
+        counts: two agents may say the same words, and mistaking one's post for the other's would lose it. A part
+        Slack refused the blocks of was posted as its plain text: that counts too."""
         cursor: str | None = None
+        texts = {part.text, plain(part).text}
         try:
             await self.learn()
             if self._bot_id is None:  # Slack did not say who the bot is: nothing can be told apart as ours
@@ -268,7 +336,7 @@ class SlackPoster:
                 for message in response.get("messages") or []:
                     if (
                         message.get("bot_id") == self._bot_id
-                        and message.get("text") == part.text
+                        and message.get("text") in texts
                         and (part.username is None or message.get("username") == part.username)
                     ):
                         return str(message.get("ts"))

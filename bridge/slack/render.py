@@ -11,10 +11,12 @@ import re
 import unicodedata
 from typing import Any
 
+from bridge.slack.decide import INVISIBLE
 from bridge.slack.markdown import escape, fallback_text, to_mrkdwn
 
 __all__ = [
-    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "split", "split_mrkdwn", "to_mrkdwn"
+    "MAX_TEXT", "escape", "fallback_text", "named", "notes_blocks", "reply_texts", "shows_nothing", "split",
+    "split_mrkdwn", "to_mrkdwn",
 ]
 
 # Slack truncates chat.postMessage text past 40,000 characters and advises ~4,000; stay below, at paragraphs.
@@ -26,6 +28,8 @@ _OPEN = _FENCE + "\n"
 _CLOSE = "\n" + _FENCE
 _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _JOINER = "\u200d"
+# An emoji written as its shortcode (`:tada:`, `:+1::skin-tone-3:`): cut in two, each half shows as words.
+_SHORTCODE = re.compile(r":[a-z0-9_+'-]{1,100}:(?::skin-tone-[2-6]:)?")
 
 
 def _fence_open(text: str) -> bool:
@@ -61,6 +65,17 @@ def _inside_character(text: str, at: int) -> bool:
     return (at - run) % 2 == 1
 
 
+def _shortcode_start(text: str, at: int, lo: int) -> int:
+    """The start of the emoji shortcode a cut before `text[at]` would fall inside, else `at`. Shortcodes are read
+    from well before the cut: a run of them pairs its colons the same way from wherever it is read."""
+    for match in _SHORTCODE.finditer(text, max(lo, at - 250), at + 120):
+        if match.start() >= at:
+            break
+        if at < match.end() and match.start() > lo + 1:
+            return match.start()
+    return at
+
+
 def _hard_cut(text: str, at: int, lo: int) -> int:
     """Move a cut in the middle of a word back so it is not inside an entity, a run of backticks, or a character
     made of several code points (an emoji sequence, a letter and its marks)."""
@@ -73,6 +88,7 @@ def _hard_cut(text: str, at: int, lo: int) -> int:
             at -= 1
         while at > lo + 1 and _inside_character(text, at):
             at -= 1
+        at = _shortcode_start(text, at, lo)
         if at == before:
             return at
 
@@ -162,6 +178,12 @@ def reply_texts(agent_name: str, text: str, named_by_username: bool) -> list[str
         return split_mrkdwn(to_mrkdwn(text), MAX_TEXT - 1)
     parts = split_mrkdwn(to_mrkdwn(text), MAX_TEXT - len(name_prefix(agent_name)) - 1)
     return [named(agent_name, part) for part in parts]
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether a reply would show no text in Slack: Markdown that renders to nothing (`[]()`, an empty heading)
+    or only whitespace and invisible characters. Such a reply is said to be empty rather than posted."""
+    return not INVISIBLE.sub("", to_mrkdwn(text)).strip()
 
 
 NOTE_MARK = {"reasoning": ":thought_balloon:", "tool": ":wrench:"}

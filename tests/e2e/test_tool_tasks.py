@@ -136,3 +136,20 @@ def test_on_the_app_server_a_read_only_tool_completes_and_a_refused_one_is_an_er
         bridge.stop()
         app.stop()
         slack.stop()
+
+
+def test_a_reply_of_only_tool_calls_keeps_its_tasks_and_is_not_marked_cut_off(shown: tuple[World, str]) -> None:
+    """The agent ran its tools and said nothing: its stream, opened by the first tool call, was closed as
+    "(cut off)", as if the turn had failed, beside "No agent had anything to say this time."."""
+    world, channel = shown
+    alice = _bind_alice(world, channel)
+    world.letta.set_reply(alice, [])
+    event, _ = world.bridge.mention("use your tools, say nothing", channel)
+    wait_done(world, channel, event["ts"])
+
+    draft, said = agent_messages(world, channel, event["ts"])
+    assert draft["ts"] == calls(world, "chat.startStream", channel)[0].response["ts"]
+    assert "cut off" not in draft["text"], draft["text"]
+    cards = [b for b in _blocks(draft) if b["type"] == "task_card"]
+    assert [(c["title"], c["status"]) for c in cards] == [("shout", "complete"), ("explode", "error")]
+    assert said["text"] == "No agent had anything to say this time."

@@ -206,6 +206,7 @@ class FakeSlack(SlackFileServer):
         self._lock = threading.RLock()
         self._failures: dict[str, list[list[Any]]] = {}  # method -> [[status, headers, body, remaining]]
         self._landed_failures: dict[str, int] = {}  # method -> how many more calls succeed yet answer 500
+        self._landed_drops: dict[str, int] = {}  # method -> how many more calls succeed, then lose their answer
         # method -> seconds a call waits, done, before it is answered (a slow answer on the way back).
         self.answer_delays: dict[str, float] = {}
         # Slack's rule since 2025 for apps outside the Marketplace: conversations.replies gives at most this many
@@ -534,6 +535,12 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             self._landed_failures[method] = self._landed_failures.get(method, 0) + times
 
+    def land_then_drop_next(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work (a post lands), then the connection is closed with
+        no answer, as a proxy or load balancer on the way drops it: the caller cannot know whether they did."""
+        with self._lock:
+            self._landed_drops[method] = self._landed_drops.get(method, 0) + times
+
     def set_token_revoked(self, revoked: bool = True) -> None:
         """While set, every Web API call answers ``{"ok": false, "error": "token_revoked"}``."""
         with self._lock:
@@ -704,8 +711,13 @@ class FakeSlack(SlackFileServer):
             call.status, call.response = status, body
             self.calls.append(call)
             delay = self.answer_delays.get(method, 0.0)
+            dropped = status == 200 and self._landed_drops.get(method, 0) > 0
+            if dropped:
+                self._landed_drops[method] -= 1
         if delay:
             await asyncio.sleep(delay)
+        if dropped and request.transport is not None:
+            request.transport.abort()  # done, and the answer lost on the way
         return web.Response(status=status, body=json.dumps(body).encode(), headers=out_headers)
 
     def _dispatch(self, method: str, args: dict[str, Any], token: str | None) -> _Result:

@@ -123,3 +123,51 @@ def test_a_reply_after_many_tool_calls_still_replaces_its_draft(fake: FakeSlack)
     assert len(message["blocks"]) <= 50 and message["blocks"][-1] == actions[0]
     assert message["text"] == "Found it." and "60" not in message["text"]
     assert "13 more" in str(message["blocks"][-3]), message["blocks"][-3]
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "msg_blocks_too_long"])
+def test_a_reply_whose_blocks_slack_refuses_still_replaces_its_draft(fake: FakeSlack, error: str) -> None:
+    """chat.update refused the reply's blocks (its task cards and buttons; many long tool calls pass the ~13,000
+    characters of blocks Slack takes): the reply was posted anew beside its stopped draft, shown twice."""
+    root = fake.add_message("C1", "hi")
+    actions = feedback_actions(7, "s1:0", "alice")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root)
+        await live.task(draft, task_chunk(ToolProgress("call_1", "search", ARGS, "done"), details=True))
+        fake.fail_next("chat.update", error=error)
+        return await live.replace_with("C1", draft.ts, "Found it.", True, actions, draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    [message] = [m for m in fake.messages("C1", root) if m.get("bot_id")]
+    assert message["text"] == "Found it."
+
+
+@pytest.mark.parametrize("mode", ["auto", "update"])
+def test_a_rate_limited_replace_waits_and_is_not_posted_beside_its_draft(fake: FakeSlack, mode: str) -> None:
+    """chat.update answered 429 past the client's own waits (here a client that waits none): the reply was posted
+    anew beside its draft, which showed most of it already."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root, mode=mode)
+        fake.fail_next("chat.update", error="ratelimited", headers={"retry-after": "0"})
+        return await live.replace_with("C1", draft.ts, "Found it.", draft.streaming, (), draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
+
+
+def test_a_rate_limited_stop_of_the_stream_waits_and_the_reply_replaces_it(fake: FakeSlack) -> None:
+    """chat.stopStream (Tier 2) answered 429: the stream stayed open, chat.update was refused for it
+    (streaming_state_conflict), and the reply was posted beside a draft left streaming."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root)
+        fake.fail_next("chat.stopStream", error="ratelimited", headers={"retry-after": "0"})
+        return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
+    assert not fake.open_streams()

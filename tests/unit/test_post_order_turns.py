@@ -68,7 +68,7 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
 
     worker._converse = converse  # type: ignore[method-assign]
     drafts = SimpleNamespace(
-        abandon=lambda *_: asyncio.sleep(0, False),
+        abandon=lambda *_, **__: asyncio.sleep(0, False),
         showed_tasks=lambda _k: False,
         replace=lambda *_: asyncio.sleep(0),
     )

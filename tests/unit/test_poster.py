@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+from pydantic import SecretStr
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.clients import slack_client
+from bridge.slack.feedback import feedback_actions
 from bridge.slack.post import SlackPoster
 from tests.fakes.slack import FakeSlack
 
@@ -63,3 +69,73 @@ def test_a_status_line_slack_refuses_is_not_asked_for_again(fake: FakeSlack) -> 
 
     asyncio.run(main())
     assert len(fake.calls_to("assistant.threads.setStatus")) == 1
+
+
+def _bot_texts(fake: FakeSlack, root: str) -> list[str]:
+    return [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "times"),
+    [("rate_limited", 200, 1), ("ratelimited", 429, 4)],  # 4: past the client's own three waits
+)
+def test_a_rate_limited_post_waits_and_lands_once(fake: FakeSlack, error: str, status: int, times: int) -> None:
+    """chat.postMessage documents `rate_limited` ("posted too many messages", HTTP 200) besides HTTP 429: either
+    one, once the client's own retries were spent, failed the turn, and the reply and every one after it were lost."""
+    root = fake.add_message("C1", "hi")
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))  # as clients.py builds it
+    poster = SlackPoster(client)
+    [part] = poster.parts("bob", "the answer")
+    fake.fail_next("chat.postMessage", error=error, status=status, headers={"retry-after": "0"}, times=times)
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
+
+
+def test_a_reply_whose_buttons_slack_refuses_still_arrives_whole(fake: FakeSlack) -> None:
+    """Slack refused the feedback buttons' blocks (invalid_blocks): the turn failed and the reply was never shown."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.parts("bob", "the answer")
+    part = replace(part, actions=feedback_actions(7, "s1:0", "bob"))
+    fake.fail_next("chat.postMessage", error="invalid_blocks")
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
+    assert len(fake.calls_to("chat.postMessage")) == 2
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"])
+def test_reasoning_slack_refuses_as_blocks_is_posted_as_lines(fake: FakeSlack, error: str) -> None:
+    """The reasoning and tool calls under a reply, refused as context blocks, failed the whole turn."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.note_parts("bob", [["reasoning", "look it up"], ["tool", "search(q)"]])
+    fake.fail_next("chat.postMessage", error=error)
+    asyncio.run(poster.post("C1", root, part))
+    [shown] = _bot_texts(fake, root)
+    assert "look it up" in shown and "search(q)" in shown, shown
+
+
+def test_a_post_that_fell_back_to_text_is_found_after_a_crash(fake: FakeSlack) -> None:
+    """A resumed turn looks for its part in the thread before posting it: one posted as plain text (its blocks
+    refused) is found too, not posted a second time."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.note_parts("bob", [["reasoning", "look it up"]])
+    fake.fail_next("chat.postMessage", error="invalid_blocks")
+    asyncio.run(poster.post("C1", root, part))
+    fake.fail_next("chat.postMessage", error="invalid_blocks")
+    asyncio.run(poster.post("C1", root, part, check_first=True))
+    assert len(_bot_texts(fake, root)) == 1
+
+
+def test_a_post_whose_answer_was_lost_is_not_made_twice(fake: FakeSlack) -> None:
+    """The connection dropped after Slack had posted (a proxy, a load balancer): slack_sdk's default handler made
+    the post again at once, unseen by the poster's check of the thread, and the reply showed twice."""
+    root = fake.add_message("C1", "hi")
+    settings = SimpleNamespace(slack_bot_token=SecretStr(fake.bot_token), slack_api_url=fake.api_url)
+    poster = SlackPoster(slack_client(settings))  # type: ignore[arg-type]  # the client serve builds
+    [part] = poster.parts("bob", "the answer")
+    fake.land_then_drop_next("chat.postMessage")
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]

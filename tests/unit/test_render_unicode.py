@@ -61,3 +61,16 @@ def test_property_no_cut_inside_a_character(units: list[str], limit: int) -> Non
     for part in parts:
         assert not _joins_back(part[0]) and not part.endswith(ZWJ), parts
         assert all(len(run) % 2 == 0 for run in re.findall("[\U0001f1e6-\U0001f1ff]+", part)), "a flag cut in two"
+
+
+@pytest.mark.parametrize("code", [":thumbsup:", ":+1::skin-tone-3:", ":white_check_mark:", ":tada:"])
+@pytest.mark.parametrize("limit", [3499, 100, 40])
+def test_a_cut_without_spaces_keeps_each_emoji_shortcode_whole(code: str, limit: int) -> None:
+    """A run of emoji written as shortcodes, no space in it: the cut fell inside one (`:thumbs` | `up:`), and both
+    messages showed the words instead of the emoji."""
+    text = code * (3 * limit // len(code) + 1)
+    parts = split_mrkdwn(text, limit)
+    assert "".join(parts) == text
+    for part in parts:
+        assert len(part) <= limit
+        assert re.fullmatch(f"(?:{re.escape(code)})+", part), (part[:12], part[-12:])

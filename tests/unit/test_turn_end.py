@@ -72,7 +72,7 @@ def test_a_stop_recorded_before_the_last_flush_ends_the_turn_as_stopped(tmp_path
             return 0
 
         worker._converse = converse  # type: ignore[method-assign]
-        drafts = SimpleNamespace(abandon=lambda *_: asyncio.sleep(0, False))
+        drafts = SimpleNamespace(abandon=lambda *_, **__: asyncio.sleep(0, False))
         binding = SimpleNamespace(target=SimpleNamespace(description="the group"))
         try:
             status = await worker._run_shown(job, binding, drafts, running, presence)  # type: ignore[arg-type]
@@ -154,7 +154,7 @@ def test_an_approval_wait_longer_than_the_turn_deadline_does_not_end_the_turn(tm
             return 0
 
         worker._converse = converse  # type: ignore[method-assign]
-        drafts = SimpleNamespace(abandon=lambda *_: asyncio.sleep(0, False))
+        drafts = SimpleNamespace(abandon=lambda *_, **__: asyncio.sleep(0, False))
         binding = SimpleNamespace(target=SimpleNamespace(description="the group"))
         async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
             status = await worker._run_shown(job, binding, drafts, running, Recorder())  # type: ignore[arg-type]
@@ -190,7 +190,7 @@ def test_a_stop_delivered_before_the_turn_task_exists_keeps_letta_from_being_ask
             return 0
 
         worker._converse = converse  # type: ignore[method-assign]
-        drafts = SimpleNamespace(abandon=lambda *_: asyncio.sleep(0, False))
+        drafts = SimpleNamespace(abandon=lambda *_, **__: asyncio.sleep(0, False))
         binding = SimpleNamespace(target=SimpleNamespace(description="the group", agents=()))
         async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
             status = await worker._run(job, binding, drafts, running)  # type: ignore[arg-type]
