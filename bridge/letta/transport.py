@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")
 
-MAX_RETRY_DELAY = 30.0
+MAX_RETRY_DELAY = 30.0  # the longest Retry-After waited out; a longer one is said to the person instead
+BUSY_RUN = re.compile(r"\brun_id=(run-[A-Za-z0-9-]+)")
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
 SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 # Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
@@ -213,6 +215,8 @@ class LettaTransport:
             return min(self.retry_base * 2.0**attempt, MAX_BUSY_DELAY, self.busy_wait - waited)
         if not error.certainly_unsent or attempt >= self.send_retries:
             return None
+        if error.retry_after is not None and error.retry_after > MAX_RETRY_DELAY:
+            return None  # Letta asks for a longer wait (a quota that resets later): said at once, not asked again
         return min(error.retry_after or self.retry_base * 2.0**attempt, MAX_RETRY_DELAY)
 
     async def _get(self, path: str, model: type[M]) -> M:
@@ -305,6 +309,8 @@ class LettaTransport:
             kind = Kind.NOT_FOUND
         elif status == 409:
             kind = Kind.CONFLICT
+        elif status == 402:
+            kind = Kind.QUOTA
         elif status == 429:
             kind = Kind.RATE_LIMITED
         elif status >= 500:
@@ -313,6 +319,8 @@ class LettaTransport:
             kind = Kind.INVALID
         error = self._fail(kind, _clip(detail), status, request_id, method, path)
         error.retry_after = _retry_after(response.headers.get("retry-after"))
+        if kind == Kind.CONFLICT and run_id is None and (named := BUSY_RUN.search(detail)):
+            run_id = named[1]  # a busy 409 that names its run only in words
         error.run_id = run_id if kind == Kind.CONFLICT else None
         error.loop_ran = loop_ran
         error.gateway = gateway.name if gateway is not None else ""
