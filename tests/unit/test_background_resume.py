@@ -1,0 +1,88 @@
+"""A background run's stream cut mid-reply (a connection reset, a proxy's idle timeout) on a server that keeps runs
+resumable (0.16.8 with Redis, Letta Cloud): picked up after the last `seq_id` received, never sent again; the
+reply's words neither lost nor said twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+
+from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
+from bridge.letta.client import LettaClient
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
+
+REPLY = "alice thinks the answer is forty two"
+SEND = re.compile(rb"^POST /v1/conversations/[^/ ]+/messages ", re.MULTILINE)
+
+
+class Cutter:
+    """A relay in front of the fake Letta that resets the connection of the first conversation send once `after`
+    SSE frames of its answer have reached the client, as a proxy's timeout or a reset does."""
+
+    def __init__(self, upstream: int, after: int) -> None:
+        self.upstream, self.after, self.cut = upstream, after, False
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        armed = asyncio.Event()
+
+        async def to_letta() -> None:
+            while chunk := await reader.read(65536):
+                if not self.cut and SEND.search(chunk):
+                    armed.set()
+                up_writer.write(chunk)
+                await up_writer.drain()
+
+        async def to_client() -> None:
+            frames = 0
+            while chunk := await up_reader.read(65536):
+                if armed.is_set() and not self.cut:
+                    for frame in re.split(rb"(?<=\n\n)", chunk):
+                        frames += frame.count(b"data: ")
+                        writer.write(frame)
+                        if frames >= self.after:
+                            self.cut = True
+                            await writer.drain()
+                            writer.transport.abort()
+                            up_writer.transport.abort()
+                            return
+                else:
+                    writer.write(chunk)
+                await writer.drain()
+
+        with contextlib.suppress(ConnectionError):
+            await asyncio.gather(to_letta(), to_client())
+        writer.close()
+        up_writer.close()
+
+
+def test_a_background_stream_cut_mid_reply_is_picked_up_where_it_stopped() -> None:
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        alice = letta.add_agent("alice")
+        letta.set_reply(alice, REPLY)
+        letta.token_delay = 0.05
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        port = int(letta.base_url.rsplit(":", 1)[1])
+
+        async def go() -> tuple[list[TurnEvent], bool]:
+            cutter = Cutter(port, after=4)  # the ping and three words
+            relay = await asyncio.start_server(cutter.serve, "127.0.0.1", 0)
+            client = LettaClient(f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}")
+            try:
+                runner = BridgeRunner(client, tokens=True)
+                turn = TurnInput("hi", OTID, "maria")
+                return [e async for e in runner.run(target, turn, NoTranscript(), MemoryJournal())], cutter.cut
+            finally:
+                await client.aclose()
+                relay.close()
+
+        events, cut = asyncio.run(go())
+        assert cut, "the relay never cut the stream"
+        assert [e.text for e in events if isinstance(e, AgentReply)] == [REPLY], events
+        sends = [r for r in letta.requests if r.method == "POST" and r.path.endswith("/messages")]
+        assert len(sends) == 1, "the message was sent again: a second turn"
+        resumes = [r.body for r in letta.requests if r.path.endswith("/stream") and r.body]
+        assert resumes and resumes[-1].get("otid") and resumes[-1].get("starting_after") == 4, resumes
