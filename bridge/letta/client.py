@@ -102,6 +102,16 @@ class LettaClient(LettaTransport):
             raise
         return self._validate(payload, Conversation)
 
+    async def made_conversation(self, agent_id: str, summary: str, since: datetime) -> Conversation | None:
+        """The agent's conversation with this summary made no earlier than `since` (less the clocks' slack), newest
+        first: one whose creation answer was lost on the way back (a gateway's 524) may have been made all the same."""
+        payload = await self._request("GET", "/v1/conversations/", params={"agent_id": agent_id, "limit": PAGE_SIZE})
+        for conversation in self._validate_list(payload, CONVERSATION_LIST):
+            made = _created({"created_at": conversation.created_at})
+            if conversation.summary == summary and made is not None and made >= since - CLOCK_SLACK:
+                return conversation
+        return None
+
     async def conversation_history(
         self, conversation_id: str, limit: int = 100, before: str | None = None, agent_id: str | None = None
     ) -> list[LettaMessage]:
