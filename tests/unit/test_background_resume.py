@@ -7,10 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from tests.fakes import letta_shapes as S
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
 
@@ -22,8 +27,8 @@ class Cutter:
     """A relay in front of the fake Letta that resets the connection of the first conversation send once `after`
     SSE frames of its answer have reached the client, as a proxy's timeout or a reset does."""
 
-    def __init__(self, upstream: int, after: int) -> None:
-        self.upstream, self.after, self.cut = upstream, after, False
+    def __init__(self, upstream: int, after: int, on_cut: Callable[[], None] = lambda: None) -> None:
+        self.upstream, self.after, self.cut, self.on_cut = upstream, after, False, on_cut
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
@@ -45,6 +50,7 @@ class Cutter:
                         writer.write(frame)
                         if frames >= self.after:
                             self.cut = True
+                            self.on_cut()
                             await writer.drain()
                             writer.transport.abort()
                             up_writer.transport.abort()
@@ -59,30 +65,60 @@ class Cutter:
         up_writer.close()
 
 
+def _cut_turn(letta: FakeLetta, on_cut: Callable[[], None] = lambda: None) -> tuple[list[TurnEvent], bool]:
+    """alice's turn whose send's stream is cut after the ping and three words."""
+    alice = letta.add_agent("alice")
+    letta.set_reply(alice, REPLY)
+    letta.token_delay = 0.05
+    target = Target("agents", (AgentRef(alice, "alice"),))
+    port = int(letta.base_url.rsplit(":", 1)[1])
+
+    async def go() -> tuple[list[TurnEvent], bool]:
+        cutter = Cutter(port, after=4, on_cut=on_cut)
+        relay = await asyncio.start_server(cutter.serve, "127.0.0.1", 0)
+        client = LettaClient(f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}")
+        try:
+            runner = BridgeRunner(client, tokens=True)
+            turn = TurnInput("hi", OTID, "maria")
+            return [e async for e in runner.run(target, turn, NoTranscript(), MemoryJournal())], cutter.cut
+        finally:
+            await client.aclose()
+            relay.close()
+
+    return asyncio.run(go())
+
+
 def test_a_background_stream_cut_mid_reply_is_picked_up_where_it_stopped() -> None:
     with FakeLetta(version="0.16.8", redis=True) as letta:
-        alice = letta.add_agent("alice")
-        letta.set_reply(alice, REPLY)
-        letta.token_delay = 0.05
-        target = Target("agents", (AgentRef(alice, "alice"),))
-        port = int(letta.base_url.rsplit(":", 1)[1])
-
-        async def go() -> tuple[list[TurnEvent], bool]:
-            cutter = Cutter(port, after=4)  # the ping and three words
-            relay = await asyncio.start_server(cutter.serve, "127.0.0.1", 0)
-            client = LettaClient(f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}")
-            try:
-                runner = BridgeRunner(client, tokens=True)
-                turn = TurnInput("hi", OTID, "maria")
-                return [e async for e in runner.run(target, turn, NoTranscript(), MemoryJournal())], cutter.cut
-            finally:
-                await client.aclose()
-                relay.close()
-
-        events, cut = asyncio.run(go())
+        events, cut = _cut_turn(letta)
         assert cut, "the relay never cut the stream"
         assert [e.text for e in events if isinstance(e, AgentReply)] == [REPLY], events
         sends = [r for r in letta.requests if r.method == "POST" and r.path.endswith("/messages")]
         assert len(sends) == 1, "the message was sent again: a second turn"
         resumes = [r.body for r in letta.requests if r.path.endswith("/stream") and r.body]
         assert resumes and resumes[-1].get("otid") and resumes[-1].get("starting_after") == 4, resumes
+
+
+def _unknown_otid() -> dict[str, Any]:
+    return dict(S.body("0.16.8", "redis-conversations-stream-resume-unknown-otid"))
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, None),  # Redis no longer maps the otid to its run (restarted, or expired): the captured 404
+    (500, {"detail": "An unknown error occurred"}),  # Letta's own failure on the resume route
+])
+def test_a_cut_stream_whose_re_attach_is_refused_is_read_from_history_not_left_half_said(
+    status: int, body: dict[str, Any] | None
+) -> None:
+    """The re-attach after a cut was refused: the reply stopped at its first words, followed by the refusal's words
+    ("Letta does not know alice … rebind this channel" for a 404), though the run went on and stored the whole
+    reply. Now the cut is what the turn reports, and the reply is read from history once the run has ended."""
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        refusal = body or _unknown_otid()
+        events, cut = _cut_turn(letta, lambda: letta.fail_next("POST", r"/v1/conversations/[^/]+/stream", status,
+                                                                   body=refusal))
+        assert cut, "the relay never cut the stream"
+        assert [e.text for e in events if isinstance(e, AgentReply)] == [REPLY], events
+        sends = [r for r in letta.requests if r.method == "POST" and r.path.endswith("/messages")]
+        assert len(sends) == 1, "the message was sent again: a second turn"
+
