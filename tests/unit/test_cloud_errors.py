@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -81,10 +83,14 @@ def test_a_conversation_still_busy_after_the_wait_says_so_plainly() -> None:
     assert "still busy answering an earlier message" in said and "not sent" in said, said
 
 
-def test_a_rate_limit_with_a_long_retry_after_is_said_at_once_with_the_wait() -> None:
+@pytest.mark.parametrize("retry_after", ["3600", "in an hour"])
+def test_a_rate_limit_with_a_long_retry_after_is_said_at_once_with_the_wait(retry_after: str) -> None:
     """A 429 asking for an hour (a quota that resets later) was sent again three times, 30 s apart, and then
-    said "Ask again in a minute": the turn hung for a minute and a half and the advice was wrong."""
-    limited = (429, {"Retry-After": "3600"}, b'{"error": "Rate limited", "reasons": ["exceeded-quota"]}')
+    said "Ask again in a minute": the turn hung for a minute and a half and the advice was wrong. Retry-After may
+    also be an HTTP date (RFC 9110 10.2.3), which was not read at all."""
+    if retry_after == "in an hour":
+        retry_after = format_datetime(datetime.now(UTC) + timedelta(hours=1, seconds=30), usegmt=True)
+    limited = (429, {"Retry-After": retry_after}, b'{"error": "Rate limited", "reasons": ["exceeded-quota"]}')
     error, requests = asyncio.run(_serve([limited], "send"))
     assert isinstance(error, LettaError) and error.kind == Kind.RATE_LIMITED
     assert requests == 1
