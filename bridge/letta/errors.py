@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from bridge.logs import shown_url
 
@@ -39,6 +40,7 @@ BUSY_WORDS = re.compile(
     r"conversation|busy with another active run|already processing for this conversation",
     re.IGNORECASE,
 )
+CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_BASE_URL's default)
 # Longer than this, a wait Letta asks for is said in minutes or hours.
 MINUTE = 60.0
 
@@ -65,6 +67,11 @@ class LettaError(Exception):
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
+
+    @property
+    def cloud(self) -> bool:
+        """Letta Cloud answered (its logs and whether it runs are not the operator's to check)."""
+        return urlsplit(self.base_url).hostname in CLOUD_HOSTS
 
     @property
     def certainly_unsent(self) -> bool:
@@ -123,6 +130,11 @@ class LettaError(Exception):
                     f"I couldn't reach the Letta server at {url}: {self.detail} (HTTP {self.status}). "
                     "Ask again in a moment; if it keeps happening, check that the Letta server is running."
                 )
+            case Kind.UNREACHABLE if self.cloud:
+                return (
+                    f"I couldn't reach Letta Cloud at {url}. Ask again in a moment; if it keeps happening, an "
+                    "operator needs to check this host's network and proxy settings."
+                )
             case Kind.UNREACHABLE:
                 return (
                     f"I couldn't reach the Letta server at {url}. Check that it is running and that "
@@ -180,9 +192,10 @@ class LettaError(Exception):
                 )
             case Kind.SERVER_ERROR:
                 said = f": {self.detail}" if self.detail else ""
+                where = "Letta Cloud may be having trouble" if self.cloud else "check the Letta server's logs"
                 return (
                     f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
-                    "Ask again in a moment; if it keeps happening, check the Letta server's logs."
+                    f"Ask again in a moment; if it keeps happening, {where}."
                 )
             case Kind.RUN_FAILED:
                 return f"Letta started {subject}'s answer but it failed{detail}. Ask again in a moment."

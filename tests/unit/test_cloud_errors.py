@@ -115,3 +115,15 @@ def test_a_quota_used_up_is_said_plainly_and_ends_a_group_turn() -> None:
     assert "You have reached your limit for messages" in said and "plan" in said and "credits" in said, said
     assert "LETTA_API_KEY" not in said
     assert "credits" in error.for_operator("the send")
+
+
+def test_letta_clouds_own_failures_do_not_send_people_to_logs_they_cannot_read() -> None:
+    """On Letta Cloud a 500 said "check the Letta server's logs", and an unreachable Cloud "check that it is
+    running": neither is anything a Cloud user can do."""
+    failed = LettaError(Kind.SERVER_ERROR, "An unknown error occurred", status=500, base_url="https://api.letta.com")
+    said = failed.explain("dora")
+    assert "logs" not in said and "Letta Cloud" in said, said
+    gone = LettaError(Kind.UNREACHABLE, "ClientConnectorError", base_url="https://api.letta.com").explain("dora")
+    assert "running" not in gone and "Letta Cloud" in gone, gone
+    own = LettaError(Kind.SERVER_ERROR, "boom", status=500, base_url="http://letta.internal:8283").explain("dora")
+    assert "logs" in own, own
