@@ -54,9 +54,21 @@ class ThreadConversations:
                 return None
             raise
         stored = await self._store.put_conversation(self._key, agent_id, made)
-        if stored == made:  # a racing writer's conversation is theirs to fill
+        if stored == made:
             self._owed.add(agent_id)
+        else:  # a racing writer's conversation is the thread's (theirs to fill): this one would be left empty
+            await self._discard(agent_id, made)
         return stored
+
+    async def _discard(self, agent_id: str, made: str) -> None:
+        if self._client.app_server:
+            return  # its conversations are not REST's to delete
+        try:
+            await self._client.delete_conversation(made)
+        except LettaError as error:
+            log.warning("conversation not deleted agent=%s conversation=%s kind=%s", agent_id, made, error.kind)
+            return
+        log.info("conversation deleted, another run made the thread's agent=%s conversation=%s", agent_id, made)
 
     async def renew(self, agent_id: str, gone: str) -> str:
         log.warning("conversation gone on letta agent=%s conversation=%s thread=%s", agent_id, gone, self._key[2])

@@ -102,6 +102,10 @@ class LettaClient(LettaTransport):
             raise
         return self._validate(payload, Conversation)
 
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation (200 null; an unknown one raises LettaError NOT_FOUND)."""
+        await self._request("DELETE", f"/v1/conversations/{conversation_id}")
+
     async def made_conversation(self, agent_id: str, summary: str, since: datetime) -> Conversation | None:
         """The agent's conversation with this summary made no earlier than `since` (less the clocks' slack), newest
         first: one whose creation answer was lost on the way back (a gateway's 524) may have been made all the same."""

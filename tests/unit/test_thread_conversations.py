@@ -61,3 +61,25 @@ def test_a_conversation_letta_refused_to_make_is_not_looked_for(letta: FakeLetta
     first, second = _thread(letta, tmp_path, alice)
     assert first is None and second is not None and list(letta.conversations) == [second]
     assert not [r for r in letta.requests if r.method == "GET" and r.path == "/v1/conversations/"]
+
+
+def test_a_conversation_made_by_the_loser_of_a_race_is_deleted_not_left(letta: FakeLetta, tmp_path: Path) -> None:
+    """Two runs of the thread (a process taking over a binding while the first still ran) both found no conversation
+    and both made one; the store kept the first, and the second stayed on Letta for ever, empty."""
+    alice = letta.add_agent("alice")
+
+    async def main() -> list[str | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url)
+        try:
+            both = [ThreadConversations(store, client, "T1", "C1", "1.0") for _ in range(2)]
+            return list(await asyncio.gather(*(t.conversation(alice) for t in both)))
+        finally:
+            await client.aclose()
+            await store.close()
+
+    first, second = asyncio.run(main())
+    assert first == second and list(letta.conversations) == [first], letta.conversations
+    assert len([r for r in letta.requests if r.method == "POST" and r.path == "/v1/conversations/"]) == 2, \
+        "no race happened: the test proves nothing"
