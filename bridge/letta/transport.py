@@ -278,13 +278,13 @@ class LettaTransport:
         except WIRE_ERRORS as exc:
             raise self._fail(wire_kind(exc), type(exc).__name__, None, request_id, method, path) from None
 
-    async def _probe(self, method: str, path: str, json: object = None) -> tuple[int, str]:
-        """The status a route answers, and an error's body (a success's is left unread: a probe that finds a
-        stream does not wait for it)."""
+    async def _probe(self, method: str, path: str, json: object = None) -> Answer:
+        """What a route answers: its status and headers, and an error's body (a success's is left unread: a probe
+        that finds a stream does not wait for it)."""
         try:
             async with self._http().request(method, self.base_url + path, json=json, proxy=self.proxy) as response:
-                body = (await response.read()).decode("utf-8", errors="replace") if response.status >= 400 else ""
-                return response.status, body
+                body = await response.read() if response.status >= 400 else b""
+                return Answer(response.status, response.headers, body, response.reason or "")
         except WIRE_ERRORS as exc:
             raise self._fail(wire_kind(exc), type(exc).__name__, None, "", method, path) from None
 
