@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from bridge.domain import AgentRef, AgentReply, Target, TurnEvent, TurnInput
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    ApprovalRequest,
+    Decision,
+    Target,
+    TurnEvent,
+    TurnInput,
+)
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from tests.approving import ApproveAll
 from tests.fakes import letta_shapes as S
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
@@ -27,8 +38,9 @@ class Cutter:
     """A relay in front of the fake Letta that resets the connection of the first conversation send once `after`
     SSE frames of its answer have reached the client, as a proxy's timeout or a reset does."""
 
-    def __init__(self, upstream: int, after: int, on_cut: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, upstream: int, after: int, on_cut: Callable[[], None] = lambda: None, nth: int = 1) -> None:
         self.upstream, self.after, self.cut, self.on_cut = upstream, after, False, on_cut
+        self.nth = nth  # which conversation send is cut (1: the first)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
@@ -37,7 +49,9 @@ class Cutter:
         async def to_letta() -> None:
             while chunk := await reader.read(65536):
                 if not self.cut and SEND.search(chunk):
-                    armed.set()
+                    self.nth -= 1
+                    if self.nth == 0:
+                        armed.set()
                 up_writer.write(chunk)
                 await up_writer.drain()
 
@@ -122,3 +136,49 @@ def test_a_cut_stream_whose_re_attach_is_refused_is_read_from_history_not_left_h
         sends = [r for r in letta.requests if r.method == "POST" and r.path.endswith("/messages")]
         assert len(sends) == 1, "the message was sent again: a second turn"
 
+
+
+class Died(Exception):
+    """The process ending while the card is being asked (what a kill leaves: the send journaled as sending)."""
+
+
+class Dying(ApproveAll):
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        raise Died
+
+
+def test_a_decisions_answer_cut_mid_reply_after_a_restart_is_read_from_history() -> None:
+    """The process died at finn's approval card; the resumed turn re-attached to the run, sent the decision, and the
+    stream of finn's answer to it was cut after the tool's return. The turn kept only "Let me do that." and said "the
+    answer may be lost. Ask again if nothing follows" (asking again is a second turn), though Letta finished and
+    stored the answer: a cut on the live send's path is read from history, this one was not."""
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        finn = letta.add_agent("finn")
+        letta.ask_approval(finn, ("shout", '{"message": "hello"}'), said="Let me do that.")
+        letta.set_reply(finn, REPLY)
+        letta.token_delay = 0.05
+        target = Target("agents", (AgentRef(finn, "finn"),))
+        port = int(letta.base_url.rsplit(":", 1)[1])
+
+        async def go() -> tuple[list[TurnEvent], bool]:
+            cutter = Cutter(port, after=2, nth=2)  # the decision's answer: after the tool's return
+            relay = await asyncio.start_server(cutter.serve, "127.0.0.1", 0)
+            client = LettaClient(f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}")
+            journal = MemoryJournal()
+            try:
+                runner = BridgeRunner(client, tokens=True)
+                turn = TurnInput("please shout", OTID, "maria", approvals=Dying())
+                with pytest.raises(Died):
+                    [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                turn = dataclasses.replace(turn, approvals=ApproveAll())
+                return [e async for e in runner.run(target, turn, NoTranscript(), journal)], cutter.cut
+            finally:
+                await client.aclose()
+                relay.close()
+
+        events, cut = asyncio.run(go())
+        assert cut, "the relay never cut the stream"
+        assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
+        assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
+        assert not [e for e in events if isinstance(e, AgentFailure)], events
+        assert [e.text for e in events if isinstance(e, AgentReply)] == [f"Let me do that.\n\n{REPLY}"], events
