@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from bridge.domain import Binding
 from bridge.letta.chooser import RunnerChooser
@@ -53,9 +54,21 @@ class ThreadConversations:
                 return None
             raise
         stored = await self._store.put_conversation(self._key, agent_id, made)
-        if stored == made:  # a racing writer's conversation is theirs to fill
+        if stored == made:
             self._owed.add(agent_id)
+        else:  # a racing writer's conversation is the thread's (theirs to fill): this one would be left empty
+            await self._discard(agent_id, made)
         return stored
+
+    async def _discard(self, agent_id: str, made: str) -> None:
+        if self._client.app_server:
+            return  # its conversations are not REST's to delete
+        try:
+            await self._client.delete_conversation(made)
+        except LettaError as error:
+            log.warning("conversation not deleted agent=%s conversation=%s kind=%s", agent_id, made, error.kind)
+            return
+        log.info("conversation deleted, another run made the thread's agent=%s conversation=%s", agent_id, made)
 
     async def renew(self, agent_id: str, gone: str) -> str:
         log.warning("conversation gone on letta agent=%s conversation=%s thread=%s", agent_id, gone, self._key[2])
@@ -83,7 +96,24 @@ class ThreadConversations:
         return await asyncio.shield(self._read)
 
     async def _make(self, agent_id: str) -> str:
-        made = await self._client.create_conversation(agent_id, summary=f"Slack {self._key[1]} {self._key[2]}")
+        """A new conversation; one whose creation answer was lost is looked for first (by its summary, made since
+        it was asked for), so that the thread's next turn does not make a second and leave the first on Letta."""
+        summary = f"Slack {self._key[1]} {self._key[2]}"
+        asked = datetime.now(UTC)
+        try:
+            made = await self._client.create_conversation(agent_id, summary=summary)
+        except LettaError as error:
+            if not error.outcome_unknown or self._client.app_server:
+                raise
+            try:
+                found = await self._client.made_conversation(agent_id, summary, asked)
+            except LettaError:
+                raise error from None
+            if found is None:
+                raise
+            log.info("conversation found after its creation answer was lost agent=%s conversation=%s thread=%s",
+                     agent_id, found.id, self._key[2])
+            return found.id
         log.info("conversation created agent=%s conversation=%s thread=%s", agent_id, made.id, self._key[2])
         return made.id
 

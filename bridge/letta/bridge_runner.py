@@ -30,7 +30,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Spoken, asked, exchange
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
-from bridge.letta.recovery import Found, Otids, find_turn, settle
+from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle
 from bridge.letta.send_parts import Heard, drafting, each, own, reattached_texts, refused
 from bridge.letta.toolprogress import Report, reporting
 from bridge.letta.wire import user_message
@@ -109,7 +109,7 @@ class BridgeRunner(Step):
                 conversation = DEFAULT_CONVERSATION
             resumable = conversation is not None and await self._client.has_resume()
         except LettaError as error:  # the thread's conversation could not be made: nothing was sent
-            return await self._refused(agent, key, error, journal)
+            return await refused(agent, key, error, journal)
         # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
         # that run: each agent's send of the turn gets an otid of its own there.
         otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)
@@ -128,10 +128,11 @@ class BridgeRunner(Step):
                 if not error.conversation_gone:
                     raise
                 return await self._lost(agent, key, error, journal)
+            lookup = Sent(sent, since, conversation)
             if isinstance(found, list):
-                return await self._reattached(agent, key, found, conversation, turn, journal, upto)
+                return await self._reattached(agent, key, found, turn, journal, upto, lookup)
             if found is not None:
-                return await self._recovered(agent, key, found, conversation, turn, journal, upto)
+                return await self._recovered(agent, key, found, turn, journal, upto, lookup)
         await journal.sending(key)
         sent_at = datetime.now(UTC)
         text = frame(unseen) if frame is not None else compose(unseen, turn.text)
@@ -155,24 +156,24 @@ class BridgeRunner(Step):
         except LettaError as error:
             if error.outcome_unknown:
                 found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                lookup = Sent(otid, sent_at, conversation)
                 if isinstance(found, list):
-                    return await self._reattached(agent, key, found, conversation, turn, journal, upto)
+                    return await self._reattached(agent, key, found, turn, journal, upto, lookup)
                 if found is not None and (found.texts or found.asked):
-                    return await self._recovered(agent, key, found, conversation, turn, journal, upto)
-            return await self._refused(agent, key, error, journal)
+                    return await self._recovered(agent, key, found, turn, journal, upto, lookup)
+            return await refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
             # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
-            found = await self._finished(agent, otid, sent_at, conversation)
+            lookup = Sent(otid, sent_at, conversation)
+            found = await self._finished(agent, lookup)
             if found is not None and (found.texts or found.asked):
-                return await self._recovered(agent, key, found, conversation, turn, journal, upto, heard.notes)
+                return await self._recovered(agent, key, found, turn, journal, upto, lookup, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
 
-    async def _finished(
-        self, agent: AgentRef, otid: str, sent_at: datetime, conversation: str | None
-    ) -> Found | None:
+    async def _finished(self, agent: AgentRef, sent: Sent) -> Found | None:
         """What a send whose stream was cut off left in history once its run is over; None if it cannot be read."""
         try:
-            return await settle(self._client, agent.id, otid, sent_at, conversation, agent.name)
+            return await settle(self._client, agent.id, sent.otids, sent.since, sent.conversation, agent.name)
         except LettaError as error:
             log.warning("letta history not read after a lost stream agent=%s kind=%s", agent.id, error.kind)
             return None
@@ -211,10 +212,10 @@ class BridgeRunner(Step):
         agent: AgentRef,
         key: str,
         found: Found,
-        conversation: str | None,
         turn: TurnInput,
         journal: Journal,
         upto: int | None,
+        sent: Sent,
         notes: tuple[Note, ...] = (),
     ) -> list[TurnEvent]:
         """A send's outcome read from history. An approval request there that Letta still waits on is asked about
@@ -223,26 +224,26 @@ class BridgeRunner(Step):
         if not found.asked:
             return await self._answered(agent, key, list(found.texts), None, journal, upto, notes)
         questions = [q for q in (asked(r) for r in found.asked) if q is not None]
-        source = self._approving(agent, key, conversation, turn).run(each(questions))
-        return await self._read_on(agent, key, source, turn, journal, upto, list(found.texts), notes)
+        source = self._approving(agent, key, sent.conversation, turn).run(each(questions))
+        return await self._read_on(agent, key, source, turn, journal, upto, sent, list(found.texts), notes)
 
     async def _reattached(
         self,
         agent: AgentRef,
         key: str,
         spoken: list[Spoken],
-        conversation: str | None,
         turn: TurnInput,
         journal: Journal,
         upto: int | None,
+        sent: Sent,
     ) -> list[TurnEvent]:
         """A re-attached run's replies. A run that stopped to ask for approval brings its request again
         (redis-approval-stream-resume-by-otid): it is asked about in the thread as a live send's would be, and the
         agent read on; left alone, the agent would refuse every later message (409 PENDING_APPROVAL)."""
         if not any(isinstance(s, Asked) for s in spoken):
             return await self._answered(agent, key, *reattached_texts(agent, key, spoken), journal, upto)
-        source = self._approving(agent, key, conversation, turn).run(each(spoken))
-        return await self._read_on(agent, key, source, turn, journal, upto)
+        source = self._approving(agent, key, sent.conversation, turn).run(each(spoken))
+        return await self._read_on(agent, key, source, turn, journal, upto, sent)
 
     async def _read_on(
         self,
@@ -252,14 +253,20 @@ class BridgeRunner(Step):
         turn: TurnInput,
         journal: Journal,
         upto: int | None,
+        sent: Sent,
         said: list[str] | None = None,
         notes: tuple[Note, ...] = (),
     ) -> list[TurnEvent]:
-        """The step answered from what the agent says through its approvals, after the words `said` earlier."""
+        """The step answered from what the agent says through its approvals, after the words `said` earlier. A
+        stream cut on the way is read from history once the run is over, as the live send's is (`_ask`)."""
         try:
             heard = await self._heard(agent, key, source, turn.drafts, said)
         except LettaError as error:
-            return await self._refused(agent, key, error, journal)
+            return await refused(agent, key, error, journal)
+        if heard.failure is not None and heard.failure.kind in CUT_OFF:
+            found = await self._finished(agent, sent)
+            if found is not None and (found.texts or found.asked):
+                return await self._recovered(agent, key, found, turn, journal, upto, sent, (*notes, *heard.notes))
         notes = (*notes, *heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, notes, heard.step_id)
 
@@ -319,7 +326,8 @@ class BridgeRunner(Step):
                 found = None
         approving = self._approving(agent, key, conversation, turn)
         answered = approving.run(approving.answer(request, await approving.decide(request)))
-        return await self._read_on(agent, key, answered, turn, journal, upto, list(found.texts) if found else [])
+        said = list(found.texts) if found else []
+        return await self._read_on(agent, key, answered, turn, journal, upto, Sent(otid, since, conversation), said)
 
     def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
         def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
@@ -377,10 +385,6 @@ class BridgeRunner(Step):
             else:
                 blank = True
         return Heard(texts or ([""] if blank else []), failure, tuple(notes), step_id)
-
-    @staticmethod
-    async def _refused(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
-        return await refused(agent, key, error, journal)
 
     @staticmethod
     async def _lost(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:

@@ -102,6 +102,20 @@ class LettaClient(LettaTransport):
             raise
         return self._validate(payload, Conversation)
 
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation (200 null; an unknown one raises LettaError NOT_FOUND)."""
+        await self._request("DELETE", f"/v1/conversations/{conversation_id}")
+
+    async def made_conversation(self, agent_id: str, summary: str, since: datetime) -> Conversation | None:
+        """The agent's conversation with this summary made no earlier than `since` (less the clocks' slack), newest
+        first: one whose creation answer was lost on the way back (a gateway's 524) may have been made all the same."""
+        payload = await self._request("GET", "/v1/conversations/", params={"agent_id": agent_id, "limit": PAGE_SIZE})
+        for conversation in self._validate_list(payload, CONVERSATION_LIST):
+            made = _created({"created_at": conversation.created_at})
+            if conversation.summary == summary and made is not None and made >= since - CLOCK_SLACK:
+                return conversation
+        return None
+
     async def conversation_history(
         self, conversation_id: str, limit: int = 100, before: str | None = None, agent_id: str | None = None
     ) -> list[LettaMessage]:
@@ -200,8 +214,9 @@ class LettaClient(LettaTransport):
 
     async def has_resume(self) -> bool:
         """Whether the server keeps background runs resumable (0.16.8 with Redis, Letta Cloud): its resume route
-        answers anything but Letta's 503 (no Redis) or a missing route. Any other 5xx, 408 or 429 decides nothing
-        (raised as SERVER_ERROR: the send waiting on it is not made)."""
+        answers anything but Letta's 503 (no Redis) or a missing route. Any other 5xx or 408 decides nothing
+        (raised as SERVER_ERROR: the send waiting on it is not made); a refused key, quota or rate (401, 402, 403,
+        429) is raised as what it is, its Retry-After read."""
         if self.resumable is None:
             if not await self.has_conversations():
                 self.resumable = False
@@ -209,10 +224,11 @@ class LettaClient(LettaTransport):
             # A probe, not a failure: asked outside `_request`, so that its expected 503 is neither logged as an
             # error nor counted in the metrics.
             path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
-            status, body = await self._probe("POST", path, json={})
-            if status in (401, 403):
-                raise LettaError(Kind.UNAUTHORIZED, status=status, base_url=self.base_url)
-            if (status >= 500 or status in (408, 429)) and not (status == 503 and "Redis" in body):
+            answer = await self._probe("POST", path, json={})
+            status, body = answer.status, answer.text
+            if status in (401, 402, 403, 429):  # the key, its quota or its rate: said as what it is
+                raise self._error_for(answer, "", "POST", path)
+            if (status >= 500 or status == 408) and not (status == 503 and "Redis" in body):
                 # A gateway's or an overloaded server's answer, not the route's: asked again next time. Kept, it would
                 # decide every later send (and the otid each is looked up by after a restart).
                 raise LettaError(Kind.SERVER_ERROR, "the resume route did not answer", status=status,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from bridge.logs import shown_url
 
@@ -17,17 +19,30 @@ class Kind(StrEnum):
     INVALID = "invalid"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"  # 402: the account's plan limit or credits are used up (Letta Cloud)
     SERVER_ERROR = "server_error"
     RUN_FAILED = "run_failed"
     BAD_RESPONSE = "bad_response"
 
 
 # Kinds after which the next agent would fail the same way: a bridge-run turn stops there.
-SERVER_WIDE = frozenset({Kind.UNREACHABLE, Kind.UNAUTHORIZED, Kind.RATE_LIMITED, Kind.TIMEOUT})
+SERVER_WIDE = frozenset({Kind.UNREACHABLE, Kind.UNAUTHORIZED, Kind.RATE_LIMITED, Kind.QUOTA, Kind.TIMEOUT})
 # Statuses besides 502 and 504 that a gateway answers of its own after it may have forwarded the request: 503
 # (Envoy's reset, Heroku's router timeout: nothing in the status proves it never went on), Cloudflare's 520 and 524.
 MAYBE_FORWARDED = frozenset({503, 520, 524})
 
+
+# How a 409 says that another run holds the conversation: 0.16.8's words (with a `run_id` key), and the others Letta
+# Code waits out too (letta-code src/utils/conversation-busy-error.ts: its TS core's `{"error": "... is busy with
+# another active run."}`, with no run id).
+BUSY_WORDS = re.compile(
+    r"another request (?:\(run_id=[^)]*\) )?is (?:currently )?(?:being )?processed|currently being processed for this "
+    r"conversation|busy with another active run|already processing for this conversation",
+    re.IGNORECASE,
+)
+CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_BASE_URL's default)
+# Longer than this, a wait Letta asks for is said in minutes or hours.
+MINUTE = 60.0
 
 PENDING = "{subject} is waiting for someone to approve or deny a tool call, and Letta takes no new message until then."
 
@@ -54,6 +69,11 @@ class LettaError(Exception):
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
 
     @property
+    def cloud(self) -> bool:
+        """Letta Cloud answered (its logs and whether it runs are not the operator's to check)."""
+        return urlsplit(self.base_url).hostname in CLOUD_HOSTS
+
+    @property
     def certainly_unsent(self) -> bool:
         """Letta did not run the request: nothing reached it (a refused connection, a gateway's answer that proves it
         never sent it on), or it refused before doing anything (a 429 not from the agent loop). A 503 proves
@@ -62,8 +82,9 @@ class LettaError(Exception):
 
     @property
     def busy(self) -> bool:
-        """Another run holds the conversation (Letta with Redis): waited out, then sent again."""
-        return self.kind == Kind.CONFLICT and self.run_id is not None
+        """Another run holds the conversation (Letta with Redis, Cloud): waited out, then sent again. 0.16.8 names the
+        run (`run_id`); other servers only say so in words."""
+        return self.kind == Kind.CONFLICT and (self.run_id is not None or bool(BUSY_WORDS.search(self.detail)))
 
     @property
     def conversation_gone(self) -> bool:
@@ -109,6 +130,11 @@ class LettaError(Exception):
                     f"I couldn't reach the Letta server at {url}: {self.detail} (HTTP {self.status}). "
                     "Ask again in a moment; if it keeps happening, check that the Letta server is running."
                 )
+            case Kind.UNREACHABLE if self.cloud:
+                return (
+                    f"I couldn't reach Letta Cloud at {url}. Ask again in a moment; if it keeps happening, an "
+                    "operator needs to check this host's network and proxy settings."
+                )
             case Kind.UNREACHABLE:
                 return (
                     f"I couldn't reach the Letta server at {url}. Check that it is running and that "
@@ -135,6 +161,12 @@ class LettaError(Exception):
                 return f"This Letta server has no route for that request{detail}."
             case Kind.INVALID:
                 return f"Letta refused the request for {subject}{detail}."
+            case Kind.CONFLICT if self.busy:
+                run = f" (Letta run {self.run_id})" if self.run_id else ""
+                return (
+                    f"{subject.capitalize()} was still busy answering an earlier message in this conversation{run} "
+                    "after the bridge had waited for it, so this one was not sent. Ask again once that answer is in."
+                )
             case Kind.CONFLICT:
                 return f"{subject.capitalize()} is busy with another request{detail}. Ask again shortly."
             case Kind.RATE_LIMITED if self.loop_ran:
@@ -143,7 +175,15 @@ class LettaError(Exception):
                     "the message again, since Letta may have begun answering it: ask again in a minute."
                 )
             case Kind.RATE_LIMITED:
-                return "Letta is rate-limiting the bridge (HTTP 429). Ask again in a minute."
+                said = f": {self.detail}" if self.detail else ""
+                wait = f"in {_duration(self.retry_after)}" if self.retry_after else "in a minute"
+                return f"Letta is rate-limiting the bridge (HTTP 429{said}). Ask again {wait}."
+            case Kind.QUOTA:
+                return (
+                    f"Letta would not run {subject}: the Letta account's plan limit or credits are used up (HTTP "
+                    f"{self.status}{': ' + self.detail if self.detail else ''}). An operator needs to check the "
+                    "account's plan and usage in Letta; asking again will not help until then."
+                )
             case Kind.SERVER_ERROR if self.gateway:
                 return (
                     f"The message to {subject} may have reached Letta, but no answer came back: {self.detail} "
@@ -152,9 +192,10 @@ class LettaError(Exception):
                 )
             case Kind.SERVER_ERROR:
                 said = f": {self.detail}" if self.detail else ""
+                where = "Letta Cloud may be having trouble" if self.cloud else "check the Letta server's logs"
                 return (
                     f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
-                    "Ask again in a moment; if it keeps happening, check the Letta server's logs."
+                    f"Ask again in a moment; if it keeps happening, {where}."
                 )
             case Kind.RUN_FAILED:
                 return f"Letta started {subject}'s answer but it failed{detail}. Ask again in a moment."
@@ -190,7 +231,16 @@ class LettaError(Exception):
                     "the password it was started with)."
                 )
             case Kind.RATE_LIMITED:
-                return f"the Letta server at {url} is rate-limiting this key (HTTP 429). Wait a minute, then try again."
+                wait = _duration(self.retry_after) if self.retry_after else "a minute"
+                return (
+                    f"the Letta server at {url} is rate-limiting this key (HTTP 429){detail}. Wait {wait}, then try "
+                    "again."
+                )
+            case Kind.QUOTA:
+                return (
+                    f"the Letta server at {url} refused {what} (HTTP {self.status}){detail}: the account's plan limit "
+                    "or credits are used up. Check the plan and usage of the account this key belongs to."
+                )
             case Kind.NOT_FOUND | Kind.ROUTE_MISSING:
                 return (
                     f"the server at {url} has no route for {what} (HTTP {self.status}){detail}: "
@@ -208,3 +258,16 @@ class LettaError(Exception):
                 )
         status = f"HTTP {self.status}" if self.status else self.kind
         return f"the Letta server at {url} refused {what} ({status}){detail}."
+
+
+def _duration(seconds: float | None) -> str:
+    """A wait Letta asked for, in the words a person uses ("about 1 hour", "a few seconds")."""
+    if not seconds or seconds < 10:
+        return "a few seconds"
+    if seconds < MINUTE:
+        return f"{seconds:.0f} seconds"
+    if seconds < 60 * MINUTE:
+        minutes = round(seconds / MINUTE)
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(seconds / (60 * MINUTE))
+    return f"about {hours} hour{'s' if hours != 1 else ''}"

@@ -196,6 +196,7 @@ async def exchange(
         collector = Collector(author, tokens=tokens)
         received = False
         reattached = 0  # re-attaches in a row that brought no event
+        dropped: LettaError | None = None  # the cut a re-attach began after
         if group is not None:
             source = client.stream_group(group[0], group[1], message, tokens=tokens)
         elif conversation is not None and background is not None and background.attach:
@@ -211,7 +212,7 @@ async def exchange(
             try:
                 async for item in source:
                     received = True
-                    reattached = 0
+                    reattached, dropped = 0, None  # a re-attach that brings events was taken
                     if background is not None:
                         background.saw(item)
                     notes.add(item, getattr(item, "name", None) or author)
@@ -235,6 +236,7 @@ async def exchange(
                 ):
                     # The connection dropped, not the run: pick its stream up after the last event received.
                     assert conversation is not None
+                    dropped = dropped or error
                     await asyncio.sleep(REATTACH_PAUSES[reattached])
                     reattached += 1
                     log.info("letta stream dropped, re-attaching run_id=%s after=%s attempt=%d", background.run_id,
@@ -249,6 +251,11 @@ async def exchange(
                     break
                 if not received:
                     raise
+                if dropped is not None and not error.outcome_unknown:
+                    # The re-attach was refused, not the run: the cut is what happened to the send (the runner reads
+                    # the reply from history once the run is over), not the refusal's words.
+                    log.info("letta re-attach refused (%s); the stream stays cut", error.kind)
+                    error = dropped
                 for spoken in collector.finish():
                     yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
                 for question in questions.done():

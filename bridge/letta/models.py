@@ -251,6 +251,7 @@ class ErrorBody(_Wire):
     error: LLMError | str | None = None
     code: str | None = None
     run_id: str | None = None  # a 409: the run that holds the conversation
+    reasons: list[Any] | None = None  # Letta Cloud's why of a 402 / 429 ("exceeded-quota", "not-enough-credits")
 
     def from_agent_loop(self, status: int) -> bool:
         """Letta's own handlers' answer to a send whose agent loop had begun: its model rate-limited (429
@@ -262,6 +263,11 @@ class ErrorBody(_Wire):
         return status == 503 and self.detail is not None
 
     def describe(self) -> str:
+        said = self._said()
+        why = ", ".join(r for r in self.reasons or () if isinstance(r, str) and r not in said)
+        return f"{said} ({why})" if said and why else said or why
+
+    def _said(self) -> str:
         if isinstance(self.error, LLMError):
             return self.error.message or self.error.detail or self.error.type or ""
         if isinstance(self.error, str):

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from bridge.letta.client import LettaClient
 from bridge.letta.models import (
@@ -42,6 +43,14 @@ MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
 
 Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
+
+
+class Sent(NamedTuple):
+    """How a send is looked up in history: the otid(s) it may have carried, when it was made, its conversation."""
+
+    otids: Otids
+    since: datetime | None
+    conversation: str | None
 
 
 @dataclass(frozen=True)

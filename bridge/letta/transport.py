@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -43,7 +46,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L")
 
-MAX_RETRY_DELAY = 30.0
+MAX_RETRY_DELAY = 30.0  # the longest Retry-After waited out; a longer one is said to the person instead
+BUSY_RUN = re.compile(r"\brun_id=(run-[A-Za-z0-9-]+)")
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
 SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 # Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
@@ -213,6 +217,8 @@ class LettaTransport:
             return min(self.retry_base * 2.0**attempt, MAX_BUSY_DELAY, self.busy_wait - waited)
         if not error.certainly_unsent or attempt >= self.send_retries:
             return None
+        if error.retry_after is not None and error.retry_after > MAX_RETRY_DELAY:
+            return None  # Letta asks for a longer wait (a quota that resets later): said at once, not asked again
         return min(error.retry_after or self.retry_base * 2.0**attempt, MAX_RETRY_DELAY)
 
     async def _get(self, path: str, model: type[M]) -> M:
@@ -272,13 +278,13 @@ class LettaTransport:
         except WIRE_ERRORS as exc:
             raise self._fail(wire_kind(exc), type(exc).__name__, None, request_id, method, path) from None
 
-    async def _probe(self, method: str, path: str, json: object = None) -> tuple[int, str]:
-        """The status a route answers, and an error's body (a success's is left unread: a probe that finds a
-        stream does not wait for it)."""
+    async def _probe(self, method: str, path: str, json: object = None) -> Answer:
+        """What a route answers: its status and headers, and an error's body (a success's is left unread: a probe
+        that finds a stream does not wait for it)."""
         try:
             async with self._http().request(method, self.base_url + path, json=json, proxy=self.proxy) as response:
-                body = (await response.read()).decode("utf-8", errors="replace") if response.status >= 400 else ""
-                return response.status, body
+                body = await response.read() if response.status >= 400 else b""
+                return Answer(response.status, response.headers, body, response.reason or "")
         except WIRE_ERRORS as exc:
             raise self._fail(wire_kind(exc), type(exc).__name__, None, "", method, path) from None
 
@@ -305,6 +311,8 @@ class LettaTransport:
             kind = Kind.NOT_FOUND
         elif status == 409:
             kind = Kind.CONFLICT
+        elif status == 402:
+            kind = Kind.QUOTA
         elif status == 429:
             kind = Kind.RATE_LIMITED
         elif status >= 500:
@@ -313,6 +321,8 @@ class LettaTransport:
             kind = Kind.INVALID
         error = self._fail(kind, _clip(detail), status, request_id, method, path)
         error.retry_after = _retry_after(response.headers.get("retry-after"))
+        if kind == Kind.CONFLICT and run_id is None and (named := BUSY_RUN.search(detail)):
+            run_id = named[1]  # a busy 409 that names its run only in words
         error.run_id = run_id if kind == Kind.CONFLICT else None
         error.loop_ran = loop_ran
         error.gateway = gateway.name if gateway is not None else ""
@@ -350,10 +360,19 @@ async def get_once(url: str, headers: Mapping[str, str], within: float, base_url
 
 
 def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Retry-After in seconds: a number of them, or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _clip(text: str, limit: int = 200) -> str:

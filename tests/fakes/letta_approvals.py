@@ -13,7 +13,8 @@
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
 - an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message` each,
-  `success`, or `error` with the captured denial text) and then the agent's next turn; history keeps the
+  `success`, or `error` with the captured denial text) and then the agent's next turn (its words in fragments with
+  `stream_tokens`, approval-approve-stream-tokens.json); history keeps the
   `approval_response_message` before the returns; other ids get the captured
   400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
   (approval-approve-again.json: the server does not reject it);
@@ -249,6 +250,10 @@ async def _decided(
         fake._store(agent_id, None, [_response(approvals, run.id), *returned, *out], conversation)
     finally:
         letta_runs.end(run)
+    if bool(body_of(rec).get("stream_tokens")) and _streamed(rec):  # the words in fragments, the tool's return
+        # whole (approval-approve-stream-tokens.json)
+        out = [p for m in out for p in (letta_stream._fragments(m) if m["message_type"] == "assistant_message"
+                                        else [m])]
     return await _answer(fake, request, rec, [*returned, *out], "end_turn")
 
 

@@ -226,3 +226,27 @@ def test_an_approval_request_streams_in_fragments_with_stream_tokens(fake: FakeL
         assert "".join(f["tool_call"]["arguments"] for f in frames) == '{"message": "ok"}'
         assert list(frames[0]) == list(fragments(real)[0])
     assert [e["message_type"] for e in got if isinstance(e, dict)][-2:] == ["stop_reason", "usage_statistics"]
+
+
+def test_the_answer_to_a_decision_streams_its_words_in_fragments_with_stream_tokens(fake: FakeLetta) -> None:
+    """As approval-approve-stream-tokens.json: the tool's return whole, then the agent's words one fragment per
+    chunk (the same id and otid), stop_reason, usage. The fake sent the words whole."""
+    real = [e["data"] for e in cap("0.16.8", "approval-approve-stream-tokens")["response"]["events"]]
+    fake.ask_approval(DORA["id"], ("shout", '{"message": "ok"}'))
+    conv_id = create(fake)
+    asked = events(send(fake, conv_id, {**BODY, "stream_tokens": True}))
+    call = next(e for e in asked if isinstance(e, dict) and e.get("message_type") == "approval_request_message")
+    decision = {"type": "approval", "approvals": [{"type": "approval", "approve": True,
+                                                   "tool_call_id": call["tool_call"]["tool_call_id"]}]}
+    got = events(send(fake, conv_id, {"messages": [decision], "stream_tokens": True}))
+
+    def kinds(stream: list[Any]) -> list[str]:
+        return [e["message_type"] for e in stream if isinstance(e, dict)]
+
+    def words(stream: list[Any]) -> list[dict[str, Any]]:
+        return [e for e in stream if isinstance(e, dict) and e.get("message_type") == "assistant_message"]
+
+    assert kinds(got) == kinds(real), got
+    for frames in (words(real), words(got)):
+        assert len({(f["id"], f["otid"]) for f in frames}) == 1
+    assert "".join(f["content"] for f in words(got)) == "dora says hi"

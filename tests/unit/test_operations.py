@@ -81,3 +81,14 @@ def test_every_slack_token_shape_is_masked_even_when_it_is_not_the_bridges(token
     logger.warning("slack said something about token=%s", token)
     line = out.getvalue()
     assert token.split("-", 1)[1] not in line, line
+
+
+def test_a_letta_cloud_key_is_masked_even_when_it_is_not_the_bridges() -> None:
+    """In OAuth mode each workspace's Letta key is typed into `/letta setup` after the logs were set up with the
+    configured secrets: none of those keys was known to the redactor. Letta Cloud's keys have a shape of their own
+    (`sk-let-…`, the shape Letta Code redacts: letta-code src/agent/memory-git.ts)."""
+    key = "sk-let-MzY0ZWI1YjQtOGQ0Ni00NzYyLWE3ZTQtN2I4ZjI1YjE5ZjQ1OmFiY2RlZg=="
+    logger, out = capture(TextFormatter(), [])
+    logger.warning("a view submission said api_key=%s", key)
+    line = out.getvalue()
+    assert "MzY0ZWI1" not in line and "[redacted]" in line, line

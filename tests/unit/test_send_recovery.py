@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.domain import (
+    AgentFailure,
     AgentRef,
     AgentReply,
     ApprovalRequest,
@@ -19,6 +20,7 @@ from bridge.domain import (
 )
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind
 from tests.approving import ApproveAll
 from tests.fakes import letta_shapes as S
 from tests.fakes.letta import FakeLetta
@@ -227,3 +229,29 @@ def test_a_turn_resumed_with_redis_after_its_process_died_before_the_card_asks_a
         assert [[a["approve"] for a in d["approvals"]] for d in letta.approval_decisions()] == [[True]]
         assert len([i for i in letta.inputs if i.text == "please shout"]) == 1
         assert [e.text for e in events if isinstance(e, AgentReply)] == ["Let me do that.\n\nfinn says hi"], events
+
+
+@pytest.mark.parametrize(("status", "kind"), [(429, Kind.RATE_LIMITED), (402, Kind.QUOTA), (401, Kind.UNAUTHORIZED)])
+def test_a_refusal_of_the_resume_probe_is_said_as_what_it_is(status: int, kind: Kind) -> None:
+    """The first send after a start asks whether the server keeps background runs (its resume route). Letta Cloud
+    rate-limiting that question (429, with its Retry-After) was said as "Letta failed while alice was answering
+    (HTTP 429: the resume route did not answer) … check the Letta server's logs"."""
+    with FakeLetta(version="0.16.8", redis=True) as letta:
+        alice = letta.add_agent("alice")
+        target = Target("agents", (AgentRef(alice, "alice"),))
+        letta.fail_next("POST", r"/v1/conversations/default/stream", status, body={"detail": "slow down"},
+                        headers={"Retry-After": "120"})
+
+        async def go() -> list[TurnEvent]:
+            client = LettaClient(letta.base_url)
+            try:
+                return await play(client, target, MemoryJournal())
+            finally:
+                await client.aclose()
+
+        [failure] = asyncio.run(go())
+        assert isinstance(failure, AgentFailure) and failure.kind == kind, failure
+        assert "resume route" not in failure.message, failure.message
+        if status == 429:
+            assert "about 2 minutes" in failure.message, failure.message
+        assert letta.sends() == []
