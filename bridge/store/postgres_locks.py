@@ -64,14 +64,17 @@ class SendRecord:
             return False
 
     async def end(self, conn: Conn, token: str) -> None:
+        # Counted as left until deleted: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
+        # database) leaves the row to the heartbeat's sweep, not standing for as long as this process lives.
+        self.left.add(token)
         for where in (conn, self._pool()):
             try:
                 async with asyncio.timeout(UNLOCK_TIMEOUT):
                     await where.execute(_END_SENDS, [token])
+                self.left.discard(token)
                 return
             except Exception:  # noqa: S112 - the session is gone (a restart): the pool's next connection tries
                 continue
-        self.left.add(token)
 
     async def sweep(self) -> None:
         """Delete the rows a database that did not answer left behind (called with each heartbeat)."""
