@@ -76,12 +76,28 @@ class SendRecord:
             except Exception:  # noqa: S112 - the session is gone (a restart): the pool's next connection tries
                 continue
 
-    async def sweep(self) -> None:
-        """Delete the rows a database that did not answer left behind (called with each heartbeat)."""
+    async def sweep(self, conn: Conn) -> None:
+        """Delete the rows a database that did not answer left behind (on the heartbeat's connection)."""
         if self.left:
             tokens = sorted(self.left)
-            await self._pool().execute(_END_SENDS, tokens)
+            await conn.execute(_END_SENDS, tokens)
             self.left.difference_update(tokens)
+
+
+@asynccontextmanager
+async def bounded(pool: Pool, within: float) -> AsyncIterator[Conn]:
+    """A connection of `pool` for work that must end within `within` seconds. One that has not answered by then is
+    dropped, not waited for: asyncpg's pool waits for a cancelled query's acknowledgement before taking its
+    connection back, and a connection gone silent (a NAT or load balancer dropped it) never sends one."""
+    async with asyncio.timeout(within):
+        conn = await pool.acquire()
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            conn.terminate()
+            raise
+        finally:
+            await pool.release(conn)
 
 
 @asynccontextmanager

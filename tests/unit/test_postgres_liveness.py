@@ -4,8 +4,13 @@ sends keep the agent from the others, and a send that has ended never keeps it."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 
 from bridge.store.postgres import PostgresStore
 
@@ -40,5 +45,91 @@ def test_a_send_cancelled_while_its_record_was_being_deleted_leaves_the_agent_fr
         finally:
             await slow.close()
             await first.close(), await second.close()
+
+    asyncio.run(main())
+
+
+class Silencer:
+    """A TCP relay in front of the database whose open connections can go silent, as one a NAT or a load balancer
+    dropped without a word does: nothing more is relayed either way and nothing is closed. Later ones relay."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._to = (host, port)
+        self._open: list[asyncio.Event] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream, downstream = await asyncio.open_connection(*self._to)
+        heard = asyncio.Event()
+        heard.set()
+        self._open.append(heard)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                await heard.wait()
+                sink.write(data)
+                await sink.drain()
+
+        try:
+            await asyncio.gather(pump(reader, downstream), pump(upstream, writer))
+        finally:
+            writer.close()
+            downstream.close()
+
+    def _start(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._relay(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def silence(self) -> None:
+        for heard in self._open:
+            heard.clear()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[int]:
+        server = await asyncio.start_server(self._start, "127.0.0.1", 0)
+        try:
+            yield int(server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def test_a_heartbeat_whose_connection_went_silent_goes_on_and_the_process_keeps_its_locks(pg_url: str) -> None:
+    """A pooled connection went silent (a NAT or load balancer dropped it) and the heartbeat's renewal was sent on
+    it. Before, the renewal waited for an answer that never came (asyncpg's pool waits for a cancelled query's
+    acknowledgement) and the heartbeat stopped for good while the process went on sending: another process ended
+    its agent lock's session and asked the agent while the first send was still running."""
+
+    async def main() -> None:
+        where = urlsplit(pg_url)
+        relay = Silencer(where.hostname or "127.0.0.1", where.port or 5432)
+        async with relay.serving() as port:
+            first = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl(), alive_seconds=3)
+            second = PostgresStore(pg_url, alive_seconds=3.0)
+            await first.open(), await second.open()
+            try:
+                relay.silence()  # first's open connections: its heartbeat's next renewal goes on one of them
+                holding = asyncio.Event()
+
+                async def send() -> None:
+                    async with first.agent_lock(["agent-jo"]):
+                        holding.set()
+                        await asyncio.sleep(60)
+
+                sending = asyncio.create_task(send())
+                await holding.wait()
+                with pytest.raises(TimeoutError):  # a live process's send keeps the agent, beyond its heartbeat
+                    async with asyncio.timeout(9), second.agent_lock(["agent-jo"]):
+                        pass
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
+            finally:
+                await second.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await first.close()  # its connections ended with the relay
 
     asyncio.run(main())
