@@ -85,16 +85,19 @@ class SendRecord:
 
 
 @asynccontextmanager
-async def bounded(pool: Pool, within: float) -> AsyncIterator[Conn]:
-    """A connection of `pool` for work that must end within `within` seconds. One that has not answered by then is
-    dropped, not waited for: asyncpg's pool waits for a cancelled query's acknowledgement before taking its
-    connection back, and a connection gone silent (a NAT or load balancer dropped it) never sends one."""
+async def bounded(pool: Pool, within: float | None) -> AsyncIterator[Conn]:
+    """A connection of `pool` for work that must end within `within` seconds, or the caller's own timeout. One
+    that has not answered by then is dropped, not waited for: asyncpg's pool waits for a cancelled query's
+    acknowledgement before taking its connection back, and a connection gone silent (a NAT or load balancer
+    dropped it) never sends one. Its siblings likely went with it (the same NAT, a database failed over): every
+    idle connection of the pool is replaced as it is next taken."""
     async with asyncio.timeout(within):
         conn = await pool.acquire()
         try:
             yield conn
         except asyncio.CancelledError:
             conn.terminate()
+            await pool.expire_connections()
             raise
         finally:
             await pool.release(conn)

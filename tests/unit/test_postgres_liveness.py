@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from bridge.store.leases import BindingLeases
 from bridge.store.postgres import PostgresStore
 
 
@@ -133,3 +134,51 @@ def test_a_heartbeat_whose_connection_went_silent_goes_on_and_the_process_keeps_
                 await first.close()  # its connections ended with the relay
 
     asyncio.run(main())
+
+
+def test_a_lease_whose_connection_went_silent_is_claimed_kept_and_let_go_in_time(pg_url: str) -> None:
+    """The lease's claim, a renewal or its release went out on a pooled connection gone silent. Before, the claim
+    and the release waited for good (asyncpg's pool waits for a cancelled query's acknowledgement): the binding's
+    worker never ended, so the process ran none of the channel's turns again; a renewal stopped its keeper, and
+    the lease of a healthy process ran out."""
+
+    async def main() -> None:
+        where = urlsplit(pg_url)
+        relay = Silencer(where.hostname or "127.0.0.1", where.port or 5432)
+        async with relay.serving() as port:
+            store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
+            other = PostgresStore(pg_url)
+            await store.open(), await other.open()
+            leases = BindingLeases(store, 3.0, owner="web.1")
+            try:
+                relay.silence()
+                claiming = asyncio.create_task(held_once(leases))
+                done, _ = await asyncio.wait({claiming}, timeout=5)
+                assert done, "the claim waited on a silent connection"
+                with pytest.raises(TimeoutError):  # given up, not waited on: the sweep comes back for the binding
+                    claiming.result()
+
+                async def run() -> None:
+                    async with leases.hold("T1", "C1") as held:
+                        assert held
+                        relay.silence()  # the next renewal goes out on the connection the claim was made on
+                        await asyncio.sleep(4.5)
+                        assert not await other.claim_binding("T1", "C1", "web.2", 3.0), "a live process lost its lease"
+                        relay.silence()  # and the release on a silent connection too
+
+                running = asyncio.create_task(run())
+                done, _ = await asyncio.wait({running}, timeout=10)
+                assert done, "the binding's worker never ended: its lease's release waited on a silent connection"
+                running.result()
+            finally:
+                await other.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await store.close()
+
+    asyncio.run(main())
+
+
+async def held_once(leases: BindingLeases) -> None:
+    async with leases.hold("T1", "C1"):
+        pass
