@@ -67,14 +67,16 @@ class SendRecord:
         # Counted as left until deleted: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
         # database) leaves the row to the heartbeat's sweep, not standing for as long as this process lives.
         self.left.add(token)
-        for where in (conn, self._pool()):
+        try:
+            async with asyncio.timeout(UNLOCK_TIMEOUT):
+                await conn.execute(_END_SENDS, [token])
+        except Exception:  # the session is gone (a restart) or does not answer: another connection tries
             try:
-                async with asyncio.timeout(UNLOCK_TIMEOUT):
-                    await where.execute(_END_SENDS, [token])
-                self.left.discard(token)
+                async with bounded(self._pool(), UNLOCK_TIMEOUT) as other:
+                    await other.execute(_END_SENDS, [token])
+            except Exception:
                 return
-            except Exception:  # noqa: S112 - the session is gone (a restart): the pool's next connection tries
-                continue
+        self.left.discard(token)
 
     async def sweep(self, conn: Conn) -> None:
         """Delete the rows a database that did not answer left behind (on the heartbeat's connection)."""

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from bridge.store import postgres_locks
 from bridge.store.leases import BindingLeases
 from bridge.store.postgres import PostgresStore
 
@@ -182,3 +183,36 @@ def test_a_lease_whose_connection_went_silent_is_claimed_kept_and_let_go_in_time
 async def held_once(leases: BindingLeases) -> None:
     async with leases.hold("T1", "C1"):
         pass
+
+
+def test_a_send_whose_connections_went_silent_ends_and_keeps_its_reply(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database failed over (or a NAT dropped the flows) while a send held its agent lock: every connection the
+    process had open went silent. Before, leaving the lock waited for good on a pooled connection (the send's row
+    deleted there once its own connection did not answer): the reply Letta gave was never posted, and the turn
+    ended at its deadline."""
+    monkeypatch.setattr(postgres_locks, "UNLOCK_TIMEOUT", 0.5)
+
+    async def main() -> None:
+        where = urlsplit(pg_url)
+        relay = Silencer(where.hostname or "127.0.0.1", where.port or 5432)
+        async with relay.serving() as port:
+            store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
+            await store.open()
+
+            async def send() -> str:
+                async with store.agent_lock(["agent-kit"]):
+                    relay.silence()
+                    return "kit's answer"
+
+            sending = asyncio.create_task(send())
+            done, _ = await asyncio.wait({sending}, timeout=6)
+            assert done, "the send never left its agent lock"
+            assert sending.result() == "kit's answer"
+            assert store._sends.left, "its row is left to the heartbeat"
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await store.close()
+
+    asyncio.run(main())
