@@ -28,6 +28,7 @@ from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown,
 from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
+from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
 REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
@@ -120,6 +121,7 @@ class LiveMessages:
     ) -> Draft | None:
         """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
         `text`; a task alone opens nothing where streams are refused."""
+        check_lease()  # a turn's worker that stalled past its binding's lease opens no draft another may be writing
         if self._streams:
             seed = stream_text(markdown)
             try:
@@ -194,6 +196,7 @@ class LiveMessages:
 
     async def grow(self, draft: Draft, text: str, markdown: str) -> None:
         """Show the longer draft: the new Markdown appended to a stream, or the message's text replaced."""
+        check_lease()  # nor edits one the process taking over may have finished
         try:
             if draft.streaming:
                 whole = stream_text(markdown)
@@ -222,6 +225,7 @@ class LiveMessages:
         before = draft.tasks.get(chunk["id"])
         if not draft.streaming or before == chunk or (before is not None and before["status"] in FINAL):
             return  # a task that ended stays as it ended (the App Server repeats a tool's return)
+        check_lease()
         draft.tasks[chunk["id"]] = draft.unsent[chunk["id"]] = chunk
         if asyncio.get_running_loop().time() < self._paused_at:
             return
@@ -245,6 +249,7 @@ class LiveMessages:
         """Write the finished reply's first message over the draft, the draft's tasks kept above it as task
         cards. False when the draft cannot be edited (deleted, too old): the caller posts the reply anew.
         `streaming` None: not known (after a restart)."""
+        check_lease()
         unsent = list(draft.unsent.values()) if draft is not None else []
         if streaming is not False:
             try:

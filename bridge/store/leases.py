@@ -86,7 +86,9 @@ class BindingLeases:
     async def hold(self, team_id: str, channel_id: str) -> AsyncIterator[bool]:
         """Yields True while this process holds the binding's lease, False (at once) when another does."""
         asked = asyncio.get_running_loop().time()  # the lease runs until at least this + seconds
-        if not await self._store.claim_binding(team_id, channel_id, self.owner, self.seconds):
+        async with asyncio.timeout(self.seconds / 4):  # TimeoutError: the worker stops, the sweep comes back
+            claimed = await self._store.claim_binding(team_id, channel_id, self.owner, self.seconds)
+        if not claimed:
             yield False
             return
         holder = asyncio.current_task()
@@ -116,8 +118,8 @@ class BindingLeases:
             await asyncio.sleep(max(0.0, lease.renewed + self.seconds / 3 - loop.time()))
             sent = loop.time()
             kept: bool | None = None
-            try:
-                async with asyncio.timeout(max(0.05, lease.renewed + lease.give_up - sent)):
+            try:  # a sixth of the lease at most: one sent on a connection gone silent is tried again on another
+                async with asyncio.timeout(max(0.05, min(self.seconds / 6, lease.renewed + lease.give_up - sent))):
                     kept = await self._store.renew_binding(team_id, channel_id, self.owner, self.seconds)
             except Exception as exc:
                 log.warning("could not renew a lease binding=%s:%s error=%s", team_id, channel_id, type(exc).__name__)

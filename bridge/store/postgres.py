@@ -28,6 +28,7 @@ from bridge.store.base import (
 )
 from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
+from bridge.store.postgres_locks import bounded
 
 if TYPE_CHECKING:
     from bridge.store.postgres_connection import Conn
@@ -312,37 +313,42 @@ class PostgresStore(PostgresJournal):
         return fresh is not None
 
     # --- several processes -----------------------------------------------------------------------------
-    # Lease times come from the database's clock, so processes on hosts whose clocks differ still agree.
+    # Lease times come from the database's clock, so processes on hosts whose clocks differ still agree. Each call is
+    # bounded by its caller (leases.py), its connection dropped when the bound is reached: one gone silent would
+    # otherwise hold the worker for good.
 
     async def claim_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
-        won = await self.pool.fetchval(
-            "INSERT INTO binding_leases (team_id, channel_id, owner, expires_at)"
-            " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
-            " ON CONFLICT (team_id, channel_id) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
-            " WHERE binding_leases.owner=excluded.owner OR binding_leases.expires_at < now()"
-            " RETURNING true",
-            team_id,
-            channel_id,
-            owner,
-            seconds,
-        )
+        async with bounded(self.pool, None) as conn:
+            won = await conn.fetchval(
+                "INSERT INTO binding_leases (team_id, channel_id, owner, expires_at)"
+                " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
+                " ON CONFLICT (team_id, channel_id) DO UPDATE SET owner=excluded.owner, expires_at=excluded.expires_at"
+                " WHERE binding_leases.owner=excluded.owner OR binding_leases.expires_at < now()"
+                " RETURNING true",
+                team_id,
+                channel_id,
+                owner,
+                seconds,
+            )
         return won is not None
 
     async def renew_binding(self, team_id: str, channel_id: str, owner: str, seconds: float) -> bool:
-        kept = await self.pool.fetchval(
-            "UPDATE binding_leases SET expires_at = now() + make_interval(secs => $4)"
-            " WHERE team_id=$1 AND channel_id=$2 AND owner=$3 RETURNING true",
-            team_id,
-            channel_id,
-            owner,
-            seconds,
-        )
+        async with bounded(self.pool, None) as conn:
+            kept = await conn.fetchval(
+                "UPDATE binding_leases SET expires_at = now() + make_interval(secs => $4)"
+                " WHERE team_id=$1 AND channel_id=$2 AND owner=$3 RETURNING true",
+                team_id,
+                channel_id,
+                owner,
+                seconds,
+            )
         return kept is not None
 
     async def release_binding(self, team_id: str, channel_id: str, owner: str) -> None:
-        await self.pool.execute(
-            "DELETE FROM binding_leases WHERE team_id=$1 AND channel_id=$2 AND owner=$3", team_id, channel_id, owner
-        )
+        async with bounded(self.pool, None) as conn:
+            await conn.execute(
+                "DELETE FROM binding_leases WHERE team_id=$1 AND channel_id=$2 AND owner=$3", team_id, channel_id, owner
+            )
 
     async def orphaned_bindings(self) -> list[tuple[str, str]]:
         rows = await self.pool.fetch(

@@ -19,7 +19,7 @@ import asyncpg
 
 from bridge.store.base import StoreError
 from bridge.store.database_url import DatabaseUrlError, display_url
-from bridge.store.postgres_locks import SendRecord, advisory
+from bridge.store.postgres_locks import SendRecord, advisory, bounded
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
 from bridge.store.schema import newer_schema
 
@@ -224,13 +224,19 @@ class PostgresConnection:
             return 0
         return int(await self.pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
 
-    async def _beat(self) -> None:
-        await self.pool.execute(
-            "INSERT INTO bridge_processes (owner, expires_at) VALUES ($1, now() + make_interval(secs => $2))"
-            " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
-            self.process,
-            self._alive_seconds,
-        )
+    async def _beat(self, tidy: bool = False) -> None:
+        """One renewal, with the deletions it owes (and, `tidy`, those of processes long gone), given up and its
+        connection dropped after a sixth of the heartbeat: the next one, a third later, is in time on another."""
+        async with bounded(self.pool, self._alive_seconds / 6) as conn:
+            await conn.execute(
+                "INSERT INTO bridge_processes (owner, expires_at) VALUES ($1, now() + make_interval(secs => $2))"
+                " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at",
+                self.process,
+                self._alive_seconds,
+            )
+            await self._sends.sweep(conn)
+            if tidy:
+                await conn.execute("DELETE FROM bridge_processes WHERE expires_at < now() - interval '1 day'")
 
     async def _first_beat(self) -> bool:
         """Start the heartbeat; False on a schema without its table (one a test pinned to an older version)."""
@@ -247,11 +253,8 @@ class PostgresConnection:
         while True:
             await asyncio.sleep(self._alive_seconds / 3)
             try:
-                await self._beat()
-                await self._sends.sweep()
                 beats += 1
-                if beats % 100 == 0:
-                    await self.pool.execute("DELETE FROM bridge_processes WHERE expires_at < now() - interval '1 day'")
+                await self._beat(tidy=beats % 100 == 0)
             except Exception as exc:
                 log.warning("could not renew this process's heartbeat error=%s", type(exc).__name__)
 

@@ -64,21 +64,45 @@ class SendRecord:
             return False
 
     async def end(self, conn: Conn, token: str) -> None:
-        for where in (conn, self._pool()):
-            try:
-                async with asyncio.timeout(UNLOCK_TIMEOUT):
-                    await where.execute(_END_SENDS, [token])
-                return
-            except Exception:  # noqa: S112 - the session is gone (a restart): the pool's next connection tries
-                continue
+        # Counted as left until deleted: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
+        # database) leaves the row to the heartbeat's sweep, not standing for as long as this process lives.
         self.left.add(token)
+        try:
+            async with asyncio.timeout(UNLOCK_TIMEOUT):
+                await conn.execute(_END_SENDS, [token])
+        except Exception:  # the session is gone (a restart) or does not answer: another connection tries
+            try:
+                async with bounded(self._pool(), UNLOCK_TIMEOUT) as other:
+                    await other.execute(_END_SENDS, [token])
+            except Exception:
+                return
+        self.left.discard(token)
 
-    async def sweep(self) -> None:
-        """Delete the rows a database that did not answer left behind (called with each heartbeat)."""
+    async def sweep(self, conn: Conn) -> None:
+        """Delete the rows a database that did not answer left behind (on the heartbeat's connection)."""
         if self.left:
             tokens = sorted(self.left)
-            await self._pool().execute(_END_SENDS, tokens)
+            await conn.execute(_END_SENDS, tokens)
             self.left.difference_update(tokens)
+
+
+@asynccontextmanager
+async def bounded(pool: Pool, within: float | None) -> AsyncIterator[Conn]:
+    """A connection of `pool` for work that must end within `within` seconds, or the caller's own timeout. One
+    that has not answered by then is dropped, not waited for: asyncpg's pool waits for a cancelled query's
+    acknowledgement before taking its connection back, and a connection gone silent (a NAT or load balancer
+    dropped it) never sends one. Its siblings likely went with it (the same NAT, a database failed over): every
+    idle connection of the pool is replaced as it is next taken."""
+    async with asyncio.timeout(within):
+        conn = await pool.acquire()
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            conn.terminate()
+            await pool.expire_connections()
+            raise
+        finally:
+            await pool.release(conn)
 
 
 @asynccontextmanager

@@ -60,8 +60,9 @@ def create_private(path: str, flags: int = os.O_RDWR | os.O_CREAT) -> int:
 
 def hold_exclusively(path: str) -> int:
     """Lock `<path>.lock` for this process (flock, released by the kernel when the process ends, however it
-    ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep."""
-    fd = create_private(f"{path}.lock")
+    ends); StoreError naming the holder when another process has it. Returns the open descriptor to keep. The
+    path is the file's real one: another process naming it through a symlink finds the same lock."""
+    fd = create_private(f"{os.path.realpath(path)}.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

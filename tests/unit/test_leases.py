@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clients import SharedAgentLocks
-from bridge.slack.post import SlackPoster
+from bridge.slack.live import LiveMessages
+from bridge.slack.post import Author, SlackPoster
 from bridge.store.leases import BindingLeases
 from tests.fakes.slack import FakeSlack
 
@@ -131,6 +132,45 @@ def test_a_worker_stalled_past_its_lease_asks_no_agent_when_it_runs_again() -> N
 
     assert asyncio.run(stalled()) == "cancelled"
     assert sent == []
+
+
+def test_a_worker_stalled_past_its_lease_grows_and_opens_no_draft_when_it_runs_again() -> None:
+    """The same stall while a reply grows as a draft. Before, the thawed worker's next token edited the draft that
+    the process taking over had already finished (the thread showed the reply cut to what the stalled one had),
+    or opened a second draft of a reply the other process was writing, left half-written in the thread."""
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        root = slack.add_message("C1", "hi")
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        live = LiveMessages(client, mode="update")
+        alice = Author("alice")
+
+        async def stalled() -> list[str]:
+            draft = await live.start("C1", root, "alice is wri", "alice is wri", alice, ("T1", "U1"))
+            assert draft is not None
+            await client.chat_update(channel="C1", ts=draft.ts, text="alice's whole reply")  # the other process's
+            leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+            steps: list[Callable[[], Awaitable[object]]] = [
+                lambda: live.grow(draft, "alice is writing", "alice is writing"),
+                lambda: live.start("C1", root, "bob is wri", "bob is wri", Author("bob"), ("T1", "U1")),
+            ]
+            outcomes = []
+            for step in steps:
+
+                async def work(step: Callable[[], Awaitable[object]] = step) -> None:
+                    async with leases.hold("T1", "C1"):
+                        time.sleep(1.2 * LEASE)
+                        await step()
+
+                try:
+                    await asyncio.create_task(work())
+                    outcomes.append("done")
+                except asyncio.CancelledError:
+                    outcomes.append("cancelled")
+            return outcomes
+
+        assert asyncio.run(stalled()) == ["cancelled", "cancelled"]
+        assert [m["text"] for m in slack.messages("C1", root) if m.get("bot_id")] == ["alice's whole reply"]
 
 
 def test_a_step_outside_any_lease_or_after_its_release_is_not_stopped() -> None:

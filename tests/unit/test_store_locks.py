@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
+
+from bridge.store.base import StoreError
 from bridge.store.locks import AckFirst, UrgentFirstLock
+from bridge.store.sqlite import SqliteStore
 
 
 def test_urgent_holders_overtake_queued_ones_and_nothing_overlaps() -> None:
@@ -54,3 +59,19 @@ def test_turns_give_way_while_slack_is_being_answered() -> None:
         assert steps == ["ack", "turn"]
 
     asyncio.run(main())
+
+
+def test_a_second_serving_process_is_refused_whatever_name_it_gives_the_sqlite_file(tmp_path: Path) -> None:
+    """The file named through a symlink (a mounted volume linked into the app folder, say): before, each process
+    locked `<its name>.lock`, both served one file, and each ran the same channel's turns (leases on SQLite live in
+    the process), so every mention was asked and answered twice."""
+    real = tmp_path / "data" / "bridge.db"
+    real.parent.mkdir()
+    link = tmp_path / "bridge.db"
+    link.symlink_to(real)
+    first = SqliteStore(f"sqlite:///{real}", exclusive=True)
+    try:
+        with pytest.raises(StoreError, match="another bridge process"):
+            SqliteStore(f"sqlite:///{link}", exclusive=True)
+    finally:
+        asyncio.run(first.close())
