@@ -1,0 +1,60 @@
+"""A bound channel's life in Slack while its turns wait: archived, or the bot removed from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_guarantees import Rig, rig
+
+
+def _asked(r: Rig, word: str) -> int:
+    return sum(1 for i in r.letta.inputs if word in i.text)
+
+
+def _wait_logged(r: Rig, text: str, count: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while r.bridge.logs().count(text) < count:
+        assert time.monotonic() < deadline, f"{count} x {text!r} never logged:\n{r.bridge.logs()[-3000:]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("gone", "back", "why"),
+    [
+        (lambda s, c: s.archive_channel(c), lambda s, c: s.archive_channel(c, False), "archived"),
+        (lambda s, c: s.remove_bot(c), lambda s, c: s.remove_bot(c, False), "no longer in the channel"),
+    ],
+    ids=["archived", "bot-removed"],
+)
+def test_turns_queued_in_a_channel_slack_refuses_are_not_sent_to_the_agents(
+    tmp_path: Path, gone: Callable[..., None], back: Callable[..., None], why: str
+) -> None:
+    """The channel was archived (or the bot removed) while a turn ran and two waited: the running one fails at
+    its post; the waiting ones are not sent to the agents, whose answers nobody could see (they would remember
+    a conversation the channel never shows), and each is logged in plain words. Once the channel takes posts
+    again, a new mention is answered."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        first, _ = r.bridge.mention("first", r.channel)
+        r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        r.bridge.mention("second", r.channel)
+        r.bridge.mention("third", r.channel)
+        r.bridge.mention("fourth", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "second") == 1, 10)
+        gone(r.slack, r.channel)
+        _wait_logged(r, "turn ended", 4)
+        assert _asked(r, "third") == 0 and _asked(r, "fourth") == 0, "agents asked for a channel nobody can see"
+        logs = r.bridge.logs()
+        assert logs.count("turn not run") == 2 and why in logs
+        assert "Traceback" not in logs
+        back(r.slack, r.channel)
+        r.letta.set_delay(r.agents["alice"], 0)
+        fifth, _ = r.bridge.mention("fifth", r.channel)
+        r.slack.wait_for(lambda: r.replies(fifth["ts"]) == ["alice"], 20)
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
