@@ -126,6 +126,15 @@ class Relay:
             # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
             self.notices.waiting(turn)
 
+    async def withdraw(self, team_id: str, channel_id: str, message_ts: str) -> None:
+        """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
+        never run. One already started runs to its end: the agents have the question, and its thread stays in
+        Slack under the deleted message."""
+        turn_id = await self._store.withdraw_turn(team_id, channel_id, message_ts)
+        if turn_id is not None:
+            fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
+            log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", turn_id, extra=fields)
+
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation, and
         something would answer it: in a channel disconnected since, it asked nobody (no 'not connected' notice)."""

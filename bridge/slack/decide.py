@@ -115,6 +115,16 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
     )
 
 
+def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A message deleted in Slack (`message_deleted`, delivered with the channel's messages): its workspace,
+    channel and ts (`deleted_ts`), so that its turn, if it still waits, is withdrawn."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("subtype") != "message_deleted":
+        return None
+    channel, ts = _str(event.get("channel")), _str(event.get("deleted_ts"))
+    return (installed_team(body), channel, ts) if channel and _TS.fullmatch(ts) else None
+
+
 def decide_message(
     body: dict[str, Any],
     bot_user_id: str | None,

@@ -1,14 +1,19 @@
-"""A bound channel's life in Slack while its turns wait: archived, or the bot removed from it."""
+"""A bound channel's life in Slack while its turns wait: archived, or the bot removed from it; a waiting mention
+deleted."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.test_guarantees import Rig, rig
+from tests.fakes.signing import event_body
+from tests.reference import SLACK
 
 
 def _asked(r: Rig, word: str) -> int:
@@ -56,5 +61,35 @@ def test_turns_queued_in_a_channel_slack_refuses_are_not_sent_to_the_agents(
         r.letta.set_delay(r.agents["alice"], 0)
         fifth, _ = r.bridge.mention("fifth", r.channel)
         r.slack.wait_for(lambda: r.replies(fifth["ts"]) == ["alice"], 20)
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def _deleted(mention: dict[str, Any], channel: str) -> bytes:
+    """Slack's message_deleted event for the mention (reference/slack/events/message_deleted.json)."""
+    event = json.loads((SLACK / "events" / "message_deleted.json").read_text())["event"]
+    previous = {k: mention[k] for k in ("type", "user", "text", "ts", "team") if k in mention}
+    event.update(channel=channel, deleted_ts=mention["ts"], previous_message={**previous, "type": "message"})
+    return event_body(event)
+
+
+def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Path) -> None:
+    """A person deleted their mention while it waited behind another: they took the question back, so it is never
+    sent to the agents (logged as withdrawn). A mention deleted once its turn has started is answered: the agents
+    already have it, and the thread stays in Slack under the deleted message."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        first, _ = r.bridge.mention("first", r.channel)
+        second, _ = r.bridge.mention("second", r.channel)
+        third, _ = r.bridge.mention("third", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "first") == 1, 10)
+        assert r.bridge.post(_deleted(second, r.channel)).status_code == 200
+        assert r.bridge.post(_deleted(first, r.channel)).status_code == 200
+        r.slack.wait_for(lambda: r.replies(third["ts"]) == ["alice"], 20)
+        assert r.replies(first["ts"]) == ["alice"], "a running turn whose mention was deleted was cut short"
+        assert _asked(r, "second") == 0, "a mention deleted before its turn ran was still sent to the agents"
+        assert r.replies(second["ts"]) == []
+        assert r.bridge.logs().count("turn withdrawn") == 1
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()

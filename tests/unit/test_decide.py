@@ -6,7 +6,7 @@ from typing import Any
 from slack_bolt.request.internals import extract_team_id
 
 from bridge.domain import Turn
-from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message
+from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message, deleted_message
 from tests.reference import SLACK, load
 
 BOT = "U0BOTABCD"
@@ -169,3 +169,13 @@ def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
     for text in ("thanks <@U0456EFGH>, now summarise it", "<@U0BOTABCD> and <@U0456EFGH>: go on"):
         decision = decide_message(_reply(text), BOT)
         assert isinstance(decision, Turn) and decision.follow_up, text
+
+
+def test_a_deleted_message_names_the_message_whose_turn_is_withdrawn() -> None:
+    body = _fixture("message_deleted.json")
+    assert deleted_message(body) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
+    assert isinstance(decide_message(body, BOT), Ignored)  # never a turn itself
+    assert deleted_message(_fixture("message_changed.json")) is None
+    assert deleted_message(_fixture("app_mention.json")) is None
+    body["event"]["deleted_ts"] = "not a ts"
+    assert deleted_message(body) is None

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.relay import Relay
-from bridge.slack.decide import Ignored, decide_mention, decide_message
+from bridge.slack.decide import Ignored, decide_mention, decide_message, deleted_message
 from bridge.slack.listeners.sessions import StopHandler, is_stop
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ def register(
 
     @app.event("message")
     async def on_message(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        deleted = deleted_message(body)
+        if deleted is not None:  # a mention (or follow-up) taken back: its turn is not run if it still waits
+            await relay.withdraw(*deleted)
+            return
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
