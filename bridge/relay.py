@@ -31,6 +31,7 @@ from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
+from bridge.store.moves import move_channel
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,13 @@ class Relay:
         if turn_id is not None:
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
             log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", turn_id, extra=fields)
+
+    async def channel_moved(self, team_id: str, old: str, new: str) -> None:
+        """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,
+        threads and waiting turns go on under the new id."""
+        bound = await move_channel(self._store, team_id, old, new)
+        log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, bound, extra={"channel": new})
+        self._wake((team_id, new))  # its waiting turns, if any, now under the new id
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation, and

@@ -125,6 +125,15 @@ def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
     return (installed_team(body), channel, ts) if channel and _TS.fullmatch(ts) else None
 
 
+def channel_moved(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A channel's id changed for good (`channel_id_changed`): its workspace, old and new ids."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("type") != "channel_id_changed":
+        return None
+    old, new = _str(event.get("old_channel_id")), _str(event.get("new_channel_id"))
+    return (installed_team(body), old, new) if old and new and old != new else None
+
+
 def decide_message(
     body: dict[str, Any],
     bot_user_id: str | None,

@@ -1,5 +1,5 @@
 """A bound channel's life in Slack while its turns wait: archived, or the bot removed from it; a waiting mention
-deleted."""
+deleted; a private channel shared through Slack Connect, whose id Slack changes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
-from tests.fakes.signing import event_body
+from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, next_ts
+from tests.fakes.slack import FakeSlack
 from tests.reference import SLACK
 
 
@@ -93,3 +96,34 @@ def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Pat
         assert r.bridge.logs().count("turn withdrawn") == 1
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_private_channel_shared_with_another_organisation_keeps_its_binding_and_threads(tmp_path: Path) -> None:
+    """Sharing a private channel through Slack Connect changes its id for good (channel_id_changed, G... -> C...;
+    docs.slack.dev/reference/events/channel_id_changed: 'update any records you have stored'). The channel used
+    to become unbound: every mention got 'not connected', and the bot's threads took no follow-up."""
+    slack, letta = FakeSlack(), FakeLetta(version="0.16.8")
+    slack.start(), letta.start()
+    alice = letta.add_agent("alice")
+    settings = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db")
+    assert run_cli(settings, "channels", "connect", "G0PRIV001", letta.add_group([alice])).returncode == 0
+    bridge = BridgeProcess(settings).start(tmp_path / "bridge.log")
+    r = Rig(slack, letta, bridge, {"alice": alice}, "C0PRIV001")
+    try:
+        before, _ = bridge.mention("before sharing", "G0PRIV001")
+        slack.wait_for(lambda: [p.args.get("username") for p in slack.posts("G0PRIV001", before["ts"])] == ["alice"])
+        changed = {"type": "channel_id_changed", "old_channel_id": "G0PRIV001", "new_channel_id": "C0PRIV001",
+                   "event_ts": next_ts()}
+        assert bridge.post(event_body(changed)).status_code == 200
+        after, _ = bridge.mention("after sharing", "C0PRIV001")
+        slack.wait_for(lambda: len(slack.posts("C0PRIV001", after["ts"])) == 1, 20)
+        assert r.replies(after["ts"]) == ["alice"], slack.posts("C0PRIV001", after["ts"])[0].args["text"]
+        ts = next_ts()
+        follow = {"user": "U0123ABCD", "type": "message", "ts": ts, "text": "and a follow-up", "team": "T0123ABCD",
+                  "thread_ts": before["ts"], "parent_user_id": "U0123ABCD", "channel": "C0PRIV001", "event_ts": ts,
+                  "channel_type": "channel"}
+        assert bridge.post(event_body(follow)).status_code == 200
+        slack.wait_for(lambda: r.replies(before["ts"]) == ["alice"], 20)
+        assert "Traceback" not in bridge.logs()
+    finally:
+        bridge.stop(), letta.stop(), slack.stop()

@@ -6,7 +6,15 @@ from typing import Any
 from slack_bolt.request.internals import extract_team_id
 
 from bridge.domain import Turn
-from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message, deleted_message
+from bridge.slack.decide import (
+    Ignored,
+    Reason,
+    channel_moved,
+    clean_text,
+    decide_mention,
+    decide_message,
+    deleted_message,
+)
 from tests.reference import SLACK, load
 
 BOT = "U0BOTABCD"
@@ -179,3 +187,12 @@ def test_a_deleted_message_names_the_message_whose_turn_is_withdrawn() -> None:
     assert deleted_message(_fixture("app_mention.json")) is None
     body["event"]["deleted_ts"] = "not a ts"
     assert deleted_message(body) is None
+
+
+def test_a_channel_id_change_names_the_workspace_and_both_ids() -> None:
+    event = {"type": "channel_id_changed", "old_channel_id": "G012Y48650T", "new_channel_id": "C012Y48650T",
+             "event_ts": "1612206778.000000"}  # docs.slack.dev/reference/events/channel_id_changed
+    body = {**_fixture("app_mention.json"), "event": event}
+    assert channel_moved(body) == ("T0123ABCD", "G012Y48650T", "C012Y48650T")
+    assert channel_moved({**body, "event": {**event, "new_channel_id": ""}}) is None
+    assert channel_moved(_fixture("app_mention.json")) is None

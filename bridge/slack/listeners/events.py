@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.relay import Relay
-from bridge.slack.decide import Ignored, decide_mention, decide_message, deleted_message
+from bridge.slack.decide import Ignored, channel_moved, decide_mention, decide_message, deleted_message
 from bridge.slack.listeners.sessions import StopHandler, is_stop
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,12 @@ def register(
             await relay.accept(decision)
         else:
             _log_ignored("app_mention", body, decision)
+
+    @app.event("channel_id_changed")
+    async def on_channel_id_changed(body: dict[str, Any]) -> None:
+        moved = channel_moved(body)
+        if moved is not None:
+            await relay.channel_moved(*moved)
 
     @app.event("message")
     async def on_message(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
