@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
+NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Earlier:
 
 
 class Directory:
-    """Names are looked up once per process, through the client that does not wait out rate limits: a turn never
+    """Names are looked up once per NAME_KEPT_SECONDS (a channel renamed, a display name changed: the agents are
+    told the new one within minutes), through the client that does not wait out rate limits: a turn never
     waits for a name. A burst of turns asking for one name makes one call, and a method Slack has rate-limited
     (users.info is Tier 4, conversations.info Tier 3, per workspace) is not asked again until its Retry-After has
     passed; meanwhile the id stands in for the name."""
@@ -50,8 +52,8 @@ class Directory:
         self._client = client
         self._reads = reads or client  # name lookups and thread reads: a client that does not wait out rate limits
         self._clock = clock
-        self._users: dict[str, str] = {}
-        self._channels: dict[str, str] = {}
+        self._users: dict[str, tuple[str, float]] = {}  # id -> (name, when it was learned)
+        self._channels: dict[str, tuple[str, float]] = {}
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
 
@@ -61,18 +63,19 @@ class Directory:
     async def channel_name(self, channel_id: str) -> str:
         return await self._name("conversations.info", channel_id, self._channels)
 
-    async def _name(self, method: str, key: str, cache: dict[str, str]) -> str:
-        if key in cache:
-            return cache[key]
-        if self._clock() < self._paused.get(method, 0.0):
-            return key
+    async def _name(self, method: str, key: str, cache: dict[str, tuple[str, float]]) -> str:
+        known, now = cache.get(key), self._clock()
+        if known is not None and now - known[1] < NAME_KEPT_SECONDS:
+            return known[0]
+        if now < self._paused.get(method, 0.0):
+            return known[0] if known else key  # the name last known, or the id, while Slack is asked nothing
         looking = self._looking.get((method, key))
         if looking is None:
             looking = self._looking[(method, key)] = asyncio.ensure_future(self._look_up(method, key, cache))
             looking.add_done_callback(lambda _: self._looking.pop((method, key), None))
         return await asyncio.shield(looking)  # one caller cancelled leaves the lookup to the others
 
-    async def _look_up(self, method: str, key: str, cache: dict[str, str]) -> str:
+    async def _look_up(self, method: str, key: str, cache: dict[str, tuple[str, float]]) -> str:
         try:
             if method == "users.info":
                 user = (await self._reads.users_info(user=key)).get("user") or {}
@@ -87,8 +90,8 @@ class Directory:
                 wait = _retry_after(exc.response.headers)
                 self._paused[method] = self._clock() + (NAME_PAUSE_SECONDS if wait is None else wait)
             log.info("slack %s failed id=%s error=%s", method, key, error)
-            return key
-        cache[key] = name
+            return cache[key][0] if key in cache else key  # a name asked again: the last one known stands
+        cache[key] = (name, self._clock())
         return name
 
     async def thread_before(
