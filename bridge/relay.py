@@ -131,10 +131,11 @@ class Relay:
         """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
         never run. One already started runs to its end: the agents have the question, and its thread stays in
         Slack under the deleted message."""
-        turn_id = await self._store.withdraw_turn(team_id, channel_id, message_ts)
-        if turn_id is not None:
+        withdrawn = await self._store.withdraw_turn(team_id, channel_id, message_ts)
+        if withdrawn is not None:
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
-            log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", turn_id, extra=fields)
+            log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
+            self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,

@@ -196,9 +196,10 @@ class Store(Protocol):
         the process taking the binding over, finishes its stop). Neither is run again. Their ids, oldest first."""
         ...
 
-    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> int | None:
+    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
         """The turn of a message deleted in Slack, while it has not started (`received`): `stopped` (error
-        WITHDRAWN), never run. Its id, or None when no such turn waits (none, or it started: it runs on)."""
+        WITHDRAWN), never run. Its id and thread, or None when no such turn waits (none, or it started: it runs
+        on)."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:

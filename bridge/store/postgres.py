@@ -193,16 +193,16 @@ class PostgresStore(PostgresJournal):
         )
         return sorted(int(r["id"]) for r in rows)
 
-    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> int | None:
-        turn_id = await self.pool.fetchval(
+    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
+        row = await self.pool.fetchrow(
             "UPDATE turns SET status='stopped', error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"
-            " AND message_ts=$3 AND status='received' RETURNING id",
+            " AND message_ts=$3 AND status='received' RETURNING id, thread_ts",
             team_id,
             channel_id,
             message_ts,
             WITHDRAWN,
         )
-        return int(turn_id) if turn_id is not None else None
+        return (int(row["id"]), str(row["thread_ts"])) if row is not None else None
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bridge.notices import WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
 from tests.fakes.letta import FakeLetta
@@ -87,12 +88,15 @@ def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Pat
         second, _ = r.bridge.mention("second", r.channel)
         third, _ = r.bridge.mention("third", r.channel)
         r.letta.wait_for(lambda: _asked(r, "first") == 1, 10)
+        r.slack.wait_for(lambda: len(r.slack.messages(r.channel, second["ts"])) == 1, 10)  # its queue notice
         assert r.bridge.post(_deleted(second, r.channel)).status_code == 200
         assert r.bridge.post(_deleted(first, r.channel)).status_code == 200
         r.slack.wait_for(lambda: r.replies(third["ts"]) == ["alice"], 20)
         assert r.replies(first["ts"]) == ["alice"], "a running turn whose mention was deleted was cut short"
         assert _asked(r, "second") == 0, "a mention deleted before its turn ran was still sent to the agents"
         assert r.replies(second["ts"]) == []
+        # Its queue notice promised an answer that will never come: it says so (within NOTICE_SPACING).
+        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [WITHDRAWN_NOTICE])
         assert r.bridge.logs().count("turn withdrawn") == 1
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()

@@ -270,7 +270,7 @@ def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: 
         await store.set_turn_status(a, "running")
         assert await store.withdraw_turn("T1", "C1", "1.000001") is None, "a started turn runs on"
         assert await store.withdraw_turn("T2", "C1", "1.000002") is None, "another workspace's message"
-        assert await store.withdraw_turn("T1", "C1", "1.000002") == b
+        assert await store.withdraw_turn("T1", "C1", "1.000002") == (b, "1.000002")
         assert await store.withdraw_turn("T1", "C1", "1.000002") is None, "withdrawn once"
         assert await store.set_turn_status(b, "running") is False
         assert [p.turn_id for p in await store.unfinished_turns()] == [a]
