@@ -517,14 +517,20 @@ class FakeSlack(SlackFileServer):
         ts: str | None = None,
         thread_ts: str | None = None,
         files: list[dict[str, Any]] | None = None,
+        user_profile: dict[str, Any] | None = None,
     ) -> str:
         """Seed a human message (e.g. a thread root) so conversations.replies can return it; returns its ts. With
-        `files`, a file share (reference/slack/events/message_file_share.json)."""
+        `files`, a file share (reference/slack/events/message_file_share.json); with `user_profile`, said by a
+        person of another organisation in a Slack Connect channel, whose profile Slack embeds in the message
+        (reference/slack/events/app_mention_slack_connect.json), `user_team` theirs."""
         ts = ts or self._next_ts()
         msg: dict[str, Any] = {"user": user, "type": "message", "ts": ts, "client_msg_id": str(uuid.uuid4())}
         msg.update(text=text, team=self.team_id)
         if files:
             msg.update(files=files, subtype="file_share", upload=True)
+        if user_profile:
+            team = str(user_profile.get("team") or self.team_id)
+            msg.update(user_profile=user_profile, team=team, user_team=team, source_team=team)
         if thread_ts:
             msg["thread_ts"] = thread_ts
             parent = self._find(channel, thread_ts)
