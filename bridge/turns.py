@@ -191,7 +191,11 @@ class TurnWorker:
         await self._owe(job, source, notice)
         if job.started:
             await drafts.abandon()
-        await self._flush(job, drafts)
+        try:
+            await self._flush(job, drafts)
+        except SlackPostError as exc:  # archived, the bot removed: said in the log, never tried again
+            log.warning("turn notice not posted: Slack refused it slack_error=%s", exc.error)
+            error = error or f"Slack refused the notice: {exc.error}"
         if job.started:
             await self._shown.take_back(job.turn)
         await self._store.finish_turn(job.turn_id, status, error)

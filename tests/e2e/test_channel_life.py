@@ -131,3 +131,24 @@ def test_a_private_channel_shared_with_another_organisation_keeps_its_binding_an
         assert "Traceback" not in bridge.logs()
     finally:
         bridge.stop(), letta.stop(), slack.stop()
+
+
+def test_a_notice_slack_refuses_for_good_ends_its_turn_once(tmp_path: Path) -> None:
+    """A mention in an unconnected channel archived before its turn ran: its 'not connected' notice is refused
+    for good (is_archived). The refusal escaped the turn as a crash: a traceback, the turn run three times, then
+    left unfinished for the next start, which tried again, at every start."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.slack.archive_channel("C0NOBIND1")
+        r.bridge.mention("anyone here?", "C0NOBIND1")
+        _wait_logged(r, "turn ended", 1)
+        time.sleep(1.5)  # a crashed turn is run again after CRASH_PAUSES[0] (1 s)
+        logs = r.bridge.logs()
+        assert "Traceback" not in logs and "turn worker failed" not in logs, logs[-3000:]
+        assert len(r.slack.calls_to("chat.postMessage")) == 1
+        assert "status=unbound" in logs and "is_archived" in logs
+        r.bridge.restart(tmp_path / "again.log")
+        time.sleep(2)
+        assert len(r.slack.calls_to("chat.postMessage")) == 1, "the turn was run again at the next start"
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
