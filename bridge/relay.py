@@ -137,6 +137,13 @@ class Relay:
             log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
             self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
 
+    async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
+        """A message edited in Slack: its turn, while it still waits, answers the new words; one already started
+        answers what it was asked (the agents have it)."""
+        turn_id = await self._store.edit_turn(team_id, channel_id, message_ts, text)
+        if turn_id is not None:
+            log.info("turn edited before it ran turn_id=%s", turn_id, extra={"channel": channel_id})
+
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,
         threads and waiting turns go on under the new id."""

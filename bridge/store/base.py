@@ -202,6 +202,11 @@ class Store(Protocol):
         on)."""
         ...
 
+    async def edit_turn(self, team_id: str, channel_id: str, message_ts: str, text: str) -> int | None:
+        """A message edited in Slack: its turn takes the new words while it has not started (`received`). Its
+        id, or None when no such turn waits (one that started answers what it was asked)."""
+        ...
+
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         """Who stopped the turn (`stopping` or `stopped`), or None while it is not stopped."""
         ...

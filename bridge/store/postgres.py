@@ -204,6 +204,17 @@ class PostgresStore(PostgresJournal):
         )
         return (int(row["id"]), str(row["thread_ts"])) if row is not None else None
 
+    async def edit_turn(self, team_id: str, channel_id: str, message_ts: str, text: str) -> int | None:
+        turn_id = await self.pool.fetchval(
+            "UPDATE turns SET text=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2 AND message_ts=$3"
+            " AND status='received' RETURNING id",
+            team_id,
+            channel_id,
+            message_ts,
+            clean(text),
+        )
+        return int(turn_id) if turn_id is not None else None
+
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)
         if row is None or row["status"] not in ("stopping", "stopped"):

@@ -152,3 +152,24 @@ def test_a_notice_slack_refuses_for_good_ends_its_turn_once(tmp_path: Path) -> N
         assert len(r.slack.calls_to("chat.postMessage")) == 1, "the turn was run again at the next start"
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_waiting_mention_edited_is_answered_as_edited_and_a_running_one_as_first_sent(tmp_path: Path) -> None:
+    """A person fixed their question while it waited: the agents were sent the words as first written. Slack
+    sends the edited mention again (reference/slack/events/app_mention_edited.json): a turn still waiting takes
+    the new words; one already running answers what it was asked."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        first, _ = r.bridge.mention("first question", r.channel)
+        second, _ = r.bridge.mention("secnod qeustion", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "first question") == 1, 10)
+        for mention, words in ((second, "second question, typos fixed"), (first, "first question, edited late")):
+            edited = {**mention, "text": f"<@U0BOTABCD> {words}", "event_ts": next_ts()}
+            edited["edited"] = {"user": mention["user"], "ts": edited["event_ts"]}
+            assert r.bridge.post(event_body(edited)).status_code == 200
+        r.slack.wait_for(lambda: r.replies(second["ts"]) == ["alice"], 20)
+        assert _asked(r, "second question, typos fixed") == 1 and _asked(r, "secnod") == 0
+        assert _asked(r, "edited late") == 0 and r.replies(first["ts"]) == ["alice"]
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()

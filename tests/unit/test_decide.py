@@ -14,6 +14,7 @@ from bridge.slack.decide import (
     decide_mention,
     decide_message,
     deleted_message,
+    edited_message,
 )
 from tests.reference import SLACK, load
 
@@ -196,3 +197,24 @@ def test_a_channel_id_change_names_the_workspace_and_both_ids() -> None:
     assert channel_moved(body) == ("T0123ABCD", "G012Y48650T", "C012Y48650T")
     assert channel_moved({**body, "event": {**event, "new_channel_id": ""}}) is None
     assert channel_moved(_fixture("app_mention.json")) is None
+
+
+def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> None:
+    edited = _fixture("app_mention_edited.json")
+    assert edited_message(edited, BOT) == (
+        "T0123ABCD", "C0123ABCD", "1764064800.123456", "what changed in the last deploy? <prod> & staging (and canary)"
+    )
+    changed = _fixture("message_changed.json")
+    assert edited_message(changed, BOT) is None, "the bot's own reply edited"
+    person = copy.deepcopy(changed)
+    message = person["event"]["message"]
+    for key in ("subtype", "username", "icons", "bot_id", "app_id"):
+        message.pop(key)
+    message.update(user="U0123ABCD", text="<@U0BOTABCD> the fixed question")
+    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question")
+    message.pop("edited")
+    assert edited_message(person, BOT) is None, "Slack changed the message (an unfurl), nobody edited it"
+    assert edited_message(_fixture("app_mention.json"), BOT) is None
+    emptied = copy.deepcopy(edited)
+    emptied["event"]["text"] = "<@U0BOTABCD>"
+    assert edited_message(emptied, BOT) is None

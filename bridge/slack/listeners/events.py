@@ -10,7 +10,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.relay import Relay
-from bridge.slack.decide import Ignored, channel_moved, decide_mention, decide_message, deleted_message
+from bridge.slack.decide import (
+    Ignored,
+    channel_moved,
+    decide_mention,
+    decide_message,
+    deleted_message,
+    edited_message,
+)
 from bridge.slack.listeners.sessions import StopHandler, is_stop
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,9 @@ def register(
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        edit = edited_message(body, context.bot_user_id)
+        if edit is not None:  # a waiting turn takes the new words
+            await relay.edit(*edit)
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
@@ -65,6 +75,9 @@ def register(
         if deleted is not None:  # a mention (or follow-up) taken back: its turn is not run if it still waits
             await relay.withdraw(*deleted)
             return
+        edit = edited_message(body, context.bot_user_id)
+        if edit is not None:
+            await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
