@@ -31,7 +31,7 @@ from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.moves import move_channel
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Relay:
         """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
         never run. One already started runs to its end: the agents have the question, and its thread stays in
         Slack under the deleted message."""
-        withdrawn = await self._store.withdraw_turn(team_id, channel_id, message_ts)
+        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
         if withdrawn is not None:
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
             log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
@@ -140,9 +140,9 @@ class Relay:
     async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
         """A message edited in Slack: its turn, while it still waits, answers the new words; one already started
         answers what it was asked (the agents have it)."""
-        turn_id = await self._store.edit_turn(team_id, channel_id, message_ts, text)
-        if turn_id is not None:
-            log.info("turn edited before it ran turn_id=%s", turn_id, extra={"channel": channel_id})
+        edited = await edit_turn(self._store, team_id, channel_id, message_ts, text)
+        if edited is not None:
+            log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,

@@ -139,9 +139,6 @@ def stop_word_key(team_id: str, channel_id: str, message_ts: str) -> str:
     return f"stop {team_id} {channel_id} {message_ts}"
 
 
-WITHDRAWN = "withdrawn: its message was deleted before it ran"
-
-
 def stopper(error: str) -> str:
     """Who stopped a turn, from the `error` a stop writes ("stopped by U123")."""
     return error.removeprefix("stopped by ")
@@ -194,17 +191,6 @@ class Store(Protocol):
         """Stop the thread's (the channel's, with thread_ts None) received and running turns, by the member `by`:
         a received one is `stopped`, a running one `stopping` (still unfinished, so that the binding's holder, or
         the process taking the binding over, finishes its stop). Neither is run again. Their ids, oldest first."""
-        ...
-
-    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
-        """The turn of a message deleted in Slack, while it has not started (`received`): `stopped` (error
-        WITHDRAWN), never run. Its id and thread, or None when no such turn waits (none, or it started: it runs
-        on)."""
-        ...
-
-    async def edit_turn(self, team_id: str, channel_id: str, message_ts: str, text: str) -> int | None:
-        """A message edited in Slack: its turn takes the new words while it has not started (`received`). Its
-        id, or None when no such turn waits (one that started answers what it was asked)."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:

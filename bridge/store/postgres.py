@@ -18,7 +18,6 @@ from bridge.domain import Binding, RunnerChoice, Turn
 from bridge.store.base import (
     STOPS,
     UNFINISHED,
-    WITHDRAWN,
     HistoryEntry,
     PendingTurn,
     binding_columns,
@@ -192,28 +191,6 @@ class PostgresStore(PostgresJournal):
             clean(f"stopped by {by}"),
         )
         return sorted(int(r["id"]) for r in rows)
-
-    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
-        row = await self.pool.fetchrow(
-            "UPDATE turns SET status='stopped', error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"
-            " AND message_ts=$3 AND status='received' RETURNING id, thread_ts",
-            team_id,
-            channel_id,
-            message_ts,
-            WITHDRAWN,
-        )
-        return (int(row["id"]), str(row["thread_ts"])) if row is not None else None
-
-    async def edit_turn(self, team_id: str, channel_id: str, message_ts: str, text: str) -> int | None:
-        turn_id = await self.pool.fetchval(
-            "UPDATE turns SET text=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2 AND message_ts=$3"
-            " AND status='received' RETURNING id",
-            team_id,
-            channel_id,
-            message_ts,
-            clean(text),
-        )
-        return int(turn_id) if turn_id is not None else None
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)

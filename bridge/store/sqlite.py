@@ -18,7 +18,6 @@ from bridge.domain import Binding, RunnerChoice, Target, Turn
 from bridge.store.base import (
     STOPS,
     UNFINISHED,
-    WITHDRAWN,
     HistoryEntry,
     PendingTurn,
     binding_columns,
@@ -200,26 +199,6 @@ class SqliteStore(SqliteJournal):
             cursor = await db.execute(query + " AND status IN ('received', 'running') RETURNING id", params)
             rows = await cursor.fetchall()
         return sorted(int(r[0]) for r in rows)
-
-    async def withdraw_turn(self, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE turns SET status='stopped', error=?, updated_at=? WHERE team_id=? AND channel_id=?"
-                " AND message_ts=? AND status='received' RETURNING id, thread_ts",
-                (WITHDRAWN, now_text(), team_id, channel_id, message_ts),
-            )
-            row = await cursor.fetchone()
-        return (int(row[0]), str(row[1])) if row else None
-
-    async def edit_turn(self, team_id: str, channel_id: str, message_ts: str, text: str) -> int | None:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE turns SET text=?, updated_at=? WHERE team_id=? AND channel_id=? AND message_ts=?"
-                " AND status='received' RETURNING id",
-                (text, now_text(), team_id, channel_id, message_ts),
-            )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else None
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         async with self.db.execute("SELECT status, error FROM turns WHERE id=?", (turn_id,)) as cursor:

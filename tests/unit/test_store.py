@@ -262,36 +262,6 @@ def test_a_stopped_turn_is_not_marked_running_and_says_so(database_url: str) -> 
     run(database_url, body)
 
 
-def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: str) -> None:
-    async def body(store: Store) -> None:
-        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
-        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
-        assert a and b
-        await store.set_turn_status(a, "running")
-        assert await store.withdraw_turn("T1", "C1", "1.000001") is None, "a started turn runs on"
-        assert await store.withdraw_turn("T2", "C1", "1.000002") is None, "another workspace's message"
-        assert await store.withdraw_turn("T1", "C1", "1.000002") == (b, "1.000002")
-        assert await store.withdraw_turn("T1", "C1", "1.000002") is None, "withdrawn once"
-        assert await store.set_turn_status(b, "running") is False
-        assert [p.turn_id for p in await store.unfinished_turns()] == [a]
-
-    run(database_url, body)
-
-
-def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database_url: str) -> None:
-    async def body(store: Store) -> None:
-        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
-        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
-        assert a and b
-        await store.set_turn_status(a, "running")
-        assert await store.edit_turn("T1", "C1", "1.000001", "a2") is None, "a started turn answers what it was asked"
-        assert await store.edit_turn("T1", "C1", "1.000002", "b2") == b
-        assert await store.edit_turn("T2", "C1", "1.000002", "b3") is None, "another workspace's message"
-        assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
-
-    run(database_url, body)
-
-
 def test_unfinished_turns_of_one_binding_and_text_postgres_cannot_hold(database_url: str) -> None:
     async def body(store: Store) -> None:
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "nul \x00 inside", "Ev1"), "o1")

@@ -1,11 +1,11 @@
-"""A channel whose id Slack changed (bridge/store/moves.py), on both backends."""
+"""What Slack changed after the bridge stored it (bridge/store/slack_changes.py), on both backends."""
 
 from __future__ import annotations
 
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
-from bridge.store.moves import move_channel
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
 from tests.unit.test_store import run
 
 ALICE, BOB = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
@@ -60,5 +60,35 @@ def test_a_binding_already_made_under_the_new_id_is_kept(database_url: str) -> N
         kept = await store.get_binding("T1", "C1")
         assert kept is not None and kept.target.agents == (BOB,)
         assert await move_channel(store, "T1", "G9", "C9") is False  # nothing stored under it
+
+    run(database_url, body)
+
+
+def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert a and b
+        await store.set_turn_status(a, "running")
+        assert await withdraw_turn(store, "T1", "C1", "1.000001") is None, "a started turn runs on"
+        assert await withdraw_turn(store, "T2", "C1", "1.000002") is None, "another workspace's message"
+        assert await withdraw_turn(store, "T1", "C1", "1.000002") == (b, "1.000002")
+        assert await withdraw_turn(store, "T1", "C1", "1.000002") is None, "withdrawn once"
+        assert await store.set_turn_status(b, "running") is False
+        assert [p.turn_id for p in await store.unfinished_turns()] == [a]
+
+    run(database_url, body)
+
+
+def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert a and b
+        await store.set_turn_status(a, "running")
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a2") is None, "a started turn answers what it was asked"
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
+        assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"
+        assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
 
     run(database_url, body)
