@@ -218,3 +218,15 @@ def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> N
     emptied = copy.deepcopy(edited)
     emptied["event"]["text"] = "<@U0BOTABCD>"
     assert edited_message(emptied, BOT) is None
+
+
+def test_a_mention_naming_the_bot_twice_or_beside_another_bot_is_one_turn_with_the_others_kept() -> None:
+    body = _fixture("app_mention.json")
+    body["event"]["text"] = "<@U0BOTABCD> ask <@U0OTHERBT> and <@U0BOTABCD|letta> again"
+    decision = decide_mention(body, BOT)
+    assert isinstance(decision, Turn) and decision.text == "ask <@U0OTHERBT> and again"
+    body["event"]["text"] = "<@U0BOTABCD> <@U0BOTABCD|letta>"
+    assert decide_mention(body, BOT) == Ignored(Reason.EMPTY)
+    from_other_bot = _fixture("app_mention.json")
+    from_other_bot["event"].update(bot_id="B0OTHERBT", subtype="bot_message")  # another app's post naming ours
+    assert decide_mention(from_other_bot, BOT) == Ignored(Reason.FROM_BOT)
