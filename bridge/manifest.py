@@ -116,6 +116,7 @@ settings:
       - assistant_thread_started            # a DM thread opened in the agent view: suggested prompts
       - app_uninstalled                     # the app was removed: its tokens no longer work
       - tokens_revoked                      # the same, for one token
+      - channel_id_changed                  # a private channel shared through Slack Connect got a new id
   interactivity:                            # the /letta menu, Stop and feedback buttons, on the same endpoint
     is_enabled: true
     request_url: {url}

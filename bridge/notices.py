@@ -15,7 +15,8 @@ task, within Slack's rate limits, whatever the burst:
   for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
   fell and the notice is STALE_SECONDS old: a queue of N costs a thread about log2(N) edits, not N messages.
-When the thread's last waiting mention starts, its notice is left as it is (what it promised came true).
+When the thread's last waiting mention starts, its notice is left as it is (what it promised came true); when it
+was withdrawn instead (its message deleted), the notice says it will not be answered.
 Notices are best effort: nothing here ever stops or delays a turn, and a restart forgets them.
 """
 
@@ -35,6 +36,7 @@ from bridge.store.base import Store, ThreadKey
 log = logging.getLogger(__name__)
 
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
+WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
 POST_BURST = 3
@@ -80,6 +82,7 @@ class Notice:
     edited_at: float
     checked_at: float = field(default=0.0)
     approval: Pending | None = None
+    withdrawn: bool = False  # a mention of its thread was deleted while it waited: if none waits now, say so
 
 
 class QueueNotices:
@@ -118,6 +121,13 @@ class QueueNotices:
             self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
+
+    def withdrawn(self, thread: ThreadKey) -> None:
+        """A waiting turn of the thread was withdrawn (its message deleted): its notice, if this process shows
+        one, is looked at first, and says it will not be answered once nothing of the thread waits."""
+        notice = self._shown.get(thread)
+        if notice is not None:
+            notice.withdrawn, notice.checked_at = True, 0.0
 
     async def stop(self) -> None:
         self._stopped = True
@@ -216,22 +226,33 @@ class QueueNotices:
         for notice in due[:CHECKS_PER_ROUND]:
             notice.checked_at = now
             where, ahead = await self._count(notice.thread, notice.where)
+            if not ahead and notice.withdrawn:  # what it promised will not come: it says so
+                del self._shown[notice.thread]
+                await self._edit(notice, WITHDRAWN_NOTICE, now)
+                return
             if not ahead:
                 del self._shown[notice.thread]  # the thread's turn has started: the notice said what happened
                 continue
             approval = await self._approval(notice.thread, where)
             if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
-            self._next_edit = now + EDIT_SPACING
-            notice.edited_at, notice.shown, notice.approval = now, ahead, approval
-            try:
-                poster = await self._poster_of(notice.thread[0])
-                text = poster.parts(None, queued_text(ahead, where, approval))[0].text
-                await poster.client.chat_update(channel=notice.thread[1], ts=notice.ts, text=text)
-            except FAILURES as exc:
-                log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
+            notice.shown, notice.approval = ahead, approval
+            if not await self._edit(notice, queued_text(ahead, where, approval), now):
                 del self._shown[notice.thread]
             return
+
+    async def _edit(self, notice: Notice, words: str, now: float) -> bool:
+        """Edit the notice to say `words`; False when Slack refused (it is not edited again)."""
+        self._next_edit = now + EDIT_SPACING
+        notice.edited_at = now
+        try:
+            poster = await self._poster_of(notice.thread[0])
+            text = poster.parts(None, words)[0].text
+            await poster.client.chat_update(channel=notice.thread[1], ts=notice.ts, text=text)
+        except FAILURES as exc:
+            log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
+            return False
+        return True
 
     async def _approval(self, thread: ThreadKey, where: str) -> Pending | None:
         """A tool call waiting for a decision where the thread waits (its thread, or its channel)."""

@@ -31,6 +31,7 @@ from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,30 @@ class Relay:
         if self._wake((turn.team_id, turn.channel_id), turn.thread_ts):
             # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
             self.notices.waiting(turn)
+
+    async def withdraw(self, team_id: str, channel_id: str, message_ts: str) -> None:
+        """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
+        never run. One already started runs to its end: the agents have the question, and its thread stays in
+        Slack under the deleted message."""
+        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
+        if withdrawn is not None:
+            fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
+            log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
+            self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
+
+    async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
+        """A message edited in Slack: its turn, while it still waits, answers the new words; one already started
+        answers what it was asked (the agents have it)."""
+        edited = await edit_turn(self._store, team_id, channel_id, message_ts, text)
+        if edited is not None:
+            log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
+
+    async def channel_moved(self, team_id: str, old: str, new: str) -> None:
+        """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,
+        threads and waiting turns go on under the new id."""
+        bound = await move_channel(self._store, team_id, old, new)
+        log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, bound, extra={"channel": new})
+        self._wake((team_id, new))  # its waiting turns, if any, now under the new id
 
     async def _follows(self, turn: Turn) -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation, and

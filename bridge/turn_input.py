@@ -65,7 +65,8 @@ class InputAssembly:
         self._attachments = AttachmentStore(store)
 
     async def assemble(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> Assembled:
-        speaker = person_label(await self._directory.user_name(turn.user_id), turn.user_id, agents)
+        said = (turn.channel_id, turn.message_ts)  # where Slack embeds the profile of another organisation's person
+        speaker = person_label(await self._directory.user_name(turn.user_id, said), turn.user_id, agents)
         channel = label(await self._directory.channel_name(turn.channel_id), turn.channel_id)
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(turn, turn_id, agents)

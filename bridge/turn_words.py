@@ -24,6 +24,11 @@ DEADLINE_HINT = " The bridge stopped waiting: ask again, or ask an operator to c
 CRASHED = "The bridge hit an unexpected error while running this turn; an operator can find it in the logs."
 STOPPED_DRAFT = " _(stopped by <@{user}>)_"
 STOPPED = "Stopped by <@{user}>."
+# Only logged: the thread cannot be posted in. {why} is one of slack/post.py's CHANNEL_REFUSALS.
+NOT_RUN = (
+    "turn not run: {why}, so no answer could be posted; the question stays unanswered (unarchive the channel or "
+    "invite the bot, then ask again)"
+)
 
 
 def not_finished_within(seconds: float) -> str:

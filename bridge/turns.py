@@ -28,7 +28,7 @@ from bridge.presence import Presence
 from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
-from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.post import CHANNEL_REFUSALS, Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape, shows_nothing
 from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd
@@ -47,6 +47,7 @@ from bridge.turn_words import (
     DEADLINE_HINT,
     DEFAULT_UNUSABLE,
     EMPTY_REPLY,
+    NOT_RUN,
     NOTHING_SAID,
     ROUTE_SWITCH,
     SERVER_500_HINT,
@@ -165,6 +166,14 @@ class TurnWorker:
         if binding is None:
             unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
             return await self._end_unrun(job, drafts, "notice:unbound", unbound, "unbound")
+        refused = await self._poster.still_refused(turn.channel_id)  # archived, the bot removed, deleted
+        if refused is not None:  # the agents are not asked: nobody would see the answers they would remember
+            why = CHANNEL_REFUSALS[refused]
+            log.warning("%s user=%s slack_error=%s", NOT_RUN.format(why=why), turn.user_id, refused)
+            if turn.files:
+                await self._inputs.drop(job.turn_id)
+            await self._store.finish_turn(job.turn_id, "failed", f"not run: Slack refused posts there ({refused})")
+            return "failed"
         if not await self._store.set_turn_status(job.turn_id, "running"):
             return "stopped"  # stopped while it waited its turn (or, running before, is now handed back to end)
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
@@ -182,7 +191,11 @@ class TurnWorker:
         await self._owe(job, source, notice)
         if job.started:
             await drafts.abandon()
-        await self._flush(job, drafts)
+        try:
+            await self._flush(job, drafts)
+        except SlackPostError as exc:  # archived, the bot removed: said in the log, never tried again
+            log.warning("turn notice not posted: Slack refused it slack_error=%s", exc.error)
+            error = error or f"Slack refused the notice: {exc.error}"
         if job.started:
             await self._shown.take_back(job.turn)
         await self._store.finish_turn(job.turn_id, status, error)

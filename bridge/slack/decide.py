@@ -115,6 +115,44 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
     )
 
 
+def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A message deleted in Slack (`message_deleted`, delivered with the channel's messages): its workspace,
+    channel and ts (`deleted_ts`), so that its turn, if it still waits, is withdrawn."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("subtype") != "message_deleted":
+        return None
+    channel, ts = _str(event.get("channel")), _str(event.get("deleted_ts"))
+    return (installed_team(body), channel, ts) if channel and _TS.fullmatch(ts) else None
+
+
+def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str] | None:
+    """A person's message edited: the app_mention Slack sends again for it (`edited` set), or `message_changed`
+    (the message as it is now in `message`). Its workspace, channel, ts and new words (the bot's mention stripped),
+    so that its turn, if it still waits, answers them; None for a bot's message or words that say nothing."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    message = event if event.get("type") == "app_mention" and event.get("edited") else None
+    if event.get("type") == "message" and event.get("subtype") == "message_changed":
+        message = event.get("message") if isinstance(event.get("message"), dict) else None
+    if message is None or not message.get("edited") or message.get("bot_id"):
+        return None  # also Slack's own changes to a message (an unfurl, a thread's reply count): no edit
+    if message.get("subtype") not in (None, *SPOKEN_SUBTYPES):
+        return None
+    channel, ts = _str(event.get("channel")), _str(message.get("ts"))
+    text = clean_text(_str(message.get("text")), bot_user_id)
+    return (installed_team(body), channel, ts, text) if channel and _TS.fullmatch(ts) and text else None
+
+
+def channel_moved(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A channel's id changed for good (`channel_id_changed`): its workspace, old and new ids."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("type") != "channel_id_changed":
+        return None
+    old, new = _str(event.get("old_channel_id")), _str(event.get("new_channel_id"))
+    return (installed_team(body), old, new) if old and new and old != new else None
+
+
 def decide_message(
     body: dict[str, Any],
     bot_user_id: str | None,

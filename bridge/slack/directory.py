@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +17,14 @@ from bridge.domain import SharedFile
 from bridge.slack.decide import SPOKEN_SUBTYPES
 from bridge.slack.files import shared_files
 from bridge.slack.permissions import Member
-from bridge.slack.post import FAILURES
+from bridge.slack.post import FAILURES, slack_error
 
 log = logging.getLogger(__name__)
 
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
+NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Earlier:
 
 
 class Directory:
-    """Names are looked up once per process, through the client that does not wait out rate limits: a turn never
+    """Names are looked up once per NAME_KEPT_SECONDS (a channel renamed, a display name changed: the agents are
+    told the new one within minutes), through the client that does not wait out rate limits: a turn never
     waits for a name. A burst of turns asking for one name makes one call, and a method Slack has rate-limited
     (users.info is Tier 4, conversations.info Tier 3, per workspace) is not asked again until its Retry-After has
     passed; meanwhile the id stands in for the name."""
@@ -50,46 +52,87 @@ class Directory:
         self._client = client
         self._reads = reads or client  # name lookups and thread reads: a client that does not wait out rate limits
         self._clock = clock
-        self._users: dict[str, str] = {}
-        self._channels: dict[str, str] = {}
+        self._users: dict[str, tuple[str, float]] = {}  # id -> (name, when it was learned)
+        self._channels: dict[str, tuple[str, float]] = {}
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
 
-    async def user_name(self, user_id: str) -> str:
-        return await self._name("users.info", user_id, self._users)
+    async def user_name(
+        self, user_id: str, said: tuple[str, str] | None = None, profile: dict[str, Any] | None = None
+    ) -> str:
+        """The person's name. users.info refuses someone of another organisation in a Slack Connect channel
+        (`user_not_found`), whose profile Slack embeds in their messages instead: `profile` is one at hand, `said`
+        (channel, ts) a message of theirs to read it from."""
+
+        async def embedded() -> str | None:
+            found = profile if profile is not None or said is None else await self._profile_in(*said)
+            return _profile_name(found or {}) or None
+
+        return await self._name("users.info", user_id, self._users, embedded)
 
     async def channel_name(self, channel_id: str) -> str:
         return await self._name("conversations.info", channel_id, self._channels)
 
-    async def _name(self, method: str, key: str, cache: dict[str, str]) -> str:
-        if key in cache:
-            return cache[key]
-        if self._clock() < self._paused.get(method, 0.0):
-            return key
+    async def _name(
+        self,
+        method: str,
+        key: str,
+        cache: dict[str, tuple[str, float]],
+        refused: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> str:
+        known, now = cache.get(key), self._clock()
+        if known is not None and now - known[1] < NAME_KEPT_SECONDS:
+            return known[0]
+        if now < self._paused.get(method, 0.0):
+            return known[0] if known else key  # the name last known, or the id, while Slack is asked nothing
         looking = self._looking.get((method, key))
         if looking is None:
-            looking = self._looking[(method, key)] = asyncio.ensure_future(self._look_up(method, key, cache))
+            looking = asyncio.ensure_future(self._look_up(method, key, cache, refused))
+            self._looking[(method, key)] = looking
             looking.add_done_callback(lambda _: self._looking.pop((method, key), None))
         return await asyncio.shield(looking)  # one caller cancelled leaves the lookup to the others
 
-    async def _look_up(self, method: str, key: str, cache: dict[str, str]) -> str:
+    async def _look_up(
+        self,
+        method: str,
+        key: str,
+        cache: dict[str, tuple[str, float]],
+        refused: Callable[[], Awaitable[str | None]] | None,
+    ) -> str:
         try:
             if method == "users.info":
                 user = (await self._reads.users_info(user=key)).get("user") or {}
-                profile = user.get("profile") or {}
-                name = profile.get("display_name") or profile.get("real_name") or user.get("name") or key
+                name = _profile_name(user.get("profile") or {}) or user.get("name") or key
             else:
                 channel = (await self._reads.conversations_info(channel=key)).get("channel") or {}
                 name = channel.get("name") or key
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
-            if exc.response is not None and (exc.response.status_code == 429 or error == "ratelimited"):
+            limited = exc.response is not None and (exc.response.status_code == 429 or error == "ratelimited")
+            if limited and exc.response is not None:
                 wait = _retry_after(exc.response.headers)
                 self._paused[method] = self._clock() + (NAME_PAUSE_SECONDS if wait is None else wait)
             log.info("slack %s failed id=%s error=%s", method, key, error)
-            return key
-        cache[key] = name
+            elsewhere = await refused() if refused is not None and not limited else None
+            if elsewhere is None:
+                return cache[key][0] if key in cache else key  # a name asked again: the last one known stands
+            name = elsewhere
+        cache[key] = (name, self._clock())
         return name
+
+    async def _profile_in(self, channel_id: str, ts: str) -> dict[str, Any] | None:
+        """The sender's profile Slack embeds in one message (a person of another organisation's), if any."""
+        try:
+            response = await self._reads.conversations_replies(
+                channel=channel_id, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=1
+            )
+        except FAILURES as exc:
+            log.info("slack conversations.replies failed channel=%s error=%s", channel_id, slack_error(exc))
+            return None
+        for message in response.get("messages") or []:
+            if isinstance(message, dict) and message.get("ts") == ts and isinstance(message.get("user_profile"), dict):
+                return dict(message["user_profile"])
+        return None
 
     async def thread_before(
         self, channel_id: str, thread_ts: str, before_ts: str, limit: int = 50, ours: Collection[str] = ()
@@ -136,7 +179,8 @@ class Directory:
                 found.append(Earlier("", "", text, ts=ts))
                 continue
             user = str(message["user"])
-            found.append(Earlier(user, await self.user_name(user), text, shared_files(message), ts))
+            named = await self.user_name(user, profile=message.get("user_profile"))
+            found.append(Earlier(user, named, text, shared_files(message), ts))
         return found
 
     async def _replies(
@@ -181,6 +225,11 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
             creator_unknown = str(exc.response.get("error") or "unknown")
             log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
     return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
+
+
+def _profile_name(profile: dict[str, Any]) -> str:
+    """A profile's name as people see it: its display name, else its real name (empty when it has neither)."""
+    return str(profile.get("display_name") or profile.get("real_name") or "")
 
 
 def _spoken(message: dict[str, Any]) -> bool:

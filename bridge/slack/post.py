@@ -37,6 +37,12 @@ PERMANENT = frozenset(
         "restricted_action",
     }
 )
+# A refusal of the channel itself (not of the token): archived, the bot removed, or gone. In words, for the log.
+CHANNEL_REFUSALS = {
+    "is_archived": "the channel is archived",
+    "not_in_channel": "the bot is no longer in the channel",
+    "channel_not_found": "the channel was deleted, or it is private and the bot was removed from it",
+}
 UNKNOWN_OUTCOME_RETRIES = 2
 # Slack refusing a message for what it holds (chat.postMessage's errors in reference/slack/web-api).
 REFUSED = frozenset(
@@ -179,6 +185,7 @@ class SlackPoster:
         self._learning: asyncio.Future[None] | None = None
         self._status_works = True
         self._postable: set[str] = set()  # channels a post landed in, until one is refused for good
+        self._refused: dict[str, str] = {}  # channel -> Slack's refusal of it (CHANNEL_REFUSALS), until a post lands
 
     async def learn(self) -> None:
         """Ask Slack once who the bot is and what its token was granted, before the first turn builds a message.
@@ -217,6 +224,28 @@ class SlackPoster:
     def landed(self, channel: str) -> None:
         """A message of the bot's was just posted in this channel (a reply here, or a draft elsewhere)."""
         self._postable.add(channel)
+        self._refused.pop(channel, None)
+
+    async def still_refused(self, channel: str) -> str | None:
+        """Slack's refusal of the channel (`is_archived`, `not_in_channel`, `channel_not_found`) when a post there
+        was refused so and conversations.info says the channel is still that way; None when no post was refused,
+        or the channel takes posts again (unarchived, the bot invited back), or Slack cannot tell now. One read,
+        only for a channel already refused: a turn waiting there is not sent to agents nobody could hear."""
+        refusal = self._refused.get(channel)
+        if refusal is None:
+            return None
+        try:
+            info = (await self._client.conversations_info(channel=channel)).get("channel") or {}
+        except FAILURES as exc:
+            if isinstance(exc, SlackApiError) and slack_error(exc) == "channel_not_found":
+                return "channel_not_found"
+            return None  # Slack's trouble, or a scope the app lacks: the turn runs, and its post says
+        if info.get("is_archived"):
+            return "is_archived"
+        if info.get("is_member") is False:
+            return "not_in_channel"
+        self._refused.pop(channel, None)
+        return None
 
     @property
     def client(self) -> AsyncWebClient:
@@ -305,6 +334,8 @@ class SlackPoster:
                     failure = SlackPostError("chat.postMessage", error)
                     if failure.permanent:
                         self._postable.discard(channel)
+                    if error in CHANNEL_REFUSALS:
+                        self._refused[channel] = error
                     raise failure from None
                 reason = f"http_{status}"
             except FAILURES as exc:

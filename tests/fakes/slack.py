@@ -216,6 +216,7 @@ class FakeSlack(SlackFileServer):
         self._revoked = False
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
+        self._deleted: set[str] = set()  # channels deleted (delete_channel): posts there answer channel_not_found
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._streaming: set[tuple[str, str]] = set()
         # Each stream's tasks: (channel, ts) -> task id -> its task_update chunks in order (slack_stream.py).
@@ -475,6 +476,40 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             self._channels[channel_id] = channel
 
+    def archive_channel(self, channel_id: str, archived: bool = True) -> None:
+        """The channel archived (or unarchived): conversations.info says `is_archived` (conversations.info.json),
+        and chat.postMessage and reactions.add answer `is_archived` (their reference cases, from Slack's docs)."""
+        with self._lock:
+            self._channel_of(channel_id)["is_archived"] = archived
+
+    def remove_bot(self, channel_id: str, removed: bool = True) -> None:
+        """The bot removed from a public channel (or invited back): conversations.info says `is_member: false`
+        and chat.postMessage answers `not_in_channel` (its reference case)."""
+        with self._lock:
+            self._channel_of(channel_id)["is_member"] = not removed
+
+    def delete_channel(self, channel_id: str) -> None:
+        """The channel deleted (or, private, the bot removed from it): Slack no longer shows it to the bot, so
+        conversations.info and chat.postMessage answer `channel_not_found` (their reference cases)."""
+        with self._lock:
+            self._channels.pop(channel_id, None)
+            self._deleted.add(channel_id)
+
+    def _channel_of(self, channel_id: str) -> dict[str, Any]:
+        """The channel conversations.info serves, registered as a public one (#<id>) when a test never added it."""
+        if channel_id not in self._channels:
+            self.add_channel(channel_id, channel_id.lower())
+        return self._channels[channel_id]
+
+    def _refusal(self, channel: Any) -> str | None:
+        """Why Slack refuses a post or reaction in the channel as it stands, if it does."""
+        if str(channel) in self._deleted:
+            return "channel_not_found"
+        state = self._channels.get(str(channel)) or {}
+        if state.get("is_archived"):
+            return "is_archived"
+        return "not_in_channel" if state.get("is_member") is False else None
+
     def add_message(
         self,
         channel: str,
@@ -483,14 +518,20 @@ class FakeSlack(SlackFileServer):
         ts: str | None = None,
         thread_ts: str | None = None,
         files: list[dict[str, Any]] | None = None,
+        user_profile: dict[str, Any] | None = None,
     ) -> str:
         """Seed a human message (e.g. a thread root) so conversations.replies can return it; returns its ts. With
-        `files`, a file share (reference/slack/events/message_file_share.json)."""
+        `files`, a file share (reference/slack/events/message_file_share.json); with `user_profile`, said by a
+        person of another organisation in a Slack Connect channel, whose profile Slack embeds in the message
+        (reference/slack/events/app_mention_slack_connect.json), `user_team` theirs."""
         ts = ts or self._next_ts()
         msg: dict[str, Any] = {"user": user, "type": "message", "ts": ts, "client_msg_id": str(uuid.uuid4())}
         msg.update(text=text, team=self.team_id)
         if files:
             msg.update(files=files, subtype="file_share", upload=True)
+        if user_profile:
+            team = str(user_profile.get("team") or self.team_id)
+            msg.update(user_profile=user_profile, team=team, user_team=team, source_team=team)
         if thread_ts:
             msg["thread_ts"] = thread_ts
             parent = self._find(channel, thread_ts)
@@ -832,6 +873,9 @@ class FakeSlack(SlackFileServer):
         text, blocks, md = args.get("text"), _jsonish(args.get("blocks")), args.get("markdown_text")
         if not channel:
             return "channel_not_found"
+        refused = self._refusal(channel)
+        if refused:
+            return refused
         if md and (text or blocks):
             return "markdown_text_conflict"
         if not (text or blocks or md or args.get("attachments")):
@@ -904,6 +948,8 @@ class FakeSlack(SlackFileServer):
             return "no_item_specified"
         if not name:
             return "invalid_name"
+        if add and self._channels.get(str(channel), {}).get("is_archived"):
+            return "is_archived"
         key = (str(channel), str(ts), str(name))
         if add == (key in self._reactions):
             return "already_reacted" if add else "no_reaction"

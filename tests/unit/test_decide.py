@@ -6,7 +6,16 @@ from typing import Any
 from slack_bolt.request.internals import extract_team_id
 
 from bridge.domain import Turn
-from bridge.slack.decide import Ignored, Reason, clean_text, decide_mention, decide_message
+from bridge.slack.decide import (
+    Ignored,
+    Reason,
+    channel_moved,
+    clean_text,
+    decide_mention,
+    decide_message,
+    deleted_message,
+    edited_message,
+)
 from tests.reference import SLACK, load
 
 BOT = "U0BOTABCD"
@@ -169,3 +178,55 @@ def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
     for text in ("thanks <@U0456EFGH>, now summarise it", "<@U0BOTABCD> and <@U0456EFGH>: go on"):
         decision = decide_message(_reply(text), BOT)
         assert isinstance(decision, Turn) and decision.follow_up, text
+
+
+def test_a_deleted_message_names_the_message_whose_turn_is_withdrawn() -> None:
+    body = _fixture("message_deleted.json")
+    assert deleted_message(body) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
+    assert isinstance(decide_message(body, BOT), Ignored)  # never a turn itself
+    assert deleted_message(_fixture("message_changed.json")) is None
+    assert deleted_message(_fixture("app_mention.json")) is None
+    body["event"]["deleted_ts"] = "not a ts"
+    assert deleted_message(body) is None
+
+
+def test_a_channel_id_change_names_the_workspace_and_both_ids() -> None:
+    event = {"type": "channel_id_changed", "old_channel_id": "G012Y48650T", "new_channel_id": "C012Y48650T",
+             "event_ts": "1612206778.000000"}  # docs.slack.dev/reference/events/channel_id_changed
+    body = {**_fixture("app_mention.json"), "event": event}
+    assert channel_moved(body) == ("T0123ABCD", "G012Y48650T", "C012Y48650T")
+    assert channel_moved({**body, "event": {**event, "new_channel_id": ""}}) is None
+    assert channel_moved(_fixture("app_mention.json")) is None
+
+
+def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> None:
+    edited = _fixture("app_mention_edited.json")
+    assert edited_message(edited, BOT) == (
+        "T0123ABCD", "C0123ABCD", "1764064800.123456", "what changed in the last deploy? <prod> & staging (and canary)"
+    )
+    changed = _fixture("message_changed.json")
+    assert edited_message(changed, BOT) is None, "the bot's own reply edited"
+    person = copy.deepcopy(changed)
+    message = person["event"]["message"]
+    for key in ("subtype", "username", "icons", "bot_id", "app_id"):
+        message.pop(key)
+    message.update(user="U0123ABCD", text="<@U0BOTABCD> the fixed question")
+    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question")
+    message.pop("edited")
+    assert edited_message(person, BOT) is None, "Slack changed the message (an unfurl), nobody edited it"
+    assert edited_message(_fixture("app_mention.json"), BOT) is None
+    emptied = copy.deepcopy(edited)
+    emptied["event"]["text"] = "<@U0BOTABCD>"
+    assert edited_message(emptied, BOT) is None
+
+
+def test_a_mention_naming_the_bot_twice_or_beside_another_bot_is_one_turn_with_the_others_kept() -> None:
+    body = _fixture("app_mention.json")
+    body["event"]["text"] = "<@U0BOTABCD> ask <@U0OTHERBT> and <@U0BOTABCD|letta> again"
+    decision = decide_mention(body, BOT)
+    assert isinstance(decision, Turn) and decision.text == "ask <@U0OTHERBT> and again"
+    body["event"]["text"] = "<@U0BOTABCD> <@U0BOTABCD|letta>"
+    assert decide_mention(body, BOT) == Ignored(Reason.EMPTY)
+    from_other_bot = _fixture("app_mention.json")
+    from_other_bot["event"].update(bot_id="B0OTHERBT", subtype="bot_message")  # another app's post naming ours
+    assert decide_mention(from_other_bot, BOT) == Ignored(Reason.FROM_BOT)

@@ -10,9 +10,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.slack.directory import NAME_PAUSE_SECONDS, Directory
+from bridge.slack.directory import NAME_KEPT_SECONDS, NAME_PAUSE_SECONDS, Directory
+from tests.fakes.slack import FakeSlack
 
 
 class Answers:
@@ -128,3 +130,35 @@ async def test_a_rate_limit_without_retry_after_pauses_for_slacks_usual_wait() -
     clock.now += 2
     assert await names.channel_name("C0GENERAL") == "general"
     assert len(reads.calls) == 2
+
+
+@run
+async def test_a_renamed_channel_or_person_is_called_by_the_new_name_within_minutes() -> None:
+    """A name was kept for the life of the process: after a channel was renamed (or a person changed their
+    display name), the agents were told `#old-name` until the bridge restarted. A name is asked again once it is
+    NAME_KEPT_SECONDS old; a burst meanwhile still costs no call."""
+    clock = Clock()
+    reads = Answers("planning", "alice", "roadmap", "ally", (429, "20"))
+    names = directory(reads, clock)
+    assert (await names.channel_name("C0PLAN001"), await names.user_name("U0ALICE01")) == ("planning", "alice")
+    clock.now += NAME_KEPT_SECONDS - 1
+    assert (await names.channel_name("C0PLAN001"), await names.user_name("U0ALICE01")) == ("planning", "alice")
+    assert len(reads.calls) == 2
+    clock.now += 2
+    assert (await names.channel_name("C0PLAN001"), await names.user_name("U0ALICE01")) == ("roadmap", "ally")
+    assert len(reads.calls) == 4
+    clock.now += NAME_KEPT_SECONDS
+    assert await names.channel_name("C0PLAN001") == "roadmap", "Slack's trouble asking again: the last name stands"
+    assert await names.channel_name("C0PLAN001") == "roadmap" and len(reads.calls) == 5
+
+
+def test_a_thread_read_for_context_names_another_organisations_person_by_their_embedded_profile() -> None:
+    """Earlier messages of a Slack Connect thread: users.info refuses the external person, whose profile Slack
+    embeds in their message; the agents were told the user id."""
+    with FakeSlack() as slack:
+        root = slack.add_message("C0SHARED1", "our contract draft", user="U0EXTPERS",
+                                 user_profile={"display_name": "pat", "real_name": "Pat External", "team": "T0EXTERNL"})
+        later = slack.add_message("C0SHARED1", "a question", thread_ts=root)
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        earlier = asyncio.run(Directory(client).thread_before("C0SHARED1", root, later))
+    assert [(e.user_id, e.name) for e in earlier] == [("U0EXTPERS", "pat")]

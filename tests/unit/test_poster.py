@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clients import slack_client
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import SlackPoster
+from bridge.slack.post import SlackPoster, SlackPostError
 from tests.fakes.slack import FakeSlack
 
 
@@ -139,3 +139,38 @@ def test_a_post_whose_answer_was_lost_is_not_made_twice(fake: FakeSlack) -> None
     fake.land_then_drop_next("chat.postMessage")
     asyncio.run(poster.post("C1", root, part))
     assert _bot_texts(fake, root) == ["the answer"]
+
+
+def test_a_channel_refused_for_good_is_checked_before_a_waiting_turn_runs(fake: FakeSlack) -> None:
+    """Archived, the bot removed, deleted: a refused post marks the channel, and a waiting turn asks Slack
+    whether it still is (one conversations.info) instead of asking the agents for answers nobody could see; a
+    channel that takes posts again (unarchived, the bot invited back) is forgotten; Slack's own trouble runs the
+    turn. A channel never refused costs no call."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.parts(None, "hello")
+
+    async def refused() -> str | None:
+        with pytest.raises(SlackPostError):
+            await poster.post("C1", root, part)
+        return await poster.still_refused("C1")
+
+    async def main() -> list[str | None]:
+        seen = [await poster.still_refused("C1")]
+        fake.archive_channel("C1")
+        seen.append(await refused())
+        fake.fail_next("conversations.info", error="ratelimited")
+        seen.append(await poster.still_refused("C1"))
+        fake.archive_channel("C1", False)
+        seen.append(await poster.still_refused("C1"))
+        fake.remove_bot("C1")
+        seen.append(await refused())
+        fake.remove_bot("C1", False)
+        await poster.post("C1", root, part)  # a post landed: the refusal is forgotten without asking
+        seen.append(await poster.still_refused("C1"))
+        fake.delete_channel("C1")
+        seen.append(await refused())
+        return seen
+
+    assert asyncio.run(main()) == [None, "is_archived", None, None, "not_in_channel", None, "channel_not_found"]
+    assert len(fake.calls_to("conversations.info")) == 5

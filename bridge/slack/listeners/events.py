@@ -10,7 +10,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.relay import Relay
-from bridge.slack.decide import Ignored, decide_mention, decide_message
+from bridge.slack.decide import (
+    Ignored,
+    channel_moved,
+    decide_mention,
+    decide_message,
+    deleted_message,
+    edited_message,
+)
 from bridge.slack.listeners.sessions import StopHandler, is_stop
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,9 @@ def register(
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        edit = edited_message(body, context.bot_user_id)
+        if edit is not None:  # a waiting turn takes the new words
+            await relay.edit(*edit)
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
@@ -53,8 +63,21 @@ def register(
         else:
             _log_ignored("app_mention", body, decision)
 
+    @app.event("channel_id_changed")
+    async def on_channel_id_changed(body: dict[str, Any]) -> None:
+        moved = channel_moved(body)
+        if moved is not None:
+            await relay.channel_moved(*moved)
+
     @app.event("message")
     async def on_message(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        deleted = deleted_message(body)
+        if deleted is not None:  # a mention (or follow-up) taken back: its turn is not run if it still waits
+            await relay.withdraw(*deleted)
+            return
+        edit = edited_message(body, context.bot_user_id)
+        if edit is not None:
+            await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return

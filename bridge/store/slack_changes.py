@@ -1,0 +1,101 @@
+"""What Slack changed after the bridge stored it, one implementation for both backends (`$n` placeholders become
+`?n` on SQLite):
+
+- a message deleted, or edited, while its turn waits (`received`): the turn is withdrawn (`stopped`, never run),
+  or takes the new words; a turn that started answers what it was asked;
+- a channel whose id changed for good (`channel_id_changed`: a private channel shared with another organisation
+  through Slack Connect, G... becoming C...; Slack asks apps to update what they stored under the old id). What the
+  bridge keeps under the old id moves to the new one in one transaction: the binding and its history, the turns
+  (so that a thread the bot answered still takes follow-ups), each thread's Letta conversations, what each agent
+  has not yet seen, the notices given once, the feedback counts. A turn running meanwhile stays under the old id
+  and ends there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bridge.store.base import Store
+from bridge.store.sqlite_connection import now_text
+
+WITHDRAWN = "withdrawn: its message was deleted before it ran"
+_WAITING = "team_id=$1 AND channel_id=$2 AND message_ts=$3 AND status='received'"
+_WITHDRAW = f"UPDATE turns SET status='stopped', error=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
+_EDIT = f"UPDATE turns SET text=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
+
+_NEW_SCOPE = "CAST($3 AS TEXT) || substr({t}.channel_id, length(CAST($2 AS TEXT)) + 1)"  # G1/ts -> C1/ts
+_IN_SCOPE = "team_id=$1 AND (channel_id=$2 OR channel_id LIKE CAST($2 AS TEXT) || '/%')"  # the channel, its threads
+_BINDING = (
+    "UPDATE bindings SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2"
+    " AND NOT EXISTS (SELECT 1 FROM bindings WHERE team_id=$1 AND channel_id=$3)"
+)
+
+
+def _keyed(table: str, keys: str, scoped: bool = False) -> str:
+    """Move a table's rows whose key the new id may already hold (a default target answered there before the
+    event came): such a row stays under the old id rather than collide."""
+    new = _NEW_SCOPE.format(t=table) if scoped else "$3"
+    where = _IN_SCOPE if scoped else "team_id=$1 AND channel_id=$2"
+    same = " AND ".join(f"x.{k}={table}.{k}" for k in keys.split())
+    return (
+        f"UPDATE {table} SET channel_id={new} WHERE {where} AND NOT EXISTS"  # noqa: S608 - constants only
+        f" (SELECT 1 FROM {table} x WHERE x.team_id=$1 AND x.channel_id={new} AND {same})"
+    )
+
+
+_REST = (
+    "UPDATE binding_history SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2",
+    "UPDATE turns SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2 AND status NOT IN ('running', 'stopping')",
+    _keyed("conversations", "thread_ts agent_id"),
+    _keyed("transcript", "seq", scoped=True),
+    _keyed("cursors", "agent_id", scoped=True),
+    _keyed("notices", "kind"),
+    "UPDATE feedback SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2",
+)
+
+
+async def withdraw_turn(store: Store, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
+    """A message deleted in Slack: its turn, while it waits, is `stopped` (error WITHDRAWN) and never run. Its id
+    and thread, or None when no such turn waits (none, or it started: it runs on)."""
+    return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, WITHDRAWN)
+
+
+async def edit_turn(store: Store, team_id: str, channel_id: str, message_ts: str, text: str) -> tuple[int, str] | None:
+    """A message edited in Slack: its turn, while it waits, takes the new words. Its id and thread, or None."""
+    return await _one(store, _EDIT, team_id, channel_id, message_ts, text)
+
+
+async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:
+    """The one waiting turn an UPDATE .. RETURNING id, thread_ts changed, if any."""
+    raw: Any = store
+    if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
+        async with raw._write() as db:
+            cursor = await db.execute(_sqlite(query.format(at="updated_at=$5")), (*args, now_text()))
+            row = await cursor.fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+    held = (a.replace("\x00", "\ufffd") for a in args)  # PostgreSQL text cannot hold NUL (postgres_connection.clean)
+    found = await raw.pool.fetchrow(query.format(at="updated_at=now()"), *held)
+    return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
+
+
+async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
+    """Move the channel's records from `old` to `new`; True when its binding moved. Nothing moves without one,
+    or when a binding was already made under `new` (it is kept, and the old one left as it was)."""
+    args = (team_id, old, new)
+    raw: Any = store
+    if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
+        async with raw._write() as db:
+            moved: bool = (await db.execute(_sqlite(_BINDING), args)).rowcount == 1
+            for query in _REST if moved else ():
+                await db.execute(_sqlite(query), args)
+        return moved
+    async with raw.pool.acquire() as conn, conn.transaction():
+        moved = str(await conn.execute(_BINDING, *args)).endswith(" 1")
+        for query in _REST if moved else ():
+            await conn.execute(query, *args)
+    return moved
+
+
+def _sqlite(query: str) -> str:
+    return re.sub(r"\$(\d+)", r"?\1", query)

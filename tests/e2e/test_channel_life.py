@@ -1,0 +1,175 @@
+"""A bound channel's life in Slack while its turns wait: archived, or the bot removed from it; a waiting mention
+deleted; a private channel shared through Slack Connect, whose id Slack changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.notices import WITHDRAWN_NOTICE
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.e2e.test_guarantees import Rig, rig
+from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, next_ts
+from tests.fakes.slack import FakeSlack
+from tests.reference import SLACK
+
+
+def _asked(r: Rig, word: str) -> int:
+    return sum(1 for i in r.letta.inputs if word in i.text)
+
+
+def _wait_logged(r: Rig, text: str, count: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while r.bridge.logs().count(text) < count:
+        assert time.monotonic() < deadline, f"{count} x {text!r} never logged:\n{r.bridge.logs()[-3000:]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("gone", "back", "why"),
+    [
+        (lambda s, c: s.archive_channel(c), lambda s, c: s.archive_channel(c, False), "archived"),
+        (lambda s, c: s.remove_bot(c), lambda s, c: s.remove_bot(c, False), "no longer in the channel"),
+    ],
+    ids=["archived", "bot-removed"],
+)
+def test_turns_queued_in_a_channel_slack_refuses_are_not_sent_to_the_agents(
+    tmp_path: Path, gone: Callable[..., None], back: Callable[..., None], why: str
+) -> None:
+    """The channel was archived (or the bot removed) while a turn ran and two waited: the running one fails at
+    its post; the waiting ones are not sent to the agents, whose answers nobody could see (they would remember
+    a conversation the channel never shows), and each is logged in plain words. Once the channel takes posts
+    again, a new mention is answered."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        first, _ = r.bridge.mention("first", r.channel)
+        r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        r.bridge.mention("second", r.channel)
+        r.bridge.mention("third", r.channel)
+        r.bridge.mention("fourth", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "second") == 1, 10)
+        gone(r.slack, r.channel)
+        _wait_logged(r, "turn ended", 4)
+        assert _asked(r, "third") == 0 and _asked(r, "fourth") == 0, "agents asked for a channel nobody can see"
+        logs = r.bridge.logs()
+        assert logs.count("turn not run") == 2 and why in logs
+        assert "Traceback" not in logs
+        back(r.slack, r.channel)
+        r.letta.set_delay(r.agents["alice"], 0)
+        fifth, _ = r.bridge.mention("fifth", r.channel)
+        r.slack.wait_for(lambda: r.replies(fifth["ts"]) == ["alice"], 20)
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def _deleted(mention: dict[str, Any], channel: str) -> bytes:
+    """Slack's message_deleted event for the mention (reference/slack/events/message_deleted.json)."""
+    event = json.loads((SLACK / "events" / "message_deleted.json").read_text())["event"]
+    previous = {k: mention[k] for k in ("type", "user", "text", "ts", "team") if k in mention}
+    event.update(channel=channel, deleted_ts=mention["ts"], previous_message={**previous, "type": "message"})
+    return event_body(event)
+
+
+def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Path) -> None:
+    """A person deleted their mention while it waited behind another: they took the question back, so it is never
+    sent to the agents (logged as withdrawn). A mention deleted once its turn has started is answered: the agents
+    already have it, and the thread stays in Slack under the deleted message."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        first, _ = r.bridge.mention("first", r.channel)
+        second, _ = r.bridge.mention("second", r.channel)
+        third, _ = r.bridge.mention("third", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "first") == 1, 10)
+        r.slack.wait_for(lambda: len(r.slack.messages(r.channel, second["ts"])) == 1, 10)  # its queue notice
+        assert r.bridge.post(_deleted(second, r.channel)).status_code == 200
+        assert r.bridge.post(_deleted(first, r.channel)).status_code == 200
+        r.slack.wait_for(lambda: r.replies(third["ts"]) == ["alice"], 20)
+        assert r.replies(first["ts"]) == ["alice"], "a running turn whose mention was deleted was cut short"
+        assert _asked(r, "second") == 0, "a mention deleted before its turn ran was still sent to the agents"
+        assert r.replies(second["ts"]) == []
+        # Its queue notice promised an answer that will never come: it says so (within NOTICE_SPACING).
+        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [WITHDRAWN_NOTICE])
+        assert r.bridge.logs().count("turn withdrawn") == 1
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_private_channel_shared_with_another_organisation_keeps_its_binding_and_threads(tmp_path: Path) -> None:
+    """Sharing a private channel through Slack Connect changes its id for good (channel_id_changed, G... -> C...;
+    docs.slack.dev/reference/events/channel_id_changed: 'update any records you have stored'). The channel used
+    to become unbound: every mention got 'not connected', and the bot's threads took no follow-up."""
+    slack, letta = FakeSlack(), FakeLetta(version="0.16.8")
+    slack.start(), letta.start()
+    alice = letta.add_agent("alice")
+    settings = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db")
+    assert run_cli(settings, "channels", "connect", "G0PRIV001", letta.add_group([alice])).returncode == 0
+    bridge = BridgeProcess(settings).start(tmp_path / "bridge.log")
+    r = Rig(slack, letta, bridge, {"alice": alice}, "C0PRIV001")
+    try:
+        before, _ = bridge.mention("before sharing", "G0PRIV001")
+        slack.wait_for(lambda: [p.args.get("username") for p in slack.posts("G0PRIV001", before["ts"])] == ["alice"])
+        changed = {"type": "channel_id_changed", "old_channel_id": "G0PRIV001", "new_channel_id": "C0PRIV001",
+                   "event_ts": next_ts()}
+        assert bridge.post(event_body(changed)).status_code == 200
+        after, _ = bridge.mention("after sharing", "C0PRIV001")
+        slack.wait_for(lambda: len(slack.posts("C0PRIV001", after["ts"])) == 1, 20)
+        assert r.replies(after["ts"]) == ["alice"], slack.posts("C0PRIV001", after["ts"])[0].args["text"]
+        ts = next_ts()
+        follow = {"user": "U0123ABCD", "type": "message", "ts": ts, "text": "and a follow-up", "team": "T0123ABCD",
+                  "thread_ts": before["ts"], "parent_user_id": "U0123ABCD", "channel": "C0PRIV001", "event_ts": ts,
+                  "channel_type": "channel"}
+        assert bridge.post(event_body(follow)).status_code == 200
+        slack.wait_for(lambda: r.replies(before["ts"]) == ["alice"], 20)
+        assert "Traceback" not in bridge.logs()
+    finally:
+        bridge.stop(), letta.stop(), slack.stop()
+
+
+def test_a_notice_slack_refuses_for_good_ends_its_turn_once(tmp_path: Path) -> None:
+    """A mention in an unconnected channel archived before its turn ran: its 'not connected' notice is refused
+    for good (is_archived). The refusal escaped the turn as a crash: a traceback, the turn run three times, then
+    left unfinished for the next start, which tried again, at every start."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.slack.archive_channel("C0NOBIND1")
+        r.bridge.mention("anyone here?", "C0NOBIND1")
+        _wait_logged(r, "turn ended", 1)
+        time.sleep(1.5)  # a crashed turn is run again after CRASH_PAUSES[0] (1 s)
+        logs = r.bridge.logs()
+        assert "Traceback" not in logs and "turn worker failed" not in logs, logs[-3000:]
+        assert len(r.slack.calls_to("chat.postMessage")) == 1
+        assert "status=unbound" in logs and "is_archived" in logs
+        r.bridge.restart(tmp_path / "again.log")
+        time.sleep(2)
+        assert len(r.slack.calls_to("chat.postMessage")) == 1, "the turn was run again at the next start"
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_waiting_mention_edited_is_answered_as_edited_and_a_running_one_as_first_sent(tmp_path: Path) -> None:
+    """A person fixed their question while it waited: the agents were sent the words as first written. Slack
+    sends the edited mention again (reference/slack/events/app_mention_edited.json): a turn still waiting takes
+    the new words; one already running answers what it was asked."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        first, _ = r.bridge.mention("first question", r.channel)
+        second, _ = r.bridge.mention("secnod qeustion", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "first question") == 1, 10)
+        for mention, words in ((second, "second question, typos fixed"), (first, "first question, edited late")):
+            edited = {**mention, "text": f"<@U0BOTABCD> {words}", "event_ts": next_ts()}
+            edited["edited"] = {"user": mention["user"], "ts": edited["event_ts"]}
+            assert r.bridge.post(event_body(edited)).status_code == 200
+        r.slack.wait_for(lambda: r.replies(second["ts"]) == ["alice"], 20)
+        assert _asked(r, "second question, typos fixed") == 1 and _asked(r, "secnod") == 0
+        assert _asked(r, "edited late") == 0 and r.replies(first["ts"]) == ["alice"]
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()

@@ -1,0 +1,94 @@
+"""What Slack changed after the bridge stored it (bridge/store/slack_changes.py), on both backends."""
+
+from __future__ import annotations
+
+from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
+from bridge.store import Store
+from bridge.store.conversations import thread_scope
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from tests.unit.test_store import run
+
+ALICE, BOB = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
+CREW = Target(kind="group", agents=(ALICE, BOB), group_id="group-1", manager_type="round_robin")
+
+
+async def _answer(store: Store, turn_id: int, scope: str, agent: AgentRef, text: str) -> list[str]:
+    unseen, upto = await store.unseen("T1", scope, agent.id, from_start=scope != "G1")
+    reply = AgentReply(agent.name, text, agent.id)
+    await store.step_answered(turn_id, agent.id, [reply], None, ("T1", scope, agent.id, upto))
+    return [r.text for r in unseen]
+
+
+def test_a_channel_whose_id_changed_keeps_its_binding_threads_and_transcripts(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "G1", CREW, bound_by="U1"))
+        await store.put_binding(Binding("T1", "G10", CREW))  # an id the old one is a prefix of: left alone
+        done = await store.accept_turn(Turn("T1", "G1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        running = await store.accept_turn(Turn("T1", "G1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        waiting = await store.accept_turn(Turn("T1", "G1", "1.000003", "1.000003", "U1", "c", "Ev3"), "o3")
+        assert done and running and waiting
+        await store.finish_turn(done, "done")
+        await store.set_turn_status(running, "running")
+        thread = thread_scope("G1", "1.000001")
+        await _answer(store, done, "G1", ALICE, "alice in the channel")
+        await _answer(store, done, thread, ALICE, "alice in the thread")
+        await _answer(store, done, thread_scope("G10", "1.000001"), ALICE, "alice elsewhere")
+        await store.put_conversation(("T1", "G1", "1.000001"), ALICE.id, "conv-1")
+
+        assert await move_channel(store, "T1", "G1", "C1") is True
+        moved = await store.get_binding("T1", "C1")
+        assert moved is not None and moved.target.agents == CREW.agents and moved.bound_by == "U1"
+        assert await store.get_binding("T1", "G1") is None
+        assert await store.get_binding("T1", "G10") is not None
+        assert [h.action for h in await store.history("T1", "C1")] == ["connect"]
+        assert await store.thread_answered("T1", "C1", "1.000001")  # follow-ups in the bot's threads go on
+        assert [p.turn_id for p in await store.unfinished_turns("T1", "C1")] == [waiting]
+        assert [p.turn_id for p in await store.unfinished_turns("T1", "G1")] == [running], "a running turn ends there"
+        assert await store.conversation(("T1", "C1", "1.000001"), ALICE.id) == "conv-1"
+        assert await _answer(store, 9, thread_scope("C1", "1.000001"), BOB, "bob") == ["alice in the thread"]
+        assert await _answer(store, 9, "C1", BOB, "bob") == ["alice in the channel"]  # from bob's cursor on
+        assert await _answer(store, 9, thread_scope("G10", "1.000001"), BOB, "bob") == ["alice elsewhere"]
+
+    run(database_url, body)
+
+
+def test_a_binding_already_made_under_the_new_id_is_kept(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "G1", CREW))
+        await store.put_binding(Binding("T1", "C1", Target(kind="group", agents=(BOB,), group_id="group-2")))
+        assert await move_channel(store, "T1", "G1", "C1") is False
+        kept = await store.get_binding("T1", "C1")
+        assert kept is not None and kept.target.agents == (BOB,)
+        assert await move_channel(store, "T1", "G9", "C9") is False  # nothing stored under it
+
+    run(database_url, body)
+
+
+def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert a and b
+        await store.set_turn_status(a, "running")
+        assert await withdraw_turn(store, "T1", "C1", "1.000001") is None, "a started turn runs on"
+        assert await withdraw_turn(store, "T2", "C1", "1.000002") is None, "another workspace's message"
+        assert await withdraw_turn(store, "T1", "C1", "1.000002") == (b, "1.000002")
+        assert await withdraw_turn(store, "T1", "C1", "1.000002") is None, "withdrawn once"
+        assert await store.set_turn_status(b, "running") is False
+        assert [p.turn_id for p in await store.unfinished_turns()] == [a]
+
+    run(database_url, body)
+
+
+def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert a and b
+        await store.set_turn_status(a, "running")
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a2") is None, "a started turn answers what it was asked"
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
+        assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"
+        assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
+
+    run(database_url, body)
