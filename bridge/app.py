@@ -302,10 +302,11 @@ class Bridge:
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token
         peer = request.headers.get(PEER_HEADER) if self.behind_ingress else request.remote
-        if token is None and not _loopback(peer):
-            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
-            return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
-                                     status=403)
+        if token is None and (not _loopback(peer) or _relayed(request)):
+            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper), not for whoever a
+            # proxy on this host relays from loopback.
+            refusal = {"error": "GET /metrics is served to this host's own clients only unless METRICS_TOKEN is set"}
+            return web.json_response(refusal, status=403)
         if token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
@@ -337,6 +338,15 @@ class Bridge:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
         return app
+
+
+# Headers a proxy adds for the client it relays for (Heroku's, Render's and Fly's routers, nginx, Caddy).
+RELAY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def _relayed(request: web.Request) -> bool:
+    """Brought by a proxy on behalf of someone else: its loopback address is the proxy's, not the client's."""
+    return any(name in request.headers for name in RELAY_HEADERS)
 
 
 def _loopback(address: str | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
@@ -46,5 +47,32 @@ def test_a_turn_no_agent_answered_is_counted_failed_not_partial(fresh: tuple[Fak
         assert outcomes(bridge) == {"failed": 1.0, "partial": 1.0}
         ended = [line for line in bridge.logs().splitlines() if "turn ended" in line]
         assert [("status=failed" in line, "status=partial" in line) for line in ended] == [(True, False), (False, True)]
+    finally:
+        assert bridge.stop() == 0
+
+
+PROXIED = (
+    {"X-Forwarded-For": "203.0.113.9"},
+    {"Forwarded": "for=203.0.113.9;proto=https"},
+    {"X-Real-IP": "203.0.113.9"},
+)
+
+
+@pytest.mark.parametrize("inbox", ["true", "false"])
+def test_metrics_without_a_token_are_not_served_to_what_a_proxy_on_this_host_relays(
+    fresh: tuple[FakeSlack, FakeLetta, Path], inbox: str
+) -> None:
+    """Without METRICS_TOKEN /metrics is for this host only. A router or reverse proxy on the same host (nginx,
+    Caddy, a platform's sidecar) connects from loopback on behalf of anyone on the internet, and says so in
+    X-Forwarded-For / Forwarded / X-Real-IP: such a request is not this host's, whatever address it came from."""
+    slack, letta, tmp = fresh
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", HTTP_EVENTS_INBOX=inbox)
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        assert httpx.get(f"{bridge.url}/metrics", timeout=5).status_code == 200, "a scraper on this host"
+        for headers in PROXIED:
+            relayed = httpx.get(f"{bridge.url}/metrics", headers=headers, timeout=5)
+            assert relayed.status_code == 403 and "METRICS_TOKEN" in relayed.text, (headers, relayed.text)
+            assert httpx.get(f"{bridge.url}/healthz", headers=headers, timeout=5).status_code == 200
     finally:
         assert bridge.stop() == 0
