@@ -294,6 +294,9 @@ class Bridge:
         try:
             async with asyncio.timeout(3):
                 await self.store.ping()
+        except StoreError as exc:
+            log.warning("not ready: %s", exc)
+            return web.json_response({"status": "database unavailable"}, status=503)
         except Exception as exc:
             log.warning("not ready: the database does not answer error=%s", type(exc).__name__)
             return web.json_response({"status": "database unavailable"}, status=503)

@@ -3,6 +3,7 @@ outcomes in /metrics that an alert can be written on, and /metrics kept off the 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -74,5 +75,30 @@ def test_metrics_without_a_token_are_not_served_to_what_a_proxy_on_this_host_rel
             relayed = httpx.get(f"{bridge.url}/metrics", headers=headers, timeout=5)
             assert relayed.status_code == 403 and "METRICS_TOKEN" in relayed.text, (headers, relayed.text)
             assert httpx.get(f"{bridge.url}/healthz", headers=headers, timeout=5).status_code == 200
+    finally:
+        assert bridge.stop() == 0
+
+
+def test_readyz_says_not_ready_while_another_process_holds_the_sqlite_write_lock(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """An operator's `sqlite3 bridge.db` left in a transaction, or a backup tool's lock: no turn can be recorded
+    (each write waits, then fails), so /readyz must not say ready; it is ready again once the lock goes."""
+    slack, letta, tmp = fresh
+    db = tmp / "bridge.db"
+    bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, db)).start(tmp / "bridge.log")
+    try:
+        assert httpx.get(f"{bridge.url}/readyz", timeout=10).status_code == 200
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            locked = httpx.get(f"{bridge.url}/readyz", timeout=10)
+            assert (locked.status_code, locked.json()["status"]) == (503, "database unavailable"), locked.text
+            assert httpx.get(f"{bridge.url}/healthz", timeout=5).status_code == 200, "alive, only not ready"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert httpx.get(f"{bridge.url}/readyz", timeout=10).status_code == 200
+        assert "database is locked" in bridge.logs()
     finally:
         assert bridge.stop() == 0
