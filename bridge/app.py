@@ -135,6 +135,7 @@ class Bridge:
         self.started_at = time.monotonic()
         self.ready = False
         self.stopping = False  # set at SIGTERM: /healthz and /readyz answer 503 while what is in flight finishes
+        self._unready: str | None = None  # why the last /readyz answered 503, until one answers 200 again
         self.behind_ingress = False  # HTTP requests come through the ingress thread (front.py)
 
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
@@ -288,19 +289,31 @@ class Bridge:
         return web.json_response(body, status=200 if status == "ok" else 503)
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        """Ready to take Slack's requests: started, not stopping, and the database answers."""
+        """Ready to take Slack's requests: started, not stopping, and the database answers. A platform probes every
+        few seconds: a change of readiness is logged once, not each probe."""
         if not self.ready or self.stopping:
             return web.json_response({"status": "not ready"}, status=503)
+        problem = await self._database_problem()
+        if problem is not None:
+            if problem != self._unready:
+                log.warning("not ready: %s", problem)
+            self._unready = problem
+            return web.json_response({"status": "database unavailable"}, status=503)
+        if self._unready is not None:
+            log.info("ready again: the database answers")
+            self._unready = None
+        return web.json_response({"status": "ready", "version": __version__})
+
+    async def _database_problem(self) -> str | None:
+        """Why the database cannot record a turn now, in words; None when it can."""
         try:
             async with asyncio.timeout(3):
                 await self.store.ping()
         except StoreError as exc:
-            log.warning("not ready: %s", exc)
-            return web.json_response({"status": "database unavailable"}, status=503)
+            return str(exc)
         except Exception as exc:
-            log.warning("not ready: the database does not answer error=%s", type(exc).__name__)
-            return web.json_response({"status": "database unavailable"}, status=503)
-        return web.json_response({"status": "ready", "version": __version__})
+            return f"the database does not answer error={type(exc).__name__}"
+        return None
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token

@@ -102,3 +102,29 @@ def test_readyz_says_not_ready_while_another_process_holds_the_sqlite_write_lock
         assert "database is locked" in bridge.logs()
     finally:
         assert bridge.stop() == 0
+
+
+def test_readiness_probes_during_an_outage_log_its_start_and_end_not_every_probe(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """A platform probes /readyz every few seconds: an outage of an hour must not be a warning per probe, but one
+    line when readiness goes and one when it comes back."""
+    slack, letta, tmp = fresh
+    db = tmp / "bridge.db"
+    bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, db)).start(tmp / "bridge.log")
+    try:
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            for _ in range(4):
+                assert httpx.get(f"{bridge.url}/readyz", timeout=10).status_code == 503
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        for _ in range(3):
+            assert httpx.get(f"{bridge.url}/readyz", timeout=10).status_code == 200
+    finally:
+        assert bridge.stop() == 0
+    lines = bridge.logs().splitlines()
+    assert len([line for line in lines if "not ready" in line]) == 1, bridge.logs()
+    assert len([line for line in lines if "ready again" in line]) == 1, bridge.logs()
