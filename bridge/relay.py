@@ -331,13 +331,21 @@ class Relay:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,
         and three such runs left the turn for the next start, a day away with one web process. An outage longer
         than the lease ends here: the lease keeper cancels this worker, and the sweep brings the turn back."""
+        waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
         while not self._closing:
             try:
                 await self._store.ping()
-                return
             except Exception as exc:
-                log.warning("the database does not answer, waiting to run the turn again error=%s", type(exc).__name__)
-            await asyncio.sleep(DATABASE_LOOK_EVERY)
+                if waited_since is None:
+                    waited_since = asyncio.get_running_loop().time()
+                    log.warning("the database does not answer, waiting to run the turn again error=%s",
+                                type(exc).__name__)
+                await asyncio.sleep(DATABASE_LOOK_EVERY)
+                continue
+            if waited_since is not None:
+                waited = asyncio.get_running_loop().time() - waited_since
+                log.info("the database answers again, running the turn again waited_ms=%.0f", waited * 1000)
+            return
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""
