@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -95,13 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_dispatch(args, settings))
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say_error(str(exc), daemon and settings.log_format == "json")
         return exc.code
     except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say_error(str(exc), daemon and settings.log_format == "json")
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _say_error(message: str, as_log_line: bool) -> None:
+    """The one line a failed command ends with: `error: ...`, or for `serve` and `socket` with LOG_FORMAT=json a
+    log line like every other (a log pipeline parses each line, and this is the one an operator needs most)."""
+    if as_log_line:
+        logging.getLogger(__name__).error(message)
+    else:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def _require(settings: Settings, mode: str) -> None:

@@ -3,14 +3,18 @@ outcomes in /metrics that an alert can be written on, and /metrics kept off the 
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.e2e.harness import REPO, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 
@@ -128,3 +132,20 @@ def test_readiness_probes_during_an_outage_log_its_start_and_end_not_every_probe
     lines = bridge.logs().splitlines()
     assert len([line for line in lines if "not ready" in line]) == 1, bridge.logs()
     assert len([line for line in lines if "ready again" in line]) == 1, bridge.logs()
+
+
+def test_with_json_logs_a_serve_that_cannot_start_says_why_in_a_json_line(tmp_path: Path) -> None:
+    """LOG_FORMAT=json is for a log pipeline that parses each line: the one line a crash-looping `serve` writes,
+    the one an operator most needs, must be JSON too (level error), and still exit 1."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", HOST="127.0.0.1",
+                       PORT=str(port), LOG_FORMAT="json")
+        done = subprocess.run([sys.executable, "-m", "bridge", "serve"], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=30)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]  # every line is JSON
+    [failure] = [line for line in lines if line["level"] == "error"]
+    assert "already in use" in failure["message"] and f"127.0.0.1:{port}" in failure["message"], failure
