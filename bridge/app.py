@@ -23,7 +23,7 @@ from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
 from bridge.ids import request_id
-from bridge.ingress import PEER_HEADER
+from bridge.ingress import PEER_HEADER, is_event_callback
 from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
 from bridge.logs import log_context
@@ -263,7 +263,15 @@ class Bridge:
         if body is None:
             return body_too_slow()
         assert self.gate is not None, "HTTP mode needs the signing secret"
-        refusal = await self.gate.admit({k.lower(): v for k, v in request.headers.items()}, body)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if self.stopping and self.gate.check(headers, body) is None and is_event_callback(headers, body):
+            # A kept-alive connection still brings events while turns finish: refused, Slack delivers it again
+            # (to the next process); a button or a command is still answered.
+            log.info("slack event refused while stopping, Slack delivers it again status=503")
+            busy = web.json_response({"error": "the bridge is stopping"}, status=503)
+            busy.force_close()
+            return busy
+        refusal = await self.gate.admit(headers, body)
         if refusal is not None:
             log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)

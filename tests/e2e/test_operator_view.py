@@ -8,14 +8,16 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import REPO, BridgeProcess, base_env, run_cli
+from tests.e2e.harness import REPO, SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, mention_event, signed_headers
 from tests.fakes.slack import FakeSlack
 
 CHANNEL = "C0VIEW0001"
@@ -149,3 +151,38 @@ def test_with_json_logs_a_serve_that_cannot_start_says_why_in_a_json_line(tmp_pa
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]  # every line is JSON
     [failure] = [line for line in lines if line["level"] == "error"]
     assert "already in use" in failure["message"] and f"127.0.0.1:{port}" in failure["message"], failure
+
+
+def test_an_event_that_arrives_while_serve_drains_is_refused_for_slack_to_retry(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Between SIGTERM and exit a router's kept-alive connection still brings events (Postgres: no ingress). Each
+    is answered 503 `the bridge is stopping` (Slack delivers it again, to the next process) without an ERROR
+    traceback in the log; the retry, once a process serves again, becomes its turn."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    letta.set_delay(alice, 3.0)  # the turn in flight when SIGTERM comes
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", HTTP_EVENTS_INBOX="false")
+    assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    late = mention_event("one more thing", channel=CHANNEL)
+    with httpx.Client(base_url=bridge.url, timeout=10) as router:  # one kept-alive connection
+        assert router.get("/healthz").status_code == 200
+        bridge.mention("a slow question", CHANNEL)
+        letta.wait_for(lambda: any(i.finished is None for i in letta.inputs), 10)
+        assert bridge.proc is not None
+        bridge.proc.terminate()
+        while router.get("/healthz").json()["status"] != "stopping":
+            time.sleep(0.05)
+        body = event_body(late)
+        answer = router.post("/slack/events", content=body,
+                             headers=signed_headers(SIGNING_SECRET, body, "application/json"))
+        assert (answer.status_code, answer.json()) == (503, {"error": "the bridge is stopping"})
+    assert bridge.stop() == 0
+    assert "Traceback" not in bridge.logs() and "ERROR" not in bridge.logs(), bridge.logs()
+    bridge.restart()
+    try:
+        assert bridge.post(event_body(late)).status_code == 200  # Slack's retry, signed anew
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, late["ts"]), 15)
+    finally:
+        assert bridge.stop() == 0
