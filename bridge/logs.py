@@ -105,16 +105,39 @@ class TextFormatter(logging.Formatter):
         return " ".join([text, *extra]) if extra else text
 
 
+# Libraries whose lines below a level are never written, whatever LOG_LEVEL says: they echo request URLs and
+# bodies, every SQL statement with its parameters (aiosqlite), each request's middleware chain (Bolt), each
+# rule a reply's Markdown is parsed with (markdown-it).
+QUIETER: dict[str, int] = {
+    "slack_bolt": logging.WARNING,
+    "slack_sdk": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "markdown_it": logging.WARNING,  # each parsing rule entered, with the reply's text
+    # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
+    "asyncpg": logging.ERROR,
+}
+
+
+class Quieter(logging.Filter):
+    """On the handler, not the loggers' levels: Bolt sets its app logger's level to the root's when the app is
+    built, after logging was set up, so a level set on `slack_bolt` beforehand did not hold."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, least in QUIETER.items():
+            if record.name == name or record.name.startswith(name + "."):
+                return record.levelno >= least
+        return True
+
+
 def setup_logging(level: str, fmt: str, secrets: list[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Quieter())
     handler.addFilter(ContextFilter())
     handler.addFilter(Redactor(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    # Third-party loggers echo request URLs and bodies at debug level; keep them at warning.
-    for noisy in ("slack_bolt", "slack_sdk", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
-    logging.getLogger("asyncpg").setLevel(logging.ERROR)
+    for name, least in QUIETER.items():  # not even made into records where the library leaves its level alone
+        logging.getLogger(name).setLevel(least)

@@ -186,3 +186,25 @@ def test_an_event_that_arrives_while_serve_drains_is_refused_for_slack_to_retry(
         slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, late["ts"]), 15)
     finally:
         assert bridge.stop() == 0
+
+
+def test_log_level_debug_adds_the_bridges_own_lines_not_every_sql_statement(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """LOG_LEVEL=DEBUG is what an operator turns on to follow a turn: it adds the bridge's debug lines (the text
+    of each message), not two lines per SQL statement from aiosqlite (with their parameters, every few seconds
+    even when idle) nor Bolt's middleware chain for each request, which buried them."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", LOG_LEVEL="DEBUG", LOG_FORMAT="json")
+    assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        event, _ = bridge.mention("follow me", CHANNEL)
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, event["ts"]), 15)
+    finally:
+        assert bridge.stop() == 0
+    lines = [json.loads(line) for line in bridge.logs().splitlines() if line.strip()]
+    assert any(line["level"] == "debug" and line["logger"].startswith("bridge.") for line in lines)
+    third_party = [line for line in lines if line["level"] == "debug" and not line["logger"].startswith("bridge")]
+    assert [line["logger"] for line in third_party if line["logger"] != "asyncio"] == [], third_party[:3]
