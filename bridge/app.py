@@ -239,16 +239,19 @@ class Bridge:
         self.stopping = True
         self.ready = False
         grace = self.settings.shutdown_grace_seconds
+        graced = asyncio.get_running_loop().time() + grace  # one grace in all: the platform kills at 30 s
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
-        # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; any
-        # still running get it once more here, then the socket closes under them.
+        # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; what
+        # is left of it (commands' lookups may have ended sooner) goes to turns still ending, then the socket
+        # closes under them.
+        left = max(0.0, graced - asyncio.get_running_loop().time())
         if self.workspaces is not None:
-            await self.workspaces.aclose(wait=grace)
+            await self.workspaces.aclose(wait=left)
         else:
-            await self.letta.aclose(wait=grace)
+            await self.letta.aclose(wait=left)
         if self.slack.session is not None:
             await self.slack.session.close()
         await self.store.close()

@@ -45,6 +45,7 @@ DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does n
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
+CANCELLED_WAIT = 1.0  # seconds a turn cancelled at the end of the shutdown grace gets to end
 
 
 class RelayClosing(Exception):
@@ -367,5 +368,12 @@ class Relay:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                # A cancelled turn's clean-up may wait on its server (an App Server's aborted turn ends only when
+                # its model call returns): cut short after CANCELLED_WAIT, or the platform's kill comes first.
+                # Closing the connection next ends what it waited for.
+                _, stuck = await asyncio.wait(pending, timeout=CANCELLED_WAIT)
+                for task in stuck:
+                    task.cancel()
+                if stuck:
+                    await asyncio.wait(stuck, timeout=CANCELLED_WAIT)
                 log.info("stopped with turns in flight, recorded for the next start count=%d", len(pending))

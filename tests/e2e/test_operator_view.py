@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import REPO, SIGNING_SECRET, BridgeProcess, base_env, run_cli
+from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, mention_event, signed_headers
 from tests.fakes.slack import FakeSlack
@@ -208,3 +209,37 @@ def test_log_level_debug_adds_the_bridges_own_lines_not_every_sql_statement(
     assert any(line["level"] == "debug" and line["logger"].startswith("bridge.") for line in lines)
     third_party = [line for line in lines if line["level"] == "debug" and not line["logger"].startswith("bridge")]
     assert [line["logger"] for line in third_party if line["logger"] != "asyncio"] == [], third_party[:3]
+
+
+def test_on_the_app_server_sigterm_ends_within_the_grace_not_twice_it(tmp_path: Path) -> None:
+    """A platform kills 30 s after SIGTERM and SHUTDOWN_GRACE_SECONDS (20) is the time turns get. On an App
+    Server a turn still running at the end of the grace was cancelled, and its cancellation then waited for the
+    server's model call to return (abort_wait, 5 s more, or the request timeout): past the kill, an R12 exit
+    timeout and no clean exit. What is left after the grace is cut short, and closing the socket ends it."""
+    grace = 2.0
+    slack = FakeSlack()
+    slack.start()
+    app = FakeAppServer(hang_release=60)  # the model call in flight returns a minute after the abort
+    app.start()
+    try:
+        alice = app.add_agent("alice", mode="hang")
+        env = base_env(slack.api_url, app.url, tmp_path / "bridge.db", SHUTDOWN_GRACE_SECONDS=str(grace))
+        assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        bridge.mention("a long question", CHANNEL)
+        deadline = time.monotonic() + 10
+        while "conversation created" not in bridge.logs():
+            assert time.monotonic() < deadline, bridge.logs()
+            time.sleep(0.05)
+        time.sleep(0.5)  # the input is on the server, its model call running
+        assert bridge.proc is not None
+        started = time.monotonic()
+        bridge.proc.terminate()
+        code = bridge.proc.wait(60)
+        took = time.monotonic() - started
+        assert code == 0, bridge.logs()
+        assert took < grace + 2.5, f"took {took:.1f} s after SIGTERM with a grace of {grace} s"
+        assert "recorded for the next start count=1" in bridge.logs()
+    finally:
+        app.stop()
+        slack.stop()
