@@ -117,9 +117,13 @@ def _say_error(message: str, as_log_line: bool) -> None:
 def _require(settings: Settings, mode: str) -> None:
     lines = missing(settings, mode)  # type: ignore[arg-type]
     if lines:
+        as_log_lines = settings.log_format == "json"  # `serve` and `socket`, whose every line is a log line
         for line in lines:
-            print(f"error: {line}", file=sys.stderr)
-        print(set_them_up(settings), file=sys.stderr)
+            _say_error(line, as_log_lines)
+        if as_log_lines:
+            logging.getLogger(__name__).error(set_them_up(settings))
+        else:
+            print(set_them_up(settings), file=sys.stderr)
         raise SystemExit(2)
 
 

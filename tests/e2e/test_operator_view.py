@@ -243,3 +243,15 @@ def test_on_the_app_server_sigterm_ends_within_the_grace_not_twice_it(tmp_path: 
     finally:
         app.stop()
         slack.stop()
+
+
+def test_with_json_logs_a_serve_missing_a_setting_names_it_in_json_lines(tmp_path: Path) -> None:
+    """The deploy button sets LOG_FORMAT=json; a deploy that forgot SLACK_SIGNING_SECRET crash-loops, and its lines
+    (which setting, where to find it) must reach the log pipeline as JSON like the rest. Exit 2 as before."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", LOG_FORMAT="json")
+    del env["SLACK_SIGNING_SECRET"]
+    done = subprocess.run([sys.executable, "-m", "bridge", "serve"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]  # every line is JSON
+    assert any("SLACK_SIGNING_SECRET" in line["message"] and line["level"] == "error" for line in lines), lines
