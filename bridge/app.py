@@ -26,7 +26,7 @@ from bridge.ids import request_id
 from bridge.ingress import PEER_HEADER, is_event_callback
 from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
-from bridge.logs import log_context
+from bridge.logs import Throttled, log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.relay import Relay
 from bridge.slack.bolt_app import BridgeApp, as_bolt_reads_it
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from bridge.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
+refused = Throttled(log)  # requests refused at the door come in bursts: a line a minute per reason
 
 # Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
 # MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
@@ -276,13 +277,14 @@ class Bridge:
             return busy
         refusal = await self.gate.admit(headers, body)
         if refusal is not None:
-            log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
+            refused.warning(refusal.reason, "slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)
         try:
             bolt_request = as_bolt_reads_it(await to_bolt_request(request))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
-            log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
+            kind = type(exc).__name__
+            refused.warning(kind, "slack request refused status=400 reason=malformed payload (%s)", kind)
             return web.json_response({"error": "malformed payload"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
         try:

@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -50,6 +52,31 @@ def logged(name: str) -> object:
 
 def fields_of(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class Throttled:
+    """A warning that comes in bursts (requests refused at the door, from a scanner or a misconfigured app): said
+    at most once every `every` seconds per key, the line carrying how many like it went unsaid since. Thread-safe
+    (the ingress logs from a thread of its own)."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._said: dict[str, float] = {}
+        self._unsaid: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            said = self._said.get(key)
+            if said is not None and now - said < self._every:
+                self._unsaid[key] = self._unsaid.get(key, 0) + 1
+                return
+            self._said[key] = now
+            unsaid = self._unsaid.pop(key, 0)
+        extra = {"more_since_last_line": unsaid} if unsaid else None
+        self._logger.warning(message, *args, extra=extra, stacklevel=2)
 
 
 class ContextFilter(logging.Filter):

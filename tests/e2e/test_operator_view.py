@@ -255,3 +255,25 @@ def test_with_json_logs_a_serve_missing_a_setting_names_it_in_json_lines(tmp_pat
     assert done.returncode == 2, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]  # every line is JSON
     assert any("SLACK_SIGNING_SECRET" in line["message"] and line["level"] == "error" for line in lines), lines
+
+
+@pytest.mark.parametrize("inbox", ["true", "false"])
+def test_a_burst_of_unsigned_requests_is_one_warning_not_one_each(
+    fresh: tuple[FakeSlack, FakeLetta, Path], inbox: str
+) -> None:
+    """A scanner or a misconfigured app posting to /slack/events hundreds of times a minute wrote a warning for
+    each: the log an operator reads was that. Each is still refused; the log says so once a minute per reason,
+    with how many were refused since."""
+    slack, letta, tmp = fresh
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db", HTTP_EVENTS_INBOX=inbox)
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        with httpx.Client(base_url=bridge.url, timeout=5) as scanner:
+            for n in range(40):
+                refused = scanner.post("/slack/events", content=b'{"type": "event_callback"}',
+                                       headers={"Content-Type": "application/json"})
+                assert refused.status_code == 401, n
+    finally:
+        assert bridge.stop() == 0
+    said = [line for line in bridge.logs().splitlines() if "slack request refused" in line]
+    assert len(said) == 1 and "reason=missing signature" in said[0], said[:3]

@@ -3,11 +3,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import pytest
 
 from bridge.checks import EPHEMERAL_HOSTS, ephemeral_sqlite
-from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, log_context
+from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, Throttled, log_context
 from bridge.metrics import Metrics, route
 
 
@@ -81,3 +82,17 @@ def test_every_slack_token_shape_is_masked_even_when_it_is_not_the_bridges(token
     logger.warning("slack said something about token=%s", token)
     line = out.getvalue()
     assert token.split("-", 1)[1] not in line, line
+
+
+def test_a_throttled_warning_says_how_many_went_unsaid_since_its_last_line() -> None:
+    logger, out = capture(JsonFormatter(), [])
+    refused = Throttled(logger, every=0.2)
+    for _ in range(5):
+        refused.warning("missing signature", "slack request refused reason=%s", "missing signature")
+    refused.warning("replayed", "slack request refused reason=%s", "replayed request")  # its own key
+    time.sleep(0.25)
+    refused.warning("missing signature", "slack request refused reason=%s", "missing signature")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["message"][-9:], line.get("more_since_last_line")) for line in lines] == [
+        ("signature", None), ("d request", None), ("signature", 4)
+    ]
