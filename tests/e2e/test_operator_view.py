@@ -277,3 +277,18 @@ def test_a_burst_of_unsigned_requests_is_one_warning_not_one_each(
         assert bridge.stop() == 0
     said = [line for line in bridge.logs().splitlines() if "slack request refused" in line]
     assert len(said) == 1 and "reason=missing signature" in said[0], said[:3]
+
+
+def test_metrics_carry_the_processs_memory_cpu_and_open_files(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    """A platform restarts a process over its memory quota (Heroku R14/R15) and the bridge caps its connections by
+    its open-file limit: the standard process series must be on the page, as any Prometheus client exports them."""
+    slack, letta, tmp = fresh
+    bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp / "bridge.db")).start(tmp / "bridge.log")
+    try:
+        page = httpx.get(f"{bridge.url}/metrics", timeout=5).text
+    finally:
+        assert bridge.stop() == 0
+    names = {family.name for family in text_string_to_metric_families(page)}
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds", "process_max_fds",
+                 "process_start_time_seconds", "python_info"):
+        assert name in names, name
