@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
@@ -20,7 +19,7 @@ from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
 from bridge.letta.metered import MeteredLettaClient
 from bridge.metrics import Metrics
-from bridge.slack.metered import MeteredSlackClient
+from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.store import Store
 from bridge.store.leases import check_lease
 
@@ -32,7 +31,7 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_li
         client.metrics = metrics
     if wait_out_limits:
         # 429 means Slack did not process the call, so retrying after Retry-After is safe.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        client.retry_handlers.append(CountedRateLimits(client, max_retry_count=3))
     return client
 
 

@@ -70,6 +70,12 @@ class Metrics:
         self.slack_errors = Counter(
             "bridge_slack_errors", "Failed Slack calls, by method and error", ["method", "error"], registry=r
         )
+        self.slack_rate_limited = Counter(
+            "bridge_slack_rate_limited",
+            "Slack calls answered 429 and made again after Retry-After, by method",
+            ["method"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "bridge_queue_depth",
             "Unfinished turns of a binding (team:channel), as last seen by this process",
@@ -124,6 +130,9 @@ class Metrics:
         self.letta_seconds.labels(method, route(path)).observe(seconds)
         if error is not None:
             self.letta_errors.labels(error).inc()
+
+    def rate_limited(self, method: str) -> None:
+        self.slack_rate_limited.labels(method).inc()
 
     def slack_call(self, method: str, seconds: float, error: str | None) -> None:
         self.slack_seconds.labels(method).observe(seconds)

@@ -292,3 +292,28 @@ def test_metrics_carry_the_processs_memory_cpu_and_open_files(fresh: tuple[FakeS
     for name in ("process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds", "process_max_fds",
                  "process_start_time_seconds", "python_info"):
         assert name in names, name
+
+
+def test_slack_rate_limits_waited_out_are_counted(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
+    """Slack's 429s are waited out and the call made again: the post lands late, and nothing said why. Each one
+    is counted by method, so that an operator sees the bridge being held back (and by which method)."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        slack.fail_next("chat.postMessage", "ratelimited", status=429)
+        event, _ = bridge.mention("hello", CHANNEL)
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, event["ts"]), 15)
+        assert [p.args["text"] for p in slack.posts(CHANNEL, event["ts"])], "the post landed after the wait"
+        page = httpx.get(f"{bridge.url}/metrics", timeout=5).text
+    finally:
+        assert bridge.stop() == 0
+    counted = {
+        sample.labels["method"]: sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == "bridge_slack_rate_limited_total"
+    }
+    assert counted == {"chat.postMessage": 1.0}
