@@ -275,7 +275,13 @@ class Bridge:
             busy = web.json_response({"error": "the bridge is stopping"}, status=503)
             busy.force_close()
             return busy
-        refusal = await self.gate.admit(headers, body)
+        try:
+            refusal = await self.gate.admit(headers, body)  # its signature recorded: the store may fail here
+        except Exception as exc:
+            # Not answered 200 without its signature on disk: Slack delivers it again. An outage fails them all.
+            refused.warning("unrecorded", "slack request not recorded, answered 500 error=%s (%s)",
+                            type(exc).__name__, exc)
+            return web.json_response({"error": "the request could not be recorded"}, status=500)
         if refusal is not None:
             refused.warning(refusal.reason, "slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)

@@ -317,3 +317,34 @@ def test_slack_rate_limits_waited_out_are_counted(fresh: tuple[FakeSlack, FakeLe
         if sample.name == "bridge_slack_rate_limited_total"
     }
     assert counted == {"chat.postMessage": 1.0}
+
+
+def test_an_event_the_database_cannot_record_is_answered_500_in_one_line(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Without the events ingress (as on Postgres) an event is recorded before its ack. When the database cannot
+    (down, or locked by another process), Slack must get a 500 to deliver it again, and the log one line saying
+    so: not aiohttp's ERROR with a traceback of the store's internals for each event."""
+    slack, letta, tmp = fresh
+    alice = letta.add_agent("alice")
+    db = tmp / "bridge.db"
+    env = base_env(slack.api_url, letta.base_url, db, HTTP_EVENTS_INBOX="false")
+    assert run_cli(env, "channels", "connect", CHANNEL, alice).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        event = mention_event("are you there?", channel=CHANNEL)
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            refused = bridge.post(event_body(event))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert (refused.status_code, refused.json()) == (500, {"error": "the request could not be recorded"})
+        assert bridge.post(event_body(event)).status_code == 200  # Slack's retry, signed anew
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, event["ts"]), 15)
+    finally:
+        assert bridge.stop() == 0
+    assert "Traceback" not in bridge.logs(), bridge.logs()
+    [said] = [line for line in bridge.logs().splitlines() if "not recorded" in line]
+    assert "WARNING" in said and "database is locked" in said, said
