@@ -102,6 +102,8 @@ class Redactor(logging.Filter):
         for key, value in fields_of(record).items():
             if isinstance(value, str):
                 setattr(record, key, self.redact(value))
+            elif not isinstance(value, int | float | bool | type(None)):  # an object is written as its str()
+                setattr(record, key, self.redact(str(value)))
         if record.exc_info:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

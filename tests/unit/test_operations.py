@@ -96,3 +96,14 @@ def test_a_throttled_warning_says_how_many_went_unsaid_since_its_last_line() -> 
     assert [(line["message"][-9:], line.get("more_since_last_line")) for line in lines] == [
         ("signature", None), ("d request", None), ("signature", 4)
     ]
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_a_field_that_is_not_a_string_is_masked_too(formatter: logging.Formatter) -> None:
+    """A field given as an object (an exception, a dict of headers, a settings object) was written through
+    str() after the masking, which read only strings: its secret reached the line."""
+    logger, out = capture(formatter, ["s3cret-value"])
+    logger.warning("call failed", extra={"headers": {"Authorization": "Bearer s3cret-value"},
+                                         "cause": ValueError("token s3cret-value refused"), "attempt": 2})
+    line = out.getvalue()
+    assert "s3cret-value" not in line and line.count("[redacted]") == 2 and "2" in line, line
