@@ -30,6 +30,18 @@ def shown_url(url: str) -> str:
     return _URL_CREDENTIALS.sub(r"\1***@", url)
 
 
+# Secrets learnt after logging was set up (a workspace's own Letta key, OAuth mode), longest first. A tuple
+# replaced whole: the ingress thread reads it while the main loop may add one.
+_learnt: tuple[str, ...] = ()
+
+
+def mask(secret: str) -> None:
+    """Mask `secret` in every line from now on, as the settings' secrets are."""
+    global _learnt
+    if len(secret) >= 4 and secret not in _learnt:
+        _learnt = tuple(sorted({*_learnt, secret}, key=len, reverse=True))
+
+
 _context: ContextVar[dict[str, object]] = ContextVar("bridge_log_context", default={})  # noqa: B039 - never mutated
 # Attributes every LogRecord has; anything else on a record is a field given by extra= or the context.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -92,7 +104,7 @@ class Redactor(logging.Filter):
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in (*self._secrets, *_learnt):
             text = text.replace(secret, "[redacted]")
         return shown_url(_TOKEN_SHAPES.sub("[redacted]", text))
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -8,6 +9,8 @@ import time
 import pytest
 
 from bridge.checks import EPHEMERAL_HOSTS, ephemeral_sqlite
+from bridge.clients import letta_client
+from bridge.config import Settings
 from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, Throttled, log_context
 from bridge.metrics import Metrics, route
 
@@ -107,3 +110,14 @@ def test_a_field_that_is_not_a_string_is_masked_too(formatter: logging.Formatter
                                          "cause": ValueError("token s3cret-value refused"), "attempt": 2})
     line = out.getvalue()
     assert "s3cret-value" not in line and line.count("[redacted]") == 2 and "2" in line, line
+
+
+def test_a_letta_key_first_used_after_logging_was_set_up_is_masked() -> None:
+    """OAuth mode: each workspace may set its own Letta server and key (/letta setup), long after the masking
+    was set up from the environment's settings: the key reached any line that quoted it (an error body a server
+    or its gateway echoed). Every Letta client made with a key now has it masked."""
+    logger, out = capture(TextFormatter(), [])
+    settings = Settings(letta_base_url="http://letta.example:8283", letta_api_key="workspace-own-key-8121")
+    asyncio.run(letta_client(settings).aclose())
+    logger.warning("letta error detail='bad key workspace-own-key-8121'")
+    assert "workspace-own-key-8121" not in out.getvalue(), out.getvalue()
