@@ -24,7 +24,7 @@ from typing import Any
 
 from bridge.domain import Turn
 from bridge.ids import otid as new_otid
-from bridge.logs import log_context, logged
+from bridge.logs import Throttled, log_context, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import QueueNotices
 from bridge.post_order import PostOrder
@@ -34,6 +34,7 @@ from bridge.store.leases import BindingLeases
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
+unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a line a minute
 
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
@@ -159,7 +160,7 @@ class Relay:
             try:
                 await self._sweep()
             except Exception as exc:
-                log.warning("could not look for orphaned turns error=%s", type(exc).__name__)
+                unswept.warning("sweep", "could not look for orphaned turns error=%s", type(exc).__name__)
 
     def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
         """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import bridge.relay as relay_module
+from bridge.logs import Throttled
 from bridge.turns import Job
 from tests.unit.test_relay import Worker, mention, relaying, until_done
 
@@ -51,3 +52,25 @@ def test_turns_waiting_for_the_database_say_so_once_and_once_more_when_it_is_bac
     said = [r.getMessage() for r in caplog.records if r.name == "bridge.relay"]
     assert len([m for m in said if "the database does not answer" in m]) == 1, said
     assert len([m for m in said if "the database answers again" in m]) == 1, said
+
+
+def test_a_sweep_that_cannot_look_for_orphaned_turns_says_so_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep looks every few seconds (every second here): an outage of an hour was a warning each time."""
+    monkeypatch.setattr(relay_module, "unswept", Throttled(relay_module.log))  # no window left by another test
+
+    async def main() -> None:
+        async with relaying(tmp_path / "b.db", Worker) as rig:
+            await rig.relay.resume()  # the database answers at the start, then goes away
+
+            async def orphaned_bindings() -> list[tuple[str, str]]:
+                raise ConnectionRefusedError("the database went away")
+
+            rig.late.orphaned_bindings = orphaned_bindings  # type: ignore[attr-defined]
+            await asyncio.sleep(3.5)  # three sweeps
+
+    with caplog.at_level(logging.WARNING, logger="bridge.relay"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if r.name == "bridge.relay"]
+    assert len([m for m in said if "could not look for orphaned turns" in m]) == 1, said
