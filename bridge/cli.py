@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -86,8 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
+        # No settings to read LOG_FORMAT from: the environment's, which is where a platform sets it.
+        json_logs = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+        as_log_lines = args.command in ("serve", "socket") and json_logs
+        if as_log_lines:
+            setup_logging("ERROR", "json", [])  # no secret of a setting that was refused is in its words
         for line in exc.lines:
-            print(f"error: {line}", file=sys.stderr)
+            _say_error(line, as_log_lines)
         return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
