@@ -23,10 +23,10 @@ from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
 from bridge.ids import request_id
-from bridge.ingress import PEER_HEADER
+from bridge.ingress import PEER_HEADER, is_event_callback
 from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
-from bridge.logs import log_context
+from bridge.logs import Throttled, log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.pruner import Pruner
 from bridge.relay import Relay
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bridge.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
+refused = Throttled(log)  # requests refused at the door come in bursts: a line a minute per reason
 
 # Postgres: connections a process opens for agent locks (one per Letta send in flight), whatever
 # MAX_CONCURRENT_TURNS says; sends beyond it wait for one. Small plans allow 20 connections in all.
@@ -137,6 +138,7 @@ class Bridge:
         self.started_at = time.monotonic()
         self.ready = False
         self.stopping = False  # set at SIGTERM: /healthz and /readyz answer 503 while what is in flight finishes
+        self._unready: str | None = None  # why the last /readyz answered 503, until one answers 200 again
         self.behind_ingress = False  # HTTP requests come through the ingress thread (front.py)
 
     def _many_workspaces(self, secret: str, leases: BindingLeases) -> None:
@@ -241,17 +243,20 @@ class Bridge:
         self.stopping = True
         self.ready = False
         grace = self.settings.shutdown_grace_seconds
+        graced = asyncio.get_running_loop().time() + grace  # one grace in all: the platform kills at 30 s
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
         await self.pruner.stop()
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
-        # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; any
-        # still running get it once more here, then the socket closes under them.
+        # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; what
+        # is left of it (commands' lookups may have ended sooner) goes to turns still ending, then the socket
+        # closes under them.
+        left = max(0.0, graced - asyncio.get_running_loop().time())
         if self.workspaces is not None:
-            await self.workspaces.aclose(wait=grace)
+            await self.workspaces.aclose(wait=left)
         else:
-            await self.letta.aclose(wait=grace)
+            await self.letta.aclose(wait=left)
         if self.slack.session is not None:
             await self.slack.session.close()
         await self.store.close()
@@ -266,15 +271,30 @@ class Bridge:
         if body is None:
             return body_too_slow()
         assert self.gate is not None, "HTTP mode needs the signing secret"
-        refusal = await self.gate.admit({k.lower(): v for k, v in request.headers.items()}, body)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if self.stopping and self.gate.check(headers, body) is None and is_event_callback(headers, body):
+            # A kept-alive connection still brings events while turns finish: refused, Slack delivers it again
+            # (to the next process); a button or a command is still answered.
+            log.info("slack event refused while stopping, Slack delivers it again status=503")
+            busy = web.json_response({"error": "the bridge is stopping"}, status=503)
+            busy.force_close()
+            return busy
+        try:
+            refusal = await self.gate.admit(headers, body)  # its signature recorded: the store may fail here
+        except Exception as exc:
+            # Not answered 200 without its signature on disk: Slack delivers it again. An outage fails them all.
+            refused.warning("unrecorded", "slack request not recorded, answered 500 error=%s (%s)",
+                            type(exc).__name__, exc)
+            return web.json_response({"error": "the request could not be recorded"}, status=500)
         if refusal is not None:
-            log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
+            refused.warning(refusal.reason, "slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)
         try:
             bolt_request = as_bolt_reads_it(await to_bolt_request(request))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
-            log.warning("slack request refused status=400 reason=malformed payload (%s)", type(exc).__name__)
+            kind = type(exc).__name__
+            refused.warning(kind, "slack request refused status=400 reason=malformed payload (%s)", kind)
             return web.json_response({"error": "malformed payload"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
         try:
@@ -292,24 +312,40 @@ class Bridge:
         return web.json_response(body, status=200 if status == "ok" else 503)
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        """Ready to take Slack's requests: started, not stopping, and the database answers."""
+        """Ready to take Slack's requests: started, not stopping, and the database answers. A platform probes every
+        few seconds: a change of readiness is logged once, not each probe."""
         if not self.ready or self.stopping:
             return web.json_response({"status": "not ready"}, status=503)
+        problem = await self._database_problem()
+        if problem is not None:
+            if problem != self._unready:
+                log.warning("not ready: %s", problem)
+            self._unready = problem
+            return web.json_response({"status": "database unavailable"}, status=503)
+        if self._unready is not None:
+            log.info("ready again: the database answers")
+            self._unready = None
+        return web.json_response({"status": "ready", "version": __version__})
+
+    async def _database_problem(self) -> str | None:
+        """Why the database cannot record a turn now, in words; None when it can."""
         try:
             async with asyncio.timeout(3):
                 await self.store.ping()
+        except StoreError as exc:
+            return str(exc)
         except Exception as exc:
-            log.warning("not ready: the database does not answer error=%s", type(exc).__name__)
-            return web.json_response({"status": "database unavailable"}, status=503)
-        return web.json_response({"status": "ready", "version": __version__})
+            return f"the database does not answer error={type(exc).__name__}"
+        return None
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         token = self.settings.metrics_token
         peer = request.headers.get(PEER_HEADER) if self.behind_ingress else request.remote
-        if token is None and not _loopback(peer):
-            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper).
-            return web.json_response({"error": "GET /metrics is served on loopback only unless METRICS_TOKEN is set"},
-                                     status=403)
+        if token is None and (not _loopback(peer) or _relayed(request)):
+            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper), not for whoever a
+            # proxy on this host relays from loopback.
+            refusal = {"error": "GET /metrics is served to this host's own clients only unless METRICS_TOKEN is set"}
+            return web.json_response(refusal, status=403)
         if token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
@@ -341,6 +377,15 @@ class Bridge:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
         return app
+
+
+# Headers a proxy adds for the client it relays for (Heroku's, Render's and Fly's routers, nginx, Caddy).
+RELAY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def _relayed(request: web.Request) -> bool:
+    """Brought by a proxy on behalf of someone else: its loopback address is the proxy's, not the client's."""
+    return any(name in request.headers for name in RELAY_HEADERS)
 
 
 def _loopback(address: str | None) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -85,8 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
+        # No settings to read LOG_FORMAT from: the environment's, which is where a platform sets it.
+        json_logs = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+        as_log_lines = args.command in ("serve", "socket") and json_logs
+        if as_log_lines:
+            setup_logging("ERROR", "json", [])  # no secret of a setting that was refused is in its words
         for line in exc.lines:
-            print(f"error: {line}", file=sys.stderr)
+            _say_error(line, as_log_lines)
         return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
@@ -95,21 +102,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_dispatch(args, settings))
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say_error(str(exc), daemon and settings.log_format == "json")
         return exc.code
     except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say_error(str(exc), daemon and settings.log_format == "json")
         return 1
     except KeyboardInterrupt:
         return 130
 
 
+def _say_error(message: str, as_log_line: bool) -> None:
+    """The one line a failed command ends with: `error: ...`, or for `serve` and `socket` with LOG_FORMAT=json a
+    log line like every other (a log pipeline parses each line, and this is the one an operator needs most)."""
+    if as_log_line:
+        logging.getLogger(__name__).error(message)
+    else:
+        print(f"error: {message}", file=sys.stderr)
+
+
 def _require(settings: Settings, mode: str) -> None:
     lines = missing(settings, mode)  # type: ignore[arg-type]
     if lines:
+        as_log_lines = settings.log_format == "json"  # `serve` and `socket`, whose every line is a log line
         for line in lines:
-            print(f"error: {line}", file=sys.stderr)
-        print(set_them_up(settings), file=sys.stderr)
+            _say_error(line, as_log_lines)
+        if as_log_lines:
+            logging.getLogger(__name__).error(set_them_up(settings))
+        else:
+            print(set_them_up(settings), file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
@@ -19,8 +18,9 @@ from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.locks import AgentLocks
 from bridge.letta.metered import MeteredLettaClient
+from bridge.logs import mask
 from bridge.metrics import Metrics
-from bridge.slack.metered import MeteredSlackClient
+from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.store import Store
 from bridge.store.leases import check_lease
 
@@ -32,7 +32,7 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_li
         client.metrics = metrics
     if wait_out_limits:
         # 429 means Slack did not process the call, so retrying after Retry-After is safe.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        client.retry_handlers.append(CountedRateLimits(client, max_retry_count=3))
     return client
 
 
@@ -42,7 +42,7 @@ def letta_client(
     """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
     a REST server's. `lookups`: the command line's, whose answers wait LETTA_LOOKUP_TIMEOUT, not the read timeout
     agent turns need."""
-    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    key = _letta_key(settings)
     read_timeout = settings.letta_lookup_timeout if lookups else settings.letta_read_timeout
     if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
         return AppServerLetta(
@@ -81,9 +81,18 @@ def runner_chooser(settings: Settings, client: LettaClient) -> RunnerChooser:
     )
 
 
+def _letta_key(settings: Settings) -> str | None:
+    """The settings' Letta key, masked in the logs from now on: a workspace's own (OAuth mode) is first seen here,
+    after logging was set up."""
+    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    if key:
+        mask(key)
+    return key
+
+
 async def letta_kind(settings: Settings) -> ServerKind:
     """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
-    key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else None
+    key = _letta_key(settings)
     return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
 
 

@@ -100,7 +100,7 @@ class GuardedSite(web.TCPSite):
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             accept,
-            self._host,
+            every_family(self._host),
             self._port,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
@@ -112,6 +112,12 @@ class GuardedSite(web.TCPSite):
         if now - self._last_warning >= WARN_EVERY:
             self._last_warning = now
             log.warning("http %s max_connections=%d", what, self.max_connections)
+
+
+def every_family(host: str | None) -> str | list[str] | None:
+    """`::` means every address, as it does for Node or nginx; asyncio alone would listen on IPv6 only (it sets
+    IPV6_V6ONLY), and a platform's router that connects over IPv4 would find nothing."""
+    return [host, "0.0.0.0"] if host is not None and host.strip("[]") == "::" else host  # noqa: S104 - as asked
 
 
 def body_too_slow() -> web.Response:

@@ -35,10 +35,11 @@ from bridge.config import Settings
 from bridge.http import GuardedSite, body_too_slow, limits, read_body
 from bridge.ids import request_id
 from bridge.inbox import Arrival, Inbox, Replayed
-from bridge.logs import log_context
+from bridge.logs import Throttled, log_context
 from bridge.slack.gate import REPLAY_WINDOW, Refusal
 
 log = logging.getLogger(__name__)
+refused = Throttled(log)  # requests refused at the door come in bursts: a line a minute per reason
 T = TypeVar("T")
 
 PEER_HEADER = "X-Bridge-Peer"  # the client's address, set by the ingress on every request it passes on
@@ -269,7 +270,8 @@ class Ingress:
                 with log_context(request_id=request_id()):
                     refusal = self._check(headers, body)
                     if refusal is not None:
-                        log.warning("slack request refused status=%s reason=%s", refusal.status, refusal.reason)
+                        refused.warning(refusal.reason, "slack request refused status=%s reason=%s", refusal.status,
+                                        refusal.reason)
                         return web.json_response({"error": refusal.reason}, status=refusal.status)
                     if is_event_callback(headers, body):
                         return self._event(headers, body)
@@ -282,7 +284,7 @@ class Ingress:
         try:
             arrival = self._inbox.record(headers["x-slack-signature"], expires, headers, body)
         except Replayed:
-            log.warning("slack request refused status=401 reason=replayed request")
+            refused.warning("replayed", "slack request refused status=401 reason=replayed request")
             return web.json_response({"error": "replayed request"}, status=401)
         except Exception as exc:
             # Not answered 200 without the event on disk: Slack delivers it again.

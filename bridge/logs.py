@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +29,18 @@ _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 def shown_url(url: str) -> str:
     """A URL as logs and Slack may show it: any user and password masked (`http://***@letta:8283`)."""
     return _URL_CREDENTIALS.sub(r"\1***@", url)
+
+
+# Secrets learnt after logging was set up (a workspace's own Letta key, OAuth mode), longest first. A tuple
+# replaced whole: the ingress thread reads it while the main loop may add one.
+_learnt: tuple[str, ...] = ()
+
+
+def mask(secret: str) -> None:
+    """Mask `secret` in every line from now on, as the settings' secrets are."""
+    global _learnt
+    if len(secret) >= 4 and secret not in _learnt:
+        _learnt = tuple(sorted({*_learnt, secret}, key=len, reverse=True))
 
 
 _context: ContextVar[dict[str, object]] = ContextVar("bridge_log_context", default={})  # noqa: B039 - never mutated
@@ -53,6 +67,31 @@ def fields_of(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
+class Throttled:
+    """A warning that comes in bursts (requests refused at the door, from a scanner or a misconfigured app): said
+    at most once every `every` seconds per key, the line carrying how many like it went unsaid since. Thread-safe
+    (the ingress logs from a thread of its own)."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._said: dict[str, float] = {}
+        self._unsaid: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            said = self._said.get(key)
+            if said is not None and now - said < self._every:
+                self._unsaid[key] = self._unsaid.get(key, 0) + 1
+                return
+            self._said[key] = now
+            unsaid = self._unsaid.pop(key, 0)
+        extra = {"more_since_last_line": unsaid} if unsaid else None
+        self._logger.warning(message, *args, extra=extra, stacklevel=2)
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in _context.get().items():
@@ -66,7 +105,7 @@ class Redactor(logging.Filter):
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in (*self._secrets, *_learnt):
             text = text.replace(secret, "[redacted]")
         return shown_url(_TOKEN_SHAPES.sub("[redacted]", text))
 
@@ -76,6 +115,8 @@ class Redactor(logging.Filter):
         for key, value in fields_of(record).items():
             if isinstance(value, str):
                 setattr(record, key, self.redact(value))
+            elif not isinstance(value, int | float | bool | type(None)):  # an object is written as its str()
+                setattr(record, key, self.redact(str(value)))
         if record.exc_info:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
@@ -106,16 +147,39 @@ class TextFormatter(logging.Formatter):
         return " ".join([text, *extra]) if extra else text
 
 
+# Libraries whose lines below a level are never written, whatever LOG_LEVEL says: they echo request URLs and
+# bodies, every SQL statement with its parameters (aiosqlite), each request's middleware chain (Bolt), each
+# rule a reply's Markdown is parsed with (markdown-it).
+QUIETER: dict[str, int] = {
+    "slack_bolt": logging.WARNING,
+    "slack_sdk": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "markdown_it": logging.WARNING,  # each parsing rule entered, with the reply's text
+    # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
+    "asyncpg": logging.ERROR,
+}
+
+
+class Quieter(logging.Filter):
+    """On the handler, not the loggers' levels: Bolt sets its app logger's level to the root's when the app is
+    built, after logging was set up, so a level set on `slack_bolt` beforehand did not hold."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, least in QUIETER.items():
+            if record.name == name or record.name.startswith(name + "."):
+                return record.levelno >= least
+        return True
+
+
 def setup_logging(level: str, fmt: str, secrets: list[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Quieter())
     handler.addFilter(ContextFilter())
     handler.addFilter(Redactor(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    # Third-party loggers echo request URLs and bodies at debug level; keep them at warning.
-    for noisy in ("slack_bolt", "slack_sdk", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # asyncpg's pool logs a traceback each time it cannot reconnect; /readyz and the store's errors say it plainly.
-    logging.getLogger("asyncpg").setLevel(logging.ERROR)
+    for name, least in QUIETER.items():  # not even made into records where the library leaves its level alone
+        logging.getLogger(name).setLevel(least)

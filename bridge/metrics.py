@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -27,6 +36,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The process's memory, CPU and open files (a platform restarts one over its memory quota) and Python's
+        # version, as every Prometheus client exports them by default.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.events = Counter(
             "bridge_events_received", "Mentions and messages the relay was offered, duplicates included", registry=r
         )
@@ -56,6 +69,12 @@ class Metrics:
         )
         self.slack_errors = Counter(
             "bridge_slack_errors", "Failed Slack calls, by method and error", ["method", "error"], registry=r
+        )
+        self.slack_rate_limited = Counter(
+            "bridge_slack_rate_limited",
+            "Slack calls answered 429 and made again after Retry-After, by method",
+            ["method"],
+            registry=r,
         )
         self.queue_depth = Gauge(
             "bridge_queue_depth",
@@ -111,6 +130,9 @@ class Metrics:
         self.letta_seconds.labels(method, route(path)).observe(seconds)
         if error is not None:
             self.letta_errors.labels(error).inc()
+
+    def rate_limited(self, method: str) -> None:
+        self.slack_rate_limited.labels(method).inc()
 
     def slack_call(self, method: str, seconds: float, error: str | None) -> None:
         self.slack_seconds.labels(method).observe(seconds)

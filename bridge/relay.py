@@ -24,7 +24,7 @@ from typing import Any
 
 from bridge.domain import Turn
 from bridge.ids import otid as new_otid
-from bridge.logs import log_context, logged
+from bridge.logs import Throttled, log_context, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import QueueNotices
 from bridge.post_order import PostOrder
@@ -35,6 +35,7 @@ from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
+unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a line a minute
 
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
@@ -46,6 +47,7 @@ DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does n
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
+CANCELLED_WAIT = 1.0  # seconds a turn cancelled at the end of the shutdown grace gets to end
 
 
 class RelayClosing(Exception):
@@ -183,7 +185,7 @@ class Relay:
             try:
                 await self._sweep()
             except Exception as exc:
-                log.warning("could not look for orphaned turns error=%s", type(exc).__name__)
+                unswept.warning("sweep", "could not look for orphaned turns error=%s", type(exc).__name__)
 
     def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
         """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).
@@ -356,13 +358,21 @@ class Relay:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,
         and three such runs left the turn for the next start, a day away with one web process. An outage longer
         than the lease ends here: the lease keeper cancels this worker, and the sweep brings the turn back."""
+        waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
         while not self._closing:
             try:
                 await self._store.ping()
-                return
             except Exception as exc:
-                log.warning("the database does not answer, waiting to run the turn again error=%s", type(exc).__name__)
-            await asyncio.sleep(DATABASE_LOOK_EVERY)
+                if waited_since is None:
+                    waited_since = asyncio.get_running_loop().time()
+                    log.warning("the database does not answer, waiting to run the turn again error=%s",
+                                type(exc).__name__)
+                await asyncio.sleep(DATABASE_LOOK_EVERY)
+                continue
+            if waited_since is not None:
+                waited = asyncio.get_running_loop().time() - waited_since
+                log.info("the database answers again, running the turn again waited_ms=%.0f", waited * 1000)
+            return
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""
@@ -384,5 +394,12 @@ class Relay:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                # A cancelled turn's clean-up may wait on its server (an App Server's aborted turn ends only when
+                # its model call returns): cut short after CANCELLED_WAIT, or the platform's kill comes first.
+                # Closing the connection next ends what it waited for.
+                _, stuck = await asyncio.wait(pending, timeout=CANCELLED_WAIT)
+                for task in stuck:
+                    task.cancel()
+                if stuck:
+                    await asyncio.wait(stuck, timeout=CANCELLED_WAIT)
                 log.info("stopped with turns in flight, recorded for the next start count=%d", len(pending))

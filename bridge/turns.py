@@ -225,7 +225,8 @@ class TurnWorker:
                 inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running, approvals))
                 async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
                     failures = await inner
-                status = "done" if failures == 0 else "partial"
+                # `partial` only when some agent answered: a turn nobody answered is `failed` (operators alert on it).
+                status = "done" if failures == 0 else "partial" if job.ran.get("replies") else "failed"
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if running.stopped_by is None or (task is not None and task.cancelling()):

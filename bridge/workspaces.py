@@ -40,7 +40,7 @@ from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.live import LiveMessages
-from bridge.slack.metered import MeteredSlackClient
+from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster, slack_error
 from bridge.stopping import TurnAbandoned
 from bridge.store.base import Store
@@ -210,12 +210,10 @@ class Workspaces:
         return kit
 
     def _slack(self, team_id: str, retry: bool) -> WorkspaceSlackClient:
-        from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-
         client = WorkspaceSlackClient(self, team_id, base_url=self.settings.slack_api_url, session=self.session)
         client.metrics = self.metrics
         if retry:
-            client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+            client.retry_handlers.append(CountedRateLimits(client, max_retry_count=3))
         return client
 
     @property

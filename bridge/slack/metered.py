@@ -1,4 +1,5 @@
-"""The Slack Web API client with every call timed and every failure counted by Slack's error code."""
+"""The Slack Web API client with every call timed and every failure counted by Slack's error code; each rate
+limit waited out counted too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -66,3 +70,24 @@ class MeteredSlackClient(AsyncWebClient):
             raise
         finally:
             self.metrics.slack_call(api_method, time.monotonic() - started, error)
+
+
+class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
+    """Waits out a 429 and makes the call again (Slack did not process it), counting each one: the call that then
+    succeeds is no failure, and without the count nothing would show the bridge held back."""
+
+    def __init__(self, client: MeteredSlackClient, max_retry_count: int) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._client = client
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is not None:
+            self._client.metrics.rate_limited(request.url.rsplit("/", 1)[-1].split("?", 1)[0])
+        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)

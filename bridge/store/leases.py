@@ -21,9 +21,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
+from bridge.logs import Throttled
 from bridge.store.base import Store
 
 log = logging.getLogger(__name__)
+unrenewed = Throttled(log)
 
 
 def process_owner() -> str:
@@ -122,7 +124,10 @@ class BindingLeases:
                 async with asyncio.timeout(max(0.05, min(self.seconds / 6, lease.renewed + lease.give_up - sent))):
                     kept = await self._store.renew_binding(team_id, channel_id, self.owner, self.seconds)
             except Exception as exc:
-                log.warning("could not renew a lease binding=%s:%s error=%s", team_id, channel_id, type(exc).__name__)
+                # Every held binding retries each second in an outage: one line a minute for all of them.
+                unrenewed.warning(
+                    "renew", "could not renew a lease binding=%s:%s error=%s", team_id, channel_id, type(exc).__name__
+                )
             if kept:
                 lease.renewed = sent
                 continue

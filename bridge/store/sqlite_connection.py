@@ -28,11 +28,26 @@ log = logging.getLogger(__name__)
 PRIVATE = 0o600
 T = TypeVar("T")
 WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
+PING_LOCK_SECONDS = 2.0  # a readiness probe's wait for the write lock (GET /readyz gives up after 3)
 Params = tuple[Any, ...]
 
 
 def now_text() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _can_write(path: str) -> None:
+    """BEGIN IMMEDIATE then ROLLBACK (nothing written), waiting PING_LOCK_SECONDS at most; a file gone is not
+    made again (mode=rw)."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=PING_LOCK_SECONDS)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"the database {path} cannot be written: {exc}") from None
 
 
 def _missing_folder(path: str) -> Path | None:
@@ -268,7 +283,13 @@ class SqliteConnection:
                     await db.execute(f"PRAGMA user_version={version}")
 
     async def ping(self) -> None:
-        await self._one("SELECT 1")
+        """The write lock taken and given back at once, on a connection of its own: `SELECT 1` reads no page and
+        answers while another process (a `sqlite3` shell left in a transaction, a backup) holds the lock that
+        recording each turn needs."""
+        if self.path == ":memory:":
+            await self._one("SELECT 1")
+            return
+        await asyncio.to_thread(_can_write, self.path)
 
 
 TOP_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=? AND channel_id=?"

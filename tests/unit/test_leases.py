@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+import bridge.store.leases as leases_module
 from bridge.clients import SharedAgentLocks
+from bridge.logs import Throttled
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Author, SlackPoster
 from bridge.store.leases import BindingLeases
@@ -197,3 +200,28 @@ class FakeLockStore:
     @asynccontextmanager
     async def agent_lock(self, _ids: Any) -> AsyncIterator[None]:
         yield
+
+
+def test_renewals_failing_in_an_outage_are_one_warning_not_one_a_second_per_binding(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database outage made every held binding warn about each failed renewal, retried every second until the
+    lease was given up (a dozen lines per binding at the default lease). Each binding still says once that it
+    stopped its turns; the failed renewals are said once for all of them."""
+    monkeypatch.setattr(leases_module, "unrenewed", Throttled(leases_module.log))  # no window left by another test
+    store = FakeStore(renew="raise")
+    leases = BindingLeases(store, LEASE, owner="web.1")  # type: ignore[arg-type]
+
+    async def hold(channel: str) -> None:
+        async with leases.hold("T1", channel):
+            await asyncio.sleep(5)
+
+    async def main() -> None:
+        held = [asyncio.create_task(hold(f"C{n}")) for n in range(3)]
+        await asyncio.gather(*held, return_exceptions=True)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.store.leases"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if m.startswith("lease lost")]) == 3, said
+    assert len([m for m in said if m.startswith("could not renew")]) == 1, said

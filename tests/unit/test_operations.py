@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 
 import pytest
 
 from bridge.checks import EPHEMERAL_HOSTS, ephemeral_sqlite
-from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, log_context
+from bridge.clients import letta_client
+from bridge.config import Settings
+from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, Throttled, log_context
 from bridge.metrics import Metrics, route
 
 
@@ -92,3 +96,39 @@ def test_a_letta_cloud_key_is_masked_even_when_it_is_not_the_bridges() -> None:
     logger.warning("a view submission said api_key=%s", key)
     line = out.getvalue()
     assert "MzY0ZWI1" not in line and "[redacted]" in line, line
+
+
+def test_a_throttled_warning_says_how_many_went_unsaid_since_its_last_line() -> None:
+    logger, out = capture(JsonFormatter(), [])
+    refused = Throttled(logger, every=0.2)
+    for _ in range(5):
+        refused.warning("missing signature", "slack request refused reason=%s", "missing signature")
+    refused.warning("replayed", "slack request refused reason=%s", "replayed request")  # its own key
+    time.sleep(0.25)
+    refused.warning("missing signature", "slack request refused reason=%s", "missing signature")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["message"][-9:], line.get("more_since_last_line")) for line in lines] == [
+        ("signature", None), ("d request", None), ("signature", 4)
+    ]
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_a_field_that_is_not_a_string_is_masked_too(formatter: logging.Formatter) -> None:
+    """A field given as an object (an exception, a dict of headers, a settings object) was written through
+    str() after the masking, which read only strings: its secret reached the line."""
+    logger, out = capture(formatter, ["s3cret-value"])
+    logger.warning("call failed", extra={"headers": {"Authorization": "Bearer s3cret-value"},
+                                         "cause": ValueError("token s3cret-value refused"), "attempt": 2})
+    line = out.getvalue()
+    assert "s3cret-value" not in line and line.count("[redacted]") == 2 and "2" in line, line
+
+
+def test_a_letta_key_first_used_after_logging_was_set_up_is_masked() -> None:
+    """OAuth mode: each workspace may set its own Letta server and key (/letta setup), long after the masking
+    was set up from the environment's settings: the key reached any line that quoted it (an error body a server
+    or its gateway echoed). Every Letta client made with a key now has it masked."""
+    logger, out = capture(TextFormatter(), [])
+    settings = Settings(letta_base_url="http://letta.example:8283", letta_api_key="workspace-own-key-8121")
+    asyncio.run(letta_client(settings).aclose())
+    logger.warning("letta error detail='bad key workspace-own-key-8121'")
+    assert "workspace-own-key-8121" not in out.getvalue(), out.getvalue()
