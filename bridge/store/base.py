@@ -327,9 +327,10 @@ class Store(Protocol):
         """Bindings with unfinished turns and no live lease (their process stopped or died), oldest turn first."""
         ...
 
-    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
+    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[set[str]]:
         """Held around each Letta send, so that no agent has two sends in flight across processes sharing the
-        database (SQLite means one process, where the Letta client's own locks suffice)."""
+        database (SQLite means one process, where the Letta client's own locks suffice). Yields the ids whose
+        last send was another process's, which died (or froze) before it ended: Letta may still be running it."""
         ...
 
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:

@@ -155,5 +155,5 @@ class FakeLockStore:
     """The store's agent lock, free at once (an advisory lock nobody else holds)."""
 
     @asynccontextmanager
-    async def agent_lock(self, _ids: Any) -> AsyncIterator[None]:
-        yield
+    async def agent_lock(self, _ids: Any) -> AsyncIterator[set[str]]:
+        yield set()
