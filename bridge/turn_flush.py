@@ -65,7 +65,9 @@ class TurnFlush:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
-                    ts = await self._poster.post(channel, thread_ts, part, check_first=check_first, after=message_ts)
+                    ts = await self._poster.post(
+                        channel, thread_ts, part, check_first=check_first, after=message_ts, taken=outbox.thread_posts
+                    )
                 await outbox.posted(item, index, ts, last=index == len(parts) - 1)
                 outbox.in_doubt = False
                 self.metrics.reply_posted(item.agent_name)
