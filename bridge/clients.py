@@ -107,8 +107,10 @@ class SharedAgentLocks(AgentLocks):
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
         ids = sorted(set(agent_ids))
-        async with super().hold(ids), self._store.agent_lock(ids):
+        async with super().hold(ids), self._store.agent_lock(ids) as left:
             check_lease()  # a worker frozen past its lease while it waited asks nobody
+            for agent_id in left:
+                self.unsettle(agent_id)
             yield
 
 
@@ -131,8 +133,10 @@ class ServerAgentLocks(AgentLocks):
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
         ids = sorted(set(agent_ids))
-        async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]):
+        async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]) as left:
             check_lease()
+            for key in left:
+                self.unsettle(key.removeprefix(f"{self._server}|"))
             yield
 
 

@@ -232,6 +232,8 @@ class Ingress:
                 self._hand_over(arrival)
             if waiting:
                 log.info("events left in the inbox by the last run handed over count=%d", len(waiting))
+            if not self._listening.set_running_or_notify_cancel():
+                return  # the start was given up meanwhile (a signal while starting): nobody will send it events
             self._listening.set_result(cap)
             await self._stop_listening.wait()
             await site.stop()

@@ -45,6 +45,10 @@ class TurnOutbox:
             return await self._store.outbox_pending(self._turn_id)
         return list(self._kept.values())
 
+    async def thread_posts(self) -> set[str]:
+        """The ts of the posts recorded in this turn's thread, by any turn: none is a post still owed."""
+        return await self._store.thread_posts(self._turn_id)
+
     async def posted(self, item: OutboxItem, part: int, ts: str, last: bool) -> None:
         try:
             await self._store.outbox_posted(item.id, part, ts, last=last)

@@ -11,7 +11,7 @@ from bridge.drafts import TurnDrafts
 from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.post import Part, SlackPoster, SlackPostError, Taken
 from bridge.slack.render import escape
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store.base import OutboxItem
@@ -74,7 +74,7 @@ class TurnFlush:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
-                    ts = await self._post(item, part, channel, thread_ts, message_ts, check_first)
+                    ts = await self._post(item, part, channel, thread_ts, message_ts, check_first, outbox.thread_posts)
                 await outbox.posted(item, index, ts, last=index == len(parts) - 1)
                 outbox.in_doubt = False
                 self.metrics.reply_posted(item.agent_name)
@@ -82,14 +82,25 @@ class TurnFlush:
                 await outbox.posted(item, 0, "", last=True)
 
     async def _post(
-        self, item: OutboxItem, part: Part, channel: str, thread_ts: str, message_ts: str, check_first: bool
+        self,
+        item: OutboxItem,
+        part: Part,
+        channel: str,
+        thread_ts: str,
+        message_ts: str,
+        check_first: bool,
+        taken: Taken,
     ) -> str:
         """Post one part; one Slack refuses for what it holds is replaced by a notice saying so, and the rest of
         the turn is still posted (a channel the bot cannot post in still fails the turn)."""
         try:
-            return await self._poster.post(channel, thread_ts, part, check_first=check_first, after=message_ts)
+            return await self._poster.post(
+                channel, thread_ts, part, check_first=check_first, after=message_ts, taken=taken
+            )
         except SlackPostError as exc:
             if not exc.refused:
                 raise
             told = Part(escape(REFUSED_PART.format(whose=_whose(item), error=exc.error)), None)
-            return await self._poster.post(channel, thread_ts, told, check_first=check_first, after=message_ts)
+            return await self._poster.post(
+                channel, thread_ts, told, check_first=check_first, after=message_ts, taken=taken
+            )

@@ -58,6 +58,10 @@ from bridge.letta.toolprogress import one_line
 log = logging.getLogger(__name__)
 
 CUT_OFF = "{agent}'s answer was cut off when the bridge stopped; nothing more of it was kept."
+STOPPED_SHORT = (
+    "The bridge stopped while {agent} was answering, and the App Server ends a turn whose connection closed: it "
+    "kept only what is above, which may be part of the answer. Ask again for the rest."
+)
 CUT_SHORT = (
     "The connection to the Letta App Server dropped while {agent} was answering: the server kept only what is "
     "above, which may be part of the answer. Ask again for the rest."
@@ -122,11 +126,11 @@ class AppServerRunner(Step):
                     # stuck until the server restarts (and queues behind the dying turn before that), so the
                     # thread's next send to the agent makes a new one, which carries the thread so far.
                     await turn.threads.forget(agent.id, conversation)
-                    failure = None
-                    if not found.replies:
-                        failure = AgentFailure(agent.name, CUT_OFF.format(agent=agent.name), Kind.RUN_FAILED,
-                                               agent.id, "", key, 1)
-                    return await self._answered(agent, key, list(found.replies), (), failure, journal, upto)
+                    # The socket that sent it closed with the process: the server ended the turn, keeping what
+                    # was written so far (README §9), a stub unless it had finished; there is no telling which.
+                    said = (STOPPED_SHORT if found.replies else CUT_OFF).format(agent=agent.name)
+                    cut = AgentFailure(agent.name, said, Kind.RUN_FAILED, agent.id, "", key, 1)
+                    return await self._answered(agent, key, list(found.replies), (), cut, journal, upto)
         except LettaError as error:  # nothing was sent
             return await refused(agent, key, error, journal)
         await journal.sending(key)

@@ -3,9 +3,11 @@ runs, cancels and feedback. Its HTTP, errors and retries are `transport.py`'s.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONVERSATION = "default"  # with an agent_id: the agent's own thread, locked like a conversation (0.16.8)
 RUNS_ROUTE_BELOW = (0, 12)  # servers below list active runs at /v1/runs/active?agent_ids=
 CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, when runs are compared to a send
+RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier send left going
 
 
 class _Listed(Protocol):
@@ -100,7 +103,9 @@ class LettaClient(LettaTransport):
             if error.kind == Kind.ROUTE_MISSING:
                 self.conversations = False
             raise
-        return self._validate(payload, Conversation)
+        made = self._validate(payload, Conversation)
+        self.locks.quiet(made.id)  # new: no run of an earlier send can be going in it
+        return made
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """Delete a conversation (200 null; an unknown one raises LettaError NOT_FOUND)."""
@@ -141,7 +146,7 @@ class LettaClient(LettaTransport):
         """A plain (not streamed) conversation send. 0.16.8 never ends such a send's run (reference §19), which
         would make the send look as if it were still running: the runners stream to conversations."""
         body = self._conversation_body(conversation_id, message, agent_id, streaming=False)
-        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
+        async with self._one_send(agent_id, conversation_id, [_lock_key(conversation_id, agent_id)]):
             payload = await self._send(f"/v1/conversations/{conversation_id}/messages", body)
         return self._validate(payload, LettaResponse)
 
@@ -160,7 +165,7 @@ class LettaClient(LettaTransport):
             body["stream_tokens"] = True
         if background:
             body["background"] = True
-        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
+        async with self._one_send(agent_id, conversation_id, [_lock_key(conversation_id, agent_id)]):
             async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
                 yield item
 
@@ -282,12 +287,12 @@ class LettaClient(LettaTransport):
         return await _every(self.list_agents, cap)
 
     async def send_agent(self, agent_id: str, message: dict[str, Any]) -> LettaResponse:
-        async with self.locks.hold([agent_id]):
+        async with self._one_send(agent_id, None, [agent_id]):
             payload = await self._send(f"/v1/agents/{agent_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
 
     async def send_group(self, group_id: str, member_ids: list[str], message: dict[str, Any]) -> LettaResponse:
-        async with self.locks.hold(member_ids):
+        async with self._one_send(None, None, member_ids):
             payload = await self._send(f"/v1/groups/{group_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
 
@@ -297,7 +302,7 @@ class LettaClient(LettaTransport):
         body: dict[str, Any] = {"messages": [message]}
         if tokens:
             body["stream_tokens"] = True
-        async with self.locks.hold([agent_id]):
+        async with self._one_send(agent_id, None, [agent_id]):
             async for item in self._stream(f"/v1/agents/{agent_id}/messages/stream", body):
                 yield item
 
@@ -307,9 +312,53 @@ class LettaClient(LettaTransport):
         body: dict[str, Any] = {"messages": [message]}
         if tokens:
             body["stream_tokens"] = True
-        async with self.locks.hold(member_ids):
+        async with self._one_send(None, None, member_ids):
             async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", body):
                 yield item
+
+    @asynccontextmanager
+    async def _one_send(
+        self, agent_id: str | None, conversation_id: str | None, keys: list[str]
+    ) -> AsyncIterator[None]:
+        """Held around each send: its keys' locks, and before it is made, the runs of a key no send of this process
+        has ended under waited out (an earlier process's send, killed or stopped mid-send, which Letta runs on:
+        two at once would mix their contexts). Without `agent_id` the keys are agents (a group's members)."""
+        async with self.locks.hold(keys):
+            for key in self.locks.unsure(keys):
+                if key != conversation_id:  # an agent's key: its runs outside every conversation
+                    await self._runs_ended(key, None)
+                elif agent_id is not None:
+                    await self._runs_ended(agent_id, conversation_id)
+            try:
+                yield
+            except BaseException:
+                for key in keys:
+                    self.locks.unsettle(key)
+                raise
+            for key in keys:
+                self.locks.quiet(key)
+
+    async def _runs_ended(self, agent_id: str, conversation_id: str | None) -> None:
+        """Wait while the agent (the conversation) has a run going, for `busy_wait` at most (as for a busy
+        conversation a server with Redis refuses a send to); a server that cannot say waits for nothing."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.busy_wait
+        delay = 0.25
+        while True:
+            try:
+                runs = await self.active_runs(agent_id, conversation_id)
+            except LettaError as error:
+                log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
+                return
+            if not runs:
+                return
+            if loop.time() >= until:
+                log.warning("letta run still going after %ss, sending anyway agent=%s", self.busy_wait, agent_id)
+                return
+            log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RUNS_LOOK_EVERY)
+
 
 def _lock_key(conversation_id: str, agent_id: str | None) -> str:
     """The agent's own thread shares the agent's lock with the agent routes; a conversation has its own."""

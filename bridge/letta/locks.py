@@ -7,6 +7,7 @@ while someone holds it or waits for it: the map would otherwise grow with every 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -44,12 +45,36 @@ class KeyedLocks:
                 del self._entries[key]
 
 
+QUIET_KEPT = 10_000  # keys remembered as quiet; one forgotten costs a look at its runs before its next send
+
+
 class AgentLocks:
     """Letta runs two sends to one agent (or one conversation) at once and mixes their contexts, so the bridge
-    never does. Keys are agent ids, or conversation ids for sends to a conversation: its own thread."""
+    never does. Keys are agent ids, or conversation ids for sends to a conversation: its own thread.
+
+    A lock keeps this process's sends apart, not a send an earlier process made (killed mid-send, or stopped past
+    its grace) nor one of this process's own that was cut short: Letta runs those to their end. A key is `quiet`
+    once a send of this process under it ended; any other key may still have such a run going, which the Letta
+    client waits out before it sends (`LettaClient._one_send`)."""
 
     def __init__(self) -> None:
         self._locks = KeyedLocks()
+        self._quiet: OrderedDict[str, None] = OrderedDict()
+
+    def unsure(self, keys: Iterable[str]) -> list[str]:
+        """The keys under which a run this process did not see end may still be going."""
+        return [key for key in keys if key not in self._quiet]
+
+    def quiet(self, key: str) -> None:
+        """A send under `key` ended here, or `key` is a conversation this process made: no run is left going."""
+        self._quiet[key] = None
+        self._quiet.move_to_end(key)
+        while len(self._quiet) > QUIET_KEPT:
+            self._quiet.popitem(last=False)
+
+    def unsettle(self, key: str) -> None:
+        """A send under `key` was cut short (or another process's was taken over): its run may still be going."""
+        self._quiet.pop(key, None)
 
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,7 @@ REFUSED = frozenset(
 # Slack's refusals of a message's blocks (reference/slack/limits.md): its text is posted without them instead.
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
+Taken = Callable[[], Awaitable[Collection[str]]]  # the ts of a thread's posts recorded already
 
 
 @dataclass(frozen=True)
@@ -276,16 +278,23 @@ class SlackPoster:
         return [Part(p, shown, look.icon_emoji, look.icon_url) for p in reply_texts(shown, text, True)]
 
     async def post(
-        self, channel: str, thread_ts: str, part: Part, check_first: bool = False, after: str | None = None
+        self,
+        channel: str,
+        thread_ts: str,
+        part: Part,
+        check_first: bool = False,
+        after: str | None = None,
+        taken: Taken | None = None,
     ) -> str:
         """Post one part into the thread; returns its ts. Raises SlackPostError.
 
         `check_first` reads the thread before posting: after a crash, a part may have reached Slack
         without the bridge having recorded it. `after` is the ts of the turn's message: a post of the turn
-        can only be later, so only that part of the thread is read.
+        can only be later, so only that part of the thread is read. `taken` gives the ts of the thread's posts
+        recorded already, asked only when the thread is read: none of them is this part's.
         """
         if check_first:
-            found = await self.find_posted(channel, thread_ts, part, after)
+            found = await self.find_posted(channel, thread_ts, part, after, await taken() if taken else ())
             if found:
                 return found
         unknown = waits = 0
@@ -341,7 +350,7 @@ class SlackPoster:
             except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, unknown)
-            found = await self.find_posted(channel, thread_ts, part, after)
+            found = await self.find_posted(channel, thread_ts, part, after, await taken() if taken else ())
             if found:
                 return found
             if unknown == UNKNOWN_OUTCOME_RETRIES:
@@ -349,11 +358,14 @@ class SlackPoster:
             unknown += 1
             await asyncio.sleep(unknown)
 
-    async def find_posted(self, channel: str, thread_ts: str, part: Part, after: str | None = None) -> str | None:
+    async def find_posted(
+        self, channel: str, thread_ts: str, part: Part, after: str | None = None, taken: Collection[str] = ()
+    ) -> str | None:
         """The ts of our own message with this text, under this name, in the thread, if the failed post did land:
         the thread from `after` on (the turn's own message), page by page, however long the thread. The name
-        counts: two agents may say the same words, and mistaking one's post for the other's would lose it. A part
-        Slack refused the blocks of was posted as its plain text: that counts too."""
+        counts: two agents may say the same words, and mistaking one's post for the other's would lose it; so do
+        the posts recorded already (`taken`): an agent may say the same words twice in a thread. A part Slack
+        refused the blocks of was posted as its plain text: that counts too."""
         cursor: str | None = None
         texts = {part.text, plain(part).text}
         try:
@@ -367,6 +379,7 @@ class SlackPoster:
                 for message in response.get("messages") or []:
                     if (
                         message.get("bot_id") == self._bot_id
+                        and message.get("ts") not in taken
                         and message.get("text") in texts
                         and (part.username is None or message.get("username") == part.username)
                     ):

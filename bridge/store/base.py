@@ -31,6 +31,12 @@ UNFINISHED = "status IN ('received', 'running', 'stopping')"
 STOPS = "status = CASE status WHEN 'running' THEN 'stopping' ELSE 'stopped' END"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
 LIVE = "live:"
+# Every ts recorded as posted in the thread of turn $1, by any of its turns (both backends).
+THREAD_POSTS = (
+    "SELECT p.ts FROM turns t0 JOIN turns t ON t.team_id=t0.team_id AND t.channel_id=t0.channel_id"
+    " AND t.thread_ts=t0.thread_ts JOIN outbox o ON o.turn_id=t.id JOIN outbox_posts p ON p.outbox_id=o.id"
+    " WHERE t0.id=$1"
+)
 ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
 
 
@@ -264,6 +270,11 @@ class Store(Protocol):
 
     async def posts_of(self, turn_id: int) -> list[tuple[str | None, str]]: ...
 
+    async def thread_posts(self, turn_id: int) -> set[str]:
+        """The ts of every message recorded as posted in the turn's thread, by any of its turns: a post looked for
+        after a crash is none of these (an agent may say the same words twice in a thread)."""
+        ...
+
     async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
         """The agents' replies posted in a thread (outbox sources `reply:`, turn_flush.REPLY), by the ts of each
         reply's first message: (agent name, the reply as the agent wrote it)."""
@@ -327,9 +338,10 @@ class Store(Protocol):
         """Bindings with unfinished turns and no live lease (their process stopped or died), oldest turn first."""
         ...
 
-    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
+    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[set[str]]:
         """Held around each Letta send, so that no agent has two sends in flight across processes sharing the
-        database (SQLite means one process, where the Letta client's own locks suffice)."""
+        database (SQLite means one process, where the Letta client's own locks suffice). Yields the ids whose
+        last send was another process's, which died (or froze) before it ended: Letta may still be running it."""
         ...
 
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:

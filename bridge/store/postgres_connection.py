@@ -280,12 +280,16 @@ class PostgresConnection:
             )
         )
 
-    def agent_lock(self, agent_ids: Sequence[str]) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[set[str]]:
         """Session advisory locks, in a fixed order so that two group sends sharing agents cannot deadlock.
-        A process that dies loses its connection, and PostgreSQL frees its locks with it."""
-        keys = sorted({agent_lock_key(agent_id) for agent_id in agent_ids})
+        A process that dies loses its connection, and PostgreSQL frees its locks with it, not its send at Letta:
+        yields the ids whose send record such a process left."""
+        by_key = {agent_lock_key(agent_id): agent_id for agent_id in agent_ids}
         sends = self._sends if self._beating is not None else None  # recorded where this process has a heartbeat
-        return advisory(self._locks, keys, self._end_dead_holders, sends, uuid.uuid4().hex)
+        inherited: set[int] = set()
+        async with advisory(self._locks, sorted(by_key), self._end_dead_holders, sends, uuid.uuid4().hex, inherited):
+            yield {by_key[key] for key in inherited}
 
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """A workspace's token renewal, one process at a time, on connections no agent lock holds."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
-from bridge.store.base import LIVE, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.conversations import postgres_forget, postgres_get, postgres_put
 from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
 
@@ -184,6 +184,9 @@ class PostgresJournal(PostgresConnection):
             turn_id,
         )
         return [(r[0], r[1]) for r in rows]
+
+    async def thread_posts(self, turn_id: int) -> set[str]:
+        return {str(r[0]) for r in await self.pool.fetch(THREAD_POSTS, turn_id) if r[0]}
 
     async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
         rows = await self.pool.fetch(

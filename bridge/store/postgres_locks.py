@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 UNLOCK_TIMEOUT = 5.0
 # A send recorded by a process whose heartbeat runs is waited for; one of a dead process's, or this one's (its own
 # locks keep its sends apart), is taken over.
+# A row comes back when the send is recorded, naming the owner of the record it replaced (NULL: none).
 _CLAIM_SEND = (
-    "INSERT INTO agent_sends (key, owner, token) VALUES ($1, $2, $3)"
+    "WITH before AS (SELECT owner FROM agent_sends WHERE key = $1)"
+    " INSERT INTO agent_sends (key, owner, token) VALUES ($1, $2, $3)"
     " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, token = excluded.token"
     " WHERE agent_sends.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM bridge_processes p"
     " WHERE p.owner = agent_sends.owner AND p.expires_at >= now())"
-    " RETURNING true"
+    " RETURNING (SELECT owner FROM before)"
 )
 _END_SENDS = "DELETE FROM agent_sends WHERE token = ANY($1::text[])"
 
@@ -48,20 +50,24 @@ class SendRecord:
         self._look_every = look_every
         self.left: set[str] = set()  # tokens whose rows could not be deleted yet
 
-    async def claim(self, conn: Conn, key: int, token: str) -> None:
-        """Record the send; while another live process's send to the agent is recorded, wait for it."""
+    async def claim(self, conn: Conn, key: int, token: str) -> bool:
+        """Record the send; while another live process's send to the agent is recorded, wait for it. True when
+        the record taken over was another process's (dead or frozen): its send may still be running at Letta."""
         waited = False
-        while not await self._claimed(conn, key, token):
+        while (claimed := await self._claimed(conn, key, token)) is None:
             if not waited:
                 log.warning("waiting for a send another process made before the database restarted")
                 waited = True
             await asyncio.sleep(self._look_every)
+        return claimed
 
-    async def _claimed(self, conn: Conn, key: int, token: str) -> bool:
+    async def _claimed(self, conn: Conn, key: int, token: str) -> bool | None:
+        """None: not recorded (another live process's send is)."""
         try:
-            return await conn.fetchval(_CLAIM_SEND, key, self.owner, token) is not None
+            row = await conn.fetchrow(_CLAIM_SEND, key, self.owner, token)
         except asyncpg.LockNotAvailableError:  # the row is being deleted (the lock pool's lock_timeout): look again
-            return False
+            return None
+        return None if row is None else row[0] not in (None, self.owner)
 
     async def end(self, conn: Conn, token: str) -> None:
         # Counted as left until deleted: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
@@ -112,10 +118,12 @@ async def advisory(
     waited: Callable[[int], Awaitable[None]] | None = None,
     sends: SendRecord | None = None,
     token: str = "",
+    inherited: set[int] | None = None,
 ) -> AsyncIterator[None]:
     """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end. Where
     the pool's sessions have a lock_timeout, `waited(key)` runs each time a wait for a key times out. With
-    `sends`, each key's send is recorded under `token` once its lock is granted."""
+    `sends`, each key's send is recorded under `token` once its lock is granted, and the keys whose record
+    another process left are added to `inherited`."""
     if pool is None:
         raise StoreError("the store is not open")
     async with pool.acquire() as conn:
@@ -129,8 +137,8 @@ async def advisory(
                         if waited is None:
                             raise
                         await waited(key)
-                if sends is not None:
-                    await sends.claim(conn, key, token)
+                if sends is not None and await sends.claim(conn, key, token) and inherited is not None:
+                    inherited.add(key)
             yield
         finally:
             if sends is not None:

@@ -377,9 +377,9 @@ class SqliteStore(SqliteJournal):
         return [key for key in keys if self._live_lease(key) is None]
 
     @asynccontextmanager
-    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[None]:
+    async def agent_lock(self, agent_ids: Sequence[str]) -> AsyncIterator[set[str]]:
         """One process: the Letta client's in-process locks already keep each agent to one send."""
-        yield
+        yield set()
 
     @asynccontextmanager
     async def token_lock(self, name: str) -> AsyncIterator[None]:

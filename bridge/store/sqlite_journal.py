@@ -9,7 +9,7 @@ import sqlite3
 from datetime import datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
-from bridge.store.base import LIVE, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.sqlite_connection import SqliteConnection, in_thread, now_text, top_seq
 
 
@@ -175,6 +175,10 @@ class SqliteJournal(SqliteConnection):
             (turn_id,),
         )
         return [(r[0], r[1]) for r in rows]
+
+    async def thread_posts(self, turn_id: int) -> set[str]:
+        rows = await self._all(THREAD_POSTS.replace("$1", "?"), (turn_id,))
+        return {str(r[0]) for r in rows if r[0]}
 
     async def thread_replies(self, team_id: str, channel_id: str, thread_ts: str) -> dict[str, tuple[str, str]]:
         rows = await self._all(

@@ -218,6 +218,26 @@ def test_killed_mid_turn_then_restarted_nobody_is_asked_twice(tmp_path: Path) ->
         assert "Earlier in this Slack thread" not in rig.inputs(ids["gus"])[1].text  # its conversation goes on
 
 
+@pytest.mark.slow
+def test_an_answer_the_server_cut_when_the_bridge_was_killed_is_posted_as_possibly_partial(tmp_path: Path) -> None:
+    """Killed while hal answers: the server cancels the turn and keeps its first words (README §9). The restarted
+    bridge finds them by the send's id and posts them, telling the thread they may be only part of the answer, as
+    it does when the connection drops under a live bridge; never as hal's whole answer."""
+    for rig in _rig(tmp_path):
+        channel, ids = rig.bind(("hal", "slow:0.5"),)
+        root = rig.mention(channel, "go")
+        rig.slack.wait_for(lambda: len(rig.inputs(ids["hal"])) == 1, 20)
+        rig.bridge.kill()
+        cut = rig.inputs(ids["hal"])[0].conversation
+        rig.slack.wait_for(lambda: any(m["message_type"] == "assistant_message" for m in rig.app.history_of(cut)), 10)
+        rig.bridge.restart()
+        assert rig.done(channel, root, timeout=30) == {"warning"}
+        said = rig.said(channel, root)
+        assert said[0] == ("hal", "hal")
+        assert "may be part of the answer" in said[1][1], said
+        assert len(rig.inputs(ids["hal"])) == 1
+
+
 def test_a_bridge_defined_supervisor_hears_its_workers_and_answers_last(rig: Rig) -> None:
     channel, ids = rig.managed("supervisor", ("sam", "ok"), ("wes", "ok"), ("wyn", "ok"))
     listed = run_cli(rig.env, "channels", "list")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from bridge.config import Settings
@@ -158,3 +161,36 @@ def test_a_burst_is_handed_over_in_recorded_order_and_its_handled_rows_removed(t
     assert [r.id for r in rows] == ids[45:]
     assert [r.attempts for r in rows] == [1] * 5 + [0] * 10
     left.close()
+
+
+def test_a_start_given_up_before_it_listened_ends_the_thread_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signal while `serve` starts cancels the start wherever it is: here while the ingress thread still opens
+    its inbox. The thread then finds nobody waiting for it to listen, and ends without an error or a traceback
+    (the crash campaign saw 'the ingress thread stopped' with InvalidStateError after a SIGTERM at start-up)."""
+    opening, release = threading.Event(), threading.Event()
+    inbox = Inbox(str(tmp_path / "bridge.db.inbox"))
+    opened = inbox.open
+
+    def slow_open() -> list[Arrival]:
+        opening.set()
+        release.wait(10)
+        return opened()
+
+    inbox.open = slow_open  # type: ignore[method-assign]
+
+    async def main() -> None:
+        ingress = Ingress(settings(free_port()), Gate(SECRET, _never).check, inbox, lambda _: None,
+                          str(tmp_path / "none.sock"))
+        starting = asyncio.create_task(ingress.start())
+        await asyncio.to_thread(opening.wait, 10)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        release.set()
+        await ingress.close()
+
+    with caplog.at_level(logging.DEBUG, logger="bridge.ingress"):
+        asyncio.run(main())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -198,8 +198,8 @@ class FakeLockStore:
     """The store's agent lock, free at once (an advisory lock nobody else holds)."""
 
     @asynccontextmanager
-    async def agent_lock(self, _ids: Any) -> AsyncIterator[None]:
-        yield
+    async def agent_lock(self, _ids: Any) -> AsyncIterator[set[str]]:
+        yield set()
 
 
 def test_renewals_failing_in_an_outage_are_one_warning_not_one_a_second_per_binding(
