@@ -26,8 +26,8 @@ MESSAGE = {"role": "user", "content": "hi", "otid": "o-1"}
 
 
 async def _serve(answers: list[tuple[int, dict[str, str], bytes]], call: str) -> tuple[object, int]:
-    """Each request gets the next answer (the last one for ever); what `call` on the client ended in, and how
-    many requests were made."""
+    """Each send (a POST) gets the next answer (the last one for ever); what `call` on the client ended in, and
+    how many sends were made."""
     requests = 0
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -36,6 +36,12 @@ async def _serve(answers: list[tuple[int, dict[str, str], bytes]], call: str) ->
         length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                        if line.lower().startswith(b"content-length")), 0)
         await reader.readexactly(length)
+        if head.startswith(b"GET "):  # the look at active runs before a first send: none going
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                         b"Connection: close\r\n\r\n[]")
+            await writer.drain()
+            writer.close()
+            return
         status, headers, body = answers[min(requests, len(answers) - 1)]
         requests += 1
         kind = b"text/event-stream" if status == 200 else b"application/json"
