@@ -77,7 +77,7 @@ def test_on_the_app_server_a_restart_ends_the_card_and_says_so(tmp_path: Path) -
             rig.bridge.restart()
             [card] = rig.cards(root["ts"])
             rig.slack.wait_for(lambda: any("restarted while this waited" in u for u in rig.updates(card)), 15)
-            rig.slack.wait_for(lambda: rig.status(root["ts"]) == "partial", 15)
+            rig.slack.wait_for(lambda: rig.status(root["ts"]) == "failed", 15)
             assert rig.replies(root["ts"]) == [CUT_OFF.format(agent="alice")]  # said plainly in the thread too
             rig.press(card, "letta_approve_tool", ASKER)  # too late: nothing is sent, the presser is told why
             rig.slack.wait_for(lambda: rig.told(ASKER, "Letta no longer waits for a decision on this tool call"))
