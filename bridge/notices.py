@@ -93,7 +93,10 @@ class QueueNotices:
         self._approvals = ApprovalStore(store)
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
         self._in_parallel = in_parallel
-        self._due: dict[tuple[str, str], dict[str, None]] = {}  # channel -> threads to tell, oldest first
+        # channel -> threads to tell, oldest first, each with the ts of the mention that made it wait: its notice
+        # comes after that, so a post whose outcome is unknown is looked for from there on, never taken for an
+        # earlier notice of the thread in the same words.
+        self._due: dict[tuple[str, str], dict[str, str]] = {}
         self._posts: dict[tuple[str, str], tuple[float, float]] = {}  # channel -> (posts allowed, as of when)
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
@@ -116,7 +119,7 @@ class QueueNotices:
             return  # an accept that began before the stop (Socket Mode): its turn waits for the next start
         channel = (turn.team_id, turn.channel_id)
         pending = self._due.setdefault(channel, {})
-        pending[turn.thread_ts] = None
+        pending.setdefault(turn.thread_ts, turn.message_ts)
         if len(pending) == 1:
             self._wake.set()
         if self._task is None:
@@ -168,12 +171,12 @@ class QueueNotices:
         """The channel's oldest thread still waiting gets its notice; threads no longer waiting are dropped."""
         pending = self._due[channel]
         while pending:
-            thread_ts = next(iter(pending))
+            thread_ts, since = next(iter(pending.items()))
             del pending[thread_ts]
             thread = (*channel, thread_ts)
             self._posting[thread] = False
             try:
-                shown, stop = await self._post_one(channel, thread, now)
+                shown, stop = await self._post_one(channel, thread, since, now)
             finally:
                 again = self._posting.pop(thread)
             if shown is not None:
@@ -181,15 +184,17 @@ class QueueNotices:
                     shown.checked_at = 0.0  # a mention arrived while it was posted: counted at the next edit
                 self._shown[thread] = shown
             elif again:
-                pending[thread_ts] = None  # a mention arrived while it was looked at: looked at again
+                pending[thread_ts] = since  # a mention arrived while it was looked at: looked at again
             if stop:
                 break
         if not pending:
             del self._due[channel]
 
-    async def _post_one(self, channel: tuple[str, str], thread: ThreadKey, now: float) -> tuple[Notice | None, bool]:
-        """The thread's notice, if it waits (None when it does not, or the post failed); True when the round for
-        the channel is over (a notice was posted, or Slack refused one)."""
+    async def _post_one(
+        self, channel: tuple[str, str], thread: ThreadKey, since: str, now: float
+    ) -> tuple[Notice | None, bool]:
+        """The thread's notice, if it waits (None when it does not, or the post failed), posted after the mention
+        `since`; True when the round for the channel is over (a notice was posted, or Slack refused one)."""
         where, ahead = await self._count(thread, None)
         if not ahead:
             return None, False
@@ -197,7 +202,7 @@ class QueueNotices:
         try:
             poster = await self._poster_of(channel[0])
             part = poster.parts(None, queued_text(ahead, where, approval))[0]
-            ts = await poster.post(channel[1], thread[2], part)
+            ts = await poster.post(channel[1], thread[2], part, after=since)
         except Exception as exc:
             log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
             return None, True

@@ -24,6 +24,7 @@ from bridge.domain import AgentRef, Target, Turn
 from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
+from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
 from bridge.slack.post import Part, SlackPoster, SlackPostError
 from bridge.slack.render import escape
@@ -35,6 +36,27 @@ from bridge.turn_words import STOPPED
 
 log = logging.getLogger(__name__)
 
+STOP_NOTICE = "notice:stopped"  # the outbox source of a turn's "Stopped by" notice
+
+
+async def say_stopped(poster: SlackPoster, outbox: TurnOutbox, turn: Turn, by: str, check_first: bool) -> None:
+    """Tell the thread who stopped the turn, once. The notice is an outbox row like any other, recorded as it
+    lands: a second end of this stop finds it said, and the look for a notice that may have landed unrecorded
+    (`check_first`, or a post whose outcome is unknown) skips the recorded ones, so it never takes an earlier
+    turn's notice in the same words for this one's. Raises SlackPostError."""
+    await outbox.add(STOP_NOTICE, None, STOPPED.format(user=escape(by)))
+    for item in await outbox.pending():
+        if item.source == STOP_NOTICE:
+            notice = Part(item.text, None)  # mrkdwn: the mention is meant
+            ts = await poster.post(
+                turn.channel_id,
+                turn.thread_ts,
+                notice,
+                check_first=check_first,
+                after=turn.message_ts,
+                taken=outbox.thread_posts,
+            )
+            await outbox.posted(item, 0, ts, last=True)
 
 
 class StopEnd:
@@ -67,9 +89,8 @@ class StopEnd:
                 settled = await self._desk.store.get(row.id)
                 if settled is not None:
                     await self._desk.show(self._poster.client, settled)
-        notice = Part(STOPPED.format(user=escape(by)), None)  # mrkdwn: the mention is meant
         try:
-            await self._poster.post(turn.channel_id, turn.thread_ts, notice, check_first=True, after=turn.message_ts)
+            await say_stopped(self._poster, TurnOutbox(self._store, turn_id, fresh=False), turn, by, check_first=True)
         except SlackPostError as exc:
             log.warning("stop notice not posted turn_id=%s slack_error=%s", turn_id, exc.error)
         if not await take_back(self._poster, self._sessions, turn, self._working):

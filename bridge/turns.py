@@ -28,10 +28,10 @@ from bridge.presence import Presence
 from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
-from bridge.slack.post import CHANNEL_REFUSALS, Part, SlackPoster, SlackPostError
-from bridge.slack.render import escape, shows_nothing
+from bridge.slack.post import CHANNEL_REFUSALS, SlackPoster, SlackPostError
+from bridge.slack.render import shows_nothing
 from bridge.slack.sessions import Sessions
-from bridge.stop_end import StopEnd
+from bridge.stop_end import StopEnd, say_stopped
 from bridge.stopping import RunningTurn, TrackedJournal, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store
 from bridge.store.conversations import thread_scope
@@ -51,7 +51,6 @@ from bridge.turn_words import (
     NOTHING_SAID,
     ROUTE_SWITCH,
     SERVER_500_HINT,
-    STOPPED,
     STOPPED_DRAFT,
     UNBOUND,
     not_finished_within,
@@ -262,8 +261,7 @@ class TurnWorker:
             if status == "stopped":
                 by = running.stopped_by or ""
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
-                    stopped = Part(STOPPED.format(user=escape(by)), None)  # mrkdwn: the mention is meant
-                    await self._poster.post(turn.channel_id, turn.thread_ts, stopped)
+                    await say_stopped(self._poster, self._outbox(job), turn, by, check_first=False)
         except SlackPostError as exc:
             status, error = "failed", f"Slack refused a post: {exc.error}"
             log.error(
