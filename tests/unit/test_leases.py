@@ -225,3 +225,53 @@ def test_renewals_failing_in_an_outage_are_one_warning_not_one_a_second_per_bind
     said = [r.getMessage() for r in caplog.records]
     assert len([m for m in said if m.startswith("lease lost")]) == 3, said
     assert len([m for m in said if m.startswith("could not renew")]) == 1, said
+
+
+class TakenOverStore(FakeStore):
+    """The lease another process took while this one was frozen: the renewal, a database round trip, says so."""
+
+    async def renew_binding(self, *_: Any) -> bool:
+        self.renewals += 1
+        await asyncio.sleep(0.3)
+        return False
+
+
+def test_a_worker_frozen_in_a_rate_limited_draft_replace_does_not_write_over_the_draft_after_it() -> None:
+    """Slack rate-limited the reply written over its draft (chat.update) and the process froze before the call
+    was made again, past its lease. The other process finished the turn meanwhile; the thawed worker's retry
+    came before its keeper heard the lease was lost and wrote its reply over the other's (limits' waits inside
+    live.py made the call again without looking at the lease, as post.py does before each try)."""
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        root = slack.add_message("C1", "hi")
+
+        class FreezesOnThe429(AsyncWebClient):
+            async def chat_update(self, **kwargs: Any) -> Any:  # type: ignore[override]
+                try:
+                    return await super().chat_update(**kwargs)
+                except Exception:
+                    time.sleep(1.2 * LEASE)  # frozen as the 429 came back: nothing runs, the keeper neither
+                    raise
+
+        client = FreezesOnThe429(token=slack.bot_token, base_url=slack.api_url)
+        live = LiveMessages(client, mode="update")
+
+        async def stalled() -> str:
+            draft = await live.start("C1", root, "alice is wri", "alice is wri", Author("alice"), ("T1", "U1"))
+            assert draft is not None
+            await client.chat_update(channel="C1", ts=draft.ts, text="the other process's reply")
+            slack.fail_next("chat.update", error="ratelimited", headers={"retry-after": "0"})
+            leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+
+            async def work() -> None:
+                async with leases.hold("T1", "C1"):
+                    await live.replace_with("C1", draft.ts, "this process's reply", False, (), draft)
+
+            try:
+                await asyncio.create_task(work())
+            except asyncio.CancelledError:
+                return "cancelled"
+            return "replaced"
+
+        assert asyncio.run(stalled()) == "cancelled"
+        assert [m["text"] for m in slack.messages("C1", root) if m.get("bot_id")] == ["the other process's reply"]
