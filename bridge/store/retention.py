@@ -77,12 +77,13 @@ class Retention:
             cutoff = _utc_now() - timedelta(days=days)
             gone: int = await self._store._transact(lambda conn: _sqlite_seen(conn, cutoff, limit))
             return gone
-        status = await self._store.pool.execute(
-            "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events"
-            " WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
-            days * 86400.0,
-            limit,
-        )
+        async with bounded(self._store.pool, WINDOW_WITHIN) as conn:
+            status = await conn.execute(
+                "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events"
+                " WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
+                days * 86400.0,
+                limit,
+            )
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 

@@ -237,6 +237,12 @@ def test_a_retention_pass_on_a_connection_gone_silent_neither_hangs_nor_holds_up
             store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
             await store.open()
             try:
+                relay.silence()  # the event ids' deletion goes out on one of the pool's open connections
+                seen = asyncio.create_task(retention.Retention(store).prune_seen(90))
+                done, _ = await asyncio.wait({seen}, timeout=5)
+                assert done, "the event ids' deletion waited on a silent connection"
+                await store.pool.expire_connections()
+                await asyncio.gather(*(store.pool.fetchval("SELECT 1") for _ in range(3)))  # opened after it
                 relay.silence()  # the pass's window is read on one of the pool's open connections
                 pruner = Pruner(store, 90, Timing(first_after=0.0, every=3600.0, pause=0.0))
                 passing = asyncio.create_task(pruner.run_once())
