@@ -275,3 +275,45 @@ def test_a_worker_frozen_in_a_rate_limited_draft_replace_does_not_write_over_the
 
         assert asyncio.run(stalled()) == "cancelled"
         assert [m["text"] for m in slack.messages("C1", root) if m.get("bot_id")] == ["the other process's reply"]
+
+
+def test_a_worker_frozen_while_an_earlier_send_runs_out_asks_no_agent_when_it_runs_again() -> None:
+    """Before its first send to an agent the client waits while Letta lists a run of it still going (an earlier
+    process's send, killed mid-send). The process froze in that wait past its lease; the one that took the
+    binding over asked the agent meanwhile. Thawed, the worker's next look found no run going and sent the same
+    question again: the lease had been checked once, when the lock was granted, not after the wait."""
+    from bridge.letta.client import LettaClient
+
+    sent: list[str] = []
+
+    class Client(LettaClient):
+        looks = 0
+
+        async def active_runs(self, agent_id: str, conversation_id: str | None = None, since: Any = None) -> Any:
+            self.looks += 1
+            if self.looks == 1:
+                return [{"id": "run-1", "status": "running"}]
+            time.sleep(1.2 * LEASE)  # frozen in the wait, as the next look's answer came: the keeper runs no more
+            return []
+
+        async def _send(self, path: str, body: dict[str, Any]) -> Any:
+            sent.append(path)
+            return {"messages": []}
+
+    async def stalled() -> str:
+        client = Client("http://127.0.0.1:9", busy_wait=5.0)
+        client.locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
+        leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+
+        async def work() -> None:
+            async with leases.hold("T1", "C1"):
+                await client.send_agent("agent-1", {"role": "user", "content": "hi"})
+
+        try:
+            await asyncio.create_task(work())
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "sent"
+
+    assert asyncio.run(stalled()) == "cancelled"
+    assert sent == []
