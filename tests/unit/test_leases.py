@@ -317,3 +317,46 @@ def test_a_worker_frozen_while_an_earlier_send_runs_out_asks_no_agent_when_it_ru
 
     assert asyncio.run(stalled()) == "cancelled"
     assert sent == []
+
+
+def test_a_worker_frozen_in_the_slack_clients_own_rate_limit_wait_posts_nothing_when_it_runs_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """chat.postMessage answered 429: slack_sdk's handler on the bridge's client (CountedRateLimits) waits the
+    Retry-After and makes the post again itself, after post.py looked at the lease. A process frozen in that wait
+    past its lease thawed and posted what the process that took the binding over had posted already."""
+    from types import SimpleNamespace
+
+    from slack_sdk.http_retry import builtin_async_handlers
+
+    from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
+
+    async def frozen_wait(_: float) -> None:
+        time.sleep(1.2 * LEASE)  # the process froze while it waited: nothing of it runs, its keeper neither
+
+    monkeypatch.setattr(builtin_async_handlers, "asyncio", SimpleNamespace(sleep=frozen_wait))
+    with FakeSlack() as slack:
+        slack.add_channel("C1", "general")
+        root = slack.add_message("C1", "hi")
+        client = MeteredSlackClient(token=slack.bot_token, base_url=slack.api_url)
+        client.retry_handlers.append(CountedRateLimits(client, max_retry_count=3))
+        poster = SlackPoster(client)
+        [part] = poster.parts("alice", "the next part")
+
+        async def stalled() -> str:
+            await poster.learn()
+            slack.fail_next("chat.postMessage", error="ratelimited", headers={"retry-after": "1"})
+            leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+
+            async def work() -> None:
+                async with leases.hold("T1", "C1"):
+                    await poster.post("C1", root, part)
+
+            try:
+                await asyncio.create_task(work())
+            except asyncio.CancelledError:
+                return "cancelled"
+            return "posted"
+
+        assert asyncio.run(stalled()) == "cancelled"
+        assert [m for m in slack.messages("C1", root) if m.get("bot_id")] == []
