@@ -1,5 +1,6 @@
 """The Slack Web API client with every call timed and every failure counted by Slack's error code; each rate
-limit waited out counted too."""
+limit (a 429 the client waits out itself, or one it raises for post.py and the drafts to wait out, `rate_limited`
+too) counted as that, not as a failure."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
+from bridge.slack.ratelimits import rate_limited
 from bridge.store.leases import check_lease
 
 # A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
@@ -63,6 +65,9 @@ class MeteredSlackClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
+            if rate_limited(exc):  # held back, not failed: post.py and drafts wait it out and make the call again
+                self.metrics.rate_limited(api_method)
+                raise
             data = exc.response.data if exc.response is not None else None
             error = str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
             raise
