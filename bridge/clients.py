@@ -113,6 +113,9 @@ class SharedAgentLocks(AgentLocks):
                 self.unsettle(agent_id)
             yield
 
+    def go_on(self) -> None:
+        check_lease()
+
 
 def server_id(settings: Settings) -> str:
     """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
@@ -138,6 +141,9 @@ class ServerAgentLocks(AgentLocks):
             for key in left:
                 self.unsettle(key.removeprefix(f"{self._server}|"))
             yield
+
+    def go_on(self) -> None:
+        check_lease()
 
 
 @dataclass

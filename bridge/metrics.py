@@ -72,7 +72,7 @@ class Metrics:
         )
         self.slack_rate_limited = Counter(
             "bridge_slack_rate_limited",
-            "Slack calls answered 429 and made again after Retry-After, by method",
+            "Slack calls refused for coming too fast (429, rate_limited), by method; waited out and made again",
             ["method"],
             registry=r,
         )

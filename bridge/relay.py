@@ -31,7 +31,7 @@ from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, withdraw_turn
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -335,6 +335,7 @@ class Relay:
                 try:
                     async with self._slots:
                         started = loop.time()
+                        job = await self._as_edited(job)
                         status = await self._worker.run(job)
                     break
                 except Exception:
@@ -353,6 +354,16 @@ class Relay:
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
+
+    async def _as_edited(self, job: Job) -> Job:
+        """The job with its turn's words as they are now: read before it waited for a slot, the turn may have been
+        edited since (`edit`), which it must answer as edited while it has not started."""
+        if job.started or job.stopped_by is not None:
+            return job
+        words = await waiting_words(self._store, job.turn_id)
+        if words is None or words == job.turn.text:
+            return job
+        return replace(job, turn=replace(job.turn, text=words))
 
     async def _database_answers(self) -> None:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,

@@ -324,11 +324,14 @@ class LettaClient(LettaTransport):
         has ended under waited out (an earlier process's send, killed or stopped mid-send, which Letta runs on:
         two at once would mix their contexts). Without `agent_id` the keys are agents (a group's members)."""
         async with self.locks.hold(keys):
-            for key in self.locks.unsure(keys):
+            unsure = self.locks.unsure(keys)
+            for key in unsure:
                 if key != conversation_id:  # an agent's key: its runs outside every conversation
                     await self._runs_ended(key, None)
                 elif agent_id is not None:
                     await self._runs_ended(agent_id, conversation_id)
+            if unsure:
+                self.locks.go_on()  # a process frozen in that wait may have lost the binding meanwhile
             try:
                 yield
             except BaseException:

@@ -72,6 +72,11 @@ class AgentLocks:
         while len(self._quiet) > QUIET_KEPT:
             self._quiet.popitem(last=False)
 
+    def go_on(self) -> None:
+        """Called before a send made after a wait under the lock (the runs of an earlier send, a busy conversation
+        or a 429 waited out): nothing here; the bridge's locks stop a worker whose lease may have been lost
+        meanwhile (clients.py)."""
+
     def unsettle(self, key: str) -> None:
         """A send under `key` was cut short (or another process's was taken over): its run may still be going."""
         self._quiet.pop(key, None)

@@ -188,6 +188,7 @@ class LettaTransport:
             waited += delay
             log.info("letta stream not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
             await asyncio.sleep(delay)
+            self.locks.go_on()  # not sent again by a worker frozen in the wait past its binding's lease
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
         """A send is retried only when Letta certainly did not run it (refused connection, a gateway's answer that
@@ -205,6 +206,7 @@ class LettaTransport:
                 waited += delay
                 log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
                 await asyncio.sleep(delay)
+                self.locks.go_on()
 
     def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:
         """How long to wait before sending again, or None to give up. A conversation busy with another run

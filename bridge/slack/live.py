@@ -269,6 +269,7 @@ class LiveMessages:
         choices += [with_actions(text, actions), None] if actions else [None]
         blocks, attempt = choices.pop(0), 0
         while True:
+            check_lease()  # each try: one made after a wait may come after the lease was lost
             try:
                 await patiently(partial(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks))
                 return True

@@ -1,5 +1,6 @@
 """The Slack Web API client with every call timed and every failure counted by Slack's error code; each rate
-limit waited out counted too."""
+limit (a 429 the client waits out itself, or one it raises for post.py and the drafts to wait out, `rate_limited`
+too) counted as that, not as a failure."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
+from bridge.slack.ratelimits import rate_limited
+from bridge.store.leases import check_lease
 
 # A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
 # show it twice. post.py reads the thread back first instead.
@@ -62,6 +65,9 @@ class MeteredSlackClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
+            if rate_limited(exc):  # held back, not failed: post.py and drafts wait it out and make the call again
+                self.metrics.rate_limited(api_method)
+                raise
             data = exc.response.data if exc.response is not None else None
             error = str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
             raise
@@ -74,7 +80,8 @@ class MeteredSlackClient(AsyncWebClient):
 
 class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
     """Waits out a 429 and makes the call again (Slack did not process it), counting each one: the call that then
-    succeeds is no failure, and without the count nothing would show the bridge held back."""
+    succeeds is no failure, and without the count nothing would show the bridge held back. A worker whose lease
+    may have been lost during the wait makes no call again (check_lease, as before every other Slack step)."""
 
     def __init__(self, client: MeteredSlackClient, max_retry_count: int) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -91,3 +98,4 @@ class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
         if response is not None:
             self._client.metrics.rate_limited(request.url.rsplit("/", 1)[-1].split("?", 1)[0])
         await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+        check_lease()  # the call is made again next: not by a worker frozen in the wait past its binding's lease

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
+from bridge.store.leases import check_lease
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -45,7 +47,8 @@ def retry_after(exc: SlackApiError, waits: int) -> float:
 
 
 async def patiently(call: Callable[[], Awaitable[T]]) -> T:
-    """A call made again while Slack rate-limits it, after the wait it asks for, up to RATE_LIMIT_WAITS more times."""
+    """A call made again while Slack rate-limits it, after the wait it asks for, up to RATE_LIMIT_WAITS more times;
+    each time only while the binding's lease may still be held (a process frozen in the wait was taken over)."""
     waits = 0
     while True:
         try:
@@ -57,3 +60,4 @@ async def patiently(call: Callable[[], Awaitable[T]]) -> T:
             wait = retry_after(exc, waits)
             log.info("slack rate-limited a call error=%s wait=%.0fs", _error(exc), wait)
             await asyncio.sleep(wait)
+            check_lease()

@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.store.base import Store
+from bridge.store.postgres_locks import bounded
 
+WINDOW_WITHIN = 60.0  # seconds a window's work gets on Postgres: a connection gone silent is dropped, not waited on
 OPEN = ("received", "running", "stopping")  # base.UNFINISHED's statuses: never deleted
 
 _DEPENDENTS = (
@@ -54,7 +56,7 @@ class Retention:
             cutoff = _utc_now() - timedelta(days=days)
             result: Pruned = await self._store._transact(lambda conn: _sqlite_turns(conn, cutoff, after_id, limit))
             return result
-        async with self._store.pool.acquire() as conn, conn.transaction():
+        async with bounded(self._store.pool, WINDOW_WITHIN) as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, status, created_at < now() - make_interval(secs => $3) AS created_old,"
                 " updated_at < now() - make_interval(secs => $3) AS old"
@@ -75,12 +77,13 @@ class Retention:
             cutoff = _utc_now() - timedelta(days=days)
             gone: int = await self._store._transact(lambda conn: _sqlite_seen(conn, cutoff, limit))
             return gone
-        status = await self._store.pool.execute(
-            "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events"
-            " WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
-            days * 86400.0,
-            limit,
-        )
+        async with bounded(self._store.pool, WINDOW_WITHIN) as conn:
+            status = await conn.execute(
+                "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events"
+                " WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
+                days * 86400.0,
+                limit,
+            )
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 

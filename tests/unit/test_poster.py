@@ -174,3 +174,24 @@ def test_a_channel_refused_for_good_is_checked_before_a_waiting_turn_runs(fake: 
 
     assert asyncio.run(main()) == [None, "is_archived", None, None, "not_in_channel", None, "channel_not_found"]
     assert len(fake.calls_to("conversations.info")) == 5
+
+
+@pytest.mark.parametrize(("error", "times"), [("rate_limited", 1), ("ratelimited", 4)])
+def test_a_post_slack_held_back_is_counted_rate_limited_not_failed(fake: FakeSlack, error: str, times: int) -> None:
+    """`rate_limited` (HTTP 200, "posted too many messages") and a 429 past the client's own three waits are
+    waited out by the poster, and the post lands. Each refusal was counted in bridge_slack_errors_total, which
+    operators alert on, and not in bridge_slack_rate_limited_total: the metrics said the posts failed, and that
+    Slack never held the bridge back."""
+    from bridge.metrics import Metrics
+
+    root = fake.add_message("C1", "hi")
+    settings = SimpleNamespace(slack_bot_token=SecretStr(fake.bot_token), slack_api_url=fake.api_url)
+    metrics = Metrics()
+    poster = SlackPoster(slack_client(settings, metrics))  # type: ignore[arg-type]  # the client serve builds
+    [part] = poster.parts("bob", "the answer")
+    fake.fail_next("chat.postMessage", error=error, headers={"retry-after": "0"}, times=times)
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
+    sample = metrics.registry.get_sample_value
+    assert sample("bridge_slack_errors_total", {"method": "chat.postMessage", "error": error}) is None
+    assert sample("bridge_slack_rate_limited_total", {"method": "chat.postMessage"}) == times

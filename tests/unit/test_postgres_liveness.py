@@ -216,3 +216,49 @@ def test_a_send_whose_connections_went_silent_ends_and_keeps_its_reply(
                 await store.close()
 
     asyncio.run(main())
+
+
+def test_a_retention_pass_on_a_connection_gone_silent_neither_hangs_nor_holds_up_the_stop(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hourly retention pass (FINISHED_TURNS_DAYS) read its window on a pooled connection gone silent. Before,
+    it waited for good, holding the connection: no pass ran again, and a SIGTERM's stop, which ends the pruner
+    before it gives the turns their grace, waited on it too, until the platform killed the process with its turns
+    not drained. Now the window's work is bounded (postgres_locks.bounded) and a stop ends it at once."""
+    from bridge.pruner import Pruner, Timing
+    from bridge.store import retention
+
+    monkeypatch.setattr(retention, "WINDOW_WITHIN", 1.0)
+
+    async def main() -> None:
+        where = urlsplit(pg_url)
+        relay = Silencer(where.hostname or "127.0.0.1", where.port or 5432)
+        async with relay.serving() as port:
+            store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
+            await store.open()
+            try:
+                relay.silence()  # the event ids' deletion goes out on one of the pool's open connections
+                seen = asyncio.create_task(retention.Retention(store).prune_seen(90))
+                done, _ = await asyncio.wait({seen}, timeout=5)
+                assert done, "the event ids' deletion waited on a silent connection"
+                await store.pool.expire_connections()
+                await asyncio.gather(*(store.pool.fetchval("SELECT 1") for _ in range(3)))  # opened after it
+                relay.silence()  # the pass's window is read on one of the pool's open connections
+                pruner = Pruner(store, 90, Timing(first_after=0.0, every=3600.0, pause=0.0))
+                passing = asyncio.create_task(pruner.run_once())
+                done, _ = await asyncio.wait({passing}, timeout=5)
+                assert done, "the retention pass waited on a silent connection"
+                assert isinstance(passing.exception(), TimeoutError)  # logged by the hourly loop, tried next hour
+                relay.silence()
+                pruner.start()
+                await asyncio.sleep(0.3)
+                stopping = asyncio.create_task(pruner.stop())
+                done, _ = await asyncio.wait({stopping}, timeout=5)
+                assert done, "the stop waited on the retention pass's silent connection"
+            finally:
+                relay.silence()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await store.close()
+
+    asyncio.run(main())

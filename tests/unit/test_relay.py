@@ -147,7 +147,7 @@ class Rig:
 
 @asynccontextmanager
 async def relaying(
-    db: Path, make_worker: Callable[[Store], Worker], poster: object = None, processes: int = 1
+    db: Path, make_worker: Callable[[Store], Worker], poster: object = None, processes: int = 1, max_concurrent: int = 8
 ) -> AsyncIterator[Rig]:
     """Relays (one per process, each its own lease owner) on one SQLite store, each with its own worker; at the
     end every held turn is let go, the relays stopped and the store closed."""
@@ -156,7 +156,7 @@ async def relaying(
     late = LateAccepts(store)
     workers = [make_worker(store) for _ in range(processes)]
     relays = [
-        Relay(late, worker, poster, max_concurrent=8, leases=BindingLeases(store, 3.0, f"web.{n}"))  # type: ignore[arg-type]  # doubles
+        Relay(late, worker, poster, max_concurrent=max_concurrent, leases=BindingLeases(store, 3.0, f"web.{n}"))  # type: ignore[arg-type]  # doubles
         for n, worker in enumerate(workers, start=1)
     ]
     try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
-from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, withdraw_turn
 from tests.unit.test_store import run
 
 ALICE, BOB = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
@@ -90,5 +93,26 @@ def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database
         assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
         assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"
         assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
+        assert await waiting_words(store, b) == "b2" and await waiting_words(store, a) is None, "a's has started"
 
     run(database_url, body)
+
+
+def test_a_waiting_mention_edited_while_its_turn_waits_for_a_slot_is_answered_as_edited(tmp_path: Path) -> None:
+    """Every turn slot (MAX_CONCURRENT_TURNS) was taken: another channel's mention, its binding's next turn, was
+    read from the store and waited for one. The person fixed a typo meanwhile; the edit was recorded (logged
+    'turn edited before it ran') but the turn, once a slot came, asked the agents the words it was read with."""
+    from tests.unit.test_relay import Worker, relaying, until
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, max_concurrent=1) as rig:
+            await rig.relay.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "first", "Ev1"))
+            await until(lambda: bool(rig.worker.jobs))  # it holds the only slot
+            await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U2", "teh question", "Ev2"))
+            await asyncio.sleep(0.2)  # C2's worker has read its turn and waits for the slot
+            await rig.relay.edit("T1", "C2", "2.000001", "the question")
+            rig.worker.go_on.set()
+            await until(lambda: len(rig.worker.jobs) == 2)
+            return rig.worker.texts()
+
+    assert asyncio.run(main()) == ["first", "the question"]
