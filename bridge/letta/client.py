@@ -32,6 +32,10 @@ DEFAULT_CONVERSATION = "default"  # with an agent_id: the agent's own thread, lo
 RUNS_ROUTE_BELOW = (0, 12)  # servers below list active runs at /v1/runs/active?agent_ids=
 CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, when runs are compared to a send
 RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier send left going
+# How old a run an earlier send left going can be (TURN_DEADLINE_SECONDS' default): 0.16.8 lists a non-streamed
+# conversation send's run as `created` for ever (reference §19), and another client's such send would otherwise
+# hold every first send to its agent for LETTA_BUSY_WAIT_SECONDS after each start.
+LEFT_GOING_WITHIN = timedelta(minutes=10)
 
 
 class _Listed(Protocol):
@@ -342,14 +346,15 @@ class LettaClient(LettaTransport):
                 self.locks.quiet(key)
 
     async def _runs_ended(self, agent_id: str, conversation_id: str | None) -> None:
-        """Wait while the agent (the conversation) has a run going, for `busy_wait` at most (as for a busy
-        conversation a server with Redis refuses a send to); a server that cannot say waits for nothing."""
+        """Wait while the agent (the conversation) has a run going that began within LEFT_GOING_WITHIN, for
+        `busy_wait` at most (as for a busy conversation a server with Redis refuses a send to); a server that
+        cannot say waits for nothing."""
         loop = asyncio.get_running_loop()
         until = loop.time() + self.busy_wait
         delay = 0.25
         while True:
             try:
-                runs = await self.active_runs(agent_id, conversation_id)
+                runs = await self.active_runs(agent_id, conversation_id, datetime.now(UTC) - LEFT_GOING_WITHIN)
             except LettaError as error:
                 log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
                 return
