@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.store.base import Store
-from bridge.store.postgres_locks import bounded
 
 WINDOW_WITHIN = 60.0  # seconds a window's work gets on Postgres: a connection gone silent is dropped, not waited on
 OPEN = ("received", "running", "stopping")  # base.UNFINISHED's statuses: never deleted
@@ -56,7 +56,7 @@ class Retention:
             cutoff = _utc_now() - timedelta(days=days)
             result: Pruned = await self._store._transact(lambda conn: _sqlite_turns(conn, cutoff, after_id, limit))
             return result
-        async with bounded(self._store.pool, WINDOW_WITHIN) as conn, conn.transaction():
+        async with _bounded(self._store.pool) as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, status, created_at < now() - make_interval(secs => $3) AS created_old,"
                 " updated_at < now() - make_interval(secs => $3) AS old"
@@ -77,7 +77,7 @@ class Retention:
             cutoff = _utc_now() - timedelta(days=days)
             gone: int = await self._store._transact(lambda conn: _sqlite_seen(conn, cutoff, limit))
             return gone
-        async with bounded(self._store.pool, WINDOW_WITHIN) as conn:
+        async with _bounded(self._store.pool) as conn:
             status = await conn.execute(
                 "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events"
                 " WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
@@ -86,6 +86,14 @@ class Retention:
             )
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
+
+
+def _bounded(pool: Any) -> AbstractAsyncContextManager[Any]:
+    """A pool connection given WINDOW_WITHIN (postgres_locks.bounded). Imported here: postgres_locks imports
+    asyncpg, which an install without the postgres extra (SQLite only) lacks."""
+    from bridge.store.postgres_locks import bounded
+
+    return bounded(pool, WINDOW_WITHIN)
 
 
 def _utc_now() -> datetime:

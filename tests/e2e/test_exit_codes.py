@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.e2e.harness import REPO, base_env, run_cli
+from tests.e2e.harness import REPO, base_env, free_port, run_cli
+from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 
 COMMANDS = (("serve",), ("socket",), ("check",), ("channels", "list"), ("channels", "connect", "C0123ABC", "group-x"))
@@ -108,6 +112,29 @@ def test_postgres_without_the_extra_says_how_to_install_it(command: tuple[str, .
     [line] = errors(done)
     assert "asyncpg" in line and "pip install 'letta-slack-bridge[postgres]'" in line
     assert "pw-never-shown" not in done.stdout + done.stderr
+
+
+def test_serve_on_sqlite_runs_without_the_postgres_extra(tmp_path: Path) -> None:
+    """README's set-up-and-run installs `-e .`, without asyncpg: serve on the default SQLite file must start (a
+    module of the retention pass imported the Postgres helpers at the top, and serve died at import)."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        port = free_port()
+        env = dict(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), PORT=str(port), HOST="127.0.0.1")
+        proc = subprocess.Popen([sys.executable, "-c", BLOCK_ASYNCPG, "serve"], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            status, deadline = 0, time.monotonic() + 20
+            while status != 200 and proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            assert status == 200, proc.stdout.read() if proc.poll() is not None and proc.stdout else status
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "Traceback" not in out, out
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
