@@ -12,7 +12,7 @@ from tests.reference import SLACK
 
 def test_an_external_persons_name_reaches_the_agents_though_users_info_refuses_it(tmp_path: Path) -> None:
     """users.info answers `user_not_found` for a person of another organisation (slack-poker-planner#20, a
-    shared channel's guest): the agents were told the person's user id, `[U0EXTPERS in #... on Slack]`. Slack
+    Slack Connect channel's guest): the agents were told the person's user id, `[U0EXTPERS in #... on Slack]`. Slack
     embeds the sender's `user_profile` in such a message (reference/slack/events/app_mention_slack_connect.json,
     and in conversations.replies): the bridge reads it there."""
     r = rig(tmp_path, "0.16.8", ("alice",))

@@ -156,9 +156,9 @@ def test_a_thread_read_for_context_names_another_organisations_person_by_their_e
     """Earlier messages of a Slack Connect thread: users.info refuses the external person, whose profile Slack
     embeds in their message; the agents were told the user id."""
     with FakeSlack() as slack:
-        root = slack.add_message("C0SHARED1", "our contract draft", user="U0EXTPERS",
+        root = slack.add_message("C0CONNECT1", "our contract draft", user="U0EXTPERS",
                                  user_profile={"display_name": "pat", "real_name": "Pat External", "team": "T0EXTERNL"})
-        later = slack.add_message("C0SHARED1", "a question", thread_ts=root)
+        later = slack.add_message("C0CONNECT1", "a question", thread_ts=root)
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-        earlier = asyncio.run(Directory(client).thread_before("C0SHARED1", root, later))
+        earlier = asyncio.run(Directory(client).thread_before("C0CONNECT1", root, later))
     assert [(e.user_id, e.name) for e in earlier] == [("U0EXTPERS", "pat")]

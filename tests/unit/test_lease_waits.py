@@ -14,9 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.clients import SharedAgentLocks
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import Author, SlackPoster
-from bridge.store.leases import BindingLeases
 from tests.fakes.slack import FakeSlack
-from tests.unit.test_leases import LEASE, FakeLockStore, FakeStore
+from tests.unit.test_leases import LEASE, FakeLockStore, FakeStore, under_lease
 
 
 class TakenOverStore(FakeStore):
@@ -53,17 +52,11 @@ def test_a_worker_frozen_in_a_rate_limited_draft_replace_does_not_write_over_the
             assert draft is not None
             await client.chat_update(channel="C1", ts=draft.ts, text="the other process's reply")
             slack.fail_next("chat.update", error="ratelimited", headers={"retry-after": "0"})
-            leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-
-            async def work() -> None:
-                async with leases.hold("T1", "C1"):
-                    await live.replace_with("C1", draft.ts, "this process's reply", False, (), draft)
-
-            try:
-                await asyncio.create_task(work())
-            except asyncio.CancelledError:
-                return "cancelled"
-            return "replaced"
+            return await under_lease(
+                lambda: live.replace_with("C1", draft.ts, "this process's reply", False, (), draft),
+                TakenOverStore(),
+                done="replaced",
+            )
 
         assert asyncio.run(stalled()) == "cancelled"
         assert [m["text"] for m in slack.messages("C1", root) if m.get("bot_id")] == ["the other process's reply"]
@@ -95,17 +88,9 @@ def test_a_worker_frozen_while_an_earlier_send_runs_out_asks_no_agent_when_it_ru
     async def stalled() -> str:
         client = Client("http://127.0.0.1:9", busy_wait=5.0)
         client.locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
-        leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-
-        async def work() -> None:
-            async with leases.hold("T1", "C1"):
-                await client.send_agent("agent-1", {"role": "user", "content": "hi"})
-
-        try:
-            await asyncio.create_task(work())
-        except asyncio.CancelledError:
-            return "cancelled"
-        return "sent"
+        return await under_lease(
+            lambda: client.send_agent("agent-1", {"role": "user", "content": "hi"}), TakenOverStore(), done="sent"
+        )
 
     assert asyncio.run(stalled()) == "cancelled"
     assert sent == []
@@ -138,17 +123,7 @@ def test_a_worker_frozen_in_the_slack_clients_own_rate_limit_wait_posts_nothing_
         async def stalled() -> str:
             await poster.learn()
             slack.fail_next("chat.postMessage", error="ratelimited", headers={"retry-after": "1"})
-            leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-
-            async def work() -> None:
-                async with leases.hold("T1", "C1"):
-                    await poster.post("C1", root, part)
-
-            try:
-                await asyncio.create_task(work())
-            except asyncio.CancelledError:
-                return "cancelled"
-            return "posted"
+            return await under_lease(lambda: poster.post("C1", root, part), TakenOverStore(), done="posted")
 
         assert asyncio.run(stalled()) == "cancelled"
         assert [m for m in slack.messages("C1", root) if m.get("bot_id")] == []
@@ -190,17 +165,9 @@ def test_a_worker_frozen_while_a_busy_conversation_is_waited_out_sends_nothing_w
     async def stalled() -> str:
         client = Client("http://127.0.0.1:9", busy_wait=5.0, retry_base=0.01)
         client.locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
-        leases = BindingLeases(TakenOverStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-
-        async def work() -> None:
-            async with leases.hold("T1", "C1"):
-                await client.send_agent("agent-1", {"role": "user", "content": "hi"})
-
-        try:
-            await asyncio.create_task(work())
-        except asyncio.CancelledError:
-            return "cancelled"
-        return "sent"
+        return await under_lease(
+            lambda: client.send_agent("agent-1", {"role": "user", "content": "hi"}), TakenOverStore(), done="sent"
+        )
 
     assert asyncio.run(stalled()) == "cancelled"
     assert sent == ["refused"]

@@ -64,6 +64,26 @@ async def hold_for(store: FakeStore, seconds: float) -> tuple[str, float]:
     return outcome, time.monotonic() - started
 
 
+async def under_lease(
+    step: Callable[[], Awaitable[object]], store: FakeStore | None = None, frozen: bool = False, done: str = "done"
+) -> str:
+    """`step` run by a worker holding a binding's lease of `store`, frozen past the lease first when `frozen`:
+    'cancelled' when the lease keeper stopped the worker, else `done`."""
+    leases = BindingLeases(store or FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
+
+    async def work() -> None:
+        async with leases.hold("T1", "C1"):
+            if frozen:
+                time.sleep(1.2 * LEASE)  # frozen: nothing of this process runs, its keeper neither
+            await step()
+
+    try:
+        await asyncio.create_task(work())
+    except asyncio.CancelledError:
+        return "cancelled"
+    return done
+
+
 @pytest.mark.parametrize("mode", ["hang", "raise"])
 def test_a_worker_that_cannot_renew_is_stopped_before_its_lease_expires(mode: str) -> None:
     store = FakeStore(renew=mode)
@@ -95,21 +115,8 @@ def test_a_worker_stalled_past_its_lease_posts_nothing_when_it_runs_again() -> N
         poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
         [part] = poster.parts("alice", "the next part")
 
-        async def stalled() -> str:
-            leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-
-            async def work() -> None:
-                async with leases.hold("T1", "C1"):
-                    time.sleep(1.2 * LEASE)  # frozen: nothing of this process runs, its keeper neither
-                    await poster.post("C1", root, part)
-
-            try:
-                await asyncio.create_task(work())
-            except asyncio.CancelledError:
-                return "cancelled"
-            return "posted"
-
-        assert asyncio.run(stalled()) == "cancelled"
+        outcome = asyncio.run(under_lease(lambda: poster.post("C1", root, part), frozen=True, done="posted"))
+        assert outcome == "cancelled"
         assert [m for m in slack.messages("C1", root) if m.get("bot_id")] == []
 
 
@@ -117,23 +124,11 @@ def test_a_worker_stalled_past_its_lease_asks_no_agent_when_it_runs_again() -> N
     """The same stall just before a Letta send: the agent lock granted, the send is not made."""
     sent: list[str] = []
 
-    async def stalled() -> str:
-        leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
-        locks = SharedAgentLocks(FakeLockStore())  # type: ignore[arg-type]
+    async def send() -> None:
+        async with SharedAgentLocks(FakeLockStore()).hold(["agent-1"]):  # type: ignore[arg-type]
+            sent.append("agent-1")
 
-        async def work() -> None:
-            async with leases.hold("T1", "C1"):
-                time.sleep(1.2 * LEASE)
-                async with locks.hold(["agent-1"]):
-                    sent.append("agent-1")
-
-        try:
-            await asyncio.create_task(work())
-        except asyncio.CancelledError:
-            return "cancelled"
-        return "sent"
-
-    assert asyncio.run(stalled()) == "cancelled"
+    assert asyncio.run(under_lease(send, frozen=True, done="sent")) == "cancelled"
     assert sent == []
 
 
@@ -152,25 +147,11 @@ def test_a_worker_stalled_past_its_lease_grows_and_opens_no_draft_when_it_runs_a
             draft = await live.start("C1", root, "alice is wri", "alice is wri", alice, ("T1", "U1"))
             assert draft is not None
             await client.chat_update(channel="C1", ts=draft.ts, text="alice's whole reply")  # the other process's
-            leases = BindingLeases(FakeStore(), LEASE, owner="web.1")  # type: ignore[arg-type]
             steps: list[Callable[[], Awaitable[object]]] = [
                 lambda: live.grow(draft, "alice is writing", "alice is writing"),
                 lambda: live.start("C1", root, "bob is wri", "bob is wri", Author("bob"), ("T1", "U1")),
             ]
-            outcomes = []
-            for step in steps:
-
-                async def work(step: Callable[[], Awaitable[object]] = step) -> None:
-                    async with leases.hold("T1", "C1"):
-                        time.sleep(1.2 * LEASE)
-                        await step()
-
-                try:
-                    await asyncio.create_task(work())
-                    outcomes.append("done")
-                except asyncio.CancelledError:
-                    outcomes.append("cancelled")
-            return outcomes
+            return [await under_lease(step, frozen=True) for step in steps]
 
         assert asyncio.run(stalled()) == ["cancelled", "cancelled"]
         assert [m["text"] for m in slack.messages("C1", root) if m.get("bot_id")] == ["alice's whole reply"]
