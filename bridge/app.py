@@ -18,7 +18,14 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bridge import __version__
-from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client
+from bridge.clients import (
+    SharedAgentLocks,
+    letta_client,
+    letta_kind,
+    look_at_earlier_sends,
+    runner_chooser,
+    slack_client,
+)
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
@@ -26,6 +33,7 @@ from bridge.ids import request_id
 from bridge.ingress import PEER_HEADER, is_event_callback
 from bridge.letta.appserver_letta import ServerKind
 from bridge.letta.client import LettaClient
+from bridge.letta.locks import EarlierSends
 from bridge.logs import Throttled, log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
 from bridge.pruner import Pruner
@@ -85,7 +93,8 @@ class Bridge:
             alive_seconds=settings.turn_lease_seconds,  # a process frozen that long loses its agent locks
         )
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
-        self.letta.locks = SharedAgentLocks(self.store)
+        self.earlier = EarlierSends()  # learnt from the journal at start
+        self.letta.locks = SharedAgentLocks(self.store, self.earlier)
         self.slack = slack_client(settings, self.metrics)
         self.chooser = runner_chooser(settings, self.letta)
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)
@@ -164,7 +173,7 @@ class Bridge:
             raise StartError(str(exc)) from None
         days = None if s.uninstalled_bindings == "keep" else s.uninstalled_bindings_days
         installs = BridgeInstallationStore(self.store, cipher, purge_days=days)
-        workspaces = self.workspaces = Workspaces(s, self.store, installs, self.metrics, self._letta_for)
+        workspaces = self.workspaces = Workspaces(s, self.store, installs, self.metrics, self._letta_for, self.earlier)
         default = workspaces.letta.add(s, self.letta)  # the environment's server: every workspace's default
         self.letta, self.chooser = default.client, default.chooser
         self.configurator = Configurator(s, self.store, self.letta, self.chooser)
@@ -235,6 +244,7 @@ class Bridge:
         if self.workspaces is not None:
             self.workspaces.session = self.slack.session
             self._purger = asyncio.create_task(self._purge_forever())
+        await look_at_earlier_sends(self.store, self.earlier)  # before any turn runs
         await self.relay.resume()
         self.pruner.start()
         self.ready = True

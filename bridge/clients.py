@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
-from bridge.letta.client import LettaClient
-from bridge.letta.locks import AgentLocks
+from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
+from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
 from bridge.logs import mask
 from bridge.metrics import Metrics
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.store import Store
 from bridge.store.leases import check_lease
+
+log = logging.getLogger(__name__)
 
 
 def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_limits: bool = True) -> AsyncWebClient:
@@ -100,8 +104,8 @@ class SharedAgentLocks(AgentLocks):
     """The Letta client's in-process locks, then the store's: on Postgres, advisory locks that keep each agent
     to one send in flight across every process sharing the database."""
 
-    def __init__(self, store: Store) -> None:
-        super().__init__()
+    def __init__(self, store: Store, earlier: EarlierSends | None = None) -> None:
+        super().__init__(earlier)
         self._store = store
 
     @asynccontextmanager
@@ -117,6 +121,23 @@ class SharedAgentLocks(AgentLocks):
         check_lease()
 
 
+async def look_at_earlier_sends(store: Store, earlier: EarlierSends) -> None:
+    """Whether a Letta send an earlier process made may still be running, from the store's journal. If none can
+    be, no first send of this process waits on a look at its agent's runs (one request per agent, which a burst of
+    new turns after a start would otherwise pay). Called before any turn runs: every step journaled then is an
+    earlier process's."""
+    since = datetime.now(UTC) - LEFT_GOING_WITHIN - CLOCK_SLACK
+    try:
+        left = await store.sends_left_going(since)
+    except Exception as exc:  # unknown: every agent's runs are looked at, as after a crash
+        log.warning("journal not read for sends left going error=%s", type(exc).__name__)
+        return
+    earlier.ended = not left
+    if left:
+        log.info("a Letta send an earlier process made may still be running: each agent's runs are looked at "
+                 "before this process first sends to it")
+
+
 def server_id(settings: Settings) -> str:
     """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else ""
@@ -128,8 +149,8 @@ class ServerAgentLocks(AgentLocks):
     """An agent's send lock, in this process and (Postgres) across processes, keyed by its server too: two
     servers' agents never wait on each other, whatever their ids."""
 
-    def __init__(self, store: Store, server: str) -> None:
-        super().__init__()
+    def __init__(self, store: Store, server: str, earlier: EarlierSends | None = None) -> None:
+        super().__init__(earlier)
         self._store = store
         self._server = server
 
@@ -156,8 +177,14 @@ class LettaServers:
     """One client and runner chooser per Letta server, made on first use and closed on stop. `make_client` finds
     out which kind of server a URL is (a REST server or an App Server, each workspace's own) and builds its client."""
 
-    def __init__(self, store: Store, make_client: Callable[[Settings], Awaitable[LettaClient]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        make_client: Callable[[Settings], Awaitable[LettaClient]],
+        earlier: EarlierSends | None = None,
+    ) -> None:
         self._store = store
+        self._earlier = earlier
         self._make = make_client
         self._servers: dict[str, LettaServer] = {}
         self._making: dict[str, asyncio.Lock] = {}  # per server: a slow one holds up no other
@@ -165,7 +192,7 @@ class LettaServers:
     def add(self, settings: Settings, client: LettaClient) -> LettaServer:
         """The server of `settings`, with a client made already (the environment's default server)."""
         key = server_id(settings)
-        client.locks = ServerAgentLocks(self._store, key)
+        client.locks = ServerAgentLocks(self._store, key, self._earlier)
         found = self._servers[key] = LettaServer(client, runner_chooser(settings, client))
         return found
 

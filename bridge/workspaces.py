@@ -35,6 +35,7 @@ from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.locks import EarlierSends
 from bridge.logs import shown_url
 from bridge.metrics import Metrics
 from bridge.relay import Relay
@@ -93,13 +94,14 @@ class Workspaces:
         installs: BridgeInstallationStore,
         metrics: Metrics,
         make_letta: Callable[[Settings], Awaitable[LettaClient]],
+        earlier: EarlierSends | None = None,
     ) -> None:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         self.settings = settings
         self.store = store
         self.installs = installs
         self.metrics = metrics
-        self.letta = LettaServers(store, make_letta)
+        self.letta = LettaServers(store, make_letta, earlier)
         self._make_letta = make_letta
         self.session: aiohttp.ClientSession | None = None
         renewals = MeteredSlackClient(base_url=settings.slack_api_url)

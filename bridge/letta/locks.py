@@ -45,7 +45,17 @@ class KeyedLocks:
                 del self._entries[key]
 
 
-QUIET_KEPT = 10_000  # keys remembered as quiet; one forgotten costs a look at its runs before its next send
+QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs
+
+
+@dataclass
+class EarlierSends:
+    """What this process knows of the Letta sends made before it started. `ended` is set at start-up when the
+    store's journal shows none written within the last minutes that nobody saw end (a step still `sending` or
+    failed, a decision sent and not settled): a clean stop, or nothing sent lately. Until then it is False, and
+    every key counts as possibly busy until a send of this process ends under it."""
+
+    ended: bool = False
 
 
 class AgentLocks:
@@ -54,23 +64,27 @@ class AgentLocks:
 
     A lock keeps this process's sends apart, not a send an earlier process made (killed mid-send, or stopped past
     its grace) nor one of this process's own that was cut short: Letta runs those to their end. A key is `quiet`
-    once a send of this process under it ended; any other key may still have such a run going, which the Letta
-    client waits out before it sends (`LettaClient._one_send`)."""
+    once a send of this process under it ended; after an earlier process whose sends may still run (`earlier`),
+    any other key may still have such a run going, which the Letta client waits out before it sends
+    (`LettaClient._one_send`). Otherwise only the keys `unsettle`d here are."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier: EarlierSends | None = None) -> None:
         self._locks = KeyedLocks()
         self._quiet: OrderedDict[str, None] = OrderedDict()
+        self._unsettled: OrderedDict[str, None] = OrderedDict()
+        self._earlier = earlier or EarlierSends()
+        self._forgot = False  # an unsettled key fell out of the map: every key not quiet is unsure again
 
     def unsure(self, keys: Iterable[str]) -> list[str]:
         """The keys under which a run this process did not see end may still be going."""
+        if self._earlier.ended and not self._forgot:
+            return [key for key in keys if key in self._unsettled]
         return [key for key in keys if key not in self._quiet]
 
     def quiet(self, key: str) -> None:
         """A send under `key` ended here, or `key` is a conversation this process made: no run is left going."""
-        self._quiet[key] = None
-        self._quiet.move_to_end(key)
-        while len(self._quiet) > QUIET_KEPT:
-            self._quiet.popitem(last=False)
+        self._unsettled.pop(key, None)
+        _remember(self._quiet, key)
 
     def go_on(self) -> None:
         """Called before a send made after a wait under the lock (the runs of an earlier send, a busy conversation
@@ -80,6 +94,8 @@ class AgentLocks:
     def unsettle(self, key: str) -> None:
         """A send under `key` was cut short (or another process's was taken over): its run may still be going."""
         self._quiet.pop(key, None)
+        if _remember(self._unsettled, key):
+            self._forgot = True
 
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
@@ -88,3 +104,13 @@ class AgentLocks:
             for agent_id in sorted(set(agent_ids)):
                 await stack.enter_async_context(self._locks.hold(agent_id))
             yield
+
+
+def _remember(keys: OrderedDict[str, None], key: str) -> bool:
+    """Add `key` as the newest; True when the oldest had to be forgotten to keep QUIET_KEPT."""
+    keys[key] = None
+    keys.move_to_end(key)
+    if len(keys) <= QUIET_KEPT:
+        return False
+    keys.popitem(last=False)
+    return True

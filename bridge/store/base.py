@@ -27,6 +27,17 @@ from bridge.domain import HistoryEntry as HistoryEntry  # the backends build the
 # use its partial indexes (schema v11). A running turn that is stopped is `stopping` until the process running it,
 # or the one taking its binding over when that process died, has taken its working signs back.
 UNFINISHED = "status IN ('received', 'running', 'stopping')"
+# A journaled send nobody saw end: its run may go on at Letta (a step still `sending`, or failed: cut short by an
+# error, a deadline or a stop). Written exactly so in `sends_left_going`, which lets SQLite use its partial index
+# (schema v14).
+UNSETTLED_STEP = "(state <> 'answered' OR failure IS NOT NULL)"
+# An approval decision sent and not seen answered (`stopped`: a withdrawal, whose answer is never recorded).
+UNSETTLED_DECISION = "(outcome IS NULL OR outcome = 'stopped')"
+# Store.sends_left_going, each backend's two placeholders in place of {0} (a step's time) and {1} (a decision's).
+SENDS_LEFT_GOING = (
+    f"SELECT EXISTS (SELECT 1 FROM turn_steps WHERE {UNSETTLED_STEP} AND updated_at >= {{0}})"  # noqa: S608
+    f" OR EXISTS (SELECT 1 FROM approvals WHERE {UNSETTLED_DECISION} AND sent_at >= {{1}})"
+)
 # A stop: a turn that never started is done with; a running one is left `stopping` for its stop's end.
 STOPS = "status = CASE status WHEN 'running' THEN 'stopping' ELSE 'stopped' END"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
@@ -239,6 +250,12 @@ class Store(Protocol):
 
     async def sending_steps(self, turn_id: int) -> list[str]:
         """The turn's steps journaled `sending` and never answered: sends that may still run on Letta."""
+        ...
+
+    async def sends_left_going(self, since: datetime) -> bool:
+        """Whether any send journaled since `since` may still run on Letta, for all anyone saw: a step still
+        `sending` or failed (cut short by an error, a deadline or a stop: Letta runs on), or an approval decision
+        (a withdrawal too) sent and not settled. Read at start, before this process sends anything."""
         ...
 
     async def step_answered(

@@ -4,9 +4,10 @@ of what the thread is owed and what was posted, and each thread's Letta conversa
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
-from bridge.store.base import LIVE, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.conversations import postgres_forget, postgres_get, postgres_put
 from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
 
@@ -62,6 +63,9 @@ class PostgresJournal(PostgresConnection):
             "SELECT step FROM turn_steps WHERE turn_id=$1 AND state='sending' ORDER BY step", turn_id
         )
         return [str(r[0]) for r in rows]
+
+    async def sends_left_going(self, since: datetime) -> bool:
+        return bool(await self.pool.fetchval(SENDS_LEFT_GOING.format("$1", "$2"), since, since.timestamp()))
 
     async def step_answered(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bridge.store.approvals import POSTGRES_V8, SQLITE_V8
 from bridge.store.attachments import POSTGRES_V10, SQLITE_V10
-from bridge.store.base import UNFINISHED, StoreError
+from bridge.store.base import UNFINISHED, UNSETTLED_STEP, StoreError
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
@@ -42,6 +42,9 @@ V11 = f"""
     CREATE INDEX turns_unfinished ON turns (team_id, channel_id, id) WHERE {UNFINISHED};
     CREATE INDEX turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id) WHERE {UNFINISHED};
 """
+
+# Schema v14: the journal's sends nobody saw end, found at start without reading every step ever journaled.
+V14 = f"CREATE INDEX turn_steps_unsettled ON turn_steps (updated_at) WHERE {UNSETTLED_STEP};"
 
 SQLITE_MIGRATIONS: list[str] = [
     """
@@ -116,6 +119,7 @@ SQLITE_MIGRATIONS: list[str] = [
     V11,  # `stopping` turns are unfinished (above)
     "",  # Postgres's process heartbeats (below): SQLite means one process
     "",  # Postgres's agent sends in flight (below)
+    V14,
 ]
 
 
@@ -196,6 +200,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     # Each agent send in flight, by agent lock key: a database restart frees the advisory lock, not the send
     # (postgres_locks.py).
     13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
+    14: V14,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

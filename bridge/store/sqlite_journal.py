@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
-from bridge.store.base import LIVE, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.sqlite_connection import SqliteConnection, in_thread, now_text, top_seq
 
 
@@ -67,6 +67,13 @@ class SqliteJournal(SqliteConnection):
             "SELECT step FROM turn_steps WHERE turn_id=? AND state='sending' ORDER BY step", (turn_id,)
         )
         return [str(r[0]) for r in rows]
+
+    async def sends_left_going(self, since: datetime) -> bool:
+        row = await self._one(
+            SENDS_LEFT_GOING.format("?", "?"),
+            (since.astimezone(UTC).isoformat(), since.timestamp()),
+        )
+        return row is not None and bool(row[0])
 
     async def step_answered(
         self,
