@@ -3,9 +3,10 @@ with the person's text, its journal steps (the agents' replies), its outbox and 
 its settled approvals, and the event ids that kept Slack's retries out. Without it the database grows with every
 turn (each reply's text is kept two or three times), past what a PaaS's small database plan holds within months.
 
-Kept: unfinished turns, whatever their age; open approvals (an agent may still wait for them on Letta); the
-threads' Letta conversations (a follow-up in an old thread goes on with the same conversation); the bridge-run
-transcript (it is read by sequence, not by age) and feedback counts.
+The bridge-run transcript's old rows go too, once every agent that could be told them has seen them
+(transcript_retention.py). Kept: unfinished turns, whatever their age; open approvals (an agent may still wait for
+them on Letta); the threads' Letta conversations (a follow-up in an old thread goes on with the same conversation);
+the transcript rows an agent has not seen yet, and each scope's last; feedback counts.
 
 Turns are read in id order, a window at a time: ids grow with time, so the walk stops at the first turn created
 within the retention, and a pass costs what it deletes, not the table's size. One implementation serves both
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.store.base import Store
+from bridge.store.transcript_retention import Key, TranscriptPruned, postgres_prune, sqlite_prune
 
 WINDOW_WITHIN = 60.0  # seconds a window's work gets on Postgres: a connection gone silent is dropped, not waited on
 OPEN = ("received", "running", "stopping")  # base.UNFINISHED's statuses: never deleted
@@ -70,6 +72,18 @@ class Retention:
                 for statement in _DEPENDENTS:
                     await conn.execute(statement.format(ids="SELECT unnest($1::bigint[])"), doomed)
             return Pruned(len(doomed), _next(rows, limit, all(r["created_old"] for r in rows)))
+
+    async def prune_transcript(self, days: float, after: Key | None = None, limit: int = 200) -> TranscriptPruned:
+        """Delete the transcript rows among the `limit` oldest after `after` that are more than `days` old and that
+        no agent can still be told."""
+        if self._sqlite:
+            cutoff = _utc_now() - timedelta(days=days)
+            result: TranscriptPruned = await self._store._transact(
+                lambda conn: sqlite_prune(conn, cutoff, after, limit)
+            )
+            return result
+        async with _bounded(self._store.pool) as conn, conn.transaction():
+            return await postgres_prune(conn, days, after, limit)
 
     async def prune_seen(self, days: float, limit: int = 1000) -> int:
         """Delete up to `limit` event ids recorded more than `days` ago; how many went."""

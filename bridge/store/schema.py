@@ -43,6 +43,19 @@ V11 = f"""
     CREATE INDEX turns_unfinished_thread ON turns (team_id, channel_id, thread_ts, id) WHERE {UNFINISHED};
 """
 
+# Schema v14: each transcript row's time, so that retention can delete the rows every agent has seen once they are
+# older than FINISHED_TURNS_DAYS (retention.py). Rows from before it count from the upgrade: their age is unknown.
+# SQLite cannot add a column whose default is the time, so the rows already there are given it by an UPDATE.
+SQLITE_V14 = """
+    ALTER TABLE transcript ADD COLUMN at TEXT NOT NULL DEFAULT '';
+    UPDATE transcript SET at = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now');
+    CREATE INDEX transcript_age ON transcript (at, team_id, channel_id, seq);
+"""
+POSTGRES_V14 = """
+    ALTER TABLE transcript ADD COLUMN IF NOT EXISTS at TIMESTAMPTZ NOT NULL DEFAULT now();
+    CREATE INDEX IF NOT EXISTS transcript_age ON transcript (at, team_id, channel_id, seq);
+"""
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -116,6 +129,7 @@ SQLITE_MIGRATIONS: list[str] = [
     V11,  # `stopping` turns are unfinished (above)
     "",  # Postgres's process heartbeats (below): SQLite means one process
     "",  # Postgres's agent sends in flight (below)
+    SQLITE_V14,  # each transcript row's time (above)
 ]
 
 
@@ -196,6 +210,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     # Each agent send in flight, by agent lock key: a database restart frees the advisory lock, not the send
     # (postgres_locks.py).
     13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
+    14: POSTGRES_V14,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

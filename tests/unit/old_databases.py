@@ -80,10 +80,18 @@ async def fill(version: int, insert: Insert, postgres: bool) -> OldRows:
             turn, ("T1", channel, ts, thread, "U1", f"question {event}", otid, f"Ev{event}", status, when(AT), when(AT))
         )
         setattr(rows, attr, made)
-    await insert(
-        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text) VALUES ($1,$2,$3,$4,$5,$6)",
-        ("T1", "C1", 1, "agent-a", "alice", "hi from alice"),
-    )
+    said = ("T1", "C1", 1, "agent-a", "alice", "hi from alice")
+    if version >= 14:  # each row's time
+        await insert(
+            "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text, at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            (*said, when(AT)),
+        )
+    else:
+        await insert(
+            "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text) VALUES ($1,$2,$3,$4,$5,$6)",
+            said,
+        )
     await insert(
         "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4)", ("T1", "C1", "agent-a", 1)
     )

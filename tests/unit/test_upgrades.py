@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -84,6 +85,10 @@ def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
 
         unseen, _ = await store.unseen("T1", "C1", "agent-b", from_start=True)
         assert unseen == [AgentReply("alice", "hi from alice", "agent-a")]
+        # A transcript row from before v14 has no time of its own: it counts from the upgrade, not from long ago.
+        [written] = await Sql(store).fetch("SELECT at FROM transcript")
+        at = datetime.fromisoformat(written["at"]) if isinstance(written["at"], str) else written["at"]
+        assert abs(datetime.now(UTC) - at) < timedelta(minutes=5)
         if version >= 2:  # the running turn's journal and outbox: answered steps replay, posted parts stay posted
             step = await store.get_step(old.running, "agent-a")
             assert step is not None and step.state == "answered"
