@@ -8,6 +8,9 @@ The bridge-run transcript's old rows go too, once every agent that could be told
 them on Letta); the threads' Letta conversations (a follow-up in an old thread goes on with the same conversation);
 the transcript rows an agent has not seen yet, and each scope's last; feedback counts.
 
+A thread whose deleted turns reached the agents is kept as one row of `pruned_threads`: a new mention there is a
+follow-up to what they were told (`Store.earlier_turns_in_thread`), not a first one bringing the thread again.
+
 Turns are read in id order, a window at a time: ids grow with time, so the walk stops at the first turn created
 within the retention, and a pass costs what it deletes, not the table's size. One implementation serves both
 backends (SQLite through the writer's thread as queued bookkeeping, Postgres through the pool)."""
@@ -28,6 +31,10 @@ WINDOW_WITHIN = 60.0  # seconds a window's work gets on Postgres: a connection g
 OPEN = ("received", "running", "stopping")  # base.UNFINISHED's statuses: never deleted
 
 _DEPENDENTS = (
+    # First, the threads that had a turn reach the agents: a new mention there is not their first (schema v15).
+    "INSERT INTO pruned_threads (team_id, channel_id, thread_ts) SELECT DISTINCT team_id, channel_id, thread_ts"
+    " FROM turns t WHERE id IN ({ids}) AND EXISTS (SELECT 1 FROM turn_steps s WHERE s.turn_id=t.id"
+    " AND s.state='answered') ON CONFLICT DO NOTHING",
     "DELETE FROM outbox_posts WHERE outbox_id IN (SELECT id FROM outbox WHERE turn_id IN ({ids}))",
     "DELETE FROM outbox WHERE turn_id IN ({ids})",
     "DELETE FROM turn_steps WHERE turn_id IN ({ids})",

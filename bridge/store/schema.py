@@ -56,6 +56,16 @@ POSTGRES_V14 = """
     CREATE INDEX IF NOT EXISTS transcript_age ON transcript (at, team_id, channel_id, seq);
 """
 
+# Schema v15: the threads whose turns that reached the agents retention has deleted (retention.py), so that a new
+# mention there is still a follow-up to what the agents were told, not a first one that brings the thread's
+# earlier messages again (Store.earlier_turns_in_thread). One row per thread, kept as the conversations are.
+V15 = """
+    CREATE TABLE IF NOT EXISTS pruned_threads (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, thread_ts TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, thread_ts)
+    );
+"""
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -130,6 +140,7 @@ SQLITE_MIGRATIONS: list[str] = [
     "",  # Postgres's process heartbeats (below): SQLite means one process
     "",  # Postgres's agent sends in flight (below)
     SQLITE_V14,  # each transcript row's time (above)
+    V15,  # the threads retention deleted answered turns of (above)
 ]
 
 
@@ -211,6 +222,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     # (postgres_locks.py).
     13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
     14: POSTGRES_V14,
+    15: V15,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

@@ -185,6 +185,10 @@ async def fill(version: int, insert: Insert, postgres: bool) -> OldRows:
     if version >= 10:
         await insert("UPDATE turns SET files=$1 WHERE id=$2", (json.dumps(FILES), rows.other))
         await insert("INSERT INTO turn_attachments (turn_id, body) VALUES ($1,$2)", (rows.other, "{}"))
+    if version >= 15:
+        await insert(
+            "INSERT INTO pruned_threads (team_id, channel_id, thread_ts) VALUES ($1,$2,$3)", ("T1", "C1", "8.000001")
+        )
     return rows
 
 
