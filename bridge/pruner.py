@@ -1,7 +1,8 @@
 """The retention pass: every hour (the first a little after start, out of the way of a start-up burst), finished
-turns older than FINISHED_TURNS_DAYS go from the database with what they left (store/retention.py), a small
-window at a time with a pause between windows, so that neither Slack's acknowledgements nor running turns wait
-behind it. Several processes on one database may prune at once: each delete is of rows nobody changes."""
+turns older than FINISHED_TURNS_DAYS go from the database with what they left, and then the bridge-run transcript's
+rows as old that every agent has seen (store/retention.py), a small window at a time with a pause between windows,
+so that neither Slack's acknowledgements nor running turns wait behind it. Several processes on one database may
+prune at once: each delete is of rows nobody changes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Timing:
 class PassResult:
     turns: int
     events: int
+    transcript: int = 0
 
 
 class Pruner:
@@ -47,7 +49,7 @@ class Pruner:
             self._task = None
 
     async def run_once(self) -> PassResult:
-        """One whole pass: every window of turns, then the old event ids."""
+        """One whole pass: every window of turns, then the old event ids, then the old transcript rows."""
         turns, after = 0, 0
         while True:
             window = await self._retention.prune_turns(self._days, after)
@@ -60,9 +62,27 @@ class Pruner:
         while gone := await self._retention.prune_seen(self._days):
             events += gone
             await asyncio.sleep(self._timing.pause)
-        if turns or events:
-            log.info("deleted finished turns older than %d days turns=%d event_ids=%d", self._days, turns, events)
-        return PassResult(turns, events)
+        transcript = await self._transcript()
+        if turns or events or transcript:
+            log.info(
+                "deleted finished turns older than %d days turns=%d event_ids=%d transcript_rows=%d",
+                self._days,
+                turns,
+                events,
+                transcript,
+            )
+        return PassResult(turns, events, transcript)
+
+    async def _transcript(self) -> int:
+        """Every window of old transcript rows; how many went."""
+        rows, after = 0, None
+        while True:
+            window = await self._retention.prune_transcript(self._days, after)
+            rows += window.rows
+            if window.after is None:
+                return rows
+            after = window.after
+            await asyncio.sleep(self._timing.pause)
 
     async def _forever(self) -> None:
         await asyncio.sleep(self._timing.first_after)

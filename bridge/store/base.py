@@ -196,7 +196,8 @@ class Store(Protocol):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         """How many of the thread's turns before `turn_id` an agent answered (a step answered): one that never
-        reached the agents (unbound, refused, Letta down, stopped first) gave them no thread context."""
+        reached the agents (unbound, refused, Letta down, stopped first) gave them no thread context. Those that
+        retention deleted count as one (`pruned_threads`): the agents had the context all the same."""
         ...
 
     async def set_turn_status(self, turn_id: int, status: str) -> bool:

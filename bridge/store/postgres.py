@@ -277,7 +277,8 @@ class PostgresStore(PostgresJournal):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         count = await self.pool.fetchval(
-            "SELECT COUNT(*) FROM turns t WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND id<$4"
+            "SELECT COUNT(*) + (SELECT COUNT(*) FROM pruned_threads WHERE team_id=$1 AND channel_id=$2"
+            " AND thread_ts=$3) FROM turns t WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND id<$4"
             " AND EXISTS (SELECT 1 FROM turn_steps s WHERE s.turn_id=t.id AND s.state='answered')",
             team_id,
             channel_id,

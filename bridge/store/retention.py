@@ -3,9 +3,13 @@ with the person's text, its journal steps (the agents' replies), its outbox and 
 its settled approvals, and the event ids that kept Slack's retries out. Without it the database grows with every
 turn (each reply's text is kept two or three times), past what a PaaS's small database plan holds within months.
 
-Kept: unfinished turns, whatever their age; open approvals (an agent may still wait for them on Letta); the
-threads' Letta conversations (a follow-up in an old thread goes on with the same conversation); the bridge-run
-transcript (it is read by sequence, not by age) and feedback counts.
+The bridge-run transcript's old rows go too, once every agent that could be told them has seen them
+(transcript_retention.py). Kept: unfinished turns, whatever their age; open approvals (an agent may still wait for
+them on Letta); the threads' Letta conversations (a follow-up in an old thread goes on with the same conversation);
+the transcript rows an agent has not seen yet, and each scope's last; feedback counts.
+
+A thread whose deleted turns reached the agents is kept as one row of `pruned_threads`: a new mention there is a
+follow-up to what they were told (`Store.earlier_turns_in_thread`), not a first one bringing the thread again.
 
 Turns are read in id order, a window at a time: ids grow with time, so the walk stops at the first turn created
 within the retention, and a pass costs what it deletes, not the table's size. One implementation serves both
@@ -21,11 +25,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge.store.base import Store
+from bridge.store.transcript_retention import Key, TranscriptPruned, postgres_prune, sqlite_prune
 
 WINDOW_WITHIN = 60.0  # seconds a window's work gets on Postgres: a connection gone silent is dropped, not waited on
 OPEN = ("received", "running", "stopping")  # base.UNFINISHED's statuses: never deleted
 
 _DEPENDENTS = (
+    # First, the threads that had a turn reach the agents: a new mention there is not their first (schema v16).
+    "INSERT INTO pruned_threads (team_id, channel_id, thread_ts) SELECT DISTINCT team_id, channel_id, thread_ts"
+    " FROM turns t WHERE id IN ({ids}) AND EXISTS (SELECT 1 FROM turn_steps s WHERE s.turn_id=t.id"
+    " AND s.state='answered') ON CONFLICT DO NOTHING",
     "DELETE FROM outbox_posts WHERE outbox_id IN (SELECT id FROM outbox WHERE turn_id IN ({ids}))",
     "DELETE FROM outbox WHERE turn_id IN ({ids})",
     "DELETE FROM turn_steps WHERE turn_id IN ({ids})",
@@ -70,6 +79,18 @@ class Retention:
                 for statement in _DEPENDENTS:
                     await conn.execute(statement.format(ids="SELECT unnest($1::bigint[])"), doomed)
             return Pruned(len(doomed), _next(rows, limit, all(r["created_old"] for r in rows)))
+
+    async def prune_transcript(self, days: float, after: Key | None = None, limit: int = 200) -> TranscriptPruned:
+        """Delete the transcript rows among the `limit` oldest after `after` that are more than `days` old and that
+        no agent can still be told."""
+        if self._sqlite:
+            cutoff = _utc_now() - timedelta(days=days)
+            result: TranscriptPruned = await self._store._transact(
+                lambda conn: sqlite_prune(conn, cutoff, after, limit)
+            )
+            return result
+        async with _bounded(self._store.pool) as conn, conn.transaction():
+            return await postgres_prune(conn, days, after, limit)
 
     async def prune_seen(self, days: float, limit: int = 1000) -> int:
         """Delete up to `limit` event ids recorded more than `days` ago; how many went."""

@@ -46,6 +46,29 @@ V11 = f"""
 # Schema v14: the journal's sends nobody saw end, found at start without reading every step ever journaled.
 V14 = f"CREATE INDEX turn_steps_unsettled ON turn_steps (updated_at) WHERE {UNSETTLED_STEP};"
 
+# Schema v15: each transcript row's time, so that retention can delete the rows every agent has seen once they are
+# older than FINISHED_TURNS_DAYS (retention.py). Rows from before it count from the upgrade: their age is unknown.
+# SQLite cannot add a column whose default is the time, so the rows already there are given it by an UPDATE.
+SQLITE_V15 = """
+    ALTER TABLE transcript ADD COLUMN at TEXT NOT NULL DEFAULT '';
+    UPDATE transcript SET at = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now');
+    CREATE INDEX transcript_age ON transcript (at, team_id, channel_id, seq);
+"""
+POSTGRES_V15 = """
+    ALTER TABLE transcript ADD COLUMN IF NOT EXISTS at TIMESTAMPTZ NOT NULL DEFAULT now();
+    CREATE INDEX IF NOT EXISTS transcript_age ON transcript (at, team_id, channel_id, seq);
+"""
+
+# Schema v16: the threads whose turns that reached the agents retention has deleted (retention.py), so that a new
+# mention there is still a follow-up to what the agents were told, not a first one that brings the thread's
+# earlier messages again (Store.earlier_turns_in_thread). One row per thread, kept as the conversations are.
+V16 = """
+    CREATE TABLE IF NOT EXISTS pruned_threads (
+        team_id TEXT NOT NULL, channel_id TEXT NOT NULL, thread_ts TEXT NOT NULL,
+        PRIMARY KEY (team_id, channel_id, thread_ts)
+    );
+"""
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -120,6 +143,8 @@ SQLITE_MIGRATIONS: list[str] = [
     "",  # Postgres's process heartbeats (below): SQLite means one process
     "",  # Postgres's agent sends in flight (below)
     V14,
+    SQLITE_V15,  # each transcript row's time (above)
+    V16,  # the threads retention deleted answered turns of (above)
 ]
 
 
@@ -201,6 +226,8 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     # (postgres_locks.py).
     13: "CREATE TABLE agent_sends (key BIGINT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL);",
     14: V14,
+    15: POSTGRES_V15,
+    16: V16,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

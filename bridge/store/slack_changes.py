@@ -8,8 +8,8 @@
   through Slack Connect, G... becoming C...; Slack asks apps to update what they stored under the old id). What the
   bridge keeps under the old id moves to the new one in one transaction: the binding and its history, the turns
   (so that a thread the bot answered still takes follow-ups), each thread's Letta conversations, what each agent
-  has not yet seen, the notices given once, the feedback counts. A turn running meanwhile stays under the old id
-  and ends there.
+  has not yet seen, the notices given once, the feedback counts, the threads retention deleted answered turns of.
+  A turn running meanwhile stays under the old id and ends there.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ _REST = (
     _keyed("transcript", "seq", scoped=True),
     _keyed("cursors", "agent_id", scoped=True),
     _keyed("notices", "kind"),
+    _keyed("pruned_threads", "thread_ts"),
     "UPDATE feedback SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2",
 )
 

@@ -224,7 +224,8 @@ class SqliteStore(SqliteJournal):
 
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         row = await self._one(
-            "SELECT COUNT(*) FROM turns t WHERE team_id=? AND channel_id=? AND thread_ts=? AND id<?"
+            "SELECT COUNT(*) + (SELECT COUNT(*) FROM pruned_threads WHERE team_id=?1 AND channel_id=?2"
+            " AND thread_ts=?3) FROM turns t WHERE team_id=?1 AND channel_id=?2 AND thread_ts=?3 AND id<?4"
             " AND EXISTS (SELECT 1 FROM turn_steps s WHERE s.turn_id=t.id AND s.state='answered')",
             (team_id, channel_id, thread_ts, turn_id),
         )

@@ -98,9 +98,9 @@ class SqliteJournal(SqliteConnection):
                 for reply in replies:
                     seq = top_seq(conn, team_id, channel_id) + 1
                     conn.execute(
-                        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text)"
-                        " VALUES (?,?,?,?,?,?)",
-                        (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text),
+                        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text, at)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        (team_id, channel_id, seq, agent_id, reply.agent_name, reply.text, now_text()),
                     )
                 conn.execute(
                     "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)"

@@ -80,10 +80,18 @@ async def fill(version: int, insert: Insert, postgres: bool) -> OldRows:
             turn, ("T1", channel, ts, thread, "U1", f"question {event}", otid, f"Ev{event}", status, when(AT), when(AT))
         )
         setattr(rows, attr, made)
-    await insert(
-        "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text) VALUES ($1,$2,$3,$4,$5,$6)",
-        ("T1", "C1", 1, "agent-a", "alice", "hi from alice"),
-    )
+    said = ("T1", "C1", 1, "agent-a", "alice", "hi from alice")
+    if version >= 15:  # each row's time
+        await insert(
+            "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text, at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            (*said, when(AT)),
+        )
+    else:
+        await insert(
+            "INSERT INTO transcript (team_id, channel_id, seq, agent_id, agent_name, text) VALUES ($1,$2,$3,$4,$5,$6)",
+            said,
+        )
     await insert(
         "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4)", ("T1", "C1", "agent-a", 1)
     )
@@ -177,6 +185,10 @@ async def fill(version: int, insert: Insert, postgres: bool) -> OldRows:
     if version >= 10:
         await insert("UPDATE turns SET files=$1 WHERE id=$2", (json.dumps(FILES), rows.other))
         await insert("INSERT INTO turn_attachments (turn_id, body) VALUES ($1,$2)", (rows.other, "{}"))
+    if version >= 16:
+        await insert(
+            "INSERT INTO pruned_threads (team_id, channel_id, thread_ts) VALUES ($1,$2,$3)", ("T1", "C1", "8.000001")
+        )
     return rows
 
 

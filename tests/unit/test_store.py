@@ -180,6 +180,9 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
             await store.db.execute(f"ALTER TABLE bindings DROP COLUMN {column}")  # v9
         await store.db.execute("ALTER TABLE turns DROP COLUMN files")  # v10
         await store.db.execute("DROP INDEX turn_steps_unsettled")  # v14
+        await store.db.execute("DROP INDEX transcript_age")  # v15
+        await store.db.execute("ALTER TABLE transcript DROP COLUMN at")
+        await store.db.execute("DROP TABLE pruned_threads")  # v16
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

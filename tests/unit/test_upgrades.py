@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +23,7 @@ from bridge.store.feedback import FeedbackStore
 from bridge.store.installations import Sql
 from bridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from tests.pg import PgServer
-from tests.unit.old_databases import OldRows, old_database
+from tests.unit.old_databases import AT, OldRows, old_database
 
 LATEST = len(SQLITE_MIGRATIONS)
 SQLITE_VERSIONS = range(1, LATEST)
@@ -84,6 +85,13 @@ def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
 
         unseen, _ = await store.unseen("T1", "C1", "agent-b", from_start=True)
         assert unseen == [AgentReply("alice", "hi from alice", "agent-a")]
+        # A transcript row from before v15 has no time of its own: it counts from the upgrade, not from long ago.
+        [written] = await Sql(store).fetch("SELECT at FROM transcript")
+        at = datetime.fromisoformat(written["at"]) if isinstance(written["at"], str) else written["at"]
+        assert abs(datetime.now(UTC) - at) < timedelta(minutes=5) if version < 14 else at == AT
+        # The old turns stay the thread's own; a thread retention deleted the answered turns of counts too (v16).
+        assert await store.earlier_turns_in_thread("T1", "C1", "2.000001", fresh) == (1 if version >= 2 else 0)
+        assert await store.earlier_turns_in_thread("T1", "C1", "8.000001", fresh) == (1 if version >= 15 else 0)
         if version >= 2:  # the running turn's journal and outbox: answered steps replay, posted parts stay posted
             step = await store.get_step(old.running, "agent-a")
             assert step is not None and step.state == "answered"
