@@ -1,4 +1,5 @@
-"""Running one accepted turn to its end: the runner's replies go through the store's outbox to the thread.
+"""Running one accepted turn to its end: whether it runs at all (its stop's end, an unbound channel, one Slack
+refuses), its deadline, its stop, its outcome; the agents are asked in `turn_asking.py`.
 
 Every message a turn owes the thread (an agent's reply, a failure said in plain words, a notice) is first
 written to the outbox, then posted part by part, each part recorded; so a restarted bridge posts what is
@@ -8,18 +9,16 @@ missing and never a part twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bridge.approvals import ApprovalDesk, TurnApprovals
 from bridge.config import Settings
-from bridge.domain import AgentFailure, AgentReply, Binding, Turn, TurnInput
+from bridge.domain import Binding, Turn
 from bridge.drafts import TurnDrafts
-from bridge.letta.chooser import RunnerChooser, group_send_broken
-from bridge.letta.errors import Kind, LettaError
-from bridge.letta.runners import Runner
+from bridge.letta.chooser import RunnerChooser
+from bridge.letta.errors import LettaError
 from bridge.logs import Redactor
 from bridge.metrics import Metrics
 from bridge.outbox import TurnOutbox
@@ -29,28 +28,22 @@ from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import CHANNEL_REFUSALS, SlackPoster, SlackPostError
-from bridge.slack.render import shows_nothing
 from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd, say_stopped
-from bridge.stopping import RunningTurn, TrackedJournal, TurnAbandoned, TurnStopped, TurnStops
+from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store
-from bridge.store.conversations import thread_scope
 from bridge.store.locks import AckFirst
-from bridge.store.turn_record import BindingTranscript
 from bridge.targets import TargetError
 from bridge.threads import ThreadPolicy
-from bridge.turn_flush import NOTES, REPLY, TurnFlush
+from bridge.turn_asking import TurnAsking
+from bridge.turn_flush import TurnFlush
 from bridge.turn_input import InputAssembly
 from bridge.turn_shown import TurnShown
 from bridge.turn_words import (
     CRASHED,
     DEADLINE_HINT,
     DEFAULT_UNUSABLE,
-    EMPTY_REPLY,
     NOT_RUN,
-    NOTHING_SAID,
-    ROUTE_SWITCH,
-    SERVER_500_HINT,
     STOPPED_DRAFT,
     UNBOUND,
     not_finished_within,
@@ -102,10 +95,13 @@ class TurnWorker:
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
-        self._directory = directory
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
         self._inputs = InputAssembly(settings, store, directory, fetcher)
         self._posting = TurnFlush(settings, poster, self.stops, self.ack_first)
+        self._asking = TurnAsking(
+            settings, store, chooser, poster, directory, threads=self.threads, inputs=self._inputs, desk=self.desk,
+            stops=self.stops, ack_first=self.ack_first, owe=self._owe, flush=self._flush, journaled=self._journaled,
+        )
 
     @property
     def metrics(self) -> Metrics:
@@ -278,125 +274,8 @@ class TurnWorker:
     async def _converse(
         self, job: Job, binding: Binding, drafts: TurnDrafts, running: RunningTurn, approvals: TurnApprovals
     ) -> int:
-        """Run the turn, posting as replies arrive; returns how many failures the thread was told of."""
-        turn = job.turn
-        asked = await self._inputs.assemble(turn, job.turn_id, binding.target.names)
-        if asked.files.missing:
-            await self._owe(job, "notice:files", asked.files.note())
-        growing = drafts if self._settings.letta_stream_tokens and self._settings.letta_streaming else None
-        turn_input = TurnInput(
-            text=asked.text, otid=job.otid, sender=asked.speaker, drafts=growing, images=asked.files.images,
-            approvals=approvals, tools=self._settings.tools_in(turn.channel_id),
-        )
-        runner = await self._chooser.choose(binding)
-        try:
-            return await self._relay_events(job, binding, runner, turn_input, drafts, running)
-        except LettaError as exc:
-            if exc.kind != Kind.ROUTE_MISSING or runner is not self._chooser.server:
-                raise
-        # The server has no group send route: nothing was sent, so running the turn here is safe.
-        await self._store.set_runner(turn.team_id, turn.channel_id, "bridge", actor="bridge")
-        if await self._store.notice_once(turn.team_id, turn.channel_id, "route_missing"):
-            await self._owe(job, "notice:route_missing", ROUTE_SWITCH)
-        log.info("binding switched to the bridge runner channel=%s", turn.channel_id)
-        return await self._relay_events(job, binding, self._chooser.bridge, turn_input, drafts, running)
-
-    async def _relay_events(
-        self,
-        job: Job,
-        binding: Binding,
-        runner: Runner,
-        turn_input: TurnInput,
-        drafts: TurnDrafts,
-        running: RunningTurn,
-    ) -> int:
-        turn = job.turn
-        # A thread that is a Letta conversation has its own transcript: an agent is shown only this thread's replies.
-        threaded = runner is self._chooser.appserver or (
-            runner is self._chooser.bridge and await self.threads.bridge_run_threaded(turn.channel_id)
-        )  # an App Server's threads are always conversations (its agents' `default` is never used)
-        scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
-        transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
-        running.threaded = threaded
-        journal = TrackedJournal(
-            self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending, self._journaled.get(job.turn_id)
-        )
-        if threaded:
-            names = binding.target.names
-
-            async def history() -> str:
-                return await self._inputs.history(turn, job.turn_id, names)
-
-            threads = self.threads.conversations(turn.team_id, turn.channel_id, turn.thread_ts, history)
-            turn_input = replace(turn_input, threads=threads)
-        asking = self._ask(job, binding, runner, turn_input, transcript, journal, drafts, running)
-        replies, failures = await job.order.ask_while_posting(asking, lambda: self._flush(job, drafts, running))
-        if replies == 0 and failures == 0:
-            await self._owe(job, "notice:nothing", NOTHING_SAID)
-        job.ran.update(runner=runner.name, replies=replies, failures=failures)
-        return failures
-
-    async def _ask(
-        self,
-        job: Job,
-        binding: Binding,
-        runner: Runner,
-        turn_input: TurnInput,
-        transcript: BindingTranscript,
-        journal: TrackedJournal,
-        drafts: TurnDrafts,
-        running: RunningTurn,
-    ) -> tuple[int, int]:
-        """The runner's events written to the outbox as they come (posted meanwhile by `_relay_events`): how many
-        replies and failures."""
-        turn = job.turn
-        replies = failures = 0
-        async for event in runner.run(binding.target, turn_input, transcript, journal):
-            await self.ack_first.give_way()
-            if isinstance(event, AgentReply) and shows_nothing(event.text):
-                failures += 1  # nothing to post, and not a success either: the thread is told
-                await self._owe(job, f"fail:{event.step}:{event.index}", EMPTY_REPLY.format(agent=event.agent_name))
-            elif isinstance(event, AgentReply):
-                replies += 1
-                await self._owe(job, f"{REPLY}{event.step}:{event.index}", event.text, event.agent_name)
-                notes = event.notes
-                if drafts.showed_tasks(f"{event.step}:{event.index}"):  # its tool calls are in the reply as tasks
-                    notes = tuple(n for n in notes if n.kind != "tool")
-                if notes and self._settings.shows_reasoning(turn.channel_id):
-                    encoded = json.dumps([[n.kind, n.text] for n in notes])
-                    await self._owe(job, f"{NOTES}{event.step}:{event.index}", encoded, event.agent_name)
-            elif isinstance(event, AgentFailure):
-                failures += 1
-                log.warning(
-                    "agent failed turn_id=%s channel=%s target=%s agent=%s kind=%s request_id=%s",
-                    job.turn_id,
-                    turn.channel_id,
-                    binding.target.ref,
-                    event.agent_id,
-                    event.kind,
-                    event.request_id,
-                )
-                text = event.message
-                if event.pending_approval:  # where the card is that it waits for
-                    text = await self.desk.refused(turn, event, self._directory.channel_name)
-                if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
-                    text += SERVER_500_HINT if await self._group_send_broken() else ""
-                await self._owe(job, f"fail:{event.step}:{event.index}", text)
-            job.order.owed()
-            if not self._poster.known_postable(turn.channel_id):
-                # No agent more is asked before a first post shows that the thread can be posted in (its flush
-                # also looks for a stop).
-                await job.order.caught_up()
-            else:
-                # The flush may be busy with a slow post: a stop is looked for here, before the next agent.
-                await self.stops.check(running)
-        return replies, failures
-
-    async def _group_send_broken(self) -> bool:
-        try:
-            return group_send_broken(await self._chooser.server_version())
-        except LettaError:
-            return False
+        """Ask the agents (turn_asking.py), posting as replies arrive: how many failures the thread was told of."""
+        return await self._asking.converse(job, binding, drafts, running, approvals)
 
     async def _owe(self, job: Job, source: str, text: str, agent_name: str | None = None) -> None:
         if agent_name is None:

@@ -1,6 +1,7 @@
 """`BridgeRunner`: the bridge runs the group itself, sending to each agent in turn over REST and showing each
 the group replies it has not seen yet (works on every server, and for agent-list bindings). Each send is
-journaled before it is made, and a resumed turn looks for what a send it journaled did before sending again."""
+journaled before it is made, and a resumed turn looks for what a send it journaled did before sending again. The
+send itself, heard out, and the lookups of one whose answer was lost, are `rest_send.py`'s."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from bridge.domain import (
     AgentFailure,
     AgentRef,
     AgentReply,
-    Drafts,
     Journal,
     Note,
     PendingApproval,
@@ -24,15 +23,15 @@ from bridge.domain import (
     TurnEvent,
     TurnInput,
 )
-from bridge.letta.approving import Approving, reached
+from bridge.letta.approving import reached
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.exchange import Asked, Draft, Progress, Spoken, asked, exchange
+from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
 from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle
-from bridge.letta.send_parts import Heard, drafting, each, own, reattached_texts, refused
-from bridge.letta.toolprogress import Report, reporting
+from bridge.letta.rest_send import RestSend
+from bridge.letta.send_parts import each, reattached_texts, refused
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
@@ -60,10 +59,9 @@ class BridgeRunner(Step):
     ) -> None:
         self._client = client
         self._patience = patience
-        self._streaming = streaming
-        self._tokens = tokens
         self._max_turns = max_turns  # when the group record has none (LETTA_MAX_TURNS)
         self.details = GroupDetails(client)
+        self._send = RestSend(client, streaming, tokens)
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -123,7 +121,7 @@ class BridgeRunner(Step):
             return await self._decided(agent, key, sent, since, pending, turn, journal, upto)
         if resumed:
             try:
-                found = await self._outcome(agent, key, otid, since, conversation, background, turn.drafts, sent)
+                found = await self._send.outcome(agent, key, otid, since, conversation, background, turn.drafts, sent)
             except LettaError as error:
                 if not error.conversation_gone:
                     raise
@@ -140,7 +138,7 @@ class BridgeRunner(Step):
         message = user_message(earlier + text, otid, turn.sender, turn.images)
         try:
             try:
-                heard = await self._said(agent, key, message, conversation, turn, background)
+                heard = await self._send.said(agent, key, message, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
@@ -152,10 +150,10 @@ class BridgeRunner(Step):
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
                 message = user_message(await turn.threads.earlier(agent.id) + text, otid, turn.sender, turn.images)
-                heard = await self._said(agent, key, message, conversation, turn, background)
+                heard = await self._send.said(agent, key, message, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
-                found = await self._outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                found = await self._send.outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 lookup = Sent(otid, sent_at, conversation)
                 if isinstance(found, list):
                     return await self._reattached(agent, key, found, turn, journal, upto, lookup)
@@ -165,47 +163,10 @@ class BridgeRunner(Step):
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
             # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
             lookup = Sent(otid, sent_at, conversation)
-            found = await self._finished(agent, lookup)
+            found = await self._send.finished(agent, lookup)
             if found is not None and (found.texts or found.asked):
                 return await self._recovered(agent, key, found, turn, journal, upto, lookup, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
-
-    async def _finished(self, agent: AgentRef, sent: Sent) -> Found | None:
-        """What a send whose stream was cut off left in history once its run is over; None if it cannot be read."""
-        try:
-            return await settle(self._client, agent.id, sent.otids, sent.since, sent.conversation, agent.name)
-        except LettaError as error:
-            log.warning("letta history not read after a lost stream agent=%s kind=%s", agent.id, error.kind)
-            return None
-
-    async def _outcome(
-        self,
-        agent: AgentRef,
-        key: str,
-        otid: str,
-        since: datetime | None,
-        conversation: str | None,
-        background: Progress | None,
-        drafts: Drafts | None,
-        sent: Otids | None = None,
-    ) -> Found | list[Spoken] | None:
-        """What became of a send whose outcome is unknown, without ever asking the agent again while it may still
-        be answering: re-attached to its background run where the server keeps one (Redis; the spoken replies
-        come back), else once the agent has no run the send could be, looked up in history (by every otid in
-        `sent` it may have carried, else `otid`). None: the send never reached Letta (no run it could be is going,
-        and history lacks it), so it may be made again."""
-        if background is not None and conversation is not None:
-            message = {"otid": otid}
-            attached = Progress(otid, attach=True)
-            try:
-                draft = drafting(drafts, key, agent.name, [])
-                tools = reporting(drafts, key, agent.name)
-                return [s async for s in self._exchange(agent, message, conversation, draft, attached, tools)]
-            except LettaError as error:
-                # A 404 names no run for the otid: it never reached Letta, or its mapping expired (Redis keeps it 3
-                # hours) or was lost with Redis. Only history tells them apart.
-                log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
-        return await settle(self._client, agent.id, sent or otid, since, conversation, agent.name)
 
     async def _recovered(
         self,
@@ -224,7 +185,7 @@ class BridgeRunner(Step):
         if not found.asked:
             return await self._answered(agent, key, list(found.texts), None, journal, upto, notes)
         questions = [q for q in (asked(r) for r in found.asked) if q is not None]
-        source = self._approving(agent, key, sent.conversation, turn).run(each(questions))
+        source = self._send.approving(agent, key, sent.conversation, turn).run(each(questions))
         return await self._read_on(agent, key, source, turn, journal, upto, sent, list(found.texts), notes)
 
     async def _reattached(
@@ -242,7 +203,7 @@ class BridgeRunner(Step):
         agent read on; left alone, the agent would refuse every later message (409 PENDING_APPROVAL)."""
         if not any(isinstance(s, Asked) for s in spoken):
             return await self._answered(agent, key, *reattached_texts(agent, key, spoken), journal, upto)
-        source = self._approving(agent, key, sent.conversation, turn).run(each(spoken))
+        source = self._send.approving(agent, key, sent.conversation, turn).run(each(spoken))
         return await self._read_on(agent, key, source, turn, journal, upto, sent)
 
     async def _read_on(
@@ -260,41 +221,15 @@ class BridgeRunner(Step):
         """The step answered from what the agent says through its approvals, after the words `said` earlier. A
         stream cut on the way is read from history once the run is over, as the live send's is (`_ask`)."""
         try:
-            heard = await self._heard(agent, key, source, turn.drafts, said)
+            heard = await self._send.heard(agent, key, source, turn.drafts, said)
         except LettaError as error:
             return await refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
-            found = await self._finished(agent, sent)
+            found = await self._send.finished(agent, sent)
             if found is not None and (found.texts or found.asked):
                 return await self._recovered(agent, key, found, turn, journal, upto, sent, (*notes, *heard.notes))
         notes = (*notes, *heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, notes, heard.step_id)
-
-    def _exchange(
-        self,
-        agent: AgentRef,
-        message: dict[str, Any],
-        conversation: str | None,
-        draft: Draft | None,
-        background: Progress | None,
-        tools: Report | None = None,
-    ) -> AsyncIterator[Spoken]:
-        """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
-        return own(
-            agent,
-            exchange(
-                self._client,
-                message,
-                agent.name,
-                self._streaming,
-                agent_id=agent.id,
-                conversation=conversation,
-                tokens=self._tokens,
-                draft=draft,
-                background=background,
-                tools=tools,
-            ),
-        )
 
     async def _decided(
         self,
@@ -324,67 +259,10 @@ class BridgeRunner(Step):
             except LettaError as error:  # only its first words are missed: the decision still matters more
                 log.warning("letta history not read agent=%s kind=%s", agent.id, error.kind)
                 found = None
-        approving = self._approving(agent, key, conversation, turn)
+        approving = self._send.approving(agent, key, conversation, turn)
         answered = approving.run(approving.answer(request, await approving.decide(request)))
         said = list(found.texts) if found else []
         return await self._read_on(agent, key, answered, turn, journal, upto, Sent(otid, since, conversation), said)
-
-    def _approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
-        def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
-            draft = drafting(turn.drafts, key, agent.name, [])
-            return self._exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
-
-        def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
-            return self._exchange(agent, message, conversation, None, None)
-
-        return Approving(turn.approvals, agent, key, conversation, send, quiet)
-
-    async def _said(
-        self,
-        agent: AgentRef,
-        key: str,
-        message: dict[str, Any],
-        conversation: str | None,
-        turn: TurnInput,
-        background: Progress | None = None,
-    ) -> Heard:
-        """One send's texts and notes, and the error inside its answer if any; raises LettaError when nothing
-        came back. A token-streamed reply is shown growing in `drafts`; tool calls the agent asks to run wait for
-        people's decisions (`Approving`) and the agent's words after them are part of the reply."""
-        texts: list[str] = []
-        draft, tools = drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
-        source = self._exchange(agent, message, conversation, draft, background, tools)
-        return await self._heard(agent, key, self._approving(agent, key, conversation, turn).run(source), turn.drafts,
-                                 texts)
-
-    @staticmethod
-    async def _heard(
-        agent: AgentRef,
-        key: str,
-        source: AsyncIterator[Spoken],
-        drafts: Drafts | None,
-        texts: list[str] | None = None,
-    ) -> Heard:
-        texts = [] if texts is None else texts
-        step_id = ""  # the Letta step of the reply's last words, which a feedback vote is about
-        notes: list[Note] = []
-        failure: AgentFailure | None = None
-        blank = False  # a message came back with no words: an empty reply, unlike no message at all
-        async for spoken in source:
-            if isinstance(spoken, Asked):
-                continue  # answered inside `Approving`
-            if isinstance(spoken, LettaError):
-                failure = AgentFailure(
-                    agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1,
-                    spoken.pending_approval,
-                )
-            elif spoken.text:
-                texts.append(spoken.text)
-                notes.extend(spoken.notes)
-                step_id = spoken.step_id or step_id
-            else:
-                blank = True
-        return Heard(texts or ([""] if blank else []), failure, tuple(notes), step_id)
 
     @staticmethod
     async def _lost(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:

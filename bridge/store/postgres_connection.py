@@ -66,6 +66,9 @@ ACCEPT_CONNECTIONS = 1
 # Seconds to open a connection when DATABASE_URL has no connect_timeout: asyncpg's own 60 s outlasts a platform's
 # boot timeout (Heroku's is 60 s), so a start would be killed before it said the database does not answer.
 CONNECT_TIMEOUT = 10.0
+# Seconds the pools get, in all, to close at a stop before their connections are ended without waiting: with the
+# turns' grace (SHUTDOWN_GRACE_SECONDS, 20 s) and their cut-short clean-up, the stop fits a platform's 30 s.
+CLOSE_SECONDS = 5.0
 
 
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -188,14 +191,17 @@ class PostgresConnection:
             raise
 
     async def close(self) -> None:
+        """Close every pool within CLOSE_SECONDS in all: a pool's close waits for each connection to be released
+        and for the server's goodbye, which a connection stuck in a query, or a database that stopped answering,
+        never gives; what is left then is ended (`terminate`), so that a SIGTERM's stop ends."""
         if self._beating is not None:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
             self._beating = None
-        for pool in (self._accepts, self._renewals, self._locks, self._pool):
-            if pool is not None:
-                await pool.close()
+        pools = {"accepts": self._accepts, "renewals": self._renewals, "locks": self._locks, "turns": self._pool}
         self._pool = self._locks = self._renewals = self._accepts = None
+        deadline = asyncio.get_running_loop().time() + CLOSE_SECONDS
+        await asyncio.gather(*(_close_pool(name, pool, deadline) for name, pool in pools.items() if pool is not None))
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Conn]:
@@ -294,6 +300,27 @@ class PostgresConnection:
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """A workspace's token renewal, one process at a time, on connections no agent lock holds."""
         return advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
+
+
+async def _close_pool(name: str, pool: Pool, deadline: float) -> None:
+    """One pool closed by `deadline`, else its connections ended without waiting: the server rolls back what they
+    had under way. Never raises: the stop goes on, and ends as a stop (`serve` exits 0)."""
+    busy = pool.get_size() - pool.get_idle_size()
+    try:
+        async with asyncio.timeout_at(deadline):
+            await pool.close()
+    except TimeoutError:
+        pool.terminate()
+        log.warning(
+            "the database's connections did not close within %.0f s; ended them without waiting"
+            " (PostgreSQL rolls back what they had under way) pool=%s in_use=%d",
+            CLOSE_SECONDS,
+            name,
+            busy,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        pool.terminate()  # asyncpg's close has ended them already; said once, the stop goes on
+        log.warning("the database's connections did not close cleanly; ended them pool=%s error=%s", name, _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import pytest
 from bridge.notices import WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
+from tests.e2e.test_operator_view import outcomes
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body, next_ts
 from tests.fakes.slack import FakeSlack
@@ -98,6 +99,9 @@ def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Pat
         # Its queue notice promised an answer that will never come: it says so (within NOTICE_SPACING).
         r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [WITHDRAWN_NOTICE])
         assert r.bridge.logs().count("turn withdrawn") == 1
+        _wait_logged(r, "turn ended", 2)
+        # Every turn accepted is counted once: the withdrawn one too, which no run ends.
+        assert outcomes(r.bridge) == {"done": 2.0, "withdrawn": 1.0}
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 

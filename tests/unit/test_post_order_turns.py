@@ -15,6 +15,7 @@ import pytest
 
 from bridge.domain import AgentReply, ApprovalRequest, ToolCall, TurnInput
 from bridge.store.approvals import Approval
+from bridge.turn_asking import TurnAsking
 from bridge.turns import Job, TurnWorker
 from tests.unit.test_turn_end import Recorder, settings, worker_for
 
@@ -25,7 +26,8 @@ Events = Callable[[TurnInput, Callable[[], Any]], AsyncIterator[AgentReply]]
 async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str, TurnWorker, Job]:
     """Run a turn whose runner yields `events` (given its input and a function that stops the turn, delivered
     here or only recorded); Slack answers the first post, and Letta the cancel, only after 0.3 s."""
-    worker, store, job, poster = await worker_for(tmp_path, settings())
+    s = settings()
+    worker, store, job, poster = await worker_for(tmp_path, s)
     await store.set_turn_status(job.turn_id, "running")
     slack, letta_cancel = asyncio.Event(), asyncio.Event()
     stopping: list[asyncio.Task[bool]] = []
@@ -48,8 +50,11 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
     poster.post = post  # type: ignore[method-assign]
     poster.known_postable = lambda _channel: True  # type: ignore[attr-defined]
     worker.stops.cancel_letta = cancel_letta  # type: ignore[method-assign]
-    worker._chooser = SimpleNamespace(appserver=None, bridge=None, server=None)  # type: ignore[assignment]
-    worker._journaled = {}
+    chooser = SimpleNamespace(appserver=None, bridge=None, server=None)
+    asking = TurnAsking(
+        s, store, chooser, poster, None, threads=None, inputs=None, desk=worker.desk,  # type: ignore[arg-type]
+        stops=worker.stops, ack_first=worker.ack_first, owe=worker._owe, flush=worker._flush, journaled={},
+    )
 
     class Runner:
         name = "bridge"
@@ -59,7 +64,7 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
 
     async def converse(_job: Any, binding: Any, drafts: Any, running: Any, approvals: Any) -> int:
         turn_input = TurnInput("hi", job.otid, None, approvals=approvals)
-        return await worker._relay_events(job, binding, Runner(), turn_input, drafts, running)  # type: ignore[arg-type]
+        return await asking.relay_events(job, binding, Runner(), turn_input, drafts, running)  # type: ignore[arg-type]
 
     async def slack_and_letta_answer() -> None:
         await asyncio.sleep(0.3)

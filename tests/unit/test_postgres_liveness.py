@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from bridge.store import postgres_locks
+from bridge.store import postgres_connection, postgres_locks
 from bridge.store.leases import BindingLeases
 from bridge.store.postgres import PostgresStore
 
@@ -262,3 +263,73 @@ def test_a_retention_pass_on_a_connection_gone_silent_neither_hangs_nor_holds_up
                 await store.close()
 
     asyncio.run(main())
+
+
+def test_a_stop_whose_connection_is_stuck_in_a_query_closes_the_store_in_time(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SIGTERM's stop came while a connection was still in a long query (a turn's clean-up cut short, a slow
+    database). Before, closing the store waited for that connection to be released (asyncpg's `Pool.close`), and
+    `serve` outlived its SIGTERM until the query ended, or for ever; now the pools' close is bounded, what is left
+    is ended, a line says so, and the close returns as any other (`serve` exits 0)."""
+    monkeypatch.setattr(postgres_connection, "CLOSE_SECONDS", 1.0, raising=False)
+
+    async def main() -> None:
+        store = PostgresStore(pg_url)
+        await store.open()
+        querying = asyncio.Event()
+
+        async def stuck() -> None:
+            async with store.pool.acquire() as conn:
+                querying.set()
+                await conn.execute("SELECT pg_sleep(60)")
+
+        stuck_task = asyncio.create_task(stuck())
+        await querying.wait()
+        await asyncio.sleep(0.2)
+        closing = asyncio.create_task(store.close())
+        try:
+            done, _ = await asyncio.wait({closing}, timeout=5)
+            assert done, "the store's close waited for a connection stuck in a query"
+            assert closing.exception() is None
+            done, _ = await asyncio.wait({stuck_task}, timeout=2)
+            assert done, "the query's connection was left open"
+        finally:
+            closing.cancel()
+            stuck_task.cancel()
+            await asyncio.gather(closing, stuck_task, return_exceptions=True)
+
+    with caplog.at_level(logging.WARNING, logger=postgres_connection.__name__):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if r.name == postgres_connection.__name__]
+    assert any("did not close" in line and "pool=turns" in line for line in said), said
+
+
+def test_a_stop_when_the_database_stopped_answering_closes_the_store_in_time(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database stopped answering (a failover, a NAT that dropped the flows) before a SIGTERM: every open
+    connection is silent. Before, closing each one waited for the server's goodbye, which never came, and `serve`
+    never exited; now the close gives up after CLOSE_SECONDS, ends the connections and says so."""
+    monkeypatch.setattr(postgres_connection, "CLOSE_SECONDS", 1.0, raising=False)
+
+    async def main() -> None:
+        where = urlsplit(pg_url)
+        relay = Silencer(where.hostname or "127.0.0.1", where.port or 5432)
+        async with relay.serving() as port:
+            store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
+            await store.open()
+            relay.silence()
+            closing = asyncio.create_task(store.close())
+            try:
+                done, _ = await asyncio.wait({closing}, timeout=5)
+                assert done, "the store's close waited on a database that no longer answers"
+                assert closing.exception() is None
+            finally:
+                closing.cancel()
+                await asyncio.gather(closing, return_exceptions=True)
+
+    with caplog.at_level(logging.WARNING, logger=postgres_connection.__name__):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if r.name == postgres_connection.__name__]
+    assert any("did not close" in line for line in said), said

@@ -4,12 +4,13 @@ event accepted once across processes, and agent locks that hold across processes
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
 from bridge.domain import AgentReply, Turn
-from bridge.store import StoreError, open_store
+from bridge.store import StoreError, open_store, postgres_connection
 from bridge.store.database_url import display_url
 from bridge.store.postgres import PostgresStore, connect_options
 from bridge.store.postgres_connection import CONNECT_TIMEOUT
@@ -274,3 +275,41 @@ def test_a_send_whose_lock_a_restart_freed_keeps_the_agent_from_another_process(
             await first.close(), await second.close()
 
     asyncio.run(main())
+
+
+def test_a_pool_whose_close_fails_neither_stops_the_others_closing_nor_fails_the_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pool's close raised (a connection reset by a database going away under the stop). Before, the error left
+    `close` at once: the pools after it were never closed, and the stop ended in a traceback and exit status 1
+    instead of 0."""
+    class Pool:
+        def __init__(self, fails: bool) -> None:
+            self.fails, self.closed, self.ended = fails, False, False
+
+        def get_size(self) -> int:
+            return 1
+
+        def get_idle_size(self) -> int:
+            return 1
+
+        async def close(self) -> None:
+            if self.fails:
+                self.ended = True  # asyncpg's close ends the pool's connections before it raises
+                raise ConnectionResetError("connection reset by peer")
+            self.closed = True
+
+        def terminate(self) -> None:
+            self.ended = True
+
+    async def main() -> list[Pool]:
+        store = PostgresStore("postgresql://bridge@127.0.0.1:1/none")
+        pools = [Pool(fails=True), Pool(False), Pool(False), Pool(False)]
+        store._accepts, store._renewals, store._locks, store._pool = pools  # type: ignore[assignment]
+        await store.close()
+        return pools
+
+    with caplog.at_level(logging.WARNING, logger=postgres_connection.__name__):
+        failing, *others = asyncio.run(main())
+    assert failing.ended and all(p.closed for p in others)
+    assert any("did not close cleanly" in r.getMessage() and "pool=accepts" in r.getMessage() for r in caplog.records)

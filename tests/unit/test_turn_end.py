@@ -20,7 +20,8 @@ from bridge.store.database_url import open_store
 from bridge.store.locks import AckFirst
 from bridge.turn_flush import TurnFlush
 from bridge.turn_shown import TurnShown
-from bridge.turns import NOTHING_SAID, Job, TurnWorker
+from bridge.turn_words import NOTHING_SAID
+from bridge.turns import Job, TurnWorker
 
 
 class Recorder:
