@@ -88,10 +88,10 @@ def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
         # A transcript row from before v15 has no time of its own: it counts from the upgrade, not from long ago.
         [written] = await Sql(store).fetch("SELECT at FROM transcript")
         at = datetime.fromisoformat(written["at"]) if isinstance(written["at"], str) else written["at"]
-        assert abs(datetime.now(UTC) - at) < timedelta(minutes=5) if version < 14 else at == AT
+        assert abs(datetime.now(UTC) - at) < timedelta(minutes=5) if version < 15 else at == AT
         # The old turns stay the thread's own; a thread retention deleted the answered turns of counts too (v16).
         assert await store.earlier_turns_in_thread("T1", "C1", "2.000001", fresh) == (1 if version >= 2 else 0)
-        assert await store.earlier_turns_in_thread("T1", "C1", "8.000001", fresh) == (1 if version >= 15 else 0)
+        assert await store.earlier_turns_in_thread("T1", "C1", "8.000001", fresh) == (1 if version >= 16 else 0)
         if version >= 2:  # the running turn's journal and outbox: answered steps replay, posted parts stay posted
             step = await store.get_step(old.running, "agent-a")
             assert step is not None and step.state == "answered"
