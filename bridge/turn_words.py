@@ -3,10 +3,12 @@ channel, a switched runner, nothing said, an empty reply, a deadline, a crash, a
 
 from __future__ import annotations
 
+# Read in Slack, by people who may have no shell on the bridge's host: the slash command, and who may use it.
 UNBOUND = (
-    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
-    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
+    "This channel is not connected to Letta agents yet: {who} can connect it here with `{command} connect`. "
+    "Then mention me again."
 )
+RECONNECT = " {who} can connect this channel to a group or agents that exist with `{command} connect`."
 DEFAULT_UNUSABLE = (
     "Nothing can answer here right now: the bridge's default Letta target (`{target}`) cannot be used: {reason}"
 )

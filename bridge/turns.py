@@ -28,6 +28,7 @@ from bridge.presence import Presence
 from bridge.slack.directory import Directory
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
+from bridge.slack.permissions import Policy, configurers
 from bridge.slack.post import CHANNEL_REFUSALS, SlackPoster, SlackPostError
 from bridge.slack.render import shows_nothing
 from bridge.slack.sessions import Sessions
@@ -49,6 +50,7 @@ from bridge.turn_words import (
     EMPTY_REPLY,
     NOT_RUN,
     NOTHING_SAID,
+    RECONNECT,
     ROUTE_SWITCH,
     SERVER_500_HINT,
     STOPPED_DRAFT,
@@ -163,7 +165,7 @@ class TurnWorker:
             notice = DEFAULT_UNUSABLE.format(target=" ".join(s.default_target), reason=unusable)
             return await self._end_unrun(job, drafts, "notice:default", notice, "failed", unusable)
         if binding is None:
-            unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
+            unbound = UNBOUND.format(who=self._configurers(), command=s.slack_command)
             return await self._end_unrun(job, drafts, "notice:unbound", unbound, "unbound")
         refused = await self._poster.still_refused(turn.channel_id)  # archived, the bot removed, deleted
         if refused is not None:  # the agents are not asked: nobody would see the answers they would remember
@@ -241,7 +243,7 @@ class TurnWorker:
                 error = not_finished_within(s.turn_deadline_seconds)
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
             except LettaError as exc:
-                error = exc.explain(binding.target.description or "the group")
+                error = exc.explain(binding.target.description or "the group") + self._reconnect(exc.target_gone)
                 await self._owe(job, "notice:letta", error)
             except (SlackPostError, TurnAbandoned):
                 if running.sending:  # the agent asked while the post was made answers nobody now
@@ -376,7 +378,7 @@ class TurnWorker:
                     event.kind,
                     event.request_id,
                 )
-                text = event.message
+                text = event.message + self._reconnect(event.target_gone)
                 if event.pending_approval:  # where the card is that it waits for
                     text = await self.desk.refused(turn, event, self._directory.channel_name)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
@@ -391,6 +393,17 @@ class TurnWorker:
                 # The flush may be busy with a slow post: a stop is looked for here, before the next agent.
                 await self.stops.check(running)
         return replies, failures
+
+    def _configurers(self) -> str:
+        s = self._settings
+        return configurers(Policy(s.slack_configure_by, frozenset(s.slack_configure_users)))
+
+    def _reconnect(self, target_gone: bool) -> str:
+        """How people in Slack connect the channel again when Letta no longer knows its agent or group."""
+        if not target_gone:
+            return ""
+        who = self._configurers()
+        return RECONNECT.format(who=who[:1].upper() + who[1:], command=self._settings.slack_command)
 
     async def _group_send_broken(self) -> bool:
         try:

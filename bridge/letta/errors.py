@@ -40,6 +40,10 @@ BUSY_WORDS = re.compile(
     r"conversation|busy with another active run|already processing for this conversation",
     re.IGNORECASE,
 )
+# How Letta says that the agent or group asked for does not exist (0.16.8 `Agent with ID … not found`, `Group not
+# found with id=…`; 0.11.7 `Agent not found`; the App Server `Agent agent-local-… not found`), as opposed to a
+# conversation, a run or a route it does not know.
+TARGET_WORDS = re.compile(r"^(?:agent|group)\b[^.]*\bnot found", re.IGNORECASE)
 CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_BASE_URL's default)
 # Longer than this, a wait Letta asks for is said in minutes or hours.
 MINUTE = 60.0
@@ -90,6 +94,12 @@ class LettaError(Exception):
     def conversation_gone(self) -> bool:
         """A send to a conversation that was deleted (or never existed): nothing ran."""
         return self.kind == Kind.NOT_FOUND and self.detail.startswith("Conversation not found")
+
+    @property
+    def target_gone(self) -> bool:
+        """Letta does not know the agent or group itself (deleted, or never there): the binding needs changing,
+        which the side that shows the failure says how to do."""
+        return self.kind == Kind.NOT_FOUND and bool(TARGET_WORDS.search(self.detail))
 
     @property
     def pending_approval(self) -> bool:
@@ -153,10 +163,7 @@ class LettaError(Exception):
                     "needs to check LETTA_API_KEY."
                 )
             case Kind.NOT_FOUND:
-                return (
-                    f"Letta does not know {subject}{detail}. It may have been deleted: "
-                    "rebind this channel with `python -m bridge channels connect`."
-                )
+                return f"Letta does not know {subject}{detail}. It may have been deleted."
             case Kind.ROUTE_MISSING:
                 return f"This Letta server has no route for that request{detail}."
             case Kind.INVALID:
