@@ -18,7 +18,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bridge import __version__
-from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client
+from bridge.clients import SharedAgentLocks, letta_client, letta_kind, runner_chooser, slack_client, workspace_key
 from bridge.config import Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
@@ -214,8 +214,9 @@ class Bridge:
         register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
 
     async def _letta_for(self, settings: Settings) -> LettaClient:
-        """A workspace's own Letta server: a REST server or an App Server, found out per server (`letta_kind`)."""
-        return letta_client(settings, self.metrics, await letta_kind(settings))
+        """A workspace's own Letta server (the environment's is added first): a REST server or an App Server, found
+        out per server (`letta_kind`), its key the one given to `/letta setup`."""
+        return letta_client(settings, self.metrics, await letta_kind(settings), key_origin=workspace_key(settings))
 
     async def _purge_forever(self) -> None:
         """Bindings of workspaces that removed the app go once their time is up (UNINSTALLED_BINDINGS_DAYS)."""

@@ -87,7 +87,8 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
 
 async def workspace_checks(settings: Settings) -> list[Check]:
     """OAuth mode: each installed workspace's Slack token (auth.test) and its Letta server (health)."""
-    from bridge.clients import letta_client, slack_client
+    from bridge.clients import letta_client, slack_client, workspace_key
+    from bridge.letta.errors import ENV_KEY
     from bridge.slack.post import slack_error
 
     if settings.bridge_encryption_key is None:
@@ -141,13 +142,14 @@ async def workspace_checks(settings: Settings) -> list[Check]:
             except Exception as exc:
                 slack_state, ok = f"Slack unreachable ({type(exc).__name__})", False
             own = await installs.letta(install.team_id) if install.team_id else None
-            ws_settings = settings
+            ws_settings, origin = settings, ENV_KEY
             if own is not None:
                 from pydantic import SecretStr
 
                 key = SecretStr(own.api_key) if own.api_key else None
                 ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
-            letta = letta_client(ws_settings, lookups=True)
+                origin = workspace_key(settings)
+            letta = letta_client(ws_settings, lookups=True, key_origin=origin)
             try:
                 version = (await letta.health()).version
                 letta_state = f"Letta {shown_url(ws_settings.letta_base_url)} version {version}"

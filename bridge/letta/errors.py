@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -48,6 +49,19 @@ CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_B
 # Longer than this, a wait Letta asks for is said in minutes or hours.
 MINUTE = 60.0
 
+
+
+@dataclass(frozen=True)
+class KeyOrigin:
+    """Where the client's API key was set and who changes it there, in words: said when Letta refuses the key.
+    Whoever builds the client knows (`bridge/clients.py`); the key itself is never part of it."""
+
+    where: str = "LETTA_API_KEY"
+    who: str = "an operator"
+
+
+ENV_KEY = KeyOrigin()
+
 PENDING = "{subject} is waiting for someone to approve or deny a tool call, and Letta takes no new message until then."
 
 
@@ -60,6 +74,7 @@ class LettaError(Exception):
         status: int | None = None,
         base_url: str = "",
         request_id: str = "",
+        key_origin: KeyOrigin = ENV_KEY,
     ) -> None:
         super().__init__(f"{kind}: {status or ''} {detail}".strip())
         self.kind = kind
@@ -67,6 +82,7 @@ class LettaError(Exception):
         self.status = status
         self.base_url = shown_url(base_url)  # said in threads and answers: never its user and password
         self.request_id = request_id
+        self.key_origin = key_origin  # said for a refused key (UNAUTHORIZED)
         self.retry_after: float | None = None
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
@@ -158,9 +174,10 @@ class LettaError(Exception):
                     "the answer may be lost. Ask again if nothing follows."
                 )
             case Kind.UNAUTHORIZED:
+                origin = self.key_origin
                 return (
-                    f"The Letta server rejected the bridge's API key (HTTP {self.status}). An operator "
-                    "needs to check LETTA_API_KEY."
+                    f"The Letta server rejected the bridge's API key (HTTP {self.status}). "
+                    f"{origin.who[:1].upper()}{origin.who[1:]} needs to check {origin.where}."
                 )
             case Kind.NOT_FOUND:
                 return f"Letta does not know {subject}{detail}. It may have been deleted."
@@ -233,9 +250,9 @@ class LettaError(Exception):
                 )
             case Kind.UNAUTHORIZED:
                 return (
-                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): LETTA_API_KEY is missing, "
-                    "wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted server: "
-                    "the password it was started with)."
+                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): {self.key_origin.where} is "
+                    "missing, wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted "
+                    "server: the password it was started with)."
                 )
             case Kind.RATE_LIMITED:
                 wait = _duration(self.retry_after) if self.retry_after else "a minute"
