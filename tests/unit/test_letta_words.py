@@ -1,8 +1,9 @@
 """What a Letta failure says to people (`explain`, in Slack) and to the operator (`for_operator`), for the failures
 whose remedy depends on where the bridge stands: an agent or group Letta no longer knows, a key Letta refuses.
 
-The 404 details are Letta's own words as captured (reference/letta: 0.16.8's agent and group lookups, 0.11.7's, the
-App Server's `Agent agent-local-… not found`), and the conversation and run lookups that are no target of a binding.
+The 404 details are Letta's own words as captured (reference/letta: the agent and group sends and lookups of 0.11.7
+and 0.16.8, 0.16.8's conversation made for an unknown agent, the App Server's `Agent agent-local-… not found`), and
+the conversation and run lookups that are no target of a binding.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from tests.fakes.letta import FakeLetta
 GONE = [
     "Agent with ID agent-00000000-0000-4000-8000-000000000000 not found",  # 0.16.8
     "Group not found with id='['group-00000000-0000-4000-8000-000000000000']', access level in ['read'] for actor=…",
-    "Agent not found",  # 0.11.7
+    "Agent not found",  # 0.16.8, a conversation made for an agent it does not know
     "Agent agent-local-00000000-0000-0000-0000-000000000000 not found",  # the App Server
 ]
 NOT_A_TARGET = [
     "Conversation not found with id='['conv-00000000-0000-4000-8000-000000000000']', access level in ['read']",
     "Conversation not found: local-conv-999999",  # the App Server's, as appserver/turn.py words it
-    "Not Found",  # a run or an otid Redis no longer maps
+    # 0.16.8 with Redis, a stream resumed by an otid it no longer maps (redis-conversations-stream-resume-unknown-otid)
+    "No run found for otid=d8d7958f-a12c-4ef8-b1ee-fd5d96a53962. The run may have expired or never existed.",
+    "Not Found",
     "",
 ]
 
