@@ -25,6 +25,7 @@ from bridge.clients import (
     look_at_earlier_sends,
     runner_chooser,
     slack_client,
+    workspace_key,
 )
 from bridge.config import Settings
 from bridge.configure import Configurator
@@ -223,8 +224,9 @@ class Bridge:
         register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
 
     async def _letta_for(self, settings: Settings) -> LettaClient:
-        """A workspace's own Letta server: a REST server or an App Server, found out per server (`letta_kind`)."""
-        return letta_client(settings, self.metrics, await letta_kind(settings))
+        """A workspace's own Letta server (the environment's is added first): a REST server or an App Server, found
+        out per server (`letta_kind`), its key the one given to `/letta setup`."""
+        return letta_client(settings, self.metrics, await letta_kind(settings), key_origin=workspace_key(settings))
 
     async def _purge_forever(self) -> None:
         """Bindings of workspaces that removed the app go once their time is up (UNINSTALLED_BINDINGS_DAYS)."""

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     spaces = sub.add_parser("workspaces", help="OAuth mode: the workspaces that installed the app")
     wsub = spaces.add_subparsers(dest="action", required=True, metavar="ACTION")
     wsub.add_parser("list", help="each installed workspace (or Enterprise Grid org), its channels and Letta server")
-    remove = wsub.add_parser("remove", help="delete a workspace's tokens and end its work, as an uninstall does")
+    remove = wsub.add_parser(
+        "remove", help="revoke a workspace's tokens at Slack, delete them and end its work, as an uninstall does"
+    )
     remove.add_argument("workspace", help="a workspace id (T0123ABC), or an org id (E0123ABC) for an org-wide install")
     channels = sub.add_parser("channels", help="bind Slack channels to Letta groups or agents")
     csub = channels.add_subparsers(dest="action", required=True, metavar="ACTION")

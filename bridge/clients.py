@@ -18,6 +18,7 @@ from bridge.config import Settings
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
+from bridge.letta.errors import ENV_KEY, KeyOrigin
 from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
 from bridge.logs import mask
@@ -40,12 +41,23 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, wait_out_li
     return client
 
 
+def workspace_key(settings: Settings) -> KeyOrigin:
+    """A workspace's own Letta key (OAuth mode), set from Slack: said as such when Letta refuses it, since
+    LETTA_API_KEY is not that workspace's key and its admins never see the environment."""
+    where = f"the key given to `{settings.slack_command} setup` for this workspace"
+    return KeyOrigin(where, "a workspace admin or owner")  # who may run setup (slack/listeners/workspaces.py)
+
+
 def letta_client(
-    settings: Settings, metrics: Metrics | None = None, kind: ServerKind | None = None, lookups: bool = False
+    settings: Settings,
+    metrics: Metrics | None = None,
+    kind: ServerKind | None = None,
+    lookups: bool = False,
+    key_origin: KeyOrigin = ENV_KEY,
 ) -> LettaClient:
     """The client for LETTA_BASE_URL: a Letta App Server's (ws://, wss://, or `kind` as `letta_kind` found it) or
     a REST server's. `lookups`: the command line's, whose answers wait LETTA_LOOKUP_TIMEOUT, not the read timeout
-    agent turns need."""
+    agent turns need. `key_origin`: where its key was set (`workspace_key` for a workspace's own)."""
     key = _letta_key(settings)
     read_timeout = settings.letta_lookup_timeout if lookups else settings.letta_read_timeout
     if (kind or kind_by_scheme(settings.letta_base_url)) == "app-server":
@@ -53,6 +65,7 @@ def letta_client(
             settings.letta_base_url,
             api_key=key,
             metrics=metrics,
+            key_origin=key_origin,
             connect_timeout=settings.letta_connect_timeout,
             request_timeout=min(read_timeout, 30.0),
         )
@@ -66,6 +79,7 @@ def letta_client(
         max_connections=max(100, 2 * settings.max_concurrent_turns),
         retry_base=settings.letta_retry_base_seconds,
         busy_wait=settings.letta_busy_wait_seconds,
+        key_origin=key_origin,
     )
     if metrics is not None:
         client.metrics = metrics

@@ -259,7 +259,12 @@ class Configurator:
         except LettaError as exc:
             what = f"group {target.group_id}" if target.group_id else "one of the agents"
             if exc.kind == Kind.NOT_FOUND:
-                return Probe(False, f"Letta no longer knows {what}: connect the channel again")
+                command = self.settings.slack_command  # said in Slack, by /letta status
+                return Probe(
+                    False,
+                    f"Letta no longer knows {what}: someone who may configure this channel can connect it again "
+                    f"with `{command} connect`",
+                )
             return Probe(False, exc.explain(what))
         return Probe(True, "every agent answers")
 

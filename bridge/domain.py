@@ -346,6 +346,7 @@ class AgentFailure:
     step: str = ""
     index: int = 0
     pending_approval: bool = False  # Letta refused the message: the agent waits for a decision on a tool call
+    target_gone: bool = False  # Letta does not know the agent or group: the channel must be connected again
 
 
 TurnEvent = AgentReply | AgentFailure

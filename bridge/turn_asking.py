@@ -30,7 +30,7 @@ from bridge.store.turn_record import BindingTranscript
 from bridge.threads import ThreadPolicy
 from bridge.turn_flush import NOTES, REPLY
 from bridge.turn_input import InputAssembly
-from bridge.turn_words import EMPTY_REPLY, NOTHING_SAID, ROUTE_SWITCH, SERVER_500_HINT
+from bridge.turn_words import EMPTY_REPLY, NOTHING_SAID, ROUTE_SWITCH, SERVER_500_HINT, reconnect
 
 if TYPE_CHECKING:
     from bridge.turns import Job
@@ -178,7 +178,7 @@ class TurnAsking:
                     event.kind,
                     event.request_id,
                 )
-                text = event.message
+                text = event.message + reconnect(self._settings, event.target_gone)
                 if event.pending_approval:  # where the card is that it waits for
                     text = await self._desk.refused(turn, event, self._directory.channel_name)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:

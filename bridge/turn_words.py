@@ -3,10 +3,19 @@ channel, a switched runner, nothing said, an empty reply, a deadline, a crash, a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from bridge.slack.permissions import Policy, configurers
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+
+# Read in Slack, by people who may have no shell on the bridge's host: the slash command, and who may use it.
 UNBOUND = (
-    "This channel is not connected to a Letta group yet. Connect it with `{command} connect` (or an operator with "
-    "`python -m bridge channels connect {channel} <group-id>`), then mention me again."
+    "This channel is not connected to Letta agents yet: {who} can connect it here with `{command} connect`. "
+    "Then mention me again."
 )
+RECONNECT = " {who} can connect this channel to a group or agents that exist with `{command} connect`."
 DEFAULT_UNUSABLE = (
     "Nothing can answer here right now: the bridge's default Letta target (`{target}`) cannot be used: {reason}"
 )
@@ -38,3 +47,16 @@ def not_finished_within(seconds: float) -> str:
     else:
         shown = f"{seconds:g} second" + ("" if seconds == 1 else "s")
     return f"The agents did not finish within {shown}."
+
+
+def who_configures(settings: Settings) -> str:
+    """Who may connect a channel, in the words a thread reads (SLACK_CONFIGURE_BY)."""
+    return configurers(Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users)))
+
+
+def reconnect(settings: Settings, target_gone: bool) -> str:
+    """How people in Slack connect the channel again when Letta no longer knows its agent or group ("" otherwise)."""
+    if not target_gone:
+        return ""
+    who = who_configures(settings)
+    return RECONNECT.format(who=who[:1].upper() + who[1:], command=settings.slack_command)

@@ -47,6 +47,8 @@ from bridge.turn_words import (
     STOPPED_DRAFT,
     UNBOUND,
     not_finished_within,
+    reconnect,
+    who_configures,
 )
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ class TurnWorker:
             notice = DEFAULT_UNUSABLE.format(target=" ".join(s.default_target), reason=unusable)
             return await self._end_unrun(job, drafts, "notice:default", notice, "failed", unusable)
         if binding is None:
-            unbound = UNBOUND.format(channel=turn.channel_id, command=s.slack_command)
+            unbound = UNBOUND.format(who=who_configures(s), command=s.slack_command)
             return await self._end_unrun(job, drafts, "notice:unbound", unbound, "unbound")
         refused = await self._poster.still_refused(turn.channel_id)  # archived, the bot removed, deleted
         if refused is not None:  # the agents are not asked: nobody would see the answers they would remember
@@ -237,7 +239,7 @@ class TurnWorker:
                 error = not_finished_within(s.turn_deadline_seconds)
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
             except LettaError as exc:
-                error = exc.explain(binding.target.description or "the group")
+                error = exc.explain(binding.target.description or "the group") + reconnect(s, exc.target_gone)
                 await self._owe(job, "notice:letta", error)
             except (SlackPostError, TurnAbandoned):
                 if running.sending:  # the agent asked while the post was made answers nobody now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 from cryptography.fernet import Fernet
 from slack_sdk.errors import SlackApiError
 
@@ -17,6 +18,16 @@ from bridge.store.crypto import Cipher, CipherError
 from bridge.store.database_url import missing_sqlite_file
 from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
 from bridge.store.schema import LATEST
+
+# What to do when Slack did not revoke a token: removing the app in Slack ends every token it holds.
+ENDS = "Removing the app from the workspace in Slack (its admins can) ends its tokens for certain."
+# auth.revoke's refusals (reference/slack/web-api/auth.revoke.json), said in words after the error code.
+REFUSALS = {
+    "token_revoked": " (it was revoked already, or the app was removed from the workspace)",
+    "account_inactive": " (the workspace or its bot user is gone)",
+    "invalid_auth": " (Slack does not take this token, or not from this host's address)",
+    "token_expired": " (a rotating token past its expiry)",
+}
 
 
 def installation_store(settings: Settings, store: Store) -> BridgeInstallationStore:
@@ -63,7 +74,8 @@ async def list_workspaces(settings: Settings) -> list[str]:
 
 
 async def remove_workspace(settings: Settings, key: str) -> str | None:
-    """Delete a workspace's (or an org's) installation as an uninstall would; None when it is not installed."""
+    """Delete a workspace's (or an org's) installation as an uninstall would, then revoke its tokens at Slack;
+    None when it is not installed."""
     store = open_store(settings.database_url)
     await store.open()
     try:
@@ -71,6 +83,7 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
         found = next((i for i in await installs.installations() if key in (i.key, i.team_id)), None)
         if found is None:
             return None
+        tokens = await _stored_tokens(settings, installs, found)  # read before they are deleted
         teams = await installs.workspaces_of(found) or ([found.team_id] if found.team_id else [])
         await installs.async_delete_all(enterprise_id=found.enterprise_id or None, team_id=found.team_id or None)
         ended = [turn for team in teams for turn in await installs.end_unfinished_turns(team)]
@@ -80,14 +93,67 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
             if installs.purge_days is None
             else f"its channel bindings are deleted after {installs.purge_days:g} days unless it installs again"
         )
-        return f"removed {describe(found)}: its tokens are deleted, {len(ended)} unfinished turns ended, {kept}."
+        turns = f"{len(ended)} unfinished turns ended"
+        removed = f"removed {describe(found)}: its tokens are deleted here, {turns}, {kept}."
     finally:
         await store.close()
+    revoked = await revoke_at_slack(settings, tokens) if isinstance(tokens, dict) else tokens
+    return f"{removed}\n{revoked}"
+
+
+async def _stored_tokens(
+    settings: Settings, installs: BridgeInstallationStore, found: InstalledWorkspace
+) -> dict[str, str] | str:
+    """The installation's tokens by kind ("bot token"), or why they cannot be read (then nothing is revoked)."""
+    if settings.bridge_encryption_key is None:
+        return f"Its tokens were not revoked at Slack: BRIDGE_ENCRYPTION_KEY is not set, so they cannot be read. {ENDS}"
+    try:
+        full = await installs.async_find_installation(
+            enterprise_id=found.enterprise_id or None,
+            team_id=found.team_id or None,
+            is_enterprise_install=found.is_enterprise_install,
+        )
+    except CipherError as exc:
+        return f"Its tokens were not revoked at Slack: {exc}. {ENDS}"
+    if full is None:
+        return {}
+    kinds = {"bot token": full.bot_token, "user token": full.user_token}
+    return {kind: token for kind, token in kinds.items() if token}
+
+
+async def revoke_at_slack(settings: Settings, tokens: dict[str, str]) -> str:
+    """auth.revoke with each token, so that no copy of it works any more (deleting it here ends only ours); what
+    Slack did, one sentence per token. A refusal or an unreachable Slack is said, never raised: the workspace is
+    removed here already."""
+    from bridge.clients import slack_client
+    from bridge.slack.post import slack_error
+
+    if not tokens:
+        return "It had no token to revoke at Slack."
+    slack = slack_client(settings.model_copy(update={"slack_bot_token": None}), wait_out_limits=False)
+    said = []
+    for kind, token in tokens.items():
+        try:
+            answer = await slack.auth_revoke(token=token)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            why = REFUSALS.get(error, "")
+            said.append(f"Slack did not revoke its {kind}: it answered {error}{why}. {ENDS}")
+            continue
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            said.append(f"Slack did not revoke its {kind}: Slack could not be reached ({type(exc).__name__}). {ENDS}")
+            continue
+        if answer.get("revoked") is True:
+            said.append(f"Slack revoked its {kind}: it no longer works anywhere.")
+        else:
+            said.append(f"Slack did not revoke its {kind} (it answered revoked: false). {ENDS}")
+    return " ".join(said)
 
 
 async def workspace_checks(settings: Settings) -> list[Check]:
     """OAuth mode: each installed workspace's Slack token (auth.test) and its Letta server (health)."""
-    from bridge.clients import letta_client, slack_client
+    from bridge.clients import letta_client, slack_client, workspace_key
+    from bridge.letta.errors import ENV_KEY
     from bridge.slack.post import slack_error
 
     if settings.bridge_encryption_key is None:
@@ -141,13 +207,14 @@ async def workspace_checks(settings: Settings) -> list[Check]:
             except Exception as exc:
                 slack_state, ok = f"Slack unreachable ({type(exc).__name__})", False
             own = await installs.letta(install.team_id) if install.team_id else None
-            ws_settings = settings
+            ws_settings, origin = settings, ENV_KEY
             if own is not None:
                 from pydantic import SecretStr
 
                 key = SecretStr(own.api_key) if own.api_key else None
                 ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
-            letta = letta_client(ws_settings, lookups=True)
+                origin = workspace_key(settings)
+            letta = letta_client(ws_settings, lookups=True, key_origin=origin)
             try:
                 version = (await letta.health()).version
                 letta_state = f"Letta {shown_url(ws_settings.letta_base_url)} version {version}"

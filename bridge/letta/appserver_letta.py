@@ -17,7 +17,7 @@ from bridge import __version__
 from bridge.letta.appserver import ServerInfo, endpoints
 from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LIST_CAP, LettaClient
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
 from bridge.letta.transport import Answer, get_once
 from bridge.metrics import Metrics
@@ -87,14 +87,17 @@ class AppServerLetta(LettaClient):
         api_key: str | None = None,
         metrics: Metrics | None = None,
         tools: bool = False,
+        key_origin: KeyOrigin = ENV_KEY,
         **options: float,
     ) -> None:
         http, _ = endpoints(base_url)
-        super().__init__(http, api_key)  # its HTTP session is never made: the App Server has no REST route
+        # Its HTTP session is never made: the App Server has no REST route.
+        super().__init__(http, api_key, key_origin=key_origin)
         self.base_url = base_url.rstrip("/")
         self.app = MeteredAppServerClient(
             base_url,
             api_key,
+            key_origin=key_origin,
             request_timeout=float(options.get("request_timeout", 15.0)),
             connect_timeout=float(options.get("connect_timeout", 10.0)),
             tools=tools,

@@ -149,7 +149,9 @@ class AppServerRunner(Step):
         if heard.error is not None:
             failed = heard.error
             explained = failed.explain(agent.name)
-            failure = AgentFailure(agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1)
+            failure = AgentFailure(
+                agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, target_gone=failed.target_gone
+            )
         if heard.error is not None and not heard.texts and heard.error.outcome_unknown:
             stored = await self._find(conversation, otid)  # the answer was lost on the way: history may have it
             if stored:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -40,9 +41,26 @@ BUSY_WORDS = re.compile(
     r"conversation|busy with another active run|already processing for this conversation",
     re.IGNORECASE,
 )
+# How Letta says that the agent or group asked for does not exist (0.16.8 `Agent with ID … not found`, `Group not
+# found with id=…`; 0.11.7 `Agent not found`; the App Server `Agent agent-local-… not found`), as opposed to a
+# conversation, a run or a route it does not know.
+TARGET_WORDS = re.compile(r"^(?:agent|group)\b[^.]*\bnot found", re.IGNORECASE)
 CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_BASE_URL's default)
 # Longer than this, a wait Letta asks for is said in minutes or hours.
 MINUTE = 60.0
+
+
+
+@dataclass(frozen=True)
+class KeyOrigin:
+    """Where the client's API key was set and who changes it there, in words: said when Letta refuses the key.
+    Whoever builds the client knows (`bridge/clients.py`); the key itself is never part of it."""
+
+    where: str = "LETTA_API_KEY"
+    who: str = "an operator"
+
+
+ENV_KEY = KeyOrigin()
 
 PENDING = "{subject} is waiting for someone to approve or deny a tool call, and Letta takes no new message until then."
 
@@ -56,6 +74,7 @@ class LettaError(Exception):
         status: int | None = None,
         base_url: str = "",
         request_id: str = "",
+        key_origin: KeyOrigin = ENV_KEY,
     ) -> None:
         super().__init__(f"{kind}: {status or ''} {detail}".strip())
         self.kind = kind
@@ -63,6 +82,7 @@ class LettaError(Exception):
         self.status = status
         self.base_url = shown_url(base_url)  # said in threads and answers: never its user and password
         self.request_id = request_id
+        self.key_origin = key_origin  # said for a refused key (UNAUTHORIZED)
         self.retry_after: float | None = None
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
@@ -90,6 +110,12 @@ class LettaError(Exception):
     def conversation_gone(self) -> bool:
         """A send to a conversation that was deleted (or never existed): nothing ran."""
         return self.kind == Kind.NOT_FOUND and self.detail.startswith("Conversation not found")
+
+    @property
+    def target_gone(self) -> bool:
+        """Letta does not know the agent or group itself (deleted, or never there): the binding needs changing,
+        which the side that shows the failure says how to do."""
+        return self.kind == Kind.NOT_FOUND and bool(TARGET_WORDS.search(self.detail))
 
     @property
     def pending_approval(self) -> bool:
@@ -148,15 +174,13 @@ class LettaError(Exception):
                     "the answer may be lost. Ask again if nothing follows."
                 )
             case Kind.UNAUTHORIZED:
+                origin = self.key_origin
                 return (
-                    f"The Letta server rejected the bridge's API key (HTTP {self.status}). An operator "
-                    "needs to check LETTA_API_KEY."
+                    f"The Letta server rejected the bridge's API key (HTTP {self.status}). "
+                    f"{origin.who[:1].upper()}{origin.who[1:]} needs to check {origin.where}."
                 )
             case Kind.NOT_FOUND:
-                return (
-                    f"Letta does not know {subject}{detail}. It may have been deleted: "
-                    "rebind this channel with `python -m bridge channels connect`."
-                )
+                return f"Letta does not know {subject}{detail}. It may have been deleted."
             case Kind.ROUTE_MISSING:
                 return f"This Letta server has no route for that request{detail}."
             case Kind.INVALID:
@@ -226,9 +250,9 @@ class LettaError(Exception):
                 )
             case Kind.UNAUTHORIZED:
                 return (
-                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): LETTA_API_KEY is missing, "
-                    "wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted server: "
-                    "the password it was started with)."
+                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): {self.key_origin.where} is "
+                    "missing, wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted "
+                    "server: the password it was started with)."
                 )
             case Kind.RATE_LIMITED:
                 wait = _duration(self.retry_after) if self.retry_after else "a minute"

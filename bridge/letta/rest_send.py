@@ -108,7 +108,7 @@ class RestSend:
             if isinstance(spoken, LettaError):
                 failure = AgentFailure(
                     agent.name, spoken.explain(agent.name), spoken.kind, agent.id, spoken.request_id, key, 1,
-                    spoken.pending_approval,
+                    spoken.pending_approval, spoken.target_gone,
                 )
             elif spoken.text:
                 texts.append(spoken.text)

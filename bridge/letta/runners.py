@@ -130,7 +130,8 @@ class ServerRunner:
                     continue  # a group send (Letta 0.11) never asks: approvals came later, on agent sends
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
-                        None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP, len(replies)
+                        None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP,
+                        len(replies), target_gone=spoken.target_gone,
                     )
                     continue
                 reply = attribute(target, spoken.author, spoken.text, self.STEP, len(replies), spoken.notes)
@@ -145,7 +146,10 @@ class ServerRunner:
                 async for event in self.run(target, turn, transcript, journal):
                     yield event
                 return
-            failure = AgentFailure(None, error.explain("the group"), error.kind, None, error.request_id, self.STEP)
+            failure = AgentFailure(
+                None, error.explain("the group"), error.kind, None, error.request_id, self.STEP,
+                target_gone=error.target_gone,
+            )
         await journal.answered(self.STEP, replies, failure)
         if failure is not None:
             yield failure

@@ -28,7 +28,7 @@ async def refused(agent: AgentRef, key: str, error: LettaError, journal: Journal
     """A send that never happened (or was refused): the agent's failure, journaled."""
     failure = AgentFailure(
         agent.name, error.explain(agent.name), error.kind, agent.id, error.request_id, key,
-        pending_approval=error.pending_approval,
+        pending_approval=error.pending_approval, target_gone=error.target_gone,
     )
     await journal.answered(key, [], failure)
     return [failure]
@@ -64,7 +64,8 @@ def reattached_texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[l
     failed = errors[-1]
     explained = failed.explain(agent.name)
     return texts, AgentFailure(
-        agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval
+        agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval,
+        failed.target_gone,
     )
 
 

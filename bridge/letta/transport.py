@@ -28,7 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from bridge import __version__
 from bridge.ids import request_id as new_request_id
 from bridge.letta import gateways
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.locks import AgentLocks
 from bridge.letta.models import (
     LettaMessage,
@@ -96,6 +96,7 @@ class LettaTransport:
         retry_base: float = 1.0,
         max_connections: int = 100,
         busy_wait: float = 300.0,
+        key_origin: KeyOrigin = ENV_KEY,
     ) -> None:
         headers = {"User-Agent": f"letta-slack-bridge/{__version__}", "Accept": "application/json"}
         if api_key:
@@ -103,6 +104,7 @@ class LettaTransport:
         if project:
             headers["X-Project"] = project
         self.base_url = base_url.rstrip("/")
+        self.key_origin = key_origin  # where api_key was set, said if the server refuses it
         self.locks = AgentLocks()
         self.send_retries = send_retries
         self.no_stream_route: set[str] = set()  # "agents" / "groups": the server answered 404/405 to /stream
@@ -340,7 +342,9 @@ class LettaTransport:
             request_id,
             detail,
         )
-        return LettaError(kind, detail, status=status, base_url=self.base_url, request_id=request_id)
+        return LettaError(
+            kind, detail, status=status, base_url=self.base_url, request_id=request_id, key_origin=self.key_origin
+        )
 
 
 async def _answer(response: aiohttp.ClientResponse) -> Answer:

@@ -60,3 +60,13 @@ def who_may_configure(policy: Policy) -> str:
         who.insert(0, "the channel's creator")
     who.extend(f"<@{user}>" for user in sorted(policy.users))
     return ", ".join(who[:-1]) + " and " + who[-1] if len(who) > 1 else who[0]
+
+
+def configurers(policy: Policy) -> str:
+    """Who may configure, said in a thread everyone reads: the listed users are not mentioned, since a mention
+    notifies them each time it is posted."""
+    listed = " (or someone the bridge lists)" if policy.users else ""
+    if policy.by == "everyone":
+        return "any member of this workspace who is not a guest" + listed
+    creator = "the channel's creator or " if policy.by == "creator" else ""
+    return f"{creator}a workspace admin or owner{listed}"

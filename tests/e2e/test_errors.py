@@ -41,7 +41,10 @@ def run_failing(
 def test_unknown_group_or_agent(world: World) -> None:
     detail = "Group not found with id='x'" if world.runner == "server" else "Agent with ID agent-x not found"
     [text] = run_failing(world, 404, {"detail": detail})
-    assert "does not know" in text and "channels connect" in text
+    # Said to people in Slack, who have no shell: how to connect the channel again there, and who may.
+    assert "does not know" in text and "deleted" in text
+    assert "A workspace admin or owner can connect this channel" in text and "`/letta connect`" in text
+    assert "python -m bridge" not in text
 
 
 def test_rejected_key(world: World) -> None:

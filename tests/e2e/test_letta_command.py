@@ -161,7 +161,9 @@ def test_disconnect_keeps_history_and_status_shows_who_when_and_liveness(sw: Sla
         f"<@{LISTED}> connected to", f"<@{OWNER}> disconnected from", f"<@{ADMIN}> connected to"
     ]
     sw.letta.fail_next("GET", rf"/v1/groups/{group}", 404, {"detail": f"Group not found with id='{group}'"})
-    assert ":warning: Letta no longer knows" in sw.ask("status", ch)
+    gone = sw.ask("status", ch)
+    assert ":warning: Letta no longer knows" in gone
+    assert "someone who may configure this channel can connect it again with `/letta connect`" in gone
     assert "is not connected to Letta" in sw.ask("status", channel())
 
 

@@ -116,7 +116,10 @@ def test_unbound_channel_gets_one_reply_explaining_how_to_bind(world: World) -> 
     event, response = world.bridge.mention("anyone there?", channel)
     assert response.status_code == 200
     [post] = thread_posts(world, channel, event["ts"], 1)
-    assert "not connected" in post.args["text"] and f"channels connect {channel}" in post.args["text"]
+    text = post.args["text"]
+    # Read in Slack: the slash command, and who may use it there; no command line.
+    assert "not connected" in text and "a workspace admin or owner can connect it" in text
+    assert "`/letta connect`" in text and "python -m bridge" not in text
     assert len(world.letta.requests) == before
 
 

@@ -214,6 +214,7 @@ class FakeSlack(SlackFileServer):
         self.replies_per_call: int | None = None
         self.replies_calls: int | None = None
         self._revoked = False
+        self._revoked_tokens: set[str] = set()  # issued tokens ended by auth.revoke
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._deleted: set[str] = set()  # channels deleted (delete_channel): posts there answer channel_not_found
@@ -240,6 +241,7 @@ class FakeSlack(SlackFileServer):
         self._issued: dict[str, Issued] = {}
         self._refresh: dict[str, Grant] = {}
         self._caller: Grant | None = None
+        self._token: str | None = None  # the token of the call being answered
         self._headers: dict[str, str] = {}
         # Agent sessions (agents.sessions.*): only an app declared as an agent may have them; the others are
         # refused as reference/slack/web-api/agents.sessions.setStatus.json says.
@@ -774,14 +776,14 @@ class FakeSlack(SlackFileServer):
             return self._error(method, "unknown_method")
         if self._revoked:
             return self._error(method, "token_revoked")
-        self._caller = None
+        self._caller, self._token = None, token
         if method.startswith("oauth."):  # client credentials, no token
             refused = self._client_ok(args, self._headers)
             if refused is not None:
                 return self._error(method, refused)
         elif token in self._issued:
             issued = self._issued[token]
-            if issued.grant.revoked:
+            if issued.grant.revoked or token in self._revoked_tokens:
                 return self._error(method, "token_revoked")
             if issued.expires_at is not None and issued.expires_at < time.time():
                 return self._error(method, "token_expired")
@@ -854,6 +856,16 @@ class FakeSlack(SlackFileServer):
             if grant.enterprise_id:
                 body["enterprise_id"] = grant.enterprise_id
         return body
+
+    def _api_auth_revoke(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        """The calling token stops working (auth.revoke.json); `test` revokes nothing and says so."""
+        if str(args.get("test", "")).lower() in ("1", "true"):
+            return _ref_body("auth.revoke", "ok_test")
+        if self._token in self._issued:
+            self._revoked_tokens.add(self._token)
+        else:  # the single workspace's own bot token
+            self._revoked = True
+        return _ref_body("auth.revoke", "ok")
 
     def _api_views_open(self, args: dict[str, Any]) -> dict[str, Any] | str:
         view = _jsonish(args.get("view"))

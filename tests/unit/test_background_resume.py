@@ -125,7 +125,7 @@ def test_a_cut_stream_whose_re_attach_is_refused_is_read_from_history_not_left_h
     status: int, body: dict[str, Any] | None
 ) -> None:
     """The re-attach after a cut was refused: the reply stopped at its first words, followed by the refusal's words
-    ("Letta does not know alice … rebind this channel" for a 404), though the run went on and stored the whole
+    ("Letta does not know alice … It may have been deleted" for a 404), though the run went on and stored the whole
     reply. Now the cut is what the turn reports, and the reply is read from history once the run has ended."""
     with FakeLetta(version="0.16.8", redis=True) as letta:
         refusal = body or _unknown_otid()

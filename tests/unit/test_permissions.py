@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
+from bridge.slack.permissions import Member, Policy, configurers, may_configure, needs_lookup, who_may_configure
 
 ADMIN = Member("U0ADMIN01", is_admin=True)
 OWNER = Member("U0OWNER01", is_owner=True)
@@ -47,3 +47,20 @@ def test_the_rule_in_words() -> None:
     )
     assert who_may_configure(Policy("creator")) == "the channel's creator and workspace admins and owners"
     assert who_may_configure(Policy("everyone")) == "members of this workspace (not guests)"
+
+
+@pytest.mark.parametrize(
+    ("by", "users", "expected"),
+    [
+        ("admins", (), "a workspace admin or owner"),
+        ("admins", ("U0LISTED1",), "a workspace admin or owner (or someone the bridge lists)"),
+        ("creator", (), "the channel's creator or a workspace admin or owner"),
+        ("everyone", (), "any member of this workspace who is not a guest"),
+        ("everyone", ("U0GUEST01",), "any member of this workspace who is not a guest (or someone the bridge lists)"),
+    ],
+)
+def test_who_may_configure_said_in_a_thread_pings_nobody(by: str, users: tuple[str, ...], expected: str) -> None:
+    """Said in a thread everyone reads (a channel not connected, an agent deleted): the listed users are not
+    mentioned, or each such notice would notify them."""
+    said = configurers(Policy(by, frozenset(users)))  # type: ignore[arg-type]
+    assert said == expected and "<@" not in said

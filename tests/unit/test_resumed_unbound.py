@@ -42,7 +42,8 @@ class Sessions(Recorder):
 def restarted_worker(store: Any, sessions: Sessions) -> tuple[TurnWorker, Poster, Recorder]:
     """The new process's worker, as far as an unbound turn's end uses it."""
     s = SimpleNamespace(
-        slack_command="/letta", slack_working_reaction="eyes", slack_live_edit_seconds=1, slack_feedback=False,
+        slack_command="/letta", slack_configure_by="admins", slack_configure_users=(),
+        slack_working_reaction="eyes", slack_live_edit_seconds=1, slack_feedback=False,
         shows_reasoning=lambda _c: False,
     )
     worker = object.__new__(TurnWorker)

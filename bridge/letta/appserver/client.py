@@ -23,7 +23,7 @@ from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.appserver.withdraw import Sent, ended, withdraw
 from bridge.letta.client import _every as every
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.locks import KeyedLocks
 from bridge.letta.wire import image_part
 
@@ -62,10 +62,12 @@ class AppServerClient:
         abort_wait: float = 5.0,
         backoff_base: float = 0.5,
         heartbeat: float | None = 30.0,
+        key_origin: KeyOrigin = ENV_KEY,
     ) -> None:
         self.http_url, ws_url = endpoints(base_url)
         self.base_url = base_url
         self._api_key = api_key
+        self.key_origin = key_origin
         self.tools = tools  # off unless an operator turns them on
         self.abort_wait = abort_wait
         self.socket = AppServerSocket(
@@ -75,6 +77,7 @@ class AppServerClient:
             request_timeout=request_timeout,
             backoff_base=backoff_base,
             heartbeat=heartbeat,
+            key_origin=key_origin,
         )
         self._locks = KeyedLocks()  # one send per conversation at a time; none kept for idle ones
         self._sending: dict[str, Sent] = {}  # conversation -> the input this process has in flight there
@@ -88,7 +91,9 @@ class AppServerClient:
 
     async def describe(self) -> ServerInfo:
         """What the server says it is: `GET /app-server-info` over HTTP, not the socket (probe.py)."""
-        return await probe.describe(self.http_url, self._api_key, self.socket.request_timeout, self.base_url)
+        return await probe.describe(
+            self.http_url, self._api_key, self.socket.request_timeout, self.base_url, self.key_origin
+        )
 
     # ------------------------------------------------------------ agents
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from bridge import __version__
 from bridge.letta.appserver.wire import PROTOCOL_VERSION, AppServerInfoResponse
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.transport import Answer, get_once
 
 
@@ -40,7 +40,9 @@ def endpoints(base_url: str) -> tuple[str, str]:
     return http, ws
 
 
-async def describe(http_url: str, api_key: str | None, within: float, base_url: str) -> ServerInfo:
+async def describe(
+    http_url: str, api_key: str | None, within: float, base_url: str, key_origin: KeyOrigin = ENV_KEY
+) -> ServerInfo:
     """GET /app-server-info: version and protocol; a 401 means LETTA_API_KEY is wrong or missing, a 404
     that this is no App Server (the REST servers have no such route)."""
     headers = {"User-Agent": f"letta-slack-bridge/{__version__}"}
@@ -51,7 +53,7 @@ async def describe(http_url: str, api_key: str | None, within: float, base_url: 
     if status >= 400:
         kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
         detail = _error_text(response) or response.reason
-        raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=base_url)
+        raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=base_url, key_origin=key_origin)
     try:
         info = AppServerInfoResponse.model_validate(response.json())
     except (ValueError, ValidationError):

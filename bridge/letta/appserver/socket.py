@@ -29,7 +29,7 @@ import aiohttp
 
 from bridge import __version__
 from bridge.letta.appserver.wire import Frame, Runtime, parse_frame
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.proxies import proxy_for
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,10 @@ class AppServerSocket:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         heartbeat: float | None = 30.0,
+        key_origin: KeyOrigin = ENV_KEY,
     ) -> None:
         self.ws_url = ws_url
+        self.key_origin = key_origin  # where the token was set, said if the server refuses it
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.backoff_base = backoff_base
@@ -215,7 +217,9 @@ class AppServerSocket:
             await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
         except TimeoutError:
             error = self._last_error or self._error(Kind.UNREACHABLE, "no connection")
-            raise LettaError(error.kind, error.detail, status=error.status, base_url=self.ws_url) from None
+            raise LettaError(
+                error.kind, error.detail, status=error.status, base_url=self.ws_url, key_origin=self.key_origin
+            ) from None
         assert self._ws is not None
         return self._ws
 
@@ -253,7 +257,9 @@ class AppServerSocket:
             )
         except aiohttp.WSServerHandshakeError as exc:
             kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
-            raise LettaError(kind, exc.message, status=exc.status, base_url=self.ws_url) from None
+            raise LettaError(
+                kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin
+            ) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.ws_url) from None
         self._last_error = None

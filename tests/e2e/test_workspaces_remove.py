@@ -1,0 +1,57 @@
+"""`python -m bridge workspaces remove` ends a workspace's tokens at Slack too (auth.revoke), not only here: a copy
+of a removed workspace's bot token (a backup, a log, another host) stops working. When Slack does not revoke them
+(it refuses the token, or cannot be reached), the workspace is removed here all the same and the output says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.harness import run_cli
+from tests.e2e.oauth import many_world
+from tests.fakes.slack import Grant
+
+ACME, BETA, GAMMA, DELTA = "T0ACME001", "T0BETA002", "T0GAMMA03", "T0DELTA04"
+
+
+def test_a_removed_workspace_s_token_is_revoked_at_slack_or_the_output_says_why_not(tmp_path: Path) -> None:
+    """Before, removing only deleted the stored tokens: the bot token Slack had issued stayed valid."""
+    with many_world(tmp_path) as world:
+        for team in (ACME, BETA, GAMMA, DELTA):
+            assert world.install(Grant(team, team.lower())).status_code == 200
+        [acme_token] = world.slack.tokens_of(ACME)
+
+        removed = world.cli("workspaces", "remove", ACME)
+        assert removed.returncode == 0, removed.stderr
+        assert "tokens are deleted" in removed.stdout and "Slack revoked its bot token" in removed.stdout
+        [revoke] = world.slack.calls_to("auth.revoke")
+        assert revoke.token == acme_token and revoke.response == {"ok": True, "revoked": True}
+        refused = httpx.post(world.slack.api_url + "auth.test", headers={"Authorization": f"Bearer {acme_token}"})
+        assert refused.json() == {"ok": False, "error": "token_revoked"}  # a copy of it no longer works
+        assert acme_token not in removed.stdout + removed.stderr
+
+        # Slack refuses the token: removed here all the same, and said plainly.
+        world.slack.fail_next("auth.revoke", "invalid_auth")
+        removed = world.cli("workspaces", "remove", BETA)
+        assert removed.returncode == 0, removed.stderr
+        assert "tokens are deleted" in removed.stdout, removed.stdout
+        assert "Slack did not revoke its bot token" in removed.stdout and "invalid_auth" in removed.stdout
+        assert "Removing the app from the workspace in Slack" in removed.stdout
+
+        # Slack cannot be reached: the same.
+        away = dict(world.env, SLACK_API_URL="http://127.0.0.1:9/api/")
+        removed = run_cli(away, "workspaces", "remove", GAMMA)
+        assert removed.returncode == 0, removed.stderr
+        assert "tokens are deleted" in removed.stdout and "could not be reached" in removed.stdout, removed.stdout
+        assert "Traceback" not in removed.stderr
+
+        # Without BRIDGE_ENCRYPTION_KEY the tokens cannot be read: removed here, nothing asked of Slack.
+        keyless = {k: v for k, v in world.env.items() if k != "BRIDGE_ENCRYPTION_KEY"}
+        removed = run_cli(keyless, "workspaces", "remove", DELTA)
+        assert removed.returncode == 0, removed.stderr
+        assert "tokens are deleted" in removed.stdout and "BRIDGE_ENCRYPTION_KEY is not set" in removed.stdout
+        assert len(world.slack.calls_to("auth.revoke")) == 2  # Acme's and Beta's; Gamma's never reached it
+
+        listing = world.cli("workspaces", "list").stdout
+        assert not {ACME, BETA, GAMMA, DELTA} & set(listing.split())
