@@ -31,8 +31,8 @@ from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, was_withdrawn, withdraw_turn
-from bridge.turns import Job, TurnWorker
+from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, withdraw_turn
+from bridge.turns import NOT_TAKEN, Job, TurnWorker
 
 log = logging.getLogger(__name__)
 unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a line a minute
@@ -135,7 +135,7 @@ class Relay:
         Slack under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
         if withdrawn is not None:
-            self._metrics.turn_withdrawn()  # here, once: the store's update took it from the queue
+            self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
             log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
             self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
@@ -350,20 +350,12 @@ class Relay:
                 # What the failed run sent or posted, its journal and outbox say; its count of posts starts anew.
                 job = replace(job, resumed=True, order=PostOrder())
             seconds = loop.time() - started
-            if status == "stopped" and job.stopped_by is None and await self._withdrawn(job.turn_id):
-                status = "withdrawn"  # read while it waited, withdrawn before it ran: `withdraw` counted it
-            else:
+            if status != NOT_TAKEN:  # one withdrawn or stopped while it waited: the update that ended it counted it
                 self._metrics.turn_ended(status, seconds)
             extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed, **job.ran}
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
-
-    async def _withdrawn(self, turn_id: int) -> bool:
-        try:
-            return await was_withdrawn(self._store, turn_id)
-        except Exception:  # the database failed: counted as stopped, as the run said
-            return False
 
     async def _as_edited(self, job: Job) -> Job:
         """The job with its turn's words as they are now: read before it waited for a slot, the turn may have been
