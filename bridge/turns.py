@@ -25,9 +25,10 @@ from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence
 from bridge.slack.directory import Directory
+from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
-from bridge.slack.post import CHANNEL_REFUSALS, SlackPoster, SlackPostError
+from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd, say_stopped
 from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops

@@ -88,7 +88,7 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
 async def workspace_checks(settings: Settings) -> list[Check]:
     """OAuth mode: each installed workspace's Slack token (auth.test) and its Letta server (health)."""
     from bridge.clients import letta_client, slack_client
-    from bridge.slack.post import slack_error
+    from bridge.slack.failures import slack_error
 
     if settings.bridge_encryption_key is None:
         return [Check(False, "workspaces", "BRIDGE_ENCRYPTION_KEY is not set, so no workspace's token can be read")]
