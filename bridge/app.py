@@ -4,8 +4,6 @@ the Slack and Letta clients."""
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import logging
 import os
 import time
@@ -37,6 +35,7 @@ from bridge.letta.client import LettaClient
 from bridge.letta.locks import EarlierSends
 from bridge.logs import Throttled, log_context
 from bridge.metrics import CONTENT_TYPE, Metrics
+from bridge.metrics_access import metrics_refusal
 from bridge.pruner import Pruner
 from bridge.relay import Relay
 from bridge.slack.bolt_app import BridgeApp, as_bolt_reads_it
@@ -351,18 +350,11 @@ class Bridge:
         return None
 
     async def metrics_page(self, request: web.Request) -> web.Response:
-        token = self.settings.metrics_token
+        """The app's metrics, to whoever may read them (metrics_access.py)."""
         peer = request.headers.get(PEER_HEADER) if self.behind_ingress else request.remote
-        if token is None and (not _loopback(peer) or _relayed(request)):
-            # Without METRICS_TOKEN the page is for this host only (a sidecar, a local scraper), not for whoever a
-            # proxy on this host relays from loopback.
-            refusal = {"error": "GET /metrics is served to this host's own clients only unless METRICS_TOKEN is set"}
-            return web.json_response(refusal, status=403)
-        if token is not None:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
-                refusal = {"error": "GET /metrics needs Authorization: Bearer METRICS_TOKEN"}
-                return web.json_response(refusal, status=401)
+        refusal = metrics_refusal(request, self.settings.metrics_token, peer)
+        if refusal is not None:
+            return refusal
         return web.Response(body=self.metrics.expose(), headers={"Content-Type": CONTENT_TYPE})
 
     async def oauth_page(self, request: web.Request) -> web.Response:
@@ -390,18 +382,3 @@ class Bridge:
         app.router.add_get("/metrics", self.metrics_page)
         return app
 
-
-# Headers a proxy adds for the client it relays for (Heroku's, Render's and Fly's routers, nginx, Caddy).
-RELAY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
-
-
-def _relayed(request: web.Request) -> bool:
-    """Brought by a proxy on behalf of someone else: its loopback address is the proxy's, not the client's."""
-    return any(name in request.headers for name in RELAY_HEADERS)
-
-
-def _loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
-    except ValueError:
-        return False

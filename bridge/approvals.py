@@ -34,7 +34,8 @@ from bridge.slack.approvals import (
     verdict_line,
     who_may_decide,
 )
-from bridge.slack.post import FAILURES, Part, SlackPoster, slack_error
+from bridge.slack.failures import FAILURES, slack_error
+from bridge.slack.post import Part, SlackPoster
 from bridge.slack.sessions import Sessions
 from bridge.stopping import RunningTurn
 from bridge.store.approvals import Approval, ApprovalStore, Asked

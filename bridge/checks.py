@@ -27,7 +27,7 @@ from bridge.requirements import (
     wrong_kind,
     wrong_kinds,
 )
-from bridge.slack.post import FAILURES, granted_scopes, slack_error
+from bridge.slack.failures import FAILURES, granted_scopes, slack_error
 from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file, sqlite_path

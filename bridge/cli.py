@@ -182,7 +182,7 @@ async def _team(settings: Settings, team: str | None) -> str:
         raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
     from bridge.checks import slack_unreachable
     from bridge.clients import slack_client
-    from bridge.slack.post import slack_error
+    from bridge.slack.failures import slack_error
 
     try:
         response = await slack_client(settings).auth_test()

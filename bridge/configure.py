@@ -27,8 +27,9 @@ from bridge.domain import (
     Turn,
 )
 from bridge.letta.chooser import RunnerChooser, RunnerUse
-from bridge.letta.client import LIST_CAP, LettaClient
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.paging import LIST_CAP
 from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore

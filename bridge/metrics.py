@@ -108,9 +108,10 @@ class Metrics:
         self.turns.labels(outcome).inc()
         self.turn_seconds.observe(seconds)
 
-    def turn_withdrawn(self) -> None:
-        """A turn taken back before it ran (its mention deleted): it ends without a run, so without a duration."""
-        self.turns.labels("withdrawn").inc()
+    def turn_not_run(self, outcome: str) -> None:
+        """A turn ended before it ran (`withdrawn`: its mention deleted; `stopped` while it waited): counted where
+        the store's update ended it, without a duration."""
+        self.turns.labels(outcome).inc()
 
     def depth(self, binding: str, count: int) -> None:
         """A binding's series exists only while it has unfinished turns: ids never pile up as labels."""

@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bridge.domain import Turn
-from bridge.slack.post import FAILURES, SlackPoster, slack_error
+from bridge.slack.failures import FAILURES, slack_error
+from bridge.slack.post import SlackPoster
 from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
 

@@ -9,7 +9,8 @@ here for a binding another process holds is left to that process. Where a bindin
 conversations (`threads.py`), its turns are ordered per thread instead: each thread's turns one at a time,
 different threads at once, all under the binding's lease. On start, and every few seconds, bindings whose
 process stopped or died are taken over; on stop, running turns get a grace period and are then cancelled,
-staying recorded for the next start.
+staying recorded for the next start. Each turn a worker takes is run by `turn_runs.TurnRuns` (its slot, its runs
+made again after a crash, its end counted and logged).
 """
 
 from __future__ import annotations
@@ -19,19 +20,18 @@ import contextvars
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import Any
 
 from bridge.domain import Turn
 from bridge.ids import otid as new_otid
-from bridge.logs import Throttled, log_context, logged
+from bridge.logs import Throttled, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import QueueNotices
-from bridge.post_order import PostOrder
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, was_withdrawn, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.turn_runs import TurnRuns
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,6 @@ unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a li
 
 FRESH_KEPT = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
-# A turn whose run raised (the database failed a moment, most often) is run again after these pauses, still first
-# in its binding's line, as resumed, once the database answers; after the last it is left for the next start, and
-# the binding goes on.
-CRASH_PAUSES = (1.0, 5.0)
-DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does not answer
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
@@ -79,10 +74,9 @@ class Relay:
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
         self._depth_at: dict[tuple[str, str], float] = {}
         self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
-        self._failed: set[int] = set()  # turns whose runs kept crashing in this process: left for the next start
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
         self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel)
         self._closing = False
 
@@ -135,7 +129,7 @@ class Relay:
         Slack under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
         if withdrawn is not None:
-            self._metrics.turn_withdrawn()  # here, once: the store's update took it from the queue
+            self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
             log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
             self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
@@ -245,7 +239,7 @@ class Relay:
 
     async def _next(self, key: tuple[str, str], thread_ts: str | None = None) -> Job | None:
         """The binding's (the thread's) oldest unfinished turn, as one indexed row; None when there is none."""
-        pending = await self._store.next_turn(*key, thread_ts, skip=self._failed)
+        pending = await self._store.next_turn(*key, thread_ts, skip=self._runs.failed)
         await self._gauge(key, empty=pending is None and thread_ts is None)
         if pending is None:
             return None
@@ -262,7 +256,7 @@ class Relay:
         if not empty and now - self._depth_at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
             return
         self._depth_at[key] = now
-        depth = 0 if empty and not self._failed else await self._store.count_unfinished(*key)
+        depth = 0 if empty and not self._runs.failed else await self._store.count_unfinished(*key)
         self._metrics.depth(f"{key[0]}:{key[1]}", depth)
 
     async def _run_threads(self, key: tuple[str, str]) -> None:
@@ -326,74 +320,7 @@ class Relay:
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
-        request_id = self._fresh.pop(job.otid, "")
-        turn = job.turn
-        with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            status = "crashed"
-            for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
-                try:
-                    async with self._slots:
-                        started = loop.time()
-                        job = await self._as_edited(job)
-                        status = await self._worker.run(job)
-                    break
-                except Exception:
-                    log.exception("turn worker failed turn_id=%s", job.turn_id)
-                if pause is None or self._closing:
-                    log.error("turn left for the next start after %d failed runs turn_id=%s", runs, job.turn_id)
-                    self._failed.add(job.turn_id)
-                    break
-                await asyncio.sleep(pause)
-                await self._database_answers()
-                # What the failed run sent or posted, its journal and outbox say; its count of posts starts anew.
-                job = replace(job, resumed=True, order=PostOrder())
-            seconds = loop.time() - started
-            if status == "stopped" and job.stopped_by is None and await self._withdrawn(job.turn_id):
-                status = "withdrawn"  # read while it waited, withdrawn before it ran: `withdraw` counted it
-            else:
-                self._metrics.turn_ended(status, seconds)
-            extra = {"status": status, "duration_ms": round(seconds * 1000, 1), "resumed": job.resumed, **job.ran}
-            if request_id:
-                extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
-            log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
-
-    async def _withdrawn(self, turn_id: int) -> bool:
-        try:
-            return await was_withdrawn(self._store, turn_id)
-        except Exception:  # the database failed: counted as stopped, as the run said
-            return False
-
-    async def _as_edited(self, job: Job) -> Job:
-        """The job with its turn's words as they are now: read before it waited for a slot, the turn may have been
-        edited since (`edit`), which it must answer as edited while it has not started."""
-        if job.started or job.stopped_by is not None:
-            return job
-        words = await waiting_words(self._store, job.turn_id)
-        if words is None or words == job.turn.text:
-            return job
-        return replace(job, turn=replace(job.turn, text=words))
-
-    async def _database_answers(self) -> None:
-        """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,
-        and three such runs left the turn for the next start, a day away with one web process. An outage longer
-        than the lease ends here: the lease keeper cancels this worker, and the sweep brings the turn back."""
-        waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
-        while not self._closing:
-            try:
-                await self._store.ping()
-            except Exception as exc:
-                if waited_since is None:
-                    waited_since = asyncio.get_running_loop().time()
-                    log.warning("the database does not answer, waiting to run the turn again error=%s",
-                                type(exc).__name__)
-                await asyncio.sleep(DATABASE_LOOK_EVERY)
-                continue
-            if waited_since is not None:
-                waited = asyncio.get_running_loop().time() - waited_since
-                log.info("the database answers again, running the turn again waited_ms=%.0f", waited * 1000)
-            return
+        await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""

@@ -20,7 +20,7 @@ from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.proxies import proxy_for
-from bridge.slack.post import FAILURES, slack_error
+from bridge.slack.failures import FAILURES, slack_error
 from bridge.store import StoreError
 from bridge.store.database_url import database_name, missing_sqlite_file
 

@@ -26,7 +26,8 @@ from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
 from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
-from bridge.slack.post import Part, SlackPoster, SlackPostError
+from bridge.slack.failures import SlackPostError
+from bridge.slack.post import Part, SlackPoster
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops

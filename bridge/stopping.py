@@ -27,7 +27,8 @@ from typing import Literal, Protocol
 from bridge.domain import AgentFailure, AgentReply, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
-from bridge.store.base import PendingTurn, Store
+from bridge.metrics import UNMETERED, Metrics
+from bridge.store.base import PendingTurn, StoppedTurn, Store
 from bridge.store.turn_record import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -251,10 +252,13 @@ class Stoppable(Protocol):
 class Stopping:
     """A request to stop a thread's (or a channel's) turns: who may, then the store, then the running turns."""
 
-    def __init__(self, store: Store, stops: Stoppable, by: StopBy = "asker") -> None:
+    def __init__(
+        self, store: Store, stops: Stoppable, by: StopBy = "asker", metrics: Metrics = UNMETERED
+    ) -> None:
         self._store = store
         self._stops = stops
         self._by = by
+        self._metrics = metrics
 
     async def first(self, key: str) -> bool:
         """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
@@ -289,10 +293,12 @@ class Stopping:
             askers = tuple(dict.fromkeys(p.turn.user_id for p in threads.values()))
             log.info("stop refused channel=%s thread=%s user=%s", channel_id, thread_ts, user_id)
             return StopOutcome(refused=stop_rule(self._by, configurers), askers=askers)
-        stopped: list[int] = []
+        stopped: list[StoppedTurn] = []
         for thread in allowed:
             stopped += await self._store.stop_turns(team_id, channel_id, thread, user_id)
-        for turn_id in stopped:
+        for turn_id, waiting in stopped:
+            if waiting:  # ended by this update, never run: counted here, once (no other process's update took it)
+                self._metrics.turn_not_run("stopped")
             await self._stops.stop(turn_id, user_id)
         log.info("stop channel=%s thread=%s user=%s turns=%d", channel_id, thread_ts, user_id, len(stopped))
         return StopOutcome(len(stopped))

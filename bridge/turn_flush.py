@@ -10,8 +10,9 @@ from bridge.config import Settings
 from bridge.drafts import TurnDrafts
 from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
+from bridge.slack.failures import SlackPostError
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import Part, SlackPoster, SlackPostError, Taken
+from bridge.slack.post import Part, SlackPoster, Taken
 from bridge.slack.render import escape
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store.base import OutboxItem

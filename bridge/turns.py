@@ -25,9 +25,10 @@ from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence
 from bridge.slack.directory import Directory
+from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
-from bridge.slack.post import CHANNEL_REFUSALS, SlackPoster, SlackPostError
+from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
 from bridge.stop_end import StopEnd, say_stopped
 from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops
@@ -52,6 +53,9 @@ from bridge.turn_words import (
 )
 
 log = logging.getLogger(__name__)
+# What `run` returns for a turn it found no longer its to take (withdrawn or stopped while it waited, or a resumed
+# one stopped meanwhile, whose stop's end is then handed back as `stopping`): whoever ended it counts it.
+NOT_TAKEN = "not taken"
 
 @dataclass(frozen=True)
 class Job:
@@ -123,8 +127,8 @@ class TurnWorker:
         return self._store
 
     async def run(self, job: Job) -> str:
-        """Run the turn to done, partial, failed or unbound (returned). A cancellation (shutdown) leaves it to be
-        resumed."""
+        """Run the turn to done, partial, failed, unbound or stopped (returned; NOT_TAKEN when it was no longer
+        waiting). A cancellation (shutdown) leaves it to be resumed."""
         self._outboxes[job.turn_id] = TurnOutbox(self._store, job.turn_id, fresh=not job.resumed)
         if not job.resumed:
             self._journaled[job.turn_id] = set()
@@ -152,6 +156,10 @@ class TurnWorker:
             if turn.files:
                 await self._inputs.drop(job.turn_id)
             return "stopped"
+        # Taken from the queue before anything is said or asked: a turn withdrawn or stopped since it was read
+        # was ended (and counted) by that update, and is neither run nor told its channel is not connected.
+        if not await self._store.set_turn_status(job.turn_id, "running"):
+            return NOT_TAKEN
         details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details,
@@ -171,8 +179,6 @@ class TurnWorker:
                 await self._inputs.drop(job.turn_id)
             await self._store.finish_turn(job.turn_id, "failed", f"not run: Slack refused posts there ({refused})")
             return "failed"
-        if not await self._store.set_turn_status(job.turn_id, "running"):
-            return "stopped"  # stopped while it waited its turn (or, running before, is now handed back to end)
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
             running.target = binding.target
             status = await self._run(job, binding, drafts, running)

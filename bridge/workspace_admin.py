@@ -126,7 +126,7 @@ async def revoke_at_slack(settings: Settings, tokens: dict[str, str]) -> str:
     Slack did, one sentence per token. A refusal or an unreachable Slack is said, never raised: the workspace is
     removed here already."""
     from bridge.clients import slack_client
-    from bridge.slack.post import slack_error
+    from bridge.slack.failures import slack_error
 
     if not tokens:
         return "It had no token to revoke at Slack."
@@ -154,7 +154,7 @@ async def workspace_checks(settings: Settings) -> list[Check]:
     """OAuth mode: each installed workspace's Slack token (auth.test) and its Letta server (health)."""
     from bridge.clients import letta_client, slack_client, workspace_key
     from bridge.letta.errors import ENV_KEY
-    from bridge.slack.post import slack_error
+    from bridge.slack.failures import slack_error
 
     if settings.bridge_encryption_key is None:
         return [Check(False, "workspaces", "BRIDGE_ENCRYPTION_KEY is not set, so no workspace's token can be read")]

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.slack.bolt_app import TryLater
-from bridge.slack.post import slack_error
+from bridge.slack.failures import slack_error
 from bridge.workspaces import Workspaces
 
 log = logging.getLogger(__name__)

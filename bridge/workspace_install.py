@@ -22,7 +22,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bridge.slack.post import slack_error
+from bridge.slack.failures import slack_error
 from bridge.workspace_authorize import renewal_may_pass
 
 log = logging.getLogger(__name__)

@@ -40,9 +40,10 @@ from bridge.logs import shown_url
 from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
+from bridge.slack.failures import slack_error
 from bridge.slack.live import LiveMessages
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
-from bridge.slack.post import Look, SlackPoster, slack_error
+from bridge.slack.post import Look, SlackPoster
 from bridge.stopping import TurnAbandoned
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import (
@@ -24,6 +24,7 @@ from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
 )
+from bridge.letta.paging import LIST_CAP, PAGE_SIZE, every
 from bridge.letta.transport import LettaTransport
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,6 @@ RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier
 # conversation send's run as `created` for ever (reference §19), and another client's such send would otherwise
 # hold every first send to its agent for LETTA_BUSY_WAIT_SECONDS after each start.
 LEFT_GOING_WITHIN = timedelta(minutes=10)
-
-
-class _Listed(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
-Item = TypeVar("Item", bound=_Listed)
-
-# Enough for any menu Slack can show (100 options); a bigger server is listed in part, and says so.
-LIST_CAP = 500
-PAGE_SIZE = 100
 
 
 class LettaClient(LettaTransport):
@@ -284,11 +273,11 @@ class LettaClient(LettaTransport):
 
     async def all_groups(self, cap: int = LIST_CAP) -> list[Group]:
         """Every group, page by page (`after` = the last id), up to `cap`."""
-        return await _every(self.list_groups, cap)
+        return await every(self.list_groups, cap)
 
     async def all_agents(self, cap: int = LIST_CAP) -> list[Agent]:
         """Every agent, page by page, up to `cap`."""
-        return await _every(self.list_agents, cap)
+        return await every(self.list_agents, cap)
 
     async def send_agent(self, agent_id: str, message: dict[str, Any]) -> LettaResponse:
         async with self._one_send(agent_id, None, [agent_id]):
@@ -379,23 +368,4 @@ def _created(run: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-async def _every(fetch: Callable[[int, str | None], Awaitable[list[Item]]], cap: int) -> list[Item]:
-    """Follow `after` cursors until a short or empty page. Letta 0.11.7 answers [] to any `after` for
-    groups, so there the first page is all there is; a page that repeats itself ends the walk too."""
-    items: list[Item] = []
-    seen: set[str] = set()
-    after: str | None = None
-    while len(items) < cap:
-        limit = min(PAGE_SIZE, cap - len(items))
-        page = await fetch(limit, after)
-        fresh = [item for item in page if item.id not in seen]
-        items.extend(fresh)
-        seen.update(item.id for item in fresh)
-        if len(page) < limit or not fresh:
-            break
-        after = page[-1].id
-    return items
-
 

@@ -15,9 +15,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import SharedFile
 from bridge.slack.decide import SPOKEN_SUBTYPES
+from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.files import shared_files
 from bridge.slack.permissions import Member
-from bridge.slack.post import FAILURES, slack_error
 
 log = logging.getLogger(__name__)
 

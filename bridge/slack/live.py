@@ -22,9 +22,10 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.failures import BLOCKS_REFUSED, FAILURES, outcome_unknown, slack_error
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
-from bridge.slack.post import BLOCKS_REFUSED, FAILURES, Author, outcome_unknown, slack_error
+from bridge.slack.post import Author
 from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT
 from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards

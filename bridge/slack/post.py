@@ -1,4 +1,4 @@
-"""Everything the bridge posts to Slack, and what each Slack failure means for the turn.
+"""Everything the bridge posts to Slack (what each Slack failure means: `failures.py`).
 
 Rate limits (429) are retried by slack_sdk's handler on the client, then here (as is `rate_limited`), each after
 the wait Slack asks for: Slack did not process the call. A 5xx or a dropped connection may have posted, so before
@@ -13,10 +13,19 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.failures import (
+    BLOCKS_REFUSED,
+    CHANNEL_REFUSALS,
+    FAILURES,
+    SlackPostError,
+    granted_scopes,
+    outcome_unknown,
+    passing,
+    slack_error,
+)
 from bridge.slack.feedback import with_actions
 from bridge.slack.ratelimits import RATE_LIMIT_WAITS, rate_limited, retry_after
 from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_texts, split
@@ -24,42 +33,7 @@ from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
 
-# The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
-PERMANENT = frozenset(
-    {
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "token_revoked",
-        "invalid_auth",
-        "account_inactive",
-        "not_authed",
-        "missing_scope",
-        "restricted_action",
-    }
-)
-# A refusal of the channel itself (not of the token): archived, the bot removed, or gone. In words, for the log.
-CHANNEL_REFUSALS = {
-    "is_archived": "the channel is archived",
-    "not_in_channel": "the bot is no longer in the channel",
-    "channel_not_found": "the channel was deleted, or it is private and the bot was removed from it",
-}
 UNKNOWN_OUTCOME_RETRIES = 2
-# Slack refusing a message for what it holds (chat.postMessage's errors in reference/slack/web-api).
-REFUSED = frozenset(
-    {
-        "msg_too_long",
-        "msg_blocks_too_long",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "too_many_attachments",
-        "no_text",
-        "markdown_text_conflict",
-        "invalid_arguments",
-    }
-)
-# Slack's refusals of a message's blocks (reference/slack/limits.md): its text is posted without them instead.
-BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
 Taken = Callable[[], Awaitable[Collection[str]]]  # the ts of a thread's posts recorded already
 
@@ -123,57 +97,6 @@ def plain(part: Part) -> Part:
             break
         kept.append(line)
     return Part("\n".join(kept) or part.text, part.username, part.icon_emoji, part.icon_url)
-
-
-class SlackPostError(Exception):
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"{method}: {error}")
-        self.method = method
-        self.error = error
-
-    @property
-    def permanent(self) -> bool:
-        return self.error in PERMANENT
-
-    @property
-    def refused(self) -> bool:
-        """Slack refused this message for what it holds: the same message would be refused again, another not."""
-        return self.error in REFUSED
-
-
-# Every way a Slack call can fail (SlackApiError is a SlackClientError).
-FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
-
-
-def outcome_unknown(exc: BaseException) -> bool:
-    """Slack may have done the call: it failed on Slack's side (5xx) or on the way (a timeout, the connection)."""
-    if isinstance(exc, SlackApiError):
-        return exc.response is not None and exc.response.status_code >= 500
-    return True
-
-
-# Slack's own trouble, said in a body: the call may work the next time.
-PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
-
-
-def passing(exc: BaseException) -> bool:
-    """A failure that says nothing about whether the call can work (Slack's trouble, a rate limit, the way
-    there), as opposed to a refusal, which will be made again."""
-    return outcome_unknown(exc) or (isinstance(exc, SlackApiError) and slack_error(exc) in PASSING_ERRORS)
-
-
-def granted_scopes(response: Any) -> frozenset[str] | None:
-    """The scopes a Web API answer says its token was granted (`x-oauth-scopes`); None when it does not say."""
-    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
-    scopes = frozenset(s.strip() for s in header.split(",") if s.strip())
-    return scopes or None
-
-
-def slack_error(exc: BaseException) -> str:
-    """Slack's error code for a refused call, else the failure's type (a timeout, a dropped connection)."""
-    if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error", "unknown"))
-    return "unknown" if isinstance(exc, SlackApiError) else type(exc).__name__
 
 
 class SlackPoster:

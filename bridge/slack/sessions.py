@@ -17,7 +17,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.decide import clean_text
-from bridge.slack.post import FAILURES, Author, passing, slack_error
+from bridge.slack.failures import FAILURES, passing, slack_error
+from bridge.slack.post import Author
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.ids import request_id
 from bridge.logs import log_context
 from bridge.requirements import SLACK_APP_TOKEN, slack_refused
-from bridge.slack.post import slack_error
+from bridge.slack.failures import slack_error
 
 # apps.connections.open's answers that fault the app-level token itself; its others say nothing against it.
 TOKEN_ERRORS = frozenset(

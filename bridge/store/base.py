@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from bridge.domain import (
     AgentFailure,
@@ -62,6 +62,14 @@ class PendingTurn:
     otid: str
     started: bool = False  # some process marked it running: it may have sent to Letta and posted
     stopped_by: str | None = None  # it was stopped while running: only its stop is left to finish (stop_end.py)
+
+
+class StoppedTurn(NamedTuple):
+    """A turn a stop changed. `waiting`: it had not started, and is now `stopped`, ended by the stop itself (so
+    counted by the process whose update changed it); otherwise it is `stopping`, ended by whoever runs it."""
+
+    turn_id: int
+    waiting: bool
 
 
 @dataclass(frozen=True)
@@ -205,10 +213,13 @@ class Store(Protocol):
         `stopping` turn as `stopped` (with its stopper), whatever status it is given, and leaves an ended one."""
         ...
 
-    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+    async def stop_turns(
+        self, team_id: str, channel_id: str, thread_ts: str | None, by: str
+    ) -> list[StoppedTurn]:
         """Stop the thread's (the channel's, with thread_ts None) received and running turns, by the member `by`:
         a received one is `stopped`, a running one `stopping` (still unfinished, so that the binding's holder, or
-        the process taking the binding over, finishes its stop). Neither is run again. Their ids, oldest first."""
+        the process taking the binding over, finishes its stop). Neither is run again. The turns this update
+        changed (another process's update of the same rows returns none of them), oldest first."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:

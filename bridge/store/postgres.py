@@ -20,6 +20,7 @@ from bridge.store.base import (
     UNFINISHED,
     HistoryEntry,
     PendingTurn,
+    StoppedTurn,
     binding_columns,
     binding_from_row,
     files_json,
@@ -182,16 +183,18 @@ class PostgresStore(PostgresJournal):
             clean(error),
         )
 
-    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+    async def stop_turns(
+        self, team_id: str, channel_id: str, thread_ts: str | None, by: str
+    ) -> list[StoppedTurn]:
         rows = await self.pool.fetch(
             f"UPDATE turns SET {STOPS}, error=$4, updated_at=now() WHERE team_id=$1 AND channel_id=$2"  # noqa: S608
-            " AND ($3::text IS NULL OR thread_ts=$3) AND status IN ('received', 'running') RETURNING id",
+            " AND ($3::text IS NULL OR thread_ts=$3) AND status IN ('received', 'running') RETURNING id, status",
             team_id,
             channel_id,
             thread_ts,
             clean(f"stopped by {by}"),
         )
-        return sorted(int(r["id"]) for r in rows)
+        return sorted(StoppedTurn(int(r["id"]), r["status"] == "stopped") for r in rows)
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)

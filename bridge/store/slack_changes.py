@@ -63,11 +63,6 @@ async def withdraw_turn(store: Store, team_id: str, channel_id: str, message_ts:
     return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, WITHDRAWN)
 
 
-async def was_withdrawn(store: Store, turn_id: int) -> bool:
-    """Whether the turn was withdrawn: a worker that read it while it waited finds it so when it comes to run it."""
-    return await store.turn_stopped_by(turn_id) == WITHDRAWN  # its error, which names no stopper
-
-
 async def edit_turn(store: Store, team_id: str, channel_id: str, message_ts: str, text: str) -> tuple[int, str] | None:
     """A message edited in Slack: its turn, while it waits, takes the new words. Its id and thread, or None."""
     return await _one(store, _EDIT, team_id, channel_id, message_ts, text)

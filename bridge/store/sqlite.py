@@ -20,6 +20,7 @@ from bridge.store.base import (
     UNFINISHED,
     HistoryEntry,
     PendingTurn,
+    StoppedTurn,
     binding_columns,
     binding_from_row,
     files_json,
@@ -189,16 +190,18 @@ class SqliteStore(SqliteJournal):
             )
         )
 
-    async def stop_turns(self, team_id: str, channel_id: str, thread_ts: str | None, by: str) -> list[int]:
+    async def stop_turns(
+        self, team_id: str, channel_id: str, thread_ts: str | None, by: str
+    ) -> list[StoppedTurn]:
         query = f"UPDATE turns SET {STOPS}, error=?, updated_at=? WHERE team_id=? AND channel_id=?"  # noqa: S608
         params: tuple[str, ...] = (f"stopped by {by}", now_text(), team_id, channel_id)
         if thread_ts is not None:
             query += " AND thread_ts=?"
             params += (thread_ts,)
         async with self._write() as db:
-            cursor = await db.execute(query + " AND status IN ('received', 'running') RETURNING id", params)
+            cursor = await db.execute(query + " AND status IN ('received', 'running') RETURNING id, status", params)
             rows = await cursor.fetchall()
-        return sorted(int(r[0]) for r in rows)
+        return sorted(StoppedTurn(int(r[0]), r[1] == "stopped") for r in rows)
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         async with self.db.execute("SELECT status, error FROM turns WHERE id=?", (turn_id,)) as cursor:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge.letta import client as rest_client
+from bridge.letta import paging
 from bridge.letta.appserver import (
     AppServerClient,
     Finished,
@@ -83,7 +83,7 @@ def test_agents_are_listed_page_by_page(fake: FakeAppServer, monkeypatch: pytest
     ids = [fake.add_agent(f"agent{i}") for i in range(25)]
     first = run(fake, lambda c: c.list_agents())
     assert len(first) == 20  # agent_list's default page (README §3)
-    monkeypatch.setattr(rest_client, "PAGE_SIZE", 7)
+    monkeypatch.setattr(paging, "PAGE_SIZE", 7)
     every = run(fake, lambda c: c.all_agents())
     assert sorted(a.id for a in every) == sorted(ids)
     pages = [f for f in fake.received if isinstance(f, dict) and f.get("type") == "agent_list"]

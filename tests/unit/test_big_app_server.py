@@ -6,8 +6,8 @@ import asyncio
 
 from bridge.domain import Target
 from bridge.letta.appserver_letta import AppServerLetta
-from bridge.letta.client import LIST_CAP
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.paging import LIST_CAP
 from bridge.targets import resolve_target
 from tests.fakes.appserver import FakeAppServer
 

@@ -7,7 +7,8 @@ import asyncio
 
 from bridge.configure import Configurator
 from bridge.domain import Catalog
-from bridge.letta.client import LIST_CAP, LettaClient
+from bridge.letta.client import LettaClient
+from bridge.letta.paging import LIST_CAP
 from bridge.slack import blocks, menu
 from tests.fakes.letta import FakeLetta
 

@@ -13,8 +13,9 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clients import slack_client
+from bridge.slack.failures import SlackPostError
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import SlackPoster, SlackPostError
+from bridge.slack.post import SlackPoster
 from tests.fakes.slack import FakeSlack
 
 

@@ -14,7 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.outbox import TurnOutbox
-from bridge.slack.post import SlackPoster, SlackPostError
+from bridge.slack.failures import SlackPostError
+from bridge.slack.post import SlackPoster
 from bridge.stopping import TurnStops
 from bridge.store.database_url import open_store
 from bridge.store.locks import AckFirst

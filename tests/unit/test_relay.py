@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import bridge.relay as relay_module
+import bridge.turn_runs as turn_runs
 from bridge.domain import AgentRef, Binding, Target, Turn
 from bridge.logs import log_context
 from bridge.relay import Relay
@@ -286,7 +287,7 @@ def test_a_turn_whose_run_fails_runs_again_in_its_place_then_is_left_for_the_nex
 ) -> None:
     """Before, one failed run (a database blip) left the turn for the next start, and the turns after it ran
     first."""
-    monkeypatch.setattr(relay_module, "CRASH_PAUSES", (0.05, 0.05))
+    monkeypatch.setattr(turn_runs, "CRASH_PAUSES", (0.05, 0.05))
 
     async def main() -> list[tuple[str, bool]]:
         async with relaying(tmp_path / "b.db", lambda store: CrashingWorker(store, {"first": crashes})) as rig:
@@ -304,7 +305,7 @@ def test_a_turn_that_failed_while_the_database_was_away_runs_once_it_answers(
     """Postgres restarting for longer than the pauses between runs (a maintenance, a failover): every run failed
     while it was away, so the turn was left for the next start, which with one web process is the next daily
     restart. Runs made while the database does not answer are not tries: the turn runs again once it answers."""
-    monkeypatch.setattr(relay_module, "CRASH_PAUSES", (0.05, 0.05))
+    monkeypatch.setattr(turn_runs, "CRASH_PAUSES", (0.05, 0.05))
     away = asyncio.Event()
 
     class Away(Worker):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import bridge.relay as relay_module
+import bridge.turn_runs as turn_runs
 from bridge.logs import Throttled
 from bridge.turns import Job
 from tests.unit.test_relay import Worker, mention, relaying, until_done
@@ -19,8 +20,8 @@ def test_turns_waiting_for_the_database_say_so_once_and_once_more_when_it_is_bac
 ) -> None:
     """A Postgres restart of a minute with twenty turns running wrote a warning per turn every second (1,200
     lines). Each waiting turn now says once that it waits and once that the database answers again."""
-    monkeypatch.setattr(relay_module, "CRASH_PAUSES", (0.02,))
-    monkeypatch.setattr(relay_module, "DATABASE_LOOK_EVERY", 0.02)
+    monkeypatch.setattr(turn_runs, "CRASH_PAUSES", (0.02,))
+    monkeypatch.setattr(turn_runs, "DATABASE_LOOK_EVERY", 0.02)
     away = asyncio.Event()
 
     class Away(Worker):

@@ -73,7 +73,7 @@ async def stopping_turn(store: Store) -> int:
     [row] = await desk_store.ask([Asked(turn_id, BOB.id, "call-1", "T1", "C1", "1.000001", BOB.id, "bob", None,
                                        "req-1", "shout", "{}", "U1")])
     await desk_store.card_posted(row.id, "5.000001")
-    assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [turn_id]
+    assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
     return turn_id
 
 
@@ -162,7 +162,7 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
                 if sent_before:  # a person decided and it was being sent when the process died
                     await desk.store.decide(row.id, "U1", True, "")
                     await desk.store.sending(row.id)
-            assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [turn_id]
+            assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
             poster, sessions = Recorder(), Recorder(True)
             end = StopEnd(store, TurnStops(store, client, 0), poster, sessions, desk, settings)  # type: ignore[arg-type]
             await end.finish(TURN, turn_id, "U9", agent)

@@ -42,7 +42,7 @@ def test_a_running_turn_stopped_stays_unfinished_until_its_stop_is_finished(data
     async def body(store: Store) -> None:
         running, queued = await accept(store, 1), await accept(store, 2, thread=1)
         assert await store.set_turn_status(running, "running")
-        assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [running, queued]
+        assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(running, False), (queued, True)]
         # The queued turn never started: stopped outright. The running one waits for the binding's holder.
         pending = await store.next_turn("T1", "C1")
         assert pending is not None and pending.turn_id == running
@@ -83,7 +83,7 @@ def test_a_database_made_by_the_previous_schema_is_migrated_and_finds_its_stoppi
     async def upgraded(store: Store) -> None:
         assert await store.schema_version() == len(SQLITE_MIGRATIONS) > PREVIOUS
         running = (await store.next_turn("T1", "C1")).turn_id  # type: ignore[union-attr]
-        assert await store.stop_turns("T1", "C1", None, "U9") == [running, running + 1]
+        assert await store.stop_turns("T1", "C1", None, "U9") == [(running, False), (running + 1, True)]
         pending = await store.next_turn("T1", "C1", "1.000001")
         assert pending is not None and (pending.turn_id, pending.stopped_by) == (running, "U9")
         assert await store.count_unfinished("T1", "C1") == 1
@@ -129,7 +129,7 @@ def test_a_turn_stopped_after_its_process_died_is_handed_to_the_process_taking_t
         await store.claim_binding("T1", "C1", "web.dead", 1.0)
         assert await store.set_turn_status(turn_id, "running")
         after = await accept(store, 2, thread=1)  # queued behind it in the thread: stopped outright
-        assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [turn_id, after]
+        assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False), (after, True)]
         worker = Recording(store)
         relay = Relay(store, worker, None, 4, leases=BindingLeases(store, 3.0, "web.alive"))  # type: ignore[arg-type]
         try:

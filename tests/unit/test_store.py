@@ -258,7 +258,7 @@ def test_a_stopped_turn_is_not_marked_running_and_says_so(database_url: str) -> 
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
-        assert await store.stop_turns("T1", "C1", "1.000002", "U9") == [b]
+        assert await store.stop_turns("T1", "C1", "1.000002", "U9") == [(b, True)]  # it waited: ended by the stop
         assert await store.set_turn_status(a, "running") is True
         assert await store.set_turn_status(b, "running") is False
         assert await store.turn_stopped_by(b) == "U9"

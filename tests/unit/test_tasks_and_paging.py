@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bridge.letta.client import _every
+from bridge.letta.paging import every
 from bridge.tasks import Tasks
 
 
@@ -23,10 +23,10 @@ def test_paging_follows_after_until_a_short_page() -> None:
         start = 0 if after is None else next(i for i, it in enumerate(items) if it.id == after) + 1
         return items[start : start + limit]
 
-    got = asyncio.run(_every(fetch, cap=1000))
+    got = asyncio.run(every(fetch, cap=1000))
     assert got == items
     assert calls == [(100, None), (100, "x099"), (100, "x199")]
-    assert asyncio.run(_every(fetch, cap=120)) == items[:120]
+    assert asyncio.run(every(fetch, cap=120)) == items[:120]
 
 
 def test_paging_stops_on_an_ignored_or_empty_cursor() -> None:
@@ -39,8 +39,8 @@ def test_paging_stops_on_an_ignored_or_empty_cursor() -> None:
     async def empty_after(limit: int, after: str | None) -> list[Item]:
         return [] if after else first[:limit]
 
-    assert asyncio.run(_every(repeats, cap=1000)) == first
-    assert asyncio.run(_every(empty_after, cap=1000)) == first
+    assert asyncio.run(every(repeats, cap=1000)) == first
+    assert asyncio.run(every(empty_after, cap=1000)) == first
 
 
 def test_tasks_run_log_failures_and_stop_cancels_what_is_late(caplog: pytest.LogCaptureFixture) -> None:

@@ -179,7 +179,7 @@ def test_a_stop_delivered_before_the_turn_task_exists_keeps_letta_from_being_ask
 
         class Sessions(Recorder):
             async def set(self, *_: Any, **__: Any) -> bool:  # Slack's setStatus round trip: Stop lands in it
-                for turn_id in await store.stop_turns("T1", "C1", "1.000001", "U1"):
+                for turn_id, _waiting in await store.stop_turns("T1", "C1", "1.000001", "U1"):
                     await worker.stops.stop(turn_id, "U1")
                 return False
 

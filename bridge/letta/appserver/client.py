@@ -22,9 +22,9 @@ from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.appserver.withdraw import Sent, ended, withdraw
-from bridge.letta.client import _every as every
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.locks import KeyedLocks
+from bridge.letta.paging import every
 from bridge.letta.wire import image_part
 
 log = logging.getLogger(__name__)

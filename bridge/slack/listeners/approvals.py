@@ -22,9 +22,9 @@ from bridge.slack.approvals import (
     read_press,
     read_reason,
 )
+from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.sessions import configurer_check
 from bridge.slack.permissions import Policy
-from bridge.slack.post import FAILURES, slack_error
 from bridge.store.approvals import Approval
 from bridge.tasks import Tasks
 

@@ -1,0 +1,100 @@
+"""Slack's failures, and what each means for what the bridge does next: a refusal that lasts until someone acts
+(PERMANENT; of the channel itself, CHANNEL_REFUSALS), one of a message for what it holds (REFUSED; of its blocks
+only, BLOCKS_REFUSED), one that may pass (Slack's trouble, a rate limit, the way there), and one whose outcome is
+unknown (a 5xx, a timeout: the call may have been done). Slack's error code read out of a failure; the scopes an
+answer says its token was granted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+# The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
+PERMANENT = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "token_revoked",
+        "invalid_auth",
+        "account_inactive",
+        "not_authed",
+        "missing_scope",
+        "restricted_action",
+    }
+)
+# A refusal of the channel itself (not of the token): archived, the bot removed, or gone. In words, for the log.
+CHANNEL_REFUSALS = {
+    "is_archived": "the channel is archived",
+    "not_in_channel": "the bot is no longer in the channel",
+    "channel_not_found": "the channel was deleted, or it is private and the bot was removed from it",
+}
+# Slack refusing a message for what it holds (chat.postMessage's errors in reference/slack/web-api).
+REFUSED = frozenset(
+    {
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "too_many_attachments",
+        "no_text",
+        "markdown_text_conflict",
+        "invalid_arguments",
+    }
+)
+# Slack's refusals of a message's blocks (reference/slack/limits.md): its text is posted without them instead.
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+
+
+class SlackPostError(Exception):
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"{method}: {error}")
+        self.method = method
+        self.error = error
+
+    @property
+    def permanent(self) -> bool:
+        return self.error in PERMANENT
+
+    @property
+    def refused(self) -> bool:
+        """Slack refused this message for what it holds: the same message would be refused again, another not."""
+        return self.error in REFUSED
+
+
+# Every way a Slack call can fail (SlackApiError is a SlackClientError).
+FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Slack may have done the call: it failed on Slack's side (5xx) or on the way (a timeout, the connection)."""
+    if isinstance(exc, SlackApiError):
+        return exc.response is not None and exc.response.status_code >= 500
+    return True
+
+
+# Slack's own trouble, said in a body: the call may work the next time.
+PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
+
+
+def passing(exc: BaseException) -> bool:
+    """A failure that says nothing about whether the call can work (Slack's trouble, a rate limit, the way
+    there), as opposed to a refusal, which will be made again."""
+    return outcome_unknown(exc) or (isinstance(exc, SlackApiError) and slack_error(exc) in PASSING_ERRORS)
+
+
+def granted_scopes(response: Any) -> frozenset[str] | None:
+    """The scopes a Web API answer says its token was granted (`x-oauth-scopes`); None when it does not say."""
+    header = str(response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or "")
+    scopes = frozenset(s.strip() for s in header.split(",") if s.strip())
+    return scopes or None
+
+
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code for a refused call, else the failure's type (a timeout, a dropped connection)."""
+    if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
+        return str(exc.response.data.get("error", "unknown"))
+    return "unknown" if isinstance(exc, SlackApiError) else type(exc).__name__
