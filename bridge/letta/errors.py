@@ -87,6 +87,7 @@ class LettaError(Exception):
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
+        self.lasting = False  # the server said the same request would fail again (App Server `retryable: false`)
 
     @property
     def cloud(self) -> bool:
@@ -220,6 +221,11 @@ class LettaError(Exception):
                 return (
                     f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
                     f"Ask again in a moment; if it keeps happening, {where}."
+                )
+            case Kind.RUN_FAILED if self.lasting:
+                return (
+                    f"Letta could not run {subject}{detail}, and says asking again will not help: an operator "
+                    f"needs to fix {subject} on the Letta server (its model, for one)."
                 )
             case Kind.RUN_FAILED:
                 return f"Letta started {subject}'s answer but it failed{detail}. Ask again in a moment."
