@@ -88,6 +88,7 @@ class LettaError(Exception):
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
         self.lasting = False  # the server said the same request would fail again (App Server `retryable: false`)
+        self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
 
     @property
     def cloud(self) -> bool:
@@ -253,6 +254,12 @@ class LettaError(Exception):
                 return (
                     f"the connection to the Letta server at {url} dropped during {what}: it may have restarted "
                     "(see its logs). Try again."
+                )
+            case Kind.UNAUTHORIZED if self.app_server:
+                return (
+                    f"the Letta App Server at {url} rejected the API key (HTTP {self.status}): "
+                    f"{self.key_origin.where} is missing or wrong. Set it to the token in the file the server was "
+                    "started with (`letta server --ws-auth capability-token --ws-token-file FILE`)."
                 )
             case Kind.UNAUTHORIZED:
                 return (

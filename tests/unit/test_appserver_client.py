@@ -68,6 +68,10 @@ def test_a_wrong_or_missing_key_is_unauthorized() -> None:
             with pytest.raises(LettaError) as ws:
                 run(server, lambda c: c.list_agents(), api_key=key, connect_timeout=0.5)
             assert ws.value.kind == Kind.UNAUTHORIZED
+            # The App Server has no password and no API keys: its key is the --ws-token-file token (README §13).
+            for refused in (http.value, ws.value):
+                said = refused.for_operator("the check")
+                assert "--ws-token-file" in said and "password" not in said and "Letta Cloud" not in said, said
         assert run(server, lambda c: c.list_agents(), api_key="s3cret") == []
     finally:
         server.stop()

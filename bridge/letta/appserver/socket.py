@@ -217,9 +217,11 @@ class AppServerSocket:
             await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
         except TimeoutError:
             error = self._last_error or self._error(Kind.UNREACHABLE, "no connection")
-            raise LettaError(
+            failure = LettaError(
                 error.kind, error.detail, status=error.status, base_url=self.ws_url, key_origin=self.key_origin
-            ) from None
+            )
+            failure.app_server = True
+            raise failure from None
         assert self._ws is not None
         return self._ws
 
@@ -257,9 +259,9 @@ class AppServerSocket:
             )
         except aiohttp.WSServerHandshakeError as exc:
             kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
-            raise LettaError(
-                kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin
-            ) from None
+            error = LettaError(kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin)
+            error.app_server = True
+            raise error from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.ws_url) from None
         self._last_error = None
