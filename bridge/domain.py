@@ -207,6 +207,10 @@ class Drafts(Protocol):
         """A tool call of that reply started, ran or ended (shown as a task where drafts are Slack streams)."""
         ...
 
+    async def shown_before(self, step: str, index: int) -> bool:
+        """Whether an earlier run of this turn (a process that died) showed that reply's draft in the thread."""
+        ...
+
 
 class Threads(Protocol):
     """Where an agent hears the turn's Slack thread: a Letta conversation of its own per thread (Letta 0.16.8,

@@ -102,6 +102,9 @@ class TurnDrafts:
         else:
             await self._live.task(growing.draft, chunk)
 
+    async def shown_before(self, step: str, index: int) -> bool:
+        return await self._earlier_draft(live_key(step, index)) is not None
+
     def showed_tasks(self, step_key: str) -> bool:
         """Whether the reply's draft shows its tool calls as tasks (then they are not repeated as notes)."""
         growing = self._growing.get(step_key)

@@ -62,6 +62,10 @@ STOPPED_SHORT = (
     "The bridge stopped while {agent} was answering, and the App Server ends a turn whose connection closed: it "
     "kept only what is above, which may be part of the answer. Ask again for the rest."
 )
+CUT_SHOWN = (
+    "The bridge stopped while {agent} was answering, and the App Server ends a turn whose connection closed: "
+    "{agent}'s answer above is cut off where the thread last saw it. Ask again for the rest."
+)
 CUT_SHORT = (
     "The connection to the Letta App Server dropped while {agent} was answering: the server kept only what is "
     "above, which may be part of the answer. Ask again for the rest."
@@ -129,8 +133,13 @@ class AppServerRunner(Step):
                     # The socket that sent it closed with the process: the server ended the turn, keeping what
                     # was written so far (README §9), a stub unless it had finished; there is no telling which.
                     said = (STOPPED_SHORT if found.replies else CUT_OFF).format(agent=agent.name)
+                    kept = list(found.replies)
+                    if kept and turn.drafts is not None and await turn.drafts.shown_before(key, 0):
+                        # 0.34.12 may keep only the chunk in flight ("w70" of a reply cut at its 70th word), while
+                        # the draft the thread saw holds the words before it: the draft stays, marked cut off.
+                        said, kept = CUT_SHOWN.format(agent=agent.name), []
                     cut = AgentFailure(agent.name, said, Kind.RUN_FAILED, agent.id, "", key, 1)
-                    return await self._answered(agent, key, list(found.replies), (), cut, journal, upto)
+                    return await self._answered(agent, key, kept, (), cut, journal, upto)
         except LettaError as error:  # nothing was sent
             return await refused(agent, key, error, journal)
         await journal.sending(key)

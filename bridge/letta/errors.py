@@ -87,6 +87,8 @@ class LettaError(Exception):
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
+        self.lasting = False  # the server said the same request would fail again (App Server `retryable: false`)
+        self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
 
     @property
     def cloud(self) -> bool:
@@ -221,6 +223,11 @@ class LettaError(Exception):
                     f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
                     f"Ask again in a moment; if it keeps happening, {where}."
                 )
+            case Kind.RUN_FAILED if self.lasting:
+                return (
+                    f"Letta could not run {subject}{detail}, and says asking again will not help: an operator "
+                    f"needs to fix {subject} on the Letta server (its model, for one)."
+                )
             case Kind.RUN_FAILED:
                 return f"Letta started {subject}'s answer but it failed{detail}. Ask again in a moment."
             case Kind.BAD_RESPONSE:
@@ -247,6 +254,12 @@ class LettaError(Exception):
                 return (
                     f"the connection to the Letta server at {url} dropped during {what}: it may have restarted "
                     "(see its logs). Try again."
+                )
+            case Kind.UNAUTHORIZED if self.app_server:
+                return (
+                    f"the Letta App Server at {url} rejected the API key (HTTP {self.status}): "
+                    f"{self.key_origin.where} is missing or wrong. Set it to the token in the file the server was "
+                    "started with (`letta server --ws-auth capability-token --ws-token-file FILE`)."
                 )
             case Kind.UNAUTHORIZED:
                 return (

@@ -42,7 +42,10 @@ def clip(text: str, limit: int) -> str:
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    """A capital first letter, unless the first word is an id or name the person typed (`agent-0000…`, `group_x`):
+    that is shown as typed, so it can be copied."""
+    first = text.split(" ", 1)[0].rstrip(",.:;")
+    return text if not first.isalpha() else text[:1].upper() + text[1:]
 
 
 def actor(who: str) -> str:

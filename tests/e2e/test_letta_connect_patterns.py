@@ -94,9 +94,9 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
             pattern_state(lu, mo, pattern="dynamic", manager=gone),
         "A round_robin group has no manager; manager goes with supervisor and dynamic.":
             pattern_state(lu, mo, pattern="in_order", manager=ned),
-        "Max_turns goes with round_robin and dynamic, not supervisor.":
+        "max_turns goes with round_robin and dynamic, not supervisor.":
             pattern_state(lu, mo, pattern="supervisor", manager=ned, max_turns="2"),
-        "Termination_token goes with the dynamic pattern only.":
+        "termination_token goes with the dynamic pattern only.":
             pattern_state(lu, mo, pattern="broadcast", token="STOP"),
         "A dynamic group needs at least one agent besides its manager.":
             pattern_state(ned, pattern="dynamic", manager=ned),
@@ -111,7 +111,7 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
         f"connect {lu} {mo} pattern=supervisor": "A supervisor group needs a manager: manager=&lt;agent id&gt;",
         f"connect {lu} {mo} pattern=supervisor manager={gone}": f"Agent {gone} was not found",
         f"connect {lu} {mo} pattern=dynamic manager={lu}": "The manager is listed among the agents too; name it",
-        f"connect {lu} {mo} pattern=round_robin max_turns=51": "Max_turns is a number from 1 to 50.",
+        f"connect {lu} {mo} pattern=round_robin max_turns=51": "max_turns is a number from 1 to 50.",
         f"connect {lu} {mo} pattern=chaos": "Chaos is not a pattern: use one of round_robin, supervisor, dynamic",
         f"connect {lu} manager={ned}": "Manager, max_turns and termination_token go with a pattern.",
     }

@@ -9,7 +9,8 @@ Like tests/fakes/letta.py it runs in its own thread and loop, so that sync and a
 Agents answer "<name> says hi", one word per chunk. Per agent `mode`: "ok", "slow:S" (the model call takes S
 seconds), "hang" (it never returns until aborted, then after `hang_release` s), "500" (the model fails: the
 captured retry ladder of ws-llm-error-500.json replayed, its 35 s scaled by `scale`), "choose:NAME" (a dynamic
-group's manager, as tests/real/llm.py answers: "NAME" until NAME's reply is in what it is shown, then "DONE!").
+group's manager, as tests/real/llm.py answers: "NAME" until NAME's reply is in what it is shown, then "DONE!"),
+"drip:S" (the reply's words come S seconds apart).
 The queue and the abort are in appserver_queue.py; `freeze` stalls the server as SIGSTOP does a real one.
 """
 
@@ -562,14 +563,18 @@ class FakeAppServer:
             await self._emit(conv, self._loop_status(conv, turn), runtime)
         message_id = f"ui-msg-{next(self._ids)}"
         words = self._answer(agent["name"], mode, turn.text).split(" ")
+        gap = float(mode[5:]) if mode.startswith("drip:") else 0.005
         for index, word in enumerate(words):
             piece = word if index == len(words) - 1 else word + " "
             delta = _like(_T["assistant"]["delta"], id=message_id, date=_now(), agent_id=turn.agent_id)
             delta.update(conversation_id=conv.id, content=[{"type": "text", "text": piece}], run_id=turn.run_id)
             delta["seq_id"] = index + 1
             await self._emit(conv, _like(_T["assistant"], delta=delta), runtime)
-            await asyncio.sleep(0.005)
-            if turn.aborted.is_set() and not turn.cut:  # observed 0.34.12: the stream ends there, nothing stored
+            await asyncio.sleep(gap)
+            if turn.cut:  # observed 0.34.12 (a socket closed mid-reply): only the chunk in flight is kept
+                await self._cancelled(conv, turn, runtime, piece)
+                return
+            if turn.aborted.is_set():  # observed 0.34.12: the stream ends there, nothing stored
                 await self._cancelled(conv, turn, runtime, "")
                 return
         self._store(conv, "assistant", " ".join(words))

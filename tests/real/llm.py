@@ -8,7 +8,8 @@ It answers deterministically, from what Letta sends it:
   workers' answers); a dynamic group's manager names "alice", then says "DONE!" once alice has spoken;
   "use tool NAME" in the user's text calls tool NAME (several: each in turn, one per model call); with "[say first]"
   the first call also says "Let me do that." (content beside the tool call, in the same model answer);
-- "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500; `POST /_control`
+- "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500, "[long N]" makes
+  the reply N words ("w0 w1 ..."); `POST /_control`
   sets a delay for every call ({"delay": 6}) and `GET /_calls` lists (agent name, latest user text) per call;
 - `stream: true` gets SSE chunks (content word by word, a tool call in two argument fragments);
 - `/v1/models` lists gpt-4-turbo, `/v1/embeddings` gives a fixed 1536-dimension vector per input.
@@ -33,6 +34,7 @@ MODEL = "gpt-4-turbo"
 DIM = 1536
 NAME = re.compile(r"My name is (\w+)")
 SLOW = re.compile(r"\[slow (\d+(?:\.\d+)?)\]")
+LONG = re.compile(r"\[long (\d+)\]")
 TOOL = re.compile(r"use tool (\w+)")
 FIRST = "Let me do that."
 SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
@@ -160,6 +162,9 @@ class FakeLLM:
                                      status=500)
         tools = {t["function"]["name"]: t["function"] for t in body.get("tools") or [] if t.get("type") == "function"}
         reply = f"{name} says hi"
+        long = LONG.search(last_user)
+        if long:
+            reply = " ".join(f"w{i}" for i in range(int(long.group(1))))
         if CHOOSE.search(last_user):  # a dynamic group's manager (0.11.7's prompt or the bridge runner's)
             reply = "DONE!" if "alice says hi" in last_user else "alice"
         call: tuple[str, dict[str, Any]] | None = None

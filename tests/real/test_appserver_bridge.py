@@ -256,6 +256,24 @@ def test_a_hanging_model_meets_the_bridges_deadline(server: AppServer, tmp_path:
         assert 'method="WS",route="abort_message"' in metrics  # the bridge's deadline aborted the server's turn
 
 
+def test_stopped_past_its_grace_mid_stream_the_draft_the_thread_saw_stays(server: AppServer, tmp_path: Path) -> None:
+    """A bridge stopped past SHUTDOWN_GRACE_SECONDS closes its socket under alice's streaming reply; 0.34.12 then
+    kept only the chunk in flight ("w70 "), which the restarted bridge used to write over her 60-word draft."""
+    with bound(server, tmp_path, names=("alice", "bob"), SHUTDOWN_GRACE_SECONDS="2", LETTA_STREAM_TOKENS="true") as b:
+        marker = f"grace {uuid.uuid4().hex[:8]} [long 300]"
+        ts = b.mention(marker)
+        b.slack.wait_for(lambda: any(len(text) > 60 for _, text in b.said(ts)), 60)
+        b.bridge.stop()
+        [(name, seen)] = b.said(ts)
+        b.bridge.restart()
+        assert b.wait(ts, 120) == {"warning"}
+        said = b.said(ts)
+        print(f"stopped mid-stream: shown {seen!r}, kept {b.server.said_to(b.agents['alice'], marker)}, then {said}")
+        assert name == "alice" and said[0][0] == "alice" and said[0][1].startswith(seen), said
+        assert "cut off" in said[1][1] and said[2][0] == "bob"
+        assert b.counts(marker, "alice", "bob") == [1, 1]
+
+
 def test_kill_9_mid_turn_asks_nobody_twice(server: AppServer, tmp_path: Path) -> None:
     with bound(server, tmp_path) as b:
         marker = f"survive {uuid.uuid4().hex[:8]} [slow 6]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,7 +69,25 @@ def test_a_wrong_or_missing_key_is_unauthorized() -> None:
             with pytest.raises(LettaError) as ws:
                 run(server, lambda c: c.list_agents(), api_key=key, connect_timeout=0.5)
             assert ws.value.kind == Kind.UNAUTHORIZED
+            # The App Server has no password and no API keys: its key is the --ws-token-file token (README §13).
+            for refused in (http.value, ws.value):
+                said = refused.for_operator("the check")
+                assert "--ws-token-file" in said and "password" not in said and "Letta Cloud" not in said, said
         assert run(server, lambda c: c.list_agents(), api_key="s3cret") == []
+    finally:
+        server.stop()
+
+
+def test_a_refused_key_fails_a_request_at_once_not_after_the_connect_timeout() -> None:
+    """A 401 on the upgrade is the server's answer, not a server still starting: a mention against a wrong
+    LETTA_API_KEY waited the whole connect timeout (10 s) while the socket retried, then said the key was wrong."""
+    server = FakeAppServer(token="s3cret")
+    server.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(LettaError) as refused:
+            run(server, lambda c: c.list_agents(), api_key="wrong", connect_timeout=5.0)
+        assert refused.value.kind == Kind.UNAUTHORIZED and time.monotonic() - started < 2.5
     finally:
         server.stop()
 

@@ -132,6 +132,20 @@ def test_a_failing_model_is_said_in_plain_words() -> None:
     assert "{" not in plain('{"error": {"error": {"message": "boom"}}}')
 
 
+def test_a_model_no_provider_serves_is_not_said_as_worth_asking_again() -> None:
+    """The server marks it `retryable: false` (capture ws-turn-agent-with-unknown-model.json; a real 0.34.12 said
+    `Unknown model "nope-model" for provider "openai-compatible". Choose an available model with /model.`): asking
+    again fails the same way, and /model is Letta Code's terminal command, not one that works in Slack."""
+    frames = [wire.parse_frame(t) for t in _received(APP_SERVER / "ws-turn-agent-with-unknown-model.json")]
+    reader = TurnReader("cm-badmodel", queued=False)
+    events = [e for f in frames if f is not None for e in reader.feed(f)]
+    error = events[-1].error
+    assert error is not None and error.kind == Kind.RUN_FAILED
+    said = error.explain("nomo")
+    assert 'Model provider "nope" is not registered' in said and "/model" not in said, said
+    assert "Ask again" not in said and "operator" in said, said
+
+
 def test_stop_reasons_as_error_kinds() -> None:
     assert turn_error("end_turn", None) is None
     gone = turn_error("error", "Conversation local-conv-999999 not found")

@@ -96,3 +96,12 @@ def test_status_shows_each_agents_feedback() -> None:
     st = Status(binding(), [], Probe(True, "ok"), None, None, None, feedback)
     text = blocks.status(st, "/letta").text
     assert "*Feedback on replies here:* alice 👍 3 👎 1, &lt;bob&gt; 👍 0 👎 2" in text
+
+
+def test_a_refusal_that_starts_with_an_id_shows_the_id_as_typed() -> None:
+    """`/letta connect agent-0000…` on an App Server said "Agent-0000… is not an agent id": an id that does not
+    exist, as the person would copy it. The bridge's own first words still start with a capital."""
+    refused = "agent-00000000-0000-4000-8000-000000000000 is not an agent id of this Letta App Server"
+    assert blocks.problem(refused).text.startswith("agent-00000000-0000-4000-8000-000000000000 is not")
+    assert blocks.problem("group_x2 is not a group id.").text.startswith("group_x2 ")
+    assert blocks.problem("give a group id.").text == "Give a group id. Nothing was changed."

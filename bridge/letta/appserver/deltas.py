@@ -69,10 +69,13 @@ class StopReasonDelta(_Delta):
 
 
 class ErrorDelta(_Delta):
+    """`retryable: false` (an agent whose model no provider serves): the same turn would fail again."""
+
     message_type: Literal["error_message"] = "error_message"
     message: str | None = None
     detail: str | None = None
     error_type: str | None = None
+    retryable: bool | None = None
 
 
 class LoopErrorDelta(_Delta):

@@ -53,7 +53,9 @@ async def describe(
     if status >= 400:
         kind = {401: Kind.UNAUTHORIZED, 403: Kind.UNAUTHORIZED, 404: Kind.ROUTE_MISSING}.get(status)
         detail = _error_text(response) or response.reason
-        raise LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=base_url, key_origin=key_origin)
+        error = LettaError(kind or Kind.SERVER_ERROR, detail, status=status, base_url=base_url, key_origin=key_origin)
+        error.app_server = kind == Kind.UNAUTHORIZED  # a 401 here: only an App Server has this route (README §13)
+        raise error
     try:
         info = AppServerInfoResponse.model_validate(response.json())
     except (ValueError, ValidationError):

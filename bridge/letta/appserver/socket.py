@@ -102,6 +102,7 @@ class AppServerSocket:
         self._session: aiohttp.ClientSession | None = None
         self._runner: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._refused = asyncio.Event()  # the latest connect was refused (401/403): waiting for it is pointless
         self._turns_idle = asyncio.Event()
         self._turns_idle.set()
         self._turns = 0
@@ -213,13 +214,20 @@ class AppServerSocket:
 
     async def _connection(self) -> aiohttp.ClientWebSocketResponse:
         self.start()
-        try:
-            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
-        except TimeoutError:
+        if not self._connected.is_set():
+            waits = [asyncio.ensure_future(event.wait()) for event in (self._connected, self._refused)]
+            try:
+                await asyncio.wait(waits, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        if not self._connected.is_set():
             error = self._last_error or self._error(Kind.UNREACHABLE, "no connection")
-            raise LettaError(
+            failure = LettaError(
                 error.kind, error.detail, status=error.status, base_url=self.ws_url, key_origin=self.key_origin
-            ) from None
+            )
+            failure.app_server = True
+            raise failure from None
         assert self._ws is not None
         return self._ws
 
@@ -230,6 +238,10 @@ class AppServerSocket:
                 await self._connect()
             except LettaError as error:
                 self._last_error = error
+                if error.kind == Kind.UNAUTHORIZED:  # a wrong key: say so now, and keep trying in the background
+                    self._refused.set()
+                else:
+                    self._refused.clear()
                 delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
                 attempt += 1
                 log.warning("app server: cannot connect (%s); again in %.1f s", error, delay)
@@ -257,12 +269,13 @@ class AppServerSocket:
             )
         except aiohttp.WSServerHandshakeError as exc:
             kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
-            raise LettaError(
-                kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin
-            ) from None
+            error = LettaError(kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin)
+            error.app_server = True
+            raise error from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise LettaError(Kind.UNREACHABLE, type(exc).__name__, base_url=self.ws_url) from None
         self._last_error = None
+        self._refused.clear()
         self.connections += 1
         self._connected.set()
         log.info("app server: connected to %s (connection %d)", self.ws_url, self.connections)

@@ -21,6 +21,7 @@ from bridge.letta.appserver.wire import (
     AssistantDelta,
     ClientToolStartDelta,
     ControlRequest,
+    ErrorDelta,
     Frame,
     LoopErrorDelta,
     ReasoningDelta,
@@ -118,6 +119,7 @@ class TurnReader:
         self.tools: dict[str, str] = {}  # tool_call_id -> name
         self.other_runs: set[str] = set()
         self.loop_error: str | None = None
+        self.lasting = False  # the server said asking again will not help (`retryable: false`)
 
     def feed(self, frame: Frame) -> list[TurnEvent]:
         if isinstance(frame, UpdateLoopStatus):
@@ -139,7 +141,7 @@ class TurnReader:
 
     def finish(self, stop_reason: str | None, error: str | None = None, run_id: str | None = None) -> Finished:
         replies = tuple(text.strip() for text in self.texts.values() if text.strip())
-        failure = turn_error(stop_reason, error or self.loop_error, self.base_url)
+        failure = turn_error(stop_reason, error or self.loop_error, self.base_url, lasting=self.lasting)
         return Finished(stop_reason, replies, run_id, failure)
 
     def _runs(self, frame: UpdateLoopStatus) -> None:
@@ -169,6 +171,8 @@ class TurnReader:
             return [ToolStarted(delta.tool_call_id or "")]
         if isinstance(delta, ToolReturnDelta):
             return [ToolReturned(delta.tool_call_id or "", delta.status or "", delta.tool_return or "")]
+        if isinstance(delta, ErrorDelta) and delta.retryable is False:
+            self.lasting = True
         if isinstance(delta, LoopErrorDelta) and delta.message:
             self.loop_error = delta.message
         return []
@@ -184,8 +188,11 @@ def question(request: ControlRequest) -> ToolAsked:
     return ToolAsked(request.request_id or "", asked.tool_call_id or "", asked.tool_name or "tool", arguments)
 
 
-def turn_error(stop_reason: str | None, error: str | None, base_url: str = "") -> LettaError | None:
-    """A failed turn's stop reason and error text as one of the bridge's kinds, in plain words."""
+def turn_error(
+    stop_reason: str | None, error: str | None, base_url: str = "", lasting: bool = False
+) -> LettaError | None:
+    """A failed turn's stop reason and error text as one of the bridge's kinds, in plain words. `lasting`: the
+    server said the turn would fail again (its `retryable: false`)."""
     if stop_reason not in ERROR_STOP_REASONS and stop_reason != "cancelled":
         return None
     said = plain(error)
@@ -198,6 +205,10 @@ def turn_error(stop_reason: str | None, error: str | None, base_url: str = "") -
         return LettaError(Kind.NOT_FOUND, said, base_url=base_url)
     if STUCK in said:
         return LettaError(Kind.CONFLICT, said, base_url=base_url)
+    if lasting:
+        failure = LettaError(Kind.RUN_FAILED, _without_terminal_hints(said), base_url=base_url)
+        failure.lasting = True
+        return failure
     if stop_reason == "llm_api_error":
         return LettaError(Kind.RUN_FAILED, f"the model provider failed: {said or 'no detail'}", base_url=base_url)
     return LettaError(Kind.RUN_FAILED, said or f"stop reason {stop_reason}", base_url=base_url)
@@ -207,6 +218,13 @@ def conversation_stuck(error: LettaError) -> bool:
     """0.34.12: the conversation refuses every input until the App Server restarts (a socket closed while it
     ran); another conversation of the agent works, so the thread should get a new one."""
     return error.kind == Kind.CONFLICT and STUCK in error.detail
+
+
+def _without_terminal_hints(said: str) -> str:
+    """The server's words less its sentences for Letta Code's terminal (`... choose another model with /model.`):
+    /model is no command in Slack."""
+    sentences = re.split(r"(?<=\.)\s+", said)
+    return " ".join(s for s in sentences if "/model" not in s).rstrip(".") or said
 
 
 def plain(error: str | None, limit: int = 200) -> str:
