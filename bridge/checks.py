@@ -6,6 +6,7 @@ import asyncio
 import os
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
 
@@ -15,7 +16,7 @@ from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
 from bridge.requirements import (
@@ -197,7 +198,7 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         try:
             version = (await client.health()).version
         except LettaError as exc:
-            return [Check(False, "letta", exc.for_operator("the health check"))], None
+            return [Check(False, "letta", _health_failed(exc, settings.letta_base_url))], None
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
         if not with_key:
             return checks, version
@@ -214,6 +215,18 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         return checks, version
     finally:
         await client.aclose()
+
+
+def _health_failed(exc: LettaError, base_url: str) -> str:
+    """Letta answers its health check without a key, and a route it lacks with 401 when it runs with a password:
+    a 401 there from a URL with a path (`…/v1`) is the URL's fault, not the key's (which `init` has not asked for)."""
+    if exc.kind is Kind.UNAUTHORIZED and urlsplit(base_url).path.strip("/"):
+        return (
+            f"the server at {shown_url(base_url)} refused the health check (HTTP {exc.status}), which a Letta server "
+            "answers without a key: check that LETTA_BASE_URL is the Letta server's address, without /v1 or "
+            "another path."
+        )
+    return exc.for_operator("the health check")
 
 
 async def _app_server_checks(client: AppServerLetta, url: str, with_key: bool) -> tuple[list[Check], str | None]:

@@ -236,3 +236,18 @@ def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
             "http://localhost:8283)") in flags
     assert "--slack-bot-token SLACK_BOT_TOKEN or $SLACK_BOT_TOKEN (better for a secret" in flags
     assert flags.count("secret:") == 3, "the bot token, the signing secret and the Letta key"
+
+
+def test_a_letta_url_with_v1_on_a_keyed_server_is_named_as_the_url_not_the_key(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """Letta answers its health check without a key, but a route it lacks only with 401 when it runs with a password
+    (0.16.8's auth-health-unauthenticated and auth-wrong-unknown-route captures): so a 401 on the health check of a
+    URL ending in /v1 is the URL's fault. It was blamed on LETTA_API_KEY, which init had not even asked for yet."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET)
+    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/v1", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL letta")]
+    assert "LETTA_API_KEY" not in line and "rejected the API key" not in line, line
+    assert "without /v1 or another path" in line, line
