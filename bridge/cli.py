@@ -129,9 +129,9 @@ def _require(settings: Settings, mode: str) -> None:
         for line in lines:
             _say_error(line, as_log_lines)
         if as_log_lines:
-            logging.getLogger(__name__).error(set_them_up(settings))
+            logging.getLogger(__name__).error(set_them_up(settings, mode))  # type: ignore[arg-type]
         else:
-            print(set_them_up(settings), file=sys.stderr)
+            print(set_them_up(settings, mode), file=sys.stderr)  # type: ignore[arg-type]
         raise SystemExit(2)
 
 

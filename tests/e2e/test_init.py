@@ -228,6 +228,21 @@ def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     assert done.returncode == 2 and "python -m bridge init" in done.stderr
 
 
+def test_socket_without_its_app_token_says_how_to_set_it_not_init_alone(tmp_path: Path) -> None:
+    """init asks for no SLACK_APP_TOKEN: `socket` missing it (or given a bot token there) sent a newcomer to init
+    for it, which would never ask."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    for token in (None, BOT_TOKEN):
+        done = run_cli(env if token is None else dict(env, SLACK_APP_TOKEN=token), "socket", cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        advice = done.stderr.splitlines()[-1]
+        assert "init` does not ask for SLACK_APP_TOKEN" in advice and "export SLACK_APP_TOKEN=xapp-" in advice, advice
+        assert "Run `python -m bridge init`" not in advice, advice
+    both = run_cli({k: v for k, v in env.items() if k != "SLACK_BOT_TOKEN"}, "socket", cwd=tmp_path)
+    assert both.returncode == 2
+    assert "Run `python -m bridge init`" in both.stderr and "does not ask for SLACK_APP_TOKEN" in both.stderr
+
+
 def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
     done = run_cli({"PATH": "/usr/bin"}, "init", "--help")
     flags = " ".join(done.stdout.split())  # argparse wraps the help text
