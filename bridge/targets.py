@@ -111,7 +111,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
         if pattern.manager in {a.id for a in target.agents}:
             raise _refusal("the manager is listed among the agents too; name it with {manager_is} only.")
         if not is_agent_id(pattern.manager, client.app_server):
-            raise TargetError(f"{pattern.manager} is not an agent id of this Letta server.")
+            raise _typed([pattern.manager], "is not an agent id of this Letta server.")
         [manager] = await _agents(client, [pattern.manager])
     return dataclasses.replace(
         target,
@@ -123,6 +123,12 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
     )
 
 
+def _typed(ids: Sequence[str], rest: str) -> TargetError:
+    """A refusal that starts with what the person typed: in Slack in code (a sentence's capital would change an
+    id's `group-` into `Group-`, an agent's name `alice` into `Alice`), at the terminal as typed."""
+    return TargetError(", ".join(f"`{i}`" for i in ids) + f" {rest}", ", ".join(ids) + f" {rest}")
+
+
 def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
     """Raise TargetError when `ids` are not a group id or agent ids at all: said before anything is looked up or
     opened (the command line takes it as a command used wrongly, exit 2)."""
@@ -130,26 +136,25 @@ def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
         raise TargetError("give a group id (group-<uuid>) or one or more agent ids (agent-<uuid>).")
     if len(ids) == 1 and ids[0].startswith("group-"):
         if not is_group_id(ids[0]):
-            raise TargetError(f"{ids[0]} is not a group id: expected group-<uuid>.")
+            raise _typed([ids[0]], "is not a group id: expected group-<uuid>.")
         return
     bad = [i for i in ids if not is_agent_id(i, app_server)]
     if bad and app_server:
-        raise TargetError(
-            f"{', '.join(bad)} is not an agent id of this Letta App Server: expected agent-local-<uuid> "
-            "(the App Server has no groups: bind its agents, in speaking order)."
+        raise _typed(
+            bad,
+            "is not an agent id of this Letta App Server: expected agent-local-<uuid> "
+            "(the App Server has no groups: bind its agents, in speaking order).",
         )
     local = [i for i in bad if is_app_server_agent_id(i)]
     if local:
-        raise TargetError(
-            f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at "
-            f"{shown_url(base_url)} is "
-            "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents."
+        raise _typed(
+            local,
+            f"is an agent id of a Letta App Server, but the Letta server at {shown_url(base_url)} is "
+            "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents.",
         )
     if bad:
         hint = " (a group is bound alone, without agent ids)" if any(i.startswith("group-") for i in ids) else ""
-        raise TargetError(
-            f"{', '.join(bad)} is not an agent id: expected agent-<uuid>, or a single group-<uuid>{hint}."
-        )
+        raise _typed(bad, f"is not an agent id: expected agent-<uuid>, or a single group-<uuid>{hint}.")
     if len(set(ids)) != len(ids):
         raise TargetError("an agent is listed twice; each agent can answer once per turn.")
 
