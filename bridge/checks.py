@@ -127,7 +127,11 @@ async def slack_checks(settings: Settings) -> list[Check]:
     """auth.test with the bot token, then the scopes it was granted (also used by `init`)."""
     if settings.slack_bot_token is None:
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not set, so Slack cannot be checked")]
-    if wrong_kind(SLACK_BOT_TOKEN, settings.slack_bot_token.get_secret_value()):
+    token = settings.slack_bot_token.get_secret_value()
+    if token == PLACEHOLDERS[SLACK_BOT_TOKEN.variable]:
+        why = f'is still the example\'s placeholder "{token}"'
+        return [Check(False, "slack", f"SLACK_BOT_TOKEN {why}, so Slack cannot be checked")]
+    if wrong_kind(SLACK_BOT_TOKEN, token):
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not a bot token (see above), so Slack cannot be checked")]
     client = slack_client(settings)
     try:
