@@ -116,8 +116,7 @@ def ephemeral_sqlite(environ: dict[str, str]) -> list[Check]:
             detail = (
                 f"SQLite on {platform} ({variable} is set): its file system is wiped on every restart and deploy"
                 f"{unless}, and with it every channel binding and delivery record. Attach PostgreSQL ({attach}), "
-                "make sure DATABASE_URL points to it (postgres://...), and restart; see README, "
-                '"Deploying on a PaaS with Postgres".'
+                "make sure DATABASE_URL points to it (postgres://...), and restart; see docs/paas.md."
             )
             return [Check(True, "database storage", detail, warning=True)]
     return []
