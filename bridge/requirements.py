@@ -78,6 +78,12 @@ _TOKEN_REFUSALS = {
 }
 
 
+def token_refused(error: str) -> bool:
+    """Whether Slack's error is about the token itself (a wrong, revoked or wrong kind of token), not Slack's own
+    trouble or a limit."""
+    return error in _TOKEN_REFUSALS
+
+
 def slack_refused(requirement: Requirement, error: str) -> str:
     """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
     why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
