@@ -58,12 +58,12 @@ _CLI = {
     "max_turns": "--max-turns",
     "token": "--termination-token",
 }
-_SLACK = {
+_SLACK = {  # in code: a sentence that starts with one must not make `max_turns` "Max_turns"
     "pattern": "a pattern",
-    "manager": "manager",
-    "manager_is": "manager=<agent id>",
-    "max_turns": "max_turns",
-    "token": "termination_token",
+    "manager": "`manager`",
+    "manager_is": "`manager=<agent id>`",
+    "max_turns": "`max_turns`",
+    "token": "`termination_token`",
 }
 
 
