@@ -298,7 +298,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
     except TargetError as exc:
         raise CliError(exc.for_operator, 2) from None
     except ConfigError as exc:
-        raise CliError(exc.for_operator) from None
+        raise CliError(exc.for_operator, 2 if exc.usage else 1) from None
     finally:
         await client.aclose()
     await store.open()

@@ -23,9 +23,10 @@ class TargetError(Exception):
     """The ids cannot be bound; the message says why in plain words (`for_operator`: to the person at the
     terminal, where that differs)."""
 
-    def __init__(self, message: str, for_operator: str | None = None) -> None:
+    def __init__(self, message: str, for_operator: str | None = None, usage: bool = False) -> None:
         super().__init__(message)
         self.for_operator = for_operator or message
+        self.usage = usage  # the ids or options as given cannot work (exit 2), not a lookup that failed (exit 1)
 
 
 # Letta 0.16's 422 for a path id that is not `<kind>-<uuid4>`: pydantic's error list, as a Python repr.
@@ -69,7 +70,7 @@ _SLACK = {  # in code: a sentence that starts with one must not make `max_turns`
 
 def _refusal(rule: str, **facts: object) -> TargetError:
     """One rule, worded for Slack and for the terminal: `{manager}` and the like become the option's spelling."""
-    return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts))
+    return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts), usage=True)
 
 
 async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
@@ -80,7 +81,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
             raise _refusal("{manager}, {max_turns} and {token} go with {pattern}.")
         return target
     if name not in PATTERNS:
-        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.")
+        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.", usage=True)
     if target.kind == "group":
         if name == BROADCAST and target.manager_type in (None, "round_robin") and pattern == Pattern(BROADCAST):
             return dataclasses.replace(target, manager_type=BROADCAST, broadcast=True)
@@ -126,7 +127,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
 def _typed(ids: Sequence[str], rest: str) -> TargetError:
     """A refusal that starts with what the person typed: in Slack in code (a sentence's capital would change an
     id's `group-` into `Group-`, an agent's name `alice` into `Alice`), at the terminal as typed."""
-    return TargetError(", ".join(f"`{i}`" for i in ids) + f" {rest}", ", ".join(ids) + f" {rest}")
+    return TargetError(", ".join(f"`{i}`" for i in ids) + f" {rest}", ", ".join(ids) + f" {rest}", usage=True)
 
 
 def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
