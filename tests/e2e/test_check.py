@@ -101,6 +101,21 @@ def test_check_on_an_empty_postgres_database_creates_nothing(pg_server: PgServer
     assert pg_server.psql("SELECT count(*) FROM pg_tables WHERE schemaname='public'", name) == "0"
 
 
+def test_a_postgres_url_naming_no_or_a_wrong_database_says_which_one_was_looked_for(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """`postgres://user@host:5432` (the database left out) failed with "that database does not exist", naming
+    none: PostgreSQL had looked for one named after the user, which the URL does not show."""
+    base = pg_server.url().rsplit("/", 1)[0]  # postgresql://bridge@127.0.0.1:<port>
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        for url, name in ((base, "bridge"), (f"{base}/bridgee", "bridgee")):
+            env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+            done = run_cli(env, "check", cwd=tmp_path)
+            [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
+            assert done.returncode == 1 and f'database "{name}" does not exist' in line, line
+            assert "postgres://user:password@host:5432/<database>" in line, line
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
