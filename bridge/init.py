@@ -292,8 +292,11 @@ def _check_signing_secret(secret: str) -> Verdict:
 def _check_public_url(url: str) -> Verdict:
     if not url:
         return True, ["     public URL: not given yet; the manifest keeps the example URL"]
-    if not url.startswith(("https://", "http://")):
-        return False, ["FAIL public URL: it starts with https:// (Slack only calls https URLs)"]
+    if not url.lower().startswith("https://"):
+        return False, [
+            "FAIL public URL: Slack calls only https:// URLs: give the bridge's https address (behind a proxy, a "
+            "PaaS or a tunnel that serves https), or press Enter and use Socket Mode (README.md)"
+        ]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]
 
 

@@ -191,6 +191,21 @@ def test_init_names_a_server_url_it_cannot_use(fakes: tuple[FakeSlack, FakeLetta
     assert not (tmp_path / "config.toml").exists()
 
 
+def test_init_refuses_a_public_url_slack_would_not_call(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    """Slack calls only https request URLs: an http:// one passed ("Slack will call http://…") and went into the
+    manifest, which Slack then refused, while a URL without a scheme was told "it starts with https://"."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY)
+    for url in ("http://bridge.acme.test", "bridge.acme.test"):
+        done = run_cli(env, "init", "--non-interactive", "--public-url", url, "--letta-base-url", letta.base_url,
+                       cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout
+        [line] = [line for line in done.stdout.splitlines() if "public URL" in line]
+        assert line.startswith("FAIL public URL: Slack calls only https:// URLs") and "Socket Mode" in line, line
+        assert not (tmp_path / "config.toml").exists()
+
+
 def test_init_says_at_once_when_it_could_not_write_the_file(
     fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
 ) -> None:
