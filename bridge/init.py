@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
-from bridge.config_errors import plain_errors, url_problem
+from bridge.config_errors import letta_path_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, gap, wrong_kind
@@ -226,7 +226,7 @@ class Wizard:
     def _check_letta_url(self, url: str) -> Verdict:
         from bridge.checks import letta_checks
 
-        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES)
+        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES) or letta_path_problem(LETTA_URL.variable, url)
         if problem:
             return False, [f"FAIL letta: {problem}"]
         checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))

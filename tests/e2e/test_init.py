@@ -268,16 +268,35 @@ def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
     assert flags.count("secret:") == 3, "the bot token, the signing secret and the Letta key"
 
 
-def test_a_letta_url_with_v1_on_a_keyed_server_is_named_as_the_url_not_the_key(
+def test_a_letta_url_with_a_path_on_a_keyed_server_is_named_as_the_url_not_the_key(
     fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
 ) -> None:
     """Letta answers its health check without a key, but a route it lacks only with 401 when it runs with a password
     (0.16.8's auth-health-unauthenticated and auth-wrong-unknown-route captures): so a 401 on the health check of a
-    URL ending in /v1 is the URL's fault. It was blamed on LETTA_API_KEY, which init had not even asked for yet."""
+    URL with a path is the URL's fault. It was blamed on LETTA_API_KEY, which init had not even asked for yet."""
     slack, letta = fakes
     env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET)
-    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/v1", cwd=tmp_path)
+    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/api", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL letta")]
     assert "LETTA_API_KEY" not in line and "rejected the API key" not in line, line
     assert "without /v1 or another path" in line, line
+
+
+def test_a_letta_url_ending_in_v1_is_refused_before_it_misleads(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """The bridge adds /v1 to every call: with LETTA_BASE_URL=http://host:8283/v1 `serve` started as if all were
+    well and `channels connect C… group-…` said "this Letta server has no groups" (its 404 for /v1/v1/groups/…).
+    The setting is now refused, in one line, by every command."""
+    slack, letta = fakes
+    group = letta.add_group([letta.add_agent("alice")])
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY, DATABASE_URL=f"sqlite:///{tmp_path / 'b.db'}")
+    for url in (f"{letta.base_url}/v1", f"{letta.base_url}/v1/"):
+        done = run_cli(dict(env, LETTA_BASE_URL=url), "channels", "connect", "C0123ABC", group, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "no groups" not in done.stderr, done.stderr
+        assert f"LETTA_BASE_URL={url} ends in /v1" in done.stderr and f"write {letta.base_url}" in done.stderr
+    asked = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/v1", cwd=tmp_path)
+    assert asked.returncode == 1 and "ends in /v1, which the bridge adds" in asked.stdout, asked.stdout
