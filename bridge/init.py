@@ -31,7 +31,7 @@ from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
-from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, gap, wrong_kind
+from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
 DEFAULT_LETTA_URL = "http://localhost:8283"
 Verdict = tuple[bool, list[str]]
@@ -217,6 +217,9 @@ class Wizard:
     def _check_slack(self, token: str) -> Verdict:
         from bridge.checks import slack_checks
 
+        other_kind = token.startswith(tuple(prefix for prefix, _ in TOKEN_KINDS))
+        if other_kind and wrong_kind(SLACK_BOT_TOKEN, token) is not None:  # another Slack token, named by its kind
+            return False, [f"FAIL slack: {gap(SLACK_BOT_TOKEN, token)}"]
         if not token.startswith("xoxb-"):
             return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
         checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))

@@ -236,6 +236,20 @@ def test_init_refuses_a_token_as_the_signing_secret(fakes: tuple[FakeSlack, Fake
     assert not (tmp_path / "config.toml").exists()
 
 
+def test_init_names_an_app_level_token_given_as_the_bot_token(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """The app-level token (xapp-, Socket Mode's) is the other token a newcomer finds in the app settings: init said
+    only "a bot token starts with xoxb-", where `check` names what was pasted."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN="xapp-1-A0123-4567-abcdef",
+               SLACK_SIGNING_SECRET=SIGNING_SECRET, LETTA_API_KEY=LETTA_KEY, LETTA_BASE_URL=letta.base_url)
+    done = run_cli(env, "init", "--non-interactive", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "FAIL slack: SLACK_BOT_TOKEN is an app-level token (xapp-…), not the one it needs" in done.stdout
+    assert "xapp-1-A0123" not in done.stdout and not slack.calls_to("auth.test")
+
+
 def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
     del env["SLACK_BOT_TOKEN"]
