@@ -34,6 +34,7 @@ from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file, sqlite_path
 from bridge.store.schema import LATEST, newer_schema
 from bridge.store.sqlite_connection import foreign_file, loose_files
+from bridge.targets import TargetError, resolve_target
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -86,6 +87,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         checks.extend(await slack_checks(settings))
     letta, version = await _letta_checks(settings)
     checks.extend(letta)
+    if settings.default_target and all(c.ok for c in letta):
+        checks.append(await _default_target(settings))
     checks.append(await _database(settings, version))
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))
@@ -218,6 +221,22 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         return checks, version
     finally:
         await client.aclose()
+
+
+async def _default_target(settings: Settings) -> Check:
+    """DEFAULT_TARGET looked up as a direct message's turn does: else ids that are none, or that Letta lacks, are
+    found out by the first direct message only."""
+    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
+    try:
+        target = await resolve_target(client, settings.default_target)
+    except TargetError as exc:
+        return Check(False, "default target", f"DEFAULT_TARGET: {exc.for_operator}")
+    finally:
+        await client.aclose()
+    who = f"group {target.group_id} answers" if target.group_id else "agents answer"
+    where = "direct messages and unbound channels" if settings.default_target_in_channels else "direct messages"
+    names = ", ".join(a.name for a in target.agents)
+    return Check(True, "default target", f"{who} {where} ({names})")
 
 
 def _health_failed(exc: LettaError, base_url: str) -> str:

@@ -116,6 +116,25 @@ def test_a_postgres_url_naming_no_or_a_wrong_database_says_which_one_was_looked_
             assert "postgres://user:password@host:5432/<database>" in line, line
 
 
+def test_check_looks_up_the_default_target_direct_messages_go_to(tmp_path: Path) -> None:
+    """DEFAULT_TARGET was not checked: `DEFAULT_TARGET=alice` (a name, not an id) or an agent Letta lacks passed
+    every line, and only the first direct message found out."""
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        absent = "agent-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
+        for target, said in (("alice", "alice is not an agent id"), (absent, "was not found")):
+            done = run_cli(dict(env, DEFAULT_TARGET=target), "check", cwd=tmp_path)
+            [line] = [line for line in done.stdout.splitlines() if line.startswith(("ok   default", "FAIL default"))]
+            assert done.returncode == 1 and said in line, line
+            assert line.startswith("FAIL default target: DEFAULT_TARGET"), line
+        done = run_cli(dict(env, DEFAULT_TARGET=f"{alice},{bob}"), "check", cwd=tmp_path)
+        [line] = [line for line in done.stdout.splitlines() if "default target" in line]
+        assert done.returncode == 0 and line.startswith("ok   default target: ") and "alice, bob" in line, line
+        plain = run_cli(env, "check", cwd=tmp_path)
+        assert "default target" not in plain.stdout, "no line for a setting that is not set"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
