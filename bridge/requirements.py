@@ -144,6 +144,9 @@ def set_them_up(settings: Settings, mode: Literal["serve", "socket", "slack", "l
         "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
         "config.toml (see config.example.toml and README.md)."
     )
+    if mode == "serve" and _unusable(settings, SLACK_SIGNING_SECRET) and not _unusable(settings, SLACK_APP_TOKEN):
+        socket = "SLACK_APP_TOKEN is set: for Socket Mode run `python -m bridge socket`, which needs no signing secret."
+        return f"{run_init} {socket}"
     if mode != "socket" or not _unusable(settings, SLACK_APP_TOKEN):
         return run_init
     by_hand = (

@@ -272,6 +272,16 @@ def test_socket_without_its_app_token_says_how_to_set_it_not_init_alone(tmp_path
     assert "Run `python -m bridge init`" in both.stderr and "does not ask for SLACK_APP_TOKEN" in both.stderr
 
 
+def test_serve_without_a_signing_secret_but_with_an_app_token_points_to_socket(tmp_path: Path) -> None:
+    """Set up for Socket Mode (SLACK_APP_TOKEN, no signing secret), `serve` (README's step 4) asked for a signing
+    secret only, though `socket` needs none."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1-A-b")
+    del env["SLACK_SIGNING_SECRET"]
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and "missing SLACK_SIGNING_SECRET" in done.stderr, done.stderr
+    assert "SLACK_APP_TOKEN is set: for Socket Mode run `python -m bridge socket`" in done.stderr, done.stderr
+
+
 def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
     done = run_cli({"PATH": "/usr/bin"}, "init", "--help")
     flags = " ".join(done.stdout.split())  # argparse wraps the help text
