@@ -164,6 +164,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.workspace_admin import list_workspaces, remove_workspace
 
+    if not settings.oauth:
+        raise CliError(
+            "OAuth mode is off (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are not both set): this bridge serves the one "
+            "workspace of SLACK_BOT_TOKEN, so there are no installed workspaces to list or remove; docs/workspaces.md "
+            "says how to serve many.",
+            2,
+        )
     if args.action == "list":
         for line in await list_workspaces(settings):
             print(line)
