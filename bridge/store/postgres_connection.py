@@ -336,4 +336,9 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer in time"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "rejected SSL upgrade" in text:  # asyncpg's words when sslmode insists on TLS the server does not offer
+        return (
+            f"{text}: the server does not offer TLS, which the URL's sslmode insists on; turn TLS on at the server, "
+            "or write sslmode=prefer (TLS when offered)"
+        )
     return text[:200]

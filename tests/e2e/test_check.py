@@ -116,6 +116,16 @@ def test_a_postgres_url_naming_no_or_a_wrong_database_says_which_one_was_looked_
             assert "postgres://user:password@host:5432/<database>" in line, line
 
 
+def test_sslmode_require_on_a_server_without_tls_says_what_to_change(pg_server: PgServer, tmp_path: Path) -> None:
+    """asyncpg's 'PostgreSQL server at "…" rejected SSL upgrade' was the whole line: true, but not what to do."""
+    url = pg_server.create_database() + "?sslmode=require"
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+        done = run_cli(env, "check", cwd=tmp_path)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
+    assert done.returncode == 1 and "does not offer TLS" in line and "sslmode=prefer" in line, line
+
+
 def test_check_looks_up_the_default_target_direct_messages_go_to(tmp_path: Path) -> None:
     """DEFAULT_TARGET was not checked: `DEFAULT_TARGET=alice` (a name, not an id) or an agent Letta lacks passed
     every line, and only the first direct message found out."""
