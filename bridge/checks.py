@@ -363,6 +363,7 @@ async def _database_state(settings: Settings, letta_version: str | None) -> Chec
         )
         more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
         listing = f": {shown}{more}" if bindings else ""
-        return Check(True, "database", f"{where} (schema v{version}, {len(bindings)} channel bindings{listing})")
+        count = f"{len(bindings)} channel binding{'' if len(bindings) == 1 else 's'}"
+        return Check(True, "database", f"{where} (schema v{version}, {count}{listing})")
     finally:
         await store.close()

@@ -193,7 +193,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
         assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
-        db_line = f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v{LATEST}, 1 channel bindings"
+        db_line = f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v{LATEST}, 1 channel binding:"
         assert any(line.startswith(db_line)
                    and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
