@@ -6,6 +6,7 @@ import asyncio
 import os
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
 
@@ -15,7 +16,7 @@ from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.manifest import SCOPES
 from bridge.requirements import (
@@ -33,6 +34,7 @@ from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file, sqlite_path
 from bridge.store.schema import LATEST, newer_schema
 from bridge.store.sqlite_connection import foreign_file, loose_files
+from bridge.targets import TargetError, resolve_target
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
 # whether a volume can keep the file).
@@ -85,6 +87,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         checks.extend(await slack_checks(settings))
     letta, version = await _letta_checks(settings)
     checks.extend(letta)
+    if settings.default_target and all(c.ok for c in letta):
+        checks.append(await _default_target(settings))
     checks.append(await _database(settings, version))
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))
@@ -115,8 +119,7 @@ def ephemeral_sqlite(environ: dict[str, str]) -> list[Check]:
             detail = (
                 f"SQLite on {platform} ({variable} is set): its file system is wiped on every restart and deploy"
                 f"{unless}, and with it every channel binding and delivery record. Attach PostgreSQL ({attach}), "
-                "make sure DATABASE_URL points to it (postgres://...), and restart; see README, "
-                '"Deploying on a PaaS with Postgres".'
+                "make sure DATABASE_URL points to it (postgres://...), and restart; see docs/paas.md."
             )
             return [Check(True, "database storage", detail, warning=True)]
     return []
@@ -126,7 +129,11 @@ async def slack_checks(settings: Settings) -> list[Check]:
     """auth.test with the bot token, then the scopes it was granted (also used by `init`)."""
     if settings.slack_bot_token is None:
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not set, so Slack cannot be checked")]
-    if wrong_kind(SLACK_BOT_TOKEN, settings.slack_bot_token.get_secret_value()):
+    token = settings.slack_bot_token.get_secret_value()
+    if token == PLACEHOLDERS[SLACK_BOT_TOKEN.variable]:
+        why = f'is still the example\'s placeholder "{token}"'
+        return [Check(False, "slack", f"SLACK_BOT_TOKEN {why}, so Slack cannot be checked")]
+    if wrong_kind(SLACK_BOT_TOKEN, token):
         return [Check(False, "slack", "SLACK_BOT_TOKEN is not a bot token (see above), so Slack cannot be checked")]
     client = slack_client(settings)
     try:
@@ -197,7 +204,7 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         try:
             version = (await client.health()).version
         except LettaError as exc:
-            return [Check(False, "letta", exc.for_operator("the health check"))], None
+            return [Check(False, "letta", _health_failed(exc, settings.letta_base_url))], None
         checks = [Check(True, "letta", f"reachable at {url}, version {version}")]
         if not with_key:
             return checks, version
@@ -214,6 +221,34 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         return checks, version
     finally:
         await client.aclose()
+
+
+async def _default_target(settings: Settings) -> Check:
+    """DEFAULT_TARGET looked up as a direct message's turn does: else ids that are none, or that Letta lacks, are
+    found out by the first direct message only."""
+    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
+    try:
+        target = await resolve_target(client, settings.default_target)
+    except TargetError as exc:
+        return Check(False, "default target", f"DEFAULT_TARGET: {exc.for_operator}")
+    finally:
+        await client.aclose()
+    who = f"group {target.group_id} answers" if target.group_id else "agents answer"
+    where = "direct messages and unbound channels" if settings.default_target_in_channels else "direct messages"
+    names = ", ".join(a.name for a in target.agents)
+    return Check(True, "default target", f"{who} {where} ({names})")
+
+
+def _health_failed(exc: LettaError, base_url: str) -> str:
+    """Letta answers its health check without a key, and a route it lacks with 401 when it runs with a password:
+    a 401 there from a URL with a path (`…/v1`) is the URL's fault, not the key's (which `init` has not asked for)."""
+    if exc.kind is Kind.UNAUTHORIZED and urlsplit(base_url).path.strip("/"):
+        return (
+            f"the server at {shown_url(base_url)} refused the health check (HTTP {exc.status}), which a Letta server "
+            "answers without a key: check that LETTA_BASE_URL is the Letta server's address, without /v1 or "
+            "another path."
+        )
+    return exc.for_operator("the health check")
 
 
 async def _app_server_checks(client: AppServerLetta, url: str, with_key: bool) -> tuple[list[Check], str | None]:
@@ -328,6 +363,7 @@ async def _database_state(settings: Settings, letta_version: str | None) -> Chec
         )
         more = f"; and {len(bindings) - 10} more" if len(bindings) > 10 else ""
         listing = f": {shown}{more}" if bindings else ""
-        return Check(True, "database", f"{where} (schema v{version}, {len(bindings)} channel bindings{listing})")
+        count = f"{len(bindings)} channel binding{'' if len(bindings) == 1 else 's'}"
+        return Check(True, "database", f"{where} (schema v{version}, {count}{listing})")
     finally:
         await store.close()

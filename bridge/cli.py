@@ -129,9 +129,9 @@ def _require(settings: Settings, mode: str) -> None:
         for line in lines:
             _say_error(line, as_log_lines)
         if as_log_lines:
-            logging.getLogger(__name__).error(set_them_up(settings))
+            logging.getLogger(__name__).error(set_them_up(settings, mode))  # type: ignore[arg-type]
         else:
-            print(set_them_up(settings), file=sys.stderr)
+            print(set_them_up(settings, mode), file=sys.stderr)  # type: ignore[arg-type]
         raise SystemExit(2)
 
 
@@ -164,6 +164,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.workspace_admin import list_workspaces, remove_workspace
 
+    if not settings.oauth:
+        raise CliError(
+            "OAuth mode is off (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are not both set): this bridge serves the one "
+            "workspace of SLACK_BOT_TOKEN, so there are no installed workspaces to list or remove; docs/workspaces.md "
+            "says how to serve many.",
+            2,
+        )
     if args.action == "list":
         for line in await list_workspaces(settings):
             print(line)
@@ -298,7 +305,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
     except TargetError as exc:
         raise CliError(exc.for_operator, 2) from None
     except ConfigError as exc:
-        raise CliError(exc.for_operator) from None
+        raise CliError(exc.for_operator, 2 if exc.usage else 1) from None
     finally:
         await client.aclose()
     await store.open()

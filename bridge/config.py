@@ -24,6 +24,7 @@ from pydantic_settings import SettingsError as SourceError
 from bridge.config_errors import (
     database_problem,
     json_setting,
+    letta_path_problem,
     plain_errors,
     two_credentials,
     unknown_keys,
@@ -291,7 +292,7 @@ class Settings(BaseSettings):
     @classmethod
     def _letta_url(cls, value: str) -> str:
         value = value.strip()
-        problem = url_problem("LETTA_BASE_URL", value, LETTA_SCHEMES)
+        problem = url_problem("LETTA_BASE_URL", value, LETTA_SCHEMES) or letta_path_problem("LETTA_BASE_URL", value)
         if problem:
             raise ValueError(problem)
         return value.rstrip("/")

@@ -67,6 +67,19 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     return None
 
 
+def letta_path_problem(variable: str, url: str) -> str | None:
+    """Why a Letta URL's path cannot work (None when it can): the bridge adds /v1 to every call, and with /v1 in
+    the URL too every route is missing, which later reads as "no groups" or a refused key, not as the setting."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").lower().endswith("/v1"):
+        return None
+    server = _masked(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')[:-3]}")
+    return (
+        f"{variable}={_masked(url)} ends in /v1, which the bridge adds to every call itself: "
+        f"write {server} (the server's address, without /v1)"
+    )
+
+
 def plain_errors(exc: ValidationError, model: type[BaseModel], origin: Origin | None = None) -> list[str]:
     """pydantic's errors as one plain sentence per bad setting (settings_words.py words them by error type)."""
     return [sentence(err, model, origin or Origin(os.environ)) for err in exc.errors()]

@@ -49,9 +49,10 @@ class ConfigError(Exception):
     """Nothing was changed; the message says why in plain words to a person in Slack, `for_operator` to the person
     at the terminal (`channels connect`) where the two differ."""
 
-    def __init__(self, message: str, for_operator: str | None = None) -> None:
+    def __init__(self, message: str, for_operator: str | None = None, usage: bool = False) -> None:
         super().__init__(message)
         self.for_operator = for_operator or message
+        self.usage = usage  # what was asked cannot work as given (the command line's exit 2)
 
     @classmethod
     def letta(cls, error: LettaError, what: str) -> ConfigError:
@@ -149,13 +150,15 @@ class Configurator:
         if broadcast:
             asked = pattern or Pattern()
             if asked.name not in (None, BROADCAST):
-                raise ConfigError(f"--broadcast and --pattern {asked.name} ask for two patterns: give one of them.")
+                raise ConfigError(
+                    f"--broadcast and --pattern {asked.name} ask for two patterns: give one of them.", usage=True
+                )
             pattern = dataclasses.replace(asked, name=BROADCAST)  # its other options are refused as broadcast's
         try:
             target = await resolve_target(self._letta, ids)
             target = await with_pattern(self._letta, target, pattern or Pattern())
         except TargetError as exc:
-            raise ConfigError(str(exc), exc.for_operator) from None
+            raise ConfigError(str(exc), exc.for_operator, exc.usage) from None
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
         try:
             refused = await self._chooser.refusal(binding)

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
-from bridge.config_errors import plain_errors, url_problem
+from bridge.config_errors import letta_path_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
-from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, gap, wrong_kind
+from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
 DEFAULT_LETTA_URL = "http://localhost:8283"
 Verdict = tuple[bool, list[str]]
@@ -217,6 +217,9 @@ class Wizard:
     def _check_slack(self, token: str) -> Verdict:
         from bridge.checks import slack_checks
 
+        other_kind = token.startswith(tuple(prefix for prefix, _ in TOKEN_KINDS))
+        if other_kind and wrong_kind(SLACK_BOT_TOKEN, token) is not None:  # another Slack token, named by its kind
+            return False, [f"FAIL slack: {gap(SLACK_BOT_TOKEN, token)}"]
         if not token.startswith("xoxb-"):
             return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
         checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))
@@ -226,7 +229,7 @@ class Wizard:
     def _check_letta_url(self, url: str) -> Verdict:
         from bridge.checks import letta_checks
 
-        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES)
+        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES) or letta_path_problem(LETTA_URL.variable, url)
         if problem:
             return False, [f"FAIL letta: {problem}"]
         checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))
@@ -292,8 +295,11 @@ def _check_signing_secret(secret: str) -> Verdict:
 def _check_public_url(url: str) -> Verdict:
     if not url:
         return True, ["     public URL: not given yet; the manifest keeps the example URL"]
-    if not url.startswith(("https://", "http://")):
-        return False, ["FAIL public URL: it starts with https:// (Slack only calls https URLs)"]
+    if not url.lower().startswith("https://"):
+        return False, [
+            "FAIL public URL: Slack calls only https:// URLs: give the bridge's https address (behind a proxy, a "
+            "PaaS or a tunnel that serves https), or press Enter and use Socket Mode (README.md)"
+        ]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]
 
 

@@ -54,7 +54,8 @@ SCOPES = (
     Scope("commands", "/letta"),
     Scope(
         "assistant:write",
-        "agent sessions: Slack's own working state and Stop button on every turn (declaring the app an agent adds it)",
+        "show agent sessions: Slack's own working state and Stop button on every turn "
+        "(declaring the app an agent adds it)",
         without="turns show the :eyes: reaction, the status line and a Stop button for the person who asked instead",
     ),
 )

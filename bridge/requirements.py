@@ -78,6 +78,12 @@ _TOKEN_REFUSALS = {
 }
 
 
+def token_refused(error: str) -> bool:
+    """Whether Slack's error is about the token itself (a wrong, revoked or wrong kind of token), not Slack's own
+    trouble or a limit."""
+    return error in _TOKEN_REFUSALS
+
+
 def slack_refused(requirement: Requirement, error: str) -> str:
     """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
     why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
@@ -87,16 +93,24 @@ def slack_refused(requirement: Requirement, error: str) -> str:
     )
 
 
+def _given(settings: Settings, r: Requirement) -> str | None:
+    value = getattr(settings, r.variable.lower())
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _unusable(settings: Settings, r: Requirement) -> bool:
+    value = _given(settings, r)
+    return value in (None, PLACEHOLDERS.get(r.variable)) or wrong_kind(r, value) is not None
+
+
 def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> list[str]:
     """Plain-words lines for each setting `mode` needs but does not have, or has as the example's placeholder."""
 
     def given(r: Requirement) -> str | None:
-        value = getattr(settings, r.variable.lower())
-        return value.get_secret_value() if isinstance(value, SecretStr) else value
+        return _given(settings, r)
 
     def unusable(r: Requirement) -> bool:
-        value = given(r)
-        return value in (None, PLACEHOLDERS.get(r.variable)) or wrong_kind(r, value) is not None
+        return _unusable(settings, r)
 
     needed: list[Requirement] = []
     if settings.slack_client_id is not None or settings.slack_client_secret is not None:
@@ -118,18 +132,29 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
     return [gap(r, given(r)) for r in needed]
 
 
-def set_them_up(settings: Settings) -> str:
-    """What to do about the lines `missing` gave. `init` sets up one bot token; OAuth mode's settings are for
-    docs/workspaces.md to explain."""
+def set_them_up(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"] = "serve") -> str:
+    """What to do about the lines `missing` gave. `init` sets up one bot token, never Socket Mode's app-level
+    token; OAuth mode's settings are for docs/workspaces.md to explain."""
     if settings.slack_client_id is not None or settings.slack_client_secret is not None:
         return (
             "OAuth mode: set them in the environment or in config.toml, as docs/workspaces.md (Turning it on) "
             "describes; `python -m bridge init` sets up a single bot token only."
         )
-    return (
+    run_init = (
         "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
         "config.toml (see config.example.toml and README.md)."
     )
+    if mode == "serve" and _unusable(settings, SLACK_SIGNING_SECRET) and not _unusable(settings, SLACK_APP_TOKEN):
+        socket = "SLACK_APP_TOKEN is set: for Socket Mode run `python -m bridge socket`, which needs no signing secret."
+        return f"{run_init} {socket}"
+    if mode != "socket" or not _unusable(settings, SLACK_APP_TOKEN):
+        return run_init
+    by_hand = (
+        "`python -m bridge init` does not ask for SLACK_APP_TOKEN: set it in the environment "
+        '(export SLACK_APP_TOKEN=xapp-…) or in config.toml (slack_app_token = "xapp-…"); README.md (Socket Mode) '
+        "says how to create it."
+    )
+    return by_hand if len(missing(settings, mode)) == 1 else f"{run_init} {by_hand}"
 
 
 # How each kind of Slack token starts; a value pasted into the wrong setting is named by its kind.

@@ -20,6 +20,7 @@ from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.proxies import proxy_for
+from bridge.requirements import SLACK_BOT_TOKEN, slack_refused, token_refused
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.store import StoreError
 from bridge.store.database_url import database_name, missing_sqlite_file
@@ -93,6 +94,34 @@ def settle_the_heap() -> None:
     gc.freeze()
 
 
+async def _say_if_slack_refuses_the_bot_token(settings: Settings) -> None:
+    """A bot token Slack refuses does not stop a start (it may be renewed in Slack any moment), but every event
+    would then fail with only Bolt's "Failed to authorize" in the log: one auth.test once the bridge serves says it
+    in the operator's words. Slack out of reach or in trouble is no token's fault, and is left to the turns."""
+    if settings.oauth or settings.slack_bot_token is None:
+        return
+    try:
+        await slack_client(settings).auth_test()
+    except SlackApiError as exc:
+        error = slack_error(exc)
+        if token_refused(error):
+            refused = slack_refused(SLACK_BOT_TOKEN, error)
+            log.error("%s Until then no event can be answered; `python -m bridge check` checks it.", refused)
+    except FAILURES:
+        return
+
+
+@asynccontextmanager
+async def _token_heard(settings: Settings) -> AsyncIterator[None]:
+    """`_say_if_slack_refuses_the_bot_token` beside the serving bridge, never outliving it."""
+    task = asyncio.create_task(_say_if_slack_refuses_the_bot_token(settings))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _database_words(settings: Settings, new: bool) -> str:
     name = database_name(settings.database_url)
     return f"{name} (new: no channels are connected in it yet)" if new else name
@@ -144,7 +173,8 @@ async def _serve_http(settings: Settings, signals: Signals) -> None:
             )
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
-            await signals.stop.wait()
+            async with _token_heard(settings):
+                await signals.stop.wait()
             bridge.stopping = True  # /healthz says so before the ingress or the site stops listening
             log.info("stopping: no new requests, finishing turns in flight")
             if front is not None:
@@ -212,7 +242,8 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
                 __version__,
                 _database_words(settings, new),
             )
-            refused = await connection.serve_until(signals.stop.wait())
+            async with _token_heard(settings):
+                refused = await connection.serve_until(signals.stop.wait())
             if refused is not None:
                 log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
             else:

@@ -23,9 +23,10 @@ class TargetError(Exception):
     """The ids cannot be bound; the message says why in plain words (`for_operator`: to the person at the
     terminal, where that differs)."""
 
-    def __init__(self, message: str, for_operator: str | None = None) -> None:
+    def __init__(self, message: str, for_operator: str | None = None, usage: bool = False) -> None:
         super().__init__(message)
         self.for_operator = for_operator or message
+        self.usage = usage  # the ids or options as given cannot work (exit 2), not a lookup that failed (exit 1)
 
 
 # Letta 0.16's 422 for a path id that is not `<kind>-<uuid4>`: pydantic's error list, as a Python repr.
@@ -58,18 +59,18 @@ _CLI = {
     "max_turns": "--max-turns",
     "token": "--termination-token",
 }
-_SLACK = {
+_SLACK = {  # in code: a sentence that starts with one must not make `max_turns` "Max_turns"
     "pattern": "a pattern",
-    "manager": "manager",
-    "manager_is": "manager=<agent id>",
-    "max_turns": "max_turns",
-    "token": "termination_token",
+    "manager": "`manager`",
+    "manager_is": "`manager=<agent id>`",
+    "max_turns": "`max_turns`",
+    "token": "`termination_token`",
 }
 
 
 def _refusal(rule: str, **facts: object) -> TargetError:
     """One rule, worded for Slack and for the terminal: `{manager}` and the like become the option's spelling."""
-    return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts))
+    return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts), usage=True)
 
 
 async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
@@ -80,7 +81,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
             raise _refusal("{manager}, {max_turns} and {token} go with {pattern}.")
         return target
     if name not in PATTERNS:
-        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.")
+        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.", usage=True)
     if target.kind == "group":
         if name == BROADCAST and target.manager_type in (None, "round_robin") and pattern == Pattern(BROADCAST):
             return dataclasses.replace(target, manager_type=BROADCAST, broadcast=True)
@@ -111,7 +112,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
         if pattern.manager in {a.id for a in target.agents}:
             raise _refusal("the manager is listed among the agents too; name it with {manager_is} only.")
         if not is_agent_id(pattern.manager, client.app_server):
-            raise TargetError(f"{pattern.manager} is not an agent id of this Letta server.")
+            raise _typed([pattern.manager], "is not an agent id of this Letta server.")
         [manager] = await _agents(client, [pattern.manager])
     return dataclasses.replace(
         target,
@@ -123,6 +124,12 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
     )
 
 
+def _typed(ids: Sequence[str], rest: str) -> TargetError:
+    """A refusal that starts with what the person typed: in Slack in code (a sentence's capital would change an
+    id's `group-` into `Group-`, an agent's name `alice` into `Alice`), at the terminal as typed."""
+    return TargetError(", ".join(f"`{i}`" for i in ids) + f" {rest}", ", ".join(ids) + f" {rest}", usage=True)
+
+
 def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
     """Raise TargetError when `ids` are not a group id or agent ids at all: said before anything is looked up or
     opened (the command line takes it as a command used wrongly, exit 2)."""
@@ -130,26 +137,25 @@ def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
         raise TargetError("give a group id (group-<uuid>) or one or more agent ids (agent-<uuid>).")
     if len(ids) == 1 and ids[0].startswith("group-"):
         if not is_group_id(ids[0]):
-            raise TargetError(f"{ids[0]} is not a group id: expected group-<uuid>.")
+            raise _typed([ids[0]], "is not a group id: expected group-<uuid>.")
         return
     bad = [i for i in ids if not is_agent_id(i, app_server)]
     if bad and app_server:
-        raise TargetError(
-            f"{', '.join(bad)} is not an agent id of this Letta App Server: expected agent-local-<uuid> "
-            "(the App Server has no groups: bind its agents, in speaking order)."
+        raise _typed(
+            bad,
+            "is not an agent id of this Letta App Server: expected agent-local-<uuid> "
+            "(the App Server has no groups: bind its agents, in speaking order).",
         )
     local = [i for i in bad if is_app_server_agent_id(i)]
     if local:
-        raise TargetError(
-            f"{', '.join(local)} is an agent id of a Letta App Server, but the Letta server at "
-            f"{shown_url(base_url)} is "
-            "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents."
+        raise _typed(
+            local,
+            f"is an agent id of a Letta App Server, but the Letta server at {shown_url(base_url)} is "
+            "a REST server: point LETTA_BASE_URL at the App Server (ws://host:port) to bind its agents.",
         )
     if bad:
         hint = " (a group is bound alone, without agent ids)" if any(i.startswith("group-") for i in ids) else ""
-        raise TargetError(
-            f"{', '.join(bad)} is not an agent id: expected agent-<uuid>, or a single group-<uuid>{hint}."
-        )
+        raise _typed(bad, f"is not an agent id: expected agent-<uuid>, or a single group-<uuid>{hint}.")
     if len(set(ids)) != len(ids):
         raise TargetError("an agent is listed twice; each agent can answer once per turn.")
 

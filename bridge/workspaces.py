@@ -30,7 +30,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.clients import LettaServers, server_id
 from bridge.config import LETTA_SCHEMES, Settings
-from bridge.config_errors import two_credentials, url_problem
+from bridge.config_errors import letta_path_problem, two_credentials, url_problem
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -244,6 +244,8 @@ class Workspaces:
                 "The server URL is a full address such as https://letta.example.com (http:// on a private network); "
                 "a Letta App Server's may start with wss:// or ws://."
             )
+        if letta_path_problem("LETTA_BASE_URL", base_url) is not None:  # the settings' own rule
+            return "The server URL ends in /v1, which the bridge adds itself: give the server's address without it."
         if "?" in base_url or "#" in base_url:
             # Every call appends its path: after a `?` or `#` it would no longer be a path, and the check would read
             # whatever page the URL names (on the bridge's own network too) and say its first words back.

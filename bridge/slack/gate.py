@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -66,7 +67,7 @@ class Gate:
         except UnicodeDecodeError:
             return Refusal(400, "body is not UTF-8")
         if not self._verifier.is_valid(text, timestamp, signature):
-            return Refusal(401, "invalid or expired signature")
+            return Refusal(401, _why_invalid(int(timestamp)))
         if not well_formed(headers.get("content-type", ""), text):
             return Refusal(400, "malformed body")
         if not all(self._slacks(url) for url in response_urls(headers.get("content-type", ""), text)):
@@ -85,6 +86,17 @@ class Gate:
         if parts.scheme == "https" and parts.hostname in SLACK_HOOK_HOSTS and parts.port in (None, 443):
             return True
         return netloc in self._response_hosts
+
+def _why_invalid(timestamp: int) -> str:
+    """Which of a refused signature's causes it is, for the log line an operator reads: a fresh request signed
+    with another secret is most often SLACK_SIGNING_SECRET set to something else than the app's."""
+    if abs(time.time() - timestamp) > REPLAY_WINDOW:
+        return "expired signature: the request is more than 5 minutes old (or this host's clock is off)"
+    return (
+        "signature does not match SLACK_SIGNING_SECRET: set it to the app's Signing Secret (Basic Information > "
+        "App Credentials)"
+    )
+
 
 def response_urls(content_type: str, text: str) -> list[str]:
     """The response_url of a slash command or of an interactivity payload (the body is well formed)."""

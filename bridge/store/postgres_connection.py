@@ -328,10 +328,17 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
         return "the user name or password was refused"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return "that database does not exist"
+        # PostgreSQL names the one it looked for: a URL without one gets the user's name, which it does not show.
+        said = str(exc).splitlines()[0] if str(exc) else "that database does not exist"
+        return f"{said} (the URL names it after the port: postgres://user:password@host:5432/<database>)"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is PostgreSQL running there?)"
     if isinstance(exc, TimeoutError):
         return "no answer in time"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "rejected SSL upgrade" in text:  # asyncpg's words when sslmode insists on TLS the server does not offer
+        return (
+            f"{text}: the server does not offer TLS, which the URL's sslmode insists on; turn TLS on at the server, "
+            "or write sslmode=prefer (TLS when offered)"
+        )
     return text[:200]

@@ -101,6 +101,50 @@ def test_check_on_an_empty_postgres_database_creates_nothing(pg_server: PgServer
     assert pg_server.psql("SELECT count(*) FROM pg_tables WHERE schemaname='public'", name) == "0"
 
 
+def test_a_postgres_url_naming_no_or_a_wrong_database_says_which_one_was_looked_for(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """`postgres://user@host:5432` (the database left out) failed with "that database does not exist", naming
+    none: PostgreSQL had looked for one named after the user, which the URL does not show."""
+    base = pg_server.url().rsplit("/", 1)[0]  # postgresql://bridge@127.0.0.1:<port>
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        for url, name in ((base, "bridge"), (f"{base}/bridgee", "bridgee")):
+            env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+            done = run_cli(env, "check", cwd=tmp_path)
+            [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
+            assert done.returncode == 1 and f'database "{name}" does not exist' in line, line
+            assert "postgres://user:password@host:5432/<database>" in line, line
+
+
+def test_sslmode_require_on_a_server_without_tls_says_what_to_change(pg_server: PgServer, tmp_path: Path) -> None:
+    """asyncpg's 'PostgreSQL server at "…" rejected SSL upgrade' was the whole line: true, but not what to do."""
+    url = pg_server.create_database() + "?sslmode=require"
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=url)
+        done = run_cli(env, "check", cwd=tmp_path)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
+    assert done.returncode == 1 and "does not offer TLS" in line and "sslmode=prefer" in line, line
+
+
+def test_check_looks_up_the_default_target_direct_messages_go_to(tmp_path: Path) -> None:
+    """DEFAULT_TARGET was not checked: `DEFAULT_TARGET=alice` (a name, not an id) or an agent Letta lacks passed
+    every line, and only the first direct message found out."""
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        absent = "agent-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
+        for target, said in (("alice", "alice is not an agent id"), (absent, "was not found")):
+            done = run_cli(dict(env, DEFAULT_TARGET=target), "check", cwd=tmp_path)
+            [line] = [line for line in done.stdout.splitlines() if line.startswith(("ok   default", "FAIL default"))]
+            assert done.returncode == 1 and said in line, line
+            assert line.startswith("FAIL default target: DEFAULT_TARGET"), line
+        done = run_cli(dict(env, DEFAULT_TARGET=f"{alice},{bob}"), "check", cwd=tmp_path)
+        [line] = [line for line in done.stdout.splitlines() if "default target" in line]
+        assert done.returncode == 0 and line.startswith("ok   default target: ") and "alice, bob" in line, line
+        plain = run_cli(env, "check", cwd=tmp_path)
+        assert "default target" not in plain.stdout, "no line for a setting that is not set"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [

@@ -193,7 +193,7 @@ def test_check_passes_against_healthy_fakes_and_fails_plainly_otherwise(tmp_path
         assert run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("alice")).returncode == 0
         lines = run_cli({**env, "LETTA_CONVERSATIONS": "true"}, "check").stdout.splitlines()
         assert "ok   runner: LETTA_GROUP_RUNNER=auto (bridge on Letta 0.16.8)" in lines
-        db_line = f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v{LATEST}, 1 channel bindings"
+        db_line = f"ok   database: SQLite file {tmp_path / 'b.db'} (schema v{LATEST}, 1 channel binding:"
         assert any(line.startswith(db_line)
                    and "C0123ABC in order, runner auto (bridge for a list of agents)" in line for line in lines), lines
         assert any(line.startswith("ok   conversations: each Slack thread is a Letta conversation") for line in lines)
@@ -301,3 +301,24 @@ def test_broadcast_with_another_patterns_options_is_refused_not_dropped(tmp_path
         assert "--max-turns goes with round_robin and dynamic, not broadcast" in said, said
         done = run_cli(env, "channels", "connect", "C0123ABC", a, b, "--broadcast", "--pattern", "broadcast")
         assert done.returncode == 0 and "pattern: broadcast" in done.stdout, done.stderr
+
+
+def test_pattern_options_used_wrongly_exit_2_as_a_command_used_wrongly(tmp_path: Path) -> None:
+    """docs/operations.md: 2 is a command used wrongly, 1 a lookup that failed. `--pattern supervisor` without
+    `--manager`, or `--manager` without `--pattern`, exited 1, as if Letta had refused something."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        a, b, boss = letta.add_agent("a"), letta.add_agent("b"), letta.add_agent("boss")
+        wrongly = [
+            ("--pattern", "supervisor"),
+            ("--manager", boss),
+            ("--pattern", "dynamic", "--manager", a),
+            ("--pattern", "round_robin", "--max-turns", "0"),
+            ("--broadcast", "--pattern", "supervisor", "--manager", boss),
+        ]
+        for options in wrongly:
+            done = run_cli(env, "channels", "connect", "C0123ABC", a, b, *options, cwd=tmp_path)
+            assert done.returncode == 2 and "Traceback" not in done.stderr, (options, done.returncode, done.stderr)
+        absent = "agent-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
+        done = run_cli(env, "channels", "connect", "C0123ABC", a, b, "--pattern", "supervisor", "--manager", absent)
+        assert done.returncode == 1 and "was not found" in done.stderr, done.stderr

@@ -42,7 +42,7 @@ def test_the_default_database_lives_beside_the_config_file_whatever_the_folder(t
         listing = run_cli(from_elsewhere, "channels", "list", cwd=elsewhere)
         assert "C0123ABC" in listing.stdout and str(home / "bridge.db") in listing.stdout, listing.stdout
         checked = run_cli(from_elsewhere, "check", cwd=elsewhere)
-        db_line = f"ok   database: SQLite file {home / 'bridge.db'} (schema v{LATEST}, 1 channel bindings"
+        db_line = f"ok   database: SQLite file {home / 'bridge.db'} (schema v{LATEST}, 1 channel binding:"
         assert db_line in checked.stdout
         bridge = BridgeProcess(from_elsewhere, cwd=elsewhere).start(tmp_path / "bridge.log")
         try:

@@ -191,6 +191,21 @@ def test_init_names_a_server_url_it_cannot_use(fakes: tuple[FakeSlack, FakeLetta
     assert not (tmp_path / "config.toml").exists()
 
 
+def test_init_refuses_a_public_url_slack_would_not_call(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    """Slack calls only https request URLs: an http:// one passed ("Slack will call http://…") and went into the
+    manifest, which Slack then refused, while a URL without a scheme was told "it starts with https://"."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY)
+    for url in ("http://bridge.acme.test", "bridge.acme.test"):
+        done = run_cli(env, "init", "--non-interactive", "--public-url", url, "--letta-base-url", letta.base_url,
+                       cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout
+        [line] = [line for line in done.stdout.splitlines() if "public URL" in line]
+        assert line.startswith("FAIL public URL: Slack calls only https:// URLs") and "Socket Mode" in line, line
+        assert not (tmp_path / "config.toml").exists()
+
+
 def test_init_says_at_once_when_it_could_not_write_the_file(
     fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
 ) -> None:
@@ -221,11 +236,50 @@ def test_init_refuses_a_token_as_the_signing_secret(fakes: tuple[FakeSlack, Fake
     assert not (tmp_path / "config.toml").exists()
 
 
+def test_init_names_an_app_level_token_given_as_the_bot_token(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """The app-level token (xapp-, Socket Mode's) is the other token a newcomer finds in the app settings: init said
+    only "a bot token starts with xoxb-", where `check` names what was pasted."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN="xapp-1-A0123-4567-abcdef",
+               SLACK_SIGNING_SECRET=SIGNING_SECRET, LETTA_API_KEY=LETTA_KEY, LETTA_BASE_URL=letta.base_url)
+    done = run_cli(env, "init", "--non-interactive", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "FAIL slack: SLACK_BOT_TOKEN is an app-level token (xapp-…), not the one it needs" in done.stdout
+    assert "xapp-1-A0123" not in done.stdout and not slack.calls_to("auth.test")
+
+
 def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
     del env["SLACK_BOT_TOKEN"]
     done = run_cli(env, "serve", cwd=tmp_path)
     assert done.returncode == 2 and "python -m bridge init" in done.stderr
+
+
+def test_socket_without_its_app_token_says_how_to_set_it_not_init_alone(tmp_path: Path) -> None:
+    """init asks for no SLACK_APP_TOKEN: `socket` missing it (or given a bot token there) sent a newcomer to init
+    for it, which would never ask."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    for token in (None, BOT_TOKEN):
+        done = run_cli(env if token is None else dict(env, SLACK_APP_TOKEN=token), "socket", cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        advice = done.stderr.splitlines()[-1]
+        assert "init` does not ask for SLACK_APP_TOKEN" in advice and "export SLACK_APP_TOKEN=xapp-" in advice, advice
+        assert "Run `python -m bridge init`" not in advice, advice
+    both = run_cli({k: v for k, v in env.items() if k != "SLACK_BOT_TOKEN"}, "socket", cwd=tmp_path)
+    assert both.returncode == 2
+    assert "Run `python -m bridge init`" in both.stderr and "does not ask for SLACK_APP_TOKEN" in both.stderr
+
+
+def test_serve_without_a_signing_secret_but_with_an_app_token_points_to_socket(tmp_path: Path) -> None:
+    """Set up for Socket Mode (SLACK_APP_TOKEN, no signing secret), `serve` (README's step 4) asked for a signing
+    secret only, though `socket` needs none."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1-A-b")
+    del env["SLACK_SIGNING_SECRET"]
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and "missing SLACK_SIGNING_SECRET" in done.stderr, done.stderr
+    assert "SLACK_APP_TOKEN is set: for Socket Mode run `python -m bridge socket`" in done.stderr, done.stderr
 
 
 def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
@@ -236,3 +290,37 @@ def test_init_flags_help_speaks_of_secrets_only_for_secrets() -> None:
             "http://localhost:8283)") in flags
     assert "--slack-bot-token SLACK_BOT_TOKEN or $SLACK_BOT_TOKEN (better for a secret" in flags
     assert flags.count("secret:") == 3, "the bot token, the signing secret and the Letta key"
+
+
+def test_a_letta_url_with_a_path_on_a_keyed_server_is_named_as_the_url_not_the_key(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """Letta answers its health check without a key, but a route it lacks only with 401 when it runs with a password
+    (0.16.8's auth-health-unauthenticated and auth-wrong-unknown-route captures): so a 401 on the health check of a
+    URL with a path is the URL's fault. It was blamed on LETTA_API_KEY, which init had not even asked for yet."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET)
+    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/api", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL letta")]
+    assert "LETTA_API_KEY" not in line and "rejected the API key" not in line, line
+    assert "without /v1 or another path" in line, line
+
+
+def test_a_letta_url_ending_in_v1_is_refused_before_it_misleads(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """The bridge adds /v1 to every call: with LETTA_BASE_URL=http://host:8283/v1 `serve` started as if all were
+    well and `channels connect C… group-…` said "this Letta server has no groups" (its 404 for /v1/v1/groups/…).
+    The setting is now refused, in one line, by every command."""
+    slack, letta = fakes
+    group = letta.add_group([letta.add_agent("alice")])
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY, DATABASE_URL=f"sqlite:///{tmp_path / 'b.db'}")
+    for url in (f"{letta.base_url}/v1", f"{letta.base_url}/v1/"):
+        done = run_cli(dict(env, LETTA_BASE_URL=url), "channels", "connect", "C0123ABC", group, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "no groups" not in done.stderr, done.stderr
+        assert f"LETTA_BASE_URL={url} ends in /v1" in done.stderr and f"write {letta.base_url}" in done.stderr
+    asked = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/v1", cwd=tmp_path)
+    assert asked.returncode == 1 and "ends in /v1, which the bridge adds" in asked.stdout, asked.stdout

@@ -115,6 +115,9 @@ def test_bad_ids_change_nothing(sw: Slash, ids: str, words: str) -> None:
     sw.ask(f"connect {group}", ch)
     text = sw.ask(f"connect {ids}", ch)
     assert words in text and text.endswith("Nothing was changed.") and "Traceback" not in text
+    # The id as typed: a sentence's capital made `group-nope` "Group-nope" and `alice` "Alice".
+    if not ids.startswith(("group-0", "agent-0")):
+        assert text.startswith(f"`{ids}` is not "), text
     assert sw.binding(ch) == ("group", group, ADMIN), "the old binding must survive a failed rebind"
     assert len(sw.notices(ch)) == 1
 

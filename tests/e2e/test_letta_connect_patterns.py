@@ -84,19 +84,20 @@ def test_typed_options_bind_a_dynamic_group(sw: Slash) -> None:
 
 
 def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
+    """Each refusal names the option as typed (`max_turns=`), in code: a sentence's capital made it "Max_turns"."""
     [lu, mo, ned] = [i for i, _ in crew(sw, "lu", "mo", "ned")]
     gone = missing_agent(sw)
     ch = channel(sw)
     pressed = {
-        "A supervisor group needs a manager: manager=&lt;agent id&gt;, an agent not in the list.":
+        "A supervisor group needs a manager: `manager=&lt;agent id&gt;`, an agent not in the list.":
             pattern_state(lu, mo, pattern="supervisor"),
         f"Agent {gone} was not found on the Letta server":
             pattern_state(lu, mo, pattern="dynamic", manager=gone),
-        "A round_robin group has no manager; manager goes with supervisor and dynamic.":
+        "A round_robin group has no manager; `manager` goes with supervisor and dynamic.":
             pattern_state(lu, mo, pattern="in_order", manager=ned),
-        "max_turns goes with round_robin and dynamic, not supervisor.":
+        "`max_turns` goes with round_robin and dynamic, not supervisor.":
             pattern_state(lu, mo, pattern="supervisor", manager=ned, max_turns="2"),
-        "termination_token goes with the dynamic pattern only.":
+        "`termination_token` goes with the dynamic pattern only.":
             pattern_state(lu, mo, pattern="broadcast", token="STOP"),
         "A dynamic group needs at least one agent besides its manager.":
             pattern_state(ned, pattern="dynamic", manager=ned),
@@ -108,12 +109,12 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
         # Answered beside the menu, which stays with what was picked, to be put right.
         assert post["replace_original"] is False, (said, post)
     typed = {
-        f"connect {lu} {mo} pattern=supervisor": "A supervisor group needs a manager: manager=&lt;agent id&gt;",
+        f"connect {lu} {mo} pattern=supervisor": "A supervisor group needs a manager: `manager=&lt;agent id&gt;`",
         f"connect {lu} {mo} pattern=supervisor manager={gone}": f"Agent {gone} was not found",
         f"connect {lu} {mo} pattern=dynamic manager={lu}": "The manager is listed among the agents too; name it",
-        f"connect {lu} {mo} pattern=round_robin max_turns=51": "max_turns is a number from 1 to 50.",
+        f"connect {lu} {mo} pattern=round_robin max_turns=51": "`max_turns` is a number from 1 to 50.",
         f"connect {lu} {mo} pattern=chaos": "Chaos is not a pattern: use one of round_robin, supervisor, dynamic",
-        f"connect {lu} manager={ned}": "Manager, max_turns and termination_token go with a pattern.",
+        f"connect {lu} manager={ned}": "`manager`, `max_turns` and `termination_token` go with a pattern.",
     }
     for text, said in typed.items():
         answer = sw.ask(text, ch)

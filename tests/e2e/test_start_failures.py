@@ -153,6 +153,25 @@ def test_single_workspace_mode_says_plainly_when_the_app_is_uninstalled_or_its_t
             bridge.stop()
 
 
+def test_serve_with_a_bot_token_slack_refuses_says_so_plainly_at_start(tmp_path: Path) -> None:
+    """A mistyped SLACK_BOT_TOKEN started a bridge that listened as if all were well: the first mention, taken
+    and never answered, left only Bolt's "Failed to authorize with the given token" in the log. The start now says
+    it in the operator's words, and still serves (a token renewed in Slack, or Slack's trouble, is not a reason to
+    stop taking events)."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_BOT_TOKEN="xoxb-mistyped")
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            deadline = time.monotonic() + 5
+            while "Slack refused SLACK_BOT_TOKEN" not in bridge.logs() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [line] = [line for line in bridge.logs().splitlines() if "Slack refused SLACK_BOT_TOKEN" in line]
+            assert " ERROR " in line and "(invalid_auth)" in line and "python -m bridge check" in line, line
+            assert "xoxb-mistyped" not in bridge.logs()
+        finally:
+            assert bridge.stop() == 0
+
+
 def unwritable_folder(tmp_path: Path) -> Path:
     """A folder this process may not create files in: a read-only one, or /proc where permissions do not bind
     (root)."""

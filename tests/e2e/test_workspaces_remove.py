@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.harness import run_cli
+from tests.e2e.harness import base_env, run_cli
 from tests.e2e.oauth import many_world
 from tests.fakes.slack import Grant
 
@@ -55,3 +55,15 @@ def test_a_removed_workspace_s_token_is_revoked_at_slack_or_the_output_says_why_
 
         listing = world.cli("workspaces", "list").stdout
         assert not {ACME, BETA, GAMMA, DELTA} & set(listing.split())
+
+
+def test_workspaces_on_a_single_workspace_bridge_say_oauth_mode_is_off(tmp_path: Path) -> None:
+    """With one bot token (no SLACK_CLIENT_ID), `workspaces list` said "send its admins to https://<your
+    host>/slack/install", a page such a bridge does not serve."""
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db")
+    for args in (("list",), ("remove", ACME)):
+        done = run_cli(env, "workspaces", *args, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done
+        assert "/slack/install" not in done.stdout + done.stderr
+        assert "OAuth mode is off (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are not both set)" in done.stderr
+        assert "docs/workspaces.md" in done.stderr

@@ -194,3 +194,16 @@ def test_user_lists_take_ids_as_slack_shows_them_and_refuse_what_is_not_one(
     for value in ("@alice", "alice@example.com", "U0AAA,#general"):
         said = first_error(monkeypatch, variable, value)
         assert said.startswith(f"{variable}: ") and "is not a Slack user id" in said and "Copy member ID" in said, said
+
+
+def test_check_asks_slack_nothing_with_the_examples_placeholder_token() -> None:
+    """A config.toml copied from config.example.toml and not yet edited: the settings line says the token is the
+    placeholder; asking Slack with it added a second failure that blamed a revoked token or the connection."""
+    import asyncio
+
+    from bridge.checks import slack_checks
+
+    settings = Settings(slack_bot_token="xoxb-...", slack_api_url="http://127.0.0.1:9/api/")
+    [line] = [c.line() for c in asyncio.run(slack_checks(settings))]
+    said = "SLACK_BOT_TOKEN is still the example's placeholder \"xoxb-...\", so Slack cannot be checked"
+    assert line == f"FAIL slack: {said}"

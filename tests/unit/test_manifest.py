@@ -29,3 +29,15 @@ def test_thread_follow_ups_reach_the_bridge_in_every_kind_of_conversation() -> N
     for kind, (event, scope) in MESSAGE_EVENTS.items():
         assert event in events, f"{kind}: no {event} subscription"
         assert scope in scopes, f"{kind}: no {scope} scope"
+
+
+def test_each_optional_scope_check_warns_about_says_what_adding_it_is_for_in_a_sentence() -> None:
+    """`check` warns "To <purpose>, add it": assistant:write's purpose was a noun ("agent sessions: …"), so every
+    newcomer's first `check` (the scope comes with declaring the app an agent) read "To agent sessions: …"."""
+    from bridge.checks import scope_checks
+
+    granted = {s.name for s in SCOPES if not s.optional}
+    lines = {c.detail.split(" ")[0]: c.detail for c in scope_checks(granted)}
+    assert set(lines) == {s.name for s in SCOPES if s.optional}
+    assert "To show agent sessions: Slack's own working state" in lines["assistant:write"], lines["assistant:write"]
+    assert "To agent sessions" not in lines["assistant:write"]

@@ -65,6 +65,8 @@ def test_sqlite_on_every_known_ephemeral_host_is_a_warning(variable: str) -> Non
     [check] = ephemeral_sqlite({variable: "1"})
     assert check.ok and check.warning and check.line().startswith("warn database storage: SQLite on")
     assert "PostgreSQL" in check.detail and "DATABASE_URL" in check.detail
+    # The step by step is docs/paas.md; README's section is "Deploying", and only links to it.
+    assert check.detail.endswith("see docs/paas.md."), check.detail
 
 
 def test_no_warning_on_an_ordinary_host() -> None:

@@ -67,6 +67,20 @@ def test_an_address_the_settings_would_refuse_is_refused_by_setup_too() -> None:
         assert problem is not None and "full address" in problem, url
 
 
+def test_a_server_url_ending_in_v1_is_refused_as_the_settings_refuse_it() -> None:
+    """The bridge adds /v1 itself: a workspace's `https://letta.example.com/v1` went on to be asked and said
+    something else (a route missing, or a refused key) instead of what to type."""
+
+    async def make(s: Settings) -> Any:
+        raise AssertionError("nothing is asked of such a server")
+
+    settings = Settings(slack_client_id="1.2", slack_client_secret="s")
+    workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+    for url in ("https://letta.example.com/v1", "https://letta.example.com/v1/"):
+        problem = asyncio.run(workspaces.save_letta("T1", url, "k", "U1"))
+        assert problem is not None and "ends in /v1" in problem and "address without it" in problem, problem
+
+
 def test_a_url_with_a_query_or_fragment_cannot_read_another_page_of_an_internal_host() -> None:
     """Before, `http://internal/secret?` made the check's `GET <url>/v1/health/` a GET of /secret (the rest became
     the query), and up to 200 characters of its answer came back in the form's error: a workspace admin of a
