@@ -16,7 +16,7 @@ task, within Slack's rate limits, whatever the burst:
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
   fell and the notice is STALE_SECONDS old: a queue of N costs a thread about log2(N) edits, not N messages.
 When the thread's last waiting mention starts, its notice is left as it is (what it promised came true); when it
-was withdrawn instead (its message deleted), the notice says it will not be answered.
+was withdrawn instead (its message deleted) or stopped, the notice says it will not be answered.
 Notices are best effort: nothing here ever stops or delays a turn, and a restart forgets them.
 """
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
+STOPPED_NOTICE = "Not answered: stopped before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
 POST_BURST = 3
@@ -83,7 +84,7 @@ class Notice:
     edited_at: float
     checked_at: float = field(default=0.0)
     approval: Pending | None = None
-    withdrawn: bool = False  # a mention of its thread was deleted while it waited: if none waits now, say so
+    ended: str | None = None  # its words once a waiting mention was deleted or stopped: said when none waits now
 
 
 class QueueNotices:
@@ -126,12 +127,16 @@ class QueueNotices:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
-    def withdrawn(self, thread: ThreadKey) -> None:
+    def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> None:
         """A waiting turn of the thread was withdrawn (its message deleted): its notice, if this process shows
         one, is looked at first, and says it will not be answered once nothing of the thread waits."""
         notice = self._shown.get(thread)
         if notice is not None:
-            notice.withdrawn, notice.checked_at = True, 0.0
+            notice.ended, notice.checked_at = words, 0.0
+
+    def stopped(self, thread: ThreadKey) -> None:
+        """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop."""
+        self.withdrawn(thread, STOPPED_NOTICE)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -232,9 +237,9 @@ class QueueNotices:
         for notice in due[:CHECKS_PER_ROUND]:
             notice.checked_at = now
             where, ahead = await self._count(notice.thread, notice.where)
-            if not ahead and notice.withdrawn:  # what it promised will not come: it says so
+            if not ahead and notice.ended is not None:  # what it promised will not come: it says so
                 del self._shown[notice.thread]
-                await self._edit(notice, WITHDRAWN_NOTICE, now)
+                await self._edit(notice, notice.ended, now)
                 return
             if not ahead:
                 del self._shown[notice.thread]  # the thread's turn has started: the notice said what happened

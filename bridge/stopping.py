@@ -28,7 +28,7 @@ from bridge.domain import AgentFailure, AgentReply, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.metrics import UNMETERED, Metrics
-from bridge.store.base import PendingTurn, StoppedTurn, Store
+from bridge.store.base import PendingTurn, StoppedTurn, Store, ThreadKey
 from bridge.store.turn_record import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -253,12 +253,18 @@ class Stopping:
     """A request to stop a thread's (or a channel's) turns: who may, then the store, then the running turns."""
 
     def __init__(
-        self, store: Store, stops: Stoppable, by: StopBy = "asker", metrics: Metrics = UNMETERED
+        self,
+        store: Store,
+        stops: Stoppable,
+        by: StopBy = "asker",
+        metrics: Metrics = UNMETERED,
+        waiting_stopped: Callable[[ThreadKey], None] | None = None,
     ) -> None:
         self._store = store
         self._stops = stops
         self._by = by
         self._metrics = metrics
+        self._waiting_stopped = waiting_stopped  # the queue notices: a thread's waiting turn was stopped
 
     async def first(self, key: str) -> bool:
         """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
@@ -295,7 +301,10 @@ class Stopping:
             return StopOutcome(refused=stop_rule(self._by, configurers), askers=askers)
         stopped: list[StoppedTurn] = []
         for thread in allowed:
-            stopped += await self._store.stop_turns(team_id, channel_id, thread, user_id)
+            in_thread = await self._store.stop_turns(team_id, channel_id, thread, user_id)
+            if self._waiting_stopped is not None and any(waiting for _, waiting in in_thread):
+                self._waiting_stopped((team_id, channel_id, thread))  # its queue notice says it will not come
+            stopped += in_thread
         for turn_id, waiting in stopped:
             if waiting:  # ended by this update, never run: counted here, once (no other process's update took it)
                 self._metrics.turn_not_run("stopped")

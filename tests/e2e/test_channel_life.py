@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.notices import WITHDRAWN_NOTICE
+from bridge.notices import STOPPED_NOTICE, WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
 from tests.e2e.test_operator_view import outcomes
@@ -23,6 +23,15 @@ from tests.reference import SLACK
 
 def _asked(r: Rig, word: str) -> int:
     return sum(1 for i in r.letta.inputs if word in i.text)
+
+
+def _one_waits(r: Rig, first_words: str, second_words: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two mentions in their own threads, alice slow: the first runs, the second waits behind it."""
+    r.letta.set_delay(r.agents["alice"], 2.0)
+    first, _ = r.bridge.mention(first_words, r.channel)
+    second, _ = r.bridge.mention(second_words, r.channel)
+    r.letta.wait_for(lambda: _asked(r, first_words) == 1, 10)
+    return first, second
 
 
 def _wait_logged(r: Rig, text: str, count: int, timeout: float = 20.0) -> None:
@@ -106,6 +115,22 @@ def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Pat
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 
 
+def test_a_waiting_mention_stopped_has_its_queue_notice_say_it_will_not_be_answered(tmp_path: Path) -> None:
+    """"stop" said in a thread whose mention waits behind another channel turn: it is never sent to the agents,
+    and the thread's "Queued: I'll answer after…" notice no longer promises an answer."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        first, second = _one_waits(r, "first", "second")
+        r.slack.wait_for(lambda: len(r.slack.messages(r.channel, second["ts"])) == 1, 10)  # its queue notice
+        _, response = r.bridge.mention("stop", r.channel, thread_ts=second["ts"])
+        assert response.status_code == 200
+        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [STOPPED_NOTICE])
+        r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
+        assert _asked(r, "second") == 0, "a mention stopped before its turn ran was still sent to the agents"
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
 def test_a_private_channel_shared_with_another_organisation_keeps_its_binding_and_threads(tmp_path: Path) -> None:
     """Sharing a private channel through Slack Connect changes its id for good (channel_id_changed, G... -> C...;
     docs.slack.dev/reference/events/channel_id_changed: 'update any records you have stored'). The channel used
@@ -164,10 +189,7 @@ def test_a_waiting_mention_edited_is_answered_as_edited_and_a_running_one_as_fir
     the new words; one already running answers what it was asked."""
     r = rig(tmp_path, "0.16.8", ("alice",))
     try:
-        r.letta.set_delay(r.agents["alice"], 2.0)
-        first, _ = r.bridge.mention("first question", r.channel)
-        second, _ = r.bridge.mention("secnod qeustion", r.channel)
-        r.letta.wait_for(lambda: _asked(r, "first question") == 1, 10)
+        first, second = _one_waits(r, "first question", "secnod qeustion")
         for mention, words in ((second, "second question, typos fixed"), (first, "first question, edited late")):
             edited = {**mention, "text": f"<@U0BOTABCD> {words}", "event_ts": next_ts()}
             edited["edited"] = {"user": mention["user"], "ts": edited["event_ts"]}

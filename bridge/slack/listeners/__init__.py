@@ -30,10 +30,12 @@ def register_all(
     worker = relay.worker
     policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
     if workspaces is None:
-        stopping = Stopping(worker.store, worker.stops, settings.slack_stop_by, worker.metrics)
+        stopping = Stopping(worker.store, worker.stops, settings.slack_stop_by, worker.metrics, relay.notices.stopped)
         stops = sessions.StopHandler(stopping, lambda _client: worker.sessions, tasks, policy)
     else:  # each workspace's turns run on its own worker, with its own Slack token and Letta server
-        stopping = Stopping(workspaces.store, workspaces.stops, settings.slack_stop_by, workspaces.metrics)
+        stopping = Stopping(
+            workspaces.store, workspaces.stops, settings.slack_stop_by, workspaces.metrics, relay.notices.stopped
+        )
 
         def sessions_of(client: AsyncWebClient) -> Sessions:
             return Sessions(client, settings.slack_sessions, settings.slack_stop_button)
