@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from bridge.domain import AgentFailure, AgentReply, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.locks import TURN_HOLDS
 from bridge.metrics import UNMETERED, Metrics
 from bridge.store.base import PendingTurn, StoppedTurn, Store, ThreadKey
 from bridge.store.turn_record import TurnJournal
@@ -65,6 +66,7 @@ class RunningTurn:
     target: Target | None = None
     threaded: bool = False  # the thread's agents run in Letta conversations
     sending: set[str] = field(default_factory=set)  # journal steps sent and not answered yet
+    holding: set[str] = field(default_factory=set)  # send-lock keys its sends hold (locks.TURN_HOLDS)
     stopped_by: str | None = None
     session: bool = False  # the thread's Slack agent session shows the turn (else the fallbacks do)
 
@@ -123,9 +125,11 @@ class TurnStops:
         """Register the turn while it runs; a watcher notices a stop recorded by another process."""
         running = self.running[turn_id] = RunningTurn(turn_id, team_id, channel_id, thread_ts)
         watcher = asyncio.create_task(self._watch(running)) if self._poll > 0 else None
+        holds = TURN_HOLDS.set(running.holding)  # the turn's sends, in this task and the ones it starts
         try:
             yield running
         finally:
+            TURN_HOLDS.reset(holds)
             self.running.pop(turn_id, None)
             if watcher is not None:
                 watcher.cancel()
@@ -171,7 +175,9 @@ class TurnStops:
     async def cancel_letta(self, running: RunningTurn) -> list[str]:
         """Cancel the runs of the turn's sends in flight; returns the routes' targets (agent or conversation ids).
 
-        This run's sends hold their agents' locks, so those agents' runs are theirs. A send an earlier run of the
+        This run's sends that hold their agents' locks own those agents' runs; one journaled and still waiting for
+        its lock made none (another turn's send holds it, and the agent cancel route would end that one's run; an
+        App Server's cancel takes back this process's own message only). A send an earlier run of the
         turn journaled and never saw answered (its process was killed: the turn was resumed, or is taken over to
         end its stop) may still run on Letta, but its lock died with that process: it is cancelled only under
         the lock, if taken within LOCK_WAIT, so that a send another turn is making to the agent is never cancelled.
@@ -186,7 +192,8 @@ class TurnStops:
         cancelled: list[str | None] = []
         for agent_id in mine:
             conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
-            cancelled.append(await self._cancel(agent_id, conversation))
+            if self._client.app_server or (conversation or agent_id) in running.holding:  # App Server: its own message
+                cancelled.append(await self._cancel(agent_id, conversation))
         for agent_id in (a for a in _agents(earlier, running.target) if a not in mine):
             conversation = await self._store.conversation(thread, agent_id)
             cancelled.append(await self._cancel_locked(agent_id, conversation))

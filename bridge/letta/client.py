@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import held_by_turn
 from bridge.letta.models import (
     AGENT_LIST,
     CONVERSATION_LIST,
@@ -206,9 +207,11 @@ class LettaClient(LettaTransport):
             body["agent_id"] = agent_id
         if starting_after is not None:
             body["starting_after"] = starting_after
-        async with self.locks.hold([_lock_key(conversation_id, agent_id)]):
-            async for item in self._stream(f"/v1/conversations/{conversation_id}/stream", body):
-                yield item
+        keys = [_lock_key(conversation_id, agent_id)]
+        async with self.locks.hold(keys):
+            with held_by_turn(keys):
+                async for item in self._stream(f"/v1/conversations/{conversation_id}/stream", body):
+                    yield item
 
     async def has_resume(self) -> bool:
         """Whether the server keeps background runs resumable (0.16.8 with Redis, Letta Cloud): its resume route
@@ -317,22 +320,23 @@ class LettaClient(LettaTransport):
         has ended under waited out (an earlier process's send, killed or stopped mid-send, which Letta runs on:
         two at once would mix their contexts). Without `agent_id` the keys are agents (a group's members)."""
         async with self.locks.hold(keys):
-            unsure = self.locks.unsure(keys)
-            for key in unsure:
-                if key != conversation_id:  # an agent's key: its runs outside every conversation
-                    await self._runs_ended(key, None)
-                elif agent_id is not None:
-                    await self._runs_ended(agent_id, conversation_id)
-            if unsure:
-                self.locks.go_on()  # a process frozen in that wait may have lost the binding meanwhile
-            try:
-                yield
-            except BaseException:
+            with held_by_turn(keys):
+                unsure = self.locks.unsure(keys)
+                for key in unsure:
+                    if key != conversation_id:  # an agent's key: its runs outside every conversation
+                        await self._runs_ended(key, None)
+                    elif agent_id is not None:
+                        await self._runs_ended(agent_id, conversation_id)
+                if unsure:
+                    self.locks.go_on()  # a process frozen in that wait may have lost the binding meanwhile
+                try:
+                    yield
+                except BaseException:
+                    for key in keys:
+                        self.locks.unsettle(key)
+                    raise
                 for key in keys:
-                    self.locks.unsettle(key)
-                raise
-            for key in keys:
-                self.locks.quiet(key)
+                    self.locks.quiet(key)
 
     async def _runs_ended(self, agent_id: str, conversation_id: str | None) -> None:
         """Wait while the agent (the conversation) has a run going that began within LEFT_GOING_WITHIN, for

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -43,6 +44,27 @@ class KeyedLocks:
             entry.users -= 1
             if not entry.users:
                 del self._entries[key]
+
+
+# The send-lock keys the running turn's sends hold (stopping.RunningTurn.holding, set for the turn's task and the
+# tasks it starts): on a REST server a Stop cancels only those agents' runs. A send journaled and still waiting for
+# its lock, which another turn's send holds, has made no run: Letta's agent cancel would end that turn's run instead.
+TURN_HOLDS: ContextVar[set[str] | None] = ContextVar("turn_holds", default=None)
+
+
+@contextmanager
+def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
+    """Counted as the running turn's while a send holds the locks of `keys` (all of them granted)."""
+    holds = TURN_HOLDS.get()
+    if holds is None:
+        yield
+        return
+    mine = [key for key in keys if key not in holds]  # a key held already is released by its outer holder
+    holds.update(mine)
+    try:
+        yield
+    finally:
+        holds.difference_update(mine)
 
 
 QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs

@@ -4,7 +4,10 @@ An advisory lock lives in its session, so it goes when the session does: a proce
 once, but so does a database restart (or failover) under a send still running at Letta. Each agent send is
 therefore also a row of `agent_sends`, written once the lock is granted and deleted when the send ends: a
 process given the lock while another's row stands (the restart freed the lock, not the send) waits until that
-row is gone, or its process's heartbeat ran out (`bridge_processes`: it is dead or frozen).
+row is gone, or its process's heartbeat ran out (`bridge_processes`: it is dead or frozen). A send cut short (a
+Stop, its deadline, a shutdown past its grace) goes on at Letta though its process lives on or stopped cleanly: its
+row is kept, owned by nobody (CUT_SHORT), so that the next process to send to the agent takes it over and waits out
+the run (clients.py) instead of asking the agent while it still answers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ _CLAIM_SEND = (
     " RETURNING (SELECT owner FROM before)"
 )
 _END_SENDS = "DELETE FROM agent_sends WHERE token = ANY($1::text[])"
+# The owner of a send cut short: no process's, so the next send to its agent takes the record over.
+CUT_SHORT = "cut short"
+_LEAVE_SENDS = f"UPDATE agent_sends SET owner = '{CUT_SHORT}' WHERE token = ANY($1::text[])"  # noqa: S608
 
 
 class SendRecord:
@@ -49,6 +55,7 @@ class SendRecord:
         self._pool = pool
         self._look_every = look_every
         self.left: set[str] = set()  # tokens whose rows could not be deleted yet
+        self.left_going: set[str] = set()  # tokens of sends cut short whose rows could not be given up yet
 
     async def claim(self, conn: Conn, key: int, token: str) -> bool:
         """Record the send; while another live process's send to the agent is recorded, wait for it. True when
@@ -69,27 +76,30 @@ class SendRecord:
             return None
         return None if row is None else row[0] not in (None, self.owner)
 
-    async def end(self, conn: Conn, token: str) -> None:
-        # Counted as left until deleted: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
+    async def end(self, conn: Conn, token: str, cut_short: bool = False) -> None:
+        """Delete the send's row; one `cut_short` is given up instead (CUT_SHORT): its run may still be going."""
+        # Counted as left until done: an end cancelled midway (a Stop, a deadline, a lost lease, on a slow
         # database) leaves the row to the heartbeat's sweep, not standing for as long as this process lives.
-        self.left.add(token)
+        left, query = (self.left_going, _LEAVE_SENDS) if cut_short else (self.left, _END_SENDS)
+        left.add(token)
         try:
             async with asyncio.timeout(UNLOCK_TIMEOUT):
-                await conn.execute(_END_SENDS, [token])
+                await conn.execute(query, [token])
         except Exception:  # the session is gone (a restart) or does not answer: another connection tries
             try:
                 async with bounded(self._pool(), UNLOCK_TIMEOUT) as other:
-                    await other.execute(_END_SENDS, [token])
+                    await other.execute(query, [token])
             except Exception:
                 return
-        self.left.discard(token)
+        left.discard(token)
 
     async def sweep(self, conn: Conn) -> None:
-        """Delete the rows a database that did not answer left behind (on the heartbeat's connection)."""
-        if self.left:
-            tokens = sorted(self.left)
-            await conn.execute(_END_SENDS, tokens)
-            self.left.difference_update(tokens)
+        """End the rows a database that did not answer left behind (on the heartbeat's connection)."""
+        for left, query in ((self.left, _END_SENDS), (self.left_going, _LEAVE_SENDS)):
+            if left:
+                tokens = sorted(left)
+                await conn.execute(query, tokens)
+                left.difference_update(tokens)
 
 
 @asynccontextmanager
@@ -123,9 +133,11 @@ async def advisory(
     """Session advisory locks on one connection of `pool`, taken in the order given, all freed at the end. Where
     the pool's sessions have a lock_timeout, `waited(key)` runs each time a wait for a key times out. With
     `sends`, each key's send is recorded under `token` once its lock is granted, and the keys whose record
-    another process left are added to `inherited`."""
+    another process left (or a send cut short) are added to `inherited`; the record of a send the caller's work
+    raised out of is given up (CUT_SHORT), not deleted."""
     if pool is None:
         raise StoreError("the store is not open")
+    cut_short = False  # the caller's work under the locks raised: a send it made may still be running
     async with pool.acquire() as conn:
         try:
             for key in keys:
@@ -139,10 +151,14 @@ async def advisory(
                         await waited(key)
                 if sends is not None and await sends.claim(conn, key, token) and inherited is not None:
                     inherited.add(key)
-            yield
+            try:
+                yield
+            except BaseException:
+                cut_short = True
+                raise
         finally:
             if sends is not None:
-                await sends.end(conn, token)
+                await sends.end(conn, token, cut_short)
             # Also frees a lock granted just as a cancelled wait gave up. A database that does not answer
             # gets the connection closed instead: the server frees a session's locks when it ends. A session
             # the server already ended (a restart) left the pool with its locks: there is nothing to free,

@@ -77,3 +77,36 @@ def test_a_live_process_waits_for_the_send_a_killed_one_left_running(pg_server: 
         finally:
             web1.stop()
             web2.stop()
+
+
+@pytest.mark.slow  # several processes, one stopped mid-send
+@pytest.mark.timeout(120)
+def test_a_live_process_waits_for_the_send_another_left_running_when_its_grace_ran_out(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """Two processes on one database: one is stopped (SIGTERM) while alice answers it, and its grace runs out
+    before her run does, which Letta goes on with. The survivor, started after a clean start (nothing left going
+    then, so its first sends look at no runs), must still not ask alice until that run has ended: the stopped
+    process's record of the send tells it so."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "unused.db",
+                       SHUTDOWN_GRACE_SECONDS="0.5", **postgres_env(pg_server.create_database()))
+        for channel in ("C0SHARE01", "C0SHARE02"):
+            assert run_cli(env, "channels", "connect", channel, alice).returncode == 0
+        web1 = BridgeProcess(env).start(tmp_path / "web1.log")
+        web2 = BridgeProcess(env).start(tmp_path / "web2.log")
+        try:
+            letta.set_delay(alice, 5.0)
+            first, _ = web1.mention("first", "C0SHARE01")
+            letta.wait_for(lambda: len(letta.inputs) == 1, 10)
+            assert web1.stop() == 0  # SIGTERM: the grace (0.5 s) runs out mid-send
+            second, _ = web2.mention("second", "C0SHARE02")
+            slack.wait_for(lambda: _username_posts(slack, "C0SHARE02", second["ts"]) == ["alice"], 40)
+            slack.wait_for(lambda: _username_posts(slack, "C0SHARE01", first["ts"]) == ["alice"], 40)
+            time.sleep(0.3)
+            assert len(letta.inputs) == 2
+            assert letta.overlaps == [], "alice was asked again while the stopped process's send still ran"
+        finally:
+            web1.stop()
+            web2.stop()

@@ -52,6 +52,31 @@ def test_a_send_cancelled_while_its_record_was_being_deleted_leaves_the_agent_fr
     asyncio.run(main())
 
 
+def test_a_send_cut_short_leaves_its_record_for_the_next_process_to_send_to_the_agent(pg_url: str) -> None:
+    """A send cut short (its turn stopped or past its deadline, its process stopped past its grace) goes on at
+    Letta. Before, its record was deleted with the lock, and another live process asked the agent without looking
+    at its runs; now the next holder takes the record over (its agent is unsettled there), once."""
+
+    async def main() -> None:
+        first = PostgresStore(pg_url, alive_seconds=30.0)
+        second = PostgresStore(pg_url, alive_seconds=30.0)
+        await first.open(), await second.open()
+        try:
+            async with first.agent_lock(["agent-gus"]) as left:
+                assert left == set()
+            with contextlib.suppress(asyncio.CancelledError):
+                async with first.agent_lock(["agent-gus"]):
+                    raise asyncio.CancelledError  # a Stop mid-send
+            async with asyncio.timeout(3), second.agent_lock(["agent-gus"]) as left:  # `first` lives on
+                assert left == {"agent-gus"}, "the send cut short was not handed on"
+            async with second.agent_lock(["agent-gus"]) as left:
+                assert left == set()
+        finally:
+            await first.close(), await second.close()
+
+    asyncio.run(main())
+
+
 class Silencer:
     """A TCP relay in front of the database whose open connections can go silent, as one a NAT or a load balancer
     dropped without a word does: nothing more is relayed either way and nothing is closed. Later ones relay."""

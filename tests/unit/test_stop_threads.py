@@ -11,6 +11,7 @@ from pathlib import Path
 from bridge.domain import AgentRef, Target, Turn
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import TURN_HOLDS
 from bridge.letta.models import AssistantMessage, LettaMessage
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store import open_store
@@ -40,10 +41,12 @@ def test_a_stop_in_a_channel_without_conversations_leaves_the_agents_other_threa
             research = await client.create_conversation(alice)
             turn_id = await store.accept_turn(TURN, "otid-ops")
             assert turn_id is not None
-            threaded = asyncio.create_task(_drain(client, research.id, message("research?", "otid-r"), None))
-            ops = asyncio.create_task(_drain(client, DEFAULT_CONVERSATION, message("ops?", "otid-ops"), alice))
-            await asyncio.to_thread(letta.wait_for, lambda: len(letta.active_runs()) == 2)
             running = RunningTurn(turn_id, "T1", "C1", "1.000001", target=Target("agents", (AgentRef(alice, "alice"),)))
+            threaded = asyncio.create_task(_drain(client, research.id, message("research?", "otid-r"), None))
+            holds = TURN_HOLDS.set(running.holding)  # the ops send is the stopped turn's (TurnStops.track)
+            ops = asyncio.create_task(_drain(client, DEFAULT_CONVERSATION, message("ops?", "otid-ops"), alice))
+            TURN_HOLDS.reset(holds)
+            await asyncio.to_thread(letta.wait_for, lambda: len(letta.active_runs()) == 2)
             running.sending.add(alice)
             await TurnStops(store, client, 0).cancel_letta(running)
             return await threaded, await ops
