@@ -54,17 +54,16 @@ TURN_HOLDS: ContextVar[set[str] | None] = ContextVar("turn_holds", default=None)
 
 @contextmanager
 def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
-    """Counted as the running turn's while a send holds the locks of `keys` (all of them granted)."""
+    """Counted as the running turn's while a send holds the locks of `keys` (all of them granted), and after a send
+    cut short under them (its run may go on at Letta: still the turn's to cancel, as the post-order path does)."""
     holds = TURN_HOLDS.get()
     if holds is None:
         yield
         return
     mine = [key for key in keys if key not in holds]  # a key held already is released by its outer holder
     holds.update(mine)
-    try:
-        yield
-    finally:
-        holds.difference_update(mine)
+    yield
+    holds.difference_update(mine)  # not reached when the send was cut short
 
 
 QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs
