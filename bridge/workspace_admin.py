@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import aiohttp
 from cryptography.fernet import Fernet
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.checks import Check
 from bridge.config import Settings
@@ -108,11 +109,7 @@ async def _stored_tokens(
     if settings.bridge_encryption_key is None:
         return f"Its tokens were not revoked at Slack: BRIDGE_ENCRYPTION_KEY is not set, so they cannot be read. {ENDS}"
     try:
-        full = await installs.async_find_installation(
-            enterprise_id=found.enterprise_id or None,
-            team_id=found.team_id or None,
-            is_enterprise_install=found.is_enterprise_install,
-        )
+        full = await _installation(installs, found)
     except CipherError as exc:
         return f"Its tokens were not revoked at Slack: {exc}. {ENDS}"
     if full is None:
@@ -184,11 +181,7 @@ async def workspace_checks(settings: Settings) -> list[Check]:
         for install in found:
             name = f"workspace {install.key}"
             try:
-                full = await installs.async_find_installation(
-                    enterprise_id=install.enterprise_id or None,
-                    team_id=install.team_id or None,
-                    is_enterprise_install=install.is_enterprise_install,
-                )
+                full = await _installation(installs, install)
             except CipherError as exc:
                 checks.append(Check(False, name, str(exc)))
                 continue
@@ -228,3 +221,12 @@ async def workspace_checks(settings: Settings) -> list[Check]:
         return checks
     finally:
         await store.close()
+
+
+async def _installation(installs: BridgeInstallationStore, found: InstalledWorkspace) -> Installation | None:
+    """The listed workspace's full installation, its tokens decrypted (CipherError when they cannot be)."""
+    return await installs.async_find_installation(
+        enterprise_id=found.enterprise_id or None,
+        team_id=found.team_id or None,
+        is_enterprise_install=found.is_enterprise_install,
+    )

@@ -22,7 +22,7 @@ def test_an_external_persons_name_reaches_the_agents_though_users_info_refuses_i
         event = body["event"]
         ts = next_ts()
         event.update(channel=r.channel, ts=ts, event_ts=ts)
-        body["event_id"] = "Ev0SHARED0E2E"
+        body["event_id"] = "Ev0CONNECT0E2E"
         r.slack.add_message(r.channel, event["text"], user=event["user"], ts=ts, user_profile=event["user_profile"])
         assert r.bridge.post(json.dumps(body).encode()).status_code == 200
         r.slack.wait_for(lambda: r.replies(ts) == ["alice"], 20)
