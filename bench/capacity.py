@@ -13,7 +13,7 @@ from bench.fakes_proc import Crew, FakesProcess, Post, Span
 from bench.floor import floor_fanout
 from bench.load import Outcome, burst, in_turn, mentions, open_loop
 from bench.report import Figure
-from bench.stage import Options, Stage, fakes, server, stage
+from bench.stage import Options, Stage, fakes, relay, server, stage
 from bench.stats import in_order, ratio
 from bridge.config import Settings
 
@@ -90,6 +90,26 @@ def _bare_burst(proc: FakesProcess, channels: list[str], folder: Path) -> float:
         bare.stop()
 
 
+def _relay_burst(proc: FakesProcess, crews: list[Crew], runner: str, folder: Path) -> dict[str, float]:
+    """The same burst given to the simplest complete app (`bench/relay_app.py`): seconds from the first mention
+    to its last ack and to its last post."""
+    app = relay(proc, crews, runner, folder)
+    app.start()
+    try:
+        asyncio.run(in_turn(app.url, mentions(["CWARMUP"], 3, "warm-up")))  # a channel it has no crew for
+        before = int(proc.call("post_count"))
+        began = time.monotonic()
+        outcomes = asyncio.run(burst(app.url, mentions([c.channel for c in crews], len(crews))))
+        proc.wait_posts(before + 2 * len(crews), 120)
+        posts: list[Post] = proc.posts(before)
+    finally:
+        app.stop()
+    return {
+        "last_ack": round(max(o.sent + o.latency for o in outcomes) - began, 3),
+        "last_post": round(max(p.at for p in posts) - began, 3) if len(posts) >= 2 * len(crews) else float("inf"),
+    }
+
+
 def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
     """One mention in each of many channels at once; `limit` is MAX_CONCURRENT_TURNS (None: the bridge's default)."""
     extra = {"MAX_CONCURRENT_TURNS": str(limit)} if limit else {}
@@ -107,11 +127,14 @@ def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
         st.fakes.wait_done([(d.channel, d.ts) for d in deliveries], 60)
         floor = asyncio.run(floor_fanout(st.fakes, crews, runner))
         bare_acks = _bare_burst(st.fakes, [c.channel for c in crews], opts.out / name / "bare")
+        simplest = _relay_burst(st.fakes, crews, runner, opts.out / name / "relay")
     wall = max(p.at for p in posts) - began if posts else float("inf")
     turn = statistics.median(letta_seconds(spans, c) for c in crews)
     r = ratio(wall, turn)
     timeline = _timeline(began, outcomes, spans, crews)
     timeline["bare_app_last_ack"] = round(bare_acks, 3)
+    timeline["simplest_app_last_ack"] = simplest["last_ack"]
+    timeline["simplest_app_last_post"] = simplest["last_post"]
     setting = f"MAX_CONCURRENT_TURNS={limit or DEFAULT_LIMIT}" + ("" if limit else ", the default")
     data: dict[str, Any] = {
         "channels": n,
@@ -121,6 +144,7 @@ def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
         "wall_s": round(wall, 3),
         "letta_turn_s_median": round(turn, 3),
         "floor_s": round(floor, 3),
+        "simplest_app_ratio": round(ratio(simplest["last_post"], turn), 3),
         "timeline_s": timeline,
         "letta_peak_concurrent_agent_turns": peak_overlap(spans),
         "acks_not_200": sum(o.status != 200 for o in outcomes),
@@ -133,7 +157,10 @@ def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
         f"last ack {t['last_ack']:.2f} s (a bare slack-bolt app: {bare_acks:.2f} s), last turn reached Letta "
         f"{t['last_turn_reached_letta']:.2f} s, Letta's last answer {t['last_letta_answer']:.2f} s, last post "
         f"{wall:.2f} s. Floor: the same calls for all {n} turns made at once by the bench itself took {floor:.2f} s "
-        f"({ratio(floor, turn):.2f}x)."
+        f"({ratio(floor, turn):.2f}x). The simplest complete app (`bench/relay_app.py`: records each event, "
+        f"acknowledges, then makes the same calls in a task, with no queue, order or once-only) given the same "
+        f"burst: last ack "
+        f"{simplest['last_ack']:.2f} s, last post {simplest['last_post']:.2f} s ({data['simplest_app_ratio']:.2f}x)."
     )
     key = f"fanout_{runner}" + ("" if limit else "_default_limit")
     return Figure(

@@ -15,7 +15,7 @@ from bench.floor import floor_turn
 from bench.load import Outcome, in_turn, mentions, open_loop, send
 from bench.procs import Server, bind, cpu_seconds
 from bench.report import Figure
-from bench.stage import Options, fakes, server, stage
+from bench.stage import Options, fakes, relay, server, stage
 from bench.stats import percentile, ratio, summary
 
 ACK_P99_MS = 50.0
@@ -72,12 +72,16 @@ def _bridge_run(
     return data
 
 
-def _baseline(proc: FakesProcess, kind: str, channels: list[str], folder: Path, opts: Options, seconds: float) -> Any:
-    """A baseline server (null, bare or recording) under the same open-loop load as the bridge."""
-    baseline = server(kind, proc, folder)
+def _baseline(proc: FakesProcess, kind: str, crews: list[Crew], folder: Path, opts: Options, seconds: float) -> Any:
+    """A baseline server (null, bare, recording, or relay: the simplest complete app) under the same open-loop
+    load as the bridge; with the relay, the CPU it used too."""
+    baseline = relay(proc, crews, opts.ack_runner, folder) if kind == "relay" else server(kind, proc, folder)
     baseline.start()
     try:
-        return _ack_data(_load(baseline, channels, opts, seconds), seconds)
+        cpu = baseline.cpu_seconds()
+        data = _ack_data(_load(baseline, [c.channel for c in crews], opts, seconds), seconds)
+        data["cpu_share_of_one_core"] = round((baseline.cpu_seconds() - cpu) / seconds, 2)
+        return data
     finally:
         baseline.stop()
 
@@ -94,9 +98,13 @@ def ack(opts: Options) -> list[Figure]:
     folder = opts.out / "ack"
     with fakes(opts.ack_runner) as proc:
         crews = proc.crews("ACK", opts.ack_channels, 2, 0.0)
-        channels = [c.channel for c in crews]
-        for kind, seconds in (("null", opts.null_seconds), ("bare", opts.ack_seconds), ("recording", opts.ack_seconds)):
-            data[kind] = _baseline(proc, kind, channels, folder, opts, seconds)
+        for kind, seconds in (
+            ("null", opts.null_seconds),
+            ("bare", opts.ack_seconds),
+            ("recording", opts.ack_seconds),
+            ("relay", opts.ack_seconds),
+        ):
+            data[kind] = _baseline(proc, kind, crews, folder, opts, seconds)
         data["bridge"] = _bridge_run(proc, crews, folder, opts, opts.ack_seconds, drain=True)
         if opts.ack_isolated_seconds > 0:
             parked = proc.crews("ACP", opts.ack_channels, 2, 3600.0)
@@ -107,6 +115,7 @@ def ack(opts: Options) -> list[Figure]:
     p99 = bridge["latency_ms"]["p99"]
     bare, null = data["bare"]["latency_ms"]["p99"], data["null"]["latency_ms"]["p99"]
     recording = data["recording"]["latency_ms"]["p99"]
+    simplest = data["relay"]["latency_ms"]["p99"]
     load = f"{opts.ack_rate:g} events/s over {opts.ack_channels} channels for {opts.ack_seconds:g} s"
     cpu = bridge["cpu_share_of_one_core"]
     note = (
@@ -118,7 +127,10 @@ def ack(opts: Options) -> list[Figure]:
         f"{bridge.get('drain_seconds_after_load')} s later. CPU (share of one core) bridge {cpu['bridge']}, fakes "
         f"{cpu['fakes']}, generator {cpu['generator']}. Baselines under the same load: the recording app (a bare "
         f"Bolt app writing each event to SQLite before its ack, `bench/recording_app.py`) p99 {recording:.2f} ms, "
-        f"the bare Bolt app p99 {bare:.2f} ms."
+        f"the bare Bolt app p99 {bare:.2f} ms. The simplest complete app (`bench/relay_app.py`: the recording app, "
+        f"then the same Letta calls and posts in a task, with no queue, order or once-only) p99 {simplest:.2f} ms "
+        f"({ratio(simplest, recording):.2f}x the recording app), using {data['relay']['cpu_share_of_one_core']} of "
+        f"a core."
     )
     alone = data.get("bridge_turns_parked")
     if alone:
@@ -163,7 +175,7 @@ def burst(opts: Options) -> Figure:
     folder = opts.out / "burst"
     with fakes(opts.ack_runner) as proc:
         [crew] = proc.crews("ACB", 1, 2, 0.0)
-        data["recording"] = _baseline(proc, "recording", [crew.channel], folder, opts, opts.ack_seconds)
+        data["recording"] = _baseline(proc, "recording", [crew], folder, opts, opts.ack_seconds)
         posted = int(proc.call("post_count"))
         data["bridge"] = _bridge_run(proc, [crew], folder, opts, opts.ack_seconds, drain=False)
         data["notice_calls"] = proc.call("notice_calls", crew.channel)

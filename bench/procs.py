@@ -27,6 +27,7 @@ MODULES = {
     "bridge": ("bridge", "serve"),
     "bare": ("bench.bare_app",),
     "recording": ("bench.recording_app",),
+    "relay": ("bench.relay_app",),
     "null": ("bench.null_app",),
 }
 

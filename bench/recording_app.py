@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -28,13 +29,16 @@ async def open_db(url: str) -> aiosqlite.Connection:
     return db
 
 
-def recording_app() -> web.Application:
+def recording_app(after: Callable[[dict[str, Any]], None] | None = None) -> web.Application:
+    """The app; `after` is called with each recorded event's body before the ack (bench/relay_app.py)."""
     holder: dict[str, aiosqlite.Connection] = {}
 
     async def record(body: dict[str, Any]) -> None:
         await holder["db"].execute(
             "INSERT OR IGNORE INTO events (event_id, body) VALUES (?, ?)", (body.get("event_id"), json.dumps(body))
         )
+        if after is not None:
+            after(body)
 
     async def start(_app: web.Application) -> None:
         holder["db"] = await open_db(os.environ["DATABASE_URL"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,14 @@ def server(kind: str, proc: FakesProcess, folder: Path, **extra: str) -> Server:
         stale.unlink()
     env = bridge_env(proc.slack_api_url, proc.letta_url, db, **extra)
     return Server(kind, env, folder / f"{kind}.log")
+
+
+def relay(proc: FakesProcess, crews: list[Crew], runner: str, folder: Path) -> Server:
+    """The simplest complete app (`bench/relay_app.py`) for `crews`, making `runner`'s calls."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = {c.channel: {"group": c.group_id, "agents": [list(a) for a in c.agents]} for c in crews}
+    (folder / "crews.json").write_text(json.dumps(table))
+    return server("relay", proc, folder, RELAY_RUNNER=runner, RELAY_CREWS=str(folder / "crews.json"))
 
 
 @contextmanager

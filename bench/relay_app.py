@@ -1,0 +1,92 @@
+"""The simplest complete app: the recording app, plus each turn's Letta call(s) and posts, made in a task.
+
+What an app that does the bridge's job must do at the least, and nothing more: record the event in SQLite before
+the ack (as `bench/recording_app.py` does), then send the text to the channel's group and post each agent's reply
+in the thread, on keep-alive connections, with the same calls as the bench's floor (`bench/floor.py`). No queue,
+no order between turns, no once-only, no journal, no names, no notices: the lower bound, on this machine, for the
+figures that ask an app to acknowledge and run turns in one process (the acknowledgement under load, the fan-out).
+
+Run as `python -m bench.relay_app` with the recording app's variables plus SLACK_API_URL, LETTA_BASE_URL,
+RELAY_RUNNER (`server`: one group send; `bridge`: one send per agent, in order) and RELAY_CREWS (a JSON file:
+channel -> {"group": id, "agents": [[id, name], ...]}).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.bare_app import serve
+from bench.recording_app import recording_app
+
+
+class Relay:
+    """Turns as tasks on one HTTP session; held so that none is collected while it runs."""
+
+    def __init__(self) -> None:
+        self.crews: dict[str, dict[str, Any]] = json.loads(Path(os.environ["RELAY_CREWS"]).read_text())
+        self.runner = os.environ["RELAY_RUNNER"]
+        self.slack = os.environ["SLACK_API_URL"]
+        self.letta = os.environ["LETTA_BASE_URL"].rstrip("/")
+        self.auth = {"Authorization": f"Bearer {os.environ['SLACK_BOT_TOKEN']}"}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.session: aiohttp.ClientSession | None = None
+
+    def start(self, event: dict[str, Any]) -> None:
+        task = asyncio.create_task(self.turn(event))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _call(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        async with self.session.post(url, json=body, headers=headers) as response:
+            return await response.json(content_type=None)
+
+    async def _send(self, path: str, text: str) -> list[dict[str, Any]]:
+        message = {"role": "user", "content": [{"type": "text", "text": text}]}
+        answer = await self._call(f"{self.letta}{path}", {"messages": [message]})
+        return [m for m in answer.get("messages", []) if m.get("message_type") == "assistant_message"]
+
+    async def _post(self, channel: str, thread: str, name: str, text: str) -> None:
+        body = {"channel": channel, "thread_ts": thread, "text": text or "…", "username": name}
+        await self._call(f"{self.slack}chat.postMessage", body, self.auth)
+
+    async def turn(self, event: dict[str, Any]) -> None:
+        crew = self.crews.get(event.get("channel", ""))
+        if crew is None:
+            return
+        channel, thread, text = event["channel"], event.get("thread_ts") or event["ts"], event.get("text", "")
+        if self.runner == "server":  # a group's messages name the agent that wrote them
+            for reply in await self._send(f"/v1/groups/{crew['group']}/messages", text):
+                await self._post(channel, thread, str(reply.get("name") or "agent"), str(reply["content"]))
+            return
+        for agent_id, name in crew["agents"]:
+            replies = await self._send(f"/v1/agents/{agent_id}/messages", text)
+            await self._post(channel, thread, name, " ".join(str(r["content"]) for r in replies))
+
+    async def close(self) -> None:
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+
+def relay_app() -> web.Application:
+    relay = Relay()
+    app = recording_app(after=lambda body: relay.start(body.get("event", {})))
+
+    async def stop(_app: web.Application) -> None:
+        await relay.close()
+
+    app.on_cleanup.insert(0, stop)
+    return app
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(relay_app()))
