@@ -176,6 +176,7 @@ def burst(opts: Options) -> Figure:
     with fakes(opts.ack_runner) as proc:
         [crew] = proc.crews("ACB", 1, 2, 0.0)
         data["recording"] = _baseline(proc, "recording", [crew], folder, opts, opts.ack_seconds)
+        data["relay"] = _baseline(proc, "relay", [crew], folder, opts, opts.ack_seconds)
         posted = int(proc.call("post_count"))
         data["bridge"] = _bridge_run(proc, [crew], folder, opts, opts.ack_seconds, drain=False)
         data["notice_calls"] = proc.call("notice_calls", crew.channel)
@@ -190,7 +191,9 @@ def burst(opts: Options) -> Figure:
         f"{bridge['requests']} mentions at {opts.ack_rate:g}/s into one bound channel ({opts.ack_runner} runner, "
         f"Letta instant), each its own thread; the channel's turns run one at a time, so the backlog grew to "
         f"{sent - done} turns by the end ({done} done). Baseline in the same run: the recording app under the same "
-        f"load, p99 {recording:.2f} ms. Meanwhile the bridge posted {notices['posts']} queue notices and edited "
+        f"load, p99 {recording:.2f} ms; the simplest complete app (`bench/relay_app.py`, its turns one at a time too) "
+        f"p99 {data['relay']['latency_ms']['p99']:.2f} ms ({ratio(data['relay']['latency_ms']['p99'], recording):.2f}x "
+        f"the recording app). Meanwhile the bridge posted {notices['posts']} queue notices and edited "
         f"{notices['edits']} (at most one new notice a second in a channel). The bridge is killed afterwards."
     )
     return Figure(

@@ -2,9 +2,11 @@
 
 What an app that does the bridge's job must do at the least, and nothing more: record the event in SQLite before
 the ack (as `bench/recording_app.py` does), then send the text to the channel's group and post each agent's reply
-in the thread, on keep-alive connections, with the same calls as the bench's floor (`bench/floor.py`). No queue,
-no order between turns, no once-only, no journal, no names, no notices: the lower bound, on this machine, for the
-figures that ask an app to acknowledge and run turns in one process (the acknowledgement under load, the fan-out).
+in the thread, on keep-alive connections, with the same calls as the bench's floor (`bench/floor.py`). A channel's
+turns run one at a time in arrival order (an asyncio.Lock per channel, which wakes its waiters first come, first
+served), as the bridge's do; nothing else: no durable queue, no once-only, no journal, no names, no notices. The
+lower bound, on this machine, for the figures that ask an app to acknowledge and run turns in one process (the
+acknowledgement under load, the fan-out).
 
 Run as `python -m bench.relay_app` with the recording app's variables plus SLACK_API_URL, LETTA_BASE_URL,
 RELAY_RUNNER (`server`: one group send; `bridge`: one send per agent, in order) and RELAY_CREWS (a JSON file:
@@ -36,6 +38,7 @@ class Relay:
         self.letta = os.environ["LETTA_BASE_URL"].rstrip("/")
         self.auth = {"Authorization": f"Bearer {os.environ['SLACK_BOT_TOKEN']}"}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.channels: dict[str, asyncio.Lock] = {}
         self.session: aiohttp.ClientSession | None = None
 
     def start(self, event: dict[str, Any]) -> None:
@@ -63,6 +66,10 @@ class Relay:
         if crew is None:
             return
         channel, thread, text = event["channel"], event.get("thread_ts") or event["ts"], event.get("text", "")
+        async with self.channels.setdefault(channel, asyncio.Lock()):
+            await self._turn(crew, channel, thread, text)
+
+    async def _turn(self, crew: dict[str, Any], channel: str, thread: str, text: str) -> None:
         if self.runner == "server":  # a group's messages name the agent that wrote them
             for reply in await self._send(f"/v1/groups/{crew['group']}/messages", text):
                 await self._post(channel, thread, str(reply.get("name") or "agent"), str(reply["content"]))
@@ -72,6 +79,9 @@ class Relay:
             await self._post(channel, thread, name, " ".join(str(r["content"]) for r in replies))
 
     async def close(self) -> None:
+        """Turns still waiting are dropped: a baseline keeps no queue across a stop."""
+        for task in self.tasks:
+            task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.session is not None:
             await self.session.close()

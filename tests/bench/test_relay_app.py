@@ -56,6 +56,7 @@ def test_each_agents_reply_is_posted_under_its_name_in_the_thread(
     async def two_mentions() -> None:
         relay.start({"channel": "C1", "ts": "1700000000.000100", "text": "<@U0BOT> what first?"})
         relay.start({"channel": "C9", "ts": "1700000000.000200", "text": "a channel with no crew"})
+        await asyncio.gather(*relay.tasks)
         await relay.close()
 
     asyncio.run(two_mentions())
