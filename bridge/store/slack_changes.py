@@ -74,8 +74,7 @@ async def waiting_words(store: Store, turn_id: int) -> str | None:
     raw: Any = store
     query = "SELECT text FROM turns WHERE id=$1 AND status='received'"
     if hasattr(raw, "_write"):
-        async with raw.db.execute(_sqlite(query), (turn_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await raw._one(_sqlite(query), (turn_id,))  # one trip to the reader's thread
         return str(row[0]) if row else None
     found = await raw.pool.fetchval(query, turn_id)
     return str(found) if found is not None else None

@@ -204,8 +204,9 @@ class SqliteStore(SqliteJournal):
         return sorted(StoppedTurn(int(r[0]), r[1] == "stopped") for r in rows)
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
-        async with self.db.execute("SELECT status, error FROM turns WHERE id=?", (turn_id,)) as cursor:
-            row = await cursor.fetchone()
+        # Asked before each post and each next agent: one trip to the reader's thread (a cursor costs three on
+        # the writer's, where they queued behind the turns' writes).
+        row = await self._one("SELECT status, error FROM turns WHERE id=?", (turn_id,))
         if row is None or row[0] not in ("stopping", "stopped"):
             return None
         return stopper(str(row[1]))

@@ -479,3 +479,31 @@ def test_a_write_cancelled_midway_leaves_no_transaction_open(tmp_path: Path, ste
 
     turn_id, unfinished = asyncio.run(main())
     assert turn_id is not None and unfinished == 1
+
+
+def test_the_per_post_stop_and_edit_reads_are_one_trip_off_the_writers_thread(tmp_path: Path) -> None:
+    """A turn asks whether it was stopped before each post and each next agent, and a waiting turn's words before
+    it starts: on SQLite each is one trip to the reader's thread, never queued on the writer's behind the turns'
+    writes (a cursor there cost three trips each, a dozen a turn)."""
+    from bridge.store.slack_changes import waiting_words
+
+    async def body(store: Store) -> None:
+        assert isinstance(store, SqliteStore) and store._reader is not None
+        a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        assert a
+        trips = {"writer": 0, "reader": 0}
+        for name, conn in (("writer", store.db), ("reader", store._reader)):
+
+            def counted(real: Any, name: str = name) -> Any:
+                async def call(*args: Any, **kwargs: Any) -> Any:
+                    trips[name] += 1
+                    return await real(*args, **kwargs)
+
+                return call
+
+            conn._execute = counted(conn._execute)  # type: ignore[method-assign]
+        assert await store.turn_stopped_by(a) is None
+        assert await waiting_words(store, a) == "a"
+        assert trips == {"writer": 0, "reader": 2}
+
+    run(f"sqlite:///{tmp_path / 'bridge.db'}", body)
