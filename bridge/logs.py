@@ -153,6 +153,9 @@ class TextFormatter(logging.Formatter):
 QUIETER: dict[str, int] = {
     "slack_bolt": logging.WARNING,
     "slack_sdk": logging.WARNING,
+    # slack_sdk tests this logger's own level (not the effective one) before it formats each request's and
+    # response's debug text, headers and body included: left unset, every Web API call formatted both for nothing.
+    "slack_sdk.web.async_base_client": logging.WARNING,
     "aiohttp.access": logging.WARNING,
     "aiosqlite": logging.WARNING,
     "markdown_it": logging.WARNING,  # each parsing rule entered, with the reply's text

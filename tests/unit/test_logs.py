@@ -1,0 +1,44 @@
+"""Logging set-up: what the libraries are left to write, and what they are left to format."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bridge.logs import setup_logging
+from bridge.slack.metered import MeteredSlackClient
+from tests.fakes.slack import FakeSlack
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    names = ("slack_sdk", "slack_sdk.web.async_base_client")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_slack_sdk_formats_no_debug_text_for_a_web_api_call(level: str, restored_logging: None) -> None:
+    """slack_sdk checks its client logger's own level before it builds each request's and response's debug text
+    (headers and body); those lines are never written (logs.QUIETER), so they must not be built either."""
+    setup_logging(level, "text", [])
+    slack = FakeSlack()
+    slack.start()
+    debug_calls: list[Any] = []
+    try:
+        client = MeteredSlackClient(token="xoxb-test-token", base_url=slack.api_url)
+        client._logger.debug = lambda *args, **kwargs: debug_calls.append(args)  # type: ignore[method-assign]
+        asyncio.run(client.auth_test())
+    finally:
+        slack.stop()
+    assert debug_calls == []
