@@ -158,8 +158,8 @@ def fanout(opts: Options, runner: str, limit: int | None) -> Figure:
         f"{t['last_turn_reached_letta']:.2f} s, Letta's last answer {t['last_letta_answer']:.2f} s, last post "
         f"{wall:.2f} s. Floor: the same calls for all {n} turns made at once by the bench itself took {floor:.2f} s "
         f"({ratio(floor, turn):.2f}x). The simplest complete app (`bench/relay_app.py`: records each event, "
-        f"acknowledges, then makes the same calls in a task, with no queue, order or once-only) given the same "
-        f"burst: last ack "
+        f"acknowledges, then makes the same calls in a task, a channel's turns one at a time, no journal or "
+        f"once-only) given the same burst: last ack "
         f"{simplest['last_ack']:.2f} s, last post {simplest['last_post']:.2f} s ({data['simplest_app_ratio']:.2f}x)."
     )
     key = f"fanout_{runner}" + ("" if limit else "_default_limit")

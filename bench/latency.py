@@ -66,6 +66,9 @@ def _bridge_run(
             data["turns_done"] = int(done) - done_before
             data["turns_expected"] = expected - done_before
             data["drain_seconds_after_load"] = round(time.monotonic() - load_end, 2)
+            data["cpu_ms_per_turn"] = round(
+                (cpu_seconds(bridge.pid) - cpu["bridge"]) * 1000 / max(1, data["turns_done"]), 2
+            )
         data["rss_kib"] = bridge.rss_kib()
     finally:
         bridge.stop(kill=not drain)
@@ -80,7 +83,9 @@ def _baseline(proc: FakesProcess, kind: str, crews: list[Crew], folder: Path, op
     try:
         cpu = baseline.cpu_seconds()
         data = _ack_data(_load(baseline, [c.channel for c in crews], opts, seconds), seconds)
-        data["cpu_share_of_one_core"] = round((baseline.cpu_seconds() - cpu) / seconds, 2)
+        used = baseline.cpu_seconds() - cpu
+        data["cpu_share_of_one_core"] = round(used / seconds, 2)
+        data["cpu_ms_per_event"] = round(used * 1000 / (data["requests"] + WARMUP), 2)
         return data
     finally:
         baseline.stop()
@@ -128,9 +133,12 @@ def ack(opts: Options) -> list[Figure]:
         f"{cpu['fakes']}, generator {cpu['generator']}. Baselines under the same load: the recording app (a bare "
         f"Bolt app writing each event to SQLite before its ack, `bench/recording_app.py`) p99 {recording:.2f} ms, "
         f"the bare Bolt app p99 {bare:.2f} ms. The simplest complete app (`bench/relay_app.py`: the recording app, "
-        f"then the same Letta calls and posts in a task, with no queue, order or once-only) p99 {simplest:.2f} ms "
-        f"({ratio(simplest, recording):.2f}x the recording app), using {data['relay']['cpu_share_of_one_core']} of "
-        f"a core."
+        f"then the same Letta calls and posts in a task, a channel's turns one at a time, no journal or once-only) "
+        f"p99 {simplest:.2f} ms "
+        f"({ratio(simplest, recording):.2f}x the recording app). CPU per turn, all threads, from the start of the "
+        f"load to the last turn done: the bridge {bridge.get('cpu_ms_per_turn')} ms, the simplest complete app "
+        f"{data['relay']['cpu_ms_per_event']} ms (the recording app {data['recording']['cpu_ms_per_event']} ms an "
+        f"event)."
     )
     alone = data.get("bridge_turns_parked")
     if alone:
