@@ -217,10 +217,9 @@ class Wizard:
     def _check_slack(self, token: str) -> Verdict:
         from bridge.checks import slack_checks
 
-        other_kind = token.startswith(tuple(prefix for prefix, _ in TOKEN_KINDS))
-        if other_kind and wrong_kind(SLACK_BOT_TOKEN, token) is not None:  # another Slack token, named by its kind
-            return False, [f"FAIL slack: {gap(SLACK_BOT_TOKEN, token)}"]
-        if not token.startswith("xoxb-"):
+        if wrong_kind(SLACK_BOT_TOKEN, token) is not None:  # a rotating bot token (xoxe.xoxb-) is one too
+            if token.startswith(tuple(prefix for prefix, _ in TOKEN_KINDS)):  # another Slack token, named by its kind
+                return False, [f"FAIL slack: {gap(SLACK_BOT_TOKEN, token)}"]
             return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
         checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))
         # A missing scope is said, but the token works: reinstalling from the manifest above fixes it.

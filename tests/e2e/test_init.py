@@ -250,6 +250,19 @@ def test_init_names_an_app_level_token_given_as_the_bot_token(
     assert "xapp-1-A0123" not in done.stdout and not slack.calls_to("auth.test")
 
 
+def test_init_takes_a_rotating_bot_token(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
+    """With token rotation on, Slack's bot token starts with xoxe.xoxb-: `check` and `serve` take it, and init
+    refused it as "not a bot token" before asking Slack."""
+    slack, letta = fakes
+    slack.bot_token = "xoxe.xoxb-1-rotating-test-token"
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=LETTA_KEY, LETTA_BASE_URL=letta.base_url)
+    done = run_cli(env, "init", "--non-interactive", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok   slack: auth.test" in done.stdout and "starts with xoxb-" not in done.stdout
+    assert slack.bot_token not in done.stdout + done.stderr
+
+
 def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db")
     del env["SLACK_BOT_TOKEN"]
