@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge.logs import setup_logging
+from bridge.logs import QUIETER, setup_logging
 from bridge.slack.metered import MeteredSlackClient
 from tests.fakes.slack import FakeSlack
 
@@ -18,8 +18,7 @@ from tests.fakes.slack import FakeSlack
 def restored_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    names = ("slack_sdk", "slack_sdk.web.async_base_client")
-    levels = {name: logging.getLogger(name).level for name in names}
+    levels = {name: logging.getLogger(name).level for name in QUIETER}  # setup_logging sets each of them
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
