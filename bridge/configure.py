@@ -258,7 +258,8 @@ class Configurator:
         try:
             if target.group_id is not None:
                 group = await self._letta.get_group(target.group_id)
-                return Probe(True, f"the group answers, with {len(group.agent_ids)} agents")
+                # Letta found the record: that says nothing of whether its agents' models can answer.
+                return Probe(True, f"Letta has the group, with {len(group.agent_ids)} agents")
             await asyncio.gather(*(self._letta.get_agent(a.id) for a in target.agents))
         except LettaError as exc:
             what = f"group {target.group_id}" if target.group_id else "one of the agents"
@@ -270,7 +271,7 @@ class Configurator:
                     f"with `{command} connect`",
                 )
             return Probe(False, exc.explain(what))
-        return Probe(True, "every agent answers")
+        return Probe(True, "Letta has every agent")
 
     def default_applies(self, channel: str) -> bool:
         """Unbound DMs go to the default target when one is set; unbound channels only if the operator says so."""
