@@ -3,8 +3,9 @@
 What an app that does the bridge's job must do at the least, and nothing more: record the event in SQLite before
 the ack (as `bench/recording_app.py` does), then send the text to the channel's group and post each agent's reply
 in the thread, on keep-alive connections, with the same calls as the bench's floor (`bench/floor.py`). A channel's
-turns run one at a time in arrival order (an asyncio.Lock per channel, which wakes its waiters first come, first
-served), as the bridge's do; nothing else: no durable queue, no once-only, no journal, no names, no notices. The
+turns run one at a time in arrival order, as the bridge's do: a deque of events per channel and one worker task
+while it is not empty (a waiting event costs a deque entry, not a task). Nothing else: no durable queue, no
+once-only, no journal, no names, no notices. The
 lower bound, on this machine, for the figures that ask an app to acknowledge and run turns in one process (the
 acknowledgement under load, the fan-out).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from bench.recording_app import recording_app
 
 
 class Relay:
-    """Turns as tasks on one HTTP session; held so that none is collected while it runs."""
+    """A worker task per channel with events waiting, on one HTTP session; held so that none is collected."""
 
     def __init__(self) -> None:
         self.crews: dict[str, dict[str, Any]] = json.loads(Path(os.environ["RELAY_CREWS"]).read_text())
@@ -38,13 +40,32 @@ class Relay:
         self.letta = os.environ["LETTA_BASE_URL"].rstrip("/")
         self.auth = {"Authorization": f"Bearer {os.environ['SLACK_BOT_TOKEN']}"}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.channels: dict[str, asyncio.Lock] = {}
+        self.waiting: dict[str, deque[dict[str, Any]]] = {}  # channel -> events; present while its worker runs
         self.session: aiohttp.ClientSession | None = None
 
     def start(self, event: dict[str, Any]) -> None:
-        task = asyncio.create_task(self.turn(event))
+        channel = str(event.get("channel", ""))
+        if channel not in self.crews:
+            return
+        if channel in self.waiting:
+            self.waiting[channel].append(event)
+            return
+        self.waiting[channel] = deque([event])
+        task = asyncio.create_task(self._work(channel))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _work(self, channel: str) -> None:
+        queue = self.waiting[channel]
+        try:
+            while queue:
+                try:
+                    await self.turn(queue[0])
+                except aiohttp.ClientError:
+                    pass  # that turn is lost; the channel's next ones still run
+                queue.popleft()
+        finally:
+            del self.waiting[channel]
 
     async def _call(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         if self.session is None:
@@ -66,10 +87,6 @@ class Relay:
         if crew is None:
             return
         channel, thread, text = event["channel"], event.get("thread_ts") or event["ts"], event.get("text", "")
-        async with self.channels.setdefault(channel, asyncio.Lock()):
-            await self._turn(crew, channel, thread, text)
-
-    async def _turn(self, crew: dict[str, Any], channel: str, thread: str, text: str) -> None:
         if self.runner == "server":  # a group's messages name the agent that wrote them
             for reply in await self._send(f"/v1/groups/{crew['group']}/messages", text):
                 await self._post(channel, thread, str(reply.get("name") or "agent"), str(reply["content"]))

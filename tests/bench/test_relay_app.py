@@ -47,19 +47,26 @@ def _relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: FakeSlack, le
 
 
 @pytest.mark.parametrize(("fakes", "runner"), [("0.11.7", "server"), ("0.16.8", "bridge")], indirect=["fakes"])
-def test_each_agents_reply_is_posted_under_its_name_in_the_thread(
+def test_each_agents_reply_is_posted_under_its_name_in_the_thread_a_channels_turns_in_order(
     fakes: tuple[FakeSlack, FakeLetta], runner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slack, letta = fakes
     relay = _relay(tmp_path, monkeypatch, slack, letta, runner)
 
-    async def two_mentions() -> None:
+    async def three_mentions() -> None:
         relay.start({"channel": "C1", "ts": "1700000000.000100", "text": "<@U0BOT> what first?"})
         relay.start({"channel": "C9", "ts": "1700000000.000200", "text": "a channel with no crew"})
+        relay.start({"channel": "C1", "ts": "1700000000.000300", "text": "<@U0BOT> and then?"})
+        assert len(relay.tasks) == 1, "one worker for C1's two turns, none for a channel with no crew"
         await asyncio.gather(*relay.tasks)
         await relay.close()
 
-    asyncio.run(two_mentions())
-    posts = [(c.args["username"], c.args["text"]) for c in slack.posts("C1", "1700000000.000100")]
-    assert posts == [("alice", "ship the fix"), ("bob", "then the docs")]
+    asyncio.run(three_mentions())
+    posts = [(c.args["thread_ts"][-3:], c.args["username"], c.args["text"]) for c in slack.posts("C1")]
+    assert posts == [
+        ("100", "alice", "ship the fix"),
+        ("100", "bob", "then the docs"),
+        ("300", "alice", "ship the fix"),
+        ("300", "bob", "then the docs"),
+    ]
     assert slack.posts("C9") == []
