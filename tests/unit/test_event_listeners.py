@@ -18,7 +18,9 @@ from bridge.domain import Turn
 from bridge.slack.listeners import events, sessions
 from tests.reference import SLACK, load
 
-INSTALLED, HOST = "T0123ABCD", "T0EXTERNL"
+INSTALLED = "T0123ABCD"
+# A mention captured in a Slack Connect channel hosted by another organisation's workspace (its `_source` says how).
+CONNECT = load(SLACK / "events" / "app_mention_slack_connect.json")
 
 
 async def _authorize(**_: Any) -> AuthorizeResult:
@@ -63,10 +65,10 @@ def _app() -> AsyncApp:
 
 
 def _slack_connect(body: dict[str, Any]) -> dict[str, Any]:
-    """The event as it comes from a Slack Connect channel hosted by another organisation's workspace."""
-    hosted = copy.deepcopy(body)
-    hosted.update(team_id=HOST, context_team_id=HOST, is_ext_shared_channel=True)
-    return hosted
+    """The event as it comes from a Slack Connect channel hosted by another organisation's workspace: in the
+    captured Slack Connect envelope (the host's team ids, the installation's authorizations), its own event id."""
+    envelope = {k: v for k, v in CONNECT.items() if k not in ("event", "event_id", "_source")}
+    return {**copy.deepcopy(body), **envelope}
 
 
 def test_a_stop_pressed_in_a_slack_connect_channel_stops_the_installing_workspaces_turns() -> None:
@@ -85,11 +87,13 @@ def test_a_mention_by_another_organisations_person_is_a_turn_of_the_installing_w
     async def main() -> list[Turn]:
         app, relay = _app(), Relay()
         events.register(app, relay)  # type: ignore[arg-type]  # a double
-        await _dispatch(app, load(SLACK / "events" / "app_mention_slack_connect.json"))
+        await _dispatch(app, CONNECT)
         return relay.turns
 
     [turn] = asyncio.run(main())
-    assert (turn.team_id, turn.channel_id, turn.user_id) == (INSTALLED, "C0SHARED1", "U0EXTPERS")
+    said = CONNECT["event"]
+    assert CONNECT["team_id"] != INSTALLED, "the capture's envelope names the host's workspace"
+    assert (turn.team_id, turn.channel_id, turn.user_id) == (INSTALLED, said["channel"], said["user"])
 
 
 def test_the_agent_view_moving_to_another_channel_is_acknowledged() -> None:
