@@ -83,9 +83,8 @@ class Relay:
         await self._call(f"{self.slack}chat.postMessage", body, self.auth)
 
     async def turn(self, event: dict[str, Any]) -> None:
-        crew = self.crews.get(event.get("channel", ""))
-        if crew is None:
-            return
+        """One turn of a channel that has a crew (`start` drops the others)."""
+        crew = self.crews[event["channel"]]
         channel, thread, text = event["channel"], event.get("thread_ts") or event["ts"], event.get("text", "")
         if self.runner == "server":  # a group's messages name the agent that wrote them
             for reply in await self._send(f"/v1/groups/{crew['group']}/messages", text):
