@@ -88,13 +88,17 @@ class TrackedJournal(TurnJournal):
         channel_id: str,
         sending: set[str],
         written: set[str] | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(store, turn_id, otid, team_id, channel_id, written)
         self._sending = sending
+        self._on_send = on_send  # the turn's first send is going: its place among the turns starting is given up
 
     async def sending(self, key: str) -> None:
         await super().sending(key)
         self._sending.add(key)
+        if self._on_send is not None:
+            self._on_send()
 
     async def answered(
         self,

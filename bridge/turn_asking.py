@@ -120,7 +120,14 @@ class TurnAsking:
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
         running.threaded = threaded
         journal = TrackedJournal(
-            self._store, job.turn_id, job.otid, turn.team_id, scope, running.sending, self._journaled.get(job.turn_id)
+            self._store,
+            job.turn_id,
+            job.otid,
+            turn.team_id,
+            scope,
+            running.sending,
+            self._journaled.get(job.turn_id),
+            job.place.leave,
         )
         if threaded:
             names = binding.target.names

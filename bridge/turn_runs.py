@@ -1,4 +1,5 @@
-"""One job a relay worker took, run to its end: a turn slot (MAX_CONCURRENT_TURNS), the turn's words as edited
+"""One job a relay worker took, run to its end: a turn slot (MAX_CONCURRENT_TURNS) and a place among the turns
+starting (`start_order.py`), the turn's words as edited
 while it waited, runs made again after a crash (the database failing a moment) once the database answers, and the
 turn's end counted and logged.
 
@@ -16,6 +17,7 @@ from dataclasses import replace
 from bridge.logs import log_context
 from bridge.metrics import Metrics
 from bridge.post_order import PostOrder
+from bridge.start_order import StartOrder
 from bridge.store.base import Store
 from bridge.store.slack_changes import waiting_words
 from bridge.turns import NOT_TAKEN, Job, TurnWorker
@@ -40,6 +42,7 @@ class TurnRuns:
         self._metrics = metrics
         self._closing = closing  # the relay is stopping: no run is made again
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._order = StartOrder()  # within a slot, turns prepare a few at a time, first taken first
         self.failed: set[int] = set()  # turns whose runs kept crashing in this process: left for the next start
 
     async def run(self, key: tuple[str, str], job: Job, request_id: str) -> None:
@@ -51,9 +54,9 @@ class TurnRuns:
             status = "crashed"
             for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
                 try:
-                    async with self._slots:
+                    async with self._slots, self._order.place() as place:
                         started = loop.time()
-                        job = await self._as_edited(job)
+                        job = await self._as_edited(replace(job, place=place))
                         status = await self._worker.run(job)
                     break
                 except Exception:

@@ -30,6 +30,7 @@ from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
+from bridge.start_order import Place
 from bridge.stop_end import StopEnd, say_stopped
 from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store
@@ -68,6 +69,7 @@ class Job:
     # What running it showed (runner, replies, failures), for the one line the relay logs when the turn ends.
     ran: dict[str, object] = field(default_factory=dict, compare=False)
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
+    place: Place = field(default_factory=Place, compare=False)  # among the turns starting (start_order.py)
 
 
 class TurnWorker:
@@ -102,6 +104,7 @@ class TurnWorker:
         self._outboxes: dict[int, TurnOutbox] = {}
         self._journaled: dict[int, set[str]] = {}
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
+        self._directory = directory
         self._inputs = InputAssembly(settings, store, directory, fetcher)
         self._posting = TurnFlush(settings, poster, self.stops, self.ack_first)
         self._asking = TurnAsking(
@@ -156,6 +159,8 @@ class TurnWorker:
             if turn.files:
                 await self._inputs.drop(job.turn_id)
             return "stopped"
+        if binding is not None:  # the agents' input names the channel: asked while the turn is marked and shown
+            self._directory.channel_name_soon(turn.channel_id)
         # Taken from the queue before anything is said or asked: a turn withdrawn or stopped since it was read
         # was ended (and counted) by that update, and is neither run nor told its channel is not connected.
         if not await self._store.set_turn_status(job.turn_id, "running"):

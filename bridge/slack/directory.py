@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
+CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
 
 
@@ -71,7 +72,14 @@ class Directory:
         return await self._name("users.info", user_id, self._users, embedded)
 
     async def channel_name(self, channel_id: str) -> str:
-        return await self._name("conversations.info", channel_id, self._channels)
+        return await self._name(CHANNEL_INFO, channel_id, self._channels)
+
+    def channel_name_soon(self, channel_id: str) -> None:
+        """Start looking the channel's name up, unless it is known or Slack is being asked nothing: a turn asks
+        for it as it is taken, so that the round trip overlaps the turn's store reads instead of following them."""
+        known, now = self._channels.get(channel_id), self._clock()
+        if (known is None or now - known[1] >= NAME_KEPT_SECONDS) and now >= self._paused.get(CHANNEL_INFO, 0.0):
+            self._looking_up(CHANNEL_INFO, channel_id, self._channels, None)
 
     async def _name(
         self,
@@ -85,12 +93,30 @@ class Directory:
             return known[0]
         if now < self._paused.get(method, 0.0):
             return known[0] if known else key  # the name last known, or the id, while Slack is asked nothing
+        looking = self._looking_up(method, key, cache, refused)
+        return await asyncio.shield(looking)  # one caller cancelled leaves the lookup to the others
+
+    def _looking_up(
+        self,
+        method: str,
+        key: str,
+        cache: dict[str, tuple[str, float]],
+        refused: Callable[[], Awaitable[str | None]] | None,
+    ) -> asyncio.Future[str]:
+        """The lookup of `key` under way, started if none is; its failure is retrieved here (a lookup started
+        ahead may have nobody waiting for it) and raised to those who do wait."""
         looking = self._looking.get((method, key))
         if looking is None:
+
+            def finished(done: asyncio.Future[str]) -> None:
+                self._looking.pop((method, key), None)
+                if not done.cancelled():
+                    done.exception()  # retrieved; still raised to whoever awaits it
+
             looking = asyncio.ensure_future(self._look_up(method, key, cache, refused))
             self._looking[(method, key)] = looking
-            looking.add_done_callback(lambda _: self._looking.pop((method, key), None))
-        return await asyncio.shield(looking)  # one caller cancelled leaves the lookup to the others
+            looking.add_done_callback(finished)
+        return looking
 
     async def _look_up(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -162,3 +163,59 @@ def test_a_thread_read_for_context_names_another_organisations_person_by_their_e
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         earlier = asyncio.run(Directory(client).thread_before("C0CONNECT1", root, later))
     assert [(e.user_id, e.name) for e in earlier] == [("U0EXTPERS", "pat")]
+
+
+@run
+async def test_a_channel_name_asked_for_ahead_is_the_one_lookup_the_turn_then_waits_for() -> None:
+    """A turn asks for its channel's name as it is taken (`channel_name_soon`), so that Slack's round trip runs
+    while the turn reads the store; when its input is put together it waits for that lookup, not a second one."""
+    reads = Answers("incidents")
+    names = directory(reads)
+    reads.gate.clear()
+    names.channel_name_soon("C0INCIDNT")
+    await asyncio.sleep(0)
+    assert reads.calls == [("conversations.info", "C0INCIDNT")], "asked before anyone waits for it"
+    waiting = asyncio.ensure_future(names.channel_name("C0INCIDNT"))
+    await asyncio.sleep(0)
+    reads.gate.set()
+    assert await waiting == "incidents"
+    names.channel_name_soon("C0INCIDNT")
+    await asyncio.sleep(0)
+    assert reads.calls == [("conversations.info", "C0INCIDNT")], "a name known is not asked for again"
+
+
+@run
+async def test_no_channel_name_is_asked_for_ahead_while_slack_asks_the_bridge_to_wait() -> None:
+    clock = Clock()
+    reads = Answers((429, "20"), "general")
+    names = directory(reads, clock)
+    assert await names.channel_name("C0GENERAL") == "C0GENERAL"
+    names.channel_name_soon("C0RANDOM1")
+    await asyncio.sleep(0)
+    assert reads.calls == [("conversations.info", "C0GENERAL")]
+
+
+class Broken(Answers):
+    async def conversations_info(self, channel: str) -> AsyncSlackResponse:
+        self.calls.append(("conversations.info", channel))
+        raise ConnectionResetError("Slack's connection dropped")
+
+
+def test_a_lookup_asked_for_ahead_that_fails_with_nobody_waiting_leaves_no_unretrieved_error() -> None:
+    """A turn that ends before it needs the name (its channel refused, the bridge stopping) leaves the lookup with
+    nobody waiting; its failure must not be logged by asyncio as an exception never retrieved."""
+    unretrieved: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        reads = Broken()
+        names = directory(reads)
+        names.channel_name_soon("C0GONE001")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert reads.calls == [("conversations.info", "C0GONE001")]
+        gc.collect()
+
+    asyncio.run(main())
+    gc.collect()
+    assert unretrieved == []

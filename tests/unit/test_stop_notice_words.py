@@ -128,6 +128,7 @@ async def stop_live(
     worker.stops = TurnStops(store, Letta(), 0)  # type: ignore[arg-type]
     worker._posting = TurnFlush(settings, poster, worker.stops, worker.ack_first)
     worker._shown = TurnShown(settings, store, poster, worker.sessions)
+    worker._directory = SimpleNamespace(channel_name_soon=lambda _channel: None)  # type: ignore[assignment]
     running = RunningTurn(turn_id, "T1", "C1", turn.thread_ts)
 
     async def converse(*_: Any) -> int:

@@ -170,6 +170,7 @@ def real_worker(store: Any, poster: Recorder) -> TurnWorker:
     worker.stop_end = StopEnd(store, worker.stops, poster, worker.sessions, worker.desk, s)  # type: ignore[arg-type]
     worker.threads = SimpleNamespace(in_parallel=lambda *_: asyncio.sleep(0, False))  # type: ignore[assignment]
     worker._converse = lambda *_: pytest.fail("the agents were asked")  # type: ignore[method-assign]
+    worker._directory = SimpleNamespace(channel_name_soon=lambda _channel: None)  # type: ignore[assignment]
     return worker
 
 

@@ -1,0 +1,161 @@
+"""bridge/start_order.py: turns prepare a few at a time, in the order they were taken; a turn gives its place up
+when its first send to Letta is journaled (the real journal and store), when its run ends, or after the hold; the
+relay's runs hand each job its place."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import bridge.turn_runs as turn_runs
+from bridge.domain import Turn
+from bridge.start_order import Place, StartOrder
+from bridge.stopping import TrackedJournal
+from bridge.store.base import Store
+from bridge.store.database_url import open_store
+from bridge.turns import Job
+from tests.unit.test_relay import Worker, mention, relaying, until
+
+
+async def _enter(order: StartOrder, name: str, entered: list[str], leave: dict[str, asyncio.Event]) -> None:
+    async with order.place():
+        entered.append(name)
+        await leave.setdefault(name, asyncio.Event()).wait()
+
+
+def test_at_most_at_once_prepare_and_the_next_place_goes_to_the_first_that_asked() -> None:
+    async def main() -> list[list[str]]:
+        order, entered, leave = StartOrder(2, hold=30.0), [], {}
+        names = ["a", "b", "c", "d", "e"]
+        for n in names:
+            leave[n] = asyncio.Event()
+        tasks = [asyncio.create_task(_enter(order, n, entered, leave)) for n in names]
+        seen = []
+        await asyncio.sleep(0.05)
+        seen.append(list(entered))
+        leave["b"].set()
+        await asyncio.sleep(0.05)
+        seen.append(list(entered))
+        for n in names:
+            leave[n].set()
+        await asyncio.gather(*tasks)
+        seen.append(list(entered))
+        return seen
+
+    assert asyncio.run(main()) == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d", "e"]]
+
+
+def test_a_turn_that_holds_its_place_longer_than_the_hold_gives_it_up() -> None:
+    """One waiting on something slow before its send (an agent another turn holds) holds the others back no
+    longer than the hold."""
+
+    async def main() -> tuple[list[str], float]:
+        order, entered, leave = StartOrder(1, hold=0.1), [], {}
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        stuck = asyncio.create_task(_enter(order, "stuck", entered, leave))
+        await asyncio.sleep(0)
+        behind = asyncio.create_task(_enter(order, "behind", entered, leave))
+        await until(lambda: "behind" in entered)
+        waited = loop.time() - began
+        still = list(entered)
+        for event in leave.values():
+            event.set()
+        await asyncio.gather(stuck, behind)
+        return still, waited
+
+    entered, waited = asyncio.run(main())
+    assert entered == ["stuck", "behind"]
+    assert 0.08 < waited < 5.0
+
+
+def test_a_place_given_up_twice_frees_one_place_only() -> None:
+    async def main() -> list[str]:
+        order, entered, leave = StartOrder(1, hold=30.0), [], {}
+        async with order.place() as place:
+            place.leave()
+            place.leave()
+        for n in ("x", "y"):
+            leave[n] = asyncio.Event()
+        tasks = [asyncio.create_task(_enter(order, n, entered, leave)) for n in ("x", "y")]
+        await asyncio.sleep(0.05)
+        seen = list(entered)
+        for event in leave.values():
+            event.set()
+        await asyncio.gather(*tasks)
+        return seen
+
+    assert asyncio.run(main()) == ["x"]
+
+
+def test_a_place_made_outside_an_order_holds_nothing() -> None:
+    place = Place()
+    assert not place.held
+    place.leave()
+
+
+def test_a_turn_gives_its_place_up_once_its_first_send_is_journaled(tmp_path: Path) -> None:
+    """The runner journals each send just before it goes (TrackedJournal.sending): from then on the turn waits on
+    Letta, and the next turn may prepare."""
+
+    async def main() -> tuple[bool, bool, list[str]]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        turn_id = await store.accept_turn(mention(1, "hi"), "otid-1")
+        assert turn_id is not None
+        async with StartOrder(1, hold=30.0).place() as place:
+            journal = TrackedJournal(store, turn_id, "otid-1", "T1", "C1", set(), None, place.leave)
+            before = place.held
+            await journal.sending("agent-1")
+            after = place.held
+        journaled = await store.sending_steps(turn_id)
+        await store.close()
+        return before, after, journaled
+
+    assert asyncio.run(main()) == (True, False, ["agent-1"])
+
+
+class HeldUntilSent(Worker):
+    """Each turn 'sends' (gives its place up, as its journal does) when its text is let go, and ends at the end."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.sent: dict[str, asyncio.Event] = {}
+
+    def send(self, text: str) -> None:
+        self.sent.setdefault(text, asyncio.Event()).set()
+
+    async def run(self, job: Job) -> str:
+        self.jobs.append(job)
+        await self.sent.setdefault(job.turn.text, asyncio.Event()).wait()
+        job.place.leave()
+        await self.go_on.wait()
+        await self.store.finish_turn(job.turn_id, "done")
+        return "done"
+
+
+def test_the_relay_runs_another_channel_s_turn_once_the_first_has_sent_not_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One place: the second channel's turn waits while the first prepares, and starts as soon as the first has
+    sent, while the first still waits for its answer."""
+    monkeypatch.setattr(turn_runs, "StartOrder", lambda: StartOrder(1, hold=30.0))
+
+    async def main() -> list[list[str]]:
+        async with relaying(tmp_path / "b.db", HeldUntilSent) as rig:
+            worker = rig.worker
+            assert isinstance(worker, HeldUntilSent)
+            await rig.relay.accept(mention(1, "first"))
+            await until(lambda: bool(worker.jobs))
+            await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U1", "second", "Ev2"))
+            await asyncio.sleep(0.2)
+            seen = [worker.texts()]
+            worker.send("first")
+            await until(lambda: len(worker.jobs) == 2)
+            seen.append(worker.texts())
+            worker.send("second")
+            return seen
+
+    assert asyncio.run(main()) == [["first"], ["first", "second"]]
