@@ -1,7 +1,6 @@
 """One job a relay worker took, run to its end: a turn slot (MAX_CONCURRENT_TURNS) and a place among the turns
-starting (`start_order.py`), the turn's words as edited
-while it waited, runs made again after a crash (the database failing a moment) once the database answers, and the
-turn's end counted and logged.
+starting (`start_order.py`), runs made again after a crash (the database failing a moment) once the database
+answers, and the turn's end counted and logged.
 
 A turn whose runs kept crashing is left for the next start (`failed`), and its binding goes on. Its lines are the
 relay's (logger `bridge.relay`), as operators filter them.
@@ -19,7 +18,6 @@ from bridge.metrics import Metrics
 from bridge.post_order import PostOrder
 from bridge.start_order import StartOrder
 from bridge.store.base import Store
-from bridge.store.slack_changes import waiting_words
 from bridge.turns import NOT_TAKEN, Job, TurnWorker
 
 log = logging.getLogger("bridge.relay")
@@ -56,7 +54,7 @@ class TurnRuns:
                 try:
                     async with self._slots, self._order.place() as place:
                         started = loop.time()
-                        job = await self._as_edited(replace(job, place=place))
+                        job = replace(job, place=place)
                         status = await self._worker.run(job)
                     break
                 except Exception:
@@ -76,16 +74,6 @@ class TurnRuns:
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
-
-    async def _as_edited(self, job: Job) -> Job:
-        """The job with its turn's words as they are now: read before it waited for a slot, the turn may have been
-        edited since (`Relay.edit`), which it must answer as edited while it has not started."""
-        if job.started or job.stopped_by is not None:
-            return job
-        words = await waiting_words(self._store, job.turn_id)
-        if words is None or words == job.turn.text:
-            return job
-        return replace(job, turn=replace(job.turn, text=words))
 
     async def _database_answers(self) -> None:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bridge.approvals import ApprovalDesk, TurnApprovals
 from bridge.config import Settings
@@ -162,9 +162,14 @@ class TurnWorker:
         if binding is not None:  # the agents' input names the channel: asked while the turn is marked and shown
             self._directory.channel_name_soon(turn.channel_id)
         # Taken from the queue before anything is said or asked: a turn withdrawn or stopped since it was read
-        # was ended (and counted) by that update, and is neither run nor told its channel is not connected.
-        if not await self._store.set_turn_status(job.turn_id, "running"):
+        # was ended (and counted) by that update, and is neither run nor told its channel is not connected. Its
+        # words are read as it is taken: an edit while it waited (for its binding's turn, or a slot) is answered.
+        words = await self._store.take_turn(job.turn_id)
+        if words is None:
             return NOT_TAKEN
+        if words != turn.text:
+            job = replace(job, turn=replace(turn, text=words))
+            turn = job.turn
         details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(
             self._store, self._poster, self._live, turn, job.turn_id, s.slack_live_edit_seconds, job.resumed, details,

@@ -213,6 +213,12 @@ class Store(Protocol):
         `stopping` turn as `stopped` (with its stopper), whatever status it is given, and leaves an ended one."""
         ...
 
+    async def take_turn(self, turn_id: int) -> str | None:
+        """Mark a received or running turn running, and return its words as they are now (an edit while it
+        waited changed them: `slack_changes.edit_turn`, which changes a received turn only); None when it was
+        stopped, withdrawn or ended meanwhile. One write: the words answered are the ones no edit can change."""
+        ...
+
     async def stop_turns(
         self, team_id: str, channel_id: str, thread_ts: str | None, by: str
     ) -> list[StoppedTurn]:

@@ -218,6 +218,14 @@ class PostgresStore(PostgresJournal):
         )
         return str(done) == "UPDATE 1"
 
+    async def take_turn(self, turn_id: int) -> str | None:
+        words = await self.pool.fetchval(
+            "UPDATE turns SET status='running', updated_at=now() WHERE id=$1 AND status IN ('received', 'running')"
+            " RETURNING text",
+            turn_id,
+        )
+        return str(words) if words is not None else None
+
     @staticmethod
     def _unfinished(select: str, team_id: str | None, channel_id: str | None) -> tuple[str, list[object]]:
         """`SELECT <select> FROM turns` of the unfinished turns: all of them, or the binding's."""

@@ -2,8 +2,8 @@
 `?n` on SQLite):
 
 - a message deleted, or edited, while its turn waits (`received`): the turn is withdrawn (`stopped`, never run),
-  or takes the new words (read again as it gets a turn slot: `waiting_words`); a turn that started answers what
-  it was asked;
+  or takes the new words (read as the turn is taken: `Store.take_turn`); a turn that started answers what it was
+  asked;
 - a channel whose id changed for good (`channel_id_changed`: a private channel shared with another organisation
   through Slack Connect, G... becoming C...; Slack asks apps to update what they stored under the old id). What the
   bridge keeps under the old id moves to the new one in one transaction: the binding and its history, the turns
@@ -66,18 +66,6 @@ async def withdraw_turn(store: Store, team_id: str, channel_id: str, message_ts:
 async def edit_turn(store: Store, team_id: str, channel_id: str, message_ts: str, text: str) -> tuple[int, str] | None:
     """A message edited in Slack: its turn, while it waits, takes the new words. Its id and thread, or None."""
     return await _one(store, _EDIT, team_id, channel_id, message_ts, text)
-
-
-async def waiting_words(store: Store, turn_id: int) -> str | None:
-    """The turn's words as they are now while it still waits (an edit may have changed them since it was read);
-    None once it started or ended."""
-    raw: Any = store
-    query = "SELECT text FROM turns WHERE id=$1 AND status='received'"
-    if hasattr(raw, "_write"):
-        row = await raw._one(_sqlite(query), (turn_id,))  # one trip to the reader's thread
-        return str(row[0]) if row else None
-    found = await raw.pool.fetchval(query, turn_id)
-    return str(found) if found is not None else None
 
 
 async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:

@@ -291,6 +291,19 @@ class SqliteStore(SqliteJournal):
         )
         return changed == 1
 
+    async def take_turn(self, turn_id: int) -> str | None:
+        def take(conn: sqlite3.Connection) -> str | None:
+            marked = conn.execute(
+                "UPDATE turns SET status='running', updated_at=? WHERE id=? AND status IN ('received', 'running')",
+                (now_text(), turn_id),
+            )
+            if marked.rowcount != 1:
+                return None
+            row = conn.execute("SELECT text FROM turns WHERE id=?", (turn_id,)).fetchone()
+            return str(row[0])
+
+        return await self._transact(take)
+
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         query = f"SELECT * FROM turns WHERE {UNFINISHED}"  # noqa: S608
         params: tuple[str, ...] = ()

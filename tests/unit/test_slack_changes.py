@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
-from bridge.store.slack_changes import edit_turn, move_channel, waiting_words, withdraw_turn
+from bridge.store.database_url import open_store
+from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.turns import Job
 from tests.unit.test_store import run
 
 ALICE, BOB = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")
@@ -93,7 +96,12 @@ def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database
         assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
         assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"
         assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
-        assert await waiting_words(store, b) == "b2" and await waiting_words(store, a) is None, "a's has started"
+        assert await store.take_turn(b) == "b2", "taken with the words it has now"
+        assert await store.take_turn(a) == "a", "a's had started"
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b3") is None, "b's has started now"
+        await store.finish_turn(b, "done")
+        await store.stop_turns("T1", "C1", None, "U9")
+        assert await store.take_turn(b) is None and await store.take_turn(a) is None, "ended, and stopping"
 
     run(database_url, body)
 
@@ -104,8 +112,20 @@ def test_a_waiting_mention_edited_while_its_turn_waits_for_a_slot_is_answered_as
     'turn edited before it ran') but the turn, once a slot came, asked the agents the words it was read with."""
     from tests.unit.test_relay import Worker, relaying, until
 
+    class Taking(Worker):
+        """Takes each turn as TurnWorker._take does, and answers the words the take returns."""
+
+        async def run(self, job: Job) -> str:
+            words = await self.store.take_turn(job.turn_id)
+            assert words is not None
+            self.jobs.append(replace(job, turn=replace(job.turn, text=words)))
+            if len(self.jobs) == 1:
+                await self.go_on.wait()
+            await self.store.finish_turn(job.turn_id, "done")
+            return "done"
+
     async def main() -> list[str]:
-        async with relaying(tmp_path / "b.db", Worker, max_concurrent=1) as rig:
+        async with relaying(tmp_path / "b.db", Taking, max_concurrent=1) as rig:
             await rig.relay.accept(Turn("T1", "C1", "1.000001", "1.000001", "U1", "first", "Ev1"))
             await until(lambda: bool(rig.worker.jobs))  # it holds the only slot
             await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U2", "teh question", "Ev2"))
@@ -116,3 +136,39 @@ def test_a_waiting_mention_edited_while_its_turn_waits_for_a_slot_is_answered_as
             return rig.worker.texts()
 
     assert asyncio.run(main()) == ["first", "the question"]
+
+
+def test_a_mention_edited_as_its_turn_is_taken_is_answered_as_edited(tmp_path: Path) -> None:
+    """The edit lands after the turn got its slot and before it is marked running (here: while the real worker
+    reads its binding). Before, its words were read as it got its slot, and the agents were asked the words from
+    before the edit, which the store no longer held; they are now read in the same write that takes the turn."""
+    from bridge.metrics import Metrics
+    from tests.unit.test_relay import mention, until
+    from tests.unit.test_turn_counts import Racing, Recorder, real_worker, relay_on
+
+    async def main() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef("agent-1", "finn"),))))
+        racing = Racing(store)
+        worker = real_worker(racing, Recorder())
+        worker._settings.turn_deadline_seconds = 30  # type: ignore[misc]  # a SimpleNamespace here
+        worker._settings.slack_done_reaction = worker._settings.slack_failed_reaction = ""  # type: ignore[misc]
+        asked: list[str] = []
+
+        async def converse(job: Job, *_: object) -> int:
+            asked.append(job.turn.text)
+            return 0
+
+        worker._converse = converse  # type: ignore[method-assign]
+        racing.meanwhile = lambda: edit_turn(store, "T1", "C1", "1.000001", "the question")
+        relay = await relay_on(racing, worker, Metrics(), 8)  # type: ignore[arg-type]
+        try:
+            await relay.accept(mention(1, "teh question"))
+            await until(lambda: bool(asked))
+            return asked
+        finally:
+            await relay.stop(1.0)
+            await store.close()
+
+    assert asyncio.run(main()) == ["the question"]

@@ -481,11 +481,10 @@ def test_a_write_cancelled_midway_leaves_no_transaction_open(tmp_path: Path, ste
     assert turn_id is not None and unfinished == 1
 
 
-def test_the_per_post_stop_and_edit_reads_are_one_trip_off_the_writers_thread(tmp_path: Path) -> None:
-    """A turn asks whether it was stopped before each post and each next agent, and a waiting turn's words before
-    it starts: on SQLite each is one trip to the reader's thread, never queued on the writer's behind the turns'
-    writes (a cursor there cost three trips each, a dozen a turn)."""
-    from bridge.store.slack_changes import waiting_words
+def test_the_per_post_stop_read_is_one_trip_off_the_writers_thread_and_a_take_one_write(tmp_path: Path) -> None:
+    """A turn asks whether it was stopped before each post and each next agent: on SQLite one trip to the reader's
+    thread, never queued on the writer's behind the turns' writes (a cursor there cost three trips each, a dozen a
+    turn). Taking a turn marks it running and reads its words as they are in one trip to the writer's."""
 
     async def body(store: Store) -> None:
         assert isinstance(store, SqliteStore) and store._reader is not None
@@ -503,7 +502,8 @@ def test_the_per_post_stop_and_edit_reads_are_one_trip_off_the_writers_thread(tm
 
             conn._execute = counted(conn._execute)  # type: ignore[method-assign]
         assert await store.turn_stopped_by(a) is None
-        assert await waiting_words(store, a) == "a"
-        assert trips == {"writer": 0, "reader": 2}
+        assert trips == {"writer": 0, "reader": 1}
+        assert await store.take_turn(a) == "a"
+        assert trips == {"writer": 1, "reader": 1}
 
     run(f"sqlite:///{tmp_path / 'bridge.db'}", body)
