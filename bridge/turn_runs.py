@@ -52,6 +52,7 @@ class TurnRuns:
             status = "crashed"
             for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
                 try:
+                    self._worker.expect(job)
                     async with self._slots, self._order.place() as place:
                         started = loop.time()
                         job = replace(job, place=place)

@@ -129,6 +129,13 @@ class TurnWorker:
     def store(self) -> Store:
         return self._store
 
+    def expect(self, job: Job) -> None:
+        """The job is about to wait for its slot and place: its channel's name, which the agents' input gives, is
+        asked for now, so that Slack's round trip overlaps the wait instead of lengthening the turn's preparation
+        (which others wait behind, in a burst)."""
+        if job.stopped_by is None:
+            self._directory.channel_name_soon(job.turn.channel_id)
+
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed, unbound or stopped (returned; NOT_TAKEN when it was no longer
         waiting). A cancellation (shutdown) leaves it to be resumed."""
@@ -159,8 +166,6 @@ class TurnWorker:
             if turn.files:
                 await self._inputs.drop(job.turn_id)
             return "stopped"
-        if binding is not None:  # the agents' input names the channel: asked while the turn is marked and shown
-            self._directory.channel_name_soon(turn.channel_id)
         # Taken from the queue before anything is said or asked: a turn withdrawn or stopped since it was read
         # was ended (and counted) by that update, and is neither run nor told its channel is not connected. Its
         # words are read as it is taken: an edit while it waited (for its binding's turn, or a slot) is answered.

@@ -192,6 +192,10 @@ class Workspaces:
         """The workspaces this process has served so far (each with its own worker)."""
         return list(self._kits.values())
 
+    def served(self, team_id: str) -> Kit | None:
+        """The workspace's kit if this process has served it already (never built here: that awaits)."""
+        return self._kits.get(team_id)
+
     async def kit(self, team_id: str) -> Kit:
         settings = await self.settings_for(team_id)
         server = server_id(settings)
@@ -365,6 +369,12 @@ class WorkspaceWorkers(TurnWorker):
     def __init__(self, workspaces: Workspaces) -> None:
         self._workspaces = workspaces
         self.threads = WorkspaceThreads(workspaces)
+
+    def expect(self, job: Job) -> None:
+        """Its workspace's worker asks ahead, once it has one (a workspace's first turn builds it as it runs)."""
+        kit = self._workspaces.served(job.turn.team_id)
+        if kit is not None:
+            kit.worker.expect(job)
 
     async def run(self, job: Job) -> str:
         return await self._workspaces.run(job)

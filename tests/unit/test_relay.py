@@ -62,6 +62,9 @@ class Worker:
     def texts(self) -> list[str]:
         return [job.turn.text for job in self.jobs]
 
+    def expect(self, job: Job) -> None:
+        """Nothing to look up ahead."""
+
     def finish(self) -> None:
         """Let every turn held, or still to come, end (the test is over)."""
         self.go_on.set()

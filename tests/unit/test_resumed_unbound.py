@@ -54,6 +54,7 @@ def restarted_worker(store: Any, sessions: Sessions) -> tuple[TurnWorker, Poster
     worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]
     worker._posting = TurnFlush(s, poster, worker.stops, worker.ack_first)  # type: ignore[arg-type]
     worker._shown = TurnShown(s, store, poster, sessions)  # type: ignore[arg-type]
+    worker._directory = SimpleNamespace(channel_name_soon=lambda _channel: None)  # type: ignore[assignment]
 
     async def in_parallel(*_: str) -> bool:
         return False

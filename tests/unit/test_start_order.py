@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,7 +16,7 @@ from bridge.start_order import Place, StartOrder
 from bridge.stopping import TrackedJournal
 from bridge.store.base import Store
 from bridge.store.database_url import open_store
-from bridge.turns import Job
+from bridge.turns import Job, TurnWorker
 from tests.unit.test_relay import Worker, mention, relaying, until
 
 
@@ -159,3 +160,61 @@ def test_the_relay_runs_another_channel_s_turn_once_the_first_has_sent_not_befor
             return seen
 
     assert asyncio.run(main()) == [["first"], ["first", "second"]]
+
+
+class Expecting(HeldUntilSent):
+    """Records which turns it was told to expect, before each one's slot and place."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.expected: list[str] = []
+
+    def expect(self, job: Job) -> None:
+        self.expected.append(job.turn.text)
+
+
+def test_a_turn_waiting_for_its_place_has_its_lookups_started_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn's channel name is asked for before it waits for a place (TurnWorker.expect), so that in a burst the
+    round trip to Slack overlaps the wait instead of lengthening the preparation that others wait behind."""
+    monkeypatch.setattr(turn_runs, "StartOrder", lambda: StartOrder(1, hold=30.0))
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with relaying(tmp_path / "b.db", Expecting) as rig:
+            worker = rig.worker
+            assert isinstance(worker, Expecting)
+            await rig.relay.accept(mention(1, "first"))
+            await until(lambda: bool(worker.jobs))
+            await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U1", "second", "Ev2"))
+            await asyncio.wait_for(until(lambda: len(worker.expected) == 2), 5)
+            seen = (list(worker.expected), worker.texts())
+            worker.send("first")
+            worker.send("second")
+            return seen
+
+    assert asyncio.run(main()) == (["first", "second"], ["first"])
+
+
+def test_the_worker_asks_for_the_channel_name_ahead_unless_the_turn_was_stopped() -> None:
+    asked: list[str] = []
+    worker = object.__new__(TurnWorker)
+    worker._directory = SimpleNamespace(channel_name_soon=asked.append)  # type: ignore[assignment]
+    worker.expect(Job(mention(1, "hi"), 1, "otid-1"))
+    worker.expect(Job(Turn("T1", "C2", "2.000001", "2.000001", "U1", "hi", "Ev2"), 2, "otid-2", stopped_by="U9"))
+    assert asked == ["C1"]
+
+
+def test_in_oauth_mode_a_served_workspace_s_own_worker_asks_ahead() -> None:
+    """The relay's worker there holds no directory of its own: each workspace's worker has its Slack client. A
+    workspace this process has not served yet has none until its first turn builds it."""
+    from bridge.workspaces import Workspaces, WorkspaceWorkers
+
+    expected: list[str] = []
+    workspaces = object.__new__(Workspaces)
+    worker = SimpleNamespace(expect=lambda job: expected.append(job.turn.text))
+    workspaces._kits = {"T1": SimpleNamespace(worker=worker)}  # type: ignore[dict-item]
+    workers = WorkspaceWorkers(workspaces)
+    workers.expect(Job(mention(1, "served"), 1, "otid-1"))
+    workers.expect(Job(Turn("T2", "C1", "1.000001", "1.000001", "U1", "new", "Ev2"), 2, "otid-2"))
+    assert expected == ["served"]

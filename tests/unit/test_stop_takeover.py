@@ -112,6 +112,9 @@ class Recording:
 
         self.threads = SimpleNamespace(in_parallel=in_parallel)
 
+    def expect(self, job: Job) -> None:
+        """Nothing to look up ahead."""
+
     async def run(self, job: Job) -> str:
         self.jobs.append(job)
         await self.store.finish_turn(job.turn_id, "stopped" if job.stopped_by else "done")
