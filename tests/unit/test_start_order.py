@@ -17,7 +17,7 @@ from bridge.stopping import TrackedJournal
 from bridge.store.base import Store
 from bridge.store.database_url import open_store
 from bridge.turns import Job, TurnWorker
-from tests.unit.test_relay import Worker, mention, relaying, until
+from tests.unit.test_relay import Rig, Worker, mention, relaying, until
 
 
 async def _enter(order: StartOrder, name: str, entered: list[str], leave: dict[str, asyncio.Event]) -> None:
@@ -137,20 +137,29 @@ class HeldUntilSent(Worker):
         return "done"
 
 
-def test_the_relay_runs_another_channel_s_turn_once_the_first_has_sent_not_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def one_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(turn_runs, "StartOrder", lambda: StartOrder(1, hold=30.0))
+
+
+async def second_behind_first(rig: Rig) -> HeldUntilSent:
+    """C1's turn running (holding the one place, not sent yet), then C2's accepted."""
+    worker = rig.worker
+    assert isinstance(worker, HeldUntilSent)
+    await rig.relay.accept(mention(1, "first"))
+    await until(lambda: bool(worker.jobs))
+    await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U1", "second", "Ev2"))
+    return worker
+
+
+@pytest.mark.usefixtures("one_place")
+def test_the_relay_runs_another_channel_s_turn_once_the_first_has_sent_not_before(tmp_path: Path) -> None:
     """One place: the second channel's turn waits while the first prepares, and starts as soon as the first has
     sent, while the first still waits for its answer."""
-    monkeypatch.setattr(turn_runs, "StartOrder", lambda: StartOrder(1, hold=30.0))
 
     async def main() -> list[list[str]]:
         async with relaying(tmp_path / "b.db", HeldUntilSent) as rig:
-            worker = rig.worker
-            assert isinstance(worker, HeldUntilSent)
-            await rig.relay.accept(mention(1, "first"))
-            await until(lambda: bool(worker.jobs))
-            await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U1", "second", "Ev2"))
+            worker = await second_behind_first(rig)
             await asyncio.sleep(0.2)
             seen = [worker.texts()]
             worker.send("first")
@@ -173,20 +182,15 @@ class Expecting(HeldUntilSent):
         self.expected.append(job.turn.text)
 
 
-def test_a_turn_waiting_for_its_place_has_its_lookups_started_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("one_place")
+def test_a_turn_waiting_for_its_place_has_its_lookups_started_meanwhile(tmp_path: Path) -> None:
     """A turn's channel name is asked for before it waits for a place (TurnWorker.expect), so that in a burst the
     round trip to Slack overlaps the wait instead of lengthening the preparation that others wait behind."""
-    monkeypatch.setattr(turn_runs, "StartOrder", lambda: StartOrder(1, hold=30.0))
 
     async def main() -> tuple[list[str], list[str]]:
         async with relaying(tmp_path / "b.db", Expecting) as rig:
-            worker = rig.worker
+            worker = await second_behind_first(rig)
             assert isinstance(worker, Expecting)
-            await rig.relay.accept(mention(1, "first"))
-            await until(lambda: bool(worker.jobs))
-            await rig.relay.accept(Turn("T1", "C2", "2.000001", "2.000001", "U1", "second", "Ev2"))
             await asyncio.wait_for(until(lambda: len(worker.expected) == 2), 5)
             seen = (list(worker.expected), worker.texts())
             worker.send("first")
