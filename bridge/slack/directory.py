@@ -76,7 +76,8 @@ class Directory:
 
     def channel_name_soon(self, channel_id: str) -> None:
         """Start looking the channel's name up, unless it is known or Slack is being asked nothing: a turn asks
-        for it as it is taken, so that the round trip overlaps the turn's store reads instead of following them."""
+        for it before it waits for its slot and place (TurnWorker.expect), so that the round trip overlaps the wait
+        instead of lengthening its preparation."""
         known, now = self._channels.get(channel_id), self._clock()
         if (known is None or now - known[1] >= NAME_KEPT_SECONDS) and now >= self._paused.get(CHANNEL_INFO, 0.0):
             self._looking_up(CHANNEL_INFO, channel_id, self._channels, None)
