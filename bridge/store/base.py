@@ -196,7 +196,10 @@ class Store(Protocol):
         """Record the turn durably; None when its event or its message was already accepted."""
         ...
 
-    async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None: ...
+    async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
+        """End the turn with `status`; a `stopping` turn ends as `stopped` (with its stopper), whatever status it
+        is given, and an ended one is left as it is."""
+        ...
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         """Whether the bridge has taken up a turn in this thread (so replies there are follow-ups)."""
@@ -206,11 +209,6 @@ class Store(Protocol):
         """How many of the thread's turns before `turn_id` an agent answered (a step answered): one that never
         reached the agents (unbound, refused, Letta down, stopped first) gave them no thread context. Those that
         retention deleted count as one (`pruned_threads`): the agents had the context all the same."""
-        ...
-
-    async def set_turn_status(self, turn_id: int, status: str) -> bool:
-        """Only a received or running turn changes: False when it was stopped (or ended). `finish_turn` ends a
-        `stopping` turn as `stopped` (with its stopper), whatever status it is given, and leaves an ended one."""
         ...
 
     async def take_turn(self, turn_id: int) -> str | None:

@@ -210,14 +210,6 @@ class PostgresStore(PostgresJournal):
         )
         return taken is not None
 
-    async def set_turn_status(self, turn_id: int, status: str) -> bool:
-        done = await self.pool.execute(
-            "UPDATE turns SET status=$2, updated_at=now() WHERE id=$1 AND status IN ('received', 'running')",
-            turn_id,
-            status,
-        )
-        return str(done) == "UPDATE 1"
-
     async def take_turn(self, turn_id: int) -> str | None:
         words = await self.pool.fetchval(
             "UPDATE turns SET status='running', updated_at=now() WHERE id=$1 AND status IN ('received', 'running')"

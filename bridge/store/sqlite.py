@@ -282,15 +282,6 @@ class SqliteStore(SqliteJournal):
 
         return await self._transact(once)
 
-    async def set_turn_status(self, turn_id: int, status: str) -> bool:
-        changed: int = await self._transact(
-            lambda conn: conn.execute(
-                "UPDATE turns SET status=?, updated_at=? WHERE id=? AND status IN ('received', 'running')",
-                (status, now_text(), turn_id),
-            ).rowcount
-        )
-        return changed == 1
-
     async def take_turn(self, turn_id: int) -> str | None:
         def take(conn: sqlite3.Connection) -> str | None:
             marked = conn.execute(

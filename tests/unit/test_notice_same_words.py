@@ -24,7 +24,7 @@ async def mention(store: Store, slack: FakeSlack, thread: str | None, status: st
     turn_id = await store.accept_turn(turn, f"otid-{ts}")
     assert turn_id is not None
     if status != "received":
-        assert await store.set_turn_status(turn_id, "running")
+        assert await store.take_turn(turn_id)
         if status != "running":
             await store.finish_turn(turn_id, status)
     return turn, turn_id

@@ -28,7 +28,7 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
     here or only recorded); Slack answers the first post, and Letta the cancel, only after 0.3 s."""
     s = settings()
     worker, store, job, poster = await worker_for(tmp_path, s)
-    await store.set_turn_status(job.turn_id, "running")
+    await store.take_turn(job.turn_id)
     slack, letta_cancel = asyncio.Event(), asyncio.Event()
     stopping: list[asyncio.Task[bool]] = []
 

@@ -79,7 +79,7 @@ def test_a_resumed_turn_in_a_channel_disconnected_meanwhile_takes_its_signs_back
             turn_id = await store.accept_turn(TURN, "otid-1")
             assert turn_id is not None
             if started:  # the killed process was running it (its session or signs were up)
-                assert await store.set_turn_status(turn_id, "running")
+                assert await store.take_turn(turn_id)
                 await store.live_started(turn_id, "step-1:0", "alice", "5.000001")  # alice's reply, growing
             assert await store.delete_binding("T1", "C1", "U1") is not None  # disconnected while it was down
             sessions = Sessions(session)

@@ -34,7 +34,7 @@ def test_a_channel_whose_id_changed_keeps_its_binding_threads_and_transcripts(da
         waiting = await store.accept_turn(Turn("T1", "G1", "1.000003", "1.000003", "U1", "c", "Ev3"), "o3")
         assert done and running and waiting
         await store.finish_turn(done, "done")
-        await store.set_turn_status(running, "running")
+        await store.take_turn(running)
         thread = thread_scope("G1", "1.000001")
         await _answer(store, done, "G1", ALICE, "alice in the channel")
         await _answer(store, done, thread, ALICE, "alice in the thread")
@@ -75,12 +75,12 @@ def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: 
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
-        await store.set_turn_status(a, "running")
+        await store.take_turn(a)
         assert await withdraw_turn(store, "T1", "C1", "1.000001") is None, "a started turn runs on"
         assert await withdraw_turn(store, "T2", "C1", "1.000002") is None, "another workspace's message"
         assert await withdraw_turn(store, "T1", "C1", "1.000002") == (b, "1.000002")
         assert await withdraw_turn(store, "T1", "C1", "1.000002") is None, "withdrawn once"
-        assert await store.set_turn_status(b, "running") is False
+        assert await store.take_turn(b) is None
         assert [p.turn_id for p in await store.unfinished_turns()] == [a]
 
     run(database_url, body)
@@ -91,7 +91,7 @@ def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
-        await store.set_turn_status(a, "running")
+        await store.take_turn(a)
         assert await edit_turn(store, "T1", "C1", "1.000001", "a2") is None, "a started turn answers what it was asked"
         assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
         assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"

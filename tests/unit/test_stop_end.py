@@ -67,7 +67,7 @@ async def stopping_turn(store: Store) -> int:
     """A turn the dead process was running: alice's send in flight, a tool call of bob's waiting on its card."""
     await store.put_binding(Binding("T1", "C1", Target("agents", (ALICE, BOB))))
     turn_id = await store.accept_turn(TURN, "otid-1")
-    assert turn_id is not None and await store.set_turn_status(turn_id, "running")
+    assert turn_id is not None and await store.take_turn(turn_id)
     await store.step_sending(turn_id, ALICE.id)
     desk_store = ApprovalDesk(store, SimpleNamespace()).store  # type: ignore[arg-type]
     [row] = await desk_store.ask([Asked(turn_id, BOB.id, "call-1", "T1", "C1", "1.000001", BOB.id, "bob", None,
@@ -151,7 +151,7 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
             agent = Target("agents", (AgentRef(finn, "finn"),))
             await store.put_binding(Binding("T1", "C1", agent))
             turn_id = await store.accept_turn(TURN, "otid-1")
-            assert turn_id is not None and await store.set_turn_status(turn_id, "running")
+            assert turn_id is not None and await store.take_turn(turn_id)
             settings = SimpleNamespace(slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop")
             desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
             rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn",

@@ -73,11 +73,11 @@ def test_the_end_of_a_stop_after_a_crash_does_not_take_an_earlier_turns_notice_f
             stops = TurnStops(store, Letta(), 0)  # type: ignore[arg-type]
             end = StopEnd(store, stops, poster, Recorder(), ApprovalDesk(store, settings), settings)  # type: ignore[arg-type]
             a, a_id = await accepted(store, slack, None, "otid-a")
-            assert await store.set_turn_status(a_id, "running")
+            assert await store.take_turn(a_id)
             assert await store.stop_turns("T1", "C1", a.thread_ts, "U9") == [(a_id, False)]  # its process is dead
             b, b_id = await accepted(store, slack, a.thread_ts, "otid-b")  # after the stop: not stopped by it
             await end.finish(a, a_id, "U9", None)
-            assert await store.set_turn_status(b_id, "running")
+            assert await store.take_turn(b_id)
             assert await store.stop_turns("T1", "C1", a.thread_ts, "U9") == [(b_id, False)]
             await end.finish(b, b_id, "U9", None)
             assert len(notices(slack, a.thread_ts)) == 2, "B's stop was taken as said by A's notice"
@@ -118,7 +118,7 @@ async def stop_live(
 ) -> None:
     """Run `turn` in a worker (only what ending a turn uses) until U9 stops it; its notice's post refused with a
     500 Slack did not post when `refuse`."""
-    assert await store.set_turn_status(turn_id, "running")
+    assert await store.take_turn(turn_id)
     job = Job(turn, turn_id, f"otid-{turn_id}")
     worker = object.__new__(TurnWorker)
     worker._settings, worker._store, worker._poster = settings, store, poster

@@ -41,7 +41,7 @@ def test_a_running_turn_stopped_stays_unfinished_until_its_stop_is_finished(data
 
     async def body(store: Store) -> None:
         running, queued = await accept(store, 1), await accept(store, 2, thread=1)
-        assert await store.set_turn_status(running, "running")
+        assert await store.take_turn(running)
         assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(running, False), (queued, True)]
         # The queued turn never started: stopped outright. The running one waits for the binding's holder.
         pending = await store.next_turn("T1", "C1")
@@ -50,7 +50,7 @@ def test_a_running_turn_stopped_stays_unfinished_until_its_stop_is_finished(data
         assert await store.orphaned_bindings() == [("T1", "C1")]
         assert await store.waiting_threads("T1", "C1") == ["1.000001"]
         assert await store.turn_stopped_by(running) == "U9" and await store.turn_stopped_by(queued) == "U9"
-        assert await store.set_turn_status(running, "running") is False  # never run again
+        assert await store.take_turn(running) is None  # never run again
         assert await store.stop_turns("T1", "C1", "1.000001", "U8") == []  # a second stop changes nothing
         # Its end (by the live process that ran it, whatever it had come to, or by the one taking it over)
         # leaves it stopped, by the first stopper.
@@ -75,7 +75,7 @@ def test_a_database_made_by_the_previous_schema_is_migrated_and_finds_its_stoppi
 
         async def old(store: Store) -> None:
             assert await store.schema_version() == PREVIOUS
-            assert await store.set_turn_status(await accept(store, 1), "running")
+            assert await store.take_turn(await accept(store, 1))
             await accept(store, 2)
 
         run(database_url, old)
@@ -130,7 +130,7 @@ def test_a_turn_stopped_after_its_process_died_is_handed_to_the_process_taking_t
     async def body(store: Store) -> None:
         turn_id = await accept(store, 1)
         await store.claim_binding("T1", "C1", "web.dead", 1.0)
-        assert await store.set_turn_status(turn_id, "running")
+        assert await store.take_turn(turn_id)
         after = await accept(store, 2, thread=1)  # queued behind it in the thread: stopped outright
         assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False), (after, True)]
         worker = Recording(store)

@@ -113,7 +113,7 @@ async def _running_turn(store: Store) -> tuple[int, str]:
     root = next_ts()
     turn = Turn(TEAM, CHANNEL, root, root, ASKER, "a slow question", event_id="Ev0ROOT")
     turn_id = await store.accept_turn(turn, "otid-root")
-    assert turn_id is not None and await store.set_turn_status(turn_id, "running")
+    assert turn_id is not None and await store.take_turn(turn_id)
     return turn_id, root
 
 

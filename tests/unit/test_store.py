@@ -243,7 +243,7 @@ def test_unfinished_turns_come_back_oldest_first(database_url: str) -> None:
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         c = await store.accept_turn(Turn("T1", "C2", "1.000003", "1.000003", "U1", "c", "Ev3"), "o3")
         assert a and b and c
-        await store.set_turn_status(b, "running")
+        await store.take_turn(b)
         await store.finish_turn(c, "done")
         assert [(p.turn_id, p.otid, p.turn.text) for p in await store.unfinished_turns()] == [
             (a, "o1", "a"),
@@ -259,8 +259,8 @@ def test_a_stopped_turn_is_not_marked_running_and_says_so(database_url: str) -> 
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
         assert await store.stop_turns("T1", "C1", "1.000002", "U9") == [(b, True)]  # it waited: ended by the stop
-        assert await store.set_turn_status(a, "running") is True
-        assert await store.set_turn_status(b, "running") is False
+        assert await store.take_turn(a) is not None
+        assert await store.take_turn(b) is None
         assert await store.turn_stopped_by(b) == "U9"
 
     run(database_url, body)
@@ -314,7 +314,7 @@ def test_the_queue_is_read_a_turn_at_a_time_and_counted(database_url: str) -> No
         assert await store.turns_ahead("T1", "C1", "1.000002", in_thread=True) == 0
         assert await store.turns_ahead("T1", "C1", "9.999999", in_thread=False) == 0, "a thread with nothing queued"
 
-        await store.set_turn_status(r1, "running")  # running is still unfinished: it is ahead of the others
+        await store.take_turn(r1)  # running is still unfinished: it is ahead of the others
         assert await next_id() == r1 and await store.turns_ahead("T1", "C1", "1.000002", in_thread=False) == 1
         await store.finish_turn(r1, "done")
         assert await next_id() == r2 and await next_id("1.000001") == r1_follow

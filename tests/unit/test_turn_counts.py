@@ -39,7 +39,7 @@ class Marking(ThreadWorker):
     or stopped since the worker read it) is not run, and not its to count (NOT_TAKEN)."""
 
     async def run(self, job: Job) -> str:
-        if not await self.store.set_turn_status(job.turn_id, "running"):
+        if await self.store.take_turn(job.turn_id) is None:
             return NOT_TAKEN
         return await super().run(job)
 
@@ -229,7 +229,7 @@ def test_a_resumed_turn_stopped_before_it_was_marked_running_is_counted_once(tmp
         await store.open()
         await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef("agent-1", "finn"),))))
         turn_id = await store.accept_turn(mention(1, "first"), "otid-1")
-        assert turn_id is not None and await store.set_turn_status(turn_id, "running")  # the dead process's run
+        assert turn_id is not None and await store.take_turn(turn_id)  # the dead process's run
         racing, poster, metrics = Racing(store), Recorder(), Metrics()
         stopping = Stopping(store, NotHere(), metrics=metrics)
         racing.meanwhile = lambda: stopping.request("T1", "C1", "1.000001", "U1", nobody_may_configure)

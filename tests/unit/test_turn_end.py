@@ -48,7 +48,7 @@ def test_a_stop_recorded_before_the_last_flush_ends_the_turn_as_stopped(tmp_path
         turn = Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", "Ev1")
         turn_id = await store.accept_turn(turn, "otid-1")
         assert turn_id is not None
-        await store.set_turn_status(turn_id, "running")
+        await store.take_turn(turn_id)
         job = Job(turn, turn_id, "otid-1")
         worker = object.__new__(TurnWorker)  # only what ending a turn uses
         poster, presence = Recorder(), Recorder()
@@ -138,7 +138,7 @@ def test_an_approval_wait_longer_than_the_turn_deadline_does_not_end_the_turn(tm
 
     async def main() -> tuple[str, list[str], Any]:
         worker, store, job, poster = await worker_for(tmp_path, settings(turn_deadline_seconds=0.3))
-        await store.set_turn_status(job.turn_id, "running")
+        await store.take_turn(job.turn_id)
         request = ApprovalRequest("finn", "agent-1", "step-1", (ToolCall("call-1", "shout", "{}"),))
 
         async def converse(_job: Any, _b: Any, _d: Any, _r: Any, approvals: Any) -> int:
@@ -174,7 +174,7 @@ def test_a_stop_delivered_before_the_turn_task_exists_keeps_letta_from_being_ask
 
     async def main() -> tuple[str, list[str]]:
         worker, store, job, _poster = await worker_for(tmp_path, settings())
-        await store.set_turn_status(job.turn_id, "running")
+        await store.take_turn(job.turn_id)
         asked: list[str] = []
 
         class Sessions(Recorder):
