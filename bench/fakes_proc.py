@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 DONE_REACTIONS = frozenset({"white_check_mark", "warning"})
 SPEAKER = ("U0123ABCD", "maria")
+_ID = re.compile(r"(?<=/)[a-z]+-[0-9a-f-]{8,}")  # agent-…, group-…, conv-…: one route, whatever the id
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,16 @@ class Host:
 
     def letta_send_count(self) -> int:
         return len(self.letta.sends())
+
+    def call_census(self, since: float) -> dict[str, int]:
+        """How many of each Slack method and Letta route (ids folded to `*`) were asked for since `since`
+        (monotonic): what a burst costs in calls, beside what it costs in time."""
+        out: Counter[str] = Counter()
+        with self.slack._lock:
+            out.update(f"slack {c.method}" for c in self.slack.calls if c.at >= since)
+        with self.letta._lock:
+            out.update(f"letta {r.method} {_ID.sub('*', r.path)}" for r in self.letta._requests if r.started >= since)
+        return dict(sorted(out.items()))
 
     def stop(self) -> None:
         self.letta.stop()

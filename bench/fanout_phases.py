@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         st.fakes.wait_posts(before + 2 * n, 600)
         print("bridge  ", phases(began, st.fakes.call("letta_spans"), st.fakes.posts(before), crews), flush=True)
         st.fakes.wait_done([(m.channel, m.ts) for m in sent], 60)
+        print("calls   ", st.fakes.call("call_census", began), flush=True)
         app = relay(st.fakes, crews, args.runner, opts.out / "phases" / "relay")
         app.start()
         try:
