@@ -23,11 +23,11 @@ from bridge.store.database_url import sqlite_path
 from bridge.store.locks import UrgentFirstLock
 from bridge.store.schema import SQLITE_MIGRATIONS as MIGRATIONS
 from bridge.store.schema import newer_schema
+from bridge.store.write_batches import WriteBatches
 
 log = logging.getLogger(__name__)
 PRIVATE = 0o600
 T = TypeVar("T")
-WRITES_QUEUED = 4  # bookkeeping transactions waiting on the writer's thread at once
 PING_LOCK_SECONDS = 2.0  # a readiness probe's wait for the write lock (GET /readyz gives up after 3)
 Params = tuple[Any, ...]
 
@@ -150,7 +150,7 @@ class SqliteConnection:
         # acknowledgement's write never waits behind them on the writer's thread.
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = UrgentFirstLock()  # multi-statement transactions (`_write`)
-        self._queued = asyncio.Semaphore(WRITES_QUEUED)
+        self._batches = WriteBatches(lambda work: in_thread(self.db, work), self._write_lock.hold)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -175,35 +175,11 @@ class SqliteConnection:
                 raise
 
     async def _transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
-        """One write transaction in a single trip to the writer's thread: BEGIN IMMEDIATE, `work`, COMMIT run
-        there back to back, queued on that thread without waiting for the event loop between two of them (a
-        lock handed from one writer to the next would cost a turn of a busy loop each, and bound the writes).
-        Bookkeeping has at most WRITES_QUEUED transactions waiting there, so an urgent one (a new event, which
-        Slack waits for) is never far from the front. The rare multi-statement transaction (`_write`) holds the
-        write lock; a single-trip one that finds it open goes after it."""
-        db = self.db
-
-        def run(conn: sqlite3.Connection) -> tuple[bool, T | None]:
-            if conn.in_transaction:  # a `_write` transaction is between two of its statements
-                return False, None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                _end_transaction(conn)
-                raise
-            return True, result
-
-        if urgent:
-            done, result = await in_thread(db, run)
-        else:
-            async with self._queued:
-                done, result = await in_thread(db, run)
-        if not done:
-            async with self._write_lock.hold(urgent):
-                done, result = await in_thread(db, run)
-        return result  # type: ignore[return-value]  # T, as `work` returned it
+        """One write transaction, `work(conn)` run on the writer's thread between BEGIN IMMEDIATE and COMMIT,
+        shared with the writes waiting beside it (`write_batches.py`: one trip and one COMMIT for all of them,
+        each in a savepoint of its own). Urgent ones (a new event, which Slack waits for) go first. The rare
+        multi-statement transaction (`_write`) holds the write lock; a batch that finds it open goes after it."""
+        return await self._batches.transact(work, urgent)
 
     @property
     def _reads(self) -> aiosqlite.Connection:
@@ -256,6 +232,8 @@ class SqliteConnection:
             raise
 
     async def close(self) -> None:
+        if self._db is not None:
+            await self._batches.drain()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
