@@ -54,19 +54,41 @@ class WriteBatches:
         self._urgent: deque[_Waiting] = deque()
         self._rest: deque[_Waiting] = deque()
         self._runner: asyncio.Task[None] | None = None
+        self._busy = False  # a write or a batch is on its way to the writer's thread: newcomers wait their batch
+        self._quiet = asyncio.Event()  # nothing in flight, nothing waiting
+        self._quiet.set()
         self.batches = 0  # transactions committed (or tried): what batching saves, for its tests
 
     async def transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
+        if not self._busy:  # nothing in flight: this write goes at once, alone, with no task between
+            return await self._alone(work, urgent)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         (self._urgent if urgent else self._rest).append(_Waiting(work, future, urgent))
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run(), name="sqlite write batches")
         return await future
 
     async def drain(self) -> None:
         """Wait until every write handed over so far is committed (or has failed)."""
-        while self._runner is not None:
-            await asyncio.wait({self._runner})
+        await self._quiet.wait()
+
+    async def _alone(self, work: Callable[[sqlite3.Connection], T], urgent: bool) -> T:
+        self._busy = True
+        self._quiet.clear()
+        try:
+            ((ok, value),) = await self._commit([work], urgent)
+        finally:
+            self._busy = False
+            self._next()
+        if ok:
+            return value  # type: ignore[no-any-return]  # T, as `work` returned it
+        raise value
+
+    def _next(self) -> None:
+        """Start a runner for the writes that queued meanwhile, or note that all is quiet."""
+        if self._urgent or self._rest:
+            self._busy = True
+            self._runner = asyncio.create_task(self._run(), name="sqlite write batches")
+        else:
+            self._quiet.set()
 
     def _take(self) -> list[_Waiting]:
         """The next batch, urgent writes first; empty when none is waiting."""
@@ -83,7 +105,7 @@ class WriteBatches:
         try:
             while batch := self._take():
                 try:
-                    outcomes = await self._commit(batch)
+                    outcomes = await self._commit([w.work for w in batch], any(w.urgent for w in batch))
                 except Exception as exc:  # BEGIN or COMMIT failed: none of the batch was made
                     outcomes = [(False, exc)] * len(batch)
                 for waiting, (ok, value) in zip(batch, outcomes, strict=True):
@@ -101,13 +123,14 @@ class WriteBatches:
             raise
         finally:
             self._runner = None
+            self._busy = False
+            self._next()
 
-    async def _commit(self, batch: list[_Waiting]) -> list[Outcome]:
-        works = [w.work for w in batch]
+    async def _commit(self, works: list[Work], urgent: bool) -> list[Outcome]:
         self.batches += 1
         outcomes: list[Outcome] | None = await self._in_thread(lambda conn: commit_all(conn, works))
         if outcomes is None:  # a multi-statement transaction is open between two of its statements
-            async with self._hold_lock(any(w.urgent for w in batch)):
+            async with self._hold_lock(urgent):
                 outcomes = await self._in_thread(lambda conn: commit_all(conn, works))
         if outcomes is None:
             raise sqlite3.OperationalError("a write transaction was left open on the writer's connection")
@@ -115,24 +138,31 @@ class WriteBatches:
 
 
 def commit_all(conn: sqlite3.Connection, works: list[Work]) -> list[Outcome] | None:
-    """Run on the writer's thread: BEGIN IMMEDIATE, each work in a savepoint of its own, COMMIT; None (nothing
-    done) when a transaction is already open there."""
+    """Run on the writer's thread: BEGIN IMMEDIATE, each work in a savepoint of its own (a work alone needs none:
+    the transaction is its own), COMMIT; None (nothing done) when a transaction is already open there."""
     if conn.in_transaction:
         return None
     conn.execute("BEGIN IMMEDIATE")
     outcomes: list[Outcome] = []
     try:
-        for work in works:
-            conn.execute("SAVEPOINT one_write")
+        if len(works) == 1:
             try:
-                value = work(conn)
+                outcomes.append((True, works[0](conn)))
             except Exception as exc:
-                conn.execute("ROLLBACK TO one_write")
-                conn.execute("RELEASE one_write")
-                outcomes.append((False, exc))
-            else:
-                conn.execute("RELEASE one_write")
-                outcomes.append((True, value))
+                conn.execute("ROLLBACK")
+                return [(False, exc)]
+        else:
+            for work in works:
+                conn.execute("SAVEPOINT one_write")
+                try:
+                    value = work(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO one_write")
+                    conn.execute("RELEASE one_write")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE one_write")
+                    outcomes.append((True, value))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

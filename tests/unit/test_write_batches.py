@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,8 +34,10 @@ async def scratch(path: Path, most: int = 16) -> AsyncIterator[tuple[WriteBatche
     try:
         yield batches, db
     finally:
-        await batches.drain()
-        await db.close()
+        try:
+            await asyncio.wait_for(batches.drain(), 5)
+        finally:
+            await db.close()
 
 
 def insert(key: str) -> Callable[[sqlite3.Connection], int]:
@@ -54,9 +57,10 @@ def test_writes_waiting_together_share_one_commit_and_each_gets_its_own_answer(t
             rowids = await asyncio.gather(*(batches.transact(insert(f"k{i:02d}")) for i in range(10)))
             assert sorted(rowids) == list(range(1, 11))
             assert await keys(db) == [f"k{i:02d}" for i in range(10)]
-            assert batches.batches == 1  # all ten were waiting when the writer's thread took the first batch
-            assert await batches.transact(insert("alone")) == 11
+            # The first went alone, at once; the other nine waited for it and went together.
             assert batches.batches == 2
+            assert await batches.transact(insert("alone")) == 11
+            assert batches.batches == 3
 
     asyncio.run(main())
 
@@ -77,7 +81,7 @@ def test_a_write_that_fails_is_undone_alone_and_raises_to_its_own_caller(tmp_pat
             assert results[0] == 1 and results[2] == 2
             assert isinstance(results[1], sqlite3.IntegrityError)
             assert await keys(db) == ["a", "b"]  # "half" went with its failed write
-            assert batches.batches == 1
+            assert batches.batches == 2  # "a" alone, then the failing write and "b" together
 
     asyncio.run(main())
 
@@ -89,11 +93,15 @@ def test_a_failed_commit_fails_every_write_of_its_batch_and_makes_none(tmp_path:
     async def main() -> None:
         async with scratch(tmp_path / "c.db") as (batches, db):
             results = await asyncio.gather(
-                batches.transact(insert("a")), batches.transact(orphan), return_exceptions=True
+                batches.transact(insert("lead")),  # alone: the other two wait for it and go together
+                batches.transact(insert("a")),
+                batches.transact(orphan),
+                return_exceptions=True,
             )
-            assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
-            assert await keys(db) == []
-            assert await batches.transact(insert("after")) == 1  # the connection is usable again
+            assert results[0] == 1
+            assert all(isinstance(r, sqlite3.IntegrityError) for r in results[1:]), results
+            assert await keys(db) == ["lead"]
+            assert await batches.transact(insert("after")) == 2  # the connection is usable again
 
     asyncio.run(main())
 
@@ -113,8 +121,9 @@ def test_urgent_writes_go_first_and_a_batch_holds_at_most_its_limit(tmp_path: Pa
             writes = [batches.transact(note(f"turn{i}")) for i in range(5)]
             writes.append(batches.transact(note("event"), urgent=True))
             await asyncio.gather(*writes)
-            assert order == ["event", "turn0", "turn1", "turn2", "turn3", "turn4"]
-            assert batches.batches == 2
+            # turn0 went alone; the event, queued last, leads the next batch, which holds three.
+            assert order == ["turn0", "event", "turn1", "turn2", "turn3", "turn4"]
+            assert batches.batches == 3
 
     asyncio.run(main())
 
@@ -177,5 +186,24 @@ def test_a_batch_that_finds_a_multi_statement_transaction_open_goes_after_it(tmp
             assert [r["k"] for r in rows] == ["inside", "after"]
         finally:
             await store.close()
+
+    asyncio.run(main())
+
+
+def test_the_writes_queued_behind_a_withdrawn_lone_write_still_go(tmp_path: Path) -> None:
+    def slow(conn: sqlite3.Connection) -> None:
+        time.sleep(0.1)
+        conn.execute("INSERT INTO t (k) VALUES ('slow')")
+
+    async def main() -> None:
+        async with scratch(tmp_path / "f.db") as (batches, db):
+            lone = asyncio.ensure_future(batches.transact(slow))
+            await asyncio.sleep(0.02)  # on the writer's thread now
+            queued = [asyncio.ensure_future(batches.transact(insert(f"q{i}"))) for i in range(3)]
+            await asyncio.sleep(0)
+            lone.cancel()
+            assert await asyncio.wait_for(asyncio.gather(*queued), 5) == [2, 3, 4]
+            await asyncio.wait_for(batches.drain(), 5)
+            assert await keys(db) == ["q0", "q1", "q2", "slow"]  # made, though its caller stopped waiting
 
     asyncio.run(main())
