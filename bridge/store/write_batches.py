@@ -149,7 +149,8 @@ def commit_all(conn: sqlite3.Connection, works: list[Work]) -> list[Outcome] | N
             try:
                 outcomes.append((True, works[0](conn)))
             except Exception as exc:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite ends it itself on some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 return [(False, exc)]
         else:
             for work in works:
@@ -157,6 +158,8 @@ def commit_all(conn: sqlite3.Connection, works: list[Work]) -> list[Outcome] | N
                 try:
                     value = work(conn)
                 except Exception as exc:
+                    if not conn.in_transaction:  # SQLite ended the whole transaction: the batch is undone
+                        raise
                     conn.execute("ROLLBACK TO one_write")
                     conn.execute("RELEASE one_write")
                     outcomes.append((False, exc))

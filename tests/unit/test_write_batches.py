@@ -207,3 +207,42 @@ def test_the_writes_queued_behind_a_withdrawn_lone_write_still_go(tmp_path: Path
             assert await keys(db) == ["q0", "q1", "q2", "slow"]  # made, though its caller stopped waiting
 
     asyncio.run(main())
+
+
+def test_a_lone_write_whose_transaction_sqlite_ended_raises_its_own_error(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself on some errors (a full disk); the caller hears the write's own
+    error, not a failed ROLLBACK's."""
+
+    def ended(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k) VALUES ('gone')")
+        conn.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def main() -> None:
+        async with scratch(tmp_path / "g.db") as (batches, db):
+            with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+                await batches.transact(ended)
+            assert await keys(db) == []
+            assert await batches.transact(insert("next")) == 1
+
+    asyncio.run(main())
+
+
+def test_a_batch_whose_transaction_sqlite_ended_fails_every_write_with_that_error(tmp_path: Path) -> None:
+    def ended(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL: the writes before it in the batch go too
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def main() -> None:
+        async with scratch(tmp_path / "h.db") as (batches, db):
+            results = await asyncio.gather(
+                batches.transact(insert("lead")),  # alone: the other two wait for it and go together
+                batches.transact(insert("a")),
+                batches.transact(ended),
+                return_exceptions=True,
+            )
+            assert results[0] == 1
+            assert all("disk is full" in str(r) for r in results[1:]), results
+            assert await keys(db) == ["lead"]
+
+    asyncio.run(main())
