@@ -77,7 +77,9 @@ def test_an_app_token_refused_on_a_reconnection_stops_the_bridge_in_words_after_
 
 def test_an_event_delivered_again_after_slack_refreshes_the_connection_is_one_turn(tmp_path: Path) -> None:
     """Slack asks for a new connection (`disconnect`, refresh_requested) and delivers an event again, in a new
-    envelope with retry_attempt set: both envelopes are acknowledged, the agent is asked once, one reply."""
+    envelope with retry_attempt set: the agent is asked once, one reply. The envelope sent again is acknowledged;
+    the first is acknowledged too unless it was still unread when slack_sdk closed the old connection (it does so
+    at once on a refresh, as seen on a loaded machine), which is why Slack sends it again."""
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
         alice = letta.add_agent("alice")
@@ -87,20 +89,26 @@ def test_an_event_delivered_again_after_slack_refreshes_the_connection_is_one_tu
             slack.wait_for(slack.socket_connected, timeout=20)
             opened = len(slack.calls_to("apps.connections.open"))
             payload = json.loads(event_body(mention_event("only once", channel="C0SOCKET4")))
+            told = slack.open_sockets()
             first = slack.send_socket_event(payload)
             slack.send_socket_disconnect("refresh_requested")
-            slack.wait_for(lambda: len(slack.calls_to("apps.connections.open")) > opened and slack.socket_connected())
+            # Sent again once the new connection is open: sent while only the old one was (the client has let it
+            # go, the fake has not seen it close yet), the envelope would be lost there, as Slack's would.
+            reopened = lambda: len(slack.calls_to("apps.connections.open")) > opened  # noqa: E731
+            slack.wait_for(lambda: reopened() and bool(slack.open_sockets() - told))
             again = slack.send_socket_event(payload, retry_attempt=1, retry_reason="timeout")
             acked = lambda: {a.get("envelope_id") for a in slack.socket_acks}  # noqa: E731
-            slack.wait_for(lambda: {first, again} <= acked(), timeout=10)
+            slack.wait_for(lambda: again in acked(), timeout=10)
             slack.wait_for(lambda: len(slack.posts("C0SOCKET4")) == 1, timeout=10)
             time.sleep(0.5)  # a second turn would have asked and posted by now
             assert len(slack.posts("C0SOCKET4")) == 1
             assert len([r for r in letta.sends() if letta.asked(r) == alice]) == 1
+            both_read = first in acked()
             assert bridge.stop() == 0
         finally:
             bridge.stop()
-        assert "duplicate event dropped" in bridge.logs()
+        assert bridge.logs().count("event accepted") == 1
+        assert ("duplicate event dropped" in bridge.logs()) == both_read
 
 
 def test_a_refresh_slack_will_not_give_a_url_for_at_once_is_one_line_then_the_next_connection_works(

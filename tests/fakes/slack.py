@@ -622,6 +622,11 @@ class FakeSlack(SlackFileServer):
         with self._lock:
             return any(not ws.closed for ws in self._sockets)
 
+    def open_sockets(self) -> set[int]:
+        """Ids of the Socket Mode WebSockets open now: a test waits for one not among those it saw before."""
+        with self._lock:
+            return {id(ws) for ws in self._sockets if not ws.closed}
+
     def send_socket_event(
         self, payload: dict[str, Any], envelope_type: str = "events_api", retry_attempt: int = 0,
         retry_reason: str = "",
