@@ -47,6 +47,16 @@ def insert(key: str) -> Callable[[sqlite3.Connection], int]:
     return work
 
 
+async def lead_then(batches: WriteBatches, last: Callable[[sqlite3.Connection], None]) -> list[Any]:
+    """A write "lead", which goes alone, then "a" and `last`, which wait for it and go together in one batch:
+    what "a" and `last` got (results or exceptions). "lead" is checked committed here."""
+    results = await asyncio.gather(
+        batches.transact(insert("lead")), batches.transact(insert("a")), batches.transact(last), return_exceptions=True
+    )
+    assert results[0] == 1
+    return results[1:]
+
+
 async def keys(db: aiosqlite.Connection) -> list[str]:
     return [r[0] for r in await db.execute_fetchall("SELECT k FROM t ORDER BY k")]
 
@@ -92,14 +102,8 @@ def test_a_failed_commit_fails_every_write_of_its_batch_and_makes_none(tmp_path:
 
     async def main() -> None:
         async with scratch(tmp_path / "c.db") as (batches, db):
-            results = await asyncio.gather(
-                batches.transact(insert("lead")),  # alone: the other two wait for it and go together
-                batches.transact(insert("a")),
-                batches.transact(orphan),
-                return_exceptions=True,
-            )
-            assert results[0] == 1
-            assert all(isinstance(r, sqlite3.IntegrityError) for r in results[1:]), results
+            results = await lead_then(batches, orphan)
+            assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
             assert await keys(db) == ["lead"]
             assert await batches.transact(insert("after")) == 2  # the connection is usable again
 
@@ -235,14 +239,8 @@ def test_a_batch_whose_transaction_sqlite_ended_fails_every_write_with_that_erro
 
     async def main() -> None:
         async with scratch(tmp_path / "h.db") as (batches, db):
-            results = await asyncio.gather(
-                batches.transact(insert("lead")),  # alone: the other two wait for it and go together
-                batches.transact(insert("a")),
-                batches.transact(ended),
-                return_exceptions=True,
-            )
-            assert results[0] == 1
-            assert all("disk is full" in str(r) for r in results[1:]), results
+            results = await lead_then(batches, ended)
+            assert all("disk is full" in str(r) for r in results), results
             assert await keys(db) == ["lead"]
 
     asyncio.run(main())
