@@ -176,11 +176,8 @@ class Host:
     def call_census(self, since: float) -> dict[str, int]:
         """How many of each Slack method and Letta route (ids folded to `*`) were asked for since `since`
         (monotonic): what a burst costs in calls, beside what it costs in time."""
-        out: Counter[str] = Counter()
-        with self.slack._lock:
-            out.update(f"slack {c.method}" for c in self.slack.calls if c.at >= since)
-        with self.letta._lock:
-            out.update(f"letta {r.method} {_ID.sub('*', r.path)}" for r in self.letta._requests if r.started >= since)
+        out: Counter[str] = Counter(f"slack {c.method}" for c in list(self.slack.calls) if c.at >= since)
+        out.update(f"letta {r.method} {_ID.sub('*', r.path)}" for r in self.letta.requests if r.started >= since)
         return dict(sorted(out.items()))
 
     def stop(self) -> None:

@@ -284,14 +284,12 @@ class SqliteStore(SqliteJournal):
 
     async def take_turn(self, turn_id: int) -> str | None:
         def take(conn: sqlite3.Connection) -> str | None:
-            marked = conn.execute(
-                "UPDATE turns SET status='running', updated_at=? WHERE id=? AND status IN ('received', 'running')",
+            row = conn.execute(
+                "UPDATE turns SET status='running', updated_at=? WHERE id=? AND status IN ('received', 'running')"
+                " RETURNING text",
                 (now_text(), turn_id),
-            )
-            if marked.rowcount != 1:
-                return None
-            row = conn.execute("SELECT text FROM turns WHERE id=?", (turn_id,)).fetchone()
-            return str(row[0])
+            ).fetchone()
+            return str(row[0]) if row is not None else None
 
         return await self._transact(take)
 

@@ -57,7 +57,6 @@ class WriteBatches:
         self._busy = False  # a write or a batch is on its way to the writer's thread: newcomers wait their batch
         self._quiet = asyncio.Event()  # nothing in flight, nothing waiting
         self._quiet.set()
-        self.batches = 0  # transactions committed (or tried): what batching saves, for its tests
 
     async def transact(self, work: Callable[[sqlite3.Connection], T], urgent: bool = False) -> T:
         if not self._busy:  # nothing in flight: this write goes at once, alone, with no task between
@@ -127,7 +126,6 @@ class WriteBatches:
             self._next()
 
     async def _commit(self, works: list[Work], urgent: bool) -> list[Outcome]:
-        self.batches += 1
         outcomes: list[Outcome] | None = await self._in_thread(lambda conn: commit_all(conn, works))
         if outcomes is None:  # a multi-statement transaction is open between two of its statements
             async with self._hold_lock(urgent):
