@@ -9,6 +9,11 @@ each one's cursor passes it, so a row goes only when it is older than the retent
 - it is not the scope's last row: the next row is numbered after the last one there, so a cursor must never find
   its numbers given out again.
 
+Only the agents the channel's binding may ask count, where the binding says who they are: an agent taken out of
+the channel's group keeps its cursor (put back, it is told what it missed that is still kept), but it no longer
+holds every later row of the channel for ever. An unbound channel (nothing is added to it) and a Letta group whose
+manager the binding does not name (looked up on Letta at each turn) count every cursor.
+
 Rows are read by time, a window at a time (the `transcript_age` index): a pass reads the old rows, not the table.
 """
 
@@ -21,6 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bridge.domain import Binding
+from bridge.store.base import binding_from_row
+
 Key = tuple[Any, str, str, int]  # (at, team_id, channel_id, seq): where a window ends, in the walk's order
 Scope = tuple[str, str]  # (team_id, channel_id or channel_id/thread_ts)
 
@@ -32,6 +40,7 @@ _AFTER = "AND (at, team_id, channel_id, seq) > ($3, $4, $5, $6)"
 TOP = "SELECT COALESCE(MAX(seq), 0) FROM transcript WHERE team_id=$1 AND channel_id=$2"
 CURSORS = "SELECT agent_id, seq FROM cursors WHERE team_id=$1 AND channel_id=$2"
 DELETE = "DELETE FROM transcript WHERE team_id=$1 AND channel_id=$2 AND seq=$3"
+BINDING = "SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class ScopeState:
     top: int
     cursors: Mapping[str, int]  # agent id -> the last seq it has been shown
     members: frozenset[str]  # in a thread's scope, the agents with a cursor in its channel; empty otherwise
+    listeners: frozenset[str] | None = None  # the agents the channel's binding may ask; None: every cursor counts
 
 
 def window(after: Key | None) -> str:
@@ -60,6 +70,21 @@ def parent(scope: Scope) -> Scope | None:
     return (scope[0], channel) if slash else None
 
 
+def channel_of(scope: Scope) -> Scope:
+    return parent(scope) or scope
+
+
+def listeners(binding: Binding | None) -> frozenset[str] | None:
+    """The agents a channel's binding may ask (its agents and its manager); None where that is not known here: no
+    binding, or a Letta group whose manager it does not name."""
+    if binding is None:
+        return None
+    target = binding.target
+    if target.kind == "group" and target.manager is None and target.manager_type not in (None, "round_robin"):
+        return None
+    return frozenset(agent.id for agent in target.members)
+
+
 def doomed(rows: Sequence[Any], states: Mapping[Scope, ScopeState]) -> list[tuple[str, str, int]]:
     """The window's rows that no agent can still be told (the module's rules)."""
     gone = []
@@ -68,9 +93,11 @@ def doomed(rows: Sequence[Any], states: Mapping[Scope, ScopeState]) -> list[tupl
         seq, author, state = int(row["seq"]), str(row["agent_id"]), states[scope]
         if seq >= state.top:
             continue
-        if any(agent != author and seen < seq for agent, seen in state.cursors.items()):
-            continue
-        if any(agent != author and agent not in state.cursors for agent in state.members):
+        counted = {agent for agent in (*state.cursors, *state.members) if agent != author}
+        if state.listeners is not None:
+            counted &= state.listeners
+        # One that has a cursor and has not reached the row, or a channel's agent never asked in the thread.
+        if any(state.cursors.get(agent, -1) < seq for agent in counted):
             continue
         gone.append((scope[0], scope[1], seq))
     return gone
@@ -101,11 +128,17 @@ def sqlite_prune(conn: sqlite3.Connection, cutoff: datetime, after: Key | None, 
     def cursors(scope: Scope) -> dict[str, int]:
         return {str(a): int(s) for a, s in conn.execute(_q(CURSORS), scope).fetchall()}
 
+    def binding(scope: Scope) -> Binding | None:
+        found = conn.execute(_q(BINDING), channel_of(scope))
+        row = found.fetchone()
+        return binding_from_row(dict(zip([c[0] for c in found.description], row, strict=True))) if row else None
+
     states = {}
     for scope in scopes(rows):
         top = int(conn.execute(_q(TOP), scope).fetchone()[0])
         channel = parent(scope)
-        states[scope] = ScopeState(top, cursors(scope), frozenset(cursors(channel)) if channel else frozenset())
+        members = frozenset(cursors(channel)) if channel else frozenset()
+        states[scope] = ScopeState(top, cursors(scope), members, listeners(binding(scope)))
     gone = doomed(rows, states)
     conn.executemany(_q(DELETE), gone)
     return TranscriptPruned(len(gone), next_key(rows, limit))
@@ -124,7 +157,10 @@ async def postgres_prune(conn: Any, days: float, after: Key | None, limit: int) 
         top = int(await conn.fetchval(TOP, *scope))
         channel = parent(scope)
         members = frozenset(await cursors(channel)) if channel else frozenset()
-        states[scope] = ScopeState(top, await cursors(scope), members)
+        binding = await conn.fetchrow(BINDING, *channel_of(scope))
+        states[scope] = ScopeState(
+            top, await cursors(scope), members, listeners(binding_from_row(binding) if binding else None)
+        )
     gone = doomed(rows, states)
     if gone:
         await conn.executemany(DELETE, gone)

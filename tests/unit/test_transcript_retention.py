@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from bridge.domain import AgentReply
+from bridge.domain import AgentRef, AgentReply, Binding, Target
 from bridge.pruner import Pruner
 from bridge.store import Store
 from bridge.store.installations import Sql
 from bridge.store.retention import Retention
 from bridge.store.transcript_retention import TranscriptPruned
 from tests.unit.test_retention import NOW, accepted
-from tests.unit.test_store import run
+from tests.unit.test_store import ALICE, BOB, CAROL, group, run
 
 THREAD = "C1/7.000001"  # conversations.thread_scope("C1", "7.000001")
 NAMES = {"agent-a": "alice", "agent-b": "bob", "agent-c": "carol"}
@@ -118,5 +118,75 @@ def test_the_walk_goes_window_by_window_by_age(database_url: str) -> None:
         assert third.rows == 1 and third.after is not None
         assert await retention.prune_transcript(90, third.after, limit=2) == TranscriptPruned(0, None)
         assert [await seqs(store, scope) for scope in ("C1", "C2", "C3")] == [[2], [2], [2]]
+
+    run(database_url, body)
+
+
+async def bind(store: Store, target: Target) -> None:
+    await store.put_binding(Binding("T1", "C1", target, bound_by="test"))
+
+
+async def carol_left_behind(store: Store) -> Crew:
+    """Alice, Bob and Carol bound in C1; Carol saw up to seq 1; Alice and Bob went on to seq 4."""
+    await bind(store, group(ALICE, BOB, CAROL))
+    crew = Crew(store, await accepted(store, 1))
+    await crew.says("C1", "agent-a", 0, "a1")  # seq 1
+    await crew.says("C1", "agent-c", 1)  # carol, last asked here
+    await crew.says("C1", "agent-b", 1, "b2")  # seq 2
+    await crew.says("C1", "agent-a", 2, "a3")  # seq 3
+    await crew.says("C1", "agent-b", 3, "b4")  # seq 4
+    return crew
+
+
+def test_an_agent_taken_out_of_the_channel_no_longer_holds_its_rows(database_url: str) -> None:
+    """Without it, one agent taken out of a channel's group kept every later row of that channel for ever."""
+
+    async def body(store: Store) -> None:
+        await carol_left_behind(store)
+        await age(store, "C1", 100)
+        assert (await Pruner(store, 90, NOW).run_once()).transcript == 1
+        assert await seqs(store, "C1") == [2, 3, 4]  # carol, still bound, has not seen them
+
+        await bind(store, group(ALICE, BOB))  # carol taken out
+        assert (await Pruner(store, 90, NOW).run_once()).transcript == 2
+        assert await seqs(store, "C1") == [4]  # alice has not seen b4 (and it is the last)
+        await bind(store, group(ALICE, BOB, CAROL))  # put back: told what is still kept
+        assert await told(store, "C1", "agent-c") == ["b4"]
+
+    run(database_url, body)
+
+
+def test_a_thread_row_is_not_held_for_an_agent_taken_out_of_the_channel(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        crew = await carol_left_behind(store)
+        await crew.says(THREAD, "agent-a", 0, "a1")
+        await crew.says(THREAD, "agent-b", 1, "b2")
+        await crew.says(THREAD, "agent-a", 2)
+        await age(store, THREAD, 100)
+        assert (await Pruner(store, 90, NOW).run_once()).transcript == 0  # carol would be told the thread
+        await bind(store, group(ALICE, BOB))
+        await age(store, THREAD, 100)
+        assert (await Pruner(store, 90, NOW).run_once()).transcript == 1
+        assert await seqs(store, THREAD) == [2]
+
+    run(database_url, body)
+
+
+def test_every_cursor_counts_where_the_binding_does_not_name_who_is_asked(database_url: str) -> None:
+    """A Letta group whose manager is looked up at each turn, and an unbound channel: any agent may be asked."""
+    supervised = Target("group", (ALICE, BOB), "group-1", "supervisor", "crew")
+    mine = Target("agents", (ALICE, BOB), None, "supervisor", manager=AgentRef("agent-m", "mo"))
+
+    async def body(store: Store) -> None:
+        await carol_left_behind(store)
+        await age(store, "C1", 100)
+        assert (await Pruner(store, 90, NOW).run_once()).transcript == 1
+        for target in (supervised, None, mine):
+            if target is None:
+                await store.delete_binding("T1", "C1", "test")
+            else:
+                await bind(store, target)
+            gone = (await Pruner(store, 90, NOW).run_once()).transcript
+            assert (gone, await seqs(store, "C1")) == ((2, [4]) if target is mine else (0, [2, 3, 4]))
 
     run(database_url, body)
