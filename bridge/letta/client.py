@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.locks import held_by_turn
+from bridge.letta.locks import LeftGoing, held_by_turn
 from bridge.letta.models import (
     AGENT_LIST,
     CONVERSATION_LIST,
@@ -287,8 +287,12 @@ class LettaClient(LettaTransport):
             payload = await self._send(f"/v1/agents/{agent_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
 
-    async def send_group(self, group_id: str, member_ids: list[str], message: dict[str, Any]) -> LettaResponse:
-        async with self._one_send(None, None, member_ids):
+    async def send_group(
+        self, group_id: str, member_ids: list[str], message: dict[str, Any], left: LeftGoing | None = None
+    ) -> LettaResponse:
+        """`left`: how a later send to a member waits for this one's end, should it be cut short (a group send lists
+        no run for `_runs_ended` to wait on)."""
+        async with self._one_send(None, None, member_ids, left):
             payload = await self._send(f"/v1/groups/{group_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
 
@@ -303,26 +307,37 @@ class LettaClient(LettaTransport):
                 yield item
 
     async def stream_group(
-        self, group_id: str, member_ids: list[str], message: dict[str, Any], tokens: bool = False
+        self,
+        group_id: str,
+        member_ids: list[str],
+        message: dict[str, Any],
+        tokens: bool = False,
+        left: LeftGoing | None = None,
     ) -> AsyncIterator[LettaMessage]:
         body: dict[str, Any] = {"messages": [message]}
         if tokens:
             body["stream_tokens"] = True
-        async with self._one_send(None, None, member_ids):
+        async with self._one_send(None, None, member_ids, left):
             async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", body):
                 yield item
 
     @asynccontextmanager
     async def _one_send(
-        self, agent_id: str | None, conversation_id: str | None, keys: list[str]
+        self, agent_id: str | None, conversation_id: str | None, keys: list[str], left: LeftGoing | None = None
     ) -> AsyncIterator[None]:
         """Held around each send: its keys' locks, and before it is made, the runs of a key no send of this process
         has ended under waited out (an earlier process's send, killed or stopped mid-send, which Letta runs on:
-        two at once would mix their contexts). Without `agent_id` the keys are agents (a group's members)."""
+        two at once would mix their contexts). Without `agent_id` the keys are agents (a group's members). A send
+        cut short that lists no run leaves `left` for the next send under its keys to wait on."""
         async with self.locks.hold(keys):
             with held_by_turn(keys):
                 unsure = self.locks.unsure(keys)
+                waited: set[LeftGoing] = set()
                 for key in unsure:
+                    going = self.locks.left_going(key)
+                    if going is not None and going not in waited:
+                        waited.add(going)
+                        await going()
                     if key != conversation_id:  # an agent's key: its runs outside every conversation
                         await self._runs_ended(key, None)
                     elif agent_id is not None:
@@ -331,9 +346,10 @@ class LettaClient(LettaTransport):
                     self.locks.go_on()  # a process frozen in that wait may have lost the binding meanwhile
                 try:
                     yield
-                except BaseException:
+                except BaseException as exc:
+                    ran = left if left is not None and _may_run_on(exc) else None
                     for key in keys:
-                        self.locks.unsettle(key)
+                        self.locks.unsettle(key, ran)
                     raise
                 for key in keys:
                     self.locks.quiet(key)
@@ -359,6 +375,12 @@ class LettaClient(LettaTransport):
             log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RUNS_LOOK_EVERY)
+
+
+def _may_run_on(error: BaseException) -> bool:
+    """Whether Letta may have the send that failed with `error` running: not when it refused it (an answer with
+    a status, before anything ran)."""
+    return not isinstance(error, LettaError) or error.outcome_unknown
 
 
 def _lock_key(conversation_id: str, agent_id: str | None) -> str:

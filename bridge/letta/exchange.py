@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from bridge.domain import AgentReply, Note, Target, ToolCall
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.locks import LeftGoing
 from bridge.letta.models import (
     ApprovalRequestMessage,
     AssistantMessage,
@@ -175,6 +176,7 @@ async def exchange(
     conversation: str | None = None,
     background: Progress | None = None,
     tools: Report | None = None,
+    left: LeftGoing | None = None,
 ) -> AsyncIterator[Spoken]:
     """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
     in-answer error if there was one. Raises LettaError only when nothing at all came back.
@@ -185,7 +187,8 @@ async def exchange(
     `conversation`, the agent's send goes to that conversation (its Slack thread, or `default`: the agent's own);
     a conversation send always streams (0.16.8 never ends a plain one's run). With `background` (Redis servers) the
     run goes on without this request, a dropped stream is re-attached where it stopped, and `background.attach`
-    re-attaches to the run of the message's otid instead of sending (a restarted bridge).
+    re-attaches to the run of the message's otid instead of sending (a restarted bridge). A group send cut short
+    leaves `left` for the next send to one of its members to wait on (LettaClient.stream_group).
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
@@ -198,7 +201,7 @@ async def exchange(
         reattached = 0  # re-attaches in a row that brought no event
         dropped: LettaError | None = None  # the cut a re-attach began after
         if group is not None:
-            source = client.stream_group(group[0], group[1], message, tokens=tokens)
+            source = client.stream_group(group[0], group[1], message, tokens=tokens, left=left)
         elif conversation is not None and background is not None and background.attach:
             source = client.resume_conversation(conversation, str(message.get("otid")), agent_id)
         elif conversation is not None:
@@ -268,7 +271,7 @@ async def exchange(
                 yield question
             return
     if group is not None:
-        response = await client.send_group(group[0], group[1], message)
+        response = await client.send_group(group[0], group[1], message, left)
     elif conversation is not None:
         response = await client.send_conversation(conversation, message, agent_id)
     else:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass
@@ -68,6 +69,11 @@ def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
 
 QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs
 
+# Waits until a send cut short has ended at Letta, as far as Letta can tell: for a send that lists no run (a 0.11.x
+# group send), what its members stored (runners.ServerRunner).
+LeftGoing = Callable[[], Awaitable[None]]
+V = TypeVar("V")
+
 
 @dataclass
 class EarlierSends:
@@ -92,7 +98,7 @@ class AgentLocks:
     def __init__(self, earlier: EarlierSends | None = None) -> None:
         self._locks = KeyedLocks()
         self._quiet: OrderedDict[str, None] = OrderedDict()
-        self._unsettled: OrderedDict[str, None] = OrderedDict()
+        self._unsettled: OrderedDict[str, LeftGoing | None] = OrderedDict()
         self._earlier = earlier or EarlierSends()
         self._forgot = False  # an unsettled key fell out of the map: every key not quiet is unsure again
 
@@ -105,18 +111,23 @@ class AgentLocks:
     def quiet(self, key: str) -> None:
         """A send under `key` ended here, or `key` is a conversation this process made: no run is left going."""
         self._unsettled.pop(key, None)
-        _remember(self._quiet, key)
+        _remember(self._quiet, key, None)
 
     def go_on(self) -> None:
         """Called before a send made after a wait under the lock (the runs of an earlier send, a busy conversation
         or a 429 waited out): nothing here; the bridge's locks stop a worker whose lease may have been lost
         meanwhile (clients.py)."""
 
-    def unsettle(self, key: str) -> None:
-        """A send under `key` was cut short (or another process's was taken over): its run may still be going."""
+    def unsettle(self, key: str, left: LeftGoing | None = None) -> None:
+        """A send under `key` was cut short (or another process's was taken over): its run may still be going;
+        `left` waits for the end of a send Letta lists no run for."""
         self._quiet.pop(key, None)
-        if _remember(self._unsettled, key):
+        if _remember(self._unsettled, key, left or self._unsettled.get(key)):
             self._forgot = True
+
+    def left_going(self, key: str) -> LeftGoing | None:
+        """How to wait for the send cut short under `key` that Letta lists no run for, if that is what it was."""
+        return self._unsettled.get(key)
 
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
@@ -127,9 +138,9 @@ class AgentLocks:
             yield
 
 
-def _remember(keys: OrderedDict[str, None], key: str) -> bool:
+def _remember(keys: OrderedDict[str, V], key: str, value: V) -> bool:
     """Add `key` as the newest; True when the oldest had to be forgotten to keep QUIET_KEPT."""
-    keys[key] = None
+    keys[key] = value
     keys.move_to_end(key)
     if len(keys) <= QUIET_KEPT:
         return False

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, attribute, exchange
+from bridge.letta.locks import LeftGoing
 from bridge.letta.patterns import UNSEEN_HEADER, compose, replay
 from bridge.letta.recovery import group_settled
 from bridge.letta.wire import user_message
@@ -125,6 +127,7 @@ class ServerRunner:
                 tokens=self._tokens,
                 draft=draft if turn.drafts is not None else None,
                 tools=tool if turn.drafts is not None else None,
+                left=self._left(target, turn.otid),
             ):
                 if isinstance(spoken, Asked):
                     continue  # a group send (Letta 0.11) never asks: approvals came later, on agent sends
@@ -153,6 +156,28 @@ class ServerRunner:
         await journal.answered(self.STEP, replies, failure)
         if failure is not None:
             yield failure
+
+    def _left(self, target: Target, otid: str) -> LeftGoing:
+        """How a later send to one of the members waits for this group send, should it be cut short (a Stop, the
+        deadline, the grace run out): Letta goes on with it and lists no run, so the members are watched as after
+        a crash (`_recovered`), up to `patience` seconds after it was made."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._patience
+        manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
+        agents = [(a.id, a.name) for a in target.agents]
+
+        async def ended() -> None:
+            log.info("a group send cut short may still run: its members are watched group=%s", target.group_id)
+            try:
+                if manager is None:
+                    await group_settled(self._client, agents, otid, max(0.0, until - loop.time()))
+                elif await group_settled(self._client, [(manager.id, manager.name)], otid, until - loop.time()):
+                    if target.manager_type == "dynamic":  # the manager has it: its speakers follow within moments
+                        await group_settled(self._client, agents, otid, min(max(0.0, until - loop.time()), 5.0))
+            except LettaError as error:  # the send that waits will meet the same trouble, and say it
+                log.warning("group send cut short not looked up group=%s kind=%s", target.group_id, error.kind)
+
+        return ended
 
     def _wait(self, since: datetime | None) -> float:
         """How much longer to watch the members: up to `patience` seconds after the send was journaled."""

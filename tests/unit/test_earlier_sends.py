@@ -12,6 +12,7 @@ import pytest
 from bridge.clients import look_at_earlier_sends
 from bridge.domain import AgentFailure, AgentReply
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
 from bridge.letta.locks import QUIET_KEPT, AgentLocks, EarlierSends
 from bridge.store import Store
 from bridge.store.approvals import ApprovalStore
@@ -147,3 +148,48 @@ def test_a_first_send_looks_at_the_runs_only_when_an_earlier_send_may_be_going(e
         runs = [r for r in letta.requests if r.method == "GET" and r.path.startswith("/v1/runs")]
         assert len(letta.sends()) == 2
         assert len(runs) == looks, runs
+
+
+def test_a_key_cut_short_keeps_how_to_wait_for_that_send_until_a_send_ends_under_it() -> None:
+    async def ended() -> None:
+        return None
+
+    locks = AgentLocks(EarlierSends(ended=True))
+    locks.unsettle("agent-a", ended)
+    locks.unsettle("agent-a")  # the store's word that a dead process left a send there too: the wait is kept
+    assert locks.unsure(["agent-a"]) == ["agent-a"] and locks.left_going("agent-a") is ended
+    locks.quiet("agent-a")
+    assert locks.left_going("agent-a") is None
+
+
+def test_a_group_send_cut_short_is_waited_for_once_by_the_next_send_and_a_refused_one_not_at_all() -> None:
+    """A 0.11.x group send lists no run: what the runner gave for it (`left`) is what the next send to one of
+    its members waits on, once for all its keys; a send Letta refused ran nothing, and leaves nothing to wait for."""
+    with FakeLetta(version="0.11.7") as letta:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        group = letta.add_group([alice, bob])
+        waits: list[str] = []
+
+        async def ended() -> None:
+            waits.append("waited")
+
+        async def main() -> None:
+            client = LettaClient(letta.base_url, busy_wait=1.0)
+            client.locks = AgentLocks(EarlierSends(ended=True))
+            try:
+                letta.set_delay(alice, 1.0)
+                cut = asyncio.create_task(client.send_group(group, [alice, bob], MESSAGE, ended))
+                await asyncio.sleep(0.3)
+                cut.cancel()
+                await asyncio.gather(cut, return_exceptions=True)
+                assert client.locks.unsure([alice, bob]) == [alice, bob] and waits == []
+                letta.set_delay(alice, 0.0)
+                await client.send_group(group, [alice, bob], {**MESSAGE, "otid": "o-2"}, ended)
+                assert waits == ["waited"] and client.locks.unsure([alice, bob]) == []
+                with pytest.raises(LettaError):
+                    await client.send_group("group-00000000-0000-4000-8000-000000000000", [alice], MESSAGE, ended)
+                assert client.locks.left_going(alice) is None
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())

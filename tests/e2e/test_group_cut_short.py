@@ -1,0 +1,44 @@
+"""A group send cut short on a 0.11.x server (the turn's deadline here; a Stop or a grace run out alike) goes on at
+Letta, and a group send lists no run there: a turn of another channel whose group shares a member waits until
+the members' histories show the send has ended before it asks that member (docs/guarantees.md), instead of
+asking her while she still answers the first."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.fakes.letta import FakeLetta
+from tests.fakes.slack import FakeSlack
+
+FIRST, SECOND = "C0CUTSH01", "C0CUTSH02"
+
+
+def _names(slack: FakeSlack, channel: str, ts: str) -> list[str]:
+    return [p.args["username"] for p in slack.posts(channel, ts) if p.args.get("username")]
+
+
+def test_a_group_sharing_a_member_waits_for_a_group_send_cut_short(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        alice, carol = letta.add_agent("alice"), letta.add_agent("carol")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", TURN_DEADLINE_SECONDS="3")
+        assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice])).returncode == 0
+        assert run_cli(env, "channels", "connect", SECOND, letta.add_group([alice, carol])).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            letta.set_delay(alice, 5.0)
+            first, _ = bridge.mention("a long one", FIRST)
+            letta.wait_for(lambda: len(letta.inputs) == 1, 10)
+            letta.set_delay(alice, 0.0)  # her run in flight keeps its five seconds; the next ones are instant
+            slack.wait_for(lambda: len(slack.posts(FIRST, first["ts"])) == 1, 10)  # the deadline, at 3 s
+            assert "did not finish within 3 seconds" in slack.posts(FIRST, first["ts"])[0].args["text"]
+            assert [i.agent_name for i in letta.inputs] == ["alice"]  # still answering at Letta
+            second, _ = bridge.mention("and now?", SECOND)
+            slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 20)
+            time.sleep(0.3)
+            assert letta.overlaps == [], "alice was asked while the send cut short still ran"
+            [_, again] = [i for i in letta.inputs if i.agent_name == "alice"]
+            assert again.text.endswith("and now?")
+        finally:
+            bridge.stop()
