@@ -23,6 +23,7 @@ from bridge.clients import (
     look_at_earlier_sends,
     runner_chooser,
     slack_client,
+    watch_group_sends_left,
     workspace_key,
 )
 from bridge.config import Settings
@@ -246,6 +247,7 @@ class Bridge:
             self.workspaces.session = self.slack.session
             self._purger = asyncio.create_task(self._purge_forever())
         await look_at_earlier_sends(self.store, self.earlier)  # before any turn runs
+        await watch_group_sends_left(self.store, self.letta, self.settings.letta_recovery_wait_seconds)
         await self.relay.resume()
         self.pruner.start()
         self.ready = True

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -21,6 +21,7 @@ from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin
 from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
+from bridge.letta.runners import ServerRunner, group_left
 from bridge.logs import mask
 from bridge.metrics import Metrics
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
@@ -150,6 +151,30 @@ async def look_at_earlier_sends(store: Store, earlier: EarlierSends) -> None:
     if left:
         log.info("a Letta send an earlier process made may still be running: each agent's runs are looked at "
                  "before this process first sends to it")
+
+
+async def watch_group_sends_left(store: Store, client: LettaClient, patience: float) -> None:
+    """The group sends an earlier process left going (killed, or stopped past its grace, mid-send): a 0.11.x group
+    send lists no run, so only the journal (its `group` step never seen end) tells. Each member's next send, whichever
+    channel's, first waits for the members to have answered it (`group_left`), as the turn's own resume does. Called
+    before any turn runs; a send older than `patience` has ended."""
+    since = datetime.now(UTC) - timedelta(seconds=patience)
+    try:
+        left = await store.steps_left_going(ServerRunner.STEP, since)
+        targets = [await store.get_binding(send.team_id, send.channel_id) for send in left]
+    except Exception as exc:  # each resumed turn still watches its own send
+        log.warning("journal not read for group sends left going error=%s", type(exc).__name__)
+        return
+    now = asyncio.get_running_loop().time()
+    for send, binding in zip(left, targets, strict=True):
+        if binding is None or binding.target.kind != "group":
+            continue
+        age = (datetime.now(UTC) - send.since).total_seconds()
+        going = group_left(client, binding.target, send.otid, now + max(0.0, patience - age))
+        for agent in binding.target.members:
+            client.locks.unsettle(agent.id, going)
+        log.info("a group send an earlier process made may still run: its members are watched before they are "
+                 "asked again group=%s", binding.target.group_id)
 
 
 def server_id(settings: Settings) -> str:

@@ -58,6 +58,30 @@ class _Heard:
         return [r for r in self.replies if r.agent_id != agent_id], None
 
 
+def group_left(client: LettaClient, target: Target, otid: str, until: float) -> LeftGoing:
+    """Waits for a group send cut short, which Letta goes on with and lists no run for: its members watched as
+    after a crash (ServerRunner._recovered), until every member the send reached has answered it, or the event
+    loop's clock passes `until` (the send's time and LETTA_RECOVERY_WAIT_SECONDS: no member's step lasts longer).
+    A managed group's manager holds the message first: when it has it, a supervisor's workers are done; a dynamic
+    group's speakers follow within moments."""
+    manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
+    agents = [(a.id, a.name) for a in target.agents]
+
+    async def ended() -> None:
+        loop = asyncio.get_running_loop()
+        log.info("a group send cut short may still run: its members are watched group=%s", target.group_id)
+        try:
+            if manager is None:
+                await group_settled(client, agents, otid, max(0.0, until - loop.time()))
+            elif await group_settled(client, [(manager.id, manager.name)], otid, max(0.0, until - loop.time())):
+                if target.manager_type == "dynamic":
+                    await group_settled(client, agents, otid, min(max(0.0, until - loop.time()), 5.0))
+        except LettaError as error:  # the send that waits will meet the same trouble, and say it
+            log.warning("group send cut short not looked up group=%s kind=%s", target.group_id, error.kind)
+
+    return ended
+
+
 class ServerRunner:
     """One group send; on a restart, a send whose outcome is unknown is looked up before it is repeated.
 
@@ -159,25 +183,8 @@ class ServerRunner:
 
     def _left(self, target: Target, otid: str) -> LeftGoing:
         """How a later send to one of the members waits for this group send, should it be cut short (a Stop, the
-        deadline, the grace run out): Letta goes on with it and lists no run, so the members are watched as after
-        a crash (`_recovered`), up to `patience` seconds after it was made."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + self._patience
-        manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
-        agents = [(a.id, a.name) for a in target.agents]
-
-        async def ended() -> None:
-            log.info("a group send cut short may still run: its members are watched group=%s", target.group_id)
-            try:
-                if manager is None:
-                    await group_settled(self._client, agents, otid, max(0.0, until - loop.time()))
-                elif await group_settled(self._client, [(manager.id, manager.name)], otid, until - loop.time()):
-                    if target.manager_type == "dynamic":  # the manager has it: its speakers follow within moments
-                        await group_settled(self._client, agents, otid, min(max(0.0, until - loop.time()), 5.0))
-            except LettaError as error:  # the send that waits will meet the same trouble, and say it
-                log.warning("group send cut short not looked up group=%s kind=%s", target.group_id, error.kind)
-
-        return ended
+        deadline, the grace run out): Letta goes on with it and lists no run (`group_left`)."""
+        return group_left(self._client, target, otid, asyncio.get_running_loop().time() + self._patience)
 
     def _wait(self, since: datetime | None) -> float:
         """How much longer to watch the members: up to `patience` seconds after the send was journaled."""

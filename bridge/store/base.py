@@ -38,6 +38,12 @@ SENDS_LEFT_GOING = (
     f"SELECT EXISTS (SELECT 1 FROM turn_steps WHERE {UNSETTLED_STEP} AND updated_at >= {{0}})"  # noqa: S608
     f" OR EXISTS (SELECT 1 FROM approvals WHERE {UNSETTLED_DECISION} AND sent_at >= {{1}})"
 )
+# Store.steps_left_going: a turn's step of one name (its placeholder $1) journaled since $2 and never seen end.
+STEPS_LEFT_GOING = (
+    "SELECT t.team_id, t.channel_id, t.otid, s.updated_at FROM turn_steps s JOIN turns t ON t.id = s.turn_id"
+    " WHERE s.step = $1 AND (s.state <> 'answered' OR s.failure IS NOT NULL)"  # UNSETTLED_STEP
+    " AND s.updated_at >= $2 ORDER BY s.updated_at"
+)
 # A stop: a turn that never started is done with; a running one is left `stopping` for its stop's end.
 STOPS = "status = CASE status WHEN 'running' THEN 'stopping' ELSE 'stopped' END"
 # Outbox rows of drafts: their source is LIVE + the reply's step key; posted as part 0 when the draft starts.
@@ -62,6 +68,16 @@ class PendingTurn:
     otid: str
     started: bool = False  # some process marked it running: it may have sent to Letta and posted
     stopped_by: str | None = None  # it was stopped while running: only its stop is left to finish (stop_end.py)
+
+
+@dataclass(frozen=True)
+class StepLeft:
+    """A send an earlier process journaled and nobody saw end (Store.steps_left_going): Letta may still run it."""
+
+    team_id: str
+    channel_id: str
+    otid: str
+    since: datetime
 
 
 class StoppedTurn(NamedTuple):
@@ -272,6 +288,11 @@ class Store(Protocol):
         """Whether any send journaled since `since` may still run on Letta, for all anyone saw: a step still
         `sending` or failed (cut short by an error, a deadline or a stop: Letta runs on), or an approval decision
         (a withdrawal too) sent and not settled. Read at start, before this process sends anything."""
+        ...
+
+    async def steps_left_going(self, step: str, since: datetime) -> list[StepLeft]:
+        """The turns' steps named `step` journaled since `since` that nobody saw end, oldest first: a send that
+        lists no run (a 0.11.x group send) is known to be going only from here. Read at start."""
         ...
 
     async def step_answered(

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
+from bridge.store import base
 from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.conversations import postgres_forget, postgres_get, postgres_put
 from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
@@ -66,6 +67,10 @@ class PostgresJournal(PostgresConnection):
 
     async def sends_left_going(self, since: datetime) -> bool:
         return bool(await self.pool.fetchval(SENDS_LEFT_GOING.format("$1", "$2"), since, since.timestamp()))
+
+    async def steps_left_going(self, step: str, since: datetime) -> list[base.StepLeft]:
+        rows = await self.pool.fetch(base.STEPS_LEFT_GOING, step, since)
+        return [base.StepLeft(r["team_id"], r["channel_id"], r["otid"], r["updated_at"]) for r in rows]
 
     async def step_answered(
         self,

@@ -9,6 +9,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
+from bridge.store import base
 from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
 from bridge.store.sqlite_connection import SqliteConnection, in_thread, now_text, top_seq
 
@@ -74,6 +75,10 @@ class SqliteJournal(SqliteConnection):
             (since.astimezone(UTC).isoformat(), since.timestamp()),
         )
         return row is not None and bool(row[0])
+
+    async def steps_left_going(self, step: str, since: datetime) -> list[base.StepLeft]:
+        rows = await self._all(base.STEPS_LEFT_GOING.replace("$", "?"), (step, since.astimezone(UTC).isoformat()))
+        return [base.StepLeft(str(r[0]), str(r[1]), str(r[2]), datetime.fromisoformat(str(r[3]))) for r in rows]
 
     async def step_answered(
         self,

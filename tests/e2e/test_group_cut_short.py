@@ -6,7 +6,12 @@ asking her while she still answers the first."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
@@ -19,10 +24,13 @@ def _names(slack: FakeSlack, channel: str, ts: str) -> list[str]:
     return [p.args["username"] for p in slack.posts(channel, ts) if p.args.get("username")]
 
 
-def test_a_group_sharing_a_member_waits_for_a_group_send_cut_short(tmp_path: Path) -> None:
+@contextmanager
+def alice_busy(tmp_path: Path, **settings: str) -> Iterator[tuple[FakeSlack, FakeLetta, BridgeProcess, dict[str, Any]]]:
+    """FIRST bound to a group of alice, SECOND to alice and carol; alice five seconds into answering FIRST's
+    mention (the event is yielded last), her later answers instant."""
     with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
         alice, carol = letta.add_agent("alice"), letta.add_agent("carol")
-        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", TURN_DEADLINE_SECONDS="3")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", **settings)
         assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice])).returncode == 0
         assert run_cli(env, "channels", "connect", SECOND, letta.add_group([alice, carol])).returncode == 0
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
@@ -30,15 +38,34 @@ def test_a_group_sharing_a_member_waits_for_a_group_send_cut_short(tmp_path: Pat
             letta.set_delay(alice, 5.0)
             first, _ = bridge.mention("a long one", FIRST)
             letta.wait_for(lambda: len(letta.inputs) == 1, 10)
-            letta.set_delay(alice, 0.0)  # her run in flight keeps its five seconds; the next ones are instant
-            slack.wait_for(lambda: len(slack.posts(FIRST, first["ts"])) == 1, 10)  # the deadline, at 3 s
-            assert "did not finish within 3 seconds" in slack.posts(FIRST, first["ts"])[0].args["text"]
-            assert [i.agent_name for i in letta.inputs] == ["alice"]  # still answering at Letta
-            second, _ = bridge.mention("and now?", SECOND)
-            slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 20)
-            time.sleep(0.3)
-            assert letta.overlaps == [], "alice was asked while the send cut short still ran"
-            [_, again] = [i for i in letta.inputs if i.agent_name == "alice"]
-            assert again.text.endswith("and now?")
+            letta.set_delay(alice, 0.0)  # her run in flight keeps its five seconds
+            yield slack, letta, bridge, first
         finally:
             bridge.stop()
+
+
+def test_a_group_sharing_a_member_waits_for_a_group_send_cut_short(tmp_path: Path) -> None:
+    with alice_busy(tmp_path, TURN_DEADLINE_SECONDS="3") as (slack, letta, bridge, first):
+        slack.wait_for(lambda: len(slack.posts(FIRST, first["ts"])) == 1, 10)  # the deadline, at 3 s
+        assert "did not finish within 3 seconds" in slack.posts(FIRST, first["ts"])[0].args["text"]
+        assert [i.agent_name for i in letta.inputs] == ["alice"]  # still answering at Letta
+        second, _ = bridge.mention("and now?", SECOND)
+        slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 20)
+        time.sleep(0.3)
+        assert letta.overlaps == [], "alice was asked while the send cut short still ran"
+        [_, again] = [i for i in letta.inputs if i.agent_name == "alice"]
+        assert again.text.endswith("and now?")
+
+
+@pytest.mark.slow  # kill -9 mid-send: .ci/run's slow stage
+def test_a_group_send_a_killed_process_left_going_is_waited_for_after_the_restart(tmp_path: Path) -> None:
+    """The next process learns it from the journal (the group step still `sending`) before any turn runs."""
+    with alice_busy(tmp_path, LETTA_RECOVERY_WAIT_SECONDS="30") as (slack, letta, bridge, first):
+        bridge.kill()
+        bridge.restart()
+        second, _ = bridge.mention("and now?", SECOND)
+        slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 40)
+        slack.wait_for(lambda: _names(slack, FIRST, first["ts"]) == ["alice"], 40)
+        time.sleep(0.3)
+        assert letta.overlaps == [], "alice was asked while the killed process's group send still ran"
+        assert [i.agent_name for i in letta.inputs].count("alice") == 2

@@ -193,3 +193,20 @@ def test_a_group_send_cut_short_is_waited_for_once_by_the_next_send_and_a_refuse
                 await client.aclose()
 
         asyncio.run(main())
+
+
+def test_the_group_steps_nobody_saw_end_are_read_with_their_turn(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        going, answered, failed, other = [await accepted(store, n) for n in (1, 2, 3, 4)]
+        for turn in (going, answered, failed):
+            await store.step_sending(turn, "group")
+        await store.step_answered(answered, "group", REPLY, None, None)
+        await store.step_answered(failed, "group", [], FAILURE, None)
+        await store.step_sending(other, "agent-a")
+        left = await store.steps_left_going("group", since())
+        assert [(s.channel_id, s.otid) for s in left] == [("C1", "otid-1"), ("C1", "otid-3")]
+        assert all(datetime.now(UTC) - s.since < timedelta(minutes=1) for s in left)
+        await aged_steps(store, 11)
+        assert await store.steps_left_going("group", since()) == []
+
+    run(database_url, body)
