@@ -95,7 +95,11 @@ class Bridge:
         )
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
         self.earlier = EarlierSends()  # learnt from the journal at start
-        self.letta.locks = SharedAgentLocks(self.store, self.earlier)
+        locks = SharedAgentLocks(self.store, self.earlier)
+        locks.groups_left = lambda agents: watch_group_sends_left(
+            self.store, self.letta, settings.letta_recovery_wait_seconds, agents
+        )
+        self.letta.locks = locks
         self.slack = slack_client(settings, self.metrics)
         self.chooser = runner_chooser(settings, self.letta)
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,6 +122,8 @@ class SharedAgentLocks(AgentLocks):
     def __init__(self, store: Store, earlier: EarlierSends | None = None) -> None:
         super().__init__(earlier)
         self._store = store
+        # How the group sends a dead process left going are found for the agents its records name (app.py).
+        self.groups_left: Callable[[list[str]], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
@@ -130,6 +132,8 @@ class SharedAgentLocks(AgentLocks):
             check_lease()  # a worker frozen past its lease while it waited asks nobody
             for agent_id in left:
                 self.unsettle(agent_id)
+            if left and self.groups_left is not None:
+                await self.groups_left(list(left))
             yield
 
     def go_on(self) -> None:
@@ -153,11 +157,15 @@ async def look_at_earlier_sends(store: Store, earlier: EarlierSends) -> None:
                  "before this process first sends to it")
 
 
-async def watch_group_sends_left(store: Store, client: LettaClient, patience: float) -> None:
+async def watch_group_sends_left(
+    store: Store, client: LettaClient, patience: float, agents: Collection[str] | None = None
+) -> None:
     """The group sends an earlier process left going (killed, or stopped past its grace, mid-send): a 0.11.x group
     send lists no run, so only the journal (its `group` step never seen end) tells. Each member's next send, whichever
     channel's, first waits for the members to have answered it (`group_left`), as the turn's own resume does. Called
-    before any turn runs; a send older than `patience` has ended."""
+    before any turn runs, and on Postgres for the `agents` whose send records a dead process left (the sends
+    whose groups hold none of them are left alone: their own members' locks say so); a send older than
+    `patience` has ended."""
     since = datetime.now(UTC) - timedelta(seconds=patience)
     try:
         left = await store.steps_left_going(ServerRunner.STEP, since)
@@ -168,6 +176,8 @@ async def watch_group_sends_left(store: Store, client: LettaClient, patience: fl
     now = asyncio.get_running_loop().time()
     for send, binding in zip(left, targets, strict=True):
         if binding is None or binding.target.kind != "group":
+            continue
+        if agents is not None and not {a.id for a in binding.target.members} & set(agents):
             continue
         age = (datetime.now(UTC) - send.since).total_seconds()
         going = group_left(client, binding.target, send.otid, now + max(0.0, patience - age))

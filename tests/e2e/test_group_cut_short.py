@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import postgres_env
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
+from tests.pg import PgServer
 
 FIRST, SECOND = "C0CUTSH01", "C0CUTSH02"
 
@@ -57,15 +59,46 @@ def test_a_group_sharing_a_member_waits_for_a_group_send_cut_short(tmp_path: Pat
         assert again.text.endswith("and now?")
 
 
+def each_answered_once(slack: FakeSlack, letta: FakeLetta, bridge: BridgeProcess, first: dict[str, Any]) -> None:
+    """SECOND mentioned through `bridge`: both threads answered, alice asked once for each, never two at once."""
+    second, _ = bridge.mention("and now?", SECOND)
+    slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 40)
+    slack.wait_for(lambda: _names(slack, FIRST, first["ts"]) == ["alice"], 40)
+    time.sleep(0.3)
+    assert letta.overlaps == [], "alice was asked while the killed process's group send still ran"
+    assert [i.agent_name for i in letta.inputs].count("alice") == 2
+
+
 @pytest.mark.slow  # kill -9 mid-send: .ci/run's slow stage
 def test_a_group_send_a_killed_process_left_going_is_waited_for_after_the_restart(tmp_path: Path) -> None:
     """The next process learns it from the journal (the group step still `sending`) before any turn runs."""
     with alice_busy(tmp_path, LETTA_RECOVERY_WAIT_SECONDS="30") as (slack, letta, bridge, first):
         bridge.kill()
         bridge.restart()
-        second, _ = bridge.mention("and now?", SECOND)
-        slack.wait_for(lambda: _names(slack, SECOND, second["ts"]) == ["alice", "carol"], 40)
-        slack.wait_for(lambda: _names(slack, FIRST, first["ts"]) == ["alice"], 40)
-        time.sleep(0.3)
-        assert letta.overlaps == [], "alice was asked while the killed process's group send still ran"
-        assert [i.agent_name for i in letta.inputs].count("alice") == 2
+        each_answered_once(slack, letta, bridge, first)
+
+
+@pytest.mark.slow  # two processes, one killed mid-send
+@pytest.mark.timeout(120)
+def test_a_live_process_waits_for_the_group_send_a_killed_one_left_going(pg_server: PgServer, tmp_path: Path) -> None:
+    """Two processes on one Postgres database: the one killed mid-send left its record of the send to alice; the
+    survivor takes it over once the dead one's heartbeat has run out, and learns from the journal that it was a
+    group send, which lists no run: it watches the members before it asks alice."""
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        alice, carol = letta.add_agent("alice"), letta.add_agent("carol")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "unused.db",
+                       LETTA_RECOVERY_WAIT_SECONDS="30", **postgres_env(pg_server.create_database()))
+        assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice])).returncode == 0
+        assert run_cli(env, "channels", "connect", SECOND, letta.add_group([alice, carol])).returncode == 0
+        web1 = BridgeProcess(env).start(tmp_path / "web1.log")
+        web2 = BridgeProcess(env).start(tmp_path / "web2.log")
+        try:
+            letta.set_delay(alice, 7.0)  # longer than the dead process's heartbeat lasts (TURN_LEASE_SECONDS=2)
+            first, _ = web1.mention("a long one", FIRST)
+            letta.wait_for(lambda: len(letta.inputs) == 1, 10)
+            letta.set_delay(alice, 0.0)
+            web1.kill()
+            each_answered_once(slack, letta, web2, first)
+        finally:
+            web1.stop()
+            web2.stop()
