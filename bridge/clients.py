@@ -122,8 +122,6 @@ class SharedAgentLocks(AgentLocks):
     def __init__(self, store: Store, earlier: EarlierSends | None = None) -> None:
         super().__init__(earlier)
         self._store = store
-        # How the group sends a dead process left going are found for the agents its records name (app.py).
-        self.groups_left: Callable[[list[str]], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def hold(self, agent_ids: Iterable[str]) -> AsyncIterator[None]:
@@ -208,8 +206,11 @@ class ServerAgentLocks(AgentLocks):
         ids = sorted(set(agent_ids))
         async with super().hold(ids), self._store.agent_lock([f"{self._server}|{i}" for i in ids]) as left:
             check_lease()
-            for key in left:
-                self.unsettle(key.removeprefix(f"{self._server}|"))
+            agents = [key.removeprefix(f"{self._server}|") for key in left]
+            for agent_id in agents:
+                self.unsettle(agent_id)
+            if agents and self.groups_left is not None:
+                await self.groups_left(agents)
             yield
 
     def go_on(self) -> None:
@@ -239,20 +240,31 @@ class LettaServers:
         self._making: dict[str, asyncio.Lock] = {}  # per server: a slow one holds up no other
 
     def add(self, settings: Settings, client: LettaClient) -> LettaServer:
-        """The server of `settings`, with a client made already (the environment's default server)."""
-        key = server_id(settings)
-        client.locks = ServerAgentLocks(self._store, key, self._earlier)
-        found = self._servers[key] = LettaServer(client, runner_chooser(settings, client))
+        """The server of `settings`, with a client made already (the environment's default server, whose group
+        sends left going the start watches)."""
+        found = self._servers[server_id(settings)] = self._server(settings, client)
         return found
 
+    def _server(self, settings: Settings, client: LettaClient) -> LettaServer:
+        locks = client.locks = ServerAgentLocks(self._store, server_id(settings), self._earlier)
+        patience = settings.letta_recovery_wait_seconds
+        locks.groups_left = lambda agents: watch_group_sends_left(self._store, client, patience, agents)
+        return LettaServer(client, runner_chooser(settings, client))
+
     async def get(self, settings: Settings) -> LettaServer:
+        """The server of `settings`, its client made on first use; the group sends an earlier process left going
+        there watched before anyone uses it (watch_group_sends_left)."""
         key = server_id(settings)
         found = self._servers.get(key)
         if found is not None:
             return found
         async with self._making.setdefault(key, asyncio.Lock()):  # one client per server, however many ask at once
             found = self._servers.get(key)
-            return found if found is not None else self.add(settings, await self._make(settings))
+            if found is None:
+                found = self._server(settings, await self._make(settings))
+                await watch_group_sends_left(self._store, found.client, settings.letta_recovery_wait_seconds)
+                self._servers[key] = found
+            return found
 
     async def aclose(self, wait: float = 0.0) -> None:
         """Close every client; an App Server's socket once its turns end, waiting up to `wait` seconds."""

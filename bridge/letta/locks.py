@@ -95,6 +95,10 @@ class AgentLocks:
     any other key may still have such a run going, which the Letta client waits out before it sends
     (`LettaClient._one_send`). Otherwise only the keys `unsettle`d here are."""
 
+    # Called with the agents whose send records a dead process left and this one took over (Postgres; clients.py
+    # sets it): the sends that list no run among them are found in the journal.
+    groups_left: Callable[[list[str]], Awaitable[None]] | None = None
+
     def __init__(self, earlier: EarlierSends | None = None) -> None:
         self._locks = KeyedLocks()
         self._quiet: OrderedDict[str, None] = OrderedDict()

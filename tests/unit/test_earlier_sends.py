@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.clients import look_at_earlier_sends
-from bridge.domain import AgentFailure, AgentReply
+from bridge.clients import LettaServers, look_at_earlier_sends
+from bridge.config import Settings
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Binding, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.locks import QUIET_KEPT, AgentLocks, EarlierSends
@@ -208,5 +209,35 @@ def test_the_group_steps_nobody_saw_end_are_read_with_their_turn(database_url: s
         assert all(datetime.now(UTC) - s.since < timedelta(minutes=1) for s in left)
         await aged_steps(store, 11)
         assert await store.steps_left_going("group", since()) == []
+
+    run(database_url, body)
+
+
+def test_a_workspace_server_s_client_knows_the_group_sends_left_going_before_it_is_first_used(
+    database_url: str,
+) -> None:
+    """OAuth mode: each Letta server's client is made on first use; before anyone has it, the journal's group
+    sends left going there are watched on its locks (clients.watch_group_sends_left), as the start does for the
+    environment's."""
+    alice, carol = AgentRef("agent-a", "alice"), AgentRef("agent-c", "carol")
+
+    async def body(store: Store) -> None:
+        target = Target("group", (alice,), "group-1", "round_robin", "crew")
+        await store.put_binding(Binding("T1", "C1", target, bound_by="test"))
+        await store.step_sending(await accepted(store, 1), "group")
+        made: list[LettaClient] = []
+
+        async def make(settings: Settings) -> LettaClient:
+            made.append(LettaClient(settings.letta_base_url))
+            return made[-1]
+
+        servers = LettaServers(store, make)
+        found = await servers.get(Settings(letta_base_url="http://127.0.0.1:9"))
+        try:
+            assert found.client is made[0]
+            assert found.client.locks.left_going("agent-a") is not None
+            assert found.client.locks.left_going(carol.id) is None
+        finally:
+            await found.client.aclose()
 
     run(database_url, body)
