@@ -27,7 +27,8 @@ from .signing import (
     slack_json,
     slack_signature,
 )
-from .slack import CAPTURES_DIR, DEFAULT_SCOPES, FakeSlack
+from .slack import DEFAULT_SCOPES, FakeSlack
+from .slack_reference import CAPTURES_DIR
 
 pytestmark = pytest.mark.timeout(60)
 
