@@ -24,6 +24,7 @@ from bridge.clients import (
     runner_chooser,
     slack_client,
     watch_group_sends_left,
+    watching_group_sends,
     workspace_key,
 )
 from bridge.config import Settings
@@ -95,11 +96,9 @@ class Bridge:
         )
         self.letta = letta_client(settings, self.metrics, letta)  # an App Server's: one socket for the process
         self.earlier = EarlierSends()  # learnt from the journal at start
-        locks = SharedAgentLocks(self.store, self.earlier)
-        locks.groups_left = lambda agents: watch_group_sends_left(
-            self.store, self.letta, settings.letta_recovery_wait_seconds, agents
-        )
-        self.letta.locks = locks
+        self.letta.locks = SharedAgentLocks(self.store, self.earlier)
+        patience = settings.letta_recovery_wait_seconds
+        self.letta.locks.groups_left = watching_group_sends(self.store, self.letta, patience)
         self.slack = slack_client(settings, self.metrics)
         self.chooser = runner_chooser(settings, self.letta)
         self.configurator = Configurator(settings, self.store, self.letta, self.chooser)

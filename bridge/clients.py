@@ -185,6 +185,12 @@ async def watch_group_sends_left(
                  "asked again group=%s", binding.target.group_id)
 
 
+def watching_group_sends(store: Store, client: LettaClient, patience: float) -> Callable[[list[str]], Awaitable[None]]:
+    """The locks' `groups_left` hook for `client`: the group sends a dead process left going among the agents whose
+    send records this process takes over, watched (`watch_group_sends_left`)."""
+    return lambda agents: watch_group_sends_left(store, client, patience, agents)
+
+
 def server_id(settings: Settings) -> str:
     """A Letta server as the bridge keys it: its URL and (a digest of) its key."""
     key = settings.letta_api_key.get_secret_value() if settings.letta_api_key else ""
@@ -247,8 +253,7 @@ class LettaServers:
 
     def _server(self, settings: Settings, client: LettaClient) -> LettaServer:
         locks = client.locks = ServerAgentLocks(self._store, server_id(settings), self._earlier)
-        patience = settings.letta_recovery_wait_seconds
-        locks.groups_left = lambda agents: watch_group_sends_left(self._store, client, patience, agents)
+        locks.groups_left = watching_group_sends(self._store, client, settings.letta_recovery_wait_seconds)
         return LettaServer(client, runner_chooser(settings, client))
 
     async def get(self, settings: Settings) -> LettaServer:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from bridge.domain import Target
 from bridge.letta.client import LettaClient
 from bridge.letta.models import (
     ApprovalRequestMessage,
@@ -158,3 +159,20 @@ async def group_settled(
         if (len(found) == len(members) and answered) or loop.time() >= deadline:
             return found
         await asyncio.sleep(POLL)
+
+
+async def watch_group(
+    client: LettaClient, target: Target, otid: str, patience: float
+) -> tuple[Found | None, dict[str, Found]]:
+    """A 0.11.7 group send's members watched until it has ended (`group_settled`): (what the manager stored, what
+    each agent stored, by id). A supervisor's or dynamic group's manager holds the user's message first (a
+    supervisor's workers only ever see the manager's words): when it has it, the send happened and a supervisor's
+    workers are done; a dynamic group's speakers follow within moments. Other groups: the agents."""
+    agents = [(a.id, a.name) for a in target.agents]
+    manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
+    if manager is None:
+        return None, await group_settled(client, agents, otid, patience)
+    said = (await group_settled(client, [(manager.id, manager.name)], otid, patience)).get(manager.id)
+    if said is None or target.manager_type != "dynamic":
+        return said, {}
+    return said, await group_settled(client, agents, otid, min(patience, 5.0))

@@ -31,7 +31,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, attribute, exchange
 from bridge.letta.locks import LeftGoing
 from bridge.letta.patterns import UNSEEN_HEADER, compose, replay
-from bridge.letta.recovery import group_settled
+from bridge.letta.recovery import watch_group
 from bridge.letta.wire import user_message
 
 __all__ = ["UNSEEN_HEADER", "BridgeRunner", "Runner", "ServerRunner", "compose", "replay"]
@@ -60,22 +60,13 @@ class _Heard:
 
 def group_left(client: LettaClient, target: Target, otid: str, until: float) -> LeftGoing:
     """Waits for a group send cut short, which Letta goes on with and lists no run for: its members watched as
-    after a crash (ServerRunner._recovered), until every member the send reached has answered it, or the event
-    loop's clock passes `until` (the send's time and LETTA_RECOVERY_WAIT_SECONDS: no member's step lasts longer).
-    A managed group's manager holds the message first: when it has it, a supervisor's workers are done; a dynamic
-    group's speakers follow within moments."""
-    manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
-    agents = [(a.id, a.name) for a in target.agents]
+    after a crash (`watch_group`), until every member the send reached has answered it, or the event loop's clock
+    passes `until` (the send's time and LETTA_RECOVERY_WAIT_SECONDS: no member's step lasts longer)."""
 
     async def ended() -> None:
-        loop = asyncio.get_running_loop()
         log.info("a group send cut short may still run: its members are watched group=%s", target.group_id)
         try:
-            if manager is None:
-                await group_settled(client, agents, otid, max(0.0, until - loop.time()))
-            elif await group_settled(client, [(manager.id, manager.name)], otid, max(0.0, until - loop.time())):
-                if target.manager_type == "dynamic":
-                    await group_settled(client, agents, otid, min(max(0.0, until - loop.time()), 5.0))
+            await watch_group(client, target, otid, max(0.0, until - asyncio.get_running_loop().time()))
         except LettaError as error:  # the send that waits will meet the same trouble, and say it
             log.warning("group send cut short not looked up group=%s kind=%s", target.group_id, error.kind)
 
@@ -204,10 +195,9 @@ class ServerRunner:
         ask; a supervisor's workers are read back from the manager's tool return.
         """
         manager = target.manager if target.manager_type in ("supervisor", "dynamic") else None
+        said, seen = await watch_group(self._client, target, journal.otid, patience)
         replies: list[AgentReply] = []
         if manager is not None:
-            seen = await group_settled(self._client, [(manager.id, manager.name)], journal.otid, patience)
-            said = seen.get(manager.id)
             if said is None:
                 return False
             for agent_id, text in said.workers:
@@ -215,11 +205,8 @@ class ServerRunner:
                 if reply is not None and text:
                     replies.append(reply)
             if target.manager_type == "dynamic":
-                spoke = await group_settled(
-                    self._client, [(a.id, a.name) for a in target.agents], journal.otid, min(patience, 5.0)
-                )
                 for agent in target.agents:
-                    found = spoke.get(agent.id)
+                    found = seen.get(agent.id)
                     for text in found.texts if found is not None else ():
                         replies.append(AgentReply(agent.name, text, agent.id, self.STEP, len(replies)))
             else:
@@ -227,7 +214,6 @@ class ServerRunner:
                     replies.append(AgentReply(manager.name, text, manager.id, self.STEP, len(replies)))
             await journal.answered(self.STEP, replies)
             return True
-        seen = await group_settled(self._client, [(a.id, a.name) for a in target.agents], journal.otid, patience)
         if not seen:
             return False
         missing: list[AgentRef] = []

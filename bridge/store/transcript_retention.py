@@ -128,17 +128,20 @@ def sqlite_prune(conn: sqlite3.Connection, cutoff: datetime, after: Key | None, 
     def cursors(scope: Scope) -> dict[str, int]:
         return {str(a): int(s) for a, s in conn.execute(_q(CURSORS), scope).fetchall()}
 
-    def binding(scope: Scope) -> Binding | None:
-        found = conn.execute(_q(BINDING), channel_of(scope))
+    def binding(channel: Scope) -> Binding | None:
+        found = conn.execute(_q(BINDING), channel)
         row = found.fetchone()
         return binding_from_row(dict(zip([c[0] for c in found.description], row, strict=True))) if row else None
 
     states = {}
+    heard: dict[Scope, frozenset[str] | None] = {}  # per channel: its threads' scopes share its binding
     for scope in scopes(rows):
         top = int(conn.execute(_q(TOP), scope).fetchone()[0])
         channel = parent(scope)
         members = frozenset(cursors(channel)) if channel else frozenset()
-        states[scope] = ScopeState(top, cursors(scope), members, listeners(binding(scope)))
+        if channel_of(scope) not in heard:
+            heard[channel_of(scope)] = listeners(binding(channel_of(scope)))
+        states[scope] = ScopeState(top, cursors(scope), members, heard[channel_of(scope)])
     gone = doomed(rows, states)
     conn.executemany(_q(DELETE), gone)
     return TranscriptPruned(len(gone), next_key(rows, limit))
@@ -153,14 +156,15 @@ async def postgres_prune(conn: Any, days: float, after: Key | None, limit: int) 
         return {str(r["agent_id"]): int(r["seq"]) for r in await conn.fetch(CURSORS, *scope)}
 
     states = {}
+    heard: dict[Scope, frozenset[str] | None] = {}  # per channel: its threads' scopes share its binding
     for scope in scopes(rows):
         top = int(await conn.fetchval(TOP, *scope))
         channel = parent(scope)
         members = frozenset(await cursors(channel)) if channel else frozenset()
-        binding = await conn.fetchrow(BINDING, *channel_of(scope))
-        states[scope] = ScopeState(
-            top, await cursors(scope), members, listeners(binding_from_row(binding) if binding else None)
-        )
+        if channel_of(scope) not in heard:
+            binding = await conn.fetchrow(BINDING, *channel_of(scope))
+            heard[channel_of(scope)] = listeners(binding_from_row(binding) if binding else None)
+        states[scope] = ScopeState(top, await cursors(scope), members, heard[channel_of(scope)])
     gone = doomed(rows, states)
     if gone:
         await conn.executemany(DELETE, gone)
