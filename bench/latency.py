@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,33 @@ def _baseline(proc: FakesProcess, kind: str, crews: list[Crew], folder: Path, op
         baseline.stop()
 
 
+BUSY_CORE = "while True:\n    sum(range(1000))\n"
+
+
+def _recording_beside_busy_core(
+    proc: FakesProcess, crews: list[Crew], folder: Path, opts: Options, seconds: float, where: str
+) -> Any:
+    """The recording app under the same load with one core kept busy beside it: by a process of its own
+    (`where="process"`: the turns' work on a core the app does not share an interpreter with), or by a thread of
+    the app's own process (`"thread"`: sharing its interpreter lock, as the bridge's turns share it with its
+    acknowledgements). What this machine leaves an app that only acknowledges, when another core's worth of work
+    runs beside it."""
+    if where == "thread":
+        baseline = server("recording", proc, folder / "busy-thread", BENCH_BUSY_THREAD="1")
+        busy = None
+    else:
+        baseline = server("recording", proc, folder / "busy-process")
+        busy = subprocess.Popen([sys.executable, "-c", BUSY_CORE])
+    baseline.start()
+    try:
+        return _ack_data(_load(baseline, [c.channel for c in crews], opts, seconds), seconds)
+    finally:
+        baseline.stop()
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+
+
 def ack(opts: Options) -> list[Figure]:
     """p99 time to answer Slack at a sustained rate, mentions spread over many channels: the bridge vs an app
     that durably records each event in SQLite (the floor for an app that loses nothing), vs a bare Bolt app,
@@ -110,6 +139,11 @@ def ack(opts: Options) -> list[Figure]:
             ("relay", opts.ack_seconds),
         ):
             data[kind] = _baseline(proc, kind, crews, folder, opts, seconds)
+        if opts.ack_isolated_seconds > 0:
+            for where in ("process", "thread"):
+                data[f"recording_beside_busy_{where}"] = _recording_beside_busy_core(
+                    proc, crews, folder, opts, opts.ack_isolated_seconds, where
+                )
         data["bridge"] = _bridge_run(proc, crews, folder, opts, opts.ack_seconds, drain=True)
         if opts.ack_isolated_seconds > 0:
             parked = proc.crews("ACP", opts.ack_channels, 2, 3600.0)
@@ -146,6 +180,16 @@ def ack(opts: Options) -> list[Figure]:
             f" With every turn parked at its first Letta send ({opts.ack_isolated_seconds:g} s run), the bridge "
             f"acknowledges at p99 {alone['latency_ms']['p99']:.2f} ms "
             f"({ratio(alone['latency_ms']['p99'], recording):.2f}x the recording app)."
+        )
+    beside = {w: data.get(f"recording_beside_busy_{w}") for w in ("process", "thread")}
+    if beside["process"] and beside["thread"]:
+        by_process, by_thread = (beside[w]["latency_ms"]["p99"] for w in ("process", "thread"))
+        note += (
+            f" What the machine leaves: the recording app itself, with one core kept busy beside it (the bridge's "
+            f"turns kept {cpu['bridge']} of a core busy), acknowledges at p99 {by_process:.2f} ms "
+            f"({ratio(by_process, recording):.2f}x) when the busy core is another process's, and {by_thread:.2f} ms "
+            f"({ratio(by_thread, recording):.2f}x) when it is a thread of its own process, sharing the interpreter "
+            f"lock as the bridge's turns share it with its acknowledgements ({opts.ack_isolated_seconds:g} s runs)."
         )
     errors = bridge["not_200"]
     to_recording, to_bare = ratio(p99, recording), ratio(p99, bare)

@@ -5,6 +5,10 @@ listener writes the event (its id and body) with one INSERT on one aiosqlite con
 bridge's own durability settings (WAL, synchronous=NORMAL: committed before the ack, so a crashed process loses
 nothing) and a primary key that drops a retried event. Run as `python -m bench.recording_app` with the bare app's
 variables plus DATABASE_URL (sqlite:///path).
+
+With BENCH_BUSY_THREAD=1 a thread of its own process keeps the interpreter busy beside it, handing the lock over
+as often as the bridge's ingress asks (`bridge.ingress.SWITCH_INTERVAL`): what the bridge's turns, flat out on the
+main thread, do to its acknowledgements, on an app that does nothing else.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +25,7 @@ import aiosqlite
 from aiohttp import web
 
 from bench.bare_app import build, serve
+from bridge.ingress import SWITCH_INTERVAL
 
 
 async def open_db(url: str) -> aiosqlite.Connection:
@@ -52,5 +59,14 @@ def recording_app(after: Callable[[dict[str, Any]], None] | None = None) -> web.
     return app
 
 
+def keep_busy() -> None:
+    """Pure interpreter work, for ever: one core, and the interpreter lock whenever nobody else asks for it."""
+    while True:
+        sum(range(1000))
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_BUSY_THREAD"):
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        threading.Thread(target=keep_busy, name="busy", daemon=True).start()
     asyncio.run(serve(recording_app()))
