@@ -293,10 +293,11 @@ def _settle(proc: FakesProcess, want: int, timeout: float, base: int = 0) -> int
     return last
 
 
-def memory(opts: Options, runner: str = "bridge") -> Figure:
+def _in_flight(opts: Options, runner: str, name: str, **env: str) -> tuple[dict[str, int], dict[str, int], int, int]:
+    """Resident memory idle and with `opts.memory_turns` turns held at Letta; (idle, loaded, sends, acks not 200)."""
     n = opts.memory_turns
-    extra = {"MAX_CONCURRENT_TURNS": str(n)}
-    with stage("memory", runner, opts, channels=n + 1, delay=3600.0, kill=True, env=extra) as st:
+    extra = {"MAX_CONCURRENT_TURNS": str(n), **env}
+    with stage(name, runner, opts, channels=n + 1, delay=3600.0, kill=True, env=extra) as st:
         _warm(st)
         idle = st.bridge.rss_kib()
         warm_sends = int(st.fakes.call("letta_send_count"))
@@ -304,22 +305,35 @@ def memory(opts: Options, runner: str = "bridge") -> Figure:
         sends = _settle(st.fakes, warm_sends + n, 60, base=warm_sends) - warm_sends
         time.sleep(1.0)
         loaded = st.bridge.rss_kib()
+    return idle, loaded, sends, sum(o.status != 200 for o in outcomes)
+
+
+def memory(opts: Options, runner: str = "bridge") -> Figure:
+    n = opts.memory_turns
+    idle, loaded, sends, not_200 = _in_flight(opts, runner, "memory")
+    # HTTP_INGRESS=process, not the default: what its own process costs, reported beside the figure.
+    _, by_process, _, _ = _in_flight(opts, runner, "memory-ingress-process", HTTP_INGRESS="process")
     mb = loaded["VmRSS"] / 1024
     peak = loaded["VmHWM"] / 1024
     idle_mb = idle["VmRSS"] / 1024
     data = {
         "turns": n,
-        "acks_not_200": sum(o.status != 200 for o in outcomes),
+        "acks_not_200": not_200,
         "letta_sends_in_flight": sends,
         "idle_rss_mb": round(idle_mb, 1),
         "loaded_rss_mb": round(mb, 1),
         "peak_rss_mb": round(peak, 1),
         "kib_per_turn": round((loaded["VmRSS"] - idle["VmRSS"]) / n, 1),
+        "with_ingress_process_mb": round(by_process["VmRSS"] / 1024, 1),
+        "ingress_process_private_mb": round(by_process.get("children_private", 0) / 1024, 1),
     }
     note = (
         f"{n} channels, one mention each, Letta holding every send (MAX_CONCURRENT_TURNS={n}, {runner} runner); "
         f"{sends} Letta sends were open when measured. Baseline: the same process idle after one turn, "
-        f"{idle_mb:.1f} MB; {data['kib_per_turn']} KiB per turn in flight. The bridge is killed afterwards."
+        f"{idle_mb:.1f} MB; {data['kib_per_turn']} KiB per turn in flight. The bridge is killed afterwards. "
+        f"With HTTP_INGRESS=process (not the default) the same load took {data['with_ingress_process_mb']} MB: the "
+        f"bridge process's resident memory plus the {data['ingress_process_private_mb']} MB its ingress process "
+        f"holds alone (forked, it shares the rest of its pages with the bridge)."
     )
     return Figure(
         "memory",

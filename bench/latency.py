@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,26 @@ def _ack_data(outcomes: list[Outcome], seconds: float) -> dict[str, Any]:
 
 
 def _bridge_run(
-    proc: FakesProcess, crews: list[Crew], folder: Path, opts: Options, seconds: float, drain: bool
+    proc: FakesProcess, crews: list[Crew], folder: Path, opts: Options, seconds: float, drain: bool, **env: str
 ) -> dict[str, Any]:
-    """The bridge under the open-loop load, with the CPU each process used; `drain` waits for every turn."""
-    bridge = server("bridge", proc, folder)
+    """The bridge under the open-loop load, with the CPU each process used (its ingress process's too, with
+    HTTP_INGRESS=process); `drain` waits for every turn."""
+    bridge = server("bridge", proc, folder, **env)
     bind(Path(bridge.env["DATABASE_URL"].removeprefix("sqlite:///")), crews)
     bridge.start()
-    pids = {"bridge": bridge.pid, "fakes": proc.pid, "generator": os.getpid()}
+    # The bridge's CPU is its ingress process's too; the generator (this process) is itself alone, not its children.
+    used: dict[str, Callable[[], float]] = {
+        "bridge": bridge.cpu_seconds,
+        "fakes": lambda: cpu_seconds(proc.pid),
+        "generator": lambda: cpu_seconds(os.getpid()),
+    }
     try:
         done_before = int(proc.call("done_count"))
-        cpu = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        cpu = {k: f() for k, f in used.items()}
         outcomes = _load(bridge, [c.channel for c in crews], opts, seconds)
         load_end = time.monotonic()
         data = _ack_data(outcomes, seconds)
-        data["cpu_share_of_one_core"] = {k: round((cpu_seconds(pid) - cpu[k]) / seconds, 2) for k, pid in pids.items()}
+        data["cpu_share_of_one_core"] = {k: round((f() - cpu[k]) / seconds, 2) for k, f in used.items()}
         data["turns_done_at_load_end"] = int(proc.call("done_count")) - done_before
         if drain:
             expected = done_before + len(outcomes) + WARMUP
@@ -69,7 +76,7 @@ def _bridge_run(
             data["turns_expected"] = expected - done_before
             data["drain_seconds_after_load"] = round(time.monotonic() - load_end, 2)
             data["cpu_ms_per_turn"] = round(
-                (cpu_seconds(bridge.pid) - cpu["bridge"]) * 1000 / max(1, data["turns_done"]), 2
+                (bridge.cpu_seconds() - cpu["bridge"]) * 1000 / max(1, data["turns_done"]), 2
             )
         data["rss_kib"] = bridge.rss_kib()
     finally:
@@ -145,6 +152,9 @@ def ack(opts: Options) -> list[Figure]:
                     proc, crews, folder, opts, opts.ack_isolated_seconds, where
                 )
         data["bridge"] = _bridge_run(proc, crews, folder, opts, opts.ack_seconds, drain=True)
+        data["bridge_ingress_process"] = _bridge_run(
+            proc, crews, opts.out / "ack-process", opts, opts.ack_seconds, drain=True, HTTP_INGRESS="process"
+        )
         if opts.ack_isolated_seconds > 0:
             parked = proc.crews("ACP", opts.ack_channels, 2, 3600.0)
             data["bridge_turns_parked"] = _bridge_run(
@@ -181,6 +191,13 @@ def ack(opts: Options) -> list[Figure]:
             f"acknowledges at p99 {alone['latency_ms']['p99']:.2f} ms "
             f"({ratio(alone['latency_ms']['p99'], recording):.2f}x the recording app)."
         )
+    by_process = data["bridge_ingress_process"]
+    note += (
+        f" With HTTP_INGRESS=process (not the default: the ingress in a process of its own, no interpreter lock "
+        f"shared with the turns) the same load was acknowledged at p99 {by_process['latency_ms']['p99']:.2f} ms "
+        f"({ratio(by_process['latency_ms']['p99'], recording):.2f}x the recording app), CPU per turn "
+        f"{by_process.get('cpu_ms_per_turn')} ms, both processes."
+    )
     beside = {w: data.get(f"recording_beside_busy_{w}") for w in ("process", "thread")}
     if beside["process"] and beside["thread"]:
         by_process, by_thread = (beside[w]["latency_ms"]["p99"] for w in ("process", "thread"))

@@ -58,13 +58,43 @@ def bind(db_path: Path, crews: list[Crew]) -> None:
     asyncio.run(_bind(f"sqlite:///{db_path}", crews))
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes a process started (the bridge's ingress process), theirs too, from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def private_kib(pid: int) -> int:
+    """Memory only this process uses (Private_Clean + Private_Dirty, KiB): what a forked child adds to its parent,
+    whose resident set already holds the pages they share."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Private_Clean", "Private_Dirty"):
+            total += int(value.split()[0])
+    return total
+
+
 def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/<pid>/status."""
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/<pid>/status; with `children_private`, the
+    memory its child processes use that it does not share with them, which VmRSS and VmHWM then include."""
     out: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
+    children = sum(private_kib(child) for child in descendants(pid))
+    if children:
+        out["children_private"] = children
+        out["VmRSS"] += children
+        out["VmHWM"] += children
     return out
 
 
@@ -78,6 +108,12 @@ def cpu_split(pid: int) -> tuple[float, float]:
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process and all its threads so far."""
     return sum(cpu_split(pid))
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """`cpu_split` of a process and the processes it started (a server's whole CPU: the bridge's ingress too)."""
+    splits = [cpu_split(p) for p in (pid, *descendants(pid))]
+    return sum(u for u, _ in splits), sum(k for _, k in splits)
 
 
 @dataclass
@@ -171,7 +207,7 @@ class Server:
         return rss_kib(self.pid)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+        return sum(tree_cpu_split(self.pid))
 
     def cpu_split(self) -> tuple[float, float]:
-        return cpu_split(self.pid)
+        return tree_cpu_split(self.pid)

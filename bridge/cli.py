@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
@@ -24,6 +25,9 @@ from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
 from bridge.store import Store, StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
+
+if TYPE_CHECKING:
+    from bridge.ingress_process import IngressProcess
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
@@ -101,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
     setup_logging(level, settings.log_format, settings.secrets())
+    ingress = _fork_ingress(args, settings)
     try:
-        return asyncio.run(_dispatch(args, settings))
+        return asyncio.run(_dispatch(args, settings, ingress))
     except CliError as exc:
         _say_error(str(exc), daemon and settings.log_format == "json")
         return exc.code
@@ -111,6 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if ingress is not None:
+            ingress.end()
+
+
+def _fork_ingress(args: argparse.Namespace, settings: Settings) -> IngressProcess | None:
+    """`serve` with HTTP_INGRESS=process: the ingress process, forked before any event loop or thread runs (a
+    fork copies only the forking thread); it listens once the bridge has started."""
+    if args.command != "serve":
+        return None
+    from bridge.ingress_process import IngressProcess, forks
+
+    _require(settings, "serve")
+    return IngressProcess.fork(settings) if forks(settings) else None
 
 
 def _say_error(message: str, as_log_line: bool) -> None:
@@ -135,14 +154,17 @@ def _require(settings: Settings, mode: str) -> None:
         raise SystemExit(2)
 
 
-async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+async def _dispatch(args: argparse.Namespace, settings: Settings, ingress: IngressProcess | None = None) -> int:
     if args.command in ("serve", "socket"):
         from bridge.app import StartError
         from bridge.serve import serve_http, serve_socket
 
         _require(settings, args.command)
         try:
-            await (serve_http if args.command == "serve" else serve_socket)(settings)
+            if args.command == "serve":
+                await serve_http(settings, ingress)
+            else:
+                await serve_socket(settings)
         except StartError as exc:
             raise CliError(str(exc)) from None
         return 0

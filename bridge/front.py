@@ -1,6 +1,7 @@
-"""HTTP mode on SQLite, the main loop's side of the ingress thread (`ingress.py`): the main app on a private Unix
-socket for the requests the ingress passes on, the events it recorded handed to Bolt (`arrivals.py`) and reported
-back, stop and close in order; and, with the inbox off, a word about events a run with it left behind.
+"""HTTP mode on SQLite, the main loop's side of the ingress (`ingress.py` on a thread, or `ingress_process.py`):
+the main app on a private Unix socket for the requests the ingress passes on, the events it recorded handed to Bolt
+(`arrivals.py`) and reported back, stop and close in order; and, with the inbox off, a word about events a run with
+it left behind.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from typing import Protocol
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from bridge.http import cannot_listen
 from bridge.inbox import Arrival, Inbox, inbox_path
 from bridge.inbox import waiting as inbox_waiting
 from bridge.ingress import Check, Ingress, IngressError
+from bridge.ingress_process import IngressProcess
 from bridge.store.database_url import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -45,18 +48,38 @@ async def warn_of_a_waiting_inbox(settings: Settings) -> None:
         )
 
 
-class Front:
-    """HTTP mode on SQLite: the ingress thread listens on HOST:PORT and records each event in the inbox before
-    its ack (ingress.py); the main app listens on a Unix socket for the requests it passes on, and `arrivals`
-    hands the recorded events to Bolt here."""
+class Listening(Protocol):
+    """The ingress as the main loop drives it, on a thread (`Ingress`) or in a process (`IngressProcess`)."""
 
-    def __init__(self, settings: Settings, check: Check, dispatch: Dispatch) -> None:
+    async def start(self) -> int: ...
+    async def stop_listening(self) -> None: ...
+    async def close(self) -> None: ...
+    def handled(self, arrival: Arrival) -> None: ...
+    def failed(self, arrival: Arrival) -> None: ...
+
+
+class Front:
+    """HTTP mode on SQLite: the ingress listens on HOST:PORT and records each event in the inbox before its ack
+    (ingress.py: on a thread of its own, or with `process`, HTTP_INGRESS=process, in a process of its own); the
+    main app listens on a Unix socket for the requests it passes on, and `arrivals` hands the recorded events to
+    Bolt here."""
+
+    def __init__(
+        self, settings: Settings, check: Check, dispatch: Dispatch, process: IngressProcess | None = None
+    ) -> None:
         self._settings = settings
-        self._folder = tempfile.mkdtemp(prefix="letta-bridge-")  # mode 700: this user's processes only
-        self._socket = os.path.join(self._folder, "app.sock")
         self._site: web.UnixSite | None = None
-        inbox = Inbox(inbox_path(sqlite_path(settings.database_url)))
-        self.ingress = Ingress(settings, check, inbox, self._arrive, self._socket)
+        self._folder = ""  # the thread's: the process keeps its own
+        self.ingress: Listening
+        if process is not None:
+            self._socket = process.backend
+            process.deliver_to(self._arrive)
+            self.ingress = process
+        else:
+            self._folder = tempfile.mkdtemp(prefix="letta-bridge-")  # mode 700: this user's processes only
+            self._socket = os.path.join(self._folder, "app.sock")
+            inbox = Inbox(inbox_path(sqlite_path(settings.database_url)))
+            self.ingress = Ingress(settings, check, inbox, self._arrive, self._socket)
         self.arrivals = Arrivals(dispatch, self.ingress.handled, self.ingress.failed)
 
     def _arrive(self, arrival: Arrival) -> None:
@@ -84,4 +107,5 @@ class Front:
     async def close(self) -> None:
         await self.arrivals.stop(0)
         await self.ingress.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)

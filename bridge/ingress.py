@@ -1,7 +1,9 @@
 """The HTTP front on a thread and event loop of its own, so that Slack's acknowledgement never waits for turns.
 
 With Letta answering fast, the main loop runs turns flat out, and an acknowledgement made there waits behind
-whatever turn work is ready (tens of milliseconds at the tail under a burst). Here an Events API request (a
+whatever turn work is ready (tens of milliseconds at the tail under a burst). With HTTP_INGRESS=process it runs in
+a process of its own (`ingress_process.py`, whose main loop is its line to the bridge), so that it does not wait
+for the interpreter lock the turns hold either. Here an Events API request (a
 mention, a message: nearly all of Slack's traffic) is checked (`Gate.check`: signature, freshness, shape),
 recorded in the inbox with its signature (`inbox.py`: replays refused), answered 200, and handed to the main loop
 (`arrivals.py`), which decides and records the turn as it would have before the ack. Every other request (slash
@@ -158,13 +160,14 @@ class Ingress:
 
     def handled(self, arrival: Arrival) -> None:
         """Called on the main loop: the event is in the store (or was ignored); its row can go."""
-        self._report(True, arrival.id)
+        self.report(True, arrival.id)
 
     def failed(self, arrival: Arrival) -> None:
         """Called on the main loop: an attempt failed; the row stays, with its count of attempts."""
-        self._report(False, arrival.id)
+        self.report(False, arrival.id)
 
-    def _report(self, handled: bool, row: int) -> None:
+    def report(self, handled: bool, row: int) -> None:
+        """From the loop that was handed the events: the row `row` handled (removed) or failed (kept, counted)."""
         if not self._reports.put((handled, row)):
             return  # the flush already scheduled takes this one too
         loop = self._loop

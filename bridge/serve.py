@@ -19,6 +19,7 @@ from bridge.clients import letta_kind, slack_client
 from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
+from bridge.ingress_process import IngressProcess, behind_ingress
 from bridge.proxies import proxy_for
 from bridge.requirements import SLACK_BOT_TOKEN, slack_refused, token_refused
 from bridge.slack.failures import FAILURES, slack_error
@@ -127,11 +128,16 @@ def _database_words(settings: Settings, new: bool) -> str:
     return f"{name} (new: no channels are connected in it yet)" if new else name
 
 
-async def serve_http(settings: Settings) -> None:
-    await _stoppable(_serve_http, settings)
+async def serve_http(settings: Settings, ingress: IngressProcess | None = None) -> None:
+    """`ingress`: the ingress process `serve` forked (HTTP_INGRESS=process), which then listens for it."""
+
+    async def serve(settings: Settings, signals: Signals) -> None:
+        await _serve_http(settings, signals, ingress)
+
+    await _stoppable(serve, settings)
 
 
-async def _serve_http(settings: Settings, signals: Signals) -> None:
+async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProcess | None) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
     bridge = Bridge(settings, letta=await letta_kind(settings))
     runner = web.AppRunner(
@@ -141,10 +147,12 @@ async def _serve_http(settings: Settings, signals: Signals) -> None:
         lingering_time=1.0,  # a refused request's unread body is not waited for long
     )
     front = None
-    if settings.http_events_inbox and settings.database_url.startswith("sqlite:"):
+    if behind_ingress(settings):
         assert bridge.gate is not None
-        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch)
+        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch, ingress)
         bridge.behind_ingress = True
+    if ingress is not None:
+        ingress.on_lost = signals.stop.set  # a bridge whose events nobody answers stops, to be started again
     try:
         async with _started(bridge):
             await runner.setup()
@@ -185,6 +193,8 @@ async def _serve_http(settings: Settings, signals: Signals) -> None:
         if front is not None:
             await front.close()
         await runner.cleanup()
+    if ingress is not None and ingress.lost_why:
+        raise StartError(f"{ingress.lost_why}; the bridge stopped")
     log.info("bridge stopped")
 
 

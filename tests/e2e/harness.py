@@ -218,6 +218,18 @@ class BridgeProcess:
         return event, response
 
 
+def started_with(marker: str) -> list[int]:
+    """Processes whose environment holds `marker` (a test's own folder): a bridge's, and its ingress's."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def inbox_drained(db_path: Path, timeout: float = 10.0) -> None:
     """Every event the bridge acknowledged has been handled: its events inbox (`<db>.inbox`) is empty."""
     inbox = Path(f"{db_path}.inbox")

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.harness import REPO, BridgeProcess, base_env
+import pytest
+
+from tests.e2e.harness import REPO, BridgeProcess, base_env, started_with
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import event_body
 from tests.fakes.slack import FakeSlack
@@ -43,18 +45,20 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingress", ["thread", "process"])
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path, ingress: str) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", HOST="127.0.0.1",
-                       PORT=str(port))
+                       PORT=str(port), HTTP_INGRESS=ingress)
         code, _, err, took = serve_until_exit(env, tmp_path)
     assert code == 1, err
     assert took < 10, f"took {took:.1f}s to exit"
     line = one_error_line(err)
     assert f"127.0.0.1:{port}" in line and "already in use" in line and "PORT" in line
+    assert started_with(str(tmp_path)) == []  # with HTTP_INGRESS=process, its ingress process ended too
 
 
 def test_serve_with_an_unreachable_database_says_so_in_one_line_and_exits_1_at_once(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def errors(monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
             "SLACK_TOKEN_ROTATION_MINUTES must be a whole number of minutes from 1 to 720; got '1.5'",
         ),
         ("SLACK_LIVE_REPLIES", "fast", "SLACK_LIVE_REPLIES must be one of auto, stream or update; got 'fast'"),
+        ("HTTP_INGRESS", "fork", "HTTP_INGRESS must be one of thread or process; got 'fork'"),
         ("SLACK_AGENTS", "[1]", "SLACK_AGENTS must be a JSON object, like "),
     ],
 )
