@@ -92,7 +92,7 @@ class IngressProcess:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # what is buffered would otherwise be written by both processes
         gc.collect()
-        gc.freeze()  # what is imported stays shared: no collection of the child's writes to those pages
+        gc.freeze()  # the child's collections never walk (and so never copy) the pages it shares
         pid = os.fork()
         if pid == 0:
             ours.close()
