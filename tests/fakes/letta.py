@@ -27,9 +27,6 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -44,81 +41,15 @@ from . import (
     letta_stream,
     letta_tools,
 )
+from . import letta_groups as G
 from . import letta_shapes as S
+from .letta_controls import LettaControls
+from .letta_records import Agent, AgentInput, Handler, Hung, Recorded, ReplySpec, Rule, Stored
 from .letta_routes import INTERNAL_ERROR, SHAPES, AgentAndGroupRoutes
 from .letta_shapes import new_id
 
-Handler = Callable[..., Awaitable[web.StreamResponse]]
-ReplySpec = str | list[str] | Callable[[str], str | list[str]]
-_SEND_PATH = re.compile(r"/v1/(agents|groups)/[^/]+/messages(/stream)?|/v1/conversations/[^/]+/messages")
 
-
-@dataclass
-class Recorded:
-    """One HTTP request as the fake saw it. ``status`` and ``finished`` stay None until it is answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    raw: bytes
-    status: int | None = None
-    started: float = 0.0
-    finished: float | None = None
-
-
-@dataclass
-class AgentInput:
-    """One agent turn that actually ran, with what that agent received (to check routing and concurrency)."""
-
-    agent_id: str
-    agent_name: str
-    text: str
-    messages: list[dict[str, Any]]
-    otid: str | None
-    name: str | None
-    started: float
-    finished: float | None = None
-    conversation: str | None = None  # the conversation it ran in (0.16.8), None for the agent's own thread
-    run_id: str | None = None
-    cancelled: bool = False  # a cancel route reached it while it ran (letta_cancel.py)
-
-
-@dataclass
-class _Agent:
-    id: str
-    name: str
-    created: datetime
-    system_message_id: str
-
-
-@dataclass
-class _Rule:
-    kind: str  # "fail", "hang", "busy" or "gateway"
-    method: str
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 500
-    body: Any = None
-    headers: dict[str, str] | None = None
-    delay: float = 0.0
-    raw: bytes | None = None
-
-
-@dataclass
-class _Stored:
-    seq: int
-    group_id: str | None
-    msg: dict[str, Any] = field(repr=False)
-    conversation: str | None = None
-
-
-class _Hung(Exception):
-    """Raised inside a handler when stop() releases a request that must never be answered."""
-
-
-class FakeLetta(AgentAndGroupRoutes):
+class FakeLetta(LettaControls, AgentAndGroupRoutes):
     """A Letta server double. Set it up, start() it, point the code under test at ``base_url``."""
 
     def __init__(self, version: str = "0.11.7", api_key: str | None = None, redis: bool = False) -> None:
@@ -131,20 +62,20 @@ class FakeLetta(AgentAndGroupRoutes):
         self._tasks: set[asyncio.Future[None]] = set()
         self.base_url = ""
         self._lock = threading.Lock()
-        self._agents: dict[str, _Agent] = {}
-        self._groups: dict[str, S.GroupSpec] = {}
+        self._agents: dict[str, Agent] = {}
+        self._groups: dict[str, G.GroupSpec] = {}
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
         self._tools: dict[str, list[letta_tools.Tool]] = {}
         self.ping_interval = 20.0  # seconds between 0.16.8's stream pings while the model works (llmhang-agents-stream)
         self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
         self.first_tokens: list[tuple[str, float]] = []  # (agent id, monotonic time) of each stream's first fragment
-        self._rules: list[_Rule] = []
+        self._rules: list[Rule] = []
         self._requests: list[Recorded] = []
         self._inputs: list[AgentInput] = []
         self._overlaps: list[tuple[str, AgentInput, AgentInput]] = []
         self._inflight: dict[str, list[AgentInput]] = {}
-        self._hist: dict[str, list[_Stored]] = {}
+        self._hist: dict[str, list[Stored]] = {}
         self._conversations: dict[str, dict[str, Any]] = {}  # id -> the Conversation object (0.16.8)
         self._seq = itertools.count()
         self.cancels: list[tuple[str, str, list[str]]] = []  # (agents|conversations, id, runs cancelled)
@@ -214,160 +145,6 @@ class FakeLetta(AgentAndGroupRoutes):
         self._stopping.set()
         await self._runner.cleanup()
 
-    # ---------------------------------------------------------------- test-side setup
-    @property
-    def version(self) -> str:
-        return self._version
-
-    def set_version(self, version: str) -> None:
-        """Switch the Letta version the fake plays (e.g. to test an upgrade under a running bridge)."""
-        if version not in S.VERSIONS:
-            raise ValueError(f"unknown Letta version {version!r}; known: {S.VERSIONS}")
-        with self._lock:
-            self._version = version
-
-    def add_agent(self, name: str, agent_id: str | None = None) -> str:
-        """Create an agent; ids must look like agent-<uuid4>, or the fake answers as for a malformed id."""
-        aid = agent_id or new_id("agent")
-        with self._lock:
-            self._agents[aid] = _Agent(aid, name, datetime.now(UTC), new_id("message"))
-            self._hist.setdefault(aid, [])
-            self._inflight.setdefault(aid, [])
-        return aid
-
-    def add_group(self, agent_ids: list[str], manager_type: str = "round_robin", description: str = "",
-                  group_id: str | None = None, manager_agent_id: str | None = None,
-                  max_turns: int | None = None, termination_token: str | None = None) -> str:
-        """Create a group. A dynamic group gets Letta's default termination token "DONE!"."""
-        if manager_type == "dynamic" and termination_token is None:
-            termination_token = "DONE!"
-        gid = group_id or new_id("group")
-        with self._lock:
-            self._groups[gid] = S.GroupSpec(gid, manager_type, list(agent_ids), description, manager_agent_id,
-                                       max_turns, termination_token)
-        return gid
-
-    def set_reply(self, agent_id: str, reply: ReplySpec) -> None:
-        """What the agent answers. A callable gets the text the agent received. A list gives several messages."""
-        with self._lock:
-            self._replies[agent_id] = reply
-
-    def set_tools(self, agent_id: str, tools: list[letta_tools.Tool]) -> None:
-        """0.16.8: the agent calls these tools ((name, succeeds)) in turn before each reply (letta_tools.py)."""
-        with self._lock:
-            self._tools[agent_id] = list(tools)
-
-    def set_delay(self, agent_id: str, seconds: float) -> None:
-        """Simulated LLM time for each turn of that agent."""
-        with self._lock:
-            self._delays[agent_id] = seconds
-
-    def ask_approval(self, agent_id: str, *calls: tuple[str, str], said: str = "") -> None:
-        """The agent's next message is answered with a request to run these tools (name, JSON arguments), which
-        waits for a decision (0.16.8, letta_approvals.py); `said`: words the agent says first, in the same answer."""
-        with self._lock:
-            self.approval_state.asks.setdefault(agent_id, []).append(list(calls))
-            self.approval_state.said.setdefault(agent_id, []).append(said)
-
-    def approval_decisions(self) -> list[dict[str, Any]]:
-        """Every `approval` message the fake received, in order."""
-        with self._lock:
-            return copy.deepcopy(self.approval_state.decisions)
-
-    def fail_next(self, method: str, path_regex: str, status: int, body: Any = None,
-                  headers: dict[str, str] | None = None, times: int = 1, delay: float = 0.0,
-                  raw: bytes | None = None) -> None:
-        """Answer the next ``times`` matching requests with this failure before any other handling.
-
-        ``method`` "*" matches any method, and ``path_regex`` is fullmatched against the path without
-        its query. When body is None the 0.11.7 500 body is sent. ``raw`` sends those exact bytes instead.
-        """
-        with self._lock:
-            self._rules.append(_Rule("fail", method.upper(), re.compile(path_regex), times, status,
-                                     body, headers, delay, raw))
-
-    def gateway_next(self, method: str, path_regex: str, status: int, raw: bytes, headers: dict[str, str],
-                     times: int = 1) -> None:
-        """The next ``times`` matching requests pass through a gateway that forwards each to Letta, which runs it
-        and stores the turn, and then answers ``status`` with these bytes and headers of its own
-        (letta_gateway.py): a Cloudflare 524, an Envoy 503 after the upstream reset."""
-        with self._lock:
-            self._rules.append(_Rule("gateway", method.upper(), re.compile(path_regex), times, status,
-                                     None, headers, 0.0, raw))
-
-    def busy_next(self, conversation_id: str, times: int = 1) -> None:
-        """The next ``times`` sends to the conversation get the 409 a Redis-backed 0.16.8 gives while another
-        run holds it (captured body, a fresh run_id each time)."""
-        with self._lock:
-            self._rules.append(_Rule("busy", "POST", re.compile(rf"/v1/conversations/{conversation_id}/messages"),
-                                     times, 409))
-
-    def hang_next(self, method: str, path_regex: str, times: int = 1) -> None:
-        """Accept the next ``times`` matching requests and never answer them (until stop())."""
-        with self._lock:
-            self._rules.append(_Rule("hang", method.upper(), re.compile(path_regex), times))
-
-    # ---------------------------------------------------------------- test-side inspection
-    @property
-    def requests(self) -> list[Recorded]:
-        """Copies of every request so far, in arrival order."""
-        with self._lock:
-            return copy.deepcopy(self._requests)
-
-    def sends(self) -> list[Recorded]:
-        """Only the POST .../messages sends (agents and groups)."""
-        return [r for r in self.requests if r.method == "POST" and _SEND_PATH.fullmatch(r.path)]
-
-    @property
-    def inputs(self) -> list[AgentInput]:
-        """Copies of every agent turn that ran, in start order."""
-        with self._lock:
-            return copy.deepcopy(self._inputs)
-
-    @property
-    def overlaps(self) -> list[tuple[str, AgentInput, AgentInput]]:
-        """Pairs of turns that ran at the same time on one agent (a real server allows it silently)."""
-        with self._lock:
-            return copy.deepcopy(self._overlaps)
-
-    def active_runs(self) -> list[str]:
-        """The ids of the runs a real server would list as active now."""
-        with self._lock:
-            return [r.id for r in self._runs.values() if r.active]
-
-    @property
-    def conversations(self) -> dict[str, dict[str, Any]]:
-        """Copies of the conversations created so far, by id."""
-        with self._lock:
-            return copy.deepcopy(self._conversations)
-
-    def conversation_history(self, conversation_id: str | None, agent_id: str | None = None) -> list[dict[str, Any]]:
-        """The conversation's stored messages, oldest first (its system_message included); with None and an
-        agent id, that agent's own (`default`) thread."""
-        with self._lock:
-            return [copy.deepcopy(s.msg) for aid, items in self._hist.items() for s in items
-                    if s.conversation == conversation_id and (agent_id is None or aid == agent_id)]
-
-    def _background(self, work: Awaitable[None]) -> None:
-        """Work that goes on after its request is gone (a background run)."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @property
-    def history(self) -> dict[str, list[dict[str, Any]]]:
-        """Copies of each agent's stored messages (0.16.x GET also shows a leading system_message)."""
-        with self._lock:
-            return {aid: [copy.deepcopy(s.msg) for s in items] for aid, items in self._hist.items()}
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Poll ``predicate`` until it is true; raise AssertionError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s")
-            time.sleep(0.01)
-
     # ---------------------------------------------------------------- HTTP plumbing
     async def _entry(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -384,7 +161,7 @@ class FakeLetta(AgentAndGroupRoutes):
             version = self._version
         try:
             resp = await self._handle(request, rec, version, hop)
-        except _Hung:
+        except Hung:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError() from None
@@ -407,7 +184,7 @@ class FakeLetta(AgentAndGroupRoutes):
     async def _hang(self) -> None:
         assert self._stopping is not None
         await self._stopping.wait()
-        raise _Hung()
+        raise Hung()
 
     def _json(self, version: str, status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
         """A JSON answer encoded like FastAPI's (compact, no ASCII escaping), with uvicorn's headers."""
@@ -415,7 +192,7 @@ class FakeLetta(AgentAndGroupRoutes):
         hdrs = {"server": "uvicorn", "content-type": "application/json", **S.extra_headers(version), **(headers or {})}
         return web.Response(status=status, body=data, headers=hdrs)
 
-    def _take_rule(self, method: str, path: str) -> _Rule | None:
+    def _take_rule(self, method: str, path: str) -> Rule | None:
         with self._lock:
             for rule in self._rules:
                 if rule.times > 0 and rule.method in ("*", method) and rule.pattern.fullmatch(path):
@@ -480,7 +257,7 @@ class FakeLetta(AgentAndGroupRoutes):
     def _shapes(self, version: str) -> S.Shapes:
         return SHAPES[version]
 
-    def _group_spec(self, group_id: str) -> S.GroupSpec:
+    def _group_spec(self, group_id: str) -> G.GroupSpec:
         with self._lock:
             return copy.deepcopy(self._groups[group_id])
 
@@ -525,7 +302,7 @@ class FakeLetta(AgentAndGroupRoutes):
             return web.Response(status=307, headers=hdrs)
         return self._json(v, 404, S.body(v, "error-unknown-route"))
 
-    # ---------------------------------------------------------------- turns and history (S.TurnHost)
+    # ---------------------------------------------------------------- turns and history (G.TurnHost)
     def _agent_name(self, agent_id: str) -> str:
         with self._lock:
             return self._agents[agent_id].name
@@ -534,7 +311,7 @@ class FakeLetta(AgentAndGroupRoutes):
                conversation: str | None = None) -> None:
         with self._lock:
             self._hist.setdefault(agent_id, []).extend(
-                _Stored(next(self._seq), group_id, m, conversation) for m in msgs)
+                Stored(next(self._seq), group_id, m, conversation) for m in msgs)
 
     def step_ids(self) -> set[str]:
         """Every step a message the fake stored came from."""

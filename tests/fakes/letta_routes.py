@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import letta_groups as G
 from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
@@ -28,7 +29,7 @@ class AgentAndGroupRoutes:
 
     _lock: threading.RLock
     _agents: dict[str, _Agent]
-    _groups: dict[str, S.GroupSpec]
+    _groups: dict[str, G.GroupSpec]
     _hist: dict[str, list[_Stored]]
 
     async def _health(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
@@ -151,10 +152,10 @@ class AgentAndGroupRoutes:
                           and g.manager_type in ("supervisor", "dynamic")), None)
         if group is None:
             return None
-        out, steps = await S.GROUP_RUNNERS[group.manager_type](self, SHAPES[v], group, msgs, text, otid, name)
+        out, steps = await G.GROUP_RUNNERS[group.manager_type](self, SHAPES[v], group, msgs, text, otid, name)
         return out, steps
 
-    def _group_obj(self, v: str, g: S.GroupSpec) -> dict[str, Any]:
+    def _group_obj(self, v: str, g: G.GroupSpec) -> dict[str, Any]:
         return SHAPES[v].group(g.id, g.manager_type, g.agent_ids, g.description, g.manager_agent_id,
                                 g.max_turns, g.termination_token)
 
@@ -243,10 +244,10 @@ class AgentAndGroupRoutes:
         text = S.joined_text(msgs)
         first = msgs[0] if msgs else {}
         otid, name = first.get("otid"), first.get("name")
-        runner = S.GROUP_RUNNERS.get(group.manager_type, S.run_round_robin)
+        runner = G.GROUP_RUNNERS.get(group.manager_type, G.run_round_robin)
         try:
             out, steps = await runner(self, SHAPES[v], group, msgs, text, otid, name)
-        except S.NoSpeaker:
+        except G.NoSpeaker:
             no_speaker = S.capture("0.11.7", "groups-send-dynamic-no-otid")["response"]
             return self._json(v, no_speaker["status"], no_speaker["body"])
         visible = [{**m, "step_id": None, "run_id": None} for m in copy.deepcopy(out)]  # 0.11.7 nulls both

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from . import letta_groups as G
 from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
@@ -177,11 +178,11 @@ async def group_stream(
                     gone.append(True)
 
     if group.manager_type == "round_robin":
-        _, steps = await S.run_round_robin(
+        _, steps = await G.run_round_robin(
             fake, fake._shapes(v), group, msgs, text, first.get("otid"), first.get("name"), emit
         )
     else:
-        runner = S.GROUP_RUNNERS[group.manager_type]
+        runner = G.GROUP_RUNNERS[group.manager_type]
         out, steps = await runner(fake, fake._shapes(v), group, msgs, text, first.get("otid"), first.get("name"))
         await emit([{**m, "step_id": None, "run_id": None} for m in out])
     usage = {
