@@ -42,6 +42,7 @@ from . import (
     letta_tools,
 )
 from . import letta_groups as G
+from . import letta_refusals as R
 from . import letta_shapes as S
 from .letta_controls import LettaControls
 from .letta_records import Agent, AgentInput, Handler, Hung, Recorded, ReplySpec, Rule, Stored
@@ -270,7 +271,7 @@ class FakeLetta(LettaControls, AgentAndGroupRoutes):
             if rule.kind == "hang":
                 await self._hang()
             if rule.kind == "busy":
-                return self._json(v, 409, S.conversation_busy(new_id("run")))
+                return self._json(v, 409, R.conversation_busy(new_id("run")))
             if rule.delay:
                 await asyncio.sleep(rule.delay)
             hdrs = {"server": "uvicorn", **S.extra_headers(v)}

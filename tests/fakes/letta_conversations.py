@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import letta_refusals as R
 from . import letta_runs, letta_stream
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
@@ -158,7 +159,7 @@ def _history(fake: FakeLetta, request: web.Request, v: str, conv_id: str) -> web
 
 async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, conv_id: str) -> web.StreamResponse:
     """A conversation send (`default` + `agent_id` in the body: the agent's own thread, agent-direct mode)."""
-    msgs, bad = S.parse_send(v, rec.raw)
+    msgs, bad = R.parse_send(v, rec.raw)
     if msgs is None:
         return fake._json(v, 422, bad)
     options = rec.body if isinstance(rec.body, dict) else {}
@@ -195,7 +196,7 @@ async def _send(fake: FakeLetta, request: web.Request, rec: Recorded, v: str, co
             return await letta_runs.follow(fake, request, v, same, None)
         holder = letta_runs.holder(fake, lock) if lock is not None else None
         if holder is not None:
-            return fake._json(v, 409, S.conversation_busy(holder.id))
+            return fake._json(v, 409, R.conversation_busy(holder.id))
     run = letta_runs.start(
         fake, agent_id, "send_conversation_message" if conversation else "send_message", conversation=conversation,
         lock=lock if fake.redis else None, otid=otid, background=background,

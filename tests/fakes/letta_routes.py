@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import letta_groups as G
+from . import letta_refusals as R
 from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
@@ -45,12 +46,12 @@ class AgentAndGroupRoutes:
 
     def _agent_check(self, v: str, agent_id: str, *, existence: bool = True) -> web.Response | None:
         if not re.fullmatch(S.AGENT_ID_RE, agent_id):
-            status, body = S.malformed_agent_id(v, agent_id)
+            status, body = R.malformed_agent_id(v, agent_id)
             return self._json(v, status, body)
         with self._lock:
             known = agent_id in self._agents
         if existence and not known:
-            return self._json(v, 404, S.agent_not_found(v, agent_id))
+            return self._json(v, 404, R.agent_not_found(v, agent_id))
         return None
 
     async def _agent_list(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
@@ -102,7 +103,7 @@ class AgentAndGroupRoutes:
         aid = p["agent_id"]
         if S.is_v16(v) and (err := self._agent_check(v, aid, existence=False)) is not None:
             return err  # 0.16.x validates the path pattern before the body
-        msgs, bad = S.parse_send(v, rec.raw)
+        msgs, bad = R.parse_send(v, rec.raw)
         if msgs is None:
             return self._json(v, 422, bad)
         err = self._agent_check(v, aid)
@@ -161,11 +162,11 @@ class AgentAndGroupRoutes:
 
     def _group_check(self, v: str, group_id: str) -> web.Response | None:
         if not re.fullmatch(S.GROUP_ID_RE, group_id):
-            status, body = S.malformed_group_id(v, group_id)
+            status, body = R.malformed_group_id(v, group_id)
             return self._json(v, status, body)
         with self._lock:
             known = group_id in self._groups
-        return None if known else self._json(v, 404, S.group_not_found(v, group_id))
+        return None if known else self._json(v, 404, R.group_not_found(v, group_id))
 
     async def _group_list(self, request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
         """0.11.7 sorts by id, ignores ``order`` and returns [] for any ``after`` (as captured); later versions page."""
@@ -231,7 +232,7 @@ class AgentAndGroupRoutes:
             return self._json(v, failed["status"], failed["body"])
         if v == "0.16.4" and not re.fullmatch(S.GROUP_ID_RE, gid):
             return self._group_check(v, gid) or self._json(v, 500, INTERNAL_ERROR)  # 422: path pattern first
-        msgs, bad = S.parse_send(v, rec.raw)
+        msgs, bad = R.parse_send(v, rec.raw)
         if msgs is None:
             return self._json(v, 422, bad)
         err = self._group_check(v, gid)  # 0.11.7 answers 404 'Group not found' for malformed ids too

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from . import letta_groups as G
+from . import letta_refusals as R
 from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
@@ -79,7 +80,7 @@ async def agent_stream(
     fake: FakeLetta, request: web.Request, rec: Recorded, v: str, p: dict[str, str]
 ) -> web.StreamResponse:
     aid = p["agent_id"]
-    msgs, bad = S.parse_send(v, rec.raw)
+    msgs, bad = R.parse_send(v, rec.raw)
     if msgs is None:
         return fake._json(v, 422, bad)
     err = fake._agent_check(v, aid)
@@ -154,7 +155,7 @@ async def group_stream(
     if v in ("0.12.1", "0.16.4"):
         failed = S.capture(v, "groups-send-round_robin")["response"]
         return fake._json(v, failed["status"], failed["body"])
-    msgs, bad = S.parse_send(v, rec.raw)
+    msgs, bad = R.parse_send(v, rec.raw)
     if msgs is None:
         return fake._json(v, 422, bad)
     err = fake._group_check(v, gid)
