@@ -250,12 +250,16 @@ def burst(opts: Options) -> Figure:
         data["bridge"] = _bridge_run(proc, [crew], folder, opts, opts.ack_seconds, drain=False)
         data["notice_calls"] = proc.call("notice_calls", crew.channel)
         data["posts"] = int(proc.call("post_count")) - posted
+        data["bridge_ingress_process"] = _bridge_run(
+            proc, [crew], opts.out / "burst-process", opts, opts.ack_seconds, drain=False, HTTP_INGRESS="process"
+        )
     bridge, recording = data["bridge"], data["recording"]["latency_ms"]["p99"]
     p99, errors = bridge["latency_ms"]["p99"], bridge["not_200"]
     r = ratio(p99, recording)
     sent = bridge["requests"] + WARMUP
     done = bridge["turns_done_at_load_end"]
     notices = data["notice_calls"]
+    by_process = data["bridge_ingress_process"]["latency_ms"]["p99"]
     note = (
         f"{bridge['requests']} mentions at {opts.ack_rate:g}/s into one bound channel ({opts.ack_runner} runner, "
         f"Letta instant), each its own thread; the channel's turns run one at a time, so the backlog grew to "
@@ -263,7 +267,9 @@ def burst(opts: Options) -> Figure:
         f"load, p99 {recording:.2f} ms; the simplest complete app (`bench/relay_app.py`, its turns one at a time too) "
         f"p99 {data['relay']['latency_ms']['p99']:.2f} ms ({ratio(data['relay']['latency_ms']['p99'], recording):.2f}x "
         f"the recording app). Meanwhile the bridge posted {notices['posts']} queue notices and edited "
-        f"{notices['edits']} (at most one new notice a second in a channel). The bridge is killed afterwards."
+        f"{notices['edits']} (at most one new notice a second in a channel). The bridge is killed afterwards. "
+        f"With HTTP_INGRESS=process (not the default) the same load was acknowledged at p99 {by_process:.2f} ms "
+        f"({ratio(by_process, recording):.2f}x the recording app)."
     )
     return Figure(
         "ack_one_channel",
