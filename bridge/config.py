@@ -177,8 +177,8 @@ class Settings(BaseSettings):
     # SQLite only: Slack's events are recorded in an inbox file beside the database and acknowledged on a thread
     # of their own (ingress.py), so a burst of turns never slows an acknowledgement down. Off: on the main loop.
     http_events_inbox: bool = True
-    # With the inbox: "process" acknowledges from a process of its own (ingress_process.py), which no turn work
-    # slows at all, for about 35 MB more under load; "thread" shares the bridge's interpreter.
+    # With the inbox: "process" acknowledges from a process of its own (ingress_process.py), which does not share
+    # the interpreter lock with the turns, for about 35 MB more under load; "thread" shares the bridge's.
     http_ingress: Literal["thread", "process"] = "thread"
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
