@@ -2,12 +2,12 @@
 starts, so that Slack's acknowledgement never waits for the bridge's interpreter.
 
 On a thread of the bridge's own process, the ingress shared the interpreter lock with the turns: under a burst
-the main thread runs flat out, and every step of an acknowledgement waited for the lock (measured over 50 channels
-at 200 events a second: p99 7.0 to 7.4 ms on a thread, 2.9 to 3.7 ms in a process of its own; a recording app with a
-thread kept busy beside it is as slow, bench/recording_app.py). Forked after the imports and with the heap frozen
-(`gc.freeze`), the child starts out sharing the bridge's pages; each page the bridge writes afterwards leaves the
-child alone with the original, so under load it holds about 35 MB of its own (bench's memory figure). That is why
-it is not the default: the thread keeps 1,000 turns in flight under 150 MB.
+the main thread runs flat out, and every step of an acknowledgement waited for the lock (bench's full runs, 50
+channels at 200 events a second: p99 7.6 and 9.4 ms on a thread, 3.8 and 5.8 ms in a process of its own; a
+recording app with a thread kept busy beside it doubles its own, bench/recording_app.py). Forked after the imports
+and with the heap frozen (`gc.freeze`), the child starts out sharing the bridge's pages; each page the bridge
+writes afterwards leaves the child alone with the original, so under load it holds about 35 MB of its own (bench's
+memory figure). That is why it is not the default: the thread keeps 1,000 turns in flight under 150 MB.
 
 The two ends speak JSON lines over a socket pair. The bridge says `listen` once it is ready for events, `stop`
 (stop listening) and `close`, and reports each event handled or failed; the child answers `listening` (with its
