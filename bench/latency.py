@@ -84,10 +84,12 @@ def _bridge_run(
     return data
 
 
-def _baseline(proc: FakesProcess, kind: str, crews: list[Crew], folder: Path, opts: Options, seconds: float) -> Any:
+def _baseline(
+    proc: FakesProcess, kind: str, crews: list[Crew], folder: Path, opts: Options, seconds: float, **env: str
+) -> Any:
     """A baseline server (null, bare, recording, or relay: the simplest complete app) under the same open-loop
-    load as the bridge; with the relay, the CPU it used too."""
-    baseline = relay(proc, crews, opts.ack_runner, folder) if kind == "relay" else server(kind, proc, folder)
+    load as the bridge, with the CPU it used."""
+    baseline = relay(proc, crews, opts.ack_runner, folder) if kind == "relay" else server(kind, proc, folder, **env)
     baseline.start()
     try:
         cpu = baseline.cpu_seconds()
@@ -112,19 +114,13 @@ def _recording_beside_busy_core(
     acknowledgements). What this machine leaves an app that only acknowledges, when another core's worth of work
     runs beside it."""
     if where == "thread":
-        baseline = server("recording", proc, folder / "busy-thread", BENCH_BUSY_THREAD="1")
-        busy = None
-    else:
-        baseline = server("recording", proc, folder / "busy-process")
-        busy = subprocess.Popen([sys.executable, "-c", BUSY_CORE])
-    baseline.start()
+        return _baseline(proc, "recording", crews, folder / "busy-thread", opts, seconds, BENCH_BUSY_THREAD="1")
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_CORE])
     try:
-        return _ack_data(_load(baseline, [c.channel for c in crews], opts, seconds), seconds)
+        return _baseline(proc, "recording", crews, folder / "busy-process", opts, seconds)
     finally:
-        baseline.stop()
-        if busy is not None:
-            busy.kill()
-            busy.wait()
+        busy.kill()
+        busy.wait()
 
 
 def ack(opts: Options) -> list[Figure]:

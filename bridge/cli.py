@@ -105,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
     setup_logging(level, settings.log_format, settings.secrets())
-    ingress = _fork_ingress(args, settings)
+    try:
+        ingress = _fork_ingress(args, settings)
+    except CliError as exc:
+        _say_error(str(exc), settings.log_format == "json")
+        return exc.code
     try:
         return asyncio.run(_dispatch(args, settings, ingress))
     except CliError as exc:
@@ -129,7 +133,14 @@ def _fork_ingress(args: argparse.Namespace, settings: Settings) -> IngressProces
     from bridge.ingress_process import IngressProcess, forks
 
     _require(settings, "serve")
-    return IngressProcess.fork(settings) if forks(settings) else None
+    if not forks(settings):
+        return None
+    try:
+        return IngressProcess.fork(settings)
+    except OSError as exc:  # no process or file left to make one with (ulimit -u, -n)
+        raise CliError(
+            f"cannot start the ingress process ({exc.strerror or exc}); free some, or set HTTP_INGRESS=thread"
+        ) from None
 
 
 def _say_error(message: str, as_log_line: bool) -> None:

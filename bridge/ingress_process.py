@@ -93,7 +93,13 @@ class IngressProcess:
             stream.flush()  # what is buffered would otherwise be written by both processes
         gc.collect()
         gc.freeze()  # the child's collections never walk (and so never copy) the pages it shares
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         if pid == 0:
             ours.close()
             code = 1
