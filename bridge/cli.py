@@ -258,8 +258,9 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "list":
             return await _list(store, settings, args.team)
+        channel = _channel(args.channel)  # its form first: a mistyped id is said before Slack is asked anything
         team = await _team(settings, args.team)
-        previous = await store.delete_binding(team, _channel(args.channel), actor="cli")
+        previous = await store.delete_binding(team, channel, actor="cli")
         if previous is None:
             raise CliError(f"{args.channel} is not connected.")
         print(f"disconnected {args.channel} from {_describe(previous)}")
@@ -315,7 +316,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
     from bridge.configure import ConfigError, Configurator
     from bridge.domain import Pattern
     from bridge.letta.chooser import RunnerChooser
-    from bridge.targets import TargetError, check_ids
+    from bridge.targets import TargetError, check_ids, check_pattern
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
@@ -323,17 +324,14 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
         raise CliError(lines[0], 2)
     client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
+    pattern = Pattern(args.pattern, args.manager, args.max_turns, args.termination_token)
     try:
         check_ids(args.target, client.app_server, client.base_url)
+        if not args.broadcast:  # prepare words broadcast's own clash with --pattern first
+            check_pattern(args.target, pattern, client.app_server)
         team = await _team(settings, args.team)
         prepared = await configurator.prepare(
-            team,
-            channel,
-            args.target,
-            actor="cli",
-            runner=args.runner,
-            broadcast=args.broadcast,
-            pattern=Pattern(args.pattern, args.manager, args.max_turns, args.termination_token),
+            team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast, pattern=pattern
         )
     except TargetError as exc:
         raise CliError(exc.for_operator, 2) from None

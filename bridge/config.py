@@ -25,6 +25,7 @@ from bridge.config_errors import (
     database_problem,
     json_setting,
     letta_path_problem,
+    letta_query_problem,
     plain_errors,
     two_credentials,
     unknown_keys,
@@ -295,7 +296,11 @@ class Settings(BaseSettings):
     @classmethod
     def _letta_url(cls, value: str) -> str:
         value = value.strip()
-        problem = url_problem("LETTA_BASE_URL", value, LETTA_SCHEMES) or letta_path_problem("LETTA_BASE_URL", value)
+        problem = (
+            url_problem("LETTA_BASE_URL", value, LETTA_SCHEMES)
+            or letta_query_problem("LETTA_BASE_URL", value)
+            or letta_path_problem("LETTA_BASE_URL", value)
+        )
         if problem:
             raise ValueError(problem)
         return value.rstrip("/")

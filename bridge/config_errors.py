@@ -80,6 +80,19 @@ def letta_path_problem(variable: str, url: str) -> str | None:
     )
 
 
+def letta_query_problem(variable: str, url: str) -> str | None:
+    """Why a Letta URL with a query or a fragment cannot work (None when it has neither): every call appends its
+    path to the URL, which after a `?` or `#` is no longer a path. The query is not said back: a key may be in it."""
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment and "?" not in url and "#" not in url:
+        return None
+    server = _masked(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
+    return (
+        f"{variable} cannot have a query (?…) or a fragment (#…), since the bridge adds each call's path to it: "
+        f"write {server} (the server's address only; its key goes in LETTA_API_KEY)"
+    )
+
+
 def plain_errors(exc: ValidationError, model: type[BaseModel], origin: Origin | None = None) -> list[str]:
     """pydantic's errors as one plain sentence per bad setting (settings_words.py words them by error type)."""
     return [sentence(err, model, origin or Origin(os.environ)) for err in exc.errors()]

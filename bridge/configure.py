@@ -33,7 +33,7 @@ from bridge.letta.paging import LIST_CAP
 from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore
-from bridge.targets import TargetError, resolve_target, with_pattern
+from bridge.targets import TargetError, check_ids, check_pattern, resolve_target, with_pattern
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ConfigError(Exception):
 
     @classmethod
     def letta(cls, error: LettaError, what: str) -> ConfigError:
-        return cls(error.explain(what), error.for_operator(what))
+        return cls(error.explain(what, looking_up=True), error.for_operator(what))
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,8 @@ class Configurator:
                 )
             pattern = dataclasses.replace(asked, name=BROADCAST)  # its other options are refused as broadcast's
         try:
+            check_ids(ids, self._letta.app_server, self._letta.base_url)
+            check_pattern(ids, pattern or Pattern(), self._letta.app_server)
             target = await resolve_target(self._letta, ids)
             target = await with_pattern(self._letta, target, pattern or Pattern())
         except TargetError as exc:
@@ -251,18 +253,25 @@ class Configurator:
         try:
             version = (await self._letta.health()).version
         except LettaError as exc:
-            return Probe(False, exc.explain("the health check"))
+            return Probe(False, exc.explain("the health check", looking_up=True))
         return Probe(True, f"Letta {version} at {shown_url(self._letta.base_url)} answers")
 
     async def _probe_target(self, target: Target) -> Probe:
+        what = f"group {target.group_id}"
         try:
             if target.group_id is not None:
                 group = await self._letta.get_group(target.group_id)
                 # Letta found the record: that says nothing of whether its agents' models can answer.
                 return Probe(True, f"Letta has the group, with {len(group.agent_ids)} agents")
-            await asyncio.gather(*(self._letta.get_agent(a.id) for a in target.agents))
+            # A bridge-defined group's manager is asked first at every turn: without it no agent answers.
+            asking = (*target.agents, *([target.manager] if target.manager is not None else []))
+            found = await asyncio.gather(*(self._letta.get_agent(a.id) for a in asking), return_exceptions=True)
+            failed = [(a, f) for a, f in zip(asking, found, strict=True) if isinstance(f, BaseException)]
+            if failed:
+                agent, first = failed[0]
+                what = agent.name if agent.name != agent.id else f"agent {agent.id}"
+                raise first
         except LettaError as exc:
-            what = f"group {target.group_id}" if target.group_id else "one of the agents"
             if exc.kind == Kind.NOT_FOUND:
                 command = self.settings.slack_command  # said in Slack, by /letta status
                 return Probe(
@@ -270,7 +279,7 @@ class Configurator:
                     f"Letta no longer knows {what}: someone who may configure this channel can connect it again "
                     f"with `{command} connect`",
                 )
-            return Probe(False, exc.explain(what))
+            return Probe(False, exc.explain(what, looking_up=True))
         return Probe(True, "Letta has every agent")
 
     def default_applies(self, channel: str) -> bool:

@@ -44,7 +44,7 @@ def _lookup_failed(error: LettaError, what: str) -> TargetError:
         )
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
-    return TargetError(error.explain(what), error.for_operator(what))
+    return TargetError(error.explain(what, looking_up=True), error.for_operator(what))
 
 
 MAX_TURNS = 50
@@ -73,15 +73,44 @@ def _refusal(rule: str, **facts: object) -> TargetError:
     return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts), usage=True)
 
 
-async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
-    """`target` given the pattern, every rule checked (and the manager looked up) before anything is saved."""
+def check_pattern(ids: Sequence[str], pattern: Pattern, app_server: bool) -> None:
+    """The pattern's rules that need nothing from Letta, for `ids` as typed: said before anything is looked up, so
+    that a command used wrongly is told so, not that Letta is down (the command line's exit 2). A group's own
+    pattern is known only once it is looked up (`with_pattern`)."""
     name = pattern.name
     if name is None:
         if pattern.manager or pattern.max_turns is not None or pattern.termination_token:
             raise _refusal("{manager}, {max_turns} and {token} go with {pattern}.")
-        return target
+        return
     if name not in PATTERNS:
         raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.", usage=True)
+    if len(ids) == 1 and ids[0].startswith("group-"):
+        return
+    managed = name in ("supervisor", "dynamic")
+    if managed and not pattern.manager:
+        raise _refusal("a {name} group needs a manager: {manager_is}, an agent not in the list.", name=name)
+    if not managed and pattern.manager:
+        raise _refusal("a {name} group has no manager; {manager} goes with supervisor and dynamic.", name=name)
+    if pattern.max_turns is not None and name not in ("round_robin", "dynamic"):
+        raise _refusal("{max_turns} goes with round_robin and dynamic, not {name}.", name=name)
+    if pattern.max_turns is not None and not 1 <= pattern.max_turns <= MAX_TURNS:
+        raise _refusal("{max_turns} is a number from 1 to {most}.", most=MAX_TURNS)
+    if pattern.termination_token and name != "dynamic":
+        raise _refusal("{token} goes with the dynamic pattern only.")
+    if pattern.manager:
+        if pattern.manager in ids:
+            raise _refusal("the manager is listed among the agents too; name it with {manager_is} only.")
+        if not is_agent_id(pattern.manager, app_server):
+            raise _typed([pattern.manager], "is not an agent id of this Letta server.")
+
+
+async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
+    """`target` given the pattern, every rule checked (and the manager looked up) before anything is saved."""
+    name = pattern.name
+    typed = [target.group_id] if target.kind == "group" and target.group_id else [a.id for a in target.agents]
+    check_pattern(typed, pattern, client.app_server)
+    if name is None:
+        return target
     if target.kind == "group":
         if name == BROADCAST and target.manager_type in (None, "round_robin") and pattern == Pattern(BROADCAST):
             return dataclasses.replace(target, manager_type=BROADCAST, broadcast=True)
@@ -96,23 +125,8 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
             group=target.group_id,
             kind=target.manager_type,
         )
-    managed = name in ("supervisor", "dynamic")
-    if managed and not pattern.manager:
-        raise _refusal("a {name} group needs a manager: {manager_is}, an agent not in the list.", name=name)
-    if not managed and pattern.manager:
-        raise _refusal("a {name} group has no manager; {manager} goes with supervisor and dynamic.", name=name)
-    if pattern.max_turns is not None and name not in ("round_robin", "dynamic"):
-        raise _refusal("{max_turns} goes with round_robin and dynamic, not {name}.", name=name)
-    if pattern.max_turns is not None and not 1 <= pattern.max_turns <= MAX_TURNS:
-        raise _refusal("{max_turns} is a number from 1 to {most}.", most=MAX_TURNS)
-    if pattern.termination_token and name != "dynamic":
-        raise _refusal("{token} goes with the dynamic pattern only.")
     manager = None
     if pattern.manager:
-        if pattern.manager in {a.id for a in target.agents}:
-            raise _refusal("the manager is listed among the agents too; name it with {manager_is} only.")
-        if not is_agent_id(pattern.manager, client.app_server):
-            raise _typed([pattern.manager], "is not an agent id of this Letta server.")
         [manager] = await _agents(client, [pattern.manager])
     return dataclasses.replace(
         target,
@@ -173,9 +187,9 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
         group = await client.get_group(group_id)
     except LettaError as error:
         if error.kind == Kind.ROUTE_MISSING:
+            form = "agent-local-<uuid>" if client.app_server else "agent-<uuid>"
             raise TargetError(
-                "this Letta server has no groups; bind the agents themselves, in speaking order: "
-                "agent-<uuid> agent-<uuid> ..."
+                f"this Letta server has no groups; bind the agents themselves, in speaking order: {form} {form} ..."
             ) from None
         raise _lookup_failed(error, f"group {group_id}") from None
     if not group.agent_ids:

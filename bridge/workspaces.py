@@ -271,7 +271,7 @@ class Workspaces:
         except TimeoutError:
             return f"{shown_url(base_url)} did not answer within {SETUP_CHECK_SECONDS:g} seconds; nothing was saved."
         except LettaError as exc:
-            return exc.explain("the Letta server") + " Nothing was saved."
+            return exc.explain("its agent list", looking_up=True) + " Nothing was saved."
         finally:
             if client is not None:
                 await client.aclose()

@@ -140,11 +140,14 @@ class LettaError(Exception):
         maybe = self.status in MAYBE_FORWARDED or bool(self.gateway)
         return self.kind == Kind.SERVER_ERROR and maybe and not self.loop_ran
 
-    def explain(self, what: str = "") -> str:
-        """One or two sentences a Slack user can act on; never a traceback."""
+    def explain(self, what: str = "", looking_up: bool = False) -> str:
+        """One or two sentences a Slack user can act on; never a traceback. `looking_up`: the request only read
+        `what` (an agent's record, a list, the health check), so nothing was sent to an agent and nothing answered."""
         url = self.base_url or "the Letta server"
         detail = f" ({self.detail})" if self.detail else ""
         subject = what or "the agent"
+        if looking_up and (lookup := self._lookup_words(subject)):
+            return lookup
         if self.pending_approval:  # where its card is, the turn says when the bridge knows (approvals.py)
             return f"{PENDING.format(subject=subject.capitalize())} Decide on it, then ask again."
         if self.stale_decision:
@@ -217,12 +220,7 @@ class LettaError(Exception):
                     "ask again in a moment."
                 )
             case Kind.SERVER_ERROR:
-                said = f": {self.detail}" if self.detail else ""
-                where = "Letta Cloud may be having trouble" if self.cloud else "check the Letta server's logs"
-                return (
-                    f"Letta failed while {subject} was answering (HTTP {self.status}{said}). "
-                    f"Ask again in a moment; if it keeps happening, {where}."
-                )
+                return self._failed(f"Letta failed while {subject} was answering")
             case Kind.RUN_FAILED if self.lasting:
                 return (
                     f"Letta could not run {subject}{detail}, and says asking again will not help: an operator "
@@ -233,6 +231,31 @@ class LettaError(Exception):
             case Kind.BAD_RESPONSE:
                 return f"Letta sent an answer for {subject} that the bridge could not read{detail}."
         return f"Letta failed{detail}."
+
+    def _failed(self, what_failed: str) -> str:
+        """A server error of Letta's own, after the words for what failed."""
+        said = f": {self.detail}" if self.detail else ""
+        where = "Letta Cloud may be having trouble" if self.cloud else "check the Letta server's logs"
+        return f"{what_failed} (HTTP {self.status}{said}). Ask again in a moment; if it keeps happening, {where}."
+
+    def _lookup_words(self, subject: str) -> str | None:
+        """The failures whose send-time words speak of an agent answering or a message maybe received, said of a
+        lookup instead; None where both read the same."""
+        asked = f"the bridge's request for {subject}"
+        match self.kind:
+            case Kind.DISCONNECTED:
+                return f"The connection to the Letta server dropped during {asked}. Ask again."
+            case Kind.SERVER_ERROR if self.gateway:
+                return f"No answer came from Letta to {asked}: {self.detail} (HTTP {self.status}). Ask again shortly."
+            case Kind.SERVER_ERROR:
+                return self._failed(f"Letta failed to answer {asked}")
+            case Kind.QUOTA:
+                return (
+                    f"Letta refused {asked}: the Letta account's plan limit or credits are used up (HTTP "
+                    f"{self.status}{': ' + self.detail if self.detail else ''}). An operator needs to check the "
+                    "account's plan and usage in Letta."
+                )
+        return None
 
     def for_operator(self, what: str) -> str:
         """The same failure for the person at the terminal (`check`, `init`, `channels`): what failed, the likely

@@ -322,3 +322,26 @@ def test_pattern_options_used_wrongly_exit_2_as_a_command_used_wrongly(tmp_path:
         absent = "agent-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
         done = run_cli(env, "channels", "connect", "C0123ABC", a, b, "--pattern", "supervisor", "--manager", absent)
         assert done.returncode == 1 and "was not found" in done.stderr, done.stderr
+
+
+def test_a_command_used_wrongly_is_said_before_slack_or_letta_is_asked(tmp_path: Path) -> None:
+    """`channels disconnect general` asked Slack for the workspace first, and `--pattern supervisor` without a
+    manager looked every agent up first: with Slack or Letta unreachable the operator was told about them (exit 1)
+    and fixed the wrong thing. docs/operations.md: a command used wrongly is exit 2, said before any lookup."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        a = letta.add_agent("a")
+        assert run_cli(env, "channels", "connect", "C0123ABC", a).returncode == 0  # the database exists
+    nobody = "http://127.0.0.1:9"  # nothing listens there
+    offline = dict(env, SLACK_API_URL=f"{nobody}/api/", LETTA_BASE_URL=nobody)
+    done = run_cli(offline, "channels", "disconnect", "general")
+    assert (done.returncode, done.stderr.startswith("error: general is not a Slack channel id")) == (2, True), (
+        done.stderr
+    )
+    for options, said in [
+        (("--pattern", "supervisor"), "a supervisor group needs a manager"),
+        (("--pattern", "round_robin", "--max-turns", "0"), "--max-turns is a number from 1 to"),
+        (("--pattern", "supervisor", "--manager", a), "the manager is listed among the agents too"),
+    ]:
+        done = run_cli(offline, "channels", "connect", "C0456DEF", a, *options)
+        assert done.returncode == 2 and said in done.stderr, (options, done.returncode, done.stderr)

@@ -28,8 +28,10 @@ from tests.e2e.slash import (
     group_choice,
     slash_world,
 )
+from tests.fakes import letta_refusals as R
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import command_body, event_body, next_ts, signed_headers
+from tests.unit.test_gateway_errors import CLOUDFLARE, page
 
 MISSING_GROUP = "group-00000000-0000-4000-8000-000000000000"
 MISSING_AGENT = "agent-00000000-0000-4000-8000-000000000000"
@@ -173,6 +175,47 @@ def test_disconnect_keeps_history_and_status_shows_who_when_and_liveness(sw: Sla
     listed = channel()
     sw.ask(f"connect {alice} {bob}", listed)
     assert ":white_check_mark: Letta has every agent" in sw.ask("status", listed, user=MEMBER)
+
+
+def test_status_names_a_bridge_run_groups_manager_that_letta_no_longer_knows(sw: Slash) -> None:
+    """The manager is asked first at every turn, so without it every mention fails: status must not say all is
+    well (it looked at the workers only)."""
+    _, (alice, bob) = crew(sw)
+    boss, ch = sw.letta.add_agent("boss"), channel()
+    assert "Connected" in sw.ask(f"connect {alice} {bob} pattern=supervisor manager={boss}", ch)
+    assert ":white_check_mark: Letta has every agent" in sw.ask("status", ch)
+    sw.letta.fail_next("GET", rf"/v1/agents/{boss}$", 404, R.agent_not_found(sw.letta.version, boss))
+    status = sw.ask("status", ch)
+    assert ":warning: Letta no longer knows boss:" in status and "every agent" not in status, status
+
+
+def test_a_failed_lookup_is_said_as_a_lookup_not_as_a_message_an_agent_was_answering(sw: Slash) -> None:
+    """connect and agents only read Letta: their failures must not say an agent was answering, that a message may
+    have reached Letta, or that an agent was kept from being asked twice (a send's words)."""
+    alice, ch = sw.letta.add_agent("alice"), channel()
+    said = []
+    sw.letta.fail_next("GET", rf"/v1/agents/{alice}/?", 500, {"detail": "database is locked"})
+    said.append(sw.ask(f"connect {alice}", ch))
+    sw.letta.fail_next("GET", rf"/v1/agents/{alice}/?", 524, raw=page(524, "A timeout occurred"), headers=CLOUDFLARE)
+    said.append(sw.ask(f"connect {alice}", ch))
+    sw.letta.fail_next("GET", r"/v1/agents/?", 500, {"detail": "Internal Server Error"})
+    said.append(sw.ask("agents", ch))
+    for text in said:
+        assert not any(w in text for w in ("was answering", "The message to", "asked twice")), text
+    assert f"Letta failed to answer the bridge's request for agent {alice} (HTTP 500: database is locked)" in said[0]
+    assert f"No answer came from Letta to the bridge's request for agent {alice}" in said[1]
+    assert "Letta failed to answer the bridge's request for the agent list (HTTP 500" in said[2]
+    assert "is not connected" in sw.ask("status", ch)  # nothing was saved
+
+
+def test_a_pattern_used_wrongly_is_said_before_letta_is_asked(sw: Slash) -> None:
+    """`pattern=supervisor` with no manager looked every agent up first: with Letta failing, the admin was told
+    about Letta and fixed the wrong thing."""
+    alice, bob = sw.letta.add_agent("alice"), sw.letta.add_agent("bob")
+    # Only these two agents' lookups fail (any left over touches no other test of the module).
+    sw.letta.fail_next("GET", rf"/v1/agents/({alice}|{bob})/?", 500, {"detail": "database is locked"}, times=2)
+    said = sw.ask(f"connect {alice} {bob} pattern=supervisor", channel())
+    assert "A supervisor group needs a manager" in said and "HTTP 500" not in said, said
 
 
 def test_groups_and_agents_list_what_the_server_has(sw: Slash) -> None:

@@ -126,3 +126,14 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
     assert sw.pattern(ch) == (None, None, None, None)
     bound = sw.binding(ch)
     assert bound is not None and bound[0] == "agents" and bound[2] == ADMIN
+
+
+def test_a_group_id_where_there_are_no_groups_is_told_the_agent_id_form_this_server_takes(sw: Slash) -> None:
+    """The App Server has no groups: its hint named `agent-<uuid>`, a form the same server then refuses (its agents
+    are agent-local-<uuid>)."""
+    group = "group-3a30ad74-0ed7-464d-b24f-605684f0d67f"
+    said = sw.ask(f"connect {group}", channel(sw))
+    if sw.env["LETTA_BASE_URL"].startswith("ws"):
+        assert "in speaking order: agent-local-&lt;uuid&gt; agent-local-&lt;uuid&gt;" in said, said
+    else:  # a REST server has groups: this one is not among them
+        assert f"{group} was not found" in said, said

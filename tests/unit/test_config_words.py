@@ -118,6 +118,19 @@ def test_a_url_s_password_is_masked_in_what_was_given(monkeypatch: pytest.Monkey
     assert line.startswith("PORT must be a whole number") and "pw-hid" not in line and "***@h" in line, line
 
 
+@pytest.mark.parametrize(
+    "url", ["https://letta.example.com/?api_key=sk-in-the-query", "https://letta.example.com#sk-in-the-fragment"]
+)
+def test_a_letta_url_with_a_query_or_a_fragment_is_refused_without_saying_it_back(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """Every call appends its path to LETTA_BASE_URL: after a `?` or `#` it is no longer a path, so each call asked
+    the same page. The URL was taken, and `check` printed it whole, a key in its query with it."""
+    [line] = errors(monkeypatch, LETTA_BASE_URL=url, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s" * 32)
+    assert line.startswith("LETTA_BASE_URL cannot have a query (?…) or a fragment (#…)"), line
+    assert "write https://letta.example.com (the server's address only" in line and "sk-in-the" not in line, line
+
+
 def test_an_agent_look_with_a_key_it_does_not_take_names_the_agent_and_the_keys_it_takes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

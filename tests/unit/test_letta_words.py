@@ -105,3 +105,30 @@ def test_each_client_says_its_key_origin_when_the_server_refuses_the_key() -> No
             app_server.stop()
     assert [e.key_origin for e in errors] == [WORKSPACE_KEY] * 3
     assert all("`/letta setup`" in e.explain() for e in errors)
+
+
+def _failures() -> list[LettaError]:
+    gateway = LettaError(Kind.SERVER_ERROR, "Cloudflare's 524: Letta took too long", status=524)
+    gateway.gateway = "Cloudflare"
+    return [
+        LettaError(Kind.SERVER_ERROR, "database is locked", status=500),
+        gateway,
+        LettaError(Kind.DISCONNECTED, "ServerDisconnectedError"),
+        LettaError(Kind.QUOTA, "credits used up", status=402),
+    ]
+
+
+@pytest.mark.parametrize("error", _failures(), ids=lambda e: str(e.kind))
+def test_a_failed_lookup_is_not_said_as_a_message_an_agent_was_answering(error: LettaError) -> None:
+    """A lookup (connect's, status's, the lists') sent no message: it must not be said to have been answering, to
+    have maybe reached Letta, or to have been kept from asking an agent twice, as a failed send is."""
+    sent, looked_up = error.explain("agent alice"), error.explain("agent alice", looking_up=True)
+    send_words = ("was answering", "The message to", "asked twice", "would not run", "dropped while")
+    assert any(w in sent for w in send_words), sent  # the send's own words, which a lookup must not borrow
+    assert not any(w in looked_up for w in send_words), looked_up
+    assert "the bridge's request for agent alice" in looked_up
+
+
+def test_a_lookup_failure_that_reads_the_same_keeps_the_send_words() -> None:
+    refused = LettaError(Kind.UNREACHABLE, "ConnectError", base_url="http://letta.internal:8283")
+    assert refused.explain("agent alice", looking_up=True) == refused.explain("agent alice")
