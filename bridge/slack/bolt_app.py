@@ -8,14 +8,15 @@ respond() had both faults: it took the client's proxy (the rule's answer for Sla
 response_url's) and, where that was None, HTTPS_PROXY again; `RoutedRespond` asks the rule for the response_url.
 
 Bolt answers 200 when its authorize finds nothing or meets a SlackApiError, which ends the request for good; a
-request that can be served later (a token renewal Slack refused for a while) is raised as `TryLater` instead, which
-Bolt answers 500, so that it is delivered again: by Slack, or by arrivals.py from the events inbox.
+request that can be served later (a token renewal Slack refused for a while; with one workspace, the first
+request's auth.test meeting Slack's trouble) is raised as `TryLater` instead, which Bolt answers 500, so that it is
+delivered again: by Slack, or by arrivals.py from the events inbox.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from ssl import SSLContext
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,14 +25,19 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
 from slack_bolt.middleware.async_middleware_error_handler import AsyncDefaultMiddlewareErrorHandler
+from slack_bolt.middleware.authorization.async_internals import _is_no_auth_required
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_bolt.middleware.authorization.internals import _is_no_auth_test_call_required
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bridge.proxies import proxy_for
+from bridge.slack.failures import FAILURES, PERMANENT, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,34 @@ class MiddlewareErrors(AsyncDefaultMiddlewareErrorHandler):
             log.warning("slack request answered 500, to be delivered again: %s", error)
             return
         await super().handle(error, request, response)
+
+
+class SingleTeamAuthorization(AsyncSingleTeamAuthorization):
+    """Bolt's one-workspace authorize, which asks auth.test on the first request that needs it and answers 200 to
+    any SlackApiError: a Slack 5xx or rate limit there lost that request, and every event the events inbox handed
+    over at a start, though each had been acknowledged. Only a token Slack refuses is left to Bolt's answer."""
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        asks = not (_is_no_auth_required(req) or _is_no_auth_test_call_required(req))
+        if self.auth_test_result is None and asks and req.context.client is not None:
+            try:
+                self.auth_test_result = await req.context.client.auth_test()
+            except SlackApiError as exc:
+                if slack_error(exc) not in PERMANENT:
+                    raise TryLater(f"Slack did not confirm the bot token error={slack_error(exc)}") from exc
+            except FAILURES as exc:
+                raise TryLater(f"Slack could not be asked to confirm the bot token error={slack_error(exc)}") from exc
+        return await super().async_process(req=req, resp=resp, next=next)
+
+
+def _asking_again(middleware: Any, logger: logging.Logger | None) -> Any:
+    """Bolt's one-workspace authorize (the app has a token and no OAuth), swapped for SingleTeamAuthorization."""
+    if type(middleware) is not AsyncSingleTeamAuthorization:
+        return middleware
+    said = middleware.user_facing_authorize_error_message
+    return SingleTeamAuthorization(base_logger=logger, user_facing_authorize_error_message=said)
 
 
 class RoutedRespond(AsyncRespond):
@@ -97,6 +131,7 @@ class BridgeApp(AsyncApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._async_middleware_error_handler = MiddlewareErrors(self._framework_logger)
+        self._async_middleware_list = [_asking_again(m, self._base_logger) for m in self._async_middleware_list]
 
     def _init_context(self, req: AsyncBoltRequest) -> None:
         super()._init_context(req)
