@@ -230,6 +230,22 @@ def started_with(marker: str) -> list[int]:
     return found
 
 
+def leave_in_inbox(db_path: Path, text: str, channel: str) -> tuple[dict[str, Any], bytes, dict[str, str]]:
+    """What a process killed between its ack and handing the event over leaves behind: a mention's row in the
+    events inbox (`<db>.inbox`), written while no bridge runs; returns the event, and the request's body and
+    headers as Slack sent them."""
+    from bridge.inbox import Inbox
+
+    event = mention_event(text, channel=channel)
+    body = event_body(event)
+    headers = {k.lower(): v for k, v in signed_headers(SIGNING_SECRET, body, "application/json").items()}
+    inbox = Inbox(f"{db_path}.inbox")
+    inbox.open()
+    inbox.record(headers["x-slack-signature"], 2**40, headers, body)
+    inbox.close()
+    return event, body, headers
+
+
 def inbox_drained(db_path: Path, timeout: float = 10.0) -> None:
     """Every event the bridge acknowledged has been handled: its events inbox (`<db>.inbox`) is empty."""
     inbox = Path(f"{db_path}.inbox")

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.inbox import Inbox
 from tests.e2e.conftest import open_world
-from tests.e2e.harness import SIGNING_SECRET, inbox_drained
-from tests.fakes.signing import event_body, mention_event, signed_headers
+from tests.e2e.harness import inbox_drained, leave_in_inbox
+from tests.fakes.signing import event_body, mention_event
 
 
 def turns_for(db: Path, ts: str) -> int:
@@ -52,13 +51,7 @@ def test_events_handed_over_at_a_start_during_slack_s_trouble_are_kept(tmp_path:
     with open_world("bridge", tmp_path) as world:
         crew = world.bound_crew(("alice",))
         world.bridge.stop()
-        event = mention_event("left behind", channel=crew.channel)
-        body = event_body(event)
-        headers = {k.lower(): v for k, v in signed_headers(SIGNING_SECRET, body, "application/json").items()}
-        inbox = Inbox(f"{tmp_path / 'bridge.db'}.inbox")
-        inbox.open()
-        inbox.record(headers["x-slack-signature"], 2**40, headers, body)
-        inbox.close()
+        event, _, _ = leave_in_inbox(tmp_path / "bridge.db", "left behind", crew.channel)
         world.slack.fail_next("auth.test", error="internal_error", status=500, times=2)  # the start's and Bolt's
         world.bridge.restart()
         world.slack.wait_for(lambda: len(world.slack.posts(crew.channel, event["ts"])) >= 1, 15)

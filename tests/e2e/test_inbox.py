@@ -11,8 +11,7 @@ import httpx
 
 from bridge.inbox import Inbox
 from tests.e2e.conftest import open_world
-from tests.e2e.harness import SIGNING_SECRET, inbox_drained
-from tests.fakes.signing import event_body, mention_event, signed_headers
+from tests.e2e.harness import inbox_drained, leave_in_inbox
 
 
 def finished(world_slack: object, channel: str, ts: str) -> None:
@@ -24,14 +23,7 @@ def test_an_event_left_in_the_inbox_by_a_dead_process_becomes_a_turn_at_the_next
     with open_world("bridge", tmp_path) as world:
         crew = world.bound_crew(("alice", "bob"))
         world.bridge.stop()
-        # What a process killed between its ack and handing the event over leaves behind: a row in the inbox.
-        event = mention_event("left behind", channel=crew.channel)
-        body = event_body(event)
-        headers = {k.lower(): v for k, v in signed_headers(SIGNING_SECRET, body, "application/json").items()}
-        inbox = Inbox(f"{tmp_path / 'bridge.db'}.inbox")
-        inbox.open()
-        inbox.record(headers["x-slack-signature"], 2**40, headers, body)
-        inbox.close()
+        event, body, headers = leave_in_inbox(tmp_path / "bridge.db", "left behind", crew.channel)
 
         world.bridge.restart()  # on a fresh port if another test took this one meanwhile
         finished(world.slack, crew.channel, event["ts"])
