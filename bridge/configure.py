@@ -64,6 +64,7 @@ class Connected:
     binding: Binding
     use: RunnerUse  # the binding's runner setting and what it resolves to
     replaced: Binding | None
+    unchanged: bool = False  # the channel was connected to just this already (a second press): nothing was saved
 
     @property
     def runner(self) -> RunnerChoice:
@@ -119,8 +120,14 @@ class Configurator:
         return await self.save(await self.prepare(team, channel, ids, actor, runner, broadcast, pattern))
 
     async def save(self, prepared: Connected) -> Connected:
-        """Save what `prepare` accepted; returns it with the binding it replaced."""
+        """Save what `prepare` accepted; returns it with the binding it replaced. The same target and runner again
+        by the same person (a button pressed twice, a command sent twice) is no change: nothing is saved, and no
+        history entry made. Someone else's is theirs: the channel is told who set it now."""
         binding = prepared.binding
+        current = await self._store.get_binding(binding.team_id, binding.channel_id)
+        same = (binding.target, binding.runner, binding.bound_by)
+        if current is not None and (current.target, current.runner, current.bound_by) == same:
+            return dataclasses.replace(prepared, binding=current, replaced=current, unchanged=True)
         replaced = await self._store.put_binding(binding)
         log.info(
             "channel bound team=%s channel=%s target=%s by=%s",

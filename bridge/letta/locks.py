@@ -6,46 +6,14 @@ while someone holds it or waits for it: the map would otherwise grow with every 
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
-
-@dataclass
-class _Entry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holding it or waiting for it
-
-
-class KeyedLocks:
-    """One lock per key, made on first use and dropped when its last user leaves. Counting and dropping happen
-    between awaits, so a user arriving after the drop makes a fresh lock that nobody else can hold: mutual
-    exclusion per key holds however the entries come and go."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if not entry.users:
-                del self._entries[key]
-
+from bridge.keyed_locks import KeyedLocks
 
 # The send-lock keys the running turn's sends hold (stopping.RunningTurn.holding, set for the turn's task and the
 # tasks it starts): on a REST server a Stop cancels only those agents' runs. A send journaled and still waiting for

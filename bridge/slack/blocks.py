@@ -160,6 +160,8 @@ def _now(result: Connected) -> str:
 
 def connected(result: Connected) -> Message:
     b = result.binding
+    if result.unchanged:
+        return Message(f"This channel is connected to {describe(b.target)} already, so nothing changed.")
     lines = [
         f"Connected this channel to {describe(b.target)}",
         f"Runner: `{result.use.setting}`{_now(result)}, {_RUNNERS.get(result.runner, result.runner)}.",

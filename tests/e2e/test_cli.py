@@ -345,3 +345,13 @@ def test_a_command_used_wrongly_is_said_before_slack_or_letta_is_asked(tmp_path:
     ]:
         done = run_cli(offline, "channels", "connect", "C0456DEF", a, *options)
         assert done.returncode == 2 and said in done.stderr, (options, done.returncode, done.stderr)
+
+
+def test_connecting_a_channel_again_to_what_it_has_changes_nothing(tmp_path: Path) -> None:
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        a = letta.add_agent("a")
+        assert run_cli(env, "channels", "connect", "C0123ABC", a).returncode == 0
+        again = run_cli(env, "channels", "connect", "C0123ABC", a)
+        assert again.returncode == 0 and "C0123ABC was connected to this already: nothing changed" in again.stdout
+        assert "replaced:" not in again.stdout

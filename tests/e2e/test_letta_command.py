@@ -218,6 +218,41 @@ def test_a_pattern_used_wrongly_is_said_before_letta_is_asked(sw: Slash) -> None
     assert "A supervisor group needs a manager" in said and "HTTP 500" not in said, said
 
 
+def test_a_channels_changes_take_effect_in_the_order_they_were_made(sw: Slash) -> None:
+    """`connect bob` (Letta slow to confirm bob) then `disconnect`: the disconnect finished first and the connect
+    saved after it, so the channel ended connected though the last command was disconnect."""
+    alice, bob, ch = sw.letta.add_agent("alice"), sw.letta.add_agent("bob"), channel()
+    assert "Connected" in sw.ask(f"connect {alice}", ch)
+    record = httpx.get(f"{sw.letta.base_url}/v1/agents/{bob}").json()
+    sw.letta.fail_next("GET", rf"/v1/agents/{bob}/?", 200, record, delay=1.5)  # Letta answers, slowly
+    connect = sw.send(f"connect {bob}", ch)
+    time.sleep(0.3)
+    disconnect = sw.send("disconnect", ch)
+    assert "Connected this channel to a list of agents" in connect.text, connect.text
+    assert "Disconnected this channel from a list of agents: bob" in disconnect.text, disconnect.text
+    assert sw.binding(ch) is None
+    assert [n.split(" ", 1)[1] for n in sw.notices(ch)] == [
+        "connected this channel to agents: alice", "connected this channel to agents: bob",
+        "disconnected this channel from agents: bob",
+    ], sw.notices(ch)
+
+
+def test_connecting_a_channel_to_what_it_has_already_changes_nothing(sw: Slash) -> None:
+    """A Connect pressed twice posted the channel's notice twice, added a second history entry and answered
+    "This replaces" the very same agents."""
+    alice, bob, ch = sw.letta.add_agent("alice"), sw.letta.add_agent("bob"), channel()
+    first = sw.choose(ch, button("letta_connect_agents"), state=agents_state(alice, bob))
+    second = sw.choose(ch, button("letta_connect_agents"), state=agents_state(alice, bob))
+    assert "Connected this channel to a list of agents" in first.wait()["text"]
+    said = second.wait()["text"]
+    assert "is connected to a list of agents" in said and "already, so nothing changed" in said, said
+    assert "This replaces" not in said
+    assert len(sw.notices(ch)) == 1, sw.notices(ch)
+    history = [line for line in sw.ask("status", ch).splitlines() if line.startswith("• ")]
+    assert len(history) == 1, history
+    assert "This replaces a list of agents: alice" in sw.ask(f"connect {alice}", ch)  # a change is still one
+
+
 def test_groups_and_agents_list_what_the_server_has(sw: Slash) -> None:
     group, (alice, _) = crew(sw, description="Listed crew")
     groups = sw.ask("groups", channel(), user=ADMIN)

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 from bridge import __version__
 from bridge.domain import AgentInfo, Image
+from bridge.keyed_locks import KeyedLocks
 from bridge.letta.appserver import outgoing, probe, wire
 from bridge.letta.appserver.probe import ServerInfo, endpoints
 from bridge.letta.appserver.socket import AppServerSocket, Dropped, Subscription
 from bridge.letta.appserver.turn import Finished, TurnEvent, TurnReader, denial, plain, question
 from bridge.letta.appserver.withdraw import Sent, ended, withdraw
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
-from bridge.letta.locks import KeyedLocks
 from bridge.letta.paging import every
 from bridge.letta.wire import image_part
 

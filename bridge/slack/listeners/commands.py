@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.configure import ConfigError, Configurator
+from bridge.keyed_locks import KeyedLocks
 from bridge.logs import shown_url
 from bridge.slack import blocks, menu
 from bridge.slack.blocks import Message
@@ -76,6 +78,7 @@ class CommandHandler:
         self._configurator = configurator
         self._configurators = configurators
         self._setup = setup
+        self._changing = KeyedLocks()  # per workspace and channel: its changes one at a time
         self._tasks = tasks
         self._stops = stops
         self._policy = Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users))
@@ -144,8 +147,11 @@ class CommandHandler:
         self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool
     ) -> None:
         try:
-            async with asyncio.timeout(COMMAND_DEADLINE):
-                message = await self._run(command, who, client)
+            # A channel's changes take effect in the order they came: a connect still checking its agents with
+            # Letta when a disconnect came would otherwise save after it, and the channel end up connected.
+            async with self._changing.hold(f"{who.team_id}/{who.channel_id}") if command.changes else nullcontext():
+                async with asyncio.timeout(COMMAND_DEADLINE):
+                    message = await self._run(command, who, client)
         except TimeoutError:
             message = Message(
                 f"The Letta server did not answer within {COMMAND_DEADLINE:g} seconds, so I stopped waiting. "
@@ -193,6 +199,8 @@ class CommandHandler:
         if not command.ids:
             return menu.menu(await cfg.catalog(), url, self.name, agents=command.agents_menu)
         result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id, pattern=command.pattern)
+        if result.unchanged:
+            return blocks.connected(result)
         notice = blocks.connect_notice(who.user_id, result.binding.target)
         return await self._announce(client, who, notice, blocks.connected(result))
 
