@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 8 << 20  # bytes of one message: an event's body (at most 1 MiB) and headers, JSON-escaped
 REAP_WAIT = 10.0  # seconds the bridge waits for the child to end once told to close, before it kills it
+STOP_WAIT = 5.0  # seconds the bridge waits for the child's word that it stopped listening (it takes milliseconds)
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal the kernel sends this process when its parent dies
 
 
@@ -174,7 +175,11 @@ class IngressProcess:
         if self._writer is None or self._ended:
             return
         self._send({"stop": True})
-        await self._answers.get()
+        try:
+            async with asyncio.timeout(STOP_WAIT):
+                await self._answers.get()
+        except TimeoutError:  # frozen or stuck: what it records stays in the inbox, for the next start
+            log.warning("the ingress process did not answer within %gs when told to stop listening", STOP_WAIT)
 
     def handled(self, arrival: Arrival) -> None:
         """Called on the main loop: the event is in the store (or was ignored); its row can go."""
@@ -206,16 +211,23 @@ class IngressProcess:
             self._writer.close()
         else:
             self._end.close()
+        waited = False
+        if self._reading is not None:  # its end of the pair closes as it ends
+            done, _ = await asyncio.wait({self._reading}, timeout=REAP_WAIT)
+            if not done:
+                waited = True
+                log.warning("the ingress process did not answer within %gs when told to close", REAP_WAIT)
+        await asyncio.to_thread(self.end, 0.0 if waited else REAP_WAIT)
         if self._reading is not None:
-            await asyncio.gather(self._reading, return_exceptions=True)
-        await asyncio.to_thread(self.end)
+            await asyncio.gather(self._reading, return_exceptions=True)  # ended with the child
 
-    def end(self) -> None:
-        """Without a loop (the start failed before it ran): the pair closed, the child waited for or killed."""
+    def end(self, wait: float = REAP_WAIT) -> None:
+        """Without a loop (the start failed before it ran): the pair closed, the child waited for `wait` seconds,
+        then killed."""
         self._closing = True
         if self._writer is None:
             self._end.close()
-        deadline = time.monotonic() + REAP_WAIT
+        deadline = time.monotonic() + wait
         while self.pid:
             try:
                 pid, _status = os.waitpid(self.pid, os.WNOHANG)

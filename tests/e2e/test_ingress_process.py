@@ -115,3 +115,22 @@ def test_by_default_the_ingress_is_a_thread_of_the_bridge_s_own_process(tmp_path
         assert response.status_code == 200
         finished(world.slack, crew.channel, event["ts"])
 
+
+
+def test_a_stop_ends_the_bridge_though_its_ingress_process_is_frozen(tmp_path: Path) -> None:
+    """The bridge waited for the child's word that it stopped listening, and then for its end, with no bound: a
+    frozen (or stuck) child kept a SIGTERM'd bridge running until the platform's kill -9."""
+    with open_world("bridge", tmp_path, HTTP_INGRESS="process") as world:
+        assert world.bridge.proc is not None
+        child = ingress_of(world.bridge)
+        os.kill(child, signal.SIGSTOP)
+        try:
+            os.kill(world.bridge.proc.pid, signal.SIGTERM)
+            assert world.bridge.proc.wait(40) == 0
+            assert gone(child)
+        finally:
+            if not gone(child, 0.1):
+                os.kill(child, signal.SIGKILL)
+        logs = world.bridge.logs()
+        assert "the ingress process did not answer within" in logs and "Traceback" not in logs, logs
+        world.bridge.restart()  # its port and inbox were given back
