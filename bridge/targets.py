@@ -83,7 +83,8 @@ def check_pattern(ids: Sequence[str], pattern: Pattern, app_server: bool) -> Non
             raise _refusal("{manager}, {max_turns} and {token} go with {pattern}.")
         return
     if name not in PATTERNS:
-        raise TargetError(f"{name} is not a pattern: use one of {', '.join(PATTERNS)}.", usage=True)
+        shown = name if len(name) <= 40 else name[:39] + "…"  # said back as typed, in code: not capitalised
+        raise _typed([shown], f"is not a pattern: use one of {', '.join(PATTERNS)}.")
     if len(ids) == 1 and ids[0].startswith("group-"):
         return
     managed = name in ("supervisor", "dynamic")

@@ -13,6 +13,7 @@ from typing import Literal
 
 from bridge.domain import Pattern
 from bridge.slack.decide import INVISIBLE
+from bridge.slack.markdown import escape_within
 
 Action = Literal["connect", "disconnect", "status", "groups", "agents", "setup", "stop"]
 
@@ -66,6 +67,11 @@ def words(text: str) -> list[str]:
     return [w.strip(_WRAPPERS) for w in re.split(r"[\s,]+", cleaned) if w.strip(_WRAPPERS)]
 
 
+def _shown(typed: str) -> str:
+    """What the person typed, said back in their answer: short, and never a mention or a link (`<!here>`)."""
+    return escape_within(typed, 40)
+
+
 def parse(text: str) -> Command | Usage:
     parts = words(text)
     if not parts or parts[0].lower() in ("help", "?", "-h", "--help"):
@@ -73,9 +79,9 @@ def parse(text: str) -> Command | Usage:
     first, rest = parts[0].lower(), tuple(parts[1:])
     action = _ACTIONS.get(first)
     if action is None:
-        return Usage(f"I don't know `{first[:40]}`.")
+        return Usage(f"I don't know `{_shown(first)}`.")
     if action != "connect" and rest:
-        return Usage(f"`{first}` takes nothing after it.")
+        return Usage(f"`{_shown(first)}` takes nothing after it.")
     ids = tuple(w for w in rest if "=" not in w)
     pattern = _pattern([w for w in rest if "=" in w])
     if isinstance(pattern, Usage):
@@ -95,15 +101,15 @@ def _pattern(options: list[str]) -> Pattern | Usage | None:
         key, value = key.lower().replace("-", "_"), value.strip(_WRAPPERS)
         field = _OPTIONS.get(key)
         if field is None:
-            return Usage(f"I don't know the option `{key[:40]}`: use pattern=, manager=, max_turns= or token=.")
+            return Usage(f"I don't know the option `{_shown(key)}`: use pattern=, manager=, max_turns= or token=.")
         if field in given:
-            return Usage(f"`{key}` is given twice.")
+            return Usage(f"`{_shown(key)}` is given twice.")
         if not value:
-            return Usage(f"`{key}=` needs a value.")
+            return Usage(f"`{_shown(key)}=` needs a value.")
         given[field] = value
     turns = given.get("max_turns")
     if turns is not None and not turns.isdecimal():  # not isdigit: it is true for ², which int() refuses
-        return Usage(f"`max_turns` is a number, not `{turns[:40]}`.")
+        return Usage(f"`max_turns` is a number, not `{_shown(turns)}`.")
     name = given.get("name")
     return Pattern(
         name=name.lower().replace("-", "_") if name else None,

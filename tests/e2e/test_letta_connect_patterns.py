@@ -113,7 +113,7 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
         f"connect {lu} {mo} pattern=supervisor manager={gone}": f"Agent {gone} was not found",
         f"connect {lu} {mo} pattern=dynamic manager={lu}": "The manager is listed among the agents too; name it",
         f"connect {lu} {mo} pattern=round_robin max_turns=51": "`max_turns` is a number from 1 to 50.",
-        f"connect {lu} {mo} pattern=chaos": "Chaos is not a pattern: use one of round_robin, supervisor, dynamic",
+        f"connect {lu} {mo} pattern=chaos": "`chaos` is not a pattern: use one of round_robin, supervisor, dynamic",
         f"connect {lu} manager={ned}": "`manager`, `max_turns` and `termination_token` go with a pattern.",
     }
     for text, said in typed.items():

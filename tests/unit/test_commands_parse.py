@@ -102,3 +102,17 @@ def test_max_turns_in_other_digits_is_usage_not_a_crash(turns: str) -> None:
     """`str.isdigit` is true for ² (which `int` refuses): the command crashed before its ack."""
     usage = parse(f"connect {A1} pattern=dynamic manager={A2} max_turns={turns}")
     assert isinstance(usage, Usage) and "`max_turns` is a number" in usage.problem, usage
+
+
+@pytest.mark.parametrize(
+    "text", ["frob&lt;!here&gt;", f"connect {A1} x&lt;!channel&gt;=1", f"connect {A1} max_turns=a&lt;!here&gt;b"]
+)
+def test_what_was_typed_is_said_back_as_text_never_as_a_mention(text: str) -> None:
+    """Slack sends `<` as `&lt;`; said back unescaped, `<!here>` in a usage answer was a live mention."""
+    usage = parse(text)
+    assert isinstance(usage, Usage) and "<" not in usage.problem and "&lt;" in usage.problem, usage
+
+
+def test_a_long_word_is_said_back_cut_short() -> None:
+    usage = parse("x" * 3000)
+    assert isinstance(usage, Usage) and len(usage.problem) < 80, usage
