@@ -121,6 +121,7 @@ def refused(
     admin_unknown: str | None = None,
     creator_unknown: str | None = None,
     listing: bool = False,
+    me: str = "@letta",
 ) -> Message:
     """The rule, and what Slack would not say about the caller (its error), so that an admin or a channel's
     creator refused only because a lookup failed is told why. `listing`: `groups` or `agents` was asked for
@@ -137,7 +138,7 @@ def refused(
     if creator_unknown == "channel_not_found":
         lines.append(
             "Slack would not tell me who created this channel (`channel_not_found`): in a private channel, invite "
-            "me first (`/invite @letta`)."
+            f"me first (`/invite {me}`)."
         )
     elif creator_unknown:
         lines.append(f"Slack would not tell me who created this channel (`{escape(creator_unknown)}`).")
@@ -189,9 +190,12 @@ def disconnect_notice(user_id: str, previous: Binding) -> str:
     return f"<@{user_id}> disconnected this channel from {escape(previous.target.label)}"
 
 
-def notice_failed(error: str) -> str:
+def notice_failed(error: str, me: str = "@letta", connected: bool = True) -> str:
+    """Why the channel was not told; `me` is the bot as Slack shows it (`<@U…>`: whatever the app is called)."""
+    if error in ("not_in_channel", "channel_not_found") and not connected:
+        return "\nI could not announce it in the channel, since I am not in it."
     if error in ("not_in_channel", "channel_not_found"):
-        return "\nI could not announce it in the channel: invite me first (`/invite @letta`), or I won't hear mentions."
+        return f"\nI could not announce it in the channel: invite me first (`/invite {me}`), or I won't hear mentions."
     return f"\nI could not announce it in the channel (Slack said `{escape(error)}`)."
 
 

@@ -253,6 +253,18 @@ def test_connecting_a_channel_to_what_it_has_already_changes_nothing(sw: Slash) 
     assert "This replaces a list of agents: alice" in sw.ask(f"connect {alice}", ch)  # a change is still one
 
 
+def test_a_notice_the_channel_refused_is_explained_for_what_was_done(sw: Slash) -> None:
+    """The bot not in the channel: a connect is told to invite it, by the name Slack shows for it; a disconnect
+    was told the same ("or I won't hear mentions"), which no longer mattered."""
+    alice, ch = sw.letta.add_agent("alice"), channel()
+    sw.slack.fail_next("chat.postMessage", "not_in_channel")
+    said = sw.ask(f"connect {alice}", ch)
+    assert "invite me first (`/invite <@U0BOTABCD>`), or I won't hear mentions" in said, said
+    sw.slack.fail_next("chat.postMessage", "not_in_channel")
+    said = sw.ask("disconnect", ch)
+    assert "I could not announce it in the channel, since I am not in it." in said and "invite" not in said, said
+
+
 def test_groups_and_agents_list_what_the_server_has(sw: Slash) -> None:
     group, (alice, _) = crew(sw, description="Listed crew")
     groups = sw.ask("groups", channel(), user=ADMIN)
@@ -466,7 +478,7 @@ def test_a_refusal_says_when_slack_would_not_say_who_you_are(tmp_path: Path) -> 
         assert "python -m bridge check" in refused
         refused = world.ask(f"connect {group}", "C0PRIVATE", user=CREATOR)  # private, the bot not in it yet
         assert "Slack would not tell me who created this channel (`channel_not_found`)" in refused, refused
-        assert "invite me first (`/invite @letta`)" in refused
+        assert "invite me first (`/invite <@U0BOTABCD>`)" in refused
         plain = world.ask(f"connect {group}", "C0PRIVATE", user=MEMBER)
         assert "would not tell me" in plain  # the same for anyone: the bridge cannot know who created it
         world.slack.add_channel("C0PRIVATE", "secret", creator=CREATOR, is_private=True)

@@ -48,6 +48,11 @@ class Invocation:
     team_id: str
     channel_id: str
     user_id: str
+    bot_user_id: str = ""  # the app's own user, to name it as Slack shows it (`<@U…>`)
+
+    @property
+    def me(self) -> str:
+        return f"<@{self.bot_user_id}>" if self.bot_user_id else "@letta"
 
 
 def same_workspace(context: AsyncBoltContext, many: bool = False) -> bool:
@@ -112,7 +117,10 @@ class CommandHandler:
                 await self._setup(ack, command, context, client)
             return
         await ack()
-        who = Invocation(str(context.team_id), str(command.get("channel_id", "")), str(command.get("user_id", "")))
+        who = Invocation(
+            str(context.team_id), str(command.get("channel_id", "")), str(command.get("user_id", "")),
+            str(context.bot_user_id or ""),
+        )
         log.info(
             "command team=%s channel=%s user=%s action=%s", who.team_id, who.channel_id, who.user_id, parsed.action
         )
@@ -132,7 +140,10 @@ class CommandHandler:
             await respond(**blocks.foreign_workspace().payload(), replace_original=True)
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-        who = Invocation(str(context.team_id), str(channel), str((body.get("user") or {}).get("id", "")))
+        who = Invocation(
+            str(context.team_id), str(channel), str((body.get("user") or {}).get("id", "")),
+            str(context.bot_user_id or ""),
+        )
         await self._start(command, who, client, respond, replace=True)
 
     async def _start(
@@ -194,7 +205,8 @@ class CommandHandler:
             previous = await cfg.disconnect(who.team_id, who.channel_id, actor=who.user_id)
             message = blocks.disconnected(previous, self.name)
             if previous is not None:
-                message = await self._announce(client, who, blocks.disconnect_notice(who.user_id, previous), message)
+                notice = blocks.disconnect_notice(who.user_id, previous)
+                message = await self._announce(client, who, notice, message, connected=False)
             return message
         if not command.ids:
             return menu.menu(await cfg.catalog(), url, self.name, agents=command.agents_menu)
@@ -212,16 +224,18 @@ class CommandHandler:
             return None
         log.info("configuration refused team=%s channel=%s user=%s", who.team_id, who.channel_id, who.user_id)
         rule = who_may_configure(self._policy)
-        return blocks.refused(rule, self.name, member.admin_unknown, member.creator_unknown, listing)
+        return blocks.refused(rule, self.name, member.admin_unknown, member.creator_unknown, listing, who.me)
 
-    async def _announce(self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message) -> Message:
+    async def _announce(
+        self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message, connected: bool = True
+    ) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
         try:
             await client.chat_postMessage(channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
             log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)
-            return Message(answer.text + blocks.notice_failed(error), answer.blocks)
+            return Message(answer.text + blocks.notice_failed(error, who.me, connected), answer.blocks)
         return answer
 
 
