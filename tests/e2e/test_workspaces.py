@@ -337,3 +337,16 @@ def test_a_mention_whose_auth_test_fails_for_a_while_is_tried_again(tmp_path: Pa
         done(world, "C0ACME001", event["ts"], 20)
         assert [p.args["username"] for p in world.slack.posts("C0ACME001", event["ts"])] == ["alice"]
         assert "to be delivered again" in world.bridge.logs()
+
+
+def test_setup_answers_within_slack_s_3_seconds_though_slack_is_slow_to_say_who_asks(tmp_path: Path) -> None:
+    """/letta setup checks that the caller is an admin (users.info) before it answers: a rate-limited users.info,
+    which the client waits out (1 s each, three times), kept the answer past Slack's 3 seconds."""
+    with many_world(tmp_path) as world:
+        assert world.install(Grant(BETA, "Beta", bot_user_id="U0BOTBETA", bot_id="B0BETA001")).status_code == 200
+        world.slack.fail_next("users.info", "ratelimited", times=3)
+        began = time.monotonic()
+        ack, _ = world.command("setup", "C0BETA001", BETA)
+        assert time.monotonic() - began < 2.5, time.monotonic() - began
+        assert "Slack did not confirm in time that you are a workspace admin or owner" in ack.text, ack.text
+        assert world.slack.calls_to("views.open") == []

@@ -7,7 +7,9 @@ any log line repeats the key. It is checked against the server before it is save
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -29,6 +31,8 @@ URL_BLOCK, URL_INPUT = "letta_url", "url"
 KEY_BLOCK, KEY_INPUT = "letta_key", "key"
 ADMINS = Policy("admins", frozenset())
 ADMINS_ONLY = "Only workspace admins and owners can set this workspace's Letta server."
+NOT_CONFIRMED = "Slack did not confirm in time that you are a workspace admin or owner; try again in a moment."
+ADMIN_CHECK_SECONDS = 1.0  # of Slack's 3 for the answer; the Letta check has what is left
 
 
 def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
@@ -87,8 +91,15 @@ def _value(view: dict[str, Any], block: str, action: str) -> str:
     return str((state.get(action) or {}).get("value") or "").strip()
 
 
-async def _is_admin(client: AsyncWebClient, user_id: str) -> bool:
-    member = await member_facts(client, user_id, "", False) if user_id else Member(user_id)
+async def _is_admin(client: AsyncWebClient, user_id: str) -> bool | None:
+    """None when Slack did not say within ADMIN_CHECK_SECONDS (slow, or a rate limit the client would wait out):
+    Slack's 3 seconds for the answer must not run out on the check."""
+    try:
+        async with asyncio.timeout(ADMIN_CHECK_SECONDS):
+            member = await member_facts(client, user_id, "", False) if user_id else Member(user_id)
+    except TimeoutError:
+        log.warning("slack users.info did not answer within %gs user=%s", ADMIN_CHECK_SECONDS, user_id)
+        return None
     return may_configure(member, ADMINS)
 
 
@@ -100,9 +111,10 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
         ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         user = str(command.get("user_id", ""))
-        if not await _is_admin(client, user):
+        admin = await _is_admin(client, user)
+        if not admin:
             log.info("letta setup refused team=%s user=%s", context.team_id, user)
-            await ack(text=ADMINS_ONLY + " Nothing was changed.")
+            await ack(text=(ADMINS_ONLY if admin is False else NOT_CONFIRMED) + " Nothing was changed.")
             return
         await ack()
         current, own = await workspaces.letta_of(str(context.team_id))
@@ -116,11 +128,13 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
         view = body.get("view") or {}
         user = str((body.get("user") or {}).get("id", ""))
         team = str(context.team_id or "")
-        if not await _is_admin(client, user):
-            await ack(response_action="errors", errors={URL_BLOCK: ADMINS_ONLY})
+        began = time.monotonic()
+        admin = await _is_admin(client, user)
+        if not admin:
+            await ack(response_action="errors", errors={URL_BLOCK: ADMINS_ONLY if admin is False else NOT_CONFIRMED})
             return
         url, key = _value(view, URL_BLOCK, URL_INPUT), _value(view, KEY_BLOCK, KEY_INPUT)
-        problem = await workspaces.save_letta(team, url, key, user)
+        problem = await workspaces.save_letta(team, url, key, user, spent=time.monotonic() - began)
         if problem is not None:
             await ack(response_action="errors", errors={KEY_BLOCK if key else URL_BLOCK: problem[:2000]})
             return
