@@ -281,6 +281,10 @@ class Stopping:
         """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
         return await self._store.first_stop(key)
 
+    async def anything_in(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+        """Whether the thread has a turn running or waiting: what a stop word would stop."""
+        return any(p.turn.thread_ts == thread_ts for p in await self._store.unfinished_turns(team_id, channel_id))
+
     async def request(
         self,
         team_id: str,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge.manifest import manifest
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, open_world
 from tests.e2e.test_mentions import thread_posts, wait_done
 from tests.fakes.signing import event_body, next_ts
 from tests.fakes.slack_delivery import bot_events, delivered
@@ -41,6 +44,20 @@ def test_a_reply_in_a_thread_the_bot_answered_needs_no_mention(world: World) -> 
     assert agent_inputs(world, crew.agents["alice"])[-1].endswith("and a follow-up, no mention")
     wait_done(world, crew.channel, follow["ts"])
     assert world.slack.reactions(crew.channel, follow["ts"]) == {"white_check_mark"}
+
+
+def test_a_stop_word_answering_an_agent_in_an_idle_thread_is_said_to_the_agents(world: World) -> None:
+    """An agent asks "reply proceed or cancel"; `cancel` (a stop word), with nothing running in the thread, was
+    taken for a stop of nothing and swallowed: no turn, no answer. With a turn running it still stops it
+    (test_sessions.py); a mention saying `stop` is still a stop."""
+    crew = world.bound_crew(("alice",))
+    world.letta.set_reply(crew.agents["alice"], "About to delete the old records. Reply *proceed* or *cancel*.")
+    root, _ = world.bridge.mention("clean up the old records", crew.channel)
+    wait_done(world, crew.channel, root["ts"])
+    answer = reply_in_thread(world, crew.channel, root["ts"], "cancel")
+    wait_done(world, crew.channel, answer["ts"])
+    assert agent_inputs(world, crew.agents["alice"])[-1].endswith("cancel")
+    assert len(thread_posts(world, crew.channel, root["ts"], 2)) == 2
 
 
 def test_a_reply_in_the_bots_thread_in_a_group_dm_needs_no_mention(world: World) -> None:
@@ -122,13 +139,17 @@ def test_first_mention_in_an_existing_thread_brings_its_earlier_messages_once(wo
     assert "Earlier in this Slack thread" not in agent_inputs(world, crew.agents["alice"])[-1]
 
 
-def test_the_thread_shows_who_is_thinking_and_clears_it(world: World) -> None:
-    crew = world.bound_crew(("alice", "bob"))
-    event, _ = world.bridge.mention("status?", crew.channel)
-    wait_done(world, crew.channel, event["ts"])
-    statuses = [c.args.get("status") for c in world.slack.calls_to("assistant.threads.setStatus")
-                if c.args.get("thread_ts") == event["ts"]]
-    assert statuses == ["alice and bob are thinking...", ""]
+@pytest.mark.parametrize("runner", ["server", "bridge"])
+def test_the_thread_shows_who_is_thinking_and_clears_it(runner: str, tmp_path: Path) -> None:
+    """A bridge of its own: the signs' budget (10 turns at once, then one a second) is the process's, and the
+    module's shared bridge may have spent it on the tests before this one."""
+    with open_world(runner, tmp_path) as world:
+        crew = world.bound_crew(("alice", "bob"))
+        event, _ = world.bridge.mention("status?", crew.channel)
+        wait_done(world, crew.channel, event["ts"])
+        statuses = [c.args.get("status") for c in world.slack.calls_to("assistant.threads.setStatus")
+                    if c.args.get("thread_ts") == event["ts"]]
+        assert statuses == ["alice and bob are thinking...", ""]
 
 
 def test_the_thread_context_waits_for_a_turn_that_reached_the_agents(world: World) -> None:

@@ -42,8 +42,12 @@ def register(
 ) -> None:
     async def stopped(turn: Turn, client: AsyncWebClient) -> bool:
         """`stop` said to the bot in a thread stops the thread's work instead of becoming a turn; taken up in the
-        store before the ack, as a turn is accepted, so that a copy of it anywhere else is dropped."""
+        store before the ack, as a turn is accepted, so that a copy of it anywhere else is dropped. A follow-up
+        without a mention in a thread where nothing runs or waits is said to the agents (it answers one of
+        theirs: "reply proceed or cancel"), not taken for a stop of nothing."""
         if stops is None or turn.thread_ts == turn.message_ts or not is_stop(turn.text):
+            return False
+        if turn.follow_up and not await stops.stopping.anything_in(turn.team_id, turn.channel_id, turn.thread_ts):
             return False
         if await stops.first_time(turn):  # a retry, or the mention's message twin, finds it taken
             stops.spawn(stops.on_stop_word(client, turn, quiet=turn.follow_up), "stop word")
