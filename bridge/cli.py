@@ -362,10 +362,11 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
     print(f"runner: {result.use}")
-    if result.unchanged:
-        print(f"{args.channel} was connected to this already: nothing changed")
-    elif result.replaced is not None:
-        print(f"replaced: {_describe(result.replaced)}")
     saved = database_name(settings.database_url)
+    if result.unchanged:
+        print(f"{channel} in workspace {result.binding.team_id} was connected to this already: nothing changed")
+        return 0
+    if result.replaced is not None:
+        print(f"replaced: {_describe(result.replaced)}")
     print(f"connected {channel} in workspace {result.binding.team_id} (saved in {saved})")
     return 0

@@ -11,7 +11,16 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,6 +35,7 @@ from bridge.config_errors import (
     json_setting,
     letta_path_problem,
     letta_query_problem,
+    pasted,
     plain_errors,
     two_credentials,
     unknown_keys,
@@ -201,8 +211,8 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        return pasted(str(info.field_name), value)
 
     @field_validator("bridge_encryption_key")
     @classmethod

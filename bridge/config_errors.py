@@ -80,6 +80,19 @@ def letta_path_problem(variable: str, url: str) -> str | None:
     )
 
 
+def pasted(field: str, value: object) -> object:
+    """A token's or key's value as meant: blank is unset, and spaces or a line break pasted around it are not part
+    of it (sent in a header, a trailing newline stopped every call with a traceback); one inside it is refused."""
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(
+            f"{field.upper()} holds a line break or another control character inside it: set it to the value alone"
+        )
+    return value or None
+
+
 def letta_query_problem(variable: str, url: str) -> str | None:
     """Why a Letta URL with a query or a fragment cannot work (None when it has neither): every call appends its
     path to the URL, which after a `?` or `#` is no longer a path. The query is not said back: a key may be in it."""

@@ -91,6 +91,16 @@ class LettaError(Exception):
         self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
 
     @property
+    def tls(self) -> str:
+        """How TLS failed on the way, as aiohttp names it (the detail of a connection failure): "certificate" (not
+        trusted here), "handshake" (an http:// server asked for https://, a protocol mismatch), else ""."""
+        if self.kind != Kind.UNREACHABLE:
+            return ""
+        if "Certificate" in self.detail:
+            return "certificate"
+        return "handshake" if "SSL" in self.detail else ""
+
+    @property
     def cloud(self) -> bool:
         """Letta Cloud answered (its logs and whether it runs are not the operator's to check)."""
         return urlsplit(self.base_url).hostname in CLOUD_HOSTS
@@ -165,6 +175,11 @@ class LettaError(Exception):
                 return (
                     f"I couldn't reach Letta Cloud at {url}. Ask again in a moment; if it keeps happening, an "
                     "operator needs to check this host's network and proxy settings."
+                )
+            case Kind.UNREACHABLE if self.tls:
+                return (
+                    f"I couldn't talk to the Letta server at {url} securely (TLS: {self.detail}). An operator "
+                    "needs to check its certificate, or whether LETTA_BASE_URL should start with http://."
                 )
             case Kind.UNREACHABLE:
                 return (
@@ -263,6 +278,17 @@ class LettaError(Exception):
         url = self.base_url or "LETTA_BASE_URL"
         detail = f" ({self.detail})" if self.detail else ""
         match self.kind:
+            case Kind.UNREACHABLE if self.tls == "certificate":
+                return (
+                    f"the Letta server at {url} answers, but its TLS certificate is not trusted on this host{detail} "
+                    "(self-signed, or signed by a private CA): put that CA's certificate in a file named by "
+                    "SSL_CERT_FILE, or give the server a certificate a public CA signed."
+                )
+            case Kind.UNREACHABLE if self.tls == "handshake":
+                return (
+                    f"TLS with the Letta server at {url} failed{detail}: if it serves plain HTTP there, write "
+                    "LETTA_BASE_URL with http://; otherwise check its TLS setup."
+                )
             case Kind.UNREACHABLE:
                 return (
                     f"cannot reach the Letta server at {url}{detail}: nothing answers there. Start the server, or "

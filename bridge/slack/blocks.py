@@ -162,7 +162,7 @@ def _now(result: Connected) -> str:
 def connected(result: Connected) -> Message:
     b = result.binding
     if result.unchanged:
-        return Message(f"This channel is connected to {describe(b.target)} already, so nothing changed.")
+        return Message(f"This channel was connected to this already, so nothing changed: {describe(b.target)}")
     lines = [
         f"Connected this channel to {describe(b.target)}",
         f"Runner: `{result.use.setting}`{_now(result)}, {_RUNNERS.get(result.runner, result.runner)}.",

@@ -353,5 +353,15 @@ def test_connecting_a_channel_again_to_what_it_has_changes_nothing(tmp_path: Pat
         a = letta.add_agent("a")
         assert run_cli(env, "channels", "connect", "C0123ABC", a).returncode == 0
         again = run_cli(env, "channels", "connect", "C0123ABC", a)
-        assert again.returncode == 0 and "C0123ABC was connected to this already: nothing changed" in again.stdout
-        assert "replaced:" not in again.stdout
+        assert again.returncode == 0 and "C0123ABC in workspace" in again.stdout, again.stdout
+        assert again.stdout.rstrip().endswith("was connected to this already: nothing changed"), again.stdout
+        assert "replaced:" not in again.stdout and "connected C0123ABC" not in again.stdout
+
+
+def test_https_to_a_server_that_speaks_plain_http_is_said_as_tls_not_as_nothing_answering(tmp_path: Path) -> None:
+    """It said "nothing answers there. Start the server", though the server was up and answered in plain HTTP."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url.replace("http://", "https://"), tmp_path / "b.db")
+        done = run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("a"))
+        assert done.returncode == 1 and "TLS with the Letta server at https://" in done.stderr, done.stderr
+        assert "write LETTA_BASE_URL with http://" in done.stderr and "nothing answers there" not in done.stderr

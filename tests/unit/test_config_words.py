@@ -149,3 +149,23 @@ def test_a_log_level_the_logging_module_takes_still_starts(
     start, at that level."""
     monkeypatch.setenv("LOG_LEVEL", given)
     assert load_settings().log_level == level
+
+
+def test_a_token_or_key_pasted_with_a_line_break_around_it_is_taken_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key ending in a newline (a file's, a copy's) went into every Letta call's header as it was: each command
+    stopped with a 50-line traceback ("Forbidden control character"); a signing secret so ended refused every
+    request Slack signed."""
+    for name, value in {"LETTA_API_KEY": "sk-abc\n", "SLACK_BOT_TOKEN": " xoxb-1\r\n",
+                        "SLACK_SIGNING_SECRET": "s" * 32 + "\n"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.letta_api_key is not None and settings.letta_api_key.get_secret_value() == "sk-abc"
+    assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-1"
+    assert settings.slack_signing_secret is not None and settings.slack_signing_secret.get_secret_value() == "s" * 32
+
+
+def test_a_line_break_inside_a_key_is_one_plain_sentence_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    [line] = errors(monkeypatch, LETTA_API_KEY="sk-abc\nsk-def", SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s" * 32)
+    assert line == "LETTA_API_KEY holds a line break or another control character inside it: set it to the value alone"

@@ -132,3 +132,12 @@ def test_a_failed_lookup_is_not_said_as_a_message_an_agent_was_answering(error: 
 def test_a_lookup_failure_that_reads_the_same_keeps_the_send_words() -> None:
     refused = LettaError(Kind.UNREACHABLE, "ConnectError", base_url="http://letta.internal:8283")
     assert refused.explain("agent alice", looking_up=True) == refused.explain("agent alice")
+
+
+def test_a_certificate_not_trusted_here_is_said_so_with_what_to_do() -> None:
+    untrusted = LettaError(Kind.UNREACHABLE, "ClientConnectorCertificateError", base_url="https://letta.internal")
+    said = untrusted.for_operator("the health check")
+    assert "answers, but its TLS certificate is not trusted on this host" in said and "SSL_CERT_FILE" in said, said
+    assert "couldn't talk to the Letta server at https://letta.internal securely" in untrusted.explain("alice")
+    plain = LettaError(Kind.UNREACHABLE, "ClientConnectorError", base_url="http://letta.internal")
+    assert "nothing answers there" in plain.for_operator("the health check") and not plain.tls
