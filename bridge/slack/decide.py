@@ -116,12 +116,21 @@ def _human_turn(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | 
 
 
 def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
-    """A message deleted in Slack (`message_deleted`, delivered with the channel's messages): its workspace,
-    channel and ts (`deleted_ts`), so that its turn, if it still waits, is withdrawn."""
+    """A message deleted in Slack: its workspace, channel and ts, so that its turn, if it still waits, is
+    withdrawn. A message without replies goes as `message_deleted` (`deleted_ts`); one with replies (a mention
+    the bridge answered with a queue notice in its thread) stays as a placeholder, "This message was deleted.",
+    which Slack sends as `message_changed` whose message is a `tombstone` (matterbridge#600, slack-edge#10)."""
     event = body.get("event")
-    if not isinstance(event, dict) or event.get("subtype") != "message_deleted":
+    if not isinstance(event, dict):
         return None
     channel, ts = _str(event.get("channel")), _str(event.get("deleted_ts"))
+    if event.get("subtype") == "message_changed":
+        message = event.get("message")
+        if not isinstance(message, dict) or message.get("subtype") != "tombstone":
+            return None
+        ts = _str(message.get("ts"))
+    elif event.get("subtype") != "message_deleted":
+        return None
     return (installed_team(body), channel, ts) if channel and _TS.fullmatch(ts) else None
 
 

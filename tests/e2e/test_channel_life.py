@@ -87,6 +87,19 @@ def _deleted(mention: dict[str, Any], channel: str) -> bytes:
     return event_body(event)
 
 
+def _tombstoned(mention: dict[str, Any], channel: str) -> bytes:
+    """What Slack sends for a deleted message that has replies (its queue notice, here): `message_changed` whose
+    message is the placeholder left in its place (shape: matterbridge#600, slack-edge#10, openclaw#22035; no
+    capture in reference/slack)."""
+    ts = mention["ts"]
+    tombstone = {"type": "message", "subtype": "tombstone", "text": "This message was deleted.", "user": "USLACKBOT",
+                 "hidden": True, "ts": ts, "thread_ts": ts, "parent_user_id": "USLACKBOT", "reply_count": 1}
+    event = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": channel,
+             "message": tombstone, "previous_message": {**mention, "type": "message"},
+             "event_ts": next_ts(), "ts": next_ts(), "channel_type": "channel"}
+    return event_body(event)
+
+
 def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Path) -> None:
     """A person deleted their mention while it waited behind another: they took the question back, so it is never
     sent to the agents (logged as withdrawn). A mention deleted once its turn has started is answered: the agents
@@ -99,7 +112,7 @@ def test_a_waiting_mention_deleted_is_not_run_and_a_running_one_is(tmp_path: Pat
         third, _ = r.bridge.mention("third", r.channel)
         r.letta.wait_for(lambda: _asked(r, "first") == 1, 10)
         r.slack.wait_for(lambda: len(r.slack.messages(r.channel, second["ts"])) == 1, 10)  # its queue notice
-        assert r.bridge.post(_deleted(second, r.channel)).status_code == 200
+        assert r.bridge.post(_tombstoned(second, r.channel)).status_code == 200  # it has replies: its notice
         assert r.bridge.post(_deleted(first, r.channel)).status_code == 200
         r.slack.wait_for(lambda: r.replies(third["ts"]) == ["alice"], 20)
         assert r.replies(first["ts"]) == ["alice"], "a running turn whose mention was deleted was cut short"

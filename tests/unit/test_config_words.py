@@ -167,5 +167,8 @@ def test_a_token_or_key_pasted_with_a_line_break_around_it_is_taken_without_it(
 
 
 def test_a_line_break_inside_a_key_is_one_plain_sentence_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    [line] = errors(monkeypatch, LETTA_API_KEY="sk-abc\nsk-def", SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s" * 32)
-    assert line == "LETTA_API_KEY holds a line break or another control character inside it: set it to the value alone"
+    given = {"LETTA_API_KEY": "sk-abc\nsk-def", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s" * 32}
+    [line] = errors(monkeypatch, **given)
+    assert line == (
+        "LETTA_API_KEY holds a line break or another control character inside it: set it to the value alone"
+    )
