@@ -32,6 +32,7 @@ from pydantic_settings import SettingsError as SourceError
 
 from bridge.config_errors import (
     database_problem,
+    default_target_problem,
     json_setting,
     letta_path_problem,
     letta_query_problem,
@@ -257,6 +258,14 @@ class Settings(BaseSettings):
         # An environment variable holds ids separated by commas or spaces; TOML may give a real list.
         if isinstance(value, str):
             return tuple(part for part in re.split(r"[\s,]+", value) if part)
+        return value
+
+    @field_validator("default_target")
+    @classmethod
+    def _target_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problem = default_target_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("slack_configure_users", "slack_approve_users")

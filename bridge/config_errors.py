@@ -80,6 +80,22 @@ def letta_path_problem(variable: str, url: str) -> str | None:
     )
 
 
+def default_target_problem(ids: tuple[str, ...]) -> str | None:
+    """Why DEFAULT_TARGET cannot name anything (None when its ids have the forms Letta gives): checked with the
+    settings, since a wrong one is found out only when a direct message comes, and then every one fails."""
+    from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
+
+    if not ids or (len(ids) == 1 and is_group_id(ids[0])):
+        return None
+    bad = [i for i in ids if not (is_agent_id(i) or is_app_server_agent_id(i))]
+    if not bad:
+        return None
+    return (
+        f"DEFAULT_TARGET must be one group id (group-<uuid>) or agent ids in speaking order (agent-<uuid>, or "
+        f"agent-local-<uuid> on a Letta App Server); got {', '.join(repr(i[:60]) for i in bad)}"
+    )
+
+
 def pasted(field: str, value: object) -> object:
     """A token's or key's value as meant: blank is unset, and spaces or a line break pasted around it are not part
     of it (sent in a header, a trailing newline stopped every call with a traceback); one inside it is refused."""

@@ -133,11 +133,12 @@ def test_check_looks_up_the_default_target_direct_messages_go_to(tmp_path: Path)
         alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
         absent = "agent-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12
-        for target, said in (("alice", "alice is not an agent id"), (absent, "was not found")):
-            done = run_cli(dict(env, DEFAULT_TARGET=target), "check", cwd=tmp_path)
-            [line] = [line for line in done.stdout.splitlines() if line.startswith(("ok   default", "FAIL default"))]
-            assert done.returncode == 1 and said in line, line
-            assert line.startswith("FAIL default target: DEFAULT_TARGET"), line
+        named = run_cli(dict(env, DEFAULT_TARGET="alice"), "check", cwd=tmp_path)  # a name: a settings error
+        assert named.returncode == 2 and "DEFAULT_TARGET must be one group id" in named.stderr, named.stderr
+        done = run_cli(dict(env, DEFAULT_TARGET=absent), "check", cwd=tmp_path)
+        [line] = [line for line in done.stdout.splitlines() if line.startswith(("ok   default", "FAIL default"))]
+        assert done.returncode == 1 and "was not found" in line, line
+        assert line.startswith("FAIL default target: DEFAULT_TARGET"), line
         done = run_cli(dict(env, DEFAULT_TARGET=f"{alice},{bob}"), "check", cwd=tmp_path)
         [line] = [line for line in done.stdout.splitlines() if "default target" in line]
         assert done.returncode == 0 and line.startswith("ok   default target: ") and "alice, bob" in line, line

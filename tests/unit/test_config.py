@@ -6,6 +6,9 @@ from pydantic import ValidationError
 from bridge.config import Settings, SettingsError, load_settings
 from bridge.requirements import missing
 
+A1, A2 = "agent-1d31f591-6414-4aa7-9fb2-3d0e7082a41e", "agent-2d31f591-6414-4aa7-9fb2-3d0e7082a41e"
+G = "group-3a30ad74-0ed7-464d-b24f-605684f0d67f"
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
@@ -74,21 +77,21 @@ def test_command_permission_and_default_target_keys(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SLACK_COMMAND", "ask-crew")
     monkeypatch.setenv("SLACK_CONFIGURE_BY", "creator")
     monkeypatch.setenv("SLACK_CONFIGURE_USERS", "U0AAA, U0BBB U0CCC")
-    monkeypatch.setenv("DEFAULT_TARGET", "agent-1 agent-2")
+    monkeypatch.setenv("DEFAULT_TARGET", f"{A1} {A2}")
     settings = load_settings()
     assert settings.slack_command == "/ask-crew" and settings.slack_configure_by == "creator"
     assert settings.slack_configure_users == ("U0AAA", "U0BBB", "U0CCC")
-    assert settings.default_target == ("agent-1", "agent-2")
+    assert settings.default_target == (A1, A2)
 
 
 def test_lists_from_toml_and_bad_values(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "bridge.toml"
-    path.write_text('slack_configure_users = ["U0AAA", "U0BBB"]\ndefault_target = "group-1"\n')
+    path.write_text('slack_configure_users = ["U0AAA", "U0BBB"]\ndefault_target = "{G}"\n'.replace("{G}", G))
     monkeypatch.setenv("BRIDGE_CONFIG", str(path))
     settings = load_settings()
-    assert settings.slack_configure_users == ("U0AAA", "U0BBB") and settings.default_target == ("group-1",)
+    assert settings.slack_configure_users == ("U0AAA", "U0BBB") and settings.default_target == (G,)
     assert first_error(monkeypatch, "SLACK_CONFIGURE_BY", "anyone").startswith("SLACK_CONFIGURE_BY")
     assert first_error(monkeypatch, "SLACK_COMMAND", "/Has Space").startswith("SLACK_COMMAND: a slash command is")
 

@@ -172,3 +172,15 @@ def test_a_line_break_inside_a_key_is_one_plain_sentence_without_the_key(monkeyp
     assert line == (
         "LETTA_API_KEY holds a line break or another control character inside it: set it to the value alone"
     )
+
+
+def test_a_default_target_that_names_nothing_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`DEFAULT_TARGET=garbage`: `check` said FAIL but `serve` started, and every direct message then failed, the
+    reason in the log only."""
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s" * 32, "LETTA_API_KEY": "sk-1"}
+    [line] = errors(monkeypatch, DEFAULT_TARGET="garbage", **base)
+    assert line.startswith("DEFAULT_TARGET must be one group id (group-<uuid>) or agent ids") and "'garbage'" in line
+    agents = "agent-1d31f591-6414-4aa7-9fb2-3d0e7082a41e, agent-local-3a30ad74-0ed7-464d-b24f-605684f0d67f"
+    for good in ("group-3a30ad74-0ed7-464d-b24f-605684f0d67f", agents):
+        monkeypatch.setenv("DEFAULT_TARGET", good)
+        assert load_settings().default_target
