@@ -19,7 +19,8 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge import init as setup
-from bridge.config import Settings, SettingsError, load_settings
+from bridge.config import Settings
+from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
 from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
@@ -98,7 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_log_lines = args.command in ("serve", "socket") and json_logs
         if as_log_lines:
             setup_logging("ERROR", "json", [])  # no secret of a setting that was refused is in its words
-        for line in exc.lines:
+        lines = exc.lines
+        if args.command in ("serve", "socket") and exc.partial is not None:  # what else it lacks, in the same run
+            more = missing(exc.partial, args.command)
+            lines = lines + [m for m in more if m.split(":")[0].removeprefix("missing ") not in exc.refused]
+        for line in lines:
             _say_error(line, as_log_lines)
         return 2
     # One-shot commands speak in their own plain lines; their logs would only repeat them.

@@ -6,7 +6,6 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -16,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -28,25 +26,19 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from pydantic_settings import SettingsError as SourceError
 
 from bridge.config_errors import (
-    database_problem,
     default_target_problem,
     json_setting,
     letta_path_problem,
     letta_query_problem,
     pasted,
-    plain_errors,
     two_credentials,
-    unknown_keys,
-    unparsed,
     url_problem,
 )
-from bridge.config_file import absolute_sqlite_url, config_file, read_keys, settings_folder
+from bridge.config_file import absolute_sqlite_url, config_file, settings_folder
 from bridge.domain import ConfigureBy, RunnerChoice
-from bridge.proxies import check_environment, passwords
-from bridge.settings_words import Origin
+from bridge.proxies import passwords
 from bridge.store.crypto import Cipher, CipherError
 
 LETTA_CLOUD_URL = "https://api.letta.com"
@@ -387,39 +379,3 @@ class Settings(BaseSettings):
             password = urlsplit(url).password
             found += [password, unquote(password)] if password else []
         return found + passwords()  # http://user:password@proxy:3128
-
-
-class SettingsError(Exception):
-    """Settings are missing or invalid; each line says which, why it matters and where to find it."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
-
-
-def load_settings() -> Settings:
-    """The settings, or a SettingsError with a line for every problem found: values, the config file's unknown
-    keys, DATABASE_URL and the proxies, all at once rather than one per run."""
-    path = config_file()
-    if path is not None and not path.is_file():
-        raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
-    try:
-        keys = read_keys(path) if path is not None else {}
-    except (OSError, ValueError) as exc:
-        raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
-    origin = Origin(dict(os.environ), path, keys)
-    settings: Settings | None = None
-    lines: list[str] = []
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        lines += plain_errors(exc, Settings, origin)
-    except SourceError as exc:
-        raise SettingsError([unparsed(exc, path)]) from None
-    lines += unknown_keys(path, keys, set(Settings.model_fields)) if path is not None else []
-    url = settings.database_url if settings is not None else origin.of("database_url")[1]
-    lines += database_problem(Settings.model_fields["database_url"].default if url is None else url)
-    lines += check_environment()  # every connection takes the proxies: a bad one is named at start
-    if lines or settings is None:
-        raise SettingsError(lines)
-    return settings

@@ -365,3 +365,19 @@ def test_https_to_a_server_that_speaks_plain_http_is_said_as_tls_not_as_nothing_
         done = run_cli(env, "channels", "connect", "C0123ABC", letta.add_agent("a"))
         assert done.returncode == 1 and "TLS with the Letta server at https://" in done.stderr, done.stderr
         assert "write LETTA_BASE_URL with http://" in done.stderr and "nothing answers there" not in done.stderr
+
+
+def test_a_bad_value_does_not_hide_what_else_serve_lacks(tmp_path: Path) -> None:
+    """`PORT=abc` and nothing else set: only PORT was said; once it was put right, three more lines came. A
+    setting refused is not said missing too."""
+    env = base_env("http://127.0.0.1:9/api/", "https://api.letta.com", tmp_path / "b.db", PORT="abc")
+    for name in ("SLACK_BOT_TOKEN", "LETTA_API_KEY", "SLACK_SIGNING_SECRET"):
+        env.pop(name, None)
+    (tmp_path / "config.toml").write_text("slack_signing_secret = 12345678\n")
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    said = [line.split(":")[1].strip() for line in done.stderr.splitlines()]
+    assert said == [
+        "config.toml", "PORT must be a whole number from 0 to 65535; got 'abc'", "missing SLACK_BOT_TOKEN",
+        "missing LETTA_API_KEY",
+    ], done.stderr

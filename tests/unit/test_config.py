@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bridge.config import Settings, SettingsError, load_settings
+from bridge.config import Settings
+from bridge.config_load import SettingsError, load_settings
 from bridge.requirements import missing
 
 A1, A2 = "agent-1d31f591-6414-4aa7-9fb2-3d0e7082a41e", "agent-2d31f591-6414-4aa7-9fb2-3d0e7082a41e"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import Settings, SettingsError, load_settings
+from bridge.config import Settings
+from bridge.config_load import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,78 @@
+"""The settings as a command loads them: every problem found said at once (values, the config file's unknown
+keys, DATABASE_URL, the proxies), and with a refused value, what else is missing besides."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError as SourceError
+
+from bridge.config import Settings
+from bridge.config_errors import database_problem, plain_errors, unknown_keys, unparsed
+from bridge.config_file import config_file, read_keys
+from bridge.proxies import check_environment
+from bridge.settings_words import Origin
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; each line says which, why it matters and where to find it."""
+
+    def __init__(
+        self, lines: list[str], partial: Settings | None = None, refused: frozenset[str] = frozenset()
+    ) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.partial = partial  # the settings with each refused value left at its default, where they validate
+        self.refused = refused  # those settings' names (upper case): said already, not to be said missing too
+
+
+def load_settings() -> Settings:
+    """The settings, or a SettingsError with a line for every problem found: values, the config file's unknown
+    keys, DATABASE_URL and the proxies, all at once rather than one per run."""
+    path = config_file()
+    if path is not None and not path.is_file():
+        raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
+    try:
+        keys = read_keys(path) if path is not None else {}
+    except (OSError, ValueError) as exc:
+        raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
+    origin = Origin(dict(os.environ), path, keys)
+    settings: Settings | None = None
+    lines: list[str] = []
+    partial: Settings | None = None
+    refused: frozenset[str] = frozenset()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        lines += plain_errors(exc, Settings, origin)
+        refused = _refused(exc)
+        partial = _without(refused)
+    except SourceError as exc:
+        raise SettingsError([unparsed(exc, path)]) from None
+    lines += unknown_keys(path, keys, set(Settings.model_fields)) if path is not None else []
+    url = settings.database_url if settings is not None else origin.of("database_url")[1]
+    lines += database_problem(Settings.model_fields["database_url"].default if url is None else url)
+    lines += check_environment()  # every connection takes the proxies: a bad one is named at start
+    if lines or settings is None:
+        said = {name.upper() for name in refused}
+        if "letta_base_url" in refused:  # whether a key is needed depends on the server the URL meant
+            said.add("LETTA_API_KEY")
+        raise SettingsError(lines, partial, frozenset(said))
+    return settings
+
+
+def _refused(exc: ValidationError) -> frozenset[str]:
+    return frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"] and str(e["loc"][0]) in Settings.model_fields)
+
+
+def _without(refused: frozenset[str]) -> Settings | None:
+    """The settings with each refused value at its default (a keyword beats the environment and the file), so
+    that what is missing besides can be said in the same run; None where that does not validate either, or where
+    a refused value decides what the rest must be (OAuth mode's)."""
+    if refused & {"slack_client_id", "slack_client_secret", "slack_redirect_uri", "bridge_encryption_key"}:
+        return None
+    try:
+        return Settings(**{n: Settings.model_fields[n].get_default(call_default_factory=True) for n in refused})
+    except (ValidationError, SourceError):
+        return None
