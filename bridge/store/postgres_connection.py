@@ -185,7 +185,7 @@ class PostgresConnection:
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
             await self.close()
-            raise StoreError(f"cannot open the database {where}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open the database {where}: {_reason(exc, _insists_on_tls(self.url))}") from None
         except BaseException:
             await self.close()
             raise
@@ -323,7 +323,13 @@ async def _close_pool(name: str, pool: Pool, deadline: float) -> None:
         log.warning("the database's connections did not close cleanly; ended them pool=%s error=%s", name, _reason(exc))
 
 
-def _reason(exc: BaseException) -> str:
+def _insists_on_tls(url: str) -> bool:
+    """The URL's sslmode will not go on without TLS (asyncpg's default, prefer, would)."""
+    modes = [value for key, value in parse_qsl(urlsplit(url).query) if key == "sslmode"] or [""]
+    return modes[-1] in ("require", "verify-ca", "verify-full")
+
+
+def _reason(exc: BaseException, tls_insisted: bool = False) -> str:
     """Why a connection failed, in a few words and never with the password."""
     if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
         return "the user name or password was refused"
@@ -336,9 +342,11 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer in time"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "rejected SSL upgrade" in text:  # asyncpg's words when sslmode insists on TLS the server does not offer
+    if "rejected SSL upgrade" in text and tls_insisted:  # asyncpg's words when the server does not offer TLS
         return (
             f"{text}: the server does not offer TLS, which the URL's sslmode insists on; turn TLS on at the server, "
             "or write sslmode=prefer (TLS when offered)"
         )
+    if "rejected SSL upgrade" in text:  # prefer goes on without TLS: what answered did not answer as PostgreSQL
+        return f"{text}: what answers at that host and port is not PostgreSQL; check them in the URL"
     return text[:200]

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -263,3 +264,14 @@ def test_check_in_oauth_mode_leaves_an_older_database_for_serve_to_migrate(tmp_p
     assert line.startswith("warn workspaces:") and "once `serve` has migrated the database" in line, line
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
+
+
+def test_a_database_url_at_a_server_that_is_not_postgres_says_so_not_sslmode(tmp_path: Path) -> None:
+    """A URL with the wrong port (an HTTP server there) was told the server does not offer TLS, "which the URL's
+    sslmode insists on", though the URL named no sslmode and prefer, the default, goes on without TLS."""
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        port = urlsplit(slack.api_url).port
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DATABASE_URL=f"postgres://u:pw@127.0.0.1:{port}/db")
+        done = run_cli(env, "check", cwd=tmp_path)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
+    assert "is not PostgreSQL; check them in the URL" in line and "sslmode" not in line, line
