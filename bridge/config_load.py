@@ -32,7 +32,8 @@ def load_settings() -> Settings:
     keys, DATABASE_URL and the proxies, all at once rather than one per run."""
     path = config_file()
     if path is not None and not path.is_file():
-        raise SettingsError([f"BRIDGE_CONFIG points to {path}, which does not exist."])
+        what = "a folder, not a file" if path.is_dir() else "something that does not exist"
+        raise SettingsError([f"BRIDGE_CONFIG points to {path}, {what}: point it at a config file (config.toml)."])
     try:
         keys = read_keys(path) if path is not None else {}
     except (OSError, ValueError) as exc:

@@ -166,6 +166,12 @@ class Wizard:
                 "in a folder you may write. Nothing was written.",
                 2,
             )
+        if self.path.is_dir():
+            raise InitStopped(
+                f"{self.path} is a folder: pass --config with a file's path, such as {self.path / 'config.toml'}. "
+                "Nothing was written.",
+                2,
+            )
         if not self.path.exists() or self.args.force:
             return
         if not self.interactive:

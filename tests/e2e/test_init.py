@@ -223,6 +223,13 @@ def test_init_says_at_once_when_it_could_not_write_the_file(
     ]
     assert "auth.test" not in done.stdout, "no answer is checked for a file that cannot be written"
     assert not slack.calls_to("auth.test")
+    # A folder given for the file was told to pass --force, which then failed with "Is a directory".
+    for force in ((), ("--force",)):
+        done = run_cli(env, "init", "--non-interactive", "--config", str(tmp_path), *force, cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {tmp_path} is a folder: pass --config with a "
+                                                               "file's path"), done.stderr
+    done = run_cli(dict(env, BRIDGE_CONFIG=str(tmp_path)), "check", cwd=tmp_path)
+    assert done.returncode == 2 and "points to" in done.stderr and "a folder, not a file" in done.stderr, done.stderr
 
 
 def test_init_refuses_a_token_as_the_signing_secret(fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path) -> None:
