@@ -179,6 +179,12 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
                 cap,
                 "on" if front is not None else "off",
             )
+            if settings.http_ingress == "process" and front is None:  # said, not silently not done
+                log.warning(
+                    "HTTP_INGRESS=process has no effect here: the ingress process serves SQLite with the events "
+                    "inbox on; with %s events are acknowledged on the main loop",
+                    "HTTP_EVENTS_INBOX=false" if settings.database_url.startswith("sqlite:") else "PostgreSQL",
+                )
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
             async with _token_heard(settings):

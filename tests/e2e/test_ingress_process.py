@@ -134,3 +134,17 @@ def test_a_stop_ends_the_bridge_though_its_ingress_process_is_frozen(tmp_path: P
         logs = world.bridge.logs()
         assert "the ingress process did not answer within" in logs and "Traceback" not in logs, logs
         world.bridge.restart()  # its port and inbox were given back
+
+
+def test_http_ingress_process_where_it_cannot_apply_is_said_not_silently_ignored(tmp_path: Path) -> None:
+    """With the events inbox off (or on PostgreSQL) there is no ingress to move into a process: the setting was
+    ignored without a word."""
+    with open_world("bridge", tmp_path, HTTP_INGRESS="process", HTTP_EVENTS_INBOX="false") as world:
+        assert world.bridge.proc is not None
+        assert children(world.bridge.proc.pid) == []
+        assert "HTTP_INGRESS=process has no effect here" in world.bridge.logs()
+        assert "with HTTP_EVENTS_INBOX=false events are acknowledged on the main loop" in world.bridge.logs()
+        crew = world.bound_crew(("alice",))
+        event, response = world.bridge.mention("on the main loop", crew.channel)
+        assert response.status_code == 200
+        finished(world.slack, crew.channel, event["ts"])

@@ -24,7 +24,7 @@ def test_a_workspace_installed_again_in_the_same_process_runs_and_stops_its_turn
         world.slack.wait_for(lambda: "workspace removed" in world.bridge.logs(), 10)
         assert world.install(Grant(ACME, "Acme")).status_code == 200  # the same process, the same workspace
 
-        world.letta.set_delay(agents["alice"], 4.0)
+        world.letta.set_delay(agents["alice"], 10.0)  # long enough for a loaded machine: the stop ends it first
         slow, _ = world.mention("a long one", CHANNEL, ACME)
         world.slack.wait_for(lambda: "eyes" in world.slack.reactions(CHANNEL, slow["ts"]), 10)
         stop = mention_event("stop", channel=CHANNEL, thread_ts=slow["ts"], team=ACME)
