@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError as SourceError
 
+from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
 from bridge.settings_words import Origin, sentence
 from bridge.store.database_url import DatabaseUrlError, check_database_url
 
@@ -83,8 +84,6 @@ def letta_path_problem(variable: str, url: str) -> str | None:
 def default_target_problem(ids: tuple[str, ...]) -> str | None:
     """Why DEFAULT_TARGET cannot name anything (None when its ids have the forms Letta gives): checked with the
     settings, since a wrong one is found out only when a direct message comes, and then every one fails."""
-    from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
-
     if not ids or (len(ids) == 1 and is_group_id(ids[0])):
         return None
     bad = [i for i in ids if not (is_agent_id(i) or is_app_server_agent_id(i))]
@@ -112,9 +111,9 @@ def pasted(field: str, value: object) -> object:
 def letta_query_problem(variable: str, url: str) -> str | None:
     """Why a Letta URL with a query or a fragment cannot work (None when it has neither): every call appends its
     path to the URL, which after a `?` or `#` is no longer a path. The query is not said back: a key may be in it."""
-    parts = urlsplit(url)
-    if not parts.query and not parts.fragment and "?" not in url and "#" not in url:
+    if "?" not in url and "#" not in url:
         return None
+    parts = urlsplit(url)
     server = _masked(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
     return (
         f"{variable} cannot have a query (?…) or a fragment (#…), since the bridge adds each call's path to it: "

@@ -283,7 +283,7 @@ class Stopping:
 
     async def anything_in(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         """Whether the thread has a turn running or waiting: what a stop word would stop."""
-        return any(p.turn.thread_ts == thread_ts for p in await self._store.unfinished_turns(team_id, channel_id))
+        return thread_ts in await self._store.waiting_threads(team_id, channel_id)  # one row per thread, not turn
 
     async def request(
         self,

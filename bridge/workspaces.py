@@ -30,7 +30,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.clients import LettaServers, server_id
 from bridge.config import LETTA_SCHEMES, Settings
-from bridge.config_errors import letta_path_problem, two_credentials, url_problem
+from bridge.config_errors import letta_path_problem, letta_query_problem, two_credentials, url_problem
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
@@ -252,7 +252,7 @@ class Workspaces:
             )
         if letta_path_problem("LETTA_BASE_URL", base_url) is not None:  # the settings' own rule
             return "The server URL ends in /v1, which the bridge adds itself: give the server's address without it."
-        if "?" in base_url or "#" in base_url:
+        if letta_query_problem("LETTA_BASE_URL", base_url) is not None:  # the settings' own rule
             # Every call appends its path: after a `?` or `#` it would no longer be a path, and the check would read
             # whatever page the URL names (on the bridge's own network too) and say its first words back.
             return "The server URL cannot have a query (?…) or a fragment (#…): give the server's address only."
