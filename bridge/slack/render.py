@@ -36,6 +36,13 @@ def _fence_open(text: str) -> bool:
     return text.count(_FENCE) % 2 == 1
 
 
+def _code_open(part: str, rest: str, end: int, nxt: int) -> bool:
+    """Whether a cut at `end` (the rest from `nxt`) falls inside inline code: in the middle of a line whose part
+    so far holds an odd number of backticks besides fences (Slack pairs them from the left, on one line)."""
+    gap = rest[len(rest[:end].rstrip()) : len(rest) - len(rest[nxt:].lstrip())]
+    return "\n" not in gap and part[part.rfind("\n") + 1 :].replace(_FENCE, "").count("`") % 2 == 1
+
+
 def _joins_back(char: str) -> bool:
     """Whether a character belongs to the one before it on screen: a mark (accent, vowel sign), a joiner, a
     variation selector, a skin tone, a tag (of a subdivision flag)."""
@@ -118,21 +125,23 @@ def _cut(text: str, window: int, lo: int = 0) -> tuple[int, int]:
 def split_mrkdwn(text: str, limit: int) -> list[str]:
     """Split mrkdwn into parts of at most `limit` characters, at paragraph, then line, then word boundaries.
 
-    A code block cut in two is closed at the end of one part and reopened at the start of the next, so
-    each part renders on its own. Only whitespace at the cuts is dropped.
+    A code block or inline code cut in two is closed at the end of one part and reopened at the start of the
+    next, so each part renders on its own. Only whitespace at the cuts is dropped.
     """
     if limit < MIN_LIMIT:
         raise ValueError(f"limit must be at least {MIN_LIMIT}")
     parts: list[str] = []
     rest = text.strip()
-    reopen = False
+    reopen = code = False
     while rest.strip():
-        head = _OPEN if reopen else ""
+        head = _OPEN if reopen else "`" if code else ""
         budget = limit - len(head)
         if len(rest) <= budget:
             parts.append(head + rest)
             break
         end, nxt = _cut(rest, budget)
+        if not reopen and _code_open(head + rest[:end], rest, end, nxt):
+            end, nxt = _cut(rest, budget - 1)  # room for the backtick that closes the inline code
         if reopen != _fence_open(rest[:end]):
             # Inside a code block at the cut: leave room for the closing fence.
             end, nxt = _cut(rest, budget - len(_CLOSE))
@@ -145,14 +154,24 @@ def split_mrkdwn(text: str, limit: int) -> list[str]:
                     end, nxt = _cut(rest, budget - len(_CLOSE), opener + len(_FENCE))
         inside = reopen != _fence_open(rest[:end])
         chunk = rest[:end].rstrip()
+        opens_last = chunk.endswith("`") and not chunk.endswith("``") and chunk[:-1].strip()
+        if not inside and opens_last and _code_open(head + chunk, rest, end, nxt):
+            nxt, chunk = len(chunk) - 1, chunk[:-1].rstrip()  # inline code would open at the very end: start it next
         if inside:
             after = rest[nxt:].lstrip()
             if after.startswith(_FENCE):  # the block's own closing fence is next: take it instead of adding one
                 nxt = len(rest) - len(after) + len(_FENCE)
                 inside = False
             chunk += _CLOSE
-        parts.append(head + chunk)
+        code = not inside and _code_open(head + chunk, rest, len(chunk), nxt) and not chunk.endswith("`")
         rest = rest[nxt:] if inside else rest[nxt:].lstrip()
+        if code and rest.startswith("``"):  # a run that Slack reads its own way: left as it is
+            code = False
+        elif code and rest.startswith("`"):  # the span closes right after the cut: its backtick ends this part
+            chunk, rest, code = chunk + "`", rest[1:].lstrip(), False
+        elif code:
+            chunk += "`"
+        parts.append(head + chunk)
         reopen = inside
     return parts
 

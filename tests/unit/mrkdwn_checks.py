@@ -54,5 +54,19 @@ def visible(text: str) -> str:
 
 def kept(parts: list[str]) -> str:
     """What a split's parts show, together: each part's own `visible` (the fences a split adds are its own; and
-    joined first, a part ending in two backticks and the next starting with one would read as a fence)."""
-    return "".join(visible(part) for part in parts)
+    joined first, a part ending in two backticks and the next starting with one would read as a fence), without
+    the backticks that close and reopen inline code at a cut (see `loses_nothing`)."""
+    return "".join(visible(part) for part in parts).replace("`", "")
+
+
+def loses_nothing(parts: list[str], text: str) -> bool:
+    """The parts show all of `text`, in order; of backticks, only pairs were added (inline code closed at the end
+    of one part, reopened in the next)."""
+    added = sum(visible(part).count("`") for part in parts) - visible(text).count("`")
+    return kept(parts) == visible(text).replace("`", "") and added >= 0 and added % 2 == 0
+
+
+def code_closed(part: str) -> bool:
+    """Whether a part ends outside inline code, as Slack reads it: backticks besides fences paired from the left on
+    its last line."""
+    return part[part.rfind("\n") + 1 :].replace(FENCE, "").count("`") % 2 == 0

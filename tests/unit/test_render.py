@@ -15,7 +15,7 @@ from bridge.slack.render import (
     split_mrkdwn,
     to_mrkdwn,
 )
-from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, kept, unsafe, visible
+from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, code_closed, loses_nothing, unsafe
 
 ZW = "\u200b"
 
@@ -254,7 +254,26 @@ def test_split_closes_a_code_block_and_reopens_it_in_the_next_part() -> None:
     parts = split_mrkdwn(text, 200)
     assert len(parts) > 2 and all(len(p) <= 200 and balanced(p) for p in parts)
     assert all(p.startswith("```\n") for p in parts[1:-1])
-    assert kept(parts) == visible(text)
+    assert loses_nothing(parts, text)
+
+
+def test_split_closes_inline_code_and_reopens_it_so_an_address_in_it_stays_code() -> None:
+    text = to_mrkdwn("`" + "a " * 30 + "ops@channel.com y`")
+    parts = split_mrkdwn(text, 20)
+    assert len(parts) > 2 and all(len(p) <= 20 and code_closed(p) for p in parts)
+    assert all(p.startswith("`") and p.endswith("`") for p in parts)
+    assert all(unsafe(p) == [] for p in parts), parts
+    assert loses_nothing(parts, text)
+
+
+def test_split_starts_inline_code_in_the_next_part_rather_than_at_the_end_of_this_one() -> None:
+    assert split_mrkdwn("word word word `cccc ccccccccc` tail", 20) == ["word word word", "`cccc ccccccccc`", "tail"]
+    assert split_mrkdwn("aaaa bbbb cccc ddd `e` f", 20) == ["aaaa bbbb cccc ddd", "`e` f"]
+
+
+def test_split_ending_where_inline_code_closes_takes_its_backtick_rather_than_adding_one() -> None:
+    assert split_mrkdwn("`aaaa bbbb cccc ddd` eeee", 20) == ["`aaaa bbbb cccc ddd`", "eeee"]
+    assert split_mrkdwn("`aaaa bbbb cccc dddd` e", 20) == ["`aaaa bbbb cccc`", "`dddd` e"]
 
 
 def test_split_does_not_leave_an_empty_block_at_either_end_of_a_part() -> None:
@@ -330,6 +349,8 @@ def test_property_no_control_sequence_ping_or_bare_ampersand(markdown: str) -> N
 
 @settings(max_examples=300, deadline=None)
 @given(markdown_text, st.integers(min_value=16, max_value=120))
+@example("`" + "a " * 30 + "ops@channel.com y`", 20)  # inline code cut: the address in it must stay code
+@example("><`****\n<", 16)  # a cut at a line's end is outside inline code, whatever that line's backticks
 def test_property_split_respects_the_limit_keeps_fences_and_loses_nothing(markdown: str, limit: int) -> None:
     text = to_mrkdwn(markdown)
     parts = split_mrkdwn(text, limit)
@@ -338,7 +359,7 @@ def test_property_split_respects_the_limit_keeps_fences_and_loses_nothing(markdo
     if all(len(m.group(0)) <= limit - 4 for m in LINK.finditer(text)):  # a longer link cannot stay whole
         assert all(unsafe(p) == [] for p in parts), parts
     assert all("&" not in re.sub(r"&(?:amp|lt|gt);", "", p) for p in parts)
-    assert kept(parts) == visible(text)
+    assert loses_nothing(parts, text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -346,7 +367,7 @@ def test_property_split_respects_the_limit_keeps_fences_and_loses_nothing(markdo
 def test_property_split_of_any_text_respects_the_limit_and_loses_nothing(text: str, limit: int) -> None:
     parts = split_mrkdwn(text, limit)
     assert all(0 < len(p) <= limit for p in parts)
-    assert kept(parts) == visible(text)
+    assert loses_nothing(parts, text)
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.slack.render import MAX_TEXT, fallback_text, reply_texts, to_mrkdwn
-from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, kept, unsafe, visible
+from tests.unit.mrkdwn_checks import FENCE, LINK, balanced, loses_nothing, unsafe
 
 CORPUS = Path(__file__).parent / "markdown_corpus"
 SOURCES = sorted(CORPUS.glob("*.md"))
@@ -61,4 +61,4 @@ def test_the_40000_character_reply_splits_into_balanced_parts() -> None:
     assert all(balanced(p) for p in parts)
     assert sum(p.count(FENCE) for p in parts) > body.count(FENCE)  # some code block was cut and reopened
     # Nothing lost: the parts, without the name, the added fences and whitespace, are the whole reply.
-    assert kept([p.removeprefix("*ops-agent*: ") for p in parts]) == visible(body)
+    assert loses_nothing([p.removeprefix("*ops-agent*: ") for p in parts], body)
