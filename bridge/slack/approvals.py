@@ -9,6 +9,7 @@ row id in the store, so a press is decided without reading anything back from Sl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -33,7 +34,10 @@ def shown_arguments(arguments: str) -> str:
         text = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
     except ValueError:
         text = arguments
-    text = escape_within(text, ARGUMENT_CHARS).replace("```", "`\u200b``")  # clipped as Slack counts: escaped
+    text = escape_within(text, ARGUMENT_CHARS)  # clipped as Slack counts: escaped
+    # No run of backticks may join into a fence, nor join the block's own at either end.
+    text = re.sub(r"`{2,}", lambda m: "\u200b".join(m.group()), text)
+    text = ("\u200b" if text.startswith("`") else "") + text + ("\u200b" if text.endswith("`") else "")
     return f"```{text or ' '}```"
 
 

@@ -5,6 +5,7 @@ call waits for a decision no one can make."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -40,3 +41,17 @@ def test_a_card_with_long_or_escaped_arguments_is_posted(
     assert [b["type"] for b in posted["blocks"]] == ["section", "actions"], "the card went without its buttons"
     decided = decided_blocks(agent, tool, arguments, ["Approved by <@U1>"])
     assert len(decided[0]["text"]["text"]) <= 3000
+
+
+@pytest.mark.parametrize("arguments", ['{"cmd": "echo ```` done"}', "`x`", "``", "a ````` b ``` c", "```"])
+def test_backticks_in_the_arguments_cannot_end_the_cards_code_block(arguments: str) -> None:
+    """Four backticks in a tool's argument: the replace of each "```" left a run of three, which ended the card's
+    code block early, and the rest showed as formatted text."""
+    from bridge.slack.approvals import shown_arguments
+
+    shown = shown_arguments(arguments)
+    assert shown.startswith("```") and shown.endswith("```")
+    inner = shown[3:-3]
+    assert "``" not in inner and not inner.startswith("`") and not inner.endswith("`"), inner
+    pretty = json.dumps(json.loads(arguments), indent=2) if arguments.startswith("{") else arguments
+    assert inner.replace("\u200b", "") == pretty, "a backtick was lost"
