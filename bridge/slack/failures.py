@@ -76,6 +76,11 @@ def outcome_unknown(exc: BaseException) -> bool:
     return True
 
 
+# The waits between tries of a call whose outcome is unknown (a 5xx, a timeout, the connection), about two minutes
+# in all: a short Slack incident must not cost a reply, and a post is tried again only once the thread was read.
+OUTCOME_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
+
+
 # Slack's own trouble, said in a body: the call may work the next time.
 PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
 

@@ -2,9 +2,11 @@
 
 Two ways, per Slack's rules (../shared/reference/slack/limits.md): a streaming message (chat.startStream, then
 chat.appendStream with each new piece of Markdown, then chat.stopStream), where the workspace allows it; else a
-message edited with chat.update (at most 4,000 characters). The first refusal of chat.startStream switches the
-process to chat.update for good. Drafts are best effort: a draft Slack refuses is dropped, and the finished
-reply is always written over the draft (or posted anew when the draft cannot be edited), so nothing is lost.
+message edited with chat.update (at most 4,000 characters). A refusal of chat.startStream that says the app
+cannot stream (a scope, the method) switches the process to chat.update for good; one that concerns a channel
+(its type) does so for that channel; Slack's trouble skips the one draft. Drafts are best effort: a draft Slack
+refuses is dropped, and the finished reply is always written over the draft (or posted anew when the draft
+cannot be edited), so nothing is lost.
 A stream also shows the agent's tool calls as tasks (tasks.py); a message edited in place never does.
 A draft a dead process left is taken over by the run that resumes its turn: its stream stopped, then edited in
 place (what was streamed into it is not known, so nothing can be appended), or stopped with a mark.
@@ -22,7 +24,7 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.failures import BLOCKS_REFUSED, FAILURES, outcome_unknown, slack_error
+from bridge.slack.failures import BLOCKS_REFUSED, FAILURES, OUTCOME_WAITS, outcome_unknown, passing, slack_error
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import Author
@@ -32,9 +34,13 @@ from bridge.slack.tasks import FINAL, MAX_BLOCKS, TaskDisplay, task_cards
 from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
-REPLACE_ATTEMPTS = 3  # a draft replaced by its reply: tries while the outcome is unknown
-
 NOT_STREAMING = "message_not_in_streaming_state"  # stopped, expired, or never a stream: already finished
+STILL_STREAMING = "streaming_state_conflict"  # chat.update of a message still streaming: its stop did not land
+# chat.startStream refused for what the app or its token cannot do: no stream will work in this process.
+CANNOT_STREAM = frozenset(
+    {"missing_scope", "unknown_method", "method_deprecated", "not_allowed_token_type", "no_permission",
+     "access_denied", "feature_not_enabled"}
+)
 
 LiveMode = Literal["auto", "stream", "update"]
 MORE = " …"
@@ -88,6 +94,7 @@ class LiveMessages:
         self._client = client
         self._drafts = drafts or client
         self._streams = mode != "update"
+        self._no_streams: set[str] = set()  # channels whose type Slack streams no message in
         self._mode = mode
         self.tasks = tasks
         self._free_at = 0.0  # no draft call before this (loop time)
@@ -123,7 +130,7 @@ class LiveMessages:
         """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
         `text`; a task alone opens nothing where streams are refused."""
         check_lease()  # a turn's worker that stalled past its binding's lease opens no draft another may be writing
-        if self._streams:
+        if self._streams and channel not in self._no_streams:
             seed = stream_text(markdown)
             try:
                 response = await self._drafts.chat_startStream(
@@ -145,11 +152,18 @@ class LiveMessages:
             except FAILURES as exc:
                 error = slack_error(exc)
                 self._refused(exc)
-                if error in ("ratelimited", "rate_limited") or self._mode == "stream":
+                if passing(exc) or self._mode == "stream":  # Slack's trouble: the stream may even have opened
                     log.info("slack chat.startStream refused error=%s; draft skipped", error)
                     return None
-                self._streams = False
-                log.warning("slack streaming messages unavailable (error=%s); growing replies by chat.update", error)
+                if error in CANNOT_STREAM:
+                    self._streams = False
+                    log.warning("slack streaming messages unavailable (error=%s); growing replies by chat.update",
+                                error)
+                elif error == "channel_type_not_supported":
+                    self._no_streams.add(channel)
+                    log.info("slack streams no message in channel=%s; its replies grow by chat.update", channel)
+                else:
+                    log.info("slack chat.startStream refused error=%s; this draft grows by chat.update", error)
         if task:
             return None
         try:
@@ -253,6 +267,42 @@ class LiveMessages:
         check_lease()
         unsent = list(draft.unsent.values()) if draft is not None else []
         if streaming is not False:
+            await self._stop(channel, ts, unsent, said=bool(streaming))
+        restops = 0
+        body = text_blocks(text) + list(actions)
+        cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
+        # Slack refusing the blocks (task cards, buttons) is no reason to show the reply twice: fewer are tried.
+        choices: list[list[dict[str, Any]] | None] = [cards + body] if cards else []
+        choices += [with_actions(text, actions), None] if actions else [None]
+        blocks, waited = choices.pop(0), 0
+        while True:
+            check_lease()  # each try: one made after a wait may come after the lease was lost
+            try:
+                await patiently(partial(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks))
+                return True
+            except FAILURES as exc:
+                error = slack_error(exc)
+                if error in BLOCKS_REFUSED and choices:
+                    log.warning("slack refused a reply's blocks error=%s; replacing its draft with less", error)
+                    blocks = choices.pop(0)
+                    continue
+                if error == STILL_STREAMING and restops < 2:  # the stop did not land: a new post would show it twice
+                    restops += 1
+                    await self._stop(channel, ts, [], said=True)
+                    continue
+                # An edit whose outcome is unknown (a 5xx, the connection) may have landed: the same edit again
+                # is harmless, where a new post would show the reply twice.
+                if not outcome_unknown(exc) or waited == len(OUTCOME_WAITS):
+                    log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", error)
+                    return False
+                await asyncio.sleep(OUTCOME_WAITS[waited])
+                waited += 1
+
+    async def _stop(self, channel: str, ts: str, unsent: list[dict[str, Any]], said: bool) -> None:
+        """Stop a draft's stream, its tasks Slack has not had yet with it; tried again while the outcome is unknown
+        (a stop that landed answers the next one `message_not_in_streaming_state`). `said`: a failure is logged."""
+        waited = 0
+        while True:
             try:
                 try:
                     await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts, chunks=unsent or None))
@@ -260,34 +310,18 @@ class LiveMessages:
                     if not unsent or not _invalid(exc):
                         raise
                     await patiently(lambda: self._client.chat_stopStream(channel=channel, ts=ts))  # without them
+                return
             except FAILURES as exc:
-                if streaming:
-                    log.info("slack chat.stopStream failed error=%s", slack_error(exc))
-        body = text_blocks(text) + list(actions)
-        cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
-        # Slack refusing the blocks (task cards, buttons) is no reason to show the reply twice: fewer are tried.
-        choices: list[list[dict[str, Any]] | None] = [cards + body] if cards else []
-        choices += [with_actions(text, actions), None] if actions else [None]
-        blocks, attempt = choices.pop(0), 0
-        while True:
-            check_lease()  # each try: one made after a wait may come after the lease was lost
-            try:
-                await patiently(partial(self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks))
-                return True
-            except FAILURES as exc:
-                if slack_error(exc) in BLOCKS_REFUSED and choices:
-                    log.warning("slack refused a reply's blocks error=%s; replacing its draft with less",
-                                slack_error(exc))
-                    blocks = choices.pop(0)
+                if slack_error(exc) == NOT_STREAMING:
+                    return
+                if outcome_unknown(exc) and waited < len(OUTCOME_WAITS):
+                    await asyncio.sleep(OUTCOME_WAITS[waited])
+                    waited += 1
+                    check_lease()
                     continue
-                # An edit whose outcome is unknown (a 5xx, the connection) may have landed: the same edit again
-                # is harmless, where a new post would show the reply twice.
-                attempt += 1
-                if not outcome_unknown(exc) or attempt == REPLACE_ATTEMPTS:
-                    log.warning("slack draft could not be replaced by the reply error=%s; posting it anew",
-                                slack_error(exc))
-                    return False
-                await asyncio.sleep(attempt - 0.5)
+                if said:
+                    log.info("slack chat.stopStream failed error=%s", slack_error(exc))
+                return
 
 
 def _invalid(exc: BaseException) -> bool:

@@ -2,7 +2,9 @@
 
 Rate limits (429) are retried by slack_sdk's handler on the client, then here (as is `rate_limited`), each after
 the wait Slack asks for: Slack did not process the call. A 5xx or a dropped connection may have posted, so before
-posting again the thread is read back to check. A message whose blocks Slack refuses is posted as its text alone.
+posting again the thread is read back to check, for about two minutes (`OUTCOME_WAITS`), and a thread that cannot
+be read is read again rather than posted in blind. A message whose blocks Slack refuses is posted as its text
+alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bridge.slack.failures import (
     BLOCKS_REFUSED,
     CHANNEL_REFUSALS,
     FAILURES,
+    OUTCOME_WAITS,
     SlackPostError,
     granted_scopes,
     outcome_unknown,
@@ -33,9 +36,12 @@ from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_OUTCOME_RETRIES = 2
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
 Taken = Callable[[], Awaitable[Collection[str]]]  # the ts of a thread's posts recorded already
+
+
+class _CannotTell(Exception):
+    """Whether a post landed cannot be told now: the thread could not be read, or who the bot is is not known."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +222,16 @@ class SlackPoster:
         can only be later, so only that part of the thread is read. `taken` gives the ts of the thread's posts
         recorded already, asked only when the thread is read: none of them is this part's.
         """
-        if check_first:
-            found = await self.find_posted(channel, thread_ts, part, after, await taken() if taken else ())
+        unknown = waits = 0
+        while check_first:
+            try:
+                found = await self._find(channel, thread_ts, part, after, await taken() if taken else ())
+            except _CannotTell:
+                unknown = await self._wait_out(unknown, "thread_unreadable")
+                continue
             if found:
                 return found
-        unknown = waits = 0
+            break
         while True:
             check_lease()  # a turn's worker that stalled past its binding's lease posts nothing more
             try:
@@ -273,13 +284,22 @@ class SlackPoster:
             except FAILURES as exc:
                 reason = type(exc).__name__
             log.warning("slack post outcome unknown channel=%s reason=%s attempt=%d", channel, reason, unknown)
-            found = await self.find_posted(channel, thread_ts, part, after, await taken() if taken else ())
+            while True:
+                try:
+                    found = await self._find(channel, thread_ts, part, after, await taken() if taken else ())
+                    break
+                except _CannotTell:
+                    unknown = await self._wait_out(unknown, reason)
             if found:
                 return found
-            if unknown == UNKNOWN_OUTCOME_RETRIES:
-                raise SlackPostError("chat.postMessage", reason)
-            unknown += 1
-            await asyncio.sleep(unknown)
+            unknown = await self._wait_out(unknown, reason)
+
+    async def _wait_out(self, waited: int, reason: str) -> int:
+        """The next wait of `OUTCOME_WAITS` after `waited` of them; SlackPostError once all were waited."""
+        if waited >= len(OUTCOME_WAITS):
+            raise SlackPostError("chat.postMessage", reason)
+        await asyncio.sleep(OUTCOME_WAITS[waited])
+        return waited + 1
 
     async def find_posted(
         self, channel: str, thread_ts: str, part: Part, after: str | None = None, taken: Collection[str] = ()
@@ -288,30 +308,44 @@ class SlackPoster:
         the thread from `after` on (the turn's own message), page by page, however long the thread. The name
         counts: two agents may say the same words, and mistaking one's post for the other's would lose it; so do
         the posts recorded already (`taken`): an agent may say the same words twice in a thread. A part Slack
-        refused the blocks of was posted as its plain text: that counts too."""
+        refused the blocks of was posted as its plain text: that counts too. None too when the thread cannot be
+        read now."""
+        try:
+            return await self._find(channel, thread_ts, part, after, taken)
+        except _CannotTell:
+            return None
+
+    async def _find(
+        self, channel: str, thread_ts: str, part: Part, after: str | None, taken: Collection[str]
+    ) -> str | None:
+        """`find_posted`, raising _CannotTell when Slack cannot be asked or does not say who the bot is."""
         cursor: str | None = None
         texts = {part.text, plain(part).text}
-        try:
-            await self.learn()
-            if self._bot_id is None:  # Slack did not say who the bot is: nothing can be told apart as ours
-                return None
-            for _ in range(LOOKUP_PAGES):
+        await self.learn()
+        if self._bot_id is None:  # Slack did not say who the bot is: nothing can be told apart as ours
+            raise _CannotTell
+        for _ in range(LOOKUP_PAGES):
+            try:
                 response = await self._client.conversations_replies(
                     channel=channel, ts=thread_ts, limit=200, cursor=cursor, oldest=after, inclusive=bool(after)
                 )
-                for message in response.get("messages") or []:
-                    if (
-                        message.get("bot_id") == self._bot_id
-                        and message.get("ts") not in taken
-                        and message.get("text") in texts
-                        and (part.username is None or message.get("username") == part.username)
-                    ):
-                        return str(message.get("ts"))
-                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-                if not cursor:
-                    return None
-        except FAILURES:
-            return None
+            except FAILURES as exc:
+                if passing(exc):
+                    raise _CannotTell from exc
+                error = slack_error(exc)
+                log.warning("slack thread not readable to check for a post channel=%s error=%s", channel, error)
+                return None  # refused (a scope, the thread gone): reading again would tell no more
+            for message in response.get("messages") or []:
+                if (
+                    message.get("bot_id") == self._bot_id
+                    and message.get("ts") not in taken
+                    and message.get("text") in texts
+                    and (part.username is None or message.get("username") == part.username)
+                ):
+                    return str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
         log.warning("slack thread too long to check for a post channel=%s thread=%s", channel, thread_ts)
         return None
 

@@ -423,6 +423,29 @@ def test_two_agents_with_the_same_words_each_get_their_post_when_one_outcome_is_
         bridge.stop()
 
 
+def test_a_few_seconds_of_slack_5xx_on_a_reply_delays_it_and_loses_nothing(
+    fresh: tuple[FakeSlack, FakeLetta, Path],
+) -> None:
+    """Three 500s in a row on alice's post (a short Slack incident) failed the turn: alice's reply was lost, bob
+    was never asked, and the thread showed only the warning reaction."""
+    slack, letta, tmp = fresh
+    alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+    env = base_env(slack.api_url, letta.base_url, tmp / "bridge.db")
+    assert run_cli(env, "channels", "connect", "C0OUTAGE01", alice, bob).returncode == 0
+    bridge = BridgeProcess(env).start(tmp / "bridge.log")
+    try:
+        slack.fail_next("chat.postMessage", error="internal_error", status=500, times=3)
+        mention = mention_event("still there?", channel="C0OUTAGE01")
+        assert bridge.post(event_body(mention)).status_code == 200
+        slack.wait_for(lambda: {"white_check_mark", "warning"} & slack.reactions("C0OUTAGE01", mention["ts"]), 30)
+        replies = [m for m in slack.messages("C0OUTAGE01", mention["ts"]) if m.get("bot_id")]
+        assert [m.get("username") for m in replies] == ["alice", "bob"]
+        assert "white_check_mark" in slack.reactions("C0OUTAGE01", mention["ts"])
+        assert len(letta.sends()) == 2, "an agent was asked twice"
+    finally:
+        bridge.stop()
+
+
 def test_a_rate_limited_name_lookup_never_holds_a_turn(fresh: tuple[FakeSlack, FakeLetta, Path]) -> None:
     """Issue 20: after a restart, a burst of turns asks Slack for many names at once (conversations.info is
     Tier 3, users.info Tier 4). Rate-limited for 30 s, the turns go on at once with the ids in their prefix,

@@ -171,3 +171,67 @@ def test_a_rate_limited_stop_of_the_stream_waits_and_the_reply_replaces_it(fake:
     assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
     assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
     assert not fake.open_streams()
+
+
+@pytest.fixture
+def quick_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bridge.slack.live.OUTCOME_WAITS", (0.01,) * 8, raising=False)
+
+
+@pytest.mark.parametrize("land", [False, True])
+def test_a_stop_of_the_stream_slack_answers_500_is_made_again_and_the_reply_replaces_it(
+    fake: FakeSlack, quick_waits: None, land: bool
+) -> None:
+    """chat.stopStream answered 500 (landed or not): the failure was only logged, chat.update was refused for the
+    message still streaming, and the reply was posted anew beside a draft that stayed open."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root)
+        if land:
+            fake.land_then_fail_next("chat.stopStream", 500)
+        else:
+            fake.fail_next("chat.stopStream", error="internal_error", status=500)
+        return await live.replace_with("C1", draft.ts, "Found it.", True, (), draft)
+
+    assert asyncio.run(run()), "the reply could not replace its draft: it is posted beside it"
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
+    assert not fake.open_streams()
+
+
+def test_an_edit_that_landed_but_answered_500_three_times_is_not_posted_again(
+    fake: FakeSlack, quick_waits: None
+) -> None:
+    """Three unknown outcomes of the replacing edit: replace_with gave up and the reply was posted anew, twice."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> bool:
+        live, draft = await started(fake, root, mode="update")
+        fake.land_then_fail_next("chat.update", 500, times=3)
+        return await live.replace_with("C1", draft.ts, "Found it.", False, (), draft)
+
+    assert asyncio.run(run())
+    assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "streams_later"),
+    [("internal_error", 500, True), ("not_in_channel", 200, True), ("channel_type_not_supported", 200, True),
+     ("missing_scope", 200, False)],
+)
+def test_only_a_refusal_that_says_the_app_cannot_stream_turns_streams_off(
+    fake: FakeSlack, error: str, status: int, streams_later: bool
+) -> None:
+    """One chat.startStream failure of any kind (a 5xx, a refusal of one channel) switched the whole process to
+    chat.update drafts until a restart: no tool calls as tasks, and edits on Slack's scarcer Tier 3."""
+    fake.add_channel("C2", "other")
+    root, other = fake.add_message("C1", "hi"), fake.add_message("C2", "hi")
+
+    async def run() -> None:
+        live = LiveMessages(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+        fake.fail_next("chat.startStream", error=error, status=status)
+        await live.start("C1", root, "Look", "Look", Author("alice"), (fake.team_id, "U0123ABCD"))
+        later = await live.start("C2", other, "Look", "Look", Author("alice"), (fake.team_id, "U0123ABCD"))
+        assert later is not None and later.streaming is streams_later
+
+    asyncio.run(run())

@@ -196,3 +196,44 @@ def test_a_post_slack_held_back_is_counted_rate_limited_not_failed(fake: FakeSla
     sample = metrics.registry.get_sample_value
     assert sample("bridge_slack_errors_total", {"method": "chat.postMessage", "error": error}) is None
     assert sample("bridge_slack_rate_limited_total", {"method": "chat.postMessage"}) == times
+
+
+@pytest.fixture
+def quick_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bridge.slack.post.OUTCOME_WAITS", (0.01,) * 8, raising=False)
+
+
+def test_a_post_slack_answers_500_for_a_while_lands_once_it_recovers(fake: FakeSlack, quick_waits: None) -> None:
+    """Three 5xx in a row (about three seconds of a Slack incident) failed the post, and with it the turn: the
+    reply was lost for good and the agents after it were never asked."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.parts("bob", "the answer")
+    fake.fail_next("chat.postMessage", error="internal_error", status=500, times=5)
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
+
+
+def test_a_post_that_landed_is_not_posted_again_while_the_thread_cannot_be_read(
+    fake: FakeSlack, quick_waits: None
+) -> None:
+    """The post landed but answered 500, and reading the thread back failed too: the poster took that as "not
+    there" and posted the reply a second time."""
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.parts("bob", "the answer")
+    fake.land_then_fail_next("chat.postMessage", 500)
+    fake.fail_next("conversations.replies", error="internal_error", status=500, times=2)
+    asyncio.run(poster.post("C1", root, part))
+    assert _bot_texts(fake, root) == ["the answer"]
+
+
+def test_a_post_slack_keeps_failing_fails_once_the_waits_are_spent(fake: FakeSlack, quick_waits: None) -> None:
+    root = fake.add_message("C1", "hi")
+    poster = SlackPoster(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+    [part] = poster.parts("bob", "the answer")
+    fake.fail_next("chat.postMessage", error="internal_error", status=500, times=20)
+    with pytest.raises(SlackPostError, match="http_500"):
+        asyncio.run(poster.post("C1", root, part))
+    assert len(fake.calls_to("chat.postMessage")) == 9  # the first try and one after each of the eight waits
+    assert _bot_texts(fake, root) == []
