@@ -272,8 +272,13 @@ class LiveMessages:
         body = text_blocks(text) + list(actions)
         cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
         # Slack refusing the blocks (task cards, buttons) is no reason to show the reply twice: fewer are tried.
-        choices: list[list[dict[str, Any]] | None] = [cards + body] if cards else []
-        choices += [with_actions(text, actions), None] if actions else [None]
+        choices: list[list[dict[str, Any]] | None]
+        if streaming is False:
+            choices = [with_actions(text, actions), None] if actions else [None]
+        else:
+            # A stream's words are its blocks, which an edit without `blocks` keeps (chat.update: "the message's
+            # previous blocks will be retained"): the reply is given as blocks, and at the last as none at all.
+            choices = [cards + body, body, []] if cards else [body, []]
         blocks, waited = choices.pop(0), 0
         while True:
             check_lease()  # each try: one made after a wait may come after the lease was lost

@@ -16,6 +16,7 @@ class SlackStreams:
     bot_id: str
     app_id: str
     scopes: str
+    given_blocks: set[tuple[str, str]]
     _lock: threading.RLock
 
     def _init_streams(self) -> None:
@@ -51,8 +52,12 @@ class SlackStreams:
             msg["username"] = args["username"]
         if args.get("thread_ts"):
             msg["thread_ts"] = args["thread_ts"]
+        # Streamed Markdown is the message's blocks (markdown_text cannot be combined with text or blocks), so a
+        # chat.update without blocks leaves the streamed words showing (given_blocks).
+        msg["blocks"] = [{"type": "markdown", "text": text}]
         self._store(channel, msg)
         self._streaming.add((channel, ts))
+        self.given_blocks.add((channel, ts))
         return {"ok": True, "channel": channel, "ts": ts}
 
     def _stream_target(self, args: dict[str, Any]) -> tuple[dict[str, Any], str] | str:
@@ -68,6 +73,7 @@ class SlackStreams:
         if text is None or check_chunks(jsonish(args.get("chunks")), self.stream_tasks.setdefault((channel, ts), {})):
             return "invalid_chunks"
         msg["text"] += text
+        msg["blocks"] = [{"type": "markdown", "text": msg["text"]}, *msg["blocks"][1:]]
         return msg, channel
 
     def _api_chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any] | str:
@@ -83,7 +89,7 @@ class SlackStreams:
         msg, channel = found
         blocks = jsonish(args.get("blocks"))
         if isinstance(blocks, list):
-            msg["blocks"] = blocks
+            msg["blocks"] = [msg["blocks"][0], *blocks]  # under the streamed words
         self._streaming.discard((channel, msg["ts"]))
         keys = ("text", "bot_id", "ts", "type", "subtype")
         return {"ok": True, "channel": channel, "ts": msg["ts"], "message": {k: msg[k] for k in keys}}

@@ -34,8 +34,22 @@ class SlackWorkspace:
         self._deleted: set[str] = set()  # channels deleted (delete_channel): posts there answer channel_not_found
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._reactions: set[tuple[str, str, str]] = set()
+        # Messages whose blocks were given (posted or edited with blocks, or streamed): chat.update without `blocks`
+        # keeps them ("If you don't include this field, the message's previous blocks will be retained"), so only
+        # the notification text changes and the message shows what it showed.
+        self.given_blocks: set[tuple[str, str]] = set()
         self._last_ts_us = 0
         self._seed_reference_identities()
+
+    def shown(self, channel: str, ts: str) -> str:
+        """What a message shows in Slack: its given blocks' texts (sections, markdown, rich text), else its text."""
+        with self._lock:
+            msg = self._find(channel, ts)
+            if msg is None:
+                return ""
+            if (channel, ts) not in self.given_blocks:
+                return str(msg.get("text") or "")
+            return "\n".join(_block_text(block) for block in msg.get("blocks") or [] if _block_text(block))
 
     def messages(self, channel: str | None = None, thread_ts: str | None = None) -> list[dict[str, Any]]:
         """Current stored messages (posts after edits, finished/ongoing streams, seeded ones)."""
@@ -229,6 +243,8 @@ class SlackWorkspace:
             msg["bot_profile"].update(id=self.bot_id, app_id=self.app_id, team_id=self.team_id)
         msg.update(text=text, ts=ts, bot_id=self.bot_id, app_id=self.app_id)
         msg["blocks"] = blocks if blocks else rich_text(text)
+        if blocks:
+            self.given_blocks.add((str(channel), ts))
         msg.pop("thread_ts", None)
         msg.pop("parent_user_id", None)
         if thread_ts and thread_ts != ts:
@@ -260,7 +276,13 @@ class SlackWorkspace:
         if (channel, ts) in self._streaming:
             return "streaming_state_conflict"
         msg["text"] = str(text or md or "")
-        msg["blocks"] = blocks if isinstance(blocks, list) and blocks else rich_text(msg["text"])
+        key = (str(channel), str(ts))
+        if isinstance(blocks, list) and blocks:
+            msg["blocks"] = blocks
+            self.given_blocks.add(key)
+        elif blocks is not None or key not in self.given_blocks:  # `[]` removes the blocks given before
+            msg["blocks"] = rich_text(msg["text"])
+            self.given_blocks.discard(key)
         msg["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
         return {"ok": True, "channel": channel, "ts": ts, "text": msg["text"], "message": copy.deepcopy(msg)}
 
@@ -332,3 +354,19 @@ class SlackWorkspace:
             "has_more": more,
             "response_metadata": {"next_cursor": cursor},
         }
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    """The words a block shows: a section's or markdown block's text, a rich text's text elements."""
+    text = block.get("text")
+    if isinstance(text, dict):
+        return str(text.get("text") or "")
+    if isinstance(text, str):
+        return text
+    return "".join(
+        str(element.get("text") or "")
+        for section in block.get("elements") or []
+        if isinstance(section, dict)
+        for element in section.get("elements") or []
+        if isinstance(element, dict) and element.get("type") == "text"
+    )

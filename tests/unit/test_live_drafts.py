@@ -235,3 +235,19 @@ def test_only_a_refusal_that_says_the_app_cannot_stream_turns_streams_off(
         assert later is not None and later.streaming is streams_later
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("streaming", [True, None])
+def test_a_streamed_draft_shows_the_reply_once_replaced(fake: FakeSlack, streaming: bool | None) -> None:
+    """A stream's words are the message's blocks, and chat.update without `blocks` keeps a message's blocks (Slack:
+    "If you don't include this field, the message's previous blocks will be retained"): a reply with no tool calls
+    and no buttons changed only the notification text, and the thread went on showing the draft."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> str:
+        live, draft = await started(fake, root)
+        assert await live.replace_with("C1", draft.ts, "Found *it*.", streaming, (), draft)
+        return draft.ts
+
+    ts = asyncio.run(run())
+    assert fake.shown("C1", ts) == "Found *it*."
