@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -400,3 +401,63 @@ def test_the_socket_logs_as_the_process_not_as_the_turn_that_first_used_it(fake:
         logger.setLevel(level)
     assert any("connection lost" in r.getMessage() for r in seen)
     assert [r.getMessage() for r in seen if getattr(r, "turn_id", None) is not None] == []
+
+
+class _Outage:
+    """A TCP relay to the fake App Server that can go down (listener closed, connections cut) and come back on the
+    same port: what the client sees of a server restarted after an outage."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def up(self) -> str:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def down(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def test_a_server_back_after_an_outage_is_reached_at_once_not_after_the_grown_backoff(
+    fake: FakeAppServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The App Server down for a while: the reconnect's backoff grew (to 30 s by default), and a mention made just
+    after the server was back failed as unreachable, since the turn waits for the socket only `connect_timeout`."""
+    alice = fake.add_agent("alice")
+    # No jitter: the reconnect tries at 0.5, 1, 2, 4 and 8 s.
+    monkeypatch.setattr("bridge.letta.appserver.socket.random.random", lambda: 1.0)
+
+    async def main() -> list[TurnEvent]:
+        outage = _Outage(fake.port)
+        client = AppServerClient(await outage.up(), request_timeout=2.0, backoff_base=0.5, connect_timeout=2.0)
+        try:
+            conversation = await client.create_conversation(alice, "T1:C1:5.0")
+            await outage.down()
+            await asyncio.sleep(4.5)  # back between the tries at 4 and 8 s, which the turn's 2 s do not reach
+            await outage.up()
+            return await turn(client, alice, conversation.id, "otid-back")
+        finally:
+            await client.aclose(wait=5.0, force=True)
+
+    events = asyncio.run(main())
+    assert isinstance(events[-1], Finished) and events[-1].replies == ("alice says hi",)

@@ -103,6 +103,7 @@ class AppServerSocket:
         self._runner: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._refused = asyncio.Event()  # the latest connect was refused (401/403): waiting for it is pointless
+        self._wanted = asyncio.Event()  # a caller waits for the socket: the reconnect's backoff is cut short
         self._turns_idle = asyncio.Event()
         self._turns_idle.set()
         self._turns = 0
@@ -215,6 +216,7 @@ class AppServerSocket:
     async def _connection(self) -> aiohttp.ClientWebSocketResponse:
         self.start()
         if not self._connected.is_set():
+            self._wanted.set()
             waits = [asyncio.ensure_future(event.wait()) for event in (self._connected, self._refused)]
             try:
                 await asyncio.wait(waits, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -245,7 +247,7 @@ class AppServerSocket:
                 delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
                 attempt += 1
                 log.warning("app server: cannot connect (%s); again in %.1f s", error, delay)
-                await asyncio.sleep(delay)
+                await self._back_off(delay)
                 continue
             attempt = 0
             reason = await self._read()
@@ -253,6 +255,18 @@ class AppServerSocket:
             if not self._closing:
                 log.warning("app server: connection lost (%s); reconnecting", reason)
                 await asyncio.sleep(self.backoff_base * random.random())  # noqa: S311
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait `delay` before the next connect, or less once a turn or request waits for the socket: a server
+        back after an outage would otherwise fail every mention until the backoff, grown to 30 s, is over.
+        Never less than `backoff_base` apart, however many callers wait."""
+        self._wanted.clear()
+        floor = min(delay, self.backoff_base)
+        await asyncio.sleep(floor)
+        try:
+            await asyncio.wait_for(self._wanted.wait(), timeout=delay - floor)
+        except TimeoutError:
+            pass
 
     async def _connect(self) -> None:
         if self._session is None:
