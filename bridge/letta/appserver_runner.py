@@ -51,7 +51,7 @@ from bridge.letta.appserver import (
 from bridge.letta.appserver import conversation_stuck as stuck
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
+from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid
 from bridge.letta.send_parts import refused
 from bridge.letta.toolprogress import one_line
 
@@ -140,20 +140,28 @@ class AppServerRunner(Step):
                         said, kept = CUT_SHOWN.format(agent=agent.name), []
                     cut = AgentFailure(agent.name, said, Kind.RUN_FAILED, agent.id, "", key, 1)
                     return await self._answered(agent, key, kept, (), cut, journal, upto)
+            if self._client.app.left_busy(conversation):
+                # Its last input was taken back (a deadline, a Stop) while the model call went on: the server
+                # would queue this one behind that call, so the thread gets a new conversation (with its history).
+                await turn.threads.forget(agent.id, conversation)
+                conversation = await turn.threads.conversation(agent.id)
+                if conversation is None:
+                    raise LettaError(Kind.INVALID, "no conversation for the thread")
         except LettaError as error:  # nothing was sent
             return await refused(agent, key, error, journal)
         await journal.sending(key)
-        text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         async with self._client.locks.hold([conversation]):  # a conversation's own lock, as on REST servers
-            heard = await self._send(agent, key, conversation, await turn.threads.earlier(agent.id) + text, otid, turn)
+            said = message(await turn.threads.earlier(agent.id), unseen, turn.text, frame)
+            heard = await self._send(agent, key, conversation, said, otid, turn)
             if heard.error is not None and not heard.texts and _renew(heard.error):
                 # Stuck until the server restarts, or gone: nothing of this message was stored or run there.
                 try:
                     conversation = await turn.threads.renew(agent.id, conversation)
                 except LettaError as error:
                     return await refused(agent, key, error, journal)
-                earlier = await turn.threads.earlier(agent.id)  # the new conversation starts with the thread so far
-                heard = await self._send(agent, key, conversation, earlier + text, otid, turn)
+                # The new conversation starts with the thread so far.
+                said = message(await turn.threads.earlier(agent.id), unseen, turn.text, frame)
+                heard = await self._send(agent, key, conversation, said, otid, turn)
         failure = None
         if heard.error is not None:
             failed = heard.error

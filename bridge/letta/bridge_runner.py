@@ -28,7 +28,7 @@ from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
-from bridge.letta.patterns import Frame, Step, compose, play, replay, step_otid
+from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid
 from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle
 from bridge.letta.rest_send import RestSend
 from bridge.letta.send_parts import each, reattached_texts, refused
@@ -133,12 +133,11 @@ class BridgeRunner(Step):
                 return await self._recovered(agent, key, found, turn, journal, upto, lookup)
         await journal.sending(key)
         sent_at = datetime.now(UTC)
-        text = frame(unseen) if frame is not None else compose(unseen, turn.text)
         earlier = await turn.threads.earlier(agent.id) if turn.threads is not None else ""
-        message = user_message(earlier + text, otid, turn.sender, turn.images)
+        said = user_message(message(earlier, unseen, turn.text, frame), otid, turn.sender, turn.images)
         try:
             try:
-                heard = await self._send.said(agent, key, message, conversation, turn, background)
+                heard = await self._send.said(agent, key, said, conversation, turn, background)
             except LettaError as error:
                 if conversation in (None, DEFAULT_CONVERSATION) or turn.threads is None or not error.conversation_gone:
                     raise
@@ -149,8 +148,9 @@ class BridgeRunner(Step):
                 # which starts with the thread so far.
                 assert conversation is not None
                 conversation = await turn.threads.renew(agent.id, conversation)
-                message = user_message(await turn.threads.earlier(agent.id) + text, otid, turn.sender, turn.images)
-                heard = await self._send.said(agent, key, message, conversation, turn, background)
+                earlier = await turn.threads.earlier(agent.id)
+                said = user_message(message(earlier, unseen, turn.text, frame), otid, turn.sender, turn.images)
+                heard = await self._send.said(agent, key, said, conversation, turn, background)
         except LettaError as error:
             if error.outcome_unknown:
                 found = await self._send.outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)

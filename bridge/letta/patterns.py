@@ -63,6 +63,15 @@ def compose(unseen: Sequence[AgentReply], text: str) -> str:
     return "\n".join([block(UNSEEN_HEADER, labelled(unseen)), "", text])
 
 
+def message(earlier: str, unseen: Sequence[AgentReply], text: str, frame: Frame | None) -> str:
+    """One send's words: the thread so far (`earlier`, for a conversation just made), then the group's unseen
+    replies, less those the thread so far quotes already (an agent whose conversation was made again would read
+    them twice), framed as the pattern asks, else before the person's message."""
+    if earlier:
+        unseen = [r for r in unseen if quoted("agent", r.agent_name, r.text) not in earlier]
+    return earlier + (frame(list(unseen)) if frame is not None else compose(unseen, text))
+
+
 def again(unseen: Sequence[AgentReply], text: str) -> str:
     """An agent's later send in one turn (round robin past its members, a dynamic member's next word): only the
     group's replies since it last spoke, as Letta's own managers pass them; the person's message only when

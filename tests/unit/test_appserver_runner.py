@@ -145,3 +145,81 @@ def test_a_conversation_renewed_after_a_restart_gives_the_threads_next_turn_the_
     assert blocks[THREAD_HISTORY_HEADER] == [("person", "maria", "go"), ("agent", "hal", "hal says hi")]
     assert renewed[1].own[-1] == "and then?"
     assert after[1].blocks == [] and after[1].own == ["and now?"]  # once
+
+
+def test_a_conversation_made_for_the_thread_reads_an_earlier_groupmates_reply_once() -> None:
+    """After hal's conversation was made again (stuck after a drop), bob's reply was in the thread so far and
+    among the group's replies hal had not seen: hal's first message quoted it twice."""
+    fake = FakeAppServer(scale=0.001)
+    fake.start()
+    hal = fake.add_agent("hal")
+    bob = AgentReply("bob", "bob says hi", "agent-bob")
+    so_far = [Earlier("U1", "maria", "go", ts="1.0"), Earlier("", "", bob.text, ts="1.1")]
+    earlier = thread_context(so_far, ["hal", "bob"], {"1.1": ("bob", bob.text)}, THREAD_HISTORY_HEADER)
+
+    class Owed(Threads):
+        async def earlier(self, agent_id: str) -> str:
+            return earlier
+
+    class Unseen(Transcript):
+        async def unseen(self, agent_id: str) -> tuple[list[Any], int | None]:
+            return [bob], 1
+
+    async def main() -> None:
+        letta = AppServerLetta(fake.url)
+        try:
+            conv = await letta.app.create_conversation(hal, "T:C:1.0")
+            turn = TurnInput(text="and now?", otid=Journal.otid, sender="u", threads=Owed(conv.id))
+            await AppServerRunner(letta, deadline=30).ask(
+                AgentRef(hal, "hal"), turn, Unseen(), Journal(), hal, None, None  # type: ignore[arg-type]
+            )
+        finally:
+            await letta.aclose(wait=1)
+
+    try:
+        asyncio.run(main())
+    finally:
+        fake.stop()
+    [sent] = [read(t.text) for t in fake.inputs]
+    quoted_bob = [entry for _, entries in sent.blocks for entry in entries if entry[0] == "agent"]
+    assert quoted_bob == [("agent", "bob", "bob says hi")], sent.blocks
+    assert sent.own[-1] == "and now?"
+
+
+def test_the_threads_next_turn_after_a_deadline_does_not_wait_behind_the_model_call_it_left(tmp_path: Path) -> None:
+    """A model call past the turn's deadline: the input was taken back, but the server runs the conversation's next
+    input only once that call returns (README §8). The thread's next message queued behind it and failed as well,
+    each time, for as long as the model hung."""
+    fake = FakeAppServer(scale=0.001)
+    fake.start()
+    hal = fake.add_agent("hal", mode="slow:3")
+    target = Target("agents", (AgentRef(hal, "hal"),))
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        letta = AppServerLetta(fake.url)
+        letta.app.abort_wait = 0.5  # the bridge lets go of the taken-back turn before the model call returns
+        runner = AppServerRunner(letta, deadline=1.0)
+
+        async def turn(text: str, otid: str) -> list[Any]:
+            threads = ThreadConversations(store, letta, "T1", "C1", "1.0")
+            journal = MemoryJournal()
+            journal.otid = otid
+            said = TurnInput(text, otid, "maria", threads=threads)
+            return [e async for e in runner.run(target, said, NoTranscript(), journal)]
+
+        try:
+            first = await turn("go", "7d2a6c3e-56d3-4de6-9f77-3b8c6e3f9a32")
+            fake.call(fake.modes.__setitem__, hal, "ok")
+            return first, await turn("again?", "8e3b7d4f-67e4-4ef7-a088-4c9d7f4a0b43")
+        finally:
+            await letta.aclose(wait=1)
+            await store.close()
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        fake.stop()
+    assert [type(e).__name__ for e in first] == ["AgentFailure"], first
+    assert [e.text for e in second if isinstance(e, AgentReply)] == ["hal says hi"], second

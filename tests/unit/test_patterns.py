@@ -88,3 +88,18 @@ def test_the_dynamic_prompt_is_documented_and_each_send_has_its_own_otid() -> No
     )
     assert step_otid(OTID, "choose:0") != step_otid(OTID, "choose:1") and len(step_otid(OTID, "x")) == 36
     assert step_otid(OTID, "choose:0") == step_otid(OTID, "choose:0")
+
+
+def test_a_conversation_made_again_reads_each_earlier_reply_once() -> None:
+    """A thread's conversation made again (stuck after a drop, or gone): its first message quoted bob's and carol's
+    replies under "Earlier in this Slack thread" and again among the group's replies since the agent last spoke."""
+    from bridge.letta.patterns import message
+    from bridge.letta.quoting import block, quoted
+    from bridge.turn_input import THREAD_HISTORY_HEADER
+
+    bob, carol = AgentReply("bob", "bob says hi", "agent-b"), AgentReply("carol", 'carol says "later"', "agent-c")
+    earlier = block(THREAD_HISTORY_HEADER, [quoted("person", "ann", "hello"), quoted("agent", "bob", bob.text)])
+    said = message(earlier + "\n\n", [bob, carol], "and now?", None)
+    assert said.count(quoted("agent", "bob", bob.text)) == 1, said
+    assert said.count(quoted("agent", "carol", carol.text)) == 1 and said.endswith("and now?")
+    assert message("", [bob], "and now?", None).count(quoted("agent", "bob", bob.text)) == 1

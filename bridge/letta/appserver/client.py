@@ -81,6 +81,9 @@ class AppServerClient:
         )
         self._locks = KeyedLocks()  # one send per conversation at a time; none kept for idle ones
         self._sending: dict[str, Sent] = {}  # conversation -> the input this process has in flight there
+        # Conversations whose input was taken back while its model call went on past `abort_wait`: the server runs
+        # the next input there only once that call returns (a hung model: never), so the thread leaves them.
+        self._left_busy: set[str] = set()
         self._standard: set[tuple[int, str]] = set()  # (connection, conversation) put in `standard` mode
 
     async def aclose(self, wait: float = 0.0, force: bool = False) -> None:
@@ -250,7 +253,17 @@ class AppServerClient:
         within = self.abort_wait if within is None else within
         withdrawn = await withdraw(sent, self._ask, self.socket.new_id, within, self.abort_wait)
         await ended(sent, self.abort_wait)
+        if sent.written and not (sent.finished or sent.dropped or sent.accepted is False):
+            log.info("app server: conversation=%s still runs a taken-back input; the thread's next send goes to a "
+                     "new one", sent.runtime.conversation_id)
+            self._left_busy.add(sent.runtime.conversation_id)
         return withdrawn
+
+    def left_busy(self, conversation_id: str) -> bool:
+        """Whether the conversation still ran an input this process took back when it let go (asked once)."""
+        busy = conversation_id in self._left_busy
+        self._left_busy.discard(conversation_id)
+        return busy
 
     async def _standard_mode(self, runtime: wire.Runtime) -> None:
         """With tools allowed, a conversation runs in `standard` mode: a tool that is not read-only asks first."""
