@@ -69,11 +69,19 @@ def check_database_url(url: str) -> None:
     if url.startswith("sqlite:"):
         return
     if url.startswith(POSTGRES_SCHEMES):
+        # Never the parser's own words: they quote what it took for a port, which may be part of the password.
         try:
+            if "@" in url.split("://", 1)[-1] and "@" not in urlsplit(url).netloc:
+                raise DatabaseUrlError(
+                    "DATABASE_URL cannot be read: its user name or password holds a character that must be "
+                    "percent-encoded there (# as %23, / as %2F, ? as %3F); the form is "
+                    "postgres://user:password@host:5432/database"
+                )
             urlsplit(url).port  # noqa: B018 - raises on a malformed host or port
-        except ValueError as exc:
+        except ValueError:
             raise DatabaseUrlError(
-                f"DATABASE_URL cannot be read ({exc}); the form is postgres://user:password@host:5432/database"
+                "DATABASE_URL cannot be read: its host or port is malformed; the form is "
+                "postgres://user:password@host:5432/database (a password's own @ : / # ? written percent-encoded)"
             ) from None
         if not _postgres_driver_installed():
             raise DatabaseUrlError(

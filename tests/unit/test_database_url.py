@@ -45,3 +45,21 @@ def test_a_relative_sqlite_path_starts_in_the_config_folder(tmp_path: Path, monk
     assert Settings().database_url == f"sqlite:///{tmp_path}/conf/bridge.db"
     monkeypatch.delenv("BRIDGE_CONFIG")
     assert Settings().database_url == f"sqlite:///{tmp_path}/bridge.db"
+
+
+@pytest.mark.parametrize("password", ["s3cr#et", "ab/cd", "pa?ss", "12#tail"])
+def test_a_password_with_a_character_to_encode_is_said_so_and_never_shown(password: str) -> None:
+    """urllib read `postgres://bridge:s3cr#et@…` as the host `bridge` and the port `s3cr`, and its error quoted that
+    part of the password ("Port could not be cast to integer value as 's3cr'"), to stderr and the platform's logs;
+    `12#tail` even read as a valid port."""
+    with pytest.raises(DatabaseUrlError) as raised:
+        check_database_url(f"postgres://bridge:{password}@db.example.com:5432/bridge")
+    said = str(raised.value)
+    assert "%23" in said and "percent-encoded" in said
+    assert "'" not in said and "bridge:" not in said and "db.example.com" not in said, said  # nothing of the URL
+
+
+def test_a_malformed_port_is_said_without_the_parsers_words() -> None:
+    with pytest.raises(DatabaseUrlError, match="host or port is malformed") as raised:
+        check_database_url("postgres://db.example.com:54x2/bridge")
+    assert "54x2" not in str(raised.value)
