@@ -258,6 +258,9 @@ class TurnWorker:
                 status, error = "stopped", f"stopped by {stop.by}"
             except TimeoutError:
                 error = not_finished_within(s.turn_deadline_seconds)
+                # A run left going would answer nobody, and the thread's next send to its agent would wait
+                # behind it (and past its own deadline): it is cancelled, as a person's Stop cancels it.
+                await self.stops.cancel_letta(running)
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
             except LettaError as exc:
                 error = exc.explain(binding.target.description or "the group") + reconnect(s, exc.target_gone)

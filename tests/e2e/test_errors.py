@@ -11,6 +11,7 @@ from tests.e2e.conftest import World
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_mentions import letta_sends_to, thread_posts, wait_done
 from tests.fakes.letta import FakeLetta
+from tests.fakes.signing import event_body, mention_event
 from tests.fakes.slack import FakeSlack
 from tests.quoting import said
 
@@ -224,5 +225,29 @@ def test_a_reply_whose_post_is_in_flight_at_the_deadline_is_posted_once(tmp_path
             texts = [p.args["text"] for p in slack.posts("C0LATE001", event["ts"])]
             assert texts.count("alice says hi") == 1, texts
             assert "did not finish within 1 second." in texts[-1]
+        finally:
+            bridge.stop()
+
+
+def test_a_run_past_the_deadline_is_cancelled_and_the_threads_next_message_answered_once_it_ends(tmp_path: Path) -> None:
+    """The deadline cancelled nothing at Letta: alice's run went on past the model call in flight (its further
+    steps answering nobody), and the thread's follow-up, as the notice asks, waited behind all of it. A cancel
+    ends the run when that model call returns (reference/letta README §16); the follow-up is then sent."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", TURN_DEADLINE_SECONDS="2")
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 3)
+        assert run_cli(env, "channels", "connect", "C0DEADL01", alice).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        try:
+            event, _ = bridge.mention("slow?", "C0DEADL01")
+            slack.wait_for(lambda: len(slack.posts("C0DEADL01", event["ts"])) == 1, timeout=10)
+            assert "did not finish within 2 seconds" in slack.posts("C0DEADL01", event["ts"])[0].args["text"]
+            letta.set_delay(alice, 0)
+            follow = mention_event("again", channel="C0DEADL01", thread_ts=event["ts"])
+            assert bridge.post(event_body(follow)).status_code == 200
+            slack.wait_for(lambda: len(slack.posts("C0DEADL01", event["ts"])) == 2, timeout=10)
+            assert slack.posts("C0DEADL01", event["ts"])[1].args["text"] == "alice says hi"
+            assert [(kind, target) for kind, target, runs in letta.cancels if runs] == [("agents", alice)]
         finally:
             bridge.stop()
