@@ -276,7 +276,10 @@ class PostgresConnection:
             log.warning("ended the agent lock session of a process whose heartbeat ran out count=%d", len(ended))
 
     async def ping(self) -> None:
-        await self.pool.fetchval("SELECT 1")
+        """The server answers, and takes writes: a standby after a failover, or a database its plan set read-only
+        (a quota reached), answers every read while refusing each turn's records."""
+        if await self.pool.fetchval("SHOW transaction_read_only") == "on":
+            raise StoreError("the database is read-only (a standby, or set so by its plan): nothing can be recorded")
 
     @staticmethod
     async def _top_seq(db: Conn | Pool, team_id: str, channel_id: str) -> int:

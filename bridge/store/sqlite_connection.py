@@ -37,13 +37,20 @@ def now_text() -> str:
 
 
 def _can_write(path: str) -> None:
-    """BEGIN IMMEDIATE then ROLLBACK (nothing written), waiting PING_LOCK_SECONDS at most; a file gone is not
-    made again (mode=rw)."""
+    """A write committed, waiting PING_LOCK_SECONDS at most for the lock: the schema version set to what it is
+    (a write lock given back unused writes nothing, so a full disk passed). A file gone is not made again
+    (mode=rw)."""
     try:
         conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=PING_LOCK_SECONDS)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -261,9 +268,9 @@ class SqliteConnection:
                     await db.execute(f"PRAGMA user_version={version}")
 
     async def ping(self) -> None:
-        """The write lock taken and given back at once, on a connection of its own: `SELECT 1` reads no page and
-        answers while another process (a `sqlite3` shell left in a transaction, a backup) holds the lock that
-        recording each turn needs."""
+        """A write committed on a connection of its own: `SELECT 1` reads no page and answers while another
+        process (a `sqlite3` shell left in a transaction, a backup) holds the lock that recording each turn needs,
+        or while the disk is full."""
         if self.path == ":memory:":
             await self._one("SELECT 1")
             return
