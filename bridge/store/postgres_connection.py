@@ -54,10 +54,13 @@ LOCK_LOOK_EVERY = 2.0
 # The heartbeat's length when the store is not told the lease's (TURN_LEASE_SECONDS): renewed every third of it.
 ALIVE_SECONDS = 30.0
 # A granted agent lock (one bigint key: classid, objid and objsubid 1) held by a session of a process whose heartbeat
-# ran out, or that never had one while its name says it should: ended, which frees its locks.
+# ran out, or that never had one while its name says it should: ended, which frees its locks. Only in this database,
+# and only a session of this deployment (its name carries the schema's `deployment`): another bridge sharing the
+# server, or the database in a schema of its own, keeps its heartbeats where this one cannot see them.
 _END_DEAD_HOLDERS = (
     "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND a.application_name LIKE $2"
     " AND NOT EXISTS (SELECT 1 FROM bridge_processes p"
     " WHERE p.owner = substr(a.application_name, $3) AND p.expires_at >= now())"
@@ -69,6 +72,13 @@ CONNECT_TIMEOUT = 10.0
 # Seconds the pools get, in all, to close at a stop before their connections are ended without waiting: with the
 # turns' grace (SHUTDOWN_GRACE_SECONDS, 20 s) and their cut-short clean-up, the stop fits a platform's 30 s.
 CLOSE_SECONDS = 5.0
+
+
+async def _deployment(pool: Pool) -> str:
+    """This bridge's tables, named shortly: a hash of the database and the schema they live in (63 characters are
+    all an application_name holds)."""
+    where = await pool.fetchval("SELECT current_database() || '.' || current_schema()")
+    return hashlib.sha256(str(where).encode()).hexdigest()[:8]
 
 
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -150,6 +160,7 @@ class PostgresConnection:
         self._alive_seconds = alive_seconds
         self._beating: asyncio.Task[None] | None = None
         self._sends = SendRecord(self.process, lambda: self.pool, LOCK_LOOK_EVERY)
+        self._deployment = ""
 
     @property
     def pool(self) -> Pool:
@@ -178,7 +189,8 @@ class PostgresConnection:
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand, waiting
             # LOCK_LOOK_EVERY at most before a look at who holds the lock, and named after this process where it
             # keeps a heartbeat (one opened for `check` takes no lock and keeps none: its name says so).
-            name = f"{APP_NAME}:{self.process}" if beating else APP_NAME
+            self._deployment = await _deployment(self.pool)
+            name = f"{APP_NAME}:{self._deployment}:{self.process}" if beating else APP_NAME
             self._locks = await self._create_pool(
                 0, self._lock_connections, application_name=name, lock_timeout=str(int(LOCK_LOOK_EVERY * 1000))
             )
@@ -266,7 +278,7 @@ class PostgresConnection:
 
     async def _end_dead_holders(self, key: int) -> None:
         """Free an agent lock held by a process whose heartbeat ran out: its session is ended."""
-        prefix = f"{APP_NAME}:"
+        prefix = f"{APP_NAME}:{self._deployment}:"
         try:
             ended = await self.pool.fetch(_END_DEAD_HOLDERS, key, prefix + "%", len(prefix) + 1)
         except asyncpg.PostgresError as exc:  # not allowed to end it, say: the wait goes on, as before heartbeats

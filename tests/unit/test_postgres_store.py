@@ -243,6 +243,40 @@ def test_an_agent_lock_is_taken_from_a_process_whose_heartbeat_ran_out_and_only_
     asyncio.run(main())
 
 
+def test_a_bridge_in_another_schema_of_the_database_never_takes_a_live_holders_agent_lock(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    """Two deployments in two schemas of one database (`options=-csearch_path=…`), sharing a Letta agent: the
+    waiting one looked for the holder's heartbeat in its own schema, found none, ended the live holder's session,
+    and sent to the agent while the other's send was still running."""
+    name = pg_url.rsplit("/", 1)[1]
+    pg_server.psql("CREATE SCHEMA s1; CREATE SCHEMA s2;", database=name)
+
+    async def main() -> None:
+        first = PostgresStore(f"{pg_url}?options=-csearch_path%3Ds1", alive_seconds=1.0)
+        second = PostgresStore(f"{pg_url}?options=-csearch_path%3Ds2", alive_seconds=1.0)
+        await first.open(), await second.open()
+        try:
+            holding = asyncio.Event()
+
+            async def hold() -> None:
+                async with first.agent_lock(["agent-ida"]):
+                    holding.set()
+                    await asyncio.sleep(60)
+
+            holder = asyncio.create_task(hold())
+            await holding.wait()
+            with pytest.raises(TimeoutError):  # a live holder keeps its lock, whichever schema it keeps its tables in
+                async with asyncio.timeout(4), second.agent_lock(["agent-ida"]):
+                    pass
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+        finally:
+            await first.close(), await second.close()
+
+    asyncio.run(main())
+
+
 def test_a_send_whose_lock_a_restart_freed_keeps_the_agent_from_another_process(pg_url: str) -> None:
     """The database restarted (every session ended) while a send was at Letta: its advisory lock is gone, its
     record is not, and another live process waits for the send to end before asking the agent."""
