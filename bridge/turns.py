@@ -33,7 +33,7 @@ from bridge.slack.sessions import Sessions
 from bridge.start_order import Place
 from bridge.stop_end import StopEnd, say_stopped
 from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops
-from bridge.store.base import Store
+from bridge.store.base import Store, database_trouble
 from bridge.store.locks import AckFirst
 from bridge.targets import TargetError
 from bridge.threads import ThreadPolicy
@@ -269,7 +269,9 @@ class TurnWorker:
                 if running.sending:  # the agent asked while the post was made answers nobody now
                     await self.stops.cancel_letta(running)
                 raise
-            except Exception:
+            except Exception as exc:
+                if database_trouble(exc):  # the turn's runs (turn_runs.py) make it again once the database answers
+                    raise
                 log.exception("turn crashed turn_id=%s channel=%s", job.turn_id, turn.channel_id)
                 error = CRASHED
                 await self._owe(job, "notice:crash", CRASHED)

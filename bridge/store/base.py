@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ ThreadKey = tuple[str, str, str]  # a Slack thread: team, channel, thread_ts
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message says which and why, in plain words."""
+
+
+def database_trouble(exc: BaseException) -> bool:
+    """Whether a failure is the database's (out of connections, gone, read-only, its disk full), not the code's:
+    SQLite's and asyncpg's own errors (asyncpg is optional: told by its module), and StoreError."""
+    if isinstance(exc, (StoreError, sqlite3.Error)):
+        return True
+    return type(exc).__module__.split(".", 1)[0] == "asyncpg"
 
 
 @dataclass(frozen=True)
