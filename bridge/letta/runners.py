@@ -121,6 +121,7 @@ class ServerRunner:
         label = target.description or "the group"
         replies: list[AgentReply] = []
         failure: AgentFailure | None = None
+        cut: LettaError | None = None  # the stream lost on the way: the group goes on at Letta
 
         async def draft(author: str, text: str) -> None:
             growing = attribute(target, author, text, self.STEP, len(replies))
@@ -146,6 +147,9 @@ class ServerRunner:
             ):
                 if isinstance(spoken, Asked):
                     continue  # a group send (Letta 0.11) never asks: approvals came later, on agent sends
+                if isinstance(spoken, LettaError) and spoken.outcome_unknown:
+                    cut = spoken
+                    continue
                 if isinstance(spoken, LettaError):
                     failure = AgentFailure(
                         None, spoken.explain("the group"), spoken.kind, None, spoken.request_id, self.STEP,
@@ -160,13 +164,23 @@ class ServerRunner:
         except LettaError as error:
             if error.kind == Kind.ROUTE_MISSING:
                 raise
-            if error.outcome_unknown and await self._recovered(target, journal, self._patience):
+            if error.outcome_unknown:
+                cut = error
+            else:
+                failure = AgentFailure(
+                    None, error.explain("the group"), error.kind, None, error.request_id, self.STEP,
+                    target_gone=error.target_gone,
+                )
+        if cut is not None:
+            # Cut before the answer or during it: the members' histories say what each said (those replies
+            # already posted keep their numbers, so none is posted twice).
+            if await self._recovered(target, journal, self._patience):
                 async for event in self.run(target, turn, transcript, journal):
                     yield event
                 return
             failure = AgentFailure(
-                None, error.explain("the group"), error.kind, None, error.request_id, self.STEP,
-                target_gone=error.target_gone,
+                None, cut.explain("the group"), cut.kind, None, cut.request_id, self.STEP, len(replies),
+                target_gone=cut.target_gone,
             )
         await journal.answered(self.STEP, replies, failure)
         if failure is not None:

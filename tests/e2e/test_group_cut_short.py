@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import postgres_env
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.fakes.cut_relay import CutOnce
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 from tests.pg import PgServer
@@ -102,3 +103,27 @@ def test_a_live_process_waits_for_the_group_send_a_killed_one_left_going(pg_serv
         finally:
             web1.stop()
             web2.stop()
+
+
+def test_a_group_stream_dropped_mid_answer_posts_every_members_reply_from_their_histories(tmp_path: Path) -> None:
+    """0.11.x group send, streamed, the connection dropped on the way while bob's reply came (a proxy, a load
+    balancer): only alice was posted, with "the answer may be lost. Ask again", though Letta ran the group to its
+    end and stored each member's reply; asking again would ask all three a second time."""
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        alice, bob, carol = (letta.add_agent(name) for name in ("alice", "bob", "carol"))
+        for agent in (alice, bob, carol):
+            letta.set_delay(agent, 0.3)
+        with CutOnce(int(letta.base_url.rsplit(":", 1)[1]), b"bob says hi") as relay:
+            env = base_env(slack.api_url, relay.url, tmp_path / "bridge.db", LETTA_RECOVERY_WAIT_SECONDS="20")
+            assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice, bob, carol])).returncode == 0
+            bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+            try:
+                event, _ = bridge.mention("all of you", FIRST)
+                slack.wait_for(lambda: _names(slack, FIRST, event["ts"]) == ["alice", "bob", "carol"], 30)
+                time.sleep(0.5)
+                assert relay.cut.is_set(), "the stream was never cut"
+                texts = [p.args["text"] for p in slack.posts(FIRST, event["ts"])]
+                assert not any("Ask again" in text for text in texts), texts
+                assert [i.agent_name for i in letta.inputs] == ["alice", "bob", "carol"], "a member asked twice"
+            finally:
+                bridge.stop()
