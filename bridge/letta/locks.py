@@ -19,6 +19,7 @@ from bridge.keyed_locks import KeyedLocks
 # tasks it starts): on a REST server a Stop cancels only those agents' runs. A send journaled and still waiting for
 # its lock, which another turn's send holds, has made no run: Letta's agent cancel would end that turn's run instead.
 TURN_HOLDS: ContextVar[set[str] | None] = ContextVar("turn_holds", default=None)
+_SENDING: ContextVar[tuple[str, ...]] = ContextVar("sending_keys", default=())  # the keys the send in hand added
 
 
 @contextmanager
@@ -31,8 +32,25 @@ def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
         return
     mine = [key for key in keys if key not in holds]  # a key held already is released by its outer holder
     holds.update(mine)
+    _SENDING.set(tuple(mine))
     yield
     holds.difference_update(mine)  # not reached when the send was cut short
+
+
+@contextmanager
+def another_clients_run() -> Iterator[None]:
+    """While the send in hand waits out a run Letta says is busy in its conversation (a 409 from another client:
+    the ADE, a script), its keys are not the turn's: a Stop then cancels nothing of that run, and the turn's task,
+    cancelled, never sends."""
+    holds, mine = TURN_HOLDS.get(), _SENDING.get()
+    if holds is None or not mine:
+        yield
+        return
+    holds.difference_update(mine)
+    try:
+        yield
+    finally:
+        holds.update(mine)
 
 
 QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs

@@ -29,7 +29,7 @@ from bridge import __version__
 from bridge.ids import request_id as new_request_id
 from bridge.letta import gateways
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
-from bridge.letta.locks import AgentLocks
+from bridge.letta.locks import AgentLocks, another_clients_run
 from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
@@ -189,7 +189,7 @@ class LettaTransport:
             attempt += 1
             waited += delay
             log.info("letta stream not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
-            await asyncio.sleep(delay)
+            await self._pause(error, delay)
             self.locks.go_on()  # not sent again by a worker frozen in the wait past its binding's lease
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
@@ -207,8 +207,18 @@ class LettaTransport:
                 attempt += 1
                 waited += delay
                 log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
-                await asyncio.sleep(delay)
+                await self._pause(error, delay)
                 self.locks.go_on()
+
+    @staticmethod
+    async def _pause(error: LettaError, delay: float) -> None:
+        """The wait before a send is made again; while another client's run keeps the conversation busy, that run
+        is not the turn's to cancel."""
+        if error.busy:
+            with another_clients_run():
+                await asyncio.sleep(delay)
+        else:
+            await asyncio.sleep(delay)
 
     def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:
         """How long to wait before sending again, or None to give up. A conversation busy with another run
