@@ -223,7 +223,10 @@ class TurnStops:
         except LettaError as error:
             log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
             return None
-        log.info("letta run cancelled agent=%s conversation=%s runs=%s", agent_id, conversation, ",".join(runs))
+        if runs:
+            log.info("letta run cancelled agent=%s conversation=%s runs=%s", agent_id, conversation, ",".join(runs))
+        else:  # nothing running; or a 0.11.x server, whose group sends list no run and whose cancel stops nothing
+            log.info("letta cancel named no run agent=%s conversation=%s", agent_id, conversation)
         return conversation or agent_id
 
 
