@@ -317,24 +317,29 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """Every check first, ids as given (exit 2) and then as Letta knows them (exit 1); the database is opened,
     and a SQLite file created, only to save a binding that passed them all."""
-    from bridge.clients import letta_client, letta_kind
+    from bridge.clients import letta_client, letta_kind_told
     from bridge.configure import ConfigError, Configurator
     from bridge.domain import Pattern
     from bridge.letta.chooser import RunnerChooser
+    from bridge.letta.errors import LettaError
     from bridge.targets import TargetError, check_ids, check_pattern
 
     channel = _channel(args.channel)
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
-    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
+    told = await letta_kind_told(settings)
+    unreached = told if isinstance(told, LettaError) else None  # then its kind is not known: ids of either pass
+    client = letta_client(settings, kind=None if isinstance(told, LettaError) else told, lookups=True)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))
     pattern = Pattern(args.pattern, args.manager, args.max_turns, args.termination_token)
     try:
-        check_ids(args.target, client.app_server, client.base_url)
+        check_ids(args.target, client.app_server, client.base_url, kind_known=unreached is None)
         if not args.broadcast:  # prepare words broadcast's own clash with --pattern first
             check_pattern(args.target, pattern, client.app_server)
         team = await _team(settings, args.team)
+        if unreached is not None:
+            raise CliError(unreached.for_operator("the lookup of the agents"), 1)
         prepared = await configurator.prepare(
             team, channel, args.target, actor="cli", runner=args.runner, broadcast=args.broadcast, pattern=pattern
         )

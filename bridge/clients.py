@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
-from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind
+from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind, told_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
-from bridge.letta.errors import ENV_KEY, KeyOrigin
+from bridge.letta.errors import ENV_KEY, KeyOrigin, LettaError
 from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
 from bridge.letta.runners import ServerRunner, group_left
@@ -113,6 +113,11 @@ async def letta_kind(settings: Settings) -> ServerKind:
     """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
     key = _letta_key(settings)
     return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
+
+
+async def letta_kind_told(settings: Settings) -> ServerKind | LettaError:
+    """`letta_kind`, or why the server could not be asked (it did not answer)."""
+    return await told_kind(settings.letta_base_url, _letta_key(settings), within=settings.letta_connect_timeout)
 
 
 class SharedAgentLocks(AgentLocks):

@@ -15,11 +15,12 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge.app import Bridge, StartError
-from bridge.clients import letta_kind, slack_client
+from bridge.clients import letta_kind_told, slack_client
 from bridge.config import Settings
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.ingress_process import IngressProcess, behind_ingress
+from bridge.kind_watch import kind_at_start, kind_watched
 from bridge.proxies import proxy_for
 from bridge.requirements import SLACK_BOT_TOKEN, slack_refused, token_refused
 from bridge.slack.failures import FAILURES, slack_error
@@ -139,7 +140,8 @@ async def serve_http(settings: Settings, ingress: IngressProcess | None = None) 
 
 async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProcess | None) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
-    bridge = Bridge(settings, letta=await letta_kind(settings))
+    told = await letta_kind_told(settings)
+    bridge = Bridge(settings, letta=kind_at_start(told))
     runner = web.AppRunner(
         bridge.web_app(),
         access_log=None,
@@ -187,7 +189,7 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
                 )
             if settings.metrics_token is None:
                 log.info("GET /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere")
-            async with _token_heard(settings):
+            async with _token_heard(settings), kind_watched(settings, told, signals.stop) as watch:
                 await signals.stop.wait()
             bridge.stopping = True  # /healthz says so before the ingress or the site stops listening
             log.info("stopping: no new requests, finishing turns in flight")
@@ -201,6 +203,8 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
         await runner.cleanup()
     if ingress is not None and ingress.lost_why:
         raise StartError(f"{ingress.lost_why}; the bridge stopped")
+    if watch.why:
+        raise StartError(watch.why)
     log.info("bridge stopped")
 
 
@@ -242,7 +246,8 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()
     await _socket_mode_allowed(settings, app_token)
-    bridge = Bridge(settings, socket_mode=True, letta=await letta_kind(settings))
+    told = await letta_kind_told(settings)
+    bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
@@ -258,7 +263,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
                 __version__,
                 _database_words(settings, new),
             )
-            async with _token_heard(settings):
+            async with _token_heard(settings), kind_watched(settings, told, signals.stop) as watch:
                 refused = await connection.serve_until(signals.stop.wait())
             if refused is not None:
                 log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
@@ -267,6 +272,6 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
             await connection.disconnect()
         finally:
             await connection.close()
-        if refused is not None:
-            raise StartError(refused)  # after the turns in flight: `_started` stops the bridge on the way out
+        if refused is not None or watch.why:
+            raise StartError(refused or watch.why)  # after the turns in flight: `_started` stops the bridge
     log.info("bridge stopped")

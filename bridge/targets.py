@@ -145,9 +145,10 @@ def _typed(ids: Sequence[str], rest: str) -> TargetError:
     return TargetError(", ".join(f"`{i}`" for i in ids) + f" {rest}", ", ".join(ids) + f" {rest}", usage=True)
 
 
-def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
+def check_ids(ids: Sequence[str], app_server: bool, base_url: str, kind_known: bool = True) -> None:
     """Raise TargetError when `ids` are not a group id or agent ids at all: said before anything is looked up or
-    opened (the command line takes it as a command used wrongly, exit 2)."""
+    opened (the command line takes it as a command used wrongly, exit 2). Without `kind_known` (the server did
+    not answer whether it is an App Server) either kind's agent ids pass."""
     if not ids:
         raise TargetError("give a group id (group-<uuid>) or one or more agent ids (agent-<uuid>).")
     if len(ids) == 1 and ids[0].startswith("group-"):
@@ -155,6 +156,8 @@ def check_ids(ids: Sequence[str], app_server: bool, base_url: str) -> None:
             raise _typed([ids[0]], "is not a group id: expected group-<uuid>.")
         return
     bad = [i for i in ids if not is_agent_id(i, app_server)]
+    if not kind_known:
+        bad = [i for i in bad if not is_app_server_agent_id(i)]
     if bad and app_server:
         raise _typed(
             bad,

@@ -36,8 +36,14 @@ def kind_by_scheme(base_url: str) -> ServerKind | None:
 
 
 async def server_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind:
+    """`told_kind`; a server that does not answer at all is taken for REST (its own checks say why)."""
+    told = await told_kind(base_url, api_key, within)
+    return "rest" if isinstance(told, LettaError) else told
+
+
+async def told_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind | LettaError:
     """An App Server answers `GET /app-server-info` (200, or its own 401 to a wrong token); a REST server has no
-    such route. A server that does not answer at all is taken for REST, as before (its own checks say why)."""
+    such route. A server that does not answer tells nothing: the failure is returned."""
     by_scheme = kind_by_scheme(base_url)
     if by_scheme is not None:
         return by_scheme
@@ -47,8 +53,8 @@ async def server_kind(base_url: str, api_key: str | None = None, within: float =
         headers["Authorization"] = f"Bearer {api_key}"
     try:
         response = await get_once(http + "/app-server-info", headers, within, base_url)
-    except LettaError:
-        return "rest"
+    except LettaError as error:
+        return error
     if response.status == 200 and _is_info(response):
         return "app-server"
     if response.status == 401 and _app_server_refusal(response):

@@ -10,11 +10,11 @@ import threading
 
 
 class CutOnce:
-    def __init__(self, target_port: int, pattern: bytes) -> None:
+    def __init__(self, target_port: int, pattern: bytes, port: int = 0) -> None:
         self.target_port = target_port
         self.pattern = pattern
         self.cut = threading.Event()
-        self.port = 0
+        self.port = port  # 0: any free one
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="CutOnce", daemon=True)
         self._server: asyncio.Server | None = None
@@ -22,7 +22,7 @@ class CutOnce:
     def __enter__(self) -> CutOnce:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._relay, "127.0.0.1", 0), self._loop
+            asyncio.start_server(self._relay, "127.0.0.1", self.port), self._loop
         ).result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
