@@ -32,11 +32,14 @@ from bridge.letta.exchange import Asked, attribute, exchange
 from bridge.letta.locks import LeftGoing
 from bridge.letta.patterns import UNSEEN_HEADER, compose, replay
 from bridge.letta.recovery import watch_group
+from bridge.letta.send_parts import refused
 from bridge.letta.wire import user_message
 
 __all__ = ["UNSEEN_HEADER", "BridgeRunner", "Runner", "ServerRunner", "compose", "replay"]
 
 log = logging.getLogger(__name__)
+
+MEMBERS_TTL = 300.0  # seconds a group's members, all found, are not looked up again
 
 
 class Runner(Protocol):
@@ -96,6 +99,7 @@ class ServerRunner:
         self._patience = patience
         self._streaming = streaming
         self._tokens = tokens
+        self._members_seen: dict[str, float] = {}  # group id -> when its members were all found (loop time)
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -111,6 +115,12 @@ class ServerRunner:
             return
         if record is not None and await self._recovered(target, journal, self._wait(record.since)):
             async for event in self.run(target, turn, transcript, journal):
+                yield event
+            return
+        gone = await self._member_gone(target)
+        if gone is not None:
+            agent, error = gone
+            for event in await refused(agent, self.STEP, error, journal):
                 yield event
             return
         # No member has the message `patience` seconds after it was sent: a group send lists no run, but no member's
@@ -185,6 +195,23 @@ class ServerRunner:
         await journal.answered(self.STEP, replies, failure)
         if failure is not None:
             yield failure
+
+    async def _member_gone(self, target: Target) -> tuple[AgentRef, LettaError] | None:
+        """A member Letta no longer knows, with its refusal, looked up at most every MEMBERS_TTL seconds per group:
+        0.11.x still lists a deleted agent in its group, and a send to the group then never answers (observed on
+        a real 0.11.7), so every mention waited for its deadline and was never told why."""
+        assert target.group_id is not None
+        now = asyncio.get_running_loop().time()
+        if now - self._members_seen.get(target.group_id, -MEMBERS_TTL) < MEMBERS_TTL:
+            return None
+        members = [*target.agents, *((target.manager,) if target.manager else ())]
+        looked = await asyncio.gather(*(self._client.get_agent(a.id) for a in members), return_exceptions=True)
+        for agent, found in zip(members, looked, strict=True):
+            if isinstance(found, LettaError) and found.target_gone:
+                return agent, found
+        if not any(isinstance(found, BaseException) for found in looked):
+            self._members_seen[target.group_id] = now  # an unsure look (Letta's trouble) is made again next time
+        return None
 
     def _left(self, target: Target, otid: str) -> LeftGoing:
         """How a later send to one of the members waits for this group send, should it be cut short (a Stop, the

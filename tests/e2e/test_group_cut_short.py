@@ -127,3 +127,23 @@ def test_a_group_stream_dropped_mid_answer_posts_every_members_reply_from_their_
                 assert [i.agent_name for i in letta.inputs] == ["alice", "bob", "carol"], "a member asked twice"
             finally:
                 bridge.stop()
+
+
+def test_a_group_whose_member_was_deleted_is_said_at_once_not_after_the_deadline(tmp_path: Path) -> None:
+    """0.11.x keeps a deleted agent in its group, and a send to that group then never answers (observed on a real
+    0.11.7): every mention waited for its deadline (10 minutes by default) and was never told why."""
+    with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db")
+        assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice, bob])).returncode == 0
+        bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
+        # bob deleted: his lookup answers as 0.11.7 does (error-agent-get-unknown-wellformed.json)
+        letta.fail_next("GET", rf"/v1/agents/{bob}$", 404, {"detail": f"Agent with ID {bob} not found"})
+        try:
+            event, _ = bridge.mention("anyone?", FIRST)
+            slack.wait_for(lambda: len(slack.posts(FIRST, event["ts"])) == 1, 15)
+            text = slack.posts(FIRST, event["ts"])[0].args["text"]
+            assert "Letta does not know bob" in text and "deleted" in text, text
+            assert [r for r in letta.sends() if "/groups/" in r.path] == [], "the group was sent to"
+        finally:
+            bridge.stop()
