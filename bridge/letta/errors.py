@@ -179,7 +179,7 @@ class LettaError(Exception):
             case Kind.UNREACHABLE if self.tls:
                 return (
                     f"I couldn't talk to the Letta server at {url} securely (TLS: {self.detail}). An operator "
-                    "needs to check its certificate, or whether LETTA_BASE_URL should start with http://."
+                    f"needs to check its certificate, or whether LETTA_BASE_URL should start with {self._plain}."
                 )
             case Kind.UNREACHABLE:
                 return (
@@ -272,6 +272,11 @@ class LettaError(Exception):
                 )
         return None
 
+    @property
+    def _plain(self) -> str:
+        """The scheme without TLS for the URL's own: ws:// for a wss:// App Server, else http://."""
+        return "ws://" if (self.base_url or "").lower().startswith("wss:") else "http://"
+
     def for_operator(self, what: str) -> str:
         """The same failure for the person at the terminal (`check`, `init`, `channels`): what failed, the likely
         cause and what to do there. `explain` is for people in Slack."""
@@ -287,7 +292,7 @@ class LettaError(Exception):
             case Kind.UNREACHABLE if self.tls == "handshake":
                 return (
                     f"TLS with the Letta server at {url} failed{detail}: if it serves plain HTTP there, write "
-                    "LETTA_BASE_URL with http://; otherwise check its TLS setup."
+                    f"LETTA_BASE_URL with {self._plain}; otherwise check its TLS setup."
                 )
             case Kind.UNREACHABLE:
                 return (

@@ -151,7 +151,12 @@ def foreign_workspace() -> Message:
 
 
 def problem(text: str) -> Message:
-    return Message(f"{_sentence(escape(text))} Nothing was changed.")
+    return Message(f"{sentence(text)} Nothing was changed.")
+
+
+def sentence(text: str) -> str:
+    """Plain words as one escaped sentence."""
+    return _sentence(escape(text))
 
 
 def _now(result: Connected) -> str:

@@ -205,6 +205,7 @@ def test_a_failed_lookup_is_said_as_a_lookup_not_as_a_message_an_agent_was_answe
     assert f"Letta failed to answer the bridge's request for agent {alice} (HTTP 500: database is locked)" in said[0]
     assert f"No answer came from Letta to the bridge's request for agent {alice}" in said[1]
     assert "Letta failed to answer the bridge's request for the agent list (HTTP 500" in said[2]
+    assert "Nothing was changed" in said[0] and "Nothing was changed" not in said[2]  # `agents` changes nothing
     assert "is not connected" in sw.ask("status", ch)  # nothing was saved
 
 

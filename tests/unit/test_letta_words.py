@@ -141,3 +141,12 @@ def test_a_certificate_not_trusted_here_is_said_so_with_what_to_do() -> None:
     assert "couldn't talk to the Letta server at https://letta.internal securely" in untrusted.explain("alice")
     plain = LettaError(Kind.UNREACHABLE, "ClientConnectorError", base_url="http://letta.internal")
     assert "nothing answers there" in plain.for_operator("the health check") and not plain.tls
+
+
+def test_a_tls_handshake_failure_names_the_plain_scheme_of_the_urls_own_kind() -> None:
+    """A wss:// App Server that serves plain WebSocket was told to write LETTA_BASE_URL with http://."""
+    app = LettaError(Kind.UNREACHABLE, "ClientConnectorSSLError", base_url="wss://letta.internal:4500/ws")
+    assert "with ws://" in app.for_operator("the connection") and "http://" not in app.for_operator("the connection")
+    assert "start with ws://" in app.explain("alice")
+    rest = LettaError(Kind.UNREACHABLE, "ClientConnectorSSLError", base_url="https://letta.internal")
+    assert "with http://" in rest.for_operator("the health check") and "start with http://" in rest.explain("alice")

@@ -169,7 +169,8 @@ class CommandHandler:
                 f"`{self.name} status` shows whether anything changed."
             )
         except ConfigError as exc:
-            message = blocks.problem(str(exc))
+            # A command that changes nothing (`agents`, `status`) is not told that nothing was changed.
+            message = blocks.problem(str(exc)) if command.changes else Message(blocks.sentence(str(exc)))
             replace = False  # nothing changed: a menu stays, with what was picked, to be put right
         except Exception:
             log.exception("command crashed")
