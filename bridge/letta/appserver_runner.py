@@ -66,6 +66,10 @@ CUT_SHOWN = (
     "The bridge stopped while {agent} was answering, and the App Server ends a turn whose connection closed: "
     "{agent}'s answer above is cut off where the thread last saw it. Ask again for the rest."
 )
+CUT_MID = (
+    "The connection to the Letta App Server dropped while {agent} was answering: {agent}'s answer above is cut off "
+    "where it stopped coming. Ask again for the rest."
+)
 CUT_SHORT = (
     "The connection to the Letta App Server dropped while {agent} was answering: the server kept only what is "
     "above, which may be part of the answer. Ask again for the rest."
@@ -166,6 +170,8 @@ class AppServerRunner(Step):
         if heard.error is not None:
             failed = heard.error
             explained = failed.explain(agent.name)
+            if failed.kind == Kind.DISCONNECTED and heard.texts:  # part of it came: said as cut, not as lost
+                explained = CUT_MID.format(agent=agent.name)
             failure = AgentFailure(
                 agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, target_gone=failed.target_gone
             )

@@ -223,3 +223,37 @@ def test_the_threads_next_turn_after_a_deadline_does_not_wait_behind_the_model_c
         fake.stop()
     assert [type(e).__name__ for e in first] == ["AgentFailure"], first
     assert [e.text for e in second if isinstance(e, AgentReply)] == ["hal says hi"], second
+
+
+def test_a_reply_cut_by_a_drop_mid_answer_is_said_to_be_cut_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The socket dropped after part of dave's reply had come: the part was posted, then "the answer may be lost.
+    Ask again if nothing follows", which read oddly under the words that did come."""
+    fake = FakeAppServer(scale=0.001)
+    fake.start()
+    dave = fake.add_agent("dave", mode="drip:0.4")  # a word every 0.4 s
+    monkeypatch.setattr(random, "random", lambda: 1.0)
+
+    async def main() -> list[Any]:
+        letta = AppServerLetta(fake.url)
+        try:
+            conv = await letta.app.create_conversation(dave, "T:C:2.0")
+            turn = TurnInput(text="hello", otid=Journal.otid, sender="u", threads=Threads(conv.id))
+            asking = asyncio.ensure_future(
+                AppServerRunner(letta, deadline=30).ask(
+                    AgentRef(dave, "dave"), turn, Transcript(), Journal(), dave, None, None  # type: ignore[arg-type]
+                )
+            )
+            await asyncio.sleep(0.6)  # "dave " and "says " came
+            fake.drop_connections()
+            return await asyncio.wait_for(asking, 10)
+        finally:
+            await letta.aclose(wait=1)
+
+    try:
+        events = asyncio.run(main())
+    finally:
+        fake.stop()
+    [reply] = [e for e in events if isinstance(e, AgentReply)]
+    [failure] = [e for e in events if isinstance(e, AgentFailure)]
+    assert reply.text.startswith("dave") and reply.text != "dave says hi"
+    assert "answer above is cut off" in failure.message and "may be lost" not in failure.message, failure.message
