@@ -116,7 +116,7 @@ class RunnerChooser:
         self._version: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
         self.bridge = BridgeRunner(client, patience, streaming, tokens, max_turns)
-        self.server = ServerRunner(client, self.bridge, patience, streaming, tokens)
+        self.server = ServerRunner(client, self.bridge, patience, streaming, tokens, deadline=app_server_deadline)
         # A Letta App Server: every binding is a list of agents the bridge asks in turn over its socket.
         self.appserver: Runner | None = None
         if isinstance(client, AppServerLetta):

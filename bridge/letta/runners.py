@@ -39,7 +39,7 @@ __all__ = ["UNSEEN_HEADER", "BridgeRunner", "Runner", "ServerRunner", "compose",
 
 log = logging.getLogger(__name__)
 
-MEMBERS_TTL = 300.0  # seconds a group's members, all found, are not looked up again
+MEMBERS_AFTER = 30.0  # seconds a group send may stay silent before its members are looked up
 
 
 class Runner(Protocol):
@@ -93,13 +93,15 @@ class ServerRunner:
         patience: float = 120.0,
         streaming: bool = True,
         tokens: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self._client = client
         self._bridge = bridge
         self._patience = patience
         self._streaming = streaming
         self._tokens = tokens
-        self._members_seen: dict[str, float] = {}  # group id -> when its members were all found (loop time)
+        # Seconds a group send may stay silent before its members are looked up: a quarter of the turn's deadline.
+        self._members_after = min(MEMBERS_AFTER, deadline / 4) if deadline else MEMBERS_AFTER
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -115,12 +117,6 @@ class ServerRunner:
             return
         if record is not None and await self._recovered(target, journal, self._wait(record.since)):
             async for event in self.run(target, turn, transcript, journal):
-                yield event
-            return
-        gone = await self._member_gone(target)
-        if gone is not None:
-            agent, error = gone
-            for event in await refused(agent, self.STEP, error, journal):
                 yield event
             return
         # No member has the message `patience` seconds after it was sent: a group send lists no run, but no member's
@@ -143,6 +139,17 @@ class ServerRunner:
             if caller is not None and turn.drafts is not None:
                 await turn.drafts.tool(self.STEP, len(replies), caller.agent_name, progress)
 
+        task, gone = asyncio.current_task(), list[tuple[AgentRef, LettaError]]()
+
+        async def look_at_members() -> None:
+            """A send silent past `members_after`: a member Letta no longer knows makes 0.11.x never answer."""
+            await asyncio.sleep(self._members_after)
+            found = None if replies else await self._member_gone(target)
+            if found is not None and not replies and task is not None:
+                gone.append(found)
+                task.cancel()
+
+        looking = asyncio.create_task(look_at_members())
         try:
             async for spoken in exchange(
                 self._client,
@@ -181,6 +188,15 @@ class ServerRunner:
                     None, error.explain("the group"), error.kind, None, error.request_id, self.STEP,
                     target_gone=error.target_gone,
                 )
+        except asyncio.CancelledError:
+            if not gone or task is None or task.uncancel() > 0:  # a stop, a shutdown: not the members' look
+                raise
+            member, unknown = gone[0]
+            for event in await refused(member, self.STEP, unknown, journal):
+                yield event
+            return
+        finally:
+            looking.cancel()
         if cut is not None:
             # Cut before the answer or during it: the members' histories say what each said (those replies
             # already posted keep their numbers, so none is posted twice).
@@ -197,20 +213,14 @@ class ServerRunner:
             yield failure
 
     async def _member_gone(self, target: Target) -> tuple[AgentRef, LettaError] | None:
-        """A member Letta no longer knows, with its refusal, looked up at most every MEMBERS_TTL seconds per group:
-        0.11.x still lists a deleted agent in its group, and a send to the group then never answers (observed on
-        a real 0.11.7), so every mention waited for its deadline and was never told why."""
-        assert target.group_id is not None
-        now = asyncio.get_running_loop().time()
-        if now - self._members_seen.get(target.group_id, -MEMBERS_TTL) < MEMBERS_TTL:
-            return None
+        """A member Letta no longer knows, with its refusal: 0.11.x still lists a deleted agent in its group, and
+        a send to the group then never answers (observed on a real 0.11.7), so every mention waited for its
+        deadline and was never told why. Looked up only for a send silent that long, never in a burst's way."""
         members = [*target.agents, *((target.manager,) if target.manager else ())]
         looked = await asyncio.gather(*(self._client.get_agent(a.id) for a in members), return_exceptions=True)
         for agent, found in zip(members, looked, strict=True):
             if isinstance(found, LettaError) and found.target_gone:
                 return agent, found
-        if not any(isinstance(found, BaseException) for found in looked):
-            self._members_seen[target.group_id] = now  # an unsure look (Letta's trouble) is made again next time
         return None
 
     def _left(self, target: Target, otid: str) -> LeftGoing:

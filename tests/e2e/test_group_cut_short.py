@@ -129,21 +129,24 @@ def test_a_group_stream_dropped_mid_answer_posts_every_members_reply_from_their_
                 bridge.stop()
 
 
-def test_a_group_whose_member_was_deleted_is_said_at_once_not_after_the_deadline(tmp_path: Path) -> None:
+def test_a_group_whose_member_was_deleted_is_said_before_the_deadline(tmp_path: Path) -> None:
     """0.11.x keeps a deleted agent in its group, and a send to that group then never answers (observed on a real
-    0.11.7): every mention waited for its deadline (10 minutes by default) and was never told why."""
+    0.11.7): every mention waited for its deadline (10 minutes by default) and was told only that the agents did
+    not finish. A group send silent for a quarter of the deadline (at most 30 s) has its members looked up."""
     with FakeSlack() as slack, FakeLetta(version="0.11.7") as letta:
         alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
-        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db")
-        assert run_cli(env, "channels", "connect", FIRST, letta.add_group([alice, bob])).returncode == 0
+        group = letta.add_group([alice, bob])
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", TURN_DEADLINE_SECONDS="8")
+        assert run_cli(env, "channels", "connect", FIRST, group).returncode == 0
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
-        # bob deleted: his lookup answers as 0.11.7 does (error-agent-get-unknown-wellformed.json)
-        letta.fail_next("GET", rf"/v1/agents/{bob}$", 404, {"detail": f"Agent with ID {bob} not found"})
         try:
+            # bob deleted: his lookup answers as 0.11.7 does (error-agent-get-unknown-wellformed.json), and the
+            # group send hangs, as the real one did
+            letta.fail_next("GET", rf"/v1/agents/{bob}$", 404, {"detail": f"Agent with ID {bob} not found"})
+            letta.hang_next("POST", rf"/v1/groups/{group}/messages(/stream)?")
             event, _ = bridge.mention("anyone?", FIRST)
-            slack.wait_for(lambda: len(slack.posts(FIRST, event["ts"])) == 1, 15)
+            slack.wait_for(lambda: len(slack.posts(FIRST, event["ts"])) == 1, 7)  # before the 8 s deadline
             text = slack.posts(FIRST, event["ts"])[0].args["text"]
             assert "Letta does not know bob" in text and "deleted" in text, text
-            assert [r for r in letta.sends() if "/groups/" in r.path] == [], "the group was sent to"
         finally:
             bridge.stop()
