@@ -54,7 +54,9 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     if not url:
         return f"{variable} is empty: write it as {schemes[0]}://host:port, or leave it out for its default"
     if "://" not in url:
-        return f"{variable}={shown} has no scheme: write it as {schemes[0]}://{shown} (or {schemes[1]}://…)"
+        others = [f"{s}://…" for s in schemes[1:]]
+        others = [", ".join(others[:-1]) + " or " + others[-1]] if len(others) > 1 else others
+        return f"{variable}={shown} has no scheme: write it as {schemes[0]}://{shown} (or {others[0]})"
     parts = urlsplit(url)
     if parts.scheme.lower() not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"

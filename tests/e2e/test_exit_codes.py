@@ -54,7 +54,7 @@ def test_a_letta_url_without_a_scheme_is_a_settings_error(command: tuple[str, ..
     done = run_cli(env, *command, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert errors(done) == [
-        "error: LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…)"
+        "error: LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…, ws://… or wss://…)"
     ]
     assert list(tmp_path.iterdir()) == [], "nothing is created"
 

@@ -145,7 +145,7 @@ def test_a_copy_of_the_example_left_unedited_is_not_ready_to_serve(monkeypatch: 
 def test_a_server_url_without_a_scheme_or_host_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Taken as it was, `localhost:8283` made `check` blame a dropped connection: the setting is named instead."""
     assert first_error(monkeypatch, "LETTA_BASE_URL", "localhost:8283") == (
-        "LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…)"
+        "LETTA_BASE_URL=localhost:8283 has no scheme: write it as http://localhost:8283 (or https://…, ws://… or wss://…)"
     )
     assert first_error(monkeypatch, "SLACK_API_URL", "slack.com/api") == (
         "SLACK_API_URL=slack.com/api has no scheme: write it as https://slack.com/api (or http://…)"
