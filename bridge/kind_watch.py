@@ -53,9 +53,9 @@ class KindWatch:
 
 
 @asynccontextmanager
-async def kind_watched(settings: Settings, told: ServerKind | LettaError, stop: asyncio.Event) -> AsyncIterator[
-    KindWatch
-]:
+async def kind_watched(
+    settings: Settings, told: ServerKind | LettaError, stop: asyncio.Event
+) -> AsyncIterator[KindWatch]:
     """A KindWatch beside the serving bridge when the server did not answer at start, never outliving it."""
     watch = KindWatch(settings, stop)
     task = None

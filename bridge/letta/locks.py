@@ -32,9 +32,15 @@ def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
         return
     mine = [key for key in keys if key not in holds]  # a key held already is released by its outer holder
     holds.update(mine)
+    before = _SENDING.get()
     _SENDING.set(tuple(mine))
-    yield
-    holds.difference_update(mine)  # not reached when the send was cut short
+    try:
+        yield
+        holds.difference_update(mine)  # not reached when the send was cut short
+    finally:
+        # A later send's busy wait never lets go of these keys. Not `reset`: an async generator holding this may
+        # be closed from another task, whose context has no token of this one.
+        _SENDING.set(before)
 
 
 @contextmanager

@@ -57,34 +57,39 @@ class Threads:
         return ""
 
 
-def test_a_reply_found_after_a_drop_is_posted_with_word_that_it_may_be_cut_short(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def dave_dropped(mode: str, after: float) -> list[Any]:
+    """dave, in `mode`, asked once; the server drops every socket `after` seconds into his turn: the turn's events."""
     fake = FakeAppServer(scale=0.001)
     fake.start()
-    dave = fake.add_agent("dave", mode="slow:0.3")
-    monkeypatch.setattr(random, "random", lambda: 1.0)  # reconnect after backoff_base (0.5 s): past the model call
+    dave = fake.add_agent("dave", mode=mode)
 
     async def main() -> list[Any]:
         letta = AppServerLetta(fake.url)
         try:
             conv = await letta.app.create_conversation(dave, "T:C:1.0")
-            runner = AppServerRunner(letta, deadline=30)
             turn = TurnInput(text="hello", otid=Journal.otid, sender="u", threads=Threads(conv.id))
-            journal = Journal()
             asking = asyncio.ensure_future(
-                runner.ask(AgentRef(dave, "dave"), turn, Transcript(), journal, dave, None, None)  # type: ignore[arg-type]
+                AppServerRunner(letta, deadline=30).ask(
+                    AgentRef(dave, "dave"), turn, Transcript(), Journal(), dave, None, None  # type: ignore[arg-type]
+                )
             )
-            await asyncio.sleep(0.1)
-            fake.drop_connections()  # before the model's first chunk: the bridge has received no text
+            await asyncio.sleep(after)
+            fake.drop_connections()
             return await asyncio.wait_for(asking, 10)
         finally:
             await letta.aclose(wait=1)
 
     try:
-        events = asyncio.run(main())
+        return asyncio.run(main())
     finally:
         fake.stop()
+
+
+def test_a_reply_found_after_a_drop_is_posted_with_word_that_it_may_be_cut_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(random, "random", lambda: 1.0)  # reconnect after backoff_base (0.5 s): past the model call
+    events = dave_dropped("slow:0.3", 0.1)  # before the model's first chunk: the bridge has received no text
     replies = [e for e in events if isinstance(e, AgentReply)]
     failures = [e for e in events if isinstance(e, AgentFailure)]
     assert [r.text for r in replies] == ["dave"], "what the server kept is posted"
@@ -228,31 +233,8 @@ def test_the_threads_next_turn_after_a_deadline_does_not_wait_behind_the_model_c
 def test_a_reply_cut_by_a_drop_mid_answer_is_said_to_be_cut_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     """The socket dropped after part of dave's reply had come: the part was posted, then "the answer may be lost.
     Ask again if nothing follows", which read oddly under the words that did come."""
-    fake = FakeAppServer(scale=0.001)
-    fake.start()
-    dave = fake.add_agent("dave", mode="drip:0.4")  # a word every 0.4 s
     monkeypatch.setattr(random, "random", lambda: 1.0)
-
-    async def main() -> list[Any]:
-        letta = AppServerLetta(fake.url)
-        try:
-            conv = await letta.app.create_conversation(dave, "T:C:2.0")
-            turn = TurnInput(text="hello", otid=Journal.otid, sender="u", threads=Threads(conv.id))
-            asking = asyncio.ensure_future(
-                AppServerRunner(letta, deadline=30).ask(
-                    AgentRef(dave, "dave"), turn, Transcript(), Journal(), dave, None, None  # type: ignore[arg-type]
-                )
-            )
-            await asyncio.sleep(0.6)  # "dave " and "says " came
-            fake.drop_connections()
-            return await asyncio.wait_for(asking, 10)
-        finally:
-            await letta.aclose(wait=1)
-
-    try:
-        events = asyncio.run(main())
-    finally:
-        fake.stop()
+    events = dave_dropped("drip:0.4", 0.6)  # a word every 0.4 s: "dave " and "says " came
     [reply] = [e for e in events if isinstance(e, AgentReply)]
     [failure] = [e for e in events if isinstance(e, AgentFailure)]
     assert reply.text.startswith("dave") and reply.text != "dave says hi"

@@ -209,6 +209,20 @@ def test_a_database_that_never_answers_is_said_in_time_for_the_platform(tmp_path
     asyncio.run(main())
 
 
+async def held(store: PostgresStore, agent_id: str) -> asyncio.Task[None]:
+    """A task holding the agent's lock in `store` (a minute, or until cancelled), once it holds it."""
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with store.agent_lock([agent_id]):
+            holding.set()
+            await asyncio.sleep(60)
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    return holder
+
+
 def test_an_agent_lock_is_taken_from_a_process_whose_heartbeat_ran_out_and_only_then(pg_url: str) -> None:
     """A process frozen (or whose host vanished, its connections left open) keeps its sessions, and PostgreSQL its
     advisory locks, for hours. Before: every later send to the agent, from any process, waited on the lock until
@@ -219,15 +233,7 @@ def test_an_agent_lock_is_taken_from_a_process_whose_heartbeat_ran_out_and_only_
         other = PostgresStore(pg_url, alive_seconds=1.0)
         await frozen.open(), await other.open()
         try:
-            holding = asyncio.Event()
-
-            async def hold() -> None:
-                async with frozen.agent_lock(["agent-fay"]):
-                    holding.set()
-                    await asyncio.sleep(60)
-
-            holder = asyncio.create_task(hold())
-            await holding.wait()
+            holder = await held(frozen, "agent-fay")
             with pytest.raises(TimeoutError):  # a live holder keeps its lock, however long the wait
                 async with asyncio.timeout(3.5), other.agent_lock(["agent-fay"]):
                     pass
@@ -257,15 +263,7 @@ def test_a_bridge_in_another_schema_of_the_database_never_takes_a_live_holders_a
         second = PostgresStore(f"{pg_url}?options=-csearch_path%3Ds2", alive_seconds=1.0)
         await first.open(), await second.open()
         try:
-            holding = asyncio.Event()
-
-            async def hold() -> None:
-                async with first.agent_lock(["agent-ida"]):
-                    holding.set()
-                    await asyncio.sleep(60)
-
-            holder = asyncio.create_task(hold())
-            await holding.wait()
+            holder = await held(first, "agent-ida")
             with pytest.raises(TimeoutError):  # a live holder keeps its lock, whichever schema it keeps its tables in
                 async with asyncio.timeout(4), second.agent_lock(["agent-ida"]):
                     pass
