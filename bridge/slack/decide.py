@@ -188,8 +188,14 @@ def decide_message(
         if _addressed_elsewhere(_str(event.get("text")), bot_user_id):
             return Ignored(Reason.NOT_A_MENTION, "to someone else")
         decision = _human_turn(body, event, bot_user_id)
-        return replace(decision, follow_up=True) if isinstance(decision, Turn) else decision
+        if not isinstance(decision, Turn) or _mentions(_str(event.get("text")), bot_user_id):
+            return decision  # a mention's message twin is the mention (a stop word in it stops, once)
+        return replace(decision, follow_up=True)
     return Ignored(Reason.NOT_A_MENTION)
+
+
+def _mentions(text: str, bot_user_id: str | None) -> bool:
+    return bool(bot_user_id and re.search(rf"<@{re.escape(bot_user_id)}[|>]", text))
 
 
 def _addressed_elsewhere(text: str, bot_user_id: str | None) -> bool:
@@ -198,4 +204,4 @@ def _addressed_elsewhere(text: str, bot_user_id: str | None) -> bool:
     opening = ADDRESSED.match(text)
     if opening is None or opening.group(1) == bot_user_id:
         return False
-    return not (bot_user_id and re.search(rf"<@{re.escape(bot_user_id)}[|>]", text))
+    return not _mentions(text, bot_user_id)

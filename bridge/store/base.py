@@ -23,6 +23,7 @@ from bridge.domain import (
     Turn,
 )
 from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
+from bridge.store.turn_binding import Taken
 
 # A turn still owed an answer, or (`stopping`) a stop's end: written exactly so in every query, which lets SQLite
 # use its partial indexes (schema v11). A running turn that is stopped is `stopping` until the process running it,
@@ -236,9 +237,10 @@ class Store(Protocol):
         retention deleted count as one (`pruned_threads`): the agents had the context all the same."""
         ...
 
-    async def take_turn(self, turn_id: int) -> str | None:
+    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
         """Mark a received or running turn running, and return its words as they are now (an edit while it
-        waited changed them: `slack_changes.edit_turn`, which changes a received turn only); None when it was
+        waited changed them: `slack_changes.edit_turn`, which changes a received turn only) and the binding it
+        runs with: the one it started with, kept on it the first time it was taken (`binding`); None when it was
         stopped, withdrawn or ended meanwhile. One write: the words answered are the ones no edit can change."""
         ...
 

@@ -30,6 +30,7 @@ from bridge.store.base import (
 from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
 from bridge.store.postgres_locks import bounded
+from bridge.store.turn_binding import ANSWERED_IN_THREAD, Taken, binding_from_json, binding_json
 
 if TYPE_CHECKING:
     from bridge.store.postgres_connection import Conn
@@ -210,13 +211,13 @@ class PostgresStore(PostgresJournal):
         )
         return taken is not None
 
-    async def take_turn(self, turn_id: int) -> str | None:
-        words = await self.pool.fetchval(
-            "UPDATE turns SET status='running', updated_at=now() WHERE id=$1 AND status IN ('received', 'running')"
-            " RETURNING text",
-            turn_id,
+    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
+        row = await self.pool.fetchrow(
+            "UPDATE turns SET status='running', updated_at=now(), binding=COALESCE(binding, $2)"
+            " WHERE id=$1 AND status IN ('received', 'running') RETURNING text, binding",
+            turn_id, binding_json(binding),
         )
-        return str(words) if words is not None else None
+        return Taken(str(row["text"]), binding_from_json(row["binding"])) if row is not None else None
 
     @staticmethod
     def _unfinished(select: str, team_id: str | None, channel_id: str | None) -> tuple[str, list[object]]:
@@ -271,7 +272,8 @@ class PostgresStore(PostgresJournal):
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         found = await self.pool.fetchval(
-            "SELECT true FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND status<>'unbound' LIMIT 1",
+            f"SELECT true FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3"  # noqa: S608
+            f" AND {ANSWERED_IN_THREAD} LIMIT 1",
             team_id,
             channel_id,
             thread_ts,

@@ -9,6 +9,7 @@ from bridge.store.base import UNFINISHED, UNSETTLED_STEP, StoreError
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
+from bridge.store.turn_binding import POSTGRES_V17, SQLITE_V17
 
 # Schema v7: the queue read by indexes, so that accepting a mention, finding the next turn and counting what
 # waits cost the same with 10 or 10,000 turns queued. The partial indexes hold unfinished turns only; their WHERE
@@ -145,6 +146,7 @@ SQLITE_MIGRATIONS: list[str] = [
     V14,
     SQLITE_V15,  # each transcript row's time (above)
     V16,  # the threads retention deleted answered turns of (above)
+    SQLITE_V17,  # the binding a turn started with (turn_binding.py)
 ]
 
 
@@ -228,6 +230,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     14: V14,
     15: POSTGRES_V15,
     16: V16,
+    17: POSTGRES_V17,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

@@ -35,6 +35,7 @@ from bridge.store.sqlite_connection import (
     now_text,
 )
 from bridge.store.sqlite_journal import SqliteJournal
+from bridge.store.turn_binding import ANSWERED_IN_THREAD, Taken, binding_from_json, binding_json
 
 # A turn's end (status, error, time): a `stopping` one ends as stopped, keeping who stopped it.
 FINISHED = (
@@ -221,7 +222,8 @@ class SqliteStore(SqliteJournal):
 
     async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         row = await self._one(
-            "SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND status<>'unbound' LIMIT 1",
+            f"SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=?"  # noqa: S608
+            f" AND {ANSWERED_IN_THREAD} LIMIT 1",
             (team_id, channel_id, thread_ts),
         )
         return row is not None
@@ -282,14 +284,14 @@ class SqliteStore(SqliteJournal):
 
         return await self._transact(once)
 
-    async def take_turn(self, turn_id: int) -> str | None:
-        def take(conn: sqlite3.Connection) -> str | None:
+    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
+        def take(conn: sqlite3.Connection) -> Taken | None:
             row = conn.execute(
-                "UPDATE turns SET status='running', updated_at=? WHERE id=? AND status IN ('received', 'running')"
-                " RETURNING text",
-                (now_text(), turn_id),
+                "UPDATE turns SET status='running', updated_at=?, binding=COALESCE(binding, ?)"
+                " WHERE id=? AND status IN ('received', 'running') RETURNING text, binding",
+                (now_text(), binding_json(binding), turn_id),
             ).fetchone()
-            return str(row[0]) if row is not None else None
+            return Taken(str(row[0]), binding_from_json(row[1])) if row is not None else None
 
         return await self._transact(take)
 

@@ -64,6 +64,9 @@ def test_files_in_messages_decide_would_ignore_stay_ignored() -> None:
     body["event"]["bot_id"] = "B9"
     assert decide_message(body, "U0BOTABCD") == Ignored(Reason.FROM_BOT)
     follow = load(SLACK / "events" / "message_file_share.json")
+    turn = decide_message(follow, "U0BOTABCD")  # it mentions the bot: the app_mention's twin, the mention itself
+    assert isinstance(turn, Turn) and not turn.follow_up and len(turn.files) == 1
+    follow["event"]["text"] = "what does this chart say?"
     turn = decide_message(follow, "U0BOTABCD")
     assert isinstance(turn, Turn) and turn.follow_up and len(turn.files) == 1
 

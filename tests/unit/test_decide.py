@@ -175,9 +175,11 @@ def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
                  "  <@W0456EFGH|bob> ?"):
         decision = decide_message(_reply(text), BOT)
         assert isinstance(decision, Ignored) and decision.reason == Reason.NOT_A_MENTION, text
-    for text in ("thanks <@U0456EFGH>, now summarise it", "<@U0BOTABCD> and <@U0456EFGH>: go on"):
-        decision = decide_message(_reply(text), BOT)
-        assert isinstance(decision, Turn) and decision.follow_up, text
+    decision = decide_message(_reply("thanks <@U0456EFGH>, now summarise it"), BOT)
+    assert isinstance(decision, Turn) and decision.follow_up
+    # One that mentions the bot is the message twin of an app_mention: the mention itself (a stop in it stops).
+    decision = decide_message(_reply("<@U0BOTABCD> and <@U0456EFGH>: go on"), BOT)
+    assert isinstance(decision, Turn) and not decision.follow_up
 
 
 def test_a_deleted_message_names_the_message_whose_turn_is_withdrawn() -> None:

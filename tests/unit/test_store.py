@@ -183,6 +183,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         await store.db.execute("DROP INDEX transcript_age")  # v15
         await store.db.execute("ALTER TABLE transcript DROP COLUMN at")
         await store.db.execute("DROP TABLE pruned_threads")  # v16
+        await store.db.execute("ALTER TABLE turns DROP COLUMN binding")  # v17
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:
@@ -503,7 +504,8 @@ def test_the_per_post_stop_read_is_one_trip_off_the_writers_thread_and_a_take_on
             conn._execute = counted(conn._execute)  # type: ignore[method-assign]
         assert await store.turn_stopped_by(a) is None
         assert trips == {"writer": 0, "reader": 1}
-        assert await store.take_turn(a) == "a"
+        taken = await store.take_turn(a)
+        assert taken is not None and taken.words == "a"
         assert trips == {"writer": 1, "reader": 1}
 
     run(f"sqlite:///{tmp_path / 'bridge.db'}", body)
