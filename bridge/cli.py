@@ -10,34 +10,23 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from slack_sdk.errors import SlackApiError
-
 from bridge import __version__
 from bridge import init as setup
+from bridge.cli_ids import CliError, channel_arg, served_as, team_arg, workspace_of
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
-from bridge.requirements import SLACK_BOT_TOKEN, missing, set_them_up, slack_refused
+from bridge.requirements import missing, set_them_up
 from bridge.store import Store, StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
 
 if TYPE_CHECKING:
     from bridge.ingress_process import IngressProcess
-
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -220,30 +209,6 @@ async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _team(settings: Settings, team: str | None) -> str:
-    if team:
-        return str(team)
-    if settings.slack_bot_token is None:
-        raise CliError("SLACK_BOT_TOKEN is needed to learn the workspace (or pass --team T0123ABC).", 2)
-    from bridge.checks import slack_unreachable
-    from bridge.clients import slack_client
-    from bridge.slack.failures import slack_error
-
-    try:
-        response = await slack_client(settings).auth_test()
-    except SlackApiError as exc:
-        raise CliError(slack_refused(SLACK_BOT_TOKEN, slack_error(exc))) from None
-    except Exception as exc:
-        raise CliError(slack_unreachable(settings, exc)) from None
-    return str(response["team_id"])
-
-
-def _channel(value: str) -> str:
-    if not CHANNEL_ID.fullmatch(value):
-        raise CliError(f"{value} is not a Slack channel id (like C0123ABC: open the channel details, About tab).", 2)
-    return value
-
-
 def _describe(binding: Binding) -> str:
     t = binding.target
     manager = f" manager {t.manager.name}" if t.manager is not None and t.kind == "agents" else ""
@@ -262,9 +227,9 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
     await store.open()
     try:
         if args.action == "list":
-            return await _list(store, settings, args.team)
-        channel = _channel(args.channel)  # its form first: a mistyped id is said before Slack is asked anything
-        team = await _team(settings, args.team)
+            return await _list(store, settings, team_arg(args.team))
+        channel = channel_arg(args.channel)  # its form first: a mistyped id is said before Slack is asked anything
+        team = await workspace_of(settings, args.team)
         previous = await store.delete_binding(team, channel, actor="cli")
         if previous is None:
             raise CliError(f"{args.channel} is not connected.")
@@ -295,20 +260,28 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
     from bridge.letta.chooser import resolve
     from bridge.letta.errors import LettaError
 
-    version: str | None = None
-    asked = False
+    versions: dict[str, str | None] = {}  # by server: in OAuth mode a workspace may have its own
+    workspaces: dict[str, Settings | None] = {}
     uses = []
     for b in bindings:
-        use = resolve(b, settings.letta_group_runner, version)
-        if use.used is None and not asked:
-            asked = True
-            client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
-            try:
-                version = (await client.health()).version
-            except LettaError:
-                pass  # said as "not known now"
-            finally:
-                await client.aclose()
+        use = resolve(b, settings.letta_group_runner, None)
+        if use.used is None:
+            if b.team_id not in workspaces:
+                try:
+                    workspaces[b.team_id] = await served_as(settings, b.team_id)
+                except CliError:
+                    workspaces[b.team_id] = None  # a workspace that is gone: "not known now"
+            served = workspaces[b.team_id]
+            if served is not None and served.letta_base_url not in versions:
+                versions[served.letta_base_url] = None
+                client = letta_client(served, kind=await letta_kind(served), lookups=True)
+                try:
+                    versions[served.letta_base_url] = (await client.health()).version
+                except LettaError:
+                    pass  # said as "not known now"
+                finally:
+                    await client.aclose()
+            version = versions.get(served.letta_base_url) if served is not None else None
             use = resolve(b, settings.letta_group_runner, version)
         uses.append(str(use))
     return uses
@@ -324,10 +297,12 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
     from bridge.letta.errors import LettaError
     from bridge.targets import TargetError, check_ids, check_pattern
 
-    channel = _channel(args.channel)
+    channel = channel_arg(args.channel)
     lines = missing(settings, "letta")
     if lines:
         raise CliError(lines[0], 2)
+    if settings.oauth:  # the workspace's agents are looked up where it is served from
+        settings = await served_as(settings, await workspace_of(settings, args.team))
     told = await letta_kind_told(settings)
     unreached = told if isinstance(told, LettaError) else None  # then its kind is not known: ids of either pass
     client = letta_client(settings, kind=None if isinstance(told, LettaError) else told, lookups=True)
@@ -337,7 +312,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
         check_ids(args.target, client.app_server, client.base_url, kind_known=unreached is None)
         if not args.broadcast:  # prepare words broadcast's own clash with --pattern first
             check_pattern(args.target, pattern, client.app_server)
-        team = await _team(settings, args.team)
+        team = await workspace_of(settings, args.team)
         if unreached is not None:
             raise CliError(unreached.for_operator("the lookup of the agents"), 1)
         prepared = await configurator.prepare(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
@@ -46,6 +47,26 @@ def describe(found: InstalledWorkspace) -> str:
     kind = f"org-wide install of {found.enterprise_id}" if found.is_enterprise_install else "workspace"
     org = f" in org {found.enterprise_id}" if found.enterprise_id and not found.is_enterprise_install else ""
     return f"{found.key} {found.name!r} ({kind}{org})"
+
+
+async def served_settings(settings: Settings, team_id: str) -> Settings | None:
+    """OAuth mode, from the host: the settings the bridge serves an installed workspace with (its own Letta server
+    and key, set with `/letta setup`, else the environment's); None when it has not installed the app."""
+    if missing_sqlite_file(settings.database_url) is not None:
+        return None
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        installs = installation_store(settings, store)
+        if await installs.installed(team_id) is None:
+            return None
+        own = await installs.letta(team_id)
+    finally:
+        await store.close()
+    if own is None:
+        return settings
+    key = SecretStr(own.api_key) if own.api_key else None
+    return settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
 
 
 async def list_workspaces(settings: Settings) -> list[str]:

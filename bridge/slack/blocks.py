@@ -195,6 +195,9 @@ def disconnect_notice(user_id: str, previous: Binding) -> str:
     return f"<@{user_id}> disconnected this channel from {escape(previous.target.label)}"
 
 
+NOTICE_UNKNOWN = "\nSlack did not answer when I announced it in the channel: the channel may not have been told."
+
+
 def notice_failed(error: str, me: str = "@letta", connected: bool = True) -> str:
     """Why the channel was not told; `me` is the bot as Slack shows it (`<@U…>`: whatever the app is called)."""
     if error in ("not_in_channel", "channel_not_found") and not connected:

@@ -4,6 +4,7 @@ response_url, notices in the channel, bindings in the store; bad input changes n
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -336,8 +337,15 @@ def test_another_workspace_is_refused_and_cannot_touch_this_ones_channels(sw: Sl
         assert answer.ack.status_code == 200 and "serves another Slack workspace" in answer.ack.text
     assert "another Slack workspace" in sw.choose(ch, group_choice(group), team="T0OTHER01").text
     assert len(sw.letta.requests) == before and sw.binding(ch, team="T0OTHER01") is None
-    # The same channel id bound in another workspace (by the CLI) is invisible from this one.
-    assert run_cli(sw.env, "channels", "connect", ch, group, "--team", "T0OTHER01").returncode == 0
+    # The CLI will not bind a channel of a workspace this bridge does not serve...
+    assert run_cli(sw.env, "channels", "connect", ch, group, "--team", "T0OTHER01").returncode == 2
+    # ...and the same channel id bound in another workspace (a database an OAuth bridge used) is invisible here.
+    with sqlite3.connect(sw.db) as db:
+        db.execute(
+            "INSERT INTO bindings (team_id, channel_id, kind, group_id, agents, bound_by, bound_at)"
+            " VALUES ('T0OTHER01', ?, 'group', ?, '[]', 'cli', '2026-12-06T10:00:00+00:00')",
+            (ch, group),
+        )
     assert "not connected" in sw.ask("status", ch)
     assert "was not connected" in sw.ask("disconnect", ch)
     assert sw.binding(ch, team="T0OTHER01") == ("group", group, "cli") and sw.binding(ch, TEAM) is None

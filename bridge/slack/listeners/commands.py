@@ -237,6 +237,10 @@ class CommandHandler:
             error = str(exc.response.get("error", "unknown"))
             log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)
             return Message(answer.text + blocks.notice_failed(error, who.me, connected), answer.blocks)
+        except Exception as exc:  # no answer from Slack (a dropped connection, a timeout): the change is saved
+            error = type(exc).__name__
+            log.warning("slack chat.postMessage outcome unknown channel=%s error=%s", who.channel_id, error)
+            return Message(answer.text + blocks.NOTICE_UNKNOWN, answer.blocks)
         return answer
 
 

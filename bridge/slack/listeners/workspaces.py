@@ -73,16 +73,25 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
     }
 
 
-def done_view(url: str, default: str) -> dict[str, Any]:
+def done_view(url: str, default: str, bound: int = 0) -> dict[str, Any]:
+    """`bound`: the workspace's connected channels, when the server changed: their agents were checked against the
+    server before, and mentions there fail until they are connected to the new one's."""
     said = f"This workspace now uses the Letta server at {shown_url(url)}." if url else (
         f"This workspace now uses the bridge's default Letta server, {shown_url(default)}."
     )
+    said += " The key was checked first."
+    if bound:
+        said += (
+            f" {bound} channel{'s are' if bound != 1 else ' is'} still connected to the previous server's "
+            f"agents or groups: run `/letta status` in {'each' if bound != 1 else 'it'} and connect "
+            f"{'them' if bound != 1 else 'it'} again to this server's, or mentions there will fail."
+        )
     return {
         "type": "modal",
         "callback_id": SETUP_VIEW + "_done",
         "title": {"type": "plain_text", "text": "Letta server"},
         "close": {"type": "plain_text", "text": "Done"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": said + " The key was checked first."}}],
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": said}}],
     }
 
 
@@ -134,11 +143,14 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
             await ack(response_action="errors", errors={URL_BLOCK: ADMINS_ONLY if admin is False else NOT_CONFIRMED})
             return
         url, key = _value(view, URL_BLOCK, URL_INPUT), _value(view, KEY_BLOCK, KEY_INPUT)
+        before, _ = await workspaces.letta_of(team)
         problem = await workspaces.save_letta(team, url, key, user, spent=time.monotonic() - began)
         if problem is not None:
             await ack(response_action="errors", errors={KEY_BLOCK if key else URL_BLOCK: problem[:2000]})
             return
-        await ack(response_action="update", view=done_view(url.rstrip("/"), default))
+        now, _ = await workspaces.letta_of(team)
+        bound = len(await workspaces.store.list_bindings(team)) if now.rstrip("/") != before.rstrip("/") else 0
+        await ack(response_action="update", view=done_view(url.rstrip("/"), default, bound))
 
     async def removed(context: AsyncBoltContext, body: dict[str, Any], why: str) -> None:
         team, enterprise = context.team_id, context.enterprise_id
