@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.attachments import Prepared, describe, prepare
 from bridge.config import Settings
@@ -15,6 +15,7 @@ from bridge.letta.quoting import block, label, person_label, quoted
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory, Earlier
 from bridge.slack.files import FileFetcher
+from bridge.slack.readable import readable
 from bridge.store.attachments import AttachmentStore
 from bridge.store.base import Store
 
@@ -71,7 +72,15 @@ class InputAssembly:
         prefix = self._settings.letta_context_prefix.format(user=speaker, channel=channel)
         context = await self._thread_context(turn, turn_id, agents)
         files = await self._files(turn, turn_id)
-        return Assembled(context + files.text + prefix + turn.text, speaker, files)
+        words = await self._readable(turn.text)
+        return Assembled(context + files.text + prefix + words, speaker, files)
+
+    async def _readable(self, text: str) -> str:
+        """People, channels and groups by the names Slack shows, not their ids."""
+        return await readable(text, self._directory.user_name, self._directory.channel_name)
+
+    async def _readable_earlier(self, earlier: Sequence[Earlier]) -> list[Earlier]:
+        return [replace(m, text=await self._readable(m.text)) if m.user_id else m for m in earlier]
 
     async def drop(self, turn_id: int) -> None:
         """The turn is over: its files' bytes are kept no longer."""
@@ -87,7 +96,7 @@ class InputAssembly:
         earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
         if not earlier:
             return ""
-        return thread_context(earlier, agents)
+        return thread_context(await self._readable_earlier(earlier), agents)
 
     async def history(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> str:
         """The thread so far, for an agent whose conversation of it was made after turns there reached agents
@@ -103,7 +112,7 @@ class InputAssembly:
         earlier = await self._directory.thread_before(
             turn.channel_id, turn.thread_ts, turn.message_ts, ours=frozenset(replies)
         )
-        return thread_context(earlier, agents, replies, THREAD_HISTORY_HEADER)
+        return thread_context(await self._readable_earlier(earlier), agents, replies, THREAD_HISTORY_HEADER)
 
     async def _files(self, turn: Turn, turn_id: int) -> Prepared:
         """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""

@@ -30,11 +30,11 @@ NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learne
 
 @dataclass(frozen=True)
 class Earlier:
-    """A person's earlier message in a thread: who, their Slack text, the files they shared; or one of the bot's
-    own posts asked for (no user)."""
+    """A person's earlier message in a thread: who, their Slack text, the files they shared; another app's post
+    (an alert the thread was started under); or one of the bot's own posts asked for (no user)."""
 
-    user_id: str
-    name: str
+    user_id: str  # an app's post: its bot id
+    name: str  # an app's post: the app's name, marked as an app's
     text: str
     files: tuple[SharedFile, ...] = ()
     ts: str = ""
@@ -57,6 +57,7 @@ class Directory:
         self._channels: dict[str, tuple[str, float]] = {}
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
+        self._own_bot: str | None = None  # this app's bot id (auth.test), learnt when a thread has bots' posts
 
     async def user_name(
         self, user_id: str, said: tuple[str, str] | None = None, profile: dict[str, Any] | None = None
@@ -184,8 +185,10 @@ class Directory:
             if page is None:
                 break
             messages, more = page
+            own = await self._own_bot_id() if any(_bot_post(m) and m.get("ts") not in ours for m in messages) else None
             messages = [
-                m for m in messages if (_spoken(m) or m.get("ts") in ours) and _ts_key(str(m.get("ts", ""))) < before
+                m for m in messages
+                if (_spoken(m) or _app_post(m, own) or m.get("ts") in ours) and _ts_key(str(m.get("ts", ""))) < before
             ]
             if more:
                 known_big = span
@@ -205,10 +208,22 @@ class Directory:
             if ts in ours:
                 found.append(Earlier("", "", text, ts=ts))
                 continue
+            if not _spoken(message):  # another app's post
+                found.append(Earlier(str(message["bot_id"]), _app_name(message), _app_text(message), ts=ts))
+                continue
             user = str(message["user"])
             named = await self.user_name(user, profile=message.get("user_profile"))
             found.append(Earlier(user, named, text, shared_files(message), ts))
         return found
+
+    async def _own_bot_id(self) -> str | None:
+        """This app's bot id, asked once; None while Slack does not say (every bot's post is then left out)."""
+        if self._own_bot is None:
+            try:
+                self._own_bot = str((await self._reads.auth_test()).get("bot_id") or "") or None
+            except FAILURES as exc:
+                log.info("slack auth.test failed error=%s", slack_error(exc))
+        return self._own_bot
 
     async def _replies(
         self, channel_id: str, thread_ts: str, oldest: tuple[int, int], latest: str
@@ -263,6 +278,33 @@ def _spoken(message: dict[str, Any]) -> bool:
     """A person's own message (no bot, no edit, join or other event)."""
     subtype = message.get("subtype")
     return not message.get("bot_id") and subtype in (None, *SPOKEN_SUBTYPES) and isinstance(message.get("user"), str)
+
+
+def _bot_post(message: dict[str, Any]) -> bool:
+    bot, subtype = message.get("bot_id"), message.get("subtype")
+    return bool(isinstance(bot, str) and bot and subtype in (None, "bot_message", *SPOKEN_SUBTYPES)
+                and _app_text(message).strip())
+
+
+def _app_post(message: dict[str, Any], own_bot: str | None) -> bool:
+    """Another app's post (an alert, a CI result): a bot's, not this app's (whose replies come from the store,
+    `ours`, and whose notices the agents need not read); with this app's bot id unknown, none is."""
+    return own_bot is not None and _bot_post(message) and message.get("bot_id") != own_bot
+
+
+def _app_name(message: dict[str, Any]) -> str:
+    profile = message.get("bot_profile") if isinstance(message.get("bot_profile"), dict) else {}
+    name = str(message.get("username") or (profile or {}).get("name") or "an app")
+    return f"{name} (app)"
+
+
+def _app_text(message: dict[str, Any]) -> str:
+    """An app's words: its text, else its attachments' fallbacks (what Slack shows where it cannot draw them)."""
+    text = str(message.get("text") or "")
+    if text.strip():
+        return text
+    attachments = message.get("attachments") if isinstance(message.get("attachments"), list) else []
+    return "\n".join(str(a.get("fallback") or a.get("text") or "") for a in attachments or [] if isinstance(a, dict))
 
 
 def _minus(ts: tuple[int, int], seconds: float) -> tuple[int, int]:

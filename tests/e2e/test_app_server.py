@@ -214,7 +214,7 @@ def test_killed_mid_turn_then_restarted_nobody_is_asked_twice(tmp_path: Path) ->
         assert renewed.conversation != cut.conversation
         # ...which starts empty: hal is told what the thread said before it, as any new conversation is
         so_far = dict(read(renewed.text).blocks)[THREAD_HISTORY_HEADER]
-        assert so_far[:2] == [("person", "maria", "<@U0BOTABCD> go"), ("agent", "gus", "gus says hi")]
+        assert so_far[:2] == [("person", "maria", "@Letta Bridge go"), ("agent", "gus", "gus says hi")]
         assert "Earlier in this Slack thread" not in rig.inputs(ids["gus"])[1].text  # its conversation goes on
 
 

@@ -194,7 +194,7 @@ def test_a_conversation_deleted_on_letta_is_replaced_and_the_thread_goes_on(rig:
     assert [i.conversation for i in rig.inputs(alice)] == [gone, fresh, fresh]
     # The new conversation starts empty: its first send carries the thread so far, once.
     first, second = rig.inputs(alice)[1:]
-    assert history(first.text) == [("person", "maria", "<@U0BOTABCD> start"), ("agent", "alice", "alice says hi")]
+    assert history(first.text) == [("person", "maria", "@Letta Bridge start"), ("agent", "alice", "alice says hi")]
     assert history(second.text) == []
     assert [r.status for r in rig.letta.sends() if gone in r.path] == [200, 404]
     assert [p.args["text"] for p in rig.slack.posts(channel, root) if p.args.get("username")] == ["alice says hi"] * 3
@@ -222,7 +222,7 @@ def test_a_thread_answered_before_conversations_were_on_gives_its_new_conversati
         _, first, second = r.inputs(alice)
         assert first.conversation is not None and second.conversation == first.conversation
         asked, answered = history(first.text)
-        assert asked == ("person", "maria", "<@U0BOTABCD> what is the plan?")
+        assert asked == ("person", "maria", "@Letta Bridge what is the plan?")
         assert answered == ("agent", "alice", "alice says hi")
         assert read(first.text).own[-1].endswith("and then?")
         assert history(second.text) == []  # once

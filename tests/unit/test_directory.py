@@ -219,3 +219,37 @@ def test_a_lookup_asked_for_ahead_that_fails_with_nobody_waiting_leaves_no_unret
     asyncio.run(main())
     gc.collect()
     assert unretrieved == []
+
+
+def test_a_thread_read_for_context_keeps_other_apps_posts_and_asks_who_this_app_is_once() -> None:
+    """An app's post with attachments only is read by their fallback; this app's own post that is no agent's
+    reply (a notice) stays out; auth.test is asked once, and only for a thread with bots' posts in it."""
+    with FakeSlack() as slack:
+        root = slack.add_message("C0ALERTS1", "")
+        alert = slack._find("C0ALERTS1", root)
+        assert alert is not None
+        alert.pop("user"), alert.pop("client_msg_id", None)
+        alert.update(subtype="bot_message", bot_id="B0PAGERDUTY", username="PagerDuty",
+                     attachments=[{"fallback": "disk full"}])
+        ours = slack.add_message("C0ALERTS1", "Queued: wait", thread_ts=root)
+        mine = slack._find("C0ALERTS1", ours)
+        assert mine is not None
+        mine.pop("user"), mine.update(subtype="bot_message", bot_id=slack.bot_id)
+        later = slack.add_message("C0ALERTS1", "why?", thread_ts=root)
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        names = Directory(client)
+
+        async def twice() -> list[Any]:
+            return [await names.thread_before("C0ALERTS1", root, later) for _ in range(2)]
+
+        first, second = asyncio.run(twice())
+        assert first == second and [(e.user_id, e.name, e.text) for e in first] == [
+            ("B0PAGERDUTY", "PagerDuty (app)", "disk full")
+        ]
+        assert len(slack.calls_to("auth.test")) == 1
+        quiet = slack.add_message("C0QUIET01", "a person's root")
+        asked = slack.add_message("C0QUIET01", "a question", thread_ts=quiet)
+        assert [e.text for e in asyncio.run(Directory(client).thread_before("C0QUIET01", quiet, asked))] == [
+            "a person's root"
+        ]
+        assert len(slack.calls_to("auth.test")) == 1, "no bot's post there: nobody asked who this app is"

@@ -1,0 +1,24 @@
+"""People and channels named in a mention, and in the thread before it, reach the agents by name, not as Slack's
+ids (slack/readable.py, applied as the turn's input is assembled)."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import World
+from tests.e2e.test_mentions import thread_posts
+from tests.e2e.test_threads import agent_inputs
+from tests.fakes.signing import event_body, mention_event
+
+
+def test_a_colleague_and_a_channel_named_in_a_mention_reach_the_agents_by_name(world: World) -> None:
+    crew = world.bound_crew(("alice",))
+    world.slack.add_user("U0456EFGH", "bob_human", display_name="bob_human")
+    root_ts = world.slack.add_message(crew.channel, "ship it? cc <@U0456EFGH>", user="U0456EFGH")
+    event = mention_event("x", channel=crew.channel, thread_ts=root_ts)
+    event["text"] = "<@U0BOTABCD> what did <@U0456EFGH> decide about <#C0999ZZZZ|deploys>?"
+    world.slack.add_message(crew.channel, event["text"], ts=event["ts"], thread_ts=root_ts)
+    assert world.bridge.post(event_body(event)).status_code == 200
+    thread_posts(world, crew.channel, root_ts, 1)
+    sent = agent_inputs(world, crew.agents["alice"])[-1]
+    assert "U0456EFGH" not in sent and "<#" not in sent, sent
+    assert sent.endswith("what did @bob_human decide about #deploys?"), sent
+    assert "ship it? cc @bob_human" in sent, sent  # the thread before it too
