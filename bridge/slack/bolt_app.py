@@ -73,10 +73,24 @@ class SingleTeamAuthorization(AsyncSingleTeamAuthorization):
                 self.auth_test_result = await req.context.client.auth_test()
             except SlackApiError as exc:
                 if slack_error(exc) not in PERMANENT:
-                    raise TryLater(f"Slack did not confirm the bot token error={slack_error(exc)}") from exc
+                    return _later(req, f"Slack did not confirm the bot token error={slack_error(exc)}", exc)
             except FAILURES as exc:
-                raise TryLater(f"Slack could not be asked to confirm the bot token error={slack_error(exc)}") from exc
+                return _later(req, f"Slack could not be asked to confirm the bot token error={slack_error(exc)}", exc)
         return await super().async_process(req=req, resp=resp, next=next)
+
+
+COMMAND_LATER = "Slack did not answer me just now, so I could not take this command: try it again in a minute."
+
+
+def _later(req: AsyncBoltRequest, why: str, exc: Exception) -> BoltResponse:
+    """A request that can be served later: TryLater (answered 500) for what is delivered again (events: by Slack,
+    or from the inbox); a slash command, which Slack never sends again (it would show the person only that the
+    command failed), is answered with the reason in words instead."""
+    body = req.body if isinstance(req.body, dict) else {}
+    if body.get("command"):
+        log.warning("slack command answered with try again: %s", why)
+        return BoltResponse(status=200, body=COMMAND_LATER)
+    raise TryLater(why) from exc
 
 
 def _asking_again(middleware: Any, logger: logging.Logger | None) -> Any:

@@ -62,9 +62,20 @@ class Usage:
     problem: str = ""
 
 
+# A word, or an option whose quoted value may hold spaces (`token="ALL DONE"`, the quotes Slack's editor curls too).
+_WORD = re.compile(r"""(\w+)=(?:"([^"]*)"|“([^”]*)”|'([^']*)'|‘([^’]*)’)|[^\s,]+""")
+
+
 def words(text: str) -> list[str]:
     cleaned = INVISIBLE.sub("", text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
-    return [w.strip(_WRAPPERS) for w in re.split(r"[\s,]+", cleaned) if w.strip(_WRAPPERS)]
+    found = []
+    for match in _WORD.finditer(cleaned):
+        if match.group(1):
+            value = next(v for v in match.groups()[1:] if v is not None)
+            found.append(f"{match.group(1)}={' '.join(value.split())}")
+        elif match.group(0).strip(_WRAPPERS):
+            found.append(match.group(0).strip(_WRAPPERS))
+    return found
 
 
 def _shown(typed: str) -> str:

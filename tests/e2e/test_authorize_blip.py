@@ -66,3 +66,16 @@ def test_a_token_slack_refuses_is_not_tried_again_for_ever(tmp_path: Path) -> No
         world.slack.fail_next("auth.test", error="token_revoked", times=2)
         _, response = world.bridge.mention("hello with a revoked token", crew.channel)
         assert response.status_code == 200  # Bolt's own answer: delivering it again would not help
+
+
+def test_a_slash_command_during_slacks_trouble_on_the_first_auth_test_is_told_to_try_again(tmp_path: Path) -> None:
+    """Slack never sends a slash command again: a 500 (as an event gets, to be delivered again) showed the person
+    only Slack's own failure. The command is answered with the reason, and the next one is served."""
+    from tests.e2e.slash import slash_world
+
+    with slash_world(tmp_path) as sw:
+        sw.slack.wait_for(lambda: len(sw.slack.calls_to("auth.test")) >= 1, 10)  # the start's own check
+        sw.slack.fail_next("auth.test", error="service_unavailable", status=503)
+        answer = sw.send("status", "C0BLIP001")
+        assert answer.ack.status_code == 200 and "try it again in a minute" in answer.ack.text, answer.ack.text
+        assert "not connected" in sw.ask("status", "C0BLIP001")

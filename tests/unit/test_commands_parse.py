@@ -97,6 +97,14 @@ def test_option_values_come_clean_of_smart_quotes() -> None:
     assert typed == Command("connect", (A1,), Pattern("dynamic", A2, None, "DONE"))
 
 
+@pytest.mark.parametrize("quoted", ['"ALL DONE"', "“ALL  DONE”", "'ALL DONE'", "‘ALL DONE’"])
+def test_a_quoted_option_value_keeps_its_spaces(quoted: str) -> None:
+    """Before, `token="ALL DONE"` was split into `token=ALL` and an id `DONE`, refused as no agent id (the menu
+    and the CLI's --termination-token take a token of several words)."""
+    typed = parse(f"connect {A1} pattern=dynamic manager={A2} token={quoted}")
+    assert typed == Command("connect", (A1,), Pattern("dynamic", A2, None, "ALL DONE"))
+
+
 @pytest.mark.parametrize("turns", ["²", "½", "3.0"])
 def test_max_turns_in_other_digits_is_usage_not_a_crash(turns: str) -> None:
     """`str.isdigit` is true for ² (which `int` refuses): the command crashed before its ack."""
