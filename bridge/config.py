@@ -7,6 +7,7 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -59,7 +60,8 @@ class AgentLook(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # An empty variable (docker-compose's ${VAR} while VAR is unset) is no setting: it does not hide config.toml's.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -131,7 +133,7 @@ class Settings(BaseSettings):
     letta_api_key: SecretStr | None = None
     letta_project: str | None = None
     letta_group_runner: RunnerChoice = "auto"
-    letta_connect_timeout: float = Field(default=10.0, gt=0)
+    letta_connect_timeout: float = Field(default=10.0, gt=0, le=600)  # aiohttp cannot wait for ever (inf) to connect
     letta_read_timeout: float = Field(default=300.0, gt=0)
     # One-shot lookups (check, channels, workspaces; /letta status's probes): a Letta that never answers is said to
     # be one within this, not after the read timeout that agent turns need.
@@ -281,6 +283,20 @@ class Settings(BaseSettings):
     def _prompts(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split("|") if part.strip())
+        return value
+
+    @field_validator("letta_context_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        """Formatted for every turn: a placeholder it does not know would fail each one, so it is refused here."""
+        allowed = "the prefix may hold {user} and {channel} (a brace of its own is written twice, {{ }})"
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError:
+            raise ValueError(f"its braces do not pair: {allowed}") from None
+        unknown = next((name for name in fields if name not in ("user", "channel")), None)
+        if unknown is not None:
+            raise ValueError(f"{{{unknown}}} is no placeholder: {allowed}")
         return value
 
     @field_validator("slack_command")

@@ -126,11 +126,18 @@ class Wizard:
         self.interactive = interactive
         self.path = Path(args.config or os.environ.get("BRIDGE_CONFIG") or DEFAULT_CONFIG_FILE)
         self.answers: dict[str, str] = {}
-        extra = {"slack_api_url": os.environ.get("SLACK_API_URL"), "letta_project": os.environ.get("LETTA_PROJECT")}
+        # Kept in the file as well: the manifest printed names SLACK_COMMAND's command, which a `serve` started
+        # from the file alone must answer.
+        command = os.environ.get("SLACK_COMMAND", "").strip()
+        extra = {
+            "slack_api_url": os.environ.get("SLACK_API_URL"),
+            "letta_project": os.environ.get("LETTA_PROJECT"),
+            "slack_command": command if not command or command.startswith("/") else "/" + command,
+        }
         self.extra = {k: v for k, v in extra.items() if v}
 
     def run(self) -> int:
-        try:  # SLACK_API_URL and LETTA_PROJECT come from the environment: a bad one stops init before any question
+        try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND come from the environment: a bad one stops init at once
             self._settings()
         except ValidationError as exc:
             raise InitStopped("; ".join(plain_errors(exc, Settings)) + ". Nothing was written.", 2) from None

@@ -84,8 +84,21 @@ def token_refused(error: str) -> bool:
     return error in _TOKEN_REFUSALS
 
 
+# Slack's own trouble or a limit, said for a call that checks a token: no fault of the token.
+_SLACK_TROUBLE = {"service_unavailable", "ratelimited", "rate_limited", "internal_error", "fatal_error",
+                  "request_timeout", "unknown"}
+
+
 def slack_refused(requirement: Requirement, error: str) -> str:
-    """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix."""
+    """What the person at the terminal reads when Slack refuses a token: what failed, the likely cause, the fix;
+    or, when Slack is in trouble or limits the app, that the token could not be checked, and to try again."""
+    if error in _SLACK_TROUBLE or error.startswith("http_"):
+        wait = "after the wait Slack asked for (a minute or so)" if "rate" in error else "in a minute"
+        return (
+            f"Slack could not check {requirement.variable} just now ({error}): Slack is having trouble or limits "
+            f"this app's calls, which says nothing against the token. Try again {wait}; https://slack-status.com "
+            "says whether Slack is having trouble."
+        )
     why = _TOKEN_REFUSALS.get(error, "Slack gave no more detail")
     return (
         f"Slack refused {requirement.variable} ({error}): {why}. Copy the current token from {requirement.where} "

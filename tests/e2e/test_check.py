@@ -275,3 +275,17 @@ def test_a_database_url_at_a_server_that_is_not_postgres_says_so_not_sslmode(tmp
         done = run_cli(env, "check", cwd=tmp_path)
     [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL database")]
     assert "is not PostgreSQL; check them in the URL" in line and "sslmode" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [("service_unavailable", 503), ("ratelimited", 429), ("internal_error", 500)]
+)
+def test_slacks_trouble_during_check_is_not_blamed_on_the_token(error: str, status: int, tmp_path: Path) -> None:
+    """Before, Slack's outage or rate limit read 'Slack refused SLACK_BOT_TOKEN ... Copy the current token and set
+    it again' (and `init` asked for a token that was fine)."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        slack.fail_next("auth.test", error, status=status, times=5)
+        done = run_cli(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), "check", cwd=tmp_path)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL slack")]
+    assert done.returncode == 1 and "Copy the current token" not in line, line
+    assert f"Slack could not check SLACK_BOT_TOKEN just now ({error})" in line and "Try again" in line, line

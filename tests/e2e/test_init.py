@@ -344,3 +344,17 @@ def test_a_letta_url_ending_in_v1_is_refused_before_it_misleads(
         assert f"LETTA_BASE_URL={url} ends in /v1" in done.stderr and f"write {letta.base_url}" in done.stderr
     asked = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}/v1", cwd=tmp_path)
     assert asked.returncode == 1 and "ends in /v1, which the bridge adds" in asked.stdout, asked.stdout
+
+
+def test_init_keeps_the_slash_command_it_printed_the_manifest_for(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    """`SLACK_COMMAND=agents python -m bridge init`: the manifest names /agents, and before, config.toml did not,
+    so a `serve` from the file alone answered every /agents with 404 (Slack showed the person an error)."""
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, LETTA_API_KEY=LETTA_KEY, SLACK_COMMAND="agents")
+    done = run_cli(env, "init", "--non-interactive", "--slack-signing-secret", SIGNING_SECRET, "--letta-base-url",
+                   letta.base_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "command: /agents" in done.stdout
+    assert tomllib.loads((tmp_path / "config.toml").read_text())["slack_command"] == "/agents"

@@ -211,3 +211,44 @@ def test_check_asks_slack_nothing_with_the_examples_placeholder_token() -> None:
     [line] = [c.line() for c in asyncio.run(slack_checks(settings))]
     said = "SLACK_BOT_TOKEN is still the example's placeholder \"xoxb-...\", so Slack cannot be checked"
     assert line == f"FAIL slack: {said}"
+
+
+def test_an_empty_variable_does_not_hide_the_config_files_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """docker-compose's `SLACK_BOT_TOKEN=${SLACK_BOT_TOKEN}` with the variable unset passes it empty: before, that
+    hid config.toml's token (`serve` said it was missing, and to set it in config.toml, which had it)."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "bridge.toml"
+    path.write_text('slack_bot_token = "xoxb-from-the-file"\nletta_api_key = "sk-from-the-file"\n')
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "")
+    monkeypatch.setenv("LETTA_API_KEY", "")
+    settings = load_settings()
+    assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-from-the-file"
+    assert settings.letta_api_key is not None and settings.letta_api_key.get_secret_value() == "sk-from-the-file"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "said"),
+    [
+        ("[{name} in #{channel}] ", "{name} is no placeholder"),
+        ("{0} says: ", "{0} is no placeholder"),
+        ("[{user in #{channel}] ", "its braces do not pair"),
+        ("{user.__class__} ", "{user.__class__} is no placeholder"),
+    ],
+)
+def test_a_context_prefix_every_turn_would_fail_on_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, prefix: str, said: str
+) -> None:
+    """Before, `check` passed and every turn failed with 'an unexpected error' (a KeyError formatting it)."""
+    line = first_error(monkeypatch, "LETTA_CONTEXT_PREFIX", prefix)
+    assert line.startswith(f"LETTA_CONTEXT_PREFIX: {said}") and "{user} and {channel}" in line, line
+    with monkeypatch.context() as patch:
+        patch.setenv("LETTA_CONTEXT_PREFIX", "{{json}} {user!r} in {channel}: ")
+        assert load_settings().letta_context_prefix == "{{json}} {user!r} in {channel}: "
+
+
+def test_a_connect_timeout_of_infinity_is_a_settings_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert first_error(monkeypatch, "LETTA_CONNECT_TIMEOUT", "inf").startswith("LETTA_CONNECT_TIMEOUT")
