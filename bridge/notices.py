@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 STOPPED_NOTICE = "Not answered: stopped before its turn came."
+UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
 POST_BURST = 3
@@ -137,6 +138,10 @@ class QueueNotices:
     def stopped(self, thread: ThreadKey) -> None:
         """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop."""
         self.withdrawn(thread, STOPPED_NOTICE)
+
+    def unbound(self, thread: ThreadKey) -> None:
+        """A turn of the thread ended unrun, its channel disconnected: as for a withdrawn one, in those words."""
+        self.withdrawn(thread, UNBOUND_NOTICE)
 
     async def stop(self) -> None:
         self._stopped = True

@@ -320,7 +320,9 @@ class Relay:
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
-        await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
+        status = await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
+        if status == "unbound":  # its thread's queue notice, if any, no longer promises an answer
+            self.notices.unbound((job.turn.team_id, job.turn.channel_id, job.turn.thread_ts))
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""

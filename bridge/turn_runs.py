@@ -43,8 +43,8 @@ class TurnRuns:
         self._order = StartOrder()  # within a slot, turns prepare a few at a time, first taken first
         self.failed: set[int] = set()  # turns whose runs kept crashing in this process: left for the next start
 
-    async def run(self, key: tuple[str, str], job: Job, request_id: str) -> None:
-        """Run the job to its end (made again after a crash), then count it and log its one line."""
+    async def run(self, key: tuple[str, str], job: Job, request_id: str) -> str:
+        """Run the job to its end (made again after a crash), then count it and log its one line; its status."""
         turn = job.turn
         with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
             loop = asyncio.get_running_loop()
@@ -75,6 +75,7 @@ class TurnRuns:
             if request_id:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
+            return status
 
     async def _database_answers(self) -> None:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,

@@ -15,6 +15,10 @@ UNBOUND = (
     "This channel is not connected to Letta agents yet: {who} can connect it here with `{command} connect`. "
     "Then mention me again."
 )
+DISCONNECTED = (
+    "This channel was disconnected from Letta, so this was not answered: {who} can connect it again with "
+    "`{command} connect`, then mention me again."
+)
 RECONNECT = " {who} can connect this channel to a group or agents that exist with `{command} connect`."
 DEFAULT_UNUSABLE = (
     "Nothing can answer here right now: the bridge's default Letta target (`{target}`) cannot be used: {reason}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -45,6 +46,7 @@ from bridge.turn_words import (
     CRASHED,
     DEADLINE_HINT,
     DEFAULT_UNUSABLE,
+    DISCONNECTED,
     NOT_RUN,
     STOPPED_DRAFT,
     UNBOUND,
@@ -57,6 +59,16 @@ log = logging.getLogger(__name__)
 # What `run` returns for a turn it found no longer its to take (withdrawn or stopped while it waited, or a resumed
 # one stopped meanwhile, whose stop's end is then handed back as `stopping`): whoever ended it counts it.
 NOT_TAKEN = "not taken"
+TOLD_KEPT = 1000  # threads told their channel is not connected, remembered (pruned past this many)
+TOLD_SECONDS = 3600.0  # a thread's turns queued longer than this before it was told are told again
+
+
+def slack_seconds(ts: str) -> float:
+    """A Slack ts as seconds since the epoch (0 for one that is not a number)."""
+    try:
+        return float(ts)
+    except ValueError:
+        return 0.0
 
 @dataclass(frozen=True)
 class Job:
@@ -102,6 +114,7 @@ class TurnWorker:
         self._shown = TurnShown(settings, store, poster, self.sessions)  # a turn's session or working signs
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
+        self._told_unbound: dict[tuple[str, str, str], float] = {}  # thread -> when it was told it is not connected
         self._journaled: dict[int, set[str]] = {}
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
         self._directory = directory
@@ -189,8 +202,7 @@ class TurnWorker:
             notice = DEFAULT_UNUSABLE.format(target=" ".join(s.default_target), reason=unusable)
             return await self._end_unrun(job, drafts, "notice:default", notice, "failed", unusable)
         if binding is None:
-            unbound = UNBOUND.format(who=who_configures(s), command=s.slack_command)
-            return await self._end_unrun(job, drafts, "notice:unbound", unbound, "unbound")
+            return await self._end_unbound(job, drafts)
         refused = await self._poster.still_refused(turn.channel_id)  # archived, the bot removed, deleted
         if refused is not None:  # the agents are not asked: nobody would see the answers they would remember
             why = CHANNEL_REFUSALS[refused]
@@ -206,12 +218,33 @@ class TurnWorker:
             await self._inputs.drop(job.turn_id)  # the turn is over: its files' bytes are kept no longer
         return status
 
+    async def _end_unbound(self, job: Job, drafts: TurnDrafts) -> str:
+        """A turn of a channel that is not connected, said in its thread: "not connected yet", or, once it was
+        disconnected, so. The turns that were already waiting in a thread when it was told (follow-ups queued when
+        the channel was disconnected) end without a notice of their own: one notice, not one per turn."""
+        turn, s = job.turn, self._settings
+        thread = (turn.team_id, turn.channel_id, turn.thread_ts)
+        told = self._told_unbound.get(thread)
+        if told is not None and slack_seconds(turn.message_ts) < told:
+            log.info("turn not run: its channel is not connected, as its thread was told while it waited")
+            return await self._end_unrun(job, drafts, "", "", "unbound")
+        last = await self._store.history(turn.team_id, turn.channel_id, limit=1)
+        words = DISCONNECTED if last and last[0].action == "disconnect" else UNBOUND
+        now = time.time()
+        if len(self._told_unbound) >= TOLD_KEPT:
+            self._told_unbound = {k: t for k, t in self._told_unbound.items() if t > now - TOLD_SECONDS}
+        self._told_unbound[thread] = now
+        notice = words.format(who=who_configures(s), command=s.slack_command)
+        return await self._end_unrun(job, drafts, "notice:unbound", notice, "unbound")
+
     async def _end_unrun(
         self, job: Job, drafts: TurnDrafts, source: str, notice: str, status: str, error: str = ""
     ) -> str:
-        """A turn that cannot run ended with its notice; what an earlier run of it (in a process gone since, its
-        channel disconnected meanwhile) put up is taken back (session or signs), its drafts closed."""
-        await self._owe(job, source, notice)
+        """A turn that cannot run ended with its notice (none: its thread was told already); what an earlier run
+        of it (in a process gone since, its channel disconnected meanwhile) put up is taken back (session or
+        signs), its drafts closed."""
+        if notice:
+            await self._owe(job, source, notice)
         if job.started:
             await drafts.abandon()
         try:

@@ -51,6 +51,7 @@ def restarted_worker(store: Any, sessions: Sessions) -> tuple[TurnWorker, Poster
     worker._settings, worker._store, worker._poster = s, store, poster  # type: ignore[assignment]
     worker._live, worker.sessions, worker._fallback = live, sessions, None  # type: ignore[assignment]
     worker.ack_first, worker._redactor, worker._outboxes, worker._journaled = AckFirst(), Redactor(()), {}, {}
+    worker._told_unbound = {}
     worker.stops = TurnStops(store, SimpleNamespace(), 0)  # type: ignore[arg-type]
     worker._posting = TurnFlush(s, poster, worker.stops, worker.ack_first)  # type: ignore[arg-type]
     worker._shown = TurnShown(s, store, poster, sessions)  # type: ignore[arg-type]
@@ -98,7 +99,7 @@ def test_a_resumed_turn_in_a_channel_disconnected_meanwhile_takes_its_signs_back
     posted, set_calls, live_calls, unfinished = asyncio.run(main())
     assert unfinished == 0
     [notice] = [c[3].text for c in posted if c[0] == "post"]
-    assert notice.startswith("This channel is not connected")
+    assert notice.startswith("This channel was disconnected from Letta")  # it was, while the bridge was down
     signs = [c[:4] for c in posted if c[0] in ("react", "unreact", "status")]
     if started:  # the draft the killed process left is stopped, not left streaming for good
         assert [c[:3] for c in live_calls] == [("close", "C1", "5.000001")]
