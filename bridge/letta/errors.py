@@ -101,6 +101,12 @@ class LettaError(Exception):
         return "handshake" if "SSL" in self.detail else ""
 
     @property
+    def proxy(self) -> bool:
+        """The proxy this host goes through failed: it could not be reached, or refused to carry the request
+        (HTTP 407 when it wants credentials); Letta was never reached."""
+        return self.kind == Kind.UNREACHABLE and ("Proxy" in self.detail or "the proxy answered" in self.detail)
+
+    @property
     def cloud(self) -> bool:
         """Letta Cloud answered (its logs and whether it runs are not the operator's to check)."""
         return urlsplit(self.base_url).hostname in CLOUD_HOSTS
@@ -166,6 +172,11 @@ class LettaError(Exception):
                 "the request had already been answered or had ended."
             )
         match self.kind:
+            case Kind.UNREACHABLE if self.proxy:
+                return (
+                    f"I couldn't reach the Letta server at {url}: the proxy this host goes through failed{detail}. "
+                    "An operator needs to check its proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."
+                )
             case Kind.UNREACHABLE if self.gateway:
                 return (
                     f"I couldn't reach the Letta server at {url}: {self.detail} (HTTP {self.status}). "
@@ -283,6 +294,13 @@ class LettaError(Exception):
         url = self.base_url or "LETTA_BASE_URL"
         detail = f" ({self.detail})" if self.detail else ""
         match self.kind:
+            case Kind.UNREACHABLE if self.proxy:
+                return (
+                    f"cannot reach the Letta server at {url} through the proxy{detail}: check the proxy variable that "
+                    "applies to it (HTTPS_PROXY, or HTTP_PROXY for an http:// server): its address, and user:password "
+                    "if the proxy asks for them (http://user:password@proxy:3128); or name the server's host in "
+                    "NO_PROXY if it is reached directly."
+                )
             case Kind.UNREACHABLE if self.tls == "certificate":
                 return (
                     f"the Letta server at {url} answers, but its TLS certificate is not trusted on this host{detail} "

@@ -57,12 +57,20 @@ WIRE_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 def wire_kind(exc: BaseException) -> Kind:
-    """What a failure on the wire means for a send: only one that certainly sent nothing may be retried."""
-    if isinstance(exc, UNSENT):
+    """What a failure on the wire means for a send: only one that certainly sent nothing may be retried (a proxy
+    that refused the tunnel, or could not be reached, sent nothing on)."""
+    if isinstance(exc, (*UNSENT, aiohttp.ClientHttpProxyError)):
         return Kind.UNREACHABLE
     if isinstance(exc, TIMEOUTS):
         return Kind.TIMEOUT
     return Kind.DISCONNECTED
+
+
+def wire_detail(exc: BaseException) -> str:
+    """The failure's name, and for a proxy that refused the tunnel its status (407: it wants credentials)."""
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"{type(exc).__name__}: the proxy answered HTTP {exc.status}"
+    return type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ class LettaTransport:
                         yield item
                     return
             except WIRE_ERRORS as exc:  # retried below only when certainly unsent
-                error = self._fail(wire_kind(exc), type(exc).__name__, None, request_id, "POST", path)
+                error = self._fail(wire_kind(exc), wire_detail(exc), None, request_id, "POST", path)
             except LettaError as exc:
                 exc.request_id = exc.request_id or request_id
                 error = exc
@@ -290,7 +298,7 @@ class LettaTransport:
             ) as response:
                 return await _answer(response)
         except WIRE_ERRORS as exc:
-            raise self._fail(wire_kind(exc), type(exc).__name__, None, request_id, method, path) from None
+            raise self._fail(wire_kind(exc), wire_detail(exc), None, request_id, method, path) from None
 
     async def _probe(self, method: str, path: str, json: object = None) -> Answer:
         """What a route answers: its status and headers, and an error's body (a success's is left unread: a probe
@@ -300,7 +308,7 @@ class LettaTransport:
                 body = await response.read() if response.status >= 400 else b""
                 return Answer(response.status, response.headers, body, response.reason or "")
         except WIRE_ERRORS as exc:
-            raise self._fail(wire_kind(exc), type(exc).__name__, None, "", method, path) from None
+            raise self._fail(wire_kind(exc), wire_detail(exc), None, "", method, path) from None
 
     def _error_for(self, response: Answer, request_id: str, method: str, path: str) -> LettaError:
         status = response.status
@@ -317,6 +325,8 @@ class LettaTransport:
             detail = gateway.said
         if gateway is not None and gateway.unsent:
             kind = Kind.UNREACHABLE  # the gateway says it never got the request to Letta
+        elif status == 407:
+            kind, detail = Kind.UNREACHABLE, "the proxy answered HTTP 407"  # it forwarded nothing: it wants credentials
         elif status in (401, 403):
             kind = Kind.UNAUTHORIZED
         elif status == 405 or (status == 404 and detail == "Not Found"):
@@ -372,7 +382,7 @@ async def get_once(url: str, headers: Mapping[str, str], within: float, base_url
         ):
             return await _answer(response)
     except WIRE_ERRORS as exc:
-        raise LettaError(wire_kind(exc), type(exc).__name__, base_url=base_url) from None
+        raise LettaError(wire_kind(exc), wire_detail(exc), base_url=base_url) from None
 
 
 def _retry_after(value: str | None) -> float | None:
