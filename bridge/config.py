@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -20,8 +20,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -59,9 +61,20 @@ class AgentLook(BaseModel):
     icon_url: str | None = None
 
 
+class EmptyIsUnset(EnvSettingsSource):
+    """The environment, where an empty variable for a setting that is unset by default (a token, a key, a URL:
+    docker-compose's `${VAR}` while VAR is unset) is no setting, and does not hide config.toml's value. Where empty
+    means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off), it is taken as given."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, complex_ = super().get_field_value(field, field_name)
+        if value == "" and field.default is None:
+            return None, key, complex_
+        return value, key, complex_
+
+
 class Settings(BaseSettings):
-    # An empty variable (docker-compose's ${VAR} while VAR is unset) is no setting: it does not hide config.toml's.
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -361,7 +374,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EmptyIsUnset(settings_cls)]
         path = config_file()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))

@@ -22,6 +22,18 @@ def config_file() -> Path | None:
     return default if default.is_file() else None
 
 
+def where_read() -> str:
+    """Which file the settings came from, besides the environment: a newcomer who ran `init` in another folder
+    learns why what it wrote was not read."""
+    path = config_file()
+    if path is not None:
+        return f"(Settings were read from the environment and {path.absolute()}.)"
+    return (
+        f"(No config file was read: there is no {DEFAULT_CONFIG_FILE} in {Path().absolute()}; run from the folder "
+        "that has it, or name it in BRIDGE_CONFIG.)"
+    )
+
+
 def settings_folder() -> Path:
     """Where relative paths in the settings start: the config file's folder, else the current folder."""
     path = config_file()

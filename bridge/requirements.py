@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from bridge.config import LETTA_CLOUD_URL, Settings
+from bridge.config_file import where_read
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,13 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
 
 
 def set_them_up(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"] = "serve") -> str:
-    """What to do about the lines `missing` gave. `init` sets up one bot token, never Socket Mode's app-level
-    token; OAuth mode's settings are for docs/workspaces.md to explain."""
+    """What to do about the lines `missing` gave, and which config file was read (if any)."""
+    return f"{_what_to_do(settings, mode)} {where_read()}"
+
+
+def _what_to_do(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> str:
+    """`init` sets up one bot token, never Socket Mode's app-level token; OAuth mode's settings are for
+    docs/workspaces.md to explain."""
     if settings.slack_client_id is not None or settings.slack_client_secret is not None:
         return (
             "OAuth mode: set them in the environment or in config.toml, as docs/workspaces.md (Turning it on) "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -87,6 +88,16 @@ async def _started(bridge: Bridge) -> AsyncIterator[None]:
         await bridge.stop()
 
 
+def _warn_of_an_ephemeral_disk(settings: Settings) -> None:
+    """SQLite on a host that wipes its disk at each deploy: `check` says so, but a PaaS runs `serve` only, so its
+    log says it too, at every start."""
+    if settings.database_url.startswith("sqlite:"):
+        from bridge.checks import ephemeral_sqlite  # `check`'s module, loaded only here
+
+        for found in ephemeral_sqlite(dict(os.environ)):
+            log.warning(found.detail)
+
+
 def settle_the_heap() -> None:
     """Everything built to start (modules, the app, its clients) is kept for the process's life: collected once,
     then set aside from the collector's full passes (`gc.freeze`). A full pass otherwise walks all of it again,
@@ -157,6 +168,7 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
         ingress.on_lost = signals.stop.set  # a bridge whose events nobody answers stops, to be started again
     try:
         async with _started(bridge):
+            _warn_of_an_ephemeral_disk(settings)
             await runner.setup()
             if front is not None:
                 try:
@@ -249,6 +261,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     told = await letta_kind_told(settings)
     bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
+        _warn_of_an_ephemeral_disk(settings)
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )

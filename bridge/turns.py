@@ -60,15 +60,7 @@ log = logging.getLogger(__name__)
 # one stopped meanwhile, whose stop's end is then handed back as `stopping`): whoever ended it counts it.
 NOT_TAKEN = "not taken"
 TOLD_KEPT = 1000  # threads told their channel is not connected, remembered (pruned past this many)
-TOLD_SECONDS = 3600.0  # a thread's turns queued longer than this before it was told are told again
-
-
-def slack_seconds(ts: str) -> float:
-    """A Slack ts as seconds since the epoch (0 for one that is not a number)."""
-    try:
-        return float(ts)
-    except ValueError:
-        return 0.0
+TOLD_SECONDS = 3600.0  # how long a thread told its channel is not connected is remembered, past TOLD_KEPT of them
 
 @dataclass(frozen=True)
 class Job:
@@ -114,7 +106,8 @@ class TurnWorker:
         self._shown = TurnShown(settings, store, poster, self.sessions)  # a turn's session or working signs
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
-        self._told_unbound: dict[tuple[str, str, str], float] = {}  # thread -> when it was told it is not connected
+        # thread -> (its newest turn then, when) as it was told that it is not connected
+        self._told_unbound: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._journaled: dict[int, set[str]] = {}
         fetcher = FileFetcher(lambda: poster.client.token, hosts=file_hosts(settings.slack_api_url))
         self._directory = directory
@@ -225,15 +218,16 @@ class TurnWorker:
         turn, s = job.turn, self._settings
         thread = (turn.team_id, turn.channel_id, turn.thread_ts)
         told = self._told_unbound.get(thread)
-        if told is not None and slack_seconds(turn.message_ts) < told:
+        if told is not None and job.turn_id <= told[0]:
             log.info("turn not run: its channel is not connected, as its thread was told while it waited")
             return await self._end_unrun(job, drafts, "", "", "unbound")
         last = await self._store.history(turn.team_id, turn.channel_id, limit=1)
         words = DISCONNECTED if last and last[0].action == "disconnect" else UNBOUND
-        now = time.time()
+        now = time.monotonic()
         if len(self._told_unbound) >= TOLD_KEPT:
-            self._told_unbound = {k: t for k, t in self._told_unbound.items() if t > now - TOLD_SECONDS}
-        self._told_unbound[thread] = now
+            self._told_unbound = {k: t for k, t in self._told_unbound.items() if t[1] > now - TOLD_SECONDS}
+        # The turns accepted in the thread by now are waiting behind this one: its notice tells them too.
+        self._told_unbound[thread] = (await self._store.last_turn_in_thread(*thread), now)
         notice = words.format(who=who_configures(s), command=s.slack_command)
         return await self._end_unrun(job, drafts, "notice:unbound", notice, "unbound")
 

@@ -188,8 +188,11 @@ def decide_message(
         if _addressed_elsewhere(_str(event.get("text")), bot_user_id):
             return Ignored(Reason.NOT_A_MENTION, "to someone else")
         decision = _human_turn(body, event, bot_user_id)
-        if not isinstance(decision, Turn) or _mentions(_str(event.get("text")), bot_user_id):
-            return decision  # a mention's message twin is the mention (a stop word in it stops, once)
+        twin = event.get("channel_type") != "im" and _mentions(_str(event.get("text")), bot_user_id)
+        if not isinstance(decision, Turn) or twin:
+            # A mention's message twin is the mention (a stop word in it stops, once). A DM has no app_mention:
+            # there, with direct messages off, a reply mentioning the bot stays a follow-up like any other.
+            return decision
         return replace(decision, follow_up=True)
     return Ignored(Reason.NOT_A_MENTION)
 

@@ -36,7 +36,10 @@ async def readable(text: str, user_name: Lookup, channel_name: Lookup) -> str:
     answers = await asyncio.gather(
         *(user_name(u) for u in users), *(channel_name(c) for c in channels), return_exceptions=True
     )
-    names = {key: answer for key, answer in zip(asked, answers, strict=True) if isinstance(answer, str)}
+    # A lookup Slack refused answers the id itself: that markup stays as written.
+    names = {
+        key: answer for key, answer in zip(asked, answers, strict=True) if isinstance(answer, str) and answer != key
+    }
 
     def word(m: re.Match[str]) -> str:
         if m["user"]:

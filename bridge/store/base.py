@@ -231,6 +231,10 @@ class Store(Protocol):
         """Whether the bridge has taken up a turn in this thread (so replies there are follow-ups)."""
         ...
 
+    async def last_turn_in_thread(self, team_id: str, channel_id: str, thread_ts: str) -> int:
+        """The id of the thread's newest accepted turn (0 for none): those up to it were accepted by then."""
+        ...
+
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         """How many of the thread's turns before `turn_id` an agent answered (a step answered): one that never
         reached the agents (unbound, refused, Letta down, stopped first) gave them no thread context. Those that

@@ -280,6 +280,15 @@ class PostgresStore(PostgresJournal):
         )
         return found is not None
 
+    async def last_turn_in_thread(self, team_id: str, channel_id: str, thread_ts: str) -> int:
+        last = await self.pool.fetchval(
+            "SELECT max(id) FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3",
+            team_id,
+            channel_id,
+            thread_ts,
+        )
+        return int(last or 0)
+
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         count = await self.pool.fetchval(
             "SELECT COUNT(*) + (SELECT COUNT(*) FROM pruned_threads WHERE team_id=$1 AND channel_id=$2"

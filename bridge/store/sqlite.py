@@ -228,6 +228,13 @@ class SqliteStore(SqliteJournal):
         )
         return row is not None
 
+    async def last_turn_in_thread(self, team_id: str, channel_id: str, thread_ts: str) -> int:
+        row = await self._one(
+            "SELECT max(id) FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=?",
+            (team_id, channel_id, thread_ts),
+        )
+        return int(row[0]) if row and row[0] is not None else 0
+
     async def earlier_turns_in_thread(self, team_id: str, channel_id: str, thread_ts: str, turn_id: int) -> int:
         row = await self._one(
             "SELECT COUNT(*) + (SELECT COUNT(*) FROM pruned_threads WHERE team_id=?1 AND channel_id=?2"

@@ -17,10 +17,10 @@ SQLITE_V17 = "ALTER TABLE turns ADD COLUMN binding TEXT;"
 POSTGRES_V17 = "ALTER TABLE turns ADD COLUMN IF NOT EXISTS binding TEXT;"
 
 
-# A turn some process took to run (schema v17 on): one that ended without ever running (stopped or withdrawn while
-# it waited) has none, and does not make its thread one the bot answers in (Store.thread_answered). A turn ended
-# before v17 counts unless stopped, which it may have been while it waited.
-ANSWERED_IN_THREAD = "(status NOT IN ('unbound', 'stopped') OR binding IS NOT NULL)"
+# A thread the bot answers in (Store.thread_answered) has a turn that waits, ran or runs: not one that ended unbound
+# (its notice asked for a new mention), nor one stopped or withdrawn while it waited, which no process took (schema
+# v17 on, a taken turn has its binding; a turn stopped before v17 does not count, as it may have been waiting).
+ANSWERED_IN_THREAD = "(status <> 'unbound' AND (status <> 'stopped' OR binding IS NOT NULL))"
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,11 @@ def test_missing_settings_lead_a_newcomer_to_init(tmp_path: Path) -> None:
     del env["SLACK_BOT_TOKEN"]
     done = run_cli(env, "serve", cwd=tmp_path)
     assert done.returncode == 2 and "python -m bridge init" in done.stderr
+    # ...and which file was read: a newcomer who ran init in another folder learns why it was not.
+    assert f"No config file was read: there is no config.toml in {tmp_path}" in done.stderr, done.stderr
+    (tmp_path / "config.toml").write_text('slack_api_url = "http://127.0.0.1:9/api/"\n')
+    done = run_cli(env, "serve", cwd=tmp_path)
+    assert done.returncode == 2 and f"read from the environment and {tmp_path / 'config.toml'}" in done.stderr
 
 
 def test_socket_without_its_app_token_says_how_to_set_it_not_init_alone(tmp_path: Path) -> None:

@@ -138,3 +138,14 @@ def test_metrics_readiness_and_json_logs_after_a_scripted_run(pg_server: PgServe
         assert "XYZZY" in debug.logs()
         for secret in (BOT_TOKEN, SIGNING_SECRET, LETTA_KEY, METRICS_TOKEN, DB_PASSWORD):
             assert secret not in debug.logs(), secret
+
+
+def test_serve_on_sqlite_on_a_disk_the_host_wipes_says_so_in_its_log(tmp_path: Path) -> None:
+    """A PaaS runs `serve`, never `check`: the warning that bindings go with every deploy was `check`'s only."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db", DYNO="web.1"))
+        bridge.start(tmp_path / "bridge.log")
+        try:
+            assert "SQLite on Heroku (DYNO is set)" in bridge.logs()
+        finally:
+            bridge.stop()

@@ -3,12 +3,15 @@ question to the agents (decide.decide_message: a message that mentions the bot i
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, open_world
 from tests.e2e.test_mentions import wait_done
-from tests.e2e.test_threads import agent_inputs
-from tests.fakes.signing import event_body, mention_event
+from tests.e2e.test_threads import agent_inputs, reply_in_thread
+from tests.fakes.signing import event_body, mention_event, next_ts
 
 
 def _stop_and_twin(world: World, channel: str, thread_ts: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -57,3 +60,18 @@ def test_a_stop_whose_twin_comes_after_the_stop_ended_is_not_a_new_turn(world: W
     assert world.bridge.post(event_body(twin)).status_code == 200
     asked = _asked_after(world, crew.channel, root["ts"], crew.agents["alice"], before)
     assert len(asked) == 1 and asked[0].endswith("and then?"), asked
+
+
+def test_a_dm_reply_mentioning_the_bot_is_left_alone_when_direct_messages_are_off(tmp_path: Path) -> None:
+    """No app_mention comes in a DM, so such a reply is no mention's twin: without DEFAULT_TARGET it is ignored
+    like the rest of the DM, not answered 'This channel is not connected'."""
+    with open_world("bridge", tmp_path) as world:
+        dm, root = "D0DMCHAN1", next_ts()
+        world.slack.add_channel(dm, "dm")
+        world.slack.add_message(dm, "hello bot", user="U0123ABCD", ts=root)
+        event = {"user": "U0123ABCD", "type": "message", "ts": root, "text": "hello bot", "team": "T0123ABCD",
+                 "channel": dm, "event_ts": root, "channel_type": "im"}
+        assert world.bridge.post(event_body(event)).status_code == 200
+        reply_in_thread(world, dm, root, "<@U0BOTABCD> are you there?", kind="im")
+        time.sleep(2)
+        assert [p for p in world.slack.calls_to("chat.postMessage") if p.args.get("channel") == dm] == []

@@ -3,9 +3,11 @@ answers in: people's replies there stay theirs (store.turn_binding.ANSWERED_IN_T
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, open_world
 from tests.e2e.test_channel_life import _deleted
 from tests.e2e.test_mentions import wait_done
 from tests.e2e.test_threads import agent_inputs, reply_in_thread
@@ -38,3 +40,19 @@ def test_chatter_in_a_thread_whose_mention_ended_before_it_ran_is_not_sent_to_th
     wait_done(world, crew.channel, after["ts"])
     asked = agent_inputs(world, alice)[1:]
     assert len(asked) == 1 and asked[0].endswith("next question"), asked
+
+
+def test_chatter_in_a_thread_told_it_is_not_connected_is_not_sent_once_it_is(tmp_path: Path) -> None:
+    """The notice asked for a new mention: replies there after the channel is connected stay the people's."""
+    with open_world("bridge", tmp_path) as world:
+        crew = world.crew(("alice",))
+        world.slack.add_channel(crew.channel, "chan-x")
+        root, _ = world.bridge.mention("hello?", crew.channel)  # not connected yet
+        world.slack.wait_for(lambda: any("not connected" in str(p.args.get("text"))
+                                         for p in world.slack.posts(crew.channel, root["ts"])), 10)
+        world.connect(crew.channel, crew.group_id)
+        reply_in_thread(world, crew.channel, root["ts"], "ok whatever, lunch?")  # no mention
+        after, _ = world.bridge.mention("real question", crew.channel)
+        wait_done(world, crew.channel, after["ts"])
+        asked = agent_inputs(world, crew.agents["alice"])
+        assert len(asked) == 1 and asked[0].endswith("real question"), asked

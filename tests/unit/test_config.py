@@ -228,6 +228,13 @@ def test_an_empty_variable_does_not_hide_the_config_files_value(
     settings = load_settings()
     assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-from-the-file"
     assert settings.letta_api_key is not None and settings.letta_api_key.get_secret_value() == "sk-from-the-file"
+    # Where empty means something, it is taken as given (an existing deployment's way to turn each off).
+    for variable in ("LETTA_CONTEXT_PREFIX", "SLACK_SUGGESTED_PROMPTS", "SLACK_DONE_REACTION"):
+        monkeypatch.setenv(variable, "")
+    settings = load_settings()
+    assert (settings.letta_context_prefix, settings.slack_suggested_prompts, settings.slack_done_reaction) == (
+        "", (), ""
+    )
 
 
 @pytest.mark.parametrize(

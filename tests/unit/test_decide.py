@@ -180,6 +180,10 @@ def test_a_thread_reply_addressed_to_someone_else_is_left_to_them() -> None:
     # One that mentions the bot is the message twin of an app_mention: the mention itself (a stop in it stops).
     decision = decide_message(_reply("<@U0BOTABCD> and <@U0456EFGH>: go on"), BOT)
     assert isinstance(decision, Turn) and not decision.follow_up
+    in_a_dm = _reply("<@U0BOTABCD> are you there?")
+    in_a_dm["event"]["channel_type"] = "im"  # no app_mention comes in a DM: it stays a follow-up
+    decision = decide_message(in_a_dm, BOT)
+    assert isinstance(decision, Turn) and decision.follow_up
 
 
 def test_a_deleted_message_names_the_message_whose_turn_is_withdrawn() -> None:

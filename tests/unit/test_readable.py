@@ -34,7 +34,8 @@ def test_people_channels_and_groups_are_read_as_their_names() -> None:
 
 
 def test_a_name_that_cannot_be_learnt_leaves_the_id_and_other_text_is_untouched() -> None:
-    assert read("ask <@U0BROKEN1> and <@U0NOBODY1>") == "ask <@U0BROKEN1> and @U0NOBODY1"
+    text = "ask <@U0BROKEN1> and <@U0NOBODY1> in <#C0GONE001>"
+    assert read(text) == text
     for text in ("no markup at all", "a link <https://example.com|here>", "<@lowercase> <#nope>", "a < b > c"):
         assert read(text) == text
 

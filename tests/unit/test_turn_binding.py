@@ -65,5 +65,20 @@ def test_a_thread_whose_only_mention_ended_before_it_ran_is_not_one_the_bot_answ
         await store.stop_turns("T1", "C1", "2.000000", "U2")
         await store.finish_turn(running, "stopped")
         assert await store.thread_answered("T1", "C1", "2.000000"), "stopped while it ran: the bot was there"
+        assert await store.last_turn_in_thread("T1", "C1", "2.000000") == running
+        assert await store.last_turn_in_thread("T1", "C1", "9.000000") == 0
+
+    run(database_url, body)
+
+
+def test_a_thread_whose_only_mention_ended_unbound_is_not_one_the_bot_answers_in(database_url: str) -> None:
+    """Its notice asked for a new mention: chatter there, once the channel is connected, is not the agents'."""
+    async def body(store: Store) -> None:
+        turn_id = await store.accept_turn(Turn("T1", "C1", "3.000001", "3.000000", "U1", "hi", "E1"), "o1")
+        assert turn_id is not None
+        taken = await store.take_turn(turn_id, None)  # as TurnWorker._take does in a channel not connected
+        assert taken is not None and taken.binding is None
+        await store.finish_turn(turn_id, "unbound")
+        assert not await store.thread_answered("T1", "C1", "3.000000")
 
     run(database_url, body)
