@@ -99,6 +99,11 @@ def fenced(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
+NOT_SHARED = "Slack did not share it with the bot"
+LEFT = "not passed on: the agents are given images only"
+LEFT_TEXT = "not passed on: the agents are given images and text files only"
+
+
 async def prepare(
     files: Sequence[SharedFile], fetch: Fetch, max_bytes: int, inline_text: bool = False, inline_chars: int = 4000
 ) -> Prepared:
@@ -108,9 +113,13 @@ async def prepare(
     inlined: list[str] = []
     missing: list[tuple[str, str]] = []
     for file in files:
+        if not file.url:  # a Slack Connect file of another organisation: its details are not the bot's to read
+            missing.append((file.name, NOT_SHARED))
+            lines.append(describe(file, "not passed on: " + NOT_SHARED))
+            continue
         wanted = file.mimetype.lower() in IMAGE_TYPES or (inline_text and is_text(file))
         if not wanted:
-            lines.append(describe(file))
+            lines.append(describe(file, LEFT_TEXT if inline_text else LEFT))
             continue
         try:
             data = await fetch(file, max_bytes)

@@ -45,6 +45,7 @@ from bridge.slack.live import LiveMessages
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster
 from bridge.stopping import TurnAbandoned
+from bridge.store.attachments import AttachmentStore
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore
 from bridge.threads import ThreadPolicy
@@ -306,6 +307,7 @@ class Workspaces:
             self._running.get(team, set()).discard(task)
 
     async def _ended(self, job: Job) -> str:
+        await AttachmentStore(self.store).drop(job.turn_id)  # its files' bytes go with it
         await self.store.finish_turn(job.turn_id, "uninstalled", "the app was removed from the workspace")
         log.info("turn ended: the workspace removed the app turn_id=%s team=%s", job.turn_id, job.turn.team_id)
         return "uninstalled"

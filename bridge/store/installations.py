@@ -333,6 +333,12 @@ class BridgeInstallationStore(AsyncInstallationStore):
         )
         ids = [int(r["id"]) for r in rows]
         if ids:
+            # Their files' bytes go now (docs/files.md: kept only until the turn ends), not with the turn's row.
+            await self.sql.execute(
+                "DELETE FROM turn_attachments WHERE turn_id IN"  # noqa: S608
+                f" (SELECT id FROM turns WHERE team_id=$1 AND {UNFINISHED})",
+                team_id,
+            )
             now = time.time()
             stamp = _timestamp(self.sql, now)
             await self.sql.execute(

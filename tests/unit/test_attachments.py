@@ -82,7 +82,8 @@ def test_prepare_sends_images_by_their_bytes_and_describes_the_rest() -> None:
     statuses = ["attached as image 1", "not passed on: not a PNG, JPEG, GIF or WebP image"]
     assert [d["status"] for d in described[:2]] == statuses
     assert described[2] == {"file": "r.pdf", "type": "application/pdf", "size": "2.1 MB",
-                            "link": "https://acme.slack.com/files/r.pdf"}
+                            "link": "https://acme.slack.com/files/r.pdf",
+                            "status": "not passed on: the agents are given images only"}
     assert fetch.asked == ["a.png", "fake.png"]  # a PDF is never fetched
     assert got.missing == (("fake.png", "it is not an image the agents can read"),)
 
@@ -119,3 +120,14 @@ def test_the_user_message_carries_the_images_after_the_text() -> None:
     message = user_message("hi", "otid-1", "maria", got.images)
     assert message["content"][1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                                                  "data": base64.b64encode(PNG).decode()}}
+
+
+def test_a_slack_connect_file_is_named_as_not_shared_and_the_thread_is_told() -> None:
+    """Another organisation's file arrives as `{"id", "file_access": "check_file_info"}`: before, the agents read
+    `{"file": "F0CONNECT1", "type": "unknown"}` with no status, and the thread was told nothing."""
+    fetch = fetcher({})
+    files = shared_files({"files": [{"id": "F0CONNECT1", "file_access": "check_file_info"}]})
+    got = asyncio.run(prepare(files, fetch, 5_000_000))
+    [line] = [json.loads(line) for line in got.text.strip().split("\n")[1:]]
+    assert line["status"] == "not passed on: Slack did not share it with the bot" and fetch.asked == []
+    assert got.missing == (("F0CONNECT1", "Slack did not share it with the bot"),) and got.note()
