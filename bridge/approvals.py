@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Settings
 from bridge.domain import AgentFailure, ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
 from bridge.letta.client import DEFAULT_CONVERSATION as DEFAULT
-from bridge.letta.errors import PENDING
+from bridge.letta.errors import PENDING, upper_first
 from bridge.slack.approvals import (
     card_blocks,
     card_text,
@@ -135,7 +135,7 @@ class ApprovalDesk:
                                   channel_name)
         if where is None:
             return failure.message
-        return f"{PENDING.format(subject=(failure.agent_name or 'the agent').capitalize())} {where}"
+        return f"{PENDING.format(subject=upper_first(failure.agent_name or 'the agent'))} {where}"
 
     async def _where(
         self, turn: Turn, agent_id: str, conversation: str | None, channel_name: Callable[[str], Awaitable[str]]

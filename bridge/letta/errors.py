@@ -165,7 +165,7 @@ class LettaError(Exception):
         if looking_up and (lookup := self._lookup_words(subject)):
             return lookup
         if self.pending_approval:  # where its card is, the turn says when the bridge knows (approvals.py)
-            return f"{PENDING.format(subject=subject.capitalize())} Decide on it, then ask again."
+            return f"{PENDING.format(subject=upper_first(subject))} Decide on it, then ask again."
         if self.stale_decision:
             return (
                 f"Letta no longer waited for that decision on {subject}'s tool call{detail}, so it was not used: "
@@ -219,14 +219,14 @@ class LettaError(Exception):
             case Kind.CONFLICT if self.busy:
                 run = f" (Letta run {self.run_id})" if self.run_id else ""
                 return (
-                    f"{subject.capitalize()} was still busy answering an earlier message in this conversation{run} "
+                    f"{upper_first(subject)} was still busy answering an earlier message in this conversation{run} "
                     "after the bridge had waited for it, so this one was not sent. Ask again once that answer is in."
                 )
             case Kind.CONFLICT:
-                return f"{subject.capitalize()} is busy with another request{detail}. Ask again shortly."
+                return f"{upper_first(subject)} is busy with another request{detail}. Ask again shortly."
             case Kind.RATE_LIMITED if self.loop_ran:
                 return (
-                    f"{subject.capitalize()}'s model provider is rate-limiting it{detail}. The bridge did not send "
+                    f"{upper_first(subject)}'s model provider is rate-limiting it{detail}. The bridge did not send "
                     "the message again, since Letta may have begun answering it: ask again in a minute."
                 )
             case Kind.RATE_LIMITED:
@@ -380,3 +380,9 @@ def _duration(seconds: float | None) -> str:
         return f"about {minutes} minute{'s' if minutes != 1 else ''}"
     hours = round(seconds / (60 * MINUTE))
     return f"about {hours} hour{'s' if hours != 1 else ''}"
+
+
+def upper_first(text: str) -> str:
+    """A sentence's first letter upper-cased, the rest as written: `ResearchBot` stays ResearchBot
+    (str.capitalize would say Researchbot)."""
+    return text[:1].upper() + text[1:]

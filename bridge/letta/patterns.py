@@ -258,8 +258,8 @@ async def dynamic(
             if isinstance(event, AgentReply):
                 said.append(event)
             yield event
-        if any(isinstance(e, AgentFailure) for e in spoken):
-            return
+        if any(isinstance(e, AgentFailure) and e.kind in SERVER_WIDE for e in spoken):
+            return  # the next speaker would meet it too; one member's own failure leaves the others to answer
         if token and any(isinstance(e, AgentReply) and token in e.text for e in spoken):
             return
 
@@ -311,10 +311,16 @@ async def in_order(
     """Each agent asked in turn (`ask(agent, step key)`; an agent's later sends are keyed `<id>#2`, ...); a
     failure the next agents would meet too (SERVER_WIDE) ends the turn, and says who was not asked."""
     sends: dict[str, int] = {}
+    news: dict[str, bool] = {}  # agent id -> another agent replied since its last send of this turn
     for position, agent in enumerate(agents):
+        if agent.id in sends and not news[agent.id]:
+            continue  # asked again with nothing new (one agent; the others failed): only the person's words again
         sends[agent.id] = sends.get(agent.id, 0) + 1
         key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
         events = await ask(agent, key)
+        news[agent.id] = False
+        if any(isinstance(e, AgentReply) for e in events):
+            news.update({other: True for other in news if other != agent.id})
         for event in events:
             yield event
         stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)

@@ -133,3 +133,13 @@ def test_letta_clouds_own_failures_do_not_send_people_to_logs_they_cannot_read()
     assert "running" not in gone and "Letta Cloud" in gone, gone
     own = LettaError(Kind.SERVER_ERROR, "boom", status=500, base_url="http://letta.internal:8283").explain("dora")
     assert "logs" in own, own
+
+
+def test_an_agents_name_is_said_as_written_at_the_start_of_a_sentence() -> None:
+    """str.capitalize turned ResearchBot into Researchbot in every sentence that starts with the agent's name."""
+    busy = LettaError(Kind.CONFLICT, "busy", status=409)
+    busy.run_id = "run-1"
+    assert busy.explain("ResearchBot").startswith("ResearchBot was still busy"), busy.explain("ResearchBot")
+    limited = LettaError(Kind.RATE_LIMITED, "slow down", status=429)
+    limited.loop_ran = True  # the model provider's limit, said of the agent
+    assert limited.explain("ResearchBot").startswith("ResearchBot's model provider"), limited.explain("ResearchBot")

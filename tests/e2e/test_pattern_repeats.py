@@ -1,0 +1,58 @@
+"""An agent asked again in one turn gets only what the group said since it last spoke (docs/patterns.md): with
+nothing new (one agent in a round robin, or the others failed) it is not asked again, the person's words a second
+time; and in a dynamic group one member's own failure leaves the manager to give the floor to the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.conftest import new_channel, open_world
+from tests.e2e.harness import run_cli
+from tests.e2e.test_mentions import wait_done
+from tests.e2e.test_patterns import received
+
+
+def _boom(_text: str) -> str:
+    raise RuntimeError("model fell over")
+
+
+def test_a_round_robin_of_one_agent_asks_it_once(tmp_path: Path) -> None:
+    with open_world("bridge", tmp_path) as world:
+        solo, channel = world.letta.add_agent("solo"), new_channel()
+        world.slack.add_channel(channel, "rr")
+        connected = run_cli(world.env, "channels", "connect", channel, solo, "--pattern", "round_robin",
+                            "--max-turns", "3")
+        assert connected.returncode == 0, connected.stderr
+        event, _ = world.bridge.mention("what is 2+2?", channel)
+        wait_done(world, channel, event["ts"])
+        assert len(received(world, solo)) == 1, received(world, solo)
+        assert len(world.slack.posts(channel, event["ts"])) == 1
+
+
+def test_a_round_robin_whose_other_member_failed_does_not_ask_the_first_again(tmp_path: Path) -> None:
+    with open_world("bridge", tmp_path) as world:
+        alice, bob, channel = world.letta.add_agent("alice"), world.letta.add_agent("bob"), new_channel()
+        world.slack.add_channel(channel, "rr")
+        connected = run_cli(world.env, "channels", "connect", channel, alice, bob, "--pattern", "round_robin",
+                            "--max-turns", "3")
+        assert connected.returncode == 0, connected.stderr
+        world.letta.set_reply(bob, _boom)
+        event, _ = world.bridge.mention("what is 2+2?", channel)
+        wait_done(world, channel, event["ts"])
+        assert sum("what is 2+2?" in t for t in received(world, alice)) == 1, received(world, alice)
+
+
+def test_a_dynamic_member_that_fails_leaves_the_floor_to_the_others(tmp_path: Path) -> None:
+    with open_world("bridge", tmp_path) as world:
+        agents = {n: world.letta.add_agent(n) for n in ("alice", "bob", "carol")}
+        manager = world.letta.add_agent("mgr")
+        group = world.letta.add_group(list(agents.values()), manager_type="dynamic", manager_agent_id=manager,
+                                      max_turns=3)
+        channel = new_channel()
+        world.slack.add_channel(channel, "dyn")
+        world.connect(channel, group)
+        world.letta.set_reply(agents["bob"], _boom)
+        world.letta.set_reply(manager, lambda text: "carol" if "bob just spoke" in text else "bob")
+        event, _ = world.bridge.mention("who knows?", channel)
+        wait_done(world, channel, event["ts"])
+        assert received(world, agents["carol"]), [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
