@@ -40,6 +40,7 @@ from bridge.slack.sessions import Sessions
 from bridge.stopping import RunningTurn
 from bridge.store.approvals import Approval, ApprovalStore, Asked
 from bridge.store.base import Store
+from bridge.turn_slot import Slot
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,9 @@ class TurnApprovals:
         timeout: float,
         resumed: bool = False,
         before_card: Callable[[], Awaitable[None]] | None = None,
+        slot: Slot | None = None,
     ) -> None:
+        self._slot = slot  # given back while the turn only waits for a person
         self._desk = desk
         # A card is a new message in the thread: what the turn owes before it is posted first (post_order.py).
         self._before_card = before_card
@@ -224,6 +227,8 @@ class TurnApprovals:
         self._timeout = timeout
         self._resumed = resumed
         self.deadline: asyncio.Timeout | None = None  # the turn's own: moved on by the time spent waiting
+        self._waits = 0  # the turn's cards being waited on now
+        self._left: float | None = None  # the deadline's time left when the first of them began
 
     async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
         rows = await self._desk.store.ask([self._asked(request, call) for call in request.calls])
@@ -240,22 +245,33 @@ class TurnApprovals:
         started = loop.time()
         # The timeout runs from when the question was first asked, across restarts.
         ends = started + min(row.created_at for row in rows) + self._timeout - time.time()
-        # The wait for a person does not count against the turn's deadline: it is off while they decide.
-        deadline = self.deadline
-        when = deadline.when() if deadline is not None else None
-        left = None if when is None else when - started
-        if deadline is not None and left is not None:
-            deadline.reschedule(None)
-        await self._suspend(True)
+        # The wait for a person does not count against the turn's deadline: it is off while any card of the turn
+        # waits (broadcast and supervisor agents may each wait on one at once), and on again, with the time it had
+        # left, once none does.
+        self._waits += 1
+        if self._waits == 1:
+            deadline = self.deadline
+            when = deadline.when() if deadline is not None else None
+            self._left = None if when is None else when - started
+            if deadline is not None and self._left is not None:
+                deadline.reschedule(None)
+            if self._slot is not None:
+                self._slot.give()
+            await self._suspend(True)
         try:
             decided = await self._desk.wait([row.id for row in rows], ends)
         except asyncio.CancelledError:
             await self._if_stopped(rows)
             raise
         finally:
+            self._waits -= 1
+        if self._waits == 0:
+            if self._slot is not None:
+                await self._slot.back()  # waits, if every slot is taken now, as a turn starting does
+            deadline, left = self.deadline, self._left
             if deadline is not None and left is not None and not deadline.expired():
                 deadline.reschedule(loop.time() + left)
-        await self._suspend(False)
+            await self._suspend(False)
         for row in decided:
             if not row.decided_by:  # the timeout decided: its card says so
                 await self._desk.show(self._poster.client, row)

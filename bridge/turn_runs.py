@@ -18,6 +18,7 @@ from bridge.metrics import Metrics
 from bridge.post_order import PostOrder
 from bridge.start_order import StartOrder
 from bridge.store.base import Store
+from bridge.turn_slot import Slot
 from bridge.turns import NOT_TAKEN, Job, TurnWorker
 
 log = logging.getLogger("bridge.relay")
@@ -53,10 +54,15 @@ class TurnRuns:
             for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
                 try:
                     self._worker.expect(job)
-                    async with self._slots, self._order.place() as place:
-                        started = loop.time()
-                        job = replace(job, place=place)
-                        status = await self._worker.run(job)
+                    slot = Slot(self._slots)
+                    await slot.take()
+                    try:
+                        async with self._order.place() as place:
+                            started = loop.time()
+                            job = replace(job, place=place, slot=slot)
+                            status = await self._worker.run(job)
+                    finally:
+                        slot.give()
                     break
                 except Exception:
                     log.exception("turn worker failed turn_id=%s", job.turn_id)

@@ -42,6 +42,7 @@ from bridge.turn_asking import TurnAsking
 from bridge.turn_flush import TurnFlush
 from bridge.turn_input import InputAssembly
 from bridge.turn_shown import TurnShown
+from bridge.turn_slot import Slot
 from bridge.turn_words import (
     CRASHED,
     DEADLINE_HINT,
@@ -74,6 +75,7 @@ class Job:
     ran: dict[str, object] = field(default_factory=dict, compare=False)
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
     place: Place = field(default_factory=Place, compare=False)  # among the turns starting (start_order.py)
+    slot: Slot | None = field(default=None, compare=False)  # among MAX_CONCURRENT_TURNS (turn_runs.py)
 
 
 class TurnWorker:
@@ -267,7 +269,7 @@ class TurnWorker:
             inner: asyncio.Task[int] | None = None
             approvals = TurnApprovals(
                 self.desk, self._poster, self.sessions, turn, job.turn_id, running, s.approval_timeout_seconds,
-                job.resumed, job.order.caught_up,
+                job.resumed, job.order.caught_up, job.slot,
             )
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
