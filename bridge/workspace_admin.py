@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
@@ -83,8 +84,10 @@ async def list_workspaces(settings: Settings) -> list[str]:
         for install in found:
             teams = await installs.workspaces_of(install)
             channels = sum([len(await store.list_bindings(team)) for team in teams])
-            own = [await installs.letta(team) for team in teams] if install.team_id else []
-            letta = shown_url(own[0].base_url) if own and own[0] is not None else "default"
+            # An org-wide install serves many workspaces, each on the default server or one of its own.
+            servers = [await installs.letta(team) for team in teams]
+            own = {shown_url(server.base_url) if server is not None else "default" for server in servers}
+            letta = ", ".join(sorted(own)) or "default"
             kind = "org-wide" if install.is_enterprise_install else "workspace"
             lines.append(
                 f"{install.key:<12} {kind:<10} {install.enterprise_id or '-':<12} {_when(install.installed_at):<17}"
@@ -220,24 +223,32 @@ async def workspace_checks(settings: Settings) -> list[Check]:
                 slack_state, ok = f"Slack refused its token ({slack_error(exc)})", False
             except Exception as exc:
                 slack_state, ok = f"Slack unreachable ({type(exc).__name__})", False
-            own = await installs.letta(install.team_id) if install.team_id else None
-            ws_settings, origin = settings, ENV_KEY
-            if own is not None:
-                from pydantic import SecretStr
-
-                key = SecretStr(own.api_key) if own.api_key else None
-                ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
-                origin = workspace_key(settings)
-            letta = letta_client(ws_settings, lookups=True, key_origin=origin)
-            try:
-                version = (await letta.health()).version
-                letta_state = f"Letta {shown_url(ws_settings.letta_base_url)} version {version}"
-            except LettaError as exc:
-                shown = shown_url(ws_settings.letta_base_url)
-                letta_state, ok = f"Letta {shown}: {exc.for_operator('the health check')}", False
-            finally:
-                await letta.aclose()
-            channels = len(await store.list_bindings(install.team_id)) if install.team_id else 0
+            # Each workspace it serves (an org-wide install: each of the org's seen so far) on its own Letta server
+            # or the default one: every server asked once.
+            teams = await installs.workspaces_of(install)
+            servers: dict[str, tuple[Settings, Any]] = {}
+            for team in teams or [""]:
+                own = await installs.letta(team) if team else None
+                ws_settings, origin = settings, ENV_KEY
+                if own is not None:
+                    key = SecretStr(own.api_key) if own.api_key else None
+                    ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
+                    origin = workspace_key(settings)
+                servers.setdefault(ws_settings.letta_base_url, (ws_settings, origin))
+            letta_states = []
+            for ws_settings, origin in servers.values():
+                letta = letta_client(ws_settings, lookups=True, key_origin=origin)
+                try:
+                    version = (await letta.health()).version
+                    letta_states.append(f"Letta {shown_url(ws_settings.letta_base_url)} version {version}")
+                except LettaError as exc:
+                    shown = shown_url(ws_settings.letta_base_url)
+                    letta_states.append(f"Letta {shown}: {exc.for_operator('the health check')}")
+                    ok = False
+                finally:
+                    await letta.aclose()
+            channels = sum([len(await store.list_bindings(team)) for team in teams])
+            letta_state = "; ".join(letta_states)
             checks.append(Check(ok, name, f"{describe(install)}: {slack_state}; {letta_state}; {channels} channels"))
         return checks
     finally:
