@@ -252,8 +252,8 @@ class TurnApprovals:
         if self._waits == 1:
             deadline = self.deadline
             when = deadline.when() if deadline is not None else None
-            self._left = None if when is None else when - started
-            if deadline is not None and self._left is not None:
+            if deadline is not None and when is not None:  # off already: a card's wait just ended, taking a slot
+                self._left = when - started
                 deadline.reschedule(None)
             if self._slot is not None:
                 self._slot.give()
@@ -265,11 +265,11 @@ class TurnApprovals:
             raise
         finally:
             self._waits -= 1
-        if self._waits == 0:
-            if self._slot is not None:
-                await self._slot.back()  # waits, if every slot is taken now, as a turn starting does
+        if self._waits == 0 and self._slot is not None:
+            await self._slot.back()  # waits, if every slot is taken now, as a turn starting does
+        if self._waits == 0:  # no other card began to wait meanwhile
             deadline, left = self.deadline, self._left
-            if deadline is not None and left is not None and not deadline.expired():
+            if deadline is not None and left is not None and deadline.when() is None and not deadline.expired():
                 deadline.reschedule(loop.time() + left)
             await self._suspend(False)
         for row in decided:

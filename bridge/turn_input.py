@@ -29,10 +29,13 @@ def thread_context(
     agents: Sequence[str],
     replies: Mapping[str, tuple[str, str]] | None = None,
     header: str = THREAD_CONTEXT_HEADER,
+    root: str = "",
 ) -> str:
-    """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS; each
-    person labelled as no agent is, the files they shared described (never fetched); the bot's posts found in
-    `replies` (by ts: agent name, its words) quoted as that agent's."""
+    """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS, and
+    the thread's first message (`root`, its ts) kept too when it is among them and not long: what the thread is
+    about (the alert, the question) is what a long thread must not lose first. Each person labelled as no agent is,
+    the files they shared described (never fetched); the bot's posts found in `replies` (by ts: agent name, its
+    words) quoted as that agent's."""
     replies = replies or {}
     lines = [
         quoted("agent", replies[m.ts][0], replies[m.ts][1][:THREAD_CONTEXT_CHARS])
@@ -45,8 +48,9 @@ def thread_context(
         )
         for m in earlier
     ]
-    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
-        lines.pop(0)  # whole lines only, the oldest first: a cut line would be no line at all
+    keep = 1 if root and earlier and earlier[0].ts == root and len(lines[0]) <= THREAD_CONTEXT_CHARS // 2 else 0
+    while len(lines) > 1 + keep and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
+        lines.pop(keep)  # whole lines only, the oldest first (after the root): a cut line would be no line at all
     return block(header, lines) + "\n\n" if lines else ""
 
 
@@ -96,7 +100,7 @@ class InputAssembly:
         earlier = await self._directory.thread_before(turn.channel_id, turn.thread_ts, turn.message_ts)
         if not earlier:
             return ""
-        return thread_context(await self._readable_earlier(earlier), agents)
+        return thread_context(await self._readable_earlier(earlier), agents, root=turn.thread_ts)
 
     async def history(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> str:
         """The thread so far, for an agent whose conversation of it was made after turns there reached agents
@@ -112,7 +116,9 @@ class InputAssembly:
         earlier = await self._directory.thread_before(
             turn.channel_id, turn.thread_ts, turn.message_ts, ours=frozenset(replies)
         )
-        return thread_context(await self._readable_earlier(earlier), agents, replies, THREAD_HISTORY_HEADER)
+        return thread_context(
+            await self._readable_earlier(earlier), agents, replies, THREAD_HISTORY_HEADER, root=turn.thread_ts
+        )
 
     async def _files(self, turn: Turn, turn_id: int) -> Prepared:
         """The turn's files as the agents get them: prepared once and kept, so a resumed turn sends the same."""
