@@ -324,7 +324,12 @@ class BridgeInstallationStore(AsyncInstallationStore):
         return [str(r["team_id"]) for r in rows]
 
     async def purged(self, team_id: str) -> None:
-        await self.sql.execute("UPDATE slack_workspaces SET purge_after=NULL WHERE team_id=$1", team_id)
+        """The removed workspace's bindings are gone: its own Letta server and key (`/letta setup`) go with them,
+        an encrypted secret of a workspace that left is kept no longer (a new install sets them up again)."""
+        await self.sql.execute(
+            "UPDATE slack_workspaces SET purge_after=NULL, letta_base_url=NULL, letta_api_key=NULL WHERE team_id=$1",
+            team_id,
+        )
 
     async def end_unfinished_turns(self, team_id: str) -> list[int]:
         """The workspace's accepted turns that had not finished end here (status `uninstalled`); nothing is posted."""

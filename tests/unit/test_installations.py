@@ -134,6 +134,13 @@ def test_a_workspace_letta_key_is_encrypted_and_removal_ends_its_turns(database_
         assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == ["T1"]
         await installs.async_save(install("T1"))  # reinstalled: nothing is purged
         assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == []
+        # Purged: its own Letta server and encrypted key go with its bindings (revM: they were kept for good).
+        await installs.set_letta("T2", "http://letta.example:8283", "sk-t2-secret", "U0ADMIN")
+        await installs.mark_removed(["T2"], now=1000.0)
+        assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == ["T2"]
+        await installs.purged("T2")
+        assert await installs.letta("T2") is None
+        assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == []
 
     run(database_url, body)
 
