@@ -4,6 +4,7 @@ files as the agents get them (prepared once and kept, so a resumed turn sends th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -84,7 +85,12 @@ class InputAssembly:
         return await readable(text, self._directory.user_name, self._directory.channel_name)
 
     async def _readable_earlier(self, earlier: Sequence[Earlier]) -> list[Earlier]:
-        return [replace(m, text=await self._readable(m.text)) if m.user_id else m for m in earlier]
+        """Each message read at once (a name is looked up once however many ask for it)."""
+
+        async def one(m: Earlier) -> Earlier:
+            return replace(m, text=await self._readable(m.text)) if m.user_id else m
+
+        return list(await asyncio.gather(*(one(m) for m in earlier)))
 
     async def drop(self, turn_id: int) -> None:
         """The turn is over: its files' bytes are kept no longer."""

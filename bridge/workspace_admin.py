@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
-from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
@@ -64,10 +63,7 @@ async def served_settings(settings: Settings, team_id: str) -> Settings | None:
         own = await installs.letta(team_id)
     finally:
         await store.close()
-    if own is None:
-        return settings
-    key = SecretStr(own.api_key) if own.api_key else None
-    return settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
+    return settings if own is None else own.applied_to(settings)
 
 
 async def list_workspaces(settings: Settings) -> list[str]:
@@ -231,9 +227,7 @@ async def workspace_checks(settings: Settings) -> list[Check]:
                 own = await installs.letta(team) if team else None
                 ws_settings, origin = settings, ENV_KEY
                 if own is not None:
-                    key = SecretStr(own.api_key) if own.api_key else None
-                    ws_settings = settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
-                    origin = workspace_key(settings)
+                    ws_settings, origin = own.applied_to(settings), workspace_key(settings)
                 servers.setdefault(ws_settings.letta_base_url, (ws_settings, origin))
             letta_states = []
             for ws_settings, origin in servers.values():

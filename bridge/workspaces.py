@@ -184,10 +184,7 @@ class Workspaces:
     async def settings_for(self, team_id: str) -> Settings:
         """The environment's settings with the workspace's own Letta server, if it set one."""
         own = await self.installs.letta(team_id)
-        if own is None:
-            return self.settings
-        key = SecretStr(own.api_key) if own.api_key else None
-        return self.settings.model_copy(update={"letta_base_url": own.base_url, "letta_api_key": key})
+        return self.settings if own is None else own.applied_to(self.settings)
 
     def kits(self) -> list[Kit]:
         """The workspaces this process has served so far (each with its own worker)."""

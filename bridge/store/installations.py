@@ -20,14 +20,18 @@ import secrets
 import time
 from dataclasses import dataclass
 from logging import Logger
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.store.base import UNFINISHED, Store
 from bridge.store.crypto import Cipher
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,11 @@ class WorkspaceLetta:
     api_key: str | None
     set_by: str
     set_at: float
+
+    def applied_to(self, settings: Settings) -> Settings:
+        """The environment's settings with this server and key in place of LETTA_BASE_URL and LETTA_API_KEY."""
+        key = SecretStr(self.api_key) if self.api_key else None
+        return settings.model_copy(update={"letta_base_url": self.base_url, "letta_api_key": key})
 
 
 def _key(enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> tuple[str, str]:
