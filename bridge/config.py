@@ -48,6 +48,7 @@ LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
+EMOJI_NAME = re.compile(r"[a-z0-9_+\-\u0080-\uffff']+(::skin-tone-[2-6])?")  # Slack's emoji names
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # logging's own aliases (logging.getLevelNamesMapping)
 
 
@@ -59,6 +60,28 @@ class AgentLook(BaseModel):
     display_name: str | None = None
     icon_emoji: str | None = None
     icon_url: str | None = None
+
+    @field_validator("icon_emoji")
+    @classmethod
+    def _emoji(cls, value: str | None) -> str | None:
+        """Slack takes an emoji's name between colons; the bare name is what people type from the picker."""
+        if value is None:
+            return None
+        name = value.strip().strip(":")
+        if not EMOJI_NAME.fullmatch(name):
+            raise ValueError(f"icon_emoji must be an emoji's name, such as :owl:; got {value!r}")
+        return f":{name}:"
+
+    @field_validator("icon_url")
+    @classmethod
+    def _icon_url(cls, value: str | None) -> str | None:
+        """Slack fetches the icon itself: anything but an http(s) address is no icon at all."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"icon_url must be an image's http(s) address; got {value!r}")
+        return value.strip()
 
 
 class EmptyIsUnset(EnvSettingsSource):

@@ -182,7 +182,7 @@ class Wizard:
         if not self.path.exists() or self.args.force:
             return
         if not self.interactive:
-            raise InitStopped(f"{self.path} already exists; pass --force to overwrite it. Nothing was written.")
+            raise InitStopped(f"{self.path} already exists; pass --force to overwrite it. Nothing was written.", 2)
         if input(f"{self.path} already exists. Overwrite it? [y/N] ").strip().lower() not in ("y", "yes"):
             raise InitStopped(
                 f"Kept {self.path} as it was. `python -m bridge check` checks what it holds; "

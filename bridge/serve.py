@@ -279,7 +279,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
             async with _token_heard(settings), kind_watched(settings, told, signals.stop) as watch:
                 refused = await connection.serve_until(signals.stop.wait())
             if refused is not None:
-                log.warning("stopping: Slack no longer accepts SLACK_APP_TOKEN, finishing turns in flight")
+                log.warning("stopping: Slack will not keep the Socket Mode connection open, finishing turns in flight")
             else:
                 log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
             await connection.disconnect()

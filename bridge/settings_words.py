@@ -71,6 +71,9 @@ def sentence(err: ErrorDetails, model: type[BaseModel], origin: Origin) -> str:
     if err["type"] == "value_error":  # a validator's own words, which may name the setting as a variable
         if message.startswith(name.upper()):
             return shown + message.removeprefix(name.upper())
+        owner = ".".join(str(part) for part in loc[1:-1])
+        if owner and message.startswith(str(loc[-1])):  # one entry's field: SLACK_AGENTS' alice's icon_url
+            return f"{shown}: {owner}'s {message}"
         return f"{shown}: {message}"
     inner = ".".join(str(part) for part in loc[1:])
     if inner and not _is_sequence(info):

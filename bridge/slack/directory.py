@@ -4,6 +4,7 @@ configure the bridge (uncached); a lookup failure is never fatal."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 THREAD_CALLS = 10  # conversations.replies calls for one thread's context, at most
+ROOTS_KEPT = 1000  # long threads whose first message is kept (read once a thread)
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
@@ -58,6 +60,7 @@ class Directory:
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
         self._own_bot: str | None = None  # this app's bot id (auth.test), learnt when a thread has bots' posts
+        self._roots: collections.OrderedDict[tuple[str, str], dict[str, Any] | None] = collections.OrderedDict()
 
     async def user_name(
         self, user_id: str, said: tuple[str, str] | None = None, profile: dict[str, Any] | None = None
@@ -176,7 +179,8 @@ class Directory:
         except in a conversation made after they said it.
         """
         best: list[dict[str, Any]] = []  # the messages of the last complete window, else of a partial one
-        complete = False
+        complete = read = False
+        first: dict[str, Any] | None = None  # the thread's first message, once a page has held it
         root, before = _ts_key(thread_ts), _ts_key(before_ts)
         span, known_small, known_big = 3600.0, 0.0, 0.0
         for _ in range(THREAD_CALLS):
@@ -185,6 +189,8 @@ class Directory:
             if page is None:
                 break
             messages, more = page
+            read = True
+            first = first or next((m for m in messages if m.get("ts") == thread_ts), None)
             own = await self._own_bot_id() if any(_bot_post(m) and m.get("ts") not in ours for m in messages) else None
             messages = [
                 m for m in messages
@@ -201,7 +207,15 @@ class Directory:
                 break
             known_small = span
             span = (span + known_big) / 2 if known_big else span * 8
+        if read and root < before and all(m.get("ts") != thread_ts for m in best):
+            first = first or await self._root(channel_id, thread_ts)
+            if first is not None and (_spoken(first) or first.get("ts") in ours or (
+                _bot_post(first) and _app_post(first, await self._own_bot_id())
+            )):
+                best.append(first)
         best.sort(key=lambda m: _ts_key(str(m.get("ts", ""))))
+        if len(best) > limit and best[0].get("ts") == thread_ts:  # what the thread is about stays
+            best = [best[0], *best[1 - limit:]] if limit > 1 else best[:1]
         found: list[Earlier] = []
         for message in best[-limit:]:
             ts, text = str(message.get("ts", "")), str(message.get("text", ""))
@@ -215,6 +229,25 @@ class Directory:
             named = await self.user_name(user, profile=message.get("user_profile"))
             found.append(Earlier(user, named, text, shared_files(message), ts))
         return found
+
+    async def _root(self, channel_id: str, thread_ts: str) -> dict[str, Any] | None:
+        """A long thread's first message (its alert, its question), which the window reaching back from the
+        mention did not reach: the first message of the thread's first page, one call a thread (kept)."""
+        key = (channel_id, thread_ts)
+        if key in self._roots:
+            self._roots.move_to_end(key)
+            return self._roots[key]
+        try:
+            response = await self._reads.conversations_replies(channel=channel_id, ts=thread_ts, limit=1)
+        except FAILURES as exc:
+            log.info("slack conversations.replies failed channel=%s error=%s", channel_id, slack_error(exc))
+            return None
+        messages = [m for m in response.get("messages") or [] if isinstance(m, dict)]
+        first = messages[0] if messages and messages[0].get("ts") == thread_ts else None
+        self._roots[key] = first
+        if len(self._roots) > ROOTS_KEPT:
+            self._roots.popitem(last=False)
+        return first
 
     async def _own_bot_id(self) -> str | None:
         """This app's bot id, asked once; None while Slack does not say (every bot's post is then left out)."""

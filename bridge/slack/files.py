@@ -165,4 +165,7 @@ async def _body(response: aiohttp.ClientResponse, file: SharedFile, limit: int) 
         body.extend(chunk)
         if len(body) > limit:
             raise FetchError("it is too big")
+    if served == "text/html" and file.size and len(body) != file.size:  # an HTML file, or the sign-in page?
+        log.info("file fetch got a sign-in page file=%s", file.id)
+        raise FetchError("the bot may not read it")
     return bytes(body)

@@ -41,6 +41,7 @@ TOKEN_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
      "missing_scope"}
 )
+LINK_DISABLED = "link_disabled"  # a `disconnect` message's reason: Socket Mode turned off in the app's settings
 SLACK_SIDE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
 Answering = Callable[[], AbstractAsyncContextManager[None]]  # AckFirst.answering: turns give way meanwhile
@@ -64,6 +65,12 @@ def not_opened(error: str) -> str:
         )
     if error in TOKEN_ERRORS:
         return slack_refused(SLACK_APP_TOKEN, error)
+    if error == LINK_DISABLED:
+        return (
+            "Slack closed the Socket Mode connection (link_disabled): Socket Mode was turned off in the app's "
+            "settings. Turn it on again (Slack app settings > Socket Mode) and start the bridge again, or serve "
+            "HTTP with `python -m bridge serve`."
+        )
     if error == "ratelimited":
         return (
             "Slack is limiting how often this app opens Socket Mode connections (ratelimited): wait a minute, "
@@ -136,6 +143,16 @@ class Client(SocketModeClient):
                 self.refused.set_result(error)
             raise
         return str(response["url"])
+
+    async def run_message_listeners(self, message: dict[str, Any], raw_message: str) -> None:
+        """Slack's `disconnect` with reason `link_disabled` means Socket Mode was turned off in the app's settings:
+        slack_sdk would ask for a new URL every few seconds, forever, and nothing could arrive. The bridge says so
+        and stops instead."""
+        if message.get("type") == "disconnect" and message.get("reason") == LINK_DISABLED:
+            if not self.refused.done():
+                self.refused.set_result(LINK_DISABLED)
+            return
+        await super().run_message_listeners(message, raw_message)
 
     async def connect_to_new_endpoint(self, force: bool = False) -> None:
         """slack_sdk asks Slack for a new URL here outside its connect loop, and each of its callers (Slack's

@@ -161,7 +161,7 @@ def test_init_from_flags_and_variables_for_scripts(fakes: tuple[FakeSlack, FakeL
     assert f"BRIDGE_CONFIG={target}" in done.stdout.splitlines()[-2]
 
     refused = run_cli(env, *args, cwd=tmp_path)
-    assert refused.returncode == 1 and "already exists; pass --force" in refused.stderr
+    assert refused.returncode == 2 and "already exists; pass --force" in refused.stderr
     forced = run_cli(env, *args, "--force", "--public-url", "https://b.acme.test", cwd=tmp_path)
     assert forced.returncode == 0 and "https://b.acme.test/slack/events" in forced.stdout
 

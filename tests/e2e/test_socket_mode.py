@@ -137,3 +137,32 @@ def test_a_refresh_slack_will_not_give_a_url_for_at_once_is_one_line_then_the_ne
         logs = bridge.logs()
         assert "Traceback" not in logs, logs
         assert logs.count("socket mode connection failed, trying again: Slack answered internal_error") == 1, logs
+
+
+def test_socket_mode_turned_off_in_the_apps_settings_stops_the_bridge_in_words_after_its_turns(tmp_path: Path) -> None:
+    """Someone turns Socket Mode off in the app's settings: Slack says `disconnect` with reason link_disabled.
+    slack_sdk would ask for a new connection every few seconds, forever, a bridge up and deaf; it finishes the turn
+    it has, says why and what to do in one line, and exits 1."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN)
+        alice = letta.add_agent("alice")
+        letta.set_delay(alice, 1.5)
+        assert run_cli(env, "channels", "connect", "C0SOCKET6", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            opened = len(slack.calls_to("apps.connections.open"))
+            event = mention_event("a slow one", channel="C0SOCKET6")
+            slack.send_socket_event(json.loads(event_body(event)))
+            slack.wait_for(lambda: "event accepted" in bridge.logs(), timeout=10)
+            slack.send_socket_disconnect("link_disabled", close_after=0.2)
+            assert bridge.proc is not None
+            code = bridge.proc.wait(20)
+        finally:
+            bridge.stop()
+        assert code == 1, bridge.logs()
+        assert len(slack.posts("C0SOCKET6", event["ts"])) == 1, "the turn in flight was finished"
+        assert len(slack.calls_to("apps.connections.open")) == opened, "no new connection asked for"
+    last = bridge.logs().strip().splitlines()[-1]
+    assert last.startswith("error: Slack closed the Socket Mode connection (link_disabled)"), last
+    assert "Turn it on again" in last

@@ -185,3 +185,25 @@ def test_a_default_target_that_names_nothing_is_a_settings_error(monkeypatch: py
     for good in ("group-3a30ad74-0ed7-464d-b24f-605684f0d67f", agents):
         monkeypatch.setenv("DEFAULT_TARGET", good)
         assert load_settings().default_target
+
+
+@pytest.mark.parametrize(
+    ("look", "said"),
+    [
+        ('{"icon_url": "owl.png"}', "SLACK_AGENTS: alice's icon_url must be an image's http(s) address; got 'owl.png'"),
+        ('{"icon_url": "ftp://x.test/o.png"}', "SLACK_AGENTS: alice's icon_url must be an image's http(s) address"),
+        ('{"icon_emoji": "owl face"}', "SLACK_AGENTS: alice's icon_emoji must be an emoji's name, such as :owl:"),
+    ],
+)
+def test_an_agent_look_slack_cannot_show_is_refused_naming_the_agent(
+    monkeypatch: pytest.MonkeyPatch, look: str, said: str
+) -> None:
+    """Slack takes such a look without an error and shows the app's own icon: the operator would never learn why."""
+    [line] = errors(monkeypatch, SLACK_AGENTS=f'{{"alice": {look}}}')
+    assert line.startswith(said), line
+
+
+def test_an_emoji_typed_without_colons_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_AGENTS", '{"alice": {"icon_emoji": "owl"}, "bob": {"icon_emoji": ":+1::skin-tone-3:"}}')
+    agents = Settings().slack_agents  # type: ignore[call-arg]
+    assert agents["alice"].icon_emoji == ":owl:" and agents["bob"].icon_emoji == ":+1::skin-tone-3:"

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.slack.directory import NAME_KEPT_SECONDS, NAME_PAUSE_SECONDS, Directory
+from bridge.slack.directory import NAME_KEPT_SECONDS, NAME_PAUSE_SECONDS, Directory, Earlier
 from tests.fakes.slack import FakeSlack
 
 
@@ -253,3 +253,36 @@ def test_a_thread_read_for_context_keeps_other_apps_posts_and_asks_who_this_app_
             "a person's root"
         ]
         assert len(slack.calls_to("auth.test")) == 1, "no bot's post there: nobody asked who this app is"
+
+
+def test_a_long_threads_first_message_stays_in_its_context_read_or_asked_for_once() -> None:
+    """A thread started by an alert, then 80 replies: the 50 read before a mention kept the newest, so the agents
+    never saw what the thread was about. Within the hour the root is among the messages read and is kept; a day
+    old, the window reaching back from the mention never reaches it and it is asked for, once a thread."""
+    with FakeSlack() as slack:
+        recent = slack.add_message("C0LONG001", "ALERT: checkout 5xx at 42%")
+        for n in range(80):
+            slack.add_message("C0LONG001", f"reply {n}", thread_ts=recent)
+        asked = slack.add_message("C0LONG001", "what started this?", thread_ts=recent)
+        now = int(float(asked))
+        old = slack.add_message("C0LONG002", "ALERT: disk full on db-1", ts=f"{now - 86400}.000001")
+        for n in range(60):
+            slack.add_message("C0LONG002", f"later {n}", thread_ts=old, ts=f"{now - 600 + n}.000001")
+        later = slack.add_message("C0LONG002", "is it fixed?", thread_ts=old)
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        names = Directory(client)
+
+        async def read() -> tuple[list[Earlier], list[Earlier], list[Earlier]]:
+            return (
+                await names.thread_before("C0LONG001", recent, asked),
+                await names.thread_before("C0LONG002", old, later),
+                await names.thread_before("C0LONG002", old, later),
+            )
+
+        within, day_old, again = asyncio.run(read())
+        assert len(within) == 50 and within[0].text == "ALERT: checkout 5xx at 42%"
+        assert [e.text for e in within[1:3]] == ["reply 31", "reply 32"] and within[-1].text == "reply 79"
+        assert len(day_old) == 50 and day_old[0].text == "ALERT: disk full on db-1"
+        assert day_old[-1].text == "later 59" and again == day_old
+        first_page_reads = [c for c in slack.calls_to("conversations.replies") if c.args.get("limit") in (1, "1")]
+        assert len(first_page_reads) == 1, "the root is asked for once a thread"

@@ -109,3 +109,30 @@ def test_a_redirect_may_go_on_to_an_https_storage_address_never_to_plain_http() 
     assert not redirect_allowed("http://10.0.0.5/latest/meta-data")
     assert not redirect_allowed("ftp://files.slack.com/a.png")
     assert redirect_allowed("http://127.0.0.1:3999/a.png", hosts=("127.0.0.1:3999",))
+
+
+def test_an_html_file_is_told_from_slacks_sign_in_page_by_its_size() -> None:
+    """An HTML file shared (a saved page, an exported report) is served as text/html, as Slack's sign-in page is
+    when the bot may not read it: the sign-in page, which is not the file's size, is no file for the agents."""
+    page = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
+    report = b"<html><body><h1>Q3 report</h1></body></html>"
+
+    def serve(body: bytes) -> web.RequestHandler:
+        async def handler(_request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="text/html")
+
+        return handler
+
+    def html(url: str) -> SharedFile:
+        return SharedFile(id="F2", name="report.html", mimetype="text/html", size=len(report), url=url)
+
+    async def run(body: bytes) -> bytes | str:
+        async with server(serve(body)) as (netloc, _seen):
+            fetcher = FileFetcher("xoxb-secret", timeout=5, hosts=(netloc,))
+            try:
+                return await fetcher.fetch(html(f"http://{netloc}/report.html"), 1000)
+            except FetchError as refused:
+                return refused.reason
+
+    assert asyncio.run(run(report)) == report
+    assert asyncio.run(run(page)) == "the bot may not read it"
