@@ -283,7 +283,10 @@ class TurnApprovals:
 
     @property
     def stopped(self) -> bool:
-        return self._running.stopped_by is not None
+        """Stopped by a person, or past the turn's deadline while its card was being posted (the wait for a person,
+        which the deadline does not count, had not begun): either way nobody's decision will reach Letta."""
+        deadline = self.deadline
+        return self._running.stopped_by is not None or (deadline is not None and deadline.expired())
 
     async def sending(self, request: ApprovalRequest) -> None:
         for row in await self._rows(request):
@@ -361,9 +364,9 @@ class TurnApprovals:
             await self._sessions.set(t.channel_id, t.thread_ts, "suspended" if waiting else "processing")
 
     async def _if_stopped(self, rows: list[Approval]) -> None:
-        """The turn was cancelled: if stopped by a person, these requests will never be used (their cards, if
-        posted, say so); otherwise (the bridge stopping) they stay open for the turn's next run."""
-        if self._running.stopped_by is not None:
+        """The turn was cancelled: if stopped (by a person, or its deadline), these requests will never be used
+        (their cards, if posted, say so); otherwise (the bridge stopping) they stay open for the turn's next run."""
+        if self.stopped:
             await asyncio.shield(self._stopped(rows))
 
     async def _stopped(self, rows: list[Approval]) -> None:

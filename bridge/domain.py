@@ -291,7 +291,7 @@ class Approvals(Protocol):
 
     @property
     def stopped(self) -> bool:
-        """A person stopped the turn: what it waited for will never be decided in Slack."""
+        """A person stopped the turn, or its deadline passed: what it waited for will never be decided in Slack."""
         ...
 
 
