@@ -249,14 +249,15 @@ class TurnApprovals:
         # waits (broadcast and supervisor agents may each wait on one at once), and on again, with the time it had
         # left, once none does.
         self._waits += 1
+        if self._slot is not None:  # lent out while every send of the turn in flight waits on a card
+            self._slot.waiting += 1
+            self._slot.lend(len(self._running.sending))
         if self._waits == 1:
             deadline = self.deadline
             when = deadline.when() if deadline is not None else None
-            if deadline is not None and when is not None:  # off already: a card's wait just ended, taking a slot
+            if deadline is not None and when is not None:  # off already: a card's wait just ended
                 self._left = when - started
                 deadline.reschedule(None)
-            if self._slot is not None:
-                self._slot.give()
             await self._suspend(True)
         try:
             decided = await self._desk.wait([row.id for row in rows], ends)
@@ -265,8 +266,10 @@ class TurnApprovals:
             raise
         finally:
             self._waits -= 1
-        if self._waits == 0 and self._slot is not None:
-            await self._slot.back()  # waits, if every slot is taken now, as a turn starting does
+            if self._slot is not None:
+                self._slot.waiting -= 1
+        if self._slot is not None:
+            await self._slot.back()  # at once, over the limit if every slot is taken (turn_slot.py)
         if self._waits == 0:  # no other card began to wait meanwhile
             deadline, left = self.deadline, self._left
             if deadline is not None and left is not None and deadline.when() is None and not deadline.expired():

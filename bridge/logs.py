@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 # a rotating token's xoxe- refresh token that OAuth mode keeps, a browser's xoxc-), app-level xapp- tokens, and
 # Letta Cloud's API keys (`sk-let-`: a workspace's, typed into /letta setup after the logs were set up).
 _TOKEN_SHAPES = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-let-[A-Za-z0-9_+/=.-]+)")
-# The user and password in any URL (http://user:password@host): never shown, whoever's they are.
-_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+# The user and password in any URL (http://user:password@host): never shown, whoever's they are. Up to the
+# authority's last `@`, as URL parsers read it: a password may hold a raw `@` (`p@ss`).
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
 
 
 def shown_url(url: str) -> str:

@@ -89,10 +89,12 @@ class TrackedJournal(TurnJournal):
         sending: set[str],
         written: set[str] | None = None,
         on_send: Callable[[], None] | None = None,
+        on_answered: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(store, turn_id, otid, team_id, channel_id, written)
         self._sending = sending
         self._on_send = on_send  # the turn's first send is going: its place among the turns starting is given up
+        self._on_answered = on_answered  # a send answered: the turn's slot may be lent while its cards wait
 
     async def sending(self, key: str) -> None:
         await super().sending(key)
@@ -109,6 +111,8 @@ class TrackedJournal(TurnJournal):
     ) -> None:
         await super().answered(key, replies, failure, seen_upto)
         self._sending.discard(key)
+        if self._on_answered is not None:
+            self._on_answered()
 
 
 class TurnStops:

@@ -128,6 +128,7 @@ class TurnAsking:
             running.sending,
             self._journaled.get(job.turn_id),
             job.place.leave,
+            (lambda: slot.lend(len(running.sending))) if (slot := job.slot) is not None else None,
         )
         if threaded:
             names = binding.target.names

@@ -31,6 +31,7 @@ MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Where Slack serves files (commercial and GovSlack), over https on its default port only.
 SLACK_FILE_DOMAINS = ("slack.com", "slack-gov.com")
+FILE_PATHS = ("/files-pri/", "/files-tmb/")  # a file's address on another of Slack's hosts (files-origin, …)
 NOT_SLACKS = "it is not on Slack's file servers"
 
 
@@ -62,8 +63,13 @@ def slack_file_host(url: str, hosts: Iterable[str] = ()) -> bool:
         return False
     if parts.scheme in ("http", "https") and parts.netloc in set(hosts):
         return True
-    on_slack = any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS)
-    return parts.scheme == "https" and port in (None, 443) and on_slack
+    # Only the file hosts, never Slack's Web API (slack.com/api/…, which takes a GET as the bot): a remote file's
+    # address naming it would make the bridge call a method with the bot's token.
+    path = URL(url).path  # as aiohttp will ask for it: dot segments resolved, escapes decoded
+    file_host = hostname in {"files." + domain for domain in SLACK_FILE_DOMAINS} or (
+        any(hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS) and path.startswith(FILE_PATHS)
+    )
+    return parts.scheme == "https" and port in (None, 443) and file_host and "/api/" not in path
 
 
 def redirect_allowed(url: str, hosts: Iterable[str] = ()) -> bool:
@@ -73,7 +79,11 @@ def redirect_allowed(url: str, hosts: Iterable[str] = ()) -> bool:
 
 
 def file_hosts(api_url: str) -> tuple[str, ...]:
-    """The host of SLACK_API_URL (the operator's: a fake Slack in tests serves files there too)."""
+    """The host of SLACK_API_URL when it is not Slack's own (a fake Slack in tests serves files there too): Slack's
+    own API host is no file host."""
+    hostname = urlsplit(api_url).hostname or ""
+    if any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS):
+        return ()
     return (urlsplit(api_url).netloc,)
 
 

@@ -21,12 +21,14 @@ import time
 from dataclasses import dataclass
 from logging import Logger
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
+from bridge.logs import mask
 from bridge.store.base import UNFINISHED, Store
 from bridge.store.crypto import Cipher
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from bridge.config import Settings
 
 log = logging.getLogger(__name__)
+SEALED_URL = "sealed:"  # a workspace's Letta URL that holds a password, stored encrypted after this
 
 _TABLES = """
     CREATE TABLE slack_installations (
@@ -120,6 +123,13 @@ class WorkspaceLetta:
         """The environment's settings with this server and key in place of LETTA_BASE_URL and LETTA_API_KEY."""
         key = SecretStr(self.api_key) if self.api_key else None
         return settings.model_copy(update={"letta_base_url": self.base_url, "letta_api_key": key})
+
+
+def _mask_password(url: str) -> None:
+    """A workspace's Letta URL's password, learnt after logging was set up: masked in every line from now on."""
+    password = urlsplit(url).password or ""
+    for shape in {password, unquote(password)}:
+        mask(shape)
 
 
 def _key(enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> tuple[str, str]:
@@ -374,11 +384,19 @@ class BridgeInstallationStore(AsyncInstallationStore):
             return None
         r = rows[0]
         key = self.cipher.decrypt(r["letta_api_key"]) if r["letta_api_key"] else None
-        return WorkspaceLetta(r["letta_base_url"], key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
+        url = str(r["letta_base_url"])
+        if url.startswith(SEALED_URL):
+            url = self.cipher.decrypt(url.removeprefix(SEALED_URL))
+            _mask_password(url)
+        return WorkspaceLetta(url, key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
 
     async def set_letta(self, team_id: str, base_url: str | None, api_key: str | None, actor: str) -> None:
-        """Save the workspace's Letta server and key (encrypted); no URL means the environment's default."""
+        """Save the workspace's Letta server and key (encrypted; the URL too when it holds a user and password, a
+        proxy's sign-in); no URL means the environment's default."""
         encrypted = self.cipher.encrypt(api_key) if api_key else None
+        if base_url and urlsplit(base_url).password is not None:
+            _mask_password(base_url)
+            base_url = SEALED_URL + self.cipher.encrypt(base_url)
         await self.sql.execute(
             "INSERT INTO slack_workspaces (team_id, letta_base_url, letta_api_key, letta_set_by, letta_set_at)"
             " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (team_id) DO UPDATE SET letta_base_url=excluded.letta_base_url,"

@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
+from bridge.config import Settings
 from bridge.domain import SharedFile
-from bridge.slack.files import FetchError, FileFetcher, redirect_allowed, slack_file_host
+from bridge.slack.files import FetchError, FileFetcher, file_hosts, redirect_allowed, slack_file_host
 from tests.loopback import serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
@@ -56,6 +57,25 @@ def test_slack_file_hosts() -> None:
     assert not slack_file_host("http://169.254.169.254/latest/meta-data/")
     assert not slack_file_host("https://[::1/")
     assert slack_file_host("http://127.0.0.1:9000/files-pri/a.png", ("127.0.0.1:9000",))  # the fake Slack's
+    assert slack_file_host("https://files-origin.slack.com/files-pri/T1-F1/a.png")
+    assert not slack_file_host("https://acme.slack.com/archives/C1/p1")
+
+
+def test_the_token_never_goes_to_slacks_web_api_nor_over_plain_http() -> None:
+    """A remote file whose address is a Web API method (a GET with its arguments in the query) would be a call made
+    as the bot: `chat.delete`, or `conversations.history` of a private channel inlined for the agents. Slack's own
+    API host (SLACK_API_URL's default) was allowed as a file host, over http too."""
+    hosts = file_hosts(Settings.model_fields["slack_api_url"].default)
+    assert hosts == ()
+    for url in (
+        "https://slack.com/api/chat.delete?channel=C0GENERAL&ts=1700000000.000100",
+        "https://files.slack.com/api/conversations.history?channel=G0SECRET",
+        "https://files-origin.slack.com/files-pri/T1-F1/../../api/auth.test",
+        "https://files.slack.com/%61pi/auth.test",
+        "http://slack.com/files-pri/T1-F1/x.png",
+    ):
+        assert not slack_file_host(url, hosts), url
+    assert file_hosts("http://127.0.0.1:9000/api/") == ("127.0.0.1:9000",)  # a fake Slack serves its files
 
 
 def test_the_token_is_not_sent_to_a_host_that_is_not_slacks() -> None:

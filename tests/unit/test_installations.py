@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.domain import Turn
+from bridge.logs import Redactor
 from bridge.store import Store, open_store
 from bridge.store.crypto import Cipher, CipherError
 from bridge.store.installations import BridgeInstallationStore, Sql
@@ -143,6 +144,26 @@ def test_a_workspace_letta_key_is_encrypted_and_removal_ends_its_turns(database_
         assert await installs.due_for_purge(now=1000.0 + 31 * 86400) == []
 
     run(database_url, body)
+
+
+def test_a_workspace_letta_url_with_a_password_is_stored_encrypted_and_masked_in_logs(
+    database_url: str,
+) -> None:
+    """A proxy's sign-in in the URL given to /letta setup (`http://user:pass@host`) was stored in the clear beside
+    the encrypted key, and never masked in the logs."""
+
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        url = "http://proxyuser:pr0xy%40s3cret@letta.example:8283"
+        await installs.set_letta("T1", url, "sk-letta-secret", "U0ADMIN")
+        assert "s3cret" not in str(await Sql(store).fetch("SELECT * FROM slack_workspaces"))
+        saved = await installs.letta("T1")
+        assert saved is not None and saved.base_url == url and saved.api_key == "sk-letta-secret"
+        await installs.set_letta("T2", "http://letta.example:8283", None, "U0ADMIN")
+        plain = await installs.letta("T2")
+        assert plain is not None and plain.base_url == "http://letta.example:8283"
+
+    run(database_url, body)
+    assert "s3cret" not in Redactor([]).redact("asked with pr0xy@s3cret, written pr0xy%40s3cret")
 
 
 def test_a_wrong_or_changed_key_is_said_in_plain_words(tmp_path: object) -> None:

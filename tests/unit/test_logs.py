@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge.logs import QUIETER, setup_logging
+from bridge.logs import QUIETER, setup_logging, shown_url
 from bridge.slack.metered import MeteredSlackClient
 from tests.fakes.slack import FakeSlack
 
@@ -41,3 +41,18 @@ def test_slack_sdk_formats_no_debug_text_for_a_web_api_call(level: str, restored
     finally:
         slack.stop()
     assert debug_calls == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://lettauser:p@ss-s3cret@letta:8283", "http://***@letta:8283"),
+        ("https://u:pw@letta.example/v1/?next=a@b", "https://***@letta.example/v1/?next=a@b"),
+        ("http://letta:8283/agents/me@home", "http://letta:8283/agents/me@home"),
+        ("see http://a:b@x:1 and http://c:d@y:2", "see http://***@x:1 and http://***@y:2"),
+    ],
+)
+def test_a_url_is_shown_without_its_user_and_password_whatever_they_hold(url: str, shown: str) -> None:
+    """A password with a raw `@` (`p@ss-s3cret`, which URL parsers read up to the authority's last `@`, and so
+    the bridge connects with) was shown from its `@` on, in threads, `/letta status` and `check`."""
+    assert shown_url(url) == shown
