@@ -52,6 +52,8 @@ def thread_context(
     keep = 1 if root and earlier and earlier[0].ts == root and len(lines[0]) <= THREAD_CONTEXT_CHARS // 2 else 0
     while len(lines) > 1 + keep and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
         lines.pop(keep)  # whole lines only, the oldest first (after the root): a cut line would be no line at all
+    if keep and len(lines) == 2 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
+        lines.pop(0)  # the root and the newest do not fit together: the newest, which the mention answers, stays
     return block(header, lines) + "\n\n" if lines else ""
 
 

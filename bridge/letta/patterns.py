@@ -215,10 +215,16 @@ async def dynamic(
     choosing = dataclasses.replace(turn, drafts=None)  # the manager's choice is never shown in the thread
     said: list[AgentReply] = []
     sends: dict[str, int] = {}
+    news: dict[str, bool] = {}  # member id -> another member replied since its last send of this turn
+    failed: set[str] = set()  # members whose own send failed this turn: asking again would fail again
     last: AgentRef | None = None
     for round_ in range(target.max_turns or len(target.agents)):
-        # As in Letta's DynamicMultiAgent, the member who just spoke is not offered the floor again.
-        options = [a for a in target.agents if last is None or a.id != last.id]
+        # As in Letta's DynamicMultiAgent, the member who just spoke is not offered the floor again; nor one that
+        # failed, nor one with nothing new since it spoke (it would only be sent the person's words again).
+        options = [
+            a for a in target.agents
+            if (last is None or a.id != last.id) and a.id not in failed and news.get(a.id, True)
+        ]
         if not options:
             return
         so_far, names, just = tuple(said), [a.name for a in options], last.name if last else None
@@ -254,6 +260,11 @@ async def dynamic(
         key = speaker.id if count == 1 else f"{speaker.id}#{count}"
         spoken = await speak(runner, speaker, turn, transcript, journal, key)
         last = speaker
+        news[speaker.id] = False
+        if any(isinstance(e, AgentReply) for e in spoken):
+            news.update({other: True for other in news if other != speaker.id})
+        elif any(isinstance(e, AgentFailure) for e in spoken):
+            failed.add(speaker.id)
         for event in spoken:
             if isinstance(event, AgentReply):
                 said.append(event)

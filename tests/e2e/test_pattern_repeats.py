@@ -56,3 +56,23 @@ def test_a_dynamic_member_that_fails_leaves_the_floor_to_the_others(tmp_path: Pa
         event, _ = world.bridge.mention("who knows?", channel)
         wait_done(world, channel, event["ts"])
         assert received(world, agents["carol"]), [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
+
+
+def test_a_dynamic_member_that_failed_is_not_asked_again_nor_one_with_nothing_new(tmp_path: Path) -> None:
+    """revO: alice fails on her own, bob answers; alice was then the only one offered the floor, asked again and
+    failing again, and bob, with nothing new, was sent the person's words a second time: every post twice."""
+    with open_world("bridge", tmp_path) as world:
+        alice, bob = world.letta.add_agent("alice"), world.letta.add_agent("bob")
+        manager = world.letta.add_agent("mgr")
+        group = world.letta.add_group([alice, bob], manager_type="dynamic", manager_agent_id=manager, max_turns=4)
+        channel = new_channel()
+        world.slack.add_channel(channel, "dyn")
+        world.connect(channel, group)
+        world.letta.set_reply(alice, _boom)
+        world.letta.set_reply(manager, lambda text: "bob" if "alice just spoke" in text else "alice")
+        event, _ = world.bridge.mention("who knows?", channel)
+        wait_done(world, channel, event["ts"])
+        posts = [str(p.args.get("text")) for p in world.slack.posts(channel, event["ts"])]
+        assert sum("who knows?" in t for t in received(world, bob)) == 1, (received(world, bob), posts)
+        assert posts.count("bob says hi") == 1, posts
+        assert len(received(world, alice)) == 1, (received(world, alice), posts)

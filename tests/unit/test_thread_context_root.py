@@ -26,3 +26,13 @@ def test_without_the_root_among_them_the_oldest_go_first_as_before() -> None:
     context = thread_context(_thread(100)[1:], ["alice"], root=ROOT)
     assert "reply 99:" in context and "reply 0:" not in context
     assert "ALERT" not in thread_context(_thread(100), ["alice"])  # no root given: as before
+
+
+def test_the_root_and_a_long_newest_message_that_do_not_fit_together_keep_the_newest() -> None:
+    """revO: a 2,800-character alert kept beside a 5,800-character newest message made a block of 8,700, past the
+    documented 6,000."""
+    alert = Earlier("U0ALERTS1", "PagerDuty (app)", "ALERT " + "a" * 2800, ts=ROOT)
+    newest = Earlier("U0123ABCD", "maria", "b" * 5800, ts="1764064801.000001")
+    context = thread_context([alert, newest], ["alice"], root=ROOT)
+    assert len(context) <= THREAD_CONTEXT_CHARS + 200, len(context)  # the header and the block's end besides
+    assert "b" * 5800 in context and "ALERT" not in context
