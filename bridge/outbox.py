@@ -24,6 +24,7 @@ class TurnOutbox:
         # A part's post began and did not return (the turn's deadline, a stop): it may be in Slack unrecorded,
         # so its next post reads the thread first, as a resumed turn's does.
         self.in_doubt = False
+        self.refused = 0  # parts Slack refused for what they held, each replaced by a notice: the turn is partial
 
     async def add(self, source: str, agent_name: str | None, text: str) -> None:
         """Owe the thread a message; the same source twice is owed once."""

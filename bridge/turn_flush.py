@@ -12,7 +12,7 @@ from bridge.metrics import UNMETERED, Metrics
 from bridge.outbox import TurnOutbox
 from bridge.slack.failures import SlackPostError
 from bridge.slack.feedback import feedback_actions
-from bridge.slack.post import Part, SlackPoster, Taken
+from bridge.slack.post import Part, SlackPoster
 from bridge.slack.render import escape
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store.base import OutboxItem
@@ -75,7 +75,7 @@ class TurnFlush:
                 if index == 0 and item.source.startswith(REPLY):
                     ts = await drafts.replace(item.source[len(REPLY) :], part.text, part.actions)
                 if ts is None:
-                    ts = await self._post(item, part, channel, thread_ts, message_ts, check_first, outbox.thread_posts)
+                    ts = await self._post(item, part, channel, thread_ts, message_ts, check_first, outbox)
                 await outbox.posted(item, index, ts, last=index == len(parts) - 1)
                 outbox.in_doubt = False
                 self.metrics.reply_posted(item.agent_name)
@@ -90,10 +90,11 @@ class TurnFlush:
         thread_ts: str,
         message_ts: str,
         check_first: bool,
-        taken: Taken,
+        outbox: TurnOutbox,
     ) -> str:
         """Post one part; one Slack refuses for what it holds is replaced by a notice saying so, and the rest of
         the turn is still posted (a channel the bot cannot post in still fails the turn)."""
+        taken = outbox.thread_posts
         try:
             return await self._poster.post(
                 channel, thread_ts, part, check_first=check_first, after=message_ts, taken=taken
@@ -101,6 +102,7 @@ class TurnFlush:
         except SlackPostError as exc:
             if not exc.refused:
                 raise
+            outbox.refused += 1
             told = Part(escape(REFUSED_PART.format(whose=_whose(item), error=exc.error)), None)
             return await self._poster.post(
                 channel, thread_ts, told, check_first=check_first, after=message_ts, taken=taken

@@ -30,6 +30,7 @@ from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster
+from bridge.slack.ratelimits import TURN_CLOCK, TurnClock
 from bridge.slack.sessions import Sessions
 from bridge.start_order import Place
 from bridge.stop_end import StopEnd, say_stopped
@@ -274,8 +275,11 @@ class TurnWorker:
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
                 running.check()  # a stop that came while there was no task yet to cancel: Letta is not asked
+                clock = TurnClock()
+                TURN_CLOCK.set(clock)  # the turn's task and the ones it starts: Slack's rate limits are not counted
                 inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running, approvals))
                 async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
+                    clock.deadline = approvals.deadline
                     failures = await inner
                 # `partial` only when some agent answered: a turn nobody answered is `failed` (operators alert on it).
                 status = "done" if failures == 0 else "partial" if job.ran.get("replies") else "failed"
@@ -292,6 +296,10 @@ class TurnWorker:
                 status, error = "stopped", f"stopped by {stop.by}"
             except TimeoutError:
                 error = not_finished_within(s.turn_deadline_seconds)
+                log.warning(
+                    "turn past its deadline turn_id=%s channel=%s deadline_s=%g",
+                    job.turn_id, turn.channel_id, s.turn_deadline_seconds,
+                )
                 # A run left going would answer nobody, and the thread's next send to its agent would wait
                 # behind it (and past its own deadline): it is cancelled, as a person's Stop cancels it.
                 await self.stops.cancel_letta(running)
@@ -316,6 +324,9 @@ class TurnWorker:
                 except TurnStopped as stop:  # a stop recorded as the agents finished: what is owed stays unposted
                     running.stopped_by = running.stopped_by or stop.by
                     status, error = "stopped", f"stopped by {running.stopped_by}"
+                refused = self._outbox(job).refused
+                if status == "done" and refused:  # a part is missing, said in its place: not all went well
+                    status, error = "partial", f"Slack refused {refused} part(s) of the replies"
             if status == "stopped":
                 by = running.stopped_by or ""
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):

@@ -43,20 +43,27 @@ def held_by_turn(keys: Iterable[str]) -> Iterator[None]:
         _SENDING.set(before)
 
 
-@contextmanager
-def another_clients_run() -> Iterator[None]:
+class BusyWait:
     """While the send in hand waits out a run Letta says is busy in its conversation (a 409 from another client:
     the ADE, a script), its keys are not the turn's: a Stop then cancels nothing of that run, and the turn's task,
-    cancelled, never sends."""
-    holds, mine = TURN_HOLDS.get(), _SENDING.get()
-    if holds is None or not mine:
-        yield
-        return
-    holds.difference_update(mine)
-    try:
-        yield
-    finally:
-        holds.update(mine)
+    cancelled, never sends. From the first 409 until an attempt's answer is not one (the send was taken), the
+    attempts in flight included: a Stop while one is asked would otherwise cancel the other client's run."""
+
+    def __init__(self) -> None:
+        self._holds: set[str] | None = None
+        self._mine: tuple[str, ...] = ()
+
+    def let_go(self) -> None:
+        holds, mine = TURN_HOLDS.get(), _SENDING.get()
+        if self._holds is not None or holds is None or not mine:
+            return
+        holds.difference_update(mine)
+        self._holds, self._mine = holds, mine
+
+    def take_back(self) -> None:
+        if self._holds is not None:
+            self._holds.update(self._mine)
+            self._holds = None
 
 
 QUIET_KEPT = 10_000  # keys remembered as quiet (or unsettled); one forgotten costs a look at its runs

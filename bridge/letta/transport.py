@@ -29,7 +29,7 @@ from bridge import __version__
 from bridge.ids import request_id as new_request_id
 from bridge.letta import gateways
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
-from bridge.letta.locks import AgentLocks, another_clients_run
+from bridge.letta.locks import AgentLocks, BusyWait
 from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
@@ -149,6 +149,14 @@ class LettaTransport:
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[LettaMessage]:
         """A streamed send; retried like `_send`, and only before anything has arrived."""
+        busy = BusyWait()
+        try:
+            async for item in self._stream_attempts(path, body, busy):
+                yield item
+        finally:
+            busy.take_back()
+
+    async def _stream_attempts(self, path: str, body: dict[str, Any], busy: BusyWait) -> AsyncIterator[LettaMessage]:
         attempt = 0
         waited = 0.0
         while True:
@@ -168,6 +176,7 @@ class LettaTransport:
                     )
                     if response.status >= 400:
                         raise self._error_for(await _answer(response), request_id, "POST", path)
+                    busy.take_back()  # taken: whatever runs now is this send's
                     if not response.headers.get("content-type", "").startswith("text/event-stream"):
                         # A proxy or server that answers the stream route with plain JSON.
                         answer = await _answer(response)
@@ -197,7 +206,7 @@ class LettaTransport:
             attempt += 1
             waited += delay
             log.info("letta stream not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
-            await self._pause(error, delay)
+            await self._pause(error, delay, busy)
             self.locks.go_on()  # not sent again by a worker frozen in the wait past its binding's lease
 
     async def _send(self, path: str, body: dict[str, Any]) -> Any:
@@ -205,28 +214,32 @@ class LettaTransport:
         proves it never forwarded it, 429, a busy conversation)."""
         attempt = 0
         waited = 0.0
-        while True:
-            try:
-                return await self._request("POST", path, json=body)
-            except LettaError as error:
-                delay = self._retry_delay(error, attempt, waited)
-                if delay is None:
-                    raise
-                attempt += 1
-                waited += delay
-                log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
-                await self._pause(error, delay)
-                self.locks.go_on()
+        busy = BusyWait()
+        try:
+            while True:
+                try:
+                    return await self._request("POST", path, json=body)
+                except LettaError as error:
+                    delay = self._retry_delay(error, attempt, waited)
+                    if delay is None:
+                        raise
+                    attempt += 1
+                    waited += delay
+                    log.info("letta send not processed, retrying path=%s in=%.1fs attempt=%d", path, delay, attempt)
+                    await self._pause(error, delay, busy)
+                    self.locks.go_on()
+        finally:
+            busy.take_back()
 
     @staticmethod
-    async def _pause(error: LettaError, delay: float) -> None:
+    async def _pause(error: LettaError, delay: float, busy: BusyWait) -> None:
         """The wait before a send is made again; while another client's run keeps the conversation busy, that run
-        is not the turn's to cancel."""
+        is not the turn's to cancel (until an attempt is taken: `BusyWait`)."""
         if error.busy:
-            with another_clients_run():
-                await asyncio.sleep(delay)
+            busy.let_go()
         else:
-            await asyncio.sleep(delay)
+            busy.take_back()
+        await asyncio.sleep(delay)
 
     def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:
         """How long to wait before sending again, or None to give up. A conversation busy with another run

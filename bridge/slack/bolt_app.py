@@ -15,6 +15,7 @@ delivered again: by Slack, or by arrivals.py from the events inbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from ssl import SSLContext
@@ -33,6 +34,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -64,19 +67,34 @@ class SingleTeamAuthorization(AsyncSingleTeamAuthorization):
     any SlackApiError: a Slack 5xx or rate limit there lost that request, and every event the events inbox handed
     over at a start, though each had been acknowledged. Only a token Slack refuses is left to Bolt's answer."""
 
+    _asking: asyncio.Future[AsyncSlackResponse] | None = None  # the one auth.test every request waits for
+
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
         asks = not (_is_no_auth_required(req) or _is_no_auth_test_call_required(req))
         if self.auth_test_result is None and asks and req.context.client is not None:
             try:
-                self.auth_test_result = await req.context.client.auth_test()
+                self.auth_test_result = await self._auth_test(req.context.client)
             except SlackApiError as exc:
                 if slack_error(exc) not in PERMANENT:
                     return _later(req, f"Slack did not confirm the bot token error={slack_error(exc)}", exc)
             except FAILURES as exc:
                 return _later(req, f"Slack could not be asked to confirm the bot token error={slack_error(exc)}", exc)
         return await super().async_process(req=req, resp=resp, next=next)
+
+    async def _auth_test(self, client: AsyncWebClient) -> AsyncSlackResponse:
+        """One auth.test for every request that arrives before it is answered, each going on in the order it came
+        (a burst handed over at a start: one call each, and those after the answer overtook those waiting for
+        theirs); a failure is every waiting request's, each served again later, still in order."""
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(client.auth_test())
+            self._asking.add_done_callback(self._asked)
+        return await asyncio.shield(self._asking)
+
+    def _asked(self, asking: asyncio.Future[AsyncSlackResponse]) -> None:
+        if asking.cancelled() or asking.exception() is not None:
+            self._asking = None  # the next request asks again
 
 
 COMMAND_LATER = "Slack did not answer me just now, so I could not take this command: try it again in a minute."

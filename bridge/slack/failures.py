@@ -69,10 +69,15 @@ class SlackPostError(Exception):
 FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
 
 
+# Slack's own failures that "may have succeeded in part" (its docs), said in a body, often with HTTP 200.
+HALF_DONE = frozenset({"internal_error", "fatal_error"})
+
+
 def outcome_unknown(exc: BaseException) -> bool:
-    """Slack may have done the call: it failed on Slack's side (5xx) or on the way (a timeout, the connection)."""
+    """Slack may have done the call: it failed on Slack's side (a 5xx, or internal_error or fatal_error in the
+    body, whatever the status) or on the way (a timeout, the connection)."""
     if isinstance(exc, SlackApiError):
-        return exc.response is not None and exc.response.status_code >= 500
+        return exc.response is not None and (exc.response.status_code >= 500 or slack_error(exc) in HALF_DONE)
     return True
 
 

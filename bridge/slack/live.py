@@ -36,6 +36,7 @@ from bridge.store.leases import check_lease
 log = logging.getLogger(__name__)
 NOT_STREAMING = "message_not_in_streaming_state"  # stopped, expired, or never a stream: already finished
 STILL_STREAMING = "streaming_state_conflict"  # chat.update of a message still streaming: its stop did not land
+GONE = "message_not_found"  # a draft deleted (by a person): nothing to edit, nor to delete
 # chat.startStream refused for what the app or its token cannot do: no stream will work in this process.
 CANNOT_STREAM = frozenset(
     {"missing_scope", "unknown_method", "method_deprecated", "not_allowed_token_type", "no_permission",
@@ -299,9 +300,20 @@ class LiveMessages:
                 # is harmless, where a new post would show the reply twice.
                 if not outcome_unknown(exc) or waited == len(OUTCOME_WAITS):
                     log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", error)
+                    if error != GONE:
+                        await self._withdraw(channel, ts)
                     return False
                 await asyncio.sleep(OUTCOME_WAITS[waited])
                 waited += 1
+
+    async def _withdraw(self, channel: str, ts: str) -> None:
+        """A draft Slack will not edit (too old to edit, too long, Slack's trouble past every wait) is deleted before
+        the reply is posted anew: its stream may show the whole reply, which would then be in the thread twice.
+        Best effort: a draft left stays, marked by nothing, beside the reply."""
+        try:
+            await patiently(lambda: self._client.chat_delete(channel=channel, ts=ts))
+        except FAILURES as exc:
+            log.warning("slack draft not deleted error=%s", slack_error(exc))
 
     async def _stop(self, channel: str, ts: str, unsent: list[dict[str, Any]], said: bool) -> None:
         """Stop a draft's stream, its tasks Slack has not had yet with it; tried again while the outcome is unknown

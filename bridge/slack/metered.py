@@ -21,7 +21,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
-from bridge.slack.ratelimits import rate_limited
+from bridge.slack.ratelimits import not_counted, rate_limited
 from bridge.store.leases import check_lease
 
 # A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
@@ -97,5 +97,10 @@ class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
     ) -> None:
         if response is not None:
             self._client.metrics.rate_limited(request.url.rsplit("/", 1)[-1].split("?", 1)[0])
+            asked = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+            try:
+                not_counted(float(asked[0] if isinstance(asked, list) else asked or 1) + 1)  # slack_sdk adds < 1 s
+            except ValueError:
+                not_counted(2.0)
         await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
         check_lease()  # the call is made again next: not by a worker frozen in the wait past its binding's lease

@@ -30,7 +30,7 @@ from bridge.slack.failures import (
     slack_error,
 )
 from bridge.slack.feedback import with_actions
-from bridge.slack.ratelimits import RATE_LIMIT_WAITS, rate_limited, retry_after
+from bridge.slack.ratelimits import RATE_LIMIT_WAITS, not_counted, rate_limited, retry_after
 from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_texts, split
 from bridge.store.leases import check_lease
 
@@ -270,6 +270,7 @@ class SlackPoster:
                     waits += 1
                     wait = retry_after(exc, waits)
                     log.warning("slack rate-limited a post channel=%s error=%s wait=%.0fs", channel, error, wait)
+                    not_counted(wait)
                     await asyncio.sleep(wait)
                     continue
                 if not outcome_unknown(exc):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -22,6 +24,25 @@ T = TypeVar("T")
 RATE_LIMITS = frozenset({"ratelimited", "rate_limited"})
 RATE_LIMIT_WAITS = 5  # more tries of a rate-limited call, each after its wait
 LONGEST_WAIT = 60.0
+
+
+@dataclass
+class TurnClock:
+    """The running turn's deadline (TURN_DEADLINE_SECONDS), which Slack's rate limits do not count against: the
+    agents answered, and a turn ended for Slack's wait was said to be Letta's fault, its next agents never asked."""
+
+    deadline: asyncio.Timeout | None = None
+
+
+TURN_CLOCK: ContextVar[TurnClock | None] = ContextVar("turn_clock", default=None)
+
+
+def not_counted(seconds: float) -> None:
+    """The running turn's deadline moved on by a wait Slack asked for (if it is on: a card's wait turns it off)."""
+    clock = TURN_CLOCK.get()
+    deadline = clock.deadline if clock is not None else None
+    if deadline is not None and not deadline.expired() and (when := deadline.when()) is not None:
+        deadline.reschedule(when + seconds)
 
 
 def _error(exc: SlackApiError) -> str:
@@ -59,5 +80,6 @@ async def patiently(call: Callable[[], Awaitable[T]]) -> T:
             waits += 1
             wait = retry_after(exc, waits)
             log.info("slack rate-limited a call error=%s wait=%.0fs", _error(exc), wait)
+            not_counted(wait)
             await asyncio.sleep(wait)
             check_lease()

@@ -165,6 +165,22 @@ def test_a_conversation_busy_with_another_run_is_waited_out_and_sent_once(rig: R
     assert len(replies) == 2
 
 
+def test_a_stop_while_a_send_waiting_out_a_busy_conversation_is_asked_again_cancels_nothing(rig: Rig) -> None:
+    """The same stop landing while a retry of the send is in flight (Letta slow to answer its 409): the send's keys
+    were the turn's again for that attempt, and the stop cancelled the other client's run."""
+    channel = "C0CONV0012"
+    alice, root, conv_id = rig.answered_thread(channel)
+    rig.letta.busy_next(conv_id, times=50, delay=1.5)
+    follow = reply_in_thread(rig, channel, root, "while it is busy")
+    asked = lambda: [r for r in rig.letta.requests if conv_id in r.path and r.method == "POST"]  # noqa: E731
+    rig.letta.wait_for(lambda: len(asked()) >= 3, 20)
+    reply_in_thread(rig, channel, root, "stop")
+    rig.slack.wait_for(lambda: "white_check_mark" not in rig.slack.reactions(channel, follow["ts"])
+                       and any("Stopped" in (p.args.get("text") or "") for p in rig.slack.posts(channel, root)), 15)
+    assert [c for c in rig.letta.cancels if conv_id in c[1] or alice in c[1]] == [], rig.letta.cancels
+    assert len(rig.inputs(alice)) == 1, "the stopped message was sent after all"
+
+
 def test_a_stop_while_another_clients_run_keeps_the_conversation_busy_cancels_nothing_of_it(rig: Rig) -> None:
     """The bridge's send waited out a 409 (another client, the ADE say, running in the thread's conversation) and
     a person said stop: the bridge counted the conversation as its turn's and cancelled the other client's run."""

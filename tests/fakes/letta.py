@@ -271,6 +271,7 @@ class FakeLetta(LettaControls, AgentAndGroupRoutes):
             if rule.kind == "hang":
                 await self._hang()
             if rule.kind == "busy":
+                await asyncio.sleep(rule.delay)
                 return self._json(v, 409, R.conversation_busy(new_id("run")))
             if rule.delay:
                 await asyncio.sleep(rule.delay)

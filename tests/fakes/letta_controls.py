@@ -101,12 +101,12 @@ class LettaControls:
             self._rules.append(Rule("gateway", method.upper(), re.compile(path_regex), times, status,
                                      None, headers, 0.0, raw))
 
-    def busy_next(self, conversation_id: str, times: int = 1) -> None:
+    def busy_next(self, conversation_id: str, times: int = 1, delay: float = 0.0) -> None:
         """The next ``times`` sends to the conversation get the 409 a Redis-backed 0.16.8 gives while another
-        run holds it (captured body, a fresh run_id each time)."""
+        run holds it (captured body, a fresh run_id each time), `delay` seconds after each arrived."""
         with self._lock:
             self._rules.append(Rule("busy", "POST", re.compile(rf"/v1/conversations/{conversation_id}/messages"),
-                                     times, 409))
+                                     times, 409, delay=delay))
 
     def hang_next(self, method: str, path_regex: str, times: int = 1) -> None:
         """Accept the next ``times`` matching requests and never answer them (until stop())."""

@@ -255,6 +255,20 @@ class SlackWorkspace:
         self._store(channel, msg)
         return {"ok": True, "channel": channel, "ts": ts, "message": msg, **extra}
 
+    def _api_chat_delete(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        """reference/slack/web-api/chat.delete.json: a bot token deletes only its bot's messages."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if channel not in self._messages:
+            return "channel_not_found"
+        msg = self._find(channel, ts)
+        if msg is None:
+            return "message_not_found"
+        if msg.get("bot_id") != self.bot_id:
+            return "cant_delete_message"
+        with self._lock:
+            self._messages[channel] = [m for m in self._messages[channel] if m is not msg]
+        return {"ok": True, "channel": channel, "ts": ts}
+
     def _api_chat_update(self, args: dict[str, Any]) -> dict[str, Any] | str:
         channel, ts = args.get("channel"), args.get("ts")
         text, blocks, md = args.get("text"), jsonish(args.get("blocks")), args.get("markdown_text")
