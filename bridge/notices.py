@@ -247,8 +247,12 @@ class QueueNotices:
                 await self._edit(notice, notice.ended, now)
                 return
             if not ahead:
-                del self._shown[notice.thread]  # the thread's turn has started: the notice said what happened
-                continue
+                del self._shown[notice.thread]
+                ended = await self._ended_unrun(notice.thread)
+                if ended is None:
+                    continue  # the thread's turn has started: the notice said what happened
+                await self._edit(notice, ended, now)
+                return
             approval = await self._approval(notice.thread, where)
             if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
@@ -256,6 +260,13 @@ class QueueNotices:
             if not await self._edit(notice, queued_text(ahead, where, approval), now):
                 del self._shown[notice.thread]
             return
+
+    async def _ended_unrun(self, thread: ThreadKey) -> str | None:
+        """The words for a thread whose newest mention will not be answered after all: stopped or deleted through
+        another process (Postgres), which told its own notices only. None when it was taken to be answered."""
+        newest = await self._store.last_turn_in_thread(*thread)
+        status = await self._store.turn_status(newest) if newest else None
+        return {"stopped": STOPPED_NOTICE, "withdrawn": WITHDRAWN_NOTICE}.get(status or "")
 
     async def _edit(self, notice: Notice, words: str, now: float) -> bool:
         """Edit the notice to say `words`; False when Slack refused (it is not edited again)."""

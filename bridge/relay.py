@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a line a minute
 
 FRESH_KEPT = 10_000
+DELETED_KEPT = 600.0  # seconds a deletion is remembered for a mention Slack may still deliver again
+DELETED_REMEMBERED = 10_000
 DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
@@ -74,6 +76,9 @@ class Relay:
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
         self._depth_at: dict[tuple[str, str], float] = {}
         self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
+        # Messages deleted before their mention was accepted (its first delivery failed, the person deleted it,
+        # then Slack's retry came): never made a turn. Slack retries within minutes.
+        self._deleted: dict[tuple[str, str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
@@ -95,6 +100,9 @@ class Relay:
         if turn.follow_up and not await self._follows(turn):
             return
         started = asyncio.get_running_loop().time()
+        if self._deleted.get((turn.team_id, turn.channel_id, turn.message_ts), -DELETED_KEPT) > started - DELETED_KEPT:
+            log.info("event dropped: its message was deleted before it arrived ts=%s", turn.message_ts)
+            return
         otid = new_otid()
         # Known fresh before it is stored: a worker already running for the binding can take the turn as soon as
         # its row is committed, before this coroutine runs again.
@@ -119,15 +127,21 @@ class Relay:
             return
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
-        if self._wake((turn.team_id, turn.channel_id), turn.thread_ts):
-            # Behind a running worker the turn may wait; a worker started for it here finds it first in line.
-            self.notices.waiting(turn)
+        self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
+        # The turn may wait: behind this process's worker, or behind another process's, which holds the binding's
+        # lease (Postgres) and whose queue notices never see this turn. Counted from the store: a turn first in
+        # line gets none.
+        self.notices.waiting(turn)
 
     async def withdraw(self, team_id: str, channel_id: str, message_ts: str) -> None:
         """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
         never run. One already started runs to its end: the agents have the question, and its thread stays in
         Slack under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
+        if withdrawn is None:
+            self._deleted[(team_id, channel_id, message_ts)] = asyncio.get_running_loop().time()
+            if len(self._deleted) > DELETED_REMEMBERED:
+                del self._deleted[next(iter(self._deleted))]
         if withdrawn is not None:
             self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}

@@ -257,6 +257,10 @@ class Store(Protocol):
         changed (another process's update of the same rows returns none of them), oldest first."""
         ...
 
+    async def turn_status(self, turn_id: int) -> str | None:
+        """The turn's status (`received`, `running`, `done`, `stopped`, `withdrawn`, …), None for no such turn."""
+        ...
+
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         """Who stopped the turn (`stopping` or `stopped`), or None while it is not stopped."""
         ...

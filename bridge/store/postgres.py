@@ -197,6 +197,10 @@ class PostgresStore(PostgresJournal):
         )
         return sorted(StoppedTurn(int(r["id"]), r["status"] == "stopped") for r in rows)
 
+    async def turn_status(self, turn_id: int) -> str | None:
+        status = await self.pool.fetchval("SELECT status FROM turns WHERE id=$1", turn_id)
+        return None if status is None else str(status)
+
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)
         if row is None or row["status"] not in ("stopping", "stopped"):

@@ -204,6 +204,10 @@ class SqliteStore(SqliteJournal):
             rows = await cursor.fetchall()
         return sorted(StoppedTurn(int(r[0]), r[1] == "stopped") for r in rows)
 
+    async def turn_status(self, turn_id: int) -> str | None:
+        row = await self._one("SELECT status FROM turns WHERE id=?", (turn_id,))
+        return None if row is None else str(row[0])
+
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         # Asked before each post and each next agent: one trip to the reader's thread (a cursor costs three on
         # the writer's, where they queued behind the turns' writes).
