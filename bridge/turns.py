@@ -276,11 +276,15 @@ class TurnWorker:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread
                 running.check()  # a stop that came while there was no task yet to cancel: Letta is not asked
                 clock = TurnClock()
-                TURN_CLOCK.set(clock)  # the turn's task and the ones it starts: Slack's rate limits are not counted
+                token = TURN_CLOCK.set(clock)  # the turn's task and those it starts: Slack's rate limits not counted
                 inner = running.task = asyncio.create_task(self._converse(job, binding, drafts, running, approvals))
-                async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
-                    clock.deadline = approvals.deadline
-                    failures = await inner
+                try:
+                    async with asyncio.timeout(s.turn_deadline_seconds) as approvals.deadline:
+                        clock.deadline = approvals.deadline
+                        failures = await inner
+                finally:
+                    clock.deadline = None  # what the turn does after its block (its end, its notices) has no clock
+                    TURN_CLOCK.reset(token)
                 # `partial` only when some agent answered: a turn nobody answered is `failed` (operators alert on it).
                 status = "done" if failures == 0 else "partial" if job.ran.get("replies") else "failed"
             except asyncio.CancelledError:

@@ -36,7 +36,9 @@ from bridge.store.leases import check_lease
 log = logging.getLogger(__name__)
 NOT_STREAMING = "message_not_in_streaming_state"  # stopped, expired, or never a stream: already finished
 STILL_STREAMING = "streaming_state_conflict"  # chat.update of a message still streaming: its stop did not land
-GONE = "message_not_found"  # a draft deleted (by a person): nothing to edit, nor to delete
+# A draft Slack will not edit whatever it is given: the reply is posted anew, and the draft deleted first. One
+# refused for what the reply holds (too long, blocks) is kept: the reply posted anew may be refused the same way.
+NOT_EDITABLE = frozenset({"edit_window_closed", "cant_update_message"})
 # chat.startStream refused for what the app or its token cannot do: no stream will work in this process.
 CANNOT_STREAM = frozenset(
     {"missing_scope", "unknown_method", "method_deprecated", "not_allowed_token_type", "no_permission",
@@ -300,14 +302,14 @@ class LiveMessages:
                 # is harmless, where a new post would show the reply twice.
                 if not outcome_unknown(exc) or waited == len(OUTCOME_WAITS):
                     log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", error)
-                    if error != GONE:
+                    if error in NOT_EDITABLE or outcome_unknown(exc):  # the reply itself may still be posted
                         await self._withdraw(channel, ts)
                     return False
                 await asyncio.sleep(OUTCOME_WAITS[waited])
                 waited += 1
 
     async def _withdraw(self, channel: str, ts: str) -> None:
-        """A draft Slack will not edit (too old to edit, too long, Slack's trouble past every wait) is deleted before
+        """A draft Slack will not edit (too old to edit, Slack's trouble past every wait) is deleted before
         the reply is posted anew: its stream may show the whole reply, which would then be in the thread twice.
         Best effort: a draft left stays, marked by nothing, beside the reply."""
         try:

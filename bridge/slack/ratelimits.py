@@ -41,8 +41,12 @@ def not_counted(seconds: float) -> None:
     """The running turn's deadline moved on by a wait Slack asked for (if it is on: a card's wait turns it off)."""
     clock = TURN_CLOCK.get()
     deadline = clock.deadline if clock is not None else None
-    if deadline is not None and not deadline.expired() and (when := deadline.when()) is not None:
+    if clock is None or deadline is None or deadline.expired() or (when := deadline.when()) is None:
+        return
+    try:
         deadline.reschedule(when + seconds)
+    except RuntimeError:  # its block has ended (the turn's clock is cleared then): nothing left to move on
+        clock.deadline = None
 
 
 def _error(exc: SlackApiError) -> str:

@@ -89,3 +89,39 @@ def test_a_part_slack_refused_ends_the_turn_partial(tmp_path: Path) -> None:
         reactions, texts = ask(slack, bridge)
         assert "so that part is missing here" in texts[0]
         assert reactions == {"warning"}, reactions
+
+
+def test_a_rate_limited_reaction_swap_at_the_end_of_a_turn_does_not_crash_it(tmp_path: Path) -> None:
+    """revS: the turn's clock outlived its deadline's block, and a Slack rate limit after it (the ending reaction
+    swap, a stop's note, the next turn's first calls) moved on a finished Timeout: RuntimeError, the turn run again."""
+    with rig(tmp_path) as (slack, _letta, bridge, _):
+        slack.fail_next("reactions.remove", "ratelimited", headers={"retry-after": "1"})
+        event, _ = bridge.mention("hello", CH)
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CH, event["ts"]), 30)
+        time.sleep(1)
+        assert "turn worker failed" not in bridge.logs()
+
+
+def test_a_rate_limited_post_after_a_stop_does_not_crash_the_turn(tmp_path: Path) -> None:
+    with rig(tmp_path) as (slack, letta, bridge, [alice]):
+        letta.set_delay(alice, 6)
+        event, _ = bridge.mention("hello", CH)
+        letta.wait_for(lambda: any(i.agent_id == alice for i in letta.inputs), 10)
+        slack.fail_next("chat.postMessage", "ratelimited", headers={"retry-after": "1"}, times=3)
+        bridge.mention("stop", CH, thread_ts=event["ts"])
+        slack.wait_for(lambda: any("Stopped" in str(p.args.get("text")) for p in slack.posts(CH, event["ts"])), 15)
+        assert "turn worker failed" not in bridge.logs()
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "msg_too_long"])
+def test_a_draft_refused_for_what_its_reply_holds_is_kept(tmp_path: Path, error: str) -> None:
+    """revS: a draft whose last edit Slack refused for what the reply holds was deleted, and the reply posted anew
+    was refused the same way: the words everyone had watched stream in were gone from the thread."""
+    with rig(tmp_path, LETTA_STREAM_TOKENS="true") as (slack, letta, bridge, [alice]):
+        letta.token_delay = 0.05
+        reply = " ".join(f"w{i}" for i in range(60))
+        letta.set_reply(alice, reply)
+        slack.fail_next("chat.update", error)
+        slack.fail_next("chat.postMessage", error)
+        _, texts = ask(slack, bridge)
+        assert any(reply in t for t in texts), texts
