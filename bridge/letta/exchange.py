@@ -19,7 +19,10 @@ from bridge.letta.models import (
     AssistantMessage,
     LettaMessage,
     LettaResponse,
+    Ping,
+    StopReason,
     ToolReturnMessage,
+    UsageStatistics,
     run_failure,
 )
 from bridge.letta.notes import NoteTaker
@@ -141,6 +144,7 @@ class Questions:
 
 
 Spoken = Said | Asked | LettaError
+CUT_OFF = " _(cut off)_"  # after the words of an answer whose stream broke while it was being written
 
 
 @dataclass
@@ -198,6 +202,7 @@ async def exchange(
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
         received = False
+        last: object = None  # the last event: a token of an answer still being written, when the stream breaks
         reattached = 0  # re-attaches in a row that brought no event
         dropped: LettaError | None = None  # the cut a re-attach began after
         if group is not None:
@@ -215,6 +220,8 @@ async def exchange(
             try:
                 async for item in source:
                     received = True
+                    if not isinstance(item, (StopReason, Ping, UsageStatistics)):  # what ends a stream says nothing
+                        last = item
                     reattached, dropped = 0, None  # a re-attach that brings events was taken
                     if background is not None:
                         background.saw(item)
@@ -259,8 +266,12 @@ async def exchange(
                     # the reply from history once the run is over), not the refusal's words.
                     log.info("letta re-attach refused (%s); the stream stays cut", error.kind)
                     error = dropped
-                for spoken in collector.finish():
-                    yield Said(*spoken, notes.pop(spoken[0]), steps.pop(spoken[0], ""))
+                # A token stream broken in the middle of an answer: its words so far are marked as cut off, never
+                # passed off as the whole answer (Letta keeps nothing of a step that failed).
+                cut = collector.growing is not None and isinstance(last, AssistantMessage)
+                for author, text in collector.finish():
+                    text = text + CUT_OFF if cut and text else text
+                    yield Said(author, text, notes.pop(author), steps.pop(author, ""))
                 for question in questions.done():
                     yield question
                 yield error

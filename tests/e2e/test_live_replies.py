@@ -234,7 +234,8 @@ def test_a_token_stream_that_breaks_mid_reply_keeps_what_was_said_and_says_why(l
     event, _ = live.bridge.mention("how did it go?", channel)
     wait_done(live, channel, event["ts"])
     shown = agent_messages(live, channel, event["ts"])
-    assert shown[0].get("username") == "alice" and shown[0]["text"] == "The deploy went fine until"
+    # What was said is kept, marked as cut off: not passed off as the whole answer (revQ).
+    assert shown[0].get("username") == "alice" and shown[0]["text"] == "The deploy went fine until _(cut off)_"
     assert len(calls(live, "chat.startStream", channel)) == 1, "the partial reply was posted beside its draft"
     notice = shown[-1]["text"]
     assert "alice" in notice
