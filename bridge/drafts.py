@@ -12,6 +12,7 @@ opens the stream before any text).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 from bridge.domain import ToolProgress, Turn
 from bridge.slack.live import MORE, Draft, LiveMessages
-from bridge.slack.post import SlackPoster
+from bridge.slack.post import Author, SlackPoster
 from bridge.slack.tasks import task_chunk
 from bridge.store.base import Store
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 CUT_OFF = " _(cut off)_"
+RETRY_SKIPPED = 0.2  # seconds before a draft whose edit waited for another draft's tries again
+OPEN_WAIT = 10.0  # seconds a stopped turn waits for the stream Slack was opening, to close it
 
 
 def live_key(step: str, index: int) -> str:
@@ -87,8 +90,9 @@ class TurnDrafts:
         growing.text = text
         if now - growing.shown_at < self._interval:
             return
-        growing.shown_at = now
-        await self._live.grow(growing.draft, *self._shown(agent_name, text))
+        grown = await self._live.grow(growing.draft, *self._shown(agent_name, text))
+        # Not shown (another draft had the workspace's last edit): tried again soon, not after a whole interval.
+        growing.shown_at = now if grown else now - self._interval + RETRY_SKIPPED
 
     async def tool(self, step: str, index: int, agent_name: str, progress: ToolProgress) -> None:
         """A tool call of the reply as a task of its stream; nothing where drafts are not streams."""
@@ -126,12 +130,33 @@ class TurnDrafts:
                 await self._before_new()
             author = self._poster.author(agent_name)
             recipient = (turn.team_id, turn.user_id)
-            draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
+            opening = asyncio.ensure_future(self._open(key, agent_name, shown, markdown, author, recipient, task))
+            try:
+                draft = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # A stop (or the deadline) while Slack was opening the stream: the stream it opens is the turn's
+                # to close, marked, or it would stay in the thread streaming for good.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    async with asyncio.timeout(OPEN_WAIT):
+                        opened = await asyncio.shield(opening)
+                        if opened is not None:
+                            self._growing[key] = _Growing(opened, agent_name, asyncio.get_running_loop().time(), text)
+                raise
             if draft is None:
                 return
+        self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
+
+    async def _open(
+        self, key: str, agent_name: str, shown: str, markdown: str, author: Author, recipient: tuple[str, str],
+        task: dict[str, Any] | None,
+    ) -> Draft | None:
+        """A new draft, recorded as the reply's before it grows (a restarted bridge writes the reply over it)."""
+        turn = self._turn
+        draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
+        if draft is not None:
             self._poster.landed(turn.channel_id)
             await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
-        self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
+        return draft
 
     async def _earlier_draft(self, key: str) -> str | None:
         """The ts of the draft an earlier run of this turn recorded for the reply; a fresh turn has none."""

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from bridge.config import Settings
 from bridge.domain import AgentRef, Turn
 from bridge.presence import Presence, SignBudget, take_back
+from bridge.slack.directory import Directory
 from bridge.slack.post import SlackPoster
+from bridge.slack.readable import readable
 from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn
 from bridge.store.base import Store
@@ -18,8 +20,16 @@ from bridge.store.base import Store
 class TurnShown:
     """One worker's showing of its turns; its sign budget is shared by them (a workspace's, in OAuth mode)."""
 
-    def __init__(self, settings: Settings, store: Store, poster: SlackPoster, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        poster: SlackPoster,
+        sessions: Sessions,
+        directory: Directory | None = None,
+    ) -> None:
         self._settings, self._store, self._poster, self._sessions = settings, store, poster, sessions
+        self._directory = directory  # names for the people and channels a title mentions
         self._signs = SignBudget()
 
     async def start(
@@ -30,7 +40,8 @@ class TurnShown:
         s = self._settings
         await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
         author = self._poster.author(agents[0].name) if agents else None
-        title = session_title(turn.text)
+        names = self._directory
+        title = session_title(await readable(turn.text, names.user_name, names.channel_name) if names else turn.text)
         if turn.channel_id.startswith("D") and not await self._store.earlier_turns_in_thread(
             turn.team_id, turn.channel_id, turn.thread_ts, turn_id
         ):  # a DM thread in Slack's agent view: titled by its first question, never renamed by a follow-up

@@ -106,7 +106,7 @@ class TurnWorker:
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
         self.desk = ApprovalDesk(store, settings)
         self.stop_end = StopEnd(store, self.stops, poster, self.sessions, self.desk, settings)
-        self._shown = TurnShown(settings, store, poster, self.sessions)  # a turn's session or working signs
+        self._shown = TurnShown(settings, store, poster, self.sessions, directory)  # a turn's session or signs
         # Each running turn's outbox, and for a fresh turn the journal steps it wrote (TurnJournal's `written`).
         self._outboxes: dict[int, TurnOutbox] = {}
         # thread -> (its newest turn then, when) as it was told that it is not connected

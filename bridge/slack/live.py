@@ -212,16 +212,18 @@ class LiveMessages:
             if slack_error(exc) != NOT_STREAMING:
                 log.info("slack earlier draft not closed error=%s", slack_error(exc))
 
-    async def grow(self, draft: Draft, text: str, markdown: str) -> None:
-        """Show the longer draft: the new Markdown appended to a stream, or the message's text replaced."""
+    async def grow(self, draft: Draft, text: str, markdown: str) -> bool:
+        """Show the longer draft: the new Markdown appended to a stream, or the message's text replaced. False
+        when it waits for the workspace's next edit (other drafts edited just now): tried again with the next
+        words, not after the draft's whole interval, or one draft would keep losing its turn to another."""
         check_lease()  # nor edits one the process taking over may have finished
         try:
             if draft.streaming:
                 whole = stream_text(markdown)
                 if not whole.startswith(draft.sent) or len(whole) == len(draft.sent):
-                    return
+                    return True
                 if not self._may_edit(APPEND_SPACING):
-                    return
+                    return False
                 piece = whole[len(draft.sent) :]
                 if draft.unsent:  # tasks Slack has not had yet go with the text, in one call
                     chunks = [{"type": "markdown_text", "text": piece}, *draft.unsent.values()]
@@ -232,10 +234,13 @@ class LiveMessages:
                 draft.sent = whole
             elif self._may_edit(UPDATE_SPACING):
                 await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text)
+            else:
+                return False
         except FAILURES as exc:
             self._refused(exc)
             _forget_refused(draft, exc)
             log.info("slack draft not updated error=%s", slack_error(exc))
+        return True
 
     async def task(self, draft: Draft, chunk: dict[str, Any]) -> None:
         """Move a task of a stream on (a tool call's new state). Not spaced like text, since a task moves a few

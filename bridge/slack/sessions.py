@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -24,15 +25,25 @@ log = logging.getLogger(__name__)
 
 SessionStatus = Literal["processing", "active", "suspended", "closed"]
 TITLE_CHARS = 200  # Slack's limit for a session's title
+LINK = re.compile(r"<(?P<url>(?:https?|mailto):[^|>]+)(?:\|(?P<label>[^>]+))?>")  # Slack's link markup
 STOP_ACTION = "letta_stop_turn"
 STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
 MAX_PROMPTS = 4  # Slack's limit for suggested prompts
 MAX_PROMPT_TITLE = 75
 NOT_SUBSCRIBED = "missing_agent_session_stopped_event_subscription"
+# Refusals that say the app cannot have sessions at all (not an agent, the method off): sessions given up. Any
+# other refusal is the thread's or the channel's (the bot removed from it, archived): that turn shows reactions.
+APP_REFUSALS = frozenset(
+    {"missing_scope", "not_allowed", "unknown_method", "method_deprecated", "not_allowed_token_type",
+     "no_permission", "access_denied", "feature_not_enabled", "invalid_auth", "not_authed", "account_inactive",
+     "token_revoked", "token_expired"}
+)
 
 
 def session_title(text: str) -> str:
-    """A session's title: the message's first line, Slack's markup undone, clipped to Slack's 200 characters."""
+    """A session's title: the message's first line, Slack's markup undone (a link as its words; people and channels
+    are named by the caller: `readable`), clipped to Slack's 200 characters."""
+    text = LINK.sub(lambda m: m["label"] or m["url"], text)
     line = next((ln.strip() for ln in clean_text(text, None).splitlines() if ln.strip()), "") or "Letta agents"
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
@@ -129,6 +140,9 @@ class Sessions:
             if passing(exc):
                 log.info("slack agents.sessions.setStatus failed error=%s", error)
                 return None
+            if error not in APP_REFUSALS:  # this thread's or channel's (the bot removed, archived): the others go on
+                log.info("slack agent session refused channel=%s error=%s; this turn shows reactions", channel, error)
+                return False
             self._works = False
             self.refusal = error
             log.warning(
