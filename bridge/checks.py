@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bridge.clients import letta_client, letta_kind, slack_client
 from bridge.config import Settings
+from bridge.config_file import config_readable_by_others
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve
@@ -74,6 +75,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     else:
         gaps = [] if ready else missing(settings, modes[-1])
         checks.extend(Check(False, "settings", gap) for gap in dict.fromkeys(gaps + misfits))
+    if (loose := config_readable_by_others()) is not None:
+        checks.append(Check(True, "config file", loose, warning=True))
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     if app_token is None:
         checks.append(Check(True, "socket mode", "SLACK_APP_TOKEN not set (only needed for `socket`)"))

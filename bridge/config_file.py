@@ -57,3 +57,16 @@ def read_keys(path: Path) -> dict[str, object]:
     can be named."""
     with path.open("rb") as file:
         return tomllib.load(file)
+
+
+def config_readable_by_others() -> str | None:
+    """The config file's words when others on this machine may read it (it holds the tokens and keys `init`
+    wrote, mode 600): what to do, or None."""
+    path = config_file()
+    try:
+        mode = path.stat().st_mode & 0o777 if path is not None else 0
+    except OSError:
+        return None
+    if path is None or not mode & 0o077:
+        return None
+    return f"{path} may be read by other users of this machine (mode {mode:o}) and holds secrets: chmod 600 {path}"

@@ -265,7 +265,7 @@ class QueueNotices:
         """The words for a thread whose newest mention will not be answered after all: stopped or deleted through
         another process (Postgres), which told its own notices only. None when it was taken to be answered."""
         newest = await self._store.last_turn_in_thread(*thread)
-        status = await self._store.turn_status(newest) if newest else None
+        status = await self._store.unrun_end(newest) if newest else None  # one that ran kept the notice's word
         return {"stopped": STOPPED_NOTICE, "withdrawn": WITHDRAWN_NOTICE}.get(status or "")
 
     async def _edit(self, notice: Notice, words: str, now: float) -> bool:

@@ -18,6 +18,7 @@ from bridge import __version__
 from bridge.app import Bridge, StartError
 from bridge.clients import letta_kind_told, slack_client
 from bridge.config import Settings
+from bridge.config_file import config_readable_by_others
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.ingress_process import IngressProcess, behind_ingress
@@ -96,6 +97,8 @@ def _warn_of_an_ephemeral_disk(settings: Settings) -> None:
 
         for found in ephemeral_sqlite(dict(os.environ)):
             log.warning(found.detail)
+    if (loose := config_readable_by_others()) is not None:
+        log.warning(loose)
 
 
 def settle_the_heap() -> None:

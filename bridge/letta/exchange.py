@@ -24,6 +24,7 @@ from bridge.letta.models import (
     ToolReturnMessage,
     UsageStatistics,
     run_failure,
+    stop_failure,
 )
 from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import Collector, supervised_replies
@@ -220,7 +221,11 @@ async def exchange(
             try:
                 async for item in source:
                     received = True
-                    if not isinstance(item, (StopReason, Ping, UsageStatistics)):  # what ends a stream says nothing
+                    # A failing stop reason or a ping says nothing of whether the words before it were complete; a
+                    # normal stop reason says they were.
+                    if not isinstance(item, (StopReason, Ping, UsageStatistics)) or (
+                        isinstance(item, StopReason) and stop_failure(item.stop_reason) is None
+                    ):
                         last = item
                     reattached, dropped = 0, None  # a re-attach that brings events was taken
                     if background is not None:

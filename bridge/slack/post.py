@@ -37,6 +37,7 @@ from bridge.store.leases import check_lease
 log = logging.getLogger(__name__)
 
 LOOKUP_PAGES = 20  # conversations.replies pages read when checking whether a post landed (200 messages each)
+REACTION_WAITS = (1.0, 3.0)  # seconds before a reaction Slack had trouble with is made again
 Taken = Callable[[], Awaitable[Collection[str]]]  # the ts of a thread's posts recorded already
 
 
@@ -367,19 +368,25 @@ class SlackPoster:
             log.info("slack thread status unavailable, not trying again error=%s", error)
 
     async def react(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self._client.reactions_add(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as exc:
-            if slack_error(exc) != "already_reacted":
-                log.warning("slack reactions.add failed channel=%s error=%s", channel, slack_error(exc))
-        except FAILURES as exc:
-            log.warning("slack reactions.add failed channel=%s error=%s", channel, type(exc).__name__)
+        await self._reaction("reactions.add", channel, ts, name, "already_reacted")
 
     async def unreact(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self._client.reactions_remove(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as exc:
-            if slack_error(exc) != "no_reaction":
-                log.warning("slack reactions.remove failed channel=%s error=%s", channel, slack_error(exc))
-        except FAILURES as exc:
-            log.warning("slack reactions.remove failed channel=%s error=%s", channel, type(exc).__name__)
+        await self._reaction("reactions.remove", channel, ts, name, "no_reaction")
+
+    async def _reaction(self, method: str, channel: str, ts: str, name: str, done: str) -> None:
+        """A reaction added or taken back, made again after Slack's trouble (a 5xx, internal_error, the
+        connection): the same call twice is harmless (`done` says it was made), and a mention left with no sign
+        at all (👀 taken back, ✅ lost) would say nothing of how its turn ended."""
+        call = self._client.reactions_add if method == "reactions.add" else self._client.reactions_remove
+        for wait in (*REACTION_WAITS, None):
+            try:
+                await call(channel=channel, timestamp=ts, name=name)
+                return
+            except FAILURES as exc:
+                error = slack_error(exc)
+                if error == done:
+                    return
+                if wait is None or not outcome_unknown(exc):
+                    log.warning("slack %s failed channel=%s error=%s", method, channel, error)
+                    return
+                await asyncio.sleep(wait)

@@ -257,8 +257,9 @@ class Store(Protocol):
         changed (another process's update of the same rows returns none of them), oldest first."""
         ...
 
-    async def turn_status(self, turn_id: int) -> str | None:
-        """The turn's status (`received`, `running`, `done`, `stopped`, `withdrawn`, …), None for no such turn."""
+    async def unrun_end(self, turn_id: int) -> str | None:
+        """How a turn that was never taken to run ended (`stopped`, `withdrawn`), else None (it waits, or ran:
+        a taken turn has its binding, `turn_binding.py`)."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:

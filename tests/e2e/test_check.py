@@ -289,3 +289,19 @@ def test_slacks_trouble_during_check_is_not_blamed_on_the_token(error: str, stat
     [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL slack")]
     assert done.returncode == 1 and "Copy the current token" not in line, line
     assert f"Slack could not check SLACK_BOT_TOKEN just now ({error})" in line and "Try again" in line, line
+
+
+def test_check_warns_of_a_config_file_others_may_read(tmp_path: Path) -> None:
+    """revR: config.toml holds the bot token and the signing secret (`init` writes it mode 600); a copy others on
+    the machine may read was taken without a word, while a readable database was warned of."""
+    with FakeSlack(scopes=",".join(ALL_SCOPES)) as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        config = tmp_path / "config.toml"
+        config.write_text('log_level = "INFO"\n')
+        config.chmod(0o644)
+        done = run_cli(env, "check", cwd=tmp_path)
+        [line] = [line for line in done.stdout.splitlines() if line.startswith("warn config file:")]
+        assert "(mode 644)" in line and "chmod 600" in line, line
+        assert done.returncode == 0, done.stdout
+        config.chmod(0o600)
+        assert "warn config file:" not in run_cli(env, "check", cwd=tmp_path).stdout

@@ -43,3 +43,21 @@ def test_an_answer_whose_tokens_all_came_before_the_failure_of_a_later_step_is_n
                         headers={"content-type": "text/event-stream; charset=utf-8"})
         _, texts = ask(slack, bridge)
         assert texts[0] == "All done.", texts
+
+
+def test_an_answer_its_stream_said_was_complete_is_not_marked(tmp_path: Path) -> None:
+    """revU: its last token, then Letta's normal `end_turn` (and usage), then an error event: the answer was whole
+    when the run failed after it."""
+    tail = (
+        'data: {"message_type":"stop_reason","stop_reason":"end_turn"}\n\n'
+        'data: {"message_type":"usage_statistics","completion_tokens":5,"prompt_tokens":10,"total_tokens":15,'
+        '"step_count":1}\n\n'
+        'event: error\ndata: {"message_type":"error_message","run_id":"run-1","error_type":"internal_error",'
+        '"message":"An error occurred.","detail":"boom"}\n\ndata: [DONE]\n\n'
+    )
+    raw = (_token("All ") + _token("done.") + tail).encode()
+    with rig(tmp_path, ("alice",), LETTA_STREAM_TOKENS="true") as (slack, letta, bridge, _):
+        letta.fail_next("POST", r"/v1/(agents|conversations)/[^/]+/messages(/stream)?", 200, raw=raw,
+                        headers={"content-type": "text/event-stream; charset=utf-8"})
+        _, texts = ask(slack, bridge)
+        assert texts[0] == "All done.", texts

@@ -125,3 +125,16 @@ def test_a_draft_refused_for_what_its_reply_holds_is_kept(tmp_path: Path, error:
         slack.fail_next("chat.postMessage", error)
         _, texts = ask(slack, bridge)
         assert any(reply in t for t in texts), texts
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_the_ending_reaction_slack_had_trouble_with_is_made_again(tmp_path: Path, status: int) -> None:
+    """revQ: a reactions.add for the ending ✅ that met Slack's trouble was not made again: the mention showed no
+    sign at all of how its turn ended (its 👀, where there was one, already taken back)."""
+    with rig(tmp_path) as (slack, letta, bridge, [alice]):
+        letta.set_delay(alice, 2.0)
+        event, _ = bridge.mention("hello", CH)
+        slack.wait_for(lambda: "eyes" in slack.reactions(CH, event["ts"]), 15)
+        slack.fail_next("reactions.add", "internal_error", status=status)  # the ending one
+        slack.wait_for(lambda: "white_check_mark" in slack.reactions(CH, event["ts"]), 15)
+        assert slack.reactions(CH, event["ts"]) == {"white_check_mark"}

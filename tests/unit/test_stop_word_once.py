@@ -124,7 +124,7 @@ def test_a_stop_retried_to_another_process_stops_once_and_says_nothing_is_runnin
         await web1.deliver(stop)
         await web2.deliver(stop)  # Slack's retry of the same event, taken by the other dyno
         assert await store.turn_stopped_by(turn_id) == ASKER
-        assert await store.turn_status(turn_id) == "stopping" and await store.turn_status(turn_id + 1000) is None
+        assert await store.unrun_end(turn_id) is None and await store.unrun_end(turn_id + 1000) is None  # it ran
         assert web1.running.stopped + web2.running.stopped == [turn_id]
 
     assert _two_processes(database_url, body) == []  # no "Nothing is running in this thread."
