@@ -26,6 +26,12 @@ PERMANENT = frozenset(
         "restricted_action",
     }
 )
+# Refusals of a method for the whole app (its scope, its kind of app, the method off): asking again elsewhere
+# cannot help, unlike a refusal of one channel or thread.
+METHOD_REFUSED = frozenset(
+    {"missing_scope", "unknown_method", "method_deprecated", "not_allowed_token_type", "no_permission",
+     "access_denied", "feature_not_enabled"}
+)
 # A refusal of the channel itself (not of the token): archived, the bot removed, or gone. In words, for the log.
 CHANNEL_REFUSALS = {
     "is_archived": "the channel is archived",

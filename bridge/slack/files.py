@@ -67,7 +67,7 @@ def slack_file_host(url: str, hosts: Iterable[str] = ()) -> bool:
     # address naming it would make the bridge call a method with the bot's token.
     path = URL(url).path  # as aiohttp will ask for it: dot segments resolved, escapes decoded
     file_host = hostname in {"files." + domain for domain in SLACK_FILE_DOMAINS} or (
-        any(hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS) and path.startswith(FILE_PATHS)
+        _on_slack(hostname) and path.startswith(FILE_PATHS)
     )
     return parts.scheme == "https" and port in (None, 443) and file_host and "/api/" not in path
 
@@ -81,10 +81,12 @@ def redirect_allowed(url: str, hosts: Iterable[str] = ()) -> bool:
 def file_hosts(api_url: str) -> tuple[str, ...]:
     """The host of SLACK_API_URL when it is not Slack's own (a fake Slack in tests serves files there too): Slack's
     own API host is no file host."""
-    hostname = urlsplit(api_url).hostname or ""
-    if any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS):
-        return ()
-    return (urlsplit(api_url).netloc,)
+    return () if _on_slack(urlsplit(api_url).hostname or "") else (urlsplit(api_url).netloc,)
+
+
+def _on_slack(hostname: str) -> bool:
+    """One of Slack's own hosts (commercial or GovSlack)."""
+    return any(hostname == domain or hostname.endswith("." + domain) for domain in SLACK_FILE_DOMAINS)
 
 
 def shared_files(event: dict[str, Any]) -> tuple[SharedFile, ...]:

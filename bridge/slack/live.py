@@ -24,7 +24,15 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.failures import BLOCKS_REFUSED, FAILURES, OUTCOME_WAITS, outcome_unknown, passing, slack_error
+from bridge.slack.failures import (
+    BLOCKS_REFUSED,
+    FAILURES,
+    METHOD_REFUSED,
+    OUTCOME_WAITS,
+    outcome_unknown,
+    passing,
+    slack_error,
+)
 from bridge.slack.feedback import text_blocks, with_actions
 from bridge.slack.markdown import escape
 from bridge.slack.post import Author
@@ -39,11 +47,6 @@ STILL_STREAMING = "streaming_state_conflict"  # chat.update of a message still s
 # A draft Slack will not edit whatever it is given: the reply is posted anew, and the draft deleted first. One
 # refused for what the reply holds (too long, blocks) is kept: the reply posted anew may be refused the same way.
 NOT_EDITABLE = frozenset({"edit_window_closed", "cant_update_message"})
-# chat.startStream refused for what the app or its token cannot do: no stream will work in this process.
-CANNOT_STREAM = frozenset(
-    {"missing_scope", "unknown_method", "method_deprecated", "not_allowed_token_type", "no_permission",
-     "access_denied", "feature_not_enabled"}
-)
 
 LiveMode = Literal["auto", "stream", "update"]
 MORE = " …"
@@ -158,7 +161,7 @@ class LiveMessages:
                 if passing(exc) or self._mode == "stream":  # Slack's trouble: the stream may even have opened
                     log.info("slack chat.startStream refused error=%s; draft skipped", error)
                     return None
-                if error in CANNOT_STREAM:
+                if error in METHOD_REFUSED:  # no stream will work in this process
                     self._streams = False
                     log.warning("slack streaming messages unavailable (error=%s); growing replies by chat.update",
                                 error)

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.slack.decide import clean_text
-from bridge.slack.failures import FAILURES, passing, slack_error
+from bridge.slack.failures import FAILURES, METHOD_REFUSED, passing, slack_error
 from bridge.slack.post import Author
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,8 @@ MAX_PROMPT_TITLE = 75
 NOT_SUBSCRIBED = "missing_agent_session_stopped_event_subscription"
 # Refusals that say the app cannot have sessions at all (not an agent, the method off): sessions given up. Any
 # other refusal is the thread's or the channel's (the bot removed from it, archived): that turn shows reactions.
-APP_REFUSALS = frozenset(
-    {"missing_scope", "not_allowed", "unknown_method", "method_deprecated", "not_allowed_token_type",
-     "no_permission", "access_denied", "feature_not_enabled", "invalid_auth", "not_authed", "account_inactive",
-     "token_revoked", "token_expired"}
-)
+APP_REFUSALS = METHOD_REFUSED | {"not_allowed", "invalid_auth", "not_authed", "account_inactive", "token_revoked",
+                                  "token_expired"}
 
 
 def session_title(text: str) -> str:

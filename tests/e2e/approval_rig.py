@@ -40,6 +40,13 @@ class Rig(Generic[L]):
         assert response.status_code == 200
         return event
 
+    def another_channel(self, agent: str) -> str:
+        """A second channel, #general, bound to `agent`: its turns compete with the rig's for the turn slots."""
+        other = new_channel()
+        self.slack.add_channel(other, "general")
+        assert run_cli(self.bridge.env, "channels", "connect", other, agent).returncode == 0
+        return other
+
     def status(self, ts: str) -> str:
         with sqlite3.connect(self.db) as db:
             row = db.execute("SELECT status FROM turns WHERE message_ts=?", (ts,)).fetchone()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.approval_rig import ASKER, open_rig
-from tests.e2e.conftest import new_channel
 from tests.e2e.harness import run_cli
 from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
@@ -30,9 +29,7 @@ def test_a_card_decided_while_another_channel_waits_for_a_lock_connection_goes_o
         db = {} if backend == "sqlite" else {"DATABASE_URL": request.getfixturevalue("pg_server").create_database()}
         with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true", MAX_CONCURRENT_TURNS="1",
                       **db) as rig:
-            other = new_channel()
-            rig.slack.add_channel(other, "general")
-            assert run_cli(rig.bridge.env, "channels", "connect", other, bob).returncode == 0
+            other = rig.another_channel(bob)
             root = rig.mention("please write the file")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 15)
             elsewhere = rig.bridge.mention("hello from general", other, user=ASKER)[0]
@@ -55,9 +52,7 @@ def test_the_slot_is_kept_while_another_agent_of_the_turn_still_works(tmp_path: 
         with open_rig(tmp_path, letta, letta.base_url, finn, MAX_CONCURRENT_TURNS="1") as rig:
             connected = run_cli(rig.bridge.env, "channels", "connect", rig.channel, finn, jake, "--broadcast")
             assert connected.returncode == 0, connected.stderr
-            other = new_channel()
-            rig.slack.add_channel(other, "general")
-            assert run_cli(rig.bridge.env, "channels", "connect", other, bob).returncode == 0
+            other = rig.another_channel(bob)
             letta.ask_approval(finn, ("shout", '{"message": "finn"}'))
             root = rig.mention("please use tool shout")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
@@ -84,9 +79,7 @@ def test_an_approval_made_while_another_channel_holds_the_only_slot_reaches_lett
         finn, jake = letta.add_agent("finn"), letta.add_agent("jake")
         letta.set_delay(jake, 8.0)
         with open_rig(tmp_path, letta, letta.base_url, finn, MAX_CONCURRENT_TURNS="1") as rig:
-            other = new_channel()
-            rig.slack.add_channel(other, "general")
-            assert run_cli(rig.bridge.env, "channels", "connect", other, jake).returncode == 0
+            other = rig.another_channel(jake)
             letta.ask_approval(finn, ("shout", '{"message": "finn"}'))
             root = rig.mention("please use tool shout")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)

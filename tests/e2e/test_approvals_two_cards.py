@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from tests.e2e.approval_rig import ASKER, open_rig
-from tests.e2e.conftest import new_channel
 from tests.e2e.harness import run_cli
 from tests.fakes.letta import FakeLetta
 
@@ -47,9 +46,7 @@ def test_a_card_waiting_gives_its_turn_slot_back_to_other_channels(tmp_path: Pat
     try:
         finn, jake = letta.add_agent("finn"), letta.add_agent("jake")
         with open_rig(tmp_path, letta, letta.base_url, finn, MAX_CONCURRENT_TURNS="1") as rig:
-            other = new_channel()
-            rig.slack.add_channel(other, "general")
-            assert run_cli(rig.bridge.env, "channels", "connect", other, jake).returncode == 0
+            other = rig.another_channel(jake)
             letta.ask_approval(finn, ("shout", '{"message": "finn"}'))
             root = rig.mention("please use tool shout")
             rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
