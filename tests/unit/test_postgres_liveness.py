@@ -79,17 +79,20 @@ def test_a_send_cut_short_leaves_its_record_for_the_next_process_to_send_to_the_
 
 class Silencer:
     """A TCP relay in front of the database whose open connections can go silent, as one a NAT or a load balancer
-    dropped without a word does: nothing more is relayed either way and nothing is closed. Later ones relay."""
+    dropped without a word does: nothing more is relayed either way and nothing is closed. Later ones relay, unless
+    the whole path went silent (`later_too`)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._to = (host, port)
+        self._quiet = False
         self._open: list[asyncio.Event] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream, downstream = await asyncio.open_connection(*self._to)
         heard = asyncio.Event()
-        heard.set()
+        if not self._quiet:
+            heard.set()
         self._open.append(heard)
 
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -109,7 +112,8 @@ class Silencer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def silence(self) -> None:
+    def silence(self, later_too: bool = False) -> None:
+        self._quiet = later_too
         for heard in self._open:
             heard.clear()
 
@@ -269,13 +273,15 @@ def test_a_retention_pass_on_a_connection_gone_silent_neither_hangs_nor_holds_up
                 assert done, "the event ids' deletion waited on a silent connection"
                 await store.pool.expire_connections()
                 await asyncio.gather(*(store.pool.fetchval("SELECT 1") for _ in range(3)))  # opened after it
-                relay.silence()  # the pass's window is read on one of the pool's open connections
+                # the pass's window is read on one of the pool's open connections, or on one asyncpg opens in the
+                # background to keep its pool's floor: that path is silent too
+                relay.silence(later_too=True)
                 pruner = Pruner(store, 90, Timing(first_after=0.0, every=3600.0, pause=0.0))
                 passing = asyncio.create_task(pruner.run_once())
                 done, _ = await asyncio.wait({passing}, timeout=5)
                 assert done, "the retention pass waited on a silent connection"
                 assert isinstance(passing.exception(), TimeoutError)  # logged by the hourly loop, tried next hour
-                relay.silence()
+                relay.silence(later_too=True)
                 pruner.start()
                 await asyncio.sleep(0.3)
                 stopping = asyncio.create_task(pruner.stop())
