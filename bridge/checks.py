@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -317,6 +319,29 @@ async def _database(settings: Settings, letta_version: str | None) -> Check:
     return Check(check.ok, check.name, f"{check.detail}; {loose}", warning=check.ok)
 
 
+def _unwritable_folder(url: str) -> str | None:
+    """Why `serve` could not make its files beside the SQLite database (the lock, the inbox, the journal's -wal),
+    in words, or None. A folder the bridge's user may not write passes a glance at its mode when the bridge runs
+    as root on a filesystem that refuses anyway, so a file is made there and removed at once: all `check` leaves
+    behind is nothing."""
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return None
+    folder = Path(path).expanduser().parent
+    if not folder.is_dir():
+        return f"{path}: the folder {folder} does not exist"
+    try:
+        probe, name = tempfile.mkstemp(prefix=".bridge-check-", dir=folder)
+    except OSError as exc:
+        return (
+            f"{path}: `serve` cannot make its files in {folder} ({exc.strerror}): let the bridge's user write "
+            "that folder, or point DATABASE_URL at one it may write"
+        )
+    os.close(probe)
+    os.unlink(name)
+    return None
+
+
 def readable_by_others(path: str) -> str | None:
     """The SQLite files others may read, in words, or None (a file that is no database is not the bridge's)."""
     loose = {} if foreign_file(path) else loose_files(path)
@@ -333,9 +358,9 @@ async def _database_state(settings: Settings, letta_version: str | None) -> Chec
     url = settings.database_url
     where = f"SQLite file {database_name(url)}" if url.startswith("sqlite:") else database_name(url)
     absent = missing_sqlite_file(url)
+    if url.startswith("sqlite:") and (unwritable := await asyncio.to_thread(_unwritable_folder, url)):
+        return Check(False, "database", unwritable)
     if absent is not None:  # `check` creates nothing
-        if not absent.parent.is_dir():
-            return Check(False, "database", f"{absent}: the folder {absent.parent} does not exist")
         return Check(
             True,
             "database",

@@ -21,6 +21,7 @@ from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
+from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
 from bridge.store import Store, StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file
@@ -79,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "init":  # before settings are loaded: they are what init sets up
         setup_logging("ERROR", "text", [])
+        if problems := check_environment():  # init asks Slack and Letta too, through the same proxies
+            for line in problems:
+                _say_error(line, False)
+            return 2
         return setup.run_init(args)
     try:
         settings = load_settings()
@@ -114,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `check | head -1`: the reader has what it wanted; no traceback for the rest
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit is quiet
+        return 1
     finally:
         if ingress is not None:
             ingress.end()

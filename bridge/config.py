@@ -40,6 +40,7 @@ from bridge.config_errors import (
     url_problem,
 )
 from bridge.config_file import absolute_sqlite_url, config_file, settings_folder
+from bridge.config_values import channel_ids, emoji_icon, reaction_name, user_ids
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import passwords
 from bridge.store.crypto import Cipher, CipherError
@@ -47,8 +48,6 @@ from bridge.store.crypto import Cipher, CipherError
 LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
-USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
-EMOJI_NAME = re.compile(r"[a-z0-9_+\-\u0080-\uffff']+(::skin-tone-[2-6])?")  # Slack's emoji names
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # logging's own aliases (logging.getLevelNamesMapping)
 
 
@@ -64,13 +63,7 @@ class AgentLook(BaseModel):
     @field_validator("icon_emoji")
     @classmethod
     def _emoji(cls, value: str | None) -> str | None:
-        """Slack takes an emoji's name between colons; the bare name is what people type from the picker."""
-        if value is None:
-            return None
-        name = value.strip().strip(":")
-        if not EMOJI_NAME.fullmatch(name):
-            raise ValueError(f"icon_emoji must be an emoji's name, such as :owl:; got {value!r}")
-        return f":{name}:"
+        return None if value is None else emoji_icon(value)
 
     @field_validator("icon_url")
     @classmethod
@@ -84,14 +77,19 @@ class AgentLook(BaseModel):
         return value.strip()
 
 
+# URLs with a default of their own: empty is no address at all, so it is no setting either.
+URL_SETTINGS = frozenset({"slack_api_url", "slack_oauth_authorize_url", "letta_base_url", "database_url"})
+
+
 class EmptyIsUnset(EnvSettingsSource):
-    """The environment, where an empty variable for a setting that is unset by default (a token, a key, a URL:
-    docker-compose's `${VAR}` while VAR is unset) is no setting, and does not hide config.toml's value. Where empty
-    means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off), it is taken as given."""
+    """The environment, where an empty variable for a setting that is unset by default (a token, a key) or for a
+    URL (docker-compose's `${VAR}` while VAR is unset) is no setting, and does not hide config.toml's value or the
+    default. Where empty means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off),
+    it is taken as given."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, complex_ = super().get_field_value(field, field_name)
-        if value == "" and field.default is None:
+        if value == "" and (field.default is None or field_name in URL_SETTINGS):
             return None, key, complex_
         return value, key, complex_
 
@@ -301,18 +299,24 @@ class Settings(BaseSettings):
     @field_validator("slack_configure_users", "slack_approve_users")
     @classmethod
     def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """Slack user ids, as a copied mention (<@U0123|name>) or lower-cased too; a name or an email would grant
-        nobody, silently, so it is refused."""
-        ids = []
-        for given in value:
-            user = re.sub(r"^<@([^|>]*)(\|[^>]*)?>$", r"\1", given.strip()).upper()
-            if not USER_ID.fullmatch(user):
-                raise ValueError(
-                    f"{given[:40]} is not a Slack user id (like U0123ABCD: in Slack, open the person's profile, "
-                    "then ⋮ > Copy member ID)"
-                )
-            ids.append(user)
-        return tuple(ids)
+        return user_ids(value)
+
+    @field_validator(
+        "slack_thread_follow_ups_except",
+        "slack_show_reasoning_except",
+        "letta_conversations_except",
+        "letta_tools_except",
+    )
+    @classmethod
+    def _channel_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return channel_ids(value)
+
+    @field_validator(
+        "slack_working_reaction", "slack_done_reaction", "slack_failed_reaction", "slack_stopped_reaction"
+    )
+    @classmethod
+    def _reaction(cls, value: str) -> str:
+        return reaction_name(value)
 
     @field_validator("slack_suggested_prompts", mode="before")
     @classmethod

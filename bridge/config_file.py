@@ -41,15 +41,15 @@ def settings_folder() -> Path:
 
 
 def absolute_sqlite_url(url: str, folder: Path) -> str:
-    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`; absolute paths, :memory: and Postgres URLs are
-    returned as they are."""
+    """`sqlite:///bridge.db` -> `sqlite:////<folder>/bridge.db`, `sqlite:///~/bridge.db` -> the home folder's;
+    absolute paths, :memory: and Postgres URLs are returned as they are."""
     if not url.startswith("sqlite:"):
         return url
     path = sqlite_path(url)
     file = Path(path).expanduser()
-    if path == ":memory:" or file.is_absolute():
+    if path == ":memory:" or (file.is_absolute() and path == str(file)):
         return url
-    return f"sqlite:///{folder / file}"
+    return f"sqlite:///{folder / file}"  # `folder /` keeps an absolute (expanded) file as it is
 
 
 def read_keys(path: Path) -> dict[str, object]:

@@ -51,7 +51,7 @@ from bridge.letta.appserver import (
 from bridge.letta.appserver import conversation_stuck as stuck
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid
+from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
 from bridge.letta.send_parts import refused
 from bridge.letta.toolprogress import one_line
 
@@ -92,15 +92,22 @@ class _Heard:
 class AppServerRunner(Step):
     name = "app-server"
 
-    def __init__(self, client: AppServerLetta, tokens: bool = False, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        client: AppServerLetta,
+        tokens: bool = False,
+        deadline: float | None = None,
+        max_turns: int | None = None,
+    ) -> None:
         self._client = client
         self._tokens = tokens  # token streaming: replies grow in their drafts
         self._deadline = deadline
+        self._max_turns = max_turns  # LETTA_MAX_TURNS, for a round robin or dynamic binding without its own
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
-        async for event in play(self, target, turn, transcript, journal):
+        async for event in play(self, with_max_turns(target, self._max_turns), turn, transcript, journal):
             yield event
 
     async def ask(

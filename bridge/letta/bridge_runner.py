@@ -5,7 +5,6 @@ send itself, heard out, and the lookups of one whose answer was lost, are `rest_
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
-from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid
+from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
 from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle
 from bridge.letta.rest_send import RestSend
 from bridge.letta.send_parts import each, reattached_texts, refused
@@ -67,9 +66,7 @@ class BridgeRunner(Step):
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
     ) -> AsyncIterator[TurnEvent]:
         target = await self.details.complete(target)
-        if target.kind == "group" and target.max_turns is None and self._max_turns is not None:
-            target = dataclasses.replace(target, max_turns=self._max_turns)
-        async for event in play(self, target, turn, transcript, journal):
+        async for event in play(self, with_max_turns(target, self._max_turns), turn, transcript, journal):
             yield event
 
     async def ask(

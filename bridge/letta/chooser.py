@@ -120,7 +120,9 @@ class RunnerChooser:
         # A Letta App Server: every binding is a list of agents the bridge asks in turn over its socket.
         self.appserver: Runner | None = None
         if isinstance(client, AppServerLetta):
-            self.appserver = AppServerRunner(client, tokens=streaming and tokens, deadline=app_server_deadline)
+            self.appserver = AppServerRunner(
+                client, tokens=streaming and tokens, deadline=app_server_deadline, max_turns=max_turns
+            )
 
     async def server_version(self) -> str:
         async with self._lock:

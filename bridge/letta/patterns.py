@@ -275,6 +275,17 @@ async def dynamic(
             return
 
 
+def with_max_turns(target: Target, default: int | None) -> Target:
+    """`target` with LETTA_MAX_TURNS (`default`) where it counts sends and sets no count of its own: a Letta
+    group whose record has none, or a bridge-defined round robin or dynamic group connected without --max-turns.
+    A plain list of agents is asked once each, whatever the setting."""
+    if default is None or target.max_turns is not None:
+        return target
+    if target.kind == "group" or target.manager_type in ("round_robin", "dynamic"):
+        return dataclasses.replace(target, max_turns=default)
+    return target
+
+
 def play(
     runner: Step, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:

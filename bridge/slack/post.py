@@ -376,7 +376,10 @@ class SlackPoster:
     async def _reaction(self, method: str, channel: str, ts: str, name: str, done: str) -> None:
         """A reaction added or taken back, made again after Slack's trouble (a 5xx, internal_error, the
         connection): the same call twice is harmless (`done` says it was made), and a mention left with no sign
-        at all (👀 taken back, ✅ lost) would say nothing of how its turn ended."""
+        at all (👀 taken back, ✅ lost) would say nothing of how its turn ended. An empty name is that reaction
+        turned off (SLACK_*_REACTION set empty): no call at all."""
+        if not name:
+            return
         call = self._client.reactions_add if method == "reactions.add" else self._client.reactions_remove
         for wait in (*REACTION_WAITS, None):
             try:

@@ -345,3 +345,13 @@ def test_stop_aborts_the_app_server_turn_and_it_is_never_resumed(rig: Rig) -> No
     rig.bridge.restart()
     time.sleep(1.5)
     assert rig.status(root) == "stopped" and len(rig.inputs(ids["stu"])) == 1 and rig.inputs(ids["tia"]) == []
+
+
+def test_letta_max_turns_counts_a_round_robin_binding_without_its_own(tmp_path: Path) -> None:
+    """revV: LETTA_MAX_TURNS was never given to the App Server's runner: a round robin connected without
+    --max-turns asked each member once, where patterns.md says the setting's count, wrapping around."""
+    for rig in _rig(tmp_path, LETTA_MAX_TURNS="3"):
+        channel, _ = rig.bind(("lu", "ok"), ("mo", "ok"), options=("--pattern", "round_robin"))
+        root = rig.mention(channel, "count off")
+        assert rig.done(channel, root) == {"white_check_mark"}
+        assert [name for name, _ in rig.said(channel, root)] == ["lu", "mo", "lu"]

@@ -305,3 +305,42 @@ def test_check_warns_of_a_config_file_others_may_read(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout
         config.chmod(0o600)
         assert "warn config file:" not in run_cli(env, "check", cwd=tmp_path).stdout
+
+
+def test_check_fails_a_database_folder_serve_cannot_make_its_files_in(tmp_path: Path) -> None:
+    """revV: `check` passed (exit 0: "does not exist yet: serve creates it") a SQLite file in a folder the bridge
+    may not write, and `serve` then stopped at once with exit 1. As root a folder's mode refuses nothing, so a
+    folder the kernel refuses files in stands in (/proc); as another user, one of mode 555."""
+    import os
+
+    folder = Path("/proc") if os.geteuid() == 0 else tmp_path / "read-only"
+    if os.geteuid() != 0:
+        folder.mkdir()
+        folder.chmod(0o555)
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, folder / "bridge.db")
+        checked = run_cli(env, "check", cwd=tmp_path)
+        serve = BridgeProcess(env)
+        serve.start(tmp_path / "serve.log", wait=False)
+        assert serve.proc is not None and serve.proc.wait(30) == 1
+    [line] = [line for line in checked.stdout.splitlines() if line.split(":")[0].endswith("database")]
+    assert checked.returncode == 1 and line.startswith("FAIL database:"), checked.stdout
+    assert f"cannot make its files in {folder}" in line and "DATABASE_URL" in line
+    assert list(folder.glob(".bridge-check-*")) == []
+
+
+def test_check_and_serve_read_a_home_relative_sqlite_path_alike(tmp_path: Path) -> None:
+    """revV: `DATABASE_URL=sqlite:///~/…`: `check` looked in the home folder, and `channels connect` made the path
+    relative to the current folder (`./~/…`, which does not exist): the same URL named two files."""
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        slack.add_channel("C0HOME0001", "home")
+        agent = letta.add_agent("alice")
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "unused.db", HOME=str(home))
+        env["DATABASE_URL"] = "sqlite:///~/data/bridge.db"
+        connected = run_cli(env, "channels", "connect", "C0HOME0001", agent, cwd=tmp_path)
+        assert connected.returncode == 0, connected.stderr
+        assert (home / "data" / "bridge.db").exists()
+        checked = run_cli(env, "check", cwd=tmp_path)
+    assert "1 channel binding" in checked.stdout, checked.stdout

@@ -137,7 +137,11 @@ def test_serve_on_sqlite_runs_without_the_postgres_extra(tmp_path: Path) -> None
         assert "Traceback" not in out, out
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+INIT = ("init", "--non-interactive", "--config", "c.toml", "--letta-base-url", "https://letta.example.com",
+        "--public-url", "https://bridge.example.com")  # revV: init asked Slack, then stopped with a traceback
+
+
+@pytest.mark.parametrize("command", (*COMMANDS, INIT), ids=" ".join)
 def test_an_unusable_proxy_variable_is_a_settings_error(command: tuple[str, ...], tmp_path: Path) -> None:
     """Every connection takes the environment's proxy: one the bridge cannot speak to stops it at once, named."""
     env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-1",
@@ -148,3 +152,19 @@ def test_an_unusable_proxy_variable_is_a_settings_error(command: tuple[str, ...]
     assert line.startswith("error: HTTPS_PROXY names a socks5:// proxy") and "http://host:port" in line
     assert "pw-never-shown" not in done.stdout + done.stderr
     assert list(tmp_path.iterdir()) == [], "nothing is created"
+
+
+def test_output_cut_short_by_its_reader_ends_without_a_traceback(tmp_path: Path) -> None:
+    """revV: `python -m bridge check | head -1` printed a BrokenPipeError traceback once head had its line."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
+        check = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "check"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert check.stdout is not None and check.stderr is not None
+        check.stdout.readline()
+        check.stdout.close()  # as `head -1` does once it has its line
+        stderr = check.stderr.read().decode()
+        check.wait(60)
+    assert "Traceback" not in stderr, stderr

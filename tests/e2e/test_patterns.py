@@ -186,3 +186,13 @@ def test_max_turns_from_config_and_a_repeat_speakers_reply_reaches_the_others(tm
         assert said("alice", "alice second") in bob_second_turn
         assert said("alice", "alice third") in bob_second_turn
         assert bob_second_turn.count("alice first") == 0, "bob was shown a reply he had already seen"
+        # revV: a round robin defined in the bridge (no group record: Cloud, 0.16.5+) took the setting too;
+        # before, each member was asked once. A plain list of agents is asked once each, whatever the setting.
+        for options, order in ((("--pattern", "round_robin"), ["cy", "di", "cy"]), ((), ["cy", "di"])):
+            pair = {name: world.letta.add_agent(name) for name in ("cy", "di")}
+            channel = new_channel()
+            world.slack.add_channel(channel, f"chan-{channel.lower()}")
+            world.connect(channel, *pair.values(), *options)
+            root, _ = world.bridge.mention("count off", channel)
+            listed = Managed(channel, "", "", pair)
+            assert [who for who, _ in posted(world, listed, root["ts"], len(order))] == order, options

@@ -138,3 +138,19 @@ def test_the_ending_reaction_slack_had_trouble_with_is_made_again(tmp_path: Path
         slack.fail_next("reactions.add", "internal_error", status=status)  # the ending one
         slack.wait_for(lambda: "white_check_mark" in slack.reactions(CH, event["ts"]), 15)
         assert slack.reactions(CH, event["ts"]) == {"white_check_mark"}
+
+
+def test_a_reaction_set_empty_is_turned_off_not_asked_of_slack(tmp_path: Path) -> None:
+    """revV: `SLACK_WORKING_REACTION=` and `SLACK_DONE_REACTION=` (a deployment's way to turn each off): before,
+    every turn called reactions.add and .remove with an empty name, and Slack's invalid_name used up the
+    reactions' rate budget and logged a warning each time."""
+    with rig(
+        tmp_path, SLACK_WORKING_REACTION="", SLACK_DONE_REACTION="", SLACK_WORKING_AFTER_SECONDS="0"
+    ) as (slack, letta, bridge, [alice]):
+        letta.set_delay(alice, 0.5)
+        event, _ = bridge.mention("hello", CH)
+        slack.wait_for(lambda: any(m["ts"] != event["ts"] for m in slack.messages(CH, event["ts"])), 15)
+        slack.wait_for(lambda: "turn ended" in bridge.logs(), 15)
+        reactions = slack.calls_to("reactions.add") + slack.calls_to("reactions.remove")
+        assert [c.args.get("name") for c in reactions] == [], reactions
+        assert "invalid_name" not in bridge.logs()

@@ -259,3 +259,63 @@ def test_a_context_prefix_every_turn_would_fail_on_is_refused_at_start(
 
 def test_a_connect_timeout_of_infinity_is_a_settings_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     assert first_error(monkeypatch, "LETTA_CONNECT_TIMEOUT", "inf").startswith("LETTA_CONNECT_TIMEOUT")
+
+
+@pytest.mark.parametrize(
+    ("variable", "key", "value"),
+    [
+        ("LETTA_BASE_URL", "letta_base_url", "http://letta.internal:8283"),
+        ("DATABASE_URL", "database_url", "sqlite:////srv/bridge/bridge.db"),
+        ("SLACK_API_URL", "slack_api_url", "https://slack.example.com/api/"),
+        ("SLACK_OAUTH_AUTHORIZE_URL", "slack_oauth_authorize_url", "https://slack.example.com/oauth/v2/authorize"),
+    ],
+)
+def test_an_empty_url_variable_does_not_hide_the_files_value_nor_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, variable: str, key: str, value: str
+) -> None:
+    """docker-compose's `LETTA_BASE_URL: ${LETTA_BASE_URL}` with the variable unset: before, every command stopped
+    with 'LETTA_BASE_URL is empty' although config.toml had the address (README says an empty URL is no setting)."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "bridge.toml"
+    path.write_text(f'{key} = "{value}"\n')
+    monkeypatch.setenv(variable, "")
+    default = getattr(load_settings(), key)
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    assert getattr(load_settings(), key).rstrip("/") == value.rstrip("/")
+    monkeypatch.delenv("BRIDGE_CONFIG")
+    monkeypatch.delenv(variable)
+    assert getattr(load_settings(), key) == default
+
+
+def test_reaction_names_lose_their_colons_and_a_wrong_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SLACK_DONE_REACTION=:tada:` as the picker shows it: before, every turn's reactions.add said invalid_name."""
+    monkeypatch.setenv("SLACK_DONE_REACTION", ":tada:")
+    monkeypatch.setenv("SLACK_WORKING_REACTION", " ")
+    settings = load_settings()
+    assert (settings.slack_done_reaction, settings.slack_working_reaction) == ("tada", "")
+    monkeypatch.setenv("SLACK_FAILED_REACTION", "party time")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert any("SLACK_FAILED_REACTION" in line and "not an emoji's name" in line for line in caught.value.lines)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "SLACK_THREAD_FOLLOW_UPS_EXCEPT",
+        "SLACK_SHOW_REASONING_EXCEPT",
+        "LETTA_CONVERSATIONS_EXCEPT",
+        "LETTA_TOOLS_EXCEPT",
+    ],
+)
+def test_channel_exceptions_take_ids_as_copied_and_refuse_a_channels_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Before, `#general` or a lower-cased id matched no channel, silently: the exception was never made."""
+    monkeypatch.setenv(variable, "c0123abcd, <#C0456EFGH|incidents>")
+    assert getattr(load_settings(), variable.lower()) == ("C0123ABCD", "C0456EFGH")
+    monkeypatch.setenv(variable, "C0123ABCD #general")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert any(variable in line and "#general is not a Slack channel id" in line for line in caught.value.lines)

@@ -1,0 +1,49 @@
+"""Slack values as people paste them into settings (a member id, a channel id, an emoji's name), made into what
+Slack's API takes, or refused with words that say where to find the right one: a value that would match
+nothing (a channel's #name, an email) grants or excepts nobody, silently."""
+
+from __future__ import annotations
+
+import re
+
+USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # a channel, a private channel (older G ids) or a DM
+EMOJI_NAME = re.compile(r"[a-z0-9_+\-\u0080-\uffff']+(::skin-tone-[2-6])?")  # Slack's emoji names
+
+
+def user_ids(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Member ids, as a copied mention (<@U0123|name>) or lower-cased too."""
+    where = "in Slack, open the person's profile, then ⋮ > Copy member ID"
+    return _ids(value, "@", USER_ID, f"a Slack user id (like U0123ABCD: {where}")
+
+
+def channel_ids(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Channel ids, as a copied link (<#C0123|name>) or lower-cased too."""
+    where = "in Slack, open the channel's details; its id is at the bottom"
+    return _ids(value, "#", CHANNEL_ID, f"a Slack channel id (like C0123ABCD: {where}")
+
+
+def _ids(value: tuple[str, ...], sign: str, shape: re.Pattern[str], what: str) -> tuple[str, ...]:
+    ids = []
+    for given in value:
+        found = re.sub(rf"^<{sign}([^|>]*)(\|[^>]*)?>$", r"\1", given.strip()).upper()
+        if not shape.fullmatch(found):
+            raise ValueError(f"{given[:40]} is not {what})")
+        ids.append(found)
+    return tuple(ids)
+
+
+def reaction_name(value: str) -> str:
+    """An emoji's name without its colons, as reactions.add takes it; empty turns that reaction off."""
+    name = value.strip().strip(":")
+    if name and not EMOJI_NAME.fullmatch(name):
+        raise ValueError(f"{value[:40]!r} is not an emoji's name (like eyes or white_check_mark); empty turns it off")
+    return name
+
+
+def emoji_icon(value: str) -> str:
+    """Slack takes an icon's emoji between colons; the bare name is what people type from the picker."""
+    name = value.strip().strip(":")
+    if not EMOJI_NAME.fullmatch(name):
+        raise ValueError(f"icon_emoji must be an emoji's name, such as :owl:; got {value!r}")
+    return f":{name}:"
