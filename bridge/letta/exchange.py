@@ -182,6 +182,7 @@ async def exchange(
     background: Progress | None = None,
     tools: Report | None = None,
     left: LeftGoing | None = None,
+    watch: ToolWatch | None = None,
 ) -> AsyncIterator[Spoken]:
     """One send to a group or an agent: yields each reply as soon as that speaker has finished, then an
     in-answer error if there was one. Raises LettaError only when nothing at all came back.
@@ -193,13 +194,14 @@ async def exchange(
     a conversation send always streams (0.16.8 never ends a plain one's run). With `background` (Redis servers) the
     run goes on without this request, a dropped stream is re-attached where it stopped, and `background.attach`
     re-attaches to the run of the message's otid instead of sending (a restarted bridge). A group send cut short
-    leaves `left` for the next send to one of its members to wait on (LettaClient.stream_group).
+    leaves `left` for the next send to one of its members to wait on (LettaClient.stream_group). `watch` is the
+    tool calls seen so far: a call made before an approval is answered in the decision's send.
     """
     kind = "groups" if group is not None else "conversations" if conversation is not None else "agents"
     notes = NoteTaker()
     questions = Questions()
     steps: dict[str, str] = {}
-    watch = ToolWatch()
+    watch = ToolWatch() if watch is None else watch
     if (streaming or conversation is not None) and kind not in client.no_stream_route:
         collector = Collector(author, tokens=tokens)
         received = False

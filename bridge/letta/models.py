@@ -97,11 +97,28 @@ class ApprovalRequestMessage(MessageBase):
         return self.tool_calls or ([self.tool_call] if self.tool_call is not None else [])
 
 
+class ToolReturn(_Wire):
+    """One call's result in a `tool_return_message` that answers several calls at once."""
+
+    tool_call_id: str | None = None
+    status: str | None = None
+    tool_return: str | None = None
+
+
 class ToolReturnMessage(MessageBase):
     message_type: Literal["tool_return_message"] = "tool_return_message"
     tool_return: str | None = None
     status: str | None = None
     tool_call_id: str | None = None
+    # 0.16.8 answers a model's parallel tool calls in ONE message: its top-level fields are one call's (not
+    # always the first's), the list has every call's (reference/letta/0.16.8/parallel-tools-*).
+    tool_returns: list[ToolReturn] | None = None
+
+    def returns(self) -> list[ToolReturn]:
+        """Every call this message answers."""
+        if self.tool_returns:
+            return self.tool_returns
+        return [ToolReturn(tool_call_id=self.tool_call_id, status=self.status, tool_return=self.tool_return)]
 
 
 class StopReason(_Wire):

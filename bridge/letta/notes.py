@@ -53,10 +53,11 @@ class NoteTaker:
             notes.calls[key].name += call.name or ""
             notes.calls[key].arguments += call.arguments or ""
         elif isinstance(message, ToolReturnMessage):
-            key = message.tool_call_id or ""
-            owner = self._authors.get(self._call_owner.get(key, ""))
-            if owner is not None and key in owner.calls:
-                owner.calls[key].status = message.status or ""
+            for result in message.returns():  # parallel calls are answered in one message
+                key = result.tool_call_id or ""
+                owner = self._authors.get(self._call_owner.get(key, ""))
+                if owner is not None and key in owner.calls:
+                    owner.calls[key].status = result.status or ""
 
     def pop(self, author: str) -> tuple[Note, ...]:
         """The author's notes so far, in order; they are not given twice."""

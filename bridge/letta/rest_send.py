@@ -19,7 +19,7 @@ from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Spoken, exchange
 from bridge.letta.recovery import Found, Otids, Sent, settle
 from bridge.letta.send_parts import Heard, drafting, own
-from bridge.letta.toolprogress import Report, reporting
+from bridge.letta.toolprogress import Report, ToolWatch, reporting
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class RestSend:
         draft: Draft | None,
         background: Progress | None,
         tools: Report | None = None,
+        watch: ToolWatch | None = None,
     ) -> AsyncIterator[Spoken]:
         """The agent's words only: on 0.11.x a manager's answer carries its workers' too (their author is not it)."""
         return own(
@@ -55,14 +56,19 @@ class RestSend:
                 draft=draft,
                 background=background,
                 tools=tools,
+                watch=watch,
             ),
         )
 
-    def approving(self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput) -> Approving:
-        """The agent's approvals in this send: what follows a decision is shown growing as the reply was."""
+    def approving(
+        self, agent: AgentRef, key: str, conversation: str | None, turn: TurnInput, watch: ToolWatch | None = None
+    ) -> Approving:
+        """The agent's approvals in this send: what follows a decision is shown growing as the reply was, and the
+        calls `watch` saw before it (one answered with the decision's) are finished there."""
         def send(message: dict[str, Any]) -> AsyncIterator[Spoken]:
             draft = drafting(turn.drafts, key, agent.name, [])
-            return self.exchange(agent, message, conversation, draft, None, reporting(turn.drafts, key, agent.name))
+            tools = reporting(turn.drafts, key, agent.name)
+            return self.exchange(agent, message, conversation, draft, None, tools, watch)
 
         def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
             return self.exchange(agent, message, conversation, None, None)
@@ -83,8 +89,9 @@ class RestSend:
         people's decisions (`Approving`) and the agent's words after them are part of the reply."""
         texts: list[str] = []
         draft, tools = drafting(turn.drafts, key, agent.name, texts), reporting(turn.drafts, key, agent.name)
-        source = self.exchange(agent, message, conversation, draft, background, tools)
-        approved = self.approving(agent, key, conversation, turn).run(source)
+        watch = ToolWatch()
+        source = self.exchange(agent, message, conversation, draft, background, tools, watch)
+        approved = self.approving(agent, key, conversation, turn, watch).run(source)
         return await self.heard(agent, key, approved, turn.drafts, texts)
 
     @staticmethod

@@ -55,13 +55,17 @@ class ToolWatch:
             call.arguments += fragment.arguments or ""
             return self._moved(key, call, "running" if _whole(call.arguments) else "pending")
         if isinstance(message, ToolReturnMessage):
-            key = message.tool_call_id or ""
-            found = self._calls.get(key)
-            if found is None:
-                return []
-            if message.status == "error":
-                return self._moved(key, found, "failed", message.tool_return or "")
-            return self._moved(key, found, "done")
+            moved: list[tuple[str, ToolProgress]] = []
+            for result in message.returns():  # parallel calls are answered in one message
+                key = result.tool_call_id or ""
+                found = self._calls.get(key)
+                if found is None:
+                    continue
+                if result.status == "error":
+                    moved += self._moved(key, found, "failed", result.tool_return or "")
+                else:
+                    moved += self._moved(key, found, "done")
+            return moved
         return []
 
     @staticmethod

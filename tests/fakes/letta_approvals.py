@@ -12,9 +12,10 @@
 - while that waits, a new user message to the same thread (the agent's own, or one conversation: the pending
   state belongs to one thread) gets 409 `PENDING_APPROVAL` (agent route), 409 with a plain `detail`
   (conversation route), or a 200 stream with `stop_reason: error` and the CONFLICT `error_message`;
-- an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message` each,
-  `success`, or `error` with the captured denial text) and then the agent's next turn (its words in fragments with
-  `stream_tokens`, approval-approve-stream-tokens.json); history keeps the
+- an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message`,
+  `success`, or `error` with the captured denial text; several calls in ONE message listing each in
+  `tool_returns`, parallel-tools-approvals-agent-approve-both.json) and then the agent's next turn (its words in
+  fragments with `stream_tokens`, approval-approve-stream-tokens.json); history keeps the
   `approval_response_message` before the returns; other ids get the captured
   400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
   (approval-approve-again.json: the server does not reject it);
@@ -22,8 +23,9 @@
   `id` (its `otid` the id's uuid ending in `80`), in the answer and in history (approval-said-first-stream.json,
   approval-said-first-history.json).
 
-Several calls in one request were not captured with more than one entry; the wire's lists hold them, and the fake
-expects one decision for each, as the 400 text ("Expected '[...]'") implies.
+Several calls in one request (a model with `parallel_tool_calls`) were captured on real 0.16.8
+(parallel-tools-*.json): one approval_request_message lists them all, and the server wants one decision for each
+(parallel-tools-approvals-agent-approve-first-only.json: the 400 "Expected '[...]'").
 """
 
 from __future__ import annotations
@@ -242,6 +244,8 @@ async def _decided(
                              "tool_call_id": call["tool_call_id"],
                              "tool_returns": [{**template["tool_returns"][0], "tool_return": result,
                                                "status": status, "tool_call_id": call["tool_call_id"]}]})
+        if len(returned) > 1:
+            returned = [_one_message(returned, pending)]
         with fake._lock:
             fake.approval_state.pending.pop(conversation or agent_id, None)
         replies, _ = await fake._run_cancellable(agent_id, "", [decision], None, None, conversation=conversation,
@@ -255,6 +259,16 @@ async def _decided(
         out = [p for m in out for p in (letta_stream._fragments(m) if m["message_type"] == "assistant_message"
                                         else [m])]
     return await _answer(fake, request, rec, [*returned, *out], "end_turn")
+
+
+def _one_message(returned: list[dict[str, Any]], pending: Pending | None) -> dict[str, Any]:
+    """Several calls decided at once are answered in ONE tool_return_message, as 0.16.8 does
+    (parallel-tools-approvals-agent-approve-both.json): its `tool_returns` the denied calls' first, then the run
+    ones', each in call order; its top-level fields the list's first entry's, and `name` the first call's."""
+    ordered = [r for r in returned if r["status"] == "error"] + [r for r in returned if r["status"] != "error"]
+    first = ordered[0]
+    name = pending.calls[0]["name"] if pending is not None else first["name"]
+    return {**first, "name": name, "tool_returns": [r["tool_returns"][0] for r in ordered]}
 
 
 def _response(approvals: list[dict[str, Any]], run_id: str) -> dict[str, Any]:

@@ -92,3 +92,16 @@ def test_many_notes_stay_within_block_limits() -> None:
 def test_a_reply_read_back_from_json_has_typed_notes() -> None:
     reply = AgentReply("alice", "hi", notes=({"kind": "tool", "text": "x()"},))  # type: ignore[arg-type]
     assert reply.notes == (Note("tool", "x()"),)
+
+
+def test_parallel_calls_answered_in_one_message_each_have_their_status() -> None:
+    """revZ, real 0.16.8 with parallel_tool_calls: ONE tool_return_message answers shout and whisper (its top
+    level is shout's). Before, whisper's note had no status."""
+    record = json.loads((LETTA / "0.16.8" / "parallel-tools-no-approval-send-stream-tokens.json").read_text())
+    notes = NoteTaker()
+    for event in record["response"]["events"]:
+        if isinstance(event["data"], dict):
+            message = MESSAGE.validate_python(event["data"])
+            notes.add(message, getattr(message, "name", None) or "pia")
+    tools = [n.text for n in notes.pop("pia") if n.kind == "tool"]
+    assert tools == ['shout({"message": "ok"}) → success', 'whisper({"message": "ok"}) → success'], tools

@@ -3,14 +3,18 @@ cards; the fake Slack's chunk checks refuse what Slack would."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 
-from bridge.domain import ToolProgress
+from bridge.domain import AgentRef, ApprovalRequest, Decision, ToolProgress, TurnInput
 from bridge.letta.appserver import ToolCalled, ToolDenied, ToolReturned, ToolStarted
 from bridge.letta.appserver_runner import tool_progress
+from bridge.letta.client import LettaClient
+from bridge.letta.rest_send import RestSend
 from bridge.letta.stream import MESSAGE
 from bridge.letta.toolprogress import ToolWatch
 from bridge.slack.tasks import task_card, task_chunk
@@ -98,3 +102,72 @@ def test_the_fake_slack_refuses_chunks_slack_would() -> None:
     assert check_chunks([{**ok, "status": "error"}], known) is None
     assert check_chunks([{**ok, "status": "complete"}], known) == "invalid_chunks"  # an ended task stays ended
     assert [u["status"] for u in known["t1"]] == ["in_progress", "error"]
+
+
+def test_parallel_calls_answered_in_one_message_each_end() -> None:
+    """revZ, real 0.16.8 with parallel_tool_calls: one model answer calls shout and whisper, and ONE
+    tool_return_message answers both (its top level is shout's, `tool_returns` lists both). Before, whisper's task
+    stayed running after the reply had finished."""
+    watch = ToolWatch()
+    events = _events("parallel-tools-no-approval-send-stream-tokens")
+    moves = [move for message in events for move in watch.add(message, getattr(message, "name", None) or "pia")]
+    ends = {p.name: p.state for _, p in moves if p.state in ("done", "failed")}
+    assert ends == {"shout": "done", "whisper": "done"}, moves
+
+
+class _Captured:
+    """A Letta client whose agent route answers each send with the next capture's events, as real 0.16.8 did."""
+
+    def __init__(self, *names: str) -> None:
+        self.no_stream_route: set[str] = set()
+        self._answers = [_events(name) for name in names]
+        self.sent: list[dict[str, Any]] = []
+
+    async def stream_agent(self, agent_id: str, message: dict[str, Any], tokens: bool = False) -> AsyncIterator[Any]:
+        self.sent.append(message)
+        for event in self._answers.pop(0):
+            yield event
+
+
+class _Shown:
+    """The turn's drafts and approval cards: every tool move shown, every call approved."""
+
+    def __init__(self) -> None:
+        self.moves: list[ToolProgress] = []
+        self.stopped = False
+
+    async def grow(self, step: str, index: int, agent_name: str, text: str) -> None:
+        pass
+
+    async def tool(self, step: str, index: int, agent_name: str, progress: ToolProgress) -> None:
+        self.moves.append(progress)
+
+    async def shown_before(self, step: str, index: int) -> bool:
+        return False
+
+    async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        return tuple(Decision(call.tool_call_id, True) for call in request.calls)
+
+    async def sending(self, request: ApprovalRequest) -> None:
+        pass
+
+    async def settled(self, request: ApprovalRequest, refused: str | None = None) -> None:
+        pass
+
+    async def resumed(self, step: str) -> None:
+        return None
+
+
+def test_a_call_made_beside_one_waiting_for_approval_ends_with_the_decisions_answer() -> None:
+    """revZ, real 0.16.8: shout needs approval, whisper (in the same model answer) does not; both run once the
+    decision is sent, and their results come in the decision's answer. Before, that answer was read with a watch
+    of its own, which had never seen whisper's call: its task stayed running after the reply had finished."""
+    client = _Captured("parallel-tools-one-approval-send-stream-tokens", "parallel-tools-one-approval-approve")
+    shown = _Shown()
+    turn = TurnInput("please use tools shout whisper", "otid-1", "maria", drafts=shown, approvals=shown)
+    send = RestSend(cast(LettaClient, client), streaming=True, tokens=True)
+    heard = asyncio.run(send.said(AgentRef("agent-1", "pia"), "step-1", {"otid": "otid-1"}, None, turn))
+    assert client.sent[1]["type"] == "approval" and len(client.sent[1]["approvals"]) == 1  # shout's decision
+    assert heard.failure is None
+    ends = {p.name: p.state for p in shown.moves if p.state in ("done", "failed")}
+    assert ends == {"whisper": "done"}, shown.moves  # shout's progress is its approval card's
