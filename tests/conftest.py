@@ -7,9 +7,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401 (imported now, not at the session's end: see below)
 import pytest
 
 from tests.pg import NO_BINARIES, PgServer
+
+# pytest rewrites hypothesis's modules when it is first imported. Left to its plugin's terminal summary, that
+# import can meet the log of a task whose exception nobody read, whose traceback parses source too: CPython 3.11's
+# parser then fails the whole run with "AST constructor recursion depth mismatch" after every test passed.
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -124,6 +124,23 @@ class BridgeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, log_path: Path, wait: bool = True) -> BridgeProcess:
+        """Start and, with `wait`, wait until healthy. The port was free when chosen; under xdist another worker may
+        take it before the bridge listens: the bridge then says so in one line and exits, and the start moves to a
+        fresh port."""
+        for attempt in range(3):
+            self._spawn(log_path)
+            if not wait or self.mode != "serve":
+                return self
+            try:
+                self.wait_healthy()
+                return self
+            except AssertionError:
+                if attempt == 2 or "address is already in use" not in self.logs():
+                    raise
+                self.port = free_port()
+        return self
+
+    def _spawn(self, log_path: Path) -> None:
         self.log_path = log_path
         env = dict(self.env, PORT=str(self.port), HOST=self.host)
         log = log_path.open("w")
@@ -148,9 +165,6 @@ class BridgeProcess:
                 text=True,
                 preexec_fn=limits if limit is not None else None,
             )
-        if wait and self.mode == "serve":
-            self.wait_healthy()
-        return self
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -176,19 +190,10 @@ class BridgeProcess:
         self.proc.wait()
 
     def restart(self, log_path: Path | None = None) -> BridgeProcess:
-        """Stop (if still running) and start again. Under xdist another test may take the freed port in between; the
-        bridge then says so in one line and exits, and the restart moves to a fresh port."""
+        """Stop (if still running) and start again (on a fresh port if another test took the freed one)."""
         assert self.log_path is not None
         self.stop()
-        log_path = log_path or self.log_path.with_suffix(".2.log")
-        for _ in range(3):
-            try:
-                return self.start(log_path)
-            except AssertionError:
-                if "address is already in use" not in self.logs():
-                    raise
-                self.port = free_port()
-        return self.start(log_path)
+        return self.start(log_path or self.log_path.with_suffix(".2.log"))
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc is None:

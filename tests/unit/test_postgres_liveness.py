@@ -271,6 +271,7 @@ def test_a_retention_pass_on_a_connection_gone_silent_neither_hangs_nor_holds_up
                 seen = asyncio.create_task(retention.Retention(store).prune_seen(90))
                 done, _ = await asyncio.wait({seen}, timeout=5)
                 assert done, "the event ids' deletion waited on a silent connection"
+                assert isinstance(seen.exception(), TimeoutError)  # read: never left to the garbage collector's log
                 await store.pool.expire_connections()
                 await asyncio.gather(*(store.pool.fetchval("SELECT 1") for _ in range(3)))  # opened after it
                 # the pass's window is read on one of the pool's open connections, or on one asyncpg opens in the

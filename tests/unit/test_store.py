@@ -358,9 +358,9 @@ def test_orphaned_bindings_are_those_with_unfinished_turns_and_no_live_lease(dat
             if channel == "C3":
                 await store.finish_turn(turn_id, "done")
         assert await store.orphaned_bindings() == [("T1", "C1"), ("T1", "C2")]
-        assert await store.claim_binding("T1", "C1", "web.1", 0.2)
+        assert await store.claim_binding("T1", "C1", "web.1", 1.5)  # long enough for a loaded machine's next await
         assert await store.orphaned_bindings() == [("T1", "C2")]
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(1.6)
         assert await store.orphaned_bindings() == [("T1", "C1"), ("T1", "C2")], "its process died: C1 is orphaned"
 
     run(database_url, body)
