@@ -17,7 +17,7 @@ from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
-from bridge.letta.chooser import RunnerUse, by_version, resolve
+from bridge.letta.chooser import RunnerUse, by_version, resolve, runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
@@ -221,7 +221,17 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
             return [*checks, Check(False, "letta key", exc.for_operator("the agent list"))], version
         default = settings.letta_group_runner
         use = by_version(default, version) if default == "auto" else RunnerUse(default, default)
-        checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={use}"))
+        if default == "server" and runner_for_version(version) == "bridge":
+            checks.append(Check(True, "runner", (
+                f"LETTA_GROUP_RUNNER=server on Letta {version}: its group send route fails from 0.12 and is gone "
+                "from 0.16.5, so a channel bound to a group gets errors; leave it at auto (the bridge plays groups)"
+            ), warning=True))
+        else:
+            checks.append(Check(True, "runner", f"LETTA_GROUP_RUNNER={use}"))
+        if settings.letta_stream_tokens and not settings.letta_streaming:
+            checks.append(Check(True, "streaming", (
+                "LETTA_STREAM_TOKENS=true does nothing while LETTA_STREAMING=false: replies are posted whole"
+            ), warning=True))
         checks.append(await _conversations(client, settings))
         return checks, version
     finally:

@@ -344,3 +344,20 @@ def test_check_and_serve_read_a_home_relative_sqlite_path_alike(tmp_path: Path) 
         assert (home / "data" / "bridge.db").exists()
         checked = run_cli(env, "check", cwd=tmp_path)
     assert "1 channel binding" in checked.stdout, checked.stdout
+
+
+@pytest.mark.parametrize("version", ["0.16.8", "0.11.7"])
+def test_check_warns_of_settings_that_cannot_do_what_they_say(tmp_path: Path, version: str) -> None:
+    """revV: LETTA_GROUP_RUNNER=server was `ok` on a server whose group route fails (0.12 on) and token streaming
+    with streaming off was said nothing of: both are warned of, and an older server's server runner is fine."""
+    with FakeSlack() as slack, FakeLetta(version=version) as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", LETTA_GROUP_RUNNER="server",
+                       LETTA_STREAM_TOKENS="true", LETTA_STREAMING="false")
+        done = run_cli(env, "check", cwd=tmp_path)
+    lines = {line.split(":")[0]: line for line in done.stdout.splitlines()}
+    assert done.returncode == 0, done.stdout
+    if version == "0.16.8":
+        assert lines["warn runner"].startswith("warn runner: LETTA_GROUP_RUNNER=server on Letta 0.16.8"), lines
+    else:
+        assert "ok   runner" in lines, lines
+    assert "LETTA_STREAMING=false" in lines["warn streaming"], lines
