@@ -77,19 +77,29 @@ class AgentLook(BaseModel):
         return value.strip()
 
 
-# URLs with a default of their own: empty is no address at all, so it is no setting either.
-URL_SETTINGS = frozenset({"slack_api_url", "slack_oauth_authorize_url", "letta_base_url", "database_url"})
+# URLs with a default of their own: Slack's are harmless to fall back on; Letta's (Cloud, sent the key meant for
+# another server) and the database's (a new, empty store) are not, so those two fall back only to the file's.
+SLACK_URLS = frozenset({"slack_api_url", "slack_oauth_authorize_url"})
+FILE_ONLY_URLS = frozenset({"letta_base_url", "database_url"})
 
 
 class EmptyIsUnset(EnvSettingsSource):
-    """The environment, where an empty variable for a setting that is unset by default (a token, a key) or for a
-    URL (docker-compose's `${VAR}` while VAR is unset) is no setting, and does not hide config.toml's value or the
-    default. Where empty means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off),
-    it is taken as given."""
+    """The environment, where an empty variable (docker-compose's `${VAR}` while VAR is unset) is no setting for a
+    token or key that is unset by default and for Slack's URLs, and does not hide config.toml's value; an empty
+    LETTA_BASE_URL or DATABASE_URL gives way only to a value the file has, and is refused otherwise. Where empty
+    means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off), it is taken as given."""
+
+    def __init__(self, settings_cls: type[BaseSettings], file_keys: frozenset[str] = frozenset()) -> None:
+        super().__init__(settings_cls)
+        self._file_keys = file_keys  # the settings config.toml sets
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, complex_ = super().get_field_value(field, field_name)
-        if value == "" and (field.default is None or field_name in URL_SETTINGS):
+        if value != "":
+            return value, key, complex_
+        if field.default is None or field_name in SLACK_URLS:
+            return None, key, complex_
+        if field_name in FILE_ONLY_URLS and field_name in self._file_keys:
             return None, key, complex_
         return value, key, complex_
 
@@ -401,10 +411,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, EmptyIsUnset(settings_cls)]
         path = config_file()
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path) if path is not None else None
+        keys = frozenset(k.lower() for k in toml.toml_data) if toml is not None else frozenset()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EmptyIsUnset(settings_cls, keys)]
+        if toml is not None:
+            sources.append(toml)
         return tuple(sources)
 
     @property

@@ -270,22 +270,30 @@ def test_a_connect_timeout_of_infinity_is_a_settings_error_not_a_crash(monkeypat
         ("SLACK_OAUTH_AUTHORIZE_URL", "slack_oauth_authorize_url", "https://slack.example.com/oauth/v2/authorize"),
     ],
 )
-def test_an_empty_url_variable_does_not_hide_the_files_value_nor_the_default(
+def test_an_empty_url_variable_gives_way_to_the_files_value(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object, variable: str, key: str, value: str
 ) -> None:
     """docker-compose's `LETTA_BASE_URL: ${LETTA_BASE_URL}` with the variable unset: before, every command stopped
-    with 'LETTA_BASE_URL is empty' although config.toml had the address (README says an empty URL is no setting)."""
+    with 'LETTA_BASE_URL is empty' although config.toml had the address (README: an empty URL is no setting).
+    Without a file, Slack's own URLs are their defaults; an empty Letta or database URL is still refused (revAA):
+    Letta Cloud would be sent the key meant for another server, and a new, empty store opened."""
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "bridge.toml"
     path.write_text(f'{key} = "{value}"\n')
     monkeypatch.setenv(variable, "")
-    default = getattr(load_settings(), key)
     monkeypatch.setenv("BRIDGE_CONFIG", str(path))
     assert getattr(load_settings(), key).rstrip("/") == value.rstrip("/")
     monkeypatch.delenv("BRIDGE_CONFIG")
-    monkeypatch.delenv(variable)
-    assert getattr(load_settings(), key) == default
+    if key in ("letta_base_url", "database_url"):
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert any(line.startswith(variable) for line in caught.value.lines), caught.value.lines
+    else:
+        monkeypatch.delenv(variable)
+        default = getattr(load_settings(), key)
+        monkeypatch.setenv(variable, "")
+        assert getattr(load_settings(), key) == default
 
 
 def test_reaction_names_lose_their_colons_and_a_wrong_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
