@@ -59,6 +59,10 @@ class ConfigError(Exception):
         return cls(error.explain(what, looking_up=True), error.for_operator(what))
 
 
+class RunnerRefused(ConfigError):
+    """The binding's explicit runner cannot be used for its target on this server."""
+
+
 @dataclass(frozen=True)
 class Connected:
     binding: Binding
@@ -111,13 +115,25 @@ class Configurator:
         channel: str,
         ids: Sequence[str],
         actor: str,
-        runner: RunnerChoice = "auto",
+        runner: RunnerChoice | None = "auto",
         broadcast: bool = False,
         pattern: Pattern | None = None,
     ) -> Connected:
         """Look every id up, pick the runner, and only then save; returns what it replaced. `pattern` makes a
-        list of agents a bridge-defined group (`broadcast`, the CLI's flag, is `--pattern broadcast`)."""
-        return await self.save(await self.prepare(team, channel, ids, actor, runner, broadcast, pattern))
+        list of agents a bridge-defined group (`broadcast`, the CLI's flag, is `--pattern broadcast`). `runner`
+        None (Slack, which has no runner option) keeps the channel's own, an operator's `--runner bridge` that Stop
+        relies on on 0.11.x, where the new target allows it; else `auto`, which the answer shows."""
+        kept: RunnerChoice | None = None
+        if runner is None:
+            current = await self._store.get_binding(team, channel)
+            kept = current.runner if current is not None and current.runner != "auto" else None
+        try:
+            prepared = await self.prepare(team, channel, ids, actor, kept or runner or "auto", broadcast, pattern)
+        except RunnerRefused:
+            if kept is None:
+                raise
+            prepared = await self.prepare(team, channel, ids, actor, "auto", broadcast, pattern)
+        return await self.save(prepared)
 
     async def save(self, prepared: Connected) -> Connected:
         """Save what `prepare` accepted; returns it with the binding it replaced. The same target and runner again
@@ -135,6 +151,17 @@ class Configurator:
         )
         return dataclasses.replace(prepared, replaced=replaced)
 
+    def bindable(self, channel: str) -> None:
+        """ConfigError when the channel can never be connected (a direct message the bridge ignores), said before a
+        menu is offered as well as when ids are given."""
+        if is_direct(channel) and not self.settings.default_target:
+            raise ConfigError(
+                "a direct message cannot be connected: I answer direct messages only when the operator sets "
+                "DEFAULT_TARGET, which is not set. Connect a channel instead, and mention me there.",
+                f"{channel} is a direct message, and without DEFAULT_TARGET the bridge ignores direct messages, so "
+                "its binding would never be used: connect a channel (C…), or set DEFAULT_TARGET.",
+            )
+
     async def prepare(
         self,
         team: str,
@@ -147,13 +174,7 @@ class Configurator:
     ) -> Connected:
         """`connect` without the saving, which touches no store: the command line opens its database only for a
         binding that will be saved, so that a refusal creates nothing."""
-        if is_direct(channel) and not self.settings.default_target:
-            raise ConfigError(
-                "a direct message cannot be connected: I answer direct messages only when the operator sets "
-                "DEFAULT_TARGET, which is not set. Connect a channel instead, and mention me there.",
-                f"{channel} is a direct message, and without DEFAULT_TARGET the bridge ignores direct messages, so "
-                "its binding would never be used: connect a channel (C…), or set DEFAULT_TARGET.",
-            )
+        self.bindable(channel)
         if broadcast:
             asked = pattern or Pattern()
             if asked.name not in (None, BROADCAST):
@@ -175,7 +196,7 @@ class Configurator:
         except LettaError as exc:
             raise ConfigError.letta(exc, "the health check") from None
         if refused is not None:
-            raise ConfigError(refused)
+            raise RunnerRefused(refused)
         return Connected(binding, use, None)
 
     async def disconnect(self, team: str, channel: str, actor: str) -> Binding | None:

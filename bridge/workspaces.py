@@ -235,7 +235,8 @@ class Workspaces:
 
     async def save_letta(self, team_id: str, base_url: str, api_key: str, actor: str, spent: float = 0.0) -> str | None:
         """Check the server and the key, then save them (the key encrypted); the problem in words, or None.
-        An empty URL puts the workspace back on the environment's default server. `spent`: seconds of Slack's 3
+        An empty URL puts the workspace back on the environment's default server; an empty key for the server
+        already saved keeps its saved key (the form cannot show it). `spent`: seconds of Slack's 3
         used already (checking the caller's rights), which the check has less of."""
         within = max(0.5, SETUP_CHECK_SECONDS - spent)
         base_url = base_url.strip().rstrip("/")
@@ -254,6 +255,10 @@ class Workspaces:
             # Every call appends its path: after a `?` or `#` it would no longer be a path, and the check would read
             # whatever page the URL names (on the bridge's own network too) and say its first words back.
             return "The server URL cannot have a query (?…) or a fragment (#…): give the server's address only."
+        if not api_key:  # the form never shows the saved key: left empty for the same server, it is kept
+            own = await self.installs.letta(team_id)
+            if own is not None and own.base_url.rstrip("/") == base_url and own.api_key:
+                api_key = own.api_key
         both = two_credentials(base_url, api_key, ("The server URL", "the API key"))
         if both:
             return both + " Nothing was saved."

@@ -33,6 +33,7 @@ _ACTIONS: dict[str, Action] = {
 # People paste ids in backticks, quotes (a phone's smart quotes too) or Slack's <…> and separate them with commas;
 # invisible characters copied with an id are dropped.
 _WRAPPERS = "`'\"<>()[]“”‘’„‚«»‹›"
+_ENDINGS = ".;:!?…"  # a sentence's end after an id
 # `connect`'s options, as typed, and the Pattern field each sets.
 _OPTIONS = {
     "pattern": "name",
@@ -73,8 +74,10 @@ def words(text: str) -> list[str]:
         if match.group(1):
             value = next(v for v in match.groups()[1:] if v is not None)
             found.append(f"{match.group(1)}={' '.join(value.split())}")
-        elif match.group(0).strip(_WRAPPERS):
-            found.append(match.group(0).strip(_WRAPPERS))
+        elif word := match.group(0).strip(_WRAPPERS):
+            # An id pasted at the end of a sentence loses its full stop; an option's value (`token=DONE!`) and a
+            # word that is all punctuation (`?`) stay as typed.
+            found.append(word if "=" in word else word.rstrip(_WRAPPERS + _ENDINGS) or word)
     return found
 
 

@@ -86,10 +86,18 @@ def test_bad_options_say_what_was_wrong(text: str, said: str) -> None:
         f"connect “{A1}” ‘{A2}’",  # a phone's smart quotes
         f"connect «{A1}», {A2}\u200b",  # guillemets, a zero-width space pasted with an id
         f"connect \u2060{A1}\ufeff {A2}",  # a word joiner and a byte-order mark
+        f"connect {A1}; {A2}.",  # revAC: ids pasted into a sentence (before: "`agent-….` is not an agent id")
+        f"connect `{A1}`, `{A2}`!",
     ],
 )
 def test_ids_come_clean_of_smart_quotes_and_invisible_characters(text: str) -> None:
     assert parse(text) == Command("connect", (A1, A2))
+
+
+def test_an_options_value_keeps_its_punctuation_and_a_question_mark_is_still_help() -> None:
+    typed = parse(f"connect {A1} pattern=dynamic manager={A2} token=DONE!")
+    assert typed == Command("connect", (A1,), Pattern("dynamic", A2, None, "DONE!"))
+    assert parse("?") == Usage()
 
 
 def test_option_values_come_clean_of_smart_quotes() -> None:

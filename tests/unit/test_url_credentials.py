@@ -30,6 +30,9 @@ class Configurator:
     async def catalog(self) -> Catalog:
         return Catalog(None, (ALICE,), True)
 
+    def bindable(self, channel: str) -> None:
+        pass
+
 
 def test_the_connect_menu_names_the_server_without_its_password() -> None:
     handler = CommandHandler(Configurator(), tasks=None)  # type: ignore[arg-type]

@@ -66,7 +66,7 @@ def same_workspace(context: AsyncBoltContext, many: bool = False) -> bool:
 
 # OAuth mode: each workspace's own Configurator (its Letta server), and /letta setup's modal.
 Configurators = Callable[[str], Awaitable[Configurator]]
-Setup = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext, AsyncWebClient], Awaitable[None]]
+Setup = Callable[[AsyncAck, dict[str, Any], AsyncBoltContext, AsyncWebClient, AsyncRespond], Awaitable[None]]
 
 
 class CommandHandler:
@@ -114,7 +114,7 @@ class CommandHandler:
             if self._setup is None:
                 await ack(text=SETUP_SINGLE)
             else:
-                await self._setup(ack, command, context, client)
+                await self._setup(ack, command, context, client, respond)
             return
         await ack()
         who = Invocation(
@@ -210,8 +210,11 @@ class CommandHandler:
                 message = await self._announce(client, who, notice, message, connected=False)
             return message
         if not command.ids:
+            cfg.bindable(who.channel_id)  # a menu whose every pick would be refused is not offered
             return menu.menu(await cfg.catalog(), url, self.name, agents=command.agents_menu)
-        result = await cfg.connect(who.team_id, who.channel_id, command.ids, actor=who.user_id, pattern=command.pattern)
+        result = await cfg.connect(
+            who.team_id, who.channel_id, command.ids, actor=who.user_id, runner=None, pattern=command.pattern
+        )
         if result.unchanged:
             return blocks.connected(result)
         notice = blocks.connect_notice(who.user_id, result.binding.target)

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -67,6 +67,7 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
                 "block_id": KEY_BLOCK,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "API key (stored encrypted, never shown again)"},
+                "hint": {"type": "plain_text", "text": "Left empty for the server already saved, its key is kept."},
                 "element": {"type": "plain_text_input", "action_id": KEY_INPUT},
             },
         ],
@@ -117,7 +118,11 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
     default = workspaces.settings.letta_base_url
 
     async def open_setup(
-        ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+        ack: AsyncAck,
+        command: dict[str, Any],
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
     ) -> None:
         user = str(command.get("user_id", ""))
         admin = await _is_admin(client, user)
@@ -130,7 +135,13 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
         try:
             await client.views_open(trigger_id=command.get("trigger_id"), view=setup_view(current, own, default))
         except SlackApiError as exc:
-            log.warning("slack views.open failed error=%s", exc.response.get("error"))
+            error = exc.response.get("error")
+            log.warning("slack views.open failed error=%s", error)
+            name = workspaces.settings.slack_command
+            await respond(  # acknowledged empty already: without this the admin would see nothing at all
+                text=f"I could not open the setup form (Slack said `{error}`): run `{name} setup` again.",
+                response_type="ephemeral",
+            )
 
     @app.view(SETUP_VIEW)
     async def on_setup(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
