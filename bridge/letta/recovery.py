@@ -83,8 +83,8 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
                     break
                 if isinstance(later, ApprovalRequestMessage):
                     asked.append(later)
-                if isinstance(later, ToolReturnMessage) and later.tool_call_id:
-                    returned.append(later.tool_call_id)
+                if isinstance(later, ToolReturnMessage):  # parallel calls are answered in one message
+                    returned.extend(r.tool_call_id for r in later.returns() if r.tool_call_id)
                 if isinstance(later, ToolReturnMessage) and later.name == SUPERVISOR_TOOL:
                     workers.extend(worker_replies(later.tool_return))
                 if isinstance(later, AssistantMessage) and later.text.strip():

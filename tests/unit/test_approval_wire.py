@@ -69,3 +69,15 @@ def test_a_request_streamed_in_fragments_is_one_whole_question() -> None:
     [call] = question.calls
     assert call.name == "shout" and call.arguments == '{"message": "ok"}' and call.tool_call_id.startswith("call_")
     assert question.request_id == events[1]["id"]
+
+
+def test_history_lists_every_call_one_return_message_answered() -> None:
+    """revAA: real 0.16.8 answers parallel calls in ONE tool_return_message, its top level one call's only; every
+    call in its `tool_returns` has returned (a decision on any of them reached Letta)."""
+    final = load(V / "parallel-tools-approvals-agent-history-final.json")
+    history = MESSAGE_LIST.validate_python(final["response"]["body"])
+    sent = load(V / "parallel-tools-approvals-agent-send.json")["request"]["body"]["messages"][0]["otid"]
+    found = replies_after(history, sent)
+    asked = load(V / "parallel-tools-approvals-agent-approve-both.json")["request"]["body"]["messages"][0]["approvals"]
+    assert found is not None and set(found.tool_returns) == {a["tool_call_id"] for a in asked}
+    assert found.asked == ()
