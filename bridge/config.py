@@ -44,6 +44,7 @@ from bridge.config_values import channel_ids, emoji_icon, reaction_name, user_id
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import passwords
 from bridge.store.crypto import Cipher, CipherError
+from bridge.store.database_url import query_passwords
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
@@ -446,4 +447,5 @@ class Settings(BaseSettings):
         for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
             password = urlsplit(url).password
             found += [password, unquote(password)] if password else []
+            found += query_passwords(url)  # postgres://user@host/db?password=…
         return found + passwords()  # http://user:password@proxy:3128

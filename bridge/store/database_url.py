@@ -4,7 +4,7 @@ is opened, and the store it opens."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bridge.store.base import Store, StoreError
 
@@ -35,9 +35,17 @@ def database_name(url: str) -> str:
     return sqlite_path(url) if url.startswith("sqlite:") else display_url(url)
 
 
+# Query parameters libpq (and asyncpg) take a password from: `?password=` in some providers' URLs.
+PASSWORD_PARAMS = ("password", "sslpassword")
+
+
 def display_url(url: str) -> str:
-    """The URL with its password masked, for logs and `check`."""
+    """The URL with its passwords masked (in its user info, and a `?password=`), for logs and `check`."""
     parts = urlsplit(url)
+    if query_passwords(url):
+        query = [(k, "***" if k.lower() in PASSWORD_PARAMS else v) for k, v in parse_qsl(parts.query, True)]
+        parts = parts._replace(query=urlencode(query, safe="*/:"))
+        url = urlunsplit(parts)
     if parts.password is None:
         return url
     host = parts.hostname or ""
@@ -45,6 +53,11 @@ def display_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def query_passwords(url: str) -> list[str]:
+    """The passwords a URL's query gives (for the logs' masking)."""
+    return [v for k, v in parse_qsl(urlsplit(url).query, True) if k.lower() in PASSWORD_PARAMS and v]
 
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
@@ -71,6 +84,11 @@ def check_database_url(url: str) -> None:
     if url.startswith(POSTGRES_SCHEMES):
         # Never the parser's own words: they quote what it took for a port, which may be part of the password.
         try:
+            if "@" in urlsplit(url).netloc.rpartition("@")[0]:  # asyncpg reads up to the first @, not the last
+                raise DatabaseUrlError(
+                    "DATABASE_URL cannot be read: its user name or password holds an @, which must be "
+                    "percent-encoded there (@ as %40); the form is postgres://user:password@host:5432/database"
+                )
             if "@" in url.split("://", 1)[-1] and "@" not in urlsplit(url).netloc:
                 raise DatabaseUrlError(
                     "DATABASE_URL cannot be read: its user name or password holds a character that must be "

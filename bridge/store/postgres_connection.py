@@ -289,9 +289,16 @@ class PostgresConnection:
 
     async def ping(self) -> None:
         """The server answers, and takes writes: a standby after a failover, or a database its plan set read-only
-        (a quota reached), answers every read while refusing each turn's records."""
-        if await self.pool.fetchval("SHOW transaction_read_only") == "on":
+        (a quota reached), answers every read while refusing each turn's records; Heroku takes the rights to
+        insert and update away from a database over its plan's storage, which the same reads never meet."""
+        row = await self.pool.fetchrow(WRITABLE)
+        if row is None or row["read_only"]:
             raise StoreError("the database is read-only (a standby, or set so by its plan): nothing can be recorded")
+        if not row["may_write"]:
+            raise StoreError(
+                "the database refuses the bridge's user the right to write its tables (a plan over its storage "
+                "limit takes it away): nothing can be recorded"
+            )
 
     @staticmethod
     async def _top_seq(db: Conn | Pool, team_id: str, channel_id: str) -> int:
@@ -315,6 +322,15 @@ class PostgresConnection:
     def token_lock(self, name: str) -> AbstractAsyncContextManager[None]:
         """A workspace's token renewal, one process at a time, on connections no agent lock holds."""
         return advisory(self._renewals, [agent_lock_key(name)])  # the key earlier versions took as an agent lock
+
+
+# What every accepted mention writes (the signature, the event id, the turn), each checked for its rights.
+WRITABLE = (
+    "SELECT current_setting('transaction_read_only') = 'on' AS read_only,"
+    " has_table_privilege('seen_signatures', 'INSERT') AND has_table_privilege('seen_signatures', 'UPDATE')"
+    " AND has_table_privilege('seen_events', 'INSERT') AND has_table_privilege('turns', 'INSERT')"
+    " AND has_table_privilege('turns', 'UPDATE') AS may_write"
+)
 
 
 async def _close_pool(name: str, pool: Pool, deadline: float) -> None:

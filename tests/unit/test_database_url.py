@@ -63,3 +63,24 @@ def test_a_malformed_port_is_said_without_the_parsers_words() -> None:
     with pytest.raises(DatabaseUrlError, match="host or port is malformed") as raised:
         check_database_url("postgres://db.example.com:54x2/bridge")
     assert "54x2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("password", ["pa@ss", "@start", "end@"])
+def test_a_password_holding_an_at_sign_is_said_to_be_encoded(password: str) -> None:
+    """revAB: Python reads `postgres://u:pa@ss@host` up to the last @, asyncpg up to the first: the bridge showed
+    the right host while the connection looked up the host `ss@host` ("Name or service not known")."""
+    with pytest.raises(DatabaseUrlError) as raised:
+        check_database_url(f"postgres://bridge:{password}@db.example.com:5432/bridge")
+    said = str(raised.value)
+    assert "%40" in said and password not in said
+
+
+def test_a_password_in_the_query_is_masked_where_the_url_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """revAB: some providers' URLs give the password as `?password=`; `check`, the start line and open errors
+    printed it in clear."""
+    from bridge.store.database_url import database_name
+
+    url = "postgresql://bridge@db.example.com/bridge?password=Sup3rSecretPw&sslmode=require"
+    assert database_name(url) == "postgresql://bridge@db.example.com/bridge?password=***&sslmode=require"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert "Sup3rSecretPw" in Settings().secrets()  # masked in every log line
