@@ -238,8 +238,8 @@ class LettaClient(LettaTransport):
             log.info("letta background runs resumable=%s", self.resumable)
         return self.resumable
 
-    async def _run_list(self, agent_id: str, conversation_id: str | None) -> Any:
-        if self._legacy_runs:
+    async def _run_list(self, legacy: bool, agent_id: str, conversation_id: str | None) -> Any:
+        if legacy:
             return await self._request("GET", "/v1/runs/active", params={"agent_ids": agent_id})
         params: dict[str, Any] = {"agent_id": agent_id, "active": "true", "limit": 100}
         if conversation_id not in (None, DEFAULT_CONVERSATION):
@@ -257,20 +257,22 @@ class LettaClient(LettaTransport):
         if self._legacy_runs is None:
             match = re.match(r"^v?(\d+)\.(\d+)", (await self.health()).version)
             self._legacy_runs = match is not None and (int(match[1]), int(match[2])) < RUNS_ROUTE_BELOW
+        legacy = self._legacy_runs  # this call's route, whatever lists asked at once learn meanwhile
         try:
-            payload = await self._run_list(agent_id, conversation_id)
+            payload = await self._run_list(legacy, agent_id, conversation_id)
         except LettaError as error:
             # Which route a release between the captured ones (0.11.7, 0.16.8) has is not known for sure: a route
             # the server lacks is no reason to fail a turn a person was promised, so the other one is tried.
             if error.kind != Kind.ROUTE_MISSING:
                 raise
-            self._legacy_runs = not self._legacy_runs
-            log.info("letta run list route missing, trying the other one legacy=%s", self._legacy_runs)
-            payload = await self._run_list(agent_id, conversation_id)
+            legacy = not legacy
+            log.info("letta run list route missing, trying the other one legacy=%s", legacy)
+            payload = await self._run_list(legacy, agent_id, conversation_id)
+            self._legacy_runs = legacy  # remembered once it answered
         if not isinstance(payload, list):
             raise LettaError(Kind.BAD_RESPONSE, "the run list is not a list", base_url=self.base_url)
         runs = [r for r in payload if isinstance(r, dict) and r.get("status") in ("created", "running")]
-        if not self._legacy_runs and conversation_id in (None, DEFAULT_CONVERSATION):
+        if not legacy and conversation_id in (None, DEFAULT_CONVERSATION):
             runs = [r for r in runs if not r.get("conversation_id")]
         if since is not None:
             runs = [r for r in runs if (_created(r) or since) >= since - CLOCK_SLACK]

@@ -75,10 +75,23 @@ def words(text: str) -> list[str]:
             value = next(v for v in match.groups()[1:] if v is not None)
             found.append(f"{match.group(1)}={' '.join(value.split())}")
         elif word := match.group(0).strip(_WRAPPERS):
-            # An id pasted at the end of a sentence loses its full stop; an option's value (`token=DONE!`) and a
-            # word that is all punctuation (`?`) stay as typed.
-            found.append(word if "=" in word else word.rstrip(_WRAPPERS + _ENDINGS) or word)
+            found += _sentence_end(word, found)
     return found
+
+
+def _sentence_end(word: str, before: list[str]) -> list[str]:
+    """A word without the punctuation a sentence ends with: an id's or an option's (`manager=agent-m.`), never
+    a termination token's (`token=DONE!` is the manager's word as typed). A lone `.` after other words is
+    dropped; `?` alone is the question for help."""
+    name, equals, value = word.partition("=")
+    if equals and name.lower() in ("token", "termination_token"):
+        return [word]
+    bare = word.rstrip(_WRAPPERS + _ENDINGS)
+    if not bare:
+        return [] if before else [word]
+    if equals and not value.rstrip(_WRAPPERS + _ENDINGS):
+        return [word]
+    return [bare]
 
 
 def _shown(typed: str) -> str:

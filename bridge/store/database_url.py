@@ -111,6 +111,11 @@ def check_database_url(url: str) -> None:
 
         connect_options(url)  # its sslmode and connect_timeout
         return
+    if not url.strip():
+        raise DatabaseUrlError(
+            "DATABASE_URL is empty: write it as sqlite:///path/to/bridge.db or postgres://user:password@host:5432/"
+            "database, set database_url in the config file, or leave the variable out for its default"
+        )
     if "://" not in url:
         raise DatabaseUrlError(_no_scheme(url))
     scheme = url.split(":", 1)[0]

@@ -94,10 +94,23 @@ def test_ids_come_clean_of_smart_quotes_and_invisible_characters(text: str) -> N
     assert parse(text) == Command("connect", (A1, A2))
 
 
-def test_an_options_value_keeps_its_punctuation_and_a_question_mark_is_still_help() -> None:
+def test_a_termination_token_keeps_its_punctuation_and_a_question_mark_is_still_help() -> None:
     typed = parse(f"connect {A1} pattern=dynamic manager={A2} token=DONE!")
     assert typed == Command("connect", (A1,), Pattern("dynamic", A2, None, "DONE!"))
     assert parse("?") == Usage()
+
+
+def test_an_option_ending_a_sentence_loses_its_full_stop_as_an_id_does() -> None:
+    """revAD: `manager=agent-m.` was refused as "`agent-m.` is not an agent id", and a stop after a quoted token
+    was read as one more id."""
+    typed = parse(f"connect {A1} pattern=supervisor manager={A2}.")
+    assert typed == Command("connect", (A1,), Pattern("supervisor", A2))
+    assert parse(f"connect {A1} pattern=round_robin max_turns=3.") == Command(
+        "connect", (A1,), Pattern("round_robin", None, 3)
+    )
+    assert parse(f'connect {A1} pattern=dynamic manager={A2} token="ALL DONE".') == Command(
+        "connect", (A1,), Pattern("dynamic", A2, None, "ALL DONE")
+    )
 
 
 def test_option_values_come_clean_of_smart_quotes() -> None:

@@ -84,3 +84,11 @@ def test_a_password_in_the_query_is_masked_where_the_url_is_shown(monkeypatch: p
     assert database_name(url) == "postgresql://bridge@db.example.com/bridge?password=***&sslmode=require"
     monkeypatch.setenv("DATABASE_URL", url)
     assert "Sup3rSecretPw" in Settings().secrets()  # masked in every log line
+
+
+def test_an_empty_database_url_is_said_to_be_empty() -> None:
+    """revAD: an empty DATABASE_URL (docker-compose's ${DATABASE_URL} unset, no config file) was worded
+    'DATABASE_URL= has no scheme: for a SQLite file write sqlite:///'."""
+    with pytest.raises(DatabaseUrlError) as raised:
+        check_database_url("")
+    assert str(raised.value).startswith("DATABASE_URL is empty:") and "config file" in str(raised.value)

@@ -36,3 +36,23 @@ def test_a_run_leaked_long_ago_holds_no_send(age: timedelta, waited: bool) -> No
         looks = [r for r in letta.requests if r.method == "GET" and r.path.startswith("/v1/runs")]
         assert len(letta.sends()) == 1
         assert (len(looks) > 1) is waited, looks
+
+
+def test_run_lists_asked_at_once_on_a_server_with_one_route_all_answer() -> None:
+    """revAD: the route fallback flipped one shared flag; lists asked at once (turns a restart cut, recovered
+    together) each flipped it, and every other one asked the missing route again and failed with 'no route'."""
+    from bridge.letta.client import LettaClient
+    from tests.fakes.letta import FakeLetta
+
+    with FakeLetta(version="0.12.1") as letta:
+        agents = [letta.add_agent(f"a{i}") for i in range(5)]
+
+        async def main() -> list[object]:
+            client = LettaClient(letta.base_url)
+            try:
+                return await asyncio.gather(*(client.active_runs(a) for a in agents), return_exceptions=True)
+            finally:
+                await client.aclose()
+
+        results = asyncio.run(main())
+    assert all(isinstance(r, list) for r in results), [type(r).__name__ for r in results]

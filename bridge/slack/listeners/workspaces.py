@@ -13,11 +13,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.logs import shown_url
 from bridge.slack.directory import member_facts
+from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.commands import Setup
 from bridge.slack.permissions import Member, Policy, may_configure
 
@@ -134,8 +134,8 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
         current, own = await workspaces.letta_of(str(context.team_id))
         try:
             await client.views_open(trigger_id=command.get("trigger_id"), view=setup_view(current, own, default))
-        except SlackApiError as exc:
-            error = exc.response.get("error")
+        except FAILURES as exc:  # Slack's refusal, or its silence (a timeout, a dropped connection)
+            error = slack_error(exc)
             log.warning("slack views.open failed error=%s", error)
             name = workspaces.settings.slack_command
             await respond(  # acknowledged empty already: without this the admin would see nothing at all
