@@ -217,4 +217,4 @@ class TurnDrafts:
         if len(parts) > 1:
             shown += MORE
         username = self._poster.author(agent_name).username
-        return shown, text if username else f"**{agent_name}**: {text}"
+        return shown, text if username else f"**{self._poster.shown_name(agent_name)}**: {text}"

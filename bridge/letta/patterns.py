@@ -334,15 +334,20 @@ async def in_order(
     failure the next agents would meet too (SERVER_WIDE) ends the turn, and says who was not asked."""
     sends: dict[str, int] = {}
     news: dict[str, bool] = {}  # agent id -> another agent replied since its last send of this turn
+    failed: set[str] = set()  # its send failed: a later one would lack the person's words, so it is not made
     for position, agent in enumerate(agents):
         if agent.id in sends and not news[agent.id]:
             continue  # asked again with nothing new (one agent; the others failed): only the person's words again
+        if agent.id in failed:
+            continue  # as the dynamic pattern offers it no floor: its failure is said in the thread already
         sends[agent.id] = sends.get(agent.id, 0) + 1
         key = agent.id if sends[agent.id] == 1 else f"{agent.id}#{sends[agent.id]}"
         events = await ask(agent, key)
         news[agent.id] = False
         if any(isinstance(e, AgentReply) for e in events):
             news.update({other: True for other in news if other != agent.id})
+        elif any(isinstance(e, AgentFailure) for e in events):
+            failed.add(agent.id)
         for event in events:
             yield event
         stop = next((e for e in events if isinstance(e, AgentFailure) and e.kind in SERVER_WIDE), None)

@@ -197,12 +197,16 @@ class SlackPoster:
         look = self._looks.get(agent_name, Look())
         return Author(look.display_name or agent_name, look.icon_emoji, look.icon_url)
 
+    def shown_name(self, agent_name: str) -> str:
+        """The agent's name as its replies show it (SLACK_AGENTS' display_name, else its Letta name)."""
+        return self._looks.get(agent_name, Look()).display_name or agent_name
+
     def parts(self, agent_name: str | None, text: str) -> list[Part]:
         """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
         if agent_name is None:
             return [Part(p, None) for p in split(escape(text))]
         look = self._looks.get(agent_name, Look())
-        shown = look.display_name or agent_name
+        shown = self.shown_name(agent_name)
         if not self._named_by_username:
             return [Part(p, None) for p in reply_texts(shown, text, False)]
         return [Part(p, shown, look.icon_emoji, look.icon_url) for p in reply_texts(shown, text, True)]

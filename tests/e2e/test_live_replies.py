@@ -302,3 +302,20 @@ def test_a_later_agent_s_draft_waits_for_every_part_of_the_reply_before_it(live:
     assert bob_draft.at >= last_part_answered, "bob's draft came in between alice's parts"
     shown = agent_messages(live, channel, event["ts"])
     assert [m.get("username") for m in shown] == ["alice"] * (len(shown) - 1) + ["bob"]
+
+
+def test_a_draft_names_its_agent_as_the_finished_reply_does(tmp_path: Path) -> None:
+    """revAE: with usernames off, the growing draft was headed with the Letta name (**alice**:), and the finished
+    reply that replaced it with SLACK_AGENTS' display name: the name changed before the reader's eyes."""
+    from tests.e2e.test_mentions import wait_done
+
+    looks = '{"alice": {"display_name": "Alice (research)"}}'
+    with open_world("bridge", tmp_path, SLACK_AGENT_USERNAMES="false", SLACK_AGENTS=looks,
+                    LETTA_STREAM_TOKENS="true", SLACK_LIVE_EDIT_SECONDS="0.1") as world:
+        crew = world.bound_crew(("alice",))
+        root, _ = world.bridge.mention("hello", crew.channel)
+        wait_done(world, crew.channel, root["ts"])
+        [start] = world.slack.calls_to("chat.startStream")
+        [final] = [m for m in world.slack.messages(crew.channel, root["ts"]) if m.get("bot_id")]
+        assert final["text"].startswith("*Alice (research)*:"), final["text"]
+        assert start.args["markdown_text"].startswith("**Alice (research)**:"), start.args["markdown_text"]

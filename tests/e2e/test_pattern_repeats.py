@@ -76,3 +76,20 @@ def test_a_dynamic_member_that_failed_is_not_asked_again_nor_one_with_nothing_ne
         assert sum("who knows?" in t for t in received(world, bob)) == 1, (received(world, bob), posts)
         assert posts.count("bob says hi") == 1, posts
         assert len(received(world, alice)) == 1, (received(world, alice), posts)
+
+
+def test_a_round_robin_member_whose_send_failed_is_not_asked_again_without_the_question(tmp_path: Path) -> None:
+    """revAE: bob's first send of the turn failed; in the next round he was asked with only the replies since (a
+    later send's form), never the person's question, and his answer was posted as if to it."""
+    with open_world("bridge", tmp_path) as world:
+        agents = {name: world.letta.add_agent(name) for name in ("alice", "bob", "carol")}
+        channel = new_channel()
+        world.slack.add_channel(channel, f"chan-{channel.lower()}")
+        world.connect(channel, *agents.values(), "--pattern", "round_robin", "--max-turns", "5")
+        world.letta.fail_next("POST", rf"/v1/agents/{agents['bob']}/messages(/stream)?", 500, times=1)
+        root, _ = world.bridge.mention("which release do we ship first?", channel)
+        wait_done(world, channel, root["ts"])
+        assert all("which release do we ship first?" in text for text in received(world, agents["bob"]))
+        posted = [p.args.get("username") for p in world.slack.posts(channel, root["ts"])]
+        assert "bob" not in posted, posted
+        assert [who for who in posted if who in agents] == ["alice", "carol", "alice"], posted
