@@ -153,6 +153,22 @@ def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     return (installed_team(body), channel, ts, text) if channel and _TS.fullmatch(ts) and text else None
 
 
+def no_longer_addressed(body: dict[str, Any], bot_user_id: str | None) -> bool:
+    """An edit that takes a message away from the bot: a thread reply that now opens with someone else's mention
+    (and not the bot's), as a fresh one would be left to them, or a channel message that no longer mentions the
+    bot. Its turn, while it still waits, is withdrawn as a deleted message's is."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("subtype") != "message_changed" or event.get("channel_type") == "im":
+        return False
+    message = event.get("message")
+    if not isinstance(message, dict):
+        return False
+    text, ts, thread_ts = _str(message.get("text")), _str(message.get("ts")), _str(message.get("thread_ts"))
+    if thread_ts and thread_ts != ts:
+        return _addressed_elsewhere(text, bot_user_id)
+    return not _mentions(text, bot_user_id)
+
+
 def channel_moved(body: dict[str, Any]) -> tuple[str, str, str] | None:
     """A channel's id changed for good (`channel_id_changed`): its workspace, old and new ids."""
     event = body.get("event")

@@ -212,3 +212,32 @@ def test_a_waiting_mention_edited_is_answered_as_edited_and_a_running_one_as_fir
         assert _asked(r, "edited late") == 0 and r.replies(first["ts"]) == ["alice"]
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def _changed(mention: dict[str, Any], channel: str, text: str, thread_ts: str | None = None) -> bytes:
+    """Slack's message_changed for a person's edit of `mention` (reference/slack/events/message_changed.json)."""
+    ts = next_ts()
+    message = {"type": "message", "user": mention["user"], "text": text, "ts": mention["ts"],
+               "edited": {"user": mention["user"], "ts": ts}}
+    previous = {"type": "message", "user": mention["user"], "text": mention["text"], "ts": mention["ts"]}
+    if thread_ts is not None:
+        message["thread_ts"] = previous["thread_ts"] = thread_ts
+    event = {"type": "message", "subtype": "message_changed", "channel": channel, "ts": ts, "event_ts": ts,
+             "channel_type": "channel", "hidden": True, "message": message, "previous_message": previous}
+    return event_body(event)
+
+
+def test_a_waiting_mention_edited_to_mention_the_bot_no_more_is_taken_back(tmp_path: Path) -> None:
+    """revAE: a person edited their waiting mention so that it no longer spoke to the bot (the question handed to
+    a colleague): before, the agents were still sent it, in its new words."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        first, second = _one_waits(r, "first question", "second question")
+        r.slack.wait_for(lambda: len(r.slack.messages(r.channel, second["ts"])) == 1, 10)  # its queue notice
+        handed = _changed(second, r.channel, "<@U0456EFGH> could you take this one instead?")
+        assert r.bridge.post(handed).status_code == 200
+        r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
+        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [WITHDRAWN_NOTICE])
+        assert _asked(r, "take this one") == 0 and _asked(r, "second question") == 0
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()

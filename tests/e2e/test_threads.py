@@ -173,3 +173,24 @@ def test_the_thread_context_waits_for_a_turn_that_reached_the_agents(world: Worl
     sent = agent_inputs(world, crew.agents["alice"])[-1]
     assert "Earlier in this Slack thread" in sent
     assert heard("bob_human", "Shall we ship on Friday?") in sent
+
+
+def test_a_waiting_follow_up_edited_to_address_a_colleague_is_taken_back(tmp_path: Path) -> None:
+    """revAE: a fresh reply opening with a colleague's mention is left to them; a waiting one edited into that
+    was still sent to both agents, who answered it in the thread."""
+    from tests.e2e.test_channel_life import _changed
+
+    with open_world("bridge", tmp_path) as world:
+        world.slack.add_user("U0456EFGH", "bob_human", display_name="bob_human")
+        crew = world.bound_crew(("alice", "bob"))
+        root, _ = world.bridge.mention("first", crew.channel)
+        wait_done(world, crew.channel, root["ts"])
+        world.letta.set_delay(crew.agents["alice"], 1.5)
+        reply_in_thread(world, crew.channel, root["ts"], "follow one")
+        waiting = reply_in_thread(world, crew.channel, root["ts"], "follow two")
+        world.letta.wait_for(lambda: any("follow one" in t for t in agent_inputs(world, crew.agents["alice"])), 10)
+        edited = _changed(waiting, crew.channel, "<@U0456EFGH> can you take this one?", thread_ts=root["ts"])
+        assert world.bridge.post(edited).status_code == 200
+        world.letta.wait_for(lambda: sum("follow one" in i.text for i in world.letta.inputs) == 2, 15)
+        time.sleep(2)
+        assert not any("take this one" in i.text or "follow two" in i.text for i in world.letta.inputs)

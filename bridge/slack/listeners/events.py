@@ -17,6 +17,7 @@ from bridge.slack.decide import (
     decide_message,
     deleted_message,
     edited_message,
+    no_longer_addressed,
 )
 from bridge.slack.listeners.sessions import StopHandler, is_stop
 
@@ -80,7 +81,9 @@ def register(
             await relay.withdraw(*deleted)
             return
         edit = edited_message(body, context.bot_user_id)
-        if edit is not None:
+        if edit is not None and no_longer_addressed(body, context.bot_user_id):
+            await relay.withdraw(*edit[:3])  # said to someone else now: as if taken back
+        elif edit is not None:
             await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn) and await stopped(decision, client):
