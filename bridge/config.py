@@ -82,6 +82,7 @@ class AgentLook(BaseModel):
 # another server) and the database's (a new, empty store) are not, so those two fall back only to the file's.
 SLACK_URLS = frozenset({"slack_api_url", "slack_oauth_authorize_url"})
 FILE_ONLY_URLS = frozenset({"letta_base_url", "database_url"})
+URL_SETTINGS = SLACK_URLS | FILE_ONLY_URLS  # blank (spaces only) is empty too
 
 
 class EmptyIsUnset(EnvSettingsSource):
@@ -96,7 +97,7 @@ class EmptyIsUnset(EnvSettingsSource):
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, complex_ = super().get_field_value(field, field_name)
-        if value != "":
+        if value != "" and not (field_name in URL_SETTINGS and isinstance(value, str) and not value.strip()):
             return value, key, complex_
         if field.default is None or field_name in SLACK_URLS:
             return None, key, complex_

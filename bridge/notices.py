@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
+EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
 STOPPED_NOTICE = "Not answered: stopped before its turn came."
 UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."

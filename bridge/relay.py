@@ -26,7 +26,7 @@ from bridge.domain import Turn
 from bridge.ids import otid as new_otid
 from bridge.logs import Throttled, logged
 from bridge.metrics import UNMETERED, Metrics
-from bridge.notices import QueueNotices
+from bridge.notices import EDITED_AWAY_NOTICE, WITHDRAWN_NOTICE, QueueNotices
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -97,7 +97,7 @@ class Relay:
         """Record the turn durably and wake its binding's worker; returns at once, long before Letta answers."""
         if self._closing:
             raise RelayClosing("stopping")
-        if turn.follow_up and not await self._follows(turn):
+        if turn.follow_up and not await self._follows(turn.team_id, turn.channel_id, turn.thread_ts):
             return
         started = asyncio.get_running_loop().time()
         if self._deleted.get((turn.team_id, turn.channel_id, turn.message_ts), -DELETED_KEPT) > started - DELETED_KEPT:
@@ -133,20 +133,30 @@ class Relay:
         # line gets none.
         self.notices.waiting(turn)
 
-    async def withdraw(self, team_id: str, channel_id: str, message_ts: str) -> None:
-        """A message deleted in Slack: the person took the question back, so its turn, while it still waits, is
-        never run. One already started runs to its end: the agents have the question, and its thread stays in
-        Slack under the deleted message."""
+    async def withdraw(self, team_id: str, channel_id: str, message_ts: str, edited_away: bool = False) -> None:
+        """A message deleted in Slack (or, `edited_away`, edited so that it no longer speaks to the bot): the
+        person took the question back, so its turn, while it still waits, is never run. One already started runs
+        to its end: the agents have the question, and its thread stays in Slack under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
-        if withdrawn is None:
+        if withdrawn is None and not edited_away:  # every edit of any message would crowd out the deletions
             self._deleted[(team_id, channel_id, message_ts)] = asyncio.get_running_loop().time()
             if len(self._deleted) > DELETED_REMEMBERED:
                 del self._deleted[next(iter(self._deleted))]
         if withdrawn is not None:
             self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
-            log.info("turn withdrawn: its message was deleted before it ran turn_id=%s", withdrawn[0], extra=fields)
-            self.notices.withdrawn((team_id, channel_id, withdrawn[1]))
+            why = "edited to speak to someone else" if edited_away else "deleted"
+            log.info("turn withdrawn: its message was %s before it ran turn_id=%s", why, withdrawn[0], extra=fields)
+            words = EDITED_AWAY_NOTICE if edited_away else WITHDRAWN_NOTICE
+            self.notices.withdrawn((team_id, channel_id, withdrawn[1]), words)
+
+    async def edited_away(self, team_id: str, channel_id: str, message_ts: str, thread_ts: str, text: str) -> None:
+        """A thread reply whose mention of the bot was edited out: still a turn where a follow-up would be one
+        (the bot answers in this thread), with its new words; taken back where only the mention made it one."""
+        if await self._follows(team_id, channel_id, thread_ts, besides=message_ts):
+            await self.edit(team_id, channel_id, message_ts, text)
+        else:
+            await self.withdraw(team_id, channel_id, message_ts, edited_away=True)
 
     async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
         """A message edited in Slack: its turn, while it still waits, answers the new words; one already started
@@ -162,16 +172,16 @@ class Relay:
         log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, bound, extra={"channel": new})
         self._wake((team_id, new))  # its waiting turns, if any, now under the new id
 
-    async def _follows(self, turn: Turn) -> bool:
+    async def _follows(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation, and
         something would answer it: in a channel disconnected since, it asked nobody (no 'not connected' notice)."""
-        if turn.channel_id in self._follow_ups_off:
+        if channel_id in self._follow_ups_off:
             return False
-        if not await self._store.thread_answered(turn.team_id, turn.channel_id, turn.thread_ts):
+        if not await self._store.thread_answered(team_id, channel_id, thread_ts, besides):
             return False
-        if self._default_applies(turn.channel_id):
+        if self._default_applies(channel_id):
             return True
-        return await self._store.get_binding(turn.team_id, turn.channel_id) is not None
+        return await self._store.get_binding(team_id, channel_id) is not None
 
     async def resume(self) -> int:
         """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""

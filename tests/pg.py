@@ -89,8 +89,16 @@ class PgServer:
         data = self.root / "data"
         self._run("initdb", "-D", str(data), "-U", USER, "--auth=trust", "--encoding=UTF8", "--no-sync",
                   "--no-instructions")
-        self.port = _free_port()
-        self._pg_ctl_start()
+        for attempt in range(3):
+            # The port was free when chosen; another xdist worker's fake or server may take it before PostgreSQL
+            # binds it (a worker's every Postgres test then errored at once): a fresh one is tried.
+            self.port = _free_port()
+            try:
+                self._pg_ctl_start()
+                return self
+            except RuntimeError as exc:
+                if attempt == 2 or "already in use" not in str(exc):
+                    raise
         return self
 
     def _pg_ctl_start(self) -> None:

@@ -82,13 +82,13 @@ def words(text: str) -> list[str]:
 def _sentence_end(word: str, before: list[str]) -> list[str]:
     """A word without the punctuation a sentence ends with: an id's or an option's (`manager=agent-m.`), never
     a termination token's (`token=DONE!` is the manager's word as typed). A lone `.` after other words is
-    dropped; `?` alone is the question for help."""
+    dropped; `?` alone, or after the command's name, is a question, not a go-ahead."""
     name, equals, value = word.partition("=")
-    if equals and name.lower() in ("token", "termination_token"):
+    if equals and name.lower().replace("-", "_") in ("token", "termination_token"):
         return [word]
     bare = word.rstrip(_WRAPPERS + _ENDINGS)
-    if not bare:
-        return [] if before else [word]
+    if not bare:  # after an id or option only: `disconnect ?` asks, it does not disconnect
+        return [] if len(before) > 1 else [word]
     if equals and not value.rstrip(_WRAPPERS + _ENDINGS):
         return [word]
     return [bare]

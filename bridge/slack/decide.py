@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from bridge.domain import Turn
 from bridge.slack.files import shared_files
@@ -153,20 +153,25 @@ def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     return (installed_team(body), channel, ts, text) if channel and _TS.fullmatch(ts) and text else None
 
 
-def no_longer_addressed(body: dict[str, Any], bot_user_id: str | None) -> bool:
-    """An edit that takes a message away from the bot: a thread reply that now opens with someone else's mention
-    (and not the bot's), as a fresh one would be left to them, or a channel message that no longer mentions the
-    bot. Its turn, while it still waits, is withdrawn as a deleted message's is."""
+def no_longer_addressed(body: dict[str, Any], bot_user_id: str | None) -> Literal["away", "unmentioned"] | None:
+    """An edit that takes a message away from the bot, whose turn, while it still waits, is withdrawn as a
+    deleted message's is: `away` for a thread reply that now opens with someone else's mention (and not the
+    bot's), as a fresh one would be left to them, or a channel message that no longer mentions the bot;
+    `unmentioned` for a thread reply whose mention of the bot was edited out (still a turn where a follow-up
+    would be one: the relay knows)."""
     event = body.get("event")
     if not isinstance(event, dict) or event.get("subtype") != "message_changed" or event.get("channel_type") == "im":
-        return False
-    message = event.get("message")
+        return None
+    message, before = event.get("message"), event.get("previous_message")
     if not isinstance(message, dict):
-        return False
+        return None
     text, ts, thread_ts = _str(message.get("text")), _str(message.get("ts")), _str(message.get("thread_ts"))
-    if thread_ts and thread_ts != ts:
-        return _addressed_elsewhere(text, bot_user_id)
-    return not _mentions(text, bot_user_id)
+    if not thread_ts or thread_ts == ts:
+        return None if _mentions(text, bot_user_id) else "away"
+    if _addressed_elsewhere(text, bot_user_id):
+        return "away"
+    was = _str(before.get("text")) if isinstance(before, dict) else ""
+    return "unmentioned" if _mentions(was, bot_user_id) and not _mentions(text, bot_user_id) else None
 
 
 def channel_moved(body: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -227,8 +227,9 @@ class Store(Protocol):
         is given, and an ended one is left as it is."""
         ...
 
-    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        """Whether the bridge has taken up a turn in this thread (so replies there are follow-ups)."""
+    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
+        """Whether the bridge has taken up a turn in this thread (so replies there are follow-ups); `besides`: a
+        turn other than that message's."""
         ...
 
     async def last_turn_in_thread(self, team_id: str, channel_id: str, thread_ts: str) -> int:

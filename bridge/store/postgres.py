@@ -277,13 +277,14 @@ class PostgresStore(PostgresJournal):
         query, args = self._unfinished("COUNT(*)", team_id, channel_id)
         return int(await self.pool.fetchval(query, *args) or 0)
 
-    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
         found = await self.pool.fetchval(
-            f"SELECT true FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3"  # noqa: S608
+            f"SELECT true FROM turns WHERE team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND message_ts<>$4"  # noqa: S608
             f" AND {ANSWERED_IN_THREAD} LIMIT 1",
             team_id,
             channel_id,
             thread_ts,
+            besides,
         )
         return found is not None
 

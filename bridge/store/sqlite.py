@@ -225,11 +225,11 @@ class SqliteStore(SqliteJournal):
         # Before Slack's ack, as accept_turn: ahead of the queued bookkeeping, with the signatures checked so far.
         return await self._with_signatures(take) is True
 
-    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+    async def thread_answered(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
         row = await self._one(
-            f"SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=?"  # noqa: S608
+            f"SELECT 1 FROM turns WHERE team_id=? AND channel_id=? AND thread_ts=? AND message_ts<>?"  # noqa: S608
             f" AND {ANSWERED_IN_THREAD} LIMIT 1",
-            (team_id, channel_id, thread_ts),
+            (team_id, channel_id, thread_ts, besides),
         )
         return row is not None
 

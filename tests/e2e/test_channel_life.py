@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.notices import STOPPED_NOTICE, WITHDRAWN_NOTICE
+from bridge.notices import EDITED_AWAY_NOTICE, STOPPED_NOTICE, WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
 from tests.e2e.test_operator_view import outcomes
@@ -237,7 +237,28 @@ def test_a_waiting_mention_edited_to_mention_the_bot_no_more_is_taken_back(tmp_p
         handed = _changed(second, r.channel, "<@U0456EFGH> could you take this one instead?")
         assert r.bridge.post(handed).status_code == 200
         r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
-        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == [WITHDRAWN_NOTICE])
+        said = [EDITED_AWAY_NOTICE]  # revAF: not "deleted": the message is there, edited
+        r.slack.wait_for(lambda: [m["text"] for m in r.slack.messages(r.channel, second["ts"])] == said)
         assert _asked(r, "take this one") == 0 and _asked(r, "second question") == 0
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_a_waiting_thread_mention_edited_to_mention_the_bot_no_more_is_taken_back(tmp_path: Path) -> None:
+    """revAF: a mention in a people's thread (where the bot never answered), edited so it no longer mentions the
+    bot ("never mind"), was still sent to the agents: only a colleague's mention at its start counted."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        r.letta.set_delay(r.agents["alice"], 2.0)
+        first, _ = r.bridge.mention("first question", r.channel)
+        r.letta.wait_for(lambda: _asked(r, "first question") == 1, 10)
+        people_thread = next_ts()
+        second, _ = r.bridge.mention("second question", r.channel, thread_ts=people_thread)
+        r.slack.wait_for(lambda: len(r.slack.messages(r.channel, people_thread)) >= 1, 10)  # its queue notice
+        edited = _changed(second, r.channel, "never mind, sorted it out myself", thread_ts=people_thread)
+        assert r.bridge.post(edited).status_code == 200
+        r.slack.wait_for(lambda: r.replies(first["ts"]) == ["alice"], 20)
+        _wait_logged(r, "turn withdrawn", 1)
+        assert _asked(r, "sorted it out") == 0 and _asked(r, "second question") == 0
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()

@@ -146,3 +146,16 @@ def test_what_was_typed_is_said_back_as_text_never_as_a_mention(text: str) -> No
 def test_a_long_word_is_said_back_cut_short() -> None:
     usage = parse("x" * 3000)
     assert isinstance(usage, Usage) and len(usage.problem) < 80, usage
+
+
+@pytest.mark.parametrize("typed", ["disconnect ?", "unbind ?", "stop ?", "disconnect .", "disconnect !"])
+def test_a_question_mark_after_a_command_is_no_go_ahead(typed: str) -> None:
+    """revAF: `disconnect ?` (what does it do?) disconnected the channel once a lone `?` was dropped as a
+    sentence's end."""
+    assert isinstance(parse(typed), Usage), parse(typed)
+
+
+def test_a_hyphenated_termination_token_keeps_its_punctuation() -> None:
+    typed = parse(f"connect {A1} pattern=dynamic manager={A2} termination-token=DONE!")
+    assert isinstance(typed, Command) and typed.pattern is not None
+    assert typed.pattern.termination_token == "DONE!"

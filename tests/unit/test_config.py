@@ -284,6 +284,9 @@ def test_an_empty_url_variable_gives_way_to_the_files_value(
     monkeypatch.setenv(variable, "")
     monkeypatch.setenv("BRIDGE_CONFIG", str(path))
     assert getattr(load_settings(), key).rstrip("/") == value.rstrip("/")
+    monkeypatch.setenv(variable, "  ")  # revAF: blank is empty too
+    assert getattr(load_settings(), key).rstrip("/") == value.rstrip("/")
+    monkeypatch.setenv(variable, "")
     monkeypatch.delenv("BRIDGE_CONFIG")
     if key in ("letta_base_url", "database_url"):
         with pytest.raises(SettingsError) as caught:

@@ -81,8 +81,12 @@ def register(
             await relay.withdraw(*deleted)
             return
         edit = edited_message(body, context.bot_user_id)
-        if edit is not None and no_longer_addressed(body, context.bot_user_id):
-            await relay.withdraw(*edit[:3])  # said to someone else now: as if taken back
+        away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
+        if edit is not None and away == "away":
+            await relay.withdraw(*edit[:3], edited_away=True)  # said to someone else now: as if taken back
+        elif edit is not None and away == "unmentioned":
+            thread_ts = str((body.get("event") or {}).get("message", {}).get("thread_ts", ""))
+            await relay.edited_away(*edit[:3], thread_ts, edit[3])
         elif edit is not None:
             await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
