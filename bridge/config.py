@@ -97,7 +97,8 @@ class EmptyIsUnset(EnvSettingsSource):
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, complex_ = super().get_field_value(field, field_name)
-        if value != "" and not (field_name in URL_SETTINGS and isinstance(value, str) and not value.strip()):
+        blank = value == "" or (field_name in URL_SETTINGS and isinstance(value, str) and not value.strip())
+        if not blank:
             return value, key, complex_
         if field.default is None or field_name in SLACK_URLS:
             return None, key, complex_

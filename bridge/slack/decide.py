@@ -153,12 +153,14 @@ def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     return (installed_team(body), channel, ts, text) if channel and _TS.fullmatch(ts) and text else None
 
 
-def no_longer_addressed(body: dict[str, Any], bot_user_id: str | None) -> Literal["away", "unmentioned"] | None:
+def no_longer_addressed(
+    body: dict[str, Any], bot_user_id: str | None
+) -> tuple[Literal["away", "unmentioned"], str] | None:
     """An edit that takes a message away from the bot, whose turn, while it still waits, is withdrawn as a
     deleted message's is: `away` for a thread reply that now opens with someone else's mention (and not the
     bot's), as a fresh one would be left to them, or a channel message that no longer mentions the bot;
     `unmentioned` for a thread reply whose mention of the bot was edited out (still a turn where a follow-up
-    would be one: the relay knows)."""
+    would be one: the relay knows). With the message's thread ("" at the top level)."""
     event = body.get("event")
     if not isinstance(event, dict) or event.get("subtype") != "message_changed" or event.get("channel_type") == "im":
         return None
@@ -167,11 +169,12 @@ def no_longer_addressed(body: dict[str, Any], bot_user_id: str | None) -> Litera
         return None
     text, ts, thread_ts = _str(message.get("text")), _str(message.get("ts")), _str(message.get("thread_ts"))
     if not thread_ts or thread_ts == ts:
-        return None if _mentions(text, bot_user_id) else "away"
+        return None if _mentions(text, bot_user_id) else ("away", "")
     if _addressed_elsewhere(text, bot_user_id):
-        return "away"
+        return ("away", thread_ts)
     was = _str(before.get("text")) if isinstance(before, dict) else ""
-    return "unmentioned" if _mentions(was, bot_user_id) and not _mentions(text, bot_user_id) else None
+    unmentioned = _mentions(was, bot_user_id) and not _mentions(text, bot_user_id)
+    return ("unmentioned", thread_ts) if unmentioned else None
 
 
 def channel_moved(body: dict[str, Any]) -> tuple[str, str, str] | None:

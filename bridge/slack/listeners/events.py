@@ -82,11 +82,10 @@ def register(
             return
         edit = edited_message(body, context.bot_user_id)
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
-        if edit is not None and away == "away":
+        if edit is not None and away is not None and away[0] == "away":
             await relay.withdraw(*edit[:3], edited_away=True)  # said to someone else now: as if taken back
-        elif edit is not None and away == "unmentioned":
-            thread_ts = str((body.get("event") or {}).get("message", {}).get("thread_ts", ""))
-            await relay.edited_away(*edit[:3], thread_ts, edit[3])
+        elif edit is not None and away is not None:
+            await relay.edited_away(*edit[:3], away[1], edit[3])
         elif edit is not None:
             await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
