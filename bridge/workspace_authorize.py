@@ -15,7 +15,7 @@ from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAutho
 from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bridge.slack.bolt_app import TryLater
+from bridge.slack.bolt_app import REQUEST_WORKSPACE, TryLater
 from bridge.slack.failures import slack_error
 from bridge.workspaces import Workspaces
 
@@ -75,8 +75,9 @@ class WorkspaceAuthorize(AsyncInstallationStoreAuthorize):
                 raise TryLater(f"Slack did not confirm the bot token workspace={team_id or enterprise_id}")
         finally:
             _REFUSED.reset(refused)
-        if result is not None and team_id:
-            await self._workspaces.seen(team_id, enterprise_id)
+        workspace = team_id or (context.get(REQUEST_WORKSPACE) if enterprise_id else None)
+        if result is not None and workspace:
+            await self._workspaces.seen(workspace, enterprise_id)
         return result
 
     async def _installed(self, context: Any, enterprise_id: str | None, team_id: str | None) -> bool:

@@ -181,6 +181,10 @@ class Workspaces:
 
     # ------------------------------------------------------------------ per-workspace settings and kits
 
+    async def server_of(self, team_id: str) -> str:
+        """The Letta server (URL and key: on Letta Cloud the key is the account) the workspace's turns go to."""
+        return server_id(await self.settings_for(team_id))
+
     async def settings_for(self, team_id: str) -> Settings:
         """The environment's settings with the workspace's own Letta server, if it set one."""
         own = await self.installs.letta(team_id)

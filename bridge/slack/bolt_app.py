@@ -40,6 +40,7 @@ from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bridge.proxies import proxy_for
+from bridge.slack.decide import installed_team
 from bridge.slack.failures import FAILURES, PERMANENT, slack_error
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class SingleTeamAuthorization(AsyncSingleTeamAuthorization):
             self._asking = None  # the next request asks again
 
 
+REQUEST_WORKSPACE = "bridge_request_workspace"  # context key: the workspace the request is for (decide.installed_team)
 COMMAND_LATER = "Slack did not answer me just now, so I could not take this command: try it again in a minute."
 
 
@@ -170,6 +172,10 @@ class BridgeApp(AsyncApp):
         client = req.context.client
         if client is not None:
             client.proxy = self.client.proxy  # the bridge's rule, bridge/proxies.py (None: direct)
+        body = req.body if isinstance(req.body, dict) else {}
+        # The workspace the request is for, which Bolt leaves out (context.team_id None) for an org-wide install:
+        # the authorize records it under its org, so that work outside this request finds the org's install.
+        req.context[REQUEST_WORKSPACE] = installed_team(body)
         req.context["respond"] = RoutedRespond(response_url=req.context.response_url,
                                                ssl=client.ssl if client is not None else None)
 

@@ -313,11 +313,14 @@ class BridgeInstallationStore(AsyncInstallationStore):
         return None if not rows else str(rows[0]["enterprise_id"])
 
     async def workspaces_of(self, installed: InstalledWorkspace) -> list[str]:
-        """The workspaces an installation serves: its own, or every workspace of the org seen so far."""
+        """The workspaces an installation serves: its own, or every workspace of the org seen so far but those
+        served by an install of their own (which `installed` prefers, and which outlives the org's)."""
         if installed.team_id:
             return [installed.team_id]
         rows = await self.sql.fetch(
-            "SELECT team_id FROM slack_workspaces WHERE enterprise_id=$1 ORDER BY team_id", installed.enterprise_id
+            "SELECT team_id FROM slack_workspaces w WHERE enterprise_id=$1 AND NOT EXISTS"
+            " (SELECT 1 FROM slack_installations i WHERE i.team_id=w.team_id) ORDER BY team_id",
+            installed.enterprise_id,
         )
         return [str(r["team_id"]) for r in rows]
 

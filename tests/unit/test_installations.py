@@ -186,3 +186,31 @@ def test_a_state_that_is_not_ascii_is_refused_not_a_crash(database_url: str) -> 
             assert await states.async_consume(forged) is False, forged
 
     run(database_url, body)
+
+
+def test_removing_an_org_wide_install_leaves_a_workspace_served_by_its_own_install(database_url: str) -> None:
+    """Grid: T5 has its own workspace install besides the org's org-wide one (installed() prefers T5's own). When the
+    org-wide install is removed (app_uninstalled / tokens_revoked for the org, or `workspaces remove E1`), every
+    workspace of the org seen so far is taken as removed, T5 too: its unfinished turns are ended `uninstalled` and
+    its bindings are scheduled for deletion, though T5's own installation still serves it."""
+
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        await installs.async_save(install(None, "E1", org_wide=True))
+        await installs.async_save(install("T5", "E1"))  # T5's own install, in the org
+        await installs.seen("T1", "E1")
+        org = await installs.installed("", "E1")
+        assert org is not None and org.is_enterprise_install
+        own = await installs.installed("T5")
+        assert own is not None and own.team_id == "T5"  # T5 is served by its own install
+        t5 = await store.accept_turn(Turn("T5", "C5", "1.000001", "1.000001", "U1", "hi", "Ev5"), "o5")
+        assert t5
+        # What `removed` (listeners/workspaces.py) and `workspaces remove` do with the org's install:
+        teams = await installs.workspaces_of(org)
+        await installs.async_delete_all(enterprise_id="E1", team_id=None)
+        ended = [turn for team in teams for turn in await installs.end_unfinished_turns(team)]
+        await installs.mark_removed(teams)
+        assert await installs.installed("T5") is not None  # still installed
+        assert t5 not in ended, "T5's turn was ended though T5 is still installed"
+        assert "T5" not in await installs.due_for_purge(now=time.time() + 31 * 86400), "T5's bindings would be purged"
+
+    run(database_url, body)

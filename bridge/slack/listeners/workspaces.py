@@ -84,7 +84,7 @@ def done_view(url: str, default: str, bound: int = 0) -> dict[str, Any]:
     if bound:
         said += (
             f" {bound} channel{'s are' if bound != 1 else ' is'} still connected to the previous server's "
-            f"agents or groups: run `/letta status` in {'each' if bound != 1 else 'it'} and connect "
+            f"(or account's) agents or groups: run `/letta status` in {'each' if bound != 1 else 'it'} and connect "
             f"{'them' if bound != 1 else 'it'} again to this server's, or mentions there will fail."
         )
     return {
@@ -154,13 +154,15 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
             await ack(response_action="errors", errors={URL_BLOCK: ADMINS_ONLY if admin is False else NOT_CONFIRMED})
             return
         url, key = _value(view, URL_BLOCK, URL_INPUT), _value(view, KEY_BLOCK, KEY_INPUT)
-        before, _ = await workspaces.letta_of(team)
+        # A server is its URL and key (on Letta Cloud every workspace has the same URL, and the key is the account):
+        # a new key on the same URL leaves the channels connected to agents the new key may not reach.
+        before = await workspaces.server_of(team)
         problem = await workspaces.save_letta(team, url, key, user, spent=time.monotonic() - began)
         if problem is not None:
             await ack(response_action="errors", errors={KEY_BLOCK if key else URL_BLOCK: problem[:2000]})
             return
-        now, _ = await workspaces.letta_of(team)
-        bound = len(await workspaces.store.list_bindings(team)) if now.rstrip("/") != before.rstrip("/") else 0
+        moved = await workspaces.server_of(team) != before
+        bound = len(await workspaces.store.list_bindings(team)) if moved else 0
         await ack(response_action="update", view=done_view(url.rstrip("/"), default, bound))
 
     async def removed(context: AsyncBoltContext, body: dict[str, Any], why: str) -> None:
