@@ -34,7 +34,7 @@ from bridge.slack.failures import (
     slack_error,
 )
 from bridge.slack.feedback import text_blocks, with_actions
-from bridge.slack.markdown import escape
+from bridge.slack.markdown import escape, names_address
 from bridge.slack.post import Author
 from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT
@@ -69,11 +69,22 @@ _TRAILING_WORD = re.compile(r"@[a-z]*\Z", re.IGNORECASE)
 _BROADCASTS = ("channel", "here", "everyone")
 
 
+# A Markdown link's label and the `(` opening its URL: a stream renders it as a link.
+_LINK_OPEN = re.compile(r"\[([^\[\]]*)\]\(")
+
+
+def _unlinked(link: re.Match[str]) -> str:
+    """A link whose label names an address is kept from linking (a zero-width space before its `(`), so a draft
+    never shows `[https://good](https://evil)` as the good address, as the finished reply does not
+    (markdown._link). Decided when the `(` arrives, before the URL: what is streamed is only ever appended to."""
+    return link.group() if not names_address(link.group(1)) else link.group()[:-1] + "\u200b("
+
+
 def stream_text(markdown: str) -> str:
     """An agent's draft as streamed Markdown, at most MAX_TEXT characters: nothing in it can ping or form a Slack
     control sequence. A stream can only be appended to, so a draft ending in what may still become @here or
     @channel holds it back: once whole, the word is defused (`@\u200bhere`) and would not continue the stream."""
-    safe = escape(markdown)
+    safe = _LINK_OPEN.sub(_unlinked, escape(markdown))
     tail = _TRAILING_WORD.search(safe)
     if tail and any(word.startswith(tail.group()[1:].lower()) for word in _BROADCASTS):
         safe = safe[: tail.start()]

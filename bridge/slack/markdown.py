@@ -32,6 +32,12 @@ _ADDRESS = re.compile(
     r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|ai|app|dev|me|tv|us|uk|eu|de|fr|ca|au|jp"
     r"|cn|ru|in|br|nl|ch|se|xyz|site|online|cloud|link|page|ly|gl|to|so|sh|gg)\b(?:[/:?#][^\s<>]*)?"
 )
+# A span mrkdwn reads as emphasis: a marker not inside a word, then a non-space, ..., a non-space, the marker.
+_PAIRS = tuple(
+    (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}([^\s{re.escape(m)}](?:[^\n]*?[^\s{re.escape(m)}])?)"
+                rf"{re.escape(m)}(?![\w{re.escape(m)}])"), twin)
+    for m, twin in (("*", "∗"), ("_", "＿"), ("~", "∼"))
+)
 _PIPE = "∣"  # stands in for `|`, which would end a link's URL or label early
 _FENCE = "```"
 _RULE = "———"
@@ -96,19 +102,31 @@ def _safe(text: str, keep_urls: bool = False) -> str:
     return _FENCE_RUN.sub(lambda m: "\u200b".join(m.group()), _entities(_defuse(text, keep_urls)))
 
 
+def _unpaired(text: str) -> str:
+    """Literal `*`, `_` and `~` (Markdown's `\\*`, or markers CommonMark left as text) that mrkdwn would pair into
+    bold, italics or strikethrough, as look-alikes: mrkdwn has no escape."""
+    for pair, twin in _PAIRS:
+        text = pair.sub(lambda m, twin=twin: twin + m.group(1) + twin, text)
+    return text
+
+
 def _text(text: str) -> str:
-    """A text node: `_safe`, except that a bare URL or email holding a broadcast word becomes a link made here:
-    defused, it would break; left to Slack to link, whether Slack reads a mention in it first is not documented."""
+    """A text node: `_safe` with `_unpaired` markers, except that a bare URL or email is kept as it is (a marker in
+    it is part of the address), and one holding a broadcast word becomes a link made here: defused, it would
+    break; left to Slack to link, whether Slack reads a mention in it first is not documented."""
     out: list[str] = []
     done = 0
     for start, end in _bare(text):
         address = text[start:end]
+        out.append(_safe(_unpaired(text[done:start])))
         if _BROADCAST.search(address):
             url = "http://" + address if address[:4].lower() == "www." else address
             url = url if "://" in url else "mailto:" + url
-            out += [_safe(text[done:start]), _link(url, address)]
-            done = end
-    return "".join(out) + _safe(text[done:])
+            out.append(_link(url, address))
+        else:
+            out.append(_safe(address))
+        done = end
+    return "".join(out) + _safe(_unpaired(text[done:]))
 
 
 def _code_span(text: str) -> str:
@@ -155,6 +173,11 @@ def _host(address: str) -> str:
     except ValueError:
         return ""
     return host.lower().removeprefix("www.")
+
+
+def names_address(label: str) -> bool:
+    """Whether a link's label names an address (a URL, a host, an email): it may disguise where the link goes."""
+    return _ADDRESS.search(label) is not None
 
 
 def _disguised(url: str, label: str) -> bool:

@@ -378,3 +378,16 @@ def test_property_fallback_text_is_short_and_safe(markdown: str, limit: int) -> 
     out = fallback_text(markdown, limit)
     assert len(out) <= limit
     assert "<" not in out and ">" not in out and unsafe(out) == []
+
+
+def test_literal_markers_mrkdwn_would_pair_are_shown_as_look_alikes() -> None:
+    """`\\*` is Markdown for a literal asterisk; a bare pair of them would be mrkdwn bold (mrkdwn has no escape)."""
+    shown = to_mrkdwn(r"Match \*.py\* files, \_private\_ names and \~old\~ ones")
+    assert not re.search(r"(?<![\w*])\*[^*\s][^*]*\*(?![\w*])", shown), shown
+    assert not re.search(r"(?<![\w_])_[^_\s][^_]*_(?![\w_])", shown), shown
+    assert not re.search(r"(?<![\w~])~[^~\s][^~]*~(?![\w~])", shown), shown
+    assert shown == "Match ∗.py∗ files, ＿private＿ names and ∼old∼ ones"
+    # Markers that cannot pair, inside words, or inside an address are left as they are.
+    assert to_mrkdwn(r"2 \* 3 \* 4, snake_case_name, https://x.com/_a_/b") == (
+        "2 * 3 * 4, snake_case_name, https://x.com/_a_/b"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from bridge.slack.live import stream_text
 from bridge.slack.markdown import escape, to_mrkdwn
@@ -112,3 +113,18 @@ def test_property_a_url_in_code_is_kept_as_written(before: str, url: str, block:
     out = to_mrkdwn(markdown)
     assert f"{url} @{ZW}here" in out, (markdown, out)
     assert unsafe(out) == [], (markdown, out)
+
+
+def test_a_streamed_draft_never_shows_a_link_disguised_as_another_address() -> None:
+    """The finished reply shows such a link as its label with the real address after it; the draft must not show
+    it as a link either, at any length of the stream (what was sent is only ever appended to)."""
+    markdown = "Reset it here: [https://docs.example.com/reset](https://evil.example.net/x), or [docs](https://ok.io)"
+    assert "(<https://evil.example.net/x>)" in to_mrkdwn(markdown)
+    sent = ""
+    for end in range(1, len(markdown) + 1):
+        shown = stream_text(markdown[:end])
+        assert shown.startswith(sent), (sent, shown)
+        sent = shown
+    tokens = MarkdownIt("commonmark").parseInline(sent)[0].children or []
+    links = [(t.attrGet("href"), tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "link_open"]
+    assert links == [("https://ok.io", "docs")], links
