@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
@@ -106,8 +107,12 @@ def _unpaired(text: str) -> str:
     """Literal `*`, `_` and `~` (Markdown's `\\*`, or markers CommonMark left as text) that mrkdwn would pair into
     bold, italics or strikethrough, as look-alikes: mrkdwn has no escape."""
     for pair, twin in _PAIRS:
-        text = pair.sub(lambda m, twin=twin: twin + m.group(1) + twin, text)
+        text = pair.sub(partial(_twinned, twin), text)
     return text
+
+
+def _twinned(twin: str, span: re.Match[str]) -> str:
+    return twin + span.group(1) + twin
 
 
 def _text(text: str) -> str:
