@@ -55,12 +55,14 @@ MORE = " …"
 @dataclass
 class Draft:
     """One growing message: its ts, whether it is a Slack stream, the Markdown streamed into it so far, and its
-    tasks (each one's latest chunk by id; `unsent`: those Slack has not had yet, sent with the next call)."""
+    tasks (each one's latest chunk by id; `unsent`: those Slack has not had yet, sent with the next call).
+    `in_blocks`: a stopped stream taken over, whose words are its blocks, which an edit of `text` alone keeps."""
 
     channel: str
     ts: str
     streaming: bool
     sent: str = ""
+    in_blocks: bool = False
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     unsent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -213,7 +215,7 @@ class LiveMessages:
                 self._refused(exc)
                 log.info("slack earlier draft not taken over error=%s", slack_error(exc))
                 return None
-        return Draft(channel, ts, False)
+        return Draft(channel, ts, False, in_blocks=True)
 
     async def close(self, channel: str, ts: str, mark: str) -> None:
         """Stop a stream an earlier run of the turn left open and that no reply replaces, `mark` (Markdown)
@@ -247,7 +249,8 @@ class LiveMessages:
                     await self._drafts.chat_appendStream(channel=draft.channel, ts=draft.ts, markdown_text=piece)
                 draft.sent = whole
             elif self._may_edit(UPDATE_SPACING):
-                await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text)
+                blocks = text_blocks(text) if draft.in_blocks else None
+                await self._drafts.chat_update(channel=draft.channel, ts=draft.ts, text=text, blocks=blocks)
             else:
                 return False
         except FAILURES as exc:
@@ -321,7 +324,9 @@ class LiveMessages:
                 # is harmless, where a new post would show the reply twice.
                 if not outcome_unknown(exc) or waited == len(OUTCOME_WAITS):
                     log.warning("slack draft could not be replaced by the reply error=%s; posting it anew", error)
-                    if error in NOT_EDITABLE or outcome_unknown(exc):  # the reply itself may still be posted
+                    # The draft may show the reply's words, and would stay beside it (a rate limit past every wait
+                    # leaves it as it was); the reply itself may still be posted.
+                    if error in NOT_EDITABLE or passing(exc):
                         await self._withdraw(channel, ts)
                     return False
                 await asyncio.sleep(OUTCOME_WAITS[waited])

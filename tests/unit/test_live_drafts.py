@@ -158,6 +158,22 @@ def test_a_rate_limited_replace_waits_and_is_not_posted_beside_its_draft(fake: F
     assert [m["text"] for m in fake.messages("C1", root) if m.get("bot_id")] == ["Found it."]
 
 
+@pytest.mark.parametrize("mode", ["auto", "update"])
+def test_a_replace_rate_limited_past_every_wait_withdraws_its_draft(fake: FakeSlack, mode: str) -> None:
+    """A rate limit that outlasts every wait: the reply is posted anew (False), so the draft, which shows most of its
+    words, must not stay beside it."""
+    root = fake.add_message("C1", "hi")
+
+    async def run() -> tuple[bool, str]:
+        live, draft = await started(fake, root, mode=mode)
+        fake.fail_next("chat.update", error="ratelimited", headers={"retry-after": "0"}, times=7)
+        return await live.replace_with("C1", draft.ts, "Found it.", draft.streaming, (), draft), draft.ts
+
+    replaced, ts = asyncio.run(run())
+    assert not replaced
+    assert not [m for m in fake.messages("C1", root) if m["ts"] == ts], "the draft stays beside the reply"
+
+
 def test_a_rate_limited_stop_of_the_stream_waits_and_the_reply_replaces_it(fake: FakeSlack) -> None:
     """chat.stopStream (Tier 2) answered 429: the stream stayed open, chat.update was refused for it
     (streaming_state_conflict), and the reply was posted beside a draft left streaming."""

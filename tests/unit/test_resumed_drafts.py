@@ -77,6 +77,23 @@ def test_a_reply_that_grows_again_after_a_restart_grows_in_its_earlier_draft(
     run(database_url, fake, body)
 
 
+def test_a_resumed_reply_grows_visibly_in_its_earlier_stream(database_url: str, fake: FakeSlack) -> None:
+    """The earlier run's stream, stopped and taken over, grows by chat.update: its words are its blocks, which an
+    edit of `text` alone keeps, so the draft stayed frozen at what the dead process streamed."""
+
+    async def body(store: Store, fake: FakeSlack, root: str) -> None:
+        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
+        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
+        [(_, earlier)] = fake.open_streams()  # the process dies here
+        again = drafts(store, fake, turn, turn_id, resumed=True)
+        await again.grow("agent-a", 0, "alice", "The deploy went")
+        await asyncio.sleep(1.3)  # live.UPDATE_SPACING
+        await again.grow("agent-a", 0, "alice", "The deploy went fine, all 12 hosts are green")
+        assert "all 12 hosts" in fake.shown("C1", earlier), fake.shown("C1", earlier)
+
+    run(database_url, fake, body)
+
+
 def test_an_earlier_draft_no_reply_replaces_is_closed_and_another_turns_is_left_alone(
     database_url: str, fake: FakeSlack
 ) -> None:
