@@ -7,6 +7,7 @@ Messages are a union discriminated on `message_type`; a type this bridge has nev
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
@@ -290,13 +291,29 @@ class ErrorBody(_Wire):
         if isinstance(self.error, str):
             return self.error
         if isinstance(self.detail, str):
-            return self.detail
+            return _validation_words(self.detail) or self.detail
         if isinstance(self.detail, dict):
             return str(self.detail.get("message") or self.detail.get("code") or self.detail)
         if isinstance(self.detail, list) and self.detail:
             first = self.detail[0]
             return str(first.get("msg", first)) if isinstance(first, dict) else str(first)
         return ""
+
+
+# Letta 0.16's 422: pydantic's error list as a Python repr in a string `detail` (0.11 sends the list itself).
+_REPR_ERROR = re.compile(r"'loc': \((.*?)\), 'msg': (['\"])(.*?)\2(?=, '|\})")
+_LOC_PART = re.compile(r"'([^']*)'|(\d+)")
+
+
+def _validation_words(detail: str) -> str:
+    """A 0.16 422's repr as `field: reason` for each error (`media_type: Field required`); "" for any other text."""
+    if not detail.startswith("[{'type'"):
+        return ""
+    said = []
+    for loc, _, msg in _REPR_ERROR.findall(detail):
+        parts = [a or b for a, b in _LOC_PART.findall(loc)]
+        said.append(f"{parts[-1]}: {msg}" if parts else msg)
+    return "; ".join(dict.fromkeys(said))
 
 
 def parse_error(payload: Any) -> ErrorBody:

@@ -49,6 +49,7 @@ L = TypeVar("L")
 MAX_RETRY_DELAY = 30.0  # the longest Retry-After waited out; a longer one is said to the person instead
 BUSY_RUN = re.compile(r"\brun_id=(run-[A-Za-z0-9-]+)")
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
+MIN_BUSY_DELAY = 0.05  # ... and the least (LETTA_RETRY_BASE_SECONDS may be 0): never a loop of sends back to back
 SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 # Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
 UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
@@ -249,7 +250,8 @@ class LettaTransport:
             if waited >= self.busy_wait:
                 return None
             log.info("letta conversation busy run_id=%s, waiting", error.run_id)
-            return min(self.retry_base * 2.0**attempt, MAX_BUSY_DELAY, self.busy_wait - waited)
+            backoff = max(self.retry_base * 2.0 ** min(attempt, 16), MIN_BUSY_DELAY)
+            return min(backoff, MAX_BUSY_DELAY, self.busy_wait - waited)
         if not error.certainly_unsent or attempt >= self.send_retries:
             return None
         if error.retry_after is not None and error.retry_after > MAX_RETRY_DELAY:

@@ -5,6 +5,7 @@ not deduplicate: a second send is a second turn)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -226,3 +227,84 @@ def test_a_send_is_sent_again_only_when_a_429_or_503_came_from_before_letta(
 
     error = asyncio.run(send())
     assert len([r for r in requests if r.startswith(b"POST ")]) == asked and error.status == status
+
+
+REPR_422 = {
+    "trace_id": "",
+    "detail": "[{'type': 'missing', 'loc': ('body', 'messages', 0, 'function-after[generate_otid_if_missing(), "
+    "MessageCreate]', 'content', 'list[tagged-union[TextContent,ImageContent]]', 0, 'image', 'source', 'base64', "
+    "'media_type'), 'msg': 'Field required', 'input': {'type': 'base64', 'data': 'iVBORw0KGgo'}}]",
+}
+
+
+async def _serve_once(status: int, body: bytes, content_type: str = "application/json") -> asyncio.Server:
+    """A raw server answering every request with the same status and body (no Letta behind it)."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                    % (status, content_type.encode(), len(body), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def test_a_0_16_422_reaches_slack_as_plain_words_not_a_python_repr() -> None:
+    async def go() -> LettaError:
+        server = await _serve_once(422, json.dumps(REPR_422).encode())
+        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        try:
+            with pytest.raises(LettaError) as caught:
+                await client.send_agent("agent-1", {"role": "user", "content": "hi"})
+            return caught.value
+        finally:
+            await client.aclose()
+            server.close()
+
+    error = asyncio.run(go())
+    assert error.kind == Kind.INVALID
+    said = error.explain("alice")
+    assert "Field required" in said, said  # pydantic's own words for what was wrong
+    assert "'loc':" not in said and "[{'type'" not in said, said  # never a Python repr dumped into the thread
+
+
+def test_a_busy_conversation_is_waited_out_for_busy_wait_then_said_even_with_retry_base_zero() -> None:
+    """LETTA_RETRY_BASE_SECONDS=0 (allowed: ge=0) with another client's run holding the conversation: every pause is
+    0 s, so `waited` never grows, Letta is asked again back to back (~1000 POSTs), and then 0 * 2.0**1024 raises
+    OverflowError: the turn crashes instead of saying the conversation stayed busy."""
+    busy = json.dumps({
+        "detail": "CONFLICT: Cannot send a new message: Another request (run_id=run-1) is currently being processed "
+        "for this conversation. Please wait for it to complete.",
+        "run_id": "run-1",
+    }).encode()
+
+    async def go() -> LettaError | str:
+        server = await _serve_once(409, busy)
+        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retry_base=0.0, busy_wait=0.5)
+        try:
+            async with asyncio.timeout(5):
+                async for _ in client.stream_conversation("conv-1", {"role": "user", "content": "hi"}):
+                    pass
+        except LettaError as error:
+            return error
+        except TimeoutError:
+            return "still waiting after 5 s (busy_wait was 0.5 s)"
+        except Exception as exc:
+            return f"crashed: {type(exc).__name__}: {exc}"
+        finally:
+            await client.aclose()
+            server.close()
+        return "sent"
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, LettaError) and outcome.busy, outcome
