@@ -49,7 +49,7 @@ class ThreadConversations:
         try:
             made = await self._make(agent_id)
         except LettaError as error:
-            if error.kind == Kind.ROUTE_MISSING:
+            if error.kind == Kind.ROUTE_MISSING and not self._client.app_server:  # an App Server always has them
                 log.info("letta has no conversations; the agent's own context is used agent=%s", agent_id)
                 return None
             raise

@@ -182,8 +182,11 @@ class AppServerRunner(Step):
             failure = AgentFailure(
                 agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, target_gone=failed.target_gone
             )
-        if heard.error is not None and not heard.texts and heard.error.outcome_unknown:
-            stored = await self._find(conversation, otid)  # the answer was lost on the way: history may have it
+        # The answer was lost on the way: history may have it. Not after the bridge's own deadline, which took the
+        # message back (0.34 keeps the reply's first chunk of an aborted turn: a stub, not the answer).
+        lost = heard.error is not None and heard.error.outcome_unknown and not heard.error.withdrawn
+        if heard.error is not None and not heard.texts and lost:
+            stored = await self._find(conversation, otid)
             if stored:
                 # The server ends a turn whose socket dropped, keeping what was written so far: maybe a stub.
                 short = AgentFailure(agent.name, CUT_SHORT.format(agent=agent.name), heard.error.kind, agent.id,

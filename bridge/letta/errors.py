@@ -89,6 +89,7 @@ class LettaError(Exception):
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
         self.lasting = False  # the server said the same request would fail again (App Server `retryable: false`)
         self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
+        self.withdrawn = False  # a TIMEOUT that is the bridge's own deadline: it took the message back itself
 
     @property
     def tls(self) -> str:

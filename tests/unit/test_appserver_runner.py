@@ -239,3 +239,46 @@ def test_a_reply_cut_by_a_drop_mid_answer_is_said_to_be_cut_not_lost(monkeypatch
     [failure] = [e for e in events if isinstance(e, AgentFailure)]
     assert reply.text.startswith("dave") and reply.text != "dave says hi"
     assert "answer above is cut off" in failure.message and "may be lost" not in failure.message, failure.message
+
+
+class KeepsFirstChunk(FakeAppServer):
+    """As observed on 0.34.12 (docs/app-server.md, tests/real/test_appserver_withdraw_real.py): a turn aborted during
+    its model call often keeps the reply's first chunk in history."""
+
+    async def _cancelled(self, conv: Any, turn: Any, runtime: Any, first_chunk: str) -> None:
+        if not turn.cut and first_chunk:
+            self._store(conv, "assistant", first_chunk)
+        await super()._cancelled(conv, turn, runtime, first_chunk)
+
+
+def test_a_deadline_is_not_said_as_a_dropped_connection(tmp_path: Path) -> None:
+    """The bridge took the message back at its deadline: said as no answer in time, and the stub the server kept is
+    no answer to post (it was posted as the reply, and the thread told the connection had dropped)."""
+    fake = KeepsFirstChunk(scale=0.001, hang_release=0.2)
+    fake.start()
+    dave = fake.add_agent("dave", mode="hang")
+    target = Target("agents", (AgentRef(dave, "dave"),))
+
+    async def main() -> list[Any]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        letta = AppServerLetta(fake.url)
+        runner = AppServerRunner(letta, deadline=0.5)
+        try:
+            threads = ThreadConversations(store, letta, "T1", "C1", "1.0")
+            journal = MemoryJournal()
+            journal.otid = "7d2a6c3e-56d3-4de6-9f77-3b8c6e3f9a32"
+            said = TurnInput("hello", journal.otid, "maria", threads=threads)
+            return [e async for e in runner.run(target, said, NoTranscript(), journal)]
+        finally:
+            await letta.aclose(wait=1)
+            await store.close()
+
+    try:
+        events = asyncio.run(main())
+    finally:
+        fake.stop()
+    replies = [e.text for e in events if isinstance(e, AgentReply)]
+    [failure] = [e for e in events if isinstance(e, AgentFailure)]
+    assert "dropped" not in failure.message, (replies, failure.message)
+    assert "in time" in failure.message or "deadline" in failure.message, failure.message

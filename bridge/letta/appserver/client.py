@@ -217,6 +217,7 @@ class AppServerClient:
                     await self._stop(sent)
                     detail = f"no answer within {deadline or 0:.0f} s; the bridge stopped it"
                     error = LettaError(Kind.TIMEOUT, detail, base_url=self.base_url)
+                    error.withdrawn = True
                     yield Finished(None, reader.finish(None).replies, None, error)
                     return
                 if isinstance(item, Dropped) and item.connection < connection:

@@ -282,6 +282,9 @@ class AppServerSocket:
                 proxy=proxy_for(self.ws_url),
             )
         except aiohttp.WSServerHandshakeError as exc:
+            if exc.status >= 500:  # a gateway or proxy in front of a server that is down or restarting
+                detail = f"HTTP {exc.status} answered the connection, by a gateway or proxy on the way"
+                raise LettaError(Kind.UNREACHABLE, detail, status=exc.status, base_url=self.ws_url) from None
             kind = Kind.UNAUTHORIZED if exc.status in (401, 403) else Kind.ROUTE_MISSING
             error = LettaError(kind, exc.message, status=exc.status, base_url=self.ws_url, key_origin=self.key_origin)
             error.app_server = True
