@@ -16,9 +16,11 @@ replaced by a new one for the thread, and the message sent once more.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bridge.domain import (
     AgentFailure,
@@ -56,6 +58,7 @@ from bridge.letta.send_parts import refused
 from bridge.letta.toolprogress import one_line
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CUT_OFF = "{agent}'s answer was cut off when the bridge stopped; nothing more of it was kept."
 STOPPED_SHORT = (
@@ -241,8 +244,15 @@ class AppServerRunner(Step):
         call = ToolCall(asked.tool_call_id, asked.name, asked.arguments)
         request = ApprovalRequest(agent.name, agent.id, key, (call,), asked.request_id, conversation)
         approvals = turn.approvals
-        decision = (await approvals.decide(request))[0] if approvals else Decision(call.tool_call_id, False, NOBODY)
-        if approvals is not None:
+        if approvals is None:
+            decision = Decision(call.tool_call_id, False, NOBODY)
+        else:
+            decided = await _unless_ended(approvals.decide(request), asked)
+            if decided is None:  # the server ended the turn with its socket: nobody's decision can reach it
+                log.info("app server turn ended while its approval waited request_id=%s", asked.request_id)
+                await approvals.settled(request, ENDED_WHILE_ASKED)
+                return
+            decision = decided[0]
             await approvals.sending(request)
         refused = await self._client.app.answer(
             agent.id, conversation, asked.request_id, decision.approve, decision.reason
@@ -273,6 +283,30 @@ class AppServerRunner(Step):
         replies = [AgentReply(agent.name, "\n\n".join(texts), agent.id, key, 0, notes)] if texts else []
         await journal.answered(key, replies, failure, upto)
         return replay(StepRecord("answered", tuple(replies), failure))
+
+
+# Said on the card after "Letta no longer waited for this decision <when>: ".
+ENDED_WHILE_ASKED = "The connection to the Letta App Server closed, which ended the agent's turn."
+
+
+async def _unless_ended(deciding: Awaitable[T], asked: ToolAsked) -> T | None:
+    """People's decision, or None once the turn that asked is over (`ToolAsked.ended`) before they made one."""
+    if asked.ended is None:
+        return await deciding
+    decision = asyncio.ensure_future(deciding)
+    ended = asyncio.ensure_future(asked.ended())
+    try:
+        await asyncio.wait((decision, ended), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # a stop: the decision's own clean-up (its card says so) before going on
+        ended.cancel()
+        decision.cancel()
+        await asyncio.wait((decision,))
+        raise
+    ended.cancel()
+    if not decision.done():
+        decision.cancel()
+        await asyncio.wait((decision,))  # not `await decision`: its CancelledError is not this task's
+    return None if decision.cancelled() else decision.result()
 
 
 def tool_progress(event: object, named: dict[str, ToolCalled]) -> ToolProgress | None:

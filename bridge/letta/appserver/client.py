@@ -232,7 +232,7 @@ class AppServerClient:
                     continue
                 if isinstance(item, wire.ControlRequest):
                     paused = loop.time()
-                    yield question(item)  # the caller answers it before asking for the next event
+                    yield question(item, sent.ended)  # the caller answers it before asking for the next event
                     ends = None if ends is None else ends + loop.time() - paused
                     continue
                 if isinstance(item, wire.ExternalToolCallRequest):

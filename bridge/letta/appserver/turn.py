@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from bridge.letta.appserver.wire import (
     ApprovalRequestDelta,
@@ -91,6 +92,9 @@ class ToolAsked:
     tool_call_id: str
     name: str
     arguments: str
+    # Returns once the turn that asks is over (its socket dropped: the server ended it), so that nobody is left
+    # deciding a request that can no longer be used; None where nothing watches.
+    ended: Callable[[], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -182,10 +186,10 @@ def denial(request: ControlRequest, reason: str) -> ToolDenied:
     return ToolDenied(request.request.tool_call_id or "", request.request.tool_name or "", reason)
 
 
-def question(request: ControlRequest) -> ToolAsked:
+def question(request: ControlRequest, ended: Callable[[], Awaitable[None]] | None = None) -> ToolAsked:
     asked = request.request
     arguments = json.dumps(asked.input, ensure_ascii=False) if asked.input is not None else ""
-    return ToolAsked(request.request_id or "", asked.tool_call_id or "", asked.tool_name or "tool", arguments)
+    return ToolAsked(request.request_id or "", asked.tool_call_id or "", asked.tool_name or "tool", arguments, ended)
 
 
 def turn_error(

@@ -99,6 +99,11 @@ class Sent:
                 self.started = self.started or gone.disposition == "dequeued"
                 self.finished = self.finished or gone.disposition == "cancelled"
 
+    async def ended(self) -> None:
+        """Until its connection is lost (the server ends what that socket started) or its turn ends."""
+        while not (self.dropped or self.finished):
+            await self.wait(1.0)
+
     async def wait(self, within: float) -> None:
         """Until the server says something new of it, or `within` seconds."""
         self.changed.clear()
