@@ -342,9 +342,19 @@ class TurnApprovals:
         return Part(text, author.username, author.icon_emoji, author.icon_url, blocks)
 
     async def _card(self, row: Approval) -> None:
-        a, t = row.asked, self._turn
         if self._before_card is not None:
             await self._before_card()
+        posting = asyncio.ensure_future(self._post_card(row))
+        try:
+            await asyncio.shield(posting)
+        except asyncio.CancelledError:  # a stop, or the turn over: whoever ends the card needs its ts recorded
+            await asyncio.wait((posting,))
+            if not posting.cancelled():
+                posting.exception()  # a failed post is the cancel's to report, not a lost task's
+            raise
+
+    async def _post_card(self, row: Approval) -> None:
+        a, t = row.asked, self._turn
         part = self._part(row)
         ts = await self._poster.post(t.channel_id, t.thread_ts, part, check_first=self._resumed, after=t.message_ts)
         await self._desk.store.card_posted(row.id, ts)

@@ -17,6 +17,7 @@ import httpx
 
 from tests.e2e.conftest import new_channel
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
+from tests.fakes.appserver import FakeAppServer
 from tests.fakes.signing import action_body, next_ts
 from tests.fakes.slack import FakeSlack
 from tests.reference import SLACK, load
@@ -135,3 +136,17 @@ def open_rig(tmp_path: Path, letta: L, url: str, agent: str, **settings: str) ->
     finally:
         bridge.stop()
         slack.stop()
+
+
+@contextmanager
+def app_server_rig(tmp_path: Path, **settings: str) -> Iterator[Rig[FakeAppServer]]:
+    """`open_rig` on a fake App Server whose agent alice asks before its Write tool (standard mode), tools on."""
+    app = FakeAppServer(scale=0.001)
+    app.start()
+    try:
+        alice = app.add_agent("alice")
+        app.set_tools(alice, [("Write", False)])
+        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true", **settings) as rig:
+            yield rig
+    finally:
+        app.stop()

@@ -11,21 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.approval_rig import Rig, open_rig
+from tests.e2e.approval_rig import Rig, app_server_rig
 from tests.fakes.appserver import FakeAppServer
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig[FakeAppServer]]:
-    app = FakeAppServer(scale=0.001)
-    app.start()
-    try:
-        alice = app.add_agent("alice")
-        app.set_tools(alice, [("Write", False)])
-        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true") as rig:
-            yield rig
-    finally:
-        app.stop()
+    with app_server_rig(tmp_path) as rig:
+        yield rig
 
 
 def test_a_card_whose_turn_the_server_ended_with_the_connection_does_not_keep_waiting(
@@ -45,3 +38,17 @@ def test_a_card_whose_turn_the_server_ended_with_the_connection_does_not_keep_wa
     [update] = rig.updates(card)
     assert "no longer waited for this decision" in update and "closed, which ended the agent's turn" in update
     assert any("dropped while alice was answering" in reply for reply in rig.replies(root["ts"]))
+
+
+def test_a_card_whose_turn_ended_while_slack_was_still_answering_its_post_says_so(rig: Rig[FakeAppServer]) -> None:
+    """The connection drops after the card landed in Slack and before Slack's answer (with its ts) reached the
+    bridge: the post is let finish and recorded, so that the card can be told it is over (before, the wait was
+    cancelled mid-post, the ts lost, and the card kept its buttons)."""
+    rig.slack.answer_delays["chat.postMessage"] = 1.5
+    root = rig.mention("please write the file")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    rig.letta.drop_connections()  # Slack has not answered the card's post yet
+    rig.slack.wait_for(lambda: rig.status(root["ts"]) == "failed", 15)
+    [card] = rig.cards(root["ts"])
+    rig.slack.wait_for(lambda: len(rig.updates(card)) == 1, 5)
+    assert "closed, which ended the agent's turn" in rig.updates(card)[0]

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from bridge.letta.appserver_runner import CUT_OFF
-from tests.e2e.approval_rig import ASKER, open_rig
+from tests.e2e.approval_rig import ASKER, app_server_rig, open_rig
 from tests.e2e.test_approvals_app_server import answers
-from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
 
 pytestmark = pytest.mark.slow
@@ -62,26 +61,19 @@ def test_on_0_16_8_the_words_said_before_the_request_are_posted_once_after_a_kil
 
 
 def test_on_the_app_server_a_restart_ends_the_card_and_says_so(tmp_path: Path) -> None:
-    app = FakeAppServer(scale=0.001)
-    app.start()
-    try:
-        alice = app.add_agent("alice")
-        app.set_tools(alice, [("Write", False)])
-        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true") as rig:
-            root = rig.mention("please write the file")
-            rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
-            rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"])[-1:] == ["suspended"])
-            rig.bridge.kill()
-            with sqlite3.connect(rig.db) as db:  # killed between posting the card and recording it
-                db.execute("UPDATE approvals SET card_ts=NULL")
-            rig.bridge.restart()
-            [card] = rig.cards(root["ts"])
-            rig.slack.wait_for(lambda: any("restarted while this waited" in u for u in rig.updates(card)), 15)
-            rig.slack.wait_for(lambda: rig.status(root["ts"]) == "failed", 15)
-            assert rig.replies(root["ts"]) == [CUT_OFF.format(agent="alice")]  # said plainly in the thread too
-            rig.press(card, "letta_approve_tool", ASKER)  # too late: nothing is sent, the presser is told why
-            rig.slack.wait_for(lambda: rig.told(ASKER, "Letta no longer waits for a decision on this tool call"))
-            assert not answers(app)
-            assert len(rig.cards(root["ts"])) == 1
-    finally:
-        app.stop()
+    with app_server_rig(tmp_path) as rig:
+        root = rig.mention("please write the file")
+        rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+        rig.slack.wait_for(lambda: rig.slack.session_statuses(rig.channel, root["ts"])[-1:] == ["suspended"])
+        rig.bridge.kill()
+        with sqlite3.connect(rig.db) as db:  # killed between posting the card and recording it
+            db.execute("UPDATE approvals SET card_ts=NULL")
+        rig.bridge.restart()
+        [card] = rig.cards(root["ts"])
+        rig.slack.wait_for(lambda: any("restarted while this waited" in u for u in rig.updates(card)), 15)
+        rig.slack.wait_for(lambda: rig.status(root["ts"]) == "failed", 15)
+        assert rig.replies(root["ts"]) == [CUT_OFF.format(agent="alice")]  # said plainly in the thread too
+        rig.press(card, "letta_approve_tool", ASKER)  # too late: nothing is sent, the presser is told why
+        rig.slack.wait_for(lambda: rig.told(ASKER, "Letta no longer waits for a decision on this tool call"))
+        assert not answers(rig.letta)
+        assert len(rig.cards(root["ts"])) == 1
