@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.configure import is_direct
 from bridge.domain import Turn
 from bridge.relay import Relay
 from bridge.slack.decide import (
@@ -45,13 +46,15 @@ def register(
         """`stop` said to the bot in a thread stops the thread's work instead of becoming a turn; taken up in the
         store before the ack, as a turn is accepted, so that a copy of it anywhere else is dropped. A follow-up
         without a mention in a thread where nothing runs or waits is said to the agents (it answers one of
-        theirs: "reply proceed or cancel"), not taken for a stop of nothing."""
+        theirs: "reply proceed or cancel"), not taken for a stop of nothing; so is a direct message, which never
+        has a mention."""
         if stops is None or turn.thread_ts == turn.message_ts or not is_stop(turn.text):
             return False
-        if turn.follow_up and not await stops.stopping.anything_in(turn.team_id, turn.channel_id, turn.thread_ts):
+        unmentioned = turn.follow_up or is_direct(turn.channel_id)
+        if unmentioned and not await stops.stopping.anything_in(turn.team_id, turn.channel_id, turn.thread_ts):
             return False
         if await stops.first_time(turn):  # a retry, or the mention's message twin, finds it taken
-            stops.spawn(stops.on_stop_word(client, turn, quiet=turn.follow_up), "stop word")
+            stops.spawn(stops.on_stop_word(client, turn, quiet=unmentioned), "stop word")
         return True
 
     @app.event("app_mention")
