@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bridge.domain import Image, SharedFile
 from bridge.letta.quoting import block
-from bridge.slack.files import FetchError
+from bridge.slack.files import TOO_BIG, FetchError
 
 Fetch = Callable[[SharedFile, int], Awaitable[bytes]]
 
@@ -64,12 +64,30 @@ class Prepared:
         return NOTE.format(files=files, them="it" if len(named) == 1 else "them")
 
 
-def size_words(size: int) -> str:
+def size_words(size: int, digits: int = 1) -> str:
     if size >= 1_000_000:
-        return f"{size / 1_000_000:.1f} MB"
+        return f"{size / 1_000_000:.{digits}f} MB"
     if size >= 1000:
-        return f"{size / 1000:.0f} KB"
+        return f"{size / 1000:.{digits - 1}f} KB"
     return f"{size} bytes"
+
+
+def too_big(size: int, limit: int) -> str:
+    """Why a file over the limit stayed behind, its size and the limit told apart (5.04 MB against 5.00 MB, not
+    5.0 MB against 5.0 MB); Slack's size is not quoted when it is not over the limit (the download was)."""
+    if size <= limit:
+        return f"it is bigger than the limit of {size_words(limit)}"
+    for digits in (1, 2, 3):
+        shown, most = size_words(size, digits), size_words(limit, digits)
+        if shown != most:
+            return f"it is too big: {shown}, the limit is {most}"
+    return f"it is too big: {size:,} bytes, the limit is {limit:,} bytes"
+
+
+def image_kind(file: SharedFile) -> str:
+    """An image type's short name (HEIC, SVG, TIFF) for the words said about it."""
+    subtype = file.mimetype.lower().partition("/")[2].partition("+")[0]
+    return (file.filetype or subtype or "unknown").upper()
 
 
 def describe(file: SharedFile, status: str = "") -> str:
@@ -118,15 +136,19 @@ async def prepare(
             lines.append(describe(file, "not passed on: " + NOT_SHARED))
             continue
         wanted = file.mimetype.lower() in IMAGE_TYPES or (inline_text and is_text(file))
+        if not wanted and file.mimetype.lower().startswith("image/"):  # a picture the person expects seen
+            why = f"it is a {image_kind(file)} image; the agents read PNG, JPEG, GIF or WebP only"
+            missing.append((file.name, why))
+            lines.append(describe(file, "not passed on: " + why))
+            continue
         if not wanted:
             lines.append(describe(file, LEFT_TEXT if inline_text else LEFT))
             continue
         try:
             data = await fetch(file, max_bytes)
         except FetchError as error:
-            why = f"{error.reason}: {size_words(file.size)}, the limit is {size_words(max_bytes)}" if (
-                error.reason == "it is too big" and file.size
-            ) else error.reason
+            big = error.reason == TOO_BIG and file.size
+            why = too_big(file.size, max_bytes) if big else error.reason
             missing.append((file.name, why))
             lines.append(describe(file, "not passed on: " + why))
             continue

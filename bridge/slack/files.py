@@ -35,6 +35,9 @@ FILE_PATHS = ("/files-pri/", "/files-tmb/")  # a file's address on another of Sl
 NOT_SLACKS = "it is not on Slack's file servers"
 
 
+TOO_BIG = "it is too big"
+
+
 class FetchError(Exception):
     """A file that could not be fetched; `reason` is plain words for the thread ("too big", "not readable")."""
 
@@ -130,7 +133,7 @@ class FileFetcher:
         if not file.url:
             raise FetchError("Slack did not share it with the bot")
         if file.size > limit:
-            raise FetchError("it is too big")
+            raise FetchError(TOO_BIG)
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -176,7 +179,7 @@ async def _body(response: aiohttp.ClientResponse, file: SharedFile, limit: int) 
     async for chunk in response.content.iter_chunked(CHUNK):
         body.extend(chunk)
         if len(body) > limit:
-            raise FetchError("it is too big")
+            raise FetchError(TOO_BIG)
     if served == "text/html" and file.size and len(body) != file.size:  # an HTML file, or the sign-in page?
         log.info("file fetch got a sign-in page file=%s", file.id)
         raise FetchError("the bot may not read it")

@@ -131,3 +131,26 @@ def test_a_slack_connect_file_is_named_as_not_shared_and_the_thread_is_told() ->
     [line] = [json.loads(line) for line in got.text.strip().split("\n")[1:]]
     assert line["status"] == "not passed on: Slack did not share it with the bot" and fetch.asked == []
     assert got.missing == (("F0CONNECT1", "Slack did not share it with the bot"),) and got.note()
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+
+
+def test_a_photo_in_a_type_agents_cannot_read_is_named_in_the_thread_not_left_silently() -> None:
+    """An iPhone photo (HEIC) stayed behind with no note, described to the agents as not passed on because they
+    are given images only: it is an image."""
+    fetch = fetcher({"IMG_0042.HEIC": HEIC})
+    got = asyncio.run(prepare([file("IMG_0042.HEIC", "image/heic", 1_800_000)], fetch, 5_000_000))
+    [line] = [json.loads(x) for x in got.text.strip().split("\n")[1:]]
+    assert line["status"] == "not passed on: it is a HEIC image; the agents read PNG, JPEG, GIF or WebP only"
+    assert "IMG_0042.HEIC (it is a HEIC image; the agents read PNG, JPEG, GIF or WebP only)" in got.note()
+    assert not got.images
+
+
+def test_a_file_just_over_the_limit_is_not_said_to_be_as_big_as_the_limit() -> None:
+    fetch = fetcher({"shot.png": FetchError("it is too big"), "log.png": FetchError("it is too big")})
+    over = asyncio.run(prepare([file("shot.png", "image/png", 5_040_000)], fetch, 5_000_000))
+    assert "shot.png (it is too big: 5.04 MB, the limit is 5.00 MB)" in over.note(), over.note()
+    # Slack's size under the limit, the download over it: Slack's size is not quoted against the limit.
+    under = asyncio.run(prepare([file("log.png", "image/png", 4_000_000)], fetch, 5_000_000))
+    assert "log.png (it is bigger than the limit of 5.0 MB)" in under.note(), under.note()
