@@ -30,12 +30,11 @@ SQLITE_V6 = _TABLE.format(real="REAL")
 POSTGRES_V6 = _TABLE.format(real="DOUBLE PRECISION")
 
 _TURN = "SELECT team_id, channel_id FROM turns WHERE id=$1"
-_VOTE = "SELECT vote FROM feedback WHERE turn_id=$1 AND reply=$2 AND user_id=$3"
 _PUT = (
     "INSERT INTO feedback (turn_id, reply, user_id, team_id, channel_id, agent_name, vote, created_at, updated_at)"
     " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8)"
     " ON CONFLICT (turn_id, reply, user_id) DO UPDATE SET vote=excluded.vote, updated_at=excluded.updated_at"
-    " WHERE feedback.vote <> excluded.vote"
+    " WHERE feedback.vote <> excluded.vote RETURNING created_at, updated_at"
 )
 _COUNTS = (
     "SELECT agent_name, SUM(CASE WHEN vote='up' THEN 1 ELSE 0 END) AS up,"
@@ -73,12 +72,13 @@ class FeedbackStore:
         turns = await self._sql.fetch(_TURN, fb.turn_id)
         if not turns or turns[0]["team_id"] != fb.team_id:
             return "unknown_turn"
-        before = await self._sql.fetch(_VOTE, fb.turn_id, fb.reply, fb.user_id)
         args = (fb.turn_id, fb.reply, fb.user_id, fb.team_id, turns[0]["channel_id"], fb.agent_name, fb.vote)
-        changed = await self._sql.execute(_PUT, *args, time.time())
-        if not changed:
+        # One statement says what it did (two presses at once each see the other's vote): no row, the same vote;
+        # a row made now, new; a row made earlier, changed.
+        put = await self._sql.write_returning(_PUT, *args, time.time())
+        if not put:
             return "same"
-        return "changed" if before else "new"
+        return "new" if put[0]["created_at"] == put[0]["updated_at"] else "changed"
 
     async def counts(self, team_id: str, channel_id: str) -> list[AgentFeedback]:
         """Each agent's current votes in the channel (a changed vote counts once, as it is now)."""

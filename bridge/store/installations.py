@@ -76,6 +76,14 @@ class Sql:
                 return [dict(row) for row in await cursor.fetchall()]
         return [dict(row) for row in await self._store.pool.fetch(query, *args)]
 
+    async def write_returning(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        """A write with a RETURNING clause: the rows it returns, read in the write's own transaction."""
+        if self._sqlite:
+            async with self._store._write() as db:
+                cursor = await db.execute(self._text(query), args)
+                return [dict(row) for row in await cursor.fetchall()]
+        return [dict(row) for row in await self._store.pool.fetch(query, *args)]
+
     async def execute(self, query: str, *args: Any) -> int:
         """Rows changed."""
         if self._sqlite:

@@ -3,6 +3,8 @@ replaces the vote, counts per agent and channel."""
 
 from __future__ import annotations
 
+import asyncio
+
 from bridge.domain import Turn
 from bridge.store import Store
 from bridge.store.feedback import AgentFeedback, Feedback, FeedbackStore
@@ -26,5 +28,20 @@ def test_a_vote_is_recorded_once_per_person_and_reply_and_a_change_replaces_it(d
         # Another workspace's press, or a turn that does not exist, records nothing.
         assert await feedback.record(Feedback("T2", turn_id, "agent-a:0", "alice", "U3", "up")) == "unknown_turn"
         assert await feedback.record(Feedback("T1", turn_id + 99, "x:0", "alice", "U3", "up")) == "unknown_turn"
+
+    run(database_url, body)
+
+
+def test_up_then_down_at_once_is_one_new_vote_and_one_change(database_url: str) -> None:
+    """Two presses handled at the same time: each read no vote before its write, and both were counted new."""
+
+    async def body(store: Store) -> None:
+        turn_id = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", "Ev1"), "otid-1")
+        assert turn_id is not None
+        feedback = FeedbackStore(store)
+        up = Feedback("T1", turn_id, "agent-a:0", "alice", "U1", "up")
+        down = Feedback("T1", turn_id, "agent-a:0", "alice", "U1", "down")
+        outcomes = await asyncio.gather(feedback.record(up), feedback.record(down))
+        assert sorted(outcomes) == ["changed", "new"]
 
     run(database_url, body)
