@@ -11,11 +11,15 @@ from bridge.store.feedback import AgentFeedback, Feedback, FeedbackStore
 from tests.unit.test_store import run
 
 
+async def _a_turn(store: Store) -> tuple[int, FeedbackStore]:
+    turn_id = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", "Ev1"), "otid-1")
+    assert turn_id is not None
+    return turn_id, FeedbackStore(store)
+
+
 def test_a_vote_is_recorded_once_per_person_and_reply_and_a_change_replaces_it(database_url: str) -> None:
     async def body(store: Store) -> None:
-        turn_id = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", "Ev1"), "otid-1")
-        assert turn_id is not None
-        feedback = FeedbackStore(store)
+        turn_id, feedback = await _a_turn(store)
         up = Feedback("T1", turn_id, "agent-a:0", "alice", "U1", "up")
         assert await feedback.record(up) == "new"
         assert await feedback.record(up) == "same"
@@ -36,9 +40,7 @@ def test_up_then_down_at_once_is_one_new_vote_and_one_change(database_url: str) 
     """Two presses handled at the same time: each read no vote before its write, and both were counted new."""
 
     async def body(store: Store) -> None:
-        turn_id = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "hi", "Ev1"), "otid-1")
-        assert turn_id is not None
-        feedback = FeedbackStore(store)
+        turn_id, feedback = await _a_turn(store)
         up = Feedback("T1", turn_id, "agent-a:0", "alice", "U1", "up")
         down = Feedback("T1", turn_id, "agent-a:0", "alice", "U1", "down")
         outcomes = await asyncio.gather(feedback.record(up), feedback.record(down))
