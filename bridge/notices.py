@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from bridge.domain import Turn
@@ -87,13 +87,21 @@ class Notice:
     checked_at: float = field(default=0.0)
     approval: Pending | None = None
     ended: str | None = None  # its words once a waiting mention was deleted or stopped: said when none waits now
+    # A turn of the thread started here since its newest mention came or another was taken back: what the notice
+    # promised is being kept, so it is left as it is.
+    answered: bool = False
 
 
 class QueueNotices:
     def __init__(
-        self, store: Store, poster_of: Callable[[str], Awaitable[SlackPoster]], in_parallel: InParallel
+        self,
+        store: Store,
+        poster_of: Callable[[str], Awaitable[SlackPoster]],
+        in_parallel: InParallel,
+        set_aside: Callable[[], Collection[int]] = frozenset,
     ) -> None:
         self._store = store
+        self._set_aside = set_aside  # turns left for the next start (their runs kept failing): nothing waits on them
         self._approvals = ApprovalStore(store)
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
         self._in_parallel = in_parallel
@@ -114,7 +122,8 @@ class QueueNotices:
         """A turn was accepted into its thread: the thread may be waiting now. Costs no query."""
         thread = (turn.team_id, turn.channel_id, turn.thread_ts)
         if thread in self._shown:
-            self._shown[thread].checked_at = 0.0  # look at its count first
+            notice = self._shown[thread]
+            notice.checked_at, notice.answered = 0.0, False  # look at its count first: it is this mention's now
             return
         if thread in self._posting:
             self._posting[thread] = True  # its notice is on its way: edited, not posted again
@@ -134,7 +143,13 @@ class QueueNotices:
         one, is looked at first, and says it will not be answered once nothing of the thread waits."""
         notice = self._shown.get(thread)
         if notice is not None:
-            notice.ended, notice.checked_at = words, 0.0
+            notice.ended, notice.checked_at, notice.answered = words, 0.0, False
+
+    def started(self, thread: ThreadKey) -> None:
+        """A turn of the thread is taken to run: a mention taken back earlier no longer says how it ends."""
+        notice = self._shown.get(thread)
+        if notice is not None:
+            notice.ended, notice.answered = None, True
 
     def stopped(self, thread: ThreadKey) -> None:
         """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop."""
@@ -243,15 +258,14 @@ class QueueNotices:
         for notice in due[:CHECKS_PER_ROUND]:
             notice.checked_at = now
             where, ahead = await self._count(notice.thread, notice.where)
-            if not ahead and notice.ended is not None:  # what it promised will not come: it says so
-                del self._shown[notice.thread]
-                await self._edit(notice, notice.ended, now)
-                return
             if not ahead:
                 del self._shown[notice.thread]
-                ended = await self._ended_unrun(notice.thread)
-                if ended is None:
+                if notice.answered:
                     continue  # the thread's turn has started: the notice said what happened
+                # What it promised will not come (taken back here, or through another process): it says so.
+                ended = notice.ended or await self._ended_unrun(notice.thread)
+                if ended is None:
+                    continue
                 await self._edit(notice, ended, now)
                 return
             approval = await self._approval(notice.thread, where)
@@ -293,11 +307,13 @@ class QueueNotices:
         """Where the thread waits ("channel", or "thread" where a binding's threads run at once) and how many
         turns are ahead of its newest waiting one."""
         team_id, channel_id, thread_ts = thread
+        aside = self._set_aside()
         if where is None:
-            ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=False)
+            ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=False, skip=aside)
             if not ahead:
                 return "channel", 0  # the usual case, settled without asking how the binding's threads run
             if not await self._in_parallel(team_id, channel_id):
                 return "channel", ahead
             where = "thread"
-        return where, await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=where == "thread")
+        in_thread = where == "thread"
+        return where, await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread, skip=aside)

@@ -82,7 +82,7 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
-        self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel)
+        self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed)
         self._closing = False
 
     @property
@@ -344,6 +344,7 @@ class Relay:
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
+        self.notices.started((job.turn.team_id, job.turn.channel_id, job.turn.thread_ts))
         status = await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
         if status == "unbound":  # its thread's queue notice, if any, no longer promises an answer
             self.notices.unbound((job.turn.team_id, job.turn.channel_id, job.turn.thread_ts))

@@ -289,10 +289,12 @@ class Store(Protocol):
         """The threads of the binding with unfinished turns, the one waiting longest first."""
         ...
 
-    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+    async def turns_ahead(
+        self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool, skip: Collection[int] = ()
+    ) -> int:
         """How many unfinished turns come before the thread's newest unfinished one: in the whole binding, or
         in the thread alone (`in_thread`, where a binding's threads run at once). 0 when none of the thread's
-        turns waits behind another."""
+        turns waits behind another. `skip`: turns set aside for the next start, which nothing waits behind."""
         ...
 
     async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int: ...

@@ -261,15 +261,18 @@ class PostgresStore(PostgresJournal):
         )
         return [str(r[0]) for r in rows]
 
-    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+    async def turns_ahead(
+        self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool, skip: Collection[int] = ()
+    ) -> int:
         scope = " AND t.thread_ts=$3" if in_thread else ""
         count = await self.pool.fetchval(
             f"SELECT COUNT(*) FROM turns t WHERE t.{UNFINISHED} AND t.team_id=$1 AND t.channel_id=$2{scope}"  # noqa: S608
-            f" AND t.id < (SELECT MAX(id) FROM turns WHERE {UNFINISHED} AND team_id=$1 AND channel_id=$2"
-            " AND thread_ts=$3)",
+            f" AND t.id <> ALL($4::bigint[]) AND t.id < (SELECT MAX(id) FROM turns WHERE {UNFINISHED}"
+            " AND team_id=$1 AND channel_id=$2 AND thread_ts=$3 AND id <> ALL($4::bigint[]))",
             team_id,
             channel_id,
             thread_ts,
+            sorted(skip),
         )
         return int(count or 0)
 

@@ -338,11 +338,14 @@ class SqliteStore(SqliteJournal):
         )
         return [str(r[0]) for r in rows]
 
-    async def turns_ahead(self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool) -> int:
+    async def turns_ahead(
+        self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool, skip: Collection[int] = ()
+    ) -> int:
+        aside = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
         newest = await self._one(
             f"SELECT MAX(id) FROM turns INDEXED BY turns_unfinished_thread WHERE {UNFINISHED}"  # noqa: S608
-            " AND team_id=? AND channel_id=? AND thread_ts=?",
-            (team_id, channel_id, thread_ts),
+            f" AND team_id=? AND channel_id=? AND thread_ts=?{aside}",
+            (team_id, channel_id, thread_ts, *sorted(skip)),
         )
         if newest is None or newest[0] is None:
             return 0
@@ -352,7 +355,7 @@ class SqliteStore(SqliteJournal):
         if in_thread:
             query += " AND thread_ts=?"
             params += (thread_ts,)
-        row = await self._one(query + " AND id<?", (*params, int(newest[0])))
+        row = await self._one(query + aside + " AND id<?", (*params, *sorted(skip), int(newest[0])))
         return int(row[0]) if row else 0
 
     async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int:
