@@ -27,13 +27,17 @@ class EditingPoster(SlowPoster):
         self.edits.append((ts, text))
 
 
-def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def poster(monkeypatch: pytest.MonkeyPatch) -> EditingPoster:
+    """A poster whose notices are looked at again and edited at once."""
     monkeypatch.setattr(notices, "NOTICE_SPACING", 0.1)
     monkeypatch.setattr(notices, "EDIT_SPACING", 0.05)
-    poster = EditingPoster()
+    return EditingPoster()
 
+
+def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answered(
+    tmp_path: Path, poster: EditingPoster
+) -> None:
     async def main() -> list[str]:
         async with relaying(tmp_path / "b.db", Worker, poster) as rig:
             await rig.relay.accept(mention(1, "first"))  # holds the channel until finish()
@@ -51,13 +55,8 @@ def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answer
     assert not [text for text in edits if text.startswith("Not answered")], edits
 
 
-def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_deleted_last_mention_still_says_it_will_not_be_answered(tmp_path: Path, poster: EditingPoster) -> None:
     """The rule above leaves this as it was: when nothing of the thread is answered, the notice says why."""
-    monkeypatch.setattr(notices, "NOTICE_SPACING", 0.1)
-    monkeypatch.setattr(notices, "EDIT_SPACING", 0.05)
-    poster = EditingPoster()
 
     async def main() -> list[str]:
         async with relaying(tmp_path / "b.db", Worker, poster) as rig:
