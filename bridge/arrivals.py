@@ -1,17 +1,23 @@
 """Events the ingress recorded and acknowledged, handled on the main loop as Bolt would have before the ack.
 
 Each event goes to Bolt in a task the bridge owns (its listeners decide, and record the turn in the store); then
-its inbox row is removed. An attempt that fails (Bolt answers 5xx: the store did not take the turn) is made again
-after a pause, up to MAX_ATTEMPTS in all counting the runs before, as Slack itself would have retried an event
-it got a 500 for; then it is dropped with a log line. Stopping waits `grace` for the events in hand, then cancels
-the rest: their rows stay, and the next start hands them over again.
+its inbox row is removed. Events of one channel go to Bolt one after another, in the order they were recorded
+(the order Slack was answered 200 in): a follow-up's listener reads the store before it records its turn, where
+a mention's does not, so side by side a mention acknowledged later could become the earlier turn. An attempt that
+fails (Bolt answers 5xx: the store did not take the turn) is made again after a pause, as Slack itself would have
+retried an event it got a 500 for, and then every last pause for as long as it fails: Slack got its 200 and will
+not deliver it again, so the inbox keeps it (a full disk, a database down for minutes) and the log names it.
+Stopping waits `grace` for the events in hand, then cancels the rest: their rows stay, and the next start hands
+them over again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -23,7 +29,7 @@ from bridge.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 4  # Slack delivers an event once and retries it three times
+MAX_ATTEMPTS = 4  # Slack delivers an event once and retries it three times; past that, the log says so each time
 PAUSES = (1.0, 60.0, 300.0)  # seconds before the second, third and fourth attempts (Slack: at once, 1 min, 5 min)
 
 Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
@@ -36,24 +42,44 @@ class Arrivals:
         self._handled = handled
         self._failed = failed
         self._tasks = Tasks()
+        # Per channel, the newest event's first attempt, which the channel's next event waits for.
+        self._last: dict[tuple[str, str], asyncio.Event] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     def arrive(self, arrival: Arrival) -> None:
         """Called on the main loop, in the order the events were recorded; once stopping, the row stays."""
-        self._tasks.spawn(self._handle(arrival), "slack event")
+        where = _channel_of(arrival.body)
+        before = self._last.get(where) if where is not None else None
+        tried = asyncio.Event()
+        if where is not None:
+            self._last[where] = tried
+        self._tasks.spawn(self._handle(arrival, where, before, tried), "slack event")
 
-    async def _handle(self, arrival: Arrival) -> None:
+    async def _handle(
+        self, arrival: Arrival, where: tuple[str, str] | None, before: asyncio.Event | None, tried: asyncio.Event
+    ) -> None:
         with log_context(request_id=request_id()):
-            for attempt in range(arrival.attempts + 1, MAX_ATTEMPTS + 1):
-                if await self._attempt(arrival):
-                    self._handled(arrival)
-                    return
+            try:
+                if before is not None:
+                    await before.wait()
+                handled = await self._attempt(arrival)
+            finally:
+                tried.set()
+                if where is not None and self._last.get(where) is tried:
+                    del self._last[where]
+            attempt = arrival.attempts + 1
+            while not handled:
                 self._failed(arrival)
-                if attempt < MAX_ATTEMPTS:
-                    await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
-            log.error("slack event dropped after %d failed attempts inbox_id=%d", MAX_ATTEMPTS, arrival.id)
+                if attempt >= MAX_ATTEMPTS:
+                    log.error(
+                        "slack event still not made a turn after %d attempts: kept in the inbox, tried again in"
+                        " %.0fs inbox_id=%d %s", attempt, PAUSES[-1], arrival.id, _named(arrival.body),
+                    )
+                await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
+                attempt += 1
+                handled = await self._attempt(arrival)
             self._handled(arrival)
 
     async def _attempt(self, arrival: Arrival) -> bool:
@@ -75,3 +101,30 @@ class Arrivals:
     async def stop(self, grace: float) -> None:
         """Wait `grace` for the events in hand; the rest are cancelled and stay in the inbox."""
         await self._tasks.stop(grace)
+
+
+def _event(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return {}, {}
+    if not isinstance(payload, dict):
+        return {}, {}
+    event = payload.get("event")
+    return payload, event if isinstance(event, dict) else {}
+
+
+def _channel_of(body: bytes) -> tuple[str, str] | None:
+    """The (workspace, channel) an event happened in, whose events keep their order; None for one of no channel."""
+    payload, event = _event(body)
+    channel = event.get("channel")
+    return (str(payload.get("team_id") or ""), channel) if isinstance(channel, str) and channel else None
+
+
+def _named(body: bytes) -> str:
+    """The event as the log names it: its id, channel and message ts (never its words)."""
+    payload, event = _event(body)
+    return (
+        f"event_id={payload.get('event_id', '')} channel={event.get('channel', '')}"
+        f" ts={event.get('ts') or event.get('event_ts') or ''}"
+    )

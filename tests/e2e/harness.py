@@ -235,13 +235,15 @@ def started_with(marker: str) -> list[int]:
     return found
 
 
-def leave_in_inbox(db_path: Path, text: str, channel: str) -> tuple[dict[str, Any], bytes, dict[str, str]]:
-    """What a process killed between its ack and handing the event over leaves behind: a mention's row in the
-    events inbox (`<db>.inbox`), written while no bridge runs; returns the event, and the request's body and
-    headers as Slack sent them."""
+def leave_in_inbox(
+    db_path: Path, text: str, channel: str, event: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bytes, dict[str, str]]:
+    """What a process killed between its ack and handing the event over leaves behind: a mention's row (or
+    `event`'s) in the events inbox (`<db>.inbox`), written while no bridge runs; returns the event, and the
+    request's body and headers as Slack sent them."""
     from bridge.inbox import Inbox
 
-    event = mention_event(text, channel=channel)
+    event = event if event is not None else mention_event(text, channel=channel)
     body = event_body(event)
     headers = {k.lower(): v for k, v in signed_headers(SIGNING_SECRET, body, "application/json").items()}
     inbox = Inbox(f"{db_path}.inbox")
