@@ -68,6 +68,9 @@ _SLACK = {  # in code: a sentence that starts with one must not make `max_turns`
 }
 
 
+GROUP_TYPES = ("round_robin", "supervisor", "dynamic", "sleeptime")  # Letta's group types the bridge runs
+
+
 def _refusal(rule: str, **facts: object) -> TargetError:
     """One rule, worded for Slack and for the terminal: `{manager}` and the like become the option's spelling."""
     return TargetError(rule.format(**_SLACK, **facts), rule.format(**_CLI, **facts), usage=True)
@@ -87,6 +90,11 @@ def check_pattern(ids: Sequence[str], pattern: Pattern, app_server: bool) -> Non
         raise _typed([shown], f"is not a pattern: use one of {', '.join(PATTERNS)}.")
     if len(ids) == 1 and ids[0].startswith("group-"):
         return
+    _check_options(name, pattern, ids, app_server)
+
+
+def _check_options(name: str, pattern: Pattern, ids: Sequence[str], app_server: bool) -> None:
+    """The options' rules for a pattern the bridge plays over `ids` (a list of agents, or a round robin group's)."""
     managed = name in ("supervisor", "dynamic")
     if managed and not pattern.manager:
         raise _refusal("a {name} group needs a manager: {manager_is}, an agent not in the list.", name=name)
@@ -113,7 +121,8 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
     if name is None:
         return target
     if target.kind == "group":
-        if name == BROADCAST and target.manager_type in (None, "round_robin") and pattern == Pattern(BROADCAST):
+        if name == BROADCAST and target.manager_type in (None, "round_robin"):
+            _check_options(name, pattern, (), client.app_server)  # as for a list: the refusal names the option
             return dataclasses.replace(target, manager_type=BROADCAST, broadcast=True)
         if name == BROADCAST:
             raise TargetError(
@@ -196,6 +205,11 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
                 f"this Letta server has no groups; bind the agents themselves, in speaking order: {form} {form} ..."
             ) from None
         raise _lookup_failed(error, f"group {group_id}") from None
+    if group.manager_type not in GROUP_TYPES:  # voice_sleeptime, swarm: a group type the bridge has no way to run
+        raise TargetError(
+            f"group {group_id} is a {group.manager_type} group, which the bridge cannot run: connect a "
+            f"{', '.join(GROUP_TYPES[:-1])} or {GROUP_TYPES[-1]} group, or the agents themselves."
+        )
     if not group.agent_ids:
         raise TargetError(f"group {group_id} has no agents, so nobody would answer.")
     agents = await _agents(client, group.agent_ids)

@@ -1,7 +1,9 @@
-"""A group's manager and turn limits, which a saved binding may lack: looked up on Letta, cached a while.
+"""A group's members, manager and turn limits as Letta has them now: looked up on Letta, cached a while.
 
-The store keeps a binding's target as it was resolved; the manager agent (supervisor, dynamic, sleeptime),
-`max_turns` and `termination_token` live on the group record and are read from there when a turn needs them.
+The store keeps a binding's target as it was resolved when the channel was connected; the group record on Letta
+may have changed since (a member swapped, added or removed with `PATCH /v1/groups/{id}`). Where the bridge plays
+the group, its members, manager (supervisor, dynamic, sleeptime), `max_turns` and `termination_token` are read
+from the record, so that the agents asked are the group's now.
 """
 
 from __future__ import annotations
@@ -17,20 +19,34 @@ from bridge.letta.patterns import MANAGED
 
 log = logging.getLogger(__name__)
 
-LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its max_turns
+LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its members and max_turns
 
 
 async def with_manager(client: LettaClient, target: Target) -> Target:
-    """`target` with the group's manager, max_turns and termination_token filled in from Letta."""
+    """`target` with the group's members, manager, max_turns and termination_token as the record has them."""
     if target.kind != "group" or target.group_id is None:
         return target
     group = await client.get_group(target.group_id)
+    known: dict[str, AgentRef] = {a.id: a for a in target.agents}
+    if target.manager is not None:
+        known[target.manager.id] = target.manager
+
+    async def named(agent_id: str) -> AgentRef:
+        if agent_id in known:
+            return known[agent_id]
+        agent = await client.get_agent(agent_id)
+        return AgentRef(agent.id, agent.name)
+
+    members = target.agents
+    if group.agent_ids and tuple(a.id for a in members) != tuple(group.agent_ids):
+        members = tuple(await asyncio.gather(*(named(i) for i in group.agent_ids)))
+        log.info("group %s: its members changed on Letta since the channel was connected", target.group_id)
     manager = target.manager
     if group.manager_agent_id and (manager is None or manager.id != group.manager_agent_id):
-        agent = await client.get_agent(group.manager_agent_id)
-        manager = AgentRef(agent.id, agent.name)
+        manager = await named(group.manager_agent_id)
     return dataclasses.replace(
         target,
+        agents=members,
         manager=manager,
         max_turns=group.max_turns if group.max_turns is not None else target.max_turns,
         termination_token=group.termination_token or target.termination_token,
@@ -38,7 +54,8 @@ async def with_manager(client: LettaClient, target: Target) -> Target:
 
 
 class GroupDetails:
-    """`with_manager`, cached per group for `ttl` seconds; a failed lookup leaves the target as it was.
+    """`with_manager`, cached per group for `ttl` seconds (a change on Letta is seen within that); a failed lookup
+    leaves the target as it was.
 
     Each group has a lock of its own: turns of one group wait for its one lookup, while a burst over many groups
     (a start-up after an outage) looks them all up at once instead of one after another."""
@@ -46,7 +63,7 @@ class GroupDetails:
     def __init__(self, client: LettaClient, ttl: float = 300.0) -> None:
         self._client = client
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Target]] = {}
+        self._cache: dict[str, tuple[float, Target, Target]] = {}  # group -> (when, the binding's, completed)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
@@ -55,16 +72,16 @@ class GroupDetails:
 
         Where the bridge plays a managed group, a failed lookup is raised: without its manager the group cannot be
         played, and playing it as a list would ask the wrong agents (a sleeptime group's background agents)."""
-        looked_up = LOOKED_UP if limits else MANAGED
-        if target.manager_type not in looked_up or target.group_id is None:
+        played = limits and target.kind == "group" and target.broadcast  # a round robin group asked all at once
+        if (target.manager_type not in (LOOKED_UP if limits else MANAGED) and not played) or target.group_id is None:
             return target
-        if target.manager is not None or (target.manager_type == "round_robin" and target.max_turns is not None):
-            return target
+        if not limits and target.manager is not None:
+            return target  # Letta plays it with its members as they are: only the manager was wanted
         now = asyncio.get_running_loop().time()
         async with self._locks.setdefault(target.group_id, asyncio.Lock()):
             cached = self._cache.get(target.group_id)
-            if cached is not None and now - cached[0] < self._ttl and cached[1].agents == target.agents:
-                return cached[1]
+            if cached is not None and now - cached[0] < self._ttl and cached[1] == target:
+                return cached[2]
             try:
                 full = await with_manager(self._client, target)
             except LettaError as error:
@@ -72,5 +89,5 @@ class GroupDetails:
                 if limits and target.manager_type in MANAGED:
                     raise
                 return target
-            self._cache[target.group_id] = (now, full)
+            self._cache[target.group_id] = (now, target, full)
             return full

@@ -192,7 +192,9 @@ async def supervise(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     heard: list[AgentReply] = []
-    async for events in together(runner, target.agents, turn, transcript, journal):
+    # Letta takes a supervisor listed among its own workers too: it is asked once, as the supervisor.
+    workers = [a for a in target.agents if a.id != manager.id]
+    async for events in together(runner, workers, turn, transcript, journal):
         for event in events:
             if isinstance(event, AgentReply):
                 heard.append(event)
@@ -223,7 +225,7 @@ async def dynamic(
         # failed, nor one with nothing new since it spoke (it would only be sent the person's words again).
         options = [
             a for a in target.agents
-            if (last is None or a.id != last.id) and a.id not in failed and news.get(a.id, True)
+            if (last is None or a.id != last.id) and a.id not in failed and news.get(a.id, True) and a.id != manager.id
         ]
         if not options:
             return

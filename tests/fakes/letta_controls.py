@@ -53,6 +53,12 @@ class LettaControls:
                                        max_turns, termination_token)
         return gid
 
+    def set_group_members(self, group_id: str, agent_ids: list[str]) -> None:
+        """The group's members changed on Letta (`PATCH /v1/groups/{id}` with `agent_ids`: a real 0.11.7 answers
+        200 with the new list, and runs the group with it)."""
+        with self._lock:
+            self._groups[group_id].agent_ids = list(agent_ids)
+
     def set_reply(self, agent_id: str, reply: ReplySpec) -> None:
         """What the agent answers. A callable gets the text the agent received. A list gives several messages."""
         with self._lock:
