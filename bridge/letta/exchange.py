@@ -73,16 +73,13 @@ def attribute(
 ) -> AgentReply | None:
     """A group reply under its speaker's name; None for a dynamic manager's choice of the next speaker.
 
-    `author` is a message's `name`, or a worker's agent id out of a supervisor's tool return. An author the
-    binding does not list joined the group on Letta after the channel was connected: its reply is posted under its
-    own name (only with no manager known is it taken for the manager's choice).
+    `author` is a message's `name`, or a worker's agent id out of a supervisor's tool return.
     """
     manager = target.manager
     agent = target.agent_named(author) or target.agent_with_id(author)
     if manager is not None and author in (manager.name, manager.id):
         agent = manager
-    choosing = agent == manager if manager is not None else agent is None
-    if target.manager_type == "dynamic" and choosing:
+    if target.manager_type == "dynamic" and (agent is None or agent == manager):
         log.debug("dynamic group %s: the manager chose the next speaker", target.group_id)
         return None
     return AgentReply(agent.name if agent else author, text, agent.id if agent else None, step, index, notes)

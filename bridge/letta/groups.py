@@ -68,15 +68,17 @@ class GroupDetails:
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
         """`limits=False` where Letta plays the group itself (the server runner): only a manager, which the
-        bridge locks and recovers through, is looked up; a round robin group's max_turns is Letta's business.
+        bridge locks and recovers through, is looked up, and a dynamic group's members, whose replies are told
+        from the manager's by their names; a round robin group's max_turns is Letta's business.
 
         Where the bridge plays a managed group, a failed lookup is raised: without its manager the group cannot be
         played, and playing it as a list would ask the wrong agents (a sleeptime group's background agents)."""
         played = limits and target.kind == "group" and target.broadcast  # a round robin group asked all at once
         if (target.manager_type not in (LOOKED_UP if limits else MANAGED) and not played) or target.group_id is None:
             return target
-        if not limits and target.manager is not None:
+        if not limits and target.manager is not None and target.manager_type != "dynamic":
             return target  # Letta plays it with its members as they are: only the manager was wanted
+        # (A dynamic group's speakers are told from its manager's choices by name: both as the record has them.)
         now = asyncio.get_running_loop().time()
         async with self._locks.setdefault(target.group_id, asyncio.Lock()):
             cached = self._cache.get(target.group_id)
