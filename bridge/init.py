@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
-from bridge.config_errors import letta_path_problem, plain_errors, url_problem
+from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
@@ -105,6 +105,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Invalid(Exception):
+    """The answers so far make no settings: `lines` say why, one plain sentence each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
 def run_init(args: argparse.Namespace) -> int:
     interactive = not args.non_interactive and sys.stdin.isatty()
     try:
@@ -139,8 +147,8 @@ class Wizard:
     def run(self) -> int:
         try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND come from the environment: a bad one stops init at once
             self._settings()
-        except ValidationError as exc:
-            raise InitStopped("; ".join(plain_errors(exc, Settings)) + ". Nothing was written.", 2) from None
+        except _Invalid as invalid:
+            raise InitStopped("; ".join(invalid.lines) + ". Nothing was written.", 2) from None
         self._may_write()
         if self.interactive:
             print(
@@ -207,7 +215,10 @@ class Wizard:
                 print(f"Nothing typed: the bridge needs its {q.label}{where}.")
                 value = None
                 continue
-            ok, lines = check(value)
+            try:
+                ok, lines = check(value)
+            except _Invalid as invalid:  # the answers together are no settings (a URL's password and a key)
+                ok, lines = False, [f"FAIL {q.variable.lower().split('_')[0]}: {line}" for line in invalid.lines]
             for line in lines:
                 print(line)
             if ok:
@@ -225,7 +236,10 @@ class Wizard:
     def _settings(self, **values: Any) -> Settings:
         merged: dict[str, Any] = {**self.extra, **self.answers, **values}
         merged.pop(PUBLIC_URL.key, None)
-        return _Answers(**merged)
+        try:
+            return _Answers(**merged)
+        except ValidationError as exc:  # in plain words, which never repeat a secret (pydantic's would)
+            raise _Invalid(plain_errors(exc, Settings)) from None
 
     def _check_slack(self, token: str) -> Verdict:
         from bridge.checks import slack_checks
@@ -241,7 +255,11 @@ class Wizard:
     def _check_letta_url(self, url: str) -> Verdict:
         from bridge.checks import letta_checks
 
-        problem = url_problem(LETTA_URL.variable, url, LETTA_SCHEMES) or letta_path_problem(LETTA_URL.variable, url)
+        problem = (
+            url_problem(LETTA_URL.variable, url, LETTA_SCHEMES)
+            or letta_path_problem(LETTA_URL.variable, url)
+            or letta_query_problem(LETTA_URL.variable, url)
+        )
         if problem:
             return False, [f"FAIL letta: {problem}"]
         checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))

@@ -363,3 +363,28 @@ def test_init_keeps_the_slash_command_it_printed_the_manifest_for(
     assert done.returncode == 0, done.stderr
     assert "command: /agents" in done.stdout
     assert tomllib.loads((tmp_path / "config.toml").read_text())["slack_command"] == "/agents"
+
+
+def test_init_with_a_letta_url_holding_a_query_says_so_without_a_traceback(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    slack, letta = fakes
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET)
+    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", f"{letta.base_url}?project=x", cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (1, 2)
+    assert "cannot have a query" in done.stdout + done.stderr
+
+
+def test_init_with_credentials_in_the_letta_url_and_a_key_never_prints_the_key(
+    fakes: tuple[FakeSlack, FakeLetta], tmp_path: Path
+) -> None:
+    slack, letta = fakes
+    key = "sk-let-VERY-SECRET-KEY-0123456789"
+    env = dict(bare_env(slack, tmp_path), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               LETTA_API_KEY=key)
+    url = letta.base_url.replace("http://", "http://user:pw@")
+    done = run_cli(env, "init", "--non-interactive", "--letta-base-url", url, cwd=tmp_path)
+    assert "SECRET-KEY-0123456789" not in done.stdout + done.stderr, done.stderr  # the key, in a pydantic traceback
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "carries a user and password" in done.stdout + done.stderr
