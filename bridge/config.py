@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable, Collection
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -97,14 +98,30 @@ class EmptyIsUnset(EnvSettingsSource):
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, complex_ = super().get_field_value(field, field_name)
-        blank = value == "" or (field_name in URL_SETTINGS and isinstance(value, str) and not value.strip())
-        if not blank:
-            return value, key, complex_
-        if field.default is None or field_name in SLACK_URLS:
-            return None, key, complex_
-        if field_name in FILE_ONLY_URLS and field_name in self._file_keys:
+        if empty_gives_way(field_name, field, value, self._file_keys):
             return None, key, complex_
         return value, key, complex_
+
+
+def empty_gives_way(name: str, field: FieldInfo, value: object, file_keys: Collection[str]) -> bool:
+    """Whether the environment's `value` for the setting is no setting at all (`EmptyIsUnset`): an empty token or
+    key unset by default, an empty Slack URL, or an empty LETTA_BASE_URL or DATABASE_URL the file has a value for.
+    Also what the words of a settings error go by (`settings_words.Origin`): the value in force is then the file's."""
+    blank = value == "" or (name in URL_SETTINGS and isinstance(value, str) and not value.strip())
+    if not blank:
+        return False
+    return field.default is None or name in SLACK_URLS or (name in FILE_ONLY_URLS and name in file_keys)
+
+
+def environment_gives_way(file_keys: Collection[str]) -> Callable[[str, object], bool]:
+    """`empty_gives_way` for each setting by name, with the file's keys: for `settings_words.Origin`."""
+    keys = frozenset(k.lower() for k in file_keys)
+
+    def gives_way(name: str, value: object) -> bool:
+        field = Settings.model_fields.get(name)
+        return field is not None and empty_gives_way(name, field, value, keys)
+
+    return gives_way
 
 
 class Settings(BaseSettings):

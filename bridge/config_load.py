@@ -8,7 +8,7 @@ import os
 from pydantic import ValidationError
 from pydantic_settings import SettingsError as SourceError
 
-from bridge.config import Settings
+from bridge.config import Settings, environment_gives_way
 from bridge.config_errors import database_problem, plain_errors, unknown_keys, unparsed
 from bridge.config_file import config_file, read_keys
 from bridge.proxies import check_environment
@@ -38,7 +38,7 @@ def load_settings() -> Settings:
         keys = read_keys(path) if path is not None else {}
     except (OSError, ValueError) as exc:
         raise SettingsError([f"could not read the config file {path}: {exc}"]) from None
-    origin = Origin(dict(os.environ), path, keys)
+    origin = Origin(dict(os.environ), path, keys, environment_gives_way(keys))
     settings: Settings | None = None
     lines: list[str] = []
     partial: Settings | None = None

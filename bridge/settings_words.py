@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -46,12 +46,15 @@ class Origin:
     environ: Mapping[str, str]
     file: Path | None = None
     keys: Mapping[str, Any] = field(default_factory=dict)
+    # Whether an environment value is no setting (an empty one the settings skip, `config.empty_gives_way`): the
+    # file's value is then the one in force, and the one an error is about.
+    gives_way: Callable[[str, object], bool] = lambda name, value: False
 
     def of(self, name: str) -> tuple[str, Any, str | None]:
         """The setting as its source spells it, the value as given there, and which source it is ("environment",
         "file", or None when neither has it)."""
         for key, value in self.environ.items():
-            if key.lower() == name:
+            if key.lower() == name and not self.gives_way(name, value):
                 return key, value, "environment"
         for key, value in self.keys.items():
             if key.lower() == name:

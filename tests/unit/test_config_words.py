@@ -207,3 +207,39 @@ def test_an_emoji_typed_without_colons_is_taken(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SLACK_AGENTS", '{"alice": {"icon_emoji": "owl"}, "bob": {"icon_emoji": ":+1::skin-tone-3:"}}')
     agents = Settings().slack_agents  # type: ignore[call-arg]
     assert agents["alice"].icon_emoji == ":owl:" and agents["bob"].icon_emoji == ":+1::skin-tone-3:"
+
+
+def test_a_bad_file_value_behind_an_empty_variable_is_named_as_the_file_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text("letta_max_turns = 0\n")
+    monkeypatch.setenv("LETTA_MAX_TURNS", "")  # docker-compose's ${LETTA_MAX_TURNS} while it is unset
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.lines == [
+        "config.toml: letta_max_turns must be a whole number from 1 to 50; got 0"
+    ], caught.value.lines
+
+
+def test_a_bad_file_url_behind_an_empty_variable_is_named_as_the_file_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text('slack_api_url = "slack.com/api"\n')
+    monkeypatch.setenv("SLACK_API_URL", "")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    [line] = caught.value.lines
+    assert line.startswith("config.toml: slack_api_url"), line
+
+
+def test_an_empty_database_url_variable_is_not_said_empty_when_the_file_sets_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Another setting refused: the lines must be that one's only. DATABASE_URL= with database_url in config.toml is
+    the file's value (README: an empty variable does not hide the file's value), yet it was said empty."""
+    (tmp_path / "config.toml").write_text('database_url = "sqlite:///x.db"\n')
+    monkeypatch.setenv("DATABASE_URL", "")
+    monkeypatch.setenv("PORT", "abc")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.lines == ["PORT must be a whole number from 0 to 65535; got 'abc'"], caught.value.lines
