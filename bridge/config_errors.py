@@ -61,6 +61,12 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     if parts.scheme.lower() not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
         return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    if at and re.search(r"[\s/?#]", userinfo):  # a URL parser ends the host's part there: the port would be junk
+        return (
+            f"{variable}={shown} has a user or password holding a space, /, ? or #: write them percent-encoded "
+            "there (a space as %20, / as %2F, ? as %3F, # as %23)"
+        )
     try:
         parts.port  # noqa: B018 (a port that is not a number is found only when it is read)
     except ValueError:

@@ -97,6 +97,8 @@ async def list_workspaces(settings: Settings) -> list[str]:
 async def remove_workspace(settings: Settings, key: str) -> str | None:
     """Delete a workspace's (or an org's) installation as an uninstall would, then revoke its tokens at Slack;
     None when it is not installed."""
+    if missing_sqlite_file(settings.database_url) is not None:
+        return None  # no database, so nothing installed: none is created for the question
     store = open_store(settings.database_url)
     await store.open()
     try:

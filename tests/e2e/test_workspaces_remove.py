@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 
 from tests.e2e.harness import base_env, run_cli
 from tests.e2e.oauth import many_world
@@ -67,3 +68,18 @@ def test_workspaces_on_a_single_workspace_bridge_say_oauth_mode_is_off(tmp_path:
         assert "/slack/install" not in done.stdout + done.stderr
         assert "OAuth mode is off (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are not both set)" in done.stderr
         assert "docs/workspaces.md" in done.stderr
+
+
+def test_workspaces_remove_where_no_database_exists_creates_none(tmp_path: Path) -> None:
+    """In the wrong folder (or with a mistyped DATABASE_URL) `remove` left a new, empty database behind, which
+    `check` then took for the bridge's and `serve` started on; `list` created none."""
+    db = tmp_path / "bridge.db"
+    env = base_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9", db, SLACK_CLIENT_ID="1.2",
+                   SLACK_CLIENT_SECRET="client-secret", BRIDGE_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    del env["SLACK_BOT_TOKEN"]
+    listed = run_cli(env, "workspaces", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "does not exist yet" in listed.stdout, listed.stdout + listed.stderr
+    assert not db.exists()
+    done = run_cli(env, "workspaces", "remove", "T0123ABCD", cwd=tmp_path)
+    assert done.returncode == 1 and "has not installed the app" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a new, empty database was created"
