@@ -259,22 +259,20 @@ class TurnApprovals:
                 self._left = when - started
                 deadline.reschedule(None)
             await self._suspend(True)
+        cut = False
         try:
             decided = await self._desk.wait([row.id for row in rows], ends)
         except asyncio.CancelledError:
             await self._if_stopped(rows)
+            cut = True
             raise
         finally:
             self._waits -= 1
             if self._slot is not None:
                 self._slot.waiting -= 1
-        if self._slot is not None:
-            await self._slot.back()  # at once, over the limit if every slot is taken (turn_slot.py)
-        if self._waits == 0:  # no other card began to wait meanwhile
-            deadline, left = self.deadline, self._left
-            if deadline is not None and left is not None and deadline.when() is None and not deadline.expired():
-                deadline.reschedule(loop.time() + left)
-            await self._suspend(False)
+            if cut and not self.stopped:  # the wait ended from outside (the App Server ended the turn): it goes on
+                await asyncio.shield(self._back_from_waiting())
+        await self._back_from_waiting()
         for row in decided:
             if not row.decided_by:  # the timeout decided: its card says so
                 await self._desk.show(self._poster.client, row)
@@ -283,6 +281,17 @@ class TurnApprovals:
             Decision(c.tool_call_id, bool(by_call[c.tool_call_id].approve), by_call[c.tool_call_id].reason)
             for c in request.calls
         )
+
+    async def _back_from_waiting(self) -> None:
+        """The turn works again: its slot taken back, and once no card of it waits, its deadline on with the time
+        it had left and its session `processing`."""
+        if self._slot is not None:
+            await self._slot.back()  # at once, over the limit if every slot is taken (turn_slot.py)
+        if self._waits == 0:  # no other card began to wait meanwhile
+            deadline, left = self.deadline, self._left
+            if deadline is not None and left is not None and deadline.when() is None and not deadline.expired():
+                deadline.reschedule(asyncio.get_running_loop().time() + left)
+            await self._suspend(False)
 
     @property
     def stopped(self) -> bool:
