@@ -15,6 +15,7 @@ import logging
 from bridge.domain import AgentRef, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.models import Group
 from bridge.letta.patterns import MANAGED
 
 log = logging.getLogger(__name__)
@@ -22,12 +23,13 @@ log = logging.getLogger(__name__)
 LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its members and max_turns
 
 
-async def with_manager(client: LettaClient, target: Target) -> Target:
-    """`target` with the group's members, manager, max_turns and termination_token as the record has them."""
-    if target.kind != "group" or target.group_id is None:
-        return target
-    group = await client.get_group(target.group_id)
-    known: dict[str, AgentRef] = {a.id: a for a in target.agents}
+async def with_record(
+    client: LettaClient, target: Target, group: Group, names: dict[str, AgentRef] | None = None
+) -> Target:
+    """`target` with the group's members, manager, max_turns and termination_token as `group` (its record) has them;
+    `names`: agents' names known already (the target's own come first), added to with each one looked up."""
+    names = {} if names is None else names
+    known = {**names, **{a.id: a for a in target.agents}}
     if target.manager is not None:
         known[target.manager.id] = target.manager
 
@@ -35,7 +37,8 @@ async def with_manager(client: LettaClient, target: Target) -> Target:
         if agent_id in known:
             return known[agent_id]
         agent = await client.get_agent(agent_id)
-        return AgentRef(agent.id, agent.name)
+        names[agent_id] = known[agent_id] = AgentRef(agent.id, agent.name)
+        return known[agent_id]
 
     members = target.agents
     if group.agent_ids and tuple(a.id for a in members) != tuple(group.agent_ids):
@@ -54,8 +57,8 @@ async def with_manager(client: LettaClient, target: Target) -> Target:
 
 
 class GroupDetails:
-    """`with_manager`, cached per group for `ttl` seconds (a change on Letta is seen within that); a failed lookup
-    leaves the target as it was.
+    """`with_record` over each group's record, looked up once per `ttl` seconds (a change on Letta is seen within
+    that); a failed lookup leaves the target as it was.
 
     Each group has a lock of its own: turns of one group wait for its one lookup, while a burst over many groups
     (a start-up after an outage) looks them all up at once instead of one after another."""
@@ -63,7 +66,10 @@ class GroupDetails:
     def __init__(self, client: LettaClient, ttl: float = 300.0) -> None:
         self._client = client
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Target, Target]] = {}  # group -> (when, the binding's, completed)
+        # Each group's record as Letta last gave it, and when: one lookup per group, whichever binding asks (two
+        # channels may bind one group with different saved members).
+        self._records: dict[str, tuple[float, Group]] = {}
+        self._names: dict[str, AgentRef] = {}  # agents' names looked up for a member the binding did not list
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
@@ -81,15 +87,13 @@ class GroupDetails:
         # (A dynamic group's speakers are told from its manager's choices by name: both as the record has them.)
         now = asyncio.get_running_loop().time()
         async with self._locks.setdefault(target.group_id, asyncio.Lock()):
-            cached = self._cache.get(target.group_id)
-            if cached is not None and now - cached[0] < self._ttl and cached[1] == target:
-                return cached[2]
             try:
-                full = await with_manager(self._client, target)
+                cached = self._records.get(target.group_id)
+                if cached is None or now - cached[0] >= self._ttl:
+                    cached = self._records[target.group_id] = (now, await self._client.get_group(target.group_id))
+                return await with_record(self._client, target, cached[1], self._names)
             except LettaError as error:
                 log.warning("group %s: its manager could not be looked up: %s", target.group_id, error)
                 if limits and target.manager_type in MANAGED:
                     raise
                 return target
-            self._cache[target.group_id] = (now, target, full)
-            return full

@@ -7,7 +7,7 @@ from typing import Any
 
 from bridge.domain import AgentRef, Target
 from bridge.letta.groups import GroupDetails
-from bridge.letta.models import Group
+from bridge.letta.models import Agent, Group
 
 
 class SlowLetta:
@@ -65,3 +65,41 @@ def test_where_letta_plays_the_group_only_a_manager_is_looked_up() -> None:
         return letta.calls
 
     assert asyncio.run(main()) == ["group-sup", "group-rr"]
+
+
+class TwoMembers:
+    """A round robin group of alice and bob on Letta; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def get_group(self, group_id: str) -> Group:
+        self.calls.append("group")
+        return Group.model_validate(
+            {"id": group_id, "manager_type": "round_robin", "agent_ids": ["agent-a", "agent-b"], "max_turns": 3}
+        )
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        self.calls.append("agent")
+        return Agent.model_validate({"id": agent_id, "name": "bob"})
+
+
+def test_two_channels_of_one_group_do_not_look_the_group_up_on_every_turn() -> None:
+    """Two channels bound to one group whose saved members differ (one connected before bob joined on Letta):
+    each evicted the other's cached lookup, so every turn asked Letta for the group (and for bob's name)."""
+    before = Target("group", (AgentRef("agent-a", "alice"),), "group-1", "round_robin", "crew")  # #one, connected first
+    after = Target(
+        "group", (AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")), "group-1", "round_robin", "crew"
+    )  # #two, connected after bob joined
+
+    async def main() -> list[str]:
+        letta = TwoMembers()
+        fake: Any = letta
+        details = GroupDetails(fake)
+        for _ in range(5):  # turns in #one and #two, alternately, within a minute
+            assert [a.name for a in (await details.complete(before)).agents] == ["alice", "bob"]
+            assert [a.name for a in (await details.complete(after)).agents] == ["alice", "bob"]
+        return letta.calls
+
+    calls = asyncio.run(main())
+    assert calls.count("group") <= 2, f"10 turns of one group within the cache's 5 minutes asked Letta: {calls}"
