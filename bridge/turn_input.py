@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from bridge.attachments import Prepared, describe, prepare
 from bridge.config import Settings
 from bridge.domain import Turn
-from bridge.letta.quoting import block, label, person_label, quoted
+from bridge.letta.quoting import QUOTED_CHARS, block, label, person_label, quoted
 from bridge.slack.decide import clean_text
 from bridge.slack.directory import Directory, Earlier
 from bridge.slack.files import FileFetcher
@@ -22,7 +22,7 @@ from bridge.store.base import Store
 
 THREAD_CONTEXT_HEADER = "Earlier in this Slack thread, before you were asked:"
 THREAD_HISTORY_HEADER = "Earlier in this Slack thread, before this conversation of yours began:"
-THREAD_CONTEXT_CHARS = 6000
+THREAD_CONTEXT_CHARS = QUOTED_CHARS
 
 
 def thread_context(

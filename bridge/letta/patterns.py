@@ -39,7 +39,7 @@ from bridge.domain import (
     TurnInput,
 )
 from bridge.letta.errors import SERVER_WIDE
-from bridge.letta.quoting import block, quoted
+from bridge.letta.quoting import QUOTED_CHARS, block, quoted
 
 Frame = Callable[[list[AgentReply]], str]
 
@@ -67,8 +67,8 @@ def message(earlier: str, unseen: Sequence[AgentReply], text: str, frame: Frame 
     """One send's words: the thread so far (`earlier`, for a conversation just made), then the group's unseen
     replies, less those the thread so far quotes already (an agent whose conversation was made again would read
     them twice), framed as the pattern asks, else before the person's message."""
-    if earlier:
-        unseen = [r for r in unseen if quoted("agent", r.agent_name, r.text) not in earlier]
+    if earlier:  # quoted there cut to QUOTED_CHARS, as a long reply is
+        unseen = [r for r in unseen if quoted("agent", r.agent_name, r.text[:QUOTED_CHARS]) not in earlier]
     return earlier + (frame(list(unseen)) if frame is not None else compose(unseen, text))
 
 

@@ -28,6 +28,7 @@ _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 # Control, format (zero-width), separator, private-use and unassigned characters never belong in a name.
 _DROPPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 LABEL_CHARS = 64
+QUOTED_CHARS = 6000  # the most of one message a thread's earlier messages quote (turn_input.THREAD_CONTEXT_CHARS)
 
 
 def quoted(speaker: Speaker, name: str, text: str, files: Sequence[dict[str, str]] = ()) -> str:

@@ -103,3 +103,18 @@ def test_a_conversation_made_again_reads_each_earlier_reply_once() -> None:
     assert said.count(quoted("agent", "bob", bob.text)) == 1, said
     assert said.count(quoted("agent", "carol", carol.text)) == 1 and said.endswith("and now?")
     assert message("", [bob], "and now?", None).count(quoted("agent", "bob", bob.text)) == 1
+
+
+def test_a_long_reply_in_the_thread_so_far_is_not_told_again_as_unseen() -> None:
+    """The thread so far quotes a long reply cut to its most (6,000 characters); it was then told in full again
+    among the group's replies since the agent last spoke."""
+    from bridge.letta.patterns import message
+    from bridge.slack.directory import Earlier
+    from bridge.turn_input import THREAD_HISTORY_HEADER, thread_context
+
+    long_reply = "ROLLBACK-RUNBOOK " + "run the step, check the dashboard. " * 200  # about 7,000 characters
+    earlier = [Earlier("U0123ABCD", "maria", "how do we roll back?", ts="1.000001"), Earlier("", "", "", ts="1.000002")]
+    history = thread_context(earlier, ["alice", "bob"], {"1.000002": ("alice", long_reply)}, THREAD_HISTORY_HEADER,
+                             root="1.000001")
+    said = message(history, [AgentReply("alice", long_reply)], "[maria in #ops on Slack] and now?", None)
+    assert said.count("ROLLBACK-RUNBOOK") == 1, said
