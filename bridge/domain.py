@@ -232,6 +232,11 @@ class Threads(Protocol):
         far, once, when the thread had turns before; empty otherwise."""
         ...
 
+    async def unsent(self, agent_id: str, conversation: str) -> None:
+        """The agent's send of this turn to `conversation` never reached it: the thread so far it carried is owed
+        again, at the next turn."""
+        ...
+
 
 @dataclass(frozen=True)
 class ToolCall:

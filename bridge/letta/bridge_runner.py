@@ -18,6 +18,7 @@ from bridge.domain import (
     PendingApproval,
     StepRecord,
     Target,
+    Threads,
     Transcript,
     TurnEvent,
     TurnInput,
@@ -149,6 +150,7 @@ class BridgeRunner(Step):
                 said = user_message(message(earlier, unseen, turn.text, frame), otid, turn.sender, turn.images)
                 heard = await self._send.said(agent, key, said, conversation, turn, background)
         except LettaError as error:
+            found = None
             if error.outcome_unknown:
                 found = await self._send.outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
                 lookup = Sent(otid, sent_at, conversation)
@@ -156,6 +158,8 @@ class BridgeRunner(Step):
                     return await self._reattached(agent, key, found, turn, journal, upto, lookup)
                 if found is not None and (found.texts or found.asked):
                     return await self._recovered(agent, key, found, turn, journal, upto, lookup)
+            if found is None and turn.threads is not None and conversation is not None:
+                await self._unless_stored(agent, otid, conversation, turn.threads, error)
             return await refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
             # The stream was lost, not the run: Letta finishes a send whose client went away and stores its reply.
@@ -164,6 +168,19 @@ class BridgeRunner(Step):
             if found is not None and (found.texts or found.asked):
                 return await self._recovered(agent, key, found, turn, journal, upto, lookup, heard.notes)
         return await self._answered(agent, key, heard.texts, heard.failure, journal, upto, heard.notes, heard.step_id)
+
+    async def _unless_stored(
+        self, agent: AgentRef, otid: str, conversation: str, threads: Threads, error: LettaError
+    ) -> None:
+        """A send that failed: unless Letta stored it (its agent loop may have, before failing), the thread so far it
+        carried is owed again (`Threads.unsent`)."""
+        if error.loop_ran:
+            try:
+                if await find_turn(self._client, agent.id, otid, conversation, agent.name) is not None:
+                    return
+            except LettaError:
+                return  # cannot tell: taken to have arrived, as a send whose outcome is unknown is
+        await threads.unsent(agent.id, conversation)
 
     async def _recovered(
         self,

@@ -1,0 +1,62 @@
+"""An agent whose new thread conversation's first send failed (Letta refused it: nothing reached the agent) gets
+the thread so far with its next send. Before, the conversation stayed stored and was taken to hold the thread: the
+agent answered from then on without any of it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bridge.domain import AgentRef, AgentReply, Target, TurnInput
+from bridge.letta.bridge_runner import BridgeRunner
+from bridge.letta.client import LettaClient
+from bridge.store import open_store
+from bridge.threads import ThreadConversations
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_patterns import MemoryJournal, NoTranscript
+
+HISTORY = (
+    "Earlier in this Slack thread, before this conversation of yours began:\n"
+    '{"person": "maria", "text": "the plan"}\n\n'
+)
+
+
+def test_a_new_conversation_whose_first_send_failed_still_gets_the_thread_so_far_next_turn(
+    letta: FakeLetta, tmp_path: Path
+) -> None:
+    dora = letta.add_agent("dora")
+    target = Target("agents", (AgentRef(dora, "dora"),))
+    # Letta refuses the thread's first send to the new conversation (a passing failure): nothing reached the agent.
+    letta.fail_next(
+        "POST", r"/v1/conversations/[^/]+/messages(/stream)?", 503, body={"detail": "Service Unavailable"}, times=1
+    )
+
+    async def history() -> str:
+        return HISTORY
+
+    async def main() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url, retry_base=0.01)  # type: ignore[arg-type]
+        try:
+            runner = BridgeRunner(client, patience=1.0)
+            replies = []
+            for otid, words in [("2988596c-00b3-45b5-a8bc-ace1e823ddc3", "first"),
+                                ("5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10", "second")]:
+                journal = MemoryJournal()
+                journal.otid = otid
+                threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)  # one per turn
+                turn = TurnInput(words, otid, "maria", threads=threads)
+                events = [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                replies.append([e.text for e in events if isinstance(e, AgentReply)])
+            return replies  # type: ignore[return-value]
+        finally:
+            await client.aclose()
+            await store.close()
+
+    replies = asyncio.run(main())
+    assert replies[0] == [] and replies[1] == ["dora says hi"], replies
+    [delivered] = letta.inputs
+    assert "the plan" in delivered.text, (
+        "the agent's new conversation never got the thread so far: " + delivered.text
+    )
