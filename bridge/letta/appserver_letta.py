@@ -14,13 +14,13 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bridge import __version__
+from bridge.letta.answers import Answer, get_once
 from bridge.letta.appserver import ServerInfo, endpoints
 from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
 from bridge.letta.paging import LIST_CAP
-from bridge.letta.transport import Answer, get_once
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -12,22 +12,26 @@ a second turn.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge import __version__
 from bridge.ids import request_id as new_request_id
 from bridge.letta import gateways
+from bridge.letta.answers import (
+    WIRE_ERRORS,
+    Answer,
+    read_answer,
+    redirect_words,
+    retry_after,
+    wire_detail,
+    wire_kind,
+)
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.locks import AgentLocks, BusyWait
 from bridge.letta.models import (
@@ -51,46 +55,6 @@ BUSY_RUN = re.compile(r"\brun_id=(run-[A-Za-z0-9-]+)")
 MAX_BUSY_DELAY = 5.0  # between looks at a conversation another run holds
 MIN_BUSY_DELAY = 0.05  # ... and the least (LETTA_RETRY_BASE_SECONDS may be 0): never a loop of sends back to back
 SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-# Connection failures that certainly sent nothing, then timeouts, then anything else on the wire.
-UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-TIMEOUTS = (aiohttp.ServerTimeoutError, TimeoutError)
-WIRE_ERRORS = (aiohttp.ClientError, TimeoutError)
-
-
-def wire_kind(exc: BaseException) -> Kind:
-    """What a failure on the wire means for a send: only one that certainly sent nothing may be retried (a proxy
-    that refused the tunnel, or could not be reached, sent nothing on)."""
-    if isinstance(exc, (*UNSENT, aiohttp.ClientHttpProxyError)):
-        return Kind.UNREACHABLE
-    if isinstance(exc, TIMEOUTS):
-        return Kind.TIMEOUT
-    return Kind.DISCONNECTED
-
-
-def wire_detail(exc: BaseException) -> str:
-    """The failure's name, and for a proxy that refused the tunnel its status (407: it wants credentials)."""
-    if isinstance(exc, aiohttp.ClientHttpProxyError):
-        return f"{type(exc).__name__}: the proxy answered HTTP {exc.status}"
-    return type(exc).__name__
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A response read whole: what `_error_for` and the callers of `_request` need of it."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    reason: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 class LettaTransport:
     """Requests, streamed sends and their retries; what every route of `LettaClient` goes through."""
 
@@ -166,7 +130,7 @@ class LettaTransport:
             try:
                 headers = {"X-Request-Id": request_id, **SSE_HEADERS}
                 async with self._http().post(
-                    self.base_url + path, json=body, headers=headers, proxy=self.proxy
+                    self.base_url + path, json=body, headers=headers, proxy=self.proxy, allow_redirects=False
                 ) as response:
                     log.info(
                         "letta stream method=POST path=%s status=%s ms=%.0f request_id=%s",
@@ -175,12 +139,12 @@ class LettaTransport:
                         (asyncio.get_running_loop().time() - started) * 1000,
                         request_id,
                     )
-                    if response.status >= 400:
-                        raise self._error_for(await _answer(response), request_id, "POST", path)
+                    if response.status >= 300:
+                        raise self._error_for(await read_answer(response), request_id, "POST", path)
                     busy.take_back()  # taken: whatever runs now is this send's
                     if not response.headers.get("content-type", "").startswith("text/event-stream"):
                         # A proxy or server that answers the stream route with plain JSON.
-                        answer = await _answer(response)
+                        answer = await read_answer(response)
                         try:
                             payload = self._validate(answer.json(), LettaResponse)
                         except ValueError:
@@ -289,7 +253,7 @@ class LettaTransport:
             elapsed_ms,
             request_id,
         )
-        if answer.status >= 400:
+        if answer.status >= 300:
             raise self._error_for(answer, request_id, method, path)
         try:
             return answer.json()
@@ -309,9 +273,10 @@ class LettaTransport:
         headers = {"X-Request-Id": request_id} if request_id else {}
         try:
             async with self._http().request(
-                method, self.base_url + path, params=query or None, json=json, headers=headers, proxy=self.proxy
+                method, self.base_url + path, params=query or None, json=json, headers=headers, proxy=self.proxy,
+                allow_redirects=False,
             ) as response:
-                return await _answer(response)
+                return await read_answer(response)
         except WIRE_ERRORS as exc:
             raise self._fail(wire_kind(exc), wire_detail(exc), None, request_id, method, path) from None
 
@@ -319,7 +284,9 @@ class LettaTransport:
         """What a route answers: its status and headers, and an error's body (a success's is left unread: a probe
         that finds a stream does not wait for it)."""
         try:
-            async with self._http().request(method, self.base_url + path, json=json, proxy=self.proxy) as response:
+            async with self._http().request(
+                method, self.base_url + path, json=json, proxy=self.proxy, allow_redirects=False
+            ) as response:
                 body = await response.read() if response.status >= 400 else b""
                 return Answer(response.status, response.headers, body, response.reason or "")
         except WIRE_ERRORS as exc:
@@ -338,7 +305,9 @@ class LettaTransport:
         gateway = gateways.read(status, response.headers, response.text[:2000])
         if gateway is not None:
             detail = gateway.said
-        if gateway is not None and gateway.unsent:
+        if 300 <= status < 400:  # never followed: the check of a URL reads paths under that URL only
+            kind, detail = Kind.ROUTE_MISSING, redirect_words(status, response.headers.get("location", ""))
+        elif gateway is not None and gateway.unsent:
             kind = Kind.UNREACHABLE  # the gateway says it never got the request to Letta
         elif status == 407:
             kind, detail = Kind.UNREACHABLE, "the proxy answered HTTP 407"  # it forwarded nothing: it wants credentials
@@ -359,7 +328,7 @@ class LettaTransport:
         else:
             kind = Kind.INVALID
         error = self._fail(kind, _clip(detail), status, request_id, method, path)
-        error.retry_after = _retry_after(response.headers.get("retry-after"))
+        error.retry_after = retry_after(response.headers.get("retry-after"))
         if kind == Kind.CONFLICT and run_id is None and (named := BUSY_RUN.search(detail)):
             run_id = named[1]  # a busy 409 that names its run only in words
         error.run_id = run_id if kind == Kind.CONFLICT else None
@@ -380,40 +349,6 @@ class LettaTransport:
         return LettaError(
             kind, detail, status=status, base_url=self.base_url, request_id=request_id, key_origin=self.key_origin
         )
-
-
-async def _answer(response: aiohttp.ClientResponse) -> Answer:
-    headers: CIMultiDictProxy[str] = response.headers
-    return Answer(response.status, headers, await response.read(), response.reason or "")
-
-
-async def get_once(url: str, headers: Mapping[str, str], within: float, base_url: str) -> Answer:
-    """One GET on a connection of its own, answered within `within` seconds (a probe made once per start); a
-    failure on the wire is a `LettaError` of the kind `_exchange` would give it."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session,
-            session.get(url, headers=headers, proxy=proxy_for(url)) as response,
-        ):
-            return await _answer(response)
-    except WIRE_ERRORS as exc:
-        raise LettaError(wire_kind(exc), wire_detail(exc), base_url=base_url) from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: a number of them, or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from bridge import __version__
+from bridge.letta.answers import Answer, get_once
 from bridge.letta.appserver.wire import PROTOCOL_VERSION, AppServerInfoResponse
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
-from bridge.letta.transport import Answer, get_once
 
 
 @dataclass(frozen=True)
