@@ -81,6 +81,31 @@ def test_a_server_url_ending_in_v1_is_refused_as_the_settings_refuse_it() -> Non
         assert problem is not None and "ends in /v1" in problem and "address without it" in problem, problem
 
 
+async def internal_host(asked: list[str]) -> asyncio.Server:
+    """A host on the bridge's own network that answers any path with a secret (a cloud metadata service, say),
+    noting each path it is asked for."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        asked.append(head.split(b" ")[1].decode())
+        secret = b"AKIA-INTERNAL-SECRET"
+        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(secret), secret))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+def oauth_workspaces() -> Workspaces:
+    settings = Settings(slack_client_id="1.2", slack_client_secret="s")
+
+    async def make(s: Settings) -> Any:
+        return letta_client(s, None, await letta_kind(s))
+
+    return Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+
+
 def test_a_url_with_a_query_or_fragment_cannot_read_another_page_of_an_internal_host() -> None:
     """Before, `http://internal/secret?` made the check's `GET <url>/v1/health/` a GET of /secret (the rest became
     the query), and up to 200 characters of its answer came back in the form's error: a workspace admin of a
@@ -88,24 +113,9 @@ def test_a_url_with_a_query_or_fragment_cannot_read_another_page_of_an_internal_
 
     async def main() -> tuple[list[str], list[str | None]]:
         asked: list[str] = []
-
-        async def internal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            asked.append(head.split(b" ")[1].decode())
-            secret = b"AKIA-INTERNAL-SECRET"
-            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                         b"Connection: close\r\n\r\n%s" % (len(secret), secret))
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(internal, "127.0.0.1", 0)
+        server = await internal_host(asked)
         port = server.sockets[0].getsockname()[1]
-        settings = Settings(slack_client_id="1.2", slack_client_secret="s")
-
-        async def make(s: Settings) -> Any:
-            return letta_client(s, None, await letta_kind(s))
-
-        workspaces = Workspaces(settings, store=None, installs=None, metrics=Metrics(), make_letta=make)  # type: ignore[arg-type]
+        workspaces = oauth_workspaces()
         problems = []
         for tail in ("/latest/meta-data/creds?", "/latest/meta-data/creds#", "/creds?x=1"):
             problems.append(await workspaces.save_letta("T1", f"http://127.0.0.1:{port}{tail}", "", "U1"))
@@ -116,3 +126,34 @@ def test_a_url_with_a_query_or_fragment_cannot_read_another_page_of_an_internal_
     assert all(p is not None and "AKIA-INTERNAL-SECRET" not in p for p in problems), problems
     assert asked == [], f"the internal host was asked for {asked}"
     assert all(p is not None and "query" in p for p in problems), problems
+
+
+def test_a_redirect_cannot_make_the_setup_check_read_another_page_of_an_internal_host() -> None:
+    """The query/fragment rule keeps the check on paths under the URL; a server the admin controls answering
+    every path with a redirect to `http://<internal>/latest/meta-data/creds` took it there all the same, and up
+    to 200 characters of that page came back in the form's error. No redirect is followed now."""
+
+    async def main() -> tuple[list[str], str | None]:
+        asked: list[str] = []
+        inner = await internal_host(asked)
+        inner_port = inner.sockets[0].getsockname()[1]
+
+        async def redirector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            target = f"http://127.0.0.1:{inner_port}/latest/meta-data/creds".encode()
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                         % target)
+            await writer.drain()
+            writer.close()
+
+        outer = await asyncio.start_server(redirector, "127.0.0.1", 0)
+        problem = await oauth_workspaces().save_letta("T1", f"http://127.0.0.1:{outer.sockets[0].getsockname()[1]}",
+                                                      "k", "U1")
+        inner.close()
+        outer.close()
+        return asked, problem
+
+    asked, problem = asyncio.run(main())
+    assert problem is not None and "AKIA-INTERNAL-SECRET" not in problem, problem
+    assert asked == [], f"the internal host was asked for {asked}"
+    assert "a redirect to http://127.0.0.1:" in problem and "which the bridge does not follow" in problem, problem
