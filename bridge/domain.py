@@ -233,8 +233,8 @@ class Threads(Protocol):
         ...
 
     async def unsent(self, agent_id: str, conversation: str) -> None:
-        """The agent's send of this turn to `conversation` never reached it: the thread so far it carried is owed
-        again, at the next turn."""
+        """The send that carried the thread so far to `conversation` (made for the agent) never reached it: the
+        thread so far is owed again, at the next turn."""
         ...
 
 

@@ -41,7 +41,6 @@ class ThreadConversations:
         self._history = history
         self._read: asyncio.Task[str] | None = None  # the thread so far, read once for every agent owed it
         self._owed: set[str] = set()  # agents whose conversation was made in this turn and not yet sent to
-        self._given: set[str] = set()  # agents whose send of this turn carries the thread so far
 
     async def conversation(self, agent_id: str) -> str | None:
         stored = await self._store.conversation(self._key, agent_id)
@@ -87,13 +86,11 @@ class ThreadConversations:
         self._owed.discard(agent_id)
 
     async def unsent(self, agent_id: str, conversation: str) -> None:
-        """A send that never reached the agent: if it carried the thread so far to a conversation made for it, that
+        """The send that carried the thread so far to a conversation made for the agent never reached it: that
         conversation is left (the next turn makes one, owed the thread so far again), or the thread would be lost
         to the agent for good: a stored conversation is taken to hold it."""
-        if agent_id in self._given:
-            self._given.discard(agent_id)
-            await self.forget(agent_id, conversation)
-            await self._discard(agent_id, conversation)
+        await self.forget(agent_id, conversation)
+        await self._discard(agent_id, conversation)
 
     async def earlier(self, agent_id: str) -> str:
         """The thread so far, once, for an agent whose conversation was just made: it starts with nothing of the
@@ -101,7 +98,6 @@ class ThreadConversations:
         if agent_id not in self._owed or self._history is None:
             return ""
         self._owed.discard(agent_id)
-        self._given.add(agent_id)
         if self._read is None:
             self._read = asyncio.ensure_future(self._history())
         return await asyncio.shield(self._read)

@@ -158,7 +158,9 @@ class BridgeRunner(Step):
                     return await self._reattached(agent, key, found, turn, journal, upto, lookup)
                 if found is not None and (found.texts or found.asked):
                     return await self._recovered(agent, key, found, turn, journal, upto, lookup)
-            if found is None and turn.threads is not None and conversation is not None:
+            if found is None and earlier and turn.threads is not None and conversation is not None:
+                # This send carried the thread so far to a conversation made for the agent (a later send of the
+                # turn carries none: the conversation holds the thread already).
                 await self._unless_stored(agent, otid, conversation, turn.threads, error)
             return await refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bridge.domain import AgentRef, AgentReply, Target, TurnInput
+from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, TurnInput
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
+from bridge.letta.patterns import speak
 from bridge.store import open_store
 from bridge.threads import ThreadConversations
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import MemoryJournal, NoTranscript
 
+OTID = "2988596c-00b3-45b5-a8bc-ace1e823ddc3"
 HISTORY = (
     "Earlier in this Slack thread, before this conversation of yours began:\n"
     '{"person": "maria", "text": "the plan"}\n\n'
@@ -60,3 +62,47 @@ def test_a_new_conversation_whose_first_send_failed_still_gets_the_thread_so_far
     assert "the plan" in delivered.text, (
         "the agent's new conversation never got the thread so far: " + delivered.text
     )
+
+
+def test_a_later_failed_send_of_the_turn_does_not_discard_the_conversation_that_got_the_thread(
+    letta: FakeLetta, tmp_path: Path
+) -> None:
+    """A dynamic group's speaker asked twice in one turn: its first send carried the thread so far and was
+    answered, its second Letta refused. The conversation holding the thread and its first answer stays the thread's
+    (it was left and deleted on Letta, as if the first send had never arrived)."""
+    dora = letta.add_agent("dora")
+    agent = AgentRef(dora, "dora")
+
+    async def history() -> str:
+        return "Earlier in this Slack thread:\n{\"person\": \"maria\", \"text\": \"the plan\"}\n\n"
+
+    async def main() -> tuple[list, list, str | None, str | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url, retry_base=0.01)  # type: ignore[arg-type]
+        try:
+            runner = BridgeRunner(client, patience=1.0)
+            journal = MemoryJournal()
+            journal.otid = OTID
+            threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)
+            turn = TurnInput("hi", OTID, "maria", threads=threads)
+            first = await speak(runner, agent, turn, NoTranscript(), journal, dora)
+            made = await store.conversation(("T1", "C1", "1.0"), dora)
+            letta.fail_next(
+                "POST", r"/v1/conversations/[^/]+/messages(/stream)?", 503, body={"detail": "Service Unavailable"}
+            )
+            second = await speak(runner, agent, turn, NoTranscript(), journal, f"{dora}#2")
+            kept = await store.conversation(("T1", "C1", "1.0"), dora)
+            return first, second, made, kept
+        finally:
+            await client.aclose()
+            await store.close()
+
+    first, second, made, kept = asyncio.run(main())
+    assert [e.text for e in first if isinstance(e, AgentReply)] == ["dora says hi"], first
+    assert any(isinstance(e, AgentFailure) for e in second), second
+    assert "the plan" in letta.inputs[0].text  # the first send carried the thread so far
+    assert kept == made, (
+        f"the thread's conversation {made}, which holds the thread so far and dora's answer, was left ({kept})"
+    )
+    assert made in letta.conversations, "the conversation holding the thread was deleted on Letta"
