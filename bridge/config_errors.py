@@ -61,15 +61,19 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     if parts.scheme.lower() not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
         return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
-    userinfo, at, _ = url.partition("://")[2].rpartition("@")
-    if at and re.search(r"[\s/?#]", userinfo):  # a URL parser ends the host's part there: the port would be junk
-        return (
-            f"{variable}={shown} has a user or password holding a space, /, ? or #: write them percent-encoded "
-            "there (a space as %20, / as %2F, ? as %3F, # as %23)"
-        )
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    encode = (
+        f"{variable}={shown} has a user or password holding a space, /, ? or #: write them percent-encoded "
+        "there (a space as %20, / as %2F, ? as %3F, # as %23)"
+    )
+    if re.search(r"\s", authority):  # shown as it is by anything that reads a URL's password up to a space
+        return encode
     try:
         parts.port  # noqa: B018 (a port that is not a number is found only when it is read)
     except ValueError:
+        if "@" in rest[len(authority) :]:  # a URL parser ended the host's part at the password's / ? or #
+            return encode
         return f"{variable}={shown} has a port that is not a number: write it as {schemes[0]}://host:port"
     if not parts.hostname:
         return f"{variable}={shown} has no host: write it as {schemes[0]}://host:port"

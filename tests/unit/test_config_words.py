@@ -243,3 +243,17 @@ def test_an_empty_database_url_variable_is_not_said_empty_when_the_file_sets_it(
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert caught.value.lines == ["PORT must be a whole number from 0 to 65535; got 'abc'"], caught.value.lines
+
+
+@pytest.mark.parametrize(
+    "url", ["https://gateway.example.com/@team/letta", "https://proxyuser:pw@gateway.example.com/@team/letta"]
+)
+def test_an_at_sign_in_the_letta_url_path_is_not_taken_for_a_password(url: str) -> None:
+    """An @ after the host is no user or password (the check of a password's raw / ? # read up to the last @)."""
+    settings = Settings(letta_base_url=url)
+    assert settings.letta_base_url == url
+
+
+def test_an_at_sign_in_the_slack_api_url_path_is_not_taken_for_a_password() -> None:
+    settings = Settings(slack_api_url="https://slack-proxy.example.com/@ops/api/")
+    assert settings.slack_api_url == "https://slack-proxy.example.com/@ops/api/"
