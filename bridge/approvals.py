@@ -40,6 +40,7 @@ from bridge.slack.sessions import Sessions
 from bridge.stopping import RunningTurn
 from bridge.store.approvals import Approval, ApprovalStore, Asked
 from bridge.store.base import Store
+from bridge.tasks import unless_ended
 from bridge.turn_slot import Slot
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,15 @@ class TurnApprovals:
         self._left: float | None = None  # the deadline's time left when the first of them began
 
     async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]:
+        decided = await self.decide_unless(request, None)
+        assert decided is not None, "only a wait given `ended` ends undecided"
+        return decided
+
+    async def decide_unless(
+        self, request: ApprovalRequest, ended: Callable[[], Awaitable[None]] | None
+    ) -> tuple[Decision, ...] | None:
+        """`decide`, or None once `ended` returns first: the turn that asked is over where it runs (the App Server
+        ended it with its socket), so nobody's decision can be used; the turn goes on, its wait over."""
         rows = await self._desk.store.ask([self._asked(request, call) for call in request.calls])
         ids = {c.tool_call_id for c in request.calls}
         rows = [row for row in rows if row.asked.tool_call_id in ids]
@@ -259,20 +269,18 @@ class TurnApprovals:
                 self._left = when - started
                 deadline.reschedule(None)
             await self._suspend(True)
-        cut = False
         try:
-            decided = await self._desk.wait([row.id for row in rows], ends)
+            decided = await unless_ended(self._desk.wait([row.id for row in rows], ends), ended)
         except asyncio.CancelledError:
             await self._if_stopped(rows)
-            cut = True
             raise
         finally:
             self._waits -= 1
             if self._slot is not None:
                 self._slot.waiting -= 1
-            if cut and not self.stopped:  # the wait ended from outside (the App Server ended the turn): it goes on
-                await asyncio.shield(self._back_from_waiting())
         await self._back_from_waiting()
+        if decided is None:
+            return None
         for row in decided:
             if not row.decided_by:  # the timeout decided: its card says so
                 await self._desk.show(self._poster.client, row)
@@ -397,3 +405,4 @@ class TurnApprovals:
             settled = await self._desk.store.get(row.id)
             if settled is not None:
                 await self._desk.show(self._poster.client, settled)
+

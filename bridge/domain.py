@@ -5,6 +5,7 @@ Neither `bridge.slack` nor `bridge.letta` imports the other; both speak these ty
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -287,6 +288,13 @@ class Approvals(Protocol):
     step had recorded before a restart, if any."""
 
     async def decide(self, request: ApprovalRequest) -> tuple[Decision, ...]: ...
+
+    async def decide_unless(
+        self, request: ApprovalRequest, ended: Callable[[], Awaitable[None]] | None
+    ) -> tuple[Decision, ...] | None:
+        """`decide`, or None once `ended` returns first (the turn over where it runs): the wait is over, the turn
+        goes on."""
+        ...
 
     async def sending(self, request: ApprovalRequest) -> None: ...
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Tasks:
@@ -46,3 +47,20 @@ class Tasks:
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+
+
+async def unless_ended(waiting: Awaitable[T], ended: Callable[[], Awaitable[None]] | None) -> T | None:
+    """What `waiting` gives, or None once `ended` returns first (`waiting` is then cancelled)."""
+    if ended is None:
+        return await waiting
+    wait, end = asyncio.ensure_future(waiting), asyncio.ensure_future(ended())
+    try:
+        await asyncio.wait((wait, end), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (wait, end):
+            if not task.done():
+                task.cancel()
+        await asyncio.wait((wait, end))
+    if not end.cancelled():
+        end.exception()  # read, whatever it is: `waiting` decides what comes back
+    return None if wait.cancelled() else wait.result()

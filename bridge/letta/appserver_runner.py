@@ -16,9 +16,8 @@ replaced by a new one for the thread, and the message sent once more.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -247,7 +246,7 @@ class AppServerRunner(Step):
         if approvals is None:
             decision = Decision(call.tool_call_id, False, NOBODY)
         else:
-            decided = await _unless_ended(approvals.decide(request), asked)
+            decided = await approvals.decide_unless(request, asked.ended)
             if decided is None:  # the server ended the turn with its socket: nobody's decision can reach it
                 log.info("app server turn ended while its approval waited request_id=%s", asked.request_id)
                 await approvals.settled(request, ENDED_WHILE_ASKED)
@@ -287,26 +286,6 @@ class AppServerRunner(Step):
 
 # Said on the card after "Letta no longer waited for this decision <when>: ".
 ENDED_WHILE_ASKED = "The connection to the Letta App Server closed, which ended the agent's turn."
-
-
-async def _unless_ended(deciding: Awaitable[T], asked: ToolAsked) -> T | None:
-    """People's decision, or None once the turn that asked is over (`ToolAsked.ended`) before they made one."""
-    if asked.ended is None:
-        return await deciding
-    decision = asyncio.ensure_future(deciding)
-    ended = asyncio.ensure_future(asked.ended())
-    try:
-        await asyncio.wait((decision, ended), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # a stop: the decision's own clean-up (its card says so) before going on
-        ended.cancel()
-        decision.cancel()
-        await asyncio.wait((decision,))
-        raise
-    ended.cancel()
-    if not decision.done():
-        decision.cancel()
-        await asyncio.wait((decision,))  # not `await decision`: its CancelledError is not this task's
-    return None if decision.cancelled() else decision.result()
 
 
 def tool_progress(event: object, named: dict[str, ToolCalled]) -> ToolProgress | None:
