@@ -6,7 +6,9 @@ its inbox row is removed. Events of one channel go to Bolt one after another, in
 a mention's does not, so side by side a mention acknowledged later could become the earlier turn. An attempt that
 fails (Bolt answers 5xx: the store did not take the turn) is made again after a pause, as Slack itself would have
 retried an event it got a 500 for, and then every last pause for as long as it fails: Slack got its 200 and will
-not deliver it again, so the inbox keeps it (a full disk, a database down for minutes) and the log names it.
+not deliver it again, so the inbox keeps it (a full disk, a database down for minutes) and the log names it. The
+channel's later events wait while it is tried again on Slack's schedule (a deletion must not overtake the message
+it deletes), and go on past it.
 Stopping waits `grace` for the events in hand, then cancels the rest: their rows stay, and the next start hands
 them over again.
 """
@@ -42,7 +44,8 @@ class Arrivals:
         self._handled = handled
         self._failed = failed
         self._tasks = Tasks()
-        # Per channel, the newest event's first attempt, which the channel's next event waits for.
+        # Per channel, the newest event's being handled, which the channel's next event waits for (while it is tried
+        # again too: a deletion must not overtake the message it deletes), up to Slack's own retry schedule.
         self._last: dict[tuple[str, str], asyncio.Event] = {}
 
     def __len__(self) -> int:
@@ -52,35 +55,41 @@ class Arrivals:
         """Called on the main loop, in the order the events were recorded; once stopping, the row stays."""
         where = _channel_of(arrival.body)
         before = self._last.get(where) if where is not None else None
-        tried = asyncio.Event()
+        done = asyncio.Event()
         if where is not None:
-            self._last[where] = tried
-        self._tasks.spawn(self._handle(arrival, where, before, tried), "slack event")
+            self._last[where] = done
+        self._tasks.spawn(self._handle(arrival, where, before, done), "slack event")
 
     async def _handle(
-        self, arrival: Arrival, where: tuple[str, str] | None, before: asyncio.Event | None, tried: asyncio.Event
+        self, arrival: Arrival, where: tuple[str, str] | None, before: asyncio.Event | None, done: asyncio.Event
     ) -> None:
+        def go_on() -> None:
+            """The channel's next event may go to Bolt."""
+            done.set()
+            if where is not None and self._last.get(where) is done:
+                del self._last[where]
+
         with log_context(request_id=request_id()):
             try:
                 if before is not None:
                     await before.wait()
+                attempt = arrival.attempts + 1
                 handled = await self._attempt(arrival)
+                while not handled:
+                    self._failed(arrival)
+                    if attempt >= MAX_ATTEMPTS:
+                        go_on()  # past Slack's own schedule: the channel's later events do not wait on it for good
+                        log.error(
+                            "slack event still not made a turn after %d attempts: kept in the inbox, tried again in"
+                            " %.0fs inbox_id=%d %s", attempt, PAUSES[-1], arrival.id, _named(arrival.body),
+                        )
+                    await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
+                    attempt += 1
+                    handled = await self._attempt(arrival)
+                go_on()
+                self._handled(arrival)
             finally:
-                tried.set()
-                if where is not None and self._last.get(where) is tried:
-                    del self._last[where]
-            attempt = arrival.attempts + 1
-            while not handled:
-                self._failed(arrival)
-                if attempt >= MAX_ATTEMPTS:
-                    log.error(
-                        "slack event still not made a turn after %d attempts: kept in the inbox, tried again in"
-                        " %.0fs inbox_id=%d %s", attempt, PAUSES[-1], arrival.id, _named(arrival.body),
-                    )
-                await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
-                attempt += 1
-                handled = await self._attempt(arrival)
-            self._handled(arrival)
+                go_on()
 
     async def _attempt(self, arrival: Arrival) -> bool:
         try:

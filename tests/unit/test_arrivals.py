@@ -116,3 +116,62 @@ def test_stopping_cuts_off_a_waiting_retry_and_leaves_the_row(monkeypatch: pytes
     monkeypatch.setattr(arrivals, "PAUSES", (30.0, 30.0, 30.0))
     bolt = Bolt([500])
     assert run(bolt, Arrival(9, HEADERS, BODY), stop_after=0.05) == ([], [9])
+
+
+def _body(event_id: str, event: dict[str, object]) -> bytes:
+    return json.dumps({"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event}).encode()
+
+
+MENTION = _body("Ev1", {"type": "app_mention", "channel": "C1", "ts": "1.000100", "text": "<@UBOT> deploy"})
+DELETED = _body("Ev2", {"type": "message", "subtype": "message_deleted", "channel": "C1", "deleted_ts": "1.000100",
+                       "ts": "2.000200"})
+
+
+def test_a_deletion_is_not_handled_before_the_message_whose_first_attempt_failed() -> None:
+    handled_order: list[str] = []
+    first = [True]
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        name = request.body["event_id"]
+        if name == "Ev1" and first[0]:  # the store could not take the mention's turn this once (locked, full)
+            first[0] = False
+            return BoltResponse(status=500, body="")
+        handled_order.append(name)
+        return BoltResponse(status=200, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None)
+        queue.arrive(Arrival(1, HEADERS, MENTION))
+        queue.arrive(Arrival(2, HEADERS, DELETED))
+        while len(queue):
+            await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert handled_order == ["Ev1", "Ev2"], (
+        f"the deletion was handled before the message it deletes: {handled_order}"
+    )
+
+
+def test_an_event_failing_past_slacks_schedule_lets_its_channels_later_events_go_on() -> None:
+    """The channel's later events wait while an earlier one is tried again on Slack's schedule, not for good."""
+    handled_order: list[str] = []
+    tries: list[str] = []
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        name = request.body["event_id"]
+        tries.append(name)
+        if name == "Ev1" and tries.count("Ev1") <= MAX_ATTEMPTS + 1:
+            return BoltResponse(status=500, body="")
+        handled_order.append(name)
+        return BoltResponse(status=200, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None)
+        queue.arrive(Arrival(1, HEADERS, MENTION))
+        queue.arrive(Arrival(2, HEADERS, DELETED))
+        while len(queue):
+            await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert tries.index("Ev2") == MAX_ATTEMPTS, tries  # after Slack's four tries of Ev1, not before
+    assert handled_order == ["Ev2", "Ev1"], handled_order
