@@ -39,7 +39,8 @@ _PAIRS = tuple(
                 rf"{re.escape(m)}(?![\w{re.escape(m)}])"), twin)
     for m, twin in (("*", "∗"), ("_", "＿"), ("~", "∼"))
 )
-_PIPE = "∣"  # stands in for `|`, which would end a link's URL or label early
+_PIPE = "∣"
+_BACKTICK = "ˋ"  # modifier letter grave accent: stands in for a literal backtick in text  # stands in for `|`, which would end a link's URL or label early
 _FENCE = "```"
 _RULE = "———"
 _BULLET = "•"
@@ -105,10 +106,12 @@ def _safe(text: str, keep_urls: bool = False) -> str:
 
 def _unpaired(text: str) -> str:
     """Literal `*`, `_` and `~` (Markdown's `\\*`, or markers CommonMark left as text) that mrkdwn would pair into
-    bold, italics or strikethrough, as look-alikes: mrkdwn has no escape."""
+    bold, italics or strikethrough, as look-alikes: mrkdwn has no escape. A literal backtick too, always: Slack pairs
+    backticks from the left across a message, so one in text could pair with inline code's and leave that code's
+    content (a URL holding @channel, say) as text."""
     for pair, twin in _PAIRS:
         text = pair.sub(partial(_twinned, twin), text)
-    return text
+    return text.replace("`", _BACKTICK)
 
 
 def _twinned(twin: str, span: re.Match[str]) -> str:
@@ -135,10 +138,10 @@ def _text(text: str) -> str:
 
 
 def _code_span(text: str) -> str:
-    """Inline code's content between its two backticks: none of its own backticks may join another (or the
-    wrapping ones) into a run of three, which Slack reads as a code block's fence."""
-    inner = re.sub(r"`{2,}", lambda m: "\u200b".join(m.group()), _entities(_defuse(text, keep_urls=True)))
-    return ("\u200b" if inner.startswith("`") else "") + inner + ("\u200b" if inner.endswith("`") else "")
+    """Inline code's content between its two backticks. Slack's inline code cannot hold a backtick: one ends it
+    (and the rest, a URL holding @channel say, would be text), and runs of them read as a code block's fence. So
+    its own backticks are look-alikes."""
+    return _entities(_defuse(text, keep_urls=True)).replace("`", _BACKTICK)
 
 
 def _linkable(url: str) -> bool:

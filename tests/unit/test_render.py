@@ -341,6 +341,10 @@ markdown_text = st.lists(
 @example("` `` `")  # inline code holding backticks: with the wrapping ones, a run of three opened a code block
 @example("x ``` ``a ``` y")
 @example("a `` `foo` `` b")
+# A literal backtick in text, or inside inline code, paired with the code's own (Slack pairs them from the left):
+# the rest of the code, a URL holding @channel, was text.
+@example("```<`https://e.com/?a=1&b=2@channel`")
+@example("```<`https://e.com/?a=1&b=2@channel```")
 def test_property_no_control_sequence_ping_or_bare_ampersand(markdown: str) -> None:
     out = to_mrkdwn(markdown)
     assert unsafe(out) == [], (markdown, out)
