@@ -39,8 +39,8 @@ _PAIRS = tuple(
                 rf"{re.escape(m)}(?![\w{re.escape(m)}])"), twin)
     for m, twin in (("*", "∗"), ("_", "＿"), ("~", "∼"))
 )
-_PIPE = "∣"
-_BACKTICK = "ˋ"  # modifier letter grave accent: stands in for a literal backtick in text  # stands in for `|`, which would end a link's URL or label early
+_PIPE = "∣"  # stands in for `|`, which would end a link's URL or label early
+_BACKTICK = "ˋ"  # modifier letter grave accent: stands in for a literal backtick (in text, in inline code)
 _FENCE = "```"
 _RULE = "———"
 _BULLET = "•"
