@@ -38,13 +38,45 @@ def json_setting(name: str, value: object) -> object:
         raise ValueError(f"{name.upper()} is not JSON ({exc}): write it as {like}") from None
 
 
+def _split(url: str) -> tuple[str, str, str]:
+    """`url` as its scheme with `://` ("" for none), its authority (up to the first / ? or #) and the rest."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return scheme + sep, authority, rest[len(authority) :]
+
+
+def _port_unread(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 (a port that is not a number is found only when it is read)
+    except ValueError:
+        return True
+    return False
+
+
 def _masked(url: str) -> str:
-    """`url` with whatever precedes its host's @ (a user and password) masked, scheme or not."""
-    head, at, host = url.rpartition("@")
-    if not at:
-        return url
-    scheme, sep, _ = head.partition("://")
-    return f"{scheme}://***@{host}" if sep else f"***@{host}"
+    """`url` with a user and password masked, scheme or not: those before the host's @, or, where a raw / ? or # in
+    the password cut the host's part short (the port then reads as no number), all up to the @ after it. An @ in
+    the path of a URL that reads whole is left alone."""
+    head, authority, tail = _split(url)
+    if "@" in authority:
+        return f"{head}***@{authority.rpartition('@')[2]}{tail}"
+    if "@" in tail and _port_unread(url):
+        return f"{head}***@{tail.partition('@')[2]}"
+    return url
+
+
+def _password_cut(url: str) -> bool:
+    """Whether a raw / ? or # in a user's password is what cut the host's part short: an @ after it, followed by
+    what reads as a host (a name with a dot, localhost, [an IPv6 address] or a host:port)."""
+    _, authority, tail = _split(url)
+    after = tail.partition("@")[2] if "@" not in authority and "@" in tail else ""
+    host = re.match(r"(\[[^\]]*\]|[^/?#:@\s]+)(:\d+)?(?:[/?#]|$)", after)
+    if host is None:
+        return False
+    name = host.group(1)
+    return "." in name or name.lower() == "localhost" or name.startswith("[") or host.group(2) is not None
 
 
 def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None:
@@ -61,18 +93,14 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
     if parts.scheme.lower() not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
         return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
-    rest = url.partition("://")[2]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     encode = (
         f"{variable}={shown} has a user or password holding a space, /, ? or #: write them percent-encoded "
         "there (a space as %20, / as %2F, ? as %3F, # as %23)"
     )
-    if re.search(r"\s", authority):  # shown as it is by anything that reads a URL's password up to a space
+    if re.search(r"\s", _split(url)[1]):  # shown as it is by anything that reads a URL's password up to a space
         return encode
-    try:
-        parts.port  # noqa: B018 (a port that is not a number is found only when it is read)
-    except ValueError:
-        if "@" in rest[len(authority) :]:  # a URL parser ended the host's part at the password's / ? or #
+    if _port_unread(url):
+        if _password_cut(url):  # a URL parser ended the host's part at the password's / ? or #
             return encode
         return f"{variable}={shown} has a port that is not a number: write it as {schemes[0]}://host:port"
     if not parts.hostname:

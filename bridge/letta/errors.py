@@ -92,6 +92,11 @@ class LettaError(Exception):
         self.withdrawn = False  # a TIMEOUT that is the bridge's own deadline: it took the message back itself
 
     @property
+    def redirected(self) -> bool:
+        """The server answered a redirect (never followed): the URL is not where Letta answers."""
+        return self.kind == Kind.UNREACHABLE and self.status is not None and 300 <= self.status < 400
+
+    @property
     def tls(self) -> str:
         """How TLS failed on the way, as aiohttp names it (the detail of a connection failure): "certificate" (not
         trusted here), "handshake" (an http:// server asked for https://, a protocol mismatch), else ""."""
@@ -117,7 +122,8 @@ class LettaError(Exception):
         """Letta did not run the request: nothing reached it (a refused connection, a gateway's answer that proves it
         never sent it on), or it refused before doing anything (a 429 not from the agent loop). A 503 proves
         nothing by itself: a gateway answers it after forwarding too (`outcome_unknown`)."""
-        return self.kind == Kind.UNREACHABLE or (self.status == 429 and not self.loop_ran) or self.busy
+        unreached = self.kind == Kind.UNREACHABLE and not self.redirected  # a redirect: sent again, it comes again
+        return unreached or (self.status == 429 and not self.loop_ran) or self.busy
 
     @property
     def busy(self) -> bool:
@@ -173,6 +179,8 @@ class LettaError(Exception):
                 "the request had already been answered or had ended."
             )
         match self.kind:
+            case Kind.UNREACHABLE if self.redirected:
+                return f"I couldn't reach the Letta server at {url}: {self.detail}."
             case Kind.UNREACHABLE if self.proxy:
                 return (
                     f"I couldn't reach the Letta server at {url}: the proxy this host goes through failed{detail}. "
@@ -295,6 +303,8 @@ class LettaError(Exception):
         url = self.base_url or "LETTA_BASE_URL"
         detail = f" ({self.detail})" if self.detail else ""
         match self.kind:
+            case Kind.UNREACHABLE if self.redirected:
+                return f"the Letta server at {url} is not reached there: {self.detail}"
             case Kind.UNREACHABLE if self.proxy:
                 return (
                     f"cannot reach the Letta server at {url} through the proxy{detail}: check the proxy variable that "

@@ -306,7 +306,7 @@ class LettaTransport:
         if gateway is not None:
             detail = gateway.said
         if 300 <= status < 400:  # never followed: the check of a URL reads paths under that URL only
-            kind, detail = Kind.ROUTE_MISSING, redirect_words(status, response.headers.get("location", ""))
+            kind, detail = Kind.UNREACHABLE, redirect_words(status, response.headers.get("location", ""))
         elif gateway is not None and gateway.unsent:
             kind = Kind.UNREACHABLE  # the gateway says it never got the request to Letta
         elif status == 407:

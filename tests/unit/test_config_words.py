@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import Settings
+from bridge.config_errors import letta_path_problem, url_problem
 from bridge.config_load import SettingsError, load_settings
 
 
@@ -257,3 +258,20 @@ def test_an_at_sign_in_the_letta_url_path_is_not_taken_for_a_password(url: str) 
 def test_an_at_sign_in_the_slack_api_url_path_is_not_taken_for_a_password() -> None:
     settings = Settings(slack_api_url="https://slack-proxy.example.com/@ops/api/")
     assert settings.slack_api_url == "https://slack-proxy.example.com/@ops/api/"
+
+
+URL_SCHEMES = ("http", "https", "ws", "wss")
+
+
+def test_the_v1_advice_for_a_url_with_an_at_in_its_path_names_its_host() -> None:
+    """_masked takes everything before the URL's last @ for a user and password, path included: the admin is told
+    to write https://***@team/letta, an address with no host."""
+    said = letta_path_problem("LETTA_BASE_URL", "https://gateway.example/@team/letta/v1")
+    assert said is not None
+    assert "write https://gateway.example/@team/letta " in said, said
+
+
+def test_a_mistyped_port_before_an_at_in_the_path_is_called_a_port_not_a_password() -> None:
+    """No user or password here: the port is mistyped (8O83), but the words ask to percent-encode a password."""
+    said = url_problem("LETTA_BASE_URL", "https://gateway.example:8O83/@team/letta", URL_SCHEMES)
+    assert said is not None and "port that is not a number" in said, said

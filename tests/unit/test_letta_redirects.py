@@ -1,0 +1,85 @@
+"""A redirect (never followed) is a server not reached at that URL, not a missing route: ROUTE_MISSING has
+lasting meanings elsewhere ("this server has no conversations" for the rest of the process, "no groups")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
+from bridge.targets import TargetError, resolve_target
+
+CONVS = b'[{"id": "conv-1", "agent_id": "agent-1"}]'
+
+
+async def server(redirecting: dict[str, bool]) -> asyncio.Server:
+    """A Letta whose every route answers, except while `redirecting["on"]`: then a 302 to a maintenance page
+    (or an auth proxy's login page) on another origin."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        if length:
+            await reader.readexactly(length)
+        if redirecting["on"]:
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: https://status.example.com/maintenance\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(CONVS), CONVS))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def test_a_passing_redirect_does_not_make_the_server_one_without_conversations_for_good() -> None:
+    """One 302 on the conversations list (a maintenance page, an auth proxy's login) was followed and failed
+    that call; now it is ROUTE_MISSING, and `has_conversations` remembers False for the life of the process:
+    every Slack thread afterwards goes to the agent's own (default) context, threads mixed together."""
+
+    async def main() -> tuple[bool | Exception, bool]:
+        redirecting = {"on": True}
+        srv = await server(redirecting)
+        port = srv.sockets[0].getsockname()[1]
+        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
+        try:
+            try:
+                first: bool | Exception = await client.has_conversations()
+            except LettaError as error:
+                first = error
+            redirecting["on"] = False  # the maintenance is over
+            later = await client.has_conversations()
+        finally:
+            await client.aclose()
+            srv.close()
+        return first, later
+
+    first, later = asyncio.run(main())
+    assert later is True, f"after one redirect (first answer: {first!r}) the server is taken to have no conversations"
+
+
+def test_binding_a_group_behind_a_redirect_does_not_say_the_server_has_no_groups() -> None:
+    """`/letta bind group-…` on a server answering 302: the admin read 'this Letta server has no groups; bind the
+    agents themselves', and the redirect's words (where it leads, which URL to set) were dropped."""
+
+    async def main() -> str:
+        srv = await server({"on": True})
+        port = srv.sockets[0].getsockname()[1]
+        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
+        try:
+            with pytest.raises(TargetError) as caught:
+                await resolve_target(client, ["group-00000000-0000-4000-8000-000000000001"])
+        finally:
+            await client.aclose()
+            srv.close()
+        return str(caught.value)
+
+    said = asyncio.run(main())
+    assert "has no groups" not in said, said
+    assert "redirect" in said, said
