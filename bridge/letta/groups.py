@@ -93,7 +93,7 @@ class GroupDetails:
                     cached = self._records[target.group_id] = (now, await self._client.get_group(target.group_id))
                 return await with_record(self._client, target, cached[1], self._names)
             except LettaError as error:
-                log.warning("group %s: its manager could not be looked up: %s", target.group_id, error)
-                if limits and target.manager_type in MANAGED:
+                log.warning("group %s: its record could not be looked up: %s", target.group_id, error)
+                if limits and target.manager_type in MANAGED and target.manager is None:
                     raise
-                return target
+                return target  # as saved when the channel was connected (its manager too, where it was saved)

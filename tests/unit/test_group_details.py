@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
+import pytest
+
 from bridge.domain import AgentRef, Target
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.groups import GroupDetails
 from bridge.letta.models import Agent, Group
 
@@ -103,3 +107,21 @@ def test_two_channels_of_one_group_do_not_look_the_group_up_on_every_turn() -> N
 
     calls = asyncio.run(main())
     assert calls.count("group") <= 2, f"10 turns of one group within the cache's 5 minutes asked Letta: {calls}"
+
+
+def test_a_group_whose_record_cannot_be_read_now_is_played_as_saved_with_its_manager() -> None:
+    """Reading the record on every group's turn (for its members) must not make a Letta blip on GET /v1/groups fail
+    a managed group whose manager the binding saved: it is played as saved, as before the members were read."""
+
+    class Down:
+        async def get_group(self, group_id: str) -> Group:
+            raise LettaError(Kind.SERVER_ERROR, "busy", status=503)
+
+    supervised = Target("group", (AgentRef("agent-a", "alice"),), "group-sup", "supervisor", "crew",
+                        manager=AgentRef("agent-m", "boss"))
+    fake: Any = Down()
+    done = asyncio.run(GroupDetails(fake).complete(supervised))
+    assert done == supervised
+    unsaved = dataclasses.replace(supervised, manager=None)  # without its manager it cannot be played at all
+    with pytest.raises(LettaError):
+        asyncio.run(GroupDetails(fake).complete(unsaved))
