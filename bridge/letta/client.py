@@ -227,8 +227,8 @@ class LettaClient(LettaTransport):
             path = f"/v1/conversations/{DEFAULT_CONVERSATION}/stream"
             answer = await self._probe("POST", path, json={})
             status, body = answer.status, answer.text
-            if status in (401, 402, 403, 429):  # the key, its quota or its rate: said as what it is
-                raise self._error_for(answer, "", "POST", path)
+            if status in (401, 402, 403, 429) or 300 <= status < 400:  # the key, its quota, its rate, a redirect:
+                raise self._error_for(answer, "", "POST", path)  # said as what it is, nothing decided
             if (status >= 500 or status == 408) and not (status == 503 and "Redis" in body):
                 # A gateway's or an overloaded server's answer, not the route's: asked again next time. Kept, it would
                 # decide every later send (and the otid each is looked up by after a restart).

@@ -15,8 +15,8 @@ CONVS = b'[{"id": "conv-1", "agent_id": "agent-1"}]'
 
 
 async def server(redirecting: dict[str, bool]) -> asyncio.Server:
-    """A Letta whose every route answers, except while `redirecting["on"]`: then a 302 to a maintenance page
-    (or an auth proxy's login page) on another origin."""
+    """A Letta whose every route answers, except while `redirecting["on"]` (or, with `redirecting["posts"]`, for
+    every POST): then a 302 to a maintenance page (or an auth proxy's login page) on another origin."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -26,7 +26,7 @@ async def server(redirecting: dict[str, bool]) -> asyncio.Server:
                 length = int(line.split(b":")[1])
         if length:
             await reader.readexactly(length)
-        if redirecting["on"]:
+        if redirecting["on"] or (redirecting.get("posts") and head.startswith(b"POST")):
             writer.write(b"HTTP/1.1 302 Found\r\nLocation: https://status.example.com/maintenance\r\n"
                          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
         else:
@@ -39,9 +39,9 @@ async def server(redirecting: dict[str, bool]) -> asyncio.Server:
 
 
 def test_a_passing_redirect_does_not_make_the_server_one_without_conversations_for_good() -> None:
-    """One 302 on the conversations list (a maintenance page, an auth proxy's login) was followed and failed
-    that call; now it is ROUTE_MISSING, and `has_conversations` remembers False for the life of the process:
-    every Slack thread afterwards goes to the agent's own (default) context, threads mixed together."""
+    """One 302 on the conversations list (a maintenance page, an auth proxy's login) was taken for a missing route,
+    and `has_conversations` remembered False for the life of the process: every Slack thread afterwards went to the
+    agent's own (default) context, threads mixed together."""
 
     async def main() -> tuple[bool | Exception, bool]:
         redirecting = {"on": True}
@@ -83,3 +83,26 @@ def test_binding_a_group_behind_a_redirect_does_not_say_the_server_has_no_groups
     said = asyncio.run(main())
     assert "has no groups" not in said, said
     assert "redirect" in said, said
+
+
+def test_a_redirected_resume_probe_decides_nothing() -> None:
+    """The resume probe (POST to the default conversation's stream) answered with a redirect was taken to mean the
+    server keeps background runs resumable (anything but a 503 or a missing route), for the life of the process."""
+
+    async def main() -> tuple[LettaError | bool, bool | None]:
+        srv = await server({"on": False, "posts": True})
+        port = srv.sockets[0].getsockname()[1]
+        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
+        try:
+            try:
+                said: LettaError | bool = await client.has_resume()
+            except LettaError as error:
+                said = error
+        finally:
+            await client.aclose()
+            srv.close()
+        return said, client.resumable
+
+    said, kept = asyncio.run(main())
+    assert isinstance(said, LettaError) and said.redirected, said
+    assert kept is None  # asked again next time
