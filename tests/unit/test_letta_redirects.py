@@ -4,6 +4,8 @@ lasting meanings elsewhere ("this server has no conversations" for the rest of t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -38,6 +40,19 @@ async def server(redirecting: dict[str, bool]) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
+@asynccontextmanager
+async def client_of(redirecting: dict[str, bool]) -> AsyncIterator[LettaClient]:
+    """A client of `server(redirecting)`, closed with it."""
+    srv = await server(redirecting)
+    client = LettaClient(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", api_key="k", send_retries=0,
+                         retry_base=0)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        srv.close()
+
+
 def test_a_passing_redirect_does_not_make_the_server_one_without_conversations_for_good() -> None:
     """One 302 on the conversations list (a maintenance page, an auth proxy's login) was taken for a missing route,
     and `has_conversations` remembered False for the life of the process: every Slack thread afterwards went to the
@@ -45,20 +60,13 @@ def test_a_passing_redirect_does_not_make_the_server_one_without_conversations_f
 
     async def main() -> tuple[bool | Exception, bool]:
         redirecting = {"on": True}
-        srv = await server(redirecting)
-        port = srv.sockets[0].getsockname()[1]
-        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
-        try:
+        async with client_of(redirecting) as client:
             try:
                 first: bool | Exception = await client.has_conversations()
             except LettaError as error:
                 first = error
             redirecting["on"] = False  # the maintenance is over
-            later = await client.has_conversations()
-        finally:
-            await client.aclose()
-            srv.close()
-        return first, later
+            return first, await client.has_conversations()
 
     first, later = asyncio.run(main())
     assert later is True, f"after one redirect (first answer: {first!r}) the server is taken to have no conversations"
@@ -69,15 +77,9 @@ def test_binding_a_group_behind_a_redirect_does_not_say_the_server_has_no_groups
     agents themselves', and the redirect's words (where it leads, which URL to set) were dropped."""
 
     async def main() -> str:
-        srv = await server({"on": True})
-        port = srv.sockets[0].getsockname()[1]
-        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
-        try:
+        async with client_of({"on": True}) as client:
             with pytest.raises(TargetError) as caught:
                 await resolve_target(client, ["group-00000000-0000-4000-8000-000000000001"])
-        finally:
-            await client.aclose()
-            srv.close()
         return str(caught.value)
 
     said = asyncio.run(main())
@@ -90,18 +92,12 @@ def test_a_redirected_resume_probe_decides_nothing() -> None:
     server keeps background runs resumable (anything but a 503 or a missing route), for the life of the process."""
 
     async def main() -> tuple[LettaError | bool, bool | None]:
-        srv = await server({"on": False, "posts": True})
-        port = srv.sockets[0].getsockname()[1]
-        client = LettaClient(f"http://127.0.0.1:{port}", api_key="k", send_retries=0, retry_base=0)
-        try:
+        async with client_of({"on": False, "posts": True}) as client:
             try:
                 said: LettaError | bool = await client.has_resume()
             except LettaError as error:
                 said = error
-        finally:
-            await client.aclose()
-            srv.close()
-        return said, client.resumable
+            return said, client.resumable
 
     said, kept = asyncio.run(main())
     assert isinstance(said, LettaError) and said.redirected, said
