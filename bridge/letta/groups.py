@@ -13,6 +13,7 @@ import dataclasses
 import logging
 
 from bridge.domain import AgentRef, Target
+from bridge.keyed_locks import KeyedLocks
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.models import Group
@@ -23,8 +24,23 @@ log = logging.getLogger(__name__)
 LOOKED_UP = (*MANAGED, "round_robin")  # round robin: for its members and max_turns
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """What a turn takes from a group's record: kept for every group a process has played, so not the whole wire
+    model (about 3 KB a group with the fields Letta adds)."""
+
+    agent_ids: tuple[str, ...]
+    manager_agent_id: str | None
+    max_turns: int | None
+    termination_token: str | None
+
+    @classmethod
+    def of(cls, group: Group) -> GroupRecord:
+        return cls(tuple(group.agent_ids), group.manager_agent_id, group.max_turns, group.termination_token)
+
+
 async def with_record(
-    client: LettaClient, target: Target, group: Group, names: dict[str, AgentRef] | None = None
+    client: LettaClient, target: Target, group: GroupRecord, names: dict[str, AgentRef] | None = None
 ) -> Target:
     """`target` with the group's members, manager, max_turns and termination_token as `group` (its record) has them;
     `names`: agents' names known already (the target's own come first), added to with each one looked up."""
@@ -68,9 +84,9 @@ class GroupDetails:
         self._ttl = ttl
         # Each group's record as Letta last gave it, and when: one lookup per group, whichever binding asks (two
         # channels may bind one group with different saved members).
-        self._records: dict[str, tuple[float, Group]] = {}
+        self._records: dict[str, tuple[float, GroupRecord]] = {}
         self._names: dict[str, AgentRef] = {}  # agents' names looked up for a member the binding did not list
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
         """`limits=False` where Letta plays the group itself (the server runner): only a manager, which the
@@ -86,11 +102,12 @@ class GroupDetails:
             return target  # Letta plays it with its members as they are: only the manager was wanted
         # (A dynamic group's speakers are told from its manager's choices by name: both as the record has them.)
         now = asyncio.get_running_loop().time()
-        async with self._locks.setdefault(target.group_id, asyncio.Lock()):
+        async with self._locks.hold(target.group_id):
             try:
                 cached = self._records.get(target.group_id)
                 if cached is None or now - cached[0] >= self._ttl:
-                    cached = self._records[target.group_id] = (now, await self._client.get_group(target.group_id))
+                    record = GroupRecord.of(await self._client.get_group(target.group_id))
+                    cached = self._records[target.group_id] = (now, record)
                 return await with_record(self._client, target, cached[1], self._names)
             except LettaError as error:
                 log.warning("group %s: its record could not be looked up: %s", target.group_id, error)

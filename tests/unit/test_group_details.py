@@ -125,3 +125,17 @@ def test_a_group_whose_record_cannot_be_read_now_is_played_as_saved_with_its_man
     unsaved = dataclasses.replace(supervised, manager=None)  # without its manager it cannot be played at all
     with pytest.raises(LettaError):
         asyncio.run(GroupDetails(fake).complete(unsaved))
+
+
+def test_a_group_looked_up_leaves_no_lock_behind() -> None:
+    """Every group a process plays is looked up: a lock kept per group ever seen would grow with them."""
+
+    async def main() -> int:
+        letta = SlowLetta()
+        letta.release.set()
+        fake: Any = letta
+        details = GroupDetails(fake)
+        await asyncio.gather(*(details.complete(target(f"group-{i}")) for i in range(50)))
+        return len(details._locks)
+
+    assert asyncio.run(main()) == 0
