@@ -160,8 +160,21 @@ class LettaClient(LettaTransport):
         if background:
             body["background"] = True
         async with self._one_send(agent_id, conversation_id, [_lock_key(conversation_id, agent_id)]):
-            async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
-                yield item
+            while True:
+                received = False
+                try:
+                    async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
+                        received = True
+                        yield item
+                    return
+                except LettaError as error:
+                    if received or "background" not in body or not error.background_refused:
+                        raise
+                    # Known to keep background runs when first asked, restarted without Redis since: nothing ran.
+                    # Every later send goes without, and this one goes again at once.
+                    self.resumable = False
+                    del body["background"]
+                    log.warning("letta refused a background run (it has no Redis now): sent without, from now on")
 
     async def cancel_agent(self, agent_id: str) -> dict[str, str]:
         """Cancel the agent's active runs outside every conversation (POST /v1/agents/{id}/messages/cancel):

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 from bridge.logs import shown_url
 
+# 0.16.8's 503 to a `background: true` send when it has no Redis (now): refused before any run, nothing stored.
+BACKGROUND_REFUSED = "Background streaming requires Redis"
+
 
 class Kind(StrEnum):
     UNREACHABLE = "unreachable"
@@ -124,6 +127,12 @@ class LettaError(Exception):
         nothing by itself: a gateway answers it after forwarding too (`outcome_unknown`)."""
         unreached = self.kind == Kind.UNREACHABLE and not self.redirected  # a redirect: sent again, it comes again
         return unreached or (self.status == 429 and not self.loop_ran) or self.busy
+
+    @property
+    def background_refused(self) -> bool:
+        """0.16.8 without Redis refused a `background: true` send before any run began (a server that had Redis when
+        asked, restarted without it since): the same send without it is the send."""
+        return self.status == 503 and BACKGROUND_REFUSED in self.detail
 
     @property
     def busy(self) -> bool:

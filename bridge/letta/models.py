@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 
+from bridge.letta.errors import BACKGROUND_REFUSED
+
 log = logging.getLogger(__name__)
 
 
@@ -278,7 +280,7 @@ class ErrorBody(_Wire):
         answered before Letta, has neither shape."""
         if isinstance(self.error, LLMError) and (self.error.type or "").startswith("llm_"):
             return True
-        return status == 503 and self.detail is not None
+        return status == 503 and self.detail is not None and BACKGROUND_REFUSED not in str(self.detail)
 
     def describe(self) -> str:
         said = self._said()
