@@ -286,14 +286,17 @@ class Relay:
     async def _run_threads(self, key: tuple[str, str]) -> None:
         """Each thread's turns in order, different threads at the same time, until none is left (or the bridge
         stops: running turns finish, no new one starts). A turn accepted meanwhile nudges it to look at its
-        thread; the binding's threads are read from the store once, when it starts."""
+        thread; the binding's waiting threads are read from the store when it starts, then every THREADS_LOOK_EVERY
+        (for the turns other processes accepted)."""
         nudge = self._nudges[key] = asyncio.Event()
         wanted = self._thread_wakes[key] = {}
         again: set[str] = set()  # threads whose task must look once more before it stops
         threads: dict[str, asyncio.Task[None]] = {}
+        loop = asyncio.get_running_loop()
         try:
             for thread_ts in await self._store.waiting_threads(*key):
                 wanted[thread_ts] = None
+            looked = loop.time()
             while True:
                 nudge.clear()
                 if not self._closing:
@@ -312,7 +315,10 @@ class Relay:
                     {*threads.values(), woken}, timeout=THREADS_LOOK_EVERY, return_when=asyncio.FIRST_COMPLETED
                 )
                 woken.cancel()
-                if not done:
+                # Another process's accepts cannot nudge this one: the store is read every THREADS_LOOK_EVERY, however
+                # often this process's own mentions or ending threads wake it meanwhile.
+                if not done or loop.time() - looked >= THREADS_LOOK_EVERY:
+                    looked = loop.time()
                     for thread_ts in await self._store.waiting_threads(*key):
                         wanted[thread_ts] = None
         finally:
