@@ -298,11 +298,12 @@ class LiveMessages:
         cards = task_cards(list(draft.tasks.values()), MAX_BLOCKS - len(body)) if draft is not None else []
         # Slack refusing the blocks (task cards, buttons) is no reason to show the reply twice: fewer are tried.
         choices: list[list[dict[str, Any]] | None]
-        if streaming is False:
+        if streaming is False and not (draft is not None and draft.in_blocks):
             choices = [with_actions(text, actions), None] if actions else [None]
         else:
-            # A stream's words are its blocks, which an edit without `blocks` keeps (chat.update: "the message's
-            # previous blocks will be retained"): the reply is given as blocks, and at the last as none at all.
+            # A stream's words are its blocks (a stopped one taken over after a restart too), which an edit without
+            # `blocks` keeps (chat.update: "the message's previous blocks will be retained"): the reply is given as
+            # blocks, and at the last as none at all.
             choices = [cards + body, body, []] if cards else [body, []]
         blocks, waited = choices.pop(0), 0
         while True:

@@ -113,3 +113,39 @@ def test_an_earlier_draft_no_reply_replaces_is_closed_and_another_turns_is_left_
         assert not [c for c in fake.calls[touched:] if c.args.get("ts") == running[1]], "another turn's draft"
 
     run(database_url, fake, body)
+
+
+def test_a_resumed_reply_that_grew_in_its_earlier_stream_shows_the_finished_reply(
+    database_url: str, fake: FakeSlack
+) -> None:
+    """A turn resumed after a crash grows its reply in the earlier run's stream (taken over: its words are its
+    blocks). The finished reply is then written over it: the message must show the finished reply, not the
+    last draft that was grown (an edit of `text` alone keeps the blocks). Found by a review (revAY)."""
+
+    async def body(store: Store, fake: FakeSlack, root: str) -> None:
+        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
+        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
+        [(_, earlier)] = fake.open_streams()  # the process dies here
+        again = drafts(store, fake, turn, turn_id, resumed=True)
+        await again.grow("agent-a", 0, "alice", "The deploy went")
+        final = "The deploy went fine, all 12 hosts are green."
+        assert await again.replace("agent-a:0", final) == earlier
+        assert fake.shown("C1", earlier) == final, fake.shown("C1", earlier)
+
+    run(database_url, fake, body)
+
+
+def test_a_resumed_draft_cut_off_says_so(database_url: str, fake: FakeSlack) -> None:
+    """The same taken-over stream, its turn then ending without the reply (deadline, failure): the draft is
+    marked cut off; the edit of `text` alone leaves the blocks, so the mark never shows."""
+
+    async def body(store: Store, fake: FakeSlack, root: str) -> None:
+        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
+        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
+        [(_, earlier)] = fake.open_streams()  # the process dies here
+        again = drafts(store, fake, turn, turn_id, resumed=True)
+        await again.grow("agent-a", 0, "alice", "The deploy went")
+        await again.abandon()
+        assert "cut off" in fake.shown("C1", earlier), fake.shown("C1", earlier)
+
+    run(database_url, fake, body)
