@@ -126,7 +126,10 @@ def _text(text: str) -> str:
     done = 0
     for start, end in _bare(text):
         address = text[start:end]
-        out.append(_safe(_unpaired(text[done:start])))
+        before = _safe(_unpaired(text[done:start]))
+        if before.endswith("@") and _BROADCAST.match("@" + address):
+            before += "\u200b"  # `@everyone@corp.com`: the email starts after a broadcast word's `@`
+        out.append(before)
         if _BROADCAST.search(address):
             url = "http://" + address if address[:4].lower() == "www." else address
             url = url if "://" in url else "mailto:" + url

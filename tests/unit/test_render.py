@@ -395,3 +395,13 @@ def test_literal_markers_mrkdwn_would_pair_are_shown_as_look_alikes() -> None:
     assert to_mrkdwn(r"2 \* 3 \* 4, snake_case_name, https://x.com/_a_/b") == (
         "2 * 3 * 4, snake_case_name, https://x.com/_a_/b"
     )
+
+
+@pytest.mark.parametrize(
+    "reply", ["Paging @everyone@corp.com now", "hey @here-oncall@pagerduty.com", "cc @channel.ops@corp.com"]
+)
+def test_a_broadcast_word_glued_to_an_email_is_defused(reply: str) -> None:
+    """`escape` defuses `@everyone` in these words; the reply renderer keeps the email whole (its address span
+    starts after the `@`) and the broadcast word before it stayed whole as well (found by a review, revAY)."""
+    out = to_mrkdwn(reply)
+    assert unsafe(out) == [], (reply, out)
