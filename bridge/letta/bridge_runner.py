@@ -29,7 +29,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
-from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle
+from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle, unread
 from bridge.letta.rest_send import RestSend
 from bridge.letta.send_parts import each, reattached_texts, refused
 from bridge.letta.wire import user_message
@@ -122,7 +122,7 @@ class BridgeRunner(Step):
                 found = await self._send.outcome(agent, key, otid, since, conversation, background, turn.drafts, sent)
             except LettaError as error:
                 if not error.conversation_gone:
-                    raise
+                    return await self._unread(agent, key, error, journal)
                 return await self._lost(agent, key, error, journal)
             lookup = Sent(sent, since, conversation)
             if isinstance(found, list):
@@ -152,7 +152,10 @@ class BridgeRunner(Step):
         except LettaError as error:
             found = None
             if error.outcome_unknown:
-                found = await self._send.outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                try:
+                    found = await self._send.outcome(agent, key, otid, sent_at, conversation, background, turn.drafts)
+                except LettaError as unreadable:
+                    return await self._unread(agent, key, unreadable, journal)
                 lookup = Sent(otid, sent_at, conversation)
                 if isinstance(found, list):
                     return await self._reattached(agent, key, found, turn, journal, upto, lookup)
@@ -264,7 +267,10 @@ class BridgeRunner(Step):
         approval-said-first-stream.json) is read back from history, so that the reply still begins with it."""
         request, conversation = pending.request, pending.request.conversation
         if pending.sent:
-            found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
+            try:
+                found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
+            except LettaError as error:
+                return await self._unread(agent, key, error, journal)
             if reached(request, found):
                 assert found is not None and turn.approvals is not None
                 await turn.approvals.settled(request)
@@ -285,6 +291,14 @@ class BridgeRunner(Step):
         """A resumed send whose conversation was deleted meanwhile: what it did went with it; never made again."""
         explained = LOST_WITH_CONVERSATION.format(agent=agent.name)
         failure = AgentFailure(agent.name, explained, error.kind, agent.id, error.request_id, key)
+        await journal.answered(key, [], failure)
+        return [failure]
+
+    @staticmethod
+    async def _unread(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
+        """A send whose outcome is unknown, its answer unreadable on Letta: never made again, said as unknown."""
+        log.warning("letta history not read, outcome unknown agent=%s kind=%s", agent.id, error.kind)
+        failure = unread(agent, key, error)
         await journal.answered(key, [], failure)
         return [failure]
 

@@ -4,7 +4,9 @@ back), so that an agent that may still be answering is never asked again.
 A real Letta server stores the user message, with the bridge's `otid`, only when the agent's step ends; until
 then the send shows only as an active run (reference/letta/README.md §19). So:
 - `settle`: wait until the agent (or the conversation) has no active run that the send could be, then look the
-  otid up in history. The wait has no bound of its own: the turn's deadline ends it.
+  otid up in history. The wait has no bound of its own: the turn's deadline ends it. A read that fails on the way
+  (a gateway's 502, a timeout) is made again a few times: the send is never made again, so its answer is worth
+  waiting for; past that the caller says the outcome is unknown (`unread`).
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
   carrying the otid shows up. The turn's reply is the agent's `assistant_message`s after it, up to the next user
   message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
@@ -26,8 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from bridge.domain import Target
+from bridge.domain import AgentFailure, AgentRef, Target
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import (
     ApprovalRequestMessage,
     AssistantMessage,
@@ -42,6 +45,14 @@ log = logging.getLogger(__name__)
 PAGE = 100
 MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
+# Pauses before history is read again after a failure on the way (about 15 s in all, within any turn's deadline).
+READ_AGAIN = (0.5, 1.0, 2.0, 4.0, 8.0)
+PASSING = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.UNREACHABLE})
+UNREAD = (
+    "Letta did not say whether {agent} got the message, and {agent}'s answer could not be read back from Letta "
+    "({why}). {agent} is not asked again, so as not to answer twice: look for the answer in Letta, or ask again if "
+    "there is none."
+)
 
 Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
 
@@ -133,7 +144,32 @@ async def settle(
 ) -> Found | None:
     """Wait while the agent (the conversation; `default` or None: the agent's own thread) has a run that a send
     made at `since` could be, then look the otid up. None: no such run is going and Letta never stored the send,
-    so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on."""
+    so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on.
+    Raises LettaError when Letta cannot be read, after READ_AGAIN's pauses for a failure on the way."""
+    for pause in (*READ_AGAIN, None):
+        try:
+            return await _settle(client, agent_id, otid, since, conversation, author)
+        except LettaError as error:
+            if pause is None or error.kind not in PASSING or error.redirected:
+                raise
+            log.info("letta history not read agent=%s kind=%s, reading again in %.1fs", agent_id, error.kind, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")  # the last pause is None: its failure is raised
+
+
+def unread(agent: AgentRef, key: str, error: LettaError) -> AgentFailure:
+    """A send whose outcome is unknown, and Letta's history could not be read to learn it: the agent is not asked
+    again (it may have answered), and the thread is told so."""
+    why = f"HTTP {error.status}" if error.status else error.kind.replace("_", " ")
+    return AgentFailure(
+        agent.name, UNREAD.format(agent=agent.name, why=why), error.kind, agent.id, error.request_id, key
+    )
+
+
+async def _settle(
+    client: LettaClient, agent_id: str, otid: Otids, since: datetime | None, conversation: str | None,
+    author: str | None,
+) -> Found | None:
     delay = 0.25
     while runs := await client.active_runs(agent_id, conversation, since):
         log.info("letta send may still be running agent=%s otid=%s runs=%s", agent_id, otid, len(runs))
