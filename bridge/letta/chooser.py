@@ -31,6 +31,10 @@ def group_send_broken(version: str) -> bool:
     return parsed is not None and (0, 12, 0) <= parsed < (0, 16, 5)
 
 
+SERVER_BROKEN = (
+    "Letta {version} answers every group send with an error (a server bug, fixed in 0.16.5), so `--runner server` "
+    "cannot be used there: the bridge asks the group's agents itself (`--runner bridge` or `auto`)."
+)
 MANAGER_RUNS_GROUP = ("supervisor", "dynamic")
 MANAGER_REFUSAL = (
     "On Letta {version} a {kind} group always runs on the server, because a message sent straight to its manager "
@@ -167,6 +171,10 @@ class RunnerChooser:
         """Why the binding's explicit runner cannot be used on this server, in one sentence; None when it can."""
         if self.appserver is not None and binding.runner == "server":
             return "The Letta App Server has no groups to run: the bridge asks the agents in turn (`--runner auto`)."
+        if binding.runner == "server" and binding.target.kind == "group":
+            version = await self.server_version()
+            if group_send_broken(version):
+                return SERVER_BROKEN.format(version=version)
         if binding.runner != "bridge" or binding.target.manager_type not in MANAGER_RUNS_GROUP:
             return None
         if binding.target.kind != "group":  # a bridge-defined group: its manager is an agent like any other
