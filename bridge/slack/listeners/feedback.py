@@ -1,7 +1,8 @@
 """A press of the feedback buttons under an agent's reply: recorded once per person and reply (a change of mind
 replaces the vote), counted in /metrics, and sent on to Letta as feedback on the step that wrote the reply where
 the server takes it. Acknowledged at once; the store write runs before the ack returns (it is one small query) so
-that a repeated press finds the first one recorded; Letta is told after the ack, in a task the bridge owns."""
+that a repeated press finds the first one recorded; Letta is told after the ack, in a task the bridge owns, one
+reply's votes one after another in the order they were recorded (Letta keeps the last one it is sent)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
+from bridge.keyed_locks import KeyedLocks
 from bridge.metrics import Metrics
 from bridge.slack.feedback import FEEDBACK_ACTION, Press, Vote, read_press
 from bridge.store.base import Store
@@ -41,12 +43,14 @@ async def _step_id(store: Store, press: Press) -> str:
     return next((r.step_id for r in record.replies if r.index == int(index) and r.agent_name == press.agent_name), "")
 
 
-async def _tell_letta(store: Store, votes: Votes, team: str, press: Press) -> None:
-    """Never shown to the person and never undoes the recorded vote: a failure is a log line."""
+async def _tell_letta(store: Store, votes: Votes, team: str, press: Press, order: KeyedLocks) -> None:
+    """Never shown to the person and never undoes the recorded vote: a failure is a log line. Sent while holding
+    the reply's place in `order`: two sends in flight at once, Letta could apply the earlier vote last."""
     try:
-        step_id = await _step_id(store, press)
-        if step_id and await votes.send(team, step_id, press.vote):
-            log.info("letta feedback sent step_id=%s vote=%s", step_id, press.vote)
+        async with order.hold(f"{team}:{press.turn_id}:{press.reply}"):
+            step_id = await _step_id(store, press)
+            if step_id and await votes.send(team, step_id, press.vote):
+                log.info("letta feedback sent step_id=%s vote=%s", step_id, press.vote)
     except Exception as exc:  # a Letta or store failure must not reach Bolt: the press is already answered
         log.warning("letta feedback not sent turn_id=%s reply=%s error=%s", press.turn_id, press.reply,
                     getattr(exc, "kind", type(exc).__name__))
@@ -54,6 +58,7 @@ async def _tell_letta(store: Store, votes: Votes, team: str, press: Press) -> No
 
 def register(app: AsyncApp, store: Store, metrics: Metrics, votes: Votes | None = None) -> None:
     feedback = FeedbackStore(store)
+    order = KeyedLocks()  # per reply: its votes reach Letta in the order they were recorded
 
     @app.action(FEEDBACK_ACTION)
     async def on_feedback(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -68,7 +73,7 @@ def register(app: AsyncApp, store: Store, metrics: Metrics, votes: Votes | None 
         outcome = await feedback.record(Feedback(team, press.turn_id, press.reply, press.agent_name, user, press.vote))
         metrics.feedback(press.agent_name, press.vote, outcome)
         if votes is not None and outcome in ("new", "changed"):
-            votes.tasks.spawn(_tell_letta(store, votes, team, press), "letta feedback")
+            votes.tasks.spawn(_tell_letta(store, votes, team, press, order), "letta feedback")
         log.info(
             "slack feedback turn_id=%s reply=%s agent=%s user=%s vote=%s outcome=%s",
             press.turn_id,
