@@ -87,6 +87,7 @@ def test_two_workspaces_on_two_letta_servers_never_mix(tmp_path: Path) -> None:
             assert "Only workspace admins" in ack.text
             ack, _ = world.command("setup", "C0BETA001", BETA)
             assert ack.status_code == 200 and ack.text == ""
+            world.slack.wait_for(lambda: len(world.slack.calls_to("views.open")) == 1)  # opened after the ack
             [opened] = world.slack.calls_to("views.open")
             assert opened.ok and "initial_value" not in str(opened.args["view"]).split("letta_key")[1]
             wrong = world.submit_setup(BETA, other.base_url, "sk-wrong")

@@ -62,7 +62,7 @@ def register_all(
         installs.register_single(app)
         commands.register(app, configurator, tasks, stops=stops)
         return
-    setup = installs.register(app, workspaces)
+    setup = installs.register(app, workspaces, tasks)
     commands.register(app, configurator, tasks, workspaces.configurator, setup, stops=stops)
 
 

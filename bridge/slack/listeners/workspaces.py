@@ -20,6 +20,7 @@ from bridge.slack.directory import member_facts
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.commands import Setup
 from bridge.slack.permissions import Member, Policy, may_configure
+from bridge.tasks import Tasks
 
 if TYPE_CHECKING:
     from bridge.workspaces import Workspaces
@@ -113,9 +114,22 @@ async def _is_admin(client: AsyncWebClient, user_id: str) -> bool | None:
     return may_configure(member, ADMINS)
 
 
-def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
+def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
     """The listeners; returns what `/letta setup` runs (commands.py calls it)."""
     default = workspaces.settings.letta_base_url
+
+    async def show_form(team: str, trigger_id: Any, client: AsyncWebClient, respond: AsyncRespond) -> None:
+        current, own = await workspaces.letta_of(team)
+        try:
+            await client.views_open(trigger_id=trigger_id, view=setup_view(current, own, default))
+        except FAILURES as exc:  # Slack's refusal, or its silence (a timeout, a dropped connection)
+            error = slack_error(exc)
+            log.warning("slack views.open failed error=%s", error)
+            name = workspaces.settings.slack_command
+            await respond(  # acknowledged empty already: without this the admin would see nothing at all
+                text=f"I could not open the setup form (Slack said `{error}`): run `{name} setup` again.",
+                response_type="ephemeral",
+            )
 
     async def open_setup(
         ack: AsyncAck,
@@ -130,18 +144,13 @@ def register(app: AsyncApp, workspaces: Workspaces) -> Setup:
             log.info("letta setup refused team=%s user=%s", context.team_id, user)
             await ack(text=(ADMINS_ONLY if admin is False else NOT_CONFIRMED) + " Nothing was changed.")
             return
+        # The ack is sent when this listener returns (process_before_response): the form is opened after it, in a
+        # task, so that a slow or rate-limited views.open cannot keep Slack's 3 seconds waiting.
+        form = show_form(str(context.team_id), command.get("trigger_id"), client, respond)
+        if not tasks.spawn(form, name="letta setup form"):
+            await ack(text="The bridge is restarting; try again in a minute.")
+            return
         await ack()
-        current, own = await workspaces.letta_of(str(context.team_id))
-        try:
-            await client.views_open(trigger_id=command.get("trigger_id"), view=setup_view(current, own, default))
-        except FAILURES as exc:  # Slack's refusal, or its silence (a timeout, a dropped connection)
-            error = slack_error(exc)
-            log.warning("slack views.open failed error=%s", error)
-            name = workspaces.settings.slack_command
-            await respond(  # acknowledged empty already: without this the admin would see nothing at all
-                text=f"I could not open the setup form (Slack said `{error}`): run `{name} setup` again.",
-                response_type="ephemeral",
-            )
 
     @app.view(SETUP_VIEW)
     async def on_setup(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
