@@ -4,8 +4,10 @@ model that reads it, over the environment, is config.py's."""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 
 from bridge.store.database_url import sqlite_path
@@ -70,3 +72,40 @@ def config_readable_by_others() -> str | None:
     if path is None or not mode & 0o077:
         return None
     return f"{path} may be read by other users of this machine (mode {mode:o}) and holds secrets: chmod 600 {path}"
+
+
+def earlier_settings(path: Path, decided: Collection[str]) -> tuple[dict[str, str], list[str]]:
+    """The settings an existing config file holds besides the `decided` keys, each as TOML value text: `init` keeps
+    them when it writes the file anew (a token rotated must not take `database_url` with it, and the bindings with
+    that). Second: what could not be kept (a value of a shape no setting has; the whole file when it is no TOML)."""
+    try:
+        keys = read_keys(path)
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, ValueError):
+        return {}, [f"{path} (not readable as TOML)"]
+    kept: dict[str, str] = {}
+    lost: list[str] = []
+    for key, value in keys.items():
+        if key in decided:
+            continue
+        text = _toml_value(value)
+        if text is None:
+            lost.append(key)
+        else:
+            kept[key] = text
+    return kept, lost
+
+
+def _toml_value(value: object) -> str | None:
+    """A setting's value as TOML (strings, numbers, booleans and lists of them: the shapes settings have)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        items = [_toml_value(item) for item in value]
+        return None if None in items else "[" + ", ".join(str(item) for item in items) + "]"
+    return None

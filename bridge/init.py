@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
-from bridge.config_file import DEFAULT_CONFIG_FILE
+from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
@@ -274,18 +274,26 @@ class Wizard:
     def _write(self) -> None:
         values = {k: v for k, v in self.answers.items() if v and k != PUBLIC_URL.key}
         values.update(self.extra)
+        decided = {q.key for q in (PUBLIC_URL, BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY)} | set(self.extra)
+        kept, lost = earlier_settings(self.path, decided)
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
             "# It holds secrets: it is readable by its owner only (mode 600); keep it out of version control.",
             "",
             *(f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()),
+            *(["", "# Kept from the file this one replaced:"] if kept else []),
+            *(f"{key} = {text}" for key, text in kept.items()),
         ]
         try:
             write_private(self.path, "\n".join(lines) + "\n")
         except OSError as exc:
             raise InitStopped(f"cannot write {self.path}: {exc.strerror or exc}. Nothing was written.") from None
         print(f"\nWrote {self.path} (mode 600).")
+        if kept:
+            print(f"Kept what init does not ask about from the file it replaced: {', '.join(kept)}.")
+        if lost:
+            print(f"Not kept from the file it replaced (write them again if they are wanted): {', '.join(lost)}.")
 
     def _manifest(self, public: str) -> None:
         """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""

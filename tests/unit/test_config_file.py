@@ -1,0 +1,31 @@
+"""bridge/config_file.py earlier_settings: what `init` keeps of the config file it replaces."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from bridge.config_file import earlier_settings
+
+
+def test_earlier_settings_keeps_what_init_does_not_decide_as_toml(tmp_path: Path) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text(
+        'slack_bot_token = "xoxb-old"\ndatabase_url = "sqlite:///data/b\\"d.db"\nslack_follow_ups = false\n'
+        'max_concurrent_turns = 32\nslack_configure_users = ["U01", "U02"]\n[odd]\nx = 1\n'
+    )
+    kept, lost = earlier_settings(file, {"slack_bot_token"})
+    assert lost == ["odd"]  # no setting is a table: named, not written wrongly
+    assert tomllib.loads("\n".join(f"{k} = {v}" for k, v in kept.items())) == {
+        "database_url": 'sqlite:///data/b"d.db',
+        "slack_follow_ups": False,
+        "max_concurrent_turns": 32,
+        "slack_configure_users": ["U01", "U02"],
+    }
+
+
+def test_earlier_settings_of_no_file_or_a_file_that_is_no_toml(tmp_path: Path) -> None:
+    assert earlier_settings(tmp_path / "none.toml", set()) == ({}, [])
+    broken = tmp_path / "config.toml"
+    broken.write_text("this is = = not toml\n")
+    assert earlier_settings(broken, set()) == ({}, [f"{broken} (not readable as TOML)"])
