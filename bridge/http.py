@@ -24,7 +24,10 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+
+from bridge.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,26 @@ WARN_EVERY = 60.0  # seconds between two log lines about a full server
 
 RESERVED_FILES = 64  # for the database, logs and the like
 OUTGOING_FILES = 256  # for connections to Letta and Slack (at most a quarter of the open-file limit)
+
+
+class _MalformedHeads(logging.Filter):
+    """aiohttp logs every request head it cannot parse (a scanner's, a header line over 8190 bytes) at ERROR, with a
+    traceback, then answers it 400: said instead as a request refused at the door, once a minute per kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refused = Throttled(log)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            kind = type(exc).__name__
+            self._refused.warning(kind, "http request refused status=400 reason=malformed request (%s)", kind)
+            return False
+        return True
+
+
+_MALFORMED = _MalformedHeads()
 
 
 def limits(connections: int, backlog: int, reserved: int = 0) -> tuple[int, int]:
@@ -79,6 +102,7 @@ class GuardedSite(web.TCPSite):
         self._last_warning = 0.0
 
     async def start(self) -> None:
+        logging.getLogger("aiohttp.server").addFilter(_MALFORMED)  # once: a filter already there is not added again
         await web.BaseSite.start(self)  # registers the site; the server is made below, as TCPSite would
         server = self._runner.server
         assert server is not None
