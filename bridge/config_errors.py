@@ -97,11 +97,19 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
         f"{variable}={shown} has a user or password holding a space, /, ? or #: write them percent-encoded "
         "there (a space as %20, / as %2F, ? as %3F, # as %23)"
     )
-    if re.search(r"\s", _split(url)[1]):  # shown as it is by anything that reads a URL's password up to a space
+    user, _, host = _split(url)[1].rpartition("@")
+    if re.search(r"\s", user):  # shown as it is by anything that reads a URL's password up to a space
         return encode
+    if re.search(r"\s", host):
+        if _password_cut(url):  # the password's raw / ? or # ended the host's part before its space
+            return encode
+        return f"{variable}={shown} has a space in its host: write it as {schemes[0]}://host:port, with no space"
     if _port_unread(url):
         if _password_cut(url):  # a URL parser ended the host's part at the password's / ? or #
             return encode
+        port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+        if port.isdigit():
+            return f"{variable}={shown} has port {port}, which is not a port (1 to 65535)"
         return f"{variable}={shown} has a port that is not a number: write it as {schemes[0]}://host:port"
     if not parts.hostname:
         return f"{variable}={shown} has no host: write it as {schemes[0]}://host:port"

@@ -275,3 +275,20 @@ def test_a_mistyped_port_before_an_at_in_the_path_is_called_a_port_not_a_passwor
     """No user or password here: the port is mistyped (8O83), but the words ask to percent-encode a password."""
     said = url_problem("LETTA_BASE_URL", "https://gateway.example:8O83/@team/letta", URL_SCHEMES)
     assert said is not None and "port that is not a number" in said, said
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://localhost:82830", "has port 82830, which is not a port (1 to 65535)"),
+        ("http://[::1]:99999", "has port 99999, which is not a port (1 to 65535)"),
+        ("http://letta server:8283", "has a space in its host"),
+        ("http://u:p w/x@letta.example.com:1", "has a user or password holding a space"),
+        ("http://host:abc", "has a port that is not a number"),
+    ],
+)
+def test_a_url_s_port_or_host_is_blamed_for_what_is_wrong_with_it(url: str, words: str) -> None:
+    """Found by a review (revAW): a port out of range was called "not a number", and a space in the host was blamed
+    on a user or password the URL did not have."""
+    said = url_problem("LETTA_BASE_URL", url, ("http", "https"))
+    assert said is not None and words in said, said
