@@ -23,8 +23,11 @@ def metrics_refusal(request: web.Request, token: SecretStr | None, peer: str | N
         refusal = {"error": "GET /metrics is served to this host's own clients only unless METRICS_TOKEN is set"}
         return web.json_response(refusal, status=403)
     if token is not None:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        # The scheme's name is case-insensitive (RFC 9110 11.1): a scraper may send `bearer`.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.get_secret_value().encode()
+        ):
             refusal = {"error": "GET /metrics needs Authorization: Bearer METRICS_TOKEN"}
             return web.json_response(refusal, status=401)
     return None
