@@ -49,6 +49,8 @@ def normal(name: str, value: str) -> str | None:
         raise ProxyError(f"{name} is not a proxy address the bridge can use; {EXPECTED}.") from None
     if not url.host:
         raise ProxyError(f"{name} has no host; {EXPECTED}.")
+    if any(c.isspace() for c in url.host):  # `not a url` reads as http://not a url: no host a connection can reach
+        raise ProxyError(f"{name} has a space in its host; {EXPECTED}.")
     return str(url)
 
 

@@ -43,6 +43,8 @@ def test_a_proxy_value_means_what_curl_takes_it_to_mean(value: str, means: str |
     ("http://user:hunter2@:3128", "is not a proxy address"),
     ("http://", "has no host"),
     ("http://[::1", "is not a proxy address"),
+    ("not a url", "has a space in its host"),  # found by a review (revAW): taken as http://not a url
+    ("http://user:hunter2@proxy corp:3128", "has a space in its host"),
 ])
 def test_an_unusable_proxy_value_is_named_by_its_variable_and_never_shows_its_password(value: str, said: str) -> None:
     with pytest.raises(ProxyError) as caught:
