@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -175,7 +176,11 @@ def test_forced_server_runner_on_a_broken_server_explains_the_fix(version: str, 
         env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db")
         alice = letta.add_agent("alice")
         group = letta.add_group([alice])
-        assert run_cli(env, "channels", "connect", "C0BROKEN1", group, "--runner", "server").returncode == 0
+        # `--runner server` is refused on these versions (test_runner_server_broken.py): a binding saved with it
+        # before Letta was upgraded to one of them.
+        assert run_cli(env, "channels", "connect", "C0BROKEN1", group).returncode == 0
+        with sqlite3.connect(tmp_path / "b.db") as conn:
+            conn.execute("UPDATE bindings SET runner='server' WHERE channel_id='C0BROKEN1'")
         bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
         try:
             event, _ = bridge.mention("hi", "C0BROKEN1")
