@@ -198,7 +198,7 @@ async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]
 
 async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
     """The checks, and the server's version when it answered."""
-    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
+    client = letta_client(settings, kind=await letta_kind(settings, lookups=True), lookups=True)
     url = shown_url(settings.letta_base_url)
     if isinstance(client, AppServerLetta):
         try:
@@ -241,7 +241,7 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
 async def _default_target(settings: Settings) -> Check:
     """DEFAULT_TARGET looked up as a direct message's turn does: else ids that are none, or that Letta lacks, are
     found out by the first direct message only."""
-    client = letta_client(settings, kind=await letta_kind(settings), lookups=True)
+    client = letta_client(settings, kind=await letta_kind(settings, lookups=True), lookups=True)
     try:
         target = await resolve_target(client, settings.default_target)
     except TargetError as exc:

@@ -282,7 +282,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]
             served = workspaces[b.team_id]
             if served is not None and served.letta_base_url not in versions:
                 versions[served.letta_base_url] = None
-                client = letta_client(served, kind=await letta_kind(served), lookups=True)
+                client = letta_client(served, kind=await letta_kind(served, lookups=True), lookups=True)
                 try:
                     versions[served.letta_base_url] = (await client.health()).version
                 except LettaError:
@@ -311,7 +311,7 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
         raise CliError(lines[0], 2)
     if settings.oauth:  # the workspace's agents are looked up where it is served from
         settings = await served_as(settings, await workspace_of(settings, args.team))
-    told = await letta_kind_told(settings)
+    told = await letta_kind_told(settings, lookups=True)
     unreached = told if isinstance(told, LettaError) else None  # then its kind is not known: ids of either pass
     client = letta_client(settings, kind=None if isinstance(told, LettaError) else told, lookups=True)
     configurator = Configurator(settings, store, client, RunnerChooser(client, settings.letta_group_runner))

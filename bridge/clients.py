@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
-from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, server_kind, told_kind
+from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, told_kind
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, LettaError
@@ -109,15 +109,26 @@ def _letta_key(settings: Settings) -> str | None:
     return key
 
 
-async def letta_kind(settings: Settings) -> ServerKind:
-    """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`."""
+async def letta_kind(settings: Settings, lookups: bool = False) -> ServerKind:
+    """Which kind of Letta server LETTA_BASE_URL is: by its scheme, else by asking `GET /app-server-info`; one
+    that did not answer is taken for REST."""
+    told = await letta_kind_told(settings, lookups)
+    return "rest" if isinstance(told, LettaError) else told
+
+
+async def letta_kind_told(
+    settings: Settings, lookups: bool = False, within: float | None = None
+) -> ServerKind | LettaError:
+    """`letta_kind`, or why the server could not be asked (it did not answer). `lookups`: a one-shot command's
+    probe, which waits LETTA_CONNECT_TIMEOUT for the connection and LETTA_LOOKUP_TIMEOUT for the answer; else
+    LETTA_CONNECT_TIMEOUT in all, or `within` seconds when that is shorter."""
     key = _letta_key(settings)
-    return await server_kind(settings.letta_base_url, key, within=settings.letta_connect_timeout)
-
-
-async def letta_kind_told(settings: Settings) -> ServerKind | LettaError:
-    """`letta_kind`, or why the server could not be asked (it did not answer)."""
-    return await told_kind(settings.letta_base_url, _letta_key(settings), within=settings.letta_connect_timeout)
+    if lookups:
+        return await told_kind(
+            settings.letta_base_url, key, settings.letta_lookup_timeout, connect=settings.letta_connect_timeout
+        )
+    limit = settings.letta_connect_timeout if within is None else min(within, settings.letta_connect_timeout)
+    return await told_kind(settings.letta_base_url, key, within=limit)
 
 
 class SharedAgentLocks(AgentLocks):

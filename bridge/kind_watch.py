@@ -1,8 +1,8 @@
-"""LETTA_BASE_URL written http(s):// did not answer when the bridge started, so its kind (a REST server, or an
-App Server, which answers `GET /app-server-info`) could not be told: the bridge starts as a REST server's client,
-as before, says so, and asks again every few seconds until the server answers. An App Server's answer stops the
-bridge with an error, so that its supervisor starts it again as that server's client: until then every mention
-would fail (the REST routes an App Server does not have)."""
+"""LETTA_BASE_URL written http(s):// did not answer within a few seconds when the bridge started, so its kind (a
+REST server, or an App Server, which answers `GET /app-server-info`) could not be told: the bridge starts as a REST
+server's client, listens all the same, says so, and asks again every few seconds until the server answers. An App
+Server's answer stops the bridge with an error, so that its supervisor starts it again as that server's client:
+until then every mention would fail (the REST routes an App Server does not have)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ from bridge.letta.errors import LettaError
 log = logging.getLogger(__name__)
 
 LOOK_EVERY = 5.0  # seconds between two asks of a server that did not answer
+AT_START_WITHIN = 3.0  # seconds the ask before listening may take, whatever LETTA_CONNECT_TIMEOUT says
+
+
+async def told_at_start(settings: Settings) -> ServerKind | LettaError:
+    """The kind asked before `serve` or `socket` listens, for AT_START_WITHIN seconds at most: a PaaS kills a
+    process that does not listen on PORT within its boot timeout (60 s on Heroku), and its health checks must not
+    wait on Letta. A server that has not answered by then is taken for REST and asked again (KindWatch)."""
+    return await letta_kind_told(settings, within=AT_START_WITHIN)
 
 
 def kind_at_start(told: ServerKind | LettaError) -> ServerKind:

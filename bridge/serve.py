@@ -16,13 +16,13 @@ from slack_sdk.errors import SlackApiError
 
 from bridge import __version__
 from bridge.app import Bridge, StartError
-from bridge.clients import letta_kind_told, slack_client
+from bridge.clients import slack_client
 from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
 from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.ingress_process import IngressProcess, behind_ingress
-from bridge.kind_watch import kind_at_start, kind_watched
+from bridge.kind_watch import kind_at_start, kind_watched, told_at_start
 from bridge.proxies import proxy_for
 from bridge.requirements import SLACK_BOT_TOKEN, slack_refused, token_refused
 from bridge.slack.failures import FAILURES, slack_error
@@ -154,7 +154,7 @@ async def serve_http(settings: Settings, ingress: IngressProcess | None = None) 
 
 async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProcess | None) -> None:
     new = missing_sqlite_file(settings.database_url) is not None
-    told = await letta_kind_told(settings)
+    told = await told_at_start(settings)
     bridge = Bridge(settings, letta=kind_at_start(told))
     runner = web.AppRunner(
         bridge.web_app(),
@@ -261,7 +261,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     assert settings.slack_app_token is not None
     app_token = settings.slack_app_token.get_secret_value()
     await _socket_mode_allowed(settings, app_token)
-    told = await letta_kind_told(settings)
+    told = await told_at_start(settings)
     bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
         _warn_of_an_ephemeral_disk(settings)

@@ -76,12 +76,22 @@ async def read_answer(response: aiohttp.ClientResponse) -> Answer:
     return Answer(response.status, headers, await response.read(), response.reason or "")
 
 
-async def get_once(url: str, headers: Mapping[str, str], within: float, base_url: str) -> Answer:
-    """One GET on a connection of its own, answered within `within` seconds (a probe made once per start); a
-    failure on the wire is a `LettaError` of the kind `_exchange` would give it."""
+def probe_timeout(within: float, connect: float | None = None) -> aiohttp.ClientTimeout:
+    """`within` seconds in all; or, given `connect`, that long for the connection and `within` for the answer (a
+    one-shot command's LETTA_LOOKUP_TIMEOUT, not a connection timeout spent waiting for a server that took it)."""
+    if connect is None:
+        return aiohttp.ClientTimeout(total=within)
+    return aiohttp.ClientTimeout(total=connect + within, connect=connect, sock_read=within)
+
+
+async def get_once(
+    url: str, headers: Mapping[str, str], within: float, base_url: str, connect: float | None = None
+) -> Answer:
+    """One GET on a connection of its own, timed as `probe_timeout` says (a probe made once per start or command);
+    a failure on the wire is a `LettaError` of the kind `_exchange` would give it."""
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session,
+            aiohttp.ClientSession(timeout=probe_timeout(within, connect)) as session,
             session.get(url, headers=headers, proxy=proxy_for(url), allow_redirects=False) as response,
         ):
             return await read_answer(response)

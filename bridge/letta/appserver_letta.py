@@ -35,15 +35,19 @@ def kind_by_scheme(base_url: str) -> ServerKind | None:
     return "app-server" if scheme in ("ws", "wss") else None
 
 
-async def server_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind:
+async def server_kind(
+    base_url: str, api_key: str | None = None, within: float = 5.0, connect: float | None = None
+) -> ServerKind:
     """`told_kind`; a server that does not answer at all is taken for REST (its own checks say why)."""
-    told = await told_kind(base_url, api_key, within)
+    told = await told_kind(base_url, api_key, within, connect)
     return "rest" if isinstance(told, LettaError) else told
 
 
-async def told_kind(base_url: str, api_key: str | None = None, within: float = 5.0) -> ServerKind | LettaError:
+async def told_kind(
+    base_url: str, api_key: str | None = None, within: float = 5.0, connect: float | None = None
+) -> ServerKind | LettaError:
     """An App Server answers `GET /app-server-info` (200, or its own 401 to a wrong token); a REST server has no
-    such route. A server that does not answer tells nothing: the failure is returned."""
+    such route. A server that does not answer tells nothing: the failure is returned. Timed as `probe_timeout`."""
     by_scheme = kind_by_scheme(base_url)
     if by_scheme is not None:
         return by_scheme
@@ -52,7 +56,7 @@ async def told_kind(base_url: str, api_key: str | None = None, within: float = 5
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     try:
-        response = await get_once(http + "/app-server-info", headers, within, base_url)
+        response = await get_once(http + "/app-server-info", headers, within, base_url, connect)
     except LettaError as error:
         return error
     if response.status == 200 and _is_info(response):
