@@ -29,7 +29,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
-from bridge.letta.recovery import Found, Otids, Sent, find_turn, settle, unread
+from bridge.letta.recovery import PASSING, Found, Otids, Sent, find_turn, settle, unread
 from bridge.letta.rest_send import RestSend
 from bridge.letta.send_parts import each, reattached_texts, refused
 from bridge.letta.wire import user_message
@@ -296,7 +296,10 @@ class BridgeRunner(Step):
 
     @staticmethod
     async def _unread(agent: AgentRef, key: str, error: LettaError, journal: Journal) -> list[TurnEvent]:
-        """A send whose outcome is unknown, its answer unreadable on Letta: never made again, said as unknown."""
+        """A send whose outcome is unknown, its answer unreadable on Letta after a failure on the way: never made
+        again, said as unknown. A refusal (a key Letta no longer takes, an agent deleted) is said as what it is."""
+        if error.kind not in PASSING:
+            return await refused(agent, key, error, journal)
         log.warning("letta history not read, outcome unknown agent=%s kind=%s", agent.id, error.kind)
         failure = unread(agent, key, error)
         await journal.answered(key, [], failure)
