@@ -87,7 +87,7 @@ def earlier_settings(path: Path, decided: Collection[str]) -> tuple[dict[str, st
     kept: dict[str, str] = {}
     lost: list[str] = []
     for key, value in keys.items():
-        if key in decided:
+        if key.lower() in decided:  # settings are read whatever a key's case (LETTA_API_KEY = … works too)
             continue
         text = _toml_value(value)
         if text is None:
