@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
 from bridge.logs import setup_logging
+from bridge.pattern_words import manager_role, members_heading
 from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
 from bridge.store import Store, StoreError, open_store
@@ -219,7 +221,7 @@ async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
 
 def _describe(binding: Binding) -> str:
     t = binding.target
-    manager = f" manager {t.manager.name}" if t.manager is not None and t.kind == "agents" else ""
+    manager = f" {manager_role(t)} {t.manager.name}" if t.manager is not None else ""
     pattern = f" [{t.manager_type}{manager}]" if t.manager_type else ""
     return f"{t.ref}{pattern} ({', '.join(a.name for a in t.agents)})"
 
@@ -253,7 +255,7 @@ async def _list(store: Store, settings: Settings, team: str | None) -> int:
     if not bindings:
         print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
         return 0
-    runners = await _runner_uses(settings, bindings)
+    runners, bindings = await _runner_uses(settings, bindings)
     width = max(len("runner"), *(len(r) for r in runners))
     print(f"{'workspace':<12} {'channel':<12} {'runner':<{width}} {'bound by':<10} {'bound at':<17} target")
     for b, runner in zip(bindings, runners, strict=True):
@@ -262,37 +264,67 @@ async def _list(store: Store, settings: Settings, team: str | None) -> int:
     return 0
 
 
-async def _runner_uses(settings: Settings, bindings: list[Binding]) -> list[str]:
-    """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed)."""
+async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[list[str], list[Binding]]:
+    """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed), and
+    each binding with a managed Letta group's manager as its record names it (the store keeps its members only;
+    a lookup that fails leaves the binding as saved)."""
     from bridge.clients import letta_client, letta_kind
     from bridge.letta.chooser import resolve
+    from bridge.letta.client import LettaClient
     from bridge.letta.errors import LettaError
+    from bridge.letta.groups import GroupRecord, with_record
+    from bridge.letta.patterns import MANAGED
 
-    versions: dict[str, str | None] = {}  # by server: in OAuth mode a workspace may have its own
+    clients: dict[str, LettaClient] = {}  # by server: in OAuth mode a workspace may have its own
+    versions: dict[str, str | None] = {}
     workspaces: dict[str, Settings | None] = {}
-    uses = []
-    for b in bindings:
-        use = resolve(b, settings.letta_group_runner, None)
-        if use.used is None:
-            if b.team_id not in workspaces:
-                try:
-                    workspaces[b.team_id] = await served_as(settings, b.team_id)
-                except CliError:
-                    workspaces[b.team_id] = None  # a workspace that is gone: "not known now"
-            served = workspaces[b.team_id]
-            if served is not None and served.letta_base_url not in versions:
-                versions[served.letta_base_url] = None
-                client = letta_client(served, kind=await letta_kind(served, lookups=True), lookups=True)
-                try:
-                    versions[served.letta_base_url] = (await client.health()).version
-                except LettaError:
-                    pass  # said as "not known now"
-                finally:
-                    await client.aclose()
-            version = versions.get(served.letta_base_url) if served is not None else None
-            use = resolve(b, settings.letta_group_runner, version)
-        uses.append(str(use))
-    return uses
+
+    async def client_for(team: str) -> LettaClient | None:
+        if team not in workspaces:
+            try:
+                workspaces[team] = await served_as(settings, team)
+            except CliError:
+                workspaces[team] = None  # a workspace that is gone: "not known now"
+        served = workspaces[team]
+        if served is None:
+            return None
+        if served.letta_base_url not in clients:
+            clients[served.letta_base_url] = letta_client(served, kind=await letta_kind(served, lookups=True), lookups=True)
+        return clients[served.letta_base_url]
+
+    async def version_of(client: LettaClient) -> str | None:
+        if client.base_url not in versions:
+            versions[client.base_url] = None
+            try:
+                versions[client.base_url] = (await client.health()).version
+            except LettaError:
+                pass  # said as "not known now"
+        return versions[client.base_url]
+
+    async def shown(b: Binding, client: LettaClient) -> Binding:
+        t = b.target
+        try:
+            async with asyncio.timeout(settings.letta_lookup_timeout):
+                record = GroupRecord.of(await client.get_group(t.group_id or ""))
+                return dataclasses.replace(b, target=await with_record(client, t, record))
+        except (LettaError, TimeoutError):
+            return b
+
+    uses, listed = [], []
+    try:
+        for b in bindings:
+            use = resolve(b, settings.letta_group_runner, None)
+            managed = b.target.kind == "group" and b.target.manager_type in MANAGED and b.target.manager is None
+            client = await client_for(b.team_id) if use.used is None or managed else None
+            if use.used is None:
+                version = await version_of(client) if client is not None else None
+                use = resolve(b, settings.letta_group_runner, version)
+            uses.append(str(use))
+            listed.append(await shown(b, client) if managed and client is not None else b)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return uses, listed
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -> int:
@@ -342,16 +374,12 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
         print(f"group {target.group_id}: {target.description or '(no description)'}")
     print(f"pattern: {target.pattern}")
     if target.manager is not None:
-        role = "main agent" if target.manager_type == "sleeptime" else "manager"
-        print(f"{role}: {target.manager.name}  {target.manager.id}")
+        print(f"{manager_role(target)}: {target.manager.name}  {target.manager.id}")
     if target.kind == "agents" and target.max_turns is not None:
         print(f"max turns: {target.max_turns}")
     if target.kind == "agents" and target.termination_token:
         print(f"termination token: {target.termination_token}")
-    listed = "agents, all at once:" if target.broadcast else "agents, in speaking order:"
-    if target.manager_type == "sleeptime":
-        listed = "sleeptime agents (they never post):"
-    print(listed)
+    print(f"{members_heading(target)}:")
     for agent in target.agents:
         print(f"  {agent.name}  {agent.id}")
     print(f"runner: {result.use}")

@@ -29,7 +29,9 @@ from bridge.domain import (
 from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.groups import GroupRecord, with_record
 from bridge.letta.paging import LIST_CAP
+from bridge.letta.patterns import MANAGED
 from bridge.logs import shown_url
 from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore
@@ -94,6 +96,7 @@ class Status:
     default: str | None  # the default target's ids, when unbound mentions in this channel go there
     feedback: tuple[AgentFeedback, ...] = ()  # each agent's 👍/👎 on its replies in this channel
     ignored_dm: bool = False  # a direct message, and direct messages are ignored (no DEFAULT_TARGET)
+    shown: Target | None = None  # a Letta group's target as its record has it now: its manager named
 
 
 def is_direct(channel_id: str) -> bool:
@@ -253,9 +256,11 @@ class Configurator:
         binding = await self._store.get_binding(team, channel)
         history = await self._store.history(team, channel, limit=HISTORY_SHOWN)
         server = await self._bounded(self._probe_server())
-        target = runner = None
+        target = runner = shown = None
         if binding is not None and server.ok:
-            target = await self._bounded(self._probe_target(binding.target))
+            target, shown = await asyncio.gather(
+                self._bounded(self._probe_target(binding.target)), self._as_letta_has_it(binding.target)
+            )
             try:
                 runner = await self._chooser.choice(binding)
             except LettaError:
@@ -263,7 +268,19 @@ class Configurator:
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
         feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
         ignored_dm = is_direct(channel) and not self.settings.default_target
-        return Status(binding, history, server, target, runner, default, feedback, ignored_dm)
+        return Status(binding, history, server, target, runner, default, feedback, ignored_dm, shown)
+
+    async def _as_letta_has_it(self, target: Target) -> Target | None:
+        """A Letta group with the manager its record names (a sleeptime group's main agent, the one that answers):
+        the store keeps a group's members only. None where the lookup fails or is slow: the saved target is said."""
+        if target.group_id is None or target.manager_type not in MANAGED or target.manager is not None:
+            return None
+        try:
+            async with asyncio.timeout(self.settings.letta_lookup_timeout):
+                record = GroupRecord.of(await self._letta.get_group(target.group_id))
+                return await with_record(self._letta, target, record)
+        except (LettaError, TimeoutError):
+            return None
 
     async def _bounded(self, probe: Awaitable[Probe]) -> Probe:
         """A probe that waits LETTA_LOOKUP_TIMEOUT at most: status is asked when the agents are silent, and must

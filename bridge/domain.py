@@ -59,14 +59,19 @@ class Target:
 
     @property
     def label(self) -> str:
+        """The target in one phrase (the channel's notice), naming the agent that answers first where the listed
+        ones do not all answer: a sleeptime group's main agent, a supervisor or dynamic group's manager."""
         names = ", ".join(a.name for a in self.agents)
         if self.kind == "group":
             title = self.description or self.group_id or "group"
-            return f"{title}: {names}"
-        if self.manager_type:  # a bridge-defined group
-            manager = f", managed by {self.manager.name}" if self.manager else ""
-            return f"{self.manager_type} group of agents{manager}: {names}"
-        return f"agents: {names}"
+        elif self.manager_type:  # a bridge-defined group
+            title = f"{self.manager_type} group of agents"
+        else:
+            return f"agents: {names}"
+        if self.manager is not None and self.manager_type == "sleeptime":
+            return f"{title}: {self.manager.name} answers (sleeptime agents, which never post: {names})"
+        manager = f", managed by {self.manager.name}" if self.manager else ""
+        return f"{title}{manager}: {names}"
 
     @property
     def ref(self) -> str:

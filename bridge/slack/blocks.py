@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bridge.domain import Binding, Catalog, HistoryEntry, Target
+from bridge.pattern_words import IN_ORDER, bridge_runs, manager_role, members_heading
 from bridge.slack.render import escape
 
 if TYPE_CHECKING:
@@ -20,10 +21,7 @@ AGENT_ID = "&lt;agent id&gt;"
 CUT = "_The server has more than the bridge lists at once; these are the first._"
 TEXT_BUDGET = 12_000  # Slack refuses block-heavy or very long ephemeral messages well before 40,000
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-_RUNNERS: dict[str, str] = {
-    "server": "the Letta server runs the group (one group send a turn)",
-    "bridge": "the bridge asks each agent in turn",
-}
+_SERVER_RUNS = "the Letta server runs the group (one group send a turn)"
 
 
 @dataclass(frozen=True)
@@ -73,15 +71,15 @@ def title(target: Target) -> str:
 
 
 def pattern(target: Target) -> str:
-    """How the target answers: a group's pattern, or a bridge-defined group's with its manager and limits ("" for
-    a plain list of agents)."""
-    if target.kind == "group":
-        return f"`{escape(target.manager_type or 'unknown')}`"
-    if not target.manager_type:
+    """How the target answers: its pattern with its manager (a sleeptime group's main agent), and a bridge-defined
+    group's limits ("" for a plain list of agents)."""
+    if target.kind == "agents" and not target.manager_type:
         return ""
-    parts = [f"`{escape(target.manager_type)}`"]
+    parts = [f"`{escape(target.manager_type or 'unknown')}`"]
     if target.manager is not None:
-        parts.append(f"manager {escape(target.manager.name)} (`{target.manager.id}`)")
+        parts.append(f"{manager_role(target)} {escape(target.manager.name)} (`{target.manager.id}`)")
+    if target.kind == "group":
+        return ", ".join(parts)
     if target.max_turns is not None:
         parts.append(f"max turns {target.max_turns}")
     if target.termination_token:
@@ -94,7 +92,7 @@ def describe(target: Target) -> str:
     if pattern(target):
         lines.append(f"Pattern: {pattern(target)}")
     agents = ", ".join(f"{escape(a.name)} (`{a.id}`)" for a in target.agents)
-    lines.append(f"Agents, in speaking order: {agents}")
+    lines.append(f"{_sentence(members_heading(target))}: {agents}")
     return "\n".join(lines)
 
 
@@ -170,12 +168,22 @@ def connected(result: Connected) -> Message:
         return Message(f"This channel was connected to this already, so nothing changed: {describe(b.target)}")
     lines = [
         f"Connected this channel to {describe(b.target)}",
-        f"Runner: `{result.use.setting}`{_now(result)}, {_RUNNERS.get(result.runner, result.runner)}.",
+        f"Runner: `{result.use.setting}`{_now(result)}, {_runs(result.runner, b.target)}.",
     ]
     if result.replaced is not None:
         lines.append(f"This replaces {title(result.replaced.target)}: {names(result.replaced.target)}.")
-    lines.append("Mention me here and each agent answers in the thread.")
+    lines.append(f"Mention me here and {_answers(b.target)} in the thread.")
     return Message("\n".join(lines))
+
+
+def _runs(runner: str, target: Target) -> str:
+    return {"server": _SERVER_RUNS, "bridge": bridge_runs(target)}.get(runner, escape(runner))
+
+
+def _answers(target: Target) -> str:
+    if target.manager_type == "sleeptime":
+        return "the main agent answers"
+    return "the agents the manager picks answer" if target.manager_type == "dynamic" else "each agent answers"
 
 
 def connect_notice(user_id: str, target: Target) -> str:
@@ -232,8 +240,9 @@ def status(st: Status, command: str) -> Message:
         else:
             lines.append(f"`{command} connect` connects it.")
     else:
-        t = b.target
-        how = f", pattern {pattern(t)}" if pattern(t) else ""
+        t = st.shown or b.target
+        heading = members_heading(t)  # said where the listed agents do not simply answer in turn
+        how = (f", pattern {pattern(t)}" + ("" if heading == IN_ORDER else f"; {heading}")) if pattern(t) else ""
         lines = [
             f"This channel is connected to {title(t)}{how}: {names(t)}.",
             f"Set by {actor(b.bound_by)} on {when(b.bound_at)}. Runner: `{b.runner}`"

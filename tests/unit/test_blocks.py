@@ -105,3 +105,15 @@ def test_a_refusal_that_starts_with_an_id_shows_the_id_as_typed() -> None:
     assert blocks.problem(refused).text.startswith("agent-00000000-0000-4000-8000-000000000000 is not")
     assert blocks.problem("group_x2 is not a group id.").text.startswith("group_x2 ")
     assert blocks.problem("give a group id.").text == "Give a group id. Nothing was changed."
+
+
+def test_a_sleeptime_group_names_its_main_agent_and_its_agents_that_never_post() -> None:
+    main = AgentRef("agent-00000000-0000-4000-8000-0000000000dd", "mainline")
+    night = Target("group", (ALICE,), G, "sleeptime", "Night", manager=main)
+    text = blocks.connected(Connected(binding(night), RunnerUse("auto", "bridge", ""), None)).text
+    assert f"Pattern: `sleeptime`, main agent mainline (`{main.id}`)" in text
+    assert "Sleeptime agents (they never post): alice" in text and "in speaking order" not in text
+    assert "the bridge asks the main agent only" in text and "the main agent answers in the thread" in text
+    assert blocks.connect_notice("U1", night) == (
+        "<@U1> connected this channel to Night: mainline answers (sleeptime agents, which never post: alice)"
+    )

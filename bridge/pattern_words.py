@@ -1,0 +1,39 @@
+"""Plain words for how a target answers (who answers, in what order), shared by `channels connect|list` and the
+/letta answers: a sleeptime group's listed agents never post, a broadcast's all get the message at once, and a
+supervisor or dynamic group's manager answers too, so no one phrase fits all."""
+
+from __future__ import annotations
+
+from bridge.domain import Target
+
+IN_ORDER = "agents, in speaking order"
+_MEMBERS = {
+    "sleeptime": "sleeptime agents (they never post)",
+    "supervisor": "workers (the manager answers after them)",
+    "dynamic": "agents (the manager picks who speaks)",
+}
+_BRIDGE_RUNS = {
+    "sleeptime": "the bridge asks the main agent only",
+    "supervisor": "the bridge asks the workers at once, then the manager",
+    "dynamic": "the bridge asks the manager who speaks next",
+}
+
+
+def manager_role(target: Target) -> str:
+    """A sleeptime group's manager is its main agent, the one that answers."""
+    return "main agent" if target.manager_type == "sleeptime" else "manager"
+
+
+def members_heading(target: Target) -> str:
+    """What the listed agents do, lower case."""
+    if target.broadcast:
+        return "agents, all at once"
+    return _MEMBERS.get(target.manager_type or "", IN_ORDER)
+
+
+def bridge_runs(target: Target) -> str:
+    """How the bridge runner plays the target, for the connect answer's runner line."""
+    if target.broadcast:
+        return "the bridge sends every agent the message at once"
+    return _BRIDGE_RUNS.get(target.manager_type or "", "the bridge asks each agent in turn")
+
