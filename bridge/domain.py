@@ -124,6 +124,7 @@ class HistoryEntry:
     runner: str
     actor: str
     at: datetime
+    pattern: str = ""  # the pattern with its manager and limits, in plain words ("" for a list, or before v18)
 
 
 @dataclass(frozen=True)

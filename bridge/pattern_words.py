@@ -1,6 +1,6 @@
-"""Plain words for how a target answers (who answers, in what order), shared by `channels connect|list` and the
-/letta answers: a sleeptime group's listed agents never post, a broadcast's all get the message at once, and a
-supervisor or dynamic group's manager answers too, so no one phrase fits all."""
+"""Plain words for how a target answers (who answers, in what order), shared by `channels connect|list`, the
+/letta answers and the binding history: a sleeptime group's listed agents never post, a broadcast's all get the
+message at once, and a supervisor or dynamic group's manager answers too, so no one phrase fits all."""
 
 from __future__ import annotations
 
@@ -37,3 +37,17 @@ def bridge_runs(target: Target) -> str:
         return "the bridge sends every agent the message at once"
     return _BRIDGE_RUNS.get(target.manager_type or "", "the bridge asks each agent in turn")
 
+
+def how(target: Target) -> str:
+    """The pattern with its manager and limits, in plain words ("" for a plain list of agents): what tells two
+    bindings of the same agents apart in the channel's history."""
+    if not target.manager_type:
+        return ""
+    parts = [target.manager_type]
+    if target.manager is not None:
+        parts.append(f"{manager_role(target)} {target.manager.name} ({target.manager.id})")
+    if target.max_turns is not None:
+        parts.append(f"max turns {target.max_turns}")
+    if target.termination_token:
+        parts.append(f"termination token {target.termination_token}")
+    return ", ".join(parts)

@@ -219,7 +219,8 @@ def _history_line(entry: HistoryEntry) -> str:
     verb = {"connect": "connected to", "disconnect": "disconnected from", "runner": "runner set on"}.get(
         entry.action, escape(entry.action)
     )
-    return f"• {when(entry.at)}: {actor(entry.actor)} {verb} `{escape(entry.target)}` (runner {entry.runner})"
+    how = f" as {escape(clip(entry.pattern, 300))}" if entry.pattern else ""
+    return f"• {when(entry.at)}: {actor(entry.actor)} {verb} `{escape(entry.target)}`{how} (runner {entry.runner})"
 
 
 def _mark(ok: bool) -> str:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from bridge.domain import Binding, RunnerChoice, Turn
+from bridge.domain import Binding, RunnerChoice, Target, Turn
+from bridge.pattern_words import how
 from bridge.store.base import (
     STOPS,
     UNFINISHED,
@@ -109,7 +110,7 @@ class PostgresStore(PostgresJournal):
                 "INSERT INTO cursors (team_id, channel_id, agent_id, seq) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
                 [(binding.team_id, binding.channel_id, agent.id, top) for agent in t.members],
             )
-            await self._log(db, binding.team_id, binding.channel_id, "connect", t.ref, binding.runner, binding.bound_by)
+            await self._log(db, binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return binding_from_row(row) if row else None
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
@@ -120,7 +121,7 @@ class PostgresStore(PostgresJournal):
             if row is None:
                 return None
             previous = binding_from_row(row)
-            await self._log(db, team_id, channel_id, "disconnect", previous.target.ref, previous.runner, actor)
+            await self._log(db, team_id, channel_id, "disconnect", previous.target, previous.runner, actor)
         return previous
 
     async def list_bindings(self, team_id: str | None = None) -> list[Binding]:
@@ -139,29 +140,32 @@ class PostgresStore(PostgresJournal):
                 runner,
             )
             if row is not None:
-                await self._log(db, team_id, channel_id, "runner", binding_from_row(row).target.ref, runner, actor)
+                await self._log(db, team_id, channel_id, "runner", binding_from_row(row).target, runner, actor)
 
     async def history(self, team_id: str, channel_id: str, limit: int = 10) -> list[HistoryEntry]:
         rows = await self.pool.fetch(
-            "SELECT action, target, runner, actor, at FROM binding_history WHERE team_id=$1 AND channel_id=$2"
+            "SELECT action, target, runner, actor, at, pattern FROM binding_history WHERE team_id=$1 AND channel_id=$2"
             " ORDER BY id DESC LIMIT $3",
             team_id,
             channel_id,
             limit,
         )
-        return [HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], r["at"]) for r in rows]
+        return [HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], r["at"], r["pattern"]) for r in rows]
 
     @staticmethod
-    async def _log(db: Conn, team_id: str, channel_id: str, action: str, target: str, runner: str, actor: str) -> None:
+    async def _log(
+        db: Conn, team_id: str, channel_id: str, action: str, target: Target, runner: str, actor: str
+    ) -> None:
         await db.execute(
-            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor)"
-            " VALUES ($1,$2,$3,$4,$5,$6)",
+            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor, pattern)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7)",
             team_id,
             channel_id,
             action,
-            target,
+            target.ref,
             runner,
             actor,
+            clean(how(target)),
         )
 
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:

@@ -70,6 +70,12 @@ V16 = """
     );
 """
 
+# Schema v18: each history entry's pattern with its manager and limits (pattern_words.how), so that /letta status
+# tells apart two bindings of the same agents (a supervisor managed by one agent, then a dynamic group managed by
+# another). Entries from before it have '' and are said with their ids alone, as before.
+SQLITE_V18 = "ALTER TABLE binding_history ADD COLUMN pattern TEXT NOT NULL DEFAULT '';"
+POSTGRES_V18 = "ALTER TABLE binding_history ADD COLUMN IF NOT EXISTS pattern TEXT NOT NULL DEFAULT '';"
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -147,6 +153,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V15,  # each transcript row's time (above)
     V16,  # the threads retention deleted answered turns of (above)
     SQLITE_V17,  # the binding a turn started with (turn_binding.py)
+    SQLITE_V18,  # each history entry's pattern (above)
 ]
 
 
@@ -231,6 +238,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     15: POSTGRES_V15,
     16: V16,
     17: POSTGRES_V17,
+    18: POSTGRES_V18,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
+from bridge.pattern_words import how
 from bridge.store.base import (
     STOPS,
     UNFINISHED,
@@ -100,7 +101,7 @@ class SqliteStore(SqliteJournal):
                     "INSERT OR IGNORE INTO cursors (team_id, channel_id, agent_id, seq) VALUES (?,?,?,?)",
                     (binding.team_id, binding.channel_id, agent.id, top),
                 )
-            await self._log(binding.team_id, binding.channel_id, "connect", t.ref, binding.runner, binding.bound_by)
+            await self._log(binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return previous
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
@@ -109,7 +110,7 @@ class SqliteStore(SqliteJournal):
             if previous is None:
                 return None
             await db.execute("DELETE FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
-            await self._log(team_id, channel_id, "disconnect", previous.target.ref, previous.runner, actor)
+            await self._log(team_id, channel_id, "disconnect", previous.target, previous.runner, actor)
         return previous
 
     async def list_bindings(self, team_id: str | None = None) -> list[Binding]:
@@ -129,24 +130,26 @@ class SqliteStore(SqliteJournal):
             await db.execute(
                 "UPDATE bindings SET runner=? WHERE team_id=? AND channel_id=?", (runner, team_id, channel_id)
             )
-            await self._log(team_id, channel_id, "runner", binding.target.ref, runner, actor)
+            await self._log(team_id, channel_id, "runner", binding.target, runner, actor)
 
     async def history(self, team_id: str, channel_id: str, limit: int = 10) -> list[HistoryEntry]:
         rows = await self._all(
-            "SELECT action, target, runner, actor, at FROM binding_history WHERE team_id=? AND channel_id=?"
+            "SELECT action, target, runner, actor, at, pattern FROM binding_history WHERE team_id=? AND channel_id=?"
             " ORDER BY id DESC LIMIT ?",
             (team_id, channel_id, limit),
         )
         return [
-            HistoryEntry(r["action"], r["target"], r["runner"], r["actor"], datetime.fromisoformat(r["at"]))
+            HistoryEntry(
+                r["action"], r["target"], r["runner"], r["actor"], datetime.fromisoformat(r["at"]), r["pattern"]
+            )
             for r in rows
         ]
 
-    async def _log(self, team_id: str, channel_id: str, action: str, target: str, runner: str, actor: str) -> None:
+    async def _log(self, team_id: str, channel_id: str, action: str, target: Target, runner: str, actor: str) -> None:
         await self.db.execute(
-            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor, at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (team_id, channel_id, action, target, runner, actor, now_text()),
+            "INSERT INTO binding_history (team_id, channel_id, action, target, runner, actor, at, pattern)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (team_id, channel_id, action, target.ref, runner, actor, now_text(), how(target)),
         )
 
     async def accept_turn(self, turn: Turn, otid: str) -> int | None:

@@ -117,3 +117,11 @@ def test_a_sleeptime_group_names_its_main_agent_and_its_agents_that_never_post()
     assert blocks.connect_notice("U1", night) == (
         "<@U1> connected this channel to Night: mainline answers (sleeptime agents, which never post: alice)"
     )
+
+
+def test_a_history_line_says_the_pattern_it_was_connected_with() -> None:
+    entry = HistoryEntry("connect", f"{ALICE.id} {BOB.id}", "auto", "cli", AT, "dynamic, manager <chief> (agent-c)")
+    st = Status(None, [entry], Probe(True, "up"), None, None, None)
+    assert f"connected to `{ALICE.id} {BOB.id}` as dynamic, manager &lt;chief&gt; (agent-c) (runner auto)" in (
+        blocks.status(st, "/letta").text
+    )

@@ -64,6 +64,27 @@ def test_a_bridge_defined_group_keeps_its_manager_and_limits(database_url: str) 
     run(database_url, body)
 
 
+def test_the_history_keeps_each_bindings_pattern_manager_and_limits(database_url: str) -> None:
+    """Two bindings of the same agents, told apart by their pattern and manager (/letta status's last changes)."""
+    boss, chief = AgentRef("agent-boss", "boss"), AgentRef("agent-chief", "chief")
+    supervisor = Target("agents", (ALICE, BOB), manager_type="supervisor", manager=boss)
+    dynamic = Target("agents", (ALICE, BOB), manager_type="dynamic", manager=chief, max_turns=3)
+
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "C1", supervisor))
+        await store.put_binding(Binding("T1", "C1", dynamic))
+        await store.set_runner("T1", "C1", "bridge", "cli")
+        await store.put_binding(Binding("T1", "C1", Target("agents", (ALICE, BOB))))
+        assert [(h.target, h.pattern) for h in await store.history("T1", "C1")] == [
+            ("agent-a agent-b", ""),
+            ("agent-a agent-b", "dynamic, manager chief (agent-chief), max turns 3"),
+            ("agent-a agent-b", "dynamic, manager chief (agent-chief), max turns 3"),
+            ("agent-a agent-b", "supervisor, manager boss (agent-boss)"),
+        ]
+
+    run(database_url, body)
+
+
 def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(database_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.put_binding(Binding("T1", "C1", group(ALICE))) is None
@@ -184,6 +205,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         await store.db.execute("ALTER TABLE transcript DROP COLUMN at")
         await store.db.execute("DROP TABLE pruned_threads")  # v16
         await store.db.execute("ALTER TABLE turns DROP COLUMN binding")  # v17
+        await store.db.execute("ALTER TABLE binding_history DROP COLUMN pattern")  # v18
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

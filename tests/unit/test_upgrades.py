@@ -64,7 +64,8 @@ def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
         if version >= 9:
             assert bindings["C3"].target.manager == AgentRef("agent-boss", "boss")
             assert bindings["C3"].target.termination_token == "DONE"
-        assert len(await store.history("T1", "C1")) == 1
+        [entry] = await store.history("T1", "C1")
+        assert entry.pattern == ""  # written before v18: said with its ids alone
 
         # The unfinished turns, each once, oldest first; the finished one is not among them.
         pending = await store.unfinished_turns()
