@@ -289,7 +289,8 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[lis
         if served is None:
             return None
         if served.letta_base_url not in clients:
-            clients[served.letta_base_url] = letta_client(served, kind=await letta_kind(served, lookups=True), lookups=True)
+            kind = await letta_kind(served, lookups=True)
+            clients[served.letta_base_url] = letta_client(served, kind=kind, lookups=True)
         return clients[served.letta_base_url]
 
     async def version_of(client: LettaClient) -> str | None:
