@@ -94,6 +94,9 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks.extend(letta)
     if settings.default_target and all(c.ok for c in letta):
         checks.append(await _default_target(settings))
+    elif settings.default_target_in_channels and not settings.default_target:
+        unused = "DEFAULT_TARGET_IN_CHANNELS is on, but without DEFAULT_TARGET it does nothing: set DEFAULT_TARGET"
+        checks.append(Check(True, "default target", unused, warning=True))
     checks.append(await _database(settings, version))
     if settings.database_url.startswith("sqlite:"):
         checks.extend(ephemeral_sqlite(dict(os.environ)))

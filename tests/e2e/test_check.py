@@ -145,6 +145,10 @@ def test_check_looks_up_the_default_target_direct_messages_go_to(tmp_path: Path)
         assert done.returncode == 0 and line.startswith("ok   default target: ") and "alice, bob" in line, line
         plain = run_cli(env, "check", cwd=tmp_path)
         assert "default target" not in plain.stdout, "no line for a setting that is not set"
+        # Found by a review (revAW): turned on with nothing to send to, it was said nowhere.
+        alone = run_cli(dict(env, DEFAULT_TARGET_IN_CHANNELS="true"), "check", cwd=tmp_path)
+        [line] = [line for line in alone.stdout.splitlines() if "default target" in line]
+        assert alone.returncode == 0 and line.startswith("warn default target: DEFAULT_TARGET_IN_CHANNELS"), line
 
 
 @pytest.mark.parametrize(
