@@ -305,15 +305,16 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[lis
     async def shown(b: Binding, client: LettaClient) -> Binding:
         t = b.target
         try:
-            async with asyncio.timeout(settings.letta_lookup_timeout):
-                record = GroupRecord.of(await client.get_group(t.group_id or ""))
-                return dataclasses.replace(b, target=await with_record(client, t, record))
-        except (LettaError, TimeoutError):
+            record = GroupRecord.of(await client.get_group(t.group_id or ""))
+            return dataclasses.replace(b, target=await with_record(client, t, record))
+        except LettaError:
             return b
 
-    uses, listed = [], []
+    uses: list[str] = []
+    listed = list(bindings)
+    managers: dict[int, LettaClient] = {}  # each managed group's binding, by its place, and its server's client
     try:
-        for b in bindings:
+        for i, b in enumerate(bindings):
             use = resolve(b, settings.letta_group_runner, None)
             managed = b.target.kind == "group" and b.target.manager_type in MANAGED and b.target.manager is None
             client = await client_for(b.team_id) if use.used is None or managed else None
@@ -321,7 +322,15 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[lis
                 version = await version_of(client) if client is not None else None
                 use = resolve(b, settings.letta_group_runner, version)
             uses.append(str(use))
-            listed.append(await shown(b, client) if managed and client is not None else b)
+            if managed and client is not None:
+                managers[i] = client
+        try:  # all at once, within one LETTA_LOOKUP_TIMEOUT: a server that does not answer costs it once
+            async with asyncio.timeout(settings.letta_lookup_timeout):
+                found = await asyncio.gather(*(shown(bindings[i], c) for i, c in managers.items()))
+            for i, b in zip(managers, found, strict=True):
+                listed[i] = b
+        except TimeoutError:
+            pass  # the groups as saved
     finally:
         for client in clients.values():
             await client.aclose()

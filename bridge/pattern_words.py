@@ -31,10 +31,21 @@ def members_heading(target: Target) -> str:
     return _MEMBERS.get(target.manager_type or "", IN_ORDER)
 
 
+def turns_in_all(target: Target) -> int | None:
+    """A round robin's `max_turns` where it is not one turn per agent (the bridge makes that many sends in all,
+    going round the agents: fewer leaves the last ones unasked); None otherwise."""
+    in_turn = target.manager_type in (None, "round_robin") and not target.broadcast
+    if not in_turn or target.max_turns is None or target.max_turns == len(target.agents):
+        return None
+    return target.max_turns
+
+
 def bridge_runs(target: Target) -> str:
     """How the bridge runner plays the target, for the connect answer's runner line."""
     if target.broadcast:
         return "the bridge sends every agent the message at once"
+    if (turns := turns_in_all(target)) is not None:
+        return f"the bridge asks the agents in turn, {turns} send{'' if turns == 1 else 's'} in all"
     return _BRIDGE_RUNS.get(target.manager_type or "", "the bridge asks each agent in turn")
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bridge.domain import Binding, Catalog, HistoryEntry, Target
-from bridge.pattern_words import IN_ORDER, bridge_runs, manager_role, members_heading
+from bridge.pattern_words import IN_ORDER, bridge_runs, manager_role, members_heading, turns_in_all
 from bridge.slack.render import escape
 
 if TYPE_CHECKING:
@@ -183,6 +183,8 @@ def _runs(runner: str, target: Target) -> str:
 def _answers(target: Target) -> str:
     if target.manager_type == "sleeptime":
         return "the main agent answers"
+    if (turns := turns_in_all(target)) is not None:
+        return f"the agents answer in turn, {turns} repl{'y' if turns == 1 else 'ies'} in all"
     return "the agents the manager picks answer" if target.manager_type == "dynamic" else "each agent answers"
 
 
