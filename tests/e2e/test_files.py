@@ -153,7 +153,7 @@ def test_killed_while_the_first_agent_thinks_the_resumed_turn_sends_the_same_ima
     agent gets the same image part and text as the first, nobody is asked twice and the file is fetched once."""
     r = guarantee_rig(tmp_path, "0.16.8", names=("alice", "bob"))
     try:
-        r.letta.set_delay(r.agents["alice"], 4.0)
+        r.letta.set_delay(r.agents["alice"], 9.0)  # long enough for a restart on a loaded machine
         dot = r.slack.add_file("dot.png", PNG, "image/png")
         ts = share(r.bridge, r.channel, "what is in this?", [dot])
         r.letta.wait_for(lambda: any(i.agent_name == "alice" for i in r.letta.inputs), 10)
