@@ -272,7 +272,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[lis
     from bridge.letta.chooser import resolve
     from bridge.letta.client import LettaClient
     from bridge.letta.errors import LettaError
-    from bridge.letta.groups import GroupRecord, with_record
+    from bridge.letta.groups import as_recorded
     from bridge.letta.patterns import MANAGED
 
     clients: dict[str, LettaClient] = {}  # by server: in OAuth mode a workspace may have its own
@@ -305,8 +305,7 @@ async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[lis
     async def shown(b: Binding, client: LettaClient) -> Binding:
         t = b.target
         try:
-            record = GroupRecord.of(await client.get_group(t.group_id or ""))
-            return dataclasses.replace(b, target=await with_record(client, t, record))
+            return dataclasses.replace(b, target=await as_recorded(client, t))
         except LettaError:
             return b
 

@@ -29,7 +29,7 @@ from bridge.domain import (
 from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.groups import GroupRecord, with_record
+from bridge.letta.groups import as_recorded
 from bridge.letta.paging import LIST_CAP
 from bridge.letta.patterns import MANAGED
 from bridge.logs import shown_url
@@ -277,8 +277,7 @@ class Configurator:
             return None
         try:
             async with asyncio.timeout(self.settings.letta_lookup_timeout):
-                record = GroupRecord.of(await self._letta.get_group(target.group_id))
-                return await with_record(self._letta, target, record)
+                return await as_recorded(self._letta, target)
         except (LettaError, TimeoutError):
             return None
 

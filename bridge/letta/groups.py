@@ -72,6 +72,12 @@ async def with_record(
     )
 
 
+async def as_recorded(client: LettaClient, target: Target) -> Target:
+    """`target` (a Letta group) as its record on Letta has it now, looked up once, uncached: what a command shows."""
+    record = GroupRecord.of(await client.get_group(target.group_id or ""))
+    return await with_record(client, target, record)
+
+
 class GroupDetails:
     """`with_record` over each group's record, looked up once per `ttl` seconds (a change on Letta is seen within
     that); a failed lookup leaves the target as it was.
