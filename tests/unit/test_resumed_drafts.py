@@ -57,6 +57,17 @@ def shown(fake: FakeSlack, root: str) -> list[tuple[str | None, str]]:
     return [(m.get("username"), m["text"]) for m in fake.messages("C1", root) if m.get("bot_id")]
 
 
+async def grown_after_a_crash(store: Store, fake: FakeSlack, root: str) -> tuple[TurnDrafts, str]:
+    """A reply streamed by a process that then died, grown again by the turn resumed in its earlier stream: the
+    resumed turn's drafts, and the stream's ts."""
+    turn, turn_id = await accepted(store, fake, root, root, "Ev1")
+    await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
+    [(_, earlier)] = fake.open_streams()  # the process dies here
+    again = drafts(store, fake, turn, turn_id, resumed=True)
+    await again.grow("agent-a", 0, "alice", "The deploy went")
+    return again, earlier
+
+
 def test_a_reply_that_grows_again_after_a_restart_grows_in_its_earlier_draft(
     database_url: str, fake: FakeSlack
 ) -> None:
@@ -82,11 +93,7 @@ def test_a_resumed_reply_grows_visibly_in_its_earlier_stream(database_url: str, 
     edit of `text` alone keeps, so the draft stayed frozen at what the dead process streamed."""
 
     async def body(store: Store, fake: FakeSlack, root: str) -> None:
-        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
-        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
-        [(_, earlier)] = fake.open_streams()  # the process dies here
-        again = drafts(store, fake, turn, turn_id, resumed=True)
-        await again.grow("agent-a", 0, "alice", "The deploy went")
+        again, earlier = await grown_after_a_crash(store, fake, root)
         await asyncio.sleep(1.3)  # live.UPDATE_SPACING
         await again.grow("agent-a", 0, "alice", "The deploy went fine, all 12 hosts are green")
         assert "all 12 hosts" in fake.shown("C1", earlier), fake.shown("C1", earlier)
@@ -123,11 +130,7 @@ def test_a_resumed_reply_that_grew_in_its_earlier_stream_shows_the_finished_repl
     last draft that was grown (an edit of `text` alone keeps the blocks). Found by a review (revAY)."""
 
     async def body(store: Store, fake: FakeSlack, root: str) -> None:
-        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
-        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
-        [(_, earlier)] = fake.open_streams()  # the process dies here
-        again = drafts(store, fake, turn, turn_id, resumed=True)
-        await again.grow("agent-a", 0, "alice", "The deploy went")
+        again, earlier = await grown_after_a_crash(store, fake, root)
         final = "The deploy went fine, all 12 hosts are green."
         assert await again.replace("agent-a:0", final) == earlier
         assert fake.shown("C1", earlier) == final, fake.shown("C1", earlier)
@@ -140,11 +143,7 @@ def test_a_resumed_draft_cut_off_says_so(database_url: str, fake: FakeSlack) -> 
     marked cut off; the edit of `text` alone leaves the blocks, so the mark never shows."""
 
     async def body(store: Store, fake: FakeSlack, root: str) -> None:
-        turn, turn_id = await accepted(store, fake, root, root, "Ev1")
-        await drafts(store, fake, turn, turn_id, resumed=False).grow("agent-a", 0, "alice", "The deploy")
-        [(_, earlier)] = fake.open_streams()  # the process dies here
-        again = drafts(store, fake, turn, turn_id, resumed=True)
-        await again.grow("agent-a", 0, "alice", "The deploy went")
+        again, earlier = await grown_after_a_crash(store, fake, root)
         await again.abandon()
         assert "cut off" in fake.shown("C1", earlier), fake.shown("C1", earlier)
 
