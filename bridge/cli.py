@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bridge import __version__
 from bridge import init as setup
-from bridge.cli_ids import CliError, channel_arg, served_as, team_arg, workspace_of
+from bridge.cli_ids import CliError, channel_arg, install_arg, served_as, team_arg, workspace_of
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
@@ -212,9 +212,10 @@ async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
         for line in await list_workspaces(settings):
             print(line)
         return 0
-    said = await remove_workspace(settings, args.workspace)
+    key = install_arg(args.workspace)
+    said = await remove_workspace(settings, key)
     if said is None:
-        raise CliError(f"{args.workspace} has not installed the app (`python -m bridge workspaces list` shows them).")
+        raise CliError(f"{key} has not installed the app (`python -m bridge workspaces list` shows them).")
     print(said)
     return 0
 

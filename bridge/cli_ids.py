@@ -13,6 +13,7 @@ from bridge.requirements import SLACK_BOT_TOKEN, slack_refused
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 TEAM_ID = re.compile(r"T[A-Z0-9]{2,}")
+INSTALL_ID = re.compile(r"[TE][A-Z0-9]{2,}")
 
 
 class CliError(Exception):
@@ -29,6 +30,15 @@ def team_arg(value: str | None) -> str | None:
     if not TEAM_ID.fullmatch(team):
         raise CliError(f"{value} is not a Slack workspace id (like T0123ABC: `python -m bridge check` shows it).", 2)
     return team
+
+
+def install_arg(value: str) -> str:
+    """`workspaces remove`'s id as Slack writes it (upper case): a workspace (T…) or an org-wide install (E…)."""
+    key = value.strip().upper()
+    if not INSTALL_ID.fullmatch(key):
+        raise CliError(f"{value} is not a Slack workspace id (like T0123ABC) or org id (like E0123ABC): "
+                       "`python -m bridge workspaces list` shows them.", 2)
+    return key
 
 
 async def workspace_of(settings: Settings, given: str | None) -> str:

@@ -83,3 +83,17 @@ def test_workspaces_remove_where_no_database_exists_creates_none(tmp_path: Path)
     done = run_cli(env, "workspaces", "remove", "T0123ABCD", cwd=tmp_path)
     assert done.returncode == 1 and "has not installed the app" in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "a new, empty database was created"
+
+
+def test_workspaces_remove_takes_an_id_as_typed_and_refuses_what_is_no_id(tmp_path: Path) -> None:
+    """`workspaces remove t0acme001` said "t0acme001 has not installed the app" (exit 1) for a workspace that had:
+    Slack writes ids in upper case, as `--team` already reads them; a word that is no id at all is refused as
+    one (exit 2) before the database is asked."""
+    with many_world(tmp_path) as world:
+        assert world.install(Grant(ACME, "acme")).status_code == 200
+        wrong = world.cli("workspaces", "remove", "acme")
+        assert wrong.returncode == 2 and "acme is not a Slack workspace id" in wrong.stderr, wrong.stderr
+        assert ACME in world.cli("workspaces", "list").stdout
+        removed = world.cli("workspaces", "remove", f" {ACME.lower()}")
+        assert removed.returncode == 0 and "removed" in removed.stdout, removed.stdout + removed.stderr
+        assert ACME not in world.cli("workspaces", "list").stdout.split()
