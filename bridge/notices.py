@@ -27,6 +27,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bridge.domain import Turn
 from bridge.slack.failures import FAILURES, slack_error
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
+EMPTIED_NOTICE = "Not answered: the message was edited to leave nothing to answer before its turn came."
+# Why a waiting turn was taken back: its message deleted, edited to address someone else, or edited down to nothing
+# to answer; the log's words and its queue notice's for each.
+TakenBack = Literal["deleted", "addressed", "emptied"]
+TAKEN_BACK: dict[TakenBack, tuple[str, str]] = {
+    "deleted": ("deleted", WITHDRAWN_NOTICE),
+    "addressed": ("edited to speak to someone else", EDITED_AWAY_NOTICE),
+    "emptied": ("edited to leave nothing to answer", EMPTIED_NOTICE),
+}
 STOPPED_NOTICE = "Not answered: stopped before its turn came."
 UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."

@@ -26,7 +26,7 @@ from bridge.domain import Turn
 from bridge.ids import otid as new_otid
 from bridge.logs import Throttled, logged
 from bridge.metrics import UNMETERED, Metrics
-from bridge.notices import EDITED_AWAY_NOTICE, WITHDRAWN_NOTICE, QueueNotices
+from bridge.notices import TAKEN_BACK, QueueNotices, TakenBack
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -133,21 +133,21 @@ class Relay:
         # line gets none.
         self.notices.waiting(turn)
 
-    async def withdraw(self, team_id: str, channel_id: str, message_ts: str, edited_away: bool = False) -> None:
-        """A message deleted in Slack (or, `edited_away`, edited so that it no longer speaks to the bot): the
-        person took the question back, so its turn, while it still waits, is never run. One already started runs
-        to its end: the agents have the question, and its thread stays in Slack under the deleted message."""
+    async def withdraw(self, team_id: str, channel_id: str, message_ts: str, why: TakenBack = "deleted") -> None:
+        """A message deleted in Slack (or edited so that it no longer speaks to the bot, `addressed` to someone
+        else, or `emptied` of anything to answer): the person took the question back, so its turn, while it still
+        waits, is never run. One already started runs to its end: the agents have the question, and its thread
+        stays in Slack under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
-        if withdrawn is None and not edited_away:  # every edit of any message would crowd out the deletions
+        if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._deleted[(team_id, channel_id, message_ts)] = asyncio.get_running_loop().time()
             if len(self._deleted) > DELETED_REMEMBERED:
                 del self._deleted[next(iter(self._deleted))]
         if withdrawn is not None:
             self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
-            why = "edited to speak to someone else" if edited_away else "deleted"
-            log.info("turn withdrawn: its message was %s before it ran turn_id=%s", why, withdrawn[0], extra=fields)
-            words = EDITED_AWAY_NOTICE if edited_away else WITHDRAWN_NOTICE
+            how, words = TAKEN_BACK[why]
+            log.info("turn withdrawn: its message was %s before it ran turn_id=%s", how, withdrawn[0], extra=fields)
             self.notices.withdrawn((team_id, channel_id, withdrawn[1]), words)
 
     async def edited_away(self, team_id: str, channel_id: str, message_ts: str, thread_ts: str, text: str) -> None:
@@ -156,7 +156,7 @@ class Relay:
         if await self._follows(team_id, channel_id, thread_ts, besides=message_ts):
             await self.edit(team_id, channel_id, message_ts, text)
         else:
-            await self.withdraw(team_id, channel_id, message_ts, edited_away=True)
+            await self.withdraw(team_id, channel_id, message_ts, "addressed")
 
     async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
         """A message edited in Slack: its turn, while it still waits, answers the new words; one already started

@@ -136,8 +136,23 @@ def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
 
 def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str] | None:
     """A person's message edited: the app_mention Slack sends again for it (`edited` set), or `message_changed`
-    (the message as it is now in `message`). Its workspace, channel, ts and new words (the bot's mention stripped),
-    so that its turn, if it still waits, answers them; None for a bot's message or words that say nothing."""
+    (the message as it is now in `message`). Its workspace, channel, ts and new words (the bot's mention stripped;
+    "" where only its files are left, as a files-only mention has), so that its turn, if it still waits, answers
+    them; None for a bot's message, or an edit that left nothing to answer (`edited_to_nothing`)."""
+    edit = _edit(body, bot_user_id)
+    return edit[:4] if edit is not None and (edit[3] or edit[4]) else None
+
+
+def edited_to_nothing(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str] | None:
+    """A person's message edited down to no words and no files (only the bot's mention, say): its workspace,
+    channel and ts, so that its waiting turn is taken back, as a fresh mention of nothing would be ignored,
+    instead of being sent with the words the person took out."""
+    edit = _edit(body, bot_user_id)
+    return edit[:3] if edit is not None and not edit[3] and not edit[4] else None
+
+
+def _edit(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str, bool] | None:
+    """A person's edit as workspace, channel, ts, new words and whether the message still has files."""
     event = body.get("event")
     if not isinstance(event, dict):
         return None
@@ -149,8 +164,10 @@ def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     if message.get("subtype") not in (None, *SPOKEN_SUBTYPES):
         return None
     channel, ts = _str(event.get("channel")), _str(message.get("ts"))
+    if not channel or not _TS.fullmatch(ts):
+        return None
     text = clean_text(_str(message.get("text")), bot_user_id)
-    return (installed_team(body), channel, ts, text) if channel and _TS.fullmatch(ts) and text else None
+    return (installed_team(body), channel, ts, text, bool(shared_files(message)))
 
 
 def no_longer_addressed(

@@ -15,6 +15,7 @@ from bridge.slack.decide import (
     decide_message,
     deleted_message,
     edited_message,
+    edited_to_nothing,
 )
 from tests.reference import SLACK, load
 
@@ -221,9 +222,21 @@ def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> N
     message.pop("edited")
     assert edited_message(person, BOT) is None, "Slack changed the message (an unfurl), nobody edited it"
     assert edited_message(_fixture("app_mention.json"), BOT) is None
-    emptied = copy.deepcopy(edited)
+    assert edited_to_nothing(edited, BOT) is None and edited_to_nothing(person, BOT) is None
+
+
+def test_a_mention_edited_down_to_the_bot_keeps_its_files_or_is_left_with_nothing() -> None:
+    """revBF: an edit that leaves only the bot's mention was read as no edit at all, and the waiting turn kept the
+    words taken out: with files left it carries them alone (text ""), with none it has nothing to answer."""
+    emptied = _fixture("app_mention_edited.json")
     emptied["event"]["text"] = "<@U0BOTABCD>"
     assert edited_message(emptied, BOT) is None
+    assert edited_to_nothing(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
+    emptied["event"]["files"] = _fixture("app_mention_with_files.json")["event"]["files"]
+    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "")
+    assert edited_to_nothing(emptied, BOT) is None
+    emptied["event"]["bot_id"] = "B0OTHERBT"
+    assert edited_to_nothing(emptied, BOT) is None, "a bot's message edited is no person's edit"
 
 
 def test_a_mention_naming_the_bot_twice_or_beside_another_bot_is_one_turn_with_the_others_kept() -> None:

@@ -1,5 +1,6 @@
 """bridge/slack/listeners: events reach the bridge keyed by the installing workspace, as Bolt's context.team_id
-(which keys every binding /letta makes) reads it, also in a Slack Connect channel another organisation hosts."""
+(which keys every binding /letta makes) reads it, also in a Slack Connect channel another organisation hosts; an
+edit reaches the relay however little it leaves of the message."""
 
 from __future__ import annotations
 
@@ -49,9 +50,20 @@ class Stops:
 class Relay:
     def __init__(self) -> None:
         self.turns: list[Turn] = []
+        self.edits: list[tuple[str, ...]] = []
+        self.withdrawn: list[tuple[str, ...]] = []
 
     async def accept(self, turn: Turn) -> None:
         self.turns.append(turn)
+
+    async def edit(self, *args: str) -> None:
+        self.edits.append(args)
+
+    async def withdraw(self, *args: str) -> None:
+        self.withdrawn.append(args)
+
+    async def edited_away(self, *args: str) -> None:
+        raise AssertionError("not an edit that moves the message away from the bot")
 
 
 async def _dispatch(app: AsyncApp, body: dict[str, Any]) -> None:
@@ -108,3 +120,62 @@ def test_the_agent_view_moving_to_another_channel_is_acknowledged() -> None:
         assert stops.tasks == []
 
     asyncio.run(main())
+
+
+IMAGE = {"id": "F0123ABCD", "name": "chart.png", "mimetype": "image/png", "filetype": "png", "size": 68,
+         "url_private_download": "https://files.slack.com/files-pri/T0123ABCD-F0123ABCD/download/chart.png"}
+MENTION_TS = "1764064800.123456"
+
+
+def _changed(text: str, was: str, files: list[dict[str, Any]], thread_ts: str = "") -> dict[str, Any]:
+    """Slack's message_changed for a person's edit of their message (reference/slack/events/message_changed.json)."""
+    message: dict[str, Any] = {"type": "message", "user": "U0123ABCD", "text": text, "ts": MENTION_TS,
+                               "edited": {"user": "U0123ABCD", "ts": "1764064830.000000"}}
+    previous: dict[str, Any] = {"type": "message", "user": "U0123ABCD", "ts": MENTION_TS, "text": was}
+    for said in (message, previous):
+        if files:
+            said["files"] = files
+        if thread_ts:
+            said["thread_ts"] = thread_ts
+    event = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": "C0123ABCD",
+             "channel_type": "channel", "ts": "1764064830.000200", "event_ts": "1764064830.000200",
+             "message": message, "previous_message": previous}
+    envelope = {k: v for k, v in load(SLACK / "events" / "app_mention_edited.json").items() if k != "event"}
+    return {**envelope, "event_id": "Ev0EDIT0001", "event": event}
+
+
+def _relayed(*bodies: dict[str, Any]) -> Relay:
+    async def main() -> Relay:
+        app, relay = _app(), Relay()
+        events.register(app, relay)  # type: ignore[arg-type]  # a double
+        for body in bodies:
+            await _dispatch(app, body)
+        return relay
+
+    return asyncio.run(main())
+
+
+def test_a_waiting_mention_whose_words_are_edited_away_keeps_only_its_image() -> None:
+    """revBF: `@bot delete the prod database, here is the chart` with an image, waiting behind another turn, edited
+    down to `@bot` and the image: the edit was dropped, and the turn sent the words the person took out."""
+    was = "<@U0BOTABCD> delete the prod database, here is the chart"
+    relay = _relayed(_changed("<@U0BOTABCD>", was, [IMAGE]))
+    assert relay.edits == [("T0123ABCD", "C0123ABCD", MENTION_TS, "")], "the turn carries the image alone"
+    assert relay.withdrawn == [] and relay.turns == []
+
+
+def test_a_waiting_mention_or_follow_up_edited_down_to_nothing_is_taken_back() -> None:
+    """revBF: with no files, an edit down to the bot's mention (or a follow-up's to nothing visible) left the
+    waiting turn with its old words; a fresh mention of nothing is ignored, so the edit takes the turn back."""
+    mention = load(SLACK / "events" / "app_mention_edited.json")
+    mention["event"]["text"] = "<@U0BOTABCD>"
+    edits = (
+        _changed("<@U0BOTABCD>", "<@U0BOTABCD> delete the prod database", []),
+        mention,
+        _changed("\u200b", "thanks, also check the migration logs", [], thread_ts="1764064700.000100"),
+        _changed("<@U0BOTABCD>", "thanks, also check the migration logs", [], thread_ts="1764064700.000100"),
+    )
+    relay = _relayed(*edits)
+    key = ("T0123ABCD", "C0123ABCD", MENTION_TS)
+    assert relay.withdrawn == [(*key, "emptied")] * 4
+    assert relay.edits == [] and relay.turns == []

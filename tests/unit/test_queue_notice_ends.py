@@ -55,8 +55,16 @@ def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answer
     assert not [text for text in edits if text.startswith("Not answered")], edits
 
 
-def test_a_deleted_last_mention_still_says_it_will_not_be_answered(tmp_path: Path, poster: EditingPoster) -> None:
-    """The rule above leaves this as it was: when nothing of the thread is answered, the notice says why."""
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [("deleted", notices.WITHDRAWN_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE),
+     ("emptied", notices.EMPTIED_NOTICE)],
+)
+def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
+    tmp_path: Path, poster: EditingPoster, why: notices.TakenBack, said: str
+) -> None:
+    """The rule above leaves this as it was: when nothing of the thread is answered, the notice says why (deleted,
+    edited to speak to someone else, revBF: edited down to nothing to answer)."""
 
     async def main() -> list[str]:
         async with relaying(tmp_path / "b.db", Worker, poster) as rig:
@@ -64,12 +72,12 @@ def test_a_deleted_last_mention_still_says_it_will_not_be_answered(tmp_path: Pat
             await until(lambda: len(rig.worker.jobs) == 1)
             await rig.relay.accept(mention(2, "question one"))
             await until(lambda: any(thread == "2.000001" for thread, _ in poster.posts))
-            await rig.relay.withdraw("T1", "C1", "2.000001")
+            await rig.relay.withdraw("T1", "C1", "2.000001", why)
             rig.worker.finish()
             await asyncio.sleep(1.0)
             return [text for _, text in poster.edits]
 
-    assert asyncio.run(main()) == [notices.WITHDRAWN_NOTICE]
+    assert asyncio.run(main()) == [said]
 
 
 class SlowCrashingWorker(CrashingWorker):

@@ -18,6 +18,7 @@ from bridge.slack.decide import (
     decide_message,
     deleted_message,
     edited_message,
+    edited_to_nothing,
     no_longer_addressed,
 )
 from bridge.slack.listeners.sessions import StopHandler, is_stop
@@ -59,9 +60,11 @@ def register(
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        edit = edited_message(body, context.bot_user_id)
+        edit, emptied = edited_message(body, context.bot_user_id), edited_to_nothing(body, context.bot_user_id)
         if edit is not None:  # a waiting turn takes the new words
             await relay.edit(*edit)
+        elif emptied is not None:  # nothing left to answer: taken back, as an empty mention is ignored
+            await relay.withdraw(*emptied, "emptied")
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
@@ -83,10 +86,12 @@ def register(
         if deleted is not None:  # a mention (or follow-up) taken back: its turn is not run if it still waits
             await relay.withdraw(*deleted)
             return
-        edit = edited_message(body, context.bot_user_id)
+        edit, emptied = edited_message(body, context.bot_user_id), edited_to_nothing(body, context.bot_user_id)
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
-        if edit is not None and away is not None and away[0] == "away":
-            await relay.withdraw(*edit[:3], edited_away=True)  # said to someone else now: as if taken back
+        if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
+            await relay.withdraw(*emptied, "emptied")
+        elif edit is not None and away is not None and away[0] == "away":
+            await relay.withdraw(*edit[:3], "addressed")  # said to someone else now: as if taken back
         elif edit is not None and away is not None:
             await relay.edited_away(*edit[:3], away[1], edit[3])
         elif edit is not None:
