@@ -94,8 +94,11 @@ def hold_exclusively(path: str) -> int:
             f"another bridge process (pid {holder}) is already using {path}; a SQLite database serves one "
             "process: stop that one first, or use PostgreSQL (DATABASE_URL=postgres://...) to run several"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    try:  # the pid is only a note for the refusal above; the flock is held, and a full disk is said by SQLite
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError as exc:
+        log.debug("could not note this process's id in the lock file error=%s", exc.strerror or exc)
     return fd
 
 
@@ -133,11 +136,21 @@ def loose_files(path: str) -> dict[str, int]:
 
 def private_files(path: str) -> None:
     """The database and its WAL and SHM files readable by their owner only: created so (SQLite gives the WAL
-    and SHM files the database's mode), and an older world-readable file is tightened."""
+    and SHM files the database's mode), and an older world-readable file is tightened when it can be (a warning
+    when not: on a read-only disk the open that follows fails with a StoreError that says so)."""
     if not os.path.exists(path):
         os.close(create_private(path))
     for name, mode in loose_files(path).items():
-        os.chmod(name, PRIVATE)
+        try:
+            os.chmod(name, PRIVATE)
+        except OSError as exc:  # a read-only disk, another user's file: SQLite's own open says if it cannot write
+            log.warning(
+                "database file is readable by others (mode %o) and could not be made 600 (%s) path=%s",
+                mode,
+                exc.strerror or exc,
+                name,
+            )
+            continue
         log.warning("database file was readable by others (mode %o); now 600 path=%s", mode, name)
 
 
