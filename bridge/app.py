@@ -247,6 +247,7 @@ class Bridge:
         self.slack_drafts.session = self.slack.session
         await self.store.open()
         if self.workspaces is not None:
+            await self.workspaces.installs.seal_plain_urls()  # an older bridge's, before any turn reads them
             self.workspaces.session = self.slack.session
             self._purger = asyncio.create_task(self._purge_forever())
         await look_at_earlier_sends(self.store, self.earlier)  # before any turn runs

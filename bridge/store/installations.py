@@ -398,8 +398,25 @@ class BridgeInstallationStore(AsyncInstallationStore):
         url = str(r["letta_base_url"])
         if url.startswith(SEALED_URL):
             url = self.cipher.decrypt(url.removeprefix(SEALED_URL))
-            _mask_password(url)
+        _mask_password(url)  # a plain one too: an older bridge's, until seal_plain_urls seals it
         return WorkspaceLetta(url, key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
+
+    async def seal_plain_urls(self) -> int:
+        """Seal the Letta URLs with a password that a bridge from before schema v17 stored in the clear (an SQL
+        migration cannot: it needs BRIDGE_ENCRYPTION_KEY), masking each in the logs; `serve` runs it at start.
+        Each row is rewritten only if it still holds what was read, so processes starting together seal it once."""
+        query = "SELECT team_id, letta_base_url AS url FROM slack_workspaces WHERE letta_base_url<>''"
+        rows = await self.sql.fetch(query)
+        plain = [(r["team_id"], r["url"]) for r in rows if not r["url"].startswith(SEALED_URL)]
+        plain = [(team, url) for team, url in plain if urlsplit(url).password is not None]
+        sealed = 0
+        for team, url in plain:
+            _mask_password(url)
+            only_if_still = "UPDATE slack_workspaces SET letta_base_url=$1 WHERE team_id=$2 AND letta_base_url=$3"
+            sealed += await self.sql.execute(only_if_still, SEALED_URL + self.cipher.encrypt(url), team, url)
+        if sealed:
+            log.info("Letta URLs with a password, stored in the clear by an older bridge, sealed count=%d", sealed)
+        return sealed
 
     async def set_letta(self, team_id: str, base_url: str | None, api_key: str | None, actor: str) -> None:
         """Save the workspace's Letta server and key (encrypted; the URL too when it holds a user and password, a

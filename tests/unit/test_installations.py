@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
+from bridge.config import Settings
 from bridge.domain import Turn
 from bridge.logs import Redactor
 from bridge.store import Store, open_store
 from bridge.store.crypto import Cipher, CipherError
 from bridge.store.installations import BridgeInstallationStore, Sql
 from bridge.store.oauth_state import BridgeStateStore
+from tests.unit.old_databases import old_database
 
 KEY = Fernet.generate_key().decode()
 
@@ -164,6 +168,78 @@ def test_a_workspace_letta_url_with_a_password_is_stored_encrypted_and_masked_in
 
     run(database_url, body)
     assert "s3cret" not in Redactor([]).redact("asked with pr0xy@s3cret, written pr0xy%40s3cret")
+
+
+async def plain_letta_url(url: str, team: str, letta_url: str) -> None:
+    """A workspace's Letta URL as a bridge from before schema v17 left it: /letta setup wrote it as given."""
+    store = open_store(url, migrate=False)
+    await store.open()
+    try:
+        await Sql(store).execute(
+            "INSERT INTO slack_workspaces (team_id, letta_base_url, letta_set_by, letta_set_at) VALUES ($1,$2,'U1',1.0)"
+            " ON CONFLICT (team_id) DO UPDATE SET letta_base_url=excluded.letta_base_url",
+            team,
+            letta_url,
+        )
+    finally:
+        await store.close()
+
+
+def test_an_older_bridges_plain_letta_url_with_a_password_is_sealed_and_masked(database_url: str) -> None:
+    """revBG: a URL with a proxy password saved before the URL was stored encrypted (schema v17) stayed in the
+    clear for good, and was never masked in the logs (only sealed rows were)."""
+    plain = "https://proxyuser:upgr4ded-proxy-pass@letta.example.com"
+
+    async def body(store: Store, installs: BridgeInstallationStore) -> None:
+        read = await installs.letta("T1")  # read before the pass (`check` from the host): masked from then on
+        assert read is not None and read.base_url == plain
+        assert "upgr4ded" not in Redactor([]).redact(f"asked with {urlsplit(plain).password}")
+        assert await installs.seal_plain_urls() == 1  # as serve's start does
+        [row] = await Sql(store).fetch("SELECT letta_base_url FROM slack_workspaces WHERE team_id='T1'")
+        assert "upgr4ded" not in str(row["letta_base_url"])
+        own = await installs.letta("T1")
+        assert own is not None and own.base_url == plain
+        assert await installs.seal_plain_urls() == 0  # once
+
+    async def upgraded() -> None:
+        await old_database(database_url, 16)
+        await plain_letta_url(database_url, "T1", plain)
+
+    asyncio.run(upgraded())
+    run(database_url, body)
+
+
+def test_serve_seals_a_plain_letta_url_with_a_password_when_it_starts(tmp_path: Path) -> None:
+    """The pass above runs at serve's start in OAuth mode, before any turn reads the URL; the password is masked
+    in the logs from then on."""
+    plain = "https://proxyuser:st4rted-proxy-pass@letta.example.com"
+    url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    settings = Settings(
+        slack_client_id="1.2",
+        slack_client_secret="s",
+        slack_signing_secret="sign",
+        bridge_encryption_key=KEY,
+        letta_base_url="http://127.0.0.1:9",
+        database_url=url,
+    )
+
+    async def main() -> str:
+        from bridge.app import Bridge
+
+        fresh = open_store(url)  # the latest schema: the row is the older bridge's, the tables this one's
+        await fresh.open()
+        await fresh.close()
+        await plain_letta_url(url, "T1", plain)
+        bridge = Bridge(settings)
+        await bridge.start()
+        try:
+            [row] = await Sql(bridge.store).fetch("SELECT letta_base_url FROM slack_workspaces WHERE team_id='T1'")
+            return str(row["letta_base_url"])
+        finally:
+            await bridge.stop()
+
+    assert "st4rted" not in asyncio.run(main())
+    assert "st4rted" not in Redactor([]).redact(f"asked with {urlsplit(plain).password}")
 
 
 def test_a_wrong_or_changed_key_is_said_in_plain_words(tmp_path: object) -> None:
