@@ -53,7 +53,6 @@ CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_B
 MINUTE = 60.0
 
 
-
 @dataclass(frozen=True)
 class KeyOrigin:
     """Where the client's API key was set and who changes it there, in words: said when Letta refuses the key.
@@ -90,7 +89,8 @@ class LettaError(Exception):
         self.run_id: str | None = None  # a 409's running run: the conversation is busy, this send did nothing
         self.loop_ran = False  # Letta's own answer from inside the agent loop: it may have stored part of a turn
         self.gateway = ""  # who answered instead of Letta (gateways.py): "Cloudflare", "Envoy"
-        self.lasting = False  # the server said the same request would fail again (App Server `retryable: false`)
+        self.lasting = False  # the same request would fail again (App Server `retryable: false`, a stop reason)
+        self.started = False  # a run Letta began ended failed: its first steps (some words, too) may be stored
         self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
         self.withdrawn = False  # a TIMEOUT that is the bridge's own deadline: it took the message back itself
 
@@ -251,6 +251,11 @@ class LettaError(Exception):
                 said = f": {self.detail}" if self.detail else ""
                 wait = f"in {_duration(self.retry_after)}" if self.retry_after else "in a minute"
                 return f"Letta is rate-limiting the bridge (HTTP 429{said}). Ask again {wait}."
+            case Kind.QUOTA if self.started:
+                return (
+                    f"Letta started {subject}'s answer but stopped it{detail}. An operator needs to check the "
+                    "account's plan and usage in Letta; asking again will not help until then."
+                )
             case Kind.QUOTA:
                 return (
                     f"Letta would not run {subject}: the Letta account's plan limit or credits are used up (HTTP "
@@ -265,6 +270,11 @@ class LettaError(Exception):
                 )
             case Kind.SERVER_ERROR:
                 return self._failed(f"Letta failed while {subject} was answering")
+            case Kind.RUN_FAILED if self.lasting and self.started:
+                return (
+                    f"Letta started {subject}'s answer but it failed{detail}, and would fail alike if asked again: "
+                    f"an operator needs to shorten {subject}'s memory or give it a model with a larger context window."
+                )
             case Kind.RUN_FAILED if self.lasting:
                 return (
                     f"Letta could not run {subject}{detail}, and says asking again will not help: an operator "

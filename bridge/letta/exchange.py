@@ -23,7 +23,7 @@ from bridge.letta.models import (
     StopReason,
     ToolReturnMessage,
     UsageStatistics,
-    run_failure,
+    run_error,
     stop_failure,
 )
 from bridge.letta.notes import NoteTaker
@@ -304,6 +304,6 @@ async def exchange(
         questions.add(item)
     for question in questions.done():
         yield question
-    failed = run_failure(response)
-    if failed:
-        yield LettaError(Kind.RUN_FAILED, failed, base_url=client.base_url)
+    failed = run_error(response, client.base_url)
+    if failed is not None:
+        yield failed

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 
-from bridge.letta.errors import BACKGROUND_REFUSED
+from bridge.letta.errors import BACKGROUND_REFUSED, Kind, LettaError
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,22 @@ def stop_failure(reason: str) -> str | None:
     return ERROR_STOP_REASONS[reason] or f"stop reason {reason}"
 
 
+# Stop reasons after which every send fails alike until an operator acts: out of credits is the HTTP 402's condition
+# (QUOTA, which stops the turn before the next agent), instructions too long for the model fail each send (lasting).
+QUOTA_STOP_REASONS = frozenset({"insufficient_credits"})
+LASTING_STOP_REASONS = frozenset({"context_window_overflow_in_system_prompt"})
+
+
+def failed_run(detail: str, reason: str | None, base_url: str, request_id: str = "") -> LettaError:
+    """A run Letta began and ended failed (its stop reason `reason`, if it gave one) as the bridge's failure: its
+    first steps may be stored, so it is said as started, and as lasting where asking again cannot help."""
+    kind = Kind.QUOTA if reason in QUOTA_STOP_REASONS else Kind.RUN_FAILED
+    error = LettaError(kind, detail, base_url=base_url, request_id=request_id)
+    error.started = True
+    error.lasting = reason in LASTING_STOP_REASONS
+    return error
+
+
 class LettaResponse(_Wire):
     messages: list[LettaMessage] = []
     stop_reason: StopReason | None = None
@@ -331,3 +347,11 @@ def run_failure(response: LettaResponse) -> str | None:
         if isinstance(message, ErrorMessage):
             return message.message or message.detail or message.error_type or "error"
     return stop_failure(response.stop_reason.stop_reason) if response.stop_reason else None
+
+
+def run_error(response: LettaResponse, base_url: str, request_id: str = "") -> LettaError | None:
+    """The failure reported inside a 200 answer (`run_failure`), or None."""
+    failed = run_failure(response)
+    if not failed:
+        return None
+    return failed_run(failed, response.stop_reason.stop_reason if response.stop_reason else None, base_url, request_id)

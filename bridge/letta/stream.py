@@ -23,6 +23,7 @@ from bridge.letta.models import (
     LettaMessage,
     StopReason,
     ToolReturnMessage,
+    failed_run,
     stop_failure,
 )
 from bridge.letta.sse import SseEvent
@@ -64,6 +65,7 @@ def sse_error_text(body: str) -> str:
 async def messages(events: AsyncIterator[SseEvent], base_url: str) -> AsyncIterator[LettaMessage]:
     done = stopped = False
     stop_error: str | None = None
+    reason: str | None = None  # the stop reason of a run that failed
     async for event in events:
         if event.data == "[DONE]":
             done = True
@@ -75,17 +77,18 @@ async def messages(events: AsyncIterator[SseEvent], base_url: str) -> AsyncItera
         data = _json(event, base_url)
         detail = error_detail(data)
         if detail is not None or event.event == "error":
-            raise LettaError(Kind.RUN_FAILED, detail or stop_error or "error event", base_url=base_url)
+            raise failed_run(detail or stop_error or "error event", reason, base_url)
         try:
             message = MESSAGE.validate_python(data)
         except ValidationError:
             raise LettaError(Kind.BAD_RESPONSE, "a stream event the bridge could not read", base_url=base_url) from None
         if isinstance(message, StopReason):
             stopped = True
-            stop_error = stop_failure(message.stop_reason) or stop_error
+            if failure := stop_failure(message.stop_reason):
+                stop_error, reason = failure, message.stop_reason
         yield message
     if stop_error:
-        raise LettaError(Kind.RUN_FAILED, stop_error, base_url=base_url)
+        raise failed_run(stop_error, reason, base_url)
     if not done and not stopped:
         raise LettaError(Kind.DISCONNECTED, "the stream ended before Letta said it was done", base_url=base_url)
 

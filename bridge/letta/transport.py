@@ -38,7 +38,7 @@ from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
     parse_error,
-    run_failure,
+    run_error,
 )
 from bridge.letta.sse import sse_events
 from bridge.letta.stream import messages as stream_messages
@@ -153,9 +153,9 @@ class LettaTransport:
                             ) from None
                         for item in payload.messages:
                             yield item
-                        failed = run_failure(payload)
-                        if failed:
-                            raise LettaError(Kind.RUN_FAILED, failed, base_url=self.base_url, request_id=request_id)
+                        failed = run_error(payload, self.base_url, request_id)
+                        if failed is not None:
+                            raise failed
                         return
                     async for item in stream_messages(sse_events(response.content.iter_any()), self.base_url):
                         yield item

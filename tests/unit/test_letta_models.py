@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge.letta.errors import Kind
 from bridge.letta.exchange import authored_replies
 from bridge.letta.models import (
     AGENT_LIST,
@@ -24,6 +25,7 @@ from bridge.letta.models import (
     UnknownMessage,
     UserMessage,
     parse_error,
+    run_error,
     run_failure,
 )
 from tests.reference import LETTA, letta_captures, load
@@ -148,6 +150,15 @@ def test_error_bodies_in_their_several_shapes_become_one_line() -> None:
 def test_stop_reason_error_inside_a_200_is_a_failure() -> None:
     parsed = LettaResponse(messages=[], stop_reason=StopReason(stop_reason="llm_api_error"))
     assert run_failure(parsed) == "stop reason llm_api_error"
+
+
+def test_out_of_credits_inside_a_200_is_said_as_in_a_stream() -> None:
+    """A send answered as JSON (no stream route, or a proxy's) carries the stop reason a stream does: said as the
+    operator's to fix, as a 402 is, not "Ask again in a moment"."""
+    parsed = LettaResponse(messages=[], stop_reason=StopReason(stop_reason="insufficient_credits"))
+    error = run_error(parsed, "https://api.letta.com")
+    assert error is not None and error.kind == Kind.QUOTA
+    assert "Ask again in a moment" not in error.explain("finn"), error.explain("finn")
 
 
 def test_conversations_parse_and_their_history_keeps_the_senders_otid() -> None:

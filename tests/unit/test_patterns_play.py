@@ -181,3 +181,29 @@ def test_after_a_server_wide_failure_only_the_agents_never_asked_are_named() -> 
     assert [e.message for e in events if isinstance(e, AgentFailure)] == [
         "unreachable", "bob was not asked, for the same reason."
     ]
+
+
+CREDITS_OUT = (
+    b'data: {"id":"message-1","message_type":"assistant_message","otid":"o-80","content":"The first half",'
+    b'"run_id":"run-1"}\n\ndata: {"message_type":"stop_reason","stop_reason":"insufficient_credits"}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_credits_running_out_in_a_stream_ends_the_turn_as_a_402_does() -> None:
+    """Letta Cloud's credits ran out between two steps of alice's streamed answer: said as a passing failure, it
+    went on to bob, whose send failed alike after a first step that may use more of the account."""
+    letta = FakeLetta(version="0.16.8", redis=True)
+    letta.start()
+    try:
+        alice, bob = letta.add_agent("alice"), letta.add_agent("bob")
+        sse = {"content-type": "text/event-stream; charset=utf-8"}
+        letta.fail_next("POST", r"/v1/conversations/default/messages", 200, raw=CREDITS_OUT, headers=sse)
+        events = run(letta, Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob"))))
+    finally:
+        letta.stop()
+    assert [i.agent_id for i in letta.inputs if i.agent_id == bob] == [], "bob was asked after the credits ran out"
+    failures = [e for e in events if isinstance(e, AgentFailure)]
+    assert [(f.agent_name, f.kind) for f in failures] == [("alice", Kind.QUOTA), (None, Kind.QUOTA)], failures
+    assert failures[1].message == "bob was not asked, for the same reason."
+    assert [e.text for e in events if isinstance(e, AgentReply)] == ["The first half"]

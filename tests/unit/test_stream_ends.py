@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
 from bridge.letta.models import AssistantMessage, LettaMessage
 from bridge.letta.sse import SseEvent
 from bridge.letta.stream import messages
@@ -57,10 +57,33 @@ def test_a_run_letta_ends_failed_or_cancelled_after_some_words_is_a_failure_not_
     got, error = read(SAID, {"message_type": "stop_reason", "stop_reason": reason}, USAGE, "[DONE]")
     assert [m.content for m in got if isinstance(m, AssistantMessage)] == ["The first half of the answer"]
     assert error is not None, f"stop reason {reason} was read as a finished reply"
-    assert error.kind == Kind.RUN_FAILED and words in error.detail
+    assert error.kind in (Kind.RUN_FAILED, Kind.QUOTA) and words in error.detail
 
 
 def test_a_normal_end_and_an_approval_stop_are_not_failures() -> None:
     for reason in ("end_turn", "max_steps", "tool_rule", "requires_approval"):
         _, error = read(SAID, {"message_type": "stop_reason", "stop_reason": reason}, USAGE, "[DONE]")
         assert error is None, reason
+
+
+def test_the_same_out_of_credits_is_said_alike_streamed_or_not() -> None:
+    """Every Letta Cloud send streams. Its credits running out between two steps was said as a passing failure ("Ask
+    again in a moment"), where the same condition as an HTTP 402 is the operator's to fix; and the next agents of
+    the turn were asked, each failing alike after a first step that may use more of the account."""
+    _, streamed = read(SAID, {"message_type": "stop_reason", "stop_reason": "insufficient_credits"}, USAGE, "[DONE]")
+    assert streamed is not None
+    assert streamed.kind in SERVER_WIDE, streamed.kind
+    plain = LettaError(Kind.QUOTA, "Insufficient credits for LLM request.", status=402, base_url="https://api.letta.com")
+    assert "asking again will not help" in plain.explain("finn")
+    said = streamed.explain("finn")
+    assert "Ask again in a moment" not in said and "operator" in said and "asking again will not help" in said, said
+    assert said.startswith("Letta started finn's answer"), said  # its first step (some words, too) may be stored
+
+
+@pytest.mark.parametrize("reason", ["insufficient_credits", "context_window_overflow_in_system_prompt"])
+def test_a_stream_stopped_for_a_lasting_reason_does_not_invite_asking_again(reason: str) -> None:
+    _, error = read(SAID, {"message_type": "stop_reason", "stop_reason": reason}, USAGE, "[DONE]")
+    assert error is not None
+    said = error.explain("finn")
+    assert "Ask again in a moment" not in said and "Letta started finn's answer" in said, said
+
