@@ -27,11 +27,12 @@ from bridge.domain import AgentFailure, ApprovalRequest, Decision, PendingApprov
 from bridge.letta.client import DEFAULT_CONVERSATION as DEFAULT
 from bridge.letta.errors import PENDING, upper_first
 from bridge.slack.approvals import (
+    already,
     card_blocks,
+    card_lines,
     card_text,
     decided_blocks,
     may_decide,
-    verdict_line,
     who_may_decide,
 )
 from bridge.slack.failures import FAILURES, slack_error
@@ -47,29 +48,10 @@ log = logging.getLogger(__name__)
 
 TIMED_OUT = "Nobody approved this tool call within {minutes:g} minutes, so it was denied."
 GONE = "This approval is no longer known to the bridge."
-CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was sent."
-ALREADY = "Already decided: {line}"
 NOT_YOURS = "Only {who} may decide on this tool call."
-STOPPED = "the turn was stopped"
 HERE = "Decide on its card above in this thread, then ask again."
 ELSEWHERE = "Decide on its card, in a thread of {channel}, then ask again."
 Pressed = Literal["approve", "deny"]
-
-
-def card_lines(row: Approval, refused: str | None = None) -> list[str]:
-    """What became of a request, for its card: the decision, then (when Letta refused it) why it was not used."""
-    lines: list[str] = []
-    if row.decided_at is not None:
-        if not row.decided_by:
-            lines.append(verdict_line("timed_out", "", row.decided_at))
-        else:
-            verdict: Literal["approved", "denied"] = "approved" if row.approve else "denied"
-            lines.append(verdict_line(verdict, row.decided_by, row.decided_at, "" if row.approve else row.reason))
-    if refused is not None:
-        lines.append(verdict_line("stale", "", time.time(), refused))
-    elif row.outcome == "stopped":
-        lines.append(verdict_line("ended", "", time.time(), STOPPED))
-    return lines
 
 
 class ApprovalDesk:
@@ -93,13 +75,14 @@ class ApprovalDesk:
         show: bool = True,
     ) -> str | None:
         """Decide if `user` may and nobody did before; None when decided, else what to tell `user` (only them).
-        The card is updated here unless `show` is False (the caller updates it after answering Slack)."""
-        row = await self.allowed(team, user, approval_id, may_configure)
+        The card is updated here unless `show` is False (the caller updates it after answering Slack), and then
+        what to tell is plain text (the Deny modal's error)."""
+        row = await self.allowed(team, user, approval_id, may_configure, plain=not show)
         if isinstance(row, str):
             return row
         if not await self.store.decide(approval_id, user, pressed == "approve", reason):
             decided = await self.store.get(approval_id)
-            return ALREADY.format(line=card_lines(decided)[0]) if decided and decided.decided else GONE
+            return already(decided, user, not show) if decided and decided.decided else GONE
         log.info("approval decided approval_id=%s by=%s decision=%s", approval_id, user, pressed)
         self.wake(approval_id)
         decided = await self.store.get(approval_id)
@@ -108,22 +91,27 @@ class ApprovalDesk:
         return None
 
     async def allowed(
-        self, team: str, user: str, approval_id: int, may_configure: Callable[[str], Awaitable[bool]]
+        self,
+        team: str,
+        user: str,
+        approval_id: int,
+        may_configure: Callable[[str], Awaitable[bool]],
+        plain: bool = False,
     ) -> Approval | str:
-        """The open request `user` may decide, or what to tell them."""
+        """The open request `user` may decide, or what to tell them (`plain`: as plain text, for the Deny modal)."""
         row = await self.store.get(approval_id)
         if row is None or row.asked.team_id != team:
             return GONE
         if row.decided or row.outcome is not None:
-            lines = card_lines(row)
-            return ALREADY.format(line=lines[0]) if lines else CLOSED
+            return already(row, user, plain)
         s = self._settings
         verdict = may_decide(s.slack_approve_by, user, row.asked.asked_by, s.slack_approve_users)
         if verdict is None:
             verdict = await may_configure(row.asked.channel_id)
         if not verdict:
             log.info("approval refused approval_id=%s user=%s", approval_id, user)
-            return NOT_YOURS.format(who=who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users))
+            who = who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users, plain)
+            return NOT_YOURS.format(who=who)
         return row
 
     async def refused(self, turn: Turn, failure: AgentFailure, channel_name: Callable[[str], Awaitable[str]]) -> str:

@@ -1,5 +1,6 @@
-"""Pure: the approval card an agent's tool call gets in its Slack thread, the card once decided, the modal that
-asks a denial's reason, who may decide, and reading a press or a submitted reason back.
+"""Pure: the approval card an agent's tool call gets in its Slack thread, the card once decided and what became of a
+request (also in plain text, for the Deny modal's error), the modal that asks a denial's reason, who may decide, and
+reading a press or a submitted reason back.
 
 The arguments are the model's words: pretty-printed when they are JSON, clipped, escaped (no `<!channel>`, no
 mention can be formed) and shown in a code block that they cannot close. Each button's value is the approval's
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bridge.slack.markdown import escape_within
 from bridge.slack.render import escape
+from bridge.store.approvals import Approval
 
 APPROVE_ACTION = "letta_approve_tool"
 DENY_ACTION = "letta_deny_tool"
@@ -26,6 +29,9 @@ NAME_CHARS = 200  # of the agent's and the tool's names on a card, escaped
 REASON_CHARS = 300
 ApproveBy = Literal["asker", "configurers", "channel", "users"]
 Verdict = Literal["approved", "denied", "timed_out", "stale", "ended"]
+CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was sent."
+ALREADY = "Already decided: {line}"
+STOPPED = "the turn was stopped"
 
 
 def shown_arguments(arguments: str) -> str:
@@ -101,6 +107,53 @@ def verdict_line(verdict: Verdict, by: str, at: float, reason: str = "") -> str:
     return f":octagonal_sign: Not used {_when(at)}{because}"
 
 
+def plain_verdict(verdict: Verdict, by: str, user: str, reason: str = "") -> str:
+    """`verdict_line` as plain text, for the Deny modal's error (no mention, date or emoji shows there); said to
+    `user`, so whoever decided is "you" or "someone else"."""
+    who = "you" if by == user else "someone else"
+    because = f": {reason}" if reason else ""
+    match verdict:
+        case "approved":
+            return f"approved by {who}."
+        case "denied":
+            return f"denied by {who}."
+        case "timed_out":
+            return "nobody decided in time, so it was denied."
+        case "stale":
+            return f"Letta no longer waited for this decision{because}."
+    return f"not used{because}."
+
+
+def card_lines(row: Approval, refused: str | None = None) -> list[str]:
+    """What became of a request, for its card: the decision, then (when Letta refused it) why it was not used."""
+    return [verdict_line(*verdict) for verdict in _verdicts(row, refused)]
+
+
+def already(row: Approval, user: str, plain: bool = False) -> str:
+    """What to tell `user`, who pressed on a request decided or ended before: its card's first line, or in plain
+    text for the Deny modal's error."""
+    verdicts = _verdicts(row)
+    if not verdicts:
+        return CLOSED
+    verdict, by, _, reason = verdicts[0]
+    return ALREADY.format(line=plain_verdict(verdict, by, user, reason) if plain else verdict_line(*verdicts[0]))
+
+
+def _verdicts(row: Approval, refused: str | None = None) -> list[tuple[Verdict, str, float, str]]:
+    verdicts: list[tuple[Verdict, str, float, str]] = []
+    if row.decided_at is not None:
+        if not row.decided_by:
+            verdicts.append(("timed_out", "", row.decided_at, ""))
+        else:
+            verdict: Verdict = "approved" if row.approve else "denied"
+            verdicts.append((verdict, row.decided_by, row.decided_at, "" if row.approve else row.reason))
+    if refused is not None:
+        verdicts.append(("stale", "", time.time(), refused))
+    elif row.outcome == "stopped":
+        verdicts.append(("ended", "", time.time(), STOPPED))
+    return verdicts
+
+
 def decided_blocks(agent: str, tool: str, arguments: str, lines: list[str]) -> tuple[dict[str, Any], ...]:
     """The card once decided: the same request, what became of it, no buttons."""
     context = {"type": "context", "elements": [{"type": "mrkdwn", "text": line[:3000]} for line in lines[:10]]}
@@ -165,10 +218,12 @@ def may_decide(by: ApproveBy, user: str, asker: str, users: tuple[str, ...]) -> 
     return user == asker
 
 
-def who_may_decide(by: ApproveBy, asker: str, users: tuple[str, ...]) -> str:
-    """The rule in words, for the ephemeral refusal."""
+def who_may_decide(by: ApproveBy, asker: str, users: tuple[str, ...], plain: bool = False) -> str:
+    """The rule in words, for the ephemeral refusal; `plain` for the Deny modal's error, where Slack shows a mention
+    as its raw markup."""
     if by == "users":
-        return "the people this bridge lists for approvals (" + ", ".join(f"<@{u}>" for u in users) + ")"
+        named = "" if plain else " (" + ", ".join(f"<@{u}>" for u in users) + ")"
+        return f"the people this bridge lists for approvals{named}"
     if by == "configurers":
         return "the people who may configure this channel"
-    return f"<@{asker}>, who asked"
+    return "the person who asked" if plain else f"<@{asker}>, who asked"

@@ -4,6 +4,7 @@ the agent's name, Approve or Deny (with a reason), decided once whoever clicks, 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,32 @@ def test_words_said_before_the_request_are_posted_once(rig: Rig[FakeLetta]) -> N
     rig.slack.wait_for(lambda: rig.status(root["ts"]) == "done", 10)
     said = " ".join(rig.replies(root["ts"]))
     assert said.count("Let me do that.") == 1 and said.index("Let me do that.") < said.index("finn says hi"), said
+
+
+def _modal_errors(response: object) -> str:
+    body = json.loads(response.text)  # type: ignore[attr-defined]
+    assert body.get("response_action") == "errors", body
+    return " ".join(body["errors"].values())
+
+
+def test_the_deny_modal_says_who_may_decide_and_what_was_decided_in_plain_words(rig: Rig[FakeLetta]) -> None:
+    """A refusal in the Deny modal is a view submission's `response_action: errors`, which Slack shows as plain
+    text: it showed "Only <@U0123ABCD>, who asked may decide" and "Already decided: :white_check_mark: Approved by
+    <@U0123ABCD> <!date^…>" as that raw markup."""
+    rig.letta.ask_approval(rig.agent, SHOUT)
+    root = rig.mention("please use tool shout")
+    rig.slack.wait_for(lambda: len(rig.cards(root["ts"])) == 1, 10)
+    card = rig.cards(root["ts"])[0]
+    rig.press(card, "letta_deny_tool", ASKER)
+    rig.slack.wait_for(lambda: len(rig.slack.calls_to("views.open")) == 1)
+    view = rig.slack.calls_to("views.open")[0].args["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    not_yours = _modal_errors(rig.submit_reason(view, "not today", STRANGER))
+    # While the asker's modal is open, the card is approved on its button (the asker's other client, say).
+    rig.press(card, "letta_approve_tool", ASKER)
+    rig.slack.wait_for(lambda: any("Approved by" in u for u in rig.updates(card)), 10)
+    already = _modal_errors(rig.submit_reason(view, "too loud", ASKER))
+    markup = re.compile(r"<[@!#][^>]*>|:[a-z_]+:")  # <@U…>, <!date^…>, <#C…>, :emoji:
+    assert [text for text in (not_yours, already) if markup.search(text)] == [], (not_yours, already)
+    assert not_yours == "Only the person who asked may decide on this tool call."
+    assert already == "Already decided: approved by you."
