@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.store.base import Store
-from bridge.store.installations import Sql
+from bridge.store.sql import Sql
 
 Outcome = Literal["sent", "stale", "stopped"]
 

@@ -10,7 +10,7 @@ or deleted, where the first one worked. One implementation serves both backends 
 from __future__ import annotations
 
 from bridge.store.base import Store
-from bridge.store.installations import Sql
+from bridge.store.sql import Sql
 
 _V10 = """
     ALTER TABLE turns ADD COLUMN files TEXT NOT NULL DEFAULT '[]';

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge.store.base import Store
-from bridge.store.installations import Sql
+from bridge.store.sql import Sql
 
 Vote = Literal["up", "down"]
 Outcome = Literal["new", "changed", "same", "unknown_turn"]

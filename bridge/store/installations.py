@@ -15,28 +15,25 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import time
 from dataclasses import dataclass
 from logging import Logger
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bridge.logs import mask
 from bridge.store.base import UNFINISHED, Store
 from bridge.store.crypto import Cipher
+from bridge.store.sql import Sql
+from bridge.store.workspace_letta import WorkspaceLettaRows
 
 if TYPE_CHECKING:
-    from bridge.config import Settings
+    pass
 
 log = logging.getLogger(__name__)
-SEALED_URL = "sealed:"  # a workspace's Letta URL that holds a password, stored encrypted after this
 
 _TABLES = """
     CREATE TABLE slack_installations (
@@ -58,41 +55,6 @@ SQLITE_V5 = _TABLES.format(real="REAL")
 POSTGRES_V5 = _TABLES.format(real="DOUBLE PRECISION")
 
 STATE_SECONDS = 600
-
-
-class Sql:
-    """The few queries this module needs, on either backend's connection (SQLite: one write at a time)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store: Any = store
-        self._sqlite = hasattr(store, "_write")
-
-    def _text(self, query: str) -> str:
-        return re.sub(r"\$(\d+)", r"?\1", query) if self._sqlite else query
-
-    async def fetch(self, query: str, *args: Any) -> list[dict[str, Any]]:
-        if self._sqlite:
-            async with self._store.db.execute(self._text(query), args) as cursor:
-                return [dict(row) for row in await cursor.fetchall()]
-        return [dict(row) for row in await self._store.pool.fetch(query, *args)]
-
-    async def write_returning(self, query: str, *args: Any) -> list[dict[str, Any]]:
-        """A write with a RETURNING clause: the rows it returns, read in the write's own transaction."""
-        if self._sqlite:
-            async with self._store._write() as db:
-                cursor = await db.execute(self._text(query), args)
-                return [dict(row) for row in await cursor.fetchall()]
-        return [dict(row) for row in await self._store.pool.fetch(query, *args)]
-
-    async def execute(self, query: str, *args: Any) -> int:
-        """Rows changed."""
-        if self._sqlite:
-            async with self._store._write() as db:
-                cursor = await db.execute(self._text(query), args)
-                return int(cursor.rowcount)
-        status = await self._store.pool.execute(query, *args)
-        tail = str(status).rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -118,35 +80,13 @@ class InstalledWorkspace:
         return self.team_name or self.enterprise_name or self.key
 
 
-@dataclass(frozen=True)
-class WorkspaceLetta:
-    """A workspace's own Letta server, set with /letta setup."""
-
-    base_url: str
-    api_key: str | None
-    set_by: str
-    set_at: float
-
-    def applied_to(self, settings: Settings) -> Settings:
-        """The environment's settings with this server and key in place of LETTA_BASE_URL and LETTA_API_KEY."""
-        key = SecretStr(self.api_key) if self.api_key else None
-        return settings.model_copy(update={"letta_base_url": self.base_url, "letta_api_key": key})
-
-
-def _mask_password(url: str) -> None:
-    """A workspace's Letta URL's password, learnt after logging was set up: masked in every line from now on."""
-    password = urlsplit(url).password or ""
-    for shape in {password, unquote(password)}:
-        mask(shape)
-
-
 def _key(enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> tuple[str, str]:
     if org_wide:
         return enterprise_id or "", ""
     return enterprise_id or "", team_id or ""
 
 
-class BridgeInstallationStore(AsyncInstallationStore):
+class BridgeInstallationStore(WorkspaceLettaRows, AsyncInstallationStore):
     """Bolt's async installation store over the bridge's Store; bot installations only (the app asks for no user
     scopes), each stored whole and encrypted."""
 
@@ -383,59 +323,6 @@ class BridgeInstallationStore(AsyncInstallationStore):
                 stamp,
             )
         return ids
-
-    # ---------------------------------------------------------------- per-workspace Letta
-
-    async def letta(self, team_id: str) -> WorkspaceLetta | None:
-        rows = await self.sql.fetch(
-            "SELECT letta_base_url, letta_api_key, letta_set_by, letta_set_at FROM slack_workspaces WHERE team_id=$1",
-            team_id,
-        )
-        if not rows or not rows[0]["letta_base_url"]:
-            return None
-        r = rows[0]
-        key = self.cipher.decrypt(r["letta_api_key"]) if r["letta_api_key"] else None
-        url = str(r["letta_base_url"])
-        if url.startswith(SEALED_URL):
-            url = self.cipher.decrypt(url.removeprefix(SEALED_URL))
-        _mask_password(url)  # a plain one too: an older bridge's, until seal_plain_urls seals it
-        return WorkspaceLetta(url, key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
-
-    async def seal_plain_urls(self) -> int:
-        """Seal the Letta URLs with a password that a bridge from before schema v17 stored in the clear (an SQL
-        migration cannot: it needs BRIDGE_ENCRYPTION_KEY), masking each in the logs; `serve` runs it at start.
-        Each row is rewritten only if it still holds what was read, so processes starting together seal it once."""
-        query = "SELECT team_id, letta_base_url AS url FROM slack_workspaces WHERE letta_base_url<>''"
-        rows = await self.sql.fetch(query)
-        plain = [(r["team_id"], r["url"]) for r in rows if not r["url"].startswith(SEALED_URL)]
-        plain = [(team, url) for team, url in plain if urlsplit(url).password is not None]
-        sealed = 0
-        for team, url in plain:
-            _mask_password(url)
-            only_if_still = "UPDATE slack_workspaces SET letta_base_url=$1 WHERE team_id=$2 AND letta_base_url=$3"
-            sealed += await self.sql.execute(only_if_still, SEALED_URL + self.cipher.encrypt(url), team, url)
-        if sealed:
-            log.info("Letta URLs with a password, stored in the clear by an older bridge, sealed count=%d", sealed)
-        return sealed
-
-    async def set_letta(self, team_id: str, base_url: str | None, api_key: str | None, actor: str) -> None:
-        """Save the workspace's Letta server and key (encrypted; the URL too when it holds a user and password, a
-        proxy's sign-in); no URL means the environment's default."""
-        encrypted = self.cipher.encrypt(api_key) if api_key else None
-        if base_url and urlsplit(base_url).password is not None:
-            _mask_password(base_url)
-            base_url = SEALED_URL + self.cipher.encrypt(base_url)
-        await self.sql.execute(
-            "INSERT INTO slack_workspaces (team_id, letta_base_url, letta_api_key, letta_set_by, letta_set_at)"
-            " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (team_id) DO UPDATE SET letta_base_url=excluded.letta_base_url,"
-            " letta_api_key=excluded.letta_api_key, letta_set_by=excluded.letta_set_by,"
-            " letta_set_at=excluded.letta_set_at",
-            team_id,
-            base_url,
-            encrypted if base_url else None,
-            actor,
-            time.time(),
-        )
 
     # ---------------------------------------------------------------- a generated secret
 

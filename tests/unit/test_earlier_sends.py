@@ -17,7 +17,7 @@ from bridge.letta.errors import LettaError
 from bridge.letta.locks import QUIET_KEPT, AgentLocks, EarlierSends
 from bridge.store import Store
 from bridge.store.approvals import ApprovalStore
-from bridge.store.installations import Sql
+from bridge.store.sql import Sql
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_retention import accepted, asked
 from tests.unit.test_store import run

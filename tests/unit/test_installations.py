@@ -18,8 +18,9 @@ from bridge.domain import Turn
 from bridge.logs import Redactor
 from bridge.store import Store, open_store
 from bridge.store.crypto import Cipher, CipherError
-from bridge.store.installations import BridgeInstallationStore, Sql
+from bridge.store.installations import BridgeInstallationStore
 from bridge.store.oauth_state import BridgeStateStore
+from bridge.store.sql import Sql
 from tests.unit.old_databases import old_database
 
 KEY = Fernet.generate_key().decode()

@@ -11,8 +11,8 @@ from bridge.pruner import Pruner, Timing
 from bridge.store import Store
 from bridge.store.approvals import ApprovalStore, Asked
 from bridge.store.attachments import AttachmentStore
-from bridge.store.installations import Sql
 from bridge.store.retention import Retention
+from bridge.store.sql import Sql
 from tests.unit.test_store import run
 
 NOW = Timing(first_after=0.0, every=3600.0, pause=0.0)

@@ -10,8 +10,8 @@ from itertools import count
 from bridge.domain import AgentRef, AgentReply, Binding, Target
 from bridge.pruner import Pruner
 from bridge.store import Store
-from bridge.store.installations import Sql
 from bridge.store.retention import Retention
+from bridge.store.sql import Sql
 from bridge.store.transcript_retention import TranscriptPruned
 from tests.unit.test_retention import NOW, accepted
 from tests.unit.test_store import ALICE, BOB, CAROL, group, run

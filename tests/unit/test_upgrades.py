@@ -20,8 +20,8 @@ from bridge.domain import AgentRef, AgentReply, Turn
 from bridge.store import Store, StoreError, open_store
 from bridge.store.approvals import ApprovalStore
 from bridge.store.feedback import FeedbackStore
-from bridge.store.installations import Sql
 from bridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+from bridge.store.sql import Sql
 from tests.pg import PgServer
 from tests.unit.old_databases import AT, OldRows, old_database
 
