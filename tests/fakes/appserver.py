@@ -267,16 +267,35 @@ class FakeAppServer(AppServerTurns):
 
     async def _on_conversation_create(self, ws: web.WebSocketResponse, frame: Json) -> None:
         body = frame.get("body") or {}
-        conv = Conv(f"local-conv-{next(self._ids)}", body.get("agent_id", ""), body.get("summary"))  # observed 0.34.12
-        self.convs[conv.id] = conv
         answer = {"type": "conversation_create_response", "request_id": frame["request_id"], "success": True}
+        agent_id = str(body.get("agent_id", ""))
+        if agent_id not in self.agents:  # an unknown or deleted agent (test_appserver_real checks 0.34.12)
+            await self._send(ws, {**answer, "success": False, "conversation": None,
+                                  "error": f"Agent {agent_id} not found"})
+            return
+        conv = Conv(f"local-conv-{next(self._ids)}", agent_id, body.get("summary"))  # observed 0.34.12
+        self.convs[conv.id] = conv
         await self._send(ws, {**answer, "conversation": self._conversation(conv)})  # capture ws-conversation-create
 
     async def _on_conversation_update(self, ws: web.WebSocketResponse, frame: Json) -> None:
-        conv = self.convs[frame["conversation_id"]]
-        conv.summary, conv.updated_at = (frame.get("body") or {}).get("summary"), now()
         answer = {"type": "conversation_update_response", "request_id": frame["request_id"], "success": True}
+        conv = self.convs.get(str(frame.get("conversation_id", "")))
+        if conv is None:  # test_appserver_real checks 0.34.12's words
+            await self._send(ws, {**answer, "success": False, "conversation": None,
+                                  "error": f"Conversation {frame.get('conversation_id')} not found"})
+            return
+        conv.summary, conv.updated_at = (frame.get("body") or {}).get("summary"), now()
         await self._send(ws, {**answer, "conversation": self._conversation(conv)})  # capture ws-conversation-update
+
+    async def _on_agent_delete(self, ws: web.WebSocketResponse, frame: Json) -> None:
+        """capture ws-agent-delete.json; an unknown id: test_appserver_real checks 0.34.12."""
+        agent_id = str(frame.get("agent_id"))
+        found = self.agents.pop(agent_id, None) is not None
+        answer = {"type": "agent_delete_response", "request_id": frame["request_id"], "success": found,
+                  "agent_id": agent_id}
+        if not found:
+            answer["error"] = f"Agent {agent_id} not found"
+        await self._send(ws, answer)
 
     async def _on_conversation_list(self, ws: web.WebSocketResponse, frame: Json) -> None:
         agent_id = (frame.get("query") or {}).get("agent_id")

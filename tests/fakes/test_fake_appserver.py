@@ -55,3 +55,28 @@ def test_an_input_naming_another_agent_is_answered_by_the_conversations_agent(fa
     got = asyncio.run(_exchange(fake.url, [frame], "turn_finished"))
     assert _said(got) == ("alice says hi", {alice})
     assert got[-1]["stop_reason"] == "end_turn" and got[-1]["runtime"] == frame["runtime"]
+
+
+def test_a_conversation_for_an_unknown_or_deleted_agent_is_refused(fake: FakeAppServer) -> None:
+    """The fake made a conversation for any agent id; 0.34.12 refuses one that does not exist, or no longer does
+    (tests/real/test_appserver_real.py checks the words on a real server)."""
+    missing = "agent-local-6d8df22e-8027-4e0f-a69e-113e9a94f4c1"
+    gone = fake.add_agent("gone")
+    delete = {"type": "agent_delete", "request_id": "d1", "agent_id": gone}
+    [deleted] = asyncio.run(_exchange(fake.url, [delete], "agent_delete_response"))
+    assert deleted == {"type": "agent_delete_response", "request_id": "d1", "success": True, "agent_id": gone}
+    for agent in (missing, gone):
+        create = {"type": "conversation_create", "request_id": "x1", "body": {"agent_id": agent, "summary": "k1"}}
+        [answer] = asyncio.run(_exchange(fake.url, [create], "conversation_create_response"))
+        assert answer == {"type": "conversation_create_response", "request_id": "x1", "success": False,
+                          "conversation": None, "error": f"Agent {agent} not found"}
+    assert fake.convs == {}
+
+
+def test_an_update_of_an_unknown_conversation_is_refused_in_words(fake: FakeAppServer) -> None:
+    """The fake's handler raised KeyError and closed the socket without an answer; 0.34.12 answers."""
+    update = {"type": "conversation_update", "request_id": "x2", "conversation_id": "local-conv-999",
+              "body": {"summary": "k"}}
+    [answer] = asyncio.run(_exchange(fake.url, [update], "conversation_update_response"))
+    assert answer == {"type": "conversation_update_response", "request_id": "x2", "success": False,
+                      "conversation": None, "error": "Conversation local-conv-999 not found"}

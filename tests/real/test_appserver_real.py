@@ -148,6 +148,34 @@ def test_describe_list_converse_and_look_up(server: tuple[str, FakeModel]) -> No
     run(url, body)
 
 
+def test_refusals_the_fake_copies(server: tuple[str, FakeModel]) -> None:
+    """What tests/fakes/appserver.py answers for an unknown or deleted agent and an unknown conversation, as
+    0.34.12 answers it (the fake once made a conversation for any agent id, and closed the socket on an update of
+    an unknown conversation)."""
+    url, _ = server
+
+    async def body(client: AppServerClient) -> None:
+        async def ask(frame: dict[str, Any]) -> dict[str, Any]:
+            answer = await client.socket.request({**frame, "request_id": client.socket.new_id("x")}, 30.0)
+            said = answer.model_dump(exclude_unset=True)  # as the server wrote it
+            return {k: v for k, v in said.items() if k != "request_id"}
+
+        gone = await make_agent(client, "gone")
+        assert await ask({"type": "agent_delete", "agent_id": gone}) == {
+            "type": "agent_delete_response", "success": True, "agent_id": gone}
+        missing = "agent-local-6d8df22e-8027-4e0f-a69e-113e9a94f4c1"
+        for agent in (missing, gone):
+            made = await ask({"type": "conversation_create", "body": {"agent_id": agent, "summary": "k1"}})
+            assert made == {"type": "conversation_create_response", "success": False, "conversation": None,
+                            "error": f"Agent {agent} not found"}, made
+        updated = await ask({"type": "conversation_update", "conversation_id": "local-conv-999999",
+                             "body": {"summary": "k"}})
+        assert updated == {"type": "conversation_update_response", "success": False, "conversation": None,
+                           "error": "Conversation local-conv-999999 not found"}, updated
+
+    run(url, body)
+
+
 def test_the_deadline_aborts_and_the_next_message_runs(server: tuple[str, FakeModel]) -> None:
     url, model = server
 
