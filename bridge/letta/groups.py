@@ -80,7 +80,7 @@ async def as_recorded(client: LettaClient, target: Target) -> Target:
 
 class GroupDetails:
     """`with_record` over each group's record, looked up once per `ttl` seconds (a change on Letta is seen within
-    that); a failed lookup leaves the target as it was.
+    that); a failed lookup uses the record read last, or leaves the target as saved where none was read yet.
 
     Each group has a lock of its own: turns of one group wait for its one lookup, while a burst over many groups
     (a start-up after an outage) looks them all up at once instead of one after another."""
@@ -109,11 +109,21 @@ class GroupDetails:
         # (A dynamic group's speakers are told from its manager's choices by name: both as the record has them.)
         now = asyncio.get_running_loop().time()
         async with self._locks.hold(target.group_id):
+            cached = self._records.get(target.group_id)
             try:
-                cached = self._records.get(target.group_id)
                 if cached is None or now - cached[0] >= self._ttl:
-                    record = GroupRecord.of(await self._client.get_group(target.group_id))
-                    cached = self._records[target.group_id] = (now, record)
+                    try:
+                        record = GroupRecord.of(await self._client.get_group(target.group_id))
+                    except LettaError as error:
+                        if cached is None:
+                            raise
+                        # Nearer to the group now than the binding as saved: a member removed since stays removed.
+                        log.warning(
+                            "group %s: its record could not be read (%s): the last one read is used",
+                            target.group_id, error,
+                        )
+                    else:
+                        cached = self._records[target.group_id] = (now, record)
                 return await with_record(self._client, target, cached[1], self._names)
             except LettaError as error:
                 log.warning("group %s: its record could not be looked up: %s", target.group_id, error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
@@ -125,6 +126,52 @@ def test_a_group_whose_record_cannot_be_read_now_is_played_as_saved_with_its_man
     unsaved = dataclasses.replace(supervised, manager=None)  # without its manager it cannot be played at all
     with pytest.raises(LettaError):
         asyncio.run(GroupDetails(fake).complete(unsaved))
+
+
+class Changed:
+    """A group connected as [alice, bob] with manager boss; on Letta bob was then replaced by carol and boss by
+    chief. The first lookup answers; later ones meet a Letta blip (503)."""
+
+    def __init__(self, manager_type: str) -> None:
+        self.manager_type = manager_type
+        self.lookups = 0
+
+    async def get_group(self, group_id: str) -> Group:
+        self.lookups += 1
+        if self.lookups > 1:
+            raise LettaError(Kind.SERVER_ERROR, "busy", status=503)
+        return Group.model_validate({
+            "id": group_id, "manager_type": self.manager_type, "agent_ids": ["agent-a", "agent-c"],
+            "manager_agent_id": "agent-n", "max_turns": 2,
+        })
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        return Agent.model_validate({"id": agent_id, "name": {"agent-c": "carol", "agent-n": "chief"}[agent_id]})
+
+
+@pytest.mark.parametrize("manager_type", ["round_robin", "supervisor", "dynamic"])
+def test_a_blip_after_the_record_was_read_does_not_bring_back_a_removed_member(
+    manager_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: once the cache ran out, a failed lookup played the group as saved at connect, asking bob (removed
+    on Letta) again, or the old manager; the record read last time is the group's nearest to now."""
+    boss = AgentRef("agent-m", "boss") if manager_type != "round_robin" else None
+    saved = Target("group", (AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob")), "group-1", manager_type,
+                   manager=boss)
+
+    async def main() -> list[Target]:
+        fake: Any = Changed(manager_type)
+        details = GroupDetails(fake, ttl=0.0)  # each turn past the cache's time (5 minutes in production)
+        return [await details.complete(saved), await details.complete(saved)]
+
+    with caplog.at_level(logging.WARNING, logger="bridge.letta.groups"):
+        first, second = asyncio.run(main())
+    for played in (first, second):
+        assert [a.name for a in played.agents] == ["alice", "carol"], "bob, removed on Letta, is asked again"
+        assert played.max_turns == 2
+        if boss is not None:
+            assert played.manager == AgentRef("agent-n", "chief"), "the manager replaced on Letta is asked again"
+    assert "could not be read" in caplog.text and "the last one read is used" in caplog.text, caplog.text
 
 
 def test_a_group_looked_up_leaves_no_lock_behind() -> None:
