@@ -2,7 +2,8 @@
 
 - round robin (and an agent list): each agent in order, `max_turns` sends in all where set.
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
-  posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last.
+  posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last,
+  unless a worker met a failure the manager would meet too (SERVER_WIDE).
 - dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, never drafted in the thread); the member its
   answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
   `termination_token` or on an answer that names no member.
@@ -192,13 +193,21 @@ async def supervise(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     heard: list[AgentReply] = []
+    stop: AgentFailure | None = None  # a failure the manager would meet too (SERVER_WIDE)
     # Letta takes a supervisor listed among its own workers too: it is asked once, as the supervisor.
     workers = [a for a in target.agents if a.id != manager.id]
+    # Every worker's send is made already: each is heard out (none cut off, to be asked again), only the manager
+    # is spared.
     async for events in together(runner, workers, turn, transcript, journal):
         for event in events:
             if isinstance(event, AgentReply):
                 heard.append(event)
+            elif stop is None and event.kind in SERVER_WIDE:
+                stop = event
             yield event
+    if stop is not None:
+        yield not_asked([manager.name], stop, len(workers))
+        return
     if not heard:
         return  # no worker answered: the manager would have nothing to supervise
 
@@ -356,12 +365,15 @@ async def in_order(
         if stop is not None:
             rest = list(dict.fromkeys(a.name for a in agents[position + 1 :] if a.id not in sends))
             if rest:
-                verb = "was" if len(rest) == 1 else "were"
-                yield AgentFailure(
-                    None, f"{', '.join(rest)} {verb} not asked, for the same reason.", stop.kind, step="rest",
-                    index=position,
-                )
+                yield not_asked(rest, stop, position)
             return
+
+
+def not_asked(names: Sequence[str], stop: AgentFailure, index: int) -> AgentFailure:
+    """The note that `names` were left unasked after `stop`, a failure they would have met too."""
+    verb = "was" if len(names) == 1 else "were"
+    return AgentFailure(None, f"{', '.join(names)} {verb} not asked, for the same reason.", stop.kind, step="rest",
+                        index=index)
 
 
 def speaking_order(target: Target) -> tuple[AgentRef, ...]:

@@ -1,15 +1,26 @@
 """bridge/letta/patterns.py as a team running Letta groups sees it: a dynamic manager's choice never shown in the
-thread, a managed group whose manager could not be looked up never played as if it had none."""
+thread, a managed group whose manager could not be looked up never played as if it had none, a supervisor's manager
+not asked past a failure of the server itself."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, ToolProgress, TurnEvent, TurnInput
+from bridge.domain import (
+    AgentFailure,
+    AgentRef,
+    AgentReply,
+    Journal,
+    Target,
+    ToolProgress,
+    Transcript,
+    TurnEvent,
+    TurnInput,
+)
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import Kind, LettaError
-from bridge.letta.patterns import in_order
+from bridge.letta.errors import SERVER_WIDE, Kind, LettaError
+from bridge.letta.patterns import Step, in_order, supervise
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import OTID, MemoryJournal
 
@@ -207,3 +218,49 @@ def test_credits_running_out_in_a_stream_ends_the_turn_as_a_402_does() -> None:
     assert [(f.agent_name, f.kind) for f in failures] == [("alice", Kind.QUOTA), (None, Kind.QUOTA)], failures
     assert failures[1].message == "bob was not asked, for the same reason."
     assert [e.text for e in events if isinstance(e, AgentReply)] == ["The first half"]
+
+
+def test_a_supervisor_whose_worker_met_a_server_wide_failure_does_not_ask_the_manager(letta: FakeLetta) -> None:
+    """docs/patterns.md: a server unreachable or refusing stops the turn. Before: the manager was asked all the
+    same after bob's hour-long rate limit, met the same refusal: two failure notes for one cause."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    for refused in (bob, boss):  # an hour-long rate limit: bob's send, then the manager's
+        letta.fail_next("POST", rf"/v1/agents/{refused}/messages(/stream)?", 429, headers={"retry-after": "3600"})
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="supervisor",
+                    manager=AgentRef(boss, "boss"))
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["alice"]
+    failures = [e for e in events if isinstance(e, AgentFailure)]
+    assert [(f.agent_name, f.kind in SERVER_WIDE) for f in failures] == [("bob", True), (None, True)], failures
+    assert failures[1].message == "boss was not asked, for the same reason."
+    assert not [i for i in letta.inputs if i.agent_id == boss], "the manager was asked past a server-wide failure"
+
+
+def test_a_worker_still_answering_when_another_meets_a_server_wide_failure_is_not_cut_off() -> None:
+    """The workers are asked at once: alice's send, made already, is not cancelled by bob's failure (she would be
+    asked twice on the next turn, her answer lost); the manager alone is not asked."""
+    alice, bob, boss = AgentRef("agent-a", "alice"), AgentRef("agent-b", "bob"), AgentRef("agent-m", "boss")
+    asked: list[str] = []
+
+    class Workers(Step):
+        async def step(
+            self, agent: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal, key: str | None = None,
+            frame: object = None,
+        ) -> list[TurnEvent]:
+            asked.append(agent.name)
+            if agent is bob:
+                return [AgentFailure("bob", "refused", Kind.RATE_LIMITED, bob.id, step=bob.id)]
+            await asyncio.sleep(0.05)
+            return [AgentReply(agent.name, f"{agent.name}'s answer", agent.id, step=agent.id)]
+
+    async def go() -> list[TurnEvent]:
+        target = Target("agents", (alice, bob), manager_type="supervisor", manager=boss)
+        journal = SharedTranscript()
+        turn = TurnInput("hi all", OTID, "maria")
+        return [e async for e in supervise(Workers(), target, boss, turn, journal, journal)]
+
+    events = asyncio.run(go())
+    assert [(e.agent_name, type(e).__name__) for e in events] == [
+        ("bob", "AgentFailure"), ("alice", "AgentReply"), (None, "AgentFailure")
+    ]
+    assert asked == ["alice", "bob"]
