@@ -319,7 +319,8 @@ class TurnInput:
     """What the runners send for one turn: the text with its context prefix, who said it, where (`threads` is
     None where the thread is not a conversation), where drafts go when replies are token-streamed, where tool
     calls are approved, and whether the agents may use the server's own tools (App Server: asked in Slack).
-    `images` go with the text to every agent asked (files that are not images are described in the text)."""
+    `images` go with the text to every agent asked, but for a dynamic manager choosing who speaks (files that are
+    not images are described in the text)."""
 
     text: str
     otid: str

@@ -4,8 +4,8 @@
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
   posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last,
   unless a worker met a failure the manager would meet too (SERVER_WIDE).
-- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, never drafted in the thread); the member its
-  answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
+- dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, text only, never drafted in the thread); the
+  member its answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
   `termination_token` or on an answer that names no member.
 - sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
 - broadcast: every agent at once, each reply posted as it arrives.
@@ -223,7 +223,9 @@ async def dynamic(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     token = target.termination_token
-    choosing = dataclasses.replace(turn, drafts=None)  # the manager's choice is never shown in the thread
+    # The manager's choice is never shown in the thread, and is made on text alone, as Letta's DynamicMultiAgent
+    # asks it: the person's files go to the members who answer.
+    choosing = dataclasses.replace(turn, drafts=None, images=())
     said: list[AgentReply] = []
     sends: dict[str, int] = {}
     news: dict[str, bool] = {}  # member id -> another member replied since its last send of this turn

@@ -5,11 +5,13 @@ not asked past a failure of the server itself."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from bridge.domain import (
     AgentFailure,
     AgentRef,
     AgentReply,
+    Image,
     Journal,
     Target,
     ToolProgress,
@@ -264,3 +266,36 @@ def test_a_worker_still_answering_when_another_meets_a_server_wide_failure_is_no
         ("bob", "AgentFailure"), ("alice", "AgentReply"), (None, "AgentFailure")
     ]
     assert asked == ["alice", "bob"]
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+
+
+def images_in(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for m in messages for part in (m.get("content") or []) if isinstance(part, dict)
+               and part.get("type") == "image")
+
+
+def test_a_dynamic_manager_is_not_sent_the_persons_image_on_its_choices(letta: FakeLetta) -> None:
+    """As Letta's DynamicMultiAgent, the manager choosing who speaks gets text only. Before: the person's picture
+    went with every choice (max_turns times), and a manager whose model takes no images failed every such turn."""
+    alice, bob, boss = letta.add_agent("alice"), letta.add_agent("bob"), letta.add_agent("boss")
+    letta.set_reply(boss, lambda text: "bob" if "alice just spoke" in text else "alice")
+    target = Target("agents", (AgentRef(alice, "alice"), AgentRef(bob, "bob")), manager_type="dynamic",
+                    manager=AgentRef(boss, "boss"), max_turns=2)
+
+    async def go() -> list[TurnEvent]:
+        client = LettaClient(letta.base_url)
+        try:
+            turn = TurnInput("what is in this picture?", OTID, "maria", images=(Image("image/png", PNG, "p.png"),))
+            journal = SharedTranscript()
+            return [e async for e in BridgeRunner(client, patience=1.0).run(target, turn, journal, journal)]
+        finally:
+            await client.aclose()
+
+    events = asyncio.run(go())
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["alice", "bob"]
+    to_members = [images_in(i.messages) for i in letta.inputs if i.agent_id in (alice, bob)]
+    assert to_members == [1, 1]  # each member's first send carries the picture
+    to_manager = [images_in(i.messages) for i in letta.inputs if i.agent_id == boss]
+    assert to_manager == [0, 0], f"the manager got the person's picture with its choices: {to_manager}"
