@@ -180,7 +180,9 @@ def test_a_lease_whose_connection_went_silent_is_claimed_kept_and_let_go_in_time
             store = PostgresStore(where._replace(netloc=f"{where.username}@127.0.0.1:{port}").geturl())
             other = PostgresStore(pg_url)
             await store.open(), await other.open()
-            leases = BindingLeases(store, 3.0, owner="web.1")
+            # A 6 s lease: each renewal on a silent connection waits 1 s before it is tried on another, and the
+            # pool may hand out several silent ones; with 3 s a loaded machine (CI's) lost the lease in the meantime.
+            leases = BindingLeases(store, 6.0, owner="web.1")
             try:
                 relay.silence()
                 claiming = asyncio.create_task(held_once(leases))
@@ -193,12 +195,12 @@ def test_a_lease_whose_connection_went_silent_is_claimed_kept_and_let_go_in_time
                     async with leases.hold("T1", "C1") as held:
                         assert held
                         relay.silence()  # the next renewal goes out on the connection the claim was made on
-                        await asyncio.sleep(4.5)
-                        assert not await other.claim_binding("T1", "C1", "web.2", 3.0), "a live process lost its lease"
+                        await asyncio.sleep(7.5)  # past the lease: kept only by renewals
+                        assert not await other.claim_binding("T1", "C1", "web.2", 6.0), "a live process lost its lease"
                         relay.silence()  # and the release on a silent connection too
 
                 running = asyncio.create_task(run())
-                done, _ = await asyncio.wait({running}, timeout=10)
+                done, _ = await asyncio.wait({running}, timeout=15)
                 assert done, "the binding's worker never ended: its lease's release waited on a silent connection"
                 running.result()
             finally:
