@@ -116,7 +116,7 @@ def plain_verdict(verdict: Verdict, by: str, user: str, reason: str = "") -> str
         case "approved":
             return f"approved by {who}."
         case "denied":
-            return f"denied by {who}."
+            return f"denied by {who}{because}."
         case "timed_out":
             return "nobody decided in time, so it was denied."
         case "stale":

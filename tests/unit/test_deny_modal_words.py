@@ -25,7 +25,7 @@ def _row(decided_by: str | None, approve: bool | None, outcome: str | None = Non
     [
         (_row("U0ASKER01", True), "U0ASKER01", "Already decided: approved by you."),
         (_row("U0OTHER01", True), "U0ASKER01", "Already decided: approved by someone else."),
-        (_row("U0OTHER01", False), "U0ASKER01", "Already decided: denied by someone else."),
+        (_row("U0OTHER01", False), "U0ASKER01", "Already decided: denied by someone else: too loud."),
         (_row("", False), "U0ASKER01", "Already decided: nobody decided in time, so it was denied."),
         (_row(None, None, "stopped"), "U0ASKER01", "Already decided: not used: the turn was stopped."),
     ],
