@@ -27,13 +27,14 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Literal
 
 from bridge.domain import Turn
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import SlackPoster
 from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
+from bridge.store.slack_changes import HOW_TAKEN_BACK
+from bridge.store.slack_changes import TakenBack as TakenBack  # tests and the relay name it here, with its words
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,11 @@ QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {wher
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
 EMPTIED_NOTICE = "Not answered: the message was edited to leave nothing to answer before its turn came."
-# Why a waiting turn was taken back: its message deleted, edited to address someone else, or edited down to nothing
-# to answer; the log's words and its queue notice's for each.
-TakenBack = Literal["deleted", "addressed", "emptied"]
+# Why a waiting turn was taken back (store/slack_changes.py): the log's words and its queue notice's for each.
 TAKEN_BACK: dict[TakenBack, tuple[str, str]] = {
-    "deleted": ("deleted", WITHDRAWN_NOTICE),
-    "addressed": ("edited to speak to someone else", EDITED_AWAY_NOTICE),
-    "emptied": ("edited to leave nothing to answer", EMPTIED_NOTICE),
+    "deleted": (HOW_TAKEN_BACK["deleted"], WITHDRAWN_NOTICE),
+    "addressed": (HOW_TAKEN_BACK["addressed"], EDITED_AWAY_NOTICE),
+    "emptied": (HOW_TAKEN_BACK["emptied"], EMPTIED_NOTICE),
 }
 STOPPED_NOTICE = "Not answered: stopped before its turn came."
 UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
@@ -149,8 +148,8 @@ class QueueNotices:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
     def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> None:
-        """A waiting turn of the thread was withdrawn (its message deleted): its notice, if this process shows
-        one, is looked at first, and says it will not be answered once nothing of the thread waits."""
+        """A waiting turn of the thread was withdrawn (its message deleted, or edited away): its notice, if this
+        process shows one, is looked at first, and says it will not be answered once nothing of the thread waits."""
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
@@ -287,11 +286,14 @@ class QueueNotices:
             return
 
     async def _ended_unrun(self, thread: ThreadKey) -> str | None:
-        """The words for a thread whose newest mention will not be answered after all: stopped or deleted through
-        another process (Postgres), which told its own notices only. None when it was taken to be answered."""
+        """The words for a thread whose newest mention will not be answered after all: stopped, deleted or edited
+        away through another process (Postgres), which told its own notices only. None when it was taken to be
+        answered."""
         newest = await self._store.last_turn_in_thread(*thread)
-        status = await self._store.unrun_end(newest) if newest else None  # one that ran kept the notice's word
-        return {"stopped": STOPPED_NOTICE, "withdrawn": WITHDRAWN_NOTICE}.get(status or "")
+        ended = await self._store.unrun_end(newest) if newest else None  # one that ran kept the notice's word
+        if ended is None:
+            return None
+        return STOPPED_NOTICE if ended == "stopped" else TAKEN_BACK[ended][1]
 
     async def _edit(self, notice: Notice, words: str, now: float) -> bool:
         """Edit the notice to say `words`; False when Slack refused (it is not edited again)."""

@@ -138,7 +138,7 @@ class Relay:
         else, or `emptied` of anything to answer): the person took the question back, so its turn, while it still
         waits, is never run. One already started runs to its end: the agents have the question, and its thread
         stays in Slack under the deleted message."""
-        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts)
+        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why)
         if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._deleted[(team_id, channel_id, message_ts)] = asyncio.get_running_loop().time()
             if len(self._deleted) > DELETED_REMEMBERED:

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from bridge.domain import (
     AgentFailure,
@@ -24,6 +24,9 @@ from bridge.domain import (
 )
 from bridge.domain import HistoryEntry as HistoryEntry  # the backends build these rows; a domain type
 from bridge.store.turn_binding import Taken
+
+if TYPE_CHECKING:  # slack_changes.py writes the error it is read from, and takes a Store
+    from bridge.store.slack_changes import UnrunEnd
 
 # A turn still owed an answer, or (`stopping`) a stop's end: written exactly so in every query, which lets SQLite
 # use its partial indexes (schema v11). A running turn that is stopped is `stopping` until the process running it,
@@ -258,9 +261,9 @@ class Store(Protocol):
         changed (another process's update of the same rows returns none of them), oldest first."""
         ...
 
-    async def unrun_end(self, turn_id: int) -> str | None:
-        """How a turn that was never taken to run ended (`stopped`, `withdrawn`), else None (it waits, or ran:
-        a taken turn has its binding, `turn_binding.py`)."""
+    async def unrun_end(self, turn_id: int) -> UnrunEnd | None:
+        """How a turn that was never taken to run ended (`stopped`, or withdrawn: why its message was taken back),
+        else None (it waits, or ran: a taken turn has its binding, `turn_binding.py`)."""
         ...
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:

@@ -31,7 +31,7 @@ from bridge.store.base import (
 from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
 from bridge.store.postgres_locks import bounded
-from bridge.store.slack_changes import WITHDRAWN
+from bridge.store.slack_changes import UnrunEnd, how_unrun
 from bridge.store.turn_binding import ANSWERED_IN_THREAD, Taken, binding_from_json, binding_json
 
 if TYPE_CHECKING:
@@ -202,11 +202,11 @@ class PostgresStore(PostgresJournal):
         )
         return sorted(StoppedTurn(int(r["id"]), r["status"] == "stopped") for r in rows)
 
-    async def unrun_end(self, turn_id: int) -> str | None:
+    async def unrun_end(self, turn_id: int) -> UnrunEnd | None:
         row = await self.pool.fetchrow(
             "SELECT error FROM turns WHERE id=$1 AND binding IS NULL AND status='stopped'", turn_id
         )
-        return None if row is None else "withdrawn" if row["error"] == WITHDRAWN else "stopped"
+        return None if row is None else how_unrun(str(row["error"]))
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         row = await self.pool.fetchrow("SELECT status, error FROM turns WHERE id=$1", turn_id)

@@ -15,12 +15,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from bridge.store.base import Store
 from bridge.store.sqlite_connection import now_text
 
-WITHDRAWN = "withdrawn: its message was deleted before it ran"
+# Why a waiting turn was taken back: its message deleted, edited to address someone else, or edited down to nothing
+# to answer. The words say it in the turn's stored error and the log; the process showing its queue notice may be
+# another one, which reads the reason back from the error (`how_unrun`).
+TakenBack = Literal["deleted", "addressed", "emptied"]
+HOW_TAKEN_BACK: dict[TakenBack, str] = {
+    "deleted": "deleted",
+    "addressed": "edited to speak to someone else",
+    "emptied": "edited to leave nothing to answer",
+}
+UnrunEnd = Literal["stopped", "deleted", "addressed", "emptied"]  # how a turn never taken to run ended
+_WITHDRAWN = "withdrawn: its message was "
 _WAITING = "team_id=$1 AND channel_id=$2 AND message_ts=$3 AND status='received'"
 _WITHDRAW = f"UPDATE turns SET status='stopped', error=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
 _EDIT = f"UPDATE turns SET text=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
@@ -57,10 +67,26 @@ _REST = (
 )
 
 
-async def withdraw_turn(store: Store, team_id: str, channel_id: str, message_ts: str) -> tuple[int, str] | None:
-    """A message deleted in Slack: its turn, while it waits, is `stopped` (error WITHDRAWN) and never run. Its id
-    and thread, or None when no such turn waits (none, or it started: it runs on)."""
-    return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, WITHDRAWN)
+def withdrawn_error(why: TakenBack) -> str:
+    """A withdrawn turn's stored error, saying how its message was taken back."""
+    return f"{_WITHDRAWN}{HOW_TAKEN_BACK[why]} before it ran"
+
+
+def how_unrun(error: str) -> UnrunEnd:
+    """How a turn stopped before it was ever taken ended, from its stored error: withdrawn (and why), else
+    stopped. A withdrawal in other words (none is written now) reads as a deletion, once the only kind."""
+    if not error.startswith(_WITHDRAWN):
+        return "stopped"
+    return next((why for why in HOW_TAKEN_BACK if error == withdrawn_error(why)), "deleted")
+
+
+async def withdraw_turn(
+    store: Store, team_id: str, channel_id: str, message_ts: str, why: TakenBack
+) -> tuple[int, str] | None:
+    """A message deleted in Slack, or edited away from the bot (`why`): its turn, while it waits, is `stopped`
+    (its error `withdrawn_error(why)`) and never run. Its id and thread, or None when no such turn waits (none, or
+    it started: it runs on)."""
+    return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, withdrawn_error(why))
 
 
 async def edit_turn(store: Store, team_id: str, channel_id: str, message_ts: str, text: str) -> tuple[int, str] | None:

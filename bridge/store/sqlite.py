@@ -29,7 +29,7 @@ from bridge.store.base import (
     stopper,
 )
 from bridge.store.signatures import SeenSignatures
-from bridge.store.slack_changes import WITHDRAWN
+from bridge.store.slack_changes import UnrunEnd, how_unrun
 from bridge.store.sqlite_connection import (
     TOP_SEQ,
     Params,
@@ -208,9 +208,9 @@ class SqliteStore(SqliteJournal):
             rows = await cursor.fetchall()
         return sorted(StoppedTurn(int(r[0]), r[1] == "stopped") for r in rows)
 
-    async def unrun_end(self, turn_id: int) -> str | None:
+    async def unrun_end(self, turn_id: int) -> UnrunEnd | None:
         row = await self._one("SELECT error FROM turns WHERE id=? AND binding IS NULL AND status='stopped'", (turn_id,))
-        return None if row is None else "withdrawn" if row[0] == WITHDRAWN else "stopped"
+        return None if row is None else how_unrun(str(row[0]))
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
         # Asked before each post and each next agent: one trip to the reader's thread (a cursor costs three on

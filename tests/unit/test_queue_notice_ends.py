@@ -1,6 +1,7 @@
 """How a thread's queue notice ends (bridge/notices.py), through the relay: a mention of the thread taken back
 while another of it still waits must not make the notice deny the answer that comes; and a turn left for the next
-start (its runs kept failing) is nothing a later mention waits behind."""
+start (its runs kept failing) is nothing a later mention waits behind. A mention taken back through another process
+is said deleted or edited, as it would be through the notice's own."""
 
 from __future__ import annotations
 
@@ -75,6 +76,32 @@ def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
             await rig.relay.withdraw("T1", "C1", "2.000001", why)
             rig.worker.finish()
             await asyncio.sleep(1.0)
+            return [text for _, text in poster.edits]
+
+    assert asyncio.run(main()) == [said]
+
+
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [("deleted", notices.WITHDRAWN_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE),
+     ("emptied", notices.EMPTIED_NOTICE)],
+)
+def test_a_mention_taken_back_through_another_process_says_why(
+    tmp_path: Path, poster: EditingPoster, why: notices.TakenBack, said: str
+) -> None:
+    """revBJ: the edit event reaches a process other than the one showing the notice, which reads from the store
+    how the turn ended: an edit must not read there as a deletion (the message is still in Slack, edited)."""
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, poster, processes=2) as rig:
+            await rig.relay.accept(mention(1, "first"))  # holds the channel
+            await until(lambda: any(w.jobs for w in rig.workers))
+            await rig.relay.accept(mention(2, "question one"))  # process 1 shows its queue notice
+            await until(lambda: any(thread == "2.000001" for thread, _ in poster.posts))
+            await rig.relays[1].withdraw("T1", "C1", "2.000001", why)  # Slack's edit event reached process 2
+            for worker in rig.workers:
+                worker.finish()
+            await asyncio.sleep(1.5)
             return [text for _, text in poster.edits]
 
     assert asyncio.run(main()) == [said]

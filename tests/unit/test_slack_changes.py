@@ -81,10 +81,10 @@ def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: 
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
         await store.take_turn(a)
-        assert await withdraw_turn(store, "T1", "C1", "1.000001") is None, "a started turn runs on"
-        assert await withdraw_turn(store, "T2", "C1", "1.000002") is None, "another workspace's message"
-        assert await withdraw_turn(store, "T1", "C1", "1.000002") == (b, "1.000002")
-        assert await withdraw_turn(store, "T1", "C1", "1.000002") is None, "withdrawn once"
+        assert await withdraw_turn(store, "T1", "C1", "1.000001", "deleted") is None, "a started turn runs on"
+        assert await withdraw_turn(store, "T2", "C1", "1.000002", "deleted") is None, "another workspace's message"
+        assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") == (b, "1.000002")
+        assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") is None, "withdrawn once"
         assert await store.take_turn(b) is None
         assert [p.turn_id for p in await store.unfinished_turns()] == [a]
 
