@@ -266,6 +266,7 @@ class Bridge:
             await asyncio.gather(self._purger, return_exceptions=True)
         await self.pruner.stop()
         await asyncio.gather(self.relay.stop(grace), self.tasks.stop(grace))
+        await self.tasks.close(max(0.0, graced - asyncio.get_running_loop().time()))  # presses made meanwhile
         # Closing an App Server's socket cancels its turns on the server: the turns had their grace above; what
         # is left of it (commands' lookups may have ended sooner) goes to turns still ending, then the socket
         # closes under them.

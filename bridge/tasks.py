@@ -12,19 +12,23 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RESTARTING = "The bridge is restarting; try again in a minute."  # to a person whose command or press was refused
 
 
 class Tasks:
     def __init__(self) -> None:
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._running)
 
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> bool:
-        """Run `work` in a tracked task; False (and `work` closed unrun) once stopping has begun."""
-        if self._stopping:
+    def spawn(self, work: Coroutine[Any, Any, None], name: str, while_stopping: bool = False) -> bool:
+        """Run `work` in a tracked task; False (and `work` closed unrun) once stopping has begun. A person's press
+        (`while_stopping`: a Stop, a tool decision) is still taken while the turns it is about have their grace,
+        until `close`: it is short, and refused it would be lost, Slack having had its acknowledgement."""
+        if self._closed or (self._stopping and not while_stopping):
             work.close()
             log.warning("background work refused while stopping name=%s", name)
             return False
@@ -39,14 +43,21 @@ class Tasks:
             log.error("background work failed name=%s", task.get_name(), exc_info=task.exception())
 
     async def stop(self, grace: float) -> None:
-        """Refuse new work, give what runs `grace` seconds, then cancel the rest and wait for it to unwind."""
+        """Refuse new work (but presses), give what runs `grace` seconds, then cancel the rest and wait for it to
+        unwind."""
         self._stopping = True
-        if not self._running:
-            return
-        _, late = await asyncio.wait(set(self._running), timeout=grace)
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._running and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(set(self._running), timeout=left)  # a press taken meanwhile is waited for too
+        late = set(self._running)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+
+    async def close(self, grace: float) -> None:
+        """Refuse every press too (the turns they are about have ended), and finish what runs as `stop` does."""
+        self._closed = True
+        await self.stop(grace)
 
 
 async def unless_ended(waiting: Awaitable[T], ended: Callable[[], Awaitable[None]] | None) -> T | None:

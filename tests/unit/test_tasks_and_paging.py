@@ -71,3 +71,34 @@ def test_tasks_run_log_failures_and_stop_cancels_what_is_late(caplog: pytest.Log
 
     assert asyncio.run(main()) == ["quick", "cancelled"]
     assert "background work failed name=boom" in caplog.text
+
+
+def test_a_press_is_taken_while_stopping_and_waited_for_until_close() -> None:
+    """A Stop or a tool decision pressed while the turns have their grace was refused (and so lost: Slack had its
+    ack). A press is taken until `close`, and `stop` waits for one taken while it waits."""
+
+    async def main() -> tuple[list[str], list[bool]]:
+        tasks = Tasks()
+        done: list[str] = []
+        taken: list[bool] = []
+
+        async def work(name: str, seconds: float = 0.0) -> None:
+            await asyncio.sleep(seconds)
+            done.append(name)
+
+        async def press_later() -> None:
+            await asyncio.sleep(0.05)
+            taken.append(tasks.spawn(work("plain"), "a lookup"))
+            taken.append(tasks.spawn(work("press", 0.1), "stop button", while_stopping=True))
+
+        assert tasks.spawn(work("first", 0.02), "first")
+        stopping = asyncio.create_task(tasks.stop(5.0))
+        await press_later()
+        await stopping
+        await tasks.close(5.0)
+        taken.append(tasks.spawn(work("late"), "stop button", while_stopping=True))
+        return done, taken
+
+    done, taken = asyncio.run(main())
+    assert taken == [False, True, False]
+    assert done == ["first", "press"], "the press taken while stopping was not waited for"

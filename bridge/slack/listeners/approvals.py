@@ -6,7 +6,7 @@ so, only them, and nothing changes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -26,7 +26,7 @@ from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.sessions import configurer_check
 from bridge.slack.permissions import Policy
 from bridge.store.approvals import Approval
-from bridge.tasks import Tasks
+from bridge.tasks import RESTARTING, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,21 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
 
         return check
 
-    def spawn(work: Awaitable[None], name: str) -> None:
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> bool:
+        """Run a press after its ack, also while the turns have their grace (a turn may wait for it); False once
+        the bridge takes none."""
+
         async def run() -> None:
             try:
                 await work
             except Exception:
                 log.exception("approval %s failed", name)
 
-        if not tasks.spawn(run(), name=name):
+        if not tasks.spawn(run(), name=name, while_stopping=True):
+            work.close()
             log.info("approval %s not run: the bridge is stopping", name)
+            return False
+        return True
 
     async def tell(client: AsyncWebClient, body: dict[str, Any], user: str, text: str) -> None:
         channel = str((body.get("channel") or {}).get("id") or "")
@@ -75,7 +81,8 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
             if told is not None:
                 await tell(client, body, user, told)
 
-        spawn(work(), "approve")
+        if not spawn(work(), "approve"):
+            await tell(client, body, user, RESTARTING)
 
     @app.action(DENY_ACTION)
     async def on_deny(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -94,7 +101,8 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
             except FAILURES as exc:
                 log.warning("slack deny modal not opened approval_id=%s error=%s", row.id, slack_error(exc))
 
-        spawn(work(), "deny")
+        if not spawn(work(), "deny"):
+            await tell(client, body, user, RESTARTING)
 
     @app.view(DENY_VIEW)
     async def on_reason(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:

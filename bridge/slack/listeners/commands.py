@@ -29,7 +29,7 @@ from bridge.slack.commands import Command, Usage, parse
 from bridge.slack.directory import member_facts
 from bridge.slack.listeners.sessions import StopHandler, stop_answer
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
-from bridge.tasks import Tasks
+from bridge.tasks import RESTARTING, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class CommandHandler:
         """Run the command after the ack, in a task the bridge owns; when stopping, say so instead."""
         work = self._answer(command, who, client, respond, replace)
         if not self._tasks.spawn(work, name=f"command {command.action}"):
-            await respond(text="The bridge is restarting; try again in a minute.", replace_original=False)
+            await respond(text=RESTARTING, replace_original=False)
 
     async def _answer(
         self, command: Command, who: Invocation, client: AsyncWebClient, respond: AsyncRespond, replace: bool

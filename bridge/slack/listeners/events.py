@@ -55,7 +55,7 @@ def register(
         if unmentioned and not await stops.stopping.anything_in(turn.team_id, turn.channel_id, turn.thread_ts):
             return False
         if await stops.first_time(turn):  # a retry, or the mention's message twin, finds it taken
-            stops.spawn(stops.on_stop_word(client, turn, quiet=unmentioned), "stop word")
+            stops.spawn(stops.on_stop_word(client, turn, quiet=unmentioned), "stop word", press=True)
         return True
 
     @app.event("app_mention")

@@ -73,7 +73,7 @@ def register(app: AsyncApp, store: Store, metrics: Metrics, votes: Votes | None 
         outcome = await feedback.record(Feedback(team, press.turn_id, press.reply, press.agent_name, user, press.vote))
         metrics.feedback(press.agent_name, press.vote, outcome)
         if votes is not None and outcome in ("new", "changed"):
-            votes.tasks.spawn(_tell_letta(store, votes, team, press, order), "letta feedback")
+            votes.tasks.spawn(_tell_letta(store, votes, team, press, order), "letta feedback", while_stopping=True)
         log.info(
             "slack feedback turn_id=%s reply=%s agent=%s user=%s vote=%s outcome=%s",
             press.turn_id,

@@ -5,7 +5,7 @@ store, the Letta cancel calls) runs in a task the bridge owns."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -19,7 +19,7 @@ from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup
 from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
 from bridge.stopping import StopOutcome, Stopping
 from bridge.store.base import stop_word_key
-from bridge.tasks import Tasks
+from bridge.tasks import RESTARTING, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +112,21 @@ class StopHandler:
         event_id = str(body.get("event_id") or "")
         return not event_id or await self.stopping.first(event_id)
 
-    def spawn(self, work: Awaitable[None], name: str) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None], name: str, press: bool = False) -> bool:
+        """Run `work` after the ack; False when the bridge is stopping (a `press`, a person's Stop, is still taken
+        while the turns have their grace)."""
+
         async def run() -> None:
             try:
                 await work
             except Exception:
                 log.exception("stop failed")
 
-        if not self._tasks.spawn(run(), name=name):
+        if not self._tasks.spawn(run(), name=name, while_stopping=press):
+            work.close()
             log.info("stop not run: the bridge is stopping")
+            return False
+        return True
 
 
 def register(app: AsyncApp, handler: StopHandler) -> None:
@@ -136,7 +142,7 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
         if not await handler.first_event(body):  # taken before the ack, as a mention's turn is
             log.info("slack session stopped again event_id=%s: already taken up", body.get("event_id"))
             return
-        handler.spawn(handler.on_session_stopped(client, team, event), "session stopped")
+        handler.spawn(handler.on_session_stopped(client, team, event), "session stopped", press=True)
 
     @app.event("assistant_thread_started")
     async def on_thread_started(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -167,4 +173,5 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
             outcome = await handler.stop(client, str(context.team_id or ""), target[0], target[1], user)
             await respond(text=stop_answer(outcome), replace_original=True, response_type="ephemeral")
 
-        handler.spawn(work(), "stop button")
+        if not handler.spawn(work(), "stop button", press=True):
+            await respond(text=RESTARTING, replace_original=False, response_type="ephemeral")

@@ -20,7 +20,7 @@ from bridge.slack.directory import member_facts
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.commands import Setup
 from bridge.slack.permissions import Member, Policy, may_configure
-from bridge.tasks import Tasks
+from bridge.tasks import RESTARTING, Tasks
 
 if TYPE_CHECKING:
     from bridge.workspaces import Workspaces
@@ -148,7 +148,7 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
         # task, so that a slow or rate-limited views.open cannot keep Slack's 3 seconds waiting.
         form = show_form(str(context.team_id), command.get("trigger_id"), client, respond)
         if not tasks.spawn(form, name="letta setup form"):
-            await ack(text="The bridge is restarting; try again in a minute.")
+            await ack(text=RESTARTING)
             return
         await ack()
 
