@@ -225,6 +225,13 @@ class ConnectFailures(logging.Filter):
         return True
 
 
+def not_debug(record: logging.LogRecord) -> bool:
+    """slack_sdk's client logs under the bridge's logger name, so QUIETER does not reach it: at DEBUG it wrote
+    every envelope whole (verification token, event text, response_url), every ack and a PONG every 10 s. Its
+    debug lines are dropped; its info lines about sessions stay."""
+    return record.levelno >= logging.INFO
+
+
 class SocketMode:
     """The bridge's one Socket Mode connection: opened once (or a sentence says why not), kept open by the client
     (reconnecting when Slack asks or the socket drops), closed on stop."""
@@ -234,6 +241,7 @@ class SocketMode:
         self.handler = Handler(app, app_token, self._log, answering)
         self._failures = ConnectFailures(self.handler.client)
         self._log.addFilter(self._failures)
+        self._log.addFilter(not_debug)
         # Its socket (wss://wss-primary.slack.com) takes the proxy Slack's API takes; slack_sdk's ignores NO_PROXY.
         self.handler.client.proxy = proxy
 
@@ -278,3 +286,4 @@ class SocketMode:
     async def close(self) -> None:
         await self.handler.close_async()  # type: ignore[no-untyped-call]
         self._log.removeFilter(self._failures)
+        self._log.removeFilter(not_debug)

@@ -166,3 +166,29 @@ def test_socket_mode_turned_off_in_the_apps_settings_stops_the_bridge_in_words_a
     last = bridge.logs().strip().splitlines()[-1]
     assert last.startswith("error: Slack closed the Socket Mode connection (link_disabled)"), last
     assert "Turn it on again" in last
+
+
+def test_log_level_debug_in_socket_mode_adds_no_library_debug_lines(tmp_path: Path) -> None:
+    """docs/operations.md: DEBUG adds the bridge's own debug lines, the libraries' stay at warning. slack_sdk's
+    client logs under the bridge's logger name: at DEBUG it wrote every envelope whole (verification token, event
+    text, response_url), every ack, and a PONG every 10 s."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "b.db", SLACK_APP_TOKEN=APP_TOKEN,
+                       LOG_LEVEL="DEBUG", LOG_FORMAT="json")
+        alice = letta.add_agent("alice")
+        assert run_cli(env, "channels", "connect", "C0SOCKDB1", alice).returncode == 0
+        bridge = BridgeProcess(env, mode="socket").start(tmp_path / "bridge.log")
+        try:
+            slack.wait_for(slack.socket_connected, timeout=20)
+            event = mention_event("follow me", channel="C0SOCKDB1")
+            slack.send_socket_event(json.loads(event_body(event)))
+            slack.wait_for(lambda: len(slack.posts("C0SOCKDB1", event["ts"])) == 1, timeout=10)
+            assert bridge.stop() == 0
+        finally:
+            bridge.stop()
+    lines = [json.loads(line) for line in bridge.logs().splitlines() if line.strip().startswith("{")]
+    assert any(line["level"] == "debug" and line["logger"].startswith("bridge.") for line in lines)
+    client = [line["message"][:200] for line in lines
+              if line["logger"] == "bridge.slack.socket_mode.client" and line["level"] == "debug"]
+    assert client == [], client
+    assert any("has been established" in line["message"] for line in lines), "its info lines stay"
