@@ -123,11 +123,27 @@ def _os_words(error: OSError) -> str:
 
 class Client(SocketModeClient):
     """slack_sdk's client, asking Slack for each new URL itself: a rate limit waited out (as slack_sdk does), and a
-    token Slack refuses handed to the bridge (`refused`) instead of asked again every few seconds, forever."""
+    token Slack refuses handed to the bridge (`refused`) instead of asked again every few seconds, forever. Each
+    connection's opening is bounded by `handshake_seconds`."""
+
+    # slack_sdk's own session waits aiohttp's default 300 s: a host that takes the connection and never answers
+    # the upgrade (a middlebox swallowing WebSockets) left `socket` silent for 5 minutes, each reconnection too.
+    # aiohttp clears the read timeout once the socket is open, and the total one ends with the handshake.
+    handshake_seconds = 30.0
 
     def __init__(self, app_token: str, logger: logging.Logger, web_client: AsyncWebClient) -> None:
         super().__init__(app_token=app_token, logger=logger, web_client=web_client, ping_interval=PING_SECONDS)
         self.refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def connect(self) -> None:
+        """Every attempt, the first and each reconnection, through a session whose handshake is bounded: slack_sdk
+        makes one of its own at its start and again when it finds it closed."""
+        session = self.aiohttp_client_session
+        bounded = aiohttp.ClientTimeout(total=self.handshake_seconds, sock_connect=self.handshake_seconds)
+        if not self.closed and (session.closed or session.timeout != bounded):
+            self.aiohttp_client_session = aiohttp.ClientSession(timeout=bounded)
+            await session.close()
+        await super().connect()  # type: ignore[no-untyped-call]
 
     async def issue_new_wss_url(self) -> str:
         try:
@@ -262,6 +278,13 @@ class SocketMode:
         host = urlsplit(self.handler.client.wss_uri or "").netloc or "Slack's WebSocket host"
         if isinstance(exc, SlackApiError):
             return not_opened(slack_error(exc))
+        if isinstance(exc, TimeoutError):
+            seconds = f"{self.handler.client.handshake_seconds:g}"
+            return (
+                f"cannot open the Socket Mode connection to {host}: no answer within {seconds} s. Slack's Web API "
+                "answered, so a proxy or firewall between here and Slack may let its API through but hold WebSocket "
+                f"connections to {host}: check that it lets them through (wss://, port 443)."
+            )
         return (
             f"cannot open the Socket Mode connection to {host}: {why(exc)}. Slack's Web API answered, so a proxy "
             f"or firewall between here and Slack may let its API through but not WebSocket connections to {host}."

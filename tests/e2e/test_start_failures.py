@@ -125,6 +125,24 @@ def test_socket_mode_that_cannot_open_its_websocket_says_so_in_one_line_and_exit
     assert "secret-ticket" not in line, "the connection's one-time ticket is not shown"
 
 
+def test_socket_mode_whose_websocket_host_never_answers_says_so_within_a_minute(tmp_path: Path) -> None:
+    """Slack's Web API answers, but the WebSocket host takes the TCP connection and never answers the upgrade (a
+    middlebox that swallows WebSocket traffic): `socket` printed nothing at all for 300 s (aiohttp's default
+    total timeout), then "no answer in time". Now one line after the handshake's bound (30 s)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        with FakeSlack() as slack:
+            slack.socket_url = f"ws://127.0.0.1:{port}/link/?ticket=silent-ticket"
+            env = base_env(slack.api_url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+            code, _, err, _ = serve_until_exit(env, tmp_path, mode="socket", timeout=60)
+    assert code == 1, err
+    line = one_error_line(err)
+    assert f"Socket Mode connection to 127.0.0.1:{port}: no answer within 30 s" in line, line
+    assert "proxy or firewall" in line and "silent-ticket" not in line, line
+
+
 def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
         bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), cwd=REPO)
