@@ -189,8 +189,8 @@ def scope_checks(granted: set[str]) -> list[Check]:
 
 def slack_unreachable(settings: Settings, exc: BaseException) -> str:
     return (
-        f"cannot reach Slack at {settings.slack_api_url} ({type(exc).__name__}): check this host's connection to "
-        "the internet (a proxy or firewall), and SLACK_API_URL if you set it."
+        f"cannot reach Slack at {shown_url(settings.slack_api_url)} ({type(exc).__name__}): check this host's "
+        "connection to the internet (a proxy or firewall), and SLACK_API_URL if you set it."
     )
 
 

@@ -37,6 +37,7 @@ from bridge.config_errors import (
     letta_path_problem,
     letta_query_problem,
     pasted,
+    slack_credentials_problem,
     two_credentials,
     url_problem,
 )
@@ -383,7 +384,9 @@ class Settings(BaseSettings):
     @classmethod
     def _slack_url(cls, value: str) -> str:
         value = value.strip()
-        problem = url_problem("SLACK_API_URL", value, SLACK_SCHEMES)
+        problem = url_problem("SLACK_API_URL", value, SLACK_SCHEMES) or slack_credentials_problem(
+            "SLACK_API_URL", value
+        )
         if problem:
             raise ValueError(problem)
         # AsyncWebClient joins with urljoin: without the slash the last path segment is dropped.

@@ -202,6 +202,18 @@ def two_credentials(url: str, api_key: str | None, variables: tuple[str, str]) -
     )
 
 
+def slack_credentials_problem(variable: str, url: str) -> str | None:
+    """Why a Slack API URL with a user or password cannot be used (None when it has none): each request carries
+    the bot token in its Authorization header, and aiohttp refuses a request that would also carry the URL's."""
+    if "@" not in urlsplit(url).netloc:
+        return None
+    return (
+        f"{variable}={_masked(url)} carries a user and password: a request to Slack carries the bot token in its "
+        "Authorization header, and cannot carry them too. Remove the user:password@; a proxy that asks for a "
+        "sign-in takes it in HTTPS_PROXY (http://user:password@proxy:3128)."
+    )
+
+
 def unknown_keys(path: Path, keys: dict[str, object], known: set[str]) -> list[str]:
     """A line for each key of the config file that is no setting: the model ignores them (the environment holds
     every variable of the machine), so a misspelt key would otherwise read as a setting left out."""

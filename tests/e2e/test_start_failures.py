@@ -143,6 +143,25 @@ def test_socket_mode_whose_websocket_host_never_answers_says_so_within_a_minute(
     assert "proxy or firewall" in line and "silent-ticket" not in line, line
 
 
+def test_socket_and_check_with_a_slack_api_url_carrying_a_password_say_so_in_one_line_without_it(
+    tmp_path: Path,
+) -> None:
+    """SLACK_API_URL=http://user:password@host/api/ passed the settings' checks, then aiohttp refused every request
+    carrying both the token's Authorization header and the URL's credentials: `socket` and `check` ended in a
+    traceback."""
+    with FakeSlack() as slack:
+        url = slack.api_url.replace("http://", "http://slackuser:Sup3rS3cretPw@")
+        env = base_env(url, "http://127.0.0.1:9", tmp_path / "b.db", SLACK_APP_TOKEN="xapp-test-token")
+        checked = subprocess.run([sys.executable, "-m", "bridge", "check"], env=env, cwd=REPO, capture_output=True,
+                                 text=True, timeout=60)
+        code, _, err, _ = serve_until_exit(env, tmp_path, mode="socket")
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stderr
+    assert "Sup3rS3cretPw" not in checked.stderr + checked.stdout, checked.stderr
+    assert code == 2, err
+    line = one_error_line(err)
+    assert "SLACK_API_URL" in line and "carries a user and password" in line and "Sup3rS3cretPw" not in line, line
+
+
 def test_a_normal_start_logs_no_warning_from_bolt(tmp_path: Path) -> None:
     with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
         bridge = BridgeProcess(base_env(slack.api_url, letta.base_url, tmp_path / "b.db"), cwd=REPO)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from bridge.checks import slack_unreachable
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.requirements import missing
@@ -184,6 +185,21 @@ def test_a_letta_url_with_a_password_and_an_api_key_is_a_settings_error(monkeypa
     assert "pw-never-shown" not in line
     monkeypatch.delenv("LETTA_API_KEY")
     assert load_settings().letta_base_url == "https://me:pw-never-shown@letta.example", "a proxy's password alone"
+
+
+def test_a_slack_api_url_with_a_user_and_password_is_refused_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taken, every request to Slack failed in aiohttp (the bot token's Authorization header and the URL's
+    credentials cannot both be sent): `socket` and `check` ended in a traceback."""
+    said = first_error(monkeypatch, "SLACK_API_URL", "http://slackuser:pw-never-shown@slack.internal/api/")
+    assert said.startswith("SLACK_API_URL=http://***@slack.internal/api/ carries a user and password"), said
+    assert "Authorization" in said and "HTTPS_PROXY" in said and "pw-never-shown" not in said
+    assert "pw-never-shown" not in first_error(monkeypatch, "SLACK_API_URL", "https://:pw-never-shown@slack.com/api/")
+    # `check`'s words for a Slack it cannot reach show the URL as the logs do, whatever it holds.
+    settings = Settings.model_construct(slack_api_url="http://slackuser:pw-never-shown@10.0.0.9/api/")
+    said = slack_unreachable(settings, ConnectionRefusedError())
+    assert said.startswith("cannot reach Slack at http://***@10.0.0.9/api/ (ConnectionRefusedError)"), said
 
 
 @pytest.mark.parametrize("variable", ["SLACK_CONFIGURE_USERS", "SLACK_APPROVE_USERS"])
