@@ -21,7 +21,7 @@ from bridge.cli_ids import CliError, channel_arg, install_arg, served_as, team_a
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
-from bridge.logs import setup_logging
+from bridge.logs import masked, setup_logging
 from bridge.pattern_words import manager_role, members_heading
 from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
@@ -149,11 +149,12 @@ def _fork_ingress(args: argparse.Namespace, settings: Settings) -> IngressProces
 
 def _say_error(message: str, as_log_line: bool) -> None:
     """The one line a failed command ends with: `error: ...`, or for `serve` and `socket` with LOG_FORMAT=json a
-    log line like every other (a log pipeline parses each line, and this is the one an operator needs most)."""
+    log line like every other (a log pipeline parses each line, and this is the one an operator needs most). Both
+    are masked alike: a secret in a start-up error's words is never written."""
     if as_log_line:
         logging.getLogger(__name__).error(message)
     else:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {masked(message)}", file=sys.stderr)
 
 
 def _require(settings: Settings, mode: str) -> None:

@@ -27,6 +27,11 @@ _TOKEN_SHAPES = re.compile(r"\b(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-let
 _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
 
 
+# How the bridge's own advice writes a URL's credentials (`write it as postgres://user:password@host/db`): no one's
+# secret, left as it is in a line (a setting's real password is on the redactor's list whatever it is).
+_PLACEHOLDER = "://user:password@"
+
+
 def shown_url(url: str) -> str:
     """A URL as logs and Slack may show it: any user and password masked (`http://***@letta:8283`)."""
     return _URL_CREDENTIALS.sub(r"\1***@", url)
@@ -108,7 +113,8 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in (*self._secrets, *_learnt):
             text = text.replace(secret, "[redacted]")
-        return shown_url(_TOKEN_SHAPES.sub("[redacted]", text))
+        text = _TOKEN_SHAPES.sub("[redacted]", text)
+        return _PLACEHOLDER.join(shown_url(part) for part in text.split(_PLACEHOLDER))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.redact(record.getMessage())
@@ -122,6 +128,13 @@ class Redactor(logging.Filter):
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def masked(text: str) -> str:
+    """`text` masked as the log handler masks a line, for what is written past logging (the `error: ...` line of
+    text mode): before logging is set up, token shapes and URL credentials only."""
+    found = [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, Redactor)]
+    return (found[0] if found else Redactor([])).redact(text)
 
 
 class JsonFormatter(logging.Formatter):

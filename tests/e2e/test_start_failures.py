@@ -67,7 +67,7 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line_and_exits_1_at_o
     code, _, err, took = serve_until_exit(env, tmp_path)
     assert code == 1, err
     assert took < 10, f"took {took:.1f}s to exit"
-    assert one_error_line(err).startswith("error: cannot open the database postgres://bridge:***@127.0.0.1:9/bridge")
+    assert one_error_line(err).startswith("error: cannot open the database postgres://***@127.0.0.1:9/bridge")
 
 
 def test_socket_mode_with_a_refused_app_token_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bridge.cli import _say_error
 from bridge.logs import QUIETER, setup_logging, shown_url
 from bridge.slack.metered import MeteredSlackClient
 from tests.fakes.slack import FakeSlack
@@ -56,3 +57,20 @@ def test_a_url_is_shown_without_its_user_and_password_whatever_they_hold(url: st
     """A password with a raw `@` (`p@ss-s3cret`, which URL parsers read up to the authority's last `@`, and so
     the bridge connects with) was shown from its `@` on, in threads, `/letta status` and `check`."""
     assert shown_url(url) == shown
+
+
+def test_a_start_up_error_line_in_text_is_masked_as_a_log_line_is(
+    restored_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With LOG_FORMAT=text the `error: ...` a failed command ends with was printed as it was: JSON logs masked it
+    (a log line), text did not, so a secret in a start-up error's words reached the terminal or the platform's log."""
+    _say_error("cannot start: http://bob:url-pass-9@db:5432 refused sig-secret-77 and xapp-1-A2-b3c4", False)
+    before_setup = capsys.readouterr().err  # no settings read yet: token shapes and URL credentials are known
+    assert before_setup == "error: cannot start: http://***@db:5432 refused sig-secret-77 and [redacted]\n"
+    setup_logging("INFO", "text", ["sig-secret-77"])
+    _say_error("cannot start: http://bob:url-pass-9@db:5432 refused sig-secret-77 and xapp-1-A2-b3c4", False)
+    said = capsys.readouterr().err
+    assert said == "error: cannot start: http://***@db:5432 refused [redacted] and [redacted]\n", said
+    _say_error("DATABASE_URL has no scheme: write it as postgres://user:password@host:5432/database", False)
+    advice = capsys.readouterr().err
+    assert advice.endswith("write it as postgres://user:password@host:5432/database\n"), "no one's secret"
