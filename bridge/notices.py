@@ -15,17 +15,20 @@ task, within Slack's rate limits, whatever the burst:
   for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
   fell and the notice is STALE_SECONDS old: a queue of N costs a thread about log2(N) edits, not N messages.
-When the thread's last waiting mention starts, its notice is left as it is (what it promised came true); when it
-was withdrawn instead (its message deleted) or stopped, the notice says it will not be answered.
+When the thread's last waiting mention goes to its agents, its notice is left as it is (what it promised came
+true); when it was withdrawn instead (its message deleted or edited away), stopped, or taken only to end unrun (its
+channel disconnected), the notice says it will not be answered. A turn being taken is not yet one going to its
+agents: until its run says which, its notice waits.
 Notices are best effort: nothing here ever stops or delays a turn, and a restart forgets them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 from bridge.domain import Turn
@@ -122,6 +125,9 @@ class QueueNotices:
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
         self._posting: dict[ThreadKey, bool] = {}
+        # Threads with a turn being taken here, not yet known to go to the agents (`started`): their notice waits
+        # to be told how it ends, an unbound end included, which the store does not say.
+        self._taking: dict[ThreadKey, int] = {}
         self._next_edit = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,8 +160,21 @@ class QueueNotices:
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
 
+    @contextlib.contextmanager
+    def taking(self, thread: ThreadKey) -> Iterator[None]:
+        """A turn of the thread is being taken and run here: while its outcome is unknown, a notice with nothing
+        ahead is neither dropped nor said unanswered."""
+        self._taking[thread] = self._taking.get(thread, 0) + 1
+        try:
+            yield
+        finally:
+            self._taking[thread] -= 1
+            if not self._taking[thread]:
+                del self._taking[thread]
+
     def started(self, thread: ThreadKey) -> None:
-        """A turn of the thread is taken to run: a mention taken back earlier no longer says how it ends."""
+        """A turn of the thread goes to its agents: what the notice promised is kept, and a mention taken back
+        earlier no longer says how it ends."""
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.answered = None, True
@@ -268,9 +287,12 @@ class QueueNotices:
             notice.checked_at = now
             where, ahead = await self._count(notice.thread, notice.where)
             if not ahead:
-                del self._shown[notice.thread]
                 if notice.answered:
-                    continue  # the thread's turn has started: the notice said what happened
+                    del self._shown[notice.thread]
+                    continue  # the thread's turn went to its agents: the notice said what happened
+                if notice.thread in self._taking:
+                    continue  # its turn may still end unrun (its channel disconnected): looked at again
+                del self._shown[notice.thread]
                 # What it promised will not come (taken back here, or through another process): it says so.
                 ended = notice.ended or await self._ended_unrun(notice.thread)
                 if ended is None:

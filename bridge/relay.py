@@ -20,6 +20,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from bridge.domain import Turn
@@ -350,10 +351,14 @@ class Relay:
         return True
 
     async def _run_job(self, key: tuple[str, str], job: Job) -> None:
-        self.notices.started((job.turn.team_id, job.turn.channel_id, job.turn.thread_ts))
-        status = await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
-        if status == "unbound":  # its thread's queue notice, if any, no longer promises an answer
-            self.notices.unbound((job.turn.team_id, job.turn.channel_id, job.turn.thread_ts))
+        thread = (job.turn.team_id, job.turn.channel_id, job.turn.thread_ts)
+        # Its thread's queue notice is left as it is only once the turn goes to the agents; until the run says
+        # how it ends, the notice waits for that.
+        job = replace(job, going=functools.partial(self.notices.started, thread))
+        with self.notices.taking(thread):
+            status = await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
+            if status == "unbound":  # its thread's queue notice, if any, no longer promises an answer
+                self.notices.unbound(thread)
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
         """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""

@@ -77,6 +77,9 @@ class Job:
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
     place: Place = field(default_factory=Place, compare=False)  # among the turns starting (start_order.py)
     slot: Slot | None = field(default=None, compare=False)  # among MAX_CONCURRENT_TURNS (turn_runs.py)
+    # Called once the turn is known to go to its agents (taken, its channel connected, Slack taking posts there):
+    # its thread's queue notice then promised what comes (notices.py).
+    going: Callable[[], None] = field(default=lambda: None, compare=False)
 
 
 class TurnWorker:
@@ -207,6 +210,7 @@ class TurnWorker:
                 await self._inputs.drop(job.turn_id)
             await self._store.finish_turn(job.turn_id, "failed", f"not run: Slack refused posts there ({refused})")
             return "failed"
+        job.going()
         async with self.stops.track(job.turn_id, turn.team_id, turn.channel_id, turn.thread_ts) as running:
             running.target = binding.target
             status = await self._run(job, binding, drafts, running)

@@ -46,8 +46,8 @@ class LateAccepts:
 
 
 class Worker:
-    """Runs nothing: holds the first turn until told to go on, records each job it is given, and finishes it in
-    the store as the real worker does."""
+    """Runs nothing: holds the first turn until told to go on, records each job it is given, says it goes to the
+    agents and finishes it in the store as the real worker does."""
 
     def __init__(self, store: Store, parallel: bool = False) -> None:
         self.store = store
@@ -71,6 +71,7 @@ class Worker:
 
     async def run(self, job: Job) -> str:
         self.jobs.append(job)
+        job.going()
         if len(self.jobs) == 1:
             await self.go_on.wait()
         await self.store.finish_turn(job.turn_id, "done")
@@ -89,6 +90,7 @@ class ThreadWorker(Worker):
 
     async def run(self, job: Job) -> str:
         self.jobs.append(job)
+        job.going()
         waits = {asyncio.ensure_future(event.wait()) for event in (self.release.setdefault(job.turn.text,
                                                                                         asyncio.Event()), self.go_on)}
         _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +112,7 @@ class CrashingWorker(Worker):
         if self.crashes.get(job.turn.text, 0) > 0:
             self.crashes[job.turn.text] -= 1
             raise ConnectionError("the database went away")
+        job.going()
         await self.store.finish_turn(job.turn_id, "done")
         return "done"
 
