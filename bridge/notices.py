@@ -125,6 +125,9 @@ class QueueNotices:
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
         self._posting: dict[ThreadKey, bool] = {}
+        # Threads whose notice is due or being posted, told meanwhile how a waiting mention ended unrun: the words
+        # the notice takes once posted (the store does not say them all: an unbound end, for one).
+        self._ending: dict[ThreadKey, str] = {}
         # Threads with a turn being taken here, not yet known to go to the agents (`started`): their notice waits
         # to be told how it ends, an unbound end included, which the store does not say.
         self._taking: dict[ThreadKey, int] = {}
@@ -159,6 +162,8 @@ class QueueNotices:
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
+        elif thread in self._posting or thread[2] in self._due.get(thread[:2], {}):
+            self._ending[thread] = words
 
     @contextlib.contextmanager
     def taking(self, thread: ThreadKey) -> Iterator[None]:
@@ -175,6 +180,7 @@ class QueueNotices:
     def started(self, thread: ThreadKey) -> None:
         """A turn of the thread goes to its agents: what the notice promised is kept, and a mention taken back
         earlier no longer says how it ends."""
+        self._ending.pop(thread, None)
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.answered = None, True
@@ -235,11 +241,14 @@ class QueueNotices:
             finally:
                 again = self._posting.pop(thread)
             if shown is not None:
-                if again:
-                    shown.checked_at = 0.0  # a mention arrived while it was posted: counted at the next edit
+                shown.ended = self._ending.pop(thread, None)
+                if again or shown.ended:
+                    shown.checked_at = 0.0  # a mention arrived, or ended, while it was posted: looked at first
                 self._shown[thread] = shown
             elif again:
                 pending[thread_ts] = since  # a mention arrived while it was looked at: looked at again
+            else:
+                self._ending.pop(thread, None)
             if stop:
                 break
         if not pending:

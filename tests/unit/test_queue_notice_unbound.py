@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,3 +58,49 @@ def test_a_notice_says_unanswered_when_its_turn_ends_unbound_while_slack_is_slow
             return [text for _, text in poster.edits]
 
     assert asyncio.run(main()) == [notices.UNBOUND_NOTICE]
+
+
+class SlowEditingPoster(EditingPoster):
+    """chat.postMessage slow a moment: a notice takes a second (0.7 s and a round trip) to post."""
+
+    async def post(self, channel: str, thread_ts: str, part: SimpleNamespace, **_: object) -> str:
+        await asyncio.sleep(0.7)
+        return await super().post(channel, thread_ts, part)
+
+
+class Unbound(Disconnected):
+    post = 0.1
+
+
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [(None, notices.UNBOUND_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE), ("emptied", notices.EMPTIED_NOTICE)],
+)
+def test_a_mention_ended_while_its_notice_is_posted_is_said_so_once_posted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: notices.TakenBack | None, said: str
+) -> None:
+    """revBK: an end told to the notices while the notice was on its way was lost; the notice kept promising (a
+    disconnect), or the store's words were guessed (an edit)."""
+    monkeypatch.setattr(notices, "NOTICE_SPACING", 0.1)
+    monkeypatch.setattr(notices, "EDIT_SPACING", 0.05)
+    poster = SlowEditingPoster()
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Unbound, poster) as rig:
+            await rig.relay.accept(mention(1, "first"))  # holds the channel until finish()
+            await until(lambda: len(rig.worker.jobs) == 1)
+            await rig.relay.accept(mention(2, "second"))
+            await asyncio.sleep(0.2)  # its queue notice is on its way
+            if why is None:  # its channel was disconnected
+                rig.worker.finish()
+                await until(lambda: len(rig.worker.jobs) == 2)
+                await asyncio.sleep(Unbound.post + 0.1)  # ended unbound before the notice is posted
+            else:
+                await rig.relay.withdraw("T1", "C1", "2.000001", why)
+            assert not poster.posts
+            await until(lambda: bool(poster.posts))
+            rig.worker.finish()
+            await asyncio.sleep(0.8)
+            return [text for _, text in poster.edits]
+
+    assert asyncio.run(main()) == [said]
