@@ -19,7 +19,10 @@ When the thread's last waiting mention goes to its agents, its notice is left as
 true); when it was withdrawn instead (its message deleted or edited away), stopped, or taken only to end unrun (its
 channel disconnected), the notice says it will not be answered. A turn being taken is not yet one going to its
 agents: until its run says which, its notice waits.
-Notices are best effort: nothing here ever stops or delays a turn, and a restart forgets them.
+Each notice shown is a row of `queue_notices` (store/queue_notices.py): the next start takes them up (`resume`) and
+keeps them true from there. With several processes each posts its own notices (a thread whose mentions reached two
+shows two), and the row of a thread is its latest.
+Notices are best effort: nothing here ever stops or delays a turn.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import SlackPoster
 from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
+from bridge.store.queue_notices import NoticeRow, NoticeRows
 from bridge.store.slack_changes import HOW_TAKEN_BACK
 from bridge.store.slack_changes import TakenBack as TakenBack  # tests and the relay name it here, with its words
 
@@ -115,6 +119,7 @@ class QueueNotices:
         self._store = store
         self._set_aside = set_aside  # turns left for the next start (their runs kept failing): nothing waits on them
         self._approvals = ApprovalStore(store)
+        self._rows = NoticeRows(store)  # each shown notice, for the next start
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
         self._in_parallel = in_parallel
         # channel -> threads to tell, oldest first, each with the ts of the mention that made it wait: its notice
@@ -153,7 +158,24 @@ class QueueNotices:
         pending.setdefault(turn.thread_ts, turn.message_ts)
         if len(pending) == 1:
             self._wake.set()
-        if self._task is None:
+        self._start()
+
+    async def resume(self) -> None:
+        """At start: the notices earlier processes left showing are kept true from here, as if posted here."""
+        try:
+            rows = await self._rows.all()
+        except Exception as exc:  # best effort: they keep what they said
+            log.info("could not read the queue notices left showing error=%s", type(exc).__name__)
+            return
+        since = asyncio.get_running_loop().time() - NOTICE_SPACING  # looked at in the first round
+        for row in rows:
+            if row.thread not in self._shown:
+                self._shown[row.thread] = Notice(row.thread, row.ts, row.where, row.shown, since)
+        if self._shown:
+            self._start()
+
+    def _start(self) -> None:
+        if self._task is None and not self._stopped:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
     def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> None:
@@ -273,6 +295,7 @@ class QueueNotices:
         finally:
             allowed, at = self._allowance(channel, now)
             self._posts[channel] = (allowed - 1, at)
+        await self._stored(self._rows.put(NoticeRow(thread, ts, where, ahead)))
         return Notice(thread, ts, where, ahead, now, now, approval), True
 
     def _allowance(self, channel: tuple[str, str], now: float) -> tuple[float, float]:
@@ -296,25 +319,36 @@ class QueueNotices:
             notice.checked_at = now
             where, ahead = await self._count(notice.thread, notice.where)
             if not ahead:
-                if notice.answered:
-                    del self._shown[notice.thread]
-                    continue  # the thread's turn went to its agents: the notice said what happened
-                if notice.thread in self._taking:
+                if notice.thread in self._taking and not notice.answered:
                     continue  # its turn may still end unrun (its channel disconnected): looked at again
                 del self._shown[notice.thread]
-                # What it promised will not come (taken back here, or through another process): it says so.
-                ended = notice.ended or await self._ended_unrun(notice.thread)
+                # Unless the thread's turn went to its agents (the notice said what happened), what it promised
+                # will not come (taken back here, or through another process): it says so.
+                ended = None if notice.answered else notice.ended or await self._ended_unrun(notice.thread)
+                if ended is not None:
+                    await self._edit(notice, ended, now)
+                await self._stored(self._rows.drop(notice.thread, notice.ts))
                 if ended is None:
                     continue
-                await self._edit(notice, ended, now)
                 return
             approval = await self._approval(notice.thread, where)
             if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
             notice.shown, notice.approval = ahead, approval
-            if not await self._edit(notice, queued_text(ahead, where, approval), now):
+            if await self._edit(notice, queued_text(ahead, where, approval), now):
+                await self._stored(self._rows.shown(NoticeRow(notice.thread, notice.ts, where, ahead)))
+            else:
                 del self._shown[notice.thread]
+                await self._stored(self._rows.drop(notice.thread, notice.ts))
             return
+
+    @staticmethod
+    async def _stored(write: Awaitable[None]) -> None:
+        """A write of the notices' rows: one that fails loses only what the next start would have known."""
+        try:
+            await write
+        except Exception as exc:
+            log.info("could not store a queue notice error=%s", type(exc).__name__)
 
     async def _ended_unrun(self, thread: ThreadKey) -> str | None:
         """The words for a thread whose newest mention will not be answered after all: stopped, deleted or edited

@@ -1,8 +1,9 @@
 """The retention pass: every hour (the first a little after start, out of the way of a start-up burst), finished
 turns older than FINISHED_TURNS_DAYS go from the database with what they left, and then the bridge-run transcript's
 rows as old that every agent has seen (store/retention.py), a small window at a time with a pause between windows,
-so that neither Slack's acknowledgements nor running turns wait behind it. Several processes on one database may
-prune at once: each delete is of rows nobody changes."""
+so that neither Slack's acknowledgements nor running turns wait behind it; last, the rows of queue notices posted
+as long ago that nothing ended (store/queue_notices.py: a crash left them, or their thread never moved). Several
+processes on one database may prune at once: each delete is of rows nobody changes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from bridge.store.base import Store
+from bridge.store.queue_notices import NoticeRows
 from bridge.store.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class PassResult:
 class Pruner:
     def __init__(self, store: Store, days: int, timing: Timing = Timing()) -> None:
         self._retention = Retention(store)
+        self._notices = NoticeRows(store)
         self._days = days
         self._timing = timing
         self._task: asyncio.Task[None] | None = None
@@ -49,7 +52,8 @@ class Pruner:
             self._task = None
 
     async def run_once(self) -> PassResult:
-        """One whole pass: every window of turns, then the old event ids, then the old transcript rows."""
+        """One whole pass: every window of turns, then the old event ids, the old transcript rows, the old queue
+        notices' rows."""
         turns, after = 0, 0
         while True:
             window = await self._retention.prune_turns(self._days, after)
@@ -63,6 +67,7 @@ class Pruner:
             events += gone
             await asyncio.sleep(self._timing.pause)
         transcript = await self._transcript()
+        await self._notices.prune(self._days)
         if turns or events or transcript:
             log.info(
                 "deleted finished turns older than %d days turns=%d event_ids=%d transcript_rows=%d",

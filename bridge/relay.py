@@ -187,6 +187,7 @@ class Relay:
     async def resume(self) -> int:
         """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""
         pending = await self._store.count_unfinished()
+        await self.notices.resume()  # before any turn starts: a turn that goes to its agents leaves its notice be
         await self._sweep()
         if pending:
             log.info("resuming unfinished turns count=%d", pending)

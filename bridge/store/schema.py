@@ -9,6 +9,7 @@ from bridge.store.base import UNFINISHED, UNSETTLED_STEP, StoreError
 from bridge.store.conversations import POSTGRES_V3, SQLITE_V3
 from bridge.store.feedback import POSTGRES_V6, SQLITE_V6
 from bridge.store.installations import POSTGRES_V5, SQLITE_V5
+from bridge.store.queue_notices import POSTGRES_V19, SQLITE_V19
 from bridge.store.turn_binding import POSTGRES_V17, SQLITE_V17
 
 # Schema v7: the queue read by indexes, so that accepting a mention, finding the next turn and counting what
@@ -154,6 +155,7 @@ SQLITE_MIGRATIONS: list[str] = [
     V16,  # the threads retention deleted answered turns of (above)
     SQLITE_V17,  # the binding a turn started with (turn_binding.py)
     SQLITE_V18,  # each history entry's pattern (above)
+    SQLITE_V19,  # each waiting thread's queue notice (queue_notices.py)
 ]
 
 
@@ -239,6 +241,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     16: V16,
     17: POSTGRES_V17,
     18: POSTGRES_V18,
+    19: POSTGRES_V19,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

@@ -63,6 +63,7 @@ _REST = (
     _keyed("cursors", "agent_id", scoped=True),
     _keyed("notices", "kind"),
     _keyed("pruned_threads", "thread_ts"),
+    _keyed("queue_notices", "thread_ts"),
     "UPDATE feedback SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2",
 )
 

@@ -1,5 +1,6 @@
 """store/retention.py and pruner.py, on both backends: finished turns older than FINISHED_TURNS_DAYS go with
-everything they left; unfinished turns, open approvals, recent turns and a recent event's id stay."""
+everything they left; unfinished turns, open approvals, recent turns and a recent event's id stay. A queue notice's
+row posted as long ago goes too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bridge.pruner import Pruner, Timing
 from bridge.store import Store
 from bridge.store.approvals import ApprovalStore, Asked
 from bridge.store.attachments import AttachmentStore
+from bridge.store.queue_notices import NoticeRow, NoticeRows
 from bridge.store.retention import Retention
 from bridge.store.sql import Sql
 from tests.unit.test_store import run
@@ -64,6 +66,10 @@ def test_an_old_finished_turn_goes_with_what_it_left_and_nothing_else_does(datab
         await store.finish_turn(recent, "done")
         await age(store, old, 100, "Ev1")
         await age(store, waiting, 100, "Ev2")
+        notices = NoticeRows(store)
+        await notices.put(NoticeRow(("T1", "C1", "8.000001"), "9.000001", "channel", 2))
+        await notices.put(NoticeRow(("T1", "C1", "7.000001"), "9.000002", "channel", 1))
+        await Sql(store).execute("UPDATE queue_notices SET posted_at=posted_at - $1 WHERE ts='9.000001'", 100 * 86400.0)
 
         result = await Pruner(store, 90, NOW).run_once()
 
@@ -76,6 +82,7 @@ def test_an_old_finished_turn_goes_with_what_it_left_and_nothing_else_does(datab
         assert await AttachmentStore(store).kept(old) is None
         assert await approvals.get(settled.id) is None
         assert await approvals.get(still_open.id) is not None  # an agent may still wait for it on Letta
+        assert [row.ts for row in await notices.all()] == ["9.000002"]  # a queue notice a crash left, long ago, went
         # The recent turn's event still keeps Slack's retry out; the old ones' ids went.
         assert await store.accept_turn(mention(3), "otid-3b") is None
         assert await rows(store, "SELECT event_id FROM seen_events") == 1
