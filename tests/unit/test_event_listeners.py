@@ -43,8 +43,9 @@ class Stops:
     async def first_event(self, body: dict[str, Any]) -> bool:
         return True
 
-    def spawn(self, work: Awaitable[None], name: str) -> None:
+    def spawn(self, work: Awaitable[None], name: str, press: bool = False) -> bool:
         self.tasks.append(asyncio.ensure_future(work))
+        return True
 
 
 class Relay:
