@@ -188,16 +188,28 @@ class QueueNotices:
             self._ending[thread] = words
 
     @contextlib.contextmanager
-    def taking(self, thread: ThreadKey) -> Iterator[None]:
+    def taking(self, thread: ThreadKey) -> Iterator[Callable[[], None]]:
         """A turn of the thread is being taken and run here: while its outcome is unknown, a notice with nothing
-        ahead is neither dropped nor said unanswered."""
+        ahead is neither dropped nor said unanswered. Yields `going`: the turn goes to its agents (outcome known)."""
         self._taking[thread] = self._taking.get(thread, 0) + 1
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if not left:
+                left = True
+                self._taking[thread] -= 1
+                if not self._taking[thread]:
+                    del self._taking[thread]
+
+        def going() -> None:
+            leave()
+            self.started(thread)
+
         try:
-            yield
+            yield going
         finally:
-            self._taking[thread] -= 1
-            if not self._taking[thread]:
-                del self._taking[thread]
+            leave()
 
     def started(self, thread: ThreadKey) -> None:
         """A turn of the thread goes to its agents: what the notice promised is kept, and a mention taken back

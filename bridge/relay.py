@@ -355,8 +355,8 @@ class Relay:
         thread = (job.turn.team_id, job.turn.channel_id, job.turn.thread_ts)
         # Its thread's queue notice is left as it is only once the turn goes to the agents; until the run says
         # how it ends, the notice waits for that.
-        job = replace(job, going=functools.partial(self.notices.started, thread))
-        with self.notices.taking(thread):
+        with self.notices.taking(thread) as going:
+            job = replace(job, going=going)
             status = await self._runs.run(key, job, self._fresh.pop(job.otid, ""))
             if status == "unbound":  # its thread's queue notice, if any, no longer promises an answer
                 self.notices.unbound(thread)

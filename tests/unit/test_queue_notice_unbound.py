@@ -104,3 +104,24 @@ def test_a_mention_ended_while_its_notice_is_posted_is_said_so_once_posted(
             return [text for _, text in poster.edits]
 
     assert asyncio.run(main()) == [said]
+
+
+def test_a_follow_up_deleted_while_its_threads_first_turn_runs_is_said_unanswered(
+    tmp_path: Path, poster: EditingPoster
+) -> None:
+    """A thread stayed "being taken" for its first turn's whole run, so a follow-up deleted meanwhile kept its
+    "Queued" notice until that turn ended, minutes later (revBN): the thread leaves it once its turn goes to the
+    agents."""
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, poster) as rig:
+            await rig.relay.accept(mention(1, "first"))  # runs (gone to the agents) until finish()
+            await until(lambda: len(rig.worker.jobs) == 1)
+            await rig.relay.accept(mention(2, "second", thread=1))  # waits behind it, in the same thread
+            await until(lambda: any(thread == "1.000001" for thread, _ in poster.posts))
+            await rig.relay.withdraw("T1", "C1", "2.000001")  # the person deletes it
+            await asyncio.sleep(1.5)  # many rounds of the notice's looks; "first" still runs
+            edits = [text for _, text in poster.edits]
+            rig.worker.finish()
+            return edits
+
+    assert asyncio.run(main()) == [notices.WITHDRAWN_NOTICE]
