@@ -25,6 +25,33 @@ THREAD_HISTORY_HEADER = "Earlier in this Slack thread, before this conversation 
 THREAD_CONTEXT_CHARS = QUOTED_CHARS
 
 
+ROOT_CUT = " … (cut)"  # ends a thread's first message shortened to fit beside the newest ones
+
+
+def _line(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str, str]], text: str | None = None) -> str:
+    """One earlier message as a quoted line (`text`, when given, in place of its own words)."""
+    if m.ts in replies:
+        return quoted("agent", replies[m.ts][0], (replies[m.ts][1] if text is None else text)[:THREAD_CONTEXT_CHARS])
+    said = clean_text(m.text, None) if text is None else text
+    files = [json.loads(describe(f)) for f in m.files]
+    return quoted("person", person_label(m.name, m.user_id, agents), said[:THREAD_CONTEXT_CHARS], files)
+
+
+def _cut_root(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str, str]], room: int) -> str | None:
+    """The thread's first message in at most `room` characters, its words cut and marked as cut; None when not
+    even its label fits. Each character cut shortens the JSON line by at least one, so one cut is enough."""
+    text = replies[m.ts][1] if m.ts in replies else clean_text(m.text, None)
+    text = text[:THREAD_CONTEXT_CHARS]
+    over = len(_line(m, agents, replies, text)) - room
+    if over <= 0:
+        return _line(m, agents, replies, text)
+    keep = len(text) - over - len(ROOT_CUT)
+    if keep <= 0:
+        return None
+    line = _line(m, agents, replies, text[:keep].rstrip() + ROOT_CUT)
+    return line if len(line) <= room else None
+
+
 def thread_context(
     earlier: Sequence[Earlier],
     agents: Sequence[str],
@@ -33,27 +60,19 @@ def thread_context(
     root: str = "",
 ) -> str:
     """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS, and
-    the thread's first message (`root`, its ts) kept too when it is among them and not long: what the thread is
-    about (the alert, the question) is what a long thread must not lose first. Each person labelled as no agent is,
-    the files they shared described (never fetched); the bot's posts found in `replies` (by ts: agent name, its
-    words) quoted as that agent's."""
+    the thread's first message (`root`, its ts) kept too when it is among them: what the thread is about (the
+    alert, the question) is what a long thread must not lose first. A first message too long to fit beside the
+    newest is cut to the room left (marked as cut), dropped only when not even its label fits. Each person
+    labelled as no agent is, the files they shared described (never fetched); the bot's posts found in `replies`
+    (by ts: agent name, its words) quoted as that agent's."""
     replies = replies or {}
-    lines = [
-        quoted("agent", replies[m.ts][0], replies[m.ts][1][:THREAD_CONTEXT_CHARS])
-        if m.ts in replies
-        else quoted(
-            "person",
-            person_label(m.name, m.user_id, agents),
-            clean_text(m.text, None)[:THREAD_CONTEXT_CHARS],
-            [json.loads(describe(f)) for f in m.files],
-        )
-        for m in earlier
-    ]
-    keep = 1 if root and earlier and earlier[0].ts == root and len(lines[0]) <= THREAD_CONTEXT_CHARS // 2 else 0
+    lines = [_line(m, agents, replies) for m in earlier]
+    keep = 1 if root and earlier and earlier[0].ts == root else 0
     while len(lines) > 1 + keep and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
         lines.pop(keep)  # whole lines only, the oldest first (after the root): a cut line would be no line at all
     if keep and len(lines) == 2 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
-        lines.pop(0)  # the root and the newest do not fit together: the newest, which the mention answers, stays
+        cut = _cut_root(earlier[0], agents, replies, THREAD_CONTEXT_CHARS - len(lines[1]) - 2)
+        lines = [lines[1]] if cut is None else [cut, lines[1]]  # the newest, which the mention answers, stays whole
     return block(header, lines) + "\n\n" if lines else ""
 
 

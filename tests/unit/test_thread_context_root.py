@@ -1,10 +1,11 @@
 """A long thread's context keeps its newest messages within THREAD_CONTEXT_CHARS, and its first message too: what
-the thread is about (the alert it started under, the question) was the first line cut (revK)."""
+the thread is about (the alert it started under, the question) was the first line cut (revK); a long one is cut
+to the room left, not dropped (revBO)."""
 
 from __future__ import annotations
 
 from bridge.slack.directory import Earlier
-from bridge.turn_input import THREAD_CONTEXT_CHARS, thread_context
+from bridge.turn_input import ROOT_CUT, THREAD_CONTEXT_CHARS, thread_context
 
 ROOT = "1764064800.000000"
 
@@ -35,4 +36,26 @@ def test_the_root_and_a_long_newest_message_that_do_not_fit_together_keep_the_ne
     newest = Earlier("U0123ABCD", "maria", "b" * 5800, ts="1764064801.000001")
     context = thread_context([alert, newest], ["alice"], root=ROOT)
     assert len(context) <= THREAD_CONTEXT_CHARS + 200, len(context)  # the header and the block's end besides
-    assert "b" * 5800 in context and "ALERT" not in context
+    assert "b" * 5800 in context and "a" * 2800 not in context
+    assert "ALERT aaa" in context and ROOT_CUT in context  # revBO: the root cut to the room left, not dropped
+
+
+def test_a_long_alert_that_started_the_thread_is_kept() -> None:
+    """revBO: an alert of 3,500 characters (a stack trace) was dropped first, though it and the newest messages fit
+    in THREAD_CONTEXT_CHARS (the root was held back only when under half of it)."""
+    alert = Earlier("B0ALERTS1", "PagerDuty (app)", "ALERT checkout-api 5xx\n" + "at frame\n" * 385, ts=ROOT)
+    chatter = [Earlier("U0123ABCD", "maria", f"reply {n}: " + "x" * 200, ts=f"1764064801.{n:06d}") for n in range(12)]
+    context = thread_context([alert, *chatter], ["alice"], root=ROOT)
+    assert "reply 11:" in context and "reply 0:" not in context
+    assert "ALERT checkout-api" in context and ROOT_CUT not in context, "the thread's first message is gone"
+    assert len(context) <= THREAD_CONTEXT_CHARS + 200
+
+
+def test_a_root_too_long_for_any_room_is_cut_and_the_total_stays_within_the_limit() -> None:
+    alert = Earlier("B0ALERTS1", "PagerDuty (app)", "ALERT \"quoted\"\n" * 700, ts=ROOT)
+    chatter = [Earlier("U0123ABCD", "maria", f"reply {n}: " + "x" * 400, ts=f"1764064801.{n:06d}") for n in range(30)]
+    context = thread_context([alert, *chatter], ["alice"], root=ROOT)
+    lines = context.strip().split("\n")[1:]
+    assert len(lines) == 2 and lines[0].startswith('{"person": "PagerDuty (app)"') and ROOT_CUT in lines[0]
+    assert "reply 29:" in lines[1]
+    assert sum(len(line) + 1 for line in lines) <= THREAD_CONTEXT_CHARS
