@@ -24,3 +24,24 @@ def app_server_captures() -> list[Path]:
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def parallel_calls_unstreamed() -> list[dict[str, Any]]:
+    """A model's two parallel calls and their one return as 0.16.8 gives them without token streaming (and in
+    history): ONE `tool_call_message`, `tool_call` the first call and `tool_calls` both, shaped as the captured
+    history's `tool_call_message` (parallel-tools-one-approval-history), the calls joined from the captured
+    token-streamed send, then that send's captured `tool_return_message` answering both."""
+    sent = load(LETTA / "0.16.8" / "parallel-tools-no-approval-send-stream-tokens.json")["response"]["events"]
+    frames = [e["data"] for e in sent if isinstance(e["data"], dict)]
+    calls: dict[str, dict[str, str]] = {}
+    for frame in (f for f in frames if f["message_type"] == "tool_call_message"):
+        fragment = frame["tool_call"]
+        call = calls.setdefault(fragment["tool_call_id"], {"name": "", "arguments": ""})
+        call["name"] += fragment.get("name") or ""
+        call["arguments"] += fragment.get("arguments") or ""
+    whole = [{**call, "tool_call_id": key} for key, call in calls.items()]
+    history = load(LETTA / "0.16.8" / "parallel-tools-one-approval-history.json")["response"]["body"]
+    shape = next(m for m in history if m["message_type"] == "tool_call_message")
+    returned = next(f for f in frames if f["message_type"] == "tool_return_message")
+    assert len(whole) == 2 and len(returned["tool_returns"]) == 2
+    return [{**shape, "tool_call": whole[0], "tool_calls": whole}, returned]

@@ -79,17 +79,11 @@ class ToolCall(_Wire):
     tool_call_id: str | None = None
 
 
-class ToolCallMessage(MessageBase):
-    message_type: Literal["tool_call_message"] = "tool_call_message"
-    tool_call: ToolCall | None = None
+class _CallsMessage(MessageBase):
+    """0.16.8 gives a model's parallel calls in one message: `tool_call` is only the first, `tool_calls` lists
+    them all (parallel-tools-*); token-streamed, each fragment's `tool_calls` is one delta object, not a list.
+    Older servers send `tool_call` alone."""
 
-
-class ApprovalRequestMessage(MessageBase):
-    """0.16.8: the agent asks whether its tool calls may run; the turn then stops with `requires_approval`
-    (reference/letta/README.md section 17). Its `otid` equals its `id`. With stream_tokens it arrives in fragments
-    of one message, `tool_calls` then one delta object, not a list (approval-stream-tokens.json)."""
-
-    message_type: Literal["approval_request_message"] = "approval_request_message"
     tool_call: ToolCall | None = None
     tool_calls: list[ToolCall] | ToolCall | None = None
 
@@ -98,6 +92,18 @@ class ApprovalRequestMessage(MessageBase):
         if isinstance(self.tool_calls, ToolCall):
             return [self.tool_calls]
         return self.tool_calls or ([self.tool_call] if self.tool_call is not None else [])
+
+
+class ToolCallMessage(_CallsMessage):
+    message_type: Literal["tool_call_message"] = "tool_call_message"
+
+
+class ApprovalRequestMessage(_CallsMessage):
+    """0.16.8: the agent asks whether its tool calls may run; the turn then stops with `requires_approval`
+    (reference/letta/README.md section 17). Its `otid` equals its `id`. With stream_tokens it arrives in fragments
+    of one message (approval-stream-tokens.json)."""
+
+    message_type: Literal["approval_request_message"] = "approval_request_message"
 
 
 class ToolReturn(_Wire):

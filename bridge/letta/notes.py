@@ -42,16 +42,16 @@ class NoteTaker:
                 notes.order.append(("reasoning", key))
                 notes.reasoning[key] = ""
             notes.reasoning[key] += message.reasoning or ""
-        elif isinstance(message, ToolCallMessage) and message.tool_call is not None:
-            call = message.tool_call
-            key = call.tool_call_id or message.otid or message.id or ""
-            notes = self._author(author)
-            if key not in notes.calls:
-                notes.order.append(("tool", key))
-                notes.calls[key] = _Call()
-                self._call_owner[key] = author
-            notes.calls[key].name += call.name or ""
-            notes.calls[key].arguments += call.arguments or ""
+        elif isinstance(message, ToolCallMessage):
+            for call in message.calls:  # a model's parallel calls come in one message
+                key = call.tool_call_id or message.otid or message.id or ""
+                notes = self._author(author)
+                if key not in notes.calls:
+                    notes.order.append(("tool", key))
+                    notes.calls[key] = _Call()
+                    self._call_owner[key] = author
+                notes.calls[key].name += call.name or ""
+                notes.calls[key].arguments += call.arguments or ""
         elif isinstance(message, ToolReturnMessage):
             for result in message.returns():  # parallel calls are answered in one message
                 key = result.tool_call_id or ""

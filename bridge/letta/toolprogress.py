@@ -47,15 +47,17 @@ class ToolWatch:
 
     def add(self, message: LettaMessage, author: str) -> list[tuple[str, ToolProgress]]:
         """(author, progress) when this message moves a tool call on; [] for any other message."""
-        if isinstance(message, ToolCallMessage) and message.tool_call is not None:
-            fragment = message.tool_call
-            key = fragment.tool_call_id or message.otid or message.id or ""
-            call = self._calls.setdefault(key, _Call(author))
-            call.name = call.name or fragment.name or ""
-            call.arguments += fragment.arguments or ""
-            return self._moved(key, call, "running" if _whole(call.arguments) else "pending")
-        if isinstance(message, ToolReturnMessage):
+        if isinstance(message, ToolCallMessage):
             moved: list[tuple[str, ToolProgress]] = []
+            for fragment in message.calls:  # a model's parallel calls come in one message
+                key = fragment.tool_call_id or message.otid or message.id or ""
+                call = self._calls.setdefault(key, _Call(author))
+                call.name = call.name or fragment.name or ""
+                call.arguments += fragment.arguments or ""
+                moved += self._moved(key, call, "running" if _whole(call.arguments) else "pending")
+            return moved
+        if isinstance(message, ToolReturnMessage):
+            moved = []
             for result in message.returns():  # parallel calls are answered in one message
                 key = result.tool_call_id or ""
                 found = self._calls.get(key)

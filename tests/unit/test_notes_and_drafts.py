@@ -11,7 +11,7 @@ from bridge.letta.models import LettaResponse
 from bridge.letta.notes import NoteTaker
 from bridge.letta.stream import MESSAGE, Collector
 from bridge.slack.render import notes_blocks
-from tests.reference import LETTA
+from tests.reference import LETTA, parallel_calls_unstreamed
 
 REF = LETTA
 
@@ -103,5 +103,15 @@ def test_parallel_calls_answered_in_one_message_each_have_their_status() -> None
         if isinstance(event["data"], dict):
             message = MESSAGE.validate_python(event["data"])
             notes.add(message, getattr(message, "name", None) or "pia")
+    tools = [n.text for n in notes.pop("pia") if n.kind == "tool"]
+    assert tools == ['shout({"message": "ok"}) → success', 'whisper({"message": "ok"}) → success'], tools
+
+
+def test_parallel_calls_given_in_one_message_each_have_a_note() -> None:
+    """revBO: without token streaming (and read back from history) 0.16.8 gives both calls in ONE
+    tool_call_message, `tool_call` only the first. Before, whisper had no note at all."""
+    notes = NoteTaker()
+    for frame in parallel_calls_unstreamed():
+        notes.add(MESSAGE.validate_python(frame), "pia")
     tools = [n.text for n in notes.pop("pia") if n.kind == "tool"]
     assert tools == ['shout({"message": "ok"}) → success', 'whisper({"message": "ok"}) → success'], tools

@@ -19,7 +19,7 @@ from bridge.letta.stream import MESSAGE
 from bridge.letta.toolprogress import ToolWatch
 from bridge.slack.tasks import task_card, task_chunk
 from tests.fakes.slack_stream import check_chunks, task_card_error
-from tests.reference import LETTA
+from tests.reference import LETTA, parallel_calls_unstreamed
 
 
 def _events(name: str) -> list[Any]:
@@ -113,6 +113,19 @@ def test_parallel_calls_answered_in_one_message_each_end() -> None:
     moves = [move for message in events for move in watch.add(message, getattr(message, "name", None) or "pia")]
     ends = {p.name: p.state for _, p in moves if p.state in ("done", "failed")}
     assert ends == {"shout": "done", "whisper": "done"}, moves
+
+
+def test_parallel_calls_given_in_one_message_each_run_and_end() -> None:
+    """revBO: without token streaming 0.16.8 gives both calls in ONE tool_call_message, `tool_call` only the
+    first. Before, whisper never showed as a task."""
+    watch = ToolWatch()
+    moves = [move for frame in parallel_calls_unstreamed() for move in watch.add(MESSAGE.validate_python(frame), "pia")]
+    assert [(p.name, p.state) for _, p in moves] == [
+        ("shout", "running"),
+        ("whisper", "running"),
+        ("shout", "done"),
+        ("whisper", "done"),
+    ], moves
 
 
 class _Captured:
