@@ -239,9 +239,14 @@ class Threads(Protocol):
         far, once, when the thread had turns before; empty otherwise."""
         ...
 
+    def fresh(self, agent_id: str) -> bool:
+        """Whether the send `earlier` was last asked for is the first to a conversation made for the agent this
+        turn (the one that carries the thread: its context, its question, or the thread so far)."""
+        ...
+
     async def unsent(self, agent_id: str, conversation: str) -> None:
-        """The send that carried the thread so far to `conversation` (made for the agent) never reached it: the
-        thread so far is owed again, at the next turn."""
+        """The first send to `conversation` (made for the agent) never reached it: the conversation is left, and
+        the thread so far is owed again, at the next turn."""
         ...
 
 

@@ -41,6 +41,8 @@ class ThreadConversations:
         self._history = history
         self._read: asyncio.Task[str] | None = None  # the thread so far, read once for every agent owed it
         self._owed: set[str] = set()  # agents whose conversation was made in this turn and not yet sent to
+        self._made: set[str] = set()  # the same, for `fresh`, whether or not the thread so far was owed any words
+        self._first: set[str] = set()  # agents whose send being made is the first to a conversation made this turn
 
     async def conversation(self, agent_id: str) -> str | None:
         stored = await self._store.conversation(self._key, agent_id)
@@ -56,6 +58,7 @@ class ThreadConversations:
         stored = await self._store.put_conversation(self._key, agent_id, made)
         if stored == made:
             self._owed.add(agent_id)
+            self._made.add(agent_id)
         else:  # a racing writer's conversation is the thread's (theirs to fill): this one would be left empty
             await self._discard(agent_id, made)
         return stored
@@ -76,6 +79,7 @@ class ThreadConversations:
         stored = await self._store.put_conversation(self._key, agent_id, made, replacing=gone)
         if stored == made:
             self._owed.add(agent_id)
+            self._made.add(agent_id)
         return stored
 
     async def forget(self, agent_id: str, stale: str) -> None:
@@ -84,23 +88,36 @@ class ThreadConversations:
         log.info("conversation left agent=%s conversation=%s thread=%s", agent_id, stale, self._key[2])
         await self._store.forget_conversation(self._key, agent_id, stale)
         self._owed.discard(agent_id)
+        self._made.discard(agent_id)
+        self._first.discard(agent_id)
 
     async def unsent(self, agent_id: str, conversation: str) -> None:
-        """The send that carried the thread so far to a conversation made for the agent never reached it: that
-        conversation is left (the next turn makes one, owed the thread so far again), or the thread would be lost
-        to the agent for good: a stored conversation is taken to hold it."""
+        """The first send to a conversation made for the agent never reached it: that conversation is left (the
+        next turn makes one, owed the thread so far again), or the thread would be lost to the agent for good: a
+        stored conversation is taken to hold it, the turn's own words and thread context included."""
         await self.forget(agent_id, conversation)
         await self._discard(agent_id, conversation)
 
     async def earlier(self, agent_id: str) -> str:
         """The thread so far, once, for an agent whose conversation was just made: it starts with nothing of the
-        thread, which may have had turns before (see InputAssembly.history). Empty otherwise."""
+        thread, which may have had turns before (see InputAssembly.history). Empty otherwise. Called before each
+        send, so `fresh` then tells whether that send is the conversation's first."""
+        if agent_id in self._made:
+            self._made.discard(agent_id)
+            self._first.add(agent_id)
+        else:
+            self._first.discard(agent_id)
         if agent_id not in self._owed or self._history is None:
             return ""
         self._owed.discard(agent_id)
         if self._read is None:
             self._read = asyncio.ensure_future(self._history())
         return await asyncio.shield(self._read)
+
+    def fresh(self, agent_id: str) -> bool:
+        """Whether the send just made (the one `earlier` was last asked for) is the first to a conversation made
+        for the agent this turn: refused, it leaves nothing of the thread there, though it carried it."""
+        return agent_id in self._first
 
     async def _make(self, agent_id: str) -> str:
         """A new conversation; one whose creation answer was lost is looked for first (by its summary, made since

@@ -31,6 +31,7 @@ from bridge.domain import (
     Note,
     StepRecord,
     Target,
+    Threads,
     ToolCall,
     ToolProgress,
     ToolState,
@@ -89,6 +90,7 @@ class _Heard:
     texts: list[str] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     error: LettaError | None = None
+    raised: bool = False  # the server never took the message, or its answer to taking it was lost
 
 
 class AppServerRunner(Step):
@@ -194,7 +196,23 @@ class AppServerRunner(Step):
                 short = AgentFailure(agent.name, CUT_SHORT.format(agent=agent.name), heard.error.kind, agent.id,
                                      heard.error.request_id, key, 1)
                 return await self._answered(agent, key, stored, (), short, journal, upto)
+        if heard.error is not None and heard.raised and not heard.texts and turn.threads.fresh(agent.id):
+            await self._unless_stored(agent.id, conversation, otid, heard.error, turn.threads)
         return await self._answered(agent, key, heard.texts, tuple(heard.notes), failure, journal, upto)
+
+    async def _unless_stored(
+        self, agent_id: str, conversation: str, otid: str, error: LettaError, threads: Threads
+    ) -> None:
+        """A first send to a conversation made for the agent that the server may never have taken: unless the
+        conversation's history holds it, the conversation is left (`Threads.unsent`), or the thread (its
+        question, its context) would be lost to the agent for good."""
+        if error.outcome_unknown:
+            try:
+                if await self._client.app.find_send(conversation, otid) is not None:
+                    return
+            except LettaError:
+                return  # cannot tell: taken to have arrived, as on REST
+        await threads.unsent(agent_id, conversation)
 
     async def _send(
         self, agent: AgentRef, key: str, conversation: str, text: str, otid: str, turn: TurnInput
@@ -233,6 +251,7 @@ class AppServerRunner(Step):
         except LettaError as error:
             heard.texts = [t.strip() for t in growing.values() if t.strip()]
             heard.error = error
+            heard.raised = True
         notes = [Note("reasoning", " ".join(t.split())) for t in reasoning.values() if t.strip()]
         heard.notes = notes + heard.notes
         return heard

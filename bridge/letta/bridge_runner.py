@@ -161,9 +161,10 @@ class BridgeRunner(Step):
                     return await self._reattached(agent, key, found, turn, journal, upto, lookup)
                 if found is not None and (found.texts or found.asked):
                     return await self._recovered(agent, key, found, turn, journal, upto, lookup)
-            if found is None and earlier and turn.threads is not None and conversation is not None:
-                # This send carried the thread so far to a conversation made for the agent (a later send of the
-                # turn carries none: the conversation holds the thread already).
+            if found is None and turn.threads is not None and conversation is not None and turn.threads.fresh(agent.id):
+                # The first send to a conversation made for the agent: it carried the thread (the thread so far, or
+                # the turn's own words and thread context). A later send of the turn carries none: the conversation
+                # holds the thread already.
                 await self._unless_stored(agent, otid, conversation, turn.threads, error)
             return await refused(agent, key, error, journal)
         if heard.failure is not None and heard.failure.kind in CUT_OFF:
@@ -177,8 +178,8 @@ class BridgeRunner(Step):
     async def _unless_stored(
         self, agent: AgentRef, otid: str, conversation: str, threads: Threads, error: LettaError
     ) -> None:
-        """A send that failed: unless Letta stored it (its agent loop may have, before failing), the thread so far it
-        carried is owed again (`Threads.unsent`)."""
+        """A conversation's first send that failed: unless Letta stored it (its agent loop may have, before
+        failing), the conversation is left and the thread so far owed again (`Threads.unsent`)."""
         if error.loop_ran:
             try:
                 if await find_turn(self._client, agent.id, otid, conversation, agent.name) is not None:

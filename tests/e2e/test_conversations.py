@@ -298,3 +298,38 @@ def test_a_server_without_conversations_runs_a_channels_threads_in_order(tmp_pat
         assert not [q for q in r.letta.requests if q.method == "POST" and q.path.startswith("/v1/conversations")]
         queued = [p for p in r.slack.posts(channel, second) if p.args["text"].startswith("Queued")]
         assert [p.args["text"] for p in queued] == ["Queued: I'll answer after the 1 earlier message in this channel."]
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["new-thread", "human-thread"])
+def test_an_agent_whose_first_send_in_a_thread_was_refused_later_gets_what_it_missed(
+    tmp_path: Path, inside: bool
+) -> None:
+    """revBO: alice's first send into her new thread conversation was refused (a passing 503) while bob answered.
+    Her empty conversation stayed the thread's, so she was asked the follow-up with bob's reply only: never the
+    question, nor the human thread's earlier messages, which were in the refused send's own text."""
+    for r in _rig("0.16.8", tmp_path):
+        channel = "C0REVBO001"
+        agents = r.bind(channel, "alice", "bob")
+        alice = agents["alice"]
+        r.letta.fail_next(
+            "POST", r"/v1/conversations/[^/]+/messages(/stream)?", 503, body={"detail": "Service Unavailable"}, times=1
+        )
+        if inside:
+            root = r.slack.add_message(channel, "ALERT: disk full on db-1", user="U0123ABCD")
+            event, response = r.bridge.mention("what is the plan for the migration?", channel, thread_ts=root)
+            r.slack.remember_event(event)
+            assert response.status_code == 200
+            asked = str(event["ts"])
+        else:
+            root = asked = r.mention(channel, "what is the plan for the migration?")
+        going = {"eyes", "hourglass_flowing_sand"}  # a turn partly refused ends with a mark of its own
+        r.slack.wait_for(lambda: r.slack.reactions(channel, asked) - going != set(), 20)
+        assert [i.agent_id for i in r.letta.inputs] == [agents["bob"]]  # alice got nothing of the first turn
+        follow = reply_in_thread(r, channel, root, "and then?")
+        r.done(channel, follow["ts"])
+        [second] = r.inputs(alice)
+        assert second.text.count("what is the plan for the migration?") == 1, second.text
+        assert second.text.count("bob says hi") == 1, second.text  # in the thread so far, not again as unseen
+        assert second.text.count("ALERT: disk full on db-1") == (1 if inside else 0), second.text
+        assert read(second.text).own[-1].endswith("and then?")
+        assert second.conversation in r.letta.conversations and len(r.letta.conversations) == 2  # empty one gone

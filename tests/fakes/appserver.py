@@ -50,6 +50,7 @@ class FakeAppServer(AppServerTurns):
         self.received: list[Any] = []  # every frame a client sent, parsed (or the raw text)
         self.inputs: list[Turn] = []  # every message input that reached a model
         self.drop: list[str] = []  # frame types to drop (once each) without an answer
+        self.refuse: list[str] = []  # the next inputs refused in these words (`accepted: false`), nothing stored
         self.tools: dict[str, list[appserver_tools.Tool]] = {}  # agent id -> the tools it calls before replying
         self.approvals: dict[str, asyncio.Future[Json]] = {}  # control_request id -> the client's decision
         self._ids = itertools.count(1)

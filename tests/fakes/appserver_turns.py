@@ -49,6 +49,12 @@ class AppServerTurns:
             delta = like(CAPTURED["bad_input"]["delta"], message=said, id=f"lifecycle-{uuid.uuid4()}")
             await self._send(ws, like(CAPTURED["bad_input"], delta=delta, runtime=runtime))
             return
+        if self.refuse:  # capture ws-approval-pending-queue-abort-resume: an input refused in words
+            refused = like(CAPTURED["accepted"], request_id=frame.get("request_id"), runtime=runtime)
+            refused.pop("disposition", None)
+            refused.update(accepted=False, error=self.refuse.pop(0))
+            await self._send(ws, refused)
+            return
         message = (payload["messages"] or [{}])[0]
         text, images, unreadable = read_content(message.get("content", ""), mode)
         turn = Turn(

@@ -56,6 +56,9 @@ class Threads:
     async def earlier(self, agent_id: str) -> str:
         return ""
 
+    def fresh(self, agent_id: str) -> bool:
+        return False
+
 
 def dave_dropped(mode: str, after: float) -> list[Any]:
     """dave, in `mode`, asked once; the server drops every socket `after` seconds into his turn: the turn's events."""
@@ -228,6 +231,53 @@ def test_the_threads_next_turn_after_a_deadline_does_not_wait_behind_the_model_c
         fake.stop()
     assert [type(e).__name__ for e in first] == ["AgentFailure"], first
     assert [e.text for e in second if isinstance(e, AgentReply)] == ["hal says hi"], second
+
+
+def test_a_new_conversation_whose_first_send_was_refused_is_left_and_the_next_gets_the_thread(tmp_path: Path) -> None:
+    """revBO on the App Server: the server refused hal's first send into the thread's new conversation (nothing
+    stored). The empty conversation stayed the thread's, so the next turn was sent there without the question or
+    the thread so far."""
+    fake = FakeAppServer(scale=0.001)
+    fake.start()
+    hal = fake.add_agent("hal")
+    fake.refuse.append("input refused")
+    target = Target("agents", (AgentRef(hal, "hal"),))
+    so_far = f'{THREAD_HISTORY_HEADER}\n{{"person": "maria", "text": "the plan"}}\n\n'
+    turns = [
+        ("7d2a6c3e-56d3-4de6-9f77-3b8c6e3f9a32", "the plan", ""),
+        ("8e3b7d4f-67e4-4ef7-a088-4c9d7f4a0b43", "and then?", so_far),
+    ]
+
+    async def main() -> list[str | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        letta = AppServerLetta(fake.url)
+        runner = AppServerRunner(letta, deadline=30)
+        kept = []
+        try:
+            for otid, words, earlier in turns:
+
+                async def history(earlier: str = earlier) -> str:
+                    return earlier  # empty on the thread's first turn: its question is in the turn's own words
+
+                threads = ThreadConversations(store, letta, "T1", "C1", "1.0", history)
+                journal = MemoryJournal()
+                journal.otid = otid
+                said = TurnInput(words, otid, "maria", threads=threads)
+                [e async for e in runner.run(target, said, NoTranscript(), journal)]
+                kept.append(await store.conversation(("T1", "C1", "1.0"), hal))
+            return kept
+        finally:
+            await letta.aclose(wait=1)
+            await store.close()
+
+    try:
+        refused, answered = asyncio.run(main())
+    finally:
+        fake.stop()
+    assert refused is None, "the refused first send's empty conversation was kept as the thread's"
+    [delivered] = fake.inputs
+    assert delivered.conversation == answered and delivered.text.count("the plan") == 1, delivered.text
 
 
 def test_a_reply_cut_by_a_drop_mid_answer_is_said_to_be_cut_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:

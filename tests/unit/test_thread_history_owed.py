@@ -64,6 +64,49 @@ def test_a_new_conversation_whose_first_send_failed_still_gets_the_thread_so_far
     )
 
 
+def test_a_new_conversation_whose_first_send_carried_only_the_turns_own_words_is_left_when_refused(
+    letta: FakeLetta, tmp_path: Path
+) -> None:
+    """revBO: the thread's first turn, whose question (and thread context) is in the turn's own text, not in the
+    thread so far. Its refused first send left the empty conversation stored: the next turn was taken to be sent
+    where the question already was, and the agent never got it."""
+    dora = letta.add_agent("dora")
+    target = Target("agents", (AgentRef(dora, "dora"),))
+    letta.fail_next(
+        "POST", r"/v1/conversations/[^/]+/messages(/stream)?", 503, body={"detail": "Service Unavailable"}, times=1
+    )
+    turns = [(OTID, "what is the plan?", ""), ("5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10", "and then?", HISTORY)]
+
+    async def main() -> list[str | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url, retry_base=0.01)  # type: ignore[arg-type]
+        try:
+            runner = BridgeRunner(client, patience=1.0)
+            kept = []
+            for otid, words, so_far in turns:
+                journal = MemoryJournal()
+                journal.otid = otid
+
+                async def history(so_far: str = so_far) -> str:
+                    return so_far  # empty on the thread's first turn: nothing came before it
+
+                threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)
+                turn = TurnInput(words, otid, "maria", threads=threads)
+                [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                kept.append(await store.conversation(("T1", "C1", "1.0"), dora))
+            return kept
+        finally:
+            await client.aclose()
+            await store.close()
+
+    refused, answered = asyncio.run(main())
+    assert refused is None, "the refused first send's empty conversation was kept as the thread's"
+    [delivered] = letta.inputs
+    assert delivered.conversation == answered and delivered.text.count("the plan") == 1, delivered.text
+    assert list(letta.conversations) == [answered]  # the empty one deleted on Letta, not left behind
+
+
 def test_a_later_failed_send_of_the_turn_does_not_discard_the_conversation_that_got_the_thread(
     letta: FakeLetta, tmp_path: Path
 ) -> None:
