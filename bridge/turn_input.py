@@ -39,17 +39,21 @@ def _line(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str, st
 
 def _cut_root(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str, str]], room: int) -> str | None:
     """The thread's first message in at most `room` characters, its words cut and marked as cut; None when not
-    even its label fits. Each character cut shortens the JSON line by at least one, so one cut is enough."""
+    even its label fits. The longest prefix that fits is searched for: a quote or a newline takes two characters
+    or more in the quoted line, so the line's excess says little of how many words to cut."""
     text = replies[m.ts][1] if m.ts in replies else clean_text(m.text, None)
     text = text[:THREAD_CONTEXT_CHARS]
-    over = len(_line(m, agents, replies, text)) - room
-    if over <= 0:
-        return _line(m, agents, replies, text)
-    keep = len(text) - over - len(ROOT_CUT)
-    if keep <= 0:
-        return None
-    line = _line(m, agents, replies, text[:keep].rstrip() + ROOT_CUT)
-    return line if len(line) <= room else None
+    whole = _line(m, agents, replies, text)
+    if len(whole) <= room:
+        return whole
+    fits, over = 0, len(text)
+    while fits < over:
+        middle = (fits + over + 1) // 2
+        if len(_line(m, agents, replies, text[:middle].rstrip() + ROOT_CUT)) <= room:
+            fits = middle
+        else:
+            over = middle - 1
+    return _line(m, agents, replies, text[:fits].rstrip() + ROOT_CUT) if fits else None
 
 
 def thread_context(
@@ -61,13 +65,16 @@ def thread_context(
 ) -> str:
     """A thread's earlier messages (oldest first) as a quoted block, newest kept within THREAD_CONTEXT_CHARS, and
     the thread's first message (`root`, its ts) kept too when it is among them: what the thread is about (the
-    alert, the question) is what a long thread must not lose first. A first message too long to fit beside the
-    newest is cut to the room left (marked as cut), dropped only when not even its label fits. Each person
+    alert, the question) is what a long thread must not lose first. A first message longer than half the room is
+    cut to half (marked as cut), and to the room left when even so it does not fit beside the newest; dropped
+    only when not even its label fits. Each person
     labelled as no agent is, the files they shared described (never fetched); the bot's posts found in `replies`
     (by ts: agent name, its words) quoted as that agent's."""
     replies = replies or {}
     lines = [_line(m, agents, replies) for m in earlier]
     keep = 1 if root and earlier and earlier[0].ts == root else 0
+    if keep and len(lines[0]) > THREAD_CONTEXT_CHARS // 2:  # a long alert does not crowd out the discussion under it
+        lines[0] = _cut_root(earlier[0], agents, replies, THREAD_CONTEXT_CHARS // 2) or lines[0]
     while len(lines) > 1 + keep and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
         lines.pop(keep)  # whole lines only, the oldest first (after the root): a cut line would be no line at all
     if keep and len(lines) == 2 and sum(len(line) + 1 for line in lines) > THREAD_CONTEXT_CHARS:
