@@ -99,12 +99,15 @@ class BridgeRunner(Step):
         if key != agent.id and not key.startswith(agent.id + "#"):
             upto = None  # a manager's choice of speaker is not a group reply: it stays out of the transcript
         try:
+            # Probed before the thread's conversation is made: one made and then refused its first send here would
+            # be kept as holding the thread, which it never got.
+            resumes = await self._client.has_resume()
             conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
             if conversation is None and await self._client.has_conversations():
                 # Agent-direct mode: the agent's own thread, which a server with Redis locks (a 409 names the run).
                 conversation = DEFAULT_CONVERSATION
-            resumable = conversation is not None and await self._client.has_resume()
-        except LettaError as error:  # the thread's conversation could not be made: nothing was sent
+            resumable = conversation is not None and resumes
+        except LettaError as error:  # the probe failed or the thread's conversation could not be made: nothing sent
             return await refused(agent, key, error, journal)
         # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
         # that run: each agent's send of the turn gets an otid of its own there.

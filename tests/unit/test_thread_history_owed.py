@@ -149,3 +149,43 @@ def test_a_later_failed_send_of_the_turn_does_not_discard_the_conversation_that_
         f"the thread's conversation {made}, which holds the thread so far and dora's answer, was left ({kept})"
     )
     assert made in letta.conversations, "the conversation holding the thread was deleted on Letta"
+
+
+def test_a_new_conversation_whose_first_send_was_never_made_is_left(letta: FakeLetta, tmp_path: Path) -> None:
+    """revBP: the conversation was made, then the send refused before it was made (the resume-route probe met a
+    gateway's 502): the empty conversation stayed the thread's, and the agent never got the thread's question."""
+    dora = letta.add_agent("dora")
+    target = Target("agents", (AgentRef(dora, "dora"),))
+    # The probe that tells whether background runs are resumable (asked before the process's first send) meets a
+    # passing gateway failure: the send waiting on it is not made.
+    letta.fail_next("POST", r"/v1/conversations/default/stream", 502, body={"detail": "Bad Gateway"}, times=1)
+    turns = [(OTID, "what is the plan?", ""), ("5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10", "and then?", HISTORY)]
+
+    async def main() -> list[str | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url, retry_base=0.01)  # type: ignore[arg-type]
+        try:
+            runner = BridgeRunner(client, patience=1.0)
+            kept = []
+            for otid, words, so_far in turns:
+                journal = MemoryJournal()
+                journal.otid = otid
+
+                async def history(so_far: str = so_far) -> str:
+                    return so_far
+
+                threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)
+                turn = TurnInput(words, otid, "maria", threads=threads)
+                [e async for e in runner.run(target, turn, NoTranscript(), journal)]
+                kept.append(await store.conversation(("T1", "C1", "1.0"), dora))
+            return kept
+        finally:
+            await client.aclose()
+            await store.close()
+
+    refused, answered = asyncio.run(main())
+    [delivered] = letta.inputs  # the first turn reached nothing
+    assert "the plan" in delivered.text, f"the agent never got the thread's question: {delivered.text!r}"
+    assert refused is None, "the never-sent-to conversation was kept as the thread's"
+    assert answered is not None  # the one the question went to
