@@ -203,7 +203,7 @@ async def _settle(
             if moved.get(str(run.get("id")), (None, 0.0))[0] != shown:
                 moved[str(run.get("id"))] = (shown, now)
         still = min(now - moved[str(run.get("id"))][1] for run in runs)
-        if patience > 0 and still >= patience:  # 0: waited on until the deadline, as a run never seen to stall
+        if still >= patience:
             log.warning(
                 "letta send's run unchanged for %.0fs, taken as lost in a Letta restart; not sent again agent=%s "
                 "otid=%s runs=%s", still, agent_id, otid, [run.get("id") for run in runs],

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pytest
 
 from bridge.domain import AgentFailure, AgentRef, AgentReply, StepRecord, Target, TurnEvent, TurnInput
-from bridge.letta import recovery
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from tests.fakes.letta import FakeLetta
@@ -72,42 +68,3 @@ def test_the_lost_run_is_cancelled_so_the_next_send_to_its_agent_does_not_wait_o
 
 async def _play(runner: BridgeRunner, target: Target, journal: MemoryJournal, otid: str) -> list[TurnEvent]:
     return [e async for e in runner.run(target, TurnInput("hi all", otid, "maria"), NoTranscript(), journal)]
-
-
-class Moving:
-    """A client whose one run keeps moving (a new step at every look), then ends."""
-
-    def __init__(self, looks: int) -> None:
-        self.looks = looks
-        self.seen = 0
-        self.cancelled: list[list[str]] = []
-
-    async def active_runs(self, agent_id: str, conversation: Any = None, since: Any = None) -> list[dict[str, Any]]:
-        self.seen += 1
-        return [] if self.seen > self.looks else [{"id": "run-1", "status": "running", "ttft_ns": 5}]
-
-    async def run_steps(self, run_id: str) -> list[dict[str, Any]]:
-        return [{"status": "success"}] * self.seen + [{"status": "pending"}]
-
-    async def has_conversations(self) -> bool:
-        return True
-
-    async def cancel_runs(self, agent_id: str, run_ids: list[str]) -> dict[str, str]:
-        self.cancelled.append(run_ids)
-        return {}
-
-
-@pytest.mark.parametrize("patience", [0.0, 0.3])
-def test_a_run_that_keeps_moving_is_never_given_up(monkeypatch: pytest.MonkeyPatch, patience: float) -> None:
-    """revBQ: LETTA_RECOVERY_WAIT_SECONDS=0 (which the settings take) gave up on a live run at its first look and
-    cancelled it; 0 now leaves runs waited on until the deadline, and any patience spares a run that moves."""
-    monkeypatch.setattr(recovery, "POLL", 0.05)
-    client = Moving(8)
-
-    async def found(*args: Any, **kwargs: Any) -> recovery.Found:
-        return recovery.Found(("alice's answer",))
-
-    monkeypatch.setattr(recovery, "find_turn", found)
-    settled = recovery.settle(client, "agent-a", "otid-1", None, "conv-1", "alice", patience)  # type: ignore[arg-type]
-    assert asyncio.run(asyncio.wait_for(settled, 20)) == recovery.Found(("alice's answer",))
-    assert not client.cancelled, "a live run was cancelled"
