@@ -185,12 +185,9 @@ class LettaClient(LettaTransport):
         if not await self.has_conversations():
             return await self._cancel(path)
         own = [str(r["id"]) for r in await self.active_runs(agent_id) if r.get("id")]
-        return await self.cancel_runs(agent_id, own) if own else {}
-
-    async def cancel_runs(self, agent_id: str, run_ids: list[str]) -> dict[str, str]:
-        """Cancel the named runs of the agent, whatever their conversation (the agent route with `run_ids`, on
-        servers with conversations): {run id: "cancelled"} for each it took."""
-        answer = await self._cancel(f"/v1/agents/{agent_id}/messages/cancel", {"run_ids": run_ids})
+        if not own:
+            return {}
+        answer = await self._cancel(path, {"run_ids": own})
         return {run: state for run, state in answer.items() if state == "cancelled"}
 
     async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:

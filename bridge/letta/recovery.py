@@ -7,9 +7,8 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
   otid up in history. A Letta restarted mid-send lists that send's run as `created`/`running` for ever (0.16.8,
   0.11.7), exactly as it lists a live run in its first model call (no `ttft_ns`, one `pending` step): a run seen
   unchanged (status, `ttft_ns`, steps) for `patience` seconds is taken as possibly lost, and the agent's part ends
-  (`Lifeless`) without asking it again; the run is cancelled so that later sends do not wait on it. That cancel
-  proves nothing about the send: 0.16.8 marks a live run `cancelled` at once, then its model call ends, the send is
-  stored and the run is `completed`. A read that fails on the way
+  (`Lifeless`) without asking it again. Cancelling it proves nothing: 0.16.8 marks a live run `cancelled` at
+  once, then its model call ends, the send is stored and the run is `completed`. A read that fails on the way
   (a gateway's 502, a timeout) is made again a few times: the send is never made again, so its answer is worth
   waiting for; past that the caller says the outcome is unknown (`unread`).
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
@@ -208,24 +207,11 @@ async def _settle(
                 "letta send's run unchanged for %.0fs, taken as lost in a Letta restart; not sent again agent=%s "
                 "otid=%s runs=%s", still, agent_id, otid, [run.get("id") for run in runs],
             )
-            await _cancel_lost(client, agent_id, [str(run["id"]) for run in runs if run.get("id")])
             raise Lifeless(still)
         log.info("letta send may still be running agent=%s otid=%s runs=%s", agent_id, otid, len(runs))
         await asyncio.sleep(delay)
         delay = min(delay * 2, POLL * 4)
     return await find_turn(client, agent_id, otid, conversation, author)
-
-
-async def _cancel_lost(client: LettaClient, agent_id: str, run_ids: list[str]) -> None:
-    """Runs taken as lost are cancelled by id (0.16.x then lists them `cancelled`), so that the next send to the
-    agent does not wait LETTA_BUSY_WAIT_SECONDS on them. Not on 0.11.x, whose cancel names every run of the agent
-    and cancels nothing. A live run misjudged still ends its model call and stores its answer (seen on 0.16.8)."""
-    try:
-        if run_ids and await client.has_conversations():
-            log.info("letta runs taken as lost cancelled agent=%s runs=%s", agent_id, await client.cancel_runs(
-                agent_id, run_ids))
-    except LettaError as error:
-        log.warning("letta runs taken as lost not cancelled agent=%s kind=%s", agent_id, error.kind)
 
 
 async def _steps(client: LettaClient, run: dict[str, object]) -> tuple[object, ...] | None:

@@ -150,11 +150,9 @@ class LettaControls:
     def restarted_mid_send(self, agent_id: str, seconds_ago: float = 30.0) -> str:
         """Play Letta killed and started again while it answered a send to the agent (seen on 0.16.8 and 0.11.7):
         the send is stored nowhere, and its run is listed `created` for ever (`completed_at`, `stop_reason`,
-        `ttft_ns` null) until a cancel naming it ends it `cancelled` (0.16.8, agent and conversation runs).
-        Returns the run's id."""
+        `ttft_ns` null). Returns the run's id."""
         run = letta_runs.start(self, agent_id, "send_message")  # type: ignore[arg-type]
         run.created = datetime.now(UTC) - timedelta(seconds=seconds_ago)
-        run.leaked = True  # no model call of its own: a cancel ends it, as it ends a leaked run
         return run.id
 
     @property

@@ -51,7 +51,7 @@ class Run:
     events: list[Any] = field(default_factory=list)  # a background run's frames, in order
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False  # a cancel reached it while its model call ran (letta_cancel.py)
-    leaked: bool = False  # listed active with no model call of its own: 0.16.8's answered send (`end`), a lost one
+    leaked: bool = False  # its send answered, and 0.16.8 still lists it `created` (see `end`)
 
     @property
     def active(self) -> bool:

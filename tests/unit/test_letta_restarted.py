@@ -39,32 +39,3 @@ def test_a_send_lost_in_a_letta_restart_ends_its_agents_part_and_the_turn_goes_o
         assert len(letta.sends()) == 1, "alice was asked a second time"
         assert not [m for m in letta.history.get(alice, []) if m.get("message_type") == "user_message"]
         assert journal.steps[alice].state == "answered"  # a later restart does not ask her again either
-
-
-def test_the_lost_run_is_cancelled_so_the_next_send_to_its_agent_does_not_wait_on_it() -> None:
-    """The lost run would stay listed as going: the restarted process's next send to alice (another mention) waited
-    LETTA_BUSY_WAIT_SECONDS on it first."""
-    with FakeLetta(version="0.16.8") as letta:
-        alice = letta.add_agent("alice")
-        target = Target("agents", (AgentRef(alice, "alice"),))
-        journal = MemoryJournal()
-        journal.steps[alice] = StepRecord("sending", since=datetime.now(UTC) - timedelta(minutes=1))
-        lost = letta.restarted_mid_send(alice)
-
-        async def go() -> list[TurnEvent]:
-            client = LettaClient(letta.base_url, busy_wait=30.0)
-            try:
-                runner = BridgeRunner(client, patience=1.0)
-                await _play(runner, target, journal, OTID)
-                return await _play(runner, target, MemoryJournal(), "5f0c2a4e-9b1d-4c3e-8a7f-2d6b1e0c9a84")
-            finally:
-                await client.aclose()
-
-        later = asyncio.run(asyncio.wait_for(go(), 15))
-        assert [e.text for e in later if isinstance(e, AgentReply)] == ["alice says hi"]
-        assert lost not in letta.active_runs()
-        assert ("agents", alice, [lost]) in letta.cancels
-
-
-async def _play(runner: BridgeRunner, target: Target, journal: MemoryJournal, otid: str) -> list[TurnEvent]:
-    return [e async for e in runner.run(target, TurnInput("hi all", otid, "maria"), NoTranscript(), journal)]
