@@ -61,7 +61,7 @@ class BridgeRunner(Step):
         self._patience = patience
         self._max_turns = max_turns  # when the group record has none (LETTA_MAX_TURNS)
         self.details = GroupDetails(client)
-        self._send = RestSend(client, streaming, tokens, patience)
+        self._send = RestSend(client, streaming, tokens)
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -272,7 +272,7 @@ class BridgeRunner(Step):
         request, conversation = pending.request, pending.request.conversation
         if pending.sent:
             try:
-                found = await settle(self._client, agent.id, otid, since, conversation, agent.name, self._patience)
+                found = await settle(self._client, agent.id, otid, since, conversation, agent.name)
             except LettaError as error:
                 return await self._unread(agent, key, error, journal)
             if reached(request, found):

@@ -291,11 +291,6 @@ class LettaClient(LettaTransport):
             runs = [r for r in runs if (_created(r) or since) >= since - CLOCK_SLACK]
         return runs
 
-    async def run_steps(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's steps (GET /v1/runs/{id}/steps): a step that ended or a new one is a run moving on."""
-        payload = await self._request("GET", f"/v1/runs/{run_id}/steps")
-        return [s for s in payload if isinstance(s, dict)] if isinstance(payload, list) else []
-
     @staticmethod
     def _conversation_body(
         conversation_id: str, message: dict[str, Any], agent_id: str | None, streaming: bool

@@ -4,11 +4,7 @@ back), so that an agent that may still be answering is never asked again.
 A real Letta server stores the user message, with the bridge's `otid`, only when the agent's step ends; until
 then the send shows only as an active run (reference/letta/README.md §19). So:
 - `settle`: wait until the agent (or the conversation) has no active run that the send could be, then look the
-  otid up in history. A Letta restarted mid-send lists that send's run as `created`/`running` for ever (0.16.8,
-  0.11.7), exactly as it lists a live run in its first model call (no `ttft_ns`, one `pending` step): a run seen
-  unchanged (status, `ttft_ns`, steps) for `patience` seconds is taken as possibly lost, and the agent's part ends
-  (`Lifeless`) without asking it again. Cancelling it proves nothing: 0.16.8 marks a live run `cancelled` at
-  once, then its model call ends, the send is stored and the run is `completed`. A read that fails on the way
+  otid up in history. The wait has no bound of its own: the turn's deadline ends it. A read that fails on the way
   (a gateway's 502, a timeout) is made again a few times: the send is never made again, so its answer is worth
   waiting for; past that the caller says the outcome is unknown (`unread`).
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
@@ -52,11 +48,6 @@ POLL = 1.0  # seconds between looks at a run that is still going
 # Pauses before history is read again after a failure on the way (about 15 s in all, within any turn's deadline).
 READ_AGAIN = (0.5, 1.0, 2.0, 4.0, 8.0)
 PASSING = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.UNREACHABLE})
-LIFELESS = (
-    "{agent}'s answer never came: Letta still lists the message to {agent} as being answered, but nothing has moved "
-    "on it for {seconds:.0f} seconds (a Letta server restarted mid-answer loses the message). {agent} is not asked "
-    "again, in case it is still answering: look for the answer in Letta, or ask again if there is none."
-)
 UNREAD = (
     "Letta did not say whether {agent} got the message, and {agent}'s answer could not be read back from Letta "
     "({why}). {agent} is not asked again, so as not to answer twice: look for the answer in Letta, or ask again if "
@@ -85,17 +76,6 @@ class Found:
     workers: tuple[tuple[str, str], ...] = ()
     tool_returns: tuple[str, ...] = ()
     asked: tuple[ApprovalRequestMessage, ...] = ()
-
-
-class Lifeless(LettaError):
-    """Letta lists a run the send could be as going, yet nothing of it moved for `waited` seconds: not asked again."""
-
-    def __init__(self, waited: float) -> None:
-        super().__init__(Kind.RUN_FAILED, "the send's run shows no sign of life")
-        self.waited = waited
-
-    def explain(self, what: str = "", looking_up: bool = False) -> str:
-        return LIFELESS.format(agent=what or "the agent", seconds=self.waited)
 
 
 def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | None = None) -> Found | None:
@@ -161,16 +141,14 @@ async def settle(
     since: datetime | None,
     conversation: str | None = None,
     author: str | None = None,
-    patience: float = 120.0,
 ) -> Found | None:
     """Wait while the agent (the conversation; `default` or None: the agent's own thread) has a run that a send
     made at `since` could be, then look the otid up. None: no such run is going and Letta never stored the send,
     so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on.
-    Raises `Lifeless` when every such run stayed unchanged for `patience` seconds (LETTA_RECOVERY_WAIT_SECONDS),
-    and LettaError when Letta cannot be read, after READ_AGAIN's pauses for a failure on the way."""
+    Raises LettaError when Letta cannot be read, after READ_AGAIN's pauses for a failure on the way."""
     for pause in (*READ_AGAIN, None):
         try:
-            return await _settle(client, agent_id, otid, since, conversation, author, patience)
+            return await _settle(client, agent_id, otid, since, conversation, author)
         except LettaError as error:
             if pause is None or error.kind not in PASSING or error.redirected:
                 raise
@@ -190,40 +168,14 @@ def unread(agent: AgentRef, key: str, error: LettaError) -> AgentFailure:
 
 async def _settle(
     client: LettaClient, agent_id: str, otid: Otids, since: datetime | None, conversation: str | None,
-    author: str | None, patience: float,
+    author: str | None,
 ) -> Found | None:
-    loop = asyncio.get_running_loop()
     delay = 0.25
-    moved: dict[str, tuple[object, float]] = {}  # run id: what it last showed, and when that was first seen
     while runs := await client.active_runs(agent_id, conversation, since):
-        now = loop.time()
-        for run in runs:
-            shown = (run.get("status"), run.get("ttft_ns"), await _steps(client, run))
-            if moved.get(str(run.get("id")), (None, 0.0))[0] != shown:
-                moved[str(run.get("id"))] = (shown, now)
-        still = min(now - moved[str(run.get("id"))][1] for run in runs)
-        if still >= patience:
-            log.warning(
-                "letta send's run unchanged for %.0fs, taken as lost in a Letta restart; not sent again agent=%s "
-                "otid=%s runs=%s", still, agent_id, otid, [run.get("id") for run in runs],
-            )
-            raise Lifeless(still)
         log.info("letta send may still be running agent=%s otid=%s runs=%s", agent_id, otid, len(runs))
         await asyncio.sleep(delay)
         delay = min(delay * 2, POLL * 4)
     return await find_turn(client, agent_id, otid, conversation, author)
-
-
-async def _steps(client: LettaClient, run: dict[str, object]) -> tuple[object, ...] | None:
-    """Each step's status, a sign that a run moves on (a live run's first step stays `pending` through its model
-    call); None where Letta does not say."""
-    if not run.get("id"):
-        return None
-    try:
-        return tuple(step.get("status") for step in await client.run_steps(str(run["id"])))
-    except LettaError as error:
-        log.info("letta run steps not read run=%s kind=%s", run.get("id"), error.kind)
-        return None
 
 
 async def group_settled(

@@ -27,9 +27,8 @@ log = logging.getLogger(__name__)
 class RestSend:
     """Sends to an agent over REST and hears it out; one per bridge runner (its client and streaming choices)."""
 
-    def __init__(self, client: LettaClient, streaming: bool, tokens: bool, patience: float = 120.0) -> None:
+    def __init__(self, client: LettaClient, streaming: bool, tokens: bool) -> None:
         self._client = client
-        self._patience = patience  # how long a run the send could be may show no change (recovery.settle)
         self._streaming = streaming
         self._tokens = tokens
 
@@ -129,9 +128,7 @@ class RestSend:
     async def finished(self, agent: AgentRef, sent: Sent) -> Found | None:
         """What a send whose stream was cut off left in history once its run is over; None if it cannot be read."""
         try:
-            return await settle(
-                self._client, agent.id, sent.otids, sent.since, sent.conversation, agent.name, self._patience
-            )
+            return await settle(self._client, agent.id, sent.otids, sent.since, sent.conversation, agent.name)
         except LettaError as error:
             log.warning("letta history not read after a lost stream agent=%s kind=%s", agent.id, error.kind)
             return None
@@ -163,4 +160,4 @@ class RestSend:
                 # A 404 names no run for the otid: it never reached Letta, or its mapping expired (Redis keeps it 3
                 # hours) or was lost with Redis. Only history tells them apart.
                 log.info("re-attaching to otid=%s failed (%s); looking for it in history", otid, error.kind)
-        return await settle(self._client, agent.id, sent or otid, since, conversation, agent.name, self._patience)
+        return await settle(self._client, agent.id, sent or otid, since, conversation, agent.name)

@@ -9,12 +9,12 @@ import copy
 import re
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from . import letta_groups as G
-from . import letta_runs, letta_tools
 from . import letta_shapes as S
+from . import letta_tools
 from .letta_records import SEND_PATH, Agent, AgentInput, Recorded, ReplySpec, Rule
 from .letta_shapes import new_id
 
@@ -146,14 +146,6 @@ class LettaControls:
         """The ids of the runs a real server would list as active now."""
         with self._lock:
             return [r.id for r in self._runs.values() if r.active]
-
-    def restarted_mid_send(self, agent_id: str, seconds_ago: float = 30.0) -> str:
-        """Play Letta killed and started again while it answered a send to the agent (seen on 0.16.8 and 0.11.7):
-        the send is stored nowhere, and its run is listed `created` for ever (`completed_at`, `stop_reason`,
-        `ttft_ns` null). Returns the run's id."""
-        run = letta_runs.start(self, agent_id, "send_message")  # type: ignore[arg-type]
-        run.created = datetime.now(UTC) - timedelta(seconds=seconds_ago)
-        return run.id
 
     @property
     def conversations(self) -> dict[str, dict[str, Any]]:

@@ -133,21 +133,9 @@ def routes(fake: FakeLetta, version: str) -> list[tuple[str, list[tuple[str, Han
     async def resume(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.StreamResponse:
         return await _resume(fake, request, rec, v, p["conv_id"])
 
-    async def steps(request: web.Request, rec: Recorded, v: str, p: dict[str, str]) -> web.Response:
-        # 0.16.8: a run's step is `pending` from its start until its model call ends (for ever after a restart).
-        with fake._lock:
-            run = fake._runs.get(p["run_id"])
-        if run is None:
-            return fake._json(v, 404, {"detail": f"Run {p['run_id']} not found"})
-        step = {"id": new_id("step"), "run_id": run.id, "agent_id": run.agent_id, "completion_tokens": 0,
-                "status": "pending" if run.active else "success", "stop_reason": None}
-        return fake._json(v, 200, [step])
-
     if not S.is_v16(version):
         return [(r"/v1/runs/active", [("GET", active)])]
-    out: list[tuple[str, list[tuple[str, Handler]]]] = [
-        (r"/v1/runs/", [("GET", listing)]), (r"/v1/runs/(?P<run_id>[^/]+)/steps", [("GET", steps)]),
-    ]
+    out: list[tuple[str, list[tuple[str, Handler]]]] = [(r"/v1/runs/", [("GET", listing)])]
     if version == "0.16.8":
         out.append((r"/v1/conversations/(?P<conv_id>[^/]+)/stream", [("POST", resume)]))
     return out
