@@ -71,36 +71,10 @@ def test_a_new_conversation_whose_first_send_carried_only_the_turns_own_words_is
     thread so far. Its refused first send left the empty conversation stored: the next turn was taken to be sent
     where the question already was, and the agent never got it."""
     dora = letta.add_agent("dora")
-    target = Target("agents", (AgentRef(dora, "dora"),))
     letta.fail_next(
         "POST", r"/v1/conversations/[^/]+/messages(/stream)?", 503, body={"detail": "Service Unavailable"}, times=1
     )
-    turns = [(OTID, "what is the plan?", ""), ("5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10", "and then?", HISTORY)]
-
-    async def main() -> list[str | None]:
-        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
-        await store.open()
-        client = LettaClient(letta.base_url, retry_base=0.01)  # type: ignore[arg-type]
-        try:
-            runner = BridgeRunner(client, patience=1.0)
-            kept = []
-            for otid, words, so_far in turns:
-                journal = MemoryJournal()
-                journal.otid = otid
-
-                async def history(so_far: str = so_far) -> str:
-                    return so_far  # empty on the thread's first turn: nothing came before it
-
-                threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)
-                turn = TurnInput(words, otid, "maria", threads=threads)
-                [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-                kept.append(await store.conversation(("T1", "C1", "1.0"), dora))
-            return kept
-        finally:
-            await client.aclose()
-            await store.close()
-
-    refused, answered = asyncio.run(main())
+    refused, answered = _question_then_follow_up(letta, tmp_path, dora)
     assert refused is None, "the refused first send's empty conversation was kept as the thread's"
     [delivered] = letta.inputs
     assert delivered.conversation == answered and delivered.text.count("the plan") == 1, delivered.text
@@ -155,10 +129,20 @@ def test_a_new_conversation_whose_first_send_was_never_made_is_left(letta: FakeL
     """revBP: the conversation was made, then the send refused before it was made (the resume-route probe met a
     gateway's 502): the empty conversation stayed the thread's, and the agent never got the thread's question."""
     dora = letta.add_agent("dora")
-    target = Target("agents", (AgentRef(dora, "dora"),))
     # The probe that tells whether background runs are resumable (asked before the process's first send) meets a
     # passing gateway failure: the send waiting on it is not made.
     letta.fail_next("POST", r"/v1/conversations/default/stream", 502, body={"detail": "Bad Gateway"}, times=1)
+    refused, answered = _question_then_follow_up(letta, tmp_path, dora)
+    [delivered] = letta.inputs  # the first turn reached nothing
+    assert "the plan" in delivered.text, f"the agent never got the thread's question: {delivered.text!r}"
+    assert refused is None, "the never-sent-to conversation was kept as the thread's"
+    assert answered is not None  # the one the question went to
+
+
+def _question_then_follow_up(letta: FakeLetta, tmp_path: Path, agent: str) -> list[str | None]:
+    """The thread's first turn ("what is the plan?") then a follow-up, each a fresh runner turn as a process runs
+    it; the agent's conversation stored for the thread after each."""
+    target = Target("agents", (AgentRef(agent, "dora"),))
     turns = [(OTID, "what is the plan?", ""), ("5b0e4a1c-34b1-4bc4-9d55-1f6a4c1d7e10", "and then?", HISTORY)]
 
     async def main() -> list[str | None]:
@@ -173,19 +157,15 @@ def test_a_new_conversation_whose_first_send_was_never_made_is_left(letta: FakeL
                 journal.otid = otid
 
                 async def history(so_far: str = so_far) -> str:
-                    return so_far
+                    return so_far  # empty on the thread's first turn: nothing came before it
 
                 threads = ThreadConversations(store, client, "T1", "C1", "1.0", history)
                 turn = TurnInput(words, otid, "maria", threads=threads)
                 [e async for e in runner.run(target, turn, NoTranscript(), journal)]
-                kept.append(await store.conversation(("T1", "C1", "1.0"), dora))
+                kept.append(await store.conversation(("T1", "C1", "1.0"), agent))
             return kept
         finally:
             await client.aclose()
             await store.close()
 
-    refused, answered = asyncio.run(main())
-    [delivered] = letta.inputs  # the first turn reached nothing
-    assert "the plan" in delivered.text, f"the agent never got the thread's question: {delivered.text!r}"
-    assert refused is None, "the never-sent-to conversation was kept as the thread's"
-    assert answered is not None  # the one the question went to
+    return asyncio.run(main())
