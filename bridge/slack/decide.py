@@ -139,16 +139,24 @@ def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     (the message as it is now in `message`). Its workspace, channel, ts and new words (the bot's mention stripped;
     "" where only its files are left, as a files-only mention has), so that its turn, if it still waits, answers
     them; None for a bot's message, or an edit that left nothing to answer (`edited_to_nothing`)."""
-    edit = _edit(body, bot_user_id)
-    return edit[:4] if edit is not None and (edit[3] or edit[4]) else None
+    return edit_of(body, bot_user_id)[0]
 
 
 def edited_to_nothing(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str] | None:
     """A person's message edited down to no words and no files (only the bot's mention, say): its workspace,
     channel and ts, so that its waiting turn is taken back, as a fresh mention of nothing would be ignored,
     instead of being sent with the words the person took out."""
+    return edit_of(body, bot_user_id)[1]
+
+
+def edit_of(
+    body: dict[str, Any], bot_user_id: str | None
+) -> tuple[tuple[str, str, str, str] | None, tuple[str, str, str] | None]:
+    """`edited_message` and `edited_to_nothing` of one event, read once (at most one is not None)."""
     edit = _edit(body, bot_user_id)
-    return edit[:3] if edit is not None and not edit[3] and not edit[4] else None
+    if edit is None:
+        return None, None
+    return (edit[:4], None) if edit[3] or edit[4] else (None, edit[:3])
 
 
 def _edit(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str, bool] | None:

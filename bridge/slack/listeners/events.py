@@ -17,8 +17,7 @@ from bridge.slack.decide import (
     decide_mention,
     decide_message,
     deleted_message,
-    edited_message,
-    edited_to_nothing,
+    edit_of,
     no_longer_addressed,
 )
 from bridge.slack.listeners.sessions import StopHandler, is_stop
@@ -60,7 +59,7 @@ def register(
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        edit, emptied = edited_message(body, context.bot_user_id), edited_to_nothing(body, context.bot_user_id)
+        edit, emptied = edit_of(body, context.bot_user_id)
         if edit is not None:  # a waiting turn takes the new words
             await relay.edit(*edit)
         elif emptied is not None:  # nothing left to answer: taken back, as an empty mention is ignored
@@ -86,7 +85,7 @@ def register(
         if deleted is not None:  # a mention (or follow-up) taken back: its turn is not run if it still waits
             await relay.withdraw(*deleted)
             return
-        edit, emptied = edited_message(body, context.bot_user_id), edited_to_nothing(body, context.bot_user_id)
+        edit, emptied = edit_of(body, context.bot_user_id)
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
         if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
             await relay.withdraw(*emptied, "emptied")
