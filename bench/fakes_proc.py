@@ -180,6 +180,17 @@ class Host:
         out.update(f"letta {r.method} {_ID.sub('*', r.path)}" for r in self.letta.requests if r.started >= since)
         return dict(sorted(out.items()))
 
+    def timeline(self, since: float) -> list[tuple[float, float, str]]:
+        """(start, end, what) of every Slack call and Letta request since `since` (monotonic), in start order:
+        where a turn's time goes between the fakes, for reading a slow figure by hand."""
+        out = [(c.at, c.at, f"slack {c.method}") for c in list(self.slack.calls) if c.at >= since]
+        out += [
+            (r.started, r.finished or r.started, f"letta {r.method} {_ID.sub('*', r.path)}")
+            for r in list(self.letta.requests)
+            if r.started >= since
+        ]
+        return sorted(out)
+
     def stop(self) -> None:
         self.letta.stop()
         self.slack.stop()

@@ -266,7 +266,7 @@ class Relay:
     async def _next(self, key: tuple[str, str], thread_ts: str | None = None) -> Job | None:
         """The binding's (the thread's) oldest unfinished turn, as one indexed row; None when there is none."""
         pending = await self._store.next_turn(*key, thread_ts, skip=self._runs.failed)
-        await self._gauge(key, empty=pending is None and thread_ts is None)
+        self._gauge(key, empty=pending is None and thread_ts is None)
         if pending is None:
             return None
         # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
@@ -275,15 +275,27 @@ class Relay:
             pending.turn, pending.turn_id, pending.otid, resumed, pending.stopped_by, started=pending.started
         )
 
-    async def _gauge(self, key: tuple[str, str], empty: bool) -> None:
+    def _gauge(self, key: tuple[str, str], empty: bool) -> None:
         """The queue depth gauge: counted at most every DEPTH_EVERY seconds per binding, so that a long queue
-        does not make each turn slower; 0 as soon as the binding's queue is seen empty."""
+        does not make each turn slower; 0 as soon as the binding's queue is seen empty. The count runs beside
+        the turn it was read for, which does not wait for it."""
         now = asyncio.get_running_loop().time()
         if not empty and now - self._depth_at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
             return
         self._depth_at[key] = now
-        depth = 0 if empty and not self._runs.failed else await self._store.count_unfinished(*key)
-        self._metrics.depth(f"{key[0]}:{key[1]}", depth)
+        if empty and not self._runs.failed:
+            self._metrics.depth(f"{key[0]}:{key[1]}", 0)
+        elif not self._closing:
+            self.spawn(self._count(key, now))
+
+    async def _count(self, key: tuple[str, str], asked: float) -> None:
+        try:
+            depth = await self._store.count_unfinished(*key)
+        except Exception as exc:  # the gauge keeps its last value; the worker meets the database's failure itself
+            log.debug("could not count the queue binding=%s:%s error=%s", *key, type(exc).__name__)
+            return
+        if self._depth_at.get(key) == asked:  # a later look (the queue seen empty) has not set it since
+            self._metrics.depth(f"{key[0]}:{key[1]}", depth)
 
     async def _run_threads(self, key: tuple[str, str]) -> None:
         """Each thread's turns in order, different threads at the same time, until none is left (or the bridge

@@ -69,6 +69,7 @@ class RunningTurn:
     holding: set[str] = field(default_factory=set)  # send-lock keys its sends hold (locks.TURN_HOLDS)
     stopped_by: str | None = None
     session: bool = False  # the thread's Slack agent session shows the turn (else the fallbacks do)
+    looking: asyncio.Future[str | None] | None = None  # the store's answer to a check under way
 
     def check(self) -> None:
         """Raise TurnStopped once the turn was stopped: called before anything is posted."""
@@ -175,10 +176,25 @@ class TurnStops:
         workspace kit replaced since the turn began in OAuth mode, a channel-wide stop still cancelling earlier
         turns' Letta runs). Called before each post, and before each next agent."""
         running.check()
-        by = await self._store.turn_stopped_by(running.turn_id)
+        by = await self._stopped_by(running)
         if by is not None:
             running.stopped_by = by  # known here from now on: what the runner is cancelled in sees a stop
             raise TurnStopped(by)
+
+    async def _stopped_by(self, running: RunningTurn) -> str | None:
+        """The store's word on the turn, read once for the checks made at the same moment (a reply's post and
+        the next agent's ask both look as the reply comes): the second shares the first's read."""
+        if running.looking is None:
+            looking = running.looking = asyncio.ensure_future(self._store.turn_stopped_by(running.turn_id))
+
+            def read(_: object) -> None:
+                if running.looking is looking:
+                    running.looking = None
+                if not looking.cancelled():
+                    looking.exception()  # each checker that waited raised it; none may be left to
+
+            looking.add_done_callback(read)
+        return await asyncio.shield(running.looking)
 
     async def cancel_letta(self, running: RunningTurn) -> list[str]:
         """Cancel the runs of the turn's sends in flight; returns the routes' targets (agent or conversation ids).

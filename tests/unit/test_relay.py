@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+import bridge.notices as notices_module
 import bridge.relay as relay_module
 import bridge.turn_runs as turn_runs
 from bridge.domain import AgentRef, Binding, Target, Turn
 from bridge.logs import log_context
+from bridge.metrics import UNMETERED, Metrics
 from bridge.relay import Relay
 from bridge.store.base import Store
 from bridge.store.database_url import open_store
@@ -154,7 +156,12 @@ class Rig:
 
 @asynccontextmanager
 async def relaying(
-    db: Path, make_worker: Callable[[Store], Worker], poster: object = None, processes: int = 1, max_concurrent: int = 8
+    db: Path,
+    make_worker: Callable[[Store], Worker],
+    poster: object = None,
+    processes: int = 1,
+    max_concurrent: int = 8,
+    metrics: Metrics = UNMETERED,
 ) -> AsyncIterator[Rig]:
     """Relays (one per process, each its own lease owner) on one SQLite store, each with its own worker; at the
     end every held turn is let go, the relays stopped and the store closed."""
@@ -163,7 +170,8 @@ async def relaying(
     late = LateAccepts(store)
     workers = [make_worker(store) for _ in range(processes)]
     relays = [
-        Relay(late, worker, poster, max_concurrent=max_concurrent, leases=BindingLeases(store, 3.0, f"web.{n}"))  # type: ignore[arg-type]  # doubles
+        Relay(late, worker, poster, max_concurrent=max_concurrent, leases=BindingLeases(store, 3.0, f"web.{n}"),  # type: ignore[arg-type]  # doubles
+              metrics=metrics)
         for n, worker in enumerate(workers, start=1)
     ]
     try:
@@ -250,7 +258,10 @@ def test_a_new_thread_accepted_by_another_process_starts_beside_the_holders_runn
     assert asyncio.run(main()) == ["thread-1", "thread-2"]
 
 
-def test_a_mention_into_a_thread_whose_notice_is_being_posted_gets_no_second_notice(tmp_path: Path) -> None:
+def test_a_mention_into_a_thread_whose_notice_is_being_posted_gets_no_second_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notices_module, "NOTICE_GRACE", 0.0)  # the second mention lands while the first is posted
     poster = SlowPoster()
 
     async def main() -> None:
@@ -265,6 +276,72 @@ def test_a_mention_into_a_thread_whose_notice_is_being_posted_gets_no_second_not
     asyncio.run(main())
     [(thread_ts, text)] = poster.posts
     assert thread_ts == "2.000001" and "1 earlier message" in text
+
+
+def test_a_mention_its_idle_worker_takes_at_once_is_not_looked_up_for_a_notice_as_its_turn_starts(
+    tmp_path: Path,
+) -> None:
+    """Each accepted mention's notice lookup (two queries) ran at once, beside the worker's own reads for the
+    turn it was starting: a turn that waits for nobody paid for it in its start. Now a channel's lookup waits
+    NOTICE_GRACE, by when such a turn has started; one that does wait still gets its notice."""
+    poster = SlowPoster()
+    asked: list[str] = []
+
+    async def main() -> tuple[list[str], list[tuple[str, str]]]:
+        async with relaying(tmp_path / "b.db", Worker, poster) as rig:
+            turns_ahead = rig.store.turns_ahead
+
+            async def counted(team_id: str, channel_id: str, thread_ts: str, *args: Any, **kwargs: Any) -> int:
+                asked.append(thread_ts)
+                return await turns_ahead(team_id, channel_id, thread_ts, *args, **kwargs)
+
+            rig.store.turns_ahead = counted  # type: ignore[method-assign]
+            await rig.relay.accept(mention(1, "first"))
+            await until(lambda: bool(rig.worker.jobs))
+            as_it_started = list(asked)
+            await asyncio.sleep(notices_module.NOTICE_GRACE + 0.1)
+            await rig.relay.accept(mention(2, "second"))  # waits behind the first
+            await until(lambda: bool(poster.posts))
+            return as_it_started, poster.posts
+
+    as_it_started, posts = asyncio.run(main())
+    assert as_it_started == []
+    assert posts == [("2.000001", "Queued: I'll answer after the 1 earlier message in this channel.")]
+
+
+def test_a_turn_starts_without_waiting_for_its_bindings_queue_count(tmp_path: Path) -> None:
+    """The depth gauge's count of the binding's queue was read before each turn was handed to its worker (one
+    more query before every send, once a second per binding). It runs beside the turn now, and a count that ends
+    after the queue was seen empty does not set the gauge back."""
+    metrics = Metrics()
+    release = asyncio.Event()
+
+    def depth() -> float | None:
+        return metrics.registry.get_sample_value("bridge_queue_depth", {"binding": "T1:C1"})
+
+    async def main() -> tuple[float | None, float | None]:
+        async with relaying(tmp_path / "b.db", Worker, metrics=metrics) as rig:
+            count_unfinished = rig.store.count_unfinished
+
+            async def slow(*args: Any) -> int:
+                seen = await count_unfinished(*args)
+                await release.wait()
+                return seen
+
+            rig.store.count_unfinished = slow  # type: ignore[method-assign]
+            await rig.relay.accept(mention(1, "first"))
+            await asyncio.wait_for(until(lambda: bool(rig.worker.jobs)), 5)  # while its count is held
+            rig.worker.finish()
+            await until(lambda: ("T1", "C1") not in rig.relay._workers)  # its worker saw the queue empty
+            release.set()  # the count read while the turn ran (1) comes back
+            await asyncio.sleep(0.1)
+            after_empty = depth()
+            await rig.relay.accept(mention(2, "second"))
+            await until(lambda: len(rig.worker.jobs) == 2)
+            return after_empty, depth()
+
+    after_empty, last = asyncio.run(main())
+    assert after_empty is None and last is None
 
 
 def test_no_queue_notice_starts_once_the_notices_are_stopped(tmp_path: Path) -> None:
