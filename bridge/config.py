@@ -9,22 +9,18 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -42,7 +38,8 @@ from bridge.config_errors import (
     url_problem,
 )
 from bridge.config_file import absolute_sqlite_url, config_file, settings_folder
-from bridge.config_values import channel_ids, emoji_icon, reaction_name, user_ids
+from bridge.config_sources import EmptyIsUnset, empty_gives_way
+from bridge.config_values import AgentLook, channel_ids, reaction_name, user_ids
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.proxies import passwords
 from bridge.store.crypto import Cipher, CipherError
@@ -52,66 +49,6 @@ LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # logging's own aliases (logging.getLevelNamesMapping)
-
-
-class AgentLook(BaseModel):
-    """How one agent appears in Slack (needs chat:write.customize)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    display_name: str | None = None
-    icon_emoji: str | None = None
-    icon_url: str | None = None
-
-    @field_validator("icon_emoji")
-    @classmethod
-    def _emoji(cls, value: str | None) -> str | None:
-        return None if value is None else emoji_icon(value)
-
-    @field_validator("icon_url")
-    @classmethod
-    def _icon_url(cls, value: str | None) -> str | None:
-        """Slack fetches the icon itself: anything but an http(s) address is no icon at all."""
-        if value is None:
-            return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"icon_url must be an image's http(s) address; got {value!r}")
-        return value.strip()
-
-
-# URLs with a default of their own: Slack's are harmless to fall back on; Letta's (Cloud, sent the key meant for
-# another server) and the database's (a new, empty store) are not, so those two fall back only to the file's.
-SLACK_URLS = frozenset({"slack_api_url", "slack_oauth_authorize_url"})
-FILE_ONLY_URLS = frozenset({"letta_base_url", "database_url"})
-URL_SETTINGS = SLACK_URLS | FILE_ONLY_URLS  # blank (spaces only) is empty too
-
-
-class EmptyIsUnset(EnvSettingsSource):
-    """The environment, where an empty variable (docker-compose's `${VAR}` while VAR is unset) is no setting for a
-    token or key that is unset by default and for Slack's URLs, and does not hide config.toml's value; an empty
-    LETTA_BASE_URL or DATABASE_URL gives way only to a value the file has, and is refused otherwise. Where empty
-    means something (LETTA_CONTEXT_PREFIX, SLACK_SUGGESTED_PROMPTS, a reaction turned off), it is taken as given."""
-
-    def __init__(self, settings_cls: type[BaseSettings], file_keys: frozenset[str] = frozenset()) -> None:
-        super().__init__(settings_cls)
-        self._file_keys = file_keys  # the settings config.toml sets
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        value, key, complex_ = super().get_field_value(field, field_name)
-        if empty_gives_way(field_name, field, value, self._file_keys):
-            return None, key, complex_
-        return value, key, complex_
-
-
-def empty_gives_way(name: str, field: FieldInfo, value: object, file_keys: Collection[str]) -> bool:
-    """Whether the environment's `value` for the setting is no setting at all (`EmptyIsUnset`): an empty token or
-    key unset by default, an empty Slack URL, or an empty LETTA_BASE_URL or DATABASE_URL the file has a value for.
-    Also what the words of a settings error go by (`settings_words.Origin`): the value in force is then the file's."""
-    blank = value == "" or (name in URL_SETTINGS and isinstance(value, str) and not value.strip())
-    if not blank:
-        return False
-    return field.default is None or name in SLACK_URLS or (name in FILE_ONLY_URLS and name in file_keys)
 
 
 def environment_gives_way(file_keys: Collection[str]) -> Callable[[str, object], bool]:

@@ -5,6 +5,9 @@ nothing (a channel's #name, an email) grants or excepts nobody, silently."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # a channel, a private channel (older G ids) or a DM
@@ -47,3 +50,29 @@ def emoji_icon(value: str) -> str:
     if not EMOJI_NAME.fullmatch(name):
         raise ValueError(f"icon_emoji must be an emoji's name, such as :owl:; got {value!r}")
     return f":{name}:"
+
+
+class AgentLook(BaseModel):
+    """How one agent appears in Slack (needs chat:write.customize)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+
+    @field_validator("icon_emoji")
+    @classmethod
+    def _emoji(cls, value: str | None) -> str | None:
+        return None if value is None else emoji_icon(value)
+
+    @field_validator("icon_url")
+    @classmethod
+    def _icon_url(cls, value: str | None) -> str | None:
+        """Slack fetches the icon itself: anything but an http(s) address is no icon at all."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"icon_url must be an image's http(s) address; got {value!r}")
+        return value.strip()

@@ -46,7 +46,7 @@ class Origin:
     environ: Mapping[str, str]
     file: Path | None = None
     keys: Mapping[str, Any] = field(default_factory=dict)
-    # Whether an environment value is no setting (an empty one the settings skip, `config.empty_gives_way`): the
+    # Whether an environment value is no setting (an empty one the settings skip, `config_sources.empty_gives_way`): the
     # file's value is then the one in force, and the one an error is about.
     gives_way: Callable[[str, object], bool] = lambda name, value: False
 
