@@ -183,8 +183,9 @@ class TurnStops:
 
     async def _stopped_by(self, running: RunningTurn) -> str | None:
         """The store's word on the turn, read once for the checks made at the same moment (a reply's post and
-        the next agent's ask both look as the reply comes): the second shares the first's read."""
-        if running.looking is None:
+        the next agent's ask both look as the reply comes): the second shares the first's read while it is
+        under way, never one already answered."""
+        if running.looking is None or running.looking.done():
             looking = running.looking = asyncio.ensure_future(self._store.turn_stopped_by(running.turn_id))
 
             def read(_: object) -> None:

@@ -91,3 +91,20 @@ def test_a_check_cancelled_while_it_reads_leaves_the_other_its_answer(cancelled:
 
     outcome = asyncio.run(main())
     assert isinstance(outcome, TurnStopped) and outcome.by == "U9"
+
+
+def test_a_check_never_takes_a_read_that_answered_before_it_began() -> None:
+    """A read answered, its clearing not yet run (done callbacks run a moment later): a check beginning then
+    must read again, or a stop recorded just before it began would go unseen."""
+    async def main() -> Any:
+        store = Store("U9")
+        store.go.set()
+        stops = TurnStops(store, client=None, poll=0)  # type: ignore[arg-type]
+        running = RunningTurn(7, "T1", "C1", "1.000001")
+        answered: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        answered.set_result(None)  # "not stopped", read before the stop was recorded
+        running.looking = answered
+        return (await asyncio.gather(stops.check(running), return_exceptions=True))[0]
+
+    outcome = asyncio.run(main())
+    assert isinstance(outcome, TurnStopped) and outcome.by == "U9"
