@@ -62,9 +62,6 @@ POST_SPACING = 1.0  # seconds between two new notices in one channel, past a bur
 POST_BURST = 3
 EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
 NOTICE_SPACING = 5.0  # seconds between two edits of one notice
-# Seconds a channel's first waiting thread is left before its count is looked up: a turn whose worker was idle
-# has started by then (nothing is ahead of it: no notice), and the lookup did not queue beside that worker's reads.
-NOTICE_GRACE = 0.25
 STALE_SECONDS = 60.0  # a notice whose count fell is edited at least this often, even by less than half
 CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
 
@@ -130,7 +127,6 @@ class QueueNotices:
         # earlier notice of the thread in the same words.
         self._due: dict[tuple[str, str], dict[str, str]] = {}
         self._posts: dict[tuple[str, str], tuple[float, float]] = {}  # channel -> (posts allowed, as of when)
-        self._due_at: dict[tuple[str, str], float] = {}  # channel -> when its threads due are first looked at
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
         self._posting: dict[ThreadKey, bool] = {}
@@ -161,7 +157,6 @@ class QueueNotices:
         pending = self._due.setdefault(channel, {})
         pending.setdefault(turn.thread_ts, turn.message_ts)
         if len(pending) == 1:
-            self._due_at[channel] = asyncio.get_running_loop().time() + NOTICE_GRACE
             self._wake.set()
         self._start()
 
@@ -292,7 +287,6 @@ class QueueNotices:
                 break
         if not pending:
             del self._due[channel]
-            self._due_at.pop(channel, None)
 
     async def _post_one(
         self, channel: tuple[str, str], thread: ThreadKey, since: str, now: float
@@ -326,8 +320,7 @@ class QueueNotices:
 
     def _post_at(self, channel: tuple[str, str], now: float) -> float:
         allowed, _ = self._allowance(channel, now)
-        at = now if allowed >= 1 else now + (1 - allowed) * POST_SPACING
-        return max(at, self._due_at.get(channel, at))
+        return now if allowed >= 1 else now + (1 - allowed) * POST_SPACING
 
     async def _refresh(self, now: float) -> None:
         """Look up the counts of the notices looked at least recently; edit the first that is worth it."""

@@ -81,6 +81,7 @@ class Relay:
         # then Slack's retry came): never made a turn. Slack retries within minutes.
         self._deleted: dict[tuple[str, str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._counts: set[asyncio.Task[None]] = set()  # the depth gauge's counts: best effort, cancelled at stop
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
         self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed)
@@ -286,7 +287,9 @@ class Relay:
         if empty and not self._runs.failed:
             self._metrics.depth(f"{key[0]}:{key[1]}", 0)
         elif not self._closing:
-            self.spawn(self._count(key, now))
+            task = asyncio.create_task(self._count(key, now), context=contextvars.Context())
+            self._counts.add(task)
+            task.add_done_callback(self._counts.discard)
 
     async def _count(self, key: tuple[str, str], asked: float) -> None:
         try:
@@ -384,6 +387,9 @@ class Relay:
         by another process as soon as this one has let its lease go).
         """
         self._closing = True
+        for count in self._counts:
+            count.cancel()
+        await asyncio.gather(*self._counts, return_exceptions=True)
         await self.notices.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()

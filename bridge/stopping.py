@@ -183,18 +183,21 @@ class TurnStops:
 
     async def _stopped_by(self, running: RunningTurn) -> str | None:
         """The store's word on the turn, read once for the checks made at the same moment (a reply's post and
-        the next agent's ask both look as the reply comes): the second shares the first's read while it is
-        under way, never one already answered."""
-        if running.looking is None or running.looking.done():
-            looking = running.looking = asyncio.ensure_future(self._store.turn_stopped_by(running.turn_id))
+        the next agent's ask both look as the reply comes): a check shares a read not begun yet, never one
+        already under way, which may have been made before a stop this check must see."""
+        if running.looking is None:
 
-            def read(_: object) -> None:
+            async def read() -> str | None:
                 if running.looking is looking:
-                    running.looking = None
+                    running.looking = None  # under way from here: a check begun now reads again
+                return await self._store.turn_stopped_by(running.turn_id)
+
+            def retrieved(_: object) -> None:
                 if not looking.cancelled():
                     looking.exception()  # each checker that waited raised it; none may be left to
 
-            looking.add_done_callback(read)
+            looking = running.looking = asyncio.ensure_future(read())
+            looking.add_done_callback(retrieved)
         return await asyncio.shield(running.looking)
 
     async def cancel_letta(self, running: RunningTurn) -> list[str]:

@@ -83,7 +83,6 @@ def test_a_mention_ended_while_its_notice_is_posted_is_said_so_once_posted(
     disconnect), or the store's words were guessed (an edit)."""
     monkeypatch.setattr(notices, "NOTICE_SPACING", 0.1)
     monkeypatch.setattr(notices, "EDIT_SPACING", 0.05)
-    monkeypatch.setattr(notices, "NOTICE_GRACE", 0.0)  # its notice is on its way 0.2 s after the mention
     poster = SlowEditingPoster()
 
     async def main() -> list[str]:

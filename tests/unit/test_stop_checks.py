@@ -93,18 +93,31 @@ def test_a_check_cancelled_while_it_reads_leaves_the_other_its_answer(cancelled:
     assert isinstance(outcome, TurnStopped) and outcome.by == "U9"
 
 
-def test_a_check_never_takes_a_read_that_answered_before_it_began() -> None:
-    """A read answered, its clearing not yet run (done callbacks run a moment later): a check beginning then
-    must read again, or a stop recorded just before it began would go unseen."""
+
+class ReadAtStart(Store):
+    """The row is read as the query starts; the answer comes back once let go (a read queued on the reader)."""
+
+    async def turn_stopped_by(self, turn_id: int) -> str | None:
+        self.reads += 1
+        seen = self.by
+        await self.go.wait()
+        return seen
+
+
+def test_a_check_begun_after_a_stop_was_recorded_sees_it_though_a_read_is_under_way() -> None:
+    """revBR: a check shared any read still on its way, one made before a stop it had to see: the next agent
+    was asked after the stop was recorded (another process's, or a channel-wide one still cancelling)."""
     async def main() -> Any:
-        store = Store("U9")
-        store.go.set()
+        store = ReadAtStart(None)
         stops = TurnStops(store, client=None, poll=0)  # type: ignore[arg-type]
         running = RunningTurn(7, "T1", "C1", "1.000001")
-        answered: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        answered.set_result(None)  # "not stopped", read before the stop was recorded
-        running.looking = answered
-        return (await asyncio.gather(stops.check(running), return_exceptions=True))[0]
+        flush = asyncio.ensure_future(stops.check(running))  # the flush's check before a slow post
+        await asyncio.sleep(0.01)  # its read has run: the turn was not stopped yet
+        store.by = "U9"
+        ask = asyncio.ensure_future(stops.check(running))  # the next agent's check, begun after the stop
+        await asyncio.sleep(0.01)
+        store.go.set()
+        return await asyncio.gather(flush, ask, return_exceptions=True)
 
-    outcome = asyncio.run(main())
-    assert isinstance(outcome, TurnStopped) and outcome.by == "U9"
+    flush, ask = asyncio.run(main())
+    assert flush is None and isinstance(ask, TurnStopped) and ask.by == "U9"
