@@ -229,6 +229,9 @@ def _describe(binding: Binding) -> str:
 
 
 async def _channels(args: argparse.Namespace, settings: Settings) -> int:
+    team_arg(args.team)  # ids in their form first, with or without a database: a mistyped one is exit 2
+    if args.action == "disconnect":
+        channel_arg(args.channel)
     absent = missing_sqlite_file(settings.database_url)
     if args.action != "connect" and absent is not None:  # nothing to list or remove: create nothing either
         print(f"no channels are connected yet: {absent} does not exist yet (serve or channels connect creates it)")

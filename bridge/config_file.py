@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
@@ -98,7 +99,8 @@ def earlier_settings(path: Path, decided: Collection[str]) -> tuple[dict[str, st
 
 
 def _toml_value(value: object) -> str | None:
-    """A setting's value as TOML (strings, numbers, booleans and lists of them: the shapes settings have)."""
+    """A setting's value as TOML: strings, numbers, booleans, lists of them and tables of them (`slack_agents`,
+    each agent's look), written inline."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -108,4 +110,13 @@ def _toml_value(value: object) -> str | None:
     if isinstance(value, list):
         items = [_toml_value(item) for item in value]
         return None if None in items else "[" + ", ".join(str(item) for item in items) + "]"
+    if isinstance(value, dict):
+        pairs = [(_toml_key(str(k)), _toml_value(v)) for k, v in value.items()]
+        if any(text is None for _, text in pairs):
+            return None
+        return "{" + ", ".join(f"{k} = {text}" for k, text in pairs) + "}" if pairs else "{}"
     return None
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)

@@ -29,8 +29,11 @@ def channel_ids(value: tuple[str, ...]) -> tuple[str, ...]:
 def _ids(value: tuple[str, ...], sign: str, shape: re.Pattern[str], what: str) -> tuple[str, ...]:
     ids = []
     for given in value:
-        found = re.sub(rf"^<{sign}([^|>]*)(\|[^>]*)?>$", r"\1", given.strip()).upper()
-        if not shape.fullmatch(found):
+        written = re.sub(rf"^<{sign}([^|>]*)(\|[^>]*)?>$", r"\1", given.strip())
+        found = written.upper()
+        # A lower-case word with no digit is a name (`general`, `will`), which would pass the shape upper-cased
+        # and then match nobody; an id copied from Slack is upper-case, or has digits when lower-cased.
+        if not shape.fullmatch(found) or (written.isalpha() and written.islower()):
             raise ValueError(f"{given[:40]} is not {what})")
         ids.append(found)
     return tuple(ids)

@@ -104,6 +104,11 @@ def _allowed(err: ErrorDetails, name: str, info: FieldInfo, in_file: bool) -> st
     return _ALLOWED.get(kind, f"is not allowed ({err['msg'].lower()})")
 
 
+def _said(bound: float) -> str:
+    """A bound as people write it: 50000000, not `:g`'s 5e+07; 0.5 stays 0.5."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
 def _number(name: str, info: FieldInfo) -> str:
     """`a whole number of minutes from 1 to 720`, from the field's type and its bounds."""
     integer = int in _types(info.annotation)
@@ -113,7 +118,7 @@ def _number(name: str, info: FieldInfo) -> str:
     for item in info.metadata:
         for cls, key in ((Ge, "ge"), (Gt, "gt"), (Le, "le"), (Lt, "lt")):
             if isinstance(item, cls):
-                bounds[key] = f"{getattr(item, key):g}"
+                bounds[key] = _said(getattr(item, key))
     low = f"from {bounds['ge']}" if "ge" in bounds else f"greater than {bounds['gt']}" if "gt" in bounds else ""
     high = bounds.get("le") or bounds.get("lt")
     if "ge" in bounds and "le" in bounds:

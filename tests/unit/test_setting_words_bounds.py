@@ -1,0 +1,45 @@
+"""Settings errors as an admin reads them (revBS): a large bound said as a whole number, not `5e+07`; a channel's
+or person's name refused where an id is wanted, not taken for one."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.config_load import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in ("BRIDGE_CONFIG", "FILE_MAX_BYTES", "LETTA_BASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["0", "60000000"])
+def test_file_max_bytes_bounds_are_said_as_whole_numbers(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("FILE_MAX_BYTES", value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    [line] = err.value.lines
+    assert line == f"FILE_MAX_BYTES must be a whole number from 1 to 50000000; got '{value}'", line
+
+
+@pytest.mark.parametrize(("variable", "name"), [
+    ("SLACK_SHOW_REASONING_EXCEPT", "general"),
+    ("LETTA_CONVERSATIONS_EXCEPT", "design"),
+    ("SLACK_THREAD_FOLLOW_UPS_EXCEPT", "customers"),
+    ("SLACK_CONFIGURE_USERS", "will"),
+    ("SLACK_APPROVE_USERS", "wendy"),
+])
+def test_a_channel_or_person_s_name_is_refused_not_taken_for_an_id(
+    monkeypatch: pytest.MonkeyPatch, variable: str, name: str
+) -> None:
+    """config.example.toml: these take ids, and a name is refused at start (a name matches nobody, silently).
+    `#general` is refused, but `general` passes as the channel id GENERAL (a G id), `will` as the member id WILL."""
+    monkeypatch.setenv(variable, name)
+    try:
+        taken = getattr(load_settings(), variable.lower())
+    except SettingsError as err:
+        assert any(variable in line and f"{name} is not a Slack" in line for line in err.lines), err.lines
+        return
+    pytest.fail(f"{variable}={name} was taken as {taken}")
