@@ -31,9 +31,10 @@ def _ids(value: tuple[str, ...], sign: str, shape: re.Pattern[str], what: str) -
     for given in value:
         written = re.sub(rf"^<{sign}([^|>]*)(\|[^>]*)?>$", r"\1", given.strip())
         found = written.upper()
-        # A lower-case word with no digit is a name (`general`, `will`), which would pass the shape upper-cased
-        # and then match nobody; an id copied from Slack is upper-case, or has digits when lower-cased.
-        if not shape.fullmatch(found) or (written.isalpha() and written.islower()):
+        # A word with no digit and not in capitals is a name (`general`, `Will`), which would pass the shape
+        # upper-cased and then match nobody; an id copied from Slack is in capitals, or has digits when not.
+        named = not any(c.isdigit() for c in written) and not written.isupper()
+        if not shape.fullmatch(found) or named:
             raise ValueError(f"{given[:40]} is not {what})")
         ids.append(found)
     return tuple(ids)

@@ -30,6 +30,8 @@ def test_file_max_bytes_bounds_are_said_as_whole_numbers(monkeypatch: pytest.Mon
     ("SLACK_THREAD_FOLLOW_UPS_EXCEPT", "customers"),
     ("SLACK_CONFIGURE_USERS", "will"),
     ("SLACK_APPROVE_USERS", "wendy"),
+    ("SLACK_CONFIGURE_USERS", "Will"),
+    ("LETTA_TOOLS_EXCEPT", "Design"),
 ])
 def test_a_channel_or_person_s_name_is_refused_not_taken_for_an_id(
     monkeypatch: pytest.MonkeyPatch, variable: str, name: str
@@ -43,3 +45,16 @@ def test_a_channel_or_person_s_name_is_refused_not_taken_for_an_id(
         assert any(variable in line and f"{name} is not a Slack" in line for line in err.lines), err.lines
         return
     pytest.fail(f"{variable}={name} was taken as {taken}")
+
+
+@pytest.mark.parametrize(("variable", "value", "taken"), [
+    ("SLACK_CONFIGURE_USERS", "u0123abcd", ("U0123ABCD",)),  # lower-cased, as the docs allow
+    ("SLACK_CONFIGURE_USERS", "<@U0123ABCD|will>", ("U0123ABCD",)),  # a copied mention
+    ("LETTA_TOOLS_EXCEPT", "c0123abcd", ("C0123ABCD",)),
+    ("LETTA_TOOLS_EXCEPT", "CABCDEFGH", ("CABCDEFGH",)),  # in capitals, as Slack shows ids: taken as given
+])
+def test_ids_as_people_paste_them_are_still_taken(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, taken: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), variable.lower()) == taken
