@@ -94,9 +94,10 @@ def connect_options(url: str) -> tuple[str, dict[str, Any]]:
             options["ssl"] = value
         elif key == "connect_timeout":
             try:
-                options["timeout"] = float(value)
+                seconds = float(value)
             except ValueError:
                 raise DatabaseUrlError(f"DATABASE_URL has connect_timeout={value}, which is not a number") from None
+            options["timeout"] = seconds if seconds > 0 else None  # libpq: 0 (or less) waits as long as it takes
         elif key not in _CLIENT_ONLY:
             query.append((key, value))
     options.setdefault("timeout", CONNECT_TIMEOUT)
@@ -188,11 +189,16 @@ class PostgresConnection:
                 beating = await self._first_beat()  # before any agent lock: none of this process's is taken from it
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand, waiting
             # LOCK_LOOK_EVERY at most before a look at who holds the lock, and named after this process where it
-            # keeps a heartbeat (one opened for `check` takes no lock and keeps none: its name says so).
+            # keeps a heartbeat (one opened for `check` takes no lock and keeps none: its name says so). A
+            # statement_timeout the database or role sets would cancel that wait as an error: none applies here.
             self._deployment = await _deployment(self.pool)
             name = f"{APP_NAME}:{self._deployment}:{self.process}" if beating else APP_NAME
             self._locks = await self._create_pool(
-                0, self._lock_connections, application_name=name, lock_timeout=str(int(LOCK_LOOK_EVERY * 1000))
+                0,
+                self._lock_connections,
+                application_name=name,
+                lock_timeout=str(int(LOCK_LOOK_EVERY * 1000)),
+                statement_timeout="0",
             )
             self._accepts = await self._create_pool(1, ACCEPT_CONNECTIONS)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ssl.SSLError, TimeoutError) as exc:
