@@ -106,17 +106,22 @@ def _toml_value(value: object) -> str | None:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+        return toml_string(value)
     if isinstance(value, list):
         items = [_toml_value(item) for item in value]
         return None if None in items else "[" + ", ".join(str(item) for item in items) + "]"
     if isinstance(value, dict):
-        pairs = [(_toml_key(str(k)), _toml_value(v)) for k, v in value.items()]
+        pairs = [(toml_key(str(k)), _toml_value(v)) for k, v in value.items()]
         if any(text is None for _, text in pairs):
             return None
         return "{" + ", ".join(f"{k} = {text}" for k, text in pairs) + "}" if pairs else "{}"
     return None
 
 
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_string(key)
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: JSON's, with DEL escaped too (JSON leaves it raw; TOML forbids it raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -31,9 +31,9 @@ def _ids(value: tuple[str, ...], sign: str, shape: re.Pattern[str], what: str) -
     for given in value:
         written = re.sub(rf"^<{sign}([^|>]*)(\|[^>]*)?>$", r"\1", given.strip())
         found = written.upper()
-        # A word with no digit and not in capitals is a name (`general`, `Will`), which would pass the shape
-        # upper-cased and then match nobody; an id copied from Slack is in capitals, or has digits when not.
-        named = not any(c.isdigit() for c in written) and not written.isupper()
+        # A word not in capitals is a name (`general`, `Will`, `will2`) unless a digit follows its first letter,
+        # as in an id lower-cased (`u0123abcd`): a name would pass the shape upper-cased, then match nobody.
+        named = not written.isupper() and not written[1:2].isdigit()
         if not shape.fullmatch(found) or named:
             raise ValueError(f"{given[:40]} is not {what})")
         ids.append(found)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import os
 import shlex
 import sys
@@ -29,7 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
-from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings
+from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
@@ -281,9 +280,9 @@ class Wizard:
             f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
             "# It holds secrets: it is readable by its owner only (mode 600); keep it out of version control.",
             "",
-            *(f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()),
+            *(f"{key} = {toml_string(value)}" for key, value in values.items()),
             *(["", "# Kept from the file this one replaced:"] if kept else []),
-            *(f"{key} = {text}" for key, text in kept.items()),
+            *(f"{toml_key(key)} = {text}" for key, text in kept.items()),
         ]
         try:
             write_private(self.path, "\n".join(lines) + "\n")

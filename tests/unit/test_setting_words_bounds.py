@@ -32,6 +32,11 @@ def test_file_max_bytes_bounds_are_said_as_whole_numbers(monkeypatch: pytest.Mon
     ("SLACK_APPROVE_USERS", "wendy"),
     ("SLACK_CONFIGURE_USERS", "Will"),
     ("LETTA_TOOLS_EXCEPT", "Design"),
+    # revBT: a name with a digit (a handle, a numbered channel) passed, upper-cased
+    ("SLACK_CONFIGURE_USERS", "will2"),
+    ("SLACK_APPROVE_USERS", "wendy99"),
+    ("SLACK_THREAD_FOLLOW_UPS_EXCEPT", "general2"),
+    ("LETTA_TOOLS_EXCEPT", "dev2"),
 ])
 def test_a_channel_or_person_s_name_is_refused_not_taken_for_an_id(
     monkeypatch: pytest.MonkeyPatch, variable: str, name: str
