@@ -71,22 +71,55 @@ _TRAILING_WORD = re.compile(r"@[a-z]*\Z", re.IGNORECASE)
 _BROADCASTS = ("channel", "here", "everyone")
 
 
-# A Markdown link's label and the `(` opening its URL: a stream renders it as a link.
-_LINK_OPEN = re.compile(r"\[([^\[\]]*)\]\(")
+# Where a Markdown link's label ends and what makes it a link: `](` an inline link's URL, `][` a reference link's
+# reference, `]:` (at a line's start) a reference definition, which makes `[label]` alone a link.
+_LINK_END = re.compile(r"\](?=[(\[:])")
+_DEFINITION_START = re.compile(r"(?:\A|\n) {0,3}\Z")
 
 
-def _unlinked(link: re.Match[str]) -> str:
-    """A link whose label names an address is kept from linking (a zero-width space before its `(`), so a draft
+def _label_start(text: str, end: int) -> int:
+    """Where the label closed by the `]` at `end` opens (its `[`, brackets in it balanced, escaped ones skipped);
+    -1 when none does."""
+    depth = 0
+    i = end - 1
+    while i >= 0:
+        char = text[i]
+        if char in "[]":
+            slashes = len(text[:i]) - len(text[:i].rstrip("\\"))
+            if slashes % 2 == 0:
+                if char == "]":
+                    depth += 1
+                elif depth == 0:
+                    return i
+                else:
+                    depth -= 1
+        i -= 1
+    return -1
+
+
+def _unlinked(text: str) -> str:
+    """A link whose label names an address is kept from linking (a zero-width space after its `]`), so a draft
     never shows `[https://good](https://evil)` as the good address, as the finished reply does not
-    (markdown._link). Decided when the `(` arrives, before the URL: what is streamed is only ever appended to."""
-    return link.group() if not names_address(link.group(1)) else link.group()[:-1] + "\u200b("
+    (markdown._link): an inline link, a reference link, and a definition that would make a label alone a link.
+    Decided when the character after the `]` arrives, before the URL: what is streamed is only ever appended to."""
+    out: list[str] = []
+    done = 0
+    for end in _LINK_END.finditer(text):
+        start = _label_start(text, end.start())
+        if start < 0 or not names_address(text[start + 1 : end.start()]):
+            continue
+        if text[end.end()] == ":" and not _DEFINITION_START.search(text, 0, start):
+            continue
+        out.append(text[done : end.end()] + "\u200b")
+        done = end.end()
+    return "".join(out) + text[done:]
 
 
 def stream_text(markdown: str) -> str:
     """An agent's draft as streamed Markdown, at most MAX_TEXT characters: nothing in it can ping or form a Slack
     control sequence. A stream can only be appended to, so a draft ending in what may still become @here or
     @channel holds it back: once whole, the word is defused (`@\u200bhere`) and would not continue the stream."""
-    safe = _LINK_OPEN.sub(_unlinked, escape(markdown))
+    safe = _unlinked(escape(markdown))
     tail = _TRAILING_WORD.search(safe)
     if tail and any(word.startswith(tail.group()[1:].lower()) for word in _BROADCASTS):
         safe = safe[: tail.start()]

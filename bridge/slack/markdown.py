@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
+from bridge.slack.decide import INVISIBLE
+
 # No word boundary: whether Slack would ping `@here_` or `@channel-ops` is unknown, so those are broken too.
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 # A URL or an email as Slack links it in text: up to a space, a `<`, `>` or backtick; `_bare` trims what ends a
@@ -187,14 +189,15 @@ def _host(address: str) -> str:
 
 
 def names_address(label: str) -> bool:
-    """Whether a link's label names an address (a URL, a host, an email): it may disguise where the link goes."""
-    return _ADDRESS.search(label) is not None
+    """Whether a link's label names an address (a URL, a host, an email): it may disguise where the link goes.
+    Read without invisible characters, which Slack shows as nothing (`paypal\u200b.com` reads as paypal.com)."""
+    return _ADDRESS.search(INVISIBLE.sub("", label)) is not None
 
 
 def _disguised(url: str, label: str) -> bool:
     """Whether the label names an address other than where the link goes."""
     target = _host(url)
-    return any(_host(found) != target for found in _ADDRESS.findall(label))
+    return any(_host(found) != target for found in _ADDRESS.findall(INVISIBLE.sub("", label)))
 
 
 @dataclass

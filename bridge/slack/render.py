@@ -140,7 +140,7 @@ def split_mrkdwn(text: str, limit: int) -> list[str]:
             parts.append(head + rest)
             break
         end, nxt = _cut(rest, budget)
-        if not reopen and _code_open(head + rest[:end], rest, end, nxt):
+        if reopen == _fence_open(rest[:end]) and _code_open(head + rest[:end], rest, end, nxt):
             end, nxt = _cut(rest, budget - 1)  # room for the backtick that closes the inline code
         if reopen != _fence_open(rest[:end]):
             # Inside a code block at the cut: leave room for the closing fence.

@@ -5,7 +5,7 @@ While the reply streams, a call is a `task_update` chunk (chat.startStream/appen
 most 256 characters). The id is the call's own, so each update moves the same task. The finished reply is written
 over the stream with chat.update, which would drop the tasks: they are kept as `task_card` blocks (Block Kit's task
 card: `task_id`, `title`, `status`, `details` and `output` as one rich_text each). Texts are one line, clipped and
-escaped as the notes under a reply are.
+escaped as the notes under a reply are; a card's rich_text takes them unescaped.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bridge.domain import ToolProgress, ToolState
+from bridge.slack.decide import unescape
 from bridge.slack.markdown import escape_within
 
 TaskDisplay = Literal["timeline", "plan", "off"]
@@ -53,7 +54,8 @@ def task_card(chunk: dict[str, Any]) -> dict[str, Any]:
     card["status"] = chunk["status"]
     for field in ("details", "output"):
         if chunk.get(field):
-            card[field] = _rich(chunk[field])
+            # rich_text carries characters as they are: the chunk's entities (&amp; &lt; &gt;) would show.
+            card[field] = _rich(unescape(chunk[field]))
     return card
 
 
