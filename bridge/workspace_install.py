@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.slack.failures import slack_error
+from bridge.store.oauth_state import StateStoreDown
 from bridge.workspace_authorize import renewal_may_pass
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ PAGES: dict[str, tuple[int, str]] = {
         503, "Slack could not be reached, or had trouble of its own, to finish the install. Nothing was saved."
     ),
     "storage_error": (503, "The bridge could not save the install (its database did not answer). Nothing was saved."),
+    "database_down": (
+        503, "The bridge's database did not answer, so the install could not go on. Nothing was installed: try again "
+        "in a moment."
+    ),
 }
 OTHER = (400, "The install did not finish. Nothing was installed.")
 
@@ -81,10 +86,18 @@ class WorkspaceInstall(AsyncOAuthFlow):
         super().__init__(**kwargs)
         self.failure_handler = self._failure
 
+    async def handle_installation(self, request: AsyncBoltRequest) -> BoltResponse:
+        try:
+            return await super().handle_installation(request)
+        except StateStoreDown:  # logged where it happened
+            return failure_page("database_down", self.install_path)
+
     async def handle_callback(self, request: AsyncBoltRequest) -> BoltResponse:
         trouble = _TROUBLE.set(None)
         try:
             return await super().handle_callback(request)
+        except StateStoreDown:  # logged where it happened
+            return failure_page("database_down", self.install_path)
         finally:
             _TROUBLE.reset(trouble)
 

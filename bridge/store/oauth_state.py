@@ -17,6 +17,10 @@ from bridge.store.installations import STATE_SECONDS, BridgeInstallationStore
 log = logging.getLogger(__name__)
 
 
+class StateStoreDown(Exception):
+    """The database did not answer while a state was issued or used: the install page says so (a 503)."""
+
+
 class BridgeStateStore(AsyncOAuthStateStore):
     """OAuth `state` values: random, signed with the state secret, kept in the database until used once or
     expired, so that a forged, replayed or stale redirect is refused whichever process it reaches."""
@@ -40,10 +44,14 @@ class BridgeStateStore(AsyncOAuthStateStore):
         signature = hmac.new(await self._key(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
         state = f"{nonce}.{signature}"
         now = time.time()
-        await self._installs.sql.execute("DELETE FROM oauth_states WHERE expires_at<$1", now)
-        await self._installs.sql.execute(
-            "INSERT INTO oauth_states (state, expires_at) VALUES ($1,$2)", state, now + self.expiration_seconds
-        )
+        try:
+            await self._installs.sql.execute("DELETE FROM oauth_states WHERE expires_at<$1", now)
+            await self._installs.sql.execute(
+                "INSERT INTO oauth_states (state, expires_at) VALUES ($1,$2)", state, now + self.expiration_seconds
+            )
+        except Exception as exc:
+            log.error("slack install not started: the database failed error=%s", type(exc).__name__)
+            raise StateStoreDown from exc
         return state
 
     async def async_consume(self, state: str) -> bool:
@@ -55,9 +63,13 @@ class BridgeStateStore(AsyncOAuthStateStore):
         if not hmac.compare_digest(signature, expected):
             log.warning("oauth state refused reason=not signed by this bridge")
             return False
-        deleted = await self._installs.sql.execute(
-            "DELETE FROM oauth_states WHERE state=$1 AND expires_at>=$2", state, time.time()
-        )
+        try:
+            deleted = await self._installs.sql.execute(
+                "DELETE FROM oauth_states WHERE state=$1 AND expires_at>=$2", state, time.time()
+            )
+        except Exception as exc:
+            log.error("slack install not finished: the database failed error=%s", type(exc).__name__)
+            raise StateStoreDown from exc
         if not deleted:
             log.warning("oauth state refused reason=unknown, used or expired")
         return deleted > 0
