@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.store import open_store
@@ -23,56 +25,38 @@ class Unanswered(Exception):
     """What the database driver raises when it does not answer (a lost connection, a timeout)."""
 
 
-def test_a_redirect_while_the_database_does_not_answer_gets_the_503_page(tmp_path: Path) -> None:
-    async def main() -> None:
-        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
-        await store.open()
-        try:
-            installs = BridgeInstallationStore(store, Cipher(Fernet.generate_key().decode()))
-            states = BridgeStateStore(installs, "given")
-            state = await states.async_issue()
+async def answer(db: Path, request: AsyncBoltRequest | None) -> BoltResponse:
+    """The flow's answer once the database stops answering: to the redirect back from Slack (with a state issued
+    before), or with no request to the install page."""
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        installs = BridgeInstallationStore(store, Cipher(Fernet.generate_key().decode()))
+        states = BridgeStateStore(installs, "given")
+        state = await states.async_issue()
 
-            async def down(*args: object) -> int:
-                raise Unanswered("connection lost")
+        async def down(*args: object) -> int:
+            raise Unanswered("connection lost")
 
-            installs.sql.execute = down  # type: ignore[method-assign]  # the database stops answering
-            settings = AsyncOAuthSettings(
-                client_id="111.222", client_secret="s3cr3t", scopes=["chat:write"], user_scopes=[],
-                installation_store=installs, state_store=states,
-            )
-            flow = WorkspaceInstall(client=AsyncWebClient(base_url="http://127.0.0.1:9/api/"), settings=settings)
-            request = AsyncBoltRequest(
-                body="", query=f"code=1.2.abc&state={state}",
-                headers={"cookie": [f"slack-app-oauth-state={state}"]},
-            )
-            response = await flow.handle_callback(request)
-            assert response.status == 503, (response.status, response.body)
-            assert "database" in response.body and "Start the install again" in response.body
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+        installs.sql.execute = down  # type: ignore[method-assign]  # the database stops answering
+        settings = AsyncOAuthSettings(
+            client_id="111.222", client_secret="s3cr3t", scopes=["chat:write"], user_scopes=[],
+            installation_store=installs, state_store=states,
+        )
+        flow = WorkspaceInstall(client=AsyncWebClient(base_url="http://127.0.0.1:9/api/"), settings=settings)
+        if request is None:
+            return await flow.handle_installation(AsyncBoltRequest(body="", query=""))
+        request = AsyncBoltRequest(
+            body="", query=f"code=1.2.abc&state={state}", headers={"cookie": [f"slack-app-oauth-state={state}"]}
+        )
+        return await flow.handle_callback(request)
+    finally:
+        await store.close()
 
 
-def test_the_install_page_while_the_database_does_not_answer_is_the_503_page(tmp_path: Path) -> None:
-    async def main() -> None:
-        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
-        await store.open()
-        try:
-            installs = BridgeInstallationStore(store, Cipher(Fernet.generate_key().decode()))
-
-            async def down(*args: object) -> int:
-                raise Unanswered("connection lost")
-
-            installs.sql.execute = down  # type: ignore[method-assign]
-            settings = AsyncOAuthSettings(
-                client_id="111.222", client_secret="s3cr3t", scopes=["chat:write"], user_scopes=[],
-                installation_store=installs, state_store=BridgeStateStore(installs, "given"),
-            )
-            flow = WorkspaceInstall(client=AsyncWebClient(base_url="http://127.0.0.1:9/api/"), settings=settings)
-            response = await flow.handle_installation(AsyncBoltRequest(body="", query=""))
-            assert response.status == 503 and "database did not answer" in response.body, response.body
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+@pytest.mark.parametrize("landing", [True, False])
+def test_the_install_pages_while_the_database_does_not_answer_are_the_503_page(tmp_path: Path, landing: bool) -> None:
+    request = AsyncBoltRequest(body="") if landing else None
+    response = asyncio.run(answer(tmp_path / "b.db", request))
+    assert response.status == 503, (response.status, response.body)
+    assert "database did not answer" in response.body and "Start the install again" in response.body
