@@ -222,7 +222,7 @@ class Bridge:
                 signing_secret=secret,
                 process_before_response=True,
                 authorize=authorize,
-                oauth_flow=WorkspaceInstall(client=self.slack, settings=oauth),
+                oauth_flow=WorkspaceInstall(stored=workspaces.reinstalled, client=self.slack, settings=oauth),
             )
         register_all(self.app, self.relay, self.configurator, self.tasks, workspaces)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -82,9 +83,10 @@ class WorkspaceInstall(AsyncOAuthFlow):
     """Bolt's install flow: the install page, then Slack's redirect back with the code (exchanged, confirmed with
     auth.test, stored), each failure its own page."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, stored: Callable[[str], None] = lambda _team: None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.failure_handler = self._failure
+        self._stored = stored  # told each workspace installed (again): Workspaces.reinstalled
 
     async def handle_installation(self, request: AsyncBoltRequest) -> BoltResponse:
         try:
@@ -164,3 +166,4 @@ class WorkspaceInstall(AsyncOAuthFlow):
             log.error("slack install not saved: the database failed error=%s team=%s", type(exc).__name__,
                       installation.team_id or installation.enterprise_id)
             raise BoltError("the installation could not be saved") from exc
+        self._stored(installation.team_id or installation.enterprise_id or "")

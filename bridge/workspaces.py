@@ -218,6 +218,13 @@ class Workspaces:
         kit = self._kits[team_id] = Kit(team_id, server, settings, slack, poster, letta.chooser, configurator, worker)
         return kit
 
+    def reinstalled(self, team_id: str) -> None:
+        """The workspace installed the app again: what its kit learnt of the old token is asked again (in this
+        process: another sharing the database learns it at its next start)."""
+        kit = self._kits.get(team_id)
+        if kit is not None:
+            kit.poster.relearn()
+
     def _slack(self, team_id: str, retry: bool) -> WorkspaceSlackClient:
         client = WorkspaceSlackClient(self, team_id, base_url=self.settings.slack_api_url, session=self.session)
         client.metrics = self.metrics

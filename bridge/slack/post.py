@@ -111,6 +111,7 @@ class SlackPoster:
         self, client: AsyncWebClient, named_by_username: bool = True, looks: dict[str, Look] | None = None
     ) -> None:
         self._client = client
+        self._usernames_wanted = named_by_username
         self._named_by_username = named_by_username
         self._looks = looks or {}
         self._bot_id: str | None = None
@@ -137,6 +138,13 @@ class SlackPoster:
             log.warning("slack auth.test failed error=%s", slack_error(exc))
             if self._learning is learning:
                 self._learning = None
+
+    def relearn(self) -> None:
+        """The app was installed again (its scopes may have changed): the next turn asks Slack once more, and
+        the agents' names go back to custom usernames if the new token has chat:write.customize."""
+        self._bot_id = None
+        self._learning = None
+        self._named_by_username = self._usernames_wanted
 
     async def _ask_who(self) -> None:
         response = await self._client.auth_test()
