@@ -10,20 +10,24 @@ agent's later messages, unless a decision on it may have been sent (the store's 
 denial: once only), and what the agent answers is dropped; the turn's approval cards say it was stopped, the thread
 is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
 session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
-up), and then the turn is marked stopped.
+up), and then the turn is marked stopped. The same denial serves the turns a workspace's removal ended
+(`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from bridge.approvals import ApprovalDesk
 from bridge.config import Settings
 from bridge.domain import AgentRef, Target, Turn
+from bridge.letta.approving import STOPPED as STOPPED_CALL
 from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
 from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
 from bridge.slack.failures import SlackPostError
@@ -31,7 +35,7 @@ from bridge.slack.post import Part, SlackPoster
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops
-from bridge.store.approvals import Approval
+from bridge.store.approvals import Approval, ApprovalStore
 from bridge.store.base import Store
 from bridge.turn_words import STOPPED
 
@@ -83,7 +87,7 @@ class StopEnd:
                 await self._stops.cancel_letta(running)
         except TimeoutError:
             log.warning("letta cancel took too long turn_id=%s", turn_id)
-        await self._withdraw(turn_id)
+        await withdraw(self._client, self._desk.store, turn_id, STOPPED_CALL)
         for row in await self._desk.store.open_in(turn.team_id, turn.channel_id, turn.thread_ts):
             if row.asked.turn_id == turn_id:  # its card can no longer be used
                 await self._desk.store.settle(row.id, "stopped")
@@ -99,19 +103,42 @@ class StopEnd:
         await self._store.finish_turn(turn_id, "stopped", f"stopped by {by}")
         log.info("stop ended for a turn no process ran turn_id=%s channel=%s by=%s", turn_id, turn.channel_id, by)
 
-    async def _withdraw(self, turn_id: int) -> None:
-        """Deny each request of the turn that no decision was sent for: the agent takes messages again. An App
-        Server ended the turn when the dead process's socket closed: nothing waits there."""
-        if isinstance(self._client, AppServerLetta):
-            return
-        steps: dict[str, list[Approval]] = {}
-        for row in await self._desk.store.for_turn(turn_id):
-            steps.setdefault(row.asked.step, []).append(row)
-        for rows in steps.values():
-            if any(r.sent_at is not None or r.outcome not in (None, "stopped") for r in rows):
-                continue  # a decision may have reached Letta: denying after it would start another turn
-            if not all([await self._desk.store.sending(r.id) for r in rows]):
-                continue
-            a = rows[0].asked
-            await deny(self._client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
-                       tuple(r.asked.tool_call_id for r in rows))
+
+async def withdraw_ended(
+    letta: Callable[[], Awaitable[LettaClient]], approvals: ApprovalStore, turn_ids: list[int], reason: str
+) -> None:
+    """Settle the open requests of turns ended otherwise than by a stop (their workspace removed the app) and
+    `withdraw` them, within CANCEL_DEADLINE: such an end never waits on a Letta that does not answer."""
+    ended = []
+    for turn_id in turn_ids:
+        rows = [r for r in await approvals.for_turn(turn_id) if r.outcome is None]
+        for row in rows:
+            await approvals.settle(row.id, "stopped")  # its card can no longer be used
+        ended += [turn_id] if rows else []
+    if not ended:
+        return
+    try:
+        async with asyncio.timeout(CANCEL_DEADLINE):
+            client = await letta()
+            for turn_id in ended:
+                await withdraw(client, approvals, turn_id, reason)
+    except (TimeoutError, LettaError) as exc:
+        log.warning("letta approvals not withdrawn turn_ids=%s error=%s", ",".join(map(str, ended)), type(exc).__name__)
+
+
+async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> None:
+    """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
+    again. An App Server ended the turn when its socket closed: nothing waits there."""
+    if isinstance(client, AppServerLetta):
+        return
+    steps: dict[str, list[Approval]] = {}
+    for row in await approvals.for_turn(turn_id):
+        steps.setdefault(row.asked.step, []).append(row)
+    for rows in steps.values():
+        if any(r.sent_at is not None or r.outcome not in (None, "stopped") for r in rows):
+            continue  # a decision may have reached Letta: denying after it would start another turn
+        if not all([await approvals.sending(r.id) for r in rows]):
+            continue
+        a = rows[0].asked
+        await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
+                   tuple(r.asked.tool_call_id for r in rows), reason)

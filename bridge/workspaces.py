@@ -9,7 +9,8 @@ two servers never share one, while workspaces on one server share its agents' lo
 The relay stays one: `WorkspaceWorkers` runs each turn with its workspace's worker, `WorkspaceRelay` says a
 queued turn with its workspace's poster. A workspace that uninstalls the app or whose tokens are revoked is
 `removed`: its tokens are deleted, its queued turns end (a log line each, nothing is posted), its running turns
-are cancelled, and its bindings are deleted later (UNINSTALLED_BINDINGS_DAYS) or kept (UNINSTALLED_BINDINGS=keep).
+are cancelled, the tool calls they left pending on Letta are denied as a stop's are, and its bindings are deleted
+later (UNINSTALLED_BINDINGS_DAYS) or kept (UNINSTALLED_BINDINGS=keep).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -44,7 +46,9 @@ from bridge.slack.failures import slack_error
 from bridge.slack.live import LiveMessages
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.slack.post import Look, SlackPoster
+from bridge.stop_end import withdraw_ended
 from bridge.stopping import TurnAbandoned
+from bridge.store.approvals import ApprovalStore
 from bridge.store.attachments import AttachmentStore
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore
@@ -55,6 +59,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SECONDS = 10.0  # another process's rotation or removal is seen within this
 SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seconds
+REMOVED = "the app was removed from the workspace"  # the reason the agent is given
 class WorkspaceGone(TurnAbandoned):
     """The workspace has no installation (never installed, uninstalled, or its tokens were revoked); a turn that
     finds it so at a Slack call ends without a word (`Workspaces.run`)."""
@@ -321,22 +326,29 @@ class Workspaces:
 
     async def _ended(self, job: Job) -> str:
         await AttachmentStore(self.store).drop(job.turn_id)  # its files' bytes go with it
-        await self.store.finish_turn(job.turn_id, "uninstalled", "the app was removed from the workspace")
+        await self.store.finish_turn(job.turn_id, "uninstalled", REMOVED)
         log.info("turn ended: the workspace removed the app turn_id=%s team=%s", job.turn_id, job.turn.team_id)
         return "uninstalled"
 
     async def removed(self, team_ids: list[str], why: str) -> None:
         """The app was uninstalled, or its tokens revoked: stop the workspaces' work and forget their tokens."""
+        ended: dict[str, list[int]] = {}
         for team in team_ids:
             self._removed.add(team)
             self._cache.pop(team, None)
             self._kits.pop(team, None)
-            for turn_id in await self.installs.end_unfinished_turns(team):
+            for turn_id in ended.setdefault(team, await self.installs.end_unfinished_turns(team)):
                 log.info("turn ended: %s turn_id=%s team=%s", why, turn_id, team)
             for task in list(self._running.get(team, ())):
                 task.cancel()
         await self.installs.mark_removed(team_ids)
         log.info("workspace removed: %s teams=%s", why, ",".join(team_ids))
+        for team, turn_ids in ended.items():  # else their agents refuse every message until a decision nobody can make
+            await withdraw_ended(partial(self._letta_client, team), ApprovalStore(self.store), turn_ids, REMOVED)
+
+    async def _letta_client(self, team_id: str) -> LettaClient:
+        """The workspace's Letta client: its own server and key stay stored until the purge."""
+        return (await self.letta.get(await self.settings_for(team_id))).client
 
     async def purge(self) -> int:
         """Delete the bindings of workspaces removed more than UNINSTALLED_BINDINGS_DAYS ago."""

@@ -117,24 +117,27 @@ class Approving:
             await self._approvals.settled(request)
 
 
-async def deny(client: LettaClient, agent: AgentRef, conversation: str | None, tool_call_ids: tuple[str, ...]) -> None:
-    """Deny a stopped turn's calls still pending on Letta (the turn's process is gone); the answer is dropped."""
+async def deny(
+    client: LettaClient, agent: AgentRef, conversation: str | None, ids: tuple[str, ...], reason: str = STOPPED
+) -> None:
+    """Deny an ended turn's calls still pending on Letta (its process is gone, or its workspace removed the app), the
+    reason given to the agent; the answer is dropped."""
 
     def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
         return exchange(client, message, agent.name, True, agent_id=agent.id, conversation=conversation)
 
-    await _denied(quiet, agent.id, tool_call_ids)
+    await _denied(quiet, agent.id, ids, reason)
 
 
-async def _denied(send: Send, agent_id: str, tool_call_ids: tuple[str, ...]) -> None:
-    decisions = tuple(Decision(i, False, STOPPED) for i in tool_call_ids)
+async def _denied(send: Send, agent_id: str, tool_call_ids: tuple[str, ...], reason: str = STOPPED) -> None:
+    decisions = tuple(Decision(i, False, reason) for i in tool_call_ids)
     try:
         async for _ in send(approval_message(decisions)):
             pass
     except LettaError as error:
         log.warning("letta approval not withdrawn agent=%s error=%s", agent_id, error.kind)
         return
-    log.info("letta approval withdrawn (turn stopped) agent=%s calls=%s", agent_id, ",".join(tool_call_ids))
+    log.info("letta approval withdrawn (%s) agent=%s calls=%s", reason, agent_id, ",".join(tool_call_ids))
 
 
 def reached(request: ApprovalRequest, found: Found | None) -> bool:
