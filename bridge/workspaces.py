@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 TOKEN_CACHE_SECONDS = 10.0  # another process's rotation or removal is seen within this
 SETUP_CHECK_SECONDS = 2.5  # a view_submission is answered within Slack's 3 seconds
 REMOVED = "the app was removed from the workspace"  # the reason the agent is given
+
+
 class WorkspaceGone(TurnAbandoned):
     """The workspace has no installation (never installed, uninstalled, or its tokens were revoked); a turn that
     finds it so at a Slack call ends without a word (`Workspaces.run`)."""
