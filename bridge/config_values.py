@@ -15,13 +15,15 @@ EMOJI_NAME = re.compile(r"[a-z0-9_+\-\u0080-\uffff']+(::skin-tone-[2-6])?")  # S
 
 
 def user_ids(value: tuple[str, ...]) -> tuple[str, ...]:
-    """Member ids, as a copied mention (<@U0123|name>) or lower-cased too."""
+    """Member ids, as a copied mention (<@U0123|name>) or lower-cased too (with a digit after the first letter:
+    a word without is taken for a name)."""
     where = "in Slack, open the person's profile, then ⋮ > Copy member ID"
     return _ids(value, "@", USER_ID, f"a Slack user id (like U0123ABCD: {where}")
 
 
 def channel_ids(value: tuple[str, ...]) -> tuple[str, ...]:
-    """Channel ids, as a copied link (<#C0123|name>) or lower-cased too."""
+    """Channel ids, as a copied link (<#C0123|name>) or lower-cased too (with a digit after the first letter:
+    a word without is taken for a name)."""
     where = "in Slack, open the channel's details; its id is at the bottom"
     return _ids(value, "#", CHANNEL_ID, f"a Slack channel id (like C0123ABCD: {where}")
 
@@ -33,9 +35,13 @@ def _ids(value: tuple[str, ...], sign: str, shape: re.Pattern[str], what: str) -
         found = written.upper()
         # A word not in capitals is a name (`general`, `Will`, `will2`) unless a digit follows its first letter,
         # as in an id lower-cased (`u0123abcd`): a name would pass the shape upper-cased, then match nobody.
-        named = not written.isupper() and not written[1:2].isdigit()
-        if not shape.fullmatch(found) or named:
+        if not shape.fullmatch(found):
             raise ValueError(f"{given[:40]} is not {what})")
+        if not written.isupper() and not written[1:2].isdigit():
+            raise ValueError(
+                f"{given[:40]} is taken for a name, not {what}); an id with a letter after its first one is taken "
+                "only as Slack shows it, in capitals"
+            )
         ids.append(found)
     return tuple(ids)
 

@@ -226,10 +226,11 @@ class Workspaces:
         return kit
 
     def reinstalled(self, team_id: str) -> None:
-        """The workspace installed the app again: what its kit learnt of the old token is asked again (in this
-        process: another sharing the database learns it at its next start)."""
-        kit = self._kits.get(team_id)
-        if kit is not None:
+        """The workspace installed the app again (an Enterprise Grid org, `E…`: each of its workspaces): what
+        their kits learnt of the old token is asked again (in this process: another sharing the database learns
+        it at its next start)."""
+        kits = [self._kits[team_id]] if team_id in self._kits else list(self._kits.values())
+        for kit in kits:
             kit.poster.relearn()
 
     def _slack(self, team_id: str, retry: bool) -> WorkspaceSlackClient:

@@ -71,47 +71,43 @@ _TRAILING_WORD = re.compile(r"@[a-z]*\Z", re.IGNORECASE)
 _BROADCASTS = ("channel", "here", "everyone")
 
 
-# Where a Markdown link's label ends and what makes it a link: `](` an inline link's URL, `][` a reference link's
-# reference, `]:` (at a line's start) a reference definition, which makes `[label]` alone a link.
-_LINK_END = re.compile(r"\](?=[(\[:])")
-_DEFINITION_START = re.compile(r"(?:\A|\n) {0,3}\Z")
+# A label longer than this is kept from linking unread: reading each nested label whole would cost a draft time
+# that grows with the square of its length.
+LABEL_READ = 1000
 
 
-def _label_start(text: str, end: int) -> int:
-    """Where the label closed by the `]` at `end` opens (its `[`, brackets in it balanced, escaped ones skipped);
-    -1 when none does."""
-    depth = 0
-    i = end - 1
-    while i >= 0:
-        char = text[i]
-        if char in "[]":
-            slashes = len(text[:i]) - len(text[:i].rstrip("\\"))
-            if slashes % 2 == 0:
-                if char == "]":
-                    depth += 1
-                elif depth == 0:
-                    return i
-                else:
-                    depth -= 1
-        i -= 1
-    return -1
+def _definition_at(text: str, start: int) -> bool:
+    """Whether the `[` at `start` opens a line (after at most three spaces), as a reference definition's does."""
+    line = text.rfind("\n", 0, start) + 1
+    return start - line <= 3 and not text[line:start].strip(" ")
 
 
 def _unlinked(text: str) -> str:
     """A link whose label names an address is kept from linking (a zero-width space after its `]`), so a draft
     never shows `[https://good](https://evil)` as the good address, as the finished reply does not
-    (markdown._link): an inline link, a reference link, and a definition that would make a label alone a link.
-    Decided when the character after the `]` arrives, before the URL: what is streamed is only ever appended to."""
+    (markdown._link): an inline link `](`, a reference link `][`, and a definition `]:` at a line's start that
+    would make a label alone a link. Labels are found in one pass (brackets balanced, escaped ones skipped), and
+    decided when the character after the `]` arrives, before the URL: what is streamed is only ever appended to."""
     out: list[str] = []
     done = 0
-    for end in _LINK_END.finditer(text):
-        start = _label_start(text, end.start())
-        if start < 0 or not names_address(text[start + 1 : end.start()]):
+    opened: list[int] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2  # the next character is literal
             continue
-        if text[end.end()] == ":" and not _DEFINITION_START.search(text, 0, start):
-            continue
-        out.append(text[done : end.end()] + "\u200b")
-        done = end.end()
+        if char == "[":
+            opened.append(i)
+        elif char == "]" and opened:
+            start = opened.pop()
+            after = text[i + 1 : i + 2]
+            if after and after in "([:" and (after != ":" or _definition_at(text, start)):
+                label = text[start + 1 : i]
+                if len(label) > LABEL_READ or names_address(label):
+                    out.append(text[done : i + 1] + "\u200b")
+                    done = i + 1
+        i += 1
     return "".join(out) + text[done:]
 
 

@@ -116,6 +116,7 @@ class SlackPoster:
         self._looks = looks or {}
         self._bot_id: str | None = None
         self._learning: asyncio.Future[None] | None = None
+        self._token_seen = 0  # counts installs: an auth.test of an earlier token is not learnt from
         self._status_works = True
         self._postable: set[str] = set()  # channels a post landed in, until one is refused for good
         self._refused: dict[str, str] = {}  # channel -> Slack's refusal of it (CHANNEL_REFUSALS), until a post lands
@@ -145,9 +146,13 @@ class SlackPoster:
         self._bot_id = None
         self._learning = None
         self._named_by_username = self._usernames_wanted
+        self._token_seen += 1
 
     async def _ask_who(self) -> None:
+        asked = self._token_seen
         response = await self._client.auth_test()
+        if asked != self._token_seen:
+            return  # it spoke of the token before a new install: the next turn asks again
         granted = granted_scopes(response)
         if self._named_by_username and granted is not None and "chat:write.customize" not in granted:
             self._named_by_username = False

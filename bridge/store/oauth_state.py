@@ -36,7 +36,11 @@ class BridgeStateStore(AsyncOAuthStateStore):
 
     async def _key(self) -> bytes:
         if self._secret is None:
-            self._secret = await self._installs.secret("slack_state_secret")
+            try:
+                self._secret = await self._installs.secret("slack_state_secret")
+            except Exception as exc:
+                log.error("slack install not started or finished: the database failed error=%s", type(exc).__name__)
+                raise StateStoreDown from exc
         return self._secret.encode()
 
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:

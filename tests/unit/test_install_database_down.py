@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -25,20 +26,22 @@ class Unanswered(Exception):
     """What the database driver raises when it does not answer (a lost connection, a timeout)."""
 
 
-async def answer(db: Path, request: AsyncBoltRequest | None) -> BoltResponse:
+async def answer(db: Path, request: AsyncBoltRequest | None, secret: str | None = "given") -> BoltResponse:
     """The flow's answer once the database stops answering: to the redirect back from Slack (with a state issued
-    before), or with no request to the install page."""
+    before), or with no request to the install page. With no `secret` (SLACK_STATE_SECRET unset) the state
+    secret is read from the database too, in a store of its own that has not read it yet."""
     store = open_store(f"sqlite:///{db}")
     await store.open()
     try:
         installs = BridgeInstallationStore(store, Cipher(Fernet.generate_key().decode()))
-        states = BridgeStateStore(installs, "given")
-        state = await states.async_issue()
+        state = await BridgeStateStore(installs, secret).async_issue()
+        states = BridgeStateStore(installs, secret)
 
-        async def down(*args: object) -> int:
+        async def down(*args: object) -> Any:
             raise Unanswered("connection lost")
 
         installs.sql.execute = down  # type: ignore[method-assign]  # the database stops answering
+        installs.sql.fetch = down  # type: ignore[method-assign]
         settings = AsyncOAuthSettings(
             client_id="111.222", client_secret="s3cr3t", scopes=["chat:write"], user_scopes=[],
             installation_store=installs, state_store=states,
@@ -54,9 +57,12 @@ async def answer(db: Path, request: AsyncBoltRequest | None) -> BoltResponse:
         await store.close()
 
 
+@pytest.mark.parametrize("secret", ["given", None])  # revBY: None (its secret read from the database) was a 500
 @pytest.mark.parametrize("landing", [True, False])
-def test_the_install_pages_while_the_database_does_not_answer_are_the_503_page(tmp_path: Path, landing: bool) -> None:
+def test_the_install_pages_while_the_database_does_not_answer_are_the_503_page(
+    tmp_path: Path, landing: bool, secret: str | None
+) -> None:
     request = AsyncBoltRequest(body="") if landing else None
-    response = asyncio.run(answer(tmp_path / "b.db", request))
+    response = asyncio.run(answer(tmp_path / "b.db", request, secret))
     assert response.status == 503, (response.status, response.body)
     assert "database did not answer" in response.body and "Start the install again" in response.body

@@ -47,7 +47,8 @@ def test_a_channel_or_person_s_name_is_refused_not_taken_for_an_id(
     try:
         taken = getattr(load_settings(), variable.lower())
     except SettingsError as err:
-        assert any(variable in line and f"{name} is not a Slack" in line for line in err.lines), err.lines
+        said = f"{name} is taken for a name, not a Slack"
+        assert any(variable in line and said in line for line in err.lines), err.lines
         return
     pytest.fail(f"{variable}={name} was taken as {taken}")
 
@@ -63,3 +64,14 @@ def test_ids_as_people_paste_them_are_still_taken(
 ) -> None:
     monkeypatch.setenv(variable, value)
     assert getattr(load_settings(), variable.lower()) == taken
+
+
+def test_an_older_id_written_in_small_letters_is_refused_with_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """revBY: an id issued before Slack's U0…/C0… ones (ULJ2T7LGP) written in small letters cannot be told from a
+    name: refused, with words that say to write it as Slack shows it; in capitals it is taken."""
+    monkeypatch.setenv("SLACK_CONFIGURE_USERS", "ulj2t7lgp")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert any("ulj2t7lgp" in line and "as Slack shows it, in capitals" in line for line in err.value.lines)
+    monkeypatch.setenv("SLACK_CONFIGURE_USERS", "ULJ2T7LGP")
+    assert load_settings().slack_configure_users == ("ULJ2T7LGP",)
