@@ -45,6 +45,7 @@ DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the dep
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
+Kept = tuple[str, ...] | None  # the ids of the files an edited message still has (None: the edit did not say)
 CANCELLED_WAIT = 1.0  # seconds a turn cancelled at the end of the shutdown grace gets to end
 
 
@@ -152,18 +153,21 @@ class Relay:
             log.info("turn withdrawn: its message was %s before it ran turn_id=%s", how, withdrawn[0], extra=fields)
             self.notices.withdrawn((team_id, channel_id, withdrawn[1]), words)
 
-    async def edited_away(self, team_id: str, channel_id: str, message_ts: str, thread_ts: str, text: str) -> None:
+    async def edited_away(
+        self, team_id: str, channel_id: str, message_ts: str, thread_ts: str, text: str, kept: Kept = None
+    ) -> None:
         """A thread reply whose mention of the bot was edited out: still a turn where a follow-up would be one
         (the bot answers in this thread), with its new words; taken back where only the mention made it one."""
         if await self._follows(team_id, channel_id, thread_ts, besides=message_ts):
-            await self.edit(team_id, channel_id, message_ts, text)
+            await self.edit(team_id, channel_id, message_ts, text, kept)
         else:
             await self.withdraw(team_id, channel_id, message_ts, "addressed")
 
-    async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str) -> None:
-        """A message edited in Slack: its turn, while it still waits, answers the new words; one already started
-        answers what it was asked (the agents have it)."""
-        edited = await edit_turn(self._store, team_id, channel_id, message_ts, text)
+    async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str, kept: Kept = None) -> None:
+        """A message edited in Slack: its turn, while it still waits, answers the new words, with only the files
+        whose ids are `kept` (the message's now; None when the edit did not say); one already started answers
+        what it was asked (the agents have it, and its files)."""
+        edited = await edit_turn(self._store, team_id, channel_id, message_ts, text, kept)
         if edited is not None:
             log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
 

@@ -180,7 +180,8 @@ class TurnWorker:
             return "stopped"
         # Taken from the queue before anything is said or asked: a turn withdrawn or stopped since it was read
         # was ended (and counted) by that update, and is neither run nor told its channel is not connected. Its
-        # words are read as it is taken: an edit while it waited (for its binding's turn, or a slot) is answered.
+        # words and files are read as it is taken: an edit while it waited (for its binding's turn, or a slot) is
+        # answered, and a file it took out is neither fetched nor sent.
         # A turn that started before (its process gone) runs with the binding it started with, not the channel's
         # new one: its earlier agents' sends are settled, and agents nobody addressed are not asked mid-turn.
         taken = await self._store.take_turn(job.turn_id, binding)
@@ -189,8 +190,8 @@ class TurnWorker:
         if taken.binding is not None and taken.binding != binding:
             binding, unusable = taken.binding, ""
             log.info("turn resumed with the binding it started with, not the channel's new one")
-        if taken.words != turn.text:
-            job = replace(job, turn=replace(turn, text=taken.words))
+        if taken.words != turn.text or taken.files != turn.files:
+            job = replace(job, turn=replace(turn, text=taken.words, files=taken.files))
             turn = job.turn
         details = s.shows_reasoning(turn.channel_id)
         drafts = TurnDrafts(

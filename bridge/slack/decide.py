@@ -29,6 +29,9 @@ class Ignored:
 
 
 Decision = Turn | Ignored
+# A person's edit: workspace, channel, ts, new words, and the ids of the files the message still has (None when the
+# event does not say: no `files` key, and the stored files stay).
+Edit = tuple[str, str, str, str, tuple[str, ...] | None]
 
 _TS = re.compile(r"\d{1,12}\.\d{1,9}")
 # A person's own words, though Slack gives the message a subtype: a file share (its files go with the turn), and
@@ -134,11 +137,12 @@ def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
     return (installed_team(body), channel, ts) if channel and _TS.fullmatch(ts) else None
 
 
-def edited_message(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str] | None:
+def edited_message(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
     """A person's message edited: the app_mention Slack sends again for it (`edited` set), or `message_changed`
-    (the message as it is now in `message`). Its workspace, channel, ts and new words (the bot's mention stripped;
-    "" where only its files are left, as a files-only mention has), so that its turn, if it still waits, answers
-    them; None for a bot's message, or an edit that left nothing to answer (`edited_to_nothing`)."""
+    (the message as it is now in `message`). Its workspace, channel, ts, new words (the bot's mention stripped;
+    "" where only its files are left, as a files-only mention has) and the ids of the files it still has, so that
+    its turn, if it still waits, answers them and sends no file taken out; None for a bot's message, or an edit
+    that left nothing to answer (`edited_to_nothing`)."""
     return edit_of(body, bot_user_id)[0]
 
 
@@ -149,18 +153,17 @@ def edited_to_nothing(body: dict[str, Any], bot_user_id: str | None) -> tuple[st
     return edit_of(body, bot_user_id)[1]
 
 
-def edit_of(
-    body: dict[str, Any], bot_user_id: str | None
-) -> tuple[tuple[str, str, str, str] | None, tuple[str, str, str] | None]:
+def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None, tuple[str, str, str] | None]:
     """`edited_message` and `edited_to_nothing` of one event, read once (at most one is not None)."""
     edit = _edit(body, bot_user_id)
     if edit is None:
         return None, None
-    return (edit[:4], None) if edit[3] or edit[4] else (None, edit[:3])
+    return (edit, None) if edit[3] or edit[4] else (None, edit[:3])
 
 
-def _edit(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str, str, bool] | None:
-    """A person's edit as workspace, channel, ts, new words and whether the message still has files."""
+def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
+    """A person's edit. No capture shows how Slack sends a message edited to none of its files, so a message
+    without a `files` key says nothing of them (None): only a `files` list takes files out of a waiting turn."""
     event = body.get("event")
     if not isinstance(event, dict):
         return None
@@ -175,7 +178,8 @@ def _edit(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, str, str,
     if not channel or not _TS.fullmatch(ts):
         return None
     text = clean_text(_str(message.get("text")), bot_user_id)
-    return (installed_team(body), channel, ts, text, bool(shared_files(message)))
+    kept = tuple(f.id for f in shared_files(message)) if isinstance(message.get("files"), list) else None
+    return (installed_team(body), channel, ts, text, kept)
 
 
 def no_longer_addressed(

@@ -246,8 +246,8 @@ class Store(Protocol):
         ...
 
     async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
-        """Mark a received or running turn running, and return its words as they are now (an edit while it
-        waited changed them: `slack_changes.edit_turn`, which changes a received turn only) and the binding it
+        """Mark a received or running turn running, and return its words and files as they are now (an edit while
+        it waited changed them: `slack_changes.edit_turn`, which changes a received turn only) and the binding it
         runs with: the one it started with, kept on it the first time it was taken (`binding`); None when it was
         stopped, withdrawn or ended meanwhile. One write: the words answered are the ones no edit can change."""
         ...

@@ -24,6 +24,7 @@ from bridge.store.base import (
     StoppedTurn,
     binding_columns,
     binding_from_row,
+    files_from_json,
     files_json,
     pending_from_row,
     stopper,
@@ -225,10 +226,12 @@ class PostgresStore(PostgresJournal):
     async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
         row = await self.pool.fetchrow(
             "UPDATE turns SET status='running', updated_at=now(), binding=COALESCE(binding, $2)"
-            " WHERE id=$1 AND status IN ('received', 'running') RETURNING text, binding",
+            " WHERE id=$1 AND status IN ('received', 'running') RETURNING text, binding, files",
             turn_id, binding_json(binding),
         )
-        return Taken(str(row["text"]), binding_from_json(row["binding"])) if row is not None else None
+        if row is None:
+            return None
+        return Taken(str(row["text"]), binding_from_json(row["binding"]), files_from_json(row["files"]))
 
     @staticmethod
     def _unfinished(select: str, team_id: str | None, channel_id: str | None) -> tuple[str, list[object]]:

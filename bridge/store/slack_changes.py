@@ -2,8 +2,8 @@
 `?n` on SQLite):
 
 - a message deleted, or edited, while its turn waits (`received`): the turn is withdrawn (`stopped`, never run),
-  or takes the new words (read as the turn is taken: `Store.take_turn`); a turn that started answers what it was
-  asked;
+  or takes the new words and keeps only the files the message still has (read as the turn is taken:
+  `Store.take_turn`); a turn that started answers what it was asked;
 - a channel whose id changed for good (`channel_id_changed`: a private channel shared with another organisation
   through Slack Connect, G... becoming C...; Slack asks apps to update what they stored under the old id). What the
   bridge keeps under the old id moves to the new one in one transaction: the binding and its history, the turns
@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Collection
 from typing import Any, Literal
 
 from bridge.store.base import Store
@@ -33,7 +35,9 @@ UnrunEnd = Literal["stopped", "deleted", "addressed", "emptied"]  # how a turn n
 _WITHDRAWN = "withdrawn: its message was "
 _WAITING = "team_id=$1 AND channel_id=$2 AND message_ts=$3 AND status='received'"
 _WITHDRAW = f"UPDATE turns SET status='stopped', error=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
-_EDIT = f"UPDATE turns SET text=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
+# The words, and the files when the edit said which remain ($5; NULL keeps them): `kept_files` of the stored ones.
+_EDIT = f"UPDATE turns SET text=$4, files=COALESCE($5, files), {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
+_FILES = f"SELECT files FROM turns WHERE {_WAITING}"  # noqa: S608
 
 _NEW_SCOPE = "CAST($3 AS TEXT) || substr({t}.channel_id, length(CAST($2 AS TEXT)) + 1)"  # G1/ts -> C1/ts
 _IN_SCOPE = "team_id=$1 AND (channel_id=$2 OR channel_id LIKE CAST($2 AS TEXT) || '/%')"  # the channel, its threads
@@ -90,9 +94,34 @@ async def withdraw_turn(
     return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, withdrawn_error(why))
 
 
-async def edit_turn(store: Store, team_id: str, channel_id: str, message_ts: str, text: str) -> tuple[int, str] | None:
-    """A message edited in Slack: its turn, while it waits, takes the new words. Its id and thread, or None."""
-    return await _one(store, _EDIT, team_id, channel_id, message_ts, text)
+async def edit_turn(
+    store: Store, team_id: str, channel_id: str, message_ts: str, text: str, kept: Collection[str] | None = None
+) -> tuple[int, str] | None:
+    """A message edited in Slack: its turn, while it waits, takes the new words, and keeps only those of its files
+    whose ids are in `kept` (the files the message has now; None when the edit did not say, and they stay). The
+    stored files are read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
+    and thread, or None."""
+    key = (team_id, channel_id, message_ts)
+    raw: Any = store
+    if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
+        async with raw._write() as db:
+            stored = await (await db.execute(_sqlite(_FILES), key)).fetchone()
+            files = kept_files(stored[0], kept) if stored and kept is not None else None
+            cursor = await db.execute(_sqlite(_EDIT.format(at="updated_at=$6")), (*key, text, files, now_text()))
+            row = await cursor.fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+    held = [a.replace("\x00", "\ufffd") for a in (*key, text)]  # as _one: PostgreSQL text cannot hold NUL
+    async with raw.pool.acquire() as conn, conn.transaction():
+        was = await conn.fetchval(_FILES + " FOR UPDATE", *held[:3]) if kept is not None else None
+        files = kept_files(was, kept) if was is not None and kept is not None else None
+        found = await conn.fetchrow(_EDIT.format(at="updated_at=now()"), *held, files)
+    return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
+
+
+def kept_files(stored: str, kept: Collection[str]) -> str:
+    """`turns.files` (schema v10) with only the files whose ids are `kept`, in their order and as stored: an edit
+    takes files out of a turn, never adds one (a file it names that the turn lacks stays out)."""
+    return json.dumps([f for f in json.loads(stored or "[]") if isinstance(f, dict) and f.get("id") in kept])
 
 
 async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:

@@ -24,6 +24,7 @@ from bridge.store.base import (
     StoppedTurn,
     binding_columns,
     binding_from_row,
+    files_from_json,
     files_json,
     pending_from_row,
     stopper,
@@ -303,10 +304,10 @@ class SqliteStore(SqliteJournal):
         def take(conn: sqlite3.Connection) -> Taken | None:
             row = conn.execute(
                 "UPDATE turns SET status='running', updated_at=?, binding=COALESCE(binding, ?)"
-                " WHERE id=? AND status IN ('received', 'running') RETURNING text, binding",
+                " WHERE id=? AND status IN ('received', 'running') RETURNING text, binding, files",
                 (now_text(), binding_json(binding), turn_id),
             ).fetchone()
-            return Taken(str(row[0]), binding_from_json(row[1])) if row is not None else None
+            return Taken(str(row[0]), binding_from_json(row[1]), files_from_json(row[2])) if row is not None else None
 
         return await self._transact(take)
 

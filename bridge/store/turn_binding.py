@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bridge.domain import AgentRef, Binding, Target
+from bridge.domain import AgentRef, Binding, SharedFile, Target
 
 SQLITE_V17 = "ALTER TABLE turns ADD COLUMN binding TEXT;"
 POSTGRES_V17 = "ALTER TABLE turns ADD COLUMN IF NOT EXISTS binding TEXT;"
@@ -25,11 +25,13 @@ ANSWERED_IN_THREAD = "(status <> 'unbound' AND (status <> 'stopped' OR binding I
 
 @dataclass(frozen=True)
 class Taken:
-    """A turn marked running: its words as they are now, and the binding it runs with (the one it started with,
-    or, for a first start, the one it was given; None when it was given none)."""
+    """A turn marked running: its words and files as they are now (an edit while it waited may have changed them),
+    and the binding it runs with (the one it started with, or, for a first start, the one it was given; None when it
+    was given none)."""
 
     words: str
     binding: Binding | None
+    files: tuple[SharedFile, ...] = ()
 
 
 def binding_json(binding: Binding | None) -> str:

@@ -209,7 +209,8 @@ def test_a_channel_id_change_names_the_workspace_and_both_ids() -> None:
 def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> None:
     edited = _fixture("app_mention_edited.json")
     assert edited_message(edited, BOT) == (
-        "T0123ABCD", "C0123ABCD", "1764064800.123456", "what changed in the last deploy? <prod> & staging (and canary)"
+        "T0123ABCD", "C0123ABCD", "1764064800.123456", "what changed in the last deploy? <prod> & staging (and canary)",
+        None,
     )
     changed = _fixture("message_changed.json")
     assert edited_message(changed, BOT) is None, "the bot's own reply edited"
@@ -218,7 +219,7 @@ def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> N
     for key in ("subtype", "username", "icons", "bot_id", "app_id"):
         message.pop(key)
     message.update(user="U0123ABCD", text="<@U0BOTABCD> the fixed question")
-    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question")
+    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question", None)
     message.pop("edited")
     assert edited_message(person, BOT) is None, "Slack changed the message (an unfurl), nobody edited it"
     assert edited_message(_fixture("app_mention.json"), BOT) is None
@@ -233,7 +234,8 @@ def test_a_mention_edited_down_to_the_bot_keeps_its_files_or_is_left_with_nothin
     assert edited_message(emptied, BOT) is None
     assert edited_to_nothing(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
     emptied["event"]["files"] = _fixture("app_mention_with_files.json")["event"]["files"]
-    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "")
+    kept = tuple(f["id"] for f in emptied["event"]["files"])
+    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "", kept)
     assert edited_to_nothing(emptied, BOT) is None
     emptied["event"]["bot_id"] = "B0OTHERBT"
     assert edited_to_nothing(emptied, BOT) is None, "a bot's message edited is no person's edit"
@@ -249,3 +251,17 @@ def test_a_mention_naming_the_bot_twice_or_beside_another_bot_is_one_turn_with_t
     from_other_bot = _fixture("app_mention.json")
     from_other_bot["event"].update(bot_id="B0OTHERBT", subtype="bot_message")  # another app's post naming ours
     assert decide_mention(from_other_bot, BOT) == Ignored(Reason.FROM_BOT)
+
+
+def test_an_edit_says_which_files_the_message_still_has_only_when_it_lists_them() -> None:
+    """revBZ: only whether files remained was read, so a file taken out of a waiting mention was still sent. No
+    capture shows a person's edit to none of its files, so a message with no `files` key says nothing of them
+    (None: the stored files stay); a `files` list, empty or not, is what the message has now."""
+    person = _fixture("app_mention_edited.json")
+    assert edited_message(person, BOT) is not None and edited_message(person, BOT)[4] is None  # type: ignore[index]
+    person["event"]["files"] = [{"id": "F1", "name": "a.png"}, {"id": "F2", "name": "b.png"}, "not a file"]
+    assert edited_message(person, BOT) == (*edited_message(person, BOT)[:4], ("F1", "F2"))  # type: ignore[index]
+    person["event"]["files"] = []
+    assert edited_message(person, BOT)[4] == ()  # type: ignore[index]
+    person["event"]["text"] = "<@U0BOTABCD>"
+    assert edited_message(person, BOT) is None and edited_to_nothing(person, BOT) is not None

@@ -161,7 +161,7 @@ def test_a_waiting_mention_whose_words_are_edited_away_keeps_only_its_image() ->
     down to `@bot` and the image: the edit was dropped, and the turn sent the words the person took out."""
     was = "<@U0BOTABCD> delete the prod database, here is the chart"
     relay = _relayed(_changed("<@U0BOTABCD>", was, [IMAGE]))
-    assert relay.edits == [("T0123ABCD", "C0123ABCD", MENTION_TS, "")], "the turn carries the image alone"
+    assert relay.edits == [("T0123ABCD", "C0123ABCD", MENTION_TS, "", ("F0123ABCD",))], "with the image alone"
     assert relay.withdrawn == [] and relay.turns == []
 
 

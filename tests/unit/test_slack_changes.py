@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
+from bridge.domain import AgentRef, AgentReply, Binding, SharedFile, Target, Turn
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.database_url import open_store
@@ -87,6 +87,42 @@ def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: 
         assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") is None, "withdrawn once"
         assert await store.take_turn(b) is None
         assert [p.turn_id for p in await store.unfinished_turns()] == [a]
+
+    run(database_url, body)
+
+
+def test_an_edit_takes_files_out_of_a_waiting_turn_and_never_adds_one(database_url: str) -> None:
+    """revBZ: an edit set the waiting turn's words only, and the files taken out of the message were still fetched
+    and sent. The stored files whose ids remain are kept, as stored and in order; an edit that does not say (None)
+    keeps them all; a started turn keeps its own (the agents have them)."""
+    a_png = SharedFile("F1", "a.png", "image/png", "png", 68, "https://acme.slack.com/files/a", "https://files/a")
+    b_txt, c_pdf = SharedFile("F2", "b.txt\x00", "text/plain"), SharedFile("F3", "c.pdf", "application/pdf")
+    files = (a_png, b_txt, c_pdf)
+
+    async def body(store: Store) -> None:
+        waits = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1", files=files), "o1")
+        runs = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2", files=files), "o2")
+        assert waits and runs
+        assert await store.take_turn(runs)
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a2", None) == (waits, "1.000001")
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", ("F3", "F9", "F1")) == (waits, "1.000001")
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b2", ("F2",)) is None, "it runs with its files"
+        taken = await store.take_turn(waits)
+        assert taken is not None and taken.words == "a3"
+        assert taken.files == (a_png, c_pdf), "the files left, in their order, with their stored details"
+        again = await store.take_turn(runs)
+        assert again is not None and again.files[0] == a_png and len(again.files) == 3
+
+    run(database_url, body)
+
+
+def test_an_edit_down_to_no_files_leaves_the_words_alone(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        shared = (SharedFile("F1", "a.png", "image/png"),)
+        turn_id = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1", files=shared), "o")
+        assert turn_id and await edit_turn(store, "T1", "C1", "1.000001", "a", ()) == (turn_id, "1.000001")
+        taken = await store.take_turn(turn_id)
+        assert taken is not None and taken.files == () and taken.words == "a"
 
     run(database_url, body)
 
