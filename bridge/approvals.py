@@ -38,7 +38,7 @@ from bridge.slack.approvals import (
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import Part, SlackPoster
 from bridge.slack.sessions import Sessions
-from bridge.stopping import RunningTurn
+from bridge.stopping import ApprovalWithdrawn, RunningTurn
 from bridge.store.approvals import Approval, ApprovalStore, Asked
 from bridge.store.base import Store
 from bridge.tasks import unless_ended
@@ -156,6 +156,8 @@ class ApprovalDesk:
             while True:
                 event.clear()
                 rows = [row for row in [await self.store.get(i) for i in ids] if row is not None]
+                if any(row.outcome == "stopped" and not row.decided for row in rows):  # withdrawn elsewhere
+                    raise ApprovalWithdrawn(f"approval_ids={','.join(str(r.id) for r in rows)}")
                 undecided = [row for row in rows if not row.decided]
                 if not undecided:
                     return rows

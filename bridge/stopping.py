@@ -46,6 +46,11 @@ class TurnAbandoned(Exception):
     process): the turn ends at once, its Letta runs cancelled, nothing posted, and whoever runs it says why."""
 
 
+class ApprovalWithdrawn(TurnAbandoned):
+    """A card's requests were settled by another process while this one waited on them (their workspace removed
+    the app there, and that process denied them on Letta): no decision of this turn may reach Letta now."""
+
+
 class TurnStopped(Exception):
     """Raised inside a turn that was stopped (seen before a post): the turn ends as `stopped`."""
 

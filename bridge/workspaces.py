@@ -322,7 +322,7 @@ class Workspaces:
             if team in self._removed and current is not None and not current.cancelling():
                 return await self._ended(job)
             raise
-        except WorkspaceGone:
+        except TurnAbandoned:  # the workspace is gone, seen at a Slack call or in its card's requests
             return await self._ended(job)
         finally:
             self._running.get(team, set()).discard(task)
