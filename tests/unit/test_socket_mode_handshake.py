@@ -90,7 +90,11 @@ def test_an_open_socket_outlives_the_bound_on_its_opening() -> None:
         app, mode = socket_mode(slack, handshake=1)
         try:
             await asyncio.wait_for(mode.open(), 10)
-            opened = slack.open_sockets()
+            for _ in range(100):  # the client's handshake ends before the fake registers the socket (after its hello)
+                if opened := slack.open_sockets():
+                    break
+                await asyncio.sleep(0.05)
+            assert opened, "a socket opened"
             await asyncio.sleep(2.5)
             assert slack.open_sockets() == opened, "the same socket, still open"
             event = json.loads(event_body(mention_event("still there?", channel="C0HANDSHK")))
