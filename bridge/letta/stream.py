@@ -7,9 +7,11 @@ All of them become a `LettaError`; the messages before it have already been hand
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,12 @@ MESSAGE: TypeAdapter[LettaMessage] = TypeAdapter(LettaMessage)
 # After [DONE] Letta ends the response; reading that end (briefly) lets aiohttp keep the connection for the next
 # send instead of closing it and connecting anew.
 DRAIN_SECONDS = 0.5
+# 0.11.x words a model provider's failure `INTERNAL_SERVER_ERROR: OpenAI API error: Error code: 500 - {...}`, the
+# provider's body a Python repr (capture 0.11.7/llm500-agents-stream.json).
+PROVIDER_FAILURE = re.compile(
+    r"(?:[A-Z_]+: )?(?P<said>.*?)Error code: (?P<status>\d{3}) - (?P<body>\{.*\})\s*", re.DOTALL
+)
+PROVIDER_BODY_LIMIT = 4000
 
 
 def error_detail(data: Any) -> str | None:
@@ -45,8 +53,26 @@ def error_detail(data: Any) -> str | None:
         error = data["error"]
         if isinstance(error, dict):
             return str(error.get("message") or error.get("detail") or error)
-        return str(error)
+        return provider_words(str(error))
     return None
+
+
+def provider_words(text: str) -> str:
+    """A provider failure as Slack should read it: its message, not its body printed as a Python dict."""
+    found = PROVIDER_FAILURE.fullmatch(text) if len(text) <= PROVIDER_BODY_LIMIT else None
+    if found is None:
+        return text
+    try:
+        body = ast.literal_eval(found["body"])  # a repr, not JSON (None, single quotes); literals only, never run
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    while isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return text
+    said = found["said"].strip().rstrip(":").strip() or "the model provider failed"
+    return f"{said} (HTTP {found['status']}): {' '.join(message.split())}"
 
 
 def sse_error_text(body: str) -> str:
