@@ -277,6 +277,7 @@ class StopOutcome:
     stopped: int = 0
     refused: str | None = None
     askers: tuple[str, ...] = ()
+    stopping: bool = False  # nothing left to stop but a turn whose stop is still ending (its Letta runs cancelled)
 
 
 def stop_rule(by: StopBy, configurers: str) -> str:
@@ -329,13 +330,14 @@ class Stopping:
         """Stop the thread's running and queued turns (every thread of the channel when thread_ts is None) that
         `user_id` may stop: a thread's turns are the asker's to stop (the asker of its running, or first, turn),
         anyone's with SLACK_STOP_BY=anyone, and always a configurer's."""
-        pending = [
+        unfinished = [
             p
             for p in await self._store.unfinished_turns(team_id, channel_id)
             if thread_ts is None or p.turn.thread_ts == thread_ts
         ]
-        if not pending:
-            return StopOutcome()
+        pending = [p for p in unfinished if p.stopped_by is None]  # a turn stopping is stopped: its asker no longer
+        if not pending:  # decides who may stop the thread
+            return StopOutcome(stopping=bool(unfinished))
         threads: dict[str, PendingTurn] = {}
         for p in pending:
             threads.setdefault(p.turn.thread_ts, p)  # oldest first: the running one, or the next to run

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 STOP_WORDS = frozenset({"stop", "stop!", "/stop", "cancel"})
 NOTHING = "Nothing is running in this thread."
 NOTHING_CHANNEL = "Nothing is running in this channel."
+STOPPING = "Already stopping: the agents' work is being cancelled."
 
 
 def is_stop(text: str) -> bool:
@@ -50,6 +51,8 @@ def stop_answer(outcome: StopOutcome, channel_wide: bool = False) -> str:
     if outcome.refused is not None:
         askers = ", ".join(f"<@{a}>" for a in outcome.askers)
         return f"Only {outcome.refused} may stop this ({askers} asked)."
+    if outcome.stopped == 0 and outcome.stopping:
+        return STOPPING
     if outcome.stopped == 0:
         return NOTHING_CHANNEL if channel_wide else NOTHING
     return f"Stopped {outcome.stopped} turn{'' if outcome.stopped == 1 else 's'}."
