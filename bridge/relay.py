@@ -31,7 +31,7 @@ from bridge.notices import TAKEN_BACK, QueueNotices, TakenBack
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel, withdraw_turn
 from bridge.turn_runs import TurnRuns
 from bridge.turns import Job, TurnWorker
 
@@ -73,6 +73,8 @@ class Relay:
         self._leases = leases or BindingLeases(store, 30.0)
         self._metrics = metrics
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # A channel moved while its turn ran here under the old id: its new id's worker waits for this task.
+        self._moving: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
@@ -173,10 +175,28 @@ class Relay:
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,
-        threads and waiting turns go on under the new id."""
+        threads and waiting turns go on under the new id. While a turn of it runs here under the old id, the next
+        waits for its end (one at a time, in order), and for what it wrote meanwhile to follow the channel."""
         bound = await move_channel(self._store, team_id, old, new)
         log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, bound, extra={"channel": new})
-        self._wake((team_id, new))  # its waiting turns, if any, now under the new id
+        key, was = (team_id, new), (team_id, old)
+        ahead = next((t for t in (self._workers.get(was), self._moving.get(was)) if t and not t.done()), None)
+        if bound and ahead is not None:  # `ahead`: its worker under the old id, or the wait of an earlier move
+            self._moving[key] = self.spawn(self._after_turn(team_id, old, new, ahead))
+        else:
+            self._wake(key)  # its waiting turns, if any, now under the new id
+
+    async def _after_turn(self, team_id: str, old: str, new: str, ahead: asyncio.Task[None]) -> None:
+        """Once `ahead` has ended, move what the channel's turn wrote under `old`, then wake the new id's worker.
+        Cancelled by a stop: the next start runs the waiting turns."""
+        try:
+            await asyncio.wait({ahead})
+            await move_after_turn(self._store, team_id, old, new)
+        except Exception as exc:  # the database failed: the running turn's writes stay under the old id
+            log.warning("could not move a turn's writes old=%s new=%s error=%s", old, new, type(exc).__name__)
+        finally:
+            self._moving.pop((team_id, new), None)
+        self._wake((team_id, new))
 
     async def _follows(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
         """A thread reply without a mention is a turn only where the bot is already in the conversation, and
@@ -216,6 +236,8 @@ class Relay:
     def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
         """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).
         True when the binding's worker was already at work."""
+        if key in self._moving:  # its channel's turn under the old id runs yet: the move's task wakes it after
+            return True
         running = self._workers.get(key)
         if running is not None and not running.done():
             self._again.add(key)  # it looks at the store once more before it stops

@@ -9,7 +9,8 @@
   bridge keeps under the old id moves to the new one in one transaction: the binding and its history, the turns
   (so that a thread the bot answered still takes follow-ups), each thread's Letta conversations, what each agent
   has not yet seen, the notices given once, the feedback counts, the threads retention deleted answered turns of.
-  A turn running meanwhile stays under the old id and ends there.
+  A turn running meanwhile stays under the old id and ends there; what it wrote there follows once it has ended
+  (`move_after_turn`, called by the relay, which starts the new id's turns only then).
 """
 
 from __future__ import annotations
@@ -140,16 +141,27 @@ async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:
 async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
     """Move the channel's records from `old` to `new`; True when its binding moved. Nothing moves without one,
     or when a binding was already made under `new` (it is kept, and the old one left as it was)."""
-    args = (team_id, old, new)
+    return await _move(store, (team_id, old, new), _BINDING)
+
+
+async def move_after_turn(store: Store, team_id: str, old: str, new: str) -> None:
+    """After `move_channel`, once the turn running under `old` has ended: what it wrote there after the move (its
+    replies in the group's transcript, the agents' cursors, its conversations, its own row) follows the channel,
+    so that the next agent's input has its replies and its thread takes follow-ups."""
+    await _move(store, (team_id, old, new), None)
+
+
+async def _move(store: Store, args: tuple[str, str, str], binding: str | None) -> bool:
+    """Run `_REST` in one transaction: only when the `binding` query moved the binding, always without one."""
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
-            moved: bool = (await db.execute(_sqlite(_BINDING), args)).rowcount == 1
+            moved: bool = binding is None or (await db.execute(_sqlite(binding), args)).rowcount == 1
             for query in _REST if moved else ():
                 await db.execute(_sqlite(query), args)
         return moved
     async with raw.pool.acquire() as conn, conn.transaction():
-        moved = str(await conn.execute(_BINDING, *args)).endswith(" 1")
+        moved = binding is None or str(await conn.execute(binding, *args)).endswith(" 1")
         for query in _REST if moved else ():
             await conn.execute(query, *args)
     return moved

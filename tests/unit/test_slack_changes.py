@@ -10,7 +10,7 @@ from bridge.domain import AgentRef, AgentReply, Binding, SharedFile, Target, Tur
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.database_url import open_store
-from bridge.store.slack_changes import edit_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel, withdraw_turn
 from bridge.turns import Job
 from tests.unit.test_store import run
 
@@ -59,6 +59,23 @@ def test_a_channel_whose_id_changed_keeps_its_binding_threads_and_transcripts(da
         assert await _answer(store, 9, thread_scope("C1", "1.000001"), BOB, "bob") == ["alice in the thread"]
         assert await _answer(store, 9, "C1", BOB, "bob") == ["alice in the channel"]  # from bob's cursor on
         assert await _answer(store, 9, thread_scope("G10", "1.000001"), BOB, "bob") == ["alice elsewhere"]
+
+    run(database_url, body)
+
+
+def test_what_a_turn_running_through_the_move_wrote_follows_the_channel_once_it_ended(database_url: str) -> None:
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "G1", CREW))
+        running = await store.accept_turn(Turn("T1", "G1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        assert running
+        await store.take_turn(running)
+        assert await move_channel(store, "T1", "G1", "C1") is True
+        await _answer(store, running, "G1", ALICE, "alice")
+        await _answer(store, running, "G1", BOB, "bob, after the move")
+        await store.finish_turn(running, "done")
+        await move_after_turn(store, "T1", "G1", "C1")
+        assert await store.thread_answered("T1", "C1", "1.000001")
+        assert await _answer(store, 9, "C1", ALICE, "alice again") == ["bob, after the move"]
 
     run(database_url, body)
 
