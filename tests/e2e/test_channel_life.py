@@ -26,8 +26,9 @@ def _asked(r: Rig, word: str) -> int:
 
 
 def _one_waits(r: Rig, first_words: str, second_words: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two mentions in their own threads, alice slow: the first runs, the second waits behind it."""
-    r.letta.set_delay(r.agents["alice"], 2.0)
+    """Two mentions in their own threads, alice slow: the first runs, the second waits behind it. The first runs
+    long enough for a test to act on the second while it waits, on a loaded machine too (2 s was seen too short)."""
+    r.letta.set_delay(r.agents["alice"], 4.0)
     first, _ = r.bridge.mention(first_words, r.channel)
     second, _ = r.bridge.mention(second_words, r.channel)
     r.letta.wait_for(lambda: _asked(r, first_words) == 1, 10)
