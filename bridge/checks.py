@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bridge.clients import letta_client, letta_kind, slack_client
 from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
+from bridge.inbox import inbox_path
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.chooser import RunnerUse, by_version, resolve, runner_for_version
@@ -356,8 +357,12 @@ def _unwritable_folder(url: str) -> str | None:
 
 
 def readable_by_others(path: str) -> str | None:
-    """The SQLite files others may read, in words, or None (a file that is no database is not the bridge's)."""
-    loose = {} if foreign_file(path) else loose_files(path)
+    """The SQLite files others may read, the events inbox's too, in words, or None (a file that is no database is
+    not the bridge's)."""
+    loose = {}
+    for database in (path, inbox_path(path)):
+        if not foreign_file(database):
+            loose.update(loose_files(database))
     if not loose:
         return None
     if list(loose) == [path]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bridge.store.sqlite_connection import foreign_file
+from bridge.store.sqlite_connection import foreign_file, private_files
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,7 @@ class Inbox:
         if self.path != ":memory:":
             if foreign_file(self.path):  # never tightened nor written: it is someone else's
                 raise ValueError("file is not a database")
-            if not os.path.exists(self.path):
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE))
-            os.chmod(self.path, PRIVATE)
+            private_files(self.path)  # its WAL and SHM too (they hold events' words), an older loose one said
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
             db.execute(f"PRAGMA {pragma}")

@@ -247,6 +247,18 @@ def test_check_reports_a_database_readable_by_others_and_leaves_it_for_serve_to_
     assert oct(path.stat().st_mode & 0o777) == "0o600", "serve no longer tightens it"
 
 
+def test_check_names_an_events_inbox_readable_by_others(tmp_path: Path) -> None:
+    """The inbox beside the database holds acknowledged events' words: `check` named only the database's files."""
+    path = tmp_path / "b.db"
+    asyncio.run(newest(f"sqlite:///{path}"))
+    with closing(sqlite3.connect(f"{path}.inbox")) as inbox:
+        inbox.execute("CREATE TABLE t (x)")
+    Path(f"{path}.inbox").chmod(0o644)
+    code, line = check_database(f"sqlite:///{path}", tmp_path)
+    assert line.endswith("readable by others (b.db.inbox mode 644): `serve` makes it 600"), line
+    assert code == 0 and oct(Path(f"{path}.inbox").stat().st_mode & 0o777) == "0o644"
+
+
 async def newest(url: str) -> None:
     store = open_store(url)
     await store.open()
