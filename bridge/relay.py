@@ -102,7 +102,8 @@ class Relay:
         """Record the turn durably and wake its binding's worker; returns at once, long before Letta answers."""
         if self._closing:
             raise RelayClosing("stopping")
-        if turn.follow_up and not await self._follows(turn.team_id, turn.channel_id, turn.thread_ts):
+        if turn.follow_up and (why := await self.not_followed(turn.team_id, turn.channel_id, turn.thread_ts)):
+            log.info("slack event ignored type=message event_id=%s reason=%s", turn.event_id, why)
             return
         started = asyncio.get_running_loop().time()
         if self._deleted.get((turn.team_id, turn.channel_id, turn.message_ts), -DELETED_KEPT) > started - DELETED_KEPT:
@@ -160,7 +161,7 @@ class Relay:
     ) -> None:
         """A thread reply whose mention of the bot was edited out: still a turn where a follow-up would be one
         (the bot answers in this thread), with its new words; taken back where only the mention made it one."""
-        if await self._follows(team_id, channel_id, thread_ts, besides=message_ts):
+        if not await self.not_followed(team_id, channel_id, thread_ts, besides=message_ts):
             await self.edit(team_id, channel_id, message_ts, text, kept)
         else:
             await self.withdraw(team_id, channel_id, message_ts, "addressed")
@@ -198,16 +199,17 @@ class Relay:
             self._moving.pop((team_id, new), None)
         self._wake((team_id, new))
 
-    async def _follows(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
-        """A thread reply without a mention is a turn only where the bot is already in the conversation, and
-        something would answer it: in a channel disconnected since, it asked nobody (no 'not connected' notice)."""
+    async def not_followed(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> str | None:
+        """Why a thread reply without a mention is not a turn (nor a stop), or None when it is: only where the bot
+        is already in the conversation, and something would answer it (in a channel disconnected since, it asked
+        nobody: no 'not connected' notice)."""
         if channel_id in self._follow_ups_off:
-            return False
+            return "follow_ups_off_here"
         if not await self._store.thread_answered(team_id, channel_id, thread_ts, besides):
-            return False
-        if self._default_applies(channel_id):
-            return True
-        return await self._store.get_binding(team_id, channel_id) is not None
+            return "not_the_bots_thread"
+        if self._default_applies(channel_id) or await self._store.get_binding(team_id, channel_id) is not None:
+            return None
+        return "not_connected"
 
     async def resume(self) -> int:
         """Take over the bindings a previous process left with unfinished turns, then keep looking for more."""

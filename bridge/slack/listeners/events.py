@@ -47,10 +47,12 @@ def register(
         store before the ack, as a turn is accepted, so that a copy of it anywhere else is dropped. A follow-up
         without a mention in a thread where nothing runs or waits is said to the agents (it answers one of
         theirs: "reply proceed or cancel"), not taken for a stop of nothing; so is a direct message, which never
-        has a mention."""
+        has a mention. Where a follow-up would not be a turn, its stop word stops nothing either."""
         if stops is None or turn.thread_ts == turn.message_ts or not is_stop(turn.text):
             return False
         unmentioned = turn.follow_up or is_direct(turn.channel_id)
+        if turn.follow_up and await relay.not_followed(turn.team_id, turn.channel_id, turn.thread_ts):
+            return False  # the people's reply (follow-ups off here, or the channel disconnected): accept drops it
         if unmentioned and not await stops.stopping.anything_in(turn.team_id, turn.channel_id, turn.thread_ts):
             return False
         if await stops.first_time(turn):  # a retry, or the mention's message twin, finds it taken
