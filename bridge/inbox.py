@@ -69,6 +69,13 @@ def inbox_path(database_path: str) -> str:
     return ":memory:" if database_path == ":memory:" else f"{database_path}.inbox"
 
 
+def tighten_left(path: str) -> None:
+    """An inbox a run with it on left behind, in a run that never opens it (the inbox off, Socket Mode): readable
+    by its owner only all the same, with its WAL and SHM, since it holds events' words (a loose one is said)."""
+    if path != ":memory:" and os.path.exists(path) and not foreign_file(path):
+        private_files(path)
+
+
 def waiting(path: str) -> int:
     """Events an inbox file still holds, read without creating or changing anything (0 when there is none)."""
     if path == ":memory:" or not os.path.exists(path):

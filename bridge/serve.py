@@ -19,7 +19,7 @@ from bridge.app import Bridge, StartError
 from bridge.clients import slack_client
 from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
-from bridge.front import Front, FrontError, warn_of_a_waiting_inbox
+from bridge.front import Front, FrontError, tighten_a_left_inbox, warn_of_a_waiting_inbox
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.ingress_process import IngressProcess, behind_ingress
 from bridge.kind_watch import kind_at_start, kind_watched, told_at_start
@@ -265,6 +265,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
         _warn_of_an_ephemeral_disk(settings)
+        await tighten_a_left_inbox(settings)
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )

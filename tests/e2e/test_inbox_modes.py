@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.harness import BridgeProcess, base_env
+import pytest
+
+from tests.e2e.harness import APP_TOKEN, BridgeProcess, base_env
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
 
@@ -56,4 +58,26 @@ def test_an_older_inbox_readable_by_others_is_tightened_with_a_warning(tmp_path:
         finally:
             bridge.stop()
     assert inbox.stat().st_mode & 0o777 == 0o600
+    assert "readable by others" in logs and str(inbox) in logs, logs
+
+
+@pytest.mark.parametrize("mode", ["inbox-off", "socket"])
+def test_an_older_inbox_is_made_600_by_a_run_that_does_not_open_it(tmp_path: Path, mode: str) -> None:
+    """`check` names a loose inbox and says `serve` makes it 600: with HTTP_EVENTS_INBOX=false (or in Socket
+    Mode) the inbox is never opened, and it stayed readable by others."""
+    db = tmp_path / "bridge.db"
+    inbox = Path(f"{db}.inbox")
+    subprocess.run([sys.executable, "-c", CRASHED_INBOX, str(inbox)], check=True)
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        extra = {"HTTP_EVENTS_INBOX": "false"} if mode == "inbox-off" else {"SLACK_APP_TOKEN": APP_TOKEN}
+        env = base_env(slack.api_url, letta.base_url, db, **extra)
+        bridge = BridgeProcess(env, mode="serve" if mode == "inbox-off" else "socket").start(tmp_path / "bridge.log")
+        try:
+            if mode == "socket":
+                slack.wait_for(slack.socket_connected, timeout=20)
+            logs = bridge.logs()
+        finally:
+            bridge.stop()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("bridge.db.inbox")]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o600" for p in files}, logs
     assert "readable by others" in logs and str(inbox) in logs, logs
