@@ -28,6 +28,7 @@ ROOTS_KEPT = 1000  # long threads whose first message is kept (read once a threa
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
+MEMBER_LOOKUP_SECONDS = 5.0  # each of member_facts' calls: past it, the rights are unknown (not a Letta wait)
 
 
 @dataclass(frozen=True)
@@ -285,21 +286,30 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
     is_admin = is_owner = created = guest = False
     admin_unknown = creator_unknown = None
     try:
-        user = (await client.users_info(user=user_id)).get("user") or {}
+        async with asyncio.timeout(MEMBER_LOOKUP_SECONDS):
+            user = (await client.users_info(user=user_id)).get("user") or {}
         is_admin = bool(user.get("is_admin"))
         is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
         guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
-    except SlackApiError as exc:
-        admin_unknown = str(exc.response.get("error") or "unknown")
+    except FAILURES as exc:
+        admin_unknown = _unknown(exc)
         log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
     if with_creator:
         try:
-            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+            async with asyncio.timeout(MEMBER_LOOKUP_SECONDS):
+                channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             created = bool(channel.get("creator")) and channel.get("creator") == user_id
-        except SlackApiError as exc:
-            creator_unknown = str(exc.response.get("error") or "unknown")
+        except FAILURES as exc:
+            creator_unknown = _unknown(exc)
             log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
     return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
+
+
+def _unknown(exc: BaseException) -> str:
+    """Why Slack did not say: its error code, or in words when it did not answer at all."""
+    if isinstance(exc, SlackApiError):
+        return slack_error(exc)
+    return "no answer in time" if isinstance(exc, TimeoutError) else "no connection to Slack"
 
 
 def _profile_name(profile: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ SETUP_SINGLE = (
 )
 # Past this the caller is told, rather than left waiting on a Letta server that does not answer.
 COMMAND_DEADLINE = 60.0
+ANNOUNCE_SECONDS = 5.0  # the channel's notice of a saved change: past it, the answer says it may not have shown
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,10 @@ class CommandHandler:
     ) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
         try:
-            await client.chat_postMessage(channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False)
+            async with asyncio.timeout(ANNOUNCE_SECONDS):  # the change is saved: never blamed on Letta's deadline
+                await client.chat_postMessage(
+                    channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
+                )
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
             log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)

@@ -1,0 +1,46 @@
+"""`/letta` when Slack itself fails or is slow (not Letta): a lookup of the caller's rights that Slack drops or
+never answers is a plain refusal, not "an unexpected error"; a slow lookup or a slow channel notice is never
+reported as Letta not answering, and a change already saved is said to be saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.slash import ADMIN, MEMBER, slash_world
+
+UNTOLD = "Slack would not tell me about your account"
+
+
+def test_connect_when_slack_drops_the_users_info_answer_says_so_in_plain_words(tmp_path: Path) -> None:
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.land_then_drop_next("users.info", times=5)  # past the client's own retries of a dropped call
+        said = sw.ask(f"connect {a}", "C0DROPUI1", user=ADMIN)
+        assert sw.binding("C0DROPUI1") is None
+        assert UNTOLD in said and "(`no connection to Slack`)" in said, said
+
+
+def test_the_catalogue_for_a_member_when_slack_drops_users_info_shows_names_only(tmp_path: Path) -> None:
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.land_then_drop_next("users.info", times=5)
+        said = sw.ask("agents", "C0DROPUI2", user=MEMBER)  # SLACK_CATALOG=names: names only, rights unknown
+        assert "unexpected error" not in said and "alice" in said and a not in said, said
+
+
+def test_connect_when_users_info_is_slow_is_refused_for_slack_not_blamed_on_letta(tmp_path: Path) -> None:
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.answer_delays["users.info"] = 8.0  # past MEMBER_LOOKUP_SECONDS (5)
+        said = str(sw.send(f"connect {a}", "C0SLOWUI1", user=ADMIN).wait(timeout=30.0)["text"])
+        assert sw.binding("C0SLOWUI1") is None
+        assert UNTOLD in said and "(`no answer in time`)" in said and "Letta" not in said.split(".")[0], said
+
+
+def test_connect_whose_channel_notice_is_slow_is_said_to_be_saved(tmp_path: Path) -> None:
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.answer_delays["chat.postMessage"] = 8.0  # past ANNOUNCE_SECONDS (5)
+        said = str(sw.send(f"connect {a}", "C0SLOWPM1", user=ADMIN).wait(timeout=30.0)["text"])
+        assert sw.binding("C0SLOWPM1") is not None
+        assert "did not answer" not in said.split("\n")[0] and "Slack did not answer when I announced it" in said, said
