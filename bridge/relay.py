@@ -31,7 +31,7 @@ from bridge.notices import TAKEN_BACK, QueueNotices, TakenBack
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel_running, withdraw_turn
 from bridge.turn_runs import TurnRuns
 from bridge.turns import Job, TurnWorker
 
@@ -73,8 +73,11 @@ class Relay:
         self._leases = leases or BindingLeases(store, 30.0)
         self._metrics = metrics
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
-        # A channel moved while its turn ran here under the old id: its new id's worker waits for this task.
+        # A channel moved while its turn ran here under the old id: its new id's worker waits for this task (where
+        # threads run at once, only the threads in _held do: those with a turn running under the old id).
         self._moving: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._held: dict[tuple[str, str], frozenset[str]] = {}
+        self._thread_tasks: dict[tuple[str, str], dict[str, asyncio.Task[None]]] = {}  # a threaded worker's threads
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
@@ -176,28 +179,40 @@ class Relay:
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,
-        threads and waiting turns go on under the new id. While a turn of it runs here under the old id, the next
-        waits for its end (one at a time, in order), and for what it wrote meanwhile to follow the channel."""
-        bound = await move_channel(self._store, team_id, old, new)
-        log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, bound, extra={"channel": new})
+        threads and waiting turns go on under the new id. While a turn of it runs here under the old id, the new
+        id's worker keeps back what would run beside it (every turn; where threads run at once, that turn's
+        thread's) until it has ended and what it wrote meanwhile has followed the channel. The worker holds the
+        new id's lease all along, so that no other process starts those turns either."""
         key, was = (team_id, new), (team_id, old)
-        ahead = next((t for t in (self._workers.get(was), self._moving.get(was)) if t and not t.done()), None)
-        if bound and ahead is not None:  # `ahead`: its worker under the old id, or the wait of an earlier move
+        # Claimed before the move: another process's sweep must not find the new id's turns free in between.
+        await self._store.claim_binding(team_id, new, self._leases.owner, self._leases.seconds)
+        running = await move_channel_running(self._store, team_id, old, new)
+        # and the threads whose turn its worker here has taken and not yet marked running (waiting for a slot)
+        busy = {t for t, task in self._thread_tasks.get(was, {}).items() if not task.done()}
+        moved = running is not None
+        log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, moved, extra={"channel": new})
+        # `ahead`: its worker under the old id, and the wait of an earlier move of it
+        ahead = {t for t in (self._workers.get(was), self._moving.get(was)) if t is not None and not t.done()}
+        if running is not None and ahead:
+            self._held[key] = running | busy | self._held.get(was, frozenset())
             self._moving[key] = self.spawn(self._after_turn(team_id, old, new, ahead))
-        else:
-            self._wake(key)  # its waiting turns, if any, now under the new id
+        self._wake(key)  # its waiting turns, if any, now under the new id
 
-    async def _after_turn(self, team_id: str, old: str, new: str, ahead: asyncio.Task[None]) -> None:
-        """Once `ahead` has ended, move what the channel's turn wrote under `old`, then wake the new id's worker.
-        Cancelled by a stop: the next start runs the waiting turns."""
+    async def _after_turn(self, team_id: str, old: str, new: str, ahead: set[asyncio.Task[None]]) -> None:
+        """Once `ahead` has ended, move what the channel's turn wrote under `old`, then let the new id's worker run
+        what it kept back. Cancelled by a stop: the next start runs the waiting turns."""
+        key = (team_id, new)
         try:
-            await asyncio.wait({ahead})
+            await asyncio.wait(ahead)
             await move_after_turn(self._store, team_id, old, new)
         except Exception as exc:  # the database failed: the running turn's writes stay under the old id
             log.warning("could not move a turn's writes old=%s new=%s error=%s", old, new, type(exc).__name__)
         finally:
-            self._moving.pop((team_id, new), None)
-        self._wake((team_id, new))
+            self._moving.pop(key, None)
+            held = self._held.pop(key, frozenset())
+        for thread_ts in held:
+            self._wake(key, thread_ts)
+        self._wake(key)
 
     async def not_followed(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> str | None:
         """Why a thread reply without a mention is not a turn (nor a stop), or None when it is: only where the bot
@@ -238,8 +253,6 @@ class Relay:
     def _wake(self, key: tuple[str, str], thread_ts: str | None = None) -> bool:
         """Make sure a worker looks at the binding's unfinished turns (at `thread_ts`'s, when it runs threads).
         True when the binding's worker was already at work."""
-        if key in self._moving:  # its channel's turn under the old id runs yet: the move's task wakes it after
-            return True
         running = self._workers.get(key)
         if running is not None and not running.done():
             self._again.add(key)  # it looks at the store once more before it stops
@@ -279,6 +292,9 @@ class Relay:
                 if not held:
                     return  # another process runs this binding; it will find the turn in the store
                 parallel = await self._worker.threads.in_parallel(*key)
+                moving = self._moving.get(key)
+                if moving is not None and not parallel:  # the channel's turn under its old id runs: after it
+                    await asyncio.wait({moving})
                 while not self._closing:
                     if not parallel:
                         if not await self._run_next(key):
@@ -336,7 +352,7 @@ class Relay:
         nudge = self._nudges[key] = asyncio.Event()
         wanted = self._thread_wakes[key] = {}
         again: set[str] = set()  # threads whose task must look once more before it stops
-        threads: dict[str, asyncio.Task[None]] = {}
+        threads = self._thread_tasks[key] = {}
         loop = asyncio.get_running_loop()
         try:
             for thread_ts in await self._store.waiting_threads(*key):
@@ -345,15 +361,19 @@ class Relay:
             while True:
                 nudge.clear()
                 if not self._closing:
+                    held = self._held.get(key, frozenset())  # the move's task wakes them once their turn ended
                     for thread_ts in list(wanted):
+                        if thread_ts in held:
+                            continue
                         running = threads.get(thread_ts)
                         if running is None or running.done():
                             threads[thread_ts] = asyncio.create_task(self._run_thread(key, thread_ts, again))
                         else:
                             again.add(thread_ts)
                 wanted.clear()
-                threads = {t: task for t, task in threads.items() if not task.done()}
-                if not threads:
+                for thread_ts in [t for t, task in threads.items() if task.done()]:
+                    del threads[thread_ts]
+                if not threads and key not in self._moving:  # while held threads wait, it stays (and holds the lease)
                     return
                 woken = asyncio.ensure_future(nudge.wait())
                 done, _ = await asyncio.wait(
@@ -369,6 +389,7 @@ class Relay:
         finally:
             self._nudges.pop(key, None)
             self._thread_wakes.pop(key, None)
+            self._thread_tasks.pop(key, None)
             for task in threads.values():
                 task.cancel()
             await asyncio.gather(*threads.values(), return_exceptions=True)

@@ -10,7 +10,8 @@
   (so that a thread the bot answered still takes follow-ups), each thread's Letta conversations, what each agent
   has not yet seen, the notices given once, the feedback counts, the threads retention deleted answered turns of.
   A turn running meanwhile stays under the old id and ends there; what it wrote there follows once it has ended
-  (`move_after_turn`, called by the relay, which starts the new id's turns only then).
+  (`move_after_turn`, called by the relay, which keeps back the new id's turns that would run beside it until
+  then).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ _REST = (
     _keyed("pruned_threads", "thread_ts"),
     _keyed("queue_notices", "thread_ts"),
     "UPDATE feedback SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2",
+)
+_LEFT_RUNNING = (  # the turns `_REST` leaves under the old id: those running through the move
+    "SELECT DISTINCT thread_ts FROM turns WHERE team_id=$1 AND channel_id=$2 AND status IN ('running', 'stopping')"
 )
 
 
@@ -141,6 +145,12 @@ async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:
 async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
     """Move the channel's records from `old` to `new`; True when its binding moved. Nothing moves without one,
     or when a binding was already made under `new` (it is kept, and the old one left as it was)."""
+    return await move_channel_running(store, team_id, old, new) is not None
+
+
+async def move_channel_running(store: Store, team_id: str, old: str, new: str) -> frozenset[str] | None:
+    """As `move_channel`; None when the binding did not move, else the threads of the turns left running under
+    `old` (read in the same transaction: the relay keeps those threads' next turns back until they end)."""
     return await _move(store, (team_id, old, new), _BINDING)
 
 
@@ -151,20 +161,25 @@ async def move_after_turn(store: Store, team_id: str, old: str, new: str) -> Non
     await _move(store, (team_id, old, new), None)
 
 
-async def _move(store: Store, args: tuple[str, str, str], binding: str | None) -> bool:
-    """Run `_REST` in one transaction: only when the `binding` query moved the binding, always without one."""
+async def _move(store: Store, args: tuple[str, str, str], binding: str | None) -> frozenset[str] | None:
+    """Run `_REST` in one transaction: only when the `binding` query moved the binding, always without one. The
+    threads still running under the old id, or None when nothing moved."""
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
-            moved: bool = binding is None or (await db.execute(_sqlite(binding), args)).rowcount == 1
-            for query in _REST if moved else ():
+            if binding is not None and (await db.execute(_sqlite(binding), args)).rowcount != 1:
+                return None
+            for query in _REST:
                 await db.execute(_sqlite(query), args)
-        return moved
+            rows = await (await db.execute(_sqlite(_LEFT_RUNNING), args[:2])).fetchall()
+        return frozenset(str(r[0]) for r in rows)
     async with raw.pool.acquire() as conn, conn.transaction():
-        moved = binding is None or str(await conn.execute(binding, *args)).endswith(" 1")
-        for query in _REST if moved else ():
+        if binding is not None and not str(await conn.execute(binding, *args)).endswith(" 1"):
+            return None
+        for query in _REST:
             await conn.execute(query, *args)
-    return moved
+        found = await conn.fetch(_LEFT_RUNNING, *args[:2])
+    return frozenset(str(r[0]) for r in found)
 
 
 def _sqlite(query: str) -> str:

@@ -448,33 +448,3 @@ def test_a_follow_up_in_a_channel_no_longer_connected_is_not_a_turn(tmp_path: Pa
 
     assert asyncio.run(main()) == ["question", "bound: a follow-up"]
 
-
-def test_a_channel_moved_twice_while_its_turn_runs_runs_its_next_turn_after_it_under_the_last_id(
-    tmp_path: Path,
-) -> None:
-    """channel_id_changed while a turn ran started the waiting turn at once under the new id, beside it, and what
-    the running turn wrote under the old id stayed there (its thread took no follow-up). The sweep, which finds the
-    waiting turn's binding without a lease, and a second change of id must not start it early either."""
-
-    def in_g1(n: int, text: str) -> Turn:
-        return replace(mention(n, text), channel_id="G1")
-
-    async def main() -> None:
-        async with relaying(tmp_path / "b.db", Worker) as rig:
-            crew = Target(kind="group", agents=(AgentRef("agent-a", "alice"),), group_id="group-1")
-            await rig.store.put_binding(Binding("T1", "G1", crew))
-            await rig.relay.accept(in_g1(1, "first"))
-            await rig.relay.accept(in_g1(2, "second"))
-            await until(lambda: len(rig.worker.jobs) == 1)
-            await rig.relay.channel_moved("T1", "G1", "C1")
-            await rig.relay.channel_moved("T1", "C1", "C2")
-            await rig.relay.resume()  # the sweep's look for bindings no process holds
-            await asyncio.sleep(0.2)
-            assert rig.worker.texts() == ["first"], "the next turn started while the channel's turn still ran"
-            rig.worker.finish()
-            await until(lambda: len(rig.worker.jobs) == 2)
-            assert rig.worker.jobs[1].turn.channel_id == "C2"
-            await until_done(rig.store)
-            assert await rig.store.thread_answered("T1", "C2", "1.000001"), "the running turn stayed under G1"
-
-    asyncio.run(main())

@@ -10,7 +10,7 @@ from bridge.domain import AgentRef, AgentReply, Binding, SharedFile, Target, Tur
 from bridge.store import Store
 from bridge.store.conversations import thread_scope
 from bridge.store.database_url import open_store
-from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel, withdraw_turn
+from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel, move_channel_running, withdraw_turn
 from bridge.turns import Job
 from tests.unit.test_store import run
 
@@ -69,7 +69,8 @@ def test_what_a_turn_running_through_the_move_wrote_follows_the_channel_once_it_
         running = await store.accept_turn(Turn("T1", "G1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         assert running
         await store.take_turn(running)
-        assert await move_channel(store, "T1", "G1", "C1") is True
+        # the relay keeps the running turn's thread back under the new id until it has ended
+        assert await move_channel_running(store, "T1", "G1", "C1") == frozenset({"1.000001"})
         await _answer(store, running, "G1", ALICE, "alice")
         await _answer(store, running, "G1", BOB, "bob, after the move")
         await store.finish_turn(running, "done")
