@@ -28,6 +28,7 @@ from bridge.ids import otid as new_otid
 from bridge.logs import Throttled, logged
 from bridge.metrics import UNMETERED, Metrics
 from bridge.notices import TAKEN_BACK, QueueNotices, TakenBack
+from bridge.queue_depth import DepthGauge
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
@@ -41,7 +42,6 @@ unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a li
 FRESH_KEPT = 10_000
 DELETED_KEPT = 600.0  # seconds a deletion is remembered for a mention Slack may still deliver again
 DELETED_REMEMBERED = 10_000
-DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
@@ -81,15 +81,14 @@ class Relay:
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
-        self._depth_at: dict[tuple[str, str], float] = {}
         self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
         # Messages deleted before their mention was accepted (its first delivery failed, the person deleted it,
         # then Slack's retry came): never made a turn. Slack retries within minutes.
         self._deleted: dict[tuple[str, str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._counts: set[asyncio.Task[None]] = set()  # the depth gauge's counts: best effort, cancelled at stop
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
+        self._depth = DepthGauge(store, metrics, lambda: bool(self._runs.failed))
         self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed)
         self._closing = False
 
@@ -311,7 +310,7 @@ class Relay:
     async def _next(self, key: tuple[str, str], thread_ts: str | None = None) -> Job | None:
         """The binding's (the thread's) oldest unfinished turn, as one indexed row; None when there is none."""
         pending = await self._store.next_turn(*key, thread_ts, skip=self._runs.failed)
-        self._gauge(key, empty=pending is None and thread_ts is None)
+        self._depth.seen(key, empty=pending is None and thread_ts is None)
         if pending is None:
             return None
         # A turn accepted here and never marked running cannot have sent or posted anything; any other may have.
@@ -319,30 +318,6 @@ class Relay:
         return Job(
             pending.turn, pending.turn_id, pending.otid, resumed, pending.stopped_by, started=pending.started
         )
-
-    def _gauge(self, key: tuple[str, str], empty: bool) -> None:
-        """The queue depth gauge: counted at most every DEPTH_EVERY seconds per binding, so that a long queue
-        does not make each turn slower; 0 as soon as the binding's queue is seen empty. The count runs beside
-        the turn it was read for, which does not wait for it."""
-        now = asyncio.get_running_loop().time()
-        if not empty and now - self._depth_at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
-            return
-        self._depth_at[key] = now
-        if empty and not self._runs.failed:
-            self._metrics.depth(f"{key[0]}:{key[1]}", 0)
-        elif not self._closing:
-            task = asyncio.create_task(self._count(key, now), context=contextvars.Context())
-            self._counts.add(task)
-            task.add_done_callback(self._counts.discard)
-
-    async def _count(self, key: tuple[str, str], asked: float) -> None:
-        try:
-            depth = await self._store.count_unfinished(*key)
-        except Exception as exc:  # the gauge keeps its last value; the worker meets the database's failure itself
-            log.debug("could not count the queue binding=%s:%s error=%s", *key, type(exc).__name__)
-            return
-        if self._depth_at.get(key) == asked:  # a later look (the queue seen empty) has not set it since
-            self._metrics.depth(f"{key[0]}:{key[1]}", depth)
 
     async def _run_threads(self, key: tuple[str, str]) -> None:
         """Each thread's turns in order, different threads at the same time, until none is left (or the bridge
@@ -436,9 +411,7 @@ class Relay:
         by another process as soon as this one has let its lease go).
         """
         self._closing = True
-        for count in self._counts:
-            count.cancel()
-        await asyncio.gather(*self._counts, return_exceptions=True)
+        await self._depth.stop()
         await self.notices.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -1,0 +1,56 @@
+"""The queue depth gauge (`bridge_queue_depth`, per binding), kept off the turns' path: a count of a binding's
+unfinished turns is read at most every DEPTH_EVERY seconds, beside the turn it was read for, which never waits
+for it; 0 as soon as the binding's queue is seen empty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+
+from bridge.metrics import Metrics
+from bridge.store.base import Store
+
+log = logging.getLogger(__name__)
+
+DEPTH_EVERY = 1.0  # seconds between two counts of a binding's queue for the depth gauge
+
+
+class DepthGauge:
+    def __init__(self, store: Store, metrics: Metrics, failing: Callable[[], bool]) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._failing = failing  # turns are being skipped after failures: an empty look is no empty queue
+        self._at: dict[tuple[str, str], float] = {}
+        self._counts: set[asyncio.Task[None]] = set()  # best effort, cancelled at stop
+        self._stopped = False
+
+    def seen(self, key: tuple[str, str], empty: bool) -> None:
+        """A worker looked at the binding's queue (`empty`: it found nothing left)."""
+        now = asyncio.get_running_loop().time()
+        if not empty and now - self._at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
+            return
+        self._at[key] = now
+        if empty and not self._failing():
+            self._metrics.depth(f"{key[0]}:{key[1]}", 0)
+        elif not self._stopped:
+            task = asyncio.create_task(self._count(key, now), context=contextvars.Context())
+            self._counts.add(task)
+            task.add_done_callback(self._counts.discard)
+
+    async def _count(self, key: tuple[str, str], asked: float) -> None:
+        try:
+            depth = await self._store.count_unfinished(*key)
+        except Exception as exc:  # the gauge keeps its last value; the worker meets the database's failure itself
+            log.debug("could not count the queue binding=%s:%s error=%s", *key, type(exc).__name__)
+            return
+        if self._at.get(key) == asked:  # a later look (the queue seen empty) has not set it since
+            self._metrics.depth(f"{key[0]}:{key[1]}", depth)
+
+    async def stop(self) -> None:
+        """No new count; those under way are cancelled (a stop never waits for the gauge)."""
+        self._stopped = True
+        for count in self._counts:
+            count.cancel()
+        await asyncio.gather(*self._counts, return_exceptions=True)
