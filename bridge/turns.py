@@ -184,7 +184,7 @@ class TurnWorker:
         # answered, and a file it took out is neither fetched nor sent.
         # A turn that started before (its process gone) runs with the binding it started with, not the channel's
         # new one: its earlier agents' sends are settled, and agents nobody addressed are not asked mid-turn.
-        taken = await self._store.take_turn(job.turn_id, binding)
+        taken = await self._store.take_turn(job.turn_id, binding, turn.channel_id)
         if taken is None:
             return NOT_TAKEN
         if taken.binding is not None and taken.binding != binding:

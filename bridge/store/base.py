@@ -245,11 +245,14 @@ class Store(Protocol):
         retention deleted count as one (`pruned_threads`): the agents had the context all the same."""
         ...
 
-    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
+    async def take_turn(
+        self, turn_id: int, binding: Binding | None = None, channel_id: str | None = None
+    ) -> Taken | None:
         """Mark a received or running turn running, and return its words and files as they are now (an edit while
         it waited changed them: `slack_changes.edit_turn`, which changes a received turn only) and the binding it
         runs with: the one it started with, kept on it the first time it was taken (`binding`); None when it was
-        stopped, withdrawn or ended meanwhile. One write: the words answered are the ones no edit can change."""
+        stopped, withdrawn or ended meanwhile, or is no longer `channel_id`'s (its channel's id changed while it
+        waited: the new id's worker runs it). One write: the words answered are the ones no edit can change."""
         ...
 
     async def stop_turns(

@@ -223,11 +223,14 @@ class PostgresStore(PostgresJournal):
         )
         return taken is not None
 
-    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
+    async def take_turn(
+        self, turn_id: int, binding: Binding | None = None, channel_id: str | None = None
+    ) -> Taken | None:
         row = await self.pool.fetchrow(
             "UPDATE turns SET status='running', updated_at=now(), binding=COALESCE(binding, $2)"
-            " WHERE id=$1 AND status IN ('received', 'running') RETURNING text, binding, files",
-            turn_id, binding_json(binding),
+            " WHERE id=$1 AND status IN ('received', 'running') AND ($3::text IS NULL OR channel_id=$3)"
+            " RETURNING text, binding, files",
+            turn_id, binding_json(binding), channel_id,
         )
         if row is None:
             return None

@@ -300,12 +300,15 @@ class SqliteStore(SqliteJournal):
 
         return await self._transact(once)
 
-    async def take_turn(self, turn_id: int, binding: Binding | None = None) -> Taken | None:
+    async def take_turn(
+        self, turn_id: int, binding: Binding | None = None, channel_id: str | None = None
+    ) -> Taken | None:
         def take(conn: sqlite3.Connection) -> Taken | None:
             row = conn.execute(
                 "UPDATE turns SET status='running', updated_at=?, binding=COALESCE(binding, ?)"
-                " WHERE id=? AND status IN ('received', 'running') RETURNING text, binding, files",
-                (now_text(), binding_json(binding), turn_id),
+                " WHERE id=? AND status IN ('received', 'running') AND (? IS NULL OR channel_id=?)"
+                " RETURNING text, binding, files",
+                (now_text(), binding_json(binding), turn_id, channel_id, channel_id),
             ).fetchone()
             return Taken(str(row[0]), binding_from_json(row[1]), files_from_json(row[2])) if row is not None else None
 

@@ -7,32 +7,38 @@ old id, which is what the relay must wait for."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 from bridge.domain import AgentRef, Binding, Target, Turn
+from bridge.store.base import Store
 from bridge.turns import Job
 from tests.unit.test_relay import ThreadWorker, Worker, mention, relaying, until, until_done
 
 CREW = Target(kind="group", agents=(AgentRef("agent-a", "alice"),), group_id="group-1")
 
 
+async def take_then(store: Store, job: Job, run: Callable[[Job], Awaitable[str]]) -> str:
+    """TurnWorker's take: by the channel it was read under, and never run without a binding (it would say "not
+    connected")."""
+    binding = await store.get_binding(job.turn.team_id, job.turn.channel_id)
+    if await store.take_turn(job.turn_id, binding, job.turn.channel_id) is None:
+        return "not taken"
+    assert binding is not None, f"turn {job.turn_id} run with no binding under {job.turn.channel_id}"
+    return await run(job)
+
+
 class TakingWorker(Worker):
     """As test_relay's Worker, but it takes the turn in the store (marks it running) as TurnWorker does."""
 
     async def run(self, job: Job) -> str:
-        binding = await self.store.get_binding(job.turn.team_id, job.turn.channel_id)
-        if await self.store.take_turn(job.turn_id, binding) is None:
-            return "not taken"
-        return await super().run(job)
+        return await take_then(self.store, job, super().run)
 
 
 class TakingThreadWorker(ThreadWorker):
     async def run(self, job: Job) -> str:
-        binding = await self.store.get_binding(job.turn.team_id, job.turn.channel_id)
-        if await self.store.take_turn(job.turn_id, binding) is None:
-            return "not taken"
-        return await super().run(job)
+        return await take_then(self.store, job, super().run)
 
 
 def in_g1(n: int, text: str, thread: int | None = None) -> Turn:
@@ -122,8 +128,9 @@ def test_threads_of_the_moved_channel_still_run_at_once(tmp_path: Path) -> None:
 
 def test_a_thread_whose_turn_waits_for_a_slot_as_the_channel_moves_keeps_its_order(tmp_path: Path) -> None:
     """Threads at once, every turn slot taken (threads 1 and 3 run): thread 2's first turn, taken by the old id's
-    worker, waits for a slot, not yet marked running, when the channel's id changes. The old id's worker runs it;
-    the new id's must not run it again, nor run thread 2's next turn beside it."""
+    worker, waits for a slot, not yet marked running, when the channel's id changes. Its row moved with the
+    channel: the old id's worker gives it up (the binding is the new id's now; run there it told the thread "not
+    connected", revCK), and the new id's worker runs it once, under the new id, then thread 2's next turn."""
 
     async def main() -> list[str]:
         async with relaying(tmp_path / "b.db", TakingThreadWorker, max_concurrent=2) as rig:
@@ -140,10 +147,11 @@ def test_a_thread_whose_turn_waits_for_a_slot_as_the_channel_moves_keeps_its_ord
             await rig.relay.channel_moved("T1", "G1", "C1")
             await rig.relay.accept(mention(4, "B2", thread=2))
             worker.let_go("A1")
-            await until(lambda: len(worker.jobs) == 3)
             worker.let_go("X1")
+            await until(lambda: len(worker.jobs) == 3)
             await asyncio.sleep(0.3)
             assert worker.texts() == ["A1", "X1", "B1"], "thread 2's turns ran twice, or beside each other"
+            assert worker.jobs[2].turn.channel_id == "C1"
             worker.let_go("B1")
             await until(lambda: len(worker.jobs) == 4)
             assert worker.jobs[3].turn.channel_id == "C1"

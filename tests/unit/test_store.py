@@ -12,6 +12,7 @@ from bridge.domain import AgentRef, AgentReply, Binding, Target, Turn
 from bridge.store import Store, StoreError, open_store
 from bridge.store.conversations import thread_scope
 from bridge.store.schema import SQLITE_MIGRATIONS
+from bridge.store.slack_changes import move_channel
 from bridge.store.sqlite import SqliteStore
 
 LATEST = len(SQLITE_MIGRATIONS)  # the schema version a fresh database reaches
@@ -285,6 +286,20 @@ def test_a_stopped_turn_is_not_marked_running_and_says_so(database_url: str) -> 
         assert await store.take_turn(a) is not None
         assert await store.take_turn(b) is None
         assert await store.turn_stopped_by(b) == "U9"
+
+    run(database_url, body)
+
+
+def test_a_turn_whose_channel_moved_is_not_taken_under_its_old_id(database_url: str) -> None:
+    """Read under G1, then its channel's id changed (its row now C1's): the old id's worker does not take it."""
+
+    async def body(store: Store) -> None:
+        a = await store.accept_turn(Turn("T1", "G1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        assert a is not None
+        await store.put_binding(Binding("T1", "G1", group(ALICE)))
+        assert await move_channel(store, "T1", "G1", "C1")
+        assert await store.take_turn(a, None, "G1") is None
+        assert await store.take_turn(a, None, "C1") is not None
 
     run(database_url, body)
 
