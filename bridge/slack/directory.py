@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -28,7 +29,7 @@ ROOTS_KEPT = 1000  # long threads whose first message is kept (read once a threa
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
-MEMBER_LOOKUP_SECONDS = 5.0  # each of member_facts' calls: past it, the rights are unknown (not a Letta wait)
+MEMBER_LOOKUP_SECONDS = 5  # each request of member_facts: past it, the rights are unknown (not a Letta wait)
 
 
 @dataclass(frozen=True)
@@ -285,9 +286,9 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
     conversations.info. Never cached, since rights change; a failed lookup grants nothing."""
     is_admin = is_owner = created = guest = False
     admin_unknown = creator_unknown = None
+    client = bounded(client, MEMBER_LOOKUP_SECONDS)
     try:
-        async with asyncio.timeout(MEMBER_LOOKUP_SECONDS):
-            user = (await client.users_info(user=user_id)).get("user") or {}
+        user = (await client.users_info(user=user_id)).get("user") or {}
         is_admin = bool(user.get("is_admin"))
         is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
         guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
@@ -296,13 +297,22 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
         log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
     if with_creator:
         try:
-            async with asyncio.timeout(MEMBER_LOOKUP_SECONDS):
-                channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             created = bool(channel.get("creator")) and channel.get("creator") == user_id
         except FAILURES as exc:
             creator_unknown = _unknown(exc)
             log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
     return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
+
+
+def bounded(client: AsyncWebClient, seconds: int) -> AsyncWebClient:
+    """The client with each request answered within `seconds` or failed (TimeoutError), a rate limit's wait
+    (Retry-After, which the client waits out) not cut short. slack_sdk applies its timeout only to a session of its
+    own: the copy makes one per call (a connection more, for the rare calls that need a bound of their own)."""
+    quick = copy.copy(client)
+    quick.session = None
+    quick.timeout = seconds
+    return quick
 
 
 def _unknown(exc: BaseException) -> str:

@@ -44,3 +44,14 @@ def test_connect_whose_channel_notice_is_slow_is_said_to_be_saved(tmp_path: Path
         said = str(sw.send(f"connect {a}", "C0SLOWPM1", user=ADMIN).wait(timeout=30.0)["text"])
         assert sw.binding("C0SLOWPM1") is not None
         assert "did not answer" not in said.split("\n")[0] and "Slack did not answer when I announced it" in said, said
+
+
+def test_connect_whose_users_info_is_rate_limited_waits_it_out(tmp_path: Path) -> None:
+    """revCK: Slack said 429 with Retry-After (reference/slack/web-api/users.info.json): the bound on a lookup that
+    never answers cut the client's wait short, and the admin was refused for "no answer in time"."""
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.fail_next("users.info", "ratelimited", headers={"retry-after": "6"})  # past a request's 5 s
+        said = str(sw.send(f"connect {a}", "C0RATEUI1", user=ADMIN).wait(timeout=40.0)["text"])
+        assert sw.binding("C0RATEUI1") is not None, said
+        assert "no answer in time" not in said, said

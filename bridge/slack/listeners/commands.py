@@ -26,7 +26,7 @@ from bridge.logs import shown_url
 from bridge.slack import blocks, menu
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
-from bridge.slack.directory import member_facts
+from bridge.slack.directory import bounded, member_facts
 from bridge.slack.listeners.sessions import StopHandler, stop_answer
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.tasks import RESTARTING, Tasks
@@ -39,7 +39,7 @@ SETUP_SINGLE = (
 )
 # Past this the caller is told, rather than left waiting on a Letta server that does not answer.
 COMMAND_DEADLINE = 60.0
-ANNOUNCE_SECONDS = 5.0  # the channel's notice of a saved change: past it, the answer says it may not have shown
+ANNOUNCE_SECONDS = 5  # the channel's notice of a saved change: past it, the answer says it may not have shown
 
 
 @dataclass(frozen=True)
@@ -235,11 +235,10 @@ class CommandHandler:
         self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message, connected: bool = True
     ) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
-        try:
-            async with asyncio.timeout(ANNOUNCE_SECONDS):  # the change is saved: never blamed on Letta's deadline
-                await client.chat_postMessage(
-                    channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
-                )
+        try:  # the change is saved: a slow Slack is never blamed on Letta's deadline
+            await bounded(client, ANNOUNCE_SECONDS).chat_postMessage(
+                channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
+            )
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
             log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)
