@@ -242,8 +242,9 @@ class Bridge:
             await asyncio.sleep(3600)
 
     async def start(self) -> None:
-        # One pooled session for every Slack call; without it slack_sdk opens a connection per call.
-        self.slack.session = aiohttp.ClientSession()
+        # One pooled session for every Slack call; without it slack_sdk opens a connection per call. Its timeout is
+        # slack_sdk's own, which slack_sdk applies only to a session of its own (aiohttp's default is 300 s).
+        self.slack.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.slack.timeout))
         self.slack_drafts.session = self.slack.session
         await self.store.open()
         if self.workspaces is not None:
