@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
 
-from bridge.clients import letta_client, letta_kind, slack_client
+from bridge.clients import letta_client, letta_kind_told, slack_client
 from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
 from bridge.inbox import inbox_path
 from bridge.letta.appserver.wire import PROTOCOL_VERSION
-from bridge.letta.appserver_letta import AppServerLetta
+from bridge.letta.appserver_letta import AppServerLetta, ServerKind
 from bridge.letta.chooser import RunnerUse, by_version, resolve, runner_for_version
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
@@ -91,10 +91,11 @@ async def run_checks(settings: Settings) -> list[Check]:
         checks.extend(await workspace_checks(settings))
     else:
         checks.extend(await slack_checks(settings))
-    letta, version = await _letta_checks(settings)
+    told = await letta_kind_told(settings, lookups=True)
+    letta, version = await _letta_checks(settings, told)
     checks.extend(letta)
-    if settings.default_target and all(c.ok for c in letta):
-        checks.append(await _default_target(settings))
+    if settings.default_target and all(c.ok for c in letta) and not isinstance(told, LettaError):
+        checks.append(await _default_target(settings, told))
     elif settings.default_target_in_channels and not settings.default_target:
         unused = "DEFAULT_TARGET_IN_CHANNELS is on, but without DEFAULT_TARGET it does nothing: set DEFAULT_TARGET"
         checks.append(Check(True, "default target", unused, warning=True))
@@ -197,12 +198,19 @@ def slack_unreachable(settings: Settings, exc: BaseException) -> str:
 
 async def letta_checks(settings: Settings, with_key: bool = True) -> list[Check]:
     """GET /v1/health/, then (with_key) a list call that the key must be accepted for, and the runner auto picks."""
-    return (await _letta_checks(settings, with_key))[0]
+    return (await _letta_checks(settings, await letta_kind_told(settings, lookups=True), with_key))[0]
 
 
-async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list[Check], str | None]:
-    """The checks, and the server's version when it answered."""
-    client = letta_client(settings, kind=await letta_kind(settings, lookups=True), lookups=True)
+async def _letta_checks(
+    settings: Settings, told: ServerKind | LettaError, with_key: bool = True
+) -> tuple[list[Check], str | None]:
+    """The checks, and the server's version when it answered. `told`: the server's kind as asked once, or why it
+    was not told; a server that let that question time out is said at once, so a Letta that never answers costs
+    one LETTA_LOOKUP_TIMEOUT, not one more for the health check too."""
+    if isinstance(told, LettaError) and told.kind is Kind.TIMEOUT:
+        return [Check(False, "letta", told.for_operator("the health check"))], None
+    kind = "rest" if isinstance(told, LettaError) else told  # unreached: the health check says why
+    client = letta_client(settings, kind=kind, lookups=True)
     url = shown_url(settings.letta_base_url)
     if isinstance(client, AppServerLetta):
         try:
@@ -242,10 +250,10 @@ async def _letta_checks(settings: Settings, with_key: bool = True) -> tuple[list
         await client.aclose()
 
 
-async def _default_target(settings: Settings) -> Check:
+async def _default_target(settings: Settings, kind: ServerKind) -> Check:
     """DEFAULT_TARGET looked up as a direct message's turn does: else ids that are none, or that Letta lacks, are
-    found out by the first direct message only."""
-    client = letta_client(settings, kind=await letta_kind(settings, lookups=True), lookups=True)
+    found out by the first direct message only. `kind`: as the Letta checks found it (asked once)."""
+    client = letta_client(settings, kind=kind, lookups=True)
     try:
         target = await resolve_target(client, settings.default_target)
     except TargetError as exc:

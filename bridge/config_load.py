@@ -1,18 +1,23 @@
 """The settings as a command loads them: every problem found said at once (values, the config file's unknown
-keys, DATABASE_URL, the proxies), and with a refused value, what else is missing besides."""
+keys, DATABASE_URL, the proxies), and with a refused value, what else is missing besides. Also which keys of a
+config file's text such a load would refuse, for `init` to leave out of the file it writes."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as SourceError
 
 from bridge.config import Settings, environment_gives_way
 from bridge.config_errors import database_problem, plain_errors, unknown_keys, unparsed
 from bridge.config_file import config_file, read_keys
 from bridge.proxies import check_environment
-from bridge.settings_words import Origin
+from bridge.settings_words import Origin, sentence
 
 
 class SettingsError(Exception):
@@ -61,6 +66,44 @@ def load_settings() -> Settings:
             said.add("LETTA_API_KEY")
         raise SettingsError(lines, partial, frozenset(said))
     return settings
+
+
+class ValuesOnly(Settings):
+    """Settings from the values given alone: the environment or a config file must not colour them."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def refused_keys(path: Path, keys: Mapping[str, object]) -> dict[str, str]:
+    """The keys of a config file's text (`path`'s, as TOML read it) that loading it would refuse, each with the
+    line `load_settings` says of it: an unknown key, a value no setting takes, a DATABASE_URL that cannot work.
+    Without them the rest loads; a problem of settings together, which no one key carries, is under "" (the
+    environment is left out: the file must load on its own)."""
+    known = set(Settings.model_fields)
+    refused = {key: line for key, value in keys.items() for line in unknown_keys(path, {key: value}, known)}
+    named = {key.lower(): key for key in keys if key not in refused}
+    values: dict[str, Any] = {name: keys[key] for name, key in named.items()}
+    for line in database_problem(values.get("database_url")):
+        refused[named["database_url"]] = line
+        values.pop("database_url", None)
+    origin = Origin({}, path, keys)
+    while True:
+        try:
+            ValuesOnly(**values)
+            return refused
+        except ValidationError as exc:
+            errors = exc.errors()
+        for err in errors:
+            name = str(err["loc"][0]) if err["loc"] else ""
+            refused.setdefault(named.get(name, ""), sentence(err, Settings, origin))
+        left = {name: value for name, value in values.items() if named[name] not in refused}
+        if "" in refused or len(left) == len(values):
+            return refused
+        values = left
 
 
 def _refused(exc: ValidationError) -> frozenset[str]:

@@ -3,9 +3,10 @@
 Asks for the bridge's public URL and prints the Slack app manifest with it filled in (the app is created from it,
 and only then has secrets to give), then for the Slack bot token and signing secret and the Letta URL and key
 (secrets with hidden input); checks each as soon as it is given (auth.test, GET /v1/health/, a list call with the
-key), writes config.toml with mode 600 (an existing file only after a yes, or --force), and ends with the command
-that starts the bridge. With --non-interactive (or no terminal) it takes flags and
-environment variables instead and fails, plainly, on anything missing or wrong.
+key), writes config.toml with mode 600 (an existing file only after a yes, or --force; of its settings, those
+init does not ask about are kept unless a load would refuse them), and ends with the command that starts the
+bridge. With --non-interactive (or no terminal) it takes flags and environment variables instead and fails,
+plainly, on anything missing or wrong (saying, without a terminal, why nothing was asked).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import shlex
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string
+from bridge.config_load import ValuesOnly, refused_keys
+from bridge.logs import shown_url
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
@@ -40,16 +43,6 @@ class InitStopped(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-class _Answers(Settings):
-    """Settings from the answers alone: an old config.toml or stray variables must not colour the checks."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 @dataclass(frozen=True)
@@ -142,9 +135,13 @@ class Wizard:
             "slack_command": command if not command or command.startswith("/") else "/" + command,
         }
         self.extra = {k: v for k, v in extra.items() if v}
+        # How long a check waits for Letta, as `check` waits: used for the checks only, not written to the file.
+        lookup = os.environ.get("LETTA_LOOKUP_TIMEOUT", "").strip()
+        self.waits = {"letta_lookup_timeout": lookup} if lookup else {}
 
     def run(self) -> int:
-        try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND come from the environment: a bad one stops init at once
+        try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND, LETTA_LOOKUP_TIMEOUT come from the environment: a bad
+            # one stops init at once
             self._settings()
         except _Invalid as invalid:
             raise InitStopped("; ".join(invalid.lines) + ". Nothing was written.", 2) from None
@@ -156,7 +153,7 @@ class Wizard:
             )
         elif missing := [q for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL) if self._given(q) is None]:
             lines = [f"missing {q.flag} (or {q.variable})" for q in missing]
-            raise InitStopped("; ".join(lines) + ". Nothing was written.", 2)
+            raise InitStopped("; ".join(lines) + ". Nothing was written." + self._no_terminal(), 2)
         self._manifest(self._ask(PUBLIC_URL, _check_public_url))
         self._ask(BOT_TOKEN, self._check_slack)
         self._ask(SIGNING_SECRET, _check_signing_secret)
@@ -189,13 +186,26 @@ class Wizard:
         if not self.path.exists() or self.args.force:
             return
         if not self.interactive:
-            raise InitStopped(f"{self.path} already exists; pass --force to overwrite it. Nothing was written.", 2)
+            raise InitStopped(
+                f"{self.path} already exists; pass --force to overwrite it. Nothing was written." + self._no_terminal(),
+                2,
+            )
         if input(f"{self.path} already exists. Overwrite it? [y/N] ").strip().lower() not in ("y", "yes"):
             raise InitStopped(
                 f"Kept {self.path} as it was. `python -m bridge check` checks what it holds; "
                 "`python -m bridge init --force` starts over.",
                 0,
             )
+
+    def _no_terminal(self) -> str:
+        """Why nothing was asked, when init was not told --non-interactive: its input is no terminal (a `docker
+        run` without -it, a CI step), where a question could not be answered."""
+        if self.args.non_interactive:
+            return ""
+        return (
+            "\ninit asks its questions only in a terminal, and its input is not one here: run it in one (with Docker, "
+            "`docker run -it …`), or give the settings as flags or environment variables (see --help)."
+        )
 
     def _given(self, q: Question) -> str | None:
         value = getattr(self.args, q.key, None) or os.environ.get(q.variable)
@@ -233,10 +243,10 @@ class Wizard:
         return answer.strip() or (q.default or "")
 
     def _settings(self, **values: Any) -> Settings:
-        merged: dict[str, Any] = {**self.extra, **self.answers, **values}
+        merged: dict[str, Any] = {**self.waits, **self.extra, **self.answers, **values}
         merged.pop(PUBLIC_URL.key, None)
         try:
-            return _Answers(**merged)
+            return ValuesOnly(**merged)
         except ValidationError as exc:  # in plain words, which never repeat a secret (pydantic's would)
             raise _Invalid(plain_errors(exc, Settings)) from None
 
@@ -247,7 +257,9 @@ class Wizard:
             if token.startswith(tuple(prefix for prefix, _ in TOKEN_KINDS)):  # another Slack token, named by its kind
                 return False, [f"FAIL slack: {gap(SLACK_BOT_TOKEN, token)}"]
             return False, [f"FAIL slack: a bot token starts with xoxb-. Find it in {SLACK_BOT_TOKEN.where}."]
-        checks = asyncio.run(slack_checks(self._settings(slack_bot_token=token)))
+        settings = self._settings(slack_bot_token=token)
+        print("Checking the token with Slack…", flush=True)
+        checks = asyncio.run(slack_checks(settings))
         # A missing scope is said, but the token works: reinstalling from the manifest above fixes it.
         return checks[0].ok, [c.line() for c in checks]
 
@@ -261,13 +273,18 @@ class Wizard:
         )
         if problem:
             return False, [f"FAIL letta: {problem}"]
-        checks = asyncio.run(letta_checks(self._settings(letta_base_url=url), with_key=False))
+        settings = self._settings(letta_base_url=url)
+        wait = f"waiting up to {settings.letta_lookup_timeout:g} s for an answer"
+        print(f"Checking the Letta server at {shown_url(url)} ({wait})…", flush=True)
+        checks = asyncio.run(letta_checks(settings, with_key=False))
         return checks[0].ok, [c.line() for c in checks]
 
     def _check_letta_key(self, key: str) -> Verdict:
         from bridge.checks import letta_checks
 
-        checks = asyncio.run(letta_checks(self._settings(letta_api_key=key or None)))
+        settings = self._settings(letta_api_key=key or None)
+        print("Checking the key with the Letta server…" if key else "Checking that Letta needs no key…", flush=True)
+        checks = asyncio.run(letta_checks(settings))
         return all(c.ok for c in checks), [c.line() for c in checks if c.name != "letta"]
 
     def _write(self) -> None:
@@ -275,6 +292,10 @@ class Wizard:
         values.update(self.extra)
         decided = {q.key for q in (PUBLIC_URL, BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY)} | set(self.extra)
         kept, lost = earlier_settings(self.path, decided)
+        # What a later load of the file would refuse is left out: init is often run again to repair the file.
+        kept_keys = tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
+        refused = refused_keys(self.path, {**values, **kept_keys})
+        kept = {k: text for k, text in kept.items() if k not in refused}
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
@@ -293,6 +314,14 @@ class Wizard:
             print(f"Kept what init does not ask about from the file it replaced: {', '.join(kept)}.")
         if lost:
             print(f"Not kept from the file it replaced (write them again if they are wanted): {', '.join(lost)}.")
+        if dropped := [line for key, line in refused.items() if key]:
+            print("Not kept from the file it replaced, as the bridge would refuse them (write them again, corrected, "
+                  "if they are wanted):", *(f"  {line}" for line in dropped), sep="\n")
+        if "" in refused:  # settings that only together cannot be: no one key to leave out
+            raise InitStopped(
+                f"the bridge will not start from {self.path} as written: {refused[''].rstrip('.')}. Correct it (every "
+                "key is in config.example.toml), then run `python -m bridge check`."
+            )
 
     def _manifest(self, public: str) -> None:
         """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""

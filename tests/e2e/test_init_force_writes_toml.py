@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.config import Settings
 from tests.e2e.harness import BOT_TOKEN, SIGNING_SECRET, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.slack import FakeSlack
@@ -39,5 +40,7 @@ def test_init_force_writes_back_readable_toml(tmp_path: Path, extra: str) -> Non
         text = config.read_text(encoding="utf-8")
         written = tomllib.loads(text)  # tomllib.TOMLDecodeError: Illegal character '\x7f' / Invalid statement
         asked = {"slack_bot_token", "slack_signing_secret", "letta_base_url"}
-        kept = {k: v for k, v in before.items() if k not in asked}
+        unknown = {k for k in before if k.lower() not in Settings.model_fields}  # serve refuses them: left out, named
+        kept = {k: v for k, v in before.items() if k not in asked | unknown}
         assert {k: written.get(k) for k in kept} == kept
+        assert not unknown & set(written) and all(k in done.stdout for k in unknown), done.stdout
