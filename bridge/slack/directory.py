@@ -30,6 +30,7 @@ NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Sla
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
 MEMBER_LOOKUP_SECONDS = 5  # each request of member_facts: past it, the rights are unknown (not a Letta wait)
+MEMBER_LOOKUP_WAIT = 35.0  # the lookups with their rate-limit waits (Slack's usual Retry-After: 30 s), in /letta's 60
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,10 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
     is_admin = is_owner = created = guest = False
     admin_unknown = creator_unknown = None
     client = bounded(client, MEMBER_LOOKUP_SECONDS)
+    deadline = asyncio.get_running_loop().time() + MEMBER_LOOKUP_WAIT  # both lookups, within /letta's deadline
     try:
-        user = (await client.users_info(user=user_id)).get("user") or {}
+        async with asyncio.timeout_at(deadline):
+            user = (await client.users_info(user=user_id)).get("user") or {}
         is_admin = bool(user.get("is_admin"))
         is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
         guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
@@ -297,7 +300,8 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
         log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
     if with_creator:
         try:
-            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+            async with asyncio.timeout_at(deadline):
+                channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             created = bool(channel.get("creator")) and channel.get("creator") == user_id
         except FAILURES as exc:
             creator_unknown = _unknown(exc)

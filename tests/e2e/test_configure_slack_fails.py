@@ -55,3 +55,14 @@ def test_connect_whose_users_info_is_rate_limited_waits_it_out(tmp_path: Path) -
         said = str(sw.send(f"connect {a}", "C0RATEUI1", user=ADMIN).wait(timeout=40.0)["text"])
         assert sw.binding("C0RATEUI1") is not None, said
         assert "no answer in time" not in said, said
+
+
+def test_connect_whose_notice_slack_rate_limits_is_said_to_be_saved(tmp_path: Path) -> None:
+    """revCM: Slack rate-limited the channel notice twice (Retry-After 30): waited out, the command passed its
+    60 s deadline and the admin was told "The Letta server did not answer", the channel connected all the same."""
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.fail_next("chat.postMessage", "ratelimited", headers={"retry-after": "30"}, times=2)
+        said = str(sw.send(f"connect {a}", "C0RATEPM1", user=ADMIN).wait(timeout=90.0)["text"])
+        assert sw.binding("C0RATEPM1") is not None, said
+        assert "Letta server did not answer" not in said and "Slack did not answer when I announced it" in said, said

@@ -40,6 +40,7 @@ SETUP_SINGLE = (
 # Past this the caller is told, rather than left waiting on a Letta server that does not answer.
 COMMAND_DEADLINE = 60.0
 ANNOUNCE_SECONDS = 5  # the channel's notice of a saved change: past it, the answer says it may not have shown
+ANNOUNCE_WAIT = 15.0  # the notice's rate-limit waits included: the change is saved, COMMAND_DEADLINE is Letta's
 
 
 @dataclass(frozen=True)
@@ -235,10 +236,11 @@ class CommandHandler:
         self, client: AsyncWebClient, who: Invocation, notice: str, answer: Message, connected: bool = True
     ) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
-        try:  # the change is saved: a slow Slack is never blamed on Letta's deadline
-            await bounded(client, ANNOUNCE_SECONDS).chat_postMessage(
-                channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
-            )
+        try:  # the change is saved: a slow or rate-limiting Slack is never blamed on Letta's deadline
+            async with asyncio.timeout(ANNOUNCE_WAIT):
+                await bounded(client, ANNOUNCE_SECONDS).chat_postMessage(
+                    channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
+                )
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown"))
             log.warning("slack chat.postMessage failed channel=%s error=%s", who.channel_id, error)
