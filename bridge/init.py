@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string
-from bridge.config_load import ValuesOnly, refused_keys
+from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
 from bridge.logs import shown_url
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
@@ -317,11 +317,32 @@ class Wizard:
         if dropped := [line for key, line in refused.items() if key]:
             print("Not kept from the file it replaced, as the bridge would refuse them (write them again, corrected, "
                   "if they are wanted):", *(f"  {line}" for line in dropped), sep="\n")
-        if "" in refused:  # settings that only together cannot be: no one key to leave out
+        if "" in refused and self._starts_here():
+            print(
+                f"Note: {self.path} alone would not start the bridge ({refused[''].rstrip('.')}); it starts here "
+                "because the environment sets what the file lacks: keep it set where the bridge runs."
+            )
+        elif "" in refused:  # settings that only together cannot be: no one key to leave out
             raise InitStopped(
                 f"the bridge will not start from {self.path} as written: {refused[''].rstrip('.')}. Correct it (every "
                 "key is in config.example.toml), then run `python -m bridge check`."
             )
+
+    def _starts_here(self) -> bool:
+        """Whether `serve` here, with this environment, loads the file just written (the environment wins over it,
+        and may set what the file lacks: SLACK_APPROVE_USERS beside the file's slack_approve_by = "users")."""
+        saved = os.environ.get("BRIDGE_CONFIG")
+        os.environ["BRIDGE_CONFIG"] = str(self.path)
+        try:
+            load_settings()
+            return True
+        except SettingsError:
+            return False
+        finally:
+            if saved is None:
+                os.environ.pop("BRIDGE_CONFIG", None)
+            else:
+                os.environ["BRIDGE_CONFIG"] = saved
 
     def _manifest(self, public: str) -> None:
         """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""

@@ -51,3 +51,21 @@ def test_init_over_settings_that_only_together_are_refused_does_not_say_start(tm
         done = run_cli(env, "init", "--non-interactive", "--force", cwd=tmp_path)
     assert done.returncode == 1 and "Start the bridge" not in done.stdout, done.stdout + done.stderr
     assert "SLACK_APPROVE_USERS" in done.stderr and "python -m bridge check" in done.stderr, done.stderr
+
+
+def test_init_over_a_file_the_environment_completes_ends_as_it_starts(tmp_path: Path) -> None:
+    """revCM: slack_approve_by = "users" in the file, SLACK_APPROVE_USERS in the environment (which wins over the
+    file): `check` and `serve` load it, yet init said the bridge "will not start" and exited 1."""
+    with FakeSlack() as slack, FakeLetta(version="0.16.8") as letta:
+        env = base_env(slack.api_url, letta.base_url, tmp_path / "unused.db")
+        env.pop("DATABASE_URL")
+        env["SLACK_APPROVE_USERS"] = "U012ABCDEF"
+        config = tmp_path / "config.toml"
+        config.write_text('slack_approve_by = "users"\n')
+        config.chmod(0o600)
+        done = run_cli(env, "init", "--non-interactive", "--force", cwd=tmp_path)
+        after = run_cli(env, "check", cwd=tmp_path)
+    said = done.stdout + done.stderr
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert done.returncode == 0 and "will not start" not in said and "Start the bridge" in said, said
+    assert "the environment sets what the file lacks" in said, said
