@@ -1,193 +1,33 @@
-"""Tool approvals in a Slack thread: the cards a turn posts, the decisions people make on them, and the turn
-waiting for those decisions.
+"""Tool approvals in a Slack thread: the cards a turn posts and the turn waiting for the decisions people make on
+them (made once each by `ApprovalDesk`, approval_desk.py).
 
-- `TurnApprovals` is a turn's `Approvals` (domain.py): each tool call an agent asks about is recorded in the store
-  (`approvals` table) before its card is posted under the agent's name; the thread's session is `suspended` while
-  it waits. The wait holds no Slack ack and blocks no other thread (it is the turn's own task); it does not count
-  against the turn's deadline, and it ends at the decision or at APPROVAL_TIMEOUT_SECONDS, denied with a reason.
-- `ApprovalDesk` decides: who may (SLACK_APPROVE_BY), then the store's conditional UPDATE, which only the first
-  decision wins (a double click, two people at once, Slack retrying, a timeout racing a click, another process);
-  only then is the waiting turn woken (at once in this process, within TURN_STOP_POLL_SECONDS in another) and the
-  card updated in place to say who decided what and when.
+`TurnApprovals` is a turn's `Approvals` (domain.py): each tool call an agent asks about is recorded in the store
+(`approvals` table) before its card is posted under the agent's name; the thread's session is `suspended` while it
+waits. The wait holds no Slack ack and blocks no other thread (it is the turn's own task); it does not count against
+the turn's deadline, and it ends at the decision or at APPROVAL_TIMEOUT_SECONDS, denied with a reason. A card Slack
+will not post denies its request at once, the thread told why: nobody could decide on it, and Letta would otherwise
+wait for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
-from slack_sdk.web.async_client import AsyncWebClient
-
-from bridge.config import Settings
-from bridge.domain import AgentFailure, ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
-from bridge.letta.client import DEFAULT_CONVERSATION as DEFAULT
-from bridge.letta.errors import PENDING, upper_first
-from bridge.slack.approvals import (
-    already,
-    card_blocks,
-    card_lines,
-    card_text,
-    decided_blocks,
-    may_decide,
-    who_may_decide,
-)
-from bridge.slack.failures import FAILURES, slack_error
+from bridge.approval_desk import ApprovalDesk
+from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
+from bridge.slack.approvals import UNPOSTED, card_blocks, card_text, unposted_notice
+from bridge.slack.failures import SlackPostError
 from bridge.slack.post import Part, SlackPoster
 from bridge.slack.sessions import Sessions
-from bridge.stopping import ApprovalWithdrawn, RunningTurn
-from bridge.store.approvals import Approval, ApprovalStore, Asked
-from bridge.store.base import Store
+from bridge.stopping import RunningTurn
+from bridge.store.approvals import Approval, Asked
 from bridge.tasks import unless_ended
 from bridge.turn_slot import Slot
 
 log = logging.getLogger(__name__)
-
-TIMED_OUT = "Nobody approved this tool call within {minutes:g} minutes, so it was denied."
-GONE = "This approval is no longer known to the bridge."
-NOT_YOURS = "Only {who} may decide on this tool call."
-HERE = "Decide on its card above in this thread, then ask again."
-ELSEWHERE = "Decide on its card, in a thread of {channel}, then ask again."
-Pressed = Literal["approve", "deny"]
-
-
-class ApprovalDesk:
-    """The decisions, once each, and the turns of this process that wait for them."""
-
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = ApprovalStore(store)
-        self._base = store
-        self._settings = settings
-        self._waiting: dict[int, asyncio.Event] = {}
-
-    async def press(
-        self,
-        client: AsyncWebClient,
-        team: str,
-        user: str,
-        approval_id: int,
-        pressed: Pressed,
-        reason: str,
-        may_configure: Callable[[str], Awaitable[bool]],
-        show: bool = True,
-    ) -> str | None:
-        """Decide if `user` may and nobody did before; None when decided, else what to tell `user` (only them).
-        The card is updated here unless `show` is False (the caller updates it after answering Slack), and then
-        what to tell is plain text (the Deny modal's error)."""
-        row = await self.allowed(team, user, approval_id, may_configure, plain=not show)
-        if isinstance(row, str):
-            return row
-        if not await self.store.decide(approval_id, user, pressed == "approve", reason):
-            decided = await self.store.get(approval_id)
-            return already(decided, user, not show) if decided and decided.decided else GONE
-        log.info("approval decided approval_id=%s by=%s decision=%s", approval_id, user, pressed)
-        self.wake(approval_id)
-        decided = await self.store.get(approval_id)
-        if decided is not None and show:
-            await self.show(client, decided)
-        return None
-
-    async def allowed(
-        self,
-        team: str,
-        user: str,
-        approval_id: int,
-        may_configure: Callable[[str], Awaitable[bool]],
-        plain: bool = False,
-    ) -> Approval | str:
-        """The open request `user` may decide, or what to tell them (`plain`: as plain text, for the Deny modal)."""
-        row = await self.store.get(approval_id)
-        if row is None or row.asked.team_id != team:
-            return GONE
-        if row.decided or row.outcome is not None:
-            return already(row, user, plain)
-        s = self._settings
-        verdict = may_decide(s.slack_approve_by, user, row.asked.asked_by, s.slack_approve_users)
-        if verdict is None:
-            verdict = await may_configure(row.asked.channel_id)
-        if not verdict:
-            log.info("approval refused approval_id=%s user=%s", approval_id, user)
-            who = who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users, plain)
-            return NOT_YOURS.format(who=who)
-        return row
-
-    async def refused(self, turn: Turn, failure: AgentFailure, channel_name: Callable[[str], Awaitable[str]]) -> str:
-        """What to tell `turn`'s thread when Letta refused the agent's message because it waits for a decision:
-        where its card is, when it is one of the bridge's (where threads are not conversations, it may be in
-        another channel); the failure's own words otherwise (another client's request)."""
-        if failure.agent_id is None:
-            return failure.message
-        thread = (turn.team_id, turn.channel_id, turn.thread_ts)
-        where = await self._where(turn, failure.agent_id, await self._base.conversation(thread, failure.agent_id),
-                                  channel_name)
-        if where is None:
-            return failure.message
-        return f"{PENDING.format(subject=upper_first(failure.agent_name or 'the agent'))} {where}"
-
-    async def _where(
-        self, turn: Turn, agent_id: str, conversation: str | None, channel_name: Callable[[str], Awaitable[str]]
-    ) -> str | None:
-        for row in await self.store.waiting_for(turn.team_id, agent_id):
-            a = row.asked
-            if (a.conversation_id or DEFAULT) != (conversation or DEFAULT):
-                continue  # a request in another conversation blocks only that one
-            if (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts):
-                return HERE
-            return ELSEWHERE.format(channel="this channel" if a.channel_id == turn.channel_id
-                                    else "#" + await channel_name(a.channel_id))
-        return None
-
-    def wake(self, approval_id: int) -> None:
-        event = self._waiting.get(approval_id)
-        if event is not None:
-            event.set()
-
-    async def wait(self, ids: list[int], deadline: float) -> list[Approval]:
-        """Until every request is decided; at `deadline` (a loop time) the undecided ones are denied."""
-        loop = asyncio.get_running_loop()
-        poll = self._settings.turn_stop_poll_seconds or 2.0
-        event = asyncio.Event()
-        for approval_id in ids:
-            self._waiting[approval_id] = event
-        try:
-            while True:
-                event.clear()
-                rows = [row for row in [await self.store.get(i) for i in ids] if row is not None]
-                if any(row.outcome == "stopped" and not row.decided for row in rows):  # withdrawn elsewhere
-                    raise ApprovalWithdrawn(f"approval_ids={','.join(str(r.id) for r in rows)}")
-                undecided = [row for row in rows if not row.decided]
-                if not undecided:
-                    return rows
-                left = deadline - loop.time()
-                if left <= 0:
-                    minutes = self._settings.approval_timeout_seconds / 60
-                    for row in undecided:
-                        await self.store.decide(row.id, "", False, TIMED_OUT.format(minutes=round(minutes, 1)))
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(poll, left)):
-                        await event.wait()
-        finally:
-            for approval_id in ids:
-                self._waiting.pop(approval_id, None)
-
-    async def show(self, client: AsyncWebClient, row: Approval, refused: str | None = None) -> None:
-        """The card updated in place: the request as it was asked, and what became of it. Best effort."""
-        if not row.card_ts:
-            return
-        a = row.asked
-        try:
-            await client.chat_update(
-                channel=a.channel_id,
-                ts=row.card_ts,
-                text=card_text(a.agent_name, a.tool_name, row.id),
-                blocks=list(decided_blocks(a.agent_name, a.tool_name, a.arguments, card_lines(row, refused))),
-            )
-        except FAILURES as exc:
-            log.warning("slack approval card not updated approval_id=%s error=%s", row.id, slack_error(exc))
 
 
 class TurnApprovals:
@@ -205,7 +45,9 @@ class TurnApprovals:
         resumed: bool = False,
         before_card: Callable[[], Awaitable[None]] | None = None,
         slot: Slot | None = None,
+        owe: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
+        self._owe = owe  # a notice owed the thread (its outbox source, its words)
         self._slot = slot  # given back while the turn only waits for a person
         self._desk = desk
         # A card is a new message in the thread: what the turn owes before it is posted first (post_order.py).
@@ -241,6 +83,8 @@ class TurnApprovals:
         except asyncio.CancelledError:
             await self._if_stopped(rows)
             raise
+        except SlackPostError as exc:  # nobody can be asked: denied, or Letta would wait for good (409 on every send)
+            return await self._unposted(request, rows, exc.error)
         loop = asyncio.get_running_loop()
         started = loop.time()
         # The timeout runs from when the question was first asked, across restarts.
@@ -259,21 +103,40 @@ class TurnApprovals:
                 self._left = when - started
                 deadline.reschedule(None)
             await self._suspend(True)
-        try:
-            decided = await unless_ended(self._desk.wait([row.id for row in rows], ends), ended)
+        try:  # a stop landing on the way back from the wait, once decided, leaves the decision unused too
+            try:
+                decided = await unless_ended(self._desk.wait([row.id for row in rows], ends), ended)
+            finally:
+                self._waits -= 1
+                if self._slot is not None:
+                    self._slot.waiting -= 1
+            await self._back_from_waiting()
+            for row in decided or ():
+                if not row.decided_by:  # the timeout decided: its card says so
+                    await self._desk.show(self._poster.client, row)
         except asyncio.CancelledError:
             await self._if_stopped(rows)
             raise
-        finally:
-            self._waits -= 1
-            if self._slot is not None:
-                self._slot.waiting -= 1
-        await self._back_from_waiting()
-        if decided is None:
-            return None
+        return None if decided is None else self._decisions(request, decided)
+
+    async def _unposted(self, request: ApprovalRequest, rows: list[Approval], error: str) -> tuple[Decision, ...]:
+        """A card Slack would not post: the request's undecided calls denied (a posted card of it says so), the
+        thread told why."""
+        log.warning("approval card not posted step=%s error=%s; its calls denied", request.step, error)
+        for row in rows:
+            await self._desk.store.decide(row.id, "", False, UNPOSTED)
+        decided = [await self._desk.store.get(row.id) or row for row in rows]
         for row in decided:
-            if not row.decided_by:  # the timeout decided: its card says so
+            if row.card_ts is not None and not row.decided_by:
                 await self._desk.show(self._poster.client, row)
+        unposted = [row.asked.tool_name for row in decided if row.card_ts is None]
+        if self._owe is not None and unposted:
+            words = unposted_notice(request.agent_name, unposted, error)
+            await self._owe(f"notice:unposted:{request.step}:{decided[0].id}", words)
+        return self._decisions(request, decided)
+
+    @staticmethod
+    def _decisions(request: ApprovalRequest, decided: list[Approval]) -> tuple[Decision, ...]:
         by_call = {row.asked.tool_call_id: row for row in decided}
         return tuple(
             Decision(c.tool_call_id, bool(by_call[c.tool_call_id].approve), by_call[c.tool_call_id].reason)

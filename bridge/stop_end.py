@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.config import Settings
 from bridge.domain import AgentRef, Target, Turn
 from bridge.letta.approving import STOPPED as STOPPED_CALL

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bridge.approvals import ApprovalDesk, TurnApprovals
+from bridge.approval_desk import ApprovalDesk
+from bridge.approvals import TurnApprovals
 from bridge.config import Settings
 from bridge.domain import AgentFailure, AgentReply, Binding, TurnInput
 from bridge.drafts import TurnDrafts

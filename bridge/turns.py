@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bridge.approvals import ApprovalDesk, TurnApprovals
+from bridge.approval_desk import ApprovalDesk
+from bridge.approvals import TurnApprovals
 from bridge.config import Settings
 from bridge.domain import Binding, Turn
 from bridge.drafts import TurnDrafts
@@ -275,7 +276,7 @@ class TurnWorker:
             inner: asyncio.Task[int] | None = None
             approvals = TurnApprovals(
                 self.desk, self._poster, self.sessions, turn, job.turn_id, running, s.approval_timeout_seconds,
-                job.resumed, job.order.caught_up, job.slot,
+                job.resumed, job.order.caught_up, job.slot, lambda source, text: self._owe(job, source, text),
             )
             try:
                 await self._flush(job, drafts, running)  # whatever a previous run of this turn owed the thread

@@ -32,6 +32,16 @@ Verdict = Literal["approved", "denied", "timed_out", "stale", "ended"]
 CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was sent."
 ALREADY = "Already decided: {line}"
 STOPPED = "the turn was stopped"
+UNPOSTED = "The approval card could not be posted in Slack, so nobody could be asked."
+
+
+def unposted_notice(agent: str, tools: list[str], error: str) -> str:
+    """What the thread is told when Slack would not take a request's card: its calls were denied, and why. Plain
+    text: a notice is escaped as it is posted."""
+    names = ", ".join("`" + t[:NAME_CHARS].replace("`", "'") + "`" for t in tools)
+    calls = "tool call {} was" if len(tools) == 1 else "tool calls {} were"
+    return (f"{agent[:NAME_CHARS]}'s {calls.format(names)} denied because Slack would not post the approval card"
+            f" ({error}), so nobody could be asked.")
 
 
 def shown_arguments(arguments: str) -> str:

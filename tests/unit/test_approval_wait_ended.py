@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.approvals import ApprovalDesk, TurnApprovals
+from bridge.approval_desk import ApprovalDesk
+from bridge.approvals import TurnApprovals
 from bridge.domain import ApprovalRequest, ToolCall, Turn
 from bridge.slack.post import SlackPoster
 from bridge.stopping import RunningTurn

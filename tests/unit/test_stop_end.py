@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.domain import AgentRef, Binding, Target
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.exchange import Asked as Question

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.domain import Turn
 from bridge.logs import Redactor
 from bridge.outbox import TurnOutbox

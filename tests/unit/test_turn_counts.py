@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.domain import AgentRef, Binding, Target
 from bridge.logs import Redactor
 from bridge.metrics import Metrics

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.domain import ApprovalRequest, ToolCall, Turn
 from bridge.logs import Redactor
 from bridge.outbox import TurnOutbox

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.domain import Binding, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError

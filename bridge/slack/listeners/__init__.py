@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.approvals import ApprovalDesk
+from bridge.approval_desk import ApprovalDesk
 from bridge.configure import Configurator
 from bridge.letta.chooser import RunnerChooser
 from bridge.relay import Relay

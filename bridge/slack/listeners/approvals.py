@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.approvals import ApprovalDesk, Pressed
+from bridge.approval_desk import ApprovalDesk, Pressed
 from bridge.slack.approvals import (
     APPROVE_ACTION,
     DENY_ACTION,
