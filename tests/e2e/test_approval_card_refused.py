@@ -1,7 +1,7 @@
-"""A card Slack refuses to post (its blocks refused, or a Slack incident outlasting the post's retries)
-fails the turn but leaves the tool call pending on Letta 0.16.8, undecided, with no card anywhere and no timeout:
-Letta refuses every later message to the agent in that thread (409 PENDING_APPROVAL), for good, and the thread is
-told to decide on a card that does not exist."""
+"""A card Slack refuses to post (here its blocks refused) must not leave the tool call pending on Letta with no
+card anywhere: that made Letta refuse every later message to the agent in the thread (409 PENDING_APPROVAL) and the
+thread was told to decide on a card that did not exist. The call is denied at once, the thread told why, on 0.16.8
+and on the App Server."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""A Stop that lands right after a person decided, while the turn is taking itself back from the wait
-(its session set back to `processing`, a Slack round trip), leaves the request open in the store: the card keeps
-saying "Approved by ..." although the call is then denied on Letta ("the turn was stopped") and never runs."""
+"""A Stop that lands right after a person decided, while the turn takes itself back from the wait (its session
+set back to `processing`, a Slack round trip), settles the request as stopped: the call is denied on Letta ("the
+turn was stopped"), so its card must say it was not used rather than keep "Approved by ..."."""
 
 from __future__ import annotations
 
