@@ -80,6 +80,8 @@ class ThreadConversations:
         if stored == made:
             self._owed.add(agent_id)
             self._made.add(agent_id)
+        else:  # a racing run replaced it first: this one would be left on Letta, empty
+            await self._discard(agent_id, made)
         return stored
 
     async def forget(self, agent_id: str, stale: str) -> None:

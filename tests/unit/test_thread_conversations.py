@@ -83,3 +83,32 @@ def test_a_conversation_made_by_the_loser_of_a_race_is_deleted_not_left(letta: F
     assert first == second and list(letta.conversations) == [first], letta.conversations
     assert len([r for r in letta.requests if r.method == "POST" and r.path == "/v1/conversations/"]) == 2, \
         "no race happened: the test proves nothing"
+
+
+def test_a_deleted_conversation_renewed_by_two_runs_leaves_no_empty_conversation(
+    letta: FakeLetta, tmp_path: Path
+) -> None:
+    """revCO: as test_a_conversation_made_by_the_loser_of_a_race_is_deleted_not_left, for one deleted on Letta:
+    both runs renew it, the store keeps the first, and the loser's stays on Letta for ever, empty."""
+    alice = letta.add_agent("alice")
+
+    async def main() -> list[str]:
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url)
+        try:
+            first = ThreadConversations(store, client, "T1", "C1", "1.0")
+            gone = await first.conversation(alice)
+            assert gone is not None
+            await client.delete_conversation(gone)
+            both = [ThreadConversations(store, client, "T1", "C1", "1.0") for _ in range(2)]
+            return list(await asyncio.gather(*(t.renew(alice, gone) for t in both)))
+        finally:
+            await client.aclose()
+            await store.close()
+
+    a, b = asyncio.run(main())
+    assert a == b
+    assert len([r for r in letta.requests if r.method == "POST" and r.path == "/v1/conversations/"]) == 3, \
+        "no race happened: the test proves nothing"
+    assert list(letta.conversations) == [a], letta.conversations
