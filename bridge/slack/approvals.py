@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bridge.slack.failures import HALF_DONE
 from bridge.slack.markdown import escape_within
 from bridge.slack.render import escape
 from bridge.store.approvals import Approval
@@ -33,6 +34,7 @@ CLOSED = "Letta no longer waits for a decision on this tool call, so nothing was
 ALREADY = "Already decided: {line}"
 STOPPED = "the turn was stopped"
 UNPOSTED = "The approval card could not be posted in Slack, so nobody could be asked."
+UNPOSTED_LINE = "denied at once, as an approval card of this request could not be posted in Slack"
 
 
 def unposted_notice(agent: str, tools: list[str], error: str) -> str:
@@ -40,8 +42,17 @@ def unposted_notice(agent: str, tools: list[str], error: str) -> str:
     text: a notice is escaped as it is posted."""
     names = ", ".join("`" + t[:NAME_CHARS].replace("`", "'") + "`" for t in tools)
     calls = "tool call {} was" if len(tools) == 1 else "tool calls {} were"
+    if unconfirmed(error):  # it may be in the thread all the same: its buttons no longer decide anything
+        return (f"{agent[:NAME_CHARS]}'s {calls.format(names)} denied because Slack did not confirm the approval card"
+                f" was posted ({error}), so nobody could be asked; a card for it above no longer decides anything.")
     return (f"{agent[:NAME_CHARS]}'s {calls.format(names)} denied because Slack would not post the approval card"
             f" ({error}), so nobody could be asked.")
+
+
+def unconfirmed(error: str) -> bool:
+    """A post whose outcome is unknown (post.py gave up reading the thread back): a 5xx (`http_503`), Slack's
+    "may have succeeded in part" codes, or a failure's type (`TimeoutError`), where a refusal is Slack's own code."""
+    return error.startswith("http_") or error in HALF_DONE or error[:1].isupper()
 
 
 def shown_arguments(arguments: str) -> str:
@@ -152,7 +163,9 @@ def already(row: Approval, user: str, plain: bool = False) -> str:
 def _verdicts(row: Approval, refused: str | None = None) -> list[tuple[Verdict, str, float, str]]:
     verdicts: list[tuple[Verdict, str, float, str]] = []
     if row.decided_at is not None:
-        if not row.decided_by:
+        if not row.decided_by and row.reason == UNPOSTED:  # denied as soon as asked: no card could be posted
+            verdicts.append(("ended", "", row.decided_at, UNPOSTED_LINE))
+        elif not row.decided_by:
             verdicts.append(("timed_out", "", row.decided_at, ""))
         else:
             verdict: Verdict = "approved" if row.approve else "denied"
