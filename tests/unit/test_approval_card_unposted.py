@@ -14,10 +14,10 @@ from bridge.approvals import TurnApprovals
 from tests.unit.test_approval_wait_ended import Waiting, with_a_waiting_card
 
 
-def test_a_card_slack_did_not_confirm_is_said_to_decide_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+def recorded_slacks(monkeypatch: Any) -> list[Any]:
+    """The FakeSlack each waiting-card rig opens, for the test to steer."""
     import tests.unit.test_approval_wait_ended as rig
 
-    monkeypatch.setattr("bridge.slack.post.OUTCOME_WAITS", (0.01,) * 8, raising=False)
     seen: list[Any] = []
 
     class Recorded(rig.FakeSlack):  # type: ignore[misc,name-defined]
@@ -26,6 +26,12 @@ def test_a_card_slack_did_not_confirm_is_said_to_decide_nothing(tmp_path: Path, 
             return seen[-1]
 
     monkeypatch.setattr(rig, "FakeSlack", Recorded)
+    return seen
+
+
+def test_a_card_slack_did_not_confirm_is_said_to_decide_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr("bridge.slack.post.OUTCOME_WAITS", (0.01,) * 8, raising=False)
+    seen = recorded_slacks(monkeypatch)
     owed: list[tuple[str, str]] = []
 
     async def body(w: Waiting) -> Any:
@@ -55,17 +61,9 @@ def test_a_posted_sibling_card_does_not_say_nobody_decided_in_time(tmp_path: Pat
     once because Slack refused the other card, not for want of a decision within APPROVAL_TIMEOUT_SECONDS."""
     import dataclasses
 
-    import tests.unit.test_approval_wait_ended as rig
     from bridge.domain import ToolCall
 
-    seen: list[Any] = []
-
-    class Recorded(rig.FakeSlack):  # type: ignore[misc,name-defined]
-        def __enter__(self) -> Any:
-            seen.append(super().__enter__())
-            return seen[-1]
-
-    monkeypatch.setattr(rig, "FakeSlack", Recorded)
+    seen = recorded_slacks(monkeypatch)
 
     async def body(w: Waiting) -> Any:
         a: TurnApprovals = w.approvals
