@@ -4,7 +4,11 @@ reported as Letta not answering, and a change already saved is said to be saved.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.slash import ADMIN, MEMBER, slash_world
 
@@ -65,4 +69,21 @@ def test_connect_whose_notice_slack_rate_limits_is_said_to_be_saved(tmp_path: Pa
         sw.slack.fail_next("chat.postMessage", "ratelimited", headers={"retry-after": "30"}, times=2)
         said = str(sw.send(f"connect {a}", "C0RATEPM1", user=ADMIN).wait(timeout=90.0)["text"])
         assert sw.binding("C0RATEPM1") is not None, said
+        assert "Letta server did not answer" not in said and "Slack did not answer when I announced it" in said, said
+
+
+@pytest.mark.slow
+def test_a_letta_answering_in_12_s_is_not_blamed_for_slack_rate_limits(tmp_path: Path) -> None:
+    """revCP: /letta's 60 s deadline covered the rights lookup (up to 35 s with Slack's rate-limit waits) and the
+    channel notice (up to 15 s) as well as Letta: a Letta answering in 12 s beside a rate-limited Slack was blamed
+    ("The Letta server did not answer within 60 seconds") for a connect that was saved."""
+    with slash_world(tmp_path) as sw:
+        a = sw.letta.add_agent("alice")
+        sw.slack.fail_next("users.info", "ratelimited", headers={"retry-after": "33"})  # within the lookups' 35 s
+        with urllib.request.urlopen(f"{sw.letta.base_url}/v1/agents/{a}") as got:
+            agent = json.loads(got.read())
+        sw.letta.fail_next("GET", rf"/v1/agents/{a}/?", 200, body=agent, delay=12.0)  # Letta answers in 12 s
+        sw.slack.fail_next("chat.postMessage", "ratelimited", headers={"retry-after": "30"}, times=2)
+        said = str(sw.send(f"connect {a}", "C0BUDGET1", user=ADMIN).wait(timeout=100.0)["text"])
+        assert sw.binding("C0BUDGET1") is not None, said
         assert "Letta server did not answer" not in said and "Slack did not answer when I announced it" in said, said

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from bridge.logs import shown_url
 from bridge.slack import blocks, menu
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
-from bridge.slack.directory import bounded, member_facts
+from bridge.slack.directory import MEMBER_LOOKUP_WAIT, bounded, member_facts
 from bridge.slack.listeners.sessions import StopHandler, stop_answer
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.tasks import RESTARTING, Tasks
@@ -41,6 +42,28 @@ SETUP_SINGLE = (
 COMMAND_DEADLINE = 60.0
 ANNOUNCE_SECONDS = 5  # the channel's notice of a saved change: past it, the answer says it may not have shown
 ANNOUNCE_WAIT = 15.0  # the notice's rate-limit waits included: the change is saved, COMMAND_DEADLINE is Letta's
+
+
+# COMMAND_DEADLINE is Letta's: the time a command spends waiting on Slack (its rights looked up, its notice posted,
+# rate limits waited out) moves it on, so that a slow Slack is not said to be a Letta server that did not answer.
+LETTA_DEADLINE: ContextVar[asyncio.Timeout | None] = ContextVar("letta_deadline", default=None)
+
+
+@asynccontextmanager
+async def slack_time(most: float) -> AsyncIterator[None]:
+    """Slack's part of a command, at most `most` seconds: the deadline moved on by `most` before it (so that it
+    cannot fall inside), and back by what was not used after."""
+    deadline = LETTA_DEADLINE.get()
+    when = deadline.when() if deadline is not None and not deadline.expired() else None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    if deadline is not None and when is not None:
+        deadline.reschedule(when + most)
+    try:
+        yield
+    finally:
+        if deadline is not None and when is not None and not deadline.expired():
+            deadline.reschedule(when + min(most, loop.time() - started))
 
 
 @dataclass(frozen=True)
@@ -163,7 +186,8 @@ class CommandHandler:
             # A channel's changes take effect in the order they came: a connect still checking its agents with
             # Letta when a disconnect came would otherwise save after it, and the channel end up connected.
             async with self._changing.hold(f"{who.team_id}/{who.channel_id}") if command.changes else nullcontext():
-                async with asyncio.timeout(COMMAND_DEADLINE):
+                async with asyncio.timeout(COMMAND_DEADLINE) as deadline:
+                    LETTA_DEADLINE.set(deadline)  # this command's task's own: Slack's waits move it on
                     message = await self._run(command, who, client)
         except TimeoutError:
             message = Message(
@@ -225,7 +249,8 @@ class CommandHandler:
     async def _refusal(self, who: Invocation, client: AsyncWebClient, listing: bool = False) -> Message | None:
         member = Member(who.user_id)
         if needs_lookup(who.user_id, self._policy):
-            member = await member_facts(client, who.user_id, who.channel_id, self._policy.by == "creator")
+            async with slack_time(MEMBER_LOOKUP_WAIT):
+                member = await member_facts(client, who.user_id, who.channel_id, self._policy.by == "creator")
         if may_configure(member, self._policy):
             return None
         log.info("configuration refused team=%s channel=%s user=%s", who.team_id, who.channel_id, who.user_id)
@@ -237,7 +262,7 @@ class CommandHandler:
     ) -> Message:
         """One visible line in the channel; if Slack refuses it, the caller's answer says so."""
         try:  # the change is saved: a slow or rate-limiting Slack is never blamed on Letta's deadline
-            async with asyncio.timeout(ANNOUNCE_WAIT):
+            async with slack_time(ANNOUNCE_WAIT), asyncio.timeout(ANNOUNCE_WAIT):
                 await bounded(client, ANNOUNCE_SECONDS).chat_postMessage(
                     channel=who.channel_id, text=notice, unfurl_links=False, unfurl_media=False
                 )
