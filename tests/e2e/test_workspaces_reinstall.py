@@ -35,7 +35,11 @@ def test_a_workspace_installed_again_in_the_same_process_runs_and_stops_its_turn
         world.letta.set_delay(agents["alice"], 0.0)
         quick, _ = world.mention("a quick one", CHANNEL, ACME)
         done(world, CHANNEL, quick["ts"])
-        with sqlite3.connect(world.db) as db:
-            statuses = dict(db.execute("SELECT message_ts, status FROM turns").fetchall())
-        assert statuses == {slow["ts"]: "stopped", quick["ts"]: "done"}
+        wanted = {slow["ts"]: "stopped", quick["ts"]: "done"}
+        world.slack.wait_for(lambda: statuses(world.db) == wanted, 10)  # the turn's end is written after its ✅
         assert "status=uninstalled" not in world.bridge.logs()
+
+
+def statuses(db: Path) -> dict[str, str]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT message_ts, status FROM turns").fetchall())
