@@ -84,7 +84,7 @@ class TurnApprovals:
             await self._if_stopped(rows)
             raise
         except SlackPostError as exc:  # nobody can be asked: denied, or Letta would wait for good (409 on every send)
-            return await self._unposted(request, rows, exc.error)
+            return await self._unposted(request, rows, exc)
         loop = asyncio.get_running_loop()
         started = loop.time()
         # The timeout runs from when the question was first asked, across restarts.
@@ -119,10 +119,12 @@ class TurnApprovals:
             raise
         return None if decided is None else self._decisions(request, decided)
 
-    async def _unposted(self, request: ApprovalRequest, rows: list[Approval], error: str) -> tuple[Decision, ...]:
+    async def _unposted(
+        self, request: ApprovalRequest, rows: list[Approval], failure: SlackPostError
+    ) -> tuple[Decision, ...]:
         """A card Slack would not post: the request's undecided calls denied (a posted card of it says so), the
         thread told why."""
-        log.warning("approval card not posted step=%s error=%s; its calls denied", request.step, error)
+        log.warning("approval card not posted step=%s error=%s; its calls denied", request.step, failure.error)
         for row in rows:
             await self._desk.store.decide(row.id, "", False, UNPOSTED)
         decided = [await self._desk.store.get(row.id) or row for row in rows]
@@ -131,7 +133,7 @@ class TurnApprovals:
                 await self._desk.show(self._poster.client, row)
         unposted = [row.asked.tool_name for row in decided if row.card_ts is None]
         if self._owe is not None and unposted:
-            words = unposted_notice(request.agent_name, unposted, error)
+            words = unposted_notice(request.agent_name, unposted, failure.error, failure.unknown)
             await self._owe(f"notice:unposted:{request.step}:{decided[0].id}", words)
         return self._decisions(request, decided)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bridge.slack.failures import HALF_DONE
 from bridge.slack.markdown import escape_within
 from bridge.slack.render import escape
 from bridge.store.approvals import Approval
@@ -37,22 +36,16 @@ UNPOSTED = "The approval card could not be posted in Slack, so nobody could be a
 UNPOSTED_LINE = "denied at once, as an approval card of this request could not be posted in Slack"
 
 
-def unposted_notice(agent: str, tools: list[str], error: str) -> str:
+def unposted_notice(agent: str, tools: list[str], error: str, unconfirmed: bool = False) -> str:
     """What the thread is told when Slack would not take a request's card: its calls were denied, and why. Plain
     text: a notice is escaped as it is posted."""
     names = ", ".join("`" + t[:NAME_CHARS].replace("`", "'") + "`" for t in tools)
     calls = "tool call {} was" if len(tools) == 1 else "tool calls {} were"
-    if unconfirmed(error):  # it may be in the thread all the same: its buttons no longer decide anything
+    if unconfirmed:  # it may be in the thread all the same: its buttons no longer decide anything
         return (f"{agent[:NAME_CHARS]}'s {calls.format(names)} denied because Slack did not confirm the approval card"
                 f" was posted ({error}), so nobody could be asked; a card for it above no longer decides anything.")
     return (f"{agent[:NAME_CHARS]}'s {calls.format(names)} denied because Slack would not post the approval card"
             f" ({error}), so nobody could be asked.")
-
-
-def unconfirmed(error: str) -> bool:
-    """A post whose outcome is unknown (post.py gave up reading the thread back): a 5xx (`http_503`), Slack's
-    "may have succeeded in part" codes, or a failure's type (`TimeoutError`), where a refusal is Slack's own code."""
-    return error.startswith("http_") or error in HALF_DONE or error[:1].isupper()
 
 
 def shown_arguments(arguments: str) -> str:

@@ -56,10 +56,11 @@ BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_bloc
 
 
 class SlackPostError(Exception):
-    def __init__(self, method: str, error: str) -> None:
+    def __init__(self, method: str, error: str, unknown: bool = False) -> None:
         super().__init__(f"{method}: {error}")
         self.method = method
         self.error = error
+        self.unknown = unknown  # not refused: Slack may have taken it, and the thread could not be read to tell
 
     @property
     def permanent(self) -> bool:

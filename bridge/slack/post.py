@@ -316,7 +316,7 @@ class SlackPoster:
     async def _wait_out(self, waited: int, reason: str) -> int:
         """The next wait of `OUTCOME_WAITS` after `waited` of them; SlackPostError once all were waited."""
         if waited >= len(OUTCOME_WAITS):
-            raise SlackPostError("chat.postMessage", reason)
+            raise SlackPostError("chat.postMessage", reason, unknown=True)
         await asyncio.sleep(OUTCOME_WAITS[waited])
         return waited + 1
 
