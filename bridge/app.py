@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.response import BoltResponse
 
 from bridge import __version__
 from bridge.clients import (
@@ -41,6 +42,7 @@ from bridge.metrics_access import metrics_refusal
 from bridge.pruner import Pruner
 from bridge.relay import Relay
 from bridge.slack.bolt_app import BridgeApp, as_bolt_reads_it
+from bridge.slack.delivery_notices import rate_limited_words
 from bridge.slack.directory import Directory
 from bridge.slack.gate import Gate
 from bridge.slack.listeners import register_all
@@ -308,14 +310,19 @@ class Bridge:
         if refusal is not None:
             refused.warning(refusal.reason, "slack request refused status=%s reason=%s", refusal.status, refusal.reason)
             return web.json_response({"error": refusal.reason}, status=refusal.status)
-        try:
-            bolt_request = as_bolt_reads_it(await to_bolt_request(request))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
-            kind = type(exc).__name__
-            refused.warning(kind, "slack request refused status=400 reason=malformed payload (%s)", kind)
-            return web.json_response({"error": "malformed payload"}, status=400)
-        bolt_response = await self.app.async_dispatch(bolt_request)
+        dropping = rate_limited_words(headers, body)
+        if dropping is not None:  # Slack's notice, not an event: no listener would take it
+            log.warning(dropping)
+            bolt_response = BoltResponse(status=200, body="")
+        else:
+            try:
+                bolt_request = as_bolt_reads_it(await to_bolt_request(request))
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # Signed by Slack but not shaped like any Slack payload: refuse it rather than let Bolt crash.
+                kind = type(exc).__name__
+                refused.warning(kind, "slack request refused status=400 reason=malformed payload (%s)", kind)
+                return web.json_response({"error": "malformed payload"}, status=400)
+            bolt_response = await self.app.async_dispatch(bolt_request)
         try:
             await self.store.record_signatures()  # a mention's was written with its turn; anything else's now
         except StoreError as exc:

@@ -189,8 +189,11 @@ def _interaction(payload: dict[str, object]) -> bool:
         isinstance(payload[name], dict) for name in ("user", "container", "view", "message", "state") if name in payload
     ):
         return False
-    if kind.startswith("view_") and not isinstance(payload.get("view"), dict):
-        return False
+    view = payload.get("view")
+    if kind.startswith("view_") and not (
+        isinstance(view, dict) and isinstance(view.get("type"), str) and _fields(view, str, "callback_id")
+    ):
+        return False  # Bolt reads a view's type whenever it has a callback_id
     if not _fields(payload, str, "response_url", "trigger_id", "api_app_id", "token", "callback_id"):
         return False
     user = payload.get("user")
