@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError, field_validator
 
 from bridge.letta.errors import BACKGROUND_REFUSED, Kind, LettaError
 
@@ -112,6 +112,19 @@ class ToolReturn(_Wire):
     tool_call_id: str | None = None
     status: str | None = None
     tool_return: str | None = None
+
+    @field_validator("tool_return", mode="before")
+    @classmethod
+    def _parts(cls, value: Any) -> Any:
+        """0.16.8 gives a result as content parts (text, image) too: its text is what the bridge shows."""
+        if isinstance(value, list):
+            parts = [p for p in value if isinstance(p, dict)]
+            return " ".join(
+                str(p.get("text") or "") if p.get("type") == "text" else "[image]"
+                for p in parts
+                if p.get("type") in ("text", "image")
+            ).strip()
+        return value
 
 
 class ToolReturnMessage(MessageBase):

@@ -33,6 +33,7 @@ class NoteTaker:
     def __init__(self) -> None:
         self._authors: dict[str, _Author] = {}
         self._call_owner: dict[str, str] = {}  # tool_call_id -> author
+        self._last_call: dict[str, str] = {}  # message otid/id -> the tool_call_id its fragments continue
 
     def add(self, message: LettaMessage, author: str) -> None:
         if isinstance(message, ReasoningMessage):
@@ -44,7 +45,9 @@ class NoteTaker:
             notes.reasoning[key] += message.reasoning or ""
         elif isinstance(message, ToolCallMessage):
             for call in message.calls:  # a model's parallel calls come in one message
-                key = call.tool_call_id or message.otid or message.id or ""
+                whose = message.otid or message.id or ""
+                key = call.tool_call_id or self._last_call.get(whose) or whose
+                self._last_call[whose] = key
                 notes = self._author(author)
                 if key not in notes.calls:
                     notes.order.append(("tool", key))

@@ -93,6 +93,8 @@ async def messages(events: AsyncIterator[SseEvent], base_url: str) -> AsyncItera
     stop_error: str | None = None
     reason: str | None = None  # the stop reason of a run that failed
     async for event in events:
+        if not event.data and event.event != "error":
+            continue  # a block with no data (retry:, id:, a named event alone) is no message (WHATWG dispatch rule)
         if event.data == "[DONE]":
             done = True
             with contextlib.suppress(TimeoutError, aiohttp.ClientError):

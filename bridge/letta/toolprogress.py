@@ -44,13 +44,16 @@ def one_line(text: str) -> str:
 class ToolWatch:
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
+        self._last_call: dict[str, str] = {}  # message otid/id -> the tool_call_id its fragments continue
 
     def add(self, message: LettaMessage, author: str) -> list[tuple[str, ToolProgress]]:
         """(author, progress) when this message moves a tool call on; [] for any other message."""
         if isinstance(message, ToolCallMessage):
             moved: list[tuple[str, ToolProgress]] = []
             for fragment in message.calls:  # a model's parallel calls come in one message
-                key = fragment.tool_call_id or message.otid or message.id or ""
+                whose = message.otid or message.id or ""
+                key = fragment.tool_call_id or self._last_call.get(whose) or whose
+                self._last_call[whose] = key
                 call = self._calls.setdefault(key, _Call(author))
                 call.name = call.name or fragment.name or ""
                 call.arguments += fragment.arguments or ""
