@@ -239,7 +239,8 @@ class SqliteConnection:
                 if version > len(MIGRATIONS):
                     raise newer_schema(version, self.path)
                 await self._db.execute("PRAGMA journal_mode=WAL")
-                await self._migrate()
+                if version < len(MIGRATIONS):  # an up-to-date file is not locked for a migration with nothing to do
+                    await self._migrate()
             if self.path != ":memory:":  # a second connection to :memory: would be another database
                 self._reader = await aiosqlite.connect(self.path, isolation_level=None)
                 self._reader.row_factory = sqlite3.Row
