@@ -92,6 +92,9 @@ class GroupDetails:
         # channels may bind one group with different saved members).
         self._records: dict[str, tuple[float, GroupRecord]] = {}
         self._names: dict[str, AgentRef] = {}  # agents' names looked up for a member the binding did not list
+        # Each group's target as saved that a fresh record was read for: a binding saved since (connected again,
+        # here or by another process) differs from it, and is looked up again at once.
+        self._saved: dict[str, set[tuple[object, ...]]] = {}
         self._locks = KeyedLocks()
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
@@ -110,8 +113,10 @@ class GroupDetails:
         now = asyncio.get_running_loop().time()
         async with self._locks.hold(target.group_id):
             cached = self._records.get(target.group_id)
+            saved = (tuple(a.id for a in target.agents), target.manager.id if target.manager else None,
+                     target.max_turns, target.termination_token)
             try:
-                if cached is None or now - cached[0] >= self._ttl:
+                if cached is None or now - cached[0] >= self._ttl or saved not in self._saved.get(target.group_id, ()):
                     try:
                         record = GroupRecord.of(await self._client.get_group(target.group_id))
                     except LettaError as error:
@@ -123,7 +128,12 @@ class GroupDetails:
                             target.group_id, error,
                         )
                     else:
+                        fresh = cached is None or now - cached[0] >= self._ttl
                         cached = self._records[target.group_id] = (now, record)
+                        seen = self._saved.setdefault(target.group_id, set())
+                        if fresh:
+                            seen.clear()
+                        seen.add(saved)
                 return await with_record(self._client, target, cached[1], self._names)
             except LettaError as error:
                 log.warning("group %s: its record could not be looked up: %s", target.group_id, error)
