@@ -80,8 +80,11 @@ def test_turns_run_in_order_per_channel_and_no_agent_ever_has_two_sends(version:
             assert letta.overlaps == []
             for channel, order in sent.items():
                 queued = [p.args for p in slack.posts(channel) if p.args["text"].startswith("Queued")]
-                assert [q["thread_ts"] for q in queued] == order[1:]
-                assert "after the 1 earlier message " in queued[0]["text"]
+                # Only waiting mentions get one, in order, one each; a turn that started before its notice was due
+                # gets none (notices.py), which a loaded machine brings about for the first of them (seen in CI).
+                threads = [q["thread_ts"] for q in queued]
+                assert threads == [ts for ts in order[1:] if ts in threads] and threads, threads
+                assert all(re.search(r"after the [12] earlier messages? ", q["text"]) for q in queued), queued
                 posts = replies(channel)
                 assert [p.args["thread_ts"] for p in posts] == [ts for ts in order for _ in range(2)]
                 assert [p.args["text"] for p in posts] == [f"question {n}" for n in range(3) for _ in range(2)]
