@@ -25,7 +25,8 @@ from bridge.logs import masked, setup_logging
 from bridge.pattern_words import manager_role, members_heading
 from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
-from bridge.store import Store, StoreError, open_store
+from bridge.store import Store, open_store
+from bridge.store.base import database_trouble, trouble_words
 from bridge.store.database_url import database_name, missing_sqlite_file
 
 if TYPE_CHECKING:
@@ -116,13 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _say_error(str(exc), daemon and settings.log_format == "json")
         return exc.code
-    except StoreError as exc:
-        _say_error(str(exc), daemon and settings.log_format == "json")
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `check | head -1`: the reader has what it wanted; no traceback for the rest
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit is quiet
+        return 1
+    except Exception as exc:  # the store's words, or SQLite's and asyncpg's own errors said plainly
+        if not database_trouble(exc):
+            raise
+        _say_error(trouble_words(exc), daemon and settings.log_format == "json")
         return 1
     finally:
         if ingress is not None:

@@ -74,6 +74,17 @@ def database_trouble(exc: BaseException) -> bool:
     return type(exc).__module__.split(".", 1)[0] == "asyncpg"
 
 
+def trouble_words(exc: BaseException) -> str:
+    """A database failure (`database_trouble`) as a command says it: SQLite's "locked" names its usual cause."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return (
+            f"the database is busy ({text}): another process holds a write on it, such as a sqlite3 shell left in "
+            "a transaction; try again once it lets go"
+        )
+    return text if isinstance(exc, StoreError) else f"the database failed: {text}"
+
+
 @dataclass(frozen=True)
 class PendingTurn:
     turn: Turn
