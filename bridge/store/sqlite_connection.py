@@ -232,19 +232,19 @@ class SqliteConnection:
         try:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute_fetchall("PRAGMA busy_timeout=5000")
+            await self._db.execute_fetchall("PRAGMA synchronous=NORMAL")
             if self._migrates:
                 version = await self.schema_version()  # read first: a newer bridge's file is never written
                 if version > len(MIGRATIONS):
                     raise newer_schema(version, self.path)
-                await self._db.execute("PRAGMA journal_mode=WAL")
+                await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
                 if version < len(MIGRATIONS):  # an up-to-date file is not locked for a migration with nothing to do
                     await self._migrate()
             if self.path != ":memory:":  # a second connection to :memory: would be another database
                 self._reader = await aiosqlite.connect(self.path, isolation_level=None)
                 self._reader.row_factory = sqlite3.Row
-                await self._reader.execute("PRAGMA busy_timeout=5000")
+                await self._reader.execute_fetchall("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open the database {self.path}: {exc}") from None
