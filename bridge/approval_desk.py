@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -19,6 +20,7 @@ from bridge.config import Settings
 from bridge.domain import AgentFailure, Turn
 from bridge.letta.client import DEFAULT_CONVERSATION as DEFAULT
 from bridge.letta.errors import PENDING, upper_first
+from bridge.slack.agent_names import ShownNames
 from bridge.slack.approvals import already, card_lines, card_text, decided_blocks, may_decide, who_may_decide
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.stopping import ApprovalWithdrawn
@@ -43,6 +45,11 @@ class ApprovalDesk:
         self._base = store
         self._settings = settings
         self._waiting: dict[int, asyncio.Event] = {}
+
+    @functools.cached_property
+    def _shown(self) -> ShownNames:
+        """Agents named on a card as their replies show them."""
+        return ShownNames({name: look.display_name for name, look in self._settings.slack_agents.items()})
 
     async def press(
         self,
@@ -164,8 +171,10 @@ class ApprovalDesk:
             await client.chat_update(
                 channel=a.channel_id,
                 ts=row.card_ts,
-                text=card_text(a.agent_name, a.tool_name, row.id),
-                blocks=list(decided_blocks(a.agent_name, a.tool_name, a.arguments, card_lines(row, refused))),
+                text=card_text(self._shown.name(a.agent_name), a.tool_name, row.id),
+                blocks=list(
+                    decided_blocks(self._shown.name(a.agent_name), a.tool_name, a.arguments, card_lines(row, refused))
+                ),
             )
         except FAILURES as exc:
             log.warning("slack approval card not updated approval_id=%s error=%s", row.id, slack_error(exc))

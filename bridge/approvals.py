@@ -209,8 +209,9 @@ class TurnApprovals:
     def _part(self, row: Approval) -> Part:
         a = row.asked
         author = self._poster.author(a.agent_name)
-        blocks = card_blocks(row.id, a.agent_name, a.tool_name, a.arguments)
-        text = card_text(a.agent_name, a.tool_name, row.id)
+        shown = self._poster.shown_name(a.agent_name)
+        blocks = card_blocks(row.id, shown, a.tool_name, a.arguments)
+        text = card_text(shown, a.tool_name, row.id)
         return Part(text, author.username, author.icon_emoji, author.icon_url, blocks)
 
     async def _card(self, row: Approval) -> None:

@@ -4,6 +4,7 @@ message recorded as it lands, so a restarted bridge posts only what is missing."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 from bridge.config import Settings
@@ -24,10 +25,11 @@ REPLY = "reply:"
 NOTES = "notes:"
 
 
-def _whose(item: OutboxItem) -> str:
+def _whose(item: OutboxItem, shown_name: Callable[[str], str]) -> str:
     if item.agent_name is None:
         return "the bridge's notice"
-    return f"{item.agent_name}'s " + ("reasoning and tool calls" if item.source.startswith(NOTES) else "reply")
+    what = "reasoning and tool calls" if item.source.startswith(NOTES) else "reply"
+    return f"{shown_name(item.agent_name)}'s {what}"
 
 
 class TurnFlush:
@@ -68,7 +70,8 @@ class TurnFlush:
                     continue
                 if self._settings.slack_feedback and item.source.startswith(REPLY) and index == len(parts) - 1:
                     # The reply's last message carries the feedback buttons (bridge/slack/feedback.py).
-                    actions = feedback_actions(turn_id, item.source[len(REPLY) :], item.agent_name or "")
+                    name = item.agent_name or ""
+                    actions = feedback_actions(turn_id, item.source[len(REPLY) :], name, self._poster.shown_name(name))
                     part = replace(part, actions=actions)
                 ts = None
                 check_first, outbox.in_doubt = resumed or outbox.in_doubt, True
@@ -103,7 +106,7 @@ class TurnFlush:
             if not exc.refused:
                 raise
             outbox.refused += 1
-            told = Part(escape(REFUSED_PART.format(whose=_whose(item), error=exc.error)), None)
+            told = Part(escape(REFUSED_PART.format(whose=_whose(item, self._poster.shown_name), error=exc.error)), None)
             return await self._poster.post(
                 channel, thread_ts, told, check_first=check_first, after=message_ts, taken=taken
             )

@@ -54,7 +54,7 @@ class TurnShown:
             s.slack_working_reaction, s.slack_working_after_seconds, self._signs, resumed,
         )
         if not running.session:
-            presence.start([a.name for a in agents])
+            presence.start([self._poster.shown_name(a.name) for a in agents])
         return presence
 
     async def end(self, turn: Turn, running: RunningTurn, presence: Presence, status: str) -> None:

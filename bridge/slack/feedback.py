@@ -32,8 +32,10 @@ def _value(vote: str, turn_id: int, reply: str, agent_name: str) -> str:
     return f"{vote}|{turn_id}|{reply}|{agent_name}"[:VALUE_CHARS]
 
 
-def feedback_actions(turn_id: int, reply: str, agent_name: str) -> tuple[dict[str, Any], ...]:
-    """The context_actions block with the two feedback buttons for one agent's reply."""
+def feedback_actions(turn_id: int, reply: str, agent_name: str, shown: str = "") -> tuple[dict[str, Any], ...]:
+    """The context_actions block with the two feedback buttons for one agent's reply; a screen reader names the
+    agent as the reply shows it (`shown`), the press carries its Letta name."""
+    shown = shown or agent_name
     button = {"type": "plain_text", "text": UP}
     return (
         {
@@ -45,12 +47,12 @@ def feedback_actions(turn_id: int, reply: str, agent_name: str) -> tuple[dict[st
                     "action_id": FEEDBACK_ACTION,
                     "positive_button": {
                         "text": button,
-                        "accessibility_label": f"Good reply from {agent_name}"[:75],
+                        "accessibility_label": f"Good reply from {shown}"[:75],
                         "value": _value("up", turn_id, reply, agent_name),
                     },
                     "negative_button": {
                         "text": {"type": "plain_text", "text": DOWN},
-                        "accessibility_label": f"Bad reply from {agent_name}"[:75],
+                        "accessibility_label": f"Bad reply from {shown}"[:75],
                         "value": _value("down", turn_id, reply, agent_name),
                     },
                 }

@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.agent_names import ShownNames
 from bridge.slack.failures import (
     BLOCKS_REFUSED,
     CHANNEL_REFUSALS,
@@ -114,6 +115,7 @@ class SlackPoster:
         self._usernames_wanted = named_by_username
         self._named_by_username = named_by_username
         self._looks = looks or {}
+        self._shown = ShownNames({name: look.display_name for name, look in self._looks.items()})
         self._bot_id: str | None = None
         self._learning: asyncio.Future[None] | None = None
         self._token_seen = 0  # counts installs: an auth.test of an earlier token is not learnt from
@@ -212,12 +214,13 @@ class SlackPoster:
 
     def shown_name(self, agent_name: str) -> str:
         """The agent's name as its replies show it (SLACK_AGENTS' display_name, else its Letta name)."""
-        return self._looks.get(agent_name, Look()).display_name or agent_name
+        return self._shown.name(agent_name)
 
     def parts(self, agent_name: str | None, text: str) -> list[Part]:
-        """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
+        """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None), which
+        names agents as their replies show them."""
         if agent_name is None:
-            return [Part(p, None) for p in split(escape(text))]
+            return [Part(p, None) for p in split(escape(self._shown.words(text)))]
         look = self._looks.get(agent_name, Look())
         shown = self.shown_name(agent_name)
         if not self._named_by_username:

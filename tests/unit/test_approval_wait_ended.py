@@ -26,7 +26,7 @@ from bridge.turn_slot import Slot
 from tests.fakes.slack import FakeSlack
 
 R = TypeVar("R")
-SETTINGS = dict(approval_timeout_seconds=60, turn_stop_poll_seconds=0.05, turn_deadline_seconds=30)
+SETTINGS = dict(approval_timeout_seconds=60, turn_stop_poll_seconds=0.05, turn_deadline_seconds=30, slack_agents={})
 
 
 class Sessions:

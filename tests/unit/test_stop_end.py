@@ -88,7 +88,7 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
             assert pending is not None and pending.stopped_by == "U9"
             settings = SimpleNamespace(
                 slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop",
-                approval_timeout_seconds=60, slack_approve_by="asker", slack_approve_users=(),
+                approval_timeout_seconds=60, slack_approve_by="asker", slack_approve_users=(), slack_agents={},
             )
             poster, sessions, letta = Recorder(), Recorder(session), Denied()
             worker = object.__new__(TurnWorker)  # what a turn's run uses before it would ask the agents
@@ -152,7 +152,9 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
             await store.put_binding(Binding("T1", "C1", agent))
             turn_id = await store.accept_turn(TURN, "otid-1")
             assert turn_id is not None and await store.take_turn(turn_id)
-            settings = SimpleNamespace(slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop")
+            settings = SimpleNamespace(
+                slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", slack_agents={}
+            )
             desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
             rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn",
                                                route, question.request_id, c.name, c.arguments, "U1")

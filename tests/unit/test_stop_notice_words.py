@@ -33,7 +33,7 @@ NOTICE = "Stopped by <@U9>."
 SETTINGS = dict(
     slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", slack_done_reaction="done",
     slack_failed_reaction="warning", slack_feedback=False, approval_timeout_seconds=30, turn_deadline_seconds=30,
-    slack_approve_by="asker", slack_approve_users=(),
+    slack_approve_by="asker", slack_approve_users=(), slack_agents={},
 )
 
 

@@ -158,6 +158,7 @@ def real_worker(store: Any, poster: Recorder) -> TurnWorker:
         default_target=(), slack_command="/letta", shows_reasoning=lambda _c: False, slack_live_edit_seconds=1,
         slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", approval_timeout_seconds=60,
         slack_approve_by="asker", slack_approve_users=(), slack_working_after_seconds=100, slack_feedback=False,
+        slack_agents={},
     )
     worker = object.__new__(TurnWorker)
     worker._settings, worker._store, worker._poster, worker._fallback = s, store, poster, None  # type: ignore[assignment]

@@ -95,6 +95,9 @@ class Poster(Recorder):
     def author(self, _name: str) -> Author:
         return Author()
 
+    def shown_name(self, name: str) -> str:
+        return name
+
     def parts(self, _agent: Any, text: str) -> list[Any]:
         return [Part(text, None)]
 
@@ -105,7 +108,7 @@ def settings(**over: Any) -> SimpleNamespace:
         slack_done_reaction="white_check_mark", slack_stopped_reaction="black_square_for_stop",
         slack_failed_reaction="warning", slack_feedback=False, slack_approve_by="asker", slack_approve_users=(),
         slack_working_reaction="eyes", slack_working_after_seconds=100, slack_live_edit_seconds=1,
-        shows_reasoning=lambda _c: False,
+        shows_reasoning=lambda _c: False, slack_agents={},
     )
     base.update(over)
     return SimpleNamespace(**base)

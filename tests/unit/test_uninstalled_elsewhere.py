@@ -29,7 +29,7 @@ def test_a_card_wait_ends_when_another_process_removed_the_workspace(tmp_path: P
             await store.put_binding(Binding("T1", "C1", Target("agents", (ALICE, BOB))))
             turn_id = await store.accept_turn(TURN, "otid-1")
             assert turn_id is not None and await store.take_turn(turn_id)
-            settings = SimpleNamespace(turn_stop_poll_seconds=0.2, approval_timeout_seconds=60)
+            settings = SimpleNamespace(turn_stop_poll_seconds=0.2, approval_timeout_seconds=60, slack_agents={})
             desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]  # process A's, running the turn
             [row] = await desk.store.ask([Asked(turn_id, BOB.id, "call-1", "T1", "C1", "1.000001", BOB.id, "bob",
                                                 None, "req-1", "shout", "{}", "U1")])
