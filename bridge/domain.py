@@ -52,6 +52,9 @@ class Target:
     # Bridge runner only: every agent gets the user's message at once, replies posted as they arrive. Stored
     # as the binding's pattern (manager_type "broadcast"), so both stores keep it without a schema change.
     broadcast: bool = False
+    # When the channel's binding was saved (wall clock; set from Binding.bound_at where a turn runs it, not kept in
+    # the store): a group record read before then may be older than what the connect showed (letta/groups.py).
+    saved_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.manager_type == BROADCAST and not self.broadcast:

@@ -161,7 +161,8 @@ class TurnAsking:
         replies and failures."""
         turn = job.turn
         replies = failures = 0
-        async for event in runner.run(binding.target, turn_input, transcript, journal):
+        target = replace(binding.target, saved_at=binding.bound_at)  # a group record older is re-read
+        async for event in runner.run(target, turn_input, transcript, journal):
             await self._ack_first.give_way()
             if isinstance(event, AgentReply) and shows_nothing(event.text):
                 failures += 1  # nothing to post, and not a success either: the thread is told

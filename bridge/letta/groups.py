@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import UTC, datetime
 
 from bridge.domain import AgentRef, Target
 from bridge.keyed_locks import KeyedLocks
@@ -78,9 +79,39 @@ async def as_recorded(client: LettaClient, target: Target) -> Target:
     return await with_record(client, target, record)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Read:
+    """A group's record and when it was read: `at` (loop time) for the cache's TTL, `saved_before` (wall clock,
+    taken as the lookup was sent) to tell a binding saved since, which may name members the record does not."""
+
+    at: float
+    saved_before: datetime
+    record: GroupRecord
+
+
+def _saved_after(target: Target, read: _Read) -> bool:
+    """The binding was saved (connected again, here or by another process) after the record was read."""
+    saved = target.saved_at
+    if saved is None:
+        return False
+    return (saved if saved.tzinfo is not None else saved.replace(tzinfo=UTC)) > read.saved_before
+
+
+def _as_saved(target: Target, last: GroupRecord) -> GroupRecord:
+    """The binding as saved, newer than the last record read: its members (a member the connect showed removed
+    stays removed); what the store does not keep for a Letta group (its manager, limits) from that record."""
+    return GroupRecord(
+        tuple(a.id for a in target.agents),
+        target.manager.id if target.manager is not None else last.manager_agent_id,
+        target.max_turns if target.max_turns is not None else last.max_turns,
+        target.termination_token or last.termination_token,
+    )
+
+
 class GroupDetails:
     """`with_record` over each group's record, looked up once per `ttl` seconds (a change on Letta is seen within
-    that); a failed lookup uses the record read last, or leaves the target as saved where none was read yet.
+    that), and again at once for a binding saved after it was read (the channel connected again); a failed lookup
+    uses the record read last, or the binding as saved where that is newer, or where no record was read yet.
 
     Each group has a lock of its own: turns of one group wait for its one lookup, while a burst over many groups
     (a start-up after an outage) looks them all up at once instead of one after another."""
@@ -89,12 +120,9 @@ class GroupDetails:
         self._client = client
         self._ttl = ttl
         # Each group's record as Letta last gave it, and when: one lookup per group, whichever binding asks (two
-        # channels may bind one group with different saved members).
-        self._records: dict[str, tuple[float, GroupRecord]] = {}
+        # channels may bind one group with different saved members; both saved before the read, neither re-reads).
+        self._records: dict[str, _Read] = {}
         self._names: dict[str, AgentRef] = {}  # agents' names looked up for a member the binding did not list
-        # Each group's target as saved that a fresh record was read for: a binding saved since (connected again,
-        # here or by another process) differs from it, and is looked up again at once.
-        self._saved: dict[str, set[tuple[object, ...]]] = {}
         self._locks = KeyedLocks()
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
@@ -110,31 +138,29 @@ class GroupDetails:
         if not limits and target.manager is not None and target.manager_type != "dynamic":
             return target  # Letta plays it with its members as they are: only the manager was wanted
         # (A dynamic group's speakers are told from its manager's choices by name: both as the record has them.)
-        now = asyncio.get_running_loop().time()
         async with self._locks.hold(target.group_id):
+            now = asyncio.get_running_loop().time()
             cached = self._records.get(target.group_id)
-            saved = (tuple(a.id for a in target.agents), target.manager.id if target.manager else None,
-                     target.max_turns, target.termination_token)
             try:
-                if cached is None or now - cached[0] >= self._ttl or saved not in self._saved.get(target.group_id, ()):
+                if cached is None or now - cached.at >= self._ttl or _saved_after(target, cached):
+                    sent = datetime.now(UTC)
                     try:
                         record = GroupRecord.of(await self._client.get_group(target.group_id))
                     except LettaError as error:
                         if cached is None:
                             raise
-                        # Nearer to the group now than the binding as saved: a member removed since stays removed.
+                        # Nearer to the group now than an older binding: a member removed since stays removed.
                         log.warning(
-                            "group %s: its record could not be read (%s): the last one read is used",
-                            target.group_id, error,
+                            "group %s: its record could not be read (%s): the last one read is used, or the "
+                            "binding as saved where it is newer", target.group_id, error,
                         )
+                        if _saved_after(target, cached):
+                            return await with_record(
+                                self._client, target, _as_saved(target, cached.record), self._names
+                            )
                     else:
-                        fresh = cached is None or now - cached[0] >= self._ttl
-                        cached = self._records[target.group_id] = (now, record)
-                        seen = self._saved.setdefault(target.group_id, set())
-                        if fresh:
-                            seen.clear()
-                        seen.add(saved)
-                return await with_record(self._client, target, cached[1], self._names)
+                        cached = self._records[target.group_id] = _Read(now, sent, record)
+                return await with_record(self._client, target, cached.record, self._names)
             except LettaError as error:
                 log.warning("group %s: its record could not be looked up: %s", target.group_id, error)
                 if limits and target.manager_type in MANAGED and target.manager is None:

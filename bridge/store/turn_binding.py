@@ -40,6 +40,7 @@ def binding_json(binding: Binding | None) -> str:
     if binding is None:
         return "null"
     target = dataclasses.asdict(binding.target)
+    target.pop("saved_at", None)  # the binding's own bound_at, kept below
     return json.dumps(
         {
             "team_id": binding.team_id,

@@ -28,6 +28,15 @@ def test_a_group_connected_again_from_the_terminal_is_asked_with_the_members_the
         r.slack.wait_for(lambda: len(r.replies(second["ts"])) >= 2, 20)
         time.sleep(2)
         assert r.replies(second["ts"]) == ["alice", "bob"], (again.stdout, r.replies(second["ts"]))
+        # Added back and connected again: a binding saved as it once was is asked as the connect shows it too.
+        r.letta.set_group_members(group, [r.agents[n] for n in ("alice", "bob", "carol")])
+        back = run_cli(env, "channels", "connect", r.channel, group)
+        assert back.returncode == 0, back.stderr
+        assert "carol" in back.stdout.split("replaced:")[0], back.stdout  # it shows alice, bob and carol
+        third, _ = r.bridge.mention("third", r.channel)
+        r.slack.wait_for(lambda: len(r.replies(third["ts"])) >= 3, 20)
+        time.sleep(2)
+        assert r.replies(third["ts"]) == ["alice", "bob", "carol"], (back.stdout, r.replies(third["ts"]))
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.domain import AgentReply, ApprovalRequest, ToolCall, TurnInput
+from bridge.domain import AgentReply, ApprovalRequest, Binding, Target, ToolCall, TurnInput
 from bridge.store.approvals import Approval
 from bridge.turn_asking import TurnAsking
 from bridge.turns import Job, TurnWorker
@@ -77,11 +77,12 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
         showed_tasks=lambda _k: False,
         replace=lambda *_: asyncio.sleep(0),
     )
-    target = SimpleNamespace(description="the crew", ref="group-1", agents=())
+    target = Target("group", (), "group-1", description="the crew")
     answering = asyncio.create_task(slack_and_letta_answer())
     async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
-        running.target = target  # type: ignore[assignment]
-        status = await worker._run_shown(job, SimpleNamespace(target=target), drafts, running, Recorder())  # type: ignore[arg-type]
+        running.target = target
+        binding = Binding("T1", "C1", target)
+        status = await worker._run_shown(job, binding, drafts, running, Recorder())  # type: ignore[arg-type]
     await asyncio.gather(answering, *stopping)
     return status, worker, job
 
