@@ -178,6 +178,8 @@ class LiveMessages:
         """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
         `text`; a task alone opens nothing where streams are refused."""
         check_lease()  # a turn's worker that stalled past its binding's lease opens no draft another may be writing
+        if asyncio.get_running_loop().time() < self._paused_at:
+            return None  # Slack's Retry-After for drafts still runs: asked again, a 429 more for every reply's draft
         if self._streams and channel not in self._no_streams:
             seed = stream_text(markdown)
             try:
