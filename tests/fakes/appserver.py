@@ -58,6 +58,7 @@ class FakeAppServer(AppServerTurns):
         self._seq: dict[web.WebSocketResponse, itertools.count[int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._held: list[tuple[web.WebSocketResponse, str]] | None = None  # frames received while frozen
@@ -125,14 +126,36 @@ class FakeAppServer(AppServerTurns):
         """Close every socket from the server's side (what the client sees when the server goes away)."""
         self.call(lambda: [asyncio.ensure_future(ws.close()) for ws in list(self._seq)])
 
-    def restart(self) -> None:
+    def restart(self, down: float = 0.0) -> None:
         """observed 0.34.12: a restart frees stuck conversations, and the cut-off reply is gone from history.
-        capture restart-ws-turn-existing-conversation.json: run ids start again at local-run-1."""
+        capture restart-ws-turn-existing-conversation.json: run ids start again at local-run-1. With `down`, the
+        port refuses connections for that many seconds first (observed 0.34.12: about 3-13 s); this returns at once."""
+        if down > 0:
+            asyncio.run_coroutine_threadsafe(self._refuse_for(down), self._loop_now()).result(10)
         self.drop_connections()
         for conv in self.convs.values():
             conv.stuck = None
             conv.messages = [m for m in conv.messages if not m.get("_cut")]
         self._runs = itertools.count(1)
+
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    async def _refuse_for(self, down: float) -> None:
+        """Close the listener, and open it again on the same port after `down` seconds."""
+        assert self._site is not None and self._runner is not None
+        await self._site.stop()
+        runner = self._runner
+
+        async def reopen() -> None:
+            await asyncio.sleep(down)
+            self._site = web.TCPSite(runner, "127.0.0.1", self.port)
+            await self._site.start()
+
+        task = asyncio.ensure_future(reopen())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def history_of(self, conversation: str) -> list[Json]:
         return [{k: v for k, v in m.items() if not k.startswith("_")} for m in self.convs[conversation].messages]
@@ -150,7 +173,7 @@ class FakeAppServer(AppServerTurns):
         app.router.add_get("/", self._ws)  # capture ws-upgrade-root-path-ok-raw.json
         self._runner = web.AppRunner(app)
         loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._site = site = web.TCPSite(self._runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ready.set()

@@ -8,7 +8,8 @@ Why it is built this way (reference/letta/app-server/README.md):
 - Closing a socket cancels the turns it started and leaves a truncated reply in history (§9); on 0.34.12 the
   conversation then refuses every input until the server restarts. So the socket is never closed while a turn
   runs: `close` waits for them, and refuses (SocketBusy) when they outlast its wait, unless forced.
-- A dropped socket is reconnected with backoff; what was waiting on it fails at once as DISCONNECTED (the
+- A dropped socket is reconnected with backoff, tried every `backoff_base` while a caller waits for it (a
+  restarting 0.34.12 refuses connections for seconds); what was waiting on it fails at once as DISCONNECTED (the
   server has cancelled the turns that socket started).
 - Server pings (every 30 s, §2) are answered by aiohttp (autoping); our own heartbeat finds a dead peer.
 """
@@ -103,7 +104,8 @@ class AppServerSocket:
         self._runner: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._refused = asyncio.Event()  # the latest connect was refused (401/403): waiting for it is pointless
-        self._wanted = asyncio.Event()  # a caller waits for the socket: the reconnect's backoff is cut short
+        self._wanted = asyncio.Event()  # a caller began waiting for the socket: the running backoff is cut short
+        self._waiters = 0  # callers waiting for the socket now: while any do, the reconnect tries every backoff_base
         self._turns_idle = asyncio.Event()
         self._turns_idle.set()
         self._turns = 0
@@ -216,11 +218,13 @@ class AppServerSocket:
     async def _connection(self) -> aiohttp.ClientWebSocketResponse:
         self.start()
         if not self._connected.is_set():
+            self._waiters += 1
             self._wanted.set()
             waits = [asyncio.ensure_future(event.wait()) for event in (self._connected, self._refused)]
             try:
                 await asyncio.wait(waits, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self._waiters -= 1
                 for wait in waits:
                     wait.cancel()
         if not self._connected.is_set():
@@ -257,12 +261,15 @@ class AppServerSocket:
                 await asyncio.sleep(self.backoff_base * random.random())  # noqa: S311
 
     async def _back_off(self, delay: float) -> None:
-        """Wait `delay` before the next connect, or less once a turn or request waits for the socket: a server
-        back after an outage would otherwise fail every mention until the backoff, grown to 30 s, is over.
-        Never less than `backoff_base` apart, however many callers wait."""
+        """Wait `delay` before the next connect, or only `backoff_base` while a turn or request waits for the
+        socket: a server back after an outage (a restart refuses connections for seconds) would otherwise fail
+        every mention until the backoff, grown to 30 s, is over. Never less than `backoff_base` apart, however
+        many callers wait."""
         self._wanted.clear()
         floor = min(delay, self.backoff_base)
         await asyncio.sleep(floor)
+        if self._waiters:
+            return
         try:
             await asyncio.wait_for(self._wanted.wait(), timeout=delay - floor)
         except TimeoutError:
