@@ -31,7 +31,7 @@ from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
 from bridge.letta.recovery import PASSING, Found, Otids, Sent, find_turn, settle, unread
 from bridge.letta.rest_send import RestSend
-from bridge.letta.send_parts import each, reattached_texts, refused
+from bridge.letta.send_parts import each, refused
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,8 @@ class BridgeRunner(Step):
         """A re-attached run's replies. A run that stopped to ask for approval brings its request again
         (redis-approval-stream-resume-by-otid): it is asked about in the thread as a live send's would be, and the
         agent read on; left alone, the agent would refuse every later message (409 PENDING_APPROVAL)."""
-        if not any(isinstance(s, Asked) for s in spoken):
-            return await self._answered(agent, key, *reattached_texts(agent, key, spoken), journal, upto)
+        if not any(isinstance(s, Asked) for s in spoken):  # read on as a live send is: a cut is read from history
+            return await self._read_on(agent, key, each(spoken), turn, journal, upto, sent)
         source = self._send.approving(agent, key, sent.conversation, turn).run(each(spoken))
         return await self._read_on(agent, key, source, turn, journal, upto, sent)
 

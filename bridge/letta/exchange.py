@@ -268,9 +268,10 @@ async def exchange(
                     break
                 if not received:
                     raise
-                if dropped is not None and not error.outcome_unknown:
-                    # The re-attach was refused, not the run: the cut is what happened to the send (the runner reads
-                    # the reply from history once the run is over), not the refusal's words.
+                if dropped is not None:
+                    # The re-attach was refused (or a gateway answered it 5xx till the pauses ran out), not the run:
+                    # the cut is what happened to the send (the runner reads the reply from history once the run is
+                    # over), not the refusal's words.
                     log.info("letta re-attach refused (%s); the stream stays cut", error.kind)
                     error = dropped
                 # A token stream broken in the middle of an answer: its words so far are marked as cut off, never

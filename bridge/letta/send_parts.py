@@ -55,20 +55,6 @@ def drafting(drafts: Drafts | None, key: str, name: str, done: list[str]) -> Dra
     return draft
 
 
-def reattached_texts(agent: AgentRef, key: str, spoken: list[Spoken]) -> tuple[list[str], AgentFailure | None]:
-    """A re-attached run's texts, and its error as the agent's failure in the step (as a live send's is)."""
-    texts = [s.text for s in spoken if isinstance(s, Said)]
-    errors = [s for s in spoken if isinstance(s, LettaError)]
-    if not errors:
-        return texts, None
-    failed = errors[-1]
-    explained = failed.explain(agent.name)
-    return texts, AgentFailure(
-        agent.name, explained, failed.kind, agent.id, failed.request_id, key, 1, failed.pending_approval,
-        failed.target_gone,
-    )
-
-
 async def each(items: Sequence[Spoken]) -> AsyncIterator[Spoken]:
     """What a send said, read again (a re-attached run's replies, requests found in history)."""
     for item in items:
