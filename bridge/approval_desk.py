@@ -113,7 +113,8 @@ class ApprovalDesk:
                                   channel_name)
         if where is None:
             return failure.message
-        return f"{PENDING.format(subject=upper_first(failure.agent_name or 'the agent'))} {where}"
+        subject = self._shown.name(failure.agent_name) if failure.agent_name else "the agent"
+        return f"{PENDING.format(subject=upper_first(subject))} {where}"
 
     async def _where(
         self, turn: Turn, agent_id: str, conversation: str | None, channel_name: Callable[[str], Awaitable[str]]

@@ -133,7 +133,8 @@ class TurnApprovals:
                 await self._desk.show(self._poster.client, row)
         unposted = [row.asked.tool_name for row in decided if row.card_ts is None]
         if self._owe is not None and unposted:
-            words = unposted_notice(request.agent_name, unposted, failure.error, failure.unknown)
+            shown = self._poster.shown_name(request.agent_name)
+            words = unposted_notice(shown, unposted, failure.error, failure.unknown)
             await self._owe(f"notice:unposted:{request.step}:{decided[0].id}", words)
         return self._decisions(request, decided)
 

@@ -390,7 +390,14 @@ class QueueNotices:
         team_id, channel_id, thread_ts = thread
         rows = await self._approvals.open_in(team_id, channel_id, thread_ts if where == "thread" else "")
         waiting = [row for row in rows if not row.decided]
-        return Pending(waiting[0].asked.agent_name, waiting[0].asked.tool_name) if waiting else None
+        if not waiting:
+            return None
+        asked = waiting[0].asked
+        try:  # named as its replies show it
+            agent = (await self._poster_of(team_id)).shown_name(asked.agent_name)
+        except Exception:  # the workspace's poster is gone (uninstalled): the notice is not posted either
+            agent = asked.agent_name
+        return Pending(agent, asked.tool_name)
 
     async def _count(self, thread: ThreadKey, where: str | None) -> tuple[str, int]:
         """Where the thread waits ("channel", or "thread" where a binding's threads run at once) and how many

@@ -166,7 +166,7 @@ class TurnAsking:
             await self._ack_first.give_way()
             if isinstance(event, AgentReply) and shows_nothing(event.text):
                 failures += 1  # nothing to post, and not a success either: the thread is told
-                empty = EMPTY_REPLY.format(agent=event.agent_name)
+                empty = EMPTY_REPLY.format(agent=self._poster.shown_name(event.agent_name))
                 await self._owe(job, f"fail:{event.step}:{event.index}", empty, None)
             elif isinstance(event, AgentReply):
                 replies += 1
@@ -188,7 +188,7 @@ class TurnAsking:
                     event.kind,
                     event.request_id,
                 )
-                text = event.message + reconnect(self._settings, event.target_gone)
+                text = self._poster.shown_words(event.message) + reconnect(self._settings, event.target_gone)
                 if event.pending_approval:  # where the card is that it waits for
                     text = await self._desk.refused(turn, event, self._directory.channel_name)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:

@@ -1,8 +1,10 @@
 """Agents named in the bridge's own words as their replies show them.
 
 A reply shows under SLACK_AGENTS' `display_name` when one is set; a notice that named the agent by its Letta name
-("alice sent an empty reply.") would name someone the thread never saw. The Letta side words its failures with
-Letta's names, which it knows; rendering shows them as Slack does.
+("alice sent an empty reply.") would name someone the thread never saw. Where the bridge words a notice it names
+the agent by `name`; a failure the Letta side worded (with Letta's names, which it knows) is renamed by `words`,
+which changes a name only where it stands as a word of the sentence: never inside a code span, a URL, a path or a
+command (`/letta connect`, http://letta:8283).
 """
 
 from __future__ import annotations
@@ -10,23 +12,31 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+_CODE = re.compile(r"(`+).*?\1", re.DOTALL)
+_BEFORE = r"(?:(?<=^)|(?<=[\s(\"“‘]))"  # a sentence's word starts after a space or an opening mark
+_AFTER = r"(?=$|[\s,;!?)\"”’]|'s\b|’s\b|[.:](?:\s|$))"  # and ends before a space, a mark, 's, or a last . or :
+
 
 class ShownNames:
     def __init__(self, display: Mapping[str, str | None]) -> None:
         self._display = {name: shown for name, shown in display.items() if shown and shown != name}
         longest_first = sorted(self._display, key=len, reverse=True)  # "ann" never cuts into "anna"
-        self._names = (
-            re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, longest_first)) + r")(?![\w-])")
-            if self._display
-            else None
-        )
+        alternatives = "|".join(map(re.escape, longest_first))
+        self._names = re.compile(f"{_BEFORE}({alternatives}){_AFTER}") if self._display else None
 
     def name(self, agent_name: str) -> str:
         """The agent's name as its replies show it: its display name, else its Letta name."""
         return self._display.get(agent_name, agent_name)
 
     def words(self, text: str) -> str:
-        """`text` with each agent that has a display name named by it (whole names only)."""
+        """`text` with each agent that has a display name named by it, where it stands as a word, outside code."""
         if self._names is None:
             return text
-        return self._names.sub(lambda m: self._display[m.group(1)], text)
+        names = self._names
+        out, last = [], 0
+        for code in _CODE.finditer(text):
+            out.append(names.sub(lambda m: self._display[m.group(1)], text[last : code.start()]))
+            out.append(code.group())
+            last = code.end()
+        out.append(names.sub(lambda m: self._display[m.group(1)], text[last:]))
+        return "".join(out)

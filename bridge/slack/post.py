@@ -216,11 +216,14 @@ class SlackPoster:
         """The agent's name as its replies show it (SLACK_AGENTS' display_name, else its Letta name)."""
         return self._shown.name(agent_name)
 
+    def shown_words(self, text: str) -> str:
+        """A failure the Letta side worded, its agents named as their replies show them (agent_names.py)."""
+        return self._shown.words(text)
+
     def parts(self, agent_name: str | None, text: str) -> list[Part]:
-        """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None), which
-        names agents as their replies show them."""
+        """The Slack messages for one agent's reply (under its name) or one bridge notice (agent_name None)."""
         if agent_name is None:
-            return [Part(p, None) for p in split(escape(self._shown.words(text)))]
+            return [Part(p, None) for p in split(escape(text))]
         look = self._looks.get(agent_name, Look())
         shown = self.shown_name(agent_name)
         if not self._named_by_username:

@@ -76,3 +76,16 @@ def test_an_approval_card_names_the_agent_as_its_replies_do(tmp_path: Path) -> N
             assert decided and all("Finn (tools)" in json.dumps(d) and "finn" not in json.dumps(d) for d in decided)
     finally:
         letta.stop()
+
+
+def test_a_failure_letta_side_worded_names_the_agent_as_its_replies_do(tmp_path: Path) -> None:
+    """Letta refusing alice's send was said as "Letta does not know alice …" under a thread of "Alice (research)"."""
+    with open_world("bridge", tmp_path, SLACK_AGENTS=LOOKS) as world:
+        crew = world.bound_crew(("alice", "bob"))
+        alice = crew.agents["alice"]
+        world.letta.fail_next("POST", rf"/v1/agents/{alice}/messages(/stream)?", 404, {"detail": "not found"})
+        event, _ = world.bridge.mention("anyone?", crew.channel)
+        wait_done(world, crew.channel, event["ts"])
+        texts = [m["text"] for m in agent_messages(world, crew.channel, event["ts"]) if not m.get("username")]
+        failure = next(t for t in texts if "Letta" in t)
+        assert "Alice (research)" in failure and "alice" not in failure, texts
