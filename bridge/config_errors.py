@@ -135,12 +135,15 @@ def default_target_problem(ids: tuple[str, ...]) -> str | None:
     if not ids or (len(ids) == 1 and is_group_id(ids[0])):
         return None
     bad = [i for i in ids if not (is_agent_id(i) or is_app_server_agent_id(i))]
-    if not bad:
-        return None
-    return (
-        f"DEFAULT_TARGET must be one group id (group-<uuid>) or agent ids in speaking order (agent-<uuid>, or "
-        f"agent-local-<uuid> on a Letta App Server); got {', '.join(repr(i[:60]) for i in bad)}"
-    )
+    if bad:
+        return (
+            f"DEFAULT_TARGET must be one group id (group-<uuid>) or agent ids in speaking order (agent-<uuid>, or "
+            f"agent-local-<uuid> on a Letta App Server); got {', '.join(repr(i[:60]) for i in bad)}"
+        )
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        return f"DEFAULT_TARGET lists {', '.join(twice)} twice; each agent can answer once per turn"
+    return None
 
 
 def pasted(field: str, value: object) -> object:

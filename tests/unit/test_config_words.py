@@ -188,6 +188,14 @@ def test_a_default_target_that_names_nothing_is_a_settings_error(monkeypatch: py
         assert load_settings().default_target
 
 
+def test_a_default_target_listing_an_agent_twice_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accepted at start, then every direct message failed ("an agent is listed twice"): said with the settings."""
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s" * 32, "LETTA_API_KEY": "sk-1"}
+    agent, other = "agent-1d31f591-6414-4aa7-9fb2-3d0e7082a41e", "agent-2a295a94-fb48-4739-8bc1-a06c1a881e2b"
+    [line] = errors(monkeypatch, DEFAULT_TARGET=f"{agent} {other} {agent}", **base)
+    assert line == f"DEFAULT_TARGET lists {agent} twice; each agent can answer once per turn"
+
+
 @pytest.mark.parametrize(
     ("look", "said"),
     [
