@@ -333,7 +333,8 @@ class Configurator:
 
     async def default_binding(self, turn: Turn) -> Binding | None:
         """For the relay: the binding an unbound channel or DM uses, or None (the turn is answered as unbound).
-        TargetError, in words, where the default applies but has never been looked up successfully."""
+        TargetError, in words, where the default applies but cannot be looked up (never could, or Letta no longer
+        has it)."""
         if not self.default_applies(turn.channel_id):
             return None
         target = await self._default_target()
@@ -347,7 +348,10 @@ class Configurator:
             try:
                 target = await resolve_target(self._letta, self.settings.default_target)
             except TargetError as exc:
-                if self._default is None:
+                if self._default is None or not exc.may_pass:
+                    # Never looked up, or Letta says it has no such agent or group (deleted since): kept, it would
+                    # be asked and fail at every DM until a restart, each time told to connect the DM.
+                    self._default = None
                     log.warning("default target unusable: %s", exc)
                     raise
                 # Looked up before: Letta's trouble of the moment does not turn DMs away (the send says what is

@@ -23,10 +23,17 @@ class TargetError(Exception):
     """The ids cannot be bound; the message says why in plain words (`for_operator`: to the person at the
     terminal, where that differs)."""
 
-    def __init__(self, message: str, for_operator: str | None = None, usage: bool = False) -> None:
+    def __init__(
+        self, message: str, for_operator: str | None = None, usage: bool = False, may_pass: bool = False
+    ) -> None:
         super().__init__(message)
         self.for_operator = for_operator or message
         self.usage = usage  # the ids or options as given cannot work (exit 2), not a lookup that failed (exit 1)
+        self.may_pass = may_pass  # Letta's trouble of the moment (down, slow, a 5xx, a rate limit), not the ids
+
+
+# Lookup failures that say nothing of the ids: the same lookup may work in a moment.
+PASSING = frozenset({Kind.UNREACHABLE, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
 
 
 # Letta 0.16's 422 for a path id that is not `<kind>-<uuid4>`: pydantic's error list, as a Python repr.
@@ -44,7 +51,7 @@ def _lookup_failed(error: LettaError, what: str) -> TargetError:
         )
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
-    return TargetError(error.explain(what, looking_up=True), error.for_operator(what))
+    return TargetError(error.explain(what, looking_up=True), error.for_operator(what), may_pass=error.kind in PASSING)
 
 
 MAX_TURNS = 50

@@ -188,7 +188,9 @@ class TurnAsking:
                     event.kind,
                     event.request_id,
                 )
-                text = self._poster.shown_words(event.message) + reconnect(self._settings, event.target_gone)
+                text = self._poster.shown_words(event.message) + reconnect(
+                    self._settings, event.target_gone, binding.bound_by
+                )
                 if event.pending_approval:  # where the card is that it waits for
                     text = await self._desk.refused(turn, event, self._directory.channel_name)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:

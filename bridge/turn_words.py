@@ -20,6 +20,9 @@ DISCONNECTED = (
     "`{command} connect`, then mention me again."
 )
 RECONNECT = " {who} can connect this channel to a group or agents that exist with `{command} connect`."
+DEFAULT_GONE = (
+    " The bridge's DEFAULT_TARGET setting names it, so an operator of the bridge needs to change DEFAULT_TARGET."
+)
 DEFAULT_UNUSABLE = (
     "Nothing can answer here right now: the bridge's default Letta target (`{target}`) cannot be used: {reason}"
 )
@@ -58,9 +61,12 @@ def who_configures(settings: Settings) -> str:
     return configurers(Policy(settings.slack_configure_by, frozenset(settings.slack_configure_users)))
 
 
-def reconnect(settings: Settings, target_gone: bool) -> str:
-    """How people in Slack connect the channel again when Letta no longer knows its agent or group ("" otherwise)."""
+def reconnect(settings: Settings, target_gone: bool, bound_by: str) -> str:
+    """How people in Slack connect the channel again when Letta no longer knows its agent or group ("" otherwise).
+    A DM (or unbound channel) on the default target has no binding to connect: only the setting can change."""
     if not target_gone:
         return ""
+    if bound_by == "default":
+        return DEFAULT_GONE
     who = who_configures(settings)
     return RECONNECT.format(who=who[:1].upper() + who[1:], command=settings.slack_command)

@@ -315,7 +315,8 @@ class TurnWorker:
                 await self.stops.cancel_letta(running)
                 await self._owe(job, "notice:deadline", error + DEADLINE_HINT)
             except LettaError as exc:
-                error = exc.explain(binding.target.description or "the group") + reconnect(s, exc.target_gone)
+                error = exc.explain(binding.target.description or "the group")
+                error += reconnect(s, exc.target_gone, binding.bound_by)
                 await self._owe(job, "notice:letta", error)
             except (SlackPostError, TurnAbandoned):
                 if running.sending:  # the agent asked while the post was made answers nobody now

@@ -41,6 +41,11 @@ class LettaControls:
             self._inflight.setdefault(aid, [])
         return aid
 
+    def remove_agent(self, agent_id: str) -> None:
+        """The agent deleted on Letta: its lookups and sends answer 404 `Agent ... not found`."""
+        with self._lock:
+            self._agents.pop(agent_id, None)
+
     def add_group(self, agent_ids: list[str], manager_type: str = "round_robin", description: str = "",
                   group_id: str | None = None, manager_agent_id: str | None = None,
                   max_turns: int | None = None, termination_token: str | None = None) -> str:

@@ -58,3 +58,27 @@ def test_a_default_target_never_found_is_said_in_words() -> None:
             letta.stop()
 
     assert "was not found" in asyncio.run(main())
+
+
+def test_a_default_target_deleted_on_letta_since_is_said_at_its_next_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Letta's 404 for the agent is no "Letta down for a moment": the last lookup was kept until a restart, and every
+    DM was sent to the deleted agent and told to connect the DM, never that DEFAULT_TARGET names nothing."""
+    monkeypatch.setattr(configure, "DEFAULT_TARGET_TTL", 0.0)
+    letta = FakeLetta(version="0.16.8")
+    letta.start()
+    dora = letta.add_agent("dora")
+
+    async def main() -> str:
+        client = LettaClient(letta.base_url, connect_timeout=2.0, read_timeout=5.0, retry_base=0.01)
+        cfg = Configurator(Settings(default_target=(dora,)), None, client, None)  # type: ignore[arg-type]
+        try:
+            assert await cfg.default_binding(DM) is not None
+            letta.remove_agent(dora)
+            with pytest.raises(TargetError) as caught:
+                await cfg.default_binding(DM)
+            return str(caught.value)
+        finally:
+            await client.aclose()
+            letta.stop()
+
+    assert "was not found" in asyncio.run(main())
