@@ -102,7 +102,7 @@ class ApprovalDesk:
             return NOT_YOURS.format(who=who)
         return row
 
-    async def refused(self, turn: Turn, failure: AgentFailure, channel_name: Callable[[str], Awaitable[str]]) -> str:
+    async def refused(self, turn: Turn, failure: AgentFailure, channel_shown: Callable[[str], Awaitable[str]]) -> str:
         """What to tell `turn`'s thread when Letta refused the agent's message because it waits for a decision:
         where its card is, when it is one of the bridge's (where threads are not conversations, it may be in
         another channel); the failure's own words otherwise (another client's request)."""
@@ -110,14 +110,14 @@ class ApprovalDesk:
             return failure.message
         thread = (turn.team_id, turn.channel_id, turn.thread_ts)
         where = await self._where(turn, failure.agent_id, await self._base.conversation(thread, failure.agent_id),
-                                  channel_name)
+                                  channel_shown)
         if where is None:
             return failure.message
         subject = self._shown.name(failure.agent_name) if failure.agent_name else "the agent"
         return f"{PENDING.format(subject=upper_first(subject))} {where}"
 
     async def _where(
-        self, turn: Turn, agent_id: str, conversation: str | None, channel_name: Callable[[str], Awaitable[str]]
+        self, turn: Turn, agent_id: str, conversation: str | None, channel_shown: Callable[[str], Awaitable[str]]
     ) -> str | None:
         for row in await self.store.waiting_for(turn.team_id, agent_id):
             a = row.asked
@@ -126,7 +126,7 @@ class ApprovalDesk:
             if (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts):
                 return HERE
             return ELSEWHERE.format(channel="this channel" if a.channel_id == turn.channel_id
-                                    else "#" + await channel_name(a.channel_id))
+                                    else await channel_shown(a.channel_id))
         return None
 
     def wake(self, approval_id: int) -> None:

@@ -192,7 +192,7 @@ class TurnAsking:
                     self._settings, event.target_gone, binding.bound_by
                 )
                 if event.pending_approval:  # where the card is that it waits for
-                    text = await self._desk.refused(turn, event, self._directory.channel_name)
+                    text = await self._desk.refused(turn, event, self._directory.channel_shown)
                 if event.kind == Kind.SERVER_ERROR and runner is self._chooser.server:
                     text += SERVER_500_HINT if await self._group_send_broken() else ""
                 await self._owe(job, f"fail:{event.step}:{event.index}", text, None)

@@ -30,6 +30,7 @@ NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Sla
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
 MEMBER_LOOKUP_SECONDS = 5  # each request of member_facts: past it, the rights are unknown (not a Letta wait)
+DM_WORDS = "a direct message"  # a DM where a channel's name would be said
 MEMBER_LOOKUP_WAIT = 35.0  # the lookups with their rate-limit waits (Slack's usual Retry-After: 30 s), in /letta's 60
 
 
@@ -60,6 +61,7 @@ class Directory:
         self._clock = clock
         self._users: dict[str, tuple[str, float]] = {}  # id -> (name, when it was learned)
         self._channels: dict[str, tuple[str, float]] = {}
+        self._ims: set[str] = set()  # conversations.info said is_im
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
         self._own_bot: str | None = None  # this app's bot id (auth.test), learnt when a thread has bots' posts
@@ -80,6 +82,15 @@ class Directory:
 
     async def channel_name(self, channel_id: str) -> str:
         return await self._name(CHANNEL_INFO, channel_id, self._channels)
+
+    def is_dm(self, channel_id: str) -> bool:
+        """A DM has no name (conversations.info: is_im, no `name`): its id is no channel to tell anyone of."""
+        return channel_id.startswith("D") or channel_id in self._ims
+
+    async def channel_shown(self, channel_id: str) -> str:
+        """The channel as a thread's words name it: `#name`, or "a direct message"."""
+        name = await self.channel_name(channel_id)
+        return DM_WORDS if self.is_dm(channel_id) else f"#{name}"
 
     def channel_name_soon(self, channel_id: str) -> None:
         """Start looking the channel's name up, unless it is known or Slack is being asked nothing: a turn asks
@@ -140,6 +151,8 @@ class Directory:
             else:
                 channel = (await self._reads.conversations_info(channel=key)).get("channel") or {}
                 name = channel.get("name") or key
+                if channel.get("is_im"):
+                    self._ims.add(key)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             limited = exc.response is not None and (exc.response.status_code == 429 or error == "ratelimited")

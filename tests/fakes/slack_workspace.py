@@ -100,13 +100,23 @@ class SlackWorkspace:
     ) -> None:
         """Register a channel served by conversations.info (shaped like conversations.info.json); `is_mpim`: a
         group DM (docs.slack.dev/reference/objects/mpim-object: private, neither channel nor group), whose thread
-        conversations.replies reads only with mpim:history."""
+        conversations.replies reads only with mpim:history. A D… id is a DM, served as Slack does: no name."""
+        if channel_id.startswith("D"):
+            self.add_dm(channel_id, creator)
+            return
         channel = ref_body("conversations.info", "ok_private" if is_private or is_mpim else "ok")["channel"]
         channel.update(id=channel_id, name=name, name_normalized=name, creator=creator, is_private=is_private)
         if is_mpim:
             channel.update(is_mpim=True, is_private=True, is_channel=False, is_group=False)
         channel.update(context_team_id=self.team_id, shared_team_ids=[self.team_id])
         channel["topic"]["creator"] = channel["purpose"]["creator"] = creator
+        with self._lock:
+            self._channels[channel_id] = channel
+
+    def add_dm(self, channel_id: str, user: str = "U0123ABCD") -> None:
+        """Register a DM with `user`, as conversations.info answers for one (its `ok_im` case: is_im, no name)."""
+        channel = ref_body("conversations.info", "ok_im")["channel"]
+        channel.update(id=channel_id, user=user, context_team_id=self.team_id)
         with self._lock:
             self._channels[channel_id] = channel
 
@@ -130,7 +140,8 @@ class SlackWorkspace:
             self._deleted.add(channel_id)
 
     def _channel_of(self, channel_id: str) -> dict[str, Any]:
-        """The channel conversations.info serves, registered as a public one (#<id>) when a test never added it."""
+        """The channel conversations.info serves, registered as a public one (#<id>) when a test never added it
+        (a DM as a DM)."""
         if channel_id not in self._channels:
             self.add_channel(channel_id, channel_id.lower())
         return self._channels[channel_id]
