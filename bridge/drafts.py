@@ -72,6 +72,9 @@ class TurnDrafts:
         self._growing: dict[str, _Growing] = {}
         self._tried: dict[str, float] = {}  # drafts Slack refused to open: when, so as not to ask at every token
         self._done: set[str] = set()
+        # Tool calls of a reply whose stream is not open yet (Slack's Retry-After ran, or Slack refused it): each
+        # call's latest chunk by id, all of them opening the stream, or the first call would show nowhere.
+        self._unopened: dict[str, dict[str, dict[str, Any]]] = {}
         self._earlier: dict[str, str | None] = {}  # a resumed turn's drafts recorded by its earlier run, by key
 
     async def grow(self, step: str, index: int, agent_name: str, text: str) -> None:
@@ -102,7 +105,8 @@ class TurnDrafts:
         chunk = task_chunk(progress, self._details)
         growing = self._growing.get(key)
         if growing is None:
-            await self._start(key, agent_name, "", "", "", chunk)
+            self._unopened.setdefault(key, {})[chunk["id"]] = chunk
+            await self._start(key, agent_name, "", "", "")
         else:
             await self._live.task(growing.draft, chunk)
 
@@ -114,9 +118,7 @@ class TurnDrafts:
         growing = self._growing.get(step_key)
         return growing is not None and bool(growing.draft.tasks)
 
-    async def _start(
-        self, key: str, agent_name: str, text: str, shown: str, markdown: str, task: dict[str, Any] | None = None
-    ) -> None:
+    async def _start(self, key: str, agent_name: str, text: str, shown: str, markdown: str) -> None:
         turn = self._turn
         earlier = await self._earlier_draft(key)
         if earlier is not None:
@@ -130,7 +132,8 @@ class TurnDrafts:
                 await self._before_new()
             author = self._poster.author(agent_name)
             recipient = (turn.team_id, turn.user_id)
-            opening = asyncio.ensure_future(self._open(key, agent_name, shown, markdown, author, recipient, task))
+            tasks = tuple(self._unopened.get(key, {}).values())
+            opening = asyncio.ensure_future(self._open(key, agent_name, shown, markdown, author, recipient, tasks))
             try:
                 draft = await asyncio.shield(opening)
             except asyncio.CancelledError:
@@ -144,15 +147,16 @@ class TurnDrafts:
                 raise
             if draft is None:
                 return
+        self._unopened.pop(key, None)  # in the stream now, or the draft shows no tasks and the reply's notes say them
         self._growing[key] = _Growing(draft, agent_name, asyncio.get_running_loop().time(), text)
 
     async def _open(
         self, key: str, agent_name: str, shown: str, markdown: str, author: Author, recipient: tuple[str, str],
-        task: dict[str, Any] | None,
+        tasks: tuple[dict[str, Any], ...],
     ) -> Draft | None:
         """A new draft, recorded as the reply's before it grows (a restarted bridge writes the reply over it)."""
         turn = self._turn
-        draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, task)
+        draft = await self._live.start(turn.channel_id, turn.thread_ts, shown, markdown, author, recipient, tasks)
         if draft is not None:
             self._poster.landed(turn.channel_id)
             await self._store.live_started(self._turn_id, key, agent_name, draft.ts)
@@ -170,6 +174,7 @@ class TurnDrafts:
         """Write a finished reply's first message over its draft; its ts, or None when there is no draft
         or it cannot be edited (the reply is then posted anew)."""
         self._done.add(step_key)
+        self._unopened.pop(step_key, None)
         growing = self._growing.pop(step_key, None)
         draft = growing.draft if growing is not None else None
         if draft is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -173,10 +174,10 @@ class LiveMessages:
         markdown: str,
         author: Author,
         recipient: tuple[str, str],
-        task: dict[str, Any] | None = None,
+        tasks: Sequence[dict[str, Any]] = (),
     ) -> Draft | None:
-        """Open the draft: a stream seeded with `markdown` (or a `task` chunk), or a message with the mrkdwn
-        `text`; a task alone opens nothing where streams are refused."""
+        """Open the draft: a stream seeded with `markdown` and the reply's `tasks` so far (its tool calls' chunks),
+        or a message with the mrkdwn `text`; tasks alone open nothing where streams are refused."""
         check_lease()  # a turn's worker that stalled past its binding's lease opens no draft another may be writing
         if asyncio.get_running_loop().time() < self._paused_at:
             return None  # Slack's Retry-After for drafts still runs: asked again, a 429 more for every reply's draft
@@ -187,7 +188,7 @@ class LiveMessages:
                     channel=channel,
                     thread_ts=thread_ts,
                     markdown_text=seed or None,
-                    chunks=[task] if task else None,
+                    chunks=list(tasks) or None,
                     task_display_mode=None if self.tasks == "off" else self.tasks,
                     recipient_team_id=recipient[0],
                     recipient_user_id=recipient[1],
@@ -196,8 +197,7 @@ class LiveMessages:
                     icon_url=author.icon_url,
                 )
                 draft = Draft(channel, str(response.get("ts", "")), True, seed)
-                if task:
-                    draft.tasks[task["id"]] = task
+                draft.tasks.update((task["id"], task) for task in tasks)
                 return draft
             except FAILURES as exc:
                 error = slack_error(exc)
@@ -214,8 +214,8 @@ class LiveMessages:
                     log.info("slack streams no message in channel=%s; its replies grow by chat.update", channel)
                 else:
                     log.info("slack chat.startStream refused error=%s; this draft grows by chat.update", error)
-        if task:
-            return None
+        if tasks and not text:
+            return None  # tool calls alone: nothing to post where streams are refused (the reply's notes say them)
         try:
             response = await self._drafts.chat_postMessage(
                 channel=channel,
