@@ -146,6 +146,9 @@ class Configurator:
         current = await self._store.get_binding(binding.team_id, binding.channel_id)
         same = (binding.target, binding.runner, binding.bound_by)
         if current is not None and (current.target, current.runner, current.bound_by) == same:
+            # Saved again all the same: the group's members the answer shows are the ones its turns are played with.
+            await self._store.touch_binding(binding.team_id, binding.channel_id, binding.bound_at)
+            current = dataclasses.replace(current, bound_at=binding.bound_at)
             return dataclasses.replace(prepared, binding=current, replaced=current, unchanged=True)
         replaced = await self._store.put_binding(binding)
         log.info(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
@@ -113,6 +114,10 @@ class PostgresStore(PostgresJournal):
             )
             await self._log(db, binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return binding_from_row(row) if row else None
+
+    async def touch_binding(self, team_id: str, channel_id: str, at: datetime) -> None:
+        sql = "UPDATE bindings SET bound_at=$3 WHERE team_id=$1 AND channel_id=$2"
+        await self.pool.execute(sql, team_id, channel_id, at)
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
         async with self._tx() as db:

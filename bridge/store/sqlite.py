@@ -105,6 +105,11 @@ class SqliteStore(SqliteJournal):
             await self._log(binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return previous
 
+    async def touch_binding(self, team_id: str, channel_id: str, at: datetime) -> None:
+        async with self._write() as db:
+            sql = "UPDATE bindings SET bound_at=? WHERE team_id=? AND channel_id=?"
+            await db.execute(sql, (at.isoformat(), team_id, channel_id))
+
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
         async with self._write() as db:
             previous = await self._binding_in_write(team_id, channel_id)

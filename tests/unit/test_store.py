@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,24 @@ def test_bindings_are_per_workspace_and_rebinding_returns_what_it_replaced(datab
         assert await store.delete_binding("T1", "C1", "cli") is not None
         assert await store.get_binding("T1", "C1") is None
         assert [h.action for h in await store.history("T1", "C1")] == ["disconnect", "connect", "connect"]
+
+    run(database_url, body)
+
+
+def test_a_binding_touched_moves_only_its_bound_at(database_url: str) -> None:
+    """A channel connected again with nothing changed: its bound_at is the connect's (a group's record read before
+    is read again), with no history entry and nothing else changed."""
+    early, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+    async def body(store: Store) -> None:
+        await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), runner="bridge", bound_by="U1", bound_at=early))
+        await store.touch_binding("T1", "C1", later)
+        await store.touch_binding("T1", "C9", later)  # no binding: nothing made
+        kept = await store.get_binding("T1", "C1")
+        assert kept is not None and kept.bound_at == later
+        assert (kept.target, kept.runner, kept.bound_by) == (group(ALICE, BOB), "bridge", "U1")
+        assert await store.get_binding("T1", "C9") is None
+        assert [h.action for h in await store.history("T1", "C1")] == ["connect"]
 
     run(database_url, body)
 
