@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bridge.config import Settings
 from bridge.domain import (
@@ -109,7 +110,8 @@ class Configurator:
         self._store = store
         self._letta = letta
         self._chooser = chooser
-        self._default: tuple[float, Target] | None = None
+        # The default target as last looked up: when (loop time, for its TTL; wall clock, as its binding's bound_at).
+        self._default: tuple[float, datetime, Target] | None = None
         self._default_lock = asyncio.Lock()
 
     async def connect(
@@ -340,14 +342,19 @@ class Configurator:
         has it)."""
         if not self.default_applies(turn.channel_id):
             return None
-        target = await self._default_target()
-        return Binding(team_id=turn.team_id, channel_id=turn.channel_id, target=target, bound_by="default")
+        looked_up, target = await self._default_target()
+        # Saved when it was looked up, not now: a binding newer than the group's record has it read again at once
+        # (letta/groups.py), which would be at every turn.
+        return Binding(
+            team_id=turn.team_id, channel_id=turn.channel_id, target=target, bound_by="default", bound_at=looked_up
+        )
 
-    async def _default_target(self) -> Target:
+    async def _default_target(self) -> tuple[datetime, Target]:
         async with self._default_lock:
             now = asyncio.get_running_loop().time()
             if self._default is not None and now - self._default[0] < DEFAULT_TARGET_TTL:
-                return self._default[1]
+                return self._default[1], self._default[2]
+            sent = datetime.now(UTC)
             try:
                 target = await resolve_target(self._letta, self.settings.default_target)
             except TargetError as exc:
@@ -360,6 +367,6 @@ class Configurator:
                 # Looked up before: Letta's trouble of the moment does not turn DMs away (the send says what is
                 # wrong, if anything is); the next turn looks it up again.
                 log.warning("default target not looked up again, the last lookup used: %s", exc)
-                return self._default[1]
-            self._default = (now, target)
-            return target
+                return self._default[1], self._default[2]
+            self._default = (now, sent, target)
+            return sent, target
