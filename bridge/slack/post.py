@@ -201,7 +201,7 @@ class SlackPoster:
     def note_parts(self, agent_name: str, notes: list[list[str]]) -> list[Part]:
         """An agent's reasoning and tool calls: one message of context blocks under its reply."""
         author = self.author(agent_name)
-        fallback = f"{escape(agent_name)}: reasoning and tool calls"
+        fallback = f"{escape(self.shown_name(agent_name))}: reasoning and tool calls"
         blocks = tuple(notes_blocks([(kind, text) for kind, text in notes]))
         return [Part(fallback, author.username, author.icon_emoji, author.icon_url, blocks)]
 

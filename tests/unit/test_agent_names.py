@@ -48,3 +48,10 @@ def test_feedback_buttons_read_the_shown_name_and_carry_the_letta_name() -> None
     buttons = block["elements"][0]
     assert buttons["positive_button"]["accessibility_label"] == "Good reply from Alice (research)"
     assert buttons["negative_button"]["value"].endswith("|alice")
+
+
+def test_a_name_capitalised_at_a_sentence_start_is_the_agent_there_only() -> None:
+    shown = ShownNames({"alice": "research bot", "letta": "Letta (ops)"})
+    assert shown.words("Alice is busy. Then Alice left; alice's turn. Letta failed while letta was answering.") == (
+        "Research bot is busy. Then Alice left; research bot's turn. Letta failed while Letta (ops) was answering."
+    )

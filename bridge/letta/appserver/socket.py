@@ -250,7 +250,8 @@ class AppServerSocket:
                     self._refused.clear()
                 delay = min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
                 attempt += 1
-                log.warning("app server: cannot connect (%s); again in %.1f s", error, delay)
+                soon = min(delay, self.backoff_base) if self._waiters else delay  # a turn waits: tried every base
+                log.warning("app server: cannot connect (%s); again in %.1f s", error, soon)
                 await self._back_off(delay)
                 continue
             attempt = 0
