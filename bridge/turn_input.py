@@ -14,7 +14,7 @@ from bridge.config import Settings
 from bridge.domain import Turn
 from bridge.letta.quoting import QUOTED_CHARS, block, label, person_label, quoted
 from bridge.slack.decide import clean_text
-from bridge.slack.directory import DM_WORDS, Directory, Earlier
+from bridge.slack.directory import Directory, Earlier
 from bridge.slack.files import FileFetcher
 from bridge.slack.readable import readable
 from bridge.store.attachments import AttachmentStore
@@ -101,19 +101,22 @@ class InputAssembly:
     async def assemble(self, turn: Turn, turn_id: int, agents: Sequence[str]) -> Assembled:
         said = (turn.channel_id, turn.message_ts)  # where Slack embeds the profile of another organisation's person
         speaker = person_label(await self._directory.user_name(turn.user_id, said), turn.user_id, agents)
-        prefix = self._prefix(speaker, turn.channel_id, await self._directory.channel_name(turn.channel_id))
+        channel = turn.channel_id  # a DM (a D… id): no name to ask Slack for
+        name = "" if self._directory.is_dm(channel) else await self._directory.channel_name(channel)
+        prefix = self._prefix(speaker, channel, name)
         context = await self._thread_context(turn, turn_id, agents)
         files = await self._files(turn, turn_id)
         words = await self._readable(turn.text)
         return Assembled(context + files.text + prefix + words, speaker, files)
 
     def _prefix(self, speaker: str, channel_id: str, name: str) -> str:
-        """The context prefix; a DM has no name (its id is no channel): `#{channel}`, or `{channel}`, is said as
-        "a direct message"."""
+        """The context prefix; a DM or group DM has no name people see (a DM's id, a group DM's generated
+        mpdm-… name): `#{channel}`, or `{channel}`, is said as "a direct message" or "a group direct message"."""
         template = self._settings.letta_context_prefix
-        if not self._directory.is_dm(channel_id):
+        words = self._directory.conversation_words(channel_id)
+        if words is None:
             return template.format(user=speaker, channel=label(name, channel_id))
-        return template.replace("#{channel}", "{channel}").format(user=speaker, channel=DM_WORDS)
+        return template.replace("#{channel}", "{channel}").format(user=speaker, channel=words)
 
     async def _readable(self, text: str) -> str:
         """People, channels and groups by the names Slack shows, not their ids."""

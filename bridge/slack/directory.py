@@ -1,11 +1,10 @@
-"""Names for people and channels (users.info, conversations.info), cached, and the facts that decide who may
-configure the bridge (uncached); a lookup failure is never fatal."""
+"""Names for people and channels (users.info, conversations.info), cached, and a thread's earlier messages; a
+lookup failure is never fatal."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -19,7 +18,6 @@ from bridge.domain import SharedFile
 from bridge.slack.decide import SPOKEN_SUBTYPES
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.files import shared_files
-from bridge.slack.permissions import Member
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +27,9 @@ ROOTS_KEPT = 1000  # long threads whose first message is kept (read once a threa
 NAME_PAUSE_SECONDS = 30.0  # a rate-limited name lookup with no Retry-After: Slack's usual wait
 CHANNEL_INFO = "conversations.info"
 NAME_KEPT_SECONDS = 600.0  # a name is asked again this long after it was learned: channels get renamed
-MEMBER_LOOKUP_SECONDS = 5  # each request of member_facts: past it, the rights are unknown (not a Letta wait)
 DM_WORDS = "a direct message"  # a DM where a channel's name would be said
-MEMBER_LOOKUP_WAIT = 35.0  # the lookups with their rate-limit waits (Slack's usual Retry-After: 30 s), in /letta's 60
+GROUP_DM_WORDS = "a group direct message"  # a group DM: its Slack name (mpdm-a--b--c-1) is no name people see
+ANSWERS_KEPT = ("missing_scope", "channel_not_found")  # conversations.info refusals kept as long as a name
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,7 @@ class Directory:
         self._users: dict[str, tuple[str, float]] = {}  # id -> (name, when it was learned)
         self._channels: dict[str, tuple[str, float]] = {}
         self._ims: set[str] = set()  # conversations.info said is_im
+        self._mpims: set[str] = set()  # conversations.info said is_mpim, or refused it for want of mpim:read
         self._looking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._paused: dict[str, float] = {}  # method -> when Slack's Retry-After ends
         self._own_bot: str | None = None  # this app's bot id (auth.test), learnt when a thread has bots' posts
@@ -87,16 +86,26 @@ class Directory:
         """A DM has no name (conversations.info: is_im, no `name`): its id is no channel to tell anyone of."""
         return channel_id.startswith("D") or channel_id in self._ims
 
+    def conversation_words(self, channel_id: str) -> str | None:
+        """How a DM or group DM is said where a channel's name would be (None for a channel): neither has a name
+        a person sees, and a group DM's is known only once it was looked up."""
+        if self.is_dm(channel_id):
+            return DM_WORDS
+        return GROUP_DM_WORDS if channel_id in self._mpims else None
+
     async def channel_shown(self, channel_id: str) -> str:
-        """The channel as a thread's words name it: `#name`, or "a direct message"."""
-        name = await self.channel_name(channel_id)
-        return DM_WORDS if self.is_dm(channel_id) else f"#{name}"
+        """The channel as a thread's words name it: `#name`, "a direct message" (a D… id: nothing to ask Slack)
+        or "a group direct message"."""
+        name = "" if self.is_dm(channel_id) else await self.channel_name(channel_id)
+        return self.conversation_words(channel_id) or f"#{name}"
 
     def channel_name_soon(self, channel_id: str) -> None:
         """Start looking the channel's name up, unless it is known or Slack is being asked nothing: a turn asks
         for it before it waits for its slot and place (TurnWorker.expect), so that the round trip overlaps the wait
         instead of lengthening its preparation."""
         known, now = self._channels.get(channel_id), self._clock()
+        if self.is_dm(channel_id):
+            return
         if (known is None or now - known[1] >= NAME_KEPT_SECONDS) and now >= self._paused.get(CHANNEL_INFO, 0.0):
             self._looking_up(CHANNEL_INFO, channel_id, self._channels, None)
 
@@ -153,8 +162,13 @@ class Directory:
                 name = channel.get("name") or key
                 if channel.get("is_im"):
                     self._ims.add(key)
+                if channel.get("is_mpim"):
+                    self._mpims.add(key)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            if method == CHANNEL_INFO and error in ANSWERS_KEPT:  # Slack would answer the same: asked no more
+                self._refused_kind(key, exc.response)
+                cache[key] = (cache[key][0] if key in cache else key, self._clock())
             limited = exc.response is not None and (exc.response.status_code == 429 or error == "ratelimited")
             if limited and exc.response is not None:
                 wait = _retry_after(exc.response.headers)
@@ -166,6 +180,17 @@ class Directory:
             name = elsewhere
         cache[key] = (name, self._clock())
         return name
+
+    def _refused_kind(self, key: str, response: Any) -> None:
+        """A conversation conversations.info refused for want of a scope: the manifest grants channels:read and
+        groups:read but neither im:read nor mpim:read, so one refused to a token with the first two (`provided`)
+        is a DM (a D… id) or a group DM; `needed` says which when it names one scope."""
+        needed = str(response.get("needed") or "")
+        provided = set(str(response.get("provided") or "").split(","))
+        if needed == "im:read":
+            self._ims.add(key)
+        elif needed == "mpim:read" or ({"channels:read", "groups:read"} <= provided and not key.startswith("D")):
+            self._mpims.add(key)
 
     async def _profile_in(self, channel_id: str, ts: str) -> dict[str, Any] | None:
         """The sender's profile Slack embeds in one message (a person of another organisation's), if any."""
@@ -293,50 +318,6 @@ class Directory:
         messages = [m for m in response.get("messages") or [] if isinstance(m, dict)]
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         return messages, bool(response.get("has_more") or cursor)
-
-
-async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, with_creator: bool) -> Member:
-    """What decides whether someone may configure: users.info (admin, owner, guest) and, in `creator` mode,
-    conversations.info. Never cached, since rights change; a failed lookup grants nothing."""
-    is_admin = is_owner = created = guest = False
-    admin_unknown = creator_unknown = None
-    client = bounded(client, MEMBER_LOOKUP_SECONDS)
-    deadline = asyncio.get_running_loop().time() + MEMBER_LOOKUP_WAIT  # both lookups, within /letta's deadline
-    try:
-        async with asyncio.timeout_at(deadline):
-            user = (await client.users_info(user=user_id)).get("user") or {}
-        is_admin = bool(user.get("is_admin"))
-        is_owner = bool(user.get("is_owner") or user.get("is_primary_owner"))
-        guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
-    except FAILURES as exc:
-        admin_unknown = _unknown(exc)
-        log.warning("slack users.info failed user=%s error=%s", user_id, admin_unknown)
-    if with_creator:
-        try:
-            async with asyncio.timeout_at(deadline):
-                channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
-            created = bool(channel.get("creator")) and channel.get("creator") == user_id
-        except FAILURES as exc:
-            creator_unknown = _unknown(exc)
-            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
-    return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
-
-
-def bounded(client: AsyncWebClient, seconds: int) -> AsyncWebClient:
-    """The client with each request answered within `seconds` or failed (TimeoutError), a rate limit's wait
-    (Retry-After, which the client waits out) not cut short. slack_sdk applies its timeout only to a session of its
-    own: the copy makes one per call (a connection more, for the rare calls that need a bound of their own)."""
-    quick = copy.copy(client)
-    quick.session = None
-    quick.timeout = seconds
-    return quick
-
-
-def _unknown(exc: BaseException) -> str:
-    """Why Slack did not say: its error code, or in words when it did not answer at all."""
-    if isinstance(exc, SlackApiError):
-        return slack_error(exc)
-    return "no answer in time" if isinstance(exc, TimeoutError) else "no connection to Slack"
 
 
 def _profile_name(profile: dict[str, Any]) -> str:

@@ -336,8 +336,18 @@ class SlackWorkspace:
         return {"ok": True, "user": copy.deepcopy(user)} if user else "user_not_found"
 
     def _api_conversations_info(self, args: dict[str, Any]) -> dict[str, Any] | str:
+        """A DM or group DM is refused without im:read / mpim:read (the method's x-accepted-oauth-scopes name one
+        scope per conversation type; `needed` as the one for its type is this fake's guess), as the manifest grants
+        neither."""
         channel = self._channels.get(str(args.get("channel")))
-        return {"ok": True, "channel": copy.deepcopy(channel)} if channel else "channel_not_found"
+        if not channel:
+            return "channel_not_found"
+        scope = "im:read" if channel.get("is_im") else "mpim:read" if channel.get("is_mpim") else None
+        if scope is not None and scope not in self.scopes.split(","):
+            refused = ref_body("conversations.info", "missing_scope")
+            refused.update(needed=scope, provided=self.scopes)
+            return refused
+        return {"ok": True, "channel": copy.deepcopy(channel)}
 
     def _api_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any] | str:
         if self.replies_calls is not None:

@@ -16,7 +16,7 @@ from tests.fakes.slack import FakeSlack
 
 
 def _prefix(template: str, channel_id: str, name: str) -> str:
-    directory = SimpleNamespace(is_dm=lambda c: c.startswith("D"))
+    directory = SimpleNamespace(conversation_words=lambda c: "a direct message" if c.startswith("D") else None)
     inputs = InputAssembly(Settings(letta_context_prefix=template), None, directory, None)  # type: ignore[arg-type]
     return inputs._prefix("alice", channel_id, name)
 

@@ -27,8 +27,8 @@ from bridge.logs import shown_url
 from bridge.slack import blocks, menu
 from bridge.slack.blocks import Message
 from bridge.slack.commands import Command, Usage, parse
-from bridge.slack.directory import MEMBER_LOOKUP_WAIT, bounded, member_facts
 from bridge.slack.listeners.sessions import StopHandler, stop_answer
+from bridge.slack.member_facts import MEMBER_LOOKUP_WAIT, bounded, member_facts
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.tasks import RESTARTING, Tasks
 

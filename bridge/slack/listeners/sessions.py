@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.slack.decide import installed_team
-from bridge.slack.directory import member_facts
 from bridge.slack.failures import FAILURES, slack_error
+from bridge.slack.member_facts import member_facts
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
 from bridge.stopping import StopOutcome, Stopping

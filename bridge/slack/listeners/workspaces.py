@@ -16,9 +16,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.logs import shown_url
-from bridge.slack.directory import member_facts
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.commands import Setup
+from bridge.slack.member_facts import member_facts
 from bridge.slack.permissions import Member, Policy, may_configure
 from bridge.tasks import RESTARTING, Tasks
 
