@@ -34,7 +34,7 @@ from bridge.letta.groups import as_recorded
 from bridge.letta.paging import LIST_CAP
 from bridge.letta.patterns import MANAGED
 from bridge.logs import shown_url
-from bridge.store.base import Store
+from bridge.store.base import Store, same_binding
 from bridge.store.feedback import AgentFeedback, FeedbackStore
 from bridge.targets import TargetError, check_ids, check_pattern, resolve_target, with_pattern
 
@@ -146,10 +146,9 @@ class Configurator:
         history entry made. Someone else's is theirs: the channel is told who set it now."""
         binding = prepared.binding
         current = await self._store.get_binding(binding.team_id, binding.channel_id)
-        same = (binding.target, binding.runner, binding.bound_by)
-        if current is not None and (current.target, current.runner, current.bound_by) == same:
-            # Saved again all the same: the group's members the answer shows are the ones its turns are played with.
-            await self._store.touch_binding(binding.team_id, binding.channel_id, binding.bound_at)
+        # Saved again all the same: the group's members the answer shows are the ones its turns are played with.
+        # Changed or removed meanwhile by another process, it is saved as asked.
+        if same_binding(current, binding) and current is not None and await self._store.touch_binding(binding):
             current = dataclasses.replace(current, bound_at=binding.bound_at)
             return dataclasses.replace(prepared, binding=current, replaced=current, unchanged=True)
         replaced = await self._store.put_binding(binding)

@@ -74,6 +74,13 @@ def database_trouble(exc: BaseException) -> bool:
     return type(exc).__module__.split(".", 1)[0] == "asyncpg"
 
 
+def same_binding(current: Binding | None, binding: Binding) -> bool:
+    """The channel's binding is `binding` in what it says (its target, runner and who set it), whenever saved."""
+    return current is not None and (current.target, current.runner, current.bound_by) == (
+        binding.target, binding.runner, binding.bound_by
+    )
+
+
 def trouble_words(exc: BaseException) -> str:
     """A database failure (`database_trouble`) as a command says it: SQLite's "locked" names its usual cause."""
     text = str(exc) or type(exc).__name__
@@ -224,9 +231,11 @@ class Store(Protocol):
         """Save the binding; returns the one it replaced."""
         ...
 
-    async def touch_binding(self, team_id: str, channel_id: str, at: datetime) -> None:
+    async def touch_binding(self, binding: Binding) -> bool:
         """The binding saved again as it is (connected again, nothing changed): only its bound_at moves, so that
-        every process reads its group's record again (letta/groups.py); no history entry, nothing else changes."""
+        every process reads its group's record again (letta/groups.py); no history entry, nothing else changes.
+        False, and nothing done, where the channel's binding is no longer that one (changed or removed meanwhile,
+        by another process): the caller saves it as asked."""
         ...
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None: ...

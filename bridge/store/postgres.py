@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
@@ -28,6 +27,7 @@ from bridge.store.base import (
     files_from_json,
     files_json,
     pending_from_row,
+    same_binding,
     stopper,
 )
 from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
@@ -115,9 +115,17 @@ class PostgresStore(PostgresJournal):
             await self._log(db, binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return binding_from_row(row) if row else None
 
-    async def touch_binding(self, team_id: str, channel_id: str, at: datetime) -> None:
-        sql = "UPDATE bindings SET bound_at=$3 WHERE team_id=$1 AND channel_id=$2"
-        await self.pool.execute(sql, team_id, channel_id, at)
+    async def touch_binding(self, binding: Binding) -> bool:
+        async with self._tx() as db:
+            row = await db.fetchrow(
+                "SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2 FOR UPDATE", binding.team_id,
+                binding.channel_id,
+            )
+            if not same_binding(binding_from_row(row) if row else None, binding):
+                return False
+            sql = "UPDATE bindings SET bound_at=$3 WHERE team_id=$1 AND channel_id=$2"
+            await db.execute(sql, binding.team_id, binding.channel_id, binding.bound_at)
+            return True
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
         async with self._tx() as db:

@@ -27,6 +27,7 @@ from bridge.store.base import (
     files_from_json,
     files_json,
     pending_from_row,
+    same_binding,
     stopper,
 )
 from bridge.store.signatures import SeenSignatures
@@ -105,10 +106,13 @@ class SqliteStore(SqliteJournal):
             await self._log(binding.team_id, binding.channel_id, "connect", t, binding.runner, binding.bound_by)
         return previous
 
-    async def touch_binding(self, team_id: str, channel_id: str, at: datetime) -> None:
+    async def touch_binding(self, binding: Binding) -> bool:
         async with self._write() as db:
+            if not same_binding(await self._binding_in_write(binding.team_id, binding.channel_id), binding):
+                return False
             sql = "UPDATE bindings SET bound_at=? WHERE team_id=? AND channel_id=?"
-            await db.execute(sql, (at.isoformat(), team_id, channel_id))
+            await db.execute(sql, (binding.bound_at.isoformat(), binding.team_id, binding.channel_id))
+            return True
 
     async def delete_binding(self, team_id: str, channel_id: str, actor: str) -> Binding | None:
         async with self._write() as db:

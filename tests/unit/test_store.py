@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -108,9 +109,11 @@ def test_a_binding_touched_moves_only_its_bound_at(database_url: str) -> None:
     early, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
     async def body(store: Store) -> None:
-        await store.put_binding(Binding("T1", "C1", group(ALICE, BOB), runner="bridge", bound_by="U1", bound_at=early))
-        await store.touch_binding("T1", "C1", later)
-        await store.touch_binding("T1", "C9", later)  # no binding: nothing made
+        bound = Binding("T1", "C1", group(ALICE, BOB), runner="bridge", bound_by="U1", bound_at=early)
+        await store.put_binding(bound)
+        assert await store.touch_binding(dataclasses.replace(bound, bound_at=later))
+        assert not await store.touch_binding(dataclasses.replace(bound, channel_id="C9"))  # no binding: nothing made
+        assert not await store.touch_binding(dataclasses.replace(bound, bound_by="U2", bound_at=early))  # not that one
         kept = await store.get_binding("T1", "C1")
         assert kept is not None and kept.bound_at == later
         assert (kept.target, kept.runner, kept.bound_by) == (group(ALICE, BOB), "bridge", "U1")
