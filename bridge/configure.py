@@ -146,11 +146,12 @@ class Configurator:
         history entry made. Someone else's is theirs: the channel is told who set it now."""
         binding = prepared.binding
         current = await self._store.get_binding(binding.team_id, binding.channel_id)
-        # Saved again all the same: the group's members the answer shows are the ones its turns are played with.
-        # Changed or removed meanwhile by another process, it is saved as asked.
+        # Saved again all the same: the group's members the answer shows are the ones its turns are played with,
+        # and a Letta group's manager (looked up on its record, not kept) is still named. Changed or removed
+        # meanwhile by another process, it is saved as asked.
         if same_binding(current, binding) and current is not None and await self._store.touch_binding(binding):
-            current = dataclasses.replace(current, bound_at=binding.bound_at)
-            return dataclasses.replace(prepared, binding=current, replaced=current, unchanged=True)
+            shown = dataclasses.replace(current, target=binding.target, bound_at=binding.bound_at)
+            return dataclasses.replace(prepared, binding=shown, replaced=current, unchanged=True)
         replaced = await self._store.put_binding(binding)
         log.info(
             "channel bound team=%s channel=%s target=%s by=%s",

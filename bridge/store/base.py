@@ -74,10 +74,26 @@ def database_trouble(exc: BaseException) -> bool:
     return type(exc).__module__.split(".", 1)[0] == "asyncpg"
 
 
+def stored(target: Target) -> Target:
+    """`target` as a store reads it back: a Letta group's manager, max_turns and termination_token are not kept
+    (`binding_columns`), and Postgres keeps a NUL in a description or name as U+FFFD. So a target just resolved
+    from Letta compares equal to the same one saved."""
+    group = target.kind == "group"
+    return dataclasses.replace(
+        target,
+        agents=tuple(AgentRef(a.id, a.name.replace("\x00", "\ufffd")) for a in target.agents),
+        description=target.description.replace("\x00", "\ufffd"),
+        manager=None if group else target.manager,
+        max_turns=None if group else target.max_turns,
+        termination_token=None if group else target.termination_token,
+    )
+
+
 def same_binding(current: Binding | None, binding: Binding) -> bool:
-    """The channel's binding is `binding` in what it says (its target, runner and who set it), whenever saved."""
-    return current is not None and (current.target, current.runner, current.bound_by) == (
-        binding.target, binding.runner, binding.bound_by
+    """The channel's binding is `binding` in what it says (its target as stored, runner and who set it), whenever
+    saved."""
+    return current is not None and (stored(current.target), current.runner, current.bound_by) == (
+        stored(binding.target), binding.runner, binding.bound_by
     )
 
 
