@@ -160,10 +160,9 @@ class Directory:
             else:
                 channel = (await self._reads.conversations_info(channel=key)).get("channel") or {}
                 name = channel.get("name") or key
-                if channel.get("is_im"):
-                    self._ims.add(key)
-                if channel.get("is_mpim"):
-                    self._mpims.add(key)
+                # Set both ways: members may convert a group DM to a private channel, which is asked again.
+                (self._ims.add if channel.get("is_im") else self._ims.discard)(key)
+                (self._mpims.add if channel.get("is_mpim") else self._mpims.discard)(key)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             if method == CHANNEL_INFO and error in ANSWERS_KEPT:  # Slack would answer the same: asked no more
