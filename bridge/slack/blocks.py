@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.domain import Binding, Catalog, HistoryEntry, Target
 from bridge.pattern_words import IN_ORDER, bridge_runs, manager_role, members_heading, turns_in_all
+from bridge.slack.permissions import GROUP_DM_CREATOR
 from bridge.slack.render import escape
 
 if TYPE_CHECKING:
@@ -137,6 +138,11 @@ def refused(
         lines.append(
             "Slack would not tell me who created this channel (`channel_not_found`): in a private channel, invite "
             f"me first (`/invite {me}`)."
+        )
+    elif creator_unknown == GROUP_DM_CREATOR:
+        lines.append(
+            "Slack does not tell me who started a group direct message, so only workspace admins and owners, and "
+            "the people the operator lists in SLACK_CONFIGURE_USERS, can connect one."
         )
     elif creator_unknown:
         lines.append(f"Slack would not tell me who created this channel (`{escape(creator_unknown)}`).")

@@ -30,6 +30,11 @@ class Member:
     creator_unknown: str | None = None
 
 
+# creator_unknown for a group DM: conversations.info refused for want of mpim:read, which the manifest does not grant,
+# so its creator is never known (no scope `check` could suggest would tell).
+GROUP_DM_CREATOR = "group_dm"
+
+
 @dataclass(frozen=True)
 class Policy:
     by: ConfigureBy = "admins"
