@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import SharedFile
 from bridge.slack.decide import SPOKEN_SUBTYPES
-from bridge.slack.failures import FAILURES, slack_error
+from bridge.slack.failures import FAILURES, refused_conversation, slack_error
 from bridge.slack.files import shared_files
 
 log = logging.getLogger(__name__)
@@ -181,14 +181,12 @@ class Directory:
         return name
 
     def _refused_kind(self, key: str, response: Any) -> None:
-        """A conversation conversations.info refused for want of a scope: the manifest grants channels:read and
-        groups:read but neither im:read nor mpim:read, so one refused to a token with the first two (`provided`)
-        is a DM (a D… id) or a group DM; `needed` says which when it names one scope."""
-        needed = str(response.get("needed") or "")
-        provided = set(str(response.get("provided") or "").split(","))
-        if needed == "im:read":
+        """A conversation conversations.info refused for want of a scope: a DM or group DM, where the refusal says
+        so (`refused_conversation`)."""
+        kind = refused_conversation(response, key)
+        if kind == "im":
             self._ims.add(key)
-        elif needed == "mpim:read" or ({"channels:read", "groups:read"} <= provided and not key.startswith("D")):
+        elif kind == "mpim":
             self._mpims.add(key)
 
     async def _profile_in(self, channel_id: str, ts: str) -> dict[str, Any] | None:

@@ -115,3 +115,16 @@ def slack_error(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError) and exc.response is not None and isinstance(exc.response.data, dict):
         return str(exc.response.data.get("error", "unknown"))
     return "unknown" if isinstance(exc, SlackApiError) else type(exc).__name__
+
+
+def refused_conversation(response: Any, channel_id: str) -> str | None:
+    """What a conversations.info refused for want of a scope is: "im" or "mpim", else None. The manifest grants
+    channels:read and groups:read but neither im:read nor mpim:read, so one refused to a token with the first two
+    (`provided`) is a DM (a D… id) or a group DM; `needed` says which when it names one scope alone."""
+    needed = str(response.get("needed") or "")
+    provided = set(str(response.get("provided") or "").split(","))
+    if needed == "im:read":
+        return "im"
+    if needed == "mpim:read" or ({"channels:read", "groups:read"} <= provided and not channel_id.startswith("D")):
+        return "mpim"
+    return None

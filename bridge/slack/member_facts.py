@@ -10,7 +10,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.failures import FAILURES, slack_error
+from bridge.slack.failures import FAILURES, refused_conversation, slack_error
 from bridge.slack.permissions import GROUP_DM_CREATOR, Member
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ async def member_facts(client: AsyncWebClient, user_id: str, channel_id: str, wi
                 channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             created = bool(channel.get("creator")) and channel.get("creator") == user_id
         except FAILURES as exc:
-            creator_unknown = GROUP_DM_CREATOR if _group_dm(exc) else _unknown(exc)
-            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, creator_unknown)
+            creator_unknown = GROUP_DM_CREATOR if _group_dm(exc, channel_id) else _unknown(exc)
+            log.warning("slack conversations.info failed channel=%s error=%s", channel_id, _unknown(exc))
     return Member(user_id, is_admin, is_owner, created, guest, admin_unknown, creator_unknown)
 
 
@@ -63,8 +63,8 @@ def _unknown(exc: BaseException) -> str:
     return "no answer in time" if isinstance(exc, TimeoutError) else "no connection to Slack"
 
 
-def _group_dm(exc: BaseException) -> bool:
-    """A refusal for want of mpim:read: the conversation is a group DM (as Directory reads a refusal)."""
+def _group_dm(exc: BaseException, channel_id: str) -> bool:
+    """A refusal that says the conversation is a group DM, read as Directory reads it (`refused_conversation`)."""
     if not isinstance(exc, SlackApiError) or exc.response is None or not isinstance(exc.response.data, dict):
         return False
-    return "mpim:read" in str(exc.response.data.get("needed") or "").split(",")
+    return refused_conversation(exc.response.data, channel_id) == "mpim"

@@ -78,14 +78,14 @@ def stored(target: Target) -> Target:
     """`target` as a store reads it back: a Letta group's manager, max_turns and termination_token are not kept
     (`binding_columns`), and Postgres keeps a NUL in a description or name as U+FFFD. So a target just resolved
     from Letta compares equal to the same one saved."""
-    group = target.kind == "group"
+    group, manager, token = target.kind == "group", target.manager, target.termination_token
     return dataclasses.replace(
         target,
-        agents=tuple(AgentRef(a.id, a.name.replace("\x00", "\ufffd")) for a in target.agents),
-        description=target.description.replace("\x00", "\ufffd"),
-        manager=None if group else target.manager,
+        agents=tuple(AgentRef(a.id, _no_nul(a.name)) for a in target.agents),
+        description=_no_nul(target.description),
+        manager=None if group or manager is None else AgentRef(manager.id, _no_nul(manager.name)),
         max_turns=None if group else target.max_turns,
-        termination_token=None if group else target.termination_token,
+        termination_token=None if group or token is None else _no_nul(token),
     )
 
 
@@ -182,9 +182,14 @@ def binding_columns(target: Target) -> tuple[str | None, str | None, int | None,
     bridge-defined group's own; a Letta group's live on its record and are looked up there (letta/groups.py)."""
     if target.kind == "group":
         return None, None, None, None
-    manager = target.manager
-    return (manager.id if manager else None, manager.name if manager else None, target.max_turns,
-            target.termination_token)
+    manager, token = target.manager, target.termination_token
+    return (manager.id if manager else None, _no_nul(manager.name) if manager else None, target.max_turns,
+            _no_nul(token) if token is not None else None)
+
+
+def _no_nul(text: str) -> str:
+    """Text as both stores keep it: PostgreSQL cannot hold a NUL (U+FFFD instead), SQLite keeps the same."""
+    return text.replace("\x00", "\ufffd")
 
 
 def step_outcome(replies: list[AgentReply], failure: AgentFailure | None) -> tuple[str, str, str | None]:

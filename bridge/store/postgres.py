@@ -78,7 +78,7 @@ class PostgresStore(PostgresJournal):
 
     async def put_binding(self, binding: Binding) -> Binding | None:
         t = binding.target
-        agents = [{"id": a.id, "name": a.name} for a in t.agents]
+        agents = [{"id": a.id, "name": clean(a.name)} for a in t.agents]  # json.dumps would escape a NUL past clean
         async with self._tx() as db:
             row = await db.fetchrow(
                 "SELECT * FROM bindings WHERE team_id=$1 AND channel_id=$2 FOR UPDATE",

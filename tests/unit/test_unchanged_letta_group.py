@@ -1,6 +1,8 @@
-"""an unchanged connect of a Letta group whose record names a manager (supervisor, dynamic, sleeptime) or
+"""An unchanged connect of a Letta group whose record names a manager (supervisor, dynamic, sleeptime) or
 max_turns is saved as a change every time: the store keeps none of them for a Letta group (binding_columns), so the
-target read back never equals the one `prepare` resolved (resolve_target fills them in)."""
+target read back never equals the one `prepare` resolved (resolve_target fills them in). A NUL in a name (an agent's,
+a bridge pattern's manager, its termination token), which Postgres cannot hold, is kept as U+FFFD by both stores:
+the same target saved again is no change, and on Postgres it was a database error."""
 
 from __future__ import annotations
 
@@ -32,8 +34,14 @@ def nul_description() -> Target:  # Postgres keeps the NUL as U+FFFD
                   description="crew\x00")
 
 
-TARGETS = [supervisor(), round_robin(), nul_description()]
-IDS = ["supervisor", "round_robin-max_turns", "nul-description"]
+NULS = [
+    Target(kind="group", agents=(AgentRef("agent-a", "al\x00ice"), BOB), group_id="group-3",
+           manager_type="round_robin", description="crew"),
+    Target(kind="agents", agents=(ALICE, BOB), manager_type="supervisor", manager=AgentRef("agent-m", "bo\x00ss")),
+    Target(kind="agents", agents=(ALICE, BOB), manager_type="dynamic", manager=BOSS, termination_token="DO\x00NE"),
+]
+TARGETS = [supervisor(), round_robin(), nul_description(), *NULS]
+IDS = ["supervisor", "round_robin-max_turns", "nul-description", "nul-agent", "nul-manager", "nul-token"]
 
 
 async def _again(url: str, target: Target) -> tuple[Connected, int]:
