@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 def rate_limited_words(headers: Mapping[str, str], body: bytes) -> str | None:
     """The log line for an `app_rate_limited` notice (a body the gate admitted), or None for anything else."""
-    if not headers.get("content-type", "").startswith("application/json"):
-        return None
+    if b"app_rate_limited" not in body or not headers.get("content-type", "").startswith("application/json"):
+        return None  # every other request, on the acknowledgement's path: not parsed a second time
     payload = json.loads(body)
     if not isinstance(payload, dict) or payload.get("type") != "app_rate_limited":
         return None
