@@ -34,8 +34,9 @@ from bridge.letta.groups import as_recorded
 from bridge.letta.paging import LIST_CAP
 from bridge.letta.patterns import MANAGED
 from bridge.logs import shown_url
-from bridge.store.base import Store, same_binding
+from bridge.store.base import Store
 from bridge.store.feedback import AgentFeedback, FeedbackStore
+from bridge.store.rows import same_binding
 from bridge.targets import TargetError, check_ids, check_pattern, resolve_target, with_pattern
 
 log = logging.getLogger(__name__)

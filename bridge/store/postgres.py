@@ -16,23 +16,18 @@ from typing import TYPE_CHECKING
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
 from bridge.pattern_words import how
-from bridge.store.base import (
-    STOPS,
-    UNFINISHED,
-    HistoryEntry,
-    PendingTurn,
-    StoppedTurn,
+from bridge.store.base import STOPS, UNFINISHED, HistoryEntry, PendingTurn, StoppedTurn, stopper
+from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
+from bridge.store.postgres_journal import PostgresJournal
+from bridge.store.postgres_locks import bounded
+from bridge.store.rows import (
     binding_columns,
     binding_from_row,
     files_from_json,
     files_json,
     pending_from_row,
     same_binding,
-    stopper,
 )
-from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
-from bridge.store.postgres_journal import PostgresJournal
-from bridge.store.postgres_locks import bounded
 from bridge.store.slack_changes import UnrunEnd, how_unrun
 from bridge.store.turn_binding import ANSWERED_IN_THREAD, Taken, binding_from_json, binding_json
 

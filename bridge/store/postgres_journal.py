@@ -8,9 +8,10 @@ from datetime import datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
 from bridge.store import base
-from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey
 from bridge.store.conversations import postgres_forget, postgres_get, postgres_put
 from bridge.store.postgres_connection import PostgresConnection, clean, transcript_lock_key
+from bridge.store.rows import step_outcome
 
 
 class PostgresJournal(PostgresConnection):

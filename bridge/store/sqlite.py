@@ -16,19 +16,14 @@ from typing import Any
 
 from bridge.domain import Binding, RunnerChoice, Target, Turn
 from bridge.pattern_words import how
-from bridge.store.base import (
-    STOPS,
-    UNFINISHED,
-    HistoryEntry,
-    PendingTurn,
-    StoppedTurn,
+from bridge.store.base import STOPS, UNFINISHED, HistoryEntry, PendingTurn, StoppedTurn, stopper
+from bridge.store.rows import (
     binding_columns,
     binding_from_row,
     files_from_json,
     files_json,
     pending_from_row,
     same_binding,
-    stopper,
 )
 from bridge.store.signatures import SeenSignatures
 from bridge.store.slack_changes import UnrunEnd, how_unrun

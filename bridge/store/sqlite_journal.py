@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from bridge.domain import AgentFailure, AgentReply, StepRecord
 from bridge.store import base
-from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey, step_outcome
+from bridge.store.base import LIVE, SENDS_LEFT_GOING, THREAD_POSTS, OutboxItem, ThreadKey
+from bridge.store.rows import step_outcome
 from bridge.store.sqlite_connection import SqliteConnection, in_thread, now_text, top_seq
 
 

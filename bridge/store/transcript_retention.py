@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.domain import Binding
-from bridge.store.base import binding_from_row
+from bridge.store.rows import binding_from_row
 
 Key = tuple[Any, str, str, int]  # (at, team_id, channel_id, seq): where a window ends, in the walk's order
 Scope = tuple[str, str]  # (team_id, channel_id or channel_id/thread_ts)

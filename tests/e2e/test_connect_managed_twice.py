@@ -1,7 +1,7 @@
 """A supervisor group, or a round robin group with max_turns (as Letta 0.11.7 gives one), connected again by the
 same admin with nothing changed is answered as a new connect that replaces itself, announced in the channel again and
 logged in its history again: Configurator.save compares the target resolved from Letta (manager, max_turns,
-termination_token) with the stored one, which keeps none of them for a Letta group (store/base.py binding_columns)."""
+termination_token) with the stored one, which keeps none of them for a Letta group (store/rows.py binding_columns)."""
 
 from __future__ import annotations
 
