@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bridge.letta.patterns import DYNAMIC_PROMPT, SAID_HEADER, UNSEEN_HEADER, WORKERS_HEADER
+from bridge.letta.patterns import DYNAMIC_PROMPT, NO_WORKERS, SAID_HEADER, UNSEEN_HEADER, WORKERS_HEADER
 from bridge.letta.quoting import quoted
 from bridge.turn_input import THREAD_CONTEXT_HEADER, THREAD_HISTORY_HEADER
 
@@ -44,7 +44,7 @@ def read(message: str) -> Read:
 def person_line(message: str) -> str:
     """The one line of the person's own message (not a dynamic manager's prompt)."""
     prompt = tuple(line.split("{")[0] for line in DYNAMIC_PROMPT.split("\n"))
-    lines = [line for line in read(message).own if line and not line.startswith(prompt)]
+    lines = [line for line in read(message).own if line and not line.startswith(prompt) and line != NO_WORKERS]
     assert len(lines) == 1, lines
     return lines[0]
 

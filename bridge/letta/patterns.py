@@ -46,6 +46,7 @@ Frame = Callable[[list[AgentReply]], str]
 
 UNSEEN_HEADER = "Replies in your group since you last spoke:"
 WORKERS_HEADER = "Your workers answered:"
+NO_WORKERS = "None of your workers answered this time."
 SAID_HEADER = "Said so far in this turn:"
 DYNAMIC_PROMPT = (
     "You choose who speaks next in this group. Members: {members}.\n"
@@ -91,8 +92,9 @@ def labelled(replies: Sequence[AgentReply]) -> list[str]:
 
 def supervisor_message(older: Sequence[AgentReply], workers: Sequence[AgentReply], text: str) -> str:
     """The manager's message: earlier unseen replies (the usual format), the user's message, then this turn's
-    worker replies under `WORKERS_HEADER`."""
-    return "\n".join([compose(older, text), "", block(WORKERS_HEADER, labelled(workers))])
+    worker replies under `WORKERS_HEADER` (`NO_WORKERS` when none answered: Letta's manager answers then too)."""
+    told = block(WORKERS_HEADER, labelled(workers)) if workers else NO_WORKERS
+    return "\n".join([compose(older, text), "", told])
 
 
 def dynamic_prompt(
@@ -208,9 +210,6 @@ async def supervise(
     if stop is not None:
         yield not_asked([manager.name], stop, len(workers))
         return
-    if not heard:
-        return  # no worker answered: the manager would have nothing to supervise
-
     def frame(unseen: list[AgentReply]) -> str:
         this_turn = {(r.agent_id, r.text) for r in heard}
         return supervisor_message([r for r in unseen if (r.agent_id, r.text) not in this_turn], heard, turn.text)

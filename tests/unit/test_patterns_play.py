@@ -238,6 +238,30 @@ def test_a_supervisor_whose_worker_met_a_server_wide_failure_does_not_ask_the_ma
     assert not [i for i in letta.inputs if i.agent_id == boss], "the manager was asked past a server-wide failure"
 
 
+def test_a_supervisors_manager_still_answers_when_its_only_worker_fails_on_its_own(letta: FakeLetta) -> None:
+    """docs/patterns.md: if one agent fails, the others still answer, the manager too, as Letta's own supervisor
+    answers whatever its workers' tool call returned. Before: the thread held alice's failure and nothing else
+    (found by review revDF)."""
+    alice, boss = letta.add_agent("alice"), letta.add_agent("boss")
+    letta.fail_next("POST", rf"/v1/agents/{alice}/messages(/stream)?", 500)
+    target = Target("agents", (AgentRef(alice, "alice"),), manager_type="supervisor", manager=AgentRef(boss, "boss"))
+    events = run(letta, target)
+    assert [f.agent_name for f in events if isinstance(f, AgentFailure)] == ["alice"]
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["boss"], events
+    (told,) = [i.text for i in letta.inputs if i.agent_id == boss]
+    assert told.endswith("\n\nNone of your workers answered this time."), told
+
+
+def test_a_supervisors_manager_is_asked_when_its_workers_answer_nothing(letta: FakeLetta) -> None:
+    """Before: the manager was never asked and the thread read only that no agent had anything to say."""
+    alice, boss = letta.add_agent("alice"), letta.add_agent("boss")
+    letta.set_reply(alice, [])
+    target = Target("agents", (AgentRef(alice, "alice"),), manager_type="supervisor", manager=AgentRef(boss, "boss"))
+    events = run(letta, target)
+    assert [i.agent_id for i in letta.inputs] == [alice, boss]
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["boss"], events
+
+
 def test_a_worker_still_answering_when_another_meets_a_server_wide_failure_is_not_cut_off() -> None:
     """The workers are asked at once: alice's send, made already, is not cancelled by bob's failure (she would be
     asked twice on the next turn, her answer lost); the manager alone is not asked."""
