@@ -1,12 +1,11 @@
 """HTTP mode on SQLite, the main loop's side of the ingress (`ingress.py` on a thread, or `ingress_process.py`):
 the main app on a private Unix socket for the requests the ingress passes on, the events it recorded handed to Bolt
-(`arrivals.py`) and reported back, stop and close in order; and, with the inbox off, a word about events a run with
+(`arrivals.py`) and reported back, stop and close in order. Without it, `left_inbox.py` hands over what a run with
 it left behind.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -18,8 +17,7 @@ from aiohttp import web
 from bridge.arrivals import Arrivals, Dispatch
 from bridge.config import Settings
 from bridge.http import cannot_listen
-from bridge.inbox import Arrival, Inbox, inbox_path, tighten_left
-from bridge.inbox import waiting as inbox_waiting
+from bridge.inbox import Arrival, Inbox, inbox_path
 from bridge.ingress import Check, Ingress, IngressError
 from bridge.ingress_process import IngressProcess
 from bridge.store.database_url import sqlite_path
@@ -31,28 +29,6 @@ ARRIVALS_GRACE = 2.0  # seconds a stop waits for acknowledged events to become t
 
 class FrontError(Exception):
     """The ingress could not start: the message says why, in one line."""
-
-
-async def tighten_a_left_inbox(settings: Settings) -> str | None:
-    """The inbox a run with it on left beside the database made 600, in a run that does not open it; its path."""
-    if not settings.database_url.startswith("sqlite:"):
-        return None
-    path = inbox_path(sqlite_path(settings.database_url))
-    await asyncio.to_thread(tighten_left, path)
-    return path
-
-
-async def warn_of_a_waiting_inbox(settings: Settings) -> None:
-    """Events a run with the inbox acknowledged and left behind are handed over only by a run with the inbox on."""
-    path = await tighten_a_left_inbox(settings)
-    count = await asyncio.to_thread(inbox_waiting, path) if path is not None else 0
-    if count:
-        log.warning(
-            "%d acknowledged events wait in %s and are not handled while HTTP_EVENTS_INBOX is off; start once with "
-            "it on (the default) to make them turns",
-            count,
-            path,
-        )
 
 
 class Listening(Protocol):

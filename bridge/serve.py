@@ -19,10 +19,11 @@ from bridge.app import Bridge, StartError
 from bridge.clients import slack_client
 from bridge.config import Settings
 from bridge.config_file import config_readable_by_others
-from bridge.front import Front, FrontError, tighten_a_left_inbox, warn_of_a_waiting_inbox
+from bridge.front import ARRIVALS_GRACE, Front, FrontError
 from bridge.http import GuardedSite, cannot_listen, limits
 from bridge.ingress_process import IngressProcess, behind_ingress
 from bridge.kind_watch import kind_at_start, kind_watched, told_at_start
+from bridge.left_inbox import LeftInbox
 from bridge.proxies import proxy_for
 from bridge.requirements import SLACK_BOT_TOKEN, slack_refused, token_refused
 from bridge.slack.failures import FAILURES, slack_error
@@ -162,7 +163,7 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
         keepalive_timeout=settings.http_header_timeout,  # also closes a connection whose request head lags
         lingering_time=1.0,  # a refused request's unread body is not waited for long
     )
-    front = None
+    front, left = None, None
     if behind_ingress(settings):
         assert bridge.gate is not None
         front = Front(settings, bridge.gate.check, bridge.app.async_dispatch, ingress)
@@ -179,7 +180,8 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
                 except FrontError as exc:
                     raise StartError(str(exc)) from None
             else:
-                await warn_of_a_waiting_inbox(settings)
+                left = LeftInbox(settings, bridge.app.async_dispatch)
+                await left.start()
                 cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
                 site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
                 try:
@@ -212,9 +214,13 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
                 await front.stop(settings.shutdown_grace_seconds)
             else:
                 await site.stop()
+                if left is not None:  # the events it handed over made turns before the turns' grace begins
+                    await left.stop(ARRIVALS_GRACE)
     finally:
         if front is not None:
             await front.close()
+        if left is not None:
+            await left.stop(0)
         await runner.cleanup()
     if ingress is not None and ingress.lost_why:
         raise StartError(f"{ingress.lost_why}; the bridge stopped")
@@ -265,7 +271,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
         _warn_of_an_ephemeral_disk(settings)
-        await tighten_a_left_inbox(settings)
+        left = LeftInbox(settings, bridge.app.async_dispatch)
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )
@@ -275,6 +281,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
             except SocketModeError as exc:
                 raise StartError(str(exc)) from None
             signals.serving = True
+            await left.start()
             log.info(
                 "bridge connected over Socket Mode version=%s database=%s",
                 __version__,
@@ -288,6 +295,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
                 log.info("stopping: closing the Socket Mode connection, finishing turns in flight")
             await connection.disconnect()
         finally:
+            await left.stop(ARRIVALS_GRACE)
             await connection.close()
         if refused is not None or watch.why:
             raise StartError(refused or watch.why)  # after the turns in flight: `_started` stops the bridge
