@@ -131,10 +131,12 @@ async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, 
     again. An App Server ended the turn when its socket closed: nothing waits there."""
     if isinstance(client, AppServerLetta):
         return
-    steps: dict[str, list[Approval]] = {}
+    # By request: one send may ask again once an earlier request of it was decided, and that one's sent decision
+    # says nothing of the later request still waiting.
+    requests: dict[tuple[str, str], list[Approval]] = {}
     for row in await approvals.for_turn(turn_id):
-        steps.setdefault(row.asked.step, []).append(row)
-    for rows in steps.values():
+        requests.setdefault((row.asked.step, row.asked.request_id), []).append(row)
+    for rows in requests.values():
         if any(r.sent_at is not None or r.outcome not in (None, "stopped") for r in rows):
             continue  # a decision may have reached Letta: denying after it would start another turn
         if not all([await approvals.sending(r.id) for r in rows]):
