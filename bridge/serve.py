@@ -276,12 +276,12 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )
         try:
+            await left.start()  # before the connection: what was acknowledged first is handed to Bolt first
             try:
                 await connection.open()
             except SocketModeError as exc:
                 raise StartError(str(exc)) from None
             signals.serving = True
-            await left.start()
             log.info(
                 "bridge connected over Socket Mode version=%s database=%s",
                 __version__,
