@@ -37,7 +37,7 @@ from bridge.slack.socket_mode import SLACK_SIDE, not_opened
 from bridge.store import StoreError, open_store
 from bridge.store.database_url import database_name, missing_sqlite_file, sqlite_path
 from bridge.store.schema import LATEST, newer_schema
-from bridge.store.sqlite_connection import foreign_file, loose_files
+from bridge.store.sqlite_connection import foreign_file, loose_files, others_tables
 from bridge.targets import TargetError, resolve_target
 
 # Hosts whose file system is wiped on restart or deploy: (marker variable, platform, how to attach Postgres,
@@ -365,8 +365,10 @@ def _unwritable_folder(url: str) -> str | None:
 
 
 def readable_by_others(path: str) -> str | None:
-    """The SQLite files others may read, the events inbox's too, in words, or None (a file that is no database is
-    not the bridge's)."""
+    """The SQLite files others may read, the events inbox's too, in words, or None (a file that is no database,
+    or another application's database, is not the bridge's to tighten)."""
+    if others_tables(path):
+        return None
     loose = {}
     for database in (path, inbox_path(path)):
         if not foreign_file(database):

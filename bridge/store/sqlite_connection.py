@@ -120,6 +120,43 @@ def foreign_file(path: str) -> bool:
     return head not in (b"", SQLITE_HEADER)
 
 
+BRIDGE_TABLES = frozenset({"bindings", "turns"})  # in every schema since v1 (schema.py), never dropped
+
+
+def others_tables(path: str) -> list[str]:
+    """Another application's tables, when `path` is a SQLite database with tables but not the bridge's (a
+    DATABASE_URL mistyped onto another app's file: its user_version is its own, not a bridge schema version).
+    Read without writing, tightening or locking anything: a file nobody has open (no -wal, no -journal) as
+    immutable, since a read-only open of a WAL file would leave a -wal and -shm beside it; [] for a missing or
+    empty file, the bridge's own at any version, or one SQLite cannot read (its own open then says why)."""
+    if not os.path.isfile(path):
+        return []
+    in_use = any(os.path.exists(f"{path}{suffix}") for suffix in ("-wal", "-journal"))
+    uri = f"{Path(path).absolute().as_uri()}?{'mode=ro' if in_use else 'immutable=1'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=PING_LOCK_SECONDS)
+        try:
+            names = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    theirs = sorted(name for name in names if not name.startswith("sqlite_"))
+    return [] if BRIDGE_TABLES <= names else theirs
+
+
+def not_the_bridges(path: str) -> str | None:
+    """Why the file at `path` is refused, in words, before anything is locked beside it, tightened or written:
+    it is no SQLite database (foreign_file), or another application's (others_tables); None when it may open."""
+    if foreign_file(path):
+        return "file is not a database (left as it was)"
+    theirs = others_tables(path)
+    if not theirs:
+        return None
+    named = ", ".join(theirs[:5]) + (", …" if len(theirs) > 5 else "")
+    return f"it holds another application's tables ({named}), not the bridge's (left as it was)"
+
+
 def loose_files(path: str) -> dict[str, int]:
     """The database's files (it, its WAL, SHM and rollback journal) that others may read or write, with their
     modes: `serve` tightens them (private_files), `check` names them."""
@@ -163,7 +200,8 @@ class SqliteConnection:
         self._exclusive = exclusive
         self._migrates = migrate  # False for `check`, which changes nothing: an older file keeps its schema and mode
         self._lock_fd: int | None = None
-        if exclusive and self.path != ":memory:" and _missing_folder(self.path) is None and not foreign_file(self.path):
+        on_disk = exclusive and self.path != ":memory:" and _missing_folder(self.path) is None
+        if on_disk and not_the_bridges(self.path) is None:
             self._lock_fd = hold_exclusively(self.path)  # at once: before the process builds anything else
         self._db: aiosqlite.Connection | None = None
         # Bookkeeping reads go to a connection of their own (WAL lets it read beside the writer), so that the
@@ -223,8 +261,8 @@ class SqliteConnection:
                     f"cannot open the database {self.path}: it is a folder; DATABASE_URL names the database file "
                     f"(for example sqlite:///{os.path.join(self.path, 'bridge.db')})"
                 )
-            if await asyncio.to_thread(foreign_file, self.path):
-                raise StoreError(f"cannot open the database {self.path}: file is not a database (left as it was)")
+            if refused := await asyncio.to_thread(not_the_bridges, self.path):
+                raise StoreError(f"cannot open the database {self.path}: {refused}")
             if self._exclusive and self._lock_fd is None:
                 self._lock_fd = await asyncio.to_thread(hold_exclusively, self.path)
             if self._migrates:  # `check` names a loose file (loose_files) instead of tightening it
