@@ -33,64 +33,55 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bridge.domain import Turn
+from bridge.notice_words import (  # the relay, the stop and the tests name the words here
+    EDITED_AWAY_NOTICE,
+    EMPTIED_NOTICE,
+    STALE_SECONDS,
+    STOPPED_NOTICE,
+    TAKEN_BACK,
+    UNBOUND_NOTICE,
+    WITHDRAWN_NOTICE,
+    Pending,
+    TakenBack,
+    queued_text,
+    worth_editing,
+)
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import SlackPoster
 from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
 from bridge.store.queue_notices import NoticeRow, NoticeRows
-from bridge.store.slack_changes import HOW_TAKEN_BACK
-from bridge.store.slack_changes import TakenBack as TakenBack  # tests and the relay name it here, with its words
+
+__all__ = [
+    "EDITED_AWAY_NOTICE",
+    "EMPTIED_NOTICE",
+    "STALE_SECONDS",
+    "STOPPED_NOTICE",
+    "TAKEN_BACK",
+    "UNBOUND_NOTICE",
+    "WITHDRAWN_NOTICE",
+    "Pending",
+    "QueueNotices",
+    "TakenBack",
+    "queued_text",
+    "worth_editing",
+]
 
 log = logging.getLogger(__name__)
 
-QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
-WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
-EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
-EMPTIED_NOTICE = "Not answered: the message was edited to leave nothing to answer before its turn came."
-# Why a waiting turn was taken back (store/slack_changes.py): the log's words and its queue notice's for each.
-TAKEN_BACK: dict[TakenBack, tuple[str, str]] = {
-    "deleted": (HOW_TAKEN_BACK["deleted"], WITHDRAWN_NOTICE),
-    "addressed": (HOW_TAKEN_BACK["addressed"], EDITED_AWAY_NOTICE),
-    "emptied": (HOW_TAKEN_BACK["emptied"], EMPTIED_NOTICE),
-}
-STOPPED_NOTICE = "Not answered: stopped before its turn came."
-UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
-WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
 POST_BURST = 3
 EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
 NOTICE_SPACING = 5.0  # seconds between two edits of one notice
-STALE_SECONDS = 60.0  # a notice whose count fell is edited at least this often, even by less than half
 CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
 
 InParallel = Callable[[str, str], Awaitable[bool]]
-
-
-def queued_text(count: int, where: str, approval: Pending | None = None) -> str:
-    """The notice's words; where a tool call ahead waits for a person's decision, that is why (and it may be long)."""
-    text = QUEUED.format(count=count, s="" if count == 1 else "s", where=where)
-    if approval is None:
-        return text
-    return text[:-1] + "; " + WAITS.format(agent=approval.agent, tool=approval.tool)
-
-
-def worth_editing(shown: int, now_ahead: int, seconds_since_edit: float) -> bool:
-    """Whether a notice showing `shown` should be edited to `now_ahead` (> 0)."""
-    if now_ahead > shown:
-        return True
-    if now_ahead == shown:
-        return False
-    return now_ahead <= shown // 2 or seconds_since_edit >= STALE_SECONDS
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A tool call ahead of the thread's message that waits for a person's decision."""
-
-    agent: str
-    tool: str
+_Key = TypeVar("_Key", ThreadKey, tuple[str, str])
+# The threads with a turn still running under the channel's old id (its id changed meanwhile); None when none is.
+Moving = Callable[[str, str], Collection[str] | None]
 
 
 @dataclass
@@ -115,7 +106,11 @@ class QueueNotices:
         poster_of: Callable[[str], Awaitable[SlackPoster]],
         in_parallel: InParallel,
         set_aside: Callable[[], Collection[int]] = frozenset,
+        moving: Moving = lambda _team_id, _channel_id: None,
     ) -> None:
+        self._moving = moving  # a turn ahead runs under the channel's old id: not counted under the new one
+        # (team, old channel id) -> its new id: a turn taken under the old id ends under the new one (`_now`)
+        self._moved: dict[tuple[str, str], str] = {}
         self._store = store
         self._set_aside = set_aside  # turns left for the next start (their runs kept failing): nothing waits on them
         self._approvals = ApprovalStore(store)
@@ -181,11 +176,44 @@ class QueueNotices:
     def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> None:
         """A waiting turn of the thread was withdrawn (its message deleted, or edited away): its notice, if this
         process shows one, is looked at first, and says it will not be answered once nothing of the thread waits."""
+        thread = self._now(thread)
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
         elif thread in self._posting or thread[2] in self._due.get(thread[:2], {}):
             self._ending[thread] = words
+
+    def moved(self, team_id: str, old: str, new: str) -> None:
+        """The channel's id changed (its turns and notice rows moved in the store): its notices, shown, due or being
+        posted, go on under the new id, and so do turns taken under the old one once they end."""
+        self._moved[(team_id, old)] = new
+        was, now = (team_id, old), (team_id, new)
+        for thread in [t for t in {*self._shown, *self._posting, *self._ending, *self._taking} if t[:2] == was]:
+            to = (*now, thread[2])
+            if (notice := self._shown.pop(thread, None)) is not None:
+                notice.thread = to
+                self._shown.setdefault(to, notice)  # one shown under both ids: the new id's is the one kept current
+            if thread in self._posting:
+                self._posting[to] = self._posting.pop(thread) or self._posting.get(to, False)
+            if thread in self._ending:
+                self._ending.setdefault(to, self._ending.pop(thread))
+            if thread in self._taking:
+                self._taking[to] = self._taking.pop(thread) + self._taking.get(to, 0)
+        if was in self._due:
+            due = self._due.pop(was)
+            self._due[now] = {**due, **self._due.get(now, {})}
+            self._wake.set()
+        if was in self._posts:
+            self._posts.setdefault(now, self._posts.pop(was))
+
+    def _now(self, key: _Key) -> _Key:
+        """A thread's or channel's key under its channel's id now (it may have changed, more than once)."""
+        for _ in range(len(self._moved)):
+            new = self._moved.get((key[0], key[1]))
+            if new is None:
+                break
+            key = (key[0], new, *key[2:])
+        return key
 
     @contextlib.contextmanager
     def taking(self, thread: ThreadKey) -> Iterator[Callable[[], None]]:
@@ -198,13 +226,14 @@ class QueueNotices:
             nonlocal left
             if not left:
                 left = True
-                self._taking[thread] -= 1
-                if not self._taking[thread]:
-                    del self._taking[thread]
+                now = self._now(thread)  # its channel's id may have changed since
+                self._taking[now] -= 1
+                if not self._taking[now]:
+                    del self._taking[now]
 
         def going() -> None:
             leave()
-            self.started(thread)
+            self.started(self._now(thread))
 
         try:
             yield going
@@ -214,6 +243,7 @@ class QueueNotices:
     def started(self, thread: ThreadKey) -> None:
         """A turn of the thread goes to its agents: what the notice promised is kept, and a mention taken back
         earlier no longer says how it ends."""
+        thread = self._now(thread)
         self._ending.pop(thread, None)
         notice = self._shown.get(thread)
         if notice is not None:
@@ -264,8 +294,7 @@ class QueueNotices:
 
     async def _post_next(self, channel: tuple[str, str], now: float) -> None:
         """The channel's oldest thread still waiting gets its notice; threads no longer waiting are dropped."""
-        pending = self._due[channel]
-        while pending:
+        while pending := self._due.get(channel := self._now(channel)):
             thread_ts, since = next(iter(pending.items()))
             del pending[thread_ts]
             thread = (*channel, thread_ts)
@@ -273,19 +302,24 @@ class QueueNotices:
             try:
                 shown, stop = await self._post_one(channel, thread, since, now)
             finally:
-                again = self._posting.pop(thread)
+                again = self._posting.pop(thread := self._now(thread))  # its channel's id may have changed
+            if shown is not None and shown.thread != thread:  # posted under the old id: kept under the new
+                await self._stored(self._rows.drop(shown.thread, shown.ts))
+                shown.thread = thread
+                await self._stored(self._rows.put(NoticeRow(thread, shown.ts, shown.where, shown.shown)))
             if shown is not None:
                 shown.ended = self._ending.pop(thread, None)
                 if again or shown.ended:
                     shown.checked_at = 0.0  # a mention arrived, or ended, while it was posted: looked at first
                 self._shown[thread] = shown
             elif again:
-                pending[thread_ts] = since  # a mention arrived while it was looked at: looked at again
+                # a mention arrived while it was looked at: looked at again
+                self._due.setdefault(thread[:2], {})[thread_ts] = since
             else:
                 self._ending.pop(thread, None)
             if stop:
                 break
-        if not pending:
+        if channel in self._due and not self._due[channel]:
             del self._due[channel]
 
     async def _post_one(
@@ -328,11 +362,16 @@ class QueueNotices:
             (n for n in self._shown.values() if now - n.edited_at >= NOTICE_SPACING), key=lambda n: n.checked_at
         )
         for notice in due[:CHECKS_PER_ROUND]:
-            notice.checked_at = now
+            notice.checked_at, thread = now, notice.thread
             where, ahead = await self._count(notice.thread, notice.where)
+            if notice.thread != thread:  # its channel's id changed meanwhile: counted under the old one
+                notice.checked_at = 0.0
+                continue
             if not ahead:
                 if notice.thread in self._taking and not notice.answered:
                     continue  # its turn may still end unrun (its channel disconnected): looked at again
+                if self._behind_move(notice.thread, where) and not notice.answered and notice.ended is None:
+                    continue  # it waits for a turn running under its channel's old id, which is not counted
                 del self._shown[notice.thread]
                 # Unless the thread's turn went to its agents (the notice said what happened), what it promised
                 # will not come (taken back here, or through another process): it says so.
@@ -409,7 +448,13 @@ class QueueNotices:
             if not ahead:
                 return "channel", 0  # the usual case, settled without asking how the binding's threads run
             if not await self._in_parallel(team_id, channel_id):
-                return "channel", ahead
+                return "channel", ahead + self._behind_move(thread, "channel")
             where = "thread"
         in_thread = where == "thread"
-        return where, await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread, skip=aside)
+        ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread, skip=aside)
+        return where, ahead + (ahead > 0 and self._behind_move(thread, where))
+
+    def _behind_move(self, thread: ThreadKey, where: str) -> bool:
+        """Whether a turn ahead of the thread's still runs under its channel's old id (not counted under the new)."""
+        held = self._moving(*thread[:2])
+        return held is not None and (where == "channel" or thread[2] in held)

@@ -89,7 +89,9 @@ class Relay:
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
         self._depth = DepthGauge(store, metrics, lambda: bool(self._runs.failed))
-        self.notices = QueueNotices(store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed)
+        self.notices = QueueNotices(
+            store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed, self._held_back
+        )
         self._closing = False
 
     @property
@@ -186,6 +188,7 @@ class Relay:
         # Claimed before the move: another process's sweep must not find the new id's turns free in between.
         await self._store.claim_binding(team_id, new, self._leases.owner, self._leases.seconds)
         running = await move_channel_running(self._store, team_id, old, new)
+        self.notices.moved(team_id, old, new)  # its queue notices, as the store's rows just did
         # and the threads whose turn its worker here has taken and not yet marked running (waiting for a slot)
         busy = {t for t, task in self._thread_tasks.get(was, {}).items() if not task.done()}
         moved = running is not None
@@ -196,6 +199,11 @@ class Relay:
             self._held[key] = running | busy | self._held.get(was, frozenset())
             self._moving[key] = self.spawn(self._after_turn(team_id, old, new, ahead))
         self._wake(key)  # its waiting turns, if any, now under the new id
+
+    def _held_back(self, team_id: str, channel_id: str) -> frozenset[str] | None:
+        """The threads the channel's new id keeps back for a turn still running under its old id; None when none."""
+        key = (team_id, channel_id)
+        return self._held.get(key, frozenset()) if key in self._moving else None
 
     async def _after_turn(self, team_id: str, old: str, new: str, ahead: set[asyncio.Task[None]]) -> None:
         """Once `ahead` has ended, move what the channel's turn wrote under `old`, then let the new id's worker run
