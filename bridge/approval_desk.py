@@ -34,6 +34,11 @@ GONE = "This approval is no longer known to the bridge."
 NOT_YOURS = "Only {who} may decide on this tool call."
 HERE = "Decide on its card above in this thread, then ask again."
 ELSEWHERE = "Decide on its card, in a thread of {channel}, then ask again."
+# A card decided whose decision never reached Letta (its sends failed on the way): no card to point people at.
+DECIDED = (
+    "It was already decided on its card {where}, but that decision has not reached Letta: sending it failed. Ask "
+    "again in a moment; if this keeps happening, decide the tool call in Letta itself."
+)
 Pressed = Literal["approve", "deny"]
 
 
@@ -123,10 +128,11 @@ class ApprovalDesk:
             a = row.asked
             if (a.conversation_id or DEFAULT) != (conversation or DEFAULT):
                 continue  # a request in another conversation blocks only that one
-            if (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts):
-                return HERE
-            return ELSEWHERE.format(channel="this channel" if a.channel_id == turn.channel_id
-                                    else await channel_shown(a.channel_id))
+            here = (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts)
+            channel = "this channel" if a.channel_id == turn.channel_id else await channel_shown(a.channel_id)
+            if row.decided:
+                return DECIDED.format(where="above in this thread" if here else f"in a thread of {channel}")
+            return HERE if here else ELSEWHERE.format(channel=channel)
         return None
 
     def wake(self, approval_id: int) -> None:

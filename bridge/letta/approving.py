@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision
@@ -35,6 +36,8 @@ NOBODY = "Nobody could be asked in Slack to approve this tool call, so it was no
 STOPPED = "the turn was stopped"
 
 Send = Callable[[dict[str, Any]], AsyncIterator[Spoken]]
+# Whether a request's decision sent at that time reached Letta (recovery.decision_reached); None: cannot tell.
+Reached = Callable[[ApprovalRequest, datetime], Awaitable[bool | None]]
 
 
 class Approving:
@@ -48,6 +51,7 @@ class Approving:
         conversation: str | None,
         send: Send,
         quiet: Send | None = None,
+        reached: Reached | None = None,
     ) -> None:
         self._approvals = approvals
         self._agent = agent
@@ -55,6 +59,7 @@ class Approving:
         self._conversation = conversation
         self._send = send
         self._quiet = quiet or send  # a send that shows nothing in Slack (no draft, no tool tasks)
+        self._reached = reached
 
     def request(self, questions: list[Asked]) -> ApprovalRequest:
         calls = tuple(call for q in questions for call in q.calls)
@@ -99,22 +104,46 @@ class Approving:
         await _denied(self._quiet, self._agent.id, tuple(c.tool_call_id for c in request.calls))
 
     async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
-        """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error."""
+        """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error. A send
+        that failed on the way is made once more if history shows Letta never got it (`Reached`), never blind."""
         if self._approvals is not None:
             await self._approvals.sending(request)
-        try:
-            async for spoken in self._send(approval_message(decisions)):
-                yield spoken
-        except LettaError as error:
-            if not error.stale_decision:
-                raise
-            log.info("letta refused a stale decision agent=%s step=%s", self._agent.id, self._key)
-            if self._approvals is not None:
-                await self._approvals.settled(request, error.explain(self._agent.name))
-            yield error
-            return
+        for again in (True, False):
+            since = datetime.now(UTC)
+            try:
+                async for spoken in self._send(approval_message(decisions)):
+                    yield spoken
+            except LettaError as error:
+                if not error.stale_decision:
+                    if again and await self._undelivered(request, since, error):
+                        continue
+                    raise
+                log.info("letta refused a stale decision agent=%s step=%s", self._agent.id, self._key)
+                if self._approvals is not None:
+                    await self._approvals.settled(request, error.explain(self._agent.name))
+                yield error
+                return
+            break
         if self._approvals is not None:
             await self._approvals.settled(request)
+
+    async def _undelivered(self, request: ApprovalRequest, since: datetime, error: LettaError) -> bool:
+        """Whether the decision's failed send never reached Letta, so that it may be made again. One that did is
+        settled (its answer is read as any failed send's); one nobody can tell stays recorded as maybe sent."""
+        if self._reached is None:
+            return False
+        try:
+            reached = await self._reached(request, since)
+        except LettaError as unreadable:
+            log.warning("letta history not read after a decision failed agent=%s kind=%s", self._agent.id,
+                        unreadable.kind)
+            return False
+        if reached and self._approvals is not None:
+            await self._approvals.settled(request)
+        if reached is False:
+            log.warning("letta decision did not arrive (%s); sending it again agent=%s step=%s", error.kind,
+                        self._agent.id, self._key)
+        return reached is False
 
 
 async def deny(

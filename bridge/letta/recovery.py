@@ -157,6 +157,49 @@ async def settle(
     raise AssertionError("unreachable")  # the last pause is None: its failure is raised
 
 
+async def decision_reached(
+    client: LettaClient, agent_id: str, ids: Sequence[str], since: datetime, conversation: str | None = None
+) -> bool | None:
+    """Whether a decision on the tool calls `ids`, sent at `since` and failed on the way, reached Letta: once no run
+    it could have begun is going, a tool return for one of them is in history. False only when the request is found
+    there still unanswered, so that a decision is never sent twice (Letta would run another turn); None when the
+    request is not in recent history. Raises LettaError when history cannot be read."""
+    for pause in (*READ_AGAIN, None):
+        try:
+            return await _reached(client, agent_id, set(ids), since, conversation)
+        except LettaError as error:
+            if pause is None or error.kind not in PASSING or error.redirected:
+                raise
+            log.info("letta history not read agent=%s kind=%s, reading again in %.1fs", agent_id, error.kind, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")  # the last pause is None: its failure is raised
+
+
+async def _reached(
+    client: LettaClient, agent_id: str, ids: set[str], since: datetime, conversation: str | None
+) -> bool | None:
+    delay = 0.25
+    while await client.active_runs(agent_id, conversation, since):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL * 4)
+    before: str | None = None
+    for _ in range(MAX_PAGES):
+        if conversation is not None:
+            page = await client.conversation_history(conversation, limit=PAGE, before=before, agent_id=agent_id)
+        else:
+            page = await client.history(agent_id, limit=PAGE, before=before)
+        for message in reversed(page):  # newest first: a return comes after its request
+            if isinstance(message, ToolReturnMessage) and any(r.tool_call_id in ids for r in message.returns()):
+                return True
+            if isinstance(message, ApprovalRequestMessage) and any(c.tool_call_id in ids for c in message.calls):
+                return False
+        oldest = page[0].id if page and hasattr(page[0], "id") else None
+        if not oldest or oldest == before or len(page) < PAGE:
+            break
+        before = oldest
+    return None
+
+
 def unread(agent: AgentRef, key: str, error: LettaError) -> AgentFailure:
     """A send whose outcome is unknown, and Letta's history could not be read to learn it: the agent is not asked
     again (it may have answered), and the thread is told so."""

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from bridge.domain import AgentFailure, AgentRef, Drafts, Note, TurnInput
+from bridge.domain import AgentFailure, AgentRef, ApprovalRequest, Drafts, Note, TurnInput
 from bridge.letta.approving import Approving
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Spoken, exchange
-from bridge.letta.recovery import Found, Otids, Sent, settle
+from bridge.letta.recovery import Found, Otids, Sent, decision_reached, settle
 from bridge.letta.send_parts import Heard, drafting, own
 from bridge.letta.toolprogress import Report, ToolWatch, reporting
 
@@ -73,7 +73,11 @@ class RestSend:
         def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
             return self.exchange(agent, message, conversation, None, None)
 
-        return Approving(turn.approvals, agent, key, conversation, send, quiet)
+        async def reached(request: ApprovalRequest, since: datetime) -> bool | None:
+            ids = [c.tool_call_id for c in request.calls]
+            return await decision_reached(self._client, agent.id, ids, since, conversation)
+
+        return Approving(turn.approvals, agent, key, conversation, send, quiet, reached)
 
     async def said(
         self,
