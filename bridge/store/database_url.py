@@ -151,15 +151,21 @@ def open_store(
     """The store for DATABASE_URL: `sqlite:///path` (the embedded default, one process) or `postgres://` /
     `postgresql://` (several processes; needs the postgres extra). A Postgres process uses up to `pool_size`
     connections for queries and `lock_connections` more, opened on demand, for the agent locks held during Letta
-    sends, and renews its heartbeat every third of `alive_seconds` (an agent lock of a process whose heartbeat ran
-    out is taken from it); `migrate=False` (`check`) leaves the tables as they are, on either backend. A `serving`
-    process (serve, socket) holds a SQLite file for itself: a second one is refused."""
+    sends; a `serving` one (serve, socket) renews its heartbeat every third of `alive_seconds` (an agent lock of a
+    process whose heartbeat ran out is taken from it), and a one-shot command keeps none, so that opening an
+    up-to-date database writes nothing. `migrate=False` (`check`) leaves the tables as they are, on either backend.
+    A `serving` process holds a SQLite file for itself: a second one is refused."""
     check_database_url(url)
     if url.startswith(POSTGRES_SCHEMES):
         from bridge.store.postgres import PostgresStore
 
         return PostgresStore(
-            url, pool_size=pool_size, lock_connections=lock_connections, migrate=migrate, alive_seconds=alive_seconds
+            url,
+            pool_size=pool_size,
+            lock_connections=lock_connections,
+            migrate=migrate,
+            alive_seconds=alive_seconds,
+            serving=serving,
         )
     from bridge.store.sqlite import SqliteStore
 

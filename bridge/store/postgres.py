@@ -63,8 +63,9 @@ class PostgresStore(PostgresJournal):
         lock_connections: int = 16,
         migrate: bool = True,
         alive_seconds: float = ALIVE_SECONDS,
+        serving: bool = True,
     ) -> None:
-        super().__init__(url, pool_size, lock_connections, migrate, alive_seconds)
+        super().__init__(url, pool_size, lock_connections, migrate, alive_seconds, serving)
         self._signatures = 0  # signatures recorded by this process: every hundredth clears the expired ones
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:

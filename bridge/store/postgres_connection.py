@@ -140,9 +140,13 @@ class PostgresConnection:
         lock_connections: int = 16,
         migrate: bool = True,
         alive_seconds: float = ALIVE_SECONDS,
+        serving: bool = True,
     ) -> None:
         self.url = url
         self._migrates = migrate  # False for `check`, which creates nothing
+        # Only a serving process (serve, socket) takes agent locks, so only it keeps a heartbeat: a one-shot command
+        # (`channels list`) writes nothing at open, and works on a read-only database.
+        self._serving = serving
         self._dsn, self._options = connect_options(url)
         self._pool_size = pool_size
         self._lock_connections = lock_connections
@@ -186,6 +190,7 @@ class PostgresConnection:
             beating = False
             if self._migrates:
                 await self._migrate()
+            if self._migrates and self._serving:
                 beating = await self._first_beat()  # before any agent lock: none of this process's is taken from it
             # Agent locks hold a connection for a whole Letta send: their own pool, filled on demand, waiting
             # LOCK_LOOK_EVERY at most before a look at who holds the lock, and named after this process where it
@@ -227,6 +232,13 @@ class PostgresConnection:
             yield conn
 
     async def _migrate(self) -> None:
+        """Migrate a database older than this bridge; one at the latest schema is only read: a role that may not
+        create tables (the schema's owner runs the migrations), or a read-only database, opens it as well."""
+        current = await self.schema_version()
+        if current > max(MIGRATIONS):
+            raise newer_schema(current, display_url(self.url))
+        if current == max(MIGRATIONS):
+            return
         async with self._tx() as db:
             # Taken first: a second process starting now waits here, then finds nothing left to do.
             await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)

@@ -56,6 +56,30 @@ def test_an_unreachable_or_refused_database_is_one_plain_line(pg_server: PgServe
     asyncio.run(main())
 
 
+def test_an_up_to_date_database_opens_without_the_migration_lock(pg_url: str) -> None:
+    """Opening a database at the latest schema neither waits for the migration lock nor writes (so that a role that
+    may not create tables opens it); a one-shot command (not serving) starts no heartbeat."""
+
+    async def main() -> None:
+        owner = open_store(pg_url)
+        await owner.open()
+        assert isinstance(owner, PostgresStore)
+        try:
+            async with owner.pool.acquire() as held, held.transaction():
+                await held.execute("SELECT pg_advisory_xact_lock($1)", postgres_connection.MIGRATION_LOCK)
+                one_shot = open_store(pg_url)
+                await asyncio.wait_for(one_shot.open(), 5)
+                try:
+                    assert await one_shot.schema_version() == LATEST
+                    assert isinstance(one_shot, PostgresStore) and one_shot._beating is None
+                finally:
+                    await one_shot.close()
+        finally:
+            await owner.close()
+
+    asyncio.run(main())
+
+
 @pytest.mark.slow
 def test_two_processes_starting_at_once_migrate_once_and_accept_an_event_once(pg_url: str) -> None:
     async def main() -> None:
