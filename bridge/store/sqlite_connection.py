@@ -127,22 +127,30 @@ def others_tables(path: str) -> list[str]:
     """Another application's tables, when `path` is a SQLite database with tables but not the bridge's (a
     DATABASE_URL mistyped onto another app's file: its user_version is its own, not a bridge schema version).
     Read without writing, tightening or locking anything: a file nobody has open (no -wal, no -journal) as
-    immutable, since a read-only open of a WAL file would leave a -wal and -shm beside it; [] for a missing or
-    empty file, the bridge's own at any version, or one SQLite cannot read (its own open then says why)."""
+    immutable, since a read-only open of a WAL file would leave a -wal and -shm beside it; one whose read-only
+    read fails (another program holds a write on it, or its crash left a rollback journal that only a writer may
+    undo: never so for the bridge's own file, always in WAL) as immutable too, as it is on disk. [] for a missing
+    or empty file, the bridge's own at any version, or one SQLite cannot read (its own open then says why)."""
     if not os.path.isfile(path):
         return []
     in_use = any(os.path.exists(f"{path}{suffix}") for suffix in ("-wal", "-journal"))
-    uri = f"{Path(path).absolute().as_uri()}?{'mode=ro' if in_use else 'immutable=1'}"
+    names = _tables(path, "mode=ro") if in_use else None
+    if names is None:
+        names = _tables(path, "immutable=1")
+    theirs = sorted(name for name in names or () if not name.startswith("sqlite_"))
+    return [] if names is None or BRIDGE_TABLES <= names else theirs
+
+
+def _tables(path: str, mode: str) -> set[str] | None:
+    """The file's table names read with the URI parameter `mode`; None when SQLite cannot read them so."""
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=PING_LOCK_SECONDS)
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?{mode}", uri=True, timeout=PING_LOCK_SECONDS)
         try:
-            names = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
             conn.close()
     except sqlite3.Error:
-        return []
-    theirs = sorted(name for name in names if not name.startswith("sqlite_"))
-    return [] if BRIDGE_TABLES <= names else theirs
+        return None
 
 
 def not_the_bridges(path: str) -> str | None:
