@@ -39,6 +39,8 @@ DECIDED = (
     "It was already decided on its card {where}, but that decision has not reached Letta: sending it failed. Ask "
     "again in a moment; if this keeps happening, decide the tool call in Letta itself."
 )
+# A card decided whose decision the turn has not sent yet (it waits for a free turn slot, say).
+ON_ITS_WAY = "It was decided on its card {where}, and the decision is on its way to Letta: ask again in a moment."
 Pressed = Literal["approve", "deny"]
 
 
@@ -124,14 +126,20 @@ class ApprovalDesk:
     async def _where(
         self, turn: Turn, agent_id: str, conversation: str | None, channel_shown: Callable[[str], Awaitable[str]]
     ) -> str | None:
-        for row in await self.store.waiting_for(turn.team_id, agent_id):
+        # A request in another conversation blocks only that one. A card still to decide is the one to point at
+        # (a request of several calls is sent once every card is decided); then one decided and not yet sent.
+        rows = [r for r in await self.store.waiting_for(turn.team_id, agent_id)
+                if (r.asked.conversation_id or DEFAULT) == (conversation or DEFAULT)]
+        rows.sort(key=lambda r: (r.decided, r.sent_at is not None))
+        for row in rows:
             a = row.asked
-            if (a.conversation_id or DEFAULT) != (conversation or DEFAULT):
-                continue  # a request in another conversation blocks only that one
             here = (a.channel_id, a.thread_ts) == (turn.channel_id, turn.thread_ts)
             channel = "this channel" if a.channel_id == turn.channel_id else await channel_shown(a.channel_id)
+            where = "above in this thread" if here else f"in a thread of {channel}"
+            if row.decided and row.sent_at is not None:
+                return DECIDED.format(where=where)
             if row.decided:
-                return DECIDED.format(where="above in this thread" if here else f"in a thread of {channel}")
+                return ON_ITS_WAY.format(where=where)
             return HERE if here else ELSEWHERE.format(channel=channel)
         return None
 
