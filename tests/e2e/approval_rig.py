@@ -18,6 +18,7 @@ import httpx
 from tests.e2e.conftest import new_channel
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.fakes.appserver import FakeAppServer
+from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import action_body, next_ts
 from tests.fakes.slack import FakeSlack
 from tests.reference import SLACK, load
@@ -150,3 +151,15 @@ def app_server_rig(tmp_path: Path, **settings: str) -> Iterator[Rig[FakeAppServe
             yield rig
     finally:
         app.stop()
+
+
+@contextmanager
+def rest_rig(tmp_path: Path, **settings: str) -> Iterator[Rig[FakeLetta]]:
+    """`open_rig` on a fake Letta 0.16.8 whose agent is finn."""
+    letta = FakeLetta(version="0.16.8")
+    letta.start()
+    try:
+        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn"), **settings) as rig:
+            yield rig
+    finally:
+        letta.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.approval_rig import ASKER, Rig, open_rig
+from tests.e2e.approval_rig import ASKER, Rig, app_server_rig, rest_rig
 from tests.e2e.test_approvals_app_server import answers
 from tests.fakes.appserver import FakeAppServer
 from tests.fakes.letta import FakeLetta
@@ -20,13 +20,8 @@ SHOUT = ("shout", '{"message": "hi"}')
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig[FakeLetta]]:
-    letta = FakeLetta(version="0.16.8")
-    letta.start()
-    try:
-        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn"), APPROVAL_TIMEOUT_SECONDS="2") as rig:
-            yield rig
-    finally:
-        letta.stop()
+    with rest_rig(tmp_path, APPROVAL_TIMEOUT_SECONDS="2") as rig:
+        yield rig
 
 
 def test_a_card_slack_refused_does_not_leave_the_agent_blocked_in_the_thread(rig: Rig[FakeLetta]) -> None:
@@ -48,15 +43,8 @@ def test_a_card_slack_refused_does_not_leave_the_agent_blocked_in_the_thread(rig
 
 @pytest.fixture
 def app_rig(tmp_path: Path) -> Iterator[Rig[FakeAppServer]]:
-    app = FakeAppServer(scale=0.001)
-    app.start()
-    try:
-        alice = app.add_agent("alice")
-        app.set_tools(alice, [("Write", False)])
-        with open_rig(tmp_path, app, app.url, alice, LETTA_TOOLS="true") as rig:
-            yield rig
-    finally:
-        app.stop()
+    with app_server_rig(tmp_path) as rig:
+        yield rig
 
 
 def test_on_the_app_server_a_card_slack_refused_is_answered_with_a_denial(app_rig: Rig[FakeAppServer]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.approval_rig import ASKER, Rig, open_rig
+from tests.e2e.approval_rig import ASKER, Rig, rest_rig
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_gateway_errors import ENVOY_RESET, PLAIN
 
@@ -18,13 +18,8 @@ SEND = r"/v1/agents/[^/]+/messages(/stream)?"
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig[FakeLetta]]:
-    letta = FakeLetta(version="0.16.8")
-    letta.start()
-    try:
-        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn")) as rig:
-            yield rig
-    finally:
-        letta.stop()
+    with rest_rig(tmp_path) as rig:
+        yield rig
 
 
 def test_a_decision_refused_on_the_way_is_sent_again_once(rig: Rig[FakeLetta]) -> None:

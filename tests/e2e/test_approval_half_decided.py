@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.approval_rig import ASKER, Rig, open_rig
+from tests.e2e.approval_rig import ASKER, Rig, rest_rig
 from tests.e2e.conftest import new_channel
 from tests.e2e.harness import run_cli
 from tests.fakes.letta import FakeLetta
@@ -19,14 +19,8 @@ SHOUT = ("shout", '{"message": "finn says hi"}')
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig[FakeLetta]]:
-    letta = FakeLetta(version="0.16.8")
-    letta.start()
-    try:
-        with open_rig(tmp_path, letta, letta.base_url, letta.add_agent("finn"), LETTA_CONVERSATIONS="false",
-                      SLACK_APPROVE_BY="channel") as rig:
-            yield rig
-    finally:
-        letta.stop()
+    with rest_rig(tmp_path, LETTA_CONVERSATIONS="false", SLACK_APPROVE_BY="channel") as rig:
+        yield rig
 
 
 def test_one_card_of_two_decided_is_not_said_to_have_failed_to_reach_letta(rig: Rig[FakeLetta]) -> None:
