@@ -175,7 +175,9 @@ class Relay:
         whose ids are `kept` (the message's now; None when the edit did not say); one already started answers
         what it was asked (the agents have it, and its files)."""
         edited = await edit_turn(self._store, team_id, channel_id, message_ts, text, kept)
-        if edited is not None:
+        if edited == "emptied":  # no words left, and no files (the edit did not name any: it had none)
+            await self.withdraw(team_id, channel_id, message_ts, "emptied")
+        elif edited is not None:
             log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:

@@ -158,7 +158,9 @@ def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None,
     edit = _edit(body, bot_user_id)
     if edit is None:
         return None, None
-    return (edit, None) if edit[3] or edit[4] else (None, edit[:3])
+    # Words left, or an edit that does not say which files it has (they stay: the relay takes the turn back only
+    # if it has none), is an edit; no words and a files list with none is nothing left to answer.
+    return (edit, None) if edit[3] or edit[4] is None or edit[4] else (None, edit[:3])
 
 
 def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:

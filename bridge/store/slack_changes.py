@@ -101,26 +101,37 @@ async def withdraw_turn(
 
 async def edit_turn(
     store: Store, team_id: str, channel_id: str, message_ts: str, text: str, kept: Collection[str] | None = None
-) -> tuple[int, str] | None:
+) -> tuple[int, str] | Literal["emptied"] | None:
     """A message edited in Slack: its turn, while it waits, takes the new words, and keeps only those of its files
     whose ids are in `kept` (the files the message has now; None when the edit did not say, and they stay). The
     stored files are read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
-    and thread, or None."""
+    and thread; "emptied", changing nothing, when it would be left with no words and no files (to be taken back,
+    `withdraw_turn`); or None when no such turn waits."""
     key = (team_id, channel_id, message_ts)
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
             stored = await (await db.execute(_sqlite(_FILES), key)).fetchone()
             files = kept_files(stored[0], kept) if stored and kept is not None else None
+            if stored and not text and _none(files if files is not None else stored[0]):
+                return "emptied"
             cursor = await db.execute(_sqlite(_EDIT.format(at="updated_at=$6")), (*key, text, files, now_text()))
             row = await cursor.fetchone()
         return (int(row[0]), str(row[1])) if row else None
     held = [a.replace("\x00", "\ufffd") for a in (*key, text)]  # as _one: PostgreSQL text cannot hold NUL
     async with raw.pool.acquire() as conn, conn.transaction():
-        was = await conn.fetchval(_FILES + " FOR UPDATE", *held[:3]) if kept is not None else None
-        files = kept_files(was, kept) if was is not None and kept is not None else None
+        read = kept is not None or not text
+        was = await conn.fetchrow(_FILES + " FOR UPDATE", *held[:3]) if read else None
+        files = kept_files(was["files"], kept) if was is not None and kept is not None else None
+        if was is not None and not text and _none(files if files is not None else was["files"]):
+            return "emptied"
         found = await conn.fetchrow(_EDIT.format(at="updated_at=now()"), *held, files)
     return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
+
+
+def _none(files: str | None) -> bool:
+    """Whether `turns.files` holds no file."""
+    return not json.loads(files or "[]")
 
 
 def kept_files(stored: str, kept: Collection[str]) -> str:

@@ -78,3 +78,22 @@ def test_an_edited_mention_sent_again_keeps_only_the_files_left_and_a_running_tu
         assert "drop.png" not in sent.text and _asked(r, "compare these") == 1, sent.text
     finally:
         r.bridge.stop(), r.letta.stop(), r.slack.stop()
+
+
+def test_words_edited_away_with_no_files_key_still_answers_the_file(tmp_path: Path) -> None:
+    """revDP: docs/mentions.md: an edit that lists no files (no `files` key, as app_mention_edited.json) leaves the
+    waiting turn's files as they were, and a message whose words are edited away while its files stay is answered
+    with the files alone. Before, the turn was taken back ("edited to leave nothing to answer")."""
+    r = rig(tmp_path, "0.16.8", ("alice",))
+    try:
+        _busy(r)
+        second = _mention_with(r, "what does this chart say?", [r.slack.add_file("chart.png", PNG, "image/png")])
+        again = {k: v for k, v in second.items() if k != "files"}
+        again.update(text="<@U0BOTABCD>", edited={"user": second["user"], "ts": next_ts()})
+        assert r.bridge.post(event_body(again)).status_code == 200
+        r.slack.wait_for(lambda: r.replies(second["ts"]) == ["alice"], 20)
+        assert [f for f, _ in r.slack.file_fetches] == [second["files"][0]["id"]]
+        assert not [m for m in r.slack.messages(r.channel, second["ts"]) if "Not answered" in str(m.get("text"))]
+    finally:
+        r.bridge.stop(), r.letta.stop(), r.slack.stop()
+

@@ -231,6 +231,11 @@ def test_a_mention_edited_down_to_the_bot_keeps_its_files_or_is_left_with_nothin
     words taken out: with files left it carries them alone (text ""), with none it has nothing to answer."""
     emptied = _fixture("app_mention_edited.json")
     emptied["event"]["text"] = "<@U0BOTABCD>"
+    # revDP: with no `files` key the edit says nothing of the files, which stay; the relay takes the turn back only
+    # if it has none (store/slack_changes.edit_turn "emptied"). Before, a mention of a chart was taken back.
+    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "", None)
+    assert edited_to_nothing(emptied, BOT) is None
+    emptied["event"]["files"] = []
     assert edited_message(emptied, BOT) is None
     assert edited_to_nothing(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
     emptied["event"]["files"] = _fixture("app_mention_with_files.json")["event"]["files"]

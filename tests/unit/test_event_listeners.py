@@ -167,7 +167,8 @@ def test_a_waiting_mention_whose_words_are_edited_away_keeps_only_its_image() ->
 
 def test_a_waiting_mention_or_follow_up_edited_down_to_nothing_is_taken_back() -> None:
     """revBF: with no files, an edit down to the bot's mention (or a follow-up's to nothing visible) left the
-    waiting turn with its old words; a fresh mention of nothing is ignored, so the edit takes the turn back."""
+    waiting turn with its old words; a fresh mention of nothing is ignored, so the edit takes the turn back (the
+    relay does, once the store finds it has no files either)."""
     mention = load(SLACK / "events" / "app_mention_edited.json")
     mention["event"]["text"] = "<@U0BOTABCD>"
     edits = (
@@ -178,5 +179,7 @@ def test_a_waiting_mention_or_follow_up_edited_down_to_nothing_is_taken_back() -
     )
     relay = _relayed(*edits)
     key = ("T0123ABCD", "C0123ABCD", MENTION_TS)
-    assert relay.withdrawn == [(*key, "emptied")] * 4
-    assert relay.edits == [] and relay.turns == []
+    # None of them lists files (no `files` key): each is an edit to no words, which the relay takes back as
+    # "emptied" when the turn has no files (store/slack_changes.edit_turn; revDP: one with a file answers it).
+    assert relay.edits == [(*key, "", None)] * 4
+    assert relay.withdrawn == [] and relay.turns == []

@@ -145,6 +145,28 @@ def test_an_edit_down_to_no_files_leaves_the_words_alone(database_url: str) -> N
     run(database_url, body)
 
 
+def test_an_edit_to_no_words_keeps_a_turn_with_files_and_takes_back_one_without(database_url: str) -> None:
+    """revDP: an edit to no words that does not say which files the message has (no `files` key) leaves the files,
+    and the turn answers them alone; a turn left with no words and no files is "emptied" (the relay takes it back)
+    and is not changed."""
+
+    async def body(store: Store) -> None:
+        shared = (SharedFile("F1", "chart.png", "image/png"),)
+        chart = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "what is this", "Ev1",
+                                             files=shared), "o1")
+        plain = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "hello", "Ev2"), "o2")
+        assert chart and plain
+        assert await edit_turn(store, "T1", "C1", "1.000001", "", None) == (chart, "1.000001")
+        assert await edit_turn(store, "T1", "C1", "1.000002", "", None) == "emptied"
+        assert await edit_turn(store, "T1", "C1", "1.000001", "", ("F9",)) == "emptied", "its file taken out too"
+        assert await edit_turn(store, "T1", "C1", "1.000003", "", None) is None, "no such turn waits"
+        taken = await store.take_turn(chart)
+        assert taken is not None and taken.words == "" and taken.files == shared
+        assert await words_taken(store, plain) == "hello", "left as it was"
+
+    run(database_url, body)
+
+
 def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database_url: str) -> None:
     async def body(store: Store) -> None:
         a = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
