@@ -73,6 +73,7 @@ class RunningTurn:
     sending: set[str] = field(default_factory=set)  # journal steps sent and not answered yet
     holding: set[str] = field(default_factory=set)  # send-lock keys its sends hold (locks.TURN_HOLDS)
     stopped_by: str | None = None
+    cancelling: bool = False  # a stop delivered here (TurnStops.stop) cancels its Letta runs itself, then its task
     session: bool = False  # the thread's Slack agent session shows the turn (else the fallbacks do)
     looking: asyncio.Future[str | None] | None = None  # the store's answer to a check under way
 
@@ -96,13 +97,19 @@ class TrackedJournal(TurnJournal):
         written: set[str] | None = None,
         on_send: Callable[[], None] | None = None,
         on_answered: Callable[[], None] | None = None,
+        stopped: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(store, turn_id, otid, team_id, channel_id, written)
+        # Raises TurnStopped once a stop was delivered here: no agent is asked after it, even while the stop waits on
+        # Letta's cancel before it cancels the turn's task (an agent that says nothing gives no event to check at).
+        self._stopped = stopped
         self._sending = sending
         self._on_send = on_send  # the turn's first send is going: its place among the turns starting is given up
         self._on_answered = on_answered  # a send answered: the turn's slot may be lent while its cards wait
 
     async def sending(self, key: str) -> None:
+        if self._stopped is not None:
+            self._stopped()
         await super().sending(key)
         self._sending.add(key)
         if self._on_send is not None:
@@ -165,7 +172,7 @@ class TurnStops:
         running = self.running.get(turn_id)
         if running is None or running.stopped_by is not None:
             return False
-        running.stopped_by = by
+        running.stopped_by, running.cancelling = by, True
         log.info("turn stopped turn_id=%s channel=%s by=%s", turn_id, running.channel_id, by)
         try:
             async with asyncio.timeout(CANCEL_DEADLINE):

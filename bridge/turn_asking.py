@@ -130,6 +130,7 @@ class TurnAsking:
             self._journaled.get(job.turn_id),
             job.place.leave,
             (lambda: slot.lend(len(running.sending))) if (slot := job.slot) is not None else None,
+            running.check,
         )
         if threaded:
             names = binding.target.names

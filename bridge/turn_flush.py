@@ -68,6 +68,8 @@ class TurnFlush:
             for index, part in enumerate(parts):
                 if index in item.posted:
                     continue
+                if running is not None:
+                    running.check()  # a stop delivered while earlier parts posted: nothing more is posted
                 if self._settings.slack_feedback and item.source.startswith(REPLY) and index == len(parts) - 1:
                     # The reply's last message carries the feedback buttons (bridge/slack/feedback.py).
                     name = item.agent_name or ""

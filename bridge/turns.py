@@ -302,7 +302,8 @@ class TurnWorker:
                 status, error = "stopped", f"stopped by {running.stopped_by}"
             except TurnStopped as stop:
                 running.stopped_by = running.stopped_by or stop.by
-                await self.stops.cancel_letta(running)
+                if not running.cancelling:  # a stop only recorded (another process's): its runs cancelled here
+                    await self.stops.cancel_letta(running)
                 status, error = "stopped", f"stopped by {stop.by}"
             except TimeoutError:
                 error = not_finished_within(s.turn_deadline_seconds)
