@@ -284,6 +284,8 @@ async def _app_server_checks(client: AppServerLetta, url: str, with_key: bool) -
     try:
         info = await client.describe()
     except LettaError as exc:
+        if not with_key and not client.keyed and exc.kind is Kind.UNAUTHORIZED:  # init asks the token after the URL
+            return [Check(True, "letta", f"Letta App Server reachable at {url}; it needs its capability token")], None
         return [Check(False, "letta", exc.for_operator("GET /app-server-info"))], None
     protocol = f"protocol {info.protocol_version}"
     if not info.protocol_supported:

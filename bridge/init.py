@@ -273,11 +273,15 @@ class Wizard:
         )
         if problem:
             return False, [f"FAIL letta: {problem}"]
-        settings = self._settings(letta_base_url=url)
+        # With the key when it is given: an App Server with a capability token refuses even its info without it.
+        settings = self._settings(letta_base_url=url, letta_api_key=self._given(LETTA_KEY))
         wait = f"waiting up to {settings.letta_lookup_timeout:g} s for an answer"
         print(f"Checking the Letta server at {shown_url(url)} ({wait})…", flush=True)
         checks = asyncio.run(letta_checks(settings, with_key=False))
-        return checks[0].ok, [c.line() for c in checks]
+        lines = [c.line() for c in checks]
+        if settings.letta_api_key is None and checks[0].detail.endswith("needs its capability token"):
+            lines[0] += ": you will be asked for it next" if self.interactive else f": give it as {LETTA_KEY.flag}"
+        return checks[0].ok, lines
 
     def _check_letta_key(self, key: str) -> Verdict:
         from bridge.checks import letta_checks
@@ -285,7 +289,8 @@ class Wizard:
         settings = self._settings(letta_api_key=key or None)
         print("Checking the key with the Letta server…" if key else "Checking that Letta needs no key…", flush=True)
         checks = asyncio.run(letta_checks(settings))
-        return all(c.ok for c in checks), [c.line() for c in checks if c.name != "letta"]
+        # The server's line was said at the URL: again only when it fails (an App Server refusing the key's absence).
+        return all(c.ok for c in checks), [c.line() for c in checks if c.name != "letta" or not c.ok]
 
     def _write(self) -> None:
         values = {k: v for k, v in self.answers.items() if v and k != PUBLIC_URL.key}
