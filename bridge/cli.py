@@ -194,7 +194,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, ingress: Ingre
         for check in checks:
             print(check.line())
         if any(c.name == "settings" and not c.ok for c in checks):
-            print(set_them_up(settings), file=sys.stderr)
+            # As run_checks judges: with SLACK_APP_TOKEN set, Socket Mode's advice (init never asks that token).
+            socket = settings.slack_app_token is not None and not settings.oauth
+            print(set_them_up(settings, "socket" if socket else "serve"), file=sys.stderr)
             return 2
         return 0 if all(c.ok for c in checks) else 1
     if args.command == "workspaces":
