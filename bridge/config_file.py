@@ -1,12 +1,14 @@
 """Where the settings file is and what it holds: BRIDGE_CONFIG or ./config.toml, its keys as written, and the
-folder relative paths in the settings start from (a relative SQLite path is made absolute there). The Settings
-model that reads it, over the environment, is config.py's."""
+folder relative paths in the settings start from (a relative SQLite path is made absolute there), and a file
+written readable by its owner only (init's). The Settings model that reads it, over the environment, is
+config.py's."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
@@ -125,3 +127,15 @@ def toml_key(key: str) -> str:
 def toml_string(text: str) -> str:
     """A TOML basic string: JSON's, with DEL escaped too (JSON leaves it raw; TOML forbids it raw)."""
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write through a temporary file created with mode 600, then rename: no moment where others can read it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -17,7 +17,6 @@ import getpass
 import os
 import shlex
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pydantic import ValidationError
 
 from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
-from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string
+from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string, write_private
 from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
 from bridge.logs import shown_url
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
@@ -371,8 +370,12 @@ class Wizard:
         python = os.path.relpath(sys.executable)
         python = sys.executable if python.startswith("..") else python
         prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
+        # Socket Mode: SLACK_APP_TOKEN exported (README) and no public URL for Slack to call.
+        socket = bool(os.environ.get("SLACK_APP_TOKEN", "").strip()) and not self.answers.get(PUBLIC_URL.key)
         print("\nStart the bridge (from this folder):")
-        print(f"  {prefix}{shlex.quote(python)} -m bridge serve")
+        print(f"  {prefix}{shlex.quote(python)} -m bridge {'socket' if socket else 'serve'}")
+        if socket:
+            print(f"Keep SLACK_APP_TOKEN set in the environment there: init does not write it to {self.path}.")
         print(f"Then invite @letta to a channel and type `{command} connect` there.")
 
 
@@ -396,14 +399,3 @@ def _check_public_url(url: str) -> Verdict:
         return False, [f"FAIL public URL: {problem}"]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]
 
-
-def write_private(path: Path, text: str) -> None:
-    """Write through a temporary file created with mode 600, then rename: no moment where others can read it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
