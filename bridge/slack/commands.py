@@ -109,6 +109,10 @@ def parse(text: str) -> Command | Usage:
         return Usage(f"I don't know `{_shown(first)}`.")
     if action != "connect" and rest:
         return Usage(f"`{_shown(first)}` takes nothing after it.")
+    # `pattern = supervisor` or `pattern= supervisor`: else a lone `=` is read as an option with no name.
+    if any(w.startswith("=") or (w.index("=") == len(w) - 1 and i < len(rest) - 1)
+           for i, w in enumerate(rest) if "=" in w):
+        return Usage("Write each option with no spaces around `=`, like `pattern=supervisor`.")
     ids = tuple(w for w in rest if "=" not in w)
     pattern = _pattern([w for w in rest if "=" in w])
     if isinstance(pattern, Usage):
