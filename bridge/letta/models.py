@@ -328,7 +328,7 @@ class ErrorBody(_Wire):
         if isinstance(self.error, str):
             return self.error
         if isinstance(self.detail, str):
-            return _validation_words(self.detail) or self.detail
+            return _validation_words(self.detail) or _ORM_NOT_FOUND.sub(r"\1 not found: \2", self.detail)
         if isinstance(self.detail, dict):
             return str(self.detail.get("message") or self.detail.get("code") or self.detail)
         if isinstance(self.detail, list) and self.detail:
@@ -337,6 +337,9 @@ class ErrorBody(_Wire):
         return ""
 
 
+# Letta's ORM "not found" (0.11 to 0.16): the id as a list's repr, then the access level and the whole actor's repr
+# (user and organization ids, datetimes), which is no words for a thread: cut to "Group not found: group-…".
+_ORM_NOT_FOUND = re.compile(r"^(\w+) not found with id='\[?'?([^'\]]*)'?\]?'.*\Z", re.DOTALL)
 # Letta 0.16's 422: pydantic's error list as a Python repr in a string `detail` (0.11 sends the list itself).
 _REPR_ERROR = re.compile(r"'loc': \((.*?)\), 'msg': (['\"])(.*?)\2(?=, '|\})")
 _LOC_PART = re.compile(r"'([^']*)'|(\d+)")

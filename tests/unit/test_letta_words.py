@@ -53,6 +53,24 @@ def test_a_404_about_something_else_is_no_reason_to_connect_the_channel_again(de
     assert not LettaError(Kind.INVALID, GONE[0], status=422).target_gone
 
 
+def test_letta_orm_not_found_is_cut_to_what_it_says() -> None:
+    """revDS: 0.11 to 0.16 say a group, conversation or run they do not know with the id as a list's repr, the
+    access level and the whole actor's repr (user and organization ids, datetimes): the thread got it verbatim."""
+    from bridge.letta.models import ErrorBody
+    from tests.reference import LETTA, load
+
+    body = load(LETTA / "0.11.7" / "error-group-send-unknown-wellformed.json")["response"]["body"]
+    said = ErrorBody.model_validate(body).describe()
+    assert said == "Group not found: group-00000000-0000-4000-8000-000000000000"
+    error = LettaError(Kind.NOT_FOUND, said, status=404)
+    assert error.target_gone
+    assert error.explain("the group").startswith(
+        "Letta does not know the group (Group not found: group-00000000-0000-4000-8000-000000000000). It may have"
+    )
+    gone = ErrorBody(detail="Conversation not found with id='['default']'").describe()
+    assert gone == "Conversation not found: default" and LettaError(Kind.NOT_FOUND, gone).conversation_gone
+
+
 WORKSPACE_KEY = KeyOrigin("the key given to `/letta setup` for this workspace", "a workspace admin or owner")
 
 
