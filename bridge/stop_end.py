@@ -106,9 +106,10 @@ class StopEnd:
 
 async def withdraw_ended(
     letta: Callable[[], Awaitable[LettaClient]], approvals: ApprovalStore, turn_ids: list[int], reason: str
-) -> None:
+) -> bool:
     """Settle the open requests of turns ended otherwise than by a stop (their workspace removed the app) and
-    `withdraw` them, within CANCEL_DEADLINE: such an end never waits on a Letta that does not answer."""
+    `withdraw` them, within CANCEL_DEADLINE: such an end never waits on a Letta that does not answer. False when
+    Letta did not answer, for `workspaces remove` to say so."""
     ended = []
     for turn_id in turn_ids:
         rows = [r for r in await approvals.for_turn(turn_id) if r.outcome is None]
@@ -116,21 +117,24 @@ async def withdraw_ended(
             await approvals.settle(row.id, "stopped")  # its card can no longer be used
         ended += [turn_id] if rows else []
     if not ended:
-        return
+        return True
     try:
         async with asyncio.timeout(CANCEL_DEADLINE):
             client = await letta()
-            for turn_id in ended:
-                await withdraw(client, approvals, turn_id, reason)
+            reached = [await withdraw(client, approvals, turn_id, reason) for turn_id in ended]
     except (TimeoutError, LettaError) as exc:
         log.warning("letta approvals not withdrawn turn_ids=%s error=%s", ",".join(map(str, ended)), type(exc).__name__)
+        return False
+    return all(reached)
 
 
-async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> None:
+async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> bool:
     """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
-    again. An App Server ended the turn when its socket closed: nothing waits there."""
+    again. An App Server ended the turn when its socket closed: nothing waits there. False when a denial did not
+    reach Letta."""
     if isinstance(client, AppServerLetta):
-        return
+        return True
+    reached = True
     # By request: one send may ask again once an earlier request of it was decided, and that one's sent decision
     # says nothing of the later request still waiting.
     requests: dict[tuple[str, str], list[Approval]] = {}
@@ -142,5 +146,6 @@ async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, 
         if not all([await approvals.sending(r.id) for r in rows]):
             continue
         a = rows[0].asked
-        await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
-                   tuple(r.asked.tool_call_id for r in rows), reason)
+        reached &= await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
+                              tuple(r.asked.tool_call_id for r in rows), reason)
+    return reached

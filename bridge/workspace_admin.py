@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from cryptography.fernet import Fernet
@@ -20,6 +21,10 @@ from bridge.store.crypto import Cipher, CipherError
 from bridge.store.database_url import missing_sqlite_file
 from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
 from bridge.store.schema import LATEST
+
+if TYPE_CHECKING:
+    from bridge.letta.client import LettaClient
+    from bridge.letta.errors import KeyOrigin
 
 # What to do when Slack did not revoke a token: removing the app in Slack ends every token it holds.
 ENDS = "Removing the app from the workspace in Slack (its admins can) ends its tokens for certain."
@@ -109,19 +114,71 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
         tokens = await _stored_tokens(settings, installs, found)  # read before they are deleted
         teams = await installs.workspaces_of(found) or ([found.team_id] if found.team_id else [])
         await installs.async_delete_all(enterprise_id=found.enterprise_id or None, team_id=found.team_id or None)
-        ended = [turn for team in teams for turn in await installs.end_unfinished_turns(team)]
+        ended = {team: await installs.end_unfinished_turns(team) for team in teams}
         await installs.mark_removed(teams)
+        withdrawn = await _withdraw(settings, store, installs, ended)
         kept = (
             "its channel bindings are kept (UNINSTALLED_BINDINGS=keep)"
             if installs.purge_days is None
             else f"its channel bindings are deleted after {installs.purge_days:g} days unless it installs again"
         )
-        turns = f"{len(ended)} unfinished turns ended"
-        removed = f"removed {describe(found)}: its tokens are deleted here, {turns}, {kept}."
+        turns = f"{sum(len(turn_ids) for turn_ids in ended.values())} unfinished turns ended"
+        removed = f"removed {describe(found)}: its tokens are deleted here, {turns}, {kept}.{withdrawn}"
     finally:
         await store.close()
     revoked = await revoke_at_slack(settings, tokens) if isinstance(tokens, dict) else tokens
     return f"{removed}\n{revoked}"
+
+
+async def _withdraw(
+    settings: Settings, store: Store, installs: BridgeInstallationStore, ended: dict[str, list[int]]
+) -> str:
+    """Deny on Letta the tool calls the ended turns left waiting, as an uninstall does (Workspaces.removed): else
+    the agent takes no message, from any workspace, until a decision nobody can make. Each workspace asks its own
+    server, with a client of its own closed afterwards; what could not be done is said in one sentence, never
+    raised: the workspace is removed already."""
+    from bridge.clients import workspace_key
+    from bridge.letta.errors import ENV_KEY
+    from bridge.stop_end import withdraw_ended
+    from bridge.store.approvals import ApprovalStore
+    from bridge.workspaces import REMOVED
+
+    said = ""
+    approvals = ApprovalStore(store)
+    for team, turn_ids in ended.items():
+        if not [r for turn_id in turn_ids for r in await approvals.for_turn(turn_id) if r.outcome is None]:
+            continue  # nothing waits on Letta: its own server's key need not be read
+        try:
+            own = await installs.letta(team)
+        except CipherError as exc:
+            why = "BRIDGE_ENCRYPTION_KEY is not set" if settings.bridge_encryption_key is None else str(exc)
+            said += (
+                f" Tool calls its turns left waiting on its own Letta server were not denied ({why}, so that"
+                " server's key cannot be read): approve or deny them in Letta."
+            )
+            continue
+        ws_settings = settings if own is None else own.applied_to(settings)
+        origin = ENV_KEY if own is None else workspace_key(settings)
+        opened: list[LettaClient] = []
+        client = partial(_one_shot, ws_settings, origin, opened)
+        try:
+            if not await withdraw_ended(client, approvals, turn_ids, REMOVED):
+                said += (
+                    f" Letta {shown_url(ws_settings.letta_base_url)} did not answer, so the tool calls its turns left"
+                    " waiting were not denied: approve or deny them in Letta."
+                )
+        finally:
+            for letta in opened:
+                await letta.aclose()
+    return said
+
+
+async def _one_shot(settings: Settings, origin: KeyOrigin, opened: list[LettaClient]) -> LettaClient:
+    """The client withdraw_ended asks for (only when a call waits), kept to be closed once it is done."""
+    from bridge.clients import letta_client
+
+    opened.append(letta_client(settings, lookups=True, key_origin=origin))
+    return opened[-1]
 
 
 async def _stored_tokens(
