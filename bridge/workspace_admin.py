@@ -114,14 +114,17 @@ async def remove_workspace(settings: Settings, key: str) -> str | None:
         tokens = await _stored_tokens(settings, installs, found)  # read before they are deleted
         teams = await installs.workspaces_of(found) or ([found.team_id] if found.team_id else [])
         await installs.async_delete_all(enterprise_id=found.enterprise_id or None, team_id=found.team_id or None)
-        ended = {team: await installs.end_unfinished_turns(team) for team in teams}
-        await installs.mark_removed(teams)
+        gone = await installs.unserved(teams, found.enterprise_id or "")
+        ended = {team: await installs.end_unfinished_turns(team) for team in gone}
+        await installs.mark_removed(gone)
         withdrawn = await _withdraw(settings, store, installs, ended)
         kept = (
             "its channel bindings are kept (UNINSTALLED_BINDINGS=keep)"
             if installs.purge_days is None
             else f"its channel bindings are deleted after {installs.purge_days:g} days unless it installs again"
         )
+        if teams and not gone:  # Grid: its org's org-wide install serves it still
+            kept = f"its org {found.enterprise_id}'s org-wide install still serves it, so its channels stay connected"
         turns = f"{sum(len(turn_ids) for turn_ids in ended.values())} unfinished turns ended"
         removed = f"removed {describe(found)}: its tokens are deleted here, {turns}, {kept}.{withdrawn}"
     finally:

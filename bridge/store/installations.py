@@ -272,6 +272,11 @@ class BridgeInstallationStore(WorkspaceLettaRows, AsyncInstallationStore):
         )
         return [str(r["team_id"]) for r in rows]
 
+    async def unserved(self, team_ids: list[str], enterprise_id: str = "") -> list[str]:
+        """Of the workspaces a deleted install served, those no install serves any more: on Grid, a workspace whose
+        own install is deleted stays served by its org's org-wide one, so its turns and channels stay."""
+        return [team for team in team_ids if await self.installed(team, enterprise_id) is None]
+
     async def mark_removed(self, team_ids: list[str], now: float | None = None) -> None:
         """The app was uninstalled from these workspaces: their bindings go after `purge_days` (or are kept)."""
         now = time.time() if now is None else now

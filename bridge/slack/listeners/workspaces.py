@@ -190,7 +190,12 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
         if team and team not in teams:
             teams.append(team)
         await workspaces.installs.async_delete_all(enterprise_id=enterprise, team_id=team)
-        await workspaces.removed(teams, why)
+        org = enterprise or (found.enterprise_id if found is not None else "")
+        teams = await workspaces.installs.unserved(teams, org)
+        if teams:
+            await workspaces.removed(teams, why)
+        else:
+            log.info("workspace still served by its org's install: %s team=%s", why, team)
 
     @app.event("app_uninstalled")
     async def on_uninstalled(body: dict[str, Any], context: AsyncBoltContext) -> None:
