@@ -27,6 +27,7 @@ from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
 from bridge.store import Store, open_store
 from bridge.store.base import database_trouble, trouble_words
+from bridge.store.crypto import CipherError
 from bridge.store.database_url import database_name, missing_sqlite_file
 
 if TYPE_CHECKING:
@@ -117,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _say_error(str(exc), daemon and settings.log_format == "json")
         return exc.code
+    except CipherError as exc:  # a secret stored encrypted (a workspace's own Letta key) that cannot be read
+        unset = (
+            "BRIDGE_ENCRYPTION_KEY is not set, so a secret stored encrypted (a workspace's own Letta server or key, "
+            "set with /letta setup) cannot be read: set it to the key the bridge runs with"
+        )
+        said = unset if settings.bridge_encryption_key is None else str(exc)
+        _say_error(said, daemon and settings.log_format == "json")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `check | head -1`: the reader has what it wanted; no traceback for the rest

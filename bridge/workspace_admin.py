@@ -21,6 +21,7 @@ from bridge.store.crypto import Cipher, CipherError
 from bridge.store.database_url import missing_sqlite_file
 from bridge.store.installations import BridgeInstallationStore, InstalledWorkspace
 from bridge.store.schema import LATEST
+from bridge.store.workspace_letta import SEALED_URL
 
 if TYPE_CHECKING:
     from bridge.letta.client import LettaClient
@@ -86,8 +87,7 @@ async def list_workspaces(settings: Settings) -> list[str]:
             teams = await installs.workspaces_of(install)
             channels = sum([len(await store.list_bindings(team)) for team in teams])
             # An org-wide install serves many workspaces, each on the default server or one of its own.
-            servers = [await installs.letta(team) for team in teams]
-            own = {shown_url(server.base_url) if server is not None else "default" for server in servers}
+            own = {await _letta_shown(settings, installs, team) for team in teams}
             letta = ", ".join(sorted(own)) or "default"
             kind = "org-wide" if install.is_enterprise_install else "workspace"
             lines.append(
@@ -97,6 +97,22 @@ async def list_workspaces(settings: Settings) -> list[str]:
         return lines
     finally:
         await store.close()
+
+
+async def _letta_shown(settings: Settings, installs: BridgeInstallationStore, team: str) -> str:
+    """The workspace's Letta server as the listing shows it, its key never decrypted: the listing works without
+    BRIDGE_ENCRYPTION_KEY, which only a URL holding a password (sealed) needs."""
+    url = await installs.letta_url(team)
+    if url is None:
+        return "default"
+    if url.startswith(SEALED_URL):
+        if settings.bridge_encryption_key is None:
+            return "own Letta server (sealed: set BRIDGE_ENCRYPTION_KEY to read it)"
+        try:
+            url = installs.cipher.decrypt(url.removeprefix(SEALED_URL))
+        except CipherError:
+            return "own Letta server (sealed: BRIDGE_ENCRYPTION_KEY does not open it)"
+    return shown_url(url)
 
 
 async def remove_workspace(settings: Settings, key: str) -> str | None:

@@ -66,6 +66,12 @@ class WorkspaceLettaRows:
         _mask_password(url)  # a plain one too: an older bridge's, until seal_plain_urls seals it
         return WorkspaceLetta(url, key, r["letta_set_by"] or "", float(r["letta_set_at"] or 0))
 
+    async def letta_url(self, team_id: str) -> str | None:
+        """The workspace's own Letta URL as stored (`sealed:` and ciphertext when it holds a password), its key left
+        encrypted: what `workspaces list` shows needs no BRIDGE_ENCRYPTION_KEY for a URL in the clear."""
+        rows = await self.sql.fetch("SELECT letta_base_url FROM slack_workspaces WHERE team_id=$1", team_id)
+        return str(rows[0]["letta_base_url"]) if rows and rows[0]["letta_base_url"] else None
+
     async def seal_plain_urls(self) -> int:
         """Seal the Letta URLs with a password that a bridge from before schema v17 stored in the clear (an SQL
         migration cannot: it needs BRIDGE_ENCRYPTION_KEY), masking each in the logs; `serve` runs it at start.
