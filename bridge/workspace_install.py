@@ -29,18 +29,24 @@ from bridge.workspace_authorize import renewal_may_pass
 
 log = logging.getLogger(__name__)
 
+# A reloaded or reopened page after a finished install looks like a stranger's link: the bridge cannot tell which.
+MAYBE = (
+    "If you just finished installing, the app is installed: look for it in Slack. Otherwise start the install again "
+    "from the install page."
+)
+UNUSABLE = ("invalid_browser", "invalid_state")  # the install may have finished: the page does not say it did not
 # Bolt's reasons, and the bridge's own for what Bolt calls invalid_code: (status, what the installer reads).
 PAGES: dict[str, tuple[int, str]] = {
     "access_denied": (200, "The install was cancelled in Slack: nothing was installed."),
     "invalid_browser": (
         400,
-        "This page was opened in another browser than the one that started the install, or the browser kept no "
-        "cookie from the install page. Nothing was installed.",
+        "This install link cannot be used: this page was opened in another browser than the one that started the "
+        f"install, or the browser kept no cookie from the install page (as after a finished install). {MAYBE}",
     ),
     "invalid_state": (
         401,
-        "This install link expired or was already used (each one works once, for ten minutes). Nothing was "
-        "installed.",
+        "This install link cannot be used again: it expired or was already used (each one works once, for ten "
+        f"minutes). {MAYBE}",
     ),
     "missing_code": (400, "Slack sent no code back with this page. Nothing was installed."),
     "invalid_code": (
@@ -69,10 +75,11 @@ _TROUBLE: ContextVar[str | None] = ContextVar("install_trouble", default=None)  
 def failure_page(reason: str, install_path: str) -> BoltResponse:
     """The page for a failed install: what happened, and the link to start again."""
     status, words = PAGES.get(reason, OTHER)
+    heading = "This install link cannot be used" if reason in UNUSABLE else "The app was not installed"
     body = (
-        '<html><head><meta charset="utf-8"><title>Install not finished</title></head>'
+        f'<html><head><meta charset="utf-8"><title>{heading}</title></head>'
         '<body style="font-family: sans-serif; padding: 10px 15px">'
-        f"<h2>The app was not installed</h2><p>{html.escape(words)}</p>"
+        f"<h2>{heading}</h2><p>{html.escape(words)}</p>"
         f'<p><a href="{html.escape(install_path)}">Start the install again</a>, or ask whoever runs the bridge if '
         "it keeps happening.</p></body></html>"
     )
