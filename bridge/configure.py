@@ -261,20 +261,32 @@ class Configurator:
     async def status(self, team: str, channel: str) -> Status:
         binding = await self._store.get_binding(team, channel)
         history = await self._store.history(team, channel, limit=HISTORY_SHOWN)
-        server = await self._bounded(self._probe_server())
         target = runner = shown = None
-        if binding is not None and server.ok:
-            target, shown = await asyncio.gather(
-                self._bounded(self._probe_target(binding.target)), self._as_letta_has_it(binding.target)
+        if binding is None:
+            server = await self._bounded(self._probe_server())
+        else:
+            # At once, each within LETTA_LOOKUP_TIMEOUT: one after another, a slow Letta ran past the command's
+            # deadline, and status said nothing of the channel's binding the store holds.
+            server, target, shown, runner = await asyncio.gather(
+                self._bounded(self._probe_server()),
+                self._bounded(self._probe_target(binding.target)),
+                self._as_letta_has_it(binding.target),
+                self._runner_now(binding),
             )
-            try:
-                runner = await self._chooser.choice(binding)
-            except LettaError:
-                runner = None
+            if not server.ok:
+                target = runner = shown = None
         default = " ".join(self.settings.default_target) if self.default_applies(channel) else None
         feedback = tuple(await FeedbackStore(self._store).counts(team, channel))
         ignored_dm = is_direct(channel) and not self.settings.default_target
         return Status(binding, history, server, target, runner, default, feedback, ignored_dm, shown)
+
+    async def _runner_now(self, binding: Binding) -> RunnerChoice | None:
+        """The runner the channel's turns take now; None where Letta fails or is slower than LETTA_LOOKUP_TIMEOUT."""
+        try:
+            async with asyncio.timeout(self.settings.letta_lookup_timeout):
+                return await self._chooser.choice(binding)
+        except (LettaError, TimeoutError):
+            return None
 
     async def _as_letta_has_it(self, target: Target) -> Target | None:
         """A Letta group with the manager its record names (a sleeptime group's main agent, the one that answers):

@@ -190,9 +190,11 @@ class CommandHandler:
                     LETTA_DEADLINE.set(deadline)  # this command's task's own: Slack's waits move it on
                     message = await self._run(command, who, client)
         except TimeoutError:
+            # A command that changes nothing (`agents`, `status`) has nothing to look at again: it is asked again.
+            changed = f"`{self.name} status` shows whether anything changed."
+            then = changed if command.changes else "Ask again in a moment."
             message = Message(
-                f"The Letta server did not answer within {COMMAND_DEADLINE:g} seconds, so I stopped waiting. "
-                f"`{self.name} status` shows whether anything changed."
+                f"The Letta server did not answer within {COMMAND_DEADLINE:g} seconds, so I stopped waiting. {then}"
             )
         except ConfigError as exc:
             # A command that changes nothing (`agents`, `status`) is not told that nothing was changed.
