@@ -284,8 +284,11 @@ async def _app_server_checks(client: AppServerLetta, url: str, with_key: bool) -
     try:
         info = await client.describe()
     except LettaError as exc:
-        if not with_key and not client.keyed and exc.kind is Kind.UNAUTHORIZED:  # init asks the token after the URL
-            return [Check(True, "letta", f"Letta App Server reachable at {url}; it needs its capability token")], None
+        if not with_key and exc.kind is Kind.UNAUTHORIZED:  # init's URL step: the server answered; the key is next
+            why = f"it refused the token given (HTTP {exc.status}), checked next" if client.keyed else (
+                "it needs its capability token"
+            )
+            return [Check(True, "letta", f"Letta App Server reachable at {url}; {why}")], None
         return [Check(False, "letta", exc.for_operator("GET /app-server-info"))], None
     protocol = f"protocol {info.protocol_version}"
     if not info.protocol_supported:
