@@ -137,6 +137,7 @@ class Wizard:
         # How long a check waits for Letta, as `check` waits: used for the checks only, not written to the file.
         lookup = os.environ.get("LETTA_LOOKUP_TIMEOUT", "").strip()
         self.waits = {"letta_lookup_timeout": lookup} if lookup else {}
+        self.app_token_kept = False  # slack_app_token kept from the file replaced: Socket Mode without the variable
 
     def run(self) -> int:
         try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND, LETTA_LOOKUP_TIMEOUT come from the environment: a bad
@@ -300,6 +301,7 @@ class Wizard:
         kept_keys = tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
         refused = refused_keys(self.path, {**values, **kept_keys})
         kept = {k: text for k, text in kept.items() if k not in refused}
+        self.app_token_kept = any(k.lower() == "slack_app_token" and v for k, v in kept_keys.items() if k in kept)
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
@@ -370,11 +372,14 @@ class Wizard:
         python = os.path.relpath(sys.executable)
         python = sys.executable if python.startswith("..") else python
         prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
-        # Socket Mode: SLACK_APP_TOKEN exported (README) and no public URL for Slack to call.
-        socket = bool(os.environ.get("SLACK_APP_TOKEN", "").strip()) and not self.answers.get(PUBLIC_URL.key)
+        # Socket Mode: SLACK_APP_TOKEN exported (README) or kept in the file, and no public URL for Slack to call.
+        exported = bool(os.environ.get("SLACK_APP_TOKEN", "").strip())
+        socket = (exported or self.app_token_kept) and not self.answers.get(PUBLIC_URL.key)
         print("\nStart the bridge (from this folder):")
         print(f"  {prefix}{shlex.quote(python)} -m bridge {'socket' if socket else 'serve'}")
-        if socket:
+        if socket and self.app_token_kept:
+            print(f"Socket Mode's app-level token is in {self.path} (slack_app_token, kept from the file replaced).")
+        elif socket:
             print(f"Keep SLACK_APP_TOKEN set in the environment there: init does not write it to {self.path}.")
         print(f"Then invite @letta to a channel and type `{command} connect` there.")
 

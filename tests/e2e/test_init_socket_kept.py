@@ -1,4 +1,4 @@
-"""revDT: `init --force` over a Socket Mode config.toml that holds slack_app_token (requirements.py's advice:
+"""`init --force` over a Socket Mode config.toml that holds slack_app_token (requirements.py's advice:
 `slack_app_token = "xapp-…"` in config.toml): init keeps the token from the file it replaces, so the bridge is
 still set up for Socket Mode, and its last line should start it with `socket`, not `serve`."""
 
@@ -22,3 +22,5 @@ def test_init_force_over_a_socket_mode_file_ends_with_the_socket_command(tmp_pat
     assert "slack_app_token" in (tmp_path / "config.toml").read_text()  # kept from the file it replaced
     start = done.stdout[done.stdout.index("Start the bridge"):]
     assert "-m bridge socket" in start, done.stdout[-1200:]
+    assert "Keep SLACK_APP_TOKEN set in the environment" not in start, start  # the file holds it
+    assert "slack_app_token, kept from the file replaced" in start, start
