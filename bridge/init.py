@@ -31,7 +31,7 @@ from bridge.config_errors import letta_path_problem, letta_query_problem, plain_
 from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string, write_private
 from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
 from bridge.logs import shown_url
-from bridge.manifest import EXAMPLE_URL, manifest, request_url
+from bridge.manifest import EXAMPLE_URL, manifest, public_url_problem, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
 
 DEFAULT_LETTA_URL = "http://localhost:8283"
@@ -400,7 +400,8 @@ def _check_public_url(url: str) -> Verdict:
             "FAIL public URL: Slack calls only https:// URLs: give the bridge's https address (behind a proxy, a "
             "PaaS or a tunnel that serves https), or press Enter and use Socket Mode (README.md)"
         ]
-    if problem := url_problem("BRIDGE_PUBLIC_URL", url, ("https",)):  # else the manifest gets `https:/slack/events`
+    if problem := url_problem("BRIDGE_PUBLIC_URL", url, ("https",)) or public_url_problem(url):  # else the
+        # manifest's request_url is no URL of the bridge: `https:/slack/events`, `https://host?x=1/slack/events`
         return False, [f"FAIL public URL: {problem}"]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 EXAMPLE_URL = "https://bridge.example.com"
 EVENTS_PATH = "/slack/events"
@@ -132,6 +133,20 @@ def request_url(public_url: str) -> str:
     base = public_url.strip().rstrip("/")
     base = base.removesuffix(EVENTS_PATH)
     return base + EVENTS_PATH
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why an https URL cannot be the base of request_url (None when it can): the events path is appended to it, so
+    it would land inside a query or fragment, and Slack sends no user or password and calls no port 0."""
+    parts = urlsplit(url.strip())
+    base = f"https://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    if "?" in url or "#" in url:
+        return f"give it without `?…` or `#…`: Slack calls {request_url(base)}"
+    if "@" in parts.netloc:  # the password is not repeated
+        return f"give it without a user or password before @: Slack sends none, and calls {request_url(base)}"
+    if parts.port == 0:
+        return "it has port 0, which is not a port (1 to 65535): give the port Slack reaches, or none for 443"
+    return None
 
 
 def manifest(public_url: str = EXAMPLE_URL, command: str = "/letta") -> str:
