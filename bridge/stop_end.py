@@ -27,7 +27,7 @@ from bridge.letta.approving import STOPPED as STOPPED_CALL
 from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
 from bridge.slack.failures import SlackPostError
@@ -106,10 +106,10 @@ class StopEnd:
 
 async def withdraw_ended(
     letta: Callable[[], Awaitable[LettaClient]], approvals: ApprovalStore, turn_ids: list[int], reason: str
-) -> bool:
+) -> LettaError | None:
     """Settle the open requests of turns ended otherwise than by a stop (their workspace removed the app) and
-    `withdraw` them, within CANCEL_DEADLINE: such an end never waits on a Letta that does not answer. False when
-    Letta did not answer, for `workspaces remove` to say so."""
+    `withdraw` them, within CANCEL_DEADLINE: such an end never waits on a Letta that does not answer. The error
+    when a denial did not reach Letta (a TIMEOUT at the deadline), for `workspaces remove` to say what Letta did."""
     ended = []
     for turn_id in turn_ids:
         rows = [r for r in await approvals.for_turn(turn_id) if r.outcome is None]
@@ -117,24 +117,28 @@ async def withdraw_ended(
             await approvals.settle(row.id, "stopped")  # its card can no longer be used
         ended += [turn_id] if rows else []
     if not ended:
-        return True
+        return None
     try:
         async with asyncio.timeout(CANCEL_DEADLINE):
             client = await letta()
-            reached = [await withdraw(client, approvals, turn_id, reason) for turn_id in ended]
-    except (TimeoutError, LettaError) as exc:
-        log.warning("letta approvals not withdrawn turn_ids=%s error=%s", ",".join(map(str, ended)), type(exc).__name__)
-        return False
-    return all(reached)
+            failed = [await withdraw(client, approvals, turn_id, reason) for turn_id in ended]
+    except TimeoutError:
+        log.warning("letta approvals not withdrawn turn_ids=%s error=TimeoutError", ",".join(map(str, ended)))
+        return LettaError(Kind.TIMEOUT, f"no answer within {CANCEL_DEADLINE:g} seconds")
+    except LettaError as exc:
+        log.warning("letta approvals not withdrawn turn_ids=%s error=LettaError kind=%s", ",".join(map(str, ended)),
+                    exc.kind)
+        return exc
+    return next((error for error in failed if error is not None), None)
 
 
-async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> bool:
+async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> LettaError | None:
     """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
-    again. An App Server ended the turn when its socket closed: nothing waits there. False when a denial did not
-    reach Letta."""
+    again. An App Server ended the turn when its socket closed: nothing waits there. The first error of a denial
+    that did not reach Letta."""
     if isinstance(client, AppServerLetta):
-        return True
-    reached = True
+        return None
+    failed: LettaError | None = None
     # By request: one send may ask again once an earlier request of it was decided, and that one's sent decision
     # says nothing of the later request still waiting.
     requests: dict[tuple[str, str], list[Approval]] = {}
@@ -146,6 +150,7 @@ async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, 
         if not all([await approvals.sending(r.id) for r in rows]):
             continue
         a = rows[0].asked
-        reached &= await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
-                              tuple(r.asked.tool_call_id for r in rows), reason)
-    return reached
+        error = await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
+                           tuple(r.asked.tool_call_id for r in rows), reason)
+        failed = failed or error
+    return failed

@@ -14,7 +14,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.checks import Check
 from bridge.config import Settings
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.logs import shown_url
 from bridge.store import Store, StoreError, open_store
 from bridge.store.crypto import Cipher, CipherError
@@ -154,16 +154,19 @@ async def _withdraw(
 ) -> str:
     """Deny on Letta the tool calls the ended turns left waiting, as an uninstall does (Workspaces.removed): else
     the agent takes no message, from any workspace, until a decision nobody can make. Each workspace asks its own
-    server, with a client of its own closed afterwards; what could not be done is said in one sentence, never
-    raised: the workspace is removed already."""
+    server, with a client of its own closed afterwards; a server that did not answer is not asked again for a later
+    workspace (an org-wide install's), so the command waits on it once. What could not be done is said once per
+    server and cause, naming the workspaces, never raised: the workspace is removed already."""
     from bridge.clients import workspace_key
     from bridge.letta.errors import ENV_KEY
     from bridge.stop_end import withdraw_ended
     from bridge.store.approvals import ApprovalStore
     from bridge.workspaces import REMOVED
 
-    said = ""
     approvals = ApprovalStore(store)
+    down: dict[str, LettaError] = {}  # by server: did not answer
+    unread: dict[str, list[str]] = {}  # why an own server's key cannot be read: its workspaces
+    failed: dict[tuple[str, str], list[str]] = {}  # (server, what Letta answered, or "" for no answer): workspaces
     for team, turn_ids in ended.items():
         if not [r for turn_id in turn_ids for r in await approvals.for_turn(turn_id) if r.outcome is None]:
             continue  # nothing waits on Letta: its own server's key need not be read
@@ -171,25 +174,49 @@ async def _withdraw(
             own = await installs.letta(team)
         except CipherError as exc:
             why = "BRIDGE_ENCRYPTION_KEY is not set" if settings.bridge_encryption_key is None else str(exc)
-            said += (
-                f" Tool calls its turns left waiting on its own Letta server were not denied ({why}, so that"
-                " server's key cannot be read): approve or deny them in Letta."
-            )
+            unread.setdefault(why, []).append(team)
             continue
         ws_settings = settings if own is None else own.applied_to(settings)
+        server = ws_settings.letta_base_url
         origin = ENV_KEY if own is None else workspace_key(settings)
         opened: list[LettaClient] = []
         client = partial(_one_shot, ws_settings, origin, opened)
+        if server in down:
+            client = partial(_known_down, down[server])
         try:
-            if not await withdraw_ended(client, approvals, turn_ids, REMOVED):
-                said += (
-                    f" Letta {shown_url(ws_settings.letta_base_url)} did not answer, so the tool calls its turns left"
-                    " waiting were not denied: approve or deny them in Letta."
-                )
+            error = await withdraw_ended(client, approvals, turn_ids, REMOVED)
         finally:
             for letta in opened:
                 await letta.aclose()
+        if error is None:
+            continue
+        if error.kind in (Kind.TIMEOUT, Kind.UNREACHABLE):
+            down[server] = error
+        failed.setdefault((server, "" if server in down else error.explain()), []).append(team)
+    said = ""
+    for why, teams in unread.items():
+        said += (
+            f" Tool calls its turns left waiting in {', '.join(teams)} on {'its' if len(teams) == 1 else 'their'} own"
+            f" Letta server were not denied ({why}, so that server's key cannot be read): approve or deny them in"
+            " Letta."
+        )
+    for (server, answered), teams in failed.items():
+        if not answered:
+            said += (
+                f" Letta {shown_url(server)} did not answer, so the tool calls its turns left waiting in"
+                f" {', '.join(teams)} were not denied: approve or deny them in Letta."
+            )
+        else:
+            said += (
+                f" The tool calls its turns left waiting in {', '.join(teams)} were not denied on Letta"
+                f" {shown_url(server)}. {answered} Approve or deny them in Letta."
+            )
     return said
+
+
+async def _known_down(error: LettaError) -> LettaClient:
+    """A server that did not answer for an earlier workspace: not asked again, so the command waits on it once."""
+    raise error
 
 
 async def _one_shot(settings: Settings, origin: KeyOrigin, opened: list[LettaClient]) -> LettaClient:

@@ -148,9 +148,10 @@ class Approving:
 
 async def deny(
     client: LettaClient, agent: AgentRef, conversation: str | None, ids: tuple[str, ...], reason: str = STOPPED
-) -> bool:
+) -> LettaError | None:
     """Deny an ended turn's calls still pending on Letta (its process is gone, or its workspace removed the app), the
-    reason given to the agent; the answer is dropped. False when Letta refused it or did not answer."""
+    reason given to the agent; the answer is dropped. The error when Letta refused it or did not answer, so that
+    the caller can tell a server that is down from one that said no."""
 
     def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
         return exchange(client, message, agent.name, True, agent_id=agent.id, conversation=conversation)
@@ -158,16 +159,18 @@ async def deny(
     return await _denied(quiet, agent.id, ids, reason)
 
 
-async def _denied(send: Send, agent_id: str, tool_call_ids: tuple[str, ...], reason: str = STOPPED) -> bool:
+async def _denied(
+    send: Send, agent_id: str, tool_call_ids: tuple[str, ...], reason: str = STOPPED
+) -> LettaError | None:
     decisions = tuple(Decision(i, False, reason) for i in tool_call_ids)
     try:
         async for _ in send(approval_message(decisions)):
             pass
     except LettaError as error:
         log.warning("letta approval not withdrawn agent=%s error=%s", agent_id, error.kind)
-        return False
+        return error
     log.info("letta approval withdrawn (%s) agent=%s calls=%s", reason, agent_id, ",".join(tool_call_ids))
-    return True
+    return None
 
 
 def reached(request: ApprovalRequest, found: Found | None) -> bool:
