@@ -14,7 +14,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bridge.checks import Check
 from bridge.config import Settings
-from bridge.letta.errors import Kind, LettaError
+from bridge.letta.errors import Kind, LettaError, upper_first
 from bridge.logs import shown_url
 from bridge.store import Store, StoreError, open_store
 from bridge.store.crypto import Cipher, CipherError
@@ -190,9 +190,9 @@ async def _withdraw(
                 await letta.aclose()
         if error is None:
             continue
-        if error.kind in (Kind.TIMEOUT, Kind.UNREACHABLE):
+        if _silent(error):
             down[server] = error
-        failed.setdefault((server, "" if server in down else error.explain()), []).append(team)
+        failed.setdefault((server, "" if server in down else _answered(error)), []).append(team)
     said = ""
     for why, teams in unread.items():
         said += (
@@ -361,3 +361,23 @@ async def _installation(installs: BridgeInstallationStore, found: InstalledWorks
         team_id=found.team_id or None,
         is_enterprise_install=found.is_enterprise_install,
     )
+
+
+def _silent(error: LettaError) -> bool:
+    """Whether nothing answered the denial: a timeout, or no server there (a redirect, a TLS or proxy failure did
+    answer, and says what is wrong)."""
+    return error.kind is Kind.TIMEOUT or (
+        error.kind is Kind.UNREACHABLE and not (error.redirected or error.tls or error.proxy)
+    )
+
+
+def _answered(error: LettaError) -> str:
+    """What Letta answered the denial, for the admin at the terminal: the command is not run again (the workspace
+    is removed), so no "ask again"."""
+    if error.kind is Kind.UNAUTHORIZED:
+        return error.explain()  # the refused key, and who may set it (the environment's, or `/letta setup`'s)
+    if error.kind is Kind.UNREACHABLE:
+        return upper_first(error.for_operator("the denial")).rstrip(".") + "."
+    status = f"HTTP {error.status}" if error.status else str(error.kind)
+    return f"Letta answered {status}" + (f": {error.detail}." if error.detail else ".")
+
