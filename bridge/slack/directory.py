@@ -190,10 +190,12 @@ class Directory:
             self._mpims.add(key)
 
     async def _profile_in(self, channel_id: str, ts: str) -> dict[str, Any] | None:
-        """The sender's profile Slack embeds in one message (a person of another organisation's), if any."""
+        """The sender's profile Slack embeds in one message (a person of another organisation's), if any. Two
+        messages are asked for: conversations.replies answers a thread's parent first (the capture), so that a
+        reply's window of one held the parent alone."""
         try:
             response = await self._reads.conversations_replies(
-                channel=channel_id, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=1
+                channel=channel_id, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
             )
         except FAILURES as exc:
             log.info("slack conversations.replies failed channel=%s error=%s", channel_id, slack_error(exc))
