@@ -110,8 +110,16 @@ class TrackedJournal(TurnJournal):
     async def sending(self, key: str) -> None:
         if self._stopped is not None:
             self._stopped()
-        await super().sending(key)
+        # Counted as this run's before the write: a stop reading the journal meanwhile must not take the step for an
+        # earlier process's send (whose agent it would wait on, held by this very send, and leave uncancelled).
         self._sending.add(key)
+        try:
+            await super().sending(key)
+        except BaseException:
+            self._sending.discard(key)
+            raise
+        if self._stopped is not None:
+            self._stopped()  # a stop delivered during the write: nothing is sent
         if self._on_send is not None:
             self._on_send()
 

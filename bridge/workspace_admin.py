@@ -378,6 +378,10 @@ def _answered(error: LettaError) -> str:
         return error.explain()  # the refused key, and who may set it (the environment's, or `/letta setup`'s)
     if error.kind is Kind.UNREACHABLE:
         return upper_first(error.for_operator("the denial")).rstrip(".") + "."
-    status = f"HTTP {error.status}" if error.status else str(error.kind)
-    return f"Letta answered {status}" + (f": {error.detail}." if error.detail else ".")
+    if error.kind is Kind.DISCONNECTED:  # Letta may have taken it: never said as refused
+        return "The connection to Letta dropped during the denial: it may or may not have been taken."
+    detail = f": {error.detail}." if error.detail else "."
+    if error.status:
+        return f"Letta answered HTTP {error.status}{detail}"
+    return f"Letta's answer could not be read{detail}"
 

@@ -1,7 +1,8 @@
 """What `workspaces remove` says when the workspace's Letta answered the denial of a waiting tool call with an error:
 what Letta answered, never that it "did not answer" (the admin would look for a server that is down while it is up),
 and never "ask again" (the workspace is removed and its calls settled: running the command again answers that it is
-not installed). Found by second readers revDU and revDV."""
+not installed), nor the bridge's own error codes as if Letta had said them. Found by second readers revDU, revDV
+and revDX."""
 
 from __future__ import annotations
 
@@ -94,3 +95,39 @@ def test_a_failure_of_letta_is_said_as_what_it_answered(tmp_path: Path) -> None:
     said = removed(tmp_path, fail)
     assert "Letta answered HTTP 500: An unexpected error occurred." in said, said
     assert "while the agent was answering" not in said, said
+
+
+async def _health_or(request: web.Request) -> web.Response | None:
+    if request.path.startswith("/v1/health"):
+        return web.json_response({"version": "0.16.8", "status": "ok"})
+    if request.method == "GET":
+        return web.json_response([])
+    return None
+
+
+def test_an_unreadable_answer_is_said_in_words(tmp_path: Path) -> None:
+    async def not_json(request: web.Request) -> web.StreamResponse:
+        if (early := await _health_or(request)) is not None:
+            return early
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: <html>oops</html>\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    said = removed(tmp_path, not_json)
+    assert "Letta's answer could not be read" in said and "bad_response" not in said, said
+
+
+def test_a_cut_answer_is_not_said_as_refused(tmp_path: Path) -> None:
+    async def cut(request: web.Request) -> web.StreamResponse:
+        if (early := await _health_or(request)) is not None:
+            return early
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b": keep-alive\n\n")
+        return response  # ends without [DONE] nor a stop reason
+
+    said = removed(tmp_path, cut)
+    assert "may or may not have been taken" in said and "answered disconnected" not in said, said
+
