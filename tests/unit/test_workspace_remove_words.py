@@ -105,28 +105,25 @@ async def _health_or(request: web.Request) -> web.Response | None:
     return None
 
 
+async def _stream(request: web.Request, *chunks: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(chunk)
+    return response
+
+
 def test_an_unreadable_answer_is_said_in_words(tmp_path: Path) -> None:
     async def not_json(request: web.Request) -> web.StreamResponse:
-        if (early := await _health_or(request)) is not None:
-            return early
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"data: <html>oops</html>\n\n")
-        await response.write(b"data: [DONE]\n\n")
-        return response
+        return await _health_or(request) or await _stream(request, b"data: <html>oops</html>\n\n", b"data: [DONE]\n\n")
 
     said = removed(tmp_path, not_json)
     assert "Letta's answer could not be read" in said and "bad_response" not in said, said
 
 
 def test_a_cut_answer_is_not_said_as_refused(tmp_path: Path) -> None:
-    async def cut(request: web.Request) -> web.StreamResponse:
-        if (early := await _health_or(request)) is not None:
-            return early
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b": keep-alive\n\n")
-        return response  # ends without [DONE] nor a stop reason
+    async def cut(request: web.Request) -> web.StreamResponse:  # ends without [DONE] nor a stop reason
+        return await _health_or(request) or await _stream(request, b": keep-alive\n\n")
 
     said = removed(tmp_path, cut)
     assert "may or may not have been taken" in said and "answered disconnected" not in said, said
