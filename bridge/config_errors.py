@@ -62,9 +62,20 @@ def _masked(url: str) -> str:
     head, authority, tail = _split(url)
     if "@" in authority:
         return f"{head}***@{authority.rpartition('@')[2]}{tail}"
+    if "@" in tail and (not head or _hostless(url)):
+        # A URL whose scheme or host is mistyped (`http//user:pw@host`, `https:///user:pw@host`) has no host's part
+        # to find the credentials in: all up to the last @ is masked.
+        return f"{head}***@{tail.rpartition('@')[2]}"
     if "@" in tail and _port_unread(url):
         return f"{head}***@{tail.partition('@')[2]}"
     return url
+
+
+def _hostless(url: str) -> bool:
+    try:
+        return not urlsplit(url).hostname
+    except ValueError:
+        return True
 
 
 def _password_cut(url: str) -> bool:

@@ -32,9 +32,12 @@ _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
 _PLACEHOLDER = "://user:password@"
 
 
+MASKED = "***@"  # a URL's user and password, as shown
+
+
 def shown_url(url: str) -> str:
     """A URL as logs and Slack may show it: any user and password masked (`http://***@letta:8283`)."""
-    return _URL_CREDENTIALS.sub(r"\1***@", url)
+    return _URL_CREDENTIALS.sub(rf"\1{MASKED}", url)
 
 
 # Secrets learnt after logging was set up (a workspace's own Letta key, OAuth mode), longest first. A tuple

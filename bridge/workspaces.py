@@ -38,7 +38,7 @@ from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.locks import EarlierSends
-from bridge.logs import shown_url
+from bridge.logs import MASKED, shown_url
 from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.directory import Directory
@@ -263,6 +263,11 @@ class Workspaces:
             await self.installs.set_letta(team_id, None, None, actor)
             log.info("workspace letta reset to the default team=%s by=%s", team_id, actor)
             return None
+        if MASKED in base_url:  # the form shows a saved URL's user and password masked: kept as saved, unchanged
+            saved = await self.installs.letta(team_id)
+            if saved is None or shown_url(saved.base_url).rstrip("/") != base_url:
+                return "Type the server URL's user and password again: the form shows them masked. Nothing was saved."
+            base_url = saved.base_url.rstrip("/")
         if url_problem("LETTA_BASE_URL", base_url, LETTA_SCHEMES) is not None:  # the settings' own rule
             return (
                 "The server URL is a full address such as https://letta.example.com (http:// on a private network); "

@@ -38,7 +38,8 @@ ADMIN_CHECK_SECONDS = 1.0  # of Slack's 3 for the answer; the Letta check has wh
 
 def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
     """The form; the default server's user and password are the bridge operator's, never shown to a workspace,
-    and the workspace's own are not said back in text (its admins typed them: the input keeps them to edit)."""
+    and the workspace's own are never sent back to Slack either: the input shows them masked, and a URL submitted
+    as shown keeps them (Workspaces.save_letta)."""
     default = shown_url(default)
     url: dict[str, Any] = {
         "type": "plain_text_input",
@@ -46,7 +47,7 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
         "placeholder": {"type": "plain_text", "text": default[:150]},
     }
     if own:
-        url["initial_value"] = current
+        url["initial_value"] = shown_url(current)
     where = f"this workspace's own server, {shown_url(current)}" if own else f"the bridge's default server, {default}"
     return {
         "type": "modal",
