@@ -57,8 +57,8 @@ def _port_unread(url: str) -> bool:
 
 def _masked(url: str) -> str:
     """`url` with a user and password masked, scheme or not: those before the host's @, or, where a raw / ? or # in
-    the password cut the host's part short (the port then reads as no number), all up to the @ after it. An @ in
-    the path of a URL that reads whole is left alone."""
+    the password cut the host's part short (the port then reads as no number), all up to the last @ after it. An @
+    in the path of a URL that reads whole is left alone."""
     head, authority, tail = _split(url)
     if "@" in authority:
         return f"{head}***@{authority.rpartition('@')[2]}{tail}"
@@ -67,7 +67,7 @@ def _masked(url: str) -> str:
         # to find the credentials in: all up to the last @ is masked.
         return f"{head}***@{tail.rpartition('@')[2]}"
     if "@" in tail and _port_unread(url):
-        return f"{head}***@{tail.partition('@')[2]}"
+        return f"{head}***@{tail.rpartition('@')[2]}"
     return url
 
 
@@ -82,7 +82,7 @@ def _password_cut(url: str) -> bool:
     """Whether a raw / ? or # in a user's password is what cut the host's part short: an @ after it, followed by
     what reads as a host (a name with a dot, localhost, [an IPv6 address] or a host:port)."""
     _, authority, tail = _split(url)
-    after = tail.partition("@")[2] if "@" not in authority and "@" in tail else ""
+    after = tail.rpartition("@")[2] if "@" not in authority and "@" in tail else ""
     host = re.match(r"(\[[^\]]*\]|[^/?#:@\s]+)(:\d+)?(?:[/?#]|$)", after)
     if host is None:
         return False
@@ -100,7 +100,10 @@ def url_problem(variable: str, url: str, schemes: tuple[str, ...]) -> str | None
         others = [f"{s}://…" for s in schemes[1:]]
         others = [", ".join(others[:-1]) + " or " + others[-1]] if len(others) > 1 else others
         return f"{variable}={shown} has no scheme: write it as {schemes[0]}://{shown} (or {others[0]})"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an IPv6 host's [ left open
+        return f"{variable}={shown} has a [ with no ] after it: write an IPv6 host as {schemes[0]}://[::1]:port"
     if parts.scheme.lower() not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
         return f"{variable}={shown} starts with {parts.scheme}://, which the bridge cannot use: start it with {allowed}"
