@@ -400,8 +400,8 @@ def _check_public_url(url: str) -> Verdict:
             "FAIL public URL: Slack calls only https:// URLs: give the bridge's https address (behind a proxy, a "
             "PaaS or a tunnel that serves https), or press Enter and use Socket Mode (README.md)"
         ]
-    if problem := url_problem("BRIDGE_PUBLIC_URL", url, ("https",)) or public_url_problem(url):  # else the
-        # manifest's request_url is no URL of the bridge: `https:/slack/events`, `https://host?x=1/slack/events`
+    # Else the manifest's request_url is no URL of the bridge: `https:/slack/events`, `https://host?x=1/slack/events`.
+    if problem := url_problem("BRIDGE_PUBLIC_URL", url, ("https",)) or public_url_problem(url):
         return False, [f"FAIL public URL: {problem}"]
     return True, [f"ok   public URL: Slack will call {request_url(url)}"]
 
