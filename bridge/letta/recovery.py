@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from bridge.domain import AgentFailure, AgentRef, Target
 from bridge.letta.client import LettaClient
@@ -40,6 +40,7 @@ from bridge.letta.models import (
 )
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 PAGE = 100
@@ -146,9 +147,14 @@ async def settle(
     made at `since` could be, then look the otid up. None: no such run is going and Letta never stored the send,
     so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on.
     Raises LettaError when Letta cannot be read, after READ_AGAIN's pauses for a failure on the way."""
+    return await _read_again(lambda: _settle(client, agent_id, otid, since, conversation, author), agent_id)
+
+
+async def _read_again(read: Callable[[], Awaitable[T]], agent_id: str) -> T:
+    """`read` Letta's history, again after each of READ_AGAIN's pauses for a failure on the way; the last one raised."""
     for pause in (*READ_AGAIN, None):
         try:
-            return await _settle(client, agent_id, otid, since, conversation, author)
+            return await read()
         except LettaError as error:
             if pause is None or error.kind not in PASSING or error.redirected:
                 raise
@@ -164,15 +170,7 @@ async def decision_reached(
     it could have begun is going, a tool return for one of them is in history. False only when the request is found
     there still unanswered, so that a decision is never sent twice (Letta would run another turn); None when the
     request is not in recent history. Raises LettaError when history cannot be read."""
-    for pause in (*READ_AGAIN, None):
-        try:
-            return await _reached(client, agent_id, set(ids), since, conversation)
-        except LettaError as error:
-            if pause is None or error.kind not in PASSING or error.redirected:
-                raise
-            log.info("letta history not read agent=%s kind=%s, reading again in %.1fs", agent_id, error.kind, pause)
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")  # the last pause is None: its failure is raised
+    return await _read_again(lambda: _reached(client, agent_id, set(ids), since, conversation), agent_id)
 
 
 async def _reached(

@@ -47,6 +47,6 @@ class SlackLikeReads:
 
 def test_an_external_persons_thread_reply_is_named_by_the_profile_in_it() -> None:
     names = Directory(Unused(), SlackLikeReads(), Clock())  # type: ignore[arg-type]
-    name = asyncio.run(names.user_name("U0EXTPERS", ("C0SHARED1", REPLY)))
+    name = asyncio.run(names.user_name("U0EXTPERS", ("C0CONNECT1", REPLY)))
     assert name == "pat", f"the agents are told {name!r}"
 
