@@ -19,81 +19,40 @@ import shlex
 import sys
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.config import LETTA_CLOUD_URL, LETTA_SCHEMES, Settings
+from bridge.config import LETTA_SCHEMES, Settings
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string, write_private
 from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
+from bridge.init_questions import (
+    BOT_TOKEN,
+    LETTA_KEY,
+    LETTA_URL,
+    PUBLIC_URL,
+    SIGNING_SECRET,
+    SOCKET_SIGNING_SECRET,
+    Question,
+    Verdict,
+    add_arguments,
+    check_public_url,
+    check_signing_secret,
+)
 from bridge.logs import shown_url
-from bridge.manifest import EXAMPLE_URL, manifest, public_url_problem, request_url
-from bridge.requirements import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TOKEN_KINDS, gap, wrong_kind
+from bridge.manifest import EXAMPLE_URL, manifest, request_url
+from bridge.requirements import SLACK_BOT_TOKEN, TOKEN_KINDS, gap, wrong_kind
 
-DEFAULT_LETTA_URL = "http://localhost:8283"
-Verdict = tuple[bool, list[str]]
+__all__ = ["InitStopped", "add_arguments", "run_init"]
 
 
 class InitStopped(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class Question:
-    key: str  # the config key, and the flag's and environment variable's name
-    label: str
-    secret: bool = False
-    default: str | None = None
-    optional: bool = False
-    where: str = ""  # where to find the answer, said when it is left empty
-
-    @property
-    def help(self) -> str:
-        if self.secret:
-            return f"or ${self.variable} (better for a secret: a flag shows up in ps)"
-        if self.default:  # only the prompt offers it: --non-interactive stops when the value is not given
-            return f"or ${self.variable}; needed with --non-interactive (the prompt suggests {self.default})"
-        return f"or ${self.variable}"
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.key.replace("_", "-")
-
-    @property
-    def variable(self) -> str:
-        return self.key.upper()
-
-
-BOT_TOKEN = Question("slack_bot_token", "Slack bot token (xoxb-…)", secret=True, where=SLACK_BOT_TOKEN.where)
-SIGNING_SECRET = Question(
-    "slack_signing_secret", "Slack signing secret", secret=True, where=SLACK_SIGNING_SECRET.where
-)
-LETTA_URL = Question(
-    "letta_base_url", f"Letta server URL (Letta Cloud is {LETTA_CLOUD_URL})", default=DEFAULT_LETTA_URL
-)
-LETTA_KEY = Question("letta_api_key", "Letta API key (Enter for none)", secret=True, optional=True)
-PUBLIC_URL = Question(
-    "bridge_public_url", "Public https URL where Slack reaches this bridge (Enter to fill in later)", optional=True
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY):
-        parser.add_argument(q.flag, help=q.help)
-    parser.add_argument(
-        "--public-url", dest="bridge_public_url", help="or $BRIDGE_PUBLIC_URL, e.g. https://bridge.example.com"
-    )
-    parser.add_argument("--config", help="the file to write (default: $BRIDGE_CONFIG or ./config.toml)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing file without asking")
-    parser.add_argument(
-        "--non-interactive", action="store_true", help="never prompt: take flags and environment variables only"
-    )
 
 
 class _Invalid(Exception):
@@ -151,17 +110,29 @@ class Wizard:
                 "Setting up letta-slack-bridge: first the Slack app (it needs the bridge's public URL and gives you "
                 "its two secrets), then Letta.\nSecrets are typed without being shown; each answer is checked.\n"
             )
-        elif missing := [q for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL) if self._given(q) is None]:
+        elif missing := [
+            q for q in (BOT_TOKEN, self._signing_secret(), LETTA_URL) if not (q.optional or self._given(q))
+        ]:
             lines = [f"missing {q.flag} (or {q.variable})" for q in missing]
             raise InitStopped("; ".join(lines) + ". Nothing was written." + self._no_terminal(), 2)
-        self._manifest(self._ask(PUBLIC_URL, _check_public_url))
+        self._manifest(self._ask(PUBLIC_URL, check_public_url))
         self._ask(BOT_TOKEN, self._check_slack)
-        self._ask(SIGNING_SECRET, _check_signing_secret)
+        self._ask(self._signing_secret(), check_signing_secret)
         self._ask(LETTA_URL, self._check_letta_url)
         self._ask(LETTA_KEY, self._check_letta_key)
         self._write()
         self._finish()
         return 0
+
+    def _signing_secret(self) -> Question:
+        """Socket Mode (README): SLACK_APP_TOKEN exported, or in the file replaced, and no public URL given."""
+        if self._given(PUBLIC_URL) or self.answers.get(PUBLIC_URL.key):
+            return SIGNING_SECRET
+        if os.environ.get("SLACK_APP_TOKEN", "").strip():
+            return SOCKET_SIGNING_SECRET
+        kept, _ = earlier_settings(self.path, ())
+        socket = any(k.lower() == "slack_app_token" and v not in ('""', "''") for k, v in kept.items())
+        return SOCKET_SIGNING_SECRET if socket else SIGNING_SECRET
 
     def _may_write(self) -> None:
         folder = self.path.absolute().parent
@@ -295,7 +266,9 @@ class Wizard:
     def _write(self) -> None:
         values = {k: v for k, v in self.answers.items() if v and k != PUBLIC_URL.key}
         values.update(self.extra)
-        decided = {q.key for q in (PUBLIC_URL, BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY)} | set(self.extra)
+        decided = {q.key for q in (PUBLIC_URL, BOT_TOKEN, LETTA_URL, LETTA_KEY)} | set(self.extra)
+        if self.answers.get(SIGNING_SECRET.key) or self._signing_secret() is SIGNING_SECRET:
+            decided.add(SIGNING_SECRET.key)  # skipped in Socket Mode: the file's own, if any, is kept
         kept, lost = earlier_settings(self.path, decided)
         # What a later load of the file would refuse is left out: init is often run again to repair the file.
         kept_keys = tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
@@ -321,8 +294,12 @@ class Wizard:
         if lost:
             print(f"Not kept from the file it replaced (write them again if they are wanted): {', '.join(lost)}.")
         if dropped := [line for key, line in refused.items() if key]:
-            print("Not kept from the file it replaced, as the bridge would refuse them (write them again, corrected, "
-                  "if they are wanted):", *(f"  {line}" for line in dropped), sep="\n")
+            print(
+                "Not kept from the file it replaced, as the bridge would refuse them (write them again, corrected, "
+                "if they are wanted):",
+                *(f"  {line}" for line in dropped),
+                sep="\n",
+            )
         if "" in refused and self._starts_here():
             print(
                 f"Note: {self.path} alone would not start the bridge ({refused[''].rstrip('.')}); it starts here "
@@ -361,7 +338,12 @@ class Wizard:
             print(f"Replace {EXAMPLE_URL} with the bridge's public URL (or use Socket Mode: see README.md).")
         else:
             print(f"Slack will send events, {command} and the menu's clicks to {request_url(public)}.")
-        if self.interactive:
+        if self.interactive and self._signing_secret() is SOCKET_SIGNING_SECRET:
+            print(
+                "Then install the app to your workspace (Install App), and copy its Bot User OAuth Token (OAuth & "
+                "Permissions); in Socket Mode the Signing Secret may be skipped.\n"
+            )
+        elif self.interactive:
             print(
                 "Then install the app to your workspace (Install App), and copy its two secrets: the Bot User OAuth "
                 "Token (OAuth & Permissions) and the Signing Secret (Basic Information > App Credentials).\n"
@@ -382,26 +364,3 @@ class Wizard:
         elif socket:
             print(f"Keep SLACK_APP_TOKEN set in the environment there: init does not write it to {self.path}.")
         print(f"Then invite @letta to a channel and type `{command} connect` there.")
-
-
-def _check_signing_secret(secret: str) -> Verdict:
-    if not secret:
-        return False, [f"FAIL signing secret: empty. Find it in {SLACK_SIGNING_SECRET.where}."]
-    if wrong_kind(SLACK_SIGNING_SECRET, secret):
-        return False, [f"FAIL signing secret: {gap(SLACK_SIGNING_SECRET, secret)}"]
-    return True, ["ok   signing secret: set (Slack's first request to the bridge proves it)"]
-
-
-def _check_public_url(url: str) -> Verdict:
-    if not url:
-        return True, ["     public URL: not given yet; the manifest keeps the example URL"]
-    if not url.lower().startswith("https://"):
-        return False, [
-            "FAIL public URL: Slack calls only https:// URLs: give the bridge's https address (behind a proxy, a "
-            "PaaS or a tunnel that serves https), or press Enter and use Socket Mode (README.md)"
-        ]
-    # Else the manifest's request_url is no URL of the bridge: `https:/slack/events`, `https://host?x=1/slack/events`.
-    if problem := url_problem("BRIDGE_PUBLIC_URL", url, ("https",)) or public_url_problem(url):
-        return False, [f"FAIL public URL: {problem}"]
-    return True, [f"ok   public URL: Slack will call {request_url(url)}"]
-
