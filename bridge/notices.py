@@ -36,16 +36,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bridge.domain import Turn
-from bridge.notice_words import (  # the relay, the stop and the tests name the words here
-    EDITED_AWAY_NOTICE,
-    EMPTIED_NOTICE,
-    STALE_SECONDS,
+from bridge.notice_words import (
     STOPPED_NOTICE,
     TAKEN_BACK,
     UNBOUND_NOTICE,
     WITHDRAWN_NOTICE,
     Pending,
-    TakenBack,
     queued_text,
     worth_editing,
 )
@@ -54,21 +50,6 @@ from bridge.slack.post import SlackPoster
 from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
 from bridge.store.queue_notices import NoticeRow, NoticeRows
-
-__all__ = [
-    "EDITED_AWAY_NOTICE",
-    "EMPTIED_NOTICE",
-    "STALE_SECONDS",
-    "STOPPED_NOTICE",
-    "TAKEN_BACK",
-    "UNBOUND_NOTICE",
-    "WITHDRAWN_NOTICE",
-    "Pending",
-    "QueueNotices",
-    "TakenBack",
-    "queued_text",
-    "worth_editing",
-]
 
 log = logging.getLogger(__name__)
 

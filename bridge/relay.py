@@ -27,7 +27,8 @@ from bridge.domain import Turn
 from bridge.ids import otid as new_otid
 from bridge.logs import Throttled, logged
 from bridge.metrics import UNMETERED, Metrics
-from bridge.notices import TAKEN_BACK, QueueNotices, TakenBack
+from bridge.notice_words import TAKEN_BACK, TakenBack
+from bridge.notices import QueueNotices
 from bridge.queue_depth import DepthGauge
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store

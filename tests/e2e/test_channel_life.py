@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.notices import EDITED_AWAY_NOTICE, STOPPED_NOTICE, WITHDRAWN_NOTICE
+from bridge.notice_words import EDITED_AWAY_NOTICE, STOPPED_NOTICE, WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_guarantees import Rig, rig
 from tests.e2e.test_operator_view import outcomes

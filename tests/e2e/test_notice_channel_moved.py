@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.notices import WITHDRAWN_NOTICE
+from bridge.notice_words import WITHDRAWN_NOTICE
 from tests.e2e.harness import BridgeProcess, base_env, run_cli
 from tests.e2e.test_channel_life import _deleted
 from tests.fakes.letta import FakeLetta

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bridge.notices import UNBOUND_NOTICE
+from bridge.notice_words import UNBOUND_NOTICE
 from tests.e2e.conftest import open_world
 from tests.e2e.harness import run_cli
 from tests.e2e.test_threads import agent_inputs

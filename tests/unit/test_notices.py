@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.notices import STALE_SECONDS, Pending, queued_text, worth_editing
+from bridge.notice_words import STALE_SECONDS, Pending, queued_text, worth_editing
 
 
 def test_the_notice_says_how_many_messages_are_ahead_and_where() -> None:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import bridge.notice_words as notice_words
 import bridge.notices as notices
 import bridge.turn_runs as turn_runs
 from bridge.turns import Job
@@ -58,11 +59,11 @@ def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answer
 
 @pytest.mark.parametrize(
     ("why", "said"),
-    [("deleted", notices.WITHDRAWN_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE),
-     ("emptied", notices.EMPTIED_NOTICE)],
+    [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
+     ("emptied", notice_words.EMPTIED_NOTICE)],
 )
 def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
-    tmp_path: Path, poster: EditingPoster, why: notices.TakenBack, said: str
+    tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str
 ) -> None:
     """The rule above leaves this as it was: when nothing of the thread is answered, the notice says why (deleted,
     edited to speak to someone else, revBF: edited down to nothing to answer)."""
@@ -83,11 +84,11 @@ def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
 
 @pytest.mark.parametrize(
     ("why", "said"),
-    [("deleted", notices.WITHDRAWN_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE),
-     ("emptied", notices.EMPTIED_NOTICE)],
+    [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
+     ("emptied", notice_words.EMPTIED_NOTICE)],
 )
 def test_a_mention_taken_back_through_another_process_says_why(
-    tmp_path: Path, poster: EditingPoster, why: notices.TakenBack, said: str
+    tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str
 ) -> None:
     """revBJ: the edit event reaches a process other than the one showing the notice, which reads from the store
     how the turn ended: an edit must not read there as a deletion (the message is still in Slack, edited)."""

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from bridge.domain import Binding
-from bridge.notices import WITHDRAWN_NOTICE
+from bridge.notice_words import WITHDRAWN_NOTICE
 from bridge.store import open_store
 from bridge.store.queue_notices import NoticeRows
 from bridge.store.slack_changes import move_channel, withdraw_turn

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from bridge.domain import Binding
-from bridge.notices import WITHDRAWN_NOTICE, QueueNotices
+from bridge.notice_words import WITHDRAWN_NOTICE
+from bridge.notices import QueueNotices
 from bridge.store import open_store
 from bridge.store.base import Store
 from bridge.store.queue_notices import NoticeRow, NoticeRows

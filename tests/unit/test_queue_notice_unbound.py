@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import bridge.notice_words as notice_words
 import bridge.notices as notices
 from bridge.turns import Job
 from tests.unit.test_queue_notice_ends import EditingPoster
@@ -57,7 +58,7 @@ def test_a_notice_says_unanswered_when_its_turn_ends_unbound_while_slack_is_slow
             await asyncio.sleep(Disconnected.post + 0.8)
             return [text for _, text in poster.edits]
 
-    assert asyncio.run(main()) == [notices.UNBOUND_NOTICE]
+    assert asyncio.run(main()) == [notice_words.UNBOUND_NOTICE]
 
 
 class SlowEditingPoster(EditingPoster):
@@ -74,10 +75,11 @@ class Unbound(Disconnected):
 
 @pytest.mark.parametrize(
     ("why", "said"),
-    [(None, notices.UNBOUND_NOTICE), ("addressed", notices.EDITED_AWAY_NOTICE), ("emptied", notices.EMPTIED_NOTICE)],
+    [(None, notice_words.UNBOUND_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
+     ("emptied", notice_words.EMPTIED_NOTICE)],
 )
 def test_a_mention_ended_while_its_notice_is_posted_is_said_so_once_posted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: notices.TakenBack | None, said: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: notice_words.TakenBack | None, said: str
 ) -> None:
     """revBK: an end told to the notices while the notice was on its way was lost; the notice kept promising (a
     disconnect), or the store's words were guessed (an edit)."""
@@ -124,4 +126,4 @@ def test_a_follow_up_deleted_while_its_threads_first_turn_runs_is_said_unanswere
             rig.worker.finish()
             return edits
 
-    assert asyncio.run(main()) == [notices.WITHDRAWN_NOTICE]
+    assert asyncio.run(main()) == [notice_words.WITHDRAWN_NOTICE]
