@@ -94,7 +94,7 @@ def _warn_of_an_ephemeral_disk(settings: Settings) -> None:
     """SQLite on a host that wipes its disk at each deploy: `check` says so, but a PaaS runs `serve` only, so its
     log says it too, at every start."""
     if settings.database_url.startswith("sqlite:"):
-        from bridge.checks import ephemeral_sqlite  # `check`'s module, loaded only here
+        from bridge.checks_database import ephemeral_sqlite  # `check`'s module, loaded only here
 
         for found in ephemeral_sqlite(dict(os.environ)):
             log.warning(found.detail)

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from bridge.checks import Check
+from bridge.check_line import Check
 from bridge.config import Settings
 from bridge.letta.errors import Kind, LettaError, upper_first
 from bridge.logs import shown_url

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bridge.checks import EPHEMERAL_HOSTS, ephemeral_sqlite
+from bridge.checks_database import EPHEMERAL_HOSTS, ephemeral_sqlite
 from bridge.clients import letta_client
 from bridge.config import Settings
 from bridge.logs import ContextFilter, JsonFormatter, Redactor, TextFormatter, Throttled, log_context
