@@ -25,6 +25,7 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.slack.addresses import names_address
 from bridge.slack.failures import (
     BLOCKS_REFUSED,
     FAILURES,
@@ -35,7 +36,7 @@ from bridge.slack.failures import (
     slack_error,
 )
 from bridge.slack.feedback import text_blocks, with_actions
-from bridge.slack.markdown import escape, names_address
+from bridge.slack.markdown import escape
 from bridge.slack.post import Author
 from bridge.slack.ratelimits import patiently
 from bridge.slack.render import MAX_TEXT

@@ -12,12 +12,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import partial
-from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from bridge.slack.decide import INVISIBLE
+from bridge.slack.addresses import disguised
 
 # No word boundary: whether Slack would ping `@here_` or `@channel-ops` is unknown, so those are broken too.
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
@@ -28,13 +27,6 @@ _TRAILING = ".,:;!?'\"*_~"
 _FENCE_RUN = re.compile(r"`{3,}")
 _WEB_SCHEMES = ("http://", "https://")
 _MAILTO = re.compile(r"mailto:[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?:\?[^\s|<>]*)?", re.IGNORECASE)
-# What in a link's label names an address: a URL, a www. host, an email, or a domain on a common top-level
-# domain (file names such as README.md or app.py are not domains here).
-_ADDRESS = re.compile(
-    r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|mil|int|info|biz|io|co|ai|app|dev|me|tv|us|uk|eu|de|fr|ca|au|jp"
-    r"|cn|ru|in|br|nl|ch|se|xyz|site|online|cloud|link|page|ly|gl|to|so|sh|gg)\b(?:[/:?#][^\s<>]*)?"
-)
 # A span mrkdwn reads as emphasis: a marker not inside a word, then a non-space, ..., a non-space, the marker.
 _PAIRS = tuple(
     (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}([^\s{re.escape(m)}](?:[^\n]*?[^\s{re.escape(m)}])?)"
@@ -171,33 +163,10 @@ def _link(url: str, label: str) -> str:
         label = label or url[len("mailto:") :]
     elif not label or label == url:
         return f"<{_url(url)}>"
-    if _disguised(url, label):
+    if disguised(url, label):
         shown = f"<{_url(url)}|{_label(url[len('mailto:'):])}>" if mailto else f"<{_url(url)}>"
         return f"{_safe(label)} ({shown})"
     return f"<{_url(url)}|{_label(label)}>"
-
-
-def _host(address: str) -> str:
-    """An address's host (lower case, without `www.`), or an email's whole address (lower case)."""
-    if "://" not in address and "@" in address.split("/", 1)[0]:
-        return address.lower().removeprefix("mailto:").split("?", 1)[0]
-    try:
-        host = urlsplit(address if "://" in address else "http://" + address).hostname or ""
-    except ValueError:
-        return ""
-    return host.lower().removeprefix("www.")
-
-
-def names_address(label: str) -> bool:
-    """Whether a link's label names an address (a URL, a host, an email): it may disguise where the link goes.
-    Read without invisible characters, which Slack shows as nothing (`paypal\u200b.com` reads as paypal.com)."""
-    return _ADDRESS.search(INVISIBLE.sub("", label)) is not None
-
-
-def _disguised(url: str, label: str) -> bool:
-    """Whether the label names an address other than where the link goes."""
-    target = _host(url)
-    return any(_host(found) != target for found in _ADDRESS.findall(INVISIBLE.sub("", label)))
 
 
 @dataclass

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from bridge.slack.addresses import names_address
 from bridge.slack.live import stream_text
-from bridge.slack.markdown import names_address, to_mrkdwn
+from bridge.slack.markdown import to_mrkdwn
 
 
 def _links(markdown: str) -> list[tuple[str | None, str]]:
