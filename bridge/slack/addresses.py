@@ -19,7 +19,7 @@ from bridge.slack.decide import INVISIBLE
 _DOT = "[.\uff0e\u3002\uff61\u2024]"
 _FILE = "md|py|js|ts|tsx|jsx|txt|json|toml|yaml|yml|csv|html|htm|css|log|png|jpg|jpeg|gif|svg|pdf|go|java"
 _ADDRESS = re.compile(
-    rf"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>]+|[\w.+-]+@[\w-]+(?:{_DOT}[\w-]+)+"
+    rf"(?i)(?<![\w+.-])(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>]+|(?<![\w.+-])[\w.+-]+@[\w-]+(?:{_DOT}[\w-]+)+"
     rf"|(?<![\w-])(?<![\w-]{_DOT})(?:[\w-]+{_DOT})+(?!(?:{_FILE})(?![\w-]))(?:[^\W\d_]{{2,}}|xn--[a-z0-9-]+)"
     rf"(?![\w-]|{_DOT}[\w-])(?:[/:?#][^\s<>]*)?"
 )
