@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import partial
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
@@ -27,10 +26,12 @@ _TRAILING = ".,:;!?'\"*_~"
 _FENCE_RUN = re.compile(r"`{3,}")
 _WEB_SCHEMES = ("http://", "https://")
 _MAILTO = re.compile(r"mailto:[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?:\?[^\s|<>]*)?", re.IGNORECASE)
-# A span mrkdwn reads as emphasis: a marker not inside a word, then a non-space, ..., a non-space, the marker.
-_PAIRS = tuple(
-    (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}([^\s{re.escape(m)}](?:[^\n]*?[^\s{re.escape(m)}])?)"
-                rf"{re.escape(m)}(?![\w{re.escape(m)}])"), twin)
+# A span mrkdwn reads as emphasis: a marker not inside a word, then a non-space, ..., a non-space, the marker; on one
+# line. Openings and closings are found apart and paired in one pass: a regex for the span retried at each opening
+# took quadratic time on a long line of openings that never close.
+_EMPHASIS = tuple(
+    (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}(?=[^\s{re.escape(m)}])"),
+     re.compile(rf"(?<=[^\s{re.escape(m)}]){re.escape(m)}(?![\w{re.escape(m)}])"), twin)
     for m, twin in (("*", "∗"), ("_", "＿"), ("~", "∼"))
 )
 _PIPE = "∣"  # stands in for `|`, which would end a link's URL or label early
@@ -103,13 +104,38 @@ def _unpaired(text: str) -> str:
     bold, italics or strikethrough, as look-alikes: mrkdwn has no escape. A literal backtick too, always: Slack pairs
     backticks from the left across a message, so one in text could pair with inline code's and leave that code's
     content (a URL holding @channel, say) as text."""
-    for pair, twin in _PAIRS:
-        text = pair.sub(partial(_twinned, twin), text)
+    for opening, closing, twin in _EMPHASIS:
+        text = _twinned(text, opening, closing, twin)
     return text.replace("`", _BACKTICK)
 
 
-def _twinned(twin: str, span: re.Match[str]) -> str:
-    return twin + span.group(1) + twin
+def _twinned(text: str, opening: re.Pattern[str], closing: re.Pattern[str], twin: str) -> str:
+    """Each span's two markers as `twin`, spans taken from the left as the regex for a span would: an opening pairs
+    with the first closing on its line three or more characters on, else with one two characters on; an opening
+    with none ends its line's spans."""
+    closings = [m.start() for m in closing.finditer(text)]
+    ends = [m.start() for m in re.finditer("\n", text)] + [len(text)]
+    chars = list(text)
+    after = 0  # the closings before it are taken or passed
+    line = 0
+    free = 0  # the next opening may start here: after the last span
+    for found in opening.finditer(text):
+        start = found.start()
+        if start < free:
+            continue
+        while ends[line] < start:
+            line += 1
+        while after < len(closings) and closings[after] < start + 2:
+            after += 1
+        if after == len(closings) or closings[after] > ends[line]:
+            free = ends[line]  # no closing on this line past this opening: none for a later one either
+            continue
+        if closings[after] == start + 2 and after + 1 < len(closings) and closings[after + 1] <= ends[line]:
+            after += 1  # the regex's span tries a longer inside first: `*a* *b*` is one span
+        chars[start] = chars[closings[after]] = twin
+        free = closings[after] + 1
+        after += 1
+    return "".join(chars)
 
 
 def _text(text: str) -> str:

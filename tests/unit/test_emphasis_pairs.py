@@ -1,0 +1,57 @@
+"""Markers mrkdwn would pair into emphasis, made look-alikes (bridge/slack/markdown.py `_unpaired`): the same
+spans as the plain regex for a span (kept here as the statement), found in time proportional to the text.
+A long line of openings that never close cost quadratic time with that regex (1.7 s for 15,000 characters)."""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import partial
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.slack.markdown import _unpaired
+
+_STATEMENT = tuple(
+    (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}([^\s{re.escape(m)}](?:[^\n]*?[^\s{re.escape(m)}])?)"
+                rf"{re.escape(m)}(?![\w{re.escape(m)}])"), twin)
+    for m, twin in (("*", "∗"), ("_", "＿"), ("~", "∼"))
+)
+
+
+def _stated(text: str) -> str:
+    for pair, twin in _STATEMENT:
+        text = pair.sub(partial(lambda t, span: t + span.group(1) + t, twin), text)
+    return text.replace("`", "ˋ")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet="ab _*~\n\t.é1", max_size=60))
+def test_the_same_spans_as_the_regex_for_a_span(text: str) -> None:
+    assert _unpaired(text) == _stated(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a _b_ c", "_a_b_", "__a__", "*a* *b*", "_a\nb_", "x_a_ _b_x", "~a ~b~", "*_a_*", "_ a_", "_a _", "é_a_é", "_é_"],
+)
+def test_cases_worth_naming(text: str) -> None:
+    assert _unpaired(text) == _stated(text)
+
+
+def _cost(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        _unpaired(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["_a ", "*a ", "~a ", "_a _b_ "])
+def test_a_line_ten_times_longer_costs_about_ten_times_as_much(unit: str) -> None:
+    short, long = unit * (1_500 // len(unit)), unit * (15_000 // len(unit))
+    ratio = _cost(long) / max(_cost(short), 1e-6)
+    assert ratio < 40, f"{unit!r}: a 15,000-character line cost {ratio:.0f}x a 1,500-character one"
