@@ -2,7 +2,8 @@
 
 The Markdown-to-mrkdwn conversion and the escaping live in `bridge.slack.markdown`; this module cuts the
 result into messages without breaking what mrkdwn cannot carry across two messages: an entity such as
-`&amp;`, a `<url|label>` link, or a code block (closed at the end of one part, reopened in the next).
+`&amp;`, a `<url|label>` link, or a code block, inline code or emphasis (closed at the end of one part, reopened
+in the next).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _JOINER = "\u200d"
 # An emoji written as its shortcode (`:tada:`, `:+1::skin-tone-3:`): cut in two, each half shows as words.
 _SHORTCODE = re.compile(r":[a-z0-9_+'-]{1,100}:(?::skin-tone-[2-6]:)?")
+_EMPHASIS = "_*~"
+_SKIPPED = re.compile(r"`[^`\n]*`|<[^<>\n]*>")  # inline code and links: markers in them are not emphasis
 
 
 def _fence_open(text: str) -> bool:
@@ -122,56 +125,109 @@ def _cut(text: str, window: int, lo: int = 0) -> tuple[int, int]:
     return end, rest
 
 
+def _emphasis_open(line: str, after: str) -> str:
+    """The emphasis markers open at the end of `line` (a part's last line) that `after` (the rest of that line,
+    in the next part) closes, in the order they opened. Emphasis never spans lines, so only this line counts;
+    markers in inline code or a link are not emphasis, and a marker never closed is a literal one. A link longer
+    than a part is cut anyway: nothing is added inside it."""
+    opened = ""
+    masked = _SKIPPED.sub(lambda m: "\0" * len(m.group()), line)
+    if "<" in masked:
+        return ""
+    for i, char in enumerate(masked):
+        if char not in _EMPHASIS:
+            continue
+        before, nxt = masked[i - 1] if i else " ", masked[i + 1] if i + 1 < len(masked) else " "
+        if char in opened:
+            if not before.isspace() and not nxt.isalnum():
+                opened = opened[: opened.index(char)]  # a closer also ends what opened inside it
+        elif not before.isalnum() and not nxt.isspace():
+            opened += char
+    masked = _SKIPPED.sub(lambda m: "\0" * len(m.group()), after)
+    closes = {
+        char for i, char in enumerate(masked) if char in _EMPHASIS and i > 0 and not masked[i - 1].isspace()
+        and (i + 1 == len(masked) or not masked[i + 1].isalnum())
+    }
+    kept = ""
+    for char in opened:
+        if char not in closes:
+            break
+        kept += char
+    return kept
+
+
+def _part(rest: str, head: str, budget: int, reopen: bool) -> tuple[str, int, bool, bool]:
+    """(this part's text after `head`, where the rest starts, whether a code block and whether inline code are
+    open at the cut) for a part of at most `budget` characters after `head`."""
+    end, nxt = _cut(rest, budget)
+    if reopen == _fence_open(rest[:end]) and _code_open(head + rest[:end], rest, end, nxt):
+        end, nxt = _cut(rest, budget - 1)  # room for the backtick that closes the inline code
+    if reopen != _fence_open(rest[:end]):
+        # Inside a code block at the cut: leave room for the closing fence.
+        end, nxt = _cut(rest, budget - len(_CLOSE))
+        opener = rest.rfind(_FENCE, 0, end)
+        if reopen != _fence_open(rest[:end]) and opener != -1 and not rest[opener + 3 : end].strip():
+            # The block would open at the very end of this part: start it in the next one instead.
+            if rest[:opener].strip():
+                end = nxt = opener
+            else:
+                end, nxt = _cut(rest, budget - len(_CLOSE), opener + len(_FENCE))
+    inside = reopen != _fence_open(rest[:end])
+    chunk = rest[:end].rstrip()
+    opens_last = chunk.endswith("`") and not chunk.endswith("``") and chunk[:-1].strip()
+    if not inside and opens_last and _code_open(head + chunk, rest, end, nxt):
+        nxt, chunk = len(chunk) - 1, chunk[:-1].rstrip()  # inline code would open at the very end: start it next
+    if inside:
+        after = rest[nxt:].lstrip()
+        if after.startswith(_FENCE):  # the block's own closing fence is next: take it instead of adding one
+            nxt = len(rest) - len(after) + len(_FENCE)
+            inside = False
+        chunk += _CLOSE
+    code = not inside and _code_open(head + chunk, rest, len(chunk), nxt) and not chunk.endswith("`")
+    if not inside:
+        nxt = len(rest) - len(rest[nxt:].lstrip())
+    if code and rest.startswith("``", nxt):  # a run that Slack reads its own way: left as it is
+        code = False
+    elif code and rest.startswith("`", nxt):  # the span closes right after the cut: its backtick ends this part
+        chunk, nxt, code = chunk + "`", len(rest) - len(rest[nxt + 1 :].lstrip()), False
+    elif code:
+        chunk += "`"
+    return chunk, nxt, inside, code
+
+
 def split_mrkdwn(text: str, limit: int) -> list[str]:
     """Split mrkdwn into parts of at most `limit` characters, at paragraph, then line, then word boundaries.
 
-    A code block or inline code cut in two is closed at the end of one part and reopened at the start of the
-    next, so each part renders on its own. Only whitespace at the cuts is dropped.
+    A code block, inline code or emphasis cut in two is closed at the end of one part and reopened at the start
+    of the next, so each part renders on its own. Only whitespace at the cuts is dropped.
     """
     if limit < MIN_LIMIT:
         raise ValueError(f"limit must be at least {MIN_LIMIT}")
     parts: list[str] = []
     rest = text.strip()
     reopen = code = False
+    emphasis = ""
     while rest.strip():
-        head = _OPEN if reopen else "`" if code else ""
+        head = _OPEN if reopen else emphasis + ("`" if code else "")
         budget = limit - len(head)
         if len(rest) <= budget:
             parts.append(head + rest)
             break
-        end, nxt = _cut(rest, budget)
-        if reopen == _fence_open(rest[:end]) and _code_open(head + rest[:end], rest, end, nxt):
-            end, nxt = _cut(rest, budget - 1)  # room for the backtick that closes the inline code
-        if reopen != _fence_open(rest[:end]):
-            # Inside a code block at the cut: leave room for the closing fence.
-            end, nxt = _cut(rest, budget - len(_CLOSE))
-            opener = rest.rfind(_FENCE, 0, end)
-            if reopen != _fence_open(rest[:end]) and opener != -1 and not rest[opener + 3 : end].strip():
-                # The block would open at the very end of this part: start it in the next one instead.
-                if rest[:opener].strip():
-                    end = nxt = opener
-                else:
-                    end, nxt = _cut(rest, budget - len(_CLOSE), opener + len(_FENCE))
-        inside = reopen != _fence_open(rest[:end])
-        chunk = rest[:end].rstrip()
-        opens_last = chunk.endswith("`") and not chunk.endswith("``") and chunk[:-1].strip()
-        if not inside and opens_last and _code_open(head + chunk, rest, end, nxt):
-            nxt, chunk = len(chunk) - 1, chunk[:-1].rstrip()  # inline code would open at the very end: start it next
-        if inside:
-            after = rest[nxt:].lstrip()
-            if after.startswith(_FENCE):  # the block's own closing fence is next: take it instead of adding one
-                nxt = len(rest) - len(after) + len(_FENCE)
-                inside = False
-            chunk += _CLOSE
-        code = not inside and _code_open(head + chunk, rest, len(chunk), nxt) and not chunk.endswith("`")
-        rest = rest[nxt:] if inside else rest[nxt:].lstrip()
-        if code and rest.startswith("``"):  # a run that Slack reads its own way: left as it is
-            code = False
-        elif code and rest.startswith("`"):  # the span closes right after the cut: its backtick ends this part
-            chunk, rest, code = chunk + "`", rest[1:].lstrip(), False
-        elif code:
-            chunk += "`"
-        parts.append(head + chunk)
+        reserve = 0
+        while True:
+            chunk, nxt, inside, code = _part(rest, head, budget - reserve, reopen)
+            line = (head + chunk)[(head + chunk).rfind("\n") + 1 :]
+            cut_in_line = "\n" not in rest[len(rest[:nxt].rstrip()) : nxt] and not rest[nxt:].startswith("\n")
+            after = ("`" if code else "") + rest[nxt:].split("\n", 1)[0]
+            emphasis = _emphasis_open(line, after) if not inside and cut_in_line else ""
+            if len(head + chunk) + len(emphasis) <= limit:
+                break
+            if reserve >= budget - MIN_LIMIT // 2:  # no room left to close it: the limit comes first
+                emphasis = ""
+                break
+            reserve = max(reserve + 1, len(emphasis))  # room for the markers that close the emphasis
+        parts.append(head + chunk + emphasis[::-1])
+        rest = rest[nxt:]
         reopen = inside
     return parts
 

@@ -59,11 +59,36 @@ def kept(parts: list[str]) -> str:
     return "".join(visible(part) for part in parts).replace("`", "")
 
 
+def _pairs(closing: str, opening: str) -> int:
+    """How many emphasis markers could have been added at one cut: closing `closing`, reopened in `opening`."""
+    k = 0
+    while k < min(len(closing), len(opening)) and opening[k] in "_*~" and closing[-1 - k] == opening[k]:
+        k += 1
+    return k
+
+
+def _shown_as(shown: list[str], want: str, cut_from: int = 0) -> bool:
+    """Whether the parts' texts (backticks removed) read as `want` once, at each cut, some of the emphasis markers
+    that may have been added there (closed at one part's end, reopened at the next one's start) are taken off.
+    `cut_from` is how many markers were taken off the start of the first part."""
+    first = shown[0][cut_from:]
+    if len(shown) == 1:
+        return first == want
+    for k in range(_pairs(first, shown[1]) + 1):
+        body = first[: len(first) - k]
+        if want.startswith(body) and _shown_as(shown[1:], want[len(body) :], k):
+            return True
+    return False
+
+
 def loses_nothing(parts: list[str], text: str) -> bool:
     """The parts show all of `text`, in order; of backticks, only pairs were added (inline code closed at the end
-    of one part, reopened in the next)."""
+    of one part, reopened in the next); of emphasis markers, only those closing one part's emphasis and reopening
+    it in the next."""
     added = sum(visible(part).count("`") for part in parts) - visible(text).count("`")
-    return kept(parts) == visible(text).replace("`", "") and added >= 0 and added % 2 == 0
+    want = visible(text).replace("`", "")
+    shown = _shown_as([visible(part).replace("`", "") for part in parts] or [""], want)
+    return shown and added >= 0 and added % 2 == 0
 
 
 def code_closed(part: str) -> bool:
