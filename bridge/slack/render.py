@@ -266,15 +266,27 @@ NOTE_CHARS = 300
 NOTES_PER_BLOCK = 10  # a context block's element limit
 
 
+# The end of a tool note, `name(arguments) → status`: its closing parenthesis and outcome, if the call has one.
+_CALL_END = re.compile(r"\)(?: → \w+)?$")
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip_call(text: str, limit: int) -> str:
+    """A tool note clipped in its arguments, so that how the call ended (` → error`) is still shown."""
+    end = _CALL_END.search(text)
+    if len(text) <= limit or end is None or len(end.group()) >= limit // 2:
+        return clip(text, limit)
+    return clip(text[: end.start()], limit - len(end.group())) + end.group()
 
 
 def notes_blocks(notes: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Context blocks, one line per reasoning step or tool call, each clipped: compact by design."""
     elements: list[dict[str, Any]] = []
     for kind, text in notes:
-        clipped = escape(clip(" ".join(text.split()), NOTE_CHARS))
+        clipped = escape((_clip_call if kind == "tool" else clip)(" ".join(text.split()), NOTE_CHARS))
         body = "`" + clipped.replace("`", "'") + "`" if kind == "tool" else f"_{clipped}_"
         elements.append({"type": "mrkdwn", "text": f"{NOTE_MARK.get(kind, '•')} {body}"})
     shown = elements[: NOTES_PER_BLOCK * 5]  # at most five blocks under one reply
