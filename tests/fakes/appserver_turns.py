@@ -73,7 +73,7 @@ class AppServerTurns:
         accepted = like(CAPTURED["accepted"], request_id=frame.get("request_id"), runtime=runtime)
         accepted["disposition"] = "queued" if queued else "started"  # capture ws-busy-same-conversation-queued
         await self._send(ws, accepted)
-        if conv is None or conv.stuck:
+        if conv is None or conv.stuck or turn.agent_id not in self.agents:
             await self._refuse(ws, runtime, turn, conv)
             return
         if unreadable:  # capture ws-image-bad-data.json: the turn fails before any model call, nothing stored
@@ -107,10 +107,15 @@ class AppServerTurns:
         await self._send(ws, accepted)
 
     async def _refuse(self, ws: web.WebSocketResponse, runtime: Json, turn: Turn, conv: Conv | None) -> None:
-        """capture ws-input-unknown-conversation.json; observed 0.34.12 for a stuck conversation (same shape,
-        its own words, nothing stored)."""
-        said = conv.stuck if conv is not None and conv.stuck else f"Conversation {turn.conversation} not found"
-        if conv is not None:
+        """capture ws-input-unknown-conversation.json; an unknown or deleted agent (a conversation of one
+        included): capture ws-input-unknown-agent.json, observed 0.34.12 for a conversation whose agent was
+        deleted; observed 0.34.12 for a stuck conversation. Same shape, their own words, no model call, nothing
+        stored."""
+        said = f"Conversation {turn.conversation} not found"
+        if turn.agent_id not in self.agents:
+            said = f"Agent {turn.agent_id} not found"
+        if conv is not None and conv.stuck:
+            said = conv.stuck
             turn.turn_id = f"turn-{uuid.uuid4()}"  # observed 0.34.12
         await self._send(ws, like(CAPTURED["failed"], turn_id=turn.turn_id, error=said, runtime=runtime))
         delta = like(CAPTURED["loop_error"]["delta"], id=f"lifecycle-{uuid.uuid4()}", date=now(), message=said)
@@ -151,13 +156,17 @@ class AppServerTurns:
 
     async def _run(self, conv: Conv, turn: Turn, runtime: Json) -> None:
         """One model call and what the server streams of it (capture ws-runtime-start-and-first-turn.json)."""
+        agent = self.agents.get(turn.agent_id)
+        if agent is None:  # deleted while the input waited in the queue: ended as an input to it (_refuse)
+            if turn.sender is not None:
+                await self._refuse(turn.sender, runtime, turn, conv)
+            return
         self.inputs.append(turn)
         if conv.interrupted:  # capture ws-abort-during-llm-call.json: inserted before the next user message
             self._store(conv, "user", INTERRUPTED, otid=str(uuid.uuid4()))
             conv.interrupted = False
         self._store(conv, "user", turn.text, turn.images, otid=turn.cmid)
         turn.run_id = f"local-run-{next(self._runs)}"
-        agent = self.agents.get(turn.agent_id) or {"name": "agent"}
         mode = self.modes.get(turn.agent_id, "ok")
         await self._emit(conv, like(CAPTURED["device"]), runtime)
         if mode == "500":
