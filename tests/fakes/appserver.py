@@ -127,13 +127,28 @@ class FakeAppServer(AppServerTurns):
         self.call(lambda: [asyncio.ensure_future(ws.close()) for ws in list(self._seq)])
 
     def restart(self, down: float = 0.0) -> None:
-        """observed 0.34.12: a restart frees stuck conversations, and the cut-off reply is gone from history.
-        capture restart-ws-turn-existing-conversation.json: run ids start again at local-run-1. With `down`, the
-        port refuses connections for that many seconds first (observed 0.34.12: about 3-13 s); this returns at once."""
+        """The server process killed and started again, in one step on the fake's loop; this returns at once.
+        observed 0.34.12 (SIGTERM then a new process, mid-turn): the running turn ends there, nothing more of it is
+        sent or stored, the cut-off reply is gone from history, no conversation is left stuck (a follow-up goes to
+        the same conversation), and the client sees its socket close. capture
+        restart-ws-turn-existing-conversation.json: run ids start again at local-run-1. With `down`, the port
+        refuses connections for that many seconds first (observed 0.34.12: about 3-13 s)."""
+        asyncio.run_coroutine_threadsafe(self._restart(down), self._loop_now()).result(10)
+
+    async def _restart(self, down: float) -> None:
         if down > 0:
-            asyncio.run_coroutine_threadsafe(self._refuse_for(down), self._loop_now()).result(10)
-        self.drop_connections()
+            await self._refuse_for(down)
+        drains = [c.drain for c in self.convs.values() if c.drain is not None and not c.drain.done()]
+        for task in drains:  # unlike a socket closed under a live server (_closed): no cut-off stub, not stuck
+            task.cancel()
+        await asyncio.gather(*drains, return_exceptions=True)
+        for ws in list(self._seq):
+            closing = asyncio.ensure_future(ws.close())
+            self._tasks.add(closing)
+            closing.add_done_callback(self._tasks.discard)
         for conv in self.convs.values():
+            conv.queue.clear()  # the inputs queued behind it died with the process
+            conv.attached.clear()
             conv.stuck = None
             conv.messages = [m for m in conv.messages if not m.get("_cut")]
         self._runs = itertools.count(1)

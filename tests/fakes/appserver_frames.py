@@ -109,4 +109,5 @@ class Conv:
     mode: str = "unrestricted"  # runtime_start's permission mode (README §7)
     attached: set[web.WebSocketResponse] = field(default_factory=set)
     draining: bool = False  # a task runs its queue
+    drain: asyncio.Future[None] | None = None  # that task (a restart ends it, as killing the process does)
     items: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

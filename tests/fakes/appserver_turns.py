@@ -90,7 +90,7 @@ class AppServerTurns:
             await appserver_queue.show(self, conv, runtime)
         if not conv.draining:
             conv.draining = True
-            task = asyncio.ensure_future(self._drain(conv, runtime))
+            task = conv.drain = asyncio.ensure_future(self._drain(conv, runtime))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
