@@ -21,7 +21,7 @@ from bridge.slack.addresses import disguised
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 # A URL or an email as Slack links it in text: up to a space, a `<`, `>` or backtick; `_bare` trims what ends a
 # sentence rather than the address.
-_BARE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>`]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_BARE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>`]+|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TRAILING = ".,:;!?'\"*_~"
 _FENCE_RUN = re.compile(r"`{3,}")
 _WEB_SCHEMES = ("http://", "https://")

@@ -31,6 +31,7 @@ _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 _JOINER = "\u200d"
 # An emoji written as its shortcode (`:tada:`, `:+1::skin-tone-3:`): cut in two, each half shows as words.
 _SHORTCODE = re.compile(r":[a-z0-9_+'-]{1,100}:(?::skin-tone-[2-6]:)?")
+_LONGEST_CHARACTER = 128  # code points: past the longest shortcode (with its skin tone) and emoji sequence
 _EMPHASIS = "_*~"
 _SKIPPED = re.compile(r"`[^`\n]*`|<[^<>\n]*>")  # inline code and links: markers in them are not emphasis
 
@@ -88,12 +89,15 @@ def _shortcode_start(text: str, at: int, lo: int) -> int:
 
 def _hard_cut(text: str, at: int, lo: int) -> int:
     """Move a cut in the middle of a word back so it is not inside an entity, a run of backticks, or a character
-    made of several code points (an emoji sequence, a letter and its marks)."""
+    made of several code points (an emoji sequence, a letter and its marks). A run with no such place within
+    _LONGEST_CHARACTER of the cut (a run of joiners, `:a:a:a…` read as shortcodes) is cut where it is, out of an
+    entity only: moved further back, each part would be shorter, down to a message a character."""
+    first = at
     while True:
+        if first - at > _LONGEST_CHARACTER or (at <= lo + 1 < first):
+            return _out_of_entity(text, first, lo)
         before = at
-        amp = text.rfind("&", max(lo + 1, at - 4), at)
-        if amp != -1 and (m := _ENTITY.match(text, amp)) and m.end() > at:
-            at = amp
+        at = _out_of_entity(text, at, lo)
         while at > lo + 1 and text[at - 1] == "`" == text[at]:
             at -= 1
         while at > lo + 1 and _inside_character(text, at):
@@ -101,6 +105,13 @@ def _hard_cut(text: str, at: int, lo: int) -> int:
         at = _shortcode_start(text, at, lo)
         if at == before:
             return at
+
+
+def _out_of_entity(text: str, at: int, lo: int) -> int:
+    amp = text.rfind("&", max(lo + 1, at - 4), at)
+    if amp != -1 and (m := _ENTITY.match(text, amp)) and m.end() > at:
+        return amp
+    return at
 
 
 def _cut(text: str, window: int, lo: int = 0) -> tuple[int, int]:
@@ -143,6 +154,8 @@ def _emphasis_open(line: str, after: str) -> str:
                 opened = opened[: opened.index(char)]  # a closer also ends what opened inside it
         elif not before.isalnum() and not nxt.isspace():
             opened += char
+    if not opened:  # the rest of the line, which may be long, is read only when something is open
+        return ""
     masked = _SKIPPED.sub(lambda m: "\0" * len(m.group()), after)
     closes = {
         char for i, char in enumerate(masked) if char in _EMPHASIS and i > 0 and not masked[i - 1].isspace()

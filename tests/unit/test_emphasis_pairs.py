@@ -5,7 +5,6 @@ A long line of openings that never close cost quadratic time with that regex (1.
 from __future__ import annotations
 
 import re
-import time
 from functools import partial
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.slack.markdown import _unpaired
+from tests.unit.cost_ratio import growth, linear
 
 _STATEMENT = tuple(
     (re.compile(rf"(?<![\w{re.escape(m)}]){re.escape(m)}([^\s{re.escape(m)}](?:[^\n]*?[^\s{re.escape(m)}])?)"
@@ -41,17 +41,7 @@ def test_cases_worth_naming(text: str) -> None:
     assert _unpaired(text) == _stated(text)
 
 
-def _cost(text: str) -> float:
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        _unpaired(text)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 @pytest.mark.parametrize("unit", ["_a ", "*a ", "~a ", "_a _b_ "])
-def test_a_line_ten_times_longer_costs_about_ten_times_as_much(unit: str) -> None:
-    short, long = unit * (1_500 // len(unit)), unit * (15_000 // len(unit))
-    ratio = _cost(long) / max(_cost(short), 1e-6)
-    assert ratio < 40, f"{unit!r}: a 15,000-character line cost {ratio:.0f}x a 1,500-character one"
+def test_a_longer_line_costs_in_proportion(unit: str) -> None:
+    ratio = growth(_unpaired, unit, 1_000)
+    assert linear(ratio), f"{unit!r}: a line 20 times longer cost {ratio:.0f}x"
