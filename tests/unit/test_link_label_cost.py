@@ -14,7 +14,7 @@ def _read(label: str) -> None:
     disguised("https://example.com/", label)
 
 
-@pytest.mark.parametrize("unit", ["x", "a-", "a.", "ab.", "a@", "a:", ".a", "ab-"])
+@pytest.mark.parametrize("unit", ["x", "a-", "a.", "ab.", "a@", "a:", ".a", "ab-", "1."])
 def test_a_longer_label_costs_in_proportion(unit: str) -> None:
     ratio = growth(_read, unit, 1_000)
     assert linear(ratio), f"{unit!r}: a label 20 times longer cost {ratio:.0f}x"
