@@ -25,9 +25,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.config import LETTA_SCHEMES, Settings
+from bridge.config import LETTA_SCHEMES, Settings, environment_gives_way
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
-from bridge.config_file import DEFAULT_CONFIG_FILE, earlier_settings, toml_key, toml_string, write_private
+from bridge.config_file import (
+    DEFAULT_CONFIG_FILE,
+    earlier_settings,
+    read_keys,
+    toml_key,
+    toml_string,
+    write_private,
+)
 from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
 from bridge.init_questions import (
     BOT_TOKEN,
@@ -45,6 +52,7 @@ from bridge.init_questions import (
 from bridge.logs import shown_url
 from bridge.manifest import EXAMPLE_URL, manifest, request_url
 from bridge.requirements import SLACK_BOT_TOKEN, TOKEN_KINDS, gap, wrong_kind
+from bridge.settings_words import Origin
 
 __all__ = ["InitStopped", "add_arguments", "run_init"]
 
@@ -96,7 +104,6 @@ class Wizard:
         # How long a check waits for Letta, as `check` waits: used for the checks only, not written to the file.
         lookup = os.environ.get("LETTA_LOOKUP_TIMEOUT", "").strip()
         self.waits = {"letta_lookup_timeout": lookup} if lookup else {}
-        self.app_token_kept = False  # slack_app_token kept from the file replaced: Socket Mode without the variable
 
     def run(self) -> int:
         try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND, LETTA_LOOKUP_TIMEOUT come from the environment: a bad
@@ -125,14 +132,28 @@ class Wizard:
         return 0
 
     def _signing_secret(self) -> Question:
-        """Socket Mode (README): SLACK_APP_TOKEN exported, or in the file replaced, and no public URL given."""
+        """Skippable only where the bridge will run over Socket Mode, which does not use it."""
+        return SOCKET_SIGNING_SECRET if self._socket_token() else SIGNING_SECRET
+
+    def _socket_token(self) -> str | None:
+        """Where Socket Mode's app-level token comes from ("environment" or "file"), or None when the bridge will
+        run over HTTP: with a public URL given, or as checks.py and cli.py decide (no token with text in it, or
+        OAuth), from the environment and the config file (before `_write`, the one replaced) as settings read them."""
         if self._given(PUBLIC_URL) or self.answers.get(PUBLIC_URL.key):
-            return SIGNING_SECRET
-        if os.environ.get("SLACK_APP_TOKEN", "").strip():
-            return SOCKET_SIGNING_SECRET
-        kept, _ = earlier_settings(self.path, ())
-        socket = any(k.lower() == "slack_app_token" and v not in ('""', "''") for k, v in kept.items())
-        return SOCKET_SIGNING_SECRET if socket else SIGNING_SECRET
+            return None
+        try:
+            keys = read_keys(self.path)
+        except (OSError, ValueError):
+            keys = {}
+        origin = Origin(dict(os.environ), self.path, keys, environment_gives_way(keys))
+        names = ("slack_app_token", "slack_client_id", "slack_client_secret")
+        try:
+            settings = ValuesOnly(**{name: origin.of(name)[1] for name in names})
+        except ValidationError:  # a value the bridge refuses: it starts in neither mode, and `check` says why
+            return None
+        if settings.slack_app_token is None or settings.oauth:
+            return None
+        return origin.of("slack_app_token")[2]
 
     def _may_write(self) -> None:
         folder = self.path.absolute().parent
@@ -274,7 +295,6 @@ class Wizard:
         kept_keys = tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
         refused = refused_keys(self.path, {**values, **kept_keys})
         kept = {k: text for k, text in kept.items() if k not in refused}
-        self.app_token_kept = any(k.lower() == "slack_app_token" and v for k, v in kept_keys.items() if k in kept)
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
@@ -354,13 +374,11 @@ class Wizard:
         python = os.path.relpath(sys.executable)
         python = sys.executable if python.startswith("..") else python
         prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
-        # Socket Mode: SLACK_APP_TOKEN exported (README) or kept in the file, and no public URL for Slack to call.
-        exported = bool(os.environ.get("SLACK_APP_TOKEN", "").strip())
-        socket = (exported or self.app_token_kept) and not self.answers.get(PUBLIC_URL.key)
+        source = self._socket_token()  # from the file just written: Socket Mode as the bridge will decide it
         print("\nStart the bridge (from this folder):")
-        print(f"  {prefix}{shlex.quote(python)} -m bridge {'socket' if socket else 'serve'}")
-        if socket and self.app_token_kept:
+        print(f"  {prefix}{shlex.quote(python)} -m bridge {'socket' if source else 'serve'}")
+        if source == "file":
             print(f"Socket Mode's app-level token is in {self.path} (slack_app_token, kept from the file replaced).")
-        elif socket:
+        elif source:
             print(f"Keep SLACK_APP_TOKEN set in the environment there: init does not write it to {self.path}.")
         print(f"Then invite @letta to a channel and type `{command} connect` there.")
