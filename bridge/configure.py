@@ -25,7 +25,6 @@ from bridge.domain import (
     Pattern,
     RunnerChoice,
     Target,
-    Turn,
 )
 from bridge.letta.chooser import RunnerChooser, RunnerUse
 from bridge.letta.client import LettaClient
@@ -349,17 +348,17 @@ class Configurator:
         s = self.settings
         return bool(s.default_target) and (is_direct(channel) or s.default_target_in_channels)
 
-    async def default_binding(self, turn: Turn) -> Binding | None:
+    async def default_binding(self, team_id: str, channel_id: str) -> Binding | None:
         """For the relay: the binding an unbound channel or DM uses, or None (the turn is answered as unbound).
         TargetError, in words, where the default applies but cannot be looked up (never could, or Letta no longer
         has it)."""
-        if not self.default_applies(turn.channel_id):
+        if not self.default_applies(channel_id):
             return None
         looked_up, target = await self._default_target()
         # Saved when it was looked up, not now: a binding newer than the group's record has it read again at once
         # (letta/groups.py), which would be at every turn.
         return Binding(
-            team_id=turn.team_id, channel_id=turn.channel_id, target=target, bound_by="default", bound_at=looked_up
+            team_id=team_id, channel_id=channel_id, target=target, bound_by="default", bound_at=looked_up
         )
 
     async def _default_target(self) -> tuple[datetime, Target]:

@@ -18,6 +18,7 @@ from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.store.base import Store
+from bridge.targets import TargetError
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +145,23 @@ class ThreadConversations:
         return made.id
 
 
+DefaultBinding = Callable[[str, str], Awaitable[Binding | None]]
+
+
 class ThreadPolicy:
     """Whether a binding's threads are conversations: the channel's switch, the bridge runner (a server-run group
     has no conversations), and a server that has them."""
 
-    def __init__(self, store: Store, chooser: RunnerChooser, enabled: bool, off_in: frozenset[str]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        chooser: RunnerChooser,
+        enabled: bool,
+        off_in: frozenset[str],
+        default: DefaultBinding | None = None,
+    ) -> None:
         self._store = store
+        self._default = default  # an unbound channel's or DM's binding (the default target), if any
         self._chooser = chooser
         self._enabled = enabled
         self._off_in = off_in
@@ -170,13 +182,16 @@ class ThreadPolicy:
         return self.switched_on(channel_id) and await self._chooser.client.has_conversations()
 
     async def in_parallel(self, team_id: str, channel_id: str) -> bool:
-        """For the relay: may the binding's threads run at the same time? In doubt, no (in order is always safe)."""
+        """For the relay: may the binding's threads run at the same time? In doubt, no (in order is always safe).
+        A DM (or unbound channel) on the default target has no stored binding: its threads are conversations too."""
         if not self.switched_on(channel_id):
             return False
         try:
             binding = await self._store.get_binding(team_id, channel_id)
+            if binding is None and self._default is not None:
+                binding = await self._default(team_id, channel_id)
             return binding is not None and await self.threaded(binding)
-        except LettaError:
+        except (LettaError, TargetError):
             return False
 
     def conversations(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bridge.approval_desk import ApprovalDesk
@@ -39,7 +39,7 @@ from bridge.stopping import RunningTurn, TurnAbandoned, TurnStopped, TurnStops
 from bridge.store.base import Store, database_trouble
 from bridge.store.locks import AckFirst
 from bridge.targets import TargetError
-from bridge.threads import ThreadPolicy
+from bridge.threads import DefaultBinding, ThreadPolicy
 from bridge.turn_asking import TurnAsking
 from bridge.turn_flush import TurnFlush
 from bridge.turn_input import InputAssembly
@@ -92,7 +92,7 @@ class TurnWorker:
         chooser: RunnerChooser,
         poster: SlackPoster,
         directory: Directory,
-        fallback: Callable[[Turn], Awaitable[Binding | None]] | None = None,
+        fallback: DefaultBinding | None = None,
         live: LiveMessages | None = None,
     ) -> None:
         self._settings = settings
@@ -104,7 +104,7 @@ class TurnWorker:
         self.ack_first = AckFirst()  # app.py marks each Slack request it answers; turns give way to them
         self._redactor = Redactor(settings.secrets())
         self.threads = ThreadPolicy(
-            store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except)
+            store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except), fallback
         )
         self.stops = TurnStops(store, chooser.client, settings.turn_stop_poll_seconds)
         self.sessions = Sessions(poster.client, settings.slack_sessions, settings.slack_stop_button)
@@ -171,7 +171,7 @@ class TurnWorker:
         unusable = ""  # why the default target, which this turn goes to, cannot be used
         if binding is None and self._fallback is not None:
             try:
-                binding = await self._fallback(turn)
+                binding = await self._fallback(turn.team_id, turn.channel_id)
             except TargetError as exc:
                 unusable = str(exc)
         if job.stopped_by is not None:  # never run again: its stop is ended here, the agents are not asked

@@ -29,9 +29,9 @@ def test_a_default_target_looked_up_before_outlasts_letta_being_unreachable(monk
         client = LettaClient(letta.base_url, connect_timeout=2.0, read_timeout=5.0, retry_base=0.01)
         cfg = Configurator(Settings(default_target=(dora,)), None, client, None)  # type: ignore[arg-type]
         try:
-            first = await cfg.default_binding(DM)
+            first = await cfg.default_binding(DM.team_id, DM.channel_id)
             letta.stop()
-            return first, await cfg.default_binding(DM)
+            return first, await cfg.default_binding(DM.team_id, DM.channel_id)
         finally:
             await client.aclose()
 
@@ -51,7 +51,7 @@ def test_a_default_target_never_found_is_said_in_words() -> None:
         cfg = Configurator(Settings(default_target=(gone,)), None, client, None)  # type: ignore[arg-type]
         try:
             with pytest.raises(TargetError) as caught:
-                await cfg.default_binding(DM)
+                await cfg.default_binding(DM.team_id, DM.channel_id)
             return str(caught.value)
         finally:
             await client.aclose()
@@ -72,10 +72,10 @@ def test_a_default_target_deleted_on_letta_since_is_said_at_its_next_lookup(monk
         client = LettaClient(letta.base_url, connect_timeout=2.0, read_timeout=5.0, retry_base=0.01)
         cfg = Configurator(Settings(default_target=(dora,)), None, client, None)  # type: ignore[arg-type]
         try:
-            assert await cfg.default_binding(DM) is not None
+            assert await cfg.default_binding(DM.team_id, DM.channel_id) is not None
             letta.remove_agent(dora)
             with pytest.raises(TargetError) as caught:
-                await cfg.default_binding(DM)
+                await cfg.default_binding(DM.team_id, DM.channel_id)
             return str(caught.value)
         finally:
             await client.aclose()
