@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from bridge.store.slack_changes import HOW_TAKEN_BACK
 from bridge.store.slack_changes import TakenBack as TakenBack
 
-QUEUED = "Queued: I'll answer after the {count} earlier message{s} in this {where}."
+QUEUED = "Queued: I'll answer after the {count} earlier message{s} in {place}."
+DM_PLACE = "our conversation"  # a 1:1 DM is no channel (the agents are told "a direct message" too)
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
 EMPTIED_NOTICE = "Not answered: the message was edited to leave nothing to answer before its turn came."
@@ -20,13 +21,16 @@ TAKEN_BACK: dict[TakenBack, tuple[str, str]] = {
 }
 STOPPED_NOTICE = "Not answered: stopped before its turn came."
 UNBOUND_NOTICE = "Not answered: this channel was disconnected from Letta before its turn came."
+UNBOUND_DM_NOTICE = f"Not answered: {DM_PLACE} was disconnected from Letta before its turn came."
 WAITS = "one of them waits for someone to approve or deny {agent}'s tool call `{tool}` on its card."
 STALE_SECONDS = 60.0  # a notice whose count fell is edited at least this often, even by less than half
 
 
-def queued_text(count: int, where: str, approval: Pending | None = None) -> str:
-    """The notice's words; where a tool call ahead waits for a person's decision, that is why (and it may be long)."""
-    text = QUEUED.format(count=count, s="" if count == 1 else "s", where=where)
+def queued_text(count: int, where: str, approval: Pending | None = None, direct: bool = False) -> str:
+    """The notice's words; where a tool call ahead waits for a person's decision, that is why (and it may be long).
+    `direct`: the thread is in a DM, whose messages are not "in this channel"."""
+    place = DM_PLACE if direct and where == "channel" else f"this {where}"
+    text = QUEUED.format(count=count, s="" if count == 1 else "s", place=place)
     if approval is None:
         return text
     return text[:-1] + "; " + WAITS.format(agent=approval.agent, tool=approval.tool)

@@ -1,10 +1,10 @@
 """The queue notice: one message per waiting thread, posted once and edited in place as the queue moves.
 
 A mention that has to wait behind others gets a notice in its thread ("Queued: I'll answer after the 3 earlier
-messages in this channel."), which says so when one of them waits for a person to decide on a tool call (an
-approval card: that wait has no bound but APPROVAL_TIMEOUT_SECONDS). However many of the thread's mentions wait,
-the thread has one notice, counting what is ahead of its newest waiting mention (the one whose author waits
-longest), kept current by editing it.
+messages in this channel.", in a DM "in our conversation."), which says so when one of them waits for a person to
+decide on a tool call (an approval card: that wait has no bound but APPROVAL_TIMEOUT_SECONDS). However many of the
+thread's mentions wait, the thread has one notice, counting what is ahead of its newest waiting mention (the one
+whose author waits longest), kept current by editing it.
 
 Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
 task, within Slack's rate limits, whatever the burst:
@@ -35,10 +35,12 @@ from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bridge.configure import is_direct
 from bridge.domain import Turn
 from bridge.notice_words import (
     STOPPED_NOTICE,
     TAKEN_BACK,
+    UNBOUND_DM_NOTICE,
     UNBOUND_NOTICE,
     WITHDRAWN_NOTICE,
     Pending,
@@ -236,7 +238,7 @@ class QueueNotices:
 
     def unbound(self, thread: ThreadKey) -> None:
         """A turn of the thread ended unrun, its channel disconnected: as for a withdrawn one, in those words."""
-        self.withdrawn(thread, UNBOUND_NOTICE)
+        self.withdrawn(thread, UNBOUND_DM_NOTICE if is_direct(thread[1]) else UNBOUND_NOTICE)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -314,7 +316,7 @@ class QueueNotices:
         approval = await self._approval(thread, where)
         try:
             poster = await self._poster_of(channel[0])
-            part = poster.parts(None, queued_text(ahead, where, approval))[0]
+            part = poster.parts(None, queued_text(ahead, where, approval, is_direct(thread[1])))[0]
             ts = await poster.post(channel[1], thread[2], part, after=since)
         except Exception as exc:
             log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
@@ -367,7 +369,7 @@ class QueueNotices:
             if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
             notice.shown, notice.approval = ahead, approval
-            if await self._edit(notice, queued_text(ahead, where, approval), now):
+            if await self._edit(notice, queued_text(ahead, where, approval, is_direct(notice.thread[1])), now):
                 await self._stored(self._rows.shown(NoticeRow(notice.thread, notice.ts, where, ahead)))
             else:
                 del self._shown[notice.thread]

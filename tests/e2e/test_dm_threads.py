@@ -74,3 +74,31 @@ def test_two_threads_of_an_unbound_channel_on_the_default_target_run_at_once(tmp
         bridge.stop()
         letta.stop()
         slack.stop()
+
+
+def test_a_dm_waiting_behind_another_is_not_told_it_waits_in_a_channel(tmp_path: Path) -> None:
+    """A DM is no channel (the agents are told "a direct message"); its queue notice said "... in this channel.".
+    Without conversations a DM's threads run one at a time, so its second thread waits."""
+    slack, letta = FakeSlack(), FakeLetta(version="0.16.8")
+    slack.start()
+    letta.start()
+    dora = letta.add_agent("dora")
+    slack.add_dm(DM, ASKER)
+    letta.set_delay(dora, 3.0)
+    env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", DEFAULT_TARGET=dora,
+                   LETTA_CONVERSATIONS="false")
+    bridge = BridgeProcess(env)
+    bridge.start(tmp_path / "bridge.log")
+    try:
+        first = _dm(slack, "first question")
+        assert bridge.post(event_body(first)).status_code == 200
+        letta.wait_for(lambda: len(letta.inputs) == 1, 10)
+        second = _dm(slack, "second question")
+        assert bridge.post(event_body(second)).status_code == 200
+        queued = lambda: [str(p.args["text"]) for p in slack.posts(DM, second["ts"]) if "Queued" in str(p.args["text"])]  # noqa: E731
+        slack.wait_for(lambda: bool(queued()), timeout=10)
+        assert queued()[0] == "Queued: I'll answer after the 1 earlier message in our conversation.", queued()
+    finally:
+        bridge.stop()
+        letta.stop()
+        slack.stop()

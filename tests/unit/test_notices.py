@@ -10,6 +10,12 @@ def test_the_notice_says_how_many_messages_are_ahead_and_where() -> None:
     assert queued_text(3, "channel") == "Queued: I'll answer after the 3 earlier messages in this channel."
 
 
+def test_a_dm_s_notice_does_not_call_it_a_channel() -> None:
+    in_dm = "Queued: I'll answer after the 2 earlier messages in our conversation."
+    assert queued_text(2, "channel", direct=True) == in_dm
+    assert queued_text(1, "thread", direct=True) == "Queued: I'll answer after the 1 earlier message in this thread."
+
+
 def test_the_notice_says_when_a_tool_call_ahead_waits_for_a_decision() -> None:
     assert queued_text(1, "thread", Pending("finn", "shout")) == (
         "Queued: I'll answer after the 1 earlier message in this thread; one of them waits for someone to approve"

@@ -5,6 +5,7 @@ post, and whether or not the queue notice itself is still being posted when that
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,6 +60,26 @@ def test_a_notice_says_unanswered_when_its_turn_ends_unbound_while_slack_is_slow
             return [text for _, text in poster.edits]
 
     assert asyncio.run(main()) == [notice_words.UNBOUND_NOTICE]
+
+
+def test_a_dm_s_notice_says_our_conversation_was_disconnected_not_this_channel(
+    tmp_path: Path, poster: EditingPoster
+) -> None:
+    """A DM is no channel: its notice said "this channel was disconnected"."""
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Disconnected, poster) as rig:
+            await rig.relay.accept(dataclasses.replace(mention(1, "first"), channel_id="D1"))
+            await until(lambda: len(rig.worker.jobs) == 1)
+            await rig.relay.accept(dataclasses.replace(mention(2, "second"), channel_id="D1"))
+            await until(lambda: any(thread == "2.000001" for thread, _ in poster.posts))
+            await asyncio.sleep(0.2)
+            rig.worker.finish()
+            await until(lambda: len(rig.worker.jobs) == 2)
+            await asyncio.sleep(Disconnected.post + 0.8)
+            return [text for _, text in poster.edits]
+
+    assert asyncio.run(main()) == ["Not answered: our conversation was disconnected from Letta before its turn came."]
 
 
 class SlowEditingPoster(EditingPoster):
