@@ -38,6 +38,9 @@ RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier
 # conversation send's run as `created` for ever (reference §19), and another client's such send would otherwise
 # hold every first send to its agent for LETTA_BUSY_WAIT_SECONDS after each start.
 LEFT_GOING_WITHIN = timedelta(minutes=10)
+# Failures of a run list that pass (`_runs_ended` looks again): any other (no run route, a refused key, a list it
+# cannot read) means the server cannot say, and looking again would only hold the send for nothing.
+RUNS_PASSING = frozenset({Kind.UNREACHABLE, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
 
 
 class LettaClient(LettaTransport):
@@ -383,7 +386,9 @@ class LettaClient(LettaTransport):
     async def _runs_ended(self, agent_id: str, conversation_id: str | None) -> None:
         """Wait while the agent (the conversation) has a run going that began within LEFT_GOING_WITHIN, for
         `busy_wait` at most (as for a busy conversation a server with Redis refuses a send to); a server that
-        cannot say waits for nothing."""
+        cannot say (no run route, a refused key, an unreadable list) waits for nothing. A list that fails on the way
+        (a gateway's 502, a timeout, a rate limit) is asked again within the same bound: sending at once would let
+        the send go beside the run it is there to wait out."""
         loop = asyncio.get_running_loop()
         until = loop.time() + self.busy_wait
         delay = 0.25
@@ -391,14 +396,18 @@ class LettaClient(LettaTransport):
             try:
                 runs = await self.active_runs(agent_id, conversation_id, datetime.now(UTC) - LEFT_GOING_WITHIN)
             except LettaError as error:
-                log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
-                return
-            if not runs:
+                if error.kind not in RUNS_PASSING or error.redirected or loop.time() >= until:
+                    log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
+                    return
+                log.info("letta runs not listed before a send, looking again agent=%s kind=%s", agent_id, error.kind)
+                runs = None
+            if runs is not None and not runs:
                 return
             if loop.time() >= until:
                 log.warning("letta run still going after %ss, sending anyway agent=%s", self.busy_wait, agent_id)
                 return
-            log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
+            if runs:
+                log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RUNS_LOOK_EVERY)
 
