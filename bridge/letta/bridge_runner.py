@@ -29,13 +29,15 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked, Progress, Spoken, asked
 from bridge.letta.groups import GroupDetails
 from bridge.letta.patterns import Frame, Step, message, play, replay, step_otid, with_max_turns
-from bridge.letta.recovery import PASSING, Found, Otids, Sent, find_turn, settle, unread
+from bridge.letta.recovery import PASSING, Found, Otids, Sent, find_turn, read_again, settle, unread
 from bridge.letta.rest_send import RestSend
 from bridge.letta.send_parts import each, refused
 from bridge.letta.wire import user_message
 
 log = logging.getLogger(__name__)
 
+# Pauses before the server's features are asked again after a failure on the way (about a send's own retries).
+PROBE_AGAIN = (0.5, 1.0, 2.0, 4.0)
 CUT_OFF = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED})  # a stream lost on the way: the run itself may go on
 LOST_WITH_CONVERSATION = (
     "{agent}'s conversation for this thread was deleted on Letta while the bridge was restarting, and whatever "
@@ -101,14 +103,23 @@ class BridgeRunner(Step):
         try:
             # Probed before the thread's conversation is made: one made and then refused its first send here would
             # be kept as holding the thread, which it never got.
-            resumes = await self._client.has_resume()
+            resumes = await read_again(self._client.has_resume, agent.id, PROBE_AGAIN)
+        except LettaError as error:
+            if not resumed:  # nothing sent
+                return await refused(agent, key, error, journal)
+            # Sent before the restart: looked up by its otids in history, as on a server without Redis.
+            log.warning("letta resume probe failed, looking in history agent=%s kind=%s", agent.id, error.kind)
+            resumes = False
+        try:
             conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
-            if conversation is None and await self._client.has_conversations():
+            if conversation is None and await read_again(self._client.has_conversations, agent.id, PROBE_AGAIN):
                 # Agent-direct mode: the agent's own thread, which a server with Redis locks (a 409 names the run).
                 conversation = DEFAULT_CONVERSATION
-            resumable = conversation is not None and resumes
-        except LettaError as error:  # the probe failed or the thread's conversation could not be made: nothing sent
+        except LettaError as error:  # the thread's conversation could not be made, nor the server's read
+            if resumed:  # sent before the restart: never made again, said as unknown
+                return await self._unread(agent, key, error, journal)
             return await refused(agent, key, error, journal)
+        resumable = conversation is not None and resumes
         # A Redis server maps an otid to its background run server-wide, and attaches a send with a known otid to
         # that run: each agent's send of the turn gets an otid of its own there.
         otid = journal.otid if key == agent.id and not resumable else step_otid(journal.otid, key)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from bridge.letta import gateways
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import LeftGoing, held_by_turn
 from bridge.letta.models import (
@@ -232,8 +233,8 @@ class LettaClient(LettaTransport):
     async def has_resume(self) -> bool:
         """Whether the server keeps background runs resumable (0.16.8 with Redis, Letta Cloud): its resume route
         answers anything but Letta's 503 (no Redis) or a missing route. Any other 5xx or 408 decides nothing
-        (raised as SERVER_ERROR: the send waiting on it is not made); a refused key, quota or rate (401, 402, 403,
-        429) is raised as what it is, its Retry-After read."""
+        (raised as SERVER_ERROR, or a gateway's answer as what it proves: the caller may ask again); a refused
+        key, quota or rate (401, 402, 403, 429) is raised as what it is, its Retry-After read."""
         if self.resumable is None:
             if not await self.has_conversations():
                 self.resumable = False
@@ -247,7 +248,10 @@ class LettaClient(LettaTransport):
                 raise self._error_for(answer, "", "POST", path)  # said as what it is, nothing decided
             if (status >= 500 or status == 408) and not (status == 503 and "Redis" in body):
                 # A gateway's or an overloaded server's answer, not the route's: asked again next time. Kept, it would
-                # decide every later send (and the otid each is looked up by after a restart).
+                # decide every later send (and the otid each is looked up by after a restart). A gateway's own answer
+                # is said as what it is (Envoy's `no healthy upstream`: Letta was not reached).
+                if gateways.read(status, answer.headers, body[:2000]) is not None:
+                    raise self._error_for(answer, "", "POST", path)
                 raise LettaError(Kind.SERVER_ERROR, "the resume route did not answer", status=status,
                                  base_url=self.base_url)
             self.resumable = status not in (503, 404, 405)

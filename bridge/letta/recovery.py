@@ -147,18 +147,18 @@ async def settle(
     made at `since` could be, then look the otid up. None: no such run is going and Letta never stored the send,
     so it never reached the agent and may be made again. Cancelled by the turn's deadline while a run goes on.
     Raises LettaError when Letta cannot be read, after READ_AGAIN's pauses for a failure on the way."""
-    return await _read_again(lambda: _settle(client, agent_id, otid, since, conversation, author), agent_id)
+    return await read_again(lambda: _settle(client, agent_id, otid, since, conversation, author), agent_id)
 
 
-async def _read_again(read: Callable[[], Awaitable[T]], agent_id: str) -> T:
-    """`read` Letta's history, again after each of READ_AGAIN's pauses for a failure on the way; the last one raised."""
-    for pause in (*READ_AGAIN, None):
+async def read_again(read: Callable[[], Awaitable[T]], agent_id: str, pauses: Sequence[float] | None = None) -> T:
+    """`read` Letta, again after each of `pauses` (READ_AGAIN's) for a failure on the way; the last one raised."""
+    for pause in (*(READ_AGAIN if pauses is None else pauses), None):
         try:
             return await read()
         except LettaError as error:
             if pause is None or error.kind not in PASSING or error.redirected:
                 raise
-            log.info("letta history not read agent=%s kind=%s, reading again in %.1fs", agent_id, error.kind, pause)
+            log.info("letta not read agent=%s kind=%s, reading again in %.1fs", agent_id, error.kind, pause)
             await asyncio.sleep(pause)
     raise AssertionError("unreachable")  # the last pause is None: its failure is raised
 
@@ -170,7 +170,7 @@ async def decision_reached(
     it could have begun is going, a tool return for one of them is in history. False only when the request is found
     there still unanswered, so that a decision is never sent twice (Letta would run another turn); None when the
     request is not in recent history. Raises LettaError when history cannot be read."""
-    return await _read_again(lambda: _reached(client, agent_id, set(ids), since, conversation), agent_id)
+    return await read_again(lambda: _reached(client, agent_id, set(ids), since, conversation), agent_id)
 
 
 async def _reached(
