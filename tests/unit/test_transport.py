@@ -48,7 +48,8 @@ async def failure(behaviour: Behaviour, streamed: bool) -> tuple[LettaError, int
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    client = LettaClient(f"http://127.0.0.1:{port}", read_timeout=0.3, retry_base=0.01)
+    # busy_wait: the look at the runs fails on the way too, and is made again within it (LettaClient._runs_ended).
+    client = LettaClient(f"http://127.0.0.1:{port}", read_timeout=0.3, retry_base=0.01, busy_wait=0.5)
     try:
         with pytest.raises(LettaError) as caught:
             if streamed:
@@ -85,7 +86,7 @@ def test_a_refused_connection_is_unreachable_after_its_retries() -> None:
         port = probe.getsockname()[1]  # closed again below: nothing listens there
 
     async def send() -> LettaError:
-        client = LettaClient(f"http://127.0.0.1:{port}", retry_base=0.01, send_retries=2)
+        client = LettaClient(f"http://127.0.0.1:{port}", retry_base=0.01, send_retries=2, busy_wait=0.5)
         try:
             with pytest.raises(LettaError) as caught:
                 async for _ in client.stream_agent("agent-1", {"role": "user", "content": "hi"}):
@@ -119,7 +120,7 @@ def test_the_environments_proxy_carries_every_request_unless_no_proxy_exempts_th
         server = await asyncio.start_server(proxy, "127.0.0.1", 0)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
         monkeypatch.setenv("NO_PROXY", no_proxy)
-        client = LettaClient("http://letta.invalid:8283", send_retries=0, connect_timeout=2)
+        client = LettaClient("http://letta.invalid:8283", send_retries=0, connect_timeout=2, busy_wait=0.5)
         try:
             return (await client.health()).version
         except LettaError as error:
@@ -161,7 +162,7 @@ def test_a_dropped_background_stream_whose_re_attach_keeps_failing_is_not_asked_
 
     async def go() -> list[object]:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", send_retries=0)
+        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", send_retries=0, busy_wait=0.5)
         message = {"role": "user", "content": "hi", "otid": "o-1"}
         try:
             return [
@@ -216,7 +217,8 @@ def test_a_send_is_sent_again_only_when_a_429_or_503_came_from_before_letta(
 
     async def send() -> LettaError:
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
-        client = LettaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", send_retries=2, retry_base=0.01)
+        port = server.sockets[0].getsockname()[1]
+        client = LettaClient(f"http://127.0.0.1:{port}", send_retries=2, retry_base=0.01, busy_wait=0.5)
         try:
             await client.send_agent("agent-1", {"role": "user", "content": "hi", "otid": "o-1"})
         except LettaError as error:
