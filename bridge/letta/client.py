@@ -40,8 +40,9 @@ RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier
 # hold every first send to its agent for LETTA_BUSY_WAIT_SECONDS after each start.
 LEFT_GOING_WITHIN = timedelta(minutes=10)
 # Failures of a run list that pass (`_runs_ended` looks again): any other (no run route, a refused key, a list it
-# cannot read) means the server cannot say, and looking again would only hold the send for nothing.
-RUNS_PASSING = frozenset({Kind.UNREACHABLE, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
+# cannot read) means the server cannot say, and looking again would only hold the send for nothing; Letta not
+# reached at all, the send would not reach it either, and its failure is said at once rather than after busy_wait.
+RUNS_PASSING = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
 
 
 class LettaClient(LettaTransport):

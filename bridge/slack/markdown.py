@@ -54,13 +54,12 @@ def _bare(text: str) -> list[tuple[int, int]]:
     """Where the URLs and emails in a text are, without the punctuation after them (a `)` only when unmatched)."""
     spans: list[tuple[int, int]] = []
     for m in _BARE.finditer(text):
-        end = m.end()
-        while end > m.start() and (
-            text[end - 1] in _TRAILING
-            or (text[end - 1] == ")" and text.count("(", m.start(), end) < text.count(")", m.start(), end))
-        ):
+        start, end = m.span()
+        opened, closed = text.count("(", start, end), text.count(")", start, end)  # once: it may end in many `)`
+        while end > start and (text[end - 1] in _TRAILING or (text[end - 1] == ")" and opened < closed)):
+            closed -= text[end - 1] == ")"
             end -= 1
-        spans.append((m.start(), end))
+        spans.append((start, end))
     return spans
 
 

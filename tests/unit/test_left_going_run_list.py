@@ -13,6 +13,7 @@ from bridge.domain import AgentRef, AgentReply, Target, TurnEvent
 from bridge.letta.client import LettaClient
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns import MemoryJournal
+from tests.unit.test_resume_probe_failures import ENVOY
 from tests.unit.test_send_recovery import play
 
 MESSAGE = {"role": "user", "content": "hi", "otid": "o-1"}
@@ -71,3 +72,23 @@ def test_a_run_list_that_keeps_failing_holds_the_send_within_busy_wait_only_when
         assert len(letta.sends()) == 1
         assert (len(looks) > 1) is looks_again, looks
         assert took < 4.0
+
+
+def test_a_run_list_that_cannot_reach_letta_does_not_hold_the_send() -> None:
+    """Letta not reached (a gateway's own `no healthy upstream`): the send would not reach it either, so it is made
+    at once and its failure said now, not after `busy_wait` (five minutes by default) of looking again."""
+    with FakeLetta(version="0.16.8") as letta:
+        alice = letta.add_agent("alice")
+        letta.fail_next("GET", r"/v1/runs/", 503, raw=b"no healthy upstream", headers=ENVOY, times=100)
+
+        async def main() -> None:
+            client = LettaClient(letta.base_url, busy_wait=5.0)
+            try:
+                await client.send_agent(alice, MESSAGE)
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())
+        looks = [r for r in letta.requests if r.method == "GET" and r.path.startswith("/v1/runs")]
+        assert len(looks) == 1, looks
+        assert len(letta.sends()) == 1

@@ -32,8 +32,10 @@ def test_a_longer_run_costs_in_proportion(unit: str) -> None:
     assert linear(ratio), f"{unit!r}: a run 20 times longer cost {ratio:.0f}x"
 
 
-def test_a_long_address_is_found_in_proportion() -> None:
+@pytest.mark.parametrize(("head", "unit"), [("", "x"), ("see https://a.example/", ")")])
+def test_a_long_address_is_found_in_proportion(head: str, unit: str) -> None:
     """A word with no `@` was read from each of its characters for an email's start (bridge/slack/markdown.py
-    `_BARE`): a 20,000-character run of letters (a base64 blob, say) took 2.4 s to render."""
-    ratio = growth(lambda text: reply_texts("alice", text, True), "x", 1_000)
-    assert linear(ratio), f"a word 20 times longer cost {ratio:.0f}x to render"
+    `_BARE`): a 20,000-character run of letters (a base64 blob, say) took 2.4 s to render; a URL's closing
+    parentheses were counted again for each one taken off its end."""
+    ratio = growth(lambda text: reply_texts("alice", head + text, True), unit, 1_000)
+    assert linear(ratio), f"{head + unit!r}: 20 times longer cost {ratio:.0f}x to render"
