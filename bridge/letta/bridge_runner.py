@@ -6,7 +6,8 @@ send itself, heard out, and the lookups of one whose answer was lost, are `rest_
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from bridge.domain import (
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # Pauses before the server's features are asked again after a failure on the way (about a send's own retries).
 PROBE_AGAIN = (0.5, 1.0, 2.0, 4.0)
+# A probe that failed through PROBE_AGAIN is not asked again for this long: the turn's next agents and the next
+# turns are told at once, not after PROBE_AGAIN's 7.5 s each.
+PROBE_FRESH = 5.0
 CUT_OFF = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED})  # a stream lost on the way: the run itself may go on
 LOST_WITH_CONVERSATION = (
     "{agent}'s conversation for this thread was deleted on Letta while the bridge was restarting, and whatever "
@@ -64,6 +68,22 @@ class BridgeRunner(Step):
         self._max_turns = max_turns  # when the group record has none (LETTA_MAX_TURNS)
         self.details = GroupDetails(client)
         self._send = RestSend(client, streaming, tokens)
+        self._probe_failed: dict[str, tuple[float, LettaError]] = {}
+
+    async def _probe(self, read: Callable[[], Awaitable[bool]], agent_id: str) -> bool:
+        """What the server has (resumable runs, conversations), asked again through PROBE_AGAIN; a failure is kept
+        for PROBE_FRESH and said at once meanwhile."""
+        name = read.__name__
+        failed = self._probe_failed.get(name)
+        if failed is not None and time.monotonic() - failed[0] < PROBE_FRESH:
+            raise failed[1]
+        try:
+            found = await read_again(read, agent_id, PROBE_AGAIN)
+        except LettaError as error:
+            self._probe_failed[name] = (time.monotonic(), error)
+            raise
+        self._probe_failed.pop(name, None)
+        return found
 
     async def run(
         self, target: Target, turn: TurnInput, transcript: Transcript, journal: Journal
@@ -103,7 +123,7 @@ class BridgeRunner(Step):
         try:
             # Probed before the thread's conversation is made: one made and then refused its first send here would
             # be kept as holding the thread, which it never got.
-            resumes = await read_again(self._client.has_resume, agent.id, PROBE_AGAIN)
+            resumes = await self._probe(self._client.has_resume, agent.id)
         except LettaError as error:
             if not resumed:  # nothing sent
                 return await refused(agent, key, error, journal)
@@ -112,7 +132,7 @@ class BridgeRunner(Step):
             resumes = False
         try:
             conversation = await turn.threads.conversation(agent.id) if turn.threads is not None else None
-            if conversation is None and await read_again(self._client.has_conversations, agent.id, PROBE_AGAIN):
+            if conversation is None and await self._probe(self._client.has_conversations, agent.id):
                 # Agent-direct mode: the agent's own thread, which a server with Redis locks (a 409 names the run).
                 conversation = DEFAULT_CONVERSATION
         except LettaError as error:  # the thread's conversation could not be made, nor the server's read

@@ -27,7 +27,7 @@ from bridge.letta.models import (
     LettaResponse,
 )
 from bridge.letta.paging import LIST_CAP, PAGE_SIZE, every
-from bridge.letta.transport import LettaTransport
+from bridge.letta.transport import MAX_RETRY_DELAY, LettaTransport
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ LEFT_GOING_WITHIN = timedelta(minutes=10)
 # cannot read) means the server cannot say, and looking again would only hold the send for nothing; Letta not
 # reached at all, the send would not reach it either, and its failure is said at once rather than after busy_wait.
 RUNS_PASSING = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
+# How long a run list failing on the way is asked again: a blip passes within seconds; a list failing longer is a
+# Letta that is down (a proxy's 502 page), whose send would fail too, and whose failure is then said without
+# holding each send for busy_wait.
+RUNS_PASSING_FOR = 4.0
 
 
 class LettaClient(LettaTransport):
@@ -392,16 +396,17 @@ class LettaClient(LettaTransport):
         """Wait while the agent (the conversation) has a run going that began within LEFT_GOING_WITHIN, for
         `busy_wait` at most (as for a busy conversation a server with Redis refuses a send to); a server that
         cannot say (no run route, a refused key, an unreadable list) waits for nothing. A list that fails on the way
-        (a gateway's 502, a timeout, a rate limit) is asked again within the same bound: sending at once would let
+        (a gateway's 502, a timeout, a rate limit) is asked again for RUNS_PASSING_FOR: sending at once would let
         the send go beside the run it is there to wait out."""
         loop = asyncio.get_running_loop()
         until = loop.time() + self.busy_wait
+        passing_until = loop.time() + min(self.busy_wait, RUNS_PASSING_FOR)
         delay = 0.25
         while True:
             try:
                 runs = await self.active_runs(agent_id, conversation_id, datetime.now(UTC) - LEFT_GOING_WITHIN)
             except LettaError as error:
-                if error.kind not in RUNS_PASSING or error.redirected or loop.time() >= until:
+                if not _passing(error) or loop.time() >= passing_until:
                     log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
                     return
                 log.info("letta runs not listed before a send, looking again agent=%s kind=%s", agent_id, error.kind)
@@ -415,6 +420,14 @@ class LettaClient(LettaTransport):
                 log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RUNS_LOOK_EVERY)
+
+
+def _passing(error: LettaError) -> bool:
+    """A run list's failure that a moment may mend; a rate limit with a Retry-After longer than the transport waits
+    out is said to the person at once (transport.MAX_RETRY_DELAY), not looked at again."""
+    if error.kind not in RUNS_PASSING or error.redirected:
+        return False
+    return error.kind != Kind.RATE_LIMITED or (error.retry_after or 0.0) <= MAX_RETRY_DELAY
 
 
 def _may_run_on(error: BaseException) -> bool:

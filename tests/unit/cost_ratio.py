@@ -1,6 +1,7 @@
 """How a function's cost grows with its input, measured against itself in the same run (never a timed assertion):
 an input `factor` times longer should cost about `factor` times as much, where quadratic work costs `factor`
-squared. Short and long runs are interleaved and the best of each kept, so a busy machine slows both alike."""
+squared. Measured in CPU time of the thread (time.thread_time), which other processes do not lengthen; short and
+long runs are interleaved and the best of each kept."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ def growth(work: Callable[[str], object], unit: str, length: int, factor: int = 
     best = {short: float("inf"), long: float("inf")}
     for _ in range(tries):
         for text in (short, long):
-            started = time.perf_counter()
+            started = time.thread_time()
             work(text)
-            best[text] = min(best[text], time.perf_counter() - started)
+            best[text] = min(best[text], time.thread_time() - started)
     return best[long] / max(best[short], 1e-6)
 
 
 def linear(ratio: float, factor: int = 20) -> bool:
-    """Far below the square of `factor`, with room for a noisy machine."""
+    """Far below the square of `factor`: five times `factor` at most."""
     return ratio < factor * 5

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bridge.domain import AgentFailure, AgentRef, AgentReply, Target, TurnInput
+from bridge.letta import bridge_runner
 from bridge.letta.bridge_runner import BridgeRunner
 from bridge.letta.client import LettaClient
 from bridge.letta.patterns import speak
@@ -125,12 +128,16 @@ def test_a_later_failed_send_of_the_turn_does_not_discard_the_conversation_that_
     assert made in letta.conversations, "the conversation holding the thread was deleted on Letta"
 
 
-def test_a_new_conversation_whose_first_send_was_never_made_is_left(letta: FakeLetta, tmp_path: Path) -> None:
+def test_a_new_conversation_whose_first_send_was_never_made_is_left(
+    letta: FakeLetta, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """revBP: the conversation was made, then the send refused before it was made (the resume-route probe met a
     gateway's 502): the empty conversation stayed the thread's, and the agent never got the thread's question."""
     dora = letta.add_agent("dora")
     # The probe that tells whether background runs are resumable (asked before the process's first send) meets a
-    # passing gateway failure: the send waiting on it is not made.
+    # passing gateway failure, asked once and not kept (the follow-up asks again): the send waiting on it is not made.
+    monkeypatch.setattr(bridge_runner, "PROBE_AGAIN", ())
+    monkeypatch.setattr(bridge_runner, "PROBE_FRESH", 0.0)
     letta.fail_next("POST", r"/v1/conversations/default/stream", 502, body={"detail": "Bad Gateway"}, times=1)
     refused, answered = _question_then_follow_up(letta, tmp_path, dora)
     [delivered] = letta.inputs  # the first turn reached nothing
