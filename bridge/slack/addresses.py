@@ -44,12 +44,19 @@ def _host(address: str) -> str:
 
 
 def _trim(address: str) -> str:
-    """The address without the punctuation after it, in one pass (a label may end in thousands of `)`)."""
+    """The address without the punctuation after it (a closing quote or bracket in any script: `“www.a.com”`), in
+    one pass (a label may end in thousands of `)`); a `)` closing a `(` in it is kept."""
     opened, closed, end = address.count("("), address.count(")"), len(address)
-    while end and (address[end - 1] in _TRAILING or (address[end - 1] == ")" and opened < closed)):
+    while end and _trailing(address[end - 1], opened < closed):
         closed -= address[end - 1] == ")"
         end -= 1
     return address[:end]
+
+
+def _trailing(char: str, unmatched: bool) -> bool:
+    if char == ")":
+        return unmatched
+    return char in _TRAILING or unicodedata.category(char)[0] == "P"
 
 
 def _ascii(host: str) -> str:
