@@ -71,8 +71,9 @@ class BridgeRunner(Step):
         self._probe_failed: dict[str, tuple[float, LettaError]] = {}
 
     async def _probe(self, read: Callable[[], Awaitable[bool]], agent_id: str) -> bool:
-        """What the server has (resumable runs, conversations), asked again through PROBE_AGAIN; a failure is kept
-        for PROBE_FRESH and said at once meanwhile."""
+        """What the server has (resumable runs, conversations), asked again through PROBE_AGAIN; a failure that
+        outlasted those is kept for PROBE_FRESH and said at once meanwhile (a refusal, a 429, is not kept: it says
+        when to ask again)."""
         name = read.__name__
         failed = self._probe_failed.get(name)
         if failed is not None and time.monotonic() - failed[0] < PROBE_FRESH:
@@ -80,7 +81,8 @@ class BridgeRunner(Step):
         try:
             found = await read_again(read, agent_id, PROBE_AGAIN)
         except LettaError as error:
-            self._probe_failed[name] = (time.monotonic(), error)
+            if error.kind in PASSING and not error.redirected:  # asked again through PROBE_AGAIN: down, not a blip
+                self._probe_failed[name] = (time.monotonic(), error)
             raise
         self._probe_failed.pop(name, None)
         return found

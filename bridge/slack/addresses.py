@@ -46,16 +46,24 @@ def _host(address: str) -> str:
 def _trim(address: str) -> str:
     """The address without the punctuation after it (a closing quote or bracket in any script: `“www.a.com”`), in
     one pass (a label may end in thousands of `)`); a `)` closing a `(` in it is kept."""
-    opened, closed, end = address.count("("), address.count(")"), len(address)
-    while end and _trailing(address[end - 1], opened < closed):
-        closed -= address[end - 1] == ")"
+    brackets = {pair: [address.count(pair[0]), address.count(pair[1])] for pair in ("()", "[]")}
+    end = len(address)
+    while end and _trailing(address[end - 1], brackets):
+        if (pair := _PAIR_OF.get(address[end - 1])) is not None:
+            brackets[pair][1] -= 1
         end -= 1
     return address[:end]
 
 
-def _trailing(char: str, unmatched: bool) -> bool:
-    if char == ")":
-        return unmatched
+_PAIR_OF = {")": "()", "]": "[]"}
+
+
+def _trailing(char: str, brackets: dict[str, list[int]]) -> bool:
+    """Punctuation after an address; a `)` or `]` only when it closes none of the address's own (an IPv6 host's
+    `[…]`, a path's `(…)`)."""
+    if (pair := _PAIR_OF.get(char)) is not None:
+        opened, closed = brackets[pair]
+        return opened < closed
     return char in _TRAILING or unicodedata.category(char)[0] == "P"
 
 
