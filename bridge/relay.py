@@ -79,6 +79,7 @@ class Relay:
         self._moving: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._held: dict[tuple[str, str], frozenset[str]] = {}
         self._thread_tasks: dict[tuple[str, str], dict[str, asyncio.Task[None]]] = {}  # a threaded worker's threads
+        self._parallel: dict[tuple[str, str], bool] = {}  # whether a worker holding the lease runs threads at once
         self._again: set[tuple[str, str]] = set()  # a worker must look at the store once more before it stops
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
@@ -91,7 +92,7 @@ class Relay:
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
         self._depth = DepthGauge(store, metrics, lambda: bool(self._runs.failed))
         self.notices = QueueNotices(
-            store, self._poster_of, worker.threads.in_parallel, lambda: self._runs.failed, self._held_back
+            store, self._poster_of, self._in_parallel, lambda: self._runs.failed, self._held_back
         )
         self._closing = False
 
@@ -203,6 +204,13 @@ class Relay:
             self._moving[key] = self.spawn(self._after_turn(team_id, old, new, ahead))
         self._wake(key)  # its waiting turns, if any, now under the new id
 
+    async def _in_parallel(self, team_id: str, channel_id: str) -> bool:
+        """For the queue notices: how the binding's worker runs its turns now, asked of the threads' policy only
+        while no worker holds the binding (a lookup may answer otherwise than the worker's did, and a notice
+        counting only its thread would tell nothing of a wait behind the whole channel)."""
+        running = self._parallel.get((team_id, channel_id))
+        return await self._worker.threads.in_parallel(team_id, channel_id) if running is None else running
+
     def _held_back(self, team_id: str, channel_id: str) -> frozenset[str] | None:
         """The threads the channel's new id keeps back for a turn still running under its old id; None when none."""
         key = (team_id, channel_id)
@@ -301,19 +309,25 @@ class Relay:
             async with self._leases.hold(*key) as held:
                 if not held:
                     return  # another process runs this binding; it will find the turn in the store
-                parallel = await self._worker.threads.in_parallel(*key)
-                moving = self._moving.get(key)
-                if moving is not None and not parallel:  # the channel's turn under its old id runs: after it
-                    await asyncio.wait({moving})
-                while not self._closing:
-                    if not parallel:
-                        if not await self._run_next(key):
+                parallel = self._parallel[key] = await self._worker.threads.in_parallel(*key)
+                try:
+                    moving = self._moving.get(key)
+                    if moving is not None and not parallel:  # the channel's turn under its old id runs: after it
+                        await asyncio.wait({moving})
+                    while not self._closing:
+                        if not parallel:
+                            if not await self._run_next(key):
+                                break
+                            # Asked again after each turn (its lookups are cached): a passing Letta failure made
+                            # the pass in order, and the DM's next threads would wait behind each other all along.
+                            parallel = self._parallel[key] = await self._worker.threads.in_parallel(*key)
+                            continue
+                        await self._run_threads(key)
+                        # A turn committed as the threads' loop ended: its thread runs at once with any other's.
+                        if await self._next(key) is None:
                             break
-                        continue
-                    await self._run_threads(key)
-                    # A turn committed as the threads' loop ended: its thread runs at once with any other's.
-                    if await self._next(key) is None:
-                        break
+                finally:
+                    self._parallel.pop(key, None)
             # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
             if await self._next(key) is None and key not in self._again:
                 return
