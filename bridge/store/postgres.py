@@ -19,7 +19,7 @@ from bridge.pattern_words import how
 from bridge.store.base import STOPS, UNFINISHED, HistoryEntry, PendingTurn, StoppedTurn, stopper
 from bridge.store.postgres_connection import ALIVE_SECONDS, as_json, clean, connect_options
 from bridge.store.postgres_journal import PostgresJournal
-from bridge.store.postgres_locks import bounded
+from bridge.store.postgres_locks import ACK_SECONDS, bounded
 from bridge.store.rows import (
     binding_columns,
     binding_from_row,
@@ -183,12 +183,16 @@ class PostgresStore(PostgresJournal):
         # transaction, then finds the row and does nothing.
         pool = self._accepts or self.pool
         values = (turn.team_id, turn.channel_id, turn.message_ts, turn.thread_ts, turn.user_id, turn.text, otid)
-        turn_id = await pool.fetchval(
-            _ACCEPT if turn.event_id else _ACCEPT_UNSEEN,
-            *(clean(v) for v in values),
-            clean(turn.event_id),
-            clean(files_json(turn.files)),
-        )
+        # Bounded under Slack's 3 s: a connection gone silent (a failover that black-holed the old primary) is
+        # dropped, the delivery answered 500 (Slack retries it), and the retry finds a fresh connection. Unbounded,
+        # the wait never ended (asyncpg's pool waits on a cancelled query's answer) and every retry queued behind it.
+        async with bounded(pool, ACK_SECONDS) as conn:
+            turn_id = await conn.fetchval(
+                _ACCEPT if turn.event_id else _ACCEPT_UNSEEN,
+                *(clean(v) for v in values),
+                clean(turn.event_id),
+                clean(files_json(turn.files)),
+            )
         return None if turn_id is None else int(turn_id)
 
     async def finish_turn(self, turn_id: int, status: str, error: str = "") -> None:
@@ -336,13 +340,14 @@ class PostgresStore(PostgresJournal):
 
     async def first_signature(self, signature: str, expires_at: float) -> bool:
         # An expired row is taken over by the upsert; the rest of the expired ones go now and then.
-        fresh = await self.pool.fetchval(
-            "INSERT INTO seen_signatures (signature, expires_at) VALUES ($1,$2) ON CONFLICT (signature) DO UPDATE"
-            " SET expires_at = EXCLUDED.expires_at WHERE seen_signatures.expires_at < $3 RETURNING true",
-            signature,
-            expires_at,
-            time.time(),
-        )
+        async with bounded(self.pool, ACK_SECONDS) as conn:  # before Bolt sees the request: as accept_turn
+            fresh = await conn.fetchval(
+                "INSERT INTO seen_signatures (signature, expires_at) VALUES ($1,$2) ON CONFLICT (signature) DO UPDATE"
+                " SET expires_at = EXCLUDED.expires_at WHERE seen_signatures.expires_at < $3 RETURNING true",
+                signature,
+                expires_at,
+                time.time(),
+            )
         self._signatures += 1
         if self._signatures % 100 == 0:
             await self.pool.execute("DELETE FROM seen_signatures WHERE expires_at < $1", time.time())

@@ -19,7 +19,7 @@ import asyncpg
 
 from bridge.store.base import StoreError
 from bridge.store.database_url import DatabaseUrlError, display_url
-from bridge.store.postgres_locks import SendRecord, advisory, bounded
+from bridge.store.postgres_locks import PING_SECONDS, SendRecord, advisory, bounded
 from bridge.store.schema import POSTGRES_MIGRATIONS as MIGRATIONS
 from bridge.store.schema import newer_schema
 
@@ -309,7 +309,8 @@ class PostgresConnection:
         """The server answers, and takes writes: a standby after a failover, or a database its plan set read-only
         (a quota reached), answers every read while refusing each turn's records; Heroku takes the rights to
         insert and update away from a database over its plan's storage, which the same reads never meet."""
-        row = await self.pool.fetchrow(WRITABLE)
+        async with bounded(self.pool, PING_SECONDS) as conn:  # its caller's timeout alone would wait on a silent one
+            row = await conn.fetchrow(WRITABLE)
         if row is None or row["read_only"]:
             raise StoreError("the database is read-only (a standby, or set so by its plan): nothing can be recorded")
         if not row["may_write"]:

@@ -102,6 +102,11 @@ class SendRecord:
                 left.difference_update(tokens)
 
 
+# Given to the writes a Slack delivery waits on (under its 3 s), and to the readiness ping (under /readyz's 3 s).
+ACK_SECONDS = 2.5
+PING_SECONDS = 2.5
+
+
 @asynccontextmanager
 async def bounded(pool: Pool, within: float | None) -> AsyncIterator[Conn]:
     """A connection of `pool` for work that must end within `within` seconds, or the caller's own timeout. One
