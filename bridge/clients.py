@@ -17,8 +17,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Settings
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, told_kind
 from bridge.letta.chooser import RunnerChooser
-from bridge.letta.client import CLOCK_SLACK, LEFT_GOING_WITHIN, LettaClient
+from bridge.letta.client import CLOCK_SLACK, LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, LettaError
+from bridge.letta.left_runs import LEFT_GOING_WITHIN
 from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
 from bridge.letta.runners import ServerRunner, group_left

@@ -3,7 +3,6 @@ runs, cancels and feedback. Its HTTP, errors and retries are `transport.py`'s.""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ from typing import Any, Literal
 
 from bridge.letta import gateways
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.left_runs import runs_ended
 from bridge.letta.locks import LeftGoing, held_by_turn
 from bridge.letta.models import (
     AGENT_LIST,
@@ -27,26 +27,13 @@ from bridge.letta.models import (
     LettaResponse,
 )
 from bridge.letta.paging import LIST_CAP, PAGE_SIZE, every
-from bridge.letta.transport import MAX_RETRY_DELAY, LettaTransport
+from bridge.letta.transport import LettaTransport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONVERSATION = "default"  # with an agent_id: the agent's own thread, locked like a conversation (0.16.8)
 RUNS_ROUTE_BELOW = (0, 12)  # servers below list active runs at /v1/runs/active?agent_ids=
 CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, when runs are compared to a send
-RUNS_LOOK_EVERY = 2.0  # seconds, at most, between two looks at a run an earlier send left going
-# How old a run an earlier send left going can be (TURN_DEADLINE_SECONDS' default): 0.16.8 lists a non-streamed
-# conversation send's run as `created` for ever (reference §19), and another client's such send would otherwise
-# hold every first send to its agent for LETTA_BUSY_WAIT_SECONDS after each start.
-LEFT_GOING_WITHIN = timedelta(minutes=10)
-# Failures of a run list that pass (`_runs_ended` looks again): any other (no run route, a refused key, a list it
-# cannot read) means the server cannot say, and looking again would only hold the send for nothing; Letta not
-# reached at all, the send would not reach it either, and its failure is said at once rather than after busy_wait.
-RUNS_PASSING = frozenset({Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RATE_LIMITED, Kind.SERVER_ERROR})
-# How long a run list failing on the way is asked again: a blip passes within seconds; a list failing longer is a
-# Letta that is down (a proxy's 502 page), whose send would fail too, and whose failure is then said without
-# holding each send for busy_wait.
-RUNS_PASSING_FOR = 4.0
 
 
 class LettaClient(LettaTransport):
@@ -329,7 +316,7 @@ class LettaClient(LettaTransport):
         self, group_id: str, member_ids: list[str], message: dict[str, Any], left: LeftGoing | None = None
     ) -> LettaResponse:
         """`left`: how a later send to a member waits for this one's end, should it be cut short (a group send lists
-        no run for `_runs_ended` to wait on)."""
+        no run for `runs_ended` to wait on)."""
         async with self._one_send(None, None, member_ids, left):
             payload = await self._send(f"/v1/groups/{group_id}/messages", {"messages": [message]})
         return self._validate(payload, LettaResponse)
@@ -377,9 +364,9 @@ class LettaClient(LettaTransport):
                         waited.add(going)
                         await going()
                     if key != conversation_id:  # an agent's key: its runs outside every conversation
-                        await self._runs_ended(key, None)
+                        await runs_ended(self.active_runs, key, None, self.busy_wait)
                     elif agent_id is not None:
-                        await self._runs_ended(agent_id, conversation_id)
+                        await runs_ended(self.active_runs, agent_id, conversation_id, self.busy_wait)
                 if unsure:
                     self.locks.go_on()  # a process frozen in that wait may have lost the binding meanwhile
                 try:
@@ -391,43 +378,6 @@ class LettaClient(LettaTransport):
                     raise
                 for key in keys:
                     self.locks.quiet(key)
-
-    async def _runs_ended(self, agent_id: str, conversation_id: str | None) -> None:
-        """Wait while the agent (the conversation) has a run going that began within LEFT_GOING_WITHIN, for
-        `busy_wait` at most (as for a busy conversation a server with Redis refuses a send to); a server that
-        cannot say (no run route, a refused key, an unreadable list) waits for nothing. A list that fails on the way
-        (a gateway's 502, a timeout, a rate limit) is asked again for RUNS_PASSING_FOR: sending at once would let
-        the send go beside the run it is there to wait out."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + self.busy_wait
-        passing_until = loop.time() + min(self.busy_wait, RUNS_PASSING_FOR)
-        delay = 0.25
-        while True:
-            try:
-                runs = await self.active_runs(agent_id, conversation_id, datetime.now(UTC) - LEFT_GOING_WITHIN)
-            except LettaError as error:
-                if not _passing(error) or loop.time() >= passing_until:
-                    log.warning("letta runs not listed before a send agent=%s kind=%s", agent_id, error.kind)
-                    return
-                log.info("letta runs not listed before a send, looking again agent=%s kind=%s", agent_id, error.kind)
-                runs = None
-            if runs is not None and not runs:
-                return
-            if loop.time() >= until:
-                log.warning("letta run still going after %ss, sending anyway agent=%s", self.busy_wait, agent_id)
-                return
-            if runs:
-                log.info("letta run left going by an earlier send, waiting agent=%s runs=%s", agent_id, len(runs))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RUNS_LOOK_EVERY)
-
-
-def _passing(error: LettaError) -> bool:
-    """A run list's failure that a moment may mend; a rate limit with a Retry-After longer than the transport waits
-    out is said to the person at once (transport.MAX_RETRY_DELAY), not looked at again."""
-    if error.kind not in RUNS_PASSING or error.redirected:
-        return False
-    return error.kind != Kind.RATE_LIMITED or (error.retry_after or 0.0) <= MAX_RETRY_DELAY
 
 
 def _may_run_on(error: BaseException) -> bool:

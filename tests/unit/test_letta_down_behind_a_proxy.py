@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from bridge.letta.client import RUNS_PASSING_FOR, LettaClient
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
+from bridge.letta.left_runs import RUNS_PASSING_FOR
 from tests.fakes.letta import FakeLetta
 
 MESSAGE = {"role": "user", "content": "hi", "otid": "o-1"}
