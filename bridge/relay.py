@@ -123,6 +123,8 @@ class Relay:
             del self._fresh[next(iter(self._fresh))]
         try:
             turn_id = await self._store.accept_turn(turn, otid)
+        except TimeoutError:  # its row may be committed after all (a slow database): known fresh, as it is
+            raise
         except BaseException:
             self._fresh.pop(otid, None)
             raise
@@ -136,6 +138,7 @@ class Relay:
         if turn_id is None:
             self._fresh.pop(otid, None)
             log.info("duplicate event dropped ts=%s", turn.message_ts, extra=fields)
+            self._wake((turn.team_id, turn.channel_id), turn.thread_ts)  # an earlier delivery's row, committed late
             return
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)

@@ -1,6 +1,7 @@
 """A send a killed process left running at Letta (0.16.8 without Redis, the agent's own thread), and the next
-process's first send to that agent, whose look at the agent's active runs fails on the way (bridge/letta/left_runs.py runs_ended):
-the look is made again within `busy_wait`, so the send does not go beside the run it is there to wait out."""
+process's first send to that agent, whose look at the agent's active runs fails on the way
+(bridge/letta/left_runs.py runs_ended): the look is made again for a few seconds, so the send does not go beside
+the run it is there to wait out."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ async def failure(behaviour: Behaviour, streamed: bool) -> tuple[LettaError, int
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    # busy_wait: the look at the runs fails on the way too, and is made again within it (bridge/letta/left_runs.py runs_ended).
+    # busy_wait: the look at the runs fails on the way too, and is made again within it (left_runs.runs_ended).
     client = LettaClient(f"http://127.0.0.1:{port}", read_timeout=0.3, retry_base=0.01, busy_wait=0.5)
     try:
         with pytest.raises(LettaError) as caught:
