@@ -8,37 +8,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.e2e.harness import BridgeProcess, base_env
-from tests.fakes.letta import FakeLetta
-from tests.fakes.signing import event_body, next_ts
-from tests.fakes.slack import FakeSlack
-
-DM, ASKER = "D0123ABCD", "U0123ABCD"
-
-
-def _dm(slack: FakeSlack, text: str) -> dict:
-    ts = next_ts()
-    return {"type": "message", "channel": DM, "user": ASKER, "text": text, "ts": ts, "channel_type": "im",
-            "event_ts": ts, "team": slack.team_id}
+from tests.e2e.test_dm_threads import DM, dm, dora_on_the_default_target
 
 
 def test_dm_threads_after_a_lookup_blip_are_told_they_wait_then_run_at_once(tmp_path: Path) -> None:
-    slack, letta = FakeSlack(), FakeLetta(version="0.16.8")
-    slack.start()
-    letta.start()
-    dora = letta.add_agent("dora")
-    slack.add_dm(DM, ASKER)
-    letta.set_delay(dora, 5.0)
-    env = base_env(slack.api_url, letta.base_url, tmp_path / "bridge.db", DEFAULT_TARGET=dora,
-                   LETTA_CONVERSATIONS="true")
-    bridge = BridgeProcess(env).start(tmp_path / "bridge.log")
-    try:
+    with dora_on_the_default_target(tmp_path, 5.0, LETTA_CONVERSATIONS="true") as (slack, letta, dora, bridge):
         letta.fail_next("GET", rf"/v1/agents/{dora}/?", 503, times=1)
-        first = _dm(slack, "first question")
-        assert bridge.post(event_body(first)).status_code == 200
+        dm(slack, bridge, "first question")
         letta.wait_for(lambda: len(letta.inputs) == 1, 15)
-        second = _dm(slack, "second question")
-        assert bridge.post(event_body(second)).status_code == 200
+        second = dm(slack, bridge, "second question")
         started = time.monotonic()
 
         def told() -> list[str]:
@@ -50,13 +28,8 @@ def test_dm_threads_after_a_lookup_blip_are_told_they_wait_then_run_at_once(tmp_
         assert waited < 2.5 or told(), f"the second DM thread waited {waited:.1f} s behind the first, told nothing"
         # The worker asks again once the first turn ended: the threads now run at once, a third one beside the second.
         letta.wait_for(lambda: len(letta.inputs) == 2, 15)
-        third = _dm(slack, "third question")
-        assert bridge.post(event_body(third)).status_code == 200
+        dm(slack, bridge, "third question")
         started = time.monotonic()
         letta.wait_for(lambda: len(letta.inputs) == 3, 15)
         waited = time.monotonic() - started
         assert waited < 2.5, f"the third DM thread waited {waited:.1f} s behind the second"
-    finally:
-        bridge.stop()
-        letta.stop()
-        slack.stop()
