@@ -31,6 +31,7 @@ from bridge.store.sqlite_connection import (
     TOP_SEQ,
     Params,
     T,
+    in_thread,
     now_text,
 )
 from bridge.store.sqlite_journal import SqliteJournal
@@ -41,6 +42,9 @@ FINISHED = (
     "status = CASE status WHEN 'stopping' THEN 'stopped' ELSE ? END,"
     " error = CASE status WHEN 'stopping' THEN error ELSE ? END, updated_at=?"
 )
+
+
+TAKEN_MOST = 100_000  # turns remembered as taken here (`turn_stopped_by`): a bound on memory, not on correctness
 
 
 def encode_target(target: Target) -> str:
@@ -54,6 +58,26 @@ class SqliteStore(SqliteJournal):
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}
         self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
+        # A turn's stop is asked before each post and each next agent. In the serving process (which holds the
+        # file) every stop is written here: a turn taken here and never since made stopping or stopped, as a
+        # trigger on the writer's connection tells (before that write commits), needs no read.
+        self._taken: set[int] | None = None  # None: stops are not watched (a command's store), every ask reads
+        self._stops_seen: set[int] = set()
+
+    async def open(self) -> None:
+        await super().open()
+        if self._exclusive and self._migrates and self.path != ":memory:":
+            await in_thread(self.db, self._watch_stops)
+            self._taken = set()
+
+    def _watch_stops(self, conn: sqlite3.Connection) -> None:
+        """On the writer's connection only (TEMP): each turn made stopping or stopped is noted, on the writer's
+        thread, while the transaction writing it runs, so before any read can see the stop."""
+        conn.create_function("bridge_stop_seen", 1, self._stops_seen.add)
+        conn.execute(
+            "CREATE TEMP TRIGGER IF NOT EXISTS turn_stop_seen AFTER UPDATE OF status ON main.turns"
+            " WHEN NEW.status IN ('stopping', 'stopped') BEGIN SELECT bridge_stop_seen(NEW.id); END"
+        )
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
         row = await self._one("SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
@@ -199,6 +223,9 @@ class SqliteStore(SqliteJournal):
                 (status, error, now_text(), turn_id),
             )
         )
+        if self._taken is not None:
+            self._taken.discard(turn_id)
+            self._stops_seen.discard(turn_id)
 
     async def stop_turns(
         self, team_id: str, channel_id: str, thread_ts: str | None, by: str
@@ -218,8 +245,9 @@ class SqliteStore(SqliteJournal):
         return None if row is None else how_unrun(str(row[0]))
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
-        # Asked before each post and each next agent: one trip to the reader's thread (a cursor costs three on
-        # the writer's, where they queued behind the turns' writes).
+        if self._taken is not None and turn_id in self._taken and turn_id not in self._stops_seen:
+            return None  # running since taken here, and no stop written for it (`_watch_stops`)
+        # Else one trip to the reader's thread (a cursor costs three on the writer's, behind the turns' writes).
         row = await self._one("SELECT status, error FROM turns WHERE id=?", (turn_id,))
         if row is None or row[0] not in ("stopping", "stopped"):
             return None
@@ -316,7 +344,13 @@ class SqliteStore(SqliteJournal):
             ).fetchone()
             return Taken(str(row[0]), binding_from_json(row[1]), files_from_json(row[2])) if row is not None else None
 
-        return await self._transact(take)
+        taken = await self._transact(take)
+        if taken is not None and self._taken is not None:
+            if len(self._taken) + len(self._stops_seen) >= TAKEN_MOST:  # turns that ended some other way, stops
+                self._taken.clear()  # of queued turns: forgotten together, and asked of the store again
+                self._stops_seen.clear()
+            self._taken.add(turn_id)
+        return taken
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
         query = f"SELECT * FROM turns WHERE {UNFINISHED}"  # noqa: S608
@@ -352,21 +386,20 @@ class SqliteStore(SqliteJournal):
     async def turns_ahead(
         self, team_id: str, channel_id: str, thread_ts: str, in_thread: bool, skip: Collection[int] = ()
     ) -> int:
+        # One trip: the thread's newest unfinished turn is a subquery (NULL when none, and nothing counts).
         aside = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
-        newest = await self._one(
-            f"SELECT MAX(id) FROM turns INDEXED BY turns_unfinished_thread WHERE {UNFINISHED}"  # noqa: S608
-            f" AND team_id=? AND channel_id=? AND thread_ts=?{aside}",
-            (team_id, channel_id, thread_ts, *sorted(skip)),
-        )
-        if newest is None or newest[0] is None:
-            return 0
         index = "turns_unfinished_thread" if in_thread else "turns_unfinished"
         query = f"SELECT COUNT(*) FROM turns INDEXED BY {index} WHERE {UNFINISHED} AND team_id=? AND channel_id=?"  # noqa: S608
         params: Params = (team_id, channel_id)
         if in_thread:
             query += " AND thread_ts=?"
             params += (thread_ts,)
-        row = await self._one(query + aside + " AND id<?", (*params, *sorted(skip), int(newest[0])))
+        newest = (
+            f" AND id<(SELECT MAX(id) FROM turns INDEXED BY turns_unfinished_thread WHERE {UNFINISHED}"  # noqa: S608
+            f" AND team_id=? AND channel_id=? AND thread_ts=?{aside})"
+        )
+        skipped = tuple(sorted(skip))
+        row = await self._one(query + aside + newest, (*params, *skipped, team_id, channel_id, thread_ts, *skipped))
         return int(row[0]) if row else 0
 
     async def count_unfinished(self, team_id: str | None = None, channel_id: str | None = None) -> int:
