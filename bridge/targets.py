@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from bridge.letta.errors import Kind, LettaError
 from bridge.letta.wire import is_agent_id, is_app_server_agent_id, is_group_id
 from bridge.logs import shown_url
 
+log = logging.getLogger(__name__)
 
 class TargetError(Exception):
     """The ids cannot be bound; the message says why in plain words (`for_operator`: to the person at the
@@ -219,7 +221,12 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
         )
     if not group.agent_ids:
         raise TargetError(f"group {group_id} has no agents, so nobody would answer.")
-    agents = await _agents(client, group.agent_ids)
+    agents = await _members(client, group_id, group.agent_ids)
+    if not agents:
+        raise TargetError(
+            f"every agent group {group_id} lists was deleted on Letta, so nobody would answer: give it agents "
+            "that exist, or connect agents themselves."
+        )
     manager = (await _agents(client, [group.manager_agent_id]))[0] if group.manager_agent_id else None
     return Target(
         kind="group",
@@ -231,6 +238,23 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
         max_turns=group.max_turns,
         termination_token=group.termination_token,
     )
+
+
+async def _members(client: LettaClient, group_id: str, agent_ids: Sequence[str]) -> tuple[AgentRef, ...]:
+    """A group's members that Letta knows: 0.16.8 keeps a deleted agent's id in its groups' `agent_ids`, and a
+    turn leaves such a member out (letta/groups.py), so connecting the group does too."""
+
+    async def one(agent_id: str) -> AgentRef | None:
+        try:
+            agent = await client.get_agent(agent_id)
+        except LettaError as error:
+            if error.kind != Kind.NOT_FOUND:
+                raise _lookup_failed(error, f"agent {agent_id}") from None
+            log.warning("group %s: member %s is left out: Letta no longer knows it", group_id, agent_id)
+            return None
+        return AgentRef(agent.id, agent.name)
+
+    return tuple(a for a in await asyncio.gather(*(one(a) for a in agent_ids)) if a is not None)
 
 
 async def _agents(client: LettaClient, agent_ids: Sequence[str]) -> tuple[AgentRef, ...]:

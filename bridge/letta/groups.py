@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from bridge.domain import AgentRef, Target
 from bridge.keyed_locks import KeyedLocks
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.models import Group
 from bridge.letta.patterns import MANAGED
 
@@ -41,11 +41,20 @@ class GroupRecord:
 
 
 async def with_record(
-    client: LettaClient, target: Target, group: GroupRecord, names: dict[str, AgentRef] | None = None
+    client: LettaClient,
+    target: Target,
+    group: GroupRecord,
+    names: dict[str, AgentRef] | None = None,
+    gone: set[str] | None = None,
 ) -> Target:
     """`target` with the group's members, manager, max_turns and termination_token as `group` (its record) has them;
-    `names`: agents' names known already (the target's own come first), added to with each one looked up."""
+    `names`: agents' names known already (the target's own come first), added to with each one looked up; `gone`:
+    agents Letta no longer knows, added to likewise.
+
+    A member the binding does not list and Letta does not know (deleted: 0.16.8 keeps a deleted agent's id in its
+    groups' `agent_ids`) is left out, as Letta's own membership (groups_agents) leaves it: the others still play."""
     names = {} if names is None else names
+    gone = set() if gone is None else gone
     known = {**names, **{a.id: a for a in target.agents}}
     if target.manager is not None:
         known[target.manager.id] = target.manager
@@ -57,9 +66,23 @@ async def with_record(
         names[agent_id] = known[agent_id] = AgentRef(agent.id, agent.name)
         return known[agent_id]
 
+    async def member(agent_id: str) -> AgentRef | None:
+        if agent_id in gone:
+            return None
+        try:
+            return await named(agent_id)
+        except LettaError as error:
+            if error.kind != Kind.NOT_FOUND:
+                raise
+            gone.add(agent_id)
+            log.warning("group %s: member %s is left out: Letta no longer knows it (%s)", target.group_id,
+                        agent_id, error)
+            return None
+
     members = target.agents
     if group.agent_ids and tuple(a.id for a in members) != tuple(group.agent_ids):
-        members = tuple(await asyncio.gather(*(named(i) for i in group.agent_ids)))
+        found = await asyncio.gather(*(member(i) for i in group.agent_ids))
+        members = tuple(a for a in found if a is not None)
         log.info("group %s: its members changed on Letta since the channel was connected", target.group_id)
     manager = target.manager
     if group.manager_agent_id and (manager is None or manager.id != group.manager_agent_id):
@@ -123,6 +146,7 @@ class GroupDetails:
         # channels may bind one group with different saved members; both saved before the read, neither re-reads).
         self._records: dict[str, _Read] = {}
         self._names: dict[str, AgentRef] = {}  # agents' names looked up for a member the binding did not list
+        self._gone: set[str] = set()  # members Letta no longer knows (deleted): not looked up each turn again
         self._locks = KeyedLocks()
 
     async def complete(self, target: Target, limits: bool = True) -> Target:
@@ -156,11 +180,11 @@ class GroupDetails:
                         )
                         if _saved_after(target, cached):
                             return await with_record(
-                                self._client, target, _as_saved(target, cached.record), self._names
+                                self._client, target, _as_saved(target, cached.record), self._names, self._gone
                             )
                     else:
                         cached = self._records[target.group_id] = _Read(now, sent, record)
-                return await with_record(self._client, target, cached.record, self._names)
+                return await with_record(self._client, target, cached.record, self._names, self._gone)
             except LettaError as error:
                 log.warning("group %s: its record could not be looked up: %s", target.group_id, error)
                 if limits and target.manager_type in MANAGED and target.manager is None:
