@@ -3,12 +3,12 @@
 - round robin (and an agent list): each agent in order, `max_turns` sends in all where set.
 - supervisor: the workers get the user's message at once (different agents, so no overlap), each reply is
   posted as it arrives; then the manager gets their replies, labelled (`supervisor_message`), and answers last,
-  unless a worker met a failure the manager would meet too (SERVER_WIDE).
+  unless a worker met a failure the manager would meet too (SERVER_WIDE): said once (said_once.py).
 - dynamic: the manager is asked who speaks next (`DYNAMIC_PROMPT`, text only, never drafted in the thread); the
   member its answer names speaks; up to `max_turns` rounds (default: one per member), ending early on the group's
   `termination_token` or on an answer that names no member.
 - sleeptime: only the main agent (the group's manager agent) is asked; the sleeptime agents never post.
-- broadcast: every agent at once, each reply posted as it arrives.
+- broadcast: every agent at once, each reply posted as it arrives; a failure of the server itself said once.
 
 `play` picks the pattern; a runner only says how one agent is asked (`Step.step`), so the REST bridge runner and
 the App Server runner play the same patterns with the same message formats. A binding of agents may carry a
@@ -41,6 +41,7 @@ from bridge.domain import (
 )
 from bridge.letta.errors import SERVER_WIDE
 from bridge.letta.quoting import QUOTED_CHARS, block, quoted
+from bridge.letta.said_once import SaidOnce, not_asked
 
 Frame = Callable[[list[AgentReply]], str]
 
@@ -178,13 +179,19 @@ def speak(
 
 
 async def together(
-    runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
+    runner: Step,
+    agents: Sequence[AgentRef],
+    turn: TurnInput,
+    transcript: Transcript,
+    journal: Journal,
+    once: SaidOnce,
 ) -> AsyncIterator[list[TurnEvent]]:
-    """Every agent at once; each agent's events as soon as that agent is done."""
+    """Every agent at once; each agent's events as soon as that agent is done, less a failure of the server
+    itself said already (`once` holds it back, for its note)."""
     tasks = [asyncio.ensure_future(runner.step(agent, turn, transcript, journal)) for agent in agents]
     try:
         for done in asyncio.as_completed(tasks):
-            yield await done
+            yield once.sift(await done)
     finally:
         for task in tasks:
             task.cancel()
@@ -195,20 +202,18 @@ async def supervise(
     runner: Step, target: Target, manager: AgentRef, turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
     heard: list[AgentReply] = []
-    stop: AgentFailure | None = None  # a failure the manager would meet too (SERVER_WIDE)
+    once = SaidOnce()  # its `stop`: a failure the manager would meet too (SERVER_WIDE)
     # Letta takes a supervisor listed among its own workers too: it is asked once, as the supervisor.
     workers = [a for a in target.agents if a.id != manager.id]
     # Every worker's send is made already: each is heard out (none cut off, to be asked again), only the manager
     # is spared.
-    async for events in together(runner, workers, turn, transcript, journal):
+    async for events in together(runner, workers, turn, transcript, journal, once):
         for event in events:
             if isinstance(event, AgentReply):
                 heard.append(event)
-            elif stop is None and event.kind in SERVER_WIDE:
-                stop = event
             yield event
-    if stop is not None:
-        yield not_asked([manager.name], stop, len(workers))
+    if (note := once.note([manager.name], len(workers))) is not None:
+        yield note
         return
     def frame(unseen: list[AgentReply]) -> str:
         this_turn = {(r.agent_id, r.text) for r in heard}
@@ -324,9 +329,12 @@ async def _unmanaged(target: Target) -> AsyncIterator[TurnEvent]:
 async def _broadcast(
     runner: Step, agents: Sequence[AgentRef], turn: TurnInput, transcript: Transcript, journal: Journal
 ) -> AsyncIterator[TurnEvent]:
-    async for events in together(runner, agents, turn, transcript, journal):
+    once = SaidOnce()
+    async for events in together(runner, agents, turn, transcript, journal, once):
         for event in events:
             yield event
+    if (note := once.note((), len(agents))) is not None:
+        yield note
 
 
 async def _in_order(
@@ -368,13 +376,6 @@ async def in_order(
             if rest:
                 yield not_asked(rest, stop, position)
             return
-
-
-def not_asked(names: Sequence[str], stop: AgentFailure, index: int) -> AgentFailure:
-    """The note that `names` were left unasked after `stop`, a failure they would have met too."""
-    verb = "was" if len(names) == 1 else "were"
-    return AgentFailure(None, f"{', '.join(names)} {verb} not asked, for the same reason.", stop.kind, step="rest",
-                        index=index)
 
 
 def speaking_order(target: Target) -> tuple[AgentRef, ...]:

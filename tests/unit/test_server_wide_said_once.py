@@ -1,0 +1,60 @@
+"""Agents asked at once (broadcast, a supervisor's workers) that all meet one failure of the server itself (Letta
+down, the key rejected, a rate limit): the thread is told it once, then who met it too in one note, the words
+`in_order` uses for the agents it did not ask."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.domain import AgentFailure, AgentRef, Target, TurnEvent, TurnInput
+from bridge.letta.errors import Kind
+from bridge.letta.patterns import Step, play
+from tests.unit.test_patterns import OTID, MemoryJournal, NoTranscript
+
+ALICE, BOB, CAROL, BOSS = (AgentRef(f"agent-{n}", n) for n in ("alice", "bob", "carol", "boss"))
+REJECTED = "The Letta server rejected the bridge's API key (HTTP 401). An operator needs to check LETTA_API_KEY."
+
+
+class Refusing(Step):
+    """Every send refused with the same words, as Letta refuses a rejected key; `own`: agents failing otherwise."""
+
+    def __init__(self, own: dict[str, AgentFailure] | None = None) -> None:
+        self.asked: list[str] = []
+        self._own = own or {}
+
+    async def step(self, agent: AgentRef, *args: object, **kwargs: object) -> list[TurnEvent]:  # type: ignore[override]
+        self.asked.append(agent.name)
+        await asyncio.sleep(0.01 * len(self.asked))  # alice first, then bob, carol
+        if agent.name in self._own:
+            return [self._own[agent.name]]
+        return [AgentFailure(agent.name, REJECTED, Kind.UNAUTHORIZED, agent.id, step=agent.id)]
+
+
+def failures(runner: Step, target: Target) -> list[str]:
+    async def go() -> list[TurnEvent]:
+        return [e async for e in play(runner, target, TurnInput("hi all", OTID, "maria"), NoTranscript(),
+                                      MemoryJournal())]
+
+    return [e.message for e in asyncio.run(go()) if isinstance(e, AgentFailure)]
+
+
+def test_a_broadcast_whose_key_is_rejected_says_so_once() -> None:
+    """Before: three posts of 'The Letta server rejected the bridge's API key', one per agent."""
+    said = failures(Refusing(), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
+    assert said == [REJECTED, "bob, carol were not asked, for the same reason."], said
+
+
+def test_a_supervisor_whose_key_is_rejected_says_so_once_naming_its_manager_with_the_workers() -> None:
+    """Before: once per worker, then 'boss was not asked, for the same reason'."""
+    runner = Refusing()
+    target = Target("agents", (ALICE, BOB, CAROL), manager_type="supervisor", manager=BOSS)
+    said = failures(runner, target)
+    assert said == [REJECTED, "bob, carol, boss were not asked, for the same reason."], said
+    assert "boss" not in runner.asked
+
+
+def test_a_failure_of_an_agent_of_its_own_is_still_said_beside_the_server_wide_one() -> None:
+    """A failure in other words (the agent's own, or one that names the agent: a timeout) is said as it came."""
+    own = AgentFailure("bob", "The Letta server did not answer in time for bob.", Kind.TIMEOUT, BOB.id, step=BOB.id)
+    said = failures(Refusing({"bob": own}), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
+    assert said == [REJECTED, own.message, "carol was not asked, for the same reason."], said
