@@ -276,9 +276,9 @@ async def dynamic(
         sends[speaker.id] = count
         key = speaker.id if count == 1 else f"{speaker.id}#{count}"
         spoken = await speak(runner, speaker, turn, transcript, journal, key)
-        last = speaker
         news[speaker.id] = False
         if any(isinstance(e, AgentReply) for e in spoken):
+            last = speaker  # the manager is told who just spoke: one whose send failed said nothing
             news.update({other: True for other in news if other != speaker.id})
         elif any(isinstance(e, AgentFailure) for e in spoken):
             failed.add(speaker.id)

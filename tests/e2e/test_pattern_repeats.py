@@ -52,7 +52,8 @@ def test_a_dynamic_member_that_fails_leaves_the_floor_to_the_others(tmp_path: Pa
         world.slack.add_channel(channel, "dyn")
         world.connect(channel, group)
         world.letta.set_reply(agents["bob"], _boom)
-        world.letta.set_reply(manager, lambda text: "carol" if "bob just spoke" in text else "bob")
+        # Offered all three first; then, bob's send failed, alice and carol (bob said nothing: he did not "just speak").
+        world.letta.set_reply(manager, lambda text: "bob" if "Members: alice, bob, carol" in text else "carol")
         event, _ = world.bridge.mention("who knows?", channel)
         wait_done(world, channel, event["ts"])
         assert received(world, agents["carol"]), [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
@@ -69,7 +70,7 @@ def test_a_dynamic_member_that_failed_is_not_asked_again_nor_one_with_nothing_ne
         world.slack.add_channel(channel, "dyn")
         world.connect(channel, group)
         world.letta.set_reply(alice, _boom)
-        world.letta.set_reply(manager, lambda text: "bob" if "alice just spoke" in text else "alice")
+        world.letta.set_reply(manager, lambda text: "alice" if "Members: alice, bob" in text else "bob")
         event, _ = world.bridge.mention("who knows?", channel)
         wait_done(world, channel, event["ts"])
         posts = [str(p.args.get("text")) for p in world.slack.posts(channel, event["ts"])]
