@@ -3,7 +3,8 @@
 Where the server has groups, the menu offers them and a way to pick agents instead; otherwise (the App Server,
 Letta Cloud) it offers the agents at once. Agents are picked in speaking order with how they answer (in order,
 supervisor, dynamic, broadcast), a manager, max turns and a termination token: a bridge-defined group, checked by
-the same rules as `channels connect`'s flags (`bridge.targets.with_pattern`) before anything is saved.
+the same rules as `channels connect`'s flags (`bridge.targets.with_pattern`) before anything is saved, after
+leaving out the picks the chosen pattern does not take (a select cannot be emptied once picked).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PATTERN_CHOICES: dict[str, str] = {
 }
 MAX_TURNS_CHOICES = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 40, 50)
 MANAGED = ("supervisor", "dynamic")
+TURNS_WITH = (None, IN_ORDER, "dynamic")  # max turns: a round robin's sends in all, a dynamic group's limit
 HOW = (
     "*In order*: each agent once, or max turns in all, wrapping around. *Supervisor*: the agents answer, then the "
     "manager. *Dynamic*: the manager picks who speaks next, up to max turns, until it says the termination token. "
@@ -132,7 +134,7 @@ def _agent_form(catalog: Catalog) -> list[dict[str, Any]]:
             "elements": [
                 pattern,
                 _select("static_select", PICK_MANAGER, "Manager (supervisor, dynamic)", agents),
-                _select("static_select", PICK_MAX_TURNS, "Max turns (optional)", turns),
+                _select("static_select", PICK_MAX_TURNS, "Max turns (in order, dynamic)", turns),
             ],
         },
         {
@@ -196,12 +198,19 @@ def chosen(body: dict[str, Any]) -> Choice | str:
     row = values.get(PATTERN_BLOCK) or {}
     name, manager, turns = (_picked(row, a) for a in (PICK_PATTERN, PICK_MANAGER, PICK_MAX_TURNS))
     token = str(((values.get(ENDING_BLOCK) or {}).get(ENDING) or {}).get("value") or "").strip() or None
+    # A select once picked cannot be emptied: a pick the chosen pattern does not take (its label says which do)
+    # is left behind from another pattern, not asked for, and refusing it would leave only Cancel.
+    manager = manager if name in MANAGED else None
+    turns = turns if name in TURNS_WITH else None
+    token = token if name == "dynamic" else None
+    if name in MANAGED and not manager:
+        return f"A {name} group needs a manager: choose one under Manager, one of the picked agents or another."
     if name in MANAGED and manager in ids:
         ids = [i for i in ids if i != manager]  # the manager picked among the agents too: it manages them
         if not ids:
             return f"A {name} group needs at least one agent besides its manager."
     if name in (None, IN_ORDER):
-        name = "round_robin" if manager or turns or token else None
+        name = "round_robin" if turns else None
     max_turns = int(turns) if turns and turns.isdigit() else None
     if turns and max_turns is None:
         return "Pick max turns from the list."

@@ -84,21 +84,16 @@ def test_typed_options_bind_a_dynamic_group(sw: Slash) -> None:
 
 
 def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
-    """Each refusal names the option as typed (`max_turns=`), in code: a sentence's capital made it "Max_turns"."""
+    """Each typed refusal names the option as typed (`max_turns=`), in code: a sentence's capital made it
+    "Max_turns"; the menu's refusals name its own controls."""
     [lu, mo, ned] = [i for i, _ in crew(sw, "lu", "mo", "ned")]
     gone = missing_agent(sw)
     ch = channel(sw)
-    pressed = {
-        "A supervisor group needs a manager: `manager=&lt;agent id&gt;`, an agent not in the list.":
-            pattern_state(lu, mo, pattern="supervisor"),
+    pressed = {  # said in the menu's words: a pick that does not go with the pattern is left out, not refused
+        "A supervisor group needs a manager: choose one under Manager, one of the picked agents or another.":
+            pattern_state(lu, mo, pattern="supervisor", max_turns="2"),
         f"Agent {gone} was not found on the Letta server":
             pattern_state(lu, mo, pattern="dynamic", manager=gone),
-        "A round_robin group has no manager; `manager` goes with supervisor and dynamic.":
-            pattern_state(lu, mo, pattern="in_order", manager=ned),
-        "`max_turns` goes with round_robin and dynamic, not supervisor.":
-            pattern_state(lu, mo, pattern="supervisor", manager=ned, max_turns="2"),
-        "`termination_token` goes with the dynamic pattern only.":
-            pattern_state(lu, mo, pattern="broadcast", token="STOP"),
         "A dynamic group needs at least one agent besides its manager.":
             pattern_state(ned, pattern="dynamic", manager=ned),
         "Pick at least one agent first": pattern_state(pattern="supervisor", manager=ned),

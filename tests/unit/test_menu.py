@@ -85,10 +85,14 @@ def press(*ids: str, pattern: str | None = None, manager: str | None = None, tur
         (press(ALICE.id, BOSS, BOB.id, pattern="dynamic", manager=BOSS, turns="4", token=" DONE! "),
          Choice((ALICE.id, BOB.id), Pattern("dynamic", BOSS, 4, "DONE!"))),
         (press(ALICE.id, BOB.id, pattern="broadcast"), Choice((ALICE.id, BOB.id), Pattern("broadcast"))),
-        # Options that do not fit the pattern are passed on, for the shared rules to refuse in words.
-        (press(ALICE.id, pattern="in_order", manager=BOSS), Choice((ALICE.id,), Pattern("round_robin", BOSS))),
-        (press(ALICE.id, pattern="broadcast", token="X"),
-         Choice((ALICE.id,), Pattern("broadcast", termination_token="X"))),
+        # A pick that does not go with the pattern is left out: a select once picked cannot be emptied.
+        (press(ALICE.id, pattern="in_order", manager=BOSS), Choice((ALICE.id,), Pattern())),
+        (press(ALICE.id, pattern="in_order", manager=BOSS, turns="3"),
+         Choice((ALICE.id,), Pattern("round_robin", max_turns=3))),
+        (press(ALICE.id, pattern="broadcast", manager=BOSS, turns="3", token="X"),
+         Choice((ALICE.id,), Pattern("broadcast"))),
+        (press(ALICE.id, pattern="supervisor", manager=BOSS, turns="3", token="X"),
+         Choice((ALICE.id,), Pattern("supervisor", BOSS))),
         ({"actions": [{"action_id": menu.PICK_GROUP, "selected_option": {"value": G}}]}, Choice((G,))),
         ({"actions": [{"action_id": menu.SHOW_AGENTS}]}, Choice((), agents_menu=True)),
     ],
@@ -105,3 +109,11 @@ def test_a_press_that_cannot_be_bound_says_why() -> None:
     )
     many = press(ALICE.id, pattern="dynamic", manager=BOSS, turns="many")
     assert menu.chosen(many) == "Pick max turns from the list."
+
+
+def test_a_managed_pattern_without_a_manager_is_told_to_choose_one_in_the_menu() -> None:
+    """Said in the menu's words, not the typed `manager=<agent id>`; the manager may be one of the picked agents
+    (it then manages the others), as the menu's hint says."""
+    for name in menu.MANAGED:
+        said = menu.chosen(press(ALICE.id, BOB.id, pattern=name, turns="3"))
+        assert said == f"A {name} group needs a manager: choose one under Manager, one of the picked agents or another."
