@@ -215,7 +215,8 @@ class Configurator:
         return previous
 
     async def catalog(self) -> Catalog:
-        """The server's agents and groups (None when it has no group routes), each group's members named."""
+        """The server's agents and groups (None when it has no group routes), each group's members and manager
+        named: a sleeptime group's one member never posts, its manager (main agent) answers."""
         try:
             agents = await self._letta.all_agents()
         except LettaError as exc:
@@ -229,7 +230,8 @@ class Configurator:
             groups = None
         targets = None
         if groups is not None:
-            names.update(await self._member_names({i for g in groups for i in g.agent_ids} - names.keys()))
+            members = {i for g in groups for i in (*g.agent_ids, *filter(None, [g.manager_agent_id]))}
+            names.update(await self._member_names(members - names.keys()))
             targets = tuple(
                 Target(
                     kind="group",
@@ -237,6 +239,7 @@ class Configurator:
                     group_id=g.id,
                     manager_type=g.manager_type,
                     description=g.description or "",
+                    manager=AgentRef(m, names.get(m, m)) if (m := g.manager_agent_id) else None,
                 )
                 for g in groups
             )

@@ -281,13 +281,27 @@ def _fit(head: list[str], items: list[str], more_hint: str) -> str:
     return "\n".join(out)
 
 
+def led_by(target: Target) -> str:
+    """The agent a group's answers start from, as the connect answer names it ("main agent sleepy", "manager
+    boss"), unescaped; "" without one."""
+    return f"{manager_role(target)} {target.manager.name}" if target.manager is not None else ""
+
+
+def _group_how(t: Target) -> str:
+    """A listed group's pattern and members, with its manager and what the members do where it has one."""
+    head = f"pattern `{escape(t.manager_type or '?')}`"
+    if t.manager is None:
+        return f"{head}: {names(t, 300)}"
+    return f"{head}, {escape(clip(led_by(t), 150))}; {members_heading(t)}: {names(t, 300)}"
+
+
 def _group_line(t: Target) -> str:
     desc = escape(clip(t.description, 150)) if t.description else "_(no description)_"
-    return f"• *{desc}* `{t.group_id}`, pattern `{escape(t.manager_type or '?')}`: {names(t, 300)}"
+    return f"• *{desc}* `{t.group_id}`, {_group_how(t)}"
 
 
 def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) -> Message:
-    """Every group: its description, id, pattern and members; without `details` (a member who may not
+    """Every group: its description, id, pattern, manager and members; without `details` (a member who may not
     configure, SLACK_CATALOG=names) only its pattern and members' names."""
     if catalog.groups is None:
         return Message(
@@ -299,7 +313,7 @@ def groups_list(catalog: Catalog, url: str, command: str, details: bool = True) 
     cut = [] if catalog.groups_complete else [CUT]
     if not details:
         head = [f"*Groups on {url}* (ids and descriptions are shown to those who may configure):", *cut]
-        items = [f"• pattern `{escape(g.manager_type or '?')}`: {names(g, 300)}" for g in catalog.groups]
+        items = [f"• {_group_how(g)}" for g in catalog.groups]
         return Message(_fit(head, items, ""))
     head = [f"*Groups on {url}* (connect one with `{command} connect {GROUP_ID}`):", *cut]
     items = [_group_line(g) for g in catalog.groups]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.domain import BROADCAST, Catalog, Pattern, Target
-from bridge.slack.blocks import AGENT_ID, GROUP_ID, Message, clip
+from bridge.slack.blocks import AGENT_ID, GROUP_ID, Message, clip, led_by
 
 # Action ids of the menu; the listener registers a handler for each.
 PICK_GROUP = "letta_connect_group"
@@ -90,7 +90,7 @@ def _group_options(groups: tuple[Target, ...]) -> list[dict[str, Any]]:
     named = [(t.description or t.group_id or "group", str(t.group_id)) for t in groups[:OPTIONS_MAX]]
     options = []
     for t, label in zip(groups, _labels(named), strict=False):
-        who = ", ".join(a.name for a in t.agents) or "no agents"
+        who = "; ".join(filter(None, [led_by(t), ", ".join(a.name for a in t.agents) or "no agents"]))
         options.append(_option(label, str(t.group_id), f"{t.manager_type or '?'}: {who}"))
     return options
 

@@ -92,3 +92,14 @@ def test_agents_or_groups_sharing_a_name_can_be_told_apart_once_picked(letta: Fa
     group_menu = menu.menu(found, "http://letta", "/letta")
     options = next(b for b in group_menu.blocks if b["type"] == "actions")["elements"][0]["options"]
     assert len({o["text"]["text"] for o in options}) == 2
+
+
+def test_a_groups_manager_beyond_the_listed_agents_is_named(letta: FakeLetta) -> None:
+    """The catalog carries a group's manager (a sleeptime group's main agent), looked up like a member when the
+    agent list left it out: the list and the menu name the agent that answers."""
+    main, background = (letta.add_agent(name) for name in ("Sleepy", "Sleepy-sleeptime"))
+    for n in range(LIST_CAP + 3):
+        letta.add_agent(f"agent {n}")
+    letta.add_group([background], manager_type="sleeptime", manager_agent_id=main)
+    [group] = catalog(letta).groups or ()
+    assert group.manager is not None and (group.manager.id, group.manager.name) == (main, "Sleepy")

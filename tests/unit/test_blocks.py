@@ -125,3 +125,10 @@ def test_a_history_line_says_the_pattern_it_was_connected_with() -> None:
     assert f"connected to `{ALICE.id} {BOB.id}` as dynamic, manager &lt;chief&gt; (agent-c) (runner auto)" in (
         blocks.status(st, "/letta").text
     )
+
+
+def test_the_names_only_group_list_names_the_manager_too() -> None:
+    """A member who may not configure sees who answers first as well: a sleeptime group's members never post."""
+    sleepy = Target("group", (BOB,), G, "sleeptime", manager=AgentRef("agent-s", "sleepy & co"))
+    text = blocks.groups_list(Catalog((sleepy,), ()), "http://letta", "/letta", details=False).text
+    assert "pattern `sleeptime`, main agent sleepy &amp; co; sleeptime agents (they never post): bob" in text, text
