@@ -193,8 +193,9 @@ class Configurator:
         try:
             check_ids(ids, self._letta.app_server, self._letta.base_url)
             check_pattern(ids, pattern or Pattern(), self._letta.app_server)
-            target = await resolve_target(self._letta, ids)
-            target = await with_pattern(self._letta, target, pattern or Pattern())
+            # The command's words go to Slack even from `channels connect`: its CLI says `for_operator`.
+            target = await resolve_target(self._letta, ids, self.settings.slack_command)
+            target = await with_pattern(self._letta, target, pattern or Pattern(), self.settings.slack_command)
         except TargetError as exc:
             raise ConfigError(str(exc), exc.for_operator, exc.usage) from None
         binding = Binding(team_id=team, channel_id=channel, target=target, runner=runner, bound_by=actor)
@@ -371,7 +372,7 @@ class Configurator:
                 return self._default[1], self._default[2]
             sent = datetime.now(UTC)
             try:
-                target = await resolve_target(self._letta, self.settings.default_target)
+                target = await resolve_target(self._letta, self.settings.default_target, self.settings.slack_command)
             except TargetError as exc:
                 if self._default is None or not exc.may_pass:
                     # Never looked up, or Letta says it has no such agent or group (deleted since): kept, it would

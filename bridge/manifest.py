@@ -39,20 +39,20 @@ SCOPES = (
     ),
     Scope("channels:read", "conversations.info: the channel name in the agents' context, its creator"),
     Scope("groups:read", "conversations.info on private channels"),
-    Scope("chat:write", "post the agents' replies and the /letta notices"),
+    Scope("chat:write", "post the agents' replies and the slash command's notices"),
     Scope(
         "chat:write.customize",
         "post each reply under its agent's name",
         without="each reply is posted under the bot's name and starts with the agent's name in bold",
     ),
     Scope("reactions:write", "the :eyes: / done mark on the mention"),
-    Scope("users:read", "users.info: the speaker's display name; who is an admin (/letta)"),
+    Scope("users:read", "users.info: the speaker's display name; who is an admin (the slash command)"),
     Scope(
         "files:read",
         "fetch the images and text files shared with a mention for the agents",
         without="shared files are only named to the agents (name, type, size, link), never fetched",
     ),
-    Scope("commands", "/letta"),
+    Scope("commands", "the slash command"),
     Scope(
         "assistant:write",
         "show agent sessions: Slack's own working state and Stop button on every turn "
@@ -119,7 +119,7 @@ settings:
       - app_uninstalled                     # the app was removed: its tokens no longer work
       - tokens_revoked                      # the same, for one token
       - channel_id_changed                  # a private channel shared through Slack Connect got a new id
-  interactivity:                            # the /letta menu, Stop and feedback buttons, on the same endpoint
+  interactivity:                            # the {command} menu, Stop and feedback buttons, on the same endpoint
     is_enabled: true
     request_url: {url}
   org_deploy_enabled: false

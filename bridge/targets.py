@@ -42,15 +42,19 @@ PASSING = frozenset({Kind.UNREACHABLE, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.RAT
 _ID_PATTERN = re.compile(r"should match pattern '(agent|group)-\{uuid4\}'")
 
 
-def _lookup_failed(error: LettaError, what: str) -> TargetError:
+def _lookup_failed(error: LettaError, what: str, command: str | None) -> TargetError:
+    """`command`: the slash command a person in Slack has (SLACK_COMMAND), None where the words go to a terminal."""
     if error.kind == Kind.NOT_FOUND:
         return TargetError(f"{what} was not found on the Letta server at {error.base_url}.")
     if error.kind == Kind.INVALID and (shape := _ID_PATTERN.search(error.detail or "")):
         kind = shape.group(1)
-        return TargetError(
+        refused = (
             f"the Letta server refused {what}: its {kind} ids are {kind}-<uuid4> (the third part starts with 4), "
-            f"so no {kind} has this one. Copy the id from the Letta server (`/letta {kind}s` lists them)."
+            f"so no {kind} has this one. Copy the id from "
         )
+        operator = f"{refused}the Letta server's {kind} list."
+        said = f"{refused}the Letta server (`{command} {kind}s` lists them)." if command else operator
+        return TargetError(said, operator)
     if error.kind == Kind.INVALID:
         return TargetError(f"the Letta server refused {what}: {error.detail or 'invalid id'}.")
     return TargetError(error.explain(what, looking_up=True), error.for_operator(what), may_pass=error.kind in PASSING)
@@ -122,8 +126,11 @@ def _check_options(name: str, pattern: Pattern, ids: Sequence[str], app_server: 
             raise _typed([pattern.manager], "is not an agent id of this Letta server.")
 
 
-async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) -> Target:
-    """`target` given the pattern, every rule checked (and the manager looked up) before anything is saved."""
+async def with_pattern(
+    client: LettaClient, target: Target, pattern: Pattern, command: str | None = None
+) -> Target:
+    """`target` given the pattern, every rule checked (and the manager looked up) before anything is saved;
+    `command` as for `resolve_target`."""
     name = pattern.name
     typed = [target.group_id] if target.kind == "group" and target.group_id else [a.id for a in target.agents]
     check_pattern(typed, pattern, client.app_server)
@@ -146,7 +153,7 @@ async def with_pattern(client: LettaClient, target: Target, pattern: Pattern) ->
         )
     manager = None
     if pattern.manager:
-        [manager] = await _agents(client, [pattern.manager])
+        [manager] = await _agents(client, [pattern.manager], command)
     return dataclasses.replace(
         target,
         manager_type=name,
@@ -196,15 +203,17 @@ def check_ids(ids: Sequence[str], app_server: bool, base_url: str, kind_known: b
         raise TargetError("an agent is listed twice; each agent can answer once per turn.")
 
 
-async def resolve_target(client: LettaClient, ids: Sequence[str]) -> Target:
+async def resolve_target(client: LettaClient, ids: Sequence[str], command: str | None = None) -> Target:
+    """`ids` looked up on Letta; `command`, the slash command of the person in Slack who gave them, is named where a
+    refusal points to its listing (None: the words go to a terminal, and name none)."""
     check_ids(ids, client.app_server, client.base_url)
     if len(ids) == 1 and ids[0].startswith("group-"):
-        return await _resolve_group(client, ids[0])
-    agents = await _agents(client, ids)
+        return await _resolve_group(client, ids[0], command)
+    agents = await _agents(client, ids, command)
     return Target(kind="agents", agents=agents)
 
 
-async def _resolve_group(client: LettaClient, group_id: str) -> Target:
+async def _resolve_group(client: LettaClient, group_id: str, command: str | None) -> Target:
     try:
         group = await client.get_group(group_id)
     except LettaError as error:
@@ -213,7 +222,7 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
             raise TargetError(
                 f"this Letta server has no groups; bind the agents themselves, in speaking order: {form} {form} ..."
             ) from None
-        raise _lookup_failed(error, f"group {group_id}") from None
+        raise _lookup_failed(error, f"group {group_id}", command) from None
     if group.manager_type not in GROUP_TYPES:  # voice_sleeptime, swarm: a group type the bridge has no way to run
         raise TargetError(
             f"group {group_id} is a {group.manager_type} group, which the bridge cannot run: connect a "
@@ -221,13 +230,13 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
         )
     if not group.agent_ids:
         raise TargetError(f"group {group_id} has no agents, so nobody would answer.")
-    agents = await _members(client, group_id, group.agent_ids)
+    agents = await _members(client, group_id, group.agent_ids, command)
     if not agents:
         raise TargetError(
             f"every agent group {group_id} lists was deleted on Letta, so nobody would answer: give it agents "
             "that exist, or connect agents themselves."
         )
-    manager = (await _agents(client, [group.manager_agent_id]))[0] if group.manager_agent_id else None
+    manager = (await _agents(client, [group.manager_agent_id], command))[0] if group.manager_agent_id else None
     return Target(
         kind="group",
         agents=agents,
@@ -240,7 +249,9 @@ async def _resolve_group(client: LettaClient, group_id: str) -> Target:
     )
 
 
-async def _members(client: LettaClient, group_id: str, agent_ids: Sequence[str]) -> tuple[AgentRef, ...]:
+async def _members(
+    client: LettaClient, group_id: str, agent_ids: Sequence[str], command: str | None
+) -> tuple[AgentRef, ...]:
     """A group's members that Letta knows: 0.16.8 keeps a deleted agent's id in its groups' `agent_ids`, and a
     turn leaves such a member out (letta/groups.py), so connecting the group does too."""
 
@@ -249,7 +260,7 @@ async def _members(client: LettaClient, group_id: str, agent_ids: Sequence[str])
             agent = await client.get_agent(agent_id)
         except LettaError as error:
             if error.kind != Kind.NOT_FOUND:
-                raise _lookup_failed(error, f"agent {agent_id}") from None
+                raise _lookup_failed(error, f"agent {agent_id}", command) from None
             log.warning("group %s: member %s is left out: Letta no longer knows it", group_id, agent_id)
             return None
         return AgentRef(agent.id, agent.name)
@@ -257,12 +268,12 @@ async def _members(client: LettaClient, group_id: str, agent_ids: Sequence[str])
     return tuple(a for a in await asyncio.gather(*(one(a) for a in agent_ids)) if a is not None)
 
 
-async def _agents(client: LettaClient, agent_ids: Sequence[str]) -> tuple[AgentRef, ...]:
+async def _agents(client: LettaClient, agent_ids: Sequence[str], command: str | None) -> tuple[AgentRef, ...]:
     async def one(agent_id: str) -> AgentRef:
         try:
             agent = await client.get_agent(agent_id)
         except LettaError as error:
-            raise _lookup_failed(error, f"agent {agent_id}") from None
+            raise _lookup_failed(error, f"agent {agent_id}", command) from None
         return AgentRef(agent.id, agent.name)
 
     return tuple(await asyncio.gather(*(one(a) for a in agent_ids)))

@@ -76,9 +76,9 @@ def setup_view(current: str, own: bool, default: str) -> dict[str, Any]:
     }
 
 
-def done_view(url: str, default: str, bound: int = 0) -> dict[str, Any]:
+def done_view(url: str, default: str, bound: int = 0, command: str = "/letta") -> dict[str, Any]:
     """`bound`: the workspace's connected channels, when the server changed: their agents were checked against the
-    server before, and mentions there fail until they are connected to the new one's."""
+    server before, and mentions there fail until they are connected to the new one's; `command`: SLACK_COMMAND."""
     said = f"This workspace now uses the Letta server at {shown_url(url)}." if url else (
         f"This workspace now uses the bridge's default Letta server, {shown_url(default)}."
     )
@@ -86,7 +86,7 @@ def done_view(url: str, default: str, bound: int = 0) -> dict[str, Any]:
     if bound:
         said += (
             f" {bound} channel{'s are' if bound != 1 else ' is'} still connected to the previous server's "
-            f"(or account's) agents or groups: run `/letta status` in {'each' if bound != 1 else 'it'} and connect "
+            f"(or account's) agents or groups: run `{command} status` in {'each' if bound != 1 else 'it'} and connect "
             f"{'them' if bound != 1 else 'it'} again to this server's, or mentions there will fail."
         )
     return {
@@ -117,7 +117,7 @@ async def _is_admin(client: AsyncWebClient, user_id: str) -> bool | None:
 
 def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
     """The listeners; returns what `/letta setup` runs (commands.py calls it)."""
-    default = workspaces.settings.letta_base_url
+    default, command = workspaces.settings.letta_base_url, workspaces.settings.slack_command
 
     async def show_form(team: str, trigger_id: Any, client: AsyncWebClient, respond: AsyncRespond) -> None:
         current, own = await workspaces.letta_of(team)
@@ -126,9 +126,8 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
         except FAILURES as exc:  # Slack's refusal, or its silence (a timeout, a dropped connection)
             error = slack_error(exc)
             log.warning("slack views.open failed error=%s", error)
-            name = workspaces.settings.slack_command
             await respond(  # acknowledged empty already: without this the admin would see nothing at all
-                text=f"I could not open the setup form (Slack said `{error}`): run `{name} setup` again.",
+                text=f"I could not open the setup form (Slack said `{error}`): run `{command} setup` again.",
                 response_type="ephemeral",
             )
 
@@ -173,7 +172,7 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
             return
         moved = await workspaces.server_of(team) != before
         bound = len(await workspaces.store.list_bindings(team)) if moved else 0
-        await ack(response_action="update", view=done_view(url.rstrip("/"), default, bound))
+        await ack(response_action="update", view=done_view(url.rstrip("/"), default, bound, command))
 
     async def removed(context: AsyncBoltContext, body: dict[str, Any], why: str) -> None:
         team, enterprise = context.team_id, context.enterprise_id
