@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 
 from bridge.approval_desk import ApprovalDesk
 from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
-from bridge.slack.approvals import UNPOSTED, card_blocks, card_text, unposted_notice
+from bridge.slack.approvals import UNPOSTED, card_blocks, card_text, left_pending_notice, unposted_notice
 from bridge.slack.failures import SlackPostError
 from bridge.slack.post import Part, SlackPoster
+from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import RunningTurn
 from bridge.store.approvals import Approval, Asked
@@ -174,6 +175,13 @@ class TurnApprovals:
             if refused is not None:
                 await self._desk.show(self._poster.client, await self._known_card(row), refused)
 
+    async def denying(self, request: ApprovalRequest) -> bool:
+        return await self._desk.store.denying([self._asked(request, call) for call in request.calls])
+
+    async def left_pending(self, request: ApprovalRequest, rounds: int) -> None:
+        t = self._turn
+        await tell_left_pending(self._poster, t.channel_id, t.thread_ts, request, rounds)
+
     async def resumed(self, step: str) -> PendingApproval | None:
         rows = [row for row in await self._desk.store.for_step(self._turn_id, step) if row.outcome is None]
         if not rows:
@@ -263,3 +271,15 @@ class TurnApprovals:
             if settled is not None:
                 await self._desk.show(self._poster.client, settled)
 
+
+async def tell_left_pending(
+    poster: SlackPoster, channel_id: str, thread_ts: str, request: ApprovalRequest, rounds: int
+) -> None:
+    """The thread told that a request the agent made after a stop's denials still waits on Letta (approving.ROUNDS
+    reached); a post Slack refuses is logged, the warning already is."""
+    words = left_pending_notice(poster.shown_name(request.agent_name), [c.name for c in request.calls],
+                                [c.tool_call_id for c in request.calls], rounds)
+    try:
+        await poster.post(channel_id, thread_ts, Part(escape(words), None))
+    except SlackPostError as exc:
+        log.warning("left-pending notice not posted agent=%s slack_error=%s", request.agent_id, exc.error)

@@ -293,7 +293,20 @@ class PendingApproval:
     sent: bool
 
 
-class Approvals(Protocol):
+class Denials(Protocol):
+    """Where a stop's denials are journaled: a request the agent makes in answer to one is denied too (0.16.8 keeps
+    it pending and refuses every later message), once, however the process ends (letta/approving.py)."""
+
+    async def denying(self, request: ApprovalRequest) -> bool:
+        """Recorded as stopped (no card) and marked as being sent; False when marked before, so it is denied once."""
+        ...
+
+    async def left_pending(self, request: ApprovalRequest, rounds: int) -> None:
+        """The agent kept asking past the bound: the thread is told what still waits on Letta and how to clear it."""
+        ...
+
+
+class Approvals(Denials, Protocol):
     """Where a turn asks people about tool calls (the Slack thread's approval cards), durably and once.
 
     `decide` posts a card per call (once, even across restarts) and waits for every call's decision, the

@@ -7,7 +7,8 @@ and ends its stop here instead of running it. The agents are never asked again; 
 flight are cancelled (under their agents' locks: stopping.TurnStops.cancel_letta); a tool call still pending on
 Letta is denied ("the turn was stopped"), since 0.16.8 keeps it pending whatever is cancelled and refuses the
 agent's later messages, unless a decision on it may have been sent (the store's `sent_at`, marked before any
-denial: once only), and what the agent answers is dropped; the turn's approval cards say it was stopped, the thread
+denial: once only), and what the agent answers is dropped but for a request in it, denied in turn
+(`EndedDenials`); the turn's approval cards say it was stopped, the thread
 is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
 session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
 up), and then the turn is marked stopped. The same denial serves the turns a workspace's removal ended
@@ -19,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bridge.approval_desk import ApprovalDesk
+from bridge.approvals import tell_left_pending
 from bridge.config import Settings
-from bridge.domain import AgentRef, Target, Turn
+from bridge.domain import ApprovalRequest, Target, ToolCall, Turn
 from bridge.letta.approving import STOPPED as STOPPED_CALL
 from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
@@ -35,7 +38,7 @@ from bridge.slack.post import Part, SlackPoster
 from bridge.slack.render import escape
 from bridge.slack.sessions import Sessions
 from bridge.stopping import CANCEL_DEADLINE, RunningTurn, TurnStops
-from bridge.store.approvals import Approval, ApprovalStore
+from bridge.store.approvals import Approval, ApprovalStore, Asked
 from bridge.store.base import Store
 from bridge.turn_words import STOPPED
 
@@ -87,7 +90,7 @@ class StopEnd:
                 await self._stops.cancel_letta(running)
         except TimeoutError:
             log.warning("letta cancel took too long turn_id=%s", turn_id)
-        await withdraw(self._client, self._desk.store, turn_id, STOPPED_CALL)
+        await withdraw(self._client, self._desk.store, turn_id, STOPPED_CALL, self._poster)
         for row in await self._desk.store.open_in(turn.team_id, turn.channel_id, turn.thread_ts):
             if row.asked.turn_id == turn_id:  # its card can no longer be used
                 await self._desk.store.settle(row.id, "stopped")
@@ -132,10 +135,13 @@ async def withdraw_ended(
     return next((error for error in failed if error is not None), None)
 
 
-async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str) -> LettaError | None:
+async def withdraw(
+    client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str, poster: SlackPoster | None = None
+) -> LettaError | None:
     """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
     again. An App Server ended the turn when its socket closed: nothing waits there. The first error of a denial
-    that did not reach Letta."""
+    that did not reach Letta. `poster`: where the thread is told of a request left pending (none once the app is
+    removed from the workspace)."""
     if isinstance(client, AppServerLetta):
         return None
     failed: LettaError | None = None
@@ -150,7 +156,27 @@ async def withdraw(client: LettaClient, approvals: ApprovalStore, turn_id: int, 
         if not all([await approvals.sending(r.id) for r in rows]):
             continue
         a = rows[0].asked
-        error = await deny(client, AgentRef(a.agent_id, a.agent_name), a.conversation_id,
-                           tuple(r.asked.tool_call_id for r in rows), reason)
+        calls = tuple(ToolCall(r.asked.tool_call_id, r.asked.tool_name, r.asked.arguments) for r in rows)
+        request = ApprovalRequest(a.agent_name, a.agent_id, a.step, calls, a.request_id, a.conversation_id)
+        error = await deny(client, request, EndedDenials(approvals, a, poster), reason)
         failed = failed or error
     return failed
+
+
+class EndedDenials:
+    """An ended turn's `Denials`: a request its agent makes in answer to a denial is recorded as the turn's, in its
+    thread, before it is denied in turn."""
+
+    def __init__(self, approvals: ApprovalStore, first: Asked, poster: SlackPoster | None) -> None:
+        self._approvals, self._first, self._poster = approvals, first, poster
+
+    async def denying(self, request: ApprovalRequest) -> bool:
+        return await self._approvals.denying([
+            replace(self._first, step=request.step, tool_call_id=c.tool_call_id, request_id=request.request_id,
+                    tool_name=c.name, arguments=c.arguments)
+            for c in request.calls
+        ])
+
+    async def left_pending(self, request: ApprovalRequest, rounds: int) -> None:
+        if self._poster is not None:
+            await tell_left_pending(self._poster, self._first.channel_id, self._first.thread_ts, request, rounds)

@@ -10,9 +10,10 @@ twice is NOT rejected once the tool ran (the server runs another turn), so a dec
 before a restart is looked up in history first (`reached`), never sent blind. A request stays pending on the server
 until it is decided, whatever is cancelled (a cancel finds no run; every later message is refused 409
 PENDING_APPROVAL): a turn a person stops while it waits denies its calls (`withdraw`), so the agent is not left
-blocked; what the agent says to that is not shown. A turn stopped while its process was gone is denied the same
-way by the process that ends the stop (`deny`, stop_end.py). Either marks the request as sent first, so that it is
-denied once.
+blocked; what the agent says to that is not shown, but a request in it (the model calling its next tool) is
+denied too, up to ROUNDS of them (`_denied`). A turn stopped while its process was gone is denied the same way by the
+process that ends the stop (`deny`, stop_end.py). Either marks each request as sent first (`Denials`), so that it
+is denied once.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision
+from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision, Denials
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Spoken, exchange
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NOBODY = "Nobody could be asked in Slack to approve this tool call, so it was not run."
 STOPPED = "the turn was stopped"
+ROUNDS = 5  # requests asked in answer to a stop's denials that are denied too, before the thread is told instead
 
 Send = Callable[[dict[str, Any]], AsyncIterator[Spoken]]
 # Whether a request's decision sent at that time reached Letta (recovery.decision_reached); None: cannot tell.
@@ -98,10 +101,11 @@ class Approving:
 
     async def withdraw(self, request: ApprovalRequest) -> None:
         """The turn was stopped while its request waited: every call denied, so that the agent takes messages again;
-        the agent's answer to it is read and dropped."""
-        if self._approvals is not None:
-            await self._approvals.sending(request)  # a process ending this stop later never denies it again
-        await _denied(self._quiet, self._agent.id, tuple(c.tool_call_id for c in request.calls))
+        what the agent answers is not shown, but a request in it is denied too (`_denied`)."""
+        if self._approvals is None:
+            return
+        await self._approvals.sending(request)  # a process ending this stop later never denies it again
+        await _denied(self._quiet, request, self._approvals)
 
     async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
         """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error. A send
@@ -147,29 +151,49 @@ class Approving:
 
 
 async def deny(
-    client: LettaClient, agent: AgentRef, conversation: str | None, ids: tuple[str, ...], reason: str = STOPPED
+    client: LettaClient, request: ApprovalRequest, denials: Denials, reason: str = STOPPED
 ) -> LettaError | None:
     """Deny an ended turn's calls still pending on Letta (its process is gone, or its workspace removed the app), the
-    reason given to the agent; the answer is dropped. The error when Letta refused it or did not answer, so that
-    the caller can tell a server that is down from one that said no."""
+    reason given to the agent; a request in its answer is denied too. The error when Letta refused it or did not
+    answer, so that the caller can tell a server that is down from one that said no."""
 
     def quiet(message: dict[str, Any]) -> AsyncIterator[Spoken]:
-        return exchange(client, message, agent.name, True, agent_id=agent.id, conversation=conversation)
+        return exchange(client, message, request.agent_name, True, agent_id=request.agent_id,
+                        conversation=request.conversation)
 
-    return await _denied(quiet, agent.id, ids, reason)
+    return await _denied(quiet, request, denials, reason)
 
 
-async def _denied(
-    send: Send, agent_id: str, tool_call_ids: tuple[str, ...], reason: str = STOPPED
-) -> LettaError | None:
-    decisions = tuple(Decision(i, False, reason) for i in tool_call_ids)
-    try:
-        async for _ in send(approval_message(decisions)):
-            pass
-    except LettaError as error:
-        log.warning("letta approval not withdrawn agent=%s error=%s", agent_id, error.kind)
-        return error
-    log.info("letta approval withdrawn (%s) agent=%s calls=%s", reason, agent_id, ",".join(tool_call_ids))
+async def _denied(send: Send, request: ApprovalRequest, denials: Denials, reason: str = STOPPED) -> LettaError | None:
+    """Deny the request's calls; the agent may answer a denial by asking for its next tool (a model calling tools
+    in turn), which 0.16.8 keeps pending too: each such request is journaled (`denials.denying`, before its denial
+    goes, as the first one's is) and denied, up to ROUNDS of them; past that, the thread is told what waits."""
+    for rounds in range(ROUNDS + 1):
+        ids = tuple(c.tool_call_id for c in request.calls)
+        questions: list[Asked] = []
+        try:
+            async for spoken in send(approval_message(tuple(Decision(i, False, reason) for i in ids))):
+                if isinstance(spoken, Asked):
+                    questions.append(spoken)
+        except LettaError as error:
+            log.warning("letta approval not withdrawn agent=%s error=%s", request.agent_id, error.kind)
+            return error
+        log.info("letta approval withdrawn (%s) agent=%s calls=%s", reason, request.agent_id, ",".join(ids))
+        if not questions:
+            return None
+        calls = tuple(call for q in questions for call in q.calls)
+        request = replace(request, calls=calls, request_id=questions[-1].request_id)
+        if rounds == ROUNDS:
+            log.warning(
+                "letta agent asked again after %d denials; left pending agent=%s conversation=%s calls=%s",
+                rounds + 1, request.agent_id, request.conversation, ",".join(c.tool_call_id for c in calls),
+            )
+            await denials.left_pending(request, rounds + 1)
+            return None
+        log.info("letta agent asked again after a denial agent=%s calls=%s", request.agent_id,
+                 ",".join(c.tool_call_id for c in calls))
+        if not await denials.denying(request):
+            return None  # marked as sent before: its denial may have gone already
     return None
 
 

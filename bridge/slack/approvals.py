@@ -48,6 +48,18 @@ def unposted_notice(agent: str, tools: list[str], error: str, unconfirmed: bool 
             f" ({error}), so nobody could be asked.")
 
 
+def left_pending_notice(agent: str, tools: list[str], call_ids: list[str], rounds: int) -> str:
+    """What the thread is told when an agent kept asking for tools after a stop's denials, past the bound: what
+    still waits on Letta, and how an operator clears it. Plain text: a notice is escaped as it is posted."""
+    names = ", ".join("`" + t[:NAME_CHARS].replace("`", "'") + "`" for t in tools)
+    ids = ", ".join("`" + i.replace("`", "'") + "`" for i in call_ids)
+    calls = "tool call {} waits" if len(tools) == 1 else "tool calls {} wait"
+    return (f"After the stop, {agent[:NAME_CHARS]} asked for another tool each time its request was denied"
+            f" ({rounds} times), so the bridge stopped denying: its {calls.format(names)} on Letta, which takes no new"
+            f" message for {agent[:NAME_CHARS]} here until they are decided. An operator can deny them with an"
+            f" approval message to the agent in Letta (tool call ids {ids}).")
+
+
 def shown_arguments(arguments: str) -> str:
     """The arguments pretty-printed (JSON), clipped to ARGUMENT_CHARS, escaped, in a code block they cannot end."""
     try:

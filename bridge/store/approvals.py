@@ -179,6 +179,14 @@ class ApprovalStore:
         one was marked as sent before."""
         return await self._sql.execute(_SENDING, approval_id, time.time()) == 1
 
+    async def denying(self, calls: Sequence[Asked]) -> bool:
+        """A request the agent made in answer to a stop's denial: recorded as stopped (it gets no card) and marked as
+        being sent, as the first denial is. False when it was marked before: its denial may have gone already."""
+        rows = [r for r in await self.ask(calls) if r.asked.tool_call_id in {a.tool_call_id for a in calls}]
+        for row in rows:
+            await self.settle(row.id, "stopped")
+        return all([await self.sending(row.id) for row in rows])
+
     async def settle(self, approval_id: int, outcome: Outcome) -> None:
         await self._sql.execute(_SETTLE, approval_id, outcome)
 

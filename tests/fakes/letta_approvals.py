@@ -60,6 +60,9 @@ class ApprovalState:
     said: dict[str, list[str]] = field(default_factory=dict)  # agent -> the words before each queued request
     pending: dict[str, Pending] = field(default_factory=dict)  # thread key (conversation or agent) -> pending
     decisions: list[dict[str, Any]] = field(default_factory=list)  # every approval message received
+    # agent -> requests its model makes next, after the tool return of a decision (a model calling tools in turn,
+    # as tests/real/llm.py does for "use tool A use tool B")
+    then: dict[str, list[list[tuple[str, str]]]] = field(default_factory=dict)
 
 
 def _thread(fake: FakeLetta, rec: Recorded) -> tuple[str, str | None] | None:
@@ -171,7 +174,7 @@ async def _in_background(
 
 def _asked(
     fake: FakeLetta, run_id: str, agent_id: str, conversation: str | None, first: dict[str, Any],
-    calls: list[tuple[str, str]], words: str, tokens: bool,
+    calls: list[tuple[str, str]], words: str, tokens: bool, user_too: bool = True,
 ) -> list[dict[str, Any]]:
     """The step's end: the user message, the words and the request stored, the request pending; what is sent."""
     template = S.body(V, "approval-send")["messages"][0]
@@ -190,7 +193,7 @@ def _asked(
                         if isinstance(e["data"], dict) and e["data"].get("message_type") == "assistant_message")
         said = [{**template, "id": mid, "otid": mid[8:42] + "80", "date": asked["date"], "run_id": run_id,
                  "step_id": step_id, "content": words}]
-    fake._store(agent_id, None, [user, *said, asked], conversation)
+    fake._store(agent_id, None, [*([user] if user_too else []), *said, asked], conversation)
     with fake._lock:
         fake.approval_state.pending[conversation or agent_id] = Pending(mid, tool_calls)
     return [*said, *(_fragments(asked) if tokens else [asked])]
@@ -248,6 +251,13 @@ async def _decided(
             returned = [_one_message(returned, pending)]
         with fake._lock:
             fake.approval_state.pending.pop(conversation or agent_id, None)
+            again = (fake.approval_state.then.get(agent_id) or [None]).pop(0) if fake.approval_state.then.get(
+                agent_id) else None
+        if again is not None and pending is not None:
+            fake._store(agent_id, None, [_response(approvals, run.id), *returned], conversation)
+            asked = _asked(fake, run.id, agent_id, conversation, {"role": "user", "content": []}, again, "", False,
+                           user_too=False)
+            return await _answer(fake, request, rec, [*returned, *asked[-1:]], "requires_approval")
         replies, _ = await fake._run_cancellable(agent_id, "", [decision], None, None, conversation=conversation,
                                                  run_id=run.id)
         out, _ = fake._shapes(V).turn(replies, name=None, step_id=new_id("step"), run_id=run.id, date=wire_date())

@@ -86,6 +86,11 @@ class LettaControls:
             self.approval_state.asks.setdefault(agent_id, []).append(list(calls))
             self.approval_state.said.setdefault(agent_id, []).append(said)
 
+    def ask_approval_next(self, agent_id: str, *calls: tuple[str, str]) -> None:
+        """After the next decision's tool return, the agent's model calls these tools too: another request."""
+        with self._lock:
+            self.approval_state.then.setdefault(agent_id, []).append(list(calls))
+
     def approval_decisions(self) -> list[dict[str, Any]]:
         """Every `approval` message the fake received, in order."""
         with self._lock:

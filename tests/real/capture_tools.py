@@ -38,6 +38,16 @@ EXPLODE = '''def explode(reason: str) -> str:
 '''
 
 
+def shouting_agent(setup: Setup) -> str:
+    """A new agent `finn` with the `shout` tool, which requires approval (as reference section 17's captures)."""
+    finn = setup.agent("finn")
+    made = setup.http.post("/v1/tools/", json={"source_code": SHOUT, "tags": ["slack-bridge-real"]})
+    made.raise_for_status()
+    setup.http.patch(f"/v1/agents/{finn}/tools/attach/{made.json()['id']}").raise_for_status()
+    setup.http.patch(f"/v1/agents/{finn}/tools/approval/shout", json={"requires_approval": True}).raise_for_status()
+    return finn
+
+
 def capture(base: str, llm: str, out: Path) -> None:
     setup = Setup(base, "0.16.8", llm)
     rec = Recorder(base, "0.16.8", out)
