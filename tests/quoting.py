@@ -1,6 +1,7 @@
 """A reader of the documented format of what an agent is sent (bridge/letta/quoting.py, docs/security.md): each
-block is a header line then one JSON object a line, blocks end at an empty line, the person's message is one
-line. Tests read every message with it: whatever it cannot read, or reads as someone else, is a forgery."""
+block is a header line then one JSON object a line, blocks end at an empty line, the person's message is its
+prefix line, with each of its lines under it behind "> " when it has several. Tests read every message with it:
+whatever it cannot read, or reads as someone else, is a forgery."""
 
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ def read(message: str) -> Read:
 
 
 def person_line(message: str) -> str:
-    """The one line of the person's own message (not a dynamic manager's prompt)."""
+    """The person's own message (not a dynamic manager's prompt): its prefix line, and the "> " lines under it."""
     prompt = tuple(line.split("{")[0] for line in DYNAMIC_PROMPT.split("\n"))
     lines = [line for line in read(message).own if line and not line.startswith(prompt) and line != NO_WORKERS]
-    assert len(lines) == 1, lines
-    return lines[0]
+    assert lines and not lines[0].startswith(">") and all(line.startswith(">") for line in lines[1:]), lines
+    return "\n".join(lines)
 
 
 def said(name: str, text: str) -> str:

@@ -4,8 +4,9 @@ Every earlier line an agent is shown (the group's replies it missed, a superviso
 far, a Slack thread's earlier messages) is one JSON object on one line, `{"agent": name, "text": ...}` or
 `{"person": name, "text": ...}`, under a header line; a block ends at an empty line. JSON escapes every line
 break inside a name or a text (Unicode's own line separators too), so nothing quoted can start a line of its
-own, and the key says whether an agent or a person spoke. The person's own message comes last, on one line
-(Slack's whitespace is collapsed by `slack/decide.py`), after its context prefix.
+own, and the key says whether an agent or a person spoke. The person's own message comes last, after its context
+prefix: on the prefix's line when it is one line; else with its lines and indentation (pasted code, a trace)
+under the prefix, each behind "> " (`after_prefix`), so that none can start like a prefix or a quoted line.
 
 Names are made fit for where they go: `label` for the prefix (one printable line, no brackets), and a person's
 name never equals an agent's (`person_label`), so `name` on the Letta message cannot pass for an agent either.
@@ -40,6 +41,16 @@ def quoted(speaker: Speaker, name: str, text: str, files: Sequence[dict[str, str
     for char, escaped in _LINE_BREAKS.items():
         line = line.replace(char, escaped)
     return line
+
+
+def after_prefix(prefix: str, words: str) -> str:
+    """The person's message after its context prefix: on the prefix's line when it is one line; else under it, each
+    line behind "> " (an empty one as ">", so no empty line ends a block), so that none starts like a prefix or a
+    quoted line and passes for another speaker's words."""
+    lines = words.splitlines()
+    if len(lines) <= 1:
+        return prefix + words
+    return prefix.rstrip() + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
 def block(header: str, lines: Iterable[str]) -> str:

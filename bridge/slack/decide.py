@@ -50,10 +50,21 @@ def unescape(text: str) -> str:
 
 
 def clean_text(text: str, bot_user_id: str | None) -> str:
-    """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping."""
+    """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping. The message's
+    lines and indentation stay (pasted code, a trace, a list; `quoting.after_prefix` keeps them the person's):
+    only each line's trailing whitespace and the blank lines around the message go, and a one-line message's
+    spaces around it. A mention opening a line takes its spaces with it, not the next line's indentation."""
     if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
-    return unescape(" ".join(text.split())) if INVISIBLE.sub("", text).strip() else ""
+        mention = rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>"
+        text = re.sub(rf"[ \t]*{mention}[ \t]*", " ", re.sub(rf"(?m)^[ \t]*{mention}[ \t]*", "", text))
+    if not INVISIBLE.sub("", text).strip():
+        return ""
+    lines = [line.rstrip() for line in text.splitlines()]
+    while not lines[0]:
+        lines.pop(0)
+    while not lines[-1]:
+        lines.pop()
+    return unescape(lines[0].strip() if len(lines) == 1 else "\n".join(lines))
 
 
 def _str(value: Any) -> str:

@@ -17,6 +17,7 @@ from bridge.slack.decide import (
     edited_message,
     edited_to_nothing,
 )
+from bridge.slack.sessions import session_title
 from tests.reference import SLACK, load
 
 BOT = "U0BOTABCD"
@@ -270,3 +271,32 @@ def test_an_edit_says_which_files_the_message_still_has_only_when_it_lists_them(
     assert edited_message(person, BOT)[4] == ()  # type: ignore[index]
     person["event"]["text"] = "<@U0BOTABCD>"
     assert edited_message(person, BOT) is None and edited_to_nothing(person, BOT) is not None
+
+
+CODE = "<@U0BOTABCD> why does this fail?\n```\ndef f():\n    if x:\n        return 1\n```\n- step one\n- step two"
+
+
+def test_a_mentions_lines_and_indentation_are_kept() -> None:
+    """A pasted code block, stack trace or list keeps its lines: Python without its indentation is other code."""
+    body = _fixture("app_mention.json")
+    body["event"]["text"] = CODE
+    turn = decide_mention(body, BOT)
+    assert isinstance(turn, Turn)
+    assert turn.text == "why does this fail?\n```\ndef f():\n    if x:\n        return 1\n```\n- step one\n- step two"
+
+
+def test_only_line_ends_blank_edges_and_the_bots_mention_are_taken_from_a_mentions_lines() -> None:
+    """Windows line ends become \\n, each line loses its trailing spaces, blank lines around the message go; a
+    mention opening a line takes no indentation with it, and a one-line message has no spaces around it."""
+    assert clean_text("<@U0BOTABCD>\r\n\r\n    x = 1   \r\n  \ty &amp; z\t\r\n\r\n", BOT) == "    x = 1\n  \ty & z"
+    assert clean_text("hey <@U0BOTABCD>   look\n<@U0BOTABCD>\n  indented", BOT) == "hey look\n\n  indented"
+    assert clean_text("  <@U0BOTABCD>   stop  ", BOT) == "stop"
+    assert clean_text("<@U0BOTABCD>\n\u200b\n \n", BOT) == ""
+
+
+def test_a_session_title_is_a_multi_line_mentions_first_line() -> None:
+    """docs/sessions.md: a session's title is the message's first line, not the whole message run together."""
+    body = _fixture("app_mention.json")
+    body["event"]["text"] = CODE
+    turn = decide_mention(body, BOT)
+    assert isinstance(turn, Turn) and session_title(turn.text) == "why does this fail?"
