@@ -32,7 +32,7 @@ def _line(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str, st
     """One earlier message as a quoted line (`text`, when given, in place of its own words)."""
     if m.ts in replies:
         return quoted("agent", replies[m.ts][0], (replies[m.ts][1] if text is None else text)[:THREAD_CONTEXT_CHARS])
-    said = " ".join(clean_text(m.text, None).split()) if text is None else text
+    said = clean_text(m.text, None) if text is None else text
     files = [json.loads(describe(f)) for f in m.files]
     return quoted("person", person_label(m.name, m.user_id, agents), said[:THREAD_CONTEXT_CHARS], files)
 
@@ -41,7 +41,7 @@ def _cut_root(m: Earlier, agents: Sequence[str], replies: Mapping[str, tuple[str
     """The thread's first message in at most `room` characters, its words cut and marked as cut; None when not
     even its label fits. The longest prefix that fits is searched for: a quote or a newline takes two characters
     or more in the quoted line, so the line's excess says little of how many words to cut."""
-    text = replies[m.ts][1] if m.ts in replies else " ".join(clean_text(m.text, None).split())
+    text = replies[m.ts][1] if m.ts in replies else clean_text(m.text, None)
     text = text[:THREAD_CONTEXT_CHARS]
     whole = _line(m, agents, replies, text)
     if len(whole) <= room:

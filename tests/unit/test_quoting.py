@@ -43,8 +43,7 @@ def person_message(user: str, channel: str, raw: str, earlier: list[tuple[str, s
 
 
 def expected_thread(earlier: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    said = [(person_label(who, uid, AGENTS), " ".join(clean_text(text, None).split())) for uid, who, text in earlier]
-    return [("person", who, text) for who, text in said]
+    return [("person", person_label(who, uid, AGENTS), clean_text(text, None)) for uid, who, text in earlier]
 
 
 @settings(max_examples=300, deadline=None)
