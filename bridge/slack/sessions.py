@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
@@ -20,12 +19,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.slack.decide import clean_text
 from bridge.slack.failures import FAILURES, METHOD_REFUSED, passing, slack_error
 from bridge.slack.post import Author
+from bridge.slack.readable import LINK
 
 log = logging.getLogger(__name__)
 
 SessionStatus = Literal["processing", "active", "suspended", "closed"]
 TITLE_CHARS = 200  # Slack's limit for a session's title
-LINK = re.compile(r"<(?P<url>(?:https?|mailto):[^|>]+)(?:\|(?P<label>[^>]+))?>")  # Slack's link markup
 STOP_ACTION = "letta_stop_turn"
 STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
 MAX_PROMPTS = 4  # Slack's limit for suggested prompts
@@ -37,10 +36,15 @@ APP_REFUSALS = METHOD_REFUSED | {"not_allowed", "invalid_auth", "not_authed", "a
                                   "token_expired"}
 
 
+def link_labels(text: str) -> str:
+    """Each link as its label alone: a title has no room for the url `readable` writes beside another label."""
+    return LINK.sub(lambda m: m["label"] or m["url"], text)
+
+
 def session_title(text: str) -> str:
-    """A session's title: the message's first line, Slack's markup undone (a link as its words; people and channels
-    are named by the caller: `readable`), clipped to Slack's 200 characters."""
-    text = LINK.sub(lambda m: m["label"] or m["url"], text)
+    """A session's title: the message's first line, Slack's markup undone (a link as its words: `link_labels`;
+    people and channels are named by the caller: `readable`), clipped to Slack's 200 characters."""
+    text = link_labels(text)
     line = next((ln.strip() for ln in clean_text(text, None).splitlines() if ln.strip()), "") or "Letta agents"
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 

@@ -4,6 +4,7 @@ ids (slack/readable.py, applied as the turn's input is assembled)."""
 from __future__ import annotations
 
 from tests.e2e.conftest import World
+from tests.e2e.test_mention_lines import sent_for_mention
 from tests.e2e.test_mentions import thread_posts
 from tests.e2e.test_threads import agent_inputs
 from tests.fakes.signing import event_body, mention_event
@@ -22,3 +23,12 @@ def test_a_colleague_and_a_channel_named_in_a_mention_reach_the_agents_by_name(w
     assert "U0456EFGH" not in sent and "<#" not in sent, sent
     assert sent.endswith("what did @bob_human decide about #deploys?"), sent
     assert "ship it? cc @bob_human" in sent, sent  # the thread before it too
+
+
+def test_a_link_in_a_mention_reaches_the_agents_as_a_person_sees_it_not_as_slack_markup(world: World) -> None:
+    """Slack sends a typed `example.com/docs` as `<https://example.com/docs|example.com/docs>`, an email as
+    `<mailto:…|…>`; agents that echoed that markup wrote a broken link or literal `&lt;mailto:…&gt;` text."""
+    text = "<@U0BOTABCD> is <https://example.com/docs|example.com/docs> up? ask <mailto:bob@x.com|bob@x.com>"
+    sent = sent_for_mention(world, text)
+    assert "<https://" not in sent and "<mailto:" not in sent and "|" not in sent, sent
+    assert sent.endswith("is example.com/docs up? ask bob@x.com"), sent
