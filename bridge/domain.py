@@ -64,7 +64,7 @@ class Target:
     def label(self) -> str:
         """The target in one phrase (the channel's notice), naming the agent that answers first where the listed
         ones do not all answer: a sleeptime group's main agent, a supervisor or dynamic group's manager."""
-        names = ", ".join(a.name for a in self.agents)
+        names = ", ".join(a.name for a in self.agents) or "none left"  # all deleted: a manager that answers alone
         if self.kind == "group":
             title = self.description or self.group_id or "group"
         elif self.manager_type:  # a bridge-defined group

@@ -82,6 +82,9 @@ _SLACK = {  # in code: a sentence that starts with one must not make `max_turns`
 
 
 GROUP_TYPES = ("round_robin", "supervisor", "dynamic", "sleeptime")  # Letta's group types the bridge runs
+# Group types whose manager answers with no member left: sleeptime asks only its main agent, a supervisor answers
+# even when no worker did.
+MANAGER_ANSWERS = ("supervisor", "sleeptime")
 
 
 def _refusal(rule: str, **facts: object) -> TargetError:
@@ -231,12 +234,19 @@ async def _resolve_group(client: LettaClient, group_id: str, command: str | None
     if not group.agent_ids:
         raise TargetError(f"group {group_id} has no agents, so nobody would answer.")
     agents = await _members(client, group_id, group.agent_ids, command)
-    if not agents:
+    manager_ids = [group.manager_agent_id] if group.manager_agent_id else []
+    if agents:
+        found = await _agents(client, manager_ids, command)
+    elif group.manager_type in MANAGER_ANSWERS:  # its manager answers alone; a deleted one is refused below
+        found = await _members(client, group_id, manager_ids, command)
+    else:  # a round robin asks its members, a dynamic manager only picks among them
+        found = ()
+    manager = found[0] if found else None
+    if not agents and manager is None:
         raise TargetError(
-            f"every agent group {group_id} lists was deleted on Letta, so nobody would answer: give it agents "
+            f"All of group {group_id}'s agents were deleted on Letta, so nobody would answer: give it agents "
             "that exist, or connect agents themselves."
         )
-    manager = (await _agents(client, [group.manager_agent_id], command))[0] if group.manager_agent_id else None
     return Target(
         kind="group",
         agents=agents,

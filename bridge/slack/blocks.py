@@ -92,7 +92,7 @@ def describe(target: Target) -> str:
     lines = [title(target)]
     if pattern(target):
         lines.append(f"Pattern: {pattern(target)}")
-    agents = ", ".join(f"{escape(a.name)} (`{a.id}`)" for a in target.agents)
+    agents = ", ".join(f"{escape(a.name)} (`{a.id}`)" for a in target.agents) or "none left (deleted on Letta)"
     lines.append(f"{_sentence(members_heading(target))}: {agents}")
     return "\n".join(lines)
 

@@ -5,12 +5,28 @@ without it, and connects without it, instead of failing as a whole on that membe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+
+import pytest
 
 from bridge.domain import AgentRef, AgentReply, Target
 from bridge.letta.client import LettaClient
-from bridge.targets import resolve_target
+from bridge.targets import TargetError, resolve_target
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_patterns_play import run
+
+
+def connect(letta: FakeLetta, ids: Sequence[str]) -> Target:
+    """`ids` looked up as connecting a channel does."""
+
+    async def go() -> Target:
+        client = LettaClient(letta.base_url)
+        try:
+            return await resolve_target(client, ids)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
 
 
 def test_a_supervisor_group_whose_added_member_was_deleted_still_answers(letta: FakeLetta) -> None:
@@ -32,13 +48,37 @@ def test_a_group_whose_member_was_deleted_connects_with_the_members_that_exist(l
     group = letta.add_group([alice, bob], manager_type="supervisor", manager_agent_id=boss)
     letta.remove_agent(bob)
 
-    async def connect() -> Target:
-        client = LettaClient(letta.base_url)
-        try:
-            return await resolve_target(client, [group])
-        finally:
-            await client.aclose()
-
-    target = asyncio.run(connect())
+    target = connect(letta, [group])
     assert [a.name for a in target.agents] == ["alice"], target
     assert target.manager == AgentRef(boss, "boss")
+
+
+@pytest.mark.parametrize("pattern", ["sleeptime", "supervisor"])
+def test_a_group_whose_members_were_all_deleted_connects_where_its_manager_answers_alone(
+    letta: FakeLetta, pattern: str
+) -> None:
+    """A sleeptime group asks only its main agent (the manager), a supervisor answers even when no worker did.
+    Before: refused at connect, 'every agent … was deleted on Letta, so nobody would answer'."""
+    member, boss = letta.add_agent("member"), letta.add_agent("boss")
+    group = letta.add_group([member], manager_type=pattern, manager_agent_id=boss)
+    letta.remove_agent(member)
+    target = connect(letta, [group])
+    assert target.manager == AgentRef(boss, "boss") and target.agents == (), target
+    events = run(letta, target)
+    assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["boss"], events
+
+
+@pytest.mark.parametrize("pattern", ["round_robin", "dynamic", "sleeptime"])
+def test_a_group_where_nobody_is_left_to_answer_is_refused_in_plain_words(letta: FakeLetta, pattern: str) -> None:
+    """A round robin asks its members, a dynamic manager only picks among them; a sleeptime group whose main agent
+    was deleted too has nobody either."""
+    alice, boss = letta.add_agent("alice"), letta.add_agent("boss")
+    group = letta.add_group([alice], manager_type=pattern, manager_agent_id=None if pattern == "round_robin" else boss)
+    letta.remove_agent(alice)
+    if pattern == "sleeptime":
+        letta.remove_agent(boss)
+    with pytest.raises(TargetError) as refused:
+        connect(letta, [group])
+    assert str(refused.value).startswith(
+        f"All of group {group}'s agents were deleted on Letta, so nobody would answer: "
+    ), refused.value
