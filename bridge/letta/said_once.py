@@ -1,7 +1,8 @@
 """A failure of the server itself (SERVER_WIDE: Letta down, the key rejected, a rate limit) that several agents of
-one turn meet is said once: the first agent's failure as it came, then one note naming the others, whether they
-were asked at once and met it too (a broadcast, a supervisor's workers) or were never asked (the agents after it
-in order, a supervisor's manager). A thread read three times the same sentence for one cause before."""
+one turn meet is said once: the first agent's failure as it came, then one note naming the others in words true of
+each: those sent the message at once that met it too (a broadcast, a supervisor's workers), and those never sent it
+because of it (the agents after it in order, a supervisor's manager). A thread read three times the same sentence
+for one cause before."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from bridge.domain import AgentFailure, TurnEvent
 from bridge.letta.errors import SERVER_WIDE
 
 
+def _listed(names: Sequence[str]) -> str:
+    """`bob`, `bob and carol`, `bob, carol and dave`."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def not_asked(names: Sequence[str], stop: AgentFailure, index: int) -> AgentFailure:
-    """The note that `names` were left unasked after `stop`, a failure they would have met too."""
-    verb = "was" if len(names) == 1 else "were"
-    return AgentFailure(None, f"{', '.join(names)} {verb} not asked, for the same reason.", stop.kind, step="rest",
-                        index=index)
+    """The note that `names` were never sent the message after `stop`, a failure they would have met too."""
+    return AgentFailure(None, f"{_unasked(names)}.", stop.kind, step="rest", index=index)
+
+
+def _unasked(names: Sequence[str]) -> str:
+    return f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} not asked, for the same reason"
 
 
 class SaidOnce:
@@ -40,8 +48,12 @@ class SaidOnce:
         return kept
 
     def note(self, unasked: Sequence[str], index: int) -> AgentFailure | None:
-        """Who met the first server-wide failure too, and `unasked`, who is not asked because of it."""
-        names = list(dict.fromkeys([*self._held, *unasked]))
-        if self.stop is None or not names:
+        """Who was sent the message and met the failure said too, and `unasked`, never sent it because of it."""
+        met = list(dict.fromkeys(self._held))
+        unasked = [n for n in dict.fromkeys(unasked) if n not in met]
+        if self.stop is None or not (met or unasked):
             return None
-        return not_asked(names, self.stop, index)
+        parts = [f"{_listed(met)} met the same failure"] if met else []
+        if unasked:
+            parts.append(_unasked(unasked))
+        return AgentFailure(None, "; ".join(parts) + ".", self.stop.kind, step="rest", index=index)

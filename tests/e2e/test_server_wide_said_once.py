@@ -30,7 +30,7 @@ def test_a_broadcast_with_a_rejected_key_says_so_once(tmp_path: Path) -> None:
         wait_done(world, channel, event["ts"])
         texts = [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
         assert len([t for t in texts if "rejected the bridge's API key" in t]) == 1, texts
-        assert len(texts) == 2 and texts[1].endswith("were not asked, for the same reason."), texts
+        assert len(texts) == 2 and texts[1].endswith(" met the same failure."), texts
 
 
 def test_a_broadcast_with_letta_down_says_so_once(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_broadcast_with_letta_down_says_so_once(tmp_path: Path) -> None:
         )
         texts = [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
         assert len(texts) == 2 and "couldn't reach the Letta server" in texts[0], texts
-        assert texts[1].endswith("were not asked, for the same reason."), texts
+        assert texts[1].endswith(" met the same failure."), texts
 
 
 def test_a_supervisor_with_a_rejected_key_says_so_once_naming_its_manager(tmp_path: Path) -> None:
@@ -58,4 +58,4 @@ def test_a_supervisor_with_a_rejected_key_says_so_once_naming_its_manager(tmp_pa
         wait_done(world, channel, event["ts"])
         texts = [p.args["text"] for p in world.slack.posts(channel, event["ts"])]
         assert len(texts) == 2 and "rejected the bridge's API key" in texts[0], texts
-        assert texts[1].endswith(", boss were not asked, for the same reason."), texts
+        assert texts[1].endswith(" met the same failure; boss was not asked, for the same reason."), texts

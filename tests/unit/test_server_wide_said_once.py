@@ -1,6 +1,7 @@
 """Agents asked at once (broadcast, a supervisor's workers) that all meet one failure of the server itself (Letta
-down, the key rejected, a rate limit): the thread is told it once, then who met it too in one note, the words
-`in_order` uses for the agents it did not ask."""
+down, the key rejected, a rate limit): the thread is told it once, then who met it too in one note ("bob and carol
+met the same failure."), and who was never sent the message because of it, in `in_order`'s words ("boss was not
+asked, for the same reason.")."""
 
 from __future__ import annotations
 
@@ -38,18 +39,21 @@ def failures(runner: Step, target: Target) -> list[str]:
     return [e.message for e in asyncio.run(go()) if isinstance(e, AgentFailure)]
 
 
-def test_a_broadcast_whose_key_is_rejected_says_so_once() -> None:
-    """Before: three posts of 'The Letta server rejected the bridge's API key', one per agent."""
-    said = failures(Refusing(), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
-    assert said == [REJECTED, "bob, carol were not asked, for the same reason."], said
+def test_a_broadcast_whose_key_is_rejected_says_so_once_and_that_the_others_met_it_too() -> None:
+    """Before: three posts of 'The Letta server rejected the bridge's API key', one per agent; then a note that
+    said 'bob, carol were not asked', though every agent was sent the message."""
+    runner = Refusing()
+    said = failures(runner, Target("agents", (ALICE, BOB, CAROL), broadcast=True))
+    assert runner.asked == ["alice", "bob", "carol"]
+    assert said == [REJECTED, "bob and carol met the same failure."], said
 
 
-def test_a_supervisor_whose_key_is_rejected_says_so_once_naming_its_manager_with_the_workers() -> None:
-    """Before: once per worker, then 'boss was not asked, for the same reason'."""
+def test_a_supervisor_whose_key_is_rejected_says_the_workers_met_it_and_the_manager_was_not_asked() -> None:
+    """The workers were sent the message, the manager never was. Before: 'bob, carol, boss were not asked'."""
     runner = Refusing()
     target = Target("agents", (ALICE, BOB, CAROL), manager_type="supervisor", manager=BOSS)
     said = failures(runner, target)
-    assert said == [REJECTED, "bob, carol, boss were not asked, for the same reason."], said
+    assert said == [REJECTED, "bob and carol met the same failure; boss was not asked, for the same reason."], said
     assert "boss" not in runner.asked
 
 
@@ -57,4 +61,4 @@ def test_a_failure_of_an_agent_of_its_own_is_still_said_beside_the_server_wide_o
     """A failure in other words (the agent's own, or one that names the agent: a timeout) is said as it came."""
     own = AgentFailure("bob", "The Letta server did not answer in time for bob.", Kind.TIMEOUT, BOB.id, step=BOB.id)
     said = failures(Refusing({"bob": own}), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
-    assert said == [REJECTED, own.message, "carol was not asked, for the same reason."], said
+    assert said == [REJECTED, own.message, "carol met the same failure."], said
