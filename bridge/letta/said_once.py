@@ -28,22 +28,24 @@ def _unasked(names: Sequence[str]) -> str:
 
 class SaidOnce:
     """The events of agents asked at once, the first server-wide failure among them kept (`stop`); another agent's
-    failure of its kind in the same words is held back, to be named in `note`. One in other words (naming the
-    agent: a timeout, a rate limit met after Letta began answering) is that agent's own, said as it came."""
+    failure of the kind and words of any server-wide one said already is held back, to be named in `note`. One in
+    other words (naming the agent: a timeout, a rate limit met after Letta began answering) is that agent's own,
+    said as it came; coming first, it must not let the shared one that follows be said once per agent."""
 
     def __init__(self) -> None:
         self.stop: AgentFailure | None = None
+        self._said: set[tuple[str, str]] = set()  # (kind, words) of each server-wide failure said
         self._held: list[str] = []
 
     def sift(self, events: Sequence[TurnEvent]) -> list[TurnEvent]:
         kept: list[TurnEvent] = []
         for event in events:
             if isinstance(event, AgentFailure) and event.kind in SERVER_WIDE:
-                if self.stop is None:
-                    self.stop = event
-                elif event.agent_name and (event.kind, event.message) == (self.stop.kind, self.stop.message):
+                self.stop = self.stop or event
+                if event.agent_name and (event.kind, event.message) in self._said:
                     self._held.append(event.agent_name)
                     continue
+                self._said.add((event.kind, event.message))
             kept.append(event)
         return kept
 

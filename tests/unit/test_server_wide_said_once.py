@@ -62,3 +62,12 @@ def test_a_failure_of_an_agent_of_its_own_is_still_said_beside_the_server_wide_o
     own = AgentFailure("bob", "The Letta server did not answer in time for bob.", Kind.TIMEOUT, BOB.id, step=BOB.id)
     said = failures(Refusing({"bob": own}), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
     assert said == [REJECTED, own.message, "carol met the same failure."], said
+
+
+def test_a_server_wide_failure_said_after_an_agents_own_one_is_still_said_once() -> None:
+    """alice's own timeout (naming her) comes first; bob's and carol's rejected key, in the same words, is said once.
+    Before: only failures matching the first one said were folded, so bob's and carol's were each posted."""
+    own = AgentFailure("alice", "The Letta server did not answer in time for alice.", Kind.TIMEOUT, ALICE.id,
+                       step=ALICE.id)
+    said = failures(Refusing({"alice": own}), Target("agents", (ALICE, BOB, CAROL), broadcast=True))
+    assert said == [own.message, REJECTED, "carol met the same failure."], said
