@@ -4,7 +4,8 @@ Where the server has groups, the menu offers them and a way to pick agents inste
 Letta Cloud) it offers the agents at once. Agents are picked in speaking order with how they answer (in order,
 supervisor, dynamic, broadcast), a manager, max turns and a termination token: a bridge-defined group, checked by
 the same rules as `channels connect`'s flags (`bridge.targets.with_pattern`) before anything is saved, after
-leaving out the picks the chosen pattern does not take (a select cannot be emptied once picked).
+leaving out the picks the chosen pattern does not take (a select cannot be emptied once picked); a termination
+token typed for another pattern than dynamic is refused, since a text input can be cleared.
 """
 
 from __future__ import annotations
@@ -198,11 +199,12 @@ def chosen(body: dict[str, Any]) -> Choice | str:
     row = values.get(PATTERN_BLOCK) or {}
     name, manager, turns = (_picked(row, a) for a in (PICK_PATTERN, PICK_MANAGER, PICK_MAX_TURNS))
     token = str(((values.get(ENDING_BLOCK) or {}).get(ENDING) or {}).get("value") or "").strip() or None
+    if token and name != "dynamic":  # typed, and a text input can be cleared: the person's words, not left out
+        return "A termination token goes with Dynamic only: clear it under Termination token, or choose Dynamic."
     # A select once picked cannot be emptied: a pick the chosen pattern does not take (its label says which do)
     # is left behind from another pattern, not asked for, and refusing it would leave only Cancel.
     manager = manager if name in MANAGED else None
     turns = turns if name in TURNS_WITH else None
-    token = token if name == "dynamic" else None
     if name in MANAGED and not manager:
         return f"A {name} group needs a manager: choose one under Manager, one of the picked agents or another."
     if name in MANAGED and manager in ids:

@@ -97,6 +97,9 @@ def test_bad_choices_are_refused_plainly_and_save_nothing(sw: Slash) -> None:
         "A dynamic group needs at least one agent besides its manager.":
             pattern_state(ned, pattern="dynamic", manager=ned),
         "Pick at least one agent first": pattern_state(pattern="supervisor", manager=ned),
+        # Typed, unlike a pick: a text input can be cleared, so it is refused, not left out unseen.
+        "A termination token goes with Dynamic only: clear it under Termination token, or choose Dynamic.":
+            pattern_state(lu, mo, pattern="broadcast", token="ALL DONE"),
     }
     for said, state in pressed.items():
         post = sw.choose(ch, button("letta_connect_agents"), state=state).wait()

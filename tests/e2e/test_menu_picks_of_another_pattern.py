@@ -24,7 +24,7 @@ def test_a_manager_left_picked_for_a_pattern_without_one_is_left_out(sw: Slash, 
     ann, ben, boss = (sw.letta.add_agent(f"{n}_{pattern}") for n in ("ann", "ben", "boss"))
     ch = f"C0{pattern.upper()[:6]}MP"
     sw.slack.add_channel(ch, ch.lower())
-    state = pattern_state(ann, ben, pattern=pattern, manager=boss, token="DONE!")
+    state = pattern_state(ann, ben, pattern=pattern, manager=boss)
     post = sw.choose(ch, button("letta_connect_agents"), state=state).wait()
     assert "Connected this channel" in post["text"], post["text"]
     assert sw.pattern(ch) == (None if pattern == "in_order" else pattern, None, None, None)

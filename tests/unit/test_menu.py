@@ -89,9 +89,8 @@ def press(*ids: str, pattern: str | None = None, manager: str | None = None, tur
         (press(ALICE.id, pattern="in_order", manager=BOSS), Choice((ALICE.id,), Pattern())),
         (press(ALICE.id, pattern="in_order", manager=BOSS, turns="3"),
          Choice((ALICE.id,), Pattern("round_robin", max_turns=3))),
-        (press(ALICE.id, pattern="broadcast", manager=BOSS, turns="3", token="X"),
-         Choice((ALICE.id,), Pattern("broadcast"))),
-        (press(ALICE.id, pattern="supervisor", manager=BOSS, turns="3", token="X"),
+        (press(ALICE.id, pattern="broadcast", manager=BOSS, turns="3"), Choice((ALICE.id,), Pattern("broadcast"))),
+        (press(ALICE.id, pattern="supervisor", manager=BOSS, turns="3"),
          Choice((ALICE.id,), Pattern("supervisor", BOSS))),
         ({"actions": [{"action_id": menu.PICK_GROUP, "selected_option": {"value": G}}]}, Choice((G,))),
         ({"actions": [{"action_id": menu.SHOW_AGENTS}]}, Choice((), agents_menu=True)),
@@ -109,6 +108,14 @@ def test_a_press_that_cannot_be_bound_says_why() -> None:
     )
     many = press(ALICE.id, pattern="dynamic", manager=BOSS, turns="many")
     assert menu.chosen(many) == "Pick max turns from the list."
+
+
+@pytest.mark.parametrize("pattern", [None, "in_order", "supervisor", "broadcast"])
+def test_a_termination_token_typed_for_a_pattern_without_one_is_refused_in_the_menus_words(pattern: str | None) -> None:
+    """A text input can be cleared, unlike a select: the token is the person's own words, not a pick left behind, so
+    it is refused rather than dropped unseen. Before: left out silently, the channel connected without it."""
+    said = menu.chosen(press(ALICE.id, BOB.id, pattern=pattern, manager=BOSS, token="ALL DONE"))
+    assert said == "A termination token goes with Dynamic only: clear it under Termination token, or choose Dynamic."
 
 
 def test_a_managed_pattern_without_a_manager_is_told_to_choose_one_in_the_menu() -> None:
