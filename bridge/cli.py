@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CipherError as exc:  # a secret stored encrypted (a workspace's own Letta key) that cannot be read
         unset = (
             "BRIDGE_ENCRYPTION_KEY is not set, so a secret stored encrypted (a workspace's own Letta server or key, "
-            "set from Slack with the slash command's setup) cannot be read: set it to the key the bridge runs with"
+            f"set with {settings.slack_command} setup in Slack) cannot be read: set it to the key the bridge runs with"
         )
         said = unset if settings.bridge_encryption_key is None else str(exc)
         _say_error(said, daemon and settings.log_format == "json")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.harness import run_cli
 from tests.e2e.oauth import many_world
 from tests.e2e.test_workspaces import ACME, BETA
@@ -36,7 +38,12 @@ def test_workspaces_list_without_the_key_lists_a_workspace_on_its_own_server(tmp
         other.stop()
 
 
-def test_channels_connect_for_a_workspace_on_its_own_server_without_the_key_says_why_in_words(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["/letta", "/crew"])
+def test_channels_connect_for_a_workspace_on_its_own_server_without_the_key_says_why_in_words(
+    tmp_path: Path, command: str
+) -> None:
+    """The words name where the secret was set, by the command's configured name (SLACK_COMMAND). Before: 'the
+    slash command's setup', though the bridge knows that name."""
     other = FakeLetta(version="0.16.8", api_key="sk-beta-letta")
     other.start()
     try:
@@ -45,9 +52,11 @@ def test_channels_connect_for_a_workspace_on_its_own_server_without_the_key_says
             assert world.submit_setup(BETA, other.base_url, "sk-beta-letta").status_code == 200
             bruno = other.add_agent("bruno")
             keyless = {k: v for k, v in world.env.items() if k != "BRIDGE_ENCRYPTION_KEY"}
-            done = run_cli(keyless, "channels", "connect", "C0BETA001", bruno, "--team", BETA)
+            done = run_cli({**keyless, "SLACK_COMMAND": command}, "channels", "connect", "C0BETA001", bruno,
+                           "--team", BETA)
             assert "Traceback" not in done.stderr, done.stderr[-600:]
             assert done.returncode == 1, (done.returncode, done.stderr)
             assert "BRIDGE_ENCRYPTION_KEY is not set" in done.stderr and "key changed" not in done.stderr, done.stderr
+            assert f"set with {command} setup in Slack)" in done.stderr, done.stderr
     finally:
         other.stop()
