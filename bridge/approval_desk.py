@@ -67,45 +67,40 @@ class ApprovalDesk:
         pressed: Pressed,
         reason: str,
         may_configure: Callable[[str], Awaitable[bool]],
-        show: bool = True,
     ) -> str | None:
-        """Decide if `user` may and nobody did before; None when decided, else what to tell `user` (only them).
-        The card is updated here unless `show` is False (the caller updates it after answering Slack), and then
-        what to tell is plain text (the Deny modal's error)."""
-        row = await self.allowed(team, user, approval_id, may_configure, plain=not show)
+        """Decide if `user` may and nobody did before, then update the card; None when decided, else what to tell
+        `user` (only them)."""
+        row = await self.allowed(team, user, approval_id, may_configure)
         if isinstance(row, str):
             return row
         if not await self.store.decide(approval_id, user, pressed == "approve", reason):
             decided = await self.store.get(approval_id)
-            return already(decided, user, not show) if decided and decided.decided else GONE
+            return already(decided) if decided and decided.decided else GONE
         log.info("approval decided approval_id=%s by=%s decision=%s", approval_id, user, pressed)
         self.wake(approval_id)
         decided = await self.store.get(approval_id)
-        if decided is not None and show:
+        if decided is not None:
             await self.show(client, decided)
         return None
 
     async def allowed(
-        self,
-        team: str,
-        user: str,
-        approval_id: int,
-        may_configure: Callable[[str], Awaitable[bool]],
-        plain: bool = False,
+        self, team: str, user: str, approval_id: int, may_configure: Callable[[str], Awaitable[bool]] | None
     ) -> Approval | str:
-        """The open request `user` may decide, or what to tell them (`plain`: as plain text, for the Deny modal)."""
+        """The open request `user` may decide, or what to tell them. Without `may_configure` Slack is not asked:
+        a right only Slack can say (SLACK_APPROVE_BY=configurers) passes for now, to be asked when deciding (the
+        Deny modal must open within its trigger's 3 s, which users.info may take longer than)."""
         row = await self.store.get(approval_id)
         if row is None or row.asked.team_id != team:
             return GONE
         if row.decided or row.outcome is not None:
-            return already(row, user, plain)
+            return already(row)
         s = self._settings
         verdict = may_decide(s.slack_approve_by, user, row.asked.asked_by, s.slack_approve_users)
-        if verdict is None:
+        if verdict is None and may_configure is not None:
             verdict = await may_configure(row.asked.channel_id)
-        if not verdict:
+        if verdict is False:
             log.info("approval refused approval_id=%s user=%s", approval_id, user)
-            who = who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users, plain)
+            who = who_may_decide(s.slack_approve_by, row.asked.asked_by, s.slack_approve_users)
             return NOT_YOURS.format(who=who)
         return row
 

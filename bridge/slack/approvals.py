@@ -1,6 +1,5 @@
 """Pure: the approval card an agent's tool call gets in its Slack thread, the card once decided and what became of a
-request (also in plain text, for the Deny modal's error), the modal that asks a denial's reason, who may decide, and
-reading a press or a submitted reason back.
+request, the modal that asks a denial's reason, who may decide, and reading a press or a submitted reason back.
 
 The arguments are the model's words: pretty-printed when they are JSON, clipped, escaped (no `<!channel>`, no
 mention can be formed) and shown in a code block that they cannot close. Each button's value is the approval's
@@ -133,36 +132,15 @@ def verdict_line(verdict: Verdict, by: str, at: float, reason: str = "") -> str:
     return f":octagonal_sign: Not used {_when(at)}{because}"
 
 
-def plain_verdict(verdict: Verdict, by: str, user: str, reason: str = "") -> str:
-    """`verdict_line` as plain text, for the Deny modal's error (no mention, date or emoji shows there); said to
-    `user`, so whoever decided is "you" or "someone else"."""
-    who = "you" if by == user else "someone else"
-    because = f": {reason}" if reason else ""
-    match verdict:
-        case "approved":
-            return f"approved by {who}."
-        case "denied":
-            return f"denied by {who}{because}."
-        case "timed_out":
-            return "nobody decided in time, so it was denied."
-        case "stale":
-            return f"Letta no longer waited for this decision{because}."
-    return f"not used{because}."
-
-
 def card_lines(row: Approval, refused: str | None = None) -> list[str]:
     """What became of a request, for its card: the decision, then (when Letta refused it) why it was not used."""
     return [verdict_line(*verdict) for verdict in _verdicts(row, refused)]
 
 
-def already(row: Approval, user: str, plain: bool = False) -> str:
-    """What to tell `user`, who pressed on a request decided or ended before: its card's first line, or in plain
-    text for the Deny modal's error."""
+def already(row: Approval) -> str:
+    """What to tell someone who pressed on a request decided or ended before: its card's first line."""
     verdicts = _verdicts(row)
-    if not verdicts:
-        return CLOSED
-    verdict, by, _, reason = verdicts[0]
-    return ALREADY.format(line=plain_verdict(verdict, by, user, reason) if plain else verdict_line(*verdicts[0]))
+    return ALREADY.format(line=verdict_line(*verdicts[0])) if verdicts else CLOSED
 
 
 def _verdicts(row: Approval, refused: str | None = None) -> list[tuple[Verdict, str, float, str]]:
@@ -246,12 +224,10 @@ def may_decide(by: ApproveBy, user: str, asker: str, users: tuple[str, ...]) -> 
     return user == asker
 
 
-def who_may_decide(by: ApproveBy, asker: str, users: tuple[str, ...], plain: bool = False) -> str:
-    """The rule in words, for the ephemeral refusal; `plain` for the Deny modal's error, where Slack shows a mention
-    as its raw markup."""
+def who_may_decide(by: ApproveBy, asker: str, users: tuple[str, ...]) -> str:
+    """The rule in words, for the ephemeral refusal."""
     if by == "users":
-        named = "" if plain else " (" + ", ".join(f"<@{u}>" for u in users) + ")"
-        return f"the people this bridge lists for approvals{named}"
+        return "the people this bridge lists for approvals (" + ", ".join(f"<@{u}>" for u in users) + ")"
     if by == "configurers":
         return "the people who may configure this channel"
-    return "the person who asked" if plain else f"<@{asker}>, who asked"
+    return f"<@{asker}>, who asked"

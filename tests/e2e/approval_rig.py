@@ -65,6 +65,7 @@ class Rig(Generic[L]):
         payload = copy.deepcopy(load(SLACK / "interactivity" / "block_actions_feedback_buttons.json"))
         payload.pop("_source", None)
         payload["response_url"] = self.slack.response_url()
+        payload["trigger_id"] = self.slack.trigger_id()  # lives 3 s, as Slack's: a modal opened later is refused
         payload["actions"] = [{**button, "block_id": "letta_approval", "action_ts": next_ts()}]
         payload["user"].update(id=user)
         payload["channel"]["id"] = payload["container"]["channel_id"] = self.channel

@@ -36,6 +36,7 @@ from tests.fakes.slack_reference import (
 from tests.fakes.slack_sessions import SlackSessions
 from tests.fakes.slack_socket import SlackSocketMode
 from tests.fakes.slack_streams import SlackStreams
+from tests.fakes.slack_triggers import SlackTriggers
 from tests.fakes.slack_workspace import SlackWorkspace
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "DEFAULT_SCOPES", "Call", "FakeSlack", "Grant"]
@@ -67,7 +68,9 @@ class Call:
 _Result = tuple[int, dict[str, str], dict[str, Any]]
 
 
-class FakeSlack(SlackFileServer, SlackOAuth, SlackSocketMode, SlackSessions, SlackStreams, SlackWorkspace):
+class FakeSlack(
+    SlackFileServer, SlackOAuth, SlackSocketMode, SlackSessions, SlackStreams, SlackTriggers, SlackWorkspace
+):
     """Fake Slack workspace; start() it, point AsyncWebClient(base_url=fake.api_url) at it, inspect calls."""
 
     def __init__(
@@ -107,6 +110,7 @@ class FakeSlack(SlackFileServer, SlackOAuth, SlackSocketMode, SlackSessions, Sla
         self._init_sockets()
         self._init_sessions()
         self._init_streams()
+        self._init_triggers()
         self._init_workspace()
 
     # ------------------------------------------------------------------ lifecycle
@@ -371,6 +375,8 @@ class FakeSlack(SlackFileServer, SlackOAuth, SlackSocketMode, SlackSessions, Sla
         view = jsonish(args.get("view"))
         if not args.get("trigger_id"):
             return "invalid_trigger_id"
+        if self._trigger_expired(str(args["trigger_id"])):
+            return "expired_trigger_id"
         if not isinstance(view, dict) or view.get("type") != "modal":
             return "invalid_arguments"
         body = ref_body("views.open", "ok")

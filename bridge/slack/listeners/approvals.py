@@ -1,7 +1,8 @@
 """An approval card's buttons and the Deny modal. Approve is acknowledged at once and decided in a task the bridge
-owns; Deny opens a modal for a short reason (after the caller's right to decide is checked), and the submitted
-reason decides before the modal's answer, so that a refusal can be shown in it. Anyone who may not decide is told
-so, only them, and nothing changes."""
+owns; Deny opens a modal for a short reason at once, Slack not asked who may decide (its trigger lives 3 s, which
+users.info may take longer than), and the submitted reason is acknowledged at once, closing the modal (Slack wants
+that within 3 s too), then decided in such a task like Approve. Anyone who may not decide is told so in the card's
+thread, only them, and nothing changes."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.approval_desk import ApprovalDesk, Pressed
+from bridge.approval_desk import ApprovalDesk
 from bridge.slack.approvals import (
     APPROVE_ACTION,
     DENY_ACTION,
     DENY_VIEW,
-    REASON_BLOCK,
     deny_view,
     read_press,
     read_reason,
@@ -57,6 +57,9 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
     async def tell(client: AsyncWebClient, body: dict[str, Any], user: str, text: str) -> None:
         channel = str((body.get("channel") or {}).get("id") or "")
         thread = str(((body.get("message") or {}).get("thread_ts")) or "") or None
+        await tell_in(client, channel, thread, user, text)
+
+    async def tell_in(client: AsyncWebClient, channel: str, thread: str | None, user: str, text: str) -> None:
         try:
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, text=text)
         except FAILURES as exc:
@@ -92,7 +95,7 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
             return
 
         async def work() -> None:
-            row = await desk.allowed(team, user, approval, configurer(client, user))
+            row = await desk.allowed(team, user, approval, None)  # who may decide is asked of Slack on submit
             if not isinstance(row, Approval):
                 await tell(client, body, user, row)
                 return
@@ -106,30 +109,27 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
 
     @app.view(DENY_VIEW)
     async def on_reason(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()  # closes the modal; the decision follows in a task, as users.info may take past Slack's 3 s
         reason = read_reason(body.get("view") or {})
         user = str((body.get("user") or {}).get("id", ""))
         if reason is None or not user:
-            await ack()
             return
-        decision: Pressed = "deny"
-        told = await desk.press(
-            client,
-            str(context.team_id or ""),
-            user,
-            reason.approval_id,
-            decision,
-            reason.text,
-            configurer(client, user),
-            show=False,
-        )
-        if told is not None:
-            await ack(response_action="errors", errors={REASON_BLOCK: told[:2000]})
-            return
-        await ack()
+        team = str(context.team_id or "")
 
-        async def show() -> None:
+        async def told(text: str) -> None:
+            """In the card's thread, which the modal's submission does not name."""
             row = await desk.store.get(reason.approval_id)
-            if row is not None:
-                await desk.show(client, row)
+            if row is None or row.asked.team_id != team:
+                log.info("approval deny refusal not shown approval_id=%s: no card", reason.approval_id)
+                return
+            await tell_in(client, row.asked.channel_id, row.asked.thread_ts, user, text)
 
-        spawn(show(), "card")
+        async def work() -> None:
+            refused = await desk.press(
+                client, team, user, reason.approval_id, "deny", reason.text, configurer(client, user)
+            )
+            if refused is not None:
+                await told(refused)
+
+        if not spawn(work(), "deny reason"):
+            await told(RESTARTING)
