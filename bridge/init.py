@@ -5,8 +5,9 @@ and only then has secrets to give), then for the Slack bot token and signing sec
 (secrets with hidden input); checks each as soon as it is given (auth.test, GET /v1/health/, a list call with the
 key), writes config.toml with mode 600 (an existing file only after a yes, or --force; of its settings, those
 init does not ask about are kept unless a load would refuse them), and ends with the command that starts the
-bridge. With --non-interactive (or no terminal) it takes flags and environment variables instead and fails,
-plainly, on anything missing or wrong (saying, without a terminal, why nothing was asked).
+bridge, naming each exported variable that would override an answer written. With --non-interactive (or no
+terminal) it takes flags and environment variables instead and fails, plainly, on anything missing or wrong
+(saying, without a terminal, why nothing was asked).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import getpass
 import os
 import shlex
 import sys
-import tomllib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,9 @@ from pydantic import ValidationError
 
 from bridge.config import LETTA_SCHEMES, Settings, environment_gives_way
 from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
-from bridge.config_file import (
-    DEFAULT_CONFIG_FILE,
-    earlier_settings,
-    read_keys,
-    toml_key,
-    toml_string,
-    write_private,
-)
-from bridge.config_load import SettingsError, ValuesOnly, load_settings, refused_keys
+from bridge.config_file import DEFAULT_CONFIG_FILE, read_keys, write_private
+from bridge.config_load import ValuesOnly
+from bridge.init_file import config_text, overridden, replaced, starts_here
 from bridge.init_questions import (
     BOT_TOKEN,
     LETTA_KEY,
@@ -290,62 +283,33 @@ class Wizard:
         decided = {q.key for q in (PUBLIC_URL, BOT_TOKEN, LETTA_URL, LETTA_KEY)} | set(self.extra)
         if self.answers.get(SIGNING_SECRET.key) or self._signing_secret() is SIGNING_SECRET:
             decided.add(SIGNING_SECRET.key)  # skipped in Socket Mode: the file's own, if any, is kept
-        kept, lost = earlier_settings(self.path, decided)
-        # What a later load of the file would refuse is left out: init is often run again to repair the file.
-        kept_keys = tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
-        refused = refused_keys(self.path, {**values, **kept_keys})
-        kept = {k: text for k, text in kept.items() if k not in refused}
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        lines = [
-            f"# Written by `python -m bridge init` on {stamp}; every key is documented in config.example.toml.",
-            "# It holds secrets: it is readable by its owner only (mode 600); keep it out of version control.",
-            "",
-            *(f"{key} = {toml_string(value)}" for key, value in values.items()),
-            *(["", "# Kept from the file this one replaced:"] if kept else []),
-            *(f"{toml_key(key)} = {text}" for key, text in kept.items()),
-        ]
+        old = replaced(self.path, values, decided)
         try:
-            write_private(self.path, "\n".join(lines) + "\n")
+            write_private(self.path, config_text(values, old.kept))
         except OSError as exc:
             raise InitStopped(f"cannot write {self.path}: {exc.strerror or exc}. Nothing was written.") from None
         print(f"\nWrote {self.path} (mode 600).")
-        if kept:
-            print(f"Kept what init does not ask about from the file it replaced: {', '.join(kept)}.")
-        if lost:
-            print(f"Not kept from the file it replaced (write them again if they are wanted): {', '.join(lost)}.")
-        if dropped := [line for key, line in refused.items() if key]:
+        if old.kept:
+            print(f"Kept what init does not ask about from the file it replaced: {', '.join(old.kept)}.")
+        if old.lost:
+            print(f"Not kept from the file it replaced (write them again if they are wanted): {', '.join(old.lost)}.")
+        if dropped := [line for key, line in old.refused.items() if key]:
             print(
                 "Not kept from the file it replaced, as the bridge would refuse them (write them again, corrected, "
                 "if they are wanted):",
                 *(f"  {line}" for line in dropped),
                 sep="\n",
             )
-        if "" in refused and self._starts_here():
+        if "" in old.refused and starts_here(self.path):
             print(
-                f"Note: {self.path} alone would not start the bridge ({refused[''].rstrip('.')}); it starts here "
+                f"Note: {self.path} alone would not start the bridge ({old.refused[''].rstrip('.')}); it starts here "
                 "because the environment sets what the file lacks: keep it set where the bridge runs."
             )
-        elif "" in refused:  # settings that only together cannot be: no one key to leave out
+        elif "" in old.refused:  # settings that only together cannot be: no one key to leave out
             raise InitStopped(
-                f"the bridge will not start from {self.path} as written: {refused[''].rstrip('.')}. Correct it (every "
-                "key is in config.example.toml), then run `python -m bridge check`."
+                f"the bridge will not start from {self.path} as written: {old.refused[''].rstrip('.')}. Correct it "
+                "(every key is in config.example.toml), then run `python -m bridge check`."
             )
-
-    def _starts_here(self) -> bool:
-        """Whether `serve` here, with this environment, loads the file just written (the environment wins over it,
-        and may set what the file lacks: SLACK_APPROVE_USERS beside the file's slack_approve_by = "users")."""
-        saved = os.environ.get("BRIDGE_CONFIG")
-        os.environ["BRIDGE_CONFIG"] = str(self.path)
-        try:
-            load_settings()
-            return True
-        except SettingsError:
-            return False
-        finally:
-            if saved is None:
-                os.environ.pop("BRIDGE_CONFIG", None)
-            else:
-                os.environ["BRIDGE_CONFIG"] = saved
 
     def _manifest(self, public: str) -> None:
         """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""
@@ -382,3 +346,9 @@ class Wizard:
         elif source:
             print(f"Keep SLACK_APP_TOKEN set in the environment there: init does not write it to {self.path}.")
         print(f"Then invite @letta to a channel and type `{command} connect` there.")
+        settings = {k: v for k, v in self.answers.items() if k != PUBLIC_URL.key}  # the public URL is no setting
+        for variable in overridden(self.path, settings):
+            print(
+                f"{variable} is exported with another value, and the environment wins over {self.path}: run "
+                f"`unset {variable}` (or export the new value) before starting."
+            )
