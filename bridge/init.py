@@ -19,16 +19,18 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError as SourceError
 
 from bridge.config import LETTA_SCHEMES, Settings, environment_gives_way
-from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, url_problem
+from bridge.config_errors import letta_path_problem, letta_query_problem, plain_errors, unparsed, url_problem
 from bridge.config_file import DEFAULT_CONFIG_FILE, read_keys, write_private
 from bridge.config_load import ValuesOnly
-from bridge.init_file import config_text, overridden, replaced, starts_here
+from bridge.init_file import config_text, kept_values, overridden, planned_settings, replaced, starts_here
 from bridge.init_questions import (
     BOT_TOKEN,
     LETTA_KEY,
@@ -94,13 +96,10 @@ class Wizard:
             "slack_command": command if not command or command.startswith("/") else "/" + command,
         }
         self.extra = {k: v for k, v in extra.items() if v}
-        # How long a check waits for Letta, as `check` waits: used for the checks only, not written to the file.
-        lookup = os.environ.get("LETTA_LOOKUP_TIMEOUT", "").strip()
-        self.waits = {"letta_lookup_timeout": lookup} if lookup else {}
 
     def run(self) -> int:
-        try:  # SLACK_API_URL, LETTA_PROJECT, SLACK_COMMAND, LETTA_LOOKUP_TIMEOUT come from the environment: a bad
-            # one stops init at once
+        try:  # the checks run with the environment's settings (and the file's kept keys): an exported one the
+            # bridge would refuse stops init at once, as `check` and `serve` would stop
             self._settings()
         except _Invalid as invalid:
             raise InitStopped("; ".join(invalid.lines) + ". Nothing was written.", 2) from None
@@ -228,12 +227,27 @@ class Wizard:
         return answer.strip() or (q.default or "")
 
     def _settings(self, **values: Any) -> Settings:
-        merged: dict[str, Any] = {**self.waits, **self.extra, **self.answers, **values}
+        """What the checks run with: the answers (and `values`, the one being checked) over the environment over
+        the keys kept from the file replaced, as the bridge started from the file written will load them (its
+        runner and conversations, LETTA_LOOKUP_TIMEOUT's wait)."""
+        merged: dict[str, Any] = {**self.extra, **self.answers, **values}
         merged.pop(PUBLIC_URL.key, None)
+        kept = self._kept
         try:
-            return ValuesOnly(**merged)
+            return planned_settings(kept, merged)
         except ValidationError as exc:  # in plain words, which never repeat a secret (pydantic's would)
-            raise _Invalid(plain_errors(exc, Settings)) from None
+            origin = Origin(dict(os.environ), self.path, kept, environment_gives_way(kept))
+            raise _Invalid(plain_errors(exc, Settings, origin)) from None
+        except SourceError as exc:  # an exported variable that is not the JSON it must be
+            raise _Invalid([unparsed(exc, None)]) from None
+
+    @cached_property
+    def _kept(self) -> dict[str, Any]:
+        """The settings the file being replaced will keep (none init asks about), as a load will read them; none
+        where they only together cannot be, which `_write` says."""
+        asked = {q.key for q in (PUBLIC_URL, BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY)} | set(self.extra)
+        old = replaced(self.path, self.extra, asked)
+        return {} if "" in old.refused else kept_values(old.kept)
 
     def _check_slack(self, token: str) -> Verdict:
         from bridge.checks import slack_checks

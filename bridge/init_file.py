@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.config import environment_gives_way
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
+
+from bridge.config import Settings, environment_gives_way
 from bridge.config_file import earlier_settings, toml_key, toml_string
 from bridge.config_load import SettingsError, load_settings, refused_keys
+from bridge.config_sources import EmptyIsUnset
 from bridge.settings_words import Origin
 
 
@@ -40,6 +43,24 @@ def replaced(path: Path, values: Mapping[str, str], decided: Collection[str]) ->
 def kept_values(kept: Mapping[str, str]) -> dict[str, Any]:
     """The kept keys' values, as a load of the file will read them."""
     return tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
+
+
+def planned_settings(kept: Mapping[str, Any], values: Mapping[str, Any]) -> Settings:
+    """The settings a bridge started here will load from the file being written: its `values` (init's answers)
+    over the environment over the `kept` keys, then the defaults, so that init's checks describe the runner and
+    conversations it will run with, not the defaults. Raises ValidationError or pydantic-settings' SettingsError
+    as a load would."""
+    file_values = {key.lower(): value for key, value in kept.items()}
+
+    class Planned(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            environment = EmptyIsUnset(settings_cls, frozenset(file_values))
+            return (init_settings, environment, InitSettingsSource(settings_cls, file_values))
+
+    return Planned(**values)
 
 
 def config_text(values: Mapping[str, str], kept: Mapping[str, str]) -> str:
