@@ -146,14 +146,23 @@ def missing(settings: Settings, mode: Literal["serve", "socket", "slack", "letta
     return [gap(r, given(r)) for r in needed]
 
 
+# A bot token without a signing secret is how `init` leaves a Socket Mode set-up, whose app token it never writes:
+# in a shell where that token is not exported, the way forward is to export it, not init (which would then ask for
+# the signing secret).
+_SOCKET_MODE_HINT = (
+    "For Socket Mode, which needs no signing secret: export SLACK_APP_TOKEN (the xapp- token) and run "
+    "`python -m bridge socket`."
+)
+
+
 def set_them_up(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"] = "serve") -> str:
     """What to do about the lines `missing` gave, and which config file was read (if any)."""
     return f"{_what_to_do(settings, mode)} {where_read()}"
 
 
 def _what_to_do(settings: Settings, mode: Literal["serve", "socket", "slack", "letta"]) -> str:
-    """`init` sets up one bot token, never Socket Mode's app-level token; OAuth mode's settings are for
-    docs/workspaces.md to explain."""
+    """`init` sets up one bot token, never Socket Mode's app-level token (a bot token without a signing secret may
+    be a Socket Mode set-up missing it); OAuth mode's settings are for docs/workspaces.md to explain."""
     if settings.slack_client_id is not None or settings.slack_client_secret is not None:
         return (
             "OAuth mode: set them in the environment or in config.toml, as docs/workspaces.md (Turning it on) "
@@ -163,9 +172,12 @@ def _what_to_do(settings: Settings, mode: Literal["serve", "socket", "slack", "l
         "Run `python -m bridge init` to set them up step by step, or set them in the environment or in "
         "config.toml (see config.example.toml and README.md)."
     )
-    if mode == "serve" and _unusable(settings, SLACK_SIGNING_SECRET) and not _unusable(settings, SLACK_APP_TOKEN):
+    signed = not _unusable(settings, SLACK_SIGNING_SECRET)
+    if mode == "serve" and not signed and not _unusable(settings, SLACK_APP_TOKEN):
         socket = "SLACK_APP_TOKEN is set: for Socket Mode run `python -m bridge socket`, which needs no signing secret."
         return f"{run_init} {socket}"
+    if mode == "serve" and not signed and settings.slack_app_token is None and not _unusable(settings, SLACK_BOT_TOKEN):
+        return f"{run_init} {_SOCKET_MODE_HINT}"  # set up as init leaves Socket Mode, the app token not exported
     if mode != "socket" or not _unusable(settings, SLACK_APP_TOKEN):
         return run_init
     by_hand = (
