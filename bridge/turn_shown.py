@@ -12,7 +12,7 @@ from bridge.presence import Presence, SignBudget, take_back
 from bridge.slack.directory import Directory
 from bridge.slack.post import SlackPoster
 from bridge.slack.readable import readable
-from bridge.slack.sessions import Sessions, link_labels, session_title
+from bridge.slack.sessions import Sessions, session_title
 from bridge.stopping import RunningTurn
 from bridge.store.base import Store
 
@@ -41,8 +41,7 @@ class TurnShown:
         await self._poster.learn()  # whether agents' names can be custom usernames, before anything is built
         author = self._poster.author(agents[0].name) if agents else None
         names = self._directory
-        said = link_labels(turn.text)
-        title = session_title(await readable(said, names.user_name, names.channel_name) if names else said)
+        title = session_title(await readable(turn.text, names.user_name, names.channel_name) if names else turn.text)
         if turn.channel_id.startswith("D") and not await self._store.earlier_turns_in_thread(
             turn.team_id, turn.channel_id, turn.thread_ts, turn_id
         ):  # a DM thread in Slack's agent view: titled by its first question, never renamed by a follow-up

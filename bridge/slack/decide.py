@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from bridge.domain import Turn
 from bridge.slack.files import shared_files
+from bridge.slack.links import as_words
 
 
 class Reason(StrEnum):
@@ -44,16 +45,12 @@ INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
 ADDRESSED = re.compile(r"\s*<(?:@([UW][A-Z0-9]+)|!subteam\^[A-Z0-9]+)[|>]")
 
 
-def unescape(text: str) -> str:
-    """Slack escapes exactly &, < and >; `&amp;` goes last so `&amp;lt;` stays `&lt;`."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def clean_text(text: str, bot_user_id: str | None) -> str:
-    """Strip only the bot's own mention (other people's mentions stay) and undo Slack's escaping. The message's
-    lines and indentation stay (pasted code, a trace, a list; `quoting.after_prefix` keeps them the person's):
-    only each line's trailing whitespace and the blank lines around the message go, and a one-line message's
-    spaces around it. A mention opening a line takes its spaces with it, not the next line's indentation."""
+    """Strip only the bot's own mention (other people's mentions stay), undo Slack's escaping and read its links as
+    words (`links.as_words`; people and channels are named later, by `readable`). The message's lines and
+    indentation stay (pasted code, a trace, a list; `quoting.after_prefix` keeps them the person's): only each
+    line's trailing whitespace and the blank lines around the message go, and a one-line message's spaces around
+    it. A mention opening a line takes its spaces with it, not the next line's indentation."""
     if bot_user_id:
         mention = rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>"
         text = re.sub(rf"[ \t]*{mention}[ \t]*", " ", re.sub(rf"(?m)^[ \t]*{mention}[ \t]*", "", text))
@@ -64,7 +61,7 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
         lines.pop(0)
     while not lines[-1]:
         lines.pop()
-    return unescape(lines[0].strip() if len(lines) == 1 else "\n".join(lines))
+    return as_words(lines[0].strip() if len(lines) == 1 else "\n".join(lines))
 
 
 def _str(value: Any) -> str:

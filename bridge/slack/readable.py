@@ -1,8 +1,8 @@
-"""Slack's markup for people, channels, groups and links in a message (`<@U0456EFGH>`, `<#C0999ZZZZ|deploys>`,
-`<!here>`, `<!subteam^S012|@oncall>`, `<https://example.com/docs|example.com/docs>`) as the words a person sees:
-`@bob`, `#deploys`, `@here`, `@oncall`, `example.com/docs`. Agents read these, and an id tells them nothing of who
-was meant (nor can they write it back: the renderer escapes it); link markup they echo renders as a broken link.
-Names come from the directory's cache (a lookup Slack refuses, or one it rate-limits, leaves the id)."""
+"""Slack's markup for people, channels and groups in a message (`<@U0456EFGH>`, `<#C0999ZZZZ|deploys>`,
+`<!here>`, `<!subteam^S012|@oncall>`) as the words a person sees: `@bob`, `#deploys`, `@here`, `@oncall`. Agents
+read these, and an id tells them nothing of who was meant (nor can they write it back: the renderer escapes it).
+Names come from the directory's cache (a lookup Slack refuses, or one it rate-limits, leaves the id). Links need
+no lookup: `decide.clean_text` reads them (slack/links.py), before Slack's escaping is undone."""
 
 from __future__ import annotations
 
@@ -12,24 +12,12 @@ from collections.abc import Awaitable, Callable
 
 Lookup = Callable[[str], Awaitable[str]]
 
-LINK = re.compile(r"<(?P<url>(?:https?|mailto):[^|>]+)(?:\|(?P<label>[^>]+))?>")  # only links people follow
 _TOKEN = re.compile(
     r"<@(?P<user>[UW][A-Z0-9]+)(?:\|(?P<user_label>[^>]*))?>"
     r"|<#(?P<channel>[CG][A-Z0-9]+)(?:\|(?P<channel_label>[^>]*))?>"
     r"|<!(?P<special>here|channel|everyone)(?:\|[^>]*)?>"
     r"|<!subteam\^(?P<group>[A-Z0-9]+)(?:\|(?P<group_label>[^>]*))?>"
-    rf"|{LINK.pattern}"
 )
-
-
-def link_words(url: str, label: str | None) -> str:
-    """A link as a person reads it: its label alone when that is the url, with or without its scheme (Slack's own
-    label for a typed `example.com` or email address); another label with the url beside it, so a label naming one
-    place cannot hide another."""
-    if not label or label == url:
-        return url
-    bare = url.partition(":")[2].removeprefix("//")
-    return label if label == bare else f"{label} ({url})"
 
 
 def _at(name: str, sign: str) -> str:
@@ -38,8 +26,8 @@ def _at(name: str, sign: str) -> str:
 
 
 async def readable(text: str, user_name: Lookup, channel_name: Lookup) -> str:
-    """`text` with each person, channel and group markup replaced by its name, and each link by its words; each
-    distinct id looked up once, all at once."""
+    """`text` with each person, channel and group markup replaced by its name; each distinct id looked up once,
+    all at once."""
     found = list(_TOKEN.finditer(text))
     if not found:
         return text
@@ -61,8 +49,6 @@ async def readable(text: str, user_name: Lookup, channel_name: Lookup) -> str:
             return _at(m["channel_label"] or names.get(m["channel"], ""), "#") or m[0]
         if m["special"]:
             return "@" + m["special"]
-        if m["url"]:
-            return link_words(m["url"], m["label"])
         return _at(m["group_label"] or "", "@") or "@" + m["group"]
 
     return _TOKEN.sub(word, text)

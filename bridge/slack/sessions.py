@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.decide import clean_text
 from bridge.slack.failures import FAILURES, METHOD_REFUSED, passing, slack_error
 from bridge.slack.post import Author
-from bridge.slack.readable import LINK
 
 log = logging.getLogger(__name__)
 
 SessionStatus = Literal["processing", "active", "suspended", "closed"]
 TITLE_CHARS = 200  # Slack's limit for a session's title
+_BESIDE = re.compile(r" \((?:https?|mailto):\S+\)")  # the url `links.link_words` writes beside a link's label
 STOP_ACTION = "letta_stop_turn"
 STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
 MAX_PROMPTS = 4  # Slack's limit for suggested prompts
@@ -36,16 +36,17 @@ APP_REFUSALS = METHOD_REFUSED | {"not_allowed", "invalid_auth", "not_authed", "a
                                   "token_expired"}
 
 
-def link_labels(text: str) -> str:
-    """Each link as its label alone: a title has no room for the url `readable` writes beside another label."""
-    return LINK.sub(lambda m: m["label"] or m["url"], text)
+def link_labels(words: str) -> str:
+    """Each link read as words (`decide.clean_text`) as its label alone: a title has no room for the url beside
+    it. A url a person put in brackets after a word goes too: the words no longer say which it was."""
+    return _BESIDE.sub("", words)
 
 
-def session_title(text: str) -> str:
-    """A session's title: the message's first line, Slack's markup undone (a link as its words: `link_labels`;
-    people and channels are named by the caller: `readable`), clipped to Slack's 200 characters."""
-    text = link_labels(text)
-    line = next((ln.strip() for ln in clean_text(text, None).splitlines() if ln.strip()), "") or "Letta agents"
+def session_title(words: str) -> str:
+    """A session's title: the first line of a turn's words (`decide.clean_text`: Slack's escaping already undone,
+    so not again; people and channels named by the caller: `readable`), each link as its label alone
+    (`link_labels`), clipped to Slack's 200 characters."""
+    line = next((ln.strip() for ln in link_labels(words).splitlines() if ln.strip()), "") or "Letta agents"
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bridge.domain import ToolProgress, ToolState
-from bridge.slack.decide import unescape
+from bridge.slack.links import unescape
 from bridge.slack.markdown import escape_within
 
 TaskDisplay = Literal["timeline", "plan", "off"]

@@ -1,4 +1,5 @@
-"""Slack's markup for people, channels and groups read as names (slack/readable.py)."""
+"""Slack's markup for people, channels and groups read as names (slack/readable.py); links are read before,
+in decide.clean_text (test_link_words)."""
 
 from __future__ import annotations
 
@@ -49,23 +50,3 @@ def test_each_id_is_asked_once() -> None:
 
     text = "<@U0456EFGH> <@U0456EFGH> <@U0456EFGH|bob>"
     assert asyncio.run(readable(text, user, _channel)) == "@bob @bob @bob" and asked == ["U0456EFGH"]
-
-
-def test_a_link_reads_as_a_person_sees_it_not_as_slack_markup() -> None:
-    """Slack sends a typed `example.com/docs` as `<https://example.com/docs|example.com/docs>`, an email as
-    `<mailto:bob@x.com|bob@x.com>`: agents echoing that markup wrote broken links. A label that is the url (with or
-    without its scheme, or a mailto's address) is read alone; another label keeps the url beside it."""
-    assert read("is <https://example.com/docs|example.com/docs> up?") == "is example.com/docs up?"
-    assert read("ask <mailto:bob@x.com|bob@x.com>") == "ask bob@x.com"
-    assert read("see <https://example.com/a?b=1&c=2>") == "see https://example.com/a?b=1&c=2"
-    assert read("<http://x.org|http://x.org> and <https://x.org/runbook|the runbook>") == (
-        "http://x.org and the runbook (https://x.org/runbook)"
-    )
-    assert read("<mailto:bob@x.com|Bob> <https://evil.example|good.example>") == (
-        "Bob (mailto:bob@x.com) good.example (https://evil.example)"
-    )
-
-
-def test_markup_of_other_schemes_stays_as_written() -> None:
-    for text in ("<ftp://files.example/a|a>", "<javascript:alert(1)|click>", "<slack://open|open>", "<tel:123>"):
-        assert read(text) == text
