@@ -46,11 +46,14 @@ def quoted(speaker: Speaker, name: str, text: str, files: Sequence[dict[str, str
 def after_prefix(prefix: str, words: str) -> str:
     """The person's message after its context prefix: on the prefix's line when it is one line; else under it, each
     line behind "> " (an empty one as ">", so no empty line ends a block), so that none starts like a prefix or a
-    quoted line and passes for another speaker's words."""
+    quoted line and passes for another speaker's words. Without a prefix (LETTA_CONTEXT_PREFIX="") the first line
+    opens it: no blank line before it."""
     lines = words.splitlines()
     if len(lines) <= 1:
         return prefix + words
-    return prefix.rstrip() + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
+    head = prefix.rstrip()
+    quoted_lines = "\n".join(f"> {line}" if line else ">" for line in lines)
+    return f"{head}\n{quoted_lines}" if head else quoted_lines
 
 
 def block(header: str, lines: Iterable[str]) -> str:

@@ -117,3 +117,12 @@ def test_a_persons_message_of_several_lines_is_quoted_under_its_prefix_so_no_lin
     message = compose([AgentReply("alice", "ok")], after_prefix(prefix, words))
     assert read(message).quoted() == [("agent", "alice", "ok")]
     assert person_line(message) == after_prefix(prefix, words)
+
+
+def test_a_message_of_several_lines_without_a_context_prefix_starts_with_its_first_line_not_a_blank_one() -> None:
+    """LETTA_CONTEXT_PREFIX="" is allowed: a message of several lines then began with a bare newline (a blank line
+    after the thread context or files, a stray empty line on its own)."""
+    for prefix in ("", "  "):
+        assert after_prefix(prefix, "why?\n    x = 1") == "> why?\n>     x = 1"
+        assert after_prefix(prefix, "why?") == prefix + "why?"
+    assert Settings(letta_context_prefix="").letta_context_prefix == ""
