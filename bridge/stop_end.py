@@ -8,8 +8,9 @@ flight are cancelled (under their agents' locks: stopping.TurnStops.cancel_letta
 Letta is denied ("the turn was stopped"), since 0.16.8 keeps it pending whatever is cancelled and refuses the
 agent's later messages, unless a decision on it may have been sent (the store's `sent_at`, marked before any
 denial: once only), and what the agent answers is dropped but for a request in it, denied in turn
-(`EndedDenials`); the turn's approval cards say it was stopped, the thread
-is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
+(`EndedDenials`); a request the agent made after a decision or denial that went before, whose answer its dead process
+never read, is found in history and denied too (`_deny_waiting`); the turn's approval cards say it was stopped, the
+thread is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
 session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
 up), and then the turn is marked stopped. The same denial serves the turns a workspace's removal ended
 (`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer).
@@ -31,6 +32,7 @@ from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.recovery import still_waiting
 from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
 from bridge.slack.failures import SlackPostError
@@ -141,7 +143,7 @@ async def withdraw(
     """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
     again. An App Server ended the turn when its socket closed: nothing waits there. The first error of a denial
     that did not reach Letta. `poster`: where the thread is told of a request left pending (none once the app is
-    removed from the workspace)."""
+    removed from the workspace). Requests whose decision went before are looked for in history (`_deny_waiting`)."""
     if isinstance(client, AppServerLetta):
         return None
     failed: LettaError | None = None
@@ -150,8 +152,10 @@ async def withdraw(
     requests: dict[tuple[str, str], list[Approval]] = {}
     for row in await approvals.for_turn(turn_id):
         requests.setdefault((row.asked.step, row.asked.request_id), []).append(row)
+    went: list[Approval] = []  # a decision or a denial was sent before this end
     for rows in requests.values():
         if any(r.sent_at is not None or r.outcome not in (None, "stopped") for r in rows):
+            went += [r for r in rows if r.sent_at is not None]
             continue  # a decision may have reached Letta: denying after it would start another turn
         if not all([await approvals.sending(r.id) for r in rows]):
             continue
@@ -160,7 +164,40 @@ async def withdraw(
         request = ApprovalRequest(a.agent_name, a.agent_id, a.step, calls, a.request_id, a.conversation_id)
         error = await deny(client, request, EndedDenials(approvals, a, poster), reason)
         failed = failed or error
-    return failed
+    return await _deny_waiting(client, approvals, went, reason, poster) or failed
+
+
+async def _deny_waiting(
+    client: LettaClient, approvals: ApprovalStore, went: list[Approval], reason: str, poster: SlackPoster | None
+) -> LettaError | None:
+    """Requests the turn's agent made after a decision or denial that went before this end, whose answer nobody read
+    (its process died first, or a deadline cut it), still waiting on Letta: each recorded and denied as the others
+    are. A stop's own denial that history shows never arrived is sent again: history, read once no run is going,
+    says it was not sent twice. A person's decision that may have gone is left alone."""
+    chains: dict[tuple[str, str | None], list[Approval]] = {}
+    for row in went:
+        chains.setdefault((row.asked.agent_id, row.asked.conversation_id), []).append(row)
+    for (agent_id, conversation), rows in chains.items():
+        decided = {r.asked.tool_call_id for r in rows if r.approve is not None}
+        try:
+            found = await still_waiting(client, agent_id, conversation, [r.asked.tool_call_id for r in rows])
+        except LettaError as error:
+            log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
+            return error
+        for question in found:
+            if any(c.tool_call_id in decided for c in question.calls):
+                continue
+            a = rows[-1].asked
+            request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id,
+                                      conversation)
+            denials = EndedDenials(approvals, a, poster)
+            await denials.denying(request)  # False: recorded before, its denial cut; history says it never arrived
+            log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
+                     ",".join(c.tool_call_id for c in question.calls))
+            refused = await deny(client, request, denials, reason)
+            if refused is not None:
+                return refused
+    return None
 
 
 class EndedDenials:

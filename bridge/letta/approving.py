@@ -11,7 +11,8 @@ before a restart is looked up in history first (`reached`), never sent blind. A 
 until it is decided, whatever is cancelled (a cancel finds no run; every later message is refused 409
 PENDING_APPROVAL): a turn a person stops while it waits denies its calls (`withdraw`), so the agent is not left
 blocked; what the agent says to that is not shown, but a request in it (the model calling its next tool) is
-denied too, up to ROUNDS of them (`_denied`). A turn stopped while its process was gone is denied the same way by the
+denied too, up to ROUNDS of them (`_denied`); when the denial's stream fails after it reached Letta, that request
+is looked for in history instead (`Look`). A turn stopped while its process was gone is denied the same way by the
 process that ends the stop (`deny`, stop_end.py). Either marks each request as sent first (`Denials`), so that it
 is denied once.
 """
@@ -29,7 +30,7 @@ from bridge.domain import AgentRef, ApprovalRequest, Approvals, Decision, Denial
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Spoken, exchange
-from bridge.letta.recovery import Found
+from bridge.letta.recovery import Found, still_waiting
 from bridge.letta.wire import approval_message
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ ROUNDS = 5  # requests asked in answer to a stop's denials that are denied too, 
 Send = Callable[[dict[str, Any]], AsyncIterator[Spoken]]
 # Whether a request's decision sent at that time reached Letta (recovery.decision_reached); None: cannot tell.
 Reached = Callable[[ApprovalRequest, datetime], Awaitable[bool | None]]
+# The requests Letta still waits on that the agent made in answer to a decision on these calls sent at that time
+# (recovery.still_waiting). Raises LettaError.
+Look = Callable[[tuple[str, ...], datetime], Awaitable[list[Asked]]]
 
 
 class Approving:
@@ -55,6 +59,7 @@ class Approving:
         send: Send,
         quiet: Send | None = None,
         reached: Reached | None = None,
+        look: Look | None = None,
     ) -> None:
         self._approvals = approvals
         self._agent = agent
@@ -63,6 +68,7 @@ class Approving:
         self._send = send
         self._quiet = quiet or send  # a send that shows nothing in Slack (no draft, no tool tasks)
         self._reached = reached
+        self._look = look
 
     def request(self, questions: list[Asked]) -> ApprovalRequest:
         calls = tuple(call for q in questions for call in q.calls)
@@ -105,7 +111,7 @@ class Approving:
         if self._approvals is None:
             return
         await self._approvals.sending(request)  # a process ending this stop later never denies it again
-        await _denied(self._quiet, request, self._approvals)
+        await _denied(self._quiet, request, self._approvals, look=self._look)
 
     async def answer(self, request: ApprovalRequest, decisions: tuple[Decision, ...]) -> AsyncIterator[Spoken]:
         """Send the decisions (recorded as sent first) and read on; a stale one ends in its plain-words error. A send
@@ -161,23 +167,30 @@ async def deny(
         return exchange(client, message, request.agent_name, True, agent_id=request.agent_id,
                         conversation=request.conversation)
 
-    return await _denied(quiet, request, denials, reason)
+    async def look(ids: tuple[str, ...], since: datetime) -> list[Asked]:
+        return await still_waiting(client, request.agent_id, request.conversation, ids, since)
+
+    return await _denied(quiet, request, denials, reason, look)
 
 
-async def _denied(send: Send, request: ApprovalRequest, denials: Denials, reason: str = STOPPED) -> LettaError | None:
+async def _denied(
+    send: Send, request: ApprovalRequest, denials: Denials, reason: str = STOPPED, look: Look | None = None
+) -> LettaError | None:
     """Deny the request's calls; the agent may answer a denial by asking for its next tool (a model calling tools
     in turn), which 0.16.8 keeps pending too: each such request is journaled (`denials.denying`, before its denial
-    goes, as the first one's is) and denied, up to ROUNDS of them; past that, the thread is told what waits."""
+    goes, as the first one's is) and denied, up to ROUNDS of them; past that, the thread is told what waits. A
+    denial whose stream failed may still have reached Letta: its answer's request is then read from history."""
     for rounds in range(ROUNDS + 1):
         ids = tuple(c.tool_call_id for c in request.calls)
-        questions: list[Asked] = []
+        since = datetime.now(UTC)
         try:
-            async for spoken in send(approval_message(tuple(Decision(i, False, reason) for i in ids))):
-                if isinstance(spoken, Asked):
-                    questions.append(spoken)
+            denial = approval_message(tuple(Decision(i, False, reason) for i in ids))
+            questions = [spoken async for spoken in send(denial) if isinstance(spoken, Asked)]
         except LettaError as error:
             log.warning("letta approval not withdrawn agent=%s error=%s", request.agent_id, error.kind)
-            return error
+            questions = await _looked(look, ids, since, request.agent_id)
+            if not questions:
+                return error
         log.info("letta approval withdrawn (%s) agent=%s calls=%s", reason, request.agent_id, ",".join(ids))
         if not questions:
             return None
@@ -195,6 +208,19 @@ async def _denied(send: Send, request: ApprovalRequest, denials: Denials, reason
         if not await denials.denying(request):
             return None  # marked as sent before: its denial may have gone already
     return None
+
+
+async def _looked(look: Look | None, ids: tuple[str, ...], since: datetime, agent_id: str) -> list[Asked]:
+    """The requests the agent made in answer to a denial whose stream failed: found in history only if the denial
+    reached Letta (a request holding its own calls means it did not, and is not denied blind again)."""
+    if look is None:
+        return []
+    try:
+        found = await look(ids, since)
+    except LettaError as unreadable:
+        log.warning("letta history not read after a denial failed agent=%s kind=%s", agent_id, unreadable.kind)
+        return []
+    return [q for q in found if not any(c.tool_call_id in ids for c in q.calls)]
 
 
 def reached(request: ApprovalRequest, found: Found | None) -> bool:

@@ -14,7 +14,9 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
   looked up by several otids (the two an agent's first send of a turn may have carried: which one depended on
   whether the server kept background runs when it was made).
 - An `approval_request_message` after the otid's user message with no tool return for its calls yet is a request
-  Letta still waits on (`Found.asked`): the agent takes no other message until it is decided.
+  Letta still waits on (`Found.asked`): the agent takes no other message until it is decided. One the agent made in
+  answer to a decision whose answer was never read (a stop's denial: the process died, or the stream failed) is
+  found the same way after that decision's tool return (`still_waiting`).
 - A 0.11.7 group send lists no run at all: `group_settled` waits until each member the send reached has answered
   it, up to `patience` seconds after the send was made (a member's step never lasts that long).
 """
@@ -31,6 +33,7 @@ from typing import NamedTuple, TypeVar
 from bridge.domain import AgentFailure, AgentRef, Target
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
+from bridge.letta.exchange import Asked, asked
 from bridge.letta.models import (
     ApprovalRequestMessage,
     AssistantMessage,
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 PAGE = 100
 MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
+PATIENCE = 30.0  # seconds `still_waiting` waits for a run to end: past that it cannot tell what is still asked
 # Pauses before history is read again after a failure on the way (about 15 s in all, within any turn's deadline).
 READ_AGAIN = (0.5, 1.0, 2.0, 4.0, 8.0)
 PASSING = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.UNREACHABLE})
@@ -111,6 +115,72 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
     return None
 
 
+def waiting_after(messages: Sequence[LettaMessage], ids: set[str]) -> list[ApprovalRequestMessage]:
+    """The approval requests, oldest first, Letta still waits on (no tool return for their calls) among those in a
+    chain from the tool calls `ids`: a request holding one of them, or one the agent made after a tool return for one
+    of the chain's calls and before any later user message (its answer to a decision), and so on."""
+    known, returned = set(ids), set[str]()
+    chain: list[ApprovalRequestMessage] = []
+    answering = False
+    for message in messages:
+        if isinstance(message, UserMessage):
+            answering = False
+        elif isinstance(message, ToolReturnMessage):
+            got = {i for r in message.returns() if (i := r.tool_call_id)}
+            returned |= got
+            answering = answering or bool(got & known)
+        elif isinstance(message, ApprovalRequestMessage):
+            calls = {i for c in message.calls if (i := c.tool_call_id)}
+            if answering or calls & known:
+                chain.append(message)
+                known |= calls
+    return [a for a in chain if not any(c.tool_call_id in returned for c in a.calls)]
+
+
+async def still_waiting(
+    client: LettaClient, agent_id: str, conversation: str | None, ids: Sequence[str], since: datetime | None = None,
+    patience: float = PATIENCE,
+) -> list[Asked]:
+    """What Letta still waits on in the chain from the tool calls `ids` (`waiting_after`), read from the agent's (the
+    conversation's) recent history once no run begun since `since` is going. Nothing when one still goes after
+    `patience` seconds: a denial may be on its way, and sending another would be a second. Raises LettaError."""
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + patience, 0.25
+    while await client.active_runs(agent_id, conversation, since):
+        if loop.time() >= deadline:
+            log.warning("letta run still going; approvals left unread agent=%s", agent_id)
+            return []
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL * 4)
+    wanted, collected = set(ids), list[LettaMessage]()
+    before: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await _page(client, agent_id, conversation, before)
+        collected = [*page, *collected]
+        oldest = page[0].id if page and hasattr(page[0], "id") else None
+        if _holds(page, wanted) or not oldest or oldest == before or len(page) < PAGE:
+            break
+        before = oldest
+    return [q for q in (asked(m) for m in waiting_after(collected, wanted)) if q is not None]
+
+
+async def _page(client: LettaClient, agent_id: str, conversation: str | None, before: str | None) -> list[LettaMessage]:
+    """A page of the conversation's history (the agent's own when None), the newest before `before`."""
+    if conversation is not None:
+        return await client.conversation_history(conversation, limit=PAGE, before=before, agent_id=agent_id)
+    return await client.history(agent_id, limit=PAGE, before=before)
+
+
+def _holds(page: Sequence[LettaMessage], ids: set[str]) -> bool:
+    """Whether the page asks for or returns one of the calls `ids`: history older than it is not needed."""
+    for message in page:
+        if isinstance(message, ApprovalRequestMessage) and any(c.tool_call_id in ids for c in message.calls):
+            return True
+        if isinstance(message, ToolReturnMessage) and any(r.tool_call_id in ids for r in message.returns()):
+            return True
+    return False
+
+
 async def find_turn(
     client: LettaClient, agent_id: str, otid: Otids, conversation: str | None = None, author: str | None = None
 ) -> Found | None:
@@ -118,10 +188,7 @@ async def find_turn(
     collected: list[LettaMessage] = []
     before: str | None = None
     for _ in range(MAX_PAGES):
-        if conversation is not None:
-            page = await client.conversation_history(conversation, limit=PAGE, before=before, agent_id=agent_id)
-        else:
-            page = await client.history(agent_id, limit=PAGE, before=before)
+        page = await _page(client, agent_id, conversation, before)
         if not page:
             break
         collected = [*page, *collected]
@@ -182,10 +249,7 @@ async def _reached(
         delay = min(delay * 2, POLL * 4)
     before: str | None = None
     for _ in range(MAX_PAGES):
-        if conversation is not None:
-            page = await client.conversation_history(conversation, limit=PAGE, before=before, agent_id=agent_id)
-        else:
-            page = await client.history(agent_id, limit=PAGE, before=before)
+        page = await _page(client, agent_id, conversation, before)
         for message in reversed(page):  # newest first: a return comes after its request
             if isinstance(message, ToolReturnMessage) and any(r.tool_call_id in ids for r in message.returns()):
                 return True

@@ -17,7 +17,7 @@ from bridge.letta.approving import Approving
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked, Draft, Progress, Spoken, exchange
-from bridge.letta.recovery import Found, Otids, Sent, decision_reached, settle
+from bridge.letta.recovery import Found, Otids, Sent, decision_reached, settle, still_waiting
 from bridge.letta.send_parts import Heard, drafting, own
 from bridge.letta.toolprogress import Report, ToolWatch, reporting
 
@@ -77,7 +77,10 @@ class RestSend:
             ids = [c.tool_call_id for c in request.calls]
             return await decision_reached(self._client, agent.id, ids, since, conversation)
 
-        return Approving(turn.approvals, agent, key, conversation, send, quiet, reached)
+        async def look(ids: tuple[str, ...], since: datetime) -> list[Asked]:
+            return await still_waiting(self._client, agent.id, conversation, ids, since)
+
+        return Approving(turn.approvals, agent, key, conversation, send, quiet, reached, look)
 
     async def said(
         self,

@@ -18,10 +18,40 @@ from bridge.letta.wire import user_message
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
 from bridge.store import open_store
-from bridge.store.approvals import Asked
+from bridge.store.approvals import Approval, Asked
+from bridge.store.base import Store
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
+
+
+def asking_twice(letta: FakeLetta) -> str:
+    """A new agent finn whose model asks for `shout`, and asks again after the decision's tool return."""
+    finn = letta.add_agent("finn")
+    letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
+    letta.ask_approval_next(finn, ("shout", '{"message": "second"}'))
+    return finn
+
+
+async def waiting_turn(
+    store: Store, client: LettaClient, finn: str
+) -> tuple[int, ApprovalDesk, list[Approval], SimpleNamespace]:
+    """finn asked for a tool in the running turn of thread 1.000001, its card posted: (turn id, desk, the rows, the
+    settings StopEnd reads)."""
+    spoken = [s async for s in exchange(client, user_message("use shout", "otid-x", "maria"), "finn", True,
+                                        agent_id=finn)]
+    [question] = [s for s in spoken if isinstance(s, Question)]
+    await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef(finn, "finn"),))))
+    turn_id = await store.accept_turn(TURN, "otid-1")
+    assert turn_id is not None and await store.take_turn(turn_id)
+    settings = SimpleNamespace(
+        slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", slack_agents={}
+    )
+    desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
+    rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn", None,
+                                       question.request_id, c.name, c.arguments, "U1") for c in question.calls])
+    await desk.store.card_posted(rows[0].id, "5.000001")
+    return turn_id, desk, rows, settings
 
 
 def test_a_request_asked_in_answer_to_an_ended_stops_denial_is_denied_once(tmp_path: Path) -> None:
@@ -30,20 +60,7 @@ def test_a_request_asked_in_answer_to_an_ended_stops_denial_is_denied_once(tmp_p
         await store.open()
         client = LettaClient(letta.base_url)
         try:
-            spoken = [s async for s in exchange(client, user_message("use shout", "otid-x", "maria"), "finn", True,
-                                                agent_id=finn)]
-            [question] = [s for s in spoken if isinstance(s, Question)]
-            await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef(finn, "finn"),))))
-            turn_id = await store.accept_turn(TURN, "otid-1")
-            assert turn_id is not None and await store.take_turn(turn_id)
-            settings = SimpleNamespace(
-                slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", slack_agents={}
-            )
-            desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
-            rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn",
-                                               None, question.request_id, c.name, c.arguments, "U1")
-                                         for c in question.calls])
-            await desk.store.card_posted(rows[0].id, "5.000001")
+            turn_id, desk, _, settings = await waiting_turn(store, client, finn)
             assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
             end = StopEnd(store, TurnStops(store, client, 0), Recorder(), Recorder(True), desk,  # type: ignore[arg-type]
                           settings)  # type: ignore[arg-type]
@@ -59,9 +76,7 @@ def test_a_request_asked_in_answer_to_an_ended_stops_denial_is_denied_once(tmp_p
             await store.close()
 
     with FakeLetta(version="0.16.8") as letta:
-        finn = letta.add_agent("finn")
-        letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
-        letta.ask_approval_next(finn, ("shout", '{"message": "second"}'))
+        finn = asking_twice(letta)
         decisions, later, journaled = asyncio.run(main(letta, finn))
     assert [[(a["approve"], a.get("reason")) for a in d["approvals"]] for d in decisions] == [
         [(False, "the turn was stopped")]

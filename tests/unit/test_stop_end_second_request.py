@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from bridge.approval_desk import ApprovalDesk
-from bridge.domain import AgentRef, Binding, Target
+from bridge.domain import AgentRef, Target
 from bridge.letta.client import LettaClient
-from bridge.letta.exchange import Asked as Question
 from bridge.letta.exchange import Said, exchange
 from bridge.letta.wire import user_message
 from bridge.stop_end import StopEnd
@@ -22,6 +19,7 @@ from bridge.store.approvals import Asked
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
+from tests.unit.test_stop_end_asked_again import waiting_turn
 
 
 def test_second_request_of_a_step_is_denied_when_the_stop_is_ended_elsewhere(tmp_path: Path) -> None:
@@ -30,31 +28,17 @@ def test_second_request_of_a_step_is_denied_when_the_stop_is_ended_elsewhere(tmp
         await store.open()
         client = LettaClient(letta.base_url)
         try:
-            # The agent's second request of the send, pending on Letta (its first was approved and answered).
-            spoken = [s async for s in exchange(client, user_message("use shout", "otid-x", "maria"), "finn", True,
-                                                agent_id=finn)]
-            [question] = [s for s in spoken if isinstance(s, Question)]
-            await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef(finn, "finn"),))))
-            turn_id = await store.accept_turn(TURN, "otid-1")
-            assert turn_id is not None and await store.take_turn(turn_id)
-            settings = SimpleNamespace(
-                slack_working_reaction="eyes", slack_stopped_reaction="black_square_for_stop", slack_agents={}
-            )
-            desk = ApprovalDesk(store, settings)  # type: ignore[arg-type]
+            # The agent's second request of the send, pending on Letta (its first was approved and answered), its
+            # card posted, waiting, when the process died.
+            turn_id, desk, _, settings = await waiting_turn(store, client, finn)
             # The first request of the same step (the send's key is the agent's id): decided, sent, settled.
-            [first] = await desk.store.ask([Asked(turn_id, finn, "call_first", "T1", "C1", "1.000001", finn, "finn",
-                                                  None, "message-first", "shout", "{}", "U1")])
+            asked = await desk.store.ask([Asked(turn_id, finn, "call_first", "T1", "C1", "1.000001", finn, "finn",
+                                                None, "message-first", "shout", "{}", "U1")])
+            [first] = [r for r in asked if r.asked.tool_call_id == "call_first"]
             await desk.store.card_posted(first.id, "4.000001")
             await desk.store.decide(first.id, "U1", True, "")
             await desk.store.sending(first.id)
             await desk.store.settle(first.id, "sent")
-            # The second: its card posted, waiting, when the process died.
-            rows = await desk.store.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn",
-                                               None, question.request_id, c.name, c.arguments, "U1")
-                                         for c in question.calls])
-            for row in rows:
-                if row.id != first.id:
-                    await desk.store.card_posted(row.id, "5.000001")
             assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
             poster, sessions = Recorder(), Recorder(True)
             end = StopEnd(store, TurnStops(store, client, 0), poster, sessions, desk, settings)  # type: ignore[arg-type]
