@@ -13,7 +13,8 @@ never read, is found in history and denied too (`_deny_waiting`); the turn's app
 thread is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
 session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
 up), and then the turn is marked stopped. The same denial serves the turns a workspace's removal ended
-(`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer).
+(`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer; once Letta has answered, the
+bound is lifted, so that it never cuts a recorded denial before it goes).
 """
 
 from __future__ import annotations
@@ -124,9 +125,12 @@ async def withdraw_ended(
     if not ended:
         return None
     try:
-        async with asyncio.timeout(CANCEL_DEADLINE):
+        async with asyncio.timeout(CANCEL_DEADLINE) as limit:
             client = await letta()
-            failed = [await withdraw(client, approvals, turn_id, reason) for turn_id in ended]
+            # Once Letta has answered a denial, the deadline is lifted before the next request is recorded: it never
+            # cuts a request's denial between its record and its send, which nothing would look at again.
+            failed = [await withdraw(client, approvals, turn_id, reason, lift=lambda: limit.reschedule(None))
+                      for turn_id in ended]
     except TimeoutError:
         log.warning("letta approvals not withdrawn turn_ids=%s error=TimeoutError", ",".join(map(str, ended)))
         return LettaError(Kind.TIMEOUT, f"no answer within {CANCEL_DEADLINE:g} seconds")
@@ -138,12 +142,14 @@ async def withdraw_ended(
 
 
 async def withdraw(
-    client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str, poster: SlackPoster | None = None
+    client: LettaClient, approvals: ApprovalStore, turn_id: int, reason: str, poster: SlackPoster | None = None,
+    lift: Callable[[], None] | None = None,
 ) -> LettaError | None:
     """Deny each request of the ended turn that no decision was sent for, with `reason`: the agent takes messages
     again. An App Server ended the turn when its socket closed: nothing waits there. The first error of a denial
     that did not reach Letta. `poster`: where the thread is told of a request left pending (none once the app is
-    removed from the workspace). Requests whose decision went before are looked for in history (`_deny_waiting`)."""
+    removed from the workspace). Requests whose decision went before are looked for in history (`_deny_waiting`).
+    `lift`: called when Letta has answered a denial, before the next request is recorded."""
     if isinstance(client, AppServerLetta):
         return None
     failed: LettaError | None = None
@@ -162,13 +168,14 @@ async def withdraw(
         a = rows[0].asked
         calls = tuple(ToolCall(r.asked.tool_call_id, r.asked.tool_name, r.asked.arguments) for r in rows)
         request = ApprovalRequest(a.agent_name, a.agent_id, a.step, calls, a.request_id, a.conversation_id)
-        error = await deny(client, request, EndedDenials(approvals, a, poster), reason)
+        error = await deny(client, request, EndedDenials(approvals, a, poster, lift), reason)
         failed = failed or error
-    return await _deny_waiting(client, approvals, went, reason, poster) or failed
+    return await _deny_waiting(client, approvals, went, reason, poster, lift) or failed
 
 
 async def _deny_waiting(
-    client: LettaClient, approvals: ApprovalStore, went: list[Approval], reason: str, poster: SlackPoster | None
+    client: LettaClient, approvals: ApprovalStore, went: list[Approval], reason: str, poster: SlackPoster | None,
+    lift: Callable[[], None] | None,
 ) -> LettaError | None:
     """Requests the turn's agent made after a decision or denial that went before this end, whose answer nobody read
     (its process died first, or a deadline cut it), still waiting on Letta: each recorded and denied as the others
@@ -190,7 +197,7 @@ async def _deny_waiting(
             a = rows[-1].asked
             request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id,
                                       conversation)
-            denials = EndedDenials(approvals, a, poster)
+            denials = EndedDenials(approvals, a, poster, lift)
             await denials.denying(request)  # False: recorded before, its denial cut; history says it never arrived
             log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
                      ",".join(c.tool_call_id for c in question.calls))
@@ -204,10 +211,14 @@ class EndedDenials:
     """An ended turn's `Denials`: a request its agent makes in answer to a denial is recorded as the turn's, in its
     thread, before it is denied in turn."""
 
-    def __init__(self, approvals: ApprovalStore, first: Asked, poster: SlackPoster | None) -> None:
-        self._approvals, self._first, self._poster = approvals, first, poster
+    def __init__(
+        self, approvals: ApprovalStore, first: Asked, poster: SlackPoster | None, lift: Callable[[], None] | None
+    ) -> None:
+        self._approvals, self._first, self._poster, self._lift = approvals, first, poster, lift
 
     async def denying(self, request: ApprovalRequest) -> bool:
+        if self._lift is not None:
+            self._lift()
         return await self._approvals.denying([
             replace(self._first, step=request.step, tool_call_id=c.tool_call_id, request_id=request.request_id,
                     tool_name=c.name, arguments=c.arguments)

@@ -12,16 +12,14 @@ from typing import Any
 from bridge.domain import AgentRef, Decision, Target
 from bridge.letta.approving import STOPPED, approval_message
 from bridge.letta.client import LettaClient
-from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Said, exchange
-from bridge.letta.wire import user_message
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
 from bridge.store import open_store
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
-from tests.unit.test_stop_end_asked_again import asking_twice, waiting_turn
+from tests.unit.test_stop_end_asked_again import asking_twice, next_answer, waiting_turn
 
 
 def test_a_request_asked_after_a_denial_whose_answer_a_crash_left_unread_is_denied_by_the_stops_end(
@@ -44,11 +42,7 @@ def test_a_request_asked_after_a_denial_whose_answer_a_crash_left_unread_is_deni
             end = StopEnd(store, TurnStops(store, client, 0), Recorder(), Recorder(True), desk,  # type: ignore[arg-type]
                           settings)  # type: ignore[arg-type]
             await end.finish(TURN, turn_id, "U9", Target("agents", (AgentRef(finn, "finn"),)))
-            try:
-                return [s async for s in exchange(client, user_message("next", "otid-y", "maria"), "finn", True,
-                                                  agent_id=finn)]
-            except LettaError as error:
-                return [error]
+            return await next_answer(client, finn)
         finally:
             await client.aclose()
             await store.close()

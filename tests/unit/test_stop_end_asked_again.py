@@ -12,6 +12,7 @@ from typing import Any
 from bridge.approval_desk import ApprovalDesk
 from bridge.domain import AgentRef, Binding, Target
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked as Question
 from bridge.letta.exchange import Said, exchange
 from bridge.letta.wire import user_message
@@ -31,6 +32,14 @@ def asking_twice(letta: FakeLetta) -> str:
     letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
     letta.ask_approval_next(finn, ("shout", '{"message": "second"}'))
     return finn
+
+
+async def next_answer(client: LettaClient, finn: str) -> list[Any]:
+    """What finn says to the thread's next message, or the error Letta refuses it with (409 while a request waits)."""
+    try:
+        return [s async for s in exchange(client, user_message("next", "otid-y", "maria"), "finn", True, agent_id=finn)]
+    except LettaError as error:
+        return [error]
 
 
 async def waiting_turn(

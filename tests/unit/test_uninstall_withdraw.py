@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge import stop_end
+from bridge.domain import AgentRef, Binding, Target
 from bridge.letta.client import LettaClient
+from bridge.letta.exchange import Asked as Question
+from bridge.letta.exchange import Said, exchange
+from bridge.letta.models import LettaMessage
+from bridge.letta.wire import user_message
 from bridge.stop_end import withdraw_ended
 from bridge.store import open_store
-from bridge.store.approvals import ApprovalStore
+from bridge.store.approvals import ApprovalStore, Asked
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import stopping_turn
+from tests.unit.test_stop_end_asked_again import asking_twice, next_answer
 
 
 def test_a_letta_that_does_not_answer_never_holds_a_removal_up(
@@ -52,3 +62,62 @@ def test_a_letta_that_does_not_answer_never_holds_a_removal_up(
     assert len(warned) == 1 and "TimeoutError" in warned[0], warned
 
 
+
+
+class SlowAfterFirst(LettaClient):
+    """Letta as a slow network shows it: every send after the first takes `pause` seconds to go out."""
+
+    def __init__(self, base_url: str, pause: float) -> None:
+        super().__init__(base_url)
+        self.sends, self.pause = 0, pause
+
+    async def stream_agent(
+        self, agent_id: str, message: dict[str, Any], tokens: bool = False
+    ) -> AsyncIterator[LettaMessage]:
+        self.sends += 1
+        if self.sends > 1:
+            await asyncio.sleep(self.pause)
+        async for item in super().stream_agent(agent_id, message, tokens):
+            yield item
+
+
+def test_the_removal_deadline_never_cuts_a_recorded_denial_before_it_reaches_letta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent answers the removal's denial by asking again; that request is recorded as being denied, and its
+    denial goes out however long it takes once Letta has answered: nothing would ever look at it again."""
+    monkeypatch.setattr(stop_end, "CANCEL_DEADLINE", 0.5)
+
+    async def main(letta: FakeLetta, finn: str) -> tuple[list[dict[str, Any]], list[Any]]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        client = SlowAfterFirst(letta.base_url, 1.0)
+        try:
+            first = LettaClient(letta.base_url)
+            spoken = [s async for s in exchange(first, user_message("use shout", "otid-x", "maria"), "finn", True,
+                                                agent_id=finn)]
+            await first.aclose()
+            [question] = [s for s in spoken if isinstance(s, Question)]
+            await store.put_binding(Binding("T1", "C1", Target("agents", (AgentRef(finn, "finn"),))))
+            turn_id = await store.accept_turn(TURN, "otid-1")
+            assert turn_id is not None and await store.take_turn(turn_id)
+            approvals = ApprovalStore(store)
+            await approvals.ask([Asked(turn_id, finn, c.tool_call_id, "T1", "C1", "1.000001", finn, "finn", None,
+                                       question.request_id, c.name, c.arguments, "U1") for c in question.calls])
+
+            async def letta_client() -> LettaClient:
+                return client
+
+            await withdraw_ended(letta_client, approvals, [turn_id], "the app was removed from the workspace")
+            later = await next_answer(client, finn)
+            return letta.approval_decisions()[:2], later
+        finally:
+            await client.aclose()
+            await store.close()
+
+    with FakeLetta(version="0.16.8") as letta:
+        decisions, later = asyncio.run(main(letta, asking_twice(letta)))
+    assert [[(a["approve"], a.get("reason")) for a in d["approvals"]] for d in decisions] == [
+        [(False, "the app was removed from the workspace")]
+    ] * 2, decisions
+    assert [s.text for s in later if isinstance(s, Said)] == ["finn says hi"], later
