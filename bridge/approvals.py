@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from bridge.approval_desk import ApprovalDesk
 from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
+from bridge.letta.client import DEFAULT_CONVERSATION
 from bridge.slack.approvals import UNPOSTED, card_blocks, card_text, left_pending_notice, unposted_notice
 from bridge.slack.failures import SlackPostError
 from bridge.slack.post import Part, SlackPoster
@@ -277,8 +278,9 @@ async def tell_left_pending(
 ) -> None:
     """The thread told that a request the agent made after a stop's denials still waits on Letta (approving.ROUNDS
     reached); a post Slack refuses is logged, the warning already is."""
+    own = request.conversation in (None, DEFAULT_CONVERSATION)  # the agent's own thread: it is blocked everywhere
     words = left_pending_notice(poster.shown_name(request.agent_name), [c.name for c in request.calls],
-                                [c.tool_call_id for c in request.calls], rounds)
+                                [c.tool_call_id for c in request.calls], rounds, None if own else request.conversation)
     try:
         await poster.post(channel_id, thread_ts, Part(escape(words), None))
     except SlackPostError as exc:

@@ -47,16 +47,29 @@ def unposted_notice(agent: str, tools: list[str], error: str, unconfirmed: bool 
             f" ({error}), so nobody could be asked.")
 
 
-def left_pending_notice(agent: str, tools: list[str], call_ids: list[str], rounds: int) -> str:
+def left_pending_notice(
+    agent: str, tools: list[str], call_ids: list[str], rounds: int, conversation: str | None
+) -> str:
     """What the thread is told when an agent kept asking for tools after a stop's denials, past the bound: what
-    still waits on Letta, and how an operator clears it. Plain text: a notice is escaped as it is posted."""
+    still waits on Letta, what that blocks (the thread's `conversation`, or with None the agent itself, everywhere)
+    and where an operator sends the denial. Plain text: a notice is escaped as it is posted."""
+    name = agent[:NAME_CHARS]
     names = ", ".join("`" + t[:NAME_CHARS].replace("`", "'") + "`" for t in tools)
     ids = ", ".join("`" + i.replace("`", "'") + "`" for i in call_ids)
-    calls = "tool call {} waits" if len(tools) == 1 else "tool calls {} wait"
-    return (f"After the stop, {agent[:NAME_CHARS]} asked for another tool each time its request was denied"
-            f" ({rounds} times), so the bridge stopped denying: its {calls.format(names)} on Letta, which takes no new"
-            f" message for {agent[:NAME_CHARS]} here until they are decided. An operator can deny them with an"
-            f" approval message to the agent in Letta (tool call ids {ids}).")
+    one = len(tools) == 1
+    calls = f"tool call {names} waits" if one else f"tool calls {names} wait"
+    it, them, ided = ("it is", "it", "id") if one else ("they are", "them", "ids")
+    if conversation is None:
+        blocked = f"takes no new message for {name}, in any channel or thread that uses {name},"
+        where = "the agent"
+    else:
+        shown = conversation.replace("`", "'")
+        blocked = f"takes no new message in this thread's conversation `{shown}`"
+        where = "that conversation"
+    return (f"After the stop, {name} asked for another tool each time its request was denied ({rounds} times), so the"
+            f" bridge stopped denying: its {calls} on Letta, which {blocked} until {it} decided. An operator can"
+            f" deny {them} with an approval message to {where} in Letta (tool call {ided}"
+            f" {ids}).")
 
 
 def shown_arguments(arguments: str) -> str:

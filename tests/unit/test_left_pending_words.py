@@ -1,0 +1,24 @@
+"""What the thread is told when an agent kept asking for tools after a stop's denials (slack/approvals.py
+`left_pending_notice`): what Letta keeps waiting and for whom, in words true for the setting. With
+LETTA_CONVERSATIONS on, only the thread's conversation is blocked and the denial goes to it (its id is given); off,
+the agent takes no message anywhere, in any channel using it. One call is "it", several "them"."""
+
+from __future__ import annotations
+
+from bridge.slack.approvals import left_pending_notice
+
+
+def test_a_conversations_left_request_names_the_conversation_and_blocks_only_it() -> None:
+    """The conversation's id is given, and it is the conversation, not every message for the agent, that waits."""
+    told = left_pending_notice("finn", ["shout"], ["call-1"], 6, "conv-123")
+    assert "conversation `conv-123`" in told, told
+    assert "to that conversation" in told and "any channel" not in told, told
+    assert "until it is decided" in told and "deny it " in told and "tool call id `call-1`" in told, told
+
+
+def test_an_agents_own_left_request_says_it_blocks_the_agent_in_every_channel() -> None:
+    """Without conversations (or in the agent's own default thread) the agent refuses messages in every channel."""
+    told = left_pending_notice("finn", ["shout", "write"], ["call-1", "call-2"], 6, None)
+    assert "in any channel or thread" in told and "to the agent" in told and "conversation" not in told, told
+    assert "tool calls `shout`, `write` wait on Letta" in told and "until they are decided" in told, told
+    assert "tool call ids `call-1`, `call-2`" in told, told
