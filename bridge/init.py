@@ -58,12 +58,18 @@ class InitStopped(Exception):
         self.code = code
 
 
-class _Invalid(Exception):
-    """The answers so far make no settings: `lines` say why, one plain sentence each."""
+# The settings init asks about: the environment's values of these give way to its answers and flags in its checks.
+ASKED = frozenset(q.key for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY))
 
-    def __init__(self, lines: list[str]) -> None:
+
+class _Invalid(Exception):
+    """The answers so far make no settings: `lines` say why, one plain sentence each; `exported`, the variables
+    among the refused that come from the environment, which init cannot correct by asking."""
+
+    def __init__(self, lines: list[str], exported: list[str] | None = None) -> None:
         super().__init__("; ".join(lines))
         self.lines = lines
+        self.exported = exported or []
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -98,11 +104,12 @@ class Wizard:
         self.extra = {k: v for k, v in extra.items() if v}
 
     def run(self) -> int:
-        try:  # the checks run with the environment's settings (and the file's kept keys): an exported one the
-            # bridge would refuse stops init at once, as `check` and `serve` would stop
+        try:  # the checks run with the environment's settings init does not ask about (and the file's kept keys):
+            # an exported one the bridge would refuse stops init at once, as `check` and `serve` would stop
             self._settings()
         except _Invalid as invalid:
-            raise InitStopped("; ".join(invalid.lines) + ". Nothing was written.", 2) from None
+            words = "; ".join(invalid.lines) + ". " + _unset(invalid.exported)
+            raise InitStopped(words + "Nothing was written.", 2) from None
         self._may_write()
         if self.interactive:
             print(
@@ -229,15 +236,18 @@ class Wizard:
     def _settings(self, **values: Any) -> Settings:
         """What the checks run with: the answers (and `values`, the one being checked) over the environment over
         the keys kept from the file replaced, as the bridge started from the file written will load them (its
-        runner and conversations, LETTA_LOOKUP_TIMEOUT's wait)."""
+        runner and conversations, LETTA_LOOKUP_TIMEOUT's wait). The environment's values of the settings init asks
+        about are left out, as its answers are what it writes: an exported one is named at the end instead."""
         merged: dict[str, Any] = {**self.extra, **self.answers, **values}
         merged.pop(PUBLIC_URL.key, None)
         kept = self._kept
         try:
-            return planned_settings(kept, merged)
+            return planned_settings(kept, merged, ASKED)
         except ValidationError as exc:  # in plain words, which never repeat a secret (pydantic's would)
-            origin = Origin(dict(os.environ), self.path, kept, environment_gives_way(kept))
-            raise _Invalid(plain_errors(exc, Settings, origin)) from None
+            environ = {name: value for name, value in os.environ.items() if name.lower() not in ASKED}
+            origin = Origin(environ, self.path, kept, environment_gives_way(kept))
+            exported = [origin.of(name)[0] for name in _refused(exc) if origin.of(name)[2] == "environment"]
+            raise _Invalid(plain_errors(exc, Settings, origin), exported) from None
         except SourceError as exc:  # an exported variable that is not the JSON it must be
             raise _Invalid([unparsed(exc, None)]) from None
 
@@ -245,7 +255,7 @@ class Wizard:
     def _kept(self) -> dict[str, Any]:
         """The settings the file being replaced will keep (none init asks about), as a load will read them; none
         where they only together cannot be, which `_write` says."""
-        asked = {q.key for q in (PUBLIC_URL, BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY)} | set(self.extra)
+        asked = {PUBLIC_URL.key, *ASKED, *self.extra}
         old = replaced(self.path, self.extra, asked)
         return {} if "" in old.refused else kept_values(old.kept)
 
@@ -366,3 +376,20 @@ class Wizard:
                 f"{variable} is exported with another value, and the environment wins over {self.path}: run "
                 f"`unset {variable}` (or export the new value) before starting."
             )
+
+
+def _refused(exc: ValidationError) -> list[str]:
+    """The settings a validation error refuses, each once, in its order."""
+    names = (str(err["loc"][0]) for err in exc.errors() if err["loc"])
+    return list(dict.fromkeys(name for name in names if name in Settings.model_fields))
+
+
+def _unset(exported: list[str]) -> str:
+    """How to clear refused exported variables: init does not ask about them, so no answer of its replaces them."""
+    if not exported:
+        return ""
+    one = len(exported) == 1
+    return (
+        f"{' and '.join(exported)} {'is' if one else 'are'} exported: correct {'it' if one else 'them'} or run "
+        f"`unset {' '.join(exported)}`, then run init again. "
+    )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
 
 from bridge.config import Settings, environment_gives_way
@@ -45,11 +46,13 @@ def kept_values(kept: Mapping[str, str]) -> dict[str, Any]:
     return tomllib.loads("".join(f"{toml_key(k)} = {text}\n" for k, text in kept.items()))
 
 
-def planned_settings(kept: Mapping[str, Any], values: Mapping[str, Any]) -> Settings:
+def planned_settings(kept: Mapping[str, Any], values: Mapping[str, Any], asked: Collection[str]) -> Settings:
     """The settings a bridge started here will load from the file being written: its `values` (init's answers)
     over the environment over the `kept` keys, then the defaults, so that init's checks describe the runner and
-    conversations it will run with, not the defaults. Raises ValidationError or pydantic-settings' SettingsError
-    as a load would."""
+    conversations it will run with, not the defaults. The environment's values of the `asked` settings are left
+    out: init's answer or flag is what it writes, and one exported over it is named at the end (`overridden`), so
+    an exported value the bridge would refuse must not stop init before it asks. Raises ValidationError or
+    pydantic-settings' SettingsError as a load would."""
     file_values = {key.lower(): value for key, value in kept.items()}
 
     class Planned(Settings):
@@ -57,10 +60,23 @@ def planned_settings(kept: Mapping[str, Any], values: Mapping[str, Any]) -> Sett
         def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            environment = EmptyIsUnset(settings_cls, frozenset(file_values))
+            environment = _Unasked(settings_cls, frozenset(file_values), frozenset(asked))
             return (init_settings, environment, InitSettingsSource(settings_cls, file_values))
 
     return Planned(**values)
+
+
+class _Unasked(EmptyIsUnset):
+    """The environment without the settings init asks about."""
+
+    def __init__(self, settings_cls: type[BaseSettings], file_keys: frozenset[str], asked: frozenset[str]) -> None:
+        super().__init__(settings_cls, file_keys)
+        self._asked = asked
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in self._asked:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 def config_text(values: Mapping[str, str], kept: Mapping[str, str]) -> str:
