@@ -234,7 +234,7 @@ def test_a_supervisor_whose_worker_met_a_server_wide_failure_does_not_ask_the_ma
     assert [e.agent_name for e in events if isinstance(e, AgentReply)] == ["alice"]
     failures = [e for e in events if isinstance(e, AgentFailure)]
     assert [(f.agent_name, f.kind in SERVER_WIDE) for f in failures] == [("bob", True), (None, True)], failures
-    assert failures[1].message == "boss was not asked, for the same reason."
+    assert failures[1].message == "boss was not asked because of bob's failure."
     assert not [i for i in letta.inputs if i.agent_id == boss], "the manager was asked past a server-wide failure"
 
 
