@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -21,6 +22,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
+from bridge.slack.modals import in_time
 from bridge.slack.ratelimits import not_counted, rate_limited
 from bridge.store.leases import check_lease
 
@@ -29,8 +31,16 @@ from bridge.store.leases import check_lease
 NOT_REPEATED = frozenset({"chat.postMessage"})
 
 
-class RepeatSafeRetry(AsyncConnectionErrorRetryHandler):
-    """slack_sdk's retry of a call whose connection failed, except for a call that is not safe to make twice."""
+class WithinTrigger(AsyncRetryHandler):
+    """A retry handler that makes no call again when it would be made past a modal's trigger (modals.in_time): the
+    trigger would be dead by then, and the failure is better said at once."""
+
+    def repeatable(self, request: HttpRequest) -> bool:
+        return True
+
+    def pause(self, state: RetryState, response: HttpResponse | None) -> float:
+        """The seconds the handler waits before the call is made again."""
+        return self.interval_calculator.calculate_sleep_duration(state.current_attempt)
 
     async def _can_retry_async(
         self,
@@ -40,9 +50,16 @@ class RepeatSafeRetry(AsyncConnectionErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if urlsplit(request.url).path.rsplit("/", 1)[-1] in NOT_REPEATED:
+        if not self.repeatable(request) or not in_time(self.pause(state, response)):
             return False
         return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
+class RepeatSafeRetry(WithinTrigger, AsyncConnectionErrorRetryHandler):
+    """slack_sdk's retry of a call whose connection failed, except for a call that is not safe to make twice."""
+
+    def repeatable(self, request: HttpRequest) -> bool:
+        return urlsplit(request.url).path.rsplit("/", 1)[-1] not in NOT_REPEATED
 
 
 class MeteredSlackClient(AsyncWebClient):
@@ -78,14 +95,18 @@ class MeteredSlackClient(AsyncWebClient):
             self.metrics.slack_call(api_method, time.monotonic() - started, error)
 
 
-class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
+class CountedRateLimits(WithinTrigger, AsyncRateLimitErrorRetryHandler):
     """Waits out a 429 and makes the call again (Slack did not process it), counting each one: the call that then
     succeeds is no failure, and without the count nothing would show the bridge held back. A worker whose lease
-    may have been lost during the wait makes no call again (check_lease, as before every other Slack step)."""
+    may have been lost during the wait makes no call again (check_lease, as before every other Slack step), nor
+    does a views.open whose trigger would have expired by then (modals.py): the 429 is raised at once instead."""
 
     def __init__(self, client: MeteredSlackClient, max_retry_count: int) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self._client = client
+
+    def pause(self, state: RetryState, response: HttpResponse | None) -> float:
+        return _retry_after(response) + 1 if response is not None else 0.0  # slack_sdk adds < 1 s
 
     async def prepare_for_next_attempt_async(
         self,
@@ -97,10 +118,15 @@ class CountedRateLimits(AsyncRateLimitErrorRetryHandler):
     ) -> None:
         if response is not None:
             self._client.metrics.rate_limited(request.url.rsplit("/", 1)[-1].split("?", 1)[0])
-            asked = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-            try:
-                not_counted(float(asked[0] if isinstance(asked, list) else asked or 1) + 1)  # slack_sdk adds < 1 s
-            except ValueError:
-                not_counted(2.0)
+            not_counted(_retry_after(response) + 1)  # slack_sdk adds < 1 s
         await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
         check_lease()  # the call is made again next: not by a worker frozen in the wait past its binding's lease
+
+
+def _retry_after(response: HttpResponse) -> float:
+    """The seconds a 429 asks to wait (1 when it does not say, or says it unreadably)."""
+    asked = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return float(asked[0] if isinstance(asked, list) else asked or 1)
+    except ValueError:
+        return 1.0

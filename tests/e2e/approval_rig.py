@@ -69,7 +69,9 @@ class Rig(Generic[L]):
         payload["actions"] = [{**button, "block_id": "letta_approval", "action_ts": next_ts()}]
         payload["user"].update(id=user)
         payload["channel"]["id"] = payload["container"]["channel_id"] = self.channel
-        payload["container"]["message_ts"] = card.response["ts"]
+        payload["container"]["message_ts"] = payload["message"]["ts"] = card.response["ts"]
+        thread = str(card.args.get("thread_ts") or card.response["ts"])  # the card's thread, which Slack names
+        payload["container"]["thread_ts"] = payload["message"]["thread_ts"] = thread
         return action_body(payload)
 
     def press(self, card: Any, action: str, user: str) -> None:

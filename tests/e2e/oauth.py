@@ -116,7 +116,15 @@ class Many:
 
     def command(self, text: str, channel: str, team: str, user: str = ADMIN) -> tuple[httpx.Response, str]:
         url = self.slack.response_url()
-        body = command_body(text, channel_id=channel, user_id=user, team_id=team, response_url=url)
+        body = command_body(
+            text,
+            command=self.env.get("SLACK_COMMAND", "/letta"),  # the one the bridge was configured with
+            channel_id=channel,
+            user_id=user,
+            team_id=team,
+            response_url=url,
+            trigger_id=self.slack.trigger_id(),  # lives 3 s, as Slack's: a form opened later is refused
+        )
         installed = self.teams.get(team, Installed(team))
         if installed.enterprise_id is not None:  # Enterprise Grid adds the org (docs: slash command payloads)
             fields = parse_qsl(body.decode(), keep_blank_values=True)

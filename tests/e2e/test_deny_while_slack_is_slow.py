@@ -20,6 +20,7 @@ from tests.fakes.letta import FakeLetta
 SHOUT = ("shout", '{"message": "finn says hi"}')
 SLOW = 4.0  # seconds users.info takes: past the trigger's life and the submit's 3 s, within the lookup's bound
 REFUSED = "Only the people who may configure this channel may decide on this tool call."
+BUSY = "Slack was too busy to open the Deny form just now: press Deny again."
 
 
 @pytest.fixture
@@ -103,3 +104,24 @@ def test_a_refused_denial_is_acknowledged_at_once_never_sent_and_the_presser_is_
     assert {e["text"] for e in rig.slack.ephemerals if e.get("user") == STRANGER} == {REFUSED}
     assert rig.letta.approval_decisions() == [] and rig.status(root["ts"]) == "running"
     assert not any("Denied" in u for u in rig.updates(card))
+
+
+def test_a_deny_modal_rate_limited_past_the_trigger_is_told_in_the_thread_and_opens_when_pressed_again(
+    rig: Rig[FakeLetta],
+) -> None:
+    """views.open answered 429 with Retry-After 4: not made again with a trigger that would be dead by then; the
+    presser is told at once in the card's thread, only them, to press Deny again, which then opens the modal."""
+    root, card = _card(rig)
+    rig.slack.fail_next("views.open", "ratelimited", headers={"retry-after": "4"})
+    started = time.monotonic()
+    rig.press(card, "letta_deny_tool", ASKER)
+    rig.slack.wait_for(lambda: rig.told(ASKER, BUSY), 3.0)
+    [told] = [e for e in rig.slack.ephemerals if e.get("user") == ASKER]
+    assert (told.get("channel"), told.get("thread_ts")) == (rig.channel, root["ts"])
+    assert time.monotonic() - started < 3.0
+    time.sleep(4.5)  # past the Retry-After: nothing was made again with the dead trigger
+    assert len(rig.slack.calls_to("views.open")) == 1
+    rig.press(card, "letta_deny_tool", ASKER)
+    rig.slack.wait_for(lambda: len(rig.slack.calls_to("views.open")) == 2, 10)
+    assert rig.slack.calls_to("views.open")[-1].ok
+    assert rig.letta.approval_decisions() == [] and rig.status(root["ts"]) == "running"

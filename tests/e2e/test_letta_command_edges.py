@@ -64,4 +64,8 @@ def test_setup_whose_form_slack_would_not_open_is_told(tmp_path: Path) -> None:
         ack, url = world.command("setup", "C0BETA001", BETA)
         assert ack.status_code == 200
         said = world.answer(url)
-        assert "could not open the setup form" in said and "expired_trigger_id" in said and "/letta setup" in said
+        assert said == "Slack did not open the setup form in time: run `/letta setup` again."
+        world.slack.fail_next("views.open", "view_too_large")
+        ack, url = world.command("setup", "C0BETA001", BETA)
+        said = world.answer(url)
+        assert said == "Slack would not open the setup form (it said `view_too_large`): run `/letta setup` again."

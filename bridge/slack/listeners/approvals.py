@@ -7,6 +7,7 @@ thread, only them, and nothing changes."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -24,6 +25,7 @@ from bridge.slack.approvals import (
 )
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.sessions import configurer_check
+from bridge.slack.modals import open_modal
 from bridge.slack.permissions import Policy
 from bridge.store.approvals import Approval
 from bridge.tasks import RESTARTING, Tasks
@@ -89,6 +91,7 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
 
     @app.action(DENY_ACTION)
     async def on_deny(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        arrived = time.monotonic()  # the press's trigger_id lives 3 s from about now
         await ack()
         approval, user, team = pressed(body, context)
         if approval is None or not user:
@@ -99,10 +102,11 @@ def register(app: AsyncApp, desk: ApprovalDesk, tasks: Tasks, policy: Policy) ->
             if not isinstance(row, Approval):
                 await tell(client, body, user, row)
                 return
-            try:  # within the 3 s the trigger lives: nothing slow ran before it
-                await client.views_open(trigger_id=body.get("trigger_id"), view=deny_view(row.id, row.asked.tool_name))
-            except FAILURES as exc:
-                log.warning("slack deny modal not opened approval_id=%s error=%s", row.id, slack_error(exc))
+            view = deny_view(row.id, row.asked.tool_name)  # nothing slow ran before: the trigger still lives
+            trigger = body.get("trigger_id")
+            failed = await open_modal(client, trigger, view, arrived, "the Deny form", "press Deny again")
+            if failed is not None:
+                await tell(client, body, user, failed)
 
         if not spawn(work(), "deny"):
             await tell(client, body, user, RESTARTING)

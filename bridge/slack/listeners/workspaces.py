@@ -16,9 +16,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.logs import shown_url
-from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.listeners.commands import Setup
 from bridge.slack.member_facts import member_facts
+from bridge.slack.modals import open_modal
 from bridge.slack.permissions import Member, Policy, may_configure
 from bridge.tasks import RESTARTING, Tasks
 
@@ -119,17 +119,14 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
     """The listeners; returns what `/letta setup` runs (commands.py calls it)."""
     default, command = workspaces.settings.letta_base_url, workspaces.settings.slack_command
 
-    async def show_form(team: str, trigger_id: Any, client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def show_form(
+        team: str, trigger_id: Any, arrived: float, client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         current, own = await workspaces.letta_of(team)
-        try:
-            await client.views_open(trigger_id=trigger_id, view=setup_view(current, own, default))
-        except FAILURES as exc:  # Slack's refusal, or its silence (a timeout, a dropped connection)
-            error = slack_error(exc)
-            log.warning("slack views.open failed error=%s", error)
-            await respond(  # acknowledged empty already: without this the admin would see nothing at all
-                text=f"I could not open the setup form (Slack said `{error}`): run `{command} setup` again.",
-                response_type="ephemeral",
-            )
+        view = setup_view(current, own, default)
+        failed = await open_modal(client, trigger_id, view, arrived, "the setup form", f"run `{command} setup` again")
+        if failed is not None:  # acknowledged empty already: without this the admin would see nothing at all
+            await respond(text=failed, response_type="ephemeral")
 
     async def open_setup(
         ack: AsyncAck,
@@ -138,6 +135,7 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
+        arrived = time.monotonic()  # the command's trigger_id lives 3 s from about now
         user = str(command.get("user_id", ""))
         admin = await _is_admin(client, user)
         if not admin:
@@ -146,7 +144,7 @@ def register(app: AsyncApp, workspaces: Workspaces, tasks: Tasks) -> Setup:
             return
         # The ack is sent when this listener returns (process_before_response): the form is opened after it, in a
         # task, so that a slow or rate-limited views.open cannot keep Slack's 3 seconds waiting.
-        form = show_form(str(context.team_id), command.get("trigger_id"), client, respond)
+        form = show_form(str(context.team_id), command.get("trigger_id"), arrived, client, respond)
         if not tasks.spawn(form, name="letta setup form"):
             await ack(text=RESTARTING)
             return

@@ -1,0 +1,56 @@
+"""A modal opened with an interaction's trigger_id (bridge/slack/modals.py), which Slack honours for 3 seconds and
+the fake refuses after (`expired_trigger_id`): a rate limit's Retry-After is waited out only when the call made
+again still comes while the trigger lives; otherwise the person is told at once, in words, to try again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
+from bridge.slack.modals import open_modal
+from tests.fakes.slack import FakeSlack
+
+VIEW = {"type": "modal", "title": {"type": "plain_text", "text": "Letta server"}, "blocks": []}
+AGAIN = "run `/crew setup` again"
+
+
+def _open(slack: FakeSlack, arrived: float) -> str | None:
+    client = MeteredSlackClient(token=slack.bot_token, base_url=slack.api_url)
+    client.retry_handlers.append(CountedRateLimits(client, max_retry_count=3))
+    return asyncio.run(open_modal(client, slack.trigger_id(), VIEW, arrived, "the setup form", AGAIN))
+
+
+def test_a_rate_limit_ending_past_the_trigger_is_said_at_once_and_not_waited_out() -> None:
+    """Retry-After 4 outlives the trigger: one views.open, and the words come back without the wait."""
+    with FakeSlack() as slack:
+        slack.fail_next("views.open", "ratelimited", headers={"retry-after": "4"})
+        started = time.monotonic()
+        said = _open(slack, started)
+        assert time.monotonic() - started < 1.0
+        assert said == "Slack was too busy to open the setup form just now: run `/crew setup` again."
+        assert len(slack.calls_to("views.open")) == 1
+
+
+def test_a_rate_limit_ending_while_the_trigger_lives_is_waited_out_and_the_modal_opens() -> None:
+    """Retry-After 0: made again with the same trigger, which still lives, and nothing is said."""
+    with FakeSlack() as slack:
+        slack.fail_next("views.open", "ratelimited", headers={"retry-after": "0"})
+        assert _open(slack, time.monotonic()) is None
+        assert [c.ok for c in slack.calls_to("views.open")] == [False, True]
+
+
+def test_a_trigger_already_spent_is_not_sent_and_said_late() -> None:
+    """The interaction came 3 s ago: Slack would refuse the trigger, so views.open is not made."""
+    with FakeSlack() as slack:
+        said = _open(slack, time.monotonic() - 3.0)
+        assert said == "Slack did not open the setup form in time: run `/crew setup` again."
+        assert slack.calls_to("views.open") == []
+
+
+def test_a_refusal_is_said_with_slacks_words_for_it() -> None:
+    """A refusal that will not pass (the view itself) names Slack's error after the words."""
+    with FakeSlack() as slack:
+        slack.fail_next("views.open", "view_too_large")
+        said = _open(slack, time.monotonic())
+        assert said == "Slack would not open the setup form (it said `view_too_large`): run `/crew setup` again."
