@@ -20,13 +20,12 @@ from bridge import __version__
 from bridge.clients import (
     SharedAgentLocks,
     letta_client,
-    letta_kind,
     look_at_earlier_sends,
+    own_letta_client,
     runner_chooser,
     slack_client,
     watch_group_sends_left,
     watching_group_sends,
-    workspace_key,
 )
 from bridge.config import Settings
 from bridge.configure import Configurator
@@ -167,7 +166,8 @@ class Bridge:
         from bridge.store.oauth_state import BridgeStateStore
         from bridge.workspace_authorize import WorkspaceAuthorize
         from bridge.workspace_install import WorkspaceInstall
-        from bridge.workspaces import WorkspaceRelay, Workspaces, WorkspaceWorkers
+        from bridge.workspace_relay import WorkspaceRelay, WorkspaceWorkers
+        from bridge.workspaces import Workspaces
 
         s = self.settings
         assert s.slack_client_id is not None and s.slack_client_secret is not None
@@ -230,8 +230,8 @@ class Bridge:
 
     async def _letta_for(self, settings: Settings) -> LettaClient:
         """A workspace's own Letta server (the environment's is added first): a REST server or an App Server, found
-        out per server (`letta_kind`), its key the one given to `/letta setup`."""
-        return letta_client(settings, self.metrics, await letta_kind(settings), key_origin=workspace_key(settings))
+        out per server (`own_letta_client`), its key the one given to `/letta setup`."""
+        return await own_letta_client(settings, self.metrics)
 
     async def _purge_forever(self) -> None:
         """Bindings of workspaces that removed the app go once their time is up (UNINSTALLED_BINDINGS_DAYS)."""

@@ -19,6 +19,7 @@ from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_sch
 from bridge.letta.chooser import RunnerChooser
 from bridge.letta.client import CLOCK_SLACK, LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, LettaError
+from bridge.letta.kind_untold import KindUntold
 from bridge.letta.left_runs import LEFT_GOING_WITHIN
 from bridge.letta.locks import AgentLocks, EarlierSends
 from bridge.letta.metered import MeteredLettaClient
@@ -115,6 +116,24 @@ async def letta_kind(settings: Settings, lookups: bool = False) -> ServerKind:
     that did not answer is taken for REST."""
     told = await letta_kind_told(settings, lookups)
     return "rest" if isinstance(told, LettaError) else told
+
+
+async def own_letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaClient:
+    """A workspace's own Letta server's client (OAuth mode), its kind asked (`letta_kind_told`). One that did not
+    answer gets a stand-in (`KindUntold`: its calls fail as that server unreachable), said in the log, and
+    LettaServers asks again at its next use: taken for a REST server, an App Server written http://… would fail
+    every mention (404s) until the bridge restarts."""
+    told = await letta_kind_told(settings)
+    if isinstance(told, LettaError):
+        log.warning(
+            "the kind of the Letta server at %s could not be told: it did not answer (%s); its turns fail as Letta "
+            "unreachable, and it is asked again at its next use", settings.letta_base_url, told.kind,
+        )
+        untold = KindUntold(settings.letta_base_url, told, workspace_key(settings))
+        if metrics is not None:
+            untold.metrics = metrics
+        return untold
+    return letta_client(settings, metrics, told, key_origin=workspace_key(settings))
 
 
 async def letta_kind_told(
@@ -275,17 +294,28 @@ class LettaServers:
 
     async def get(self, settings: Settings) -> LettaServer:
         """The server of `settings`, its client made on first use; the group sends an earlier process left going
-        there watched before anyone uses it (watch_group_sends_left)."""
+        there watched before anyone uses it (watch_group_sends_left). A server whose kind could not be told
+        (`kind_guessed`: its stand-in client sends nothing) is asked again at each use, its stand-in kept until it
+        answers and then replaced by its real client."""
         key = server_id(settings)
         found = self._servers.get(key)
-        if found is not None:
+        if found is not None and not found.client.kind_guessed:
             return found
         async with self._making.setdefault(key, asyncio.Lock()):  # one client per server, however many ask at once
             found = self._servers.get(key)
-            if found is None:
-                found = self._server(settings, await self._make(settings))
-                await watch_group_sends_left(self._store, found.client, settings.letta_recovery_wait_seconds)
-                self._servers[key] = found
+            if found is not None and not found.client.kind_guessed:
+                return found
+            client = await self._make(settings)
+            if found is not None and client.kind_guessed:  # still no answer: the same stand-in, kits and all
+                await client.aclose()
+                return found
+            if found is not None:
+                kind = "an App Server" if client.app_server else "a REST server"
+                log.info("the Letta server at %s answers now: %s, its client made", settings.letta_base_url, kind)
+                await found.client.aclose()
+            found = self._server(settings, client)
+            await watch_group_sends_left(self._store, found.client, settings.letta_recovery_wait_seconds)
+            self._servers[key] = found
             return found
 
     async def aclose(self, wait: float = 0.0) -> None:

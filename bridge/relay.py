@@ -429,7 +429,7 @@ class Relay:
                 self.notices.unbound(thread)
 
     async def _poster_of(self, team_id: str) -> SlackPoster:
-        """The poster for the workspace's threads (one in single-workspace mode; see workspaces.WorkspaceRelay)."""
+        """The poster for the workspace's threads (one in single-workspace mode; see workspace_relay.WorkspaceRelay)."""
         return self._poster
 
     async def stop(self, grace: float) -> None:

@@ -6,11 +6,10 @@ directory and drafts over it, and its Letta server: its own (set with /letta set
 Letta clients, runner choosers and their caches and locks are kept per server (URL and key), so two workspaces on
 two servers never share one, while workspaces on one server share its agents' locks.
 
-The relay stays one: `WorkspaceWorkers` runs each turn with its workspace's worker, `WorkspaceRelay` says a
-queued turn with its workspace's poster. A workspace that uninstalls the app or whose tokens are revoked is
-`removed`: its tokens are deleted, its queued turns end (a log line each, nothing is posted), its running turns
-are cancelled, the tool calls they left pending on Letta are denied as a stop's are, and its bindings are deleted
-later (UNINSTALLED_BINDINGS_DAYS) or kept (UNINSTALLED_BINDINGS=keep).
+The relay stays one (its faces over the workspaces: workspace_relay.py). A workspace that uninstalls the app or
+whose tokens are revoked is `removed`: its tokens are deleted, its queued turns end (a log line each, nothing is
+posted), its running turns are cancelled, the tool calls they left pending on Letta are denied as a stop's are,
+and its bindings are deleted later (UNINSTALLED_BINDINGS_DAYS) or kept (UNINSTALLED_BINDINGS=keep).
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from bridge.letta.errors import LettaError
 from bridge.letta.locks import EarlierSends
 from bridge.logs import MASKED, shown_url
 from bridge.metrics import Metrics
-from bridge.relay import Relay
 from bridge.slack.directory import Directory
 from bridge.slack.failures import slack_error
 from bridge.slack.live import LiveMessages
@@ -52,7 +50,6 @@ from bridge.store.approvals import ApprovalStore
 from bridge.store.attachments import AttachmentStore
 from bridge.store.base import Store
 from bridge.store.installations import BridgeInstallationStore
-from bridge.threads import ThreadPolicy
 from bridge.turns import Job, TurnWorker
 
 log = logging.getLogger(__name__)
@@ -206,12 +203,14 @@ class Workspaces:
         return self._kits.get(team_id)
 
     async def kit(self, team_id: str) -> Kit:
+        """The workspace's kit, made again when its server or that server's client changed (a client made while
+        the server did not answer is made again once it answers as an App Server: LettaServers.get)."""
         settings = await self.settings_for(team_id)
         server = server_id(settings)
         kit = self._kits.get(team_id)
-        if kit is not None and kit.server == server:
-            return kit
         letta = await self.letta.get(settings)
+        if kit is not None and kit.server == server and kit.chooser is letta.chooser:
+            return kit
         slack = self._slack(team_id, retry=True)
         drafts = self._slack(team_id, retry=False)
         looks = {name: Look(**look.model_dump()) for name, look in settings.slack_agents.items()}
@@ -373,20 +372,6 @@ class Workspaces:
         await self.letta.aclose(wait)
 
 
-class WorkspaceThreads(ThreadPolicy):
-    """Whether a binding's threads run at once, asked of its workspace's server."""
-
-    def __init__(self, workspaces: Workspaces) -> None:  # no ThreadPolicy state of its own
-        self._workspaces = workspaces
-
-    async def in_parallel(self, team_id: str, channel_id: str) -> bool:
-        try:
-            kit = await self._workspaces.kit(team_id)
-        except WorkspaceGone:
-            return False
-        return await kit.worker.threads.in_parallel(team_id, channel_id)
-
-
 class WorkspaceStops:
     """Stopping a turn in OAuth mode: it runs on its workspace's worker, so every worker of this process is asked."""
 
@@ -398,29 +383,3 @@ class WorkspaceStops:
             if await kit.worker.stops.stop(turn_id, by):
                 return True
         return False
-
-
-class WorkspaceWorkers(TurnWorker):
-    """The relay's worker in OAuth mode: each turn runs with its workspace's own worker."""
-
-    def __init__(self, workspaces: Workspaces) -> None:
-        self._workspaces = workspaces
-        self.threads = WorkspaceThreads(workspaces)
-
-    def expect(self, job: Job) -> None:
-        """Its workspace's worker asks ahead, once it has one (a workspace's first turn builds it as it runs)."""
-        kit = self._workspaces.served(job.turn.team_id)
-        if kit is not None:
-            kit.worker.expect(job)
-
-    async def run(self, job: Job) -> str:
-        return await self._workspaces.run(job)
-
-
-class WorkspaceRelay(Relay):
-    """The relay with each queued turn's notice said by its workspace's poster."""
-
-    workspaces: Workspaces
-
-    async def _poster_of(self, team_id: str) -> SlackPoster:
-        return (await self.workspaces.kit(team_id)).poster

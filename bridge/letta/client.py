@@ -38,6 +38,7 @@ CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, w
 
 class LettaClient(LettaTransport):
     app_server = False  # a Letta App Server behind this face (bridge/letta/appserver_letta.py)
+    kind_guessed = False  # a stand-in for a server that did not answer when asked its kind (kind_untold.py)
 
     async def health(self) -> Health:
         return await self._get("/v1/health/", Health)

@@ -6,10 +6,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.oauth import many_world
+from tests.e2e.oauth import Many, many_world
 from tests.e2e.test_workspaces import ACME, BETA, bind, done
 from tests.fakes.appserver import FakeAppServer
 from tests.fakes.slack import Grant
+
+
+def beta_on_its_app_server(world: Many, app: FakeAppServer) -> list[str]:
+    """Acme and Beta installed, Beta's own server set to `app` written http://… and its agents ari and bea
+    connected in C0BETA001; their ids."""
+    assert world.install(Grant(ACME, "Acme")).status_code == 200
+    assert world.install(Grant(BETA, "Beta", bot_user_id="U0BOTBETA", bot_id="B0BETA001")).status_code == 200
+    saved = world.submit_setup(BETA, app.url.replace("ws://", "http://"))
+    assert saved.status_code == 200 and "update" in saved.text, saved.text
+    ids = [app.add_agent(name) for name in ("ari", "bea")]
+    world.slack.add_channel("C0BETA001", "beta-crew")
+    ack, url = world.command("connect " + " ".join(ids), "C0BETA001", BETA)
+    assert ack.status_code == 200
+    assert "Connected this channel" in world.answer(url), world.answer(url)
+    return ids
 
 
 def test_a_workspace_on_its_own_app_server_is_detected_and_answered(tmp_path: Path) -> None:
@@ -17,19 +32,9 @@ def test_a_workspace_on_its_own_app_server_is_detected_and_answered(tmp_path: Pa
     app.start()
     try:
         with many_world(tmp_path) as world:
-            assert world.install(Grant(ACME, "Acme")).status_code == 200
-            assert world.install(Grant(BETA, "Beta", bot_user_id="U0BOTBETA", bot_id="B0BETA001")).status_code == 200
-            refused = world.submit_setup(BETA, "ftp://127.0.0.1:1")
+            ids = beta_on_its_app_server(world, app)
+            refused = world.submit_setup(BETA, "ftp://127.0.0.1:1")  # refused: the saved server stays
             assert '"response_action":"errors"' in refused.text.replace(" ", "") and "wss://" in refused.text
-            http_url = app.url.replace("ws://", "http://")
-            saved = world.submit_setup(BETA, http_url)
-            assert saved.status_code == 200 and "update" in saved.text, saved.text
-
-            ids = [app.add_agent(name) for name in ("ari", "bea")]
-            world.slack.add_channel("C0BETA001", "beta-crew")
-            ack, url = world.command("connect " + " ".join(ids), "C0BETA001", BETA)
-            assert ack.status_code == 200
-            assert "Connected this channel" in world.answer(url), world.answer(url)
             acme = bind(world, ACME, "C0ACME001", world.letta, ("alice",))
 
             b, _ = world.mention("hello from beta", "C0BETA001", BETA)

@@ -212,7 +212,8 @@ def test_the_worker_asks_for_the_channel_name_ahead_unless_the_turn_was_stopped(
 def test_in_oauth_mode_a_served_workspace_s_own_worker_asks_ahead() -> None:
     """The relay's worker there holds no directory of its own: each workspace's worker has its Slack client. A
     workspace this process has not served yet has none until its first turn builds it."""
-    from bridge.workspaces import Workspaces, WorkspaceWorkers
+    from bridge.workspace_relay import WorkspaceWorkers
+    from bridge.workspaces import Workspaces
 
     expected: list[str] = []
     workspaces = object.__new__(Workspaces)

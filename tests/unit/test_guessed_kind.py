@@ -1,0 +1,66 @@
+"""A workspace's own Letta server whose kind could not be told (it did not answer) gets a stand-in client that sends
+nothing and fails as that server unreachable; LettaServers asks again at each use, keeps the stand-in while the
+server does not answer, and replaces it with the real client once it does."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.clients import LettaServers
+from bridge.config import Settings
+from bridge.letta.client import LettaClient
+from bridge.letta.errors import KeyOrigin, LettaError
+from bridge.letta.kind_untold import KindUntold
+from bridge.store import Store
+from tests.unit.test_store import run
+
+SETTINGS = Settings(letta_base_url="http://127.0.0.1:9")
+OWN_KEY = KeyOrigin("the key given to `/letta setup` for this workspace", "a workspace admin or owner")
+
+
+def servers_answering(store: Store, answers: list[bool]) -> tuple[LettaServers, list[LettaClient]]:
+    """LettaServers whose server answers the kind's question as `answers` say, in turn; the clients made."""
+    made: list[LettaClient] = []
+
+    async def make(settings: Settings) -> LettaClient:
+        down = not answers.pop(0)
+        why = LettaError("unreachable", "connection refused", base_url=settings.letta_base_url)
+        made.append(KindUntold(settings.letta_base_url, why, OWN_KEY) if down else LettaClient(settings.letta_base_url))
+        return made[-1]
+
+    return LettaServers(store, make), made
+
+
+def test_a_stand_in_is_kept_while_its_server_does_not_answer_and_replaced_once_it_does(database_url: str) -> None:
+    """Each use asks again; no answer keeps the same stand-in (so the workspace's kit stays), an answer replaces it
+    with the real client, asked no more."""
+
+    async def body(store: Store) -> None:
+        servers, made = servers_answering(store, [False, False, True])
+        first = await servers.get(SETTINGS)
+        assert first.client is made[0] and first.client.kind_guessed
+        assert (await servers.get(SETTINGS)) is first and len(made) == 2
+        answered = await servers.get(SETTINGS)
+        assert answered.client is made[2] and not answered.client.kind_guessed
+        assert (await servers.get(SETTINGS)) is answered and len(made) == 3
+        await servers.aclose()
+
+    run(database_url, body)
+
+
+def test_a_stand_in_sends_nothing_and_fails_as_its_server_unreachable() -> None:
+    """Its calls fail at once, not tried again, with the failure the kind's question met and the workspace's key
+    origin, so the thread says Letta is unreachable in the usual words."""
+
+    async def body() -> None:
+        why = LettaError("unreachable", "connection refused")
+        client = KindUntold("http://127.0.0.1:9", why, OWN_KEY)
+        with pytest.raises(LettaError) as raised:
+            await client.list_agents(limit=1)
+        assert raised.value.kind == "unreachable" and raised.value.key_origin is OWN_KEY
+        assert "couldn't reach the Letta server at http://127.0.0.1:9" in raised.value.explain("ari")
+        await client.aclose()
+
+    asyncio.run(body())
