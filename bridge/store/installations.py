@@ -102,6 +102,8 @@ class BridgeInstallationStore(WorkspaceLettaRows, AsyncInstallationStore):
     # ---------------------------------------------------------------- Bolt's interface
 
     async def async_save(self, installation: Installation) -> None:
+        """Stored whole and encrypted. Its plain installed_at follows the installation's (a reinstall's new time,
+        as installed_since reads it from the record; a renewal copies the old one), for `workspaces list`."""
         enterprise, team = _key(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
         data = installation.to_dict_for_copying()
         secret = self.cipher.encrypt(json.dumps(data, default=str))
@@ -112,7 +114,7 @@ class BridgeInstallationStore(WorkspaceLettaRows, AsyncInstallationStore):
             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (enterprise_id, team_id) DO UPDATE SET"
             " is_enterprise_install=excluded.is_enterprise_install, team_name=excluded.team_name,"
             " enterprise_name=excluded.enterprise_name, bot_user_id=excluded.bot_user_id, secret=excluded.secret,"
-            " expires_at=excluded.expires_at, updated_at=excluded.updated_at",
+            " expires_at=excluded.expires_at, installed_at=excluded.installed_at, updated_at=excluded.updated_at",
             enterprise,
             team,
             1 if installation.is_enterprise_install else 0,
