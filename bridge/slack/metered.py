@@ -27,8 +27,9 @@ from bridge.slack.ratelimits import not_counted, rate_limited
 from bridge.store.leases import check_lease
 
 # A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
-# show it twice. post.py reads the thread back first instead.
-NOT_REPEATED = frozenset({"chat.postMessage"})
+# show it twice. post.py reads the thread back first instead. A views.open that may have opened its modal has spent
+# the trigger: made again, it is refused (`exchanged_trigger_id`) and the open modal would read as a failure.
+NOT_REPEATED = frozenset({"chat.postMessage", "views.open"})
 
 
 class WithinTrigger(AsyncRetryHandler):

@@ -1,11 +1,13 @@
 """A modal opened with an interaction's trigger_id, which Slack honours for 3 seconds from the interaction (views.open
-answers `expired_trigger_id` after, reference/slack/web-api/views.open.json). No call is made again past that: the
-client's retry handlers ask `in_time` before a rate limit's Retry-After or a connection retry's pause, and a modal
-that did not open is said in words, since the person can only press or type again for a fresh trigger."""
+answers `expired_trigger_id` after, reference/slack/web-api/views.open.json) and exchanges for one view (used again:
+`exchanged_trigger_id`). No call is made again past the trigger's life: the client's retry handlers ask `in_time`
+before a rate limit's Retry-After, and a views.open whose outcome is unknown is never made again (metered.NOT_REPEATED:
+it may have opened the modal and spent the trigger). A modal that did not open is said in words, since the person
+can only press or type again for a fresh trigger; one Slack may have opened is said as unconfirmed, never as failed.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from contextvars import ContextVar
@@ -13,15 +15,16 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.failures import FAILURES, passing, slack_error
+from bridge.slack.failures import FAILURES, outcome_unknown, passing, slack_error
 
 log = logging.getLogger(__name__)
 
 TRIGGER_SECONDS = 3.0
 WAY_HERE = 0.3  # of those, spent before the listener heard of the interaction (Slack's request on its way)
-ANSWER_SECONDS = 5.0  # a views.open sent in time may be answered after the trigger's end: its answer is waited for
 
-BUSY = "busy"  # not_opened's error for a failure that may pass: a rate limit, a timeout, Slack's trouble
+BUSY = "busy"  # not_opened's error for a refusal that may pass: a rate limit, which Slack did not process
+UNCONFIRMED = "unconfirmed"  # not_opened's error when Slack may have opened it: a timeout, a 5xx, a dropped answer
+OPENED = "exchanged_trigger_id"  # Slack already opened a view with this trigger: the modal is showing
 
 # When the trigger of the modal being opened ends (time.monotonic); None while no modal is being opened.
 TRIGGER_ENDS: ContextVar[float | None] = ContextVar("trigger_ends", default=None)
@@ -40,26 +43,39 @@ def not_opened(error: str, form: str, again: str) -> str:
         return f"Slack did not open {form} in time: {again}."
     if error == BUSY:
         return f"Slack was too busy to open {form} just now: {again}."
+    if error == UNCONFIRMED:
+        return f"Slack did not confirm {form} opened: if it is not showing, {again}."
     return f"Slack would not open {form} (it said `{error}`): {again}."
 
 
 async def open_modal(
     client: AsyncWebClient, trigger_id: Any, view: dict[str, Any], arrived: float, form: str, again: str
 ) -> str | None:
-    """views.open while the trigger of an interaction heard at `arrived` (time.monotonic) lives. None once open,
-    else the words for the person (not_opened)."""
+    """views.open while the trigger of an interaction heard at `arrived` (time.monotonic) lives. None once open
+    (or opened by an earlier call with the trigger), else the words for the person (not_opened). A call sent in
+    time is waited for as long as the client waits for any answer: Slack may take it in time and answer late."""
     ends = arrived + TRIGGER_SECONDS - WAY_HERE
     if time.monotonic() >= ends:
         log.warning("slack views.open not made: the trigger had expired form=%r", form)
         return not_opened("expired_trigger_id", form, again)
     token = TRIGGER_ENDS.set(ends)
     try:
-        async with asyncio.timeout(ends - time.monotonic() + ANSWER_SECONDS):
-            await client.views_open(trigger_id=trigger_id, view=view)
+        await client.views_open(trigger_id=trigger_id, view=view)
     except FAILURES as exc:
         error = slack_error(exc)
+        if error == OPENED:
+            log.info("slack views.open: the trigger was already exchanged, the modal is open form=%r", form)
+            return None
         log.warning("slack views.open failed form=%r error=%s", form, error)
-        return not_opened(BUSY if passing(exc) else error, form, again)
+        return not_opened(_said(exc, error), form, again)
     finally:
         TRIGGER_ENDS.reset(token)
     return None
+
+
+def _said(exc: BaseException, error: str) -> str:
+    """not_opened's error for a failure: unconfirmed where Slack may have opened the modal, busy where it will not
+    have but may next time, else Slack's own code."""
+    if outcome_unknown(exc):
+        return UNCONFIRMED
+    return BUSY if passing(exc) else error

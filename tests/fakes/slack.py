@@ -375,10 +375,13 @@ class FakeSlack(
         view = jsonish(args.get("view"))
         if not args.get("trigger_id"):
             return "invalid_trigger_id"
+        if self._trigger_exchanged(str(args["trigger_id"])):
+            return "exchanged_trigger_id"
         if self._trigger_expired(str(args["trigger_id"])):
             return "expired_trigger_id"
         if not isinstance(view, dict) or view.get("type") != "modal":
             return "invalid_arguments"
+        self._exchange_trigger(str(args["trigger_id"]))
         body = ref_body("views.open", "ok")
         body["view"].update({k: v for k, v in view.items() if k in ("blocks", "title", "callback_id", "submit")})
         return body

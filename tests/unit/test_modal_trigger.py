@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+from slack_sdk.errors import SlackApiError
+
 from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
 from bridge.slack.modals import open_modal
 from tests.fakes.slack import FakeSlack
@@ -54,3 +57,39 @@ def test_a_refusal_is_said_with_slacks_words_for_it() -> None:
         slack.fail_next("views.open", "view_too_large")
         said = _open(slack, time.monotonic())
         assert said == "Slack would not open the setup form (it said `view_too_large`): run `/crew setup` again."
+
+
+def test_an_exchanged_trigger_means_the_form_opened_and_nothing_is_said() -> None:
+    """`exchanged_trigger_id`: Slack already opened a view with this trigger, so the form is showing."""
+    with FakeSlack() as slack:
+        slack.fail_next("views.open", "exchanged_trigger_id")
+        assert _open(slack, time.monotonic()) is None
+
+
+def test_slacks_trouble_is_said_unconfirmed_not_as_a_failure_and_not_made_again() -> None:
+    """A 500 (the form opened or not) and internal_error ("may have succeeded in part"): the person is told Slack
+    did not confirm it, with what to do if it is not showing, and the trigger is not spent on a second call."""
+    unconfirmed = "Slack did not confirm the setup form opened: if it is not showing, run `/crew setup` again."
+    with FakeSlack() as slack:
+        slack.land_then_fail_next("views.open")
+        assert _open(slack, time.monotonic()) == unconfirmed
+        assert len(slack.calls_to("views.open")) == 1
+        slack.fail_next("views.open", "internal_error")
+        assert _open(slack, time.monotonic()) == unconfirmed
+        assert len(slack.calls_to("views.open")) == 2
+
+
+def test_a_trigger_used_again_is_refused_as_exchanged_by_the_fake() -> None:
+    """The fake exchanges a trigger for one view, as Slack does: the second views.open with it is refused."""
+    with FakeSlack() as slack:
+        client = MeteredSlackClient(token=slack.bot_token, base_url=slack.api_url)
+        trigger = slack.trigger_id()
+
+        async def twice() -> None:
+            await client.views_open(trigger_id=trigger, view=VIEW)
+            await client.views_open(trigger_id=trigger, view=VIEW)
+
+        with pytest.raises(SlackApiError) as refused:
+            asyncio.run(twice())
+        assert refused.value.response["error"] == "exchanged_trigger_id"
+
