@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -40,8 +41,12 @@ class WithinTrigger(AsyncRetryHandler):
         return True
 
     def pause(self, state: RetryState, response: HttpResponse | None) -> float:
-        """The seconds the handler waits before the call is made again."""
-        return self.interval_calculator.calculate_sleep_duration(state.current_attempt)
+        """The longest the handler can wait before the call is made again: slack_sdk draws its backoff's jitter
+        (up to 1 s) afresh for the real sleep, so a sample of it here could let through a call made too late."""
+        calculator = self.interval_calculator
+        if isinstance(calculator, BackoffRetryIntervalCalculator):
+            return calculator.backoff_factor * 2.0**state.current_attempt + 1.0  # RandomJitter adds < 1 s
+        return calculator.calculate_sleep_duration(state.current_attempt)
 
     async def _can_retry_async(
         self,

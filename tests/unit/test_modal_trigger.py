@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import jitter
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.state import RetryState
 
-from bridge.slack.metered import CountedRateLimits, MeteredSlackClient
-from bridge.slack.modals import open_modal
+from bridge.slack.metered import CountedRateLimits, MeteredSlackClient, RepeatSafeRetry
+from bridge.slack.modals import TRIGGER_ENDS, open_modal
 from tests.fakes.slack import FakeSlack
 
 VIEW = {"type": "modal", "title": {"type": "plain_text", "text": "Letta server"}, "blocks": []}
@@ -93,3 +97,21 @@ def test_a_trigger_used_again_is_refused_as_exchanged_by_the_fake() -> None:
             asyncio.run(twice())
         assert refused.value.response["error"] == "exchanged_trigger_id"
 
+
+def test_a_connection_retry_whose_longest_pause_would_end_past_the_trigger_is_not_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """slack_sdk sleeps 0.5 s plus a jitter of up to 1 s it draws afresh: with 1.2 s of the trigger left, the call
+    is not made again, whatever a draw of the jitter says (here 0, which once let it through)."""
+    monkeypatch.setattr(jitter.random, "random", lambda: 0.0)
+    request = HttpRequest(method="POST", url="https://slack.com/api/users.info", headers={})
+    ends = TRIGGER_ENDS.set(time.monotonic() + 1.2)
+    try:
+        again = asyncio.run(
+            RepeatSafeRetry().can_retry_async(
+                state=RetryState(), request=request, error=aiohttp.ServerDisconnectedError()
+            )
+        )
+    finally:
+        TRIGGER_ENDS.reset(ends)
+    assert again is False
