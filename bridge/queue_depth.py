@@ -1,6 +1,7 @@
 """The queue depth gauge (`bridge_queue_depth`, per binding), kept off the turns' path: a count of a binding's
-unfinished turns is read at most every DEPTH_EVERY seconds, beside the turn it was read for, which never waits
-for it; 0 as soon as the binding's queue is seen empty."""
+unfinished turns is read at most every DEPTH_EVERY seconds, beside the turn or mention it was read for, which never
+waits for it; 0 as soon as the binding's queue is seen empty. A look inside the window is not dropped but leaves one
+count due at its end, so that mentions piling up behind a long turn show within DEPTH_EVERY whatever their number."""
 
 from __future__ import annotations
 
@@ -24,13 +25,20 @@ class DepthGauge:
         self._failing = failing  # turns are being skipped after failures: an empty look is no empty queue
         self._at: dict[tuple[str, str], float] = {}
         self._counts: set[asyncio.Task[None]] = set()  # best effort, cancelled at stop
+        self._due: dict[tuple[str, str], asyncio.TimerHandle] = {}  # one count at its window's end, per binding
         self._stopped = False
 
     def seen(self, key: tuple[str, str], empty: bool) -> None:
-        """A worker looked at the binding's queue (`empty`: it found nothing left)."""
-        now = asyncio.get_running_loop().time()
-        if not empty and now - self._at.get(key, -DEPTH_EVERY) < DEPTH_EVERY:
+        """A worker looked at the binding's queue (`empty`: it found nothing left), or a mention joined it."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wait = self._at.get(key, -DEPTH_EVERY) + DEPTH_EVERY - now
+        if not empty and wait > 0:
+            if key not in self._due and not self._stopped:
+                self._due[key] = loop.call_later(wait, self._due_now, key)
             return
+        if (due := self._due.pop(key, None)) is not None:
+            due.cancel()
         self._at[key] = now
         if empty and not self._failing():
             self._metrics.depth(f"{key[0]}:{key[1]}", 0)
@@ -38,6 +46,11 @@ class DepthGauge:
             task = asyncio.create_task(self._count(key, now), context=contextvars.Context())
             self._counts.add(task)
             task.add_done_callback(self._counts.discard)
+
+    def _due_now(self, key: tuple[str, str]) -> None:
+        """The window a look fell in has ended: count it now."""
+        del self._due[key]
+        self.seen(key, empty=False)
 
     async def _count(self, key: tuple[str, str], asked: float) -> None:
         try:
@@ -51,6 +64,9 @@ class DepthGauge:
     async def stop(self) -> None:
         """No new count; those under way are cancelled (a stop never waits for the gauge)."""
         self._stopped = True
+        for due in self._due.values():
+            due.cancel()
+        self._due.clear()
         for count in self._counts:
             count.cancel()
         await asyncio.gather(*self._counts, return_exceptions=True)

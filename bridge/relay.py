@@ -143,6 +143,7 @@ class Relay:
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
         self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
+        self._depth.seen((turn.team_id, turn.channel_id), empty=False)  # counted at most once a second, not here
         # The turn may wait: behind this process's worker, or behind another process's, which holds the binding's
         # lease (Postgres) and whose queue notices never see this turn. Counted from the store: a turn first in
         # line gets none.
