@@ -12,13 +12,7 @@ from collections.abc import Callable, Collection
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -62,6 +56,10 @@ def environment_gives_way(file_keys: Collection[str]) -> Callable[[str, object],
     return gives_way
 
 
+# The most any *_days setting takes (a hundred years): a million overflowed the retention pass's cutoff every hour.
+MOST_DAYS = 36500
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
@@ -78,9 +76,11 @@ class Settings(BaseSettings):
     slack_token_rotation_minutes: int = Field(default=120, ge=1, le=720)
     bridge_encryption_key: SecretStr | None = None
     uninstalled_bindings: Literal["delete", "keep"] = "delete"
-    uninstalled_bindings_days: float = Field(default=30.0, ge=0)
+    uninstalled_bindings_days: float = Field(
+        default=30.0, ge=0, le=MOST_DAYS, description="UNINSTALLED_BINDINGS=keep keeps them"
+    )
     # Finished turns (the texts, replies and records they leave) are deleted after this many days; 0 keeps them.
-    finished_turns_days: int = Field(default=90, ge=0)
+    finished_turns_days: int = Field(default=90, ge=0, le=MOST_DAYS, description="0 keeps everything")
     slack_agent_usernames: bool = True
     slack_agents: Annotated[dict[str, AgentLook], NoDecode] = {}
     slack_working_reaction: str = "eyes"

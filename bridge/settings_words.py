@@ -94,8 +94,8 @@ def _allowed(err: ErrorDetails, name: str, info: FieldInfo, in_file: bool) -> st
     kind = err["type"]
     if _is_sequence(info):
         return f"must be {_LIST[0]} {_LIST[1]}"
-    if kind in _NUMBER or kind in _BOUND:
-        return f"must be {_number(name, info)}"
+    if kind in _NUMBER or kind in _BOUND:  # a field's description says what its bounds leave out (0 keeps all)
+        return f"must be {_number(name, info)}" + (f" ({info.description})" if info.description else "")
     if kind == "literal_error":
         expected = str((err.get("ctx") or {}).get("expected", ""))
         return f"must be one of {expected.replace(chr(39), '')}"
