@@ -6,9 +6,11 @@ its inbox row is removed. Events of one channel go to Bolt one after another, in
 a mention's does not, so side by side a mention acknowledged later could become the earlier turn. An attempt that
 fails (Bolt answers 5xx: the store did not take the turn) is made again after a pause, as Slack itself would have
 retried an event it got a 500 for, and then every last pause for as long as it fails: Slack got its 200 and will
-not deliver it again, so the inbox keeps it (a full disk, a database down for minutes) and the log names it. The
-channel's later events wait while it is tried again on Slack's schedule (a deletion must not overtake the message
-it deletes), and go on past it.
+not deliver it again, so the inbox keeps it (a full disk, a database down for minutes) and the log names it. While
+the store does not answer (a `sqlite3` shell left in a transaction, Postgres restarting) the event waits for it,
+not for Slack's schedule, and is tried again as soon as it answers: one ping loop for all the events waiting, said
+once when it starts and once when it ends. The channel's later events wait while it is tried again (a deletion
+must not overtake the message it deletes), and go on past it.
 Stopping waits `grace` for the events in hand, then cancels the rest: their rows stay, and the next start hands
 them over again.
 """
@@ -16,6 +18,7 @@ them over again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,16 +36,20 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4  # Slack delivers an event once and retries it three times; past that, the log says so each time
 PAUSES = (1.0, 60.0, 300.0)  # seconds before the second, third and fourth attempts (Slack: at once, 1 min, 5 min)
+STORE_LOOK_EVERY = 1.0  # seconds between two pings of a store that does not answer
 
 Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
 Report = Callable[[Arrival], None]
+Ping = Callable[[], Awaitable[None]]  # the store's ping: raises while it cannot take a turn
 
 
 class Arrivals:
-    def __init__(self, dispatch: Dispatch, handled: Report, failed: Report) -> None:
+    def __init__(self, dispatch: Dispatch, handled: Report, failed: Report, ping: Ping | None = None) -> None:
         self._dispatch = dispatch
         self._handled = handled
         self._failed = failed
+        self._ping = ping
+        self._looking: asyncio.Task[bool] | None = None  # the one ping loop every failed event waits on
         self._tasks = Tasks()
         # Per channel, the newest event's being handled, which the channel's next event waits for (while it is tried
         # again too: a deletion must not overtake the message it deletes), up to Slack's own retry schedule.
@@ -83,13 +90,43 @@ class Arrivals:
                             "slack event still not made a turn after %d attempts: kept in the inbox, tried again in"
                             " %.0fs inbox_id=%d %s", attempt, PAUSES[-1], arrival.id, _named(arrival.body),
                         )
-                    await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
+                    await self._before_again(attempt)
                     attempt += 1
                     handled = await self._attempt(arrival)
                 go_on()
                 self._handled(arrival)
             finally:
                 go_on()
+
+    async def _before_again(self, attempt: int) -> None:
+        """Until the next attempt: while the store does not answer, until it does (a later event of the channel must
+        not wait a minute behind a lock released long since); when it answers, Slack's own pause."""
+        if self._ping is not None:
+            if self._looking is None or self._looking.done():
+                self._looking = asyncio.create_task(self._store_answers(), context=contextvars.Context())
+            if await asyncio.shield(self._looking):
+                return
+        await asyncio.sleep(PAUSES[min(attempt, len(PAUSES)) - 1])
+
+    async def _store_answers(self) -> bool:
+        """Ping the store until it answers; whether it had to wait. One loop serves every waiting event."""
+        assert self._ping is not None
+        loop = asyncio.get_running_loop()
+        waited_since: float | None = None
+        while True:
+            try:
+                await self._ping()
+            except Exception as exc:
+                if waited_since is None:
+                    waited_since = loop.time()
+                    log.warning("the database does not answer: acknowledged events wait in the inbox until it does"
+                                " error=%s", type(exc).__name__)
+                await asyncio.sleep(STORE_LOOK_EVERY)
+                continue
+            if waited_since is not None:
+                log.info("the database answers again, handing the waiting events over waited_ms=%.0f",
+                         (loop.time() - waited_since) * 1000)
+            return waited_since is not None
 
     async def _attempt(self, arrival: Arrival) -> bool:
         try:
@@ -110,6 +147,9 @@ class Arrivals:
     async def stop(self, grace: float) -> None:
         """Wait `grace` for the events in hand; the rest are cancelled and stay in the inbox."""
         await self._tasks.stop(grace)
+        if self._looking is not None:
+            self._looking.cancel()
+            await asyncio.gather(self._looking, return_exceptions=True)
 
 
 def _event(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bridge.arrivals import Arrivals, Dispatch
+from bridge.arrivals import Arrivals, Dispatch, Ping
 from bridge.config import Settings
 from bridge.http import cannot_listen
 from bridge.inbox import Arrival, Inbox, inbox_path
@@ -48,7 +48,12 @@ class Front:
     Bolt here."""
 
     def __init__(
-        self, settings: Settings, check: Check, dispatch: Dispatch, process: IngressProcess | None = None
+        self,
+        settings: Settings,
+        check: Check,
+        dispatch: Dispatch,
+        process: IngressProcess | None = None,
+        ping: Ping | None = None,
     ) -> None:
         self._settings = settings
         self._site: web.UnixSite | None = None
@@ -63,7 +68,7 @@ class Front:
             self._socket = os.path.join(self._folder, "app.sock")
             inbox = Inbox(inbox_path(sqlite_path(settings.database_url)))
             self.ingress = Ingress(settings, check, inbox, self._arrive, self._socket)
-        self.arrivals = Arrivals(dispatch, self.ingress.handled, self.ingress.failed)
+        self.arrivals = Arrivals(dispatch, self.ingress.handled, self.ingress.failed, ping)
 
     def _arrive(self, arrival: Arrival) -> None:
         self.arrivals.arrive(arrival)

@@ -1,8 +1,8 @@
 """Events a run with the events inbox acknowledged and left behind (killed before they became turns), handed over
 by a run that has no ingress of its own: Socket Mode, or `serve` with HTTP_EVENTS_INBOX off, on the same SQLite
 database. Slack had its 200 for each and will not deliver it again, so they are made turns here as the ingress
-would have (`arrivals.py`: in order per channel, tried again on Slack's schedule), each row removed once handled.
-A stop before that leaves the rest in the inbox for the next start.
+would have (`arrivals.py`: in order per channel, tried again on Slack's schedule or once the store answers), each
+row removed once handled. A stop before that leaves the rest in the inbox for the next start.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 
-from bridge.arrivals import Arrivals, Dispatch
+from bridge.arrivals import Arrivals, Dispatch, Ping
 from bridge.config import Settings
 from bridge.inbox import Arrival, Inbox, inbox_path, tighten_left
 from bridge.inbox import waiting as inbox_waiting
@@ -32,9 +32,10 @@ async def tighten_a_left_inbox(settings: Settings) -> str | None:
 
 
 class LeftInbox:
-    def __init__(self, settings: Settings, dispatch: Dispatch) -> None:
+    def __init__(self, settings: Settings, dispatch: Dispatch, ping: Ping | None = None) -> None:
         self._settings = settings
         self._dispatch = dispatch
+        self._ping = ping  # the store's: an event that failed while it did not answer goes again once it does
         self._inbox: Inbox | None = None
         self._arrivals: Arrivals | None = None
         self._writes = Tasks()
@@ -52,7 +53,7 @@ class LeftInbox:
             log.warning("events left in the inbox not handed over path=%s error=%s", path, exc)
             return 0
         self._inbox = inbox
-        self._arrivals = Arrivals(self._dispatch, self._handled, self._failed)
+        self._arrivals = Arrivals(self._dispatch, self._handled, self._failed, self._ping)
         for arrival in left:
             self._arrivals.arrive(arrival)
         log.info("events left in the inbox by the last run handed over count=%d", len(left))

@@ -166,7 +166,7 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
     front, left = None, None
     if behind_ingress(settings):
         assert bridge.gate is not None
-        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch, ingress)
+        front = Front(settings, bridge.gate.check, bridge.app.async_dispatch, ingress, bridge.store.ping)
         bridge.behind_ingress = True
     if ingress is not None:
         ingress.on_lost = signals.stop.set  # a bridge whose events nobody answers stops, to be started again
@@ -180,7 +180,7 @@ async def _serve_http(settings: Settings, signals: Signals, ingress: IngressProc
                 except FrontError as exc:
                     raise StartError(str(exc)) from None
             else:
-                left = LeftInbox(settings, bridge.app.async_dispatch)
+                left = LeftInbox(settings, bridge.app.async_dispatch, bridge.store.ping)
                 await left.start()
                 cap, backlog = limits(settings.http_max_connections, settings.http_backlog)
                 site: web.BaseSite = GuardedSite(runner, settings.host, settings.port, cap, backlog=backlog)
@@ -271,7 +271,7 @@ async def _serve_socket(settings: Settings, signals: Signals) -> None:
     bridge = Bridge(settings, socket_mode=True, letta=kind_at_start(told))
     async with _started(bridge):
         _warn_of_an_ephemeral_disk(settings)
-        left = LeftInbox(settings, bridge.app.async_dispatch)
+        left = LeftInbox(settings, bridge.app.async_dispatch, bridge.store.ping)
         connection = SocketMode(
             bridge.app, app_token, proxy_for(settings.slack_api_url), bridge.worker.ack_first.answering
         )

@@ -10,7 +10,8 @@ response_url's) and, where that was None, HTTPS_PROXY again; `RoutedRespond` ask
 Bolt answers 200 when its authorize finds nothing or meets a SlackApiError, which ends the request for good; a
 request that can be served later (a token renewal Slack refused for a while; with one workspace, the first
 request's auth.test meeting Slack's trouble) is raised as `TryLater` instead, which Bolt answers 500, so that it is
-delivered again: by Slack, or by arrivals.py from the events inbox.
+delivered again: by Slack, or by arrivals.py from the events inbox. A listener that met a database failure (a
+`sqlite3` shell holding the lock) is answered 500 the same way, said in one line instead of Bolt's traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
+from slack_bolt.listener.async_listener_error_handler import AsyncDefaultListenerErrorHandler
 from slack_bolt.middleware.async_middleware_error_handler import AsyncDefaultMiddlewareErrorHandler
 from slack_bolt.middleware.authorization.async_internals import _is_no_auth_required
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
@@ -42,6 +44,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bridge.proxies import proxy_for
 from bridge.slack.decide import installed_team
 from bridge.slack.failures import FAILURES, PERMANENT, slack_error
+from bridge.store.base import database_trouble, trouble_words
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,17 @@ class MiddlewareErrors(AsyncDefaultMiddlewareErrorHandler):
     async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         if isinstance(error, TryLater):
             log.warning("slack request answered 500, to be delivered again: %s", error)
+            return
+        await super().handle(error, request, response)
+
+
+class ListenerErrors(AsyncDefaultListenerErrorHandler):
+    """Bolt's handler of a listener's exception (answered 500): a database failure is an expected condition, met on
+    every try while it lasts, so it is said in one line; anything else keeps its traceback."""
+
+    async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        if database_trouble(error):
+            log.warning("slack request answered 500, to be handled again: %s", trouble_words(error))
             return
         await super().handle(error, request, response)
 
@@ -165,6 +179,7 @@ class BridgeApp(AsyncApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._async_middleware_error_handler = MiddlewareErrors(self._framework_logger)
+        self._async_listener_runner.listener_error_handler = ListenerErrors(self._framework_logger)
         self._async_middleware_list = [_asking_again(m, self._base_logger) for m in self._async_middleware_list]
 
     def _init_context(self, req: AsyncBoltRequest) -> None:

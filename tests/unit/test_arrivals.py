@@ -1,11 +1,12 @@
 """bridge/arrivals.py: each recorded event goes to Bolt once when it succeeds, a channel's events in the order they
-were recorded, is tried again after a failure (counting the attempts of earlier runs) for as long as it fails, and
-is left in the inbox when stopping cuts it off."""
+were recorded, is tried again after a failure (counting the attempts of earlier runs) for as long as it fails, as
+soon as the store answers again where it did not, and is left in the inbox when stopping cuts it off."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -164,3 +165,92 @@ def test_an_event_failing_past_slacks_schedule_lets_its_channels_later_events_go
     tries, handled = mention_then_deletion(MAX_ATTEMPTS + 1)
     assert tries.index("Ev2") == MAX_ATTEMPTS, tries  # after Slack's four tries of Ev1, not before
     assert handled == ["Ev2", "Ev1"], handled
+
+
+class Store:
+    """A store's ping that fails `down` times, then answers."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.pings = 0
+
+    async def ping(self) -> None:
+        self.pings += 1
+        if self.pings <= self.down:
+            raise OSError("database is locked")
+
+
+def test_an_event_that_failed_while_the_store_did_not_answer_goes_as_soon_as_it_does_and_the_next_after_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """revFG: a mention parked while a `sqlite3` shell held the lock was tried again a minute later (Slack's
+    schedule), and the channel's next mention, made once the lock was gone, waited behind it. Now it goes as soon
+    as the store answers, in order; the wait is said once when it starts and once when it ends."""
+    monkeypatch.setattr(arrivals, "PAUSES", (60.0, 60.0, 60.0))
+    monkeypatch.setattr(arrivals, "STORE_LOOK_EVERY", 0.01)
+    caplog.set_level(logging.INFO, "bridge.arrivals")
+    store = Store(down=3)
+    ended: list[str] = []
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        name = request.body["event_id"]
+        if name == "Ev1" and store.pings <= store.down:  # its turn could not be recorded
+            return BoltResponse(status=500, body="")
+        ended.append(name)
+        return BoltResponse(status=200, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None, store.ping)
+        queue.arrive(Arrival(1, HEADERS, event(1, "C1")))
+        queue.arrive(Arrival(2, HEADERS, event(2, "C1")))
+        await asyncio.wait_for(until_empty(queue), 5)
+
+    asyncio.run(main())
+    assert ended == ["Ev1", "Ev2"]
+    assert caplog.text.count("the database does not answer") == 1
+    assert caplog.text.count("the database answers again") == 1
+
+
+def test_a_failure_while_the_store_answers_waits_slacks_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store answering, the failure was something else (a listener's bug): no tight loop of tries."""
+    monkeypatch.setattr(arrivals, "PAUSES", (30.0, 30.0, 30.0))
+    store = Store(down=0)
+    tries: list[str] = []
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        tries.append(request.body["event_id"])
+        return BoltResponse(status=500, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None, store.ping)
+        queue.arrive(Arrival(1, HEADERS, BODY))
+        await asyncio.sleep(0.1)
+        await queue.stop(0)
+
+    asyncio.run(main())
+    assert tries == ["Ev1"] and store.pings == 1
+
+
+def test_events_waiting_for_the_store_share_one_ping_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many channels' events parked at once ask the store once per look, not once each: its pings (a write on
+    SQLite) would crowd the threads the turns' queries run on."""
+    monkeypatch.setattr(arrivals, "STORE_LOOK_EVERY", 0.05)
+    store = Store(down=1000)
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        return BoltResponse(status=500, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None, store.ping)
+        for n in range(20):
+            queue.arrive(Arrival(n, HEADERS, event(n, f"C{n}")))
+        await asyncio.sleep(0.12)
+        await queue.stop(0)
+
+    asyncio.run(main())
+    assert store.pings <= 4
+
+
+async def until_empty(queue: Arrivals) -> None:
+    while len(queue):
+        await asyncio.sleep(0.001)
