@@ -179,26 +179,28 @@ async def _deny_waiting(
 ) -> LettaError | None:
     """Requests the turn's agent made after a decision or denial that went before this end, whose answer nobody read
     (its process died first, or a deadline cut it), still waiting on Letta: each recorded and denied as the others
-    are. A stop's own denial that history shows never arrived is sent again: history, read once no run is going,
-    says it was not sent twice. A person's decision that may have gone is left alone."""
+    are. Only requests after those decisions' tool returns: one a decision was recorded as sent for is never denied
+    again, as it may be in its model step still (Letta would take a second decision and run another turn), which
+    history is read until it shows ended (`still_waiting`'s `sent`)."""
     chains: dict[tuple[str, str | None], list[Approval]] = {}
     for row in went:
         chains.setdefault((row.asked.agent_id, row.asked.conversation_id), []).append(row)
     for (agent_id, conversation), rows in chains.items():
-        decided = {r.asked.tool_call_id for r in rows if r.approve is not None}
+        sent = {r.asked.tool_call_id for r in rows}
         try:
-            found = await still_waiting(client, agent_id, conversation, [r.asked.tool_call_id for r in rows])
+            found = await still_waiting(client, agent_id, conversation, sorted(sent), sent=sent)
         except LettaError as error:
             log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
             return error
         for question in found:
-            if any(c.tool_call_id in decided for c in question.calls):
+            if any(c.tool_call_id in sent for c in question.calls):
                 continue
             a = rows[-1].asked
             request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id,
                                       conversation)
             denials = EndedDenials(approvals, a, poster, lift)
-            await denials.denying(request)  # False: recorded before, its denial cut; history says it never arrived
+            if not await denials.denying(request):
+                continue  # marked as sent before: its denial may have gone
             log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
                      ",".join(c.tool_call_id for c in question.calls))
             refused = await deny(client, request, denials, reason)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, TypeVar
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 PAGE = 100
 MAX_PAGES = 10
 POLL = 1.0  # seconds between looks at a run that is still going
-PATIENCE = 30.0  # seconds `still_waiting` waits for a run to end: past that it cannot tell what is still asked
+PATIENCE = 30.0  # seconds `still_waiting` waits for a decision's step to end: past that it cannot tell what is asked
 # Pauses before history is read again after a failure on the way (about 15 s in all, within any turn's deadline).
 READ_AGAIN = (0.5, 1.0, 2.0, 4.0, 8.0)
 PASSING = frozenset({Kind.SERVER_ERROR, Kind.TIMEOUT, Kind.DISCONNECTED, Kind.UNREACHABLE})
@@ -139,20 +139,31 @@ def waiting_after(messages: Sequence[LettaMessage], ids: set[str]) -> list[Appro
 
 async def still_waiting(
     client: LettaClient, agent_id: str, conversation: str | None, ids: Sequence[str], since: datetime | None = None,
-    patience: float = PATIENCE,
+    patience: float | None = None, sent: Collection[str] = (),
 ) -> list[Asked]:
     """What Letta still waits on in the chain from the tool calls `ids` (`waiting_after`), read from the agent's (the
-    conversation's) recent history once no run begun since `since` is going. Nothing when one still goes after
-    `patience` seconds: a denial may be on its way, and sending another would be a second. Raises LettaError."""
+    conversation's) recent history once no run begun since `since` is going and no request holding one of the `sent`
+    calls (a decision on them went) still shows waiting: a run a cancel reached is listed ended at once while its
+    model step goes on, and what the step stores is stored only when it ends (reference §16, §19), so what the agent
+    asked in answer shows only then. Nothing when either still holds after `patience` (PATIENCE) seconds: what waits
+    is not known, and a decision sent again would be a second. Raises LettaError."""
     loop = asyncio.get_running_loop()
-    deadline, delay = loop.time() + patience, 0.25
-    while await client.active_runs(agent_id, conversation, since):
+    deadline, delay = loop.time() + (PATIENCE if patience is None else patience), 0.25
+    while True:
+        if not await client.active_runs(agent_id, conversation, since):
+            waiting = await _waiting(client, agent_id, conversation, set(ids))
+            if not any(c.tool_call_id in sent for q in waiting for c in q.calls):
+                return waiting
         if loop.time() >= deadline:
-            log.warning("letta run still going; approvals left unread agent=%s", agent_id)
+            log.warning("letta still working on a decision; approvals left unread agent=%s", agent_id)
             return []
-        await asyncio.sleep(delay)
+        await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.05)))
         delay = min(delay * 2, POLL * 4)
-    wanted, collected = set(ids), list[LettaMessage]()
+
+
+async def _waiting(client: LettaClient, agent_id: str, conversation: str | None, wanted: set[str]) -> list[Asked]:
+    """`waiting_after` the calls `wanted` in the recent history, read back as far as the page naming one of them."""
+    collected = list[LettaMessage]()
     before: str | None = None
     for _ in range(MAX_PAGES):
         page = await _page(client, agent_id, conversation, before)

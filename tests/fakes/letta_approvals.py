@@ -15,7 +15,8 @@
 - an `approval` message with exactly the pending tool_call_ids runs the tools (a `tool_return_message`,
   `success`, or `error` with the captured denial text; several calls in ONE message listing each in
   `tool_returns`, parallel-tools-approvals-agent-approve-both.json) and then the agent's next turn (its words in
-  fragments with `stream_tokens`, approval-approve-stream-tokens.json); history keeps the
+  fragments with `stream_tokens`, approval-approve-stream-tokens.json), after the model's time (`set_delay`: the
+  decision, its returns and what the agent says or asks next are stored only when the step ends); history keeps the
   `approval_response_message` before the returns; other ids get the captured
   400 `Invalid tool call IDs`; an approval when nothing waits is answered 200 with another turn
   (approval-approve-again.json: the server does not reject it);
@@ -133,6 +134,7 @@ async def _ask(
     response: web.StreamResponse | None = None
     inp = fake._begin_input(agent_id, S.joined_text([first]), [first], first.get("otid"), first.get("name"),
                             conversation)
+    inp.run_id = run.id
     try:
         if _streamed(rec):
             letta_runs.running(run)
@@ -254,6 +256,14 @@ async def _decided(
             again = (fake.approval_state.then.get(agent_id) or [None]).pop(0) if fake.approval_state.then.get(
                 agent_id) else None
         if again is not None and pending is not None:
+            # The model's time first (section 19): the decision, its tool return and the next request are stored
+            # only when the step ends; a cancel meanwhile lists the run ended and does not stop the step.
+            inp = fake._begin_input(agent_id, "", [decision], None, None, conversation)
+            inp.run_id = run.id
+            try:
+                await fake._llm_delay(agent_id)
+            finally:
+                fake._end_input(inp)
             fake._store(agent_id, None, [_response(approvals, run.id), *returned], conversation)
             asked = _asked(fake, run.id, agent_id, conversation, {"role": "user", "content": []}, again, "", False,
                            user_too=False)

@@ -10,7 +10,9 @@
   (redis-agents-cancel-after-nonstream-conversation-send.json); given `{"run_ids": [...]}`, just those runs: each
   named `cancelled` (an ended one too: Letta's `cancel_run` is a no-op there), an unknown id `failed`
   (agents-cancel-unknown-run-id.json), never a 409;
-- a cancel does not interrupt the model call in flight: the turn runs to its end and its reply is still stored;
+- a cancel does not interrupt the model call in flight: the turn runs to its end and its reply is still stored
+  (only then, section 19), yet its run is listed ended from the cancel on (runs-list-after-cancel.json: completed_at
+  3 s after creation while its 12 s model call went on);
 - a stream whose run was cancelled then ends with `stop_reason: cancelled` and no [DONE], and no reply
   (agents-stream-cancelled.json, conversations-stream-cancelled.json); a non-streamed send answers as usual
   (agents-send-cancelled.json: 200, end_turn);
@@ -83,6 +85,7 @@ def _cancel(fake: FakeLetta, v: str, kind: str, ident: str) -> web.Response:
         for inp in running:
             inp.cancelled = True
             inp.run_id = inp.run_id or new_id("run")
+            _listed_ended(fake, inp.run_id)
         taken = {inp.run_id for inp in running}
         # a run still listed active with no model call of its own (0.16.8 leaves a non-streamed conversation send's
         # run `created`): the agent route names and cancels it too
@@ -105,9 +108,18 @@ def _cancel_named(fake: FakeLetta, v: str, agent_id: str, named: list[str]) -> w
             for inp in inputs:
                 if inp.run_id in named:
                     inp.cancelled = True
+                    _listed_ended(fake, inp.run_id)
         for run_id in named:
             run = fake._runs.get(run_id)
             if run is not None and run.active and run.leaked:
                 letta_runs.end(run, "cancelled")
         fake.cancels.append(("agents", agent_id, [r for r in named if answer[r] == "cancelled"]))
     return fake._json(v, 200, answer)
+
+
+def _listed_ended(fake: FakeLetta, run_id: str) -> None:
+    """A run whose model call a cancel reached is listed ended at once, though its step goes on and stores what it
+    says when it ends (runs-list-after-cancel.json, section 16); a background run (Redis) keeps its own course."""
+    run = fake._runs.get(run_id)
+    if run is not None and run.active and not run.background:
+        run.status = "cancelled"
