@@ -199,7 +199,7 @@ async def _deny_waiting(
             request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id,
                                       conversation)
             denials = EndedDenials(approvals, a, poster, lift)
-            if not await denials.denying(request):
+            if not await denials.record(request):  # the deadline holds until Letta answers this denial
                 continue  # marked as sent before: its denial may have gone
             log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
                      ",".join(c.tool_call_id for c in question.calls))
@@ -219,8 +219,13 @@ class EndedDenials:
         self._approvals, self._first, self._poster, self._lift = approvals, first, poster, lift
 
     async def denying(self, request: ApprovalRequest) -> bool:
+        """A request in Letta's answer to a denial: Letta has answered, so the removal's deadline is lifted first."""
         if self._lift is not None:
             self._lift()
+        return await self.record(request)
+
+    async def record(self, request: ApprovalRequest) -> bool:
+        """Recorded as the turn's and marked as being sent, the deadline kept: no denial had Letta's answer yet."""
         return await self._approvals.denying([
             replace(self._first, step=request.step, tool_call_id=c.tool_call_id, request_id=request.request_id,
                     tool_name=c.name, arguments=c.arguments)

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from bridge import stop_end
-from bridge.domain import AgentRef, Binding, Target
+from bridge.domain import AgentRef, Binding, Decision, Target
+from bridge.letta.approving import STOPPED, approval_message
 from bridge.letta.client import LettaClient
+from bridge.letta.errors import Kind, LettaError
 from bridge.letta.exchange import Asked as Question
 from bridge.letta.exchange import Said, exchange
 from bridge.letta.models import LettaMessage
@@ -26,7 +28,7 @@ from bridge.store.approvals import ApprovalStore, Asked
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import stopping_turn
-from tests.unit.test_stop_end_asked_again import asking_twice, next_answer
+from tests.unit.test_stop_end_asked_again import asking_twice, next_answer, waiting_turn
 
 
 def test_a_letta_that_does_not_answer_never_holds_a_removal_up(
@@ -121,3 +123,40 @@ def test_the_removal_deadline_never_cuts_a_recorded_denial_before_it_reaches_let
         [(False, "the app was removed from the workspace")]
     ] * 2, decisions
     assert [s.text for s in later if isinstance(s, Said)] == ["finn says hi"], later
+
+
+def test_the_removal_deadline_holds_for_the_first_denial_of_a_request_found_in_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A denial that went before the removal (its process died before reading the answer) was answered by the agent
+    asking again; the removal finds that request in history and denies it. Letta takes that denial's connection and
+    never answers: the removal still ends at its deadline, reporting the tool calls as not denied (a TIMEOUT), since
+    no denial of its own had Letta's answer yet."""
+    monkeypatch.setattr(stop_end, "CANCEL_DEADLINE", 0.5)
+
+    async def main(letta: FakeLetta, finn: str) -> LettaError | None:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        client = SlowAfterFirst(letta.base_url, 3600.0)
+        client.sends = 1  # every send to Letta is taken and never answered
+        try:
+            first = LettaClient(letta.base_url)
+            turn_id, desk, rows, _ = await waiting_turn(store, first, finn)
+            for row in rows:
+                assert await desk.store.sending(row.id)
+            denial = approval_message(tuple(Decision(r.asked.tool_call_id, False, STOPPED) for r in rows))
+            assert [s async for s in exchange(first, denial, "finn", True, agent_id=finn)]  # its answer never read
+            await first.aclose()
+
+            async def letta_client() -> LettaClient:
+                return client
+
+            async with asyncio.timeout(5):
+                return await withdraw_ended(letta_client, desk.store, [turn_id], "the app was removed")
+        finally:
+            await client.aclose()
+            await store.close()
+
+    with FakeLetta(version="0.16.8") as letta:
+        error = asyncio.run(main(letta, asking_twice(letta)))
+    assert error is not None and error.kind == Kind.TIMEOUT, error
