@@ -19,7 +19,14 @@ from collections.abc import Awaitable, Callable
 from bridge.approval_desk import ApprovalDesk
 from bridge.domain import ApprovalRequest, Decision, PendingApproval, ToolCall, Turn
 from bridge.letta.client import DEFAULT_CONVERSATION
-from bridge.slack.approvals import UNPOSTED, card_blocks, card_text, left_pending_notice, unposted_notice
+from bridge.slack.approvals import (
+    UNPOSTED,
+    card_blocks,
+    card_text,
+    left_pending_notice,
+    unknown_pending_notice,
+    unposted_notice,
+)
 from bridge.slack.failures import SlackPostError
 from bridge.slack.post import Part, SlackPoster
 from bridge.slack.render import escape
@@ -281,7 +288,21 @@ async def tell_left_pending(
     own = request.conversation in (None, DEFAULT_CONVERSATION)  # the agent's own thread: it is blocked everywhere
     words = left_pending_notice(poster.shown_name(request.agent_name), [c.name for c in request.calls],
                                 [c.tool_call_id for c in request.calls], rounds, None if own else request.conversation)
+    await _tell(poster, channel_id, thread_ts, words, request.agent_id)
+
+
+async def tell_may_be_pending(poster: SlackPoster, asked: Asked, decided_ids: list[str], why: str) -> None:
+    """The thread of `asked` (a request of the ended turn) told that the end of its stop could not read what the agent
+    asked after the decisions on `decided_ids` (`why`): a request may still wait on Letta, and how it is cleared."""
+    own = asked.conversation_id in (None, DEFAULT_CONVERSATION)  # the agent's own thread: it is blocked everywhere
+    words = unknown_pending_notice(poster.shown_name(asked.agent_name), decided_ids, why,
+                                   None if own else asked.conversation_id)
+    await _tell(poster, asked.channel_id, asked.thread_ts, words, asked.agent_id)
+
+
+async def _tell(poster: SlackPoster, channel_id: str, thread_ts: str, words: str, agent_id: str) -> None:
+    """A notice posted in the thread; a post Slack refuses is logged (the warning it follows already is)."""
     try:
         await poster.post(channel_id, thread_ts, Part(escape(words), None))
     except SlackPostError as exc:
-        log.warning("left-pending notice not posted agent=%s slack_error=%s", request.agent_id, exc.error)
+        log.warning("left-pending notice not posted agent=%s slack_error=%s", agent_id, exc.error)

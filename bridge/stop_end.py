@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bridge.approval_desk import ApprovalDesk
-from bridge.approvals import tell_left_pending
+from bridge.approvals import tell_left_pending, tell_may_be_pending
 from bridge.config import Settings
 from bridge.domain import ApprovalRequest, Target, ToolCall, Turn
 from bridge.letta.approving import STOPPED as STOPPED_CALL
@@ -191,6 +191,9 @@ async def _deny_waiting(
             found = await still_waiting(client, agent_id, conversation, sorted(sent), sent=sent)
         except LettaError as error:
             log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
+            if poster is not None:  # a request may wait on Letta: the thread is told how it is cleared
+                why = error.detail if error.kind == Kind.TIMEOUT else "the agent's history in Letta could not be read"
+                await tell_may_be_pending(poster, rows[-1].asked, sorted(sent), why)
             return error
         for question in found:
             if any(c.tool_call_id in sent for c in question.calls):

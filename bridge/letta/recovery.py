@@ -145,10 +145,11 @@ async def still_waiting(
     conversation's) recent history once no run begun since `since` is going and no request holding one of the `sent`
     calls (a decision on them went) still shows waiting: a run a cancel reached is listed ended at once while its
     model step goes on, and what the step stores is stored only when it ends (reference §16, §19), so what the agent
-    asked in answer shows only then. Nothing when either still holds after `patience` (PATIENCE) seconds: what waits
-    is not known, and a decision sent again would be a second. Raises LettaError."""
+    asked in answer shows only then. Raises LettaError: a TIMEOUT when either still holds after `patience` (PATIENCE)
+    seconds, as what waits is not known then (and a decision sent again would be a second)."""
     loop = asyncio.get_running_loop()
-    deadline, delay = loop.time() + (PATIENCE if patience is None else patience), 0.25
+    wait = PATIENCE if patience is None else patience
+    deadline, delay = loop.time() + wait, 0.25
     while True:
         if not await client.active_runs(agent_id, conversation, since):
             waiting = await _waiting(client, agent_id, conversation, set(ids))
@@ -156,7 +157,7 @@ async def still_waiting(
                 return waiting
         if loop.time() >= deadline:
             log.warning("letta still working on a decision; approvals left unread agent=%s", agent_id)
-            return []
+            raise LettaError(Kind.TIMEOUT, f"Letta was still working on the decision after {wait:g} seconds")
         await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.05)))
         delay = min(delay * 2, POLL * 4)
 

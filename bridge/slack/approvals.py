@@ -59,17 +59,34 @@ def left_pending_notice(
     one = len(tools) == 1
     calls = f"tool call {names} waits" if one else f"tool calls {names} wait"
     it, them, ided = ("it is", "it", "id") if one else ("they are", "them", "ids")
-    if conversation is None:
-        blocked = f"takes no new message for {name}, in any channel or thread that uses {name},"
-        where = "the agent"
-    else:
-        shown = conversation.replace("`", "'")
-        blocked = f"takes no new message in this thread's conversation `{shown}`"
-        where = "that conversation"
+    blocked, where = _blocked(name, conversation)
     return (f"After the stop, {name} asked for another tool each time its request was denied ({rounds} times), so the"
             f" bridge stopped denying: its {calls} on Letta, which {blocked} until {it} decided. An operator can"
             f" deny {them} with an approval message to {where} in Letta (tool call {ided}"
             f" {ids}).")
+
+
+def unknown_pending_notice(agent: str, decided_ids: list[str], why: str, conversation: str | None) -> str:
+    """What the thread is told when the end of a stop could not read what became of the decisions on `decided_ids`
+    (`why`): one of them, or a request the agent made after it, may still wait on Letta; what that would block and
+    how an operator finds and denies it. Plain text: a notice is escaped as it is posted."""
+    name = agent[:NAME_CHARS]
+    ids = ", ".join("`" + i.replace("`", "'") + "`" for i in decided_ids)
+    ided = "id" if len(decided_ids) == 1 else "ids"
+    blocked, where = _blocked(name, conversation)
+    return (f"After the stop, the bridge could not tell whether {name} still waits for a tool call to be decided"
+            f" ({why}): tool call {ided} {ids}, decided before, or one {name} asked for after it, may wait on Letta,"
+            f" which {blocked} until it is decided. An operator can find it in {where}'s history in Letta (an"
+            f" approval request with no tool return) and deny it with an approval message to {where}.")
+
+
+def _blocked(name: str, conversation: str | None) -> tuple[str, str]:
+    """What a request left pending blocks (the thread's `conversation`, or with None the agent itself, everywhere),
+    and where its denial goes."""
+    if conversation is None:
+        return f"takes no new message for {name}, in any channel or thread that uses {name},", "the agent"
+    shown = conversation.replace("`", "'")
+    return f"takes no new message in this thread's conversation `{shown}`", "that conversation"
 
 
 def shown_arguments(arguments: str) -> str:

@@ -5,7 +5,7 @@ the agent takes no message anywhere, in any channel using it. One call is "it", 
 
 from __future__ import annotations
 
-from bridge.slack.approvals import left_pending_notice
+from bridge.slack.approvals import left_pending_notice, unknown_pending_notice
 
 
 def test_a_conversations_left_request_names_the_conversation_and_blocks_only_it() -> None:
@@ -22,3 +22,13 @@ def test_an_agents_own_left_request_says_it_blocks_the_agent_in_every_channel() 
     assert "in any channel or thread" in told and "to the agent" in told and "conversation" not in told, told
     assert "tool calls `shout`, `write` wait on Letta" in told and "until they are decided" in told, told
     assert "tool call ids `call-1`, `call-2`" in told, told
+
+
+def test_a_conversations_request_not_known_to_wait_is_said_as_may_wait_in_that_conversation() -> None:
+    """When the stop's end could not read what the agent asked (unknown_pending_notice), the thread is told a request
+    may wait in the thread's conversation, found in its history and denied there, the decided calls named."""
+    told = unknown_pending_notice("finn", ["call-1", "call-2"], "Letta was still working", "conv-123")
+    assert "could not tell whether finn still waits" in told and "(Letta was still working)" in told, told
+    assert "tool call ids `call-1`, `call-2`, decided before, or one finn asked for after it, may wait" in told, told
+    assert "conversation `conv-123` until it is decided" in told and "any channel" not in told, told
+    assert "in that conversation's history" in told and "approval message to that conversation." in told, told

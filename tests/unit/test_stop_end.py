@@ -15,6 +15,7 @@ import pytest
 
 from bridge.approval_desk import ApprovalDesk
 from bridge.domain import AgentRef, Binding, Target
+from bridge.letta import recovery
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.exchange import Asked as Question
 from bridge.letta.exchange import Said, exchange
@@ -40,6 +41,10 @@ class Recorder:
 
     async def chat_update(self, **kwargs: Any) -> None:
         self.calls.append(("chat_update", kwargs["ts"]))
+
+    def shown_name(self, agent_name: str) -> str:
+        """A poster's agent as its replies show it: here its Letta name."""
+        return agent_name
 
     def __getattr__(self, name: str) -> Any:
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -133,13 +138,18 @@ def test_the_process_taking_over_finishes_the_stop_without_asking_the_agents(tmp
 
 @pytest.mark.parametrize("conversation", [False, True], ids=["agent", "conversation"])
 def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once(
-    tmp_path: Path, conversation: bool
+    tmp_path: Path, conversation: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A turn killed while its card waited, then stopped: 0.16.8 keeps the request pending whatever is cancelled,
     and refused every later message to the agent (that thread) with 409 PENDING_APPROVAL. Before, the process
     ending the stop closed the card and sent Letta nothing. Now it denies the call, once (a second end of the same
-    stop, after a crash, sends nothing), and never where a decision may already have been sent."""
-    async def main(letta: FakeLetta, finn: str, sent_before: bool) -> tuple[list[dict[str, Any]], Any, list[Any]]:
+    stop, after a crash, sends nothing), and never where a decision may already have been sent: history still shows
+    that request waiting after the wait (recovery.PATIENCE), so the thread is told it may still wait."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.3)
+
+    async def main(
+        letta: FakeLetta, finn: str, sent_before: bool
+    ) -> tuple[list[dict[str, Any]], Any, list[Any], list[Any]]:
         store = open_store(f"sqlite:///{tmp_path / f'{sent_before}.db'}")
         await store.open()
         client = LettaClient(letta.base_url)
@@ -173,7 +183,7 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
             decisions = letta.approval_decisions()
             later = [s async for s in exchange(client, user_message("next", "otid-y", "maria"), "finn", True,
                                                agent_id=finn, conversation=route)]
-            return decisions, card, later
+            return decisions, card, later, poster.calls
         finally:
             await client.aclose()
             await store.close()
@@ -182,11 +192,14 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
         with FakeLetta(version="0.16.8") as letta:
             finn = letta.add_agent("finn")
             letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
-            decisions, card, later = asyncio.run(main(letta, finn, sent_before))
+            decisions, card, later, posted = asyncio.run(main(letta, finn, sent_before))
         assert card.outcome == "stopped"
+        told = [c for c in posted if c[0] == "post" and "could not tell" in c[3].text]
         if sent_before:
             assert decisions == [], "a decision that may have been sent was followed by a denial"
+            assert len(told) == 2 and card.asked.tool_call_id in told[0][3].text, posted  # once per end
             continue
+        assert told == [], posted
         assert [[(a["approve"], a.get("reason")) for a in d["approvals"]] for d in decisions] == [
             [(False, "the turn was stopped")]
         ]

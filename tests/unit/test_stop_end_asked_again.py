@@ -10,7 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from bridge.approval_desk import ApprovalDesk
-from bridge.domain import AgentRef, Binding, Target
+from bridge.domain import AgentRef, Binding, Decision, Target
+from bridge.letta.approving import STOPPED, approval_message
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.exchange import Asked as Question
@@ -32,6 +33,26 @@ def asking_twice(letta: FakeLetta) -> str:
     letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
     letta.ask_approval_next(finn, ("shout", '{"message": "second"}'))
     return finn
+
+
+def asking_once(letta: FakeLetta) -> str:
+    """A new agent finn whose model asks for `shout` once."""
+    finn = letta.add_agent("finn")
+    letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
+    return finn
+
+
+async def denied_unread(
+    store: Store, client: LettaClient, finn: str
+) -> tuple[int, ApprovalDesk, list[Approval], SimpleNamespace]:
+    """`waiting_turn`, whose request a process marked as sent and denied ("the turn was stopped"), the answer read
+    whole but journaled nowhere: that process died before it could."""
+    turn_id, desk, rows, settings = await waiting_turn(store, client, finn)
+    for row in rows:
+        assert await desk.store.sending(row.id)
+    denial = approval_message(tuple(Decision(r.asked.tool_call_id, False, STOPPED) for r in rows))
+    assert [s async for s in exchange(client, denial, "finn", True, agent_id=finn)]
+    return turn_id, desk, rows, settings
 
 
 async def next_answer(client: LettaClient, finn: str) -> list[Any]:

@@ -20,7 +20,7 @@ from bridge.store import open_store
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
-from tests.unit.test_stop_end_asked_again import asking_twice, next_answer, waiting_turn
+from tests.unit.test_stop_end_asked_again import asking_once, asking_twice, next_answer, waiting_turn
 
 
 def _denials(letta: FakeLetta) -> list[list[tuple[bool, str | None]]]:
@@ -64,9 +64,7 @@ async def _stop_ended_while_denial_runs(tmp_path: Path, letta: FakeLetta, finn: 
 def test_a_stop_denial_still_in_its_step_is_not_sent_again(tmp_path: Path) -> None:
     """The stop's end never denies again a request whose denial it recorded as sent: Letta got exactly one."""
     with FakeLetta(version="0.16.8") as letta:
-        finn = letta.add_agent("finn")
-        letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
-        later = asyncio.run(_stop_ended_while_denial_runs(tmp_path, letta, finn))
+        later = asyncio.run(_stop_ended_while_denial_runs(tmp_path, letta, asking_once(letta)))
         denials = _denials(letta)
     assert denials == [[(False, STOPPED)]], denials
     assert [s.text for s in later if isinstance(s, Said)] == ["finn says hi"], later
