@@ -1,7 +1,9 @@
 """The queue depth gauge (`bridge_queue_depth`, per binding), kept off the turns' path: a count of a binding's
 unfinished turns is read at most every DEPTH_EVERY seconds, beside the turn or mention it was read for, which never
 waits for it; 0 as soon as the binding's queue is seen empty. A look inside the window is not dropped but leaves one
-count due at its end, so that mentions piling up behind a long turn show within DEPTH_EVERY whatever their number."""
+count due at its end, so that mentions piling up behind a long turn show within DEPTH_EVERY whatever their number.
+Only a process that works the binding (holds its lease) counts it: its worker's empty look sets the gauge back to
+0, where another process's would stay at the backlog it counted after the lease holder had run every turn."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class DepthGauge:
         self._at: dict[tuple[str, str], float] = {}
         self._counts: set[asyncio.Task[None]] = set()  # best effort, cancelled at stop
         self._due: dict[tuple[str, str], asyncio.TimerHandle] = {}  # one count at its window's end, per binding
+        self._worked: set[tuple[str, str]] = set()  # bindings whose lease this process holds
         self._stopped = False
 
     def seen(self, key: tuple[str, str], empty: bool) -> None:
@@ -46,6 +49,21 @@ class DepthGauge:
             task = asyncio.create_task(self._count(key, now), context=contextvars.Context())
             self._counts.add(task)
             task.add_done_callback(self._counts.discard)
+
+    def works(self, key: tuple[str, str]) -> None:
+        """This process's worker holds the binding's lease: the mentions it accepts for it are counted."""
+        self._worked.add(key)
+
+    def accepted(self, key: tuple[str, str]) -> None:
+        """A mention joined the binding's queue: counted where this process works it (a set lookup otherwise)."""
+        if key in self._worked:
+            self.seen(key, empty=False)
+
+    def let_go(self, key: tuple[str, str]) -> None:
+        """This process no longer works the binding: a count still due would publish a depth it never takes back."""
+        self._worked.discard(key)
+        if (due := self._due.pop(key, None)) is not None:
+            due.cancel()
 
     def _due_now(self, key: tuple[str, str]) -> None:
         """The window a look fell in has ended: count it now."""

@@ -143,7 +143,7 @@ class Relay:
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
         self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
-        self._depth.seen((turn.team_id, turn.channel_id), empty=False)  # counted at most once a second, not here
+        self._depth.accepted((turn.team_id, turn.channel_id))  # counted at most once a second, not here
         # The turn may wait: behind this process's worker, or behind another process's, which holds the binding's
         # lease (Postgres) and whose queue notices never see this turn. Counted from the store: a turn first in
         # line gets none.
@@ -313,8 +313,9 @@ class Relay:
             async with self._leases.hold(*key) as held:
                 if not held:
                     return  # another process runs this binding; it will find the turn in the store
-                parallel = self._parallel[key] = await self._worker.threads.in_parallel(*key)
+                self._depth.works(key)
                 try:
+                    parallel = self._parallel[key] = await self._worker.threads.in_parallel(*key)
                     moving = self._moving.get(key)
                     if moving is not None and not parallel:  # the channel's turn under its old id runs: after it
                         await asyncio.wait({moving})
@@ -332,8 +333,10 @@ class Relay:
                             break
                 finally:
                     self._parallel.pop(key, None)
-            # Read after the query: a turn accepted while it ran has set _again, even if the query missed it.
-            if await self._next(key) is None and key not in self._again:
+                    self._depth.let_go(key)
+            # Read after the query: a turn accepted while it ran has set _again, even if the query missed it. No
+            # count for the gauge (DepthGauge.let_go): another process may run what this look finds.
+            if await self._store.next_turn(*key, None, skip=self._runs.failed) is None and key not in self._again:
                 return
 
     async def _next(self, key: tuple[str, str], thread_ts: str | None = None) -> Job | None:

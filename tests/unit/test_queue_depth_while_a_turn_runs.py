@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from bridge.metrics import Metrics
-from tests.unit.test_relay import Worker, mention, relaying, until
+from bridge.relay import Relay
+from bridge.store.database_url import open_store
+from bridge.store.leases import BindingLeases
+from tests.unit.test_relay import LateAccepts, Worker, mention, relaying, until
 
 
 def test_mentions_queued_behind_a_long_turn_show_in_the_depth_gauge(tmp_path: Path) -> None:
@@ -57,3 +60,41 @@ def test_a_burst_of_mentions_costs_the_gauge_one_count_a_second_not_one_per_ment
 
     asyncio.run(main())
     assert 1 <= len(counts) <= 3
+
+
+def test_a_process_without_the_bindings_lease_leaves_no_stale_depth_behind(tmp_path: Path) -> None:
+    """secKP: several processes share one database, and mentions reach one that does not hold the binding's lease.
+    That process never looks at the binding's queue, so nothing there would set its gauge back to 0 once the lease
+    holder has run every turn: it must not count those mentions at all (it said 3 waiting for good)."""
+    m1, m2 = Metrics(), Metrics()
+
+    def depth(metrics: Metrics) -> float | None:
+        return metrics.registry.get_sample_value("bridge_queue_depth", {"binding": "T1:C1"})
+
+    async def main() -> tuple[float | None, float | None]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        late = LateAccepts(store)
+        w1, w2 = Worker(store), Worker(store)
+        r1 = Relay(late, w1, None, max_concurrent=8, leases=BindingLeases(store, 3.0, "web.1"), metrics=m1)
+        r2 = Relay(late, w2, None, max_concurrent=8, leases=BindingLeases(store, 3.0, "web.2"), metrics=m2)
+        try:
+            await r1.accept(mention(1, "a long one"))  # web.1 takes the binding's lease and runs it
+            await asyncio.wait_for(until(lambda: bool(w1.jobs)), 5)
+            for n in range(2, 5):
+                await r2.accept(mention(n, f"via web.2 {n}"))  # the load balancer sends these to web.2
+            await asyncio.sleep(1.5)
+            w1.finish()
+            await asyncio.wait_for(until(lambda: len(w1.jobs) + len(w2.jobs) == 4), 10)
+            await asyncio.sleep(1.5)
+            return depth(m1), depth(m2)
+        finally:
+            w1.finish()
+            w2.finish()
+            await r1.stop(1.0)
+            await r2.stop(1.0)
+            await store.close()
+
+    after1, after2 = asyncio.run(main())
+    assert after1 is None  # an empty queue has no series (Metrics.depth)
+    assert after2 is None, f"web.2 still says {after2} turns wait on an empty queue"
