@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4  # Slack delivers an event once and retries it three times; past that, the log says so each time
 PAUSES = (1.0, 60.0, 300.0)  # seconds before the second, third and fourth attempts (Slack: at once, 1 min, 5 min)
-STORE_LOOK_EVERY = 1.0  # seconds between two pings of a store that does not answer
+STORE_LOOK_EVERY = 1.0  # seconds from a failed ping to the next (a ping itself may wait: 2 s for the SQLite lock)
 
 Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
 Report = Callable[[Arrival], None]
@@ -87,8 +87,8 @@ class Arrivals:
                     if attempt >= MAX_ATTEMPTS:
                         go_on()  # past Slack's own schedule: the channel's later events do not wait on it for good
                         log.error(
-                            "slack event still not made a turn after %d attempts: kept in the inbox, tried again in"
-                            " %.0fs inbox_id=%d %s", attempt, PAUSES[-1], arrival.id, _named(arrival.body),
+                            "slack event still not made a turn after %d attempts: kept in the inbox, tried again %s"
+                            " inbox_id=%d %s", attempt, self._when_again(), arrival.id, _named(arrival.body),
                         )
                     await self._before_again(attempt)
                     attempt += 1
@@ -97,6 +97,12 @@ class Arrivals:
                 self._handled(arrival)
             finally:
                 go_on()
+
+    def _when_again(self) -> str:
+        """The wait `_before_again` makes past Slack's schedule, as the log says it: which applies is known only
+        once the store is asked."""
+        pause = f"in {PAUSES[-1]:.0f}s"
+        return pause if self._ping is None else f"as soon as the database answers, else {pause}"
 
     async def _before_again(self, attempt: int) -> None:
         """Until the next attempt: while the store does not answer, until it does (a later event of the channel must

@@ -72,7 +72,7 @@ class ListenerErrors(AsyncDefaultListenerErrorHandler):
 
     async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         if database_trouble(error):
-            log.warning("slack request answered 500, to be handled again: %s", trouble_words(error))
+            log.warning("slack request answered 500, to be handled again: %s", trouble_words(error, retried=True))
             return
         await super().handle(error, request, response)
 

@@ -69,13 +69,15 @@ def database_trouble(exc: BaseException) -> bool:
     return type(exc).__module__.split(".", 1)[0] == "asyncpg"
 
 
-def trouble_words(exc: BaseException) -> str:
-    """A database failure (`database_trouble`) as a command says it: SQLite's "locked" names its usual cause."""
+def trouble_words(exc: BaseException, retried: bool = False) -> str:
+    """A database failure (`database_trouble`) as a command says it: SQLite's "locked" names its usual cause, and
+    tells the user to try again unless the bridge itself does (`retried`: a log line, not a command's answer)."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        advice = "" if retried else "; try again once it lets go"
         return (
             f"the database is busy ({text}): another process holds a write on it, such as a sqlite3 shell left in "
-            "a transaction; try again once it lets go"
+            f"a transaction{advice}"
         )
     return text if isinstance(exc, StoreError) else f"the database failed: {text}"
 

@@ -251,6 +251,32 @@ def test_events_waiting_for_the_store_share_one_ping_a_second(monkeypatch: pytes
     assert store.pings <= 4
 
 
+def test_an_event_past_slacks_schedule_is_said_to_go_as_soon_as_the_database_answers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """secKP: past Slack's schedule the log said 'tried again in 300s' while the event in fact waited for the store
+    and went the moment it answered. The line names both waits; without a store to ask, only the pause."""
+    monkeypatch.setattr(arrivals, "PAUSES", (300.0, 300.0, 300.0))
+    monkeypatch.setattr(arrivals, "STORE_LOOK_EVERY", 0.01)
+    caplog.set_level(logging.INFO, "bridge.arrivals")
+    store = Store(down=3)
+
+    async def dispatch(request: AsyncBoltRequest) -> BoltResponse:
+        return BoltResponse(status=200 if store.pings > store.down else 500, body="")
+
+    async def main() -> None:
+        queue = Arrivals(dispatch, lambda a: None, lambda a: None, store.ping)
+        queue.arrive(Arrival(1, HEADERS, event(1, "C1"), attempts=MAX_ATTEMPTS - 1))  # an earlier run tried it
+        await asyncio.wait_for(until_empty(queue), 5)
+
+    asyncio.run(main())
+    assert "tried again as soon as the database answers, else in 300s" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(arrivals, "PAUSES", (0.001, 0.001, 0.001))
+    run(Bolt([500]), Arrival(2, HEADERS, BODY, attempts=MAX_ATTEMPTS - 1))
+    assert "kept in the inbox, tried again in 0s" in caplog.text
+
+
 async def until_empty(queue: Arrivals) -> None:
     while len(queue):
         await asyncio.sleep(0.001)
