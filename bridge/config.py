@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     bridge_encryption_key: SecretStr | None = None
     uninstalled_bindings: Literal["delete", "keep"] = "delete"
     uninstalled_bindings_days: float = Field(
-        default=30.0, ge=0, le=MOST_DAYS, description="UNINSTALLED_BINDINGS=keep keeps them"
+        default=30.0, ge=0, le=MOST_DAYS, description="{uninstalled_bindings=keep} keeps the bindings"
     )
     # Finished turns (the texts, replies and records they leave) are deleted after this many days; 0 keeps them.
     finished_turns_days: int = Field(default=90, ge=0, le=MOST_DAYS, description="0 keeps everything")

@@ -37,6 +37,10 @@ _ALLOWED = {
 _CREDENTIALS = re.compile(r"[^\s'\"/@\[\]{}]*:[^\s'\"/@\[\]{}]*@")
 _WITH_A_UNIT = re.compile(r"\s*[-+]?[\d.]+\s*[a-zA-Z]+\s*")
 _SHOWN_CHARS = 60
+# A setting named in a field's description, `{uninstalled_bindings=keep}`: spelled as the refused value's source
+# spells settings (a config file's `key = "value"`, the environment's KEY=value).
+_HINTED = re.compile(r"\{(\w+)=([^}]*)\}")
+_BARE = re.compile(r"[-+]?\d+(\.\d+)?|true|false")
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,26 @@ def _allowed(err: ErrorDetails, name: str, info: FieldInfo, in_file: bool) -> st
     if _is_sequence(info):
         return f"must be {_LIST[0]} {_LIST[1]}"
     if kind in _NUMBER or kind in _BOUND:  # a field's description says what its bounds leave out (0 keeps all)
-        return f"must be {_number(name, info)}" + (f" ({info.description})" if info.description else "")
+        return f"must be {_number(name, info)}" + (f" ({_hint(info.description, in_file)})" if info.description else "")
     if kind == "literal_error":
         expected = str((err.get("ctx") or {}).get("expected", ""))
         return f"must be one of {expected.replace(chr(39), '')}"
     if kind in _TABLE:
         return "must be a table" if in_file else f"must be a JSON object, like {_json_example(info)}"
     return _ALLOWED.get(kind, f"is not allowed ({err['msg'].lower()})")
+
+
+def _hint(description: str, in_file: bool) -> str:
+    """A field's description with each setting it names spelled as the source of the refused value would write it:
+    a file's line is no environment variable, and the reverse."""
+
+    def spelled(named: re.Match[str]) -> str:
+        key, value = named.group(1), named.group(2)
+        if not in_file:
+            return f"{key.upper()}={value}"
+        return f"{key} = {value if _BARE.fullmatch(value) else json.dumps(value)}"
+
+    return _HINTED.sub(spelled, description)
 
 
 def _said(bound: float) -> str:

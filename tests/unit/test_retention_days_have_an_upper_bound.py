@@ -57,7 +57,23 @@ def test_uninstalled_bindings_days_past_a_hundred_years_is_refused_saying_how_to
     """0 deletes an uninstalled workspace's bindings at the next pass: keeping them is UNINSTALLED_BINDINGS=keep."""
     assert refused(monkeypatch, "UNINSTALLED_BINDINGS_DAYS", "1e6") == [
         "UNINSTALLED_BINDINGS_DAYS must be a number of days from 0 to 36500"
-        " (UNINSTALLED_BINDINGS=keep keeps them); got '1e6'"
+        " (UNINSTALLED_BINDINGS=keep keeps the bindings); got '1e6'"
+    ]
+
+
+def test_a_config_files_days_past_a_hundred_years_is_refused_with_the_hint_spelled_as_the_file_spells_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """secKP: a config file's refused value got the environment's spelling, UNINSTALLED_BINDINGS=keep, which is no
+    TOML, and "keeps them" with nothing named: the hint names the setting as the rest of the line does."""
+    Path("config.toml").write_text("uninstalled_bindings_days = 1e6\nfinished_turns_days = 1000000\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.lines == [
+        "config.toml: uninstalled_bindings_days must be a number of days from 0 to 36500"
+        ' (uninstalled_bindings = "keep" keeps the bindings); got 1000000.0',
+        "config.toml: finished_turns_days must be a whole number of days from 0 to 36500 (0 keeps everything);"
+        " got 1000000",
     ]
 
 
