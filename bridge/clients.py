@@ -127,7 +127,7 @@ async def own_letta_client(settings: Settings, metrics: Metrics | None = None) -
     if isinstance(told, LettaError):
         log.warning(
             "the kind of the Letta server at %s could not be told: it did not answer (%s); its turns fail as Letta "
-            "unreachable, and it is asked again at its next use", settings.letta_base_url, told.kind,
+            "unreachable, and it is asked again at its next use", settings.letta_base_url, told,
         )
         untold = KindUntold(settings.letta_base_url, told, workspace_key(settings))
         if metrics is not None:

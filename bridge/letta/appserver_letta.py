@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bridge import __version__
-from bridge.letta.answers import Answer, get_once
+from bridge.letta.answers import Answer, get_once, retry_after
 from bridge.letta.appserver import ServerInfo, endpoints
 from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LettaClient
@@ -47,7 +47,8 @@ async def told_kind(
     base_url: str, api_key: str | None = None, within: float = 5.0, connect: float | None = None
 ) -> ServerKind | LettaError:
     """An App Server answers `GET /app-server-info` (200, or its own 401 to a wrong token); a REST server has no
-    such route. A server that does not answer tells nothing: the failure is returned. Timed as `probe_timeout`."""
+    such route. A server that does not answer, or whose answer says it is in trouble (`in_trouble`: a proxy's 502
+    while the App Server behind it is down), tells nothing: the failure is returned. Timed as `probe_timeout`."""
     by_scheme = kind_by_scheme(base_url)
     if by_scheme is not None:
         return by_scheme
@@ -63,7 +64,26 @@ async def told_kind(
         return "app-server"
     if response.status == 401 and _app_server_refusal(response):
         return "app-server"
-    return "rest"
+    trouble = in_trouble(response, base_url)
+    return "rest" if trouble is None else trouble
+
+
+TROUBLE_STATUSES = frozenset({408, 429})  # besides every 5xx: the server (or its proxy) could not answer now
+
+
+def in_trouble(response: Answer, base_url: str) -> LettaError | None:
+    """An answer that says nothing of the kind: the server or the proxy before it is overloaded, down or slow
+    (5xx, 429, 408). Said as that server unreachable (rate-limiting for a 429), its status in words only: nothing
+    was sent, so no send's outcome is unknown."""
+    status = response.status
+    if status < 500 and status not in TROUBLE_STATUSES:
+        return None
+    said = f"it answered HTTP {status} to GET /app-server-info"
+    if status == 429:
+        error = LettaError(Kind.RATE_LIMITED, said, status=status, base_url=base_url)
+        error.retry_after = retry_after(response.headers.get("retry-after"))
+        return error
+    return LettaError(Kind.UNREACHABLE, said, base_url=base_url)
 
 
 def _body(response: Answer) -> object:
