@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -265,6 +266,9 @@ class LettaServer:
     chooser: RunnerChooser
 
 
+ASK_AGAIN_EVERY = 5.0  # seconds between two asks of the kind of a server that did not tell it (its stand-in between)
+
+
 class LettaServers:
     """One client and runner chooser per Letta server, made on first use and closed on stop. `make_client` finds
     out which kind of server a URL is (a REST server or an App Server, each workspace's own) and builds its client."""
@@ -274,12 +278,15 @@ class LettaServers:
         store: Store,
         make_client: Callable[[Settings], Awaitable[LettaClient]],
         earlier: EarlierSends | None = None,
+        ask_every: float = ASK_AGAIN_EVERY,
     ) -> None:
         self._store = store
         self._earlier = earlier
         self._make = make_client
+        self._ask_every = ask_every
         self._servers: dict[str, LettaServer] = {}
         self._making: dict[str, asyncio.Lock] = {}  # per server: a slow one holds up no other
+        self._asked: dict[str, float] = {}  # per server with a stand-in: when its kind was last asked (monotonic)
 
     def add(self, settings: Settings, client: LettaClient) -> LettaServer:
         """The server of `settings`, with a client made already (the environment's default server, whose group
@@ -295,17 +302,21 @@ class LettaServers:
     async def get(self, settings: Settings) -> LettaServer:
         """The server of `settings`, its client made on first use; the group sends an earlier process left going
         there watched before anyone uses it (watch_group_sends_left). A server whose kind could not be told
-        (`kind_guessed`: its stand-in client sends nothing) is asked again at each use, its stand-in kept until it
-        answers and then replaced by its real client."""
+        (`kind_guessed`: its stand-in client sends nothing) is asked again at a use at most every `ask_every`
+        seconds, uses waiting behind that ask taking its answer: a server that drops packets costs a mention one
+        LETTA_CONNECT_TIMEOUT at most, not one per use. Its stand-in is kept until it answers, then replaced by its
+        real client."""
         key = server_id(settings)
         found = self._servers.get(key)
-        if found is not None and not found.client.kind_guessed:
+        if found is not None and not self._ask_now(key, found):
             return found
+        asked = self._asked.get(key)
         async with self._making.setdefault(key, asyncio.Lock()):  # one client per server, however many ask at once
             found = self._servers.get(key)
-            if found is not None and not found.client.kind_guessed:
-                return found
+            if found is not None and (self._asked.get(key) != asked or not self._ask_now(key, found)):
+                return found  # made, or asked again, while this use waited: its answer is this use's
             client = await self._make(settings)
+            self._asked[key] = time.monotonic()
             if found is not None and client.kind_guessed:  # still no answer: the same stand-in, kits and all
                 await client.aclose()
                 return found
@@ -317,6 +328,12 @@ class LettaServers:
             await watch_group_sends_left(self._store, found.client, settings.letta_recovery_wait_seconds)
             self._servers[key] = found
             return found
+
+    def _ask_now(self, key: str, found: LettaServer) -> bool:
+        """Whether a use of a server held already asks its kind again: a stand-in's, once `ask_every` has passed."""
+        if not found.client.kind_guessed:
+            return False
+        return time.monotonic() - self._asked.get(key, 0.0) >= self._ask_every
 
     async def aclose(self, wait: float = 0.0) -> None:
         """Close every client; an App Server's socket once its turns end, waiting up to `wait` seconds."""

@@ -1,7 +1,8 @@
 """The stand-in client of a workspace's own Letta server that did not answer when asked its kind (OAuth mode). A
 REST client there would send an App Server, once it is back, routes it does not have, and every mention would fail
 as 'Letta does not know ari (404: Not Found)'; this one sends nothing: each call fails at once with the failure the
-kind's question met (Letta unreachable, in its usual words), and clients.LettaServers asks again at the next use."""
+kind's question met (Letta unreachable, in its usual words), and clients.LettaServers asks again at a use
+at most every few seconds."""
 
 from __future__ import annotations
 
@@ -24,5 +25,5 @@ class KindUntold(MeteredLettaClient):
         raise LettaError(why.kind, why.detail, status=why.status, base_url=self.base_url, key_origin=self.key_origin)
 
     def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:
-        """Not tried again: this client never reaches the server; the next use asks its kind again."""
+        """Not tried again: this client never reaches the server; a later use asks its kind again."""
         return None

@@ -1,6 +1,7 @@
 """A workspace's own Letta server whose kind could not be told (it did not answer) gets a stand-in client that sends
-nothing and fails as that server unreachable; LettaServers asks again at each use, keeps the stand-in while the
-server does not answer, and replaces it with the real client once it does."""
+nothing and fails as that server unreachable; LettaServers asks again at a use at most every few seconds (uses
+waiting behind one ask share its answer), keeps the stand-in while the server does not answer, and replaces it with
+the real client once it does."""
 
 from __future__ import annotations
 
@@ -20,17 +21,21 @@ SETTINGS = Settings(letta_base_url="http://127.0.0.1:9")
 OWN_KEY = KeyOrigin("the key given to `/letta setup` for this workspace", "a workspace admin or owner")
 
 
-def servers_answering(store: Store, answers: list[bool]) -> tuple[LettaServers, list[LettaClient]]:
-    """LettaServers whose server answers the kind's question as `answers` say, in turn; the clients made."""
+def servers_answering(
+    store: Store, answers: list[bool], ask_every: float = 0.0, takes: float = 0.0
+) -> tuple[LettaServers, list[LettaClient]]:
+    """LettaServers whose server answers the kind's question as `answers` say, in turn, each ask taking `takes`
+    seconds, a stand-in asked again `ask_every` seconds apart at most; the clients made."""
     made: list[LettaClient] = []
 
     async def make(settings: Settings) -> LettaClient:
+        await asyncio.sleep(takes)
         down = not answers.pop(0)
         why = LettaError("unreachable", "connection refused", base_url=settings.letta_base_url)
         made.append(KindUntold(settings.letta_base_url, why, OWN_KEY) if down else LettaClient(settings.letta_base_url))
         return made[-1]
 
-    return LettaServers(store, make), made
+    return LettaServers(store, make, ask_every=ask_every), made
 
 
 def test_a_stand_in_is_kept_while_its_server_does_not_answer_and_replaced_once_it_does(database_url: str) -> None:
@@ -45,6 +50,41 @@ def test_a_stand_in_is_kept_while_its_server_does_not_answer_and_replaced_once_i
         answered = await servers.get(SETTINGS)
         assert answered.client is made[2] and not answered.client.kind_guessed
         assert (await servers.get(SETTINGS)) is answered and len(made) == 3
+        await servers.aclose()
+
+    run(database_url, body)
+
+
+def test_uses_waiting_behind_one_ask_of_a_down_server_share_its_answer(database_url: str) -> None:
+    """Five turns of a workspace whose own server drops packets (each ask waits LETTA_CONNECT_TIMEOUT, here 0.5 s)
+    reach LettaServers.get at once: one asks, the four waiting behind it take its answer, none asks again."""
+
+    async def body(store: Store) -> None:
+        servers, made = servers_answering(store, [False] * 6, ask_every=0.2, takes=0.5)
+        await servers.get(SETTINGS)
+        await asyncio.sleep(0.3)  # past the pause between two asks
+        started = asyncio.get_running_loop().time()
+        await asyncio.gather(*(servers.get(SETTINGS) for _ in range(5)))
+        took = asyncio.get_running_loop().time() - started
+        await servers.aclose()
+        assert len(made) == 2 and took < 0.9, (len(made), round(took, 2))
+
+    run(database_url, body)
+
+
+def test_a_stand_in_answers_at_once_between_two_asks_of_its_server(database_url: str) -> None:
+    """A server whose kind could not be told is asked again at most every `ask_every` seconds: a use in between
+    gets the stand-in at once, without waiting on the server; the first use after the pause asks again."""
+
+    async def body(store: Store) -> None:
+        servers, made = servers_answering(store, [False, True], ask_every=0.4, takes=0.3)
+        first = await servers.get(SETTINGS)
+        started = asyncio.get_running_loop().time()
+        assert (await servers.get(SETTINGS)) is first and len(made) == 1
+        assert asyncio.get_running_loop().time() - started < 0.1
+        await asyncio.sleep(0.4)
+        answered = await servers.get(SETTINGS)
+        assert answered.client is made[1] and not answered.client.kind_guessed
         await servers.aclose()
 
     run(database_url, body)
