@@ -80,6 +80,15 @@ FAILURES = (TimeoutError, SlackClientError, aiohttp.ClientError, OSError)
 HALF_DONE = frozenset({"internal_error", "fatal_error"})
 
 
+# Connection failures before anything was sent: Slack certainly did not do the call.
+UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def unsent(exc: BaseException | None) -> bool:
+    """The call never reached Slack (the connection did not open), so making it again cannot do it twice."""
+    return isinstance(exc, UNSENT)
+
+
 def outcome_unknown(exc: BaseException) -> bool:
     """Slack may have done the call: it failed on Slack's side (a 5xx, or internal_error or fatal_error in the
     body, whatever the status) or on the way (a timeout, the connection)."""

@@ -23,21 +23,24 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.metrics import UNMETERED, Metrics
 from bridge.proxies import proxy_for
+from bridge.slack.failures import unsent
 from bridge.slack.modals import in_time
 from bridge.slack.ratelimits import not_counted, rate_limited
 from bridge.store.leases import check_lease
 
 # A post whose connection dropped may have landed: slack_sdk's default handler would make it again at once and
 # show it twice. post.py reads the thread back first instead. A views.open that may have opened its modal has spent
-# the trigger: made again, it is refused (`exchanged_trigger_id`) and the open modal would read as a failure.
+# the trigger: made again, it is refused (`exchanged_trigger_id`) and the open modal would read as a failure; one
+# whose connection never opened (failures.unsent) reached nothing, so it is made again while the trigger lives.
 NOT_REPEATED = frozenset({"chat.postMessage", "views.open"})
+UNSENT_REPEATED = frozenset({"views.open"})
 
 
 class WithinTrigger(AsyncRetryHandler):
     """A retry handler that makes no call again when it would be made past a modal's trigger (modals.in_time): the
     trigger would be dead by then, and the failure is better said at once."""
 
-    def repeatable(self, request: HttpRequest) -> bool:
+    def repeatable(self, request: HttpRequest, error: Exception | None) -> bool:
         return True
 
     def pause(self, state: RetryState, response: HttpResponse | None) -> float:
@@ -56,16 +59,18 @@ class WithinTrigger(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if not self.repeatable(request) or not in_time(self.pause(state, response)):
+        if not self.repeatable(request, error) or not in_time(self.pause(state, response)):
             return False
         return await super()._can_retry_async(state=state, request=request, response=response, error=error)
 
 
 class RepeatSafeRetry(WithinTrigger, AsyncConnectionErrorRetryHandler):
-    """slack_sdk's retry of a call whose connection failed, except for a call that is not safe to make twice."""
+    """slack_sdk's retry of a call whose connection failed, except for a call that is not safe to make twice once
+    it may have reached Slack."""
 
-    def repeatable(self, request: HttpRequest) -> bool:
-        return urlsplit(request.url).path.rsplit("/", 1)[-1] not in NOT_REPEATED
+    def repeatable(self, request: HttpRequest, error: Exception | None) -> bool:
+        method = urlsplit(request.url).path.rsplit("/", 1)[-1]
+        return method not in NOT_REPEATED or (method in UNSENT_REPEATED and unsent(error))
 
 
 class MeteredSlackClient(AsyncWebClient):

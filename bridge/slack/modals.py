@@ -1,8 +1,9 @@
 """A modal opened with an interaction's trigger_id, which Slack honours for 3 seconds from the interaction (views.open
 answers `expired_trigger_id` after, reference/slack/web-api/views.open.json) and exchanges for one view (used again:
 `exchanged_trigger_id`). No call is made again past the trigger's life: the client's retry handlers ask `in_time`
-before a rate limit's Retry-After, and a views.open whose outcome is unknown is never made again (metered.NOT_REPEATED:
-it may have opened the modal and spent the trigger). A modal that did not open is said in words, since the person
+before a rate limit's Retry-After or a connection's retry, and a views.open whose outcome is unknown is never made
+again (metered.NOT_REPEATED: it may have opened the modal and spent the trigger; one whose connection never opened
+is).  A modal that did not open is said in words, since the person
 can only press or type again for a fresh trigger; one Slack may have opened is said as unconfirmed, never as failed.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.slack.failures import FAILURES, outcome_unknown, passing, slack_error
+from bridge.slack.failures import FAILURES, outcome_unknown, passing, slack_error, unsent
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ TRIGGER_SECONDS = 3.0
 WAY_HERE = 0.3  # of those, spent before the listener heard of the interaction (Slack's request on its way)
 
 BUSY = "busy"  # not_opened's error for a refusal that may pass: a rate limit, which Slack did not process
+UNREACHED = "unreached"  # not_opened's error when the connection to Slack never opened: nothing was sent
 UNCONFIRMED = "unconfirmed"  # not_opened's error when Slack may have opened it: a timeout, a 5xx, a dropped answer
 OPENED = "exchanged_trigger_id"  # Slack already opened a view with this trigger: the modal is showing
 
@@ -43,6 +45,8 @@ def not_opened(error: str, form: str, again: str) -> str:
         return f"Slack did not open {form} in time: {again}."
     if error == BUSY:
         return f"Slack was too busy to open {form} just now: {again}."
+    if error == UNREACHED:
+        return f"Slack could not be reached to open {form} just now: {again}."
     if error == UNCONFIRMED:
         return f"Slack did not confirm {form} opened: if it is not showing, {again}."
     return f"Slack would not open {form} (it said `{error}`): {again}."
@@ -74,8 +78,10 @@ async def open_modal(
 
 
 def _said(exc: BaseException, error: str) -> str:
-    """not_opened's error for a failure: unconfirmed where Slack may have opened the modal, busy where it will not
-    have but may next time, else Slack's own code."""
+    """not_opened's error for a failure: unreached where nothing was sent, unconfirmed where Slack may have opened
+    the modal, busy where it will not have but may next time, else Slack's own code."""
+    if unsent(exc):
+        return UNREACHED
     if outcome_unknown(exc):
         return UNCONFIRMED
     return BUSY if passing(exc) else error

@@ -5,10 +5,12 @@ again still comes while the trigger lives; otherwise the person is told at once,
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import jitter
 from slack_sdk.http_retry.request import HttpRequest
@@ -115,3 +117,37 @@ def test_a_connection_retry_whose_longest_pause_would_end_past_the_trigger_is_no
     finally:
         TRIGGER_ENDS.reset(ends)
     assert again is False
+
+
+def _refused_connection() -> aiohttp.ClientConnectorError:
+    """What aiohttp raises when Slack's address refuses the connection: nothing reached Slack."""
+    return aiohttp.ClientConnectorError(
+        ConnectionKey("slack.com", 443, True, True, None, None, None), OSError(111, "Connection refused")
+    )
+
+
+def test_a_views_open_that_could_not_connect_is_said_as_slack_unreached_not_unconfirmed() -> None:
+    """A connection to Slack that never opened sent nothing, so the form certainly did not open: the person is told
+    Slack could not be reached, not that Slack did not confirm the form opened."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"  # closed below: nothing listens there
+    client = MeteredSlackClient(token="xoxb-test", base_url=closed)
+    said = asyncio.run(open_modal(client, "1.2.trigger", VIEW, time.monotonic(), "the setup form", AGAIN))
+    assert said == "Slack could not be reached to open the setup form just now: run `/crew setup` again."
+
+
+def test_a_views_open_that_could_not_connect_is_made_again_within_the_trigger_but_a_dropped_one_is_not() -> None:
+    """A connect failure sent nothing, so a second views.open cannot meet a spent trigger: it is made while the
+    trigger lives. A connection dropped after the request went may have opened the form: never made again."""
+    request = HttpRequest(method="POST", url="https://slack.com/api/views.open", headers={})
+    ends = TRIGGER_ENDS.set(time.monotonic() + 2.7)
+    try:
+        retry = RepeatSafeRetry()
+        unsent = asyncio.run(retry.can_retry_async(state=RetryState(), request=request, error=_refused_connection()))
+        dropped = asyncio.run(
+            retry.can_retry_async(state=RetryState(), request=request, error=aiohttp.ServerDisconnectedError())
+        )
+    finally:
+        TRIGGER_ENDS.reset(ends)
+    assert unsent is True and dropped is False
