@@ -103,16 +103,15 @@ def test_a_trigger_used_again_is_refused_as_exchanged_by_the_fake() -> None:
 def test_a_connection_retry_whose_longest_pause_would_end_past_the_trigger_is_not_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """slack_sdk sleeps 0.5 s plus a jitter of up to 1 s it draws afresh: with 1.2 s of the trigger left, the call
-    is not made again, whatever a draw of the jitter says (here 0, which once let it through)."""
+    """A views.open whose connection never opened is made again only within its trigger; slack_sdk sleeps 0.5 s plus
+    a jitter of up to 1 s it draws afresh: with 1.2 s of the trigger left, the call is not made again, whatever a
+    draw of the jitter says (here 0, which once let it through)."""
     monkeypatch.setattr(jitter.random, "random", lambda: 0.0)
-    request = HttpRequest(method="POST", url="https://slack.com/api/users.info", headers={})
+    request = HttpRequest(method="POST", url="https://slack.com/api/views.open", headers={})
     ends = TRIGGER_ENDS.set(time.monotonic() + 1.2)
     try:
         again = asyncio.run(
-            RepeatSafeRetry().can_retry_async(
-                state=RetryState(), request=request, error=aiohttp.ServerDisconnectedError()
-            )
+            RepeatSafeRetry().can_retry_async(state=RetryState(), request=request, error=_refused_connection())
         )
     finally:
         TRIGGER_ENDS.reset(ends)
