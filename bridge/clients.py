@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
+from bridge.letta.active_runs import CLOCK_SLACK
 from bridge.letta.appserver_letta import AppServerLetta, ServerKind, kind_by_scheme, told_kind
 from bridge.letta.chooser import RunnerChooser
-from bridge.letta.client import CLOCK_SLACK, LettaClient
+from bridge.letta.client import LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, LettaError
 from bridge.letta.kind_untold import KindUntold
 from bridge.letta.left_runs import LEFT_GOING_WITHIN
@@ -121,15 +122,11 @@ async def letta_kind(settings: Settings, lookups: bool = False) -> ServerKind:
 
 async def own_letta_client(settings: Settings, metrics: Metrics | None = None) -> LettaClient:
     """A workspace's own Letta server's client (OAuth mode), its kind asked (`letta_kind_told`). One that did not
-    answer gets a stand-in (`KindUntold`: its calls fail as that server unreachable), said in the log, and
-    LettaServers asks again at its next use: taken for a REST server, an App Server written http://… would fail
-    every mention (404s) until the bridge restarts."""
+    answer gets a stand-in (`KindUntold`: its calls fail as that server unreachable), which LettaServers keeps and
+    asks again, said in the log there (`/letta setup`'s check of a URL keeps nothing): taken for a REST server, an
+    App Server written http://… would fail every mention (404s) until the bridge restarts."""
     told = await letta_kind_told(settings)
     if isinstance(told, LettaError):
-        log.warning(
-            "the kind of the Letta server at %s could not be told: it did not answer (%s); its turns fail as Letta "
-            "unreachable, and it is asked again at its next use", settings.letta_base_url, told,
-        )
         untold = KindUntold(settings.letta_base_url, told, workspace_key(settings))
         if metrics is not None:
             untold.metrics = metrics
@@ -320,6 +317,12 @@ class LettaServers:
             if found is not None and client.kind_guessed:  # still no answer: the same stand-in, kits and all
                 await client.aclose()
                 return found
+            if isinstance(client, KindUntold):
+                log.warning(
+                    "the kind of the Letta server at %s could not be told: it did not answer (%s); its turns fail "
+                    "as Letta unreachable, and it is asked again at a use at most every %.0f s",
+                    settings.letta_base_url, client.why, self._ask_every,
+                )
             if found is not None:
                 kind = "an App Server" if client.app_server else "a REST server"
                 log.info("the Letta server at %s answers now: %s, its client made", settings.letta_base_url, kind)

@@ -4,13 +4,14 @@ runs, cancels and feedback. Its HTTP, errors and retries are `transport.py`'s.""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from bridge.letta import gateways
+from bridge.letta.active_runs import CLOCK_SLACK, ActiveRuns, created
+from bridge.letta.active_runs import DEFAULT_CONVERSATION as DEFAULT_CONVERSATION
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.left_runs import runs_ended
 from bridge.letta.locks import LeftGoing, held_by_turn
@@ -27,16 +28,10 @@ from bridge.letta.models import (
     LettaResponse,
 )
 from bridge.letta.paging import LIST_CAP, PAGE_SIZE, every
-from bridge.letta.transport import LettaTransport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONVERSATION = "default"  # with an agent_id: the agent's own thread, locked like a conversation (0.16.8)
-RUNS_ROUTE_BELOW = (0, 12)  # servers below list active runs at /v1/runs/active?agent_ids=
-CLOCK_SLACK = timedelta(seconds=30)  # between the bridge's clock and Letta's, when runs are compared to a send
-
-
-class LettaClient(LettaTransport):
+class LettaClient(ActiveRuns):
     app_server = False  # a Letta App Server behind this face (bridge/letta/appserver_letta.py)
     kind_guessed = False  # a stand-in for a server that did not answer when asked its kind (kind_untold.py)
 
@@ -107,7 +102,7 @@ class LettaClient(LettaTransport):
         first: one whose creation answer was lost on the way back (a gateway's 524) may have been made all the same."""
         payload = await self._request("GET", "/v1/conversations/", params={"agent_id": agent_id, "limit": PAGE_SIZE})
         for conversation in self._validate_list(payload, CONVERSATION_LIST):
-            made = _created({"created_at": conversation.created_at})
+            made = created({"created_at": conversation.created_at})
             if conversation.summary == summary and made is not None and made >= since - CLOCK_SLACK:
                 return conversation
         return None
@@ -251,46 +246,6 @@ class LettaClient(LettaTransport):
             log.info("letta background runs resumable=%s", self.resumable)
         return self.resumable
 
-    async def _run_list(self, legacy: bool, agent_id: str, conversation_id: str | None) -> Any:
-        if legacy:
-            return await self._request("GET", "/v1/runs/active", params={"agent_ids": agent_id})
-        params: dict[str, Any] = {"agent_id": agent_id, "active": "true", "limit": 100}
-        if conversation_id not in (None, DEFAULT_CONVERSATION):
-            params["conversation_id"] = conversation_id
-        return await self._request("GET", "/v1/runs/", params=params)
-
-    async def active_runs(
-        self, agent_id: str, conversation_id: str | None = None, since: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """The agent's runs that are still going (in `conversation_id`, or outside every conversation when None),
-        created no earlier than `since` (less the clocks' slack): the ones a send made then could be.
-
-        0.11.x lists them at `/v1/runs/active?agent_ids=`, later servers at `/v1/runs/?agent_id=&active=true`.
-        """
-        if self._legacy_runs is None:
-            match = re.match(r"^v?(\d+)\.(\d+)", (await self.health()).version)
-            self._legacy_runs = match is not None and (int(match[1]), int(match[2])) < RUNS_ROUTE_BELOW
-        legacy = self._legacy_runs  # this call's route, whatever lists asked at once learn meanwhile
-        try:
-            payload = await self._run_list(legacy, agent_id, conversation_id)
-        except LettaError as error:
-            # Which route a release between the captured ones (0.11.7, 0.16.8) has is not known for sure: a route
-            # the server lacks is no reason to fail a turn a person was promised, so the other one is tried.
-            if error.kind != Kind.ROUTE_MISSING:
-                raise
-            legacy = not legacy
-            log.info("letta run list route missing, trying the other one legacy=%s", legacy)
-            payload = await self._run_list(legacy, agent_id, conversation_id)
-            self._legacy_runs = legacy  # remembered once it answered
-        if not isinstance(payload, list):
-            raise LettaError(Kind.BAD_RESPONSE, "the run list is not a list", base_url=self.base_url)
-        runs = [r for r in payload if isinstance(r, dict) and r.get("status") in ("created", "running")]
-        if not legacy and conversation_id in (None, DEFAULT_CONVERSATION):
-            runs = [r for r in runs if not r.get("conversation_id")]
-        if since is not None:
-            runs = [r for r in runs if (_created(r) or since) >= since - CLOCK_SLACK]
-        return runs
-
     @staticmethod
     def _conversation_body(
         conversation_id: str, message: dict[str, Any], agent_id: str | None, streaming: bool
@@ -390,12 +345,3 @@ def _may_run_on(error: BaseException) -> bool:
 def _lock_key(conversation_id: str, agent_id: str | None) -> str:
     """The agent's own thread shares the agent's lock with the agent routes; a conversation has its own."""
     return agent_id if conversation_id == DEFAULT_CONVERSATION and agent_id else conversation_id
-
-
-def _created(run: dict[str, Any]) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(str(run.get("created_at")).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-

@@ -17,11 +17,11 @@ class KindUntold(MeteredLettaClient):
 
     def __init__(self, base_url: str, why: LettaError, key_origin: KeyOrigin) -> None:
         super().__init__(base_url, key_origin=key_origin)
-        self._why = why
+        self.why = why  # said in the log by clients.LettaServers, which keeps this stand-in
 
     def _http(self) -> aiohttp.ClientSession:
         """Every request, stream and probe fails here, before anything is sent."""
-        why = self._why
+        why = self.why
         raise LettaError(why.kind, why.detail, status=why.status, base_url=self.base_url, key_origin=self.key_origin)
 
     def _retry_delay(self, error: LettaError, attempt: int, waited: float) -> float | None:

@@ -6,10 +6,12 @@ the real client once it does."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import pytest
 
-from bridge.clients import LettaServers
+from bridge.clients import LettaServers, own_letta_client
 from bridge.config import Settings
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import KeyOrigin, LettaError
@@ -104,3 +106,27 @@ def test_a_stand_in_sends_nothing_and_fails_as_its_server_unreachable() -> None:
         await client.aclose()
 
     asyncio.run(body())
+
+
+def test_asked_again_is_logged_for_a_server_in_use_not_for_a_url_only_checked(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`/letta setup`'s check of a URL (own_letta_client alone) saves nothing when the server does not answer, so
+    the log must not promise to ask it again; a workspace's server in use (LettaServers) says it is, once."""
+
+    async def body(store: Store) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed = Settings(letta_base_url=f"http://127.0.0.1:{probe.getsockname()[1]}")
+        checked = await own_letta_client(closed)
+        await checked.aclose()
+        assert checked.kind_guessed and "asked again" not in caplog.text, caplog.text
+        servers = LettaServers(store, own_letta_client, ask_every=0.0)
+        await servers.get(closed)
+        await servers.get(closed)
+        await servers.aclose()
+        assert caplog.text.count("could not be told: it did not answer") == 1, caplog.text
+        assert caplog.text.count("asked again") == 1, caplog.text
+
+    caplog.set_level(logging.INFO)
+    run(database_url, body)
