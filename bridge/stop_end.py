@@ -181,34 +181,47 @@ async def _deny_waiting(
     (its process died first, or a deadline cut it), still waiting on Letta: each recorded and denied as the others
     are. Only requests after those decisions' tool returns: one a decision was recorded as sent for is never denied
     again, as it may be in its model step still (Letta would take a second decision and run another turn), which
-    history is read until it shows ended (`still_waiting`'s `sent`)."""
+    history is read until it shows ended (`still_waiting`'s `sent`). The first error, once every agent (conversation)
+    was looked after."""
     chains: dict[tuple[str, str | None], list[Approval]] = {}
     for row in went:
         chains.setdefault((row.asked.agent_id, row.asked.conversation_id), []).append(row)
-    for (agent_id, conversation), rows in chains.items():
-        sent = {r.asked.tool_call_id for r in rows}
-        try:
-            found = await still_waiting(client, agent_id, conversation, sorted(sent), sent=sent)
-        except LettaError as error:
-            log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
-            if poster is not None:  # a request may wait on Letta: the thread is told how it is cleared
-                why = error.detail if error.kind == Kind.TIMEOUT else "the agent's history in Letta could not be read"
-                await tell_may_be_pending(poster, rows[-1].asked, sorted(sent), why)
-            return error
-        for question in found:
-            if any(c.tool_call_id in sent for c in question.calls):
-                continue
-            a = rows[-1].asked
-            request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id,
-                                      conversation)
-            denials = EndedDenials(approvals, a, poster, lift)
-            if not await denials.record(request):  # the deadline holds until Letta answers this denial
-                continue  # marked as sent before: its denial may have gone
-            log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
-                     ",".join(c.tool_call_id for c in question.calls))
-            refused = await deny(client, request, denials, reason)
-            if refused is not None:
-                return refused
+    failed: LettaError | None = None
+    for rows in chains.values():  # one chain's failure never skips another agent's: each thread is told of its own
+        error = await _deny_chain(client, approvals, rows, reason, poster, lift)
+        failed = failed or error
+    return failed
+
+
+async def _deny_chain(
+    client: LettaClient, approvals: ApprovalStore, rows: list[Approval], reason: str, poster: SlackPoster | None,
+    lift: Callable[[], None] | None,
+) -> LettaError | None:
+    """`_deny_waiting` for one agent's (conversation's) decisions that went: the error that left it unfinished, its
+    thread told when what waits could not be read."""
+    agent_id, conversation = rows[0].asked.agent_id, rows[0].asked.conversation_id
+    sent = {r.asked.tool_call_id for r in rows}
+    try:
+        found = await still_waiting(client, agent_id, conversation, sorted(sent), sent=sent)
+    except LettaError as error:
+        log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
+        if poster is not None:  # a request may wait on Letta: the thread is told how it is cleared
+            why = error.detail if error.kind == Kind.TIMEOUT else "the agent's history in Letta could not be read"
+            await tell_may_be_pending(poster, rows[-1].asked, sorted(sent), why)
+        return error
+    for question in found:
+        if any(c.tool_call_id in sent for c in question.calls):
+            continue
+        a = rows[-1].asked
+        request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id, conversation)
+        denials = EndedDenials(approvals, a, poster, lift)
+        if not await denials.record(request):  # the deadline holds until Letta answers this denial
+            continue  # marked as sent before: its denial may have gone
+        log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
+                 ",".join(c.tool_call_id for c in question.calls))
+        refused = await deny(client, request, denials, reason)
+        if refused is not None:
+            return refused
     return None
 
 

@@ -27,9 +27,9 @@ from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
 
 
-def asking_twice(letta: FakeLetta) -> str:
-    """A new agent finn whose model asks for `shout`, and asks again after the decision's tool return."""
-    finn = letta.add_agent("finn")
+def asking_twice(letta: FakeLetta, name: str = "finn") -> str:
+    """A new agent (finn) whose model asks for `shout`, and asks again after the decision's tool return."""
+    finn = letta.add_agent(name)
     letta.ask_approval(finn, ("shout", '{"message": "hi"}'))
     letta.ask_approval_next(finn, ("shout", '{"message": "second"}'))
     return finn
@@ -55,10 +55,11 @@ async def denied_unread(
     return turn_id, desk, rows, settings
 
 
-async def next_answer(client: LettaClient, finn: str) -> list[Any]:
-    """What finn says to the thread's next message, or the error Letta refuses it with (409 while a request waits)."""
+async def next_answer(client: LettaClient, finn: str, name: str = "finn") -> list[Any]:
+    """What the agent says to the thread's next message, or the error Letta refuses it with (409 while a request
+    waits)."""
     try:
-        return [s async for s in exchange(client, user_message("next", "otid-y", "maria"), "finn", True, agent_id=finn)]
+        return [s async for s in exchange(client, user_message("next", "otid-y", "maria"), name, True, agent_id=finn)]
     except LettaError as error:
         return [error]
 

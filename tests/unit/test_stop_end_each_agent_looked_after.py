@@ -1,0 +1,78 @@
+"""The process ending a stop looks after each agent of the turn in turn: when what waits on one agent cannot be told
+(a run of finn's still listed going after the wait), the thread is told of finn, and another agent of the same turn
+is still looked after. Before, the first agent's TIMEOUT returned at once: gus's request, asked after the stop's
+denial, was never denied, and gus refused every later message with no notice naming gus. Found by review secKL of
+f126310."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.domain import AgentRef, Decision, Target
+from bridge.letta import recovery
+from bridge.letta.approving import STOPPED, approval_message
+from bridge.letta.client import LettaClient
+from bridge.letta.exchange import Asked as Question
+from bridge.letta.exchange import Said, exchange
+from bridge.letta.wire import user_message
+from bridge.stop_end import StopEnd
+from bridge.stopping import TurnStops
+from bridge.store import open_store
+from bridge.store.approvals import Asked
+from tests.fakes.letta import FakeLetta
+from tests.unit.test_stop_cancel import TURN
+from tests.unit.test_stop_end import Recorder
+from tests.unit.test_stop_end_asked_again import asking_once, asking_twice, next_answer, waiting_turn
+
+
+def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finn's and gus's requests were denied by the dead process's stop; gus answered by asking again, and a run of
+    finn's stays listed going: the thread is told finn may wait, gus's request is denied, and gus answers next."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+
+    async def main(letta: FakeLetta, finn: str, gus: str) -> tuple[list[Any], list[Any]]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        client = LettaClient(letta.base_url)
+        try:
+            turn_id, desk, rows, settings = await waiting_turn(store, client, finn)
+            spoken = [s async for s in exchange(client, user_message("use shout", "otid-g", "maria"), "gus", True,
+                                                agent_id=gus)]
+            [q] = [s for s in spoken if isinstance(s, Question)]
+            rows += await desk.store.ask([Asked(turn_id, gus, c.tool_call_id, "T1", "C1", "1.000001", gus, "gus",
+                                                None, q.request_id, c.name, c.arguments, "U1") for c in q.calls])
+            for row in rows:  # the dead process's stop denied both, and read neither answer
+                assert await desk.store.sending(row.id)
+            for agent, name in ((finn, "finn"), (gus, "gus")):
+                ids = [r.asked.tool_call_id for r in rows if r.asked.agent_id == agent]
+                denial = approval_message(tuple(Decision(i, False, STOPPED) for i in ids))
+                assert [s async for s in exchange(client, denial, name, True, agent_id=agent)]
+            real = client.active_runs
+
+            async def going(agent_id: str, *a: Any, **k: Any) -> list[dict[str, Any]]:
+                if agent_id == finn:  # a run of finn's, listed going throughout
+                    return [{"id": "run-1", "status": "running"}]
+                return await real(agent_id, *a, **k)
+            client.active_runs = going  # type: ignore[method-assign]
+            assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
+            thread = Recorder()
+            end = StopEnd(store, TurnStops(store, client, 0), thread, Recorder(True), desk,  # type: ignore[arg-type]
+                          settings)  # type: ignore[arg-type]
+            await end.finish(TURN, turn_id, "U9", Target("agents", (AgentRef(finn, "finn"), AgentRef(gus, "gus"))))
+            client.active_runs = real  # type: ignore[method-assign]
+            return thread.calls, await next_answer(client, gus, "gus")
+        finally:
+            await client.aclose()
+            await store.close()
+
+    with FakeLetta(version="0.16.8") as letta:
+        calls, later = asyncio.run(main(letta, asking_once(letta), asking_twice(letta, "gus")))
+    told = [c[3].text for c in calls if c[0] == "post" and "could not tell" in c[3].text]
+    assert len(told) == 1 and "finn" in told[0] and "gus" not in told[0], calls
+    assert [s.text for s in later if isinstance(s, Said)] == ["gus says hi"], later
