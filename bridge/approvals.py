@@ -291,12 +291,15 @@ async def tell_left_pending(
     await _tell(poster, channel_id, thread_ts, words, request.agent_id)
 
 
-async def tell_may_be_pending(poster: SlackPoster, asked: Asked, decided_ids: list[str], why: str) -> None:
+async def tell_may_be_pending(
+    poster: SlackPoster, asked: Asked, decided_ids: list[str], why: str, going: float | None = None
+) -> None:
     """The thread of `asked` (a request of the ended turn) told that the end of its stop could not read what the agent
-    asked after the decisions on `decided_ids` (`why`): a request may still wait on Letta, and how it is cleared."""
+    asked after the decisions on `decided_ids` (`why`; `going`: a run still went after that many seconds): a request
+    may still wait on Letta, and how it is cleared."""
     own = asked.conversation_id in (None, DEFAULT_CONVERSATION)  # the agent's own thread: it is blocked everywhere
     words = unknown_pending_notice(poster.shown_name(asked.agent_name), decided_ids, why,
-                                   None if own else asked.conversation_id)
+                                   None if own else asked.conversation_id, going)
     await _tell(poster, asked.channel_id, asked.thread_ts, words, asked.agent_id)
 
 

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from bridge.approval_desk import ApprovalDesk
 from bridge.approvals import tell_left_pending, tell_may_be_pending
@@ -33,7 +34,7 @@ from bridge.letta.approving import deny
 from bridge.letta.appserver_letta import AppServerLetta
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.recovery import still_waiting
+from bridge.letta.recovery import Undecided, still_waiting
 from bridge.outbox import TurnOutbox
 from bridge.presence import take_back
 from bridge.slack.failures import SlackPostError
@@ -201,13 +202,17 @@ async def _deny_chain(
     thread told when what waits could not be read."""
     agent_id, conversation = rows[0].asked.agent_id, rows[0].asked.conversation_id
     sent = {r.asked.tool_call_id for r in rows}
+    # Only a run begun since the first of these decisions went can be one of them or the agent's answer to it: an
+    # older run (another thread's send, one Letta never ended) says nothing of what this stop left waiting.
+    since = datetime.fromtimestamp(min(r.sent_at or 0.0 for r in rows), UTC)
     try:
-        found = await still_waiting(client, agent_id, conversation, sorted(sent), sent=sent)
+        found = await still_waiting(client, agent_id, conversation, sorted(sent), since, sent=sent)
     except LettaError as error:
         log.warning("letta history not read for an ended stop agent=%s kind=%s", agent_id, error.kind)
-        if poster is not None:  # a request may wait on Letta: the thread is told how it is cleared
-            why = error.detail if error.kind == Kind.TIMEOUT else "the agent's history in Letta could not be read"
-            await tell_may_be_pending(poster, rows[-1].asked, sorted(sent), why)
+        if poster is not None:  # a request may wait on Letta: the thread is told how it is cleared, by cause
+            why = error.detail if isinstance(error, Undecided) else "the agent's history in Letta could not be read"
+            going = error.waited if isinstance(error, Undecided) and error.going else None
+            await tell_may_be_pending(poster, rows[-1].asked, sorted(sent), why, going)
         return error
     for question in found:
         if any(c.tool_call_id in sent for c in question.calls):

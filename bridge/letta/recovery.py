@@ -59,6 +59,17 @@ UNREAD = (
     "there is none."
 )
 
+class Undecided(LettaError):
+    """`still_waiting`'s TIMEOUT, by cause: `going`, a run begun since the decision was still listed going after
+    `waited` seconds (what the agent asked in answer is not stored yet); otherwise a request a decision was sent for
+    still showed waiting in history (the decision itself may be in its step still)."""
+
+    def __init__(self, waited: float, going: bool) -> None:
+        cause = "a run was still going" if going else "Letta was still working on the decision"
+        super().__init__(Kind.TIMEOUT, f"{cause} after {waited:g} seconds")
+        self.waited, self.going = waited, going
+
+
 Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
 
 
@@ -146,18 +157,19 @@ async def still_waiting(
     calls (a decision on them went) still shows waiting: a run a cancel reached is listed ended at once while its
     model step goes on, and what the step stores is stored only when it ends (reference §16, §19), so what the agent
     asked in answer shows only then. Raises LettaError: a TIMEOUT when either still holds after `patience` (PATIENCE)
-    seconds, as what waits is not known then (and a decision sent again would be a second)."""
+    seconds (`Undecided`), as what waits is not known then (and a decision sent again would be a second)."""
     loop = asyncio.get_running_loop()
     wait = PATIENCE if patience is None else patience
     deadline, delay = loop.time() + wait, 0.25
     while True:
-        if not await client.active_runs(agent_id, conversation, since):
+        going = bool(await client.active_runs(agent_id, conversation, since))
+        if not going:
             waiting = await _waiting(client, agent_id, conversation, set(ids))
             if not any(c.tool_call_id in sent for q in waiting for c in q.calls):
                 return waiting
         if loop.time() >= deadline:
-            log.warning("letta still working on a decision; approvals left unread agent=%s", agent_id)
-            raise LettaError(Kind.TIMEOUT, f"Letta was still working on the decision after {wait:g} seconds")
+            log.warning("letta still working on a decision; approvals left unread agent=%s going=%s", agent_id, going)
+            raise Undecided(wait, going)
         await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.05)))
         delay = min(delay * 2, POLL * 4)
 

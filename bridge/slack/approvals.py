@@ -66,18 +66,27 @@ def left_pending_notice(
             f" {ids}).")
 
 
-def unknown_pending_notice(agent: str, decided_ids: list[str], why: str, conversation: str | None) -> str:
+def unknown_pending_notice(
+    agent: str, decided_ids: list[str], why: str, conversation: str | None, going: float | None = None
+) -> str:
     """What the thread is told when the end of a stop could not read what became of the decisions on `decided_ids`
     (`why`): one of them, or a request the agent made after it, may still wait on Letta; what that would block and
-    how an operator finds and denies it. Plain text: a notice is escaped as it is posted."""
+    how an operator finds and denies it. `going`: only a run of the agent's was still going after that many seconds,
+    so just a request asked after the decisions may wait, and the decisions are not blamed. Plain text: a notice is
+    escaped as it is posted."""
     name = agent[:NAME_CHARS]
     ids = ", ".join("`" + i.replace("`", "'") + "`" for i in decided_ids)
-    ided = "id" if len(decided_ids) == 1 else "ids"
+    ided, was = ("id", "was") if len(decided_ids) == 1 else ("ids", "were")
     blocked, where = _blocked(name, conversation)
+    how = (f" which {blocked} until it is decided. An operator can find it in {where}'s history in Letta (an approval"
+           f" request with no tool return) and deny it with an approval message to {where}.")
+    if going is not None:
+        return (f"After the stop, a run of {name}'s was still going after {going:g} seconds, so the bridge could not"
+                f" tell whether {name} asked for another tool after tool call {ided} {ids} {was} decided: such a"
+                f" request may wait on Letta,{how}")
     return (f"After the stop, the bridge could not tell whether {name} still waits for a tool call to be decided"
             f" ({why}): tool call {ided} {ids}, decided before, or one {name} asked for after it, may wait on Letta,"
-            f" which {blocked} until it is decided. An operator can find it in {where}'s history in Letta (an"
-            f" approval request with no tool return) and deny it with an approval message to {where}.")
+            f"{how}")
 
 
 def _blocked(name: str, conversation: str | None) -> tuple[str, str]:

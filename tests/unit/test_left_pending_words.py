@@ -32,3 +32,14 @@ def test_a_conversations_request_not_known_to_wait_is_said_as_may_wait_in_that_c
     assert "tool call ids `call-1`, `call-2`, decided before, or one finn asked for after it, may wait" in told, told
     assert "conversation `conv-123` until it is decided" in told and "any channel" not in told, told
     assert "in that conversation's history" in told and "approval message to that conversation." in told, told
+
+
+def test_a_run_still_going_is_said_as_a_run_and_does_not_blame_the_decisions() -> None:
+    """When only a run of the agent's was still going (unknown_pending_notice's `going`), the thread is told that, and
+    that a request asked after the decided calls may wait; not that Letta was still working on the decision."""
+    told = unknown_pending_notice("finn", ["call-1", "call-2"], "a run was still going", "conv-123", 30.0)
+    assert told.startswith("After the stop, a run of finn's was still going after 30 seconds, so the bridge could"
+                           " not tell whether finn asked for another tool after tool call ids `call-1`, `call-2` were"
+                           " decided: such a request may wait on Letta, which takes no new message in this thread's"
+                           " conversation `conv-123` until it is decided."), told
+    assert "the decision" not in told, told

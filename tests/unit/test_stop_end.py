@@ -198,6 +198,7 @@ def test_the_process_ending_the_stop_denies_the_call_still_pending_on_letta_once
         if sent_before:
             assert decisions == [], "a decision that may have been sent was followed by a denial"
             assert len(told) == 2 and card.asked.tool_call_id in told[0][3].text, posted  # once per end
+            assert "(Letta was still working on the decision after" in told[0][3].text, posted  # it still waits
             continue
         assert told == [], posted
         assert [[(a["approve"], a.get("reason")) for a in d["approvals"]] for d in decisions] == [

@@ -1,11 +1,14 @@
-"""The process ending a stop looks in history for a request the agent made after the stop's denial, once no run is
-going; when one is still listed going after the wait (recovery.PATIENCE), what waits is not known. Before, that was
-taken for nothing waiting: the turn was marked stopped and a request left pending blocked the thread with nobody told.
-Found by review secKH of 24b6e19."""
+"""The process ending a stop looks in history for a request the agent made after the stop's denial, once no run that
+can be the denial's, or the agent's answer to it, is going; when one is still listed going after the wait
+(recovery.PATIENCE), what waits is not known. Before, that was taken for nothing waiting: the turn was marked stopped
+and a request left pending blocked the thread with nobody told (review secKH of 24b6e19). Then any run of the agent
+counted, and the thread was told the decision was still being worked on: a stop whose denial ended normally raised a
+false alarm with a wrong reason when the agent was busy elsewhere (review secKL of f126310)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,9 @@ from tests.unit.test_stop_end import Recorder
 from tests.unit.test_stop_end_asked_again import asking_once, denied_unread
 
 
-def test_a_stop_end_that_cannot_tell_what_waits_tells_the_thread_how_to_clear_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run of finn's is still listed going after the wait: the thread is told that a request may still wait on
-    Letta, what that blocks, and how an operator finds and denies it (the decided call's id given)."""
-    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+def told_with_a_run_going(tmp_path: Path, begun: timedelta) -> tuple[list[str], str]:
+    """What the thread is told when the stop's end finds a run of finn's listed going throughout, begun `begun`
+    before the end (after the stop's denial when short), and the denial's tool call id."""
 
     async def main(letta: FakeLetta, finn: str) -> tuple[list[Any], str]:
         store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
@@ -36,10 +36,12 @@ def test_a_stop_end_that_cannot_tell_what_waits_tells_the_thread_how_to_clear_it
         client = LettaClient(letta.base_url)
         try:
             turn_id, desk, rows, settings = await denied_unread(store, client, finn)
+            listed = client._run_list
+            run = {"id": "run-1", "status": "running", "created_at": (datetime.now(UTC) - begun).isoformat()}
 
-            async def going(*_a: object, **_k: object) -> list[dict[str, object]]:
-                return [{"id": "run-1", "status": "running"}]  # another send of finn's, listed going throughout
-            client.active_runs = going  # type: ignore[method-assign]
+            async def going(*a: Any) -> Any:
+                return [*await listed(*a), run]
+            client._run_list = going  # type: ignore[method-assign]
             assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
             thread = Recorder()
             end = StopEnd(store, TurnStops(store, client, 0), thread, Recorder(True), desk,  # type: ignore[arg-type]
@@ -52,12 +54,33 @@ def test_a_stop_end_that_cannot_tell_what_waits_tells_the_thread_how_to_clear_it
 
     with FakeLetta(version="0.16.8") as letta:
         calls, call_id = asyncio.run(main(letta, asking_once(letta)))
-    told = [c[3].text for c in calls if c[0] == "post" and c[1:3] == ("C1", "1.000001") and "could not tell" in
-            c[3].text]
+    return [c[3].text for c in calls if c[0] == "post" and c[1:3] == ("C1", "1.000001") and "could not tell" in
+            c[3].text], call_id
+
+
+def test_a_run_still_going_after_the_stops_denial_is_told_as_a_run_not_as_the_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of finn's begun after the stop's denial is still listed going after the wait: the thread is told that a
+    request finn asked after it may wait on Letta, what that blocks, and how an operator finds and denies it (the
+    decided call's id given); the decision, whose request history shows returned, is not blamed."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+    told, call_id = told_with_a_run_going(tmp_path, timedelta(0))
     assert told == [
-        "After the stop, the bridge could not tell whether finn still waits for a tool call to be decided (Letta was"
-        f" still working on the decision after 0.5 seconds): tool call id `{call_id}`, decided before, or one finn"
-        " asked for after it, may wait on Letta, which takes no new message for finn, in any channel or thread that"
-        " uses finn, until it is decided. An operator can find it in the agent's history in Letta (an approval"
-        " request with no tool return) and deny it with an approval message to the agent."
-    ], calls
+        "After the stop, a run of finn's was still going after 0.5 seconds, so the bridge could not tell whether finn"
+        f" asked for another tool after tool call id `{call_id}` was decided: such a request may wait on Letta, which"
+        " takes no new message for finn, in any channel or thread that uses finn, until it is decided. An operator"
+        " can find it in the agent's history in Letta (an approval request with no tool return) and deny it with an"
+        " approval message to the agent."
+    ], told
+
+
+def test_a_run_begun_before_the_stops_denial_raises_no_alarm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another send of finn's, begun an hour before the stop's denial, is still listed going: it cannot be the
+    denial's run nor finn's answer to it, so the end reads history, finds nothing waiting and tells the thread
+    nothing."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+    told, _ = told_with_a_run_going(tmp_path, timedelta(hours=1))
+    assert told == [], told
