@@ -13,8 +13,8 @@ never read, is found in history and denied too (`_deny_waiting`); the turn's app
 thread is told once (the post is looked for in the thread first, in case an earlier end of this stop died after it), the
 session is set `active` (or, where sessions are unavailable, the 👀 and the status line are taken back and ⏹ put
 up), and then the turn is marked stopped. The same denial serves the turns a workspace's removal ended
-(`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer; once Letta has answered, the
-bound is lifted, so that it never cuts a recorded denial before it goes).
+(`withdraw_ended`, bounded: an uninstall never waits on a Letta that does not answer; once a denial has gone through,
+with a new request or a plain reply, the bound is lifted, so that it never cuts a recorded denial before it goes).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ async def withdraw_ended(
     try:
         async with asyncio.timeout(CANCEL_DEADLINE) as limit:
             client = await letta()
-            # Once Letta has answered a denial, the deadline is lifted before the next request is recorded: it never
+            # Once a denial has gone through, the deadline is lifted before the next request is recorded: it never
             # cuts a request's denial between its record and its send, which nothing would look at again.
             failed = [await withdraw(client, approvals, turn_id, reason, lift=lambda: limit.reschedule(None))
                       for turn_id in ended]
@@ -169,7 +169,7 @@ async def withdraw(
         a = rows[0].asked
         calls = tuple(ToolCall(r.asked.tool_call_id, r.asked.tool_name, r.asked.arguments) for r in rows)
         request = ApprovalRequest(a.agent_name, a.agent_id, a.step, calls, a.request_id, a.conversation_id)
-        error = await deny(client, request, EndedDenials(approvals, a, poster, lift), reason)
+        error = await _answered(client, request, EndedDenials(approvals, a, poster, lift), reason, lift)
         failed = failed or error
     return await _deny_waiting(client, approvals, went, reason, poster, lift) or failed
 
@@ -220,14 +220,25 @@ async def _deny_chain(
         a = rows[-1].asked
         request = ApprovalRequest(a.agent_name, agent_id, a.step, question.calls, question.request_id, conversation)
         denials = EndedDenials(approvals, a, poster, lift)
-        if not await denials.record(request):  # the deadline holds until Letta answers this denial
+        if not await denials.record(request):  # the deadline holds unless Letta has answered a denial before
             continue  # marked as sent before: its denial may have gone
         log.info("letta request found waiting after an ended stop agent=%s calls=%s", agent_id,
                  ",".join(c.tool_call_id for c in question.calls))
-        refused = await deny(client, request, denials, reason)
+        refused = await _answered(client, request, denials, reason, lift)
         if refused is not None:
             return refused
     return None
+
+
+async def _answered(
+    client: LettaClient, request: ApprovalRequest, denials: EndedDenials, reason: str, lift: Callable[[], None] | None
+) -> LettaError | None:
+    """`deny`, the removal's deadline lifted once Letta has answered it, with a new request or a plain reply: a
+    request recorded after that is never cut between its record and its send."""
+    error = await deny(client, request, denials, reason)
+    if error is None and lift is not None:
+        lift()
+    return error
 
 
 class EndedDenials:
@@ -246,7 +257,8 @@ class EndedDenials:
         return await self.record(request)
 
     async def record(self, request: ApprovalRequest) -> bool:
-        """Recorded as the turn's and marked as being sent, the deadline kept: no denial had Letta's answer yet."""
+        """Recorded as the turn's and marked as being sent, the deadline not lifted here: it already is once a denial
+        had Letta's answer (`_answered`), and holds for the first denial of a request found in history."""
         return await self._approvals.denying([
             replace(self._first, step=request.step, tool_call_id=c.tool_call_id, request_id=request.request_id,
                     tool_name=c.name, arguments=c.arguments)

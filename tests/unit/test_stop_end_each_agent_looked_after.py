@@ -22,11 +22,29 @@ from bridge.letta.wire import user_message
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
 from bridge.store import open_store
-from bridge.store.approvals import Asked
+from bridge.store.approvals import Approval, ApprovalStore, Asked
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
 from tests.unit.test_stop_end_asked_again import asking_once, asking_twice, next_answer, waiting_turn
+
+
+async def asked_in(client: LettaClient, approvals: ApprovalStore, turn_id: int, gus: str) -> list[Approval]:
+    """gus, a second agent of the turn (its thread 1.000001), asked for a tool: its recorded rows."""
+    spoken = [s async for s in exchange(client, user_message("use shout", "otid-g", "maria"), "gus", True,
+                                        agent_id=gus)]
+    [q] = [s for s in spoken if isinstance(s, Question)]
+    return await approvals.ask([Asked(turn_id, gus, c.tool_call_id, "T1", "C1", "1.000001", gus, "gus", None,
+                                      q.request_id, c.name, c.arguments, "U1") for c in q.calls])
+
+
+async def denied_unread(client: LettaClient, approvals: ApprovalStore, rows: list[Approval], agent: str,
+                        name: str) -> None:
+    """A dead process's stop marked the agent's rows as sent and denied them, and never read the answer."""
+    for row in rows:
+        assert await approvals.sending(row.id)
+    denial = approval_message(tuple(Decision(r.asked.tool_call_id, False, STOPPED) for r in rows))
+    assert [s async for s in exchange(client, denial, name, True, agent_id=agent)]
 
 
 def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_stop(
@@ -42,17 +60,8 @@ def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_
         client = LettaClient(letta.base_url)
         try:
             turn_id, desk, rows, settings = await waiting_turn(store, client, finn)
-            spoken = [s async for s in exchange(client, user_message("use shout", "otid-g", "maria"), "gus", True,
-                                                agent_id=gus)]
-            [q] = [s for s in spoken if isinstance(s, Question)]
-            rows += await desk.store.ask([Asked(turn_id, gus, c.tool_call_id, "T1", "C1", "1.000001", gus, "gus",
-                                                None, q.request_id, c.name, c.arguments, "U1") for c in q.calls])
-            for row in rows:  # the dead process's stop denied both, and read neither answer
-                assert await desk.store.sending(row.id)
-            for agent, name in ((finn, "finn"), (gus, "gus")):
-                ids = [r.asked.tool_call_id for r in rows if r.asked.agent_id == agent]
-                denial = approval_message(tuple(Decision(i, False, STOPPED) for i in ids))
-                assert [s async for s in exchange(client, denial, name, True, agent_id=agent)]
+            await denied_unread(client, desk.store, rows, finn, "finn")
+            await denied_unread(client, desk.store, await asked_in(client, desk.store, turn_id, gus), gus, "gus")
             real = client.active_runs
 
             async def going(agent_id: str, *a: Any, **k: Any) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ from bridge.store.approvals import ApprovalStore, Asked
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import stopping_turn
-from tests.unit.test_stop_end_asked_again import asking_twice, next_answer, waiting_turn
+from tests.unit.test_stop_end_asked_again import asking_once, asking_twice, next_answer, waiting_turn
+from tests.unit.test_stop_end_each_agent_looked_after import asked_in, denied_unread
 
 
 def test_a_letta_that_does_not_answer_never_holds_a_removal_up(
@@ -160,3 +161,36 @@ def test_the_removal_deadline_holds_for_the_first_denial_of_a_request_found_in_h
     with FakeLetta(version="0.16.8") as letta:
         error = asyncio.run(main(letta, asking_twice(letta)))
     assert error is not None and error.kind == Kind.TIMEOUT, error
+
+
+def test_the_removal_deadline_is_lifted_once_letta_answered_a_denial_with_a_plain_reply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finn's request is denied first and Letta answers it with a plain reply; gus's request, asked after a denial
+    that went before the removal, is then found in history, recorded and denied, and that denial takes longer than the
+    deadline: it is not cut between its record and its send (nothing would look at it again), and gus answers next."""
+    monkeypatch.setattr(stop_end, "CANCEL_DEADLINE", 0.5)
+
+    async def main(letta: FakeLetta, finn: str, gus: str) -> tuple[LettaError | None, list[Any]]:
+        store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+        await store.open()
+        client = SlowAfterFirst(letta.base_url, 1.0)
+        try:
+            first = LettaClient(letta.base_url)
+            turn_id, desk, _, _ = await waiting_turn(store, first, finn)
+            await denied_unread(first, desk.store, await asked_in(first, desk.store, turn_id, gus), gus, "gus")
+            await first.aclose()
+
+            async def letta_client() -> LettaClient:
+                return client
+
+            error = await withdraw_ended(letta_client, desk.store, [turn_id], "the app was removed")
+            return error, await next_answer(client, gus, "gus")
+        finally:
+            await client.aclose()
+            await store.close()
+
+    with FakeLetta(version="0.16.8") as letta:
+        error, later = asyncio.run(main(letta, asking_once(letta), asking_twice(letta, "gus")))
+    assert error is None, error
+    assert [s.text for s in later if isinstance(s, Said)] == ["gus says hi"], later
