@@ -35,6 +35,7 @@ from bridge.store.sqlite_connection import (
     now_text,
 )
 from bridge.store.sqlite_journal import SqliteJournal
+from bridge.store.sqlite_stops import StopWatch
 from bridge.store.turn_binding import ANSWERED_IN_THREAD, Taken, binding_from_json, binding_json
 
 # A turn's end (status, error, time): a `stopping` one ends as stopped, keeping who stopped it.
@@ -42,9 +43,6 @@ FINISHED = (
     "status = CASE status WHEN 'stopping' THEN 'stopped' ELSE ? END,"
     " error = CASE status WHEN 'stopping' THEN error ELSE ? END, updated_at=?"
 )
-
-
-TAKEN_MOST = 100_000  # turns remembered as taken here (`turn_stopped_by`): a bound on memory, not on correctness
 
 
 def encode_target(target: Target) -> str:
@@ -58,26 +56,14 @@ class SqliteStore(SqliteJournal):
         # after a crash resumes at once instead of waiting for the dead process's leases to expire.
         self._leases: dict[tuple[str, str], tuple[str, float]] = {}
         self._signatures: SeenSignatures | None = None  # loaded by the first replay check (serving processes)
-        # A turn's stop is asked before each post and each next agent. In the serving process (which holds the
-        # file) every stop is written here: a turn taken here and never since made stopping or stopped, as a
-        # trigger on the writer's connection tells (before that write commits), needs no read.
-        self._taken: set[int] | None = None  # None: stops are not watched (a command's store), every ask reads
-        self._stops_seen: set[int] = set()
+        self._stops: StopWatch | None = None  # the serving process's (sqlite_stops.py); a command's store reads
 
     async def open(self) -> None:
         await super().open()
         if self._exclusive and self._migrates and self.path != ":memory:":
-            await in_thread(self.db, self._watch_stops)
-            self._taken = set()
-
-    def _watch_stops(self, conn: sqlite3.Connection) -> None:
-        """On the writer's connection only (TEMP): each turn made stopping or stopped is noted, on the writer's
-        thread, while the transaction writing it runs, so before any read can see the stop."""
-        conn.create_function("bridge_stop_seen", 1, self._stops_seen.add)
-        conn.execute(
-            "CREATE TEMP TRIGGER IF NOT EXISTS turn_stop_seen AFTER UPDATE OF status ON main.turns"
-            " WHEN NEW.status IN ('stopping', 'stopped') BEGIN SELECT bridge_stop_seen(NEW.id); END"
-        )
+            stops = StopWatch()
+            await in_thread(self.db, stops.watch)
+            self._stops = stops
 
     async def get_binding(self, team_id: str, channel_id: str) -> Binding | None:
         row = await self._one("SELECT * FROM bindings WHERE team_id=? AND channel_id=?", (team_id, channel_id))
@@ -223,9 +209,8 @@ class SqliteStore(SqliteJournal):
                 (status, error, now_text(), turn_id),
             )
         )
-        if self._taken is not None:
-            self._taken.discard(turn_id)
-            self._stops_seen.discard(turn_id)
+        if self._stops is not None:
+            self._stops.ended(turn_id)
 
     async def stop_turns(
         self, team_id: str, channel_id: str, thread_ts: str | None, by: str
@@ -245,8 +230,8 @@ class SqliteStore(SqliteJournal):
         return None if row is None else how_unrun(str(row[0]))
 
     async def turn_stopped_by(self, turn_id: int) -> str | None:
-        if self._taken is not None and turn_id in self._taken and turn_id not in self._stops_seen:
-            return None  # running since taken here, and no stop written for it (`_watch_stops`)
+        if self._stops is not None and self._stops.running(turn_id):
+            return None  # taken here, and no stop written for it since
         # Else one trip to the reader's thread (a cursor costs three on the writer's, behind the turns' writes).
         row = await self._one("SELECT status, error FROM turns WHERE id=?", (turn_id,))
         if row is None or row[0] not in ("stopping", "stopped"):
@@ -345,11 +330,8 @@ class SqliteStore(SqliteJournal):
             return Taken(str(row[0]), binding_from_json(row[1]), files_from_json(row[2])) if row is not None else None
 
         taken = await self._transact(take)
-        if taken is not None and self._taken is not None:
-            if len(self._taken) + len(self._stops_seen) >= TAKEN_MOST:  # turns that ended some other way, stops
-                self._taken.clear()  # of queued turns: forgotten together, and asked of the store again
-                self._stops_seen.clear()
-            self._taken.add(turn_id)
+        if taken is not None and self._stops is not None:
+            self._stops.taken(turn_id)
         return taken
 
     async def unfinished_turns(self, team_id: str | None = None, channel_id: str | None = None) -> list[PendingTurn]:
