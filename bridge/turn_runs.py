@@ -1,21 +1,25 @@
 """One job a relay worker took, run to its end: a turn slot (MAX_CONCURRENT_TURNS) and a place among the turns
 starting (`start_order.py`), runs made again after a crash (the database failing a moment) once the database
-answers, and the turn's end counted and logged.
+answers, or after Slack was down (posts it did not take past the poster's own tries) once Slack answers, and the
+turn's end counted and logged.
 
-A turn whose runs kept crashing is left for the next start (`failed`), and its binding goes on. Its lines are the
-relay's (logger `bridge.relay`), as operators filter them.
+A turn whose runs kept crashing is left for the next start (`failed`), and its binding goes on; one waiting for
+Slack keeps its place however long Slack is down (a run made meanwhile would fail as well), and is left for the
+next start only when the bridge stops. Its lines are the relay's (logger `bridge.relay`), as operators filter them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
 from bridge.logs import log_context
 from bridge.metrics import Metrics
 from bridge.post_order import PostOrder
+from bridge.slack.failures import SlackPostError
 from bridge.start_order import StartOrder
 from bridge.store.base import Store
 from bridge.turn_slot import Slot
@@ -28,6 +32,9 @@ log = logging.getLogger("bridge.relay")
 # the binding goes on.
 CRASH_PAUSES = (1.0, 5.0)
 DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does not answer
+SLACK_LOOK_EVERY = 5.0  # seconds between two auth.test calls to a Slack that does not answer
+CLOSING_LOOK_EVERY = 0.5  # how soon a wait for Slack sees that the bridge stops
+LEFT = "left"  # what `run` returns for a turn left waiting for Slack as the bridge stops: it ended nowhere
 
 
 class TurnRuns:
@@ -45,33 +52,37 @@ class TurnRuns:
         self.failed: set[int] = set()  # turns whose runs kept crashing in this process: left for the next start
 
     async def run(self, key: tuple[str, str], job: Job, request_id: str) -> str:
-        """Run the job to its end (made again after a crash), then count it and log its one line; its status."""
+        """Run the job to its end (made again after a crash, or once Slack answers after it was down), then count
+        it and log its one line; its status (LEFT: the bridge stopped while it waited for Slack)."""
         turn = job.turn
         with log_context(turn_id=job.turn_id, event_id=turn.event_id, channel=turn.channel_id, binding=":".join(key)):
             loop = asyncio.get_running_loop()
             started = loop.time()
             status = "crashed"
-            for runs, pause in enumerate((*CRASH_PAUSES, None), start=1):
+            pauses = iter((*CRASH_PAUSES, None))
+            runs = 0  # failed runs; one Slack did not take posts in is none
+            while True:
                 try:
-                    self._worker.expect(job)
-                    slot = Slot(self._slots)
-                    await slot.take()
-                    try:
-                        async with self._order.place() as place:
-                            started = loop.time()
-                            job = replace(job, place=place, slot=slot)
-                            status = await self._worker.run(job)
-                    finally:
-                        slot.give()
+                    status, started = await self._run_once(job)
                     break
-                except Exception:
+                except Exception as exc:
+                    if isinstance(exc, SlackPostError) and exc.unavailable:  # no failed run: Slack was down
+                        log.warning("turn not posted while Slack is down, to run again once it answers "
+                                    "slack_error=%s", exc.error)
+                        if not await self._slack_answers(job.turn.team_id):
+                            log.info("turn waiting for Slack left for the next start turn_id=%s", job.turn_id)
+                            return LEFT
+                        job = replace(job, resumed=True, order=PostOrder())
+                        continue
                     log.exception("turn worker failed turn_id=%s", job.turn_id)
-                if pause is None or self._closing():
-                    log.error("turn left for the next start after %d failed runs turn_id=%s", runs, job.turn_id)
-                    self.failed.add(job.turn_id)
-                    break
-                await asyncio.sleep(pause)
-                await self._database_answers()
+                    runs += 1
+                    pause = next(pauses)
+                    if pause is None or self._closing():
+                        log.error("turn left for the next start after %d failed runs turn_id=%s", runs, job.turn_id)
+                        self.failed.add(job.turn_id)
+                        break
+                    await asyncio.sleep(pause)
+                    await self._database_answers()
                 # What the failed run sent or posted, its journal and outbox say; its count of posts starts anew.
                 job = replace(job, resumed=True, order=PostOrder())
             seconds = loop.time() - started
@@ -82,6 +93,44 @@ class TurnRuns:
                 extra["request_id"] = request_id  # the Slack request that brought the turn, if it came here
             log.info("turn ended turn_id=%s", job.turn_id, extra=extra)
             return status
+
+    async def _run_once(self, job: Job) -> tuple[str, float]:
+        """One run of the job in a slot and its place among the turns starting: its status, and when it started."""
+        self._worker.expect(job)
+        slot = Slot(self._slots)
+        await slot.take()
+        try:
+            async with self._order.place() as place:
+                started = asyncio.get_running_loop().time()
+                return await self._worker.run(replace(job, place=place, slot=slot)), started
+        finally:
+            slot.give()
+
+    async def _slack_answers(self, team_id: str) -> bool:
+        """Wait while Slack does not answer (an incident): a run made meanwhile would fail as well. The turn keeps
+        its place, the binding's next turns behind it; False when the bridge stops meanwhile: the turn, still
+        running in the store, is resumed by the next start as any turn in flight."""
+        loop = asyncio.get_running_loop()
+        waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
+        while not self._closing():
+            try:
+                answered = await self._worker.slack_answers(team_id)
+            except Exception:  # not Slack being down: the run made again says what it was
+                answered = True
+            if answered:
+                if waited_since is not None:
+                    log.info("Slack answers again, running the turn again waited_ms=%.0f",
+                             (loop.time() - waited_since) * 1000)
+                return True
+            if waited_since is None:
+                waited_since = loop.time()
+                log.warning("Slack does not answer, waiting to run the turn again")
+            step = min(CLOSING_LOOK_EVERY, SLACK_LOOK_EVERY)
+            for _ in range(math.ceil(SLACK_LOOK_EVERY / step)):  # a stop is seen within a step, not a whole look
+                if self._closing():
+                    break
+                await asyncio.sleep(step)
+        return False
 
     async def _database_answers(self) -> None:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,

@@ -27,7 +27,7 @@ from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence
 from bridge.slack.directory import Directory
-from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError
+from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError, answers
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster
@@ -149,6 +149,10 @@ class TurnWorker:
         if job.stopped_by is None:
             self._directory.channel_name_soon(job.turn.channel_id)
 
+    async def slack_answers(self, team_id: str) -> bool:
+        """Whether the turn's Slack answers now (its posts failed while Slack was down)."""
+        return await answers(self._poster.client)
+
     async def run(self, job: Job) -> str:
         """Run the turn to done, partial, failed, unbound or stopped (returned; NOT_TAKEN when it was no longer
         waiting). A cancellation (shutdown) leaves it to be resumed."""
@@ -253,6 +257,8 @@ class TurnWorker:
         try:
             await self._flush(job, drafts)
         except SlackPostError as exc:  # archived, the bot removed: said in the log, never tried again
+            if exc.unavailable:  # Slack was down: the turn runs again once it answers (turn_runs.py)
+                raise
             log.warning("turn notice not posted: Slack refused it slack_error=%s", exc.error)
             error = error or f"Slack refused the notice: {exc.error}"
         if job.started:
@@ -344,6 +350,8 @@ class TurnWorker:
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
                     await say_stopped(self._poster, self._outbox(job), turn, by, check_first=False)
         except SlackPostError as exc:
+            if exc.unavailable:  # Slack was down, not refusing: the turn runs again once it answers (turn_runs.py)
+                raise
             status, error = "failed", f"Slack refused a post: {exc.error}"
             log.error(
                 "turn cannot post turn_id=%s channel=%s slack_error=%s permanent=%s",

@@ -38,6 +38,11 @@ class WorkspaceWorkers(TurnWorker):
         if kit is not None:
             kit.worker.expect(job)
 
+    async def slack_answers(self, team_id: str) -> bool:
+        """The workspace's own Slack client asks; one no longer served is for its run to find out."""
+        kit = self._workspaces.served(team_id)
+        return kit is None or await kit.worker.slack_answers(team_id)
+
     async def run(self, job: Job) -> str:
         return await self._workspaces.run(job)
 

@@ -2,7 +2,7 @@
 (PERMANENT; of the channel itself, CHANNEL_REFUSALS), one of a message for what it holds (REFUSED; of its blocks
 only, BLOCKS_REFUSED), one that may pass (Slack's trouble, a rate limit, the way there), and one whose outcome is
 unknown (a 5xx, a timeout: the call may have been done). Slack's error code read out of a failure; the scopes an
-answer says its token was granted.
+answer says its token was granted; whether Slack answers at all now.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
 
 # The post can never succeed until someone acts: invite the bot, reinstall the app, restore the channel.
 PERMANENT = frozenset(
@@ -67,6 +68,12 @@ class SlackPostError(Exception):
         return self.error in PERMANENT
 
     @property
+    def unavailable(self) -> bool:
+        """Slack was down rather than refusing (a 5xx, internal_error, the connection, a timeout, a rate limit past
+        its waits): the same post may land once Slack answers again, so the turn waits for it (turn_runs.py)."""
+        return self.unknown or self.error in PASSING_ERRORS
+
+    @property
     def refused(self) -> bool:
         """Slack refused this message for what it holds: the same message would be refused again, another not."""
         return self.error in REFUSED
@@ -110,6 +117,16 @@ def passing(exc: BaseException) -> bool:
     """A failure that says nothing about whether the call can work (Slack's trouble, a rate limit, the way
     there), as opposed to a refusal, which will be made again."""
     return outcome_unknown(exc) or (isinstance(exc, SlackApiError) and slack_error(exc) in PASSING_ERRORS)
+
+
+async def answers(client: AsyncWebClient) -> bool:
+    """Whether Slack answers a cheap call (auth.test) now: a turn whose posts Slack did not take while it was
+    down runs again once it does. A refusal is an answer: the run made again says what it means."""
+    try:
+        await client.auth_test()
+    except FAILURES as exc:
+        return not passing(exc)
+    return True
 
 
 def granted_scopes(response: Any) -> frozenset[str] | None:
