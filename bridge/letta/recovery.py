@@ -60,14 +60,15 @@ UNREAD = (
 )
 
 class Undecided(LettaError):
-    """`still_waiting`'s TIMEOUT, by cause: `going`, a run begun since the decision was still listed going after
-    `waited` seconds (what the agent asked in answer is not stored yet); otherwise a request a decision was sent for
-    still showed waiting in history (the decision itself may be in its step still)."""
+    """`still_waiting`'s TIMEOUT, by cause: a run begun since the decision was still listed going after `waited`
+    seconds (what the agent asked in answer is not stored yet), or a request a decision was sent for still showed
+    waiting in history (the decision itself may be in its step still). `going`: only the run held, history showing
+    the decided requests answered; a run going may be the decision's own, so they are not cleared otherwise."""
 
-    def __init__(self, waited: float, going: bool) -> None:
-        cause = "a run was still going" if going else "Letta was still working on the decision"
+    def __init__(self, waited: float, run: bool, answered: bool = False) -> None:
+        cause = "a run was still going" if run else "Letta was still working on the decision"
         super().__init__(Kind.TIMEOUT, f"{cause} after {waited:g} seconds")
-        self.waited, self.going = waited, going
+        self.waited, self.going = waited, run and answered
 
 
 Otids = str | tuple[str, ...]  # one send's otid, or every otid it may have carried
@@ -157,7 +158,8 @@ async def still_waiting(
     calls (a decision on them went) still shows waiting: a run a cancel reached is listed ended at once while its
     model step goes on, and what the step stores is stored only when it ends (reference §16, §19), so what the agent
     asked in answer shows only then. Raises LettaError: a TIMEOUT when either still holds after `patience` (PATIENCE)
-    seconds (`Undecided`), as what waits is not known then (and a decision sent again would be a second)."""
+    seconds (`Undecided`; with a run going, history read once more to say whether the decided requests still wait),
+    as what waits is not known then (and a decision sent again would be a second)."""
     loop = asyncio.get_running_loop()
     wait = PATIENCE if patience is None else patience
     deadline, delay = loop.time() + wait, 0.25
@@ -169,9 +171,20 @@ async def still_waiting(
                 return waiting
         if loop.time() >= deadline:
             log.warning("letta still working on a decision; approvals left unread agent=%s going=%s", agent_id, going)
-            raise Undecided(wait, going)
+            raise Undecided(wait, going, going and await _answered(client, agent_id, conversation, ids, sent))
         await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.05)))
         delay = min(delay * 2, POLL * 4)
+
+
+async def _answered(
+    client: LettaClient, agent_id: str, conversation: str | None, ids: Sequence[str], sent: Collection[str]
+) -> bool:
+    """Whether history shows none of the `sent` calls waiting any more; False when it cannot be read."""
+    try:
+        waiting = await _waiting(client, agent_id, conversation, set(ids))
+    except LettaError:
+        return False
+    return not any(c.tool_call_id in sent for q in waiting for c in q.calls)
 
 
 async def _waiting(client: LettaClient, agent_id: str, conversation: str | None, wanted: set[str]) -> list[Asked]:

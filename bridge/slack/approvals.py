@@ -72,7 +72,8 @@ def unknown_pending_notice(
     """What the thread is told when the end of a stop could not read what became of the decisions on `decided_ids`
     (`why`): one of them, or a request the agent made after it, may still wait on Letta; what that would block and
     how an operator finds and denies it. `going`: only a run of the agent's was still going after that many seconds,
-    so just a request asked after the decisions may wait, and the decisions are not blamed. Plain text: a notice is
+    history showing the decided requests answered, so just a request asked after them may wait, and they are not
+    blamed. Plain text: a notice is
     escaped as it is posted."""
     name = agent[:NAME_CHARS]
     ids = ", ".join("`" + i.replace("`", "'") + "`" for i in decided_ids)

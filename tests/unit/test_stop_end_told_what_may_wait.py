@@ -23,19 +23,25 @@ from bridge.store import open_store
 from tests.fakes.letta import FakeLetta
 from tests.unit.test_stop_cancel import TURN
 from tests.unit.test_stop_end import Recorder
-from tests.unit.test_stop_end_asked_again import asking_once, denied_unread
+from tests.unit.test_stop_end_asked_again import asking_once, denied_unread, waiting_turn
 
 
-def told_with_a_run_going(tmp_path: Path, begun: timedelta) -> tuple[list[str], str]:
+def told_with_a_run_going(tmp_path: Path, begun: timedelta, in_its_step: bool = False) -> tuple[list[str], str]:
     """What the thread is told when the stop's end finds a run of finn's listed going throughout, begun `begun`
-    before the end (after the stop's denial when short), and the denial's tool call id."""
+    before the end (after the stop's denial when short), and the denial's tool call id. `in_its_step`: the decision
+    went but its step has not stored it, so history still shows its request waiting."""
 
     async def main(letta: FakeLetta, finn: str) -> tuple[list[Any], str]:
         store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
         await store.open()
         client = LettaClient(letta.base_url)
         try:
-            turn_id, desk, rows, settings = await denied_unread(store, client, finn)
+            if in_its_step:
+                turn_id, desk, rows, settings = await waiting_turn(store, client, finn)
+                for row in rows:
+                    assert await desk.store.sending(row.id)
+            else:
+                turn_id, desk, rows, settings = await denied_unread(store, client, finn)
             listed = client._run_list
             run = {"id": "run-1", "status": "running", "created_at": (datetime.now(UTC) - begun).isoformat()}
 
@@ -84,3 +90,21 @@ def test_a_run_begun_before_the_stops_denial_raises_no_alarm(
     monkeypatch.setattr(recovery, "PATIENCE", 0.5)
     told, _ = told_with_a_run_going(tmp_path, timedelta(hours=1))
     assert told == [], told
+
+
+
+def test_a_decided_request_still_waiting_while_a_run_goes_is_told_as_what_may_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop's decision went, its request still shows waiting in history and a run begun since (maybe the
+    decision's own, a cancel having timed out) is still going after the wait: the thread is told the decided call
+    itself, or one finn asked for after it, may wait; never that it was decided (review secKQ of 7584aa2)."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+    told, call_id = told_with_a_run_going(tmp_path, timedelta(0), in_its_step=True)
+    assert told == [
+        "After the stop, the bridge could not tell whether finn still waits for a tool call to be decided (a run was"
+        f" still going after 0.5 seconds): tool call id `{call_id}`, decided before, or one finn asked for after it,"
+        " may wait on Letta, which takes no new message for finn, in any channel or thread that uses finn, until it"
+        " is decided. An operator can find it in the agent's history in Letta (an approval request with no tool"
+        " return) and deny it with an approval message to the agent."
+    ], told
