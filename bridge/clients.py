@@ -313,8 +313,8 @@ class LettaServers:
             if found is not None and (self._asked.get(key) != asked or not self._ask_now(key, found)):
                 return found  # made, or asked again, while this use waited: its answer is this use's
             client = await self._make(settings)
-            self._asked[key] = time.monotonic()
             if found is not None and client.kind_guessed:  # still no answer: the same stand-in, kits and all
+                self._asked[key] = time.monotonic()
                 await client.aclose()
                 return found
             if isinstance(client, KindUntold):
@@ -329,7 +329,8 @@ class LettaServers:
                 await found.client.aclose()
             found = self._server(settings, client)
             await watch_group_sends_left(self._store, found.client, settings.letta_recovery_wait_seconds)
-            self._servers[key] = found
+            # Stamped only once the new client is held: until then a use waits at the lock, never handed the old one.
+            self._servers[key], self._asked[key] = found, time.monotonic()
             return found
 
     def _ask_now(self, key: str, found: LettaServer) -> bool:

@@ -74,6 +74,30 @@ def test_uses_waiting_behind_one_ask_of_a_down_server_share_its_answer(database_
     run(database_url, body)
 
 
+
+def test_a_use_while_the_answered_servers_client_is_set_up_gets_the_real_client(database_url: str) -> None:
+    """Once the server answered, a use arriving while its real client is set up (the journal read for group sends
+    left going, slow on a busy database) waits for it: never handed the old stand-in, closed by then, which would fail
+    the mention as Letta unreachable though the server just answered (review secKQ of 145fdca)."""
+
+    async def body(store: Store) -> None:
+        servers, _ = servers_answering(store, [False, True], ask_every=0.2)
+        assert (await servers.get(SETTINGS)).client.kind_guessed
+        await asyncio.sleep(0.25)  # past ask_every: the next use asks again, and this time the server answers
+        read = store.steps_left_going
+
+        async def slow(*a: object, **k: object) -> object:
+            await asyncio.sleep(0.3)
+            return await read(*a, **k)  # type: ignore[arg-type]
+        store.steps_left_going = slow  # type: ignore[method-assign]
+        asking = asyncio.create_task(servers.get(SETTINGS))
+        await asyncio.sleep(0.1)  # the server answered; its client is being set up
+        other = await servers.get(SETTINGS)
+        assert other is await asking and not other.client.kind_guessed
+        await servers.aclose()
+
+    run(database_url, body)
+
 def test_a_stand_in_answers_at_once_between_two_asks_of_its_server(database_url: str) -> None:
     """A server whose kind could not be told is asked again at most every `ask_every` seconds: a use in between
     gets the stand-in at once, without waiting on the server; the first use after the pause asks again."""
