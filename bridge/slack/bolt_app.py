@@ -32,6 +32,7 @@ from slack_bolt.middleware.authorization.async_internals import _is_no_auth_requ
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_bolt.middleware.authorization.internals import _is_no_auth_test_call_required
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import is_event
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.attachments import Attachment
@@ -68,11 +69,18 @@ class MiddlewareErrors(AsyncDefaultMiddlewareErrorHandler):
 
 class ListenerErrors(AsyncDefaultListenerErrorHandler):
     """Bolt's handler of a listener's exception (answered 500): a database failure is an expected condition, met on
-    every try while it lasts, so it is said in one line; anything else keeps its traceback."""
+    every try while it lasts, so it is said in one line; anything else keeps its traceback. Only an Events API
+    request is handled again (Slack delivers it again, or the inbox keeps it); an interaction or a command is not,
+    so its line says so."""
 
     async def handle(self, error: Exception, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         if database_trouble(error):
-            log.warning("slack request answered 500, to be handled again: %s", trouble_words(error, retried=True))
+            words = trouble_words(error, retried=True)
+            if is_event(request.body if isinstance(request.body, dict) else {}):
+                log.warning("slack request answered 500, to be handled again: %s", words)
+            else:
+                log.warning("slack request answered 500, not recorded (Slack does not deliver it again; the person"
+                            " may press or send it again): %s", words)
             return
         await super().handle(error, request, response)
 
