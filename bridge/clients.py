@@ -319,7 +319,7 @@ class LettaServers:
                 return found
             if isinstance(client, KindUntold):
                 log.warning(
-                    "the kind of the Letta server at %s could not be told: it did not answer (%s); its turns fail "
+                    "the kind of the Letta server at %s could not be told: it did not tell it (%s); its turns fail "
                     "as Letta unreachable, and it is asked again at a use at most every %.0f s",
                     settings.letta_base_url, client.why, self._ask_every,
                 )

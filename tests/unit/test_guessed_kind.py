@@ -149,8 +149,29 @@ def test_asked_again_is_logged_for_a_server_in_use_not_for_a_url_only_checked(
         await servers.get(closed)
         await servers.get(closed)
         await servers.aclose()
-        assert caplog.text.count("could not be told: it did not answer") == 1, caplog.text
+        assert caplog.text.count("could not be told: it did not tell it") == 1, caplog.text
         assert caplog.text.count("asked again") == 1, caplog.text
 
     caplog.set_level(logging.INFO)
+    run(database_url, body)
+
+
+def test_a_server_that_answered_an_error_is_not_said_to_have_not_answered(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """secKQ: a server answering HTTP 502 to the kind's question was logged "it did not answer (… it answered HTTP
+    502 …)"; the line says it did not tell it, the reason in brackets."""
+
+    async def make(settings: Settings) -> LettaClient:
+        why = LettaError("unreachable", "it answered HTTP 502", status=502, base_url=settings.letta_base_url)
+        return KindUntold(settings.letta_base_url, why, OWN_KEY)
+
+    async def body(store: Store) -> None:
+        servers = LettaServers(store, make)
+        await servers.get(SETTINGS)
+        await servers.aclose()
+        assert "could not be told: it did not tell it (" in caplog.text, caplog.text
+        assert "did not answer" not in caplog.text, caplog.text
+
+    caplog.set_level(logging.WARNING)
     run(database_url, body)
