@@ -93,6 +93,16 @@ def test_a_run_begun_before_the_stops_denial_raises_no_alarm(
 
 
 
+
+def test_a_run_begun_within_the_clocks_slack_before_the_denial_still_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run Letta says began 20 seconds before the stop's denial may be its own, Letta's clock behind the bridge's
+    (active_runs.CLOCK_SLACK, 30 s; docs/approvals.md says so): still going after the wait, it is told as a run."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+    told, _ = told_with_a_run_going(tmp_path, timedelta(seconds=20))
+    assert len(told) == 1 and told[0].startswith("After the stop, a run of finn's was still going"), told
+
 def test_a_decided_request_still_waiting_while_a_run_goes_is_told_as_what_may_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
