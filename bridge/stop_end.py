@@ -183,15 +183,15 @@ async def _deny_waiting(
     are. Only requests after those decisions' tool returns: one a decision was recorded as sent for is never denied
     again, as it may be in its model step still (Letta would take a second decision and run another turn), which
     history is read until it shows ended (`still_waiting`'s `sent`). The first error, once every agent (conversation)
-    was looked after."""
+    was looked after, all at once."""
     chains: dict[tuple[str, str | None], list[Approval]] = {}
     for row in went:
         chains.setdefault((row.asked.agent_id, row.asked.conversation_id), []).append(row)
-    failed: LettaError | None = None
-    for rows in chains.values():  # one chain's failure never skips another agent's: each thread is told of its own
-        error = await _deny_chain(client, approvals, rows, reason, poster, lift)
-        failed = failed or error
-    return failed
+    # Read at once, each able to wait PATIENCE: one after another, N busy agents would hold the channel N waits. One
+    # chain's failure never skips another agent's: each thread is told of its own.
+    errors = await asyncio.gather(*(_deny_chain(client, approvals, rows, reason, poster, lift)
+                                    for rows in chains.values()))
+    return next((e for e in errors if e is not None), None)
 
 
 async def _deny_chain(

@@ -1,12 +1,13 @@
-"""The process ending a stop looks after each agent of the turn in turn: when what waits on one agent cannot be told
-(a run of finn's still listed going after the wait), the thread is told of finn, and another agent of the same turn
-is still looked after. Before, the first agent's TIMEOUT returned at once: gus's request, asked after the stop's
+"""The process ending a stop looks after each agent of the turn, all at once: when what waits on one agent cannot be
+told (a run of finn's still listed going after the wait), the thread is told of finn, and another agent of the same
+turn is still looked after. Before, the first agent's TIMEOUT returned at once: gus's request, asked after the stop's
 denial, was never denied, and gus refused every later message with no notice naming gus. Found by review secKL of
 f126310."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,12 @@ async def denied_unread(client: LettaClient, approvals: ApprovalStore, rows: lis
     assert [s async for s in exchange(client, denial, name, True, agent_id=agent)]
 
 
-def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """finn's and gus's requests were denied by the dead process's stop; gus answered by asking again, and a run of
-    finn's stays listed going: the thread is told finn may wait, gus's request is denied, and gus answers next."""
-    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+Runs = Callable[[str, str, Any], Callable[..., Awaitable[list[dict[str, Any]]]]]
+
+
+def stop_ended(tmp_path: Path, runs: Runs) -> tuple[list[Any], list[Any]]:
+    """finn's and gus's requests denied by a dead process's stop (gus answered by asking again), its end run with
+    the run list `runs(finn, gus, real)` gives: what the thread was told, and what gus answers next."""
 
     async def main(letta: FakeLetta, finn: str, gus: str) -> tuple[list[Any], list[Any]]:
         store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
@@ -63,12 +64,7 @@ def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_
             await denied_unread(client, desk.store, rows, finn, "finn")
             await denied_unread(client, desk.store, await asked_in(client, desk.store, turn_id, gus), gus, "gus")
             real = client.active_runs
-
-            async def going(agent_id: str, *a: Any, **k: Any) -> list[dict[str, Any]]:
-                if agent_id == finn:  # a run of finn's, listed going throughout
-                    return [{"id": "run-1", "status": "running"}]
-                return await real(agent_id, *a, **k)
-            client.active_runs = going  # type: ignore[method-assign]
+            client.active_runs = runs(finn, gus, real)  # type: ignore[method-assign]
             assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
             thread = Recorder()
             end = StopEnd(store, TurnStops(store, client, 0), thread, Recorder(True), desk,  # type: ignore[arg-type]
@@ -81,7 +77,45 @@ def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_
             await store.close()
 
     with FakeLetta(version="0.16.8") as letta:
-        calls, later = asyncio.run(main(letta, asking_once(letta), asking_twice(letta, "gus")))
+        return asyncio.run(main(letta, asking_once(letta), asking_twice(letta, "gus")))
+
+
+def test_one_agents_timeout_still_denies_another_agents_request_asked_after_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finn's and gus's requests were denied by the dead process's stop; gus answered by asking again, and a run of
+    finn's stays listed going: the thread is told finn may wait, gus's request is denied, and gus answers next."""
+    monkeypatch.setattr(recovery, "PATIENCE", 0.5)
+
+    def runs(finn: str, gus: str, real: Any) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+        async def going(agent_id: str, *a: Any, **k: Any) -> list[dict[str, Any]]:
+            if agent_id == finn:  # a run of finn's, listed going throughout
+                return [{"id": "run-1", "status": "running"}]
+            return list(await real(agent_id, *a, **k))
+        return going
+
+    calls, later = stop_ended(tmp_path, runs)
     told = [c[3].text for c in calls if c[0] == "post" and "could not tell" in c[3].text]
     assert len(told) == 1 and "finn" in told[0] and "gus" not in told[0], calls
     assert [s.text for s in later if isinstance(s, Said)] == ["gus says hi"], later
+
+
+def test_each_agents_chain_is_read_at_once_not_one_wait_after_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of finn's and of gus's both stay listed going: each agent's wait (recovery.PATIENCE) runs beside the
+    other's, so a turn with N busy agents holds its channel one wait, not N (review secKQ of 459910d); each thread
+    is told of its own agent."""
+    monkeypatch.setattr(recovery, "PATIENCE", 1.0)
+    first: dict[str, float] = {}
+
+    def runs(finn: str, gus: str, real: Any) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+        async def going(agent_id: str, *a: Any, **k: Any) -> list[dict[str, Any]]:
+            first.setdefault({finn: "finn", gus: "gus"}.get(agent_id, agent_id), asyncio.get_running_loop().time())
+            return [{"id": f"run-{agent_id}", "status": "running"}]
+        return going
+
+    calls, _ = stop_ended(tmp_path, runs)
+    told = sorted(c[3].text.split("'s was")[0] for c in calls if c[0] == "post" and "could not tell" in c[3].text)
+    assert told == ["After the stop, a run of finn", "After the stop, a run of gus"], calls
+    assert abs(first["finn"] - first["gus"]) < 0.5, first
