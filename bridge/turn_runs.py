@@ -19,7 +19,7 @@ from dataclasses import replace
 from bridge.logs import log_context
 from bridge.metrics import Metrics
 from bridge.post_order import PostOrder
-from bridge.slack.failures import SlackPostError
+from bridge.slack.failures import SlackAnswer, SlackPostError
 from bridge.start_order import StartOrder
 from bridge.store.base import Store
 from bridge.turn_slot import Slot
@@ -61,18 +61,22 @@ class TurnRuns:
             status = "crashed"
             pauses = iter((*CRASH_PAUSES, None))
             runs = 0  # failed runs; one Slack did not take posts in is none
+            told = False  # the wait for Slack is said once a turn, not every run made again
             while True:
                 try:
                     status, started = await self._run_once(job)
                     break
                 except Exception as exc:
                     if isinstance(exc, SlackPostError) and exc.unavailable:  # no failed run: Slack was down
-                        log.warning("turn not posted while Slack is down, to run again once it answers "
-                                    "slack_error=%s", exc.error)
-                        if not await self._slack_answers(job.turn.team_id):
+                        if not told:
+                            log.warning("turn not posted while Slack is down, to run again once it answers "
+                                        "slack_error=%s", exc.error)
+                        answer = await self._slack_answers(job.turn.team_id, told)
+                        told = True
+                        if answer is None:
                             log.info("turn waiting for Slack left for the next start turn_id=%s", job.turn_id)
                             return LEFT
-                        job = replace(job, resumed=True, order=PostOrder())
+                        job = replace(job, resumed=True, order=PostOrder(), token_refused=answer == "refuses")
                         continue
                     log.exception("turn worker failed turn_id=%s", job.turn_id)
                     runs += 1
@@ -106,31 +110,47 @@ class TurnRuns:
         finally:
             slot.give()
 
-    async def _slack_answers(self, team_id: str) -> bool:
+    async def _slack_answers(self, team_id: str, told: bool) -> SlackAnswer | None:
         """Wait while Slack does not answer (an incident): a run made meanwhile would fail as well. The turn keeps
-        its place, the binding's next turns behind it; False when the bridge stops meanwhile: the turn, still
-        running in the store, is resumed by the next start as any turn in flight."""
+        its place, the binding's next turns behind it; None when the bridge stops meanwhile: the turn, still
+        running in the store, is resumed by the next start as any turn in flight. "refuses": Slack refuses the
+        token, and the run made at once ends the turn failed. One Slack answered at once (auth.test fine, its posts
+        still failing: a partial outage) is made again only after a look's wait, said once (`told`: not the
+        turn's first wait), so that it cannot spin."""
         loop = asyncio.get_running_loop()
         waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
         while not self._closing():
             try:
-                answered = await self._worker.slack_answers(team_id)
+                answer = await self._worker.slack_answers(team_id)
             except Exception:  # not Slack being down: the run made again says what it was
-                answered = True
-            if answered:
-                if waited_since is not None:
-                    log.info("Slack answers again, running the turn again waited_ms=%.0f",
-                             (loop.time() - waited_since) * 1000)
-                return True
+                answer = "answers"
+            if answer == "refuses":
+                log.error("Slack refuses the bridge's token (revoked, the app uninstalled): the turn waiting for Slack "
+                          "runs once more, and ends failed if Slack still does not take its posts")
+                return answer
+            if answer == "answers" and waited_since is not None:
+                log.info("Slack answers again, running the turn again waited_ms=%.0f",
+                         (loop.time() - waited_since) * 1000)
+                return answer
+            if answer == "answers":  # at once: Slack answers, yet did not take the turn's posts
+                if not told:
+                    log.warning("Slack answers but did not take the turn's posts, running it again every %gs",
+                                SLACK_LOOK_EVERY)
+                return answer if await self._nap() else None
             if waited_since is None:
                 waited_since = loop.time()
                 log.warning("Slack does not answer, waiting to run the turn again")
-            step = min(CLOSING_LOOK_EVERY, SLACK_LOOK_EVERY)
-            for _ in range(math.ceil(SLACK_LOOK_EVERY / step)):  # a stop is seen within a step, not a whole look
-                if self._closing():
-                    break
-                await asyncio.sleep(step)
-        return False
+            await self._nap()
+        return None
+
+    async def _nap(self) -> bool:
+        """A look's wait (SLACK_LOOK_EVERY), cut short when the bridge stops: whether it did not."""
+        step = min(CLOSING_LOOK_EVERY, SLACK_LOOK_EVERY)
+        for _ in range(math.ceil(SLACK_LOOK_EVERY / step)):  # a stop is seen within a step, not a whole look
+            if self._closing():
+                return False
+            await asyncio.sleep(step)
+        return not self._closing()
 
     async def _database_answers(self) -> None:
         """Wait while the database does not answer (Postgres restarting): a run made meanwhile would fail as well,

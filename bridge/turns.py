@@ -27,7 +27,7 @@ from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence
 from bridge.slack.directory import Directory
-from bridge.slack.failures import CHANNEL_REFUSALS, SlackPostError, answers
+from bridge.slack.failures import CHANNEL_REFUSALS, SlackAnswer, SlackPostError, answers
 from bridge.slack.files import FileFetcher, file_hosts
 from bridge.slack.live import LiveMessages
 from bridge.slack.post import SlackPoster
@@ -78,6 +78,9 @@ class Job:
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
     place: Place = field(default_factory=Place, compare=False)  # among the turns starting (start_order.py)
     slot: Slot | None = field(default=None, compare=False)  # among MAX_CONCURRENT_TURNS (turn_runs.py)
+    # Slack refused the bridge's token while the turn waited for it (turn_runs.py): a post Slack does not take now
+    # ends the turn failed, as any refusal, instead of waiting for Slack again.
+    token_refused: bool = False
     # Called once the turn is known to go to its agents (taken, its channel connected, Slack taking posts there):
     # its thread's queue notice then promised what comes (notices.py).
     going: Callable[[], None] = field(default=lambda: None, compare=False)
@@ -149,8 +152,8 @@ class TurnWorker:
         if job.stopped_by is None:
             self._directory.channel_name_soon(job.turn.channel_id)
 
-    async def slack_answers(self, team_id: str) -> bool:
-        """Whether the turn's Slack answers now (its posts failed while Slack was down)."""
+    async def slack_answers(self, team_id: str) -> SlackAnswer:
+        """Whether the turn's Slack answers now (its posts failed while Slack was down), or refuses the token."""
         return await answers(self._poster.client)
 
     async def run(self, job: Job) -> str:
@@ -257,7 +260,7 @@ class TurnWorker:
         try:
             await self._flush(job, drafts)
         except SlackPostError as exc:  # archived, the bot removed: said in the log, never tried again
-            if exc.unavailable:  # Slack was down: the turn runs again once it answers (turn_runs.py)
+            if exc.unavailable and not job.token_refused:  # Slack was down: run again once it answers (turn_runs.py)
                 raise
             log.warning("turn notice not posted: Slack refused it slack_error=%s", exc.error)
             error = error or f"Slack refused the notice: {exc.error}"
@@ -350,9 +353,10 @@ class TurnWorker:
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
                     await say_stopped(self._poster, self._outbox(job), turn, by, check_first=False)
         except SlackPostError as exc:
-            if exc.unavailable:  # Slack was down, not refusing: the turn runs again once it answers (turn_runs.py)
+            if exc.unavailable and not job.token_refused:  # Slack was down: run again once it answers (turn_runs.py)
                 raise
-            status, error = "failed", f"Slack refused a post: {exc.error}"
+            refusal = "the bridge's token" if exc.unavailable else exc.error
+            status, error = "failed", f"Slack refused a post: {refusal}"
             log.error(
                 "turn cannot post turn_id=%s channel=%s slack_error=%s permanent=%s",
                 job.turn_id,

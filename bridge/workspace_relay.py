@@ -5,6 +5,7 @@ that worker, and `WorkspaceRelay` says a queued turn with its workspace's poster
 from __future__ import annotations
 
 from bridge.relay import Relay
+from bridge.slack.failures import SlackAnswer
 from bridge.slack.post import SlackPoster
 from bridge.threads import ThreadPolicy
 from bridge.turns import Job, TurnWorker
@@ -38,10 +39,10 @@ class WorkspaceWorkers(TurnWorker):
         if kit is not None:
             kit.worker.expect(job)
 
-    async def slack_answers(self, team_id: str) -> bool:
+    async def slack_answers(self, team_id: str) -> SlackAnswer:
         """The workspace's own Slack client asks; one no longer served is for its run to find out."""
         kit = self._workspaces.served(team_id)
-        return kit is None or await kit.worker.slack_answers(team_id)
+        return "answers" if kit is None else await kit.worker.slack_answers(team_id)
 
     async def run(self, job: Job) -> str:
         return await self._workspaces.run(job)

@@ -7,7 +7,7 @@ answer says its token was granted; whether Slack answers at all now.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -27,6 +27,9 @@ PERMANENT = frozenset(
         "restricted_action",
     }
 )
+# Slack refusing the token itself (revoked, the app uninstalled, expired): nothing it is asked will work until
+# someone reinstalls the app, so a turn waiting for Slack ends failed rather than waiting on.
+TOKEN_REFUSALS = frozenset({"invalid_auth", "token_revoked", "token_expired", "account_inactive", "not_authed"})
 # Refusals of a method for the whole app (its scope, its kind of app, the method off): asking again elsewhere
 # cannot help, unlike a refusal of one channel or thread.
 METHOD_REFUSED = frozenset(
@@ -119,14 +122,21 @@ def passing(exc: BaseException) -> bool:
     return outcome_unknown(exc) or (isinstance(exc, SlackApiError) and slack_error(exc) in PASSING_ERRORS)
 
 
-async def answers(client: AsyncWebClient) -> bool:
-    """Whether Slack answers a cheap call (auth.test) now: a turn whose posts Slack did not take while it was
-    down runs again once it does. A refusal is an answer: the run made again says what it means."""
+# What Slack says to a cheap call now: it answers (a refusal of anything but the token is an answer too: the run
+# made again says what it means), it is down, or it refuses the bridge's token (TOKEN_REFUSALS).
+SlackAnswer = Literal["answers", "down", "refuses"]
+
+
+async def answers(client: AsyncWebClient) -> SlackAnswer:
+    """Whether Slack answers auth.test now: a turn whose posts Slack did not take while it was down runs again once
+    it does, and ends failed if Slack refuses the token (waiting would not bring it back)."""
     try:
         await client.auth_test()
     except FAILURES as exc:
-        return not passing(exc)
-    return True
+        if passing(exc):
+            return "down"
+        return "refuses" if slack_error(exc) in TOKEN_REFUSALS else "answers"
+    return "answers"
 
 
 def granted_scopes(response: Any) -> frozenset[str] | None:

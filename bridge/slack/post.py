@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,15 +22,21 @@ from bridge.slack.failures import (
     CHANNEL_REFUSALS,
     FAILURES,
     OUTCOME_WAITS,
+    TOKEN_REFUSALS,
     SlackPostError,
     granted_scopes,
     outcome_unknown,
     passing,
     slack_error,
 )
-from bridge.slack.feedback import with_actions
+
+# What a post is made of lives in parts.py; its names are still taken from here.
+from bridge.slack.parts import Author as Author
+from bridge.slack.parts import Look as Look
+from bridge.slack.parts import Part as Part
+from bridge.slack.parts import dispensable, plain
 from bridge.slack.ratelimits import RATE_LIMIT_WAITS, not_counted, rate_limited, retry_after
-from bridge.slack.render import MAX_TEXT, escape, named, notes_blocks, reply_texts, split
+from bridge.slack.render import escape, named, notes_blocks, reply_texts, split
 from bridge.store.leases import check_lease
 
 log = logging.getLogger(__name__)
@@ -45,66 +49,9 @@ Taken = Callable[[], Awaitable[Collection[str]]]  # the ts of a thread's posts r
 class _CannotTell(Exception):
     """Whether a post landed cannot be told now: the thread could not be read, or who the bot is is not known."""
 
-
-@dataclass(frozen=True)
-class Part:
-    text: str
-    username: str | None
-    icon_emoji: str | None = None
-    icon_url: str | None = None
-    blocks: tuple[dict[str, Any], ...] = ()
-    actions: tuple[dict[str, Any], ...] = ()  # blocks after the text (feedback buttons): the text goes in sections
-
-    def all_blocks(self) -> list[dict[str, Any]] | None:
-        return list(self.blocks) or with_actions(self.text, self.actions)
-
-
-@dataclass(frozen=True)
-class Author:
-    """Who a message is posted as: the agent's name and icon, or the app itself (all None)."""
-
-    username: str | None = None
-    icon_emoji: str | None = None
-    icon_url: str | None = None
-
-
-@dataclass(frozen=True)
-class Look:
-    """An agent's display name and icon in Slack, from config; the agent's own name when unset."""
-
-    display_name: str | None = None
-    icon_emoji: str | None = None
-    icon_url: str | None = None
-
-
-def dispensable(part: Part) -> bool:
-    """Whether a part says all it must without its blocks: a reply's text without its feedback buttons, notes as
-    lines; never an approval card, whose buttons are the point of it."""
-    if part.actions:
-        return True
-    return bool(part.blocks) and all(block.get("type") == "context" for block in part.blocks)
-
-
-def plain(part: Part) -> Part:
-    """A part without its blocks, for when Slack refuses them: a reply's text without its feedback buttons, or
-    notes' lines (their context blocks' texts) as long as one message holds, the rest counted."""
-    if not part.blocks:
-        return Part(part.text, part.username, part.icon_emoji, part.icon_url)
-    lines = [
-        str(element.get("text", ""))
-        for block in part.blocks
-        for element in block.get("elements", [])
-        if element.get("type") == "mrkdwn"
-    ]
-    kept: list[str] = []
-    room = MAX_TEXT - len(f"… and {len(lines)} more")
-    for n, line in enumerate(lines):
-        room -= len(line) + 1
-        if room < 0:
-            kept.append(f"… and {len(lines) - n} more")
-            break
-        kept.append(line)
-    return Part("\n".join(kept) or part.text, part.username, part.icon_emoji, part.icon_url)
+    def __init__(self, refusal: str = "") -> None:
+        super().__init__(refusal)
+        self.refusal = refusal  # Slack refused the token as the bot was asked about: no wait will tell more
 
 
 class SlackPoster:
@@ -119,6 +66,7 @@ class SlackPoster:
         self._bot_id: str | None = None
         self._learning: asyncio.Future[None] | None = None
         self._token_seen = 0  # counts installs: an auth.test of an earlier token is not learnt from
+        self._token_refused = ""  # Slack's refusal of the token at the last auth.test (TOKEN_REFUSALS), if any
         self._status_works = True
         self._postable: set[str] = set()  # channels a post landed in, until one is refused for good
         self._refused: dict[str, str] = {}  # channel -> Slack's refusal of it (CHANNEL_REFUSALS), until a post lands
@@ -138,7 +86,9 @@ class SlackPoster:
         try:
             await asyncio.shield(learning)
         except FAILURES as exc:
-            log.warning("slack auth.test failed error=%s", slack_error(exc))
+            error = slack_error(exc)
+            log.warning("slack auth.test failed error=%s", error)
+            self._token_refused = error if error in TOKEN_REFUSALS else ""
             if self._learning is learning:
                 self._learning = None
 
@@ -149,12 +99,14 @@ class SlackPoster:
         self._learning = None
         self._named_by_username = self._usernames_wanted
         self._token_seen += 1
+        self._token_refused = ""
 
     async def _ask_who(self) -> None:
         asked = self._token_seen
         response = await self._client.auth_test()
         if asked != self._token_seen:
             return  # it spoke of the token before a new install: the next turn asks again
+        self._token_refused = ""
         granted = granted_scopes(response)
         if self._named_by_username and granted is not None and "chat:write.customize" not in granted:
             self._named_by_username = False
@@ -250,8 +202,8 @@ class SlackPoster:
         while check_first:
             try:
                 found = await self._find(channel, thread_ts, part, after, await taken() if taken else ())
-            except _CannotTell:
-                unknown = await self._wait_out(unknown, "thread_unreadable")
+            except _CannotTell as cannot:
+                unknown = await self._wait_out(unknown, "thread_unreadable", cannot)
                 continue
             if found:
                 return found
@@ -313,14 +265,17 @@ class SlackPoster:
                 try:
                     found = await self._find(channel, thread_ts, part, after, await taken() if taken else ())
                     break
-                except _CannotTell:
-                    unknown = await self._wait_out(unknown, reason)
+                except _CannotTell as cannot:
+                    unknown = await self._wait_out(unknown, reason, cannot)
             if found:
                 return found
             unknown = await self._wait_out(unknown, reason)
 
-    async def _wait_out(self, waited: int, reason: str) -> int:
-        """The next wait of `OUTCOME_WAITS` after `waited` of them; SlackPostError once all were waited."""
+    async def _wait_out(self, waited: int, reason: str, cannot: _CannotTell | None = None) -> int:
+        """The next wait of `OUTCOME_WAITS` after `waited` of them; SlackPostError once all were waited, or at once
+        when Slack refused the token (not Slack down: the turn ends failed rather than waiting for Slack)."""
+        if cannot is not None and cannot.refusal:
+            raise SlackPostError("auth.test", cannot.refusal) from None
         if waited >= len(OUTCOME_WAITS):
             raise SlackPostError("chat.postMessage", reason, unknown=True)
         await asyncio.sleep(OUTCOME_WAITS[waited])
@@ -348,7 +303,7 @@ class SlackPoster:
         texts = {part.text, plain(part).text}
         await self.learn()
         if self._bot_id is None:  # Slack did not say who the bot is: nothing can be told apart as ours
-            raise _CannotTell
+            raise _CannotTell(self._token_refused)
         for _ in range(LOOKUP_PAGES):
             try:
                 response = await self._client.conversations_replies(

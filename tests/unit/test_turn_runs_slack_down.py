@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import bridge.turn_runs as turn_runs
-from bridge.slack.failures import SlackPostError
+from bridge.slack.failures import SlackAnswer, SlackPostError
 from bridge.store.base import Store
 from bridge.turns import Job
 from tests.unit.test_relay import Worker, mention, relaying, until, until_done
@@ -28,9 +28,9 @@ class SlackDown(Worker):
         self.looks = 0
         self.finish()
 
-    async def slack_answers(self, team_id: str) -> bool:
+    async def slack_answers(self, team_id: str) -> SlackAnswer:
         self.looks += 1
-        return not self.down.is_set()
+        return "down" if self.down.is_set() else "answers"
 
     async def run(self, job: Job) -> str:
         if job.turn.text == "first" and self.outages > 0:
