@@ -328,7 +328,9 @@ class TurnWorker:
                 error = exc.explain(binding.target.description or "the group")
                 error += reconnect(s, exc.target_gone, binding.bound_by)
                 await self._owe(job, "notice:letta", error)
-            except (SlackPostError, TurnAbandoned):
+            except (SlackPostError, TurnAbandoned) as exc:
+                if isinstance(exc, SlackPostError) and exc.unavailable and not job.token_refused:
+                    raise  # Slack was down: the run made again (turn_runs.py) takes up the agents still answering
                 if running.sending:  # the agent asked while the post was made answers nobody now
                     await self.stops.cancel_letta(running)
                 raise

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bridge.domain import AgentReply, ApprovalRequest, Binding, Target, ToolCall, TurnInput
+from bridge.slack.failures import SlackPostError
 from bridge.store.approvals import Approval
 from bridge.turn_asking import TurnAsking
 from bridge.turns import Job, TurnWorker
@@ -23,9 +24,13 @@ STOPS = pytest.mark.parametrize("delivered", [True, False], ids=["stop-delivered
 Events = Callable[[TurnInput, Callable[[], Any]], AsyncIterator[AgentReply]]
 
 
-async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str, TurnWorker, Job]:
+async def run_turn(
+    tmp_path: Path, delivered: bool, events: Events, post_fails: Exception | None = None,
+    cancelled: list[Any] | None = None,
+) -> tuple[str, TurnWorker, Job]:
     """Run a turn whose runner yields `events` (given its input and a function that stops the turn, delivered
-    here or only recorded); Slack answers the first post, and Letta the cancel, only after 0.3 s."""
+    here or only recorded); Slack answers the first post, and Letta the cancel, only after 0.3 s: the post then
+    fails with `post_fails`, if given; each cancel of the turn's Letta runs is put in `cancelled`."""
     s = settings()
     worker, store, job, poster = await worker_for(tmp_path, s)
     await store.take_turn(job.turn_id)
@@ -34,9 +39,13 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
 
     async def post(*_: Any, **__: Any) -> str:
         await slack.wait()
+        if post_fails is not None:
+            raise post_fails
         return "9.000001"
 
-    async def cancel_letta(_running: Any) -> list[str]:
+    async def cancel_letta(running: Any) -> list[str]:
+        if cancelled is not None:
+            cancelled.append(set(running.sending))
         await letta_cancel.wait()
         return []
 
@@ -79,11 +88,16 @@ async def run_turn(tmp_path: Path, delivered: bool, events: Events) -> tuple[str
     )
     target = Target("group", (), "group-1", description="the crew")
     answering = asyncio.create_task(slack_and_letta_answer())
-    async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
-        running.target = target
-        binding = Binding("T1", "C1", target)
-        status = await worker._run_shown(job, binding, drafts, running, Recorder())  # type: ignore[arg-type]
-    await asyncio.gather(answering, *stopping)
+    try:
+        async with worker.stops.track(job.turn_id, "T1", "C1", "1.000001") as running:
+            running.target = target
+            binding = Binding("T1", "C1", target)
+            status = await worker._run_shown(job, binding, drafts, running, Recorder())  # type: ignore[arg-type]
+    except BaseException:
+        await store.close()  # the caller, given no worker, cannot
+        raise
+    finally:
+        await asyncio.gather(answering, *stopping)
     return status, worker, job
 
 
@@ -148,3 +162,47 @@ def test_a_card_waiting_for_the_replies_before_it_is_settled_when_the_turn_is_st
     assert [row.card_ts for row in rows] == [None], "the card was posted though the turn was stopped"
     assert open_rows == [], "the stopped turn's tool call still waits for a decision"
     assert [row.outcome for row in rows] == ["stopped"]
+
+
+def asking_bob_while_alice_is_posted(asked: list[str]) -> Events:
+    """Alice answers; bob is being asked (his step journaled, unanswered) while her reply is posted."""
+
+    async def events(turn_input: TurnInput, _stop: Callable[[], Any]) -> AsyncIterator[AgentReply]:
+        asked.append("alice")
+        yield reply("alice")
+        asked.append("bob")
+        turn_input.approvals._running.sending.add("agent-bob")  # type: ignore[union-attr]
+        await asyncio.sleep(5)  # bob's model call, cut short by the failed post
+        yield reply("bob")
+
+    return events
+
+
+def test_a_post_slack_did_not_take_while_down_leaves_the_agent_asked_meanwhile_running(tmp_path: Path) -> None:
+    """Slack down past the poster's tries while bob is asked: the turn is run again once Slack answers
+    (turn_runs.py), so bob's run is not cancelled mid-step (the run made again would find his step unanswered and
+    could ask him again or recover half an answer); the failure is raised for turn_runs to wait on."""
+    asked: list[str] = []
+    cancelled: list[Any] = []
+    down = SlackPostError("chat.postMessage", "http_503", unknown=True)
+
+    with pytest.raises(SlackPostError) as raised:
+        asyncio.run(run_turn(tmp_path, True, asking_bob_while_alice_is_posted(asked), down, cancelled))
+    assert raised.value.unavailable
+    assert asked == ["alice", "bob"]
+    assert cancelled == [], "bob's run was cancelled though the turn runs again"
+
+
+def test_a_post_refused_for_good_still_cancels_the_agent_asked_meanwhile(tmp_path: Path) -> None:
+    """not_in_channel: nothing the turn asks can be posted, so bob's run answers nobody and is cancelled."""
+    asked: list[str] = []
+    cancelled: list[Any] = []
+    gone = SlackPostError("chat.postMessage", "not_in_channel")
+
+    async def main() -> str:
+        status, worker, _job = await run_turn(tmp_path, True, asking_bob_while_alice_is_posted(asked), gone, cancelled)
+        await worker.store.close()
+        return status
+
+    assert asyncio.run(main()) == "failed"
+    assert cancelled == [{"agent-bob"}]
