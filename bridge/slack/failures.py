@@ -72,8 +72,9 @@ class SlackPostError(Exception):
 
     @property
     def unavailable(self) -> bool:
-        """Slack was down rather than refusing (a 5xx, internal_error, the connection, a timeout, a rate limit past
-        its waits): the same post may land once Slack answers again, so the turn waits for it (turn_runs.py)."""
+        """Slack was down rather than refusing (a 5xx, internal_error, service_unavailable, the connection, a
+        timeout, a rate limit past its waits): the same post may land once Slack answers again, so the turn waits
+        for it (turn_runs.py)."""
         return self.unknown or self.error in PASSING_ERRORS
 
     @property
@@ -112,8 +113,9 @@ def outcome_unknown(exc: BaseException) -> bool:
 OUTCOME_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 
 
-# Slack's own trouble, said in a body: the call may work the next time.
-PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
+# Slack's own trouble, said in a body: the call may work the next time. (Not `request_timeout`: Slack's docs say it
+# of a POST whose data was missing or truncated, a refusal of that request.)
+PASSING_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable"})
 
 
 def passing(exc: BaseException) -> bool:
