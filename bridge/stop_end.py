@@ -189,9 +189,13 @@ async def _deny_waiting(
         chains.setdefault((row.asked.agent_id, row.asked.conversation_id), []).append(row)
     # Read at once, each able to wait PATIENCE: one after another, N busy agents would hold the channel N waits. One
     # chain's failure never skips another agent's: each thread is told of its own.
-    errors = await asyncio.gather(*(_deny_chain(client, approvals, rows, reason, poster, lift)
-                                    for rows in chains.values()))
-    return next((e for e in errors if e is not None), None)
+    # Each chain runs to its end before anything is raised, so none goes on denying after its caller gave up.
+    results = await asyncio.gather(*(_deny_chain(client, approvals, rows, reason, poster, lift)
+                                     for rows in chains.values()), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, LettaError):
+            raise result
+    return next((r for r in results if isinstance(r, LettaError)), None)
 
 
 async def _deny_chain(

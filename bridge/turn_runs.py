@@ -34,6 +34,9 @@ CRASH_PAUSES = (1.0, 5.0)
 DATABASE_LOOK_EVERY = 1.0  # seconds between two pings of a database that does not answer
 SLACK_LOOK_EVERY = 5.0  # seconds between two auth.test calls to a Slack that does not answer
 CLOSING_LOOK_EVERY = 0.5  # how soon a wait for Slack sees that the bridge stops
+# Runs made again in a row that found Slack answering at once and still failed to post: then the turn's last run
+# ends it failed as before (a message Slack keeps failing on, not an outage, must not hold its channel for ever).
+PARTIAL_RUNS = 3
 LEFT = "left"  # what `run` returns for a turn left waiting for Slack as the bridge stops: it ended nowhere
 
 
@@ -62,6 +65,7 @@ class TurnRuns:
             pauses = iter((*CRASH_PAUSES, None))
             runs = 0  # failed runs; one Slack did not take posts in is none
             told = False  # the wait for Slack is said once a turn, not every run made again
+            at_once = 0  # runs made again in a row whose wait found Slack answering at its first look
             while True:
                 try:
                     status, started = await self._run_once(job)
@@ -71,12 +75,17 @@ class TurnRuns:
                         if not told:
                             log.warning("turn not posted while Slack is down, to run again once it answers "
                                         "slack_error=%s", exc.error)
-                        answer = await self._slack_answers(job.turn.team_id, told)
+                        looked = await self._slack_answers(job.turn.team_id, told)
                         told = True
-                        if answer is None:
+                        if looked is None:
                             log.info("turn waiting for Slack left for the next start turn_id=%s", job.turn_id)
                             return LEFT
-                        job = replace(job, resumed=True, order=PostOrder(), token_refused=answer == "refuses")
+                        answer, waited = looked
+                        at_once = 0 if waited else at_once + 1
+                        # Slack refuses the token, or answers at once each time and still takes none of the
+                        # turn's posts (a message it fails on, not an outage): the next run is its last.
+                        last = answer == "refuses" or at_once >= PARTIAL_RUNS
+                        job = replace(job, resumed=True, order=PostOrder(), last_try=last)
                         continue
                     log.exception("turn worker failed turn_id=%s", job.turn_id)
                     runs += 1
@@ -110,13 +119,13 @@ class TurnRuns:
         finally:
             slot.give()
 
-    async def _slack_answers(self, team_id: str, told: bool) -> SlackAnswer | None:
+    async def _slack_answers(self, team_id: str, told: bool) -> tuple[SlackAnswer, bool] | None:
         """Wait while Slack does not answer (an incident): a run made meanwhile would fail as well. The turn keeps
         its place, the binding's next turns behind it; None when the bridge stops meanwhile: the turn, still
         running in the store, is resumed by the next start as any turn in flight. "refuses": Slack refuses the
         token, and the run made at once ends the turn failed. One Slack answered at once (auth.test fine, its posts
         still failing: a partial outage) is made again only after a look's wait, said once (`told`: not the
-        turn's first wait), so that it cannot spin."""
+        turn's first wait), so that it cannot spin. With the answer, whether Slack did not answer at some look."""
         loop = asyncio.get_running_loop()
         waited_since: float | None = None  # said once when the wait starts, once when it ends: not every look
         while not self._closing():
@@ -127,16 +136,16 @@ class TurnRuns:
             if answer == "refuses":
                 log.error("Slack refuses the bridge's token (revoked, the app uninstalled): the turn waiting for Slack "
                           "runs once more, and ends failed if Slack still does not take its posts")
-                return answer
+                return answer, waited_since is not None
             if answer == "answers" and waited_since is not None:
                 log.info("Slack answers again, running the turn again waited_ms=%.0f",
                          (loop.time() - waited_since) * 1000)
-                return answer
+                return answer, True
             if answer == "answers":  # at once: Slack answers, yet did not take the turn's posts
                 if not told:
                     log.warning("Slack answers but did not take the turn's posts, running it again every %gs",
                                 SLACK_LOOK_EVERY)
-                return answer if await self._nap() else None
+                return (answer, False) if await self._nap() else None
             if waited_since is None:
                 waited_since = loop.time()
                 log.warning("Slack does not answer, waiting to run the turn again")

@@ -78,9 +78,10 @@ class Job:
     order: PostOrder = field(default_factory=PostOrder, compare=False)  # its replies posted while it asks on
     place: Place = field(default_factory=Place, compare=False)  # among the turns starting (start_order.py)
     slot: Slot | None = field(default=None, compare=False)  # among MAX_CONCURRENT_TURNS (turn_runs.py)
-    # Slack refused the bridge's token while the turn waited for it (turn_runs.py): a post Slack does not take now
-    # ends the turn failed, as any refusal, instead of waiting for Slack again.
-    token_refused: bool = False
+    # Its last try (turn_runs.py: Slack refused the bridge's token while the turn waited for it, or answered at once
+    # each time and still took none of its posts): a post Slack does not take ends the turn failed, as any refusal,
+    # instead of waiting for Slack again.
+    last_try: bool = False
     # Called once the turn is known to go to its agents (taken, its channel connected, Slack taking posts there):
     # its thread's queue notice then promised what comes (notices.py).
     going: Callable[[], None] = field(default=lambda: None, compare=False)
@@ -260,7 +261,7 @@ class TurnWorker:
         try:
             await self._flush(job, drafts)
         except SlackPostError as exc:  # archived, the bot removed: said in the log, never tried again
-            if exc.unavailable and not job.token_refused:  # Slack was down: run again once it answers (turn_runs.py)
+            if exc.unavailable and not job.last_try:  # Slack was down: run again once it answers (turn_runs.py)
                 raise
             log.warning("turn notice not posted: Slack refused it slack_error=%s", exc.error)
             error = error or f"Slack refused the notice: {exc.error}"
@@ -329,7 +330,7 @@ class TurnWorker:
                 error += reconnect(s, exc.target_gone, binding.bound_by)
                 await self._owe(job, "notice:letta", error)
             except (SlackPostError, TurnAbandoned) as exc:
-                if isinstance(exc, SlackPostError) and exc.unavailable and not job.token_refused:
+                if isinstance(exc, SlackPostError) and exc.unavailable and not job.last_try:
                     raise  # Slack was down: the run made again (turn_runs.py) takes up the agents still answering
                 if running.sending:  # the agent asked while the post was made answers nobody now
                     await self.stops.cancel_letta(running)
@@ -355,7 +356,7 @@ class TurnWorker:
                 if not await drafts.abandon(STOPPED_DRAFT.format(user=by)):
                     await say_stopped(self._poster, self._outbox(job), turn, by, check_first=False)
         except SlackPostError as exc:
-            if exc.unavailable and not job.token_refused:  # Slack was down: run again once it answers (turn_runs.py)
+            if exc.unavailable and not job.last_try:  # Slack was down: run again once it answers (turn_runs.py)
                 raise
             refusal = "the bridge's token" if exc.unavailable else exc.error
             status, error = "failed", f"Slack refused a post: {refusal}"

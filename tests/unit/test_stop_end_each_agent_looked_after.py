@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bridge import stop_end
 from bridge.domain import AgentRef, Decision, Target
 from bridge.letta import recovery
 from bridge.letta.approving import STOPPED, approval_message
@@ -119,3 +121,35 @@ def test_each_agents_chain_is_read_at_once_not_one_wait_after_another(
     told = sorted(c[3].text.split("'s was")[0] for c in calls if c[0] == "post" and "could not tell" in c[3].text)
     assert told == ["After the stop, a run of finn", "After the stop, a run of gus"], calls
     assert abs(first["finn"] - first["gus"]) < 0.5, first
+
+
+def test_a_chain_that_raises_leaves_no_other_agent_denying_after_the_stop_end_gave_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One agent's chain failing with other than Letta's error (the database locked, Slack) is raised only once
+    every other agent's chain has ended (second reader secKU on bdcb8c5): gus's denial was still being recorded and
+    sent after the stop's end had given up, past a removal's deadline."""
+    events: list[str] = []
+
+    async def chain(*args: object) -> None:
+        rows = args[2]
+        assert isinstance(rows, list)
+        if rows[0].asked.agent_id == "finn":
+            raise RuntimeError("database is locked")
+        await asyncio.sleep(0.2)
+        events.append("gus denied")
+
+    monkeypatch.setattr(stop_end, "_deny_chain", chain)
+
+    def row(agent: str) -> SimpleNamespace:
+        return SimpleNamespace(asked=SimpleNamespace(agent_id=agent, conversation_id=None))
+
+    async def main() -> None:
+        try:
+            await stop_end._deny_waiting(None, None, [row("finn"), row("gus")], "stopped", None, None)  # type: ignore[arg-type]
+        except RuntimeError:
+            events.append("caller gave up")
+        await asyncio.sleep(0.4)
+
+    asyncio.run(main())
+    assert events == ["gus denied", "caller gave up"], events

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -42,7 +43,7 @@ class Posting(Worker):
         try:
             await self.post(job)
         except SlackPostError as exc:
-            if exc.unavailable and not job.token_refused:
+            if exc.unavailable and not job.last_try:
                 raise
             status = "failed"
         await self.store.finish_turn(job.turn_id, status)
@@ -128,6 +129,14 @@ class Outage(Posting):
             raise SlackPostError("chat.postMessage", "http_503", unknown=True)
 
 
+async def first_mention(rig: Any) -> Outage:
+    """The rig's Outage worker, once the channel's first mention is accepted."""
+    worker = rig.worker
+    assert isinstance(worker, Outage)
+    await rig.relay.accept(mention(1, "first"))
+    return worker
+
+
 def test_a_turn_waiting_for_slack_ends_failed_when_slack_refuses_the_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,11 +146,9 @@ def test_a_turn_waiting_for_slack_ends_failed_when_slack_refuses_the_token(
 
     async def main() -> tuple[list[bool], list[str], int]:
         async with relaying(tmp_path / "b.db", lambda store: Outage(store, 1000, "refuses")) as rig:
-            worker = rig.worker
-            assert isinstance(worker, Outage)
-            await rig.relay.accept(mention(1, "first"))
+            worker = await first_mention(rig)
             await asyncio.wait_for(until_done(rig.store), 5)
-            return [job.token_refused for job in worker.jobs], worker.statuses, await rig.store.count_unfinished()
+            return [job.last_try for job in worker.jobs], worker.statuses, await rig.store.count_unfinished()
 
     refused, statuses, unfinished = asyncio.run(main())
     assert (refused, statuses, unfinished) == ([False, True], ["failed"], 0)
@@ -171,3 +178,25 @@ def test_a_turn_slack_answers_for_but_takes_no_posts_from_runs_again_only_after_
     said = [r.getMessage() for r in caplog.records if r.name == "bridge.relay"]
     assert len([m for m in said if "Slack answers but did not take" in m]) == 1, said
     assert len([m for m in said if "turn not posted while Slack is down" in m]) == 1, said
+
+
+def test_a_post_slack_keeps_failing_while_it_answers_ends_the_turn_failed_and_frees_its_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auth.test fine each time, chat.postMessage failing on the turn's message for good (Slack failing on that
+    message, not an outage): after PARTIAL_RUNS runs made again the last ends the turn failed, and the channel's
+    next turn runs; before, it was run again every cycle for ever, the channel's later turns behind it."""
+    monkeypatch.setattr(turn_runs, "SLACK_LOOK_EVERY", 0.02)
+
+    async def main() -> tuple[list[bool], list[str], int]:
+        async with relaying(tmp_path / "b.db", lambda store: Outage(store, 1000, "answers")) as rig:
+            worker = await first_mention(rig)
+            await asyncio.wait_for(until(lambda: len(worker.statuses) == 1), 5)
+            worker.outages = 0
+            await rig.relay.accept(mention(2, "second"))
+            await asyncio.wait_for(until(lambda: len(worker.statuses) == 2), 5)
+            return [job.last_try for job in worker.jobs], worker.statuses, await rig.store.count_unfinished()
+
+    last, statuses, unfinished = asyncio.run(main())
+    assert last == [False, False, False, True, False], last
+    assert statuses == ["failed", "done"] and unfinished == 0, statuses
