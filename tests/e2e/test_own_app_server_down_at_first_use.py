@@ -51,5 +51,5 @@ def test_an_own_app_server_down_at_first_use_answers_once_it_is_back(tmp_path: P
     with down_at_first_use(tmp_path) as world:
         answered(world)
         logs = world.bridge.logs()
-        assert "could not be told: it did not answer" in logs, logs[-3000:]
+        assert "could not be told: it did not tell it (" in logs, logs[-3000:]
         assert "answers now: an App Server, its client made" in logs, logs[-3000:]
