@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bridge.domain import Image, SharedFile
 from bridge.letta.quoting import block
 from bridge.slack.files import TOO_BIG, FetchError
+from bridge.word_lists import and_list
 
 Fetch = Callable[[SharedFile, int], Awaitable[bytes]]
 
@@ -60,8 +61,7 @@ class Prepared:
         if not self.missing:
             return ""
         named = [f"{name} ({why})" for name, why in self.missing]
-        files = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
-        return NOTE.format(files=files, them="it" if len(named) == 1 else "them")
+        return NOTE.format(files=and_list(named), them="it" if len(named) == 1 else "them")
 
 
 def size_words(size: int, digits: int = 1) -> str:

@@ -21,14 +21,14 @@ from collections.abc import Callable
 from bridge.domain import Turn
 from bridge.slack.post import SlackPoster
 from bridge.slack.sessions import Sessions
+from bridge.word_lists import and_list
 
 
 def thinking(names: list[str]) -> str:
     """The status line for the agents a turn asks."""
     if not names:
         return "thinking..."
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"{who} {'is' if len(names) == 1 else 'are'} thinking..."
+    return f"{and_list(names)} {'is' if len(names) == 1 else 'are'} thinking..."
 
 
 class SignBudget:

@@ -11,11 +11,7 @@ from collections.abc import Sequence
 
 from bridge.domain import AgentFailure, TurnEvent
 from bridge.letta.errors import SERVER_WIDE
-
-
-def _listed(names: Sequence[str]) -> str:
-    """`bob`, `bob and carol`, `bob, carol and dave`."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+from bridge.word_lists import and_list
 
 
 def not_asked(names: Sequence[str], stop: AgentFailure, index: int) -> AgentFailure:
@@ -61,7 +57,7 @@ class SaidOnce:
         whose: dict[str | None, list[str]] = {}
         for name, first in self._held.items():
             whose.setdefault(first, []).append(name)
-        parts = [f"{_listed(met)} met the same failure" + (f" as {first}" if first else "")
+        parts = [f"{and_list(met)} met the same failure" + (f" as {first}" if first else "")
                  for first, met in whose.items()]
         if unasked:
             parts.append(_unasked(unasked) + _why(self.stop.agent_name, list(whose)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.domain import ConfigureBy
+from bridge.word_lists import and_list
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def who_may_configure(policy: Policy) -> str:
     if policy.by == "creator":
         who.insert(0, "the channel's creator")
     who.extend(f"<@{user}>" for user in sorted(policy.users))
-    return ", ".join(who[:-1]) + " and " + who[-1] if len(who) > 1 else who[0]
+    return and_list(who)
 
 
 def configurers(policy: Policy) -> str:
