@@ -200,7 +200,7 @@ class Relay:
         # and the threads whose turn its worker here has taken and not yet marked running (waiting for a slot)
         busy = {t for t, task in self._thread_tasks.get(was, {}).items() if not task.done()}
         moved = running is not None
-        log.info("channel id changed old=%s new=%s binding_moved=%s", old, new, moved, extra={"channel": new})
+        log.info("channel id changed old=%s new=%s moved=%s", old, new, moved, extra={"channel": new})
         # `ahead`: its worker under the old id, and the wait of an earlier move of it
         ahead = {t for t in (self._workers.get(was), self._moving.get(was)) if t is not None and not t.done()}
         if running is not None and ahead:

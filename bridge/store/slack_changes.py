@@ -47,6 +47,7 @@ _BINDING = (
     "UPDATE bindings SET channel_id=$3 WHERE team_id=$1 AND channel_id=$2"
     " AND NOT EXISTS (SELECT 1 FROM bindings WHERE team_id=$1 AND channel_id=$3)"
 )
+_BOUND = "SELECT 1 FROM bindings WHERE team_id=$1 AND channel_id=$2"  # the binding `_BINDING` left: the new id had one
 
 
 def _keyed(table: str, keys: str, scoped: bool = False) -> str:
@@ -154,13 +155,14 @@ async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:
 
 
 async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
-    """Move the channel's records from `old` to `new`; True when its binding moved. Nothing moves without one,
-    or when a binding was already made under `new` (it is kept, and the old one left as it was)."""
+    """Move the channel's records from `old` to `new`, with its binding if it has one (a channel answered by the
+    default target has none, and its threads move all the same); False, nothing moved, when both ids have a
+    binding (the new id's is kept, and the old one left as it was)."""
     return await move_channel_running(store, team_id, old, new) is not None
 
 
 async def move_channel_running(store: Store, team_id: str, old: str, new: str) -> frozenset[str] | None:
-    """As `move_channel`; None when the binding did not move, else the threads of the turns left running under
+    """As `move_channel`; None when nothing moved, else the threads of the turns left running under
     `old` (read in the same transaction: the relay keeps those threads' next turns back until they end)."""
     return await _move(store, (team_id, old, new), _BINDING)
 
@@ -173,20 +175,23 @@ async def move_after_turn(store: Store, team_id: str, old: str, new: str) -> Non
 
 
 async def _move(store: Store, args: tuple[str, str, str], binding: str | None) -> frozenset[str] | None:
-    """Run `_REST` in one transaction: only when the `binding` query moved the binding, always without one. The
-    threads still running under the old id, or None when nothing moved."""
+    """Run `_REST` in one transaction: after the `binding` query, unless it left a binding under the old id (the
+    new id had one); always without the query. The threads still running under the old id, or None when nothing
+    moved."""
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
             if binding is not None and (await db.execute(_sqlite(binding), args)).rowcount != 1:
-                return None
+                if await (await db.execute(_sqlite(_BOUND), args[:2])).fetchone() is not None:
+                    return None
             for query in _REST:
                 await db.execute(_sqlite(query), args)
             rows = await (await db.execute(_sqlite(_LEFT_RUNNING), args[:2])).fetchall()
         return frozenset(str(r[0]) for r in rows)
     async with raw.pool.acquire() as conn, conn.transaction():
         if binding is not None and not str(await conn.execute(binding, *args)).endswith(" 1"):
-            return None
+            if await conn.fetchrow(_BOUND, *args[:2]) is not None:
+                return None
         for query in _REST:
             await conn.execute(query, *args)
         found = await conn.fetch(_LEFT_RUNNING, *args[:2])
