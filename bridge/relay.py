@@ -26,14 +26,14 @@ from typing import Any
 from bridge.domain import Turn
 from bridge.ids import otid as new_otid
 from bridge.logs import Throttled, logged
+from bridge.message_changes import MessageChanges
 from bridge.metrics import UNMETERED, Metrics
-from bridge.notice_words import TAKEN_BACK, TakenBack
 from bridge.notices import QueueNotices
 from bridge.queue_depth import DepthGauge
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store
 from bridge.store.leases import BindingLeases
-from bridge.store.slack_changes import edit_turn, move_after_turn, move_channel_running, withdraw_turn
+from bridge.store.slack_changes import move_after_turn, move_channel_running
 from bridge.turn_runs import TurnRuns
 from bridge.turns import Job, TurnWorker
 
@@ -41,12 +41,9 @@ log = logging.getLogger(__name__)
 unswept = Throttled(log)  # the sweep runs every few seconds: in an outage, a line a minute
 
 FRESH_KEPT = 10_000
-DELETED_KEPT = 600.0  # seconds a deletion is remembered for a mention Slack may still deliver again
-DELETED_REMEMBERED = 10_000
 # While a binding's threads run at once, its waiting threads are read again this often: a mention that reached
 # another process (several share a Postgres database) cannot nudge this one, which holds the binding.
 THREADS_LOOK_EVERY = 2.0
-Kept = tuple[str, ...] | None  # the ids of the files an edited message still has (None: the edit did not say)
 CANCELLED_WAIT = 1.0  # seconds a turn cancelled at the end of the shutdown grace gets to end
 
 
@@ -84,9 +81,6 @@ class Relay:
         self._nudges: dict[tuple[str, str], asyncio.Event] = {}  # a threaded worker waits on it for new turns
         self._thread_wakes: dict[tuple[str, str], dict[str, None]] = {}  # threads a threaded worker must look at
         self._fresh: dict[str, str] = {}  # otid of a turn accepted here, not yet started -> the request that brought it
-        # Messages deleted before their mention was accepted (its first delivery failed, the person deleted it,
-        # then Slack's retry came): never made a turn. Slack retries within minutes.
-        self._deleted: dict[tuple[str, str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._runs = TurnRuns(store, worker, metrics, max_concurrent, lambda: self._closing)
@@ -94,6 +88,12 @@ class Relay:
         self.notices = QueueNotices(
             store, self._poster_of, self._in_parallel, lambda: self._runs.failed, self._held_back
         )
+        # A message deleted or edited in Slack: its waiting turn withdrawn or given the new words, or, before its
+        # mention was accepted, remembered for the mention's retry.
+        self._changes = MessageChanges(store, metrics, self.notices, self.not_followed)
+        self.withdraw = self._changes.withdraw
+        self.edit = self._changes.edit
+        self.edited_away = self._changes.edited_away
         self._closing = False
 
     @property
@@ -112,9 +112,9 @@ class Relay:
             log.info("slack event ignored type=message event_id=%s reason=%s", turn.event_id, why)
             return
         started = asyncio.get_running_loop().time()
-        if self._deleted.get((turn.team_id, turn.channel_id, turn.message_ts), -DELETED_KEPT) > started - DELETED_KEPT:
-            log.info("event dropped: its message was deleted before it arrived ts=%s", turn.message_ts)
+        if (now := self._changes.before_accept(turn)) is None:  # deleted (or edited to nothing) before it came
             return
+        turn, early = now
         otid = new_otid()
         # Known fresh before it is stored: a worker already running for the binding can take the turn as soon as
         # its row is committed, before this coroutine runs again.
@@ -141,6 +141,8 @@ class Relay:
             self._wake((turn.team_id, turn.channel_id), turn.thread_ts)  # an earlier delivery's row, committed late
             return
         log.info("event accepted turn_id=%s", turn_id, extra=fields)
+        if early is not None:
+            await self._changes.after_accept(turn, early)
         log.debug("event text turn_id=%s text=%r", turn_id, turn.text)
         self._wake((turn.team_id, turn.channel_id), turn.thread_ts)
         self._depth.accepted((turn.team_id, turn.channel_id))  # counted at most once a second, not here
@@ -148,43 +150,6 @@ class Relay:
         # lease (Postgres) and whose queue notices never see this turn. Counted from the store: a turn first in
         # line gets none.
         self.notices.waiting(turn)
-
-    async def withdraw(self, team_id: str, channel_id: str, message_ts: str, why: TakenBack = "deleted") -> None:
-        """A message deleted in Slack (or edited so that it no longer speaks to the bot, `addressed` to someone
-        else, or `emptied` of anything to answer): the person took the question back, so its turn, while it still
-        waits, is never run. One already started runs to its end: the agents have the question, and its thread
-        stays in Slack under the deleted message."""
-        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why)
-        if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
-            self._deleted[(team_id, channel_id, message_ts)] = asyncio.get_running_loop().time()
-            if len(self._deleted) > DELETED_REMEMBERED:
-                del self._deleted[next(iter(self._deleted))]
-        if withdrawn is not None:
-            self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
-            fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}
-            how, words = TAKEN_BACK[why]
-            log.info("turn withdrawn: its message was %s before it ran turn_id=%s", how, withdrawn[0], extra=fields)
-            self.notices.withdrawn((team_id, channel_id, withdrawn[1]), words)
-
-    async def edited_away(
-        self, team_id: str, channel_id: str, message_ts: str, thread_ts: str, text: str, kept: Kept = None
-    ) -> None:
-        """A thread reply whose mention of the bot was edited out: still a turn where a follow-up would be one
-        (the bot answers in this thread), with its new words; taken back where only the mention made it one."""
-        if not await self.not_followed(team_id, channel_id, thread_ts, besides=message_ts):
-            await self.edit(team_id, channel_id, message_ts, text, kept)
-        else:
-            await self.withdraw(team_id, channel_id, message_ts, "addressed")
-
-    async def edit(self, team_id: str, channel_id: str, message_ts: str, text: str, kept: Kept = None) -> None:
-        """A message edited in Slack: its turn, while it still waits, answers the new words, with only the files
-        whose ids are `kept` (the message's now; None when the edit did not say); one already started answers
-        what it was asked (the agents have it, and its files)."""
-        edited = await edit_turn(self._store, team_id, channel_id, message_ts, text, kept)
-        if edited == "emptied":  # no words left, and no files (the edit did not name any: it had none)
-            await self.withdraw(team_id, channel_id, message_ts, "emptied")
-        elif edited is not None:
-            log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
 
     async def channel_moved(self, team_id: str, old: str, new: str) -> None:
         """Slack changed the channel's id for good (a private channel shared through Slack Connect): its binding,

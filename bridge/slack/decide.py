@@ -30,9 +30,10 @@ class Ignored:
 
 
 Decision = Turn | Ignored
-# A person's edit: workspace, channel, ts, new words, and the ids of the files the message still has (None when the
-# event does not say: no `files` key, and the stored files stay).
-Edit = tuple[str, str, str, str, tuple[str, ...] | None]
+# A person's edit: workspace, channel, ts, new words, the ids of the files the message still has (None when the
+# event does not say: no `files` key, and the stored files stay), and when it was made (`edited.ts`; "" when Slack
+# did not say), since Slack may deliver an older edit after a newer one.
+Edit = tuple[str, str, str, str, tuple[str, ...] | None, str]
 
 _TS = re.compile(r"\d{1,12}\.\d{1,9}")
 # A person's own words, though Slack gives the message a subtype: a file share (its files go with the turn), and
@@ -148,9 +149,9 @@ def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
 def edited_message(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
     """A person's message edited: the app_mention Slack sends again for it (`edited` set), or `message_changed`
     (the message as it is now in `message`). Its workspace, channel, ts, new words (the bot's mention stripped;
-    "" where only its files are left, as a files-only mention has) and the ids of the files it still has, so that
-    its turn, if it still waits, answers them and sends no file taken out; None for a bot's message, or an edit
-    that left nothing to answer (`edited_to_nothing`)."""
+    "" where only its files are left, as a files-only mention has), the ids of the files it still has and the
+    edit's time, so that its turn, if it still waits, answers them and sends no file taken out (unless it took a
+    newer edit); None for a bot's message, or an edit that left nothing to answer (`edited_to_nothing`)."""
     return edit_of(body, bot_user_id)[0]
 
 
@@ -189,7 +190,9 @@ def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
         return None
     text = clean_text(_str(message.get("text")), bot_user_id)
     kept = tuple(f.id for f in shared_files(message)) if isinstance(message.get("files"), list) else None
-    return (installed_team(body), channel, ts, text, kept)
+    edited = message["edited"]
+    edited_ts = _str(edited.get("ts")) if isinstance(edited, dict) else ""
+    return (installed_team(body), channel, ts, text, kept, edited_ts if _TS.fullmatch(edited_ts) else "")
 
 
 def no_longer_addressed(

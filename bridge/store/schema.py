@@ -77,6 +77,12 @@ V16 = """
 SQLITE_V18 = "ALTER TABLE binding_history ADD COLUMN pattern TEXT NOT NULL DEFAULT '';"
 POSTGRES_V18 = "ALTER TABLE binding_history ADD COLUMN IF NOT EXISTS pattern TEXT NOT NULL DEFAULT '';"
 
+# Schema v20: the time of the newest edit a waiting turn took (slack_changes.edit_order; Slack promises no order,
+# and retries an event with the payload it first had), so that an older edit delivered later changes nothing; ''
+# for a turn never edited.
+SQLITE_V20 = "ALTER TABLE turns ADD COLUMN edited_ts TEXT NOT NULL DEFAULT '';"
+POSTGRES_V20 = "ALTER TABLE turns ADD COLUMN IF NOT EXISTS edited_ts TEXT NOT NULL DEFAULT '';"
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -156,6 +162,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V17,  # the binding a turn started with (turn_binding.py)
     SQLITE_V18,  # each history entry's pattern (above)
     SQLITE_V19,  # each waiting thread's queue notice (queue_notices.py)
+    SQLITE_V20,  # the time of a waiting turn's newest edit (above)
 ]
 
 
@@ -242,6 +249,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     17: POSTGRES_V17,
     18: POSTGRES_V18,
     19: POSTGRES_V19,
+    20: POSTGRES_V20,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

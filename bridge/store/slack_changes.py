@@ -37,9 +37,13 @@ UnrunEnd = Literal["stopped", "deleted", "addressed", "emptied"]  # how a turn n
 _WITHDRAWN = "withdrawn: its message was "
 _WAITING = "team_id=$1 AND channel_id=$2 AND message_ts=$3 AND status='received'"
 _WITHDRAW = f"UPDATE turns SET status='stopped', error=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
-# The words, and the files when the edit said which remain ($5; NULL keeps them): `kept_files` of the stored ones.
-_EDIT = f"UPDATE turns SET text=$4, files=COALESCE($5, files), {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608
-_FILES = f"SELECT files FROM turns WHERE {_WAITING}"  # noqa: S608
+# The words, and the files when the edit said which remain ($5; NULL keeps them): `kept_files` of the stored ones;
+# the edit's time as `edit_order` writes it ($6), so that an older edit delivered later changes nothing.
+_EDIT = (
+    f"UPDATE turns SET text=$4, files=COALESCE($5, files), edited_ts=$6, {{at}} WHERE {_WAITING}"  # noqa: S608
+    " RETURNING id, thread_ts"
+)
+_FILES = f"SELECT files, edited_ts FROM turns WHERE {_WAITING}"  # noqa: S608
 
 _NEW_SCOPE = "CAST($3 AS TEXT) || substr({t}.channel_id, length(CAST($2 AS TEXT)) + 1)"  # G1/ts -> C1/ts
 _IN_SCOPE = "team_id=$1 AND (channel_id=$2 OR channel_id LIKE CAST($2 AS TEXT) || '/%')"  # the channel, its threads
@@ -78,6 +82,15 @@ _LEFT_RUNNING = (  # the turns `_REST` leaves under the old id: those running th
 )
 
 
+def edit_order(edited_ts: str) -> str:
+    """A Slack edit's time (its message's `edited.ts`, seconds.micros) as text that sorts as the time does, so that
+    both backends compare it as text; "" when Slack gave none (such an edit is applied, as before it was kept)."""
+    seconds, dot, fraction = edited_ts.partition(".")
+    if not (seconds.isdigit() and fraction.isdigit() and dot) or len(seconds) > 12 or len(fraction) > 9:
+        return ""
+    return f"{seconds:0>12}.{fraction:0<9}"
+
+
 def withdrawn_error(why: TakenBack) -> str:
     """A withdrawn turn's stored error, saying how its message was taken back."""
     return f"{_WITHDRAWN}{HOW_TAKEN_BACK[why]} before it ran"
@@ -101,33 +114,53 @@ async def withdraw_turn(
 
 
 async def edit_turn(
-    store: Store, team_id: str, channel_id: str, message_ts: str, text: str, kept: Collection[str] | None = None
-) -> tuple[int, str] | Literal["emptied"] | None:
+    store: Store,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    text: str,
+    kept: Collection[str] | None = None,
+    edited_ts: str = "",
+) -> tuple[int, str] | Literal["emptied", "older"] | None:
     """A message edited in Slack: its turn, while it waits, takes the new words, and keeps only those of its files
     whose ids are in `kept` (the files the message has now; None when the edit did not say, and they stay). The
-    stored files are read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
+    stored row is read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
     and thread; "emptied", changing nothing, when it would be left with no words and no files (to be taken back,
-    `withdraw_turn`); or None when no such turn waits."""
-    key = (team_id, channel_id, message_ts)
+    `withdraw_turn`); "older", changing nothing, when the turn already took an edit made at or after `edited_ts`
+    (the edit's time; Slack delivers in no promised order); or None when no such turn waits."""
+    key, order = (team_id, channel_id, message_ts), edit_order(edited_ts)
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
             stored = await (await db.execute(_sqlite(_FILES), key)).fetchone()
-            files = kept_files(stored[0], kept) if stored and kept is not None else None
-            if stored and not text and _none(files if files is not None else stored[0]):
-                return "emptied"
-            cursor = await db.execute(_sqlite(_EDIT.format(at="updated_at=$6")), (*key, text, files, now_text()))
-            row = await cursor.fetchone()
+            change = _change(stored, text, kept, order)
+            if isinstance(change, str):
+                return change
+            query = _sqlite(_EDIT.format(at="updated_at=$7"))
+            row = await (await db.execute(query, (*key, text, *change, now_text()))).fetchone()
         return (int(row[0]), str(row[1])) if row else None
     held = [a.replace("\x00", "\ufffd") for a in (*key, text)]  # as _one: PostgreSQL text cannot hold NUL
     async with raw.pool.acquire() as conn, conn.transaction():
-        read = kept is not None or not text
-        was = await conn.fetchrow(_FILES + " FOR UPDATE", *held[:3]) if read else None
-        files = kept_files(was["files"], kept) if was is not None and kept is not None else None
-        if was is not None and not text and _none(files if files is not None else was["files"]):
-            return "emptied"
-        found = await conn.fetchrow(_EDIT.format(at="updated_at=now()"), *held, files)
+        change = _change(await conn.fetchrow(_FILES + " FOR UPDATE", *held[:3]), text, kept, order)
+        if isinstance(change, str):
+            return change
+        found = await conn.fetchrow(_EDIT.format(at="updated_at=now()"), *held, *change)
     return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
+
+
+def _change(
+    stored: Any, text: str, kept: Collection[str] | None, order: str
+) -> tuple[str | None, str] | Literal["emptied", "older"]:
+    """What an edit writes over the waiting turn read as `stored` (files, edited_ts; None when none waits): its
+    files (None keeps them) and edit time, or why it writes nothing."""
+    if stored is None:
+        return None, order
+    files = kept_files(stored[0], kept) if kept is not None else None
+    if order and order <= stored[1]:
+        return "older"
+    if not text and _none(files if files is not None else stored[0]):
+        return "emptied"
+    return files, order or stored[1]
 
 
 def _none(files: str | None) -> bool:

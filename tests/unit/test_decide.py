@@ -211,7 +211,7 @@ def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> N
     edited = _fixture("app_mention_edited.json")
     assert edited_message(edited, BOT) == (
         "T0123ABCD", "C0123ABCD", "1764064800.123456", "what changed in the last deploy? <prod> & staging (and canary)",
-        None,
+        None, "1764064830.000000",
     )
     changed = _fixture("message_changed.json")
     assert edited_message(changed, BOT) is None, "the bot's own reply edited"
@@ -220,7 +220,8 @@ def test_an_edited_mention_gives_its_new_words_to_a_turn_that_still_waits() -> N
     for key in ("subtype", "username", "icons", "bot_id", "app_id"):
         message.pop(key)
     message.update(user="U0123ABCD", text="<@U0BOTABCD> the fixed question")
-    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question", None)
+    assert edited_message(person, BOT) == ("T0123ABCD", "C0123ABCD", "1764064802.000200", "the fixed question", None,
+                                           "1764064803.000000")
     message.pop("edited")
     assert edited_message(person, BOT) is None, "Slack changed the message (an unfurl), nobody edited it"
     assert edited_message(_fixture("app_mention.json"), BOT) is None
@@ -234,14 +235,15 @@ def test_a_mention_edited_down_to_the_bot_keeps_its_files_or_is_left_with_nothin
     emptied["event"]["text"] = "<@U0BOTABCD>"
     # revDP: with no `files` key the edit says nothing of the files, which stay; the relay takes the turn back only
     # if it has none (store/slack_changes.edit_turn "emptied"). Before, a mention of a chart was taken back.
-    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "", None)
+    edit = ("T0123ABCD", "C0123ABCD", "1764064800.123456", "", None, "1764064830.000000")
+    assert edited_message(emptied, BOT) == edit
     assert edited_to_nothing(emptied, BOT) is None
     emptied["event"]["files"] = []
     assert edited_message(emptied, BOT) is None
     assert edited_to_nothing(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456")
     emptied["event"]["files"] = _fixture("app_mention_with_files.json")["event"]["files"]
     kept = tuple(f["id"] for f in emptied["event"]["files"])
-    assert edited_message(emptied, BOT) == ("T0123ABCD", "C0123ABCD", "1764064800.123456", "", kept)
+    assert edited_message(emptied, BOT) == (*edit[:4], kept, edit[5])
     assert edited_to_nothing(emptied, BOT) is None
     emptied["event"]["bot_id"] = "B0OTHERBT"
     assert edited_to_nothing(emptied, BOT) is None, "a bot's message edited is no person's edit"
@@ -266,7 +268,7 @@ def test_an_edit_says_which_files_the_message_still_has_only_when_it_lists_them(
     person = _fixture("app_mention_edited.json")
     assert edited_message(person, BOT) is not None and edited_message(person, BOT)[4] is None  # type: ignore[index]
     person["event"]["files"] = [{"id": "F1", "name": "a.png"}, {"id": "F2", "name": "b.png"}, "not a file"]
-    assert edited_message(person, BOT) == (*edited_message(person, BOT)[:4], ("F1", "F2"))  # type: ignore[index]
+    assert edited_message(person, BOT)[4] == ("F1", "F2")  # type: ignore[index]
     person["event"]["files"] = []
     assert edited_message(person, BOT)[4] == ()  # type: ignore[index]
     person["event"]["text"] = "<@U0BOTABCD>"

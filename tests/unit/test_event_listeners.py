@@ -128,10 +128,13 @@ IMAGE = {"id": "F0123ABCD", "name": "chart.png", "mimetype": "image/png", "filet
 MENTION_TS = "1764064800.123456"
 
 
+EDITED_AT = "1764064830.000000"  # the edits' time, as app_mention_edited.json has it
+
+
 def _changed(text: str, was: str, files: list[dict[str, Any]], thread_ts: str = "") -> dict[str, Any]:
     """Slack's message_changed for a person's edit of their message (reference/slack/events/message_changed.json)."""
     message: dict[str, Any] = {"type": "message", "user": "U0123ABCD", "text": text, "ts": MENTION_TS,
-                               "edited": {"user": "U0123ABCD", "ts": "1764064830.000000"}}
+                               "edited": {"user": "U0123ABCD", "ts": EDITED_AT}}
     previous: dict[str, Any] = {"type": "message", "user": "U0123ABCD", "ts": MENTION_TS, "text": was}
     for said in (message, previous):
         if files:
@@ -161,7 +164,7 @@ def test_a_waiting_mention_whose_words_are_edited_away_keeps_only_its_image() ->
     down to `@bot` and the image: the edit was dropped, and the turn sent the words the person took out."""
     was = "<@U0BOTABCD> delete the prod database, here is the chart"
     relay = _relayed(_changed("<@U0BOTABCD>", was, [IMAGE]))
-    assert relay.edits == [("T0123ABCD", "C0123ABCD", MENTION_TS, "", ("F0123ABCD",))], "with the image alone"
+    assert relay.edits == [("T0123ABCD", "C0123ABCD", MENTION_TS, "", ("F0123ABCD",), EDITED_AT)], "the image alone"
     assert relay.withdrawn == [] and relay.turns == []
 
 
@@ -181,5 +184,5 @@ def test_a_waiting_mention_or_follow_up_edited_down_to_nothing_is_taken_back() -
     key = ("T0123ABCD", "C0123ABCD", MENTION_TS)
     # None of them lists files (no `files` key): each is an edit to no words, which the relay takes back as
     # "emptied" when the turn has no files (store/slack_changes.edit_turn; revDP: one with a file answers it).
-    assert relay.edits == [(*key, "", None)] * 4
+    assert relay.edits == [(*key, "", None, EDITED_AT)] * 4
     assert relay.withdrawn == [] and relay.turns == []

@@ -187,6 +187,24 @@ def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database
     run(database_url, body)
 
 
+def test_an_edit_older_than_the_one_a_waiting_turn_took_changes_nothing(database_url: str) -> None:
+    """Slack promises no order: the first edit's event may come after the second's, and must not bring back the
+    words the person replaced (its files either). An edit of no known time is applied, as before."""
+
+    async def body(store: Store) -> None:
+        turn = Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1", files=(SharedFile("F1", "a.png"),))
+        waits = await store.accept_turn(turn, "o1")
+        assert waits
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == (waits, "1.000001")
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a2", (), "1764064830.000000") == "older"
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == "older", "its twin"
+        assert await edit_turn(store, "T1", "C1", "1.000001", "", (), "1764064830.5") == "older", "nor takes it back"
+        taken = await store.take_turn(waits)
+        assert taken is not None and taken.words == "a3" and [f.id for f in taken.files] == ["F1"]
+
+    run(database_url, body)
+
+
 def test_a_waiting_mention_edited_while_its_turn_waits_for_a_slot_is_answered_as_edited(tmp_path: Path) -> None:
     """Every turn slot (MAX_CONCURRENT_TURNS) was taken: another channel's mention, its binding's next turn, was
     read from the store and waited for one. The person fixed a typo meanwhile; the edit was recorded (logged

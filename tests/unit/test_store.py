@@ -229,6 +229,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         await store.db.execute("DROP TABLE pruned_threads")  # v16
         await store.db.execute("ALTER TABLE turns DROP COLUMN binding")  # v17
         await store.db.execute("ALTER TABLE binding_history DROP COLUMN pattern")  # v18
+        await store.db.execute("ALTER TABLE turns DROP COLUMN edited_ts")  # v20
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:

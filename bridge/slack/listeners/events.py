@@ -94,7 +94,7 @@ def register(
         elif edit is not None and away is not None and away[0] == "away":
             await relay.withdraw(*edit[:3], "addressed")  # said to someone else now: as if taken back
         elif edit is not None and away is not None:
-            await relay.edited_away(*edit[:3], away[1], edit[3], edit[4])
+            await relay.edited_away(*edit[:3], away[1], *edit[3:])
         elif edit is not None:
             await relay.edit(*edit)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)

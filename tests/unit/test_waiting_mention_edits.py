@@ -1,0 +1,98 @@
+"""A waiting mention's edits reach the bridge out of order (Slack's Events API promises no order, and a
+delivery that failed is retried by Slack a minute later, with the payload it first had): the turn must answer the
+words the message has now, not those of whichever edit came last."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+from bridge.slack.listeners import events
+from tests.reference import SLACK, load
+from tests.unit.test_event_listeners import _app, _dispatch
+from tests.unit.test_relay import SlowPoster, Worker, relaying, until, until_done
+
+MENTION = load(SLACK / "events" / "app_mention.json")
+EDITED = load(SLACK / "events" / "app_mention_edited.json")
+
+
+def _mention(ts: str, text: str, event_id: str) -> dict[str, Any]:
+    body = copy.deepcopy(MENTION)
+    body["event"].update(ts=ts, text=text, event_ts=ts)
+    body["event"].pop("thread_ts", None)
+    body["event_id"] = event_id
+    return body
+
+
+def _edited(ts: str, text: str, edited_at: str, event_id: str) -> dict[str, Any]:
+    """The app_mention Slack sends again for an edit (reference/slack/events/app_mention_edited.json)."""
+    body = copy.deepcopy(EDITED)
+    body["event"].update(ts=ts, text=text, event_ts=edited_at, edited={"user": "U0123ABCD", "ts": edited_at})
+    body["event_id"] = event_id
+    return body
+
+
+def _changed(ts: str, text: str, was: str, edited_at: str, event_id: str) -> dict[str, Any]:
+    """message_changed for the same edit, as a person's edit of their message comes."""
+    message = {"type": "message", "user": "U0123ABCD", "text": text, "ts": ts,
+               "edited": {"user": "U0123ABCD", "ts": edited_at}}
+    event = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": "C0123ABCD",
+             "channel_type": "channel", "ts": edited_at, "event_ts": edited_at, "message": message,
+             "previous_message": {"type": "message", "user": "U0123ABCD", "ts": ts, "text": was}}
+    envelope = {k: v for k, v in EDITED.items() if k != "event"}
+    return {**envelope, "event_id": event_id, "event": event}
+
+
+BOT = "<@U0BOTABCD>"
+
+
+def _answered(tmp_path: Path, *bodies: dict[str, Any]) -> list[str]:
+    """A first mention holds the channel; a second waits behind it while `bodies` arrive; the words each turn ran."""
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, poster=SlowPoster()) as rig:
+            app = _app()
+            events.register(app, rig.relay)
+            await _dispatch(app, _mention("1764064700.000001", f"{BOT} first", "Ev1"))
+            await until(lambda: bool(rig.worker.jobs))  # it holds the channel
+            for body in bodies:
+                await _dispatch(app, body)
+            rig.worker.go_on.set()
+            await asyncio.wait_for(until_done(rig.store), 10)
+            return rig.worker.texts()
+
+    return asyncio.run(main())
+
+
+TS = "1764064800.123456"
+
+
+def test_an_older_edit_delivered_after_a_newer_one_does_not_undo_it(tmp_path: Path) -> None:
+    """The person fixed their waiting question twice ("restart staging" -> "restart prod" -> "do NOT restart
+    anything"). The first edit's app_mention reached the bridge last (a retry after a failed delivery, or simply
+    later: Slack delivers events concurrently): the agents were asked "restart prod", words the message no longer
+    has."""
+    answered = _answered(
+        tmp_path,
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+        _changed(TS, f"{BOT} restart prod", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+        _changed(TS, f"{BOT} do NOT restart anything", f"{BOT} restart prod", "1764064840.000000", "Ev4"),
+        _edited(TS, f"{BOT} do NOT restart anything", "1764064840.000000", "Ev5"),
+        _edited(TS, f"{BOT} restart prod", "1764064830.000000", "Ev6"),  # the first edit's twin, late
+    )
+    assert answered == ["first", "do NOT restart anything"], answered
+
+
+def test_an_edit_that_overtakes_its_mentions_retry_is_answered(tmp_path: Path) -> None:
+    """The mention's first delivery failed (the bridge restarting); the person fixed a typo; the edit arrived, then
+    Slack's retry of the mention, with its first words. A deletion that overtakes the retry is remembered
+    (docs/mentions.md); an edit is lost, and the agents are asked the words the person corrected."""
+    answered = _answered(
+        tmp_path,
+        _changed(TS, f"{BOT} restart prod", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+        _edited(TS, f"{BOT} restart prod", "1764064830.000000", "Ev5"),
+        _mention(TS, f"{BOT} restart staging", "Ev2"),  # X-Slack-Retry-Num: 1, the payload as first sent
+    )
+    assert answered == ["first", "restart prod"], answered
