@@ -172,16 +172,29 @@ def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None,
     return (edit, None) if edit[3] or edit[4] is None or edit[4] else (None, edit[:3])
 
 
-def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
-    """A person's edit. No capture shows how Slack sends a message edited to none of its files, so a message
-    without a `files` key says nothing of them (None): only a `files` list takes files out of a waiting turn."""
-    event = body.get("event")
+def edit_in_thread(body: dict[str, Any]) -> bool:
+    """Whether the edited message (`edit_of`) is a reply in a thread, where a stop word stops rather than asks."""
+    message = _edited(body.get("event"))
+    thread_ts = _str(message.get("thread_ts")) if message is not None else ""
+    return bool(thread_ts) and message is not None and thread_ts != _str(message.get("ts"))
+
+
+def _edited(event: Any) -> dict[str, Any] | None:
+    """The message as an edit event has it now: the app_mention sent again, or message_changed's `message`."""
     if not isinstance(event, dict):
         return None
     message = event if event.get("type") == "app_mention" and event.get("edited") else None
     if event.get("type") == "message" and event.get("subtype") == "message_changed":
         message = event.get("message") if isinstance(event.get("message"), dict) else None
-    if message is None or not message.get("edited") or message.get("bot_id"):
+    return message
+
+
+def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
+    """A person's edit. No capture shows how Slack sends a message edited to none of its files, so a message
+    without a `files` key says nothing of them (None): only a `files` list takes files out of a waiting turn."""
+    event = body.get("event")
+    message = _edited(event)
+    if not isinstance(event, dict) or message is None or not message.get("edited") or message.get("bot_id"):
         return None  # also Slack's own changes to a message (an unfurl, a thread's reply count): no edit
     if message.get("subtype") not in (None, *SPOKEN_SUBTYPES):
         return None

@@ -60,13 +60,13 @@ def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answer
 @pytest.mark.parametrize(
     ("why", "said"),
     [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
-     ("emptied", notice_words.EMPTIED_NOTICE)],
+     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE)],
 )
 def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
     tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str
 ) -> None:
     """The rule above leaves this as it was: when nothing of the thread is answered, the notice says why (deleted,
-    edited to speak to someone else, revBF: edited down to nothing to answer)."""
+    edited to speak to someone else, revBF: edited down to nothing to answer, or in a thread to `@bot stop`)."""
 
     async def main() -> list[str]:
         async with relaying(tmp_path / "b.db", Worker, poster) as rig:
@@ -85,7 +85,7 @@ def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
 @pytest.mark.parametrize(
     ("why", "said"),
     [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
-     ("emptied", notice_words.EMPTIED_NOTICE)],
+     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE)],
 )
 def test_a_mention_taken_back_through_another_process_says_why(
     tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str

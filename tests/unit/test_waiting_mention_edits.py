@@ -96,3 +96,24 @@ def test_an_edit_that_overtakes_its_mentions_retry_is_answered(tmp_path: Path) -
         _mention(TS, f"{BOT} restart staging", "Ev2"),  # X-Slack-Retry-Num: 1, the payload as first sent
     )
     assert answered == ["first", "restart prod"], answered
+
+
+def test_a_waiting_mention_edited_to_stop_is_not_sent_to_the_agents(tmp_path: Path) -> None:
+    """The person edited their waiting mention in a thread down to `@bot stop` (they no longer want it answered):
+    the turn is taken back. docs/mentions.md: "`@bot stop` in a thread ... is never sent to the agents"; the edit
+    gave the waiting turn the word "stop" as its question, and the agents were asked "stop"."""
+    thread = "1764064600.000001"
+
+    def in_thread(body: dict[str, Any]) -> dict[str, Any]:
+        body["event"]["thread_ts"] = thread
+        if "message" in body["event"]:
+            body["event"]["message"]["thread_ts"] = thread
+        return body
+
+    answered = _answered(
+        tmp_path,
+        in_thread(_mention(TS, f"{BOT} summarise the incident", "Ev2")),
+        in_thread(_changed(TS, f"{BOT} stop", f"{BOT} summarise the incident", "1764064830.000000", "Ev3")),
+        in_thread(_edited(TS, f"{BOT} stop", "1764064830.000000", "Ev5")),
+    )
+    assert answered == ["first"], "the agents were asked 'stop'" if "stop" in answered else answered

@@ -17,6 +17,7 @@ from bridge.slack.decide import (
     decide_mention,
     decide_message,
     deleted_message,
+    edit_in_thread,
     edit_of,
     no_longer_addressed,
 )
@@ -33,6 +34,12 @@ def _log_ignored(kind: str, body: dict[str, Any], decision: Ignored) -> None:
         decision.reason,
         decision.detail,
     )
+
+
+def _to_stop(body: dict[str, Any], words: str) -> bool:
+    """A thread reply edited to a stop word: its waiting turn is taken back, never sent (a stop said to the bot in a
+    thread is never the agents' question); it stops nothing else, as the edit of a question is no new command."""
+    return is_stop(words) and edit_in_thread(body)
 
 
 def register(
@@ -62,7 +69,9 @@ def register(
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         edit, emptied = edit_of(body, context.bot_user_id)
-        if edit is not None:  # a waiting turn takes the new words
+        if edit is not None and _to_stop(body, edit[3]):  # `@bot stop` is never sent to the agents
+            await relay.withdraw(*edit[:3], "stop")
+        elif edit is not None:  # a waiting turn takes the new words
             await relay.edit(*edit)
         elif emptied is not None:  # nothing left to answer: taken back, as an empty mention is ignored
             await relay.withdraw(*emptied, "emptied")
@@ -91,6 +100,8 @@ def register(
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
         if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
             await relay.withdraw(*emptied, "emptied")
+        elif edit is not None and _to_stop(body, edit[3]):  # `@bot stop` is never sent to the agents
+            await relay.withdraw(*edit[:3], "stop")
         elif edit is not None and away is not None and away[0] == "away":
             await relay.withdraw(*edit[:3], "addressed")  # said to someone else now: as if taken back
         elif edit is not None and away is not None:
