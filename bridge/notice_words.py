@@ -12,12 +12,14 @@ QUEUED = "Queued: I'll answer after the {count} earlier message{s} in {place}."
 DM_PLACE = "our conversation"  # a 1:1 DM is no channel (the agents are told "a direct message" too)
 WITHDRAWN_NOTICE = "Not answered: the message was deleted before its turn came."
 EDITED_AWAY_NOTICE = "Not answered: the message was edited to speak to someone else before its turn came."
+UNMENTIONED_NOTICE = "Not answered: the message was edited so that it no longer mentions the bot before its turn came."
 EMPTIED_NOTICE = "Not answered: the message was edited to leave nothing to answer before its turn came."
 EDITED_STOP_NOTICE = "Not answered: the message was edited to stop before its turn came."
 # Why a waiting turn was taken back (store/slack_changes.py): the log's words and its queue notice's for each.
 TAKEN_BACK: dict[TakenBack, tuple[str, str]] = {
     "deleted": (HOW_TAKEN_BACK["deleted"], WITHDRAWN_NOTICE),
     "addressed": (HOW_TAKEN_BACK["addressed"], EDITED_AWAY_NOTICE),
+    "unmentioned": (HOW_TAKEN_BACK["unmentioned"], UNMENTIONED_NOTICE),
     "emptied": (HOW_TAKEN_BACK["emptied"], EMPTIED_NOTICE),
     "stop": (HOW_TAKEN_BACK["stop"], EDITED_STOP_NOTICE),
 }

@@ -44,6 +44,7 @@ SPOKEN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff\u00ad]")
 # A message that opens with a person's or a user group's mention: said to them.
 ADDRESSED = re.compile(r"\s*<(?:@([UW][A-Z0-9]+)|!subteam\^[A-Z0-9]+)[|>]")
+MENTIONS_SOMEONE = re.compile(r"<(?:@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)[|>]")  # a person or a user group, anywhere
 
 
 def clean_text(text: str, bot_user_id: str | None) -> str:
@@ -210,12 +211,13 @@ def _edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
 
 def no_longer_addressed(
     body: dict[str, Any], bot_user_id: str | None
-) -> tuple[Literal["away", "unmentioned"], str] | None:
+) -> tuple[Literal["away", "dropped", "unmentioned"], str] | None:
     """An edit that takes a message away from the bot, whose turn, while it still waits, is withdrawn as a
     deleted message's is: `away` for a thread reply that now opens with someone else's mention (and not the
-    bot's), as a fresh one would be left to them, or a channel message that no longer mentions the bot;
-    `unmentioned` for a thread reply whose mention of the bot was edited out (still a turn where a follow-up
-    would be one: the relay knows). With the message's thread ("" at the top level)."""
+    bot's), as a fresh one would be left to them, or a channel message that no longer mentions the bot and
+    mentions someone else; `dropped` for a channel message that now mentions no one (its notice must not say it
+    speaks to someone else); `unmentioned` for a thread reply whose mention of the bot was edited out (still a
+    turn where a follow-up would be one: the relay knows). With the message's thread ("" at the top level)."""
     event = body.get("event")
     if not isinstance(event, dict) or event.get("subtype") != "message_changed" or event.get("channel_type") == "im":
         return None
@@ -224,7 +226,9 @@ def no_longer_addressed(
         return None
     text, ts, thread_ts = _str(message.get("text")), _str(message.get("ts")), _str(message.get("thread_ts"))
     if not thread_ts or thread_ts == ts:
-        return None if _mentions(text, bot_user_id) else ("away", "")
+        if _mentions(text, bot_user_id):
+            return None
+        return ("away", "") if MENTIONS_SOMEONE.search(text) else ("dropped", "")
     if _addressed_elsewhere(text, bot_user_id):
         return ("away", thread_ts)
     was = _str(before.get("text")) if isinstance(before, dict) else ""

@@ -24,18 +24,20 @@ from typing import Any, Literal
 from bridge.store.base import Store
 from bridge.store.sqlite_connection import now_text
 
-# Why a waiting turn was taken back: its message deleted, edited to address someone else, edited down to nothing
-# to answer, or edited in a thread to a stop word (`@bot stop` is never sent to the agents). The words say it in the
-# turn's stored error and the log; the process showing its queue notice may be another one, which reads the reason
-# back from the error (`how_unrun`).
-TakenBack = Literal["deleted", "addressed", "emptied", "stop"]
+# Why a waiting turn was taken back: its message deleted, edited to address someone else, edited to mention neither
+# the bot nor anyone else, edited down to nothing to answer, or edited in a thread to a stop word (`@bot stop` is
+# never sent to the agents). The words say it in the turn's stored error and the log; the process showing its
+# queue notice may be another one, which reads the reason back from the error (`how_unrun`).
+TakenBack = Literal["deleted", "addressed", "unmentioned", "emptied", "stop"]
 HOW_TAKEN_BACK: dict[TakenBack, str] = {
     "deleted": "deleted",
     "addressed": "edited to speak to someone else",
+    "unmentioned": "edited so that it no longer mentions the bot",
     "emptied": "edited to leave nothing to answer",
     "stop": "edited to stop",
 }
-UnrunEnd = Literal["stopped", "deleted", "addressed", "emptied", "stop"]  # how a turn never taken to run ended
+# How a turn never taken to run ended.
+UnrunEnd = Literal["stopped", "deleted", "addressed", "unmentioned", "emptied", "stop"]
 _WITHDRAWN = "withdrawn: its message was "
 _WAITING = "team_id=$1 AND channel_id=$2 AND message_ts=$3 AND status='received'"
 _WITHDRAW = f"UPDATE turns SET status='stopped', error=$4, {{at}} WHERE {_WAITING} RETURNING id, thread_ts"  # noqa: S608

@@ -16,6 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
+from bridge.notice_words import TAKEN_BACK
 from bridge.slack.listeners import events, sessions
 from tests.reference import SLACK, load
 
@@ -186,3 +187,15 @@ def test_a_waiting_mention_or_follow_up_edited_down_to_nothing_is_taken_back() -
     # "emptied" when the turn has no files (store/slack_changes.edit_turn; revDP: one with a file answers it).
     assert relay.edits == [(*key, "", None, EDITED_AT)] * 4
     assert relay.withdrawn == [] and relay.turns == []
+
+
+def test_a_waiting_mention_edited_to_mention_no_one_is_said_to_no_longer_mention_the_bot() -> None:
+    """A top-level mention edited so that it mentions neither the bot nor anyone else is taken back with words that
+    say so; its queue notice said it was "edited to speak to someone else", and nobody else was spoken to. One that
+    now opens with a colleague's mention is still said to speak to someone else."""
+    was = "<@U0BOTABCD> restart staging"
+    relay = _relayed(_changed("restart staging", was, []), _changed("<@U0COLLEAGUE> restart staging", was, []))
+    key = ("T0123ABCD", "C0123ABCD", MENTION_TS)
+    assert relay.withdrawn == [(*key, "unmentioned"), (*key, "addressed")]
+    how, notice = TAKEN_BACK["unmentioned"]
+    assert "no longer mentions" in how and "no longer mentions" in notice and "someone else" not in notice

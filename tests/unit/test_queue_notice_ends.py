@@ -60,7 +60,8 @@ def test_a_mention_taken_back_does_not_make_the_notice_deny_the_one_still_answer
 @pytest.mark.parametrize(
     ("why", "said"),
     [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
-     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE)],
+     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE),
+     ("unmentioned", notice_words.UNMENTIONED_NOTICE)],
 )
 def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
     tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str
@@ -85,7 +86,8 @@ def test_a_deleted_last_mention_still_says_it_will_not_be_answered(
 @pytest.mark.parametrize(
     ("why", "said"),
     [("deleted", notice_words.WITHDRAWN_NOTICE), ("addressed", notice_words.EDITED_AWAY_NOTICE),
-     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE)],
+     ("emptied", notice_words.EMPTIED_NOTICE), ("stop", notice_words.EDITED_STOP_NOTICE),
+     ("unmentioned", notice_words.UNMENTIONED_NOTICE)],
 )
 def test_a_mention_taken_back_through_another_process_says_why(
     tmp_path: Path, poster: EditingPoster, why: notice_words.TakenBack, said: str

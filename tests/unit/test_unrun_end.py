@@ -43,7 +43,7 @@ def test_a_turn_edited_away_ends_in_the_words_of_its_edit(database_url: str) -> 
         store = open_store(database_url)
         await store.open()
         try:
-            whys: list[TakenBack] = ["addressed", "emptied", "deleted"]
+            whys: list[TakenBack] = ["addressed", "unmentioned", "emptied", "stop", "deleted"]
             ids = []
             for n, why in enumerate(whys):
                 turn = Turn("T1", "C1", f"1.00000{n}", "1.000000", "U1", f"q{n}", f"Ev{n}")

@@ -102,8 +102,8 @@ def register(
             await relay.withdraw(*emptied, "emptied")
         elif edit is not None and _to_stop(body, edit[3]):  # `@bot stop` is never sent to the agents
             await relay.withdraw(*edit[:3], "stop")
-        elif edit is not None and away is not None and away[0] == "away":
-            await relay.withdraw(*edit[:3], "addressed")  # said to someone else now: as if taken back
+        elif edit is not None and away is not None and away[0] != "unmentioned":  # as if taken back
+            await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned")
         elif edit is not None and away is not None:
             await relay.edited_away(*edit[:3], away[1], *edit[3:])
         elif edit is not None:
