@@ -9,7 +9,8 @@ then the send shows only as an active run (reference/letta/README.md §19). So:
   waiting for; past that the caller says the outcome is unknown (`unread`).
 - Letta has no lookup by otid: page back through the history (newest page first) until the `user_message`
   carrying the otid shows up. The turn's reply is the agent's `assistant_message`s after it, up to the next user
-  message, and only those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
+  message someone sent (not one Letta wrote itself, such as a tool call's heartbeat: own_messages.py), and only
+  those the agent itself said (a 0.11.7 manager's answer can quote its workers). A send to a
   conversation is looked up in that conversation's history: the agent's own mixes every thread. A send may be
   looked up by several otids (the two an agent's first send of a turn may have carried: which one depended on
   whether the server kept background runs when it was made).
@@ -41,6 +42,7 @@ from bridge.letta.models import (
     ToolReturnMessage,
     UserMessage,
 )
+from bridge.letta.own_messages import someone_asks
 from bridge.letta.supervised import SUPERVISOR_TOOL, worker_replies
 
 T = TypeVar("T")
@@ -107,7 +109,7 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
             asked: list[ApprovalRequestMessage] = []
             seen: set[str] = set()
             for later in messages[index + 1 :]:
-                if isinstance(later, UserMessage):
+                if someone_asks(later):
                     break
                 if isinstance(later, ApprovalRequestMessage):
                     asked.append(later)
@@ -130,12 +132,12 @@ def replies_after(messages: Sequence[LettaMessage], otid: Otids, author: str | N
 def waiting_after(messages: Sequence[LettaMessage], ids: set[str]) -> list[ApprovalRequestMessage]:
     """The approval requests, oldest first, Letta still waits on (no tool return for their calls) among those in a
     chain from the tool calls `ids`: a request holding one of them, or one the agent made after a tool return for one
-    of the chain's calls and before any later user message (its answer to a decision), and so on."""
+    of the chain's calls and before any later user message someone sent (its answer to a decision), and so on."""
     known, returned = set(ids), set[str]()
     chain: list[ApprovalRequestMessage] = []
     answering = False
     for message in messages:
-        if isinstance(message, UserMessage):
+        if someone_asks(message):
             answering = False
         elif isinstance(message, ToolReturnMessage):
             got = {i for r in message.returns() if (i := r.tool_call_id)}

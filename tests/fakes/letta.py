@@ -68,6 +68,7 @@ class FakeLetta(LettaControls, AgentAndGroupRoutes):
         self._replies: dict[str, ReplySpec] = {}
         self._delays: dict[str, float] = {}
         self._tools: dict[str, list[letta_tools.Tool]] = {}
+        self._saves_memory: set[str] = set()
         self.ping_interval = 20.0  # seconds between 0.16.8's stream pings while the model works (llmhang-agents-stream)
         self.token_delay = 0.0  # seconds between two token-streamed fragments (0.16.8 stream_tokens)
         self.first_tokens: list[tuple[str, float]] = []  # (agent id, monotonic time) of each stream's first fragment

@@ -74,6 +74,12 @@ class LettaControls:
         with self._lock:
             self._tools[agent_id] = list(tools)
 
+    def set_saves_memory(self, agent_id: str) -> None:
+        """The agent saves to memory (`memory_insert`, `request_heartbeat: true`) before each reply: 0.11.7 stores
+        a heartbeat user message in its history after the tool's return (letta_heartbeat.py)."""
+        with self._lock:
+            self._saves_memory.add(agent_id)
+
     def set_delay(self, agent_id: str, seconds: float) -> None:
         """Simulated LLM time for each turn of that agent."""
         with self._lock:

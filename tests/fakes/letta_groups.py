@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tests.fakes.letta_heartbeat import memory_save
 from tests.fakes.letta_shapes import Shapes, new_id, otid_from_id, wire_date
 
 SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
@@ -37,6 +38,8 @@ class NoSpeaker(Exception):
 
 class TurnHost(Protocol):
     """What the group runners need from the server."""
+
+    _saves_memory: set[str]
 
     def _agent_name(self, agent_id: str) -> str: ...
     def _store(self, agent_id: str, group_id: str | None, msgs: Msgs) -> None: ...
@@ -72,10 +75,11 @@ async def run_round_robin(host: TurnHost, shapes: Shapes, group: GroupSpec, msgs
         replies = await host._run_turn(aid, "\n".join([text, *lines]), msgs, otid, name)
         speaker = host._agent_name(aid)
         turn, used = shapes.turn(replies, name=speaker, step_id=step_id, run_id=None, date=wire_date())
-        host._store(aid, group.id, pre + turn)  # the member's copy of the user message lands when its step ends
+        saved, said = memory_save(shapes.version, step_id, None) if aid in host._saves_memory else ([], [])
+        host._store(aid, group.id, pre + saved + turn)  # the member's copy of the user message lands when its step ends
         if emit is not None:  # a stream sends each speaker's messages as soon as it has spoken
-            await emit([{**m, "step_id": None, "run_id": None} for m in turn])
-        out, steps = out + turn, steps + used
+            await emit([{**m, "step_id": None, "run_id": None} for m in said + turn])
+        out, steps = out + said + turn, steps + used + bool(saved)
         produced += [(aid, m) for m in turn if m["message_type"] == "assistant_message"]
         seen[aid] = len(produced)
         lines += [f"{speaker}: {r}" for r in replies]

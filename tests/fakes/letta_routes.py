@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import letta_groups as G
+from . import letta_heartbeat, letta_runs, letta_tools
 from . import letta_refusals as R
-from . import letta_runs, letta_tools
 from . import letta_shapes as S
 from .letta_shapes import new_id, wire_date
 
@@ -139,7 +139,11 @@ class AgentAndGroupRoutes:
         tools = self._tools.get(aid) if v == "0.16.8" else None
         if tools:
             out, steps = [*letta_tools.tool_messages(tools, step_id, run_id), *out], steps + len(tools)
-        self._store(aid, None, [user, *out], conversation)
+        stored = out
+        if aid in self._saves_memory:
+            saved, said = letta_heartbeat.memory_save(v, step_id, run_id)
+            stored, out, steps = [*saved, *out], [*said, *out], steps + 1
+        self._store(aid, None, [user, *stored], conversation)
         return out, steps
 
     async def _as_manager(self, v: str, aid: str, msgs: list[dict[str, Any]], text: str, otid: str | None,

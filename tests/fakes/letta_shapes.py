@@ -41,6 +41,7 @@ _NEEDED: tuple[str, ...] = (
     "conversations-create", "conversations-create-missing-agent-id", "conversations-create-unknown-agent",
     "conversations-get-unknown", "conversations-get-malformed", "concurrent-redis-conversations-same-stream",
     "runs-active-during-send", "conversations-stream-resume-without-redis", "redis-conversations-stream-resume-idle",
+    "agents-history-memory-heartbeat",
     "redis-conversations-stream-resume-unknown-otid", "agents-stream-tokens-two-tools",
     "approval-send", "approval-history-final", "approval-approve", "approval-approve-wrong-id",
     "approval-pending-new-message",

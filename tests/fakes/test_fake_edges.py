@@ -182,3 +182,27 @@ def test_a_gateway_in_front_forwards_the_send_then_answers_its_own_error(letta: 
         524, page, "cloudflare", "8f1d-AMS")
     assert len(letta.sends()) == 1 and [i.text for i in letta.inputs] == ["through the gateway"]
     assert [m["content"] for m in letta.history[ivy] if m["message_type"] == "assistant_message"] == ["ivy says hi"]
+
+
+@pytest.mark.parametrize("letta", ["0.11.7", "0.16.8"], indirect=True)
+def test_a_memory_save_before_the_reply_is_stored_as_the_real_server_stores_it(letta: FakeLetta) -> None:
+    """reference §24: after the user's message, 0.11.7 stores the tool call, its return and a heartbeat user message
+    before the answer, and its send's answer lists no heartbeat; 0.16.8 stores the call and its return only."""
+    version = letta.version
+    alice = letta.add_agent("alice")
+    letta.set_saves_memory(alice)
+    otid = str(uuid.uuid4())
+    sent = httpx.post(f"{letta.base_url}/v1/agents/{alice}/messages",
+                      json={"messages": [{"role": "user", "content": "please remember I like tea", "otid": otid}]})
+    history = httpx.get(f"{letta.base_url}/v1/agents/{alice}/messages", params={"limit": 100}).json()
+
+    def after(messages: list[dict[str, Any]]) -> list[str]:
+        """The types after the sent user message (the one with an otid), if it is listed."""
+        start = next((i + 1 for i, m in enumerate(messages) if m["message_type"] == "user_message" and m["otid"]), 0)
+        return [m["message_type"] for m in messages[start:]]
+
+    real_sent = cap(version, "agents-send-memory-heartbeat")["response"]["body"]["messages"]
+    real_history = cap(version, "agents-history-memory-heartbeat")["response"]["body"]
+    assert after(sent.json()["messages"]) == after(real_sent)
+    assert after(history) == after(real_history), history
+    assert next(m["otid"] for m in history if m["message_type"] == "user_message") == otid

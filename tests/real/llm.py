@@ -8,6 +8,8 @@ It answers deterministically, from what Letta sends it:
   workers' answers); a dynamic group's manager names "alice", then says "DONE!" once alice has spoken;
   "use tool NAME" in the user's text calls tool NAME (several: each in turn, one per model call); with "[say first]"
   the first call also says "Let me do that." (content beside the tool call, in the same model answer);
+- "please remember" in the user's text makes the first call `memory_insert` with `request_heartbeat: true`, as a real
+  model keeps going after saving to memory (tests/real/capture_heartbeat.py);
 - "[slow N]" in the latest user text makes each call on it take N seconds, "[fail]" answers 500, "[long N]" makes
   the reply N words ("w0 w1 ..."); `POST /_control`
   sets a delay for every call ({"delay": 6}) and `GET /_calls` lists (agent name, latest user text) per call;
@@ -38,6 +40,7 @@ LONG = re.compile(r"\[long (\d+)\]")
 TOOL = re.compile(r"use tool (\w+)")
 FIRST = "Let me do that."
 SUPERVISOR_TOOL = "send_message_to_all_agents_in_group"
+REMEMBER = "please remember"
 CHOOSE = re.compile(r"Choose the most suitable agent|You choose who speaks next")
 
 
@@ -174,6 +177,9 @@ class FakeLLM:
             call = (SUPERVISOR_TOOL, _fill(tools[SUPERVISOR_TOOL]["parameters"], {"message": last_user}))
         elif called < len(asked):
             call = (asked[called], _fill(tools[asked[called]]["parameters"], {}))
+        elif last.get("role") == "user" and REMEMBER in last_user and "memory_insert" in tools:
+            values = {"label": "human", "new_str": "likes tea", "request_heartbeat": True}
+            call = ("memory_insert", _fill(tools["memory_insert"]["parameters"], values))
         if call is None and "send_message" in tools:
             call = ("send_message", _fill(tools["send_message"]["parameters"], {"message": reply}))
         first = FIRST if call and called == 0 and "[say first]" in last_user and last.get("role") == "user" else None
