@@ -8,9 +8,8 @@ whose author waits longest), kept current by editing it.
 
 Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
 task, within Slack's rate limits, whatever the burst:
-- at most one new notice a second in a channel after a burst of POST_BURST (chat.postMessage allows about one
-  message a second per channel, short bursts tolerated); a thread whose turn has started by the time its notice
-  is due gets none;
+- at most one new notice a second in a channel after a short burst (notice_pacing.py); a thread whose turn has
+  started by the time its notice is due gets none;
 - at most one notice edit every EDIT_SPACING seconds in the process (chat.update is Tier 3, about 50 a minute
   for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
@@ -20,8 +19,9 @@ true); when it was withdrawn instead (its message deleted or edited away), stopp
 channel disconnected), the notice says it will not be answered. A turn being taken is not yet one going to its
 agents: until its run says which, its notice waits.
 Each notice shown is a row of `queue_notices` (store/queue_notices.py): the next start takes them up (`resume`) and
-keeps them true from there. With several processes each posts its own notices (a thread whose mentions reached two
-shows two), and the row of a thread is its latest.
+keeps them true from there, and owes a notice to each waiting thread without a row (the due ones live in memory).
+With several processes each posts its own notices (a thread whose mentions reached two shows two), and the row of a
+thread is its latest.
 Notices are best effort: nothing here ever stops or delays a turn.
 """
 
@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from bridge.configure import is_direct
 from bridge.domain import Turn
+from bridge.notice_pacing import ChannelPacing
 from bridge.notice_words import (
     STOPPED_NOTICE,
     TAKEN_BACK,
@@ -55,8 +56,6 @@ from bridge.store.queue_notices import NoticeRow, NoticeRows
 
 log = logging.getLogger(__name__)
 
-POST_SPACING = 1.0  # seconds between two new notices in one channel, past a burst of POST_BURST
-POST_BURST = 3
 EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
 NOTICE_SPACING = 5.0  # seconds between two edits of one notice
 CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
@@ -104,7 +103,7 @@ class QueueNotices:
         # comes after that, so a post whose outcome is unknown is looked for from there on, never taken for an
         # earlier notice of the thread in the same words.
         self._due: dict[tuple[str, str], dict[str, str]] = {}
-        self._posts: dict[tuple[str, str], tuple[float, float]] = {}  # channel -> (posts allowed, as of when)
+        self._pacing = ChannelPacing()
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
         self._posting: dict[ThreadKey, bool] = {}
@@ -139,9 +138,11 @@ class QueueNotices:
         self._start()
 
     async def resume(self) -> None:
-        """At start: the notices earlier processes left showing are kept true from here, as if posted here."""
+        """At start: the notices earlier processes left showing are kept true from here, as if posted here, and
+        every thread still waiting without one is owed its notice (an earlier process's were due only in memory)."""
         try:
             rows = await self._rows.all()
+            unfinished = await self._store.unfinished_turns()  # once per start: accepts stay free of queries
         except Exception as exc:  # best effort: they keep what they said
             log.info("could not read the queue notices left showing error=%s", type(exc).__name__)
             return
@@ -149,7 +150,11 @@ class QueueNotices:
         for row in rows:
             if row.thread not in self._shown:
                 self._shown[row.thread] = Notice(row.thread, row.ts, row.where, row.shown, since)
-        if self._shown:
+        for pending in unfinished:  # oldest first: each thread after the first of its mentions still waiting
+            turn = pending.turn
+            if (turn.team_id, turn.channel_id, turn.thread_ts) not in self._shown:
+                self._due.setdefault((turn.team_id, turn.channel_id), {}).setdefault(turn.thread_ts, turn.message_ts)
+        if self._shown or self._due:
             self._start()
 
     def _start(self) -> None:
@@ -186,8 +191,7 @@ class QueueNotices:
             due = self._due.pop(was)
             self._due[now] = {**due, **self._due.get(now, {})}
             self._wake.set()
-        if was in self._posts:
-            self._posts.setdefault(now, self._posts.pop(was))
+        self._pacing.moved(was, now)
 
     def _now(self, key: _Key) -> _Key:
         """A thread's or channel's key under its channel's id now (it may have changed, more than once)."""
@@ -255,7 +259,7 @@ class QueueNotices:
             except Exception as exc:  # a notice that cannot be given never stops anything
                 log.info("queue notices skipped a round error=%s", type(exc).__name__)
             now = loop.time()
-            waits = [self._post_at(channel, now) for channel in self._due]
+            waits = [self._pacing.post_at(channel, now) for channel in self._due]
             if self._shown:
                 waits.append(max(self._next_edit, now + 0.5))
             self._wake.clear()
@@ -270,7 +274,7 @@ class QueueNotices:
 
     async def _round(self, now: float) -> None:
         for channel in list(self._due):
-            if self._post_at(channel, now) <= now:
+            if self._pacing.post_at(channel, now) <= now:
                 await self._post_next(channel, now)
         if self._shown and self._next_edit <= now:
             await self._refresh(now)
@@ -322,22 +326,9 @@ class QueueNotices:
             log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
             return None, True
         finally:
-            allowed, at = self._allowance(channel, now)
-            self._posts[channel] = (allowed - 1, at)
+            self._pacing.spend(channel, now)
         await self._stored(self._rows.put(NoticeRow(thread, ts, where, ahead)))
         return Notice(thread, ts, where, ahead, now, now, approval), True
-
-    def _allowance(self, channel: tuple[str, str], now: float) -> tuple[float, float]:
-        """How many notices the channel may be posted now (a token bucket: POST_BURST, refilled 1/POST_SPACING)."""
-        allowed, at = self._posts.get(channel, (POST_BURST, now))
-        allowed = min(float(POST_BURST), allowed + (now - at) / POST_SPACING)
-        if allowed >= POST_BURST:
-            self._posts.pop(channel, None)  # a full bucket need not be remembered
-        return allowed, now
-
-    def _post_at(self, channel: tuple[str, str], now: float) -> float:
-        allowed, _ = self._allowance(channel, now)
-        return now if allowed >= 1 else now + (1 - allowed) * POST_SPACING
 
     async def _refresh(self, now: float) -> None:
         """Look up the counts of the notices looked at least recently; edit the first that is worth it."""
