@@ -9,7 +9,8 @@ whose author waits longest), kept current by editing it.
 Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
 task, within Slack's rate limits, whatever the burst:
 - at most one new notice a second in a channel after a short burst (notice_pacing.py); a thread whose turn has
-  started by the time its notice is due gets none;
+  started by the time its notice is due gets none, and where turns start faster than that, the threads that will
+  wait longest are told first;
 - at most one notice edit every EDIT_SPACING seconds in the process (chat.update is Tier 3, about 50 a minute
   for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
@@ -37,10 +38,10 @@ from typing import TypeVar
 
 from bridge.configure import is_direct
 from bridge.domain import Turn
-from bridge.notice_pacing import ChannelPacing
+from bridge.notice_lookups import InParallel, Moving, NoticeLookups
+from bridge.notice_pacing import ChannelPacing, DrainWatch
 from bridge.notice_words import (
     STOPPED_NOTICE,
-    TAKEN_BACK,
     UNBOUND_DM_NOTICE,
     UNBOUND_NOTICE,
     WITHDRAWN_NOTICE,
@@ -50,7 +51,6 @@ from bridge.notice_words import (
 )
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import SlackPoster
-from bridge.store.approvals import ApprovalStore
 from bridge.store.base import Store, ThreadKey
 from bridge.store.queue_notices import NoticeRow, NoticeRows
 
@@ -60,10 +60,7 @@ EDIT_SPACING = 2.0  # seconds between two notice edits in the whole process
 NOTICE_SPACING = 5.0  # seconds between two edits of one notice
 CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
 
-InParallel = Callable[[str, str], Awaitable[bool]]
 _Key = TypeVar("_Key", ThreadKey, tuple[str, str])
-# The threads with a turn still running under the channel's old id (its id changed meanwhile); None when none is.
-Moving = Callable[[str, str], Collection[str] | None]
 
 
 @dataclass
@@ -90,23 +87,22 @@ class QueueNotices:
         set_aside: Callable[[], Collection[int]] = frozenset,
         moving: Moving = lambda _team_id, _channel_id: None,
     ) -> None:
-        self._moving = moving  # a turn ahead runs under the channel's old id: not counted under the new one
         # (team, old channel id) -> its new id: a turn taken under the old id ends under the new one (`_now`)
         self._moved: dict[tuple[str, str], str] = {}
         self._store = store
-        self._set_aside = set_aside  # turns left for the next start (their runs kept failing): nothing waits on them
-        self._approvals = ApprovalStore(store)
+        self._lookups = NoticeLookups(store, poster_of, in_parallel, set_aside, moving)
         self._rows = NoticeRows(store)  # each shown notice, for the next start
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
-        self._in_parallel = in_parallel
         # channel -> threads to tell, oldest first, each with the ts of the mention that made it wait: its notice
         # comes after that, so a post whose outcome is unknown is looked for from there on, never taken for an
         # earlier notice of the thread in the same words.
         self._due: dict[tuple[str, str], dict[str, str]] = {}
         self._pacing = ChannelPacing()
+        self._drain = DrainWatch()  # which due thread is told next
         self._shown: dict[ThreadKey, Notice] = {}
         # Threads whose notice is being posted: True once another mention arrived meanwhile (count it again).
         self._posting: dict[ThreadKey, bool] = {}
+        self._began: set[ThreadKey] = set()  # of those, the ones whose turn went to its agents meanwhile
         # Threads whose notice is due or being posted, told meanwhile how a waiting mention ended unrun: the words
         # the notice takes once posted (the store does not say them all: an unbound end, for one).
         self._ending: dict[ThreadKey, str] = {}
@@ -127,6 +123,7 @@ class QueueNotices:
             return
         if thread in self._posting:
             self._posting[thread] = True  # its notice is on its way: edited, not posted again
+            self._began.discard(thread)
             return
         if self._stopped:
             return  # an accept that began before the stop (Socket Mode): its turn waits for the next start
@@ -192,6 +189,10 @@ class QueueNotices:
             self._due[now] = {**due, **self._due.get(now, {})}
             self._wake.set()
         self._pacing.moved(was, now)
+        self._drain.moved(was, now)
+        for thread in [t for t in self._began if t[:2] == was]:
+            self._began.discard(thread)
+            self._began.add((*now, thread[2]))
 
     def _now(self, key: _Key) -> _Key:
         """A thread's or channel's key under its channel's id now (it may have changed, more than once)."""
@@ -232,6 +233,10 @@ class QueueNotices:
         earlier no longer says how it ends."""
         thread = self._now(thread)
         self._ending.pop(thread, None)
+        if thread[:2] in self._due:
+            self._drain.started(thread[:2], asyncio.get_running_loop().time())
+        if thread in self._posting:
+            self._began.add(thread)  # its notice, once posted, is left as it is
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.answered = None, True
@@ -280,16 +285,19 @@ class QueueNotices:
             await self._refresh(now)
 
     async def _post_next(self, channel: tuple[str, str], now: float) -> None:
-        """The channel's oldest thread still waiting gets its notice; threads no longer waiting are dropped."""
+        """The channel's next thread to tell (DrainWatch.pick) gets its notice; threads no longer waiting are
+        dropped."""
         while pending := self._due.get(channel := self._now(channel)):
-            thread_ts, since = next(iter(pending.items()))
-            del pending[thread_ts]
+            thread_ts = self._drain.pick(channel, pending, now)
+            since = pending.pop(thread_ts)
             thread = (*channel, thread_ts)
             self._posting[thread] = False
             try:
                 shown, stop = await self._post_one(channel, thread, since, now)
             finally:
                 again = self._posting.pop(thread := self._now(thread))  # its channel's id may have changed
+                began = thread in self._began
+                self._began.discard(thread)
             if shown is not None and shown.thread != thread:  # posted under the old id: kept under the new
                 await self._stored(self._rows.drop(shown.thread, shown.ts))
                 shown.thread = thread
@@ -298,9 +306,10 @@ class QueueNotices:
                 shown.ended = self._ending.pop(thread, None)
                 if again or shown.ended:
                     shown.checked_at = 0.0  # a mention arrived, or ended, while it was posted: looked at first
+                shown.answered = began  # its turn went to its agents while it was posted: left as it is
                 self._shown[thread] = shown
-            elif again:
-                # a mention arrived while it was looked at: looked at again
+            elif again or thread_ts in self._due.get(thread[:2], {}):
+                # a mention arrived while it was looked at, or it is told later: looked at again
                 self._due.setdefault(thread[:2], {})[thread_ts] = since
             else:
                 self._ending.pop(thread, None)
@@ -308,16 +317,21 @@ class QueueNotices:
                 break
         if channel in self._due and not self._due[channel]:
             del self._due[channel]
+            self._drain.forget(channel)
 
     async def _post_one(
         self, channel: tuple[str, str], thread: ThreadKey, since: str, now: float
     ) -> tuple[Notice | None, bool]:
         """The thread's notice, if it waits (None when it does not, or the post failed), posted after the mention
         `since`; True when the round for the channel is over (a notice was posted, or Slack refused one)."""
-        where, ahead = await self._count(thread, None)
+        where, ahead = await self._lookups.count(thread, None)
         if not ahead:
             return None, False
-        approval = await self._approval(thread, where)
+        if self._drain.too_late(channel, ahead, now):  # its turn comes before a notice is of use: looked at later
+            self._due.setdefault(channel, {})[thread[2]] = since
+            self._pacing.spend(channel, now)
+            return None, True
+        approval = await self._lookups.approval(thread, where)
         try:
             poster = await self._poster_of(channel[0])
             part = poster.parts(None, queued_text(ahead, where, approval, is_direct(thread[1])))[0]
@@ -337,26 +351,26 @@ class QueueNotices:
         )
         for notice in due[:CHECKS_PER_ROUND]:
             notice.checked_at, thread = now, notice.thread
-            where, ahead = await self._count(notice.thread, notice.where)
+            where, ahead = await self._lookups.count(notice.thread, notice.where)
             if notice.thread != thread:  # its channel's id changed meanwhile: counted under the old one
                 notice.checked_at = 0.0
                 continue
             if not ahead:
                 if notice.thread in self._taking and not notice.answered:
                     continue  # its turn may still end unrun (its channel disconnected): looked at again
-                if self._behind_move(notice.thread, where) and not notice.answered and notice.ended is None:
+                if self._lookups.behind_move(notice.thread, where) and not notice.answered and notice.ended is None:
                     continue  # it waits for a turn running under its channel's old id, which is not counted
                 del self._shown[notice.thread]
                 # Unless the thread's turn went to its agents (the notice said what happened), what it promised
                 # will not come (taken back here, or through another process): it says so.
-                ended = None if notice.answered else notice.ended or await self._ended_unrun(notice.thread)
+                ended = None if notice.answered else notice.ended or await self._lookups.ended_unrun(notice.thread)
                 if ended is not None:
                     await self._edit(notice, ended, now)
                 await self._stored(self._rows.drop(notice.thread, notice.ts))
                 if ended is None:
                     continue
                 return
-            approval = await self._approval(notice.thread, where)
+            approval = await self._lookups.approval(notice.thread, where)
             if approval == notice.approval and not worth_editing(notice.shown, ahead, now - notice.edited_at):
                 continue
             notice.shown, notice.approval = ahead, approval
@@ -375,16 +389,6 @@ class QueueNotices:
         except Exception as exc:
             log.info("could not store a queue notice error=%s", type(exc).__name__)
 
-    async def _ended_unrun(self, thread: ThreadKey) -> str | None:
-        """The words for a thread whose newest mention will not be answered after all: stopped, deleted or edited
-        away through another process (Postgres), which told its own notices only. None when it was taken to be
-        answered."""
-        newest = await self._store.last_turn_in_thread(*thread)
-        ended = await self._store.unrun_end(newest) if newest else None  # one that ran kept the notice's word
-        if ended is None:
-            return None
-        return STOPPED_NOTICE if ended == "stopped" else TAKEN_BACK[ended][1]
-
     async def _edit(self, notice: Notice, words: str, now: float) -> bool:
         """Edit the notice to say `words`; False when Slack refused (it is not edited again)."""
         self._next_edit = now + EDIT_SPACING
@@ -397,38 +401,3 @@ class QueueNotices:
             log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
             return False
         return True
-
-    async def _approval(self, thread: ThreadKey, where: str) -> Pending | None:
-        """A tool call waiting for a decision where the thread waits (its thread, or its channel)."""
-        team_id, channel_id, thread_ts = thread
-        rows = await self._approvals.open_in(team_id, channel_id, thread_ts if where == "thread" else "")
-        waiting = [row for row in rows if not row.decided]
-        if not waiting:
-            return None
-        asked = waiting[0].asked
-        try:  # named as its replies show it
-            agent = (await self._poster_of(team_id)).shown_name(asked.agent_name)
-        except Exception:  # the workspace's poster is gone (uninstalled): the notice is not posted either
-            agent = asked.agent_name
-        return Pending(agent, asked.tool_name)
-
-    async def _count(self, thread: ThreadKey, where: str | None) -> tuple[str, int]:
-        """Where the thread waits ("channel", or "thread" where a binding's threads run at once) and how many
-        turns are ahead of its newest waiting one."""
-        team_id, channel_id, thread_ts = thread
-        aside = self._set_aside()
-        if where is None:
-            ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread=False, skip=aside)
-            if not ahead:
-                return "channel", 0  # the usual case, settled without asking how the binding's threads run
-            if not await self._in_parallel(team_id, channel_id):
-                return "channel", ahead + self._behind_move(thread, "channel")
-            where = "thread"
-        in_thread = where == "thread"
-        ahead = await self._store.turns_ahead(team_id, channel_id, thread_ts, in_thread, skip=aside)
-        return where, ahead + (ahead > 0 and self._behind_move(thread, where))
-
-    def _behind_move(self, thread: ThreadKey, where: str) -> bool:
-        """Whether a turn ahead of the thread's still runs under its channel's old id (not counted under the new)."""
-        held = self._moving(*thread[:2])
-        return held is not None and (where == "channel" or thread[2] in held)
