@@ -158,15 +158,17 @@ class QueueNotices:
         if self._task is None and not self._stopped:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
-    def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> None:
+    def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> bool:
         """A waiting turn of the thread was withdrawn (its message deleted, or edited away): its notice, if this
-        process shows one, is looked at first, and says it will not be answered once nothing of the thread waits."""
+        process shows one, is looked at first, and says it will not be answered once nothing of the thread waits.
+        False when no notice is showing or being posted here: a notice still due is not posted for it any more."""
         thread = self._now(thread)
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
         elif thread in self._posting or thread[2] in self._due.get(thread[:2], {}):
             self._ending[thread] = words
+        return notice is not None or thread in self._posting
 
     def moved(self, team_id: str, old: str, new: str) -> None:
         """The channel's id changed (its turns and notice rows moved in the store): its notices, shown, due or being
@@ -241,9 +243,10 @@ class QueueNotices:
         if notice is not None:
             notice.ended, notice.answered = None, True
 
-    def stopped(self, thread: ThreadKey) -> None:
-        """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop."""
-        self.withdrawn(thread, STOPPED_NOTICE)
+    def stopped(self, thread: ThreadKey) -> bool:
+        """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop. False when no
+        notice here will say so (the stop's answer must)."""
+        return self.withdrawn(thread, STOPPED_NOTICE)
 
     def unbound(self, thread: ThreadKey) -> None:
         """A turn of the thread ended unrun, its channel disconnected: as for a withdrawn one, in those words."""

@@ -293,6 +293,9 @@ class StopOutcome:
     refused: str | None = None
     askers: tuple[str, ...] = ()
     stopping: bool = False  # nothing left to stop but a turn whose stop is still ending (its Letta runs cancelled)
+    # Only waiting turns were stopped, in a thread with no queue notice to say so (its notice was not posted yet):
+    # the answer to the stop is all that says it.
+    untold: bool = False
 
 
 def stop_rule(by: StopBy, configurers: str) -> str:
@@ -317,13 +320,14 @@ class Stopping:
         stops: Stoppable,
         by: StopBy = "asker",
         metrics: Metrics = UNMETERED,
-        waiting_stopped: Callable[[ThreadKey], None] | None = None,
+        waiting_stopped: Callable[[ThreadKey], bool] | None = None,
     ) -> None:
         self._store = store
         self._stops = stops
         self._by = by
         self._metrics = metrics
-        self._waiting_stopped = waiting_stopped  # the queue notices: a thread's waiting turn was stopped
+        # The queue notices: a thread's waiting turn was stopped; True when a notice of the thread will say so.
+        self._waiting_stopped = waiting_stopped
 
     async def first(self, key: str) -> bool:
         """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
@@ -364,14 +368,16 @@ class Stopping:
             log.info("stop refused channel=%s thread=%s user=%s", channel_id, thread_ts, user_id)
             return StopOutcome(refused=stop_rule(self._by, configurers), askers=askers)
         stopped: list[StoppedTurn] = []
+        untold = False
         for thread in allowed:
             in_thread = await self._store.stop_turns(team_id, channel_id, thread, user_id)
-            if self._waiting_stopped is not None and any(waiting for _, waiting in in_thread):
-                self._waiting_stopped((team_id, channel_id, thread))  # its queue notice says it will not come
+            if any(waiting for _, waiting in in_thread):  # its queue notice, if it shows one, says it will not come
+                noticed = self._waiting_stopped is not None and self._waiting_stopped((team_id, channel_id, thread))
+                untold = untold or not (noticed or any(not waiting for _, waiting in in_thread))
             stopped += in_thread
         for turn_id, waiting in stopped:
             if waiting:  # ended by this update, never run: counted here, once (no other process's update took it)
                 self._metrics.turn_not_run("stopped")
             await self._stops.stop(turn_id, user_id)
         log.info("stop channel=%s thread=%s user=%s turns=%d", channel_id, thread_ts, user_id, len(stopped))
-        return StopOutcome(len(stopped))
+        return StopOutcome(len(stopped), untold=untold)

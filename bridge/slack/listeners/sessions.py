@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
+from bridge.notice_words import STOPPED_NOTICE
 from bridge.slack.decide import installed_team
 from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.member_facts import member_facts
@@ -103,6 +104,8 @@ class StopHandler:
         outcome = await self.stop(client, turn.team_id, turn.channel_id, turn.thread_ts, turn.user_id)
         if outcome.refused is not None or (outcome.stopped == 0 and not quiet):
             await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, stop_answer(outcome))
+        elif outcome.untold:  # said nowhere else: no queue notice showed in the thread, nothing of it ran
+            await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, STOPPED_NOTICE)
 
     async def first_time(self, turn: Turn) -> bool:
         """Once per message across every process on the database: Slack's retry of the event (to any process)
