@@ -487,20 +487,25 @@ def _tag(text: str) -> str:
 @pytest.mark.slow
 def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Rig) -> None:
     """A burst far faster than the agents answer, into one channel: 90 top-level mentions and 30 more in one
-    thread, every fifth delivered twice (Slack's retry) and with its message twin, the bridge killed with -9
-    while the backlog drains. Each mention still reaches each agent once, in the order it was sent (per thread
-    where threads are conversations), with no agent ever given two sends at once; each thread's replies come
-    in its mentions' order."""
+    thread (where threads are conversations, and run at once, the 90 go into three threads: each queues deeply),
+    every fifth delivered twice (Slack's retry) and with its message twin, the bridge killed with -9 while the
+    backlog drains. Each mention still reaches each agent once, in the order it was sent (per thread where threads
+    are conversations), with no agent ever given two sends at once; each thread's replies come in its mentions'
+    order; each waiting thread is posted one queue notice at most, whose count was true when it was posted."""
     r = guarded
+    by_thread = r.letta.version == "0.16.8" and r.bridge.env.get("LETTA_CONVERSATIONS") == "true"
     for name, agent in r.agents.items():  # distinct texts: a resumed turn recognises its posts by their text
         r.letta.set_reply(agent, lambda text, name=name: f"{name} {_tag(text)}")
     r.letta.set_delay(r.agents["alice"], 1.5)  # the first turn holds the channel while the backlog builds
     first, _ = r.bridge.mention("q0", r.channel)
     r.letta.wait_for(lambda: len(r.letta.inputs) == 1, 10)
     sent: list[tuple[str, str]] = [("q0", first["ts"])]  # (tag, thread) in the order Slack delivered them
+    roots: list[str] = []  # where threads run at once: the three threads the 90 go into
     for n in range(1, 121):
-        thread = first["ts"] if n > 90 else None
+        thread = first["ts"] if n > 90 else roots[n % 3] if by_thread and n > 3 else None
         event = mention_event(f"q{n}", channel=r.channel, thread_ts=thread)
+        if by_thread and n <= 3:
+            roots.append(event["ts"])
         body = event_body(event)
         assert r.bridge.post(body).status_code == 200
         if n % 5 == 0:
@@ -520,7 +525,6 @@ def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Ri
     for name, agent in r.agents.items():
         ran = [_tag(i.text) for i in sorted(r.letta.inputs, key=lambda i: i.started) if i.agent_id == agent]
         assert sorted(ran) == sorted(t for t, _ in sent), f"{name} ran a turn twice or missed one"
-        by_thread = r.letta.version == "0.16.8" and r.bridge.env.get("LETTA_CONVERSATIONS") == "true"
         if by_thread:  # threads at once, each thread in order
             for thread in {t for _, t in sent}:
                 assert [x for x in ran if (x, thread) in sent] == [x for x, t in sent if t == thread]
@@ -529,3 +533,22 @@ def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Ri
     for thread in {t for _, t in sent}:
         posted = [p.args["text"] for p in r.slack.posts(r.channel, thread) if p.args.get("username")]
         assert posted == [f"{name} {x}" for x, t in sent if t == thread for name in ("alice", "bob", "carol")]
+    _queue_notices_were_true(r, sent, by_thread)
+
+
+def _queue_notices_were_true(r: Rig, sent: list[tuple[str, str]], by_thread: bool) -> None:
+    """One queue notice at most per thread, one at least in a thread that queued deeply, and each one's count
+    true when it was posted: no more than the mentions sent before the thread's newest, no fewer than those of
+    them whose turn had not started (the count was taken just before the post)."""
+    queued = [p for p in r.slack.posts(r.channel) if str(p.args["text"]).startswith("Queued")]
+    threads = [str(p.args["thread_ts"]) for p in queued]
+    assert len(threads) == len(set(threads)), f"a thread was posted two queue notices: {sorted(threads)}"
+    assert sent[0][1] in threads, "the thread of 30 waiting mentions was never told it is queued"
+    alice = sorted((i for i in r.letta.inputs if i.agent_name == "alice"), key=lambda i: i.started)
+    for post in queued:
+        thread, text = str(post.args["thread_ts"]), str(post.args["text"])
+        count = int(re.findall(r"after the (\d+) earlier", text)[0])
+        line = [tag for tag, t in sent if t == thread or not by_thread]  # what it waits behind, in order
+        mine = [line.index(tag) for tag, t in sent if t == thread]
+        begun = len({_tag(i.text) for i in alice if i.started <= post.at and _tag(i.text) in line})
+        assert min(mine) - begun <= count <= max(mine), f"{thread}: {text!r} ({begun} of the line begun)"
