@@ -87,8 +87,8 @@ class StopEnd:
         self._client: LettaClient = stops.client
         self._working, self._stopped = settings.slack_working_reaction, settings.slack_stopped_reaction
 
-    async def finish(self, turn: Turn, turn_id: int, by: str, target: Target | None) -> None:
-        running = RunningTurn(turn_id, turn.team_id, turn.channel_id, turn.thread_ts, target=target)
+    async def finish(self, turn: Turn, turn_id: int, by: str, target: Target | None, otid: str = "") -> None:
+        running = RunningTurn(turn_id, turn.team_id, turn.channel_id, turn.thread_ts, target=target, otid=otid)
         try:
             async with asyncio.timeout(CANCEL_DEADLINE):
                 await self._stops.cancel_letta(running)

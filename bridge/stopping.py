@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bridge.domain import AgentFailure, AgentReply, Target
-from bridge.letta.client import LettaClient
+from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.locks import TURN_HOLDS
+from bridge.letta.own_runs import TURN_RUNS, OwnRuns, OwnSend
+from bridge.letta.patterns import step_otid
 from bridge.metrics import UNMETERED, Metrics
 from bridge.store.base import PendingTurn, StoppedTurn, Store, ThreadKey
 from bridge.store.turn_record import TurnJournal
@@ -76,6 +78,8 @@ class RunningTurn:
     cancelling: bool = False  # a stop delivered here (TurnStops.stop) cancels its Letta runs itself, then its task
     session: bool = False  # the thread's Slack agent session shows the turn (else the fallbacks do)
     looking: asyncio.Future[str | None] | None = None  # the store's answer to a check under way
+    otid: str = ""  # the turn's: its sends' otids derive from it (patterns.step_otid)
+    runs: OwnRuns = field(default_factory=OwnRuns)  # the runs its sends reported: all a Stop cancels by agent
 
     def check(self) -> None:
         """Raise TurnStopped once the turn was stopped: called before anything is posted."""
@@ -155,9 +159,11 @@ class TurnStops:
         running = self.running[turn_id] = RunningTurn(turn_id, team_id, channel_id, thread_ts)
         watcher = asyncio.create_task(self._watch(running)) if self._poll > 0 else None
         holds = TURN_HOLDS.set(running.holding)  # the turn's sends, in this task and the ones it starts
+        runs = TURN_RUNS.set(running.runs)
         try:
             yield running
         finally:
+            TURN_RUNS.reset(runs)
             TURN_HOLDS.reset(holds)
             self.running.pop(turn_id, None)
             if watcher is not None:
@@ -241,13 +247,14 @@ class TurnStops:
         for agent_id in mine:
             conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
             if self._client.app_server or (conversation or agent_id) in running.holding:  # App Server: its own message
-                cancelled.append(await self._cancel(agent_id, conversation))
+                cancelled.append(await self._cancel(agent_id, conversation, running.runs.of(agent_id)))
         for agent_id in (a for a in _agents(earlier, running.target) if a not in mine):
             conversation = await self._store.conversation(thread, agent_id)
-            cancelled.append(await self._cancel_locked(agent_id, conversation))
+            sends = _earlier_sends(earlier, agent_id, running.otid)
+            cancelled.append(await self._cancel_locked(agent_id, conversation, sends))
         return [c for c in cancelled if c is not None]
 
-    async def _cancel_locked(self, agent_id: str, conversation: str | None) -> str | None:
+    async def _cancel_locked(self, agent_id: str, conversation: str | None, sends: list[OwnSend]) -> str | None:
         """Cancel under the send lock the runners hold for the route (the agent's, or the conversation's)."""
         async with contextlib.AsyncExitStack() as held:
             try:
@@ -256,14 +263,18 @@ class TurnStops:
             except TimeoutError:
                 log.info("letta cancel left out: another send holds the agent agent=%s", agent_id)
                 return None
-            return await self._cancel(agent_id, conversation)
+            return await self._cancel(agent_id, conversation, sends)
 
-    async def _cancel(self, agent_id: str, conversation: str | None) -> str | None:
+    async def _cancel(self, agent_id: str, conversation: str | None, sends: list[OwnSend]) -> str | None:
+        """The conversation's run, or by agent the runs of `sends` only (LettaClient.cancel_agent)."""
         try:
             if conversation is not None:
                 runs = await self._client.cancel_conversation(conversation, agent_id)
             else:
-                runs = await self._client.cancel_agent(agent_id)
+                runs = await self._client.cancel_agent(agent_id, sends)
+                if not runs and not any(s.runs for s in sends) and await self._client.has_conversations():
+                    log.info("letta cancel left out: the turn's send reported no run yet agent=%s", agent_id)
+                    return None
         except LettaError as error:
             log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
             return None
@@ -272,6 +283,15 @@ class TurnStops:
         else:  # nothing running; or a 0.11.x server, whose group sends list no run and whose cancel stops nothing
             log.info("letta cancel named no run agent=%s conversation=%s", agent_id, conversation)
         return conversation or agent_id
+
+
+def _earlier_sends(keys: set[str], agent_id: str, otid: str) -> list[OwnSend]:
+    """The sends an earlier run of the turn journaled to the agent by name, each found by its otid in the agent's
+    own thread where the server can tell (a Redis server's background send carries `step_otid`, bridge_runner.py);
+    a group send, which names no agent, is found by nothing."""
+    if not otid:
+        return []
+    return [OwnSend(step_otid(otid, key), DEFAULT_CONVERSATION) for key in sorted(keys) if agent_id in key]
 
 
 def _agents(keys: set[str], target: Target | None) -> list[str]:

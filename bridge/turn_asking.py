@@ -120,6 +120,7 @@ class TurnAsking:
         scope = thread_scope(turn.channel_id, turn.thread_ts) if threaded else turn.channel_id
         transcript = BindingTranscript(self._store, turn.team_id, scope, thread=threaded)
         running.threaded = threaded
+        running.otid = job.otid
         journal = TrackedJournal(
             self._store,
             job.turn_id,

@@ -183,7 +183,9 @@ class TurnWorker:
             except TargetError as exc:
                 unusable = str(exc)
         if job.stopped_by is not None:  # never run again: its stop is ended here, the agents are not asked
-            await self.stop_end.finish(turn, job.turn_id, job.stopped_by, binding.target if binding else None)
+            await self.stop_end.finish(
+                turn, job.turn_id, job.stopped_by, binding.target if binding else None, job.otid
+            )
             if turn.files:
                 await self._inputs.drop(job.turn_id)
             return "stopped"

@@ -10,6 +10,7 @@ itself. A Stop from Slack takes back this process's message to the conversation 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from bridge.letta.appserver.metered import MeteredAppServerClient
 from bridge.letta.client import LettaClient
 from bridge.letta.errors import ENV_KEY, KeyOrigin, Kind, LettaError
 from bridge.letta.models import Agent, Conversation, Group, Health
+from bridge.letta.own_runs import OwnSend
 from bridge.letta.paging import LIST_CAP
 from bridge.metrics import Metrics
 
@@ -190,7 +192,7 @@ class AppServerLetta(LettaClient):
         aborted = await self.app.abort(agent_id, conversation_id)
         return {conversation_id: "cancelled"} if aborted else {}
 
-    async def cancel_agent(self, agent_id: str) -> dict[str, str]:
+    async def cancel_agent(self, agent_id: str, sends: Sequence[OwnSend] = ()) -> dict[str, str]:
         """Every turn on the App Server runs in a conversation (never `default` for channels): nothing to abort
         by agent alone."""
         raise LettaError(Kind.INVALID, "the App Server aborts conversations, not agents", base_url=self.base_url)

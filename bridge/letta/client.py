@@ -3,11 +3,12 @@ runs, cancels and feedback. Its HTTP, errors and retries are `transport.py`'s.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from bridge.letta import gateways
 from bridge.letta.active_runs import CLOCK_SLACK, ActiveRuns, created
@@ -27,9 +28,11 @@ from bridge.letta.models import (
     LettaMessage,
     LettaResponse,
 )
+from bridge.letta.own_runs import OwnSend, own_send
 from bridge.letta.paging import LIST_CAP, PAGE_SIZE, every
 
 log = logging.getLogger(__name__)
+RUN_LOOKUP_SECONDS = 5.0  # a Stop's look for its send's run by otid (within stopping.CANCEL_DEADLINE)
 
 class LettaClient(ActiveRuns):
     app_server = False  # a Letta App Server behind this face (bridge/letta/appserver_letta.py)
@@ -151,12 +154,15 @@ class LettaClient(ActiveRuns):
             body["stream_tokens"] = True
         if background:
             body["background"] = True
-        async with self._one_send(agent_id, conversation_id, [_lock_key(conversation_id, agent_id)]):
+        keys = [_lock_key(conversation_id, agent_id)]
+        async with self._one_send(agent_id, conversation_id, keys):
             while True:
                 received = False
+                own = own_send(keys, message, conversation_id if "background" in body else None)
                 try:
                     async for item in self._stream(f"/v1/conversations/{conversation_id}/messages", body):
                         received = True
+                        own.saw(item)
                         yield item
                     return
                 except LettaError as error:
@@ -168,19 +174,43 @@ class LettaClient(ActiveRuns):
                     del body["background"]
                     log.warning("letta refused a background run (it has no Redis now): sent without, from now on")
 
-    async def cancel_agent(self, agent_id: str) -> dict[str, str]:
+    async def cancel_agent(self, agent_id: str, sends: Sequence[OwnSend] = ()) -> dict[str, str]:
         """Cancel the agent's active runs outside every conversation (POST /v1/agents/{id}/messages/cancel):
         {run id: "cancelled"}, or {} when none is running (409). A model call in flight is not interrupted: the
-        run ends after it. Where the server has conversations the route would cancel the agent's runs in all of
-        them (other Slack threads, other clients): the runs of the agent's own thread are named instead."""
+        run ends after it. Where the server has conversations the route, asked for no run, would cancel every run
+        of the agent outside them, another client's too: only the runs `sends` made are named (own_runs.py), a send
+        that reported none yet found by its otid where the server can tell; none known, nothing is cancelled."""
         path = f"/v1/agents/{agent_id}/messages/cancel"
         if not await self.has_conversations():
             return await self._cancel(path)
-        own = [str(r["id"]) for r in await self.active_runs(agent_id) if r.get("id")]
+        own: list[str] = []
+        for send in sends:
+            found: set[str | None] = set(send.runs) or {await self.run_of(send.conversation, send.otid, agent_id)}
+            own.extend(run for run in found if run and run not in own)
         if not own:
             return {}
         answer = await self._cancel(path, {"run_ids": own})
         return {run: state for run, state in answer.items() if state == "cancelled"}
+
+    async def run_of(self, conversation_id: str | None, otid: str | None, agent_id: str | None = None) -> str | None:
+        """The run of the background send that carried `otid` in the conversation, as its resumed stream's first
+        event names it (Redis servers); None where the server cannot tell (no otid, no Redis, no such run). Not
+        under the send lock: the send it looks for holds it."""
+        if conversation_id is None or otid is None or not self.resumable:
+            return None
+        body: dict[str, Any] = {"otid": otid}
+        if agent_id and conversation_id == DEFAULT_CONVERSATION:
+            body["agent_id"] = agent_id
+        try:
+            async with asyncio.timeout(RUN_LOOKUP_SECONDS):
+                stream = self._stream(f"/v1/conversations/{conversation_id}/stream", body)
+                async with aclosing(cast(AsyncGenerator[LettaMessage, None], stream)) as events:
+                    async for item in events:
+                        if run_id := getattr(item, "run_id", None):
+                            return str(run_id)
+        except (LettaError, TimeoutError) as error:
+            log.info("letta run not found by its otid otid=%s error=%s", otid, type(error).__name__)
+        return None
 
     async def cancel_conversation(self, conversation_id: str, agent_id: str | None = None) -> dict[str, str]:
         """Cancel the conversation's active run (POST /v1/conversations/{id}/cancel); as `cancel_agent`. `agent_id`
@@ -215,7 +245,9 @@ class LettaClient(ActiveRuns):
         keys = [_lock_key(conversation_id, agent_id)]
         async with self.locks.hold(keys):
             with held_by_turn(keys):
+                own = own_send(keys, body, conversation_id)
                 async for item in self._stream(f"/v1/conversations/{conversation_id}/stream", body):
+                    own.saw(item)
                     yield item
 
     async def has_resume(self) -> bool:
@@ -284,7 +316,9 @@ class LettaClient(ActiveRuns):
         if tokens:
             body["stream_tokens"] = True
         async with self._one_send(agent_id, None, [agent_id]):
+            own = own_send([agent_id], message)
             async for item in self._stream(f"/v1/agents/{agent_id}/messages/stream", body):
+                own.saw(item)
                 yield item
 
     async def stream_group(
@@ -299,7 +333,9 @@ class LettaClient(ActiveRuns):
         if tokens:
             body["stream_tokens"] = True
         async with self._one_send(None, None, member_ids, left):
+            own = own_send(member_ids, message)
             async for item in self._stream(f"/v1/groups/{group_id}/messages/stream", body):
+                own.saw(item)
                 yield item
 
     @asynccontextmanager

@@ -14,6 +14,7 @@ from bridge.domain import AgentRef, Decision, Target
 from bridge.letta.approving import STOPPED, approval_message
 from bridge.letta.client import LettaClient
 from bridge.letta.exchange import Said, exchange
+from bridge.letta.own_runs import OwnSend
 from bridge.stop_end import StopEnd
 from bridge.stopping import TurnStops
 from bridge.store import open_store
@@ -46,7 +47,8 @@ async def _stop_ended_while_denial_runs(tmp_path: Path, letta: FakeLetta, finn: 
 
         going = asyncio.create_task(in_flight())
         await asyncio.sleep(0.5)
-        assert await client.cancel_agent(finn)  # listed ended from here on, its step still going
+        finns = OwnSend(runs={r["id"] for r in await client.active_runs(finn)})  # the dead process's send's run
+        assert await client.cancel_agent(finn, [finns])  # listed ended from here on, its step still going
         assert not await client.active_runs(finn)
         assert await store.stop_turns("T1", "C1", "1.000001", "U9") == [(turn_id, False)]
         end = StopEnd(store, TurnStops(store, client, 0), Recorder(), Recorder(True), desk,  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import Kind, LettaError
 from bridge.letta.locks import TURN_HOLDS
 from bridge.letta.models import AssistantMessage, LettaMessage
+from bridge.letta.own_runs import TURN_RUNS
 from bridge.stopping import RunningTurn, TurnStops
 from bridge.store import open_store
 from tests.fakes.letta import FakeLetta
@@ -44,7 +45,9 @@ def test_a_stop_in_a_channel_without_conversations_leaves_the_agents_other_threa
             running = RunningTurn(turn_id, "T1", "C1", "1.000001", target=Target("agents", (AgentRef(alice, "alice"),)))
             threaded = asyncio.create_task(_drain(client, research.id, message("research?", "otid-r"), None))
             holds = TURN_HOLDS.set(running.holding)  # the ops send is the stopped turn's (TurnStops.track)
+            runs = TURN_RUNS.set(running.runs)
             ops = asyncio.create_task(_drain(client, DEFAULT_CONVERSATION, message("ops?", "otid-ops"), alice))
+            TURN_RUNS.reset(runs)
             TURN_HOLDS.reset(holds)
             await asyncio.to_thread(letta.wait_for, lambda: len(letta.active_runs()) == 2)
             running.sending.add(alice)

@@ -1,0 +1,58 @@
+"""The Letta runs the running turn's own sends made, by send-lock key: all a Stop may cancel by agent.
+
+On a server with conversations (0.16.8, Letta Cloud) the agent cancel route, asked without run ids, names every run
+of the agent outside its conversations: another client's send to the agent route (a script, the ADE) as well as the
+turn's own in the agent's `default` thread. So each send records the runs its events report (`run_id`, on the first
+ping already), and the otid it carried, by which a Redis server finds a background run that reported none yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class OwnSend:
+    """One send of the turn: the runs its events named, and where its otid can be looked up (a background send's
+    conversation, `default` for the agent's own thread; None where the server cannot tell)."""
+
+    otid: str | None = None
+    conversation: str | None = None
+    runs: set[str] = field(default_factory=set)
+
+    def saw(self, item: object) -> None:
+        run_id = getattr(item, "run_id", None)
+        if isinstance(run_id, str) and run_id:
+            self.runs.add(run_id)
+
+
+class OwnRuns:
+    """The turn's sends by send-lock key (an agent id, a conversation id), in the order they went."""
+
+    def __init__(self) -> None:
+        self._sends: dict[str, list[OwnSend]] = {}
+
+    def add(self, keys: Iterable[str], send: OwnSend) -> None:
+        for key in keys:
+            self._sends.setdefault(key, []).append(send)
+
+    def of(self, key: str) -> list[OwnSend]:
+        return list(self._sends.get(key, ()))
+
+
+# The running turn's sends (stopping.RunningTurn.runs), set for the turn's task and the tasks it starts.
+TURN_RUNS: ContextVar[OwnRuns | None] = ContextVar("turn_runs", default=None)
+
+
+def own_send(keys: Iterable[str], message: Mapping[str, Any], lookup: str | None = None) -> OwnSend:
+    """A send going out now under `keys`, recorded as the running turn's (if one runs). `lookup`: the conversation
+    its otid can be found in (a background send's)."""
+    otid = message.get("otid")
+    send = OwnSend(otid if isinstance(otid, str) and otid else None, lookup)
+    runs = TURN_RUNS.get()
+    if runs is not None:
+        runs.add(keys, send)
+    return send
