@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import urlsplit
 
+from bridge.letta.kinds import Kind as Kind
+from bridge.letta.operator_words import duration, operator_words, plain_scheme
 from bridge.logs import shown_url
 
 # 0.16.8's 503 to a `background: true` send when it has no Redis (now): refused before any run, nothing stored.
 BACKGROUND_REFUSED = "Background streaming requires Redis"
-
-
-class Kind(StrEnum):
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    DISCONNECTED = "disconnected"
-    UNAUTHORIZED = "unauthorized"
-    NOT_FOUND = "not_found"
-    ROUTE_MISSING = "route_missing"
-    INVALID = "invalid"
-    CONFLICT = "conflict"
-    RATE_LIMITED = "rate_limited"
-    QUOTA = "quota"  # 402: the account's plan limit or credits are used up (Letta Cloud)
-    SERVER_ERROR = "server_error"
-    RUN_FAILED = "run_failed"
-    BAD_RESPONSE = "bad_response"
 
 
 # Kinds after which the next agent would fail the same way: a bridge-run turn stops there.
@@ -49,8 +34,6 @@ BUSY_WORDS = re.compile(
 # conversation, a run or a route it does not know.
 TARGET_WORDS = re.compile(r"^(?:agent|group)\b[^.]*\bnot found", re.IGNORECASE)
 CLOUD_HOSTS = frozenset({"api.letta.com"})  # Letta Cloud's API (README: LETTA_BASE_URL's default)
-# Longer than this, a wait Letta asks for is said in minutes or hours.
-MINUTE = 60.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +76,7 @@ class LettaError(Exception):
         self.started = False  # a run Letta began ended failed: its first steps (some words, too) may be stored
         self.app_server = False  # a Letta App Server refused the key: its key is the --ws-token-file token
         self.withdrawn = False  # a TIMEOUT that is the bridge's own deadline: it took the message back itself
+        self.out_of_steps = False  # a RUN_FAILED that is the agent's steps used up (stop reason max_steps)
 
     @property
     def redirected(self) -> bool:
@@ -207,8 +191,9 @@ class LettaError(Exception):
                 )
             case Kind.UNREACHABLE if self.tls:
                 return (
-                    f"I couldn't talk to the Letta server at {url} securely (TLS: {self.detail}). An operator "
-                    f"needs to check its certificate, or whether LETTA_BASE_URL should start with {self._plain}."
+                    f"I couldn't talk to the Letta server at {url} securely (TLS: {self.detail}). An operator needs "
+                    "to check its certificate, or whether LETTA_BASE_URL should start with "
+                    f"{plain_scheme(self.base_url)}."
                 )
             case Kind.UNREACHABLE:
                 return (
@@ -249,7 +234,7 @@ class LettaError(Exception):
                 )
             case Kind.RATE_LIMITED:
                 said = f": {self.detail}" if self.detail else ""
-                wait = f"in {_duration(self.retry_after)}" if self.retry_after else "in a minute"
+                wait = f"in {duration(self.retry_after)}" if self.retry_after else "in a minute"
                 return f"Letta is rate-limiting the bridge (HTTP 429{said}). Ask again {wait}."
             case Kind.QUOTA if self.started:
                 return (
@@ -270,6 +255,11 @@ class LettaError(Exception):
                 )
             case Kind.SERVER_ERROR:
                 return self._failed(f"Letta failed while {subject} was answering")
+            case Kind.RUN_FAILED if self.out_of_steps:
+                return (
+                    f"{upper_first(subject)} used every step Letta allows one answer (each tool call is one) and "
+                    f"stopped before finishing, so any answer above is cut short. Ask {subject} to continue."
+                )
             case Kind.RUN_FAILED if self.lasting and self.started:
                 return (
                     f"Letta started {subject}'s answer but it failed{detail}, and would fail alike if asked again: "
@@ -311,105 +301,10 @@ class LettaError(Exception):
                 )
         return None
 
-    @property
-    def _plain(self) -> str:
-        """The scheme without TLS for the URL's own: ws:// for a wss:// App Server, else http://."""
-        return "ws://" if (self.base_url or "").lower().startswith("wss:") else "http://"
-
     def for_operator(self, what: str) -> str:
-        """The same failure for the person at the terminal (`check`, `init`, `channels`): what failed, the likely
-        cause and what to do there. `explain` is for people in Slack."""
-        url = self.base_url or "LETTA_BASE_URL"
-        detail = f" ({self.detail})" if self.detail else ""
-        match self.kind:
-            case Kind.UNREACHABLE if self.redirected:
-                return f"the Letta server at {url} is not reached there: {self.detail}"
-            case Kind.UNREACHABLE if self.proxy:
-                return (
-                    f"cannot reach the Letta server at {url} through the proxy{detail}: check the proxy variable that "
-                    "applies to it (HTTPS_PROXY, or HTTP_PROXY for an http:// server): its address, and user:password "
-                    "if the proxy asks for them (http://user:password@proxy:3128); or name the server's host in "
-                    "NO_PROXY if it is reached directly."
-                )
-            case Kind.UNREACHABLE if self.tls == "certificate":
-                return (
-                    f"the Letta server at {url} answers, but its TLS certificate is not trusted on this host{detail} "
-                    "(self-signed, or signed by a private CA): put that CA's certificate in a file named by "
-                    "SSL_CERT_FILE, or give the server a certificate a public CA signed."
-                )
-            case Kind.UNREACHABLE if self.tls == "handshake":
-                return (
-                    f"TLS with the Letta server at {url} failed{detail}: if it serves plain HTTP there, write "
-                    f"LETTA_BASE_URL with {self._plain}; otherwise check its TLS setup."
-                )
-            case Kind.UNREACHABLE:
-                return (
-                    f"cannot reach the Letta server at {url}{detail}: nothing answers there. Start the server, or "
-                    "set LETTA_BASE_URL to where it runs (Letta Cloud is https://api.letta.com)."
-                )
-            case Kind.TIMEOUT:
-                return (
-                    f"the Letta server at {url} did not answer {what} in time{detail}: it may be overloaded, or a "
-                    "firewall drops the connection. Check that it is up and reachable from this host, then try again."
-                )
-            case Kind.DISCONNECTED:
-                return (
-                    f"the connection to the Letta server at {url} dropped during {what}: it may have restarted "
-                    "(see its logs). Try again."
-                )
-            case Kind.UNAUTHORIZED if self.app_server:
-                return (
-                    f"the Letta App Server at {url} rejected the API key (HTTP {self.status}): "
-                    f"{self.key_origin.where} is missing or wrong. Set it to the token in the file the server was "
-                    "started with (`letta server --ws-auth capability-token --ws-token-file FILE`)."
-                )
-            case Kind.UNAUTHORIZED:
-                return (
-                    f"the Letta server at {url} rejected the API key (HTTP {self.status}): {self.key_origin.where} is "
-                    "missing, wrong or revoked. Set it to a key of this server (Letta Cloud > API keys; a self-hosted "
-                    "server: the password it was started with)."
-                )
-            case Kind.RATE_LIMITED:
-                wait = _duration(self.retry_after) if self.retry_after else "a minute"
-                return (
-                    f"the Letta server at {url} is rate-limiting this key (HTTP 429){detail}. Wait {wait}, then try "
-                    "again."
-                )
-            case Kind.QUOTA:
-                return (
-                    f"the Letta server at {url} refused {what} (HTTP {self.status}){detail}: the account's plan limit "
-                    "or credits are used up. Check the plan and usage of the account this key belongs to."
-                )
-            case Kind.NOT_FOUND | Kind.ROUTE_MISSING:
-                return (
-                    f"the server at {url} has no route for {what} (HTTP {self.status}){detail}: "
-                    "check that LETTA_BASE_URL is the Letta server's address, without /v1 or another path."
-                )
-            case Kind.SERVER_ERROR:
-                return (
-                    f"the Letta server at {url} failed on {what} (HTTP {self.status}{detail}). Its logs say why; "
-                    "try again once it is fixed."
-                )
-            case Kind.BAD_RESPONSE:
-                return (
-                    f"the server at {url} answered {what} with something that is not Letta's{detail}: check that "
-                    "LETTA_BASE_URL is a Letta server."
-                )
-        status = f"HTTP {self.status}" if self.status else self.kind
-        return f"the Letta server at {url} refused {what} ({status}){detail}."
-
-
-def _duration(seconds: float | None) -> str:
-    """A wait Letta asked for, in the words a person uses ("about 1 hour", "a few seconds")."""
-    if not seconds or seconds < 10:
-        return "a few seconds"
-    if seconds < MINUTE:
-        return f"{seconds:.0f} seconds"
-    if seconds < 60 * MINUTE:
-        minutes = round(seconds / MINUTE)
-        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
-    hours = round(seconds / (60 * MINUTE))
-    return f"about {hours} hour{'s' if hours != 1 else ''}"
+        """The same failure for the person at the terminal (`check`, `init`, `channels`); `explain` is for people in
+        Slack."""
+        return operator_words(self, what)
 
 
 def upper_first(text: str) -> str:

@@ -213,7 +213,10 @@ LettaMessage = Annotated[
 MESSAGE_LIST: TypeAdapter[list[LettaMessage]] = TypeAdapter(list[LettaMessage])
 
 # Stop reasons whose run Letta ends `failed` or `cancelled` (0.16.8's StopReasonType.run_status), even inside a 200
-# answer: the words before them are not the whole reply. Each with what it means, where the reason alone says little.
+# answer, and `max_steps`, whose run it calls completed though the agent stopped mid-answer (its steps, 50 a message
+# by default, used up: seen on a real 0.16.8 after 50 tool call/return pairs): the words before them are not the whole
+# reply. Each with what it means, where the reason alone says little.
+OUT_OF_STEPS = "max_steps"
 ERROR_STOP_REASONS: dict[str, str] = {
     "error": "",
     "llm_api_error": "",
@@ -221,6 +224,7 @@ ERROR_STOP_REASONS: dict[str, str] = {
     "invalid_tool_call": "",
     "no_tool_call": "",
     "max_tokens_exceeded": "the model reached its output limit, so the answer is cut short",
+    OUT_OF_STEPS: "the agent used every step Letta allows one answer",
     "context_window_overflow_in_system_prompt": "the agent's instructions no longer fit its model's context window",
     "insufficient_credits": "the Letta account has no credits left",
     "cancelled": "the answer was cancelled on the Letta server",
@@ -247,6 +251,7 @@ def failed_run(detail: str, reason: str | None, base_url: str, request_id: str =
     error = LettaError(kind, detail, base_url=base_url, request_id=request_id)
     error.started = True
     error.lasting = reason in LASTING_STOP_REASONS
+    error.out_of_steps = reason == OUT_OF_STEPS
     return error
 
 

@@ -33,7 +33,7 @@ from bridge.letta.appserver.wire import (
     UserDelta,
 )
 from bridge.letta.errors import Kind, LettaError
-from bridge.letta.models import ERROR_STOP_REASONS
+from bridge.letta.models import ERROR_STOP_REASONS, OUT_OF_STEPS, failed_run
 
 STUCK = "already has an active run"  # 0.34.12, after a socket closed mid-turn: until the server restarts
 
@@ -209,6 +209,8 @@ def turn_error(
         return LettaError(Kind.NOT_FOUND, said, base_url=base_url)
     if STUCK in said:
         return LettaError(Kind.CONFLICT, said, base_url=base_url)
+    if stop_reason == OUT_OF_STEPS:  # said as on REST, should the server behind the App Server end a turn so
+        return failed_run(ERROR_STOP_REASONS[OUT_OF_STEPS], stop_reason, base_url)
     if lasting:
         failure = LettaError(Kind.RUN_FAILED, _without_terminal_hints(said), base_url=base_url)
         failure.lasting = True
