@@ -5,7 +5,9 @@
 and the same packing (always with a "time") with `"login"` or `"system_alert"` for its other notes to the model.
 0.16.8 stores its keep-alive as a user message `<system-alert>…</system-alert>` (reference/letta/README.md §17).
 None of them is someone asking: the agent's answer follows them, so a turn read back from history must not end at
-one (reference §24).
+one (reference §24). The server writes them with no `name` (the bridge names each sender), and the packed ones with
+no `otid` (every send of the bridge carries one; 0.16.8's keep-alive is given one): words alone would also skip a
+person's message that merely looks like one, and a recovered turn would take the next turn's answer.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ ALERT = ("<system-alert>", "</system-alert>")
 
 def written_by_letta(message: UserMessage) -> bool:
     """Whether this user message is one the server wrote itself (a heartbeat, a login, a system alert)."""
+    if message.name is not None:
+        return False
     text = content_text(message.content).strip()
     if text.startswith(ALERT[0]) and text.endswith(ALERT[1]):
         return True
-    if not text.startswith("{"):
+    if message.otid is not None or not text.startswith("{"):
         return False
     try:
         packed = json.loads(text)

@@ -178,7 +178,10 @@ class FakeLLM:
         elif called < len(asked):
             call = (asked[called], _fill(tools[asked[called]]["parameters"], {}))
         elif last.get("role") == "user" and REMEMBER in last_user and "memory_insert" in tools:
-            values = {"label": "human", "new_str": "likes tea", "request_heartbeat": True}
+            # 0.11.7's memory_insert takes new_str, 0.16.8's new_string: give the one its schema names.
+            props = tools["memory_insert"]["parameters"].get("properties", {})
+            text_key = "new_string" if "new_string" in props else "new_str"
+            values = {"label": "human", text_key: "likes tea", "request_heartbeat": True}
             call = ("memory_insert", _fill(tools["memory_insert"]["parameters"], values))
         if call is None and "send_message" in tools:
             call = ("send_message", _fill(tools["send_message"]["parameters"], {"message": reply}))

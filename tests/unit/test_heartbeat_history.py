@@ -152,3 +152,26 @@ def test_an_answer_after_a_heartbeat_is_read_back_after_the_connection_was_cut()
         assert relay.cut.is_set(), "the answer was never cut"
         assert len(letta.inputs) == 1, "the agent was asked twice"
         assert said(events) == ["alice says hi"], events
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "<system-alert>deploy of api finished</system-alert>",  # LETTA_CONTEXT_PREFIX="", or another Letta client
+        json.dumps({"type": "system_alert", "message": "disk almost full", "time": "2026-12-08 01:40:00 AM UTC+0000"}),
+    ],
+)
+def test_a_later_persons_message_that_looks_like_lettas_own_still_ends_the_turn(words: str) -> None:
+    """A message someone sent (named, with its otid, as every bridge send is) whose words look like one Letta writes
+    itself is still the next turn: the turn read back before it must not take that turn's answer."""
+    first, second = "5f0c1d7e-0000-4000-8000-00000000000a", "5f0c1d7e-0000-4000-8000-00000000000b"
+    history = MESSAGE_LIST.validate_python(
+        [
+            {"id": "m1", "message_type": "user_message", "otid": first, "name": "maria", "content": "hi"},
+            {"id": "m2", "message_type": "assistant_message", "otid": "x2", "content": "hello maria"},
+            {"id": "m3", "message_type": "user_message", "otid": second, "name": "bob", "content": words},
+            {"id": "m4", "message_type": "assistant_message", "otid": "x4", "content": "noted, bob"},
+        ]
+    )
+    found = replies_after(history, first)
+    assert found is not None and found.texts == ("hello maria",), found
