@@ -20,7 +20,7 @@ true); when it was withdrawn instead (its message deleted or edited away), stopp
 channel disconnected), the notice says it will not be answered. A turn being taken is not yet one going to its
 agents: until its run says which, its notice waits.
 Each notice shown is a row of `queue_notices` (store/queue_notices.py): the next start takes them up (`resume`) and
-keeps them true from there, and owes a notice to each waiting thread without a row (the due ones live in memory).
+keeps them true from there; a notice still due lives in memory only, and a stop loses it (never posted twice).
 With several processes each posts its own notices (a thread whose mentions reached two shows two), and the row of a
 thread is its latest.
 Notices are best effort: nothing here ever stops or delays a turn.
@@ -135,11 +135,11 @@ class QueueNotices:
         self._start()
 
     async def resume(self) -> None:
-        """At start: the notices earlier processes left showing are kept true from here, as if posted here, and
-        every thread still waiting without one is owed its notice (an earlier process's were due only in memory)."""
+        """At start: the notices earlier processes left showing are kept true from here, as if posted here. A thread
+        waiting without one is not owed one: another process may still owe it, or have posted it before its row was
+        written, and a notice posted twice is worse than one not given."""
         try:
             rows = await self._rows.all()
-            unfinished = await self._store.unfinished_turns()  # once per start: accepts stay free of queries
         except Exception as exc:  # best effort: they keep what they said
             log.info("could not read the queue notices left showing error=%s", type(exc).__name__)
             return
@@ -147,11 +147,7 @@ class QueueNotices:
         for row in rows:
             if row.thread not in self._shown:
                 self._shown[row.thread] = Notice(row.thread, row.ts, row.where, row.shown, since)
-        for pending in unfinished:  # oldest first: each thread after the first of its mentions still waiting
-            turn = pending.turn
-            if (turn.team_id, turn.channel_id, turn.thread_ts) not in self._shown:
-                self._due.setdefault((turn.team_id, turn.channel_id), {}).setdefault(turn.thread_ts, turn.message_ts)
-        if self._shown or self._due:
+        if self._shown:
             self._start()
 
     def _start(self) -> None:
