@@ -83,8 +83,12 @@ class DrainWatch:
             return next(iter(due))
         return max(due, key=lambda thread_ts: _ts_order(due[thread_ts]))
 
-    def too_late(self, channel: Channel, ahead: int, now: float) -> bool:
-        """Whether a thread with `ahead` turns before it is expected to start before a notice is of use."""
+    def too_late(self, channel: Channel, where: str, ahead: int, now: float) -> bool:
+        """Whether a thread with `ahead` turns before it is expected to start before a notice is of use. Never
+        where it waits in its thread (threads run at once): the channel's starts, from all its threads, say nothing
+        of how fast one thread's own turns go."""
+        if where == "thread":
+            return False
         seconds = self.turn_seconds(channel, now)
         return seconds is not None and ahead * seconds < POST_SPACING
 

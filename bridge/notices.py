@@ -326,7 +326,7 @@ class QueueNotices:
         where, ahead = await self._lookups.count(thread, None)
         if not ahead:
             return None, False
-        if self._drain.too_late(channel, ahead, now):  # its turn comes before a notice is of use: looked at later
+        if self._drain.too_late(channel, where, ahead, now):  # its turn comes before a notice is of use
             self._due.setdefault(channel, {})[thread[2]] = since
             self._pacing.spend(channel, now)
             return None, True

@@ -66,3 +66,44 @@ def test_the_threads_that_wait_longest_are_told_they_are_queued(database_url: st
         f"{len(long_waits)} threads waited 6 s or more; told at least 1 s before their turn: {len(told_in_time)};"
         f" notices: {[(t, round(started[t] - posted_at[t], 2), text[28:40]) for t, text in posts]}"
     )
+
+
+def test_where_threads_run_at_once_a_thread_waiting_long_is_still_told(database_url: str) -> None:
+    """Threads run at once (Letta conversations): the channel's turns start every 0.25 s, from all its threads, while
+    each thread's own turns take 5 s. A thread with two turns ahead in its thread waits about 10 s: it is told, not
+    judged 'its turn comes within a second' from the channel's pace."""
+
+    async def main() -> list[tuple[str, str]]:
+        store = open_store(database_url)
+        await store.open()
+        poster = EditingPoster()
+
+        async def poster_of(team_id: str) -> EditingPoster:
+            return poster
+
+        async def in_parallel(team_id: str, channel_id: str) -> bool:
+            return True
+
+        try:
+            waiting = []
+            for root in (1, 2, 3):  # three threads, three mentions each, all waiting in their threads
+                waiting.append(mention(root, f"q{root}"))
+                for k in (1, 2):
+                    waiting.append(mention(10 * root + k, f"q{root}-{k}", thread=root))
+            for i, turn in enumerate(waiting, start=1):
+                assert await store.accept_turn(turn, f"o{i}") is not None
+            queue = QueueNotices(store, poster_of, in_parallel)  # type: ignore[arg-type]  # a double
+            for turn in waiting:
+                queue.waiting(turn)
+            queue.started(("T1", "C1", "98.000001"))  # two other threads' turns began just now
+            queue.started(("T1", "C1", "99.000001"))
+            for k in range(16):  # other threads of the channel start their turns every 0.25 s
+                queue.started(("T1", "C1", f"{100 + k}.000001"))
+                await asyncio.sleep(0.25)
+            await queue.stop()
+            return poster.posts
+        finally:
+            await store.close()
+
+    posts = asyncio.run(main())
+    assert posts, "no thread told it waits, in 4 s, though each waits two 5 s turns of its own"
