@@ -33,23 +33,21 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bridge.configure import is_direct
 from bridge.domain import Turn
 from bridge.notice_lookups import InParallel, Moving, NoticeLookups
 from bridge.notice_pacing import ChannelPacing, DrainWatch
+from bridge.notice_posts import Notice, NoticeSlack
 from bridge.notice_words import (
     STOPPED_NOTICE,
     UNBOUND_DM_NOTICE,
     UNBOUND_NOTICE,
     WITHDRAWN_NOTICE,
-    Pending,
     queued_text,
     worth_editing,
 )
-from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.post import SlackPoster
 from bridge.store.base import Store, ThreadKey
 from bridge.store.queue_notices import NoticeRow, NoticeRows
@@ -61,21 +59,6 @@ NOTICE_SPACING = 5.0  # seconds between two edits of one notice
 CHECKS_PER_ROUND = 10  # shown notices whose count is looked up per round (each lookup is two indexed queries)
 
 _Key = TypeVar("_Key", ThreadKey, tuple[str, str])
-
-
-@dataclass
-class Notice:
-    thread: ThreadKey
-    ts: str
-    where: str
-    shown: int
-    edited_at: float
-    checked_at: float = field(default=0.0)
-    approval: Pending | None = None
-    ended: str | None = None  # its words once a waiting mention was deleted or stopped: said when none waits now
-    # A turn of the thread started here since its newest mention came or another was taken back: what the notice
-    # promised is being kept, so it is left as it is.
-    answered: bool = False
 
 
 class QueueNotices:
@@ -92,7 +75,7 @@ class QueueNotices:
         self._store = store
         self._lookups = NoticeLookups(store, poster_of, in_parallel, set_aside, moving)
         self._rows = NoticeRows(store)  # each shown notice, for the next start
-        self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)
+        self._slack = NoticeSlack(poster_of)
         # channel -> threads to tell, oldest first, each with the ts of the mention that made it wait: its notice
         # comes after that, so a post whose outcome is unknown is looked for from there on, never taken for an
         # earlier notice of the thread in the same words.
@@ -157,14 +140,15 @@ class QueueNotices:
     def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> bool:
         """A waiting turn of the thread was withdrawn (its message deleted, or edited away): its notice, if this
         process shows one, is looked at first, and says it will not be answered once nothing of the thread waits.
-        False when no notice is showing or being posted here: a notice still due is not posted for it any more."""
+        False when no notice is showing, being posted or due here (one due or being posted that finds nothing
+        waiting any more says the words of a stop instead: `_post_next`)."""
         thread = self._now(thread)
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
         elif thread in self._posting or thread[2] in self._due.get(thread[:2], {}):
             self._ending[thread] = words
-        return notice is not None or thread in self._posting
+        return notice is not None or thread in self._posting or thread[2] in self._due.get(thread[:2], {})
 
     def moved(self, team_id: str, old: str, new: str) -> None:
         """The channel's id changed (its turns and notice rows moved in the store): its notices, shown, due or being
@@ -239,10 +223,16 @@ class QueueNotices:
         if notice is not None:
             notice.ended, notice.answered = None, True
 
-    def stopped(self, thread: ThreadKey) -> bool:
+    async def stopped(self, thread: ThreadKey) -> bool:
         """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop. False when no
-        notice here will say so (the stop's answer must)."""
-        return self.withdrawn(thread, STOPPED_NOTICE)
+        notice will say so, here or in another process (its row): the stop's answer must, in the thread."""
+        if self.withdrawn(thread, STOPPED_NOTICE):
+            return True
+        try:
+            return await self._rows.showing(self._now(thread))
+        except Exception as exc:  # unknown: said by the stop (said twice rather than never)
+            log.info("could not read the thread's queue notice error=%s", type(exc).__name__)
+            return False
 
     def unbound(self, thread: ThreadKey) -> None:
         """A turn of the thread ended unrun, its channel disconnected: as for a withdrawn one, in those words."""
@@ -310,8 +300,8 @@ class QueueNotices:
             elif again or thread_ts in self._due.get(thread[:2], {}):
                 # a mention arrived while it was looked at, or it is told later: looked at again
                 self._due.setdefault(thread[:2], {})[thread_ts] = since
-            else:
-                self._ending.pop(thread, None)
+            elif self._ending.pop(thread, None) == STOPPED_NOTICE:  # the stop counted on this notice to say it
+                await self._slack.say(thread, STOPPED_NOTICE, since)
             if stop:
                 break
         if channel in self._due and not self._due[channel]:
@@ -332,9 +322,7 @@ class QueueNotices:
             return None, True
         approval = await self._lookups.approval(thread, where)
         try:
-            poster = await self._poster_of(channel[0])
-            part = poster.parts(None, queued_text(ahead, where, approval, is_direct(thread[1])))[0]
-            ts = await poster.post(channel[1], thread[2], part, after=since)
+            ts = await self._slack.post(thread, queued_text(ahead, where, approval, is_direct(thread[1])), since)
         except Exception as exc:
             log.info("could not say the turn is queued channel=%s error=%s", channel[1], type(exc).__name__)
             return None, True
@@ -392,11 +380,4 @@ class QueueNotices:
         """Edit the notice to say `words`; False when Slack refused (it is not edited again)."""
         self._next_edit = now + EDIT_SPACING
         notice.edited_at = now
-        try:
-            poster = await self._poster_of(notice.thread[0])
-            text = poster.parts(None, words)[0].text
-            await poster.client.chat_update(channel=notice.thread[1], ts=notice.ts, text=text)
-        except FAILURES as exc:
-            log.info("could not update a queue notice channel=%s error=%s", notice.thread[1], slack_error(exc))
-            return False
-        return True
+        return await self._slack.edit(notice.thread, notice.ts, words)

@@ -12,6 +12,8 @@ channel's turns). The order matters:
    run ends after it, its stream with `stop_reason: cancelled`;
 3. the turn's task is cancelled here: nothing more is posted for it, and the next agents of a group turn are
    never asked. A process running a turn another process stopped sees the mark within `poll` seconds.
+
+Who may stop, and what a request stopped, is stop_request.py.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
 from bridge.domain import AgentFailure, AgentReply, Target
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
@@ -30,8 +31,7 @@ from bridge.letta.errors import LettaError
 from bridge.letta.locks import TURN_HOLDS
 from bridge.letta.own_runs import TURN_RUNS, OwnRuns, OwnSend
 from bridge.letta.patterns import step_otid
-from bridge.metrics import UNMETERED, Metrics
-from bridge.store.base import PendingTurn, StoppedTurn, Store, ThreadKey
+from bridge.store.base import Store
 from bridge.store.turn_record import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 _AGENT_ID = re.compile(r"agent-(?:local-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CANCEL_DEADLINE = 10.0  # seconds for the cancel calls of one stop
 LOCK_WAIT = 2.0  # seconds a cancel of an earlier run's send waits for its agent's send lock
-StopBy = Literal["asker", "anyone"]
 
 
 class TurnAbandoned(Exception):
@@ -303,101 +302,3 @@ def _agents(keys: set[str], target: Target | None) -> list[str]:
             named = [a.id for a in (*target.agents, *((target.manager,) if target.manager else ()))]
         agents.extend(a for a in named if a not in agents)
     return agents
-
-
-@dataclass(frozen=True)
-class StopOutcome:
-    """What a stop did: how many turns it stopped, or why it was refused (the rule in words)."""
-
-    stopped: int = 0
-    refused: str | None = None
-    askers: tuple[str, ...] = ()
-    stopping: bool = False  # nothing left to stop but a turn whose stop is still ending (its Letta runs cancelled)
-    # Only waiting turns were stopped, in a thread with no queue notice to say so (its notice was not posted yet):
-    # the answer to the stop is all that says it.
-    untold: bool = False
-
-
-def stop_rule(by: StopBy, configurers: str) -> str:
-    if by == "anyone":
-        return "anyone in the channel"
-    return f"the person who asked, or {configurers}"
-
-
-class Stoppable(Protocol):
-    """Whatever can stop a turn running in this process: one worker's `TurnStops`, or (OAuth mode) every
-    workspace's, asked in turn."""
-
-    async def stop(self, turn_id: int, by: str) -> bool: ...
-
-
-class Stopping:
-    """A request to stop a thread's (or a channel's) turns: who may, then the store, then the running turns."""
-
-    def __init__(
-        self,
-        store: Store,
-        stops: Stoppable,
-        by: StopBy = "asker",
-        metrics: Metrics = UNMETERED,
-        waiting_stopped: Callable[[ThreadKey], bool] | None = None,
-    ) -> None:
-        self._store = store
-        self._stops = stops
-        self._by = by
-        self._metrics = metrics
-        # The queue notices: a thread's waiting turn was stopped; True when a notice of the thread will say so.
-        self._waiting_stopped = waiting_stopped
-
-    async def first(self, key: str) -> bool:
-        """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
-        return await self._store.first_stop(key)
-
-    async def anything_in(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        """Whether the thread has a turn running or waiting: what a stop word would stop."""
-        return thread_ts in await self._store.waiting_threads(team_id, channel_id)  # one row per thread, not turn
-
-    async def request(
-        self,
-        team_id: str,
-        channel_id: str,
-        thread_ts: str | None,
-        user_id: str,
-        may_configure: Callable[[], Awaitable[bool]],
-        configurers: str = "people who may configure the channel",
-    ) -> StopOutcome:
-        """Stop the thread's running and queued turns (every thread of the channel when thread_ts is None) that
-        `user_id` may stop: a thread's turns are the asker's to stop (the asker of its running, or first, turn),
-        anyone's with SLACK_STOP_BY=anyone, and always a configurer's."""
-        unfinished = [
-            p
-            for p in await self._store.unfinished_turns(team_id, channel_id)
-            if thread_ts is None or p.turn.thread_ts == thread_ts
-        ]
-        pending = [p for p in unfinished if p.stopped_by is None]  # a turn stopping is stopped: its asker no longer
-        if not pending:  # decides who may stop the thread
-            return StopOutcome(stopping=bool(unfinished))
-        threads: dict[str, PendingTurn] = {}
-        for p in pending:
-            threads.setdefault(p.turn.thread_ts, p)  # oldest first: the running one, or the next to run
-        allowed = [t for t, p in threads.items() if self._by == "anyone" or p.turn.user_id == user_id]
-        if len(allowed) < len(threads) and await may_configure():
-            allowed = list(threads)
-        if not allowed:
-            askers = tuple(dict.fromkeys(p.turn.user_id for p in threads.values()))
-            log.info("stop refused channel=%s thread=%s user=%s", channel_id, thread_ts, user_id)
-            return StopOutcome(refused=stop_rule(self._by, configurers), askers=askers)
-        stopped: list[StoppedTurn] = []
-        untold = False
-        for thread in allowed:
-            in_thread = await self._store.stop_turns(team_id, channel_id, thread, user_id)
-            if any(waiting for _, waiting in in_thread):  # its queue notice, if it shows one, says it will not come
-                noticed = self._waiting_stopped is not None and self._waiting_stopped((team_id, channel_id, thread))
-                untold = untold or not (noticed or any(not waiting for _, waiting in in_thread))
-            stopped += in_thread
-        for turn_id, waiting in stopped:
-            if waiting:  # ended by this update, never run: counted here, once (no other process's update took it)
-                self._metrics.turn_not_run("stopped")
-            await self._stops.stop(turn_id, user_id)
-        log.info("stop channel=%s thread=%s user=%s turns=%d", channel_id, thread_ts, user_id, len(stopped))
-        return StopOutcome(len(stopped), untold=untold)

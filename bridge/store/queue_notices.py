@@ -33,6 +33,7 @@ _PUT = (
 )
 _SHOWN = f"UPDATE queue_notices SET shown=$5 WHERE {_KEY} AND ts=$4"  # noqa: S608 - constants only
 _DROP = f"DELETE FROM queue_notices WHERE {_KEY} AND ts=$4"  # noqa: S608 - constants only
+_ONE = f"SELECT 1 FROM queue_notices WHERE {_KEY}"  # noqa: S608 - constants only
 _ALL = "SELECT team_id, channel_id, thread_ts, ts, place, shown FROM queue_notices ORDER BY posted_at LIMIT $1"
 _OLD = "DELETE FROM queue_notices WHERE posted_at < $1"
 
@@ -60,6 +61,10 @@ class NoticeRows:
     async def drop(self, thread: ThreadKey, ts: str) -> None:
         """The notice said its last word: nothing more to keep true."""
         await self._sql.execute(_DROP, *thread, ts)
+
+    async def showing(self, thread: ThreadKey) -> bool:
+        """Whether a process shows the thread a notice (one being posted is not yet known)."""
+        return bool(await self._sql.fetch(_ONE, *thread))
 
     async def all(self, limit: int = 1000) -> list[NoticeRow]:
         """The notices left by earlier processes, oldest first."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bridge.domain import Turn
 from bridge.slack.listeners.sessions import stop_answer
-from bridge.stopping import Stopping
+from bridge.stop_request import Stopping
 from bridge.store import open_store
 
 ASKER, STRANGER = "U0ASKER01", "U0STRANGE"

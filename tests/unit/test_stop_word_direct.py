@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.domain import Turn
 from bridge.slack.listeners import events, sessions
-from bridge.stopping import Stopping
+from bridge.stop_request import Stopping
 from bridge.store import Store, open_store
 from bridge.tasks import Tasks
 from tests.fakes.signing import event_body, next_ts

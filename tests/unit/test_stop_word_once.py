@@ -19,7 +19,7 @@ from bridge.domain import Turn
 from bridge.slack.listeners import events, sessions
 from bridge.slack.permissions import Policy
 from bridge.slack.sessions import Sessions
-from bridge.stopping import Stopping
+from bridge.stop_request import Stopping
 from bridge.store import Store, open_store
 from bridge.tasks import Tasks
 from tests.fakes.signing import event_body, mention_event, next_ts

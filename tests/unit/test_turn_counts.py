@@ -23,7 +23,8 @@ from bridge.metrics import Metrics
 from bridge.relay import Relay
 from bridge.slack.post import Author, Part
 from bridge.stop_end import StopEnd
-from bridge.stopping import Stopping, TurnStops
+from bridge.stop_request import Stopping
+from bridge.stopping import TurnStops
 from bridge.store.base import Store
 from bridge.store.database_url import open_store
 from bridge.store.leases import BindingLeases

@@ -16,7 +16,7 @@ from bridge.slack.listeners import approvals, commands, events, feedback, sessio
 from bridge.slack.listeners import workspaces as installs
 from bridge.slack.permissions import Policy
 from bridge.slack.sessions import Sessions
-from bridge.stopping import Stopping
+from bridge.stop_request import Stopping
 from bridge.tasks import Tasks
 
 if TYPE_CHECKING:

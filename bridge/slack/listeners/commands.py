@@ -218,6 +218,7 @@ class CommandHandler:
         if command.action == "stop" and self._stops is not None:
             # Slash commands cannot be run inside a thread: this stops the channel's turns the caller may stop.
             outcome = await self._stops.stop(client, who.team_id, who.channel_id, None, who.user_id)
+            await self._stops.say_untold(client, who.channel_id, outcome)
             return Message(stop_answer(outcome, channel_wide=True))
         if command.action == "status":
             return blocks.status(await cfg.status(who.team_id, who.channel_id), self.name)

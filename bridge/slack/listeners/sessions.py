@@ -18,7 +18,7 @@ from bridge.slack.failures import FAILURES, slack_error
 from bridge.slack.member_facts import member_facts
 from bridge.slack.permissions import Member, Policy, may_configure, needs_lookup, who_may_configure
 from bridge.slack.sessions import STOP_ACTION, Sessions, stop_target
-from bridge.stopping import StopOutcome, Stopping
+from bridge.stop_request import StopOutcome, Stopping
 from bridge.store.base import stop_word_key
 from bridge.tasks import RESTARTING, Tasks
 
@@ -90,12 +90,22 @@ class StopHandler:
         except FAILURES as exc:
             log.info("slack chat.postEphemeral failed error=%s", slack_error(exc))
 
+    async def say_untold(self, client: AsyncWebClient, channel: str, outcome: StopOutcome) -> None:
+        """In each thread whose waiting mentions the stop ended with no queue notice to say so: said where every
+        asker sees it (the stopper may not be the asker), once (a notice of another process says it there)."""
+        for thread_ts in outcome.untold:
+            try:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=STOPPED_NOTICE)
+            except FAILURES as exc:
+                log.info("slack chat.postMessage failed error=%s", slack_error(exc))
+
     async def on_session_stopped(self, client: AsyncWebClient, team: str, event: dict[str, Any]) -> None:
         channel, thread_ts, user = str(event.get("channel", "")), str(event.get("thread_ts", "")), event.get("user")
         outcome = await self.stop(client, team, channel, thread_ts, str(user or ""))
         if outcome.refused is not None:
             await self.tell(client, channel, thread_ts, str(user or ""), stop_answer(outcome))
             return
+        await self.say_untold(client, channel, outcome)
         if outcome.stopped == 0:  # nothing ran: the session must still leave `processing`
             await self._sessions(client).set(channel, thread_ts, "active")
 
@@ -104,8 +114,7 @@ class StopHandler:
         outcome = await self.stop(client, turn.team_id, turn.channel_id, turn.thread_ts, turn.user_id)
         if outcome.refused is not None or (outcome.stopped == 0 and not quiet):
             await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, stop_answer(outcome))
-        elif outcome.untold:  # said nowhere else: no queue notice showed in the thread, nothing of it ran
-            await self.tell(client, turn.channel_id, turn.thread_ts, turn.user_id, STOPPED_NOTICE)
+        await self.say_untold(client, turn.channel_id, outcome)
 
     async def first_time(self, turn: Turn) -> bool:
         """Once per message across every process on the database: Slack's retry of the event (to any process)
@@ -178,6 +187,7 @@ def register(app: AsyncApp, handler: StopHandler) -> None:
         async def work() -> None:
             outcome = await handler.stop(client, str(context.team_id or ""), target[0], target[1], user)
             await respond(text=stop_answer(outcome), replace_original=True, response_type="ephemeral")
+            await handler.say_untold(client, target[0], outcome)
 
         if not handler.spawn(work(), "stop button", press=True):
             await respond(text=RESTARTING, replace_original=False, response_type="ephemeral")
