@@ -65,8 +65,12 @@ class Stopping:
         """Whether this copy of a stop event is the one to act on, in any process (see Store.first_stop)."""
         return await self._store.first_stop(key)
 
-    async def anything_in(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        """Whether the thread has a turn running or waiting: what a stop word would stop."""
+    async def anything_in(self, team_id: str, channel_id: str, thread_ts: str, besides: str = "") -> bool:
+        """Whether the thread has a turn running or waiting: what a stop word would stop; with `besides` (a
+        message's ts), one of another message than that one (a reply edited to a stop word has its own turn)."""
+        if besides:
+            turns = await self._store.unfinished_turns(team_id, channel_id)
+            return any(p.turn.thread_ts == thread_ts and p.turn.message_ts != besides for p in turns)
         return thread_ts in await self._store.waiting_threads(team_id, channel_id)  # one row per thread, not turn
 
     async def request(

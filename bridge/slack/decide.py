@@ -173,11 +173,15 @@ def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None,
     return (edit, None) if edit[3] or edit[4] is None or edit[4] else (None, edit[:3])
 
 
-def edit_in_thread(body: dict[str, Any]) -> bool:
-    """Whether the edited message (`edit_of`) is a reply in a thread, where a stop word stops rather than asks."""
+def edit_in_thread(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, bool] | None:
+    """The thread of an edited reply (`edit_of`), where a stop word may stop rather than ask, and whether the reply
+    mentions the bot now (a stop without one stops only where something else of the thread runs or waits, as a
+    new reply's does); None for a message at the top level."""
     message = _edited(body.get("event"))
     thread_ts = _str(message.get("thread_ts")) if message is not None else ""
-    return bool(thread_ts) and message is not None and thread_ts != _str(message.get("ts"))
+    if message is None or not thread_ts or thread_ts == _str(message.get("ts")):
+        return None
+    return thread_ts, _mentions(_str(message.get("text")), bot_user_id)
 
 
 def _edited(event: Any) -> dict[str, Any] | None:

@@ -9,13 +9,16 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from bridge.domain import Binding, Turn
 from bridge.slack.listeners import events
 from tests.reference import SLACK, load
 from tests.unit.test_event_listeners import _app, _dispatch
 from tests.unit.test_relay import SlowPoster, Worker, relaying, until, until_done
+from tests.unit.test_slack_changes import CREW
 
 MENTION = load(SLACK / "events" / "app_mention.json")
 EDITED = load(SLACK / "events" / "app_mention_edited.json")
+REPLY = load(SLACK / "events" / "message_in_thread.json")
 
 
 def _mention(ts: str, text: str, event_id: str) -> dict[str, Any]:
@@ -67,6 +70,15 @@ def _answered(tmp_path: Path, *bodies: dict[str, Any]) -> list[str]:
 
 
 TS = "1764064800.123456"
+THREAD = "1764064600.000001"
+
+
+def in_thread(body: dict[str, Any]) -> dict[str, Any]:
+    """The event of a reply in the thread THREAD."""
+    body["event"]["thread_ts"] = THREAD
+    if "message" in body["event"]:
+        body["event"]["message"]["thread_ts"] = THREAD
+    return body
 
 
 def test_an_older_edit_delivered_after_a_newer_one_does_not_undo_it(tmp_path: Path) -> None:
@@ -102,14 +114,6 @@ def test_a_waiting_mention_edited_to_stop_is_not_sent_to_the_agents(tmp_path: Pa
     """The person edited their waiting mention in a thread down to `@bot stop` (they no longer want it answered):
     the turn is taken back. docs/mentions.md: "`@bot stop` in a thread ... is never sent to the agents"; the edit
     gave the waiting turn the word "stop" as its question, and the agents were asked "stop"."""
-    thread = "1764064600.000001"
-
-    def in_thread(body: dict[str, Any]) -> dict[str, Any]:
-        body["event"]["thread_ts"] = thread
-        if "message" in body["event"]:
-            body["event"]["message"]["thread_ts"] = thread
-        return body
-
     answered = _answered(
         tmp_path,
         in_thread(_mention(TS, f"{BOT} summarise the incident", "Ev2")),
@@ -117,3 +121,33 @@ def test_a_waiting_mention_edited_to_stop_is_not_sent_to_the_agents(tmp_path: Pa
         in_thread(_edited(TS, f"{BOT} stop", "1764064830.000000", "Ev5")),
     )
     assert answered == ["first"], "the agents were asked 'stop'" if "stop" in answered else answered
+
+
+def test_a_follow_up_edited_to_cancel_answers_the_agents_question(tmp_path: Path) -> None:
+    """The agents asked in their thread 'reply proceed or cancel'. The person replied 'proceed' (no mention), which
+    waited behind another thread's turn, then corrected it to 'cancel'. A new bare 'cancel' where nothing else of
+    the thread runs or waits is said to the agents (listeners/events.py `stopped`), and so is the edit's: the
+    agents hear the answer to their question, it is not taken back as a stop."""
+
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, poster=SlowPoster()) as rig:
+            await rig.store.put_binding(Binding("T0123ABCD", "C0123ABCD", CREW))
+            old = Turn("T0123ABCD", "C0123ABCD", THREAD, THREAD, "U0123ABCD", "deploy?", "Ev0")
+            done = await rig.store.accept_turn(old, "o0")
+            assert done and await rig.store.take_turn(done) is not None
+            await rig.store.finish_turn(done, "done")  # the agents asked 'reply proceed or cancel'
+            app = _app()
+            events.register(app, rig.relay)
+            await _dispatch(app, _mention("1764064700.000001", f"{BOT} first", "Ev1"))
+            await until(lambda: bool(rig.worker.jobs))  # another thread's turn holds the channel
+            body = copy.deepcopy(REPLY)
+            body["event"].update(ts=TS, event_ts=TS, thread_ts=THREAD, text="proceed")
+            body["event_id"] = "Ev2"
+            await _dispatch(app, body)
+            await _dispatch(app, in_thread(_changed(TS, "cancel", "proceed", "1764064830.000000", "Ev3")))
+            rig.worker.go_on.set()
+            await asyncio.wait_for(until_done(rig.store), 10)
+            return rig.worker.texts()
+
+    answered = asyncio.run(main())
+    assert answered == ["first", "cancel"], answered

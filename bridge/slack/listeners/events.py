@@ -12,6 +12,7 @@ from bridge.configure import is_direct
 from bridge.domain import Turn
 from bridge.relay import Relay
 from bridge.slack.decide import (
+    Edit,
     Ignored,
     channel_moved,
     decide_mention,
@@ -34,12 +35,6 @@ def _log_ignored(kind: str, body: dict[str, Any], decision: Ignored) -> None:
         decision.reason,
         decision.detail,
     )
-
-
-def _to_stop(body: dict[str, Any], words: str) -> bool:
-    """A thread reply edited to a stop word: its waiting turn is taken back, never sent (a stop said to the bot in a
-    thread is never the agents' question); it stops nothing else, as the edit of a question is no new command."""
-    return is_stop(words) and edit_in_thread(body)
 
 
 def register(
@@ -66,10 +61,22 @@ def register(
             stops.spawn(stops.on_stop_word(client, turn, quiet=unmentioned), "stop word", press=True)
         return True
 
+    async def to_stop(body: dict[str, Any], edit: Edit, bot_user_id: str | None) -> bool:
+        """A thread reply edited to a stop word: its waiting turn is taken back, never sent, where a new reply of
+        those words would be a stop (`stopped`'s rule): with the bot's mention, or without one where something
+        else of the thread runs or waits; else its words answer the agents ("reply proceed or cancel"). It stops
+        nothing else, as the edit of a question is no new command."""
+        thread = edit_in_thread(body, bot_user_id) if is_stop(edit[3]) else None
+        if thread is None:
+            return False
+        if thread[1] and not is_direct(edit[1]):
+            return True
+        return stops is not None and await stops.stopping.anything_in(edit[0], edit[1], thread[0], besides=edit[2])
+
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         edit, emptied = edit_of(body, context.bot_user_id)
-        if edit is not None and _to_stop(body, edit[3]):  # `@bot stop` is never sent to the agents
+        if edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
             await relay.withdraw(*edit[:3], "stop")
         elif edit is not None:  # a waiting turn takes the new words
             await relay.edit(*edit)
@@ -100,7 +107,7 @@ def register(
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
         if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
             await relay.withdraw(*emptied, "emptied")
-        elif edit is not None and _to_stop(body, edit[3]):  # `@bot stop` is never sent to the agents
+        elif edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
             await relay.withdraw(*edit[:3], "stop")
         elif edit is not None and away is not None and away[0] != "unmentioned":  # as if taken back
             await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned")
