@@ -125,12 +125,18 @@ class MessageChanges:
         await edit_turn(self._store, turn.team_id, turn.channel_id, turn.message_ts, early.text, early.kept,
                         early.edited_ts)
 
-    async def withdraw(self, team_id: str, channel_id: str, message_ts: str, why: TakenBack = "deleted") -> None:
-        """A message deleted in Slack (or edited so that it no longer speaks to the bot, `addressed` to someone
-        else, or `emptied` of anything to answer): the person took the question back, so its turn, while it still
-        waits, is never run. One already started runs to its end: the agents have the question, and its thread
-        stays in Slack under the deleted message."""
-        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why)
+    async def withdraw(
+        self, team_id: str, channel_id: str, message_ts: str, why: TakenBack = "deleted", edited_ts: str = ""
+    ) -> None:
+        """A message deleted in Slack (or edited, at `edited_ts`, so that it no longer speaks to the bot,
+        `addressed` to someone else, or `emptied` of anything to answer): the person took the question back, so its
+        turn, while it still waits, is never run, unless it took a newer edit (Slack delivers in no promised
+        order). One already started runs to its end: the agents have the question, and its thread stays in Slack
+        under the deleted message."""
+        withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why, edited_ts)
+        if isinstance(withdrawn, str):
+            log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
+            return
         if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._early.deleted((team_id, channel_id, message_ts))
         if withdrawn is not None:
@@ -155,7 +161,7 @@ class MessageChanges:
         if not await self._not_followed(team_id, channel_id, thread_ts, message_ts):
             await self.edit(team_id, channel_id, message_ts, text, kept, edited_ts)
         else:
-            await self.withdraw(team_id, channel_id, message_ts, "addressed")
+            await self.withdraw(team_id, channel_id, message_ts, "addressed", edited_ts)
 
     async def edit(
         self, team_id: str, channel_id: str, message_ts: str, text: str, kept: Kept = None, edited_ts: str = ""
@@ -166,7 +172,7 @@ class MessageChanges:
         that found no turn is remembered: the mention's retry, with the words it first had, takes it."""
         edited = await edit_turn(self._store, team_id, channel_id, message_ts, text, kept, edited_ts)
         if edited == "emptied":  # no words left, and no files (the edit did not name any: it had none)
-            await self.withdraw(team_id, channel_id, message_ts, "emptied")
+            await self.withdraw(team_id, channel_id, message_ts, "emptied", edited_ts)
         elif edited == "older":
             log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
         elif edited is None:

@@ -160,17 +160,19 @@ def edited_to_nothing(body: dict[str, Any], bot_user_id: str | None) -> tuple[st
     """A person's message edited down to no words and no files (only the bot's mention, say): its workspace,
     channel and ts, so that its waiting turn is taken back, as a fresh mention of nothing would be ignored,
     instead of being sent with the words the person took out."""
-    return edit_of(body, bot_user_id)[1]
+    emptied = edit_of(body, bot_user_id)[1]
+    return emptied[:3] if emptied is not None else None
 
 
-def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None, tuple[str, str, str] | None]:
-    """`edited_message` and `edited_to_nothing` of one event, read once (at most one is not None)."""
+def edit_of(body: dict[str, Any], bot_user_id: str | None) -> tuple[Edit | None, Edit | None]:
+    """`edited_message` and the edit `edited_to_nothing` reads (with its time, so that a newer edit the turn took
+    stays) of one event, read once (at most one is not None)."""
     edit = _edit(body, bot_user_id)
     if edit is None:
         return None, None
     # Words left, or an edit that does not say which files it has (they stay: the relay takes the turn back only
     # if it has none), is an edit; no words and a files list with none is nothing left to answer.
-    return (edit, None) if edit[3] or edit[4] is None or edit[4] else (None, edit[:3])
+    return (edit, None) if edit[3] or edit[4] is None or edit[4] else (None, edit)
 
 
 def edit_in_thread(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, bool] | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from bridge.store.base import Store
@@ -36,6 +36,7 @@ HOW_TAKEN_BACK: dict[TakenBack, str] = {
     "emptied": "edited to leave nothing to answer",
     "stop": "edited to stop",
 }
+Unwritten = Literal["emptied", "older"]  # why an edit (or, "older", a withdrawal) wrote nothing over the waiting turn
 # How a turn never taken to run ended.
 UnrunEnd = Literal["stopped", "deleted", "addressed", "unmentioned", "emptied", "stop"]
 _WITHDRAWN = "withdrawn: its message was "
@@ -109,12 +110,19 @@ def how_unrun(error: str) -> UnrunEnd:
 
 
 async def withdraw_turn(
-    store: Store, team_id: str, channel_id: str, message_ts: str, why: TakenBack
-) -> tuple[int, str] | None:
-    """A message deleted in Slack, or edited away from the bot (`why`): its turn, while it waits, is `stopped`
-    (its error `withdrawn_error(why)`) and never run. Its id and thread, or None when no such turn waits (none, or
+    store: Store, team_id: str, channel_id: str, message_ts: str, why: TakenBack, edited_ts: str = ""
+) -> tuple[int, str] | Unwritten | None:
+    """A message deleted in Slack, or edited away from the bot (`why`) at `edited_ts` (an edit's time; "" for a
+    deletion): its turn, while it waits, is `stopped` (its error `withdrawn_error(why)`) and never run. Its id and
+    thread; "older", changing nothing, when the turn already took an edit made at or after `edited_ts` (read and
+    written in one transaction: Slack delivers in no promised order); or None when no such turn waits (none, or
     it started: it runs on)."""
-    return await _one(store, _WITHDRAW, team_id, channel_id, message_ts, withdrawn_error(why))
+    order = edit_order(edited_ts)
+
+    def unless_older(stored: Any) -> tuple[str] | Unwritten:
+        return "older" if stored is not None and order and order <= stored[1] else (withdrawn_error(why),)
+
+    return await _read_then_write(store, (team_id, channel_id, message_ts), unless_older, _WITHDRAW)
 
 
 async def edit_turn(
@@ -125,36 +133,50 @@ async def edit_turn(
     text: str,
     kept: Collection[str] | None = None,
     edited_ts: str = "",
-) -> tuple[int, str] | Literal["emptied", "older"] | None:
+) -> tuple[int, str] | Unwritten | None:
     """A message edited in Slack: its turn, while it waits, takes the new words, and keeps only those of its files
     whose ids are in `kept` (the files the message has now; None when the edit did not say, and they stay). The
     stored row is read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
     and thread; "emptied", changing nothing, when it would be left with no words and no files (to be taken back,
     `withdraw_turn`); "older", changing nothing, when the turn already took an edit made at or after `edited_ts`
     (the edit's time; Slack delivers in no promised order); or None when no such turn waits."""
-    key, order = (team_id, channel_id, message_ts), edit_order(edited_ts)
+    order = edit_order(edited_ts)
+
+    def words(stored: Any) -> tuple[str, str | None, str] | Unwritten:
+        change = _change(stored, text, kept, order)
+        return change if isinstance(change, str) else (text, *change)
+
+    return await _read_then_write(store, (team_id, channel_id, message_ts), words, _EDIT)
+
+
+async def _read_then_write(
+    store: Store, key: tuple[str, str, str], decide: Callable[[Any], tuple[str | None, ...] | Unwritten], query: str
+) -> tuple[int, str] | Unwritten | None:
+    """Read the waiting turn of `key` (its files and edit time; None when none waits) and write `query` with the
+    arguments `decide` gives it, in one transaction, so that a turn taken or changed meanwhile is left as it was;
+    `decide`'s reason instead writes nothing. The id and thread of the turn written, or None."""
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
-            stored = await (await db.execute(_sqlite(_FILES), key)).fetchone()
-            change = _change(stored, text, kept, order)
-            if isinstance(change, str):
-                return change
-            query = _sqlite(_EDIT.format(at="updated_at=$7"))
-            row = await (await db.execute(query, (*key, text, *change, now_text()))).fetchone()
+            args = decide(await (await db.execute(_sqlite(_FILES), key)).fetchone())
+            if isinstance(args, str):
+                return args
+            at = f"updated_at=${len(key) + len(args) + 1}"
+            row = await (await db.execute(_sqlite(query.format(at=at)), (*key, *args, now_text()))).fetchone()
         return (int(row[0]), str(row[1])) if row else None
-    held = [a.replace("\x00", "\ufffd") for a in (*key, text)]  # as _one: PostgreSQL text cannot hold NUL
+    held = [a.replace("\x00", "\ufffd") for a in key]  # PostgreSQL text cannot hold NUL (postgres_connection.clean)
     async with raw.pool.acquire() as conn, conn.transaction():
-        change = _change(await conn.fetchrow(_FILES + " FOR UPDATE", *held[:3]), text, kept, order)
-        if isinstance(change, str):
-            return change
-        found = await conn.fetchrow(_EDIT.format(at="updated_at=now()"), *held, *change)
+        args = decide(await conn.fetchrow(_FILES + " FOR UPDATE", *held))
+        if isinstance(args, str):
+            return args
+        clean = (a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+        found = await conn.fetchrow(query.format(at="updated_at=now()"), *held, *clean)
     return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
 
 
 def _change(
     stored: Any, text: str, kept: Collection[str] | None, order: str
-) -> tuple[str | None, str] | Literal["emptied", "older"]:
+) -> tuple[str | None, str] | Unwritten:
     """What an edit writes over the waiting turn read as `stored` (files, edited_ts; None when none waits): its
     files (None keeps them) and edit time, or why it writes nothing."""
     if stored is None:
@@ -176,19 +198,6 @@ def kept_files(stored: str, kept: Collection[str]) -> str:
     """`turns.files` (schema v10) with only the files whose ids are `kept`, in their order and as stored: an edit
     takes files out of a turn, never adds one (a file it names that the turn lacks stays out)."""
     return json.dumps([f for f in json.loads(stored or "[]") if isinstance(f, dict) and f.get("id") in kept])
-
-
-async def _one(store: Store, query: str, *args: str) -> tuple[int, str] | None:
-    """The one waiting turn an UPDATE .. RETURNING id, thread_ts changed, if any."""
-    raw: Any = store
-    if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
-        async with raw._write() as db:
-            cursor = await db.execute(_sqlite(query.format(at="updated_at=$5")), (*args, now_text()))
-            row = await cursor.fetchone()
-        return (int(row[0]), str(row[1])) if row else None
-    held = (a.replace("\x00", "\ufffd") for a in args)  # PostgreSQL text cannot hold NUL (postgres_connection.clean)
-    found = await raw.pool.fetchrow(query.format(at="updated_at=now()"), *held)
-    return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
 
 
 async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:

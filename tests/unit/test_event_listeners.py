@@ -196,6 +196,6 @@ def test_a_waiting_mention_edited_to_mention_no_one_is_said_to_no_longer_mention
     was = "<@U0BOTABCD> restart staging"
     relay = _relayed(_changed("restart staging", was, []), _changed("<@U0COLLEAGUE> restart staging", was, []))
     key = ("T0123ABCD", "C0123ABCD", MENTION_TS)
-    assert relay.withdrawn == [(*key, "unmentioned"), (*key, "addressed")]
+    assert relay.withdrawn == [(*key, "unmentioned", EDITED_AT), (*key, "addressed", EDITED_AT)], "with the edit's time"
     how, notice = TAKEN_BACK["unmentioned"]
     assert "no longer mentions" in how and "no longer mentions" in notice and "someone else" not in notice

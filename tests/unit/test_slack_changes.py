@@ -205,6 +205,27 @@ def test_an_edit_older_than_the_one_a_waiting_turn_took_changes_nothing(database
     run(database_url, body)
 
 
+def test_an_edit_older_than_the_one_a_waiting_turn_took_does_not_take_it_back(database_url: str) -> None:
+    """An edit that would withdraw the turn (to stop, away from the bot, down to nothing), delivered after a newer
+    edit the turn took, changes nothing (read and written in one transaction); a newer one, or one of no known
+    time, takes it back."""
+
+    async def body(store: Store) -> None:
+        waits = await store.accept_turn(Turn("T1", "C1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
+        assert waits
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == (waits, "1.000001")
+        for why in ("stop", "addressed", "unmentioned", "emptied"):
+            assert await withdraw_turn(store, "T1", "C1", "1.000001", why, "1764064830.000000") == "older", why
+        assert await withdraw_turn(store, "T1", "C1", "1.000001", "stop", "1764064840.000000") == "older", "its twin"
+        assert await withdraw_turn(store, "T1", "C1", "1.000001", "stop", "1764064850.000000") == (waits, "1.000001")
+        other = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
+        assert other and await edit_turn(store, "T1", "C1", "1.000002", "b2", None, "1764064840.000000")
+        assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") == (other, "1.000002"), "a deletion"
+        assert [p.turn_id for p in await store.unfinished_turns()] == []
+
+    run(database_url, body)
+
+
 def test_a_waiting_mention_edited_while_its_turn_waits_for_a_slot_is_answered_as_edited(tmp_path: Path) -> None:
     """Every turn slot (MAX_CONCURRENT_TURNS) was taken: another channel's mention, its binding's next turn, was
     read from the store and waited for one. The person fixed a typo meanwhile; the edit was recorded (logged

@@ -123,6 +123,46 @@ def test_a_waiting_mention_edited_to_stop_is_not_sent_to_the_agents(tmp_path: Pa
     assert answered == ["first"], "the agents were asked 'stop'" if "stop" in answered else answered
 
 
+def test_a_late_stop_edit_does_not_undo_a_newer_question(tmp_path: Path) -> None:
+    """The person edited their waiting thread mention to `@bot stop` (830), then back to a question (840); the
+    newer edit came first. The older edit, delivered late, took the turn back: the message asks a question now."""
+    answered = _answered(
+        tmp_path,
+        in_thread(_mention(TS, f"{BOT} summarise the incident", "Ev2")),
+        in_thread(_changed(TS, f"{BOT} summarise it please", f"{BOT} stop", "1764064840.000000", "Ev4")),
+        in_thread(_changed(TS, f"{BOT} stop", f"{BOT} summarise the incident", "1764064830.000000", "Ev3")),
+    )
+    assert answered == ["first", "summarise it please"], answered
+
+
+def test_a_late_edit_away_does_not_undo_a_newer_one(tmp_path: Path) -> None:
+    """A waiting top-level mention handed to a colleague (830), then given back to the bot (840); the older edit,
+    delivered last, took the turn back."""
+    answered = _answered(
+        tmp_path,
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+        _changed(TS, f"{BOT} restart prod", "<@U0OTHER1> restart staging", "1764064840.000000", "Ev4"),
+        _changed(TS, "<@U0OTHER1> restart staging", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+    )
+    assert answered == ["first", "restart prod"], answered
+
+
+def test_a_late_edit_to_nothing_does_not_undo_a_newer_one(tmp_path: Path) -> None:
+    """A waiting mention edited down to the bot's mention alone, no files (830), then to a question (840); the
+    emptied edit, delivered last (as message_changed and as the app_mention sent again), took the turn back."""
+    emptied = _changed(TS, BOT, f"{BOT} restart staging", "1764064830.000000", "Ev3")
+    emptied["event"]["message"]["files"] = []
+    twin = _edited(TS, BOT, "1764064830.000000", "Ev5")
+    twin["event"]["files"] = []
+    answered = _answered(
+        tmp_path,
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+        _changed(TS, f"{BOT} restart prod", BOT, "1764064840.000000", "Ev4"),
+        emptied,
+        twin,
+    )
+    assert answered == ["first", "restart prod"], answered
+
 def test_a_follow_up_edited_to_cancel_answers_the_agents_question(tmp_path: Path) -> None:
     """The agents asked in their thread 'reply proceed or cancel'. The person replied 'proceed' (no mention), which
     waited behind another thread's turn, then corrected it to 'cancel'. A new bare 'cancel' where nothing else of

@@ -77,11 +77,11 @@ def register(
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         edit, emptied = edit_of(body, context.bot_user_id)
         if edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
-            await relay.withdraw(*edit[:3], "stop")
+            await relay.withdraw(*edit[:3], "stop", edit[5])
         elif edit is not None:  # a waiting turn takes the new words
             await relay.edit(*edit)
         elif emptied is not None:  # nothing left to answer: taken back, as an empty mention is ignored
-            await relay.withdraw(*emptied, "emptied")
+            await relay.withdraw(*emptied[:3], "emptied", emptied[5])
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
@@ -106,11 +106,11 @@ def register(
         edit, emptied = edit_of(body, context.bot_user_id)
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
         if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
-            await relay.withdraw(*emptied, "emptied")
+            await relay.withdraw(*emptied[:3], "emptied", emptied[5])
         elif edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
-            await relay.withdraw(*edit[:3], "stop")
+            await relay.withdraw(*edit[:3], "stop", edit[5])
         elif edit is not None and away is not None and away[0] != "unmentioned":  # as if taken back
-            await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned")
+            await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned", edit[5])
         elif edit is not None and away is not None:
             await relay.edited_away(*edit[:3], away[1], *edit[3:])
         elif edit is not None:
