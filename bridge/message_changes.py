@@ -5,7 +5,8 @@ it the message's words and files now, unless it already took a newer edit (store
 no order, and delivers an event again (a minute later, with the payload it first had) when its first delivery
 failed, say while the bridge restarted: the person may delete or correct the message in between. A deletion or edit
 that found no turn is therefore remembered for a while, in this process (Slack retries within minutes), and the
-mention's retry makes no turn (deleted), or a turn with the edited words and files.
+mention's retry makes no turn (deleted, or edited so that it took the question back), or a turn with the edited
+words and files.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ _Change = TypeVar("_Change")
 @dataclass(frozen=True)
 class EarlyEdit:
     """The newest edit of a message whose turn was not stored yet: its words, the ids of the files it still has
-    (None when the edit did not say) and its time (`edited.ts`)."""
+    (None when the edit did not say) and its time (`edited.ts`); or, `taken_back`, why it took the question back
+    (edited to stop, to someone else, to no mention, to nothing), so that the mention's retry makes no turn."""
 
     text: str
     kept: Kept
     edited_ts: str
     at: float
+    taken_back: TakenBack | None = None
 
     def applied(self, turn: Turn) -> Turn:
         """The turn as the edited message has it: its words, and only the files still there."""
@@ -66,14 +69,16 @@ class EarlyChanges:
         """Whether the message was deleted within KEPT_FOR seconds: its mention makes no turn."""
         return self._deleted.get(key, -KEPT_FOR) > self._clock() - KEPT_FOR
 
-    def edited(self, key: MessageKey, text: str, kept: Kept, edited_ts: str) -> None:
-        """The message was edited and no turn of it waited: kept unless a newer edit of it is (Slack may deliver
-        the older one last)."""
+    def edited(
+        self, key: MessageKey, text: str, kept: Kept, edited_ts: str, taken_back: TakenBack | None = None
+    ) -> None:
+        """The message was edited (to `text`, or so that it was `taken_back`) and no turn of it waited: kept unless
+        a newer edit of it is (Slack may deliver the older one last)."""
         known = self._edited.get(key)
         if known is not None and edit_order(edited_ts) <= edit_order(known.edited_ts) and edit_order(edited_ts):
             return
         self._edited.pop(key, None)  # the newest change goes last, and is trimmed last
-        self._edited[key] = EarlyEdit(text, kept, edited_ts, self._clock())
+        self._edited[key] = EarlyEdit(text, kept, edited_ts, self._clock(), taken_back)
         _trim(self._edited)
 
     def edit_of(self, key: MessageKey) -> EarlyEdit | None:
@@ -114,6 +119,10 @@ class MessageChanges:
         early = self._early.edit_of(message)
         if early is None:
             return turn, None
+        if early.taken_back is not None:
+            how = TAKEN_BACK[early.taken_back][0]
+            log.info("event dropped: its message was %s before it arrived ts=%s", how, turn.message_ts)
+            return None
         turn = early.applied(turn)
         if not turn.text and not turn.files:
             log.info("event dropped: its message was edited to nothing before it arrived ts=%s", turn.message_ts)
@@ -139,6 +148,8 @@ class MessageChanges:
             return
         if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._early.deleted((team_id, channel_id, message_ts))
+        elif withdrawn is None:  # an edit that took the question back: the mention's retry makes no turn either
+            self._early.edited((team_id, channel_id, message_ts), "", None, edited_ts, why)
         if withdrawn is not None:
             self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
             fields = {"channel": channel_id, "binding": f"{team_id}:{channel_id}"}

@@ -123,6 +123,40 @@ def test_a_waiting_mention_edited_to_stop_is_not_sent_to_the_agents(tmp_path: Pa
     assert answered == ["first"], "the agents were asked 'stop'" if "stop" in answered else answered
 
 
+def test_a_stop_edit_that_overtakes_the_retry_is_kept(tmp_path: Path) -> None:
+    """The thread mention's first delivery failed; the person edited it to `@bot stop`; Slack's retry came with
+    the first words. An edit that overtakes its mention's retry is kept, one that takes the question back too:
+    the agents were asked the words the person stopped."""
+    answered = _answered(
+        tmp_path,
+        in_thread(_changed(TS, f"{BOT} stop", f"{BOT} summarise the incident", "1764064830.000000", "Ev3")),
+        in_thread(_edited(TS, f"{BOT} stop", "1764064830.000000", "Ev5")),
+        in_thread(_mention(TS, f"{BOT} summarise the incident", "Ev2")),
+    )
+    assert answered == ["first"], answered
+
+
+def test_an_edit_away_that_overtakes_the_retry_is_kept(tmp_path: Path) -> None:
+    """The mention, handed to a colleague before Slack's retry of it came, is left to them: no turn."""
+    answered = _answered(
+        tmp_path,
+        _changed(TS, "<@U0OTHER1> restart staging", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+    )
+    assert answered == ["first"], answered
+
+
+def test_an_edit_back_to_the_bot_after_one_away_before_the_retry_is_answered(tmp_path: Path) -> None:
+    """Handed to a colleague (830), then given back to the bot with new words (840), both before the retry: the
+    newest edit holds, whichever came last."""
+    answered = _answered(
+        tmp_path,
+        _changed(TS, f"{BOT} restart prod", "<@U0OTHER1> restart staging", "1764064840.000000", "Ev4"),
+        _changed(TS, "<@U0OTHER1> restart staging", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+    )
+    assert answered == ["first", "restart prod"], answered
+
 def test_a_late_stop_edit_does_not_undo_a_newer_question(tmp_path: Path) -> None:
     """The person edited their waiting thread mention to `@bot stop` (830), then back to a question (840); the
     newer edit came first. The older edit, delivered late, took the turn back: the message asks a question now."""
