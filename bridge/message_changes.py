@@ -143,8 +143,9 @@ class MessageChanges:
         order). One already started runs to its end: the agents have the question, and its thread stays in Slack
         under the deleted message."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why, edited_ts)
-        if isinstance(withdrawn, str):
+        if withdrawn == "older":
             log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
+        if isinstance(withdrawn, str):  # or the same edit again: nothing to say
             return
         if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._early.deleted((team_id, channel_id, message_ts))
@@ -188,5 +189,5 @@ class MessageChanges:
             log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
         elif edited is None:
             self._early.edited((team_id, channel_id, message_ts), text, kept, edited_ts)
-        else:
+        elif not isinstance(edited, str):  # "same": Slack sends one edit twice (message_changed, app_mention)
             log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})

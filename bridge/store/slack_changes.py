@@ -36,7 +36,9 @@ HOW_TAKEN_BACK: dict[TakenBack, str] = {
     "emptied": "edited to leave nothing to answer",
     "stop": "edited to stop",
 }
-Unwritten = Literal["emptied", "older"]  # why an edit (or, "older", a withdrawal) wrote nothing over the waiting turn
+# Why an edit (or, "older" or "same", a withdrawal) wrote nothing over the waiting turn: "same" is the edit the turn
+# took, again (Slack sends one edit as message_changed and as the app_mention again, with one `edited.ts`).
+Unwritten = Literal["emptied", "older", "same"]
 # How a turn never taken to run ended.
 UnrunEnd = Literal["stopped", "deleted", "addressed", "unmentioned", "emptied", "stop"]
 _WITHDRAWN = "withdrawn: its message was "
@@ -114,13 +116,13 @@ async def withdraw_turn(
 ) -> tuple[int, str] | Unwritten | None:
     """A message deleted in Slack, or edited away from the bot (`why`) at `edited_ts` (an edit's time; "" for a
     deletion): its turn, while it waits, is `stopped` (its error `withdrawn_error(why)`) and never run. Its id and
-    thread; "older", changing nothing, when the turn already took an edit made at or after `edited_ts` (read and
-    written in one transaction: Slack delivers in no promised order); or None when no such turn waits (none, or
-    it started: it runs on)."""
+    thread; "older" ("same"), changing nothing, when the turn already took an edit made after (at) `edited_ts`
+    (read and written in one transaction: Slack delivers in no promised order); or None when no such turn waits
+    (none, or it started: it runs on)."""
     order = edit_order(edited_ts)
 
     def unless_older(stored: Any) -> tuple[str] | Unwritten:
-        return "older" if stored is not None and order and order <= stored[1] else (withdrawn_error(why),)
+        return _seen(stored, order) or (withdrawn_error(why),)
 
     return await _read_then_write(store, (team_id, channel_id, message_ts), unless_older, _WITHDRAW)
 
@@ -138,8 +140,8 @@ async def edit_turn(
     whose ids are in `kept` (the files the message has now; None when the edit did not say, and they stay). The
     stored row is read and written in one transaction, so that a turn taken meanwhile is left as it was. Its id
     and thread; "emptied", changing nothing, when it would be left with no words and no files (to be taken back,
-    `withdraw_turn`); "older", changing nothing, when the turn already took an edit made at or after `edited_ts`
-    (the edit's time; Slack delivers in no promised order); or None when no such turn waits."""
+    `withdraw_turn`); "older" ("same"), changing nothing, when the turn already took an edit made after (at)
+    `edited_ts` (the edit's time; Slack delivers in no promised order); or None when no such turn waits."""
     order = edit_order(edited_ts)
 
     def words(stored: Any) -> tuple[str, str | None, str] | Unwritten:
@@ -182,11 +184,19 @@ def _change(
     if stored is None:
         return None, order
     files = kept_files(stored[0], kept) if kept is not None else None
-    if order and order <= stored[1]:
-        return "older"
+    if seen := _seen(stored, order):
+        return seen
     if not text and _none(files if files is not None else stored[0]):
         return "emptied"
     return files, order or stored[1]
+
+
+def _seen(stored: Any, order: str) -> Literal["older", "same"] | None:
+    """Whether the waiting turn read as `stored` already took an edit made after ("older") or at ("same") the
+    edit's time `order` (`edit_order`; "" when unknown, which is never seen)."""
+    if stored is None or not order or order > stored[1]:
+        return None
+    return "same" if order == stored[1] else "older"
 
 
 def _none(files: str | None) -> bool:

@@ -197,7 +197,7 @@ def test_an_edit_older_than_the_one_a_waiting_turn_took_changes_nothing(database
         assert waits
         assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == (waits, "1.000001")
         assert await edit_turn(store, "T1", "C1", "1.000001", "a2", (), "1764064830.000000") == "older"
-        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == "older", "its twin"
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == "same", "its twin"
         assert await edit_turn(store, "T1", "C1", "1.000001", "", (), "1764064830.5") == "older", "nor takes it back"
         taken = await store.take_turn(waits)
         assert taken is not None and taken.words == "a3" and [f.id for f in taken.files] == ["F1"]
@@ -216,7 +216,7 @@ def test_an_edit_older_than_the_one_a_waiting_turn_took_does_not_take_it_back(da
         assert await edit_turn(store, "T1", "C1", "1.000001", "a3", None, "1764064840.000000") == (waits, "1.000001")
         for why in ("stop", "addressed", "unmentioned", "emptied"):
             assert await withdraw_turn(store, "T1", "C1", "1.000001", why, "1764064830.000000") == "older", why
-        assert await withdraw_turn(store, "T1", "C1", "1.000001", "stop", "1764064840.000000") == "older", "its twin"
+        assert await withdraw_turn(store, "T1", "C1", "1.000001", "stop", "1764064840.000000") == "same", "its twin"
         assert await withdraw_turn(store, "T1", "C1", "1.000001", "stop", "1764064850.000000") == (waits, "1.000001")
         other = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert other and await edit_turn(store, "T1", "C1", "1.000002", "b2", None, "1764064840.000000")

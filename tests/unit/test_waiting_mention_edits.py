@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bridge.domain import Binding, Turn
 from bridge.slack.listeners import events
@@ -196,6 +199,20 @@ def test_a_late_edit_to_nothing_does_not_undo_a_newer_one(tmp_path: Path) -> Non
         twin,
     )
     assert answered == ["first", "restart prod"], answered
+
+def test_one_edit_is_not_logged_as_an_older_edit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One edit comes twice, as message_changed and as the app_mention sent again, with one `edited.ts`: the same
+    edit, not an older one delivered late (every ordinary edit of a waiting mention logged that)."""
+    caplog.set_level(logging.INFO)
+    answered = _answered(
+        tmp_path,
+        _mention(TS, f"{BOT} restart staging", "Ev2"),
+        _changed(TS, f"{BOT} restart prod", f"{BOT} restart staging", "1764064830.000000", "Ev3"),
+        _edited(TS, f"{BOT} restart prod", "1764064830.000000", "Ev5"),
+    )
+    assert answered == ["first", "restart prod"], answered
+    said = [r.getMessage() for r in caplog.records if "older edit" in r.getMessage()]
+    assert not said, said
 
 def test_a_follow_up_edited_to_cancel_answers_the_agents_question(tmp_path: Path) -> None:
     """The agents asked in their thread 'reply proceed or cancel'. The person replied 'proceed' (no mention), which
