@@ -27,10 +27,14 @@ from bridge.store.slack_changes import edit_order, edit_turn, withdraw_turn
 log = logging.getLogger("bridge.relay")  # the relay's lines, as they were written before this module
 
 KEPT_FOR = 600.0  # seconds a change is remembered for a mention Slack may still deliver again
-REMEMBERED = 10_000  # changes of each kind kept at most: the oldest go first
+REMEMBERED = 500  # changes of each kind kept at most: the oldest go first (Slack retries few events at once)
 
 MessageKey = tuple[str, str, str]  # workspace, channel, message ts
 Kept = tuple[str, ...] | None  # the ids of the files an edited message still has (None: the edit did not say)
+Edited = tuple[str, str, str, str, Kept, str]  # an edit: workspace, channel, ts, words, files kept, `edited.ts`
+# Whom an edited message asks (decide.edit_asks): "" the bot (its mention, a direct message), a thread's ts for a
+# reply there without the mention, None nobody the bot answers for.
+Asks = str | None
 _Change = TypeVar("_Change")
 
 
@@ -60,10 +64,15 @@ class EarlyChanges:
         self._deleted: dict[MessageKey, float] = {}
         self._edited: dict[MessageKey, EarlyEdit] = {}
 
+    def held(self) -> int:
+        """How many changes the memory holds, of both kinds."""
+        return len(self._deleted) + len(self._edited)
+
     def deleted(self, key: MessageKey) -> None:
         """The message was deleted and no turn of it waited."""
+        self._deleted.pop(key, None)  # the newest change goes last, and is trimmed last
         self._deleted[key] = self._clock()
-        _trim(self._deleted)
+        _trim(self._deleted, self._clock() - KEPT_FOR, lambda at: at)
 
     def was_deleted(self, key: MessageKey) -> bool:
         """Whether the message was deleted within KEPT_FOR seconds: its mention makes no turn."""
@@ -79,7 +88,7 @@ class EarlyChanges:
             return
         self._edited.pop(key, None)  # the newest change goes last, and is trimmed last
         self._edited[key] = EarlyEdit(text, kept, edited_ts, self._clock(), taken_back)
-        _trim(self._edited)
+        _trim(self._edited, self._clock() - KEPT_FOR, lambda edit: edit.at)
 
     def edit_of(self, key: MessageKey) -> EarlyEdit | None:
         """The newest edit of the message within KEPT_FOR seconds, for its mention's turn to take."""
@@ -87,8 +96,10 @@ class EarlyChanges:
         return edit if edit is not None and edit.at > self._clock() - KEPT_FOR else None
 
 
-def _trim(kept: dict[MessageKey, _Change]) -> None:
-    if len(kept) > REMEMBERED:
+def _trim(kept: dict[MessageKey, _Change], expired: float, at: Callable[[_Change], float]) -> None:
+    """Forget the changes made at or before `expired` (the oldest come first: each goes last when made), then the
+    oldest beyond REMEMBERED."""
+    while kept and (len(kept) > REMEMBERED or at(next(iter(kept.values()))) <= expired):
         del kept[next(iter(kept))]
 
 
@@ -135,13 +146,20 @@ class MessageChanges:
                         early.edited_ts)
 
     async def withdraw(
-        self, team_id: str, channel_id: str, message_ts: str, why: TakenBack = "deleted", edited_ts: str = ""
+        self,
+        team_id: str,
+        channel_id: str,
+        message_ts: str,
+        why: TakenBack = "deleted",
+        edited_ts: str = "",
+        asks: Asks = "",
     ) -> None:
         """A message deleted in Slack (or edited, at `edited_ts`, so that it no longer speaks to the bot,
         `addressed` to someone else, or `emptied` of anything to answer): the person took the question back, so its
         turn, while it still waits, is never run, unless it took a newer edit (Slack delivers in no promised
         order). One already started runs to its end: the agents have the question, and its thread stays in Slack
-        under the deleted message."""
+        under the deleted message. An edit's take-back that found no turn is remembered where the bot would answer
+        the message (`asks`, see `_answered`)."""
         withdrawn = await withdraw_turn(self._store, team_id, channel_id, message_ts, why, edited_ts)
         if withdrawn == "older":
             log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
@@ -149,7 +167,8 @@ class MessageChanges:
             return
         if withdrawn is None and why == "deleted":  # every edit of any message would crowd out the deletions
             self._early.deleted((team_id, channel_id, message_ts))
-        elif withdrawn is None:  # an edit that took the question back: the mention's retry makes no turn either
+        elif withdrawn is None and await self._answered(team_id, channel_id, message_ts, asks):
+            # an edit that took the question back: the mention's retry makes no turn either
             self._early.edited((team_id, channel_id, message_ts), "", None, edited_ts, why)
         if withdrawn is not None:
             self._metrics.turn_not_run("withdrawn")  # here, once: the store's update took it from the queue
@@ -158,36 +177,46 @@ class MessageChanges:
             log.info("turn withdrawn: its message was %s before it ran turn_id=%s", how, withdrawn[0], extra=fields)
             self._notices.withdrawn((team_id, channel_id, withdrawn[1]), words)
 
-    async def edited_away(
+    async def edited_away(self, thread_ts: str, edit: Edited, asks: Asks = "") -> None:
+        """A thread reply (in `thread_ts`) whose mention of the bot was edited out: still a turn where a follow-up
+        would be one (the bot answers in this thread), with its new words; taken back where only the mention made
+        it one."""
+        team_id, channel_id, message_ts, _, _, edited_ts = edit
+        if not await self._not_followed(team_id, channel_id, thread_ts, message_ts):
+            await self.edit(*edit, asks=asks)
+        else:
+            await self.withdraw(team_id, channel_id, message_ts, "addressed", edited_ts, asks)
+
+    async def edit(
         self,
         team_id: str,
         channel_id: str,
         message_ts: str,
-        thread_ts: str,
         text: str,
         kept: Kept = None,
         edited_ts: str = "",
-    ) -> None:
-        """A thread reply whose mention of the bot was edited out: still a turn where a follow-up would be one
-        (the bot answers in this thread), with its new words; taken back where only the mention made it one."""
-        if not await self._not_followed(team_id, channel_id, thread_ts, message_ts):
-            await self.edit(team_id, channel_id, message_ts, text, kept, edited_ts)
-        else:
-            await self.withdraw(team_id, channel_id, message_ts, "addressed", edited_ts)
-
-    async def edit(
-        self, team_id: str, channel_id: str, message_ts: str, text: str, kept: Kept = None, edited_ts: str = ""
+        asks: Asks = "",
     ) -> None:
         """A message edited in Slack (at `edited_ts`): its turn, while it still waits, answers the new words, with
         only the files whose ids are `kept` (the message's now; None when the edit did not say), unless it took a
         newer edit; one already started answers what it was asked (the agents have it, and its files). An edit
-        that found no turn is remembered: the mention's retry, with the words it first had, takes it."""
+        that found no turn is remembered where the bot would answer the message (`asks`, see `_answered`): the
+        mention's retry, with the words it first had, takes it."""
         edited = await edit_turn(self._store, team_id, channel_id, message_ts, text, kept, edited_ts)
         if edited == "emptied":  # no words left, and no files (the edit did not name any: it had none)
-            await self.withdraw(team_id, channel_id, message_ts, "emptied", edited_ts)
+            await self.withdraw(team_id, channel_id, message_ts, "emptied", edited_ts, asks)
         elif edited == "older":
             log.info("an older edit delivered late left the turn's words ts=%s", message_ts)
         elif edited is None:
-            self._early.edited((team_id, channel_id, message_ts), text, kept, edited_ts)
-        elif not isinstance(edited, str):  # "same": Slack sends one edit twice (message_changed, app_mention)
+            if await self._answered(team_id, channel_id, message_ts, asks):
+                self._early.edited((team_id, channel_id, message_ts), text, kept, edited_ts)
+        elif not isinstance(edited, str):  # "same": Slack sends one edit twice; "past": it no longer waits
             log.info("turn edited before it ran turn_id=%s", edited[0], extra={"channel": channel_id})
+
+    async def _answered(self, team_id: str, channel_id: str, message_ts: str, asks: Asks) -> bool:
+        """Whether the bot would answer the edited message (that found no turn), so that its mention's retry may
+        still come: one that mentions it (or a direct message), or a follow-up in a thread it answers. Any other
+        message's edit is not remembered: the memory would hold the words of every edit in every channel."""
+        if asks is None or asks == "":
+            return asks == ""
+        return not await self._not_followed(team_id, channel_id, asks, message_ts)

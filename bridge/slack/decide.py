@@ -186,6 +186,25 @@ def edit_in_thread(body: dict[str, Any], bot_user_id: str | None) -> tuple[str, 
     return thread_ts, _mentions(_str(message.get("text")), bot_user_id)
 
 
+def edit_asks(body: dict[str, Any], bot_user_id: str | None) -> str | None:
+    """Whom the edited message (`edit_of`) asks, for the relay to remember an edit that found no turn only where
+    the bot would answer the message: "" where it mentions the bot now or did before the edit, or in a direct
+    message; a thread reply's thread otherwise (a follow-up, answered only in the bot's threads); None for any
+    other channel message."""
+    event = body.get("event")
+    message = _edited(event)
+    if not isinstance(event, dict) or message is None:
+        return None
+    before = event.get("previous_message")
+    was = _str(before.get("text")) if isinstance(before, dict) else ""
+    if event.get("channel_type") == "im" or _mentions(_str(message.get("text")), bot_user_id):
+        return ""
+    if _mentions(was, bot_user_id):
+        return ""
+    thread_ts = _str(message.get("thread_ts"))
+    return thread_ts if thread_ts and thread_ts != _str(message.get("ts")) else None
+
+
 def _edited(event: Any) -> dict[str, Any] | None:
     """The message as an edit event has it now: the app_mention sent again, or message_changed's `message`."""
     if not isinstance(event, dict):

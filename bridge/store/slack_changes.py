@@ -36,9 +36,10 @@ HOW_TAKEN_BACK: dict[TakenBack, str] = {
     "emptied": "edited to leave nothing to answer",
     "stop": "edited to stop",
 }
-# Why an edit (or, "older" or "same", a withdrawal) wrote nothing over the waiting turn: "same" is the edit the turn
-# took, again (Slack sends one edit as message_changed and as the app_mention again, with one `edited.ts`).
-Unwritten = Literal["emptied", "older", "same"]
+# Why an edit (or, "older", "same" or "past", a withdrawal) wrote nothing over the waiting turn: "same" is the edit
+# the turn took, again (Slack sends one edit as message_changed and as the app_mention again, with one `edited.ts`);
+# "past", the message's turn no longer waits (it runs, ended, or was withdrawn): no change needs remembering.
+Unwritten = Literal["emptied", "older", "same", "past"]
 # How a turn never taken to run ended.
 UnrunEnd = Literal["stopped", "deleted", "addressed", "unmentioned", "emptied", "stop"]
 _WITHDRAWN = "withdrawn: its message was "
@@ -50,7 +51,8 @@ _EDIT = (
     f"UPDATE turns SET text=$4, files=COALESCE($5, files), edited_ts=$6, {{at}} WHERE {_WAITING}"  # noqa: S608
     " RETURNING id, thread_ts"
 )
-_FILES = f"SELECT files, edited_ts FROM turns WHERE {_WAITING}"  # noqa: S608
+# The message's turn, waiting or not: a turn past waiting (running, ended, withdrawn) is "past", changed by no edit.
+_FILES = "SELECT files, edited_ts, status FROM turns WHERE team_id=$1 AND channel_id=$2 AND message_ts=$3"
 
 _NEW_SCOPE = "CAST($3 AS TEXT) || substr({t}.channel_id, length(CAST($2 AS TEXT)) + 1)"  # G1/ts -> C1/ts
 _IN_SCOPE = "team_id=$1 AND (channel_id=$2 OR channel_id LIKE CAST($2 AS TEXT) || '/%')"  # the channel, its threads
@@ -160,7 +162,7 @@ async def _read_then_write(
     raw: Any = store
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
-            args = decide(await (await db.execute(_sqlite(_FILES), key)).fetchone())
+            args = _unless_past(await (await db.execute(_sqlite(_FILES), key)).fetchone(), decide)
             if isinstance(args, str):
                 return args
             at = f"updated_at=${len(key) + len(args) + 1}"
@@ -168,12 +170,19 @@ async def _read_then_write(
         return (int(row[0]), str(row[1])) if row else None
     held = [a.replace("\x00", "\ufffd") for a in key]  # PostgreSQL text cannot hold NUL (postgres_connection.clean)
     async with raw.pool.acquire() as conn, conn.transaction():
-        args = decide(await conn.fetchrow(_FILES + " FOR UPDATE", *held))
+        args = _unless_past(await conn.fetchrow(_FILES + " FOR UPDATE", *held), decide)
         if isinstance(args, str):
             return args
         clean = (a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
         found = await conn.fetchrow(query.format(at="updated_at=now()"), *held, *clean)
     return (int(found["id"]), str(found["thread_ts"])) if found is not None else None
+
+
+def _unless_past(
+    stored: Any, decide: Callable[[Any], tuple[str | None, ...] | Unwritten]
+) -> tuple[str | None, ...] | Unwritten:
+    """`decide` over the message's turn read as `stored`, unless it is past waiting ("past")."""
+    return "past" if stored is not None and stored[2] != "received" else decide(stored)
 
 
 def _change(

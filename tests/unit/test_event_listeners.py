@@ -58,13 +58,13 @@ class Relay:
     async def accept(self, turn: Turn) -> None:
         self.turns.append(turn)
 
-    async def edit(self, *args: str) -> None:
+    async def edit(self, *args: str, asks: str | None = "") -> None:
         self.edits.append(args)
 
-    async def withdraw(self, *args: str) -> None:
+    async def withdraw(self, *args: str, asks: str | None = "") -> None:
         self.withdrawn.append(args)
 
-    async def edited_away(self, *args: str) -> None:
+    async def edited_away(self, *args: str, asks: str | None = "") -> None:
         raise AssertionError("not an edit that moves the message away from the bot")
 
 

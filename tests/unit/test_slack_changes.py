@@ -99,10 +99,10 @@ def test_a_deleted_message_withdraws_its_turn_only_while_it_waits(database_url: 
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
         await store.take_turn(a)
-        assert await withdraw_turn(store, "T1", "C1", "1.000001", "deleted") is None, "a started turn runs on"
+        assert await withdraw_turn(store, "T1", "C1", "1.000001", "deleted") == "past", "a started turn runs on"
         assert await withdraw_turn(store, "T2", "C1", "1.000002", "deleted") is None, "another workspace's message"
         assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") == (b, "1.000002")
-        assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") is None, "withdrawn once"
+        assert await withdraw_turn(store, "T1", "C1", "1.000002", "deleted") == "past", "withdrawn once"
         assert await store.take_turn(b) is None
         assert [p.turn_id for p in await store.unfinished_turns()] == [a]
 
@@ -124,7 +124,7 @@ def test_an_edit_takes_files_out_of_a_waiting_turn_and_never_adds_one(database_u
         assert await store.take_turn(runs)
         assert await edit_turn(store, "T1", "C1", "1.000001", "a2", None) == (waits, "1.000001")
         assert await edit_turn(store, "T1", "C1", "1.000001", "a3", ("F3", "F9", "F1")) == (waits, "1.000001")
-        assert await edit_turn(store, "T1", "C1", "1.000002", "b2", ("F2",)) is None, "it runs with its files"
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b2", ("F2",)) == "past", "it runs with its files"
         taken = await store.take_turn(waits)
         assert taken is not None and taken.words == "a3"
         assert taken.files == (a_png, c_pdf), "the files left, in their order, with their stored details"
@@ -173,13 +173,13 @@ def test_an_edited_message_gives_its_turn_new_words_only_while_it_waits(database
         b = await store.accept_turn(Turn("T1", "C1", "1.000002", "1.000002", "U1", "b", "Ev2"), "o2")
         assert a and b
         await store.take_turn(a)
-        assert await edit_turn(store, "T1", "C1", "1.000001", "a2") is None, "a started turn answers what it was asked"
+        assert await edit_turn(store, "T1", "C1", "1.000001", "a2") == "past", "a started turn answers what it asked"
         assert await edit_turn(store, "T1", "C1", "1.000002", "b2") == (b, "1.000002")
         assert await edit_turn(store, "T2", "C1", "1.000002", "b3") is None, "another workspace's message"
         assert [p.turn.text for p in await store.unfinished_turns()] == ["a", "b2"]
         assert await words_taken(store, b) == "b2", "taken with the words it has now"
         assert await words_taken(store, a) == "a", "a's had started"
-        assert await edit_turn(store, "T1", "C1", "1.000002", "b3") is None, "b's has started now"
+        assert await edit_turn(store, "T1", "C1", "1.000002", "b3") == "past", "b's has started now"
         await store.finish_turn(b, "done")
         await store.stop_turns("T1", "C1", None, "U9")
         assert await store.take_turn(b) is None and await store.take_turn(a) is None, "ended, and stopping"

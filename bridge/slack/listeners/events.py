@@ -18,6 +18,7 @@ from bridge.slack.decide import (
     decide_mention,
     decide_message,
     deleted_message,
+    edit_asks,
     edit_in_thread,
     edit_of,
     no_longer_addressed,
@@ -76,12 +77,13 @@ def register(
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         edit, emptied = edit_of(body, context.bot_user_id)
+        asks = edit_asks(body, context.bot_user_id)
         if edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
-            await relay.withdraw(*edit[:3], "stop", edit[5])
+            await relay.withdraw(*edit[:3], "stop", edit[5], asks=asks)
         elif edit is not None:  # a waiting turn takes the new words
-            await relay.edit(*edit)
+            await relay.edit(*edit, asks=asks)
         elif emptied is not None:  # nothing left to answer: taken back, as an empty mention is ignored
-            await relay.withdraw(*emptied[:3], "emptied", emptied[5])
+            await relay.withdraw(*emptied[:3], "emptied", emptied[5], asks=asks)
         decision = decide_mention(body, context.bot_user_id, context.bot_id)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
@@ -105,16 +107,17 @@ def register(
             return
         edit, emptied = edit_of(body, context.bot_user_id)
         away = no_longer_addressed(body, context.bot_user_id) if edit is not None else None
+        asks = edit_asks(body, context.bot_user_id)  # where an edit that found no turn is worth remembering
         if emptied is not None:  # nothing left to answer (a mention or follow-up): as if taken back
-            await relay.withdraw(*emptied[:3], "emptied", emptied[5])
+            await relay.withdraw(*emptied[:3], "emptied", emptied[5], asks=asks)
         elif edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
-            await relay.withdraw(*edit[:3], "stop", edit[5])
+            await relay.withdraw(*edit[:3], "stop", edit[5], asks=asks)
         elif edit is not None and away is not None and away[0] != "unmentioned":  # as if taken back
-            await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned", edit[5])
+            await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned", edit[5], asks=asks)
         elif edit is not None and away is not None:
-            await relay.edited_away(*edit[:3], away[1], *edit[3:])
+            await relay.edited_away(away[1], edit, asks=asks)
         elif edit is not None:
-            await relay.edit(*edit)
+            await relay.edit(*edit, asks=asks)
         decision = decide_message(body, context.bot_user_id, context.bot_id, direct_messages, thread_follow_ups)
         if isinstance(decision, Turn) and await stopped(decision, client):
             return
