@@ -221,14 +221,16 @@ def kept_files(stored: str, kept: Collection[str]) -> str:
 
 async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
     """Move the channel's records from `old` to `new`, with its binding if it has one (a channel answered by the
-    default target has none, and its threads move all the same); False, nothing moved, when both ids have a
-    binding (the new id's is kept, and the old one left as it was)."""
+    default target has none, and its threads move all the same). True only when something moved: False when both
+    ids have a binding (the new id's is kept, and the old one left as it was), and when nothing is stored under
+    `old` (a channel the bridge never answered in, or Slack's event delivered again)."""
     return await move_channel_running(store, team_id, old, new) is not None
 
 
 async def move_channel_running(store: Store, team_id: str, old: str, new: str) -> frozenset[str] | None:
-    """As `move_channel`; None when nothing moved, else the threads of the turns left running under
-    `old` (read in the same transaction: the relay keeps those threads' next turns back until they end)."""
+    """As `move_channel`; None when nothing moved (and no turn runs under `old`), else the threads of the turns
+    left running under `old` (read in the same transaction: the relay keeps those threads' next turns back until
+    they end)."""
     return await _move(store, (team_id, old, new), _BINDING)
 
 
@@ -242,25 +244,31 @@ async def move_after_turn(store: Store, team_id: str, old: str, new: str) -> Non
 async def _move(store: Store, args: tuple[str, str, str], binding: str | None) -> frozenset[str] | None:
     """Run `_REST` in one transaction: after the `binding` query, unless it left a binding under the old id (the
     new id had one); always without the query. The threads still running under the old id, or None when nothing
-    moved."""
+    moved and none runs there."""
     raw: Any = store
+    moved = 0
     if hasattr(raw, "_write"):  # SQLite: one write transaction on the shared connection
         async with raw._write() as db:
-            if binding is not None and (await db.execute(_sqlite(binding), args)).rowcount != 1:
+            if binding is not None and (moved := (await db.execute(_sqlite(binding), args)).rowcount) != 1:
                 if await (await db.execute(_sqlite(_BOUND), args[:2])).fetchone() is not None:
                     return None
             for query in _REST:
-                await db.execute(_sqlite(query), args)
-            rows = await (await db.execute(_sqlite(_LEFT_RUNNING), args[:2])).fetchall()
-        return frozenset(str(r[0]) for r in rows)
-    async with raw.pool.acquire() as conn, conn.transaction():
-        if binding is not None and not str(await conn.execute(binding, *args)).endswith(" 1"):
-            if await conn.fetchrow(_BOUND, *args[:2]) is not None:
-                return None
-        for query in _REST:
-            await conn.execute(query, *args)
-        found = await conn.fetch(_LEFT_RUNNING, *args[:2])
-    return frozenset(str(r[0]) for r in found)
+                moved += (await db.execute(_sqlite(query), args)).rowcount
+            running = [str(r[0]) for r in await (await db.execute(_sqlite(_LEFT_RUNNING), args[:2])).fetchall()]
+    else:
+        async with raw.pool.acquire() as conn, conn.transaction():
+            if binding is not None and (moved := _count(await conn.execute(binding, *args))) != 1:
+                if await conn.fetchrow(_BOUND, *args[:2]) is not None:
+                    return None
+            for query in _REST:
+                moved += _count(await conn.execute(query, *args))
+            running = [str(r[0]) for r in await conn.fetch(_LEFT_RUNNING, *args[:2])]
+    return frozenset(running) if moved or running else None
+
+
+def _count(status: str) -> int:
+    """The rows a PostgreSQL command changed, from its status ("UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _sqlite(query: str) -> str:

@@ -6,8 +6,11 @@ not."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from bridge.domain import Turn
 from bridge.store import Store
@@ -20,20 +23,31 @@ def _in_g1(n: int, text: str) -> Turn:
     return replace(mention(n, text), channel_id="G1")
 
 
-def test_a_default_target_channel_whose_id_changed_keeps_its_threads(tmp_path: Path) -> None:
-    """Follow-ups in the bot's thread stayed answered under the old id only: the move was made only with a binding
-    to move, so under the new id the thread was not the bot's (not_the_bots_thread)."""
+def test_a_default_target_channel_whose_id_changed_keeps_its_threads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With DEFAULT_TARGET answering the unbound channel, follow-ups in the bot's thread stayed answered under the
+    old id only: the move was made only with a binding to move, so under the new id the thread was not the bot's
+    (not_the_bots_thread). A follow-up there is answered after the move; Slack's event delivered again moves
+    nothing, and the log says so."""
+    caplog.set_level(logging.INFO, logger="bridge.relay")
 
-    async def main() -> bool:
-        async with relaying(tmp_path / "b.db", Worker) as rig:
+    async def main() -> list[str]:
+        async with relaying(tmp_path / "b.db", Worker, default_applies=lambda _channel: True) as rig:
             await rig.relay.accept(_in_g1(1, "first"))
             await until(lambda: bool(rig.worker.jobs))
             rig.worker.go_on.set()
             await asyncio.wait_for(until_done(rig.store), 10)
             await rig.relay.channel_moved("T1", "G1", "C1")
-            return await rig.store.thread_answered("T1", "C1", "1.000001")
+            await rig.relay.channel_moved("T1", "G1", "C1")  # Slack's retry of the event
+            await rig.relay.accept(replace(mention(2, "and the logs?", thread=1), follow_up=True))
+            await until(lambda: len(rig.worker.jobs) == 2)
+            await asyncio.wait_for(until_done(rig.store), 10)
+            return rig.worker.texts()
 
-    assert asyncio.run(main()), "follow-ups in the bot's thread are no longer follow-ups under the new id"
+    assert asyncio.run(main()) == ["first", "and the logs?"], "the follow-up in the bot's thread is answered"
+    moved = [r.getMessage().split("moved=")[1] for r in caplog.records if "channel id changed" in r.getMessage()]
+    assert moved == ["True", "False"], "the event delivered again moved nothing"
 
 
 def test_an_unbound_channels_turns_and_conversations_move_with_its_id(database_url: str) -> None:
@@ -43,6 +57,7 @@ def test_an_unbound_channels_turns_and_conversations_move_with_its_id(database_u
         waiting = await store.accept_turn(Turn("T1", "G1", "1.000001", "1.000001", "U1", "a", "Ev1"), "o1")
         await store.put_conversation(("T1", "G1", "1.000001"), "agent-a", "conv-1")
         assert await move_channel(store, "T1", "G1", "C1") is True
+        assert await move_channel(store, "T1", "G1", "C1") is False, "delivered again: nothing left to move"
         assert [p.turn_id for p in await store.unfinished_turns("T1", "C1")] == [waiting]
         assert await store.conversation(("T1", "C1", "1.000001"), "agent-a") == "conv-1"
 

@@ -162,6 +162,7 @@ async def relaying(
     processes: int = 1,
     max_concurrent: int = 8,
     metrics: Metrics = UNMETERED,
+    default_applies: Callable[[str], bool] = lambda _channel: False,
 ) -> AsyncIterator[Rig]:
     """Relays (one per process, each its own lease owner) on one SQLite store, each with its own worker; at the
     end every held turn is let go, the relays stopped and the store closed."""
@@ -171,7 +172,7 @@ async def relaying(
     workers = [make_worker(store) for _ in range(processes)]
     relays = [
         Relay(late, worker, poster, max_concurrent=max_concurrent, leases=BindingLeases(store, 3.0, f"web.{n}"),  # type: ignore[arg-type]  # doubles
-              metrics=metrics)
+              metrics=metrics, default_applies=default_applies)
         for n, worker in enumerate(workers, start=1)
     ]
     try:

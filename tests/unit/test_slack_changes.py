@@ -88,7 +88,7 @@ def test_a_binding_already_made_under_the_new_id_is_kept(database_url: str) -> N
         assert await move_channel(store, "T1", "G1", "C1") is False
         kept = await store.get_binding("T1", "C1")
         assert kept is not None and kept.target.agents == (BOB,)
-        assert await move_channel(store, "T1", "G9", "C9") is True  # nothing stored under it: nothing to move
+        assert await move_channel(store, "T1", "G9", "C9") is False, "nothing stored under it: nothing moved"
 
     run(database_url, body)
 
