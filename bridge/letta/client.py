@@ -195,14 +195,17 @@ class LettaClient(ActiveRuns):
     async def run_of(self, conversation_id: str | None, otid: str | None, agent_id: str | None = None) -> str | None:
         """The run of the background send that carried `otid` in the conversation, as its resumed stream's first
         event names it (Redis servers); None where the server cannot tell (no otid, no Redis, no such run). Not
-        under the send lock: the send it looks for holds it."""
-        if conversation_id is None or otid is None or not self.resumable:
+        under the send lock: the send it looks for holds it. Asks has_resume itself: a process just started ends a
+        dead one's Stop before it sends anything."""
+        if conversation_id is None or otid is None:
             return None
         body: dict[str, Any] = {"otid": otid}
         if agent_id and conversation_id == DEFAULT_CONVERSATION:
             body["agent_id"] = agent_id
         try:
             async with asyncio.timeout(RUN_LOOKUP_SECONDS):
+                if not await self.has_resume():
+                    return None
                 stream = self._stream(f"/v1/conversations/{conversation_id}/stream", body)
                 async with aclosing(cast(AsyncGenerator[LettaMessage, None], stream)) as events:
                     async for item in events:
