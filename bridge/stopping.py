@@ -22,17 +22,17 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from bridge.domain import AgentFailure, AgentReply, Target
+from bridge.domain import Target
 from bridge.letta.client import DEFAULT_CONVERSATION, LettaClient
 from bridge.letta.errors import LettaError
 from bridge.letta.locks import TURN_HOLDS
 from bridge.letta.own_runs import TURN_RUNS, OwnRuns, OwnSend
 from bridge.letta.patterns import step_otid
 from bridge.store.base import Store
-from bridge.store.turn_record import TurnJournal
+from bridge.tracked_journal import TrackedJournal as TrackedJournal  # the runners' journal, imported from here
 
 log = logging.getLogger(__name__)
 
@@ -84,59 +84,6 @@ class RunningTurn:
         """Raise TurnStopped once the turn was stopped: called before anything is posted."""
         if self.stopped_by is not None:
             raise TurnStopped(self.stopped_by)
-
-
-class TrackedJournal(TurnJournal):
-    """The turn's journal, also remembering which sends are in flight (the ones a stop cancels on Letta)."""
-
-    def __init__(
-        self,
-        store: Store,
-        turn_id: int,
-        otid: str,
-        team_id: str,
-        channel_id: str,
-        sending: set[str],
-        written: set[str] | None = None,
-        on_send: Callable[[], None] | None = None,
-        on_answered: Callable[[], None] | None = None,
-        stopped: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(store, turn_id, otid, team_id, channel_id, written)
-        # Raises TurnStopped once a stop was delivered here: no agent is asked after it, even while the stop waits on
-        # Letta's cancel before it cancels the turn's task (an agent that says nothing gives no event to check at).
-        self._stopped = stopped
-        self._sending = sending
-        self._on_send = on_send  # the turn's first send is going: its place among the turns starting is given up
-        self._on_answered = on_answered  # a send answered: the turn's slot may be lent while its cards wait
-
-    async def sending(self, key: str) -> None:
-        if self._stopped is not None:
-            self._stopped()
-        # Counted as this run's before the write: a stop reading the journal meanwhile must not take the step for an
-        # earlier process's send (whose agent it would wait on, held by this very send, and leave uncancelled).
-        self._sending.add(key)
-        try:
-            await super().sending(key)
-        except BaseException:
-            self._sending.discard(key)
-            raise
-        if self._stopped is not None:
-            self._stopped()  # a stop delivered during the write: nothing is sent
-        if self._on_send is not None:
-            self._on_send()
-
-    async def answered(
-        self,
-        key: str,
-        replies: list[AgentReply],
-        failure: AgentFailure | None = None,
-        seen_upto: int | None = None,
-    ) -> None:
-        await super().answered(key, replies, failure, seen_upto)
-        self._sending.discard(key)
-        if self._on_answered is not None:
-            self._on_answered()
 
 
 class TurnStops:
@@ -236,10 +183,11 @@ class TurnStops:
         the lock, if taken within LOCK_WAIT, so that a send another turn is making to the agent is never cancelled.
         """
         try:
-            earlier = set(await self._store.sending_steps(running.turn_id)) - running.sending
+            journaled = await self._store.sending_steps(running.turn_id)
         except Exception as exc:  # the database hiccuped: this run's own sends are still cancelled
             log.warning("could not read the turn's journal error=%s", type(exc).__name__)
-            earlier = set()
+            journaled = {}
+        earlier = {step: run for step, run in journaled.items() if step not in running.sending}
         mine = _agents(running.sending, running.target)
         thread = (running.team_id, running.channel_id, running.thread_ts)
         cancelled: list[str | None] = []
@@ -247,7 +195,7 @@ class TurnStops:
             conversation = await self._store.conversation(thread, agent_id) if running.threaded else None
             if self._client.app_server or (conversation or agent_id) in running.holding:  # App Server: its own message
                 cancelled.append(await self._cancel(agent_id, conversation, running.runs.of(agent_id)))
-        for agent_id in (a for a in _agents(earlier, running.target) if a not in mine):
+        for agent_id in (a for a in _agents(set(earlier), running.target) if a not in mine):
             conversation = await self._store.conversation(thread, agent_id)
             sends = _earlier_sends(earlier, agent_id, running.otid)
             cancelled.append(await self._cancel_locked(agent_id, conversation, sends))
@@ -284,13 +232,15 @@ class TurnStops:
         return conversation or agent_id
 
 
-def _earlier_sends(keys: set[str], agent_id: str, otid: str) -> list[OwnSend]:
-    """The sends an earlier run of the turn journaled to the agent by name, each found by its otid in the agent's
-    own thread where the server can tell (a Redis server's background send carries `step_otid`, bridge_runner.py);
-    a group send, which names no agent, is found by nothing."""
-    if not otid:
-        return []
-    return [OwnSend(step_otid(otid, key), DEFAULT_CONVERSATION) for key in sorted(keys) if agent_id in key]
+def _earlier_sends(steps: dict[str, str], agent_id: str, otid: str) -> list[OwnSend]:
+    """The sends an earlier run of the turn journaled to the agent by name: each by the run it journaled, else found
+    by its otid in the agent's own thread where the server can tell (a Redis server's background send carries
+    `step_otid`, bridge_runner.py); a group send, which names no agent, is found by nothing."""
+    return [
+        OwnSend(step_otid(otid, key) if otid else None, DEFAULT_CONVERSATION, {run} if run else set())
+        for key, run in sorted(steps.items())
+        if agent_id in key
+    ]
 
 
 def _agents(keys: set[str], target: Target | None) -> list[str]:

@@ -4,11 +4,13 @@ On a server with conversations (0.16.8, Letta Cloud) the agent cancel route, ask
 of the agent outside its conversations: another client's send to the agent route (a script, the ADE) as well as the
 turn's own in the agent's `default` thread. So each send records the runs its events report (`run_id`, on the first
 ping already), and the otid it carried, by which a Redis server finds a background run that reported none yet.
+The first run a journaled send reports is journaled with its step (STEP_RUN), so that the process that takes a
+killed one's turn over cancels exactly that run where nothing else finds it (no Redis).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +24,23 @@ class OwnSend:
     otid: str | None = None
     conversation: str | None = None
     runs: set[str] = field(default_factory=set)
+    journal: Callable[[str], None] | None = None  # told the first run, once (StepRun.report)
 
     def saw(self, item: object) -> None:
         run_id = getattr(item, "run_id", None)
         if isinstance(run_id, str) and run_id:
+            journal, self.journal = self.journal, None
+            if journal is not None:
+                journal(run_id)
             self.runs.add(run_id)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """The step the turn just journaled `sending` to `agent_id`: `report` journals the run its send reports."""
+
+    agent_id: str
+    report: Callable[[str], None]
 
 
 class OwnRuns:
@@ -45,6 +59,8 @@ class OwnRuns:
 
 # The running turn's sends (stopping.RunningTurn.runs), set for the turn's task and the tasks it starts.
 TURN_RUNS: ContextVar[OwnRuns | None] = ContextVar("turn_runs", default=None)
+# The step journaled last in this task, taken by the next send to its agent (stopping.TrackedJournal sets it).
+STEP_RUN: ContextVar[StepRun | None] = ContextVar("step_run", default=None)
 
 
 def own_send(keys: Iterable[str], message: Mapping[str, Any], lookup: str | None = None) -> OwnSend:
@@ -52,6 +68,11 @@ def own_send(keys: Iterable[str], message: Mapping[str, Any], lookup: str | None
     its otid can be found in (a background send's)."""
     otid = message.get("otid")
     send = OwnSend(otid if isinstance(otid, str) and otid else None, lookup)
+    keys = list(keys)
+    step = STEP_RUN.get()
+    if step is not None and step.agent_id in keys:
+        STEP_RUN.set(None)  # one send per journaled step: a later send is not written under it
+        send.journal = step.report
     runs = TURN_RUNS.get()
     if runs is not None:
         runs.add(keys, send)

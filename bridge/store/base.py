@@ -249,8 +249,13 @@ class Store(Protocol):
 
     async def step_sending(self, turn_id: int, step: str) -> None: ...
 
-    async def sending_steps(self, turn_id: int) -> list[str]:
-        """The turn's steps journaled `sending` and never answered: sends that may still run on Letta."""
+    async def step_run(self, turn_id: int, step: str, run_id: str) -> None:
+        """The Letta run the step's send reported (its first event): what a Stop ended by another process cancels."""
+        ...
+
+    async def sending_steps(self, turn_id: int) -> dict[str, str]:
+        """The turn's steps journaled `sending` and never answered (sends that may still run on Letta), each with
+        the run its send reported ('' none yet)."""
         ...
 
     async def sends_left_going(self, since: datetime) -> bool:

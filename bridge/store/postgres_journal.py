@@ -55,16 +55,21 @@ class PostgresJournal(PostgresConnection):
     async def step_sending(self, turn_id: int, step: str) -> None:
         await self.pool.execute(
             "INSERT INTO turn_steps (turn_id, step, state) VALUES ($1,$2,'sending')"
-            " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=now()",
+            " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=now(), run_id=''",
             turn_id,
             step,
         )
 
-    async def sending_steps(self, turn_id: int) -> list[str]:
-        rows = await self.pool.fetch(
-            "SELECT step FROM turn_steps WHERE turn_id=$1 AND state='sending' ORDER BY step", turn_id
+    async def step_run(self, turn_id: int, step: str, run_id: str) -> None:
+        await self.pool.execute(
+            "UPDATE turn_steps SET run_id=$3 WHERE turn_id=$1 AND step=$2 AND state='sending'", turn_id, step, run_id
         )
-        return [str(r[0]) for r in rows]
+
+    async def sending_steps(self, turn_id: int) -> dict[str, str]:
+        rows = await self.pool.fetch(
+            "SELECT step, run_id FROM turn_steps WHERE turn_id=$1 AND state='sending' ORDER BY step", turn_id
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
 
     async def sends_left_going(self, since: datetime) -> bool:
         return bool(await self.pool.fetchval(SENDS_LEFT_GOING.format("$1", "$2"), since, since.timestamp()))

@@ -83,6 +83,12 @@ POSTGRES_V18 = "ALTER TABLE binding_history ADD COLUMN IF NOT EXISTS pattern TEX
 SQLITE_V20 = "ALTER TABLE turns ADD COLUMN edited_ts TEXT NOT NULL DEFAULT '';"
 POSTGRES_V20 = "ALTER TABLE turns ADD COLUMN IF NOT EXISTS edited_ts TEXT NOT NULL DEFAULT '';"
 
+# Schema v21: the Letta run a step's send reported (its first event's run_id), so that a process taking a killed
+# one's turn over cancels exactly that run where nothing else finds it (a server with conversations, no Redis);
+# '' until reported, and again when the step is sent anew.
+SQLITE_V21 = "ALTER TABLE turn_steps ADD COLUMN run_id TEXT NOT NULL DEFAULT '';"
+POSTGRES_V21 = "ALTER TABLE turn_steps ADD COLUMN IF NOT EXISTS run_id TEXT NOT NULL DEFAULT '';"
+
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE bindings (
@@ -163,6 +169,7 @@ SQLITE_MIGRATIONS: list[str] = [
     SQLITE_V18,  # each history entry's pattern (above)
     SQLITE_V19,  # each waiting thread's queue notice (queue_notices.py)
     SQLITE_V20,  # the time of a waiting turn's newest edit (above)
+    SQLITE_V21,  # the run a step's send reported (above)
 ]
 
 
@@ -250,6 +257,7 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     18: POSTGRES_V18,
     19: POSTGRES_V19,
     20: POSTGRES_V20,
+    21: POSTGRES_V21,
 }
 
 LATEST = len(SQLITE_MIGRATIONS)

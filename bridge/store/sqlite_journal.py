@@ -59,16 +59,24 @@ class SqliteJournal(SqliteConnection):
         await self._transact(
             lambda conn: conn.execute(
                 "INSERT INTO turn_steps (turn_id, step, state, updated_at) VALUES (?,?,?,?)"
-                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+                " ON CONFLICT (turn_id, step) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at,"
+                " run_id=''",
                 (turn_id, step, "sending", now_text()),
             )
         )
 
-    async def sending_steps(self, turn_id: int) -> list[str]:
-        rows = await self._all(
-            "SELECT step FROM turn_steps WHERE turn_id=? AND state='sending' ORDER BY step", (turn_id,)
+    async def step_run(self, turn_id: int, step: str, run_id: str) -> None:
+        await self._transact(
+            lambda conn: conn.execute(
+                "UPDATE turn_steps SET run_id=? WHERE turn_id=? AND step=? AND state='sending'", (run_id, turn_id, step)
+            )
         )
-        return [str(r[0]) for r in rows]
+
+    async def sending_steps(self, turn_id: int) -> dict[str, str]:
+        rows = await self._all(
+            "SELECT step, run_id FROM turn_steps WHERE turn_id=? AND state='sending' ORDER BY step", (turn_id,)
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
 
     async def sends_left_going(self, since: datetime) -> bool:
         row = await self._one(

@@ -115,7 +115,7 @@ def test_a_turn_gives_its_place_up_once_its_first_send_is_journaled(tmp_path: Pa
         await store.close()
         return before, after, journaled
 
-    assert asyncio.run(main()) == (True, False, ["agent-1"])
+    assert asyncio.run(main()) == (True, False, {"agent-1": ""})
 
 
 class HeldUntilSent(Worker):

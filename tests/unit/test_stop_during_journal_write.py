@@ -43,7 +43,7 @@ class PausingStore:
         self.writing.set()
         await self.read.wait()  # the database's answer to the write comes back after the stop's read
 
-    async def sending_steps(self, turn_id: int) -> list[str]:
+    async def sending_steps(self, turn_id: int) -> dict[str, str]:
         steps = await self._store.sending_steps(turn_id)
         self.read.set()
         return steps

@@ -97,7 +97,9 @@ def upgraded(version: int, old: OldRows) -> Callable[[Store], Awaitable[None]]:
             step = await store.get_step(old.running, "agent-a")
             assert step is not None and step.state == "answered"
             assert [r.text for r in step.replies] == ["hi from alice"]
-            assert await store.sending_steps(old.running) == ["agent-b"]
+            assert await store.sending_steps(old.running) == {"agent-b": ""}  # its run not reported before v21
+            await store.step_run(old.running, "agent-b", "run-b")  # the run its send reported, from v21 on
+            assert await store.sending_steps(old.running) == {"agent-b": "run-b"}
             [owed] = await store.outbox_pending(old.running)
             assert (owed.text, owed.posted) == ("hi from alice", frozenset({0}))
             assert await store.outbox_pending(old.done) == []
