@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # A step key names its agent (`agent-<uuid>`, or an App Server's `agent-local-<uuid>`), letta/patterns.py.
 _AGENT_ID = re.compile(r"agent-(?:local-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CANCEL_DEADLINE = 10.0  # seconds for the cancel calls of one stop
+REPORT_WAIT = 3.0  # seconds a stop waits, before closing the turn's streams, for a send to name the run to cancel
 LOCK_WAIT = 2.0  # seconds a cancel of an earlier run's send waits for its agent's send lock
 
 
@@ -139,6 +140,11 @@ class TurnStops:
                 await self.cancel_letta(running)
         except TimeoutError:
             log.warning("letta cancel took too long turn_id=%s", turn_id)
+        try:
+            async with asyncio.timeout(REPORT_WAIT):  # a send whose run is cancelled once its first event names it
+                await running.runs.stopped_reported()
+        except TimeoutError:
+            log.info("letta cancel left out: a stopped send reported no run in time turn_id=%s", turn_id)
         if running.task is not None:
             running.task.cancel()
         return True

@@ -186,6 +186,8 @@ class LettaClient(ActiveRuns):
         own: list[str] = []
         for send in sends:
             found: set[str | None] = set(send.runs) or {await self.run_of(send.conversation, send.otid, agent_id)}
+            if not any(found):  # its run not known yet: cancelled once its first event names it
+                send.cancel_when_reported(lambda run: self._cancel(path, {"run_ids": [run]}))
             own.extend(run for run in found if run and run not in own)
         if not own:
             return {}

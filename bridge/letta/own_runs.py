@@ -5,15 +5,22 @@ of the agent outside its conversations: another client's send to the agent route
 turn's own in the agent's `default` thread. So each send records the runs its events report (`run_id`, on the first
 ping already), and the otid it carried, by which a Redis server finds a background run that reported none yet.
 The first run a journaled send reports is journaled with its step (STEP_RUN), so that the process that takes a
-killed one's turn over cancels exactly that run where nothing else finds it (no Redis).
+killed one's turn over cancels exactly that run where nothing else finds it (no Redis). A send a Stop found no run
+for (Letta links an otid to its run only once it takes the agent's lock) is marked stopped: its run is cancelled as
+soon as its first event names it (`cancel_when_reported`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
+_LATE_CANCELS: set[asyncio.Future[object]] = set()  # kept from the collector until they end
 
 
 @dataclass
@@ -25,14 +32,36 @@ class OwnSend:
     conversation: str | None = None
     runs: set[str] = field(default_factory=set)
     journal: Callable[[str], None] | None = None  # told the first run, once (StepRun.report)
+    stopped: Callable[[str], None] | None = None  # a Stop that found no run: told the first one, once
+    reported: asyncio.Event = field(default_factory=asyncio.Event)  # its first run came
 
     def saw(self, item: object) -> None:
         run_id = getattr(item, "run_id", None)
         if isinstance(run_id, str) and run_id:
-            journal, self.journal = self.journal, None
-            if journal is not None:
-                journal(run_id)
+            if not self.runs:
+                for told in (self.journal, self.stopped):
+                    if told is not None:
+                        told(run_id)
+                self.journal = self.stopped = None
             self.runs.add(run_id)
+            self.reported.set()
+
+    def cancel_when_reported(self, cancel: Callable[[str], Awaitable[object]]) -> None:
+        """Mark the send stopped: the run its first event names is cancelled then (`cancel`), beside the stream."""
+
+        def reported(run_id: str) -> None:
+            log.info("letta run of a stopped send reported: cancelled now run=%s", run_id)
+            task = asyncio.ensure_future(cancel(run_id))
+            _LATE_CANCELS.add(task)
+            task.add_done_callback(_late_cancel_ended)
+
+        self.stopped = reported
+
+
+def _late_cancel_ended(task: asyncio.Future[object]) -> None:
+    _LATE_CANCELS.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("letta cancel of a stopped send's run failed error=%s", type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +84,12 @@ class OwnRuns:
 
     def of(self, key: str) -> list[OwnSend]:
         return list(self._sends.get(key, ()))
+
+    async def stopped_reported(self) -> None:
+        """Wait for the sends a Stop found no run for to report theirs (and so have it cancelled): the turn's task,
+        cancelled, would close their streams before that."""
+        waiting = {id(s): s for sends in self._sends.values() for s in sends if s.stopped and not s.runs}
+        await asyncio.gather(*(s.reported.wait() for s in waiting.values()))
 
 
 # The running turn's sends (stopping.RunningTurn.runs), set for the turn's task and the tasks it starts.
