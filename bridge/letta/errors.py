@@ -258,7 +258,7 @@ class LettaError(Exception):
             case Kind.RUN_FAILED if self.out_of_steps:
                 return (
                     f"{upper_first(subject)} used every step Letta allows one answer (each tool call is one) and "
-                    f"stopped before finishing, so any answer above is cut short. Ask {subject} to continue."
+                    f"stopped before finishing, so what {subject} wrote above is cut short. Ask {subject} to continue."
                 )
             case Kind.RUN_FAILED if self.lasting and self.started:
                 return (
