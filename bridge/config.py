@@ -342,6 +342,13 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value.rstrip("/")
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url_trimmed(cls, value: object) -> object:
+        """A secret made with `echo` ends in a line break: kept, it named a new, empty SQLite file beside the real
+        one, or a Postgres database that does not exist."""
+        return value.strip() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _one_letta_credential(self) -> Settings:
         key = self.letta_api_key.get_secret_value() if self.letta_api_key else None

@@ -255,7 +255,7 @@ def database_problem(url: object) -> list[str]:
     if not isinstance(url, str):
         return []
     try:
-        check_database_url(url)
+        check_database_url(url.strip())  # as Settings takes it
     except DatabaseUrlError as exc:
         return [str(exc)]
     return []

@@ -1,0 +1,41 @@
+"""Settings as README and docs/operations.md describe them: a value pasted with whitespace around it, a blank
+variable, a URL the bridge cannot use, more of a list than Slack shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config_load import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "LETTA_API_KEY", "LETTA_BASE_URL",
+                 "DATABASE_URL", "BRIDGE_CONFIG", "PORT", "SLACK_API_URL", "LETTA_GROUP_RUNNER", "DEFAULT_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))
+
+
+@pytest.mark.parametrize("url", ["sqlite:///bridge.db\n", "sqlite:///bridge.db ", " sqlite:///bridge.db"])
+def test_a_database_url_with_whitespace_pasted_around_it_is_the_same_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    """A DATABASE_URL pasted with a line break or a space around it (a Kubernetes secret made with `echo`, a
+    .env line with a trailing space) is taken without it, as LETTA_BASE_URL is: kept, it opened (and `serve`
+    created) a new, empty `bridge.db\\n` beside the real one, every channel binding gone with no error."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert load_settings().database_url == f"sqlite:///{tmp_path / 'bridge.db'}"
+
+
+def test_a_postgres_database_url_with_a_trailing_line_break_is_the_same_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same for Postgres, where `serve` failed later with 'database "bridge\\n" does not exist', which blamed
+    the server, not the setting's stray line break."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-abc")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "abc")
+    monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@db.example.com:5432/bridge\n")
+    assert load_settings().database_url == "postgres://u:pw@db.example.com:5432/bridge"
