@@ -39,3 +39,23 @@ def test_a_postgres_database_url_with_a_trailing_line_break_is_the_same_database
     monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")
     monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@db.example.com:5432/bridge\n")
     assert load_settings().database_url == "postgres://u:pw@db.example.com:5432/bridge"
+
+
+@pytest.mark.parametrize("variable", ["SLACK_BOT_TOKEN", "LETTA_API_KEY", "METRICS_TOKEN"])
+def test_a_blank_token_variable_does_not_hide_the_config_files_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    """README: an empty variable for a token, key or URL is no setting and does not hide the file's value. One
+    holding only a space (a compose file's `" ${VAR}"`, a .env line `KEY= `) is blank, so the same: it hid the
+    file's value, `serve` said 'missing SLACK_BOT_TOKEN' with the token in config.toml, and METRICS_TOKEN's
+    protection silently went."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'slack_bot_token = "xoxb-1-2-abc"\nslack_signing_secret = "abc"\nletta_base_url = "http://localhost:8283"\n'
+        'letta_api_key = "sk-let-1"\nmetrics_token = "m3trics"\n'
+    )
+    path.chmod(0o600)
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    monkeypatch.setenv(variable, " ")
+    settings = load_settings()
+    assert getattr(settings, variable.lower()) is not None
