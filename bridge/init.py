@@ -337,10 +337,10 @@ class Wizard:
 
     def _manifest(self, public: str) -> None:
         """The Slack app comes first: its manifest (with the URL filled in when given), then where its secrets are."""
-        command = os.environ.get("SLACK_COMMAND", "/letta").strip() or "/letta"
+        command = self._command()
         print("\nCreate the Slack app at https://api.slack.com/apps -> Create New App -> From a manifest, and paste:")
         print("-" * 100)
-        print(manifest(public or EXAMPLE_URL, command if command.startswith("/") else "/" + command), end="")
+        print(manifest(public or EXAMPLE_URL, command), end="")
         print("-" * 100)
         if not public:
             print(f"Replace {EXAMPLE_URL} with the bridge's public URL (or use Socket Mode: see README.md).")
@@ -357,8 +357,16 @@ class Wizard:
                 "Token (OAuth & Permissions) and the Signing Secret (Basic Information > App Credentials).\n"
             )
 
+    def _command(self) -> str:
+        """The slash command a bridge started from the file written answers (SLACK_COMMAND, else the replaced file's
+        kept slack_command, else /letta): an app made from a manifest naming another sends one nobody answers."""
+        try:
+            return self._settings().slack_command
+        except _Invalid:  # `run` stops first on settings a load refuses: not reached in practice
+            return str(Settings.model_fields["slack_command"].default)
+
     def _finish(self) -> None:
-        command = os.environ.get("SLACK_COMMAND", "/letta").strip() or "/letta"
+        command = self._command()
         python = os.path.relpath(sys.executable)
         python = sys.executable if python.startswith("..") else python
         prefix = "" if self.path == Path(DEFAULT_CONFIG_FILE) else f"BRIDGE_CONFIG={shlex.quote(str(self.path))} "
