@@ -27,7 +27,7 @@ from bridge.clients import (
     watch_group_sends_left,
     watching_group_sends,
 )
-from bridge.config import Settings
+from bridge.config import OAUTH_REDIRECT_PATH, Settings
 from bridge.configure import Configurator
 from bridge.http import body_too_slow, read_body
 from bridge.ids import request_id
@@ -203,6 +203,7 @@ class Bridge:
             scopes=[scope.name for scope in SCOPES],
             user_scopes=[],
             redirect_uri=s.slack_redirect_uri,
+            redirect_uri_path=OAUTH_REDIRECT_PATH,  # the path SLACK_REDIRECT_URI is checked to end in
             authorization_url=s.slack_oauth_authorize_url,
             installation_store=installs,
             state_store=BridgeStateStore(installs, state_secret),

@@ -25,6 +25,7 @@ from bridge.logs import masked, setup_logging
 from bridge.pattern_words import manager_role, members_heading
 from bridge.proxies import check_environment
 from bridge.requirements import missing, set_them_up
+from bridge.settings_secrets import secrets
 from bridge.store import Store, open_store
 from bridge.store.base import database_trouble, trouble_words
 from bridge.store.crypto import CipherError
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One-shot commands speak in their own plain lines; their logs would only repeat them.
     daemon = args.command in ("serve", "socket")
     level = settings.log_level if daemon or settings.log_level.upper() == "DEBUG" else "ERROR"
-    setup_logging(level, settings.log_format, settings.secrets())
+    setup_logging(level, settings.log_format, secrets(settings))
     try:
         ingress = _fork_ingress(args, settings)
     except CliError as exc:

@@ -7,10 +7,8 @@ Every key is documented in config.example.toml. Secrets are `SecretStr` so they 
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Callable, Collection
 from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
@@ -27,21 +25,22 @@ from bridge.config_errors import (
     letta_path_problem,
     letta_query_problem,
     pasted,
+    prefix_problem,
+    redirect_path_problem,
     slack_credentials_problem,
     two_credentials,
     url_problem,
 )
 from bridge.config_file import absolute_sqlite_url, config_file, settings_folder
 from bridge.config_sources import EmptyIsUnset, empty_gives_way
-from bridge.config_values import AgentLook, channel_ids, reaction_name, user_ids
+from bridge.config_values import AgentLook, channel_ids, command_name, reaction_name, user_ids
 from bridge.domain import ConfigureBy, RunnerChoice
-from bridge.proxies import passwords
 from bridge.store.crypto import Cipher, CipherError
-from bridge.store.database_url import query_passwords
 
 LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_SCHEMES = ("http", "https", "ws", "wss")  # ws(s):// is an App Server (bridge/letta/appserver_letta.py)
 SLACK_SCHEMES = ("https", "http")  # http:// only for a fake Slack on loopback, in tests
+OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"  # where the bridge answers Slack's OAuth redirect (app.web_app)
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # logging's own aliases (logging.getLevelNamesMapping)
 
 
@@ -297,24 +296,26 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix(cls, value: str) -> str:
         """Formatted for every turn: a placeholder it does not know would fail each one, so it is refused here."""
-        allowed = "the prefix may hold {user} and {channel} (a brace of its own is written twice, {{ }})"
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-        except ValueError:
-            raise ValueError(f"its braces do not pair: {allowed}") from None
-        unknown = next((name for name in fields if name not in ("user", "channel")), None)
-        if unknown is not None:
-            raise ValueError(f"{{{unknown}}} is no placeholder: {allowed}")
+        problem = prefix_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("slack_command")
     @classmethod
     def _command_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value.startswith("/"):
-            value = "/" + value
-        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
-            raise ValueError("a slash command is / then up to 31 lower-case letters, digits, - or _ (like /letta)")
+        return command_name(value)
+
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _redirect_uri(cls, value: str | None) -> str | None:
+        """Slack sends each installer there: a URL Slack refuses, or one the bridge does not answer, failed every
+        workspace's install long after the start."""
+        problem = value and (
+            url_problem("SLACK_REDIRECT_URI", value, SLACK_SCHEMES) or redirect_path_problem(value, OAUTH_REDIRECT_PATH)
+        )
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("slack_api_url")
@@ -396,22 +397,3 @@ class Settings(BaseSettings):
 
     def tools_in(self, channel_id: str) -> bool:
         return self.letta_tools != (channel_id in self.letta_tools_except)
-
-    def secrets(self) -> list[str]:
-        """Values that must never reach a log line."""
-        values = [
-            self.slack_bot_token,
-            self.slack_signing_secret,
-            self.slack_app_token,
-            self.letta_api_key,
-            self.metrics_token,
-            self.slack_client_secret,
-            self.slack_state_secret,
-            self.bridge_encryption_key,
-        ]
-        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-        for url in (self.database_url, self.letta_base_url):  # postgres://user:password@host/db
-            password = urlsplit(url).password
-            found += [password, unquote(password)] if password else []
-            found += query_passwords(url)  # postgres://user@host/db?password=…
-        return found + passwords()  # http://user:password@proxy:3128

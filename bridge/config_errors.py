@@ -7,6 +7,7 @@ import difflib
 import json
 import os
 import re
+import string
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -171,6 +172,28 @@ def pasted(field: str, value: object) -> object:
             f"{field.upper()} holds a line break or another control character inside it: set it to the value alone"
         )
     return value or None
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why LETTA_CONTEXT_PREFIX cannot be formatted with a turn's {user} and {channel} (None when it can)."""
+    allowed = "the prefix may hold {user} and {channel} (a brace of its own is written twice, {{ }})"
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(prefix) if name is not None]
+    except ValueError:
+        return f"its braces do not pair: {allowed}"
+    unknown = next((name for name in fields if name not in ("user", "channel")), None)
+    return None if unknown is None else f"{{{unknown}}} is no placeholder: {allowed}"
+
+
+def redirect_path_problem(url: str, path: str) -> str | None:
+    """Why SLACK_REDIRECT_URI cannot bring an installer back (None when it can): the bridge answers only `path`,
+    with anything before it a proxy in front may route (https://example.com/bridge/slack/oauth_redirect)."""
+    if urlsplit(url).path.endswith(path):
+        return None
+    return (
+        f"SLACK_REDIRECT_URI={_masked(url)} does not end in {path}, the only redirect the bridge answers: write it "
+        f"as https://<your host>{path}, the Redirect URL the Slack app lists"
+    )
 
 
 def letta_query_problem(variable: str, url: str) -> str | None:

@@ -1,6 +1,6 @@
-"""Slack values as people paste them into settings (a member id, a channel id, an emoji's name), made into what
-Slack's API takes, or refused with words that say where to find the right one: a value that would match
-nothing (a channel's #name, an email) grants or excepts nobody, silently."""
+"""Slack values as people paste them into settings (a member id, a channel id, an emoji's name, a slash command),
+made into what Slack's API takes, or refused with words that say where to find the right one: a value that would
+match nothing (a channel's #name, an email) grants or excepts nobody, silently."""
 
 from __future__ import annotations
 
@@ -52,6 +52,16 @@ def reaction_name(value: str) -> str:
     if name and not EMOJI_NAME.fullmatch(name):
         raise ValueError(f"{value[:40]!r} is not an emoji's name (like eyes or white_check_mark); empty turns it off")
     return name
+
+
+def command_name(value: str) -> str:
+    """A slash command as Slack's manifest takes it, the / added where it was left out."""
+    value = value.strip()
+    if not value.startswith("/"):
+        value = "/" + value
+    if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+        raise ValueError("a slash command is / then up to 31 lower-case letters, digits, - or _ (like /letta)")
+    return value
 
 
 def emoji_icon(value: str) -> str:

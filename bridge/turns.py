@@ -26,6 +26,7 @@ from bridge.metrics import Metrics
 from bridge.outbox import TurnOutbox
 from bridge.post_order import PostOrder
 from bridge.presence import Presence
+from bridge.settings_secrets import secrets
 from bridge.slack.directory import Directory
 from bridge.slack.failures import CHANNEL_REFUSALS, SlackAnswer, SlackPostError, answers
 from bridge.slack.files import FileFetcher, file_hosts
@@ -106,7 +107,7 @@ class TurnWorker:
         self._poster = poster
         self._live = live or LiveMessages(poster.client, None, settings.slack_live_replies, settings.slack_task_display)
         self.ack_first = AckFirst()  # app.py marks each Slack request it answers; turns give way to them
-        self._redactor = Redactor(settings.secrets())
+        self._redactor = Redactor(secrets(settings))
         self.threads = ThreadPolicy(
             store, chooser, settings.letta_conversations, frozenset(settings.letta_conversations_except), fallback
         )

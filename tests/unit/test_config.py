@@ -7,6 +7,7 @@ from bridge.checks import slack_unreachable
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
 from bridge.requirements import missing
+from bridge.settings_secrets import secrets
 
 A1, A2 = "agent-1d31f591-6414-4aa7-9fb2-3d0e7082a41e", "agent-2d31f591-6414-4aa7-9fb2-3d0e7082a41e"
 G = "group-3a30ad74-0ed7-464d-b24f-605684f0d67f"
@@ -68,7 +69,7 @@ def test_invalid_values_and_a_missing_config_file_are_plain_errors(monkeypatch: 
 def test_secrets_never_print() -> None:
     settings = Settings(slack_bot_token="xoxb-secret-1", letta_api_key="letta-key-2")
     assert "xoxb-secret-1" not in repr(settings) and "letta-key-2" not in str(settings)
-    assert set(settings.secrets()) == {"xoxb-secret-1", "letta-key-2"}
+    assert set(secrets(settings)) == {"xoxb-secret-1", "letta-key-2"}
 
 
 def test_command_permission_and_default_target_keys(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.config import Settings
 from bridge.config_file import absolute_sqlite_url
+from bridge.settings_secrets import secrets
 from bridge.store import DatabaseUrlError, StoreError, check_database_url, open_store
 
 
@@ -83,7 +84,7 @@ def test_a_password_in_the_query_is_masked_where_the_url_is_shown(monkeypatch: p
     url = "postgresql://bridge@db.example.com/bridge?password=Sup3rSecretPw&sslmode=require"
     assert database_name(url) == "postgresql://bridge@db.example.com/bridge?password=***&sslmode=require"
     monkeypatch.setenv("DATABASE_URL", url)
-    assert "Sup3rSecretPw" in Settings().secrets()  # masked in every log line
+    assert "Sup3rSecretPw" in secrets(Settings())  # masked in every log line
 
 
 def test_an_empty_database_url_is_said_to_be_empty() -> None:

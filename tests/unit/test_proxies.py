@@ -12,6 +12,7 @@ import pytest
 from bridge.config import Settings
 from bridge.domain import SharedFile
 from bridge.proxies import VARIABLES, ProxyError, check_environment, normal, passwords, proxy_for
+from bridge.settings_secrets import secrets
 from bridge.slack.files import FileFetcher
 from bridge.slack.metered import MeteredSlackClient
 
@@ -88,7 +89,7 @@ def test_a_proxys_password_is_one_of_the_secrets_kept_out_of_logs(monkeypatch: p
     monkeypatch.setenv("HTTPS_PROXY", "http://me:p%40ss@proxy.corp:3128")
     assert set(passwords()) == {"p%40ss", "p@ss"}
     settings = Settings(slack_bot_token="xoxb-1", letta_api_key="k")
-    assert {"p%40ss", "p@ss"} <= set(settings.secrets())
+    assert {"p%40ss", "p@ss"} <= set(secrets(settings))
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config_load import load_settings
+from bridge.config_load import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +59,44 @@ def test_a_blank_token_variable_does_not_hide_the_config_files_value(
     monkeypatch.setenv(variable, " ")
     settings = load_settings()
     assert getattr(settings, variable.lower()) is not None
+
+
+def _oauth_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "abc")
+    monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1234.5678")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "s3cret")
+    monkeypatch.setenv("BRIDGE_ENCRYPTION_KEY", Fernet.generate_key().decode())
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "bridge.example.com/slack/oauth_redirect",  # no scheme: Slack refuses the install (bad_redirect_uri)
+        "ftp://bridge.example.com/slack/oauth_redirect",
+        "https://bridge.example.com/oauth/callback",  # Slack sends the installer there: the bridge answers 404
+    ],
+)
+def test_a_redirect_uri_the_install_cannot_come_back_to_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    """SLACK_REDIRECT_URI is a URL like SLACK_API_URL, refused at start without a scheme it can use, and the bridge
+    answers only /slack/oauth_redirect (docs/workspaces.md). Any text was taken, and every workspace's install then
+    failed at Slack or at the bridge's 404, long after the start."""
+    _oauth_env(monkeypatch)
+    monkeypatch.setenv("SLACK_REDIRECT_URI", uri)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert any("SLACK_REDIRECT_URI" in line for line in err.value.lines)
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://bridge.example.com/slack/oauth_redirect", "https://example.com/bridge/slack/oauth_redirect "]
+)
+def test_a_redirect_uri_to_the_path_the_bridge_answers_is_taken(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    """Behind a proxy that serves the bridge under a path of its own, the URL may have more before the path."""
+    _oauth_env(monkeypatch)
+    monkeypatch.setenv("SLACK_REDIRECT_URI", uri)
+    assert load_settings().slack_redirect_uri == uri.strip()
