@@ -33,7 +33,7 @@ from bridge.config_errors import (
 )
 from bridge.config_file import absolute_sqlite_url, config_file, settings_folder
 from bridge.config_sources import EmptyIsUnset, empty_gives_way
-from bridge.config_values import AgentLook, channel_ids, command_name, reaction_name, user_ids
+from bridge.config_values import AgentLook, channel_ids, command_name, reaction_name, suggested_prompts, user_ids
 from bridge.domain import ConfigureBy, RunnerChoice
 from bridge.store.crypto import Cipher, CipherError
 
@@ -288,9 +288,7 @@ class Settings(BaseSettings):
     @field_validator("slack_suggested_prompts", mode="before")
     @classmethod
     def _prompts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split("|") if part.strip())
-        return value
+        return suggested_prompts(value)
 
     @field_validator("letta_context_prefix")
     @classmethod

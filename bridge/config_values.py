@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id (W: Enterprise Grid)
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # a channel, a private channel (older G ids) or a DM
 EMOJI_NAME = re.compile(r"[a-z0-9_+\-\u0080-\uffff']+(::skin-tone-[2-6])?")  # Slack's emoji names
+MOST_PROMPTS = 4  # assistant.threads.setSuggestedPrompts takes no more
 
 
 def user_ids(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -61,6 +62,18 @@ def command_name(value: str) -> str:
         value = "/" + value
     if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
         raise ValueError("a slash command is / then up to 31 lower-case letters, digits, - or _ (like /letta)")
+    return value
+
+
+def suggested_prompts(value: object) -> object:
+    """The prompts a new agent-view thread offers, from the environment separated by `|`: more than Slack shows
+    would be dropped with no word."""
+    if isinstance(value, str):
+        value = tuple(part.strip() for part in value.split("|") if part.strip())
+    if isinstance(value, (list, tuple)) and len(value) > MOST_PROMPTS:
+        raise ValueError(
+            f"holds {len(value)} prompts, and Slack shows at most {MOST_PROMPTS}: keep the {MOST_PROMPTS} to offer"
+        )
     return value
 
 

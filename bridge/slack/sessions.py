@@ -17,6 +17,7 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.config_values import MOST_PROMPTS
 from bridge.slack.failures import FAILURES, METHOD_REFUSED, passing, slack_error
 from bridge.slack.post import Author
 
@@ -27,7 +28,6 @@ TITLE_CHARS = 200  # Slack's limit for a session's title
 _BESIDE = re.compile(r" \((?:https?|mailto):\S+\)")  # the url `links.link_words` writes beside a link's label
 STOP_ACTION = "letta_stop_turn"
 STOP_TEXT = "Working on it. Press Stop to end the agents' work in this thread."
-MAX_PROMPTS = 4  # Slack's limit for suggested prompts
 MAX_PROMPT_TITLE = 75
 NOT_SUBSCRIBED = "missing_agent_session_stopped_event_subscription"
 # Refusals that say the app cannot have sessions at all (not an agent, the method off): sessions given up. Any
@@ -184,7 +184,7 @@ class Sessions:
         """The prompts a new agent-view thread offers (assistant.threads.setSuggestedPrompts, at most 4)."""
         if not prompts:
             return
-        shown = [{"title": p[:MAX_PROMPT_TITLE], "message": p} for p in prompts[:MAX_PROMPTS]]
+        shown = [{"title": p[:MAX_PROMPT_TITLE], "message": p} for p in prompts[:MOST_PROMPTS]]
         try:
             await self._client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel, thread_ts=thread_ts, prompts=shown

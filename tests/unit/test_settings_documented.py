@@ -100,3 +100,27 @@ def test_a_redirect_uri_to_the_path_the_bridge_answers_is_taken(monkeypatch: pyt
     _oauth_env(monkeypatch)
     monkeypatch.setenv("SLACK_REDIRECT_URI", uri)
     assert load_settings().slack_redirect_uri == uri.strip()
+
+
+def test_more_suggested_prompts_than_slack_shows_are_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/sessions.md: SLACK_SUGGESTED_PROMPTS holds at most 4. A fifth was taken at start and silently never
+    offered (sessions.suggest cut to 4); like every other bad value it is refused, by name."""
+    monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")
+    monkeypatch.setenv("SLACK_SUGGESTED_PROMPTS", "one|two|three|four|five")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert any("SLACK_SUGGESTED_PROMPTS" in line and "at most 4" in line for line in err.value.lines)
+
+
+def test_more_suggested_prompts_in_the_config_file_are_refused_by_its_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same for config.toml's list, named as the file writes it; four are taken."""
+    path = tmp_path / "config.toml"
+    path.write_text('letta_base_url = "http://localhost:8283"\nslack_suggested_prompts = ["a", "b", "c", "d", "e"]\n')
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert any("slack_suggested_prompts" in line and "at most 4" in line for line in err.value.lines)
+    monkeypatch.setenv("SLACK_SUGGESTED_PROMPTS", "a|b|c|d")
+    assert load_settings().slack_suggested_prompts == ("a", "b", "c", "d")
