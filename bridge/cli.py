@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import sys
@@ -17,14 +16,15 @@ from typing import TYPE_CHECKING
 
 from bridge import __version__
 from bridge import init as setup
+from bridge.cli_channels import describe, list_channels
 from bridge.cli_ids import CliError, channel_arg, install_arg, served_as, team_arg, workspace_of
 from bridge.config import Settings
 from bridge.config_load import SettingsError, load_settings
-from bridge.domain import PATTERNS, RUNNER_CHOICES, Binding
+from bridge.domain import PATTERNS, RUNNER_CHOICES
 from bridge.logs import masked, setup_logging
 from bridge.pattern_words import manager_role, members_heading
 from bridge.proxies import check_environment
-from bridge.requirements import missing, set_them_up
+from bridge.requirements import missing, set_them_up, wrong_kinds
 from bridge.settings_secrets import secrets
 from bridge.store import Store, open_store
 from bridge.store.base import database_trouble, trouble_words
@@ -171,7 +171,8 @@ def _say_error(message: str, as_log_line: bool) -> None:
 
 
 def _require(settings: Settings, mode: str) -> None:
-    lines = missing(settings, mode)  # type: ignore[arg-type]
+    # A token in the wrong setting is wrong whichever mode runs: `check` refuses it too.
+    lines = list(dict.fromkeys(missing(settings, mode) + wrong_kinds(settings)))  # type: ignore[arg-type]
     if lines:
         as_log_lines = settings.log_format == "json"  # `serve` and `socket`, whose every line is a log line
         for line in lines:
@@ -236,13 +237,6 @@ async def _workspaces(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _describe(binding: Binding) -> str:
-    t = binding.target
-    manager = f" {manager_role(t)} {t.manager.name}" if t.manager is not None else ""
-    pattern = f" [{t.manager_type}{manager}]" if t.manager_type else ""
-    return f"{t.ref}{pattern} ({', '.join(a.name for a in t.agents)})"
-
-
 async def _channels(args: argparse.Namespace, settings: Settings) -> int:
     team_arg(args.team)  # ids in their form first, with or without a database: a mistyped one is exit 2
     if args.action == "disconnect":
@@ -257,103 +251,16 @@ async def _channels(args: argparse.Namespace, settings: Settings) -> int:
     await store.open()
     try:
         if args.action == "list":
-            return await _list(store, settings, team_arg(args.team))
+            return await list_channels(store, settings, team_arg(args.team))
         channel = channel_arg(args.channel)  # its form first: a mistyped id is said before Slack is asked anything
         team = await workspace_of(settings, args.team)
         previous = await store.delete_binding(team, channel, actor="cli")
         if previous is None:
             raise CliError(f"{args.channel} is not connected.")
-        print(f"disconnected {args.channel} from {_describe(previous)}")
+        print(f"disconnected {args.channel} from {describe(previous)}")
         return 0
     finally:
         await store.close()
-
-
-async def _list(store: Store, settings: Settings, team: str | None) -> int:
-    bindings = await store.list_bindings(team)
-    print(f"database: {database_name(settings.database_url)}")
-    if not bindings:
-        print("no channels are connected yet: python -m bridge channels connect <channel> <group-id>")
-        return 0
-    runners, bindings = await _runner_uses(settings, bindings)
-    width = max(len("runner"), *(len(r) for r in runners))
-    print(f"{'workspace':<12} {'channel':<12} {'runner':<{width}} {'bound by':<10} {'bound at':<17} target")
-    for b, runner in zip(bindings, runners, strict=True):
-        when = b.bound_at.strftime("%Y-%m-%d %H:%M")
-        print(f"{b.team_id:<12} {b.channel_id:<12} {runner:<{width}} {b.bound_by:<10} {when:<17} {_describe(b)}")
-    return 0
-
-
-async def _runner_uses(settings: Settings, bindings: list[Binding]) -> tuple[list[str], list[Binding]]:
-    """Each binding's runner setting and what it resolves to now (the server's version asked once, if needed), and
-    each binding with a managed Letta group's manager as its record names it (the store keeps its members only;
-    a lookup that fails leaves the binding as saved)."""
-    from bridge.clients import letta_client, letta_kind
-    from bridge.letta.chooser import resolve
-    from bridge.letta.client import LettaClient
-    from bridge.letta.errors import LettaError
-    from bridge.letta.groups import as_recorded
-    from bridge.letta.patterns import MANAGED
-
-    clients: dict[str, LettaClient] = {}  # by server: in OAuth mode a workspace may have its own
-    versions: dict[str, str | None] = {}
-    workspaces: dict[str, Settings | None] = {}
-
-    async def client_for(team: str) -> LettaClient | None:
-        if team not in workspaces:
-            try:
-                workspaces[team] = await served_as(settings, team)
-            except CliError:
-                workspaces[team] = None  # a workspace that is gone: "not known now"
-        served = workspaces[team]
-        if served is None:
-            return None
-        if served.letta_base_url not in clients:
-            kind = await letta_kind(served, lookups=True)
-            clients[served.letta_base_url] = letta_client(served, kind=kind, lookups=True)
-        return clients[served.letta_base_url]
-
-    async def version_of(client: LettaClient) -> str | None:
-        if client.base_url not in versions:
-            versions[client.base_url] = None
-            try:
-                versions[client.base_url] = (await client.health()).version
-            except LettaError:
-                pass  # said as "not known now"
-        return versions[client.base_url]
-
-    async def shown(b: Binding, client: LettaClient) -> Binding:
-        t = b.target
-        try:
-            return dataclasses.replace(b, target=await as_recorded(client, t))
-        except LettaError:
-            return b
-
-    uses: list[str] = []
-    listed = list(bindings)
-    managers: dict[int, LettaClient] = {}  # each managed group's binding, by its place, and its server's client
-    try:
-        for i, b in enumerate(bindings):
-            use = resolve(b, settings.letta_group_runner, None)
-            managed = b.target.kind == "group" and b.target.manager_type in MANAGED and b.target.manager is None
-            client = await client_for(b.team_id) if use.used is None or managed else None
-            if use.used is None:
-                version = await version_of(client) if client is not None else None
-                use = resolve(b, settings.letta_group_runner, version)
-            uses.append(str(use))
-            if managed and client is not None:
-                managers[i] = client
-        try:  # all at once, within one LETTA_LOOKUP_TIMEOUT: a server that does not answer costs it once
-            async with asyncio.timeout(settings.letta_lookup_timeout):
-                found = await asyncio.gather(*(shown(bindings[i], c) for i, c in managers.items()))
-            for i, b in zip(managers, found, strict=True):
-                listed[i] = b
-        except TimeoutError:
-            pass  # the groups as saved
-    finally:
-        for client in clients.values():
-            await client.aclose()
-    return uses, listed
 
 
 async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -> int:
@@ -417,6 +324,6 @@ async def _connect(args: argparse.Namespace, settings: Settings, store: Store) -
         print(f"{channel} in workspace {result.binding.team_id} was connected to this already: nothing changed")
         return 0
     if result.replaced is not None:
-        print(f"replaced: {_describe(result.replaced)}")
+        print(f"replaced: {describe(result.replaced)}")
     print(f"connected {channel} in workspace {result.binding.team_id} (saved in {saved})")
     return 0
