@@ -77,6 +77,34 @@ def _postgres_driver_installed() -> bool:
     return True
 
 
+# The files of the URL's own that asyncpg reads as it connects, with what each is.
+TLS_FILES = {
+    "sslrootcert": "the CA certificate the server's is checked against",
+    "sslcrl": "the certificate revocation list",
+    "sslcert": "the client certificate",
+    "sslkey": "the client certificate's key",
+}
+
+
+def _missing_tls_file(url: str) -> str | None:
+    """A file the URL names that asyncpg would read and that is not there, in words naming it: asyncpg says only
+    "No such file or directory". The root certificate and revocation list are read where sslmode insists on TLS,
+    the client certificate (and its key) wherever TLS may be used, as asyncpg does."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    mode = query.get("sslmode", "prefer")
+    read = ["sslcert", "sslkey"] if mode != "disable" and query.get("sslcert") else []
+    read += ["sslrootcert", "sslcrl"] if mode in ("require", "verify-ca", "verify-full") else []
+    for key in read:
+        path = query.get(key)
+        if path and not Path(path).is_file():
+            where = "" if Path(path).is_absolute() else f" (a relative path starts in {Path.cwd()})"
+            return (
+                f"DATABASE_URL has {key}={path}, but no file is there{where}: put {TLS_FILES[key]} there, or "
+                f"correct the path in DATABASE_URL"
+            )
+    return None
+
+
 def check_database_url(url: str) -> None:
     """Raise DatabaseUrlError, in plain words, when DATABASE_URL names nothing this installation can open."""
     if url.startswith("sqlite:"):
@@ -110,6 +138,8 @@ def check_database_url(url: str) -> None:
         from bridge.store.postgres import connect_options
 
         connect_options(url)  # its sslmode and connect_timeout
+        if (missing := _missing_tls_file(url)) is not None:
+            raise DatabaseUrlError(missing)
         return
     if not url.strip():
         raise DatabaseUrlError(
