@@ -93,3 +93,14 @@ def test_operations_names_every_metric_with_its_labels_and_no_other() -> None:
         f"{m._name}_total" if m._type == "counter" else m._name: frozenset(m._labelnames) for m in metrics
     }
     assert documented == exposed
+
+
+def test_every_variable_init_reads_is_documented_where_the_settings_are() -> None:
+    """`init` takes each answer from a flag or an environment variable; BRIDGE_PUBLIC_URL was named only in
+    `init --help`, so a script setting up the bridge could not learn it from README or docs/operations.md."""
+    from bridge.init_questions import BOT_TOKEN, LETTA_KEY, LETTA_URL, PUBLIC_URL, SIGNING_SECRET
+
+    readme = (ROOT / "README.md").read_text()
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for q in (BOT_TOKEN, SIGNING_SECRET, LETTA_URL, LETTA_KEY, PUBLIC_URL):
+        assert f"`{q.variable}`" in readme and f"`{q.variable}`" in operations, q.variable
