@@ -230,6 +230,7 @@ def test_a_version_2_sqlite_database_gains_the_conversations_table(tmp_path: Pat
         await store.db.execute("ALTER TABLE turns DROP COLUMN binding")  # v17
         await store.db.execute("ALTER TABLE binding_history DROP COLUMN pattern")  # v18
         await store.db.execute("ALTER TABLE turns DROP COLUMN edited_ts")  # v20
+        await store.db.execute("ALTER TABLE turn_steps DROP COLUMN run_id")  # v21
         await store.db.execute("PRAGMA user_version=2")
 
     async def upgraded(store: Store) -> None:
