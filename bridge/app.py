@@ -203,7 +203,7 @@ class Bridge:
             scopes=[scope.name for scope in SCOPES],
             user_scopes=[],
             redirect_uri=s.slack_redirect_uri,
-            redirect_uri_path=OAUTH_REDIRECT_PATH,  # the path SLACK_REDIRECT_URI is checked to end in
+            redirect_uri_path=OAUTH_REDIRECT_PATH,  # the one path it answers; SLACK_REDIRECT_URI must reach it
             authorization_url=s.slack_oauth_authorize_url,
             installation_store=installs,
             state_store=BridgeStateStore(installs, state_secret),

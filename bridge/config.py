@@ -26,7 +26,6 @@ from bridge.config_errors import (
     letta_query_problem,
     pasted,
     prefix_problem,
-    redirect_path_problem,
     slack_credentials_problem,
     two_credentials,
     url_problem,
@@ -304,18 +303,6 @@ class Settings(BaseSettings):
     def _command_name(cls, value: str) -> str:
         return command_name(value)
 
-    @field_validator("slack_redirect_uri")
-    @classmethod
-    def _redirect_uri(cls, value: str | None) -> str | None:
-        """Slack sends each installer there: a URL Slack refuses, or one the bridge does not answer, failed every
-        workspace's install long after the start."""
-        problem = value and (
-            url_problem("SLACK_REDIRECT_URI", value, SLACK_SCHEMES) or redirect_path_problem(value, OAUTH_REDIRECT_PATH)
-        )
-        if problem:
-            raise ValueError(problem)
-        return value
-
     @field_validator("slack_api_url")
     @classmethod
     def _slack_url(cls, value: str) -> str:
@@ -352,6 +339,17 @@ class Settings(BaseSettings):
     def _one_letta_credential(self) -> Settings:
         key = self.letta_api_key.get_secret_value() if self.letta_api_key else None
         problem = two_credentials(self.letta_base_url, key, ("LETTA_BASE_URL", "LETTA_API_KEY"))
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _redirect_uri(self) -> Settings:
+        """With OAuth on, Slack sends each installer there: a URL with no scheme Slack takes failed every
+        workspace's install long after the start. Unread without OAuth, so a leftover value stops nothing; its path
+        is not checked, as a proxy in front may map any path onto the bridge's /slack/oauth_redirect."""
+        uri = self.slack_redirect_uri
+        problem = self.oauth and uri and url_problem("SLACK_REDIRECT_URI", uri, SLACK_SCHEMES)
         if problem:
             raise ValueError(problem)
         return self

@@ -185,16 +185,6 @@ def prefix_problem(prefix: str) -> str | None:
     return None if unknown is None else f"{{{unknown}}} is no placeholder: {allowed}"
 
 
-def redirect_path_problem(url: str, path: str) -> str | None:
-    """Why SLACK_REDIRECT_URI cannot bring an installer back (None when it can): the bridge answers only `path`,
-    with anything before it a proxy in front may route (https://example.com/bridge/slack/oauth_redirect)."""
-    if urlsplit(url).path.endswith(path):
-        return None
-    return (
-        f"SLACK_REDIRECT_URI={_masked(url)} does not end in {path}, the only redirect the bridge answers: write it "
-        f"as https://<your host>{path}, the Redirect URL the Slack app lists"
-    )
-
 
 def letta_query_problem(variable: str, url: str) -> str | None:
     """Why a Letta URL with a query or a fragment cannot work (None when it has neither): every call appends its

@@ -76,15 +76,13 @@ def _oauth_env(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         "bridge.example.com/slack/oauth_redirect",  # no scheme: Slack refuses the install (bad_redirect_uri)
         "ftp://bridge.example.com/slack/oauth_redirect",
-        "https://bridge.example.com/oauth/callback",  # Slack sends the installer there: the bridge answers 404
     ],
 )
 def test_a_redirect_uri_the_install_cannot_come_back_to_is_refused_at_start(
     monkeypatch: pytest.MonkeyPatch, uri: str
 ) -> None:
-    """SLACK_REDIRECT_URI is a URL like SLACK_API_URL, refused at start without a scheme it can use, and the bridge
-    answers only /slack/oauth_redirect (docs/workspaces.md). Any text was taken, and every workspace's install then
-    failed at Slack or at the bridge's 404, long after the start."""
+    """SLACK_REDIRECT_URI is a URL like SLACK_API_URL, refused at start (OAuth on) without a scheme Slack takes. Any
+    text was taken, and every workspace's install then failed at Slack, long after the start."""
     _oauth_env(monkeypatch)
     monkeypatch.setenv("SLACK_REDIRECT_URI", uri)
     with pytest.raises(SettingsError) as err:
@@ -93,10 +91,16 @@ def test_a_redirect_uri_the_install_cannot_come_back_to_is_refused_at_start(
 
 
 @pytest.mark.parametrize(
-    "uri", ["https://bridge.example.com/slack/oauth_redirect", "https://example.com/bridge/slack/oauth_redirect "]
+    "uri",
+    [
+        "https://bridge.example.com/slack/oauth_redirect",
+        "https://example.com/bridge/slack/oauth_redirect ",
+        "https://bridge.example.com/oauth/callback",  # a proxy in front maps it onto /slack/oauth_redirect
+    ],
 )
 def test_a_redirect_uri_to_the_path_the_bridge_answers_is_taken(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
-    """Behind a proxy that serves the bridge under a path of its own, the URL may have more before the path."""
+    """Behind a proxy, the public path may differ from the bridge's /slack/oauth_redirect (more before it, or a
+    path the proxy maps onto it): its path is not checked."""
     _oauth_env(monkeypatch)
     monkeypatch.setenv("SLACK_REDIRECT_URI", uri)
     assert load_settings().slack_redirect_uri == uri.strip()
@@ -124,3 +128,13 @@ def test_more_suggested_prompts_in_the_config_file_are_refused_by_its_key(
     assert any("slack_suggested_prompts" in line and "at most 4" in line for line in err.value.lines)
     monkeypatch.setenv("SLACK_SUGGESTED_PROMPTS", "a|b|c|d")
     assert load_settings().slack_suggested_prompts == ("a", "b", "c", "d")
+
+
+def test_without_oauth_a_leftover_redirect_uri_stops_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_REDIRECT_URI is read only with OAuth on: a leftover value in a shared .env does not stop a
+    single-workspace or Socket Mode bridge from starting (second reader secLC)."""
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "abc")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-abc")
+    monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")
+    monkeypatch.setenv("SLACK_REDIRECT_URI", "bridge.example.org/oauth/callback")
+    assert load_settings().slack_redirect_uri == "bridge.example.org/oauth/callback"
