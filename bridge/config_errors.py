@@ -262,13 +262,13 @@ def unknown_keys(path: Path, keys: dict[str, object], known: set[str]) -> list[s
     return lines
 
 
-def database_problem(url: object) -> list[str]:
+def database_problem(url: object, files: bool = True) -> list[str]:
     """DATABASE_URL's scheme and driver, checked even when other settings are bad, so that all are said at once
-    (a value that is no text at all has its own line already)."""
+    (a value that is no text at all has its own line already); `files`, also the certificate files it names."""
     if not isinstance(url, str):
         return []
     try:
-        check_database_url(url.strip())  # as Settings takes it
+        check_database_url(url.strip(), files=files)  # as Settings takes it
     except DatabaseUrlError as exc:
         return [str(exc)]
     return []

@@ -87,7 +87,8 @@ def refused_keys(path: Path, keys: Mapping[str, object]) -> dict[str, str]:
     refused = {key: line for key, value in keys.items() for line in unknown_keys(path, {key: value}, known)}
     named = {key.lower(): key for key in keys if key not in refused}
     values: dict[str, Any] = {name: keys[key] for name, key in named.items()}
-    for line in database_problem(values.get("database_url")):
+    # Its certificate files may be only where the bridge runs: a URL init keeps is not dropped for them.
+    for line in database_problem(values.get("database_url"), files=False):
         refused[named["database_url"]] = line
         values.pop("database_url", None)
     origin = Origin({}, path, keys)

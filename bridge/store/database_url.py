@@ -105,8 +105,10 @@ def _missing_tls_file(url: str) -> str | None:
     return None
 
 
-def check_database_url(url: str) -> None:
-    """Raise DatabaseUrlError, in plain words, when DATABASE_URL names nothing this installation can open."""
+def check_database_url(url: str, files: bool = True) -> None:
+    """Raise DatabaseUrlError, in plain words, when DATABASE_URL names nothing this installation can open;
+    `files=False` leaves out the certificate files it names (`init` keeping a file's URL, on a machine where
+    they may not be)."""
     if url.startswith("sqlite:"):
         return
     if url.startswith(POSTGRES_SCHEMES):
@@ -138,7 +140,7 @@ def check_database_url(url: str) -> None:
         from bridge.store.postgres import connect_options
 
         connect_options(url)  # its sslmode and connect_timeout
-        if (missing := _missing_tls_file(url)) is not None:
+        if files and (missing := _missing_tls_file(url)) is not None:
             raise DatabaseUrlError(missing)
         return
     if not url.strip():
