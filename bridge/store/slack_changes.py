@@ -223,7 +223,8 @@ async def move_channel(store: Store, team_id: str, old: str, new: str) -> bool:
     """Move the channel's records from `old` to `new`, with its binding if it has one (a channel answered by the
     default target has none, and its threads move all the same). True only when something moved: False when both
     ids have a binding (the new id's is kept, and the old one left as it was), and when nothing is stored under
-    `old` (a channel the bridge never answered in, or Slack's event delivered again)."""
+    `old` (a channel the bridge never answered in, or Slack's event delivered again), unless a turn still runs
+    under `old` (its thread's later turns wait for it there: True again)."""
     return await move_channel_running(store, team_id, old, new) is not None
 
 

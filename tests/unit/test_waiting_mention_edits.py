@@ -242,3 +242,20 @@ def test_a_follow_up_edited_to_cancel_answers_the_agents_question(tmp_path: Path
 
     answered = asyncio.run(main())
     assert answered == ["first", "cancel"], answered
+
+
+def test_a_thread_mention_edited_to_a_bare_stop_says_it_was_edited_to_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A waiting mention in a thread the bot never answered, edited from '@bot summarise' to 'stop': it is taken
+    back, and its log and queue notice say it was edited to stop, not 'to speak to someone else' (second reader
+    secLF: the message speaks to no one)."""
+    caplog.set_level(logging.INFO, logger="bridge.relay")
+    answered = _answered(
+        tmp_path,
+        in_thread(_mention(TS, f"{BOT} summarise the incident", "Ev2")),
+        in_thread(_changed(TS, "stop", f"{BOT} summarise the incident", "1764064830.000000", "Ev3")),
+    )
+    assert answered == ["first"], answered
+    withdrawn = [r.getMessage() for r in caplog.records if "turn withdrawn" in r.getMessage()]
+    assert withdrawn and "edited to stop" in withdrawn[0], withdrawn

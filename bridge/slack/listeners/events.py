@@ -112,6 +112,8 @@ def register(
             await relay.withdraw(*emptied[:3], "emptied", emptied[5], asks=asks)
         elif edit is not None and await to_stop(body, edit, context.bot_user_id):  # never sent to the agents
             await relay.withdraw(*edit[:3], "stop", edit[5], asks=asks)
+        elif edit is not None and away is not None and is_stop(edit[3]):  # its mention edited away, to "stop"
+            await relay.withdraw(*edit[:3], "stop", edit[5], asks=asks)
         elif edit is not None and away is not None and away[0] != "unmentioned":  # as if taken back
             await relay.withdraw(*edit[:3], "addressed" if away[0] == "away" else "unmentioned", edit[5], asks=asks)
         elif edit is not None and away is not None:
