@@ -19,7 +19,7 @@ from tests.e2e.conftest import backend_env
 from tests.e2e.harness import SIGNING_SECRET, BridgeProcess, base_env, run_cli
 from tests.fakes.letta import FakeLetta
 from tests.fakes.signing import action_body, event_body, mention_event, signed_headers, slack_signature
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import Call, FakeSlack
 from tests.quoting import said
 
 
@@ -514,8 +514,12 @@ def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Ri
             twin = event_body(dict(event, type="message"))
             assert r.bridge.post(twin).status_code == 200
         sent.append((f"q{n}", event.get("thread_ts") or event["ts"]))
-    r.letta.set_delay(r.agents["alice"], 0.0)
+    # Still faster than notices may go out, yet long enough for the notice of the thread that waits longest.
+    r.letta.set_delay(r.agents["alice"], 0.05)
     r.letta.wait_for(lambda: len(r.letta.inputs) >= 3 * 40, 60)
+    # A notice still due at a kill -9 is never posted after the restart (a known limit, docs/guarantees.md): the
+    # kill comes once the thread of 30 waiting mentions has been told, so what is checked is that it was told once.
+    r.slack.wait_for(lambda: any(_queued(p) for p in r.slack.posts(r.channel, first["ts"])), 30)
     r.bridge.kill()
     r.bridge.restart()
     r.slack.wait_for(lambda: len([p for p in r.slack.posts(r.channel) if p.args.get("username")]) >= 3 * len(sent), 60)
@@ -536,11 +540,16 @@ def test_a_deep_backlog_in_one_channel_runs_every_turn_once_in_order(guarded: Ri
     _queue_notices_were_true(r, sent, by_thread)
 
 
+def _queued(post: Call) -> bool:
+    """Whether the post is a queue notice."""
+    return str(post.args["text"]).startswith("Queued")
+
+
 def _queue_notices_were_true(r: Rig, sent: list[tuple[str, str]], by_thread: bool) -> None:
     """One queue notice at most per thread, one at least in a thread that queued deeply, and each one's count
     true when it was posted: no more than the mentions sent before the thread's newest, no fewer than those of
     them whose turn had not started (the count was taken just before the post)."""
-    queued = [p for p in r.slack.posts(r.channel) if str(p.args["text"]).startswith("Queued")]
+    queued = [p for p in r.slack.posts(r.channel) if _queued(p)]
     threads = [str(p.args["thread_ts"]) for p in queued]
     assert len(threads) == len(set(threads)), f"a thread was posted two queue notices: {sorted(threads)}"
     assert sent[0][1] in threads, "the thread of 30 waiting mentions was never told it is queued"
