@@ -29,6 +29,16 @@ class Notice:
     answered: bool = False
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a waiting mention of a thread whose notice is due or being posted ended unrun: the words the notice takes
+    once posted, and whether, with no notice posted, they are said in the thread instead (a stop nothing else says:
+    no running turn of the thread was stopped with it, which says "Stopped by …")."""
+
+    words: str
+    say: bool = False
+
+
 class NoticeSlack:
     def __init__(self, poster_of: Callable[[str], Awaitable[SlackPoster]]) -> None:
         self._poster_of = poster_of  # the workspace's poster (one in single-workspace mode)

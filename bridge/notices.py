@@ -39,7 +39,7 @@ from bridge.configure import is_direct
 from bridge.domain import Turn
 from bridge.notice_lookups import InParallel, Moving, NoticeLookups
 from bridge.notice_pacing import ChannelPacing, DrainWatch
-from bridge.notice_posts import Notice, NoticeSlack
+from bridge.notice_posts import Ending, Notice, NoticeSlack
 from bridge.notice_words import (
     STOPPED_NOTICE,
     UNBOUND_DM_NOTICE,
@@ -88,7 +88,7 @@ class QueueNotices:
         self._began: set[ThreadKey] = set()  # of those, the ones whose turn went to its agents meanwhile
         # Threads whose notice is due or being posted, told meanwhile how a waiting mention ended unrun: the words
         # the notice takes once posted (the store does not say them all: an unbound end, for one).
-        self._ending: dict[ThreadKey, str] = {}
+        self._ending: dict[ThreadKey, Ending] = {}
         # Threads with a turn being taken here, not yet known to go to the agents (`started`): their notice waits
         # to be told how it ends, an unbound end included, which the store does not say.
         self._taking: dict[ThreadKey, int] = {}
@@ -137,17 +137,17 @@ class QueueNotices:
         if self._task is None and not self._stopped:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
 
-    def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE) -> bool:
+    def withdrawn(self, thread: ThreadKey, words: str = WITHDRAWN_NOTICE, say: bool = False) -> bool:
         """A waiting turn of the thread was withdrawn (its message deleted, or edited away): its notice, if this
         process shows one, is looked at first, and says it will not be answered once nothing of the thread waits.
-        False when no notice is showing, being posted or due here (one due or being posted that finds nothing
-        waiting any more says the words of a stop instead: `_post_next`)."""
+        False when no notice is showing, being posted or due here (with `say`, one due or being posted that finds
+        nothing waiting any more says the words in the thread instead: `_post_next`)."""
         thread = self._now(thread)
         notice = self._shown.get(thread)
         if notice is not None:
             notice.ended, notice.checked_at, notice.answered = words, 0.0, False
         elif thread in self._posting or thread[2] in self._due.get(thread[:2], {}):
-            self._ending[thread] = words
+            self._ending[thread] = Ending(words, say)
         return notice is not None or thread in self._posting or thread[2] in self._due.get(thread[:2], {})
 
     def moved(self, team_id: str, old: str, new: str) -> None:
@@ -223,10 +223,11 @@ class QueueNotices:
         if notice is not None:
             notice.ended, notice.answered = None, True
 
-    async def stopped(self, thread: ThreadKey) -> bool:
-        """A waiting turn of the thread was stopped: as for a withdrawn one, in the words of a stop. False when no
-        notice will say so, here or in another process (its row): the stop's answer must, in the thread."""
-        if self.withdrawn(thread, STOPPED_NOTICE):
+    async def stopped(self, thread: ThreadKey, running: bool = False) -> bool:
+        """A waiting turn of the thread was stopped (with its `running` one, whose "Stopped by …" says it): as for a
+        withdrawn one, in the words of a stop. False when no notice will say so, here or in another process (its
+        row): the stop's answer must, in the thread."""
+        if self.withdrawn(thread, STOPPED_NOTICE, say=not running):
             return True
         try:
             return await self._rows.showing(self._now(thread))
@@ -292,7 +293,8 @@ class QueueNotices:
                 shown.thread = thread
                 await self._stored(self._rows.put(NoticeRow(thread, shown.ts, shown.where, shown.shown)))
             if shown is not None:
-                shown.ended = self._ending.pop(thread, None)
+                ending = self._ending.pop(thread, None)
+                shown.ended = ending.words if ending is not None else None
                 if again or shown.ended:
                     shown.checked_at = 0.0  # a mention arrived, or ended, while it was posted: looked at first
                 shown.answered = began  # its turn went to its agents while it was posted: left as it is
@@ -300,8 +302,8 @@ class QueueNotices:
             elif again or thread_ts in self._due.get(thread[:2], {}):
                 # a mention arrived while it was looked at, or it is told later: looked at again
                 self._due.setdefault(thread[:2], {})[thread_ts] = since
-            elif self._ending.pop(thread, None) == STOPPED_NOTICE:  # the stop counted on this notice to say it
-                await self._slack.say(thread, STOPPED_NOTICE, since)
+            elif (ending := self._ending.pop(thread, None)) is not None and ending.say:  # the stop counted on it
+                await self._slack.say(thread, ending.words, since)
             if stop:
                 break
         if channel in self._due and not self._due[channel]:

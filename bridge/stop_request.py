@@ -52,13 +52,14 @@ class Stopping:
         stops: Stoppable,
         by: StopBy = "asker",
         metrics: Metrics = UNMETERED,
-        waiting_stopped: Callable[[ThreadKey], Awaitable[bool]] | None = None,
+        waiting_stopped: Callable[[ThreadKey, bool], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
         self._stops = stops
         self._by = by
         self._metrics = metrics
-        # The queue notices: a thread's waiting turn was stopped; True when a notice of the thread will say so.
+        # The queue notices: a thread's waiting turn was stopped (with its running one, which says so, when True);
+        # True when a notice of the thread will say so.
         self._waiting_stopped = waiting_stopped
 
     async def first(self, key: str) -> bool:
@@ -109,8 +110,9 @@ class Stopping:
             in_thread = await self._store.stop_turns(team_id, channel_id, thread, user_id)
             if any(waiting for _, waiting in in_thread):  # its queue notice, if one shows, says it will not come
                 key = (team_id, channel_id, thread)
-                noticed = self._waiting_stopped is not None and await self._waiting_stopped(key)
-                if not noticed and all(waiting for _, waiting in in_thread):  # a running one says "Stopped by …"
+                running = not all(waiting for _, waiting in in_thread)  # it says "Stopped by …"
+                noticed = self._waiting_stopped is not None and await self._waiting_stopped(key, running)
+                if not noticed and not running:
                     untold.append(thread)
             stopped += in_thread
         for turn_id, waiting in stopped:
