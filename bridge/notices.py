@@ -229,9 +229,13 @@ class QueueNotices:
         row): the stop's answer must, in the thread."""
         if self.withdrawn(thread, STOPPED_NOTICE, say=not running):
             return True
+        return await self._shown_elsewhere(self._now(thread))
+
+    async def _shown_elsewhere(self, thread: ThreadKey) -> bool:
+        """Whether a process shows the thread a notice (its row): that notice says how its mentions ended."""
         try:
-            return await self._rows.showing(self._now(thread))
-        except Exception as exc:  # unknown: said by the stop (said twice rather than never)
+            return await self._rows.showing(thread)
+        except Exception as exc:  # unknown: said here (said twice rather than never)
             log.info("could not read the thread's queue notice error=%s", type(exc).__name__)
             return False
 
@@ -303,7 +307,8 @@ class QueueNotices:
                 # a mention arrived while it was looked at, or it is told later: looked at again
                 self._due.setdefault(thread[:2], {})[thread_ts] = since
             elif (ending := self._ending.pop(thread, None)) is not None and ending.say:  # the stop counted on it
-                await self._slack.say(thread, ending.words, since)
+                if not await self._shown_elsewhere(thread):  # not said where another process's notice says it
+                    await self._slack.say(thread, ending.words, since)
             if stop:
                 break
         if channel in self._due and not self._due[channel]:
