@@ -8,9 +8,9 @@ whose author waits longest), kept current by editing it.
 
 Accepting a mention only marks its thread (no query, no task): the counting and the Slack calls happen in one
 task, within Slack's rate limits, whatever the burst:
-- at most one new notice a second in a channel after a short burst (notice_pacing.py); a thread whose turn has
-  started by the time its notice is due gets none, and where turns start faster than that, the threads that will
-  wait longest are told first;
+- at most one new notice a second in a channel after a short burst (notice_pacing.py), a stop's words posted in
+  place of a due notice included; a thread whose turn has started by the time its notice is due gets none, and
+  where turns start faster than that, the threads that will wait longest are told first;
 - at most one notice edit every EDIT_SPACING seconds in the process (chat.update is Tier 3, about 50 a minute
   for the workspace, shared with drafts), and a notice edited at most every NOTICE_SPACING seconds;
 - an edit only when the count grew (a notice never understates the wait), fell to half of what it shows, or
@@ -309,6 +309,8 @@ class QueueNotices:
             elif (ending := self._ending.pop(thread, None)) is not None and ending.say:  # the stop counted on it
                 if not await self._shown_elsewhere(thread):  # not said where another process's notice says it
                     await self._slack.say(thread, ending.words, since)
+                    self._pacing.spend(thread[:2], now)  # a post in the channel as the notice was: the round ends
+                    stop = True
             if stop:
                 break
         if channel in self._due and not self._due[channel]:
