@@ -216,9 +216,11 @@ class TurnStops:
             except TimeoutError:
                 log.info("letta cancel left out: another send holds the agent agent=%s", agent_id)
                 return None
-            return await self._cancel(agent_id, conversation, sends)
+            return await self._cancel(agent_id, conversation, sends, dead=True)
 
-    async def _cancel(self, agent_id: str, conversation: str | None, sends: list[OwnSend]) -> str | None:
+    async def _cancel(
+        self, agent_id: str, conversation: str | None, sends: list[OwnSend], dead: bool = False
+    ) -> str | None:
         """The conversation's run, or by agent the runs of `sends` only (LettaClient.cancel_agent)."""
         try:
             if conversation is not None:
@@ -226,8 +228,14 @@ class TurnStops:
             else:
                 runs = await self._client.cancel_agent(agent_id, sends)
                 if not runs and not any(s.runs for s in sends) and await self._client.has_conversations():
-                    log.info("letta cancel left out: the turn's send reported no run yet agent=%s", agent_id)
-                    return None
+                    if not dead:
+                        log.info("letta cancel left out: the turn's send reported no run yet agent=%s", agent_id)
+                        return None
+                    # A killed process's send whose run was never journaled (killed before its first event was
+                    # written) and not found by its otid (no Redis): as before runs were named, every run of the
+                    # agent outside conversations; under the agent's send lock, so no send of this bridge's.
+                    log.info("letta cancel of a killed process's send with no run journaled agent=%s", agent_id)
+                    runs = await self._client.cancel_agent_outside_conversations(agent_id)
         except LettaError as error:
             log.warning("letta cancel failed agent=%s kind=%s status=%s", agent_id, error.kind, error.status)
             return None

@@ -194,6 +194,11 @@ class LettaClient(ActiveRuns):
         answer = await self._cancel(path, {"run_ids": own})
         return {run: state for run, state in answer.items() if state == "cancelled"}
 
+    async def cancel_agent_outside_conversations(self, agent_id: str) -> dict[str, str]:
+        """Every active run of the agent outside its conversations, another client's too: only for a killed
+        process's send whose run was never journaled (stopping.py), where nothing else can name it."""
+        return await self._cancel(f"/v1/agents/{agent_id}/messages/cancel")
+
     async def run_of(self, conversation_id: str | None, otid: str | None, agent_id: str | None = None) -> str | None:
         """The run of the background send that carried `otid` in the conversation, as its resumed stream's first
         event names it (Redis servers); None where the server cannot tell (no otid, no Redis, no such run). Not
